@@ -1,0 +1,19 @@
+# Every dependency comes from Debian's packages (scripts/bootstrap.sh).
+find_package(PkgConfig REQUIRED)
+pkg_check_modules(TSS2 REQUIRED IMPORTED_TARGET tss2-esys tss2-mu tss2-rc tss2-tctildr)
+pkg_check_modules(TSS2_MU REQUIRED IMPORTED_TARGET tss2-mu)
+pkg_check_modules(CJSON REQUIRED IMPORTED_TARGET libcjson)
+
+# Debian's mbedTLS 2.28 ships no pkg-config file.
+find_path(MBEDTLS_INCLUDE_DIR mbedtls/ssl.h REQUIRED)
+find_library(MBEDTLS_LIBRARY mbedtls REQUIRED)
+find_library(MBEDX509_LIBRARY mbedx509 REQUIRED)
+find_library(MBEDCRYPTO_LIBRARY mbedcrypto REQUIRED)
+add_library(tether_mbedtls INTERFACE)
+target_include_directories(tether_mbedtls SYSTEM INTERFACE ${MBEDTLS_INCLUDE_DIR})
+target_link_libraries(tether_mbedtls INTERFACE
+    ${MBEDTLS_LIBRARY} ${MBEDX509_LIBRARY} ${MBEDCRYPTO_LIBRARY})
+
+if(TETHER_BUILD_TESTS)
+    pkg_check_modules(CMOCKA REQUIRED IMPORTED_TARGET cmocka)
+endif()

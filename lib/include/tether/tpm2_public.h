@@ -1,0 +1,49 @@
+/*
+ * TPM public areas and signatures checked in software: turning a TPMT_PUBLIC
+ * into an mbedTLS key, comparing it with a certificate's key, verifying a
+ * TPMT_SIGNATURE. Used by the device (EK certificate check) and by fleetd
+ * (verifying what a TPM signed). Pure: no TPM is involved.
+ */
+#ifndef TETHER_TPM2_PUBLIC_H
+#define TETHER_TPM2_PUBLIC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <mbedtls/pk.h>
+#include <tss2/tss2_tpm2_types.h>
+
+#include "tether/error.h"
+
+/* Sets up pk (initialised by the caller, freed by the caller) with the public
+ * key of an RSA or ECC (P-256, P-384, P-521) public area.
+ * TETHER_ERR_UNSUPPORTED for other types or curves, TETHER_ERR_PARSE for a
+ * point not on the curve or an empty modulus. */
+TETHER_MUST_CHECK tether_status_t tether_tpm2_public_to_pk(const TPMT_PUBLIC *pub,
+                                                           mbedtls_pk_context *pk);
+
+/* TETHER_OK when the public area holds the same key as pk (compared as
+ * SubjectPublicKeyInfo DER), TETHER_ERR_EK_MISMATCH otherwise. */
+TETHER_MUST_CHECK tether_status_t tether_tpm2_public_matches_pk(const TPMT_PUBLIC *pub,
+                                                                mbedtls_pk_context *pk);
+
+/* Same, against the key of a DER X.509 certificate (TETHER_ERR_PARSE if the
+ * certificate does not parse). */
+TETHER_MUST_CHECK tether_status_t tether_tpm2_public_matches_cert(const TPMT_PUBLIC *pub,
+                                                                  const uint8_t *cert_der,
+                                                                  size_t cert_len);
+
+/* Verifies a TPM signature (ECDSA or RSASSA, SHA-256/384/512) over data with
+ * the key in pub. TETHER_ERR_VERIFY if it does not verify. */
+TETHER_MUST_CHECK tether_status_t tether_tpm2_verify_signature(const TPMT_PUBLIC *pub,
+                                                               const uint8_t *data, size_t len,
+                                                               const TPMT_SIGNATURE *sig);
+
+/* Computes an object's name: nameAlg || H_nameAlg(marshalled TPMT_PUBLIC)
+ * (TPM2 Part 1, 16). */
+TETHER_MUST_CHECK tether_status_t tether_tpm2_public_name(const TPMT_PUBLIC *pub, TPM2B_NAME *name);
+
+/* Message digest type of a TPM hash algorithm, or MBEDTLS_MD_NONE. */
+int tether_tpm2_md_type(TPMI_ALG_HASH alg);
+
+#endif
