@@ -253,3 +253,37 @@ tether_status_t tether_tpm2_public_name(const TPMT_PUBLIC *pub, TPM2B_NAME *name
     name->size = (uint16_t)(2 + mbedtls_md_get_size(md_info));
     return TETHER_OK;
 }
+
+tether_status_t tether_tpm2_qualified_name(const TPM2B_NAME *parent_qn, TPM2_HANDLE hierarchy,
+                                           const TPMT_PUBLIC *pub, TPM2B_NAME *qn)
+{
+    const mbedtls_md_info_t *md_info;
+    mbedtls_md_context_t md;
+    uint8_t handle_be[4];
+    TPM2B_NAME name;
+    tether_status_t rc;
+    int ok;
+
+    if (pub == NULL || qn == NULL || (parent_qn != NULL && parent_qn->size > sizeof(parent_qn->name)))
+        return TETHER_ERR_INVALID_ARGUMENT;
+    if ((rc = tether_tpm2_public_name(pub, &name)) != TETHER_OK)
+        return rc;
+    md_info = mbedtls_md_info_from_type((mbedtls_md_type_t)tether_tpm2_md_type(pub->nameAlg));
+    handle_be[0] = (uint8_t)(hierarchy >> 24);
+    handle_be[1] = (uint8_t)(hierarchy >> 16);
+    handle_be[2] = (uint8_t)(hierarchy >> 8);
+    handle_be[3] = (uint8_t)hierarchy;
+    mbedtls_md_init(&md);
+    ok = mbedtls_md_setup(&md, md_info, 0) == 0 && mbedtls_md_starts(&md) == 0 &&
+         (parent_qn != NULL ? mbedtls_md_update(&md, parent_qn->name, parent_qn->size)
+                            : mbedtls_md_update(&md, handle_be, sizeof(handle_be))) == 0 &&
+         mbedtls_md_update(&md, name.name, name.size) == 0 &&
+         mbedtls_md_finish(&md, qn->name + 2) == 0;
+    mbedtls_md_free(&md);
+    if (!ok)
+        return TETHER_ERR_CRYPTO;
+    qn->name[0] = (uint8_t)(pub->nameAlg >> 8);
+    qn->name[1] = (uint8_t)pub->nameAlg;
+    qn->size = (uint16_t)(2 + mbedtls_md_get_size(md_info));
+    return TETHER_OK;
+}

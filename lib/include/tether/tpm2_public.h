@@ -43,6 +43,15 @@ TETHER_MUST_CHECK tether_status_t tether_tpm2_verify_signature(const TPMT_PUBLIC
  * (TPM2 Part 1, 16). */
 TETHER_MUST_CHECK tether_status_t tether_tpm2_public_name(const TPMT_PUBLIC *pub, TPM2B_NAME *name);
 
+/* Qualified name of an object (TPM2 Part 1, 16): nameAlg ||
+ * H_nameAlg(parent's qualified name || object's name). For a primary object
+ * pass parent_qn = NULL and the hierarchy handle (e.g. TPM2_RH_ENDORSEMENT),
+ * whose qualified name is the handle itself. */
+TETHER_MUST_CHECK tether_status_t tether_tpm2_qualified_name(const TPM2B_NAME *parent_qn,
+                                                             TPM2_HANDLE hierarchy,
+                                                             const TPMT_PUBLIC *pub,
+                                                             TPM2B_NAME *qn);
+
 /* Message digest type of a TPM hash algorithm, or MBEDTLS_MD_NONE. */
 int tether_tpm2_md_type(TPMI_ALG_HASH alg);
 

@@ -1,0 +1,39 @@
+/*
+ * tether-agent: the device side of tether. Subcommands dispatch to their own
+ * files; each parses its own options and has its own --help.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "selftest.h"
+#include "tether/log.h"
+
+static void usage(FILE *out)
+{
+    fputs("Usage: tether-agent COMMAND [OPTIONS]\n"
+          "\n"
+          "Commands:\n"
+          "  selftest   report the TPM's identity and run a quote round trip\n"
+          "\n"
+          "Run 'tether-agent COMMAND --help' for a command's options.\n",
+          out);
+}
+
+int main(int argc, char **argv)
+{
+    tether_log_setup("tether-agent", TETHER_LOG_TEXT, TETHER_LOG_INFO);
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+        strcmp(argv[1], "help") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    if (strcmp(argv[1], "selftest") == 0)
+        return tether_agent_selftest_main(argc - 1, argv + 1);
+    fprintf(stderr, "tether-agent: unknown command '%s'\n", argv[1]);
+    usage(stderr);
+    return 2;
+}
