@@ -5,7 +5,7 @@
 # TETHER_TEST_SWTPM_CA. The swtpm and its state are removed afterwards.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
-. "$here/swtpm.sh"
+. "$here/../../scripts/swtpm.sh"
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/tether-swtpm.XXXXXX")
 cleanup() { swtpm_stop; rm -rf "$work"; }

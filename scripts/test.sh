@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Sets up and runs every test of tether:
+#   1. installs the Debian packages (scripts/bootstrap.sh),
+#   2. builds and runs the unit and integration tests (real swtpm, real
+#      processes on loopback),
+#   3. builds again with AddressSanitizer + UndefinedBehaviorSanitizer and runs
+#      the same tests,
+#   4. runs the unit tests under valgrind,
+#   5. builds the libFuzzer targets with clang and runs each one for a bounded
+#      time on its seed corpus.
+# Build trees go to build/, build-asan/ and build-fuzz/ at the top of the
+# repository. TETHER_TEST_STAGES limits the stages (e.g. "default asan").
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+stages=${TETHER_TEST_STAGES:-"default asan valgrind fuzz"}
+jobs=$(nproc 2>/dev/null || echo 2)
+start=$(date +%s)
+
+"$top/scripts/bootstrap.sh"
+
+build() { # DIR CMAKE-ARGS...
+    local dir=$1
+    shift
+    cmake -S "$top" -B "$top/$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null
+    cmake --build "$top/$dir" -j "$jobs"
+}
+
+for stage in $stages; do
+    echo "==> test stage: $stage"
+    case $stage in
+    default)
+        build build
+        ctest --test-dir "$top/build" --output-on-failure -j "$jobs" -LE fuzz
+        ;;
+    asan)
+        build build-asan -DTETHER_SANITIZE=ON
+        ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+            UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+            ctest --test-dir "$top/build-asan" --output-on-failure -j "$jobs" -LE fuzz
+        ;;
+    valgrind)
+        build build
+        for name in $(ctest --test-dir "$top/build" -N -L unit | sed -n 's/.* unit\.\([A-Za-z0-9_]*\)$/\1/p'); do
+            echo "valgrind: $name"
+            valgrind --quiet --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
+                "$top/build/tests/$name" >/dev/null
+        done
+        ;;
+    fuzz)
+        build build-fuzz -DCMAKE_C_COMPILER=clang -DTETHER_FUZZ=ON
+        ctest --test-dir "$top/build-fuzz" --output-on-failure -L fuzz
+        ;;
+    *)
+        echo "test.sh: unknown stage '$stage'" >&2
+        exit 2
+        ;;
+    esac
+done
+echo "==> all test stages passed ($stages) in $(($(date +%s) - start)) s"
