@@ -26,6 +26,10 @@
 #include "tether/tpm2_public.h"
 
 #define COUNTER_INDEX 0x01000100u
+/* TPM2_TRANSIENT_FIRST and TPM2_LOADED_SESSION_FIRST as unsigned constants:
+ * the tss2 macros shift a signed int into the sign bit. */
+#define TRANSIENT_FIRST 0x80000000u
+#define LOADED_SESSION_FIRST 0x02000000u
 
 static const char *tcti;
 
@@ -68,8 +72,8 @@ static uint32_t tpm_handle_count(TPM2_HANDLE first)
 
 static void assert_no_tpm_leak(void)
 {
-    assert_int_equal(tpm_handle_count(TPM2_TRANSIENT_FIRST), 0);
-    assert_int_equal(tpm_handle_count(TPM2_LOADED_SESSION_FIRST), 0);
+    assert_int_equal(tpm_handle_count(TRANSIENT_FIRST), 0);
+    assert_int_equal(tpm_handle_count(LOADED_SESSION_FIRST), 0);
 }
 
 /* TPM2_MakeCredential computed by the TPM itself over a loaded EK public. */
@@ -566,7 +570,7 @@ static void close_flushes_leftovers(void **state)
     assert_int_equal(tether_tpm_open_esapi(&tpm, tcti), TETHER_OK);
     assert_int_equal(tether_tpm_create_ek(&tpm, TETHER_EK_ECC_P256, &h1, &pub), TETHER_OK);
     assert_int_equal(tether_tpm_create_ek(&tpm, TETHER_EK_ECC_P384, &h2, &pub), TETHER_OK);
-    assert_int_equal(tpm_handle_count(TPM2_TRANSIENT_FIRST), 2);
+    assert_int_equal(tpm_handle_count(TRANSIENT_FIRST), 2);
     tether_tpm_close(&tpm);
     assert_no_tpm_leak();
 }
