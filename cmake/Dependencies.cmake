@@ -3,6 +3,9 @@ find_package(PkgConfig REQUIRED)
 pkg_check_modules(TSS2 REQUIRED IMPORTED_TARGET tss2-esys tss2-mu tss2-rc tss2-tctildr)
 pkg_check_modules(TSS2_MU REQUIRED IMPORTED_TARGET tss2-mu)
 pkg_check_modules(CJSON REQUIRED IMPORTED_TARGET libcjson)
+# fleetd (provisioning/): the store and the HTTPS server.
+pkg_check_modules(SQLITE3 REQUIRED IMPORTED_TARGET sqlite3)
+pkg_check_modules(MHD REQUIRED IMPORTED_TARGET libmicrohttpd)
 
 # Debian's mbedTLS 2.28 ships no pkg-config file.
 find_path(MBEDTLS_INCLUDE_DIR mbedtls/ssl.h REQUIRED)

@@ -117,10 +117,6 @@ static void sleep_ms(unsigned ms)
             delay_ = delay_ < 1000 ? delay_ * 2 : delay_;                                  \
             attempt_++;                                                                    \
         }                                                                                  \
-        if (st_ == TETHER_OK) {                                                            \
-            (tpm)->last_rc = 0;                                                            \
-            (tpm)->last_error[0] = '\0';                                                   \
-        }                                                                                  \
         return st_;                                                                        \
     } while (0)
 
@@ -368,9 +364,12 @@ tether_status_t tether_tpm_key_blob_unmarshal(const uint8_t *buf, size_t len,
     if (buf == NULL || blob == NULL)
         return TETHER_ERR_INVALID_ARGUMENT;
     memset(blob, 0, sizeof(*blob));
+    /* tss2-mu does not check a TPM2B_PUBLIC's size field against the
+     * TPMT_PUBLIC it holds; a blob whose size disagrees is not canonical. */
     if (Tss2_MU_TPM2B_PUBLIC_Unmarshal(buf, len, &offset, &blob->public_area) != TSS2_RC_SUCCESS ||
+        blob->public_area.size == 0 || offset != 2u + blob->public_area.size ||
         Tss2_MU_TPM2B_PRIVATE_Unmarshal(buf, len, &offset, &blob->private_blob) != TSS2_RC_SUCCESS ||
-        offset != len) {
+        blob->private_blob.size == 0 || offset != len) {
         tether_wipe(blob, sizeof(*blob));
         return TETHER_ERR_PARSE;
     }

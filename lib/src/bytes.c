@@ -19,7 +19,7 @@ tether_status_t tether_hex_encode(const uint8_t *in, size_t len, char *out, size
     return TETHER_OK;
 }
 
-static int hex_value(char c)
+int tether_hex_digit(int c)
 {
     if (c >= '0' && c <= '9')
         return c - '0';
@@ -41,8 +41,8 @@ tether_status_t tether_hex_decode(const char *hex, size_t hex_len, uint8_t *out,
     if (hex_len / 2 > out_size)
         return TETHER_ERR_TOO_LARGE;
     for (size_t i = 0; i < hex_len / 2; i++) {
-        int hi = hex_value(hex[2 * i]);
-        int lo = hex_value(hex[2 * i + 1]);
+        int hi = tether_hex_digit(hex[2 * i]);
+        int lo = tether_hex_digit(hex[2 * i + 1]);
         if (hi < 0 || lo < 0) {
             tether_wipe(out, out_size);
             return TETHER_ERR_PARSE;

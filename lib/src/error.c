@@ -21,6 +21,17 @@ static const char *const messages[TETHER_ERR__COUNT] = {
     [TETHER_ERR_TPM_AUTH] = "TPM authorization failed",
     [TETHER_ERR_NO_EK_CERT] = "no endorsement key certificate found in the TPM",
     [TETHER_ERR_EK_MISMATCH] = "endorsement key does not match its certificate",
+    [TETHER_ERR_CONFLICT] = "conflicts with existing state",
+    [TETHER_ERR_STORE] = "database error (see the log)",
+    [TETHER_ERR_UNKNOWN_KEY] = "signed with an unknown key id; refresh the issuer's key set (JWKS)",
+    [TETHER_ERR_EXPIRED] = "token has expired; get a new one (or check the clock)",
+    [TETHER_ERR_NOT_YET_VALID] = "token is not valid yet; check the clocks of issuer and verifier",
+    [TETHER_ERR_WRONG_ISSUER] = "token comes from an issuer that is not trusted here",
+    [TETHER_ERR_WRONG_AUDIENCE] = "token is meant for another audience",
+    [TETHER_ERR_NETWORK] = "cannot reach the server (refused, unreachable or unknown host)",
+    [TETHER_ERR_TIMEOUT] = "the server did not answer in time",
+    [TETHER_ERR_TLS] = "TLS connection failed (handshake or certificate check)",
+    [TETHER_ERR_PROTOCOL] = "the peer's answer breaks the protocol (malformed response)",
 };
 
 const char *tether_strerror(tether_status_t status)

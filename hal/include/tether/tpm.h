@@ -18,7 +18,8 @@
  *
  * On any failure other than TETHER_ERR_INVALID_ARGUMENT, tpm->last_error holds
  * a sentence naming the command and, for TPM/TSS errors, the decoded TSS2
- * response code (tpm->last_rc).
+ * response code (tpm->last_rc). Later successful calls leave them as they
+ * are, so cleanup after a failure does not erase its message.
  */
 #ifndef TETHER_TPM_H
 #define TETHER_TPM_H

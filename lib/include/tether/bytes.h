@@ -20,6 +20,9 @@ tether_status_t tether_hex_encode(const uint8_t *in, size_t len, char *out, size
 TETHER_MUST_CHECK tether_status_t tether_hex_decode(const char *hex, size_t hex_len, uint8_t *out,
                                                     size_t out_size, size_t *out_len);
 
+/* The value of one hex digit (either case), or -1 for any other character. */
+int tether_hex_digit(int c);
+
 /* Compares two equal-length buffers in time independent of their contents. */
 TETHER_MUST_CHECK bool tether_ct_equal(const void *a, const void *b, size_t len);
 

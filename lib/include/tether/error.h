@@ -24,6 +24,17 @@ typedef enum tether_status {
     TETHER_ERR_TPM_AUTH,          /* authorization failed; never retried */
     TETHER_ERR_NO_EK_CERT,        /* no EK certificate in the TPM's NV */
     TETHER_ERR_EK_MISMATCH,       /* EK certificate key differs from the EK */
+    TETHER_ERR_CONFLICT,          /* conflicts with existing state (duplicate, wrong status) */
+    TETHER_ERR_STORE,             /* the database failed; see the store's log line */
+    TETHER_ERR_UNKNOWN_KEY,       /* signed with a key (kid) the verifier does not hold */
+    TETHER_ERR_EXPIRED,           /* token or credential past its expiry */
+    TETHER_ERR_NOT_YET_VALID,     /* token's nbf or iat lies in the future */
+    TETHER_ERR_WRONG_ISSUER,      /* token issued by someone the verifier does not trust */
+    TETHER_ERR_WRONG_AUDIENCE,    /* token meant for another relying party */
+    TETHER_ERR_NETWORK,           /* server unreachable: refused, no route, name not resolved */
+    TETHER_ERR_TIMEOUT,           /* a server did not connect or answer in time */
+    TETHER_ERR_TLS,               /* TLS handshake or certificate check failed */
+    TETHER_ERR_PROTOCOL,          /* a peer broke the protocol (e.g. malformed HTTP response) */
     TETHER_ERR__COUNT
 } tether_status_t;
 

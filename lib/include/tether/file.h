@@ -1,0 +1,39 @@
+/*
+ * Files that survive a crash intact (written whole or not at all), bounded
+ * reads, and removal of secret files. Plain POSIX, used by the device and
+ * the fleet side alike.
+ */
+#ifndef TETHER_FILE_H
+#define TETHER_FILE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "tether/error.h"
+
+#define TETHER_FILE_MAX 65536 /* largest file tether reads whole */
+
+/* Writes data to path atomically: a temporary file in the same folder,
+ * fsync, rename over path, fsync of the folder. After a crash, path holds
+ * either the old or the new content, never a mix. mode applies to the new
+ * file (e.g. 0600). */
+TETHER_MUST_CHECK tether_status_t tether_file_write_atomic(const char *path, const void *data,
+                                                           size_t len, mode_t mode);
+
+/* Reads a whole regular file of at most max bytes into a heap buffer (with a
+ * NUL after the data, not counted in *len), freed by the caller.
+ * TETHER_ERR_NOT_FOUND if it does not exist, TETHER_ERR_TOO_LARGE over max,
+ * TETHER_ERR_IO otherwise. */
+TETHER_MUST_CHECK tether_status_t tether_file_read(const char *path, size_t max, uint8_t **data,
+                                                   size_t *len);
+
+/* Overwrites a file's content with zeros, syncs it and removes it: for files
+ * that held a secret (bootstrap tokens). A missing file is not an error. */
+TETHER_MUST_CHECK tether_status_t tether_file_wipe_remove(const char *path);
+
+/* Creates a folder with mode 0700 if it does not exist; refuses an existing
+ * one that is not a folder or that others may write. */
+TETHER_MUST_CHECK tether_status_t tether_dir_ensure_private(const char *path);
+
+#endif

@@ -1,0 +1,236 @@
+/* Admin handlers for secrets (bootstrap and admin tokens) and alerts. New
+ * tokens are shown once, in the response, and stored only as hashes. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "admin_internal.h"
+#include "tether/bytes.h"
+#include "tether/log.h"
+#include "tether/secret_token.h"
+
+#define ALERTS_PAGE 500
+
+/* Creates a token of kind and its hash; the caller wipes both. */
+static tether_status_t new_secret(tether_secret_kind_t kind, char token[TETHER_SECRET_TOKEN_SIZE],
+                                  uint8_t hash[TETHER_SECRET_HASH_SIZE])
+{
+    tether_status_t rc = tether_secret_token_generate(kind, token, TETHER_SECRET_TOKEN_SIZE);
+
+    if (rc == TETHER_OK)
+        rc = tether_secret_token_hash(token, strlen(token), hash);
+    return rc;
+}
+
+void admin_bootstrap_create(admin_call_t *call)
+{
+    tether_admin_bootstrap_request_t req;
+    char message[TETHER_ADMIN_MESSAGE_SIZE];
+    char token[TETHER_SECRET_TOKEN_SIZE];
+    uint8_t hash[TETHER_SECRET_HASH_SIZE];
+    int64_t expires_at;
+    tether_status_t rc;
+    cJSON *json;
+
+    if (tether_admin_parse_bootstrap((const char *)call->request->body, call->request->body_len,
+                                     call->api->bootstrap_max_ttl_seconds, &req, message,
+                                     sizeof(message)) != TETHER_OK) {
+        admin_bad_request(call, message);
+        return;
+    }
+    expires_at = call->now + (int64_t)req.ttl_seconds;
+    rc = new_secret(TETHER_SECRET_BOOTSTRAP, token, hash);
+    if (rc == TETHER_OK)
+        rc = tether_store_bootstrap_token_create(call->api->store, hash, expires_at, req.uses,
+                                                 call->now);
+    if (rc != TETHER_OK) {
+        admin_store_error(call, rc, NULL, NULL);
+        goto out;
+    }
+    tether_info("admin", "bootstrap token created (%u uses, %u s) by admin token %lld", req.uses,
+                req.ttl_seconds, (long long)call->caller.id);
+    json = cJSON_CreateObject();
+    cJSON_AddStringToObject(json, "token", token);
+    cJSON_AddNumberToObject(json, "expires_at", (double)expires_at);
+    cJSON_AddNumberToObject(json, "uses", (double)req.uses);
+    tether_http_respond_json(call->response, 201, json);
+out:
+    tether_wipe(token, sizeof(token));
+    tether_wipe(hash, sizeof(hash));
+}
+
+static cJSON *roles_json(unsigned roles)
+{
+    static const struct {
+        unsigned bit;
+        const char *name;
+    } names[] = {{TETHER_ROLE_READ, "read"},
+                 {TETHER_ROLE_FLEET, "fleet"},
+                 {TETHER_ROLE_SECURITY, "security"}};
+    cJSON *array = cJSON_CreateArray();
+
+    for (size_t i = 0; array != NULL && i < sizeof(names) / sizeof(names[0]); i++) {
+        if (roles & names[i].bit)
+            cJSON_AddItemToArray(array, cJSON_CreateString(names[i].name));
+    }
+    return array;
+}
+
+static int add_token(void *arg, const tether_store_admin_token_t *token)
+{
+    cJSON *item = cJSON_CreateObject();
+
+    if (item == NULL)
+        return 1;
+    cJSON_AddNumberToObject(item, "id", (double)token->id);
+    cJSON_AddStringToObject(item, "name", token->name);
+    cJSON_AddItemToObject(item, "roles", roles_json(token->roles));
+    cJSON_AddNumberToObject(item, "created_at", (double)token->created_at);
+    if (token->revoked_at != 0)
+        cJSON_AddNumberToObject(item, "revoked_at", (double)token->revoked_at);
+    else
+        cJSON_AddNullToObject(item, "revoked_at");
+    cJSON_AddItemToArray(arg, item);
+    return 0;
+}
+
+void admin_tokens_list(admin_call_t *call)
+{
+    cJSON *json = cJSON_CreateObject();
+    cJSON *tokens = cJSON_AddArrayToObject(json, "tokens");
+    tether_status_t rc = tokens != NULL ? tether_store_admin_token_list(call->api->store, add_token,
+                                                                       tokens)
+                                        : TETHER_ERR_NO_MEMORY;
+
+    if (rc != TETHER_OK) {
+        cJSON_Delete(json);
+        admin_store_error(call, rc, NULL, NULL);
+        return;
+    }
+    tether_http_respond_json(call->response, 200, json);
+}
+
+void admin_token_create(admin_call_t *call)
+{
+    tether_admin_token_request_t req;
+    char message[TETHER_ADMIN_MESSAGE_SIZE];
+    char token[TETHER_SECRET_TOKEN_SIZE];
+    uint8_t hash[TETHER_SECRET_HASH_SIZE];
+    int64_t id = 0;
+    tether_status_t rc;
+    cJSON *json;
+
+    if (tether_admin_parse_token((const char *)call->request->body, call->request->body_len, &req,
+                                 message, sizeof(message)) != TETHER_OK) {
+        admin_bad_request(call, message);
+        return;
+    }
+    /* No escalation: a token can only hand out roles it holds itself. */
+    if ((req.roles & ~call->caller.roles) != 0) {
+        tether_http_respond_error(call->response, 403, "insufficient_scope",
+                                  "an admin token can only grant roles it holds");
+        return;
+    }
+    rc = new_secret(TETHER_SECRET_ADMIN, token, hash);
+    if (rc == TETHER_OK)
+        rc = tether_store_admin_token_create(call->api->store, hash, req.roles, req.name,
+                                             call->now, &id);
+    if (rc != TETHER_OK) {
+        admin_store_error(call, rc, NULL, NULL);
+        goto out;
+    }
+    tether_info("admin", "admin token %lld (%s) created by admin token %lld", (long long)id,
+                req.name, (long long)call->caller.id);
+    json = cJSON_CreateObject();
+    cJSON_AddNumberToObject(json, "id", (double)id);
+    cJSON_AddStringToObject(json, "name", req.name);
+    cJSON_AddItemToObject(json, "roles", roles_json(req.roles));
+    cJSON_AddStringToObject(json, "token", token);
+    tether_http_respond_json(call->response, 201, json);
+out:
+    tether_wipe(token, sizeof(token));
+    tether_wipe(hash, sizeof(hash));
+}
+
+/* A decimal integer from 0 to 2^53 (what JSON numbers carry exactly). */
+static bool parse_id(const char *text, int64_t *id)
+{
+    char *end = NULL;
+    unsigned long long value;
+
+    if (text == NULL || text[0] < '0' || text[0] > '9' || strlen(text) > 16)
+        return false;
+    errno = 0;
+    value = strtoull(text, &end, 10);
+    if (errno != 0 || *end != '\0' || value > (1ULL << 53))
+        return false;
+    *id = (int64_t)value;
+    return true;
+}
+
+void admin_token_revoke(admin_call_t *call)
+{
+    int64_t id = 0;
+    tether_status_t rc = TETHER_ERR_NOT_FOUND;
+    cJSON *json;
+
+    if (parse_id(call->param, &id))
+        rc = tether_store_admin_token_revoke(call->api->store, id, call->now);
+    if (rc != TETHER_OK) {
+        admin_store_error(call, rc, "no admin token with this id",
+                          "the admin token is already revoked");
+        return;
+    }
+    tether_warn("admin", "admin token %lld revoked by admin token %lld", (long long)id,
+                (long long)call->caller.id);
+    json = cJSON_CreateObject();
+    cJSON_AddNumberToObject(json, "id", (double)id);
+    cJSON_AddNumberToObject(json, "revoked_at", (double)call->now);
+    tether_http_respond_json(call->response, 200, json);
+}
+
+static int add_alert(void *arg, const tether_store_alert_t *alert)
+{
+    cJSON *item = cJSON_CreateObject();
+    cJSON *details = alert->details_json != NULL ? cJSON_Parse(alert->details_json) : NULL;
+
+    if (item == NULL) {
+        cJSON_Delete(details);
+        return 1;
+    }
+    cJSON_AddNumberToObject(item, "id", (double)alert->id);
+    if (alert->device_id[0] != '\0')
+        cJSON_AddStringToObject(item, "device_id", alert->device_id);
+    else
+        cJSON_AddNullToObject(item, "device_id");
+    cJSON_AddStringToObject(item, "kind", alert->kind != NULL ? alert->kind : "");
+    cJSON_AddItemToObject(item, "details", details != NULL ? details : cJSON_CreateNull());
+    cJSON_AddNumberToObject(item, "created_at", (double)alert->created_at);
+    cJSON_AddItemToArray(arg, item);
+    return 0;
+}
+
+void admin_alerts_list(admin_call_t *call)
+{
+    const tether_http_request_t *request = call->request;
+    int64_t after = 0;
+    cJSON *json;
+    cJSON *alerts;
+    tether_status_t rc;
+
+    if (request->query_count == 1 && !parse_id(request->query[0].value, &after)) {
+        admin_bad_request(call, "after must be an alert id (a non-negative integer)");
+        return;
+    }
+    json = cJSON_CreateObject();
+    alerts = cJSON_AddArrayToObject(json, "alerts");
+    rc = alerts != NULL
+             ? tether_store_alert_list(call->api->store, after, ALERTS_PAGE, add_alert, alerts)
+             : TETHER_ERR_NO_MEMORY;
+    if (rc != TETHER_OK) {
+        cJSON_Delete(json);
+        admin_store_error(call, rc, NULL, NULL);
+        return;
+    }
+    tether_http_respond_json(call->response, 200, json);
+}

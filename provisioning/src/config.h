@@ -1,0 +1,73 @@
+/*
+ * fleetd's configuration file (DIR/fleetd.conf): "key = value" lines, '#'
+ * comments, unknown keys refused. Parsing is pure (no I/O) and bounded.
+ *
+ *   listen = 127.0.0.1:8443          IPv4 literal or [IPv6] literal, and port
+ *   ek_ca = ek-ca/manufacturer.pem   repeatable; relative to the fleet directory
+ *   max_body_bytes = 65536           largest request body (413 above)
+ *   max_connections = 64
+ *   connection_timeout_seconds = 30  idle connections are closed after this
+ *   threads = 4                      HTTP worker threads
+ *   bootstrap_max_ttl_seconds = 86400
+ */
+#ifndef TETHER_FLEET_CONFIG_H
+#define TETHER_FLEET_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tether/error.h"
+
+#define TETHER_CONFIG_FILE "fleetd.conf"
+#define TETHER_CONFIG_MAX_SIZE 16384
+#define TETHER_CONFIG_MAX_EK_CA 16
+#define TETHER_CONFIG_PATH_MAX 128
+#define TETHER_CONFIG_HOST_MAX 46 /* INET6_ADDRSTRLEN */
+
+typedef struct tether_fleet_config {
+    char listen_host[TETHER_CONFIG_HOST_MAX]; /* without brackets */
+    uint16_t listen_port;
+    bool listen_ipv6;
+    char ek_ca[TETHER_CONFIG_MAX_EK_CA][TETHER_CONFIG_PATH_MAX];
+    size_t ek_ca_count;
+    size_t max_body_bytes;
+    unsigned max_connections;
+    unsigned connection_timeout_seconds;
+    unsigned threads;
+    unsigned bootstrap_max_ttl_seconds;
+} tether_fleet_config_t;
+
+typedef struct tether_fleet_config_error {
+    size_t line; /* 0 when not about one line */
+    char message[128];
+} tether_fleet_config_error_t;
+
+/* The defaults: listen 127.0.0.1:8443 and the limits above. */
+void tether_fleet_config_init(tether_fleet_config_t *config);
+
+/* Parses "HOST:PORT" (IPv4) or "[HOST]:PORT" (IPv6) into config's listen
+ * fields. Host names are refused: the address is bound and certified. */
+TETHER_MUST_CHECK tether_status_t tether_fleet_config_set_listen(tether_fleet_config_t *config,
+                                                                 const char *text);
+
+/* Parses len bytes over the defaults already in config (tether_fleet_config_init
+ * first). TETHER_ERR_PARSE with error set on a bad line. */
+TETHER_MUST_CHECK tether_status_t tether_fleet_config_parse(const char *text, size_t len,
+                                                            tether_fleet_config_t *config,
+                                                            tether_fleet_config_error_t *error);
+
+/* Writes config as a documented file into a malloc'd string (*out, freed by
+ * the caller) that tether_fleet_config_parse reads back unchanged. */
+TETHER_MUST_CHECK tether_status_t tether_fleet_config_format(const tether_fleet_config_t *config,
+                                                             char **out);
+
+/* "HOST:PORT" or "[HOST]:PORT" for config's listen address. */
+tether_status_t tether_fleet_config_listen_text(const tether_fleet_config_t *config, char *out,
+                                                size_t out_size);
+
+/* A relative path inside the fleet directory: [A-Za-z0-9._/-], no "..", not
+ * absolute, at most TETHER_CONFIG_PATH_MAX - 1 bytes. */
+bool tether_fleet_config_path_valid(const char *path);
+
+#endif

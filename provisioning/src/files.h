@@ -1,0 +1,30 @@
+/*
+ * Directory helpers for the fleet directory. Single files are written and
+ * read with lib's tether/file.h (atomic writes, bounded reads).
+ */
+#ifndef TETHER_FLEET_FILES_H
+#define TETHER_FLEET_FILES_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "tether/error.h"
+
+/* tether_file_write_atomic of dir/name (0600 for keys). */
+TETHER_MUST_CHECK tether_status_t tether_fleet_file_write(const char *dir, const char *name,
+                                                          const void *data, size_t len,
+                                                          mode_t mode);
+
+/* fsyncs a directory so that renames inside it are durable. */
+TETHER_MUST_CHECK tether_status_t tether_fleet_dir_sync(const char *dir);
+
+/* Removes a directory tree that this program created (does not follow
+ * symbolic links). Best effort: used to clean up after a failed init. */
+void tether_fleet_dir_remove(const char *dir);
+
+/* Joins dir and name into out ("dir/name"). */
+TETHER_MUST_CHECK tether_status_t tether_fleet_path(char *out, size_t out_size, const char *dir,
+                                                    const char *name);
+
+#endif

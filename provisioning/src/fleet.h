@@ -1,0 +1,70 @@
+/*
+ * A fleet directory and the two things fleetd does with it: create it
+ * (init) and serve it (run).
+ *
+ *   DIR/               0700
+ *     fleetd.conf      the configuration (config.h)
+ *     fleet.db         the SQLite store (WAL)
+ *     issuer-key.pem   ES256 key that signs access tokens (0600)
+ *     ca.pem           TLS CA that devices and tetherctl pin
+ *     ca-key.pem       its key (0600)
+ *     tls-cert.pem     HTTPS server certificate for the listen address
+ *     tls-key.pem      its key (0600)
+ *     ek-ca/           TPM manufacturer CAs copied at init
+ */
+#ifndef TETHER_FLEET_FLEET_H
+#define TETHER_FLEET_FLEET_H
+
+#include <stddef.h>
+
+#include "admin_api.h"
+#include "config.h"
+#include "http_server.h"
+#include "pki.h"
+#include "store.h"
+#include "tether/error.h"
+#include "tether/secret_token.h"
+
+#define TETHER_FLEET_DB_FILE "fleet.db"
+#define TETHER_FLEET_ISSUER_KEY_FILE "issuer-key.pem"
+#define TETHER_FLEET_CA_FILE "ca.pem"
+#define TETHER_FLEET_CA_KEY_FILE "ca-key.pem"
+#define TETHER_FLEET_TLS_CERT_FILE "tls-cert.pem"
+#define TETHER_FLEET_TLS_KEY_FILE "tls-key.pem"
+#define TETHER_FLEET_EK_CA_DIR "ek-ca"
+
+typedef struct tether_fleet_init_options {
+    const char *dir;                /* must not exist, or be an empty directory */
+    const char *listen;             /* NULL: 127.0.0.1:8443 */
+    const char *const *ek_ca_files; /* certificates to copy into DIR/ek-ca/ */
+    size_t ek_ca_count;
+} tether_fleet_init_options_t;
+
+/* Creates a fleet in a sibling staging directory and renames it into place,
+ * so a failure leaves nothing behind and an existing fleet is never touched
+ * (TETHER_ERR_CONFLICT). token gets the first admin token (roles read,
+ * fleet, security); the caller prints and wipes it. */
+TETHER_MUST_CHECK tether_status_t tether_fleet_init(const tether_fleet_init_options_t *opts,
+                                                    char token[TETHER_SECRET_TOKEN_SIZE]);
+
+/* A running fleetd: init / open / free. */
+typedef struct tether_fleet_service {
+    tether_fleet_config_t config;
+    tether_store_t store;
+    tether_admin_api_t api;
+    tether_http_server_t server;
+    tether_fleet_pem_t tls_cert;
+    tether_fleet_pem_t tls_key;
+} tether_fleet_service_t;
+
+void tether_fleet_service_init(tether_fleet_service_t *service);
+
+/* Reads DIR's configuration and keys, opens the store (applying
+ * migrations) and starts serving. service must not move until freed. */
+TETHER_MUST_CHECK tether_status_t tether_fleet_service_open(tether_fleet_service_t *service,
+                                                            const char *dir);
+
+/* Stops serving and closes everything; accepts NULL. */
+void tether_fleet_service_free(tether_fleet_service_t *service);
+
+#endif

@@ -1,0 +1,151 @@
+/* tether-fleetd run: configuration, keys and store of a fleet directory,
+ * served over HTTPS. */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <mbedtls/x509_crt.h>
+
+#include "files.h"
+#include "fleet.h"
+#include "tether/bytes.h"
+#include "tether/file.h"
+#include "tether/log.h"
+
+#define PEM_FILE_MAX (16 * 1024)
+
+void tether_fleet_service_init(tether_fleet_service_t *service)
+{
+    if (service == NULL)
+        return;
+    memset(service, 0, sizeof(*service));
+    tether_fleet_config_init(&service->config);
+    tether_store_init(&service->store);
+    tether_http_server_init(&service->server);
+}
+
+static tether_status_t load_config(tether_fleet_service_t *service, const char *dir)
+{
+    char path[4096];
+    tether_fleet_config_error_t error;
+    uint8_t *text = NULL;
+    size_t len = 0;
+    tether_status_t rc;
+
+    if ((rc = tether_fleet_path(path, sizeof(path), dir, TETHER_CONFIG_FILE)) != TETHER_OK)
+        return rc;
+    rc = tether_file_read(path, TETHER_CONFIG_MAX_SIZE, &text, &len);
+    if (rc == TETHER_ERR_NOT_FOUND) {
+        tether_error("run", "%s not found: is %s a fleet directory? "
+                            "(tether-fleetd init creates one)", path, dir);
+        return rc;
+    }
+    if (rc != TETHER_OK) {
+        tether_error("run", "cannot read %s: %s", path, tether_strerror(rc));
+        return rc;
+    }
+    rc = tether_fleet_config_parse((const char *)text, len, &service->config, &error);
+    if (rc != TETHER_OK)
+        tether_error("run", "%s line %zu: %s", path, error.line, error.message);
+    free(text);
+    return rc;
+}
+
+static tether_status_t load_pem(const char *dir, const char *name, tether_fleet_pem_t *pem)
+{
+    char path[4096];
+    uint8_t *data = NULL;
+    tether_status_t rc;
+
+    if ((rc = tether_fleet_path(path, sizeof(path), dir, name)) != TETHER_OK)
+        return rc;
+    if ((rc = tether_file_read(path, PEM_FILE_MAX, &data, &pem->len)) != TETHER_OK) {
+        tether_error("run", "cannot read %s: %s", path, tether_strerror(rc));
+        return rc;
+    }
+    pem->data = (char *)data;
+    return TETHER_OK;
+}
+
+/* The EK CAs are used at enrolment; a missing or broken one is reported at
+ * start rather than when the first device enrols. */
+static tether_status_t check_ek_cas(const tether_fleet_service_t *service, const char *dir)
+{
+    tether_status_t rc = TETHER_OK;
+
+    for (size_t i = 0; rc == TETHER_OK && i < service->config.ek_ca_count; i++) {
+        char path[4096];
+        mbedtls_x509_crt crt;
+
+        rc = tether_fleet_path(path, sizeof(path), dir, service->config.ek_ca[i]);
+        if (rc != TETHER_OK)
+            break;
+        mbedtls_x509_crt_init(&crt);
+        if (mbedtls_x509_crt_parse_file(&crt, path) != 0) {
+            tether_error("run", "ek_ca %s: cannot read it as an X.509 certificate (PEM or DER)",
+                         path);
+            rc = TETHER_ERR_PARSE;
+        }
+        mbedtls_x509_crt_free(&crt);
+    }
+    return rc;
+}
+
+/* Opens the existing database only: a mistyped --dir must not start an
+ * empty fleet. */
+static tether_status_t open_store(tether_fleet_service_t *service, const char *dir)
+{
+    char path[4096];
+    struct stat st;
+    tether_status_t rc;
+
+    if ((rc = tether_fleet_path(path, sizeof(path), dir, TETHER_FLEET_DB_FILE)) != TETHER_OK)
+        return rc;
+    if (stat(path, &st) != 0) {
+        tether_error("run", "%s not found: the fleet directory is incomplete", path);
+        return TETHER_ERR_NOT_FOUND;
+    }
+    return tether_store_open_sqlite(&service->store, path);
+}
+
+tether_status_t tether_fleet_service_open(tether_fleet_service_t *service, const char *dir)
+{
+    tether_http_server_options_t opts;
+    tether_status_t rc;
+
+    if (service == NULL || dir == NULL)
+        return TETHER_ERR_INVALID_ARGUMENT;
+    if ((rc = load_config(service, dir)) != TETHER_OK ||
+        (rc = load_pem(dir, TETHER_FLEET_TLS_CERT_FILE, &service->tls_cert)) != TETHER_OK ||
+        (rc = load_pem(dir, TETHER_FLEET_TLS_KEY_FILE, &service->tls_key)) != TETHER_OK ||
+        (rc = check_ek_cas(service, dir)) != TETHER_OK ||
+        (rc = open_store(service, dir)) != TETHER_OK)
+        return rc;
+    tether_admin_api_init(&service->api, &service->store,
+                          service->config.bootstrap_max_ttl_seconds);
+    memset(&opts, 0, sizeof(opts));
+    opts.host = service->config.listen_host;
+    opts.ipv6 = service->config.listen_ipv6;
+    opts.port = service->config.listen_port;
+    opts.cert_pem = service->tls_cert.data;
+    opts.key_pem = service->tls_key.data;
+    opts.max_body_bytes = service->config.max_body_bytes;
+    opts.max_connections = service->config.max_connections;
+    opts.connection_timeout_seconds = service->config.connection_timeout_seconds;
+    opts.threads = service->config.threads;
+    opts.handler = tether_admin_api_handle;
+    opts.handler_arg = &service->api;
+    return tether_http_server_open(&service->server, &opts);
+}
+
+void tether_fleet_service_free(tether_fleet_service_t *service)
+{
+    if (service == NULL)
+        return;
+    /* The server first: no request may reach a closed store. */
+    tether_http_server_free(&service->server);
+    tether_store_free(&service->store);
+    tether_fleet_pem_free(&service->tls_cert);
+    tether_fleet_pem_free(&service->tls_key);
+    tether_wipe(service, sizeof(*service));
+}

@@ -1,0 +1,208 @@
+/*
+ * tether-fleetd: the fleet service.
+ *   tether-fleetd init --dir DIR [--listen ADDR:PORT] [--ek-ca FILE]...
+ *   tether-fleetd run --dir DIR
+ */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+
+#include "config.h"
+#include "fleet.h"
+#include "tether/bytes.h"
+#include "tether/log.h"
+
+#define PROGRAM "tether-fleetd"
+#define EXIT_USAGE 2
+
+static const char usage_main[] =
+    "usage: " PROGRAM " COMMAND [OPTIONS]\n"
+    "\n"
+    "The tether fleet service: enrols devices, issues attested access tokens,\n"
+    "revokes them.\n"
+    "\n"
+    "commands:\n"
+    "  init   create a new fleet directory (keys, certificates, database)\n"
+    "  run    serve a fleet directory over HTTPS\n"
+    "\n"
+    "'" PROGRAM " COMMAND --help' describes a command.\n";
+
+static const char usage_init[] =
+    "usage: " PROGRAM " init --dir DIR [--listen ADDR:PORT] [--ek-ca FILE]...\n"
+    "\n"
+    "Creates a fleet in DIR (new, or an empty directory; an existing fleet is\n"
+    "never overwritten): the database, the token issuer key, a TLS CA\n"
+    "(DIR/ca.pem, which devices and tetherctl pin) and a server certificate for\n"
+    "the listen address, and the configuration DIR/" TETHER_CONFIG_FILE ".\n"
+    "Prints the first admin token (roles read, fleet, security) as the only\n"
+    "line on standard output: it is shown once and stored only as a hash.\n"
+    "\n"
+    "  --dir DIR            the fleet directory to create\n"
+    "  --listen ADDR:PORT   IPv4:PORT or [IPv6]:PORT to serve on (default\n"
+    "                       127.0.0.1:8443); the server certificate names it\n"
+    "  --ek-ca FILE         a TPM manufacturer CA certificate (PEM or DER) that\n"
+    "                       EK certificates must chain to; repeatable\n"
+    "  --help               this text\n";
+
+static const char usage_run[] =
+    "usage: " PROGRAM " run --dir DIR\n"
+    "\n"
+    "Serves the fleet in DIR over HTTPS until SIGTERM or SIGINT. Logs one JSON\n"
+    "object per line on standard error. All state is in DIR/fleet.db.\n"
+    "\n"
+    "  --dir DIR   the fleet directory (made by '" PROGRAM " init')\n"
+    "  --help      this text\n";
+
+static int usage_error(const char *usage, const char *message)
+{
+    fprintf(stderr, PROGRAM ": %s\n\n%s", message, usage);
+    return EXIT_USAGE;
+}
+
+/* Core dumps and ptrace would expose the keys fleetd holds. */
+static void protect_process(void)
+{
+    struct rlimit none = {0, 0};
+
+    (void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+    (void)setrlimit(RLIMIT_CORE, &none);
+}
+
+static int command_init(int argc, char **argv)
+{
+    static const struct option options[] = {
+        {"dir", required_argument, NULL, 'd'},
+        {"listen", required_argument, NULL, 'l'},
+        {"ek-ca", required_argument, NULL, 'e'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *ek_ca[TETHER_CONFIG_MAX_EK_CA];
+    tether_fleet_init_options_t opts;
+    char token[TETHER_SECRET_TOKEN_SIZE];
+    tether_status_t rc;
+    int c;
+
+    memset(&opts, 0, sizeof(opts));
+    opts.ek_ca_files = ek_ca;
+    while ((c = getopt_long(argc, argv, "", options, NULL)) != -1) {
+        switch (c) {
+        case 'd':
+            opts.dir = optarg;
+            break;
+        case 'l':
+            opts.listen = optarg;
+            break;
+        case 'e':
+            if (opts.ek_ca_count >= TETHER_CONFIG_MAX_EK_CA)
+                return usage_error(usage_init, "too many --ek-ca files");
+            ek_ca[opts.ek_ca_count++] = optarg;
+            break;
+        case 'h':
+            fputs(usage_init, stdout);
+            return EXIT_SUCCESS;
+        default:
+            return usage_error(usage_init, "unknown option");
+        }
+    }
+    if (optind < argc)
+        return usage_error(usage_init, "unexpected argument");
+    if (opts.dir == NULL)
+        return usage_error(usage_init, "--dir is required");
+    tether_log_setup(PROGRAM, TETHER_LOG_TEXT, TETHER_LOG_WARN);
+    rc = tether_fleet_init(&opts, token);
+    if (rc != TETHER_OK) {
+        fprintf(stderr, PROGRAM ": init failed: %s; nothing was created\n", tether_strerror(rc));
+        return EXIT_FAILURE;
+    }
+    printf("%s\n", token);
+    tether_wipe(token, sizeof(token));
+    if (fflush(stdout) != 0)
+        return EXIT_FAILURE;
+    return EXIT_SUCCESS;
+}
+
+/* Waits in the main thread for SIGTERM or SIGINT, which every thread blocks
+ * (so the server's threads never take them). */
+static int wait_for_stop(const sigset_t *stop)
+{
+    int sig = 0;
+
+    while (sigwait(stop, &sig) != 0)
+        ;
+    return sig;
+}
+
+static int command_run(int argc, char **argv)
+{
+    static const struct option options[] = {
+        {"dir", required_argument, NULL, 'd'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    static tether_fleet_service_t service;
+    const char *dir = NULL;
+    sigset_t stop;
+    tether_status_t rc;
+    int c, sig;
+
+    while ((c = getopt_long(argc, argv, "", options, NULL)) != -1) {
+        switch (c) {
+        case 'd':
+            dir = optarg;
+            break;
+        case 'h':
+            fputs(usage_run, stdout);
+            return EXIT_SUCCESS;
+        default:
+            return usage_error(usage_run, "unknown option");
+        }
+    }
+    if (optind < argc)
+        return usage_error(usage_run, "unexpected argument");
+    if (dir == NULL)
+        return usage_error(usage_run, "--dir is required");
+    tether_log_setup(PROGRAM, TETHER_LOG_JSON, TETHER_LOG_INFO);
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGTERM);
+    sigaddset(&stop, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &stop, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    tether_fleet_service_init(&service);
+    if ((rc = tether_fleet_service_open(&service, dir)) != TETHER_OK) {
+        tether_error("run", "cannot start: %s", tether_strerror(rc));
+        tether_fleet_service_free(&service);
+        return EXIT_FAILURE;
+    }
+    tether_info("run", "serving fleet %s on https://%s%s%s:%u", dir,
+                service.config.listen_ipv6 ? "[" : "", service.config.listen_host,
+                service.config.listen_ipv6 ? "]" : "", (unsigned)service.config.listen_port);
+    sig = wait_for_stop(&stop);
+    tether_info("run", "stopping on %s", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    tether_fleet_service_free(&service);
+    tether_info("run", "stopped");
+    return EXIT_SUCCESS;
+}
+
+int main(int argc, char **argv)
+{
+    umask(077);
+    protect_process();
+    if (argc < 2)
+        return usage_error(usage_main, "a command is required");
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+        strcmp(argv[1], "help") == 0) {
+        fputs(usage_main, stdout);
+        return EXIT_SUCCESS;
+    }
+    if (strcmp(argv[1], "init") == 0)
+        return command_init(argc - 1, argv + 1);
+    if (strcmp(argv[1], "run") == 0)
+        return command_run(argc - 1, argv + 1);
+    return usage_error(usage_main, "unknown command");
+}

@@ -1,0 +1,351 @@
+#include "http_server.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include <microhttpd.h>
+
+#include "tether/bytes.h"
+#include "tether/log.h"
+
+#define LOG_PATH_MAX 128
+
+/* Per-request state, from the first callback to the completion callback. */
+typedef struct request_state {
+    struct timespec start;
+    char method[16];
+    char path[LOG_PATH_MAX + 1]; /* sanitised copy, for the log only */
+    uint8_t *body;
+    size_t body_len;
+    size_t body_capacity;
+    bool too_large;
+    unsigned status;
+    tether_http_request_t request;
+} request_state_t;
+
+void tether_http_server_init(tether_http_server_t *server)
+{
+    if (server != NULL)
+        memset(server, 0, sizeof(*server));
+}
+
+/* Keeps the log line printable whatever the client sent. */
+static void sanitise(char *out, size_t out_size, const char *in)
+{
+    size_t i = 0;
+
+    for (; in != NULL && in[i] != '\0' && i + 1 < out_size; i++)
+        out[i] = (in[i] >= 0x20 && in[i] < 0x7f) ? in[i] : '?';
+    out[i] = '\0';
+}
+
+static void free_body(request_state_t *state)
+{
+    if (state->body != NULL) {
+        tether_wipe(state->body, state->body_capacity);
+        free(state->body);
+    }
+    state->body = NULL;
+    state->body_len = 0;
+    state->body_capacity = 0;
+}
+
+static void free_response_body(void *body)
+{
+    if (body != NULL) {
+        tether_wipe(body, strlen(body));
+        free(body);
+    }
+}
+
+/* Queues response (taking its body); state records the status for the log. */
+static enum MHD_Result send_response(struct MHD_Connection *connection, request_state_t *state,
+                                     tether_http_response_t *response)
+{
+    struct MHD_Response *mhd;
+    enum MHD_Result ret;
+    char *body = response->body;
+
+    if (body == NULL)
+        tether_http_respond_error(response, 500, "server_error", "no response");
+    body = response->body;
+    response->body = NULL;
+    mhd = MHD_create_response_from_buffer_with_free_callback(body != NULL ? strlen(body) : 0, body,
+                                                             free_response_body);
+    if (mhd == NULL) {
+        free_response_body(body);
+        return MHD_NO;
+    }
+    MHD_add_response_header(mhd, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    MHD_add_response_header(mhd, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    MHD_add_response_header(mhd, "X-Content-Type-Options", "nosniff");
+    if (response->www_authenticate != NULL)
+        MHD_add_response_header(mhd, MHD_HTTP_HEADER_WWW_AUTHENTICATE, response->www_authenticate);
+    if (response->allow != NULL)
+        MHD_add_response_header(mhd, MHD_HTTP_HEADER_ALLOW, response->allow);
+    state->status = response->status;
+    ret = MHD_queue_response(connection, response->status, mhd);
+    MHD_destroy_response(mhd);
+    return ret;
+}
+
+static enum MHD_Result send_error(struct MHD_Connection *connection, request_state_t *state,
+                                  unsigned status, const char *code, const char *description)
+{
+    tether_http_response_t response;
+    enum MHD_Result ret;
+
+    memset(&response, 0, sizeof(response));
+    tether_http_respond_error(&response, status, code, description);
+    ret = send_response(connection, state, &response);
+    tether_http_response_clear(&response);
+    return ret;
+}
+
+static enum MHD_Result collect_query(void *cls, enum MHD_ValueKind kind, const char *key,
+                                     const char *value)
+{
+    tether_http_request_t *request = cls;
+
+    (void)kind;
+    if (request->query_count >= TETHER_HTTP_MAX_QUERY) {
+        request->query_overflow = true;
+        return MHD_NO;
+    }
+    request->query[request->query_count].key = key;
+    request->query[request->query_count].value = value != NULL ? value : "";
+    request->query_count++;
+    return MHD_YES;
+}
+
+/* Appends a chunk of the body; past the limit the body is dropped (and the
+ * rest of the upload discarded) so that memory stays bounded. */
+static void append_body(tether_http_server_t *server, request_state_t *state, const char *data,
+                        size_t len)
+{
+    if (state->too_large)
+        return;
+    if (len > server->max_body_bytes - state->body_len) {
+        state->too_large = true;
+        free_body(state);
+        return;
+    }
+    if (state->body == NULL) {
+        state->body_capacity = server->max_body_bytes;
+        if ((state->body = malloc(state->body_capacity)) == NULL) {
+            state->too_large = true;
+            state->body_capacity = 0;
+            return;
+        }
+    }
+    memcpy(state->body + state->body_len, data, len);
+    state->body_len += len;
+}
+
+static bool declared_too_large(struct MHD_Connection *connection, size_t max)
+{
+    const char *length =
+        MHD_lookup_connection_value(connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    char *end = NULL;
+    unsigned long long value;
+
+    if (length == NULL)
+        return false;
+    errno = 0;
+    value = strtoull(length, &end, 10);
+    return errno != 0 || end == length || value > max;
+}
+
+static request_state_t *start_request(struct MHD_Connection *connection, const char *url,
+                                      const char *method)
+{
+    request_state_t *state = calloc(1, sizeof(*state));
+
+    if (state == NULL)
+        return NULL;
+    clock_gettime(CLOCK_MONOTONIC, &state->start);
+    sanitise(state->method, sizeof(state->method), method);
+    sanitise(state->path, sizeof(state->path), url);
+    state->request.method = method;
+    state->request.path = url;
+    MHD_get_connection_values(connection, MHD_GET_ARGUMENT_KIND, collect_query, &state->request);
+    return state;
+}
+
+static enum MHD_Result dispatch(tether_http_server_t *server, struct MHD_Connection *connection,
+                                request_state_t *state)
+{
+    tether_http_request_t *request = &state->request;
+    tether_http_response_t response;
+    enum MHD_Result ret;
+
+    request->authorization =
+        MHD_lookup_connection_value(connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+    request->content_type =
+        MHD_lookup_connection_value(connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+    request->body = state->body;
+    request->body_len = state->body_len;
+    memset(&response, 0, sizeof(response));
+    server->handler(server->handler_arg, request, &response);
+    ret = send_response(connection, state, &response);
+    tether_http_response_clear(&response);
+    free_body(state);
+    return ret;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_data_size,
+                                  void **con_cls)
+{
+    tether_http_server_t *server = cls;
+    request_state_t *state = *con_cls;
+
+    (void)version;
+    if (state == NULL) {
+        if ((state = start_request(connection, url, method)) == NULL)
+            return MHD_NO;
+        *con_cls = state;
+        /* Refuse a declared oversized body before reading any of it. */
+        if (declared_too_large(connection, server->max_body_bytes)) {
+            state->too_large = true;
+            return send_error(connection, state, 413, "payload_too_large",
+                              "the request body exceeds the server's limit");
+        }
+        return MHD_YES;
+    }
+    if (*upload_data_size > 0) {
+        append_body(server, state, upload_data, *upload_data_size);
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    if (state->status != 0)
+        return MHD_YES; /* already answered (413 on the first call) */
+    if (state->too_large)
+        return send_error(connection, state, 413, "payload_too_large",
+                          "the request body exceeds the server's limit");
+    return dispatch(server, connection, state);
+}
+
+static void peer_address(struct MHD_Connection *connection, char *out, size_t out_size)
+{
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    const struct sockaddr *sa = info != NULL ? info->client_addr : NULL;
+
+    snprintf(out, out_size, "-");
+    if (sa != NULL && sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, out,
+                  (socklen_t)out_size);
+    else if (sa != NULL && sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, out,
+                  (socklen_t)out_size);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *connection, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    request_state_t *state = *con_cls;
+    struct timespec end;
+    char peer[INET6_ADDRSTRLEN];
+    long long micros;
+
+    (void)cls;
+    if (state == NULL)
+        return;
+    clock_gettime(CLOCK_MONOTONIC, &end);
+    micros = (long long)(end.tv_sec - state->start.tv_sec) * 1000000LL +
+             (end.tv_nsec - state->start.tv_nsec) / 1000;
+    peer_address(connection, peer, sizeof(peer));
+    tether_info("http", "method=%s path=%s status=%u duration_ms=%lld.%03lld remote=%s%s",
+                state->method, state->path, state->status, micros / 1000, micros % 1000, peer,
+                toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " incomplete=1");
+    free_body(state);
+    tether_wipe(state, sizeof(*state));
+    free(state);
+    *con_cls = NULL;
+}
+
+static void log_mhd(void *cls, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+
+static void log_mhd(void *cls, const char *fmt, va_list ap)
+{
+    char message[256];
+    size_t len;
+
+    (void)cls;
+    vsnprintf(message, sizeof(message), fmt, ap);
+    len = strlen(message);
+    while (len > 0 && message[len - 1] == '\n')
+        message[--len] = '\0';
+    tether_warn("http", "%s", message);
+}
+
+static tether_status_t bind_address(const tether_http_server_options_t *opts,
+                                     struct sockaddr_storage *addr)
+{
+    memset(addr, 0, sizeof(*addr));
+    if (opts->ipv6) {
+        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)addr;
+        in6->sin6_family = AF_INET6;
+        in6->sin6_port = htons(opts->port);
+        return inet_pton(AF_INET6, opts->host, &in6->sin6_addr) == 1 ? TETHER_OK : TETHER_ERR_PARSE;
+    }
+    struct sockaddr_in *in4 = (struct sockaddr_in *)addr;
+    in4->sin_family = AF_INET;
+    in4->sin_port = htons(opts->port);
+    return inet_pton(AF_INET, opts->host, &in4->sin_addr) == 1 ? TETHER_OK : TETHER_ERR_PARSE;
+}
+
+tether_status_t tether_http_server_open(tether_http_server_t *server,
+                                        const tether_http_server_options_t *opts)
+{
+    struct sockaddr_storage addr;
+    unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_TLS |
+                         MHD_USE_ERROR_LOG;
+    tether_status_t rc;
+
+    if (server == NULL || opts == NULL || opts->handler == NULL || opts->cert_pem == NULL ||
+        opts->key_pem == NULL || opts->max_body_bytes == 0 || opts->threads == 0)
+        return TETHER_ERR_INVALID_ARGUMENT;
+    if ((rc = bind_address(opts, &addr)) != TETHER_OK)
+        return rc;
+    if (opts->ipv6)
+        flags |= MHD_USE_IPv6;
+    server->max_body_bytes = opts->max_body_bytes;
+    server->handler = opts->handler;
+    server->handler_arg = opts->handler_arg;
+    server->daemon = MHD_start_daemon(
+        flags, opts->port, NULL, NULL, on_request, server,
+        MHD_OPTION_EXTERNAL_LOGGER, log_mhd, NULL, /* first, so every message goes through it */
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
+        MHD_OPTION_HTTPS_MEM_CERT, opts->cert_pem,
+        MHD_OPTION_HTTPS_MEM_KEY, opts->key_pem,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)opts->threads,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned int)opts->max_connections,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)opts->connection_timeout_seconds,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
+        MHD_OPTION_END);
+    if (server->daemon == NULL) {
+        tether_error("http", "cannot serve HTTPS on %s port %u (address in use, or a bad "
+                             "certificate or key?)", opts->host, (unsigned)opts->port);
+        return TETHER_ERR_IO;
+    }
+    return TETHER_OK;
+}
+
+void tether_http_server_free(tether_http_server_t *server)
+{
+    if (server == NULL)
+        return;
+    if (server->daemon != NULL)
+        MHD_stop_daemon(server->daemon);
+    tether_wipe(server, sizeof(*server));
+}

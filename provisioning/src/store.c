@@ -1,0 +1,214 @@
+/* The store's dispatch layer and the names shared by every implementation. */
+#include "store.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "tether/bytes.h"
+
+static const char *const status_names[] = {
+    [TETHER_DEVICE_ALLOWED] = "allowed",       [TETHER_DEVICE_PENDING] = "pending",
+    [TETHER_DEVICE_ACTIVE] = "active",         [TETHER_DEVICE_REVOKED] = "revoked",
+    [TETHER_DEVICE_QUARANTINED] = "quarantined",
+};
+
+static const struct {
+    unsigned bit;
+    const char *name;
+} role_names[] = {
+    {TETHER_ROLE_READ, "read"},
+    {TETHER_ROLE_FLEET, "fleet"},
+    {TETHER_ROLE_SECURITY, "security"},
+};
+
+void tether_store_init(tether_store_t *store)
+{
+    if (store != NULL)
+        memset(store, 0, sizeof(*store));
+}
+
+void tether_store_free(tether_store_t *store)
+{
+    if (store == NULL)
+        return;
+    if (store->ops != NULL && store->impl != NULL)
+        store->ops->close(store->impl);
+    tether_wipe(store, sizeof(*store));
+}
+
+#define STORE_CALL(store, op, ...)                                                            \
+    (((store) == NULL || (store)->ops == NULL) ? TETHER_ERR_STATE                             \
+                                               : (store)->ops->op((store)->impl, __VA_ARGS__))
+
+tether_status_t tether_store_schema_version(tether_store_t *store, int *version)
+{
+    return STORE_CALL(store, schema_version, version);
+}
+
+tether_status_t tether_store_admin_token_create(tether_store_t *store,
+                                                const uint8_t hash[TETHER_STORE_HASH_SIZE],
+                                                unsigned roles, const char *name, int64_t now,
+                                                int64_t *id)
+{
+    return STORE_CALL(store, admin_token_create, hash, roles, name, now, id);
+}
+
+tether_status_t tether_store_admin_token_find(tether_store_t *store,
+                                              const uint8_t hash[TETHER_STORE_HASH_SIZE],
+                                              tether_store_admin_token_t *token)
+{
+    return STORE_CALL(store, admin_token_find, hash, token);
+}
+
+tether_status_t tether_store_admin_token_revoke(tether_store_t *store, int64_t id, int64_t now)
+{
+    return STORE_CALL(store, admin_token_revoke, id, now);
+}
+
+tether_status_t tether_store_admin_token_list(tether_store_t *store,
+                                              tether_store_admin_token_cb cb, void *arg)
+{
+    return STORE_CALL(store, admin_token_list, cb, arg);
+}
+
+tether_status_t tether_store_device_import(tether_store_t *store, const tether_store_allow_t *rows,
+                                           size_t count, int64_t now, size_t *created,
+                                           size_t *conflict_index)
+{
+    return STORE_CALL(store, device_import, rows, count, now, created, conflict_index);
+}
+
+tether_status_t tether_store_device_get(tether_store_t *store, const char *id,
+                                        tether_store_device_t *device)
+{
+    return STORE_CALL(store, device_get, id, device);
+}
+
+tether_status_t tether_store_device_find_ek(tether_store_t *store, const char *ek_sha256,
+                                            tether_store_device_t *device)
+{
+    return STORE_CALL(store, device_find_ek, ek_sha256, device);
+}
+
+tether_status_t tether_store_device_list(tether_store_t *store, tether_store_device_cb cb,
+                                         void *arg)
+{
+    return STORE_CALL(store, device_list, cb, arg);
+}
+
+tether_status_t tether_store_device_change_status(tether_store_t *store, const char *id,
+                                                  tether_device_action_t action,
+                                                  const char *reason, int64_t now,
+                                                  tether_store_device_t *device)
+{
+    return STORE_CALL(store, device_change_status, id, action, reason, now, device);
+}
+
+tether_status_t tether_store_bootstrap_token_create(tether_store_t *store,
+                                                    const uint8_t hash[TETHER_STORE_HASH_SIZE],
+                                                    int64_t expires_at, unsigned uses, int64_t now)
+{
+    return STORE_CALL(store, bootstrap_token_create, hash, expires_at, uses, now);
+}
+
+tether_status_t tether_store_alert_add(tether_store_t *store, const char *device_id,
+                                       const char *kind, const char *details_json, int64_t now)
+{
+    return STORE_CALL(store, alert_add, device_id, kind, details_json, now);
+}
+
+tether_status_t tether_store_alert_list(tether_store_t *store, int64_t after_id, unsigned limit,
+                                        tether_store_alert_cb cb, void *arg)
+{
+    return STORE_CALL(store, alert_list, after_id, limit, cb, arg);
+}
+
+tether_status_t tether_store_issued_token_add(tether_store_t *store, const char *jti,
+                                              const char *device_id, int64_t exp, int64_t now)
+{
+    return STORE_CALL(store, issued_token_add, jti, device_id, exp, now);
+}
+
+tether_status_t tether_store_issued_token_revoked(tether_store_t *store, const char *jti,
+                                                  bool *revoked)
+{
+    return STORE_CALL(store, issued_token_revoked, jti, revoked);
+}
+
+tether_status_t tether_store_revocation_list(tether_store_t *store, int64_t after_seq,
+                                             unsigned limit, tether_store_revocation_cb cb,
+                                             void *arg)
+{
+    return STORE_CALL(store, revocation_list, after_seq, limit, cb, arg);
+}
+
+const char *tether_device_status_name(tether_device_status_t status)
+{
+    if ((unsigned)status >= sizeof(status_names) / sizeof(status_names[0]))
+        return "unknown";
+    return status_names[status];
+}
+
+tether_status_t tether_device_status_parse(const char *name, tether_device_status_t *status)
+{
+    if (name == NULL || status == NULL)
+        return TETHER_ERR_INVALID_ARGUMENT;
+    for (size_t i = 0; i < sizeof(status_names) / sizeof(status_names[0]); i++) {
+        if (strcmp(name, status_names[i]) == 0) {
+            *status = (tether_device_status_t)i;
+            return TETHER_OK;
+        }
+    }
+    return TETHER_ERR_PARSE;
+}
+
+tether_status_t tether_roles_format(unsigned roles, char *out, size_t out_size)
+{
+    size_t used = 0;
+
+    if (out == NULL || out_size == 0)
+        return TETHER_ERR_INVALID_ARGUMENT;
+    out[0] = '\0';
+    for (size_t i = 0; i < sizeof(role_names) / sizeof(role_names[0]); i++) {
+        int n;
+        if ((roles & role_names[i].bit) == 0)
+            continue;
+        n = snprintf(out + used, out_size - used, "%s%s", used > 0 ? "," : "", role_names[i].name);
+        if (n < 0 || (size_t)n >= out_size - used)
+            return TETHER_ERR_TOO_LARGE;
+        used += (size_t)n;
+    }
+    return TETHER_OK;
+}
+
+static unsigned role_bit(const char *name, size_t len)
+{
+    for (size_t i = 0; i < sizeof(role_names) / sizeof(role_names[0]); i++) {
+        if (strlen(role_names[i].name) == len && memcmp(role_names[i].name, name, len) == 0)
+            return role_names[i].bit;
+    }
+    return 0;
+}
+
+tether_status_t tether_roles_parse(const char *text, unsigned *roles)
+{
+    unsigned set = 0;
+
+    if (text == NULL || roles == NULL)
+        return TETHER_ERR_INVALID_ARGUMENT;
+    *roles = 0;
+    while (*text != '\0') {
+        size_t len = strcspn(text, ",");
+        unsigned bit = role_bit(text, len);
+        if (bit == 0)
+            return TETHER_ERR_PARSE;
+        set |= bit;
+        text += len;
+        if (*text == ',' && *++text == '\0')
+            return TETHER_ERR_PARSE;
+    }
+    if (set == 0)
+        return TETHER_ERR_PARSE;
+    *roles = set;
+    return TETHER_OK;
+}

@@ -1,0 +1,86 @@
+#include "store_schema.h"
+
+/*
+ * Version 1: the fleet's foundation.
+ * - devices: one row per EK (ek_sha256 = SHA-256 of the EK public area, hex).
+ *   The enrolment columns stay NULL until the device enrols; highest_counter
+ *   and the last_* clockInfo fields feed clone detection at token exchange.
+ * - admin_tokens / bootstrap_tokens: only SHA-256 hashes of the secrets.
+ * - alerts: clone sightings and the like, details as JSON.
+ * - revocations: the feed relying parties follow (seq only grows); jti NULL
+ *   means every token of the device.
+ * - issued_tokens: every access token issued, so revocation can mark them.
+ * - enrolment_sessions is left to the enrolment migration.
+ */
+static const char migration_1[] =
+    "CREATE TABLE devices ("
+    " id TEXT PRIMARY KEY NOT NULL,"
+    " name TEXT NOT NULL,"
+    " ek_sha256 TEXT NOT NULL UNIQUE CHECK (length(ek_sha256) = 64),"
+    " ek_public BLOB,"
+    " ek_cert BLOB,"
+    " ak_public BLOB,"
+    " ak_name BLOB,"
+    " device_key_public BLOB,"
+    " device_key_certify_attest BLOB,"
+    " device_key_certify_signature BLOB,"
+    " counter_nv_index INTEGER,"
+    " counter_nv_public BLOB,"
+    " status TEXT NOT NULL CHECK (status IN"
+    "  ('allowed', 'pending', 'active', 'revoked', 'quarantined')),"
+    " status_reason TEXT NOT NULL DEFAULT '',"
+    " allow_reenroll INTEGER NOT NULL DEFAULT 0 CHECK (allow_reenroll IN (0, 1)),"
+    " highest_counter INTEGER,"
+    " last_clock INTEGER,"
+    " last_reset_count INTEGER,"
+    " last_restart_count INTEGER,"
+    " last_clock_safe INTEGER,"
+    " created_at INTEGER NOT NULL,"
+    " updated_at INTEGER NOT NULL"
+    ");"
+    "CREATE TABLE admin_tokens ("
+    " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " hash BLOB NOT NULL UNIQUE CHECK (length(hash) = 32),"
+    " roles TEXT NOT NULL,"
+    " name TEXT NOT NULL,"
+    " created_at INTEGER NOT NULL,"
+    " revoked_at INTEGER"
+    ");"
+    "CREATE TABLE bootstrap_tokens ("
+    " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " hash BLOB NOT NULL UNIQUE CHECK (length(hash) = 32),"
+    " expires_at INTEGER NOT NULL,"
+    " uses_left INTEGER NOT NULL CHECK (uses_left >= 0),"
+    " created_at INTEGER NOT NULL"
+    ");"
+    "CREATE TABLE alerts ("
+    " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " device_id TEXT REFERENCES devices (id),"
+    " kind TEXT NOT NULL,"
+    " details TEXT NOT NULL CHECK (json_valid(details)),"
+    " created_at INTEGER NOT NULL"
+    ");"
+    "CREATE INDEX alerts_device ON alerts (device_id);"
+    "CREATE TABLE revocations ("
+    " seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " device_id TEXT NOT NULL REFERENCES devices (id),"
+    " jti TEXT,"
+    " reason TEXT NOT NULL,"
+    " created_at INTEGER NOT NULL"
+    ");"
+    "CREATE TABLE issued_tokens ("
+    " jti TEXT PRIMARY KEY NOT NULL,"
+    " device_id TEXT NOT NULL REFERENCES devices (id),"
+    " counter INTEGER,"
+    " issued_at INTEGER NOT NULL,"
+    " exp INTEGER NOT NULL,"
+    " revoked INTEGER NOT NULL DEFAULT 0 CHECK (revoked IN (0, 1))"
+    ");"
+    "CREATE INDEX issued_tokens_device_exp ON issued_tokens (device_id, exp);";
+
+const char *const tether_store_migrations[] = {
+    migration_1,
+};
+
+const size_t tether_store_migration_count =
+    sizeof(tether_store_migrations) / sizeof(tether_store_migrations[0]);

@@ -1,0 +1,870 @@
+/*
+ * The store on SQLite: one connection guarded by a mutex (fleetd's requests
+ * are short), WAL journal with synchronous FULL so that a committed change
+ * survives a power cut, BEGIN IMMEDIATE for every change so that two writers
+ * never interleave, and a busy timeout for other processes (a second fleetd,
+ * the sqlite3 shell).
+ */
+#include "store.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sqlite3.h>
+
+#include "store_schema.h"
+#include "tether/bytes.h"
+#include "tether/log.h"
+
+#define BUSY_TIMEOUT_MS 5000
+
+typedef struct sqlite_store {
+    sqlite3 *db;
+    pthread_mutex_t lock;
+} sqlite_store_t;
+
+static tether_status_t db_fail(sqlite_store_t *s, const char *what)
+{
+    tether_error("store", "%s: %s", what, sqlite3_errmsg(s->db));
+    return TETHER_ERR_STORE;
+}
+
+static tether_status_t db_exec(sqlite_store_t *s, const char *sql)
+{
+    char *message = NULL;
+
+    if (sqlite3_exec(s->db, sql, NULL, NULL, &message) != SQLITE_OK) {
+        tether_error("store", "%s", message != NULL ? message : sqlite3_errmsg(s->db));
+        sqlite3_free(message);
+        return TETHER_ERR_STORE;
+    }
+    return TETHER_OK;
+}
+
+static tether_status_t db_prepare(sqlite_store_t *s, const char *sql, sqlite3_stmt **stmt)
+{
+    if (sqlite3_prepare_v2(s->db, sql, -1, stmt, NULL) != SQLITE_OK)
+        return db_fail(s, "prepare");
+    return TETHER_OK;
+}
+
+/* Steps a statement that returns no row. A constraint (a duplicate) is a
+ * conflict, not a database failure. */
+static tether_status_t db_step_done(sqlite_store_t *s, sqlite3_stmt *stmt, const char *what)
+{
+    int rc = sqlite3_step(stmt);
+
+    if (rc == SQLITE_CONSTRAINT)
+        return TETHER_ERR_CONFLICT;
+    if (rc != SQLITE_DONE)
+        return db_fail(s, what);
+    return TETHER_OK;
+}
+
+static tether_status_t db_begin(sqlite_store_t *s)
+{
+    return db_exec(s, "BEGIN IMMEDIATE");
+}
+
+static tether_status_t db_finish(sqlite_store_t *s, tether_status_t rc)
+{
+    if (rc == TETHER_OK)
+        rc = db_exec(s, "COMMIT");
+    if (rc != TETHER_OK && !sqlite3_get_autocommit(s->db))
+        (void)db_exec(s, "ROLLBACK");
+    return rc;
+}
+
+static tether_status_t copy_text(char *out, size_t out_size, const unsigned char *text)
+{
+    size_t len = text != NULL ? strlen((const char *)text) : 0;
+
+    if (len >= out_size)
+        return TETHER_ERR_TOO_LARGE;
+    if (len > 0)
+        memcpy(out, text, len);
+    out[len] = '\0';
+    return TETHER_OK;
+}
+
+/* ---- schema ---- */
+
+static tether_status_t read_version(sqlite_store_t *s, int *version)
+{
+    sqlite3_stmt *stmt = NULL;
+    tether_status_t rc;
+    int step;
+
+    *version = 0;
+    if ((rc = db_prepare(s, "SELECT version FROM schema_version", &stmt)) != TETHER_OK)
+        return rc;
+    step = sqlite3_step(stmt);
+    if (step == SQLITE_ROW)
+        *version = sqlite3_column_int(stmt, 0);
+    else if (step != SQLITE_DONE)
+        rc = db_fail(s, "read schema version");
+    sqlite3_finalize(stmt);
+    return rc;
+}
+
+static tether_status_t write_version(sqlite_store_t *s, int version)
+{
+    sqlite3_stmt *stmt = NULL;
+    tether_status_t rc;
+
+    if ((rc = db_exec(s, "DELETE FROM schema_version")) != TETHER_OK)
+        return rc;
+    if ((rc = db_prepare(s, "INSERT INTO schema_version (version) VALUES (?)", &stmt)) != TETHER_OK)
+        return rc;
+    sqlite3_bind_int(stmt, 1, version);
+    rc = db_step_done(s, stmt, "write schema version");
+    sqlite3_finalize(stmt);
+    return rc;
+}
+
+/* Applies every pending migration in one transaction: a database is either
+ * at its old version or at the newest, never in between. */
+static tether_status_t migrate(sqlite_store_t *s)
+{
+    tether_status_t rc;
+    int version = 0;
+    int latest = tether_store_latest_version();
+
+    if ((rc = db_begin(s)) != TETHER_OK)
+        return rc;
+    rc = db_exec(s, "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)");
+    if (rc == TETHER_OK)
+        rc = read_version(s, &version);
+    if (rc == TETHER_OK && version > latest) {
+        tether_error("store", "database schema version %d is newer than this build knows (%d): "
+                              "upgrade tether-fleetd", version, latest);
+        rc = TETHER_ERR_UNSUPPORTED;
+    }
+    for (int v = version; rc == TETHER_OK && v < latest; v++) {
+        rc = db_exec(s, tether_store_migrations[v]);
+        if (rc == TETHER_OK)
+            rc = write_version(s, v + 1);
+        if (rc == TETHER_OK)
+            tether_info("store", "applied schema migration %d", v + 1);
+    }
+    return db_finish(s, rc);
+}
+
+int tether_store_latest_version(void)
+{
+    return (int)tether_store_migration_count;
+}
+
+static tether_status_t op_schema_version(void *impl, int *version)
+{
+    sqlite_store_t *s = impl;
+    tether_status_t rc;
+
+    if (version == NULL)
+        return TETHER_ERR_INVALID_ARGUMENT;
+    pthread_mutex_lock(&s->lock);
+    rc = read_version(s, version);
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+/* ---- admin tokens ---- */
+
+static tether_status_t op_admin_token_create(void *impl, const uint8_t hash[TETHER_STORE_HASH_SIZE],
+                                             unsigned roles, const char *name, int64_t now,
+                                             int64_t *id)
+{
+    static const char sql[] =
+        "INSERT INTO admin_tokens (hash, roles, name, created_at) VALUES (?, ?, ?, ?)";
+    sqlite_store_t *s = impl;
+    sqlite3_stmt *stmt = NULL;
+    char role_text[64];
+    tether_status_t rc;
+
+    if (hash == NULL || name == NULL || (roles & ~TETHER_ROLE_ALL) != 0 || roles == 0)
+        return TETHER_ERR_INVALID_ARGUMENT;
+    if ((rc = tether_roles_format(roles, role_text, sizeof(role_text))) != TETHER_OK)
+        return rc;
+    pthread_mutex_lock(&s->lock);
+    if ((rc = db_prepare(s, sql, &stmt)) != TETHER_OK)
+        goto out;
+    sqlite3_bind_blob(stmt, 1, hash, TETHER_STORE_HASH_SIZE, SQLITE_STATIC);
+    sqlite3_bind_text(stmt, 2, role_text, -1, SQLITE_STATIC);
+    sqlite3_bind_text(stmt, 3, name, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(stmt, 4, now);
+    if ((rc = db_step_done(s, stmt, "create admin token")) == TETHER_OK && id != NULL)
+        *id = sqlite3_last_insert_rowid(s->db);
+out:
+    sqlite3_finalize(stmt);
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+static tether_status_t admin_token_row(sqlite3_stmt *stmt, tether_store_admin_token_t *token)
+{
+    tether_status_t rc;
+
+    memset(token, 0, sizeof(*token));
+    token->id = sqlite3_column_int64(stmt, 0);
+    rc = tether_roles_parse((const char *)sqlite3_column_text(stmt, 1), &token->roles);
+    if (rc == TETHER_OK)
+        rc = copy_text(token->name, sizeof(token->name), sqlite3_column_text(stmt, 2));
+    if (rc != TETHER_OK)
+        return rc;
+    token->created_at = sqlite3_column_int64(stmt, 3);
+    token->revoked_at = sqlite3_column_int64(stmt, 4);
+    return TETHER_OK;
+}
+
+static tether_status_t op_admin_token_find(void *impl, const uint8_t hash[TETHER_STORE_HASH_SIZE],
+                                           tether_store_admin_token_t *token)
+{
+    static const char sql[] = "SELECT id, roles, name, created_at, revoked_at, hash "
+                              "FROM admin_tokens WHERE hash = ?";
+    sqlite_store_t *s = impl;
+    sqlite3_stmt *stmt = NULL;
+    tether_status_t rc;
+    int step;
+
+    if (hash == NULL || token == NULL)
+        return TETHER_ERR_INVALID_ARGUMENT;
+    memset(token, 0, sizeof(*token));
+    pthread_mutex_lock(&s->lock);
+    if ((rc = db_prepare(s, sql, &stmt)) != TETHER_OK)
+        goto out;
+    sqlite3_bind_blob(stmt, 1, hash, TETHER_STORE_HASH_SIZE, SQLITE_STATIC);
+    step = sqlite3_step(stmt);
+    if (step == SQLITE_DONE) {
+        rc = TETHER_ERR_NOT_FOUND;
+        goto out;
+    }
+    if (step != SQLITE_ROW) {
+        rc = db_fail(s, "find admin token");
+        goto out;
+    }
+    /* The index lookup is not constant-time; the final comparison is. */
+    if (sqlite3_column_bytes(stmt, 5) != TETHER_STORE_HASH_SIZE ||
+        !tether_ct_equal(sqlite3_column_blob(stmt, 5), hash, TETHER_STORE_HASH_SIZE)) {
+        rc = TETHER_ERR_NOT_FOUND;
+        goto out;
+    }
+    if ((rc = admin_token_row(stmt, token)) == TETHER_OK && token->revoked_at != 0)
+        rc = TETHER_ERR_NOT_FOUND;
+out:
+    sqlite3_finalize(stmt);
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+static tether_status_t row_exists(sqlite_store_t *s, const char *sql, int64_t id, bool *exists)
+{
+    sqlite3_stmt *stmt = NULL;
+    tether_status_t rc;
+    int step;
+
+    if ((rc = db_prepare(s, sql, &stmt)) != TETHER_OK)
+        return rc;
+    sqlite3_bind_int64(stmt, 1, id);
+    step = sqlite3_step(stmt);
+    if (step != SQLITE_ROW && step != SQLITE_DONE)
+        rc = db_fail(s, "lookup");
+    *exists = step == SQLITE_ROW;
+    sqlite3_finalize(stmt);
+    return rc;
+}
+
+static tether_status_t op_admin_token_revoke(void *impl, int64_t id, int64_t now)
+{
+    static const char sql[] =
+        "UPDATE admin_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL";
+    sqlite_store_t *s = impl;
+    sqlite3_stmt *stmt = NULL;
+    tether_status_t rc;
+    bool exists = false;
+
+    pthread_mutex_lock(&s->lock);
+    if ((rc = db_begin(s)) != TETHER_OK)
+        goto out;
+    if ((rc = db_prepare(s, sql, &stmt)) != TETHER_OK)
+        goto out;
+    sqlite3_bind_int64(stmt, 1, now);
+    sqlite3_bind_int64(stmt, 2, id);
+    if ((rc = db_step_done(s, stmt, "revoke admin token")) != TETHER_OK)
+        goto out;
+    if (sqlite3_changes(s->db) == 0) {
+        rc = row_exists(s, "SELECT 1 FROM admin_tokens WHERE id = ?", id, &exists);
+        if (rc == TETHER_OK)
+            rc = exists ? TETHER_ERR_CONFLICT : TETHER_ERR_NOT_FOUND;
+    }
+out:
+    sqlite3_finalize(stmt);
+    rc = db_finish(s, rc);
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+static tether_status_t op_admin_token_list(void *impl, tether_store_admin_token_cb cb, void *arg)
+{
+    static const char sql[] =
+        "SELECT id, roles, name, created_at, revoked_at FROM admin_tokens ORDER BY id";
+    sqlite_store_t *s = impl;
+    sqlite3_stmt *stmt = NULL;
+    tether_store_admin_token_t token;
+    tether_status_t rc;
+    int step;
+
+    if (cb == NULL)
+        return TETHER_ERR_INVALID_ARGUMENT;
+    pthread_mutex_lock(&s->lock);
+    if ((rc = db_prepare(s, sql, &stmt)) != TETHER_OK)
+        goto out;
+    while ((step = sqlite3_step(stmt)) == SQLITE_ROW) {
+        if ((rc = admin_token_row(stmt, &token)) != TETHER_OK || cb(arg, &token) != 0)
+            goto out;
+    }
+    if (step != SQLITE_DONE)
+        rc = db_fail(s, "list admin tokens");
+out:
+    sqlite3_finalize(stmt);
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+/* ---- devices ---- */
+
+#define DEVICE_COLUMNS                                                                        \
+    "id, name, ek_sha256, status, status_reason, allow_reenroll, ak_public IS NOT NULL, "    \
+    "highest_counter, created_at, updated_at"
+
+static tether_status_t device_row(sqlite3_stmt *stmt, tether_store_device_t *device)
+{
+    tether_status_t rc;
+
+    memset(device, 0, sizeof(*device));
+    rc = copy_text(device->id, sizeof(device->id), sqlite3_column_text(stmt, 0));
+    if (rc == TETHER_OK)
+        rc = copy_text(device->name, sizeof(device->name), sqlite3_column_text(stmt, 1));
+    if (rc == TETHER_OK)
+        rc = copy_text(device->ek_sha256, sizeof(device->ek_sha256), sqlite3_column_text(stmt, 2));
+    if (rc == TETHER_OK)
+        rc = tether_device_status_parse((const char *)sqlite3_column_text(stmt, 3),
+                                        &device->status);
+    if (rc == TETHER_OK)
+        rc = copy_text(device->status_reason, sizeof(device->status_reason),
+                       sqlite3_column_text(stmt, 4));
+    if (rc != TETHER_OK)
+        return rc;
+    device->allow_reenroll = sqlite3_column_int(stmt, 5) != 0;
+    device->enrolled = sqlite3_column_int(stmt, 6) != 0;
+    device->has_counter = sqlite3_column_type(stmt, 7) != SQLITE_NULL;
+    device->highest_counter = (uint64_t)sqlite3_column_int64(stmt, 7);
+    device->created_at = sqlite3_column_int64(stmt, 8);
+    device->updated_at = sqlite3_column_int64(stmt, 9);
+    return TETHER_OK;
+}
+
+/* Called with the lock held. */
+static tether_status_t device_select(sqlite_store_t *s, const char *sql, const char *key,
+                                     tether_store_device_t *device)
+{
+    sqlite3_stmt *stmt = NULL;
+    tether_status_t rc;
+    int step;
+
+    if ((rc = db_prepare(s, sql, &stmt)) != TETHER_OK)
+        return rc;
+    sqlite3_bind_text(stmt, 1, key, -1, SQLITE_STATIC);
+    step = sqlite3_step(stmt);
+    if (step == SQLITE_ROW)
+        rc = device_row(stmt, device);
+    else if (step == SQLITE_DONE)
+        rc = TETHER_ERR_NOT_FOUND;
+    else
+        rc = db_fail(s, "read device");
+    sqlite3_finalize(stmt);
+    return rc;
+}
+
+static tether_status_t op_device_get(void *impl, const char *id, tether_store_device_t *device)
+{
+    sqlite_store_t *s = impl;
+    tether_status_t rc;
+
+    if (id == NULL || device == NULL)
+        return TETHER_ERR_INVALID_ARGUMENT;
+    pthread_mutex_lock(&s->lock);
+    rc = device_select(s, "SELECT " DEVICE_COLUMNS " FROM devices WHERE id = ?", id, device);
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+static tether_status_t op_device_find_ek(void *impl, const char *ek_sha256,
+                                         tether_store_device_t *device)
+{
+    sqlite_store_t *s = impl;
+    tether_status_t rc;
+
+    if (ek_sha256 == NULL || device == NULL)
+        return TETHER_ERR_INVALID_ARGUMENT;
+    pthread_mutex_lock(&s->lock);
+    rc = device_select(s, "SELECT " DEVICE_COLUMNS " FROM devices WHERE ek_sha256 = ?", ek_sha256,
+                       device);
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+static tether_status_t op_device_list(void *impl, tether_store_device_cb cb, void *arg)
+{
+    sqlite_store_t *s = impl;
+    sqlite3_stmt *stmt = NULL;
+    tether_store_device_t device;
+    tether_status_t rc;
+    int step;
+
+    if (cb == NULL)
+        return TETHER_ERR_INVALID_ARGUMENT;
+    pthread_mutex_lock(&s->lock);
+    if ((rc = db_prepare(s, "SELECT " DEVICE_COLUMNS " FROM devices ORDER BY created_at, rowid",
+                         &stmt)) != TETHER_OK)
+        goto out;
+    while ((step = sqlite3_step(stmt)) == SQLITE_ROW) {
+        if ((rc = device_row(stmt, &device)) != TETHER_OK || cb(arg, &device) != 0)
+            goto out;
+    }
+    if (step != SQLITE_DONE)
+        rc = db_fail(s, "list devices");
+out:
+    sqlite3_finalize(stmt);
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+/* One import row inside the open transaction: *created is set when new. */
+static tether_status_t import_row(sqlite_store_t *s, sqlite3_stmt *find, sqlite3_stmt *insert,
+                                  const tether_store_allow_t *row, int64_t now, bool *created)
+{
+    tether_status_t rc = TETHER_OK;
+    int step;
+
+    *created = false;
+    sqlite3_reset(find);
+    sqlite3_bind_text(find, 1, row->ek_sha256, -1, SQLITE_STATIC);
+    step = sqlite3_step(find);
+    if (step == SQLITE_ROW) {
+        const char *name = (const char *)sqlite3_column_text(find, 0);
+        return name != NULL && strcmp(name, row->name) == 0 ? TETHER_OK : TETHER_ERR_CONFLICT;
+    }
+    if (step != SQLITE_DONE)
+        return db_fail(s, "find device");
+    sqlite3_reset(insert);
+    sqlite3_bind_text(insert, 1, row->id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(insert, 2, row->name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(insert, 3, row->ek_sha256, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(insert, 4, now);
+    if ((rc = db_step_done(s, insert, "allow device")) == TETHER_OK)
+        *created = true;
+    return rc;
+}
+
+static tether_status_t op_device_import(void *impl, const tether_store_allow_t *rows, size_t count,
+                                        int64_t now, size_t *created, size_t *conflict_index)
+{
+    static const char find_sql[] = "SELECT name FROM devices WHERE ek_sha256 = ?";
+    static const char insert_sql[] =
+        "INSERT INTO devices (id, name, ek_sha256, status, created_at, updated_at) "
+        "VALUES (?, ?, ?, 'allowed', ?4, ?4)";
+    sqlite_store_t *s = impl;
+    sqlite3_stmt *find = NULL;
+    sqlite3_stmt *insert = NULL;
+    tether_status_t rc;
+    size_t new_rows = 0;
+
+    if (rows == NULL && count > 0)
+        return TETHER_ERR_INVALID_ARGUMENT;
+    pthread_mutex_lock(&s->lock);
+    if ((rc = db_begin(s)) != TETHER_OK)
+        goto out;
+    if ((rc = db_prepare(s, find_sql, &find)) != TETHER_OK ||
+        (rc = db_prepare(s, insert_sql, &insert)) != TETHER_OK)
+        goto out;
+    for (size_t i = 0; i < count; i++) {
+        bool is_new = false;
+        if ((rc = import_row(s, find, insert, &rows[i], now, &is_new)) != TETHER_OK) {
+            if (conflict_index != NULL)
+                *conflict_index = i;
+            goto out;
+        }
+        new_rows += is_new ? 1 : 0;
+    }
+out:
+    sqlite3_finalize(find);
+    sqlite3_finalize(insert);
+    rc = db_finish(s, rc);
+    pthread_mutex_unlock(&s->lock);
+    if (created != NULL)
+        *created = rc == TETHER_OK ? new_rows : 0;
+    return rc;
+}
+
+/* Which status an action leads to, or TETHER_ERR_CONFLICT from this one. */
+static tether_status_t status_after(tether_device_action_t action, tether_device_status_t from,
+                                    tether_device_status_t *to)
+{
+    switch (action) {
+    case TETHER_DEVICE_REVOKE:
+        *to = TETHER_DEVICE_REVOKED;
+        return from == TETHER_DEVICE_REVOKED ? TETHER_ERR_CONFLICT : TETHER_OK;
+    case TETHER_DEVICE_QUARANTINE:
+        *to = TETHER_DEVICE_QUARANTINED;
+        return from == TETHER_DEVICE_REVOKED || from == TETHER_DEVICE_QUARANTINED
+                   ? TETHER_ERR_CONFLICT
+                   : TETHER_OK;
+    case TETHER_DEVICE_REINSTATE:
+        *to = TETHER_DEVICE_ALLOWED;
+        return from == TETHER_DEVICE_REVOKED || from == TETHER_DEVICE_QUARANTINED
+                   ? TETHER_OK
+                   : TETHER_ERR_CONFLICT;
+    }
+    return TETHER_ERR_INVALID_ARGUMENT;
+}
+
+static tether_status_t run_bound(sqlite_store_t *s, const char *sql, const char *what,
+                                 const char *id, const char *text, int64_t number)
+{
+    sqlite3_stmt *stmt = NULL;
+    tether_status_t rc;
+
+    if ((rc = db_prepare(s, sql, &stmt)) != TETHER_OK)
+        return rc;
+    sqlite3_bind_text(stmt, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(stmt, 2, text, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(stmt, 3, number);
+    rc = db_step_done(s, stmt, what);
+    sqlite3_finalize(stmt);
+    return rc;
+}
+
+/* Marks every unexpired token of the device revoked and appends to the feed. */
+static tether_status_t revoke_tokens(sqlite_store_t *s, const char *id, const char *reason,
+                                     int64_t now)
+{
+    static const char tokens_sql[] = "UPDATE issued_tokens SET revoked = 1 "
+                                     "WHERE device_id = ?1 AND revoked = 0 AND exp > ?3";
+    static const char feed_sql[] = "INSERT INTO revocations (device_id, jti, reason, created_at) "
+                                   "VALUES (?1, NULL, ?2, ?3)";
+    tether_status_t rc = run_bound(s, tokens_sql, "revoke issued tokens", id, reason, now);
+
+    if (rc == TETHER_OK)
+        rc = run_bound(s, feed_sql, "append revocation", id, reason, now);
+    return rc;
+}
+
+static tether_status_t change_status_tx(sqlite_store_t *s, const char *id,
+                                        tether_device_action_t action, const char *reason,
+                                        int64_t now)
+{
+    static const char update_sql[] =
+        "UPDATE devices SET status = ?4, status_reason = ?2, allow_reenroll = ?5, "
+        "updated_at = ?3 WHERE id = ?1";
+    tether_store_device_t current;
+    tether_device_status_t next;
+    sqlite3_stmt *stmt = NULL;
+    tether_status_t rc;
+
+    rc = device_select(s, "SELECT " DEVICE_COLUMNS " FROM devices WHERE id = ?", id, &current);
+    if (rc != TETHER_OK)
+        return rc;
+    if ((rc = status_after(action, current.status, &next)) != TETHER_OK)
+        return rc;
+    if ((rc = db_prepare(s, update_sql, &stmt)) != TETHER_OK)
+        return rc;
+    sqlite3_bind_text(stmt, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(stmt, 2, reason, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(stmt, 3, now);
+    sqlite3_bind_text(stmt, 4, tether_device_status_name(next), -1, SQLITE_STATIC);
+    sqlite3_bind_int(stmt, 5, action == TETHER_DEVICE_REINSTATE ? 1 : 0);
+    rc = db_step_done(s, stmt, "change device status");
+    sqlite3_finalize(stmt);
+    if (rc == TETHER_OK && action != TETHER_DEVICE_REINSTATE)
+        rc = revoke_tokens(s, id, reason, now);
+    return rc;
+}
+
+static tether_status_t op_device_change_status(void *impl, const char *id,
+                                               tether_device_action_t action, const char *reason,
+                                               int64_t now, tether_store_device_t *device)
+{
+    sqlite_store_t *s = impl;
+    tether_status_t rc;
+
+    if (id == NULL || reason == NULL)
+        return TETHER_ERR_INVALID_ARGUMENT;
+    pthread_mutex_lock(&s->lock);
+    if ((rc = db_begin(s)) == TETHER_OK)
+        rc = db_finish(s, change_status_tx(s, id, action, reason, now));
+    if (rc == TETHER_OK && device != NULL)
+        rc = device_select(s, "SELECT " DEVICE_COLUMNS " FROM devices WHERE id = ?", id, device);
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+/* ---- bootstrap tokens, alerts, issued tokens, revocation feed ---- */
+
+static tether_status_t op_bootstrap_token_create(void *impl,
+                                                 const uint8_t hash[TETHER_STORE_HASH_SIZE],
+                                                 int64_t expires_at, unsigned uses, int64_t now)
+{
+    static const char sql[] = "INSERT INTO bootstrap_tokens (hash, expires_at, uses_left, "
+                              "created_at) VALUES (?, ?, ?, ?)";
+    sqlite_store_t *s = impl;
+    sqlite3_stmt *stmt = NULL;
+    tether_status_t rc;
+
+    if (hash == NULL || uses == 0)
+        return TETHER_ERR_INVALID_ARGUMENT;
+    pthread_mutex_lock(&s->lock);
+    if ((rc = db_prepare(s, sql, &stmt)) == TETHER_OK) {
+        sqlite3_bind_blob(stmt, 1, hash, TETHER_STORE_HASH_SIZE, SQLITE_STATIC);
+        sqlite3_bind_int64(stmt, 2, expires_at);
+        sqlite3_bind_int64(stmt, 3, (sqlite3_int64)uses);
+        sqlite3_bind_int64(stmt, 4, now);
+        rc = db_step_done(s, stmt, "create bootstrap token");
+    }
+    sqlite3_finalize(stmt);
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+static tether_status_t op_alert_add(void *impl, const char *device_id, const char *kind,
+                                    const char *details_json, int64_t now)
+{
+    static const char sql[] =
+        "INSERT INTO alerts (device_id, kind, details, created_at) VALUES (?, ?, ?, ?)";
+    sqlite_store_t *s = impl;
+    sqlite3_stmt *stmt = NULL;
+    tether_status_t rc;
+
+    if (kind == NULL || details_json == NULL)
+        return TETHER_ERR_INVALID_ARGUMENT;
+    pthread_mutex_lock(&s->lock);
+    if ((rc = db_prepare(s, sql, &stmt)) == TETHER_OK) {
+        sqlite3_bind_text(stmt, 1, device_id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(stmt, 2, kind, -1, SQLITE_STATIC);
+        sqlite3_bind_text(stmt, 3, details_json, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(stmt, 4, now);
+        rc = db_step_done(s, stmt, "add alert");
+    }
+    sqlite3_finalize(stmt);
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+static tether_status_t op_alert_list(void *impl, int64_t after_id, unsigned limit,
+                                     tether_store_alert_cb cb, void *arg)
+{
+    static const char sql[] = "SELECT id, device_id, kind, details, created_at FROM alerts "
+                              "WHERE id > ? ORDER BY id LIMIT ?";
+    sqlite_store_t *s = impl;
+    sqlite3_stmt *stmt = NULL;
+    tether_store_alert_t alert;
+    tether_status_t rc;
+    int step;
+
+    if (cb == NULL)
+        return TETHER_ERR_INVALID_ARGUMENT;
+    pthread_mutex_lock(&s->lock);
+    if ((rc = db_prepare(s, sql, &stmt)) != TETHER_OK)
+        goto out;
+    sqlite3_bind_int64(stmt, 1, after_id);
+    sqlite3_bind_int64(stmt, 2, (sqlite3_int64)limit);
+    while ((step = sqlite3_step(stmt)) == SQLITE_ROW) {
+        memset(&alert, 0, sizeof(alert));
+        alert.id = sqlite3_column_int64(stmt, 0);
+        if ((rc = copy_text(alert.device_id, sizeof(alert.device_id),
+                            sqlite3_column_text(stmt, 1))) != TETHER_OK)
+            goto out;
+        alert.kind = (const char *)sqlite3_column_text(stmt, 2);
+        alert.details_json = (const char *)sqlite3_column_text(stmt, 3);
+        alert.created_at = sqlite3_column_int64(stmt, 4);
+        if (cb(arg, &alert) != 0)
+            goto out;
+    }
+    if (step != SQLITE_DONE)
+        rc = db_fail(s, "list alerts");
+out:
+    sqlite3_finalize(stmt);
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+static tether_status_t op_issued_token_add(void *impl, const char *jti, const char *device_id,
+                                           int64_t exp, int64_t now)
+{
+    static const char sql[] = "INSERT INTO issued_tokens (jti, device_id, exp, issued_at) "
+                              "VALUES (?, ?, ?, ?)";
+    sqlite_store_t *s = impl;
+    sqlite3_stmt *stmt = NULL;
+    tether_status_t rc;
+
+    if (jti == NULL || device_id == NULL)
+        return TETHER_ERR_INVALID_ARGUMENT;
+    pthread_mutex_lock(&s->lock);
+    if ((rc = db_prepare(s, sql, &stmt)) == TETHER_OK) {
+        sqlite3_bind_text(stmt, 1, jti, -1, SQLITE_STATIC);
+        sqlite3_bind_text(stmt, 2, device_id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(stmt, 3, exp);
+        sqlite3_bind_int64(stmt, 4, now);
+        rc = db_step_done(s, stmt, "record issued token");
+    }
+    sqlite3_finalize(stmt);
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+static tether_status_t op_issued_token_revoked(void *impl, const char *jti, bool *revoked)
+{
+    sqlite_store_t *s = impl;
+    sqlite3_stmt *stmt = NULL;
+    tether_status_t rc;
+    int step;
+
+    if (jti == NULL || revoked == NULL)
+        return TETHER_ERR_INVALID_ARGUMENT;
+    pthread_mutex_lock(&s->lock);
+    if ((rc = db_prepare(s, "SELECT revoked FROM issued_tokens WHERE jti = ?", &stmt)) != TETHER_OK)
+        goto out;
+    sqlite3_bind_text(stmt, 1, jti, -1, SQLITE_STATIC);
+    step = sqlite3_step(stmt);
+    if (step == SQLITE_ROW)
+        *revoked = sqlite3_column_int(stmt, 0) != 0;
+    else
+        rc = step == SQLITE_DONE ? TETHER_ERR_NOT_FOUND : db_fail(s, "read issued token");
+out:
+    sqlite3_finalize(stmt);
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+static tether_status_t op_revocation_list(void *impl, int64_t after_seq, unsigned limit,
+                                          tether_store_revocation_cb cb, void *arg)
+{
+    static const char sql[] = "SELECT seq, device_id, jti, reason, created_at FROM revocations "
+                              "WHERE seq > ? ORDER BY seq LIMIT ?";
+    sqlite_store_t *s = impl;
+    sqlite3_stmt *stmt = NULL;
+    tether_store_revocation_t rev;
+    tether_status_t rc;
+    int step;
+
+    if (cb == NULL)
+        return TETHER_ERR_INVALID_ARGUMENT;
+    pthread_mutex_lock(&s->lock);
+    if ((rc = db_prepare(s, sql, &stmt)) != TETHER_OK)
+        goto out;
+    sqlite3_bind_int64(stmt, 1, after_seq);
+    sqlite3_bind_int64(stmt, 2, (sqlite3_int64)limit);
+    while ((step = sqlite3_step(stmt)) == SQLITE_ROW) {
+        memset(&rev, 0, sizeof(rev));
+        rev.seq = sqlite3_column_int64(stmt, 0);
+        if ((rc = copy_text(rev.device_id, sizeof(rev.device_id), sqlite3_column_text(stmt, 1))) !=
+            TETHER_OK)
+            goto out;
+        rev.jti = (const char *)sqlite3_column_text(stmt, 2);
+        rev.reason = (const char *)sqlite3_column_text(stmt, 3);
+        rev.created_at = sqlite3_column_int64(stmt, 4);
+        if (cb(arg, &rev) != 0)
+            goto out;
+    }
+    if (step != SQLITE_DONE)
+        rc = db_fail(s, "list revocations");
+out:
+    sqlite3_finalize(stmt);
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+/* ---- life cycle ---- */
+
+static void op_close(void *impl)
+{
+    sqlite_store_t *s = impl;
+
+    if (s == NULL)
+        return;
+    if (s->db != NULL && sqlite3_close(s->db) != SQLITE_OK)
+        tether_warn("store", "closing the database: %s", sqlite3_errmsg(s->db));
+    pthread_mutex_destroy(&s->lock);
+    tether_wipe(s, sizeof(*s));
+    free(s);
+}
+
+static const tether_store_ops_t sqlite_ops = {
+    .close = op_close,
+    .schema_version = op_schema_version,
+    .admin_token_create = op_admin_token_create,
+    .admin_token_find = op_admin_token_find,
+    .admin_token_revoke = op_admin_token_revoke,
+    .admin_token_list = op_admin_token_list,
+    .device_import = op_device_import,
+    .device_get = op_device_get,
+    .device_find_ek = op_device_find_ek,
+    .device_list = op_device_list,
+    .device_change_status = op_device_change_status,
+    .bootstrap_token_create = op_bootstrap_token_create,
+    .alert_add = op_alert_add,
+    .alert_list = op_alert_list,
+    .issued_token_add = op_issued_token_add,
+    .issued_token_revoked = op_issued_token_revoked,
+    .revocation_list = op_revocation_list,
+};
+
+/* journal_mode answers with a row naming the mode it got. */
+static tether_status_t set_wal(sqlite_store_t *s)
+{
+    sqlite3_stmt *stmt = NULL;
+    tether_status_t rc;
+
+    if ((rc = db_prepare(s, "PRAGMA journal_mode = WAL", &stmt)) != TETHER_OK)
+        return rc;
+    if (sqlite3_step(stmt) != SQLITE_ROW ||
+        strcmp((const char *)sqlite3_column_text(stmt, 0), "wal") != 0)
+        rc = db_fail(s, "switching the database to WAL");
+    sqlite3_finalize(stmt);
+    return rc;
+}
+
+tether_status_t tether_store_open_sqlite(tether_store_t *store, const char *path)
+{
+    const int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX |
+                      SQLITE_OPEN_NOFOLLOW;
+    sqlite_store_t *s = NULL;
+    tether_status_t rc;
+
+    if (store == NULL || path == NULL || store->ops != NULL)
+        return TETHER_ERR_INVALID_ARGUMENT;
+    if ((s = calloc(1, sizeof(*s))) == NULL)
+        return TETHER_ERR_NO_MEMORY;
+    pthread_mutex_init(&s->lock, NULL);
+    if (sqlite3_open_v2(path, &s->db, flags, NULL) != SQLITE_OK) {
+        tether_error("store", "cannot open database %s: %s", path,
+                     s->db != NULL ? sqlite3_errmsg(s->db) : "out of memory");
+        rc = TETHER_ERR_STORE;
+        goto out;
+    }
+    sqlite3_extended_result_codes(s->db, 0);
+    if (sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS) != SQLITE_OK) {
+        rc = db_fail(s, "busy timeout");
+        goto out;
+    }
+    if ((rc = set_wal(s)) != TETHER_OK ||
+        (rc = db_exec(s, "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON")) != TETHER_OK ||
+        (rc = migrate(s)) != TETHER_OK)
+        goto out;
+    store->ops = &sqlite_ops;
+    store->impl = s;
+    s = NULL;
+out:
+    op_close(s);
+    return rc;
+}

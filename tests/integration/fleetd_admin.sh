@@ -1,0 +1,315 @@
+#!/usr/bin/env bash
+# Integration test of tether-fleetd's init and admin API: the real program,
+# real SQLite, real TLS on a free loopback port, curl as the client.
+# usage: fleetd_admin.sh PATH/TO/tether-fleetd
+set -euo pipefail
+
+FLEETD=${1:?usage: fleetd_admin.sh PATH/TO/tether-fleetd}
+for tool in curl sqlite3 python3; do
+    if ! command -v "$tool" >/dev/null; then
+        echo "FAIL: $tool is not installed (scripts/bootstrap.sh installs it)"
+        exit 1
+    fi
+done
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/tether-fleetd-test.XXXXXX")
+DIR=$WORK/fleet
+PID=
+cleanup() {
+    if [ -n "$PID" ] && kill -0 "$PID" 2>/dev/null; then
+        kill -KILL "$PID" 2>/dev/null || true
+        wait "$PID" 2>/dev/null || true
+    fi
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+fail() {
+    echo "FAIL: $*" >&2
+    echo "--- last response: $STATUS $BODY" >&2
+    echo "--- fleetd log (tail):" >&2
+    tail -n 20 "$WORK/fleetd.log" >&2 2>/dev/null || true
+    exit 1
+}
+pass() { echo "ok - $*"; }
+
+PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+URL=https://127.0.0.1:$PORT
+STATUS=
+BODY=
+
+# call METHOD PATH TOKEN [CONTENT-TYPE BODY]: sets STATUS and BODY.
+call() {
+    local args=(-sS --max-time 10 --cacert "$DIR/ca.pem" -o "$WORK/body" -D "$WORK/headers"
+                -w '%{http_code}' -X "$1")
+    if [ -n "$3" ]; then args+=(-H "Authorization: Bearer $3"); fi
+    if [ $# -ge 5 ]; then args+=(-H "Content-Type: $4" --data-binary "$5"); fi
+    STATUS=$(curl "${args[@]}" "$URL$2") || STATUS=curl-failed
+    BODY=$(cat "$WORK/body" 2>/dev/null || true)
+}
+expect() { [ "$STATUS" = "$1" ] || fail "$2: expected HTTP $1, got $STATUS"; pass "$2 ($1)"; }
+
+# field NAME: a top-level field of BODY (JSON).
+field() { python3 -c 'import json, sys; v = json.loads(sys.argv[1])[sys.argv[2]]; print(v if not isinstance(v, list) else len(v))' "$BODY" "$1"; }
+sql() { sqlite3 -cmd ".timeout 5000" "$DIR/fleet.db" "$1"; }
+
+start_fleetd() {
+    "$FLEETD" run --dir "$DIR" 2>>"$WORK/fleetd.log" &
+    PID=$!
+    for _ in $(seq 1 100); do
+        if curl -s --max-time 1 --cacert "$DIR/ca.pem" "$URL/v1/health" >/dev/null 2>&1; then
+            return 0
+        fi
+        kill -0 "$PID" 2>/dev/null || fail "tether-fleetd exited at start"
+        sleep 0.1
+    done
+    fail "tether-fleetd did not answer within 10 s"
+}
+stop_fleetd() {
+    local rc=0
+    kill -TERM "$PID"
+    for _ in $(seq 1 100); do
+        kill -0 "$PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    wait "$PID" || rc=$?
+    PID=
+    [ "$rc" -eq 0 ] || fail "tether-fleetd exited with $rc on SIGTERM"
+    pass "SIGTERM: clean exit 0"
+}
+
+# --- help and init -----------------------------------------------------------
+"$FLEETD" --help | grep -q "usage:" || fail "--help"
+"$FLEETD" init --help | grep -q -- "--ek-ca" || fail "init --help"
+"$FLEETD" run --help | grep -q -- "--dir" || fail "run --help"
+if "$FLEETD" bogus >/dev/null 2>&1; then fail "unknown command accepted"; fi
+if "$FLEETD" init >/dev/null 2>&1; then fail "init without --dir accepted"; fi
+pass "help and usage errors"
+
+# An EK CA to copy in: any certificate will do; use a throwaway fleet's CA.
+"$FLEETD" init --dir "$WORK/other" --listen "127.0.0.1:1" >/dev/null
+cp "$WORK/other/ca.pem" "$WORK/manufacturer-ca.pem"
+echo "not a certificate" >"$WORK/bad-ca.pem"
+if "$FLEETD" init --dir "$WORK/bad" --ek-ca "$WORK/bad-ca.pem" >/dev/null 2>&1; then
+    fail "init accepted a bad --ek-ca"
+fi
+[ ! -e "$WORK/bad" ] || fail "failed init left $WORK/bad behind"
+ls "$WORK" | grep -q "init-" && fail "failed init left a staging directory"
+pass "init refuses a bad EK CA and leaves nothing behind"
+
+"$FLEETD" init --dir "$DIR" --listen "127.0.0.1:$PORT" --ek-ca "$WORK/manufacturer-ca.pem" \
+    >"$WORK/init.out"
+[ "$(wc -l <"$WORK/init.out")" -eq 1 ] || fail "init printed more than one line"
+ADMIN=$(cat "$WORK/init.out")
+case "$ADMIN" in tthr_adm_*) ;; *) fail "init printed no admin token" ;; esac
+[ "$(stat -c %a "$DIR")" = 700 ] || fail "DIR mode is not 0700"
+for key in issuer-key.pem ca-key.pem tls-key.pem; do
+    [ "$(stat -c %a "$DIR/$key")" = 600 ] || fail "$key mode is not 0600"
+done
+[ -f "$DIR/ek-ca/manufacturer-ca.pem" ] || fail "EK CA not copied"
+grep -q "^ek_ca = ek-ca/manufacturer-ca.pem$" "$DIR/fleetd.conf" || fail "EK CA not configured"
+[ "$(sql "PRAGMA journal_mode")" = wal ] || fail "database not in WAL mode"
+[ "$(sql "SELECT roles FROM admin_tokens")" = "read,fleet,security" ] || fail "admin roles"
+if grep -qF "$ADMIN" "$DIR/fleet.db"; then fail "admin token stored in the clear"; fi
+pass "init: one token line, modes, WAL, hashed token"
+
+before=$(cd "$DIR" && find . -type f -exec sha256sum {} + | sort)
+if "$FLEETD" init --dir "$DIR" --listen "127.0.0.1:$PORT" >"$WORK/again.out" 2>"$WORK/again.err"; then
+    fail "init overwrote an existing fleet"
+fi
+grep -q "refusing to overwrite" "$WORK/again.err" || fail "init gave no clear error"
+[ ! -s "$WORK/again.out" ] || fail "refused init printed a token"
+after=$(cd "$DIR" && find . -type f -exec sha256sum {} + | sort)
+[ "$before" = "$after" ] || fail "refused init changed the fleet"
+pass "init refuses to overwrite; nothing changed"
+
+# --- serve -------------------------------------------------------------------
+start_fleetd
+call GET /v1/health ""
+expect 200 "health"
+
+# --- authentication and roles ----------------------------------------------
+call GET /v1/admin/devices ""
+expect 401 "no token"
+grep -qi '^www-authenticate: Bearer' "$WORK/headers" || fail "no WWW-Authenticate"
+call GET /v1/admin/devices "nope"
+expect 401 "malformed token"
+call GET /v1/admin/devices "${ADMIN%?}x"
+expect 401 "token with a bad checksum"
+call GET /v1/admin/nothing-here "$ADMIN"
+expect 404 "unknown endpoint"
+call DELETE /v1/admin/devices "$ADMIN"
+expect 405 "wrong method"
+grep -qi '^allow: GET, POST' "$WORK/headers" || fail "no Allow header"
+
+new_token() { # NAME ROLES-JSON -> prints the token
+    call POST /v1/admin/tokens "$ADMIN" application/json "{\"name\": \"$1\", \"roles\": $2}"
+    expect 201 "create admin token $1" >&2
+    field token
+}
+READ=$(new_token reader '["read"]')
+FLEET=$(new_token fleet-script '["fleet"]')
+SECURITY=$(new_token soc '["security"]')
+case "$READ" in tthr_adm_*) ;; *) fail "created token has the wrong format" ;; esac
+
+EK1=$(printf '1%.0s' $(seq 64))
+EK2=$(printf '2%.0s' $(seq 64))
+EK3=$(printf '3%.0s' $(seq 64))
+call POST /v1/admin/devices "$READ" application/json "{\"ek_sha256\": \"$EK1\", \"name\": \"gw1\"}"
+expect 403 "read token cannot allow a device"
+[ "$(sql "SELECT count(*) FROM devices")" = 0 ] || fail "403 changed state"
+call GET /v1/admin/devices "$SECURITY"
+expect 403 "security-only token cannot list devices"
+call POST /v1/admin/tokens "$SECURITY" application/json '{"name": "x", "roles": ["fleet"]}'
+expect 403 "no role escalation through token creation"
+call GET /v1/admin/tokens "$FLEET"
+expect 403 "fleet token cannot list admin tokens"
+
+# --- devices -----------------------------------------------------------------
+call POST /v1/admin/devices "$FLEET" application/json "{\"ek_sha256\": \"$EK1\", \"name\": \"gw1\"}"
+expect 201 "allow device"
+DEV1=$(field id)
+[ "$(field status)" = allowed ] || fail "new device is not allowed"
+call POST /v1/admin/devices "$FLEET" application/json "{\"ek_sha256\": \"$EK1\", \"name\": \"gw1\"}"
+expect 200 "allow again is idempotent"
+[ "$(field id)" = "$DEV1" ] || fail "allow again made a new device"
+call POST /v1/admin/devices "$FLEET" application/json "{\"ek_sha256\": \"$EK1\", \"name\": \"other\"}"
+expect 409 "same EK under another name"
+call GET "/v1/admin/devices/$DEV1" "$READ"
+expect 200 "show device"
+[ "$(field ek_sha256)" = "$EK1" ] || fail "show device: wrong EK"
+call GET /v1/admin/devices/dev_000000000000000000000000 "$READ"
+expect 404 "unknown device"
+call GET "/v1/admin/devices/..%2F..%2Fetc" "$READ"
+expect 404 "malformed device id"
+
+# --- refused input changes nothing --------------------------------------------
+count=$(sql "SELECT count(*) FROM devices")
+call POST /v1/admin/devices "$FLEET" application/json '{"ek_sha256": '
+expect 400 "malformed JSON"
+[ "$(field error)" = invalid_request ] || fail "malformed JSON: error code"
+call POST /v1/admin/devices "$FLEET" application/json "{\"ek_sha256\": \"$EK2\", \"name\": \"gw2\", \"admin\": true}"
+expect 400 "unknown JSON field"
+call POST /v1/admin/devices "$FLEET" application/json "{\"ek_sha256\": \"$EK2\", \"name\": 7}"
+expect 400 "wrong JSON type"
+call POST /v1/admin/devices "$FLEET" application/json "{\"ek_sha256\": \"$EK2\", \"name\": \"$(printf 'n%.0s' $(seq 65))\"}"
+expect 400 "name too long"
+call POST /v1/admin/devices "$FLEET" text/plain "{\"ek_sha256\": \"$EK2\", \"name\": \"gw2\"}"
+expect 415 "wrong content type"
+call GET "/v1/admin/devices?limit=5" "$READ"
+expect 400 "unknown query parameter"
+python3 -c 'import sys; sys.stdout.write("{\"name\": \"" + "x" * 70000 + "\"}")' >"$WORK/big.json"
+call POST /v1/admin/devices "$FLEET" application/json "@$WORK/big.json"
+expect 413 "oversized body (Content-Length)"
+STATUS=$(curl -sS --max-time 10 --cacert "$DIR/ca.pem" -o "$WORK/body" -w '%{http_code}' \
+    -H "Authorization: Bearer $FLEET" -H "Content-Type: application/json" \
+    -H "Transfer-Encoding: chunked" --data-binary "@$WORK/big.json" "$URL/v1/admin/devices") ||
+    STATUS=curl-failed
+expect 413 "oversized body (chunked)"
+[ "$(sql "SELECT count(*) FROM devices")" = "$count" ] || fail "refused input changed devices"
+pass "refused input left the database unchanged"
+
+# --- import --------------------------------------------------------------------
+CSV=$(printf 'ek_sha256,name\n%s,gw2\n%s,gw3\n%s,gw1\n' "$EK2" "$EK3" "$EK1")
+call POST /v1/admin/devices/import "$FLEET" text/csv "$CSV"
+expect 200 "import"
+[ "$(field created)" = 2 ] && [ "$(field unchanged)" = 1 ] || fail "import counts: $BODY"
+call POST /v1/admin/devices/import "$FLEET" text/csv "$CSV"
+expect 200 "import again"
+[ "$(field created)" = 0 ] || fail "import is not idempotent"
+BAD=$(printf 'ek_sha256,name\n%s,gw9\nnot-hex,gw10\n%s\n' "$(printf '9%.0s' $(seq 64))" "$EK2")
+call POST /v1/admin/devices/import "$FLEET" text/csv "$BAD"
+expect 400 "import with bad rows"
+python3 -c 'import json, sys; e = json.loads(sys.argv[1])["errors"]; assert [x["line"] for x in e] == [3, 4], e' "$BODY" ||
+    fail "bad rows not reported by line"
+RENAME=$(printf 'ek_sha256,name\n%s,gw9\n%s,renamed\n' "$(printf '9%.0s' $(seq 64))" "$EK2")
+call POST /v1/admin/devices/import "$FLEET" text/csv "$RENAME"
+expect 409 "import conflicting with a known device"
+[ "$(sql "SELECT count(*) FROM devices")" = 3 ] || fail "a refused import changed devices"
+call GET /v1/admin/devices "$READ"
+expect 200 "list devices"
+[ "$(field devices)" = 3 ] || fail "device list has $(field devices) entries"
+
+# --- revoke, quarantine, reinstate ------------------------------------------
+now=$(date +%s)
+sql "INSERT INTO issued_tokens (jti, device_id, issued_at, exp) VALUES
+     ('live', '$DEV1', $now, $((now + 300))), ('old', '$DEV1', $((now - 900)), $((now - 600)))"
+call POST "/v1/admin/devices/$DEV1/revoke" "$FLEET" application/json '{"reason": "stolen"}'
+expect 403 "fleet token cannot revoke"
+call POST "/v1/admin/devices/$DEV1/revoke" "$SECURITY" application/json '{}'
+expect 400 "revoke without a reason"
+call POST "/v1/admin/devices/$DEV1/revoke" "$SECURITY" application/json '{"reason": "stolen"}'
+expect 200 "revoke"
+[ "$(field status)" = revoked ] || fail "device not revoked"
+[ "$(sql "SELECT revoked FROM issued_tokens WHERE jti = 'live'")" = 1 ] || fail "live token not revoked"
+[ "$(sql "SELECT revoked FROM issued_tokens WHERE jti = 'old'")" = 0 ] || fail "expired token touched"
+[ "$(sql "SELECT count(*) FROM revocations WHERE device_id = '$DEV1'")" = 1 ] || fail "no feed entry"
+call POST "/v1/admin/devices/$DEV1/revoke" "$SECURITY" application/json '{"reason": "again"}'
+expect 409 "revoke twice"
+call POST "/v1/admin/devices/$DEV1/reinstate" "$SECURITY" application/json '{"reason": "found"}'
+expect 200 "reinstate"
+[ "$(field status)" = allowed ] && [ "$(field allow_reenroll)" = True ] || fail "reinstate: $BODY"
+call POST "/v1/admin/devices/$DEV1/quarantine" "$SECURITY" application/json '{"reason": "clone?"}'
+expect 200 "quarantine"
+[ "$(sql "SELECT count(*) FROM revocations")" = 2 ] || fail "quarantine: no feed entry"
+call POST /v1/admin/devices/dev_000000000000000000000000/revoke "$SECURITY" application/json '{"reason": "x"}'
+expect 404 "revoke an unknown device"
+
+# --- alerts, bootstrap tokens, admin tokens ------------------------------------
+sql "INSERT INTO alerts (device_id, kind, details, created_at) VALUES ('$DEV1', 'clone', '{\"counter\": [7, 5]}', $now)"
+call GET /v1/admin/alerts "$SECURITY"
+expect 200 "list alerts"
+[ "$(field alerts)" = 1 ] || fail "alerts: $BODY"
+call GET "/v1/admin/alerts?after=1" "$SECURITY"
+expect 200 "list alerts after"
+[ "$(field alerts)" = 0 ] || fail "alerts after 1: $BODY"
+call GET "/v1/admin/alerts?after=x" "$SECURITY"
+expect 400 "alerts with a bad cursor"
+call GET /v1/admin/alerts "$READ"
+expect 403 "read token cannot list alerts"
+
+call POST /v1/admin/bootstrap-tokens "$FLEET" application/json '{"ttl_seconds": 600, "uses": 2}'
+expect 201 "create bootstrap token"
+BOOT=$(field token)
+case "$BOOT" in tthr_boot_*) ;; *) fail "bootstrap token format" ;; esac
+[ "$(sql "SELECT uses_left FROM bootstrap_tokens")" = 2 ] || fail "bootstrap token not stored"
+call POST /v1/admin/bootstrap-tokens "$FLEET" application/json '{"ttl_seconds": 999999999}'
+expect 400 "bootstrap TTL over the limit"
+
+call GET /v1/admin/tokens "$SECURITY"
+expect 200 "list admin tokens"
+[ "$(field tokens)" = 4 ] || fail "admin tokens: $BODY"
+READ_ID=$(sql "SELECT id FROM admin_tokens WHERE name = 'reader'")
+call DELETE "/v1/admin/tokens/$READ_ID" "$SECURITY"
+expect 200 "revoke admin token"
+call GET /v1/admin/devices "$READ"
+expect 401 "revoked admin token"
+call DELETE "/v1/admin/tokens/$READ_ID" "$SECURITY"
+expect 409 "revoke an admin token twice"
+call DELETE /v1/admin/tokens/999 "$SECURITY"
+expect 404 "revoke an unknown admin token"
+
+for secret in "$ADMIN" "$READ" "$FLEET" "$SECURITY" "$BOOT"; do
+    if grep -qF "$secret" "$DIR/fleet.db" "$DIR"/fleet.db-wal 2>/dev/null; then
+        fail "a secret token is stored in the clear"
+    fi
+    if grep -qF "$secret" "$WORK/fleetd.log"; then fail "a secret token was logged"; fi
+done
+pass "no secret in the database or the log"
+grep -q '"msg":"method=POST path=/v1/admin/devices status=201 duration_ms=[0-9.]* remote=127.0.0.1"' \
+    "$WORK/fleetd.log" || fail "no JSON request log line"
+pass "JSON request log lines"
+
+# --- restart keeps everything ---------------------------------------------------
+stop_fleetd
+start_fleetd
+call GET /v1/admin/devices "$ADMIN"
+expect 200 "list after restart"
+[ "$(field devices)" = 3 ] || fail "devices lost in the restart"
+call GET "/v1/admin/devices/$DEV1" "$ADMIN"
+[ "$(field status)" = quarantined ] || fail "status lost in the restart"
+call GET /v1/admin/devices "$READ"
+expect 401 "revoked admin token stays revoked after restart"
+stop_fleetd
+
+echo "all fleetd admin checks passed"

@@ -1,0 +1,133 @@
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <dirent.h>
+
+#include "tether/file.h"
+
+static char dir[64];
+
+static int make_dir(void **state)
+{
+    (void)state;
+    strcpy(dir, "/tmp/tether-unit-XXXXXX");
+    return mkdtemp(dir) != NULL ? 0 : -1;
+}
+
+static int remove_dir(void **state)
+{
+    char cmd[128];
+
+    (void)state;
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static void path_in_dir(char *out, size_t size, const char *name)
+{
+    snprintf(out, size, "%s/%s", dir, name);
+}
+
+static int entries_in_dir(void)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    int n = 0;
+
+    assert_non_null(d);
+    while ((e = readdir(d)) != NULL)
+        n += strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
+    closedir(d);
+    return n;
+}
+
+static void write_read_replace(void **state)
+{
+    char path[128];
+    uint8_t *data = NULL;
+    size_t len = 0;
+    struct stat st;
+
+    (void)state;
+    path_in_dir(path, sizeof(path), "blob");
+    assert_int_equal(tether_file_write_atomic(path, "first", 5, 0600), TETHER_OK);
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    assert_int_equal(tether_file_write_atomic(path, "second!", 7, 0640), TETHER_OK);
+    assert_int_equal(tether_file_read(path, 100, &data, &len), TETHER_OK);
+    assert_int_equal(len, 7);
+    assert_memory_equal(data, "second!", 7);
+    assert_int_equal(data[7], '\0');
+    free(data);
+    /* No temporary file is left behind. */
+    assert_int_equal(entries_in_dir(), 1);
+    assert_int_equal(tether_file_read(path, 6, &data, &len), TETHER_ERR_TOO_LARGE);
+    assert_null(data);
+}
+
+static void read_errors(void **state)
+{
+    char path[128];
+    uint8_t *data = NULL;
+    size_t len = 0;
+
+    (void)state;
+    path_in_dir(path, sizeof(path), "missing");
+    assert_int_equal(tether_file_read(path, 100, &data, &len), TETHER_ERR_NOT_FOUND);
+    /* A folder is not a file. */
+    assert_int_equal(tether_file_read(dir, 100, &data, &len), TETHER_ERR_IO);
+    /* Symbolic links are not followed. */
+    path_in_dir(path, sizeof(path), "link");
+    assert_int_equal(symlink("/etc/hostname", path), 0);
+    assert_int_equal(tether_file_read(path, 100, &data, &len), TETHER_ERR_IO);
+    assert_int_equal(tether_file_write_atomic("/nonexistent-folder/x", "a", 1, 0600), TETHER_ERR_IO);
+}
+
+static void wipe_remove(void **state)
+{
+    char path[128];
+
+    (void)state;
+    path_in_dir(path, sizeof(path), "secret");
+    assert_int_equal(tether_file_write_atomic(path, "tthr_boot_secret", 16, 0600), TETHER_OK);
+    assert_int_equal(tether_file_wipe_remove(path), TETHER_OK);
+    assert_int_equal(access(path, F_OK), -1);
+    assert_int_equal(tether_file_wipe_remove(path), TETHER_OK); /* already gone */
+}
+
+static void private_dir(void **state)
+{
+    char path[128];
+    struct stat st;
+
+    (void)state;
+    path_in_dir(path, sizeof(path), "state");
+    assert_int_equal(tether_dir_ensure_private(path), TETHER_OK);
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0700);
+    assert_int_equal(tether_dir_ensure_private(path), TETHER_OK);
+    assert_int_equal(chmod(path, 0777), 0);
+    assert_int_equal(tether_dir_ensure_private(path), TETHER_ERR_STATE);
+    path_in_dir(path, sizeof(path), "file");
+    assert_int_equal(tether_file_write_atomic(path, "x", 1, 0600), TETHER_OK);
+    assert_int_equal(tether_dir_ensure_private(path), TETHER_ERR_IO);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(write_read_replace, make_dir, remove_dir),
+        cmocka_unit_test_setup_teardown(read_errors, make_dir, remove_dir),
+        cmocka_unit_test_setup_teardown(wipe_remove, make_dir, remove_dir),
+        cmocka_unit_test_setup_teardown(private_dir, make_dir, remove_dir),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

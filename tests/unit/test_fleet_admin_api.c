@@ -1,0 +1,264 @@
+/* The admin API's routing, authentication, roles and refusals, in process
+ * (no HTTP): requests go straight to the handler over a real SQLite store. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+#include <cmocka.h>
+
+#include "admin_api.h"
+#include "files.h"
+#include "store.h"
+#include "tether/secret_token.h"
+
+#define EK1 "1111111111111111111111111111111111111111111111111111111111111111"
+#define EK2 "2222222222222222222222222222222222222222222222222222222222222222"
+
+typedef struct fixture {
+    char dir[256];
+    tether_store_t store;
+    tether_admin_api_t api;
+    char all[TETHER_SECRET_TOKEN_SIZE];
+    char read[TETHER_SECRET_TOKEN_SIZE];
+    char security[TETHER_SECRET_TOKEN_SIZE];
+    char authorization[128];
+    tether_http_response_t response;
+    cJSON *json;
+} fixture_t;
+
+static void add_token(fixture_t *f, char *token, unsigned roles)
+{
+    uint8_t hash[TETHER_SECRET_HASH_SIZE];
+
+    assert_int_equal(tether_secret_token_generate(TETHER_SECRET_ADMIN, token,
+                                                  TETHER_SECRET_TOKEN_SIZE),
+                     TETHER_OK);
+    assert_int_equal(tether_secret_token_hash(token, strlen(token), hash), TETHER_OK);
+    assert_int_equal(tether_store_admin_token_create(&f->store, hash, roles, "t", 1, NULL),
+                     TETHER_OK);
+}
+
+static int setup(void **state)
+{
+    fixture_t *f = calloc(1, sizeof(*f));
+    const char *tmp = getenv("TMPDIR");
+    char path[300];
+
+    if (f == NULL)
+        return -1;
+    snprintf(f->dir, sizeof(f->dir), "%s/tether-api-XXXXXX", tmp != NULL ? tmp : "/tmp");
+    if (mkdtemp(f->dir) == NULL)
+        return -1;
+    snprintf(path, sizeof(path), "%s/fleet.db", f->dir);
+    tether_store_init(&f->store);
+    if (tether_store_open_sqlite(&f->store, path) != TETHER_OK)
+        return -1;
+    tether_admin_api_init(&f->api, &f->store, 3600);
+    add_token(f, f->all, TETHER_ROLE_ALL);
+    add_token(f, f->read, TETHER_ROLE_READ);
+    add_token(f, f->security, TETHER_ROLE_SECURITY);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture_t *f = *state;
+
+    cJSON_Delete(f->json);
+    tether_http_response_clear(&f->response);
+    tether_store_free(&f->store);
+    tether_fleet_dir_remove(f->dir);
+    free(f);
+    return 0;
+}
+
+/* Sends a request; returns the status and keeps the parsed body in f->json. */
+static unsigned call(fixture_t *f, const char *method, const char *path, const char *token,
+                     const char *content_type, const char *body)
+{
+    tether_http_request_t request;
+    char plain[128];
+    char *query;
+
+    /* The server hands the query over apart from the path: do the same. */
+    memset(&request, 0, sizeof(request));
+    snprintf(plain, sizeof(plain), "%s", path);
+    if ((query = strchr(plain, '?')) != NULL) {
+        *query++ = '\0';
+        request.query[0].key = query;
+        request.query[0].value = "";
+        if ((query = strchr(query, '=')) != NULL) {
+            *query++ = '\0';
+            request.query[0].value = query;
+        }
+        request.query_count = 1;
+    }
+    request.method = method;
+    request.path = plain;
+    if (token != NULL) {
+        snprintf(f->authorization, sizeof(f->authorization), "Bearer %s", token);
+        request.authorization = f->authorization;
+    }
+    request.content_type = content_type;
+    request.body = (const uint8_t *)body;
+    request.body_len = body != NULL ? strlen(body) : 0;
+    cJSON_Delete(f->json);
+    tether_http_response_clear(&f->response);
+    tether_admin_api_handle(&f->api, &request, &f->response);
+    assert_non_null(f->response.body);
+    f->json = cJSON_Parse(f->response.body);
+    assert_non_null(f->json);
+    return f->response.status;
+}
+
+static const char *text(const fixture_t *f, const char *name)
+{
+    const cJSON *item = cJSON_GetObjectItemCaseSensitive(f->json, name);
+
+    return cJSON_IsString(item) ? item->valuestring : "";
+}
+
+static int device_count(fixture_t *f)
+{
+    assert_int_equal(call(f, "GET", "/v1/admin/devices", f->read, NULL, NULL), 200);
+    return cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(f->json, "devices"));
+}
+
+static void routing_and_authentication(void **state)
+{
+    fixture_t *f = *state;
+    char bad[TETHER_SECRET_TOKEN_SIZE];
+
+    assert_int_equal(call(f, "GET", "/v1/health", NULL, NULL, NULL), 200);
+    assert_int_equal(call(f, "GET", "/v2/anything", NULL, NULL, NULL), 404);
+    assert_int_equal(call(f, "GET", "/v1/admin/devices", NULL, NULL, NULL), 401);
+    assert_string_equal(text(f, "error"), "unauthorized");
+    assert_non_null(f->response.www_authenticate);
+    /* Unauthenticated callers learn nothing about which paths exist. */
+    assert_int_equal(call(f, "GET", "/v1/admin/nothing", NULL, NULL, NULL), 401);
+    assert_int_equal(call(f, "GET", "/v1/admin/devices", "tthr_adm_short", NULL, NULL), 401);
+    assert_string_equal(text(f, "error"), "invalid_token");
+    memcpy(bad, f->all, sizeof(bad));
+    bad[12] = bad[12] == 'a' ? 'b' : 'a';
+    assert_int_equal(call(f, "GET", "/v1/admin/devices", bad, NULL, NULL), 401);
+    assert_int_equal(call(f, "GET", "/v1/admin/nothing", f->all, NULL, NULL), 404);
+    assert_int_equal(call(f, "PUT", "/v1/admin/devices", f->all, NULL, NULL), 405);
+    assert_string_equal(f->response.allow, "GET, POST");
+    assert_int_equal(call(f, "GET", "/v1/admin/devices/", f->all, NULL, NULL), 404);
+}
+
+static void roles_enforced(void **state)
+{
+    fixture_t *f = *state;
+    const char *allow = "{\"ek_sha256\": \"" EK1 "\", \"name\": \"gw\"}";
+
+    assert_int_equal(call(f, "POST", "/v1/admin/devices", f->read, "application/json", allow), 403);
+    assert_string_equal(text(f, "error"), "insufficient_scope");
+    assert_int_equal(call(f, "GET", "/v1/admin/devices", f->security, NULL, NULL), 403);
+    assert_int_equal(call(f, "GET", "/v1/admin/alerts", f->read, NULL, NULL), 403);
+    assert_int_equal(call(f, "POST", "/v1/admin/tokens", f->security, "application/json",
+                          "{\"name\": \"x\", \"roles\": [\"read\"]}"),
+                     403);
+    assert_int_equal(device_count(f), 0);
+}
+
+static void devices_and_refusals(void **state)
+{
+    fixture_t *f = *state;
+    const char *allow = "{\"ek_sha256\": \"" EK1 "\", \"name\": \"gw\"}";
+    char path[128];
+
+    assert_int_equal(call(f, "POST", "/v1/admin/devices", f->all, "application/json", allow), 201);
+    snprintf(path, sizeof(path), "/v1/admin/devices/%s", text(f, "id"));
+    assert_int_equal(call(f, "POST", "/v1/admin/devices", f->all, "application/json; charset=utf-8",
+                          allow),
+                     200);
+    assert_int_equal(call(f, "GET", path, f->read, NULL, NULL), 200);
+    assert_string_equal(text(f, "name"), "gw");
+    assert_int_equal(call(f, "GET", path, f->read, "application/json", "{}"), 400);
+    assert_int_equal(call(f, "POST", "/v1/admin/devices", f->all, "text/plain", allow), 415);
+    assert_int_equal(call(f, "POST", "/v1/admin/devices", f->all, "application/json",
+                          "{\"ek_sha256\": \"" EK2 "\", \"name\": \"gw2\", \"x\": 1}"),
+                     400);
+    assert_int_equal(call(f, "POST", "/v1/admin/devices/import", f->all, "text/csv",
+                          "ek_sha256,name\n" EK2 ",ok\nbad,row\n"),
+                     400);
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(f->json, "errors")), 1);
+    assert_int_equal(call(f, "POST", "/v1/admin/devices/import", f->all, "text/csv",
+                          "ek_sha256,name\n" EK2 ",ok\n" EK1 ",renamed\n"),
+                     409);
+    assert_int_equal(device_count(f), 1);
+    assert_int_equal(call(f, "POST", "/v1/admin/devices/import", f->all, "text/csv",
+                          "ek_sha256,name\n" EK2 ",ok\n" EK1 ",gw\n"),
+                     200);
+    assert_int_equal(device_count(f), 2);
+}
+
+static void status_changes(void **state)
+{
+    fixture_t *f = *state;
+    char path[128];
+
+    assert_int_equal(call(f, "POST", "/v1/admin/devices", f->all, "application/json",
+                          "{\"ek_sha256\": \"" EK1 "\", \"name\": \"gw\"}"),
+                     201);
+    snprintf(path, sizeof(path), "/v1/admin/devices/%s/revoke", text(f, "id"));
+    assert_int_equal(call(f, "POST", path, f->read, "application/json", "{\"reason\": \"x\"}"), 403);
+    assert_int_equal(call(f, "POST", path, f->security, "application/json", "{\"reason\": \"x\"}"),
+                     200);
+    assert_string_equal(text(f, "status"), "revoked");
+    assert_int_equal(call(f, "POST", path, f->security, "application/json", "{\"reason\": \"x\"}"),
+                     409);
+    assert_int_equal(call(f, "POST", "/v1/admin/devices/dev_000000000000000000000000/quarantine",
+                          f->security, "application/json", "{\"reason\": \"x\"}"),
+                     404);
+}
+
+static void secrets(void **state)
+{
+    fixture_t *f = *state;
+    const cJSON *id;
+    char path[64];
+
+    assert_int_equal(call(f, "POST", "/v1/admin/bootstrap-tokens", f->all, "application/json",
+                          "{\"ttl_seconds\": 3600}"),
+                     201);
+    assert_int_equal(tether_secret_token_check_format(text(f, "token"), strlen(text(f, "token")),
+                                                      TETHER_SECRET_BOOTSTRAP),
+                     TETHER_OK);
+    assert_int_equal(call(f, "POST", "/v1/admin/bootstrap-tokens", f->all, "application/json",
+                          "{\"ttl_seconds\": 3601}"),
+                     400);
+    assert_int_equal(call(f, "POST", "/v1/admin/tokens", f->all, "application/json",
+                          "{\"name\": \"ci\", \"roles\": [\"read\"]}"),
+                     201);
+    id = cJSON_GetObjectItemCaseSensitive(f->json, "id");
+    assert_true(cJSON_IsNumber(id));
+    snprintf(path, sizeof(path), "/v1/admin/tokens/%d", id->valueint);
+    assert_int_equal(call(f, "DELETE", path, f->security, NULL, NULL), 200);
+    assert_int_equal(call(f, "DELETE", path, f->security, NULL, NULL), 409);
+    assert_int_equal(call(f, "DELETE", "/v1/admin/tokens/abc", f->security, NULL, NULL), 404);
+    assert_int_equal(call(f, "GET", "/v1/admin/alerts?after=0", f->security, NULL, NULL), 200);
+    assert_int_equal(call(f, "GET", "/v1/admin/alerts?after=-1", f->security, NULL, NULL), 400);
+    assert_int_equal(call(f, "GET", "/v1/admin/alerts?before=1", f->security, NULL, NULL), 400);
+    assert_int_equal(call(f, "GET", "/v1/admin/tokens?x=1", f->security, NULL, NULL), 400);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(routing_and_authentication, setup, teardown),
+        cmocka_unit_test_setup_teardown(roles_enforced, setup, teardown),
+        cmocka_unit_test_setup_teardown(devices_and_refusals, setup, teardown),
+        cmocka_unit_test_setup_teardown(status_changes, setup, teardown),
+        cmocka_unit_test_setup_teardown(secrets, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

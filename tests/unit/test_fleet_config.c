@@ -1,0 +1,160 @@
+/* fleetd.conf: parsing, limits, listen addresses, and format round trips. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "config.h"
+
+static tether_status_t parse(const char *text, tether_fleet_config_t *config,
+                             tether_fleet_config_error_t *error)
+{
+    tether_fleet_config_init(config);
+    return tether_fleet_config_parse(text, strlen(text), config, error);
+}
+
+static void defaults(void **state)
+{
+    tether_fleet_config_t config;
+    tether_fleet_config_error_t error;
+
+    (void)state;
+    assert_int_equal(parse("", &config, &error), TETHER_OK);
+    assert_string_equal(config.listen_host, "127.0.0.1");
+    assert_int_equal(config.listen_port, 8443);
+    assert_int_equal(config.max_body_bytes, 65536);
+    assert_int_equal(config.threads, 4);
+    assert_int_equal(config.ek_ca_count, 0);
+}
+
+static void every_key(void **state)
+{
+    tether_fleet_config_t config;
+    tether_fleet_config_error_t error;
+
+    (void)state;
+    assert_int_equal(parse("# comment\n"
+                           "  listen = 127.0.0.1:9000  \r\n"
+                           "\n"
+                           "ek_ca = ek-ca/one.pem\n"
+                           "ek_ca=ek-ca/two.der\n"
+                           "max_body_bytes = 2048\n"
+                           "max_connections = 10\n"
+                           "connection_timeout_seconds = 5\n"
+                           "threads = 2\n"
+                           "bootstrap_max_ttl_seconds = 600\n",
+                           &config, &error),
+                     TETHER_OK);
+    assert_int_equal(config.listen_port, 9000);
+    assert_int_equal(config.ek_ca_count, 2);
+    assert_string_equal(config.ek_ca[1], "ek-ca/two.der");
+    assert_int_equal(config.max_body_bytes, 2048);
+    assert_int_equal(config.max_connections, 10);
+    assert_int_equal(config.connection_timeout_seconds, 5);
+    assert_int_equal(config.threads, 2);
+    assert_int_equal(config.bootstrap_max_ttl_seconds, 600);
+}
+
+static void errors_name_the_line(void **state)
+{
+    static const struct {
+        const char *text;
+        size_t line;
+    } cases[] = {
+        {"listen = 127.0.0.1:8443\nport = 5\n", 2},       /* unknown key */
+        {"\n\nthreads\n", 3},                             /* no '=' */
+        {"threads = 0\n", 1},                             /* below minimum */
+        {"threads = 65\n", 1},                            /* above maximum */
+        {"threads = 4x\n", 1},                            /* not a number */
+        {"threads = -1\n", 1},                            /* sign */
+        {"max_body_bytes = 99999999999999999999999\n", 1}, /* overflow */
+        {"listen = example.com:80\n", 1},                 /* host name */
+        {"listen = 127.0.0.1:0\n", 1},                    /* port 0 */
+        {"listen = 127.0.0.1:65536\n", 1},                /* port range */
+        {"listen = ::1:80\n", 1},                         /* IPv6 without brackets */
+        {"ek_ca = /etc/ca.pem\n", 1},                     /* absolute */
+        {"ek_ca = ek-ca/../../x\n", 1},                   /* escapes the directory */
+        {"ek_ca = a b\n", 1},                             /* space */
+    };
+    tether_fleet_config_t config;
+    tether_fleet_config_error_t error;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        assert_int_equal(parse(cases[i].text, &config, &error), TETHER_ERR_PARSE);
+        assert_int_equal(error.line, cases[i].line);
+        assert_true(error.message[0] != '\0');
+    }
+}
+
+static void ipv6_listen(void **state)
+{
+    tether_fleet_config_t config;
+    char text[64];
+
+    (void)state;
+    tether_fleet_config_init(&config);
+    assert_int_equal(tether_fleet_config_set_listen(&config, "[::1]:8443"), TETHER_OK);
+    assert_true(config.listen_ipv6);
+    assert_string_equal(config.listen_host, "::1");
+    assert_int_equal(tether_fleet_config_listen_text(&config, text, sizeof(text)), TETHER_OK);
+    assert_string_equal(text, "[::1]:8443");
+    assert_int_equal(tether_fleet_config_set_listen(&config, "[::1]8443"), TETHER_ERR_PARSE);
+    assert_int_equal(tether_fleet_config_set_listen(&config, "[]:8443"), TETHER_ERR_PARSE);
+}
+
+static void limits(void **state)
+{
+    tether_fleet_config_t config;
+    tether_fleet_config_error_t error;
+    char *big = malloc(TETHER_CONFIG_MAX_SIZE + 2);
+    char text[64 * (TETHER_CONFIG_MAX_EK_CA + 2)];
+    size_t used = 0;
+
+    (void)state;
+    assert_non_null(big);
+    memset(big, '#', TETHER_CONFIG_MAX_SIZE + 1);
+    big[TETHER_CONFIG_MAX_SIZE + 1] = '\0';
+    assert_int_equal(parse(big, &config, &error), TETHER_ERR_TOO_LARGE);
+    /* A comment line past the line limit is refused too. */
+    big[1000] = '\0';
+    assert_int_equal(parse(big, &config, &error), TETHER_ERR_PARSE);
+    free(big);
+    for (int i = 0; i <= TETHER_CONFIG_MAX_EK_CA; i++)
+        used += (size_t)snprintf(text + used, sizeof(text) - used, "ek_ca = ek-ca/%d.pem\n", i);
+    assert_int_equal(parse(text, &config, &error), TETHER_ERR_PARSE);
+    assert_int_equal(error.line, TETHER_CONFIG_MAX_EK_CA + 1);
+}
+
+static void format_round_trip(void **state)
+{
+    tether_fleet_config_t config, again;
+    tether_fleet_config_error_t error;
+    char *text = NULL;
+
+    (void)state;
+    tether_fleet_config_init(&config);
+    assert_int_equal(tether_fleet_config_set_listen(&config, "127.0.0.1:18443"), TETHER_OK);
+    strcpy(config.ek_ca[0], "ek-ca/swtpm.pem");
+    config.ek_ca_count = 1;
+    config.threads = 8;
+    assert_int_equal(tether_fleet_config_format(&config, &text), TETHER_OK);
+    assert_int_equal(parse(text, &again, &error), TETHER_OK);
+    assert_memory_equal(&config, &again, sizeof(config));
+    free(text);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(defaults),    cmocka_unit_test(every_key),
+        cmocka_unit_test(errors_name_the_line), cmocka_unit_test(ipv6_listen),
+        cmocka_unit_test(limits),      cmocka_unit_test(format_round_trip),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,440 @@
+/* The SQLite store against a real database file in a temporary directory. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <sqlite3.h>
+
+#include "files.h"
+#include "store.h"
+
+typedef struct fixture {
+    char dir[256];
+    char path[300];
+    tether_store_t store;
+} fixture_t;
+
+static int setup(void **state)
+{
+    fixture_t *f = calloc(1, sizeof(*f));
+    const char *tmp = getenv("TMPDIR");
+
+    if (f == NULL)
+        return -1;
+    snprintf(f->dir, sizeof(f->dir), "%s/tether-store-XXXXXX", tmp != NULL ? tmp : "/tmp");
+    if (mkdtemp(f->dir) == NULL)
+        return -1;
+    snprintf(f->path, sizeof(f->path), "%s/fleet.db", f->dir);
+    tether_store_init(&f->store);
+    if (tether_store_open_sqlite(&f->store, f->path) != TETHER_OK)
+        return -1;
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture_t *f = *state;
+
+    tether_store_free(&f->store);
+    tether_fleet_dir_remove(f->dir);
+    free(f);
+    return 0;
+}
+
+/* Runs SQL on the database through a second connection (as an operator would). */
+static void raw_sql(const fixture_t *f, const char *sql)
+{
+    sqlite3 *db = NULL;
+
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    sqlite3_busy_timeout(db, 5000);
+    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+}
+
+static long long raw_count(const fixture_t *f, const char *sql)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *stmt = NULL;
+    long long n = -1;
+
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &stmt, NULL), SQLITE_OK);
+    if (sqlite3_step(stmt) == SQLITE_ROW)
+        n = sqlite3_column_int64(stmt, 0);
+    sqlite3_finalize(stmt);
+    sqlite3_close(db);
+    return n;
+}
+
+static void make_row(tether_store_allow_t *row, const char *id, char ek_char, const char *name)
+{
+    memset(row, 0, sizeof(*row));
+    snprintf(row->id, sizeof(row->id), "%s", id);
+    memset(row->ek_sha256, ek_char, 64);
+    snprintf(row->name, sizeof(row->name), "%s", name);
+}
+
+static void migrations_applied_once(void **state)
+{
+    fixture_t *f = *state;
+    int version = -1;
+
+    assert_int_equal(tether_store_schema_version(&f->store, &version), TETHER_OK);
+    assert_int_equal(version, tether_store_latest_version());
+    assert_true(version >= 1);
+    assert_int_equal(raw_count(f, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND "
+                                  "name IN ('devices', 'admin_tokens', 'bootstrap_tokens', "
+                                  "'alerts', 'revocations', 'issued_tokens', 'schema_version')"),
+                     7);
+    assert_int_equal(raw_count(f, "SELECT count(*) FROM schema_version"), 1);
+    /* Reopening applies nothing and keeps the data. */
+    tether_store_free(&f->store);
+    tether_store_init(&f->store);
+    assert_int_equal(tether_store_open_sqlite(&f->store, f->path), TETHER_OK);
+    assert_int_equal(tether_store_schema_version(&f->store, &version), TETHER_OK);
+    assert_int_equal(version, tether_store_latest_version());
+    assert_int_equal(raw_count(f, "SELECT count(*) FROM schema_version"), 1);
+}
+
+static void wal_and_durability(void **state)
+{
+    fixture_t *f = *state;
+
+    assert_int_equal(raw_count(f, "SELECT journal_mode = 'wal' FROM pragma_journal_mode"), 1);
+}
+
+static void newer_schema_refused(void **state)
+{
+    fixture_t *f = *state;
+    tether_store_t other;
+
+    raw_sql(f, "UPDATE schema_version SET version = 9999");
+    tether_store_init(&other);
+    assert_int_equal(tether_store_open_sqlite(&other, f->path), TETHER_ERR_UNSUPPORTED);
+    tether_store_free(&other);
+    raw_sql(f, "UPDATE schema_version SET version = 1");
+}
+
+static void admin_tokens(void **state)
+{
+    fixture_t *f = *state;
+    uint8_t hash[32], other[32];
+    tether_store_admin_token_t token;
+    int64_t id = 0;
+
+    memset(hash, 0x11, sizeof(hash));
+    memset(other, 0x22, sizeof(other));
+    assert_int_equal(tether_store_admin_token_create(&f->store, hash, TETHER_ROLE_READ |
+                                                                          TETHER_ROLE_SECURITY,
+                                                     "ops", 100, &id),
+                     TETHER_OK);
+    assert_true(id > 0);
+    /* The same hash twice is a conflict, not a second token. */
+    assert_int_equal(tether_store_admin_token_create(&f->store, hash, TETHER_ROLE_READ, "dup", 100,
+                                                     NULL),
+                     TETHER_ERR_CONFLICT);
+    assert_int_equal(tether_store_admin_token_find(&f->store, hash, &token), TETHER_OK);
+    assert_int_equal(token.id, id);
+    assert_int_equal(token.roles, TETHER_ROLE_READ | TETHER_ROLE_SECURITY);
+    assert_string_equal(token.name, "ops");
+    assert_int_equal(tether_store_admin_token_find(&f->store, other, &token), TETHER_ERR_NOT_FOUND);
+    assert_int_equal(tether_store_admin_token_revoke(&f->store, id, 200), TETHER_OK);
+    assert_int_equal(tether_store_admin_token_find(&f->store, hash, &token), TETHER_ERR_NOT_FOUND);
+    assert_int_equal(tether_store_admin_token_revoke(&f->store, id, 300), TETHER_ERR_CONFLICT);
+    assert_int_equal(tether_store_admin_token_revoke(&f->store, id + 100, 300),
+                     TETHER_ERR_NOT_FOUND);
+    assert_int_equal(raw_count(f, "SELECT revoked_at FROM admin_tokens"), 200);
+}
+
+static int count_token(void *arg, const tether_store_admin_token_t *token)
+{
+    (void)token;
+    (*(int *)arg)++;
+    return 0;
+}
+
+static void admin_token_list(void **state)
+{
+    fixture_t *f = *state;
+    uint8_t hash[32];
+    int count = 0;
+
+    for (int i = 0; i < 3; i++) {
+        memset(hash, 0x30 + i, sizeof(hash));
+        assert_int_equal(tether_store_admin_token_create(&f->store, hash, TETHER_ROLE_ALL, "t", 1,
+                                                         NULL),
+                         TETHER_OK);
+    }
+    assert_int_equal(tether_store_admin_token_list(&f->store, count_token, &count), TETHER_OK);
+    assert_int_equal(count, 3);
+}
+
+static void import_is_idempotent(void **state)
+{
+    fixture_t *f = *state;
+    tether_store_allow_t rows[2];
+    tether_store_device_t device;
+    size_t created = 99;
+
+    make_row(&rows[0], "dev_000000000000000000000001", 'a', "one");
+    make_row(&rows[1], "dev_000000000000000000000002", 'b', "two");
+    assert_int_equal(tether_store_device_import(&f->store, rows, 2, 10, &created, NULL), TETHER_OK);
+    assert_int_equal(created, 2);
+    /* Again, even with new ids: nothing changes. */
+    make_row(&rows[0], "dev_000000000000000000000003", 'a', "one");
+    assert_int_equal(tether_store_device_import(&f->store, rows, 2, 20, &created, NULL), TETHER_OK);
+    assert_int_equal(created, 0);
+    assert_int_equal(raw_count(f, "SELECT count(*) FROM devices"), 2);
+    assert_int_equal(tether_store_device_get(&f->store, "dev_000000000000000000000001", &device),
+                     TETHER_OK);
+    assert_string_equal(device.name, "one");
+    assert_int_equal(device.status, TETHER_DEVICE_ALLOWED);
+    assert_int_equal(device.created_at, 10);
+    assert_false(device.enrolled);
+    assert_false(device.has_counter);
+    assert_int_equal(tether_store_device_find_ek(&f->store, rows[1].ek_sha256, &device), TETHER_OK);
+    assert_string_equal(device.id, "dev_000000000000000000000002");
+    assert_int_equal(tether_store_device_get(&f->store, "dev_00000000000000000000000f", &device),
+                     TETHER_ERR_NOT_FOUND);
+}
+
+static void import_rolls_back_on_conflict(void **state)
+{
+    fixture_t *f = *state;
+    tether_store_allow_t rows[3];
+    size_t created = 99, conflict = 99;
+
+    make_row(&rows[0], "dev_000000000000000000000001", 'a', "one");
+    assert_int_equal(tether_store_device_import(&f->store, rows, 1, 10, NULL, NULL), TETHER_OK);
+    make_row(&rows[0], "dev_000000000000000000000002", 'b', "two");
+    make_row(&rows[1], "dev_000000000000000000000003", 'c', "three");
+    make_row(&rows[2], "dev_000000000000000000000004", 'a', "renamed");
+    assert_int_equal(tether_store_device_import(&f->store, rows, 3, 20, &created, &conflict),
+                     TETHER_ERR_CONFLICT);
+    assert_int_equal(conflict, 2);
+    assert_int_equal(created, 0);
+    /* Rows 0 and 1 were inserted inside the transaction, then rolled back. */
+    assert_int_equal(raw_count(f, "SELECT count(*) FROM devices"), 1);
+}
+
+static int count_device(void *arg, const tether_store_device_t *device)
+{
+    (void)device;
+    (*(int *)arg)++;
+    return 0;
+}
+
+static void device_list(void **state)
+{
+    fixture_t *f = *state;
+    tether_store_allow_t rows[3];
+    int count = 0;
+
+    make_row(&rows[0], "dev_000000000000000000000001", 'a', "one");
+    make_row(&rows[1], "dev_000000000000000000000002", 'b', "two");
+    make_row(&rows[2], "dev_000000000000000000000003", 'c', "three");
+    assert_int_equal(tether_store_device_import(&f->store, rows, 3, 10, NULL, NULL), TETHER_OK);
+    assert_int_equal(tether_store_device_list(&f->store, count_device, &count), TETHER_OK);
+    assert_int_equal(count, 3);
+}
+
+static void add_device_with_tokens(fixture_t *f)
+{
+    tether_store_allow_t row;
+
+    make_row(&row, "dev_000000000000000000000001", 'a', "one");
+    assert_int_equal(tether_store_device_import(&f->store, &row, 1, 10, NULL, NULL), TETHER_OK);
+    assert_int_equal(tether_store_issued_token_add(&f->store, "live", row.id, 1000, 500), TETHER_OK);
+    assert_int_equal(tether_store_issued_token_add(&f->store, "old", row.id, 400, 100), TETHER_OK);
+    assert_int_equal(tether_store_issued_token_add(&f->store, "live", row.id, 1000, 500),
+                     TETHER_ERR_CONFLICT);
+}
+
+static int count_revocation(void *arg, const tether_store_revocation_t *rev)
+{
+    assert_null(rev->jti);
+    assert_string_equal(rev->device_id, "dev_000000000000000000000001");
+    (*(int *)arg)++;
+    return 0;
+}
+
+static void revoke_marks_tokens_and_feed(void **state)
+{
+    fixture_t *f = *state;
+    const char *id = "dev_000000000000000000000001";
+    tether_store_device_t device;
+    bool revoked = false;
+    int feed = 0;
+
+    add_device_with_tokens(f);
+    assert_int_equal(tether_store_device_change_status(&f->store, id, TETHER_DEVICE_REVOKE,
+                                                       "stolen", 600, &device),
+                     TETHER_OK);
+    assert_int_equal(device.status, TETHER_DEVICE_REVOKED);
+    assert_string_equal(device.status_reason, "stolen");
+    assert_int_equal(device.updated_at, 600);
+    assert_int_equal(tether_store_issued_token_revoked(&f->store, "live", &revoked), TETHER_OK);
+    assert_true(revoked);
+    /* An expired token is left alone: it is worthless already. */
+    assert_int_equal(tether_store_issued_token_revoked(&f->store, "old", &revoked), TETHER_OK);
+    assert_false(revoked);
+    assert_int_equal(tether_store_revocation_list(&f->store, 0, 100, count_revocation, &feed),
+                     TETHER_OK);
+    assert_int_equal(feed, 1);
+    assert_int_equal(tether_store_device_change_status(&f->store, id, TETHER_DEVICE_REVOKE, "again",
+                                                       700, NULL),
+                     TETHER_ERR_CONFLICT);
+    assert_int_equal(tether_store_device_change_status(&f->store, id, TETHER_DEVICE_QUARANTINE,
+                                                       "clone", 700, NULL),
+                     TETHER_ERR_CONFLICT);
+    assert_int_equal(raw_count(f, "SELECT count(*) FROM revocations"), 1);
+}
+
+static void quarantine_and_reinstate(void **state)
+{
+    fixture_t *f = *state;
+    const char *id = "dev_000000000000000000000001";
+    tether_store_device_t device;
+
+    add_device_with_tokens(f);
+    assert_int_equal(tether_store_device_change_status(&f->store, id, TETHER_DEVICE_REINSTATE, "no",
+                                                       550, NULL),
+                     TETHER_ERR_CONFLICT);
+    assert_int_equal(tether_store_device_change_status(&f->store, id, TETHER_DEVICE_QUARANTINE,
+                                                       "clone", 600, &device),
+                     TETHER_OK);
+    assert_int_equal(device.status, TETHER_DEVICE_QUARANTINED);
+    assert_int_equal(raw_count(f, "SELECT revoked FROM issued_tokens WHERE jti = 'live'"), 1);
+    assert_int_equal(tether_store_device_change_status(&f->store, id, TETHER_DEVICE_REINSTATE,
+                                                       "false alarm", 700, &device),
+                     TETHER_OK);
+    assert_int_equal(device.status, TETHER_DEVICE_ALLOWED);
+    assert_true(device.allow_reenroll);
+    /* Reinstating does not bring revoked tokens back. */
+    assert_int_equal(raw_count(f, "SELECT revoked FROM issued_tokens WHERE jti = 'live'"), 1);
+    assert_int_equal(tether_store_device_change_status(&f->store, "dev_0000000000000000000000ff",
+                                                       TETHER_DEVICE_REVOKE, "x", 800, NULL),
+                     TETHER_ERR_NOT_FOUND);
+}
+
+static void status_change_rolls_back(void **state)
+{
+    fixture_t *f = *state;
+    const char *id = "dev_000000000000000000000001";
+    tether_store_device_t device;
+
+    add_device_with_tokens(f);
+    /* The last step (the feed) fails: the status and tokens must not change. */
+    raw_sql(f, "CREATE TRIGGER fail_feed BEFORE INSERT ON revocations "
+               "BEGIN SELECT RAISE(ABORT, 'injected failure'); END");
+    assert_int_not_equal(tether_store_device_change_status(&f->store, id, TETHER_DEVICE_REVOKE,
+                                                           "stolen", 600, NULL),
+                         TETHER_OK);
+    assert_int_equal(tether_store_device_get(&f->store, id, &device), TETHER_OK);
+    assert_int_equal(device.status, TETHER_DEVICE_ALLOWED);
+    assert_int_equal(raw_count(f, "SELECT count(*) FROM issued_tokens WHERE revoked = 1"), 0);
+    assert_int_equal(raw_count(f, "SELECT count(*) FROM revocations"), 0);
+    raw_sql(f, "DROP TRIGGER fail_feed");
+    assert_int_equal(tether_store_device_change_status(&f->store, id, TETHER_DEVICE_REVOKE,
+                                                       "stolen", 600, NULL),
+                     TETHER_OK);
+}
+
+static int collect_alert(void *arg, const tether_store_alert_t *alert)
+{
+    int *count = arg;
+
+    assert_string_equal(alert->kind, "clone");
+    assert_non_null(strstr(alert->details_json, "counter"));
+    (*count)++;
+    return 0;
+}
+
+static void bootstrap_and_alerts(void **state)
+{
+    fixture_t *f = *state;
+    tether_store_allow_t row;
+    uint8_t hash[32];
+    int count = 0;
+
+    memset(hash, 0x44, sizeof(hash));
+    assert_int_equal(tether_store_bootstrap_token_create(&f->store, hash, 4000, 3, 1000), TETHER_OK);
+    assert_int_equal(tether_store_bootstrap_token_create(&f->store, hash, 4000, 3, 1000),
+                     TETHER_ERR_CONFLICT);
+    assert_int_equal(raw_count(f, "SELECT uses_left FROM bootstrap_tokens"), 3);
+    make_row(&row, "dev_000000000000000000000001", 'a', "one");
+    assert_int_equal(tether_store_device_import(&f->store, &row, 1, 10, NULL, NULL), TETHER_OK);
+    assert_int_equal(tether_store_alert_add(&f->store, row.id, "clone", "{\"counter\":[5,4]}", 20),
+                     TETHER_OK);
+    assert_int_equal(tether_store_alert_add(&f->store, NULL, "clone", "{\"counter\":1}", 30),
+                     TETHER_OK);
+    assert_int_not_equal(tether_store_alert_add(&f->store, row.id, "clone", "{not json", 40),
+                         TETHER_OK);
+    assert_int_equal(tether_store_alert_list(&f->store, 0, 10, collect_alert, &count), TETHER_OK);
+    assert_int_equal(count, 2);
+    count = 0;
+    assert_int_equal(tether_store_alert_list(&f->store, 1, 10, collect_alert, &count), TETHER_OK);
+    assert_int_equal(count, 1);
+}
+
+static void names_and_roles(void **state)
+{
+    char text[64];
+    unsigned roles = 0;
+    tether_device_status_t status;
+
+    (void)state;
+    assert_int_equal(tether_roles_format(TETHER_ROLE_ALL, text, sizeof(text)), TETHER_OK);
+    assert_string_equal(text, "read,fleet,security");
+    assert_int_equal(tether_roles_parse("security,read", &roles), TETHER_OK);
+    assert_int_equal(roles, TETHER_ROLE_SECURITY | TETHER_ROLE_READ);
+    assert_int_equal(tether_roles_parse("", &roles), TETHER_ERR_PARSE);
+    assert_int_equal(tether_roles_parse("read,", &roles), TETHER_ERR_PARSE);
+    assert_int_equal(tether_roles_parse("admin", &roles), TETHER_ERR_PARSE);
+    assert_int_equal(tether_roles_parse("read,,fleet", &roles), TETHER_ERR_PARSE);
+    assert_int_equal(tether_device_status_parse("quarantined", &status), TETHER_OK);
+    assert_int_equal(status, TETHER_DEVICE_QUARANTINED);
+    assert_string_equal(tether_device_status_name(TETHER_DEVICE_ACTIVE), "active");
+    assert_int_equal(tether_device_status_parse("Active", &status), TETHER_ERR_PARSE);
+}
+
+static void unopened_store(void **state)
+{
+    tether_store_t store;
+    int version = 0;
+
+    (void)state;
+    tether_store_init(&store);
+    assert_int_equal(tether_store_schema_version(&store, &version), TETHER_ERR_STATE);
+    tether_store_free(&store);
+    tether_store_free(NULL);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(migrations_applied_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(wal_and_durability, setup, teardown),
+        cmocka_unit_test_setup_teardown(newer_schema_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(admin_tokens, setup, teardown),
+        cmocka_unit_test_setup_teardown(admin_token_list, setup, teardown),
+        cmocka_unit_test_setup_teardown(import_is_idempotent, setup, teardown),
+        cmocka_unit_test_setup_teardown(import_rolls_back_on_conflict, setup, teardown),
+        cmocka_unit_test_setup_teardown(device_list, setup, teardown),
+        cmocka_unit_test_setup_teardown(revoke_marks_tokens_and_feed, setup, teardown),
+        cmocka_unit_test_setup_teardown(quarantine_and_reinstate, setup, teardown),
+        cmocka_unit_test_setup_teardown(status_change_rolls_back, setup, teardown),
+        cmocka_unit_test_setup_teardown(bootstrap_and_alerts, setup, teardown),
+        cmocka_unit_test(names_and_roles),
+        cmocka_unit_test(unopened_store),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
