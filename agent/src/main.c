@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "daemon.h"
+#include "enroll.h"
 #include "selftest.h"
 #include "tether/log.h"
 
@@ -13,6 +15,9 @@ static void usage(FILE *out)
     fputs("Usage: tether-agent COMMAND [OPTIONS]\n"
           "\n"
           "Commands:\n"
+          "  enroll     enrol this device with its fleet (once)\n"
+          "  run        keep a fresh access token and serve it on a Unix socket\n"
+          "  token      print the token held by a running agent\n"
           "  selftest   report the TPM's identity and run a quote round trip\n"
           "\n"
           "Run 'tether-agent COMMAND --help' for a command's options.\n",
@@ -31,6 +36,12 @@ int main(int argc, char **argv)
         usage(stdout);
         return 0;
     }
+    if (strcmp(argv[1], "enroll") == 0)
+        return tether_agent_enroll_main(argc - 1, argv + 1);
+    if (strcmp(argv[1], "run") == 0)
+        return tether_agent_run_main(argc - 1, argv + 1);
+    if (strcmp(argv[1], "token") == 0)
+        return tether_agent_token_main(argc - 1, argv + 1);
     if (strcmp(argv[1], "selftest") == 0)
         return tether_agent_selftest_main(argc - 1, argv + 1);
     fprintf(stderr, "tether-agent: unknown command '%s'\n", argv[1]);

@@ -13,6 +13,7 @@
 
 #include "tether/attest.h"
 #include "tether/bytes.h"
+#include "tether/enroll.h"
 #include "tether/random.h"
 #include "tether/tpm.h"
 #include "tether/tpm2_public.h"
@@ -28,7 +29,8 @@ static void selftest_usage(FILE *out)
     fputs("Usage: tether-agent selftest [--tcti TCTI] [--ek any|p256|p384|rsa] [--quotes N]\n"
           "\n"
           "Reports the TPM's manufacturer, firmware and PCR banks, selects the EK whose\n"
-          "certificate is in NV and checks the EK against it, then creates an AK under\n"
+          "certificate is in NV and checks the EK against it (its SHA-256 is what a\n"
+          "fleet's allow list holds), then creates an AK under\n"
           "the EK and runs N quote round trips (quote with a random nonce, verify the\n"
           "signature, the nonce and the signer in software).\n"
           "\n"
@@ -130,16 +132,20 @@ static void print_info(const tether_tpm_info_t *info)
 static int print_ek(const tether_ek_t *ek)
 {
     mbedtls_x509_crt crt;
-    char subject[512], issuer[512];
+    char subject[512], issuer[512], hash_hex[65];
+    uint8_t hash[32];
     int ok;
 
     mbedtls_x509_crt_init(&crt);
     ok = mbedtls_x509_crt_parse_der(&crt, ek->cert_der, ek->cert_len) == 0 &&
          mbedtls_x509_dn_gets(subject, sizeof(subject), &crt.subject) >= 0 &&
          mbedtls_x509_dn_gets(issuer, sizeof(issuer), &crt.issuer) >= 0;
+    ok = ok && tether_ek_sha256(&ek->public_area.publicArea, hash) == TETHER_OK &&
+         tether_hex_encode(hash, sizeof(hash), hash_hex, sizeof(hash_hex)) == TETHER_OK;
     if (ok) {
         printf("EK type:          %s (certificate at NV 0x%08x)\n", tether_ek_type_name(ek->type),
                tether_ek_cert_nv_index(ek->type));
+        printf("EK SHA-256:       %s\n", hash_hex);
         printf("EK certificate:   subject \"%s\", issuer \"%s\"\n", subject, issuer);
         printf("EK check:         public key matches the certificate\n");
     }

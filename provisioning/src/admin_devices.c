@@ -10,9 +10,12 @@
 cJSON *admin_device_json(const tether_store_device_t *device)
 {
     cJSON *json = cJSON_CreateObject();
+    char counter_index[16];
 
     if (json == NULL)
         return NULL;
+    /* NV indices are written in hex everywhere else (tpm2-tools, TCG specs). */
+    snprintf(counter_index, sizeof(counter_index), "0x%08x", (unsigned)device->counter_index);
     if (cJSON_AddStringToObject(json, "id", device->id) == NULL ||
         cJSON_AddStringToObject(json, "name", device->name) == NULL ||
         cJSON_AddStringToObject(json, "ek_sha256", device->ek_sha256) == NULL ||
@@ -24,6 +27,11 @@ cJSON *admin_device_json(const tether_store_device_t *device)
         (device->has_counter
              ? cJSON_AddNumberToObject(json, "highest_counter", (double)device->highest_counter)
              : cJSON_AddNullToObject(json, "highest_counter")) == NULL ||
+        (device->ak_name[0] != '\0' ? cJSON_AddStringToObject(json, "ak_name", device->ak_name)
+                                    : cJSON_AddNullToObject(json, "ak_name")) == NULL ||
+        (device->has_counter_index
+             ? cJSON_AddStringToObject(json, "counter_index", counter_index)
+             : cJSON_AddNullToObject(json, "counter_index")) == NULL ||
         cJSON_AddNumberToObject(json, "created_at", (double)device->created_at) == NULL ||
         cJSON_AddNumberToObject(json, "updated_at", (double)device->updated_at) == NULL) {
         cJSON_Delete(json);

@@ -5,6 +5,7 @@
 #ifndef TETHER_FLEET_FILES_H
 #define TETHER_FLEET_FILES_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -22,6 +23,17 @@ TETHER_MUST_CHECK tether_status_t tether_fleet_dir_sync(const char *dir);
 /* Removes a directory tree that this program created (does not follow
  * symbolic links). Best effort: used to clean up after a failed init. */
 void tether_fleet_dir_remove(const char *dir);
+
+/* Reads the secret key file dir/name, exactly size bytes (at most 64), into
+ * out. When it does not exist and create is set, a new random key is made
+ * first (mode 0600) without ever replacing one that another process made
+ * meanwhile: it is written aside, fsynced and hard-linked into place, and
+ * whichever file won is read. TETHER_ERR_NOT_FOUND when absent and not
+ * created, TETHER_ERR_PARSE for a file of another size. out is wiped on
+ * error. */
+TETHER_MUST_CHECK tether_status_t tether_fleet_key_file_load(const char *dir, const char *name,
+                                                             uint8_t *out, size_t size,
+                                                             bool create);
 
 /* Joins dir and name into out ("dir/name"). */
 TETHER_MUST_CHECK tether_status_t tether_fleet_path(char *out, size_t out_size, const char *dir,

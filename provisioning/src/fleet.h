@@ -8,6 +8,9 @@
  *     issuer-key.pem   ES256 key that signs access tokens (0600)
  *     ca.pem           TLS CA that devices and tetherctl pin
  *     ca-key.pem       its key (0600)
+ *     enroll.key       32 random bytes: the activation secrets of enrolments
+ *                      are HMACs under it (0600; made at init, or at the
+ *                      first run of a fleet made before enrolment existed)
  *     tls-cert.pem     HTTPS server certificate for the listen address
  *     tls-key.pem      its key (0600)
  *     ek-ca/           TPM manufacturer CAs copied at init
@@ -17,8 +20,11 @@
 
 #include <stddef.h>
 
+#include <mbedtls/x509_crt.h>
+
 #include "admin_api.h"
 #include "config.h"
+#include "enroll_api.h"
 #include "http_server.h"
 #include "pki.h"
 #include "store.h"
@@ -32,6 +38,7 @@
 #define TETHER_FLEET_TLS_CERT_FILE "tls-cert.pem"
 #define TETHER_FLEET_TLS_KEY_FILE "tls-key.pem"
 #define TETHER_FLEET_EK_CA_DIR "ek-ca"
+#define TETHER_FLEET_ENROLL_KEY_FILE "enroll.key"
 
 typedef struct tether_fleet_init_options {
     const char *dir;                /* must not exist, or be an empty directory */
@@ -52,6 +59,8 @@ typedef struct tether_fleet_service {
     tether_fleet_config_t config;
     tether_store_t store;
     tether_admin_api_t api;
+    mbedtls_x509_crt ek_cas; /* every certificate of every ek_ca file: trust anchors */
+    tether_enroll_api_t enroll;
     tether_http_server_t server;
     tether_fleet_pem_t tls_cert;
     tether_fleet_pem_t tls_key;

@@ -213,6 +213,17 @@ out:
     return rc;
 }
 
+/* The enrolment key (fleet.h): made here, never shown. */
+static tether_status_t write_enroll_key(const char *staging)
+{
+    uint8_t key[TETHER_ENROLL_KEY_SIZE];
+    tether_status_t rc =
+        tether_fleet_key_file_load(staging, TETHER_FLEET_ENROLL_KEY_FILE, key, sizeof(key), true);
+
+    tether_wipe(key, sizeof(key));
+    return rc;
+}
+
 static tether_status_t populate(const char *staging, const tether_fleet_init_options_t *opts,
                                 char token[TETHER_SECRET_TOKEN_SIZE])
 {
@@ -227,6 +238,7 @@ static tether_status_t populate(const char *staging, const tether_fleet_init_opt
     }
     if ((rc = write_ek_cas(staging, opts, &config)) != TETHER_OK ||
         (rc = write_pki(staging, &config)) != TETHER_OK ||
+        (rc = write_enroll_key(staging)) != TETHER_OK ||
         (rc = write_config(staging, &config)) != TETHER_OK ||
         (rc = write_store(staging, token)) != TETHER_OK)
         return rc;

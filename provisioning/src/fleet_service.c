@@ -21,6 +21,7 @@ void tether_fleet_service_init(tether_fleet_service_t *service)
     memset(service, 0, sizeof(*service));
     tether_fleet_config_init(&service->config);
     tether_store_init(&service->store);
+    mbedtls_x509_crt_init(&service->ek_cas);
     tether_http_server_init(&service->server);
 }
 
@@ -67,28 +68,57 @@ static tether_status_t load_pem(const char *dir, const char *name, tether_fleet_
     return TETHER_OK;
 }
 
-/* The EK CAs are used at enrolment; a missing or broken one is reported at
- * start rather than when the first device enrols. */
-static tether_status_t check_ek_cas(const tether_fleet_service_t *service, const char *dir)
+/* The EK CAs, read once into one chain for enrolment: every certificate of
+ * every file is a trust anchor (a manufacturer's intermediate as much as its
+ * root). A missing or broken file is reported at start rather than when the
+ * first device enrols. */
+static tether_status_t load_ek_cas(tether_fleet_service_t *service, const char *dir)
 {
     tether_status_t rc = TETHER_OK;
 
     for (size_t i = 0; rc == TETHER_OK && i < service->config.ek_ca_count; i++) {
         char path[4096];
-        mbedtls_x509_crt crt;
 
         rc = tether_fleet_path(path, sizeof(path), dir, service->config.ek_ca[i]);
         if (rc != TETHER_OK)
             break;
-        mbedtls_x509_crt_init(&crt);
-        if (mbedtls_x509_crt_parse_file(&crt, path) != 0) {
-            tether_error("run", "ek_ca %s: cannot read it as an X.509 certificate (PEM or DER)",
+        /* Non-zero also when only some certificates of a PEM file parse. */
+        if (mbedtls_x509_crt_parse_file(&service->ek_cas, path) != 0) {
+            tether_error("run", "ek_ca %s: cannot read it as X.509 certificates (PEM or DER)",
                          path);
             rc = TETHER_ERR_PARSE;
         }
-        mbedtls_x509_crt_free(&crt);
     }
+    if (rc == TETHER_OK && service->config.ek_ca_count == 0)
+        tether_warn("run", "no ek_ca in %s: every enrolment will be refused", TETHER_CONFIG_FILE);
     return rc;
+}
+
+/* The enrolment key; a fleet made before enrolment existed gets one now. */
+static tether_status_t load_enroll_key(tether_fleet_service_t *service, const char *dir)
+{
+    uint8_t key[TETHER_ENROLL_KEY_SIZE];
+    tether_status_t rc =
+        tether_fleet_key_file_load(dir, TETHER_FLEET_ENROLL_KEY_FILE, key, sizeof(key), true);
+
+    if (rc == TETHER_OK)
+        tether_enroll_api_init(&service->enroll, &service->store,
+                               service->config.ek_ca_count > 0 ? &service->ek_cas : NULL, key);
+    tether_wipe(key, sizeof(key));
+    return rc;
+}
+
+/* Enrolment endpoints to the enrolment API, everything else to the admin
+ * API (which answers /v1/health and 404s). */
+static void route(void *arg, const tether_http_request_t *request,
+                  tether_http_response_t *response)
+{
+    tether_fleet_service_t *service = arg;
+
+    if (tether_enroll_api_owns(request->path))
+        tether_enroll_api_handle(&service->enroll, request, response);
+    else
+        tether_admin_api_handle(&service->api, request, response);
 }
 
 /* Opens the existing database only: a mistyped --dir must not start an
@@ -118,7 +148,8 @@ tether_status_t tether_fleet_service_open(tether_fleet_service_t *service, const
     if ((rc = load_config(service, dir)) != TETHER_OK ||
         (rc = load_pem(dir, TETHER_FLEET_TLS_CERT_FILE, &service->tls_cert)) != TETHER_OK ||
         (rc = load_pem(dir, TETHER_FLEET_TLS_KEY_FILE, &service->tls_key)) != TETHER_OK ||
-        (rc = check_ek_cas(service, dir)) != TETHER_OK ||
+        (rc = load_ek_cas(service, dir)) != TETHER_OK ||
+        (rc = load_enroll_key(service, dir)) != TETHER_OK ||
         (rc = open_store(service, dir)) != TETHER_OK)
         return rc;
     tether_admin_api_init(&service->api, &service->store,
@@ -133,8 +164,8 @@ tether_status_t tether_fleet_service_open(tether_fleet_service_t *service, const
     opts.max_connections = service->config.max_connections;
     opts.connection_timeout_seconds = service->config.connection_timeout_seconds;
     opts.threads = service->config.threads;
-    opts.handler = tether_admin_api_handle;
-    opts.handler_arg = &service->api;
+    opts.handler = route;
+    opts.handler_arg = service;
     return tether_http_server_open(&service->server, &opts);
 }
 
@@ -145,6 +176,8 @@ void tether_fleet_service_free(tether_fleet_service_t *service)
     /* The server first: no request may reach a closed store. */
     tether_http_server_free(&service->server);
     tether_store_free(&service->store);
+    tether_enroll_api_free(&service->enroll);
+    mbedtls_x509_crt_free(&service->ek_cas);
     tether_fleet_pem_free(&service->tls_cert);
     tether_fleet_pem_free(&service->tls_key);
     tether_wipe(service, sizeof(*service));

@@ -111,6 +111,70 @@ tether_status_t tether_store_bootstrap_token_create(tether_store_t *store,
     return STORE_CALL(store, bootstrap_token_create, hash, expires_at, uses, now);
 }
 
+tether_status_t tether_store_enroll_authorize(tether_store_t *store, const char *ek_sha256,
+                                              const uint8_t *bootstrap_hash, int64_t now,
+                                              tether_enroll_decision_t *decision,
+                                              tether_store_device_t *device)
+{
+    return STORE_CALL(store, enroll_authorize, ek_sha256, bootstrap_hash, now, decision, device);
+}
+
+tether_status_t tether_store_enrollment_add(tether_store_t *store,
+                                            const tether_store_enrollment_t *enrollment,
+                                            int64_t now)
+{
+    return STORE_CALL(store, enrollment_add, enrollment, now);
+}
+
+tether_status_t tether_store_enrollment_find(tether_store_t *store, const char *id, int64_t now,
+                                             tether_store_enrollment_t *enrollment)
+{
+    return STORE_CALL(store, enrollment_find, id, now, enrollment);
+}
+
+tether_status_t tether_store_enrollment_delete(tether_store_t *store, const char *id)
+{
+    return STORE_CALL(store, enrollment_delete, id);
+}
+
+tether_status_t tether_store_enrollment_activate(tether_store_t *store, const char *id,
+                                                 const char *new_device_id, int64_t now,
+                                                 tether_enroll_decision_t *decision,
+                                                 tether_store_device_t *device)
+{
+    return STORE_CALL(store, enrollment_activate, id, new_device_id, now, decision, device);
+}
+
+tether_enroll_decision_t tether_enroll_decide(const tether_store_device_t *device,
+                                              bool token_presented,
+                                              const tether_store_bootstrap_t *token, int64_t now)
+{
+    if (device != NULL) {
+        /* A reinstated device is "allowed" with allow_reenroll set; a revoked
+         * row that carries allow_reenroll is read the same way. Everything
+         * else (active, quarantined, revoked) keeps the EK bound to its AK:
+         * a second enrolment would let a clone take the device over. */
+        if (device->status == TETHER_DEVICE_ALLOWED ||
+            (device->status == TETHER_DEVICE_REVOKED && device->allow_reenroll))
+            return TETHER_ENROLL_GRANT_ALLOW_LIST;
+        return TETHER_ENROLL_ALREADY_ENROLLED;
+    }
+    if (!token_presented)
+        return TETHER_ENROLL_NOT_ALLOWED;
+    if (token == NULL)
+        return TETHER_ENROLL_TOKEN_UNKNOWN;
+    if (now >= token->expires_at)
+        return TETHER_ENROLL_TOKEN_EXPIRED;
+    if (token->uses_left <= 0)
+        return TETHER_ENROLL_TOKEN_USED;
+    return TETHER_ENROLL_GRANT_BOOTSTRAP;
+}
+
+bool tether_enroll_decision_granted(tether_enroll_decision_t decision)
+{
+    return decision == TETHER_ENROLL_GRANT_ALLOW_LIST || decision == TETHER_ENROLL_GRANT_BOOTSTRAP;
+}
+
 tether_status_t tether_store_alert_add(tether_store_t *store, const char *device_id,
                                        const char *kind, const char *details_json, int64_t now)
 {

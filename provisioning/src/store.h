@@ -23,6 +23,8 @@
 #define TETHER_STORE_EK_SHA256_SIZE 65             /* 64 lowercase hex digits + NUL */
 #define TETHER_STORE_NAME_MAX 64                   /* device and token names, bytes */
 #define TETHER_STORE_REASON_MAX 256                /* status reasons, bytes */
+#define TETHER_STORE_ENROLLMENT_ID_SIZE 37         /* "enr_" + 32 hex digits + NUL */
+#define TETHER_STORE_AK_NAME_MAX 68                /* bytes: the largest TPM2B_NAME */
 
 typedef enum tether_device_status {
     TETHER_DEVICE_ALLOWED = 0, /* may enrol; not enrolled yet */
@@ -56,6 +58,9 @@ typedef struct tether_store_device {
     bool enrolled;            /* an AK is bound to the EK */
     bool has_counter;         /* highest_counter is meaningful */
     uint64_t highest_counter; /* highest exchange counter accepted */
+    char ak_name[2 * TETHER_STORE_AK_NAME_MAX + 1]; /* hex of nameAlg || digest; "" if none */
+    bool has_counter_index;   /* counter_index is meaningful (enrolled) */
+    uint32_t counter_index;   /* the exchange counter's NV index */
     int64_t created_at;
     int64_t updated_at;
 } tether_store_device_t;
@@ -66,6 +71,54 @@ typedef struct tether_store_allow {
     char ek_sha256[TETHER_STORE_EK_SHA256_SIZE];
     char name[TETHER_STORE_NAME_MAX + 1];
 } tether_store_allow_t;
+
+/* Bytes borrowed for the length of one call. */
+typedef struct tether_store_blob {
+    const uint8_t *data;
+    size_t len;
+} tether_store_blob_t;
+
+/* A started enrolment (table enrolment_sessions; encodings in
+ * store_schema.c). The blobs are only read by enrollment_add; find leaves
+ * them empty. */
+typedef struct tether_store_enrollment {
+    char id[TETHER_STORE_ENROLLMENT_ID_SIZE];
+    char ek_sha256[TETHER_STORE_EK_SHA256_SIZE];
+    tether_store_blob_t ek_public;         /* TPM2B_PUBLIC, marshalled */
+    tether_store_blob_t ek_cert;           /* DER */
+    tether_store_blob_t ak_public;         /* TPM2B_PUBLIC, marshalled */
+    tether_store_blob_t ak_name;           /* nameAlg || digest */
+    tether_store_blob_t device_key_public; /* TPM2B_PUBLIC, marshalled */
+    tether_store_blob_t certify_attest;    /* TPM2B_ATTEST, marshalled */
+    tether_store_blob_t certify_signature; /* TPMT_SIGNATURE, marshalled */
+    tether_store_blob_t counter_public;    /* TPM2B_NV_PUBLIC, marshalled */
+    uint32_t counter_index;
+    char name[TETHER_STORE_NAME_MAX + 1]; /* "" when the device sent none */
+    bool has_bootstrap;
+    uint8_t bootstrap_hash[TETHER_STORE_HASH_SIZE];
+    int64_t created_at;
+    int64_t expires_at;
+} tether_store_enrollment_t;
+
+/* A bootstrap token's state, for the enrolment decision. */
+typedef struct tether_store_bootstrap {
+    int64_t id;
+    int64_t expires_at;
+    int64_t uses_left;
+} tether_store_bootstrap_t;
+
+/* Whether an EK may enrol (DESIGN.md, "Enrolment"), decided the same way
+ * when the enrolment starts and again, inside the activation's transaction,
+ * when it completes. */
+typedef enum tether_enroll_decision {
+    TETHER_ENROLL_GRANT_ALLOW_LIST = 0, /* its device row is allowed (allow list or reinstate) */
+    TETHER_ENROLL_GRANT_BOOTSTRAP,      /* no device row; a valid bootstrap token */
+    TETHER_ENROLL_ALREADY_ENROLLED,     /* active, quarantined, or revoked and not reinstated */
+    TETHER_ENROLL_NOT_ALLOWED,          /* no device row and no bootstrap token */
+    TETHER_ENROLL_TOKEN_UNKNOWN,        /* the bootstrap token was never issued */
+    TETHER_ENROLL_TOKEN_EXPIRED,
+    TETHER_ENROLL_TOKEN_USED,           /* no use left */
+} tether_enroll_decision_t;
 
 typedef struct tether_store_admin_token {
     int64_t id;
@@ -124,6 +177,19 @@ typedef struct tether_store_ops {
     tether_status_t (*bootstrap_token_create)(void *impl,
                                               const uint8_t hash[TETHER_STORE_HASH_SIZE],
                                               int64_t expires_at, unsigned uses, int64_t now);
+
+    tether_status_t (*enroll_authorize)(void *impl, const char *ek_sha256,
+                                        const uint8_t *bootstrap_hash, int64_t now,
+                                        tether_enroll_decision_t *decision,
+                                        tether_store_device_t *device);
+    tether_status_t (*enrollment_add)(void *impl, const tether_store_enrollment_t *enrollment,
+                                      int64_t now);
+    tether_status_t (*enrollment_find)(void *impl, const char *id, int64_t now,
+                                       tether_store_enrollment_t *enrollment);
+    tether_status_t (*enrollment_delete)(void *impl, const char *id);
+    tether_status_t (*enrollment_activate)(void *impl, const char *id, const char *new_device_id,
+                                           int64_t now, tether_enroll_decision_t *decision,
+                                           tether_store_device_t *device);
 
     tether_status_t (*alert_add)(void *impl, const char *device_id, const char *kind,
                                  const char *details_json, int64_t now);
@@ -207,6 +273,59 @@ TETHER_MUST_CHECK tether_status_t tether_store_device_change_status(
 TETHER_MUST_CHECK tether_status_t tether_store_bootstrap_token_create(
     tether_store_t *store, const uint8_t hash[TETHER_STORE_HASH_SIZE], int64_t expires_at,
     unsigned uses, int64_t now);
+
+/* ---- enrolment ---- */
+
+/* The enrolment rule, pure: device is the row with the EK's hash (NULL when
+ * there is none); token_presented says whether the device sent a bootstrap
+ * token and token is its row (NULL when unknown). A device row decides
+ * alone (a token neither helps a device that is already enrolled nor is used
+ * up by one that is allowed); a token must be unexpired with a use left. */
+tether_enroll_decision_t tether_enroll_decide(const tether_store_device_t *device,
+                                              bool token_presented,
+                                              const tether_store_bootstrap_t *token, int64_t now);
+bool tether_enroll_decision_granted(tether_enroll_decision_t decision);
+
+/* Reads what tether_enroll_decide needs for ek_sha256 and the SHA-256 of a
+ * bootstrap token (NULL when none was sent; compared in constant time after
+ * the index lookup) and decides. Changes nothing. device (may be NULL) gets
+ * the device row, or an empty id when there is none. */
+TETHER_MUST_CHECK tether_status_t tether_store_enroll_authorize(
+    tether_store_t *store, const char *ek_sha256, const uint8_t *bootstrap_hash, int64_t now,
+    tether_enroll_decision_t *decision, tether_store_device_t *device);
+
+/* Records a started enrolment, in one transaction with the removal of every
+ * expired one and of any other started for the same EK (a device has one
+ * enrolment in flight; the table stays bounded by the allowed EKs). */
+TETHER_MUST_CHECK tether_status_t tether_store_enrollment_add(
+    tether_store_t *store, const tether_store_enrollment_t *enrollment, int64_t now);
+
+/* TETHER_ERR_NOT_FOUND for an unknown id; TETHER_ERR_EXPIRED for one past
+ * its expires_at, which is deleted. Fills all but the blobs. */
+TETHER_MUST_CHECK tether_status_t tether_store_enrollment_find(
+    tether_store_t *store, const char *id, int64_t now, tether_store_enrollment_t *enrollment);
+
+/* TETHER_ERR_NOT_FOUND when already gone. */
+TETHER_MUST_CHECK tether_status_t tether_store_enrollment_delete(tether_store_t *store,
+                                                                 const char *id);
+
+/*
+ * Completes an enrolment whose proof the caller checked, in one transaction
+ * (BEGIN IMMEDIATE): the session is read again (TETHER_ERR_NOT_FOUND, or
+ * TETHER_ERR_EXPIRED after deleting it), the decision is made again from the
+ * current rows, and only if it grants:
+ * - a bootstrap grant consumes one use of the token;
+ * - the device row is created (id new_device_id, the session's name or else
+ *   the id) or updated (keeps its id and name) to status active, with the
+ *   session's EK, AK, device key, certification and counter, allow_reenroll
+ *   cleared, highest_counter 0 and the clockInfo fields reset;
+ * - the session is deleted.
+ * A refusal is TETHER_OK with *decision saying why, and changes nothing.
+ * device (may be NULL) gets the device row after a grant.
+ */
+TETHER_MUST_CHECK tether_status_t tether_store_enrollment_activate(
+    tether_store_t *store, const char *id, const char *new_device_id, int64_t now,
+    tether_enroll_decision_t *decision, tether_store_device_t *device);
 
 /* details_json must be a JSON text (not checked here). */
 TETHER_MUST_CHECK tether_status_t tether_store_alert_add(tether_store_t *store,

@@ -78,8 +78,45 @@ static const char migration_1[] =
     ");"
     "CREATE INDEX issued_tokens_device_exp ON issued_tokens (device_id, exp);";
 
+/*
+ * Version 2: enrolment (DESIGN.md, "Enrolment").
+ * - enrolment_sessions: a started enrolment waiting for the device's proof
+ *   that it activated the credential (POST /v1/enroll/activate). Its rows
+ *   never make a device visible: the devices row is only created or updated
+ *   when the proof arrives. No secret is stored: the activation secret is
+ *   HMAC-SHA256(the fleet's enrolment key, id). Blobs are what the device
+ *   sent, decoded from base64url: TPM marshalled TPM2B_PUBLIC (ek_public,
+ *   ak_public, device_key_public), TPM2B_ATTEST and TPMT_SIGNATURE (the
+ *   device key's certification), TPM2B_NV_PUBLIC (counter_nv_public), the EK
+ *   certificate as DER; ak_name is the AK's name (nameAlg || digest). The
+ *   devices row gets the same encodings. bootstrap_hash is the SHA-256 of the
+ *   bootstrap token the device presented, if any: a use is consumed only at
+ *   activation.
+ */
+static const char migration_2[] =
+    "CREATE TABLE enrolment_sessions ("
+    " id TEXT PRIMARY KEY NOT NULL CHECK (length(id) = 36),"
+    " ek_sha256 TEXT NOT NULL CHECK (length(ek_sha256) = 64),"
+    " ek_public BLOB NOT NULL,"
+    " ek_cert BLOB NOT NULL,"
+    " ak_public BLOB NOT NULL,"
+    " ak_name BLOB NOT NULL,"
+    " device_key_public BLOB NOT NULL,"
+    " device_key_certify_attest BLOB NOT NULL,"
+    " device_key_certify_signature BLOB NOT NULL,"
+    " counter_nv_index INTEGER NOT NULL,"
+    " counter_nv_public BLOB NOT NULL,"
+    " name TEXT,"
+    " bootstrap_hash BLOB CHECK (bootstrap_hash IS NULL OR length(bootstrap_hash) = 32),"
+    " created_at INTEGER NOT NULL,"
+    " expires_at INTEGER NOT NULL"
+    ");"
+    "CREATE INDEX enrolment_sessions_ek ON enrolment_sessions (ek_sha256);"
+    "CREATE INDEX enrolment_sessions_expires ON enrolment_sessions (expires_at);";
+
 const char *const tether_store_migrations[] = {
     migration_1,
+    migration_2,
 };
 
 const size_t tether_store_migration_count =

@@ -335,7 +335,7 @@ out:
 
 #define DEVICE_COLUMNS                                                                        \
     "id, name, ek_sha256, status, status_reason, allow_reenroll, ak_public IS NOT NULL, "    \
-    "highest_counter, created_at, updated_at"
+    "highest_counter, created_at, updated_at, ak_name, counter_nv_index"
 
 static tether_status_t device_row(sqlite3_stmt *stmt, tether_store_device_t *device)
 {
@@ -361,6 +361,22 @@ static tether_status_t device_row(sqlite3_stmt *stmt, tether_store_device_t *dev
     device->highest_counter = (uint64_t)sqlite3_column_int64(stmt, 7);
     device->created_at = sqlite3_column_int64(stmt, 8);
     device->updated_at = sqlite3_column_int64(stmt, 9);
+    if (sqlite3_column_type(stmt, 10) != SQLITE_NULL) {
+        const void *name = sqlite3_column_blob(stmt, 10);
+        int len = sqlite3_column_bytes(stmt, 10);
+        if (len < 0 || (size_t)len > TETHER_STORE_AK_NAME_MAX)
+            return TETHER_ERR_TOO_LARGE;
+        rc = tether_hex_encode(name, (size_t)len, device->ak_name, sizeof(device->ak_name));
+        if (rc != TETHER_OK)
+            return rc;
+    }
+    if (sqlite3_column_type(stmt, 11) != SQLITE_NULL) {
+        sqlite3_int64 index = sqlite3_column_int64(stmt, 11);
+        if (index < 0 || index > (sqlite3_int64)UINT32_MAX)
+            return TETHER_ERR_PARSE;
+        device->has_counter_index = true;
+        device->counter_index = (uint32_t)index;
+    }
     return TETHER_OK;
 }
 
@@ -784,6 +800,375 @@ out:
     return rc;
 }
 
+/* ---- enrolment ---- */
+
+static void bind_blob(sqlite3_stmt *stmt, int index, const tether_store_blob_t *blob)
+{
+    sqlite3_bind_blob(stmt, index, blob->data, (int)blob->len, SQLITE_STATIC);
+}
+
+static bool blob_ok(const tether_store_blob_t *blob)
+{
+    return blob->data != NULL && blob->len > 0 && blob->len <= 65536;
+}
+
+/* The bootstrap token with this hash: *found false when unknown. Called
+ * with the lock held. */
+static tether_status_t bootstrap_select(sqlite_store_t *s, const uint8_t *hash,
+                                        tether_store_bootstrap_t *token, bool *found)
+{
+    static const char sql[] =
+        "SELECT id, expires_at, uses_left, hash FROM bootstrap_tokens WHERE hash = ?";
+    sqlite3_stmt *stmt = NULL;
+    tether_status_t rc;
+    int step;
+
+    *found = false;
+    memset(token, 0, sizeof(*token));
+    if ((rc = db_prepare(s, sql, &stmt)) != TETHER_OK)
+        return rc;
+    sqlite3_bind_blob(stmt, 1, hash, TETHER_STORE_HASH_SIZE, SQLITE_STATIC);
+    step = sqlite3_step(stmt);
+    if (step == SQLITE_ROW) {
+        /* The index lookup is not constant-time; the final comparison is. */
+        if (sqlite3_column_bytes(stmt, 3) == TETHER_STORE_HASH_SIZE &&
+            tether_ct_equal(sqlite3_column_blob(stmt, 3), hash, TETHER_STORE_HASH_SIZE)) {
+            token->id = sqlite3_column_int64(stmt, 0);
+            token->expires_at = sqlite3_column_int64(stmt, 1);
+            token->uses_left = sqlite3_column_int64(stmt, 2);
+            *found = true;
+        }
+    } else if (step != SQLITE_DONE) {
+        rc = db_fail(s, "find bootstrap token");
+    }
+    sqlite3_finalize(stmt);
+    return rc;
+}
+
+/* Reads the rows the decision rests on and decides. device gets the row or
+ * an empty id. Called with the lock held (inside a transaction when the
+ * decision leads to a change). */
+static tether_status_t authorize(sqlite_store_t *s, const char *ek_sha256,
+                                 const uint8_t *bootstrap_hash, int64_t now,
+                                 tether_enroll_decision_t *decision, tether_store_device_t *device,
+                                 tether_store_bootstrap_t *token)
+{
+    bool found = false;
+    tether_status_t rc;
+
+    rc = device_select(s, "SELECT " DEVICE_COLUMNS " FROM devices WHERE ek_sha256 = ?",
+                       ek_sha256, device);
+    if (rc == TETHER_ERR_NOT_FOUND)
+        memset(device, 0, sizeof(*device));
+    else if (rc != TETHER_OK)
+        return rc;
+    if (bootstrap_hash != NULL && (rc = bootstrap_select(s, bootstrap_hash, token, &found)) !=
+                                      TETHER_OK)
+        return rc;
+    *decision = tether_enroll_decide(device->id[0] != '\0' ? device : NULL, bootstrap_hash != NULL,
+                                     found ? token : NULL, now);
+    return TETHER_OK;
+}
+
+static tether_status_t op_enroll_authorize(void *impl, const char *ek_sha256,
+                                           const uint8_t *bootstrap_hash, int64_t now,
+                                           tether_enroll_decision_t *decision,
+                                           tether_store_device_t *device)
+{
+    sqlite_store_t *s = impl;
+    tether_store_device_t row;
+    tether_store_bootstrap_t token;
+    tether_status_t rc;
+
+    if (ek_sha256 == NULL || decision == NULL)
+        return TETHER_ERR_INVALID_ARGUMENT;
+    memset(&token, 0, sizeof(token));
+    pthread_mutex_lock(&s->lock);
+    rc = authorize(s, ek_sha256, bootstrap_hash, now, decision, &row, &token);
+    pthread_mutex_unlock(&s->lock);
+    if (rc == TETHER_OK && device != NULL)
+        *device = row;
+    return rc;
+}
+
+static tether_status_t op_enrollment_add(void *impl, const tether_store_enrollment_t *e,
+                                         int64_t now)
+{
+    static const char sweep_sql[] =
+        "DELETE FROM enrolment_sessions WHERE expires_at <= ? OR ek_sha256 = ?";
+    static const char insert_sql[] =
+        "INSERT INTO enrolment_sessions (id, ek_sha256, ek_public, ek_cert, ak_public, ak_name, "
+        "device_key_public, device_key_certify_attest, device_key_certify_signature, "
+        "counter_nv_index, counter_nv_public, name, bootstrap_hash, created_at, expires_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+    sqlite_store_t *s = impl;
+    sqlite3_stmt *stmt = NULL;
+    tether_status_t rc;
+
+    if (e == NULL || !blob_ok(&e->ek_public) || !blob_ok(&e->ek_cert) ||
+        !blob_ok(&e->ak_public) || !blob_ok(&e->ak_name) || !blob_ok(&e->device_key_public) ||
+        !blob_ok(&e->certify_attest) || !blob_ok(&e->certify_signature) ||
+        !blob_ok(&e->counter_public))
+        return TETHER_ERR_INVALID_ARGUMENT;
+    pthread_mutex_lock(&s->lock);
+    if ((rc = db_begin(s)) != TETHER_OK)
+        goto out;
+    if ((rc = db_prepare(s, sweep_sql, &stmt)) != TETHER_OK)
+        goto out;
+    sqlite3_bind_int64(stmt, 1, now);
+    sqlite3_bind_text(stmt, 2, e->ek_sha256, -1, SQLITE_STATIC);
+    if ((rc = db_step_done(s, stmt, "remove old enrolments")) != TETHER_OK)
+        goto out;
+    sqlite3_finalize(stmt);
+    if ((rc = db_prepare(s, insert_sql, &stmt)) != TETHER_OK)
+        goto out;
+    sqlite3_bind_text(stmt, 1, e->id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(stmt, 2, e->ek_sha256, -1, SQLITE_STATIC);
+    bind_blob(stmt, 3, &e->ek_public);
+    bind_blob(stmt, 4, &e->ek_cert);
+    bind_blob(stmt, 5, &e->ak_public);
+    bind_blob(stmt, 6, &e->ak_name);
+    bind_blob(stmt, 7, &e->device_key_public);
+    bind_blob(stmt, 8, &e->certify_attest);
+    bind_blob(stmt, 9, &e->certify_signature);
+    sqlite3_bind_int64(stmt, 10, (sqlite3_int64)e->counter_index);
+    bind_blob(stmt, 11, &e->counter_public);
+    if (e->name[0] != '\0')
+        sqlite3_bind_text(stmt, 12, e->name, -1, SQLITE_STATIC);
+    if (e->has_bootstrap)
+        sqlite3_bind_blob(stmt, 13, e->bootstrap_hash, TETHER_STORE_HASH_SIZE, SQLITE_STATIC);
+    sqlite3_bind_int64(stmt, 14, e->created_at);
+    sqlite3_bind_int64(stmt, 15, e->expires_at);
+    rc = db_step_done(s, stmt, "record enrolment");
+out:
+    sqlite3_finalize(stmt);
+    rc = db_finish(s, rc);
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+static tether_status_t run_id(sqlite_store_t *s, const char *sql, const char *what,
+                              const char *id)
+{
+    sqlite3_stmt *stmt = NULL;
+    tether_status_t rc;
+
+    if ((rc = db_prepare(s, sql, &stmt)) != TETHER_OK)
+        return rc;
+    sqlite3_bind_text(stmt, 1, id, -1, SQLITE_STATIC);
+    rc = db_step_done(s, stmt, what);
+    sqlite3_finalize(stmt);
+    return rc;
+}
+
+/* Reads a session (all but the blobs); an expired one is deleted and
+ * TETHER_ERR_EXPIRED. Called with the lock held. */
+static tether_status_t session_select(sqlite_store_t *s, const char *id, int64_t now,
+                                      tether_store_enrollment_t *e)
+{
+    static const char sql[] =
+        "SELECT ek_sha256, counter_nv_index, name, bootstrap_hash, created_at, expires_at "
+        "FROM enrolment_sessions WHERE id = ?";
+    sqlite3_stmt *stmt = NULL;
+    tether_status_t rc;
+    int step;
+
+    memset(e, 0, sizeof(*e));
+    if ((rc = db_prepare(s, sql, &stmt)) != TETHER_OK)
+        return rc;
+    sqlite3_bind_text(stmt, 1, id, -1, SQLITE_STATIC);
+    step = sqlite3_step(stmt);
+    if (step == SQLITE_DONE) {
+        rc = TETHER_ERR_NOT_FOUND;
+        goto out;
+    }
+    if (step != SQLITE_ROW) {
+        rc = db_fail(s, "read enrolment");
+        goto out;
+    }
+    if ((rc = copy_text(e->id, sizeof(e->id), (const unsigned char *)id)) != TETHER_OK ||
+        (rc = copy_text(e->ek_sha256, sizeof(e->ek_sha256), sqlite3_column_text(stmt, 0))) !=
+            TETHER_OK ||
+        (rc = copy_text(e->name, sizeof(e->name), sqlite3_column_text(stmt, 2))) != TETHER_OK)
+        goto out;
+    e->counter_index = (uint32_t)sqlite3_column_int64(stmt, 1);
+    if (sqlite3_column_type(stmt, 3) != SQLITE_NULL) {
+        if (sqlite3_column_bytes(stmt, 3) != TETHER_STORE_HASH_SIZE) {
+            rc = TETHER_ERR_PARSE;
+            goto out;
+        }
+        memcpy(e->bootstrap_hash, sqlite3_column_blob(stmt, 3), TETHER_STORE_HASH_SIZE);
+        e->has_bootstrap = true;
+    }
+    e->created_at = sqlite3_column_int64(stmt, 4);
+    e->expires_at = sqlite3_column_int64(stmt, 5);
+    sqlite3_finalize(stmt);
+    stmt = NULL;
+    if (now >= e->expires_at) {
+        rc = run_id(s, "DELETE FROM enrolment_sessions WHERE id = ?", "delete enrolment", id);
+        if (rc == TETHER_OK)
+            rc = TETHER_ERR_EXPIRED;
+    }
+out:
+    sqlite3_finalize(stmt);
+    if (rc != TETHER_OK)
+        tether_wipe(e, sizeof(*e));
+    return rc;
+}
+
+static tether_status_t op_enrollment_find(void *impl, const char *id, int64_t now,
+                                          tether_store_enrollment_t *e)
+{
+    sqlite_store_t *s = impl;
+    tether_status_t rc;
+
+    if (id == NULL || e == NULL)
+        return TETHER_ERR_INVALID_ARGUMENT;
+    pthread_mutex_lock(&s->lock);
+    /* A transaction, because an expired session is deleted on the way. */
+    if ((rc = db_begin(s)) == TETHER_OK) {
+        rc = session_select(s, id, now, e);
+        if (rc == TETHER_ERR_EXPIRED)
+            rc = db_finish(s, TETHER_OK) == TETHER_OK ? TETHER_ERR_EXPIRED : TETHER_ERR_STORE;
+        else
+            rc = db_finish(s, rc);
+    }
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+static tether_status_t op_enrollment_delete(void *impl, const char *id)
+{
+    sqlite_store_t *s = impl;
+    tether_status_t rc;
+
+    if (id == NULL)
+        return TETHER_ERR_INVALID_ARGUMENT;
+    pthread_mutex_lock(&s->lock);
+    rc = run_id(s, "DELETE FROM enrolment_sessions WHERE id = ?", "delete enrolment", id);
+    if (rc == TETHER_OK && sqlite3_changes(s->db) == 0)
+        rc = TETHER_ERR_NOT_FOUND;
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+/* The device row after activation: the session's blobs, status active, the
+ * clone-detection state of a new device. */
+#define ENROLLED_FROM_SESSION                                                                 \
+    "(ek_public, ek_cert, ak_public, ak_name, device_key_public, device_key_certify_attest, " \
+    "device_key_certify_signature, counter_nv_index, counter_nv_public) = "                  \
+    "(SELECT ek_public, ek_cert, ak_public, ak_name, device_key_public, "                   \
+    "device_key_certify_attest, device_key_certify_signature, counter_nv_index, "            \
+    "counter_nv_public FROM enrolment_sessions WHERE id = ?1), "                              \
+    "status = 'active', status_reason = '', allow_reenroll = 0, highest_counter = 0, "       \
+    "last_clock = NULL, last_reset_count = NULL, last_restart_count = NULL, "                \
+    "last_clock_safe = NULL, updated_at = ?3"
+
+/* Inside the activation's transaction, after a grant. */
+static tether_status_t activate_tx(sqlite_store_t *s, const char *id, const char *new_device_id,
+                                   int64_t now, tether_enroll_decision_t decision,
+                                   const tether_store_device_t *device,
+                                   const tether_store_bootstrap_t *token)
+{
+    static const char consume_sql[] =
+        "UPDATE bootstrap_tokens SET uses_left = uses_left - 1 WHERE id = ? AND uses_left > 0";
+    static const char update_sql[] = "UPDATE devices SET " ENROLLED_FROM_SESSION " WHERE id = ?2";
+    static const char insert_sql[] =
+        "INSERT INTO devices (id, name, ek_sha256, status, created_at, updated_at) "
+        "SELECT ?2, coalesce(name, ?2), ek_sha256, 'allowed', ?3, ?3 "
+        "FROM enrolment_sessions WHERE id = ?1";
+    sqlite3_stmt *stmt = NULL;
+    const char *device_id = device->id[0] != '\0' ? device->id : new_device_id;
+    tether_status_t rc;
+
+    if (decision == TETHER_ENROLL_GRANT_BOOTSTRAP) {
+        if ((rc = db_prepare(s, consume_sql, &stmt)) != TETHER_OK)
+            return rc;
+        sqlite3_bind_int64(stmt, 1, token->id);
+        rc = db_step_done(s, stmt, "use bootstrap token");
+        sqlite3_finalize(stmt);
+        stmt = NULL;
+        if (rc == TETHER_OK && sqlite3_changes(s->db) != 1)
+            rc = TETHER_ERR_CONFLICT;
+        if (rc != TETHER_OK)
+            return rc;
+    }
+    /* A new device is inserted as allowed, then enrolled like a known one,
+     * so both paths set the same columns. */
+    if (device->id[0] == '\0') {
+        if ((rc = db_prepare(s, insert_sql, &stmt)) != TETHER_OK)
+            return rc;
+        sqlite3_bind_text(stmt, 1, id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(stmt, 2, new_device_id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(stmt, 3, now);
+        rc = db_step_done(s, stmt, "create device");
+        sqlite3_finalize(stmt);
+        stmt = NULL;
+        if (rc == TETHER_OK && sqlite3_changes(s->db) != 1)
+            rc = TETHER_ERR_NOT_FOUND;
+        if (rc != TETHER_OK)
+            return rc;
+    }
+    if ((rc = db_prepare(s, update_sql, &stmt)) != TETHER_OK)
+        return rc;
+    sqlite3_bind_text(stmt, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(stmt, 2, device_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(stmt, 3, now);
+    rc = db_step_done(s, stmt, "enrol device");
+    sqlite3_finalize(stmt);
+    if (rc == TETHER_OK && sqlite3_changes(s->db) != 1)
+        rc = TETHER_ERR_NOT_FOUND;
+    if (rc == TETHER_OK)
+        rc = run_id(s, "DELETE FROM enrolment_sessions WHERE id = ?", "delete enrolment", id);
+    return rc;
+}
+
+static tether_status_t op_enrollment_activate(void *impl, const char *id,
+                                              const char *new_device_id, int64_t now,
+                                              tether_enroll_decision_t *decision,
+                                              tether_store_device_t *device)
+{
+    sqlite_store_t *s = impl;
+    tether_store_enrollment_t session;
+    tether_store_device_t row;
+    tether_store_bootstrap_t token;
+    tether_status_t rc;
+
+    if (id == NULL || new_device_id == NULL || decision == NULL)
+        return TETHER_ERR_INVALID_ARGUMENT;
+    *decision = TETHER_ENROLL_NOT_ALLOWED;
+    memset(&session, 0, sizeof(session));
+    memset(&token, 0, sizeof(token));
+    pthread_mutex_lock(&s->lock);
+    if ((rc = db_begin(s)) != TETHER_OK)
+        goto out;
+    rc = session_select(s, id, now, &session);
+    if (rc == TETHER_ERR_EXPIRED) {
+        /* Keep the deletion of the expired session. */
+        if (db_finish(s, TETHER_OK) != TETHER_OK)
+            rc = TETHER_ERR_STORE;
+        goto out;
+    }
+    if (rc == TETHER_OK)
+        rc = authorize(s, session.ek_sha256, session.has_bootstrap ? session.bootstrap_hash : NULL,
+                       now, decision, &row, &token);
+    if (rc == TETHER_OK && !tether_enroll_decision_granted(*decision)) {
+        /* Refused: nothing may change. */
+        (void)db_finish(s, TETHER_ERR_STATE);
+        goto out;
+    }
+    if (rc == TETHER_OK)
+        rc = activate_tx(s, id, new_device_id, now, *decision, &row, &token);
+    rc = db_finish(s, rc);
+    if (rc == TETHER_OK && device != NULL)
+        rc = device_select(s, "SELECT " DEVICE_COLUMNS " FROM devices WHERE ek_sha256 = ?",
+                           session.ek_sha256, device);
+out:
+    pthread_mutex_unlock(&s->lock);
+    tether_wipe(&session, sizeof(session));
+    return rc;
+}
+
 /* ---- life cycle ---- */
 
 static void op_close(void *impl)
@@ -812,6 +1197,11 @@ static const tether_store_ops_t sqlite_ops = {
     .device_list = op_device_list,
     .device_change_status = op_device_change_status,
     .bootstrap_token_create = op_bootstrap_token_create,
+    .enroll_authorize = op_enroll_authorize,
+    .enrollment_add = op_enrollment_add,
+    .enrollment_find = op_enrollment_find,
+    .enrollment_delete = op_enrollment_delete,
+    .enrollment_activate = op_enrollment_activate,
     .alert_add = op_alert_add,
     .alert_list = op_alert_list,
     .issued_token_add = op_issued_token_add,

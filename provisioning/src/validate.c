@@ -7,6 +7,8 @@
 
 #define DEVICE_ID_PREFIX "dev_"
 #define DEVICE_ID_RANDOM_BYTES 12
+#define ENROLLMENT_ID_PREFIX "enr_"
+#define ENROLLMENT_ID_RANDOM_BYTES 16
 
 static bool name_char(char c)
 {
@@ -59,31 +61,54 @@ tether_status_t tether_fleet_ek_sha256_normalize(const char *hex, size_t len,
     return TETHER_OK;
 }
 
-bool tether_fleet_device_id_valid(const char *id, size_t len)
+/* prefix followed by lowercase hex digits, len bytes in all. */
+static bool random_id_valid(const char *id, size_t len, const char *prefix, size_t expected_len)
 {
-    const size_t prefix = sizeof(DEVICE_ID_PREFIX) - 1;
+    const size_t prefix_len = strlen(prefix);
 
-    if (id == NULL || len != TETHER_STORE_DEVICE_ID_SIZE - 1 ||
-        memcmp(id, DEVICE_ID_PREFIX, prefix) != 0)
+    if (id == NULL || len != expected_len || memcmp(id, prefix, prefix_len) != 0)
         return false;
-    for (size_t i = prefix; i < len; i++) {
+    for (size_t i = prefix_len; i < len; i++) {
         if (!((id[i] >= '0' && id[i] <= '9') || (id[i] >= 'a' && id[i] <= 'f')))
             return false;
     }
     return true;
 }
 
-tether_status_t tether_fleet_device_id_new(char out[TETHER_STORE_DEVICE_ID_SIZE])
+/* prefix and the hex of random_len random bytes into out (out_size bytes). */
+static tether_status_t random_id_new(char *out, size_t out_size, const char *prefix,
+                                     size_t random_len)
 {
-    const size_t prefix = sizeof(DEVICE_ID_PREFIX) - 1;
-    unsigned char random[DEVICE_ID_RANDOM_BYTES];
+    const size_t prefix_len = strlen(prefix);
+    unsigned char random[ENROLLMENT_ID_RANDOM_BYTES];
     tether_status_t rc;
 
-    if (out == NULL)
+    if (out == NULL || random_len > sizeof(random) || out_size < prefix_len)
         return TETHER_ERR_INVALID_ARGUMENT;
-    if ((rc = tether_random_bytes(random, sizeof(random))) != TETHER_OK)
+    if ((rc = tether_random_bytes(random, random_len)) != TETHER_OK)
         return rc;
-    memcpy(out, DEVICE_ID_PREFIX, prefix);
-    return tether_hex_encode(random, sizeof(random), out + prefix,
-                             TETHER_STORE_DEVICE_ID_SIZE - prefix);
+    memcpy(out, prefix, prefix_len);
+    return tether_hex_encode(random, random_len, out + prefix_len, out_size - prefix_len);
+}
+
+bool tether_fleet_device_id_valid(const char *id, size_t len)
+{
+    return random_id_valid(id, len, DEVICE_ID_PREFIX, TETHER_STORE_DEVICE_ID_SIZE - 1);
+}
+
+tether_status_t tether_fleet_device_id_new(char out[TETHER_STORE_DEVICE_ID_SIZE])
+{
+    return random_id_new(out, TETHER_STORE_DEVICE_ID_SIZE, DEVICE_ID_PREFIX,
+                         DEVICE_ID_RANDOM_BYTES);
+}
+
+bool tether_fleet_enrollment_id_valid(const char *id, size_t len)
+{
+    return random_id_valid(id, len, ENROLLMENT_ID_PREFIX, TETHER_STORE_ENROLLMENT_ID_SIZE - 1);
+}
+
+tether_status_t tether_fleet_enrollment_id_new(char out[TETHER_STORE_ENROLLMENT_ID_SIZE])
+{
+    return random_id_new(out, TETHER_STORE_ENROLLMENT_ID_SIZE, ENROLLMENT_ID_PREFIX,
+                         ENROLLMENT_ID_RANDOM_BYTES);
 }

@@ -28,4 +28,11 @@ bool tether_fleet_device_id_valid(const char *id, size_t len);
 /* A new random device id. */
 TETHER_MUST_CHECK tether_status_t tether_fleet_device_id_new(char out[TETHER_STORE_DEVICE_ID_SIZE]);
 
+/* "enr_" followed by 32 lowercase hex digits: a started enrolment. */
+bool tether_fleet_enrollment_id_valid(const char *id, size_t len);
+
+/* A new random enrolment id (128 bits). */
+TETHER_MUST_CHECK tether_status_t tether_fleet_enrollment_id_new(
+    char out[TETHER_STORE_ENROLLMENT_ID_SIZE]);
+
 #endif

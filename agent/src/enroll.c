@@ -1,0 +1,420 @@
+/*
+ * tether-agent enroll: the device's one-time enrolment with its fleet
+ * (DESIGN.md, "Enrolment"). The TPM side is in enroll_device.c; this file
+ * holds the options, the two HTTPS exchanges and the state directory.
+ */
+#include "enroll.h"
+
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <cjson/cJSON.h>
+#include <tss2/tss2_mu.h>
+
+#include "enroll_device.h"
+#include "state.h"
+#include "tether/base64url.h"
+#include "tether/bytes.h"
+#include "tether/file.h"
+#include "tether/https_client.h"
+#include "tether/json_strict.h"
+#include "tether/secret_token.h"
+
+typedef struct enroll_options {
+    const char *tcti;
+    const char *state_dir;
+    const char *fleet;
+    const char *ca;
+    const char *bootstrap_token_file;
+    const char *name;
+    tether_ek_type_t ek_type;
+    TPM2_HANDLE counter_index;
+} enroll_options_t;
+
+static void enroll_usage(FILE *out)
+{
+    fputs("Usage: tether-agent enroll --state-dir DIR --fleet URL --ca FILE [OPTIONS]\n"
+          "\n"
+          "Enrols this device with its fleet, once: creates the attestation key, the\n"
+          "device key and the exchange counter in the TPM, proves the TPM's identity\n"
+          "with its EK certificate and TPM2_ActivateCredential, and writes the state\n"
+          "directory (public data and TPM-wrapped key blobs only).\n"
+          "\n"
+          "  --tcti TCTI                 tpm2-tss TCTI, e.g. device:/dev/tpmrm0 or\n"
+          "                              swtpm:host=127.0.0.1,port=2321 (default: the TSS default)\n"
+          "  --state-dir DIR             where the agent keeps its state (created 0700)\n"
+          "  --fleet URL                 the fleet, e.g. https://fleet.example:8443\n"
+          "  --ca FILE                   the fleet's CA certificate (PEM); only a server\n"
+          "                              certified by it is trusted\n"
+          "  --bootstrap-token-file FILE a one-time tthr_boot_ token, for a device not on\n"
+          "                              the fleet's allow list; wiped and removed after a\n"
+          "                              successful enrolment\n"
+          "  --name NAME                 a name for the device (default: the allow list's)\n"
+          "  --ek TYPE                   EK to use: any (default), p256, p384 or rsa\n"
+          "  --counter-index HEX         NV index of the exchange counter (default 0x01000100)\n"
+          "  -h, --help                  show this help\n"
+          "\n"
+          "Exit status: 0 enrolled, 1 refused or failed, 2 bad usage.\n",
+          out);
+}
+
+static int parse_options(int argc, char **argv, enroll_options_t *o)
+{
+    static const struct option long_options[] = {
+        {"tcti", required_argument, NULL, 't'},
+        {"state-dir", required_argument, NULL, 's'},
+        {"fleet", required_argument, NULL, 'f'},
+        {"ca", required_argument, NULL, 'c'},
+        {"bootstrap-token-file", required_argument, NULL, 'b'},
+        {"name", required_argument, NULL, 'n'},
+        {"ek", required_argument, NULL, 'e'},
+        {"counter-index", required_argument, NULL, 'i'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    unsigned long index;
+    char *end;
+    int c;
+
+    memset(o, 0, sizeof(*o));
+    o->ek_type = TETHER_EK_ANY;
+    o->counter_index = TETHER_DEFAULT_COUNTER_INDEX;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", long_options, NULL)) != -1) {
+        switch (c) {
+        case 't': o->tcti = optarg; break;
+        case 's': o->state_dir = optarg; break;
+        case 'f': o->fleet = optarg; break;
+        case 'c': o->ca = optarg; break;
+        case 'b': o->bootstrap_token_file = optarg; break;
+        case 'n': o->name = optarg; break;
+        case 'e':
+            if (strcmp(optarg, "any") != 0 && tether_ek_type_parse(optarg, &o->ek_type) != 0) {
+                fprintf(stderr, "tether-agent enroll: --ek must be any, p256, p384 or rsa\n");
+                return 2;
+            }
+            break;
+        case 'i':
+            index = strtoul(optarg, &end, 16);
+            if (end == optarg || *end != '\0' || index < 0x01000000ul || index > 0x013ffffful) {
+                fprintf(stderr, "tether-agent enroll: --counter-index must be an owner NV index "
+                                "(0x01000000..0x013fffff)\n");
+                return 2;
+            }
+            o->counter_index = (TPM2_HANDLE)index;
+            break;
+        case 'h': enroll_usage(stdout); return 0;
+        default: enroll_usage(stderr); return 2;
+        }
+    }
+    if (optind != argc) {
+        fprintf(stderr, "tether-agent enroll: unexpected argument '%s'\n", argv[optind]);
+        return 2;
+    }
+    if (o->state_dir == NULL || o->fleet == NULL || o->ca == NULL) {
+        fprintf(stderr, "tether-agent enroll: --state-dir, --fleet and --ca are required\n");
+        return 2;
+    }
+    if (o->name != NULL && strlen(o->name) > TETHER_ENROLL_MAX_NAME) {
+        fprintf(stderr, "tether-agent enroll: --name is longer than %d bytes\n",
+                TETHER_ENROLL_MAX_NAME);
+        return 2;
+    }
+    return -1;
+}
+
+/* Reads the bootstrap token: one tthr_boot_ token, a trailing newline allowed. */
+static int read_bootstrap_token(const char *path, char *out, size_t out_size)
+{
+    uint8_t *data = NULL;
+    size_t len = 0;
+    int rc = -1;
+
+    if (tether_file_read(path, 1024, &data, &len) != TETHER_OK) {
+        fprintf(stderr, "tether-agent enroll: cannot read the bootstrap token file %s\n", path);
+        return -1;
+    }
+    while (len > 0 && (data[len - 1] == '\n' || data[len - 1] == '\r' || data[len - 1] == ' '))
+        len--;
+    if (len >= out_size ||
+        tether_secret_token_check_format((const char *)data, len, TETHER_SECRET_BOOTSTRAP) !=
+            TETHER_OK) {
+        fprintf(stderr,
+                "tether-agent enroll: %s does not hold a valid bootstrap token (tthr_boot_..., "
+                "checksum included); ask the fleet operator for a new one\n",
+                path);
+        goto out;
+    }
+    memcpy(out, data, len);
+    out[len] = '\0';
+    rc = 0;
+out:
+    tether_wipe(data, len);
+    free(data);
+    return rc;
+}
+
+/* Prints the fleet's refusal: its error code and description. */
+static void print_refusal(const char *step, const tether_https_response_t *resp)
+{
+    cJSON *body = NULL;
+    const cJSON *error = NULL, *description = NULL;
+
+    if (tether_json_parse_object((const char *)resp->body, resp->body_len, &body) == TETHER_OK) {
+        error = cJSON_GetObjectItemCaseSensitive(body, "error");
+        description = cJSON_GetObjectItemCaseSensitive(body, "error_description");
+    }
+    fprintf(stderr, "tether-agent enroll: the fleet refused the %s (HTTP %d %s): %s\n", step,
+            resp->status, cJSON_IsString(error) ? error->valuestring : "error",
+            cJSON_IsString(description) ? description->valuestring : "no description");
+    cJSON_Delete(body);
+}
+
+/* Decodes a base64url member of the fleet's answer (at most buf_size bytes). */
+static tether_status_t get_b64(const cJSON *obj, const char *member, uint8_t *buf,
+                               size_t buf_size, size_t *len)
+{
+    const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, member);
+
+    if (!cJSON_IsString(item))
+        return TETHER_ERR_PARSE;
+    return tether_base64url_decode(item->valuestring, strlen(item->valuestring), buf, buf_size,
+                                   len);
+}
+
+typedef struct challenge {
+    char enrollment_id[72];
+    TPM2B_ID_OBJECT credential_blob;
+    TPM2B_ENCRYPTED_SECRET encrypted_secret;
+} challenge_t;
+
+static tether_status_t parse_challenge(const tether_https_response_t *resp, challenge_t *ch)
+{
+    uint8_t buf[1024];
+    size_t len = 0, offset = 0;
+    cJSON *body = NULL;
+    const cJSON *id;
+    tether_status_t rc = TETHER_ERR_PARSE;
+
+    if (tether_json_parse_object((const char *)resp->body, resp->body_len, &body) != TETHER_OK)
+        return TETHER_ERR_PARSE;
+    id = cJSON_GetObjectItemCaseSensitive(body, "enrollment_id");
+    if (!cJSON_IsString(id) || strlen(id->valuestring) == 0 ||
+        strlen(id->valuestring) >= sizeof(ch->enrollment_id))
+        goto out;
+    strcpy(ch->enrollment_id, id->valuestring);
+    if (get_b64(body, "credential_blob", buf, sizeof(buf), &len) != TETHER_OK ||
+        Tss2_MU_TPM2B_ID_OBJECT_Unmarshal(buf, len, &offset, &ch->credential_blob) !=
+            TSS2_RC_SUCCESS ||
+        offset != len)
+        goto out;
+    offset = 0;
+    if (get_b64(body, "encrypted_secret", buf, sizeof(buf), &len) != TETHER_OK ||
+        Tss2_MU_TPM2B_ENCRYPTED_SECRET_Unmarshal(buf, len, &offset, &ch->encrypted_secret) !=
+            TSS2_RC_SUCCESS ||
+        offset != len)
+        goto out;
+    rc = TETHER_OK;
+out:
+    cJSON_Delete(body);
+    return rc;
+}
+
+static tether_status_t post_json(tether_https_client_t *client, const char *path,
+                                 const char *json, tether_https_response_t *resp)
+{
+    tether_status_t rc = tether_https_request(client, "POST", path, "application/json",
+                                              (const uint8_t *)json, strlen(json), NULL, resp);
+    if (rc != TETHER_OK)
+        fprintf(stderr, "tether-agent enroll: cannot reach the fleet: %s\n", client->error);
+    return rc;
+}
+
+/* POST /v1/enroll/activate with the proof; fills the device id. */
+static int activate(tether_https_client_t *client, const char *enrollment_id,
+                    const uint8_t proof[32], char *device_id, size_t device_id_size)
+{
+    char proof_b64[TETHER_BASE64URL_ENCODED_LEN(32) + 1];
+    tether_https_response_t resp;
+    cJSON *req = NULL, *body = NULL;
+    const cJSON *id;
+    char *json = NULL;
+    int rc = -1;
+
+    tether_https_response_init(&resp);
+    if (tether_base64url_encode(proof, 32, proof_b64, sizeof(proof_b64), NULL) != TETHER_OK ||
+        (req = cJSON_CreateObject()) == NULL ||
+        cJSON_AddStringToObject(req, "enrollment_id", enrollment_id) == NULL ||
+        cJSON_AddStringToObject(req, "proof", proof_b64) == NULL ||
+        (json = cJSON_PrintUnformatted(req)) == NULL) {
+        fprintf(stderr, "tether-agent enroll: out of memory\n");
+        goto out;
+    }
+    if (post_json(client, "/v1/enroll/activate", json, &resp) != TETHER_OK)
+        goto out;
+    if (resp.status != 200) {
+        print_refusal("activation", &resp);
+        goto out;
+    }
+    if (tether_json_parse_object((const char *)resp.body, resp.body_len, &body) != TETHER_OK ||
+        !cJSON_IsString(id = cJSON_GetObjectItemCaseSensitive(body, "device_id")) ||
+        strlen(id->valuestring) == 0 || strlen(id->valuestring) >= device_id_size) {
+        fprintf(stderr, "tether-agent enroll: the fleet's activation answer has no device id\n");
+        goto out;
+    }
+    strcpy(device_id, id->valuestring);
+    rc = 0;
+out:
+    cJSON_Delete(body);
+    cJSON_Delete(req);
+    free(json);
+    tether_https_response_free(&resp);
+    return rc;
+}
+
+static int copy_ca(const char *ca, const char *state_dir)
+{
+    char path[PATH_MAX];
+    uint8_t *data = NULL;
+    size_t len = 0;
+    int rc = -1;
+
+    if ((size_t)snprintf(path, sizeof(path), "%s/%s", state_dir, TETHER_STATE_CA_FILE) >=
+            sizeof(path) ||
+        tether_file_read(ca, 1024 * 1024, &data, &len) != TETHER_OK ||
+        tether_file_write_atomic(path, data, len, 0644) != TETHER_OK)
+        fprintf(stderr, "tether-agent enroll: cannot copy the fleet CA into %s\n", state_dir);
+    else
+        rc = 0;
+    free(data);
+    return rc;
+}
+
+int tether_agent_enroll_main(int argc, char **argv)
+{
+    enroll_options_t o;
+    tether_tpm_t tpm;
+    tether_https_client_t client;
+    tether_https_response_t resp;
+    tether_enroll_request_t *req = NULL;
+    tether_agent_state_t *state = NULL;
+    challenge_t ch;
+    uint8_t proof[32];
+    char *json = NULL;
+    char why[256];
+    tether_status_t rc;
+    int code;
+
+    if ((code = parse_options(argc, argv, &o)) >= 0)
+        return code;
+    tether_tpm_init(&tpm);
+    tether_https_client_init(&client);
+    tether_https_response_init(&resp);
+    memset(&ch, 0, sizeof(ch));
+    code = 1;
+    req = calloc(1, sizeof(*req));
+    state = calloc(1, sizeof(*state));
+    if (req == NULL || state == NULL)
+        goto out;
+
+    rc = tether_agent_state_load(o.state_dir, state, why, sizeof(why));
+    if (rc == TETHER_OK) {
+        fprintf(stderr,
+                "tether-agent enroll: %s already holds an enrolment (device %s with %s); to "
+                "enrol again, move that folder away first\n",
+                o.state_dir, state->device_id, state->fleet_url);
+        goto out;
+    }
+    if (rc != TETHER_ERR_NOT_FOUND) {
+        fprintf(stderr, "tether-agent enroll: %s/%s is damaged (%s); move it away first\n",
+                o.state_dir, TETHER_STATE_FILE, rc == TETHER_ERR_PARSE ? why : tether_strerror(rc));
+        goto out;
+    }
+    if (strlen(o.fleet) > TETHER_URL_MAX ||
+        tether_https_client_setup(&client, o.fleet, o.ca) != TETHER_OK) {
+        fprintf(stderr, "tether-agent enroll: %s\n",
+                client.error[0] ? client.error : "the fleet URL is too long");
+        goto out;
+    }
+    if (tether_dir_ensure_private(o.state_dir) != TETHER_OK) {
+        fprintf(stderr, "tether-agent enroll: cannot use %s as the state folder (it must be a "
+                        "folder that only its owner can write)\n", o.state_dir);
+        goto out;
+    }
+
+    if ((rc = tether_tpm_open_esapi(&tpm, o.tcti)) != TETHER_OK ||
+        (rc = tether_agent_enroll_prepare(&tpm, o.ek_type, o.counter_index, req, state)) !=
+            TETHER_OK) {
+        fprintf(stderr, "tether-agent enroll: %s: %s\n", tether_strerror(rc), tpm.last_error);
+        goto out;
+    }
+    if (o.name != NULL)
+        strcpy(req->name, o.name);
+    if (o.bootstrap_token_file != NULL &&
+        read_bootstrap_token(o.bootstrap_token_file, req->bootstrap_token,
+                             sizeof(req->bootstrap_token)) != 0)
+        goto out;
+    if (tether_enroll_request_to_json(req, &json) != TETHER_OK) {
+        fprintf(stderr, "tether-agent enroll: cannot encode the enrolment request\n");
+        goto out;
+    }
+    if (post_json(&client, "/v1/enroll", json, &resp) != TETHER_OK)
+        goto out;
+    if (resp.status != 200) {
+        print_refusal("enrolment", &resp);
+        goto out;
+    }
+    if (parse_challenge(&resp, &ch) != TETHER_OK) {
+        fprintf(stderr, "tether-agent enroll: the fleet's answer is not a credential challenge\n");
+        goto out;
+    }
+    if ((rc = tether_agent_enroll_activate(&tpm, state, &ch.credential_blob, &ch.encrypted_secret,
+                                           ch.enrollment_id, proof)) != TETHER_OK) {
+        fprintf(stderr,
+                "tether-agent enroll: TPM2_ActivateCredential failed (%s: %s): the fleet's "
+                "challenge was not made for this TPM's EK and AK\n",
+                tether_strerror(rc), tpm.last_error);
+        goto out;
+    }
+    if (activate(&client, ch.enrollment_id, proof, state->device_id, sizeof(state->device_id)) != 0)
+        goto out;
+
+    strcpy(state->fleet_url, o.fleet);
+    if (copy_ca(o.ca, o.state_dir) != 0)
+        goto out;
+    if ((rc = tether_agent_state_save(o.state_dir, state)) != TETHER_OK) {
+        fprintf(stderr, "tether-agent enroll: cannot write %s/%s: %s\n", o.state_dir,
+                TETHER_STATE_FILE, tether_strerror(rc));
+        goto out;
+    }
+    if (o.bootstrap_token_file != NULL && tether_file_wipe_remove(o.bootstrap_token_file) != TETHER_OK)
+        fprintf(stderr, "tether-agent enroll: warning: could not remove the bootstrap token file "
+                        "%s; remove it by hand\n", o.bootstrap_token_file);
+    printf("enrolled: device %s with %s (EK %s, exchange counter at NV 0x%08x)\n",
+           state->device_id, state->fleet_url, tether_ek_type_name(state->ek_type),
+           state->counter_index);
+    code = 0;
+out:
+    tether_wipe(proof, sizeof(proof));
+    tether_wipe(&ch, sizeof(ch));
+    if (json != NULL) {
+        tether_wipe(json, strlen(json));
+        free(json);
+    }
+    if (req != NULL) {
+        tether_enroll_request_wipe(req);
+        free(req);
+    }
+    if (state != NULL) {
+        tether_wipe(state, sizeof(*state));
+        free(state);
+    }
+    tether_https_response_free(&resp);
+    tether_https_client_free(&client);
+    tether_tpm_close(&tpm);
+    return code;
+}

@@ -1,0 +1,51 @@
+/*
+ * One attested token exchange with the fleet (DESIGN.md, "Attested token
+ * exchange"): POST /v1/challenge for a nonce, the counter incremented and
+ * certified and the PCRs quoted by the TPM, POST /v1/token with the
+ * evidence as an RFC 8693 subject_token.
+ */
+#ifndef TETHER_AGENT_EXCHANGE_H
+#define TETHER_AGENT_EXCHANGE_H
+
+#include <stdint.h>
+
+#include "state.h"
+#include "tether/https_client.h"
+#include "tether/secure_memory.h"
+#include "tether/tpm.h"
+
+#define TETHER_TOKEN_MAX 8192 /* bytes of an access token */
+
+typedef enum tether_exchange_outcome {
+    TETHER_EXCHANGE_OK = 0,
+    TETHER_EXCHANGE_RETRY,   /* unreachable, timeout, 5xx, busy TPM: try again later */
+    TETHER_EXCHANGE_REFUSED, /* the fleet said no for good (clone, revoked, ...): stop asking */
+    TETHER_EXCHANGE_FAILED,  /* a local fault that retrying will not fix (TPM lockout, auth) */
+} tether_exchange_outcome_t;
+
+/* What the agent reports with each exchange, signed by the TPM through the
+ * qualifying data. */
+typedef struct tether_usage {
+    uint64_t token_requests; /* tokens handed to local applications */
+    uint64_t exchanges;      /* exchanges completed */
+} tether_usage_t;
+
+typedef struct tether_exchange_result {
+    tether_exchange_outcome_t outcome;
+    unsigned expires_in;  /* seconds, on TETHER_EXCHANGE_OK */
+    char code[64];        /* the fleet's tether_error / error code, or a local one */
+    char reason[256];     /* a sentence for the log */
+} tether_exchange_result_t;
+
+/* Runs one exchange. On success the access token is written NUL-terminated
+ * into token (a locked buffer of at least TETHER_TOKEN_MAX + 1 bytes); it is
+ * never copied anywhere else. */
+void tether_agent_exchange(tether_https_client_t *client, tether_tpm_t *tpm,
+                           const tether_agent_state_t *state, const tether_usage_t *usage,
+                           tether_secure_buffer_t *token, tether_exchange_result_t *result);
+
+/* Whether the fleet's error code means "stop asking" (clone detected,
+ * revoked, quarantined, unknown device). */
+int tether_exchange_code_is_final(const char *code);
+
+#endif

@@ -1,0 +1,148 @@
+#include "local_api.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+tether_status_t tether_local_request_parse(const char *buf, size_t len, tether_local_route_t *route)
+{
+    const char *end, *sp1, *sp2, *line_end;
+    size_t head_len;
+
+    if (buf == NULL || route == NULL)
+        return TETHER_ERR_INVALID_ARGUMENT;
+    end = len >= 4 ? memmem(buf, len, "\r\n\r\n", 4) : NULL;
+    if (end == NULL)
+        return len >= TETHER_LOCAL_MAX_REQUEST ? TETHER_ERR_TOO_LARGE : TETHER_ERR_STATE;
+    head_len = (size_t)(end - buf) + 4;
+    if (head_len > TETHER_LOCAL_MAX_REQUEST)
+        return TETHER_ERR_TOO_LARGE;
+    /* No NUL and no bare CR or LF anywhere in the head. */
+    for (size_t i = 0; i < head_len; i++) {
+        if (buf[i] == '\0' || (buf[i] == '\r' && (i + 1 >= head_len || buf[i + 1] != '\n')) ||
+            (buf[i] == '\n' && (i == 0 || buf[i - 1] != '\r')))
+            return TETHER_ERR_PARSE;
+    }
+    line_end = memmem(buf, head_len, "\r\n", 2);
+    sp1 = memchr(buf, ' ', (size_t)(line_end - buf));
+    if (sp1 == NULL)
+        return TETHER_ERR_PARSE;
+    sp2 = memchr(sp1 + 1, ' ', (size_t)(line_end - sp1 - 1));
+    if (sp2 == NULL || sp2 == sp1 + 1 || sp1[1] != '/')
+        return TETHER_ERR_PARSE;
+    if ((size_t)(line_end - sp2 - 1) != 8 ||
+        (memcmp(sp2 + 1, "HTTP/1.1", 8) != 0 && memcmp(sp2 + 1, "HTTP/1.0", 8) != 0))
+        return TETHER_ERR_PARSE;
+    for (const char *p = sp1 + 1; p < sp2; p++) {
+        if (*p <= 0x20 || *p >= 0x7f)
+            return TETHER_ERR_PARSE;
+    }
+#define PATH_IS(s) ((size_t)(sp2 - sp1 - 1) == sizeof(s) - 1 && memcmp(sp1 + 1, s, sizeof(s) - 1) == 0)
+    if (PATH_IS("/v1/token"))
+        *route = TETHER_LOCAL_TOKEN;
+    else if (PATH_IS("/v1/status"))
+        *route = TETHER_LOCAL_STATUS;
+    else
+        *route = TETHER_LOCAL_NOT_FOUND;
+#undef PATH_IS
+    if (*route != TETHER_LOCAL_NOT_FOUND && !((size_t)(sp1 - buf) == 3 && memcmp(buf, "GET", 3) == 0))
+        *route = TETHER_LOCAL_BAD_METHOD;
+    return TETHER_OK;
+}
+
+bool tether_local_acl_allows(const tether_local_acl_t *acl, uid_t uid, gid_t gid)
+{
+    if (uid == geteuid())
+        return true;
+    for (size_t i = 0; i < acl->uid_count; i++)
+        if (acl->uids[i] == uid)
+            return true;
+    for (size_t i = 0; i < acl->gid_count; i++)
+        if (acl->gids[i] == gid)
+            return true;
+    return false;
+}
+
+int tether_local_listen(const char *path, char *why, size_t why_size)
+{
+    struct sockaddr_un addr;
+    struct stat st;
+    int fd;
+
+    memset(&addr, 0, sizeof(addr));
+    addr.sun_family = AF_UNIX;
+    if (strlen(path) >= sizeof(addr.sun_path)) {
+        snprintf(why, why_size, "the socket path %s is too long", path);
+        return -1;
+    }
+    strcpy(addr.sun_path, path);
+    if (lstat(path, &st) == 0) {
+        if (!S_ISSOCK(st.st_mode)) {
+            snprintf(why, why_size, "%s exists and is not a socket; refusing to replace it", path);
+            return -1;
+        }
+        unlink(path); /* a socket left by a previous run */
+    }
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) {
+        snprintf(why, why_size, "socket: %s", strerror(errno));
+        return -1;
+    }
+    /* Created with no permission for others, then opened to the group. */
+    {
+        mode_t old = umask(0177);
+        int rc = bind(fd, (struct sockaddr *)&addr, sizeof(addr));
+        umask(old);
+        if (rc != 0 || chmod(path, 0660) != 0 || listen(fd, 16) != 0) {
+            snprintf(why, why_size, "cannot listen on %s: %s", path, strerror(errno));
+            close(fd);
+            return -1;
+        }
+    }
+    return fd;
+}
+
+static const char *reason_phrase(int status)
+{
+    switch (status) {
+    case 200: return "OK";
+    case 400: return "Bad Request";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 413: return "Content Too Large";
+    case 503: return "Service Unavailable";
+    default: return "Error";
+    }
+}
+
+int tether_local_respond(int fd, int status, const char *json)
+{
+    char head[256];
+    size_t len = strlen(json);
+    int n = snprintf(head, sizeof(head),
+                     "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
+                     "Cache-Control: no-store\r\nConnection: close\r\n\r\n",
+                     status, reason_phrase(status), len);
+    const char *parts[2] = {head, json};
+    size_t sizes[2] = {(size_t)n, len};
+
+    for (int i = 0; i < 2; i++) {
+        const char *p = parts[i];
+        size_t left = sizes[i];
+        while (left > 0) {
+            ssize_t w = send(fd, p, left, MSG_NOSIGNAL);
+            if (w < 0 && errno == EINTR)
+                continue;
+            if (w <= 0)
+                return -1;
+            p += w;
+            left -= (size_t)w;
+        }
+    }
+    return 0;
+}

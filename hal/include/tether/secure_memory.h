@@ -1,0 +1,34 @@
+/*
+ * Process hardening and locked memory for secrets on the device
+ * (DESIGN.md, "Keys on the device"): no core dumps, no ptrace attach by
+ * other processes of the same user, and buffers that are never swapped out,
+ * never written into a core dump, and wiped when released.
+ */
+#ifndef TETHER_SECURE_MEMORY_H
+#define TETHER_SECURE_MEMORY_H
+
+#include <stddef.h>
+
+#include "tether/error.h"
+
+/* prctl(PR_SET_DUMPABLE, 0) (which also refuses ptrace attach from
+ * non-root processes) and RLIMIT_CORE 0. Call first thing in a daemon. */
+TETHER_MUST_CHECK tether_status_t tether_secure_process_setup(void);
+
+typedef struct tether_secure_buffer {
+    unsigned char *data; /* size bytes, zeroed at allocation */
+    size_t size;
+    size_t mapped;       /* whole pages mapped */
+    int locked;          /* mlock succeeded */
+} tether_secure_buffer_t;
+
+/* Maps size bytes on their own pages, mlock()s them (TETHER_ERR_NO_MEMORY
+ * when the memlock limit refuses, unless allow_unlocked is set, in which
+ * case locked stays 0) and excludes them from core dumps. */
+TETHER_MUST_CHECK tether_status_t tether_secure_buffer_alloc(tether_secure_buffer_t *buf,
+                                                             size_t size, int allow_unlocked);
+
+/* Wipes, unlocks and unmaps; accepts a zeroed struct. */
+void tether_secure_buffer_free(tether_secure_buffer_t *buf);
+
+#endif

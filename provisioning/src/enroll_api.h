@@ -1,0 +1,53 @@
+/*
+ * Device enrolment (DESIGN.md, "Enrolment"): the two endpoints a device
+ * calls once, over TLS and without an admin token. Its TPM proves it holds
+ * the EK that a trusted manufacturer certified and that the AK it sent lives
+ * beside that EK; the fleet's allow list or a bootstrap token says whether
+ * that EK may join.
+ *
+ *   POST /v1/enroll           the request of lib's tether/enroll.h
+ *                             -> a credential for the EK, bound to the AK's name
+ *   POST /v1/enroll/activate  {"enrollment_id", "proof"} -> the device is active
+ *
+ * The activation secret is never stored: it is HMAC-SHA256(enrolment key,
+ * enrollment_id), recomputed at activation, so a database leak reveals no
+ * secret of an enrolment in flight. Bodies, answers and errors:
+ * provisioning/README.md.
+ */
+#ifndef TETHER_FLEET_ENROLL_API_H
+#define TETHER_FLEET_ENROLL_API_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <mbedtls/x509_crt.h>
+
+#include "http.h"
+#include "store.h"
+
+#define TETHER_ENROLL_KEY_SIZE 32
+#define TETHER_ENROLL_PENDING_SECONDS 300 /* from POST /v1/enroll to its activation */
+
+typedef struct tether_enroll_api {
+    tether_store_t *store;    /* borrowed: must outlive every request */
+    mbedtls_x509_crt *ek_cas; /* borrowed, only read; NULL: no manufacturer is trusted */
+    uint8_t key[TETHER_ENROLL_KEY_SIZE]; /* a copy of the enrolment key */
+    int64_t (*clock)(void);   /* Unix seconds; NULL: the system clock (tests set one) */
+} tether_enroll_api_t;
+
+/* Every trust anchor in ek_cas (roots and intermediates alike) may certify
+ * an EK. key is copied; tether_enroll_api_free wipes the copy. */
+void tether_enroll_api_init(tether_enroll_api_t *api, tether_store_t *store,
+                            mbedtls_x509_crt *ek_cas, const uint8_t key[TETHER_ENROLL_KEY_SIZE]);
+
+/* Wipes the struct (the key with it); accepts NULL. */
+void tether_enroll_api_free(tether_enroll_api_t *api);
+
+/* Whether path is one of the enrolment endpoints (for the server's router). */
+bool tether_enroll_api_owns(const char *path);
+
+/* A tether_http_handler_fn; arg is the tether_enroll_api_t. */
+void tether_enroll_api_handle(void *arg, const tether_http_request_t *request,
+                              tether_http_response_t *response);
+
+#endif

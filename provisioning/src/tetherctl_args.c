@@ -1,0 +1,269 @@
+/* tetherctl: the command line, the environment and the small values verbs
+ * take (durations, numbers, roles, ids). Pure: no I/O. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "tetherctl.h"
+#include "tether/bytes.h"
+
+static const struct {
+    const char *name;
+    bool takes_value;
+} options[CTL_OPT__COUNT] = {
+    [CTL_OPT_FLEET] = {"fleet", true},
+    [CTL_OPT_CA] = {"ca", true},
+    [CTL_OPT_TOKEN_FILE] = {"token-file", true},
+    [CTL_OPT_JSON] = {"json", false},
+    [CTL_OPT_HELP] = {"help", false},
+    [CTL_OPT_VERSION] = {"version", false},
+    [CTL_OPT_EK_SHA256] = {"ek-sha256", true},
+    [CTL_OPT_NAME] = {"name", true},
+    [CTL_OPT_REASON] = {"reason", true},
+    [CTL_OPT_TTL] = {"ttl", true},
+    [CTL_OPT_USES] = {"uses", true},
+    [CTL_OPT_ROLE] = {"role", true},
+    [CTL_OPT_AFTER] = {"after", true},
+};
+
+const char *ctl_option_name(ctl_option_t option)
+{
+    if ((unsigned)option >= CTL_OPT__COUNT)
+        return "?";
+    return options[option].name;
+}
+
+static tether_status_t usage(char *message, size_t size, const char *fmt, ...)
+    TETHER_PRINTF(3, 4);
+
+static tether_status_t usage(char *message, size_t size, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (message != NULL && size > 0) {
+        va_start(ap, fmt);
+        vsnprintf(message, size, fmt, ap);
+        va_end(ap);
+    }
+    return TETHER_ERR_PARSE;
+}
+
+/* The option named by arg ("--name" or "--name=value"), or CTL_OPT__COUNT. */
+static ctl_option_t find_option(const char *arg, const char **inline_value)
+{
+    const char *name = arg + 2;
+    size_t len = strcspn(name, "=");
+
+    *inline_value = name[len] == '=' ? name + len + 1 : NULL;
+    for (unsigned i = 0; i < CTL_OPT__COUNT; i++) {
+        if (strlen(options[i].name) == len && memcmp(options[i].name, name, len) == 0)
+            return (ctl_option_t)i;
+    }
+    return CTL_OPT__COUNT;
+}
+
+tether_status_t ctl_args_parse(int argc, char *const *argv, ctl_args_t *args, char *message,
+                               size_t message_size)
+{
+    bool options_end = false;
+
+    if (args == NULL || argv == NULL || argc < 0)
+        return TETHER_ERR_INVALID_ARGUMENT;
+    memset(args, 0, sizeof(*args));
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        const char *inline_value = NULL;
+        ctl_option_t option;
+
+        if (arg == NULL)
+            break;
+        if (!options_end && strcmp(arg, "--") == 0) {
+            options_end = true;
+            continue;
+        }
+        /* "-" alone is a word: standard input for "device import -". */
+        if (options_end || arg[0] != '-' || arg[1] == '\0') {
+            if (args->word_count >= CTL_MAX_WORDS)
+                return usage(message, message_size, "too many arguments (at \"%.40s\")", arg);
+            args->words[args->word_count++] = arg;
+            continue;
+        }
+        if (strcmp(arg, "-h") == 0) {
+            option = CTL_OPT_HELP;
+        } else if (arg[1] != '-') {
+            return usage(message, message_size,
+                         "unknown option %.40s (options are spelt --name)", arg);
+        } else if ((option = find_option(arg, &inline_value)) == CTL_OPT__COUNT) {
+            return usage(message, message_size, "unknown option %.60s", arg);
+        }
+        if (args->given & CTL_OPT_BIT(option))
+            return usage(message, message_size, "--%s is given twice", options[option].name);
+        if (!options[option].takes_value) {
+            if (inline_value != NULL)
+                return usage(message, message_size, "--%s takes no value", options[option].name);
+            args->value[option] = "";
+        } else if (inline_value != NULL) {
+            args->value[option] = inline_value;
+        } else if (i + 1 < argc && argv[i + 1] != NULL) {
+            args->value[option] = argv[++i];
+        } else {
+            return usage(message, message_size, "--%s needs a value", options[option].name);
+        }
+        args->given |= CTL_OPT_BIT(option);
+    }
+    return TETHER_OK;
+}
+
+static const char *pick(const char *flag, ctl_getenv_fn getenv_fn, const char *variable)
+{
+    const char *value;
+
+    if (flag != NULL)
+        return flag;
+    if (getenv_fn == NULL)
+        return NULL;
+    value = getenv_fn(variable);
+    return value != NULL && value[0] != '\0' ? value : NULL;
+}
+
+void ctl_settings_resolve(const ctl_args_t *args, ctl_getenv_fn getenv_fn,
+                          ctl_settings_t *settings)
+{
+    settings->fleet_url = pick(args->value[CTL_OPT_FLEET], getenv_fn, CTL_ENV_FLEET);
+    settings->ca_file = pick(args->value[CTL_OPT_CA], getenv_fn, CTL_ENV_CA);
+    settings->token_file = pick(args->value[CTL_OPT_TOKEN_FILE], getenv_fn, CTL_ENV_TOKEN_FILE);
+}
+
+/* Digits at *p (advanced past them) as a number up to limit. */
+static tether_status_t digits(const char **p, uint64_t limit, uint64_t *value)
+{
+    const char *s = *p;
+    uint64_t v = 0;
+
+    if (*s < '0' || *s > '9')
+        return TETHER_ERR_PARSE;
+    for (; *s >= '0' && *s <= '9'; s++) {
+        v = v * 10u + (uint64_t)(*s - '0');
+        if (v > limit)
+            return TETHER_ERR_TOO_LARGE;
+    }
+    *p = s;
+    *value = v;
+    return TETHER_OK;
+}
+
+tether_status_t ctl_duration_parse(const char *text, unsigned *seconds)
+{
+    static const struct {
+        char unit;
+        uint64_t seconds;
+    } units[] = {{'d', 86400}, {'h', 3600}, {'m', 60}, {'s', 1}};
+    const char *p = text;
+    uint64_t total = 0;
+    size_t next_unit = 0; /* units must come from largest to smallest, once each */
+    tether_status_t rc;
+
+    if (text == NULL || seconds == NULL)
+        return TETHER_ERR_INVALID_ARGUMENT;
+    *seconds = 0;
+    if (*p == '\0')
+        return TETHER_ERR_PARSE;
+    while (*p != '\0') {
+        uint64_t n = 0;
+        size_t u;
+
+        if ((rc = digits(&p, CTL_DURATION_MAX, &n)) != TETHER_OK)
+            return rc;
+        if (*p == '\0' && next_unit == 0) {
+            total = n; /* a bare number: seconds */
+            break;
+        }
+        for (u = next_unit; u < sizeof(units) / sizeof(units[0]); u++) {
+            if (units[u].unit == *p)
+                break;
+        }
+        if (u == sizeof(units) / sizeof(units[0]))
+            return TETHER_ERR_PARSE;
+        total += n * units[u].seconds;
+        if (total > CTL_DURATION_MAX)
+            return TETHER_ERR_TOO_LARGE;
+        next_unit = u + 1;
+        p++;
+    }
+    if (total == 0)
+        return TETHER_ERR_PARSE;
+    *seconds = (unsigned)total;
+    return TETHER_OK;
+}
+
+tether_status_t ctl_uint_parse(const char *text, uint64_t min, uint64_t max, uint64_t *value)
+{
+    const char *p = text;
+    uint64_t v = 0;
+    tether_status_t rc;
+
+    if (text == NULL || value == NULL)
+        return TETHER_ERR_INVALID_ARGUMENT;
+    if (text[0] == '0' && text[1] != '\0')
+        return TETHER_ERR_PARSE;
+    if ((rc = digits(&p, max, &v)) != TETHER_OK)
+        return rc;
+    if (*p != '\0')
+        return TETHER_ERR_PARSE;
+    if (v < min)
+        return TETHER_ERR_PARSE;
+    *value = v;
+    return TETHER_OK;
+}
+
+tether_status_t ctl_roles_parse(const char *text, const char *names[CTL_ROLE_COUNT],
+                                size_t *count)
+{
+    static const char *const known[CTL_ROLE_COUNT] = {"read", "fleet", "security"};
+    unsigned seen = 0;
+    const char *p = text;
+
+    if (text == NULL || names == NULL || count == NULL)
+        return TETHER_ERR_INVALID_ARGUMENT;
+    *count = 0;
+    for (;;) {
+        size_t len = strcspn(p, ",");
+        size_t i = 0;
+
+        while (i < CTL_ROLE_COUNT && !(strlen(known[i]) == len && memcmp(known[i], p, len) == 0))
+            i++;
+        if (i == CTL_ROLE_COUNT || (seen & (1u << i)))
+            return TETHER_ERR_PARSE;
+        seen |= 1u << i;
+        names[(*count)++] = known[i];
+        if (p[len] == '\0')
+            return TETHER_OK;
+        p += len + 1;
+    }
+}
+
+bool ctl_ek_sha256_valid(const char *text)
+{
+    if (text == NULL || strlen(text) != 64)
+        return false;
+    for (size_t i = 0; i < 64; i++) {
+        if (tether_hex_digit((unsigned char)text[i]) < 0)
+            return false;
+    }
+    return true;
+}
+
+bool ctl_path_id_valid(const char *text)
+{
+    size_t len;
+
+    if (text == NULL || (len = strlen(text)) == 0 || len > 64)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        char c = text[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '-'))
+            return false;
+    }
+    return true;
+}

@@ -1,0 +1,297 @@
+/* tetherctl: the verbs, their help, and the checks of a command line that
+ * need no server. */
+#include <ctype.h>
+#include <stdarg.h>
+#include <string.h>
+
+#include "tetherctl.h"
+
+#ifndef TETHERCTL_VERSION
+#define TETHERCTL_VERSION "unknown"
+#endif
+
+#define B(o) CTL_OPT_BIT(CTL_OPT_##o)
+
+typedef struct ctl_verb {
+    const char *group;
+    const char *name; /* NULL: the group is the verb (alerts) */
+    const char *arg;  /* the positional argument's name, or NULL */
+    unsigned allowed; /* verb options beyond the global ones */
+    unsigned required;
+    ctl_verb_fn run;
+    const char *synopsis;
+    const char *summary;
+    const char *details; /* the verb's own options, the role it needs */
+} ctl_verb_t;
+
+static const ctl_verb_t verbs[] = {
+    {"device", "list", NULL, 0, 0, ctl_device_list, "device list", "list the fleet's devices",
+     "Prints ID, NAME, STATUS, EK SHA-256 (first 16 hex digits) and UPDATED (UTC)\n"
+     "for every device; with --json the server's {\"devices\": [...]}.\n"
+     "Needs an admin token with the read role.\n"},
+    {"device", "show", "ID", 0, 0, ctl_device_show, "device show ID", "show one device",
+     "Prints the device as \"label: value\" lines (id, name, status, status reason,\n"
+     "ek sha256, enrolled, re-enrolment allowed, highest counter, created, updated,\n"
+     "and enrolment details such as the AK name when the fleet has them); with\n"
+     "--json the server's device object.\n"
+     "Needs an admin token with the read role.\n"},
+    {"device", "allow", NULL, B(EK_SHA256) | B(NAME), B(EK_SHA256) | B(NAME), ctl_device_allow,
+     "device allow --ek-sha256 HEX --name NAME", "allow a device to enrol",
+     "  --ek-sha256 HEX  SHA-256 of the device's EK public key, 64 hex digits\n"
+     "  --name NAME      1-64 characters of A-Z a-z 0-9 . _ : @ + - and inner spaces\n"
+     "\n"
+     "Idempotent: allowing a known EK again under the same name changes nothing;\n"
+     "under another name it is refused (HTTP 409).\n"
+     "Needs an admin token with the fleet role.\n"},
+    {"device", "import", "FILE", 0, 0, ctl_device_import, "device import FILE.csv",
+     "allow many devices from a CSV file",
+     "FILE (\"-\": standard input) is CSV with the header line \"ek_sha256,name\" and\n"
+     "one device per line. Idempotent. All rows or none: when the fleet refuses\n"
+     "any row, nothing is imported and each bad row is printed as FILE:LINE: why.\n"
+     "Needs an admin token with the fleet role.\n"},
+    {"device", "revoke", "ID", B(REASON), B(REASON), ctl_device_revoke,
+     "device revoke ID --reason TEXT", "revoke a device and every token it holds",
+     "  --reason TEXT  why (1-256 printable ASCII characters); kept with the device\n"
+     "\n"
+     "The device gets no more tokens, its unexpired tokens are revoked and the\n"
+     "revocation feed tells relying parties, in one transaction.\n"
+     "Needs an admin token with the security role.\n"},
+    {"device", "quarantine", "ID", B(REASON), 0, ctl_device_quarantine,
+     "device quarantine ID [--reason TEXT]", "quarantine a device (suspected clone)",
+     "  --reason TEXT  why (default: \"quarantined with tetherctl (no reason given)\")\n"
+     "\n"
+     "As revoke, with the status quarantined.\n"
+     "Needs an admin token with the security role.\n"},
+    {"device", "reinstate", "ID", B(REASON), 0, ctl_device_reinstate,
+     "device reinstate ID [--reason TEXT]", "let a revoked or quarantined device enrol again",
+     "  --reason TEXT  why (default: \"reinstated with tetherctl (no reason given)\")\n"
+     "\n"
+     "The device goes back to allowed and must enrol again: its old keys are not\n"
+     "trusted again.\n"
+     "Needs an admin token with the security role.\n"},
+    {"bootstrap", "create", NULL, B(TTL) | B(USES), 0, ctl_bootstrap_create,
+     "bootstrap create [--ttl 1h] [--uses 1]", "print a new device bootstrap token",
+     "  --ttl DURATION  how long the token is valid: 90s, 15m, 1h, 2d, 1h30m...\n"
+     "                  (default 1h; the fleet takes 60s up to its configured limit)\n"
+     "  --uses N        how many enrolments it allows, 1-1000 (default 1)\n"
+     "\n"
+     "Prints only the tthr_boot_ token on standard output, for scripts to\n"
+     "capture: TOKEN=$(tetherctl bootstrap create). It is shown once.\n"
+     "Needs an admin token with the fleet role.\n"},
+    {"token", "create", NULL, B(ROLE) | B(NAME), B(ROLE) | B(NAME), ctl_token_create,
+     "token create --role ROLES --name NAME", "print a new admin token",
+     "  --role ROLES  comma-separated: read, fleet, security (only roles the\n"
+     "                token in --token-file holds itself)\n"
+     "  --name NAME   what the token is for (1-64 characters)\n"
+     "\n"
+     "Prints only the new tthr_adm_ token on standard output. It is shown once\n"
+     "and stored by the fleet only as a hash: put it in a file with mode 0600.\n"
+     "Needs an admin token with the security role.\n"},
+    {"token", "list", NULL, 0, 0, ctl_token_list, "token list", "list admin tokens",
+     "Prints ID, NAME, ROLES, CREATED and REVOKED (UTC) for every admin token,\n"
+     "never the tokens themselves.\n"
+     "Needs an admin token with the security role.\n"},
+    {"token", "revoke", "ID", 0, 0, ctl_token_revoke, "token revoke ID",
+     "revoke an admin token",
+     "ID is the number shown by 'tetherctl token list'. The token stops working\n"
+     "at once.\n"
+     "Needs an admin token with the security role.\n"},
+    {"alerts", NULL, NULL, B(AFTER), 0, ctl_alerts, "alerts [--after ID]",
+     "list security alerts (clones, clock regressions)",
+     "  --after ID  only alerts after this one (to read on, or to poll)\n"
+     "\n"
+     "Prints ID, DEVICE, KIND, CREATED (UTC) and DETAILS, oldest first, at most\n"
+     "500 at a time.\n"
+     "Needs an admin token with the security role.\n"},
+};
+
+#define VERB_COUNT (sizeof(verbs) / sizeof(verbs[0]))
+
+static const char global_options[] =
+    "options (before or after the command):\n"
+    "  --fleet URL        the fleet: https://HOST[:PORT]        (env " CTL_ENV_FLEET ")\n"
+    "  --ca FILE          PEM CA certificate(s) the fleet's certificate must\n"
+    "                     chain to, e.g. the fleet's ca.pem      (env " CTL_ENV_CA ")\n"
+    "  --token-file FILE  file holding one tthr_adm_ admin token; a file its\n"
+    "                     group or others may access is refused (env\n"
+    "                     " CTL_ENV_TOKEN_FILE ")\n"
+    "  --json             print the fleet's JSON answer, unchanged, on stdout\n"
+    "  --help, -h         help; 'tetherctl COMMAND --help' for one command\n"
+    "  --version          the version\n"
+    "A flag wins over its environment variable.\n";
+
+static const char exit_codes[] =
+    "exit status: 0 done; 1 the fleet refused or failed (its HTTP status and\n"
+    "error are printed); 2 bad command line, settings or local file (nothing\n"
+    "was sent); 3 the fleet could not be reached (connection, TLS).\n";
+
+static void print_synopses(FILE *out, const char *group)
+{
+    for (size_t i = 0; i < VERB_COUNT; i++) {
+        if (group != NULL && strcmp(verbs[i].group, group) != 0)
+            continue;
+        fprintf(out, "  %-42s %s\n", verbs[i].synopsis, verbs[i].summary);
+    }
+}
+
+static int help_global(const ctl_io_t *io)
+{
+    fputs("usage: " CTL_PROGRAM " [OPTIONS] COMMAND [ARGS]\n"
+          "\n"
+          "Administers a tether fleet through tether-fleetd's admin API over HTTPS.\n"
+          "\n"
+          "commands:\n",
+          io->out);
+    print_synopses(io->out, NULL);
+    fputs("\n", io->out);
+    fputs(global_options, io->out);
+    fputs("\n", io->out);
+    fputs(exit_codes, io->out);
+    return CTL_EXIT_OK;
+}
+
+static int help_group(const ctl_io_t *io, const char *group)
+{
+    fprintf(io->out, "usage: " CTL_PROGRAM " %s COMMAND [ARGS] [OPTIONS]\n\ncommands:\n", group);
+    print_synopses(io->out, group);
+    fprintf(io->out, "\n'" CTL_PROGRAM " %s COMMAND --help' describes a command; '" CTL_PROGRAM
+                     " --help' the global options.\n",
+            group);
+    return CTL_EXIT_OK;
+}
+
+static int help_verb(const ctl_io_t *io, const ctl_verb_t *verb)
+{
+    /* The summary as a sentence: "List the fleet's devices." */
+    fprintf(io->out, "usage: " CTL_PROGRAM " %s [--json]\n\n%c%s.\n\n%s\n%s\n%s",
+            verb->synopsis, toupper((unsigned char)verb->summary[0]), verb->summary + 1,
+            verb->details, global_options, exit_codes);
+    return CTL_EXIT_OK;
+}
+
+static int usage_error(const ctl_io_t *io, const char *help, const char *fmt, ...)
+    TETHER_PRINTF(3, 4);
+
+/* One line: the problem, and where the help is. */
+static int usage_error(const ctl_io_t *io, const char *help, const char *fmt, ...)
+{
+    char message[CTL_MESSAGE_SIZE];
+    char clean[CTL_MESSAGE_SIZE];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(message, sizeof(message), fmt, ap);
+    va_end(ap);
+    ctl_text_shorten(message, 0, clean, sizeof(clean));
+    fflush(io->out);
+    fprintf(io->err, CTL_PROGRAM ": %s (see '" CTL_PROGRAM "%s%s --help')\n", clean,
+            help[0] != '\0' ? " " : "", help);
+    return CTL_EXIT_USAGE;
+}
+
+static bool group_known(const char *group)
+{
+    for (size_t i = 0; i < VERB_COUNT; i++) {
+        if (strcmp(verbs[i].group, group) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* The verb named by the first words, and how many words that took. */
+static const ctl_verb_t *find_verb(const ctl_args_t *args, size_t *words)
+{
+    for (size_t i = 0; i < VERB_COUNT; i++) {
+        if (strcmp(verbs[i].group, args->words[0]) != 0)
+            continue;
+        if (verbs[i].name == NULL) {
+            *words = 1;
+            return &verbs[i];
+        }
+        if (args->word_count > 1 && strcmp(verbs[i].name, args->words[1]) == 0) {
+            *words = 2;
+            return &verbs[i];
+        }
+    }
+    return NULL;
+}
+
+/* The verb's name as typed in its help: "device revoke", "alerts". */
+static void verb_label(const ctl_verb_t *verb, char *out, size_t size)
+{
+    snprintf(out, size, "%s%s%s", verb->group, verb->name != NULL ? " " : "",
+             verb->name != NULL ? verb->name : "");
+}
+
+static int check_verb_line(const ctl_io_t *io, const ctl_args_t *args, const ctl_verb_t *verb,
+                           const char *label, size_t words)
+{
+    size_t expected = verb->arg != NULL ? 1 : 0;
+
+    for (unsigned o = 0; o < CTL_OPT__COUNT; o++) {
+        unsigned bit = CTL_OPT_BIT(o);
+        if ((args->given & bit) && !((CTL_OPTS_GLOBAL | verb->allowed) & bit))
+            return usage_error(io, label, "--%s does not apply to '%s'",
+                               ctl_option_name((ctl_option_t)o), label);
+        if ((verb->required & bit) && !(args->given & bit))
+            return usage_error(io, label, "%s: --%s is required", label,
+                               ctl_option_name((ctl_option_t)o));
+    }
+    if (args->word_count - words < expected)
+        return usage_error(io, label, "%s: %s is missing", label, verb->arg);
+    if (args->word_count - words > expected)
+        return usage_error(io, label, "%s: unexpected argument \"%.60s\"", label,
+                           args->words[words + expected]);
+    return CTL_EXIT_OK;
+}
+
+static int run(const ctl_io_t *io, const ctl_args_t *args)
+{
+    char label[64];
+    const ctl_verb_t *verb;
+    ctl_context_t ctx;
+    size_t words = 0;
+    bool help = (args->given & CTL_OPT_BIT(CTL_OPT_HELP)) != 0;
+    int code;
+
+    if (args->given & CTL_OPT_BIT(CTL_OPT_VERSION)) {
+        fputs(CTL_PROGRAM " " TETHERCTL_VERSION "\n", io->out);
+        return CTL_EXIT_OK;
+    }
+    if (args->word_count == 0) {
+        if (help)
+            return help_global(io);
+        return usage_error(io, "", "a command is required");
+    }
+    if (!group_known(args->words[0]))
+        return usage_error(io, "", "unknown command \"%.40s\"", args->words[0]);
+    verb = find_verb(args, &words);
+    if (verb == NULL) {
+        if (help && args->word_count == 1)
+            return help_group(io, args->words[0]);
+        if (args->word_count == 1)
+            return usage_error(io, args->words[0], "'%s' needs a command", args->words[0]);
+        return usage_error(io, args->words[0], "unknown command \"%s %.40s\"", args->words[0],
+                           args->words[1]);
+    }
+    verb_label(verb, label, sizeof(label));
+    if (help)
+        return help_verb(io, verb);
+    if ((code = check_verb_line(io, args, verb, label, words)) != CTL_EXIT_OK)
+        return code;
+
+    ctl_context_init(&ctx, io, args, label);
+    code = verb->run(&ctx, verb->arg != NULL ? args->words[words] : NULL);
+    ctl_context_free(&ctx);
+    return code;
+}
+
+int ctl_run(int argc, char *const *argv, const ctl_io_t *io)
+{
+    char message[CTL_MESSAGE_SIZE];
+    ctl_args_t args;
+
+    if (ctl_args_parse(argc, argv, &args, message, sizeof(message)) != TETHER_OK)
+        return usage_error(io, "", "%s", message);
+    return ctl_finish_output(io, run(io, &args));
+}

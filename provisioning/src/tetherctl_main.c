@@ -1,0 +1,30 @@
+/*
+ * tetherctl: the command line client of tether-fleetd's admin API, for
+ * fleet scripts and security teams. See provisioning/README.md.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+
+#include "tetherctl.h"
+
+static const char *env_lookup(const char *name)
+{
+    return getenv(name);
+}
+
+int main(int argc, char **argv)
+{
+    const ctl_io_t io = {env_lookup, stdout, stderr};
+    struct rlimit none = {0, 0};
+
+    /* tetherctl holds an admin token: no core dump or ptrace shows it. */
+    (void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+    (void)setrlimit(RLIMIT_CORE, &none);
+    /* A closed output pipe is an error to report, not a silent death. */
+    signal(SIGPIPE, SIG_IGN);
+    tether_log_setup(CTL_PROGRAM, TETHER_LOG_TEXT, TETHER_LOG_WARN);
+    return ctl_run(argc, argv, &io);
+}

@@ -1,0 +1,223 @@
+/* tetherctl verbs for secrets and the security team: bootstrap tokens,
+ * admin tokens, alerts. A new token goes to stdout alone (scripts capture
+ * it) and is wiped from every buffer tetherctl owns. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tetherctl.h"
+
+#define BOOTSTRAP_DEFAULT_TTL "1h"
+#define BOOTSTRAP_MAX_USES 1000 /* fleetd's bound, so that a typo fails here */
+#define ALERTS_PAGE 500         /* fleetd's page size */
+
+/* Prints the "token" member of a creation answer (or the whole answer with
+ * --json), checking that it has the expected format. */
+static int print_new_token(ctl_context_t *ctx, const cJSON *json, tether_secret_kind_t kind)
+{
+    const char *token = ctl_json_string(json, "token");
+
+    if (token == NULL ||
+        tether_secret_token_check_format(token, strlen(token), kind) != TETHER_OK)
+        return ctl_fail(ctx, CTL_EXIT_REMOTE, "the answer holds no well-formed %s token",
+                        tether_secret_token_prefix(kind));
+    if (ctx->json)
+        return ctl_print_raw_body(ctx);
+    return ctl_write_secret(ctx, token, strlen(token));
+}
+
+int ctl_bootstrap_create(ctl_context_t *ctx, const char *arg)
+{
+    const char *ttl_text = ctx->args->value[CTL_OPT_TTL];
+    const char *uses_text = ctx->args->value[CTL_OPT_USES];
+    unsigned ttl = 0;
+    uint64_t uses = 1;
+    cJSON *request, *json = NULL;
+    int code;
+
+    (void)arg;
+    if (ttl_text == NULL)
+        ttl_text = BOOTSTRAP_DEFAULT_TTL;
+    if (ctl_duration_parse(ttl_text, &ttl) != TETHER_OK)
+        return ctl_fail(ctx, CTL_EXIT_USAGE,
+                        "--ttl \"%.40s\" is not a duration: use e.g. 90s, 15m, 1h, 2d or 1h30m",
+                        ttl_text);
+    if (uses_text != NULL && ctl_uint_parse(uses_text, 1, BOOTSTRAP_MAX_USES, &uses) != TETHER_OK)
+        return ctl_fail(ctx, CTL_EXIT_USAGE, "--uses must be a number from 1 to %d",
+                        BOOTSTRAP_MAX_USES);
+    request = cJSON_CreateObject();
+    if (cJSON_AddNumberToObject(request, "ttl_seconds", ttl) == NULL ||
+        cJSON_AddNumberToObject(request, "uses", (double)uses) == NULL) {
+        cJSON_Delete(request);
+        return ctl_fail(ctx, CTL_EXIT_REMOTE, "out of memory");
+    }
+    if ((code = ctl_post_json(ctx, "/v1/admin/bootstrap-tokens", request, &json)) == CTL_EXIT_OK)
+        code = print_new_token(ctx, json, TETHER_SECRET_BOOTSTRAP);
+    ctl_json_free(json);
+    return code;
+}
+
+int ctl_token_create(ctl_context_t *ctx, const char *arg)
+{
+    const char *roles_text = ctx->args->value[CTL_OPT_ROLE];
+    const char *roles[CTL_ROLE_COUNT];
+    size_t role_count = 0;
+    cJSON *request, *array, *json = NULL;
+    int code;
+
+    (void)arg;
+    if (ctl_roles_parse(roles_text, roles, &role_count) != TETHER_OK)
+        return ctl_fail(ctx, CTL_EXIT_USAGE,
+                        "--role must list roles among read, fleet, security, separated by "
+                        "commas, each once (e.g. --role fleet,read)");
+    request = cJSON_CreateObject();
+    if (cJSON_AddStringToObject(request, "name", ctx->args->value[CTL_OPT_NAME]) == NULL ||
+        (array = cJSON_AddArrayToObject(request, "roles")) == NULL) {
+        cJSON_Delete(request);
+        return ctl_fail(ctx, CTL_EXIT_REMOTE, "out of memory");
+    }
+    for (size_t i = 0; i < role_count; i++)
+        cJSON_AddItemToArray(array, cJSON_CreateString(roles[i]));
+    if ((code = ctl_post_json(ctx, "/v1/admin/tokens", request, &json)) == CTL_EXIT_OK)
+        code = print_new_token(ctx, json, TETHER_SECRET_ADMIN);
+    ctl_json_free(json);
+    return code;
+}
+
+int ctl_token_list(ctl_context_t *ctx, const char *arg)
+{
+    static const ctl_column_t columns[] = {
+        {"ID", 0}, {"NAME", 0}, {"ROLES", 0}, {"CREATED", 0}, {"REVOKED", 0},
+    };
+    ctl_table_t table;
+    cJSON *json = NULL;
+    const cJSON *tokens, *token;
+    int code;
+
+    (void)arg;
+    ctl_table_init(&table, columns, sizeof(columns) / sizeof(columns[0]));
+    if ((code = ctl_call(ctx, "GET", "/v1/admin/tokens", NULL, NULL, 0, &json)) != CTL_EXIT_OK)
+        goto out;
+    tokens = cJSON_GetObjectItemCaseSensitive(json, "tokens");
+    if (!cJSON_IsArray(tokens)) {
+        code = ctl_fail(ctx, CTL_EXIT_REMOTE, "the answer has no \"tokens\" list");
+        goto out;
+    }
+    if (ctx->json) {
+        code = ctl_print_raw_body(ctx);
+        goto out;
+    }
+    cJSON_ArrayForEach(token, tokens)
+    {
+        char id[32], roles[64], created[40], revoked[40];
+        const char *row[5] = {id, NULL, roles, created, revoked};
+
+        ctl_format_value(cJSON_GetObjectItemCaseSensitive(token, "id"), id, sizeof(id));
+        row[1] = ctl_json_string(token, "name");
+        ctl_format_value(cJSON_GetObjectItemCaseSensitive(token, "roles"), roles, sizeof(roles));
+        ctl_format_time(cJSON_GetObjectItemCaseSensitive(token, "created_at"), created,
+                        sizeof(created));
+        ctl_format_time(cJSON_GetObjectItemCaseSensitive(token, "revoked_at"), revoked,
+                        sizeof(revoked));
+        if (ctl_table_add_row(&table, row) != TETHER_OK) {
+            code = ctl_fail(ctx, CTL_EXIT_REMOTE, "out of memory");
+            goto out;
+        }
+    }
+    ctl_table_print(&table, ctx->io->out);
+out:
+    ctl_table_free(&table);
+    ctl_json_free(json);
+    return code;
+}
+
+int ctl_token_revoke(ctl_context_t *ctx, const char *arg)
+{
+    char path[64];
+    uint64_t id = 0;
+    cJSON *json = NULL;
+    int code;
+
+    /* fleetd's ids are integers JSON carries exactly (up to 2^53). */
+    if (arg == NULL || ctl_uint_parse(arg, 0, 1ULL << 53, &id) != TETHER_OK)
+        return ctl_fail(ctx, CTL_EXIT_USAGE,
+                        "\"%.40s\" is not an admin token id (a number, as in 'tetherctl token "
+                        "list')",
+                        arg != NULL ? arg : "");
+    snprintf(path, sizeof(path), "/v1/admin/tokens/%llu", (unsigned long long)id);
+    if ((code = ctl_call(ctx, "DELETE", path, NULL, NULL, 0, &json)) == CTL_EXIT_OK) {
+        if (ctx->json)
+            code = ctl_print_raw_body(ctx);
+        else
+            fprintf(ctx->io->out, "admin token %llu revoked\n", (unsigned long long)id);
+    }
+    ctl_json_free(json);
+    return code;
+}
+
+int ctl_alerts(ctl_context_t *ctx, const char *arg)
+{
+    static const ctl_column_t columns[] = {
+        {"ID", 0}, {"DEVICE", 0}, {"KIND", 0}, {"CREATED", 0}, {"DETAILS", 60},
+    };
+    const char *after_text = ctx->args->value[CTL_OPT_AFTER];
+    char path[64];
+    uint64_t after = 0;
+    ctl_table_t table;
+    cJSON *json = NULL;
+    const cJSON *alerts, *alert;
+    char last_id[32] = "";
+    int count = 0;
+    int code;
+
+    (void)arg;
+    if (after_text != NULL && ctl_uint_parse(after_text, 0, 1ULL << 53, &after) != TETHER_OK)
+        return ctl_fail(ctx, CTL_EXIT_USAGE, "--after must be an alert id (a number)");
+    if (after_text != NULL)
+        snprintf(path, sizeof(path), "/v1/admin/alerts?after=%llu", (unsigned long long)after);
+    else
+        snprintf(path, sizeof(path), "/v1/admin/alerts");
+    ctl_table_init(&table, columns, sizeof(columns) / sizeof(columns[0]));
+    if ((code = ctl_call(ctx, "GET", path, NULL, NULL, 0, &json)) != CTL_EXIT_OK)
+        goto out;
+    alerts = cJSON_GetObjectItemCaseSensitive(json, "alerts");
+    if (!cJSON_IsArray(alerts)) {
+        code = ctl_fail(ctx, CTL_EXIT_REMOTE, "the answer has no \"alerts\" list");
+        goto out;
+    }
+    if (ctx->json) {
+        code = ctl_print_raw_body(ctx);
+        goto out;
+    }
+    cJSON_ArrayForEach(alert, alerts)
+    {
+        char created[40], details[512];
+        const char *row[5] = {last_id, NULL, NULL, created, details};
+
+        ctl_format_value(cJSON_GetObjectItemCaseSensitive(alert, "id"), last_id,
+                         sizeof(last_id));
+        row[1] = ctl_json_string(alert, "device_id");
+        row[2] = ctl_json_string(alert, "kind");
+        ctl_format_time(cJSON_GetObjectItemCaseSensitive(alert, "created_at"), created,
+                        sizeof(created));
+        ctl_format_value(cJSON_GetObjectItemCaseSensitive(alert, "details"), details,
+                         sizeof(details));
+        if (ctl_table_add_row(&table, row) != TETHER_OK) {
+            code = ctl_fail(ctx, CTL_EXIT_REMOTE, "out of memory");
+            goto out;
+        }
+        count++;
+    }
+    ctl_table_print(&table, ctx->io->out);
+    /* A full page: tell people how to read on (on stderr, so that stdout
+     * stays the table). */
+    if (count >= ALERTS_PAGE) {
+        fflush(ctx->io->out);
+        fprintf(ctx->io->err,
+                CTL_PROGRAM ": alerts: more may follow: tetherctl alerts --after %s\n", last_id);
+    }
+out:
+    ctl_table_free(&table);
+    ctl_json_free(json);
+    return code;
+}

@@ -1,0 +1,372 @@
+#!/usr/bin/env bash
+# Integration test of tetherctl against a real tether-fleetd: real TLS on a
+# free loopback port, real SQLite, every verb, the exit codes and messages.
+# usage: tetherctl.sh PATH/TO/tether-fleetd PATH/TO/tetherctl
+set -euo pipefail
+
+FLEETD=${1:?usage: tetherctl.sh PATH/TO/tether-fleetd PATH/TO/tetherctl}
+CTL=${2:?usage: tetherctl.sh PATH/TO/tether-fleetd PATH/TO/tetherctl}
+for tool in curl python3 sqlite3 timeout; do
+    if ! command -v "$tool" >/dev/null; then
+        echo "FAIL: $tool is not installed (scripts/bootstrap.sh installs it)"
+        exit 1
+    fi
+done
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/tether-ctl-test.XXXXXX")
+DIR=$WORK/fleet
+PID=
+cleanup() {
+    if [ -n "$PID" ] && kill -0 "$PID" 2>/dev/null; then
+        kill -KILL "$PID" 2>/dev/null || true
+        wait "$PID" 2>/dev/null || true
+    fi
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+OUT=
+ERR=
+RC=
+fail() {
+    echo "FAIL: $*" >&2
+    echo "--- last tetherctl: exit $RC" >&2
+    echo "--- stdout: $OUT" >&2
+    echo "--- stderr: $ERR" >&2
+    echo "--- fleetd log (tail):" >&2
+    tail -n 20 "$WORK/fleetd.log" >&2 2>/dev/null || true
+    exit 1
+}
+pass() { echo "ok - $*"; }
+
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+PORT=$(free_port)
+URL=https://127.0.0.1:$PORT
+
+SECRETS=() # admin tokens: never on stderr, and the caller's never on stdout
+# ctl ARGS...: runs tetherctl (at most 30 s), sets OUT, ERR and RC.
+ctl() {
+    RC=0
+    timeout 30 "$CTL" "$@" >"$WORK/out" 2>"$WORK/err" || RC=$?
+    OUT=$(cat "$WORK/out")
+    ERR=$(cat "$WORK/err")
+    for secret in "${SECRETS[@]}"; do
+        if grep -qF "$secret" "$WORK/err"; then fail "an admin token was printed on stderr"; fi
+    done
+    if [ -n "${ADMIN:-}" ] && grep -qF "$ADMIN" "$WORK/out"; then
+        fail "the caller's admin token was printed"
+    fi
+}
+# expect CODE WHAT: the last run exited with CODE; a failure said so in one
+# line on stderr starting with "tetherctl: ".
+expect() {
+    [ "$RC" = "$1" ] || fail "$2: expected exit $1, got $RC"
+    if [ "$1" != 0 ]; then
+        case "$ERR" in "tetherctl: "*) ;; *) fail "$2: stderr does not start with 'tetherctl: '" ;; esac
+    fi
+    pass "$2 (exit $1)"
+}
+err_has() { grep -qF -- "$1" <<<"$ERR" || fail "stderr lacks \"$1\""; }
+out_has() { grep -qF -- "$1" <<<"$OUT" || fail "stdout lacks \"$1\""; }
+# json EXPR: evaluates a Python expression on OUT parsed as JSON (as j).
+json() { python3 -c 'import json, sys; j = json.loads(sys.argv[1]); print(eval(sys.argv[2]))' "$OUT" "$1"; }
+
+start_fleetd() {
+    "$FLEETD" run --dir "$DIR" 2>>"$WORK/fleetd.log" &
+    PID=$!
+    for _ in $(seq 1 100); do
+        if curl -s --max-time 1 --cacert "$DIR/ca.pem" "$URL/v1/health" >/dev/null 2>&1; then
+            return 0
+        fi
+        kill -0 "$PID" 2>/dev/null || fail "tether-fleetd exited at start"
+        sleep 0.1
+    done
+    fail "tether-fleetd did not answer within 10 s"
+}
+stop_fleetd() {
+    kill -TERM "$PID"
+    for _ in $(seq 1 100); do
+        kill -0 "$PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    wait "$PID" || fail "tether-fleetd did not stop cleanly"
+    PID=
+}
+
+# --- help, version, usage errors (no fleet needed) -----------------------------
+ctl --help
+expect 0 "--help"
+out_has "usage: tetherctl"
+for verb in "device list" "device show" "device allow" "device import" "device revoke" \
+    "device quarantine" "device reinstate" "bootstrap create" "token create" "token list" \
+    "token revoke" "alerts" "device" "token" "bootstrap"; do
+    # shellcheck disable=SC2086
+    ctl $verb --help
+    [ "$RC" = 0 ] || fail "$verb --help exited $RC"
+    out_has "usage: tetherctl $verb"
+done
+pass "--help for every verb"
+ctl --version
+expect 0 "--version"
+out_has "tetherctl "
+ctl device frobnicate
+expect 2 "unknown verb"
+ctl device revoke dev_000000000000000000000000
+expect 2 "revoke without --reason"
+err_has "--reason is required"
+ctl bootstrap create --ttl 5y
+expect 2 "a bad duration"
+ctl device list
+expect 2 "no fleet configured"
+err_has "TETHER_FLEET_URL"
+
+# --- a fleet ---------------------------------------------------------------------
+"$FLEETD" init --dir "$DIR" --listen "127.0.0.1:$PORT" >"$WORK/admin.token"
+chmod 600 "$WORK/admin.token"
+ADMIN=$(cat "$WORK/admin.token")
+SECRETS+=("$ADMIN")
+"$FLEETD" init --dir "$WORK/other" --listen "127.0.0.1:1" >/dev/null
+start_fleetd
+G=(--fleet "$URL" --ca "$DIR/ca.pem" --token-file "$WORK/admin.token")
+
+EK1=$(printf '1%.0s' $(seq 64))
+EK2=$(printf '2%.0s' $(seq 64))
+EK3=$(printf '3%.0s' $(seq 64))
+EK9=$(printf '9%.0s' $(seq 64))
+
+# --- devices -----------------------------------------------------------------------
+ctl "${G[@]}" device allow --ek-sha256 "$EK1" --name gw1
+expect 0 "device allow"
+out_has "(gw1) allowed to enrol"
+ctl "${G[@]}" device allow --ek-sha256 "$EK1" --name gw1
+expect 0 "device allow again (idempotent)"
+out_has "already allowed"
+ctl "${G[@]}" device allow --ek-sha256 "$EK1" --name other
+expect 1 "the same EK under another name"
+err_has "HTTP 409 conflict"
+
+ctl "${G[@]}" device list --json
+expect 0 "device list --json"
+[ "$(json 'len(j["devices"])')" = 1 ] || fail "device list --json: one device expected"
+[ "$(json 'j["devices"][0]["ek_sha256"]')" = "$EK1" ] || fail "device list --json: full EK"
+DEV1=$(json 'j["devices"][0]["id"]')
+
+printf 'ek_sha256,name\n%s,gw2\n%s,gw3\n%s,gw1\n' "$EK2" "$EK3" "$EK1" >"$WORK/good.csv"
+ctl "${G[@]}" device import "$WORK/good.csv"
+expect 0 "device import"
+out_has "2 devices newly allowed, 1 already allowed"
+ctl "${G[@]}" device import "$WORK/good.csv" --json
+expect 0 "device import again (idempotent)"
+[ "$(json 'j["created"], j["unchanged"]')" = "(0, 3)" ] || fail "import again changed something"
+
+printf 'ek_sha256,name\n%s,gw9\nnot-hex,gw10\n%s\n' "$EK9" "$EK2" >"$WORK/bad.csv"
+ctl "${G[@]}" device import "$WORK/bad.csv"
+expect 1 "device import with bad rows"
+err_has "HTTP 400 invalid_request"
+err_has "tetherctl: $WORK/bad.csv:3: ek_sha256 must be 64 hex digits"
+err_has "tetherctl: $WORK/bad.csv:4: "
+ctl "${G[@]}" --json device import - <"$WORK/bad.csv"
+expect 1 "device import --json from stdin with bad rows"
+[ "$(json '[e["line"] for e in j["errors"]]')" = "[3, 4]" ] || fail "import --json: errors by line"
+printf 'ek_sha256,name\n%s,gw9\n%s,renamed\n' "$EK9" "$EK2" >"$WORK/conflict.csv"
+ctl "${G[@]}" device import "$WORK/conflict.csv"
+expect 1 "device import conflicting with a known device"
+err_has "HTTP 409 conflict"
+err_has "conflict.csv:3: "
+ctl "${G[@]}" device import "$WORK/none.csv"
+expect 2 "device import of a missing file"
+
+ctl "${G[@]}" device list --json
+[ "$(json 'len(j["devices"])')" = 3 ] || fail "refused imports applied rows"
+[ "$(json 'sorted(d["name"] for d in j["devices"])')" = "['gw1', 'gw2', 'gw3']" ] ||
+    fail "device names after the imports"
+pass "nothing of a refused import was applied"
+
+ctl "${G[@]}" device list
+expect 0 "device list (table)"
+head -n 1 <<<"$OUT" | grep -qE '^ID +NAME +STATUS +EK SHA-256 +UPDATED$' || fail "table header"
+[ "$(wc -l <<<"$OUT")" = 4 ] || fail "table: a header and 3 rows expected"
+grep -qE "^$DEV1 +gw1 +allowed +1111111111111111… +[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:]{8}Z$" <<<"$OUT" ||
+    fail "table row of gw1 (EK shortened to 16 digits and …)"
+# Columns line up: every line has the NAME column at the same offset.
+[ "$(awk '{ print index($0, $2) }' <<<"$OUT" | sort -u | wc -l)" = 1 ] || fail "columns not aligned"
+pass "device list table: aligned, EK shortened"
+
+ctl "${G[@]}" device show "$DEV1"
+expect 0 "device show"
+out_has "id: $DEV1"
+out_has "name: gw1"
+out_has "status: allowed"
+out_has "ek sha256: $EK1"
+ctl "${G[@]}" device show dev_000000000000000000000000
+expect 1 "device show of an unknown device"
+err_has "HTTP 404 not_found"
+ctl "${G[@]}" device show "../admin/tokens"
+expect 2 "device show with a path in the id"
+
+# --- admin tokens and roles ---------------------------------------------------------
+new_token() { # NAME ROLES FILE
+    ctl "${G[@]}" token create --role "$2" --name "$1"
+    expect 0 "token create $1 ($2)"
+    [ "$(wc -l <<<"$OUT")" = 1 ] || fail "token create printed more than the token"
+    grep -qE '^tthr_adm_[0-9A-Za-z]{38}$' <<<"$OUT" || fail "token create: not a tthr_adm_ token"
+    printf '%s\n' "$OUT" >"$3"
+    chmod 600 "$3"
+    SECRETS+=("$OUT")
+}
+new_token reader read "$WORK/read.token"
+new_token soc security,read "$WORK/security.token"
+R=(--fleet "$URL" --ca "$DIR/ca.pem" --token-file "$WORK/read.token")
+S=(--fleet "$URL" --ca "$DIR/ca.pem" --token-file "$WORK/security.token")
+
+ctl "${R[@]}" device revoke "$DEV1" --reason stolen
+expect 1 "a read token cannot revoke"
+err_has "HTTP 403 insufficient_scope"
+ctl "${R[@]}" device list
+expect 0 "a read token lists devices"
+ctl "${S[@]}" token create --role fleet --name escalate
+expect 1 "no role escalation through token create"
+err_has "HTTP 403"
+
+ctl "${G[@]}" token list
+expect 0 "token list (table)"
+head -n 1 <<<"$OUT" | grep -qE '^ID +NAME +ROLES +CREATED +REVOKED$' || fail "token table header"
+out_has "read,security"
+ctl "${G[@]}" token list --json
+expect 0 "token list --json"
+[ "$(json 'len(j["tokens"])')" = 3 ] || fail "three admin tokens expected"
+READ_ID=$(json '[t["id"] for t in j["tokens"] if t["name"] == "reader"][0]')
+ctl "${G[@]}" token revoke "$READ_ID"
+expect 0 "token revoke"
+out_has "admin token $READ_ID revoked"
+ctl "${R[@]}" device list
+expect 1 "a revoked token is refused"
+err_has "HTTP 401 invalid_token"
+ctl "${G[@]}" token revoke "$READ_ID"
+expect 1 "token revoke twice"
+err_has "HTTP 409"
+ctl "${G[@]}" token list --json
+[ "$(json '[t["revoked_at"] is not None for t in j["tokens"] if t["id"] == '"$READ_ID"'][0]')" = True ] ||
+    fail "token list does not show the revocation"
+
+# --- revoke, quarantine, reinstate ------------------------------------------------
+ctl "${S[@]}" device revoke "$DEV1" --reason "laptop stolen"
+expect 0 "device revoke"
+out_has "is now revoked"
+ctl "${G[@]}" device show "$DEV1"
+out_has "status: revoked"
+out_has "status reason: laptop stolen"
+ctl "${S[@]}" device revoke "$DEV1" --reason again
+expect 1 "device revoke twice"
+err_has "HTTP 409 conflict: the device is already revoked"
+ctl "${S[@]}" device reinstate "$DEV1"
+expect 0 "device reinstate (default reason)"
+ctl "${G[@]}" device show "$DEV1" --json
+[ "$(json 'j["status"], j["allow_reenroll"]')" = "('allowed', True)" ] || fail "reinstated device"
+ctl "${S[@]}" device quarantine "$DEV1" --reason "counter went back"
+expect 0 "device quarantine"
+ctl "${G[@]}" device show "$DEV1"
+out_has "status: quarantined"
+out_has "status reason: counter went back"
+ctl "${G[@]}" device revoke "$DEV1" --reason "x$(printf '\001')"
+expect 1 "a reason the fleet refuses"
+err_has "HTTP 400 invalid_request"
+
+# --- bootstrap tokens, alerts ------------------------------------------------------
+ctl "${G[@]}" bootstrap create
+expect 0 "bootstrap create (defaults)"
+[ "$(wc -l <<<"$OUT")" = 1 ] || fail "bootstrap create printed more than the token"
+grep -qE '^tthr_boot_[0-9A-Za-z]{38}$' <<<"$OUT" || fail "bootstrap create: not a tthr_boot_ token"
+BOOT=$OUT
+[ -z "$ERR" ] || fail "bootstrap create wrote to stderr"
+ctl "${G[@]}" bootstrap create --ttl 15m --uses 3 --json
+expect 0 "bootstrap create --ttl 15m --uses 3 --json"
+[ "$(json 'j["uses"]')" = 3 ] || fail "bootstrap uses"
+[ "$(json 'j["token"].startswith("tthr_boot_")')" = True ] || fail "bootstrap --json token"
+ctl "${G[@]}" bootstrap create --ttl 30s
+expect 1 "bootstrap TTL under the fleet's minimum"
+err_has "HTTP 400"
+ctl "${R[@]}" bootstrap create
+expect 1 "bootstrap create with a revoked token"
+
+ctl "${S[@]}" alerts
+expect 0 "alerts (none yet)"
+head -n 1 <<<"$OUT" | grep -qE '^ID +DEVICE +KIND +CREATED +DETAILS$' || fail "alerts header"
+ctl "${S[@]}" alerts --after 0 --json
+expect 0 "alerts --after 0 --json"
+[ "$(json 'j["alerts"]')" = "[]" ] || fail "alerts: empty list expected"
+ctl "${G[@]}" alerts --after x
+expect 2 "alerts with a bad cursor"
+# fleetd records alerts itself (clone detection); here one is planted.
+sqlite3 -cmd ".timeout 5000" "$DIR/fleet.db" \
+    "INSERT INTO alerts (device_id, kind, details, created_at)
+     VALUES ('$DEV1', 'clone', '{\"counter\": [7, 5]}', 1714564800)"
+ctl "${S[@]}" alerts
+expect 0 "alerts (one)"
+grep -qE "^1 +$DEV1 +clone +2024-05-01T12:00:00Z +\{\"counter\":\[7,5\]\}$" <<<"$OUT" ||
+    fail "alerts table row"
+ctl "${S[@]}" alerts --after 1 --json
+expect 0 "alerts --after 1"
+[ "$(json 'len(j["alerts"])')" = 0 ] || fail "alerts --after 1: none expected"
+ctl "${R[@]}" alerts
+expect 1 "alerts with a revoked read token"
+
+# --- configuration: environment, precedence, token files ----------------------------
+RC=0
+OUT=$(TETHER_FLEET_URL=$URL TETHER_CA=$DIR/ca.pem TETHER_ADMIN_TOKEN_FILE=$WORK/admin.token \
+    timeout 30 "$CTL" device list --json 2>"$WORK/err") || RC=$?
+ERR=$(cat "$WORK/err")
+expect 0 "settings from the environment"
+[ "$(json 'len(j["devices"])')" = 3 ] || fail "environment: device list"
+DOWN_PORT=$(free_port)
+RC=0
+OUT=$(TETHER_FLEET_URL=https://127.0.0.1:$DOWN_PORT TETHER_CA=$WORK/other/ca.pem \
+    TETHER_ADMIN_TOKEN_FILE=$WORK/read.token \
+    timeout 30 "$CTL" "${G[@]}" device list 2>"$WORK/err") || RC=$?
+ERR=$(cat "$WORK/err")
+expect 0 "flags win over the environment"
+
+ctl "${G[@]:0:4}" --token-file <(cat "$WORK/admin.token") device list
+expect 0 "the token from a pipe"
+cp "$WORK/admin.token" "$WORK/open.token"
+chmod 644 "$WORK/open.token"
+ctl "${G[@]:0:4}" --token-file "$WORK/open.token" device list
+expect 2 "a token file others can read is refused"
+err_has "chmod 600"
+ctl "${G[@]:0:4}" --token-file "$WORK/missing.token" device list
+expect 2 "a missing token file"
+err_has "cannot open the admin token file $WORK/missing.token"
+printf 'tthr_adm_not-a-token\n' >"$WORK/bad.token"
+chmod 600 "$WORK/bad.token"
+ctl "${G[@]:0:4}" --token-file "$WORK/bad.token" device list
+expect 2 "a token file without a token"
+err_has "does not hold one admin token"
+
+# --- connection failures -------------------------------------------------------------
+ctl --fleet "$URL" --ca "$WORK/other/ca.pem" --token-file "$WORK/admin.token" device list
+expect 3 "the wrong CA"
+err_has "certificate is not signed by the CA in $WORK/other/ca.pem"
+ctl --fleet "$URL" --ca "$WORK/bad.csv" --token-file "$WORK/admin.token" device list
+expect 2 "a CA file that is not PEM"
+ctl --fleet "https://127.0.0.1:$DOWN_PORT" --ca "$DIR/ca.pem" --token-file "$WORK/admin.token" \
+    device list
+expect 3 "the fleet is down"
+err_has "refused"
+ctl --fleet "http://127.0.0.1:$PORT" --ca "$DIR/ca.pem" --token-file "$WORK/admin.token" device list
+expect 2 "a URL that is not https"
+
+# --- secrets stay secret ----------------------------------------------------------
+stop_fleetd
+ctl "${G[@]}" device list
+expect 3 "the fleet stopped"
+for secret in "$ADMIN" "$(cat "$WORK/read.token")" "$(cat "$WORK/security.token")" "$BOOT"; do
+    if grep -qF "$secret" "$WORK/fleetd.log"; then fail "a token was logged by fleetd"; fi
+    if grep -qF "$secret" "$DIR/fleet.db" "$DIR"/fleet.db-wal 2>/dev/null; then
+        fail "a token is stored in the clear"
+    fi
+done
+pass "no token in the fleet's log or database"
+
+echo "all tetherctl checks passed"
