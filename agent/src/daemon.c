@@ -89,7 +89,8 @@ static void run_usage(FILE *out)
           "Refreshes at about 2/3 of the token's lifetime, backs off (up to 60 s) while\n"
           "the fleet is unreachable, holds no token once it has expired, and stops\n"
           "asking when the fleet refuses the device for good (clone, revocation) until\n"
-          "it is sent SIGHUP. SIGTERM or SIGINT stop it; SIGHUP reloads --config.\n"
+          "it is sent SIGHUP. SIGTERM or SIGINT stop it; SIGHUP reloads --config and\n"
+          "asks the fleet for a new token at once.\n"
           "\n"
           "  --state-dir DIR     the state written by 'tether-agent enroll'\n"
           "  --socket PATH       the local API socket (created with mode 0660)\n"
@@ -345,12 +346,13 @@ static int handle_signal(agent_t *a, const char *const *argv_acl, int argc_acl)
         } else {
             tether_error("agent", "SIGHUP: the configuration has errors; keeping the old one");
         }
-        if (a->phase == PHASE_REFUSED) {
-            tether_info("agent", "SIGHUP: asking the fleet again");
+        /* A reload also asks the fleet at once: after an operator resolved
+         * a refusal, or to pick up a changed policy. */
+        if (a->phase == PHASE_REFUSED)
             a->phase = PHASE_STARTING;
-            a->next_exchange_ms = now_ms();
-            a->backoff_ms = 0;
-        }
+        tether_info("agent", "SIGHUP: asking the fleet for a token now");
+        a->next_exchange_ms = now_ms();
+        a->backoff_ms = 0;
         return 1;
     }
     tether_info("agent", "stopping on signal %u", si.ssi_signo);

@@ -294,17 +294,76 @@ static int copy_ca(const char *ca, const char *state_dir)
     return rc;
 }
 
+int tether_agent_enroll_with(tether_tpm_t *tpm, tether_https_client_t *client,
+                             tether_ek_type_t ek_type, TPM2_HANDLE counter_index,
+                             const char *name, const char *bootstrap_token,
+                             tether_agent_state_t *state)
+{
+    tether_enroll_request_t *req = calloc(1, sizeof(*req));
+    tether_https_response_t resp;
+    challenge_t ch;
+    uint8_t proof[32];
+    char *json = NULL;
+    tether_status_t rc;
+    int code = -1;
+
+    tether_https_response_init(&resp);
+    memset(&ch, 0, sizeof(ch));
+    if (req == NULL)
+        return -1;
+    if ((rc = tether_agent_enroll_prepare(tpm, ek_type, counter_index, req, state)) != TETHER_OK) {
+        fprintf(stderr, "tether-agent enroll: %s: %s\n", tether_strerror(rc), tpm->last_error);
+        goto out;
+    }
+    if (name != NULL)
+        strcpy(req->name, name);
+    if (bootstrap_token != NULL)
+        strcpy(req->bootstrap_token, bootstrap_token);
+    if (tether_enroll_request_to_json(req, &json) != TETHER_OK) {
+        fprintf(stderr, "tether-agent enroll: cannot encode the enrolment request\n");
+        goto out;
+    }
+    if (post_json(client, "/v1/enroll", json, &resp) != TETHER_OK)
+        goto out;
+    if (resp.status != 200) {
+        print_refusal("enrolment", &resp);
+        goto out;
+    }
+    if (parse_challenge(&resp, &ch) != TETHER_OK) {
+        fprintf(stderr, "tether-agent enroll: the fleet's answer is not a credential challenge\n");
+        goto out;
+    }
+    if ((rc = tether_agent_enroll_activate(tpm, state, &ch.credential_blob, &ch.encrypted_secret,
+                                           ch.enrollment_id, proof)) != TETHER_OK) {
+        fprintf(stderr,
+                "tether-agent enroll: TPM2_ActivateCredential failed (%s: %s): the fleet's "
+                "challenge was not made for this TPM's EK and AK\n",
+                tether_strerror(rc), tpm->last_error);
+        goto out;
+    }
+    if (activate(client, ch.enrollment_id, proof, state->device_id, sizeof(state->device_id)) != 0)
+        goto out;
+    code = 0;
+out:
+    tether_wipe(proof, sizeof(proof));
+    tether_wipe(&ch, sizeof(ch));
+    if (json != NULL) {
+        tether_wipe(json, strlen(json));
+        free(json);
+    }
+    tether_enroll_request_wipe(req);
+    free(req);
+    tether_https_response_free(&resp);
+    return code;
+}
+
 int tether_agent_enroll_main(int argc, char **argv)
 {
     enroll_options_t o;
     tether_tpm_t tpm;
     tether_https_client_t client;
-    tether_https_response_t resp;
-    tether_enroll_request_t *req = NULL;
     tether_agent_state_t *state = NULL;
-    challenge_t ch;
-    uint8_t proof[32];
-    char *json = NULL;
+    char bootstrap_token[TETHER_ENROLL_MAX_BOOTSTRAP + 1] = "";
     char why[256];
     tether_status_t rc;
     int code;
@@ -313,12 +372,9 @@ int tether_agent_enroll_main(int argc, char **argv)
         return code;
     tether_tpm_init(&tpm);
     tether_https_client_init(&client);
-    tether_https_response_init(&resp);
-    memset(&ch, 0, sizeof(ch));
     code = 1;
-    req = calloc(1, sizeof(*req));
     state = calloc(1, sizeof(*state));
-    if (req == NULL || state == NULL)
+    if (state == NULL)
         goto out;
 
     rc = tether_agent_state_load(o.state_dir, state, why, sizeof(why));
@@ -345,44 +401,17 @@ int tether_agent_enroll_main(int argc, char **argv)
                         "folder that only its owner can write)\n", o.state_dir);
         goto out;
     }
-
-    if ((rc = tether_tpm_open_esapi(&tpm, o.tcti)) != TETHER_OK ||
-        (rc = tether_agent_enroll_prepare(&tpm, o.ek_type, o.counter_index, req, state)) !=
-            TETHER_OK) {
+    if (o.bootstrap_token_file != NULL &&
+        read_bootstrap_token(o.bootstrap_token_file, bootstrap_token, sizeof(bootstrap_token)) != 0)
+        goto out;
+    if ((rc = tether_tpm_open_esapi(&tpm, o.tcti)) != TETHER_OK) {
         fprintf(stderr, "tether-agent enroll: %s: %s\n", tether_strerror(rc), tpm.last_error);
         goto out;
     }
-    if (o.name != NULL)
-        strcpy(req->name, o.name);
-    if (o.bootstrap_token_file != NULL &&
-        read_bootstrap_token(o.bootstrap_token_file, req->bootstrap_token,
-                             sizeof(req->bootstrap_token)) != 0)
+    if (tether_agent_enroll_with(&tpm, &client, o.ek_type, o.counter_index, o.name,
+                                 o.bootstrap_token_file != NULL ? bootstrap_token : NULL,
+                                 state) != 0)
         goto out;
-    if (tether_enroll_request_to_json(req, &json) != TETHER_OK) {
-        fprintf(stderr, "tether-agent enroll: cannot encode the enrolment request\n");
-        goto out;
-    }
-    if (post_json(&client, "/v1/enroll", json, &resp) != TETHER_OK)
-        goto out;
-    if (resp.status != 200) {
-        print_refusal("enrolment", &resp);
-        goto out;
-    }
-    if (parse_challenge(&resp, &ch) != TETHER_OK) {
-        fprintf(stderr, "tether-agent enroll: the fleet's answer is not a credential challenge\n");
-        goto out;
-    }
-    if ((rc = tether_agent_enroll_activate(&tpm, state, &ch.credential_blob, &ch.encrypted_secret,
-                                           ch.enrollment_id, proof)) != TETHER_OK) {
-        fprintf(stderr,
-                "tether-agent enroll: TPM2_ActivateCredential failed (%s: %s): the fleet's "
-                "challenge was not made for this TPM's EK and AK\n",
-                tether_strerror(rc), tpm.last_error);
-        goto out;
-    }
-    if (activate(&client, ch.enrollment_id, proof, state->device_id, sizeof(state->device_id)) != 0)
-        goto out;
-
     strcpy(state->fleet_url, o.fleet);
     if (copy_ca(o.ca, o.state_dir) != 0)
         goto out;
@@ -399,21 +428,11 @@ int tether_agent_enroll_main(int argc, char **argv)
            state->counter_index);
     code = 0;
 out:
-    tether_wipe(proof, sizeof(proof));
-    tether_wipe(&ch, sizeof(ch));
-    if (json != NULL) {
-        tether_wipe(json, strlen(json));
-        free(json);
-    }
-    if (req != NULL) {
-        tether_enroll_request_wipe(req);
-        free(req);
-    }
+    tether_wipe(bootstrap_token, sizeof(bootstrap_token));
     if (state != NULL) {
         tether_wipe(state, sizeof(*state));
         free(state);
     }
-    tether_https_response_free(&resp);
     tether_https_client_free(&client);
     tether_tpm_close(&tpm);
     return code;

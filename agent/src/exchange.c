@@ -178,8 +178,8 @@ out:
     return -1;
 }
 
-static int exchange_token(tether_https_client_t *client, const char *subject_token,
-                          tether_secure_buffer_t *token, tether_exchange_result_t *r)
+int tether_agent_exchange_token(tether_https_client_t *client, const char *subject_token,
+                                tether_secure_buffer_t *token, tether_exchange_result_t *r)
 {
     static const char prefix[] =
         "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Atoken-exchange"
@@ -249,20 +249,20 @@ out:
     return rc;
 }
 
-void tether_agent_exchange(tether_https_client_t *client, tether_tpm_t *tpm,
-                           const tether_agent_state_t *state, const tether_usage_t *usage,
-                           tether_secure_buffer_t *token, tether_exchange_result_t *result)
+int tether_agent_exchange_evidence(tether_https_client_t *client, tether_tpm_t *tpm,
+                                   const tether_agent_state_t *state, const tether_usage_t *usage,
+                                   char **subject_token, tether_exchange_result_t *result)
 {
     tether_evidence_t *ev = calloc(1, sizeof(*ev));
     challenge_t ch;
-    char *subject_token = NULL;
-    int n;
+    int n, rc = -1;
 
+    *subject_token = NULL;
     memset(result, 0, sizeof(*result));
     memset(&ch, 0, sizeof(ch));
     if (ev == NULL) {
         set_result(result, TETHER_EXCHANGE_RETRY, "no_memory", "out of memory");
-        return;
+        return -1;
     }
     if (get_challenge(client, state, &ch, result) != 0)
         goto out;
@@ -274,12 +274,23 @@ void tether_agent_exchange(tether_https_client_t *client, tether_tpm_t *tpm,
     ev->usage_len = (size_t)n;
     if (attest(tpm, state, &ch, ev, result) != 0)
         goto out;
-    if (tether_evidence_encode(ev, &subject_token) != TETHER_OK) {
+    if (tether_evidence_encode(ev, subject_token) != TETHER_OK) {
         set_result(result, TETHER_EXCHANGE_RETRY, "encode", "cannot encode the evidence");
         goto out;
     }
-    (void)exchange_token(client, subject_token, token, result);
+    rc = 0;
 out:
-    free(subject_token);
     free(ev);
+    return rc;
+}
+
+void tether_agent_exchange(tether_https_client_t *client, tether_tpm_t *tpm,
+                           const tether_agent_state_t *state, const tether_usage_t *usage,
+                           tether_secure_buffer_t *token, tether_exchange_result_t *result)
+{
+    char *subject_token = NULL;
+
+    if (tether_agent_exchange_evidence(client, tpm, state, usage, &subject_token, result) == 0)
+        (void)tether_agent_exchange_token(client, subject_token, token, result);
+    free(subject_token);
 }

@@ -37,6 +37,18 @@ typedef struct tether_exchange_result {
     char reason[256];     /* a sentence for the log */
 } tether_exchange_result_t;
 
+/* The first half of an exchange: a nonce from the fleet, then the TPM's
+ * evidence over it, encoded as the subject_token (*subject_token is heap,
+ * freed by the caller). 0 on success; otherwise result says why. */
+int tether_agent_exchange_evidence(tether_https_client_t *client, tether_tpm_t *tpm,
+                                   const tether_agent_state_t *state, const tether_usage_t *usage,
+                                   char **subject_token, tether_exchange_result_t *result);
+
+/* The second half: POST /v1/token with the evidence; the access token goes
+ * into token as for tether_agent_exchange(). 0 on success. */
+int tether_agent_exchange_token(tether_https_client_t *client, const char *subject_token,
+                                tether_secure_buffer_t *token, tether_exchange_result_t *result);
+
 /* Runs one exchange. On success the access token is written NUL-terminated
  * into token (a locked buffer of at least TETHER_TOKEN_MAX + 1 bytes); it is
  * never copied anywhere else. */

@@ -107,6 +107,7 @@ typedef struct fake_fault {
 
 typedef struct fake_impl {
     uint8_t seed[8];            /* config->seed, big-endian */
+    uint8_t manufacturer[8];    /* config->manufacturer, or the seed when 0 */
     uint8_t storage_secret[32]; /* the "TPM-internal" secret that wraps key blobs */
     fake_ek_t eks[TETHER_EK_TYPE_COUNT];
     fake_object_t objects[FAKE_OBJECTS];
@@ -183,25 +184,31 @@ static uint64_t get_be64(const uint8_t in[8])
 
 /* A deterministic generator for what the seed decides (EKs, the CA): HMAC-DRBG
  * over label || 0 || seed || extra. */
-static int seed_drbg(const fake_impl_t *impl, const char *label, uint8_t extra,
+static int drbg_from(const uint8_t seed[8], const char *label, uint8_t extra,
                      mbedtls_hmac_drbg_context *drbg)
 {
     uint8_t material[64];
     size_t label_len = strlen(label), len = 0;
     int ret;
 
-    if (label_len + 1 + sizeof(impl->seed) + 1 > sizeof(material))
+    if (label_len + 1 + 8 + 1 > sizeof(material))
         return -1;
     memcpy(material, label, label_len);
     len += label_len;
     material[len++] = 0;
-    memcpy(material + len, impl->seed, sizeof(impl->seed));
-    len += sizeof(impl->seed);
+    memcpy(material + len, seed, 8);
+    len += 8;
     material[len++] = extra;
     ret = mbedtls_hmac_drbg_seed_buf(drbg, mbedtls_md_info_from_type(MBEDTLS_MD_SHA256), material,
                                      len);
     tether_wipe(material, sizeof(material));
     return ret;
+}
+
+static int seed_drbg(const fake_impl_t *impl, const char *label, uint8_t extra,
+                     mbedtls_hmac_drbg_context *drbg)
+{
+    return drbg_from(impl->seed, label, extra, drbg);
 }
 
 static size_t public_size(const TPMT_PUBLIC *pub)
@@ -393,7 +400,7 @@ static tether_status_t ca_create(tether_tpm_t *tpm)
     int ret;
 
     mbedtls_hmac_drbg_init(&drbg);
-    ret = seed_drbg(impl, "tether fake manufacturer CA", 0, &drbg);
+    ret = drbg_from(impl->manufacturer, "tether fake manufacturer CA", 0, &drbg);
     if (ret == 0)
         ret = mbedtls_pk_setup(&impl->ca_key, mbedtls_pk_info_from_type(MBEDTLS_PK_ECKEY));
     if (ret == 0)
@@ -1329,6 +1336,7 @@ tether_status_t tether_tpm_open_fake(tether_tpm_t *tpm, const tether_tpm_fake_co
     tpm->ops = &fake_ops;
 
     put_be64(impl->seed, config->seed);
+    put_be64(impl->manufacturer, config->manufacturer != 0 ? config->manufacturer : config->seed);
     impl->clock_ms = FAKE_CLOCK_START;
     {
         mbedtls_hmac_drbg_context drbg;

@@ -503,6 +503,43 @@ static void load_under_other_parent(void **state)
 
 /* A fake opened with the same seed is a clone: same EK, and each loads the
  * other's key blobs. Another seed is another TPM: fixedTPM holds. */
+/* TPMs of one vendor: different endorsement seeds, one manufacturer CA. */
+static void shared_manufacturer(void **state)
+{
+    tether_tpm_fake_config_t c1 = {.ek_cert_types = 1u << TETHER_EK_ECC_P256, .seed = 11, .manufacturer = 5};
+    tether_tpm_fake_config_t c2 = {.ek_cert_types = 1u << TETHER_EK_ECC_P256, .seed = 12, .manufacturer = 5};
+    tether_tpm_t t1, t2;
+    const uint8_t *ca1, *ca2;
+    size_t len1, len2;
+    tether_ek_t ek1, ek2;
+    mbedtls_x509_crt ca, cert;
+    uint32_t flags = 0;
+
+    (void)state;
+    tether_tpm_init(&t1);
+    tether_tpm_init(&t2);
+    assert_int_equal(tether_tpm_open_fake(&t1, &c1), TETHER_OK);
+    assert_int_equal(tether_tpm_open_fake(&t2, &c2), TETHER_OK);
+    assert_int_equal(tether_tpm_fake_ca_cert(&t1, &ca1, &len1), TETHER_OK);
+    assert_int_equal(tether_tpm_fake_ca_cert(&t2, &ca2, &len2), TETHER_OK);
+    assert_int_equal(len1, len2);
+    assert_memory_equal(ca1, ca2, len1);
+    assert_int_equal(tether_ek_open(&t1, TETHER_EK_ECC_P256, &ek1), TETHER_OK);
+    assert_int_equal(tether_ek_open(&t2, TETHER_EK_ECC_P256, &ek2), TETHER_OK);
+    assert_memory_not_equal(&ek1.public_area, &ek2.public_area, sizeof(ek1.public_area));
+    mbedtls_x509_crt_init(&ca);
+    mbedtls_x509_crt_init(&cert);
+    assert_int_equal(mbedtls_x509_crt_parse_der(&ca, ca1, len1), 0);
+    assert_int_equal(mbedtls_x509_crt_parse_der(&cert, ek2.cert_der, ek2.cert_len), 0);
+    assert_int_equal(mbedtls_x509_crt_verify(&cert, &ca, NULL, NULL, &flags, NULL, NULL), 0);
+    mbedtls_x509_crt_free(&ca);
+    mbedtls_x509_crt_free(&cert);
+    tether_ek_free(&t1, &ek1);
+    tether_ek_free(&t2, &ek2);
+    tether_tpm_close(&t1);
+    tether_tpm_close(&t2);
+}
+
 static void clones(void **state)
 {
     tether_tpm_t a, b, other;
@@ -1172,6 +1209,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(load_tampered, fixture_setup, fixture_teardown),
         cmocka_unit_test(load_under_other_parent),
         cmocka_unit_test(clones),
+        cmocka_unit_test(shared_manufacturer),
         cmocka_unit_test_setup_teardown(certify, fixture_setup, fixture_teardown),
         cmocka_unit_test_setup_teardown(sign_digest, fixture_setup, fixture_teardown),
         cmocka_unit_test(nv_counter),

@@ -20,6 +20,10 @@ typedef struct tether_tpm_fake_config {
      * fakes opened with the same seed derive the same EKs and can load each
      * other's key blobs: a cloned TPM state. */
     uint64_t seed;
+    /* Seeds the manufacturer CA that signs the EK certificates; 0 means the
+     * seed above (each fake its own CA). Fakes with one manufacturer value
+     * share a CA, as the TPMs of one vendor do. */
+    uint64_t manufacturer;
 } tether_tpm_fake_config_t;
 
 /* Which operation a fault is injected into (tether_tpm_fake_inject). */

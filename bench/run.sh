@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Runs tether's benchmarks on this machine and prints the figures
+# (bench/README.md). Everything listens on 127.0.0.1 and is removed at the end.
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+. "$top/scripts/swtpm.sh"
+COUNT=${BENCH_COUNT:-200}
+DEVICES=${BENCH_DEVICES:-8}
+SECONDS_LOAD=${BENCH_SECONDS:-10}
+
+"$top/scripts/bootstrap.sh" >/dev/null
+cmake -S "$top" -B "$top/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build "$top/build" -j "$(nproc 2>/dev/null || echo 2)" \
+    --target tether-agent tether-fleetd tetherctl bench_exchange >/dev/null
+BIN=$top/build/bin
+BENCH=$top/build/bench/bench_exchange
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/tether-bench.XXXXXX")
+FLEETD_PID=
+cleanup() {
+    [ -n "$FLEETD_PID" ] && kill "$FLEETD_PID" 2>/dev/null && wait "$FLEETD_PID" 2>/dev/null
+    swtpm_stop
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+swtpm_start "$WORK/tpm" >/dev/null
+PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+URL=https://127.0.0.1:$PORT
+cp "$SWTPM_CA_DIR/swtpm-localca-rootca-cert.pem" "$WORK/vendor-root.pem"
+cp "$SWTPM_CA_DIR/issuercert.pem" "$WORK/vendor-issuer.pem"
+"$BENCH" fake-ca "$WORK/simulated-vendor.pem"
+"$BIN/tether-fleetd" init --dir "$WORK/fleet" --listen "127.0.0.1:$PORT" \
+    --ek-ca "$WORK/vendor-root.pem" --ek-ca "$WORK/vendor-issuer.pem" \
+    --ek-ca "$WORK/simulated-vendor.pem" >"$WORK/admin.token"
+chmod 600 "$WORK/admin.token"
+"$BIN/tether-fleetd" run --dir "$WORK/fleet" 2>"$WORK/fleetd.log" &
+FLEETD_PID=$!
+for _ in $(seq 1 100); do
+    curl -s --max-time 1 --cacert "$WORK/fleet/ca.pem" "$URL/v1/health" >/dev/null 2>&1 && break
+    sleep 0.1
+done
+export TETHER_FLEET_URL=$URL TETHER_CA=$WORK/fleet/ca.pem TETHER_ADMIN_TOKEN_FILE=$WORK/admin.token
+EK=$("$BIN/tether-agent" selftest --tcti "$SWTPM_TCTI" | sed -n 's/^EK SHA-256: *//p')
+"$BIN/tetherctl" device allow --ek-sha256 "$EK" --name bench-device >/dev/null
+"$BIN/tether-agent" enroll --tcti "$SWTPM_TCTI" --state-dir "$WORK/device" --fleet "$URL" \
+    --ca "$WORK/fleet/ca.pem" >/dev/null
+
+echo "== tether benchmarks ($(nproc) cores; $(date -u +%Y-%m-%dT%H:%MZ))"
+"$BENCH" latency --tcti "$SWTPM_TCTI" --state-dir "$WORK/device" --count "$COUNT"
+
+BOOT=$("$BIN/tetherctl" bootstrap create --ttl 1h --uses "$DEVICES")
+"$BENCH" load --fleet "$URL" --ca "$WORK/fleet/ca.pem" --bootstrap-token "$BOOT" \
+    --devices "$DEVICES" --seconds "$SECONDS_LOAD"
+
+# Revocation: from the command to introspection answering false, and to a
+# waiting feed client receiving the entry.
+ms() { local d=$(($2 - $1)); printf '%d.%d' $((d / 1000000)) $(((d / 100000) % 10)); }
+"$BIN/tetherctl" token create --role relying-party --name bench-gateway >"$WORK/rp.token"
+TOKEN=$("$BENCH" token --tcti "$SWTPM_TCTI" --state-dir "$WORK/device")
+introspect() {
+    curl -sS --cacert "$WORK/fleet/ca.pem" -H "Authorization: Bearer $(cat "$WORK/rp.token")" \
+        --data-urlencode "token=$TOKEN" "$URL/v1/introspect" |
+        python3 -c 'import json, sys; print(str(json.load(sys.stdin)["active"]).lower())'
+}
+[ "$(introspect)" = true ] || { echo "bench: the fresh token is not active" >&2; exit 1; }
+DEV=$("$BIN/tetherctl" --json device list | python3 -c 'import json, sys; print([d["id"] for d in json.load(sys.stdin)["devices"] if d["name"] == "bench-device"][0])')
+last=$(curl -sS --cacert "$WORK/fleet/ca.pem" -H "Authorization: Bearer $(cat "$WORK/rp.token")" \
+    "$URL/v1/revocations?after=0" | python3 -c 'import json, sys; print(json.load(sys.stdin)["last_seq"])')
+( curl -sS --cacert "$WORK/fleet/ca.pem" -H "Authorization: Bearer $(cat "$WORK/rp.token")" \
+    "$URL/v1/revocations?after=$last&wait=20" >/dev/null; date +%s%N >"$WORK/feed.done" ) &
+FEED=$!
+sleep 0.5
+start=$(date +%s%N)
+"$BIN/tetherctl" device revoke "$DEV" --reason "benchmark" >/dev/null
+revoked=$(date +%s%N)
+until [ "$(introspect)" = false ]; do :; done
+inactive=$(date +%s%N)
+wait "$FEED"
+echo "revocation (tetherctl device revoke; its process start is included)"
+echo "  command returned after              $(ms "$start" "$revoked") ms"
+echo "  introspection inactive after        $(ms "$start" "$inactive") ms"
+echo "  waiting feed client answered after  $(ms "$start" "$(cat "$WORK/feed.done")") ms"

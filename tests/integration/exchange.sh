@@ -1,0 +1,328 @@
+#!/usr/bin/env bash
+# The attested token exchange end to end, every part a real process: swtpm
+# TPMs, tether-fleetd over TLS with SQLite, tetherctl, tether-agent (enroll,
+# run, token), exchange_probe for single exchanges and captured evidence,
+# curl for raw replays, openssl (through jwt_tool.py) to check signatures.
+#   exchange.sh FLEETD TETHERCTL AGENT PROBE     (through run_with_swtpm.sh)
+set -euo pipefail
+
+FLEETD=$1 CTL=$2 AGENT=$3 PROBE=$4
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/../../scripts/swtpm.sh"
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/tether-exchange-test.XXXXXX")
+DIR=$WORK/fleet
+PID=
+AGENT_PID=
+SWTPM_PIDS=()
+cleanup() {
+    for p in "$AGENT_PID" "$PID" "${SWTPM_PIDS[@]}"; do
+        if [ -n "$p" ] && kill -0 "$p" 2>/dev/null; then
+            kill -KILL "$p" 2>/dev/null || true
+            wait "$p" 2>/dev/null || true
+        fi
+    done
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+passed=0
+fail() {
+    echo "not ok - $*" >&2
+    echo "--- fleetd log (tail):" >&2
+    tail -n 15 "$WORK/fleetd.log" >&2 2>/dev/null || true
+    echo "--- agent log (tail):" >&2
+    tail -n 15 "$WORK/agent.log" >&2 2>/dev/null || true
+    echo "exchange: $passed passed, 1 failed"
+    exit 1
+}
+pass() {
+    echo "ok - $*"
+    passed=$((passed + 1))
+}
+
+json_get() { python3 -c 'import json, sys; d = json.loads(sys.argv[1]); print(eval(sys.argv[2]))' "$1" "$2"; }
+sql() { sqlite3 -cmd ".timeout 5000" "$DIR/fleet.db" "$1"; }
+
+start_fleetd() {
+    "$FLEETD" run --dir "$DIR" 2>>"$WORK/fleetd.log" &
+    PID=$!
+    for _ in $(seq 1 100); do
+        if curl -s --max-time 1 --cacert "$DIR/ca.pem" "$URL/v1/health" >/dev/null 2>&1; then
+            return 0
+        fi
+        kill -0 "$PID" 2>/dev/null || fail "tether-fleetd exited at start"
+        sleep 0.1
+    done
+    fail "tether-fleetd did not answer within 10 s"
+}
+
+# new_tpm NAME: a fresh swtpm with its own manufacturer CA; sets TCTI_<NAME>.
+new_tpm() {
+    swtpm_start "$WORK/tpm-$1" >/dev/null || fail "swtpm $1"
+    SWTPM_PIDS+=("$SWTPM_PID")
+    eval "TCTI_$1=\$SWTPM_TCTI PID_$1=\$SWTPM_PID"
+    cp "$SWTPM_CA_DIR/swtpm-localca-rootca-cert.pem" "$WORK/ca-$1-root.pem"
+    cp "$SWTPM_CA_DIR/issuercert.pem" "$WORK/ca-$1-issuer.pem"
+}
+
+# stop_tpm NAME / restart_tpm NAME: swtpm saves its state on SIGTERM.
+stop_tpm() {
+    local pid
+    eval "pid=\$PID_$1"
+    kill -TERM "$pid"
+    wait "$pid" 2>/dev/null || true
+}
+restart_tpm() {
+    swtpm_launch "$WORK/tpm-$1" || fail "restart swtpm $1"
+    SWTPM_PIDS+=("$SWTPM_PID")
+    eval "TCTI_$1=\$SWTPM_TCTI PID_$1=\$SWTPM_PID"
+}
+
+# enrol NAME: allows the EK of TPM NAME and enrols it into $WORK/state-NAME.
+enrol() {
+    local tcti ek
+    eval "tcti=\$TCTI_$1"
+    ek=$("$AGENT" selftest --tcti "$tcti" | sed -n 's/^EK SHA-256: *//p')
+    "$CTL" device allow --ek-sha256 "$ek" --name "device-$1" >/dev/null
+    "$AGENT" enroll --tcti "$tcti" --state-dir "$WORK/state-$1" --fleet "$URL" --ca "$DIR/ca.pem" \
+        >"$WORK/enroll-$1.out" 2>&1 || fail "enrol $1: $(cat "$WORK/enroll-$1.out")"
+    eval "DEV_$1=\$(sed -n 's/^enrolled: device \\([^ ]*\\) .*/\\1/p' \"\$WORK/enroll-$1.out\")"
+}
+
+# exchange NAME [STATE]: one exchange with TPM NAME; sets OUT (first word:
+# ok/refused/retry/failed).
+exchange() {
+    local tcti
+    eval "tcti=\$TCTI_$1"
+    OUT=$("$PROBE" "$tcti" exchange "${2:-$WORK/state-$1}") || true
+}
+
+# post_evidence FILE: POST /v1/token with a captured subject_token.
+post_evidence() {
+    STATUS=$(curl -sS --max-time 10 --cacert "$DIR/ca.pem" -o "$WORK/body" -w '%{http_code}' \
+        --data-urlencode "grant_type=urn:ietf:params:oauth:grant-type:token-exchange" \
+        --data-urlencode "subject_token_type=urn:tether:params:oauth:token-type:tpm-evidence-v1" \
+        --data-urlencode "subject_token@$1" "$URL/v1/token") || STATUS=curl-failed
+    BODY=$(cat "$WORK/body")
+}
+
+device_status() { json_get "$("$CTL" --json device show "$1")" 'd.get("status", d.get("device", {}).get("status"))'; }
+
+introspect() { # TOKEN -> prints active true/false
+    curl -sS --max-time 10 --cacert "$DIR/ca.pem" -H "Authorization: Bearer $(cat "$WORK/rp.token")" \
+        --data-urlencode "token=$1" "$URL/v1/introspect" |
+        python3 -c 'import json, sys; print(str(json.load(sys.stdin)["active"]).lower())'
+}
+
+# --- the fleet and the first device --------------------------------------------
+TCTI_A=$TETHER_TEST_TCTI
+cp "$TETHER_TEST_SWTPM_CA/swtpm-localca-rootca-cert.pem" "$WORK/ca-A-root.pem"
+cp "$TETHER_TEST_SWTPM_CA/issuercert.pem" "$WORK/ca-A-issuer.pem"
+for name in B C D E; do new_tpm $name; done
+PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+URL=https://127.0.0.1:$PORT
+ek_cas=()
+for name in A B C D E; do ek_cas+=(--ek-ca "$WORK/ca-$name-root.pem" --ek-ca "$WORK/ca-$name-issuer.pem"); done
+"$FLEETD" init --dir "$DIR" --listen "127.0.0.1:$PORT" "${ek_cas[@]}" >"$WORK/admin.token"
+chmod 600 "$WORK/admin.token"
+# The shortest lifetime the fleet allows, so that refreshes happen in seconds.
+echo "token_lifetime_seconds = 30" >>"$DIR/fleetd.conf"
+export TETHER_FLEET_URL=$URL TETHER_CA=$DIR/ca.pem TETHER_ADMIN_TOKEN_FILE=$WORK/admin.token
+start_fleetd
+"$CTL" token create --role relying-party --name gateway >"$WORK/rp.token"
+for name in A B C D E; do enrol $name; done
+pass "fleet up, five devices enrolled"
+
+# --- the agent: a token over the Unix socket, checked by openssl -------------------
+"$AGENT" run --tcti "$TCTI_A" --state-dir "$WORK/state-A" --socket "$WORK/agent.sock" \
+    2>"$WORK/agent.log" &
+AGENT_PID=$!
+for _ in $(seq 1 100); do
+    TOKEN=$("$AGENT" token --socket "$WORK/agent.sock" 2>/dev/null) && break
+    kill -0 "$AGENT_PID" 2>/dev/null || fail "the agent exited"
+    sleep 0.1
+done
+[ -n "${TOKEN:-}" ] || fail "no token from the agent within 10 s"
+[ "$(stat -c %a "$WORK/agent.sock")" = 660 ] || fail "socket mode is not 0660"
+curl -sS --cacert "$DIR/ca.pem" "$URL/.well-known/jwks.json" >"$WORK/jwks.json"
+claims=$(python3 "$here/jwt_tool.py" verify "$WORK/jwks.json" "$TOKEN") ||
+    fail "the token's signature does not verify with the published key: $claims"
+[ "$(json_get "$claims" 'd["header"]["typ"]')" = at+jwt ] || fail "typ: $claims"
+[ "$(json_get "$claims" 'd["claims"]["sub"]')" = "$DEV_A" ] || fail "sub: $claims"
+[ "$(json_get "$claims" 'd["claims"]["exp"] - d["claims"]["iat"]')" = 30 ] || fail "lifetime: $claims"
+for claim in iss aud client_id nbf jti scope cnf tether; do
+    json_get "$claims" "d['claims']['$claim']" >/dev/null || fail "no $claim claim: $claims"
+done
+[ "$(json_get "$claims" 'd["claims"]["tether"]["counter"] > 1')" = True ] || fail "counter claim"
+[ "$(introspect "$TOKEN")" = true ] || fail "introspection of a fresh token"
+pass "agent token over the socket: at+jwt, ES256 verified by openssl, RFC 9068 claims, introspection active"
+
+status=$("$AGENT" token --socket "$WORK/agent.sock" --status)
+[ "$(json_get "$status" 'd["state"]')" = ok ] || fail "agent status: $status"
+
+# --- key rotation: tokens signed by the old key stay valid until they expire ---
+kid() { json_get "$(python3 "$here/jwt_tool.py" verify "$1" "$2")" 'd["header"]["kid"]'; }
+OLD_TOKEN=$TOKEN
+old_kid=$(kid "$WORK/jwks.json" "$OLD_TOKEN")
+"$CTL" key rotate >/dev/null
+curl -sS --cacert "$DIR/ca.pem" "$URL/.well-known/jwks.json" >"$WORK/jwks2.json"
+[ "$(json_get "$(cat "$WORK/jwks2.json")" 'len(d["keys"])')" = 2 ] || fail "JWKS after rotation"
+python3 "$here/jwt_tool.py" verify "$WORK/jwks2.json" "$OLD_TOKEN" >/dev/null ||
+    fail "a token of the old key no longer verifies with the published keys"
+[ "$(introspect "$OLD_TOKEN")" = true ] || fail "introspection of an old-key token"
+before=$(json_get "$("$AGENT" token --socket "$WORK/agent.sock" --status)" 'd["exchanges"]')
+kill -HUP "$AGENT_PID"
+for _ in $(seq 1 100); do
+    [ "$(json_get "$("$AGENT" token --socket "$WORK/agent.sock" --status)" 'd["exchanges"]')" -gt "$before" ] && break
+    sleep 0.1
+done
+TOKEN=$("$AGENT" token --socket "$WORK/agent.sock")
+new_kid=$(kid "$WORK/jwks2.json" "$TOKEN")
+[ -n "$new_kid" ] && [ "$new_kid" != "$old_kid" ] || fail "the new token is not signed by the new key"
+pass "key rotation: new tokens use the new key, old-key tokens verify until they expire"
+
+
+# --- fleetd killed in the middle of exchanges; nothing accepted is lost ----------
+for i in $(seq 1 8); do exchange B; echo "$OUT" >>"$WORK/b-exchanges.log"; done &
+LOOP=$!
+sleep 0.5
+kill -KILL "$PID"
+wait "$PID" 2>/dev/null || true
+wait "$LOOP" || true
+start_fleetd
+highest=$(sql "SELECT highest_counter FROM devices WHERE id = '$DEV_B'")
+max_token_counter=0
+while read -r outcome _ token; do
+    [ "$outcome" = ok ] || continue
+    c=$(python3 -c 'import base64, json, sys; p = sys.argv[1].split(".")[1]; print(json.loads(base64.urlsafe_b64decode(p + "=" * (-len(p) % 4)))["tether"]["counter"])' "$token")
+    [ "$c" -gt "$max_token_counter" ] && max_token_counter=$c
+done <"$WORK/b-exchanges.log"
+[ "$highest" -ge "$max_token_counter" ] ||
+    fail "a token with counter $max_token_counter left fleetd but the database holds $highest"
+exchange B
+[ "${OUT%% *}" = ok ] || fail "device B after the fleet's restart: $OUT"
+pass "fleetd SIGKILLed mid-exchange: every issued counter durable ($max_token_counter <= $highest), exchanges go on"
+
+# The agent recovers by itself: ask it to refresh while the fleet is down.
+before=$(json_get "$("$AGENT" token --socket "$WORK/agent.sock" --status)" 'd["exchanges"]')
+kill -KILL "$PID"
+wait "$PID" 2>/dev/null || true
+kill -HUP "$AGENT_PID"
+sleep 2
+status=$("$AGENT" token --socket "$WORK/agent.sock" --status)
+[ "$(json_get "$status" '"last_error" in d')" = True ] || fail "no error while the fleet was down: $status"
+start_fleetd
+for _ in $(seq 1 150); do
+    status=$("$AGENT" token --socket "$WORK/agent.sock" --status)
+    [ "$(json_get "$status" 'd["exchanges"]')" -gt "$before" ] && break
+    sleep 0.2
+done
+[ "$(json_get "$status" 'd["exchanges"] > '"$before"' and d["state"] == "ok"')" = True ] ||
+    fail "the agent did not recover after the fleet came back: $status"
+pass "the agent backs off while the fleet is down and recovers by itself"
+
+# --- replayed evidence, byte-identical retry ---------------------------------------
+"$PROBE" "$TCTI_C" evidence "$WORK/state-C" >"$WORK/ev1"
+post_evidence "$WORK/ev1"
+[ "$STATUS" = 200 ] || fail "first evidence: $STATUS $BODY"
+jti1=$(python3 -c 'import base64, json, sys; p = json.load(open(sys.argv[1]))["access_token"].split(".")[1]; print(json.loads(base64.urlsafe_b64decode(p + "=" * (-len(p) % 4)))["jti"])' "$WORK/body")
+post_evidence "$WORK/ev1"
+[ "$STATUS" = 200 ] || fail "byte-identical retry: $STATUS $BODY"
+jti2=$(python3 -c 'import base64, json, sys; p = json.load(open(sys.argv[1]))["access_token"].split(".")[1]; print(json.loads(base64.urlsafe_b64decode(p + "=" * (-len(p) % 4)))["jti"])' "$WORK/body")
+[ "$jti1" = "$jti2" ] || fail "a retry got a new token id"
+[ "$(device_status "$DEV_C")" = active ] || fail "a retry raised an alarm"
+pass "a byte-identical retry gets the same token, no alarm"
+exchange C
+[ "${OUT%% *}" = ok ] || fail "device C: $OUT"
+post_evidence "$WORK/ev1"
+[ "$STATUS" = 403 ] && grep -q clone_detected "$WORK/body" || fail "replayed evidence: $STATUS $BODY"
+[ "$(device_status "$DEV_C")" = quarantined ] || fail "device C not quarantined"
+pass "old evidence replayed after a newer exchange: refused as a clone, device quarantined"
+
+# --- clones: copy of the TPM state and of the agent state ------------------------
+clone_tpm() { # NAME -> NAME2 running on a copy of NAME's state
+    stop_tpm "$1"
+    mkdir -p "$WORK/tpm-${1}2"
+    cp -a "$WORK/tpm-$1/state" "$WORK/tpm-${1}2/"
+    cp -a "$WORK/state-$1" "$WORK/state-${1}2"
+    restart_tpm "$1"
+    swtpm_launch "$WORK/tpm-${1}2" || fail "clone swtpm"
+    SWTPM_PIDS+=("$SWTPM_PID")
+    eval "TCTI_${1}2=\$SWTPM_TCTI"
+}
+clone_tpm D
+exchange D2
+[ "${OUT%% *}" = ok ] || fail "the clone's first exchange: $OUT"
+exchange D
+[ "$OUT" != "${OUT#refused clone_detected}" ] || fail "the original after its clone: $OUT"
+[ "$(device_status "$DEV_D")" = quarantined ] || fail "device D not quarantined"
+exchange D2
+[ "${OUT%% *}" = refused ] || fail "the clone after quarantine: $OUT"
+alerts=$("$CTL" --json alerts)
+[ "$(json_get "$alerts" 'sum(1 for a in d["alerts"] if a["device_id"] == "'"$DEV_D"'")')" -ge 1 ] ||
+    fail "no alert for D: $alerts"
+json_get "$alerts" '[a for a in d["alerts"] if a["device_id"] == "'"$DEV_D"'"][0]["details"]' |
+    grep -q counter || fail "the alert does not show both sightings: $alerts"
+"$CTL" device show "$DEV_D" | grep -qi clone || fail "device show does not say why"
+pass "clone exchanges first, original second: caught, quarantined, alert with both sightings"
+
+clone_tpm E
+exchange E
+[ "${OUT%% *}" = ok ] || fail "the original's exchange: $OUT"
+exchange E2
+[ "$OUT" != "${OUT#refused clone_detected}" ] || fail "the clone after the original: $OUT"
+[ "$(device_status "$DEV_E")" = quarantined ] || fail "device E not quarantined"
+pass "original exchanges first, clone second: caught and quarantined"
+
+# A TPM rolled back to an older snapshot of itself.
+stop_tpm B
+cp -a "$WORK/tpm-B/state" "$WORK/tpm-B-snapshot"
+restart_tpm B
+exchange B
+[ "${OUT%% *}" = ok ] || fail "B before the rollback: $OUT"
+stop_tpm B
+rm -rf "$WORK/tpm-B/state"
+cp -a "$WORK/tpm-B-snapshot" "$WORK/tpm-B/state"
+restart_tpm B
+exchange B
+[ "$OUT" != "${OUT#refused clone_detected}" ] || fail "the rolled-back TPM: $OUT"
+pass "a TPM state rolled back to an older snapshot is caught"
+
+# --- revocation: introspection and the feed, and the agent stops asking -----------
+seq_before=$(json_get "$(curl -sS --cacert "$DIR/ca.pem" -H "Authorization: Bearer $(cat "$WORK/rp.token")" "$URL/v1/revocations?after=0")" 'd["last_seq"]')
+TOKEN=$("$AGENT" token --socket "$WORK/agent.sock")
+[ "$(introspect "$TOKEN")" = true ] || fail "introspection before revocation"
+curl -sS --max-time 20 --cacert "$DIR/ca.pem" -H "Authorization: Bearer $(cat "$WORK/rp.token")" \
+    "$URL/v1/revocations?after=$seq_before&wait=15" >"$WORK/feed.json" &
+FEED=$!
+sleep 0.3
+"$CTL" device revoke "$DEV_A" --reason "integration test" >/dev/null
+[ "$(introspect "$TOKEN")" = false ] || fail "introspection after revocation"
+wait "$FEED"
+grep -q "$DEV_A" "$WORK/feed.json" || fail "the long-poll did not return the revocation: $(cat "$WORK/feed.json")"
+pass "revocation: introspection inactive at once, the waiting feed returns it"
+kill -HUP "$AGENT_PID"
+for _ in $(seq 1 100); do
+    status=$("$AGENT" token --socket "$WORK/agent.sock" --status)
+    [ "$(json_get "$status" 'd["state"]')" = refused ] && break
+    sleep 0.1
+done
+[ "$(json_get "$status" 'd["state"]')" = refused ] || fail "agent state after revocation: $status"
+if "$AGENT" token --socket "$WORK/agent.sock" >/dev/null 2>&1; then fail "a revoked agent handed out a token"; fi
+grep -q "device_revoked" "$WORK/agent.log" || fail "the agent did not say why"
+pass "the revoked agent holds no token and says why"
+
+# --- nothing secret left on the device --------------------------------------------
+kill -TERM "$AGENT_PID"
+wait "$AGENT_PID" || fail "the agent did not exit cleanly on SIGTERM"
+AGENT_PID=
+[ ! -e "$WORK/agent.sock" ] || fail "the socket file was left behind"
+for f in "$WORK"/state-*/* "$WORK/agent.log"; do
+    if grep -q "$TOKEN" "$f" || grep -qE 'PRIVATE KEY|eyJ[A-Za-z0-9_-]{20,}\.' "$f"; then
+        fail "a token or private key in $f"
+    fi
+done
+pass "no token and no private key in the state directories or the agent's log"
+
+echo "exchange: $passed passed, 0 failed"
