@@ -5,7 +5,7 @@
 #   swtpm_start DIR      manufactures a TPM 2.0 in DIR (EK certificates signed
 #                        by a private local CA in DIR/ca) and starts swtpm.
 #                        Sets SWTPM_TCTI, SWTPM_PORT, SWTPM_PID, SWTPM_CA_DIR.
-#   swtpm_stop           stops it (also run by the EXIT trap of swtpm_run).
+#   swtpm_stop           shuts the TPM down in order and stops swtpm.
 #   swtpm_clone SRC DST  copies a stopped or running TPM's state to DST.
 # Nothing outside DIR is read or written: no /var/lib or /etc state.
 
@@ -71,8 +71,8 @@ swtpm_launch() {
             fi
             sleep 0.05
         done
-        kill "$SWTPM_PID" 2>/dev/null
-        wait "$SWTPM_PID" 2>/dev/null
+        kill "$SWTPM_PID" 2>/dev/null || true
+        wait "$SWTPM_PID" 2>/dev/null || true
     done
     echo "swtpm.sh: could not start swtpm on a free port; its log:" >&2
     cat "$dir/swtpm.log" >&2
@@ -87,10 +87,14 @@ swtpm_start() {
     swtpm_launch "$dir"
 }
 
+# An orderly TPM2_Shutdown first, as an operating system sends at power-off:
+# without it the TPM's clock is not "safe" after a restart of this state, and
+# a fleet refuses its attestations.
 swtpm_stop() {
     if [ -n "${SWTPM_PID:-}" ]; then
-        kill "$SWTPM_PID" 2>/dev/null
-        wait "$SWTPM_PID" 2>/dev/null
+        TPM2TOOLS_TCTI=${SWTPM_TCTI:-} TSS2_LOG=all+NONE tpm2_shutdown >/dev/null 2>&1 || true
+        kill "$SWTPM_PID" 2>/dev/null || true
+        wait "$SWTPM_PID" 2>/dev/null || true
         SWTPM_PID=
     fi
 }

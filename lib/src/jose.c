@@ -428,8 +428,11 @@ static bool is_nonempty_string(const cJSON *item)
     return cJSON_IsString(item) && item->valuestring != NULL && item->valuestring[0] != '\0';
 }
 
+const char TETHER_JWT_ANY_AUDIENCE[] = "";
+
 static tether_status_t check_claims(const cJSON *claims, const tether_jwt_expect_t *expect)
 {
+    const bool any_audience = expect->audience == TETHER_JWT_ANY_AUDIENCE;
     const cJSON *aud = cJSON_GetObjectItemCaseSensitive(claims, "aud");
     const cJSON *element;
     int64_t exp, iat, nbf;
@@ -446,13 +449,14 @@ static tether_status_t check_claims(const cJSON *claims, const tether_jwt_expect
         !is_nonempty_string(cJSON_GetObjectItemCaseSensitive(claims, "jti")))
         return TETHER_ERR_PARSE;
     if (cJSON_IsString(aud)) {
-        audience_found = aud->valuestring != NULL && strcmp(aud->valuestring, expect->audience) == 0;
+        audience_found = aud->valuestring != NULL &&
+                         (any_audience || strcmp(aud->valuestring, expect->audience) == 0);
     } else if (cJSON_IsArray(aud)) {
         cJSON_ArrayForEach(element, aud)
         {
             if (!cJSON_IsString(element) || element->valuestring == NULL)
                 return TETHER_ERR_PARSE;
-            if (strcmp(element->valuestring, expect->audience) == 0)
+            if (any_audience || strcmp(element->valuestring, expect->audience) == 0)
                 audience_found = true;
         }
     } else {

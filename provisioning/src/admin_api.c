@@ -56,6 +56,9 @@ static const route_t routes[] = {
      admin_token_revoke},
     {"GET", "/v1/admin/alerts", TETHER_ROLE_SECURITY, BODY_NONE, "after", "GET",
      admin_alerts_list},
+    {"GET", "/v1/admin/keys", TETHER_ROLE_READ, BODY_NONE, NULL, "GET", admin_keys_list},
+    {"POST", "/v1/admin/keys/rotate", TETHER_ROLE_SECURITY, BODY_NONE, NULL, "POST",
+     admin_keys_rotate},
 };
 
 void tether_admin_api_init(tether_admin_api_t *api, tether_store_t *store,
@@ -65,6 +68,7 @@ void tether_admin_api_init(tether_admin_api_t *api, tether_store_t *store,
         return;
     api->store = store;
     api->bootstrap_max_ttl_seconds = bootstrap_max_ttl_seconds;
+    api->issuer_keys = NULL;
 }
 
 void admin_bad_request(admin_call_t *call, const char *message)
@@ -152,6 +156,24 @@ static bool authenticate(admin_call_t *call)
     tether_http_respond_error(call->response, 401, "invalid_token",
                               "the admin token is malformed, unknown or revoked");
     return false;
+}
+
+bool tether_admin_authenticate(tether_admin_api_t *api, const tether_http_request_t *request,
+                               tether_http_response_t *response,
+                               tether_store_admin_token_t *caller)
+{
+    admin_call_t call;
+    bool ok;
+
+    memset(&call, 0, sizeof(call));
+    call.api = api;
+    call.request = request;
+    call.response = response;
+    ok = authenticate(&call);
+    if (ok)
+        *caller = call.caller;
+    tether_wipe(&call, sizeof(call));
+    return ok;
 }
 
 static const char *role_name(unsigned role)

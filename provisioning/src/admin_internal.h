@@ -45,5 +45,8 @@ void admin_tokens_list(admin_call_t *call);
 void admin_token_create(admin_call_t *call);
 void admin_token_revoke(admin_call_t *call);
 void admin_alerts_list(admin_call_t *call);
+/* Issuer keys (admin_keys.c). */
+void admin_keys_list(admin_call_t *call);
+void admin_keys_rotate(admin_call_t *call);
 
 #endif

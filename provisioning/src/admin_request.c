@@ -237,7 +237,8 @@ static tether_status_t roles_of(const cJSON *json, unsigned *roles, char *messag
         if (!cJSON_IsString(item) || item->valuestring == NULL ||
             strchr(item->valuestring, ',') != NULL ||
             tether_roles_parse(item->valuestring, &bit) != TETHER_OK)
-            return fail(message, size, "roles must hold only \"read\", \"fleet\", \"security\"");
+            return fail(message, size, "roles must hold only \"read\", \"fleet\", \"security\", "
+                                       "\"relying-party\"");
         if (*roles & bit)
             return fail(message, size, "role \"%s\" appears twice", item->valuestring);
         *roles |= bit;

@@ -51,7 +51,7 @@ TETHER_MUST_CHECK tether_status_t tether_admin_parse_bootstrap(
     const char *body, size_t len, unsigned max_ttl, tether_admin_bootstrap_request_t *req,
     char *message, size_t message_size);
 
-/* {"name": "<name>", "roles": ["read" | "fleet" | "security", ...]} */
+/* {"name": "<name>", "roles": ["read" | "fleet" | "security" | "relying-party", ...]} */
 TETHER_MUST_CHECK tether_status_t tether_admin_parse_token(const char *body, size_t len,
                                                            tether_admin_token_request_t *req,
                                                            char *message, size_t message_size);

@@ -66,7 +66,8 @@ static cJSON *roles_json(unsigned roles)
         const char *name;
     } names[] = {{TETHER_ROLE_READ, "read"},
                  {TETHER_ROLE_FLEET, "fleet"},
-                 {TETHER_ROLE_SECURITY, "security"}};
+                 {TETHER_ROLE_SECURITY, "security"},
+                 {TETHER_ROLE_RELYING_PARTY, "relying-party"}};
     cJSON *array = cJSON_CreateArray();
 
     for (size_t i = 0; array != NULL && i < sizeof(names) / sizeof(names[0]); i++) {
@@ -110,6 +111,11 @@ void admin_tokens_list(admin_call_t *call)
     tether_http_respond_json(call->response, 200, json);
 }
 
+static unsigned grantable_roles(unsigned roles)
+{
+    return (roles & TETHER_ROLE_SECURITY) != 0 ? roles | TETHER_ROLE_RELYING_PARTY : roles;
+}
+
 void admin_token_create(admin_call_t *call)
 {
     tether_admin_token_request_t req;
@@ -125,10 +131,14 @@ void admin_token_create(admin_call_t *call)
         admin_bad_request(call, message);
         return;
     }
-    /* No escalation: a token can only hand out roles it holds itself. */
-    if ((req.roles & ~call->caller.roles) != 0) {
+    /* No escalation: a token can only hand out roles it holds itself, and a
+     * security token relying-party as well (a subset of what security sees:
+     * whether tokens are revoked), so that fleets created before the role
+     * existed can make tokens for their gateways. */
+    if ((req.roles & ~grantable_roles(call->caller.roles)) != 0) {
         tether_http_respond_error(call->response, 403, "insufficient_scope",
-                                  "an admin token can only grant roles it holds");
+                                  "an admin token can only grant roles it holds (and a security "
+                                  "token relying-party)");
         return;
     }
     rc = new_secret(TETHER_SECRET_ADMIN, token, hash);

@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,33 @@ static const config_limit_t limits[] = {
     {"connection_timeout_seconds", 1, 3600},
     {"threads", 1, 64},
     {"bootstrap_max_ttl_seconds", 60, 30 * 86400},
+    /* Any positive number; tokens use it clamped (config.h). */
+    {"token_lifetime_seconds", 1, 366 * 86400},
+};
+
+/* The exchange's text keys and their checks. */
+typedef struct config_text {
+    const char *key;
+    size_t offset;
+    size_t size;
+    bool (*valid)(const char *value);
+    const char *expected; /* for the error message */
+} config_text_t;
+
+static const config_text_t texts[] = {
+    {"pcr_selection", offsetof(tether_fleet_config_t, pcr_selection),
+     TETHER_CONFIG_VALUE_MAX, tether_fleet_config_pcr_selection_valid,
+     "\"sha256:\" and ascending PCR numbers 0-23, comma-separated"},
+    {"issuer", offsetof(tether_fleet_config_t, issuer), TETHER_CONFIG_VALUE_MAX,
+     tether_fleet_config_issuer_valid, "an https:// URL without query, fragment or final '/'"},
+    {"audience", offsetof(tether_fleet_config_t, audience), TETHER_CONFIG_VALUE_MAX,
+     tether_fleet_config_list_valid, "comma-separated names of printable ASCII"},
+    {"scope", offsetof(tether_fleet_config_t, scope), TETHER_CONFIG_VALUE_MAX,
+     tether_fleet_config_scope_valid, "scope names separated by single spaces (RFC 6749)"},
+    {"models", offsetof(tether_fleet_config_t, models), TETHER_CONFIG_VALUE_MAX,
+     tether_fleet_config_list_valid, "comma-separated model names of printable ASCII"},
+    {"cost_ceiling", offsetof(tether_fleet_config_t, cost_ceiling), 32,
+     tether_fleet_config_decimal_valid, "a non-negative number such as 0, 25 or 12.50"},
 };
 
 void tether_fleet_config_init(tether_fleet_config_t *config)
@@ -34,6 +62,12 @@ void tether_fleet_config_init(tether_fleet_config_t *config)
     config->connection_timeout_seconds = 30;
     config->threads = 4;
     config->bootstrap_max_ttl_seconds = 86400;
+    strcpy(config->pcr_selection, TETHER_CONFIG_DEFAULT_PCR_SELECTION);
+    strcpy(config->audience, "tether");
+    strcpy(config->scope, "ai.inference");
+    config->token_lifetime_seconds = 300;
+    strcpy(config->models, "*");
+    strcpy(config->cost_ceiling, "0");
 }
 
 static tether_status_t parse_port(const char *text, uint16_t *port)
@@ -124,6 +158,136 @@ bool tether_fleet_config_path_valid(const char *path)
     return true;
 }
 
+unsigned tether_fleet_config_token_lifetime(const tether_fleet_config_t *config)
+{
+    if (config->token_lifetime_seconds < TETHER_CONFIG_TOKEN_LIFETIME_MIN)
+        return TETHER_CONFIG_TOKEN_LIFETIME_MIN;
+    if (config->token_lifetime_seconds > TETHER_CONFIG_TOKEN_LIFETIME_MAX)
+        return TETHER_CONFIG_TOKEN_LIFETIME_MAX;
+    return config->token_lifetime_seconds;
+}
+
+tether_status_t tether_fleet_config_issuer(const tether_fleet_config_t *config, char *out,
+                                           size_t out_size)
+{
+    char listen[TETHER_CONFIG_HOST_MAX + 16];
+    tether_status_t rc;
+    int n;
+
+    if (config == NULL || out == NULL)
+        return TETHER_ERR_INVALID_ARGUMENT;
+    if (config->issuer[0] != '\0')
+        n = snprintf(out, out_size, "%s", config->issuer);
+    else if ((rc = tether_fleet_config_listen_text(config, listen, sizeof(listen))) != TETHER_OK)
+        return rc;
+    else
+        n = snprintf(out, out_size, "https://%s", listen);
+    return n < 0 || (size_t)n >= out_size ? TETHER_ERR_TOO_LARGE : TETHER_OK;
+}
+
+bool tether_fleet_config_pcr_selection_valid(const char *text)
+{
+    static const char prefix[] = "sha256:";
+    const char *p;
+    int last = -1;
+
+    if (text == NULL || strncmp(text, prefix, sizeof(prefix) - 1) != 0)
+        return false;
+    p = text + sizeof(prefix) - 1;
+    for (;;) {
+        const char *start = p;
+        int pcr = 0;
+        for (; *p >= '0' && *p <= '9' && p - start < 3; p++)
+            pcr = pcr * 10 + (*p - '0');
+        /* Canonical: no leading zeros, ascending, each once. */
+        if (p == start || (p - start > 1 && *start == '0') || pcr > 23 || pcr <= last)
+            return false;
+        last = pcr;
+        if (*p == '\0')
+            return true;
+        if (*p++ != ',')
+            return false;
+    }
+}
+
+bool tether_fleet_config_issuer_valid(const char *text)
+{
+    static const char prefix[] = "https://";
+    size_t len;
+
+    if (text == NULL || strncmp(text, prefix, sizeof(prefix) - 1) != 0)
+        return false;
+    len = strlen(text);
+    if (len == sizeof(prefix) - 1 || len >= TETHER_CONFIG_VALUE_MAX || text[len - 1] == '/')
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        char c = text[i];
+        /* RFC 8414 section 2: no query or fragment. */
+        if (c <= 0x20 || c >= 0x7f || c == '?' || c == '#' || c == '"' || c == '\\')
+            return false;
+    }
+    return true;
+}
+
+bool tether_fleet_config_list_valid(const char *text)
+{
+    size_t item = 0;
+
+    if (text == NULL || text[0] == '\0')
+        return false;
+    for (const char *p = text;; p++) {
+        if (*p == ',' || *p == '\0') {
+            if (item == 0 || item > 128)
+                return false;
+            if (*p == '\0')
+                return true;
+            item = 0;
+            continue;
+        }
+        if (*p <= 0x20 || *p >= 0x7f || *p == '"' || *p == '\\')
+            return false;
+        item++;
+    }
+}
+
+bool tether_fleet_config_scope_valid(const char *text)
+{
+    size_t token = 0;
+
+    if (text == NULL || text[0] == '\0')
+        return false;
+    /* scope-token = 1*( %x21 / %x23-5B / %x5D-7E ), RFC 6749 section 3.3. */
+    for (const char *p = text;; p++) {
+        if (*p == ' ' || *p == '\0') {
+            if (token == 0)
+                return false;
+            if (*p == '\0')
+                return true;
+            token = 0;
+            continue;
+        }
+        if (*p < 0x21 || *p > 0x7e || *p == '"' || *p == '\\')
+            return false;
+        token++;
+    }
+}
+
+bool tether_fleet_config_decimal_valid(const char *text)
+{
+    size_t whole = 0, fraction = 0;
+    const char *p = text;
+
+    if (text == NULL)
+        return false;
+    for (; *p >= '0' && *p <= '9'; p++)
+        whole++;
+    if (*p == '.')
+        for (p++; *p >= '0' && *p <= '9'; p++)
+            fraction++;
+    return *p == '\0' && whole >= 1 && whole <= 12 && fraction <= 6 &&
+           (p[-1] != '.') && (whole == 1 || text[0] != '0');
+}
+
 static tether_status_t set_number(tether_fleet_config_t *config, const config_limit_t *limit,
                                   unsigned long long value)
 {
@@ -135,6 +299,8 @@ static tether_status_t set_number(tether_fleet_config_t *config, const config_li
         config->connection_timeout_seconds = (unsigned)value;
     else if (strcmp(limit->key, "threads") == 0)
         config->threads = (unsigned)value;
+    else if (strcmp(limit->key, "token_lifetime_seconds") == 0)
+        config->token_lifetime_seconds = (unsigned)value;
     else
         config->bootstrap_max_ttl_seconds = (unsigned)value;
     return TETHER_OK;
@@ -197,6 +363,16 @@ static tether_status_t parse_pair(tether_fleet_config_t *config, const char *key
     for (size_t i = 0; i < sizeof(limits) / sizeof(limits[0]); i++) {
         if (strcmp(key, limits[i].key) == 0)
             return parse_number_value(config, &limits[i], value, line, error);
+    }
+    for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+        if (strcmp(key, texts[i].key) != 0)
+            continue;
+        if (strlen(value) >= texts[i].size || !texts[i].valid(value)) {
+            set_error(error, line, "%s must be %s", texts[i].key, texts[i].expected);
+            return TETHER_ERR_PARSE;
+        }
+        strcpy((char *)config + texts[i].offset, value);
+        return TETHER_OK;
     }
     set_error(error, line, "unknown key \"%.40s\"", key);
     return TETHER_ERR_PARSE;
@@ -294,6 +470,23 @@ tether_status_t tether_fleet_config_format(const tether_fleet_config_t *config, 
                "connection_timeout_seconds = %u\nthreads = %u\nbootstrap_max_ttl_seconds = %u\n",
             config->max_body_bytes, config->max_connections, config->connection_timeout_seconds,
             config->threads, config->bootstrap_max_ttl_seconds);
+    fprintf(f, "\n# Attested token exchange (provisioning/README.md).\n"
+               "# PCRs every quote must cover; the first accepted quote's digest is the\n"
+               "# device's reference from then on.\n"
+               "pcr_selection = %s\n"
+               "# The tokens' iss claim; without it, https:// and the listen address.\n"
+               "%sissuer = %s\n"
+               "# Audiences (comma-separated) and scopes (space-separated) a device may\n"
+               "# ask for; by default the first audience and every scope.\n"
+               "audience = %s\nscope = %s\n"
+               "# Seconds a token lives (clamped to %d-%d).\n"
+               "token_lifetime_seconds = %u\n"
+               "# The tether claim: allowed models (comma-separated) and cost ceiling (0: none).\n"
+               "models = %s\ncost_ceiling = %s\n",
+            config->pcr_selection, config->issuer[0] == '\0' ? "# " : "",
+            config->issuer[0] == '\0' ? "https://HOST:PORT" : config->issuer, config->audience,
+            config->scope, TETHER_CONFIG_TOKEN_LIFETIME_MIN, TETHER_CONFIG_TOKEN_LIFETIME_MAX,
+            config->token_lifetime_seconds, config->models, config->cost_ceiling);
     if (fclose(f) != 0) {
         free(buf);
         return TETHER_ERR_NO_MEMORY;

@@ -9,6 +9,21 @@
  *   connection_timeout_seconds = 30  idle connections are closed after this
  *   threads = 4                      HTTP worker threads
  *   bootstrap_max_ttl_seconds = 86400
+ *
+ * The attested token exchange (DESIGN.md, "Attested token exchange"):
+ *   pcr_selection = sha256:0,1,2,3,4,5,6,7  PCRs every quote must cover:
+ *                                    "sha256:" and ascending PCR numbers 0-23
+ *   issuer = https://127.0.0.1:8443  the tokens' "iss" (default: https:// and
+ *                                    the listen address); an https URL without
+ *                                    query, fragment or trailing '/'
+ *   audience = tether                the audiences a device may ask for,
+ *                                    comma-separated; the first is the default
+ *   scope = ai.inference             the scopes a device may ask for,
+ *                                    space-separated (RFC 6749 syntax); all of
+ *                                    them by default
+ *   token_lifetime_seconds = 300     clamped to 30..3600
+ *   models = *                       the "tether.models" claim: comma-separated
+ *   cost_ceiling = 0                 the "tether.cost_ceiling" claim (0: none)
  */
 #ifndef TETHER_FLEET_CONFIG_H
 #define TETHER_FLEET_CONFIG_H
@@ -24,6 +39,10 @@
 #define TETHER_CONFIG_MAX_EK_CA 16
 #define TETHER_CONFIG_PATH_MAX 128
 #define TETHER_CONFIG_HOST_MAX 46 /* INET6_ADDRSTRLEN */
+#define TETHER_CONFIG_VALUE_MAX 256 /* bytes of a text value of the exchange keys */
+#define TETHER_CONFIG_DEFAULT_PCR_SELECTION "sha256:0,1,2,3,4,5,6,7"
+#define TETHER_CONFIG_TOKEN_LIFETIME_MIN 30
+#define TETHER_CONFIG_TOKEN_LIFETIME_MAX 3600
 
 typedef struct tether_fleet_config {
     char listen_host[TETHER_CONFIG_HOST_MAX]; /* without brackets */
@@ -36,6 +55,14 @@ typedef struct tether_fleet_config {
     unsigned connection_timeout_seconds;
     unsigned threads;
     unsigned bootstrap_max_ttl_seconds;
+    /* The exchange: validated text, "" for issuer means the default. */
+    char pcr_selection[TETHER_CONFIG_VALUE_MAX];
+    char issuer[TETHER_CONFIG_VALUE_MAX];
+    char audience[TETHER_CONFIG_VALUE_MAX];
+    char scope[TETHER_CONFIG_VALUE_MAX];
+    unsigned token_lifetime_seconds; /* as written; tether_fleet_config_token_lifetime() clamps */
+    char models[TETHER_CONFIG_VALUE_MAX];
+    char cost_ceiling[32];
 } tether_fleet_config_t;
 
 typedef struct tether_fleet_config_error {
@@ -65,6 +92,25 @@ TETHER_MUST_CHECK tether_status_t tether_fleet_config_format(const tether_fleet_
 /* "HOST:PORT" or "[HOST]:PORT" for config's listen address. */
 tether_status_t tether_fleet_config_listen_text(const tether_fleet_config_t *config, char *out,
                                                 size_t out_size);
+
+/* token_lifetime_seconds clamped to TETHER_CONFIG_TOKEN_LIFETIME_MIN..MAX. */
+unsigned tether_fleet_config_token_lifetime(const tether_fleet_config_t *config);
+
+/* The tokens' issuer: config->issuer, or "https://" and the listen address. */
+tether_status_t tether_fleet_config_issuer(const tether_fleet_config_t *config, char *out,
+                                           size_t out_size);
+
+/* Checks of the exchange keys' values (also used on requests): a PCR
+ * selection "sha256:N,N,..." (ascending, 0-23, at least one); an https URL
+ * without query, fragment or trailing '/'; a comma-separated list of 1-128
+ * byte items of printable ASCII without spaces, quotes or backslashes; an
+ * RFC 6749 scope (scope-tokens separated by single spaces); a non-negative
+ * decimal of up to 12 digits and 6 decimals. */
+bool tether_fleet_config_pcr_selection_valid(const char *text);
+bool tether_fleet_config_issuer_valid(const char *text);
+bool tether_fleet_config_list_valid(const char *text);
+bool tether_fleet_config_scope_valid(const char *text);
+bool tether_fleet_config_decimal_valid(const char *text);
 
 /* A relative path inside the fleet directory: [A-Za-z0-9._/-], no "..", not
  * absolute, at most TETHER_CONFIG_PATH_MAX - 1 bytes. */

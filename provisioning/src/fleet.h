@@ -11,6 +11,10 @@
  *     enroll.key       32 random bytes: the activation secrets of enrolments
  *                      are HMACs under it (0600; made at init, or at the
  *                      first run of a fleet made before enrolment existed)
+ *     nonce.key        32 random bytes: the MAC key of exchange nonces
+ *                      (0600; made like enroll.key)
+ *     issuer-keys/     issuer keys made by rotations, KID.pem (0700, files
+ *                      0600); the store's issuer_keys table says which signs
  *     tls-cert.pem     HTTPS server certificate for the listen address
  *     tls-key.pem      its key (0600)
  *     ek-ca/           TPM manufacturer CAs copied at init
@@ -24,9 +28,13 @@
 
 #include "admin_api.h"
 #include "config.h"
+#include "discovery_api.h"
 #include "enroll_api.h"
+#include "exchange_api.h"
 #include "http_server.h"
+#include "issuer_keys.h"
 #include "pki.h"
+#include "relying_party_api.h"
 #include "store.h"
 #include "tether/error.h"
 #include "tether/secret_token.h"
@@ -39,6 +47,7 @@
 #define TETHER_FLEET_TLS_KEY_FILE "tls-key.pem"
 #define TETHER_FLEET_EK_CA_DIR "ek-ca"
 #define TETHER_FLEET_ENROLL_KEY_FILE "enroll.key"
+#define TETHER_FLEET_NONCE_KEY_FILE "nonce.key"
 
 typedef struct tether_fleet_init_options {
     const char *dir;                /* must not exist, or be an empty directory */
@@ -61,6 +70,11 @@ typedef struct tether_fleet_service {
     tether_admin_api_t api;
     mbedtls_x509_crt ek_cas; /* every certificate of every ek_ca file: trust anchors */
     tether_enroll_api_t enroll;
+    tether_token_policy_t token_policy; /* from config */
+    tether_issuer_keys_t issuer_keys;
+    tether_exchange_api_t exchange;   /* /v1/challenge, /v1/token */
+    tether_discovery_api_t discovery; /* /.well-known/ */
+    tether_rp_api_t relying_party; /* introspection and the revocation feed */
     tether_http_server_t server;
     tether_fleet_pem_t tls_cert;
     tether_fleet_pem_t tls_key;

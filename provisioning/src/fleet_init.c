@@ -213,13 +213,15 @@ out:
     return rc;
 }
 
-/* The enrolment key (fleet.h): made here, never shown. */
-static tether_status_t write_enroll_key(const char *staging)
+/* A 32-byte secret key file (fleet.h: enroll.key, nonce.key): made here,
+ * never shown; run makes the ones a fleet made by an older init lacks. */
+static tether_status_t write_secret_key(const char *staging, const char *name)
 {
-    uint8_t key[TETHER_ENROLL_KEY_SIZE];
-    tether_status_t rc =
-        tether_fleet_key_file_load(staging, TETHER_FLEET_ENROLL_KEY_FILE, key, sizeof(key), true);
+    uint8_t key[32];
+    tether_status_t rc = tether_fleet_key_file_load(staging, name, key, sizeof(key), true);
 
+    _Static_assert(TETHER_ENROLL_KEY_SIZE == 32 && TETHER_NONCE_KEY_SIZE == 32,
+                   "both secret keys are 32 bytes");
     tether_wipe(key, sizeof(key));
     return rc;
 }
@@ -238,7 +240,8 @@ static tether_status_t populate(const char *staging, const tether_fleet_init_opt
     }
     if ((rc = write_ek_cas(staging, opts, &config)) != TETHER_OK ||
         (rc = write_pki(staging, &config)) != TETHER_OK ||
-        (rc = write_enroll_key(staging)) != TETHER_OK ||
+        (rc = write_secret_key(staging, TETHER_FLEET_ENROLL_KEY_FILE)) != TETHER_OK ||
+        (rc = write_secret_key(staging, TETHER_FLEET_NONCE_KEY_FILE)) != TETHER_OK ||
         (rc = write_config(staging, &config)) != TETHER_OK ||
         (rc = write_store(staging, token)) != TETHER_OK)
         return rc;

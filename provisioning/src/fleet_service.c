@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include <mbedtls/x509_crt.h>
 
@@ -13,6 +14,9 @@
 #include "tether/log.h"
 
 #define PEM_FILE_MAX (16 * 1024)
+/* Long polls of the revocation feed waiting at once: at most half of the
+ * connections, so that waiting relying parties never lock operators out. */
+#define FEED_WAITERS_MAX 64
 
 void tether_fleet_service_init(tether_fleet_service_t *service)
 {
@@ -21,6 +25,7 @@ void tether_fleet_service_init(tether_fleet_service_t *service)
     memset(service, 0, sizeof(*service));
     tether_fleet_config_init(&service->config);
     tether_store_init(&service->store);
+    tether_issuer_keys_init(&service->issuer_keys);
     mbedtls_x509_crt_init(&service->ek_cas);
     tether_http_server_init(&service->server);
 }
@@ -108,6 +113,54 @@ static tether_status_t load_enroll_key(tether_fleet_service_t *service, const ch
     return rc;
 }
 
+/* Introspection verifies with the issuer keys (issuer_keys.h). */
+static tether_status_t rp_keys_acquire(void *arg, int64_t now, tether_jwt_keyset_t *keys,
+                                       const char **issuer)
+{
+    return tether_issuer_keys_acquire(arg, now, keys, issuer);
+}
+
+static void rp_keys_release(void *arg)
+{
+    tether_issuer_keys_release(arg);
+}
+
+/* The exchange (DESIGN.md, "Attested token exchange"): the token policy,
+ * the nonce key (made like the enrolment key for a fleet made before the
+ * exchange existed) and the issuer keys, with the store open. */
+static tether_status_t open_exchange(tether_fleet_service_t *service, const char *dir)
+{
+    uint8_t key[TETHER_NONCE_KEY_SIZE];
+    tether_status_t rc;
+
+    if ((rc = tether_token_policy_from_config(&service->config, &service->token_policy)) !=
+        TETHER_OK) {
+        tether_error("run", "%s: the exchange settings are invalid", TETHER_CONFIG_FILE);
+        return rc;
+    }
+    if (service->token_policy.lifetime_seconds != service->config.token_lifetime_seconds)
+        tether_warn("run", "token_lifetime_seconds = %u is outside %d-%d: tokens live %u s",
+                    service->config.token_lifetime_seconds, TETHER_CONFIG_TOKEN_LIFETIME_MIN,
+                    TETHER_CONFIG_TOKEN_LIFETIME_MAX, service->token_policy.lifetime_seconds);
+    if ((rc = tether_fleet_key_file_load(dir, TETHER_FLEET_NONCE_KEY_FILE, key, sizeof(key),
+                                         true)) != TETHER_OK)
+        return rc;
+    rc = tether_issuer_keys_open(&service->issuer_keys, dir, &service->store,
+                                 service->token_policy.issuer, (int64_t)time(NULL));
+    if (rc == TETHER_OK) {
+        tether_exchange_api_init(&service->exchange, &service->store, &service->issuer_keys,
+                                 &service->token_policy, key);
+        tether_discovery_api_init(&service->discovery, &service->issuer_keys,
+                                  &service->token_policy);
+        service->api.issuer_keys = &service->issuer_keys;
+        tether_rp_api_set_keys(&service->relying_party,
+                               &(tether_introspect_keys_t){rp_keys_acquire, rp_keys_release,
+                                                           &service->issuer_keys});
+    }
+    tether_wipe(key, sizeof(key));
+    return rc;
+}
+
 /* Enrolment endpoints to the enrolment API, everything else to the admin
  * API (which answers /v1/health and 404s). */
 static void route(void *arg, const tether_http_request_t *request,
@@ -117,8 +170,31 @@ static void route(void *arg, const tether_http_request_t *request,
 
     if (tether_enroll_api_owns(request->path))
         tether_enroll_api_handle(&service->enroll, request, response);
+    else if (tether_exchange_api_owns(request->path))
+        tether_exchange_api_handle(&service->exchange, request, response);
+    else if (tether_discovery_api_owns(request->path))
+        tether_discovery_api_handle(&service->discovery, request, response);
+    else if (tether_rp_api_owns(request->path))
+        tether_rp_api_handle(&service->relying_party, request, response);
     else
         tether_admin_api_handle(&service->api, request, response);
+}
+
+/* The store's hook: a revocation was committed here; waiting feed requests
+ * look at once. */
+static void on_revocation(void *arg)
+{
+    tether_fleet_service_t *service = arg;
+
+    tether_rp_api_revoked(&service->relying_party);
+    tether_http_server_wake(&service->server);
+}
+
+static unsigned feed_waiters_max(unsigned max_connections)
+{
+    unsigned half = max_connections / 2;
+
+    return half == 0 ? 1 : half > FEED_WAITERS_MAX ? FEED_WAITERS_MAX : half;
 }
 
 /* Opens the existing database only: a mistyped --dir must not start an
@@ -154,6 +230,10 @@ tether_status_t tether_fleet_service_open(tether_fleet_service_t *service, const
         return rc;
     tether_admin_api_init(&service->api, &service->store,
                           service->config.bootstrap_max_ttl_seconds);
+    tether_rp_api_init(&service->relying_party, &service->api, &service->store);
+    if ((rc = open_exchange(service, dir)) != TETHER_OK)
+        return rc;
+    tether_store_set_revocation_hook(&service->store, on_revocation, service);
     memset(&opts, 0, sizeof(opts));
     opts.host = service->config.listen_host;
     opts.ipv6 = service->config.listen_ipv6;
@@ -164,6 +244,7 @@ tether_status_t tether_fleet_service_open(tether_fleet_service_t *service, const
     opts.max_connections = service->config.max_connections;
     opts.connection_timeout_seconds = service->config.connection_timeout_seconds;
     opts.threads = service->config.threads;
+    opts.max_parked = feed_waiters_max(service->config.max_connections);
     opts.handler = route;
     opts.handler_arg = service;
     return tether_http_server_open(&service->server, &opts);
@@ -175,6 +256,9 @@ void tether_fleet_service_free(tether_fleet_service_t *service)
         return;
     /* The server first: no request may reach a closed store. */
     tether_http_server_free(&service->server);
+    tether_rp_api_free(&service->relying_party);
+    tether_exchange_api_free(&service->exchange);
+    tether_issuer_keys_free(&service->issuer_keys);
     tether_store_free(&service->store);
     tether_enroll_api_free(&service->enroll);
     mbedtls_x509_crt_free(&service->ek_cas);

@@ -25,6 +25,7 @@ typedef struct tether_http_request {
     const char *path;          /* percent-decoded, without the query */
     const char *authorization; /* NULL when absent */
     const char *content_type;  /* NULL when absent */
+    const char *remote;        /* the client's IP address; NULL when unknown */
     const uint8_t *body;
     size_t body_len;
     tether_http_query_t query[TETHER_HTTP_MAX_QUERY];
@@ -32,11 +33,33 @@ typedef struct tether_http_request {
     bool query_overflow; /* more parameters than TETHER_HTTP_MAX_QUERY */
 } tether_http_request_t;
 
+struct tether_http_response;
+
+/*
+ * Long polling. A handler with nothing to answer yet sets response->park
+ * instead of a body; the server then holds the request without holding a
+ * thread and calls poll(arg, final, response) from its waker thread (never
+ * two calls at once for one request): after tether_http_server_wake(),
+ * about once a second, and with final true when timeout_ms has passed or
+ * the server stops. poll fills response and returns true when the answer
+ * is ready; with final true it must answer. release(arg) is called exactly
+ * once, after the last poll (or by tether_http_response_clear when the
+ * request was never parked).
+ */
+typedef struct tether_http_park {
+    bool (*poll)(void *arg, bool final, struct tether_http_response *response);
+    void (*release)(void *arg);
+    void *arg;
+    unsigned timeout_ms;
+} tether_http_park_t;
+
 typedef struct tether_http_response {
     unsigned status;
     char *body;                   /* malloc'd JSON text; wiped and freed by the server */
     const char *www_authenticate; /* static string or NULL */
     const char *allow;            /* static string or NULL (for 405) */
+    const char *retry_after;      /* static string or NULL (for 503) */
+    tether_http_park_t park;      /* poll set: answer later (no body) */
 } tether_http_response_t;
 
 typedef void (*tether_http_handler_fn)(void *arg, const tether_http_request_t *request,
@@ -50,7 +73,8 @@ void tether_http_respond_json(tether_http_response_t *response, unsigned status,
 void tether_http_respond_error(tether_http_response_t *response, unsigned status,
                                const char *code, const char *description);
 
-/* Wipes and frees the body; leaves the response empty. */
+/* Wipes and frees the body, releases a park that was not taken over;
+ * leaves the response empty. */
 void tether_http_response_clear(tether_http_response_t *response);
 
 #endif

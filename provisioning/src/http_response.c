@@ -23,6 +23,8 @@ void tether_http_response_clear(tether_http_response_t *response)
     if (response == NULL)
         return;
     free_body(response);
+    if (response->park.release != NULL)
+        response->park.release(response->park.arg);
     memset(response, 0, sizeof(*response));
 }
 

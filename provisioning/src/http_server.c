@@ -16,6 +16,8 @@
 #include "tether/log.h"
 
 #define LOG_PATH_MAX 128
+#define PARK_POLL_INTERVAL_MS 1000 /* parked requests are polled at least this often */
+#define DRAIN_MS 2000              /* at stop, how long answered long polls may take to go out */
 
 /* Per-request state, from the first callback to the completion callback. */
 typedef struct request_state {
@@ -28,12 +30,38 @@ typedef struct request_state {
     bool too_large;
     unsigned status;
     tether_http_request_t request;
+    char remote[INET6_ADDRSTRLEN]; /* request.remote */
+    /* While parked (suspended): owned by the waker thread, in server->parked
+     * or in the waker's batch. Once answered, the waker resumes the
+     * connection and never touches the state again. */
+    struct request_state *park_next;
+    struct MHD_Connection *connection;
+    tether_http_park_t park;
+    struct timespec deadline; /* CLOCK_MONOTONIC */
+    bool answered;            /* parked_response holds the answer to send */
+    bool counted;             /* in server->resumed until completed */
+    tether_http_response_t parked_response;
 } request_state_t;
 
 void tether_http_server_init(tether_http_server_t *server)
 {
     if (server != NULL)
         memset(server, 0, sizeof(*server));
+}
+
+static void timespec_add_ms(struct timespec *t, unsigned ms)
+{
+    t->tv_sec += (time_t)(ms / 1000);
+    t->tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (t->tv_nsec >= 1000000000L) {
+        t->tv_sec++;
+        t->tv_nsec -= 1000000000L;
+    }
+}
+
+static bool timespec_before(const struct timespec *a, const struct timespec *b)
+{
+    return a->tv_sec < b->tv_sec || (a->tv_sec == b->tv_sec && a->tv_nsec < b->tv_nsec);
 }
 
 /* Keeps the log line printable whatever the client sent. */
@@ -90,6 +118,8 @@ static enum MHD_Result send_response(struct MHD_Connection *connection, request_
         MHD_add_response_header(mhd, MHD_HTTP_HEADER_WWW_AUTHENTICATE, response->www_authenticate);
     if (response->allow != NULL)
         MHD_add_response_header(mhd, MHD_HTTP_HEADER_ALLOW, response->allow);
+    if (response->retry_after != NULL)
+        MHD_add_response_header(mhd, MHD_HTTP_HEADER_RETRY_AFTER, response->retry_after);
     state->status = response->status;
     ret = MHD_queue_response(connection, response->status, mhd);
     MHD_destroy_response(mhd);
@@ -179,6 +209,140 @@ static request_state_t *start_request(struct MHD_Connection *connection, const c
     return state;
 }
 
+/* Polls a batch of parked requests (the waker's, or everything at stop
+ * with final forced): the answered ones are resumed and counted in
+ * *answered, the others returned as a list. */
+static request_state_t *poll_parked(tether_http_server_t *server, request_state_t *batch,
+                                    bool force_final, unsigned *answered)
+{
+    request_state_t *waiting = NULL;
+    request_state_t *next;
+    struct timespec now;
+
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    for (request_state_t *state = batch; state != NULL; state = next) {
+        bool final = force_final || !timespec_before(&now, &state->deadline);
+        struct MHD_Connection *connection = state->connection;
+
+        next = state->park_next;
+        if (!state->park.poll(state->park.arg, final, &state->parked_response) && !final) {
+            state->park_next = waiting;
+            waiting = state;
+            continue;
+        }
+        if (state->parked_response.body == NULL)
+            tether_http_respond_error(&state->parked_response, 500, "server_error",
+                                      "no answer");
+        state->park.release(state->park.arg);
+        memset(&state->park, 0, sizeof(state->park));
+        state->park_next = NULL;
+        state->answered = true;
+        state->counted = true;
+        atomic_fetch_add(&server->resumed, 1u);
+        (*answered)++;
+        /* From here on the connection's thread owns state (and may free it). */
+        MHD_resume_connection(connection);
+    }
+    return waiting;
+}
+
+/* The waker: polls the parked requests after each wake-up, at least every
+ * PARK_POLL_INTERVAL_MS while any waits, and at each one's deadline. The
+ * polls run without park_lock held (they may read the store). */
+static void *waker_main(void *arg)
+{
+    tether_http_server_t *server = arg;
+    struct timespec last_round;
+    uint64_t seen = 0;
+
+    clock_gettime(CLOCK_MONOTONIC, &last_round);
+    pthread_mutex_lock(&server->park_lock);
+    while (!server->closing) {
+        request_state_t *batch;
+        unsigned answered = 0;
+
+        if (server->wakeups == seen) {
+            struct timespec now, until = last_round;
+
+            if (server->parked == NULL) {
+                pthread_cond_wait(&server->park_cond, &server->park_lock);
+                continue;
+            }
+            timespec_add_ms(&until, PARK_POLL_INTERVAL_MS);
+            for (request_state_t *p = server->parked; p != NULL; p = p->park_next) {
+                if (timespec_before(&p->deadline, &until))
+                    until = p->deadline;
+            }
+            clock_gettime(CLOCK_MONOTONIC, &now);
+            if (timespec_before(&now, &until) &&
+                pthread_cond_timedwait(&server->park_cond, &server->park_lock, &until) !=
+                    ETIMEDOUT)
+                continue; /* woken: look again (a wake-up, a new request, the stop) */
+        }
+        seen = server->wakeups;
+        batch = server->parked;
+        server->parked = NULL;
+        pthread_mutex_unlock(&server->park_lock);
+        batch = poll_parked(server, batch, false, &answered);
+        clock_gettime(CLOCK_MONOTONIC, &last_round);
+        pthread_mutex_lock(&server->park_lock);
+        while (batch != NULL) {
+            request_state_t *next = batch->park_next;
+            batch->park_next = server->parked;
+            server->parked = batch;
+            batch = next;
+        }
+        server->parked_count -= answered;
+    }
+    pthread_mutex_unlock(&server->park_lock);
+    return NULL;
+}
+
+/* The handler asked to answer later: suspend the connection and hand the
+ * request to the waker; when stopping, answer now; over the limit, 503. */
+static enum MHD_Result park_request(tether_http_server_t *server,
+                                    struct MHD_Connection *connection, request_state_t *state,
+                                    tether_http_response_t *response)
+{
+    tether_http_park_t park = response->park;
+
+    memset(&response->park, 0, sizeof(response->park));
+    pthread_mutex_lock(&server->park_lock);
+    if (server->closing || server->parked_count >= server->max_parked) {
+        bool closing = server->closing;
+
+        pthread_mutex_unlock(&server->park_lock);
+        if (closing) {
+            if (!park.poll(park.arg, true, response) || response->body == NULL)
+                tether_http_respond_error(response, 500, "server_error", "no answer");
+        } else {
+            tether_warn("http", "%u long polls are waiting already: refused one",
+                        server->max_parked);
+            tether_http_respond_error(response, 503, "temporarily_unavailable",
+                                      "too many clients are waiting; retry in a second");
+            response->retry_after = "1";
+        }
+        park.release(park.arg);
+        return send_response(connection, state, response);
+    }
+    state->connection = connection;
+    state->park = park;
+    clock_gettime(CLOCK_MONOTONIC, &state->deadline);
+    timespec_add_ms(&state->deadline, park.timeout_ms);
+    /* Suspended under park_lock: the waker cannot see (and resume) the
+     * request before it is suspended. */
+    MHD_suspend_connection(connection);
+    state->park_next = server->parked;
+    server->parked = state;
+    server->parked_count++;
+    server->wakeups++; /* a first poll at once closes the race with a wake-up just before */
+    pthread_cond_broadcast(&server->park_cond);
+    pthread_mutex_unlock(&server->park_lock);
+    return MHD_YES;
+}
+
+static void peer_address(struct MHD_Connection *connection, char *out, size_t out_size);
+
 static enum MHD_Result dispatch(tether_http_server_t *server, struct MHD_Connection *connection,
                                 request_state_t *state)
 {
@@ -192,9 +356,14 @@ static enum MHD_Result dispatch(tether_http_server_t *server, struct MHD_Connect
         MHD_lookup_connection_value(connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
     request->body = state->body;
     request->body_len = state->body_len;
+    peer_address(connection, state->remote, sizeof(state->remote));
+    request->remote = state->remote;
     memset(&response, 0, sizeof(response));
     server->handler(server->handler_arg, request, &response);
-    ret = send_response(connection, state, &response);
+    if (response.park.poll != NULL && response.park.release != NULL && response.body == NULL)
+        ret = park_request(server, connection, state, &response);
+    else
+        ret = send_response(connection, state, &response);
     tether_http_response_clear(&response);
     free_body(state);
     return ret;
@@ -209,6 +378,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
     request_state_t *state = *con_cls;
 
     (void)version;
+    if (state != NULL && state->answered) {
+        /* Resumed by the waker: send what it prepared. */
+        enum MHD_Result ret = send_response(connection, state, &state->parked_response);
+
+        state->answered = false;
+        tether_http_response_clear(&state->parked_response);
+        return ret;
+    }
     if (state == NULL) {
         if ((state = start_request(connection, url, method)) == NULL)
             return MHD_NO;
@@ -252,14 +429,16 @@ static void peer_address(struct MHD_Connection *connection, char *out, size_t ou
 static void on_completed(void *cls, struct MHD_Connection *connection, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
+    tether_http_server_t *server = cls;
     request_state_t *state = *con_cls;
     struct timespec end;
     char peer[INET6_ADDRSTRLEN];
     long long micros;
 
-    (void)cls;
     if (state == NULL)
         return;
+    if (state->counted)
+        atomic_fetch_sub(&server->resumed, 1u);
     clock_gettime(CLOCK_MONOTONIC, &end);
     micros = (long long)(end.tv_sec - state->start.tv_sec) * 1000000LL +
              (end.tv_nsec - state->start.tv_nsec) / 1000;
@@ -268,6 +447,7 @@ static void on_completed(void *cls, struct MHD_Connection *connection, void **co
                 state->method, state->path, state->status, micros / 1000, micros % 1000, peer,
                 toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " incomplete=1");
     free_body(state);
+    tether_http_response_clear(&state->parked_response);
     tether_wipe(state, sizeof(*state));
     free(state);
     *con_cls = NULL;
@@ -309,11 +489,13 @@ tether_status_t tether_http_server_open(tether_http_server_t *server,
 {
     struct sockaddr_storage addr;
     unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_TLS |
-                         MHD_USE_ERROR_LOG;
+                         MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME;
+    pthread_condattr_t cond_attr;
     tether_status_t rc;
 
     if (server == NULL || opts == NULL || opts->handler == NULL || opts->cert_pem == NULL ||
-        opts->key_pem == NULL || opts->max_body_bytes == 0 || opts->threads == 0)
+        opts->key_pem == NULL || opts->max_body_bytes == 0 || opts->threads == 0 ||
+        server->park_ready)
         return TETHER_ERR_INVALID_ARGUMENT;
     if ((rc = bind_address(opts, &addr)) != TETHER_OK)
         return rc;
@@ -322,6 +504,25 @@ tether_status_t tether_http_server_open(tether_http_server_t *server,
     server->max_body_bytes = opts->max_body_bytes;
     server->handler = opts->handler;
     server->handler_arg = opts->handler_arg;
+    server->max_parked = opts->max_parked;
+    if (pthread_condattr_init(&cond_attr) != 0)
+        return TETHER_ERR_NO_MEMORY;
+    if (pthread_condattr_setclock(&cond_attr, CLOCK_MONOTONIC) != 0 ||
+        pthread_cond_init(&server->park_cond, &cond_attr) != 0) {
+        pthread_condattr_destroy(&cond_attr);
+        return TETHER_ERR_NO_MEMORY;
+    }
+    pthread_condattr_destroy(&cond_attr);
+    if (pthread_mutex_init(&server->park_lock, NULL) != 0) {
+        pthread_cond_destroy(&server->park_cond);
+        return TETHER_ERR_NO_MEMORY;
+    }
+    server->park_ready = true;
+    if (pthread_create(&server->waker, NULL, waker_main, server) != 0) {
+        tether_error("http", "cannot start the long-poll thread");
+        return TETHER_ERR_NO_MEMORY;
+    }
+    server->waker_running = true;
     server->daemon = MHD_start_daemon(
         flags, opts->port, NULL, NULL, on_request, server,
         MHD_OPTION_EXTERNAL_LOGGER, log_mhd, NULL, /* first, so every message goes through it */
@@ -331,7 +532,7 @@ tether_status_t tether_http_server_open(tether_http_server_t *server,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)opts->threads,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned int)opts->max_connections,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)opts->connection_timeout_seconds,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, server,
         MHD_OPTION_END);
     if (server->daemon == NULL) {
         tether_error("http", "cannot serve HTTPS on %s port %u (address in use, or a bad "
@@ -341,11 +542,50 @@ tether_status_t tether_http_server_open(tether_http_server_t *server,
     return TETHER_OK;
 }
 
+void tether_http_server_wake(tether_http_server_t *server)
+{
+    if (server == NULL || !server->park_ready)
+        return;
+    pthread_mutex_lock(&server->park_lock);
+    server->wakeups++;
+    pthread_cond_broadcast(&server->park_cond);
+    pthread_mutex_unlock(&server->park_lock);
+}
+
 void tether_http_server_free(tether_http_server_t *server)
 {
+    request_state_t *batch = NULL;
+    unsigned answered = 0;
+
     if (server == NULL)
         return;
+    if (server->park_ready) {
+        /* Nothing is parked from here on; the waker hands back its batch
+         * and ends, then every parked request gets its final answer and is
+         * resumed, so that libmicrohttpd finds none suspended. */
+        pthread_mutex_lock(&server->park_lock);
+        server->closing = true;
+        pthread_cond_broadcast(&server->park_cond);
+        pthread_mutex_unlock(&server->park_lock);
+        if (server->waker_running)
+            pthread_join(server->waker, NULL);
+        pthread_mutex_lock(&server->park_lock);
+        batch = server->parked;
+        server->parked = NULL;
+        pthread_mutex_unlock(&server->park_lock);
+        (void)poll_parked(server, batch, true, &answered);
+        /* Let the answers go out before the connections are closed. */
+        for (unsigned waited = 0; atomic_load(&server->resumed) > 0 && waited < DRAIN_MS;
+             waited += 10) {
+            struct timespec tick = {0, 10 * 1000000L};
+            nanosleep(&tick, NULL);
+        }
+    }
     if (server->daemon != NULL)
         MHD_stop_daemon(server->daemon);
+    if (server->park_ready) {
+        pthread_cond_destroy(&server->park_cond);
+        pthread_mutex_destroy(&server->park_lock);
+    }
     tether_wipe(server, sizeof(*server));
 }

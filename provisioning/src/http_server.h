@@ -3,10 +3,19 @@
  * small thread pool, connection limit and idle timeout, request bodies
  * bounded while they arrive (413 past the limit), one JSON log line per
  * request (method, path, status, duration, peer; never a header or body).
+ *
+ * Long polls (http.h, tether_http_park_t) are suspended with
+ * MHD_suspend_connection, so a waiting client holds no worker thread; one
+ * waker thread polls them and resumes them when answered. At most
+ * max_parked wait at once (503 beyond), and stopping the server answers
+ * every one of them first (libmicrohttpd cannot stop with a suspended
+ * connection).
  */
 #ifndef TETHER_FLEET_HTTP_SERVER_H
 #define TETHER_FLEET_HTTP_SERVER_H
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -24,15 +33,30 @@ typedef struct tether_http_server_options {
     unsigned max_connections;
     unsigned connection_timeout_seconds;
     unsigned threads;
+    unsigned max_parked;            /* long polls waiting at once; 0: none (503) */
     tether_http_handler_fn handler; /* called from the server's threads */
     void *handler_arg;              /* must outlive the server */
 } tether_http_server_options_t;
+
+struct request_state;
 
 typedef struct tether_http_server {
     struct MHD_Daemon *daemon;
     size_t max_body_bytes;
     tether_http_handler_fn handler;
     void *handler_arg;
+    /* Parked requests, guarded by park_lock. */
+    pthread_mutex_t park_lock;
+    pthread_cond_t park_cond; /* on CLOCK_MONOTONIC */
+    bool park_ready;          /* park_lock and park_cond initialised */
+    pthread_t waker;
+    bool waker_running;
+    bool closing;             /* answer at once; park nothing more */
+    uint64_t wakeups;         /* bumped by tether_http_server_wake */
+    struct request_state *parked;
+    unsigned parked_count;
+    unsigned max_parked;
+    atomic_uint resumed; /* answered long polls not yet sent (a leaf: no lock) */
 } tether_http_server_t;
 
 void tether_http_server_init(tether_http_server_t *server);
@@ -42,7 +66,12 @@ void tether_http_server_init(tether_http_server_t *server);
 TETHER_MUST_CHECK tether_status_t tether_http_server_open(tether_http_server_t *server,
                                                           const tether_http_server_options_t *opts);
 
-/* Stops accepting, finishes or drops open connections, joins the threads. */
+/* Makes the waker poll every parked request now (something they may wait
+ * for happened). Any thread; a server not opened is fine. */
+void tether_http_server_wake(tether_http_server_t *server);
+
+/* Answers every parked request (a final poll), stops accepting, finishes or
+ * drops open connections, joins the threads. */
 void tether_http_server_free(tether_http_server_t *server);
 
 #endif

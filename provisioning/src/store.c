@@ -19,6 +19,7 @@ static const struct {
     {TETHER_ROLE_READ, "read"},
     {TETHER_ROLE_FLEET, "fleet"},
     {TETHER_ROLE_SECURITY, "security"},
+    {TETHER_ROLE_RELYING_PARTY, "relying-party"},
 };
 
 void tether_store_init(tether_store_t *store)
@@ -101,7 +102,12 @@ tether_status_t tether_store_device_change_status(tether_store_t *store, const c
                                                   const char *reason, int64_t now,
                                                   tether_store_device_t *device)
 {
-    return STORE_CALL(store, device_change_status, id, action, reason, now, device);
+    tether_status_t rc = STORE_CALL(store, device_change_status, id, action, reason, now, device);
+
+    /* Revoke and quarantine append to the feed in their transaction. */
+    if (rc == TETHER_OK && action != TETHER_DEVICE_REINSTATE && store->revocation_hook != NULL)
+        store->revocation_hook(store->revocation_hook_arg);
+    return rc;
 }
 
 tether_status_t tether_store_bootstrap_token_create(tether_store_t *store,
@@ -204,6 +210,26 @@ tether_status_t tether_store_revocation_list(tether_store_t *store, int64_t afte
                                              void *arg)
 {
     return STORE_CALL(store, revocation_list, after_seq, limit, cb, arg);
+}
+
+tether_status_t tether_store_token_state(tether_store_t *store, const char *jti,
+                                         tether_store_token_state_t *state)
+{
+    return STORE_CALL(store, token_state, jti, state);
+}
+
+tether_status_t tether_store_revocation_head(tether_store_t *store, int64_t *seq)
+{
+    return STORE_CALL(store, revocation_head, seq);
+}
+
+void tether_store_set_revocation_hook(tether_store_t *store, tether_store_revocation_hook_fn fn,
+                                      void *arg)
+{
+    if (store == NULL)
+        return;
+    store->revocation_hook = fn;
+    store->revocation_hook_arg = arg;
 }
 
 const char *tether_device_status_name(tether_device_status_t status)

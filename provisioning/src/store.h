@@ -41,11 +41,15 @@ typedef enum tether_device_action {
     TETHER_DEVICE_REINSTATE,
 } tether_device_action_t;
 
-/* Admin roles, a bit set. */
+/* Admin roles, a bit set. TETHER_ROLE_ALL is the operators' set (the first
+ * token of a fleet); relying-party is the narrow role of relying parties (AI
+ * gateways): introspection and the revocation feed, nothing else. */
 #define TETHER_ROLE_READ 0x1u
 #define TETHER_ROLE_FLEET 0x2u
 #define TETHER_ROLE_SECURITY 0x4u
+#define TETHER_ROLE_RELYING_PARTY 0x8u
 #define TETHER_ROLE_ALL (TETHER_ROLE_READ | TETHER_ROLE_FLEET | TETHER_ROLE_SECURITY)
+#define TETHER_ROLE_KNOWN (TETHER_ROLE_ALL | TETHER_ROLE_RELYING_PARTY)
 
 /* The administrative view of a device (enrolment blobs are not included). */
 typedef struct tether_store_device {
@@ -136,6 +140,15 @@ typedef struct tether_store_alert {
     int64_t created_at;
 } tether_store_alert_t;
 
+/* What introspection needs about one issued token, read in one statement:
+ * its row in issued_tokens and its device's current status. */
+typedef struct tether_store_token_state {
+    char device_id[TETHER_STORE_DEVICE_ID_SIZE];
+    int64_t exp;
+    bool revoked;
+    tether_device_status_t device_status;
+} tether_store_token_state_t;
+
 typedef struct tether_store_revocation {
     int64_t seq;
     char device_id[TETHER_STORE_DEVICE_ID_SIZE];
@@ -150,6 +163,13 @@ typedef int (*tether_store_device_cb)(void *arg, const tether_store_device_t *de
 typedef int (*tether_store_admin_token_cb)(void *arg, const tether_store_admin_token_t *token);
 typedef int (*tether_store_alert_cb)(void *arg, const tether_store_alert_t *alert);
 typedef int (*tether_store_revocation_cb)(void *arg, const tether_store_revocation_t *rev);
+
+/* Defined with the exchange's functions below. */
+struct tether_store_exchange_device;
+struct tether_store_exchange;
+struct tether_store_exchange_result;
+struct tether_store_issued_token;
+struct tether_store_issuer_key;
 
 /* What an implementation provides. impl is its private state. */
 typedef struct tether_store_ops {
@@ -201,12 +221,35 @@ typedef struct tether_store_ops {
     tether_status_t (*issued_token_revoked)(void *impl, const char *jti, bool *revoked);
     tether_status_t (*revocation_list)(void *impl, int64_t after_seq, unsigned limit,
                                        tether_store_revocation_cb cb, void *arg);
+    tether_status_t (*token_state)(void *impl, const char *jti, tether_store_token_state_t *state);
+    tether_status_t (*revocation_head)(void *impl, int64_t *seq);
+
+    /* Attested token exchange and issuer keys (store_sqlite_exchange.c). */
+    tether_status_t (*exchange_device_get)(void *impl, const char *id,
+                                           struct tether_store_exchange_device *device);
+    tether_status_t (*exchange_record)(void *impl, const struct tether_store_exchange *exchange,
+                                       int64_t now, struct tether_store_exchange_result *result);
+    tether_status_t (*issued_token_get)(void *impl, const char *jti,
+                                        struct tether_store_issued_token *token);
+    tether_status_t (*issuer_key_list)(void *impl,
+                                       int (*cb)(void *arg,
+                                                 const struct tether_store_issuer_key *key),
+                                       void *arg);
+    tether_status_t (*issuer_key_add_first)(void *impl, const struct tether_store_issuer_key *key);
+    tether_status_t (*issuer_key_rotate)(void *impl, const struct tether_store_issuer_key *key,
+                                         int64_t now, struct tether_store_issuer_key *retired);
 } tether_store_ops_t;
+
+/* Called after a change that appended to the revocation feed was committed
+ * (from the thread that made it; it must not block). */
+typedef void (*tether_store_revocation_hook_fn)(void *arg);
 
 /* A store handle: caller-owned, init / open / free. */
 typedef struct tether_store {
     const tether_store_ops_t *ops;
     void *impl;
+    tether_store_revocation_hook_fn revocation_hook; /* NULL: none */
+    void *revocation_hook_arg;
 } tether_store_t;
 
 void tether_store_init(tether_store_t *store);
@@ -350,13 +393,203 @@ TETHER_MUST_CHECK tether_status_t tether_store_revocation_list(tether_store_t *s
                                                                tether_store_revocation_cb cb,
                                                                void *arg);
 
+/* The state of the token with this jti (TETHER_ERR_NOT_FOUND when the
+ * fleet never issued it), for introspection: one read, at request time, so
+ * that a revocation committed before is always seen. */
+TETHER_MUST_CHECK tether_status_t tether_store_token_state(tether_store_t *store, const char *jti,
+                                                           tether_store_token_state_t *state);
+/* The highest seq of the revocation feed (0 when it is empty). */
+TETHER_MUST_CHECK tether_status_t tether_store_revocation_head(tether_store_t *store,
+                                                               int64_t *seq);
+
+/* Sets the function called after this process commits a change that
+ * appends to the revocation feed (revoke, quarantine), so that waiting
+ * relying parties hear of it at once. Set it before the store is shared
+ * between threads. Other processes' changes are not seen here: poll
+ * tether_store_revocation_head for those. */
+void tether_store_set_revocation_hook(tether_store_t *store, tether_store_revocation_hook_fn fn,
+                                      void *arg);
+
+/* ---- attested token exchange (DESIGN.md, "Attested token exchange",
+ * "Clone detection"; store_sqlite_exchange.c, schema version 3) ---- */
+
+#define TETHER_STORE_BLOB_MAX 2048      /* a marshalled TPM structure of the device row */
+#define TETHER_STORE_DIGEST_MAX 64      /* the PCR reference digest */
+#define TETHER_STORE_FINGERPRINT_SIZE 32 /* tether_evidence_fingerprint() */
+#define TETHER_STORE_ADDRESS_SIZE 46    /* INET6_ADDRSTRLEN */
+#define TETHER_STORE_JTI_SIZE 33        /* 32 lowercase hex digits + NUL */
+#define TETHER_STORE_KID_SIZE 44        /* an RFC 7638 thumbprint (43 characters) + NUL */
+#define TETHER_STORE_CLAIM_MAX 512      /* scope and audience of an issued token, bytes */
+#define TETHER_STORE_KEY_FILE_MAX 128   /* an issuer key's file, relative to the fleet dir */
+
+/* A TPMS_CLOCK_INFO as the fleet keeps it. */
+typedef struct tether_store_clock {
+    uint64_t clock;         /* milliseconds */
+    uint32_t reset_count;
+    uint32_t restart_count;
+    bool safe;
+} tether_store_clock_t;
+
+/* One exchange as the fleet saw it: what the TPM signed, who sent it, when. */
+typedef struct tether_store_sighting {
+    uint64_t counter;
+    tether_store_clock_t clock;
+    char address[TETHER_STORE_ADDRESS_SIZE]; /* "-" when unknown */
+    int64_t at;
+} tether_store_sighting_t;
+
+/* What the exchange checks need of a device: its enrolment (TPM marshalled
+ * as in enrolment_sessions) and its exchange state. */
+typedef struct tether_store_exchange_device {
+    tether_store_device_t device;
+    uint8_t ek_public[TETHER_STORE_BLOB_MAX];         /* TPM2B_PUBLIC */
+    size_t ek_public_len;
+    uint8_t ak_public[TETHER_STORE_BLOB_MAX];         /* TPM2B_PUBLIC */
+    size_t ak_public_len;
+    uint8_t device_key_public[TETHER_STORE_BLOB_MAX]; /* TPM2B_PUBLIC */
+    size_t device_key_public_len;
+    uint8_t counter_public[TETHER_STORE_BLOB_MAX];    /* TPM2B_NV_PUBLIC */
+    size_t counter_public_len;
+    uint8_t pcr_digest[TETHER_STORE_DIGEST_MAX];      /* the reference quote digest ... */
+    size_t pcr_digest_len;                            /* ... 0: none yet (trust on first use) */
+    bool has_last;                  /* an exchange was accepted since the enrolment */
+    tether_store_sighting_t last;   /* the last accepted exchange */
+    uint8_t last_fingerprint[TETHER_STORE_FINGERPRINT_SIZE];
+} tether_store_exchange_device_t;
+
+/* An issued access token (table issued_tokens). */
+typedef struct tether_store_issued_token {
+    char jti[TETHER_STORE_JTI_SIZE];
+    char device_id[TETHER_STORE_DEVICE_ID_SIZE];
+    bool has_counter;
+    uint64_t counter;  /* the exchange it was issued for */
+    int64_t issued_at; /* iat */
+    int64_t exp;
+    bool revoked;
+    char kid[TETHER_STORE_KID_SIZE];        /* "" for tokens from before schema 3 */
+    char scope[TETHER_STORE_CLAIM_MAX + 1];
+    char audience[TETHER_STORE_CLAIM_MAX + 1];
+} tether_store_issued_token_t;
+
+/* One verified exchange to record. Strings are borrowed for the call. */
+typedef struct tether_store_exchange {
+    const char *device_id;
+    tether_store_sighting_t sighting;
+    uint8_t fingerprint[TETHER_STORE_FINGERPRINT_SIZE];
+    const uint8_t *pcr_digest; /* the quote's digest: kept if the device has none yet */
+    size_t pcr_digest_len;
+    /* Set when tether_evidence_verify() refused the evidence as
+     * clock_regression: valid signatures over a clock that went back, the
+     * second clone signal. Nothing below is used then. */
+    bool clock_regression;
+    /* The token to record when the exchange is accepted. */
+    const char *jti;
+    const char *kid;
+    const char *scope;
+    const char *audience;
+    int64_t exp; /* iat is sighting.at */
+} tether_store_exchange_t;
+
+typedef enum tether_store_exchange_decision {
+    TETHER_STORE_EXCHANGE_ACCEPT = 0,       /* counter above the highest: recorded */
+    TETHER_STORE_EXCHANGE_RETRY,            /* byte-identical retry of the last accepted one */
+    TETHER_STORE_EXCHANGE_CLONE,            /* counter not above the highest: quarantined */
+    TETHER_STORE_EXCHANGE_CLOCK_REGRESSION, /* the clock went back: quarantined */
+    TETHER_STORE_EXCHANGE_NOT_ACTIVE,       /* the device is no longer active: nothing changed */
+} tether_store_exchange_decision_t;
+
+typedef struct tether_store_exchange_result {
+    tether_store_exchange_decision_t decision;
+    tether_device_status_t status; /* the device's status after the transaction */
+    bool has_last;                 /* the last accepted sighting, as read in the transaction */
+    tether_store_sighting_t last;
+    tether_store_issued_token_t token; /* RETRY: the token issued for the retried exchange */
+} tether_store_exchange_result_t;
+
+/* The clone rule, pure (DESIGN.md, "Clone detection"): row is the device as
+ * read inside the transaction. A counter strictly above the highest accepted
+ * one is accepted (gaps are normal); the same counter with the fingerprint of
+ * the last accepted exchange is a retry; anything else is a clone. */
+tether_store_exchange_decision_t tether_store_exchange_decide(
+    const tether_store_exchange_device_t *row, const tether_store_exchange_t *exchange);
+
+/* The alert details of a clone sighting, a malloc'd JSON text:
+ * {"reason", "last_accepted": sighting|null, "this": sighting} with each
+ * sighting {"counter", "clock_info": {"clock", "resetCount", "restartCount",
+ * "safe"}, "source_address", "time"}; counters and clocks as exact integers. */
+TETHER_MUST_CHECK tether_status_t tether_store_sighting_details(
+    const char *reason, const tether_store_sighting_t *last, const tether_store_sighting_t *now,
+    char **json);
+
+/* The device with its enrolment and exchange state. TETHER_ERR_NOT_FOUND for
+ * an unknown id. */
+TETHER_MUST_CHECK tether_status_t tether_store_exchange_device_get(
+    tether_store_t *store, const char *id, tether_store_exchange_device_t *device);
+
+/*
+ * Records a verified exchange in one transaction (BEGIN IMMEDIATE; committed
+ * durably before the caller answers): the device row is read again and
+ * tether_store_exchange_decide()d on.
+ * - ACCEPT: highest_counter, the clock, the PCR reference (if none yet), the
+ *   fingerprint, address and time of this sighting are stored and the token
+ *   is recorded in issued_tokens;
+ * - RETRY: nothing changes; result->token is the token issued for it
+ *   (TETHER_ERR_NOT_FOUND if that row is gone);
+ * - CLONE and CLOCK_REGRESSION: the device is quarantined with a status
+ *   reason naming the sighting, every unexpired token of it is revoked, the
+ *   revocation feed gets an entry and an alert ("clone_detected" or
+ *   "clock_regression", details from tether_store_sighting_details) is added;
+ * - NOT_ACTIVE: nothing changes.
+ */
+TETHER_MUST_CHECK tether_status_t tether_store_exchange_record(
+    tether_store_t *store, const tether_store_exchange_t *exchange, int64_t now,
+    tether_store_exchange_result_t *result);
+
+/* The issued token with this jti (for introspection and retries);
+ * TETHER_ERR_NOT_FOUND when unknown. */
+TETHER_MUST_CHECK tether_status_t tether_store_issued_token_get(tether_store_t *store,
+                                                                const char *jti,
+                                                                tether_store_issued_token_t *token);
+
+/* ---- issuer keys (table issuer_keys) ---- */
+
+typedef struct tether_store_issuer_key {
+    char kid[TETHER_STORE_KID_SIZE];
+    char file[TETHER_STORE_KEY_FILE_MAX]; /* relative to the fleet directory */
+    int64_t created_at;
+    int64_t retired_at; /* 0: the active (signing) key */
+    int64_t not_after;  /* retired keys: published until then; 0 for the active key */
+} tether_store_issuer_key_t;
+
+typedef int (*tether_store_issuer_key_cb)(void *arg, const tether_store_issuer_key_t *key);
+
+/* Every key, oldest first. */
+TETHER_MUST_CHECK tether_status_t tether_store_issuer_key_list(tether_store_t *store,
+                                                               tether_store_issuer_key_cb cb,
+                                                               void *arg);
+
+/* Records the first (active) key; TETHER_ERR_CONFLICT when the table holds
+ * any key already. */
+TETHER_MUST_CHECK tether_status_t tether_store_issuer_key_add_first(
+    tether_store_t *store, const tether_store_issuer_key_t *key);
+
+/* In one transaction: the active key is retired at now and stays published
+ * until the last token it signed has expired (not_after = the latest exp of
+ * issued_tokens with its kid, at least now); key (created_at set, retired_at
+ * 0) becomes the active key. retired (may be NULL) gets the retired key.
+ * TETHER_ERR_NOT_FOUND when there is no active key. */
+TETHER_MUST_CHECK tether_status_t tether_store_issuer_key_rotate(
+    tether_store_t *store, const tether_store_issuer_key_t *key, int64_t now,
+    tether_store_issuer_key_t *retired);
+
 /* Names used on the wire and in the database. */
 const char *tether_device_status_name(tether_device_status_t status);
 TETHER_MUST_CHECK tether_status_t tether_device_status_parse(const char *name,
                                                              tether_device_status_t *status);
 
-/* Roles as "read,fleet,security" (canonical order) into out; parse accepts
- * the same names, comma-separated, and refuses unknown ones or an empty set. */
+/* Roles as "read,fleet,security,relying-party" (canonical order) into out;
+ * parse accepts the same names, comma-separated, and refuses unknown ones or
+ * an empty set. */
 tether_status_t tether_roles_format(unsigned roles, char *out, size_t out_size);
 TETHER_MUST_CHECK tether_status_t tether_roles_parse(const char *text, unsigned *roles);
 

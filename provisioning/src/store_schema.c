@@ -114,9 +114,49 @@ static const char migration_2[] =
     "CREATE INDEX enrolment_sessions_ek ON enrolment_sessions (ek_sha256);"
     "CREATE INDEX enrolment_sessions_expires ON enrolment_sessions (expires_at);";
 
+/*
+ * Version 3: the attested token exchange (DESIGN.md, "Attested token
+ * exchange", "Clone detection", "Revocation and containment").
+ * - devices: pcr_digest, the quote's PCR digest accepted for the device (trust
+ *   on first use: the first accepted exchange stores it); last_fingerprint
+ *   (tether_evidence_fingerprint of the last accepted exchange, to tell a
+ *   byte-identical retry from a clone), last_address and last_seen_at: the
+ *   last accepted sighting, with highest_counter and the last_* clockInfo
+ *   columns of version 1. Enrolment resets them all.
+ * - issued_tokens: kid (the issuer key that signed it), scope and audience,
+ *   so that a retry gets the same token and a retired key stays published
+ *   until its last token has expired.
+ * - issuer_keys: the ES256 keys that sign access tokens. Exactly one has no
+ *   retired_at: the signing key. A retired key stays in the JWKS until
+ *   not_after. file is the PEM file relative to the fleet directory
+ *   (issuer-key.pem for the key made at init, issuer-keys/KID.pem after).
+ */
+static const char migration_3[] =
+    "ALTER TABLE devices ADD COLUMN pcr_digest BLOB;"
+    "ALTER TABLE devices ADD COLUMN last_fingerprint BLOB"
+    " CHECK (last_fingerprint IS NULL OR length(last_fingerprint) = 32);"
+    "ALTER TABLE devices ADD COLUMN last_address TEXT;"
+    "ALTER TABLE devices ADD COLUMN last_seen_at INTEGER;"
+    "ALTER TABLE issued_tokens ADD COLUMN kid TEXT;"
+    "ALTER TABLE issued_tokens ADD COLUMN scope TEXT;"
+    "ALTER TABLE issued_tokens ADD COLUMN audience TEXT;"
+    "CREATE INDEX issued_tokens_device_counter ON issued_tokens (device_id, counter);"
+    "CREATE INDEX issued_tokens_kid_exp ON issued_tokens (kid, exp);"
+    "CREATE TABLE issuer_keys ("
+    " kid TEXT PRIMARY KEY NOT NULL CHECK (length(kid) = 43),"
+    " file TEXT NOT NULL UNIQUE,"
+    " created_at INTEGER NOT NULL,"
+    " retired_at INTEGER,"
+    " not_after INTEGER,"
+    " CHECK ((retired_at IS NULL) = (not_after IS NULL))"
+    ");"
+    "CREATE UNIQUE INDEX issuer_keys_one_active ON issuer_keys (retired_at IS NULL)"
+    " WHERE retired_at IS NULL;";
+
 const char *const tether_store_migrations[] = {
     migration_1,
     migration_2,
+    migration_3,
 };
 
 const size_t tether_store_migration_count =

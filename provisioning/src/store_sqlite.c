@@ -14,15 +14,11 @@
 #include <sqlite3.h>
 
 #include "store_schema.h"
+#include "store_sqlite_internal.h"
 #include "tether/bytes.h"
 #include "tether/log.h"
 
 #define BUSY_TIMEOUT_MS 5000
-
-typedef struct sqlite_store {
-    sqlite3 *db;
-    pthread_mutex_t lock;
-} sqlite_store_t;
 
 static tether_status_t db_fail(sqlite_store_t *s, const char *what)
 {
@@ -182,7 +178,7 @@ static tether_status_t op_admin_token_create(void *impl, const uint8_t hash[TETH
     char role_text[64];
     tether_status_t rc;
 
-    if (hash == NULL || name == NULL || (roles & ~TETHER_ROLE_ALL) != 0 || roles == 0)
+    if (hash == NULL || name == NULL || (roles & ~TETHER_ROLE_KNOWN) != 0 || roles == 0)
         return TETHER_ERR_INVALID_ARGUMENT;
     if ((rc = tether_roles_format(roles, role_text, sizeof(role_text))) != TETHER_OK)
         return rc;
@@ -333,10 +329,7 @@ out:
 
 /* ---- devices ---- */
 
-#define DEVICE_COLUMNS                                                                        \
-    "id, name, ek_sha256, status, status_reason, allow_reenroll, ak_public IS NOT NULL, "    \
-    "highest_counter, created_at, updated_at, ak_name, counter_nv_index"
-
+/* DEVICE_COLUMNS (store_sqlite_internal.h) in the order device_row reads them. */
 static tether_status_t device_row(sqlite3_stmt *stmt, tether_store_device_t *device)
 {
     tether_status_t rc;
@@ -800,6 +793,67 @@ out:
     return rc;
 }
 
+static tether_status_t op_token_state(void *impl, const char *jti,
+                                      tether_store_token_state_t *state)
+{
+    static const char sql[] = "SELECT t.device_id, t.exp, t.revoked, d.status "
+                              "FROM issued_tokens t JOIN devices d ON d.id = t.device_id "
+                              "WHERE t.jti = ?";
+    sqlite_store_t *s = impl;
+    sqlite3_stmt *stmt = NULL;
+    tether_status_t rc;
+    int step;
+
+    if (jti == NULL || state == NULL)
+        return TETHER_ERR_INVALID_ARGUMENT;
+    memset(state, 0, sizeof(*state));
+    pthread_mutex_lock(&s->lock);
+    if ((rc = db_prepare(s, sql, &stmt)) != TETHER_OK)
+        goto out;
+    sqlite3_bind_text(stmt, 1, jti, -1, SQLITE_STATIC);
+    step = sqlite3_step(stmt);
+    if (step == SQLITE_DONE) {
+        rc = TETHER_ERR_NOT_FOUND;
+        goto out;
+    }
+    if (step != SQLITE_ROW) {
+        rc = db_fail(s, "read issued token");
+        goto out;
+    }
+    rc = copy_text(state->device_id, sizeof(state->device_id), sqlite3_column_text(stmt, 0));
+    if (rc == TETHER_OK)
+        rc = tether_device_status_parse((const char *)sqlite3_column_text(stmt, 3),
+                                        &state->device_status);
+    state->exp = sqlite3_column_int64(stmt, 1);
+    state->revoked = sqlite3_column_int(stmt, 2) != 0;
+out:
+    sqlite3_finalize(stmt);
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+static tether_status_t op_revocation_head(void *impl, int64_t *seq)
+{
+    sqlite_store_t *s = impl;
+    sqlite3_stmt *stmt = NULL;
+    tether_status_t rc;
+
+    if (seq == NULL)
+        return TETHER_ERR_INVALID_ARGUMENT;
+    *seq = 0;
+    pthread_mutex_lock(&s->lock);
+    if ((rc = db_prepare(s, "SELECT coalesce(max(seq), 0) FROM revocations", &stmt)) ==
+        TETHER_OK) {
+        if (sqlite3_step(stmt) == SQLITE_ROW)
+            *seq = sqlite3_column_int64(stmt, 0);
+        else
+            rc = db_fail(s, "read revocation feed head");
+    }
+    sqlite3_finalize(stmt);
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
 /* ---- enrolment ---- */
 
 static void bind_blob(sqlite3_stmt *stmt, int index, const tether_store_blob_t *blob)
@@ -1062,7 +1116,8 @@ static tether_status_t op_enrollment_delete(void *impl, const char *id)
     "counter_nv_public FROM enrolment_sessions WHERE id = ?1), "                              \
     "status = 'active', status_reason = '', allow_reenroll = 0, highest_counter = 0, "       \
     "last_clock = NULL, last_reset_count = NULL, last_restart_count = NULL, "                \
-    "last_clock_safe = NULL, updated_at = ?3"
+    "last_clock_safe = NULL, pcr_digest = NULL, last_fingerprint = NULL, "                    \
+    "last_address = NULL, last_seen_at = NULL, updated_at = ?3"
 
 /* Inside the activation's transaction, after a grant. */
 static tether_status_t activate_tx(sqlite_store_t *s, const char *id, const char *new_device_id,
@@ -1169,6 +1224,49 @@ out:
     return rc;
 }
 
+/* ---- shared with store_sqlite_exchange.c (store_sqlite_internal.h) ---- */
+
+tether_status_t tether_sqlite_fail(sqlite_store_t *s, const char *what)
+{
+    return db_fail(s, what);
+}
+
+tether_status_t tether_sqlite_prepare(sqlite_store_t *s, const char *sql, sqlite3_stmt **stmt)
+{
+    return db_prepare(s, sql, stmt);
+}
+
+tether_status_t tether_sqlite_step_done(sqlite_store_t *s, sqlite3_stmt *stmt, const char *what)
+{
+    return db_step_done(s, stmt, what);
+}
+
+tether_status_t tether_sqlite_begin(sqlite_store_t *s)
+{
+    return db_begin(s);
+}
+
+tether_status_t tether_sqlite_finish(sqlite_store_t *s, tether_status_t rc)
+{
+    return db_finish(s, rc);
+}
+
+tether_status_t tether_sqlite_copy_text(char *out, size_t out_size, const unsigned char *text)
+{
+    return copy_text(out, out_size, text);
+}
+
+tether_status_t tether_sqlite_device_row(sqlite3_stmt *stmt, tether_store_device_t *device)
+{
+    return device_row(stmt, device);
+}
+
+tether_status_t tether_sqlite_revoke_tokens(sqlite_store_t *s, const char *id, const char *reason,
+                                            int64_t now)
+{
+    return revoke_tokens(s, id, reason, now);
+}
+
 /* ---- life cycle ---- */
 
 static void op_close(void *impl)
@@ -1207,6 +1305,14 @@ static const tether_store_ops_t sqlite_ops = {
     .issued_token_add = op_issued_token_add,
     .issued_token_revoked = op_issued_token_revoked,
     .revocation_list = op_revocation_list,
+    .token_state = op_token_state,
+    .revocation_head = op_revocation_head,
+    .exchange_device_get = tether_sqlite_exchange_device_get,
+    .exchange_record = tether_sqlite_exchange_record,
+    .issued_token_get = tether_sqlite_issued_token_get,
+    .issuer_key_list = tether_sqlite_issuer_key_list,
+    .issuer_key_add_first = tether_sqlite_issuer_key_add_first,
+    .issuer_key_rotate = tether_sqlite_issuer_key_rotate,
 };
 
 /* journal_mode answers with a row naming the mode it got. */

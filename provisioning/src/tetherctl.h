@@ -10,6 +10,7 @@
  *   tetherctl_client.c   the HTTPS request and the exit code of its answer
  *   tetherctl_devices.c  device verbs
  *   tetherctl_tokens.c   bootstrap tokens, admin tokens, alerts
+ *   tetherctl_revocation.c  the revocation feed, revoke-leaked
  *   tetherctl_main.c     main()
  */
 #ifndef TETHER_TETHERCTL_H
@@ -24,6 +25,7 @@
 
 #include "tether/error.h"
 #include "tether/https_client.h"
+#include "tether/jose.h"
 #include "tether/log.h"
 #include "tether/secret_token.h"
 
@@ -57,6 +59,8 @@ typedef enum ctl_option {
     CTL_OPT_USES,
     CTL_OPT_ROLE,
     CTL_OPT_AFTER,
+    CTL_OPT_WAIT,
+    CTL_OPT_DRY_RUN,
     CTL_OPT__COUNT
 } ctl_option_t;
 
@@ -115,10 +119,10 @@ TETHER_MUST_CHECK tether_status_t ctl_duration_parse(const char *text, unsigned 
 TETHER_MUST_CHECK tether_status_t ctl_uint_parse(const char *text, uint64_t min, uint64_t max,
                                                  uint64_t *value);
 
-#define CTL_ROLE_COUNT 3
+#define CTL_ROLE_COUNT 4
 /* A comma-separated list of admin roles ("fleet,security,read"): each of
- * read, fleet, security at most once. names gets them in the order given
- * (static strings). */
+ * read, fleet, security, relying-party at most once. names gets them in the
+ * order given (static strings). */
 TETHER_MUST_CHECK tether_status_t ctl_roles_parse(const char *text,
                                                   const char *names[CTL_ROLE_COUNT],
                                                   size_t *count);
@@ -257,6 +261,19 @@ int ctl_fail(ctl_context_t *ctx, int code, const char *fmt, ...) TETHER_PRINTF(3
 int ctl_call(ctl_context_t *ctx, const char *method, const char *path, const char *content_type,
              const char *body, size_t body_len, cJSON **json);
 
+/* ctl_call with flags:
+ *   CTL_CALL_PUBLIC: the admin token is not sent (the fleet's public
+ *     documents, /.well-known/...; the token file is still read, since the
+ *     verbs that use this go on with admin calls);
+ *   CTL_CALL_QUIET: a refusal (non-2xx) prints nothing and returns
+ *     CTL_EXIT_REMOTE with *json set to the error object when there is one;
+ *     ctx->response.status says which. Connection failures still print. */
+#define CTL_CALL_PUBLIC 0x1u
+#define CTL_CALL_QUIET 0x2u
+int ctl_request(ctl_context_t *ctx, const char *method, const char *path,
+                const char *content_type, const char *body, size_t body_len, unsigned flags,
+                cJSON **json);
+
 /* ctl_call with object (deleted here) as a JSON body. */
 int ctl_post_json(ctl_context_t *ctx, const char *path, cJSON *object, cJSON **json);
 
@@ -288,6 +305,57 @@ int ctl_token_create(ctl_context_t *ctx, const char *arg);
 int ctl_token_list(ctl_context_t *ctx, const char *arg);
 int ctl_token_revoke(ctl_context_t *ctx, const char *arg);
 int ctl_alerts(ctl_context_t *ctx, const char *arg);
+int ctl_key_list(ctl_context_t *ctx, const char *arg);   /* tetherctl_keys.c */
+int ctl_key_rotate(ctl_context_t *ctx, const char *arg); /* tetherctl_keys.c */
+int ctl_revocations(ctl_context_t *ctx, const char *arg);
+int ctl_revoke_leaked(ctl_context_t *ctx, const char *arg);
+
+/* ---- revoke-leaked (tetherctl_revocation.c) ------------------------------ */
+
+#define CTL_LEAK_INPUT_MAX (16u * 1024u * 1024u) /* text scanned for tokens */
+#define CTL_LEAK_PREFIX_LEN 12                   /* characters of a token ever printed */
+
+/* What a candidate token turned out to be. */
+typedef enum ctl_leak_verdict {
+    CTL_LEAK_OURS = 0,     /* signed by a key the fleet publishes, with its issuer */
+    CTL_LEAK_NOT_OURS,     /* another signer: nothing to revoke here */
+    CTL_LEAK_WRONG_ISSUER, /* a key of ours, another issuer: not revoked, reported */
+    CTL_LEAK_MALFORMED,    /* looked like a token, is not one */
+} ctl_leak_verdict_t;
+
+/* One candidate found in the text. Nothing here is secret: the token
+ * itself stays in the input, of which only prefix is copied. */
+typedef struct ctl_leak_token {
+    size_t line;                           /* 1-based line of the text */
+    char prefix[CTL_LEAK_PREFIX_LEN + 1];  /* the token's first characters */
+    ctl_leak_verdict_t verdict;
+    char jti[65];                          /* printable ASCII, cut at 64 */
+    char device_id[65];                    /* sub; "" unless ours */
+    int64_t exp;                           /* 0 when unknown */
+    char why[96];                          /* for not ours / malformed */
+} ctl_leak_token_t;
+
+/*
+ * Checks token[0..len) (a candidate from tether_secret_token_find_jwts)
+ * against the fleet's keys: the JWS signature with the key its kid names
+ * (expiry and audience are not checked: a leaked expired token still
+ * identifies its device), the claims an access token must have, and iss
+ * against issuer when issuer is not NULL. Pure: no I/O. Fills every field
+ * of out but line.
+ */
+void ctl_leak_check(const char *token, size_t len, const tether_jwt_keyset_t *keys,
+                    const char *issuer, ctl_leak_token_t *out);
+
+/* Sets *keys (freed with ctl_jwks_free) to the EC P-256 keys with a kid of a
+ * JWKS document ({"keys": [...]}); keys of other types are skipped and
+ * counted in *skipped. TETHER_ERR_PARSE when jwks has no key list. */
+typedef struct ctl_jwks {
+    tether_jwt_key_t *keys;
+    size_t count;
+    size_t skipped;
+} ctl_jwks_t;
+TETHER_MUST_CHECK tether_status_t ctl_jwks_parse(const cJSON *jwks, ctl_jwks_t *out);
+void ctl_jwks_free(ctl_jwks_t *jwks);
 
 /* The whole program: parses argv, runs the verb, returns the exit code. */
 int ctl_run(int argc, char *const *argv, const ctl_io_t *io);

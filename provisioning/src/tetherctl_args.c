@@ -24,6 +24,8 @@ static const struct {
     [CTL_OPT_USES] = {"uses", true},
     [CTL_OPT_ROLE] = {"role", true},
     [CTL_OPT_AFTER] = {"after", true},
+    [CTL_OPT_WAIT] = {"wait", true},
+    [CTL_OPT_DRY_RUN] = {"dry-run", false},
 };
 
 const char *ctl_option_name(ctl_option_t option)
@@ -219,7 +221,8 @@ tether_status_t ctl_uint_parse(const char *text, uint64_t min, uint64_t max, uin
 tether_status_t ctl_roles_parse(const char *text, const char *names[CTL_ROLE_COUNT],
                                 size_t *count)
 {
-    static const char *const known[CTL_ROLE_COUNT] = {"read", "fleet", "security"};
+    static const char *const known[CTL_ROLE_COUNT] = {"read", "fleet", "security",
+                                                       "relying-party"};
     unsigned seen = 0;
     const char *p = text;
 

@@ -80,12 +80,15 @@ static const ctl_verb_t verbs[] = {
      "Needs an admin token with the fleet role.\n"},
     {"token", "create", NULL, B(ROLE) | B(NAME), B(ROLE) | B(NAME), ctl_token_create,
      "token create --role ROLES --name NAME", "print a new admin token",
-     "  --role ROLES  comma-separated: read, fleet, security (only roles the\n"
-     "                token in --token-file holds itself)\n"
+     "  --role ROLES  comma-separated: read, fleet, security, relying-party\n"
+     "                (only roles the token in --token-file holds itself; a\n"
+     "                security token may also grant relying-party)\n"
      "  --name NAME   what the token is for (1-64 characters)\n"
      "\n"
      "Prints only the new tthr_adm_ token on standard output. It is shown once\n"
      "and stored by the fleet only as a hash: put it in a file with mode 0600.\n"
+     "relying-party is for AI gateways: token introspection and the revocation\n"
+     "feed, nothing else.\n"
      "Needs an admin token with the security role.\n"},
     {"token", "list", NULL, 0, 0, ctl_token_list, "token list", "list admin tokens",
      "Prints ID, NAME, ROLES, CREATED and REVOKED (UTC) for every admin token,\n"
@@ -96,6 +99,19 @@ static const ctl_verb_t verbs[] = {
      "ID is the number shown by 'tetherctl token list'. The token stops working\n"
      "at once.\n"
      "Needs an admin token with the security role.\n"},
+    {"key", "list", NULL, 0, 0, ctl_key_list, "key list", "list the token issuer keys",
+     "Prints KID, STATE (active: signs new tokens; retired), CREATED and NOT AFTER\n"
+     "(UTC: until then a retired key stays in /.well-known/jwks.json, for the\n"
+     "tokens it signed) for every issuer key; with --json the server's\n"
+     "{\"keys\": [...]}.\n"
+     "Needs an admin token with the read role.\n"},
+    {"key", "rotate", NULL, 0, 0, ctl_key_rotate, "key rotate",
+     "make a new issuer key the signing key",
+     "A new ES256 key signs every token from now on. The old key is retired but\n"
+     "stays published until the last token it signed has expired, so relying\n"
+     "parties keep accepting those. Prints the new kid and until when the old\n"
+     "key is published.\n"
+     "Needs an admin token with the security role.\n"},
     {"alerts", NULL, NULL, B(AFTER), 0, ctl_alerts, "alerts [--after ID]",
      "list security alerts (clones, clock regressions)",
      "  --after ID  only alerts after this one (to read on, or to poll)\n"
@@ -103,6 +119,29 @@ static const ctl_verb_t verbs[] = {
      "Prints ID, DEVICE, KIND, CREATED (UTC) and DETAILS, oldest first, at most\n"
      "500 at a time.\n"
      "Needs an admin token with the security role.\n"},
+    {"revocations", NULL, NULL, B(AFTER) | B(WAIT), 0, ctl_revocations,
+     "revocations [--after SEQ] [--wait S]", "read the revocation feed",
+     "  --after SEQ  only entries after this seq (the last_seq of the last read)\n"
+     "  --wait S     when nothing is newer, wait up to S seconds (0-30) for it\n"
+     "\n"
+     "Prints SEQ, DEVICE, JTI (\"*\": every token of the device), CREATED (UTC)\n"
+     "and REASON, oldest first, at most 500 at a time; with --json the fleet's\n"
+     "{\"revocations\": [...], \"last_seq\": N}. Relying parties follow the feed\n"
+     "with --after set to the last last_seq.\n"
+     "Needs an admin token with the relying-party, security or read role.\n"},
+    {"revoke-leaked", NULL, "FILE", B(DRY_RUN), 0, ctl_revoke_leaked,
+     "revoke-leaked FILE [--dry-run]", "revoke the devices of access tokens found in a text",
+     "  --dry-run  only report what would be done\n"
+     "\n"
+     "FILE (\"-\": standard input; at most 16 MiB) is any text: logs, chat\n"
+     "exports, a paste. Every tether access token in it is checked against the\n"
+     "keys the fleet publishes (/.well-known/jwks.json) and its issuer; expired\n"
+     "tokens count (they still name their device). The device of each token of\n"
+     "this fleet is revoked once, with the reason \"leaked token JTI found by\n"
+     "revoke-leaked\". Prints one line per token (LINE, TOKEN: its first 12\n"
+     "characters, JTI, DEVICE, RESULT), never a whole token; --json prints\n"
+     "{\"tokens\": [...], \"devices_revoked\": N}.\n"
+     "Needs an admin token with the security role (--dry-run: the read role).\n"},
 };
 
 #define VERB_COUNT (sizeof(verbs) / sizeof(verbs[0]))

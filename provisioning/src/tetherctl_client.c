@@ -126,8 +126,9 @@ static int refused(ctl_context_t *ctx, const char *method, const char *path, cJS
     return CTL_EXIT_REMOTE;
 }
 
-int ctl_call(ctl_context_t *ctx, const char *method, const char *path, const char *content_type,
-             const char *body, size_t body_len, cJSON **json)
+int ctl_request(ctl_context_t *ctx, const char *method, const char *path,
+                const char *content_type, const char *body, size_t body_len, unsigned flags,
+                cJSON **json)
 {
     const char *headers[2] = {NULL, NULL};
     cJSON *answer = NULL;
@@ -138,14 +139,21 @@ int ctl_call(ctl_context_t *ctx, const char *method, const char *path, const cha
         *json = NULL;
     if (!ctx->connected && (code = connect_setup(ctx)) != CTL_EXIT_OK)
         return code;
-    headers[0] = ctx->authorization;
+    headers[0] = (flags & CTL_CALL_PUBLIC) ? NULL : ctx->authorization;
     rc = tether_https_request(&ctx->client, method, path, content_type, (const uint8_t *)body,
                               body_len, headers, &ctx->response);
     if (rc != TETHER_OK)
         return ctl_fail(ctx, rc == TETHER_ERR_INVALID_ARGUMENT ? CTL_EXIT_USAGE : CTL_EXIT_CONNECT,
                         "%s", ctx->client.error);
-    if (ctx->response.status < 200 || ctx->response.status > 299)
-        return refused(ctx, method, path, json);
+    if (ctx->response.status < 200 || ctx->response.status > 299) {
+        if (!(flags & CTL_CALL_QUIET))
+            return refused(ctx, method, path, json);
+        if (json != NULL && ctx->response.body_len > 0 &&
+            tether_json_parse_object((const char *)ctx->response.body, ctx->response.body_len,
+                                     json) != TETHER_OK)
+            *json = NULL;
+        return CTL_EXIT_REMOTE;
+    }
     if (tether_json_parse_object((const char *)ctx->response.body, ctx->response.body_len,
                                  &answer) != TETHER_OK)
         return ctl_fail(ctx, CTL_EXIT_REMOTE,
@@ -156,6 +164,12 @@ int ctl_call(ctl_context_t *ctx, const char *method, const char *path, const cha
     else
         ctl_json_free(answer);
     return CTL_EXIT_OK;
+}
+
+int ctl_call(ctl_context_t *ctx, const char *method, const char *path, const char *content_type,
+             const char *body, size_t body_len, cJSON **json)
+{
+    return ctl_request(ctx, method, path, content_type, body, body_len, 0, json);
 }
 
 int ctl_post_json(ctl_context_t *ctx, const char *path, cJSON *object, cJSON **json)

@@ -183,6 +183,8 @@ tether_status_t ctl_input_read(const char *path, size_t max, char **data, size_t
     *len = got;
     buf = NULL;
 out:
+    if (buf != NULL)
+        tether_wipe(buf, max + 2); /* the text may hold secrets (revoke-leaked) */
     free(buf);
     if (!is_stdin)
         close(fd);

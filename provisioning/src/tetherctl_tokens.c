@@ -68,8 +68,8 @@ int ctl_token_create(ctl_context_t *ctx, const char *arg)
     (void)arg;
     if (ctl_roles_parse(roles_text, roles, &role_count) != TETHER_OK)
         return ctl_fail(ctx, CTL_EXIT_USAGE,
-                        "--role must list roles among read, fleet, security, separated by "
-                        "commas, each once (e.g. --role fleet,read)");
+                        "--role must list roles among read, fleet, security, relying-party, "
+                        "separated by commas, each once (e.g. --role fleet,read)");
     request = cJSON_CreateObject();
     if (cJSON_AddStringToObject(request, "name", ctx->args->value[CTL_OPT_NAME]) == NULL ||
         (array = cJSON_AddArrayToObject(request, "roles")) == NULL) {

@@ -59,7 +59,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         tether_admin_token_request_t req;
         rc = tether_admin_parse_token(body, size, &req, message, sizeof(message));
         check(rc, message);
-        if (rc == TETHER_OK && (req.roles == 0 || (req.roles & ~TETHER_ROLE_ALL) != 0 ||
+        if (rc == TETHER_OK && (req.roles == 0 || (req.roles & ~TETHER_ROLE_KNOWN) != 0 ||
                                 !tether_fleet_name_valid(req.name, strlen(req.name))))
             abort();
         break;

@@ -144,6 +144,12 @@ typedef struct tether_jwt_expect {
     uint32_t leeway;       /* tolerated clock skew in seconds, at most TETHER_JWT_MAX_LEEWAY */
 } tether_jwt_expect_t;
 
+/* Only for the issuer's own introspection endpoint, which reports "aud" to
+ * the relying party that checks it (RFC 7662 section 2.2): passed as
+ * expect->audience (recognised by its address, not its text), "aud" is
+ * checked for its shape only. A relying party never uses it. */
+extern const char TETHER_JWT_ANY_AUDIENCE[];
+
 /* Issues an access token: header {"alg":"ES256","typ":"at+jwt","kid":kid},
  * payload the caller's claims object serialized without whitespace. key is
  * the issuer's P-256 private key. Output as for tether_jws_sign. */
@@ -170,7 +176,8 @@ tether_status_t tether_jwt_sign_with(const char *kid, const cJSON *claims, tethe
  *     RFC 9068 section 2.2 requires: iss, sub, client_id, jti (strings), aud
  *     (string or array of strings), exp and iat (integer NumericDates), and
  *     nbf if present (TETHER_ERR_PARSE otherwise);
- *  5. iss (TETHER_ERR_WRONG_ISSUER), aud (TETHER_ERR_WRONG_AUDIENCE);
+ *  5. iss (TETHER_ERR_WRONG_ISSUER), aud (TETHER_ERR_WRONG_AUDIENCE; not
+ *     with TETHER_JWT_ANY_AUDIENCE);
  *  6. now >= exp + leeway (TETHER_ERR_EXPIRED); now < nbf - leeway or
  *     now < iat - leeway (TETHER_ERR_NOT_YET_VALID).
  * On success, if claims_out is not NULL, it gets the claims (the caller frees

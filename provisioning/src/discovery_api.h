@@ -1,0 +1,42 @@
+/*
+ * What relying parties fetch to trust this fleet's tokens, without any
+ * credential:
+ *
+ *   GET /.well-known/jwks.json                 the published issuer keys
+ *                                              (issuer_keys.h), RFC 7517
+ *   GET /.well-known/oauth-authorization-server  RFC 8414 metadata: issuer,
+ *                                              endpoints, grant types
+ */
+#ifndef TETHER_FLEET_DISCOVERY_API_H
+#define TETHER_FLEET_DISCOVERY_API_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "http.h"
+#include "issuer_keys.h"
+#include "token_issuer.h"
+
+#define TETHER_JWKS_PATH "/.well-known/jwks.json"
+#define TETHER_METADATA_PATH "/.well-known/oauth-authorization-server"
+
+typedef struct tether_discovery_api {
+    tether_issuer_keys_t *keys;          /* borrowed, opened */
+    const tether_token_policy_t *policy; /* borrowed */
+    int64_t (*clock)(void); /* Unix seconds; NULL: the system clock */
+} tether_discovery_api_t;
+
+void tether_discovery_api_init(tether_discovery_api_t *api, tether_issuer_keys_t *keys,
+                               const tether_token_policy_t *policy);
+
+bool tether_discovery_api_owns(const char *path);
+
+/* The RFC 8414 metadata object (the caller deletes it), NULL when out of
+ * memory. */
+cJSON *tether_discovery_metadata(const tether_token_policy_t *policy);
+
+/* A tether_http_handler_fn; arg is the tether_discovery_api_t. */
+void tether_discovery_api_handle(void *arg, const tether_http_request_t *request,
+                                 tether_http_response_t *response);
+
+#endif

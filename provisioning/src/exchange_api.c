@@ -1,0 +1,700 @@
+/* POST /v1/challenge and POST /v1/token (exchange_api.h). */
+#include "exchange_api.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <tss2/tss2_mu.h>
+
+#include "tether/base64url.h"
+#include "tether/bytes.h"
+#include "tether/evidence.h"
+#include "tether/json_strict.h"
+#include "tether/log.h"
+#include "tether/tpm2_public.h"
+#include "token_form.h"
+#include "validate.h"
+
+#define CHALLENGE_PATH "/v1/challenge"
+#define TOKEN_PATH "/v1/token"
+#define CHALLENGE_MAX_BODY 1024
+#define WHY_SIZE 256
+
+typedef struct exchange_call {
+    tether_exchange_api_t *api;
+    const tether_http_request_t *request;
+    tether_http_response_t *response;
+    const char *remote; /* for log lines and the sighting */
+    int64_t now;
+} exchange_call_t;
+
+/* What POST /v1/token works with, on the heap (about 40 KiB) and wiped:
+ * the evidence is a bearer credential while its nonce lives, and the
+ * answer a token. */
+typedef struct token_work {
+    tether_token_form_t form;
+    tether_evidence_t ev;
+    tether_store_exchange_device_t device;
+    TPM2B_PUBLIC ek;
+    TPM2B_PUBLIC ak;
+    TPM2B_PUBLIC device_key;
+    TPM2B_NV_PUBLIC counter;
+    TPM2B_NAME ak_qualified_name;
+    TPM2B_NAME counter_name;
+    TPM2B_DIGEST reference;
+    TPMS_CLOCK_INFO last_clock;
+    tether_evidence_policy_t policy;
+    tether_evidence_result_t result;
+    tether_evidence_code_t code;
+    uint8_t fingerprint[TETHER_STORE_FINGERPRINT_SIZE];
+    bool retry;
+    char jkt[TETHER_JWK_THUMBPRINT_SIZE];
+    char scope[TETHER_TOKEN_FORM_VALUE_MAX + 1];
+    char audience[TETHER_TOKEN_FORM_VALUE_MAX + 1];
+    char jti[TETHER_STORE_JTI_SIZE];
+    tether_store_exchange_t exchange;
+    tether_store_exchange_result_t recorded;
+    char token[TETHER_JWS_MAX_LEN + 1];
+    char why[WHY_SIZE];
+} token_work_t;
+
+void tether_exchange_api_init(tether_exchange_api_t *api, tether_store_t *store,
+                              tether_issuer_keys_t *keys, const tether_token_policy_t *policy,
+                              const uint8_t nonce_key[TETHER_NONCE_KEY_SIZE])
+{
+    if (api == NULL)
+        return;
+    memset(api, 0, sizeof(*api));
+    api->store = store;
+    api->keys = keys;
+    api->policy = policy;
+    if (nonce_key != NULL)
+        memcpy(api->nonce_key, nonce_key, sizeof(api->nonce_key));
+}
+
+void tether_exchange_api_free(tether_exchange_api_t *api)
+{
+    if (api != NULL)
+        tether_wipe(api, sizeof(*api));
+}
+
+bool tether_exchange_api_owns(const char *path)
+{
+    return path != NULL && (strcmp(path, CHALLENGE_PATH) == 0 || strcmp(path, TOKEN_PATH) == 0);
+}
+
+/* ---- answers and log lines ---- */
+
+/* {"error", "error_description", "tether_error"}: the OAuth code for
+ * generic clients, tether's own for the agent and dashboards. */
+static void respond(exchange_call_t *call, unsigned status, const char *error,
+                    const char *tether_error, const char *description)
+{
+    cJSON *json = cJSON_CreateObject();
+
+    if (json == NULL || cJSON_AddStringToObject(json, "error", error) == NULL ||
+        cJSON_AddStringToObject(json, "error_description", description) == NULL ||
+        cJSON_AddStringToObject(json, "tether_error", tether_error) == NULL) {
+        cJSON_Delete(json);
+        tether_http_respond_error(call->response, 500, "server_error", "out of memory");
+        return;
+    }
+    tether_http_respond_json(call->response, status, json);
+}
+
+static void refuse(exchange_call_t *call, const char *what, const char *device_id,
+                   unsigned status, const char *error, const char *tether_error,
+                   const char *fmt, ...) __attribute__((format(printf, 7, 8)));
+
+/* Answers a refusal and logs it (never a token, nonce or evidence: the
+ * reasons come from parsers and checks that do not echo them). */
+static void refuse(exchange_call_t *call, const char *what, const char *device_id,
+                   unsigned status, const char *error, const char *tether_error, const char *fmt,
+                   ...)
+{
+    char description[WHY_SIZE + 128];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(description, sizeof(description), fmt, ap);
+    va_end(ap);
+    tether_warn("exchange", "%s refused: device=%s outcome=%s status=%u remote=%s reason=%s", what,
+                device_id != NULL && device_id[0] != '\0' ? device_id : "-", tether_error, status,
+                call->remote, description);
+    respond(call, status, error, tether_error, description);
+}
+
+static void server_error(exchange_call_t *call, const char *what, tether_status_t rc)
+{
+    tether_error("exchange", "%s failed: %s", what, tether_strerror(rc));
+    respond(call, 500, "server_error", "server_error",
+            "the fleet could not complete the exchange; see the server log");
+}
+
+/* The refusal for a device that may not exchange (403 on both endpoints). */
+static void refuse_status(exchange_call_t *call, const char *what, const char *device_id,
+                          tether_device_status_t status)
+{
+    switch (status) {
+    case TETHER_DEVICE_REVOKED:
+        refuse(call, what, device_id, 403, "invalid_grant", "device_revoked",
+               "this device is revoked: it gets no tokens until an operator reinstates it and "
+               "it enrols again");
+        break;
+    case TETHER_DEVICE_QUARANTINED:
+        refuse(call, what, device_id, 403, "invalid_grant", "device_quarantined",
+               "this device is quarantined (suspected clone): it gets no tokens until an "
+               "operator checks it, reinstates it and it enrols again");
+        break;
+    default:
+        refuse(call, what, device_id, 403, "invalid_grant", "device_not_active",
+               "this device is not enrolled (status %s): enrol it first (tether-agent enroll)",
+               tether_device_status_name(status));
+        break;
+    }
+}
+
+static void refuse_unknown(exchange_call_t *call, const char *what, const char *device_id)
+{
+    refuse(call, what, device_id, 403, "invalid_grant", "unknown_device",
+           "no device with this id is enrolled in this fleet (tether-agent enroll enrols one)");
+}
+
+/* The media type of a Content-Type header, ignoring parameters and case. */
+static bool media_type_is(const char *content_type, const char *expected)
+{
+    size_t len = strlen(expected);
+
+    if (content_type == NULL || strncasecmp(content_type, expected, len) != 0)
+        return false;
+    return content_type[len] == '\0' || content_type[len] == ';' || content_type[len] == ' ';
+}
+
+/* The evidence's device id alphabet (tether/evidence.h). */
+static bool device_id_syntax(const char *id, size_t len)
+{
+    if (len == 0 || len > TETHER_EVIDENCE_MAX_DEVICE_ID)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        char c = id[i];
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '-'))
+            return false;
+    }
+    return true;
+}
+
+/* ---- POST /v1/challenge ---- */
+
+/* {"device_id": "..."} and nothing else; *id points into *json. */
+static bool challenge_body(exchange_call_t *call, cJSON **json, const char **id)
+{
+    const tether_http_request_t *request = call->request;
+    const cJSON *member;
+
+    *json = NULL;
+    if (request->body_len > CHALLENGE_MAX_BODY ||
+        tether_json_parse_object((const char *)request->body, request->body_len, json) !=
+            TETHER_OK ||
+        (member = cJSON_GetObjectItemCaseSensitive(*json, "device_id")) == NULL ||
+        cJSON_GetArraySize(*json) != 1 || !cJSON_IsString(member) ||
+        !device_id_syntax(member->valuestring, strlen(member->valuestring))) {
+        refuse(call, "challenge", NULL, 400, "invalid_request", "invalid_request",
+               "the body must be {\"device_id\": \"dev_...\"} and nothing else");
+        return false;
+    }
+    *id = member->valuestring;
+    return true;
+}
+
+static void handle_challenge(exchange_call_t *call)
+{
+    tether_exchange_api_t *api = call->api;
+    uint8_t nonce[TETHER_NONCE_SIZE];
+    char nonce_text[TETHER_NONCE_TEXT_LEN + 1];
+    tether_store_device_t device;
+    cJSON *body = NULL, *json;
+    const char *id = NULL;
+    tether_status_t rc;
+
+    if (!challenge_body(call, &body, &id))
+        goto out;
+    rc = tether_fleet_device_id_valid(id, strlen(id))
+             ? tether_store_device_get(api->store, id, &device)
+             : TETHER_ERR_NOT_FOUND;
+    if (rc == TETHER_ERR_NOT_FOUND) {
+        refuse_unknown(call, "challenge", id);
+        goto out;
+    }
+    if (rc != TETHER_OK) {
+        server_error(call, "challenge", rc);
+        goto out;
+    }
+    if (device.status != TETHER_DEVICE_ACTIVE) {
+        refuse_status(call, "challenge", id, device.status);
+        goto out;
+    }
+    if ((rc = tether_nonce_issue(api->nonce_key, sizeof(api->nonce_key), (uint64_t)call->now,
+                                 TETHER_CHALLENGE_TTL, nonce)) != TETHER_OK ||
+        (rc = tether_base64url_encode(nonce, sizeof(nonce), nonce_text, sizeof(nonce_text),
+                                      NULL)) != TETHER_OK) {
+        server_error(call, "issuing a nonce", rc);
+        goto out;
+    }
+    json = cJSON_CreateObject();
+    if (json == NULL || cJSON_AddStringToObject(json, "nonce", nonce_text) == NULL ||
+        cJSON_AddNumberToObject(json, "expires_in", TETHER_CHALLENGE_TTL) == NULL ||
+        cJSON_AddStringToObject(json, "pcr_selection", api->policy->pcr_selection_text) ==
+            NULL) {
+        cJSON_Delete(json);
+        server_error(call, "answering", TETHER_ERR_NO_MEMORY);
+        goto out;
+    }
+    tether_http_respond_json(call->response, 200, json);
+out:
+    cJSON_Delete(body);
+}
+
+/* ---- POST /v1/token ---- */
+
+/* Steps 1-2: the form, its grant and token type, the scope and audience
+ * the device may have. */
+static bool form_ok(exchange_call_t *call, token_work_t *w)
+{
+    const tether_http_request_t *request = call->request;
+    const tether_token_policy_t *policy = call->api->policy;
+    tether_status_t rc;
+
+    rc = tether_token_form_parse((const char *)request->body, request->body_len, &w->form, w->why,
+                                 sizeof(w->why));
+    if (rc == TETHER_ERR_TOO_LARGE) {
+        refuse(call, "exchange", NULL, 413, "payload_too_large", "payload_too_large", "%s",
+               w->why);
+        return false;
+    }
+    if (rc != TETHER_OK) {
+        refuse(call, "exchange", NULL, 400, "invalid_request", "malformed_request", "%s", w->why);
+        return false;
+    }
+    if (strcmp(w->form.grant_type, TETHER_GRANT_TOKEN_EXCHANGE) != 0) {
+        refuse(call, "exchange", NULL, 400, "unsupported_grant_type", "unsupported_grant_type",
+               "this endpoint takes grant_type=" TETHER_GRANT_TOKEN_EXCHANGE " (RFC 8693)");
+        return false;
+    }
+    if (strcmp(w->form.subject_token_type, TETHER_EVIDENCE_TOKEN_TYPE) != 0) {
+        refuse(call, "exchange", NULL, 400, "invalid_request", "unsupported_token_type",
+               "subject_token_type must be " TETHER_EVIDENCE_TOKEN_TYPE
+               " (the TPM evidence of tether-agent)");
+        return false;
+    }
+    if (tether_token_scope_choose(policy, w->form.scope, w->scope, sizeof(w->scope)) !=
+        TETHER_OK) {
+        refuse(call, "exchange", NULL, 400, "invalid_scope", "invalid_scope",
+               "a requested scope is not one this fleet grants (%s)", policy->scopes);
+        return false;
+    }
+    if (tether_token_audience_choose(policy, w->form.audience, w->audience, sizeof(w->audience)) !=
+        TETHER_OK) {
+        refuse(call, "exchange", NULL, 400, "invalid_target", "invalid_target",
+               "the requested audience is not one this fleet issues tokens for (%s)",
+               policy->audiences);
+        return false;
+    }
+    return true;
+}
+
+/* Steps 3-5: the evidence parses; its device is known, active, enrolled. */
+static bool device_ok(exchange_call_t *call, token_work_t *w)
+{
+    const char *id;
+    tether_status_t rc;
+
+    if (tether_evidence_parse(w->form.subject_token, w->form.subject_token_len, &w->ev, w->why,
+                              sizeof(w->why)) != TETHER_OK) {
+        refuse(call, "exchange", NULL, 400, "invalid_grant",
+               tether_evidence_code_name(TETHER_EVIDENCE_MALFORMED), "the evidence: %s", w->why);
+        return false;
+    }
+    id = w->ev.device_id;
+    rc = tether_fleet_device_id_valid(id, strlen(id))
+             ? tether_store_exchange_device_get(call->api->store, id, &w->device)
+             : TETHER_ERR_NOT_FOUND;
+    if (rc == TETHER_ERR_NOT_FOUND) {
+        refuse_unknown(call, "exchange", id);
+        return false;
+    }
+    if (rc != TETHER_OK) {
+        server_error(call, "reading the device", rc);
+        return false;
+    }
+    if (w->device.device.status != TETHER_DEVICE_ACTIVE) {
+        refuse_status(call, "exchange", id, w->device.device.status);
+        return false;
+    }
+    return true;
+}
+
+/* The marshalled TPM structures of the device row, exactly. */
+static bool unmarshal_public(const uint8_t *data, size_t len, TPM2B_PUBLIC *out)
+{
+    size_t offset = 0;
+
+    return Tss2_MU_TPM2B_PUBLIC_Unmarshal(data, len, &offset, out) == TSS2_RC_SUCCESS &&
+           offset == len;
+}
+
+static bool unmarshal_nv_public(const uint8_t *data, size_t len, TPM2B_NV_PUBLIC *out)
+{
+    size_t offset = 0;
+
+    return Tss2_MU_TPM2B_NV_PUBLIC_Unmarshal(data, len, &offset, out) == TSS2_RC_SUCCESS &&
+           offset == len;
+}
+
+/* Step 7's policy, from what enrolment stored and the last exchange. */
+static tether_status_t build_policy(exchange_call_t *call, token_work_t *w)
+{
+    const tether_store_exchange_device_t *d = &w->device;
+    tether_evidence_policy_t *p = &w->policy;
+    tether_status_t rc;
+
+    if (!unmarshal_public(d->ek_public, d->ek_public_len, &w->ek) ||
+        !unmarshal_public(d->ak_public, d->ak_public_len, &w->ak) ||
+        !unmarshal_public(d->device_key_public, d->device_key_public_len, &w->device_key) ||
+        !unmarshal_nv_public(d->counter_public, d->counter_public_len, &w->counter))
+        return TETHER_ERR_PARSE; /* the row was written by enrolment: the database is damaged */
+    if ((rc = tether_evidence_ak_qualified_name(&w->ek.publicArea, &w->ak.publicArea,
+                                                &w->ak_qualified_name)) != TETHER_OK ||
+        (rc = tether_evidence_counter_name(&w->counter.nvPublic, &w->counter_name)) != TETHER_OK)
+        return rc;
+    p->ak = &w->ak.publicArea;
+    p->ak_qualified_name = &w->ak_qualified_name;
+    p->counter_name = &w->counter_name;
+    p->pcr_selection = call->api->policy->pcr_selection;
+    /* Trust on first use: with no reference yet, any digest is accepted
+     * and the first accepted one becomes the device's reference. */
+    if (d->pcr_digest_len > 0) {
+        if (d->pcr_digest_len > sizeof(w->reference.buffer))
+            return TETHER_ERR_PARSE;
+        w->reference.size = (UINT16)d->pcr_digest_len;
+        memcpy(w->reference.buffer, d->pcr_digest, d->pcr_digest_len);
+        p->pcr_digests = &w->reference;
+        p->pcr_digest_count = 1;
+    }
+    /* A byte-identical retry of the last accepted exchange carries that
+     * exchange's clock: it is not checked against itself (evidence.h). */
+    if (d->has_last && !w->retry) {
+        w->last_clock.clock = d->last.clock.clock;
+        w->last_clock.resetCount = d->last.clock.reset_count;
+        w->last_clock.restartCount = d->last.clock.restart_count;
+        w->last_clock.safe = d->last.clock.safe ? TPM2_YES : TPM2_NO;
+        p->last_clock = &w->last_clock;
+    }
+    return TETHER_OK;
+}
+
+/* The counter and the later clockInfo of evidence that verify() refused
+ * for its clock alone: every signature held, so they are the TPM's. */
+static tether_status_t sighting_from_evidence(const tether_evidence_t *ev,
+                                              tether_store_sighting_t *s)
+{
+    TPMS_ATTEST nv, quote;
+    size_t offset = 0;
+    uint64_t counter = 0;
+
+    memset(&nv, 0, sizeof(nv));
+    memset(&quote, 0, sizeof(quote));
+    if (Tss2_MU_TPMS_ATTEST_Unmarshal(ev->nv_certify.attestationData, ev->nv_certify.size,
+                                      &offset, &nv) != TSS2_RC_SUCCESS)
+        return TETHER_ERR_PARSE;
+    offset = 0;
+    if (Tss2_MU_TPMS_ATTEST_Unmarshal(ev->quote.attestationData, ev->quote.size, &offset,
+                                      &quote) != TSS2_RC_SUCCESS ||
+        nv.type != TPM2_ST_ATTEST_NV || nv.attested.nv.nvContents.size != 8)
+        return TETHER_ERR_PARSE;
+    for (int i = 0; i < 8; i++)
+        counter = counter << 8 | nv.attested.nv.nvContents.buffer[i];
+    s->counter = counter;
+    /* The quote comes after the certification (evidence.h). */
+    s->clock.clock = quote.clockInfo.clock;
+    s->clock.reset_count = quote.clockInfo.resetCount;
+    s->clock.restart_count = quote.clockInfo.restartCount;
+    s->clock.safe = quote.clockInfo.safe == TPM2_YES;
+    return TETHER_OK;
+}
+
+static void set_sighting_origin(exchange_call_t *call, tether_store_sighting_t *s)
+{
+    snprintf(s->address, sizeof(s->address), "%s", call->remote);
+    s->at = call->now;
+}
+
+/* Steps 6-7: the nonce, then the TPM's evidence against the enrolment. A
+ * clock regression goes on to the store (the second clone signal). */
+static bool evidence_ok(exchange_call_t *call, token_work_t *w, bool *clock_regression)
+{
+    const char *id = w->ev.device_id;
+    tether_status_t rc;
+
+    *clock_regression = false;
+    rc = tether_evidence_check_nonce(&w->ev, call->api->nonce_key, NULL,
+                                     sizeof(call->api->nonce_key), (uint64_t)call->now, &w->code,
+                                     w->why, sizeof(w->why));
+    if (rc != TETHER_OK && w->code == TETHER_EVIDENCE_INTERNAL_ERROR) {
+        server_error(call, "checking the nonce", rc);
+        return false;
+    }
+    if (rc != TETHER_OK) {
+        refuse(call, "exchange", id, 400, "invalid_grant", tether_evidence_code_name(w->code),
+               "%s; ask POST /v1/challenge for a new nonce", w->why);
+        return false;
+    }
+    if (tether_evidence_fingerprint(&w->ev, w->fingerprint) != TETHER_OK) {
+        server_error(call, "fingerprinting the evidence", TETHER_ERR_CRYPTO);
+        return false;
+    }
+    w->retry = w->device.has_last &&
+               tether_ct_equal(w->device.last_fingerprint, w->fingerprint, sizeof(w->fingerprint));
+    if ((rc = build_policy(call, w)) != TETHER_OK) {
+        server_error(call, "reading the enrolment of the device", rc);
+        return false;
+    }
+    rc = tether_evidence_verify(&w->ev, &w->policy, &w->result, &w->code, w->why, sizeof(w->why));
+    if (rc == TETHER_OK)
+        return true;
+    if (w->code == TETHER_EVIDENCE_CLOCK_REGRESSION &&
+        sighting_from_evidence(&w->ev, &w->exchange.sighting) == TETHER_OK) {
+        *clock_regression = true;
+        return true;
+    }
+    if (w->code == TETHER_EVIDENCE_INTERNAL_ERROR) {
+        server_error(call, "verifying the evidence", rc);
+        return false;
+    }
+    refuse(call, "exchange", id, 400, "invalid_grant", tether_evidence_code_name(w->code), "%s",
+           w->why);
+    return false;
+}
+
+/* The 200 answer with a signed token. Called with the keys locked. */
+static void issue(exchange_call_t *call, token_work_t *w, const tether_token_facts_t *facts,
+                  const char *kid, const char *what)
+{
+    const char *kid_used = NULL;
+    size_t len = 0;
+    tether_status_t rc;
+    cJSON *claims = tether_token_claims(call->api->policy, facts), *json = NULL;
+
+    if (claims == NULL) {
+        server_error(call, "building the claims", TETHER_ERR_NO_MEMORY);
+        return;
+    }
+    rc = tether_issuer_keys_sign_locked(call->api->keys, kid, claims, w->token, sizeof(w->token),
+                                        &len, &kid_used);
+    cJSON_Delete(claims);
+    if (rc != TETHER_OK) {
+        /* The exchange is recorded: the agent's retry of this evidence
+         * gets this token's id. */
+        server_error(call, "signing the token", rc);
+        return;
+    }
+    json = cJSON_CreateObject();
+    if (json == NULL || cJSON_AddStringToObject(json, "access_token", w->token) == NULL ||
+        cJSON_AddStringToObject(json, "issued_token_type", TETHER_TOKEN_TYPE_ACCESS_TOKEN) ==
+            NULL ||
+        cJSON_AddStringToObject(json, "token_type", "Bearer") == NULL ||
+        cJSON_AddNumberToObject(json, "expires_in", (double)(facts->exp - call->now)) == NULL ||
+        cJSON_AddStringToObject(json, "scope", facts->scope) == NULL) {
+        /* It may hold a copy of the token. */
+        for (cJSON *item = json != NULL ? json->child : NULL; item != NULL; item = item->next)
+            if (cJSON_IsString(item) && item->valuestring != NULL)
+                tether_wipe(item->valuestring, strlen(item->valuestring));
+        cJSON_Delete(json);
+        server_error(call, "answering", TETHER_ERR_NO_MEMORY);
+        return;
+    }
+    tether_info("exchange", "%s: device=%s counter=%" PRIu64 " jti=%.8s kid=%.8s expires_in=%lld "
+                            "remote=%s",
+                what, facts->device_id, facts->counter, facts->jti, kid_used,
+                (long long)(facts->exp - call->now), call->remote);
+    tether_http_respond_json(call->response, 200, json);
+}
+
+static void clone_detected(exchange_call_t *call, token_work_t *w)
+{
+    const tether_store_exchange_result_t *r = &w->recorded;
+    const char *id = w->ev.device_id;
+    uint64_t highest = r->has_last ? r->last.counter : 0;
+
+    tether_error("exchange", "clone detected: device=%s signal=%s counter=%" PRIu64
+                             " highest_accepted=%" PRIu64 " remote=%s last_remote=%s: device "
+                             "quarantined, its tokens revoked",
+                 id,
+                 r->decision == TETHER_STORE_EXCHANGE_CLONE ? "counter_not_increasing"
+                                                            : "clock_regression",
+                 w->exchange.sighting.counter, highest, call->remote,
+                 r->has_last ? r->last.address : "-");
+    if (r->decision == TETHER_STORE_EXCHANGE_CLONE)
+        refuse(call, "exchange", id, 403, "invalid_grant", "clone_detected",
+               "clone detected: this evidence's counter (%" PRIu64 ") is not above the highest "
+               "this fleet accepted (%" PRIu64 "), so two TPM states hold this device's keys; "
+               "the device is quarantined and its tokens revoked",
+               w->exchange.sighting.counter, highest);
+    else
+        refuse(call, "exchange", id, 403, "invalid_grant", "clone_detected",
+               "clone detected: the TPM clock went back (clock_regression: %s), so two TPM "
+               "states hold this device's keys; the device is quarantined and its tokens "
+               "revoked",
+               w->why);
+}
+
+/* Steps 8-9: one transaction decides, then the token is signed. */
+static void record_and_issue(exchange_call_t *call, token_work_t *w, bool clock_regression)
+{
+    tether_exchange_api_t *api = call->api;
+    tether_store_exchange_t *ex = &w->exchange;
+    tether_store_exchange_result_t *r = &w->recorded;
+    tether_token_facts_t facts;
+    const char *id = w->ev.device_id;
+    tether_status_t rc;
+
+    memset(&facts, 0, sizeof(facts));
+    ex->device_id = id;
+    memcpy(ex->fingerprint, w->fingerprint, sizeof(ex->fingerprint));
+    set_sighting_origin(call, &ex->sighting);
+    ex->clock_regression = clock_regression;
+    if (!clock_regression) {
+        tether_status_t jkt_rc;
+        mbedtls_pk_context pk;
+
+        ex->sighting.counter = w->result.counter;
+        ex->sighting.clock.clock = w->result.clock.clock;
+        ex->sighting.clock.reset_count = w->result.clock.resetCount;
+        ex->sighting.clock.restart_count = w->result.clock.restartCount;
+        ex->sighting.clock.safe = w->result.clock.safe == TPM2_YES;
+        ex->pcr_digest = w->result.pcr_digest.buffer;
+        ex->pcr_digest_len = w->result.pcr_digest.size;
+        /* cnf.jkt: the device key enrolment certified with the AK. */
+        mbedtls_pk_init(&pk);
+        jkt_rc = tether_tpm2_public_to_pk(&w->device_key.publicArea, &pk);
+        if (jkt_rc == TETHER_OK)
+            jkt_rc = tether_jwk_thumbprint_pk(&pk, w->jkt, sizeof(w->jkt));
+        mbedtls_pk_free(&pk);
+        if (jkt_rc != TETHER_OK || (rc = tether_token_jti_new(w->jti)) != TETHER_OK) {
+            server_error(call, "preparing the token", jkt_rc != TETHER_OK ? jkt_rc : rc);
+            return;
+        }
+        ex->jti = w->jti;
+        ex->scope = w->scope;
+        ex->audience = w->audience;
+        ex->exp = call->now + (int64_t)api->policy->lifetime_seconds;
+    }
+    /* From the kid's choice to the signature: a rotation meanwhile would
+     * not see this token when it computes the old key's not_after. */
+    tether_issuer_keys_lock(api->keys);
+    ex->kid = tether_issuer_keys_active_kid(api->keys);
+    rc = tether_store_exchange_record(api->store, ex, call->now, r);
+    if (rc != TETHER_OK) {
+        server_error(call, "recording the exchange", rc);
+        goto out;
+    }
+    facts.device_id = id;
+    facts.jkt = w->jkt;
+    switch (r->decision) {
+    case TETHER_STORE_EXCHANGE_ACCEPT:
+        facts.jti = ex->jti;
+        facts.scope = ex->scope;
+        facts.audience = ex->audience;
+        facts.iat = call->now;
+        facts.exp = ex->exp;
+        facts.counter = ex->sighting.counter;
+        issue(call, w, &facts, ex->kid, "token issued");
+        break;
+    case TETHER_STORE_EXCHANGE_RETRY:
+        /* The same token again: same jti, iat, exp and claims, signed by
+         * the key that signed it if it is still loaded. */
+        if (r->token.revoked || r->token.exp <= call->now) {
+            refuse(call, "exchange", id, 400, "invalid_grant",
+                   tether_evidence_code_name(TETHER_EVIDENCE_NONCE_EXPIRED),
+                   "the token issued for this evidence is %s; start a new exchange with POST "
+                   "/v1/challenge",
+                   r->token.revoked ? "revoked" : "expired");
+            break;
+        }
+        facts.jti = r->token.jti;
+        facts.scope = r->token.scope;
+        facts.audience = r->token.audience;
+        facts.iat = r->token.issued_at;
+        facts.exp = r->token.exp;
+        facts.counter = r->token.counter;
+        issue(call, w, &facts, r->token.kid[0] != '\0' ? r->token.kid : NULL,
+              "token issued again for a retry");
+        break;
+    case TETHER_STORE_EXCHANGE_CLONE:
+    case TETHER_STORE_EXCHANGE_CLOCK_REGRESSION:
+        clone_detected(call, w);
+        break;
+    case TETHER_STORE_EXCHANGE_NOT_ACTIVE:
+        refuse_status(call, "exchange", id, r->status);
+        break;
+    }
+out:
+    tether_issuer_keys_unlock(api->keys);
+}
+
+static void handle_token(exchange_call_t *call)
+{
+    token_work_t *w = calloc(1, sizeof(*w));
+    bool clock_regression = false;
+
+    if (w == NULL) {
+        server_error(call, "exchange", TETHER_ERR_NO_MEMORY);
+        return;
+    }
+    if (form_ok(call, w) && device_ok(call, w) && evidence_ok(call, w, &clock_regression))
+        record_and_issue(call, w, clock_regression);
+    tether_wipe(w, sizeof(*w));
+    free(w);
+}
+
+/* ---- routing ---- */
+
+void tether_exchange_api_handle(void *arg, const tether_http_request_t *request,
+                                tether_http_response_t *response)
+{
+    exchange_call_t call;
+    bool token;
+
+    memset(&call, 0, sizeof(call));
+    call.api = arg;
+    call.request = request;
+    call.response = response;
+    call.remote = request->remote != NULL && request->remote[0] != '\0' ? request->remote : "-";
+    call.now = call.api->clock != NULL ? call.api->clock() : (int64_t)time(NULL);
+    token = request->path != NULL && strcmp(request->path, TOKEN_PATH) == 0;
+    if (!tether_exchange_api_owns(request->path)) {
+        respond(&call, 404, "not_found", "not_found", "no such endpoint");
+    } else if (strcmp(request->method, "POST") != 0) {
+        response->allow = "POST";
+        respond(&call, 405, "method_not_allowed", "method_not_allowed", "use POST");
+    } else if (request->query_count > 0 || request->query_overflow) {
+        /* RFC 6749 section 3.2: credentials in a body, never in the URL. */
+        respond(&call, 400, "invalid_request", "invalid_request",
+                "this endpoint takes no query parameters");
+    } else if (!media_type_is(request->content_type, token ? "application/x-www-form-urlencoded"
+                                                           : "application/json")) {
+        respond(&call, 415, "unsupported_media_type", "unsupported_media_type",
+                token ? "send Content-Type: application/x-www-form-urlencoded (RFC 8693)"
+                      : "send Content-Type: application/json");
+    } else if (token) {
+        handle_token(&call);
+    } else {
+        handle_challenge(&call);
+    }
+    tether_wipe(&call, sizeof(call));
+}

@@ -1,0 +1,146 @@
+/* The store's exchange and issuer-key operations: dispatch, and the rules
+ * every implementation shares (the clone decision, the alert details). */
+#include "store.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "tether/bytes.h"
+
+#define EXCHANGE_CALL(store, op, ...)                                                         \
+    (((store) == NULL || (store)->ops == NULL || (store)->ops->op == NULL)                   \
+         ? TETHER_ERR_STATE                                                                   \
+         : (store)->ops->op((store)->impl, __VA_ARGS__))
+
+tether_store_exchange_decision_t tether_store_exchange_decide(
+    const tether_store_exchange_device_t *row, const tether_store_exchange_t *exchange)
+{
+    if (row->device.status != TETHER_DEVICE_ACTIVE)
+        return TETHER_STORE_EXCHANGE_NOT_ACTIVE;
+    if (exchange->clock_regression)
+        return TETHER_STORE_EXCHANGE_CLOCK_REGRESSION;
+    /* A real TPM's counter only goes up: strictly above is the one way in. */
+    if (!row->device.has_counter || exchange->sighting.counter > row->device.highest_counter)
+        return TETHER_STORE_EXCHANGE_ACCEPT;
+    /* The same exchange again (the answer was lost): same counter, same
+     * attestations and signatures. Any other evidence at or below the
+     * highest counter means a second TPM state with this device's keys. */
+    if (row->has_last && exchange->sighting.counter == row->device.highest_counter &&
+        tether_ct_equal(row->last_fingerprint, exchange->fingerprint,
+                        TETHER_STORE_FINGERPRINT_SIZE))
+        return TETHER_STORE_EXCHANGE_RETRY;
+    return TETHER_STORE_EXCHANGE_CLONE;
+}
+
+/* An unsigned 64-bit integer as an exact JSON number (a double would round
+ * above 2^53). */
+static cJSON *add_u64(cJSON *object, const char *name, uint64_t value)
+{
+    char text[24];
+
+    snprintf(text, sizeof(text), "%" PRIu64, value);
+    return cJSON_AddRawToObject(object, name, text);
+}
+
+static cJSON *sighting_json(const tether_store_sighting_t *s)
+{
+    cJSON *json = cJSON_CreateObject();
+    cJSON *clock = cJSON_CreateObject();
+
+    if (json == NULL || clock == NULL || add_u64(json, "counter", s->counter) == NULL ||
+        add_u64(clock, "clock", s->clock.clock) == NULL ||
+        add_u64(clock, "resetCount", s->clock.reset_count) == NULL ||
+        add_u64(clock, "restartCount", s->clock.restart_count) == NULL ||
+        cJSON_AddBoolToObject(clock, "safe", s->clock.safe) == NULL ||
+        !cJSON_AddItemToObject(json, "clock_info", clock)) {
+        cJSON_Delete(clock);
+        cJSON_Delete(json);
+        return NULL;
+    }
+    if (cJSON_AddStringToObject(json, "source_address",
+                                s->address[0] != '\0' ? s->address : "-") == NULL ||
+        cJSON_AddNumberToObject(json, "time", (double)s->at) == NULL) {
+        cJSON_Delete(json);
+        return NULL;
+    }
+    return json;
+}
+
+tether_status_t tether_store_sighting_details(const char *reason,
+                                              const tether_store_sighting_t *last,
+                                              const tether_store_sighting_t *now, char **out)
+{
+    cJSON *json = NULL, *item = NULL;
+    tether_status_t rc = TETHER_ERR_NO_MEMORY;
+
+    if (reason == NULL || now == NULL || out == NULL)
+        return TETHER_ERR_INVALID_ARGUMENT;
+    *out = NULL;
+    if ((json = cJSON_CreateObject()) == NULL ||
+        cJSON_AddStringToObject(json, "reason", reason) == NULL)
+        goto out;
+    item = last != NULL ? sighting_json(last) : cJSON_CreateNull();
+    if (item == NULL || !cJSON_AddItemToObject(json, "last_accepted", item))
+        goto out;
+    item = sighting_json(now);
+    if (item == NULL || !cJSON_AddItemToObject(json, "this", item))
+        goto out;
+    item = NULL;
+    if ((*out = cJSON_PrintUnformatted(json)) != NULL)
+        rc = TETHER_OK;
+out:
+    if (rc != TETHER_OK)
+        cJSON_Delete(item);
+    cJSON_Delete(json);
+    return rc;
+}
+
+tether_status_t tether_store_exchange_device_get(tether_store_t *store, const char *id,
+                                                 tether_store_exchange_device_t *device)
+{
+    return EXCHANGE_CALL(store, exchange_device_get, id, device);
+}
+
+tether_status_t tether_store_exchange_record(tether_store_t *store,
+                                             const tether_store_exchange_t *exchange, int64_t now,
+                                             tether_store_exchange_result_t *result)
+{
+    tether_status_t rc = EXCHANGE_CALL(store, exchange_record, exchange, now, result);
+
+    /* A quarantine appended to the revocation feed in its transaction. */
+    if (rc == TETHER_OK &&
+        (result->decision == TETHER_STORE_EXCHANGE_CLONE ||
+         result->decision == TETHER_STORE_EXCHANGE_CLOCK_REGRESSION) &&
+        store->revocation_hook != NULL)
+        store->revocation_hook(store->revocation_hook_arg);
+    return rc;
+}
+
+tether_status_t tether_store_issued_token_get(tether_store_t *store, const char *jti,
+                                              tether_store_issued_token_t *token)
+{
+    return EXCHANGE_CALL(store, issued_token_get, jti, token);
+}
+
+tether_status_t tether_store_issuer_key_list(tether_store_t *store, tether_store_issuer_key_cb cb,
+                                             void *arg)
+{
+    return EXCHANGE_CALL(store, issuer_key_list, cb, arg);
+}
+
+tether_status_t tether_store_issuer_key_add_first(tether_store_t *store,
+                                                  const tether_store_issuer_key_t *key)
+{
+    return EXCHANGE_CALL(store, issuer_key_add_first, key);
+}
+
+tether_status_t tether_store_issuer_key_rotate(tether_store_t *store,
+                                               const tether_store_issuer_key_t *key, int64_t now,
+                                               tether_store_issuer_key_t *retired)
+{
+    return EXCHANGE_CALL(store, issuer_key_rotate, key, now, retired);
+}

@@ -1,0 +1,515 @@
+/*
+ * The attested token exchange and the issuer keys on SQLite (store.h,
+ * schema version 3). The exchange's decision is made inside one BEGIN
+ * IMMEDIATE transaction from the device row read again there, so two
+ * requests of one device (or of a device and its clone) are decided one
+ * after the other; with synchronous FULL the commit is durable before the
+ * caller answers.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store_sqlite_internal.h"
+#include "tether/bytes.h"
+#include "tether/log.h"
+
+#define ALERT_CLONE "clone_detected"
+#define ALERT_CLOCK "clock_regression"
+
+#define EXCHANGE_COLUMNS                                                                      \
+    DEVICE_COLUMNS ", ek_public, ak_public, device_key_public, counter_nv_public, "           \
+                   "pcr_digest, last_fingerprint, last_clock, last_reset_count, "             \
+                   "last_restart_count, last_clock_safe, last_address, last_seen_at"
+#define COL_BLOBS 12 /* the first column after DEVICE_COLUMNS */
+
+#define TOKEN_COLUMNS "jti, device_id, counter, issued_at, exp, revoked, kid, scope, audience"
+
+/* ---- reading rows ---- */
+
+static tether_status_t copy_blob(sqlite3_stmt *stmt, int column, uint8_t *out, size_t out_size,
+                                 size_t *len)
+{
+    int n = sqlite3_column_bytes(stmt, column);
+
+    *len = 0;
+    if (sqlite3_column_type(stmt, column) == SQLITE_NULL)
+        return TETHER_OK;
+    if (n < 0 || (size_t)n > out_size)
+        return TETHER_ERR_TOO_LARGE;
+    if (n > 0)
+        memcpy(out, sqlite3_column_blob(stmt, column), (size_t)n);
+    *len = (size_t)n;
+    return TETHER_OK;
+}
+
+static tether_status_t exchange_row(sqlite3_stmt *stmt, tether_store_exchange_device_t *d)
+{
+    size_t fingerprint_len = 0;
+    tether_status_t rc;
+    int c = COL_BLOBS;
+
+    memset(d, 0, sizeof(*d));
+    if ((rc = tether_sqlite_device_row(stmt, &d->device)) != TETHER_OK ||
+        (rc = copy_blob(stmt, c, d->ek_public, sizeof(d->ek_public), &d->ek_public_len)) !=
+            TETHER_OK ||
+        (rc = copy_blob(stmt, c + 1, d->ak_public, sizeof(d->ak_public), &d->ak_public_len)) !=
+            TETHER_OK ||
+        (rc = copy_blob(stmt, c + 2, d->device_key_public, sizeof(d->device_key_public),
+                        &d->device_key_public_len)) != TETHER_OK ||
+        (rc = copy_blob(stmt, c + 3, d->counter_public, sizeof(d->counter_public),
+                        &d->counter_public_len)) != TETHER_OK ||
+        (rc = copy_blob(stmt, c + 4, d->pcr_digest, sizeof(d->pcr_digest),
+                        &d->pcr_digest_len)) != TETHER_OK ||
+        (rc = copy_blob(stmt, c + 5, d->last_fingerprint, sizeof(d->last_fingerprint),
+                        &fingerprint_len)) != TETHER_OK)
+        return rc;
+    /* The fingerprint is written by accepted exchanges only, with the rest
+     * of the sighting. */
+    if (fingerprint_len == sizeof(d->last_fingerprint) && d->device.has_counter) {
+        d->has_last = true;
+        d->last.counter = d->device.highest_counter;
+        d->last.clock.clock = (uint64_t)sqlite3_column_int64(stmt, c + 6);
+        d->last.clock.reset_count = (uint32_t)sqlite3_column_int64(stmt, c + 7);
+        d->last.clock.restart_count = (uint32_t)sqlite3_column_int64(stmt, c + 8);
+        d->last.clock.safe = sqlite3_column_int(stmt, c + 9) != 0;
+        rc = tether_sqlite_copy_text(d->last.address, sizeof(d->last.address),
+                                     sqlite3_column_text(stmt, c + 10));
+        d->last.at = sqlite3_column_int64(stmt, c + 11);
+    } else if (fingerprint_len != 0) {
+        rc = TETHER_ERR_PARSE;
+    }
+    return rc;
+}
+
+/* Called with the lock held. */
+static tether_status_t exchange_select(sqlite_store_t *s, const char *id,
+                                       tether_store_exchange_device_t *device)
+{
+    sqlite3_stmt *stmt = NULL;
+    tether_status_t rc;
+    int step;
+
+    if ((rc = tether_sqlite_prepare(s, "SELECT " EXCHANGE_COLUMNS " FROM devices WHERE id = ?",
+                                    &stmt)) != TETHER_OK)
+        return rc;
+    sqlite3_bind_text(stmt, 1, id, -1, SQLITE_STATIC);
+    step = sqlite3_step(stmt);
+    if (step == SQLITE_ROW)
+        rc = exchange_row(stmt, device);
+    else if (step == SQLITE_DONE)
+        rc = TETHER_ERR_NOT_FOUND;
+    else
+        rc = tether_sqlite_fail(s, "read device for exchange");
+    sqlite3_finalize(stmt);
+    return rc;
+}
+
+tether_status_t tether_sqlite_exchange_device_get(void *impl, const char *id,
+                                                  tether_store_exchange_device_t *device)
+{
+    sqlite_store_t *s = impl;
+    tether_status_t rc;
+
+    if (id == NULL || device == NULL)
+        return TETHER_ERR_INVALID_ARGUMENT;
+    pthread_mutex_lock(&s->lock);
+    rc = exchange_select(s, id, device);
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+static tether_status_t token_row(sqlite3_stmt *stmt, tether_store_issued_token_t *t)
+{
+    tether_status_t rc;
+
+    memset(t, 0, sizeof(*t));
+    if ((rc = tether_sqlite_copy_text(t->jti, sizeof(t->jti), sqlite3_column_text(stmt, 0))) !=
+            TETHER_OK ||
+        (rc = tether_sqlite_copy_text(t->device_id, sizeof(t->device_id),
+                                      sqlite3_column_text(stmt, 1))) != TETHER_OK ||
+        (rc = tether_sqlite_copy_text(t->kid, sizeof(t->kid), sqlite3_column_text(stmt, 6))) !=
+            TETHER_OK ||
+        (rc = tether_sqlite_copy_text(t->scope, sizeof(t->scope), sqlite3_column_text(stmt, 7))) !=
+            TETHER_OK ||
+        (rc = tether_sqlite_copy_text(t->audience, sizeof(t->audience),
+                                      sqlite3_column_text(stmt, 8))) != TETHER_OK)
+        return rc;
+    t->has_counter = sqlite3_column_type(stmt, 2) != SQLITE_NULL;
+    t->counter = (uint64_t)sqlite3_column_int64(stmt, 2);
+    t->issued_at = sqlite3_column_int64(stmt, 3);
+    t->exp = sqlite3_column_int64(stmt, 4);
+    t->revoked = sqlite3_column_int(stmt, 5) != 0;
+    return TETHER_OK;
+}
+
+/* The first row of a bound token query; TETHER_ERR_NOT_FOUND when none. */
+static tether_status_t token_step(sqlite_store_t *s, sqlite3_stmt *stmt,
+                                  tether_store_issued_token_t *token)
+{
+    int step = sqlite3_step(stmt);
+
+    if (step == SQLITE_ROW)
+        return token_row(stmt, token);
+    if (step == SQLITE_DONE)
+        return TETHER_ERR_NOT_FOUND;
+    return tether_sqlite_fail(s, "read issued token");
+}
+
+tether_status_t tether_sqlite_issued_token_get(void *impl, const char *jti,
+                                               tether_store_issued_token_t *token)
+{
+    sqlite_store_t *s = impl;
+    sqlite3_stmt *stmt = NULL;
+    tether_status_t rc;
+
+    if (jti == NULL || token == NULL)
+        return TETHER_ERR_INVALID_ARGUMENT;
+    memset(token, 0, sizeof(*token));
+    pthread_mutex_lock(&s->lock);
+    if ((rc = tether_sqlite_prepare(s, "SELECT " TOKEN_COLUMNS " FROM issued_tokens WHERE jti = ?",
+                                    &stmt)) == TETHER_OK) {
+        sqlite3_bind_text(stmt, 1, jti, -1, SQLITE_STATIC);
+        rc = token_step(s, stmt, token);
+    }
+    sqlite3_finalize(stmt);
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+/* ---- the exchange's transaction ---- */
+
+static tether_status_t accept_tx(sqlite_store_t *s, const tether_store_exchange_t *ex,
+                                 const tether_store_exchange_device_t *row)
+{
+    static const char update_sql[] =
+        "UPDATE devices SET highest_counter = ?2, last_clock = ?3, last_reset_count = ?4, "
+        "last_restart_count = ?5, last_clock_safe = ?6, pcr_digest = coalesce(pcr_digest, ?7), "
+        "last_fingerprint = ?8, last_address = ?9, last_seen_at = ?10 "
+        "WHERE id = ?1 AND status = 'active'";
+    static const char token_sql[] =
+        "INSERT INTO issued_tokens (jti, device_id, counter, issued_at, exp, kid, scope, "
+        "audience) VALUES (?, ?, ?, ?, ?, ?, ?, ?)";
+    const tether_store_sighting_t *now = &ex->sighting;
+    sqlite3_stmt *stmt = NULL;
+    tether_status_t rc;
+
+    if ((rc = tether_sqlite_prepare(s, update_sql, &stmt)) != TETHER_OK)
+        return rc;
+    sqlite3_bind_text(stmt, 1, ex->device_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(stmt, 2, (sqlite3_int64)now->counter);
+    sqlite3_bind_int64(stmt, 3, (sqlite3_int64)now->clock.clock);
+    sqlite3_bind_int64(stmt, 4, (sqlite3_int64)now->clock.reset_count);
+    sqlite3_bind_int64(stmt, 5, (sqlite3_int64)now->clock.restart_count);
+    sqlite3_bind_int(stmt, 6, now->clock.safe ? 1 : 0);
+    if (row->pcr_digest_len == 0 && ex->pcr_digest != NULL && ex->pcr_digest_len > 0)
+        sqlite3_bind_blob(stmt, 7, ex->pcr_digest, (int)ex->pcr_digest_len, SQLITE_STATIC);
+    sqlite3_bind_blob(stmt, 8, ex->fingerprint, TETHER_STORE_FINGERPRINT_SIZE, SQLITE_STATIC);
+    sqlite3_bind_text(stmt, 9, now->address[0] != '\0' ? now->address : "-", -1, SQLITE_STATIC);
+    sqlite3_bind_int64(stmt, 10, now->at);
+    rc = tether_sqlite_step_done(s, stmt, "record exchange");
+    sqlite3_finalize(stmt);
+    stmt = NULL;
+    if (rc == TETHER_OK && sqlite3_changes(s->db) != 1)
+        rc = TETHER_ERR_NOT_FOUND;
+    if (rc != TETHER_OK || (rc = tether_sqlite_prepare(s, token_sql, &stmt)) != TETHER_OK)
+        return rc;
+    sqlite3_bind_text(stmt, 1, ex->jti, -1, SQLITE_STATIC);
+    sqlite3_bind_text(stmt, 2, ex->device_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(stmt, 3, (sqlite3_int64)now->counter);
+    sqlite3_bind_int64(stmt, 4, now->at);
+    sqlite3_bind_int64(stmt, 5, ex->exp);
+    sqlite3_bind_text(stmt, 6, ex->kid, -1, SQLITE_STATIC);
+    sqlite3_bind_text(stmt, 7, ex->scope, -1, SQLITE_STATIC);
+    sqlite3_bind_text(stmt, 8, ex->audience, -1, SQLITE_STATIC);
+    rc = tether_sqlite_step_done(s, stmt, "record issued token");
+    sqlite3_finalize(stmt);
+    return rc;
+}
+
+static tether_status_t retry_tx(sqlite_store_t *s, const tether_store_exchange_t *ex,
+                                tether_store_issued_token_t *token)
+{
+    static const char sql[] = "SELECT " TOKEN_COLUMNS " FROM issued_tokens WHERE device_id = ? "
+                              "AND counter = ? ORDER BY issued_at DESC, rowid DESC LIMIT 1";
+    sqlite3_stmt *stmt = NULL;
+    tether_status_t rc;
+
+    if ((rc = tether_sqlite_prepare(s, sql, &stmt)) != TETHER_OK)
+        return rc;
+    sqlite3_bind_text(stmt, 1, ex->device_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(stmt, 2, (sqlite3_int64)ex->sighting.counter);
+    rc = token_step(s, stmt, token);
+    sqlite3_finalize(stmt);
+    return rc;
+}
+
+/* Quarantine, revocation of every live token, feed entry and alert: the
+ * containment of DESIGN.md, "Clone detection", in the caller's transaction. */
+static tether_status_t quarantine_tx(sqlite_store_t *s, const tether_store_exchange_t *ex,
+                                     const tether_store_exchange_device_t *row,
+                                     tether_store_exchange_decision_t decision, int64_t now)
+{
+    static const char status_sql[] = "UPDATE devices SET status = 'quarantined', "
+                                     "status_reason = ?2, updated_at = ?3 WHERE id = ?1";
+    static const char alert_sql[] =
+        "INSERT INTO alerts (device_id, kind, details, created_at) VALUES (?, ?, ?, ?)";
+    char reason[TETHER_STORE_REASON_MAX + 1];
+    char *details = NULL;
+    sqlite3_stmt *stmt = NULL;
+    tether_status_t rc;
+
+    if (decision == TETHER_STORE_EXCHANGE_CLONE)
+        snprintf(reason, sizeof(reason),
+                 "clone detected: exchange counter %" PRIu64
+                 " is not above the highest accepted %" PRIu64
+                 " (a second TPM state holds this device's keys)",
+                 ex->sighting.counter, row->device.highest_counter);
+    else
+        snprintf(reason, sizeof(reason),
+                 "clone suspected: the TPM clock went back (clock_regression) at exchange "
+                 "counter %" PRIu64 " (a second TPM state holds this device's keys)",
+                 ex->sighting.counter);
+    if ((rc = tether_store_sighting_details(reason, row->has_last ? &row->last : NULL,
+                                            &ex->sighting, &details)) != TETHER_OK ||
+        (rc = tether_sqlite_prepare(s, status_sql, &stmt)) != TETHER_OK)
+        goto out;
+    sqlite3_bind_text(stmt, 1, ex->device_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(stmt, 2, reason, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(stmt, 3, now);
+    rc = tether_sqlite_step_done(s, stmt, "quarantine device");
+    sqlite3_finalize(stmt);
+    stmt = NULL;
+    if (rc != TETHER_OK || (rc = tether_sqlite_revoke_tokens(s, ex->device_id, reason, now)) !=
+                               TETHER_OK ||
+        (rc = tether_sqlite_prepare(s, alert_sql, &stmt)) != TETHER_OK)
+        goto out;
+    sqlite3_bind_text(stmt, 1, ex->device_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(stmt, 2, decision == TETHER_STORE_EXCHANGE_CLONE ? ALERT_CLONE : ALERT_CLOCK,
+                      -1, SQLITE_STATIC);
+    sqlite3_bind_text(stmt, 3, details, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(stmt, 4, now);
+    rc = tether_sqlite_step_done(s, stmt, "add clone alert");
+out:
+    sqlite3_finalize(stmt);
+    free(details);
+    return rc;
+}
+
+static bool exchange_ok(const tether_store_exchange_t *ex)
+{
+    if (ex->device_id == NULL)
+        return false;
+    if (ex->clock_regression)
+        return true;
+    return ex->jti != NULL && ex->kid != NULL && ex->scope != NULL && ex->audience != NULL &&
+           ex->pcr_digest_len <= TETHER_STORE_DIGEST_MAX;
+}
+
+tether_status_t tether_sqlite_exchange_record(void *impl, const tether_store_exchange_t *ex,
+                                              int64_t now, tether_store_exchange_result_t *result)
+{
+    sqlite_store_t *s = impl;
+    tether_store_exchange_device_t *row = NULL;
+    tether_status_t rc;
+
+    if (ex == NULL || result == NULL || !exchange_ok(ex))
+        return TETHER_ERR_INVALID_ARGUMENT;
+    memset(result, 0, sizeof(*result));
+    if ((row = malloc(sizeof(*row))) == NULL)
+        return TETHER_ERR_NO_MEMORY;
+    pthread_mutex_lock(&s->lock);
+    if ((rc = tether_sqlite_begin(s)) != TETHER_OK)
+        goto out;
+    if ((rc = exchange_select(s, ex->device_id, row)) == TETHER_OK) {
+        result->decision = tether_store_exchange_decide(row, ex);
+        result->status = row->device.status;
+        result->has_last = row->has_last;
+        result->last = row->last;
+        switch (result->decision) {
+        case TETHER_STORE_EXCHANGE_ACCEPT:
+            rc = accept_tx(s, ex, row);
+            break;
+        case TETHER_STORE_EXCHANGE_RETRY:
+            rc = retry_tx(s, ex, &result->token);
+            break;
+        case TETHER_STORE_EXCHANGE_CLONE:
+        case TETHER_STORE_EXCHANGE_CLOCK_REGRESSION:
+            rc = quarantine_tx(s, ex, row, result->decision, now);
+            result->status = TETHER_DEVICE_QUARANTINED;
+            break;
+        case TETHER_STORE_EXCHANGE_NOT_ACTIVE:
+            break;
+        }
+    }
+    rc = tether_sqlite_finish(s, rc);
+out:
+    pthread_mutex_unlock(&s->lock);
+    tether_wipe(row, sizeof(*row));
+    free(row);
+    if (rc != TETHER_OK)
+        tether_wipe(result, sizeof(*result));
+    return rc;
+}
+
+/* ---- issuer keys ---- */
+
+#define KEY_COLUMNS "kid, file, created_at, retired_at, not_after"
+
+static tether_status_t key_row(sqlite3_stmt *stmt, tether_store_issuer_key_t *key)
+{
+    tether_status_t rc;
+
+    memset(key, 0, sizeof(*key));
+    if ((rc = tether_sqlite_copy_text(key->kid, sizeof(key->kid), sqlite3_column_text(stmt, 0))) !=
+            TETHER_OK ||
+        (rc = tether_sqlite_copy_text(key->file, sizeof(key->file),
+                                      sqlite3_column_text(stmt, 1))) != TETHER_OK)
+        return rc;
+    key->created_at = sqlite3_column_int64(stmt, 2);
+    key->retired_at = sqlite3_column_int64(stmt, 3);
+    key->not_after = sqlite3_column_int64(stmt, 4);
+    return TETHER_OK;
+}
+
+tether_status_t tether_sqlite_issuer_key_list(void *impl, tether_store_issuer_key_cb cb, void *arg)
+{
+    sqlite_store_t *s = impl;
+    sqlite3_stmt *stmt = NULL;
+    tether_store_issuer_key_t key;
+    tether_status_t rc;
+    int step;
+
+    if (cb == NULL)
+        return TETHER_ERR_INVALID_ARGUMENT;
+    pthread_mutex_lock(&s->lock);
+    if ((rc = tether_sqlite_prepare(s, "SELECT " KEY_COLUMNS
+                                       " FROM issuer_keys ORDER BY created_at, rowid",
+                                    &stmt)) != TETHER_OK)
+        goto out;
+    while ((step = sqlite3_step(stmt)) == SQLITE_ROW) {
+        if ((rc = key_row(stmt, &key)) != TETHER_OK || cb(arg, &key) != 0)
+            goto out;
+    }
+    if (step != SQLITE_DONE)
+        rc = tether_sqlite_fail(s, "list issuer keys");
+out:
+    sqlite3_finalize(stmt);
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+static bool key_ok(const tether_store_issuer_key_t *key)
+{
+    return key != NULL && memchr(key->kid, '\0', sizeof(key->kid)) != NULL &&
+           strlen(key->kid) == TETHER_STORE_KID_SIZE - 1 &&
+           memchr(key->file, '\0', sizeof(key->file)) != NULL && key->file[0] != '\0';
+}
+
+static tether_status_t insert_key(sqlite_store_t *s, const tether_store_issuer_key_t *key)
+{
+    static const char sql[] =
+        "INSERT INTO issuer_keys (kid, file, created_at) VALUES (?, ?, ?)";
+    sqlite3_stmt *stmt = NULL;
+    tether_status_t rc;
+
+    if ((rc = tether_sqlite_prepare(s, sql, &stmt)) != TETHER_OK)
+        return rc;
+    sqlite3_bind_text(stmt, 1, key->kid, -1, SQLITE_STATIC);
+    sqlite3_bind_text(stmt, 2, key->file, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(stmt, 3, key->created_at);
+    rc = tether_sqlite_step_done(s, stmt, "record issuer key");
+    sqlite3_finalize(stmt);
+    return rc;
+}
+
+tether_status_t tether_sqlite_issuer_key_add_first(void *impl, const tether_store_issuer_key_t *key)
+{
+    sqlite_store_t *s = impl;
+    sqlite3_stmt *stmt = NULL;
+    tether_status_t rc;
+
+    if (!key_ok(key))
+        return TETHER_ERR_INVALID_ARGUMENT;
+    pthread_mutex_lock(&s->lock);
+    if ((rc = tether_sqlite_begin(s)) != TETHER_OK)
+        goto out;
+    if ((rc = tether_sqlite_prepare(s, "SELECT count(*) FROM issuer_keys", &stmt)) == TETHER_OK) {
+        if (sqlite3_step(stmt) != SQLITE_ROW)
+            rc = tether_sqlite_fail(s, "count issuer keys");
+        else if (sqlite3_column_int64(stmt, 0) != 0)
+            rc = TETHER_ERR_CONFLICT;
+        sqlite3_finalize(stmt);
+    }
+    if (rc == TETHER_OK)
+        rc = insert_key(s, key);
+    rc = tether_sqlite_finish(s, rc);
+out:
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+/* Inside the rotation's transaction: retires the active key into *retired. */
+static tether_status_t retire_active(sqlite_store_t *s, int64_t now,
+                                     tether_store_issuer_key_t *retired)
+{
+    static const char active_sql[] =
+        "SELECT " KEY_COLUMNS " FROM issuer_keys WHERE retired_at IS NULL";
+    /* Published until the last token it signed has expired. */
+    static const char retire_sql[] =
+        "UPDATE issuer_keys SET retired_at = ?2, not_after = max(?2, coalesce("
+        "(SELECT max(exp) FROM issued_tokens WHERE kid = ?1), ?2)) WHERE kid = ?1";
+    sqlite3_stmt *stmt = NULL;
+    tether_status_t rc;
+    int step;
+
+    if ((rc = tether_sqlite_prepare(s, active_sql, &stmt)) != TETHER_OK)
+        return rc;
+    step = sqlite3_step(stmt);
+    if (step == SQLITE_ROW)
+        rc = key_row(stmt, retired);
+    else
+        rc = step == SQLITE_DONE ? TETHER_ERR_NOT_FOUND : tether_sqlite_fail(s, "active key");
+    sqlite3_finalize(stmt);
+    stmt = NULL;
+    if (rc != TETHER_OK || (rc = tether_sqlite_prepare(s, retire_sql, &stmt)) != TETHER_OK)
+        return rc;
+    sqlite3_bind_text(stmt, 1, retired->kid, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(stmt, 2, now);
+    rc = tether_sqlite_step_done(s, stmt, "retire issuer key");
+    sqlite3_finalize(stmt);
+    stmt = NULL;
+    if (rc != TETHER_OK ||
+        (rc = tether_sqlite_prepare(s, "SELECT " KEY_COLUMNS " FROM issuer_keys WHERE kid = ?",
+                                    &stmt)) != TETHER_OK)
+        return rc;
+    sqlite3_bind_text(stmt, 1, retired->kid, -1, SQLITE_TRANSIENT);
+    rc = sqlite3_step(stmt) == SQLITE_ROW ? key_row(stmt, retired)
+                                          : tether_sqlite_fail(s, "read retired key");
+    sqlite3_finalize(stmt);
+    return rc;
+}
+
+tether_status_t tether_sqlite_issuer_key_rotate(void *impl, const tether_store_issuer_key_t *key,
+                                                int64_t now, tether_store_issuer_key_t *retired)
+{
+    sqlite_store_t *s = impl;
+    tether_store_issuer_key_t old;
+    tether_status_t rc;
+
+    if (!key_ok(key))
+        return TETHER_ERR_INVALID_ARGUMENT;
+    memset(&old, 0, sizeof(old));
+    pthread_mutex_lock(&s->lock);
+    if ((rc = tether_sqlite_begin(s)) == TETHER_OK) {
+        rc = retire_active(s, now, &old);
+        if (rc == TETHER_OK)
+            rc = insert_key(s, key);
+        rc = tether_sqlite_finish(s, rc);
+    }
+    pthread_mutex_unlock(&s->lock);
+    if (rc == TETHER_OK && retired != NULL)
+        *retired = old;
+    return rc;
+}

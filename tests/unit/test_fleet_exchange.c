@@ -1,0 +1,1894 @@
+/*
+ * The attested token exchange in process (no HTTP): devices are fake TPMs
+ * enrolled through fleetd's own enrolment endpoints with the agent's code;
+ * their evidence is made exactly as tether-agent makes it (challenge, counter
+ * increment, NV_Certify, Quote over SHA-256(nonce || SHA-256(usage))) and
+ * goes straight to the handlers over a real SQLite store. Clones are fakes
+ * opened with the same seed and the original's AK blob. Every refusal must
+ * leave the database exactly as it was; clones must be quarantined, their
+ * tokens revoked, the feed told and an alert written with both sightings.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+#include <cmocka.h>
+#include <mbedtls/ecdsa.h>
+#include <mbedtls/md.h>
+#include <mbedtls/x509_crt.h>
+#include <sqlite3.h>
+#include <tss2/tss2_mu.h>
+
+#include "admin_api.h"
+#include "config.h"
+#include "discovery_api.h"
+#include "enroll_api.h"
+#include "enroll_device.h"
+#include "exchange_api.h"
+#include "files.h"
+#include "fleet.h"
+#include "issuer_keys.h"
+#include "pki.h"
+#include "store.h"
+#include "store_schema.h"
+#include "tether/base64url.h"
+#include "tether/bytes.h"
+#include "tether/enroll.h"
+#include "tether/evidence.h"
+#include "tether/jose.h"
+#include "tether/json_strict.h"
+#include "tether/random.h"
+#include "tether/secret_token.h"
+#include "tether/tpm2_public.h"
+#include "tether/tpm_fake.h"
+#include "token_form.h"
+#include "token_issuer.h"
+#include "validate.h"
+
+#define COUNTER 0x01000100u
+#define OTHER_COUNTER 0x01000101u
+#define T0 1700000000
+#define ECC_ONLY (1u << TETHER_EK_ECC_P256)
+#define ISSUER "https://127.0.0.1:8443"
+#define EXCHANGE_GRANT "urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Atoken-exchange"
+#define EVIDENCE_TYPE "urn%3Atether%3Aparams%3Aoauth%3Atoken-type%3Atpm-evidence-v1"
+
+static int64_t test_now = T0;
+
+static int64_t test_clock(void)
+{
+    return test_now;
+}
+
+/* A device: a fake TPM, what its agent keeps, and its usage counters. */
+typedef struct device {
+    tether_tpm_t tpm;
+    tether_enroll_request_t req;
+    tether_agent_state_t state;
+    char ek_sha256[TETHER_STORE_EK_SHA256_SIZE];
+    char id[TETHER_STORE_DEVICE_ID_SIZE];
+    uint64_t exchanges;
+} device_t;
+
+typedef struct fixture {
+    char dir[256];
+    char path[300];
+    tether_store_t store;
+    mbedtls_x509_crt cas;
+    tether_enroll_api_t enroll;
+    tether_fleet_config_t config;
+    tether_token_policy_t policy;
+    tether_issuer_keys_t keys;
+    tether_exchange_api_t api;
+    tether_discovery_api_t discovery;
+    tether_admin_api_t admin;
+    char admin_token[TETHER_SECRET_TOKEN_SIZE];
+    tether_http_response_t response;
+    cJSON *json;
+    int feed_hooks;
+} fixture_t;
+
+static void on_revocation(void *arg)
+{
+    ((fixture_t *)arg)->feed_hooks++;
+}
+
+/* ---- fixture ---- */
+
+static void write_first_issuer_key(const char *dir)
+{
+    mbedtls_pk_context pk;
+    tether_fleet_pem_t pem = {NULL, 0};
+
+    mbedtls_pk_init(&pk);
+    assert_int_equal(tether_fleet_key_generate(&pk), TETHER_OK);
+    assert_int_equal(tether_fleet_key_pem(&pk, &pem), TETHER_OK);
+    assert_int_equal(tether_fleet_file_write(dir, "issuer-key.pem", pem.data, pem.len, 0600),
+                     TETHER_OK);
+    tether_fleet_pem_free(&pem);
+    mbedtls_pk_free(&pk);
+}
+
+static void open_keys(fixture_t *f)
+{
+    tether_issuer_keys_init(&f->keys);
+    assert_int_equal(tether_issuer_keys_open(&f->keys, f->dir, &f->store, f->policy.issuer,
+                                             test_now),
+                     TETHER_OK);
+}
+
+static int setup(void **state)
+{
+    fixture_t *f = calloc(1, sizeof(*f));
+    uint8_t key[32];
+    const char *tmp = getenv("TMPDIR");
+    uint8_t hash[TETHER_SECRET_HASH_SIZE];
+
+    if (f == NULL)
+        return -1;
+    test_now = T0;
+    snprintf(f->dir, sizeof(f->dir), "%s/tether-exchange-XXXXXX", tmp != NULL ? tmp : "/tmp");
+    if (mkdtemp(f->dir) == NULL)
+        return -1;
+    snprintf(f->path, sizeof(f->path), "%s/fleet.db", f->dir);
+    tether_store_init(&f->store);
+    if (tether_store_open_sqlite(&f->store, f->path) != TETHER_OK ||
+        tether_fleet_key_file_load(f->dir, "enroll.key", key, sizeof(key), true) != TETHER_OK)
+        return -1;
+    tether_store_set_revocation_hook(&f->store, on_revocation, f);
+    mbedtls_x509_crt_init(&f->cas);
+    tether_enroll_api_init(&f->enroll, &f->store, &f->cas, key);
+    f->enroll.clock = test_clock;
+    tether_fleet_config_init(&f->config);
+    if (tether_token_policy_from_config(&f->config, &f->policy) != TETHER_OK)
+        return -1;
+    write_first_issuer_key(f->dir);
+    open_keys(f);
+    if (tether_fleet_key_file_load(f->dir, "nonce.key", key, sizeof(key), true) != TETHER_OK)
+        return -1;
+    tether_exchange_api_init(&f->api, &f->store, &f->keys, &f->policy, key);
+    f->api.clock = test_clock;
+    tether_discovery_api_init(&f->discovery, &f->keys, &f->policy);
+    f->discovery.clock = test_clock;
+    tether_admin_api_init(&f->admin, &f->store, 86400);
+    f->admin.issuer_keys = &f->keys;
+    if (tether_secret_token_generate(TETHER_SECRET_ADMIN, f->admin_token,
+                                     sizeof(f->admin_token)) != TETHER_OK ||
+        tether_secret_token_hash(f->admin_token, strlen(f->admin_token), hash) != TETHER_OK ||
+        tether_store_admin_token_create(&f->store, hash, TETHER_ROLE_ALL, "test", T0, NULL) !=
+            TETHER_OK)
+        return -1;
+    tether_wipe(key, sizeof(key));
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture_t *f = *state;
+
+    cJSON_Delete(f->json);
+    tether_http_response_clear(&f->response);
+    tether_exchange_api_free(&f->api);
+    tether_issuer_keys_free(&f->keys);
+    tether_enroll_api_free(&f->enroll);
+    mbedtls_x509_crt_free(&f->cas);
+    tether_store_free(&f->store);
+    tether_fleet_dir_remove(f->dir);
+    free(f);
+    return 0;
+}
+
+/* ---- requests ---- */
+
+static unsigned call_handler(fixture_t *f, tether_http_handler_fn handler, void *arg,
+                             const char *method, const char *path, const char *content_type,
+                             const char *authorization, const char *body)
+{
+    tether_http_request_t request;
+
+    memset(&request, 0, sizeof(request));
+    request.method = method;
+    request.path = path;
+    request.content_type = content_type;
+    request.authorization = authorization;
+    request.remote = "192.0.2.7";
+    request.body = (const uint8_t *)body;
+    request.body_len = body != NULL ? strlen(body) : 0;
+    cJSON_Delete(f->json);
+    tether_http_response_clear(&f->response);
+    handler(arg, &request, &f->response);
+    assert_non_null(f->response.body);
+    f->json = cJSON_Parse(f->response.body);
+    assert_non_null(f->json);
+    return f->response.status;
+}
+
+static unsigned call(fixture_t *f, const char *method, const char *path, const char *content_type,
+                     const char *body)
+{
+    if (tether_exchange_api_owns(path))
+        return call_handler(f, tether_exchange_api_handle, &f->api, method, path, content_type,
+                            NULL, body);
+    assert_true(tether_discovery_api_owns(path));
+    return call_handler(f, tether_discovery_api_handle, &f->discovery, method, path,
+                        content_type, NULL, body);
+}
+
+static unsigned admin_call(fixture_t *f, const char *method, const char *path)
+{
+    char authorization[32 + TETHER_SECRET_TOKEN_SIZE];
+
+    snprintf(authorization, sizeof(authorization), "Bearer %s", f->admin_token);
+    return call_handler(f, tether_admin_api_handle, &f->admin, method, path, NULL, authorization,
+                        NULL);
+}
+
+static const char *text(const fixture_t *f, const char *name)
+{
+    const cJSON *item = cJSON_GetObjectItemCaseSensitive(f->json, name);
+
+    return cJSON_IsString(item) ? item->valuestring : "";
+}
+
+static double number(const cJSON *json, const char *name)
+{
+    const cJSON *item = cJSON_GetObjectItemCaseSensitive(json, name);
+
+    assert_true(cJSON_IsNumber(item));
+    return item->valuedouble;
+}
+
+/* ---- the database, read beside the store ---- */
+
+static long long count(const fixture_t *f, const char *sql)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *stmt = NULL;
+    long long n = -1;
+
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    if (sqlite3_prepare_v2(db, sql, -1, &stmt, NULL) != SQLITE_OK)
+        fail_msg("%s: %s", sql, sqlite3_errmsg(db));
+    if (sqlite3_step(stmt) == SQLITE_ROW)
+        n = sqlite3_column_int64(stmt, 0);
+    sqlite3_finalize(stmt);
+    sqlite3_close(db);
+    return n;
+}
+
+/* The first column of the first row as text (malloc'd; "" when NULL). */
+static char *query_text(const fixture_t *f, const char *sql)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *stmt = NULL;
+    char *out;
+
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    if (sqlite3_prepare_v2(db, sql, -1, &stmt, NULL) != SQLITE_OK)
+        fail_msg("%s: %s", sql, sqlite3_errmsg(db));
+    assert_int_equal(sqlite3_step(stmt), SQLITE_ROW);
+    out = strdup(sqlite3_column_text(stmt, 0) != NULL ? (const char *)sqlite3_column_text(stmt, 0)
+                                                       : "");
+    sqlite3_finalize(stmt);
+    sqlite3_close(db);
+    assert_non_null(out);
+    return out;
+}
+
+static void set_device_blob(const fixture_t *f, const char *id, const char *column,
+                            const uint8_t *data, size_t len)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *stmt = NULL;
+    char sql[128];
+
+    snprintf(sql, sizeof(sql), "UPDATE devices SET %s = ? WHERE id = ?", column);
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    sqlite3_busy_timeout(db, 5000);
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &stmt, NULL), SQLITE_OK);
+    sqlite3_bind_blob(stmt, 1, data, (int)len, SQLITE_STATIC);
+    sqlite3_bind_text(stmt, 2, id, -1, SQLITE_STATIC);
+    assert_int_equal(sqlite3_step(stmt), SQLITE_DONE);
+    sqlite3_finalize(stmt);
+    sqlite3_close(db);
+}
+
+/* Every row of every table, as text (malloc'd): a refusal must not change it. */
+static char *snapshot(const fixture_t *f)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *tables = NULL;
+    char *out = NULL;
+    size_t size = 0;
+    FILE *mem = open_memstream(&out, &size);
+
+    assert_non_null(mem);
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db,
+                                        "SELECT name FROM sqlite_master WHERE type = 'table' "
+                                        "ORDER BY name",
+                                        -1, &tables, NULL),
+                     SQLITE_OK);
+    while (sqlite3_step(tables) == SQLITE_ROW) {
+        char sql[128];
+        sqlite3_stmt *rows = NULL;
+
+        snprintf(sql, sizeof(sql), "SELECT * FROM \"%s\"", sqlite3_column_text(tables, 0));
+        fprintf(mem, "[%s]\n", sqlite3_column_text(tables, 0));
+        assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &rows, NULL), SQLITE_OK);
+        while (sqlite3_step(rows) == SQLITE_ROW) {
+            for (int c = 0; c < sqlite3_column_count(rows); c++) {
+                const uint8_t *bytes = sqlite3_column_blob(rows, c);
+                int n = sqlite3_column_bytes(rows, c);
+                fprintf(mem, "%d:", sqlite3_column_type(rows, c));
+                for (int i = 0; i < n; i++)
+                    fprintf(mem, "%02x", bytes[i]);
+                fputc(',', mem);
+            }
+            fputc('\n', mem);
+        }
+        sqlite3_finalize(rows);
+    }
+    sqlite3_finalize(tables);
+    sqlite3_close(db);
+    assert_int_equal(fclose(mem), 0);
+    return out;
+}
+
+static tether_store_device_t device_row(fixture_t *f, const char *id)
+{
+    tether_store_device_t device;
+
+    assert_int_equal(tether_store_device_get(&f->store, id, &device), TETHER_OK);
+    return device;
+}
+
+/* ---- devices: enrolled through the enrolment endpoints ---- */
+
+static void device_open(fixture_t *f, device_t *d, uint64_t seed, bool trust)
+{
+    tether_tpm_fake_config_t config = {.ek_cert_types = ECC_ONLY, .seed = seed};
+    const uint8_t *ca = NULL;
+    size_t ca_len = 0;
+
+    memset(d, 0, sizeof(*d));
+    tether_tpm_init(&d->tpm);
+    d->tpm.retry_delay_ms = 0;
+    assert_int_equal(tether_tpm_open_fake(&d->tpm, &config), TETHER_OK);
+    if (trust) {
+        assert_int_equal(tether_tpm_fake_ca_cert(&d->tpm, &ca, &ca_len), TETHER_OK);
+        assert_int_equal(mbedtls_x509_crt_parse_der(&f->cas, ca, ca_len), 0);
+    }
+}
+
+static void device_close(device_t *d)
+{
+    tether_tpm_close(&d->tpm);
+    tether_enroll_request_wipe(&d->req);
+}
+
+/* The agent's side of enrolment on the device's TPM (new AK and device
+ * key; the counter is reused), then POST /v1/enroll, the TPM activates the
+ * credential, POST /v1/enroll/activate. */
+static void enrol_tpm(fixture_t *f, device_t *d)
+{
+    uint8_t digest[32], raw[1024], proof[32];
+    char proof_b64[64], body[256], enrollment_id[TETHER_STORE_ENROLLMENT_ID_SIZE];
+    TPM2B_ID_OBJECT blob;
+    TPM2B_ENCRYPTED_SECRET secret;
+    size_t len = 0, offset = 0;
+    char *json = NULL;
+
+    tether_enroll_request_wipe(&d->req);
+    assert_int_equal(tether_agent_enroll_prepare(&d->tpm, TETHER_EK_ANY, COUNTER, &d->req,
+                                                 &d->state),
+                     TETHER_OK);
+    assert_int_equal(tether_ek_sha256(&d->req.ek_public.publicArea, digest), TETHER_OK);
+    assert_int_equal(tether_hex_encode(digest, sizeof(digest), d->ek_sha256, sizeof(d->ek_sha256)),
+                     TETHER_OK);
+    assert_int_equal(tether_enroll_request_to_json(&d->req, &json), TETHER_OK);
+    assert_int_equal(call_handler(f, tether_enroll_api_handle, &f->enroll, "POST", "/v1/enroll",
+                                  "application/json", NULL, json),
+                     200);
+    free(json);
+    snprintf(enrollment_id, sizeof(enrollment_id), "%s", text(f, "enrollment_id"));
+    memset(&blob, 0, sizeof(blob));
+    memset(&secret, 0, sizeof(secret));
+    assert_int_equal(tether_base64url_decode(text(f, "credential_blob"),
+                                             strlen(text(f, "credential_blob")), raw, sizeof(raw),
+                                             &len),
+                     TETHER_OK);
+    assert_int_equal(Tss2_MU_TPM2B_ID_OBJECT_Unmarshal(raw, len, &offset, &blob), TSS2_RC_SUCCESS);
+    offset = 0;
+    assert_int_equal(tether_base64url_decode(text(f, "encrypted_secret"),
+                                             strlen(text(f, "encrypted_secret")), raw, sizeof(raw),
+                                             &len),
+                     TETHER_OK);
+    assert_int_equal(Tss2_MU_TPM2B_ENCRYPTED_SECRET_Unmarshal(raw, len, &offset, &secret),
+                     TSS2_RC_SUCCESS);
+    assert_int_equal(tether_agent_enroll_activate(&d->tpm, &d->state, &blob, &secret,
+                                                  enrollment_id, proof),
+                     TETHER_OK);
+    assert_int_equal(tether_base64url_encode(proof, sizeof(proof), proof_b64, sizeof(proof_b64),
+                                             NULL),
+                     TETHER_OK);
+    snprintf(body, sizeof(body), "{\"enrollment_id\": \"%s\", \"proof\": \"%s\"}", enrollment_id,
+             proof_b64);
+    assert_int_equal(call_handler(f, tether_enroll_api_handle, &f->enroll, "POST",
+                                  "/v1/enroll/activate", "application/json", NULL, body),
+                     200);
+    snprintf(d->id, sizeof(d->id), "%s", text(f, "device_id"));
+    snprintf(d->state.device_id, sizeof(d->state.device_id), "%s", d->id);
+    assert_int_equal(device_row(f, d->id).status, TETHER_DEVICE_ACTIVE);
+}
+
+/* A new device: a fake TPM from seed, its EK on the allow list, enrolled. */
+static void enrol(fixture_t *f, device_t *d, uint64_t seed)
+{
+    tether_store_allow_t row;
+    tether_ek_t ek;
+    uint8_t digest[32];
+
+    device_open(f, d, seed, true);
+    memset(&ek, 0, sizeof(ek));
+    assert_int_equal(tether_ek_open(&d->tpm, TETHER_EK_ANY, &ek), TETHER_OK);
+    assert_int_equal(tether_ek_sha256(&ek.public_area.publicArea, digest), TETHER_OK);
+    tether_ek_free(&d->tpm, &ek);
+    memset(&row, 0, sizeof(row));
+    assert_int_equal(tether_fleet_device_id_new(row.id), TETHER_OK);
+    assert_int_equal(tether_hex_encode(digest, sizeof(digest), row.ek_sha256,
+                                       sizeof(row.ek_sha256)),
+                     TETHER_OK);
+    snprintf(row.name, sizeof(row.name), "device-%llu", (unsigned long long)seed);
+    assert_int_equal(tether_store_device_import(&f->store, &row, 1, test_now, NULL, NULL),
+                     TETHER_OK);
+    enrol_tpm(f, d);
+}
+
+/* A copy of d's TPM state: the same seed (so the same EK and the same
+ * wrapping key: it loads d's AK blob), the same agent state, and the counter
+ * defined anew and incremented `increments` times. */
+static void clone_of(fixture_t *f, const device_t *d, uint64_t seed, unsigned increments,
+                     device_t *clone)
+{
+    device_open(f, clone, seed, false);
+    clone->state = d->state;
+    snprintf(clone->id, sizeof(clone->id), "%s", d->id);
+    assert_int_equal(tether_tpm_nv_define_counter(&clone->tpm, COUNTER), TETHER_OK);
+    for (unsigned i = 0; i < increments; i++)
+        assert_int_equal(tether_tpm_nv_increment(&clone->tpm, COUNTER), TETHER_OK);
+}
+
+/* Lets the TPM's clock run: every command of the fake takes 250 ms. */
+static void tick(device_t *d, unsigned commands)
+{
+    TPM2B_DIGEST value;
+
+    for (unsigned i = 0; i < commands; i++)
+        assert_int_equal(tether_tpm_pcr_read(&d->tpm, TPM2_ALG_SHA256, 0, &value), TETHER_OK);
+}
+
+/* ---- the exchange, as tether-agent makes it ---- */
+
+typedef struct challenge {
+    uint8_t nonce[TETHER_NONCE_SIZE];
+    TPML_PCR_SELECTION pcrs;
+} challenge_t;
+
+static void get_challenge(fixture_t *f, const char *id, challenge_t *ch)
+{
+    char body[128];
+    size_t len = 0;
+
+    snprintf(body, sizeof(body), "{\"device_id\":\"%s\"}", id);
+    assert_int_equal(call(f, "POST", "/v1/challenge", "application/json", body), 200);
+    assert_int_equal(cJSON_GetArraySize(f->json), 3);
+    assert_int_equal(number(f->json, "expires_in"), TETHER_CHALLENGE_TTL);
+    assert_string_equal(text(f, "pcr_selection"), "sha256:0,1,2,3,4,5,6,7");
+    assert_int_equal(tether_base64url_decode(text(f, "nonce"), strlen(text(f, "nonce")), ch->nonce,
+                                             sizeof(ch->nonce), &len),
+                     TETHER_OK);
+    assert_int_equal(len, TETHER_NONCE_SIZE);
+    assert_int_equal(tether_token_pcr_selection_parse(text(f, "pcr_selection"), &ch->pcrs),
+                     TETHER_OK);
+}
+
+/* The TPM part (agent/src/exchange.c, attest()). */
+static void attest(device_t *d, const challenge_t *ch, tether_evidence_t *ev)
+{
+    uint8_t q[TETHER_EVIDENCE_QUALIFYING_SIZE];
+    tether_ek_t ek;
+    tether_tpm_handle_t ak = TETHER_TPM_HANDLE_NONE;
+    tether_tpm_attestation_t nv, quote;
+    int n;
+
+    memset(ev, 0, sizeof(*ev));
+    memset(&ek, 0, sizeof(ek));
+    snprintf(ev->device_id, sizeof(ev->device_id), "%s", d->id);
+    memcpy(ev->nonce, ch->nonce, sizeof(ev->nonce));
+    n = snprintf((char *)ev->usage, sizeof(ev->usage),
+                 "{\"token_requests\":%llu,\"exchanges\":%llu}", 0ULL,
+                 (unsigned long long)d->exchanges++);
+    ev->usage_len = (size_t)n;
+    assert_int_equal(tether_evidence_qualifying(ev->nonce, ev->usage, ev->usage_len, q),
+                     TETHER_OK);
+    assert_int_equal(tether_ek_open(&d->tpm, d->state.ek_type, &ek), TETHER_OK);
+    assert_int_equal(tether_tpm_load_key(&d->tpm, ek.handle, &d->state.ak, &ak), TETHER_OK);
+    assert_int_equal(tether_tpm_nv_increment(&d->tpm, d->state.counter_index), TETHER_OK);
+    assert_int_equal(tether_tpm_nv_certify(&d->tpm, ak, d->state.counter_index, q, sizeof(q), &nv),
+                     TETHER_OK);
+    assert_int_equal(tether_tpm_quote(&d->tpm, ak, &ch->pcrs, q, sizeof(q), &quote), TETHER_OK);
+    ev->nv_certify = nv.attest;
+    ev->nv_signature = nv.signature;
+    ev->quote = quote.attest;
+    ev->quote_signature = quote.signature;
+    (void)tether_tpm_flush(&d->tpm, ak);
+    tether_ek_free(&d->tpm, &ek);
+}
+
+static char *encode(const tether_evidence_t *ev)
+{
+    char *token = NULL;
+
+    assert_int_equal(tether_evidence_encode(ev, &token), TETHER_OK);
+    return token;
+}
+
+/* A challenge and the TPM's evidence over it: the subject_token (malloc'd). */
+static char *evidence(fixture_t *f, device_t *d)
+{
+    challenge_t ch;
+    tether_evidence_t ev;
+
+    get_challenge(f, d->id, &ch);
+    attest(d, &ch, &ev);
+    return encode(&ev);
+}
+
+/* POST /v1/token with the form the agent sends. */
+static unsigned post_token(fixture_t *f, const char *subject_token)
+{
+    size_t size = strlen(subject_token) + 512;
+    char *body = malloc(size);
+    unsigned status;
+
+    assert_non_null(body);
+    snprintf(body, size, "%s%s",
+             "grant_type=" EXCHANGE_GRANT "&subject_token_type=" EVIDENCE_TYPE "&subject_token=",
+             subject_token);
+    status = call(f, "POST", "/v1/token", "application/x-www-form-urlencoded", body);
+    free(body);
+    return status;
+}
+
+/* One whole exchange that must succeed; the access token (malloc'd). */
+static char *exchange_ok(fixture_t *f, device_t *d)
+{
+    char *ev = evidence(f, d);
+    char *token;
+
+    if (post_token(f, ev) != 200)
+        fail_msg("exchange refused: %s", f->response.body);
+    free(ev);
+    token = strdup(text(f, "access_token"));
+    assert_non_null(token);
+    return token;
+}
+
+/* Sends subject_token and expects a refusal that changes nothing at all. */
+static void expect_refusal(fixture_t *f, const char *subject_token, unsigned status,
+                           const char *error, const char *tether_error)
+{
+    char *before = snapshot(f);
+    char *after;
+
+    if (post_token(f, subject_token) != status)
+        fail_msg("expected HTTP %u %s, got %u: %s", status, tether_error, f->response.status,
+                 f->response.body);
+    assert_string_equal(text(f, "error"), error);
+    assert_string_equal(text(f, "tether_error"), tether_error);
+    assert_true(strlen(text(f, "error_description")) > 0);
+    assert_int_equal(cJSON_GetArraySize(f->json), 3);
+    after = snapshot(f);
+    assert_string_equal(before, after);
+    free(before);
+    free(after);
+}
+
+/* ---- the published keys ---- */
+
+typedef struct jwks {
+    mbedtls_pk_context pk[8];
+    char kid[8][TETHER_JWK_THUMBPRINT_SIZE];
+    tether_jwt_key_t keys[8];
+    size_t count;
+} jwks_t;
+
+/* GET /.well-known/jwks.json, parsed as a relying party would. */
+static void fetch_jwks(fixture_t *f, jwks_t *set)
+{
+    const cJSON *keys, *jwk;
+
+    memset(set, 0, sizeof(*set));
+    assert_int_equal(call(f, "GET", TETHER_JWKS_PATH, NULL, NULL), 200);
+    keys = cJSON_GetObjectItemCaseSensitive(f->json, "keys");
+    assert_true(cJSON_IsArray(keys));
+    cJSON_ArrayForEach(jwk, keys)
+    {
+        char thumbprint[TETHER_JWK_THUMBPRINT_SIZE];
+
+        assert_true(set->count < 8);
+        assert_null(cJSON_GetObjectItemCaseSensitive(jwk, "d"));
+        assert_string_equal(cJSON_GetObjectItemCaseSensitive(jwk, "use")->valuestring, "sig");
+        assert_string_equal(cJSON_GetObjectItemCaseSensitive(jwk, "alg")->valuestring, "ES256");
+        mbedtls_pk_init(&set->pk[set->count]);
+        assert_int_equal(tether_jwk_parse(jwk, &set->pk[set->count]), TETHER_OK);
+        /* kid is the RFC 7638 thumbprint of the key. */
+        assert_int_equal(tether_jwk_thumbprint(jwk, thumbprint, sizeof(thumbprint)), TETHER_OK);
+        assert_string_equal(cJSON_GetObjectItemCaseSensitive(jwk, "kid")->valuestring,
+                            thumbprint);
+        memcpy(set->kid[set->count], thumbprint, sizeof(thumbprint));
+        set->keys[set->count].kid = set->kid[set->count];
+        set->keys[set->count].key = &set->pk[set->count];
+        set->count++;
+    }
+}
+
+static void jwks_free(jwks_t *set)
+{
+    for (size_t i = 0; i < set->count; i++)
+        mbedtls_pk_free(&set->pk[i]);
+}
+
+/* tether_jwt_verify with the published keys, as a relying party. */
+static tether_status_t verify_token(fixture_t *f, const char *token, int64_t now, cJSON **claims)
+{
+    jwks_t set;
+    tether_jwt_keyset_t keyset;
+    tether_jwt_expect_t expect = {ISSUER, "tether", now, 0};
+    tether_status_t rc;
+
+    fetch_jwks(f, &set);
+    keyset.keys = set.keys;
+    keyset.count = set.count;
+    rc = tether_jwt_verify(token, strlen(token), &keyset, &expect, claims);
+    jwks_free(&set);
+    return rc;
+}
+
+/* The token's header (unverified), for kid. */
+static char *token_kid(const char *token)
+{
+    uint8_t header[512];
+    size_t len = 0;
+    cJSON *json = NULL;
+    char *kid;
+
+    assert_int_equal(tether_base64url_decode(token, strcspn(token, "."), header,
+                                             sizeof(header) - 1, &len),
+                     TETHER_OK);
+    assert_int_equal(tether_json_parse_object((const char *)header, len, &json), TETHER_OK);
+    assert_string_equal(cJSON_GetObjectItemCaseSensitive(json, "typ")->valuestring, "at+jwt");
+    assert_string_equal(cJSON_GetObjectItemCaseSensitive(json, "alg")->valuestring, "ES256");
+    kid = strdup(cJSON_GetObjectItemCaseSensitive(json, "kid")->valuestring);
+    cJSON_Delete(json);
+    return kid;
+}
+
+static const cJSON *claim(const cJSON *claims, const char *name)
+{
+    const cJSON *item = cJSON_GetObjectItemCaseSensitive(claims, name);
+
+    if (item == NULL)
+        fail_msg("no claim %s", name);
+    return item;
+}
+
+/* ---- tests: the genuine exchange ---- */
+
+static void happy_path(void **state)
+{
+    fixture_t *f = *state;
+    device_t d;
+    char *token, *kid, *again;
+    cJSON *claims = NULL;
+    const cJSON *tether, *models;
+    char jkt[TETHER_JWK_THUMBPRINT_SIZE], jti[TETHER_STORE_JTI_SIZE], sql[256];
+    mbedtls_pk_context device_key;
+    tether_store_issued_token_t issued;
+    tether_jwt_keyset_t keyset;
+    tether_jwt_expect_t expect;
+    const char *issuer = NULL;
+
+    enrol(f, &d, 1);
+    test_now = T0 + 10;
+    token = exchange_ok(f, &d);
+    assert_string_equal(text(f, "issued_token_type"),
+                        "urn:ietf:params:oauth:token-type:access_token");
+    assert_string_equal(text(f, "token_type"), "Bearer");
+    assert_int_equal(number(f->json, "expires_in"), 300);
+    assert_string_equal(text(f, "scope"), "ai.inference");
+
+    /* A relying party verifies it with the published keys. */
+    assert_int_equal(verify_token(f, token, test_now, &claims), TETHER_OK);
+    kid = token_kid(token);
+    assert_string_equal(kid, tether_issuer_keys_active_kid(&f->keys));
+    assert_string_equal(claim(claims, "iss")->valuestring, ISSUER);
+    assert_string_equal(claim(claims, "sub")->valuestring, d.id);
+    assert_string_equal(claim(claims, "aud")->valuestring, "tether");
+    assert_string_equal(claim(claims, "client_id")->valuestring, d.id);
+    assert_int_equal(number(claims, "iat"), T0 + 10);
+    assert_int_equal(number(claims, "nbf"), T0 + 10);
+    assert_int_equal(number(claims, "exp"), T0 + 10 + 300);
+    snprintf(jti, sizeof(jti), "%s", claim(claims, "jti")->valuestring);
+    assert_int_equal(strlen(jti), 32);
+    assert_int_equal(strspn(jti, "0123456789abcdef"), 32);
+    assert_string_equal(claim(claims, "scope")->valuestring, "ai.inference");
+    /* cnf.jkt: the thumbprint of the device key enrolment certified. */
+    mbedtls_pk_init(&device_key);
+    assert_int_equal(tether_tpm2_public_to_pk(&d.req.device_key_public.publicArea, &device_key),
+                     TETHER_OK);
+    assert_int_equal(tether_jwk_thumbprint_pk(&device_key, jkt, sizeof(jkt)), TETHER_OK);
+    mbedtls_pk_free(&device_key);
+    assert_string_equal(cJSON_GetObjectItemCaseSensitive(claim(claims, "cnf"), "jkt")->valuestring,
+                        jkt);
+    tether = claim(claims, "tether");
+    assert_int_equal(number(tether, "counter"), 2); /* once at enrolment, once now */
+    assert_string_equal(cJSON_GetObjectItemCaseSensitive(tether, "policy")->valuestring, "default");
+    models = cJSON_GetObjectItemCaseSensitive(tether, "models");
+    assert_int_equal(cJSON_GetArraySize(models), 1);
+    assert_string_equal(cJSON_GetArrayItem(models, 0)->valuestring, "*");
+    assert_int_equal(number(tether, "cost_ceiling"), 0);
+    cJSON_Delete(claims);
+
+    /* Recorded before it left: counter, clock, reference, sighting, token. */
+    assert_int_equal(device_row(f, d.id).highest_counter, 2);
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM devices WHERE id = '%s' AND length(pcr_digest) = 32 AND "
+             "length(last_fingerprint) = 32 AND last_address = '192.0.2.7' AND last_seen_at = %d "
+             "AND last_clock > 0 AND last_clock_safe = 1",
+             d.id, T0 + 10);
+    assert_int_equal(count(f, sql), 1);
+    assert_int_equal(tether_store_issued_token_get(&f->store, jti, &issued), TETHER_OK);
+    assert_string_equal(issued.device_id, d.id);
+    assert_true(issued.has_counter);
+    assert_int_equal(issued.counter, 2);
+    assert_int_equal(issued.issued_at, T0 + 10);
+    assert_int_equal(issued.exp, T0 + 310);
+    assert_false(issued.revoked);
+    assert_string_equal(issued.kid, kid);
+    assert_string_equal(issued.scope, "ai.inference");
+    assert_string_equal(issued.audience, "tether");
+    assert_int_equal(tether_store_issued_token_get(&f->store, "nope", &issued),
+                     TETHER_ERR_NOT_FOUND);
+
+    /* The module API for introspection verifies it too. */
+    memset(&expect, 0, sizeof(expect));
+    expect.audience = "tether";
+    expect.now = test_now;
+    assert_int_equal(tether_issuer_keys_verify(&f->keys, token, strlen(token), &expect, NULL),
+                     TETHER_OK);
+    assert_int_equal(tether_issuer_keys_acquire(&f->keys, test_now, &keyset, &issuer), TETHER_OK);
+    assert_int_equal(keyset.count, 1);
+    assert_string_equal(issuer, ISSUER);
+    tether_issuer_keys_release(&f->keys);
+
+    /* The next exchange: a higher counter, the same reference digest. */
+    test_now = T0 + 200;
+    again = exchange_ok(f, &d);
+    assert_int_equal(device_row(f, d.id).highest_counter, 3);
+    assert_int_equal(count(f, "SELECT count(*) FROM issued_tokens"), 2);
+    assert_int_equal(count(f, "SELECT count(*) FROM alerts"), 0);
+    assert_int_equal(f->feed_hooks, 0);
+    free(again);
+    free(kid);
+    free(token);
+    device_close(&d);
+}
+
+/* The RFC 8414 metadata and the discovery endpoints' refusals. */
+static void discovery(void **state)
+{
+    fixture_t *f = *state;
+    const cJSON *grants;
+
+    assert_int_equal(call(f, "GET", TETHER_METADATA_PATH, NULL, NULL), 200);
+    assert_string_equal(text(f, "issuer"), ISSUER);
+    assert_string_equal(text(f, "token_endpoint"), ISSUER "/v1/token");
+    assert_string_equal(text(f, "jwks_uri"), ISSUER "/.well-known/jwks.json");
+    assert_string_equal(text(f, "introspection_endpoint"), ISSUER "/v1/introspect");
+    assert_string_equal(text(f, "tether_revocation_feed_endpoint"), ISSUER "/v1/revocations");
+    grants = cJSON_GetObjectItemCaseSensitive(f->json, "grant_types_supported");
+    assert_int_equal(cJSON_GetArraySize(grants), 1);
+    assert_string_equal(cJSON_GetArrayItem(grants, 0)->valuestring,
+                        "urn:ietf:params:oauth:grant-type:token-exchange");
+    assert_string_equal(
+        cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(f->json,
+                                                            "token_endpoint_auth_methods_supported"),
+                           0)
+            ->valuestring,
+        "none");
+    assert_int_equal(call(f, "POST", TETHER_JWKS_PATH, "application/json", "{}"), 405);
+    assert_string_equal(f->response.allow, "GET");
+    /* The exchange endpoints: POST, the right media type, no query. */
+    assert_int_equal(call(f, "GET", "/v1/token", NULL, NULL), 405);
+    assert_string_equal(text(f, "tether_error"), "method_not_allowed");
+    assert_int_equal(call(f, "POST", "/v1/token", "application/json", "{}"), 415);
+    assert_int_equal(call(f, "POST", "/v1/challenge", "application/x-www-form-urlencoded", "a=b"),
+                     415);
+}
+
+/* ---- tests: refusals ---- */
+
+/* A software key in place of the AK, to re-sign edited attestations: the
+ * checks a genuine TPM can never fail. The device row's AK is replaced by
+ * it (as if enrolment had stored it), so its signatures verify. */
+typedef struct soft_ak {
+    mbedtls_ecp_keypair key;
+    TPMT_PUBLIC public_area;
+    TPM2B_NAME qualified_name; /* under the device's EK */
+} soft_ak_t;
+
+static void soft_ak_install(fixture_t *f, const device_t *d, soft_ak_t *soft)
+{
+    TPM2B_PUBLIC pub;
+    uint8_t raw[sizeof(TPM2B_PUBLIC)];
+    size_t len = 0;
+
+    mbedtls_ecp_keypair_init(&soft->key);
+    assert_int_equal(mbedtls_ecp_gen_key(MBEDTLS_ECP_DP_SECP256R1, &soft->key,
+                                         tether_random_mbedtls, NULL),
+                     0);
+    soft->public_area = d->req.ak_public.publicArea; /* the same template, another point */
+    assert_int_equal(mbedtls_mpi_write_binary(&soft->key.Q.X,
+                                              soft->public_area.unique.ecc.x.buffer, 32),
+                     0);
+    assert_int_equal(mbedtls_mpi_write_binary(&soft->key.Q.Y,
+                                              soft->public_area.unique.ecc.y.buffer, 32),
+                     0);
+    assert_int_equal(tether_evidence_ak_qualified_name(&d->req.ek_public.publicArea,
+                                                       &soft->public_area, &soft->qualified_name),
+                     TETHER_OK);
+    memset(&pub, 0, sizeof(pub));
+    pub.publicArea = soft->public_area;
+    assert_int_equal(Tss2_MU_TPM2B_PUBLIC_Marshal(&pub, raw, sizeof(raw), &len), TSS2_RC_SUCCESS);
+    set_device_blob(f, d->id, "ak_public", raw, len);
+}
+
+/* Re-marshals both attestations of ev, with edit applied to which (0: the
+ * NV certification, 1: the quote, 2: both) and the qualified signer set to
+ * the software AK's unless keep_signer, and signs both with it. */
+static void resign(soft_ak_t *soft, tether_evidence_t *ev, int which, bool keep_signer,
+                   void (*edit)(TPMS_ATTEST *))
+{
+    for (int i = 0; i < 2; i++) {
+        TPM2B_ATTEST *a = i == 0 ? &ev->nv_certify : &ev->quote;
+        TPMT_SIGNATURE *sig = i == 0 ? &ev->nv_signature : &ev->quote_signature;
+        TPMS_ATTEST parsed;
+        size_t offset = 0;
+        uint8_t hash[32];
+        mbedtls_mpi r, s;
+
+        memset(&parsed, 0, sizeof(parsed));
+        assert_int_equal(Tss2_MU_TPMS_ATTEST_Unmarshal(a->attestationData, a->size, &offset,
+                                                       &parsed),
+                         TSS2_RC_SUCCESS);
+        if (!keep_signer)
+            parsed.qualifiedSigner = soft->qualified_name;
+        if ((i == which || which == 2) && edit != NULL)
+            edit(&parsed);
+        offset = 0;
+        assert_int_equal(Tss2_MU_TPMS_ATTEST_Marshal(&parsed, a->attestationData,
+                                                     sizeof(a->attestationData), &offset),
+                         TSS2_RC_SUCCESS);
+        a->size = (uint16_t)offset;
+        assert_int_equal(mbedtls_md(mbedtls_md_info_from_type(MBEDTLS_MD_SHA256),
+                                    a->attestationData, a->size, hash),
+                         0);
+        mbedtls_mpi_init(&r);
+        mbedtls_mpi_init(&s);
+        assert_int_equal(mbedtls_ecdsa_sign(&soft->key.grp, &r, &s, &soft->key.d, hash, 32,
+                                            tether_random_mbedtls, NULL),
+                         0);
+        assert_int_equal(mbedtls_mpi_write_binary(&r, sig->signature.ecdsa.signatureR.buffer, 32),
+                         0);
+        assert_int_equal(mbedtls_mpi_write_binary(&s, sig->signature.ecdsa.signatureS.buffer, 32),
+                         0);
+        mbedtls_mpi_free(&r);
+        mbedtls_mpi_free(&s);
+    }
+}
+
+static void edit_unsafe(TPMS_ATTEST *a)
+{
+    a->clockInfo.safe = TPM2_NO;
+}
+
+static void edit_firmware(TPMS_ATTEST *a)
+{
+    a->firmwareVersion++;
+}
+
+static void edit_magic(TPMS_ATTEST *a)
+{
+    a->magic = 0xff544348u;
+}
+
+/* Evidence of d with one change, refused with code and nothing stored. */
+static void expect_evidence_refusal(fixture_t *f, const tether_evidence_t *ev, const char *code)
+{
+    char *token = encode(ev);
+
+    expect_refusal(f, token, 400, "invalid_grant", code);
+    free(token);
+}
+
+static void every_evidence_refusal(void **state)
+{
+    fixture_t *f = *state;
+    device_t d, other;
+    challenge_t ch;
+    tether_evidence_t ev, tmp;
+    soft_ak_t soft;
+    uint8_t other_key[TETHER_NONCE_KEY_SIZE];
+    TPML_DIGEST_VALUES extend;
+    char *ok;
+
+    enrol(f, &d, 2);
+    enrol(f, &other, 3);
+    /* A first accepted exchange: the PCR reference and the last clock. */
+    ok = exchange_ok(f, &d);
+    free(ok);
+
+    expect_refusal(f, "AAAA", 400, "invalid_grant", "malformed_evidence");
+
+    /* bad_signature: one bit of a signature; and another TPM's evidence
+     * sent under this device's id. */
+    get_challenge(f, d.id, &ch);
+    attest(&d, &ch, &ev);
+    ev.quote_signature.signature.ecdsa.signatureS.buffer[5] ^= 1;
+    expect_evidence_refusal(f, &ev, "bad_signature");
+    get_challenge(f, other.id, &ch);
+    attest(&other, &ch, &ev);
+    snprintf(ev.device_id, sizeof(ev.device_id), "%s", d.id);
+    expect_evidence_refusal(f, &ev, "bad_signature");
+
+    /* wrong_attestation_type: the two attestations swapped. */
+    get_challenge(f, d.id, &ch);
+    attest(&d, &ch, &ev);
+    tmp = ev;
+    ev.nv_certify = tmp.quote;
+    ev.nv_signature = tmp.quote_signature;
+    ev.quote = tmp.nv_certify;
+    ev.quote_signature = tmp.nv_signature;
+    expect_evidence_refusal(f, &ev, "wrong_attestation_type");
+
+    /* nonce_invalid: another fleet's nonce; nonce_expired: 60 s later. */
+    assert_int_equal(tether_random_bytes(other_key, sizeof(other_key)), TETHER_OK);
+    get_challenge(f, d.id, &ch);
+    assert_int_equal(tether_nonce_issue(other_key, sizeof(other_key), (uint64_t)test_now, 60,
+                                        ch.nonce),
+                     TETHER_OK);
+    attest(&d, &ch, &ev);
+    expect_evidence_refusal(f, &ev, "nonce_invalid");
+    get_challenge(f, d.id, &ch);
+    attest(&d, &ch, &ev);
+    test_now += TETHER_CHALLENGE_TTL;
+    expect_evidence_refusal(f, &ev, "nonce_expired");
+    test_now += 1;
+
+    /* extra_data_mismatch: the usage report changed after the TPM signed. */
+    get_challenge(f, d.id, &ch);
+    attest(&d, &ch, &ev);
+    ev.usage[2] = 'X';
+    expect_evidence_refusal(f, &ev, "extra_data_mismatch");
+
+    /* wrong_counter: another NV counter of the same TPM certified. */
+    assert_int_equal(tether_tpm_nv_define_counter(&d.tpm, OTHER_COUNTER), TETHER_OK);
+    assert_int_equal(tether_tpm_nv_increment(&d.tpm, OTHER_COUNTER), TETHER_OK);
+    d.state.counter_index = OTHER_COUNTER;
+    get_challenge(f, d.id, &ch);
+    attest(&d, &ch, &ev);
+    d.state.counter_index = COUNTER;
+    expect_evidence_refusal(f, &ev, "wrong_counter");
+
+    /* pcr_mismatch: fewer PCRs than the fleet asks for; and a PCR changed
+     * since the first exchange stored the reference. */
+    get_challenge(f, d.id, &ch);
+    ch.pcrs.pcrSelections[0].pcrSelect[0] = 0x0f;
+    attest(&d, &ch, &ev);
+    expect_evidence_refusal(f, &ev, "pcr_mismatch");
+    memset(&extend, 0, sizeof(extend));
+    extend.count = 1;
+    extend.digests[0].hashAlg = TPM2_ALG_SHA256;
+    memset(extend.digests[0].digest.sha256, 0x42, 32);
+    assert_int_equal(tether_tpm_pcr_extend(&d.tpm, 4, &extend), TETHER_OK);
+    get_challenge(f, d.id, &ch);
+    attest(&d, &ch, &ev);
+    expect_evidence_refusal(f, &ev, "pcr_mismatch");
+
+    /* What a genuine TPM never signs, signed by a software key that the
+     * device row names as its AK. The other device's evidence serves: its
+     * counter has the same index and attributes (so the same name) and its
+     * PCRs the values of d's reference. */
+    soft_ak_install(f, &d, &soft);
+    get_challenge(f, other.id, &ch);
+    attest(&other, &ch, &ev);
+    snprintf(ev.device_id, sizeof(ev.device_id), "%s", d.id);
+    tmp = ev;
+    resign(&soft, &tmp, 2, true, NULL); /* still the TPM AK's qualified name */
+    expect_evidence_refusal(f, &tmp, "wrong_signer");
+    tmp = ev;
+    resign(&soft, &tmp, 1, false, edit_magic);
+    expect_evidence_refusal(f, &tmp, "wrong_attestation_type");
+    device_close(&d);
+    device_close(&other);
+    mbedtls_ecp_keypair_free(&soft.key);
+}
+
+/* The checks after the PCRs, on a device whose PCRs are untouched. */
+static void clock_and_consistency_refusals(void **state)
+{
+    fixture_t *f = *state;
+    device_t d;
+    challenge_t ch;
+    tether_evidence_t ev, tmp;
+    soft_ak_t soft;
+    char *ok;
+
+    enrol(f, &d, 4);
+    ok = exchange_ok(f, &d);
+    free(ok);
+    soft_ak_install(f, &d, &soft);
+    get_challenge(f, d.id, &ch);
+    attest(&d, &ch, &ev);
+    /* The software AK's genuine-looking evidence is accepted... */
+    tmp = ev;
+    resign(&soft, &tmp, 2, false, edit_unsafe);
+    expect_evidence_refusal(f, &tmp, "clock_unsafe");
+    tmp = ev;
+    resign(&soft, &tmp, 0, false, edit_firmware);
+    expect_evidence_refusal(f, &tmp, "inconsistent_attestations");
+    /* ... unedited, it passes every check. */
+    tmp = ev;
+    resign(&soft, &tmp, 2, false, NULL);
+    {
+        char *token = encode(&tmp);
+        assert_int_equal(post_token(f, token), 200);
+        free(token);
+    }
+    device_close(&d);
+    mbedtls_ecp_keypair_free(&soft.key);
+}
+
+static void form_refusals(void **state)
+{
+    fixture_t *f = *state;
+    static const struct {
+        const char *body;
+        unsigned status;
+        const char *error, *tether_error;
+    } cases[] = {
+        {"", 400, "invalid_request", "malformed_request"},
+        {"grant_type=" EXCHANGE_GRANT, 400, "invalid_request", "malformed_request"},
+        {"grant_type=" EXCHANGE_GRANT "&subject_token_type=" EVIDENCE_TYPE
+         "&subject_token=AAAA&subject_token=AAAA",
+         400, "invalid_request", "malformed_request"},
+        {"grant_type=" EXCHANGE_GRANT "&subject_token_type=" EVIDENCE_TYPE
+         "&subject_token=AAAA&client_secret=x",
+         400, "invalid_request", "malformed_request"},
+        {"grant_type=" EXCHANGE_GRANT "&subject_token_type=" EVIDENCE_TYPE "&subject_token=AA%2",
+         400, "invalid_request", "malformed_request"},
+        {"grant_type=client_credentials&subject_token_type=" EVIDENCE_TYPE "&subject_token=AAAA",
+         400, "unsupported_grant_type", "unsupported_grant_type"},
+        {"grant_type=" EXCHANGE_GRANT
+         "&subject_token_type=urn%3Aietf%3Aparams%3Aoauth%3Atoken-type%3Ajwt&subject_token=AAAA",
+         400, "invalid_request", "unsupported_token_type"},
+        {"grant_type=" EXCHANGE_GRANT "&subject_token_type=" EVIDENCE_TYPE
+         "&subject_token=AAAA&scope=ai.inference+admin",
+         400, "invalid_scope", "invalid_scope"},
+        {"grant_type=" EXCHANGE_GRANT "&subject_token_type=" EVIDENCE_TYPE
+         "&subject_token=AAAA&audience=https%3A%2F%2Fother.example",
+         400, "invalid_target", "invalid_target"},
+    };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char *before = snapshot(f);
+        char *after;
+
+        if (call(f, "POST", "/v1/token", "application/x-www-form-urlencoded", cases[i].body) !=
+            cases[i].status)
+            fail_msg("case %zu: %s", i, f->response.body);
+        assert_string_equal(text(f, "error"), cases[i].error);
+        assert_string_equal(text(f, "tether_error"), cases[i].tether_error);
+        after = snapshot(f);
+        assert_string_equal(before, after);
+        free(before);
+        free(after);
+    }
+    /* Query parameters carry no credentials here (RFC 6749 section 3.2). */
+    {
+        tether_http_request_t request;
+        tether_http_query_t q = {"subject_token", "AAAA"};
+
+        memset(&request, 0, sizeof(request));
+        request.method = "POST";
+        request.path = "/v1/token";
+        request.content_type = "application/x-www-form-urlencoded";
+        request.query[0] = q;
+        request.query_count = 1;
+        tether_http_response_clear(&f->response);
+        tether_exchange_api_handle(&f->api, &request, &f->response);
+        assert_int_equal(f->response.status, 400);
+    }
+}
+
+/* A requested scope and audience from the configured sets. */
+static void scope_and_audience(void **state)
+{
+    fixture_t *f = *state;
+    tether_fleet_config_error_t error;
+    static const char conf[] = "audience = tether,gateway-b\nscope = ai.inference ai.embed\n"
+                               "models = gpt-4o,llama-3\ncost_ceiling = 12.50\n";
+    device_t d;
+    char *ev, *body;
+    cJSON *claims = NULL;
+    tether_jwt_keyset_t keyset;
+    tether_jwt_expect_t expect = {ISSUER, "gateway-b", 0, 0};
+
+    assert_int_equal(tether_fleet_config_parse(conf, strlen(conf), &f->config, &error), TETHER_OK);
+    assert_int_equal(tether_token_policy_from_config(&f->config, &f->policy), TETHER_OK);
+    enrol(f, &d, 5);
+    ev = evidence(f, &d);
+    body = malloc(strlen(ev) + 512);
+    assert_non_null(body);
+    sprintf(body, "subject_token=%s%s", ev,
+            "&scope=ai.embed&audience=gateway-b&grant_type=" EXCHANGE_GRANT
+            "&subject_token_type=" EVIDENCE_TYPE);
+    assert_int_equal(call(f, "POST", "/v1/token", "application/x-www-form-urlencoded", body), 200);
+    assert_string_equal(text(f, "scope"), "ai.embed");
+    expect.now = test_now;
+    assert_int_equal(tether_issuer_keys_acquire(&f->keys, test_now, &keyset, NULL), TETHER_OK);
+    assert_int_equal(tether_jwt_verify(text(f, "access_token"), strlen(text(f, "access_token")),
+                                       &keyset, &expect, &claims),
+                     TETHER_OK);
+    tether_issuer_keys_release(&f->keys);
+    assert_string_equal(claim(claims, "aud")->valuestring, "gateway-b");
+    assert_string_equal(claim(claims, "scope")->valuestring, "ai.embed");
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(claim(claims, "tether"),
+                                                                         "models")),
+                     2);
+    assert_true(number(claim(claims, "tether"), "cost_ceiling") == 12.5);
+    cJSON_Delete(claims);
+    /* Without a request: the first audience and every scope. */
+    free(ev);
+    ev = evidence(f, &d);
+    assert_int_equal(post_token(f, ev), 200);
+    assert_string_equal(text(f, "scope"), "ai.inference ai.embed");
+    free(ev);
+    free(body);
+    device_close(&d);
+}
+
+/* Revoked, quarantined and not enrolled devices get neither a nonce nor a
+ * token, and the refusal changes nothing. */
+static void device_state_refusals(void **state)
+{
+    fixture_t *f = *state;
+    device_t d;
+    tether_store_allow_t row;
+    char body[128], *ev;
+    static const struct {
+        tether_device_action_t action;
+        const char *code;
+    } steps[] = {
+        {TETHER_DEVICE_QUARANTINE, "device_quarantined"},
+        {TETHER_DEVICE_REVOKE, "device_revoked"},
+        {TETHER_DEVICE_REINSTATE, "device_not_active"},
+    };
+
+    enrol(f, &d, 6);
+    ev = evidence(f, &d); /* made while active */
+    for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+        char *before, *after;
+
+        assert_int_equal(tether_store_device_change_status(&f->store, d.id, steps[i].action, "test",
+                                                           test_now, NULL),
+                         TETHER_OK);
+        before = snapshot(f);
+        snprintf(body, sizeof(body), "{\"device_id\":\"%s\"}", d.id);
+        assert_int_equal(call(f, "POST", "/v1/challenge", "application/json", body), 403);
+        assert_string_equal(text(f, "error"), "invalid_grant");
+        assert_string_equal(text(f, "tether_error"), steps[i].code);
+        after = snapshot(f);
+        assert_string_equal(before, after);
+        free(before);
+        free(after);
+        expect_refusal(f, ev, 403, "invalid_grant", steps[i].code);
+    }
+    free(ev);
+
+    /* Unknown devices, well-formed or not; malformed challenge bodies. */
+    assert_int_equal(call(f, "POST", "/v1/challenge", "application/json",
+                          "{\"device_id\":\"dev_000000000000000000000000\"}"),
+                     403);
+    assert_string_equal(text(f, "tether_error"), "unknown_device");
+    assert_int_equal(call(f, "POST", "/v1/challenge", "application/json",
+                          "{\"device_id\":\"gateway-7\"}"),
+                     403);
+    assert_string_equal(text(f, "tether_error"), "unknown_device");
+    assert_int_equal(call(f, "POST", "/v1/challenge", "application/json",
+                          "{\"device_id\":\"a\",\"x\":1}"),
+                     400);
+    assert_int_equal(call(f, "POST", "/v1/challenge", "application/json",
+                          "{\"device_id\":\"a b\"}"),
+                     400);
+    assert_int_equal(call(f, "POST", "/v1/challenge", "application/json", "{\"device_id\":7}"),
+                     400);
+    assert_int_equal(call(f, "POST", "/v1/challenge", "application/json",
+                          "{\"device_id\":\"a\",\"device_id\":\"a\"}"),
+                     400);
+    /* An allowed device that never enrolled. */
+    memset(&row, 0, sizeof(row));
+    assert_int_equal(tether_fleet_device_id_new(row.id), TETHER_OK);
+    memset(row.ek_sha256, 'a', 64);
+    snprintf(row.name, sizeof(row.name), "never-enrolled");
+    assert_int_equal(tether_store_device_import(&f->store, &row, 1, test_now, NULL, NULL),
+                     TETHER_OK);
+    snprintf(body, sizeof(body), "{\"device_id\":\"%s\"}", row.id);
+    assert_int_equal(call(f, "POST", "/v1/challenge", "application/json", body), 403);
+    assert_string_equal(text(f, "tether_error"), "device_not_active");
+    device_close(&d);
+}
+
+/* ---- tests: retries and clones ---- */
+
+static void byte_identical_retry(void **state)
+{
+    fixture_t *f = *state;
+    device_t d;
+    char *ev = NULL, *first = NULL, *second = NULL, *before, *after;
+    cJSON *a = NULL, *b = NULL;
+
+    enrol(f, &d, 7);
+    ev = evidence(f, &d);
+    assert_int_equal(post_token(f, ev), 200);
+    first = strdup(text(f, "access_token"));
+    before = snapshot(f);
+    /* The answer was lost; the agent sends the same evidence again. */
+    test_now += 20;
+    assert_int_equal(post_token(f, ev), 200);
+    assert_int_equal(number(f->json, "expires_in"), 300 - 20);
+    second = strdup(text(f, "access_token"));
+    after = snapshot(f);
+    assert_string_equal(before, after); /* no new row, no alarm */
+    assert_int_equal(verify_token(f, first, test_now, &a), TETHER_OK);
+    assert_int_equal(verify_token(f, second, test_now, &b), TETHER_OK);
+    assert_true(cJSON_Compare(a, b, true)); /* same jti, iat, exp and claims */
+    /* Deterministic ECDSA (RFC 6979): even the signature is the same. */
+    assert_string_equal(first, second);
+    assert_int_equal(count(f, "SELECT count(*) FROM alerts"), 0);
+    assert_int_equal(device_row(f, d.id).status, TETHER_DEVICE_ACTIVE);
+    /* Once its nonce has expired, the evidence is refused like any other. */
+    test_now += TETHER_CHALLENGE_TTL;
+    expect_refusal(f, ev, 400, "invalid_grant", "nonce_expired");
+    cJSON_Delete(a);
+    cJSON_Delete(b);
+    free(before);
+    free(after);
+    free(first);
+    free(second);
+    free(ev);
+    device_close(&d);
+}
+
+/* The containment every clone signal must leave: the device quarantined
+ * naming the clone, every unexpired token revoked, a feed entry, one alert
+ * of kind with both sightings, and nothing more for either TPM. */
+static void expect_contained(fixture_t *f, const device_t *d, const char *kind,
+                             uint64_t last_counter, uint64_t this_counter, const char *live_jti)
+{
+    char sql[256];
+    char *details, *reason;
+    cJSON *json;
+    const cJSON *last, *now;
+    tether_store_device_t row = device_row(f, d->id);
+
+    assert_int_equal(row.status, TETHER_DEVICE_QUARANTINED);
+    assert_non_null(strstr(row.status_reason, "clone"));
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM issued_tokens WHERE device_id = '%s' AND "
+                               "revoked = 0 AND exp > %lld", d->id, (long long)test_now);
+    assert_int_equal(count(f, sql), 0);
+    if (live_jti != NULL) {
+        snprintf(sql, sizeof(sql), "SELECT revoked FROM issued_tokens WHERE jti = '%s'", live_jti);
+        assert_int_equal(count(f, sql), 1);
+    }
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM revocations WHERE device_id = '%s' AND jti IS NULL", d->id);
+    assert_int_equal(count(f, sql), 1);
+    assert_int_equal(f->feed_hooks, 1);
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM alerts WHERE device_id = '%s' AND kind = '%s'",
+             d->id, kind);
+    assert_int_equal(count(f, sql), 1);
+    assert_int_equal(count(f, "SELECT count(*) FROM alerts"), 1);
+    snprintf(sql, sizeof(sql), "SELECT details FROM alerts WHERE device_id = '%s'", d->id);
+    details = query_text(f, sql);
+    json = cJSON_Parse(details);
+    assert_non_null(json);
+    reason = cJSON_GetObjectItemCaseSensitive(json, "reason")->valuestring;
+    assert_non_null(strstr(reason, "clone"));
+    last = cJSON_GetObjectItemCaseSensitive(json, "last_accepted");
+    now = cJSON_GetObjectItemCaseSensitive(json, "this");
+    assert_int_equal(number(last, "counter"), last_counter);
+    assert_int_equal(number(now, "counter"), this_counter);
+    for (int i = 0; i < 2; i++) {
+        const cJSON *s = i == 0 ? last : now;
+        const cJSON *clock = cJSON_GetObjectItemCaseSensitive(s, "clock_info");
+        assert_true(number(clock, "clock") > 0);
+        assert_int_equal(number(clock, "resetCount"), 1);
+        assert_int_equal(number(clock, "restartCount"), 0);
+        assert_string_equal(cJSON_GetObjectItemCaseSensitive(s, "source_address")->valuestring,
+                            "192.0.2.7");
+        assert_true(number(s, "time") >= T0);
+    }
+    cJSON_Delete(json);
+    free(details);
+}
+
+static void expect_clone_refused(fixture_t *f, const char *subject_token)
+{
+    if (post_token(f, subject_token) != 403)
+        fail_msg("expected 403 clone_detected, got %u: %s", f->response.status, f->response.body);
+    assert_string_equal(text(f, "error"), "invalid_grant");
+    assert_string_equal(text(f, "tether_error"), "clone_detected");
+}
+
+/* After quarantine, neither TPM gets anything, and nothing changes. */
+static void expect_both_shut_out(fixture_t *f, device_t *a, device_t *b)
+{
+    char body[128], *before = snapshot(f), *after;
+
+    snprintf(body, sizeof(body), "{\"device_id\":\"%s\"}", a->id);
+    assert_int_equal(call(f, "POST", "/v1/challenge", "application/json", body), 403);
+    assert_string_equal(text(f, "tether_error"), "device_quarantined");
+    (void)b;
+    after = snapshot(f);
+    assert_string_equal(before, after);
+    free(before);
+    free(after);
+}
+
+static void clone_first_then_original(void **state)
+{
+    fixture_t *f = *state;
+    device_t d, clone;
+    char *token, *ev;
+    cJSON *claims = NULL;
+
+    enrol(f, &d, 8);
+    clone_of(f, &d, 8, 1, &clone); /* the state copied right after enrolment */
+    token = exchange_ok(f, &clone); /* the clone is first: nothing to tell yet */
+    assert_int_equal(device_row(f, d.id).highest_counter, 2);
+    assert_int_equal(verify_token(f, token, test_now, &claims), TETHER_OK);
+    /* The original's clock is ahead (it ran longer): only its counter, equal
+     * to the clone's, gives two TPM states away. */
+    tick(&d, 400);
+    test_now += 30;
+    ev = evidence(f, &d);
+    expect_clone_refused(f, ev);
+    expect_contained(f, &d, "clone_detected", 2, 2,
+                     cJSON_GetObjectItemCaseSensitive(claims, "jti")->valuestring);
+    expect_both_shut_out(f, &d, &clone);
+    cJSON_Delete(claims);
+    free(ev);
+    free(token);
+    device_close(&clone);
+    device_close(&d);
+}
+
+static void original_first_then_clone(void **state)
+{
+    fixture_t *f = *state;
+    device_t d, clone;
+    char *token, *ev;
+
+    enrol(f, &d, 9);
+    clone_of(f, &d, 9, 1, &clone);
+    token = exchange_ok(f, &d);
+    tick(&clone, 4000); /* a clone whose clock runs ahead passes the clock check */
+    test_now += 30;
+    ev = evidence(f, &clone);
+    expect_clone_refused(f, ev);
+    expect_contained(f, &d, "clone_detected", 2, 2, NULL);
+    assert_int_equal(count(f, "SELECT count(*) FROM issued_tokens WHERE revoked = 1"), 1);
+    free(ev);
+    free(token);
+    device_close(&clone);
+    device_close(&d);
+}
+
+/* A TPM state restored from an older snapshot of itself: its counter is
+ * behind the highest the fleet accepted. */
+static void tpm_state_rolled_back(void **state)
+{
+    fixture_t *f = *state;
+    device_t d, old;
+    char *token, *ev;
+
+    enrol(f, &d, 10);
+    clone_of(f, &d, 10, 1, &old); /* the snapshot: counter 1 */
+    for (int i = 0; i < 3; i++) {
+        token = exchange_ok(f, &d);
+        free(token);
+        test_now += 10;
+    }
+    assert_int_equal(device_row(f, d.id).highest_counter, 4);
+    tick(&old, 4000);
+    ev = evidence(f, &old); /* counter 2 */
+    expect_clone_refused(f, ev);
+    expect_contained(f, &d, "clone_detected", 4, 2, NULL);
+    assert_int_equal(count(f, "SELECT count(*) FROM issued_tokens WHERE revoked = 1"), 3);
+    free(ev);
+    device_close(&old);
+    device_close(&d);
+}
+
+/* The second signal: valid evidence whose TPM clock went back, even with a
+ * counter above the highest. */
+static void clock_regression(void **state)
+{
+    fixture_t *f = *state;
+    device_t d, clone;
+    char *token, *ev;
+
+    enrol(f, &d, 11);
+    clone_of(f, &d, 11, 10, &clone); /* counter ahead, clock behind */
+    tick(&d, 100);
+    token = exchange_ok(f, &d);
+    test_now += 30;
+    ev = evidence(f, &clone);
+    expect_clone_refused(f, ev);
+    assert_non_null(strstr(text(f, "error_description"), "clock"));
+    expect_contained(f, &d, "clock_regression", 2, 11, NULL);
+    free(ev);
+    free(token);
+    device_close(&clone);
+    device_close(&d);
+}
+
+/* Evidence replayed after a newer exchange: not the last accepted one, so
+ * not a retry; its clock is behind the newer one's. */
+static void replayed_evidence(void **state)
+{
+    fixture_t *f = *state;
+    device_t d;
+    char *first, *token;
+
+    enrol(f, &d, 12);
+    first = evidence(f, &d);
+    assert_int_equal(post_token(f, first), 200);
+    test_now += 5;
+    token = exchange_ok(f, &d);
+    test_now += 5; /* within the first nonce's minute */
+    expect_clone_refused(f, first);
+    expect_contained(f, &d, "clock_regression", 3, 2, NULL);
+    free(token);
+    free(first);
+    device_close(&d);
+}
+
+/* After a quarantine, an operator's reinstate and a new enrolment, the
+ * device starts over: new AK, a new PCR reference (trust on first use
+ * again), no last sighting, and its counter (the same NV index) goes on. */
+static void reenrolment_starts_over(void **state)
+{
+    fixture_t *f = *state;
+    device_t d;
+    TPML_DIGEST_VALUES extend;
+    char *token, *ev, sql[256], *before_digest, *after_digest;
+
+    enrol(f, &d, 16);
+    token = exchange_ok(f, &d);
+    free(token);
+    snprintf(sql, sizeof(sql), "SELECT hex(pcr_digest) FROM devices WHERE id = '%s'", d.id);
+    before_digest = query_text(f, sql);
+    /* New firmware: the old reference no longer matches. */
+    memset(&extend, 0, sizeof(extend));
+    extend.count = 1;
+    extend.digests[0].hashAlg = TPM2_ALG_SHA256;
+    memset(extend.digests[0].digest.sha256, 0x17, 32);
+    assert_int_equal(tether_tpm_pcr_extend(&d.tpm, 0, &extend), TETHER_OK);
+    ev = evidence(f, &d);
+    expect_refusal(f, ev, 400, "invalid_grant", "pcr_mismatch");
+    free(ev);
+    assert_int_equal(tether_store_device_change_status(&f->store, d.id, TETHER_DEVICE_QUARANTINE,
+                                                       "firmware check", test_now, NULL),
+                     TETHER_OK);
+    assert_int_equal(tether_store_device_change_status(&f->store, d.id, TETHER_DEVICE_REINSTATE,
+                                                       "firmware update approved", test_now,
+                                                       NULL),
+                     TETHER_OK);
+    test_now += 100;
+    enrol_tpm(f, &d);
+    assert_int_equal(count(f, "SELECT count(*) FROM devices WHERE pcr_digest IS NULL AND "
+                              "last_fingerprint IS NULL AND last_address IS NULL AND "
+                              "last_seen_at IS NULL AND highest_counter = 0"),
+                     1);
+    token = exchange_ok(f, &d);
+    after_digest = query_text(f, sql);
+    assert_string_not_equal(before_digest, after_digest);
+    assert_true(device_row(f, d.id).highest_counter > 2);
+    free(token);
+    free(before_digest);
+    free(after_digest);
+    device_close(&d);
+}
+
+/* ---- tests: lifetimes and keys ---- */
+
+static void lifetime_clamped(void **state)
+{
+    fixture_t *f = *state;
+    static const struct {
+        const char *line;
+        unsigned lifetime;
+    } cases[] = {
+        {"token_lifetime_seconds = 5\n", 30},
+        {"token_lifetime_seconds = 99999\n", 3600},
+        {"token_lifetime_seconds = 45\n", 45},
+    };
+    tether_fleet_config_error_t error;
+    device_t d;
+
+    enrol(f, &d, 13);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char *token;
+        cJSON *claims = NULL;
+
+        assert_int_equal(tether_fleet_config_parse(cases[i].line, strlen(cases[i].line),
+                                                   &f->config, &error),
+                         TETHER_OK);
+        assert_int_equal(tether_fleet_config_token_lifetime(&f->config), cases[i].lifetime);
+        assert_int_equal(tether_token_policy_from_config(&f->config, &f->policy), TETHER_OK);
+        test_now += 10;
+        token = exchange_ok(f, &d);
+        assert_int_equal(number(f->json, "expires_in"), cases[i].lifetime);
+        assert_int_equal(verify_token(f, token, test_now, &claims), TETHER_OK);
+        assert_int_equal(number(claims, "exp") - number(claims, "iat"), cases[i].lifetime);
+        cJSON_Delete(claims);
+        free(token);
+    }
+    assert_int_equal(tether_fleet_config_parse("token_lifetime_seconds = 0\n",
+                                               strlen("token_lifetime_seconds = 0\n"), &f->config,
+                                               &error),
+                     TETHER_ERR_PARSE);
+    device_close(&d);
+}
+
+static void key_rotation(void **state)
+{
+    fixture_t *f = *state;
+    device_t d;
+    char *ev1, *old_token, *new_token, *old_kid, *new_kid;
+    int64_t old_exp;
+    cJSON *claims = NULL;
+    jwks_t set;
+    const cJSON *keys, *retired_json;
+    tether_store_issuer_key_t active, retired;
+
+    enrol(f, &d, 14);
+    ev1 = evidence(f, &d);
+    assert_int_equal(post_token(f, ev1), 200);
+    old_token = strdup(text(f, "access_token"));
+    old_kid = token_kid(old_token);
+    old_exp = T0 + 300;
+
+    /* The old key is published until its last token expires. */
+    test_now = T0 + 10;
+    assert_int_equal(tether_issuer_keys_rotate(&f->keys, test_now, &active, &retired), TETHER_OK);
+    assert_string_equal(retired.kid, old_kid);
+    assert_int_equal(retired.retired_at, T0 + 10);
+    assert_int_equal(retired.not_after, old_exp);
+    assert_int_equal(active.retired_at, 0);
+    assert_string_equal(active.kid, tether_issuer_keys_active_kid(&f->keys));
+    {
+        char path[400];
+        struct stat st;
+
+        snprintf(path, sizeof(path), "%s/issuer-keys/%s.pem", f->dir, active.kid);
+        assert_int_equal(stat(path, &st), 0);
+        assert_int_equal(st.st_mode & 0777, 0600);
+        snprintf(path, sizeof(path), "%s/issuer-keys", f->dir);
+        assert_int_equal(stat(path, &st), 0);
+        assert_int_equal(st.st_mode & 0777, 0700);
+    }
+    /* GET /v1/admin/keys (read role). */
+    assert_int_equal(admin_call(f, "GET", "/v1/admin/keys"), 200);
+    keys = cJSON_GetObjectItemCaseSensitive(f->json, "keys");
+    assert_int_equal(cJSON_GetArraySize(keys), 2);
+    assert_string_equal(
+        cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(keys, 0), "state")->valuestring,
+        "retired");
+    assert_int_equal(number(cJSON_GetArrayItem(keys, 0), "not_after"), old_exp);
+    assert_string_equal(
+        cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(keys, 1), "state")->valuestring,
+        "active");
+
+    /* Both keys are published; the old token still verifies. */
+    test_now = T0 + 20;
+    fetch_jwks(f, &set);
+    assert_int_equal(set.count, 2);
+    jwks_free(&set);
+    assert_int_equal(verify_token(f, old_token, test_now, NULL), TETHER_OK);
+
+    /* New tokens are signed by the new key. */
+    new_token = exchange_ok(f, &d);
+    new_kid = token_kid(new_token);
+    assert_string_not_equal(new_kid, old_kid);
+    assert_string_equal(new_kid, active.kid);
+    assert_int_equal(verify_token(f, new_token, test_now, &claims), TETHER_OK);
+    cJSON_Delete(claims);
+
+    /* Rotated again through the admin API (security role; its clock is
+     * the system's, so not_after is at least now). */
+    assert_int_equal(admin_call(f, "POST", "/v1/admin/keys/rotate"), 201);
+    retired_json = cJSON_GetObjectItemCaseSensitive(f->json, "retired");
+    assert_string_equal(cJSON_GetObjectItemCaseSensitive(retired_json, "kid")->valuestring,
+                        new_kid);
+    assert_true(number(retired_json, "not_after") >= T0 + 20 + 300);
+    assert_string_equal(cJSON_GetObjectItemCaseSensitive(
+                            cJSON_GetObjectItemCaseSensitive(f->json, "active"), "state")
+                            ->valuestring,
+                        "active");
+    assert_string_equal(cJSON_GetObjectItemCaseSensitive(
+                            cJSON_GetObjectItemCaseSensitive(f->json, "active"), "kid")
+                            ->valuestring,
+                        tether_issuer_keys_active_kid(&f->keys));
+
+    /* A restart loads every published key, with the newest signing. */
+    snprintf(active.kid, sizeof(active.kid), "%s", tether_issuer_keys_active_kid(&f->keys));
+    tether_issuer_keys_free(&f->keys);
+    open_keys(f);
+    assert_string_equal(tether_issuer_keys_active_kid(&f->keys), active.kid);
+    fetch_jwks(f, &set);
+    assert_int_equal(set.count, 3);
+    jwks_free(&set);
+
+    /* Past the first key's not_after, it is no longer published... */
+    test_now = old_exp + 1;
+    fetch_jwks(f, &set);
+    assert_int_equal(set.count, 2);
+    jwks_free(&set);
+    assert_int_equal(verify_token(f, old_token, test_now, NULL), TETHER_ERR_UNKNOWN_KEY);
+    /* ... and a fleetd starting now does not load it. */
+    tether_issuer_keys_free(&f->keys);
+    open_keys(f);
+    fetch_jwks(f, &set);
+    assert_int_equal(set.count, 2);
+    for (size_t i = 0; i < set.count; i++)
+        assert_string_not_equal(set.kid[i], old_kid);
+    jwks_free(&set);
+    free(ev1);
+    free(old_kid);
+    free(new_kid);
+    free(old_token);
+    free(new_token);
+    device_close(&d);
+}
+
+/* A byte-identical retry after a rotation gets the token signed by the
+ * key that first signed it. */
+static void retry_after_rotation(void **state)
+{
+    fixture_t *f = *state;
+    device_t d;
+    char *ev, *first, *kid;
+
+    enrol(f, &d, 15);
+    ev = evidence(f, &d);
+    assert_int_equal(post_token(f, ev), 200);
+    first = strdup(text(f, "access_token"));
+    assert_int_equal(tether_issuer_keys_rotate(&f->keys, test_now + 1, NULL, NULL), TETHER_OK);
+    test_now += 5;
+    assert_int_equal(post_token(f, ev), 200);
+    kid = token_kid(text(f, "access_token"));
+    assert_string_not_equal(kid, tether_issuer_keys_active_kid(&f->keys));
+    assert_string_equal(first, text(f, "access_token"));
+    free(kid);
+    free(first);
+    free(ev);
+    device_close(&d);
+}
+
+/* ---- tests: pure parts ---- */
+
+static void clone_rule(void **state)
+{
+    tether_store_exchange_device_t *row = calloc(1, sizeof(*row));
+    tether_store_exchange_t ex;
+
+    (void)state;
+    assert_non_null(row);
+    memset(&ex, 0, sizeof(ex));
+    row->device.status = TETHER_DEVICE_ACTIVE;
+    row->device.has_counter = true;
+    row->device.highest_counter = 7;
+    row->has_last = true;
+    memset(row->last_fingerprint, 0xaa, 32);
+    memset(ex.fingerprint, 0xbb, 32);
+    ex.sighting.counter = 8;
+    assert_int_equal(tether_store_exchange_decide(row, &ex), TETHER_STORE_EXCHANGE_ACCEPT);
+    ex.sighting.counter = 100; /* gaps are normal */
+    assert_int_equal(tether_store_exchange_decide(row, &ex), TETHER_STORE_EXCHANGE_ACCEPT);
+    ex.sighting.counter = 7;
+    assert_int_equal(tether_store_exchange_decide(row, &ex), TETHER_STORE_EXCHANGE_CLONE);
+    memset(ex.fingerprint, 0xaa, 32);
+    assert_int_equal(tether_store_exchange_decide(row, &ex), TETHER_STORE_EXCHANGE_RETRY);
+    ex.sighting.counter = 6; /* the fingerprint of the last, a lower counter: impossible */
+    assert_int_equal(tether_store_exchange_decide(row, &ex), TETHER_STORE_EXCHANGE_CLONE);
+    ex.sighting.counter = 8;
+    ex.clock_regression = true;
+    assert_int_equal(tether_store_exchange_decide(row, &ex),
+                     TETHER_STORE_EXCHANGE_CLOCK_REGRESSION);
+    row->device.status = TETHER_DEVICE_QUARANTINED;
+    assert_int_equal(tether_store_exchange_decide(row, &ex), TETHER_STORE_EXCHANGE_NOT_ACTIVE);
+    free(row);
+}
+
+static void exchange_config_keys(void **state)
+{
+    static const char *const refused[] = {
+        "pcr_selection = sha1:0,1\n",   "pcr_selection = sha256:1,0\n",
+        "pcr_selection = sha256:24\n",  "pcr_selection = sha256:01\n",
+        "pcr_selection = sha256:\n",    "pcr_selection = sha256:0,,1\n",
+        "issuer = http://x\n",          "issuer = https://x/\n",
+        "issuer = https://x?a=b\n",     "audience = a,,b\n",
+        "audience = a b\n",             "scope = a  b\n",
+        "scope = a\"b\n",               "models = \n",
+        "cost_ceiling = -1\n",          "cost_ceiling = 1.\n",
+        "cost_ceiling = 01\n",          "cost_ceiling = 1e3\n",
+    };
+    tether_fleet_config_t config, again;
+    tether_fleet_config_error_t error;
+    tether_token_policy_t policy;
+    char *text = NULL;
+    static const char good[] = "pcr_selection = sha256:0,2,7,23\nissuer = https://fleet.example\n"
+                               "audience = a,b\nscope = x y\nmodels = m1\ncost_ceiling = 0.25\n"
+                               "token_lifetime_seconds = 600\n";
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+        tether_fleet_config_init(&config);
+        if (tether_fleet_config_parse(refused[i], strlen(refused[i]), &config, &error) !=
+            TETHER_ERR_PARSE)
+            fail_msg("accepted: %s", refused[i]);
+        assert_int_equal(error.line, 1);
+    }
+    tether_fleet_config_init(&config);
+    assert_int_equal(tether_fleet_config_parse(good, strlen(good), &config, &error), TETHER_OK);
+    assert_int_equal(tether_token_policy_from_config(&config, &policy), TETHER_OK);
+    assert_string_equal(policy.issuer, "https://fleet.example");
+    assert_int_equal(policy.lifetime_seconds, 600);
+    assert_int_equal(policy.pcr_selection.pcrSelections[0].pcrSelect[0], 0x85);
+    assert_int_equal(policy.pcr_selection.pcrSelections[0].pcrSelect[2], 0x80);
+    /* The file init writes reads back the same. */
+    assert_int_equal(tether_fleet_config_format(&config, &text), TETHER_OK);
+    tether_fleet_config_init(&again);
+    assert_int_equal(tether_fleet_config_parse(text, strlen(text), &again, &error), TETHER_OK);
+    assert_memory_equal(&config, &again, sizeof(config));
+    free(text);
+}
+
+/* init makes the nonce key beside the enrolment key; the first run records
+ * the init key as the signing key. */
+static void init_makes_exchange_keys(void **state)
+{
+    fixture_t *f = *state;
+    tether_fleet_init_options_t opts;
+    char token[TETHER_SECRET_TOKEN_SIZE];
+    char dir[320], path[340];
+    struct stat st;
+    tether_store_t store;
+    tether_issuer_keys_t keys;
+
+    snprintf(dir, sizeof(dir), "%s/fleet", f->dir);
+    memset(&opts, 0, sizeof(opts));
+    opts.dir = dir;
+    assert_int_equal(tether_fleet_init(&opts, token), TETHER_OK);
+    tether_wipe(token, sizeof(token));
+    snprintf(path, sizeof(path), "%s/nonce.key", dir);
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    assert_int_equal(st.st_size, TETHER_NONCE_KEY_SIZE);
+    snprintf(path, sizeof(path), "%s/fleet.db", dir);
+    tether_store_init(&store);
+    assert_int_equal(tether_store_open_sqlite(&store, path), TETHER_OK);
+    tether_issuer_keys_init(&keys);
+    assert_int_equal(tether_issuer_keys_open(&keys, dir, &store, ISSUER, T0), TETHER_OK);
+    assert_int_equal(strlen(tether_issuer_keys_active_kid(&keys)), 43);
+    tether_issuer_keys_free(&keys);
+    /* Once recorded, the file must hold the key its kid names. */
+    write_first_issuer_key(dir);
+    tether_issuer_keys_init(&keys);
+    assert_int_equal(tether_issuer_keys_open(&keys, dir, &store, ISSUER, T0), TETHER_ERR_VERIFY);
+    tether_issuer_keys_free(&keys);
+    tether_store_free(&store);
+}
+
+/* A fleet at schema version 2 migrates, with its devices intact. */
+static void migration_from_version_2(void **state)
+{
+    fixture_t *f = *state;
+    char path[320];
+    sqlite3 *db = NULL;
+    tether_store_t store;
+    int version = 0;
+
+    snprintf(path, sizeof(path), "%s/v2.db", f->dir);
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, tether_store_migrations[0], NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, tether_store_migrations[1], NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db,
+                                  "CREATE TABLE schema_version (version INTEGER NOT NULL);"
+                                  "INSERT INTO schema_version VALUES (2);"
+                                  "INSERT INTO devices (id, name, ek_sha256, status, "
+                                  "highest_counter, created_at, updated_at) VALUES "
+                                  "('dev_000000000000000000000001', 'old', "
+                                  "'0000000000000000000000000000000000000000000000000000000000000000',"
+                                  " 'active', 9, 1, 2)",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    tether_store_init(&store);
+    assert_int_equal(tether_store_open_sqlite(&store, path), TETHER_OK);
+    assert_int_equal(tether_store_schema_version(&store, &version), TETHER_OK);
+    assert_int_equal(version, 3);
+    {
+        tether_store_exchange_device_t *row = calloc(1, sizeof(*row));
+        assert_non_null(row);
+        assert_int_equal(tether_store_exchange_device_get(&store, "dev_000000000000000000000001",
+                                                          row),
+                         TETHER_OK);
+        assert_int_equal(row->device.highest_counter, 9);
+        assert_false(row->has_last);
+        assert_int_equal(row->pcr_digest_len, 0);
+        free(row);
+    }
+    tether_store_free(&store);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(happy_path, setup, teardown),
+        cmocka_unit_test_setup_teardown(discovery, setup, teardown),
+        cmocka_unit_test_setup_teardown(every_evidence_refusal, setup, teardown),
+        cmocka_unit_test_setup_teardown(clock_and_consistency_refusals, setup, teardown),
+        cmocka_unit_test_setup_teardown(form_refusals, setup, teardown),
+        cmocka_unit_test_setup_teardown(scope_and_audience, setup, teardown),
+        cmocka_unit_test_setup_teardown(device_state_refusals, setup, teardown),
+        cmocka_unit_test_setup_teardown(byte_identical_retry, setup, teardown),
+        cmocka_unit_test_setup_teardown(clone_first_then_original, setup, teardown),
+        cmocka_unit_test_setup_teardown(original_first_then_clone, setup, teardown),
+        cmocka_unit_test_setup_teardown(tpm_state_rolled_back, setup, teardown),
+        cmocka_unit_test_setup_teardown(clock_regression, setup, teardown),
+        cmocka_unit_test_setup_teardown(replayed_evidence, setup, teardown),
+        cmocka_unit_test_setup_teardown(reenrolment_starts_over, setup, teardown),
+        cmocka_unit_test_setup_teardown(lifetime_clamped, setup, teardown),
+        cmocka_unit_test_setup_teardown(key_rotation, setup, teardown),
+        cmocka_unit_test_setup_teardown(retry_after_rotation, setup, teardown),
+        cmocka_unit_test(clone_rule),
+        cmocka_unit_test(exchange_config_keys),
+        cmocka_unit_test_setup_teardown(init_makes_exchange_keys, setup, teardown),
+        cmocka_unit_test_setup_teardown(migration_from_version_2, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
