@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -208,6 +209,10 @@ static tether_status_t tcp_connect(tether_https_client_t *client, transport_t *t
             last_errno = errno;
             continue;
         }
+        /* The request head and body go out in separate TLS records; with
+         * Nagle's algorithm the second waits for the server's delayed ACK
+         * (about 40 ms on Linux) on every request. */
+        (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int){1}, sizeof(int));
         if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) {
             t->fd = fd;
             rc = TETHER_OK;
