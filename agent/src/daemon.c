@@ -284,17 +284,9 @@ static void serve_client(agent_t *a)
 
     if (fd < 0)
         return;
-    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cred_len) != 0 ||
-        !tether_local_acl_allows(&a->acl, cred.uid, cred.gid)) {
-        tether_warn("agent", "refused a local caller (uid %u, gid %u) not in the allowed lists",
-                    (unsigned)cred.uid, (unsigned)cred.gid);
-        tether_local_respond(fd, 403,
-                             "{\"error\":\"forbidden\",\"error_description\":\"this user may not "
-                             "ask the agent for tokens\"}");
-        close(fd);
-        return;
-    }
-    /* A slow client gets one second in all, so it cannot stall the loop. */
+    /* The request is read before any answer, refusals included, so that the
+     * caller is never cut off while it is still sending. A slow client gets
+     * one second in all, so it cannot stall the loop. */
     deadline = now_ms() + CLIENT_TIMEOUT_MS;
     while (rc == TETHER_ERR_STATE && len < sizeof(buf)) {
         struct pollfd p = {.fd = fd, .events = POLLIN};
@@ -310,7 +302,14 @@ static void serve_client(agent_t *a)
     }
     if (rc == TETHER_ERR_STATE && len == sizeof(buf))
         rc = TETHER_ERR_TOO_LARGE;
-    if (rc == TETHER_ERR_TOO_LARGE)
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cred_len) != 0 ||
+        !tether_local_acl_allows(&a->acl, cred.uid, cred.gid)) {
+        tether_warn("agent", "refused a local caller (uid %u, gid %u) not in the allowed lists",
+                    (unsigned)cred.uid, (unsigned)cred.gid);
+        tether_local_respond(fd, 403,
+                             "{\"error\":\"forbidden\",\"error_description\":\"this user may not "
+                             "ask the agent for tokens\"}");
+    } else if (rc == TETHER_ERR_TOO_LARGE)
         tether_local_respond(fd, 413, "{\"error\":\"request_too_large\"}");
     else if (rc != TETHER_OK)
         tether_local_respond(fd, 400, "{\"error\":\"bad_request\"}");

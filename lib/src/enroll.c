@@ -1,6 +1,5 @@
 #include "tether/enroll.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,25 +14,10 @@
 #include "tether/base64url.h"
 #include "tether/bytes.h"
 #include "tether/tpm2_public.h"
+#include "why.h"
 
 /* Largest marshalled structure carried (TPM2B_PUBLIC of an RSA key). */
 #define MAX_STRUCT 4096
-
-static tether_status_t reason(tether_status_t status, char *why, size_t why_size,
-                              const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-
-static tether_status_t reason(tether_status_t status, char *why, size_t why_size,
-                              const char *fmt, ...)
-{
-    va_list ap;
-
-    if (why != NULL && why_size > 0) {
-        va_start(ap, fmt);
-        vsnprintf(why, why_size, fmt, ap);
-        va_end(ap);
-    }
-    return status;
-}
 
 void tether_enroll_request_wipe(tether_enroll_request_t *req)
 {

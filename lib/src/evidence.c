@@ -1,6 +1,5 @@
 #include "tether/evidence.h"
 
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +14,7 @@
 #include "tether/bytes.h"
 #include "tether/json_strict.h"
 #include "tether/tpm2_public.h"
+#include "why.h"
 
 /* The JSON text inside a token of TETHER_EVIDENCE_MAX_TOKEN characters. */
 #define MAX_JSON TETHER_BASE64URL_DECODED_LEN(TETHER_EVIDENCE_MAX_TOKEN)
@@ -43,22 +43,6 @@ const char *tether_evidence_code_name(tether_evidence_code_t code)
     if ((unsigned)code >= TETHER_EVIDENCE_CODE_COUNT)
         return code_names[TETHER_EVIDENCE_INTERNAL_ERROR];
     return code_names[code];
-}
-
-static tether_status_t reason(tether_status_t status, char *why, size_t why_size,
-                              const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-
-static tether_status_t reason(tether_status_t status, char *why, size_t why_size,
-                              const char *fmt, ...)
-{
-    va_list ap;
-
-    if (why != NULL && why_size > 0) {
-        va_start(ap, fmt);
-        vsnprintf(why, why_size, fmt, ap);
-        va_end(ap);
-    }
-    return status;
 }
 
 /* --- wire form ----------------------------------------------------------------- */

@@ -10,58 +10,28 @@ set -euo pipefail
 FLEETD=$1 CTL=$2 AGENT=$3 PROBE=$4
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../../scripts/swtpm.sh"
+. "$here/fleet.sh"
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/tether-enroll-test.XXXXXX")
 DIR=$WORK/fleet
 PID=
 OTHER_PID=
 cleanup() {
-    for p in "$PID" "$OTHER_PID"; do
-        if [ -n "$p" ] && kill -0 "$p" 2>/dev/null; then
-            kill -KILL "$p" 2>/dev/null || true
-            wait "$p" 2>/dev/null || true
-        fi
-    done
+    kill_pids "$PID" "$OTHER_PID"
     swtpm_stop
     rm -rf "$WORK"
 }
 trap cleanup EXIT
 
-passed=0
 fail() {
     echo "not ok - $*" >&2
-    echo "--- fleetd log (tail):" >&2
-    tail -n 15 "$WORK/fleetd.log" >&2 2>/dev/null || true
+    log_tail fleetd "$WORK/fleetd.log" 15
     echo "enroll: $passed passed, 1 failed"
     exit 1
 }
-pass() {
-    echo "ok - $*"
-    passed=$((passed + 1))
-}
-
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 
 # The fleet's whole database as text: a refusal must leave it unchanged.
-snapshot() { sqlite3 -cmd ".timeout 5000" "$DIR/fleet.db" .dump; }
-
-# json_get JSON PYTHON-EXPRESSION-ON-d
-json_get() { python3 -c 'import json, sys; d = json.loads(sys.argv[1]); print(eval(sys.argv[2]))' "$1" "$2"; }
-
-start_fleetd() { # DIR PORT LOG -> pid in STARTED_PID
-    "$FLEETD" run --dir "$1" 2>>"$3" &
-    STARTED_PID=$!
-    for _ in $(seq 1 100); do
-        if curl -s --max-time 1 --cacert "$1/ca.pem" "https://127.0.0.1:$2/v1/health" >/dev/null 2>&1; then
-            return 0
-        fi
-        kill -0 "$STARTED_PID" 2>/dev/null || fail "tether-fleetd exited at start"
-        sleep 0.1
-    done
-    fail "tether-fleetd did not answer within 10 s"
-}
+snapshot() { sql .dump; }
 
 stop_fleetd() {
     kill -TERM "$PID"
@@ -120,8 +90,7 @@ URL=https://127.0.0.1:$PORT
     >"$WORK/admin.token"
 chmod 600 "$WORK/admin.token"
 export TETHER_FLEET_URL=$URL TETHER_CA=$DIR/ca.pem TETHER_ADMIN_TOKEN_FILE=$WORK/admin.token
-start_fleetd "$DIR" "$PORT" "$WORK/fleetd.log"
-PID=$STARTED_PID
+start_fleetd
 
 # --- the EK's identity, from the agent and from tools nobody here wrote ------
 EK_A=$("$AGENT" selftest --tcti "$TPM_A" | sed -n 's/^EK SHA-256: *//p')
@@ -151,8 +120,7 @@ expect_post_refusal "malformed bootstrap token" 401 invalid_bootstrap_token "$be
 grep -q '^tthr_boot_' "$WORK/expired.token" || fail "bootstrap create printed no token"
 # An hour later: the fleet's minimum lifetime is a minute, so move the
 # expiry into the past instead of waiting.
-sqlite3 -cmd ".timeout 5000" "$DIR/fleet.db" \
-    "UPDATE bootstrap_tokens SET expires_at = expires_at - 3600"
+sql "UPDATE bootstrap_tokens SET expires_at = expires_at - 3600"
 before=$(snapshot)
 enroll expired-token "$TPM_A" "$WORK/state-a" --bootstrap-token-file "$WORK/expired.token"
 expect_refusal expired-token bootstrap_token_expired "$before"
@@ -173,8 +141,7 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=o
 OTHER_PORT=$(free_port)
 "$FLEETD" init --dir "$WORK/other-fleet" --listen "127.0.0.1:$OTHER_PORT" \
     --ek-ca "$WORK/other-vendor.pem" >/dev/null
-start_fleetd "$WORK/other-fleet" "$OTHER_PORT" "$WORK/other-fleetd.log"
-OTHER_PID=$STARTED_PID
+start_fleetd "$WORK/other-fleet" "$OTHER_PORT" "$WORK/other-fleetd.log" OTHER_PID
 STATUS=$(curl -sS --max-time 10 --cacert "$WORK/other-fleet/ca.pem" -o "$WORK/body" \
     -w '%{http_code}' -H 'Content-Type: application/json' --data-binary "@$WORK/ok.json" \
     "https://127.0.0.1:$OTHER_PORT/v1/enroll")
@@ -249,8 +216,7 @@ pass "state directories hold only device.json and the fleet CA, no secret"
 
 # --- restart keeps the enrolled devices --------------------------------------
 stop_fleetd
-start_fleetd "$DIR" "$PORT" "$WORK/fleetd.log"
-PID=$STARTED_PID
+start_fleetd
 devices=$("$CTL" --json device list)
 [ "$(json_get "$devices" 'sum(1 for x in d["devices"] if x["status"] == "active")')" = 2 ] ||
     fail "after restart: $devices"

@@ -9,6 +9,7 @@ set -euo pipefail
 FLEETD=$1 CTL=$2 AGENT=$3 PROBE=$4
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../../scripts/swtpm.sh"
+. "$here/fleet.sh"
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/tether-exchange-test.XXXXXX")
 DIR=$WORK/fleet
@@ -16,45 +17,17 @@ PID=
 AGENT_PID=
 SWTPM_PIDS=()
 cleanup() {
-    for p in "$AGENT_PID" "$PID" "${SWTPM_PIDS[@]}"; do
-        if [ -n "$p" ] && kill -0 "$p" 2>/dev/null; then
-            kill -KILL "$p" 2>/dev/null || true
-            wait "$p" 2>/dev/null || true
-        fi
-    done
+    kill_pids "$AGENT_PID" "$PID" "${SWTPM_PIDS[@]}"
     rm -rf "$WORK"
 }
 trap cleanup EXIT
 
-passed=0
 fail() {
     echo "not ok - $*" >&2
-    echo "--- fleetd log (tail):" >&2
-    tail -n 15 "$WORK/fleetd.log" >&2 2>/dev/null || true
-    echo "--- agent log (tail):" >&2
-    tail -n 15 "$WORK/agent.log" >&2 2>/dev/null || true
+    log_tail fleetd "$WORK/fleetd.log" 15
+    log_tail agent "$WORK/agent.log" 15
     echo "exchange: $passed passed, 1 failed"
     exit 1
-}
-pass() {
-    echo "ok - $*"
-    passed=$((passed + 1))
-}
-
-json_get() { python3 -c 'import json, sys; d = json.loads(sys.argv[1]); print(eval(sys.argv[2]))' "$1" "$2"; }
-sql() { sqlite3 -cmd ".timeout 5000" "$DIR/fleet.db" "$1"; }
-
-start_fleetd() {
-    "$FLEETD" run --dir "$DIR" 2>>"$WORK/fleetd.log" &
-    PID=$!
-    for _ in $(seq 1 100); do
-        if curl -s --max-time 1 --cacert "$DIR/ca.pem" "$URL/v1/health" >/dev/null 2>&1; then
-            return 0
-        fi
-        kill -0 "$PID" 2>/dev/null || fail "tether-fleetd exited at start"
-        sleep 0.1
-    done
-    fail "tether-fleetd did not answer within 10 s"
 }
 
 # new_tpm NAME: a fresh swtpm with its own manufacturer CA; sets TCTI_<NAME>.
@@ -123,7 +96,7 @@ TCTI_A=$TETHER_TEST_TCTI
 cp "$TETHER_TEST_SWTPM_CA/swtpm-localca-rootca-cert.pem" "$WORK/ca-A-root.pem"
 cp "$TETHER_TEST_SWTPM_CA/issuercert.pem" "$WORK/ca-A-issuer.pem"
 for name in B C D E; do new_tpm $name; done
-PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+PORT=$(free_port)
 URL=https://127.0.0.1:$PORT
 ek_cas=()
 for name in A B C D E; do ek_cas+=(--ek-ca "$WORK/ca-$name-root.pem" --ek-ca "$WORK/ca-$name-issuer.pem"); done
@@ -138,7 +111,9 @@ for name in A B C D E; do enrol $name; done
 pass "fleet up, five devices enrolled"
 
 # --- the agent: a token over the Unix socket, checked by openssl -------------------
+echo "# callers besides the agent's own user: none yet" >"$WORK/agent.conf"
 "$AGENT" run --tcti "$TCTI_A" --state-dir "$WORK/state-A" --socket "$WORK/agent.sock" \
+    --config "$WORK/agent.conf" \
     2>"$WORK/agent.log" &
 AGENT_PID=$!
 for _ in $(seq 1 100); do
@@ -160,6 +135,21 @@ done
 [ "$(json_get "$claims" 'd["claims"]["tether"]["counter"] > 1')" = True ] || fail "counter claim"
 [ "$(introspect "$TOKEN")" = true ] || fail "introspection of a fresh token"
 pass "agent token over the socket: at+jwt, ES256 verified by openssl, RFC 9068 claims, introspection active"
+
+# Local callers: SO_PEERCRED decides. Let any user reach the socket file,
+# so that the agent's own check is what refuses user nobody.
+chmod 0711 "$WORK"
+chmod 0666 "$WORK/agent.sock"
+nobody() { setpriv --reuid=65534 --regid=65534 --clear-groups "$AGENT" token --socket "$WORK/agent.sock"; }
+if nobody >/dev/null 2>"$WORK/nobody.err"; then fail "user nobody got the token"; fi
+grep -q "HTTP 403" "$WORK/nobody.err" || fail "nobody was not refused by the agent: $(cat "$WORK/nobody.err")"
+echo "allow_uid = 65534" >>"$WORK/agent.conf"
+kill -HUP "$AGENT_PID"
+for _ in $(seq 1 50); do nobody >/dev/null 2>&1 && break; sleep 0.1; done
+[ "$(nobody)" != "" ] || fail "nobody still refused after allow_uid and SIGHUP"
+chmod 0660 "$WORK/agent.sock"
+chmod 0700 "$WORK"
+pass "local callers: a user not allowed gets 403 (SO_PEERCRED); allowed after a config reload"
 
 status=$("$AGENT" token --socket "$WORK/agent.sock" --status)
 [ "$(json_get "$status" 'd["state"]')" = ok ] || fail "agent status: $status"
@@ -187,9 +177,9 @@ pass "key rotation: new tokens use the new key, old-key tokens verify until they
 
 
 # --- fleetd killed in the middle of exchanges; nothing accepted is lost ----------
-for i in $(seq 1 30); do exchange B; echo "$OUT" >>"$WORK/b-exchanges.log"; done &
+for i in $(seq 1 60); do exchange B; echo "$OUT" >>"$WORK/b-exchanges.log"; done &
 LOOP=$!
-sleep 2
+sleep 1
 kill -KILL "$PID"
 wait "$PID" 2>/dev/null || true
 wait "$LOOP" || true
@@ -203,6 +193,7 @@ while read -r outcome _ token; do
 done <"$WORK/b-exchanges.log"
 [ "$highest" -ge "$max_token_counter" ] ||
     fail "a token with counter $max_token_counter left fleetd but the database holds $highest"
+grep -q '^retry' "$WORK/b-exchanges.log" || fail "the kill did not land in the middle of the exchanges"
 exchange B
 [ "${OUT%% *}" = ok ] || fail "device B after the fleet's restart: $OUT"
 pass "fleetd SIGKILLed mid-exchange: every issued counter durable ($max_token_counter <= $highest), exchanges go on"
@@ -224,6 +215,23 @@ done
 [ "$(json_get "$status" 'd["exchanges"] > '"$before"' and d["state"] == "ok"')" = True ] ||
     fail "the agent did not recover after the fleet came back: $status"
 pass "the agent backs off while the fleet is down and recovers by itself"
+
+# Fails closed: with the fleet gone past the token's expiry, no token.
+kill -KILL "$PID"
+wait "$PID" 2>/dev/null || true
+left=$(json_get "$("$AGENT" token --socket "$WORK/agent.sock" --status)" 'd["expires_in"]')
+sleep $((left + 1))
+if "$AGENT" token --socket "$WORK/agent.sock" >/dev/null 2>"$WORK/expired.err"; then
+    fail "the agent handed out a token after its expiry"
+fi
+grep -q "HTTP 503" "$WORK/expired.err" || fail "no 503 after expiry: $(cat "$WORK/expired.err")"
+[ "$(json_get "$("$AGENT" token --socket "$WORK/agent.sock" --status)" 'd["has_token"]')" = False ] ||
+    fail "the agent still holds a token"
+start_fleetd
+kill -HUP "$AGENT_PID"
+for _ in $(seq 1 100); do "$AGENT" token --socket "$WORK/agent.sock" >/dev/null 2>&1 && break; sleep 0.1; done
+TOKEN=$("$AGENT" token --socket "$WORK/agent.sock") || fail "no token after the fleet came back"
+pass "fails closed: no token once it expired while the fleet was down (waited ${left} s); back after"
 
 # --- replayed evidence, byte-identical retry ---------------------------------------
 printf %s "$("$PROBE" "$TCTI_C" evidence "$WORK/state-C")" >"$WORK/ev1"

@@ -5,21 +5,15 @@
 set -euo pipefail
 
 FLEETD=${1:?usage: fleetd_admin.sh PATH/TO/tether-fleetd}
-for tool in curl sqlite3 python3; do
-    if ! command -v "$tool" >/dev/null; then
-        echo "FAIL: $tool is not installed (scripts/bootstrap.sh installs it)"
-        exit 1
-    fi
-done
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/fleet.sh"
+require_tools curl sqlite3 python3
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/tether-fleetd-test.XXXXXX")
 DIR=$WORK/fleet
 PID=
 cleanup() {
-    if [ -n "$PID" ] && kill -0 "$PID" 2>/dev/null; then
-        kill -KILL "$PID" 2>/dev/null || true
-        wait "$PID" 2>/dev/null || true
-    fi
+    kill_pids "$PID"
     rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -27,13 +21,11 @@ trap cleanup EXIT
 fail() {
     echo "FAIL: $*" >&2
     echo "--- last response: $STATUS $BODY" >&2
-    echo "--- fleetd log (tail):" >&2
-    tail -n 20 "$WORK/fleetd.log" >&2 2>/dev/null || true
+    log_tail fleetd "$WORK/fleetd.log" 20
     exit 1
 }
-pass() { echo "ok - $*"; }
 
-PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+PORT=$(free_port)
 URL=https://127.0.0.1:$PORT
 STATUS=
 BODY=
@@ -49,29 +41,12 @@ call() {
 }
 expect() { [ "$STATUS" = "$1" ] || fail "$2: expected HTTP $1, got $STATUS"; pass "$2 ($1)"; }
 
-# field NAME: a top-level field of BODY (JSON).
-field() { python3 -c 'import json, sys; v = json.loads(sys.argv[1])[sys.argv[2]]; print(v if not isinstance(v, list) else len(v))' "$BODY" "$1"; }
-sql() { sqlite3 -cmd ".timeout 5000" "$DIR/fleet.db" "$1"; }
+# field NAME: a top-level field of BODY (JSON); a list prints its length.
+field() { json_get "$BODY" "(lambda v: len(v) if isinstance(v, list) else v)(d['$1'])"; }
 
-start_fleetd() {
-    "$FLEETD" run --dir "$DIR" 2>>"$WORK/fleetd.log" &
-    PID=$!
-    for _ in $(seq 1 100); do
-        if curl -s --max-time 1 --cacert "$DIR/ca.pem" "$URL/v1/health" >/dev/null 2>&1; then
-            return 0
-        fi
-        kill -0 "$PID" 2>/dev/null || fail "tether-fleetd exited at start"
-        sleep 0.1
-    done
-    fail "tether-fleetd did not answer within 10 s"
-}
 stop_fleetd() {
     local rc=0
-    kill -TERM "$PID"
-    for _ in $(seq 1 100); do
-        kill -0 "$PID" 2>/dev/null || break
-        sleep 0.1
-    done
+    sigterm_wait "$PID"
     wait "$PID" || rc=$?
     PID=
     [ "$rc" -eq 0 ] || fail "tether-fleetd exited with $rc on SIGTERM"

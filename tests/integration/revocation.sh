@@ -13,12 +13,9 @@ set -euo pipefail
 
 FLEETD=${1:?usage: revocation.sh PATH/TO/tether-fleetd PATH/TO/tetherctl}
 CTL=${2:?usage: revocation.sh PATH/TO/tether-fleetd PATH/TO/tetherctl}
-for tool in curl python3 sqlite3 openssl timeout; do
-    if ! command -v "$tool" >/dev/null; then
-        echo "FAIL: $tool is not installed (scripts/bootstrap.sh installs it)"
-        exit 1
-    fi
-done
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/fleet.sh"
+require_tools curl python3 sqlite3 openssl timeout
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/tether-revocation-test.XXXXXX")
 DIR=$WORK/fleet
@@ -26,10 +23,7 @@ PID=
 BACKGROUND=()
 cleanup() {
     for pid in "${BACKGROUND[@]}"; do kill "$pid" 2>/dev/null || true; done
-    if [ -n "$PID" ] && kill -0 "$PID" 2>/dev/null; then
-        kill -KILL "$PID" 2>/dev/null || true
-        wait "$PID" 2>/dev/null || true
-    fi
+    kill_pids "$PID"
     rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -42,15 +36,10 @@ fail() {
     echo "--- last command: exit $RC" >&2
     echo "--- stdout: $OUT" >&2
     echo "--- stderr: $ERR" >&2
-    echo "--- fleetd log (tail):" >&2
-    tail -n 20 "$WORK/fleetd.log" >&2 2>/dev/null || true
+    log_tail fleetd "$WORK/fleetd.log" 20
     exit 1
 }
-pass() { echo "ok - $*"; }
 
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 PORT=$(free_port)
 URL=https://127.0.0.1:$PORT
 now_ms() { python3 -c 'import time; print(int(time.time() * 1000))'; }
@@ -69,7 +58,7 @@ expect() {
 out_has() { grep -qF -- "$1" <<<"$OUT" || fail "stdout lacks \"$1\""; }
 err_has() { grep -qF -- "$1" <<<"$ERR" || fail "stderr lacks \"$1\""; }
 # json EXPR [TEXT]: a Python expression on TEXT (default OUT) parsed as JSON (as j).
-json() { python3 -c 'import json, sys; j = json.loads(sys.argv[1]); print(eval(sys.argv[2]))' "${2:-$OUT}" "$1"; }
+json() { json_get "${2:-$OUT}" "$1"; }
 
 # api TOKENFILE METHOD PATH [CURL ARGS...]: sets OUT (body) and RC (HTTP status).
 api() {
@@ -86,24 +75,8 @@ introspect() { # TOKENFILE TOKEN
     api "$1" POST /v1/introspect --data-urlencode "token=$2" --data-urlencode "token_type_hint=access_token"
 }
 
-start_fleetd() {
-    "$FLEETD" run --dir "$DIR" 2>>"$WORK/fleetd.log" &
-    PID=$!
-    for _ in $(seq 1 100); do
-        if curl -s --max-time 1 --cacert "$DIR/ca.pem" "$URL/v1/health" >/dev/null 2>&1; then
-            return 0
-        fi
-        kill -0 "$PID" 2>/dev/null || fail "tether-fleetd exited at start"
-        sleep 0.1
-    done
-    fail "tether-fleetd did not answer within 10 s"
-}
 stop_fleetd() {
-    kill -TERM "$PID"
-    for _ in $(seq 1 100); do
-        kill -0 "$PID" 2>/dev/null || break
-        sleep 0.1
-    done
+    sigterm_wait "$PID"
     kill -0 "$PID" 2>/dev/null && fail "tether-fleetd did not stop within 10 s of SIGTERM"
     wait "$PID" || fail "tether-fleetd did not stop cleanly"
     PID=
@@ -146,7 +119,6 @@ print(json.dumps({"iss": iss, "sub": sub, "aud": "tether", "client_id": sub, "sc
                   "cnf": {"jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"},
                   "tether": {"counter": 1}}))' "$1" "$2" "$3" "$ISSUER"
 }
-db() { sqlite3 -cmd ".timeout 5000" "$DIR/fleet.db" "$@"; }
 
 # --- help, usage (no fleet needed) ---------------------------------------------------
 for verb in revocations revoke-leaked; do
@@ -312,7 +284,7 @@ if $HAVE_KEYS; then
     # the issued_tokens row, the device active (what enrolment leaves).
     JTI_C=cccccccccccccccccccccccccccccccc
     TOKEN_C=$(mkjwt "$DIR/issuer-key.pem" "$KID" "$(claims "$DEV_C" "$JTI_C" "$EXP")")
-    db "UPDATE devices SET status = 'active' WHERE id = '$DEV_C';
+    sql "UPDATE devices SET status = 'active' WHERE id = '$DEV_C';
         INSERT INTO issued_tokens (jti, device_id, issued_at, exp) VALUES ('$JTI_C', '$DEV_C', $((EXP - 300)), $EXP);"
     introspect "$WORK/rp.token" "$TOKEN_C"
     [ "$RC" = 200 ] || fail "introspection: HTTP $RC"

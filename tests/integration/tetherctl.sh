@@ -6,21 +6,15 @@ set -euo pipefail
 
 FLEETD=${1:?usage: tetherctl.sh PATH/TO/tether-fleetd PATH/TO/tetherctl}
 CTL=${2:?usage: tetherctl.sh PATH/TO/tether-fleetd PATH/TO/tetherctl}
-for tool in curl python3 sqlite3 timeout; do
-    if ! command -v "$tool" >/dev/null; then
-        echo "FAIL: $tool is not installed (scripts/bootstrap.sh installs it)"
-        exit 1
-    fi
-done
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/fleet.sh"
+require_tools curl python3 sqlite3 timeout
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/tether-ctl-test.XXXXXX")
 DIR=$WORK/fleet
 PID=
 cleanup() {
-    if [ -n "$PID" ] && kill -0 "$PID" 2>/dev/null; then
-        kill -KILL "$PID" 2>/dev/null || true
-        wait "$PID" 2>/dev/null || true
-    fi
+    kill_pids "$PID"
     rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -33,15 +27,10 @@ fail() {
     echo "--- last tetherctl: exit $RC" >&2
     echo "--- stdout: $OUT" >&2
     echo "--- stderr: $ERR" >&2
-    echo "--- fleetd log (tail):" >&2
-    tail -n 20 "$WORK/fleetd.log" >&2 2>/dev/null || true
+    log_tail fleetd "$WORK/fleetd.log" 20
     exit 1
 }
-pass() { echo "ok - $*"; }
 
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 PORT=$(free_port)
 URL=https://127.0.0.1:$PORT
 
@@ -71,26 +60,10 @@ expect() {
 err_has() { grep -qF -- "$1" <<<"$ERR" || fail "stderr lacks \"$1\""; }
 out_has() { grep -qF -- "$1" <<<"$OUT" || fail "stdout lacks \"$1\""; }
 # json EXPR: evaluates a Python expression on OUT parsed as JSON (as j).
-json() { python3 -c 'import json, sys; j = json.loads(sys.argv[1]); print(eval(sys.argv[2]))' "$OUT" "$1"; }
+json() { json_get "$OUT" "$1"; }
 
-start_fleetd() {
-    "$FLEETD" run --dir "$DIR" 2>>"$WORK/fleetd.log" &
-    PID=$!
-    for _ in $(seq 1 100); do
-        if curl -s --max-time 1 --cacert "$DIR/ca.pem" "$URL/v1/health" >/dev/null 2>&1; then
-            return 0
-        fi
-        kill -0 "$PID" 2>/dev/null || fail "tether-fleetd exited at start"
-        sleep 0.1
-    done
-    fail "tether-fleetd did not answer within 10 s"
-}
 stop_fleetd() {
-    kill -TERM "$PID"
-    for _ in $(seq 1 100); do
-        kill -0 "$PID" 2>/dev/null || break
-        sleep 0.1
-    done
+    sigterm_wait "$PID"
     wait "$PID" || fail "tether-fleetd did not stop cleanly"
     PID=
 }
@@ -300,8 +273,7 @@ expect 0 "alerts --after 0 --json"
 ctl "${G[@]}" alerts --after x
 expect 2 "alerts with a bad cursor"
 # fleetd records alerts itself (clone detection); here one is planted.
-sqlite3 -cmd ".timeout 5000" "$DIR/fleet.db" \
-    "INSERT INTO alerts (device_id, kind, details, created_at)
+sql "INSERT INTO alerts (device_id, kind, details, created_at)
      VALUES ('$DEV1', 'clone', '{\"counter\": [7, 5]}', 1714564800)"
 ctl "${S[@]}" alerts
 expect 0 "alerts (one)"

@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# Helpers shared by the integration tests that run a real tether-fleetd
+# (fleetd_admin.sh, tetherctl.sh, revocation.sh, enroll.sh, exchange.sh).
+#
+# Source this file after setting FLEETD; the functions below read the
+# script's WORK (its scratch directory), DIR (the fleet directory), PORT and
+# PID (the running tether-fleetd) at call time, and call the script's own
+# fail MESSAGE, which reports and exits.
+#   require_tools TOOL...    exits unless every TOOL is on PATH
+#   free_port                prints a free loopback TCP port
+#   kill_pids PID...         SIGKILLs and reaps each PID still running
+#   pass MESSAGE             "ok - MESSAGE", counted in passed
+#   log_tail NAME FILE N     the last N lines of a log, on stderr
+#   json_get JSON EXPR       a Python expression on JSON parsed (as d and j)
+#   sql SQL...               sqlite3 on the fleet's database
+#   start_fleetd [DIR PORT LOG PIDVAR]
+#                            starts tether-fleetd, waits for /v1/health
+#   sigterm_wait PID         SIGTERM, then up to 10 s for PID to exit
+
+require_tools() {
+    local tool
+    for tool in "$@"; do
+        if ! command -v "$tool" >/dev/null; then
+            echo "FAIL: $tool is not installed (scripts/bootstrap.sh installs it)"
+            exit 1
+        fi
+    done
+}
+
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# kill_pids PID...: for cleanup at exit; empty PIDs are skipped.
+kill_pids() {
+    local p
+    for p in "$@"; do
+        if [ -n "$p" ] && kill -0 "$p" 2>/dev/null; then
+            kill -KILL "$p" 2>/dev/null || true
+            wait "$p" 2>/dev/null || true
+        fi
+    done
+}
+
+passed=0
+pass() {
+    echo "ok - $*"
+    passed=$((passed + 1))
+}
+
+# log_tail NAME FILE LINES: for fail; a missing FILE prints only the heading.
+log_tail() {
+    echo "--- $1 log (tail):" >&2
+    tail -n "$3" "$2" >&2 2>/dev/null || true
+}
+
+# json_get JSON EXPR: prints EXPR evaluated by Python with the parsed JSON
+# bound to both d and j.
+json_get() { python3 -c 'import json, sys; d = j = json.loads(sys.argv[1]); print(eval(sys.argv[2]))' "$1" "$2"; }
+
+sql() { sqlite3 -cmd ".timeout 5000" "$DIR/fleet.db" "$@"; }
+
+# start_fleetd [DIR PORT LOG PIDVAR]: runs tether-fleetd on DIR (default
+# $DIR) with its stderr appended to LOG (default $WORK/fleetd.log), stores
+# its pid in the variable PIDVAR (default PID) at once, so that cleanup finds
+# it, and returns once https://127.0.0.1:PORT/v1/health (default $PORT)
+# answers; fails if it exits or does not answer within 10 s.
+start_fleetd() {
+    local dir=${1:-$DIR} port=${2:-$PORT} log=${3:-$WORK/fleetd.log} pidvar=${4:-PID} pid
+    "$FLEETD" run --dir "$dir" 2>>"$log" &
+    pid=$!
+    printf -v "$pidvar" %s "$pid"
+    for _ in $(seq 1 100); do
+        if curl -s --max-time 1 --cacert "$dir/ca.pem" "https://127.0.0.1:$port/v1/health" >/dev/null 2>&1; then
+            return 0
+        fi
+        kill -0 "$pid" 2>/dev/null || fail "tether-fleetd exited at start"
+        sleep 0.1
+    done
+    fail "tether-fleetd did not answer within 10 s"
+}
+
+# sigterm_wait PID: sends SIGTERM and polls up to 10 s for PID to exit. It
+# does not reap PID: the caller waits for it and judges its exit status.
+sigterm_wait() {
+    kill -TERM "$1"
+    for _ in $(seq 1 100); do
+        kill -0 "$1" 2>/dev/null || break
+        sleep 0.1
+    done
+}
