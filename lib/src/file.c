@@ -26,24 +26,35 @@ static int write_all(int fd, const uint8_t *p, size_t len)
     return 0;
 }
 
+tether_status_t tether_dir_sync(const char *dir)
+{
+    int fd, rc;
+
+    if (dir == NULL)
+        return TETHER_ERR_INVALID_ARGUMENT;
+    fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return TETHER_ERR_IO;
+    rc = fsync(fd);
+    close(fd);
+    return rc == 0 ? TETHER_OK : TETHER_ERR_IO;
+}
+
 static int fsync_parent(const char *path)
 {
     char copy[PATH_MAX];
-    int fd, rc;
 
     if (strlen(path) >= sizeof(copy))
         return -1;
     strcpy(copy, path);
-    fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    rc = fsync(fd);
-    close(fd);
-    return rc;
+    return tether_dir_sync(dirname(copy)) == TETHER_OK ? 0 : -1;
 }
 
-tether_status_t tether_file_write_atomic(const char *path, const void *data, size_t len,
-                                         mode_t mode)
+/* Writes a temporary file beside path, syncs it, then puts it in place:
+ * rename() replaces whatever is at path; link() never does (a file already
+ * there stays, and counts as success). */
+static tether_status_t write_beside(const char *path, const void *data, size_t len, mode_t mode,
+                                    int replace)
 {
     char tmp[PATH_MAX];
     int fd = -1;
@@ -63,9 +74,13 @@ tether_status_t tether_file_write_atomic(const char *path, const void *data, siz
         goto out;
     }
     fd = -1;
-    if (rename(tmp, path) != 0)
+    if (replace) {
+        if (rename(tmp, path) != 0)
+            goto out;
+        tmp[0] = '\0';
+    } else if (link(tmp, path) != 0 && errno != EEXIST) {
         goto out;
-    tmp[0] = '\0';
+    }
     rc = fsync_parent(path) == 0 ? TETHER_OK : TETHER_ERR_IO;
 out:
     if (fd >= 0)
@@ -73,6 +88,18 @@ out:
     if (tmp[0] != '\0')
         unlink(tmp);
     return rc;
+}
+
+tether_status_t tether_file_write_atomic(const char *path, const void *data, size_t len,
+                                         mode_t mode)
+{
+    return write_beside(path, data, len, mode, 1);
+}
+
+tether_status_t tether_file_create_once(const char *path, const void *data, size_t len,
+                                        mode_t mode)
+{
+    return write_beside(path, data, len, mode, 0);
 }
 
 tether_status_t tether_file_read(const char *path, size_t max, uint8_t **data, size_t *len)

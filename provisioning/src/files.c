@@ -1,7 +1,5 @@
 #include "files.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,19 +21,6 @@ tether_status_t tether_fleet_path(char *out, size_t out_size, const char *dir, c
         return TETHER_ERR_INVALID_ARGUMENT;
     n = snprintf(out, out_size, "%s/%s", dir, name);
     return n < 0 || (size_t)n >= out_size ? TETHER_ERR_TOO_LARGE : TETHER_OK;
-}
-
-tether_status_t tether_fleet_dir_sync(const char *dir)
-{
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    tether_status_t rc = TETHER_OK;
-
-    if (fd < 0)
-        return TETHER_ERR_IO;
-    if (fsync(fd) != 0)
-        rc = TETHER_ERR_IO;
-    close(fd);
-    return rc;
 }
 
 tether_status_t tether_fleet_file_write(const char *dir, const char *name, const void *data,
@@ -68,56 +53,18 @@ void tether_fleet_dir_remove(const char *dir)
         (void)nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
-static int write_all(int fd, const uint8_t *p, size_t len)
-{
-    while (len > 0) {
-        ssize_t n = write(fd, p, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return -1;
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
 /* A new random key at path, unless a file is there already (then nothing
- * changes and TETHER_OK: the caller reads whichever file is in place). */
-static tether_status_t create_key_file(const char *dir, const char *path, size_t size)
+ * changes and TETHER_OK: the caller reads whichever file is in place, so a
+ * key that another fleetd made first wins). */
+static tether_status_t create_key_file(const char *path, size_t size)
 {
-    char tmp[4096 + 16];
     uint8_t key[KEY_FILE_MAX];
     tether_status_t rc;
-    int fd, err = 0;
 
-    if ((size_t)snprintf(tmp, sizeof(tmp), "%s.new.XXXXXX", path) >= sizeof(tmp))
-        return TETHER_ERR_TOO_LARGE;
-    if ((rc = tether_random_bytes(key, size)) != TETHER_OK)
-        return rc;
-    fd = mkostemp(tmp, O_CLOEXEC); /* mode 0600 */
-    if (fd < 0) {
-        tether_wipe(key, sizeof(key));
-        tether_error("files", "cannot create a file beside %s: %s", path, strerror(errno));
-        return TETHER_ERR_IO;
-    }
-    rc = TETHER_ERR_IO;
-    /* link() never replaces: a key that another fleetd made first wins. */
-    if (fchmod(fd, 0600) == 0 && write_all(fd, key, size) == 0 && fsync(fd) == 0 &&
-        (link(tmp, path) == 0 || errno == EEXIST))
-        rc = TETHER_OK;
-    else
-        err = errno;
+    if ((rc = tether_random_bytes(key, size)) == TETHER_OK &&
+        (rc = tether_file_create_once(path, key, size, 0600)) != TETHER_OK)
+        tether_error("files", "cannot create %s: %s", path, tether_strerror(rc));
     tether_wipe(key, sizeof(key));
-    if (close(fd) != 0 && rc == TETHER_OK) {
-        err = errno;
-        rc = TETHER_ERR_IO;
-    }
-    (void)unlink(tmp);
-    if (rc == TETHER_OK && (rc = tether_fleet_dir_sync(dir)) != TETHER_OK)
-        err = errno;
-    if (rc != TETHER_OK)
-        tether_error("files", "cannot create %s: %s", path, strerror(err));
     return rc;
 }
 
@@ -135,7 +82,7 @@ tether_status_t tether_fleet_key_file_load(const char *dir, const char *name, ui
         return rc;
     rc = tether_file_read(path, size, &data, &len);
     if (rc == TETHER_ERR_NOT_FOUND && create) {
-        if ((rc = create_key_file(dir, path, size)) != TETHER_OK)
+        if ((rc = create_key_file(path, size)) != TETHER_OK)
             return rc;
         tether_info("files", "created the key %s", path);
         rc = tether_file_read(path, size, &data, &len);

@@ -17,9 +17,6 @@ TETHER_MUST_CHECK tether_status_t tether_fleet_file_write(const char *dir, const
                                                           const void *data, size_t len,
                                                           mode_t mode);
 
-/* fsyncs a directory so that renames inside it are durable. */
-TETHER_MUST_CHECK tether_status_t tether_fleet_dir_sync(const char *dir);
-
 /* Removes a directory tree that this program created (does not follow
  * symbolic links). Best effort: used to clean up after a failed init. */
 void tether_fleet_dir_remove(const char *dir);

@@ -132,7 +132,7 @@ static tether_status_t write_ek_cas(const char *staging, const tether_fleet_init
             return rc;
         config->ek_ca_count = i + 1;
     }
-    return tether_fleet_dir_sync(ek_dir);
+    return tether_dir_sync(ek_dir);
 }
 
 /* Writes a new key's PEM (0600); pk stays set up for signing. */
@@ -245,7 +245,7 @@ static tether_status_t populate(const char *staging, const tether_fleet_init_opt
         (rc = write_config(staging, &config)) != TETHER_OK ||
         (rc = write_store(staging, token)) != TETHER_OK)
         return rc;
-    return tether_fleet_dir_sync(staging);
+    return tether_dir_sync(staging);
 }
 
 /* The directory that holds dir ("." for a bare name). */
@@ -301,7 +301,7 @@ tether_status_t tether_fleet_init(const tether_fleet_init_options_t *opts,
         return rc;
     }
     parent_of(dir, parent, sizeof(parent));
-    if (tether_fleet_dir_sync(parent) != TETHER_OK)
+    if (tether_dir_sync(parent) != TETHER_OK)
         tether_warn("init", "cannot sync %s; the new fleet may not survive a power cut", parent);
     return rc;
 }

@@ -91,6 +91,29 @@ static void read_errors(void **state)
     assert_int_equal(tether_file_write_atomic("/nonexistent-folder/x", "a", 1, 0600), TETHER_ERR_IO);
 }
 
+static void create_once_never_replaces(void **state)
+{
+    char path[128];
+    uint8_t *data = NULL;
+    size_t len = 0;
+    struct stat st;
+
+    (void)state;
+    path_in_dir(path, sizeof(path), "key");
+    assert_int_equal(tether_file_create_once(path, "first", 5, 0600), TETHER_OK);
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    /* A second writer loses quietly: the first file stays. */
+    assert_int_equal(tether_file_create_once(path, "second", 6, 0600), TETHER_OK);
+    assert_int_equal(tether_file_read(path, 100, &data, &len), TETHER_OK);
+    assert_int_equal(len, 5);
+    assert_memory_equal(data, "first", 5);
+    free(data);
+    assert_int_equal(entries_in_dir(), 1);
+    assert_int_equal(tether_dir_sync(dir), TETHER_OK);
+    assert_int_equal(tether_dir_sync(path), TETHER_ERR_IO);
+}
+
 static void wipe_remove(void **state)
 {
     char path[128];
@@ -126,6 +149,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(write_read_replace, make_dir, remove_dir),
         cmocka_unit_test_setup_teardown(read_errors, make_dir, remove_dir),
+        cmocka_unit_test_setup_teardown(create_once_never_replaces, make_dir, remove_dir),
         cmocka_unit_test_setup_teardown(wipe_remove, make_dir, remove_dir),
         cmocka_unit_test_setup_teardown(private_dir, make_dir, remove_dir),
     };

@@ -21,6 +21,16 @@
 TETHER_MUST_CHECK tether_status_t tether_file_write_atomic(const char *path, const void *data,
                                                            size_t len, mode_t mode);
 
+/* Like tether_file_write_atomic, but never replaces: if path exists (made
+ * meanwhile by another process, say), it stays as it is and the call
+ * succeeds; the caller reads whichever file is in place. For keys that
+ * several processes may create at once. */
+TETHER_MUST_CHECK tether_status_t tether_file_create_once(const char *path, const void *data,
+                                                          size_t len, mode_t mode);
+
+/* fsync()s a folder, so that the renames and links inside it are durable. */
+TETHER_MUST_CHECK tether_status_t tether_dir_sync(const char *dir);
+
 /* Reads a whole regular file of at most max bytes into a heap buffer (with a
  * NUL after the data, not counted in *len), freed by the caller.
  * TETHER_ERR_NOT_FOUND if it does not exist, TETHER_ERR_TOO_LARGE over max,
