@@ -277,6 +277,13 @@ int ctl_request(ctl_context_t *ctx, const char *method, const char *path,
 /* ctl_call with object (deleted here) as a JSON body. */
 int ctl_post_json(ctl_context_t *ctx, const char *path, cJSON *object, cJSON **json);
 
+/* GET path and find the array `member` in the answer, as the list verbs
+ * do. Returns an exit code; on CTL_EXIT_OK, *list is the array for a table,
+ * or NULL when --json already printed the answer as it came. *json is the
+ * whole answer (deleted by the caller). */
+int ctl_get_list(ctl_context_t *ctx, const char *path, const char *member, cJSON **json,
+                 const cJSON **list);
+
 /* With --json: writes the last answer's body and a newline to stdout and
  * returns CTL_EXIT_OK (CTL_EXIT_REMOTE if it cannot be written). */
 int ctl_print_raw_body(ctl_context_t *ctx);

@@ -218,6 +218,22 @@ int ctl_write_secret(ctl_context_t *ctx, const char *secret, size_t len)
     return CTL_EXIT_OK;
 }
 
+int ctl_get_list(ctl_context_t *ctx, const char *path, const char *member, cJSON **json,
+                 const cJSON **list)
+{
+    int code;
+
+    *list = NULL;
+    if ((code = ctl_call(ctx, "GET", path, NULL, NULL, 0, json)) != CTL_EXIT_OK)
+        return code;
+    if (!cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(*json, member)))
+        return ctl_fail(ctx, CTL_EXIT_REMOTE, "the answer has no \"%s\" list", member);
+    if (ctx->json)
+        return ctl_print_raw_body(ctx);
+    *list = cJSON_GetObjectItemCaseSensitive(*json, member);
+    return CTL_EXIT_OK;
+}
+
 int ctl_print_raw_body(ctl_context_t *ctx)
 {
     return ctl_write_secret(ctx, (const char *)ctx->response.body, ctx->response.body_len);

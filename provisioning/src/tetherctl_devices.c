@@ -23,17 +23,8 @@ int ctl_device_list(ctl_context_t *ctx, const char *arg)
 
     (void)arg;
     ctl_table_init(&table, device_columns, sizeof(device_columns) / sizeof(device_columns[0]));
-    if ((code = ctl_call(ctx, "GET", DEVICES_PATH, NULL, NULL, 0, &json)) != CTL_EXIT_OK)
+    if ((code = ctl_get_list(ctx, DEVICES_PATH, "devices", &json, &devices)) != CTL_EXIT_OK || devices == NULL)
         goto out;
-    devices = cJSON_GetObjectItemCaseSensitive(json, "devices");
-    if (!cJSON_IsArray(devices)) {
-        code = ctl_fail(ctx, CTL_EXIT_REMOTE, "the answer has no \"devices\" list");
-        goto out;
-    }
-    if (ctx->json) {
-        code = ctl_print_raw_body(ctx);
-        goto out;
-    }
     cJSON_ArrayForEach(device, devices)
     {
         char updated[40];

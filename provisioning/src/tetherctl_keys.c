@@ -16,17 +16,8 @@ int ctl_key_list(ctl_context_t *ctx, const char *arg)
 
     (void)arg;
     ctl_table_init(&table, columns, sizeof(columns) / sizeof(columns[0]));
-    if ((code = ctl_call(ctx, "GET", "/v1/admin/keys", NULL, NULL, 0, &json)) != CTL_EXIT_OK)
+    if ((code = ctl_get_list(ctx, "/v1/admin/keys", "keys", &json, &keys)) != CTL_EXIT_OK || keys == NULL)
         goto out;
-    keys = cJSON_GetObjectItemCaseSensitive(json, "keys");
-    if (!cJSON_IsArray(keys)) {
-        code = ctl_fail(ctx, CTL_EXIT_REMOTE, "the answer has no \"keys\" list");
-        goto out;
-    }
-    if (ctx->json) {
-        code = ctl_print_raw_body(ctx);
-        goto out;
-    }
     cJSON_ArrayForEach(key, keys)
     {
         char created[40], not_after[40];

@@ -96,17 +96,8 @@ int ctl_token_list(ctl_context_t *ctx, const char *arg)
 
     (void)arg;
     ctl_table_init(&table, columns, sizeof(columns) / sizeof(columns[0]));
-    if ((code = ctl_call(ctx, "GET", "/v1/admin/tokens", NULL, NULL, 0, &json)) != CTL_EXIT_OK)
+    if ((code = ctl_get_list(ctx, "/v1/admin/tokens", "tokens", &json, &tokens)) != CTL_EXIT_OK || tokens == NULL)
         goto out;
-    tokens = cJSON_GetObjectItemCaseSensitive(json, "tokens");
-    if (!cJSON_IsArray(tokens)) {
-        code = ctl_fail(ctx, CTL_EXIT_REMOTE, "the answer has no \"tokens\" list");
-        goto out;
-    }
-    if (ctx->json) {
-        code = ctl_print_raw_body(ctx);
-        goto out;
-    }
     cJSON_ArrayForEach(token, tokens)
     {
         char id[32], roles[64], created[40], revoked[40];
@@ -178,17 +169,8 @@ int ctl_alerts(ctl_context_t *ctx, const char *arg)
     else
         snprintf(path, sizeof(path), "/v1/admin/alerts");
     ctl_table_init(&table, columns, sizeof(columns) / sizeof(columns[0]));
-    if ((code = ctl_call(ctx, "GET", path, NULL, NULL, 0, &json)) != CTL_EXIT_OK)
+    if ((code = ctl_get_list(ctx, path, "alerts", &json, &alerts)) != CTL_EXIT_OK || alerts == NULL)
         goto out;
-    alerts = cJSON_GetObjectItemCaseSensitive(json, "alerts");
-    if (!cJSON_IsArray(alerts)) {
-        code = ctl_fail(ctx, CTL_EXIT_REMOTE, "the answer has no \"alerts\" list");
-        goto out;
-    }
-    if (ctx->json) {
-        code = ctl_print_raw_body(ctx);
-        goto out;
-    }
     cJSON_ArrayForEach(alert, alerts)
     {
         char created[40], details[512];
