@@ -24,7 +24,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "http.h"
+#include "tether/http_handler.h"
 #include "issuer_keys.h"
 #include "store.h"
 #include "tether/nonce.h"

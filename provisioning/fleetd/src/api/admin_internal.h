@@ -8,7 +8,7 @@
 
 #include "admin_api.h"
 #include "admin_request.h"
-#include "http.h"
+#include "tether/http_handler.h"
 #include "store.h"
 
 #define ADMIN_PARAM_MAX 64

@@ -15,7 +15,7 @@
 #include <stdbool.h>
 
 #include "admin_api.h"
-#include "http.h"
+#include "tether/http_handler.h"
 #include "introspect.h"
 #include "revocation_feed.h"
 #include "store.h"

@@ -31,7 +31,7 @@
 #include "discovery_api.h"
 #include "enroll_api.h"
 #include "exchange_api.h"
-#include "http_server.h"
+#include "tether/http_server.h"
 #include "issuer_keys.h"
 #include "pki.h"
 #include "relying_party_api.h"

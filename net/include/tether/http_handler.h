@@ -3,8 +3,8 @@
  * sight: the server (http_server.c) fills a request, a handler fills a
  * response. Handlers are called from several threads at once.
  */
-#ifndef TETHER_FLEET_HTTP_H
-#define TETHER_FLEET_HTTP_H
+#ifndef TETHER_HTTP_HANDLER_H
+#define TETHER_HTTP_HANDLER_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -1,4 +1,4 @@
-#include "http_server.h"
+#include "tether/http_server.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

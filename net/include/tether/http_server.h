@@ -11,8 +11,8 @@
  * every one of them first (libmicrohttpd cannot stop with a suspended
  * connection).
  */
-#ifndef TETHER_FLEET_HTTP_SERVER_H
-#define TETHER_FLEET_HTTP_SERVER_H
+#ifndef TETHER_HTTP_SERVER_H
+#define TETHER_HTTP_SERVER_H
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -20,7 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "http.h"
+#include "tether/http_handler.h"
 #include "tether/error.h"
 
 typedef struct tether_http_server_options {

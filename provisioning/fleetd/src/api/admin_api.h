@@ -16,7 +16,7 @@
 
 #include <stdbool.h>
 
-#include "http.h"
+#include "tether/http_handler.h"
 #include "store.h"
 
 struct tether_issuer_keys;

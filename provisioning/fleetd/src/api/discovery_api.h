@@ -13,7 +13,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "http.h"
+#include "tether/http_handler.h"
 #include "issuer_keys.h"
 #include "token_issuer.h"
 

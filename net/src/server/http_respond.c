@@ -1,4 +1,4 @@
-#include "http.h"
+#include "tether/http_handler.h"
 
 #include <stdlib.h>
 #include <string.h>

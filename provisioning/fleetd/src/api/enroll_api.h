@@ -22,7 +22,7 @@
 
 #include <mbedtls/x509_crt.h>
 
-#include "http.h"
+#include "tether/http_handler.h"
 #include "store.h"
 
 #define TETHER_ENROLL_KEY_SIZE 32
