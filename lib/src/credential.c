@@ -18,25 +18,15 @@
 
 #define LOG_COMPONENT "credential"
 
-/* Labels of TPM2 Part 1, 24.4 and 24.5. The KDFs add the terminating NUL;
- * the OAEP label is sizeof(LABEL_IDENTITY), NUL included, as on a TPM. */
-#define LABEL_IDENTITY "IDENTITY"
+/* Labels of TPM2 Part 1, 24.4 and 24.5 (IDENTITY, shared with the
+ * activation side, is in credential_internal.h). The KDFs add the
+ * terminating NUL. */
 #define LABEL_STORAGE "STORAGE"
 #define LABEL_INTEGRITY "INTEGRITY"
 
 /* The AES-CFB IV of the credential wrap is all zero (Part 1, 24.4): each
  * symKey is used once, derived from a fresh seed. */
 #define CFB_IV_SIZE 16
-
-/* What the EK's public area selects, once checked. */
-typedef struct ek_params {
-    TPMI_ALG_HASH name_alg;
-    const mbedtls_md_info_t *md;
-    size_t digest_len;
-    unsigned int aes_bits;
-    mbedtls_ecp_group_id group; /* ECC only */
-    size_t coordinate_len;      /* ECC only: bytes of a field element */
-} ek_params_t;
 
 static void put_u16(uint8_t *p, size_t v)
 {
@@ -65,7 +55,7 @@ static const mbedtls_md_info_t *md_for(TPMI_ALG_HASH alg)
 }
 
 /* Logs an mbedTLS failure decoded and gives TETHER_ERR_CRYPTO. */
-static tether_status_t crypto_fail(const char *what, int ret)
+tether_status_t tether_credential_crypto_fail(const char *what, int ret)
 {
     char text[128];
 
@@ -126,7 +116,7 @@ static tether_status_t kdf(kdf_kind_t kind, TPMI_ALG_HASH hash_alg, const uint8_
     }
     digest_len = mbedtls_md_get_size(md);
     if ((ret = mbedtls_md_setup(&ctx, md, kind == KDF_A)) != 0) {
-        rc = crypto_fail("mbedtls_md_setup", ret);
+        rc = tether_credential_crypto_fail("mbedtls_md_setup", ret);
         goto out;
     }
     put_u32(bits_be, bits);
@@ -152,7 +142,7 @@ static tether_status_t kdf(kdf_kind_t kind, TPMI_ALG_HASH hash_alg, const uint8_
             ret = ret ? ret : mbedtls_md_finish(&ctx, block);
         }
         if (ret != 0) {
-            rc = crypto_fail(kind == KDF_A ? "KDFa HMAC" : "KDFe hash", ret);
+            rc = tether_credential_crypto_fail(kind == KDF_A ? "KDFa HMAC" : "KDFe hash", ret);
             goto out;
         }
         memcpy(out + done, block, n);
@@ -190,7 +180,8 @@ tether_status_t tether_credential_kdfe(TPMI_ALG_HASH hash_alg, const uint8_t *z,
 
 /* Checks that the EK can receive a credential the way a TPM would process
  * it, and that tether supports its algorithms. */
-static tether_status_t check_ek(const TPM2B_PUBLIC *ek_public, ek_params_t *params)
+tether_status_t tether_credential_check_ek(const TPM2B_PUBLIC *ek_public,
+                                           tether_credential_ek_params_t *params)
 {
     const TPMT_PUBLIC *pub;
     const TPMT_SYM_DEF_OBJECT *sym;
@@ -276,7 +267,7 @@ static tether_status_t check_ek(const TPM2B_PUBLIC *ek_public, ek_params_t *para
 
 /* An object name is nameAlg || H(public area) (TPM2 Part 1, 16). Its bytes
  * go into the KDF and the HMAC as they are; the size must fit the alg. */
-static tether_status_t check_name(const TPM2B_NAME *name)
+tether_status_t tether_credential_check_name(const TPM2B_NAME *name)
 {
     const mbedtls_md_info_t *md;
     TPMI_ALG_HASH alg;
@@ -298,7 +289,7 @@ static tether_status_t check_name(const TPM2B_NAME *name)
 
 /* The EK public area as an mbedTLS key; a modulus or point that is not a
  * valid key is the caller's input error. */
-static tether_status_t load_ek(const TPMT_PUBLIC *pub, mbedtls_pk_context *pk)
+tether_status_t tether_credential_load_ek(const TPMT_PUBLIC *pub, mbedtls_pk_context *pk)
 {
     tether_status_t rc = tether_tpm2_public_to_pk(pub, pk);
 
@@ -308,12 +299,13 @@ static tether_status_t load_ek(const TPMT_PUBLIC *pub, mbedtls_pk_context *pk)
 /* RSA secret sharing (TPM2 Part 1, Annex B, "Secret Sharing"; the TPM's
  * CryptSecretEncrypt): OAEP with the EK nameAlg for hash and MGF1 and the
  * label "IDENTITY\0". */
-static tether_status_t seed_encrypt_rsa(const ek_params_t *params, mbedtls_pk_context *pk,
-                                        int (*f_rng)(void *, unsigned char *, size_t),
-                                        void *p_rng, const uint8_t *seed,
+static tether_status_t seed_encrypt_rsa(const tether_credential_ek_params_t *params,
+                                        mbedtls_pk_context *pk,
+                                        int (*f_rng)(void *, unsigned char *, size_t), void *p_rng,
+                                        const uint8_t *seed,
                                         TPM2B_ENCRYPTED_SECRET *encrypted_secret)
 {
-    static const char label[] = LABEL_IDENTITY;
+    static const char label[] = TETHER_CREDENTIAL_LABEL_IDENTITY;
     mbedtls_rsa_context *rsa = mbedtls_pk_rsa(*pk);
     size_t len;
     int ret;
@@ -328,7 +320,7 @@ static tether_status_t seed_encrypt_rsa(const ek_params_t *params, mbedtls_pk_co
                                          (const unsigned char *)label, sizeof(label),
                                          params->digest_len, seed, encrypted_secret->secret);
     if (ret != 0)
-        return crypto_fail("RSA-OAEP encryption of the seed", ret);
+        return tether_credential_crypto_fail("RSA-OAEP encryption of the seed", ret);
     encrypted_secret->size = (uint16_t)len;
     return TETHER_OK;
 }
@@ -347,11 +339,11 @@ static tether_status_t ephemeral_scalar(const mbedtls_ecp_group *group, size_t l
 
     for (int attempt = 0; attempt < 32; attempt++) {
         if ((ret = f_rng(p_rng, buf, len)) != 0) {
-            rc = crypto_fail("random generator", ret);
+            rc = tether_credential_crypto_fail("random generator", ret);
             break;
         }
         if ((ret = mbedtls_mpi_read_binary(d, buf, len)) != 0) {
-            rc = crypto_fail("mbedtls_mpi_read_binary", ret);
+            rc = tether_credential_crypto_fail("mbedtls_mpi_read_binary", ret);
             break;
         }
         if (mbedtls_ecp_check_privkey(group, d) == 0) {
@@ -369,11 +361,10 @@ static tether_status_t ephemeral_scalar(const mbedtls_ecp_group *group, size_t l
  * "IDENTITY", x of Q_e, x of Q_ek). The ephemeral coordinates are padded to
  * the field size as the TPM pads them; the EK's x is used exactly as it
  * appears in its public area, because that is the buffer the TPM hashes. */
-static tether_status_t seed_encrypt_ecc(const ek_params_t *params, const TPMT_PUBLIC *pub,
-                                        mbedtls_pk_context *pk,
-                                        int (*f_rng)(void *, unsigned char *, size_t),
-                                        void *p_rng, uint8_t *seed,
-                                        TPM2B_ENCRYPTED_SECRET *encrypted_secret)
+static tether_status_t seed_encrypt_ecc(const tether_credential_ek_params_t *params,
+                                        const TPMT_PUBLIC *pub, mbedtls_pk_context *pk,
+                                        int (*f_rng)(void *, unsigned char *, size_t), void *p_rng,
+                                        uint8_t *seed, TPM2B_ENCRYPTED_SECRET *encrypted_secret)
 {
     uint8_t z_bytes[MBEDTLS_ECP_MAX_BYTES];
     mbedtls_ecp_keypair *ek = mbedtls_pk_ec(*pk);
@@ -396,7 +387,7 @@ static tether_status_t seed_encrypt_ecc(const ek_params_t *params, const TPMT_PU
         goto out;
     if ((ret = mbedtls_ecp_mul(&ek->grp, &ephemeral, &d, &ek->grp.G, f_rng, p_rng)) != 0 ||
         (ret = mbedtls_ecdh_compute_shared(&ek->grp, &z, &ek->Q, &d, f_rng, p_rng)) != 0) {
-        rc = crypto_fail("ECDH with the EK", ret);
+        rc = tether_credential_crypto_fail("ECDH with the EK", ret);
         goto out;
     }
     point.x.size = (uint16_t)len;
@@ -404,7 +395,7 @@ static tether_status_t seed_encrypt_ecc(const ek_params_t *params, const TPMT_PU
     if ((ret = mbedtls_mpi_write_binary(&ephemeral.X, point.x.buffer, len)) != 0 ||
         (ret = mbedtls_mpi_write_binary(&ephemeral.Y, point.y.buffer, len)) != 0 ||
         (ret = mbedtls_mpi_write_binary(&z, z_bytes, len)) != 0) {
-        rc = crypto_fail("mbedtls_mpi_write_binary", ret);
+        rc = tether_credential_crypto_fail("mbedtls_mpi_write_binary", ret);
         goto out;
     }
     if (Tss2_MU_TPMS_ECC_POINT_Marshal(&point, encrypted_secret->secret,
@@ -414,9 +405,10 @@ static tether_status_t seed_encrypt_ecc(const ek_params_t *params, const TPMT_PU
         goto out;
     }
     encrypted_secret->size = (uint16_t)offset;
-    rc = tether_credential_kdfe(params->name_alg, z_bytes, len, LABEL_IDENTITY, point.x.buffer,
-                                point.x.size, pub->unique.ecc.x.buffer, pub->unique.ecc.x.size,
-                                (uint32_t)(params->digest_len * 8), seed, params->digest_len);
+    rc = tether_credential_kdfe(params->name_alg, z_bytes, len, TETHER_CREDENTIAL_LABEL_IDENTITY,
+                                point.x.buffer, point.x.size, pub->unique.ecc.x.buffer,
+                                pub->unique.ecc.x.size, (uint32_t)(params->digest_len * 8), seed,
+                                params->digest_len);
 out:
     mbedtls_mpi_free(&d); /* mbedtls_mpi_free zeroizes */
     mbedtls_mpi_free(&z);
@@ -428,9 +420,9 @@ out:
 /* symKey = KDFa(nameAlg, seed, "STORAGE", name, -, keyBits); AES-CFB with a
  * zero IV over len bytes (Part 1, 24.4). mode is MBEDTLS_AES_ENCRYPT or
  * MBEDTLS_AES_DECRYPT. */
-static tether_status_t credential_cfb(const ek_params_t *params, const uint8_t *seed,
-                                      size_t seed_len, const TPM2B_NAME *name, int mode,
-                                      const uint8_t *in, uint8_t *out, size_t len)
+tether_status_t tether_credential_cfb(const tether_credential_ek_params_t *params,
+                                      const uint8_t *seed, size_t seed_len, const TPM2B_NAME *name,
+                                      int mode, const uint8_t *in, uint8_t *out, size_t len)
 {
     uint8_t key[32], iv[CFB_IV_SIZE];
     mbedtls_aes_context aes;
@@ -447,7 +439,7 @@ static tether_status_t credential_cfb(const ek_params_t *params, const uint8_t *
     /* CFB runs the block cipher forward in both directions. */
     if ((ret = mbedtls_aes_setkey_enc(&aes, key, params->aes_bits)) != 0 ||
         (ret = mbedtls_aes_crypt_cfb128(&aes, mode, len, &iv_offset, iv, in, out)) != 0)
-        rc = crypto_fail("AES-CFB", ret);
+        rc = tether_credential_crypto_fail("AES-CFB", ret);
 out:
     mbedtls_aes_free(&aes);
     tether_wipe(key, sizeof(key));
@@ -457,9 +449,10 @@ out:
 
 /* HMACkey = KDFa(nameAlg, seed, "INTEGRITY", -, -, digest bits);
  * outerHMAC = HMAC(HMACkey, encIdentity || name) (Part 1, 24.5). */
-static tether_status_t credential_hmac(const ek_params_t *params, const uint8_t *seed,
-                                       size_t seed_len, const uint8_t *enc_identity,
-                                       size_t enc_len, const TPM2B_NAME *name, uint8_t *mac)
+tether_status_t tether_credential_hmac(const tether_credential_ek_params_t *params,
+                                       const uint8_t *seed, size_t seed_len,
+                                       const uint8_t *enc_identity, size_t enc_len,
+                                       const TPM2B_NAME *name, uint8_t *mac)
 {
     uint8_t key[MBEDTLS_MD_MAX_SIZE];
     mbedtls_md_context_t ctx;
@@ -477,7 +470,7 @@ static tether_status_t credential_hmac(const ek_params_t *params, const uint8_t 
     ret = ret ? ret : hmac_update(&ctx, name->name, name->size);
     ret = ret ? ret : mbedtls_md_hmac_finish(&ctx, mac);
     if (ret != 0)
-        rc = crypto_fail("credential HMAC", ret);
+        rc = tether_credential_crypto_fail("credential HMAC", ret);
 out:
     mbedtls_md_free(&ctx);
     tether_wipe(key, sizeof(key));
@@ -487,9 +480,10 @@ out:
 /* TPM2B_ID_OBJECT = TPM2B_DIGEST(outerHMAC) || encIdentity, where
  * encIdentity is the marshalled TPM2B_DIGEST of the secret under AES-CFB
  * (the TPM's SecretToCredential). */
-static tether_status_t wrap_credential(const ek_params_t *params, const uint8_t *seed,
-                                       const TPM2B_NAME *name, const uint8_t *secret,
-                                       size_t secret_len, TPM2B_ID_OBJECT *blob)
+static tether_status_t wrap_credential(const tether_credential_ek_params_t *params,
+                                       const uint8_t *seed, const TPM2B_NAME *name,
+                                       const uint8_t *secret, size_t secret_len,
+                                       TPM2B_ID_OBJECT *blob)
 {
     uint8_t plain[2 + sizeof(TPMU_HA)];
     uint8_t *integrity = blob->credential;
@@ -501,11 +495,11 @@ static tether_status_t wrap_credential(const ek_params_t *params, const uint8_t 
                    "TPM2B_ID_OBJECT holds two digest-sized TPM2B");
     put_u16(plain, secret_len);
     memcpy(plain + 2, secret, secret_len);
-    rc = credential_cfb(params, seed, params->digest_len, name, MBEDTLS_AES_ENCRYPT, plain,
-                        enc_identity, enc_len);
+    rc = tether_credential_cfb(params, seed, params->digest_len, name, MBEDTLS_AES_ENCRYPT, plain,
+                               enc_identity, enc_len);
     if (rc == TETHER_OK)
-        rc = credential_hmac(params, seed, params->digest_len, enc_identity, enc_len, name,
-                             integrity + 2);
+        rc = tether_credential_hmac(params, seed, params->digest_len, enc_identity, enc_len, name,
+                                    integrity + 2);
     if (rc == TETHER_OK) {
         put_u16(integrity, params->digest_len);
         blob->size = (uint16_t)(2 + params->digest_len + enc_len);
@@ -523,7 +517,7 @@ tether_status_t tether_credential_make_rng(const TPM2B_PUBLIC *ek_public,
 {
     uint8_t seed[MBEDTLS_MD_MAX_SIZE];
     mbedtls_pk_context pk;
-    ek_params_t params;
+    tether_credential_ek_params_t params;
     tether_status_t rc;
     int ret;
 
@@ -536,8 +530,8 @@ tether_status_t tether_credential_make_rng(const TPM2B_PUBLIC *ek_public,
         rc = TETHER_ERR_INVALID_ARGUMENT;
         goto out;
     }
-    if ((rc = check_ek(ek_public, &params)) != TETHER_OK ||
-        (rc = check_name(object_name)) != TETHER_OK)
+    if ((rc = tether_credential_check_ek(ek_public, &params)) != TETHER_OK ||
+        (rc = tether_credential_check_name(object_name)) != TETHER_OK)
         goto out;
     /* The TPM refuses a credential larger than the EK nameAlg digest
      * (TPM2 Part 3, 12.6: TPM_RC_SIZE). */
@@ -547,12 +541,12 @@ tether_status_t tether_credential_make_rng(const TPM2B_PUBLIC *ek_public,
         rc = TETHER_ERR_INVALID_ARGUMENT;
         goto out;
     }
-    if ((rc = load_ek(&ek_public->publicArea, &pk)) != TETHER_OK)
+    if ((rc = tether_credential_load_ek(&ek_public->publicArea, &pk)) != TETHER_OK)
         goto out;
 
     if (ek_public->publicArea.type == TPM2_ALG_RSA) {
         if ((ret = f_rng(p_rng, seed, params.digest_len)) != 0) {
-            rc = crypto_fail("random generator", ret);
+            rc = tether_credential_crypto_fail("random generator", ret);
             goto out;
         }
         rc = seed_encrypt_rsa(&params, &pk, f_rng, p_rng, seed, encrypted_secret);
@@ -580,189 +574,4 @@ tether_status_t tether_credential_make(const TPM2B_PUBLIC *ek_public, const TPM2
 {
     return tether_credential_make_rng(ek_public, object_name, secret, secret_len, credential_blob,
                                       encrypted_secret, tether_random_mbedtls, NULL);
-}
-
-/* The TPM's CryptSecretDecrypt for RSA: OAEP with nameAlg, a seed of at
- * most the digest size. The caller's key is copied, never modified. */
-static tether_status_t seed_decrypt_rsa(const ek_params_t *params,
-                                        const mbedtls_pk_context *ek_private,
-                                        const TPM2B_ENCRYPTED_SECRET *encrypted_secret,
-                                        uint8_t *seed, size_t *seed_len)
-{
-    static const char label[] = LABEL_IDENTITY;
-    int md_type = (int)mbedtls_md_get_type(params->md);
-    mbedtls_rsa_context rsa;
-    tether_status_t rc = TETHER_OK;
-    int ret;
-
-    mbedtls_rsa_init(&rsa, MBEDTLS_RSA_PKCS_V21, md_type);
-    if ((ret = mbedtls_rsa_copy(&rsa, mbedtls_pk_rsa(*ek_private))) != 0) {
-        rc = crypto_fail("mbedtls_rsa_copy", ret);
-        goto out;
-    }
-    mbedtls_rsa_set_padding(&rsa, MBEDTLS_RSA_PKCS_V21, md_type);
-    if (encrypted_secret->size != mbedtls_rsa_get_len(&rsa)) {
-        rc = TETHER_ERR_PARSE;
-        goto out;
-    }
-    /* Any failure here means the ciphertext is not for this key and label. */
-    if (mbedtls_rsa_rsaes_oaep_decrypt(&rsa, tether_random_mbedtls, NULL, MBEDTLS_RSA_PRIVATE,
-                                       (const unsigned char *)label, sizeof(label), seed_len,
-                                       encrypted_secret->secret, seed, params->digest_len) != 0)
-        rc = TETHER_ERR_VERIFY;
-out:
-    mbedtls_rsa_free(&rsa); /* zeroizes the copied private key */
-    return rc;
-}
-
-/* The TPM's CryptSecretDecrypt for ECC: Z = x of d_ek * Q_e; the ephemeral
- * x is hashed exactly as it appears in the encrypted secret. */
-static tether_status_t seed_decrypt_ecc(const ek_params_t *params, const TPMT_PUBLIC *pub,
-                                        const mbedtls_pk_context *ek_private,
-                                        const TPM2B_ENCRYPTED_SECRET *encrypted_secret,
-                                        uint8_t *seed, size_t *seed_len)
-{
-    uint8_t z_bytes[MBEDTLS_ECP_MAX_BYTES];
-    const mbedtls_ecp_keypair *ek = mbedtls_pk_ec(*ek_private);
-    mbedtls_ecp_group group;
-    mbedtls_ecp_point ephemeral;
-    mbedtls_mpi z;
-    TPMS_ECC_POINT point;
-    size_t offset = 0;
-    tether_status_t rc;
-    int ret;
-
-    mbedtls_ecp_group_init(&group);
-    mbedtls_ecp_point_init(&ephemeral);
-    mbedtls_mpi_init(&z);
-    if (ek == NULL) {
-        rc = TETHER_ERR_EK_MISMATCH;
-        goto out;
-    }
-    if (encrypted_secret->size > sizeof(encrypted_secret->secret) ||
-        Tss2_MU_TPMS_ECC_POINT_Unmarshal(encrypted_secret->secret, encrypted_secret->size, &offset,
-                                         &point) != TSS2_RC_SUCCESS ||
-        offset != encrypted_secret->size) {
-        rc = TETHER_ERR_PARSE;
-        goto out;
-    }
-    /* A local group: mbedTLS wants a mutable one and the key is only read. */
-    if ((ret = mbedtls_ecp_group_load(&group, params->group)) != 0 ||
-        (ret = mbedtls_mpi_read_binary(&ephemeral.X, point.x.buffer, point.x.size)) != 0 ||
-        (ret = mbedtls_mpi_read_binary(&ephemeral.Y, point.y.buffer, point.y.size)) != 0 ||
-        (ret = mbedtls_mpi_lset(&ephemeral.Z, 1)) != 0) {
-        rc = crypto_fail("loading the ephemeral point", ret);
-        goto out;
-    }
-    /* The TPM answers TPM_RC_ECC_POINT; a changed byte lands here. */
-    if (mbedtls_ecp_check_pubkey(&group, &ephemeral) != 0) {
-        rc = TETHER_ERR_VERIFY;
-        goto out;
-    }
-    if ((ret = mbedtls_ecdh_compute_shared(&group, &z, &ephemeral, &ek->d, tether_random_mbedtls,
-                                           NULL)) != 0 ||
-        (ret = mbedtls_mpi_write_binary(&z, z_bytes, params->coordinate_len)) != 0) {
-        rc = crypto_fail("ECDH with the ephemeral key", ret);
-        goto out;
-    }
-    rc = tether_credential_kdfe(params->name_alg, z_bytes, params->coordinate_len, LABEL_IDENTITY,
-                                point.x.buffer, point.x.size, pub->unique.ecc.x.buffer,
-                                pub->unique.ecc.x.size, (uint32_t)(params->digest_len * 8), seed,
-                                params->digest_len);
-    if (rc == TETHER_OK)
-        *seed_len = params->digest_len;
-out:
-    mbedtls_mpi_free(&z);
-    mbedtls_ecp_point_free(&ephemeral);
-    mbedtls_ecp_group_free(&group);
-    tether_wipe(z_bytes, sizeof(z_bytes));
-    return rc;
-}
-
-tether_status_t tether_credential_activate_soft(const mbedtls_pk_context *ek_private,
-                                                const TPM2B_PUBLIC *ek_public,
-                                                const TPM2B_NAME *object_name,
-                                                const TPM2B_ID_OBJECT *credential_blob,
-                                                const TPM2B_ENCRYPTED_SECRET *encrypted_secret,
-                                                uint8_t *out, size_t out_size, size_t *out_len)
-{
-    uint8_t seed[MBEDTLS_MD_MAX_SIZE], expected[MBEDTLS_MD_MAX_SIZE];
-    uint8_t plain[sizeof(TPMS_ID_OBJECT)]; /* the size of TPM2B_ID_OBJECT.credential */
-    const uint8_t *enc_identity;
-    mbedtls_pk_context ek_pk;
-    ek_params_t params;
-    size_t seed_len = 0, integrity_len, enc_len, secret_len;
-    tether_status_t rc;
-
-    if (out_len == NULL || (out == NULL && out_size > 0))
-        return TETHER_ERR_INVALID_ARGUMENT;
-    *out_len = 0;
-    mbedtls_pk_init(&ek_pk);
-    if (ek_private == NULL || credential_blob == NULL || encrypted_secret == NULL) {
-        rc = TETHER_ERR_INVALID_ARGUMENT;
-        goto out;
-    }
-    if ((rc = check_ek(ek_public, &params)) != TETHER_OK ||
-        (rc = check_name(object_name)) != TETHER_OK ||
-        (rc = load_ek(&ek_public->publicArea, &ek_pk)) != TETHER_OK)
-        goto out;
-    if (mbedtls_pk_get_type(ek_private) !=
-            (ek_public->publicArea.type == TPM2_ALG_RSA ? MBEDTLS_PK_RSA : MBEDTLS_PK_ECKEY) ||
-        mbedtls_pk_check_pair(&ek_pk, ek_private) != 0) {
-        rc = TETHER_ERR_EK_MISMATCH;
-        goto out;
-    }
-
-    if (ek_public->publicArea.type == TPM2_ALG_RSA)
-        rc = seed_decrypt_rsa(&params, ek_private, encrypted_secret, seed, &seed_len);
-    else
-        rc = seed_decrypt_ecc(&params, &ek_public->publicArea, ek_private, encrypted_secret, seed,
-                              &seed_len);
-    if (rc != TETHER_OK)
-        goto out;
-
-    /* The TPM's CredentialToSecret: outer HMAC first, then decryption, then
-     * the TPM2B_DIGEST inside, which must use up encIdentity exactly. */
-    if (credential_blob->size > sizeof(credential_blob->credential) || credential_blob->size < 2) {
-        rc = TETHER_ERR_PARSE;
-        goto out;
-    }
-    integrity_len = get_u16(credential_blob->credential);
-    if (integrity_len > credential_blob->size - 2u) {
-        rc = TETHER_ERR_PARSE;
-        goto out;
-    }
-    enc_identity = credential_blob->credential + 2 + integrity_len;
-    enc_len = credential_blob->size - 2u - integrity_len;
-    if ((rc = credential_hmac(&params, seed, seed_len, enc_identity, enc_len, object_name,
-                              expected)) != TETHER_OK)
-        goto out;
-    if (integrity_len != params.digest_len ||
-        !tether_ct_equal(expected, credential_blob->credential + 2, params.digest_len)) {
-        rc = TETHER_ERR_VERIFY;
-        goto out;
-    }
-    if ((rc = credential_cfb(&params, seed, seed_len, object_name, MBEDTLS_AES_DECRYPT,
-                             enc_identity, plain, enc_len)) != TETHER_OK)
-        goto out;
-    if (enc_len < 2 || (secret_len = get_u16(plain)) != enc_len - 2 ||
-        secret_len > sizeof(TPMU_HA)) {
-        rc = TETHER_ERR_PARSE;
-        goto out;
-    }
-    if (secret_len > out_size) {
-        rc = TETHER_ERR_TOO_LARGE;
-        goto out;
-    }
-    if (secret_len > 0)
-        memcpy(out, plain + 2, secret_len);
-    *out_len = secret_len;
-out:
-    tether_wipe(seed, sizeof(seed));
-    tether_wipe(expected, sizeof(expected));
-    tether_wipe(plain, sizeof(plain));
-    mbedtls_pk_free(&ek_pk);
-    if (rc != TETHER_OK)
-        tether_wipe(out, out_size);
-    return rc;
 }

@@ -1,7 +1,8 @@
 /*
  * TPM2_MakeCredential in software (lib/src/credential.c): KDFa/KDFe known
  * answers, MakeCredential known answers with the randomness fixed, round
- * trips through the software ActivateCredential, tampering and bad input.
+ * trips through the software ActivateCredential of the test fakes
+ * (tests/fakes/src/credential_soft.c), tampering and bad input.
  *
  * Where the expected values come from:
  *
@@ -61,6 +62,7 @@
 #include "credential_internal.h"
 #include "tether/bytes.h"
 #include "tether/credential.h"
+#include "tether/credential_soft.h"
 #include "tether/error.h"
 #include "tether/random.h"
 

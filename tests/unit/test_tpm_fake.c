@@ -1,7 +1,7 @@
 /*
- * The fake TPM (hal/src/tpm_fake.c): every operation, its error paths, and
- * that what it produces has the formats and properties of a real TPM's
- * output (checked with the lib verification code and mbedTLS).
+ * The fake TPM (tests/fakes/src/tpm_fake.c): every operation, its error
+ * paths, and that what it produces has the formats and properties of a real
+ * TPM's output (checked with the lib verification code and mbedTLS).
  */
 #include <setjmp.h>
 #include <stdarg.h>

@@ -4,7 +4,7 @@
  * A tether_tpm_t holds a table of operations and the implementation's private
  * state, as tpm2-tss's TCTI and coreMQTT's TransportInterface_t do. Two
  * implementations exist: ESAPI over any TCTI (tpm_esapi.c) and a software
- * fake for unit tests (tpm_fake.c, tether/tpm_fake.h).
+ * fake for unit tests and benchmarks (tests/fakes, tether/tpm_fake.h).
  *
  * Life cycle: tether_tpm_init() (cannot fail), tether_tpm_open_esapi() or
  * tether_tpm_open_fake(), operations, tether_tpm_close() (accepts an

@@ -41,7 +41,7 @@
 #include <tss2/tss2_rc.h>
 
 #include "tether/bytes.h"
-#include "tether/credential.h"
+#include "tether/credential_soft.h"
 #include "tether/random.h"
 #include "tether/tpm2_public.h"
 #include "tpm_templates.h"
