@@ -236,23 +236,28 @@ static fake_object_t *object_get(tether_tpm_t *tpm, tether_tpm_handle_t handle)
     return &impl->objects[handle - 1];
 }
 
-static tether_status_t object_alloc(tether_tpm_t *tpm, const char *command, fake_object_t **obj,
-                                    tether_tpm_handle_t *handle)
+/* A free object slot, marked used, and its handle; NULL with *status set
+ * when every slot is taken. Like object_get, it answers with the pointer so
+ * that no caller (and no optimiser) has to prove a status implies one. */
+static fake_object_t *object_alloc(tether_tpm_t *tpm, const char *command,
+                                   tether_tpm_handle_t *handle, tether_status_t *status)
 {
     fake_impl_t *impl = impl_of(tpm);
 
+    *handle = TETHER_TPM_HANDLE_NONE;
+    *status = TETHER_OK;
     for (unsigned i = 0; i < FAKE_OBJECTS; i++) {
         if (!impl->objects[i].used) {
             impl->objects[i].used = true;
-            *obj = &impl->objects[i];
             *handle = i + 1;
-            return TETHER_OK;
+            return &impl->objects[i];
         }
     }
-    return tether_tpm_fail(tpm, TETHER_ERR_STATE, TPM2_RC_OBJECT_MEMORY,
-                           "%s: object memory full: %d transient objects are loaded already "
-                           "(flush the ones no longer needed; is a handle leaking?) (0x%x)",
-                           command, FAKE_OBJECTS, TPM2_RC_OBJECT_MEMORY);
+    *status = tether_tpm_fail(tpm, TETHER_ERR_STATE, TPM2_RC_OBJECT_MEMORY,
+                              "%s: object memory full: %d transient objects are loaded already "
+                              "(flush the ones no longer needed; is a handle leaking?) (0x%x)",
+                              command, FAKE_OBJECTS, TPM2_RC_OBJECT_MEMORY);
+    return NULL;
 }
 
 static void object_release(fake_object_t *obj)
@@ -289,6 +294,7 @@ static tether_status_t ek_get(tether_tpm_t *tpm, const char *command, tether_ek_
     TPMT_PUBLIC *p = &ek->public_area.publicArea;
     int ret;
 
+    *out = NULL;
     if (ek->ready) {
         *out = ek;
         return TETHER_OK;
@@ -482,21 +488,23 @@ static void nv_release(fake_nv_t *nv)
     tether_wipe(nv, sizeof(*nv));
 }
 
-/* A defined index, its certificate made if pending. Undefined: the error
- * the ESAPI code gives (TPM_RC_HANDLE from TPM2_NV_ReadPublic). */
-static tether_status_t nv_get(tether_tpm_t *tpm, const char *command, TPM2_HANDLE nv_index,
-                              fake_nv_t **out)
+/* A defined index, its certificate made if pending; NULL with *status set
+ * otherwise. Undefined: the error the ESAPI code gives (TPM_RC_HANDLE from
+ * TPM2_NV_ReadPublic). Answers with the pointer, as object_alloc does. */
+static fake_nv_t *nv_get(tether_tpm_t *tpm, const char *command, TPM2_HANDLE nv_index,
+                         tether_status_t *status)
 {
     fake_nv_t *nv = nv_find(impl_of(tpm), nv_index);
-    tether_status_t status;
 
-    if (nv == NULL)
-        return tether_tpm_fail(tpm, TETHER_ERR_NOT_FOUND, TPM2_RC_HANDLE + TPM2_RC_1,
-                               "NV index 0x%08x is not defined", nv_index);
-    if (nv->cert_pending && (status = ek_cert_make(tpm, command, nv)) != TETHER_OK)
-        return status;
-    *out = nv;
-    return TETHER_OK;
+    *status = TETHER_OK;
+    if (nv == NULL) {
+        *status = tether_tpm_fail(tpm, TETHER_ERR_NOT_FOUND, TPM2_RC_HANDLE + TPM2_RC_1,
+                                  "NV index 0x%08x is not defined", nv_index);
+        return NULL;
+    }
+    if (nv->cert_pending && (*status = ek_cert_make(tpm, command, nv)) != TETHER_OK)
+        return NULL;
+    return nv;
 }
 
 static bool nv_written(const fake_nv_t *nv)
@@ -671,9 +679,9 @@ static tether_status_t fake_get_info(tether_tpm_t *tpm, tether_tpm_info_t *info)
 {
     tether_status_t status;
 
+    memset(info, 0, sizeof(*info));
     if ((status = fake_begin(tpm, TETHER_FAKE_OP_GET_INFO, "TPM2_GetCapability")) != TETHER_OK)
         return status;
-    memset(info, 0, sizeof(*info));
     memcpy(info->manufacturer, "FAKE", 5);
     snprintf(info->vendor, sizeof(info->vendor), "%s", "tether fake");
     info->firmware_version_1 = FAKE_FIRMWARE_1;
@@ -693,7 +701,7 @@ static tether_status_t fake_nv_read(tether_tpm_t *tpm, TPM2_HANDLE nv_index, uin
 
     *len = 0;
     if ((status = fake_begin(tpm, TETHER_FAKE_OP_NV_READ, command)) != TETHER_OK ||
-        (status = nv_get(tpm, command, nv_index, &nv)) != TETHER_OK)
+        (nv = nv_get(tpm, command, nv_index, &status)) == NULL)
         return status;
     if (nv->public_area.dataSize > buf_size)
         return tether_tpm_fail(tpm, TETHER_ERR_TOO_LARGE, 0,
@@ -715,6 +723,8 @@ static tether_status_t fake_create_ek(tether_tpm_t *tpm, tether_ek_type_t type,
     tether_status_t status;
     fake_ek_t *ek;
 
+    *handle = TETHER_TPM_HANDLE_NONE;
+    memset(public_area, 0, sizeof(*public_area));
     if ((status = fake_begin(tpm, TETHER_FAKE_OP_CREATE_EK, command)) != TETHER_OK ||
         (status = ek_get(tpm, command, type, &ek)) != TETHER_OK)
         return status;
@@ -724,7 +734,7 @@ static tether_status_t fake_create_ek(tether_tpm_t *tpm, tether_ek_type_t type,
                                    &qualified_name) != TETHER_OK)
         return tether_tpm_fail(tpm, TETHER_ERR_TPM, TPM2_RC_FAILURE,
                                "%s: cannot compute the EK's name", command);
-    if ((status = object_alloc(tpm, command, &obj, handle)) != TETHER_OK)
+    if ((obj = object_alloc(tpm, command, handle, &status)) == NULL)
         return status;
     obj->is_ek = true;
     obj->ek_type = type;
@@ -748,6 +758,7 @@ static tether_status_t fake_create_key(tether_tpm_t *tpm, tether_tpm_handle_t ek
     tether_status_t status;
     int ret;
 
+    memset(blob, 0, sizeof(*blob));
     if ((status = fake_begin(tpm, TETHER_FAKE_OP_CREATE_KEY, command)) != TETHER_OK)
         return status;
     if ((parent = object_get(tpm, ek)) == NULL)
@@ -793,6 +804,7 @@ static tether_status_t fake_load_key(tether_tpm_t *tpm, tether_tpm_handle_t ek,
     tether_status_t status;
     int ret;
 
+    *handle = TETHER_TPM_HANDLE_NONE;
     if ((status = fake_begin(tpm, TETHER_FAKE_OP_LOAD_KEY, command)) != TETHER_OK)
         return status;
     if ((parent = object_get(tpm, ek)) == NULL)
@@ -827,7 +839,7 @@ static tether_status_t fake_load_key(tether_tpm_t *tpm, tether_tpm_handle_t ek,
                                  "%s: cannot compute the key's name", command);
         goto out;
     }
-    if ((status = object_alloc(tpm, command, &obj, handle)) != TETHER_OK)
+    if ((obj = object_alloc(tpm, command, handle, &status)) == NULL)
         goto out;
     ret = mbedtls_ecp_group_load(&obj->key.grp, MBEDTLS_ECP_DP_SECP256R1);
     if (ret == 0)
@@ -885,6 +897,7 @@ static tether_status_t fake_certify(tether_tpm_t *tpm, tether_tpm_handle_t ak,
     tether_status_t status;
     TPMS_ATTEST attest;
 
+    memset(out, 0, sizeof(*out));
     if ((status = fake_begin(tpm, TETHER_FAKE_OP_CERTIFY, command)) != TETHER_OK)
         return status;
     if ((certified = object_get(tpm, object)) == NULL || (signer = object_get(tpm, ak)) == NULL)
@@ -908,6 +921,7 @@ static tether_status_t fake_sign_digest(tether_tpm_t *tpm, tether_tpm_handle_t h
     TPMA_OBJECT attributes;
     int ret;
 
+    memset(signature, 0, 64);
     if ((status = fake_begin(tpm, TETHER_FAKE_OP_SIGN, command)) != TETHER_OK)
         return status;
     if ((key = object_get(tpm, handle)) == NULL)
@@ -982,7 +996,7 @@ static tether_status_t fake_nv_increment(tether_tpm_t *tpm, TPM2_HANDLE nv_index
     uint64_t value;
 
     if ((status = fake_begin(tpm, TETHER_FAKE_OP_NV_INCREMENT, command)) != TETHER_OK ||
-        (status = nv_get(tpm, command, nv_index, &nv)) != TETHER_OK)
+        (nv = nv_get(tpm, command, nv_index, &status)) == NULL)
         return status;
     if (!nv_is_counter(nv))
         return tpm_error(tpm, command, TPM2_RC_ATTRIBUTES + TPM2_RC_2,
@@ -1008,8 +1022,9 @@ static tether_status_t fake_nv_read_counter(tether_tpm_t *tpm, TPM2_HANDLE nv_in
     tether_status_t status;
     fake_nv_t *nv;
 
+    *value = 0;
     if ((status = fake_begin(tpm, TETHER_FAKE_OP_NV_READ, command)) != TETHER_OK ||
-        (status = nv_get(tpm, command, nv_index, &nv)) != TETHER_OK)
+        (nv = nv_get(tpm, command, nv_index, &status)) == NULL)
         return status;
     if (!nv_written(nv))
         return tether_tpm_fail(tpm, TETHER_ERR_STATE, TPM2_RC_NV_UNINITIALIZED,
@@ -1029,11 +1044,12 @@ static tether_status_t fake_nv_read_public(tether_tpm_t *tpm, TPM2_HANDLE nv_ind
     tether_status_t status;
     fake_nv_t *nv;
 
+    memset(public_area, 0, sizeof(*public_area));
+    memset(name, 0, sizeof(*name));
     if ((status = fake_begin(tpm, TETHER_FAKE_OP_ANY, command)) != TETHER_OK ||
-        (status = nv_get(tpm, command, nv_index, &nv)) != TETHER_OK ||
+        (nv = nv_get(tpm, command, nv_index, &status)) == NULL ||
         (status = nv_name(tpm, command, nv, name)) != TETHER_OK)
         return status;
-    memset(public_area, 0, sizeof(*public_area));
     public_area->nvPublic = nv->public_area;
     if (Tss2_MU_TPMS_NV_PUBLIC_Marshal(&nv->public_area, buf, sizeof(buf), &offset) ==
         TSS2_RC_SUCCESS)
@@ -1051,13 +1067,14 @@ static tether_status_t fake_nv_certify(tether_tpm_t *tpm, tether_tpm_handle_t ak
     TPMS_ATTEST attest;
     fake_nv_t *nv;
 
+    memset(out, 0, sizeof(*out));
     if ((status = fake_begin(tpm, TETHER_FAKE_OP_NV_CERTIFY, command)) != TETHER_OK)
         return status;
     if ((signer = object_get(tpm, ak)) == NULL)
         return TETHER_ERR_INVALID_ARGUMENT;
     /* TPM2_NV_Certify: signHandle 1, authHandle 2, nvIndex 3. */
     if ((status = signer_check(tpm, command, signer, TPM2_RC_1)) != TETHER_OK ||
-        (status = nv_get(tpm, command, nv_index, &nv)) != TETHER_OK)
+        (nv = nv_get(tpm, command, nv_index, &status)) == NULL)
         return status;
     if (!nv_written(nv))
         return tpm_error(tpm, command, TPM2_RC_NV_UNINITIALIZED,
@@ -1089,6 +1106,7 @@ static tether_status_t fake_quote(tether_tpm_t *tpm, tether_tpm_handle_t ak,
     TPMS_ATTEST attest;
     int ret;
 
+    memset(out, 0, sizeof(*out));
     if ((status = fake_begin(tpm, TETHER_FAKE_OP_QUOTE, command)) != TETHER_OK)
         return status;
     if ((signer = object_get(tpm, ak)) == NULL)
@@ -1159,6 +1177,7 @@ static tether_status_t fake_activate_credential(tether_tpm_t *tpm, tether_tpm_ha
     tether_status_t status;
     size_t len = 0;
 
+    memset(cert_info, 0, sizeof(*cert_info));
     if ((status = fake_begin(tpm, TETHER_FAKE_OP_ACTIVATE, command)) != TETHER_OK)
         return status;
     if ((activated = object_get(tpm, ak)) == NULL || (key = object_get(tpm, ek)) == NULL)
@@ -1168,7 +1187,6 @@ static tether_status_t fake_activate_credential(tether_tpm_t *tpm, tether_tpm_ha
         return tpm_error(tpm, command, TPM2_RC_TYPE + TPM2_RC_2,
                          "the key handle is not a decryption key (pass the EK)");
     ek_keys = &impl->eks[key->ek_type];
-    memset(cert_info, 0, sizeof(*cert_info));
     status = tether_credential_activate_soft(&ek_keys->key, &ek_keys->public_area, &activated->name,
                                              credential_blob, secret, cert_info->buffer,
                                              sizeof(cert_info->buffer), &len);
@@ -1203,12 +1221,12 @@ static tether_status_t fake_pcr_read(tether_tpm_t *tpm, TPMI_ALG_HASH bank, uint
 {
     tether_status_t status;
 
+    memset(value, 0, sizeof(*value));
     if ((status = fake_begin(tpm, TETHER_FAKE_OP_ANY, "TPM2_PCR_Read")) != TETHER_OK)
         return status;
     if (bank != TPM2_ALG_SHA256 || pcr >= FAKE_PCRS)
         return tether_tpm_fail(tpm, TETHER_ERR_NOT_FOUND, 0,
                                "PCR %u is not allocated in bank 0x%04x", pcr, bank);
-    memset(value, 0, sizeof(*value));
     value->size = 32;
     memcpy(value->buffer, impl_of(tpm)->pcrs[pcr], 32);
     return TETHER_OK;
@@ -1295,6 +1313,7 @@ static tether_status_t ek_cert_define(tether_tpm_t *tpm, tether_ek_type_t type, 
     TPM2_HANDLE index = tether_ek_cert_nv_index(type);
     fake_nv_t *nv = nv_find(impl, index);
 
+    *out = NULL;
     if (nv == NULL && (nv = nv_free_slot(impl)) == NULL)
         return tether_tpm_fail(tpm, TETHER_ERR_STATE, TPM2_RC_NV_SPACE,
                                "fake TPM has no room for another NV index");
@@ -1392,6 +1411,10 @@ tether_status_t tether_tpm_fake_ca_cert(const tether_tpm_t *tpm, const uint8_t *
 {
     const fake_impl_t *impl = fake_of(tpm);
 
+    if (der != NULL)
+        *der = NULL;
+    if (len != NULL)
+        *len = 0;
     if (impl == NULL || der == NULL || len == NULL)
         return TETHER_ERR_INVALID_ARGUMENT;
     *der = impl->ca_cert;
