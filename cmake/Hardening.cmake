@@ -3,11 +3,19 @@ include(CheckPIESupported)
 check_pie_supported()
 set(CMAKE_POSITION_INDEPENDENT_CODE ON)
 
+# Warnings are errors for development and CI, so none goes unseen. A
+# packager building with another compiler version, whose new warnings would
+# otherwise stop the build, turns this off; the warnings are still shown.
+option(TETHER_WERROR "Treat compiler warnings as errors" ON)
+
 add_compile_definitions(_DEFAULT_SOURCE _GNU_SOURCE)
 add_compile_options(
-    -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wconversion -Wsign-conversion
+    -Wall -Wextra -Wshadow -Wformat=2 -Wconversion -Wsign-conversion
     -Wstrict-prototypes -Wmissing-prototypes -Wvla -Wnull-dereference
     -fstack-protector-strong -fno-strict-aliasing)
+if(TETHER_WERROR)
+    add_compile_options(-Werror)
+endif()
 add_link_options(-Wl,-z,relro -Wl,-z,now -Wl,-z,noexecstack)
 
 if(TETHER_SANITIZE OR TETHER_FUZZ)
