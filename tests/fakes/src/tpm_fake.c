@@ -507,6 +507,15 @@ static fake_nv_t *nv_get(tether_tpm_t *tpm, const char *command, TPM2_HANDLE nv_
     return nv;
 }
 
+/* The start of a command on an NV index: fake_begin, then nv_get. */
+static fake_nv_t *nv_begin(tether_tpm_t *tpm, tether_tpm_fake_op_t op, const char *command,
+                           TPM2_HANDLE nv_index, tether_status_t *status)
+{
+    if ((*status = fake_begin(tpm, op, command)) != TETHER_OK)
+        return NULL;
+    return nv_get(tpm, command, nv_index, status);
+}
+
 static bool nv_written(const fake_nv_t *nv)
 {
     return (nv->public_area.attributes & TPMA_NV_WRITTEN) != 0;
@@ -700,8 +709,7 @@ static tether_status_t fake_nv_read(tether_tpm_t *tpm, TPM2_HANDLE nv_index, uin
     fake_nv_t *nv;
 
     *len = 0;
-    if ((status = fake_begin(tpm, TETHER_FAKE_OP_NV_READ, command)) != TETHER_OK ||
-        (nv = nv_get(tpm, command, nv_index, &status)) == NULL)
+    if ((nv = nv_begin(tpm, TETHER_FAKE_OP_NV_READ, command, nv_index, &status)) == NULL)
         return status;
     if (nv->public_area.dataSize > buf_size)
         return tether_tpm_fail(tpm, TETHER_ERR_TOO_LARGE, 0,
@@ -995,8 +1003,7 @@ static tether_status_t fake_nv_increment(tether_tpm_t *tpm, TPM2_HANDLE nv_index
     fake_nv_t *nv;
     uint64_t value;
 
-    if ((status = fake_begin(tpm, TETHER_FAKE_OP_NV_INCREMENT, command)) != TETHER_OK ||
-        (nv = nv_get(tpm, command, nv_index, &status)) == NULL)
+    if ((nv = nv_begin(tpm, TETHER_FAKE_OP_NV_INCREMENT, command, nv_index, &status)) == NULL)
         return status;
     if (!nv_is_counter(nv))
         return tpm_error(tpm, command, TPM2_RC_ATTRIBUTES + TPM2_RC_2,
@@ -1023,8 +1030,7 @@ static tether_status_t fake_nv_read_counter(tether_tpm_t *tpm, TPM2_HANDLE nv_in
     fake_nv_t *nv;
 
     *value = 0;
-    if ((status = fake_begin(tpm, TETHER_FAKE_OP_NV_READ, command)) != TETHER_OK ||
-        (nv = nv_get(tpm, command, nv_index, &status)) == NULL)
+    if ((nv = nv_begin(tpm, TETHER_FAKE_OP_NV_READ, command, nv_index, &status)) == NULL)
         return status;
     if (!nv_written(nv))
         return tether_tpm_fail(tpm, TETHER_ERR_STATE, TPM2_RC_NV_UNINITIALIZED,
@@ -1046,8 +1052,7 @@ static tether_status_t fake_nv_read_public(tether_tpm_t *tpm, TPM2_HANDLE nv_ind
 
     memset(public_area, 0, sizeof(*public_area));
     memset(name, 0, sizeof(*name));
-    if ((status = fake_begin(tpm, TETHER_FAKE_OP_ANY, command)) != TETHER_OK ||
-        (nv = nv_get(tpm, command, nv_index, &status)) == NULL ||
+    if ((nv = nv_begin(tpm, TETHER_FAKE_OP_ANY, command, nv_index, &status)) == NULL ||
         (status = nv_name(tpm, command, nv, name)) != TETHER_OK)
         return status;
     public_area->nvPublic = nv->public_area;
@@ -1317,12 +1322,7 @@ static tether_status_t ek_cert_define(tether_tpm_t *tpm, tether_ek_type_t type, 
     if (nv == NULL && (nv = nv_free_slot(impl)) == NULL)
         return tether_tpm_fail(tpm, TETHER_ERR_STATE, TPM2_RC_NV_SPACE,
                                "fake TPM has no room for another NV index");
-    if (nv->data != NULL) {
-        tether_wipe(nv->data, nv->public_area.dataSize);
-        free(nv->data);
-        nv->data = NULL;
-    }
-    memset(nv, 0, sizeof(*nv));
+    nv_release(nv); /* a certificate defined before is replaced */
     nv->used = true;
     nv->cert_pending = true;
     nv->cert_type = type;
