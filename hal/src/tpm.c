@@ -4,6 +4,7 @@
  */
 #include "tether/tpm.h"
 
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -100,25 +101,49 @@ static void sleep_ms(unsigned ms)
         ;
 }
 
-/* Runs one operation with the bounded retry policy. `call` is an expression
- * that evaluates the operation once. */
-#define TPM_OP(tpm, call)                                                                  \
-    do {                                                                                   \
-        unsigned attempt_ = 1, delay_ = (tpm)->retry_delay_ms;                             \
-        tether_status_t st_;                                                               \
-        if ((tpm)->ops == NULL)                                                            \
-            return tether_tpm_fail((tpm), TETHER_ERR_STATE, 0, "TPM context is not open"); \
-        for (;;) {                                                                         \
-            st_ = (call);                                                                  \
-            if (st_ != TETHER_ERR_TPM_RETRY || attempt_ >= (tpm)->max_attempts)            \
-                break;                                                                     \
-            tether_debug("hal", "TPM busy (attempt %u): %s", attempt_, (tpm)->last_error); \
-            sleep_ms(delay_);                                                              \
-            delay_ = delay_ < 1000 ? delay_ * 2 : delay_;                                  \
-            attempt_++;                                                                    \
-        }                                                                                  \
-        return st_;                                                                        \
-    } while (0)
+/* The bounded retry policy around one operation: TETHER_ERR_TPM_RETRY
+ * (TPM_RC_RETRY, YIELDED, TESTING) is tried again up to max_attempts times
+ * with a doubling delay; every other result ends it. */
+typedef struct tpm_retry {
+    unsigned attempt; /* 0 before the first call; UINT_MAX: not to be called */
+    unsigned delay_ms;
+} tpm_retry_t;
+
+/* Sets *st to the refusal when the context is not open (no call is made). */
+static tpm_retry_t tpm_retry_begin(tether_tpm_t *tpm, tether_status_t *st)
+{
+    tpm_retry_t r = {.attempt = 0, .delay_ms = tpm->retry_delay_ms};
+
+    *st = TETHER_OK;
+    if (tpm->ops == NULL) {
+        *st = tether_tpm_fail(tpm, TETHER_ERR_STATE, 0, "TPM context is not open");
+        r.attempt = UINT_MAX;
+    }
+    return r;
+}
+
+/* True when the operation is to be called (again) after the result st. */
+static bool tpm_retry_again(tether_tpm_t *tpm, tpm_retry_t *r, tether_status_t st)
+{
+    if (r->attempt == 0) {
+        r->attempt = 1;
+        return true;
+    }
+    if (r->attempt == UINT_MAX || st != TETHER_ERR_TPM_RETRY || r->attempt >= tpm->max_attempts)
+        return false;
+    tether_debug("hal", "TPM busy (attempt %u): %s", r->attempt, tpm->last_error);
+    sleep_ms(r->delay_ms);
+    r->delay_ms = r->delay_ms < 1000 ? r->delay_ms * 2 : r->delay_ms;
+    r->attempt++;
+    return true;
+}
+
+/* Runs `call`, an expression that performs the operation once, under the
+ * retry policy and leaves its last result in st. */
+#define TPM_RUN(st, tpm, call)                                                     \
+    for (tpm_retry_t retry_ = tpm_retry_begin((tpm), &(st));                       \
+         tpm_retry_again((tpm), &retry_, (st));)                                   \
+    (st) = (call)
 
 static bool qualifying_ok(const uint8_t *qualifying, size_t len)
 {
@@ -129,7 +154,10 @@ tether_status_t tether_tpm_get_info(tether_tpm_t *tpm, tether_tpm_info_t *info)
 {
     if (tpm == NULL || info == NULL)
         return TETHER_ERR_INVALID_ARGUMENT;
-    TPM_OP(tpm, tpm->ops->get_info(tpm, info));
+    tether_status_t st;
+
+    TPM_RUN(st, tpm, tpm->ops->get_info(tpm, info));
+    return st;
 }
 
 tether_status_t tether_tpm_nv_read(tether_tpm_t *tpm, TPM2_HANDLE nv_index, uint8_t *buf,
@@ -137,7 +165,10 @@ tether_status_t tether_tpm_nv_read(tether_tpm_t *tpm, TPM2_HANDLE nv_index, uint
 {
     if (tpm == NULL || buf == NULL || len == NULL)
         return TETHER_ERR_INVALID_ARGUMENT;
-    TPM_OP(tpm, tpm->ops->nv_read(tpm, nv_index, buf, buf_size, len));
+    tether_status_t st;
+
+    TPM_RUN(st, tpm, tpm->ops->nv_read(tpm, nv_index, buf, buf_size, len));
+    return st;
 }
 
 tether_status_t tether_tpm_create_ek(tether_tpm_t *tpm, tether_ek_type_t type,
@@ -145,7 +176,10 @@ tether_status_t tether_tpm_create_ek(tether_tpm_t *tpm, tether_ek_type_t type,
 {
     if (tpm == NULL || ek == NULL || public_area == NULL || (unsigned)type >= TETHER_EK_TYPE_COUNT)
         return TETHER_ERR_INVALID_ARGUMENT;
-    TPM_OP(tpm, tpm->ops->create_ek(tpm, type, ek, public_area));
+    tether_status_t st;
+
+    TPM_RUN(st, tpm, tpm->ops->create_ek(tpm, type, ek, public_area));
+    return st;
 }
 
 tether_status_t tether_tpm_create_key(tether_tpm_t *tpm, tether_tpm_handle_t ek,
@@ -154,7 +188,10 @@ tether_status_t tether_tpm_create_key(tether_tpm_t *tpm, tether_tpm_handle_t ek,
     if (tpm == NULL || blob == NULL || ek == TETHER_TPM_HANDLE_NONE ||
         (kind != TETHER_KEY_AK && kind != TETHER_KEY_DEVICE))
         return TETHER_ERR_INVALID_ARGUMENT;
-    TPM_OP(tpm, tpm->ops->create_key(tpm, ek, kind, blob));
+    tether_status_t st;
+
+    TPM_RUN(st, tpm, tpm->ops->create_key(tpm, ek, kind, blob));
+    return st;
 }
 
 tether_status_t tether_tpm_load_key(tether_tpm_t *tpm, tether_tpm_handle_t ek,
@@ -162,7 +199,10 @@ tether_status_t tether_tpm_load_key(tether_tpm_t *tpm, tether_tpm_handle_t ek,
 {
     if (tpm == NULL || blob == NULL || key == NULL || ek == TETHER_TPM_HANDLE_NONE)
         return TETHER_ERR_INVALID_ARGUMENT;
-    TPM_OP(tpm, tpm->ops->load_key(tpm, ek, blob, key));
+    tether_status_t st;
+
+    TPM_RUN(st, tpm, tpm->ops->load_key(tpm, ek, blob, key));
+    return st;
 }
 
 tether_status_t tether_tpm_flush(tether_tpm_t *tpm, tether_tpm_handle_t handle)
@@ -171,7 +211,10 @@ tether_status_t tether_tpm_flush(tether_tpm_t *tpm, tether_tpm_handle_t handle)
         return TETHER_ERR_INVALID_ARGUMENT;
     if (handle == TETHER_TPM_HANDLE_NONE)
         return TETHER_OK;
-    TPM_OP(tpm, tpm->ops->flush(tpm, handle));
+    tether_status_t st;
+
+    TPM_RUN(st, tpm, tpm->ops->flush(tpm, handle));
+    return st;
 }
 
 tether_status_t tether_tpm_certify(tether_tpm_t *tpm, tether_tpm_handle_t ak,
@@ -181,7 +224,10 @@ tether_status_t tether_tpm_certify(tether_tpm_t *tpm, tether_tpm_handle_t ak,
     if (tpm == NULL || out == NULL || ak == TETHER_TPM_HANDLE_NONE ||
         object == TETHER_TPM_HANDLE_NONE || !qualifying_ok(qualifying, qualifying_len))
         return TETHER_ERR_INVALID_ARGUMENT;
-    TPM_OP(tpm, tpm->ops->certify(tpm, ak, object, qualifying, qualifying_len, out));
+    tether_status_t st;
+
+    TPM_RUN(st, tpm, tpm->ops->certify(tpm, ak, object, qualifying, qualifying_len, out));
+    return st;
 }
 
 tether_status_t tether_tpm_sign_digest(tether_tpm_t *tpm, tether_tpm_handle_t key,
@@ -189,7 +235,10 @@ tether_status_t tether_tpm_sign_digest(tether_tpm_t *tpm, tether_tpm_handle_t ke
 {
     if (tpm == NULL || digest == NULL || signature == NULL || key == TETHER_TPM_HANDLE_NONE)
         return TETHER_ERR_INVALID_ARGUMENT;
-    TPM_OP(tpm, tpm->ops->sign_digest(tpm, key, digest, signature));
+    tether_status_t st;
+
+    TPM_RUN(st, tpm, tpm->ops->sign_digest(tpm, key, digest, signature));
+    return st;
 }
 
 /* NV indices tether may define: the owner range (TCG handle registry). */
@@ -202,21 +251,30 @@ tether_status_t tether_tpm_nv_define_counter(tether_tpm_t *tpm, TPM2_HANDLE nv_i
 {
     if (tpm == NULL || !nv_owner_index(nv_index))
         return TETHER_ERR_INVALID_ARGUMENT;
-    TPM_OP(tpm, tpm->ops->nv_define_counter(tpm, nv_index));
+    tether_status_t st;
+
+    TPM_RUN(st, tpm, tpm->ops->nv_define_counter(tpm, nv_index));
+    return st;
 }
 
 tether_status_t tether_tpm_nv_undefine(tether_tpm_t *tpm, TPM2_HANDLE nv_index)
 {
     if (tpm == NULL || !nv_owner_index(nv_index))
         return TETHER_ERR_INVALID_ARGUMENT;
-    TPM_OP(tpm, tpm->ops->nv_undefine(tpm, nv_index));
+    tether_status_t st;
+
+    TPM_RUN(st, tpm, tpm->ops->nv_undefine(tpm, nv_index));
+    return st;
 }
 
 tether_status_t tether_tpm_nv_increment(tether_tpm_t *tpm, TPM2_HANDLE nv_index)
 {
     if (tpm == NULL)
         return TETHER_ERR_INVALID_ARGUMENT;
-    TPM_OP(tpm, tpm->ops->nv_increment(tpm, nv_index));
+    tether_status_t st;
+
+    TPM_RUN(st, tpm, tpm->ops->nv_increment(tpm, nv_index));
+    return st;
 }
 
 tether_status_t tether_tpm_nv_read_counter(tether_tpm_t *tpm, TPM2_HANDLE nv_index,
@@ -224,7 +282,10 @@ tether_status_t tether_tpm_nv_read_counter(tether_tpm_t *tpm, TPM2_HANDLE nv_ind
 {
     if (tpm == NULL || value == NULL)
         return TETHER_ERR_INVALID_ARGUMENT;
-    TPM_OP(tpm, tpm->ops->nv_read_counter(tpm, nv_index, value));
+    tether_status_t st;
+
+    TPM_RUN(st, tpm, tpm->ops->nv_read_counter(tpm, nv_index, value));
+    return st;
 }
 
 tether_status_t tether_tpm_nv_read_public(tether_tpm_t *tpm, TPM2_HANDLE nv_index,
@@ -232,7 +293,10 @@ tether_status_t tether_tpm_nv_read_public(tether_tpm_t *tpm, TPM2_HANDLE nv_inde
 {
     if (tpm == NULL || public_area == NULL || name == NULL)
         return TETHER_ERR_INVALID_ARGUMENT;
-    TPM_OP(tpm, tpm->ops->nv_read_public(tpm, nv_index, public_area, name));
+    tether_status_t st;
+
+    TPM_RUN(st, tpm, tpm->ops->nv_read_public(tpm, nv_index, public_area, name));
+    return st;
 }
 
 tether_status_t tether_tpm_nv_certify(tether_tpm_t *tpm, tether_tpm_handle_t ak,
@@ -242,7 +306,10 @@ tether_status_t tether_tpm_nv_certify(tether_tpm_t *tpm, tether_tpm_handle_t ak,
     if (tpm == NULL || out == NULL || ak == TETHER_TPM_HANDLE_NONE ||
         !qualifying_ok(qualifying, qualifying_len))
         return TETHER_ERR_INVALID_ARGUMENT;
-    TPM_OP(tpm, tpm->ops->nv_certify(tpm, ak, nv_index, qualifying, qualifying_len, out));
+    tether_status_t st;
+
+    TPM_RUN(st, tpm, tpm->ops->nv_certify(tpm, ak, nv_index, qualifying, qualifying_len, out));
+    return st;
 }
 
 tether_status_t tether_tpm_quote(tether_tpm_t *tpm, tether_tpm_handle_t ak,
@@ -253,7 +320,10 @@ tether_status_t tether_tpm_quote(tether_tpm_t *tpm, tether_tpm_handle_t ak,
         pcrs->count == 0 || pcrs->count > TPM2_NUM_PCR_BANKS ||
         !qualifying_ok(qualifying, qualifying_len))
         return TETHER_ERR_INVALID_ARGUMENT;
-    TPM_OP(tpm, tpm->ops->quote(tpm, ak, pcrs, qualifying, qualifying_len, out));
+    tether_status_t st;
+
+    TPM_RUN(st, tpm, tpm->ops->quote(tpm, ak, pcrs, qualifying, qualifying_len, out));
+    return st;
 }
 
 tether_status_t tether_tpm_activate_credential(tether_tpm_t *tpm, tether_tpm_handle_t ak,
@@ -267,7 +337,10 @@ tether_status_t tether_tpm_activate_credential(tether_tpm_t *tpm, tether_tpm_han
         credential_blob->size > sizeof(credential_blob->credential) ||
         secret->size > sizeof(secret->secret))
         return TETHER_ERR_INVALID_ARGUMENT;
-    TPM_OP(tpm, tpm->ops->activate_credential(tpm, ak, ek, credential_blob, secret, cert_info));
+    tether_status_t st;
+
+    TPM_RUN(st, tpm, tpm->ops->activate_credential(tpm, ak, ek, credential_blob, secret, cert_info));
+    return st;
 }
 
 tether_status_t tether_tpm_pcr_read(tether_tpm_t *tpm, TPMI_ALG_HASH bank, uint32_t pcr,
@@ -275,7 +348,10 @@ tether_status_t tether_tpm_pcr_read(tether_tpm_t *tpm, TPMI_ALG_HASH bank, uint3
 {
     if (tpm == NULL || value == NULL || pcr >= TPM2_MAX_PCRS)
         return TETHER_ERR_INVALID_ARGUMENT;
-    TPM_OP(tpm, tpm->ops->pcr_read(tpm, bank, pcr, value));
+    tether_status_t st;
+
+    TPM_RUN(st, tpm, tpm->ops->pcr_read(tpm, bank, pcr, value));
+    return st;
 }
 
 tether_status_t tether_tpm_pcr_extend(tether_tpm_t *tpm, uint32_t pcr,
@@ -284,7 +360,10 @@ tether_status_t tether_tpm_pcr_extend(tether_tpm_t *tpm, uint32_t pcr,
     if (tpm == NULL || digests == NULL || pcr >= TPM2_MAX_PCRS || digests->count == 0 ||
         digests->count > TPM2_NUM_PCR_BANKS)
         return TETHER_ERR_INVALID_ARGUMENT;
-    TPM_OP(tpm, tpm->ops->pcr_extend(tpm, pcr, digests));
+    tether_status_t st;
+
+    TPM_RUN(st, tpm, tpm->ops->pcr_extend(tpm, pcr, digests));
+    return st;
 }
 
 tether_status_t tether_ek_open(tether_tpm_t *tpm, tether_ek_type_t want, tether_ek_t *ek)
