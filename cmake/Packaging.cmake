@@ -59,12 +59,13 @@ macro(tether_deb_package component package unit state_dir summary depends)
 endmacro()
 
 # The agent loads its TCTI (libtss2-tcti-device) with dlopen, which
-# dpkg-shlibdeps cannot see; tpm-udev gives /dev/tpmrm0 to the tss group.
+# dpkg-shlibdeps cannot see; tpm-udev gives /dev/tpmrm0 to the tss group;
+# procps has the /bin/kill of the unit's ExecReload.
 tether_deb_package(agent tether-agent tether-agent.service /var/lib/tether
     "tether agent: TPM-attested short-lived access tokens for this device
 Proves with the device's TPM 2.0 that it is the enrolled device and keeps a
 fresh access token in locked memory, served on a Unix socket."
-    "systemd, tpm-udev, libtss2-tcti-device0"
+    "systemd, tpm-udev, libtss2-tcti-device0, procps"
     CONFFILES /etc/tether/agent.conf)
 tether_deb_package(fleetd tether-fleetd tether-fleetd.service /var/lib/tether-fleetd
     "tether fleet service and its operators' CLI

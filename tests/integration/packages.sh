@@ -96,7 +96,8 @@ for p in "${PACKAGES[@]}"; do
     [ "$(field "$p" Architecture)" = "$(dpkg --print-architecture)" ] || fail "$p: Architecture"
 done
 # Each binary's libraries, by their Debian 12 names; the agent's TCTI is
-# loaded with dlopen, so it is named by hand.
+# loaded with dlopen, and its unit reloads with /bin/kill (procps), so these
+# are named by hand.
 expect_depends() { # PACKAGE DEPENDENCY...
     local p=$1 dep depends
     shift
@@ -105,7 +106,7 @@ expect_depends() { # PACKAGE DEPENDENCY...
         grep -qE "(^|, )$dep( |,|$)" <<<"$depends" || fail "$p does not depend on $dep: $depends"
     done
 }
-expect_depends tether-agent systemd tpm-udev libtss2-esys-3.0.2-0 libtss2-tctildr0 \
+expect_depends tether-agent systemd tpm-udev procps libtss2-esys-3.0.2-0 libtss2-tctildr0 \
     libtss2-tcti-device0 libtss2-mu0 libmbedtls14 libmbedcrypto7 libmbedx509-1 libcjson1
 expect_depends tether-fleetd systemd libmicrohttpd12 libsqlite3-0 libtss2-mu0 libmbedtls14 \
     libmbedcrypto7 libmbedx509-1 libcjson1
