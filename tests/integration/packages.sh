@@ -84,8 +84,9 @@ cpack --config "$BUILD/CPackConfig.cmake" -B "$WORK/out" >"$WORK/cpack.log" 2>&1
     { cat "$WORK/cpack.log" >&2; fail "cpack failed"; }
 declare -A DEB
 for p in "${PACKAGES[@]}"; do
-    DEB[$p]=$(ls "$WORK/out/${p}_"*.deb 2>/dev/null | head -n 1)
-    [ -n "${DEB[$p]}" ] || fail "cpack made no $p package"
+    debs=("$WORK/out/${p}_"*.deb)
+    [ "${#debs[@]}" -eq 1 ] && [ -f "${debs[0]}" ] || fail "cpack made no single $p package"
+    DEB[$p]=${debs[0]}
 done
 pass "cpack built ${PACKAGES[*]}"
 
@@ -110,7 +111,7 @@ expect_depends tether-agent systemd tpm-udev procps libtss2-esys-3.0.2-0 libtss2
     libtss2-tcti-device0 libtss2-mu0 libmbedtls14 libmbedcrypto7 libmbedx509-1 libcjson1
 expect_depends tether-fleetd systemd libmicrohttpd12 libsqlite3-0 libtss2-mu0 libmbedtls14 \
     libmbedcrypto7 libmbedx509-1 libcjson1
-if field tether-fleetd Depends | grep -q 'libtss2-esys\|tctildr'; then
+if grep -qE 'libtss2-(esys|tctildr|tcti)' <<<"$(field tether-fleetd Depends)"; then
     fail "tether-fleetd depends on the TPM stack: the fleet side never touches a TPM"
 fi
 pass "package names and dependencies"
