@@ -8,6 +8,7 @@ packages=(
     libtss2-dev libmbedtls-dev libcjson-dev libcmocka-dev libsqlite3-dev
     libmicrohttpd-dev
     swtpm swtpm-tools tpm2-tools openssl sqlite3 curl python3 valgrind
+    help2man man-db systemd
 )
 
 missing=()
