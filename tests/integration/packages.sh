@@ -10,9 +10,11 @@
 #
 # It needs root, and refuses to touch a machine where a tether package is
 # installed or where any file the packages ship already exists: it would
-# otherwise purge or overwrite an installation of the administrator's (exit
-# 77, reported as skipped). Users, groups and directories it creates are
-# removed at exit; one that existed before is left alone.
+# otherwise purge or overwrite an installation of the administrator's. That
+# refusal is a failure, not a skip: the suite passes only where this test
+# ran. Users, groups and directories it creates are removed at exit; one that
+# existed before is left alone. A run killed half-way leaves the packages
+# installed: `dpkg -P tether-agent tether-fleetd` lets it run again.
 # usage: packages.sh BUILD-DIR SOURCE-DIR
 set -euo pipefail
 
@@ -24,9 +26,9 @@ GROUPS_MADE=(tether-agent tether-fleetd tss)
 STATE_DIRS=(/var/lib/tether /var/lib/tether-fleetd)
 UNITS=(tether-agent.service tether-fleetd.service)
 
-skip() {
-    echo "SKIP: $*"
-    exit 77
+refuse() {
+    echo "packages: cannot run here: $*" >&2
+    exit 1
 }
 
 fail() {
@@ -40,7 +42,7 @@ pass() {
     passed=$((passed + 1))
 }
 
-[ "$(id -u)" -eq 0 ] || skip "installing packages needs root"
+[ "$(id -u)" -eq 0 ] || refuse "installing packages needs root"
 for tool in cpack dpkg dpkg-deb systemd-analyze systemd-sysusers systemd-tmpfiles man runuser flock; do
     command -v "$tool" >/dev/null || fail "$tool is not installed (scripts/bootstrap.sh installs it)"
 done
@@ -53,7 +55,7 @@ flock -w 600 9 || fail "another packages test held the lock for 10 minutes"
 
 for p in "${PACKAGES[@]}"; do
     if dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -qv '^unknown ok not-installed$'; then
-        skip "package $p is on this machine; this test installs and purges it"
+        refuse "package $p is on this machine; this test installs and purges it"
     fi
 done
 
@@ -172,7 +174,7 @@ pass "package contents and modes"
 # Nothing of an installation made by other means is overwritten.
 for p in "${PACKAGES[@]}"; do
     while read -r f; do
-        [ ! -e "$f" ] || skip "$f exists on this machine; this test would overwrite it"
+        [ ! -e "$f" ] || refuse "$f exists on this machine; this test would overwrite it"
     done <"$WORK/$p.files"
 done
 
