@@ -16,6 +16,7 @@
 #include <tss2/tss2_mu.h>
 
 #include "enroll_device.h"
+#include "options.h"
 #include "state.h"
 #include "tether/base64url.h"
 #include "tether/bytes.h"
@@ -65,7 +66,7 @@ static void enroll_usage(FILE *out)
 static int parse_options(int argc, char **argv, enroll_options_t *o)
 {
     static const struct option long_options[] = {
-        {"tcti", required_argument, NULL, 't'},
+        TETHER_AGENT_TCTI_LONG_OPTION,
         {"state-dir", required_argument, NULL, 's'},
         {"fleet", required_argument, NULL, 'f'},
         {"ca", required_argument, NULL, 'c'},
@@ -86,7 +87,7 @@ static int parse_options(int argc, char **argv, enroll_options_t *o)
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", long_options, NULL)) != -1) {
         switch (c) {
-        case 't': o->tcti = optarg; break;
+        case TETHER_AGENT_TCTI_OPTION: o->tcti = optarg; break;
         case 's': o->state_dir = optarg; break;
         case 'f': o->fleet = optarg; break;
         case 'c': o->ca = optarg; break;
@@ -404,8 +405,8 @@ int tether_agent_enroll_main(int argc, char **argv)
     if (o.bootstrap_token_file != NULL &&
         read_bootstrap_token(o.bootstrap_token_file, bootstrap_token, sizeof(bootstrap_token)) != 0)
         goto out;
-    if ((rc = tether_tpm_open_esapi(&tpm, o.tcti)) != TETHER_OK) {
-        fprintf(stderr, "tether-agent enroll: %s: %s\n", tether_strerror(rc), tpm.last_error);
+    if (tether_agent_tpm_open(&tpm, o.tcti, why, sizeof(why)) != TETHER_OK) {
+        fprintf(stderr, "tether-agent enroll: %s\n", why);
         goto out;
     }
     if (tether_agent_enroll_with(&tpm, &client, o.ek_type, o.counter_index, o.name,

@@ -14,7 +14,7 @@
 
 #include <cjson/cJSON.h>
 
-#include "daemon.h"
+#include "token_cmd.h"
 #include "tether/bytes.h"
 #include "tether/https_client.h"
 #include "tether/json_strict.h"
