@@ -16,6 +16,7 @@
 #include <tss2/tss2_mu.h>
 
 #include "enroll_device.h"
+#include "fleet_refusal.h"
 #include "options.h"
 #include "state.h"
 #include "tether/base64url.h"
@@ -162,17 +163,12 @@ out:
 /* Prints the fleet's refusal: its error code and description. */
 static void print_refusal(const char *step, const tether_https_response_t *resp)
 {
-    cJSON *body = NULL;
-    const cJSON *error = NULL, *description = NULL;
+    tether_fleet_refusal_t refusal;
 
-    if (tether_json_parse_object((const char *)resp->body, resp->body_len, &body) == TETHER_OK) {
-        error = cJSON_GetObjectItemCaseSensitive(body, "error");
-        description = cJSON_GetObjectItemCaseSensitive(body, "error_description");
-    }
+    tether_fleet_refusal_parse(resp, &refusal);
     fprintf(stderr, "tether-agent enroll: the fleet refused the %s (HTTP %d %s): %s\n", step,
-            resp->status, cJSON_IsString(error) ? error->valuestring : "error",
-            cJSON_IsString(description) ? description->valuestring : "no description");
-    cJSON_Delete(body);
+            refusal.status, refusal.error[0] != '\0' ? refusal.error : "error",
+            tether_fleet_refusal_description(&refusal));
 }
 
 /* Decodes a base64url member of the fleet's answer (at most buf_size bytes). */
