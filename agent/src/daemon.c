@@ -443,7 +443,8 @@ static tether_status_t agent_setup(agent_t *a)
         tether_warn("agent", "could not disable core dumps and ptrace attach");
     if (acl_load(&a->opts, &a->acl) != 0)
         return TETHER_ERR_PARSE;
-    if ((rc = tether_agent_state_load(a->opts.state_dir, &a->state, why, sizeof(why))) != TETHER_OK) {
+    rc = tether_agent_state_load(a->opts.state_dir, &a->state, why, sizeof(why));
+    if (rc != TETHER_OK) {
         tether_error("agent", "%s: %s; enrol first with 'tether-agent enroll'", a->opts.state_dir,
                      rc == TETHER_ERR_NOT_FOUND ? "not enrolled" : why);
         return rc;

@@ -97,7 +97,8 @@ static void token_jitter_bounds(void **state)
     assert_int_equal(after_token(NOW, 86400, 0).next_exchange_ms, NOW + 57600000 - 4320000);
     /* Always before the expiry. */
     for (unsigned lifetime = 1; lifetime <= 600; lifetime++)
-        assert_true(after_token(NOW, lifetime, UINT32_MAX).next_exchange_ms < NOW + lifetime * 1000);
+        assert_true(after_token(NOW, lifetime, UINT32_MAX).next_exchange_ms <
+                    NOW + (int64_t)lifetime * 1000);
 }
 
 /* The token goes at its expiry, whether the refresh succeeds or not. */

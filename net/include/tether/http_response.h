@@ -1,7 +1,7 @@
 /*
  * One HTTP/1.1 response parsed from a byte buffer: pure (no sockets, no
  * allocation beyond the response it returns), unit-tested and fuzzed. Used
- * by every client path (tether/http_request.h), whatever the transport.
+ * by every client path (tether/http_client.h), whatever the transport.
  *
  * Responses carry tokens: their buffers are wiped when freed, and nothing
  * here logs header values or bodies.

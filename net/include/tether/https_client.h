@@ -4,7 +4,7 @@
  *
  * tether_https_client_t connects, runs the TLS 1.2 handshake against the
  * pinned CA and sends one request per connection ("Connection: close") over
- * the shared request path (tether/http_request.h) with bounded reads. The
+ * the shared request path (tether/http_client.h) with bounded reads. The
  * pure parsers it relies on have their own headers: tether/url.h for the
  * base URL, tether/http_response.h for the response.
  */
@@ -19,6 +19,7 @@
 #include <mbedtls/x509_crt.h>
 
 #include "tether/error.h"
+#include "tether/http_client.h"
 #include "tether/http_response.h"
 #include "tether/url.h"
 
@@ -27,9 +28,11 @@
 #define TETHER_HTTPS_DEFAULT_CONNECT_TIMEOUT_MS 10000u
 #define TETHER_HTTPS_DEFAULT_IO_TIMEOUT_MS 10000u
 #define TETHER_HTTPS_DEFAULT_REQUEST_TIMEOUT_MS 60000u
-#define TETHER_HTTPS_MAX_EXTRA_HEADERS 16
-#define TETHER_HTTPS_MAX_HEADER_LINE 8192 /* one extra header line ("Name: value") */
-#define TETHER_HTTPS_MAX_PATH 2048
+/* The request path's bounds (tether/http_client.h), under this client's
+ * names. */
+#define TETHER_HTTPS_MAX_EXTRA_HEADERS TETHER_HTTP_CLIENT_MAX_EXTRA_HEADERS
+#define TETHER_HTTPS_MAX_HEADER_LINE TETHER_HTTP_CLIENT_MAX_HEADER_LINE
+#define TETHER_HTTPS_MAX_PATH TETHER_HTTP_CLIENT_MAX_PATH
 
 /*
  * Life cycle: tether_https_client_init() (cannot fail), optionally change
