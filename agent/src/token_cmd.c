@@ -2,6 +2,8 @@
  * tether-agent token: asks a running agent for the current access token over
  * its Unix socket and prints it, for scripts (TOKEN=$(tether-agent token ...)).
  */
+#include "token_cmd.h"
+
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
@@ -12,7 +14,6 @@
 #include "tether/http_client.h"
 #include "tether/json_strict.h"
 #include "tether/transport.h"
-#include "token_cmd.h"
 
 #define RESPONSE_MAX 16384
 #define IO_TIMEOUT_MS 5000u
