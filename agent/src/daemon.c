@@ -23,6 +23,8 @@
 
 #include "exchange.h"
 #include "local_api.h"
+#include "options.h"
+#include "refresh_schedule.h"
 #include "state.h"
 #include "tether/bytes.h"
 #include "tether/file.h"
@@ -30,8 +32,6 @@
 #include "tether/random.h"
 #include "tether/secure_memory.h"
 
-#define BACKOFF_FIRST_MS 1000u
-#define BACKOFF_CAP_MS 60000u
 #define CLIENT_TIMEOUT_MS 1000
 
 typedef enum agent_phase {
@@ -43,20 +43,28 @@ typedef enum agent_phase {
 
 static const char *const phase_names[] = {"starting", "ok", "backoff", "refused"};
 
-typedef struct agent {
+/* The command line of `tether-agent run`. */
+typedef struct run_options {
     const char *state_dir;
     const char *socket_path;
     const char *config_path;
     const char *tcti;
+    tether_local_acl_t acl; /* the ids of --allow-uid and --allow-gid */
+} run_options_t;
+
+typedef struct agent {
+    run_options_t opts;
     tether_local_acl_t acl;
     tether_agent_state_t state;
     tether_https_client_t client;
     tether_tpm_t tpm;
     tether_secure_buffer_t token;
     int has_token;
+    int64_t token_issued_ms;  /* monotonic: when the exchange that gave it began */
     int64_t token_expiry_ms;  /* monotonic */
-    int64_t next_exchange_ms; /* monotonic; INT64_MAX when refused */
-    unsigned backoff_ms;
+    int64_t drop_token_ms;    /* monotonic: when the held token must go (fail closed) */
+    int64_t next_exchange_ms; /* monotonic; TETHER_REFRESH_NEVER when refused */
+    unsigned failures;        /* consecutive failed exchanges */
     agent_phase_t phase;
     tether_usage_t usage;
     char last_error[256];
@@ -69,15 +77,6 @@ static int64_t now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* A uniformly random value in [0, n). */
-static uint32_t random_below(uint32_t n)
-{
-    uint32_t r = 0;
-    if (n == 0 || tether_random_bytes(&r, sizeof(r)) != TETHER_OK)
-        return 0;
-    return r % n;
 }
 
 static void run_usage(FILE *out)
@@ -170,59 +169,75 @@ static void drop_token(agent_t *a)
     a->has_token = 0;
 }
 
-static void schedule_retry(agent_t *a)
+/* A uniform 32-bit draw for the scheduler's jitter; 0 (no jitter) if the
+ * DRBG fails, which only makes the schedule predictable, not wrong. */
+static uint32_t random_draw(void)
 {
-    a->backoff_ms = a->backoff_ms == 0 ? BACKOFF_FIRST_MS
-                                       : (a->backoff_ms >= BACKOFF_CAP_MS / 2 ? BACKOFF_CAP_MS
-                                                                              : a->backoff_ms * 2);
-    /* Full jitter in the upper half, so a fleet coming back is not hit by
-     * every device at once. */
-    a->next_exchange_ms = now_ms() + a->backoff_ms / 2 + random_below(a->backoff_ms / 2 + 1);
+    uint32_t r = 0;
+
+    if (tether_random_bytes(&r, sizeof(r)) != TETHER_OK)
+        return 0;
+    return r;
 }
 
 static void do_exchange(agent_t *a)
 {
     tether_exchange_result_t r;
+    tether_refresh_input_t in;
+    tether_refresh_plan_t plan;
     int64_t start = now_ms();
 
     tether_agent_exchange(&a->client, &a->tpm, &a->state, &a->usage, &a->token, &r);
+    memset(&in, 0, sizeof(in));
+    in.now_ms = now_ms();
+    in.random = random_draw();
     switch (r.outcome) {
-    case TETHER_EXCHANGE_OK: {
-        uint32_t lifetime_ms = r.expires_in * 1000u;
+    case TETHER_EXCHANGE_OK:
         a->has_token = 1;
         a->usage.exchanges++;
-        a->token_expiry_ms = start + lifetime_ms;
-        /* About 2/3 of the lifetime, give or take 5 %. */
-        a->next_exchange_ms = start + lifetime_ms * 2 / 3 - lifetime_ms / 20 +
-                              random_below(lifetime_ms / 10 + 1);
-        a->backoff_ms = 0;
+        a->token_issued_ms = start;
+        a->token_expiry_ms = start + (int64_t)r.expires_in * 1000;
+        a->failures = 0;
         a->phase = PHASE_OK;
         a->last_error[0] = '\0';
-        tether_info("agent", "new access token, valid for %u s", r.expires_in);
+        in.last_outcome = TETHER_REFRESH_TOKEN;
         break;
-    }
     case TETHER_EXCHANGE_RETRY:
         snprintf(a->last_error, sizeof(a->last_error), "%s", r.reason);
-        schedule_retry(a);
+        if (a->failures < UINT_MAX)
+            a->failures++;
         if (a->phase != PHASE_OK || !a->has_token)
             a->phase = PHASE_BACKOFF;
-        tether_warn("agent", "token exchange failed (%s): %s; next try in %lld ms", r.code,
-                    r.reason, (long long)(a->next_exchange_ms - now_ms()));
+        in.last_outcome = TETHER_REFRESH_RETRY;
+        in.failures = a->failures;
         break;
     case TETHER_EXCHANGE_REFUSED:
     case TETHER_EXCHANGE_FAILED:
-        /* Neither a refusal for good nor a TPM lockout heals by asking
-         * again: stop until an operator acts and sends SIGHUP. */
+    default:
         snprintf(a->last_error, sizeof(a->last_error), "%.60s: %.180s", r.code, r.reason);
-        drop_token(a);
         a->phase = PHASE_REFUSED;
-        a->next_exchange_ms = INT64_MAX;
+        in.last_outcome = TETHER_REFRESH_REFUSED;
+        break;
+    }
+    in.has_token = a->has_token != 0;
+    in.issued_ms = a->token_issued_ms;
+    in.expiry_ms = a->token_expiry_ms;
+    tether_refresh_schedule(&in, &plan);
+    a->next_exchange_ms = plan.next_exchange_ms;
+    a->drop_token_ms = plan.drop_token_ms;
+
+    if (in.last_outcome == TETHER_REFRESH_TOKEN) {
+        tether_info("agent", "new access token, valid for %u s", r.expires_in);
+    } else if (in.last_outcome == TETHER_REFRESH_RETRY) {
+        tether_warn("agent", "token exchange failed (%s): %s; next try in %lld ms", r.code,
+                    r.reason, (long long)(a->next_exchange_ms - now_ms()));
+    } else {
+        drop_token(a);
         tether_error("agent", "%s (%s): %s. No token will be requested until an operator "
                      "resolves it and the agent gets SIGHUP.",
                      r.outcome == TETHER_EXCHANGE_REFUSED ? "the fleet refused this device"
                                                           : "the TPM refuses to work",
                      r.code, r.reason);
-        break;
     }
 }
 
@@ -275,8 +290,10 @@ static void serve_client(agent_t *a)
 {
     char buf[TETHER_LOCAL_MAX_REQUEST];
     size_t len = 0;
-    struct ucred cred;
-    socklen_t cred_len = sizeof(cred);
+    uid_t uid;
+    gid_t gid;
+    char why[128];
+    bool known;
     tether_local_route_t route = TETHER_LOCAL_NOT_FOUND;
     tether_status_t rc = TETHER_ERR_STATE;
     int64_t deadline;
@@ -302,10 +319,13 @@ static void serve_client(agent_t *a)
     }
     if (rc == TETHER_ERR_STATE && len == sizeof(buf))
         rc = TETHER_ERR_TOO_LARGE;
-    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cred_len) != 0 ||
-        !tether_local_acl_allows(&a->acl, cred.uid, cred.gid)) {
-        tether_warn("agent", "refused a local caller (uid %u, gid %u) not in the allowed lists",
-                    (unsigned)cred.uid, (unsigned)cred.gid);
+    known = tether_local_peer_credentials(fd, &uid, &gid, why, sizeof(why)) == TETHER_OK;
+    if (!known || !tether_local_acl_allows(&a->acl, uid, gid)) {
+        if (!known)
+            tether_warn("agent", "refused a local caller: %s", why);
+        else
+            tether_warn("agent", "refused a local caller (uid %u, gid %u) not in the allowed lists",
+                        (unsigned)uid, (unsigned)gid);
         tether_local_respond(fd, 403,
                              "{\"error\":\"forbidden\",\"error_description\":\"this user may not "
                              "ask the agent for tokens\"}");
@@ -326,8 +346,16 @@ static void serve_client(agent_t *a)
     close(fd);
 }
 
+/* The access list from the command line and the config file: what the
+ * agent starts with and what SIGHUP reloads. 0, or -1 after logging. */
+static int acl_load(const run_options_t *o, tether_local_acl_t *acl)
+{
+    *acl = o->acl;
+    return o->config_path == NULL ? 0 : load_config(o->config_path, acl);
+}
+
 /* Returns 1 to go on, 0 to stop. */
-static int handle_signal(agent_t *a, const char *const *argv_acl, int argc_acl)
+static int handle_signal(agent_t *a)
 {
     struct signalfd_siginfo si;
 
@@ -335,10 +363,7 @@ static int handle_signal(agent_t *a, const char *const *argv_acl, int argc_acl)
         return 1;
     if (si.ssi_signo == SIGHUP) {
         tether_local_acl_t acl;
-        memset(&acl, 0, sizeof(acl));
-        for (int i = 0; i + 1 < argc_acl; i += 2)
-            (void)acl_add(&acl, argv_acl[i][0] == 'g', argv_acl[i + 1]);
-        if (a->config_path == NULL || load_config(a->config_path, &acl) == 0) {
+        if (acl_load(&a->opts, &acl) == 0) {
             a->acl = acl;
             tether_info("agent", "SIGHUP: configuration reloaded (%zu uids, %zu gids allowed)",
                         acl.uid_count, acl.gid_count);
@@ -351,98 +376,99 @@ static int handle_signal(agent_t *a, const char *const *argv_acl, int argc_acl)
             a->phase = PHASE_STARTING;
         tether_info("agent", "SIGHUP: asking the fleet for a token now");
         a->next_exchange_ms = now_ms();
-        a->backoff_ms = 0;
+        a->failures = 0;
         return 1;
     }
     tether_info("agent", "stopping on signal %u", si.ssi_signo);
     return 0;
 }
 
-int tether_agent_run_main(int argc, char **argv)
+/* Parses the command line into o (zeroed first). -1 to go on, else the exit
+ * code (0 after --help, 2 for bad usage). */
+static int parse_options(int argc, char **argv, run_options_t *o)
 {
     static const struct option long_options[] = {
         {"state-dir", required_argument, NULL, 's'}, {"socket", required_argument, NULL, 'S'},
-        {"tcti", required_argument, NULL, 't'},      {"allow-uid", required_argument, NULL, 'u'},
+        TETHER_AGENT_TCTI_LONG_OPTION,               {"allow-uid", required_argument, NULL, 'u'},
         {"allow-gid", required_argument, NULL, 'g'}, {"config", required_argument, NULL, 'c'},
         {"log-format", required_argument, NULL, 'l'}, {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    /* The command-line ids, kept as ("u"|"g", id) pairs for SIGHUP reloads. */
-    const char *acl_args[4 * TETHER_LOCAL_MAX_IDS];
-    int acl_argc = 0;
-    agent_t *a = calloc(1, sizeof(*a));
-    char ca_path[PATH_MAX], why[256];
-    sigset_t mask;
-    int code = 1, c, running = 1;
-    tether_status_t rc;
+    int c;
 
-    if (a == NULL)
-        return 1;
-    a->listen_fd = a->signal_fd = -1;
-    tether_https_client_init(&a->client);
-    tether_tpm_init(&a->tpm);
+    memset(o, 0, sizeof(*o));
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", long_options, NULL)) != -1) {
         switch (c) {
-        case 's': a->state_dir = optarg; break;
-        case 'S': a->socket_path = optarg; break;
-        case 't': a->tcti = optarg; break;
-        case 'c': a->config_path = optarg; break;
+        case 's': o->state_dir = optarg; break;
+        case 'S': o->socket_path = optarg; break;
+        case TETHER_AGENT_TCTI_OPTION: o->tcti = optarg; break;
+        case 'c': o->config_path = optarg; break;
         case 'u':
         case 'g':
-            if (acl_add(&a->acl, c == 'g', optarg) != 0 || acl_argc + 2 > (int)(sizeof(acl_args) / sizeof(acl_args[0]))) {
+            if (acl_add(&o->acl, c == 'g', optarg) != 0) {
                 fprintf(stderr, "tether-agent run: bad --allow-%s '%s'\n", c == 'g' ? "gid" : "uid", optarg);
-                code = 2;
-                goto out;
+                return 2;
             }
-            acl_args[acl_argc++] = c == 'g' ? "g" : "u";
-            acl_args[acl_argc++] = optarg;
             break;
         case 'l':
             if (strcmp(optarg, "json") == 0)
                 tether_log_setup("tether-agent", TETHER_LOG_JSON, TETHER_LOG_INFO);
             else if (strcmp(optarg, "text") != 0) {
                 fprintf(stderr, "tether-agent run: --log-format is text or json\n");
-                code = 2;
-                goto out;
+                return 2;
             }
             break;
-        case 'h': run_usage(stdout); code = 0; goto out;
-        default: run_usage(stderr); code = 2; goto out;
+        case 'h': run_usage(stdout); return 0;
+        default: run_usage(stderr); return 2;
         }
     }
-    if (optind != argc || a->state_dir == NULL || a->socket_path == NULL) {
+    if (optind != argc || o->state_dir == NULL || o->socket_path == NULL) {
         fprintf(stderr, "tether-agent run: --state-dir and --socket are required\n");
-        code = 2;
-        goto out;
+        return 2;
     }
+    return -1;
+}
+
+/* Everything the loop needs: state, fleet client, locked token memory, TPM,
+ * signals and the listening socket. TETHER_OK, or an error already logged;
+ * what was set up is released by agent_free either way. */
+static tether_status_t agent_setup(agent_t *a)
+{
+    char ca_path[PATH_MAX], why[256];
+    sigset_t mask;
+    tether_status_t rc;
+
     if (tether_secure_process_setup() != TETHER_OK)
         tether_warn("agent", "could not disable core dumps and ptrace attach");
-    if (a->config_path != NULL && load_config(a->config_path, &a->acl) != 0)
-        goto out;
-    if ((rc = tether_agent_state_load(a->state_dir, &a->state, why, sizeof(why))) != TETHER_OK) {
-        tether_error("agent", "%s: %s; enrol first with 'tether-agent enroll'", a->state_dir,
+    if (acl_load(&a->opts, &a->acl) != 0)
+        return TETHER_ERR_PARSE;
+    rc = tether_agent_state_load(a->opts.state_dir, &a->state, why, sizeof(why));
+    if (rc != TETHER_OK) {
+        tether_error("agent", "%s: %s; enrol first with 'tether-agent enroll'", a->opts.state_dir,
                      rc == TETHER_ERR_NOT_FOUND ? "not enrolled" : why);
-        goto out;
+        return rc;
     }
-    snprintf(ca_path, sizeof(ca_path), "%s/%s", a->state_dir, TETHER_STATE_CA_FILE);
+    snprintf(ca_path, sizeof(ca_path), "%s/%s", a->opts.state_dir, TETHER_STATE_CA_FILE);
     /* Short network timeouts: the loop serves local callers in between. */
     a->client.connect_timeout_ms = 5000;
     a->client.io_timeout_ms = 10000;
     a->client.request_timeout_ms = 20000;
-    if (tether_https_client_setup(&a->client, a->state.fleet_url, ca_path) != TETHER_OK) {
+    if ((rc = tether_https_client_setup(&a->client, a->state.fleet_url, ca_path)) != TETHER_OK) {
         tether_error("agent", "%s", a->client.error);
-        goto out;
+        return rc;
     }
     if (tether_secure_buffer_alloc(&a->token, TETHER_TOKEN_MAX + 1, 0) != TETHER_OK) {
         tether_warn("agent", "cannot lock memory for the token (RLIMIT_MEMLOCK); using "
                              "unlocked memory");
-        if (tether_secure_buffer_alloc(&a->token, TETHER_TOKEN_MAX + 1, 1) != TETHER_OK)
-            goto out;
+        if ((rc = tether_secure_buffer_alloc(&a->token, TETHER_TOKEN_MAX + 1, 1)) != TETHER_OK) {
+            tether_error("agent", "cannot allocate memory for the token: %s", tether_strerror(rc));
+            return rc;
+        }
     }
-    if ((rc = tether_tpm_open_esapi(&a->tpm, a->tcti)) != TETHER_OK) {
-        tether_error("agent", "%s: %s", tether_strerror(rc), a->tpm.last_error);
-        goto out;
+    if ((rc = tether_agent_tpm_open(&a->tpm, a->opts.tcti, why, sizeof(why))) != TETHER_OK) {
+        tether_error("agent", "%s", why);
+        return rc;
     }
     sigemptyset(&mask);
     sigaddset(&mask, SIGTERM);
@@ -451,18 +477,23 @@ int tether_agent_run_main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     if (sigprocmask(SIG_BLOCK, &mask, NULL) != 0 ||
         (a->signal_fd = signalfd(-1, &mask, SFD_CLOEXEC)) < 0) {
-        tether_error("agent", "cannot set up signal handling");
-        goto out;
+        tether_error("agent", "cannot set up signal handling: %s", strerror(errno));
+        return TETHER_ERR_IO;
     }
-    if ((a->listen_fd = tether_local_listen(a->socket_path, why, sizeof(why))) < 0) {
+    if ((a->listen_fd = tether_local_listen(a->opts.socket_path, why, sizeof(why))) < 0) {
         tether_error("agent", "%s", why);
-        goto out;
+        return TETHER_ERR_IO;
     }
     tether_info("agent", "device %s, fleet %s, serving on %s", a->state.device_id,
-                a->state.fleet_url, a->socket_path);
-    a->next_exchange_ms = now_ms();
+                a->state.fleet_url, a->opts.socket_path);
+    return TETHER_OK;
+}
 
-    while (running) {
+/* Runs until SIGTERM or SIGINT (exit code 0) or until poll fails (1). */
+static int agent_loop(agent_t *a)
+{
+    a->next_exchange_ms = now_ms();
+    for (;;) {
         struct pollfd fds[2] = {{.fd = a->signal_fd, .events = POLLIN},
                                 {.fd = a->listen_fd, .events = POLLIN}};
         int64_t now = now_ms(), deadline = a->next_exchange_ms, wait;
@@ -471,31 +502,37 @@ int tether_agent_run_main(int argc, char **argv)
             do_exchange(a);
             continue;
         }
-        if (a->has_token && now >= a->token_expiry_ms) {
+        if (a->has_token && now >= a->drop_token_ms) {
             drop_token(a);
             if (a->phase == PHASE_OK)
                 a->phase = PHASE_BACKOFF;
             tether_warn("agent", "the access token expired before a new one came; failing closed");
         }
-        if (a->has_token && a->token_expiry_ms < deadline)
-            deadline = a->token_expiry_ms;
-        wait = deadline == INT64_MAX ? -1 : deadline - now;
+        if (a->has_token && a->drop_token_ms < deadline)
+            deadline = a->drop_token_ms;
+        wait = deadline == TETHER_REFRESH_NEVER ? -1 : deadline - now;
         if (wait > INT_MAX)
             wait = INT_MAX;
-        if (poll(fds, 2, (int)wait) < 0 && errno != EINTR)
-            break;
-        if (fds[0].revents & POLLIN)
-            running = handle_signal(a, acl_args, acl_argc);
-        if (running && (fds[1].revents & POLLIN))
+        if (poll(fds, 2, (int)wait) < 0) {
+            if (errno == EINTR)
+                continue;
+            tether_error("agent", "poll failed: %s; stopping", strerror(errno));
+            return 1;
+        }
+        if ((fds[0].revents & POLLIN) && !handle_signal(a))
+            return 0;
+        if (fds[1].revents & POLLIN)
             serve_client(a);
     }
-    code = 0;
-out:
+}
+
+static void agent_free(agent_t *a)
+{
     drop_token(a);
     tether_secure_buffer_free(&a->token);
     if (a->listen_fd >= 0) {
         close(a->listen_fd);
-        unlink(a->socket_path);
+        unlink(a->opts.socket_path);
     }
     if (a->signal_fd >= 0)
         close(a->signal_fd);
@@ -503,5 +540,27 @@ out:
     tether_tpm_close(&a->tpm);
     tether_wipe(a, sizeof(*a));
     free(a);
+}
+
+int tether_agent_run_main(int argc, char **argv)
+{
+    agent_t *a = calloc(1, sizeof(*a));
+    int code = 1;
+
+    if (a == NULL) {
+        fprintf(stderr, "tether-agent run: out of memory\n");
+        return 1;
+    }
+    a->listen_fd = a->signal_fd = -1;
+    tether_https_client_init(&a->client);
+    tether_tpm_init(&a->tpm);
+    if ((code = parse_options(argc, argv, &a->opts)) >= 0)
+        goto out;
+    code = 1;
+    if (agent_setup(a) != TETHER_OK)
+        goto out;
+    code = agent_loop(a);
+out:
+    agent_free(a);
     return code;
 }

@@ -16,6 +16,8 @@
 #include <tss2/tss2_mu.h>
 
 #include "enroll_device.h"
+#include "fleet_refusal.h"
+#include "options.h"
 #include "state.h"
 #include "tether/base64url.h"
 #include "tether/bytes.h"
@@ -65,7 +67,7 @@ static void enroll_usage(FILE *out)
 static int parse_options(int argc, char **argv, enroll_options_t *o)
 {
     static const struct option long_options[] = {
-        {"tcti", required_argument, NULL, 't'},
+        TETHER_AGENT_TCTI_LONG_OPTION,
         {"state-dir", required_argument, NULL, 's'},
         {"fleet", required_argument, NULL, 'f'},
         {"ca", required_argument, NULL, 'c'},
@@ -86,7 +88,7 @@ static int parse_options(int argc, char **argv, enroll_options_t *o)
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", long_options, NULL)) != -1) {
         switch (c) {
-        case 't': o->tcti = optarg; break;
+        case TETHER_AGENT_TCTI_OPTION: o->tcti = optarg; break;
         case 's': o->state_dir = optarg; break;
         case 'f': o->fleet = optarg; break;
         case 'c': o->ca = optarg; break;
@@ -161,17 +163,12 @@ out:
 /* Prints the fleet's refusal: its error code and description. */
 static void print_refusal(const char *step, const tether_https_response_t *resp)
 {
-    cJSON *body = NULL;
-    const cJSON *error = NULL, *description = NULL;
+    tether_fleet_refusal_t refusal;
 
-    if (tether_json_parse_object((const char *)resp->body, resp->body_len, &body) == TETHER_OK) {
-        error = cJSON_GetObjectItemCaseSensitive(body, "error");
-        description = cJSON_GetObjectItemCaseSensitive(body, "error_description");
-    }
+    tether_fleet_refusal_parse(resp, &refusal);
     fprintf(stderr, "tether-agent enroll: the fleet refused the %s (HTTP %d %s): %s\n", step,
-            resp->status, cJSON_IsString(error) ? error->valuestring : "error",
-            cJSON_IsString(description) ? description->valuestring : "no description");
-    cJSON_Delete(body);
+            refusal.status, refusal.error[0] != '\0' ? refusal.error : "error",
+            tether_fleet_refusal_description(&refusal));
 }
 
 /* Decodes a base64url member of the fleet's answer (at most buf_size bytes). */
@@ -404,8 +401,8 @@ int tether_agent_enroll_main(int argc, char **argv)
     if (o.bootstrap_token_file != NULL &&
         read_bootstrap_token(o.bootstrap_token_file, bootstrap_token, sizeof(bootstrap_token)) != 0)
         goto out;
-    if ((rc = tether_tpm_open_esapi(&tpm, o.tcti)) != TETHER_OK) {
-        fprintf(stderr, "tether-agent enroll: %s: %s\n", tether_strerror(rc), tpm.last_error);
+    if (tether_agent_tpm_open(&tpm, o.tcti, why, sizeof(why)) != TETHER_OK) {
+        fprintf(stderr, "tether-agent enroll: %s\n", why);
         goto out;
     }
     if (tether_agent_enroll_with(&tpm, &client, o.ek_type, o.counter_index, o.name,

@@ -7,6 +7,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "fleet_refusal.h"
 #include "tether/base64url.h"
 #include "tether/bytes.h"
 #include "tether/evidence.h"
@@ -46,25 +47,17 @@ static void set_result(tether_exchange_result_t *r, tether_exchange_outcome_t ou
 static void fleet_refused(tether_exchange_result_t *r, const char *step,
                           const tether_https_response_t *resp)
 {
-    cJSON *body = NULL;
-    const cJSON *error = NULL, *tether_error = NULL, *description = NULL;
+    tether_fleet_refusal_t refusal;
     const char *code;
 
-    if (tether_json_parse_object((const char *)resp->body, resp->body_len, &body) == TETHER_OK) {
-        error = cJSON_GetObjectItemCaseSensitive(body, "error");
-        tether_error = cJSON_GetObjectItemCaseSensitive(body, "tether_error");
-        description = cJSON_GetObjectItemCaseSensitive(body, "error_description");
-    }
-    code = cJSON_IsString(tether_error) ? tether_error->valuestring
-           : cJSON_IsString(error)      ? error->valuestring
-                                        : "http_error";
+    tether_fleet_refusal_parse(resp, &refusal);
+    code = tether_fleet_refusal_code(&refusal, "http_error");
     set_result(r,
-               resp->status >= 400 && resp->status < 500 && tether_exchange_code_is_final(code)
+               refusal.status >= 400 && refusal.status < 500 && tether_exchange_code_is_final(code)
                    ? TETHER_EXCHANGE_REFUSED
                    : TETHER_EXCHANGE_RETRY,
-               code, "%s: HTTP %d %s: %s", step, resp->status, code,
-               cJSON_IsString(description) ? description->valuestring : "no description");
-    cJSON_Delete(body);
+               code, "%s: HTTP %d %s: %s", step, refusal.status, code,
+               tether_fleet_refusal_description(&refusal));
 }
 
 /* Parses "sha256:0,1,2" (the fleet's PCR policy) into a selection. */

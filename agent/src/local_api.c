@@ -54,6 +54,30 @@ tether_status_t tether_local_request_parse(const char *buf, size_t len, tether_l
     return TETHER_OK;
 }
 
+tether_status_t tether_local_peer_credentials(int fd, uid_t *uid, gid_t *gid, char *why,
+                                              size_t why_size)
+{
+    struct ucred cred = {.pid = 0, .uid = (uid_t)-1, .gid = (gid_t)-1};
+    socklen_t cred_len = sizeof(cred);
+
+    *uid = (uid_t)-1;
+    *gid = (gid_t)-1;
+    if (why_size > 0)
+        why[0] = '\0';
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cred_len) != 0) {
+        snprintf(why, why_size, "cannot read the caller's credentials (SO_PEERCRED): %s",
+                 strerror(errno));
+        return TETHER_ERR_IO;
+    }
+    if (cred_len != sizeof(cred)) {
+        snprintf(why, why_size, "the caller's credentials (SO_PEERCRED) are incomplete");
+        return TETHER_ERR_IO;
+    }
+    *uid = cred.uid;
+    *gid = cred.gid;
+    return TETHER_OK;
+}
+
 bool tether_local_acl_allows(const tether_local_acl_t *acl, uid_t uid, gid_t gid)
 {
     if (uid == geteuid())

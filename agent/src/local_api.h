@@ -44,6 +44,13 @@ typedef struct tether_local_acl {
     size_t gid_count;
 } tether_local_acl_t;
 
+/* The uid and gid of the process at the other end of the connected Unix
+ * socket fd (SO_PEERCRED, taken when it connected). *uid and *gid are set to
+ * -1 on entry, so a failure never leaves them holding another caller's ids;
+ * on failure TETHER_ERR_IO with the reason in why. */
+TETHER_MUST_CHECK tether_status_t tether_local_peer_credentials(int fd, uid_t *uid, gid_t *gid,
+                                                                char *why, size_t why_size);
+
 /* Whether a peer with these credentials may ask (the agent's own uid may). */
 bool tether_local_acl_allows(const tether_local_acl_t *acl, uid_t uid, gid_t gid);
 

@@ -8,6 +8,7 @@
 #include "daemon.h"
 #include "enroll.h"
 #include "selftest.h"
+#include "token_cmd.h"
 #include "tether/log.h"
 
 static void usage(FILE *out)

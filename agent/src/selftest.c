@@ -11,6 +11,7 @@
 
 #include <mbedtls/x509_crt.h>
 
+#include "options.h"
 #include "tether/attest.h"
 #include "tether/bytes.h"
 #include "tether/enroll.h"
@@ -48,7 +49,7 @@ static void selftest_usage(FILE *out)
 static int parse_options(int argc, char **argv, selftest_options_t *opts)
 {
     static const struct option long_options[] = {
-        {"tcti", required_argument, NULL, 't'},
+        TETHER_AGENT_TCTI_LONG_OPTION,
         {"ek", required_argument, NULL, 'e'},
         {"quotes", required_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
@@ -64,7 +65,7 @@ static int parse_options(int argc, char **argv, selftest_options_t *opts)
         char *end = NULL;
 
         switch (c) {
-        case 't':
+        case TETHER_AGENT_TCTI_OPTION:
             opts->tcti = optarg;
             break;
         case 'e':
@@ -213,6 +214,7 @@ int tether_agent_selftest_main(int argc, char **argv)
     tether_tpm_handle_t ak = TETHER_TPM_HANDLE_NONE;
     TPML_PCR_SELECTION pcrs = {.count = 1};
     const char *why = NULL;
+    char open_error[300];
     tether_status_t rc;
     int code;
 
@@ -221,8 +223,11 @@ int tether_agent_selftest_main(int argc, char **argv)
     tether_tpm_init(&tpm);
     memset(&ek, 0, sizeof(ek));
     code = 1;
-    if ((rc = tether_tpm_open_esapi(&tpm, opts.tcti)) != TETHER_OK ||
-        (rc = tether_tpm_get_info(&tpm, &info)) != TETHER_OK)
+    if (tether_agent_tpm_open(&tpm, opts.tcti, open_error, sizeof(open_error)) != TETHER_OK) {
+        fprintf(stderr, "tether-agent selftest: %s\n", open_error);
+        goto out;
+    }
+    if ((rc = tether_tpm_get_info(&tpm, &info)) != TETHER_OK)
         goto fail;
     print_info(&info);
     if ((rc = tether_ek_open(&tpm, opts.ek_type, &ek)) != TETHER_OK)

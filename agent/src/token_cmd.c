@@ -2,24 +2,22 @@
  * tether-agent token: asks a running agent for the current access token over
  * its Unix socket and prints it, for scripts (TOKEN=$(tether-agent token ...)).
  */
-#include <errno.h>
+#include "token_cmd.h"
+
 #include <getopt.h>
-#include <poll.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
-#include <unistd.h>
 
 #include <cjson/cJSON.h>
 
-#include "daemon.h"
 #include "tether/bytes.h"
-#include "tether/https_client.h"
+#include "tether/http_client.h"
 #include "tether/json_strict.h"
+#include "tether/transport.h"
 
 #define RESPONSE_MAX 16384
+#define IO_TIMEOUT_MS 5000u
+#define REQUEST_TIMEOUT_MS 30000u
 
 static void token_usage(FILE *out)
 {
@@ -31,26 +29,6 @@ static void token_usage(FILE *out)
           out);
 }
 
-static int connect_unix(const char *path)
-{
-    struct sockaddr_un addr;
-    int fd;
-
-    memset(&addr, 0, sizeof(addr));
-    addr.sun_family = AF_UNIX;
-    if (strlen(path) >= sizeof(addr.sun_path))
-        return -1;
-    strcpy(addr.sun_path, path);
-    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -1;
-    if (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) != 0) {
-        close(fd);
-        return -1;
-    }
-    return fd;
-}
-
 int tether_agent_token_main(int argc, char **argv)
 {
     static const struct option long_options[] = {
@@ -59,16 +37,19 @@ int tether_agent_token_main(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    const char *path = NULL, *request;
-    int status_only = 0, c, fd = -1, code = 1;
-    uint8_t *buf = NULL;
-    size_t len = 0;
+    const char *path = NULL;
+    int status_only = 0, c, code = 1;
+    tether_socket_t sock;
+    tether_transport_t transport;
+    tether_http_client_request_t req;
+    tether_http_client_failure_t failure;
     tether_https_response_t resp;
-    tether_http_limits_t limits = {.max_header_bytes = 4096, .max_body_bytes = RESPONSE_MAX};
+    const tether_http_limits_t limits = {.max_header_bytes = 4096, .max_body_bytes = RESPONSE_MAX};
     cJSON *body = NULL;
     const cJSON *token;
 
     tether_https_response_init(&resp);
+    tether_socket_init(&sock, IO_TIMEOUT_MS, REQUEST_TIMEOUT_MS);
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", long_options, NULL)) != -1) {
         switch (c) {
@@ -82,32 +63,24 @@ int tether_agent_token_main(int argc, char **argv)
         token_usage(stderr);
         return 2;
     }
-    if ((fd = connect_unix(path)) < 0) {
+    if (tether_socket_connect_unix(&sock, path) != TETHER_OK) {
         fprintf(stderr, "tether-agent token: cannot connect to %s: %s (is 'tether-agent run' "
-                        "serving there?)\n", path, strerror(errno));
+                        "serving there?)\n", path,
+                sock.error_number != 0 ? strerror(sock.error_number) : "path too long");
         return 1;
     }
-    request = status_only ? "GET /v1/status HTTP/1.1\r\nHost: localhost\r\n\r\n"
-                          : "GET /v1/token HTTP/1.1\r\nHost: localhost\r\n\r\n";
-    if (send(fd, request, strlen(request), MSG_NOSIGNAL) != (ssize_t)strlen(request) ||
-        (buf = calloc(1, RESPONSE_MAX + 4096)) == NULL)
-        goto io_error;
-    for (;;) {
-        struct pollfd p = {.fd = fd, .events = POLLIN};
-        ssize_t n;
-        if (poll(&p, 1, 5000) <= 0)
-            goto io_error;
-        n = recv(fd, buf + len, RESPONSE_MAX + 4096 - len, 0);
-        if (n < 0)
-            goto io_error;
-        if (n == 0)
-            break;
-        len += (size_t)n;
-        if (len == RESPONSE_MAX + 4096)
-            goto io_error;
+    /* The agent answers one request per connection, like the fleet. */
+    transport = tether_socket_transport(&sock);
+    req = (tether_http_client_request_t){.method = "GET",
+                                         .authority = "localhost",
+                                         .prefix = "",
+                                         .path = status_only ? "/v1/status" : "/v1/token"};
+    if (tether_http_client_exchange(&transport, &req, &limits, &resp, &failure) != TETHER_OK) {
+        fprintf(stderr, "tether-agent token: no valid answer from the agent at %s: %s\n", path,
+                failure.transport_error == TETHER_SOCKET_TIMEOUT ? "it did not answer in time"
+                                                                  : failure.text);
+        goto out;
     }
-    if (tether_http_response_parse(buf, len, true, &limits, &resp, NULL) != TETHER_OK)
-        goto io_error;
     if (status_only) {
         printf("%s\n", (const char *)resp.body);
         code = resp.status == 200 ? 0 : 1;
@@ -129,13 +102,8 @@ int tether_agent_token_main(int argc, char **argv)
 io_error:
     fprintf(stderr, "tether-agent token: no valid answer from the agent at %s\n", path);
 out:
-    if (buf != NULL) {
-        tether_wipe(buf, RESPONSE_MAX + 4096);
-        free(buf);
-    }
     cJSON_Delete(body);
     tether_https_response_free(&resp);
-    if (fd >= 0)
-        close(fd);
+    tether_socket_close(&sock);
     return code;
 }

@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tether/https_client.h"
+#include "tether/http_response.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

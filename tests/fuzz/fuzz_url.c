@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tether/https_client.h"
+#include "tether/url.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

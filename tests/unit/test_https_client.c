@@ -13,7 +13,9 @@
 
 #include <cmocka.h>
 
+#include "tether/http_response.h"
 #include "tether/https_client.h"
+#include "tether/url.h"
 
 /* ---- URL -------------------------------------------------------------- */
 

@@ -3,6 +3,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -64,12 +65,43 @@ static void acl(void **state)
         assert_false(tether_local_acl_allows(&list, 4321, 5));
 }
 
+static void peer_credentials(void **state)
+{
+    int pair[2], pipe_fds[2];
+    uid_t uid = 0;
+    gid_t gid = 0;
+    char why[128];
+
+    (void)state;
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, pair), 0);
+    assert_int_equal(tether_local_peer_credentials(pair[0], &uid, &gid, why, sizeof(why)),
+                     TETHER_OK);
+    assert_int_equal(uid, geteuid());
+    assert_int_equal(gid, getegid());
+    close(pair[0]);
+    close(pair[1]);
+
+    /* A descriptor that is no socket: the call fails, and the out-params
+     * hold no id at all rather than what they held before. */
+    assert_int_equal(pipe(pipe_fds), 0);
+    uid = geteuid();
+    gid = getegid();
+    assert_int_equal(tether_local_peer_credentials(pipe_fds[0], &uid, &gid, why, sizeof(why)),
+                     TETHER_ERR_IO);
+    assert_int_equal(uid, (uid_t)-1);
+    assert_int_equal(gid, (gid_t)-1);
+    assert_non_null(strstr(why, "SO_PEERCRED"));
+    close(pipe_fds[0]);
+    close(pipe_fds[1]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(routes),
         cmocka_unit_test(incomplete_and_malformed),
         cmocka_unit_test(acl),
+        cmocka_unit_test(peer_credentials),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

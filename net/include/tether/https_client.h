@@ -2,15 +2,11 @@
  * HTTP/1.1 client over TLS with a pinned CA: how tether-agent and tetherctl
  * reach tether-fleetd.
  *
- * Three layers, the first two pure (no sockets, no allocation beyond the
- * response they return) so that they can be unit-tested and fuzzed:
- *   - tether_url_parse(): a base URL "https://HOST[:PORT][/prefix]";
- *   - tether_http_response_parse(): one HTTP/1.1 response in a byte buffer;
- *   - tether_https_client_t: connect, TLS 1.2 handshake against the pinned
- *     CA, one request per connection ("Connection: close"), bounded reads.
- *
- * Responses carry tokens: their buffers are wiped when freed, and nothing
- * here logs header values or bodies.
+ * tether_https_client_t connects, runs the TLS 1.2 handshake against the
+ * pinned CA and sends one request per connection ("Connection: close") over
+ * the shared request path (tether/http_client.h) with bounded reads. The
+ * pure parsers it relies on have their own headers: tether/url.h for the
+ * base URL, tether/http_response.h for the response.
  */
 #ifndef TETHER_HTTPS_CLIENT_H
 #define TETHER_HTTPS_CLIENT_H
@@ -23,123 +19,20 @@
 #include <mbedtls/x509_crt.h>
 
 #include "tether/error.h"
-
-/* ---- Base URL --------------------------------------------------------- */
-
-#define TETHER_URL_MAX_LENGTH 1024 /* whole URL text */
-#define TETHER_URL_MAX_HOST 253    /* a DNS name (RFC 1035 2.3.4) or an address */
-#define TETHER_URL_MAX_PREFIX 512  /* path prefix */
-#define TETHER_URL_DEFAULT_PORT 443
-
-typedef enum tether_url_host_type {
-    TETHER_URL_HOST_DNS = 0,
-    TETHER_URL_HOST_IPV4,
-    TETHER_URL_HOST_IPV6,
-} tether_url_host_type_t;
-
-typedef struct tether_url {
-    tether_url_host_type_t host_type;
-    /* The name or address as written (IPv6 without brackets): what is
-     * resolved, and the name the server's certificate must carry. */
-    char host[TETHER_URL_MAX_HOST + 1];
-    uint16_t port;
-    char port_text[6];
-    /* "host:port" or "[v6]:port": the Host header and error messages. */
-    char authority[TETHER_URL_MAX_HOST + 9];
-    /* "" or "/a/b" (no trailing '/'), put before every request path. */
-    char prefix[TETHER_URL_MAX_PREFIX + 1];
-} tether_url_t;
-
-/*
- * Parses a base URL "https://HOST[:PORT][/prefix]" of len bytes (no NUL
- * needed; an embedded NUL is refused). HOST is a DNS name (letters, digits,
- * '-', dots), a dotted-quad IPv4 address or a bracketed IPv6 address; the
- * port defaults to 443. Refused: other schemes, user info, queries,
- * fragments, spaces, control and non-ASCII bytes, empty, "." and ".."
- * path segments, and anything over the TETHER_URL_MAX_* bounds.
- * TETHER_ERR_PARSE or TETHER_ERR_TOO_LARGE on failure, with *problem (if
- * problem is not NULL) set to a static sentence saying what is wrong and url
- * zeroed.
- */
-TETHER_MUST_CHECK tether_status_t tether_url_parse(const char *text, size_t len, tether_url_t *url,
-                                                   const char **problem);
-
-/* ---- HTTP response ---------------------------------------------------- */
-
-#define TETHER_HTTP_DEFAULT_MAX_HEADER_BYTES (16u * 1024u)
-#define TETHER_HTTP_DEFAULT_MAX_BODY_BYTES (1024u * 1024u)
-/* The largest limits accepted, so that sizes never approach overflow. */
-#define TETHER_HTTP_LIMIT_MAX_HEADER_BYTES (1024u * 1024u)
-#define TETHER_HTTP_LIMIT_MAX_BODY_BYTES (1024u * 1024u * 1024u)
-/* Chunked encoding: bytes of chunk-size lines, extensions, CRLFs and
- * trailers together, so that a body of tiny chunks stays bounded too. */
-#define TETHER_HTTP_MAX_CHUNK_FRAMING (64u * 1024u)
-
-typedef struct tether_http_limits {
-    /* Status line and header fields up to the empty line, including any
-     * interim (1xx) responses before the final one. */
-    size_t max_header_bytes;
-    size_t max_body_bytes; /* after removing the chunked encoding */
-} tether_http_limits_t;
-
-typedef struct tether_https_response {
-    int status; /* 100..599; 0 while no complete response is held */
-    /* Heap, body_len bytes followed by a NUL (for text bodies); owned by the
-     * response, never NULL after a successful parse. */
-    uint8_t *body;
-    size_t body_len;
-    /* Header fields of the final response in order, as header_count pairs
-     * "name\0value\0" (values without surrounding whitespace); heap, owned.
-     * Read them with tether_https_response_header(). */
-    char *headers;
-    size_t headers_size;
-    size_t header_count;
-    /* After a failed parse: a static sentence naming what was wrong. */
-    const char *problem;
-} tether_https_response_t;
-
-void tether_https_response_init(tether_https_response_t *resp);
-
-/* Wipes and frees body and headers and returns resp to its initial state.
- * Accepts NULL. */
-void tether_https_response_free(tether_https_response_t *resp);
-
-/* The value of the first header field called name (compared without regard
- * to case), or NULL. Valid until resp is freed or parsed into again. */
-const char *tether_https_response_header(const tether_https_response_t *resp, const char *name);
-
-/*
- * Parses one HTTP/1.x response (RFC 9112) from buf[0..len), the bytes
- * received so far; closed says that the peer closed the connection after
- * them. Interim 1xx responses are skipped (101 is refused). The body is
- * framed by Transfer-Encoding: chunked, by Content-Length, or by the close
- * of the connection; 204 and 304 have none. Strict: CRLF line ends only, no
- * folded lines, no whitespace before a colon, one Content-Length at most and
- * never together with Transfer-Encoding, no transfer coding but chunked, no
- * bytes after the end of the message.
- *
- * resp must have been initialised; its previous contents are freed. Returns:
- *   TETHER_OK, *complete true: resp holds the response;
- *   TETHER_OK, *complete false: the bytes are a valid beginning and more are
- *     needed (only when !closed; complete may be NULL when closed);
- *   TETHER_ERR_PROTOCOL: malformed, or cut short by the close;
- *   TETHER_ERR_TOO_LARGE: over a limit;
- * on failure resp->problem names the fault.
- */
-TETHER_MUST_CHECK tether_status_t tether_http_response_parse(const uint8_t *buf, size_t len,
-                                                             bool closed,
-                                                             const tether_http_limits_t *limits,
-                                                             tether_https_response_t *resp,
-                                                             bool *complete);
+#include "tether/http_client.h"
+#include "tether/http_response.h"
+#include "tether/url.h"
 
 /* ---- HTTPS client ----------------------------------------------------- */
 
 #define TETHER_HTTPS_DEFAULT_CONNECT_TIMEOUT_MS 10000u
 #define TETHER_HTTPS_DEFAULT_IO_TIMEOUT_MS 10000u
 #define TETHER_HTTPS_DEFAULT_REQUEST_TIMEOUT_MS 60000u
-#define TETHER_HTTPS_MAX_EXTRA_HEADERS 16
-#define TETHER_HTTPS_MAX_HEADER_LINE 8192 /* one extra header line ("Name: value") */
-#define TETHER_HTTPS_MAX_PATH 2048
+/* The request path's bounds (tether/http_client.h), under this client's
+ * names. */
+#define TETHER_HTTPS_MAX_EXTRA_HEADERS TETHER_HTTP_CLIENT_MAX_EXTRA_HEADERS
+#define TETHER_HTTPS_MAX_HEADER_LINE TETHER_HTTP_CLIENT_MAX_HEADER_LINE
+#define TETHER_HTTPS_MAX_PATH TETHER_HTTP_CLIENT_MAX_PATH
 
 /*
  * Life cycle: tether_https_client_init() (cannot fail), optionally change

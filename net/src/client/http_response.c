@@ -16,7 +16,7 @@
 
 #include "http_syntax.h"
 #include "tether/bytes.h"
-#include "tether/https_client.h"
+#include "tether/http_response.h"
 
 #define MAX_INTERIM_RESPONSES 8
 #define MAX_HEADER_FIELDS 128

@@ -10,7 +10,7 @@
 
 #include "http_syntax.h"
 #include "tether/bytes.h"
-#include "tether/https_client.h"
+#include "tether/url.h"
 
 #define SCHEME "https://"
 #define SCHEME_LEN (sizeof(SCHEME) - 1)
