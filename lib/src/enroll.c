@@ -13,6 +13,7 @@
 #include "tether/attest.h"
 #include "tether/base64url.h"
 #include "tether/bytes.h"
+#include "tether/mbedtls_bridge.h"
 #include "tether/tpm2_public.h"
 #include "why.h"
 

@@ -61,6 +61,7 @@
 #include "credential_internal.h"
 #include "tether/bytes.h"
 #include "tether/credential.h"
+#include "tether/mbedtls_bridge.h"
 #include "tether/error.h"
 #include "tether/random.h"
 

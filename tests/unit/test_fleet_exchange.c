@@ -606,7 +606,7 @@ static void expect_refusal(fixture_t *f, const char *subject_token, unsigned sta
 /* ---- the published keys ---- */
 
 typedef struct jwks {
-    mbedtls_pk_context pk[8];
+    tether_ec_key_t pk[8];
     char kid[8][TETHER_JWK_THUMBPRINT_SIZE];
     tether_jwt_key_t keys[8];
     size_t count;
@@ -629,7 +629,7 @@ static void fetch_jwks(fixture_t *f, jwks_t *set)
         assert_null(cJSON_GetObjectItemCaseSensitive(jwk, "d"));
         assert_string_equal(cJSON_GetObjectItemCaseSensitive(jwk, "use")->valuestring, "sig");
         assert_string_equal(cJSON_GetObjectItemCaseSensitive(jwk, "alg")->valuestring, "ES256");
-        mbedtls_pk_init(&set->pk[set->count]);
+        tether_ec_key_init(&set->pk[set->count]);
         assert_int_equal(tether_jwk_parse(jwk, &set->pk[set->count]), TETHER_OK);
         /* kid is the RFC 7638 thumbprint of the key. */
         assert_int_equal(tether_jwk_thumbprint(jwk, thumbprint, sizeof(thumbprint)), TETHER_OK);
@@ -645,7 +645,7 @@ static void fetch_jwks(fixture_t *f, jwks_t *set)
 static void jwks_free(jwks_t *set)
 {
     for (size_t i = 0; i < set->count; i++)
-        mbedtls_pk_free(&set->pk[i]);
+        tether_ec_key_free(&set->pk[i]);
 }
 
 /* tether_jwt_verify with the published keys, as a relying party. */
@@ -702,7 +702,7 @@ static void happy_path(void **state)
     cJSON *claims = NULL;
     const cJSON *tether, *models;
     char jkt[TETHER_JWK_THUMBPRINT_SIZE], jti[TETHER_STORE_JTI_SIZE], sql[256];
-    mbedtls_pk_context device_key;
+    tether_ec_key_t device_key;
     tether_store_issued_token_t issued;
     tether_jwt_keyset_t keyset;
     tether_jwt_expect_t expect;
@@ -733,11 +733,11 @@ static void happy_path(void **state)
     assert_int_equal(strspn(jti, "0123456789abcdef"), 32);
     assert_string_equal(claim(claims, "scope")->valuestring, "ai.inference");
     /* cnf.jkt: the thumbprint of the device key enrolment certified. */
-    mbedtls_pk_init(&device_key);
-    assert_int_equal(tether_tpm2_public_to_pk(&d.req.device_key_public.publicArea, &device_key),
+    tether_ec_key_init(&device_key);
+    assert_int_equal(tether_tpm2_public_to_ec_key(&d.req.device_key_public.publicArea, &device_key),
                      TETHER_OK);
-    assert_int_equal(tether_jwk_thumbprint_pk(&device_key, jkt, sizeof(jkt)), TETHER_OK);
-    mbedtls_pk_free(&device_key);
+    assert_int_equal(tether_jwk_thumbprint_key(&device_key, jkt, sizeof(jkt)), TETHER_OK);
+    tether_ec_key_free(&device_key);
     assert_string_equal(cJSON_GetObjectItemCaseSensitive(claim(claims, "cnf"), "jkt")->valuestring,
                         jkt);
     tether = claim(claims, "tether");

@@ -13,7 +13,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <mbedtls/pk.h>
 #include <tss2/tss2_tpm2_types.h>
 
 #include "tether/error.h"
@@ -87,24 +86,7 @@ TETHER_MUST_CHECK tether_status_t tether_credential_make(const TPM2B_PUBLIC *ek_
                                                          TPM2B_ID_OBJECT *credential_blob,
                                                          TPM2B_ENCRYPTED_SECRET *encrypted_secret);
 
-/*
- * The TPM side, TPM2_ActivateCredential, given the EK's private key as an
- * mbedTLS key (RSA or EC, matching ek_public): for unit tests and software
- * fake TPMs, never for production keys. Recovers the seed, checks the outer
- * HMAC in constant time, decrypts, and writes the secret to out (out_size
- * bytes), its length to *out_len.
- *
- * TETHER_ERR_VERIFY when the blob does not verify for this EK and this name
- * (wrong key, wrong name, any byte changed), TETHER_ERR_PARSE for a
- * structurally malformed blob or encrypted secret, TETHER_ERR_TOO_LARGE when
- * out is too small, TETHER_ERR_EK_MISMATCH when ek_private does not match
- * ek_public; input checks as for tether_credential_make. out is wiped on
- * error. ek_private is only read.
- */
-TETHER_MUST_CHECK tether_status_t tether_credential_activate_soft(
-    const mbedtls_pk_context *ek_private, const TPM2B_PUBLIC *ek_public,
-    const TPM2B_NAME *object_name, const TPM2B_ID_OBJECT *credential_blob,
-    const TPM2B_ENCRYPTED_SECRET *encrypted_secret, uint8_t *out, size_t out_size,
-    size_t *out_len);
+/* The TPM side, TPM2_ActivateCredential in software, is in
+ * tether/mbedtls_bridge.h (it takes an mbedTLS private key). */
 
 #endif

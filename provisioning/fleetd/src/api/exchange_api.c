@@ -570,7 +570,7 @@ static void record_and_issue(exchange_call_t *call, token_work_t *w, bool clock_
     ex->clock_regression = clock_regression;
     if (!clock_regression) {
         tether_status_t jkt_rc;
-        mbedtls_pk_context pk;
+        tether_ec_key_t pk;
 
         ex->sighting.counter = w->result.counter;
         ex->sighting.clock.clock = w->result.clock.clock;
@@ -580,11 +580,11 @@ static void record_and_issue(exchange_call_t *call, token_work_t *w, bool clock_
         ex->pcr_digest = w->result.pcr_digest.buffer;
         ex->pcr_digest_len = w->result.pcr_digest.size;
         /* cnf.jkt: the device key enrolment certified with the AK. */
-        mbedtls_pk_init(&pk);
-        jkt_rc = tether_tpm2_public_to_pk(&w->device_key.publicArea, &pk);
+        tether_ec_key_init(&pk);
+        jkt_rc = tether_tpm2_public_to_ec_key(&w->device_key.publicArea, &pk);
         if (jkt_rc == TETHER_OK)
-            jkt_rc = tether_jwk_thumbprint_pk(&pk, w->jkt, sizeof(w->jkt));
-        mbedtls_pk_free(&pk);
+            jkt_rc = tether_jwk_thumbprint_key(&pk, w->jkt, sizeof(w->jkt));
+        tether_ec_key_free(&pk);
         if (jkt_rc != TETHER_OK || (rc = tether_token_jti_new(w->jti)) != TETHER_OK) {
             server_error(call, "preparing the token", jkt_rc != TETHER_OK ? jkt_rc : rc);
             return;

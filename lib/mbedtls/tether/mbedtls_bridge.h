@@ -1,0 +1,56 @@
+/*
+ * lib over mbedTLS, for code that is built on mbedTLS itself: the software
+ * fake TPM, tests and TPM probes. Not part of lib's public interface
+ * (lib/include), which takes no mbedTLS type so that a server can verify with
+ * another library; a target reaches this header only by linking
+ * tether_lib_mbedtls.
+ */
+#ifndef TETHER_MBEDTLS_BRIDGE_H
+#define TETHER_MBEDTLS_BRIDGE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <mbedtls/pk.h>
+#include <tss2/tss2_tpm2_types.h>
+
+#include "tether/crypto.h"
+#include "tether/error.h"
+
+/* The mbedTLS context inside key (owned by key, valid until it is freed), or
+ * NULL for an empty key. Only read it. */
+const mbedtls_pk_context *tether_ec_key_pk(const tether_ec_key_t *key);
+
+/* Sets up pk (initialised by the caller, freed by the caller) with the public
+ * key of an RSA or ECC (P-256, P-384, P-521) public area.
+ * TETHER_ERR_UNSUPPORTED for other types or curves, TETHER_ERR_PARSE for a
+ * point not on the curve or an empty modulus. */
+TETHER_MUST_CHECK tether_status_t tether_tpm2_public_to_pk(const TPMT_PUBLIC *pub,
+                                                           mbedtls_pk_context *pk);
+
+/* TETHER_OK when the public area holds the same key as pk (compared as
+ * SubjectPublicKeyInfo DER), TETHER_ERR_EK_MISMATCH otherwise. */
+TETHER_MUST_CHECK tether_status_t tether_tpm2_public_matches_pk(const TPMT_PUBLIC *pub,
+                                                                mbedtls_pk_context *pk);
+
+/*
+ * The TPM side, TPM2_ActivateCredential, given the EK's private key as an
+ * mbedTLS key (RSA or EC, matching ek_public): for unit tests and software
+ * fake TPMs, never for production keys. Recovers the seed, checks the outer
+ * HMAC in constant time, decrypts, and writes the secret to out (out_size
+ * bytes), its length to *out_len.
+ *
+ * TETHER_ERR_VERIFY when the blob does not verify for this EK and this name
+ * (wrong key, wrong name, any byte changed), TETHER_ERR_PARSE for a
+ * structurally malformed blob or encrypted secret, TETHER_ERR_TOO_LARGE when
+ * out is too small, TETHER_ERR_EK_MISMATCH when ek_private does not match
+ * ek_public; input checks as for tether_credential_make. out is wiped on
+ * error. ek_private is only read.
+ */
+TETHER_MUST_CHECK tether_status_t tether_credential_activate_soft(
+    const mbedtls_pk_context *ek_private, const TPM2B_PUBLIC *ek_public,
+    const TPM2B_NAME *object_name, const TPM2B_ID_OBJECT *credential_blob,
+    const TPM2B_ENCRYPTED_SECRET *encrypted_secret, uint8_t *out, size_t out_size,
+    size_t *out_len);
+
+#endif
