@@ -602,6 +602,14 @@ tether_status_t tether_evidence_verify(const tether_evidence_t *ev,
         REFUSE(TETHER_EVIDENCE_INCONSISTENT,
                "the NV certification and the quote come from different boots or firmware");
 
+    /* From here every signature and every other check held: the result is
+     * what the TPM attested, and stays filled on a clock regression for the
+     * fleet's clone record (evidence.h). */
+    result->counter = get_be64(nv.attested.nv.nvContents.buffer);
+    result->clock = quote.clockInfo.clock >= nv.clockInfo.clock ? quote.clockInfo : nv.clockInfo;
+    result->pcr_digest = quote.attested.quote.pcrDigest;
+    result->firmware_version = quote.firmwareVersion;
+
     if (policy->last_clock != NULL) {
         for (int i = 0; i < 2; i++) {
             const TPMS_CLOCK_INFO *c = &both[i]->clockInfo;
@@ -616,15 +624,11 @@ tether_status_t tether_evidence_verify(const tether_evidence_t *ev,
         }
     }
 
-    result->counter = get_be64(nv.attested.nv.nvContents.buffer);
-    result->clock = quote.clockInfo.clock >= nv.clockInfo.clock ? quote.clockInfo : nv.clockInfo;
-    result->pcr_digest = quote.attested.quote.pcrDigest;
-    result->firmware_version = quote.firmwareVersion;
     *code = TETHER_EVIDENCE_OK;
     rc = TETHER_OK;
 out:
     tether_wipe(qualifying, sizeof(qualifying));
-    if (rc != TETHER_OK)
+    if (rc != TETHER_OK && *code != TETHER_EVIDENCE_CLOCK_REGRESSION)
         memset(result, 0, sizeof(*result));
     return rc;
 }
