@@ -14,7 +14,6 @@
 #include "tether/bytes.h"
 #include "tether/json_strict.h"
 #include "tether/tpm2_public.h"
-#include "why.h"
 
 /* The JSON text inside a token of TETHER_EVIDENCE_MAX_TOKEN characters. */
 #define MAX_JSON TETHER_BASE64URL_DECODED_LEN(TETHER_EVIDENCE_MAX_TOKEN)
@@ -190,13 +189,13 @@ static tether_status_t get_b64(const cJSON *obj, const char *member, uint8_t *bu
     const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, member);
 
     if (!cJSON_IsString(item))
-        return reason(TETHER_ERR_PARSE, why, why_size, "\"%s\" is missing or not a string",
-                      member);
+        return tether_explain(TETHER_ERR_PARSE, why, why_size, "\"%s\" is missing or not a string",
+                              member);
     if (tether_base64url_decode(item->valuestring, strlen(item->valuestring), buf, size, len) !=
             TETHER_OK ||
         *len == 0)
-        return reason(TETHER_ERR_PARSE, why, why_size,
-                      "\"%s\" is not base64url of 1 to %zu bytes", member, size);
+        return tether_explain(TETHER_ERR_PARSE, why, why_size,
+                              "\"%s\" is not base64url of 1 to %zu bytes", member, size);
     return TETHER_OK;
 }
 
@@ -212,9 +211,9 @@ static tether_status_t get_attest(const cJSON *obj, const char *member, TPM2B_AT
         return rc;
     attest->size = (uint16_t)len;
     if (!attest_unmarshal(attest, &parsed))
-        return reason(TETHER_ERR_PARSE, why, why_size,
-                      "\"%s\" is not exactly one TPMS_ATTEST (a size field or the length is off)",
-                      member);
+        return tether_explain(
+            TETHER_ERR_PARSE, why, why_size,
+            "\"%s\" is not exactly one TPMS_ATTEST (a size field or the length is off)", member);
     return TETHER_OK;
 }
 
@@ -229,8 +228,8 @@ static tether_status_t get_signature(const cJSON *obj, const char *member, TPMT_
         return rc;
     if (Tss2_MU_TPMT_SIGNATURE_Unmarshal(buf, len, &offset, sig) != TSS2_RC_SUCCESS ||
         offset != len)
-        return reason(TETHER_ERR_PARSE, why, why_size,
-                      "\"%s\" is not exactly one TPMT_SIGNATURE", member);
+        return tether_explain(TETHER_ERR_PARSE, why, why_size,
+                              "\"%s\" is not exactly one TPMT_SIGNATURE", member);
     return TETHER_OK;
 }
 
@@ -247,45 +246,46 @@ tether_status_t tether_evidence_parse(const char *token, size_t len, tether_evid
         return TETHER_ERR_INVALID_ARGUMENT;
     memset(ev, 0, sizeof(*ev));
     if (len > TETHER_EVIDENCE_MAX_TOKEN) {
-        rc = reason(TETHER_ERR_TOO_LARGE, why, why_size,
-                    "the evidence is longer than %d characters", TETHER_EVIDENCE_MAX_TOKEN);
+        rc = tether_explain(TETHER_ERR_TOO_LARGE, why, why_size,
+                            "the evidence is longer than %d characters", TETHER_EVIDENCE_MAX_TOKEN);
         goto out;
     }
     if ((json = malloc(MAX_JSON)) == NULL) {
-        rc = reason(TETHER_ERR_NO_MEMORY, why, why_size, "out of memory");
+        rc = tether_explain(TETHER_ERR_NO_MEMORY, why, why_size, "out of memory");
         goto out;
     }
     if (len == 0 ||
         tether_base64url_decode(token, len, json, MAX_JSON, &json_len) != TETHER_OK) {
-        rc = reason(TETHER_ERR_PARSE, why, why_size, "the evidence is not base64url");
+        rc = tether_explain(TETHER_ERR_PARSE, why, why_size, "the evidence is not base64url");
         goto out;
     }
     if (tether_json_parse_object((const char *)json, json_len, &obj) != TETHER_OK) {
-        rc = reason(TETHER_ERR_PARSE, why, why_size,
-                    "the evidence is not one strict JSON object");
+        rc = tether_explain(TETHER_ERR_PARSE, why, why_size,
+                            "the evidence is not one strict JSON object");
         goto out;
     }
     cJSON_ArrayForEach(item, obj)
     {
         if (!is_known(item->string)) {
-            rc = reason(TETHER_ERR_PARSE, why, why_size, "unknown member \"%.40s\"",
-                        item->string);
+            rc = tether_explain(TETHER_ERR_PARSE, why, why_size, "unknown member \"%.40s\"",
+                                item->string);
             goto out;
         }
     }
     item = cJSON_GetObjectItemCaseSensitive(obj, "v");
     if (!cJSON_IsNumber(item) || item->valuedouble != (double)TETHER_EVIDENCE_VERSION) {
-        rc = reason(TETHER_ERR_PARSE, why, why_size,
-                    "\"v\" is missing or not %d (this fleet reads evidence version %d only)",
-                    TETHER_EVIDENCE_VERSION, TETHER_EVIDENCE_VERSION);
+        rc =
+            tether_explain(TETHER_ERR_PARSE, why, why_size,
+                           "\"v\" is missing or not %d (this fleet reads evidence version %d only)",
+                           TETHER_EVIDENCE_VERSION, TETHER_EVIDENCE_VERSION);
         goto out;
     }
     item = cJSON_GetObjectItemCaseSensitive(obj, "device_id");
     if (!cJSON_IsString(item) ||
         !device_id_valid(item->valuestring, strlen(item->valuestring))) {
-        rc = reason(TETHER_ERR_PARSE, why, why_size,
-                    "\"device_id\" is missing or not 1 to %d characters of [A-Za-z0-9._-]",
-                    TETHER_EVIDENCE_MAX_DEVICE_ID);
+        rc = tether_explain(TETHER_ERR_PARSE, why, why_size,
+                            "\"device_id\" is missing or not 1 to %d characters of [A-Za-z0-9._-]",
+                            TETHER_EVIDENCE_MAX_DEVICE_ID);
         goto out;
     }
     memcpy(ev->device_id, item->valuestring, strlen(item->valuestring) + 1);
@@ -293,8 +293,8 @@ tether_status_t tether_evidence_parse(const char *token, size_t len, tether_evid
         TETHER_OK)
         goto out;
     if (n != TETHER_NONCE_SIZE) {
-        rc = reason(TETHER_ERR_PARSE, why, why_size, "\"nonce\" is not %d bytes",
-                    TETHER_NONCE_SIZE);
+        rc = tether_explain(TETHER_ERR_PARSE, why, why_size, "\"nonce\" is not %d bytes",
+                            TETHER_NONCE_SIZE);
         goto out;
     }
     if ((rc = get_b64(obj, "usage", ev->usage, sizeof(ev->usage), &ev->usage_len, why,
@@ -419,13 +419,14 @@ tether_status_t tether_evidence_check_nonce(const tether_evidence_t *ev, const u
         return TETHER_OK;
     case TETHER_ERR_EXPIRED:
         *code = TETHER_EVIDENCE_NONCE_EXPIRED;
-        return reason(rc, why, why_size, "the nonce has expired: ask for a new challenge");
+        return tether_explain(rc, why, why_size, "the nonce has expired: ask for a new challenge");
     case TETHER_ERR_PARSE:
     case TETHER_ERR_VERIFY:
         *code = TETHER_EVIDENCE_NONCE_INVALID;
-        return reason(rc, why, why_size, "the nonce was not issued by this fleet");
+        return tether_explain(rc, why, why_size, "the nonce was not issued by this fleet");
     default:
-        return reason(rc, why, why_size, "the nonce cannot be checked: %s", tether_strerror(rc));
+        return tether_explain(rc, why, why_size, "the nonce cannot be checked: %s",
+                              tether_strerror(rc));
     }
 }
 
@@ -494,11 +495,11 @@ static uint64_t get_be64(const uint8_t *p)
     return v;
 }
 
-#define REFUSE(c, ...)                                            \
-    do {                                                          \
-        *code = (c);                                              \
-        rc = reason(TETHER_ERR_VERIFY, why, why_size, __VA_ARGS__); \
-        goto out;                                                 \
+#define REFUSE(c, ...)                                                                             \
+    do {                                                                                           \
+        *code = (c);                                                                               \
+        rc = tether_explain(TETHER_ERR_VERIFY, why, why_size, __VA_ARGS__);                        \
+        goto out;                                                                                  \
     } while (0)
 
 tether_status_t tether_evidence_verify(const tether_evidence_t *ev,
@@ -521,8 +522,8 @@ tether_status_t tether_evidence_verify(const tether_evidence_t *ev,
         (policy->pcr_digests == NULL && policy->pcr_digest_count > 0) ||
         ev->usage_len > sizeof(ev->usage) || ev->nv_certify.size > MAX_ATTEST ||
         ev->quote.size > MAX_ATTEST)
-        return reason(TETHER_ERR_INVALID_ARGUMENT, why, why_size,
-                      "evidence verification called without evidence or a complete policy");
+        return tether_explain(TETHER_ERR_INVALID_ARGUMENT, why, why_size,
+                              "evidence verification called without evidence or a complete policy");
 
     /* The AK is restricted: it signs only what the TPM itself produced, so
      * everything below is the TPM's word once these hold. */
@@ -562,8 +563,8 @@ tether_status_t tether_evidence_verify(const tether_evidence_t *ev,
 
     if ((rc = tether_evidence_qualifying(ev->nonce, ev->usage, ev->usage_len, qualifying)) !=
         TETHER_OK) {
-        rc = reason(rc, why, why_size, "cannot compute the qualifying data: %s",
-                    tether_strerror(rc));
+        rc = tether_explain(rc, why, why_size, "cannot compute the qualifying data: %s",
+                            tether_strerror(rc));
         goto out;
     }
     for (int i = 0; i < 2; i++) {
