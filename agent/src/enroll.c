@@ -174,18 +174,6 @@ static void print_refusal(const char *step, const tether_https_response_t *resp)
     cJSON_Delete(body);
 }
 
-/* Decodes a base64url member of the fleet's answer (at most buf_size bytes). */
-static tether_status_t get_b64(const cJSON *obj, const char *member, uint8_t *buf,
-                               size_t buf_size, size_t *len)
-{
-    const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, member);
-
-    if (!cJSON_IsString(item))
-        return TETHER_ERR_PARSE;
-    return tether_base64url_decode(item->valuestring, strlen(item->valuestring), buf, buf_size,
-                                   len);
-}
-
 typedef struct challenge {
     char enrollment_id[72];
     TPM2B_ID_OBJECT credential_blob;
@@ -207,13 +195,15 @@ static tether_status_t parse_challenge(const tether_https_response_t *resp, chal
         strlen(id->valuestring) >= sizeof(ch->enrollment_id))
         goto out;
     strcpy(ch->enrollment_id, id->valuestring);
-    if (get_b64(body, "credential_blob", buf, sizeof(buf), &len) != TETHER_OK ||
+    if (tether_base64url_get_member(body, "credential_blob", buf, sizeof(buf), &len, NULL, 0) !=
+            TETHER_OK ||
         Tss2_MU_TPM2B_ID_OBJECT_Unmarshal(buf, len, &offset, &ch->credential_blob) !=
             TSS2_RC_SUCCESS ||
         offset != len)
         goto out;
     offset = 0;
-    if (get_b64(body, "encrypted_secret", buf, sizeof(buf), &len) != TETHER_OK ||
+    if (tether_base64url_get_member(body, "encrypted_secret", buf, sizeof(buf), &len, NULL, 0) !=
+            TETHER_OK ||
         Tss2_MU_TPM2B_ENCRYPTED_SECRET_Unmarshal(buf, len, &offset, &ch->encrypted_secret) !=
             TSS2_RC_SUCCESS ||
         offset != len)

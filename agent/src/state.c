@@ -40,13 +40,12 @@ int tether_ek_type_parse(const char *text, tether_ek_type_t *type)
 static int add_blob(cJSON *obj, const char *member, const tether_tpm_key_blob_t *blob)
 {
     uint8_t buf[BLOB_MAX];
-    char text[TETHER_BASE64URL_ENCODED_LEN(BLOB_MAX) + 1];
     size_t len = 0;
 
     if (tether_tpm_key_blob_marshal(blob, buf, sizeof(buf), &len) != TETHER_OK ||
-        tether_base64url_encode(buf, len, text, sizeof(text), NULL) != TETHER_OK)
+        tether_base64url_add_member(obj, member, buf, len) != TETHER_OK)
         return -1;
-    return cJSON_AddStringToObject(obj, member, text) != NULL ? 0 : -1;
+    return 0;
 }
 
 tether_status_t tether_agent_state_to_json(const tether_agent_state_t *state, char **json)

@@ -31,15 +31,6 @@ void tether_enroll_request_wipe(tether_enroll_request_t *req)
     (Tss2_MU_##type##_Marshal((value), (buf), MAX_STRUCT, (len)) == TSS2_RC_SUCCESS ? 0 \
                                                                                     : -1)
 
-static int add_b64(cJSON *obj, const char *member, const uint8_t *data, size_t len)
-{
-    char text[TETHER_BASE64URL_ENCODED_LEN(TETHER_ENROLL_MAX_CERT) + 1];
-
-    if (tether_base64url_encode(data, len, text, sizeof(text), NULL) != TETHER_OK)
-        return -1;
-    return cJSON_AddStringToObject(obj, member, text) != NULL ? 0 : -1;
-}
-
 tether_status_t tether_enroll_request_to_json(const tether_enroll_request_t *req, char **json)
 {
     uint8_t buf[MAX_STRUCT];
@@ -52,11 +43,13 @@ tether_status_t tether_enroll_request_to_json(const tether_enroll_request_t *req
     *json = NULL;
     if ((obj = cJSON_CreateObject()) == NULL)
         return TETHER_ERR_NO_MEMORY;
-#define ADD_STRUCT(member, type, value)                                      \
-    len = 0;                                                                 \
-    bad |= MARSHAL(type, value, buf, &len) || add_b64(obj, member, buf, len)
+#define ADD_STRUCT(member, type, value)                                                            \
+    len = 0;                                                                                       \
+    bad |= MARSHAL(type, value, buf, &len) ||                                                      \
+           tether_base64url_add_member(obj, member, buf, len) != TETHER_OK
     ADD_STRUCT("ek_public", TPM2B_PUBLIC, &req->ek_public);
-    bad |= req->ek_cert_len == 0 || add_b64(obj, "ek_certificate", req->ek_cert, req->ek_cert_len);
+    bad |= req->ek_cert_len == 0 || tether_base64url_add_member(obj, "ek_certificate", req->ek_cert,
+                                                                req->ek_cert_len) != TETHER_OK;
     ADD_STRUCT("ak_public", TPM2B_PUBLIC, &req->ak_public);
     ADD_STRUCT("device_key_public", TPM2B_PUBLIC, &req->device_key_public);
     ADD_STRUCT("device_key_certify", TPM2B_ATTEST, &req->device_key_certify);
@@ -94,23 +87,6 @@ static int is_known(const char *member)
         if (strcmp(member, known_members[i]) == 0)
             return 1;
     return 0;
-}
-
-/* Decodes a required base64url member into buf. */
-static tether_status_t get_b64(const cJSON *obj, const char *member, uint8_t *buf, size_t size,
-                               size_t *len, char *why, size_t why_size)
-{
-    const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, member);
-
-    if (!cJSON_IsString(item))
-        return tether_explain(TETHER_ERR_PARSE, why, why_size, "\"%s\" is missing or not a string",
-                              member);
-    if (tether_base64url_decode(item->valuestring, strlen(item->valuestring), buf, size, len) !=
-            TETHER_OK ||
-        *len == 0)
-        return tether_explain(TETHER_ERR_PARSE, why, why_size,
-                              "\"%s\" is not base64url of at most %zu bytes", member, size);
-    return TETHER_OK;
 }
 
 /* Copies an optional bounded text member. */
@@ -181,7 +157,8 @@ tether_status_t tether_enroll_request_from_json(const char *text, size_t len,
         }
     }
 #define GET_STRUCT(member, type, value)                                                            \
-    if ((rc = get_b64(obj, member, buf, sizeof(buf), &n, why, why_size)) != TETHER_OK)             \
+    if ((rc = tether_base64url_get_member(obj, member, buf, sizeof(buf), &n, why, why_size)) !=    \
+        TETHER_OK)                                                                                 \
         goto out;                                                                                  \
     offset = 0;                                                                                    \
     if (!UNMARSHAL(type, buf, n, value, &offset) ||                                                \
@@ -196,8 +173,8 @@ tether_status_t tether_enroll_request_from_json(const char *text, size_t len,
     GET_STRUCT("device_key_signature", TPMT_SIGNATURE, &req->device_key_signature);
     GET_STRUCT("counter_public", TPM2B_NV_PUBLIC, &req->counter_public);
 #undef GET_STRUCT
-    if ((rc = get_b64(obj, "ek_certificate", req->ek_cert, sizeof(req->ek_cert), &req->ek_cert_len,
-                      why, why_size)) != TETHER_OK ||
+    if ((rc = tether_base64url_get_member(obj, "ek_certificate", req->ek_cert, sizeof(req->ek_cert),
+                                          &req->ek_cert_len, why, why_size)) != TETHER_OK ||
         (rc = get_text(obj, "name", req->name, TETHER_ENROLL_MAX_NAME, why, why_size)) !=
             TETHER_OK ||
         (rc = get_text(obj, "bootstrap_token", req->bootstrap_token, TETHER_ENROLL_MAX_BOOTSTRAP,

@@ -99,18 +99,6 @@ static bool signature_marshal(const TPMT_SIGNATURE *sig, uint8_t *buf, size_t *l
     return Tss2_MU_TPMT_SIGNATURE_Marshal(sig, buf, MAX_SIGNATURE, len) == TSS2_RC_SUCCESS;
 }
 
-static int add_b64(cJSON *obj, const char *member, const uint8_t *data, size_t len)
-{
-    char text[TETHER_BASE64URL_ENCODED_LEN(TETHER_EVIDENCE_MAX_USAGE > MAX_ATTEST
-                                               ? TETHER_EVIDENCE_MAX_USAGE
-                                               : MAX_ATTEST) +
-              1];
-
-    if (tether_base64url_encode(data, len, text, sizeof(text), NULL) != TETHER_OK)
-        return -1;
-    return cJSON_AddStringToObject(obj, member, text) != NULL ? 0 : -1;
-}
-
 tether_status_t tether_evidence_encode(const tether_evidence_t *ev, char **token)
 {
     uint8_t sig[MAX_SIGNATURE];
@@ -132,14 +120,16 @@ tether_status_t tether_evidence_encode(const tether_evidence_t *ev, char **token
         return TETHER_ERR_NO_MEMORY;
     bad |= cJSON_AddNumberToObject(obj, "v", TETHER_EVIDENCE_VERSION) == NULL;
     bad |= cJSON_AddStringToObject(obj, "device_id", ev->device_id) == NULL;
-    bad |= add_b64(obj, "nonce", ev->nonce, sizeof(ev->nonce));
-    bad |= add_b64(obj, "usage", ev->usage, ev->usage_len);
-    bad |= add_b64(obj, "nv_certify", ev->nv_certify.attestationData, ev->nv_certify.size);
+    bad |= tether_base64url_add_member(obj, "nonce", ev->nonce, sizeof(ev->nonce)) != TETHER_OK;
+    bad |= tether_base64url_add_member(obj, "usage", ev->usage, ev->usage_len) != TETHER_OK;
+    bad |= tether_base64url_add_member(obj, "nv_certify", ev->nv_certify.attestationData,
+                                       ev->nv_certify.size) != TETHER_OK;
     bad |= !signature_marshal(&ev->nv_signature, sig, &sig_len) ||
-           add_b64(obj, "nv_signature", sig, sig_len);
-    bad |= add_b64(obj, "quote", ev->quote.attestationData, ev->quote.size);
+           tether_base64url_add_member(obj, "nv_signature", sig, sig_len) != TETHER_OK;
+    bad |= tether_base64url_add_member(obj, "quote", ev->quote.attestationData, ev->quote.size) !=
+           TETHER_OK;
     bad |= !signature_marshal(&ev->quote_signature, sig, &sig_len) ||
-           add_b64(obj, "quote_signature", sig, sig_len);
+           tether_base64url_add_member(obj, "quote_signature", sig, sig_len) != TETHER_OK;
     if (bad) {
         rc = TETHER_ERR_INVALID_ARGUMENT;
         goto out;
@@ -182,23 +172,6 @@ static bool is_known(const char *member)
     return false;
 }
 
-/* Decodes a required base64url member of 1..size bytes into buf. */
-static tether_status_t get_b64(const cJSON *obj, const char *member, uint8_t *buf, size_t size,
-                               size_t *len, char *why, size_t why_size)
-{
-    const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, member);
-
-    if (!cJSON_IsString(item))
-        return tether_explain(TETHER_ERR_PARSE, why, why_size, "\"%s\" is missing or not a string",
-                              member);
-    if (tether_base64url_decode(item->valuestring, strlen(item->valuestring), buf, size, len) !=
-            TETHER_OK ||
-        *len == 0)
-        return tether_explain(TETHER_ERR_PARSE, why, why_size,
-                              "\"%s\" is not base64url of 1 to %zu bytes", member, size);
-    return TETHER_OK;
-}
-
 static tether_status_t get_attest(const cJSON *obj, const char *member, TPM2B_ATTEST *attest,
                                   char *why, size_t why_size)
 {
@@ -206,8 +179,8 @@ static tether_status_t get_attest(const cJSON *obj, const char *member, TPM2B_AT
     size_t len = 0;
     tether_status_t rc;
 
-    if ((rc = get_b64(obj, member, attest->attestationData, MAX_ATTEST, &len, why, why_size)) !=
-        TETHER_OK)
+    if ((rc = tether_base64url_get_member(obj, member, attest->attestationData, MAX_ATTEST, &len,
+                                          why, why_size)) != TETHER_OK)
         return rc;
     attest->size = (uint16_t)len;
     if (!attest_unmarshal(attest, &parsed))
@@ -224,7 +197,8 @@ static tether_status_t get_signature(const cJSON *obj, const char *member, TPMT_
     size_t len = 0, offset = 0;
     tether_status_t rc;
 
-    if ((rc = get_b64(obj, member, buf, sizeof(buf), &len, why, why_size)) != TETHER_OK)
+    if ((rc = tether_base64url_get_member(obj, member, buf, sizeof(buf), &len, why, why_size)) !=
+        TETHER_OK)
         return rc;
     if (Tss2_MU_TPMT_SIGNATURE_Unmarshal(buf, len, &offset, sig) != TSS2_RC_SUCCESS ||
         offset != len)
@@ -289,19 +263,18 @@ tether_status_t tether_evidence_parse(const char *token, size_t len, tether_evid
         goto out;
     }
     memcpy(ev->device_id, item->valuestring, strlen(item->valuestring) + 1);
-    if ((rc = get_b64(obj, "nonce", ev->nonce, sizeof(ev->nonce), &n, why, why_size)) !=
-        TETHER_OK)
+    if ((rc = tether_base64url_get_member(obj, "nonce", ev->nonce, sizeof(ev->nonce), &n, why,
+                                          why_size)) != TETHER_OK)
         goto out;
     if (n != TETHER_NONCE_SIZE) {
         rc = tether_explain(TETHER_ERR_PARSE, why, why_size, "\"nonce\" is not %d bytes",
                             TETHER_NONCE_SIZE);
         goto out;
     }
-    if ((rc = get_b64(obj, "usage", ev->usage, sizeof(ev->usage), &ev->usage_len, why,
-                      why_size)) != TETHER_OK ||
+    if ((rc = tether_base64url_get_member(obj, "usage", ev->usage, sizeof(ev->usage),
+                                          &ev->usage_len, why, why_size)) != TETHER_OK ||
         (rc = get_attest(obj, "nv_certify", &ev->nv_certify, why, why_size)) != TETHER_OK ||
-        (rc = get_signature(obj, "nv_signature", &ev->nv_signature, why, why_size)) !=
-            TETHER_OK ||
+        (rc = get_signature(obj, "nv_signature", &ev->nv_signature, why, why_size)) != TETHER_OK ||
         (rc = get_attest(obj, "quote", &ev->quote, why, why_size)) != TETHER_OK ||
         (rc = get_signature(obj, "quote_signature", &ev->quote_signature, why, why_size)) !=
             TETHER_OK)
