@@ -23,6 +23,7 @@
 #include "tether/https_client.h"
 #include "tether/json_strict.h"
 #include "tether/secret_token.h"
+#include "tether/tpm2_public.h"
 
 typedef struct enroll_options {
     const char *tcti;
@@ -100,9 +101,11 @@ static int parse_options(int argc, char **argv, enroll_options_t *o)
             break;
         case 'i':
             index = strtoul(optarg, &end, 16);
-            if (end == optarg || *end != '\0' || index < 0x01000000ul || index > 0x013ffffful) {
-                fprintf(stderr, "tether-agent enroll: --counter-index must be an owner NV index "
-                                "(0x01000000..0x013fffff)\n");
+            if (end == optarg || *end != '\0' || !tether_nv_index_is_owner(index)) {
+                fprintf(stderr,
+                        "tether-agent enroll: --counter-index must be an owner NV index "
+                        "(0x%08x..0x%08x)\n",
+                        TETHER_NV_OWNER_FIRST, TETHER_NV_OWNER_LAST);
                 return 2;
             }
             o->counter_index = (TPM2_HANDLE)index;

@@ -11,6 +11,7 @@
 #include "tether/bytes.h"
 #include "tether/file.h"
 #include "tether/json_strict.h"
+#include "tether/tpm2_public.h"
 
 #define STATE_MAX_JSON 16384
 #define BLOB_MAX 2048
@@ -156,7 +157,7 @@ tether_status_t tether_agent_state_from_json(const char *text, size_t len,
     if (s != NULL)
         index = strtoul(s, &end, 16);
     if (s == NULL || strncmp(s, "0x", 2) != 0 || end == s || *end != '\0' ||
-        index < 0x01000000ul || index > 0x013ffffful) {
+        !tether_nv_index_is_owner(index)) {
         rc = tether_explain(TETHER_ERR_PARSE, why, why_size,
                             "\"counter_index\" is not an owner NV index like 0x01000100");
         goto out;

@@ -192,22 +192,17 @@ tether_status_t tether_tpm_sign_digest(tether_tpm_t *tpm, tether_tpm_handle_t ke
     TPM_OP(tpm, tpm->ops->sign_digest(tpm, key, digest, signature));
 }
 
-/* NV indices tether may define: the owner range (TCG handle registry). */
-static bool nv_owner_index(TPM2_HANDLE nv_index)
-{
-    return nv_index >= 0x01000000u && nv_index <= 0x013fffffu;
-}
 
 tether_status_t tether_tpm_nv_define_counter(tether_tpm_t *tpm, TPM2_HANDLE nv_index)
 {
-    if (tpm == NULL || !nv_owner_index(nv_index))
+    if (tpm == NULL || !tether_nv_index_is_owner(nv_index))
         return TETHER_ERR_INVALID_ARGUMENT;
     TPM_OP(tpm, tpm->ops->nv_define_counter(tpm, nv_index));
 }
 
 tether_status_t tether_tpm_nv_undefine(tether_tpm_t *tpm, TPM2_HANDLE nv_index)
 {
-    if (tpm == NULL || !nv_owner_index(nv_index))
+    if (tpm == NULL || !tether_nv_index_is_owner(nv_index))
         return TETHER_ERR_INVALID_ARGUMENT;
     TPM_OP(tpm, tpm->ops->nv_undefine(tpm, nv_index));
 }

@@ -276,7 +276,7 @@ static tether_status_t check_counter(const TPMS_NV_PUBLIC *nv, char *why, size_t
     const TPMA_NV forbidden = TPMA_NV_PPWRITE | TPMA_NV_OWNERWRITE | TPMA_NV_POLICYWRITE |
                               TPMA_NV_POLICY_DELETE | TPMA_NV_PLATFORMCREATE;
 
-    if (nv->nvIndex < 0x01000000u || nv->nvIndex > 0x013fffffu)
+    if (!tether_nv_index_is_owner(nv->nvIndex))
         return tether_explain(TETHER_ERR_VERIFY, why, why_size,
                               "the counter's NV index 0x%08x is outside the owner range",
                               nv->nvIndex);

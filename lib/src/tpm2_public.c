@@ -302,3 +302,8 @@ tether_status_t tether_tpm2_qualified_name(const TPM2B_NAME *parent_qn, TPM2_HAN
     qn->size = (uint16_t)(2 + mbedtls_md_get_size(md_info));
     return TETHER_OK;
 }
+
+bool tether_nv_index_is_owner(uint64_t index)
+{
+    return index >= TETHER_NV_OWNER_FIRST && index <= TETHER_NV_OWNER_LAST;
+}

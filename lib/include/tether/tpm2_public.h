@@ -7,6 +7,7 @@
 #ifndef TETHER_TPM2_PUBLIC_H
 #define TETHER_TPM2_PUBLIC_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -48,6 +49,16 @@ TETHER_MUST_CHECK tether_status_t tether_tpm2_qualified_name(const TPM2B_NAME *p
                                                              TPM2_HANDLE hierarchy,
                                                              const TPMT_PUBLIC *pub,
                                                              TPM2B_NAME *qn);
+
+/* The owner range of NV indices (TCG Registry of Reserved TPM 2.0 Handles
+ * and Localities, 2.2): the only indices tether defines, and so the only
+ * place an enrolled exchange counter may live. */
+#define TETHER_NV_OWNER_FIRST 0x01000000u
+#define TETHER_NV_OWNER_LAST 0x013fffffu
+
+/* Whether index lies in the owner range. Takes any width so that a value
+ * parsed from text is checked before it is narrowed to a TPM2_HANDLE. */
+bool tether_nv_index_is_owner(uint64_t index);
 
 /* Message digest type of a TPM hash algorithm, or MBEDTLS_MD_NONE. */
 int tether_tpm2_md_type(TPMI_ALG_HASH alg);
