@@ -59,9 +59,23 @@ static void public_copy(const tether_ec_key_t *key, tether_ec_key_t *pub)
     assert_int_equal(tether_ec_key_parse_point(pub, x, y), TETHER_OK);
 }
 
+/* key's signature of SHA-256(message) is exactly R || S, and verifies. */
+static void assert_deterministic_signature(const tether_ec_key_t *key, const char *message,
+                                           const char *r_hex, const char *s_hex)
+{
+    uint8_t digest[32], sig[64], expected[64];
+
+    assert_int_equal(tether_sha256(message, strlen(message), digest), TETHER_OK);
+    assert_int_equal(tether_ec_sign_digest(key, digest, sig), TETHER_OK);
+    hex_to_bytes(r_hex, expected, 32);
+    hex_to_bytes(s_hex, expected + 32, 32);
+    assert_memory_equal(sig, expected, 64);
+    assert_int_equal(tether_ec_verify_digest(key, digest, sig), TETHER_OK);
+}
+
 static void es256_rfc6979_vectors(void **state)
 {
-    uint8_t d[32], ux[32], uy[32], expected[64], sig[64], digest[32];
+    uint8_t d[32], ux[32], uy[32], expected[64], digest[32];
     uint8_t x[32], y[32];
     tether_ec_key_t key;
 
@@ -76,20 +90,10 @@ static void es256_rfc6979_vectors(void **state)
     assert_memory_equal(y, uy, 32);
 
     /* R || S, in that order, each 32 bytes big-endian (RFC 7518 3.4) */
-    assert_int_equal(tether_sha256("sample", 6, digest), TETHER_OK);
-    assert_int_equal(tether_ec_sign_digest(&key, digest, sig), TETHER_OK);
-    hex_to_bytes(RFC6979_SAMPLE_R, expected, 32);
-    hex_to_bytes(RFC6979_SAMPLE_S, expected + 32, 32);
-    assert_memory_equal(sig, expected, 64);
-    assert_int_equal(tether_ec_verify_digest(&key, digest, sig), TETHER_OK);
-
+    assert_deterministic_signature(&key, "sample", RFC6979_SAMPLE_R, RFC6979_SAMPLE_S);
     /* "test": S has a leading zero byte, which must stay in its 32 bytes */
+    assert_deterministic_signature(&key, "test", RFC6979_TEST_R, RFC6979_TEST_S);
     assert_int_equal(tether_sha256("test", 4, digest), TETHER_OK);
-    assert_int_equal(tether_ec_sign_digest(&key, digest, sig), TETHER_OK);
-    hex_to_bytes(RFC6979_TEST_R, expected, 32);
-    hex_to_bytes(RFC6979_TEST_S, expected + 32, 32);
-    assert_memory_equal(sig, expected, 64);
-    assert_int_equal(tether_ec_verify_digest(&key, digest, sig), TETHER_OK);
 
     /* the "sample" signature does not verify over "test" */
     hex_to_bytes(RFC6979_SAMPLE_R, expected, 32);
