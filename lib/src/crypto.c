@@ -8,6 +8,7 @@
 #include <mbedtls/ecdsa.h>
 #include <mbedtls/pk.h>
 #include <mbedtls/sha256.h>
+#include <mbedtls/x509_crt.h>
 
 #include "tether/bytes.h"
 #include "tether/mbedtls_bridge.h"
@@ -284,6 +285,66 @@ out:
     mbedtls_mpi_free(&r);
     mbedtls_mpi_free(&s);
     return rc;
+}
+
+struct tether_cert_set_impl {
+    mbedtls_x509_crt chain;
+};
+
+void tether_cert_set_init(tether_cert_set_t *set)
+{
+    if (set != NULL)
+        set->impl = NULL;
+}
+
+void tether_cert_set_free(tether_cert_set_t *set)
+{
+    if (set == NULL || set->impl == NULL)
+        return;
+    mbedtls_x509_crt_free(&set->impl->chain);
+    free(set->impl);
+    set->impl = NULL;
+}
+
+mbedtls_x509_crt *tether_cert_set_chain(const tether_cert_set_t *set)
+{
+    /* A chain whose first entry never parsed holds no certificate. */
+    return set != NULL && set->impl != NULL && set->impl->chain.raw.p != NULL ? &set->impl->chain
+                                                                              : NULL;
+}
+
+/* The set's chain, created empty on first use. */
+static mbedtls_x509_crt *cert_set_open(tether_cert_set_t *set)
+{
+    if (set->impl == NULL) {
+        if ((set->impl = calloc(1, sizeof(*set->impl))) == NULL)
+            return NULL;
+        mbedtls_x509_crt_init(&set->impl->chain);
+    }
+    return &set->impl->chain;
+}
+
+tether_status_t tether_cert_set_add_der(tether_cert_set_t *set, const uint8_t *der, size_t len)
+{
+    mbedtls_x509_crt *chain;
+
+    if (set == NULL || der == NULL || len == 0)
+        return TETHER_ERR_INVALID_ARGUMENT;
+    if ((chain = cert_set_open(set)) == NULL)
+        return TETHER_ERR_NO_MEMORY;
+    return mbedtls_x509_crt_parse_der(chain, der, len) == 0 ? TETHER_OK : TETHER_ERR_PARSE;
+}
+
+tether_status_t tether_cert_set_add_file(tether_cert_set_t *set, const char *path)
+{
+    mbedtls_x509_crt *chain;
+
+    if (set == NULL || path == NULL)
+        return TETHER_ERR_INVALID_ARGUMENT;
+    if ((chain = cert_set_open(set)) == NULL)
+        return TETHER_ERR_NO_MEMORY;
+    /* Non-zero also when only some certificates of a PEM file parse. */
+    return mbedtls_x509_crt_parse_file(chain, path) == 0 ? TETHER_OK : TETHER_ERR_PARSE;
 }
 
 tether_status_t tether_sha256(const void *data, size_t len, uint8_t out[TETHER_SHA256_SIZE])

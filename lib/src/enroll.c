@@ -326,9 +326,10 @@ tether_status_t tether_enroll_request_check(const tether_enroll_request_t *req, 
     return TETHER_OK;
 }
 
-tether_status_t tether_ek_cert_verify(const uint8_t *der, size_t len, mbedtls_x509_crt *cas,
+tether_status_t tether_ek_cert_verify(const uint8_t *der, size_t len, const tether_cert_set_t *cas,
                                       char *why, size_t why_size)
 {
+    mbedtls_x509_crt *anchors = tether_cert_set_chain(cas);
     mbedtls_x509_crt crt;
     uint32_t flags = 0;
     char info[256];
@@ -336,13 +337,17 @@ tether_status_t tether_ek_cert_verify(const uint8_t *der, size_t len, mbedtls_x5
 
     if (der == NULL || cas == NULL)
         return TETHER_ERR_INVALID_ARGUMENT;
+    if (anchors == NULL)
+        return tether_explain(TETHER_ERR_VERIFY, why, why_size,
+                              "the EK certificate does not chain to a trusted TPM manufacturer CA "
+                              "(none is trusted)");
     mbedtls_x509_crt_init(&crt);
     if (mbedtls_x509_crt_parse_der(&crt, der, len) != 0) {
         rc =
             tether_explain(TETHER_ERR_VERIFY, why, why_size, "the EK certificate is not DER X.509");
         goto out;
     }
-    if (mbedtls_x509_crt_verify(&crt, cas, NULL, NULL, &flags, NULL, NULL) != 0) {
+    if (mbedtls_x509_crt_verify(&crt, anchors, NULL, NULL, &flags, NULL, NULL) != 0) {
         info[0] = '\0';
         mbedtls_x509_crt_verify_info(info, sizeof(info), "", flags);
         info[strcspn(info, "\n")] = '\0';

@@ -22,7 +22,6 @@
 #include <cmocka.h>
 #include <mbedtls/ecdsa.h>
 #include <mbedtls/md.h>
-#include <mbedtls/x509_crt.h>
 #include <sqlite3.h>
 #include <tss2/tss2_mu.h>
 
@@ -81,7 +80,7 @@ typedef struct fixture {
     char dir[256];
     char path[300];
     tether_store_t store;
-    mbedtls_x509_crt cas;
+    tether_cert_set_t cas;
     tether_enroll_api_t enroll;
     tether_fleet_config_t config;
     tether_token_policy_t policy;
@@ -143,7 +142,7 @@ static int setup(void **state)
         tether_fleet_key_file_load(f->dir, "enroll.key", key, sizeof(key), true) != TETHER_OK)
         return -1;
     tether_store_set_revocation_hook(&f->store, on_revocation, f);
-    mbedtls_x509_crt_init(&f->cas);
+    tether_cert_set_init(&f->cas);
     tether_enroll_api_init(&f->enroll, &f->store, &f->cas, key);
     f->enroll.clock = test_clock;
     tether_fleet_config_init(&f->config);
@@ -179,7 +178,7 @@ static int teardown(void **state)
     tether_exchange_api_free(&f->api);
     tether_issuer_keys_free(&f->keys);
     tether_enroll_api_free(&f->enroll);
-    mbedtls_x509_crt_free(&f->cas);
+    tether_cert_set_free(&f->cas);
     tether_store_free(&f->store);
     tether_fleet_dir_remove(f->dir);
     free(f);
@@ -365,7 +364,7 @@ static void device_open(fixture_t *f, device_t *d, uint64_t seed, bool trust)
     assert_int_equal(tether_tpm_open_fake(&d->tpm, &config), TETHER_OK);
     if (trust) {
         assert_int_equal(tether_tpm_fake_ca_cert(&d->tpm, &ca, &ca_len), TETHER_OK);
-        assert_int_equal(mbedtls_x509_crt_parse_der(&f->cas, ca, ca_len), 0);
+        assert_int_equal(tether_cert_set_add_der(&f->cas, ca, ca_len), TETHER_OK);
     }
 }
 

@@ -99,6 +99,31 @@ TETHER_MUST_CHECK tether_status_t tether_ec_verify_digest(const tether_ec_key_t 
                                                           const uint8_t digest[TETHER_SHA256_SIZE],
                                                           const uint8_t sig[TETHER_EC_SIGNATURE_SIZE]);
 
+/* ---- X.509 trust anchors ---------------------------------------------- */
+
+struct tether_cert_set_impl;
+
+/* Certificates trusted as anchors, roots and intermediates alike (the TPM
+ * manufacturers' CAs). Same life as a key: tether_cert_set_init (cannot
+ * fail), _add_der/_add_file (can; each adds to the set), tether_cert_set_free
+ * (accepts NULL). impl is owned by the set and NULL while it is empty. */
+typedef struct tether_cert_set {
+    struct tether_cert_set_impl *impl;
+} tether_cert_set_t;
+
+void tether_cert_set_init(tether_cert_set_t *set);
+void tether_cert_set_free(tether_cert_set_t *set);
+
+/* Adds one DER certificate. TETHER_ERR_PARSE when it is not one; the set
+ * keeps what it held. */
+TETHER_MUST_CHECK tether_status_t tether_cert_set_add_der(tether_cert_set_t *set,
+                                                          const uint8_t *der, size_t len);
+
+/* Adds every certificate of a PEM or DER file. TETHER_ERR_PARSE when the file
+ * cannot be read or any certificate in it does not parse. */
+TETHER_MUST_CHECK tether_status_t tether_cert_set_add_file(tether_cert_set_t *set,
+                                                           const char *path);
+
 /* out = SHA-256(data[0..len)). */
 TETHER_MUST_CHECK tether_status_t tether_sha256(const void *data, size_t len,
                                                 uint8_t out[TETHER_SHA256_SIZE]);

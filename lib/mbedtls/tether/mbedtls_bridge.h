@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include <mbedtls/pk.h>
+#include <mbedtls/x509_crt.h>
 #include <tss2/tss2_tpm2_types.h>
 
 #include "tether/crypto.h"
@@ -20,6 +21,11 @@
 /* The mbedTLS context inside key (owned by key, valid until it is freed), or
  * NULL for an empty key. Only read it. */
 const mbedtls_pk_context *tether_ec_key_pk(const tether_ec_key_t *key);
+
+/* The certificates of set as one mbedTLS chain (owned by set, valid until
+ * it is freed or added to), or NULL while it holds no certificate. Only
+ * read it. */
+mbedtls_x509_crt *tether_cert_set_chain(const tether_cert_set_t *set);
 
 /* Sets up pk (initialised by the caller, freed by the caller) with the public
  * key of an RSA or ECC (P-256, P-384, P-521) public area.
