@@ -63,20 +63,24 @@ const mbedtls_pk_context *tether_ec_key_pk(const tether_ec_key_t *key)
 /* Gives the empty key a fresh P-256 context with its group loaded. */
 static tether_status_t key_open(tether_ec_key_t *key)
 {
+    tether_status_t rc;
+
     if (key == NULL || key->impl != NULL)
         return TETHER_ERR_INVALID_ARGUMENT;
     if ((key->impl = calloc(1, sizeof(*key->impl))) == NULL)
         return TETHER_ERR_NO_MEMORY;
     mbedtls_pk_init(&key->impl->pk);
     if (mbedtls_pk_setup(&key->impl->pk, mbedtls_pk_info_from_type(MBEDTLS_PK_ECKEY)) != 0) {
-        tether_ec_key_free(key);
-        return TETHER_ERR_NO_MEMORY;
+        rc = TETHER_ERR_NO_MEMORY;
+        goto out;
     }
-    if (mbedtls_ecp_group_load(&keypair(key)->grp, MBEDTLS_ECP_DP_SECP256R1) != 0) {
+    rc = mbedtls_ecp_group_load(&keypair(key)->grp, MBEDTLS_ECP_DP_SECP256R1) == 0
+             ? TETHER_OK
+             : TETHER_ERR_CRYPTO;
+out:
+    if (rc != TETHER_OK)
         tether_ec_key_free(key);
-        return TETHER_ERR_CRYPTO;
-    }
-    return TETHER_OK;
+    return rc;
 }
 
 tether_status_t tether_ec_key_parse_pem(tether_ec_key_t *key, const char *pem, size_t len)
@@ -139,12 +143,13 @@ tether_status_t tether_ec_key_parse_point(tether_ec_key_t *key,
     memcpy(point + 1, x, TETHER_EC_COORDINATE_SIZE);
     memcpy(point + 1 + TETHER_EC_COORDINATE_SIZE, y, TETHER_EC_COORDINATE_SIZE);
     ec = keypair(key);
-    if (mbedtls_ecp_point_read_binary(&ec->grp, &ec->Q, point, sizeof(point)) != 0 ||
-        mbedtls_ecp_check_pubkey(&ec->grp, &ec->Q) != 0) {
+    rc = mbedtls_ecp_point_read_binary(&ec->grp, &ec->Q, point, sizeof(point)) == 0 &&
+                 mbedtls_ecp_check_pubkey(&ec->grp, &ec->Q) == 0
+             ? TETHER_OK
+             : TETHER_ERR_PARSE;
+    if (rc != TETHER_OK)
         tether_ec_key_free(key);
-        return TETHER_ERR_PARSE;
-    }
-    return TETHER_OK;
+    return rc;
 }
 
 tether_status_t tether_ec_key_parse_private(tether_ec_key_t *key,
@@ -178,15 +183,16 @@ out:
 tether_status_t tether_ec_key_generate(tether_ec_key_t *key)
 {
     tether_status_t rc;
+    int ret;
 
     if ((rc = key_open(key)) != TETHER_OK)
         return rc;
-    if (mbedtls_ecp_gen_key(MBEDTLS_ECP_DP_SECP256R1, keypair(key), tether_random_mbedtls, NULL) !=
-        0) {
+    ret = mbedtls_ecp_gen_key(MBEDTLS_ECP_DP_SECP256R1, keypair(key), tether_random_mbedtls, NULL);
+    if (ret != 0) {
         tether_ec_key_free(key);
-        return TETHER_ERR_CRYPTO;
+        rc = TETHER_ERR_CRYPTO;
     }
-    return TETHER_OK;
+    return rc;
 }
 
 tether_status_t tether_ec_key_write_pem(const tether_ec_key_t *key, char *out, size_t out_size,
