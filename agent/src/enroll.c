@@ -25,6 +25,7 @@
 #include "tether/https_client.h"
 #include "tether/json_strict.h"
 #include "tether/secret_token.h"
+#include "tether/tpm2_public.h"
 
 typedef struct enroll_options {
     const char *tcti;
@@ -103,9 +104,11 @@ static int parse_options(int argc, char **argv, enroll_options_t *o)
             break;
         case 'i':
             index = strtoul(optarg, &end, 16);
-            if (end == optarg || *end != '\0' || index < 0x01000000ul || index > 0x013ffffful) {
-                fprintf(stderr, "tether-agent enroll: --counter-index must be an owner NV index "
-                                "(0x01000000..0x013fffff)\n");
+            if (end == optarg || *end != '\0' || !tether_nv_index_is_owner(index)) {
+                fprintf(stderr,
+                        "tether-agent enroll: --counter-index must be an owner NV index "
+                        "(0x%08x..0x%08x)\n",
+                        TETHER_NV_OWNER_FIRST, TETHER_NV_OWNER_LAST);
                 return 2;
             }
             o->counter_index = (TPM2_HANDLE)index;
@@ -172,18 +175,6 @@ static void print_refusal(const char *step, const tether_https_response_t *resp)
             tether_fleet_refusal_description(&refusal));
 }
 
-/* Decodes a base64url member of the fleet's answer (at most buf_size bytes). */
-static tether_status_t get_b64(const cJSON *obj, const char *member, uint8_t *buf,
-                               size_t buf_size, size_t *len)
-{
-    const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, member);
-
-    if (!cJSON_IsString(item))
-        return TETHER_ERR_PARSE;
-    return tether_base64url_decode(item->valuestring, strlen(item->valuestring), buf, buf_size,
-                                   len);
-}
-
 typedef struct challenge {
     char enrollment_id[72];
     TPM2B_ID_OBJECT credential_blob;
@@ -205,13 +196,15 @@ static tether_status_t parse_challenge(const tether_https_response_t *resp, chal
         strlen(id->valuestring) >= sizeof(ch->enrollment_id))
         goto out;
     strcpy(ch->enrollment_id, id->valuestring);
-    if (get_b64(body, "credential_blob", buf, sizeof(buf), &len) != TETHER_OK ||
+    if (tether_base64url_get_member(body, "credential_blob", buf, sizeof(buf), &len, NULL, 0) !=
+            TETHER_OK ||
         Tss2_MU_TPM2B_ID_OBJECT_Unmarshal(buf, len, &offset, &ch->credential_blob) !=
             TSS2_RC_SUCCESS ||
         offset != len)
         goto out;
     offset = 0;
-    if (get_b64(body, "encrypted_secret", buf, sizeof(buf), &len) != TETHER_OK ||
+    if (tether_base64url_get_member(body, "encrypted_secret", buf, sizeof(buf), &len, NULL, 0) !=
+            TETHER_OK ||
         Tss2_MU_TPM2B_ENCRYPTED_SECRET_Unmarshal(buf, len, &offset, &ch->encrypted_secret) !=
             TSS2_RC_SUCCESS ||
         offset != len)

@@ -11,6 +11,7 @@
 #include "tether/bytes.h"
 #include "tether/file.h"
 #include "tether/json_strict.h"
+#include "tether/tpm2_public.h"
 
 #define STATE_MAX_JSON 16384
 #define BLOB_MAX 2048
@@ -40,13 +41,12 @@ int tether_ek_type_parse(const char *text, tether_ek_type_t *type)
 static int add_blob(cJSON *obj, const char *member, const tether_tpm_key_blob_t *blob)
 {
     uint8_t buf[BLOB_MAX];
-    char text[TETHER_BASE64URL_ENCODED_LEN(BLOB_MAX) + 1];
     size_t len = 0;
 
     if (tether_tpm_key_blob_marshal(blob, buf, sizeof(buf), &len) != TETHER_OK ||
-        tether_base64url_encode(buf, len, text, sizeof(text), NULL) != TETHER_OK)
+        tether_base64url_add_member(obj, member, buf, len) != TETHER_OK)
         return -1;
-    return cJSON_AddStringToObject(obj, member, text) != NULL ? 0 : -1;
+    return 0;
 }
 
 tether_status_t tether_agent_state_to_json(const tether_agent_state_t *state, char **json)
@@ -75,13 +75,6 @@ tether_status_t tether_agent_state_to_json(const tether_agent_state_t *state, ch
     if (bad)
         return TETHER_ERR_INVALID_ARGUMENT;
     return *json != NULL ? TETHER_OK : TETHER_ERR_NO_MEMORY;
-}
-
-static tether_status_t fail(char *why, size_t why_size, const char *what)
-{
-    if (why != NULL && why_size > 0)
-        snprintf(why, why_size, "%s", what);
-    return TETHER_ERR_PARSE;
 }
 
 static const char *get_string(const cJSON *obj, const char *member, size_t max)
@@ -125,7 +118,8 @@ tether_status_t tether_agent_state_from_json(const char *text, size_t len,
         return TETHER_ERR_INVALID_ARGUMENT;
     memset(state, 0, sizeof(*state));
     if (len > STATE_MAX_JSON || tether_json_parse_object(text, len, &obj) != TETHER_OK)
-        return fail(why, why_size, "not one JSON object of at most 16 KiB");
+        return tether_explain(TETHER_ERR_PARSE, why, why_size,
+                              "not one JSON object of at most 16 KiB");
     cJSON_ArrayForEach(item, obj)
     {
         size_t i;
@@ -133,40 +127,45 @@ tether_status_t tether_agent_state_from_json(const char *text, size_t len,
             if (strcmp(item->string, members[i]) == 0)
                 break;
         if (i == sizeof(members) / sizeof(members[0])) {
-            rc = fail(why, why_size, "unknown member");
+            rc = tether_explain(TETHER_ERR_PARSE, why, why_size, "unknown member");
             goto out;
         }
     }
     version = cJSON_GetObjectItemCaseSensitive(obj, "version");
     if (!cJSON_IsNumber(version) || version->valuedouble != 1) {
-        rc = fail(why, why_size, "\"version\" is not 1");
+        rc = tether_explain(TETHER_ERR_PARSE, why, why_size, "\"version\" is not 1");
         goto out;
     }
     if ((s = get_string(obj, "device_id", TETHER_DEVICE_ID_MAX)) == NULL) {
-        rc = fail(why, why_size, "\"device_id\" is missing or too long");
+        rc =
+            tether_explain(TETHER_ERR_PARSE, why, why_size, "\"device_id\" is missing or too long");
         goto out;
     }
     strcpy(state->device_id, s);
     if ((s = get_string(obj, "fleet_url", TETHER_URL_MAX)) == NULL) {
-        rc = fail(why, why_size, "\"fleet_url\" is missing or too long");
+        rc =
+            tether_explain(TETHER_ERR_PARSE, why, why_size, "\"fleet_url\" is missing or too long");
         goto out;
     }
     strcpy(state->fleet_url, s);
     if ((s = get_string(obj, "ek_type", 8)) == NULL || tether_ek_type_parse(s, &state->ek_type) != 0) {
-        rc = fail(why, why_size, "\"ek_type\" is not p256, p384 or rsa");
+        rc =
+            tether_explain(TETHER_ERR_PARSE, why, why_size, "\"ek_type\" is not p256, p384 or rsa");
         goto out;
     }
     s = get_string(obj, "counter_index", 10);
     if (s != NULL)
         index = strtoul(s, &end, 16);
     if (s == NULL || strncmp(s, "0x", 2) != 0 || end == s || *end != '\0' ||
-        index < 0x01000000ul || index > 0x013ffffful) {
-        rc = fail(why, why_size, "\"counter_index\" is not an owner NV index like 0x01000100");
+        !tether_nv_index_is_owner(index)) {
+        rc = tether_explain(TETHER_ERR_PARSE, why, why_size,
+                            "\"counter_index\" is not an owner NV index like 0x01000100");
         goto out;
     }
     state->counter_index = (TPM2_HANDLE)index;
     if (get_blob(obj, "ak", &state->ak) != 0 || get_blob(obj, "device_key", &state->device_key) != 0) {
-        rc = fail(why, why_size, "\"ak\" or \"device_key\" is not a key blob");
+        rc = tether_explain(TETHER_ERR_PARSE, why, why_size,
+                            "\"ak\" or \"device_key\" is not a key blob");
         goto out;
     }
     rc = TETHER_OK;
@@ -209,7 +208,9 @@ tether_status_t tether_agent_state_load(const char *dir, tether_agent_state_t *s
     if ((rc = state_path(path, sizeof(path), dir, TETHER_STATE_FILE)) != TETHER_OK)
         return rc;
     if ((rc = tether_file_read(path, STATE_MAX_JSON, &data, &len)) != TETHER_OK)
-        return rc == TETHER_ERR_TOO_LARGE ? fail(why, why_size, "device.json is too large") : rc;
+        return rc == TETHER_ERR_TOO_LARGE
+                   ? tether_explain(TETHER_ERR_PARSE, why, why_size, "device.json is too large")
+                   : rc;
     rc = tether_agent_state_from_json((const char *)data, len, state, why, why_size);
     free(data);
     return rc;

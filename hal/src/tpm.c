@@ -241,15 +241,10 @@ tether_status_t tether_tpm_sign_digest(tether_tpm_t *tpm, tether_tpm_handle_t ke
     return st;
 }
 
-/* NV indices tether may define: the owner range (TCG handle registry). */
-static bool nv_owner_index(TPM2_HANDLE nv_index)
-{
-    return nv_index >= 0x01000000u && nv_index <= 0x013fffffu;
-}
 
 tether_status_t tether_tpm_nv_define_counter(tether_tpm_t *tpm, TPM2_HANDLE nv_index)
 {
-    if (tpm == NULL || !nv_owner_index(nv_index))
+    if (tpm == NULL || !tether_nv_index_is_owner(nv_index))
         return TETHER_ERR_INVALID_ARGUMENT;
     tether_status_t st;
 
@@ -259,7 +254,7 @@ tether_status_t tether_tpm_nv_define_counter(tether_tpm_t *tpm, TPM2_HANDLE nv_i
 
 tether_status_t tether_tpm_nv_undefine(tether_tpm_t *tpm, TPM2_HANDLE nv_index)
 {
-    if (tpm == NULL || !nv_owner_index(nv_index))
+    if (tpm == NULL || !tether_nv_index_is_owner(nv_index))
         return TETHER_ERR_INVALID_ARGUMENT;
     tether_status_t st;
 

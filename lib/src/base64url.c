@@ -1,5 +1,8 @@
 #include "tether/base64url.h"
 
+#include <stdlib.h>
+#include <string.h>
+
 #include "tether/bytes.h"
 
 /* All ones when lo <= c <= hi, else zero; c, lo, hi < 256. No branch and no
@@ -116,5 +119,47 @@ tether_status_t tether_base64url_decode(const char *in, size_t len, uint8_t *out
         return TETHER_ERR_PARSE;
     }
     *out_len = o;
+    return TETHER_OK;
+}
+
+tether_status_t tether_base64url_add_member(cJSON *obj, const char *member, const uint8_t *data,
+                                            size_t len)
+{
+    size_t text_size = TETHER_BASE64URL_ENCODED_LEN(len) + 1;
+    char *text;
+    tether_status_t rc;
+
+    if (obj == NULL || member == NULL || (data == NULL && len > 0))
+        return TETHER_ERR_INVALID_ARGUMENT;
+    if ((text = malloc(text_size)) == NULL)
+        return TETHER_ERR_NO_MEMORY;
+    rc = tether_base64url_encode(data, len, text, text_size, NULL);
+    if (rc == TETHER_OK && cJSON_AddStringToObject(obj, member, text) == NULL)
+        rc = TETHER_ERR_NO_MEMORY;
+    free(text);
+    return rc;
+}
+
+tether_status_t tether_base64url_get_member(const cJSON *obj, const char *member, uint8_t *buf,
+                                            size_t size, size_t *len, char *why, size_t why_size)
+{
+    const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, member);
+
+    if (len == NULL)
+        return TETHER_ERR_INVALID_ARGUMENT;
+    *len = 0;
+    if (member == NULL || buf == NULL)
+        return TETHER_ERR_INVALID_ARGUMENT;
+    if (!cJSON_IsString(item) || item->valuestring == NULL)
+        return tether_explain(TETHER_ERR_PARSE, why, why_size, "\"%s\" is missing or not a string",
+                              member);
+    if (tether_base64url_decode(item->valuestring, strlen(item->valuestring), buf, size, len) !=
+            TETHER_OK ||
+        *len == 0) {
+        tether_wipe(buf, size);
+        *len = 0;
+        return tether_explain(TETHER_ERR_PARSE, why, why_size,
+                              "\"%s\" is not base64url of 1 to %zu bytes", member, size);
+    }
     return TETHER_OK;
 }

@@ -14,6 +14,7 @@
 #include "tether/bytes.h"
 #include "tether/log.h"
 #include "tether/random.h"
+#include "tether/mbedtls_bridge.h"
 #include "tether/tpm2_public.h"
 
 #define LOG_COMPONENT "credential"

@@ -13,8 +13,8 @@
 #include "tether/attest.h"
 #include "tether/base64url.h"
 #include "tether/bytes.h"
+#include "tether/mbedtls_bridge.h"
 #include "tether/tpm2_public.h"
-#include "why.h"
 
 /* Largest marshalled structure carried (TPM2B_PUBLIC of an RSA key). */
 #define MAX_STRUCT 4096
@@ -31,15 +31,6 @@ void tether_enroll_request_wipe(tether_enroll_request_t *req)
     (Tss2_MU_##type##_Marshal((value), (buf), MAX_STRUCT, (len)) == TSS2_RC_SUCCESS ? 0 \
                                                                                     : -1)
 
-static int add_b64(cJSON *obj, const char *member, const uint8_t *data, size_t len)
-{
-    char text[TETHER_BASE64URL_ENCODED_LEN(TETHER_ENROLL_MAX_CERT) + 1];
-
-    if (tether_base64url_encode(data, len, text, sizeof(text), NULL) != TETHER_OK)
-        return -1;
-    return cJSON_AddStringToObject(obj, member, text) != NULL ? 0 : -1;
-}
-
 tether_status_t tether_enroll_request_to_json(const tether_enroll_request_t *req, char **json)
 {
     uint8_t buf[MAX_STRUCT];
@@ -52,11 +43,13 @@ tether_status_t tether_enroll_request_to_json(const tether_enroll_request_t *req
     *json = NULL;
     if ((obj = cJSON_CreateObject()) == NULL)
         return TETHER_ERR_NO_MEMORY;
-#define ADD_STRUCT(member, type, value)                                      \
-    len = 0;                                                                 \
-    bad |= MARSHAL(type, value, buf, &len) || add_b64(obj, member, buf, len)
+#define ADD_STRUCT(member, type, value)                                                            \
+    len = 0;                                                                                       \
+    bad |= MARSHAL(type, value, buf, &len) ||                                                      \
+           tether_base64url_add_member(obj, member, buf, len) != TETHER_OK
     ADD_STRUCT("ek_public", TPM2B_PUBLIC, &req->ek_public);
-    bad |= req->ek_cert_len == 0 || add_b64(obj, "ek_certificate", req->ek_cert, req->ek_cert_len);
+    bad |= req->ek_cert_len == 0 || tether_base64url_add_member(obj, "ek_certificate", req->ek_cert,
+                                                                req->ek_cert_len) != TETHER_OK;
     ADD_STRUCT("ak_public", TPM2B_PUBLIC, &req->ak_public);
     ADD_STRUCT("device_key_public", TPM2B_PUBLIC, &req->device_key_public);
     ADD_STRUCT("device_key_certify", TPM2B_ATTEST, &req->device_key_certify);
@@ -96,23 +89,6 @@ static int is_known(const char *member)
     return 0;
 }
 
-/* Decodes a required base64url member into buf. */
-static tether_status_t get_b64(const cJSON *obj, const char *member, uint8_t *buf, size_t size,
-                               size_t *len, char *why, size_t why_size)
-{
-    const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, member);
-
-    if (!cJSON_IsString(item))
-        return reason(TETHER_ERR_PARSE, why, why_size, "\"%s\" is missing or not a string",
-                      member);
-    if (tether_base64url_decode(item->valuestring, strlen(item->valuestring), buf, size, len) !=
-            TETHER_OK ||
-        *len == 0)
-        return reason(TETHER_ERR_PARSE, why, why_size, "\"%s\" is not base64url of at most %zu bytes",
-                      member, size);
-    return TETHER_OK;
-}
-
 /* Copies an optional bounded text member. */
 static tether_status_t get_text(const cJSON *obj, const char *member, char *out, size_t max,
                                 char *why, size_t why_size)
@@ -124,15 +100,15 @@ static tether_status_t get_text(const cJSON *obj, const char *member, char *out,
     if (item == NULL)
         return TETHER_OK;
     if (!cJSON_IsString(item))
-        return reason(TETHER_ERR_PARSE, why, why_size, "\"%s\" is not a string", member);
+        return tether_explain(TETHER_ERR_PARSE, why, why_size, "\"%s\" is not a string", member);
     len = strlen(item->valuestring);
     if (len > max)
-        return reason(TETHER_ERR_PARSE, why, why_size, "\"%s\" is longer than %zu bytes", member,
-                      max);
+        return tether_explain(TETHER_ERR_PARSE, why, why_size, "\"%s\" is longer than %zu bytes",
+                              member, max);
     for (size_t i = 0; i < len; i++) {
         if ((unsigned char)item->valuestring[i] < 0x20 || item->valuestring[i] == 0x7f)
-            return reason(TETHER_ERR_PARSE, why, why_size, "\"%s\" holds a control character",
-                          member);
+            return tether_explain(TETHER_ERR_PARSE, why, why_size,
+                                  "\"%s\" holds a control character", member);
     }
     memcpy(out, item->valuestring, len + 1);
     return TETHER_OK;
@@ -163,29 +139,32 @@ tether_status_t tether_enroll_request_from_json(const char *text, size_t len,
         return TETHER_ERR_INVALID_ARGUMENT;
     memset(req, 0, sizeof(*req));
     if (len > TETHER_ENROLL_MAX_JSON) {
-        rc = reason(TETHER_ERR_TOO_LARGE, why, why_size, "request is larger than %d bytes",
-                    TETHER_ENROLL_MAX_JSON);
+        rc = tether_explain(TETHER_ERR_TOO_LARGE, why, why_size, "request is larger than %d bytes",
+                            TETHER_ENROLL_MAX_JSON);
         goto out;
     }
     if (tether_json_parse_object(text, len, &obj) != TETHER_OK) {
-        rc = reason(TETHER_ERR_PARSE, why, why_size, "request is not one strict JSON object");
+        rc = tether_explain(TETHER_ERR_PARSE, why, why_size,
+                            "request is not one strict JSON object");
         goto out;
     }
     cJSON_ArrayForEach(item, obj)
     {
         if (!is_known(item->string)) {
-            rc = reason(TETHER_ERR_PARSE, why, why_size, "unknown member \"%.40s\"", item->string);
+            rc = tether_explain(TETHER_ERR_PARSE, why, why_size, "unknown member \"%.40s\"",
+                                item->string);
             goto out;
         }
     }
-#define GET_STRUCT(member, type, value)                                                        \
-    if ((rc = get_b64(obj, member, buf, sizeof(buf), &n, why, why_size)) != TETHER_OK)         \
-        goto out;                                                                              \
-    offset = 0;                                                                                \
-    if (!UNMARSHAL(type, buf, n, value, &offset) ||                                            \
-        (strncmp(#type, "TPM2B_", 6) == 0 && !tpm2b_size_exact(buf, n))) {                      \
-        rc = reason(TETHER_ERR_PARSE, why, why_size, "\"%s\" is not a " #type, member);        \
-        goto out;                                                                              \
+#define GET_STRUCT(member, type, value)                                                            \
+    if ((rc = tether_base64url_get_member(obj, member, buf, sizeof(buf), &n, why, why_size)) !=    \
+        TETHER_OK)                                                                                 \
+        goto out;                                                                                  \
+    offset = 0;                                                                                    \
+    if (!UNMARSHAL(type, buf, n, value, &offset) ||                                                \
+        (strncmp(#type, "TPM2B_", 6) == 0 && !tpm2b_size_exact(buf, n))) {                         \
+        rc = tether_explain(TETHER_ERR_PARSE, why, why_size, "\"%s\" is not a " #type, member);    \
+        goto out;                                                                                  \
     }
     GET_STRUCT("ek_public", TPM2B_PUBLIC, &req->ek_public);
     GET_STRUCT("ak_public", TPM2B_PUBLIC, &req->ak_public);
@@ -194,8 +173,8 @@ tether_status_t tether_enroll_request_from_json(const char *text, size_t len,
     GET_STRUCT("device_key_signature", TPMT_SIGNATURE, &req->device_key_signature);
     GET_STRUCT("counter_public", TPM2B_NV_PUBLIC, &req->counter_public);
 #undef GET_STRUCT
-    if ((rc = get_b64(obj, "ek_certificate", req->ek_cert, sizeof(req->ek_cert), &req->ek_cert_len,
-                      why, why_size)) != TETHER_OK ||
+    if ((rc = tether_base64url_get_member(obj, "ek_certificate", req->ek_cert, sizeof(req->ek_cert),
+                                          &req->ek_cert_len, why, why_size)) != TETHER_OK ||
         (rc = get_text(obj, "name", req->name, TETHER_ENROLL_MAX_NAME, why, why_size)) !=
             TETHER_OK ||
         (rc = get_text(obj, "bootstrap_token", req->bootstrap_token, TETHER_ENROLL_MAX_BOOTSTRAP,
@@ -229,19 +208,21 @@ static tether_status_t check_signing_key(const TPMT_PUBLIC *key, int restricted,
 
     if (key->type != TPM2_ALG_ECC || key->nameAlg != TPM2_ALG_SHA256 ||
         key->parameters.eccDetail.curveID != TPM2_ECC_NIST_P256)
-        return reason(TETHER_ERR_VERIFY, why, why_size,
-                      "%s is not an ECC P-256 key with SHA-256 names", what);
+        return tether_explain(TETHER_ERR_VERIFY, why, why_size,
+                              "%s is not an ECC P-256 key with SHA-256 names", what);
     if ((attrs & KEY_REQUIRED) != KEY_REQUIRED)
-        return reason(TETHER_ERR_VERIFY, why, why_size,
-                      "%s is not fixedTPM, fixedParent, sensitiveDataOrigin and sign", what);
+        return tether_explain(TETHER_ERR_VERIFY, why, why_size,
+                              "%s is not fixedTPM, fixedParent, sensitiveDataOrigin and sign",
+                              what);
     if (attrs & TPMA_OBJECT_DECRYPT)
-        return reason(TETHER_ERR_VERIFY, why, why_size, "%s may also decrypt", what);
+        return tether_explain(TETHER_ERR_VERIFY, why, why_size, "%s may also decrypt", what);
     if (!!(attrs & TPMA_OBJECT_RESTRICTED) != !!restricted)
-        return reason(TETHER_ERR_VERIFY, why, why_size, "%s is %srestricted", what,
-                      restricted ? "not " : "");
+        return tether_explain(TETHER_ERR_VERIFY, why, why_size, "%s is %srestricted", what,
+                              restricted ? "not " : "");
     if (key->parameters.eccDetail.scheme.scheme != TPM2_ALG_ECDSA ||
         key->parameters.eccDetail.scheme.details.ecdsa.hashAlg != TPM2_ALG_SHA256)
-        return reason(TETHER_ERR_VERIFY, why, why_size, "%s does not sign with ECDSA-SHA256", what);
+        return tether_explain(TETHER_ERR_VERIFY, why, why_size,
+                              "%s does not sign with ECDSA-SHA256", what);
     return TETHER_OK;
 }
 
@@ -261,28 +242,29 @@ static tether_status_t check_certify(const tether_enroll_request_t *req, char *w
     if (tether_tpm2_verify_signature(ak, req->device_key_certify.attestationData,
                                      req->device_key_certify.size,
                                      &req->device_key_signature) != TETHER_OK)
-        return reason(TETHER_ERR_VERIFY, why, why_size,
-                      "the device key certification is not signed by the AK");
+        return tether_explain(TETHER_ERR_VERIFY, why, why_size,
+                              "the device key certification is not signed by the AK");
     if (tether_attest_parse(req->device_key_certify.attestationData, req->device_key_certify.size,
                             TPM2_ST_ATTEST_CERTIFY, &attest) != TETHER_OK)
-        return reason(TETHER_ERR_VERIFY, why, why_size,
-                      "the device key certification is not a TPM2_Certify attestation");
+        return tether_explain(TETHER_ERR_VERIFY, why, why_size,
+                              "the device key certification is not a TPM2_Certify attestation");
     if (tether_tpm2_public_name(&req->device_key_public.publicArea, &dev_name) != TETHER_OK ||
         !names_equal(&attest.attested.certify.name, &dev_name))
-        return reason(TETHER_ERR_VERIFY, why, why_size,
-                      "the certification is for another key than the device key sent");
+        return tether_explain(TETHER_ERR_VERIFY, why, why_size,
+                              "the certification is for another key than the device key sent");
     if (tether_tpm2_qualified_name(NULL, TPM2_RH_ENDORSEMENT, &req->ek_public.publicArea,
                                    &ek_qn) != TETHER_OK ||
         tether_tpm2_qualified_name(&ek_qn, 0, ak, &ak_qn) != TETHER_OK ||
         !names_equal(&attest.qualifiedSigner, &ak_qn))
-        return reason(TETHER_ERR_VERIFY, why, why_size,
-                      "the certification was signed by an AK that is not a child of the EK");
+        return tether_explain(
+            TETHER_ERR_VERIFY, why, why_size,
+            "the certification was signed by an AK that is not a child of the EK");
     if (mbedtls_sha256_ret((const unsigned char *)TETHER_ENROLL_CERTIFY_LABEL,
                            strlen(TETHER_ENROLL_CERTIFY_LABEL), qualifying, 0) != 0 ||
         attest.extraData.size != sizeof(qualifying) ||
         memcmp(attest.extraData.buffer, qualifying, sizeof(qualifying)) != 0)
-        return reason(TETHER_ERR_VERIFY, why, why_size,
-                      "the certification carries unexpected qualifying data");
+        return tether_explain(TETHER_ERR_VERIFY, why, why_size,
+                              "the certification carries unexpected qualifying data");
     return TETHER_OK;
 }
 
@@ -294,19 +276,21 @@ static tether_status_t check_counter(const TPMS_NV_PUBLIC *nv, char *why, size_t
     const TPMA_NV forbidden = TPMA_NV_PPWRITE | TPMA_NV_OWNERWRITE | TPMA_NV_POLICYWRITE |
                               TPMA_NV_POLICY_DELETE | TPMA_NV_PLATFORMCREATE;
 
-    if (nv->nvIndex < 0x01000000u || nv->nvIndex > 0x013fffffu)
-        return reason(TETHER_ERR_VERIFY, why, why_size,
-                      "the counter's NV index 0x%08x is outside the owner range", nv->nvIndex);
+    if (!tether_nv_index_is_owner(nv->nvIndex))
+        return tether_explain(TETHER_ERR_VERIFY, why, why_size,
+                              "the counter's NV index 0x%08x is outside the owner range",
+                              nv->nvIndex);
     if (((nv->attributes & TPMA_NV_TPM2_NT_MASK) >> TPMA_NV_TPM2_NT_SHIFT) != TPM2_NT_COUNTER ||
         nv->dataSize != 8)
-        return reason(TETHER_ERR_VERIFY, why, why_size,
-                      "NV index 0x%08x is not an 8-byte counter", nv->nvIndex);
+        return tether_explain(TETHER_ERR_VERIFY, why, why_size,
+                              "NV index 0x%08x is not an 8-byte counter", nv->nvIndex);
     if ((nv->attributes & required) != required || (nv->attributes & forbidden) != 0)
-        return reason(TETHER_ERR_VERIFY, why, why_size,
-                      "the counter's attributes 0x%08x allow writes or deletion by others",
-                      nv->attributes);
+        return tether_explain(TETHER_ERR_VERIFY, why, why_size,
+                              "the counter's attributes 0x%08x allow writes or deletion by others",
+                              nv->attributes);
     if (nv->nameAlg != TPM2_ALG_SHA256)
-        return reason(TETHER_ERR_VERIFY, why, why_size, "the counter's name algorithm is not SHA-256");
+        return tether_explain(TETHER_ERR_VERIFY, why, why_size,
+                              "the counter's name algorithm is not SHA-256");
     return TETHER_OK;
 }
 
@@ -323,14 +307,15 @@ tether_status_t tether_enroll_request_check(const tether_enroll_request_t *req, 
         !(ek->objectAttributes & TPMA_OBJECT_DECRYPT) ||
         (ek->objectAttributes & TPMA_OBJECT_SIGN_ENCRYPT) ||
         !(ek->objectAttributes & TPMA_OBJECT_FIXEDTPM))
-        return reason(TETHER_ERR_VERIFY, why, why_size,
-                      "the EK is not a fixedTPM restricted decryption key");
+        return tether_explain(TETHER_ERR_VERIFY, why, why_size,
+                              "the EK is not a fixedTPM restricted decryption key");
     rc = tether_tpm2_public_matches_cert(ek, req->ek_cert, req->ek_cert_len);
     if (rc == TETHER_ERR_PARSE)
-        return reason(TETHER_ERR_VERIFY, why, why_size, "the EK certificate is not DER X.509");
+        return tether_explain(TETHER_ERR_VERIFY, why, why_size,
+                              "the EK certificate is not DER X.509");
     if (rc != TETHER_OK)
-        return reason(TETHER_ERR_EK_MISMATCH, why, why_size,
-                      "the EK certificate certifies another key than the EK sent");
+        return tether_explain(TETHER_ERR_EK_MISMATCH, why, why_size,
+                              "the EK certificate certifies another key than the EK sent");
     if ((rc = check_signing_key(&req->ak_public.publicArea, 1, "the AK", why, why_size)) !=
             TETHER_OK ||
         (rc = check_signing_key(&req->device_key_public.publicArea, 0, "the device key", why,
@@ -341,9 +326,10 @@ tether_status_t tether_enroll_request_check(const tether_enroll_request_t *req, 
     return TETHER_OK;
 }
 
-tether_status_t tether_ek_cert_verify(const uint8_t *der, size_t len, mbedtls_x509_crt *cas,
+tether_status_t tether_ek_cert_verify(const uint8_t *der, size_t len, const tether_cert_set_t *cas,
                                       char *why, size_t why_size)
 {
+    mbedtls_x509_crt *anchors = tether_cert_set_chain(cas);
     mbedtls_x509_crt crt;
     uint32_t flags = 0;
     char info[256];
@@ -351,17 +337,23 @@ tether_status_t tether_ek_cert_verify(const uint8_t *der, size_t len, mbedtls_x5
 
     if (der == NULL || cas == NULL)
         return TETHER_ERR_INVALID_ARGUMENT;
+    if (anchors == NULL)
+        return tether_explain(TETHER_ERR_VERIFY, why, why_size,
+                              "the EK certificate does not chain to a trusted TPM manufacturer CA "
+                              "(none is trusted)");
     mbedtls_x509_crt_init(&crt);
     if (mbedtls_x509_crt_parse_der(&crt, der, len) != 0) {
-        rc = reason(TETHER_ERR_VERIFY, why, why_size, "the EK certificate is not DER X.509");
+        rc =
+            tether_explain(TETHER_ERR_VERIFY, why, why_size, "the EK certificate is not DER X.509");
         goto out;
     }
-    if (mbedtls_x509_crt_verify(&crt, cas, NULL, NULL, &flags, NULL, NULL) != 0) {
+    if (mbedtls_x509_crt_verify(&crt, anchors, NULL, NULL, &flags, NULL, NULL) != 0) {
         info[0] = '\0';
         mbedtls_x509_crt_verify_info(info, sizeof(info), "", flags);
         info[strcspn(info, "\n")] = '\0';
-        rc = reason(TETHER_ERR_VERIFY, why, why_size,
-                    "the EK certificate does not chain to a trusted TPM manufacturer CA (%s)", info);
+        rc = tether_explain(
+            TETHER_ERR_VERIFY, why, why_size,
+            "the EK certificate does not chain to a trusted TPM manufacturer CA (%s)", info);
         goto out;
     }
     rc = TETHER_OK;

@@ -1,6 +1,8 @@
 #include "tether/error.h"
 
+#include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
 
 static const char *const messages[TETHER_ERR__COUNT] = {
     [TETHER_OK] = "success",
@@ -39,4 +41,17 @@ const char *tether_strerror(tether_status_t status)
     if ((unsigned)status >= (unsigned)TETHER_ERR__COUNT || messages[status] == NULL)
         return "unknown error";
     return messages[status];
+}
+
+tether_status_t tether_explain(tether_status_t status, char *why, size_t why_size, const char *fmt,
+                               ...)
+{
+    va_list ap;
+
+    if (why != NULL && why_size > 0) {
+        va_start(ap, fmt);
+        vsnprintf(why, why_size, fmt, ap);
+        va_end(ap);
+    }
+    return status;
 }

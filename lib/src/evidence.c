@@ -14,7 +14,6 @@
 #include "tether/bytes.h"
 #include "tether/json_strict.h"
 #include "tether/tpm2_public.h"
-#include "why.h"
 
 /* The JSON text inside a token of TETHER_EVIDENCE_MAX_TOKEN characters. */
 #define MAX_JSON TETHER_BASE64URL_DECODED_LEN(TETHER_EVIDENCE_MAX_TOKEN)
@@ -100,18 +99,6 @@ static bool signature_marshal(const TPMT_SIGNATURE *sig, uint8_t *buf, size_t *l
     return Tss2_MU_TPMT_SIGNATURE_Marshal(sig, buf, MAX_SIGNATURE, len) == TSS2_RC_SUCCESS;
 }
 
-static int add_b64(cJSON *obj, const char *member, const uint8_t *data, size_t len)
-{
-    char text[TETHER_BASE64URL_ENCODED_LEN(TETHER_EVIDENCE_MAX_USAGE > MAX_ATTEST
-                                               ? TETHER_EVIDENCE_MAX_USAGE
-                                               : MAX_ATTEST) +
-              1];
-
-    if (tether_base64url_encode(data, len, text, sizeof(text), NULL) != TETHER_OK)
-        return -1;
-    return cJSON_AddStringToObject(obj, member, text) != NULL ? 0 : -1;
-}
-
 tether_status_t tether_evidence_encode(const tether_evidence_t *ev, char **token)
 {
     uint8_t sig[MAX_SIGNATURE];
@@ -133,14 +120,16 @@ tether_status_t tether_evidence_encode(const tether_evidence_t *ev, char **token
         return TETHER_ERR_NO_MEMORY;
     bad |= cJSON_AddNumberToObject(obj, "v", TETHER_EVIDENCE_VERSION) == NULL;
     bad |= cJSON_AddStringToObject(obj, "device_id", ev->device_id) == NULL;
-    bad |= add_b64(obj, "nonce", ev->nonce, sizeof(ev->nonce));
-    bad |= add_b64(obj, "usage", ev->usage, ev->usage_len);
-    bad |= add_b64(obj, "nv_certify", ev->nv_certify.attestationData, ev->nv_certify.size);
+    bad |= tether_base64url_add_member(obj, "nonce", ev->nonce, sizeof(ev->nonce)) != TETHER_OK;
+    bad |= tether_base64url_add_member(obj, "usage", ev->usage, ev->usage_len) != TETHER_OK;
+    bad |= tether_base64url_add_member(obj, "nv_certify", ev->nv_certify.attestationData,
+                                       ev->nv_certify.size) != TETHER_OK;
     bad |= !signature_marshal(&ev->nv_signature, sig, &sig_len) ||
-           add_b64(obj, "nv_signature", sig, sig_len);
-    bad |= add_b64(obj, "quote", ev->quote.attestationData, ev->quote.size);
+           tether_base64url_add_member(obj, "nv_signature", sig, sig_len) != TETHER_OK;
+    bad |= tether_base64url_add_member(obj, "quote", ev->quote.attestationData, ev->quote.size) !=
+           TETHER_OK;
     bad |= !signature_marshal(&ev->quote_signature, sig, &sig_len) ||
-           add_b64(obj, "quote_signature", sig, sig_len);
+           tether_base64url_add_member(obj, "quote_signature", sig, sig_len) != TETHER_OK;
     if (bad) {
         rc = TETHER_ERR_INVALID_ARGUMENT;
         goto out;
@@ -183,23 +172,6 @@ static bool is_known(const char *member)
     return false;
 }
 
-/* Decodes a required base64url member of 1..size bytes into buf. */
-static tether_status_t get_b64(const cJSON *obj, const char *member, uint8_t *buf, size_t size,
-                               size_t *len, char *why, size_t why_size)
-{
-    const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, member);
-
-    if (!cJSON_IsString(item))
-        return reason(TETHER_ERR_PARSE, why, why_size, "\"%s\" is missing or not a string",
-                      member);
-    if (tether_base64url_decode(item->valuestring, strlen(item->valuestring), buf, size, len) !=
-            TETHER_OK ||
-        *len == 0)
-        return reason(TETHER_ERR_PARSE, why, why_size,
-                      "\"%s\" is not base64url of 1 to %zu bytes", member, size);
-    return TETHER_OK;
-}
-
 static tether_status_t get_attest(const cJSON *obj, const char *member, TPM2B_ATTEST *attest,
                                   char *why, size_t why_size)
 {
@@ -207,14 +179,14 @@ static tether_status_t get_attest(const cJSON *obj, const char *member, TPM2B_AT
     size_t len = 0;
     tether_status_t rc;
 
-    if ((rc = get_b64(obj, member, attest->attestationData, MAX_ATTEST, &len, why, why_size)) !=
-        TETHER_OK)
+    if ((rc = tether_base64url_get_member(obj, member, attest->attestationData, MAX_ATTEST, &len,
+                                          why, why_size)) != TETHER_OK)
         return rc;
     attest->size = (uint16_t)len;
     if (!attest_unmarshal(attest, &parsed))
-        return reason(TETHER_ERR_PARSE, why, why_size,
-                      "\"%s\" is not exactly one TPMS_ATTEST (a size field or the length is off)",
-                      member);
+        return tether_explain(
+            TETHER_ERR_PARSE, why, why_size,
+            "\"%s\" is not exactly one TPMS_ATTEST (a size field or the length is off)", member);
     return TETHER_OK;
 }
 
@@ -225,12 +197,13 @@ static tether_status_t get_signature(const cJSON *obj, const char *member, TPMT_
     size_t len = 0, offset = 0;
     tether_status_t rc;
 
-    if ((rc = get_b64(obj, member, buf, sizeof(buf), &len, why, why_size)) != TETHER_OK)
+    if ((rc = tether_base64url_get_member(obj, member, buf, sizeof(buf), &len, why, why_size)) !=
+        TETHER_OK)
         return rc;
     if (Tss2_MU_TPMT_SIGNATURE_Unmarshal(buf, len, &offset, sig) != TSS2_RC_SUCCESS ||
         offset != len)
-        return reason(TETHER_ERR_PARSE, why, why_size,
-                      "\"%s\" is not exactly one TPMT_SIGNATURE", member);
+        return tether_explain(TETHER_ERR_PARSE, why, why_size,
+                              "\"%s\" is not exactly one TPMT_SIGNATURE", member);
     return TETHER_OK;
 }
 
@@ -247,61 +220,61 @@ tether_status_t tether_evidence_parse(const char *token, size_t len, tether_evid
         return TETHER_ERR_INVALID_ARGUMENT;
     memset(ev, 0, sizeof(*ev));
     if (len > TETHER_EVIDENCE_MAX_TOKEN) {
-        rc = reason(TETHER_ERR_TOO_LARGE, why, why_size,
-                    "the evidence is longer than %d characters", TETHER_EVIDENCE_MAX_TOKEN);
+        rc = tether_explain(TETHER_ERR_TOO_LARGE, why, why_size,
+                            "the evidence is longer than %d characters", TETHER_EVIDENCE_MAX_TOKEN);
         goto out;
     }
     if ((json = malloc(MAX_JSON)) == NULL) {
-        rc = reason(TETHER_ERR_NO_MEMORY, why, why_size, "out of memory");
+        rc = tether_explain(TETHER_ERR_NO_MEMORY, why, why_size, "out of memory");
         goto out;
     }
     if (len == 0 ||
         tether_base64url_decode(token, len, json, MAX_JSON, &json_len) != TETHER_OK) {
-        rc = reason(TETHER_ERR_PARSE, why, why_size, "the evidence is not base64url");
+        rc = tether_explain(TETHER_ERR_PARSE, why, why_size, "the evidence is not base64url");
         goto out;
     }
     if (tether_json_parse_object((const char *)json, json_len, &obj) != TETHER_OK) {
-        rc = reason(TETHER_ERR_PARSE, why, why_size,
-                    "the evidence is not one strict JSON object");
+        rc = tether_explain(TETHER_ERR_PARSE, why, why_size,
+                            "the evidence is not one strict JSON object");
         goto out;
     }
     cJSON_ArrayForEach(item, obj)
     {
         if (!is_known(item->string)) {
-            rc = reason(TETHER_ERR_PARSE, why, why_size, "unknown member \"%.40s\"",
-                        item->string);
+            rc = tether_explain(TETHER_ERR_PARSE, why, why_size, "unknown member \"%.40s\"",
+                                item->string);
             goto out;
         }
     }
     item = cJSON_GetObjectItemCaseSensitive(obj, "v");
     if (!cJSON_IsNumber(item) || item->valuedouble != (double)TETHER_EVIDENCE_VERSION) {
-        rc = reason(TETHER_ERR_PARSE, why, why_size,
-                    "\"v\" is missing or not %d (this fleet reads evidence version %d only)",
-                    TETHER_EVIDENCE_VERSION, TETHER_EVIDENCE_VERSION);
+        rc =
+            tether_explain(TETHER_ERR_PARSE, why, why_size,
+                           "\"v\" is missing or not %d (this fleet reads evidence version %d only)",
+                           TETHER_EVIDENCE_VERSION, TETHER_EVIDENCE_VERSION);
         goto out;
     }
     item = cJSON_GetObjectItemCaseSensitive(obj, "device_id");
     if (!cJSON_IsString(item) ||
         !device_id_valid(item->valuestring, strlen(item->valuestring))) {
-        rc = reason(TETHER_ERR_PARSE, why, why_size,
-                    "\"device_id\" is missing or not 1 to %d characters of [A-Za-z0-9._-]",
-                    TETHER_EVIDENCE_MAX_DEVICE_ID);
+        rc = tether_explain(TETHER_ERR_PARSE, why, why_size,
+                            "\"device_id\" is missing or not 1 to %d characters of [A-Za-z0-9._-]",
+                            TETHER_EVIDENCE_MAX_DEVICE_ID);
         goto out;
     }
     memcpy(ev->device_id, item->valuestring, strlen(item->valuestring) + 1);
-    if ((rc = get_b64(obj, "nonce", ev->nonce, sizeof(ev->nonce), &n, why, why_size)) !=
-        TETHER_OK)
+    if ((rc = tether_base64url_get_member(obj, "nonce", ev->nonce, sizeof(ev->nonce), &n, why,
+                                          why_size)) != TETHER_OK)
         goto out;
     if (n != TETHER_NONCE_SIZE) {
-        rc = reason(TETHER_ERR_PARSE, why, why_size, "\"nonce\" is not %d bytes",
-                    TETHER_NONCE_SIZE);
+        rc = tether_explain(TETHER_ERR_PARSE, why, why_size, "\"nonce\" is not %d bytes",
+                            TETHER_NONCE_SIZE);
         goto out;
     }
-    if ((rc = get_b64(obj, "usage", ev->usage, sizeof(ev->usage), &ev->usage_len, why,
-                      why_size)) != TETHER_OK ||
+    if ((rc = tether_base64url_get_member(obj, "usage", ev->usage, sizeof(ev->usage),
+                                          &ev->usage_len, why, why_size)) != TETHER_OK ||
         (rc = get_attest(obj, "nv_certify", &ev->nv_certify, why, why_size)) != TETHER_OK ||
-        (rc = get_signature(obj, "nv_signature", &ev->nv_signature, why, why_size)) !=
-            TETHER_OK ||
+        (rc = get_signature(obj, "nv_signature", &ev->nv_signature, why, why_size)) != TETHER_OK ||
         (rc = get_attest(obj, "quote", &ev->quote, why, why_size)) != TETHER_OK ||
         (rc = get_signature(obj, "quote_signature", &ev->quote_signature, why, why_size)) !=
             TETHER_OK)
@@ -419,13 +392,14 @@ tether_status_t tether_evidence_check_nonce(const tether_evidence_t *ev, const u
         return TETHER_OK;
     case TETHER_ERR_EXPIRED:
         *code = TETHER_EVIDENCE_NONCE_EXPIRED;
-        return reason(rc, why, why_size, "the nonce has expired: ask for a new challenge");
+        return tether_explain(rc, why, why_size, "the nonce has expired: ask for a new challenge");
     case TETHER_ERR_PARSE:
     case TETHER_ERR_VERIFY:
         *code = TETHER_EVIDENCE_NONCE_INVALID;
-        return reason(rc, why, why_size, "the nonce was not issued by this fleet");
+        return tether_explain(rc, why, why_size, "the nonce was not issued by this fleet");
     default:
-        return reason(rc, why, why_size, "the nonce cannot be checked: %s", tether_strerror(rc));
+        return tether_explain(rc, why, why_size, "the nonce cannot be checked: %s",
+                              tether_strerror(rc));
     }
 }
 
@@ -494,11 +468,11 @@ static uint64_t get_be64(const uint8_t *p)
     return v;
 }
 
-#define REFUSE(c, ...)                                            \
-    do {                                                          \
-        *code = (c);                                              \
-        rc = reason(TETHER_ERR_VERIFY, why, why_size, __VA_ARGS__); \
-        goto out;                                                 \
+#define REFUSE(c, ...)                                                                             \
+    do {                                                                                           \
+        *code = (c);                                                                               \
+        rc = tether_explain(TETHER_ERR_VERIFY, why, why_size, __VA_ARGS__);                        \
+        goto out;                                                                                  \
     } while (0)
 
 tether_status_t tether_evidence_verify(const tether_evidence_t *ev,
@@ -521,8 +495,8 @@ tether_status_t tether_evidence_verify(const tether_evidence_t *ev,
         (policy->pcr_digests == NULL && policy->pcr_digest_count > 0) ||
         ev->usage_len > sizeof(ev->usage) || ev->nv_certify.size > MAX_ATTEST ||
         ev->quote.size > MAX_ATTEST)
-        return reason(TETHER_ERR_INVALID_ARGUMENT, why, why_size,
-                      "evidence verification called without evidence or a complete policy");
+        return tether_explain(TETHER_ERR_INVALID_ARGUMENT, why, why_size,
+                              "evidence verification called without evidence or a complete policy");
 
     /* The AK is restricted: it signs only what the TPM itself produced, so
      * everything below is the TPM's word once these hold. */
@@ -562,8 +536,8 @@ tether_status_t tether_evidence_verify(const tether_evidence_t *ev,
 
     if ((rc = tether_evidence_qualifying(ev->nonce, ev->usage, ev->usage_len, qualifying)) !=
         TETHER_OK) {
-        rc = reason(rc, why, why_size, "cannot compute the qualifying data: %s",
-                    tether_strerror(rc));
+        rc = tether_explain(rc, why, why_size, "cannot compute the qualifying data: %s",
+                            tether_strerror(rc));
         goto out;
     }
     for (int i = 0; i < 2; i++) {
@@ -602,6 +576,14 @@ tether_status_t tether_evidence_verify(const tether_evidence_t *ev,
         REFUSE(TETHER_EVIDENCE_INCONSISTENT,
                "the NV certification and the quote come from different boots or firmware");
 
+    /* From here every signature and every other check held: the result is
+     * what the TPM attested, and stays filled on a clock regression for the
+     * fleet's clone record (evidence.h). */
+    result->counter = get_be64(nv.attested.nv.nvContents.buffer);
+    result->clock = quote.clockInfo.clock >= nv.clockInfo.clock ? quote.clockInfo : nv.clockInfo;
+    result->pcr_digest = quote.attested.quote.pcrDigest;
+    result->firmware_version = quote.firmwareVersion;
+
     if (policy->last_clock != NULL) {
         for (int i = 0; i < 2; i++) {
             const TPMS_CLOCK_INFO *c = &both[i]->clockInfo;
@@ -616,15 +598,11 @@ tether_status_t tether_evidence_verify(const tether_evidence_t *ev,
         }
     }
 
-    result->counter = get_be64(nv.attested.nv.nvContents.buffer);
-    result->clock = quote.clockInfo.clock >= nv.clockInfo.clock ? quote.clockInfo : nv.clockInfo;
-    result->pcr_digest = quote.attested.quote.pcrDigest;
-    result->firmware_version = quote.firmwareVersion;
     *code = TETHER_EVIDENCE_OK;
     rc = TETHER_OK;
 out:
     tether_wipe(qualifying, sizeof(qualifying));
-    if (rc != TETHER_OK)
+    if (rc != TETHER_OK && *code != TETHER_EVIDENCE_CLOCK_REGRESSION)
         memset(result, 0, sizeof(*result));
     return rc;
 }

@@ -6,88 +6,19 @@
 #include <string.h>
 #include <strings.h>
 
-#include <mbedtls/ecdsa.h>
-#include <mbedtls/sha256.h>
-
 #include "tether/json_strict.h"
 #include "tether/base64url.h"
 #include "tether/bytes.h"
-#include "tether/random.h"
 
 /* Characters of a base64url-encoded ES256 signature. */
 #define ES256_SIGNATURE_B64_LEN TETHER_BASE64URL_ENCODED_LEN(TETHER_ES256_SIGNATURE_SIZE)
 
-/* The EC P-256 key pair inside pk, or NULL for any other kind of key. */
-static mbedtls_ecp_keypair *p256_keypair(mbedtls_pk_context *pk)
-{
-    mbedtls_ecp_keypair *ec;
-
-    if (pk == NULL || !mbedtls_pk_can_do(pk, MBEDTLS_PK_ECDSA))
-        return NULL;
-    ec = mbedtls_pk_ec(*pk);
-    if (ec == NULL || ec->grp.id != MBEDTLS_ECP_DP_SECP256R1)
-        return NULL;
-    return ec;
-}
-
-tether_status_t tether_es256_sign_digest(mbedtls_pk_context *key,
-                                         const uint8_t digest[TETHER_ES256_DIGEST_SIZE],
-                                         uint8_t sig[TETHER_ES256_SIGNATURE_SIZE])
-{
-    mbedtls_ecp_keypair *ec = p256_keypair(key);
-    mbedtls_mpi r, s;
-    tether_status_t rc;
-
-    if (ec == NULL || digest == NULL || sig == NULL || mbedtls_mpi_cmp_int(&ec->d, 0) == 0)
-        return TETHER_ERR_INVALID_ARGUMENT;
-    mbedtls_mpi_init(&r);
-    mbedtls_mpi_init(&s);
-    if (mbedtls_ecdsa_sign_det_ext(&ec->grp, &r, &s, &ec->d, digest, TETHER_ES256_DIGEST_SIZE,
-                                   MBEDTLS_MD_SHA256, tether_random_mbedtls, NULL) != 0 ||
-        mbedtls_mpi_write_binary(&r, sig, 32) != 0 ||
-        mbedtls_mpi_write_binary(&s, sig + 32, 32) != 0) {
-        tether_wipe(sig, TETHER_ES256_SIGNATURE_SIZE);
-        rc = TETHER_ERR_CRYPTO;
-        goto out;
-    }
-    rc = TETHER_OK;
-out:
-    mbedtls_mpi_free(&r);
-    mbedtls_mpi_free(&s);
-    return rc;
-}
-
-tether_status_t tether_es256_verify_digest(mbedtls_pk_context *key,
-                                           const uint8_t digest[TETHER_ES256_DIGEST_SIZE],
-                                           const uint8_t sig[TETHER_ES256_SIGNATURE_SIZE])
-{
-    mbedtls_ecp_keypair *ec = p256_keypair(key);
-    mbedtls_mpi r, s;
-    tether_status_t rc;
-
-    if (ec == NULL || digest == NULL || sig == NULL)
-        return TETHER_ERR_INVALID_ARGUMENT;
-    mbedtls_mpi_init(&r);
-    mbedtls_mpi_init(&s);
-    if (mbedtls_mpi_read_binary(&r, sig, 32) != 0 || mbedtls_mpi_read_binary(&s, sig + 32, 32) != 0) {
-        rc = TETHER_ERR_NO_MEMORY;
-        goto out;
-    }
-    /* mbedtls_ecdsa_verify rejects r or s outside [1, n-1] (SEC 1, 4.1.4). */
-    rc = mbedtls_ecdsa_verify(&ec->grp, digest, TETHER_ES256_DIGEST_SIZE, &ec->Q, &r, &s) == 0
-             ? TETHER_OK
-             : TETHER_ERR_VERIFY;
-out:
-    mbedtls_mpi_free(&r);
-    mbedtls_mpi_free(&s);
-    return rc;
-}
-
 /* ---- JWS ---------------------------------------------------------------- */
 
-static int sign_with_pk(void *ctx, const uint8_t digest[32], uint8_t sig[64])
+/* tether_jws_sign_fn over a tether_ec_key_t, which it only reads. */
+static int sign_with_key(void *ctx, const uint8_t digest[32], uint8_t sig[64])
 {
-    return (int)tether_es256_sign_digest(ctx, digest, sig);
+    return (int)tether_ec_sign_digest((const tether_ec_key_t *)ctx, digest, sig);
 }
 
 static bool is_string_equal(const cJSON *item, const char *value)
@@ -137,7 +68,7 @@ tether_status_t tether_jws_sign_with(const cJSON *header, const uint8_t *payload
         goto out;
     n += written;
     /* The JWS Signing Input is ASCII(header "." payload) (RFC 7515 5.1). */
-    if (mbedtls_sha256_ret((const unsigned char *)out, n, digest, 0) != 0) {
+    if (tether_sha256(out, n, digest) != TETHER_OK) {
         rc = TETHER_ERR_CRYPTO;
         goto out;
     }
@@ -164,13 +95,13 @@ out:
 }
 
 tether_status_t tether_jws_sign(const cJSON *header, const uint8_t *payload, size_t payload_len,
-                                mbedtls_pk_context *key, char *out, size_t out_size,
+                                const tether_ec_key_t *key, char *out, size_t out_size,
                                 size_t *out_len)
 {
-    if (p256_keypair(key) == NULL)
+    if (!tether_ec_key_is_set(key))
         return TETHER_ERR_INVALID_ARGUMENT;
-    return tether_jws_sign_with(header, payload, payload_len, sign_with_pk, key, out, out_size,
-                                out_len);
+    return tether_jws_sign_with(header, payload, payload_len, sign_with_key, (void *)key, out,
+                                out_size, out_len);
 }
 
 /* The three segments of a compact JWS, pointing into the caller's text. */
@@ -282,7 +213,8 @@ out:
     return rc;
 }
 
-static tether_status_t jws_check_signature(const struct jws_parts *parts, mbedtls_pk_context *key)
+static tether_status_t jws_check_signature(const struct jws_parts *parts,
+                                           const tether_ec_key_t *key)
 {
     uint8_t sig[TETHER_ES256_SIGNATURE_SIZE], digest[32];
     size_t sig_len = 0;
@@ -295,19 +227,18 @@ static tether_status_t jws_check_signature(const struct jws_parts *parts, mbedtl
     if ((rc = tether_base64url_decode(parts->signature, parts->signature_len, sig, sizeof(sig),
                                       &sig_len)) != TETHER_OK)
         return rc;
-    if (mbedtls_sha256_ret((const unsigned char *)parts->header, parts->signing_input_len, digest,
-                           0) != 0) {
+    if (tether_sha256(parts->header, parts->signing_input_len, digest) != TETHER_OK) {
         rc = TETHER_ERR_CRYPTO;
         goto out;
     }
-    rc = tether_es256_verify_digest(key, digest, sig);
+    rc = tether_ec_verify_digest(key, digest, sig);
 out:
     tether_wipe(digest, sizeof(digest));
     tether_wipe(sig, sizeof(sig));
     return rc;
 }
 
-tether_status_t tether_jws_verify(const char *jws, size_t len, mbedtls_pk_context *key,
+tether_status_t tether_jws_verify(const char *jws, size_t len, const tether_ec_key_t *key,
                                   cJSON **header_out, uint8_t *payload, size_t payload_size,
                                   size_t *payload_len)
 {
@@ -320,7 +251,7 @@ tether_status_t tether_jws_verify(const char *jws, size_t len, mbedtls_pk_contex
     if (payload_len != NULL)
         *payload_len = 0;
     if (jws == NULL || payload_len == NULL || (payload == NULL && payload_size > 0) ||
-        p256_keypair(key) == NULL)
+        !tether_ec_key_is_set(key))
         return TETHER_ERR_INVALID_ARGUMENT;
     if ((rc = jws_split(jws, len, &parts)) != TETHER_OK)
         goto out;
@@ -371,12 +302,12 @@ out:
     return rc;
 }
 
-tether_status_t tether_jwt_sign(const char *kid, const cJSON *claims, mbedtls_pk_context *key,
+tether_status_t tether_jwt_sign(const char *kid, const cJSON *claims, const tether_ec_key_t *key,
                                 char *out, size_t out_size, size_t *out_len)
 {
-    if (p256_keypair(key) == NULL)
+    if (!tether_ec_key_is_set(key))
         return TETHER_ERR_INVALID_ARGUMENT;
-    return tether_jwt_sign_with(kid, claims, sign_with_pk, key, out, out_size, out_len);
+    return tether_jwt_sign_with(kid, claims, sign_with_key, (void *)key, out, out_size, out_len);
 }
 
 /* RFC 9068 section 4: "at+jwt" or "application/at+jwt"; media type names
@@ -389,7 +320,7 @@ static bool is_access_token_type(const cJSON *typ)
            strcasecmp(typ->valuestring, "application/at+jwt") == 0;
 }
 
-static mbedtls_pk_context *find_key(const tether_jwt_keyset_t *keys, const char *kid)
+static const tether_ec_key_t *find_key(const tether_jwt_keyset_t *keys, const char *kid)
 {
     for (size_t i = 0; i < keys->count; i++)
         if (keys->keys[i].kid != NULL && strcmp(keys->keys[i].kid, kid) == 0)
@@ -483,7 +414,7 @@ tether_status_t tether_jwt_verify(const char *token, size_t len, const tether_jw
     struct jws_parts parts;
     cJSON *header = NULL, *claims = NULL;
     const cJSON *kid;
-    mbedtls_pk_context *key;
+    const tether_ec_key_t *key;
     uint8_t *payload = NULL;
     size_t payload_len = 0;
     tether_status_t rc;
@@ -513,8 +444,8 @@ tether_status_t tether_jwt_verify(const char *token, size_t len, const tether_jw
         rc = TETHER_ERR_UNKNOWN_KEY;
         goto out;
     }
-    if (p256_keypair(key) == NULL) {
-        rc = TETHER_ERR_INVALID_ARGUMENT; /* the caller's key set holds a non-P-256 key */
+    if (!tether_ec_key_is_set(key)) {
+        rc = TETHER_ERR_INVALID_ARGUMENT; /* the caller's key set holds an empty key */
         goto out;
     }
     if ((rc = jws_check_signature(&parts, key)) != TETHER_OK)

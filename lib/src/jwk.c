@@ -5,13 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <mbedtls/ecp.h>
-#include <mbedtls/sha256.h>
-
 #include "tether/base64url.h"
 #include "tether/bytes.h"
-
-#define P256_COORDINATE_SIZE 32
 
 /* Longest member value hashed for a thumbprint: an RSA-16384 modulus in
  * base64url is 2731 characters. */
@@ -26,107 +21,60 @@ static const char *string_member(const cJSON *object, const char *name)
     return item->valuestring;
 }
 
-static tether_status_t decode_coordinate(const char *text, uint8_t out[P256_COORDINATE_SIZE])
+static tether_status_t decode_coordinate(const char *text, uint8_t out[TETHER_EC_COORDINATE_SIZE])
 {
     size_t len = 0;
     tether_status_t rc;
 
-    if (text == NULL || strlen(text) != TETHER_BASE64URL_ENCODED_LEN(P256_COORDINATE_SIZE))
+    if (text == NULL || strlen(text) != TETHER_BASE64URL_ENCODED_LEN(TETHER_EC_COORDINATE_SIZE))
         return TETHER_ERR_PARSE;
-    rc = tether_base64url_decode(text, strlen(text), out, P256_COORDINATE_SIZE, &len);
-    if (rc != TETHER_OK || len != P256_COORDINATE_SIZE)
+    rc = tether_base64url_decode(text, strlen(text), out, TETHER_EC_COORDINATE_SIZE, &len);
+    if (rc != TETHER_OK || len != TETHER_EC_COORDINATE_SIZE)
         return TETHER_ERR_PARSE;
     return TETHER_OK;
 }
 
-tether_status_t tether_jwk_parse(const cJSON *jwk, mbedtls_pk_context *pk)
+tether_status_t tether_jwk_parse(const cJSON *jwk, tether_ec_key_t *key)
 {
-    uint8_t point[1 + 2 * P256_COORDINATE_SIZE];
+    uint8_t x[TETHER_EC_COORDINATE_SIZE], y[TETHER_EC_COORDINATE_SIZE];
     const char *kty, *crv;
-    mbedtls_ecp_keypair *ec;
-    tether_status_t rc;
 
-    if (jwk == NULL || pk == NULL || mbedtls_pk_get_type(pk) != MBEDTLS_PK_NONE)
+    if (jwk == NULL || key == NULL || tether_ec_key_is_set(key))
         return TETHER_ERR_INVALID_ARGUMENT;
-    if (!cJSON_IsObject(jwk) || (kty = string_member(jwk, "kty")) == NULL) {
-        rc = TETHER_ERR_PARSE;
-        goto out;
-    }
-    if (strcmp(kty, "EC") != 0) {
-        rc = TETHER_ERR_UNSUPPORTED;
-        goto out;
-    }
-    if ((crv = string_member(jwk, "crv")) == NULL) {
-        rc = TETHER_ERR_PARSE;
-        goto out;
-    }
-    if (strcmp(crv, "P-256") != 0) {
-        rc = TETHER_ERR_UNSUPPORTED;
-        goto out;
-    }
+    if (!cJSON_IsObject(jwk) || (kty = string_member(jwk, "kty")) == NULL)
+        return TETHER_ERR_PARSE;
+    if (strcmp(kty, "EC") != 0)
+        return TETHER_ERR_UNSUPPORTED;
+    if ((crv = string_member(jwk, "crv")) == NULL)
+        return TETHER_ERR_PARSE;
+    if (strcmp(crv, "P-256") != 0)
+        return TETHER_ERR_UNSUPPORTED;
     /* A private key where a public one is expected is a mistake that leaks
      * the key: refuse it rather than quietly drop "d". */
-    if (cJSON_GetObjectItemCaseSensitive(jwk, "d") != NULL) {
-        rc = TETHER_ERR_PARSE;
-        goto out;
-    }
-    point[0] = 0x04; /* uncompressed point, SEC 1 2.3.3 */
-    if ((rc = decode_coordinate(string_member(jwk, "x"), point + 1)) != TETHER_OK ||
-        (rc = decode_coordinate(string_member(jwk, "y"), point + 1 + P256_COORDINATE_SIZE)) !=
-            TETHER_OK)
-        goto out;
-    if (mbedtls_pk_setup(pk, mbedtls_pk_info_from_type(MBEDTLS_PK_ECKEY)) != 0) {
-        rc = TETHER_ERR_NO_MEMORY;
-        goto out;
-    }
-    ec = mbedtls_pk_ec(*pk);
-    if (mbedtls_ecp_group_load(&ec->grp, MBEDTLS_ECP_DP_SECP256R1) != 0) {
-        rc = TETHER_ERR_CRYPTO;
-        goto out;
-    }
-    /* Off-curve points would open invalid-curve attacks on whoever uses the key. */
-    if (mbedtls_ecp_point_read_binary(&ec->grp, &ec->Q, point, sizeof(point)) != 0 ||
-        mbedtls_ecp_check_pubkey(&ec->grp, &ec->Q) != 0) {
-        rc = TETHER_ERR_PARSE;
-        goto out;
-    }
-    rc = TETHER_OK;
-out:
-    if (rc != TETHER_OK) {
-        mbedtls_pk_free(pk);
-        mbedtls_pk_init(pk);
-    }
-    return rc;
+    if (cJSON_GetObjectItemCaseSensitive(jwk, "d") != NULL)
+        return TETHER_ERR_PARSE;
+    if (decode_coordinate(string_member(jwk, "x"), x) != TETHER_OK ||
+        decode_coordinate(string_member(jwk, "y"), y) != TETHER_OK)
+        return TETHER_ERR_PARSE;
+    /* Refuses off-curve points (invalid-curve attacks). */
+    return tether_ec_key_parse_point(key, x, y);
 }
 
-tether_status_t tether_jwk_write(mbedtls_pk_context *pk, cJSON **out)
+tether_status_t tether_jwk_write(const tether_ec_key_t *key, cJSON **out)
 {
-    uint8_t point[1 + 2 * P256_COORDINATE_SIZE];
-    char x[TETHER_BASE64URL_ENCODED_LEN(P256_COORDINATE_SIZE) + 1];
+    uint8_t x_raw[TETHER_EC_COORDINATE_SIZE], y_raw[TETHER_EC_COORDINATE_SIZE];
+    char x[TETHER_BASE64URL_ENCODED_LEN(TETHER_EC_COORDINATE_SIZE) + 1];
     char y[sizeof(x)];
-    size_t point_len = 0;
-    mbedtls_ecp_keypair *ec;
     cJSON *jwk = NULL;
     tether_status_t rc;
 
     if (out == NULL)
         return TETHER_ERR_INVALID_ARGUMENT;
     *out = NULL;
-    if (pk == NULL || !mbedtls_pk_can_do(pk, MBEDTLS_PK_ECDSA))
-        return TETHER_ERR_UNSUPPORTED;
-    ec = mbedtls_pk_ec(*pk);
-    if (ec == NULL || ec->grp.id != MBEDTLS_ECP_DP_SECP256R1)
-        return TETHER_ERR_UNSUPPORTED;
-    if (mbedtls_ecp_point_write_binary(&ec->grp, &ec->Q, MBEDTLS_ECP_PF_UNCOMPRESSED, &point_len,
-                                       point, sizeof(point)) != 0 ||
-        point_len != sizeof(point)) {
-        rc = TETHER_ERR_CRYPTO;
+    if ((rc = tether_ec_key_public_point(key, x_raw, y_raw)) != TETHER_OK)
         goto out;
-    }
-    if ((rc = tether_base64url_encode(point + 1, P256_COORDINATE_SIZE, x, sizeof(x), NULL)) !=
-            TETHER_OK ||
-        (rc = tether_base64url_encode(point + 1 + P256_COORDINATE_SIZE, P256_COORDINATE_SIZE, y,
-                                      sizeof(y), NULL)) != TETHER_OK)
+    if ((rc = tether_base64url_encode(x_raw, sizeof(x_raw), x, sizeof(x), NULL)) != TETHER_OK ||
+        (rc = tether_base64url_encode(y_raw, sizeof(y_raw), y, sizeof(y), NULL)) != TETHER_OK)
         goto out;
     if ((jwk = cJSON_CreateObject()) == NULL || cJSON_AddStringToObject(jwk, "kty", "EC") == NULL ||
         cJSON_AddStringToObject(jwk, "crv", "P-256") == NULL ||
@@ -226,7 +174,7 @@ tether_status_t tether_jwk_thumbprint(const cJSON *jwk, char *out, size_t out_si
         canonical[o++] = '"';
     }
     canonical[o++] = '}';
-    if (mbedtls_sha256_ret((const unsigned char *)canonical, o, digest, 0) != 0) {
+    if (tether_sha256(canonical, o, digest) != TETHER_OK) {
         rc = TETHER_ERR_CRYPTO;
         goto out;
     }
@@ -236,14 +184,14 @@ out:
     return rc;
 }
 
-tether_status_t tether_jwk_thumbprint_pk(mbedtls_pk_context *pk, char *out, size_t out_size)
+tether_status_t tether_jwk_thumbprint_key(const tether_ec_key_t *key, char *out, size_t out_size)
 {
     cJSON *jwk = NULL;
     tether_status_t rc;
 
     if (out == NULL)
         return TETHER_ERR_INVALID_ARGUMENT;
-    if ((rc = tether_jwk_write(pk, &jwk)) == TETHER_OK)
+    if ((rc = tether_jwk_write(key, &jwk)) == TETHER_OK)
         rc = tether_jwk_thumbprint(jwk, out, out_size);
     cJSON_Delete(jwk);
     return rc;

@@ -9,6 +9,7 @@
 #include <tss2/tss2_mu.h>
 
 #include "tether/bytes.h"
+#include "tether/mbedtls_bridge.h"
 
 int tether_tpm2_md_type(TPMI_ALG_HASH alg)
 {
@@ -87,6 +88,20 @@ tether_status_t tether_tpm2_public_to_pk(const TPMT_PUBLIC *pub, mbedtls_pk_cont
     case TPM2_ALG_RSA: return rsa_to_pk(pub, pk);
     default: return TETHER_ERR_UNSUPPORTED;
     }
+}
+
+tether_status_t tether_tpm2_public_to_ec_key(const TPMT_PUBLIC *pub, tether_ec_key_t *key)
+{
+    const TPMS_ECC_POINT *point;
+
+    if (pub == NULL || key == NULL || tether_ec_key_is_set(key))
+        return TETHER_ERR_INVALID_ARGUMENT;
+    if (pub->type != TPM2_ALG_ECC || pub->parameters.eccDetail.curveID != TPM2_ECC_NIST_P256)
+        return TETHER_ERR_UNSUPPORTED;
+    point = &pub->unique.ecc;
+    if (point->x.size != TETHER_EC_COORDINATE_SIZE || point->y.size != TETHER_EC_COORDINATE_SIZE)
+        return TETHER_ERR_PARSE;
+    return tether_ec_key_parse_point(key, point->x.buffer, point->y.buffer);
 }
 
 /* mbedtls_pk_write_pubkey_der writes at the end of the buffer. */
@@ -286,4 +301,9 @@ tether_status_t tether_tpm2_qualified_name(const TPM2B_NAME *parent_qn, TPM2_HAN
     qn->name[1] = (uint8_t)pub->nameAlg;
     qn->size = (uint16_t)(2 + mbedtls_md_get_size(md_info));
     return TETHER_OK;
+}
+
+bool tether_nv_index_is_owner(uint64_t index)
+{
+    return index >= TETHER_NV_OWNER_FIRST && index <= TETHER_NV_OWNER_LAST;
 }

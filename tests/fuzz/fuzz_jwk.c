@@ -10,7 +10,6 @@
 #include <string.h>
 
 #include <cjson/cJSON.h>
-#include <mbedtls/pk.h>
 
 #include "tether/jose.h"
 
@@ -19,7 +18,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     char from_json[TETHER_JWK_THUMBPRINT_SIZE], from_key[TETHER_JWK_THUMBPRINT_SIZE];
-    mbedtls_pk_context pk;
+    tether_ec_key_t pk;
     cJSON *jwk, *written = NULL;
     tether_status_t thumbprint_rc;
 
@@ -31,20 +30,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     thumbprint_rc = tether_jwk_thumbprint(jwk, from_json, sizeof(from_json));
     if (thumbprint_rc == TETHER_OK && strlen(from_json) != TETHER_JWK_THUMBPRINT_SIZE - 1)
         abort();
-    mbedtls_pk_init(&pk);
+    tether_ec_key_init(&pk);
     if (tether_jwk_parse(jwk, &pk) == TETHER_OK) {
         if (thumbprint_rc != TETHER_OK)
             abort();
-        if (tether_jwk_thumbprint_pk(&pk, from_key, sizeof(from_key)) != TETHER_OK ||
+        if (tether_jwk_thumbprint_key(&pk, from_key, sizeof(from_key)) != TETHER_OK ||
             strcmp(from_json, from_key) != 0)
             abort();
         if (tether_jwk_write(&pk, &written) != TETHER_OK)
             abort();
         cJSON_Delete(written);
-    } else if (mbedtls_pk_get_type(&pk) != MBEDTLS_PK_NONE) {
+    } else if (tether_ec_key_is_set(&pk)) {
         abort(); /* a failed parse leaves pk empty */
     }
-    mbedtls_pk_free(&pk);
+    tether_ec_key_free(&pk);
     cJSON_Delete(jwk);
     return 0;
 }

@@ -15,13 +15,9 @@
 #include <string.h>
 
 #include <cjson/cJSON.h>
-#include <mbedtls/ecp.h>
-#include <mbedtls/pk.h>
-#include <mbedtls/sha256.h>
 
 #include "tether/base64url.h"
 #include "tether/jose.h"
-#include "tether/random.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -35,7 +31,7 @@ static const char valid_claims[] =
     "{\"iss\":\"https://fleet.example.com\",\"sub\":\"device-0001\",\"aud\":\"tether-gate\","
     "\"client_id\":\"tether-agent\",\"jti\":\"1\",\"iat\":1700000000,\"exp\":1700000300}";
 
-static mbedtls_pk_context issuer;
+static tether_ec_key_t issuer;
 static tether_jwt_key_t trusted[1];
 static const tether_jwt_keyset_t keyset = {trusted, 1};
 static const tether_jwt_expect_t expect = {"https://fleet.example.com", "tether-gate", 1700000000,
@@ -44,17 +40,11 @@ static const tether_jwt_expect_t expect = {"https://fleet.example.com", "tether-
 static void setup(void)
 {
     static int done;
-    mbedtls_ecp_keypair *ec;
 
     if (done)
         return;
-    mbedtls_pk_init(&issuer);
-    if (mbedtls_pk_setup(&issuer, mbedtls_pk_info_from_type(MBEDTLS_PK_ECKEY)) != 0)
-        abort();
-    ec = mbedtls_pk_ec(issuer);
-    if (mbedtls_ecp_group_load(&ec->grp, MBEDTLS_ECP_DP_SECP256R1) != 0 ||
-        mbedtls_mpi_read_binary(&ec->d, issuer_d, sizeof(issuer_d)) != 0 ||
-        mbedtls_ecp_mul(&ec->grp, &ec->Q, &ec->d, &ec->grp.G, tether_random_mbedtls, NULL) != 0)
+    tether_ec_key_init(&issuer);
+    if (tether_ec_key_parse_private(&issuer, issuer_d) != TETHER_OK)
         abort();
     trusted[0].kid = "k1";
     trusted[0].key = &issuer;
@@ -76,8 +66,8 @@ static size_t sign_raw(const uint8_t *header, size_t header_len, const uint8_t *
     n += m;
     if (n + 1 + 87 > out_size)
         return 0;
-    if (mbedtls_sha256_ret((const unsigned char *)out, n, digest, 0) != 0 ||
-        tether_es256_sign_digest(&issuer, digest, sig) != TETHER_OK)
+    if (tether_sha256(out, n, digest) != TETHER_OK ||
+        tether_ec_sign_digest(&issuer, digest, sig) != TETHER_OK)
         abort();
     out[n++] = '.';
     if (tether_base64url_encode(sig, sizeof(sig), out + n, out_size - n, &m) != TETHER_OK)

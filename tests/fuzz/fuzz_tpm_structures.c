@@ -11,6 +11,7 @@
 #include <tss2/tss2_mu.h>
 
 #include "tether/attest.h"
+#include "tether/mbedtls_bridge.h"
 #include "tether/tpm.h"
 #include "tether/tpm2_public.h"
 
@@ -41,9 +42,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     {
         mbedtls_pk_context pk;
+        tether_ec_key_t key;
+
         mbedtls_pk_init(&pk);
         (void)tether_tpm2_public_to_pk(&pub.publicArea, &pk);
         mbedtls_pk_free(&pk);
+        tether_ec_key_init(&key);
+        (void)tether_tpm2_public_to_ec_key(&pub.publicArea, &key);
+        tether_ec_key_free(&key);
     }
     (void)tether_tpm2_public_name(&pub.publicArea, &name);
     (void)tether_tpm2_qualified_name(NULL, TPM2_RH_ENDORSEMENT, &pub.publicArea, &qn);

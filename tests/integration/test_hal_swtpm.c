@@ -21,6 +21,7 @@
 #include <tss2/tss2_tctildr.h>
 
 #include "tether/attest.h"
+#include "tether/mbedtls_bridge.h"
 #include "tether/bytes.h"
 #include "tether/tpm.h"
 #include "tether/tpm2_public.h"

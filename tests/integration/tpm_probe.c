@@ -22,6 +22,7 @@
 #include <tss2/tss2_mu.h>
 
 #include "tether/bytes.h"
+#include "tether/mbedtls_bridge.h"
 #include "tether/tpm.h"
 #include "tether/tpm2_public.h"
 

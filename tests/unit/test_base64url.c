@@ -166,6 +166,52 @@ static void bounds(void **state)
                      TETHER_ERR_INVALID_ARGUMENT);
 }
 
+/* Binary members of wire-format objects: written and read back, and every
+ * refusal names the member. */
+static void json_members(void **state)
+{
+    static const uint8_t data[5] = {0xfb, 0xff, 0x00, 0x01, 0x02};
+    cJSON *obj = cJSON_CreateObject();
+    uint8_t buf[8];
+    char why[80];
+    size_t len = 99;
+
+    (void)state;
+    assert_non_null(obj);
+    assert_int_equal(tether_base64url_add_member(obj, "blob", data, sizeof(data)), TETHER_OK);
+    assert_string_equal(cJSON_GetObjectItemCaseSensitive(obj, "blob")->valuestring, "-_8AAQI");
+    assert_int_equal(tether_base64url_get_member(obj, "blob", buf, sizeof(buf), &len, why,
+                                                 sizeof(why)),
+                     TETHER_OK);
+    assert_int_equal(len, sizeof(data));
+    assert_memory_equal(buf, data, sizeof(data));
+
+    /* missing, not a string */
+    assert_int_equal(tether_base64url_get_member(obj, "other", buf, sizeof(buf), &len, why,
+                                                 sizeof(why)),
+                     TETHER_ERR_PARSE);
+    assert_int_equal(len, 0);
+    assert_string_equal(why, "\"other\" is missing or not a string");
+    assert_non_null(cJSON_AddNumberToObject(obj, "number", 7));
+    assert_int_equal(tether_base64url_get_member(obj, "number", buf, sizeof(buf), &len, NULL, 0),
+                     TETHER_ERR_PARSE);
+    /* longer than the buffer, empty, not canonical: refused, the buffer wiped */
+    memset(buf, 0xaa, sizeof(buf));
+    assert_int_equal(tether_base64url_get_member(obj, "blob", buf, 4, &len, why, sizeof(why)),
+                     TETHER_ERR_PARSE);
+    assert_string_equal(why, "\"blob\" is not base64url of 1 to 4 bytes");
+    for (size_t i = 0; i < 4; i++)
+        assert_int_equal(buf[i], 0);
+    assert_int_equal(tether_base64url_add_member(obj, "empty", NULL, 0), TETHER_OK);
+    assert_int_equal(tether_base64url_get_member(obj, "empty", buf, sizeof(buf), &len, NULL, 0),
+                     TETHER_ERR_PARSE);
+    assert_non_null(cJSON_AddStringToObject(obj, "padded", "-_8AAQI="));
+    assert_int_equal(tether_base64url_get_member(obj, "padded", buf, sizeof(buf), &len, NULL, 0),
+                     TETHER_ERR_PARSE);
+    assert_int_equal(len, 0);
+    cJSON_Delete(obj);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -173,6 +219,7 @@ int main(void)
         cmocka_unit_test(round_trip_all_bytes),
         cmocka_unit_test(strict_decoding),
         cmocka_unit_test(bounds),
+        cmocka_unit_test(json_members),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

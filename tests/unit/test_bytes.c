@@ -70,11 +70,34 @@ static void strerror_total(void **state)
     assert_string_equal(tether_strerror(TETHER_ERR__COUNT), "unknown error");
 }
 
+/* A refusal is one statement: the status comes back, the reason lands in
+ * the caller's buffer, truncated and terminated, or nowhere. */
+static void explain(void **state)
+{
+    char why[16];
+
+    (void)state;
+    memset(why, 'x', sizeof(why));
+    assert_int_equal(tether_explain(TETHER_ERR_PARSE, why, sizeof(why), "member %s at %d", "x", 7),
+                     TETHER_ERR_PARSE);
+    assert_string_equal(why, "member x at 7");
+    /* truncated to the buffer, always terminated */
+    assert_int_equal(tether_explain(TETHER_ERR_TOO_LARGE, why, sizeof(why), "%s",
+                                    "a reason longer than sixteen bytes"),
+                     TETHER_ERR_TOO_LARGE);
+    assert_string_equal(why, "a reason longer");
+    /* no buffer, or an empty one: only the status */
+    assert_int_equal(tether_explain(TETHER_ERR_VERIFY, NULL, 0, "ignored"), TETHER_ERR_VERIFY);
+    why[0] = 'q';
+    assert_int_equal(tether_explain(TETHER_OK, why, 0, "ignored"), TETHER_OK);
+    assert_int_equal(why[0], 'q');
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(hex_round_trip), cmocka_unit_test(hex_bounds), cmocka_unit_test(ct_equal),
-        cmocka_unit_test(wipe), cmocka_unit_test(strerror_total),
+        cmocka_unit_test(wipe), cmocka_unit_test(strerror_total), cmocka_unit_test(explain),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -319,7 +319,7 @@ static void ek_chain_and_hash(void **state)
     fixture_t *f = *state;
     const uint8_t *ca_der;
     size_t ca_len;
-    mbedtls_x509_crt cas, other;
+    tether_cert_set_t cas, other, empty;
     char why[256];
     uint8_t h1[32], h2[32];
     mbedtls_x509_crt cert;
@@ -327,18 +327,30 @@ static void ek_chain_and_hash(void **state)
     int len;
 
     assert_int_equal(tether_tpm_fake_ca_cert(&f->tpm, &ca_der, &ca_len), TETHER_OK);
-    mbedtls_x509_crt_init(&cas);
-    mbedtls_x509_crt_init(&other);
-    assert_int_equal(mbedtls_x509_crt_parse_der(&cas, ca_der, ca_len), 0);
+    tether_cert_set_init(&cas);
+    tether_cert_set_init(&other);
+    tether_cert_set_init(&empty);
+    assert_int_equal(tether_cert_set_add_der(&cas, ca_der, ca_len), TETHER_OK);
     assert_int_equal(tether_ek_cert_verify(f->req.ek_cert, f->req.ek_cert_len, &cas, why,
                                            sizeof(why)),
                      TETHER_OK);
     /* The EK certificate itself is no CA for itself. */
-    assert_int_equal(mbedtls_x509_crt_parse_der(&other, f->req.ek_cert, f->req.ek_cert_len), 0);
+    assert_int_equal(tether_cert_set_add_der(&other, f->req.ek_cert, f->req.ek_cert_len),
+                     TETHER_OK);
     assert_int_equal(tether_ek_cert_verify(f->req.ek_cert, f->req.ek_cert_len, &other, why,
                                            sizeof(why)),
                      TETHER_ERR_VERIFY);
     assert_non_null(strstr(why, "manufacturer CA"));
+    /* No anchor: nothing chains; a certificate that does not parse is not
+     * added. */
+    assert_int_equal(tether_ek_cert_verify(f->req.ek_cert, f->req.ek_cert_len, &empty, why,
+                                           sizeof(why)),
+                     TETHER_ERR_VERIFY);
+    assert_non_null(strstr(why, "none is trusted"));
+    assert_int_equal(tether_cert_set_add_der(&empty, f->req.ek_cert, 10), TETHER_ERR_PARSE);
+    assert_int_equal(tether_ek_cert_verify(f->req.ek_cert, f->req.ek_cert_len, &empty, why,
+                                           sizeof(why)),
+                     TETHER_ERR_VERIFY);
 
     /* ek_sha256 is SHA-256 of the certificate's SubjectPublicKeyInfo. */
     assert_int_equal(tether_ek_sha256(&f->req.ek_public.publicArea, h1), TETHER_OK);
@@ -349,8 +361,10 @@ static void ek_chain_and_hash(void **state)
     assert_int_equal(mbedtls_sha256_ret(spki + sizeof(spki) - len, (size_t)len, h2, 0), 0);
     assert_memory_equal(h1, h2, 32);
     mbedtls_x509_crt_free(&cert);
-    mbedtls_x509_crt_free(&cas);
-    mbedtls_x509_crt_free(&other);
+    tether_cert_set_free(&cas);
+    tether_cert_set_free(&other);
+    tether_cert_set_free(&empty);
+    tether_cert_set_free(NULL);
 }
 
 static void credential_activation(void **state)

@@ -505,7 +505,7 @@ static void clock_must_not_go_back(void **state)
 {
     fixture_t *f = *state;
     tether_evidence_policy_t policy = f->policy;
-    tether_evidence_result_t result;
+    tether_evidence_result_t result, refused;
     TPMS_CLOCK_INFO last;
 
     assert_int_equal(verify_code(&f->ev, &policy, &result), TETHER_EVIDENCE_OK);
@@ -515,6 +515,21 @@ static void clock_must_not_go_back(void **state)
     last = result.clock;
     last.clock += 1000000;
     assert_refused(&f->ev, &policy, TETHER_EVIDENCE_CLOCK_REGRESSION);
+    /* The refusal still says what the TPM signed, for the clone record: the
+     * same counter and clockInfo as the accepted verification. */
+    memset(&refused, 0xa5, sizeof(refused));
+    assert_int_equal(verify_code(&f->ev, &policy, &refused), TETHER_EVIDENCE_CLOCK_REGRESSION);
+    assert_int_equal(refused.counter, result.counter);
+    assert_int_equal(refused.clock.clock, result.clock.clock);
+    assert_int_equal(refused.clock.resetCount, result.clock.resetCount);
+    assert_int_equal(refused.clock.restartCount, result.clock.restartCount);
+    assert_int_equal(refused.clock.safe, result.clock.safe);
+    /* Any other refusal leaves nothing in the result. */
+    policy.pcr_selection.count = 0;
+    assert_int_equal(verify_code(&f->ev, &policy, &refused), TETHER_EVIDENCE_PCR_MISMATCH);
+    assert_int_equal(refused.counter, 0);
+    assert_int_equal(refused.clock.clock, 0);
+    policy.pcr_selection = f->policy.pcr_selection;
     /* The same evidence again: its clock does not go up. */
     last = result.clock;
     assert_refused(&f->ev, &policy, TETHER_EVIDENCE_CLOCK_REGRESSION);

@@ -17,7 +17,6 @@
 
 #include <cjson/cJSON.h>
 #include <cmocka.h>
-#include <mbedtls/x509_crt.h>
 #include <sqlite3.h>
 #include <tss2/tss2_mu.h>
 
@@ -62,7 +61,7 @@ typedef struct fixture {
     char dir[256];
     char path[300];
     tether_store_t store;
-    mbedtls_x509_crt cas;
+    tether_cert_set_t cas;
     tether_enroll_api_t api;
     tether_http_response_t response;
     cJSON *json;
@@ -88,7 +87,7 @@ static int setup(void **state)
     if (tether_store_open_sqlite(&f->store, f->path) != TETHER_OK ||
         tether_fleet_key_file_load(f->dir, "enroll.key", key, sizeof(key), true) != TETHER_OK)
         return -1;
-    mbedtls_x509_crt_init(&f->cas);
+    tether_cert_set_init(&f->cas);
     tether_enroll_api_init(&f->api, &f->store, &f->cas, key);
     f->api.clock = test_clock;
     tether_wipe(key, sizeof(key));
@@ -103,7 +102,7 @@ static int teardown(void **state)
     cJSON_Delete(f->json);
     tether_http_response_clear(&f->response);
     tether_enroll_api_free(&f->api);
-    mbedtls_x509_crt_free(&f->cas);
+    tether_cert_set_free(&f->cas);
     tether_store_free(&f->store);
     tether_fleet_dir_remove(f->dir);
     free(f);
@@ -151,7 +150,7 @@ static device_t *device_new(fixture_t *f, uint64_t seed, unsigned ek_types, bool
     assert_int_equal(tether_tpm_open_fake(&d->tpm, &config), TETHER_OK);
     if (trusted) {
         assert_int_equal(tether_tpm_fake_ca_cert(&d->tpm, &ca, &ca_len), TETHER_OK);
-        assert_int_equal(mbedtls_x509_crt_parse_der(&f->cas, ca, ca_len), 0);
+        assert_int_equal(tether_cert_set_add_der(&f->cas, ca, ca_len), TETHER_OK);
     }
     device_prepare(d, TETHER_EK_ANY);
     return d;

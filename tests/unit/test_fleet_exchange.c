@@ -22,7 +22,6 @@
 #include <cmocka.h>
 #include <mbedtls/ecdsa.h>
 #include <mbedtls/md.h>
-#include <mbedtls/x509_crt.h>
 #include <sqlite3.h>
 #include <tss2/tss2_mu.h>
 
@@ -81,7 +80,7 @@ typedef struct fixture {
     char dir[256];
     char path[300];
     tether_store_t store;
-    mbedtls_x509_crt cas;
+    tether_cert_set_t cas;
     tether_enroll_api_t enroll;
     tether_fleet_config_t config;
     tether_token_policy_t policy;
@@ -143,7 +142,7 @@ static int setup(void **state)
         tether_fleet_key_file_load(f->dir, "enroll.key", key, sizeof(key), true) != TETHER_OK)
         return -1;
     tether_store_set_revocation_hook(&f->store, on_revocation, f);
-    mbedtls_x509_crt_init(&f->cas);
+    tether_cert_set_init(&f->cas);
     tether_enroll_api_init(&f->enroll, &f->store, &f->cas, key);
     f->enroll.clock = test_clock;
     tether_fleet_config_init(&f->config);
@@ -179,7 +178,7 @@ static int teardown(void **state)
     tether_exchange_api_free(&f->api);
     tether_issuer_keys_free(&f->keys);
     tether_enroll_api_free(&f->enroll);
-    mbedtls_x509_crt_free(&f->cas);
+    tether_cert_set_free(&f->cas);
     tether_store_free(&f->store);
     tether_fleet_dir_remove(f->dir);
     free(f);
@@ -365,7 +364,7 @@ static void device_open(fixture_t *f, device_t *d, uint64_t seed, bool trust)
     assert_int_equal(tether_tpm_open_fake(&d->tpm, &config), TETHER_OK);
     if (trust) {
         assert_int_equal(tether_tpm_fake_ca_cert(&d->tpm, &ca, &ca_len), TETHER_OK);
-        assert_int_equal(mbedtls_x509_crt_parse_der(&f->cas, ca, ca_len), 0);
+        assert_int_equal(tether_cert_set_add_der(&f->cas, ca, ca_len), TETHER_OK);
     }
 }
 
@@ -606,7 +605,7 @@ static void expect_refusal(fixture_t *f, const char *subject_token, unsigned sta
 /* ---- the published keys ---- */
 
 typedef struct jwks {
-    mbedtls_pk_context pk[8];
+    tether_ec_key_t pk[8];
     char kid[8][TETHER_JWK_THUMBPRINT_SIZE];
     tether_jwt_key_t keys[8];
     size_t count;
@@ -629,7 +628,7 @@ static void fetch_jwks(fixture_t *f, jwks_t *set)
         assert_null(cJSON_GetObjectItemCaseSensitive(jwk, "d"));
         assert_string_equal(cJSON_GetObjectItemCaseSensitive(jwk, "use")->valuestring, "sig");
         assert_string_equal(cJSON_GetObjectItemCaseSensitive(jwk, "alg")->valuestring, "ES256");
-        mbedtls_pk_init(&set->pk[set->count]);
+        tether_ec_key_init(&set->pk[set->count]);
         assert_int_equal(tether_jwk_parse(jwk, &set->pk[set->count]), TETHER_OK);
         /* kid is the RFC 7638 thumbprint of the key. */
         assert_int_equal(tether_jwk_thumbprint(jwk, thumbprint, sizeof(thumbprint)), TETHER_OK);
@@ -645,7 +644,7 @@ static void fetch_jwks(fixture_t *f, jwks_t *set)
 static void jwks_free(jwks_t *set)
 {
     for (size_t i = 0; i < set->count; i++)
-        mbedtls_pk_free(&set->pk[i]);
+        tether_ec_key_free(&set->pk[i]);
 }
 
 /* tether_jwt_verify with the published keys, as a relying party. */
@@ -702,7 +701,7 @@ static void happy_path(void **state)
     cJSON *claims = NULL;
     const cJSON *tether, *models;
     char jkt[TETHER_JWK_THUMBPRINT_SIZE], jti[TETHER_STORE_JTI_SIZE], sql[256];
-    mbedtls_pk_context device_key;
+    tether_ec_key_t device_key;
     tether_store_issued_token_t issued;
     tether_jwt_keyset_t keyset;
     tether_jwt_expect_t expect;
@@ -733,11 +732,11 @@ static void happy_path(void **state)
     assert_int_equal(strspn(jti, "0123456789abcdef"), 32);
     assert_string_equal(claim(claims, "scope")->valuestring, "ai.inference");
     /* cnf.jkt: the thumbprint of the device key enrolment certified. */
-    mbedtls_pk_init(&device_key);
-    assert_int_equal(tether_tpm2_public_to_pk(&d.req.device_key_public.publicArea, &device_key),
+    tether_ec_key_init(&device_key);
+    assert_int_equal(tether_tpm2_public_to_ec_key(&d.req.device_key_public.publicArea, &device_key),
                      TETHER_OK);
-    assert_int_equal(tether_jwk_thumbprint_pk(&device_key, jkt, sizeof(jkt)), TETHER_OK);
-    mbedtls_pk_free(&device_key);
+    assert_int_equal(tether_jwk_thumbprint_key(&device_key, jkt, sizeof(jkt)), TETHER_OK);
+    tether_ec_key_free(&device_key);
     assert_string_equal(cJSON_GetObjectItemCaseSensitive(claim(claims, "cnf"), "jkt")->valuestring,
                         jkt);
     tether = claim(claims, "tether");

@@ -13,8 +13,6 @@
 
 #include <cjson/cJSON.h>
 #include <cmocka.h>
-#include <mbedtls/ecp.h>
-#include <mbedtls/pk.h>
 #include <sqlite3.h>
 
 #include "admin_api.h"
@@ -44,8 +42,8 @@ typedef struct fixture {
     tether_store_t store;
     tether_admin_api_t admin;
     tether_rp_api_t rp;
-    mbedtls_pk_context key;   /* the fleet's signing key, as far as the test knows */
-    mbedtls_pk_context other; /* someone else's */
+    tether_ec_key_t key;      /* the fleet's signing key, as far as the test knows */
+    tether_ec_key_t other; /* someone else's */
     tether_jwt_key_t jwt_key;
     tether_jwt_keyset_t keyset;
     const char *issuer;
@@ -84,13 +82,10 @@ static void test_release(void *arg)
     f->acquired--;
 }
 
-static void new_key(mbedtls_pk_context *pk)
+static void new_key(tether_ec_key_t *key)
 {
-    mbedtls_pk_init(pk);
-    assert_int_equal(mbedtls_pk_setup(pk, mbedtls_pk_info_from_type(MBEDTLS_PK_ECKEY)), 0);
-    assert_int_equal(mbedtls_ecp_gen_key(MBEDTLS_ECP_DP_SECP256R1, mbedtls_pk_ec(*pk),
-                                         tether_random_mbedtls, NULL),
-                     0);
+    tether_ec_key_init(key);
+    assert_int_equal(tether_ec_key_generate(key), TETHER_OK);
 }
 
 static void add_admin_token(fixture_t *f, char *token, unsigned roles)
@@ -179,8 +174,8 @@ static int teardown(void **state)
     tether_http_response_clear(&f->response);
     tether_rp_api_free(&f->rp);
     tether_store_free(&f->store);
-    mbedtls_pk_free(&f->key);
-    mbedtls_pk_free(&f->other);
+    tether_ec_key_free(&f->key);
+    tether_ec_key_free(&f->other);
     tether_fleet_dir_remove(f->dir);
     free(f);
     return 0;
@@ -208,7 +203,7 @@ static cJSON *claims_for(const char *sub, const char *jti, int64_t iat, int64_t 
 }
 
 /* Signs claims (deleted here) into f->token with key under kid. */
-static const char *sign(fixture_t *f, cJSON *claims, mbedtls_pk_context *key, const char *kid)
+static const char *sign(fixture_t *f, cJSON *claims, tether_ec_key_t *key, const char *kid)
 {
     size_t len = 0;
 

@@ -10,8 +10,6 @@
 #include <cmocka.h>
 
 #include <cjson/cJSON.h>
-#include <mbedtls/ecp.h>
-#include <mbedtls/pk.h>
 
 #include "tether/base64url.h"
 #include "tether/bytes.h"
@@ -234,7 +232,7 @@ static void hash_is_sha256(void **state)
 /* ---- finding leaked access tokens --------------------------------------------- */
 
 struct tokens {
-    mbedtls_pk_context key;
+    tether_ec_key_t key;
     char token[2][2048];
     size_t len[2];
 };
@@ -248,11 +246,8 @@ static int setup_tokens(void **state)
 
     assert_non_null(t);
     assert_non_null(claims);
-    mbedtls_pk_init(&t->key);
-    assert_int_equal(mbedtls_pk_setup(&t->key, mbedtls_pk_info_from_type(MBEDTLS_PK_ECKEY)), 0);
-    assert_int_equal(mbedtls_ecp_gen_key(MBEDTLS_ECP_DP_SECP256R1, mbedtls_pk_ec(t->key),
-                                         tether_random_mbedtls, NULL),
-                     0);
+    tether_ec_key_init(&t->key);
+    assert_int_equal(tether_ec_key_generate(&t->key), TETHER_OK);
     assert_int_equal(tether_jwt_sign("k1", claims, &t->key, t->token[0], sizeof(t->token[0]),
                                      &t->len[0]),
                      TETHER_OK);
@@ -269,7 +264,7 @@ static int setup_tokens(void **state)
 static int teardown_tokens(void **state)
 {
     struct tokens *t = *state;
-    mbedtls_pk_free(&t->key);
+    tether_ec_key_free(&t->key);
     free(t);
     return 0;
 }

@@ -21,6 +21,7 @@
 #include <tss2/tss2_mu.h>
 
 #include "tether/attest.h"
+#include "tether/mbedtls_bridge.h"
 #include "tether/random.h"
 #include "tether/tpm.h"
 #include "tether/tpm2_public.h"
@@ -152,6 +153,47 @@ static void to_pk_ecc(void **state)
     mbedtls_pk_init(&pk);
     assert_int_equal(tether_tpm2_public_to_pk(ak_pub(w), &pk), TETHER_OK);
     mbedtls_pk_free(&pk);
+}
+
+/* lib's P-256 keys from public areas: the AK verifies what it signed; other
+ * curves and types, short or long coordinates and off-curve points are
+ * refused and leave the key empty. */
+static void to_ec_key(void **state)
+{
+    world_t *w = *state;
+    uint8_t digest[32], sig[64], x[32], y[32];
+    tether_ec_key_t key;
+    TPMT_PUBLIC pub;
+
+    tether_ec_key_init(&key);
+    assert_int_equal(tether_tpm2_public_to_ec_key(ak_pub(w), &key), TETHER_OK);
+    assert_int_equal(tether_ec_key_public_point(&key, x, y), TETHER_OK);
+    assert_memory_equal(x, ak_pub(w)->unique.ecc.x.buffer, 32);
+    assert_memory_equal(y, ak_pub(w)->unique.ecc.y.buffer, 32);
+    /* R || S of the TPM's ECDSA signature over the quote verifies */
+    sha(MBEDTLS_MD_SHA256, w->quote.attest.attestationData, w->quote.attest.size, digest);
+    memcpy(sig, w->quote.signature.signature.ecdsa.signatureR.buffer, 32);
+    memcpy(sig + 32, w->quote.signature.signature.ecdsa.signatureS.buffer, 32);
+    assert_int_equal(tether_ec_verify_digest(&key, digest, sig), TETHER_OK);
+    /* the key must come empty */
+    assert_int_equal(tether_tpm2_public_to_ec_key(ak_pub(w), &key), TETHER_ERR_INVALID_ARGUMENT);
+    tether_ec_key_free(&key);
+
+    assert_int_equal(tether_tpm2_public_to_ec_key(&w->p384_ek.publicArea, &key),
+                     TETHER_ERR_UNSUPPORTED);
+    assert_int_equal(tether_tpm2_public_to_ec_key(&w->rsa_ek.publicArea, &key),
+                     TETHER_ERR_UNSUPPORTED);
+    pub = *ak_pub(w);
+    pub.unique.ecc.x.size = 31;
+    assert_int_equal(tether_tpm2_public_to_ec_key(&pub, &key), TETHER_ERR_PARSE);
+    pub = *ak_pub(w);
+    pub.unique.ecc.y.size = 33;
+    assert_int_equal(tether_tpm2_public_to_ec_key(&pub, &key), TETHER_ERR_PARSE);
+    pub = *ak_pub(w);
+    pub.unique.ecc.y.buffer[31] ^= 0x01;
+    assert_int_equal(tether_tpm2_public_to_ec_key(&pub, &key), TETHER_ERR_PARSE);
+    assert_false(tether_ec_key_is_set(&key));
+    assert_int_equal(tether_tpm2_public_to_ec_key(NULL, &key), TETHER_ERR_INVALID_ARGUMENT);
 }
 
 /* P-521, which no tether template uses but a verifier may meet. */
@@ -758,6 +800,23 @@ static void attest_parse_rejects(void **state)
     assert_int_equal(tether_attest_parse(buf, len, 0, NULL), TETHER_ERR_INVALID_ARGUMENT);
 }
 
+/* The owner NV range of the TCG handle registry, from its own numbers: the
+ * first and last owner index, and their neighbours (platform, EK certificate
+ * and wider-than-32-bit values from text). */
+static void nv_owner_range(void **state)
+{
+    (void)state;
+    assert_true(tether_nv_index_is_owner(0x01000000u));
+    assert_true(tether_nv_index_is_owner(0x01000100u));
+    assert_true(tether_nv_index_is_owner(0x013fffffu));
+    assert_false(tether_nv_index_is_owner(0x00ffffffu));
+    assert_false(tether_nv_index_is_owner(0x01400000u));
+    assert_false(tether_nv_index_is_owner(0x01c0000au)); /* the ECC EK certificate */
+    assert_false(tether_nv_index_is_owner(0x0000000101000000ull));
+    assert_int_equal(TETHER_NV_OWNER_FIRST, 0x01000000u);
+    assert_int_equal(TETHER_NV_OWNER_LAST, 0x013fffffu);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -777,6 +836,8 @@ int main(void)
         cmocka_unit_test(md_types),
         cmocka_unit_test(attest_parse_valid),
         cmocka_unit_test(attest_parse_rejects),
+        cmocka_unit_test(nv_owner_range),
+        cmocka_unit_test(to_ec_key),
     };
     return cmocka_run_group_tests_name("tpm2_public", tests, world_setup, world_teardown);
 }

@@ -20,6 +20,7 @@
 
 #include "tether/attest.h"
 #include "tether/credential.h"
+#include "tether/mbedtls_bridge.h"
 #include "tether/tpm.h"
 #include "tether/tpm2_public.h"
 #include "tether/tpm_fake.h"

@@ -13,6 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <cjson/cJSON.h>
+
 #include "tether/error.h"
 
 /* Characters needed for len bytes, without the terminating NUL. */
@@ -33,5 +35,21 @@ tether_status_t tether_base64url_encode(const uint8_t *in, size_t len, char *out
  * TETHER_ERR_TOO_LARGE when out_size is too small. out is wiped on error. */
 TETHER_MUST_CHECK tether_status_t tether_base64url_decode(const char *in, size_t len, uint8_t *out,
                                                           size_t out_size, size_t *out_len);
+
+/* ---- binary members of JSON objects (tether's wire formats) ----------- */
+
+/* Adds member to obj: a string, the encoding of data[0..len). Both are
+ * borrowed for the call. TETHER_ERR_NO_MEMORY when it cannot. */
+tether_status_t tether_base64url_add_member(cJSON *obj, const char *member, const uint8_t *data,
+                                            size_t len);
+
+/* Decodes obj's required member, the base64url string of 1 to size bytes,
+ * into buf; *len gets the byte count. TETHER_ERR_PARSE otherwise, with a
+ * sentence naming the member in why (why_size bytes; why may be NULL); buf
+ * is wiped then. */
+TETHER_MUST_CHECK tether_status_t tether_base64url_get_member(const cJSON *obj, const char *member,
+                                                              uint8_t *buf, size_t size,
+                                                              size_t *len, char *why,
+                                                              size_t why_size);
 
 #endif

@@ -10,9 +10,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <mbedtls/x509_crt.h>
 #include <tss2/tss2_tpm2_types.h>
 
+#include "tether/crypto.h"
 #include "tether/error.h"
 
 #define TETHER_ENROLL_MAX_CERT 4096
@@ -69,9 +69,10 @@ TETHER_MUST_CHECK tether_status_t tether_enroll_request_check(const tether_enrol
                                                               char *why, size_t why_size);
 
 /* Verifies the EK certificate chain against the manufacturer CAs (roots and
- * intermediates, all trusted). TETHER_ERR_VERIFY with the mbedTLS reason. */
+ * intermediates, all trusted; borrowed for the call). TETHER_ERR_VERIFY with
+ * the reason in why, also when cas holds no certificate. */
 TETHER_MUST_CHECK tether_status_t tether_ek_cert_verify(const uint8_t *der, size_t len,
-                                                        mbedtls_x509_crt *cas, char *why,
+                                                        const tether_cert_set_t *cas, char *why,
                                                         size_t why_size);
 
 /* The EK's identity for allow lists: SHA-256 of its SubjectPublicKeyInfo

@@ -5,6 +5,8 @@
 #ifndef TETHER_ERROR_H
 #define TETHER_ERROR_H
 
+#include <stddef.h>
+
 typedef enum tether_status {
     TETHER_OK = 0,
     TETHER_ERR_INVALID_ARGUMENT,  /* a caller passed something unusable */
@@ -43,8 +45,17 @@ const char *tether_strerror(tether_status_t status);
 
 #if defined(__GNUC__)
 #define TETHER_MUST_CHECK __attribute__((warn_unused_result))
+#define TETHER_EXPLAIN_FORMAT __attribute__((format(printf, 4, 5)))
 #else
 #define TETHER_MUST_CHECK
+#define TETHER_EXPLAIN_FORMAT
 #endif
+
+/* For functions that explain a refusal in a caller's (why, why_size)
+ * buffer: writes the printf-style message into why (truncated to why_size,
+ * always terminated; nothing when why is NULL or why_size is 0) and returns
+ * status, so that a refusal is one statement: return tether_explain(...). */
+tether_status_t tether_explain(tether_status_t status, char *why, size_t why_size, const char *fmt,
+                               ...) TETHER_EXPLAIN_FORMAT;
 
 #endif

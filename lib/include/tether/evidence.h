@@ -189,7 +189,8 @@ typedef struct tether_evidence_policy {
 
 typedef struct tether_evidence_result {
     uint64_t counter;          /* the exchange counter, from the NV certification */
-    TPMS_CLOCK_INFO clock;     /* the later of the two clockInfos: store as last_clock */
+    TPMS_CLOCK_INFO clock;     /* the later of the two clockInfos (resetCount, restartCount,
+                                  clock, safe): store as last_clock */
     TPM2B_DIGEST pcr_digest;   /* the quote's PCR digest */
     uint64_t firmware_version; /* the TPM's firmwareVersion */
 } tether_evidence_result_t;
@@ -222,7 +223,11 @@ typedef struct tether_evidence_result {
  * attestations do not unmarshal is refused as malformed_evidence.)
  * TETHER_OK fills *result. TETHER_ERR_VERIFY sets *code to the refusal and
  * a sentence in why; TETHER_ERR_INVALID_ARGUMENT or TETHER_ERR_CRYPTO set
- * *code to TETHER_EVIDENCE_INTERNAL_ERROR. *result is zeroed unless TETHER_OK.
+ * *code to TETHER_EVIDENCE_INTERNAL_ERROR. *result is zeroed unless TETHER_OK
+ * or clock_regression: that refusal comes after every other check held, so
+ * *result is filled as on success and says what the TPM signed (the counter
+ * and the clockInfo a clone record keeps). The caller needs no other decoding
+ * of the attestations.
  * result and code must not be NULL; why may be (then why_size is ignored).
  */
 TETHER_MUST_CHECK tether_status_t tether_evidence_verify(const tether_evidence_t *ev,

@@ -1,7 +1,7 @@
 /*
  * JOSE as tether uses it: ES256 only (ECDSA P-256 with SHA-256).
  *
- * - ES256 over a digest, with an mbedTLS key (RFC 7518 section 3.4: the JWS
+ * - ES256 with lib's P-256 keys (crypto.h; RFC 7518 section 3.4: the JWS
  *   signature is the raw 32-byte R followed by the 32-byte S, not DER).
  * - JWS compact serialization (RFC 7515 section 7.1): sign with a key or with
  *   a callback (the device key lives in the TPM), verify with one key.
@@ -20,16 +20,15 @@
 #include <stdint.h>
 
 #include <cjson/cJSON.h>
-#include <mbedtls/pk.h>
-
+#include "tether/crypto.h"
 #include "tether/error.h"
 
 /* Longest compact JWS (and so JWT) produced or accepted, in characters. A
  * bound on what an unauthenticated peer can make a verifier decode and parse. */
 #define TETHER_JWS_MAX_LEN 8192
 
-#define TETHER_ES256_DIGEST_SIZE 32
-#define TETHER_ES256_SIGNATURE_SIZE 64 /* R || S, each 32 bytes big-endian */
+#define TETHER_ES256_DIGEST_SIZE TETHER_SHA256_SIZE
+#define TETHER_ES256_SIGNATURE_SIZE TETHER_EC_SIGNATURE_SIZE /* R || S */
 
 /* 43 base64url characters of a SHA-256 digest, and a NUL. */
 #define TETHER_JWK_THUMBPRINT_SIZE 44
@@ -37,21 +36,6 @@
 /* Clock skew tolerated between issuer and verifier, in seconds. */
 #define TETHER_JWT_DEFAULT_LEEWAY 30
 #define TETHER_JWT_MAX_LEEWAY 300
-
-/* ---- ES256 over a SHA-256 digest ---------------------------------------- */
-
-/* Signs digest with an EC P-256 private key (deterministic ECDSA, RFC 6979,
- * with blinding from tether_random_mbedtls). key is borrowed.
- * TETHER_ERR_INVALID_ARGUMENT unless key is a P-256 private key. */
-tether_status_t tether_es256_sign_digest(mbedtls_pk_context *key,
-                                         const uint8_t digest[TETHER_ES256_DIGEST_SIZE],
-                                         uint8_t sig[TETHER_ES256_SIGNATURE_SIZE]);
-
-/* TETHER_OK when sig (R || S) is a valid signature of digest by the P-256
- * key (public, or private with its public part); TETHER_ERR_VERIFY when not. */
-TETHER_MUST_CHECK tether_status_t tether_es256_verify_digest(
-    mbedtls_pk_context *key, const uint8_t digest[TETHER_ES256_DIGEST_SIZE],
-    const uint8_t sig[TETHER_ES256_SIGNATURE_SIZE]);
 
 /* ---- JWS compact serialization, ES256 ---------------------------------- */
 
@@ -69,7 +53,7 @@ typedef int (*tether_jws_sign_fn)(void *ctx, const uint8_t digest[32], uint8_t s
  * TETHER_ERR_TOO_LARGE when the result would not fit in out or would exceed
  * TETHER_JWS_MAX_LEN. out is wiped on error. */
 tether_status_t tether_jws_sign(const cJSON *header, const uint8_t *payload, size_t payload_len,
-                                mbedtls_pk_context *key, char *out, size_t out_size,
+                                const tether_ec_key_t *key, char *out, size_t out_size,
                                 size_t *out_len);
 
 /* Same, with the signature made by sign(sign_ctx, digest, sig). */
@@ -88,24 +72,25 @@ tether_status_t tether_jws_sign_with(const cJSON *header, const uint8_t *payload
  * TETHER_ERR_UNSUPPORTED (alg is not ES256, or crit is present),
  * TETHER_ERR_VERIFY (bad signature). */
 TETHER_MUST_CHECK tether_status_t tether_jws_verify(const char *jws, size_t len,
-                                                    mbedtls_pk_context *key, cJSON **header_out,
+                                                    const tether_ec_key_t *key,
+                                                    cJSON **header_out,
                                                     uint8_t *payload, size_t payload_size,
                                                     size_t *payload_len);
 
 /* ---- JWK, EC P-256 public keys ------------------------------------------ */
 
-/* Sets up pk (initialised with mbedtls_pk_init by the caller, still empty;
+/* Sets key (initialised with tether_ec_key_init by the caller, still empty;
  * freed by the caller) from a JWK object {"kty":"EC","crv":"P-256","x","y"}.
  * x and y must be 32 bytes each (RFC 7518 section 6.2.1.2) and the point on
  * the curve. Other members (kid, use, alg) are ignored; a "d" member
  * (private key) is refused. TETHER_ERR_UNSUPPORTED for another kty or crv,
- * TETHER_ERR_PARSE for anything malformed. On error pk is left empty. */
-TETHER_MUST_CHECK tether_status_t tether_jwk_parse(const cJSON *jwk, mbedtls_pk_context *pk);
+ * TETHER_ERR_PARSE for anything malformed. On error key is left empty. */
+TETHER_MUST_CHECK tether_status_t tether_jwk_parse(const cJSON *jwk, tether_ec_key_t *key);
 
 /* Creates a new JWK object {"kty":"EC","crv":"P-256","x":..,"y":..} with the
- * public part of an EC P-256 key; the caller owns *out (cJSON_Delete) and
- * may add members such as "kid". TETHER_ERR_UNSUPPORTED for other keys. */
-tether_status_t tether_jwk_write(mbedtls_pk_context *pk, cJSON **out);
+ * public part of key; the caller owns *out (cJSON_Delete) and may add
+ * members such as "kid". TETHER_ERR_INVALID_ARGUMENT for an empty key. */
+tether_status_t tether_jwk_write(const tether_ec_key_t *key, cJSON **out);
 
 /* RFC 7638 thumbprint with SHA-256, base64url-encoded, NUL-terminated in out
  * (out_size >= TETHER_JWK_THUMBPRINT_SIZE), of a JWK object. The hashed text
@@ -119,15 +104,15 @@ tether_status_t tether_jwk_thumbprint(const cJSON *jwk, char *out, size_t out_si
 
 /* Thumbprint of an EC P-256 key's public part: the device key's thumbprint
  * is the cnf.jkt claim of the tokens bound to it. */
-tether_status_t tether_jwk_thumbprint_pk(mbedtls_pk_context *pk, char *out, size_t out_size);
+tether_status_t tether_jwk_thumbprint_key(const tether_ec_key_t *key, char *out, size_t out_size);
 
 /* ---- JWT access tokens (RFC 9068) --------------------------------------- */
 
 /* One verification key: kid and key are borrowed and must outlive every
  * tether_jwt_verify call that uses them. */
 typedef struct tether_jwt_key {
-    const char *kid;          /* NUL-terminated key id, compared exactly */
-    mbedtls_pk_context *key;  /* EC P-256 public key */
+    const char *kid;            /* NUL-terminated key id, compared exactly */
+    const tether_ec_key_t *key; /* EC P-256 public key (or key pair) */
 } tether_jwt_key_t;
 
 /* The issuer keys a verifier trusts (old keys stay while their tokens live). */
@@ -153,7 +138,7 @@ extern const char TETHER_JWT_ANY_AUDIENCE[];
 /* Issues an access token: header {"alg":"ES256","typ":"at+jwt","kid":kid},
  * payload the caller's claims object serialized without whitespace. key is
  * the issuer's P-256 private key. Output as for tether_jws_sign. */
-tether_status_t tether_jwt_sign(const char *kid, const cJSON *claims, mbedtls_pk_context *key,
+tether_status_t tether_jwt_sign(const char *kid, const cJSON *claims, const tether_ec_key_t *key,
                                 char *out, size_t out_size, size_t *out_len);
 
 /* Same, with the signature made by sign(sign_ctx, digest, sig). */

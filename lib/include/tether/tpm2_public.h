@@ -1,34 +1,32 @@
 /*
  * TPM public areas and signatures checked in software: turning a TPMT_PUBLIC
- * into an mbedTLS key, comparing it with a certificate's key, verifying a
+ * into a P-256 key, comparing it with a certificate's key, verifying a
  * TPMT_SIGNATURE. Used by the device (EK certificate check) and by fleetd
  * (verifying what a TPM signed). Pure: no TPM is involved.
  */
 #ifndef TETHER_TPM2_PUBLIC_H
 #define TETHER_TPM2_PUBLIC_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-#include <mbedtls/pk.h>
 #include <tss2/tss2_tpm2_types.h>
 
+#include "tether/crypto.h"
 #include "tether/error.h"
 
-/* Sets up pk (initialised by the caller, freed by the caller) with the public
- * key of an RSA or ECC (P-256, P-384, P-521) public area.
+/* Sets key (initialised with tether_ec_key_init, still empty; freed by the
+ * caller) to the public key of an ECC P-256 public area.
  * TETHER_ERR_UNSUPPORTED for other types or curves, TETHER_ERR_PARSE for a
- * point not on the curve or an empty modulus. */
-TETHER_MUST_CHECK tether_status_t tether_tpm2_public_to_pk(const TPMT_PUBLIC *pub,
-                                                           mbedtls_pk_context *pk);
+ * coordinate that is not 32 bytes or a point not on the curve. On error key
+ * stays empty. (tether/mbedtls_bridge.h converts any TPM key to mbedTLS.) */
+TETHER_MUST_CHECK tether_status_t tether_tpm2_public_to_ec_key(const TPMT_PUBLIC *pub,
+                                                               tether_ec_key_t *key);
 
-/* TETHER_OK when the public area holds the same key as pk (compared as
- * SubjectPublicKeyInfo DER), TETHER_ERR_EK_MISMATCH otherwise. */
-TETHER_MUST_CHECK tether_status_t tether_tpm2_public_matches_pk(const TPMT_PUBLIC *pub,
-                                                                mbedtls_pk_context *pk);
-
-/* Same, against the key of a DER X.509 certificate (TETHER_ERR_PARSE if the
- * certificate does not parse). */
+/* TETHER_OK when the public area holds the same key as the certificate
+ * (compared as SubjectPublicKeyInfo DER), TETHER_ERR_EK_MISMATCH otherwise,
+ * TETHER_ERR_PARSE if the DER X.509 certificate does not parse. */
 TETHER_MUST_CHECK tether_status_t tether_tpm2_public_matches_cert(const TPMT_PUBLIC *pub,
                                                                   const uint8_t *cert_der,
                                                                   size_t cert_len);
@@ -51,6 +49,16 @@ TETHER_MUST_CHECK tether_status_t tether_tpm2_qualified_name(const TPM2B_NAME *p
                                                              TPM2_HANDLE hierarchy,
                                                              const TPMT_PUBLIC *pub,
                                                              TPM2B_NAME *qn);
+
+/* The owner range of NV indices (TCG Registry of Reserved TPM 2.0 Handles
+ * and Localities, 2.2): the only indices tether defines, and so the only
+ * place an enrolled exchange counter may live. */
+#define TETHER_NV_OWNER_FIRST 0x01000000u
+#define TETHER_NV_OWNER_LAST 0x013fffffu
+
+/* Whether index lies in the owner range. Takes any width so that a value
+ * parsed from text is checked before it is narrowed to a TPM2_HANDLE. */
+bool tether_nv_index_is_owner(uint64_t index);
 
 /* Message digest type of a TPM hash algorithm, or MBEDTLS_MD_NONE. */
 int tether_tpm2_md_type(TPMI_ALG_HASH alg);

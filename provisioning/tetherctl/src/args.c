@@ -1,6 +1,5 @@
 /* tetherctl: the command line, the environment and the small values verbs
  * take (durations, numbers, roles, ids). Pure: no I/O. */
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -33,21 +32,6 @@ const char *ctl_option_name(ctl_option_t option)
     if ((unsigned)option >= CTL_OPT__COUNT)
         return "?";
     return options[option].name;
-}
-
-static tether_status_t usage(char *message, size_t size, const char *fmt, ...)
-    TETHER_PRINTF(3, 4);
-
-static tether_status_t usage(char *message, size_t size, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (message != NULL && size > 0) {
-        va_start(ap, fmt);
-        vsnprintf(message, size, fmt, ap);
-        va_end(ap);
-    }
-    return TETHER_ERR_PARSE;
 }
 
 /* The option named by arg ("--name" or "--name=value"), or CTL_OPT__COUNT. */
@@ -86,30 +70,35 @@ tether_status_t ctl_args_parse(int argc, char *const *argv, ctl_args_t *args, ch
         /* "-" alone is a word: standard input for "device import -". */
         if (options_end || arg[0] != '-' || arg[1] == '\0') {
             if (args->word_count >= CTL_MAX_WORDS)
-                return usage(message, message_size, "too many arguments (at \"%.40s\")", arg);
+                return tether_explain(TETHER_ERR_PARSE, message, message_size,
+                                      "too many arguments (at \"%.40s\")", arg);
             args->words[args->word_count++] = arg;
             continue;
         }
         if (strcmp(arg, "-h") == 0) {
             option = CTL_OPT_HELP;
         } else if (arg[1] != '-') {
-            return usage(message, message_size,
-                         "unknown option %.40s (options are spelt --name)", arg);
+            return tether_explain(TETHER_ERR_PARSE, message, message_size,
+                                  "unknown option %.40s (options are spelt --name)", arg);
         } else if ((option = find_option(arg, &inline_value)) == CTL_OPT__COUNT) {
-            return usage(message, message_size, "unknown option %.60s", arg);
+            return tether_explain(TETHER_ERR_PARSE, message, message_size, "unknown option %.60s",
+                                  arg);
         }
         if (args->given & CTL_OPT_BIT(option))
-            return usage(message, message_size, "--%s is given twice", options[option].name);
+            return tether_explain(TETHER_ERR_PARSE, message, message_size, "--%s is given twice",
+                                  options[option].name);
         if (!options[option].takes_value) {
             if (inline_value != NULL)
-                return usage(message, message_size, "--%s takes no value", options[option].name);
+                return tether_explain(TETHER_ERR_PARSE, message, message_size,
+                                      "--%s takes no value", options[option].name);
             args->value[option] = "";
         } else if (inline_value != NULL) {
             args->value[option] = inline_value;
         } else if (i + 1 < argc && argv[i + 1] != NULL) {
             args->value[option] = argv[++i];
         } else {
-            return usage(message, message_size, "--%s needs a value", options[option].name);
+            return tether_explain(TETHER_ERR_PARSE, message, message_size, "--%s needs a value",
+                                  options[option].name);
         }
         args->given |= CTL_OPT_BIT(option);
     }

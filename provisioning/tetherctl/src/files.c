@@ -3,7 +3,6 @@
  * and the token file's mode must be checked on the descriptor that is read. */
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -11,22 +10,6 @@
 
 #include "tetherctl.h"
 #include "tether/bytes.h"
-
-static tether_status_t file_fail(tether_status_t rc, char *message, size_t size, const char *fmt,
-                                 ...) TETHER_PRINTF(4, 5);
-
-static tether_status_t file_fail(tether_status_t rc, char *message, size_t size, const char *fmt,
-                                 ...)
-{
-    va_list ap;
-
-    if (message != NULL && size > 0) {
-        va_start(ap, fmt);
-        vsnprintf(message, size, fmt, ap);
-        va_end(ap);
-    }
-    return rc;
-}
 
 /* Reads from fd until end of file or until more than max bytes arrived;
  * *len is the count (max + 1 means "too large"). */
@@ -73,64 +56,65 @@ tether_status_t ctl_token_file_read(const char *path, char token[TETHER_SECRET_T
     memset(token, 0, TETHER_SECRET_TOKEN_SIZE);
     if ((fd = open_input(path)) < 0) {
         int e = errno;
-        rc = file_fail(e == ENOENT ? TETHER_ERR_NOT_FOUND : TETHER_ERR_IO, message, message_size,
-                       "cannot open the admin token file %s: %s", path, strerror(e));
+        rc = tether_explain(e == ENOENT ? TETHER_ERR_NOT_FOUND : TETHER_ERR_IO, message,
+                            message_size, "cannot open the admin token file %s: %s", path,
+                            strerror(e));
         goto out;
     }
     if (fstat(fd, &st) != 0 || !(S_ISREG(st.st_mode) || S_ISFIFO(st.st_mode))) {
-        rc = file_fail(TETHER_ERR_IO, message, message_size,
-                       "the admin token file %s is not a regular file or a pipe", path);
+        rc = tether_explain(TETHER_ERR_IO, message, message_size,
+                            "the admin token file %s is not a regular file or a pipe", path);
         goto out;
     }
     /* A token others can read is a token others hold. Pipes are private to
      * the processes that share them. */
     if (S_ISREG(st.st_mode) && (st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
-        rc = file_fail(TETHER_ERR_STATE, message, message_size,
-                       "the admin token file %s is open to group or others (mode %04o); "
-                       "make it private: chmod 600 %s",
-                       path, (unsigned)(st.st_mode & 07777), path);
+        rc = tether_explain(TETHER_ERR_STATE, message, message_size,
+                            "the admin token file %s is open to group or others (mode %04o); "
+                            "make it private: chmod 600 %s",
+                            path, (unsigned)(st.st_mode & 07777), path);
         goto out;
     }
     if ((rc = read_bounded(fd, buf, CTL_TOKEN_FILE_MAX, &len)) != TETHER_OK) {
-        rc = file_fail(rc, message, message_size, "cannot read the admin token file %s: %s", path,
-                       strerror(errno));
+        rc = tether_explain(rc, message, message_size, "cannot read the admin token file %s: %s",
+                            path, strerror(errno));
         goto out;
     }
     if (len > CTL_TOKEN_FILE_MAX) {
-        rc = file_fail(TETHER_ERR_TOO_LARGE, message, message_size,
-                       "the admin token file %s is larger than %d bytes; it must hold one "
-                       "tthr_adm_ token",
-                       path, CTL_TOKEN_FILE_MAX);
+        rc = tether_explain(TETHER_ERR_TOO_LARGE, message, message_size,
+                            "the admin token file %s is larger than %d bytes; it must hold one "
+                            "tthr_adm_ token",
+                            path, CTL_TOKEN_FILE_MAX);
         goto out;
     }
     while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r' || buf[len - 1] == ' ' ||
                        buf[len - 1] == '\t'))
         len--;
     if (len == 0) {
-        rc = file_fail(TETHER_ERR_PARSE, message, message_size,
-                       "the admin token file %s is empty", path);
+        rc = tether_explain(TETHER_ERR_PARSE, message, message_size,
+                            "the admin token file %s is empty", path);
         goto out;
     }
     if (len >= strlen(boot) && memcmp(buf, boot, strlen(boot)) == 0) {
-        rc = file_fail(TETHER_ERR_PARSE, message, message_size,
-                       "the admin token file %s holds a device bootstrap token (tthr_boot_), "
-                       "not an admin token (tthr_adm_)",
-                       path);
+        rc = tether_explain(TETHER_ERR_PARSE, message, message_size,
+                            "the admin token file %s holds a device bootstrap token (tthr_boot_), "
+                            "not an admin token (tthr_adm_)",
+                            path);
         goto out;
     }
     if (len <= TETHER_SECRET_TOKEN_MAX_LEN)
         rc = tether_secret_token_check_format(buf, len, TETHER_SECRET_ADMIN);
     if (len > TETHER_SECRET_TOKEN_MAX_LEN || rc == TETHER_ERR_PARSE) {
-        rc = file_fail(TETHER_ERR_PARSE, message, message_size,
-                       "the admin token file %s does not hold one admin token (tthr_adm_ and "
-                       "%d base62 characters, nothing else)",
-                       path, TETHER_SECRET_BODY_LEN + TETHER_SECRET_CHECKSUM_LEN);
+        rc = tether_explain(TETHER_ERR_PARSE, message, message_size,
+                            "the admin token file %s does not hold one admin token (tthr_adm_ and "
+                            "%d base62 characters, nothing else)",
+                            path, TETHER_SECRET_BODY_LEN + TETHER_SECRET_CHECKSUM_LEN);
         goto out;
     }
     if (rc != TETHER_OK) {
-        rc = file_fail(TETHER_ERR_VERIFY, message, message_size,
-                       "the admin token in %s fails its checksum: it was mistyped or cut short",
-                       path);
+        rc = tether_explain(
+            TETHER_ERR_VERIFY, message, message_size,
+            "the admin token in %s fails its checksum: it was mistyped or cut short", path);
         goto out;
     }
     memcpy(token, buf, len);
@@ -161,21 +145,21 @@ tether_status_t ctl_input_read(const char *path, size_t max, char **data, size_t
     fd = is_stdin ? STDIN_FILENO : open_input(path);
     if (fd < 0) {
         int e = errno;
-        return file_fail(e == ENOENT ? TETHER_ERR_NOT_FOUND : TETHER_ERR_IO, message,
-                         message_size, "cannot open %s: %s", path, strerror(e));
+        return tether_explain(e == ENOENT ? TETHER_ERR_NOT_FOUND : TETHER_ERR_IO, message,
+                              message_size, "cannot open %s: %s", path, strerror(e));
     }
     if ((buf = malloc(max + 2)) == NULL) {
-        rc = file_fail(TETHER_ERR_NO_MEMORY, message, message_size, "out of memory reading %s",
-                       path);
+        rc = tether_explain(TETHER_ERR_NO_MEMORY, message, message_size, "out of memory reading %s",
+                            path);
         goto out;
     }
     if ((rc = read_bounded(fd, buf, max, &got)) != TETHER_OK) {
-        rc = file_fail(rc, message, message_size, "cannot read %s: %s", path, strerror(errno));
+        rc = tether_explain(rc, message, message_size, "cannot read %s: %s", path, strerror(errno));
         goto out;
     }
     if (got > max) {
-        rc = file_fail(TETHER_ERR_TOO_LARGE, message, message_size,
-                       "%s is larger than %zu bytes", is_stdin ? "standard input" : path, max);
+        rc = tether_explain(TETHER_ERR_TOO_LARGE, message, message_size,
+                            "%s is larger than %zu bytes", is_stdin ? "standard input" : path, max);
         goto out;
     }
     buf[got] = '\0';

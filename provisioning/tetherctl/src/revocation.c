@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <mbedtls/pk.h>
 
 #include "tetherctl.h"
 #include "tether/base64url.h"
@@ -109,9 +108,11 @@ void ctl_jwks_free(ctl_jwks_t *jwks)
     if (jwks == NULL)
         return;
     for (size_t i = 0; i < jwks->count; i++) {
+        tether_ec_key_t *key = (tether_ec_key_t *)jwks->keys[i].key; /* owned here */
+
         free((char *)jwks->keys[i].kid);
-        mbedtls_pk_free(jwks->keys[i].key);
-        free(jwks->keys[i].key);
+        tether_ec_key_free(key);
+        free(key);
     }
     free(jwks->keys);
     memset(jwks, 0, sizeof(*jwks));
@@ -136,7 +137,7 @@ tether_status_t ctl_jwks_parse(const cJSON *jwks, ctl_jwks_t *out)
     cJSON_ArrayForEach(jwk, keys)
     {
         const cJSON *kid = cJSON_GetObjectItemCaseSensitive(jwk, "kid");
-        mbedtls_pk_context *pk;
+        tether_ec_key_t *pk;
         char *kid_copy;
 
         if (!cJSON_IsString(kid) || kid->valuestring == NULL || kid->valuestring[0] == '\0' ||
@@ -146,14 +147,14 @@ tether_status_t ctl_jwks_parse(const cJSON *jwks, ctl_jwks_t *out)
         }
         if ((pk = malloc(sizeof(*pk))) == NULL)
             goto oom;
-        mbedtls_pk_init(pk);
+        tether_ec_key_init(pk);
         if (tether_jwk_parse(jwk, pk) != TETHER_OK) {
             free(pk);
             out->skipped++; /* another key type: never one of tether's signing keys */
             continue;
         }
         if ((kid_copy = strdup(kid->valuestring)) == NULL) {
-            mbedtls_pk_free(pk);
+            tether_ec_key_free(pk);
             free(pk);
             goto oom;
         }
@@ -207,7 +208,7 @@ static tether_status_t header_kid(const char *token, size_t len, char *kid, size
     return rc;
 }
 
-static mbedtls_pk_context *find_key(const tether_jwt_keyset_t *keys, const char *kid)
+static const tether_ec_key_t *find_key(const tether_jwt_keyset_t *keys, const char *kid)
 {
     for (size_t i = 0; keys != NULL && i < keys->count; i++) {
         if (strcmp(keys->keys[i].kid, kid) == 0)
@@ -227,7 +228,7 @@ void ctl_leak_check(const char *token, size_t len, const tether_jwt_keyset_t *ke
     char kid[KID_MAX + 1], clean[KID_MAX + 1];
     uint8_t *payload = NULL;
     size_t payload_len = 0;
-    mbedtls_pk_context *key;
+    const tether_ec_key_t *key;
     const cJSON *sub, *jti, *iss, *exp;
     cJSON *claims = NULL;
     tether_status_t rc;

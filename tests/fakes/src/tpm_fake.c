@@ -42,6 +42,7 @@
 
 #include "tether/bytes.h"
 #include "tether/credential_soft.h"
+#include "tether/mbedtls_bridge.h"
 #include "tether/random.h"
 #include "tether/tpm2_public.h"
 #include "tpm_templates.h"

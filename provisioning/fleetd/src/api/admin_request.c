@@ -1,7 +1,6 @@
 #include "admin_request.h"
 
 #include <math.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -22,21 +21,6 @@ typedef struct field_spec {
     field_type_t type;
     bool required;
 } field_spec_t;
-
-static tether_status_t fail(char *message, size_t size, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static tether_status_t fail(char *message, size_t size, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (message != NULL && size > 0) {
-        va_start(ap, fmt);
-        vsnprintf(message, size, fmt, ap);
-        va_end(ap);
-    }
-    return TETHER_ERR_PARSE;
-}
 
 static bool type_ok(const cJSON *item, field_type_t type)
 {
@@ -67,16 +51,17 @@ static tether_status_t check_members(const cJSON *object, const field_spec_t *sp
         while (i < n && (item->string == NULL || strcmp(item->string, specs[i].name) != 0))
             i++;
         if (i == n)
-            return fail(message, size, "unknown field \"%.40s\"",
-                        item->string != NULL ? item->string : "");
+            return tether_explain(TETHER_ERR_PARSE, message, size, "unknown field \"%.40s\"",
+                                  item->string != NULL ? item->string : "");
         seen |= 1u << i;
         if (!type_ok(item, specs[i].type))
-            return fail(message, size, "field \"%s\" must be %s", specs[i].name,
-                        type_name(specs[i].type));
+            return tether_explain(TETHER_ERR_PARSE, message, size, "field \"%s\" must be %s",
+                                  specs[i].name, type_name(specs[i].type));
     }
     for (size_t i = 0; i < n; i++) {
         if (specs[i].required && !(seen & (1u << i)))
-            return fail(message, size, "field \"%s\" is required", specs[i].name);
+            return tether_explain(TETHER_ERR_PARSE, message, size, "field \"%s\" is required",
+                                  specs[i].name);
     }
     return TETHER_OK;
 }
@@ -92,11 +77,12 @@ static tether_status_t parse_object(const char *body, size_t len, const field_sp
 
     *out = NULL;
     if (body == NULL || len == 0)
-        return fail(message, size, "the body must be a JSON object");
+        return tether_explain(TETHER_ERR_PARSE, message, size, "the body must be a JSON object");
     if (tether_json_parse_object(body, len, &json) != TETHER_OK)
-        return fail(message, size,
-                    "the body must be exactly one JSON object in UTF-8, without NUL characters "
-                    "or repeated fields");
+        return tether_explain(
+            TETHER_ERR_PARSE, message, size,
+            "the body must be exactly one JSON object in UTF-8, without NUL characters "
+            "or repeated fields");
     if ((rc = check_members(json, specs, n, message, size)) != TETHER_OK) {
         cJSON_Delete(json);
         return rc;
@@ -128,8 +114,8 @@ static tether_status_t integer_of(const cJSON *json, const char *name, double mi
         return TETHER_OK;
     d = item->valuedouble;
     if (!isfinite(d) || floor(d) != d || d < min || d > max)
-        return fail(message, size, "field \"%s\" must be an integer from %.0f to %.0f", name, min,
-                    max);
+        return tether_explain(TETHER_ERR_PARSE, message, size,
+                              "field \"%s\" must be an integer from %.0f to %.0f", name, min, max);
     *value = (unsigned)d;
     return TETHER_OK;
 }
@@ -141,9 +127,10 @@ static tether_status_t name_of(const cJSON *json, char out[TETHER_STORE_NAME_MAX
     const char *name = string_of(json, "name", &len);
 
     if (!tether_fleet_name_valid(name, len))
-        return fail(message, size,
-                    "name must be 1-%d characters of A-Z a-z 0-9 . _ : @ + - and inner spaces",
-                    TETHER_STORE_NAME_MAX);
+        return tether_explain(
+            TETHER_ERR_PARSE, message, size,
+            "name must be 1-%d characters of A-Z a-z 0-9 . _ : @ + - and inner spaces",
+            TETHER_STORE_NAME_MAX);
     memcpy(out, name, len + 1);
     return TETHER_OK;
 }
@@ -168,7 +155,8 @@ tether_status_t tether_admin_parse_allow(const char *body, size_t len,
         return rc;
     ek = string_of(json, "ek_sha256", &ek_len);
     if (tether_fleet_ek_sha256_normalize(ek, ek_len, req->ek_sha256) != TETHER_OK)
-        rc = fail(message, message_size, "ek_sha256 must be 64 hex digits");
+        rc = tether_explain(TETHER_ERR_PARSE, message, message_size,
+                            "ek_sha256 must be 64 hex digits");
     else
         rc = name_of(json, req->name, message, message_size);
     cJSON_Delete(json);
@@ -192,8 +180,9 @@ tether_status_t tether_admin_parse_reason(const char *body, size_t len,
         return rc;
     reason = string_of(json, "reason", &reason_len);
     if (!tether_fleet_reason_valid(reason, reason_len))
-        rc = fail(message, message_size, "reason must be 1-%d printable ASCII characters",
-                  TETHER_STORE_REASON_MAX);
+        rc = tether_explain(TETHER_ERR_PARSE, message, message_size,
+                            "reason must be 1-%d printable ASCII characters",
+                            TETHER_STORE_REASON_MAX);
     else
         memcpy(req->reason, reason, reason_len + 1);
     cJSON_Delete(json);
@@ -237,14 +226,16 @@ static tether_status_t roles_of(const cJSON *json, unsigned *roles, char *messag
         if (!cJSON_IsString(item) || item->valuestring == NULL ||
             strchr(item->valuestring, ',') != NULL ||
             tether_roles_parse(item->valuestring, &bit) != TETHER_OK)
-            return fail(message, size, "roles must hold only \"read\", \"fleet\", \"security\", "
-                                       "\"relying-party\"");
+            return tether_explain(TETHER_ERR_PARSE, message, size,
+                                  "roles must hold only \"read\", \"fleet\", \"security\", "
+                                  "\"relying-party\"");
         if (*roles & bit)
-            return fail(message, size, "role \"%s\" appears twice", item->valuestring);
+            return tether_explain(TETHER_ERR_PARSE, message, size, "role \"%s\" appears twice",
+                                  item->valuestring);
         *roles |= bit;
     }
     if (*roles == 0)
-        return fail(message, size, "roles must name at least one role");
+        return tether_explain(TETHER_ERR_PARSE, message, size, "roles must name at least one role");
     return TETHER_OK;
 }
 

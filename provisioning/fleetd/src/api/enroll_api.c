@@ -58,7 +58,8 @@ typedef struct enroll_work {
 } enroll_work_t;
 
 void tether_enroll_api_init(tether_enroll_api_t *api, tether_store_t *store,
-                            mbedtls_x509_crt *ek_cas, const uint8_t key[TETHER_ENROLL_KEY_SIZE])
+                            const tether_cert_set_t *ek_cas,
+                            const uint8_t key[TETHER_ENROLL_KEY_SIZE])
 {
     if (api == NULL)
         return;

@@ -20,8 +20,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include <mbedtls/x509_crt.h>
-
+#include "tether/crypto.h"
 #include "tether/http_handler.h"
 #include "store.h"
 
@@ -30,7 +29,7 @@
 
 typedef struct tether_enroll_api {
     tether_store_t *store;    /* borrowed: must outlive every request */
-    mbedtls_x509_crt *ek_cas; /* borrowed, only read; NULL: no manufacturer is trusted */
+    const tether_cert_set_t *ek_cas; /* borrowed; NULL: no manufacturer is trusted */
     uint8_t key[TETHER_ENROLL_KEY_SIZE]; /* a copy of the enrolment key */
     int64_t (*clock)(void);   /* Unix seconds; NULL: the system clock (tests set one) */
 } tether_enroll_api_t;
@@ -38,7 +37,8 @@ typedef struct tether_enroll_api {
 /* Every trust anchor in ek_cas (roots and intermediates alike) may certify
  * an EK. key is copied; tether_enroll_api_free wipes the copy. */
 void tether_enroll_api_init(tether_enroll_api_t *api, tether_store_t *store,
-                            mbedtls_x509_crt *ek_cas, const uint8_t key[TETHER_ENROLL_KEY_SIZE]);
+                            const tether_cert_set_t *ek_cas,
+                            const uint8_t key[TETHER_ENROLL_KEY_SIZE]);
 
 /* Wipes the struct (the key with it); accepts NULL. */
 void tether_enroll_api_free(tether_enroll_api_t *api);

@@ -1,6 +1,5 @@
 #include "enroll_request.h"
 
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -11,21 +10,6 @@
 #include "tether/bytes.h"
 #include "tether/json_strict.h"
 #include "validate.h"
-
-static tether_status_t fail(char *message, size_t size, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static tether_status_t fail(char *message, size_t size, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (message != NULL && size > 0) {
-        va_start(ap, fmt);
-        vsnprintf(message, size, fmt, ap);
-        va_end(ap);
-    }
-    return TETHER_ERR_PARSE;
-}
 
 static tether_status_t parse_members(const cJSON *json, tether_enroll_activate_request_t *req,
                                      char *message, size_t size)
@@ -41,21 +25,24 @@ static tether_status_t parse_members(const cJSON *json, tether_enroll_activate_r
         else if (item->string != NULL && strcmp(item->string, "proof") == 0)
             proof = item;
         else
-            return fail(message, size, "unknown field \"%.40s\"",
-                        item->string != NULL ? item->string : "");
+            return tether_explain(TETHER_ERR_PARSE, message, size, "unknown field \"%.40s\"",
+                                  item->string != NULL ? item->string : "");
     }
     if (!cJSON_IsString(id) || id->valuestring == NULL)
-        return fail(message, size, "field \"enrollment_id\" is required and must be a string");
+        return tether_explain(TETHER_ERR_PARSE, message, size,
+                              "field \"enrollment_id\" is required and must be a string");
     if (!cJSON_IsString(proof) || proof->valuestring == NULL)
-        return fail(message, size, "field \"proof\" is required and must be a string");
+        return tether_explain(TETHER_ERR_PARSE, message, size,
+                              "field \"proof\" is required and must be a string");
     if (!tether_fleet_enrollment_id_valid(id->valuestring, strlen(id->valuestring)))
-        return fail(message, size,
-                    "enrollment_id must be the \"enr_...\" id the enrolment answer gave");
+        return tether_explain(TETHER_ERR_PARSE, message, size,
+                              "enrollment_id must be the \"enr_...\" id the enrolment answer gave");
     if (tether_base64url_decode(proof->valuestring, strlen(proof->valuestring), req->proof,
                                 sizeof(req->proof), &len) != TETHER_OK ||
         len != sizeof(req->proof))
-        return fail(message, size, "proof must be the base64url (unpadded) of %d bytes",
-                    TETHER_ENROLL_PROOF_SIZE);
+        return tether_explain(TETHER_ERR_PARSE, message, size,
+                              "proof must be the base64url (unpadded) of %d bytes",
+                              TETHER_ENROLL_PROOF_SIZE);
     memcpy(req->enrollment_id, id->valuestring, TETHER_STORE_ENROLLMENT_ID_SIZE);
     return TETHER_OK;
 }
@@ -71,14 +58,16 @@ tether_status_t tether_enroll_parse_activate(const char *body, size_t len,
         return TETHER_ERR_INVALID_ARGUMENT;
     memset(req, 0, sizeof(*req));
     if (body == NULL || len == 0)
-        return fail(message, message_size, "the body must be a JSON object");
+        return tether_explain(TETHER_ERR_PARSE, message, message_size,
+                              "the body must be a JSON object");
     if (len > TETHER_ENROLL_ACTIVATE_MAX_JSON)
-        return fail(message, message_size, "the body is larger than %d bytes",
-                    TETHER_ENROLL_ACTIVATE_MAX_JSON);
+        return tether_explain(TETHER_ERR_PARSE, message, message_size,
+                              "the body is larger than %d bytes", TETHER_ENROLL_ACTIVATE_MAX_JSON);
     if (tether_json_parse_object(body, len, &json) != TETHER_OK)
-        return fail(message, message_size,
-                    "the body must be exactly one JSON object in UTF-8, without NUL characters "
-                    "or repeated fields");
+        return tether_explain(
+            TETHER_ERR_PARSE, message, message_size,
+            "the body must be exactly one JSON object in UTF-8, without NUL characters "
+            "or repeated fields");
     rc = parse_members(json, req, message, message_size);
     cJSON_Delete(json);
     if (rc != TETHER_OK)

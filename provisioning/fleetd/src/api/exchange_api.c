@@ -398,34 +398,16 @@ static tether_status_t build_policy(exchange_call_t *call, token_work_t *w)
     return TETHER_OK;
 }
 
-/* The counter and the later clockInfo of evidence that verify() refused
- * for its clock alone: every signature held, so they are the TPM's. */
-static tether_status_t sighting_from_evidence(const tether_evidence_t *ev,
-                                              tether_store_sighting_t *s)
+/* The counter and clockInfo lib's verification read from the evidence
+ * (evidence.h: also after a clock_regression refusal). */
+static void sighting_from_result(const tether_evidence_result_t *result,
+                                 tether_store_sighting_t *s)
 {
-    TPMS_ATTEST nv, quote;
-    size_t offset = 0;
-    uint64_t counter = 0;
-
-    memset(&nv, 0, sizeof(nv));
-    memset(&quote, 0, sizeof(quote));
-    if (Tss2_MU_TPMS_ATTEST_Unmarshal(ev->nv_certify.attestationData, ev->nv_certify.size,
-                                      &offset, &nv) != TSS2_RC_SUCCESS)
-        return TETHER_ERR_PARSE;
-    offset = 0;
-    if (Tss2_MU_TPMS_ATTEST_Unmarshal(ev->quote.attestationData, ev->quote.size, &offset,
-                                      &quote) != TSS2_RC_SUCCESS ||
-        nv.type != TPM2_ST_ATTEST_NV || nv.attested.nv.nvContents.size != 8)
-        return TETHER_ERR_PARSE;
-    for (int i = 0; i < 8; i++)
-        counter = counter << 8 | nv.attested.nv.nvContents.buffer[i];
-    s->counter = counter;
-    /* The quote comes after the certification (evidence.h). */
-    s->clock.clock = quote.clockInfo.clock;
-    s->clock.reset_count = quote.clockInfo.resetCount;
-    s->clock.restart_count = quote.clockInfo.restartCount;
-    s->clock.safe = quote.clockInfo.safe == TPM2_YES;
-    return TETHER_OK;
+    s->counter = result->counter;
+    s->clock.clock = result->clock.clock;
+    s->clock.reset_count = result->clock.resetCount;
+    s->clock.restart_count = result->clock.restartCount;
+    s->clock.safe = result->clock.safe == TPM2_YES;
 }
 
 static void set_sighting_origin(exchange_call_t *call, tether_store_sighting_t *s)
@@ -467,8 +449,7 @@ static bool evidence_ok(exchange_call_t *call, token_work_t *w, bool *clock_regr
     rc = tether_evidence_verify(&w->ev, &w->policy, &w->result, &w->code, w->why, sizeof(w->why));
     if (rc == TETHER_OK)
         return true;
-    if (w->code == TETHER_EVIDENCE_CLOCK_REGRESSION &&
-        sighting_from_evidence(&w->ev, &w->exchange.sighting) == TETHER_OK) {
+    if (w->code == TETHER_EVIDENCE_CLOCK_REGRESSION) {
         *clock_regression = true;
         return true;
     }
@@ -567,24 +548,20 @@ static void record_and_issue(exchange_call_t *call, token_work_t *w, bool clock_
     ex->device_id = id;
     memcpy(ex->fingerprint, w->fingerprint, sizeof(ex->fingerprint));
     set_sighting_origin(call, &ex->sighting);
+    sighting_from_result(&w->result, &ex->sighting);
     ex->clock_regression = clock_regression;
     if (!clock_regression) {
         tether_status_t jkt_rc;
-        mbedtls_pk_context pk;
+        tether_ec_key_t pk;
 
-        ex->sighting.counter = w->result.counter;
-        ex->sighting.clock.clock = w->result.clock.clock;
-        ex->sighting.clock.reset_count = w->result.clock.resetCount;
-        ex->sighting.clock.restart_count = w->result.clock.restartCount;
-        ex->sighting.clock.safe = w->result.clock.safe == TPM2_YES;
         ex->pcr_digest = w->result.pcr_digest.buffer;
         ex->pcr_digest_len = w->result.pcr_digest.size;
         /* cnf.jkt: the device key enrolment certified with the AK. */
-        mbedtls_pk_init(&pk);
-        jkt_rc = tether_tpm2_public_to_pk(&w->device_key.publicArea, &pk);
+        tether_ec_key_init(&pk);
+        jkt_rc = tether_tpm2_public_to_ec_key(&w->device_key.publicArea, &pk);
         if (jkt_rc == TETHER_OK)
-            jkt_rc = tether_jwk_thumbprint_pk(&pk, w->jkt, sizeof(w->jkt));
-        mbedtls_pk_free(&pk);
+            jkt_rc = tether_jwk_thumbprint_key(&pk, w->jkt, sizeof(w->jkt));
+        tether_ec_key_free(&pk);
         if (jkt_rc != TETHER_OK || (rc = tether_token_jti_new(w->jti)) != TETHER_OK) {
             server_error(call, "preparing the token", jkt_rc != TETHER_OK ? jkt_rc : rc);
             return;

@@ -1,6 +1,5 @@
 #include "introspect_request.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -13,21 +12,6 @@ typedef struct sink {
     size_t len;      /* bytes decoded so far */
     bool overflowed; /* more than size - 1 bytes */
 } sink_t;
-
-static tether_status_t fail(char *message, size_t size, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static tether_status_t fail(char *message, size_t size, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (message != NULL && size > 0) {
-        va_start(ap, fmt);
-        vsnprintf(message, size, fmt, ap);
-        va_end(ap);
-    }
-    return TETHER_ERR_PARSE;
-}
 
 static void put(sink_t *sink, char c)
 {
@@ -111,24 +95,27 @@ tether_status_t tether_introspect_request_parse(const char *body, size_t len,
         if (pair_len == 0)
             continue;
         if (++pairs > TETHER_INTROSPECT_MAX_PARAMS) {
-            rc = fail(message, message_size, "more than %d form parameters",
-                      TETHER_INTROSPECT_MAX_PARAMS);
+            rc = tether_explain(TETHER_ERR_PARSE, message, message_size,
+                                "more than %d form parameters", TETHER_INTROSPECT_MAX_PARAMS);
             break;
         }
         if (!decode_name(pair, name_len, &param)) {
-            rc = fail(message, message_size, "a form parameter name is not form-urlencoded");
+            rc = tether_explain(TETHER_ERR_PARSE, message, message_size,
+                                "a form parameter name is not form-urlencoded");
             break;
         }
         if (param == PARAM_TOKEN && value_len > 0) {
             sink_t sink = {req->token, sizeof(req->token), 0, false};
 
             if (seen_token) {
-                rc = fail(message, message_size, "token is given more than once");
+                rc = tether_explain(TETHER_ERR_PARSE, message, message_size,
+                                    "token is given more than once");
                 break;
             }
             seen_token = true;
             if (!decode(value, value_len, &sink)) {
-                rc = fail(message, message_size, "token is not form-urlencoded");
+                rc = tether_explain(TETHER_ERR_PARSE, message, message_size,
+                                    "token is not form-urlencoded");
                 break;
             }
             req->too_long = sink.overflowed;
@@ -142,19 +129,21 @@ tether_status_t tether_introspect_request_parse(const char *body, size_t len,
 
             if (param == PARAM_HINT && value_len > 0) {
                 if (seen_hint) {
-                    rc = fail(message, message_size,
-                              "token_type_hint is given more than once");
+                    rc = tether_explain(TETHER_ERR_PARSE, message, message_size,
+                                        "token_type_hint is given more than once");
                     break;
                 }
                 seen_hint = true;
             }
             if (!decode(value, value_len, &sink))
-                rc = fail(message, message_size, "a form parameter is not form-urlencoded");
+                rc = tether_explain(TETHER_ERR_PARSE, message, message_size,
+                                    "a form parameter is not form-urlencoded");
         }
     }
     if (rc == TETHER_OK && !seen_token)
-        rc = fail(message, message_size, "send the token to introspect as the form parameter "
-                                         "token (application/x-www-form-urlencoded)");
+        rc = tether_explain(TETHER_ERR_PARSE, message, message_size,
+                            "send the token to introspect as the form parameter "
+                            "token (application/x-www-form-urlencoded)");
     if (rc != TETHER_OK)
         tether_introspect_request_clear(req);
     return rc;

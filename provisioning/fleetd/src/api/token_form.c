@@ -2,7 +2,6 @@
  * (token_form.h). */
 #include "token_form.h"
 
-#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
@@ -77,22 +76,6 @@ static const field_t fields[] = {
 
 #define FIELD_COUNT (sizeof(fields) / sizeof(fields[0]))
 
-static tether_status_t refuse(tether_status_t status, char *why, size_t why_size,
-                              const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-
-static tether_status_t refuse(tether_status_t status, char *why, size_t why_size,
-                              const char *fmt, ...)
-{
-    va_list ap;
-
-    if (why != NULL && why_size > 0) {
-        va_start(ap, fmt);
-        vsnprintf(why, why_size, fmt, ap);
-        va_end(ap);
-    }
-    return status;
-}
-
 /* Bytes a form may carry unescaped: RFC 3986 unreserved and the
  * sub-delimiters and pchar punctuation that mean nothing in a form ('&',
  * '=' and '+' do, '%' starts an escape). */
@@ -162,31 +145,33 @@ static tether_status_t parse_pair(const char *pair, size_t len, tether_token_for
     int d;
 
     if (len == 0)
-        return refuse(TETHER_ERR_PARSE, why, why_size,
-                      "the form has an empty parameter (\"&&\", or '&' at either end)");
+        return tether_explain(TETHER_ERR_PARSE, why, why_size,
+                              "the form has an empty parameter (\"&&\", or '&' at either end)");
     if (equals == NULL)
-        return refuse(TETHER_ERR_PARSE, why, why_size, "the form has a parameter without '='");
+        return tether_explain(TETHER_ERR_PARSE, why, why_size,
+                              "the form has a parameter without '='");
     d = decode(pair, (size_t)(equals - pair), name, NAME_MAX_BYTES, &name_len);
     if (d != 0 || name_len == 0 || strlen(name) != name_len ||
         (field = find_field(name)) == NULL)
-        return refuse(TETHER_ERR_PARSE, why, why_size,
-                      "the form has an unknown parameter: this endpoint takes grant_type, "
-                      "subject_token, subject_token_type, scope and audience");
+        return tether_explain(TETHER_ERR_PARSE, why, why_size,
+                              "the form has an unknown parameter: this endpoint takes grant_type, "
+                              "subject_token, subject_token_type, scope and audience");
     bit = 1u << (unsigned)(field - fields);
     if (*seen & bit)
-        return refuse(TETHER_ERR_PARSE, why, why_size, "%s appears more than once", field->name);
+        return tether_explain(TETHER_ERR_PARSE, why, why_size, "%s appears more than once",
+                              field->name);
     *seen |= bit;
     value = (char *)form + field->offset;
     d = decode(equals + 1, len - (size_t)(equals - pair) - 1, value, field->size - 1, &value_len);
     if (d == -2)
-        return refuse(TETHER_ERR_PARSE, why, why_size, "%s is longer than %zu bytes", field->name,
-                      field->size - 1);
+        return tether_explain(TETHER_ERR_PARSE, why, why_size, "%s is longer than %zu bytes",
+                              field->name, field->size - 1);
     if (d != 0)
-        return refuse(TETHER_ERR_PARSE, why, why_size,
-                      "%s is not properly percent-encoded printable ASCII", field->name);
+        return tether_explain(TETHER_ERR_PARSE, why, why_size,
+                              "%s is not properly percent-encoded printable ASCII", field->name);
     if (value_len > 0 && !field->valid(value, value_len))
-        return refuse(TETHER_ERR_PARSE, why, why_size, "%s holds characters it may not",
-                      field->name);
+        return tether_explain(TETHER_ERR_PARSE, why, why_size, "%s holds characters it may not",
+                              field->name);
     if (value == form->subject_token)
         form->subject_token_len = value_len;
     return TETHER_OK;
@@ -202,14 +187,15 @@ tether_status_t tether_token_form_parse(const char *body, size_t len, tether_tok
     if (why != NULL && why_size > 0)
         why[0] = '\0';
     if (form == NULL || (body == NULL && len > 0))
-        return refuse(TETHER_ERR_INVALID_ARGUMENT, why, why_size, "no form");
+        return tether_explain(TETHER_ERR_INVALID_ARGUMENT, why, why_size, "no form");
     memset(form, 0, sizeof(*form));
     if (len > TETHER_TOKEN_FORM_MAX_BODY)
-        return refuse(TETHER_ERR_TOO_LARGE, why, why_size, "the form is longer than %d bytes",
-                      (int)TETHER_TOKEN_FORM_MAX_BODY);
+        return tether_explain(TETHER_ERR_TOO_LARGE, why, why_size,
+                              "the form is longer than %d bytes", (int)TETHER_TOKEN_FORM_MAX_BODY);
     if (len == 0)
-        return refuse(TETHER_ERR_PARSE, why, why_size,
-                      "the body is empty: send grant_type, subject_token and subject_token_type");
+        return tether_explain(
+            TETHER_ERR_PARSE, why, why_size,
+            "the body is empty: send grant_type, subject_token and subject_token_type");
     for (;;) {
         const char *amp = memchr(body + pos, '&', len - pos);
         size_t end = amp != NULL ? (size_t)(amp - body) : len;
@@ -222,7 +208,7 @@ tether_status_t tether_token_form_parse(const char *body, size_t len, tether_tok
     }
     for (size_t i = 0; i < FIELD_COUNT; i++) {
         if (fields[i].required && ((char *)form + fields[i].offset)[0] == '\0') {
-            rc = refuse(TETHER_ERR_PARSE, why, why_size, "%s is missing", fields[i].name);
+            rc = tether_explain(TETHER_ERR_PARSE, why, why_size, "%s is missing", fields[i].name);
             goto out;
         }
     }

@@ -5,10 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <mbedtls/ecp.h>
 
 #include "files.h"
-#include "pki.h"
 #include "tether/bytes.h"
 #include "tether/file.h"
 #include "tether/log.h"
@@ -25,7 +23,7 @@ static void key_free(tether_issuer_key_t *key)
 {
     if (key == NULL)
         return;
-    mbedtls_pk_free(&key->pk);
+    tether_ec_key_free(&key->pk);
     tether_wipe(key, sizeof(*key));
     free(key);
 }
@@ -52,18 +50,13 @@ static bool published(const tether_store_issuer_key_t *row, int64_t now)
 
 /* Parses a PEM private key and checks that it is P-256 with this kid. */
 static tether_status_t key_from_pem(const uint8_t *pem, size_t len, const char *kid,
-                                    mbedtls_pk_context *pk, char *kid_out)
+                                    tether_ec_key_t *pk, char *kid_out)
 {
     char thumbprint[TETHER_JWK_THUMBPRINT_SIZE];
-    const mbedtls_ecp_keypair *ec;
-    int ret;
 
-    /* The PEM parser wants the terminating NUL counted. */
-    if ((ret = mbedtls_pk_parse_key(pk, pem, len + 1, NULL, 0)) != 0 ||
-        mbedtls_pk_get_type(pk) != MBEDTLS_PK_ECKEY || (ec = mbedtls_pk_ec(*pk)) == NULL ||
-        ec->grp.id != MBEDTLS_ECP_DP_SECP256R1)
+    if (tether_ec_key_parse_pem(pk, (const char *)pem, len) != TETHER_OK)
         return TETHER_ERR_PARSE;
-    if (tether_jwk_thumbprint_pk(pk, thumbprint, sizeof(thumbprint)) != TETHER_OK)
+    if (tether_jwk_thumbprint_key(pk, thumbprint, sizeof(thumbprint)) != TETHER_OK)
         return TETHER_ERR_CRYPTO;
     if (kid != NULL && strcmp(thumbprint, kid) != 0)
         return TETHER_ERR_VERIFY;
@@ -74,7 +67,7 @@ static tether_status_t key_from_pem(const uint8_t *pem, size_t len, const char *
 
 /* Loads dir/file into pk, checking the kid (NULL: any; kid_out gets it). */
 static tether_status_t load_key_file(const char *dir, const char *file, const char *kid,
-                                     mbedtls_pk_context *pk, char *kid_out)
+                                     tether_ec_key_t *pk, char *kid_out)
 {
     char path[4096];
     uint8_t *pem = NULL;
@@ -143,13 +136,13 @@ static int collect_row(void *arg, const tether_store_issuer_key_t *key)
 static tether_status_t record_first_key(tether_issuer_keys_t *keys, int64_t now)
 {
     tether_store_issuer_key_t row;
-    mbedtls_pk_context pk;
+    tether_ec_key_t pk;
     tether_status_t rc;
 
     memset(&row, 0, sizeof(row));
-    mbedtls_pk_init(&pk);
+    tether_ec_key_init(&pk);
     rc = load_key_file(keys->dir, TETHER_ISSUER_FIRST_KEY_FILE, NULL, &pk, row.kid);
-    mbedtls_pk_free(&pk);
+    tether_ec_key_free(&pk);
     if (rc != TETHER_OK)
         return rc;
     snprintf(row.file, sizeof(row.file), "%s", TETHER_ISSUER_FIRST_KEY_FILE);
@@ -184,7 +177,7 @@ static tether_status_t load_rows(tether_issuer_keys_t *keys, const rows_t *r, in
         if ((key = calloc(1, sizeof(*key))) == NULL)
             return TETHER_ERR_NO_MEMORY;
         key->row = *row;
-        mbedtls_pk_init(&key->pk);
+        tether_ec_key_init(&key->pk);
         rc = load_key_file(keys->dir, row->file, row->kid, &key->pk, NULL);
         if (rc != TETHER_OK && row->retired_at != 0) {
             /* Its tokens will fail verification; signing goes on. */
@@ -238,16 +231,17 @@ tether_status_t tether_issuer_keys_open(tether_issuer_keys_t *keys, const char *
 /* ---- rotation ---- */
 
 /* Writes a new key as DIR/issuer-keys/KID.pem; row gets kid and file. */
-static tether_status_t new_key_file(const tether_issuer_keys_t *keys, mbedtls_pk_context *pk,
+static tether_status_t new_key_file(const tether_issuer_keys_t *keys, tether_ec_key_t *pk,
                                     tether_store_issuer_key_t *row)
 {
     char key_dir[4096], name[TETHER_STORE_KID_SIZE + 8];
-    tether_fleet_pem_t pem = {NULL, 0};
+    char pem[TETHER_EC_KEY_PEM_MAX];
+    size_t pem_len = 0;
     tether_status_t rc;
 
-    if ((rc = tether_fleet_key_generate(pk)) != TETHER_OK ||
-        (rc = tether_jwk_thumbprint_pk(pk, row->kid, sizeof(row->kid))) != TETHER_OK ||
-        (rc = tether_fleet_key_pem(pk, &pem)) != TETHER_OK ||
+    if ((rc = tether_ec_key_generate(pk)) != TETHER_OK ||
+        (rc = tether_jwk_thumbprint_key(pk, row->kid, sizeof(row->kid))) != TETHER_OK ||
+        (rc = tether_ec_key_write_pem(pk, pem, sizeof(pem), &pem_len)) != TETHER_OK ||
         (rc = tether_fleet_path(key_dir, sizeof(key_dir), keys->dir, TETHER_ISSUER_KEYS_DIR)) !=
             TETHER_OK)
         goto out;
@@ -257,9 +251,9 @@ static tether_status_t new_key_file(const tether_issuer_keys_t *keys, mbedtls_pk
     }
     snprintf(name, sizeof(name), "%s.pem", row->kid);
     snprintf(row->file, sizeof(row->file), "%s/%s", TETHER_ISSUER_KEYS_DIR, name);
-    rc = tether_fleet_file_write(key_dir, name, pem.data, pem.len, 0600);
+    rc = tether_fleet_file_write(key_dir, name, pem, pem_len, 0600);
 out:
-    tether_fleet_pem_free(&pem);
+    tether_wipe(pem, sizeof(pem));
     return rc;
 }
 
@@ -284,7 +278,7 @@ tether_status_t tether_issuer_keys_rotate(tether_issuer_keys_t *keys, int64_t no
         return TETHER_ERR_STATE;
     if ((key = calloc(1, sizeof(*key))) == NULL)
         return TETHER_ERR_NO_MEMORY;
-    mbedtls_pk_init(&key->pk);
+    tether_ec_key_init(&key->pk);
     memset(&old, 0, sizeof(old));
     pthread_mutex_lock(&keys->lock);
     if ((rc = reserve(keys)) != TETHER_OK || (rc = new_key_file(keys, &key->pk, &key->row)) !=

@@ -29,7 +29,6 @@
 #include <stdint.h>
 
 #include <cjson/cJSON.h>
-#include <mbedtls/pk.h>
 
 #include "config.h"
 #include "store.h"
@@ -41,7 +40,7 @@
 
 typedef struct tether_issuer_key {
     tether_store_issuer_key_t row;
-    mbedtls_pk_context pk; /* the private key */
+    tether_ec_key_t pk; /* the private key */
 } tether_issuer_key_t;
 
 typedef struct tether_issuer_keys {

@@ -24,8 +24,6 @@
 
 #include <stddef.h>
 
-#include <mbedtls/x509_crt.h>
-
 #include "admin_api.h"
 #include "config.h"
 #include "discovery_api.h"
@@ -36,6 +34,7 @@
 #include "pki.h"
 #include "relying_party_api.h"
 #include "store.h"
+#include "tether/crypto.h"
 #include "tether/error.h"
 #include "tether/secret_token.h"
 
@@ -68,7 +67,7 @@ typedef struct tether_fleet_service {
     tether_fleet_config_t config;
     tether_store_t store;
     tether_admin_api_t api;
-    mbedtls_x509_crt ek_cas; /* every certificate of every ek_ca file: trust anchors */
+    tether_cert_set_t ek_cas; /* every certificate of every ek_ca file: trust anchors */
     tether_enroll_api_t enroll;
     tether_token_policy_t token_policy; /* from config */
     tether_issuer_keys_t issuer_keys;

@@ -5,8 +5,6 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include <mbedtls/x509_crt.h>
-
 #include "files.h"
 #include "fleet.h"
 #include "tether/bytes.h"
@@ -26,7 +24,7 @@ void tether_fleet_service_init(tether_fleet_service_t *service)
     tether_fleet_config_init(&service->config);
     tether_store_init(&service->store);
     tether_issuer_keys_init(&service->issuer_keys);
-    mbedtls_x509_crt_init(&service->ek_cas);
+    tether_cert_set_init(&service->ek_cas);
     tether_http_server_init(&service->server);
 }
 
@@ -87,8 +85,7 @@ static tether_status_t load_ek_cas(tether_fleet_service_t *service, const char *
         rc = tether_fleet_path(path, sizeof(path), dir, service->config.ek_ca[i]);
         if (rc != TETHER_OK)
             break;
-        /* Non-zero also when only some certificates of a PEM file parse. */
-        if (mbedtls_x509_crt_parse_file(&service->ek_cas, path) != 0) {
+        if (tether_cert_set_add_file(&service->ek_cas, path) != TETHER_OK) {
             tether_error("run", "ek_ca %s: cannot read it as X.509 certificates (PEM or DER)",
                          path);
             rc = TETHER_ERR_PARSE;
@@ -261,7 +258,7 @@ void tether_fleet_service_free(tether_fleet_service_t *service)
     tether_issuer_keys_free(&service->issuer_keys);
     tether_store_free(&service->store);
     tether_enroll_api_free(&service->enroll);
-    mbedtls_x509_crt_free(&service->ek_cas);
+    tether_cert_set_free(&service->ek_cas);
     tether_fleet_pem_free(&service->tls_cert);
     tether_fleet_pem_free(&service->tls_key);
     tether_wipe(service, sizeof(*service));
