@@ -11,15 +11,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/fleet.sh"
 require_tools curl python3
 
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/tether-slowloris-test.XXXXXX")
-DIR=$WORK/fleet
-PID=
-cleanup() {
-    kill_pids "$PID"
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-
+scratch_fleet slowloris
 fail() {
     echo "FAIL: $*" >&2
     log_tail fleetd "$WORK/fleetd.log" 20

@@ -25,6 +25,26 @@ bool tether_http_timespec_before(const struct timespec *a, const struct timespec
     return a->tv_sec < b->tv_sec || (a->tv_sec == b->tv_sec && a->tv_nsec < b->tv_nsec);
 }
 
+tether_status_t tether_http_lock_init(pthread_mutex_t *lock, pthread_cond_t *cond)
+{
+    pthread_condattr_t cond_attr;
+    tether_status_t rc = TETHER_ERR_NO_MEMORY;
+
+    if (pthread_condattr_init(&cond_attr) != 0)
+        return TETHER_ERR_NO_MEMORY;
+    if (pthread_condattr_setclock(&cond_attr, CLOCK_MONOTONIC) != 0 ||
+        pthread_cond_init(cond, &cond_attr) != 0)
+        goto out;
+    if (pthread_mutex_init(lock, NULL) != 0) {
+        pthread_cond_destroy(cond);
+        goto out;
+    }
+    rc = TETHER_OK;
+out:
+    pthread_condattr_destroy(&cond_attr);
+    return rc;
+}
+
 tether_status_t tether_http_fd_limit_check(unsigned max_connections)
 {
     rlim_t needed = (rlim_t)max_connections + TETHER_HTTP_FD_RESERVE;
@@ -82,31 +102,20 @@ static void *reaper_main(void *arg)
 
 tether_status_t tether_http_reaper_open(tether_http_reaper_t *reaper, unsigned head_timeout_ms)
 {
-    pthread_condattr_t cond_attr;
-    tether_status_t rc = TETHER_ERR_NO_MEMORY;
+    tether_status_t rc;
 
     if (reaper == NULL || head_timeout_ms == 0 || reaper->ready)
         return TETHER_ERR_INVALID_ARGUMENT;
     reaper->head_timeout_ms = head_timeout_ms;
-    if (pthread_condattr_init(&cond_attr) != 0)
-        return TETHER_ERR_NO_MEMORY;
-    if (pthread_condattr_setclock(&cond_attr, CLOCK_MONOTONIC) != 0 ||
-        pthread_cond_init(&reaper->cond, &cond_attr) != 0)
-        goto out;
-    if (pthread_mutex_init(&reaper->lock, NULL) != 0) {
-        pthread_cond_destroy(&reaper->cond);
-        goto out;
-    }
+    if ((rc = tether_http_lock_init(&reaper->lock, &reaper->cond)) != TETHER_OK)
+        return rc;
     reaper->ready = true;
     if (pthread_create(&reaper->thread, NULL, reaper_main, reaper) != 0) {
         tether_error("http", "cannot start the request-deadline thread");
-        goto out;
+        return TETHER_ERR_NO_MEMORY;
     }
     reaper->running = true;
-    rc = TETHER_OK;
-out:
-    pthread_condattr_destroy(&cond_attr);
-    return rc;
+    return TETHER_OK;
 }
 
 tether_http_watched_t *tether_http_reaper_watch(tether_http_reaper_t *reaper, int fd)

@@ -47,6 +47,11 @@ typedef struct tether_http_reaper {
     tether_http_watched_t *watched; /* every open connection */
 } tether_http_reaper_t;
 
+/* Initialises a mutex and a condition variable on CLOCK_MONOTONIC: both,
+ * or neither (TETHER_ERR_NO_MEMORY). */
+TETHER_MUST_CHECK tether_status_t tether_http_lock_init(pthread_mutex_t *lock,
+                                                        pthread_cond_t *cond);
+
 /* t += ms; and whether a is before b. */
 void tether_http_timespec_add_ms(struct timespec *t, unsigned ms);
 bool tether_http_timespec_before(const struct timespec *a, const struct timespec *b);

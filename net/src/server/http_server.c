@@ -570,7 +570,6 @@ tether_status_t tether_http_server_open(tether_http_server_t *server,
     struct sockaddr_storage addr;
     unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_TLS |
                          MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME;
-    pthread_condattr_t cond_attr;
     tether_status_t rc;
 
     if (server == NULL || opts == NULL || opts->handler == NULL || opts->cert_pem == NULL ||
@@ -593,18 +592,8 @@ tether_status_t tether_http_server_open(tether_http_server_t *server,
     server->handler = opts->handler;
     server->handler_arg = opts->handler_arg;
     server->max_parked = opts->max_parked;
-    if (pthread_condattr_init(&cond_attr) != 0)
-        return TETHER_ERR_NO_MEMORY;
-    if (pthread_condattr_setclock(&cond_attr, CLOCK_MONOTONIC) != 0 ||
-        pthread_cond_init(&server->park_cond, &cond_attr) != 0) {
-        pthread_condattr_destroy(&cond_attr);
-        return TETHER_ERR_NO_MEMORY;
-    }
-    pthread_condattr_destroy(&cond_attr);
-    if (pthread_mutex_init(&server->park_lock, NULL) != 0) {
-        pthread_cond_destroy(&server->park_cond);
-        return TETHER_ERR_NO_MEMORY;
-    }
+    if ((rc = tether_http_lock_init(&server->park_lock, &server->park_cond)) != TETHER_OK)
+        return rc;
     server->park_ready = true;
     if (pthread_create(&server->waker, NULL, waker_main, server) != 0) {
         tether_error("http", "cannot start the long-poll thread");
