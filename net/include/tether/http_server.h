@@ -48,9 +48,11 @@ typedef struct tether_http_server_options {
     const char *cert_pem; /* server certificate chain, PEM */
     const char *key_pem;  /* its private key, PEM (copied by the TLS library) */
     size_t max_body_bytes;
-    unsigned max_connections;            /* in total */
-    unsigned max_connections_per_source; /* from one IP address */
-    unsigned connection_timeout_seconds; /* idle, while a request is read or answered */
+    /* Connection limits; every one but connection_timeout_seconds must be
+     * non-zero (0 is no idle timeout). */
+    unsigned max_connections;              /* in total */
+    unsigned max_connections_per_source;   /* from one IP address */
+    unsigned connection_timeout_seconds;   /* idle, while a request is read or answered */
     unsigned request_head_timeout_seconds; /* TLS handshake and request head */
     unsigned threads;
     unsigned max_parked;            /* long polls waiting at once; 0: none (503) */
