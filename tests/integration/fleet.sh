@@ -7,6 +7,9 @@
 # PID (the running tether-fleetd) at call time, and call the script's own
 # fail MESSAGE, which reports and exits.
 #   require_tools TOOL...    exits unless every TOOL is on PATH
+#   scratch_fleet NAME       sets WORK (a new scratch directory), DIR and an
+#                            empty PID, with a trap that kills PID and
+#                            removes WORK at exit
 #   free_port                prints a free loopback TCP port
 #   kill_pids PID...         SIGKILLs and reaps each PID still running
 #   pass MESSAGE             "ok - MESSAGE", counted in passed
@@ -25,6 +28,13 @@ require_tools() {
             exit 1
         fi
     done
+}
+
+scratch_fleet() {
+    WORK=$(mktemp -d "${TMPDIR:-/tmp}/tether-$1-test.XXXXXX")
+    DIR=$WORK/fleet
+    PID=
+    trap 'kill_pids "$PID"; rm -rf "$WORK"' EXIT
 }
 
 free_port() {

@@ -30,11 +30,14 @@ URL=https://127.0.0.1:$PORT
 STATUS=
 BODY=
 
-# call METHOD PATH TOKEN [CONTENT-TYPE BODY]: sets STATUS and BODY.
+# call METHOD PATH TOKEN [CONTENT-TYPE BODY]: sets STATUS and BODY. A
+# non-empty EXTRA_HEADER is sent as one more header line.
+EXTRA_HEADER=
 call() {
     local args=(-sS --max-time 10 --cacert "$DIR/ca.pem" -o "$WORK/body" -D "$WORK/headers"
                 -w '%{http_code}' -X "$1")
     if [ -n "$3" ]; then args+=(-H "Authorization: Bearer $3"); fi
+    if [ -n "$EXTRA_HEADER" ]; then args+=(-H "$EXTRA_HEADER"); fi
     if [ $# -ge 5 ]; then args+=(-H "Content-Type: $4" --data-binary "$5"); fi
     STATUS=$(curl "${args[@]}" "$URL$2") || STATUS=curl-failed
     BODY=$(cat "$WORK/body" 2>/dev/null || true)
@@ -281,6 +284,40 @@ pass "no secret in the database or the log"
 grep -q '"msg":"method=POST path=/v1/admin/devices status=201 duration_ms=[0-9.]* remote=127.0.0.1"' \
     "$WORK/fleetd.log" || fail "no JSON request log line"
 pass "JSON request log lines"
+
+# --- the HTTP layer's refusals are JSON errors ------------------------------------
+# expect_error STATUS CODE WHAT: the last answer is STATUS with a JSON error CODE.
+expect_error() {
+    expect "$1" "$3"
+    grep -qi '^content-type: application/json' "$WORK/headers" || fail "$3: not JSON"
+    [ "$(field error)" = "$2" ] || fail "$3: error is not $2"
+}
+long=$(printf 'a%.0s' $(seq 5000))
+call GET "/v1/admin/devices/$long" "$ADMIN"
+expect_error 414 uri_too_long "a 5000-byte request target"
+EXTRA_HEADER="X-Padding: $(printf 'p%.0s' $(seq 20000))"
+call GET /v1/health ""
+EXTRA_HEADER=
+expect_error 431 request_header_fields_too_large "20000 bytes of header fields"
+call GET /.well-known/jwks.json ""
+expect 200 "JWKS"
+call GET /.well-known/jwks.json%00 ""
+expect_error 400 invalid_request "a NUL (%00) after the JWKS path"
+call GET "/v1/admin/devices/$DEV1%00x" "$ADMIN"
+expect_error 400 invalid_request "a NUL (%00) in a device id"
+call GET "/v1/revocations?after=1%00" "$ADMIN"
+expect_error 400 invalid_request "a NUL (%00) in a query value"
+call GET "/v1/revocations?after=1" "$ADMIN"
+expect 200 "revocation feed after 1"
+call GET "/v1/revocations?after=01" "$ADMIN"
+expect_error 400 invalid_request "a revocation seq with a leading zero"
+call GET "/v1/admin/alerts?after=01" "$ADMIN"
+expect_error 400 invalid_request "an alert id with a leading zero"
+call DELETE "/v1/admin/tokens/0$READ_ID" "$SECURITY"
+expect_error 404 not_found "an admin token id with a leading zero"
+call GET "/v1/admin/devices/$(printf 'd%.0s' $(seq 64))" "$ADMIN"
+expect_error 404 not_found "a 64-character device id"
+[ "$(field error_description)" = "no device with this id" ] || fail "64-character id: wrong error"
 
 # --- restart keeps everything ---------------------------------------------------
 stop_fleetd

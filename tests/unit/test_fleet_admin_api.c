@@ -154,6 +154,34 @@ static void routing_and_authentication(void **state)
     assert_int_equal(call(f, "GET", "/v1/admin/devices/", f->all, NULL, NULL), 404);
 }
 
+/* An id too long for the route's parameter is an unknown device or token,
+ * not an unknown endpoint; a number is spelt one way only. */
+static void long_and_padded_ids(void **state)
+{
+    fixture_t *f = *state;
+    char path[128]; /* what call() takes */
+
+    snprintf(path, sizeof(path), "/v1/admin/devices/%064d", 0);
+    assert_int_equal(call(f, "GET", path, f->all, NULL, NULL), 404);
+    assert_string_equal(text(f, "error_description"), "no device with this id");
+    snprintf(path, sizeof(path), "/v1/admin/devices/%080d/revoke", 0);
+    assert_int_equal(call(f, "POST", path, f->all, "application/json", "{\"reason\": \"r\"}"),
+                     404);
+    assert_string_equal(text(f, "error_description"), "no device with this id");
+    snprintf(path, sizeof(path), "/v1/admin/devices/%064d/nothing", 0);
+    assert_int_equal(call(f, "GET", path, f->all, NULL, NULL), 404);
+    assert_string_equal(text(f, "error_description"), "no such admin endpoint");
+    assert_int_equal(call(f, "POST", "/v1/admin/tokens", f->all, "application/json",
+                          "{\"name\": \"ci\", \"roles\": [\"read\"]}"),
+                     201);
+    snprintf(path, sizeof(path), "/v1/admin/tokens/0%d",
+             cJSON_GetObjectItemCaseSensitive(f->json, "id")->valueint);
+    assert_int_equal(call(f, "DELETE", path, f->security, NULL, NULL), 404);
+    assert_string_equal(text(f, "error_description"), "no admin token with this id");
+    assert_int_equal(call(f, "GET", "/v1/admin/alerts?after=01", f->security, NULL, NULL), 400);
+    assert_int_equal(call(f, "GET", "/v1/admin/alerts?after=00", f->security, NULL, NULL), 400);
+}
+
 static void roles_enforced(void **state)
 {
     fixture_t *f = *state;
@@ -256,6 +284,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(routing_and_authentication, setup, teardown),
         cmocka_unit_test_setup_teardown(roles_enforced, setup, teardown),
+        cmocka_unit_test_setup_teardown(long_and_padded_ids, setup, teardown),
         cmocka_unit_test_setup_teardown(devices_and_refusals, setup, teardown),
         cmocka_unit_test_setup_teardown(status_changes, setup, teardown),
         cmocka_unit_test_setup_teardown(secrets, setup, teardown),

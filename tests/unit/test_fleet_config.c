@@ -30,6 +30,10 @@ static void defaults(void **state)
     assert_int_equal(config.max_body_bytes, 65536);
     assert_int_equal(config.threads, 4);
     assert_int_equal(config.ek_ca_count, 0);
+    /* Sized for a fleet, with one source held to a share and a head deadline. */
+    assert_int_equal(config.max_connections, 1024);
+    assert_int_equal(config.max_connections_per_source, 32);
+    assert_int_equal(config.request_head_timeout_seconds, 10);
 }
 
 static void every_key(void **state)
@@ -46,6 +50,8 @@ static void every_key(void **state)
                            "max_body_bytes = 2048\n"
                            "max_connections = 10\n"
                            "connection_timeout_seconds = 5\n"
+                           "max_connections_per_source = 3\n"
+                           "request_head_timeout_seconds = 4\n"
                            "threads = 2\n"
                            "bootstrap_max_ttl_seconds = 600\n",
                            &config, &error),
@@ -56,6 +62,8 @@ static void every_key(void **state)
     assert_int_equal(config.max_body_bytes, 2048);
     assert_int_equal(config.max_connections, 10);
     assert_int_equal(config.connection_timeout_seconds, 5);
+    assert_int_equal(config.max_connections_per_source, 3);
+    assert_int_equal(config.request_head_timeout_seconds, 4);
     assert_int_equal(config.threads, 2);
     assert_int_equal(config.bootstrap_max_ttl_seconds, 600);
 }
@@ -72,6 +80,9 @@ static void errors_name_the_line(void **state)
         {"threads = 65\n", 1},                            /* above maximum */
         {"threads = 4x\n", 1},                            /* not a number */
         {"threads = -1\n", 1},                            /* sign */
+        {"max_connections_per_source = 0\n", 1},         /* below minimum */
+        {"request_head_timeout_seconds = 0\n", 1},       /* below minimum */
+        {"request_head_timeout_seconds = 61\n", 1},      /* above maximum */
         {"max_body_bytes = 99999999999999999999999\n", 1}, /* overflow */
         {"listen = example.com:80\n", 1},                 /* host name */
         {"listen = 127.0.0.1:0\n", 1},                    /* port 0 */
@@ -143,6 +154,8 @@ static void format_round_trip(void **state)
     strcpy(config.ek_ca[0], "ek-ca/swtpm.pem");
     config.ek_ca_count = 1;
     config.threads = 8;
+    config.max_connections_per_source = 7;
+    config.request_head_timeout_seconds = 5;
     assert_int_equal(tether_fleet_config_format(&config, &text), TETHER_OK);
     assert_int_equal(parse(text, &again, &error), TETHER_OK);
     assert_memory_equal(&config, &again, sizeof(config));

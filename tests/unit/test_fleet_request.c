@@ -178,13 +178,42 @@ static void values(void **state)
     assert_false(tether_fleet_device_id_valid("xev_000000000000000000000000", 28));
 }
 
+static void decimals(void **state)
+{
+    uint64_t value = 7;
+
+    (void)state;
+    assert_true(tether_fleet_decimal_parse("0", 10, &value));
+    assert_int_equal(value, 0);
+    assert_true(tether_fleet_decimal_parse("10", 10, &value));
+    assert_int_equal(value, 10);
+    assert_false(tether_fleet_decimal_parse("11", 10, &value));
+    assert_int_equal(value, 0); /* set on entry */
+    assert_false(tether_fleet_decimal_parse("01", 10, &value));
+    assert_false(tether_fleet_decimal_parse("00", 10, &value));
+    assert_false(tether_fleet_decimal_parse("", 10, &value));
+    assert_false(tether_fleet_decimal_parse("+1", 10, &value));
+    assert_false(tether_fleet_decimal_parse("-1", 10, &value));
+    assert_false(tether_fleet_decimal_parse(" 1", 10, &value));
+    assert_false(tether_fleet_decimal_parse("1 ", 10, &value));
+    assert_false(tether_fleet_decimal_parse("1x", 10, &value));
+    assert_false(tether_fleet_decimal_parse("9", 5, &value));
+    assert_false(tether_fleet_decimal_parse(NULL, 10, &value));
+    assert_true(tether_fleet_decimal_parse("18446744073709551615", UINT64_MAX, &value));
+    assert_true(value == UINT64_MAX);
+    assert_false(tether_fleet_decimal_parse("18446744073709551616", UINT64_MAX, &value));
+    assert_false(tether_fleet_decimal_parse("99999999999999999999999", UINT64_MAX, &value));
+    assert_true(tether_fleet_decimal_parse("9007199254740992", 1ULL << 53, &value));
+    assert_false(tether_fleet_decimal_parse("9007199254740993", 1ULL << 53, &value));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(allow_good), cmocka_unit_test(allow_refused),
         cmocka_unit_test(embedded_nul_refused), cmocka_unit_test(reason),
         cmocka_unit_test(bootstrap),  cmocka_unit_test(admin_token),
-        cmocka_unit_test(values),
+        cmocka_unit_test(values), cmocka_unit_test(decimals),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

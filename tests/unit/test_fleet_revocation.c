@@ -687,6 +687,8 @@ static void feed_endpoint(void **state)
     assert_int_equal(call(f, "GET", "/v1/revocations", "after=-1", f->rp_token, NULL, NULL), 400);
     assert_int_equal(call(f, "GET", "/v1/revocations", "after=x", f->rp_token, NULL, NULL), 400);
     assert_int_equal(call(f, "GET", "/v1/revocations", "after=", f->rp_token, NULL, NULL), 400);
+    assert_int_equal(call(f, "GET", "/v1/revocations", "after=01", f->rp_token, NULL, NULL), 400);
+    assert_int_equal(call(f, "GET", "/v1/revocations", "wait=00", f->rp_token, NULL, NULL), 400);
     assert_int_equal(call(f, "GET", "/v1/revocations", "wait=1s", f->rp_token, NULL, NULL), 400);
     assert_int_equal(call(f, "GET", "/v1/revocations", "after=1&after=2", f->rp_token, NULL,
                           NULL),

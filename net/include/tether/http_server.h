@@ -1,8 +1,22 @@
 /*
  * fleetd's HTTPS server on libmicrohttpd: an internal polling thread with a
- * small thread pool, connection limit and idle timeout, request bodies
- * bounded while they arrive (413 past the limit), one JSON log line per
- * request (method, path, status, duration, peer; never a header or body).
+ * small thread pool, request bodies bounded while they arrive (413 past the
+ * limit), one JSON log line per request (method, path, status, duration,
+ * peer; never a header or body).
+ *
+ * Against clients that hold connections (slowloris): a total and a
+ * per-source connection limit, a deadline for the TLS handshake and request
+ * head (counted from the accept, and from the end of the previous request
+ * on a kept-alive connection) and an idle timeout while a request is read
+ * or answered. The process's open-file limit is checked (and raised to the
+ * hard limit if needed) for max_connections at open.
+ *
+ * Requests are refused with JSON errors before any handler sees them: a
+ * request target over TETHER_HTTP_MAX_URI_BYTES (414), header fields over
+ * TETHER_HTTP_MAX_HEAD_BYTES (431), a NUL byte (%00) anywhere in the path
+ * or query (400), a body over max_body_bytes (413). Heads too big for
+ * libmicrohttpd's buffer (TETHER_HTTP_CONNECTION_MEMORY) still get its own
+ * HTML page: it offers no hook for those.
  *
  * Long polls (http.h, tether_http_park_t) are suspended with
  * MHD_suspend_connection, so a waiting client holds no worker thread; one
@@ -23,6 +37,10 @@
 #include "tether/http_handler.h"
 #include "tether/error.h"
 
+#define TETHER_HTTP_MAX_URI_BYTES 4096   /* the request target, raw (414 above) */
+#define TETHER_HTTP_MAX_HEAD_BYTES 16384 /* header names and values (431 above) */
+#define TETHER_HTTP_CONNECTION_MEMORY 65536 /* libmicrohttpd's buffer per connection */
+
 typedef struct tether_http_server_options {
     const char *host; /* IP literal to bind */
     bool ipv6;
@@ -30,8 +48,12 @@ typedef struct tether_http_server_options {
     const char *cert_pem; /* server certificate chain, PEM */
     const char *key_pem;  /* its private key, PEM (copied by the TLS library) */
     size_t max_body_bytes;
-    unsigned max_connections;
-    unsigned connection_timeout_seconds;
+    /* Connection limits; every one but connection_timeout_seconds must be
+     * non-zero (0 is no idle timeout). */
+    unsigned max_connections;              /* in total */
+    unsigned max_connections_per_source;   /* from one IP address */
+    unsigned connection_timeout_seconds;   /* idle, while a request is read or answered */
+    unsigned request_head_timeout_seconds; /* TLS handshake and request head */
     unsigned threads;
     unsigned max_parked;            /* long polls waiting at once; 0: none (503) */
     tether_http_handler_fn handler; /* called from the server's threads */
@@ -39,6 +61,7 @@ typedef struct tether_http_server_options {
 } tether_http_server_options_t;
 
 struct request_state;
+struct tether_http_reaper;
 
 typedef struct tether_http_server {
     struct MHD_Daemon *daemon;
@@ -57,6 +80,7 @@ typedef struct tether_http_server {
     unsigned parked_count;
     unsigned max_parked;
     atomic_uint resumed; /* answered long polls not yet sent (a leaf: no lock) */
+    struct tether_http_reaper *reaper; /* request-head deadlines (http_connections.h) */
 } tether_http_server_t;
 
 void tether_http_server_init(tether_http_server_t *server);

@@ -12,16 +12,23 @@
 
 #include <microhttpd.h>
 
+#include "http_connections.h"
 #include "tether/bytes.h"
 #include "tether/log.h"
 
 #define LOG_PATH_MAX 128
 #define PARK_POLL_INTERVAL_MS 1000 /* parked requests are polled at least this often */
 #define DRAIN_MS 2000              /* at stop, how long answered long polls may take to go out */
+#define STRINGIFY_(x) #x
+#define STRINGIFY(x) STRINGIFY_(x)
 
-/* Per-request state, from the first callback to the completion callback. */
+/* Per-request state, from the request line (on_request_line) to the
+ * completion callback. */
 typedef struct request_state {
     struct timespec start;
+    bool head_seen;   /* on_request has been called */
+    bool uri_too_long; /* over TETHER_HTTP_MAX_URI_BYTES */
+    bool uri_has_nul;  /* "%00" in the raw path or query */
     char method[16];
     char path[LOG_PATH_MAX + 1]; /* sanitised copy, for the log only */
     uint8_t *body;
@@ -47,21 +54,6 @@ void tether_http_server_init(tether_http_server_t *server)
 {
     if (server != NULL)
         memset(server, 0, sizeof(*server));
-}
-
-static void timespec_add_ms(struct timespec *t, unsigned ms)
-{
-    t->tv_sec += (time_t)(ms / 1000);
-    t->tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (t->tv_nsec >= 1000000000L) {
-        t->tv_sec++;
-        t->tv_nsec -= 1000000000L;
-    }
-}
-
-static bool timespec_before(const struct timespec *a, const struct timespec *b)
-{
-    return a->tv_sec < b->tv_sec || (a->tv_sec == b->tv_sec && a->tv_nsec < b->tv_nsec);
 }
 
 /* Keeps the log line printable whatever the client sent. */
@@ -193,20 +185,85 @@ static bool declared_too_large(struct MHD_Connection *connection, size_t max)
     return errno != 0 || end == length || value > max;
 }
 
-static request_state_t *start_request(struct MHD_Connection *connection, const char *url,
-                                      const char *method)
+static enum MHD_Result add_header_bytes(void *cls, enum MHD_ValueKind kind, const char *key,
+                                        const char *value)
+{
+    size_t *total = cls;
+
+    (void)kind;
+    *total += strlen(key) + (value != NULL ? strlen(value) : 0) + 4; /* ": " and CRLF */
+    return MHD_YES;
+}
+
+static bool head_too_large(struct MHD_Connection *connection)
+{
+    size_t total = 0;
+
+    MHD_get_connection_values(connection, MHD_HEADER_KIND, add_header_bytes, &total);
+    return total > TETHER_HTTP_MAX_HEAD_BYTES;
+}
+
+/* libmicrohttpd's URI log callback: the request line has arrived, the raw
+ * target is not decoded yet. Its return value becomes the request's
+ * *con_cls. A decoded %00 would end the path or a query value early (C
+ * strings), so that "/x%00" and "?after=1%00" would pass for "/x" and
+ * "?after=1": any "%00" in the raw target is refused. */
+static void *on_request_line(void *cls, const char *uri, struct MHD_Connection *connection)
 {
     request_state_t *state = calloc(1, sizeof(*state));
 
+    (void)cls;
+    (void)connection;
     if (state == NULL)
         return NULL;
     clock_gettime(CLOCK_MONOTONIC, &state->start);
+    state->uri_too_long = strlen(uri) > TETHER_HTTP_MAX_URI_BYTES;
+    state->uri_has_nul = strstr(uri, "%00") != NULL;
+    return state;
+}
+
+static tether_http_watched_t *watched_of(struct MHD_Connection *connection)
+{
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(connection, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+
+    return info != NULL ? info->socket_context : NULL;
+}
+
+/* The first call for a request: its head is complete. Records it, and
+ * refuses what no handler may see. */
+static enum MHD_Result start_request(tether_http_server_t *server,
+                                     struct MHD_Connection *connection, request_state_t *state,
+                                     const char *url, const char *method)
+{
+    tether_http_watched_t *watched = watched_of(connection);
+
+    if (watched != NULL)
+        tether_http_reaper_head_received(server->reaper, watched);
+    state->head_seen = true;
     sanitise(state->method, sizeof(state->method), method);
     sanitise(state->path, sizeof(state->path), url);
     state->request.method = method;
     state->request.path = url;
     MHD_get_connection_values(connection, MHD_GET_ARGUMENT_KIND, collect_query, &state->request);
-    return state;
+    if (state->uri_too_long)
+        return send_error(connection, state, 414, "uri_too_long",
+                          "the request target exceeds the server's limit of "
+                          STRINGIFY(TETHER_HTTP_MAX_URI_BYTES) " bytes");
+    if (head_too_large(connection))
+        return send_error(connection, state, 431, "request_header_fields_too_large",
+                          "the header fields exceed the server's limit of "
+                          STRINGIFY(TETHER_HTTP_MAX_HEAD_BYTES) " bytes");
+    if (state->uri_has_nul)
+        return send_error(connection, state, 400, "invalid_request",
+                          "the path or query holds an encoded NUL byte (%00)");
+    /* Refuse a declared oversized body before reading any of it. */
+    if (declared_too_large(connection, server->max_body_bytes)) {
+        state->too_large = true;
+        return send_error(connection, state, 413, "payload_too_large",
+                          "the request body exceeds the server's limit");
+    }
+    return MHD_YES;
 }
 
 /* Polls a batch of parked requests (the waker's, or everything at stop
@@ -221,7 +278,7 @@ static request_state_t *poll_parked(tether_http_server_t *server, request_state_
 
     clock_gettime(CLOCK_MONOTONIC, &now);
     for (request_state_t *state = batch; state != NULL; state = next) {
-        bool final = force_final || !timespec_before(&now, &state->deadline);
+        bool final = force_final || !tether_http_timespec_before(&now, &state->deadline);
         struct MHD_Connection *connection = state->connection;
 
         next = state->park_next;
@@ -268,13 +325,13 @@ static void *waker_main(void *arg)
                 pthread_cond_wait(&server->park_cond, &server->park_lock);
                 continue;
             }
-            timespec_add_ms(&until, PARK_POLL_INTERVAL_MS);
+            tether_http_timespec_add_ms(&until, PARK_POLL_INTERVAL_MS);
             for (request_state_t *p = server->parked; p != NULL; p = p->park_next) {
-                if (timespec_before(&p->deadline, &until))
+                if (tether_http_timespec_before(&p->deadline, &until))
                     until = p->deadline;
             }
             clock_gettime(CLOCK_MONOTONIC, &now);
-            if (timespec_before(&now, &until) &&
+            if (tether_http_timespec_before(&now, &until) &&
                 pthread_cond_timedwait(&server->park_cond, &server->park_lock, &until) !=
                     ETIMEDOUT)
                 continue; /* woken: look again (a wake-up, a new request, the stop) */
@@ -328,7 +385,7 @@ static enum MHD_Result park_request(tether_http_server_t *server,
     state->connection = connection;
     state->park = park;
     clock_gettime(CLOCK_MONOTONIC, &state->deadline);
-    timespec_add_ms(&state->deadline, park.timeout_ms);
+    tether_http_timespec_add_ms(&state->deadline, park.timeout_ms);
     /* Suspended under park_lock: the waker cannot see (and resume) the
      * request before it is suspended. */
     MHD_suspend_connection(connection);
@@ -386,16 +443,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
         tether_http_response_clear(&state->parked_response);
         return ret;
     }
-    if (state == NULL) {
-        if ((state = start_request(connection, url, method)) == NULL)
-            return MHD_NO;
-        *con_cls = state;
-        /* Refuse a declared oversized body before reading any of it. */
-        if (declared_too_large(connection, server->max_body_bytes)) {
-            state->too_large = true;
-            return send_error(connection, state, 413, "payload_too_large",
-                              "the request body exceeds the server's limit");
-        }
+    if (state == NULL)
+        return MHD_NO; /* out of memory in on_request_line */
+    if (!state->head_seen)
+        return start_request(server, connection, state, url, method);
+    if (state->status != 0) {
+        *upload_data_size = 0; /* already answered on the first call: drop the body */
         return MHD_YES;
     }
     if (*upload_data_size > 0) {
@@ -403,8 +456,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
         *upload_data_size = 0;
         return MHD_YES;
     }
-    if (state->status != 0)
-        return MHD_YES; /* already answered (413 on the first call) */
     if (state->too_large)
         return send_error(connection, state, 413, "payload_too_large",
                           "the request body exceeds the server's limit");
@@ -431,10 +482,13 @@ static void on_completed(void *cls, struct MHD_Connection *connection, void **co
 {
     tether_http_server_t *server = cls;
     request_state_t *state = *con_cls;
+    tether_http_watched_t *watched = watched_of(connection);
     struct timespec end;
     char peer[INET6_ADDRSTRLEN];
     long long micros;
 
+    if (watched != NULL)
+        tether_http_reaper_request_done(server->reaper, watched);
     if (state == NULL)
         return;
     if (state->counted)
@@ -451,6 +505,32 @@ static void on_completed(void *cls, struct MHD_Connection *connection, void **co
     tether_wipe(state, sizeof(*state));
     free(state);
     *con_cls = NULL;
+}
+
+/* libmicrohttpd's connection callback: every accepted connection is
+ * watched for its head deadline until it closes (before its descriptor is
+ * closed). */
+static void on_connection(void *cls, struct MHD_Connection *connection, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    tether_http_server_t *server = cls;
+    const union MHD_ConnectionInfo *info;
+
+    if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+        tether_http_reaper_forget(server->reaper, *socket_context);
+        *socket_context = NULL;
+        return;
+    }
+    *socket_context = NULL;
+    info = MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (info == NULL)
+        return;
+    *socket_context = tether_http_reaper_watch(server->reaper, info->connect_fd);
+    if (*socket_context == NULL) {
+        /* Unwatched, it could be held open for good: refuse it. */
+        tether_warn("http", "out of memory: refused a connection");
+        (void)shutdown(info->connect_fd, SHUT_RDWR);
+    }
 }
 
 static void log_mhd(void *cls, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
@@ -490,14 +570,21 @@ tether_status_t tether_http_server_open(tether_http_server_t *server,
     struct sockaddr_storage addr;
     unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_TLS |
                          MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME;
-    pthread_condattr_t cond_attr;
     tether_status_t rc;
 
     if (server == NULL || opts == NULL || opts->handler == NULL || opts->cert_pem == NULL ||
         opts->key_pem == NULL || opts->max_body_bytes == 0 || opts->threads == 0 ||
-        server->park_ready)
+        opts->max_connections == 0 || opts->max_connections_per_source == 0 ||
+        opts->request_head_timeout_seconds == 0 || server->park_ready || server->reaper != NULL)
         return TETHER_ERR_INVALID_ARGUMENT;
-    if ((rc = bind_address(opts, &addr)) != TETHER_OK)
+    if ((rc = bind_address(opts, &addr)) != TETHER_OK ||
+        (rc = tether_http_fd_limit_check(opts->max_connections)) != TETHER_OK)
+        return rc;
+    if ((server->reaper = malloc(sizeof(*server->reaper))) == NULL)
+        return TETHER_ERR_NO_MEMORY;
+    tether_http_reaper_init(server->reaper);
+    if ((rc = tether_http_reaper_open(server->reaper,
+                                      opts->request_head_timeout_seconds * 1000u)) != TETHER_OK)
         return rc;
     if (opts->ipv6)
         flags |= MHD_USE_IPv6;
@@ -505,18 +592,8 @@ tether_status_t tether_http_server_open(tether_http_server_t *server,
     server->handler = opts->handler;
     server->handler_arg = opts->handler_arg;
     server->max_parked = opts->max_parked;
-    if (pthread_condattr_init(&cond_attr) != 0)
-        return TETHER_ERR_NO_MEMORY;
-    if (pthread_condattr_setclock(&cond_attr, CLOCK_MONOTONIC) != 0 ||
-        pthread_cond_init(&server->park_cond, &cond_attr) != 0) {
-        pthread_condattr_destroy(&cond_attr);
-        return TETHER_ERR_NO_MEMORY;
-    }
-    pthread_condattr_destroy(&cond_attr);
-    if (pthread_mutex_init(&server->park_lock, NULL) != 0) {
-        pthread_cond_destroy(&server->park_cond);
-        return TETHER_ERR_NO_MEMORY;
-    }
+    if ((rc = tether_http_lock_init(&server->park_lock, &server->park_cond)) != TETHER_OK)
+        return rc;
     server->park_ready = true;
     if (pthread_create(&server->waker, NULL, waker_main, server) != 0) {
         tether_error("http", "cannot start the long-poll thread");
@@ -531,7 +608,11 @@ tether_status_t tether_http_server_open(tether_http_server_t *server,
         MHD_OPTION_HTTPS_MEM_KEY, opts->key_pem,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)opts->threads,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned int)opts->max_connections,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int)opts->max_connections_per_source,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)opts->connection_timeout_seconds,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)TETHER_HTTP_CONNECTION_MEMORY,
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, server,
+        MHD_OPTION_URI_LOG_CALLBACK, on_request_line, server,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, server,
         MHD_OPTION_END);
     if (server->daemon == NULL) {
@@ -583,6 +664,9 @@ void tether_http_server_free(tether_http_server_t *server)
     }
     if (server->daemon != NULL)
         MHD_stop_daemon(server->daemon);
+    /* After the daemon: it closes (and forgets) every connection first. */
+    tether_http_reaper_free(server->reaper);
+    free(server->reaper);
     if (server->park_ready) {
         pthread_cond_destroy(&server->park_cond);
         pthread_mutex_destroy(&server->park_lock);

@@ -88,16 +88,20 @@ void admin_store_error(admin_call_t *call, tether_status_t rc, const char *not_f
                                   "the fleet database failed; see the server log");
 }
 
-/* Matches path against pattern; the '*' segment is copied to param. */
+/* Matches path against pattern; the '*' segment is copied to param. A
+ * segment too long for param is no valid id: it matches with param empty,
+ * so that the handler answers "no device with this id" (404), not "no such
+ * endpoint". */
 static bool path_matches(const char *pattern, const char *path, char *param, size_t param_size)
 {
     while (*pattern != '\0' && *path != '\0') {
         if (*pattern == '*') {
             size_t len = strcspn(path, "/");
-            if (len == 0 || len >= param_size)
+            if (len == 0)
                 return false;
-            memcpy(param, path, len);
-            param[len] = '\0';
+            if (len < param_size)
+                memcpy(param, path, len);
+            param[len < param_size ? len : 0] = '\0';
             path += len;
             pattern++;
         } else if (*pattern++ != *path++) {

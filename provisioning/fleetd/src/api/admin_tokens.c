@@ -1,6 +1,5 @@
 /* Admin handlers for secrets (bootstrap and admin tokens) and alerts. New
  * tokens are shown once, in the response, and stored only as hashes. */
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -8,6 +7,7 @@
 #include "tether/bytes.h"
 #include "tether/log.h"
 #include "tether/secret_token.h"
+#include "validate.h"
 
 #define ALERTS_PAGE 500
 
@@ -162,20 +162,15 @@ out:
     tether_wipe(hash, sizeof(hash));
 }
 
-/* A decimal integer from 0 to 2^53 (what JSON numbers carry exactly). */
+/* A decimal integer from 0 to 2^53 (what JSON numbers carry exactly),
+ * spelt one way only (validate.h). */
 static bool parse_id(const char *text, int64_t *id)
 {
-    char *end = NULL;
-    unsigned long long value;
+    uint64_t value = 0;
+    bool ok = tether_fleet_decimal_parse(text, 1ULL << 53, &value);
 
-    if (text == NULL || text[0] < '0' || text[0] > '9' || strlen(text) > 16)
-        return false;
-    errno = 0;
-    value = strtoull(text, &end, 10);
-    if (errno != 0 || *end != '\0' || value > (1ULL << 53))
-        return false;
     *id = (int64_t)value;
-    return true;
+    return ok;
 }
 
 void admin_token_revoke(admin_call_t *call)

@@ -2,7 +2,6 @@
  * roles, and the long poll of the feed. */
 #include "relying_party_api.h"
 
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -11,6 +10,7 @@
 #include "introspect_request.h"
 #include "tether/bytes.h"
 #include "tether/log.h"
+#include "validate.h"
 
 #define INTROSPECT_PATH "/v1/introspect"
 #define FEED_PATH "/v1/revocations"
@@ -163,20 +163,15 @@ out:
 
 /* ---- GET /v1/revocations ---- */
 
-/* A decimal number from 0 to max, without sign or spaces. */
+/* A decimal number from 0 to max (validate.h: no sign, spaces or leading
+ * zeros). */
 static bool parse_number(const char *text, long long max, long long *value)
 {
-    char *end = NULL;
-    long long v;
+    uint64_t v = 0;
+    bool ok = tether_fleet_decimal_parse(text, (uint64_t)max, &v);
 
-    if (text == NULL || text[0] < '0' || text[0] > '9' || strlen(text) > 18)
-        return false;
-    errno = 0;
-    v = strtoll(text, &end, 10);
-    if (errno != 0 || *end != '\0' || v > max)
-        return false;
-    *value = v;
-    return true;
+    *value = (long long)v;
+    return ok;
 }
 
 /* A waiting feed request: what the waker's polls need. */

@@ -91,6 +91,26 @@ static tether_status_t random_id_new(char *out, size_t out_size, const char *pre
     return tether_hex_encode(random, random_len, out + prefix_len, out_size - prefix_len);
 }
 
+bool tether_fleet_decimal_parse(const char *text, uint64_t max, uint64_t *value)
+{
+    uint64_t v = 0;
+    size_t i = 0;
+
+    *value = 0;
+    if (text == NULL || (text[0] == '0' && text[1] != '\0'))
+        return false;
+    for (; text[i] >= '0' && text[i] <= '9'; i++) {
+        unsigned digit = (unsigned)(text[i] - '0');
+        if (digit > max || v > (max - digit) / 10)
+            return false;
+        v = v * 10 + digit;
+    }
+    if (i == 0 || text[i] != '\0')
+        return false;
+    *value = v;
+    return true;
+}
+
 bool tether_fleet_device_id_valid(const char *id, size_t len)
 {
     return random_id_valid(id, len, DEVICE_ID_PREFIX, TETHER_STORE_DEVICE_ID_SIZE - 1);

@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "store.h"
 #include "tether/error.h"
@@ -21,6 +22,11 @@ bool tether_fleet_reason_valid(const char *reason, size_t len);
 /* 64 hex digits (either case) into lowercase in out; TETHER_ERR_PARSE otherwise. */
 TETHER_MUST_CHECK tether_status_t tether_fleet_ek_sha256_normalize(
     const char *hex, size_t len, char out[TETHER_STORE_EK_SHA256_SIZE]);
+
+/* A number in a path or query (an id, a sequence number): decimal digits
+ * only, without sign, spaces or leading zeros ("0" itself is fine), at most
+ * max. One spelling per number, so that "01" cannot pass for 1. */
+bool tether_fleet_decimal_parse(const char *text, uint64_t max, uint64_t *value);
 
 /* "dev_" followed by 24 lowercase hex digits. */
 bool tether_fleet_device_id_valid(const char *id, size_t len);

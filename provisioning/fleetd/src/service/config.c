@@ -18,7 +18,9 @@ typedef struct config_limit {
 static const config_limit_t limits[] = {
     {"max_body_bytes", 1024, 1024 * 1024},
     {"max_connections", 1, 10000},
+    {"max_connections_per_source", 1, 10000},
     {"connection_timeout_seconds", 1, 3600},
+    {"request_head_timeout_seconds", 1, 60},
     {"threads", 1, 64},
     {"bootstrap_max_ttl_seconds", 60, 30 * 86400},
     /* Any positive number; tokens use it clamped (config.h). */
@@ -58,8 +60,10 @@ void tether_fleet_config_init(tether_fleet_config_t *config)
     strcpy(config->listen_host, "127.0.0.1");
     config->listen_port = 8443;
     config->max_body_bytes = 65536;
-    config->max_connections = 64;
+    config->max_connections = 1024;
+    config->max_connections_per_source = 32;
     config->connection_timeout_seconds = 30;
+    config->request_head_timeout_seconds = 10;
     config->threads = 4;
     config->bootstrap_max_ttl_seconds = 86400;
     strcpy(config->pcr_selection, TETHER_CONFIG_DEFAULT_PCR_SELECTION);
@@ -295,8 +299,12 @@ static tether_status_t set_number(tether_fleet_config_t *config, const config_li
         config->max_body_bytes = (size_t)value;
     else if (strcmp(limit->key, "max_connections") == 0)
         config->max_connections = (unsigned)value;
+    else if (strcmp(limit->key, "max_connections_per_source") == 0)
+        config->max_connections_per_source = (unsigned)value;
     else if (strcmp(limit->key, "connection_timeout_seconds") == 0)
         config->connection_timeout_seconds = (unsigned)value;
+    else if (strcmp(limit->key, "request_head_timeout_seconds") == 0)
+        config->request_head_timeout_seconds = (unsigned)value;
     else if (strcmp(limit->key, "threads") == 0)
         config->threads = (unsigned)value;
     else if (strcmp(limit->key, "token_lifetime_seconds") == 0)
@@ -466,9 +474,15 @@ tether_status_t tether_fleet_config_format(const tether_fleet_config_t *config, 
             listen);
     for (size_t i = 0; i < config->ek_ca_count; i++)
         fprintf(f, "ek_ca = %s\n", config->ek_ca[i]);
-    fprintf(f, "\n# Limits.\nmax_body_bytes = %zu\nmax_connections = %u\n"
-               "connection_timeout_seconds = %u\nthreads = %u\nbootstrap_max_ttl_seconds = %u\n",
-            config->max_body_bytes, config->max_connections, config->connection_timeout_seconds,
+    fprintf(f, "\n# Limits.\nmax_body_bytes = %zu\n"
+               "# Connections in total (the open-file limit must allow them) and from\n"
+               "# one IP address.\nmax_connections = %u\nmax_connections_per_source = %u\n"
+               "# Seconds a connection may stay idle while a request is read or answered,\n"
+               "# and may take for its TLS handshake and complete request head.\n"
+               "connection_timeout_seconds = %u\nrequest_head_timeout_seconds = %u\n"
+               "threads = %u\nbootstrap_max_ttl_seconds = %u\n",
+            config->max_body_bytes, config->max_connections, config->max_connections_per_source,
+            config->connection_timeout_seconds, config->request_head_timeout_seconds,
             config->threads, config->bootstrap_max_ttl_seconds);
     fprintf(f, "\n# Attested token exchange (provisioning/README.md).\n"
                "# PCRs every quote must cover; the first accepted quote's digest is the\n"

@@ -5,8 +5,11 @@
  *   listen = 127.0.0.1:8443          IPv4 literal or [IPv6] literal, and port
  *   ek_ca = ek-ca/manufacturer.pem   repeatable; relative to the fleet directory
  *   max_body_bytes = 65536           largest request body (413 above)
- *   max_connections = 64
- *   connection_timeout_seconds = 30  idle connections are closed after this
+ *   max_connections = 1024           in total; checked against the open-file limit
+ *   max_connections_per_source = 32  from one IP address
+ *   connection_timeout_seconds = 30  idle while a request is read or answered
+ *   request_head_timeout_seconds = 10  for the TLS handshake and the request
+ *                                    head (slowloris); 1-60
  *   threads = 4                      HTTP worker threads
  *   bootstrap_max_ttl_seconds = 86400
  *
@@ -52,7 +55,9 @@ typedef struct tether_fleet_config {
     size_t ek_ca_count;
     size_t max_body_bytes;
     unsigned max_connections;
+    unsigned max_connections_per_source;
     unsigned connection_timeout_seconds;
+    unsigned request_head_timeout_seconds;
     unsigned threads;
     unsigned bootstrap_max_ttl_seconds;
     /* The exchange: validated text, "" for issuer means the default. */

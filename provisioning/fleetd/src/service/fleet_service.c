@@ -239,7 +239,9 @@ tether_status_t tether_fleet_service_open(tether_fleet_service_t *service, const
     opts.key_pem = service->tls_key.data;
     opts.max_body_bytes = service->config.max_body_bytes;
     opts.max_connections = service->config.max_connections;
+    opts.max_connections_per_source = service->config.max_connections_per_source;
     opts.connection_timeout_seconds = service->config.connection_timeout_seconds;
+    opts.request_head_timeout_seconds = service->config.request_head_timeout_seconds;
     opts.threads = service->config.threads;
     opts.max_parked = feed_waiters_max(service->config.max_connections);
     opts.handler = route;
