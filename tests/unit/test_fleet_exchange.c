@@ -618,7 +618,7 @@ static void fetch_jwks(fixture_t *f, jwks_t *set)
     const cJSON *keys, *jwk;
 
     memset(set, 0, sizeof(*set));
-    assert_int_equal(call(f, "GET", TETHER_JWKS_PATH, NULL, NULL), 200);
+    assert_int_equal(call(f, "GET", TETHER_FLEET_PATH_JWKS, NULL, NULL), 200);
     keys = cJSON_GetObjectItemCaseSensitive(f->json, "keys");
     assert_true(cJSON_IsArray(keys));
     cJSON_ArrayForEach(jwk, keys)
@@ -800,7 +800,7 @@ static void discovery(void **state)
     fixture_t *f = *state;
     const cJSON *grants;
 
-    assert_int_equal(call(f, "GET", TETHER_METADATA_PATH, NULL, NULL), 200);
+    assert_int_equal(call(f, "GET", TETHER_FLEET_PATH_METADATA, NULL, NULL), 200);
     assert_string_equal(text(f, "issuer"), ISSUER);
     assert_string_equal(text(f, "token_endpoint"), ISSUER "/v1/token");
     assert_string_equal(text(f, "jwks_uri"), ISSUER "/.well-known/jwks.json");
@@ -816,7 +816,7 @@ static void discovery(void **state)
                            0)
             ->valuestring,
         "none");
-    assert_int_equal(call(f, "POST", TETHER_JWKS_PATH, "application/json", "{}"), 405);
+    assert_int_equal(call(f, "POST", TETHER_FLEET_PATH_JWKS, "application/json", "{}"), 405);
     assert_string_equal(f->response.allow, "GET");
     /* The exchange endpoints: POST, the right media type, no query. */
     assert_int_equal(call(f, "GET", "/v1/token", NULL, NULL), 405);

@@ -801,7 +801,7 @@ static void relying_party_role(void **state)
     assert_int_equal(roles, TETHER_ROLE_RELYING_PARTY | TETHER_ROLE_READ);
     {
         /* tetherctl's --role */
-        const char *names[CTL_ROLE_COUNT];
+        const char *names[TETHER_ROLE_COUNT];
         size_t n = 0;
 
         assert_int_equal(ctl_roles_parse("relying-party", names, &n), TETHER_OK);

@@ -176,11 +176,6 @@ bool tether_admin_authenticate(tether_admin_api_t *api, const tether_http_reques
     return ok;
 }
 
-static const char *role_name(unsigned role)
-{
-    return role == TETHER_ROLE_READ ? "read" : role == TETHER_ROLE_FLEET ? "fleet" : "security";
-}
-
 /* The media type of a Content-Type header, ignoring parameters and case. */
 static bool media_type_is(const char *content_type, const char *expected)
 {
@@ -250,7 +245,7 @@ static void handle_admin(admin_call_t *call)
     if ((call->caller.roles & route->role) == 0) {
         char message[80];
         snprintf(message, sizeof(message), "this request needs an admin token with the %s role",
-                 role_name(route->role));
+                 tether_role_name(route->role));
         tether_http_respond_error(call->response, 403, "insufficient_scope", message);
         return;
     }

@@ -61,18 +61,11 @@ out:
 
 static cJSON *roles_json(unsigned roles)
 {
-    static const struct {
-        unsigned bit;
-        const char *name;
-    } names[] = {{TETHER_ROLE_READ, "read"},
-                 {TETHER_ROLE_FLEET, "fleet"},
-                 {TETHER_ROLE_SECURITY, "security"},
-                 {TETHER_ROLE_RELYING_PARTY, "relying-party"}};
     cJSON *array = cJSON_CreateArray();
 
-    for (size_t i = 0; array != NULL && i < sizeof(names) / sizeof(names[0]); i++) {
-        if (roles & names[i].bit)
-            cJSON_AddItemToArray(array, cJSON_CreateString(names[i].name));
+    for (unsigned i = 0; array != NULL && i < TETHER_ROLE_COUNT; i++) {
+        if (roles & (1u << i))
+            cJSON_AddItemToArray(array, cJSON_CreateString(tether_role_name(1u << i)));
     }
     return array;
 }

@@ -22,7 +22,7 @@ void tether_discovery_api_init(tether_discovery_api_t *api, tether_issuer_keys_t
 bool tether_discovery_api_owns(const char *path)
 {
     return path != NULL &&
-           (strcmp(path, TETHER_JWKS_PATH) == 0 || strcmp(path, TETHER_METADATA_PATH) == 0);
+           (strcmp(path, TETHER_FLEET_PATH_JWKS) == 0 || strcmp(path, TETHER_FLEET_PATH_METADATA) == 0);
 }
 
 static cJSON *add_url(cJSON *json, const char *name, const char *issuer, const char *path)
@@ -62,7 +62,7 @@ cJSON *tether_discovery_metadata(const tether_token_policy_t *policy)
     /* RFC 8414 section 2; the tether_ members are this fleet's own. */
     if (json == NULL || cJSON_AddStringToObject(json, "issuer", iss) == NULL ||
         add_url(json, "token_endpoint", iss, "/v1/token") == NULL ||
-        add_url(json, "jwks_uri", iss, TETHER_JWKS_PATH) == NULL ||
+        add_url(json, "jwks_uri", iss, TETHER_FLEET_PATH_JWKS) == NULL ||
         add_url(json, "introspection_endpoint", iss, "/v1/introspect") == NULL ||
         add_url(json, "tether_revocation_feed_endpoint", iss, "/v1/revocations") == NULL ||
         add_url(json, "tether_challenge_endpoint", iss, "/v1/challenge") == NULL ||
@@ -100,7 +100,7 @@ void tether_discovery_api_handle(void *arg, const tether_http_request_t *request
                                   "this endpoint takes no query parameters and no body");
         return;
     }
-    if (strcmp(request->path, TETHER_JWKS_PATH) == 0) {
+    if (strcmp(request->path, TETHER_FLEET_PATH_JWKS) == 0) {
         if ((rc = tether_issuer_keys_jwks(api->keys, now, &json)) != TETHER_OK) {
             tether_error("discovery", "publishing the issuer keys: %s", tether_strerror(rc));
             tether_http_respond_error(response, 500, "server_error",

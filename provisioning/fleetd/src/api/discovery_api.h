@@ -13,12 +13,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "tether/fleet_vocabulary.h"
 #include "tether/http_handler.h"
 #include "issuer_keys.h"
 #include "token_issuer.h"
-
-#define TETHER_JWKS_PATH "/.well-known/jwks.json"
-#define TETHER_METADATA_PATH "/.well-known/oauth-authorization-server"
 
 typedef struct tether_discovery_api {
     tether_issuer_keys_t *keys;          /* borrowed, opened */
