@@ -14,6 +14,7 @@
 
 #include "admin_api.h"
 #include "files.h"
+#include "route.h"
 #include "store.h"
 #include "tether/secret_token.h"
 
@@ -111,7 +112,8 @@ static unsigned call(fixture_t *f, const char *method, const char *path, const c
     request.body_len = body != NULL ? strlen(body) : 0;
     cJSON_Delete(f->json);
     tether_http_response_clear(&f->response);
-    tether_admin_api_handle(&f->api, &request, &f->response);
+    tether_router_handle(&(tether_router_t){.store = &f->store, .admin = &f->api}, &request,
+                         &f->response);
     assert_non_null(f->response.body);
     f->json = cJSON_Parse(f->response.body);
     assert_non_null(f->json);

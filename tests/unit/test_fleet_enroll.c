@@ -26,6 +26,7 @@
 #include "enroll_device.h"
 #include "enroll_request.h"
 #include "files.h"
+#include "route.h"
 #include "fleet.h"
 #include "store.h"
 #include "store_schema.h"
@@ -212,8 +213,10 @@ static unsigned call(fixture_t *f, const char *method, const char *path, const c
     request.body_len = body != NULL ? strlen(body) : 0;
     cJSON_Delete(f->json);
     tether_http_response_clear(&f->response);
-    assert_true(tether_enroll_api_owns(path));
-    tether_enroll_api_handle(&f->api, &request, &f->response);
+    assert_true(strcmp(path, TETHER_FLEET_PATH_ENROLL) == 0 ||
+                strcmp(path, TETHER_FLEET_PATH_ACTIVATE) == 0);
+    tether_router_handle(&(tether_router_t){.store = &f->store, .enroll = &f->api}, &request,
+                         &f->response);
     assert_non_null(f->response.body);
     f->json = cJSON_Parse(f->response.body);
     assert_non_null(f->json);

@@ -33,6 +33,7 @@
 #include "enroll_device.h"
 #include "exchange_api.h"
 #include "files.h"
+#include "route.h"
 #include "fleet.h"
 #include "issuer_keys.h"
 #include "pki.h"
@@ -89,6 +90,7 @@ typedef struct fixture {
     tether_exchange_api_t api;
     tether_discovery_api_t discovery;
     tether_admin_api_t admin;
+    tether_router_t router;
     char admin_token[TETHER_SECRET_TOKEN_SIZE];
     tether_http_response_t response;
     cJSON *json;
@@ -159,6 +161,8 @@ static int setup(void **state)
     f->discovery.clock = test_clock;
     tether_admin_api_init(&f->admin, &f->store, 86400);
     f->admin.issuer_keys = &f->keys;
+    f->router = (tether_router_t){.store = &f->store, .admin = &f->admin, .enroll = &f->enroll,
+                                  .exchange = &f->api, .discovery = &f->discovery};
     if (tether_secret_token_generate(TETHER_SECRET_ADMIN, f->admin_token,
                                      sizeof(f->admin_token)) != TETHER_OK ||
         tether_secret_token_hash(f->admin_token, strlen(f->admin_token), hash) != TETHER_OK ||
@@ -188,9 +192,9 @@ static int teardown(void **state)
 
 /* ---- requests ---- */
 
-static unsigned call_handler(fixture_t *f, tether_http_handler_fn handler, void *arg,
-                             const char *method, const char *path, const char *content_type,
-                             const char *authorization, const char *body)
+static unsigned call_handler(fixture_t *f, const char *method, const char *path,
+                             const char *content_type, const char *authorization,
+                             const char *body)
 {
     tether_http_request_t request;
 
@@ -204,7 +208,7 @@ static unsigned call_handler(fixture_t *f, tether_http_handler_fn handler, void 
     request.body_len = body != NULL ? strlen(body) : 0;
     cJSON_Delete(f->json);
     tether_http_response_clear(&f->response);
-    handler(arg, &request, &f->response);
+    tether_router_handle(&f->router, &request, &f->response);
     assert_non_null(f->response.body);
     f->json = cJSON_Parse(f->response.body);
     assert_non_null(f->json);
@@ -214,12 +218,12 @@ static unsigned call_handler(fixture_t *f, tether_http_handler_fn handler, void 
 static unsigned call(fixture_t *f, const char *method, const char *path, const char *content_type,
                      const char *body)
 {
-    if (tether_exchange_api_owns(path))
-        return call_handler(f, tether_exchange_api_handle, &f->api, method, path, content_type,
-                            NULL, body);
-    assert_true(tether_discovery_api_owns(path));
-    return call_handler(f, tether_discovery_api_handle, &f->discovery, method, path,
-                        content_type, NULL, body);
+    /* The exchange's and discovery's endpoints only. */
+    assert_true(strcmp(path, TETHER_FLEET_PATH_CHALLENGE) == 0 ||
+                strcmp(path, TETHER_FLEET_PATH_TOKEN) == 0 ||
+                strcmp(path, TETHER_FLEET_PATH_JWKS) == 0 ||
+                strcmp(path, TETHER_FLEET_PATH_METADATA) == 0);
+    return call_handler(f, method, path, content_type, NULL, body);
 }
 
 static unsigned admin_call(fixture_t *f, const char *method, const char *path)
@@ -227,8 +231,7 @@ static unsigned admin_call(fixture_t *f, const char *method, const char *path)
     char authorization[32 + TETHER_SECRET_TOKEN_SIZE];
 
     snprintf(authorization, sizeof(authorization), "Bearer %s", f->admin_token);
-    return call_handler(f, tether_admin_api_handle, &f->admin, method, path, NULL, authorization,
-                        NULL);
+    return call_handler(f, method, path, NULL, authorization, NULL);
 }
 
 static const char *text(const fixture_t *f, const char *name)
@@ -395,8 +398,7 @@ static void enrol_tpm(fixture_t *f, device_t *d)
     assert_int_equal(tether_hex_encode(digest, sizeof(digest), d->ek_sha256, sizeof(d->ek_sha256)),
                      TETHER_OK);
     assert_int_equal(tether_enroll_request_to_json(&d->req, &json), TETHER_OK);
-    assert_int_equal(call_handler(f, tether_enroll_api_handle, &f->enroll, "POST", "/v1/enroll",
-                                  "application/json", NULL, json),
+    assert_int_equal(call_handler(f, "POST", "/v1/enroll", "application/json", NULL, json),
                      200);
     free(json);
     snprintf(enrollment_id, sizeof(enrollment_id), "%s", text(f, "enrollment_id"));
@@ -422,8 +424,8 @@ static void enrol_tpm(fixture_t *f, device_t *d)
                      TETHER_OK);
     snprintf(body, sizeof(body), "{\"enrollment_id\": \"%s\", \"proof\": \"%s\"}", enrollment_id,
              proof_b64);
-    assert_int_equal(call_handler(f, tether_enroll_api_handle, &f->enroll, "POST",
-                                  "/v1/enroll/activate", "application/json", NULL, body),
+    assert_int_equal(call_handler(f, "POST", "/v1/enroll/activate", "application/json", NULL,
+                                  body),
                      200);
     snprintf(d->id, sizeof(d->id), "%s", text(f, "device_id"));
     snprintf(d->state.device_id, sizeof(d->state.device_id), "%s", d->id);
@@ -1126,7 +1128,7 @@ static void form_refusals(void **state)
         request.query[0] = q;
         request.query_count = 1;
         tether_http_response_clear(&f->response);
-        tether_exchange_api_handle(&f->api, &request, &f->response);
+        tether_router_handle(&f->router, &request, &f->response);
         assert_int_equal(f->response.status, 400);
     }
 }

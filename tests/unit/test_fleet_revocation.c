@@ -19,6 +19,7 @@
 
 #include "admin_api.h"
 #include "files.h"
+#include "route.h"
 #include "introspect.h"
 #include "introspect_request.h"
 #include "relying_party_api.h"
@@ -44,6 +45,7 @@ typedef struct fixture {
     tether_store_t store;
     tether_admin_api_t admin;
     tether_rp_api_t rp;
+    tether_router_t router;
     mbedtls_pk_context key;   /* the fleet's signing key, as far as the test knows */
     mbedtls_pk_context other; /* someone else's */
     tether_jwt_key_t jwt_key;
@@ -138,7 +140,8 @@ static int setup(void **state)
         return -1;
     tether_store_set_revocation_hook(&f->store, count_hook, f);
     tether_admin_api_init(&f->admin, &f->store, 3600);
-    tether_rp_api_init(&f->rp, &f->admin, &f->store);
+    tether_rp_api_init(&f->rp, &f->store);
+    f->router = (tether_router_t){.store = &f->store, .admin = &f->admin, .relying_party = &f->rp};
     new_key(&f->key);
     new_key(&f->other);
     f->jwt_key.kid = KID;
@@ -282,7 +285,7 @@ static unsigned call(fixture_t *f, const char *method, const char *path, const c
     cJSON_Delete(f->json);
     f->json = NULL;
     tether_http_response_clear(&f->response);
-    tether_rp_api_handle(&f->rp, &request, &f->response);
+    tether_router_handle(&f->router, &request, &f->response);
     if (f->response.body != NULL) {
         f->json = cJSON_Parse(f->response.body);
         assert_non_null(f->json);
@@ -780,7 +783,7 @@ static unsigned admin_call(fixture_t *f, const char *method, const char *path, c
     request.body_len = body != NULL ? strlen(body) : 0;
     cJSON_Delete(f->json);
     tether_http_response_clear(&f->response);
-    tether_admin_api_handle(&f->admin, &request, &f->response);
+    tether_router_handle(&f->router, &request, &f->response);
     f->json = cJSON_Parse(f->response.body);
     assert_non_null(f->json);
     return f->response.status;

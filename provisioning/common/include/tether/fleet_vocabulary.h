@@ -58,6 +58,7 @@ TETHER_MUST_CHECK tether_status_t tether_device_status_parse(const char *name,
 #define TETHER_FLEET_ERROR_INSUFFICIENT_SCOPE "insufficient_scope" /* 403 */
 #define TETHER_FLEET_ERROR_NOT_FOUND "not_found"                   /* 404 */
 #define TETHER_FLEET_ERROR_METHOD_NOT_ALLOWED "method_not_allowed" /* 405 */
+#define TETHER_FLEET_ERROR_PAYLOAD_TOO_LARGE "payload_too_large"   /* 413 */
 #define TETHER_FLEET_ERROR_UNSUPPORTED_MEDIA_TYPE "unsupported_media_type" /* 415 */
 #define TETHER_FLEET_ERROR_SERVER_ERROR "server_error"             /* 500 */
 

@@ -22,7 +22,7 @@ static tether_status_t new_secret(tether_secret_kind_t kind, char token[TETHER_S
     return rc;
 }
 
-void admin_bootstrap_create(admin_call_t *call)
+void admin_bootstrap_create(tether_route_call_t *call)
 {
     tether_admin_bootstrap_request_t req;
     char message[TETHER_ADMIN_MESSAGE_SIZE];
@@ -33,7 +33,7 @@ void admin_bootstrap_create(admin_call_t *call)
     cJSON *json;
 
     if (tether_admin_parse_bootstrap((const char *)call->request->body, call->request->body_len,
-                                     call->api->bootstrap_max_ttl_seconds, &req, message,
+                                     call->router->admin->bootstrap_max_ttl_seconds, &req, message,
                                      sizeof(message)) != TETHER_OK) {
         admin_bad_request(call, message);
         return;
@@ -41,8 +41,8 @@ void admin_bootstrap_create(admin_call_t *call)
     expires_at = call->now + (int64_t)req.ttl_seconds;
     rc = new_secret(TETHER_SECRET_BOOTSTRAP, token, hash);
     if (rc == TETHER_OK)
-        rc = tether_store_bootstrap_token_create(call->api->store, hash, expires_at, req.uses,
-                                                 call->now);
+        rc = tether_store_bootstrap_token_create(call->router->admin->store, hash, expires_at,
+                                                 req.uses, call->now);
     if (rc != TETHER_OK) {
         admin_store_error(call, rc, NULL, NULL);
         goto out;
@@ -88,12 +88,12 @@ static int add_token(void *arg, const tether_store_admin_token_t *token)
     return 0;
 }
 
-void admin_tokens_list(admin_call_t *call)
+void admin_tokens_list(tether_route_call_t *call)
 {
     cJSON *json = cJSON_CreateObject();
     cJSON *tokens = cJSON_AddArrayToObject(json, "tokens");
-    tether_status_t rc = tokens != NULL ? tether_store_admin_token_list(call->api->store, add_token,
-                                                                       tokens)
+    tether_status_t rc = tokens != NULL ? tether_store_admin_token_list(call->router->admin->store,
+                                                                        add_token, tokens)
                                         : TETHER_ERR_NO_MEMORY;
 
     if (rc != TETHER_OK) {
@@ -109,7 +109,7 @@ static unsigned grantable_roles(unsigned roles)
     return (roles & TETHER_ROLE_SECURITY) != 0 ? roles | TETHER_ROLE_RELYING_PARTY : roles;
 }
 
-void admin_token_create(admin_call_t *call)
+void admin_token_create(tether_route_call_t *call)
 {
     tether_admin_token_request_t req;
     char message[TETHER_ADMIN_MESSAGE_SIZE];
@@ -136,7 +136,7 @@ void admin_token_create(admin_call_t *call)
     }
     rc = new_secret(TETHER_SECRET_ADMIN, token, hash);
     if (rc == TETHER_OK)
-        rc = tether_store_admin_token_create(call->api->store, hash, req.roles, req.name,
+        rc = tether_store_admin_token_create(call->router->admin->store, hash, req.roles, req.name,
                                              call->now, &id);
     if (rc != TETHER_OK) {
         admin_store_error(call, rc, NULL, NULL);
@@ -171,14 +171,14 @@ static bool parse_id(const char *text, int64_t *id)
     return true;
 }
 
-void admin_token_revoke(admin_call_t *call)
+void admin_token_revoke(tether_route_call_t *call)
 {
     int64_t id = 0;
     tether_status_t rc = TETHER_ERR_NOT_FOUND;
     cJSON *json;
 
     if (parse_id(call->param, &id))
-        rc = tether_store_admin_token_revoke(call->api->store, id, call->now);
+        rc = tether_store_admin_token_revoke(call->router->admin->store, id, call->now);
     if (rc != TETHER_OK) {
         admin_store_error(call, rc, "no admin token with this id",
                           "the admin token is already revoked");
@@ -213,7 +213,7 @@ static int add_alert(void *arg, const tether_store_alert_t *alert)
     return 0;
 }
 
-void admin_alerts_list(admin_call_t *call)
+void admin_alerts_list(tether_route_call_t *call)
 {
     const tether_http_request_t *request = call->request;
     int64_t after = 0;
@@ -227,9 +227,9 @@ void admin_alerts_list(admin_call_t *call)
     }
     json = cJSON_CreateObject();
     alerts = cJSON_AddArrayToObject(json, "alerts");
-    rc = alerts != NULL
-             ? tether_store_alert_list(call->api->store, after, ALERTS_PAGE, add_alert, alerts)
-             : TETHER_ERR_NO_MEMORY;
+    rc = alerts != NULL ? tether_store_alert_list(call->router->admin->store, after, ALERTS_PAGE,
+                                                  add_alert, alerts)
+                        : TETHER_ERR_NO_MEMORY;
     if (rc != TETHER_OK) {
         cJSON_Delete(json);
         admin_store_error(call, rc, NULL, NULL);
