@@ -253,6 +253,52 @@ static void secrets(void **state)
     assert_int_equal(call(f, "GET", "/v1/admin/tokens?x=1", f->security, NULL, NULL), 400);
 }
 
+/* The route table's own checks (router.c), answered before any handler. */
+static void route_table_checks(void **state)
+{
+    fixture_t *f = *state;
+    tether_http_request_t request;
+    char authorization[32 + TETHER_SECRET_TOKEN_SIZE];
+
+    /* Health is public and GET only. */
+    assert_int_equal(call(f, "POST", "/v1/health", NULL, NULL, NULL), 405);
+    assert_string_equal(f->response.allow, "GET");
+    assert_string_equal(text(f, "error"), "method_not_allowed");
+    /* The 403 names the role the route needs. */
+    assert_int_equal(call(f, "GET", "/v1/admin/alerts", f->read, NULL, NULL), 403);
+    assert_string_equal(text(f, "error_description"),
+                        "this request needs an admin token with the security role");
+    /* A route without a body refuses one. */
+    assert_int_equal(call(f, "GET", "/v1/admin/keys", f->read, "application/json", "{}"), 400);
+    assert_string_equal(text(f, "error"), "invalid_request");
+    /* An API the router does not serve is not found, token or not. */
+    assert_int_equal(call(f, "POST", "/v1/token", NULL, "application/x-www-form-urlencoded", "a"),
+                     404);
+    assert_int_equal(call(f, "POST", "/v1/introspect", f->all, "application/x-www-form-urlencoded",
+                          "token=x"),
+                     404);
+    /* A query parameter the route allows, but twice: refused before the
+     * handler reads either value. */
+    memset(&request, 0, sizeof(request));
+    snprintf(authorization, sizeof(authorization), "Bearer %s", f->security);
+    request.method = "GET";
+    request.path = "/v1/admin/alerts";
+    request.authorization = authorization;
+    request.query[0] = (tether_http_query_t){"after", "1"};
+    request.query[1] = (tether_http_query_t){"after", "2"};
+    request.query_count = 2;
+    tether_http_response_clear(&f->response);
+    tether_router_handle(&(tether_router_t){.store = &f->store, .admin = &f->api}, &request,
+                         &f->response);
+    assert_int_equal(f->response.status, 400);
+    request.query_count = 1;
+    request.query_overflow = true;
+    tether_http_response_clear(&f->response);
+    tether_router_handle(&(tether_router_t){.store = &f->store, .admin = &f->api}, &request,
+                         &f->response);
+    assert_int_equal(f->response.status, 400);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -261,6 +307,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(devices_and_refusals, setup, teardown),
         cmocka_unit_test_setup_teardown(status_changes, setup, teardown),
         cmocka_unit_test_setup_teardown(secrets, setup, teardown),
+        cmocka_unit_test_setup_teardown(route_table_checks, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

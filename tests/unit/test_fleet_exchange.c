@@ -826,6 +826,16 @@ static void discovery(void **state)
     assert_int_equal(call(f, "POST", "/v1/token", "application/json", "{}"), 415);
     assert_int_equal(call(f, "POST", "/v1/challenge", "application/x-www-form-urlencoded", "a=b"),
                      415);
+    /* The challenge route's body limit (1 KiB), refused with the exchange's
+     * error body. */
+    {
+        char big[1100];
+
+        memset(big, ' ', sizeof(big) - 1);
+        big[sizeof(big) - 1] = '\0';
+        assert_int_equal(call(f, "POST", "/v1/challenge", "application/json", big), 413);
+        assert_string_equal(text(f, "tether_error"), "payload_too_large");
+    }
 }
 
 /* ---- tests: refusals ---- */

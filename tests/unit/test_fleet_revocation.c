@@ -686,6 +686,9 @@ static void feed_endpoint(void **state)
     assert_int_equal(call(f, "GET", "/v1/revocations", NULL, NULL, NULL, NULL), 401);
     assert_int_equal(call(f, "GET", "/v1/revocations", "after=0", f->fleet, NULL, NULL), 403);
     assert_string_equal(error_of(f), "insufficient_scope");
+    assert_string_equal(
+        cJSON_GetObjectItemCaseSensitive(f->json, "error_description")->valuestring,
+        "this request needs an admin token with the read, security or relying-party role");
     /* relying-party, security or read */
     assert_int_equal(call(f, "GET", "/v1/revocations", "after=0", f->rp_token, NULL, NULL), 200);
     assert_int_equal(call(f, "GET", "/v1/revocations", "after=0", f->security, NULL, NULL), 200);
