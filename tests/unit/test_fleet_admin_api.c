@@ -14,6 +14,7 @@
 
 #include "admin_api.h"
 #include "files.h"
+#include "fleet_fixture.h"
 #include "route.h"
 #include "store.h"
 #include "tether/secret_token.h"
@@ -22,7 +23,7 @@
 #define EK2 "2222222222222222222222222222222222222222222222222222222222222222"
 
 typedef struct fixture {
-    char dir[256];
+    char dir[FLEET_FIXTURE_DIR_SIZE];
     tether_store_t store;
     tether_admin_api_t api;
     char all[TETHER_SECRET_TOKEN_SIZE];
@@ -33,37 +34,17 @@ typedef struct fixture {
     cJSON *json;
 } fixture_t;
 
-static void add_token(fixture_t *f, char *token, unsigned roles)
-{
-    uint8_t hash[TETHER_SECRET_HASH_SIZE];
-
-    assert_int_equal(tether_secret_token_generate(TETHER_SECRET_ADMIN, token,
-                                                  TETHER_SECRET_TOKEN_SIZE),
-                     TETHER_OK);
-    assert_int_equal(tether_secret_token_hash(token, strlen(token), hash), TETHER_OK);
-    assert_int_equal(tether_store_admin_token_create(&f->store, hash, roles, "t", 1, NULL),
-                     TETHER_OK);
-}
-
 static int setup(void **state)
 {
     fixture_t *f = calloc(1, sizeof(*f));
-    const char *tmp = getenv("TMPDIR");
-    char path[300];
+    char path[FLEET_FIXTURE_PATH_SIZE];
 
-    if (f == NULL)
-        return -1;
-    snprintf(f->dir, sizeof(f->dir), "%s/tether-api-XXXXXX", tmp != NULL ? tmp : "/tmp");
-    if (mkdtemp(f->dir) == NULL)
-        return -1;
-    snprintf(path, sizeof(path), "%s/fleet.db", f->dir);
-    tether_store_init(&f->store);
-    if (tether_store_open_sqlite(&f->store, path) != TETHER_OK)
+    if (f == NULL || fleet_fixture_open("api", f->dir, path, &f->store) != 0)
         return -1;
     tether_admin_api_init(&f->api, &f->store, 3600);
-    add_token(f, f->all, TETHER_ROLE_ALL);
-    add_token(f, f->read, TETHER_ROLE_READ);
-    add_token(f, f->security, TETHER_ROLE_SECURITY);
+    fleet_fixture_admin_token(&f->store, f->all, TETHER_ROLE_ALL);
+    fleet_fixture_admin_token(&f->store, f->read, TETHER_ROLE_READ);
+    fleet_fixture_admin_token(&f->store, f->security, TETHER_ROLE_SECURITY);
     *state = f;
     return 0;
 }
@@ -74,8 +55,7 @@ static int teardown(void **state)
 
     cJSON_Delete(f->json);
     tether_http_response_clear(&f->response);
-    tether_store_free(&f->store);
-    tether_fleet_dir_remove(f->dir);
+    fleet_fixture_close(f->dir, &f->store);
     free(f);
     return 0;
 }
@@ -110,14 +90,8 @@ static unsigned call(fixture_t *f, const char *method, const char *path, const c
     request.content_type = content_type;
     request.body = (const uint8_t *)body;
     request.body_len = body != NULL ? strlen(body) : 0;
-    cJSON_Delete(f->json);
-    tether_http_response_clear(&f->response);
-    tether_router_handle(&(tether_router_t){.store = &f->store, .admin = &f->api}, &request,
-                         &f->response);
-    assert_non_null(f->response.body);
-    f->json = cJSON_Parse(f->response.body);
-    assert_non_null(f->json);
-    return f->response.status;
+    return fleet_fixture_route(&(tether_router_t){.store = &f->store, .admin = &f->api}, &request,
+                               &f->response, &f->json, false);
 }
 
 static const char *text(const fixture_t *f, const char *name)
