@@ -32,7 +32,7 @@
 
 #define CTL_PROGRAM "tetherctl"
 
-/* Exit codes (documented in provisioning/README.md; scripts rely on them). */
+/* Exit codes (documented in provisioning/tetherctl/README.md; scripts rely on them). */
 #define CTL_EXIT_OK 0
 #define CTL_EXIT_REMOTE 1  /* the fleet refused or failed; or the output could not be written */
 #define CTL_EXIT_USAGE 2   /* command line, environment or local files wrong; nothing sent */

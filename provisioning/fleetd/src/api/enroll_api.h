@@ -12,7 +12,7 @@
  * The activation secret is never stored: it is HMAC-SHA256(enrolment key,
  * enrollment_id), recomputed at activation, so a database leak reveals no
  * secret of an enrolment in flight. Bodies, answers and errors:
- * provisioning/README.md.
+ * provisioning/fleetd/README.md.
  */
 #ifndef TETHER_FLEET_ENROLL_API_H
 #define TETHER_FLEET_ENROLL_API_H

@@ -16,7 +16,7 @@
  * then one store transaction decides between a new exchange, a
  * byte-identical retry and a clone (tether_store_exchange_record), and the
  * token is signed only after that commit. Bodies, answers and errors:
- * provisioning/README.md.
+ * provisioning/fleetd/README.md.
  */
 #ifndef TETHER_FLEET_EXCHANGE_API_H
 #define TETHER_FLEET_EXCHANGE_API_H
