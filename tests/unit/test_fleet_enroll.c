@@ -347,10 +347,11 @@ static void allow_list_enrolment(void **state)
     assert_false(device.enrolled);
     assert_false(device.has_counter_index);
     /* No secret is stored: the session holds only what the device sent. */
-    assert_int_equal(fleet_db_count(f->path, "SELECT count(*) FROM enrolment_sessions WHERE bootstrap_hash IS "
-                              "NULL AND name = 'the-device-says' AND counter_nv_index = 16777472 "
-                              "AND expires_at = created_at + 300"),
-                     1);
+    assert_int_equal(
+        fleet_db_count(f->path, "SELECT count(*) FROM enrolment_sessions WHERE bootstrap_hash IS "
+                                "NULL AND name = 'the-device-says' AND counter_nv_index = 16777472 "
+                                "AND expires_at = created_at + 300"),
+        1);
 
     body = answer(f, d);
     assert_int_equal(activate(f, body), 200);
@@ -373,11 +374,12 @@ static void allow_list_enrolment(void **state)
     assert_int_equal(tether_hex_encode(ak_name.name, ak_name.size, ak_hex, sizeof(ak_hex)),
                      TETHER_OK);
     assert_string_equal(device.ak_name, ak_hex);
-    assert_int_equal(fleet_db_count(f->path, "SELECT count(*) FROM devices WHERE ek_public IS NOT NULL AND "
-                              "ek_cert IS NOT NULL AND device_key_public IS NOT NULL AND "
-                              "device_key_certify_attest IS NOT NULL AND "
-                              "device_key_certify_signature IS NOT NULL AND "
-                              "counter_nv_public IS NOT NULL AND last_clock IS NULL"),
+    assert_int_equal(fleet_db_count(f->path,
+                                    "SELECT count(*) FROM devices WHERE ek_public IS NOT NULL AND "
+                                    "ek_cert IS NOT NULL AND device_key_public IS NOT NULL AND "
+                                    "device_key_certify_attest IS NOT NULL AND "
+                                    "device_key_certify_signature IS NOT NULL AND "
+                                    "counter_nv_public IS NOT NULL AND last_clock IS NULL"),
                      1);
 
     /* What the admin API shows. */
@@ -682,8 +684,9 @@ static void reenrolment_only_after_reinstate(void **state)
     expect_refusal(f, "/v1/enroll", d->json, 409, "already_enrolled");
 
     /* Quarantined, then revoked: still refused. */
-    fleet_db_exec(f->path, "UPDATE devices SET highest_counter = 42, last_clock = 7, last_reset_count = 1, "
-               "last_restart_count = 2, last_clock_safe = 1");
+    fleet_db_exec(f->path,
+                  "UPDATE devices SET highest_counter = 42, last_clock = 7, last_reset_count = 1, "
+                  "last_restart_count = 2, last_clock_safe = 1");
     assert_int_equal(tether_store_device_change_status(&f->store, id, TETHER_DEVICE_QUARANTINE,
                                                        "clone", test_now, NULL),
                      TETHER_OK);
@@ -714,9 +717,10 @@ static void reenrolment_only_after_reinstate(void **state)
     assert_string_not_equal(device.ak_name, first_ak);
     assert_int_equal(device.updated_at, T0 + 1000);
     assert_int_equal(device.created_at, T0);
-    assert_int_equal(fleet_db_count(f->path, "SELECT count(*) FROM devices WHERE last_clock IS NULL AND "
-                              "last_reset_count IS NULL AND last_restart_count IS NULL AND "
-                              "last_clock_safe IS NULL"),
+    assert_int_equal(fleet_db_count(f->path,
+                                    "SELECT count(*) FROM devices WHERE last_clock IS NULL AND "
+                                    "last_reset_count IS NULL AND last_restart_count IS NULL AND "
+                                    "last_clock_safe IS NULL"),
                      1);
     assert_int_equal(fleet_db_count(f->path, "SELECT uses_left FROM bootstrap_tokens"), 5);
     assert_int_equal(fleet_db_count(f->path, "SELECT count(*) FROM devices"), 1);

@@ -1344,7 +1344,8 @@ static void original_first_then_clone(void **state)
     ev = evidence(f, &clone);
     expect_clone_refused(f, ev);
     expect_contained(f, &d, "clone_detected", 2, 2, NULL);
-    assert_int_equal(fleet_db_count(f->path, "SELECT count(*) FROM issued_tokens WHERE revoked = 1"), 1);
+    assert_int_equal(
+        fleet_db_count(f->path, "SELECT count(*) FROM issued_tokens WHERE revoked = 1"), 1);
     free(ev);
     free(token);
     device_close(&clone);
@@ -1371,7 +1372,8 @@ static void tpm_state_rolled_back(void **state)
     ev = evidence(f, &old); /* counter 2 */
     expect_clone_refused(f, ev);
     expect_contained(f, &d, "clone_detected", 4, 2, NULL);
-    assert_int_equal(fleet_db_count(f->path, "SELECT count(*) FROM issued_tokens WHERE revoked = 1"), 3);
+    assert_int_equal(
+        fleet_db_count(f->path, "SELECT count(*) FROM issued_tokens WHERE revoked = 1"), 3);
     free(ev);
     device_close(&old);
     device_close(&d);
@@ -1454,9 +1456,10 @@ static void reenrolment_starts_over(void **state)
                      TETHER_OK);
     test_now += 100;
     enrol_tpm(f, &d);
-    assert_int_equal(fleet_db_count(f->path, "SELECT count(*) FROM devices WHERE pcr_digest IS NULL AND "
-                              "last_fingerprint IS NULL AND last_address IS NULL AND "
-                              "last_seen_at IS NULL AND highest_counter = 0"),
+    assert_int_equal(fleet_db_count(f->path,
+                                    "SELECT count(*) FROM devices WHERE pcr_digest IS NULL AND "
+                                    "last_fingerprint IS NULL AND last_address IS NULL AND "
+                                    "last_seen_at IS NULL AND highest_counter = 0"),
                      1);
     token = exchange_ok(f, &d);
     after_digest = query_text(f, sql);

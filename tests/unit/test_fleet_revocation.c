@@ -587,11 +587,12 @@ static void feed_pages_of_500(void **state)
     size_t count = 0;
     int64_t head = 0;
 
-    fleet_db_exec(f->db, "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 620) "
-           "INSERT INTO revocations (device_id, jti, reason, created_at) "
-           "SELECT '" DEV1 "', printf('%032x', i), 'bulk', 1700000000 + i FROM n");
+    fleet_db_exec(f->db,
+                  "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 620) "
+                  "INSERT INTO revocations (device_id, jti, reason, created_at) "
+                  "SELECT '" DEV1 "', printf('%032x', i), 'bulk', 1700000000 + i FROM n");
     assert_int_equal(tether_revocation_feed_page(&f->store, 0, &answer, &count), TETHER_OK);
-    assert_int_equal(count, TETHER_FEED_PAGE);
+    assert_int_equal(count, TETHER_FLEET_FEED_PAGE);
     list = cJSON_GetObjectItemCaseSensitive(answer, "revocations");
     assert_int_equal(cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(list, 0), "seq")->valueint,
                      1);

@@ -56,9 +56,10 @@ static void migrations_applied_once(void **state)
     assert_int_equal(tether_store_schema_version(&f->store, &version), TETHER_OK);
     assert_int_equal(version, tether_store_latest_version());
     assert_true(version >= 1);
-    assert_int_equal(fleet_db_count(f->path, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND "
-                                  "name IN ('devices', 'admin_tokens', 'bootstrap_tokens', "
-                                  "'alerts', 'revocations', 'issued_tokens', 'schema_version')"),
+    assert_int_equal(fleet_db_count(f->path,
+                                    "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND "
+                                    "name IN ('devices', 'admin_tokens', 'bootstrap_tokens', "
+                                    "'alerts', 'revocations', 'issued_tokens', 'schema_version')"),
                      7);
     assert_int_equal(fleet_db_count(f->path, "SELECT count(*) FROM schema_version"), 1);
     /* Reopening applies nothing and keeps the data. */
@@ -74,7 +75,8 @@ static void wal_and_durability(void **state)
 {
     fixture_t *f = *state;
 
-    assert_int_equal(fleet_db_count(f->path, "SELECT journal_mode = 'wal' FROM pragma_journal_mode"), 1);
+    assert_int_equal(
+        fleet_db_count(f->path, "SELECT journal_mode = 'wal' FROM pragma_journal_mode"), 1);
 }
 
 static void newer_schema_refused(void **state)
@@ -278,14 +280,16 @@ static void quarantine_and_reinstate(void **state)
                                                        "clone", 600, &device),
                      TETHER_OK);
     assert_int_equal(device.status, TETHER_DEVICE_QUARANTINED);
-    assert_int_equal(fleet_db_count(f->path, "SELECT revoked FROM issued_tokens WHERE jti = 'live'"), 1);
+    assert_int_equal(
+        fleet_db_count(f->path, "SELECT revoked FROM issued_tokens WHERE jti = 'live'"), 1);
     assert_int_equal(tether_store_device_change_status(&f->store, id, TETHER_DEVICE_REINSTATE,
                                                        "false alarm", 700, &device),
                      TETHER_OK);
     assert_int_equal(device.status, TETHER_DEVICE_ALLOWED);
     assert_true(device.allow_reenroll);
     /* Reinstating does not bring revoked tokens back. */
-    assert_int_equal(fleet_db_count(f->path, "SELECT revoked FROM issued_tokens WHERE jti = 'live'"), 1);
+    assert_int_equal(
+        fleet_db_count(f->path, "SELECT revoked FROM issued_tokens WHERE jti = 'live'"), 1);
     assert_int_equal(tether_store_device_change_status(&f->store, "dev_0000000000000000000000ff",
                                                        TETHER_DEVICE_REVOKE, "x", 800, NULL),
                      TETHER_ERR_NOT_FOUND);
@@ -306,7 +310,8 @@ static void status_change_rolls_back(void **state)
                          TETHER_OK);
     assert_int_equal(tether_store_device_get(&f->store, id, &device), TETHER_OK);
     assert_int_equal(device.status, TETHER_DEVICE_ALLOWED);
-    assert_int_equal(fleet_db_count(f->path, "SELECT count(*) FROM issued_tokens WHERE revoked = 1"), 0);
+    assert_int_equal(
+        fleet_db_count(f->path, "SELECT count(*) FROM issued_tokens WHERE revoked = 1"), 0);
     assert_int_equal(fleet_db_count(f->path, "SELECT count(*) FROM revocations"), 0);
     fleet_db_exec(f->path, "DROP TRIGGER fail_feed");
     assert_int_equal(tether_store_device_change_status(&f->store, id, TETHER_DEVICE_REVOKE,

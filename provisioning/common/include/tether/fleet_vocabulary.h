@@ -62,6 +62,13 @@ TETHER_MUST_CHECK tether_status_t tether_device_status_parse(const char *name,
 #define TETHER_FLEET_ERROR_UNSUPPORTED_MEDIA_TYPE "unsupported_media_type" /* 415 */
 #define TETHER_FLEET_ERROR_SERVER_ERROR "server_error"             /* 500 */
 
+/* Bounds a client checks before it asks: the pages and waits of the lists
+ * (it pages on after a full page) and the uses of a bootstrap token. */
+#define TETHER_FLEET_ALERTS_PAGE 500  /* alerts per answer at most */
+#define TETHER_FLEET_FEED_PAGE 500    /* revocation feed entries per answer at most */
+#define TETHER_FLEET_FEED_MAX_WAIT 30 /* seconds a feed request may wait (longer is capped) */
+#define TETHER_FLEET_BOOTSTRAP_MAX_USES 1000 /* uses of one bootstrap token at most */
+
 /* Well-known paths of tether-fleetd. */
 #define TETHER_FLEET_PATH_HEALTH "/v1/health"
 #define TETHER_FLEET_PATH_ENROLL "/v1/enroll"

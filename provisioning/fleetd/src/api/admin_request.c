@@ -220,7 +220,8 @@ tether_status_t tether_admin_parse_bootstrap(const char *body, size_t len, unsig
     rc = integer_of(json, "ttl_seconds", TETHER_ADMIN_MIN_TTL, max_ttl, &req->ttl_seconds, message,
                     message_size);
     if (rc == TETHER_OK)
-        rc = integer_of(json, "uses", 1, TETHER_ADMIN_MAX_USES, &req->uses, message, message_size);
+        rc = integer_of(json, "uses", 1, TETHER_FLEET_BOOTSTRAP_MAX_USES, &req->uses, message,
+                        message_size);
     cJSON_Delete(json);
     return rc;
 }

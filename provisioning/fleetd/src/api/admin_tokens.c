@@ -9,7 +9,6 @@
 #include "tether/log.h"
 #include "tether/secret_token.h"
 
-#define ALERTS_PAGE 500
 
 /* Creates a token of kind and its hash; the caller wipes both. */
 static tether_status_t new_secret(tether_secret_kind_t kind, char token[TETHER_SECRET_TOKEN_SIZE],
@@ -227,8 +226,8 @@ void admin_alerts_list(tether_route_call_t *call)
     }
     json = cJSON_CreateObject();
     alerts = cJSON_AddArrayToObject(json, "alerts");
-    rc = alerts != NULL ? tether_store_alert_list(call->router->admin->store, after, ALERTS_PAGE,
-                                                  add_alert, alerts)
+    rc = alerts != NULL ? tether_store_alert_list(call->router->admin->store, after,
+                                                  TETHER_FLEET_ALERTS_PAGE, add_alert, alerts)
                         : TETHER_ERR_NO_MEMORY;
     if (rc != TETHER_OK) {
         cJSON_Delete(json);

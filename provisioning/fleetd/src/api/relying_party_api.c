@@ -199,8 +199,8 @@ void tether_rp_api_feed(tether_route_call_t *call)
             return;
         }
     }
-    if (wait > TETHER_FEED_MAX_WAIT)
-        wait = TETHER_FEED_MAX_WAIT;
+    if (wait > TETHER_FLEET_FEED_MAX_WAIT)
+        wait = TETHER_FLEET_FEED_MAX_WAIT;
     if (!respond_page(api->store, (int64_t)after, response, &count) || count > 0 || wait == 0)
         return;
     /* Nothing newer yet: wait for a revocation or the end of wait. */
