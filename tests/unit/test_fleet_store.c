@@ -377,6 +377,26 @@ static void names_and_roles(void **state)
     assert_int_equal(tether_device_status_parse("Active", &status), TETHER_ERR_PARSE);
 }
 
+/* The one list of roles (fleet_vocabulary.h): role i is bit 1 << i, a name
+ * for exactly one known bit, nothing for a set or an unknown bit. */
+static void role_names(void **state)
+{
+    (void)state;
+    for (unsigned i = 0; i < TETHER_ROLE_COUNT; i++) {
+        const char *name = tether_role_name(1u << i);
+        assert_non_null(name);
+        assert_int_equal(tether_role_bit(name, strlen(name)), 1u << i);
+    }
+    assert_int_equal(TETHER_ROLE_KNOWN, (1u << TETHER_ROLE_COUNT) - 1);
+    assert_string_equal(tether_role_name(TETHER_ROLE_RELYING_PARTY), "relying-party");
+    assert_null(tether_role_name(0));
+    assert_null(tether_role_name(TETHER_ROLE_READ | TETHER_ROLE_FLEET));
+    assert_null(tether_role_name(1u << TETHER_ROLE_COUNT));
+    assert_int_equal(tether_role_bit("read", 3), 0);
+    assert_int_equal(tether_role_bit("reader", 6), 0);
+    assert_int_equal(tether_role_bit(NULL, 0), 0);
+}
+
 static void unopened_store(void **state)
 {
     tether_store_t store;
@@ -405,6 +425,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(status_change_rolls_back, setup, teardown),
         cmocka_unit_test_setup_teardown(bootstrap_and_alerts, setup, teardown),
         cmocka_unit_test(names_and_roles),
+        cmocka_unit_test(role_names),
         cmocka_unit_test(unopened_store),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
