@@ -230,16 +230,18 @@ static tether_status_t roles_of(const cJSON *json, unsigned *roles, char *messag
 {
     const cJSON *array = cJSON_GetObjectItemCaseSensitive(json, "roles");
     const cJSON *item;
+    char known[64];
 
     *roles = 0;
     cJSON_ArrayForEach(item, array)
     {
         unsigned bit = 0;
         if (!cJSON_IsString(item) || item->valuestring == NULL ||
-            strchr(item->valuestring, ',') != NULL ||
-            tether_roles_parse(item->valuestring, &bit) != TETHER_OK)
-            return fail(message, size, "roles must hold only \"read\", \"fleet\", \"security\", "
-                                       "\"relying-party\"");
+            (bit = tether_role_bit(item->valuestring, strlen(item->valuestring))) == 0) {
+            /* 64 bytes hold every name; out is a string whatever it returns. */
+            (void)tether_roles_format(TETHER_ROLE_KNOWN, known, sizeof(known));
+            return fail(message, size, "roles must hold only these role names: %s", known);
+        }
         if (*roles & bit)
             return fail(message, size, "role \"%s\" appears twice", item->valuestring);
         *roles |= bit;
