@@ -13,7 +13,6 @@
 #include <cmocka.h>
 
 #include "admin_api.h"
-#include "files.h"
 #include "fleet_fixture.h"
 #include "route.h"
 #include "store.h"

@@ -15,10 +15,8 @@
 #include <cmocka.h>
 #include <mbedtls/ecp.h>
 #include <mbedtls/pk.h>
-#include <sqlite3.h>
 
 #include "admin_api.h"
-#include "files.h"
 #include "fleet_fixture.h"
 #include "route.h"
 #include "introspect.h"

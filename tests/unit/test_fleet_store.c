@@ -9,9 +9,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
-#include <sqlite3.h>
 
-#include "files.h"
 #include "fleet_fixture.h"
 #include "store.h"
 
