@@ -51,7 +51,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         rc = tether_admin_parse_bootstrap(body, size, 86400, &req, message, sizeof(message));
         check(rc, message);
         if (rc == TETHER_OK && (req.ttl_seconds < TETHER_ADMIN_MIN_TTL || req.ttl_seconds > 86400 ||
-                                req.uses < 1 || req.uses > TETHER_ADMIN_MAX_USES))
+                                req.uses < 1 || req.uses > TETHER_FLEET_BOOTSTRAP_MAX_USES))
             abort();
         break;
     }

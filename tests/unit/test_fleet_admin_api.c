@@ -13,7 +13,8 @@
 #include <cmocka.h>
 
 #include "admin_api.h"
-#include "files.h"
+#include "fleet_fixture.h"
+#include "route.h"
 #include "store.h"
 #include "tether/secret_token.h"
 
@@ -21,7 +22,7 @@
 #define EK2 "2222222222222222222222222222222222222222222222222222222222222222"
 
 typedef struct fixture {
-    char dir[256];
+    char dir[FLEET_FIXTURE_DIR_SIZE];
     tether_store_t store;
     tether_admin_api_t api;
     char all[TETHER_SECRET_TOKEN_SIZE];
@@ -32,37 +33,17 @@ typedef struct fixture {
     cJSON *json;
 } fixture_t;
 
-static void add_token(fixture_t *f, char *token, unsigned roles)
-{
-    uint8_t hash[TETHER_SECRET_HASH_SIZE];
-
-    assert_int_equal(tether_secret_token_generate(TETHER_SECRET_ADMIN, token,
-                                                  TETHER_SECRET_TOKEN_SIZE),
-                     TETHER_OK);
-    assert_int_equal(tether_secret_token_hash(token, strlen(token), hash), TETHER_OK);
-    assert_int_equal(tether_store_admin_token_create(&f->store, hash, roles, "t", 1, NULL),
-                     TETHER_OK);
-}
-
 static int setup(void **state)
 {
     fixture_t *f = calloc(1, sizeof(*f));
-    const char *tmp = getenv("TMPDIR");
-    char path[300];
+    char path[FLEET_FIXTURE_PATH_SIZE];
 
-    if (f == NULL)
-        return -1;
-    snprintf(f->dir, sizeof(f->dir), "%s/tether-api-XXXXXX", tmp != NULL ? tmp : "/tmp");
-    if (mkdtemp(f->dir) == NULL)
-        return -1;
-    snprintf(path, sizeof(path), "%s/fleet.db", f->dir);
-    tether_store_init(&f->store);
-    if (tether_store_open_sqlite(&f->store, path) != TETHER_OK)
+    if (f == NULL || fleet_fixture_open("api", f->dir, path, &f->store) != 0)
         return -1;
     tether_admin_api_init(&f->api, &f->store, 3600);
-    add_token(f, f->all, TETHER_ROLE_ALL);
-    add_token(f, f->read, TETHER_ROLE_READ);
-    add_token(f, f->security, TETHER_ROLE_SECURITY);
+    fleet_fixture_admin_token(&f->store, f->all, TETHER_ROLE_ALL);
+    fleet_fixture_admin_token(&f->store, f->read, TETHER_ROLE_READ);
+    fleet_fixture_admin_token(&f->store, f->security, TETHER_ROLE_SECURITY);
     *state = f;
     return 0;
 }
@@ -73,8 +54,7 @@ static int teardown(void **state)
 
     cJSON_Delete(f->json);
     tether_http_response_clear(&f->response);
-    tether_store_free(&f->store);
-    tether_fleet_dir_remove(f->dir);
+    fleet_fixture_close(f->dir, &f->store);
     free(f);
     return 0;
 }
@@ -109,13 +89,8 @@ static unsigned call(fixture_t *f, const char *method, const char *path, const c
     request.content_type = content_type;
     request.body = (const uint8_t *)body;
     request.body_len = body != NULL ? strlen(body) : 0;
-    cJSON_Delete(f->json);
-    tether_http_response_clear(&f->response);
-    tether_admin_api_handle(&f->api, &request, &f->response);
-    assert_non_null(f->response.body);
-    f->json = cJSON_Parse(f->response.body);
-    assert_non_null(f->json);
-    return f->response.status;
+    return fleet_fixture_route(&(tether_router_t){.store = &f->store, .admin = &f->api}, &request,
+                               &f->response, &f->json, false);
 }
 
 static const char *text(const fixture_t *f, const char *name)
@@ -279,6 +254,52 @@ static void secrets(void **state)
     assert_int_equal(call(f, "GET", "/v1/admin/tokens?x=1", f->security, NULL, NULL), 400);
 }
 
+/* The route table's own checks (router.c), answered before any handler. */
+static void route_table_checks(void **state)
+{
+    fixture_t *f = *state;
+    tether_http_request_t request;
+    char authorization[32 + TETHER_SECRET_TOKEN_SIZE];
+
+    /* Health is public and GET only. */
+    assert_int_equal(call(f, "POST", "/v1/health", NULL, NULL, NULL), 405);
+    assert_string_equal(f->response.allow, "GET");
+    assert_string_equal(text(f, "error"), "method_not_allowed");
+    /* The 403 names the role the route needs. */
+    assert_int_equal(call(f, "GET", "/v1/admin/alerts", f->read, NULL, NULL), 403);
+    assert_string_equal(text(f, "error_description"),
+                        "this request needs an admin token with the security role");
+    /* A route without a body refuses one. */
+    assert_int_equal(call(f, "GET", "/v1/admin/keys", f->read, "application/json", "{}"), 400);
+    assert_string_equal(text(f, "error"), "invalid_request");
+    /* An API the router does not serve is not found, token or not. */
+    assert_int_equal(call(f, "POST", "/v1/token", NULL, "application/x-www-form-urlencoded", "a"),
+                     404);
+    assert_int_equal(call(f, "POST", "/v1/introspect", f->all, "application/x-www-form-urlencoded",
+                          "token=x"),
+                     404);
+    /* A query parameter the route allows, but twice: refused before the
+     * handler reads either value. */
+    memset(&request, 0, sizeof(request));
+    snprintf(authorization, sizeof(authorization), "Bearer %s", f->security);
+    request.method = "GET";
+    request.path = "/v1/admin/alerts";
+    request.authorization = authorization;
+    request.query[0] = (tether_http_query_t){"after", "1"};
+    request.query[1] = (tether_http_query_t){"after", "2"};
+    request.query_count = 2;
+    tether_http_response_clear(&f->response);
+    tether_router_handle(&(tether_router_t){.store = &f->store, .admin = &f->api}, &request,
+                         &f->response);
+    assert_int_equal(f->response.status, 400);
+    request.query_count = 1;
+    request.query_overflow = true;
+    tether_http_response_clear(&f->response);
+    tether_router_handle(&(tether_router_t){.store = &f->store, .admin = &f->api}, &request,
+                         &f->response);
+    assert_int_equal(f->response.status, 400);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -288,6 +309,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(devices_and_refusals, setup, teardown),
         cmocka_unit_test_setup_teardown(status_changes, setup, teardown),
         cmocka_unit_test_setup_teardown(secrets, setup, teardown),
+        cmocka_unit_test_setup_teardown(route_table_checks, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -25,6 +25,8 @@
 #include "enroll_device.h"
 #include "enroll_request.h"
 #include "files.h"
+#include "fleet_fixture.h"
+#include "route.h"
 #include "fleet.h"
 #include "store.h"
 #include "store_schema.h"
@@ -58,8 +60,8 @@ typedef struct device {
 } device_t;
 
 typedef struct fixture {
-    char dir[256];
-    char path[300];
+    char dir[FLEET_FIXTURE_DIR_SIZE];
+    char path[FLEET_FIXTURE_PATH_SIZE];
     tether_store_t store;
     tether_cert_set_t cas;
     tether_enroll_api_t api;
@@ -74,17 +76,11 @@ static int setup(void **state)
 {
     fixture_t *f = calloc(1, sizeof(*f));
     uint8_t key[TETHER_ENROLL_KEY_SIZE];
-    const char *tmp = getenv("TMPDIR");
 
     if (f == NULL)
         return -1;
     test_now = T0;
-    snprintf(f->dir, sizeof(f->dir), "%s/tether-enroll-XXXXXX", tmp != NULL ? tmp : "/tmp");
-    if (mkdtemp(f->dir) == NULL)
-        return -1;
-    snprintf(f->path, sizeof(f->path), "%s/fleet.db", f->dir);
-    tether_store_init(&f->store);
-    if (tether_store_open_sqlite(&f->store, f->path) != TETHER_OK ||
+    if (fleet_fixture_open("enroll", f->dir, f->path, &f->store) != 0 ||
         tether_fleet_key_file_load(f->dir, "enroll.key", key, sizeof(key), true) != TETHER_OK)
         return -1;
     tether_cert_set_init(&f->cas);
@@ -103,8 +99,7 @@ static int teardown(void **state)
     tether_http_response_clear(&f->response);
     tether_enroll_api_free(&f->api);
     tether_cert_set_free(&f->cas);
-    tether_store_free(&f->store);
-    tether_fleet_dir_remove(f->dir);
+    fleet_fixture_close(f->dir, &f->store);
     free(f);
     return 0;
 }
@@ -209,14 +204,10 @@ static unsigned call(fixture_t *f, const char *method, const char *path, const c
     request.content_type = content_type;
     request.body = (const uint8_t *)body;
     request.body_len = body != NULL ? strlen(body) : 0;
-    cJSON_Delete(f->json);
-    tether_http_response_clear(&f->response);
-    assert_true(tether_enroll_api_owns(path));
-    tether_enroll_api_handle(&f->api, &request, &f->response);
-    assert_non_null(f->response.body);
-    f->json = cJSON_Parse(f->response.body);
-    assert_non_null(f->json);
-    return f->response.status;
+    assert_true(strcmp(path, TETHER_FLEET_PATH_ENROLL) == 0 ||
+                strcmp(path, TETHER_FLEET_PATH_ACTIVATE) == 0);
+    return fleet_fixture_route(&(tether_router_t){.store = &f->store, .enroll = &f->api},
+                               &request, &f->response, &f->json, false);
 }
 
 static const char *text(const fixture_t *f, const char *name)
@@ -297,89 +288,22 @@ static void enrol_fully(fixture_t *f, device_t *d, char device_id[TETHER_STORE_D
 
 /* ---- the database, read beside the store ---- */
 
-static long long count(const fixture_t *f, const char *sql)
-{
-    sqlite3 *db = NULL;
-    sqlite3_stmt *stmt = NULL;
-    long long n = -1;
-
-    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
-    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &stmt, NULL), SQLITE_OK);
-    if (sqlite3_step(stmt) == SQLITE_ROW)
-        n = sqlite3_column_int64(stmt, 0);
-    sqlite3_finalize(stmt);
-    sqlite3_close(db);
-    return n;
-}
-
-static void raw_sql(const fixture_t *f, const char *sql)
-{
-    sqlite3 *db = NULL;
-
-    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
-    sqlite3_busy_timeout(db, 5000);
-    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
-    sqlite3_close(db);
-}
-
-/* Every row of every table, as text (malloc'd): a refusal must not change it. */
-static char *snapshot(const fixture_t *f)
-{
-    sqlite3 *db = NULL;
-    sqlite3_stmt *tables = NULL;
-    char *out = NULL;
-    size_t size = 0;
-    FILE *mem = open_memstream(&out, &size);
-
-    assert_non_null(mem);
-    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
-    assert_int_equal(sqlite3_prepare_v2(db,
-                                        "SELECT name FROM sqlite_master WHERE type = 'table' "
-                                        "ORDER BY name",
-                                        -1, &tables, NULL),
-                     SQLITE_OK);
-    while (sqlite3_step(tables) == SQLITE_ROW) {
-        char sql[128];
-        sqlite3_stmt *rows = NULL;
-
-        snprintf(sql, sizeof(sql), "SELECT * FROM \"%s\"", sqlite3_column_text(tables, 0));
-        fprintf(mem, "[%s]\n", sqlite3_column_text(tables, 0));
-        assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &rows, NULL), SQLITE_OK);
-        while (sqlite3_step(rows) == SQLITE_ROW) {
-            for (int c = 0; c < sqlite3_column_count(rows); c++) {
-                const uint8_t *bytes = sqlite3_column_blob(rows, c);
-                int n = sqlite3_column_bytes(rows, c);
-                fprintf(mem, "%d:", sqlite3_column_type(rows, c));
-                for (int i = 0; i < n; i++)
-                    fprintf(mem, "%02x", bytes[i]);
-                fputc(',', mem);
-            }
-            fputc('\n', mem);
-        }
-        sqlite3_finalize(rows);
-    }
-    sqlite3_finalize(tables);
-    sqlite3_close(db);
-    assert_int_equal(fclose(mem), 0);
-    return out;
-}
-
 static long long pending(const fixture_t *f)
 {
-    return count(f, "SELECT count(*) FROM enrolment_sessions");
+    return fleet_db_count(f->path, "SELECT count(*) FROM enrolment_sessions");
 }
 
 /* Sends body and expects a refusal that changes nothing at all. */
 static void expect_refusal(fixture_t *f, const char *path, const char *body, unsigned status,
                            const char *error)
 {
-    char *before = snapshot(f);
+    char *before = fleet_db_snapshot(f->path);
     char *after;
 
     assert_int_equal(call(f, "POST", path, "application/json", body), status);
     assert_string_equal(text(f, "error"), error);
     assert_true(strlen(text(f, "error_description")) > 0);
-    after = snapshot(f);
+    after = fleet_db_snapshot(f->path);
     assert_string_equal(before, after);
     free(before);
     free(after);
@@ -422,10 +346,11 @@ static void allow_list_enrolment(void **state)
     assert_false(device.enrolled);
     assert_false(device.has_counter_index);
     /* No secret is stored: the session holds only what the device sent. */
-    assert_int_equal(count(f, "SELECT count(*) FROM enrolment_sessions WHERE bootstrap_hash IS "
-                              "NULL AND name = 'the-device-says' AND counter_nv_index = 16777472 "
-                              "AND expires_at = created_at + 300"),
-                     1);
+    assert_int_equal(
+        fleet_db_count(f->path, "SELECT count(*) FROM enrolment_sessions WHERE bootstrap_hash IS "
+                                "NULL AND name = 'the-device-says' AND counter_nv_index = 16777472 "
+                                "AND expires_at = created_at + 300"),
+        1);
 
     body = answer(f, d);
     assert_int_equal(activate(f, body), 200);
@@ -448,11 +373,12 @@ static void allow_list_enrolment(void **state)
     assert_int_equal(tether_hex_encode(ak_name.name, ak_name.size, ak_hex, sizeof(ak_hex)),
                      TETHER_OK);
     assert_string_equal(device.ak_name, ak_hex);
-    assert_int_equal(count(f, "SELECT count(*) FROM devices WHERE ek_public IS NOT NULL AND "
-                              "ek_cert IS NOT NULL AND device_key_public IS NOT NULL AND "
-                              "device_key_certify_attest IS NOT NULL AND "
-                              "device_key_certify_signature IS NOT NULL AND "
-                              "counter_nv_public IS NOT NULL AND last_clock IS NULL"),
+    assert_int_equal(fleet_db_count(f->path,
+                                    "SELECT count(*) FROM devices WHERE ek_public IS NOT NULL AND "
+                                    "ek_cert IS NOT NULL AND device_key_public IS NOT NULL AND "
+                                    "device_key_certify_attest IS NOT NULL AND "
+                                    "device_key_certify_signature IS NOT NULL AND "
+                                    "counter_nv_public IS NOT NULL AND last_clock IS NULL"),
                      1);
 
     /* What the admin API shows. */
@@ -501,16 +427,16 @@ static void bootstrap_enrolment(void **state)
     device_body(a, "gw-rsa", token);
     assert_int_equal(enroll(f, a), 200);
     /* A use is consumed at activation only, so a failed one costs nothing. */
-    assert_int_equal(count(f, "SELECT uses_left FROM bootstrap_tokens"), 2);
-    assert_int_equal(count(f, "SELECT count(*) FROM devices"), 0);
-    assert_int_equal(count(f, "SELECT count(*) FROM enrolment_sessions WHERE "
+    assert_int_equal(fleet_db_count(f->path, "SELECT uses_left FROM bootstrap_tokens"), 2);
+    assert_int_equal(fleet_db_count(f->path, "SELECT count(*) FROM devices"), 0);
+    assert_int_equal(fleet_db_count(f->path, "SELECT count(*) FROM enrolment_sessions WHERE "
                               "length(bootstrap_hash) = 32"),
                      1);
     body = answer(f, a);
     assert_int_equal(activate(f, body), 200);
     free(body);
     snprintf(id_a, sizeof(id_a), "%s", text(f, "device_id"));
-    assert_int_equal(count(f, "SELECT uses_left FROM bootstrap_tokens"), 1);
+    assert_int_equal(fleet_db_count(f->path, "SELECT uses_left FROM bootstrap_tokens"), 1);
     device = device_row(f, a->ek_sha256);
     assert_string_equal(device.id, id_a);
     assert_string_equal(device.name, "gw-rsa");
@@ -523,7 +449,7 @@ static void bootstrap_enrolment(void **state)
     assert_string_not_equal(id_a, id_b);
     device = device_row(f, b->ek_sha256);
     assert_string_equal(device.name, id_b);
-    assert_int_equal(count(f, "SELECT uses_left FROM bootstrap_tokens"), 0);
+    assert_int_equal(fleet_db_count(f->path, "SELECT uses_left FROM bootstrap_tokens"), 0);
 
     /* Used up. */
     device_body(c, "gw-c", token);
@@ -562,12 +488,12 @@ static void enroll_refusals_change_nothing(void **state)
     bootstrap_token(f, 1, T0 - 1, expired);
 
     /* HTTP level. */
-    before = snapshot(f);
+    before = fleet_db_snapshot(f->path);
     assert_int_equal(call(f, "GET", "/v1/enroll", NULL, NULL), 405);
     assert_string_equal(f->response.allow, "POST");
     assert_int_equal(call(f, "POST", "/v1/enroll", "text/plain", d->json), 415);
     assert_int_equal(call(f, "POST", "/v1/enroll/activate", NULL, "{}"), 415);
-    after = snapshot(f);
+    after = fleet_db_snapshot(f->path);
     assert_string_equal(before, after);
     free(before);
     free(after);
@@ -623,8 +549,8 @@ static void enroll_refusals_change_nothing(void **state)
     test_now = T0;
 
     assert_int_equal(pending(f), 0);
-    assert_int_equal(count(f, "SELECT count(*) FROM devices"), 0);
-    assert_int_equal(count(f, "SELECT sum(uses_left) FROM bootstrap_tokens"), 2);
+    assert_int_equal(fleet_db_count(f->path, "SELECT count(*) FROM devices"), 0);
+    assert_int_equal(fleet_db_count(f->path, "SELECT sum(uses_left) FROM bootstrap_tokens"), 2);
     device_free(d);
     device_free(stranger);
 }
@@ -652,7 +578,7 @@ static void activation_refusals(void **state)
                    400, "invalid_enrollment");
 
     /* A wrong proof drops the enrolment, and burns no bootstrap use. */
-    before = snapshot(f);
+    before = fleet_db_snapshot(f->path);
     assert_int_equal(enroll(f, d), 200);
     assert_int_equal(pending(f), 1);
     body = answer(f, d); /* the right proof, kept for later */
@@ -662,7 +588,7 @@ static void activation_refusals(void **state)
              f->enrollment_id);
     assert_int_equal(activate(f, wrong), 403);
     assert_string_equal(text(f, "error"), "activation_failed");
-    after = snapshot(f);
+    after = fleet_db_snapshot(f->path);
     assert_string_equal(before, after); /* the session is gone; nothing else changed */
     free(after);
     expect_refusal(f, "/v1/enroll/activate", body, 400, "invalid_enrollment");
@@ -675,7 +601,7 @@ static void activation_refusals(void **state)
     assert_int_equal(activate(f, body), 400);
     assert_string_equal(text(f, "error"), "invalid_enrollment");
     assert_int_equal(pending(f), 0);
-    after = snapshot(f);
+    after = fleet_db_snapshot(f->path);
     assert_string_equal(before, after);
     free(after);
     free(body);
@@ -690,8 +616,8 @@ static void activation_refusals(void **state)
     free(body);
     test_now = T0;
 
-    assert_int_equal(count(f, "SELECT uses_left FROM bootstrap_tokens"), 1);
-    assert_int_equal(count(f, "SELECT count(*) FROM devices"), 0);
+    assert_int_equal(fleet_db_count(f->path, "SELECT uses_left FROM bootstrap_tokens"), 1);
+    assert_int_equal(fleet_db_count(f->path, "SELECT count(*) FROM devices"), 0);
     free(before);
     device_free(d);
 }
@@ -757,8 +683,9 @@ static void reenrolment_only_after_reinstate(void **state)
     expect_refusal(f, "/v1/enroll", d->json, 409, "already_enrolled");
 
     /* Quarantined, then revoked: still refused. */
-    raw_sql(f, "UPDATE devices SET highest_counter = 42, last_clock = 7, last_reset_count = 1, "
-               "last_restart_count = 2, last_clock_safe = 1");
+    fleet_db_exec(f->path,
+                  "UPDATE devices SET highest_counter = 42, last_clock = 7, last_reset_count = 1, "
+                  "last_restart_count = 2, last_clock_safe = 1");
     assert_int_equal(tether_store_device_change_status(&f->store, id, TETHER_DEVICE_QUARANTINE,
                                                        "clone", test_now, NULL),
                      TETHER_OK);
@@ -789,12 +716,13 @@ static void reenrolment_only_after_reinstate(void **state)
     assert_string_not_equal(device.ak_name, first_ak);
     assert_int_equal(device.updated_at, T0 + 1000);
     assert_int_equal(device.created_at, T0);
-    assert_int_equal(count(f, "SELECT count(*) FROM devices WHERE last_clock IS NULL AND "
-                              "last_reset_count IS NULL AND last_restart_count IS NULL AND "
-                              "last_clock_safe IS NULL"),
+    assert_int_equal(fleet_db_count(f->path,
+                                    "SELECT count(*) FROM devices WHERE last_clock IS NULL AND "
+                                    "last_reset_count IS NULL AND last_restart_count IS NULL AND "
+                                    "last_clock_safe IS NULL"),
                      1);
-    assert_int_equal(count(f, "SELECT uses_left FROM bootstrap_tokens"), 5);
-    assert_int_equal(count(f, "SELECT count(*) FROM devices"), 1);
+    assert_int_equal(fleet_db_count(f->path, "SELECT uses_left FROM bootstrap_tokens"), 5);
+    assert_int_equal(fleet_db_count(f->path, "SELECT count(*) FROM devices"), 1);
 
     /* And once active, never twice. */
     device_prepare(d, TETHER_EK_ANY);

@@ -32,6 +32,8 @@
 #include "enroll_device.h"
 #include "exchange_api.h"
 #include "files.h"
+#include "fleet_fixture.h"
+#include "route.h"
 #include "fleet.h"
 #include "issuer_keys.h"
 #include "pki.h"
@@ -77,8 +79,8 @@ typedef struct device {
 } device_t;
 
 typedef struct fixture {
-    char dir[256];
-    char path[300];
+    char dir[FLEET_FIXTURE_DIR_SIZE];
+    char path[FLEET_FIXTURE_PATH_SIZE];
     tether_store_t store;
     tether_cert_set_t cas;
     tether_enroll_api_t enroll;
@@ -88,6 +90,7 @@ typedef struct fixture {
     tether_exchange_api_t api;
     tether_discovery_api_t discovery;
     tether_admin_api_t admin;
+    tether_router_t router;
     char admin_token[TETHER_SECRET_TOKEN_SIZE];
     tether_http_response_t response;
     cJSON *json;
@@ -127,18 +130,11 @@ static int setup(void **state)
 {
     fixture_t *f = calloc(1, sizeof(*f));
     uint8_t key[32];
-    const char *tmp = getenv("TMPDIR");
-    uint8_t hash[TETHER_SECRET_HASH_SIZE];
 
     if (f == NULL)
         return -1;
     test_now = T0;
-    snprintf(f->dir, sizeof(f->dir), "%s/tether-exchange-XXXXXX", tmp != NULL ? tmp : "/tmp");
-    if (mkdtemp(f->dir) == NULL)
-        return -1;
-    snprintf(f->path, sizeof(f->path), "%s/fleet.db", f->dir);
-    tether_store_init(&f->store);
-    if (tether_store_open_sqlite(&f->store, f->path) != TETHER_OK ||
+    if (fleet_fixture_open("exchange", f->dir, f->path, &f->store) != 0 ||
         tether_fleet_key_file_load(f->dir, "enroll.key", key, sizeof(key), true) != TETHER_OK)
         return -1;
     tether_store_set_revocation_hook(&f->store, on_revocation, f);
@@ -158,12 +154,9 @@ static int setup(void **state)
     f->discovery.clock = test_clock;
     tether_admin_api_init(&f->admin, &f->store, 86400);
     f->admin.issuer_keys = &f->keys;
-    if (tether_secret_token_generate(TETHER_SECRET_ADMIN, f->admin_token,
-                                     sizeof(f->admin_token)) != TETHER_OK ||
-        tether_secret_token_hash(f->admin_token, strlen(f->admin_token), hash) != TETHER_OK ||
-        tether_store_admin_token_create(&f->store, hash, TETHER_ROLE_ALL, "test", T0, NULL) !=
-            TETHER_OK)
-        return -1;
+    f->router = (tether_router_t){.store = &f->store, .admin = &f->admin, .enroll = &f->enroll,
+                                  .exchange = &f->api, .discovery = &f->discovery};
+    fleet_fixture_admin_token(&f->store, f->admin_token, TETHER_ROLE_ALL);
     tether_wipe(key, sizeof(key));
     *state = f;
     return 0;
@@ -179,17 +172,16 @@ static int teardown(void **state)
     tether_issuer_keys_free(&f->keys);
     tether_enroll_api_free(&f->enroll);
     tether_cert_set_free(&f->cas);
-    tether_store_free(&f->store);
-    tether_fleet_dir_remove(f->dir);
+    fleet_fixture_close(f->dir, &f->store);
     free(f);
     return 0;
 }
 
 /* ---- requests ---- */
 
-static unsigned call_handler(fixture_t *f, tether_http_handler_fn handler, void *arg,
-                             const char *method, const char *path, const char *content_type,
-                             const char *authorization, const char *body)
+static unsigned call_handler(fixture_t *f, const char *method, const char *path,
+                             const char *content_type, const char *authorization,
+                             const char *body)
 {
     tether_http_request_t request;
 
@@ -201,24 +193,18 @@ static unsigned call_handler(fixture_t *f, tether_http_handler_fn handler, void 
     request.remote = "192.0.2.7";
     request.body = (const uint8_t *)body;
     request.body_len = body != NULL ? strlen(body) : 0;
-    cJSON_Delete(f->json);
-    tether_http_response_clear(&f->response);
-    handler(arg, &request, &f->response);
-    assert_non_null(f->response.body);
-    f->json = cJSON_Parse(f->response.body);
-    assert_non_null(f->json);
-    return f->response.status;
+    return fleet_fixture_route(&f->router, &request, &f->response, &f->json, false);
 }
 
 static unsigned call(fixture_t *f, const char *method, const char *path, const char *content_type,
                      const char *body)
 {
-    if (tether_exchange_api_owns(path))
-        return call_handler(f, tether_exchange_api_handle, &f->api, method, path, content_type,
-                            NULL, body);
-    assert_true(tether_discovery_api_owns(path));
-    return call_handler(f, tether_discovery_api_handle, &f->discovery, method, path,
-                        content_type, NULL, body);
+    /* The exchange's and discovery's endpoints only. */
+    assert_true(strcmp(path, TETHER_FLEET_PATH_CHALLENGE) == 0 ||
+                strcmp(path, TETHER_FLEET_PATH_TOKEN) == 0 ||
+                strcmp(path, TETHER_FLEET_PATH_JWKS) == 0 ||
+                strcmp(path, TETHER_FLEET_PATH_METADATA) == 0);
+    return call_handler(f, method, path, content_type, NULL, body);
 }
 
 static unsigned admin_call(fixture_t *f, const char *method, const char *path)
@@ -226,8 +212,7 @@ static unsigned admin_call(fixture_t *f, const char *method, const char *path)
     char authorization[32 + TETHER_SECRET_TOKEN_SIZE];
 
     snprintf(authorization, sizeof(authorization), "Bearer %s", f->admin_token);
-    return call_handler(f, tether_admin_api_handle, &f->admin, method, path, NULL, authorization,
-                        NULL);
+    return call_handler(f, method, path, NULL, authorization, NULL);
 }
 
 static const char *text(const fixture_t *f, const char *name)
@@ -246,22 +231,6 @@ static double number(const cJSON *json, const char *name)
 }
 
 /* ---- the database, read beside the store ---- */
-
-static long long count(const fixture_t *f, const char *sql)
-{
-    sqlite3 *db = NULL;
-    sqlite3_stmt *stmt = NULL;
-    long long n = -1;
-
-    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
-    if (sqlite3_prepare_v2(db, sql, -1, &stmt, NULL) != SQLITE_OK)
-        fail_msg("%s: %s", sql, sqlite3_errmsg(db));
-    if (sqlite3_step(stmt) == SQLITE_ROW)
-        n = sqlite3_column_int64(stmt, 0);
-    sqlite3_finalize(stmt);
-    sqlite3_close(db);
-    return n;
-}
 
 /* The first column of the first row as text (malloc'd; "" when NULL). */
 static char *query_text(const fixture_t *f, const char *sql)
@@ -298,48 +267,6 @@ static void set_device_blob(const fixture_t *f, const char *id, const char *colu
     assert_int_equal(sqlite3_step(stmt), SQLITE_DONE);
     sqlite3_finalize(stmt);
     sqlite3_close(db);
-}
-
-/* Every row of every table, as text (malloc'd): a refusal must not change it. */
-static char *snapshot(const fixture_t *f)
-{
-    sqlite3 *db = NULL;
-    sqlite3_stmt *tables = NULL;
-    char *out = NULL;
-    size_t size = 0;
-    FILE *mem = open_memstream(&out, &size);
-
-    assert_non_null(mem);
-    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
-    assert_int_equal(sqlite3_prepare_v2(db,
-                                        "SELECT name FROM sqlite_master WHERE type = 'table' "
-                                        "ORDER BY name",
-                                        -1, &tables, NULL),
-                     SQLITE_OK);
-    while (sqlite3_step(tables) == SQLITE_ROW) {
-        char sql[128];
-        sqlite3_stmt *rows = NULL;
-
-        snprintf(sql, sizeof(sql), "SELECT * FROM \"%s\"", sqlite3_column_text(tables, 0));
-        fprintf(mem, "[%s]\n", sqlite3_column_text(tables, 0));
-        assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &rows, NULL), SQLITE_OK);
-        while (sqlite3_step(rows) == SQLITE_ROW) {
-            for (int c = 0; c < sqlite3_column_count(rows); c++) {
-                const uint8_t *bytes = sqlite3_column_blob(rows, c);
-                int n = sqlite3_column_bytes(rows, c);
-                fprintf(mem, "%d:", sqlite3_column_type(rows, c));
-                for (int i = 0; i < n; i++)
-                    fprintf(mem, "%02x", bytes[i]);
-                fputc(',', mem);
-            }
-            fputc('\n', mem);
-        }
-        sqlite3_finalize(rows);
-    }
-    sqlite3_finalize(tables);
-    sqlite3_close(db);
-    assert_int_equal(fclose(mem), 0);
-    return out;
 }
 
 static tether_store_device_t device_row(fixture_t *f, const char *id)
@@ -394,8 +321,7 @@ static void enrol_tpm(fixture_t *f, device_t *d)
     assert_int_equal(tether_hex_encode(digest, sizeof(digest), d->ek_sha256, sizeof(d->ek_sha256)),
                      TETHER_OK);
     assert_int_equal(tether_enroll_request_to_json(&d->req, &json), TETHER_OK);
-    assert_int_equal(call_handler(f, tether_enroll_api_handle, &f->enroll, "POST", "/v1/enroll",
-                                  "application/json", NULL, json),
+    assert_int_equal(call_handler(f, "POST", "/v1/enroll", "application/json", NULL, json),
                      200);
     free(json);
     snprintf(enrollment_id, sizeof(enrollment_id), "%s", text(f, "enrollment_id"));
@@ -421,8 +347,8 @@ static void enrol_tpm(fixture_t *f, device_t *d)
                      TETHER_OK);
     snprintf(body, sizeof(body), "{\"enrollment_id\": \"%s\", \"proof\": \"%s\"}", enrollment_id,
              proof_b64);
-    assert_int_equal(call_handler(f, tether_enroll_api_handle, &f->enroll, "POST",
-                                  "/v1/enroll/activate", "application/json", NULL, body),
+    assert_int_equal(call_handler(f, "POST", "/v1/enroll/activate", "application/json", NULL,
+                                  body),
                      200);
     snprintf(d->id, sizeof(d->id), "%s", text(f, "device_id"));
     snprintf(d->state.device_id, sizeof(d->state.device_id), "%s", d->id);
@@ -586,7 +512,7 @@ static char *exchange_ok(fixture_t *f, device_t *d)
 static void expect_refusal(fixture_t *f, const char *subject_token, unsigned status,
                            const char *error, const char *tether_error)
 {
-    char *before = snapshot(f);
+    char *before = fleet_db_snapshot(f->path);
     char *after;
 
     if (post_token(f, subject_token) != status)
@@ -596,7 +522,7 @@ static void expect_refusal(fixture_t *f, const char *subject_token, unsigned sta
     assert_string_equal(text(f, "tether_error"), tether_error);
     assert_true(strlen(text(f, "error_description")) > 0);
     assert_int_equal(cJSON_GetArraySize(f->json), 3);
-    after = snapshot(f);
+    after = fleet_db_snapshot(f->path);
     assert_string_equal(before, after);
     free(before);
     free(after);
@@ -617,7 +543,7 @@ static void fetch_jwks(fixture_t *f, jwks_t *set)
     const cJSON *keys, *jwk;
 
     memset(set, 0, sizeof(*set));
-    assert_int_equal(call(f, "GET", TETHER_JWKS_PATH, NULL, NULL), 200);
+    assert_int_equal(call(f, "GET", TETHER_FLEET_PATH_JWKS, NULL, NULL), 200);
     keys = cJSON_GetObjectItemCaseSensitive(f->json, "keys");
     assert_true(cJSON_IsArray(keys));
     cJSON_ArrayForEach(jwk, keys)
@@ -755,7 +681,7 @@ static void happy_path(void **state)
              "length(last_fingerprint) = 32 AND last_address = '192.0.2.7' AND last_seen_at = %d "
              "AND last_clock > 0 AND last_clock_safe = 1",
              d.id, T0 + 10);
-    assert_int_equal(count(f, sql), 1);
+    assert_int_equal(fleet_db_count(f->path, sql), 1);
     assert_int_equal(tether_store_issued_token_get(&f->store, jti, &issued), TETHER_OK);
     assert_string_equal(issued.device_id, d.id);
     assert_true(issued.has_counter);
@@ -784,8 +710,8 @@ static void happy_path(void **state)
     test_now = T0 + 200;
     again = exchange_ok(f, &d);
     assert_int_equal(device_row(f, d.id).highest_counter, 3);
-    assert_int_equal(count(f, "SELECT count(*) FROM issued_tokens"), 2);
-    assert_int_equal(count(f, "SELECT count(*) FROM alerts"), 0);
+    assert_int_equal(fleet_db_count(f->path, "SELECT count(*) FROM issued_tokens"), 2);
+    assert_int_equal(fleet_db_count(f->path, "SELECT count(*) FROM alerts"), 0);
     assert_int_equal(f->feed_hooks, 0);
     free(again);
     free(kid);
@@ -799,7 +725,7 @@ static void discovery(void **state)
     fixture_t *f = *state;
     const cJSON *grants;
 
-    assert_int_equal(call(f, "GET", TETHER_METADATA_PATH, NULL, NULL), 200);
+    assert_int_equal(call(f, "GET", TETHER_FLEET_PATH_METADATA, NULL, NULL), 200);
     assert_string_equal(text(f, "issuer"), ISSUER);
     assert_string_equal(text(f, "token_endpoint"), ISSUER "/v1/token");
     assert_string_equal(text(f, "jwks_uri"), ISSUER "/.well-known/jwks.json");
@@ -815,7 +741,7 @@ static void discovery(void **state)
                            0)
             ->valuestring,
         "none");
-    assert_int_equal(call(f, "POST", TETHER_JWKS_PATH, "application/json", "{}"), 405);
+    assert_int_equal(call(f, "POST", TETHER_FLEET_PATH_JWKS, "application/json", "{}"), 405);
     assert_string_equal(f->response.allow, "GET");
     /* The exchange endpoints: POST, the right media type, no query. */
     assert_int_equal(call(f, "GET", "/v1/token", NULL, NULL), 405);
@@ -823,6 +749,16 @@ static void discovery(void **state)
     assert_int_equal(call(f, "POST", "/v1/token", "application/json", "{}"), 415);
     assert_int_equal(call(f, "POST", "/v1/challenge", "application/x-www-form-urlencoded", "a=b"),
                      415);
+    /* The challenge route's body limit (1 KiB), refused with the exchange's
+     * error body. */
+    {
+        char big[1100];
+
+        memset(big, ' ', sizeof(big) - 1);
+        big[sizeof(big) - 1] = '\0';
+        assert_int_equal(call(f, "POST", "/v1/challenge", "application/json", big), 413);
+        assert_string_equal(text(f, "tether_error"), "payload_too_large");
+    }
 }
 
 /* ---- tests: refusals ---- */
@@ -1100,7 +1036,7 @@ static void form_refusals(void **state)
     };
 
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        char *before = snapshot(f);
+        char *before = fleet_db_snapshot(f->path);
         char *after;
 
         if (call(f, "POST", "/v1/token", "application/x-www-form-urlencoded", cases[i].body) !=
@@ -1108,7 +1044,7 @@ static void form_refusals(void **state)
             fail_msg("case %zu: %s", i, f->response.body);
         assert_string_equal(text(f, "error"), cases[i].error);
         assert_string_equal(text(f, "tether_error"), cases[i].tether_error);
-        after = snapshot(f);
+        after = fleet_db_snapshot(f->path);
         assert_string_equal(before, after);
         free(before);
         free(after);
@@ -1125,7 +1061,7 @@ static void form_refusals(void **state)
         request.query[0] = q;
         request.query_count = 1;
         tether_http_response_clear(&f->response);
-        tether_exchange_api_handle(&f->api, &request, &f->response);
+        tether_router_handle(&f->router, &request, &f->response);
         assert_int_equal(f->response.status, 400);
     }
 }
@@ -1202,12 +1138,12 @@ static void device_state_refusals(void **state)
         assert_int_equal(tether_store_device_change_status(&f->store, d.id, steps[i].action, "test",
                                                            test_now, NULL),
                          TETHER_OK);
-        before = snapshot(f);
+        before = fleet_db_snapshot(f->path);
         snprintf(body, sizeof(body), "{\"device_id\":\"%s\"}", d.id);
         assert_int_equal(call(f, "POST", "/v1/challenge", "application/json", body), 403);
         assert_string_equal(text(f, "error"), "invalid_grant");
         assert_string_equal(text(f, "tether_error"), steps[i].code);
-        after = snapshot(f);
+        after = fleet_db_snapshot(f->path);
         assert_string_equal(before, after);
         free(before);
         free(after);
@@ -1261,20 +1197,20 @@ static void byte_identical_retry(void **state)
     ev = evidence(f, &d);
     assert_int_equal(post_token(f, ev), 200);
     first = strdup(text(f, "access_token"));
-    before = snapshot(f);
+    before = fleet_db_snapshot(f->path);
     /* The answer was lost; the agent sends the same evidence again. */
     test_now += 20;
     assert_int_equal(post_token(f, ev), 200);
     assert_int_equal(number(f->json, "expires_in"), 300 - 20);
     second = strdup(text(f, "access_token"));
-    after = snapshot(f);
+    after = fleet_db_snapshot(f->path);
     assert_string_equal(before, after); /* no new row, no alarm */
     assert_int_equal(verify_token(f, first, test_now, &a), TETHER_OK);
     assert_int_equal(verify_token(f, second, test_now, &b), TETHER_OK);
     assert_true(cJSON_Compare(a, b, true)); /* same jti, iat, exp and claims */
     /* Deterministic ECDSA (RFC 6979): even the signature is the same. */
     assert_string_equal(first, second);
-    assert_int_equal(count(f, "SELECT count(*) FROM alerts"), 0);
+    assert_int_equal(fleet_db_count(f->path, "SELECT count(*) FROM alerts"), 0);
     assert_int_equal(device_row(f, d.id).status, TETHER_DEVICE_ACTIVE);
     /* Once its nonce has expired, the evidence is refused like any other. */
     test_now += TETHER_CHALLENGE_TTL;
@@ -1305,19 +1241,19 @@ static void expect_contained(fixture_t *f, const device_t *d, const char *kind,
     assert_non_null(strstr(row.status_reason, "clone"));
     snprintf(sql, sizeof(sql), "SELECT count(*) FROM issued_tokens WHERE device_id = '%s' AND "
                                "revoked = 0 AND exp > %lld", d->id, (long long)test_now);
-    assert_int_equal(count(f, sql), 0);
+    assert_int_equal(fleet_db_count(f->path, sql), 0);
     if (live_jti != NULL) {
         snprintf(sql, sizeof(sql), "SELECT revoked FROM issued_tokens WHERE jti = '%s'", live_jti);
-        assert_int_equal(count(f, sql), 1);
+        assert_int_equal(fleet_db_count(f->path, sql), 1);
     }
     snprintf(sql, sizeof(sql),
              "SELECT count(*) FROM revocations WHERE device_id = '%s' AND jti IS NULL", d->id);
-    assert_int_equal(count(f, sql), 1);
+    assert_int_equal(fleet_db_count(f->path, sql), 1);
     assert_int_equal(f->feed_hooks, 1);
     snprintf(sql, sizeof(sql), "SELECT count(*) FROM alerts WHERE device_id = '%s' AND kind = '%s'",
              d->id, kind);
-    assert_int_equal(count(f, sql), 1);
-    assert_int_equal(count(f, "SELECT count(*) FROM alerts"), 1);
+    assert_int_equal(fleet_db_count(f->path, sql), 1);
+    assert_int_equal(fleet_db_count(f->path, "SELECT count(*) FROM alerts"), 1);
     snprintf(sql, sizeof(sql), "SELECT details FROM alerts WHERE device_id = '%s'", d->id);
     details = query_text(f, sql);
     json = cJSON_Parse(details);
@@ -1353,13 +1289,13 @@ static void expect_clone_refused(fixture_t *f, const char *subject_token)
 /* After quarantine, neither TPM gets anything, and nothing changes. */
 static void expect_both_shut_out(fixture_t *f, device_t *a, device_t *b)
 {
-    char body[128], *before = snapshot(f), *after;
+    char body[128], *before = fleet_db_snapshot(f->path), *after;
 
     snprintf(body, sizeof(body), "{\"device_id\":\"%s\"}", a->id);
     assert_int_equal(call(f, "POST", "/v1/challenge", "application/json", body), 403);
     assert_string_equal(text(f, "tether_error"), "device_quarantined");
     (void)b;
-    after = snapshot(f);
+    after = fleet_db_snapshot(f->path);
     assert_string_equal(before, after);
     free(before);
     free(after);
@@ -1407,7 +1343,8 @@ static void original_first_then_clone(void **state)
     ev = evidence(f, &clone);
     expect_clone_refused(f, ev);
     expect_contained(f, &d, "clone_detected", 2, 2, NULL);
-    assert_int_equal(count(f, "SELECT count(*) FROM issued_tokens WHERE revoked = 1"), 1);
+    assert_int_equal(
+        fleet_db_count(f->path, "SELECT count(*) FROM issued_tokens WHERE revoked = 1"), 1);
     free(ev);
     free(token);
     device_close(&clone);
@@ -1434,7 +1371,8 @@ static void tpm_state_rolled_back(void **state)
     ev = evidence(f, &old); /* counter 2 */
     expect_clone_refused(f, ev);
     expect_contained(f, &d, "clone_detected", 4, 2, NULL);
-    assert_int_equal(count(f, "SELECT count(*) FROM issued_tokens WHERE revoked = 1"), 3);
+    assert_int_equal(
+        fleet_db_count(f->path, "SELECT count(*) FROM issued_tokens WHERE revoked = 1"), 3);
     free(ev);
     device_close(&old);
     device_close(&d);
@@ -1517,9 +1455,10 @@ static void reenrolment_starts_over(void **state)
                      TETHER_OK);
     test_now += 100;
     enrol_tpm(f, &d);
-    assert_int_equal(count(f, "SELECT count(*) FROM devices WHERE pcr_digest IS NULL AND "
-                              "last_fingerprint IS NULL AND last_address IS NULL AND "
-                              "last_seen_at IS NULL AND highest_counter = 0"),
+    assert_int_equal(fleet_db_count(f->path,
+                                    "SELECT count(*) FROM devices WHERE pcr_digest IS NULL AND "
+                                    "last_fingerprint IS NULL AND last_address IS NULL AND "
+                                    "last_seen_at IS NULL AND highest_counter = 0"),
                      1);
     token = exchange_ok(f, &d);
     after_digest = query_text(f, sql);

@@ -13,10 +13,10 @@
 
 #include <cjson/cJSON.h>
 #include <cmocka.h>
-#include <sqlite3.h>
 
 #include "admin_api.h"
-#include "files.h"
+#include "fleet_fixture.h"
+#include "route.h"
 #include "introspect.h"
 #include "introspect_request.h"
 #include "relying_party_api.h"
@@ -37,11 +37,12 @@
 #define JTI1 "0123456789abcdef0123456789abcdef"
 
 typedef struct fixture {
-    char dir[256];
-    char db[300];
+    char dir[FLEET_FIXTURE_DIR_SIZE];
+    char db[FLEET_FIXTURE_PATH_SIZE];
     tether_store_t store;
     tether_admin_api_t admin;
     tether_rp_api_t rp;
+    tether_router_t router;
     tether_ec_key_t key;      /* the fleet's signing key, as far as the test knows */
     tether_ec_key_t other; /* someone else's */
     tether_jwt_key_t jwt_key;
@@ -88,28 +89,6 @@ static void new_key(tether_ec_key_t *key)
     assert_int_equal(tether_ec_key_generate(key), TETHER_OK);
 }
 
-static void add_admin_token(fixture_t *f, char *token, unsigned roles)
-{
-    uint8_t hash[TETHER_SECRET_HASH_SIZE];
-
-    assert_int_equal(
-        tether_secret_token_generate(TETHER_SECRET_ADMIN, token, TETHER_SECRET_TOKEN_SIZE),
-        TETHER_OK);
-    assert_int_equal(tether_secret_token_hash(token, strlen(token), hash), TETHER_OK);
-    assert_int_equal(tether_store_admin_token_create(&f->store, hash, roles, "t", 1, NULL),
-                     TETHER_OK);
-}
-
-static void sql(fixture_t *f, const char *statement)
-{
-    sqlite3 *db = NULL;
-
-    assert_int_equal(sqlite3_open(f->db, &db), SQLITE_OK);
-    sqlite3_busy_timeout(db, 5000);
-    assert_int_equal(sqlite3_exec(db, statement, NULL, NULL, NULL), SQLITE_OK);
-    sqlite3_close(db);
-}
-
 static void count_hook(void *arg)
 {
     ((fixture_t *)arg)->hook_calls++;
@@ -118,22 +97,15 @@ static void count_hook(void *arg)
 static int setup(void **state)
 {
     fixture_t *f = calloc(1, sizeof(*f));
-    const char *tmp = getenv("TMPDIR");
     tether_introspect_keys_t keys;
     tether_store_allow_t rows[2];
 
-    if (f == NULL)
-        return -1;
-    snprintf(f->dir, sizeof(f->dir), "%s/tether-revoc-XXXXXX", tmp != NULL ? tmp : "/tmp");
-    if (mkdtemp(f->dir) == NULL)
-        return -1;
-    snprintf(f->db, sizeof(f->db), "%s/fleet.db", f->dir);
-    tether_store_init(&f->store);
-    if (tether_store_open_sqlite(&f->store, f->db) != TETHER_OK)
+    if (f == NULL || fleet_fixture_open("revoc", f->dir, f->db, &f->store) != 0)
         return -1;
     tether_store_set_revocation_hook(&f->store, count_hook, f);
     tether_admin_api_init(&f->admin, &f->store, 3600);
-    tether_rp_api_init(&f->rp, &f->admin, &f->store);
+    tether_rp_api_init(&f->rp, &f->store);
+    f->router = (tether_router_t){.store = &f->store, .admin = &f->admin, .relying_party = &f->rp};
     new_key(&f->key);
     new_key(&f->other);
     f->jwt_key.kid = KID;
@@ -145,11 +117,11 @@ static int setup(void **state)
     keys.release = test_release;
     keys.arg = f;
     tether_rp_api_set_keys(&f->rp, &keys);
-    add_admin_token(f, f->all, TETHER_ROLE_ALL);
-    add_admin_token(f, f->rp_token, TETHER_ROLE_RELYING_PARTY);
-    add_admin_token(f, f->fleet, TETHER_ROLE_FLEET);
-    add_admin_token(f, f->read, TETHER_ROLE_READ);
-    add_admin_token(f, f->security, TETHER_ROLE_SECURITY);
+    fleet_fixture_admin_token(&f->store, f->all, TETHER_ROLE_ALL);
+    fleet_fixture_admin_token(&f->store, f->rp_token, TETHER_ROLE_RELYING_PARTY);
+    fleet_fixture_admin_token(&f->store, f->fleet, TETHER_ROLE_FLEET);
+    fleet_fixture_admin_token(&f->store, f->read, TETHER_ROLE_READ);
+    fleet_fixture_admin_token(&f->store, f->security, TETHER_ROLE_SECURITY);
     /* Two enrolled devices (status active is what enrolment leaves). */
     memset(rows, 0, sizeof(rows));
     strcpy(rows[0].id, DEV1);
@@ -160,7 +132,7 @@ static int setup(void **state)
     strcpy(rows[1].name, "two");
     if (tether_store_device_import(&f->store, rows, 2, NOW - 1000, NULL, NULL) != TETHER_OK)
         return -1;
-    sql(f, "UPDATE devices SET status = 'active'");
+    fleet_db_exec(f->db, "UPDATE devices SET status = 'active'");
     *state = f;
     return 0;
 }
@@ -173,10 +145,9 @@ static int teardown(void **state)
     cJSON_Delete(f->json);
     tether_http_response_clear(&f->response);
     tether_rp_api_free(&f->rp);
-    tether_store_free(&f->store);
+    fleet_fixture_close(f->dir, &f->store);
     tether_ec_key_free(&f->key);
     tether_ec_key_free(&f->other);
-    tether_fleet_dir_remove(f->dir);
     free(f);
     return 0;
 }
@@ -274,15 +245,7 @@ static unsigned call(fixture_t *f, const char *method, const char *path, const c
     request.content_type = content_type;
     request.body = (const uint8_t *)body;
     request.body_len = body != NULL ? strlen(body) : 0;
-    cJSON_Delete(f->json);
-    f->json = NULL;
-    tether_http_response_clear(&f->response);
-    tether_rp_api_handle(&f->rp, &request, &f->response);
-    if (f->response.body != NULL) {
-        f->json = cJSON_Parse(f->response.body);
-        assert_non_null(f->json);
-    }
-    return f->response.status;
+    return fleet_fixture_route(&f->router, &request, &f->response, &f->json, true);
 }
 
 static unsigned introspect(fixture_t *f, const char *token_param)
@@ -402,11 +365,11 @@ static void device_not_active(void **state)
 
     /* The device's status alone decides too (a token row not marked, e.g.
      * written by a replica after the revocation swept the rows). */
-    sql(f, "UPDATE devices SET status = 'quarantined' WHERE id = '" DEV1 "'");
+    fleet_db_exec(f->db, "UPDATE devices SET status = 'quarantined' WHERE id = '" DEV1 "'");
     assert_int_equal(decide(f, token, NOW), TETHER_INTROSPECT_DEVICE_NOT_ACTIVE);
-    sql(f, "UPDATE devices SET status = 'allowed' WHERE id = '" DEV1 "'");
+    fleet_db_exec(f->db, "UPDATE devices SET status = 'allowed' WHERE id = '" DEV1 "'");
     assert_int_equal(decide(f, token, NOW), TETHER_INTROSPECT_DEVICE_NOT_ACTIVE);
-    sql(f, "UPDATE devices SET status = 'active' WHERE id = '" DEV1 "'");
+    fleet_db_exec(f->db, "UPDATE devices SET status = 'active' WHERE id = '" DEV1 "'");
     assert_int_equal(decide(f, token, NOW), TETHER_INTROSPECT_ACTIVE);
 }
 
@@ -617,11 +580,12 @@ static void feed_pages_of_500(void **state)
     size_t count = 0;
     int64_t head = 0;
 
-    sql(f, "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 620) "
-           "INSERT INTO revocations (device_id, jti, reason, created_at) "
-           "SELECT '" DEV1 "', printf('%032x', i), 'bulk', 1700000000 + i FROM n");
+    fleet_db_exec(f->db,
+                  "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 620) "
+                  "INSERT INTO revocations (device_id, jti, reason, created_at) "
+                  "SELECT '" DEV1 "', printf('%032x', i), 'bulk', 1700000000 + i FROM n");
     assert_int_equal(tether_revocation_feed_page(&f->store, 0, &answer, &count), TETHER_OK);
-    assert_int_equal(count, TETHER_FEED_PAGE);
+    assert_int_equal(count, TETHER_FLEET_FEED_PAGE);
     list = cJSON_GetObjectItemCaseSensitive(answer, "revocations");
     assert_int_equal(cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(list, 0), "seq")->valueint,
                      1);
@@ -678,6 +642,9 @@ static void feed_endpoint(void **state)
     assert_int_equal(call(f, "GET", "/v1/revocations", NULL, NULL, NULL, NULL), 401);
     assert_int_equal(call(f, "GET", "/v1/revocations", "after=0", f->fleet, NULL, NULL), 403);
     assert_string_equal(error_of(f), "insufficient_scope");
+    assert_string_equal(
+        cJSON_GetObjectItemCaseSensitive(f->json, "error_description")->valuestring,
+        "this request needs an admin token with the read, security or relying-party role");
     /* relying-party, security or read */
     assert_int_equal(call(f, "GET", "/v1/revocations", "after=0", f->rp_token, NULL, NULL), 200);
     assert_int_equal(call(f, "GET", "/v1/revocations", "after=0", f->security, NULL, NULL), 200);
@@ -775,12 +742,7 @@ static unsigned admin_call(fixture_t *f, const char *method, const char *path, c
     request.content_type = body != NULL ? "application/json" : NULL;
     request.body = (const uint8_t *)body;
     request.body_len = body != NULL ? strlen(body) : 0;
-    cJSON_Delete(f->json);
-    tether_http_response_clear(&f->response);
-    tether_admin_api_handle(&f->admin, &request, &f->response);
-    f->json = cJSON_Parse(f->response.body);
-    assert_non_null(f->json);
-    return f->response.status;
+    return fleet_fixture_route(&f->router, &request, &f->response, &f->json, false);
 }
 
 static void relying_party_role(void **state)
@@ -798,7 +760,7 @@ static void relying_party_role(void **state)
     assert_int_equal(roles, TETHER_ROLE_RELYING_PARTY | TETHER_ROLE_READ);
     {
         /* tetherctl's --role */
-        const char *names[CTL_ROLE_COUNT];
+        const char *names[TETHER_ROLE_COUNT];
         size_t n = 0;
 
         assert_int_equal(ctl_roles_parse("relying-party", names, &n), TETHER_OK);

@@ -9,30 +9,21 @@
 #include <unistd.h>
 
 #include <cmocka.h>
-#include <sqlite3.h>
 
-#include "files.h"
+#include "fleet_fixture.h"
 #include "store.h"
 
 typedef struct fixture {
-    char dir[256];
-    char path[300];
+    char dir[FLEET_FIXTURE_DIR_SIZE];
+    char path[FLEET_FIXTURE_PATH_SIZE];
     tether_store_t store;
 } fixture_t;
 
 static int setup(void **state)
 {
     fixture_t *f = calloc(1, sizeof(*f));
-    const char *tmp = getenv("TMPDIR");
 
-    if (f == NULL)
-        return -1;
-    snprintf(f->dir, sizeof(f->dir), "%s/tether-store-XXXXXX", tmp != NULL ? tmp : "/tmp");
-    if (mkdtemp(f->dir) == NULL)
-        return -1;
-    snprintf(f->path, sizeof(f->path), "%s/fleet.db", f->dir);
-    tether_store_init(&f->store);
-    if (tether_store_open_sqlite(&f->store, f->path) != TETHER_OK)
+    if (f == NULL || fleet_fixture_open("store", f->dir, f->path, &f->store) != 0)
         return -1;
     *state = f;
     return 0;
@@ -42,36 +33,9 @@ static int teardown(void **state)
 {
     fixture_t *f = *state;
 
-    tether_store_free(&f->store);
-    tether_fleet_dir_remove(f->dir);
+    fleet_fixture_close(f->dir, &f->store);
     free(f);
     return 0;
-}
-
-/* Runs SQL on the database through a second connection (as an operator would). */
-static void raw_sql(const fixture_t *f, const char *sql)
-{
-    sqlite3 *db = NULL;
-
-    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
-    sqlite3_busy_timeout(db, 5000);
-    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
-    sqlite3_close(db);
-}
-
-static long long raw_count(const fixture_t *f, const char *sql)
-{
-    sqlite3 *db = NULL;
-    sqlite3_stmt *stmt = NULL;
-    long long n = -1;
-
-    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
-    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &stmt, NULL), SQLITE_OK);
-    if (sqlite3_step(stmt) == SQLITE_ROW)
-        n = sqlite3_column_int64(stmt, 0);
-    sqlite3_finalize(stmt);
-    sqlite3_close(db);
-    return n;
 }
 
 static void make_row(tether_store_allow_t *row, const char *id, char ek_char, const char *name)
@@ -90,25 +54,27 @@ static void migrations_applied_once(void **state)
     assert_int_equal(tether_store_schema_version(&f->store, &version), TETHER_OK);
     assert_int_equal(version, tether_store_latest_version());
     assert_true(version >= 1);
-    assert_int_equal(raw_count(f, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND "
-                                  "name IN ('devices', 'admin_tokens', 'bootstrap_tokens', "
-                                  "'alerts', 'revocations', 'issued_tokens', 'schema_version')"),
+    assert_int_equal(fleet_db_count(f->path,
+                                    "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND "
+                                    "name IN ('devices', 'admin_tokens', 'bootstrap_tokens', "
+                                    "'alerts', 'revocations', 'issued_tokens', 'schema_version')"),
                      7);
-    assert_int_equal(raw_count(f, "SELECT count(*) FROM schema_version"), 1);
+    assert_int_equal(fleet_db_count(f->path, "SELECT count(*) FROM schema_version"), 1);
     /* Reopening applies nothing and keeps the data. */
     tether_store_free(&f->store);
     tether_store_init(&f->store);
     assert_int_equal(tether_store_open_sqlite(&f->store, f->path), TETHER_OK);
     assert_int_equal(tether_store_schema_version(&f->store, &version), TETHER_OK);
     assert_int_equal(version, tether_store_latest_version());
-    assert_int_equal(raw_count(f, "SELECT count(*) FROM schema_version"), 1);
+    assert_int_equal(fleet_db_count(f->path, "SELECT count(*) FROM schema_version"), 1);
 }
 
 static void wal_and_durability(void **state)
 {
     fixture_t *f = *state;
 
-    assert_int_equal(raw_count(f, "SELECT journal_mode = 'wal' FROM pragma_journal_mode"), 1);
+    assert_int_equal(
+        fleet_db_count(f->path, "SELECT journal_mode = 'wal' FROM pragma_journal_mode"), 1);
 }
 
 static void newer_schema_refused(void **state)
@@ -116,11 +82,11 @@ static void newer_schema_refused(void **state)
     fixture_t *f = *state;
     tether_store_t other;
 
-    raw_sql(f, "UPDATE schema_version SET version = 9999");
+    fleet_db_exec(f->path, "UPDATE schema_version SET version = 9999");
     tether_store_init(&other);
     assert_int_equal(tether_store_open_sqlite(&other, f->path), TETHER_ERR_UNSUPPORTED);
     tether_store_free(&other);
-    raw_sql(f, "UPDATE schema_version SET version = 1");
+    fleet_db_exec(f->path, "UPDATE schema_version SET version = 1");
 }
 
 static void admin_tokens(void **state)
@@ -151,7 +117,7 @@ static void admin_tokens(void **state)
     assert_int_equal(tether_store_admin_token_revoke(&f->store, id, 300), TETHER_ERR_CONFLICT);
     assert_int_equal(tether_store_admin_token_revoke(&f->store, id + 100, 300),
                      TETHER_ERR_NOT_FOUND);
-    assert_int_equal(raw_count(f, "SELECT revoked_at FROM admin_tokens"), 200);
+    assert_int_equal(fleet_db_count(f->path, "SELECT revoked_at FROM admin_tokens"), 200);
 }
 
 static int count_token(void *arg, const tether_store_admin_token_t *token)
@@ -192,7 +158,7 @@ static void import_is_idempotent(void **state)
     make_row(&rows[0], "dev_000000000000000000000003", 'a', "one");
     assert_int_equal(tether_store_device_import(&f->store, rows, 2, 20, &created, NULL), TETHER_OK);
     assert_int_equal(created, 0);
-    assert_int_equal(raw_count(f, "SELECT count(*) FROM devices"), 2);
+    assert_int_equal(fleet_db_count(f->path, "SELECT count(*) FROM devices"), 2);
     assert_int_equal(tether_store_device_get(&f->store, "dev_000000000000000000000001", &device),
                      TETHER_OK);
     assert_string_equal(device.name, "one");
@@ -222,7 +188,7 @@ static void import_rolls_back_on_conflict(void **state)
     assert_int_equal(conflict, 2);
     assert_int_equal(created, 0);
     /* Rows 0 and 1 were inserted inside the transaction, then rolled back. */
-    assert_int_equal(raw_count(f, "SELECT count(*) FROM devices"), 1);
+    assert_int_equal(fleet_db_count(f->path, "SELECT count(*) FROM devices"), 1);
 }
 
 static int count_device(void *arg, const tether_store_device_t *device)
@@ -295,7 +261,7 @@ static void revoke_marks_tokens_and_feed(void **state)
     assert_int_equal(tether_store_device_change_status(&f->store, id, TETHER_DEVICE_QUARANTINE,
                                                        "clone", 700, NULL),
                      TETHER_ERR_CONFLICT);
-    assert_int_equal(raw_count(f, "SELECT count(*) FROM revocations"), 1);
+    assert_int_equal(fleet_db_count(f->path, "SELECT count(*) FROM revocations"), 1);
 }
 
 static void quarantine_and_reinstate(void **state)
@@ -312,14 +278,16 @@ static void quarantine_and_reinstate(void **state)
                                                        "clone", 600, &device),
                      TETHER_OK);
     assert_int_equal(device.status, TETHER_DEVICE_QUARANTINED);
-    assert_int_equal(raw_count(f, "SELECT revoked FROM issued_tokens WHERE jti = 'live'"), 1);
+    assert_int_equal(
+        fleet_db_count(f->path, "SELECT revoked FROM issued_tokens WHERE jti = 'live'"), 1);
     assert_int_equal(tether_store_device_change_status(&f->store, id, TETHER_DEVICE_REINSTATE,
                                                        "false alarm", 700, &device),
                      TETHER_OK);
     assert_int_equal(device.status, TETHER_DEVICE_ALLOWED);
     assert_true(device.allow_reenroll);
     /* Reinstating does not bring revoked tokens back. */
-    assert_int_equal(raw_count(f, "SELECT revoked FROM issued_tokens WHERE jti = 'live'"), 1);
+    assert_int_equal(
+        fleet_db_count(f->path, "SELECT revoked FROM issued_tokens WHERE jti = 'live'"), 1);
     assert_int_equal(tether_store_device_change_status(&f->store, "dev_0000000000000000000000ff",
                                                        TETHER_DEVICE_REVOKE, "x", 800, NULL),
                      TETHER_ERR_NOT_FOUND);
@@ -333,16 +301,17 @@ static void status_change_rolls_back(void **state)
 
     add_device_with_tokens(f);
     /* The last step (the feed) fails: the status and tokens must not change. */
-    raw_sql(f, "CREATE TRIGGER fail_feed BEFORE INSERT ON revocations "
+    fleet_db_exec(f->path, "CREATE TRIGGER fail_feed BEFORE INSERT ON revocations "
                "BEGIN SELECT RAISE(ABORT, 'injected failure'); END");
     assert_int_not_equal(tether_store_device_change_status(&f->store, id, TETHER_DEVICE_REVOKE,
                                                            "stolen", 600, NULL),
                          TETHER_OK);
     assert_int_equal(tether_store_device_get(&f->store, id, &device), TETHER_OK);
     assert_int_equal(device.status, TETHER_DEVICE_ALLOWED);
-    assert_int_equal(raw_count(f, "SELECT count(*) FROM issued_tokens WHERE revoked = 1"), 0);
-    assert_int_equal(raw_count(f, "SELECT count(*) FROM revocations"), 0);
-    raw_sql(f, "DROP TRIGGER fail_feed");
+    assert_int_equal(
+        fleet_db_count(f->path, "SELECT count(*) FROM issued_tokens WHERE revoked = 1"), 0);
+    assert_int_equal(fleet_db_count(f->path, "SELECT count(*) FROM revocations"), 0);
+    fleet_db_exec(f->path, "DROP TRIGGER fail_feed");
     assert_int_equal(tether_store_device_change_status(&f->store, id, TETHER_DEVICE_REVOKE,
                                                        "stolen", 600, NULL),
                      TETHER_OK);
@@ -369,7 +338,7 @@ static void bootstrap_and_alerts(void **state)
     assert_int_equal(tether_store_bootstrap_token_create(&f->store, hash, 4000, 3, 1000), TETHER_OK);
     assert_int_equal(tether_store_bootstrap_token_create(&f->store, hash, 4000, 3, 1000),
                      TETHER_ERR_CONFLICT);
-    assert_int_equal(raw_count(f, "SELECT uses_left FROM bootstrap_tokens"), 3);
+    assert_int_equal(fleet_db_count(f->path, "SELECT uses_left FROM bootstrap_tokens"), 3);
     make_row(&row, "dev_000000000000000000000001", 'a', "one");
     assert_int_equal(tether_store_device_import(&f->store, &row, 1, 10, NULL, NULL), TETHER_OK);
     assert_int_equal(tether_store_alert_add(&f->store, row.id, "clone", "{\"counter\":[5,4]}", 20),
@@ -406,6 +375,26 @@ static void names_and_roles(void **state)
     assert_int_equal(tether_device_status_parse("Active", &status), TETHER_ERR_PARSE);
 }
 
+/* The one list of roles (fleet_vocabulary.h): role i is bit 1 << i, a name
+ * for exactly one known bit, nothing for a set or an unknown bit. */
+static void role_names(void **state)
+{
+    (void)state;
+    for (unsigned i = 0; i < TETHER_ROLE_COUNT; i++) {
+        const char *name = tether_role_name(1u << i);
+        assert_non_null(name);
+        assert_int_equal(tether_role_bit(name, strlen(name)), 1u << i);
+    }
+    assert_int_equal(TETHER_ROLE_KNOWN, (1u << TETHER_ROLE_COUNT) - 1);
+    assert_string_equal(tether_role_name(TETHER_ROLE_RELYING_PARTY), "relying-party");
+    assert_null(tether_role_name(0));
+    assert_null(tether_role_name(TETHER_ROLE_READ | TETHER_ROLE_FLEET));
+    assert_null(tether_role_name(1u << TETHER_ROLE_COUNT));
+    assert_int_equal(tether_role_bit("read", 3), 0);
+    assert_int_equal(tether_role_bit("reader", 6), 0);
+    assert_int_equal(tether_role_bit(NULL, 0), 0);
+}
+
 static void unopened_store(void **state)
 {
     tether_store_t store;
@@ -434,6 +423,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(status_change_rolls_back, setup, teardown),
         cmocka_unit_test_setup_teardown(bootstrap_and_alerts, setup, teardown),
         cmocka_unit_test(names_and_roles),
+        cmocka_unit_test(role_names),
         cmocka_unit_test(unopened_store),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

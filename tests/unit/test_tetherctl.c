@@ -180,7 +180,7 @@ static void durations(void **state)
 
 static void numbers_roles_ids(void **state)
 {
-    const char *roles[CTL_ROLE_COUNT];
+    const char *roles[TETHER_ROLE_COUNT];
     char bad[sizeof(EK_A)];
     size_t n = 0;
     uint64_t v = 0;

@@ -207,11 +207,9 @@ tether_status_t ctl_uint_parse(const char *text, uint64_t min, uint64_t max, uin
     return TETHER_OK;
 }
 
-tether_status_t ctl_roles_parse(const char *text, const char *names[CTL_ROLE_COUNT],
+tether_status_t ctl_roles_parse(const char *text, const char *names[TETHER_ROLE_COUNT],
                                 size_t *count)
 {
-    static const char *const known[CTL_ROLE_COUNT] = {"read", "fleet", "security",
-                                                       "relying-party"};
     unsigned seen = 0;
     const char *p = text;
 
@@ -220,14 +218,12 @@ tether_status_t ctl_roles_parse(const char *text, const char *names[CTL_ROLE_COU
     *count = 0;
     for (;;) {
         size_t len = strcspn(p, ",");
-        size_t i = 0;
+        unsigned bit = tether_role_bit(p, len);
 
-        while (i < CTL_ROLE_COUNT && !(strlen(known[i]) == len && memcmp(known[i], p, len) == 0))
-            i++;
-        if (i == CTL_ROLE_COUNT || (seen & (1u << i)))
+        if (bit == 0 || (seen & bit))
             return TETHER_ERR_PARSE;
-        seen |= 1u << i;
-        names[(*count)++] = known[i];
+        seen |= bit;
+        names[(*count)++] = tether_role_name(bit);
         if (p[len] == '\0')
             return TETHER_OK;
         p += len + 1;

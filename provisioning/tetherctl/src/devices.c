@@ -7,7 +7,6 @@
 
 #include "tetherctl.h"
 
-#define DEVICES_PATH "/v1/admin/devices"
 #define PATH_SIZE 160
 
 static const ctl_column_t device_columns[] = {
@@ -23,7 +22,7 @@ int ctl_device_list(ctl_context_t *ctx, const char *arg)
 
     (void)arg;
     ctl_table_init(&table, device_columns, sizeof(device_columns) / sizeof(device_columns[0]));
-    if ((code = ctl_get_list(ctx, DEVICES_PATH, "devices", &json, &devices)) != CTL_EXIT_OK || devices == NULL)
+    if ((code = ctl_get_list(ctx, TETHER_FLEET_PATH_DEVICES, "devices", &json, &devices)) != CTL_EXIT_OK || devices == NULL)
         goto out;
     cJSON_ArrayForEach(device, devices)
     {
@@ -49,7 +48,7 @@ out:
     return code;
 }
 
-/* DEVICES_PATH/ID[suffix], or a usage error for an id that is not one
+/* TETHER_FLEET_PATH_DEVICES/ID[suffix], or a usage error for an id that is not one
  * path segment. */
 static int device_path(ctl_context_t *ctx, const char *id, const char *suffix, char *path,
                        size_t size)
@@ -59,7 +58,7 @@ static int device_path(ctl_context_t *ctx, const char *id, const char *suffix, c
                         "\"%.80s\" is not a device id (dev_ and 24 hex digits, as in "
                         "'tetherctl device list')",
                         id != NULL ? id : "");
-    snprintf(path, size, DEVICES_PATH "/%s%s", id, suffix);
+    snprintf(path, size, TETHER_FLEET_PATH_DEVICES "/%s%s", id, suffix);
     return CTL_EXIT_OK;
 }
 
@@ -102,7 +101,7 @@ int ctl_device_allow(ctl_context_t *ctx, const char *arg)
         cJSON_Delete(request);
         return ctl_fail(ctx, CTL_EXIT_REMOTE, "out of memory");
     }
-    if ((code = ctl_post_json(ctx, DEVICES_PATH, request, &json)) != CTL_EXIT_OK)
+    if ((code = ctl_post_json(ctx, TETHER_FLEET_PATH_DEVICES, request, &json)) != CTL_EXIT_OK)
         goto out;
     if (ctx->json) {
         code = ctl_print_raw_body(ctx);
@@ -160,7 +159,7 @@ int ctl_device_import(ctl_context_t *ctx, const char *arg)
     if (ctl_input_read(arg, CTL_INPUT_FILE_MAX, &csv, &len, message, sizeof(message)) !=
         TETHER_OK)
         return ctl_fail(ctx, CTL_EXIT_USAGE, "%s", message);
-    code = ctl_call(ctx, "POST", DEVICES_PATH "/import", "text/csv", csv, len, &json);
+    code = ctl_call(ctx, "POST", TETHER_FLEET_PATH_DEVICES_IMPORT, "text/csv", csv, len, &json);
     if (code == CTL_EXIT_REMOTE && json != NULL) {
         /* "nothing applied": the server imports all rows or none. */
         print_import_errors(ctx, arg, json);

@@ -16,7 +16,7 @@ int ctl_key_list(ctl_context_t *ctx, const char *arg)
 
     (void)arg;
     ctl_table_init(&table, columns, sizeof(columns) / sizeof(columns[0]));
-    if ((code = ctl_get_list(ctx, "/v1/admin/keys", "keys", &json, &keys)) != CTL_EXIT_OK || keys == NULL)
+    if ((code = ctl_get_list(ctx, TETHER_FLEET_PATH_KEYS, "keys", &json, &keys)) != CTL_EXIT_OK || keys == NULL)
         goto out;
     cJSON_ArrayForEach(key, keys)
     {
@@ -50,7 +50,7 @@ int ctl_key_rotate(ctl_context_t *ctx, const char *arg)
     int code;
 
     (void)arg;
-    if ((code = ctl_call(ctx, "POST", "/v1/admin/keys/rotate", NULL, NULL, 0, &json)) !=
+    if ((code = ctl_call(ctx, "POST", TETHER_FLEET_PATH_KEYS_ROTATE, NULL, NULL, 0, &json)) !=
         CTL_EXIT_OK)
         goto out;
     active = cJSON_GetObjectItemCaseSensitive(json, "active");

@@ -1,6 +1,6 @@
 /*
  * tetherctl: the command line client of tether-fleetd's admin API, for
- * fleet scripts and security teams. See provisioning/README.md.
+ * fleet scripts and security teams. See provisioning/tetherctl/README.md.
  */
 #include <signal.h>
 #include <stdio.h>

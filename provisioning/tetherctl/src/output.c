@@ -241,7 +241,7 @@ static bool ends_with(const char *s, const char *suffix)
 
 void ctl_print_device(FILE *out, const cJSON *device)
 {
-    /* The fields of provisioning/README.md's device, in reading order;
+    /* The fields of provisioning/fleetd/README.md's device, in reading order;
      * enrolment details (AK name, counter NV index) are null until the
      * device enrols. */
     static const struct {

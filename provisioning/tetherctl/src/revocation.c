@@ -13,10 +13,6 @@
 #include "tether/bytes.h"
 #include "tether/json_strict.h"
 
-#define FEED_PAGE 500     /* fleetd's page size */
-#define FEED_MAX_WAIT 30  /* fleetd's cap, in seconds */
-#define JWKS_PATH "/.well-known/jwks.json"
-#define METADATA_PATH "/.well-known/oauth-authorization-server"
 #define SPANS_AT_ONCE 64
 #define HEADER_MAX 1024   /* base64url characters of a JWS header worth decoding */
 #define KID_MAX 128
@@ -42,10 +38,11 @@ int ctl_revocations(ctl_context_t *ctx, const char *arg)
     (void)arg;
     if (after_text != NULL && ctl_uint_parse(after_text, 0, 1ULL << 53, &after) != TETHER_OK)
         return ctl_fail(ctx, CTL_EXIT_USAGE, "--after must be a revocation seq (a number)");
-    if (wait_text != NULL && ctl_uint_parse(wait_text, 0, FEED_MAX_WAIT, &wait) != TETHER_OK)
+    if (wait_text != NULL &&
+        ctl_uint_parse(wait_text, 0, TETHER_FLEET_FEED_MAX_WAIT, &wait) != TETHER_OK)
         return ctl_fail(ctx, CTL_EXIT_USAGE, "--wait must be a number of seconds from 0 to %d",
-                        FEED_MAX_WAIT);
-    snprintf(path, sizeof(path), "/v1/revocations?after=%llu&wait=%llu",
+                        TETHER_FLEET_FEED_MAX_WAIT);
+    snprintf(path, sizeof(path), TETHER_FLEET_PATH_REVOCATIONS "?after=%llu&wait=%llu",
              (unsigned long long)after, (unsigned long long)wait);
     /* The fleet says nothing while it waits: give it the wait and more. */
     if (wait > 0) {
@@ -89,7 +86,7 @@ int ctl_revocations(ctl_context_t *ctx, const char *arg)
         count++;
     }
     ctl_table_print(&table, ctx->io->out);
-    if (count >= FEED_PAGE) {
+    if (count >= TETHER_FLEET_FEED_PAGE) {
         fflush(ctx->io->out);
         fprintf(ctx->io->err,
                 CTL_PROGRAM ": revocations: more may follow: tetherctl revocations --after %s\n",
@@ -407,7 +404,7 @@ static void act_on_device(leak_run_t *run, leak_entry_t *entry)
         entry->action = ACTION_UNKNOWN_DEVICE;
         return;
     }
-    snprintf(path, sizeof(path), "/v1/admin/devices/%s%s", entry->token.device_id,
+    snprintf(path, sizeof(path), TETHER_FLEET_PATH_DEVICES "/%s%s", entry->token.device_id,
              run->dry_run ? "" : "/revoke");
     if (run->dry_run) {
         code = ctl_request(ctx, "GET", path, NULL, NULL, 0, CTL_CALL_QUIET, &json);
@@ -639,14 +636,15 @@ static int fetch_keys(ctl_context_t *ctx, ctl_jwks_t *jwks, char **issuer)
     int code;
 
     *issuer = NULL;
-    code = ctl_request(ctx, "GET", JWKS_PATH, NULL, NULL, 0, CTL_CALL_PUBLIC | CTL_CALL_QUIET,
-                       &json);
+    code = ctl_request(ctx, "GET", TETHER_FLEET_PATH_JWKS, NULL, NULL, 0,
+                       CTL_CALL_PUBLIC | CTL_CALL_QUIET, &json);
     if (code == CTL_EXIT_REMOTE) {
         char refusal[240];
         refusal_text(ctx, json, refusal, sizeof(refusal));
         ctl_json_free(json);
         return ctl_fail(ctx, CTL_EXIT_REMOTE,
-                        "the fleet's keys (" JWKS_PATH ") could not be read: %s", refusal);
+                        "the fleet's keys (" TETHER_FLEET_PATH_JWKS ") could not be read: %s",
+                        refusal);
     }
     if (code != CTL_EXIT_OK)
         return code;
@@ -654,20 +652,21 @@ static int fetch_keys(ctl_context_t *ctx, ctl_jwks_t *jwks, char **issuer)
         ctl_json_free(json);
         ctl_jwks_free(jwks);
         return ctl_fail(ctx, CTL_EXIT_REMOTE,
-                        "the fleet's " JWKS_PATH " holds no EC P-256 key with a kid");
+                        "the fleet's " TETHER_FLEET_PATH_JWKS " holds no EC P-256 key with a kid");
     }
     ctl_json_free(json);
     json = NULL;
-    code = ctl_request(ctx, "GET", METADATA_PATH, NULL, NULL, 0, CTL_CALL_PUBLIC | CTL_CALL_QUIET,
-                       &json);
+    code = ctl_request(ctx, "GET", TETHER_FLEET_PATH_METADATA, NULL, NULL, 0,
+                       CTL_CALL_PUBLIC | CTL_CALL_QUIET, &json);
     if (code == CTL_EXIT_OK && (text = ctl_json_string(json, "issuer")) != NULL &&
         text[0] != '\0') {
         if ((*issuer = strdup(text)) == NULL)
             code = ctl_fail(ctx, CTL_EXIT_REMOTE, "out of memory");
     } else if (code == CTL_EXIT_OK || code == CTL_EXIT_REMOTE) {
         fflush(ctx->io->out);
-        fprintf(ctx->io->err, CTL_PROGRAM ": %s: the fleet publishes no issuer (" METADATA_PATH
-                              "): tokens are checked by signature only\n",
+        fprintf(ctx->io->err,
+                CTL_PROGRAM ": %s: the fleet publishes no issuer (" TETHER_FLEET_PATH_METADATA
+                            "): tokens are checked by signature only\n",
                 ctx->verb);
         code = CTL_EXIT_OK;
     }

@@ -24,6 +24,7 @@
 #include <cjson/cJSON.h>
 
 #include "tether/error.h"
+#include "tether/fleet_vocabulary.h"
 #include "tether/https_client.h"
 #include "tether/jose.h"
 #include "tether/log.h"
@@ -31,7 +32,7 @@
 
 #define CTL_PROGRAM "tetherctl"
 
-/* Exit codes (documented in provisioning/README.md; scripts rely on them). */
+/* Exit codes (documented in provisioning/tetherctl/README.md; scripts rely on them). */
 #define CTL_EXIT_OK 0
 #define CTL_EXIT_REMOTE 1  /* the fleet refused or failed; or the output could not be written */
 #define CTL_EXIT_USAGE 2   /* command line, environment or local files wrong; nothing sent */
@@ -119,12 +120,11 @@ TETHER_MUST_CHECK tether_status_t ctl_duration_parse(const char *text, unsigned 
 TETHER_MUST_CHECK tether_status_t ctl_uint_parse(const char *text, uint64_t min, uint64_t max,
                                                  uint64_t *value);
 
-#define CTL_ROLE_COUNT 4
 /* A comma-separated list of admin roles ("fleet,security,read"): each of
  * read, fleet, security, relying-party at most once. names gets them in the
  * order given (static strings). */
 TETHER_MUST_CHECK tether_status_t ctl_roles_parse(const char *text,
-                                                  const char *names[CTL_ROLE_COUNT],
+                                                  const char *names[TETHER_ROLE_COUNT],
                                                   size_t *count);
 
 /* 64 hex digits, either case. */

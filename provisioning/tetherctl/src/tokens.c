@@ -8,8 +8,6 @@
 #include "tetherctl.h"
 
 #define BOOTSTRAP_DEFAULT_TTL "1h"
-#define BOOTSTRAP_MAX_USES 1000 /* fleetd's bound, so that a typo fails here */
-#define ALERTS_PAGE 500         /* fleetd's page size */
 
 /* Prints the "token" member of a creation answer (or the whole answer with
  * --json), checking that it has the expected format. */
@@ -42,16 +40,18 @@ int ctl_bootstrap_create(ctl_context_t *ctx, const char *arg)
         return ctl_fail(ctx, CTL_EXIT_USAGE,
                         "--ttl \"%.40s\" is not a duration: use e.g. 90s, 15m, 1h, 2d or 1h30m",
                         ttl_text);
-    if (uses_text != NULL && ctl_uint_parse(uses_text, 1, BOOTSTRAP_MAX_USES, &uses) != TETHER_OK)
+    if (uses_text != NULL &&
+        ctl_uint_parse(uses_text, 1, TETHER_FLEET_BOOTSTRAP_MAX_USES, &uses) != TETHER_OK)
         return ctl_fail(ctx, CTL_EXIT_USAGE, "--uses must be a number from 1 to %d",
-                        BOOTSTRAP_MAX_USES);
+                        TETHER_FLEET_BOOTSTRAP_MAX_USES);
     request = cJSON_CreateObject();
     if (cJSON_AddNumberToObject(request, "ttl_seconds", ttl) == NULL ||
         cJSON_AddNumberToObject(request, "uses", (double)uses) == NULL) {
         cJSON_Delete(request);
         return ctl_fail(ctx, CTL_EXIT_REMOTE, "out of memory");
     }
-    if ((code = ctl_post_json(ctx, "/v1/admin/bootstrap-tokens", request, &json)) == CTL_EXIT_OK)
+    if ((code = ctl_post_json(ctx, TETHER_FLEET_PATH_BOOTSTRAP_TOKENS, request, &json)) ==
+        CTL_EXIT_OK)
         code = print_new_token(ctx, json, TETHER_SECRET_BOOTSTRAP);
     ctl_json_free(json);
     return code;
@@ -60,7 +60,7 @@ int ctl_bootstrap_create(ctl_context_t *ctx, const char *arg)
 int ctl_token_create(ctl_context_t *ctx, const char *arg)
 {
     const char *roles_text = ctx->args->value[CTL_OPT_ROLE];
-    const char *roles[CTL_ROLE_COUNT];
+    const char *roles[TETHER_ROLE_COUNT];
     size_t role_count = 0;
     cJSON *request, *array, *json = NULL;
     int code;
@@ -78,7 +78,7 @@ int ctl_token_create(ctl_context_t *ctx, const char *arg)
     }
     for (size_t i = 0; i < role_count; i++)
         cJSON_AddItemToArray(array, cJSON_CreateString(roles[i]));
-    if ((code = ctl_post_json(ctx, "/v1/admin/tokens", request, &json)) == CTL_EXIT_OK)
+    if ((code = ctl_post_json(ctx, TETHER_FLEET_PATH_ADMIN_TOKENS, request, &json)) == CTL_EXIT_OK)
         code = print_new_token(ctx, json, TETHER_SECRET_ADMIN);
     ctl_json_free(json);
     return code;
@@ -96,7 +96,7 @@ int ctl_token_list(ctl_context_t *ctx, const char *arg)
 
     (void)arg;
     ctl_table_init(&table, columns, sizeof(columns) / sizeof(columns[0]));
-    if ((code = ctl_get_list(ctx, "/v1/admin/tokens", "tokens", &json, &tokens)) != CTL_EXIT_OK || tokens == NULL)
+    if ((code = ctl_get_list(ctx, TETHER_FLEET_PATH_ADMIN_TOKENS, "tokens", &json, &tokens)) != CTL_EXIT_OK || tokens == NULL)
         goto out;
     cJSON_ArrayForEach(token, tokens)
     {
@@ -135,7 +135,7 @@ int ctl_token_revoke(ctl_context_t *ctx, const char *arg)
                         "\"%.40s\" is not an admin token id (a number, as in 'tetherctl token "
                         "list')",
                         arg != NULL ? arg : "");
-    snprintf(path, sizeof(path), "/v1/admin/tokens/%llu", (unsigned long long)id);
+    snprintf(path, sizeof(path), TETHER_FLEET_PATH_ADMIN_TOKENS "/%llu", (unsigned long long)id);
     if ((code = ctl_call(ctx, "DELETE", path, NULL, NULL, 0, &json)) == CTL_EXIT_OK) {
         if (ctx->json)
             code = ctl_print_raw_body(ctx);
@@ -165,9 +165,10 @@ int ctl_alerts(ctl_context_t *ctx, const char *arg)
     if (after_text != NULL && ctl_uint_parse(after_text, 0, 1ULL << 53, &after) != TETHER_OK)
         return ctl_fail(ctx, CTL_EXIT_USAGE, "--after must be an alert id (a number)");
     if (after_text != NULL)
-        snprintf(path, sizeof(path), "/v1/admin/alerts?after=%llu", (unsigned long long)after);
+        snprintf(path, sizeof(path), TETHER_FLEET_PATH_ALERTS "?after=%llu",
+                 (unsigned long long)after);
     else
-        snprintf(path, sizeof(path), "/v1/admin/alerts");
+        snprintf(path, sizeof(path), TETHER_FLEET_PATH_ALERTS);
     ctl_table_init(&table, columns, sizeof(columns) / sizeof(columns[0]));
     if ((code = ctl_get_list(ctx, path, "alerts", &json, &alerts)) != CTL_EXIT_OK || alerts == NULL)
         goto out;
@@ -193,7 +194,7 @@ int ctl_alerts(ctl_context_t *ctx, const char *arg)
     ctl_table_print(&table, ctx->io->out);
     /* A full page: tell people how to read on (on stderr, so that stdout
      * stays the table). */
-    if (count >= ALERTS_PAGE) {
+    if (count >= TETHER_FLEET_ALERTS_PAGE) {
         fflush(ctx->io->out);
         fprintf(ctx->io->err,
                 CTL_PROGRAM ": alerts: more may follow: tetherctl alerts --after %s\n", last_id);

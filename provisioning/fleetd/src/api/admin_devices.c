@@ -51,7 +51,7 @@ static int add_device(void *arg, const tether_store_device_t *device)
     return 0;
 }
 
-void admin_devices_list(admin_call_t *call)
+void admin_devices_list(tether_route_call_t *call)
 {
     cJSON *json = cJSON_CreateObject();
     cJSON *devices = cJSON_AddArrayToObject(json, "devices");
@@ -62,7 +62,7 @@ void admin_devices_list(admin_call_t *call)
         admin_store_error(call, TETHER_ERR_NO_MEMORY, NULL, NULL);
         return;
     }
-    rc = tether_store_device_list(call->api->store, add_device, devices);
+    rc = tether_store_device_list(call->router->admin->store, add_device, devices);
     if (rc != TETHER_OK) {
         cJSON_Delete(json);
         admin_store_error(call, rc, NULL, NULL);
@@ -71,7 +71,8 @@ void admin_devices_list(admin_call_t *call)
     tether_http_respond_json(call->response, 200, json);
 }
 
-static void respond_device(admin_call_t *call, unsigned status, const tether_store_device_t *device)
+static void respond_device(tether_route_call_t *call, unsigned status,
+                           const tether_store_device_t *device)
 {
     cJSON *json = admin_device_json(device);
 
@@ -81,20 +82,20 @@ static void respond_device(admin_call_t *call, unsigned status, const tether_sto
         tether_http_respond_json(call->response, status, json);
 }
 
-void admin_device_show(admin_call_t *call)
+void admin_device_show(tether_route_call_t *call)
 {
     tether_store_device_t device;
     tether_status_t rc = TETHER_ERR_NOT_FOUND;
 
     if (tether_fleet_device_id_valid(call->param, strlen(call->param)))
-        rc = tether_store_device_get(call->api->store, call->param, &device);
+        rc = tether_store_device_get(call->router->admin->store, call->param, &device);
     if (rc != TETHER_OK)
         admin_store_error(call, rc, "no device with this id", NULL);
     else
         respond_device(call, 200, &device);
 }
 
-void admin_device_allow(admin_call_t *call)
+void admin_device_allow(tether_route_call_t *call)
 {
     tether_admin_allow_request_t req;
     tether_store_allow_t row;
@@ -113,9 +114,10 @@ void admin_device_allow(admin_call_t *call)
     memcpy(row.ek_sha256, req.ek_sha256, sizeof(row.ek_sha256));
     memcpy(row.name, req.name, sizeof(row.name));
     if ((rc = tether_fleet_device_id_new(row.id)) == TETHER_OK)
-        rc = tether_store_device_import(call->api->store, &row, 1, call->now, &created, NULL);
+        rc = tether_store_device_import(call->router->admin->store, &row, 1, call->now, &created,
+                                        NULL);
     if (rc == TETHER_OK)
-        rc = tether_store_device_find_ek(call->api->store, row.ek_sha256, &device);
+        rc = tether_store_device_find_ek(call->router->admin->store, row.ek_sha256, &device);
     if (rc != TETHER_OK) {
         admin_store_error(call, rc, NULL, "a device with this ek_sha256 exists under another name");
         return;
@@ -127,7 +129,7 @@ void admin_device_allow(admin_call_t *call)
 }
 
 /* {"error": ..., "errors": [{"line": n, "message": "..."}]} for a bad import. */
-static void respond_import_errors(admin_call_t *call, unsigned status, const char *code,
+static void respond_import_errors(tether_route_call_t *call, unsigned status, const char *code,
                                   const tether_csv_devices_t *csv, const char *description)
 {
     cJSON *json = cJSON_CreateObject();
@@ -148,13 +150,13 @@ static void respond_import_errors(admin_call_t *call, unsigned status, const cha
 
 /* Rows whose EK the fleet knows under another name: reported by line, and
  * the whole import refused. The store checks again inside its transaction. */
-static tether_status_t find_conflicts(admin_call_t *call, tether_csv_devices_t *csv)
+static tether_status_t find_conflicts(tether_route_call_t *call, tether_csv_devices_t *csv)
 {
     tether_store_device_t device;
 
     for (size_t i = 0; i < csv->count; i++) {
-        tether_status_t rc = tether_store_device_find_ek(call->api->store, csv->rows[i].ek_sha256,
-                                                         &device);
+        tether_status_t rc = tether_store_device_find_ek(call->router->admin->store,
+                                                         csv->rows[i].ek_sha256, &device);
         if (rc == TETHER_ERR_NOT_FOUND)
             continue;
         if (rc != TETHER_OK)
@@ -173,7 +175,7 @@ static tether_status_t find_conflicts(admin_call_t *call, tether_csv_devices_t *
     return csv->errors_total > 0 ? TETHER_ERR_CONFLICT : TETHER_OK;
 }
 
-static void import_rows(admin_call_t *call, tether_csv_devices_t *csv)
+static void import_rows(tether_route_call_t *call, tether_csv_devices_t *csv)
 {
     size_t created = 0;
     size_t conflict = 0;
@@ -188,8 +190,8 @@ static void import_rows(admin_call_t *call, tether_csv_devices_t *csv)
     for (size_t i = 0; rc == TETHER_OK && i < csv->count; i++)
         rc = tether_fleet_device_id_new(csv->rows[i].id);
     if (rc == TETHER_OK)
-        rc = tether_store_device_import(call->api->store, csv->rows, csv->count, call->now,
-                                        &created, &conflict);
+        rc = tether_store_device_import(call->router->admin->store, csv->rows, csv->count,
+                                        call->now, &created, &conflict);
     if (rc != TETHER_OK) {
         admin_store_error(call, rc, NULL,
                           "a device changed during the import; nothing was imported");
@@ -203,7 +205,7 @@ static void import_rows(admin_call_t *call, tether_csv_devices_t *csv)
     tether_http_respond_json(call->response, 200, json);
 }
 
-void admin_devices_import(admin_call_t *call)
+void admin_devices_import(tether_route_call_t *call)
 {
     tether_csv_devices_t csv;
     tether_status_t rc;
@@ -220,7 +222,8 @@ void admin_devices_import(admin_call_t *call)
     tether_csv_devices_free(&csv);
 }
 
-static void change_status(admin_call_t *call, tether_device_action_t action, const char *done)
+static void change_status(tether_route_call_t *call, tether_device_action_t action,
+                          const char *done)
 {
     static const char *const conflicts[] = {
         [TETHER_DEVICE_REVOKE] = "the device is already revoked",
@@ -238,8 +241,8 @@ static void change_status(admin_call_t *call, tether_device_action_t action, con
         return;
     }
     if (tether_fleet_device_id_valid(call->param, strlen(call->param)))
-        rc = tether_store_device_change_status(call->api->store, call->param, action, req.reason,
-                                               call->now, &device);
+        rc = tether_store_device_change_status(call->router->admin->store, call->param, action,
+                                               req.reason, call->now, &device);
     if (rc != TETHER_OK) {
         admin_store_error(call, rc, "no device with this id", conflicts[action]);
         return;
@@ -249,17 +252,17 @@ static void change_status(admin_call_t *call, tether_device_action_t action, con
     respond_device(call, 200, &device);
 }
 
-void admin_device_revoke(admin_call_t *call)
+void admin_device_revoke(tether_route_call_t *call)
 {
     change_status(call, TETHER_DEVICE_REVOKE, "revoked");
 }
 
-void admin_device_quarantine(admin_call_t *call)
+void admin_device_quarantine(tether_route_call_t *call)
 {
     change_status(call, TETHER_DEVICE_QUARANTINE, "quarantined");
 }
 
-void admin_device_reinstate(admin_call_t *call)
+void admin_device_reinstate(tether_route_call_t *call)
 {
     change_status(call, TETHER_DEVICE_REINSTATE, "reinstated");
 }

@@ -1,4 +1,5 @@
-/* Internal to the admin API: what a handler gets, and shared helpers. */
+/* Internal to the admin API: its handlers (routed by router.c) and shared
+ * helpers. */
 #ifndef TETHER_FLEET_ADMIN_INTERNAL_H
 #define TETHER_FLEET_ADMIN_INTERNAL_H
 
@@ -8,45 +9,34 @@
 
 #include "admin_api.h"
 #include "admin_request.h"
+#include "route.h"
 #include "tether/http_handler.h"
 #include "store.h"
 
-#define ADMIN_PARAM_MAX 64
-
-typedef struct admin_call {
-    tether_admin_api_t *api;
-    const tether_http_request_t *request;
-    tether_http_response_t *response;
-    tether_store_admin_token_t caller; /* the authenticated admin token */
-    char param[ADMIN_PARAM_MAX];       /* the path segment matched by '*' */
-    int64_t now;
-} admin_call_t;
-
-typedef void (*admin_handler_fn)(admin_call_t *call);
-
 /* Responds with the right error for a store status. */
-void admin_store_error(admin_call_t *call, tether_status_t rc, const char *not_found,
+void admin_store_error(tether_route_call_t *call, tether_status_t rc, const char *not_found,
                        const char *conflict);
-void admin_bad_request(admin_call_t *call, const char *message);
+void admin_bad_request(tether_route_call_t *call, const char *message);
 
 /* The JSON view of a device (NULL when out of memory). */
 cJSON *admin_device_json(const tether_store_device_t *device);
 
-/* Handlers (admin_devices.c, admin_tokens.c). */
-void admin_devices_list(admin_call_t *call);
-void admin_device_allow(admin_call_t *call);
-void admin_devices_import(admin_call_t *call);
-void admin_device_show(admin_call_t *call);
-void admin_device_revoke(admin_call_t *call);
-void admin_device_quarantine(admin_call_t *call);
-void admin_device_reinstate(admin_call_t *call);
-void admin_bootstrap_create(admin_call_t *call);
-void admin_tokens_list(admin_call_t *call);
-void admin_token_create(admin_call_t *call);
-void admin_token_revoke(admin_call_t *call);
-void admin_alerts_list(admin_call_t *call);
+/* Handlers (admin_devices.c, admin_tokens.c): the route table has checked
+ * the caller's role, the query parameters and the body's media type. */
+void admin_devices_list(tether_route_call_t *call);
+void admin_device_allow(tether_route_call_t *call);
+void admin_devices_import(tether_route_call_t *call);
+void admin_device_show(tether_route_call_t *call);
+void admin_device_revoke(tether_route_call_t *call);
+void admin_device_quarantine(tether_route_call_t *call);
+void admin_device_reinstate(tether_route_call_t *call);
+void admin_bootstrap_create(tether_route_call_t *call);
+void admin_tokens_list(tether_route_call_t *call);
+void admin_token_create(tether_route_call_t *call);
+void admin_token_revoke(tether_route_call_t *call);
+void admin_alerts_list(tether_route_call_t *call);
 /* Issuer keys (admin_keys.c). */
-void admin_keys_list(admin_call_t *call);
-void admin_keys_rotate(admin_call_t *call);
+void admin_keys_list(tether_route_call_t *call);
+void admin_keys_rotate(tether_route_call_t *call);
 
 #endif

@@ -41,13 +41,14 @@ static int add_key(void *arg, const tether_store_issuer_key_t *key)
     return 0;
 }
 
-void admin_keys_list(admin_call_t *call)
+void admin_keys_list(tether_route_call_t *call)
 {
     cJSON *json = cJSON_CreateObject();
     key_list_t list = {cJSON_AddArrayToObject(json, "keys"), call->now};
-    tether_status_t rc = list.array != NULL
-                             ? tether_store_issuer_key_list(call->api->store, add_key, &list)
-                             : TETHER_ERR_NO_MEMORY;
+    tether_status_t rc =
+        list.array != NULL
+            ? tether_store_issuer_key_list(call->router->admin->store, add_key, &list)
+            : TETHER_ERR_NO_MEMORY;
 
     if (rc != TETHER_OK) {
         cJSON_Delete(json);
@@ -57,18 +58,18 @@ void admin_keys_list(admin_call_t *call)
     tether_http_respond_json(call->response, 200, json);
 }
 
-void admin_keys_rotate(admin_call_t *call)
+void admin_keys_rotate(tether_route_call_t *call)
 {
     tether_store_issuer_key_t active, retired;
     cJSON *json, *a, *r;
     tether_status_t rc;
 
-    if (call->api->issuer_keys == NULL) {
+    if (call->router->admin->issuer_keys == NULL) {
         tether_http_respond_error(call->response, 503, "unavailable",
                                   "this fleetd serves no issuer keys");
         return;
     }
-    rc = tether_issuer_keys_rotate(call->api->issuer_keys, call->now, &active, &retired);
+    rc = tether_issuer_keys_rotate(call->router->admin->issuer_keys, call->now, &active, &retired);
     if (rc != TETHER_OK) {
         tether_error("admin", "issuer key rotation failed: %s", tether_strerror(rc));
         tether_http_respond_error(call->response, 500, "server_error",

@@ -209,7 +209,8 @@ tether_status_t tether_admin_parse_bootstrap(const char *body, size_t len, unsig
     rc = integer_of(json, "ttl_seconds", TETHER_ADMIN_MIN_TTL, max_ttl, &req->ttl_seconds, message,
                     message_size);
     if (rc == TETHER_OK)
-        rc = integer_of(json, "uses", 1, TETHER_ADMIN_MAX_USES, &req->uses, message, message_size);
+        rc = integer_of(json, "uses", 1, TETHER_FLEET_BOOTSTRAP_MAX_USES, &req->uses, message,
+                        message_size);
     cJSON_Delete(json);
     return rc;
 }
@@ -218,17 +219,19 @@ static tether_status_t roles_of(const cJSON *json, unsigned *roles, char *messag
 {
     const cJSON *array = cJSON_GetObjectItemCaseSensitive(json, "roles");
     const cJSON *item;
+    char known[64];
 
     *roles = 0;
     cJSON_ArrayForEach(item, array)
     {
         unsigned bit = 0;
         if (!cJSON_IsString(item) || item->valuestring == NULL ||
-            strchr(item->valuestring, ',') != NULL ||
-            tether_roles_parse(item->valuestring, &bit) != TETHER_OK)
+            (bit = tether_role_bit(item->valuestring, strlen(item->valuestring))) == 0) {
+            /* 64 bytes hold every name; out is a string whatever it returns. */
+            (void)tether_roles_format(TETHER_ROLE_KNOWN, known, sizeof(known));
             return tether_explain(TETHER_ERR_PARSE, message, size,
-                                  "roles must hold only \"read\", \"fleet\", \"security\", "
-                                  "\"relying-party\"");
+                                  "roles must hold only these role names: %s", known);
+        }
         if (*roles & bit)
             return tether_explain(TETHER_ERR_PARSE, message, size, "role \"%s\" appears twice",
                                   item->valuestring);

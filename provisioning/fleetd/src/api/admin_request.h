@@ -14,7 +14,6 @@
 #include "tether/error.h"
 
 #define TETHER_ADMIN_MESSAGE_SIZE 160
-#define TETHER_ADMIN_MAX_USES 1000
 #define TETHER_ADMIN_MIN_TTL 60
 
 typedef struct tether_admin_allow_request {

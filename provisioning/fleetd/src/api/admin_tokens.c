@@ -9,7 +9,6 @@
 #include "tether/secret_token.h"
 #include "validate.h"
 
-#define ALERTS_PAGE 500
 
 /* Creates a token of kind and its hash; the caller wipes both. */
 static tether_status_t new_secret(tether_secret_kind_t kind, char token[TETHER_SECRET_TOKEN_SIZE],
@@ -22,7 +21,7 @@ static tether_status_t new_secret(tether_secret_kind_t kind, char token[TETHER_S
     return rc;
 }
 
-void admin_bootstrap_create(admin_call_t *call)
+void admin_bootstrap_create(tether_route_call_t *call)
 {
     tether_admin_bootstrap_request_t req;
     char message[TETHER_ADMIN_MESSAGE_SIZE];
@@ -33,7 +32,7 @@ void admin_bootstrap_create(admin_call_t *call)
     cJSON *json;
 
     if (tether_admin_parse_bootstrap((const char *)call->request->body, call->request->body_len,
-                                     call->api->bootstrap_max_ttl_seconds, &req, message,
+                                     call->router->admin->bootstrap_max_ttl_seconds, &req, message,
                                      sizeof(message)) != TETHER_OK) {
         admin_bad_request(call, message);
         return;
@@ -41,8 +40,8 @@ void admin_bootstrap_create(admin_call_t *call)
     expires_at = call->now + (int64_t)req.ttl_seconds;
     rc = new_secret(TETHER_SECRET_BOOTSTRAP, token, hash);
     if (rc == TETHER_OK)
-        rc = tether_store_bootstrap_token_create(call->api->store, hash, expires_at, req.uses,
-                                                 call->now);
+        rc = tether_store_bootstrap_token_create(call->router->admin->store, hash, expires_at,
+                                                 req.uses, call->now);
     if (rc != TETHER_OK) {
         admin_store_error(call, rc, NULL, NULL);
         goto out;
@@ -61,18 +60,11 @@ out:
 
 static cJSON *roles_json(unsigned roles)
 {
-    static const struct {
-        unsigned bit;
-        const char *name;
-    } names[] = {{TETHER_ROLE_READ, "read"},
-                 {TETHER_ROLE_FLEET, "fleet"},
-                 {TETHER_ROLE_SECURITY, "security"},
-                 {TETHER_ROLE_RELYING_PARTY, "relying-party"}};
     cJSON *array = cJSON_CreateArray();
 
-    for (size_t i = 0; array != NULL && i < sizeof(names) / sizeof(names[0]); i++) {
-        if (roles & names[i].bit)
-            cJSON_AddItemToArray(array, cJSON_CreateString(names[i].name));
+    for (unsigned i = 0; array != NULL && i < TETHER_ROLE_COUNT; i++) {
+        if (roles & (1u << i))
+            cJSON_AddItemToArray(array, cJSON_CreateString(tether_role_name(1u << i)));
     }
     return array;
 }
@@ -95,12 +87,12 @@ static int add_token(void *arg, const tether_store_admin_token_t *token)
     return 0;
 }
 
-void admin_tokens_list(admin_call_t *call)
+void admin_tokens_list(tether_route_call_t *call)
 {
     cJSON *json = cJSON_CreateObject();
     cJSON *tokens = cJSON_AddArrayToObject(json, "tokens");
-    tether_status_t rc = tokens != NULL ? tether_store_admin_token_list(call->api->store, add_token,
-                                                                       tokens)
+    tether_status_t rc = tokens != NULL ? tether_store_admin_token_list(call->router->admin->store,
+                                                                        add_token, tokens)
                                         : TETHER_ERR_NO_MEMORY;
 
     if (rc != TETHER_OK) {
@@ -116,7 +108,7 @@ static unsigned grantable_roles(unsigned roles)
     return (roles & TETHER_ROLE_SECURITY) != 0 ? roles | TETHER_ROLE_RELYING_PARTY : roles;
 }
 
-void admin_token_create(admin_call_t *call)
+void admin_token_create(tether_route_call_t *call)
 {
     tether_admin_token_request_t req;
     char message[TETHER_ADMIN_MESSAGE_SIZE];
@@ -143,7 +135,7 @@ void admin_token_create(admin_call_t *call)
     }
     rc = new_secret(TETHER_SECRET_ADMIN, token, hash);
     if (rc == TETHER_OK)
-        rc = tether_store_admin_token_create(call->api->store, hash, req.roles, req.name,
+        rc = tether_store_admin_token_create(call->router->admin->store, hash, req.roles, req.name,
                                              call->now, &id);
     if (rc != TETHER_OK) {
         admin_store_error(call, rc, NULL, NULL);
@@ -173,14 +165,14 @@ static bool parse_id(const char *text, int64_t *id)
     return ok;
 }
 
-void admin_token_revoke(admin_call_t *call)
+void admin_token_revoke(tether_route_call_t *call)
 {
     int64_t id = 0;
     tether_status_t rc = TETHER_ERR_NOT_FOUND;
     cJSON *json;
 
     if (parse_id(call->param, &id))
-        rc = tether_store_admin_token_revoke(call->api->store, id, call->now);
+        rc = tether_store_admin_token_revoke(call->router->admin->store, id, call->now);
     if (rc != TETHER_OK) {
         admin_store_error(call, rc, "no admin token with this id",
                           "the admin token is already revoked");
@@ -215,7 +207,7 @@ static int add_alert(void *arg, const tether_store_alert_t *alert)
     return 0;
 }
 
-void admin_alerts_list(admin_call_t *call)
+void admin_alerts_list(tether_route_call_t *call)
 {
     const tether_http_request_t *request = call->request;
     int64_t after = 0;
@@ -229,9 +221,9 @@ void admin_alerts_list(admin_call_t *call)
     }
     json = cJSON_CreateObject();
     alerts = cJSON_AddArrayToObject(json, "alerts");
-    rc = alerts != NULL
-             ? tether_store_alert_list(call->api->store, after, ALERTS_PAGE, add_alert, alerts)
-             : TETHER_ERR_NO_MEMORY;
+    rc = alerts != NULL ? tether_store_alert_list(call->router->admin->store, after,
+                                                  TETHER_FLEET_ALERTS_PAGE, add_alert, alerts)
+                        : TETHER_ERR_NO_MEMORY;
     if (rc != TETHER_OK) {
         cJSON_Delete(json);
         admin_store_error(call, rc, NULL, NULL);

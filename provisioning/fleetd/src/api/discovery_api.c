@@ -19,12 +19,6 @@ void tether_discovery_api_init(tether_discovery_api_t *api, tether_issuer_keys_t
     api->policy = policy;
 }
 
-bool tether_discovery_api_owns(const char *path)
-{
-    return path != NULL &&
-           (strcmp(path, TETHER_JWKS_PATH) == 0 || strcmp(path, TETHER_METADATA_PATH) == 0);
-}
-
 static cJSON *add_url(cJSON *json, const char *name, const char *issuer, const char *path)
 {
     char url[TETHER_CONFIG_VALUE_MAX + 64];
@@ -61,11 +55,12 @@ cJSON *tether_discovery_metadata(const tether_token_policy_t *policy)
 
     /* RFC 8414 section 2; the tether_ members are this fleet's own. */
     if (json == NULL || cJSON_AddStringToObject(json, "issuer", iss) == NULL ||
-        add_url(json, "token_endpoint", iss, "/v1/token") == NULL ||
-        add_url(json, "jwks_uri", iss, TETHER_JWKS_PATH) == NULL ||
-        add_url(json, "introspection_endpoint", iss, "/v1/introspect") == NULL ||
-        add_url(json, "tether_revocation_feed_endpoint", iss, "/v1/revocations") == NULL ||
-        add_url(json, "tether_challenge_endpoint", iss, "/v1/challenge") == NULL ||
+        add_url(json, "token_endpoint", iss, TETHER_FLEET_PATH_TOKEN) == NULL ||
+        add_url(json, "jwks_uri", iss, TETHER_FLEET_PATH_JWKS) == NULL ||
+        add_url(json, "introspection_endpoint", iss, TETHER_FLEET_PATH_INTROSPECT) == NULL ||
+        add_url(json, "tether_revocation_feed_endpoint", iss, TETHER_FLEET_PATH_REVOCATIONS) ==
+            NULL ||
+        add_url(json, "tether_challenge_endpoint", iss, TETHER_FLEET_PATH_CHALLENGE) == NULL ||
         add_strings(json, "grant_types_supported", TETHER_GRANT_TOKEN_EXCHANGE, ' ') == NULL ||
         add_strings(json, "token_endpoint_auth_methods_supported", "none", ' ') == NULL ||
         add_strings(json, "response_types_supported", "", ' ') == NULL ||
@@ -78,38 +73,29 @@ cJSON *tether_discovery_metadata(const tether_token_policy_t *policy)
     return json;
 }
 
-void tether_discovery_api_handle(void *arg, const tether_http_request_t *request,
-                                 tether_http_response_t *response)
+void tether_discovery_api_jwks(tether_route_call_t *call)
 {
-    tether_discovery_api_t *api = arg;
+    tether_discovery_api_t *api = call->router->discovery;
     int64_t now = api->clock != NULL ? api->clock() : (int64_t)time(NULL);
     cJSON *json = NULL;
     tether_status_t rc;
 
-    if (!tether_discovery_api_owns(request->path)) {
-        tether_http_respond_error(response, 404, "not_found", "no such endpoint");
+    if ((rc = tether_issuer_keys_jwks(api->keys, now, &json)) != TETHER_OK) {
+        tether_error("discovery", "publishing the issuer keys: %s", tether_strerror(rc));
+        tether_http_respond_error(call->response, 500, "server_error",
+                                  "the fleet cannot publish its keys; see the server log");
         return;
     }
-    if (strcmp(request->method, "GET") != 0) {
-        response->allow = "GET";
-        tether_http_respond_error(response, 405, "method_not_allowed", "use GET");
+    tether_http_respond_json(call->response, 200, json);
+}
+
+void tether_discovery_api_metadata(tether_route_call_t *call)
+{
+    cJSON *json = tether_discovery_metadata(call->router->discovery->policy);
+
+    if (json == NULL) {
+        tether_http_respond_error(call->response, 500, "server_error", "out of memory");
         return;
     }
-    if (request->query_count > 0 || request->query_overflow || request->body_len > 0) {
-        tether_http_respond_error(response, 400, "invalid_request",
-                                  "this endpoint takes no query parameters and no body");
-        return;
-    }
-    if (strcmp(request->path, TETHER_JWKS_PATH) == 0) {
-        if ((rc = tether_issuer_keys_jwks(api->keys, now, &json)) != TETHER_OK) {
-            tether_error("discovery", "publishing the issuer keys: %s", tether_strerror(rc));
-            tether_http_respond_error(response, 500, "server_error",
-                                      "the fleet cannot publish its keys; see the server log");
-            return;
-        }
-    } else if ((json = tether_discovery_metadata(api->policy)) == NULL) {
-        tether_http_respond_error(response, 500, "server_error", "out of memory");
-        return;
-    }
-    tether_http_respond_json(response, 200, json);
+    tether_http_respond_json(call->response, 200, json);
 }

@@ -10,15 +10,13 @@
 #ifndef TETHER_FLEET_DISCOVERY_API_H
 #define TETHER_FLEET_DISCOVERY_API_H
 
-#include <stdbool.h>
 #include <stdint.h>
 
+#include "route.h"
+#include "tether/fleet_vocabulary.h"
 #include "tether/http_handler.h"
 #include "issuer_keys.h"
 #include "token_issuer.h"
-
-#define TETHER_JWKS_PATH "/.well-known/jwks.json"
-#define TETHER_METADATA_PATH "/.well-known/oauth-authorization-server"
 
 typedef struct tether_discovery_api {
     tether_issuer_keys_t *keys;          /* borrowed, opened */
@@ -29,14 +27,14 @@ typedef struct tether_discovery_api {
 void tether_discovery_api_init(tether_discovery_api_t *api, tether_issuer_keys_t *keys,
                                const tether_token_policy_t *policy);
 
-bool tether_discovery_api_owns(const char *path);
-
 /* The RFC 8414 metadata object (the caller deletes it), NULL when out of
  * memory. */
 cJSON *tether_discovery_metadata(const tether_token_policy_t *policy);
 
-/* A tether_http_handler_fn; arg is the tether_discovery_api_t. */
-void tether_discovery_api_handle(void *arg, const tether_http_request_t *request,
-                                 tether_http_response_t *response);
+/* GET /.well-known/jwks.json and /.well-known/oauth-authorization-server,
+ * routed by router.c (no query, no body); the API is
+ * call->router->discovery. */
+void tether_discovery_api_jwks(tether_route_call_t *call);
+void tether_discovery_api_metadata(tether_route_call_t *call);
 
 #endif

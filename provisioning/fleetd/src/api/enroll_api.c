@@ -4,7 +4,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
 
 #include <mbedtls/md.h>
@@ -20,8 +19,6 @@
 #include "tether/tpm2_public.h"
 #include "validate.h"
 
-#define ENROLL_PATH "/v1/enroll"
-#define ACTIVATE_PATH "/v1/enroll/activate"
 #define WHY_SIZE 256
 #define LOG_EK_HEX 16   /* hex digits of ek_sha256 in log lines */
 #define LOG_ENR_CHARS 12 /* characters of an enrollment id in log lines ("enr_" + 8) */
@@ -74,11 +71,6 @@ void tether_enroll_api_free(tether_enroll_api_t *api)
 {
     if (api != NULL)
         tether_wipe(api, sizeof(*api));
-}
-
-bool tether_enroll_api_owns(const char *path)
-{
-    return path != NULL && (strcmp(path, ENROLL_PATH) == 0 || strcmp(path, ACTIVATE_PATH) == 0);
 }
 
 /* ---- answers and log lines ---- */
@@ -504,44 +496,27 @@ out:
     tether_wipe(&session, sizeof(session));
 }
 
-/* ---- routing ---- */
+/* ---- entry points (router.c has checked method, media type and size) ---- */
 
-/* The media type of a Content-Type header, ignoring parameters and case. */
-static bool is_json(const char *content_type)
-{
-    static const char expected[] = "application/json";
-    const size_t len = sizeof(expected) - 1;
-
-    if (content_type == NULL || strncasecmp(content_type, expected, len) != 0)
-        return false;
-    return content_type[len] == '\0' || content_type[len] == ';' || content_type[len] == ' ';
-}
-
-void tether_enroll_api_handle(void *arg, const tether_http_request_t *request,
-                              tether_http_response_t *response)
+static void run(tether_route_call_t *route, void (*handle)(enroll_call_t *call))
 {
     enroll_call_t call;
 
     memset(&call, 0, sizeof(call));
-    call.api = arg;
-    call.request = request;
-    call.response = response;
+    call.api = route->router->enroll;
+    call.request = route->request;
+    call.response = route->response;
     call.now = call.api->clock != NULL ? call.api->clock() : (int64_t)time(NULL);
-    if (!tether_enroll_api_owns(request->path)) {
-        tether_http_respond_error(response, 404, "not_found", "no such endpoint");
-    } else if (strcmp(request->method, "POST") != 0) {
-        response->allow = "POST";
-        tether_http_respond_error(response, 405, "method_not_allowed", "use POST");
-    } else if (request->query_count > 0 || request->query_overflow) {
-        tether_http_respond_error(response, 400, "invalid_request",
-                                  "this endpoint takes no query parameters");
-    } else if (!is_json(request->content_type)) {
-        tether_http_respond_error(response, 415, "unsupported_media_type",
-                                  "send Content-Type: application/json");
-    } else if (strcmp(request->path, ENROLL_PATH) == 0) {
-        handle_enroll(&call);
-    } else {
-        handle_activate(&call);
-    }
+    handle(&call);
     tether_wipe(&call, sizeof(call));
+}
+
+void tether_enroll_api_enroll(tether_route_call_t *call)
+{
+    run(call, handle_enroll);
+}
+
+void tether_enroll_api_activate(tether_route_call_t *call)
+{
+    run(call, handle_activate);
 }

@@ -12,7 +12,7 @@
  * The activation secret is never stored: it is HMAC-SHA256(enrolment key,
  * enrollment_id), recomputed at activation, so a database leak reveals no
  * secret of an enrolment in flight. Bodies, answers and errors:
- * provisioning/README.md.
+ * provisioning/fleetd/README.md.
  */
 #ifndef TETHER_FLEET_ENROLL_API_H
 #define TETHER_FLEET_ENROLL_API_H
@@ -20,6 +20,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "route.h"
 #include "tether/crypto.h"
 #include "tether/http_handler.h"
 #include "store.h"
@@ -43,11 +44,10 @@ void tether_enroll_api_init(tether_enroll_api_t *api, tether_store_t *store,
 /* Wipes the struct (the key with it); accepts NULL. */
 void tether_enroll_api_free(tether_enroll_api_t *api);
 
-/* Whether path is one of the enrolment endpoints (for the server's router). */
-bool tether_enroll_api_owns(const char *path);
-
-/* A tether_http_handler_fn; arg is the tether_enroll_api_t. */
-void tether_enroll_api_handle(void *arg, const tether_http_request_t *request,
-                              tether_http_response_t *response);
+/* POST /v1/enroll and POST /v1/enroll/activate, routed by router.c (which
+ * has checked the method, the media type and the body's size); the API is
+ * call->router->enroll. */
+void tether_enroll_api_enroll(tether_route_call_t *call);
+void tether_enroll_api_activate(tether_route_call_t *call);
 
 #endif

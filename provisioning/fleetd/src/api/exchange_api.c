@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
 
 #include <tss2/tss2_mu.h>
@@ -20,9 +19,6 @@
 #include "token_form.h"
 #include "validate.h"
 
-#define CHALLENGE_PATH "/v1/challenge"
-#define TOKEN_PATH "/v1/token"
-#define CHALLENGE_MAX_BODY 1024
 #define WHY_SIZE 256
 
 typedef struct exchange_call {
@@ -81,11 +77,6 @@ void tether_exchange_api_free(tether_exchange_api_t *api)
 {
     if (api != NULL)
         tether_wipe(api, sizeof(*api));
-}
-
-bool tether_exchange_api_owns(const char *path)
-{
-    return path != NULL && (strcmp(path, CHALLENGE_PATH) == 0 || strcmp(path, TOKEN_PATH) == 0);
 }
 
 /* ---- answers and log lines ---- */
@@ -165,16 +156,6 @@ static void refuse_unknown(exchange_call_t *call, const char *what, const char *
            "no device with this id is enrolled in this fleet (tether-agent enroll enrols one)");
 }
 
-/* The media type of a Content-Type header, ignoring parameters and case. */
-static bool media_type_is(const char *content_type, const char *expected)
-{
-    size_t len = strlen(expected);
-
-    if (content_type == NULL || strncasecmp(content_type, expected, len) != 0)
-        return false;
-    return content_type[len] == '\0' || content_type[len] == ';' || content_type[len] == ' ';
-}
-
 /* The evidence's device id alphabet (tether/evidence.h). */
 static bool device_id_syntax(const char *id, size_t len)
 {
@@ -198,8 +179,7 @@ static bool challenge_body(exchange_call_t *call, cJSON **json, const char **id)
     const cJSON *member;
 
     *json = NULL;
-    if (request->body_len > CHALLENGE_MAX_BODY ||
-        tether_json_parse_object((const char *)request->body, request->body_len, json) !=
+    if (tether_json_parse_object((const char *)request->body, request->body_len, json) !=
             TETHER_OK ||
         (member = cJSON_GetObjectItemCaseSensitive(*json, "device_id")) == NULL ||
         cJSON_GetArraySize(*json) != 1 || !cJSON_IsString(member) ||
@@ -639,39 +619,29 @@ static void handle_token(exchange_call_t *call)
     free(w);
 }
 
-/* ---- routing ---- */
+/* ---- entry points (router.c has checked method, query, media type and size) ---- */
 
-void tether_exchange_api_handle(void *arg, const tether_http_request_t *request,
-                                tether_http_response_t *response)
+static void run(tether_route_call_t *route, void (*handle)(exchange_call_t *call))
 {
     exchange_call_t call;
-    bool token;
+    const char *remote = route->request->remote;
 
     memset(&call, 0, sizeof(call));
-    call.api = arg;
-    call.request = request;
-    call.response = response;
-    call.remote = request->remote != NULL && request->remote[0] != '\0' ? request->remote : "-";
+    call.api = route->router->exchange;
+    call.request = route->request;
+    call.response = route->response;
+    call.remote = remote != NULL && remote[0] != '\0' ? remote : "-";
     call.now = call.api->clock != NULL ? call.api->clock() : (int64_t)time(NULL);
-    token = request->path != NULL && strcmp(request->path, TOKEN_PATH) == 0;
-    if (!tether_exchange_api_owns(request->path)) {
-        respond(&call, 404, "not_found", "not_found", "no such endpoint");
-    } else if (strcmp(request->method, "POST") != 0) {
-        response->allow = "POST";
-        respond(&call, 405, "method_not_allowed", "method_not_allowed", "use POST");
-    } else if (request->query_count > 0 || request->query_overflow) {
-        /* RFC 6749 section 3.2: credentials in a body, never in the URL. */
-        respond(&call, 400, "invalid_request", "invalid_request",
-                "this endpoint takes no query parameters");
-    } else if (!media_type_is(request->content_type, token ? "application/x-www-form-urlencoded"
-                                                           : "application/json")) {
-        respond(&call, 415, "unsupported_media_type", "unsupported_media_type",
-                token ? "send Content-Type: application/x-www-form-urlencoded (RFC 8693)"
-                      : "send Content-Type: application/json");
-    } else if (token) {
-        handle_token(&call);
-    } else {
-        handle_challenge(&call);
-    }
+    handle(&call);
     tether_wipe(&call, sizeof(call));
+}
+
+void tether_exchange_api_challenge(tether_route_call_t *call)
+{
+    run(call, handle_challenge);
+}
+
+void tether_exchange_api_token(tether_route_call_t *call)
+{
+    run(call, handle_token);
 }

@@ -16,7 +16,7 @@
  * then one store transaction decides between a new exchange, a
  * byte-identical retry and a clone (tether_store_exchange_record), and the
  * token is signed only after that commit. Bodies, answers and errors:
- * provisioning/README.md.
+ * provisioning/fleetd/README.md.
  */
 #ifndef TETHER_FLEET_EXCHANGE_API_H
 #define TETHER_FLEET_EXCHANGE_API_H
@@ -24,6 +24,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "route.h"
 #include "tether/http_handler.h"
 #include "issuer_keys.h"
 #include "store.h"
@@ -48,11 +49,10 @@ void tether_exchange_api_init(tether_exchange_api_t *api, tether_store_t *store,
 /* Wipes the struct; accepts NULL. */
 void tether_exchange_api_free(tether_exchange_api_t *api);
 
-/* Whether path is /v1/challenge or /v1/token (for the server's router). */
-bool tether_exchange_api_owns(const char *path);
-
-/* A tether_http_handler_fn; arg is the tether_exchange_api_t. */
-void tether_exchange_api_handle(void *arg, const tether_http_request_t *request,
-                                tether_http_response_t *response);
+/* POST /v1/challenge and POST /v1/token, routed by router.c (which has
+ * checked the method, the query, the media type and the body's size); the
+ * API is call->router->exchange. */
+void tether_exchange_api_challenge(tether_route_call_t *call);
+void tether_exchange_api_token(tether_route_call_t *call);
 
 #endif

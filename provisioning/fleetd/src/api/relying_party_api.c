@@ -1,10 +1,9 @@
-/* POST /v1/introspect and GET /v1/revocations: routing, authentication,
- * roles, and the long poll of the feed. */
+/* POST /v1/introspect and GET /v1/revocations (router.c authenticates the
+ * caller and checks its role), and the long poll of the feed. */
 #include "relying_party_api.h"
 
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
 
 #include "introspect_request.h"
@@ -12,17 +11,13 @@
 #include "tether/log.h"
 #include "validate.h"
 
-#define INTROSPECT_PATH "/v1/introspect"
-#define FEED_PATH "/v1/revocations"
-#define FEED_ROLES (TETHER_ROLE_RELYING_PARTY | TETHER_ROLE_SECURITY | TETHER_ROLE_READ)
 #define SEQ_MAX (1LL << 53) /* what a JSON number carries exactly */
 
-void tether_rp_api_init(tether_rp_api_t *api, tether_admin_api_t *admin, tether_store_t *store)
+void tether_rp_api_init(tether_rp_api_t *api, tether_store_t *store)
 {
     if (api == NULL)
         return;
     memset(api, 0, sizeof(*api));
-    api->admin = admin;
     api->store = store;
     tether_revocation_feed_init(&api->feed, store);
 }
@@ -41,11 +36,6 @@ void tether_rp_api_free(tether_rp_api_t *api)
     memset(api, 0, sizeof(*api));
 }
 
-bool tether_rp_api_owns(const char *path)
-{
-    return path != NULL && (strcmp(path, INTROSPECT_PATH) == 0 || strcmp(path, FEED_PATH) == 0);
-}
-
 void tether_rp_api_revoked(tether_rp_api_t *api)
 {
     if (api != NULL)
@@ -55,30 +45,6 @@ void tether_rp_api_revoked(tether_rp_api_t *api)
 static void bad_request(tether_http_response_t *response, const char *message)
 {
     tether_http_respond_error(response, 400, "invalid_request", message);
-}
-
-/* The media type of a Content-Type header, ignoring parameters and case. */
-static bool media_type_is(const char *content_type, const char *expected)
-{
-    size_t len = strlen(expected);
-
-    if (content_type == NULL || strncasecmp(content_type, expected, len) != 0)
-        return false;
-    return content_type[len] == '\0' || content_type[len] == ';' || content_type[len] == ' ';
-}
-
-/* Authenticated and holding one of roles: true. Otherwise the response is
- * filled (401, 403, 500). */
-static bool authorize(tether_rp_api_t *api, const tether_http_request_t *request,
-                      tether_http_response_t *response, unsigned roles, const char *needed,
-                      tether_store_admin_token_t *caller)
-{
-    if (!tether_admin_authenticate(api->admin, request, response, caller))
-        return false;
-    if ((caller->roles & roles) != 0)
-        return true;
-    tether_http_respond_error(response, 403, "insufficient_scope", needed);
-    return false;
 }
 
 /* ---- POST /v1/introspect ---- */
@@ -103,34 +69,18 @@ static void log_decision(const tether_store_admin_token_t *caller,
                      result->jti[0] != '\0' ? result->jti : "-", (long long)caller->id);
 }
 
-static void handle_introspect(tether_rp_api_t *api, const tether_http_request_t *request,
-                              tether_http_response_t *response)
+void tether_rp_api_introspect(tether_route_call_t *call)
 {
+    tether_rp_api_t *api = call->router->relying_party;
+    const tether_http_request_t *request = call->request;
+    tether_http_response_t *response = call->response;
     tether_introspect_request_t *form = NULL;
     tether_introspect_result_t result;
-    tether_store_admin_token_t caller;
     char message[TETHER_INTROSPECT_MESSAGE_SIZE];
     tether_status_t rc;
     cJSON *answer;
 
     memset(&result, 0, sizeof(result));
-    if (strcmp(request->method, "POST") != 0) {
-        response->allow = "POST";
-        tether_http_respond_error(response, 405, "method_not_allowed", "use POST");
-        return;
-    }
-    if (!authorize(api, request, response, TETHER_ROLE_RELYING_PARTY,
-                   "this request needs an admin token with the relying-party role", &caller))
-        return;
-    if (request->query_count > 0 || request->query_overflow) {
-        bad_request(response, "this request takes no query parameters");
-        return;
-    }
-    if (!media_type_is(request->content_type, "application/x-www-form-urlencoded")) {
-        tether_http_respond_error(response, 415, "unsupported_media_type",
-                                  "send Content-Type: application/x-www-form-urlencoded");
-        return;
-    }
     /* 8 KiB: on the heap rather than a worker thread's stack. */
     if ((form = malloc(sizeof(*form))) == NULL) {
         tether_http_respond_error(response, 500, "server_error", "out of memory");
@@ -150,7 +100,7 @@ static void handle_introspect(tether_rp_api_t *api, const tether_http_request_t 
                                   "the token could not be checked; see the server log");
         goto out;
     }
-    log_decision(&caller, &result);
+    log_decision(&call->caller, &result);
     if ((answer = tether_introspect_answer(&result)) == NULL)
         tether_http_respond_error(response, 500, "server_error", "out of memory");
     else
@@ -221,54 +171,31 @@ static void feed_release(void *arg)
     free(arg);
 }
 
-static void handle_feed(tether_rp_api_t *api, const tether_http_request_t *request,
-                        tether_http_response_t *response)
+void tether_rp_api_feed(tether_route_call_t *call)
 {
-    tether_store_admin_token_t caller;
+    tether_rp_api_t *api = call->router->relying_party;
+    const tether_http_request_t *request = call->request;
+    tether_http_response_t *response = call->response;
     long long after = 0, wait = 0;
-    bool seen_after = false, seen_wait = false;
     feed_wait_t *waiting;
     size_t count = 0;
 
-    if (strcmp(request->method, "GET") != 0) {
-        response->allow = "GET";
-        tether_http_respond_error(response, 405, "method_not_allowed", "use GET");
-        return;
-    }
-    if (!authorize(api, request, response, FEED_ROLES,
-                   "this request needs an admin token with the relying-party, security or read "
-                   "role", &caller))
-        return;
-    if (request->query_overflow) {
-        bad_request(response, "too many query parameters");
-        return;
-    }
+    /* The route allows after and wait, each once. */
     for (size_t i = 0; i < request->query_count; i++) {
         const tether_http_query_t *q = &request->query[i];
 
-        if (strcmp(q->key, "after") == 0 && !seen_after) {
-            seen_after = true;
+        if (strcmp(q->key, "after") == 0) {
             if (!parse_number(q->value, SEQ_MAX, &after)) {
                 bad_request(response, "after must be a revocation seq (a non-negative integer)");
                 return;
             }
-        } else if (strcmp(q->key, "wait") == 0 && !seen_wait) {
-            seen_wait = true;
-            if (!parse_number(q->value, 1000000000LL, &wait)) {
-                bad_request(response, "wait must be a number of seconds (0 to 30)");
-                return;
-            }
-        } else {
-            bad_request(response, "unknown or repeated query parameter (after, wait)");
+        } else if (!parse_number(q->value, 1000000000LL, &wait)) {
+            bad_request(response, "wait must be a number of seconds (0 to 30)");
             return;
         }
     }
-    if (request->body_len > 0) {
-        bad_request(response, "this request takes no body");
-        return;
-    }
-    if (wait > TETHER_FEED_MAX_WAIT)
-        wait = TETHER_FEED_MAX_WAIT;
+    if (wait > TETHER_FLEET_FEED_MAX_WAIT)
+        wait = TETHER_FLEET_FEED_MAX_WAIT;
     if (!respond_page(api->store, (int64_t)after, response, &count) || count > 0 || wait == 0)
         return;
     /* Nothing newer yet: wait for a revocation or the end of wait. */
@@ -283,17 +210,4 @@ static void handle_feed(tether_rp_api_t *api, const tether_http_request_t *reque
     response->park.release = feed_release;
     response->park.arg = waiting;
     response->park.timeout_ms = (unsigned)wait * 1000u;
-}
-
-void tether_rp_api_handle(void *arg, const tether_http_request_t *request,
-                          tether_http_response_t *response)
-{
-    tether_rp_api_t *api = arg;
-
-    if (strcmp(request->path, INTROSPECT_PATH) == 0)
-        handle_introspect(api, request, response);
-    else if (strcmp(request->path, FEED_PATH) == 0)
-        handle_feed(api, request, response);
-    else
-        tether_http_respond_error(response, 404, "not_found", "no such endpoint");
 }

@@ -111,7 +111,7 @@ tether_status_t tether_revocation_feed_page(tether_store_t *store, int64_t after
         cJSON_Delete(json);
         return TETHER_ERR_NO_MEMORY;
     }
-    rc = tether_store_revocation_list(store, after, TETHER_FEED_PAGE, add_entry, &page);
+    rc = tether_store_revocation_list(store, after, TETHER_FLEET_FEED_PAGE, add_entry, &page);
     if (rc == TETHER_OK && page.out_of_memory)
         rc = TETHER_ERR_NO_MEMORY;
     size = cJSON_GetArraySize(page.list);

@@ -23,8 +23,6 @@
 #include "store.h"
 #include "tether/error.h"
 
-#define TETHER_FEED_PAGE 500           /* entries per answer at most */
-#define TETHER_FEED_MAX_WAIT 30        /* seconds a request may wait (longer is capped) */
 #define TETHER_FEED_HEAD_MAX_AGE_MS 500 /* how old a head read may be before it is read again */
 
 typedef struct tether_revocation_feed {
@@ -50,7 +48,7 @@ TETHER_MUST_CHECK tether_status_t tether_revocation_feed_head(tether_revocation_
 
 /* The answer to GET /v1/revocations?after=after: {"revocations": [{"seq",
  * "device_id", "jti" (null: every token of the device), "reason",
- * "created_at"}...], "last_seq"}, at most TETHER_FEED_PAGE entries in
+ * "created_at"}...], "last_seq"}, at most TETHER_FLEET_FEED_PAGE entries in
  * ascending seq; last_seq is the last entry's seq, or after when there is
  * none. *count (may be NULL) gets the number of entries. */
 TETHER_MUST_CHECK tether_status_t tether_revocation_feed_page(tether_store_t *store, int64_t after,

@@ -217,9 +217,3 @@ out:
         tether_wipe(form, sizeof(*form));
     return rc;
 }
-
-void tether_token_form_wipe(tether_token_form_t *form)
-{
-    if (form != NULL)
-        tether_wipe(form, sizeof(*form));
-}

@@ -50,8 +50,4 @@ TETHER_MUST_CHECK tether_status_t tether_token_form_parse(const char *body, size
                                                           tether_token_form_t *form, char *why,
                                                           size_t why_size);
 
-/* Wipes the form (the subject_token is a bearer credential while its nonce
- * lives). Accepts NULL. */
-void tether_token_form_wipe(tether_token_form_t *form);
-
 #endif

@@ -484,7 +484,7 @@ tether_status_t tether_fleet_config_format(const tether_fleet_config_t *config, 
             config->max_body_bytes, config->max_connections, config->max_connections_per_source,
             config->connection_timeout_seconds, config->request_head_timeout_seconds,
             config->threads, config->bootstrap_max_ttl_seconds);
-    fprintf(f, "\n# Attested token exchange (provisioning/README.md).\n"
+    fprintf(f, "\n# Attested token exchange (provisioning/fleetd/README.md).\n"
                "# PCRs every quote must cover; the first accepted quote's digest is the\n"
                "# device's reference from then on.\n"
                "pcr_selection = %s\n"

@@ -33,6 +33,7 @@
 #include "issuer_keys.h"
 #include "pki.h"
 #include "relying_party_api.h"
+#include "route.h"
 #include "store.h"
 #include "tether/crypto.h"
 #include "tether/error.h"
@@ -74,6 +75,7 @@ typedef struct tether_fleet_service {
     tether_exchange_api_t exchange;   /* /v1/challenge, /v1/token */
     tether_discovery_api_t discovery; /* /.well-known/ */
     tether_rp_api_t relying_party; /* introspection and the revocation feed */
+    tether_router_t router;        /* the route table over the APIs above */
     tether_http_server_t server;
     tether_fleet_pem_t tls_cert;
     tether_fleet_pem_t tls_key;

@@ -158,25 +158,6 @@ static tether_status_t open_exchange(tether_fleet_service_t *service, const char
     return rc;
 }
 
-/* Enrolment endpoints to the enrolment API, everything else to the admin
- * API (which answers /v1/health and 404s). */
-static void route(void *arg, const tether_http_request_t *request,
-                  tether_http_response_t *response)
-{
-    tether_fleet_service_t *service = arg;
-
-    if (tether_enroll_api_owns(request->path))
-        tether_enroll_api_handle(&service->enroll, request, response);
-    else if (tether_exchange_api_owns(request->path))
-        tether_exchange_api_handle(&service->exchange, request, response);
-    else if (tether_discovery_api_owns(request->path))
-        tether_discovery_api_handle(&service->discovery, request, response);
-    else if (tether_rp_api_owns(request->path))
-        tether_rp_api_handle(&service->relying_party, request, response);
-    else
-        tether_admin_api_handle(&service->api, request, response);
-}
-
 /* The store's hook: a revocation was committed here; waiting feed requests
  * look at once. */
 static void on_revocation(void *arg)
@@ -227,7 +208,7 @@ tether_status_t tether_fleet_service_open(tether_fleet_service_t *service, const
         return rc;
     tether_admin_api_init(&service->api, &service->store,
                           service->config.bootstrap_max_ttl_seconds);
-    tether_rp_api_init(&service->relying_party, &service->api, &service->store);
+    tether_rp_api_init(&service->relying_party, &service->store);
     if ((rc = open_exchange(service, dir)) != TETHER_OK)
         return rc;
     tether_store_set_revocation_hook(&service->store, on_revocation, service);
@@ -244,8 +225,16 @@ tether_status_t tether_fleet_service_open(tether_fleet_service_t *service, const
     opts.request_head_timeout_seconds = service->config.request_head_timeout_seconds;
     opts.threads = service->config.threads;
     opts.max_parked = feed_waiters_max(service->config.max_connections);
-    opts.handler = route;
-    opts.handler_arg = service;
+    service->router = (tether_router_t){
+        .store = &service->store,
+        .admin = &service->api,
+        .enroll = &service->enroll,
+        .exchange = &service->exchange,
+        .discovery = &service->discovery,
+        .relying_party = &service->relying_party,
+    };
+    opts.handler = tether_router_handle;
+    opts.handler_arg = &service->router;
     return tether_http_server_open(&service->server, &opts);
 }
 

@@ -1,26 +1,10 @@
-/* The store's dispatch layer and the names shared by every implementation. */
+/* The store's dispatch layer: each call to its implementation's operation. */
 #include "store.h"
 
 #include <stdio.h>
 #include <string.h>
 
 #include "tether/bytes.h"
-
-static const char *const status_names[] = {
-    [TETHER_DEVICE_ALLOWED] = "allowed",       [TETHER_DEVICE_PENDING] = "pending",
-    [TETHER_DEVICE_ACTIVE] = "active",         [TETHER_DEVICE_REVOKED] = "revoked",
-    [TETHER_DEVICE_QUARANTINED] = "quarantined",
-};
-
-static const struct {
-    unsigned bit;
-    const char *name;
-} role_names[] = {
-    {TETHER_ROLE_READ, "read"},
-    {TETHER_ROLE_FLEET, "fleet"},
-    {TETHER_ROLE_SECURITY, "security"},
-    {TETHER_ROLE_RELYING_PARTY, "relying-party"},
-};
 
 void tether_store_init(tether_store_t *store)
 {
@@ -230,75 +214,4 @@ void tether_store_set_revocation_hook(tether_store_t *store, tether_store_revoca
         return;
     store->revocation_hook = fn;
     store->revocation_hook_arg = arg;
-}
-
-const char *tether_device_status_name(tether_device_status_t status)
-{
-    if ((unsigned)status >= sizeof(status_names) / sizeof(status_names[0]))
-        return "unknown";
-    return status_names[status];
-}
-
-tether_status_t tether_device_status_parse(const char *name, tether_device_status_t *status)
-{
-    if (name == NULL || status == NULL)
-        return TETHER_ERR_INVALID_ARGUMENT;
-    for (size_t i = 0; i < sizeof(status_names) / sizeof(status_names[0]); i++) {
-        if (strcmp(name, status_names[i]) == 0) {
-            *status = (tether_device_status_t)i;
-            return TETHER_OK;
-        }
-    }
-    return TETHER_ERR_PARSE;
-}
-
-tether_status_t tether_roles_format(unsigned roles, char *out, size_t out_size)
-{
-    size_t used = 0;
-
-    if (out == NULL || out_size == 0)
-        return TETHER_ERR_INVALID_ARGUMENT;
-    out[0] = '\0';
-    for (size_t i = 0; i < sizeof(role_names) / sizeof(role_names[0]); i++) {
-        int n;
-        if ((roles & role_names[i].bit) == 0)
-            continue;
-        n = snprintf(out + used, out_size - used, "%s%s", used > 0 ? "," : "", role_names[i].name);
-        if (n < 0 || (size_t)n >= out_size - used)
-            return TETHER_ERR_TOO_LARGE;
-        used += (size_t)n;
-    }
-    return TETHER_OK;
-}
-
-static unsigned role_bit(const char *name, size_t len)
-{
-    for (size_t i = 0; i < sizeof(role_names) / sizeof(role_names[0]); i++) {
-        if (strlen(role_names[i].name) == len && memcmp(role_names[i].name, name, len) == 0)
-            return role_names[i].bit;
-    }
-    return 0;
-}
-
-tether_status_t tether_roles_parse(const char *text, unsigned *roles)
-{
-    unsigned set = 0;
-
-    if (text == NULL || roles == NULL)
-        return TETHER_ERR_INVALID_ARGUMENT;
-    *roles = 0;
-    while (*text != '\0') {
-        size_t len = strcspn(text, ",");
-        unsigned bit = role_bit(text, len);
-        if (bit == 0)
-            return TETHER_ERR_PARSE;
-        set |= bit;
-        text += len;
-        if (*text == ',' && *++text == '\0')
-            return TETHER_ERR_PARSE;
-    }
-    if (set == 0)
-        return TETHER_ERR_PARSE;
-    *roles = set;
-    return TETHER_OK;
 }

@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "tether/error.h"
+#include "tether/fleet_vocabulary.h"
 
 #define TETHER_STORE_HASH_SIZE 32                  /* SHA-256 of a secret token */
 #define TETHER_STORE_DEVICE_ID_SIZE 29             /* "dev_" + 24 hex digits + NUL */
@@ -26,30 +27,12 @@
 #define TETHER_STORE_ENROLLMENT_ID_SIZE 37         /* "enr_" + 32 hex digits + NUL */
 #define TETHER_STORE_AK_NAME_MAX 68                /* bytes: the largest TPM2B_NAME */
 
-typedef enum tether_device_status {
-    TETHER_DEVICE_ALLOWED = 0, /* may enrol; not enrolled yet */
-    TETHER_DEVICE_PENDING,     /* enrolment started, credential not activated */
-    TETHER_DEVICE_ACTIVE,      /* enrolled; may exchange evidence for tokens */
-    TETHER_DEVICE_REVOKED,     /* by an operator; no tokens */
-    TETHER_DEVICE_QUARANTINED, /* suspected clone; no tokens */
-} tether_device_status_t;
-
 /* Operator actions on a device's status. */
 typedef enum tether_device_action {
     TETHER_DEVICE_REVOKE = 0,
     TETHER_DEVICE_QUARANTINE,
     TETHER_DEVICE_REINSTATE,
 } tether_device_action_t;
-
-/* Admin roles, a bit set. TETHER_ROLE_ALL is the operators' set (the first
- * token of a fleet); relying-party is the narrow role of relying parties (AI
- * gateways): introspection and the revocation feed, nothing else. */
-#define TETHER_ROLE_READ 0x1u
-#define TETHER_ROLE_FLEET 0x2u
-#define TETHER_ROLE_SECURITY 0x4u
-#define TETHER_ROLE_RELYING_PARTY 0x8u
-#define TETHER_ROLE_ALL (TETHER_ROLE_READ | TETHER_ROLE_FLEET | TETHER_ROLE_SECURITY)
-#define TETHER_ROLE_KNOWN (TETHER_ROLE_ALL | TETHER_ROLE_RELYING_PARTY)
 
 /* The administrative view of a device (enrolment blobs are not included). */
 typedef struct tether_store_device {
@@ -581,16 +564,5 @@ TETHER_MUST_CHECK tether_status_t tether_store_issuer_key_add_first(
 TETHER_MUST_CHECK tether_status_t tether_store_issuer_key_rotate(
     tether_store_t *store, const tether_store_issuer_key_t *key, int64_t now,
     tether_store_issuer_key_t *retired);
-
-/* Names used on the wire and in the database. */
-const char *tether_device_status_name(tether_device_status_t status);
-TETHER_MUST_CHECK tether_status_t tether_device_status_parse(const char *name,
-                                                             tether_device_status_t *status);
-
-/* Roles as "read,fleet,security,relying-party" (canonical order) into out;
- * parse accepts the same names, comma-separated, and refuses unknown ones or
- * an empty set. */
-tether_status_t tether_roles_format(unsigned roles, char *out, size_t out_size);
-TETHER_MUST_CHECK tether_status_t tether_roles_parse(const char *text, unsigned *roles);
 
 #endif

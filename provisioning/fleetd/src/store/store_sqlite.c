@@ -3,7 +3,7 @@
  * are short), WAL journal with synchronous FULL so that a committed change
  * survives a power cut, BEGIN IMMEDIATE for every change so that two writers
  * never interleave, and a busy timeout for other processes (a second fleetd,
- * the sqlite3 shell).
+ * the sqlite3 shell). Statements go through store_sqlite_db.c.
  */
 #include "store.h"
 
@@ -19,104 +19,37 @@
 #include "tether/log.h"
 
 #define BUSY_TIMEOUT_MS 5000
-
-static tether_status_t db_fail(sqlite_store_t *s, const char *what)
-{
-    tether_error("store", "%s: %s", what, sqlite3_errmsg(s->db));
-    return TETHER_ERR_STORE;
-}
-
-static tether_status_t db_exec(sqlite_store_t *s, const char *sql)
-{
-    char *message = NULL;
-
-    if (sqlite3_exec(s->db, sql, NULL, NULL, &message) != SQLITE_OK) {
-        tether_error("store", "%s", message != NULL ? message : sqlite3_errmsg(s->db));
-        sqlite3_free(message);
-        return TETHER_ERR_STORE;
-    }
-    return TETHER_OK;
-}
-
-static tether_status_t db_prepare(sqlite_store_t *s, const char *sql, sqlite3_stmt **stmt)
-{
-    if (sqlite3_prepare_v2(s->db, sql, -1, stmt, NULL) != SQLITE_OK)
-        return db_fail(s, "prepare");
-    return TETHER_OK;
-}
-
-/* Steps a statement that returns no row. A constraint (a duplicate) is a
- * conflict, not a database failure. */
-static tether_status_t db_step_done(sqlite_store_t *s, sqlite3_stmt *stmt, const char *what)
-{
-    int rc = sqlite3_step(stmt);
-
-    if (rc == SQLITE_CONSTRAINT)
-        return TETHER_ERR_CONFLICT;
-    if (rc != SQLITE_DONE)
-        return db_fail(s, what);
-    return TETHER_OK;
-}
-
-static tether_status_t db_begin(sqlite_store_t *s)
-{
-    return db_exec(s, "BEGIN IMMEDIATE");
-}
-
-static tether_status_t db_finish(sqlite_store_t *s, tether_status_t rc)
-{
-    if (rc == TETHER_OK)
-        rc = db_exec(s, "COMMIT");
-    if (rc != TETHER_OK && !sqlite3_get_autocommit(s->db))
-        (void)db_exec(s, "ROLLBACK");
-    return rc;
-}
-
-static tether_status_t copy_text(char *out, size_t out_size, const unsigned char *text)
-{
-    size_t len = text != NULL ? strlen((const char *)text) : 0;
-
-    if (len >= out_size)
-        return TETHER_ERR_TOO_LARGE;
-    if (len > 0)
-        memcpy(out, text, len);
-    out[len] = '\0';
-    return TETHER_OK;
-}
+#define SELECT_DEVICE_BY_ID "SELECT " DEVICE_COLUMNS " FROM devices WHERE id = ?"
+#define SELECT_DEVICE_BY_EK "SELECT " DEVICE_COLUMNS " FROM devices WHERE ek_sha256 = ?"
+#define DELETE_SESSION "DELETE FROM enrolment_sessions WHERE id = ?"
 
 /* ---- schema ---- */
 
+static tether_status_t version_row(void *arg, sqlite3_stmt *row)
+{
+    *(int *)arg = sqlite3_column_int(row, 0);
+    return TETHER_OK;
+}
+
 static tether_status_t read_version(sqlite_store_t *s, int *version)
 {
-    sqlite3_stmt *stmt = NULL;
     tether_status_t rc;
-    int step;
 
     *version = 0;
-    if ((rc = db_prepare(s, "SELECT version FROM schema_version", &stmt)) != TETHER_OK)
-        return rc;
-    step = sqlite3_step(stmt);
-    if (step == SQLITE_ROW)
-        *version = sqlite3_column_int(stmt, 0);
-    else if (step != SQLITE_DONE)
-        rc = db_fail(s, "read schema version");
-    sqlite3_finalize(stmt);
-    return rc;
+    rc = tether_sqlite_query_one(s, "read schema version", "SELECT version FROM schema_version",
+                                 SQL_NO_ARGS, version_row, version);
+    return rc == TETHER_ERR_NOT_FOUND ? TETHER_OK : rc;
 }
 
 static tether_status_t write_version(sqlite_store_t *s, int version)
 {
-    sqlite3_stmt *stmt = NULL;
     tether_status_t rc;
 
-    if ((rc = db_exec(s, "DELETE FROM schema_version")) != TETHER_OK)
+    if ((rc = tether_sqlite_exec(s, "DELETE FROM schema_version")) != TETHER_OK)
         return rc;
-    if ((rc = db_prepare(s, "INSERT INTO schema_version (version) VALUES (?)", &stmt)) != TETHER_OK)
-        return rc;
-    sqlite3_bind_int(stmt, 1, version);
-    rc = db_step_done(s, stmt, "write schema version");
-    sqlite3_finalize(stmt);
-    return rc;
+    return tether_sqlite_run(s, "write schema version",
+                             "INSERT INTO schema_version (version) VALUES (?)",
+                             SQL_ARGS(SQL_INT(version)));
 }
 
 /* Applies every pending migration in one transaction: a database is either
@@ -127,9 +60,10 @@ static tether_status_t migrate(sqlite_store_t *s)
     int version = 0;
     int latest = tether_store_latest_version();
 
-    if ((rc = db_begin(s)) != TETHER_OK)
+    if ((rc = tether_sqlite_begin(s)) != TETHER_OK)
         return rc;
-    rc = db_exec(s, "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)");
+    rc = tether_sqlite_exec(s,
+                            "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)");
     if (rc == TETHER_OK)
         rc = read_version(s, &version);
     if (rc == TETHER_OK && version > latest) {
@@ -138,13 +72,13 @@ static tether_status_t migrate(sqlite_store_t *s)
         rc = TETHER_ERR_UNSUPPORTED;
     }
     for (int v = version; rc == TETHER_OK && v < latest; v++) {
-        rc = db_exec(s, tether_store_migrations[v]);
+        rc = tether_sqlite_exec(s, tether_store_migrations[v]);
         if (rc == TETHER_OK)
             rc = write_version(s, v + 1);
         if (rc == TETHER_OK)
             tether_info("store", "applied schema migration %d", v + 1);
     }
-    return db_finish(s, rc);
+    return tether_sqlite_finish(s, rc);
 }
 
 int tether_store_latest_version(void)
@@ -174,7 +108,6 @@ static tether_status_t op_admin_token_create(void *impl, const uint8_t hash[TETH
     static const char sql[] =
         "INSERT INTO admin_tokens (hash, roles, name, created_at) VALUES (?, ?, ?, ?)";
     sqlite_store_t *s = impl;
-    sqlite3_stmt *stmt = NULL;
     char role_text[64];
     tether_status_t rc;
 
@@ -183,16 +116,11 @@ static tether_status_t op_admin_token_create(void *impl, const uint8_t hash[TETH
     if ((rc = tether_roles_format(roles, role_text, sizeof(role_text))) != TETHER_OK)
         return rc;
     pthread_mutex_lock(&s->lock);
-    if ((rc = db_prepare(s, sql, &stmt)) != TETHER_OK)
-        goto out;
-    sqlite3_bind_blob(stmt, 1, hash, TETHER_STORE_HASH_SIZE, SQLITE_STATIC);
-    sqlite3_bind_text(stmt, 2, role_text, -1, SQLITE_STATIC);
-    sqlite3_bind_text(stmt, 3, name, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(stmt, 4, now);
-    if ((rc = db_step_done(s, stmt, "create admin token")) == TETHER_OK && id != NULL)
+    rc = tether_sqlite_run(s, "create admin token", sql,
+                           SQL_ARGS(SQL_BLOB(hash, TETHER_STORE_HASH_SIZE), SQL_TEXT(role_text),
+                                    SQL_TEXT(name), SQL_INT(now)));
+    if (rc == TETHER_OK && id != NULL)
         *id = sqlite3_last_insert_rowid(s->db);
-out:
-    sqlite3_finalize(stmt);
     pthread_mutex_unlock(&s->lock);
     return rc;
 }
@@ -205,12 +133,36 @@ static tether_status_t admin_token_row(sqlite3_stmt *stmt, tether_store_admin_to
     token->id = sqlite3_column_int64(stmt, 0);
     rc = tether_roles_parse((const char *)sqlite3_column_text(stmt, 1), &token->roles);
     if (rc == TETHER_OK)
-        rc = copy_text(token->name, sizeof(token->name), sqlite3_column_text(stmt, 2));
+        rc = tether_sqlite_copy_text(token->name, sizeof(token->name),
+                                     sqlite3_column_text(stmt, 2));
     if (rc != TETHER_OK)
         return rc;
     token->created_at = sqlite3_column_int64(stmt, 3);
     token->revoked_at = sqlite3_column_int64(stmt, 4);
     return TETHER_OK;
+}
+
+/* What admin_token_find looks for and gets. */
+typedef struct token_lookup {
+    const uint8_t *hash;
+    tether_store_admin_token_t *token;
+} token_lookup_t;
+
+/* Whether the hash in column is hash. The index lookup that found the row
+ * is not constant-time; this final comparison is. */
+static bool hash_matches(sqlite3_stmt *row, int column, const uint8_t *hash)
+{
+    return sqlite3_column_bytes(row, column) == TETHER_STORE_HASH_SIZE &&
+           tether_ct_equal(sqlite3_column_blob(row, column), hash, TETHER_STORE_HASH_SIZE);
+}
+
+static tether_status_t admin_token_match(void *arg, sqlite3_stmt *row)
+{
+    token_lookup_t *lookup = arg;
+
+    if (!hash_matches(row, 5, lookup->hash))
+        return TETHER_ERR_NOT_FOUND;
+    return admin_token_row(row, lookup->token);
 }
 
 static tether_status_t op_admin_token_find(void *impl, const uint8_t hash[TETHER_STORE_HASH_SIZE],
@@ -219,54 +171,19 @@ static tether_status_t op_admin_token_find(void *impl, const uint8_t hash[TETHER
     static const char sql[] = "SELECT id, roles, name, created_at, revoked_at, hash "
                               "FROM admin_tokens WHERE hash = ?";
     sqlite_store_t *s = impl;
-    sqlite3_stmt *stmt = NULL;
+    token_lookup_t lookup = {hash, token};
     tether_status_t rc;
-    int step;
 
     if (hash == NULL || token == NULL)
         return TETHER_ERR_INVALID_ARGUMENT;
     memset(token, 0, sizeof(*token));
     pthread_mutex_lock(&s->lock);
-    if ((rc = db_prepare(s, sql, &stmt)) != TETHER_OK)
-        goto out;
-    sqlite3_bind_blob(stmt, 1, hash, TETHER_STORE_HASH_SIZE, SQLITE_STATIC);
-    step = sqlite3_step(stmt);
-    if (step == SQLITE_DONE) {
+    rc = tether_sqlite_query_one(s, "find admin token", sql,
+                                 SQL_ARGS(SQL_BLOB(hash, TETHER_STORE_HASH_SIZE)),
+                                 admin_token_match, &lookup);
+    if (rc == TETHER_OK && token->revoked_at != 0)
         rc = TETHER_ERR_NOT_FOUND;
-        goto out;
-    }
-    if (step != SQLITE_ROW) {
-        rc = db_fail(s, "find admin token");
-        goto out;
-    }
-    /* The index lookup is not constant-time; the final comparison is. */
-    if (sqlite3_column_bytes(stmt, 5) != TETHER_STORE_HASH_SIZE ||
-        !tether_ct_equal(sqlite3_column_blob(stmt, 5), hash, TETHER_STORE_HASH_SIZE)) {
-        rc = TETHER_ERR_NOT_FOUND;
-        goto out;
-    }
-    if ((rc = admin_token_row(stmt, token)) == TETHER_OK && token->revoked_at != 0)
-        rc = TETHER_ERR_NOT_FOUND;
-out:
-    sqlite3_finalize(stmt);
     pthread_mutex_unlock(&s->lock);
-    return rc;
-}
-
-static tether_status_t row_exists(sqlite_store_t *s, const char *sql, int64_t id, bool *exists)
-{
-    sqlite3_stmt *stmt = NULL;
-    tether_status_t rc;
-    int step;
-
-    if ((rc = db_prepare(s, sql, &stmt)) != TETHER_OK)
-        return rc;
-    sqlite3_bind_int64(stmt, 1, id);
-    step = sqlite3_step(stmt);
-    if (step != SQLITE_ROW && step != SQLITE_DONE)
-        rc = db_fail(s, "lookup");
-    *exists = step == SQLITE_ROW;
-    sqlite3_finalize(stmt);
     return rc;
 }
 
@@ -275,28 +192,32 @@ static tether_status_t op_admin_token_revoke(void *impl, int64_t id, int64_t now
     static const char sql[] =
         "UPDATE admin_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL";
     sqlite_store_t *s = impl;
-    sqlite3_stmt *stmt = NULL;
     tether_status_t rc;
-    bool exists = false;
 
     pthread_mutex_lock(&s->lock);
-    if ((rc = db_begin(s)) != TETHER_OK)
+    if ((rc = tether_sqlite_begin(s)) != TETHER_OK)
         goto out;
-    if ((rc = db_prepare(s, sql, &stmt)) != TETHER_OK)
-        goto out;
-    sqlite3_bind_int64(stmt, 1, now);
-    sqlite3_bind_int64(stmt, 2, id);
-    if ((rc = db_step_done(s, stmt, "revoke admin token")) != TETHER_OK)
-        goto out;
-    if (sqlite3_changes(s->db) == 0) {
-        rc = row_exists(s, "SELECT 1 FROM admin_tokens WHERE id = ?", id, &exists);
+    rc = tether_sqlite_run(s, "revoke admin token", sql, SQL_ARGS(SQL_INT(now), SQL_INT(id)));
+    if (rc == TETHER_OK && sqlite3_changes(s->db) == 0) {
+        /* Revoked already, or never made. */
+        rc = tether_sqlite_query_one(s, "lookup", "SELECT 1 FROM admin_tokens WHERE id = ?",
+                                     SQL_ARGS(SQL_INT(id)), NULL, NULL);
         if (rc == TETHER_OK)
-            rc = exists ? TETHER_ERR_CONFLICT : TETHER_ERR_NOT_FOUND;
+            rc = TETHER_ERR_CONFLICT;
     }
 out:
-    sqlite3_finalize(stmt);
-    rc = db_finish(s, rc);
+    rc = tether_sqlite_finish(s, rc);
     pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+static tether_status_t admin_token_item(tether_sqlite_list_t *list, sqlite3_stmt *row, bool *stop)
+{
+    tether_store_admin_token_t token;
+    tether_status_t rc = admin_token_row(row, &token);
+
+    if (rc == TETHER_OK)
+        *stop = list->cb.admin_token(list->arg, &token) != 0;
     return rc;
 }
 
@@ -304,27 +225,11 @@ static tether_status_t op_admin_token_list(void *impl, tether_store_admin_token_
 {
     static const char sql[] =
         "SELECT id, roles, name, created_at, revoked_at FROM admin_tokens ORDER BY id";
-    sqlite_store_t *s = impl;
-    sqlite3_stmt *stmt = NULL;
-    tether_store_admin_token_t token;
-    tether_status_t rc;
-    int step;
+    tether_sqlite_list_t list = {.read = admin_token_item, .cb.admin_token = cb, .arg = arg};
 
     if (cb == NULL)
         return TETHER_ERR_INVALID_ARGUMENT;
-    pthread_mutex_lock(&s->lock);
-    if ((rc = db_prepare(s, sql, &stmt)) != TETHER_OK)
-        goto out;
-    while ((step = sqlite3_step(stmt)) == SQLITE_ROW) {
-        if ((rc = admin_token_row(stmt, &token)) != TETHER_OK || cb(arg, &token) != 0)
-            goto out;
-    }
-    if (step != SQLITE_DONE)
-        rc = db_fail(s, "list admin tokens");
-out:
-    sqlite3_finalize(stmt);
-    pthread_mutex_unlock(&s->lock);
-    return rc;
+    return tether_sqlite_list(impl, "list admin tokens", sql, SQL_NO_ARGS, &list);
 }
 
 /* ---- devices ---- */
@@ -335,17 +240,19 @@ static tether_status_t device_row(sqlite3_stmt *stmt, tether_store_device_t *dev
     tether_status_t rc;
 
     memset(device, 0, sizeof(*device));
-    rc = copy_text(device->id, sizeof(device->id), sqlite3_column_text(stmt, 0));
+    rc = tether_sqlite_copy_text(device->id, sizeof(device->id), sqlite3_column_text(stmt, 0));
     if (rc == TETHER_OK)
-        rc = copy_text(device->name, sizeof(device->name), sqlite3_column_text(stmt, 1));
+        rc = tether_sqlite_copy_text(device->name, sizeof(device->name),
+                                     sqlite3_column_text(stmt, 1));
     if (rc == TETHER_OK)
-        rc = copy_text(device->ek_sha256, sizeof(device->ek_sha256), sqlite3_column_text(stmt, 2));
+        rc = tether_sqlite_copy_text(device->ek_sha256, sizeof(device->ek_sha256),
+                                     sqlite3_column_text(stmt, 2));
     if (rc == TETHER_OK)
         rc = tether_device_status_parse((const char *)sqlite3_column_text(stmt, 3),
                                         &device->status);
     if (rc == TETHER_OK)
-        rc = copy_text(device->status_reason, sizeof(device->status_reason),
-                       sqlite3_column_text(stmt, 4));
+        rc = tether_sqlite_copy_text(device->status_reason, sizeof(device->status_reason),
+                                     sqlite3_column_text(stmt, 4));
     if (rc != TETHER_OK)
         return rc;
     device->allow_reenroll = sqlite3_column_int(stmt, 5) != 0;
@@ -373,26 +280,18 @@ static tether_status_t device_row(sqlite3_stmt *stmt, tether_store_device_t *dev
     return TETHER_OK;
 }
 
-/* Called with the lock held. */
+static tether_status_t device_read(void *arg, sqlite3_stmt *row)
+{
+    return device_row(row, arg);
+}
+
+/* The device whose id (SELECT_DEVICE_BY_ID) or EK (SELECT_DEVICE_BY_EK) is
+ * key. Called with the lock held. */
 static tether_status_t device_select(sqlite_store_t *s, const char *sql, const char *key,
                                      tether_store_device_t *device)
 {
-    sqlite3_stmt *stmt = NULL;
-    tether_status_t rc;
-    int step;
-
-    if ((rc = db_prepare(s, sql, &stmt)) != TETHER_OK)
-        return rc;
-    sqlite3_bind_text(stmt, 1, key, -1, SQLITE_STATIC);
-    step = sqlite3_step(stmt);
-    if (step == SQLITE_ROW)
-        rc = device_row(stmt, device);
-    else if (step == SQLITE_DONE)
-        rc = TETHER_ERR_NOT_FOUND;
-    else
-        rc = db_fail(s, "read device");
-    sqlite3_finalize(stmt);
-    return rc;
+    return tether_sqlite_query_one(s, "read device", sql, SQL_ARGS(SQL_TEXT(key)), device_read,
+                                   device);
 }
 
 static tether_status_t op_device_get(void *impl, const char *id, tether_store_device_t *device)
@@ -403,7 +302,7 @@ static tether_status_t op_device_get(void *impl, const char *id, tether_store_de
     if (id == NULL || device == NULL)
         return TETHER_ERR_INVALID_ARGUMENT;
     pthread_mutex_lock(&s->lock);
-    rc = device_select(s, "SELECT " DEVICE_COLUMNS " FROM devices WHERE id = ?", id, device);
+    rc = device_select(s, SELECT_DEVICE_BY_ID, id, device);
     pthread_mutex_unlock(&s->lock);
     return rc;
 }
@@ -417,63 +316,63 @@ static tether_status_t op_device_find_ek(void *impl, const char *ek_sha256,
     if (ek_sha256 == NULL || device == NULL)
         return TETHER_ERR_INVALID_ARGUMENT;
     pthread_mutex_lock(&s->lock);
-    rc = device_select(s, "SELECT " DEVICE_COLUMNS " FROM devices WHERE ek_sha256 = ?", ek_sha256,
-                       device);
+    rc = device_select(s, SELECT_DEVICE_BY_EK, ek_sha256, device);
     pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+static tether_status_t device_item(tether_sqlite_list_t *list, sqlite3_stmt *row, bool *stop)
+{
+    tether_store_device_t device;
+    tether_status_t rc = device_row(row, &device);
+
+    if (rc == TETHER_OK)
+        *stop = list->cb.device(list->arg, &device) != 0;
     return rc;
 }
 
 static tether_status_t op_device_list(void *impl, tether_store_device_cb cb, void *arg)
 {
-    sqlite_store_t *s = impl;
-    sqlite3_stmt *stmt = NULL;
-    tether_store_device_t device;
-    tether_status_t rc;
-    int step;
+    tether_sqlite_list_t list = {.read = device_item, .cb.device = cb, .arg = arg};
 
     if (cb == NULL)
         return TETHER_ERR_INVALID_ARGUMENT;
-    pthread_mutex_lock(&s->lock);
-    if ((rc = db_prepare(s, "SELECT " DEVICE_COLUMNS " FROM devices ORDER BY created_at, rowid",
-                         &stmt)) != TETHER_OK)
-        goto out;
-    while ((step = sqlite3_step(stmt)) == SQLITE_ROW) {
-        if ((rc = device_row(stmt, &device)) != TETHER_OK || cb(arg, &device) != 0)
-            goto out;
-    }
-    if (step != SQLITE_DONE)
-        rc = db_fail(s, "list devices");
-out:
-    sqlite3_finalize(stmt);
-    pthread_mutex_unlock(&s->lock);
-    return rc;
+    return tether_sqlite_list(impl, "list devices",
+                              "SELECT " DEVICE_COLUMNS " FROM devices ORDER BY created_at, rowid",
+                              SQL_NO_ARGS, &list);
 }
 
-/* One import row inside the open transaction: *created is set when new. */
+/* One import row inside the open transaction, with the import's two
+ * statements prepared once: *created is set when new. */
 static tether_status_t import_row(sqlite_store_t *s, sqlite3_stmt *find, sqlite3_stmt *insert,
                                   const tether_store_allow_t *row, int64_t now, bool *created)
 {
-    tether_status_t rc = TETHER_OK;
+    tether_status_t rc;
     int step;
 
     *created = false;
     sqlite3_reset(find);
-    sqlite3_bind_text(find, 1, row->ek_sha256, -1, SQLITE_STATIC);
+    if ((rc = tether_sqlite_bind(s, find, SQL_ARGS(SQL_TEXT(row->ek_sha256)))) != TETHER_OK)
+        return rc;
     step = sqlite3_step(find);
     if (step == SQLITE_ROW) {
         const char *name = (const char *)sqlite3_column_text(find, 0);
         return name != NULL && strcmp(name, row->name) == 0 ? TETHER_OK : TETHER_ERR_CONFLICT;
     }
     if (step != SQLITE_DONE)
-        return db_fail(s, "find device");
+        return tether_sqlite_fail(s, "find device");
     sqlite3_reset(insert);
-    sqlite3_bind_text(insert, 1, row->id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(insert, 2, row->name, -1, SQLITE_STATIC);
-    sqlite3_bind_text(insert, 3, row->ek_sha256, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(insert, 4, now);
-    if ((rc = db_step_done(s, insert, "allow device")) == TETHER_OK)
-        *created = true;
-    return rc;
+    if ((rc = tether_sqlite_bind(s, insert,
+                                 SQL_ARGS(SQL_TEXT(row->id), SQL_TEXT(row->name),
+                                          SQL_TEXT(row->ek_sha256), SQL_INT(now)))) != TETHER_OK)
+        return rc;
+    step = sqlite3_step(insert);
+    if (step == SQLITE_CONSTRAINT)
+        return TETHER_ERR_CONFLICT;
+    if (step != SQLITE_DONE)
+        return tether_sqlite_fail(s, "allow device");
+    *created = true;
+    return TETHER_OK;
 }
 
 static tether_status_t op_device_import(void *impl, const tether_store_allow_t *rows, size_t count,
@@ -492,10 +391,10 @@ static tether_status_t op_device_import(void *impl, const tether_store_allow_t *
     if (rows == NULL && count > 0)
         return TETHER_ERR_INVALID_ARGUMENT;
     pthread_mutex_lock(&s->lock);
-    if ((rc = db_begin(s)) != TETHER_OK)
+    if ((rc = tether_sqlite_begin(s)) != TETHER_OK)
         goto out;
-    if ((rc = db_prepare(s, find_sql, &find)) != TETHER_OK ||
-        (rc = db_prepare(s, insert_sql, &insert)) != TETHER_OK)
+    if ((rc = tether_sqlite_prepare(s, find_sql, &find)) != TETHER_OK ||
+        (rc = tether_sqlite_prepare(s, insert_sql, &insert)) != TETHER_OK)
         goto out;
     for (size_t i = 0; i < count; i++) {
         bool is_new = false;
@@ -509,7 +408,7 @@ static tether_status_t op_device_import(void *impl, const tether_store_allow_t *
 out:
     sqlite3_finalize(find);
     sqlite3_finalize(insert);
-    rc = db_finish(s, rc);
+    rc = tether_sqlite_finish(s, rc);
     pthread_mutex_unlock(&s->lock);
     if (created != NULL)
         *created = rc == TETHER_OK ? new_rows : 0;
@@ -538,22 +437,6 @@ static tether_status_t status_after(tether_device_action_t action, tether_device
     return TETHER_ERR_INVALID_ARGUMENT;
 }
 
-static tether_status_t run_bound(sqlite_store_t *s, const char *sql, const char *what,
-                                 const char *id, const char *text, int64_t number)
-{
-    sqlite3_stmt *stmt = NULL;
-    tether_status_t rc;
-
-    if ((rc = db_prepare(s, sql, &stmt)) != TETHER_OK)
-        return rc;
-    sqlite3_bind_text(stmt, 1, id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(stmt, 2, text, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(stmt, 3, number);
-    rc = db_step_done(s, stmt, what);
-    sqlite3_finalize(stmt);
-    return rc;
-}
-
 /* Marks every unexpired token of the device revoked and appends to the feed. */
 static tether_status_t revoke_tokens(sqlite_store_t *s, const char *id, const char *reason,
                                      int64_t now)
@@ -562,10 +445,13 @@ static tether_status_t revoke_tokens(sqlite_store_t *s, const char *id, const ch
                                      "WHERE device_id = ?1 AND revoked = 0 AND exp > ?3";
     static const char feed_sql[] = "INSERT INTO revocations (device_id, jti, reason, created_at) "
                                    "VALUES (?1, NULL, ?2, ?3)";
-    tether_status_t rc = run_bound(s, tokens_sql, "revoke issued tokens", id, reason, now);
+    tether_status_t rc;
 
+    rc = tether_sqlite_run(s, "revoke issued tokens", tokens_sql,
+                           SQL_ARGS(SQL_TEXT(id), SQL_TEXT(reason), SQL_INT(now)));
     if (rc == TETHER_OK)
-        rc = run_bound(s, feed_sql, "append revocation", id, reason, now);
+        rc = tether_sqlite_run(s, "append revocation", feed_sql,
+                               SQL_ARGS(SQL_TEXT(id), SQL_TEXT(reason), SQL_INT(now)));
     return rc;
 }
 
@@ -578,23 +464,15 @@ static tether_status_t change_status_tx(sqlite_store_t *s, const char *id,
         "updated_at = ?3 WHERE id = ?1";
     tether_store_device_t current;
     tether_device_status_t next;
-    sqlite3_stmt *stmt = NULL;
     tether_status_t rc;
 
-    rc = device_select(s, "SELECT " DEVICE_COLUMNS " FROM devices WHERE id = ?", id, &current);
-    if (rc != TETHER_OK)
+    if ((rc = device_select(s, SELECT_DEVICE_BY_ID, id, &current)) != TETHER_OK ||
+        (rc = status_after(action, current.status, &next)) != TETHER_OK)
         return rc;
-    if ((rc = status_after(action, current.status, &next)) != TETHER_OK)
-        return rc;
-    if ((rc = db_prepare(s, update_sql, &stmt)) != TETHER_OK)
-        return rc;
-    sqlite3_bind_text(stmt, 1, id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(stmt, 2, reason, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(stmt, 3, now);
-    sqlite3_bind_text(stmt, 4, tether_device_status_name(next), -1, SQLITE_STATIC);
-    sqlite3_bind_int(stmt, 5, action == TETHER_DEVICE_REINSTATE ? 1 : 0);
-    rc = db_step_done(s, stmt, "change device status");
-    sqlite3_finalize(stmt);
+    rc = tether_sqlite_run(s, "change device status", update_sql,
+                           SQL_ARGS(SQL_TEXT(id), SQL_TEXT(reason), SQL_INT(now),
+                                    SQL_TEXT(tether_device_status_name(next)),
+                                    SQL_INT(action == TETHER_DEVICE_REINSTATE ? 1 : 0)));
     if (rc == TETHER_OK && action != TETHER_DEVICE_REINSTATE)
         rc = revoke_tokens(s, id, reason, now);
     return rc;
@@ -610,10 +488,10 @@ static tether_status_t op_device_change_status(void *impl, const char *id,
     if (id == NULL || reason == NULL)
         return TETHER_ERR_INVALID_ARGUMENT;
     pthread_mutex_lock(&s->lock);
-    if ((rc = db_begin(s)) == TETHER_OK)
-        rc = db_finish(s, change_status_tx(s, id, action, reason, now));
+    if ((rc = tether_sqlite_begin(s)) == TETHER_OK)
+        rc = tether_sqlite_finish(s, change_status_tx(s, id, action, reason, now));
     if (rc == TETHER_OK && device != NULL)
-        rc = device_select(s, "SELECT " DEVICE_COLUMNS " FROM devices WHERE id = ?", id, device);
+        rc = device_select(s, SELECT_DEVICE_BY_ID, id, device);
     pthread_mutex_unlock(&s->lock);
     return rc;
 }
@@ -627,20 +505,14 @@ static tether_status_t op_bootstrap_token_create(void *impl,
     static const char sql[] = "INSERT INTO bootstrap_tokens (hash, expires_at, uses_left, "
                               "created_at) VALUES (?, ?, ?, ?)";
     sqlite_store_t *s = impl;
-    sqlite3_stmt *stmt = NULL;
     tether_status_t rc;
 
     if (hash == NULL || uses == 0)
         return TETHER_ERR_INVALID_ARGUMENT;
     pthread_mutex_lock(&s->lock);
-    if ((rc = db_prepare(s, sql, &stmt)) == TETHER_OK) {
-        sqlite3_bind_blob(stmt, 1, hash, TETHER_STORE_HASH_SIZE, SQLITE_STATIC);
-        sqlite3_bind_int64(stmt, 2, expires_at);
-        sqlite3_bind_int64(stmt, 3, (sqlite3_int64)uses);
-        sqlite3_bind_int64(stmt, 4, now);
-        rc = db_step_done(s, stmt, "create bootstrap token");
-    }
-    sqlite3_finalize(stmt);
+    rc = tether_sqlite_run(s, "create bootstrap token", sql,
+                           SQL_ARGS(SQL_BLOB(hash, TETHER_STORE_HASH_SIZE), SQL_INT(expires_at),
+                                    SQL_INT(uses), SQL_INT(now)));
     pthread_mutex_unlock(&s->lock);
     return rc;
 }
@@ -651,21 +523,49 @@ static tether_status_t op_alert_add(void *impl, const char *device_id, const cha
     static const char sql[] =
         "INSERT INTO alerts (device_id, kind, details, created_at) VALUES (?, ?, ?, ?)";
     sqlite_store_t *s = impl;
-    sqlite3_stmt *stmt = NULL;
     tether_status_t rc;
 
     if (kind == NULL || details_json == NULL)
         return TETHER_ERR_INVALID_ARGUMENT;
     pthread_mutex_lock(&s->lock);
-    if ((rc = db_prepare(s, sql, &stmt)) == TETHER_OK) {
-        sqlite3_bind_text(stmt, 1, device_id, -1, SQLITE_STATIC);
-        sqlite3_bind_text(stmt, 2, kind, -1, SQLITE_STATIC);
-        sqlite3_bind_text(stmt, 3, details_json, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(stmt, 4, now);
-        rc = db_step_done(s, stmt, "add alert");
-    }
-    sqlite3_finalize(stmt);
+    rc = tether_sqlite_run(s, "add alert", sql,
+                           SQL_ARGS(SQL_TEXT(device_id), SQL_TEXT(kind), SQL_TEXT(details_json),
+                                    SQL_INT(now)));
     pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+/* Alerts and the revocation feed are read a page at a time: the rows after
+ * a cursor (an id, a seq), at most limit of them. */
+static tether_status_t list_page(sqlite_store_t *s, const char *what, const char *sql,
+                                 int64_t after, unsigned limit, tether_sqlite_list_t *list)
+{
+    return tether_sqlite_list(s, what, sql, SQL_ARGS(SQL_INT(after), SQL_INT(limit)), list);
+}
+
+/* The columns alerts and feed entries share: cursor, device id, two texts
+ * (living until the next step) and the time. */
+static tether_status_t page_columns(sqlite3_stmt *row, int64_t *cursor,
+                                    char device_id[TETHER_STORE_DEVICE_ID_SIZE],
+                                    const char **first, const char **second, int64_t *created_at)
+{
+    *cursor = sqlite3_column_int64(row, 0);
+    *first = (const char *)sqlite3_column_text(row, 2);
+    *second = (const char *)sqlite3_column_text(row, 3);
+    *created_at = sqlite3_column_int64(row, 4);
+    return tether_sqlite_copy_text(device_id, TETHER_STORE_DEVICE_ID_SIZE,
+                                   sqlite3_column_text(row, 1));
+}
+
+static tether_status_t alert_item(tether_sqlite_list_t *list, sqlite3_stmt *row, bool *stop)
+{
+    tether_store_alert_t a;
+    tether_status_t rc;
+
+    memset(&a, 0, sizeof(a));
+    rc = page_columns(row, &a.id, a.device_id, &a.kind, &a.details_json, &a.created_at);
+    if (rc == TETHER_OK)
+        *stop = list->cb.alert(list->arg, &a) != 0;
     return rc;
 }
 
@@ -674,37 +574,11 @@ static tether_status_t op_alert_list(void *impl, int64_t after_id, unsigned limi
 {
     static const char sql[] = "SELECT id, device_id, kind, details, created_at FROM alerts "
                               "WHERE id > ? ORDER BY id LIMIT ?";
-    sqlite_store_t *s = impl;
-    sqlite3_stmt *stmt = NULL;
-    tether_store_alert_t alert;
-    tether_status_t rc;
-    int step;
+    tether_sqlite_list_t list = {.read = alert_item, .cb.alert = cb, .arg = arg};
 
     if (cb == NULL)
         return TETHER_ERR_INVALID_ARGUMENT;
-    pthread_mutex_lock(&s->lock);
-    if ((rc = db_prepare(s, sql, &stmt)) != TETHER_OK)
-        goto out;
-    sqlite3_bind_int64(stmt, 1, after_id);
-    sqlite3_bind_int64(stmt, 2, (sqlite3_int64)limit);
-    while ((step = sqlite3_step(stmt)) == SQLITE_ROW) {
-        memset(&alert, 0, sizeof(alert));
-        alert.id = sqlite3_column_int64(stmt, 0);
-        if ((rc = copy_text(alert.device_id, sizeof(alert.device_id),
-                            sqlite3_column_text(stmt, 1))) != TETHER_OK)
-            goto out;
-        alert.kind = (const char *)sqlite3_column_text(stmt, 2);
-        alert.details_json = (const char *)sqlite3_column_text(stmt, 3);
-        alert.created_at = sqlite3_column_int64(stmt, 4);
-        if (cb(arg, &alert) != 0)
-            goto out;
-    }
-    if (step != SQLITE_DONE)
-        rc = db_fail(s, "list alerts");
-out:
-    sqlite3_finalize(stmt);
-    pthread_mutex_unlock(&s->lock);
-    return rc;
+    return list_page(impl, "list alerts", sql, after_id, limit, &list);
 }
 
 static tether_status_t op_issued_token_add(void *impl, const char *jti, const char *device_id,
@@ -713,45 +587,48 @@ static tether_status_t op_issued_token_add(void *impl, const char *jti, const ch
     static const char sql[] = "INSERT INTO issued_tokens (jti, device_id, exp, issued_at) "
                               "VALUES (?, ?, ?, ?)";
     sqlite_store_t *s = impl;
-    sqlite3_stmt *stmt = NULL;
     tether_status_t rc;
 
     if (jti == NULL || device_id == NULL)
         return TETHER_ERR_INVALID_ARGUMENT;
     pthread_mutex_lock(&s->lock);
-    if ((rc = db_prepare(s, sql, &stmt)) == TETHER_OK) {
-        sqlite3_bind_text(stmt, 1, jti, -1, SQLITE_STATIC);
-        sqlite3_bind_text(stmt, 2, device_id, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(stmt, 3, exp);
-        sqlite3_bind_int64(stmt, 4, now);
-        rc = db_step_done(s, stmt, "record issued token");
-    }
-    sqlite3_finalize(stmt);
+    rc = tether_sqlite_run(s, "record issued token", sql,
+                           SQL_ARGS(SQL_TEXT(jti), SQL_TEXT(device_id), SQL_INT(exp),
+                                    SQL_INT(now)));
     pthread_mutex_unlock(&s->lock);
     return rc;
+}
+
+static tether_status_t revoked_read(void *arg, sqlite3_stmt *row)
+{
+    *(bool *)arg = sqlite3_column_int(row, 0) != 0;
+    return TETHER_OK;
 }
 
 static tether_status_t op_issued_token_revoked(void *impl, const char *jti, bool *revoked)
 {
     sqlite_store_t *s = impl;
-    sqlite3_stmt *stmt = NULL;
     tether_status_t rc;
-    int step;
 
     if (jti == NULL || revoked == NULL)
         return TETHER_ERR_INVALID_ARGUMENT;
     pthread_mutex_lock(&s->lock);
-    if ((rc = db_prepare(s, "SELECT revoked FROM issued_tokens WHERE jti = ?", &stmt)) != TETHER_OK)
-        goto out;
-    sqlite3_bind_text(stmt, 1, jti, -1, SQLITE_STATIC);
-    step = sqlite3_step(stmt);
-    if (step == SQLITE_ROW)
-        *revoked = sqlite3_column_int(stmt, 0) != 0;
-    else
-        rc = step == SQLITE_DONE ? TETHER_ERR_NOT_FOUND : db_fail(s, "read issued token");
-out:
-    sqlite3_finalize(stmt);
+    rc = tether_sqlite_query_one(s, "read issued token",
+                                 "SELECT revoked FROM issued_tokens WHERE jti = ?",
+                                 SQL_ARGS(SQL_TEXT(jti)), revoked_read, revoked);
     pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+static tether_status_t revocation_item(tether_sqlite_list_t *list, sqlite3_stmt *row, bool *stop)
+{
+    tether_store_revocation_t r;
+    tether_status_t rc;
+
+    memset(&r, 0, sizeof(r));
+    rc = page_columns(row, &r.seq, r.device_id, &r.jti, &r.reason, &r.created_at);
+    if (rc == TETHER_OK)
+        *stop = list->cb.revocation(list->arg, &r) != 0;
     return rc;
 }
 
@@ -760,36 +637,25 @@ static tether_status_t op_revocation_list(void *impl, int64_t after_seq, unsigne
 {
     static const char sql[] = "SELECT seq, device_id, jti, reason, created_at FROM revocations "
                               "WHERE seq > ? ORDER BY seq LIMIT ?";
-    sqlite_store_t *s = impl;
-    sqlite3_stmt *stmt = NULL;
-    tether_store_revocation_t rev;
-    tether_status_t rc;
-    int step;
+    tether_sqlite_list_t list = {.read = revocation_item, .cb.revocation = cb, .arg = arg};
 
     if (cb == NULL)
         return TETHER_ERR_INVALID_ARGUMENT;
-    pthread_mutex_lock(&s->lock);
-    if ((rc = db_prepare(s, sql, &stmt)) != TETHER_OK)
-        goto out;
-    sqlite3_bind_int64(stmt, 1, after_seq);
-    sqlite3_bind_int64(stmt, 2, (sqlite3_int64)limit);
-    while ((step = sqlite3_step(stmt)) == SQLITE_ROW) {
-        memset(&rev, 0, sizeof(rev));
-        rev.seq = sqlite3_column_int64(stmt, 0);
-        if ((rc = copy_text(rev.device_id, sizeof(rev.device_id), sqlite3_column_text(stmt, 1))) !=
-            TETHER_OK)
-            goto out;
-        rev.jti = (const char *)sqlite3_column_text(stmt, 2);
-        rev.reason = (const char *)sqlite3_column_text(stmt, 3);
-        rev.created_at = sqlite3_column_int64(stmt, 4);
-        if (cb(arg, &rev) != 0)
-            goto out;
-    }
-    if (step != SQLITE_DONE)
-        rc = db_fail(s, "list revocations");
-out:
-    sqlite3_finalize(stmt);
-    pthread_mutex_unlock(&s->lock);
+    return list_page(impl, "list revocations", sql, after_seq, limit, &list);
+}
+
+static tether_status_t token_state_read(void *arg, sqlite3_stmt *row)
+{
+    tether_store_token_state_t *state = arg;
+    tether_status_t rc;
+
+    rc = tether_sqlite_copy_text(state->device_id, sizeof(state->device_id),
+                                 sqlite3_column_text(row, 0));
+    if (rc == TETHER_OK)
+        rc = tether_device_status_parse((const char *)sqlite3_column_text(row, 3),
+                                        &state->device_status);
+    state->exp = sqlite3_column_int64(row, 1);
+    state->revoked = sqlite3_column_int(row, 2) != 0;
     return rc;
 }
 
@@ -800,34 +666,14 @@ static tether_status_t op_token_state(void *impl, const char *jti,
                               "FROM issued_tokens t JOIN devices d ON d.id = t.device_id "
                               "WHERE t.jti = ?";
     sqlite_store_t *s = impl;
-    sqlite3_stmt *stmt = NULL;
     tether_status_t rc;
-    int step;
 
     if (jti == NULL || state == NULL)
         return TETHER_ERR_INVALID_ARGUMENT;
     memset(state, 0, sizeof(*state));
     pthread_mutex_lock(&s->lock);
-    if ((rc = db_prepare(s, sql, &stmt)) != TETHER_OK)
-        goto out;
-    sqlite3_bind_text(stmt, 1, jti, -1, SQLITE_STATIC);
-    step = sqlite3_step(stmt);
-    if (step == SQLITE_DONE) {
-        rc = TETHER_ERR_NOT_FOUND;
-        goto out;
-    }
-    if (step != SQLITE_ROW) {
-        rc = db_fail(s, "read issued token");
-        goto out;
-    }
-    rc = copy_text(state->device_id, sizeof(state->device_id), sqlite3_column_text(stmt, 0));
-    if (rc == TETHER_OK)
-        rc = tether_device_status_parse((const char *)sqlite3_column_text(stmt, 3),
-                                        &state->device_status);
-    state->exp = sqlite3_column_int64(stmt, 1);
-    state->revoked = sqlite3_column_int(stmt, 2) != 0;
-out:
-    sqlite3_finalize(stmt);
+    rc = tether_sqlite_query_one(s, "read issued token", sql, SQL_ARGS(SQL_TEXT(jti)),
+                                 token_state_read, state);
     pthread_mutex_unlock(&s->lock);
     return rc;
 }
@@ -835,35 +681,48 @@ out:
 static tether_status_t op_revocation_head(void *impl, int64_t *seq)
 {
     sqlite_store_t *s = impl;
-    sqlite3_stmt *stmt = NULL;
     tether_status_t rc;
 
     if (seq == NULL)
         return TETHER_ERR_INVALID_ARGUMENT;
     *seq = 0;
     pthread_mutex_lock(&s->lock);
-    if ((rc = db_prepare(s, "SELECT coalesce(max(seq), 0) FROM revocations", &stmt)) ==
-        TETHER_OK) {
-        if (sqlite3_step(stmt) == SQLITE_ROW)
-            *seq = sqlite3_column_int64(stmt, 0);
-        else
-            rc = db_fail(s, "read revocation feed head");
-    }
-    sqlite3_finalize(stmt);
+    /* An aggregate: always one row. */
+    rc = tether_sqlite_query_one(s, "read revocation feed head",
+                                 "SELECT coalesce(max(seq), 0) FROM revocations", SQL_NO_ARGS,
+                                 tether_sqlite_read_int64, seq);
     pthread_mutex_unlock(&s->lock);
     return rc;
 }
 
 /* ---- enrolment ---- */
 
-static void bind_blob(sqlite3_stmt *stmt, int index, const tether_store_blob_t *blob)
+static tether_sqlite_value_t blob_value(const tether_store_blob_t *blob)
 {
-    sqlite3_bind_blob(stmt, index, blob->data, (int)blob->len, SQLITE_STATIC);
+    return SQL_BLOB(blob->data, blob->len);
 }
 
 static bool blob_ok(const tether_store_blob_t *blob)
 {
     return blob->data != NULL && blob->len > 0 && blob->len <= 65536;
+}
+
+/* What bootstrap_select looks for and gets. */
+typedef struct bootstrap_lookup {
+    const uint8_t *hash;
+    tether_store_bootstrap_t *token;
+} bootstrap_lookup_t;
+
+static tether_status_t bootstrap_match(void *arg, sqlite3_stmt *row)
+{
+    bootstrap_lookup_t *lookup = arg;
+
+    if (!hash_matches(row, 3, lookup->hash))
+        return TETHER_ERR_NOT_FOUND;
+    lookup->token->id = sqlite3_column_int64(row, 0);
+    lookup->token->expires_at = sqlite3_column_int64(row, 1);
+    lookup->token->uses_left = sqlite3_column_int64(row, 2);
+    return TETHER_OK;
 }
 
 /* The bootstrap token with this hash: *found false when unknown. Called
@@ -873,30 +732,16 @@ static tether_status_t bootstrap_select(sqlite_store_t *s, const uint8_t *hash,
 {
     static const char sql[] =
         "SELECT id, expires_at, uses_left, hash FROM bootstrap_tokens WHERE hash = ?";
-    sqlite3_stmt *stmt = NULL;
+    bootstrap_lookup_t lookup = {hash, token};
     tether_status_t rc;
-    int step;
 
     *found = false;
     memset(token, 0, sizeof(*token));
-    if ((rc = db_prepare(s, sql, &stmt)) != TETHER_OK)
-        return rc;
-    sqlite3_bind_blob(stmt, 1, hash, TETHER_STORE_HASH_SIZE, SQLITE_STATIC);
-    step = sqlite3_step(stmt);
-    if (step == SQLITE_ROW) {
-        /* The index lookup is not constant-time; the final comparison is. */
-        if (sqlite3_column_bytes(stmt, 3) == TETHER_STORE_HASH_SIZE &&
-            tether_ct_equal(sqlite3_column_blob(stmt, 3), hash, TETHER_STORE_HASH_SIZE)) {
-            token->id = sqlite3_column_int64(stmt, 0);
-            token->expires_at = sqlite3_column_int64(stmt, 1);
-            token->uses_left = sqlite3_column_int64(stmt, 2);
-            *found = true;
-        }
-    } else if (step != SQLITE_DONE) {
-        rc = db_fail(s, "find bootstrap token");
-    }
-    sqlite3_finalize(stmt);
-    return rc;
+    rc = tether_sqlite_query_one(s, "find bootstrap token", sql,
+                                 SQL_ARGS(SQL_BLOB(hash, TETHER_STORE_HASH_SIZE)),
+                                 bootstrap_match, &lookup);
+    *found = rc == TETHER_OK;
+    return rc == TETHER_ERR_NOT_FOUND ? TETHER_OK : rc;
 }
 
 /* Reads the rows the decision rests on and decides. device gets the row or
@@ -910,8 +755,7 @@ static tether_status_t authorize(sqlite_store_t *s, const char *ek_sha256,
     bool found = false;
     tether_status_t rc;
 
-    rc = device_select(s, "SELECT " DEVICE_COLUMNS " FROM devices WHERE ek_sha256 = ?",
-                       ek_sha256, device);
+    rc = device_select(s, SELECT_DEVICE_BY_EK, ek_sha256, device);
     if (rc == TETHER_ERR_NOT_FOUND)
         memset(device, 0, sizeof(*device));
     else if (rc != TETHER_OK)
@@ -956,7 +800,6 @@ static tether_status_t op_enrollment_add(void *impl, const tether_store_enrollme
         "counter_nv_index, counter_nv_public, name, bootstrap_hash, created_at, expires_at) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
     sqlite_store_t *s = impl;
-    sqlite3_stmt *stmt = NULL;
     tether_status_t rc;
 
     if (e == NULL || !blob_ok(&e->ek_public) || !blob_ok(&e->ek_cert) ||
@@ -965,54 +808,49 @@ static tether_status_t op_enrollment_add(void *impl, const tether_store_enrollme
         !blob_ok(&e->counter_public))
         return TETHER_ERR_INVALID_ARGUMENT;
     pthread_mutex_lock(&s->lock);
-    if ((rc = db_begin(s)) != TETHER_OK)
+    if ((rc = tether_sqlite_begin(s)) != TETHER_OK)
         goto out;
-    if ((rc = db_prepare(s, sweep_sql, &stmt)) != TETHER_OK)
-        goto out;
-    sqlite3_bind_int64(stmt, 1, now);
-    sqlite3_bind_text(stmt, 2, e->ek_sha256, -1, SQLITE_STATIC);
-    if ((rc = db_step_done(s, stmt, "remove old enrolments")) != TETHER_OK)
-        goto out;
-    sqlite3_finalize(stmt);
-    if ((rc = db_prepare(s, insert_sql, &stmt)) != TETHER_OK)
-        goto out;
-    sqlite3_bind_text(stmt, 1, e->id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(stmt, 2, e->ek_sha256, -1, SQLITE_STATIC);
-    bind_blob(stmt, 3, &e->ek_public);
-    bind_blob(stmt, 4, &e->ek_cert);
-    bind_blob(stmt, 5, &e->ak_public);
-    bind_blob(stmt, 6, &e->ak_name);
-    bind_blob(stmt, 7, &e->device_key_public);
-    bind_blob(stmt, 8, &e->certify_attest);
-    bind_blob(stmt, 9, &e->certify_signature);
-    sqlite3_bind_int64(stmt, 10, (sqlite3_int64)e->counter_index);
-    bind_blob(stmt, 11, &e->counter_public);
-    if (e->name[0] != '\0')
-        sqlite3_bind_text(stmt, 12, e->name, -1, SQLITE_STATIC);
-    if (e->has_bootstrap)
-        sqlite3_bind_blob(stmt, 13, e->bootstrap_hash, TETHER_STORE_HASH_SIZE, SQLITE_STATIC);
-    sqlite3_bind_int64(stmt, 14, e->created_at);
-    sqlite3_bind_int64(stmt, 15, e->expires_at);
-    rc = db_step_done(s, stmt, "record enrolment");
+    rc = tether_sqlite_run(s, "remove old enrolments", sweep_sql,
+                           SQL_ARGS(SQL_INT(now), SQL_TEXT(e->ek_sha256)));
+    if (rc == TETHER_OK)
+        rc = tether_sqlite_run(
+            s, "record enrolment", insert_sql,
+            SQL_ARGS(SQL_TEXT(e->id), SQL_TEXT(e->ek_sha256), blob_value(&e->ek_public),
+                     blob_value(&e->ek_cert), blob_value(&e->ak_public), blob_value(&e->ak_name),
+                     blob_value(&e->device_key_public), blob_value(&e->certify_attest),
+                     blob_value(&e->certify_signature), SQL_INT(e->counter_index),
+                     blob_value(&e->counter_public),
+                     e->name[0] != '\0' ? SQL_TEXT(e->name) : SQL_NULL,
+                     e->has_bootstrap ? SQL_BLOB(e->bootstrap_hash, TETHER_STORE_HASH_SIZE)
+                                      : SQL_NULL,
+                     SQL_INT(e->created_at), SQL_INT(e->expires_at)));
 out:
-    sqlite3_finalize(stmt);
-    rc = db_finish(s, rc);
+    rc = tether_sqlite_finish(s, rc);
     pthread_mutex_unlock(&s->lock);
     return rc;
 }
 
-static tether_status_t run_id(sqlite_store_t *s, const char *sql, const char *what,
-                              const char *id)
+/* A session's row (all but the blobs); the id is the caller's. */
+static tether_status_t session_read(void *arg, sqlite3_stmt *row)
 {
-    sqlite3_stmt *stmt = NULL;
+    tether_store_enrollment_t *e = arg;
     tether_status_t rc;
 
-    if ((rc = db_prepare(s, sql, &stmt)) != TETHER_OK)
+    if ((rc = tether_sqlite_copy_text(e->ek_sha256, sizeof(e->ek_sha256),
+                                      sqlite3_column_text(row, 0))) != TETHER_OK ||
+        (rc = tether_sqlite_copy_text(e->name, sizeof(e->name), sqlite3_column_text(row, 2))) !=
+            TETHER_OK)
         return rc;
-    sqlite3_bind_text(stmt, 1, id, -1, SQLITE_STATIC);
-    rc = db_step_done(s, stmt, what);
-    sqlite3_finalize(stmt);
-    return rc;
+    e->counter_index = (uint32_t)sqlite3_column_int64(row, 1);
+    if (sqlite3_column_type(row, 3) != SQLITE_NULL) {
+        if (sqlite3_column_bytes(row, 3) != TETHER_STORE_HASH_SIZE)
+            return TETHER_ERR_PARSE;
+        memcpy(e->bootstrap_hash, sqlite3_column_blob(row, 3), TETHER_STORE_HASH_SIZE);
+        e->has_bootstrap = true;
+    }
+    e->created_at = sqlite3_column_int64(row, 4);
+    e->expires_at = sqlite3_column_int64(row, 5);
+    return TETHER_OK;
 }
 
 /* Reads a session (all but the blobs); an expired one is deleted and
@@ -1023,48 +861,18 @@ static tether_status_t session_select(sqlite_store_t *s, const char *id, int64_t
     static const char sql[] =
         "SELECT ek_sha256, counter_nv_index, name, bootstrap_hash, created_at, expires_at "
         "FROM enrolment_sessions WHERE id = ?";
-    sqlite3_stmt *stmt = NULL;
     tether_status_t rc;
-    int step;
 
     memset(e, 0, sizeof(*e));
-    if ((rc = db_prepare(s, sql, &stmt)) != TETHER_OK)
-        return rc;
-    sqlite3_bind_text(stmt, 1, id, -1, SQLITE_STATIC);
-    step = sqlite3_step(stmt);
-    if (step == SQLITE_DONE) {
-        rc = TETHER_ERR_NOT_FOUND;
-        goto out;
-    }
-    if (step != SQLITE_ROW) {
-        rc = db_fail(s, "read enrolment");
-        goto out;
-    }
-    if ((rc = copy_text(e->id, sizeof(e->id), (const unsigned char *)id)) != TETHER_OK ||
-        (rc = copy_text(e->ek_sha256, sizeof(e->ek_sha256), sqlite3_column_text(stmt, 0))) !=
-            TETHER_OK ||
-        (rc = copy_text(e->name, sizeof(e->name), sqlite3_column_text(stmt, 2))) != TETHER_OK)
-        goto out;
-    e->counter_index = (uint32_t)sqlite3_column_int64(stmt, 1);
-    if (sqlite3_column_type(stmt, 3) != SQLITE_NULL) {
-        if (sqlite3_column_bytes(stmt, 3) != TETHER_STORE_HASH_SIZE) {
-            rc = TETHER_ERR_PARSE;
-            goto out;
-        }
-        memcpy(e->bootstrap_hash, sqlite3_column_blob(stmt, 3), TETHER_STORE_HASH_SIZE);
-        e->has_bootstrap = true;
-    }
-    e->created_at = sqlite3_column_int64(stmt, 4);
-    e->expires_at = sqlite3_column_int64(stmt, 5);
-    sqlite3_finalize(stmt);
-    stmt = NULL;
-    if (now >= e->expires_at) {
-        rc = run_id(s, "DELETE FROM enrolment_sessions WHERE id = ?", "delete enrolment", id);
+    if ((rc = tether_sqlite_copy_text(e->id, sizeof(e->id), (const unsigned char *)id)) ==
+        TETHER_OK)
+        rc = tether_sqlite_query_one(s, "read enrolment", sql, SQL_ARGS(SQL_TEXT(id)),
+                                     session_read, e);
+    if (rc == TETHER_OK && now >= e->expires_at) {
+        rc = tether_sqlite_run(s, "delete enrolment", DELETE_SESSION, SQL_ARGS(SQL_TEXT(id)));
         if (rc == TETHER_OK)
             rc = TETHER_ERR_EXPIRED;
     }
-out:
-    sqlite3_finalize(stmt);
     if (rc != TETHER_OK)
         tether_wipe(e, sizeof(*e));
     return rc;
@@ -1080,12 +888,13 @@ static tether_status_t op_enrollment_find(void *impl, const char *id, int64_t no
         return TETHER_ERR_INVALID_ARGUMENT;
     pthread_mutex_lock(&s->lock);
     /* A transaction, because an expired session is deleted on the way. */
-    if ((rc = db_begin(s)) == TETHER_OK) {
+    if ((rc = tether_sqlite_begin(s)) == TETHER_OK) {
         rc = session_select(s, id, now, e);
         if (rc == TETHER_ERR_EXPIRED)
-            rc = db_finish(s, TETHER_OK) == TETHER_OK ? TETHER_ERR_EXPIRED : TETHER_ERR_STORE;
+            rc = tether_sqlite_finish(s, TETHER_OK) == TETHER_OK ? TETHER_ERR_EXPIRED
+                                                                 : TETHER_ERR_STORE;
         else
-            rc = db_finish(s, rc);
+            rc = tether_sqlite_finish(s, rc);
     }
     pthread_mutex_unlock(&s->lock);
     return rc;
@@ -1099,7 +908,7 @@ static tether_status_t op_enrollment_delete(void *impl, const char *id)
     if (id == NULL)
         return TETHER_ERR_INVALID_ARGUMENT;
     pthread_mutex_lock(&s->lock);
-    rc = run_id(s, "DELETE FROM enrolment_sessions WHERE id = ?", "delete enrolment", id);
+    rc = tether_sqlite_run(s, "delete enrolment", DELETE_SESSION, SQL_ARGS(SQL_TEXT(id)));
     if (rc == TETHER_OK && sqlite3_changes(s->db) == 0)
         rc = TETHER_ERR_NOT_FOUND;
     pthread_mutex_unlock(&s->lock);
@@ -1119,6 +928,16 @@ static tether_status_t op_enrollment_delete(void *impl, const char *id)
     "last_clock_safe = NULL, pcr_digest = NULL, last_fingerprint = NULL, "                    \
     "last_address = NULL, last_seen_at = NULL, updated_at = ?3"
 
+/* Runs a statement that must change exactly one row; otherwise missing. */
+static tether_status_t run_one(sqlite_store_t *s, const char *what, const char *sql,
+                               const tether_sqlite_value_t *args, size_t count,
+                               tether_status_t missing)
+{
+    tether_status_t rc = tether_sqlite_run(s, what, sql, args, count);
+
+    return rc == TETHER_OK && sqlite3_changes(s->db) != 1 ? missing : rc;
+}
+
 /* Inside the activation's transaction, after a grant. */
 static tether_status_t activate_tx(sqlite_store_t *s, const char *id, const char *new_device_id,
                                    int64_t now, tether_enroll_decision_t decision,
@@ -1132,49 +951,24 @@ static tether_status_t activate_tx(sqlite_store_t *s, const char *id, const char
         "INSERT INTO devices (id, name, ek_sha256, status, created_at, updated_at) "
         "SELECT ?2, coalesce(name, ?2), ek_sha256, 'allowed', ?3, ?3 "
         "FROM enrolment_sessions WHERE id = ?1";
-    sqlite3_stmt *stmt = NULL;
     const char *device_id = device->id[0] != '\0' ? device->id : new_device_id;
-    tether_status_t rc;
+    tether_status_t rc = TETHER_OK;
 
-    if (decision == TETHER_ENROLL_GRANT_BOOTSTRAP) {
-        if ((rc = db_prepare(s, consume_sql, &stmt)) != TETHER_OK)
-            return rc;
-        sqlite3_bind_int64(stmt, 1, token->id);
-        rc = db_step_done(s, stmt, "use bootstrap token");
-        sqlite3_finalize(stmt);
-        stmt = NULL;
-        if (rc == TETHER_OK && sqlite3_changes(s->db) != 1)
-            rc = TETHER_ERR_CONFLICT;
-        if (rc != TETHER_OK)
-            return rc;
-    }
+    if (decision == TETHER_ENROLL_GRANT_BOOTSTRAP)
+        rc = run_one(s, "use bootstrap token", consume_sql, SQL_ARGS(SQL_INT(token->id)),
+                     TETHER_ERR_CONFLICT);
     /* A new device is inserted as allowed, then enrolled like a known one,
      * so both paths set the same columns. */
-    if (device->id[0] == '\0') {
-        if ((rc = db_prepare(s, insert_sql, &stmt)) != TETHER_OK)
-            return rc;
-        sqlite3_bind_text(stmt, 1, id, -1, SQLITE_STATIC);
-        sqlite3_bind_text(stmt, 2, new_device_id, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(stmt, 3, now);
-        rc = db_step_done(s, stmt, "create device");
-        sqlite3_finalize(stmt);
-        stmt = NULL;
-        if (rc == TETHER_OK && sqlite3_changes(s->db) != 1)
-            rc = TETHER_ERR_NOT_FOUND;
-        if (rc != TETHER_OK)
-            return rc;
-    }
-    if ((rc = db_prepare(s, update_sql, &stmt)) != TETHER_OK)
-        return rc;
-    sqlite3_bind_text(stmt, 1, id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(stmt, 2, device_id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(stmt, 3, now);
-    rc = db_step_done(s, stmt, "enrol device");
-    sqlite3_finalize(stmt);
-    if (rc == TETHER_OK && sqlite3_changes(s->db) != 1)
-        rc = TETHER_ERR_NOT_FOUND;
+    if (rc == TETHER_OK && device->id[0] == '\0')
+        rc = run_one(s, "create device", insert_sql,
+                     SQL_ARGS(SQL_TEXT(id), SQL_TEXT(new_device_id), SQL_INT(now)),
+                     TETHER_ERR_NOT_FOUND);
     if (rc == TETHER_OK)
-        rc = run_id(s, "DELETE FROM enrolment_sessions WHERE id = ?", "delete enrolment", id);
+        rc = run_one(s, "enrol device", update_sql,
+                     SQL_ARGS(SQL_TEXT(id), SQL_TEXT(device_id), SQL_INT(now)),
+                     TETHER_ERR_NOT_FOUND);
+    if (rc == TETHER_OK)
+        rc = tether_sqlite_run(s, "delete enrolment", DELETE_SESSION, SQL_ARGS(SQL_TEXT(id)));
     return rc;
 }
 
@@ -1195,12 +989,12 @@ static tether_status_t op_enrollment_activate(void *impl, const char *id,
     memset(&session, 0, sizeof(session));
     memset(&token, 0, sizeof(token));
     pthread_mutex_lock(&s->lock);
-    if ((rc = db_begin(s)) != TETHER_OK)
+    if ((rc = tether_sqlite_begin(s)) != TETHER_OK)
         goto out;
     rc = session_select(s, id, now, &session);
     if (rc == TETHER_ERR_EXPIRED) {
         /* Keep the deletion of the expired session. */
-        if (db_finish(s, TETHER_OK) != TETHER_OK)
+        if (tether_sqlite_finish(s, TETHER_OK) != TETHER_OK)
             rc = TETHER_ERR_STORE;
         goto out;
     }
@@ -1209,15 +1003,14 @@ static tether_status_t op_enrollment_activate(void *impl, const char *id,
                        now, decision, &row, &token);
     if (rc == TETHER_OK && !tether_enroll_decision_granted(*decision)) {
         /* Refused: nothing may change. */
-        (void)db_finish(s, TETHER_ERR_STATE);
+        (void)tether_sqlite_finish(s, TETHER_ERR_STATE);
         goto out;
     }
     if (rc == TETHER_OK)
         rc = activate_tx(s, id, new_device_id, now, *decision, &row, &token);
-    rc = db_finish(s, rc);
+    rc = tether_sqlite_finish(s, rc);
     if (rc == TETHER_OK && device != NULL)
-        rc = device_select(s, "SELECT " DEVICE_COLUMNS " FROM devices WHERE ek_sha256 = ?",
-                           session.ek_sha256, device);
+        rc = device_select(s, SELECT_DEVICE_BY_EK, session.ek_sha256, device);
 out:
     pthread_mutex_unlock(&s->lock);
     tether_wipe(&session, sizeof(session));
@@ -1225,36 +1018,6 @@ out:
 }
 
 /* ---- shared with store_sqlite_exchange.c (store_sqlite_internal.h) ---- */
-
-tether_status_t tether_sqlite_fail(sqlite_store_t *s, const char *what)
-{
-    return db_fail(s, what);
-}
-
-tether_status_t tether_sqlite_prepare(sqlite_store_t *s, const char *sql, sqlite3_stmt **stmt)
-{
-    return db_prepare(s, sql, stmt);
-}
-
-tether_status_t tether_sqlite_step_done(sqlite_store_t *s, sqlite3_stmt *stmt, const char *what)
-{
-    return db_step_done(s, stmt, what);
-}
-
-tether_status_t tether_sqlite_begin(sqlite_store_t *s)
-{
-    return db_begin(s);
-}
-
-tether_status_t tether_sqlite_finish(sqlite_store_t *s, tether_status_t rc)
-{
-    return db_finish(s, rc);
-}
-
-tether_status_t tether_sqlite_copy_text(char *out, size_t out_size, const unsigned char *text)
-{
-    return copy_text(out, out_size, text);
-}
 
 tether_status_t tether_sqlite_device_row(sqlite3_stmt *stmt, tether_store_device_t *device)
 {
@@ -1315,19 +1078,26 @@ static const tether_store_ops_t sqlite_ops = {
     .issuer_key_rotate = tether_sqlite_issuer_key_rotate,
 };
 
+static tether_status_t wal_read(void *arg, sqlite3_stmt *row)
+{
+    const unsigned char *mode = sqlite3_column_text(row, 0);
+
+    (void)arg;
+    return mode != NULL && strcmp((const char *)mode, "wal") == 0 ? TETHER_OK
+                                                                  : TETHER_ERR_UNSUPPORTED;
+}
+
 /* journal_mode answers with a row naming the mode it got. */
 static tether_status_t set_wal(sqlite_store_t *s)
 {
-    sqlite3_stmt *stmt = NULL;
-    tether_status_t rc;
+    tether_status_t rc = tether_sqlite_query_one(s, "switching the database to WAL",
+                                                 "PRAGMA journal_mode = WAL", SQL_NO_ARGS,
+                                                 wal_read, NULL);
 
-    if ((rc = db_prepare(s, "PRAGMA journal_mode = WAL", &stmt)) != TETHER_OK)
-        return rc;
-    if (sqlite3_step(stmt) != SQLITE_ROW ||
-        strcmp((const char *)sqlite3_column_text(stmt, 0), "wal") != 0)
-        rc = db_fail(s, "switching the database to WAL");
-    sqlite3_finalize(stmt);
-    return rc;
+    /* Another mode, or no answer: say so (a failed step said so already). */
+    return rc == TETHER_OK || rc == TETHER_ERR_STORE
+               ? rc
+               : tether_sqlite_fail(s, "switching the database to WAL");
 }
 
 tether_status_t tether_store_open_sqlite(tether_store_t *store, const char *path)
@@ -1350,11 +1120,12 @@ tether_status_t tether_store_open_sqlite(tether_store_t *store, const char *path
     }
     sqlite3_extended_result_codes(s->db, 0);
     if (sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS) != SQLITE_OK) {
-        rc = db_fail(s, "busy timeout");
+        rc = tether_sqlite_fail(s, "busy timeout");
         goto out;
     }
     if ((rc = set_wal(s)) != TETHER_OK ||
-        (rc = db_exec(s, "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON")) != TETHER_OK ||
+        (rc = tether_sqlite_exec(s, "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON")) !=
+            TETHER_OK ||
         (rc = migrate(s)) != TETHER_OK)
         goto out;
     store->ops = &sqlite_ops;

@@ -83,27 +83,18 @@ static tether_status_t exchange_row(sqlite3_stmt *stmt, tether_store_exchange_de
     return rc;
 }
 
+static tether_status_t exchange_read(void *arg, sqlite3_stmt *row)
+{
+    return exchange_row(row, arg);
+}
+
 /* Called with the lock held. */
 static tether_status_t exchange_select(sqlite_store_t *s, const char *id,
                                        tether_store_exchange_device_t *device)
 {
-    sqlite3_stmt *stmt = NULL;
-    tether_status_t rc;
-    int step;
-
-    if ((rc = tether_sqlite_prepare(s, "SELECT " EXCHANGE_COLUMNS " FROM devices WHERE id = ?",
-                                    &stmt)) != TETHER_OK)
-        return rc;
-    sqlite3_bind_text(stmt, 1, id, -1, SQLITE_STATIC);
-    step = sqlite3_step(stmt);
-    if (step == SQLITE_ROW)
-        rc = exchange_row(stmt, device);
-    else if (step == SQLITE_DONE)
-        rc = TETHER_ERR_NOT_FOUND;
-    else
-        rc = tether_sqlite_fail(s, "read device for exchange");
-    sqlite3_finalize(stmt);
-    return rc;
+    return tether_sqlite_query_one(s, "read device for exchange",
+                                   "SELECT " EXCHANGE_COLUMNS " FROM devices WHERE id = ?",
+                                   SQL_ARGS(SQL_TEXT(id)), exchange_read, device);
 }
 
 tether_status_t tether_sqlite_exchange_device_get(void *impl, const char *id,
@@ -144,36 +135,24 @@ static tether_status_t token_row(sqlite3_stmt *stmt, tether_store_issued_token_t
     return TETHER_OK;
 }
 
-/* The first row of a bound token query; TETHER_ERR_NOT_FOUND when none. */
-static tether_status_t token_step(sqlite_store_t *s, sqlite3_stmt *stmt,
-                                  tether_store_issued_token_t *token)
+static tether_status_t token_read(void *arg, sqlite3_stmt *row)
 {
-    int step = sqlite3_step(stmt);
-
-    if (step == SQLITE_ROW)
-        return token_row(stmt, token);
-    if (step == SQLITE_DONE)
-        return TETHER_ERR_NOT_FOUND;
-    return tether_sqlite_fail(s, "read issued token");
+    return token_row(row, arg);
 }
 
 tether_status_t tether_sqlite_issued_token_get(void *impl, const char *jti,
                                                tether_store_issued_token_t *token)
 {
     sqlite_store_t *s = impl;
-    sqlite3_stmt *stmt = NULL;
     tether_status_t rc;
 
     if (jti == NULL || token == NULL)
         return TETHER_ERR_INVALID_ARGUMENT;
     memset(token, 0, sizeof(*token));
     pthread_mutex_lock(&s->lock);
-    if ((rc = tether_sqlite_prepare(s, "SELECT " TOKEN_COLUMNS " FROM issued_tokens WHERE jti = ?",
-                                    &stmt)) == TETHER_OK) {
-        sqlite3_bind_text(stmt, 1, jti, -1, SQLITE_STATIC);
-        rc = token_step(s, stmt, token);
-    }
-    sqlite3_finalize(stmt);
+    rc = tether_sqlite_query_one(s, "read issued token",
+                                 "SELECT " TOKEN_COLUMNS " FROM issued_tokens WHERE jti = ?",
+                                 SQL_ARGS(SQL_TEXT(jti)), token_read, token);
     pthread_mutex_unlock(&s->lock);
     return rc;
 }
@@ -192,40 +171,28 @@ static tether_status_t accept_tx(sqlite_store_t *s, const tether_store_exchange_
         "INSERT INTO issued_tokens (jti, device_id, counter, issued_at, exp, kid, scope, "
         "audience) VALUES (?, ?, ?, ?, ?, ?, ?, ?)";
     const tether_store_sighting_t *now = &ex->sighting;
-    sqlite3_stmt *stmt = NULL;
+    /* The reference digest is kept from the first exchange on. */
+    bool first_digest =
+        row->pcr_digest_len == 0 && ex->pcr_digest != NULL && ex->pcr_digest_len > 0;
     tether_status_t rc;
 
-    if ((rc = tether_sqlite_prepare(s, update_sql, &stmt)) != TETHER_OK)
-        return rc;
-    sqlite3_bind_text(stmt, 1, ex->device_id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(stmt, 2, (sqlite3_int64)now->counter);
-    sqlite3_bind_int64(stmt, 3, (sqlite3_int64)now->clock.clock);
-    sqlite3_bind_int64(stmt, 4, (sqlite3_int64)now->clock.reset_count);
-    sqlite3_bind_int64(stmt, 5, (sqlite3_int64)now->clock.restart_count);
-    sqlite3_bind_int(stmt, 6, now->clock.safe ? 1 : 0);
-    if (row->pcr_digest_len == 0 && ex->pcr_digest != NULL && ex->pcr_digest_len > 0)
-        sqlite3_bind_blob(stmt, 7, ex->pcr_digest, (int)ex->pcr_digest_len, SQLITE_STATIC);
-    sqlite3_bind_blob(stmt, 8, ex->fingerprint, TETHER_STORE_FINGERPRINT_SIZE, SQLITE_STATIC);
-    sqlite3_bind_text(stmt, 9, now->address[0] != '\0' ? now->address : "-", -1, SQLITE_STATIC);
-    sqlite3_bind_int64(stmt, 10, now->at);
-    rc = tether_sqlite_step_done(s, stmt, "record exchange");
-    sqlite3_finalize(stmt);
-    stmt = NULL;
+    rc = tether_sqlite_run(
+        s, "record exchange", update_sql,
+        SQL_ARGS(SQL_TEXT(ex->device_id), SQL_INT(now->counter), SQL_INT(now->clock.clock),
+                 SQL_INT(now->clock.reset_count), SQL_INT(now->clock.restart_count),
+                 SQL_INT(now->clock.safe ? 1 : 0),
+                 first_digest ? SQL_BLOB(ex->pcr_digest, ex->pcr_digest_len) : SQL_NULL,
+                 SQL_BLOB(ex->fingerprint, TETHER_STORE_FINGERPRINT_SIZE),
+                 SQL_TEXT(now->address[0] != '\0' ? now->address : "-"), SQL_INT(now->at)));
     if (rc == TETHER_OK && sqlite3_changes(s->db) != 1)
         rc = TETHER_ERR_NOT_FOUND;
-    if (rc != TETHER_OK || (rc = tether_sqlite_prepare(s, token_sql, &stmt)) != TETHER_OK)
+    if (rc != TETHER_OK)
         return rc;
-    sqlite3_bind_text(stmt, 1, ex->jti, -1, SQLITE_STATIC);
-    sqlite3_bind_text(stmt, 2, ex->device_id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(stmt, 3, (sqlite3_int64)now->counter);
-    sqlite3_bind_int64(stmt, 4, now->at);
-    sqlite3_bind_int64(stmt, 5, ex->exp);
-    sqlite3_bind_text(stmt, 6, ex->kid, -1, SQLITE_STATIC);
-    sqlite3_bind_text(stmt, 7, ex->scope, -1, SQLITE_STATIC);
-    sqlite3_bind_text(stmt, 8, ex->audience, -1, SQLITE_STATIC);
-    rc = tether_sqlite_step_done(s, stmt, "record issued token");
-    sqlite3_finalize(stmt);
-    return rc;
+    return tether_sqlite_run(s, "record issued token", token_sql,
+                             SQL_ARGS(SQL_TEXT(ex->jti), SQL_TEXT(ex->device_id),
+                                      SQL_INT(now->counter), SQL_INT(now->at), SQL_INT(ex->exp),
+                                      SQL_TEXT(ex->kid), SQL_TEXT(ex->scope),
+                                      SQL_TEXT(ex->audience)));
 }
 
 static tether_status_t retry_tx(sqlite_store_t *s, const tether_store_exchange_t *ex,
@@ -233,16 +200,10 @@ static tether_status_t retry_tx(sqlite_store_t *s, const tether_store_exchange_t
 {
     static const char sql[] = "SELECT " TOKEN_COLUMNS " FROM issued_tokens WHERE device_id = ? "
                               "AND counter = ? ORDER BY issued_at DESC, rowid DESC LIMIT 1";
-    sqlite3_stmt *stmt = NULL;
-    tether_status_t rc;
 
-    if ((rc = tether_sqlite_prepare(s, sql, &stmt)) != TETHER_OK)
-        return rc;
-    sqlite3_bind_text(stmt, 1, ex->device_id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(stmt, 2, (sqlite3_int64)ex->sighting.counter);
-    rc = token_step(s, stmt, token);
-    sqlite3_finalize(stmt);
-    return rc;
+    return tether_sqlite_query_one(s, "read issued token", sql,
+                                   SQL_ARGS(SQL_TEXT(ex->device_id), SQL_INT(ex->sighting.counter)),
+                                   token_read, token);
 }
 
 /* Quarantine, revocation of every live token, feed entry and alert: the
@@ -257,7 +218,6 @@ static tether_status_t quarantine_tx(sqlite_store_t *s, const tether_store_excha
         "INSERT INTO alerts (device_id, kind, details, created_at) VALUES (?, ?, ?, ?)";
     char reason[TETHER_STORE_REASON_MAX + 1];
     char *details = NULL;
-    sqlite3_stmt *stmt = NULL;
     tether_status_t rc;
 
     if (decision == TETHER_STORE_EXCHANGE_CLONE)
@@ -271,28 +231,19 @@ static tether_status_t quarantine_tx(sqlite_store_t *s, const tether_store_excha
                  "clone suspected: the TPM clock went back (clock_regression) at exchange "
                  "counter %" PRIu64 " (a second TPM state holds this device's keys)",
                  ex->sighting.counter);
-    if ((rc = tether_store_sighting_details(reason, row->has_last ? &row->last : NULL,
-                                            &ex->sighting, &details)) != TETHER_OK ||
-        (rc = tether_sqlite_prepare(s, status_sql, &stmt)) != TETHER_OK)
-        goto out;
-    sqlite3_bind_text(stmt, 1, ex->device_id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(stmt, 2, reason, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(stmt, 3, now);
-    rc = tether_sqlite_step_done(s, stmt, "quarantine device");
-    sqlite3_finalize(stmt);
-    stmt = NULL;
-    if (rc != TETHER_OK || (rc = tether_sqlite_revoke_tokens(s, ex->device_id, reason, now)) !=
-                               TETHER_OK ||
-        (rc = tether_sqlite_prepare(s, alert_sql, &stmt)) != TETHER_OK)
-        goto out;
-    sqlite3_bind_text(stmt, 1, ex->device_id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(stmt, 2, decision == TETHER_STORE_EXCHANGE_CLONE ? ALERT_CLONE : ALERT_CLOCK,
-                      -1, SQLITE_STATIC);
-    sqlite3_bind_text(stmt, 3, details, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(stmt, 4, now);
-    rc = tether_sqlite_step_done(s, stmt, "add clone alert");
-out:
-    sqlite3_finalize(stmt);
+    rc = tether_store_sighting_details(reason, row->has_last ? &row->last : NULL, &ex->sighting,
+                                       &details);
+    if (rc == TETHER_OK)
+        rc = tether_sqlite_run(s, "quarantine device", status_sql,
+                               SQL_ARGS(SQL_TEXT(ex->device_id), SQL_TEXT(reason), SQL_INT(now)));
+    if (rc == TETHER_OK)
+        rc = tether_sqlite_revoke_tokens(s, ex->device_id, reason, now);
+    if (rc == TETHER_OK)
+        rc = tether_sqlite_run(
+            s, "add clone alert", alert_sql,
+            SQL_ARGS(SQL_TEXT(ex->device_id),
+                     SQL_TEXT(decision == TETHER_STORE_EXCHANGE_CLONE ? ALERT_CLONE : ALERT_CLOCK),
+                     SQL_TEXT(details), SQL_INT(now)));
     free(details);
     return rc;
 }
@@ -373,31 +324,30 @@ static tether_status_t key_row(sqlite3_stmt *stmt, tether_store_issuer_key_t *ke
     return TETHER_OK;
 }
 
+static tether_status_t key_read(void *arg, sqlite3_stmt *row)
+{
+    return key_row(row, arg);
+}
+
+static tether_status_t key_item(tether_sqlite_list_t *list, sqlite3_stmt *row, bool *stop)
+{
+    tether_store_issuer_key_t key;
+    tether_status_t rc = key_row(row, &key);
+
+    if (rc == TETHER_OK)
+        *stop = list->cb.issuer_key(list->arg, &key) != 0;
+    return rc;
+}
+
 tether_status_t tether_sqlite_issuer_key_list(void *impl, tether_store_issuer_key_cb cb, void *arg)
 {
-    sqlite_store_t *s = impl;
-    sqlite3_stmt *stmt = NULL;
-    tether_store_issuer_key_t key;
-    tether_status_t rc;
-    int step;
+    tether_sqlite_list_t list = {.read = key_item, .cb.issuer_key = cb, .arg = arg};
 
     if (cb == NULL)
         return TETHER_ERR_INVALID_ARGUMENT;
-    pthread_mutex_lock(&s->lock);
-    if ((rc = tether_sqlite_prepare(s, "SELECT " KEY_COLUMNS
-                                       " FROM issuer_keys ORDER BY created_at, rowid",
-                                    &stmt)) != TETHER_OK)
-        goto out;
-    while ((step = sqlite3_step(stmt)) == SQLITE_ROW) {
-        if ((rc = key_row(stmt, &key)) != TETHER_OK || cb(arg, &key) != 0)
-            goto out;
-    }
-    if (step != SQLITE_DONE)
-        rc = tether_sqlite_fail(s, "list issuer keys");
-out:
-    sqlite3_finalize(stmt);
-    pthread_mutex_unlock(&s->lock);
-    return rc;
+    return tether_sqlite_list(impl, "list issuer keys",
+                              "SELECT " KEY_COLUMNS " FROM issuer_keys ORDER BY created_at, rowid",
+                              SQL_NO_ARGS, &list);
 }
 
 static bool key_ok(const tether_store_issuer_key_t *key)
@@ -411,23 +361,16 @@ static tether_status_t insert_key(sqlite_store_t *s, const tether_store_issuer_k
 {
     static const char sql[] =
         "INSERT INTO issuer_keys (kid, file, created_at) VALUES (?, ?, ?)";
-    sqlite3_stmt *stmt = NULL;
-    tether_status_t rc;
 
-    if ((rc = tether_sqlite_prepare(s, sql, &stmt)) != TETHER_OK)
-        return rc;
-    sqlite3_bind_text(stmt, 1, key->kid, -1, SQLITE_STATIC);
-    sqlite3_bind_text(stmt, 2, key->file, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(stmt, 3, key->created_at);
-    rc = tether_sqlite_step_done(s, stmt, "record issuer key");
-    sqlite3_finalize(stmt);
-    return rc;
+    return tether_sqlite_run(s, "record issuer key", sql,
+                             SQL_ARGS(SQL_TEXT(key->kid), SQL_TEXT(key->file),
+                                      SQL_INT(key->created_at)));
 }
 
 tether_status_t tether_sqlite_issuer_key_add_first(void *impl, const tether_store_issuer_key_t *key)
 {
     sqlite_store_t *s = impl;
-    sqlite3_stmt *stmt = NULL;
+    int64_t count = 0;
     tether_status_t rc;
 
     if (!key_ok(key))
@@ -435,13 +378,11 @@ tether_status_t tether_sqlite_issuer_key_add_first(void *impl, const tether_stor
     pthread_mutex_lock(&s->lock);
     if ((rc = tether_sqlite_begin(s)) != TETHER_OK)
         goto out;
-    if ((rc = tether_sqlite_prepare(s, "SELECT count(*) FROM issuer_keys", &stmt)) == TETHER_OK) {
-        if (sqlite3_step(stmt) != SQLITE_ROW)
-            rc = tether_sqlite_fail(s, "count issuer keys");
-        else if (sqlite3_column_int64(stmt, 0) != 0)
-            rc = TETHER_ERR_CONFLICT;
-        sqlite3_finalize(stmt);
-    }
+    /* An aggregate: always one row. */
+    rc = tether_sqlite_query_one(s, "count issuer keys", "SELECT count(*) FROM issuer_keys",
+                                 SQL_NO_ARGS, tether_sqlite_read_int64, &count);
+    if (rc == TETHER_OK && count != 0)
+        rc = TETHER_ERR_CONFLICT;
     if (rc == TETHER_OK)
         rc = insert_key(s, key);
     rc = tether_sqlite_finish(s, rc);
@@ -460,35 +401,22 @@ static tether_status_t retire_active(sqlite_store_t *s, int64_t now,
     static const char retire_sql[] =
         "UPDATE issuer_keys SET retired_at = ?2, not_after = max(?2, coalesce("
         "(SELECT max(exp) FROM issued_tokens WHERE kid = ?1), ?2)) WHERE kid = ?1";
-    sqlite3_stmt *stmt = NULL;
+    char kid[sizeof(retired->kid)];
     tether_status_t rc;
-    int step;
 
-    if ((rc = tether_sqlite_prepare(s, active_sql, &stmt)) != TETHER_OK)
+    rc = tether_sqlite_query_one(s, "active key", active_sql, SQL_NO_ARGS, key_read, retired);
+    if (rc != TETHER_OK)
         return rc;
-    step = sqlite3_step(stmt);
-    if (step == SQLITE_ROW)
-        rc = key_row(stmt, retired);
-    else
-        rc = step == SQLITE_DONE ? TETHER_ERR_NOT_FOUND : tether_sqlite_fail(s, "active key");
-    sqlite3_finalize(stmt);
-    stmt = NULL;
-    if (rc != TETHER_OK || (rc = tether_sqlite_prepare(s, retire_sql, &stmt)) != TETHER_OK)
-        return rc;
-    sqlite3_bind_text(stmt, 1, retired->kid, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(stmt, 2, now);
-    rc = tether_sqlite_step_done(s, stmt, "retire issuer key");
-    sqlite3_finalize(stmt);
-    stmt = NULL;
-    if (rc != TETHER_OK ||
-        (rc = tether_sqlite_prepare(s, "SELECT " KEY_COLUMNS " FROM issuer_keys WHERE kid = ?",
-                                    &stmt)) != TETHER_OK)
-        return rc;
-    sqlite3_bind_text(stmt, 1, retired->kid, -1, SQLITE_TRANSIENT);
-    rc = sqlite3_step(stmt) == SQLITE_ROW ? key_row(stmt, retired)
-                                          : tether_sqlite_fail(s, "read retired key");
-    sqlite3_finalize(stmt);
-    return rc;
+    /* A copy: reading the row back rewrites *retired. */
+    memcpy(kid, retired->kid, sizeof(kid));
+    rc = tether_sqlite_run(s, "retire issuer key", retire_sql,
+                           SQL_ARGS(SQL_TEXT(kid), SQL_INT(now)));
+    if (rc == TETHER_OK)
+        rc = tether_sqlite_query_one(s, "read retired key",
+                                     "SELECT " KEY_COLUMNS " FROM issuer_keys WHERE kid = ?",
+                                     SQL_ARGS(SQL_TEXT(kid)), key_read, retired);
+    /* The row was there a moment ago, in this transaction. */
+    return rc == TETHER_ERR_NOT_FOUND ? tether_sqlite_fail(s, "read retired key") : rc;
 }
 
 tether_status_t tether_sqlite_issuer_key_rotate(void *impl, const tether_store_issuer_key_t *key,

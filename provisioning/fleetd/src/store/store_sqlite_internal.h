@@ -7,6 +7,8 @@
 #define TETHER_FLEET_STORE_SQLITE_INTERNAL_H
 
 #include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include <sqlite3.h>
@@ -24,16 +26,94 @@ typedef struct sqlite_store {
     "id, name, ek_sha256, status, status_reason, allow_reenroll, ak_public IS NOT NULL, "    \
     "highest_counter, created_at, updated_at, ak_name, counter_nv_index"
 
-/* Helpers of store_sqlite.c, called with s->lock held. */
+/* ---- store_sqlite_db.c: every statement goes through these, with
+ * s->lock held ---- */
+
+/* Logs what failed with SQLite's message; TETHER_ERR_STORE. */
 tether_status_t tether_sqlite_fail(sqlite_store_t *s, const char *what);
-tether_status_t tether_sqlite_prepare(sqlite_store_t *s, const char *sql, sqlite3_stmt **stmt);
-/* A statement without rows; a constraint violation is TETHER_ERR_CONFLICT. */
-tether_status_t tether_sqlite_step_done(sqlite_store_t *s, sqlite3_stmt *stmt, const char *what);
+/* SQL without parameters or rows (pragmas, migrations, transactions). */
+tether_status_t tether_sqlite_exec(sqlite_store_t *s, const char *sql);
 /* BEGIN IMMEDIATE. */
 tether_status_t tether_sqlite_begin(sqlite_store_t *s);
 /* COMMIT when rc is TETHER_OK, else ROLLBACK; returns the outcome. */
 tether_status_t tether_sqlite_finish(sqlite_store_t *s, tether_status_t rc);
+
+/* A statement parameter. Text and blobs are borrowed (SQLITE_STATIC):
+ * they must not change until the statement is done. */
+typedef struct tether_sqlite_value {
+    enum {
+        TETHER_SQLITE_NULL,
+        TETHER_SQLITE_TEXT, /* NUL-terminated; NULL binds NULL */
+        TETHER_SQLITE_INT64,
+        TETHER_SQLITE_BLOB,
+    } type;
+    const void *data;
+    size_t len; /* blob bytes */
+    int64_t number;
+} tether_sqlite_value_t;
+
+#define SQL_NULL ((tether_sqlite_value_t){.type = TETHER_SQLITE_NULL})
+#define SQL_TEXT(text) ((tether_sqlite_value_t){.type = TETHER_SQLITE_TEXT, .data = (text)})
+#define SQL_INT(n) ((tether_sqlite_value_t){.type = TETHER_SQLITE_INT64, .number = (int64_t)(n)})
+#define SQL_BLOB(bytes, size)                                                                 \
+    ((tether_sqlite_value_t){.type = TETHER_SQLITE_BLOB, .data = (bytes), .len = (size)})
+/* A statement's parameters in order (?1, ?2, ...), as the pointer and
+ * count the functions below take: SQL_ARGS(SQL_TEXT(id), SQL_INT(now)). */
+#define SQL_ARGS(...)                                                                         \
+    (const tether_sqlite_value_t[]){__VA_ARGS__},                                            \
+        sizeof((const tether_sqlite_value_t[]){__VA_ARGS__}) / sizeof(tether_sqlite_value_t)
+#define SQL_NO_ARGS NULL, 0
+
+/* For a statement run many times (an import): prepare once, then reset,
+ * bind and step each time; the caller finalizes it. */
+tether_status_t tether_sqlite_prepare(sqlite_store_t *s, const char *sql, sqlite3_stmt **stmt);
+/* Binds args to the parameters of a prepared statement, from ?1 on. */
+tether_status_t tether_sqlite_bind(sqlite_store_t *s, sqlite3_stmt *stmt,
+                                   const tether_sqlite_value_t *args, size_t count);
+
+/* Prepares sql (what names it in log lines), binds args and runs it to
+ * the end: a statement that returns no row. A constraint violation (a
+ * duplicate) is TETHER_ERR_CONFLICT, not a database failure. */
+tether_status_t tether_sqlite_run(sqlite_store_t *s, const char *what, const char *sql,
+                                  const tether_sqlite_value_t *args, size_t count);
+
+/* Reads the current row into arg; a status other than TETHER_OK ends the
+ * query with it. */
+typedef tether_status_t (*tether_sqlite_row_fn)(void *arg, sqlite3_stmt *row);
+
+/* A row_fn for one integer column: arg is an int64_t. */
+tether_status_t tether_sqlite_read_int64(void *arg, sqlite3_stmt *row);
+
+/* A query's first row through read (NULL: whether there is a row is the
+ * answer); TETHER_ERR_NOT_FOUND without one, TETHER_ERR_CONFLICT on a
+ * constraint violation. */
+tether_status_t tether_sqlite_query_one(sqlite_store_t *s, const char *what, const char *sql,
+                                        const tether_sqlite_value_t *args, size_t count,
+                                        tether_sqlite_row_fn read, void *arg);
+
+/* A list: every row of a query to the store callback of its kind, until
+ * the callback returns non-zero (a stop, not an error). */
+typedef struct tether_sqlite_list {
+    tether_status_t (*read)(struct tether_sqlite_list *list, sqlite3_stmt *row, bool *stop);
+    union {
+        tether_store_admin_token_cb admin_token;
+        tether_store_device_cb device;
+        tether_store_alert_cb alert;
+        tether_store_revocation_cb revocation;
+        tether_store_issuer_key_cb issuer_key;
+    } cb;
+    void *arg;
+} tether_sqlite_list_t;
+
+/* Takes s->lock itself: a list is one statement. */
+tether_status_t tether_sqlite_list(sqlite_store_t *s, const char *what, const char *sql,
+                                   const tether_sqlite_value_t *args, size_t count,
+                                   tether_sqlite_list_t *list);
+
 tether_status_t tether_sqlite_copy_text(char *out, size_t out_size, const unsigned char *text);
+
+/* ---- store_sqlite.c, shared with store_sqlite_exchange.c ---- */
+
 /* A devices row selected with DEVICE_COLUMNS. */
 tether_status_t tether_sqlite_device_row(sqlite3_stmt *stmt, tether_store_device_t *device);
 /* Marks every unexpired token of the device revoked and appends to the

@@ -1,0 +1,91 @@
+/*
+ * The words fleetd and tetherctl share: admin roles, device statuses, the
+ * error codes of the fleet's HTTP answers and the well-known paths. One
+ * list each, so the server and its CLI cannot drift apart.
+ */
+#ifndef TETHER_FLEET_VOCABULARY_H
+#define TETHER_FLEET_VOCABULARY_H
+
+#include <stddef.h>
+
+#include "tether/error.h"
+
+/* Admin roles, a bit set; role i is bit 1u << i. TETHER_ROLE_ALL is the
+ * operators' set (the first token of a fleet); relying-party is the narrow
+ * role of relying parties (AI gateways): introspection and the revocation
+ * feed, nothing else. */
+#define TETHER_ROLE_READ 0x1u
+#define TETHER_ROLE_FLEET 0x2u
+#define TETHER_ROLE_SECURITY 0x4u
+#define TETHER_ROLE_RELYING_PARTY 0x8u
+#define TETHER_ROLE_COUNT 4
+#define TETHER_ROLE_ALL (TETHER_ROLE_READ | TETHER_ROLE_FLEET | TETHER_ROLE_SECURITY)
+#define TETHER_ROLE_KNOWN (TETHER_ROLE_ALL | TETHER_ROLE_RELYING_PARTY)
+
+/* The wire name of role bit ("read", "fleet", "security", "relying-party"),
+ * a static string; NULL unless bit is exactly one known role. */
+const char *tether_role_name(unsigned bit);
+
+/* The bit of the role named by the len bytes at name; 0 when unknown. */
+unsigned tether_role_bit(const char *name, size_t len);
+
+/* Roles as "read,fleet,security,relying-party" (canonical order) into out;
+ * parse accepts the same names, comma-separated, and refuses unknown ones or
+ * an empty set (*roles is 0 then). */
+tether_status_t tether_roles_format(unsigned roles, char *out, size_t out_size);
+TETHER_MUST_CHECK tether_status_t tether_roles_parse(const char *text, unsigned *roles);
+
+/* A device's life in the fleet. */
+typedef enum tether_device_status {
+    TETHER_DEVICE_ALLOWED = 0, /* may enrol; not enrolled yet */
+    TETHER_DEVICE_PENDING,     /* enrolment started, credential not activated */
+    TETHER_DEVICE_ACTIVE,      /* enrolled; may exchange evidence for tokens */
+    TETHER_DEVICE_REVOKED,     /* by an operator; no tokens */
+    TETHER_DEVICE_QUARANTINED, /* suspected clone; no tokens */
+} tether_device_status_t;
+
+/* "allowed", "pending", "active", "revoked", "quarantined"; "unknown" for
+ * any other value. */
+const char *tether_device_status_name(tether_device_status_t status);
+TETHER_MUST_CHECK tether_status_t tether_device_status_parse(const char *name,
+                                                             tether_device_status_t *status);
+
+/* The "error" member of the fleet's refusals ({"error", "error_description"}),
+ * the codes every endpoint may answer before its own checks. */
+#define TETHER_FLEET_ERROR_INVALID_REQUEST "invalid_request"       /* 400 */
+#define TETHER_FLEET_ERROR_UNAUTHORIZED "unauthorized"             /* 401, no token */
+#define TETHER_FLEET_ERROR_INVALID_TOKEN "invalid_token"           /* 401, bad token */
+#define TETHER_FLEET_ERROR_INSUFFICIENT_SCOPE "insufficient_scope" /* 403 */
+#define TETHER_FLEET_ERROR_NOT_FOUND "not_found"                   /* 404 */
+#define TETHER_FLEET_ERROR_METHOD_NOT_ALLOWED "method_not_allowed" /* 405 */
+#define TETHER_FLEET_ERROR_PAYLOAD_TOO_LARGE "payload_too_large"   /* 413 */
+#define TETHER_FLEET_ERROR_UNSUPPORTED_MEDIA_TYPE "unsupported_media_type" /* 415 */
+#define TETHER_FLEET_ERROR_SERVER_ERROR "server_error"             /* 500 */
+
+/* Bounds a client checks before it asks: the pages and waits of the lists
+ * (it pages on after a full page) and the uses of a bootstrap token. */
+#define TETHER_FLEET_ALERTS_PAGE 500  /* alerts per answer at most */
+#define TETHER_FLEET_FEED_PAGE 500    /* revocation feed entries per answer at most */
+#define TETHER_FLEET_FEED_MAX_WAIT 30 /* seconds a feed request may wait (longer is capped) */
+#define TETHER_FLEET_BOOTSTRAP_MAX_USES 1000 /* uses of one bootstrap token at most */
+
+/* Well-known paths of tether-fleetd. */
+#define TETHER_FLEET_PATH_HEALTH "/v1/health"
+#define TETHER_FLEET_PATH_ENROLL "/v1/enroll"
+#define TETHER_FLEET_PATH_ACTIVATE "/v1/enroll/activate"
+#define TETHER_FLEET_PATH_CHALLENGE "/v1/challenge"
+#define TETHER_FLEET_PATH_TOKEN "/v1/token"
+#define TETHER_FLEET_PATH_INTROSPECT "/v1/introspect"
+#define TETHER_FLEET_PATH_REVOCATIONS "/v1/revocations"
+#define TETHER_FLEET_PATH_JWKS "/.well-known/jwks.json"
+#define TETHER_FLEET_PATH_METADATA "/.well-known/oauth-authorization-server"
+#define TETHER_FLEET_PATH_ADMIN "/v1/admin/" /* the prefix of the admin API */
+#define TETHER_FLEET_PATH_DEVICES "/v1/admin/devices" /* + "/<id>", "/<id>/revoke", ... */
+#define TETHER_FLEET_PATH_DEVICES_IMPORT "/v1/admin/devices/import"
+#define TETHER_FLEET_PATH_BOOTSTRAP_TOKENS "/v1/admin/bootstrap-tokens"
+#define TETHER_FLEET_PATH_ADMIN_TOKENS "/v1/admin/tokens" /* + "/<id>" */
+#define TETHER_FLEET_PATH_ALERTS "/v1/admin/alerts"
+#define TETHER_FLEET_PATH_KEYS "/v1/admin/keys"
+#define TETHER_FLEET_PATH_KEYS_ROTATE "/v1/admin/keys/rotate"
+
+#endif

@@ -1,0 +1,130 @@
+/* The fleet unit tests' shared fixture (fleet_fixture.h). */
+#include "fleet_fixture.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <sqlite3.h>
+
+#include "files.h"
+
+int fleet_fixture_open(const char *name, char dir[FLEET_FIXTURE_DIR_SIZE],
+                       char path[FLEET_FIXTURE_PATH_SIZE], tether_store_t *store)
+{
+    const char *tmp = getenv("TMPDIR");
+
+    tether_store_init(store);
+    snprintf(dir, FLEET_FIXTURE_DIR_SIZE, "%s/tether-%s-XXXXXX", tmp != NULL ? tmp : "/tmp",
+             name);
+    if (mkdtemp(dir) == NULL)
+        return -1;
+    snprintf(path, FLEET_FIXTURE_PATH_SIZE, "%s/fleet.db", dir);
+    return tether_store_open_sqlite(store, path) == TETHER_OK ? 0 : -1;
+}
+
+void fleet_fixture_close(const char *dir, tether_store_t *store)
+{
+    tether_store_free(store);
+    tether_fleet_dir_remove(dir);
+}
+
+void fleet_fixture_admin_token(tether_store_t *store, char token[TETHER_SECRET_TOKEN_SIZE],
+                               unsigned roles)
+{
+    uint8_t hash[TETHER_SECRET_HASH_SIZE];
+
+    assert_int_equal(
+        tether_secret_token_generate(TETHER_SECRET_ADMIN, token, TETHER_SECRET_TOKEN_SIZE),
+        TETHER_OK);
+    assert_int_equal(tether_secret_token_hash(token, strlen(token), hash), TETHER_OK);
+    assert_int_equal(tether_store_admin_token_create(store, hash, roles, "t", 1, NULL), TETHER_OK);
+}
+
+unsigned fleet_fixture_route(const tether_router_t *router, const tether_http_request_t *request,
+                             tether_http_response_t *response, cJSON **json, bool may_park)
+{
+    cJSON_Delete(*json);
+    *json = NULL;
+    tether_http_response_clear(response);
+    tether_router_handle((void *)router, request, response);
+    if (!may_park)
+        assert_non_null(response->body);
+    if (response->body != NULL) {
+        *json = cJSON_Parse(response->body);
+        assert_non_null(*json);
+    }
+    return response->status;
+}
+
+void fleet_db_exec(const char *path, const char *sql)
+{
+    sqlite3 *db = NULL;
+
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    sqlite3_busy_timeout(db, 5000);
+    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+}
+
+long long fleet_db_count(const char *path, const char *sql)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *stmt = NULL;
+    long long n = -1;
+
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    if (sqlite3_prepare_v2(db, sql, -1, &stmt, NULL) != SQLITE_OK)
+        fail_msg("%s: %s", sql, sqlite3_errmsg(db));
+    if (sqlite3_step(stmt) == SQLITE_ROW)
+        n = sqlite3_column_int64(stmt, 0);
+    sqlite3_finalize(stmt);
+    sqlite3_close(db);
+    return n;
+}
+
+char *fleet_db_snapshot(const char *path)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *tables = NULL;
+    char *out = NULL;
+    size_t size = 0;
+    FILE *mem = open_memstream(&out, &size);
+
+    assert_non_null(mem);
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db,
+                                        "SELECT name FROM sqlite_master WHERE type = 'table' "
+                                        "ORDER BY name",
+                                        -1, &tables, NULL),
+                     SQLITE_OK);
+    while (sqlite3_step(tables) == SQLITE_ROW) {
+        char sql[128];
+        sqlite3_stmt *rows = NULL;
+
+        snprintf(sql, sizeof(sql), "SELECT * FROM \"%s\"", sqlite3_column_text(tables, 0));
+        fprintf(mem, "[%s]\n", sqlite3_column_text(tables, 0));
+        assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &rows, NULL), SQLITE_OK);
+        while (sqlite3_step(rows) == SQLITE_ROW) {
+            for (int c = 0; c < sqlite3_column_count(rows); c++) {
+                const uint8_t *bytes = sqlite3_column_blob(rows, c);
+                int n = sqlite3_column_bytes(rows, c);
+                fprintf(mem, "%d:", sqlite3_column_type(rows, c));
+                for (int i = 0; i < n; i++)
+                    fprintf(mem, "%02x", bytes[i]);
+                fputc(',', mem);
+            }
+            fputc('\n', mem);
+        }
+        sqlite3_finalize(rows);
+    }
+    sqlite3_finalize(tables);
+    sqlite3_close(db);
+    assert_int_equal(fclose(mem), 0);
+    return out;
+}

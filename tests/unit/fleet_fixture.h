@@ -1,0 +1,49 @@
+/*
+ * What the fleet unit tests share: a fleet directory with its store, admin
+ * tokens, requests through the route table, and the database read and
+ * written beside the store (as an operator would). Failures are cmocka
+ * assertions, except in fleet_fixture_open, which cmocka setups call.
+ */
+#ifndef TETHER_TEST_FLEET_FIXTURE_H
+#define TETHER_TEST_FLEET_FIXTURE_H
+
+#include <stdbool.h>
+
+#include <cjson/cJSON.h>
+
+#include "route.h"
+#include "store.h"
+#include "tether/http_handler.h"
+#include "tether/secret_token.h"
+
+#define FLEET_FIXTURE_DIR_SIZE 256
+#define FLEET_FIXTURE_PATH_SIZE 300
+
+/* A new directory $TMPDIR/tether-<name>-XXXXXX (/tmp without TMPDIR) into
+ * dir, its database path into path, and store opened on it. 0, or -1 when
+ * any step fails. */
+int fleet_fixture_open(const char *name, char dir[FLEET_FIXTURE_DIR_SIZE],
+                       char path[FLEET_FIXTURE_PATH_SIZE], tether_store_t *store);
+
+/* Frees store and removes dir with everything in it. */
+void fleet_fixture_close(const char *dir, tether_store_t *store);
+
+/* A new admin token with roles into token, its hash in store. */
+void fleet_fixture_admin_token(tether_store_t *store, char token[TETHER_SECRET_TOKEN_SIZE],
+                               unsigned roles);
+
+/* Routes request, replacing *response and *json; *json gets the answer's
+ * body parsed (NULL when there is none, which only a parked request may
+ * have). Returns the status. */
+unsigned fleet_fixture_route(const tether_router_t *router, const tether_http_request_t *request,
+                             tether_http_response_t *response, cJSON **json, bool may_park);
+
+/* On the database at path through a second connection: runs sql; the
+ * first column of the first row as a number (-1 without a row). */
+void fleet_db_exec(const char *path, const char *sql);
+long long fleet_db_count(const char *path, const char *sql);
+
+/* Every row of every table, as text (malloc'd): a refusal must not change it. */
+char *fleet_db_snapshot(const char *path);
+
+#endif
