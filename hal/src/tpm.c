@@ -152,10 +152,10 @@ static bool qualifying_ok(const uint8_t *qualifying, size_t len)
 
 tether_status_t tether_tpm_get_info(tether_tpm_t *tpm, tether_tpm_info_t *info)
 {
-    if (tpm == NULL || info == NULL)
-        return TETHER_ERR_INVALID_ARGUMENT;
     tether_status_t st;
 
+    if (tpm == NULL || info == NULL)
+        return TETHER_ERR_INVALID_ARGUMENT;
     TPM_RUN(st, tpm, tpm->ops->get_info(tpm, info));
     return st;
 }
@@ -163,10 +163,10 @@ tether_status_t tether_tpm_get_info(tether_tpm_t *tpm, tether_tpm_info_t *info)
 tether_status_t tether_tpm_nv_read(tether_tpm_t *tpm, TPM2_HANDLE nv_index, uint8_t *buf,
                                    size_t buf_size, size_t *len)
 {
-    if (tpm == NULL || buf == NULL || len == NULL)
-        return TETHER_ERR_INVALID_ARGUMENT;
     tether_status_t st;
 
+    if (tpm == NULL || buf == NULL || len == NULL)
+        return TETHER_ERR_INVALID_ARGUMENT;
     TPM_RUN(st, tpm, tpm->ops->nv_read(tpm, nv_index, buf, buf_size, len));
     return st;
 }
@@ -174,10 +174,10 @@ tether_status_t tether_tpm_nv_read(tether_tpm_t *tpm, TPM2_HANDLE nv_index, uint
 tether_status_t tether_tpm_create_ek(tether_tpm_t *tpm, tether_ek_type_t type,
                                      tether_tpm_handle_t *ek, TPM2B_PUBLIC *public_area)
 {
-    if (tpm == NULL || ek == NULL || public_area == NULL || (unsigned)type >= TETHER_EK_TYPE_COUNT)
-        return TETHER_ERR_INVALID_ARGUMENT;
     tether_status_t st;
 
+    if (tpm == NULL || ek == NULL || public_area == NULL || (unsigned)type >= TETHER_EK_TYPE_COUNT)
+        return TETHER_ERR_INVALID_ARGUMENT;
     TPM_RUN(st, tpm, tpm->ops->create_ek(tpm, type, ek, public_area));
     return st;
 }
@@ -185,11 +185,11 @@ tether_status_t tether_tpm_create_ek(tether_tpm_t *tpm, tether_ek_type_t type,
 tether_status_t tether_tpm_create_key(tether_tpm_t *tpm, tether_tpm_handle_t ek,
                                       tether_key_kind_t kind, tether_tpm_key_blob_t *blob)
 {
+    tether_status_t st;
+
     if (tpm == NULL || blob == NULL || ek == TETHER_TPM_HANDLE_NONE ||
         (kind != TETHER_KEY_AK && kind != TETHER_KEY_DEVICE))
         return TETHER_ERR_INVALID_ARGUMENT;
-    tether_status_t st;
-
     TPM_RUN(st, tpm, tpm->ops->create_key(tpm, ek, kind, blob));
     return st;
 }
@@ -197,22 +197,22 @@ tether_status_t tether_tpm_create_key(tether_tpm_t *tpm, tether_tpm_handle_t ek,
 tether_status_t tether_tpm_load_key(tether_tpm_t *tpm, tether_tpm_handle_t ek,
                                     const tether_tpm_key_blob_t *blob, tether_tpm_handle_t *key)
 {
-    if (tpm == NULL || blob == NULL || key == NULL || ek == TETHER_TPM_HANDLE_NONE)
-        return TETHER_ERR_INVALID_ARGUMENT;
     tether_status_t st;
 
+    if (tpm == NULL || blob == NULL || key == NULL || ek == TETHER_TPM_HANDLE_NONE)
+        return TETHER_ERR_INVALID_ARGUMENT;
     TPM_RUN(st, tpm, tpm->ops->load_key(tpm, ek, blob, key));
     return st;
 }
 
 tether_status_t tether_tpm_flush(tether_tpm_t *tpm, tether_tpm_handle_t handle)
 {
+    tether_status_t st;
+
     if (tpm == NULL)
         return TETHER_ERR_INVALID_ARGUMENT;
     if (handle == TETHER_TPM_HANDLE_NONE)
         return TETHER_OK;
-    tether_status_t st;
-
     TPM_RUN(st, tpm, tpm->ops->flush(tpm, handle));
     return st;
 }
@@ -221,11 +221,11 @@ tether_status_t tether_tpm_certify(tether_tpm_t *tpm, tether_tpm_handle_t ak,
                                    tether_tpm_handle_t object, const uint8_t *qualifying,
                                    size_t qualifying_len, tether_tpm_attestation_t *out)
 {
+    tether_status_t st;
+
     if (tpm == NULL || out == NULL || ak == TETHER_TPM_HANDLE_NONE ||
         object == TETHER_TPM_HANDLE_NONE || !qualifying_ok(qualifying, qualifying_len))
         return TETHER_ERR_INVALID_ARGUMENT;
-    tether_status_t st;
-
     TPM_RUN(st, tpm, tpm->ops->certify(tpm, ak, object, qualifying, qualifying_len, out));
     return st;
 }
@@ -233,41 +233,40 @@ tether_status_t tether_tpm_certify(tether_tpm_t *tpm, tether_tpm_handle_t ak,
 tether_status_t tether_tpm_sign_digest(tether_tpm_t *tpm, tether_tpm_handle_t key,
                                        const uint8_t digest[32], uint8_t signature[64])
 {
-    if (tpm == NULL || digest == NULL || signature == NULL || key == TETHER_TPM_HANDLE_NONE)
-        return TETHER_ERR_INVALID_ARGUMENT;
     tether_status_t st;
 
+    if (tpm == NULL || digest == NULL || signature == NULL || key == TETHER_TPM_HANDLE_NONE)
+        return TETHER_ERR_INVALID_ARGUMENT;
     TPM_RUN(st, tpm, tpm->ops->sign_digest(tpm, key, digest, signature));
     return st;
 }
 
-
 tether_status_t tether_tpm_nv_define_counter(tether_tpm_t *tpm, TPM2_HANDLE nv_index)
 {
-    if (tpm == NULL || !tether_nv_index_is_owner(nv_index))
-        return TETHER_ERR_INVALID_ARGUMENT;
     tether_status_t st;
 
+    if (tpm == NULL || !tether_nv_index_is_owner(nv_index))
+        return TETHER_ERR_INVALID_ARGUMENT;
     TPM_RUN(st, tpm, tpm->ops->nv_define_counter(tpm, nv_index));
     return st;
 }
 
 tether_status_t tether_tpm_nv_undefine(tether_tpm_t *tpm, TPM2_HANDLE nv_index)
 {
-    if (tpm == NULL || !tether_nv_index_is_owner(nv_index))
-        return TETHER_ERR_INVALID_ARGUMENT;
     tether_status_t st;
 
+    if (tpm == NULL || !tether_nv_index_is_owner(nv_index))
+        return TETHER_ERR_INVALID_ARGUMENT;
     TPM_RUN(st, tpm, tpm->ops->nv_undefine(tpm, nv_index));
     return st;
 }
 
 tether_status_t tether_tpm_nv_increment(tether_tpm_t *tpm, TPM2_HANDLE nv_index)
 {
-    if (tpm == NULL)
-        return TETHER_ERR_INVALID_ARGUMENT;
     tether_status_t st;
 
+    if (tpm == NULL)
+        return TETHER_ERR_INVALID_ARGUMENT;
     TPM_RUN(st, tpm, tpm->ops->nv_increment(tpm, nv_index));
     return st;
 }
@@ -275,10 +274,10 @@ tether_status_t tether_tpm_nv_increment(tether_tpm_t *tpm, TPM2_HANDLE nv_index)
 tether_status_t tether_tpm_nv_read_counter(tether_tpm_t *tpm, TPM2_HANDLE nv_index,
                                            uint64_t *value)
 {
-    if (tpm == NULL || value == NULL)
-        return TETHER_ERR_INVALID_ARGUMENT;
     tether_status_t st;
 
+    if (tpm == NULL || value == NULL)
+        return TETHER_ERR_INVALID_ARGUMENT;
     TPM_RUN(st, tpm, tpm->ops->nv_read_counter(tpm, nv_index, value));
     return st;
 }
@@ -286,10 +285,10 @@ tether_status_t tether_tpm_nv_read_counter(tether_tpm_t *tpm, TPM2_HANDLE nv_ind
 tether_status_t tether_tpm_nv_read_public(tether_tpm_t *tpm, TPM2_HANDLE nv_index,
                                           TPM2B_NV_PUBLIC *public_area, TPM2B_NAME *name)
 {
-    if (tpm == NULL || public_area == NULL || name == NULL)
-        return TETHER_ERR_INVALID_ARGUMENT;
     tether_status_t st;
 
+    if (tpm == NULL || public_area == NULL || name == NULL)
+        return TETHER_ERR_INVALID_ARGUMENT;
     TPM_RUN(st, tpm, tpm->ops->nv_read_public(tpm, nv_index, public_area, name));
     return st;
 }
@@ -298,11 +297,11 @@ tether_status_t tether_tpm_nv_certify(tether_tpm_t *tpm, tether_tpm_handle_t ak,
                                       TPM2_HANDLE nv_index, const uint8_t *qualifying,
                                       size_t qualifying_len, tether_tpm_attestation_t *out)
 {
+    tether_status_t st;
+
     if (tpm == NULL || out == NULL || ak == TETHER_TPM_HANDLE_NONE ||
         !qualifying_ok(qualifying, qualifying_len))
         return TETHER_ERR_INVALID_ARGUMENT;
-    tether_status_t st;
-
     TPM_RUN(st, tpm, tpm->ops->nv_certify(tpm, ak, nv_index, qualifying, qualifying_len, out));
     return st;
 }
@@ -311,12 +310,12 @@ tether_status_t tether_tpm_quote(tether_tpm_t *tpm, tether_tpm_handle_t ak,
                                  const TPML_PCR_SELECTION *pcrs, const uint8_t *qualifying,
                                  size_t qualifying_len, tether_tpm_attestation_t *out)
 {
+    tether_status_t st;
+
     if (tpm == NULL || pcrs == NULL || out == NULL || ak == TETHER_TPM_HANDLE_NONE ||
         pcrs->count == 0 || pcrs->count > TPM2_NUM_PCR_BANKS ||
         !qualifying_ok(qualifying, qualifying_len))
         return TETHER_ERR_INVALID_ARGUMENT;
-    tether_status_t st;
-
     TPM_RUN(st, tpm, tpm->ops->quote(tpm, ak, pcrs, qualifying, qualifying_len, out));
     return st;
 }
@@ -327,13 +326,13 @@ tether_status_t tether_tpm_activate_credential(tether_tpm_t *tpm, tether_tpm_han
                                                const TPM2B_ENCRYPTED_SECRET *secret,
                                                TPM2B_DIGEST *cert_info)
 {
+    tether_status_t st;
+
     if (tpm == NULL || credential_blob == NULL || secret == NULL || cert_info == NULL ||
         ak == TETHER_TPM_HANDLE_NONE || ek == TETHER_TPM_HANDLE_NONE ||
         credential_blob->size > sizeof(credential_blob->credential) ||
         secret->size > sizeof(secret->secret))
         return TETHER_ERR_INVALID_ARGUMENT;
-    tether_status_t st;
-
     TPM_RUN(st, tpm, tpm->ops->activate_credential(tpm, ak, ek, credential_blob, secret, cert_info));
     return st;
 }
@@ -341,10 +340,10 @@ tether_status_t tether_tpm_activate_credential(tether_tpm_t *tpm, tether_tpm_han
 tether_status_t tether_tpm_pcr_read(tether_tpm_t *tpm, TPMI_ALG_HASH bank, uint32_t pcr,
                                     TPM2B_DIGEST *value)
 {
-    if (tpm == NULL || value == NULL || pcr >= TPM2_MAX_PCRS)
-        return TETHER_ERR_INVALID_ARGUMENT;
     tether_status_t st;
 
+    if (tpm == NULL || value == NULL || pcr >= TPM2_MAX_PCRS)
+        return TETHER_ERR_INVALID_ARGUMENT;
     TPM_RUN(st, tpm, tpm->ops->pcr_read(tpm, bank, pcr, value));
     return st;
 }
@@ -352,11 +351,11 @@ tether_status_t tether_tpm_pcr_read(tether_tpm_t *tpm, TPMI_ALG_HASH bank, uint3
 tether_status_t tether_tpm_pcr_extend(tether_tpm_t *tpm, uint32_t pcr,
                                       const TPML_DIGEST_VALUES *digests)
 {
+    tether_status_t st;
+
     if (tpm == NULL || digests == NULL || pcr >= TPM2_MAX_PCRS || digests->count == 0 ||
         digests->count > TPM2_NUM_PCR_BANKS)
         return TETHER_ERR_INVALID_ARGUMENT;
-    tether_status_t st;
-
     TPM_RUN(st, tpm, tpm->ops->pcr_extend(tpm, pcr, digests));
     return st;
 }
