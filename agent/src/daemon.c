@@ -19,7 +19,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
-#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -382,20 +381,23 @@ static int parse_options(int argc, char **argv, tether_agent_options_t *o)
     return -1;
 }
 
-/* A buffer for a token: locked if the memlock limit allows (warned once
- * otherwise), never in a core dump, wiped when freed. */
-static tether_status_t token_buffer_alloc(tether_secure_buffer_t *buf)
+/* The loop's token buffer and the worker's, which are swapped: both locked
+ * if the memlock limit allows, else both unlocked (with a warning); never
+ * in a core dump, wiped when freed. */
+static tether_status_t token_buffers_alloc(tether_secure_buffer_t *held,
+                                           tether_secure_buffer_t *incoming)
 {
-    static bool warned;
     tether_status_t rc;
 
-    if (tether_secure_buffer_alloc(buf, TETHER_TOKEN_MAX + 1, 0) == TETHER_OK)
+    if (tether_secure_buffer_alloc(held, TETHER_TOKEN_MAX + 1, 0) == TETHER_OK &&
+        tether_secure_buffer_alloc(incoming, TETHER_TOKEN_MAX + 1, 0) == TETHER_OK)
         return TETHER_OK;
-    if (!warned)
-        tether_warn("agent", "cannot lock memory for the token (RLIMIT_MEMLOCK); using "
-                             "unlocked memory");
-    warned = true;
-    if ((rc = tether_secure_buffer_alloc(buf, TETHER_TOKEN_MAX + 1, 1)) != TETHER_OK)
+    tether_secure_buffer_free(held);
+    tether_secure_buffer_free(incoming);
+    tether_warn("agent", "cannot lock memory for the token (RLIMIT_MEMLOCK); using "
+                         "unlocked memory");
+    if ((rc = tether_secure_buffer_alloc(held, TETHER_TOKEN_MAX + 1, 1)) != TETHER_OK ||
+        (rc = tether_secure_buffer_alloc(incoming, TETHER_TOKEN_MAX + 1, 1)) != TETHER_OK)
         tether_error("agent", "cannot allocate memory for the token: %s", tether_strerror(rc));
     return rc;
 }
@@ -432,8 +434,7 @@ static tether_status_t agent_setup(tether_agent_t *a)
         tether_error("agent", "%s", a->client.error);
         return rc;
     }
-    if ((rc = token_buffer_alloc(&a->token)) != TETHER_OK ||
-        (rc = token_buffer_alloc(&worker_token)) != TETHER_OK) {
+    if ((rc = token_buffers_alloc(&a->token, &worker_token)) != TETHER_OK) {
         tether_secure_buffer_free(&worker_token);
         return rc;
     }
