@@ -84,27 +84,29 @@ static void send_signal(loop_fixture_t *f, uint32_t signo)
     assert_int_equal(write(f->signal_pipe[1], &si, sizeof(si)), (ssize_t)sizeof(si));
 }
 
+/* Runs the loop with a poll failing with errors[0..count) in turn; the
+ * loop's exit code. */
+static int loop_with_poll_errors(loop_fixture_t *f, const int *errors, size_t count)
+{
+    memcpy(poll_errors, errors, count * sizeof(*errors));
+    poll_error_count = count;
+    f->agent.poll = failing_poll;
+    return tether_agent_loop(&f->agent);
+}
+
 static void failed_poll_exits_1(void **state)
 {
-    loop_fixture_t *f = *state;
+    static const int errors[] = {ENOMEM};
 
-    poll_errors[0] = ENOMEM;
-    poll_error_count = 1;
-    f->agent.poll = failing_poll;
-    assert_int_equal(tether_agent_loop(&f->agent), 1);
+    assert_int_equal(loop_with_poll_errors(*state, errors, 1), 1);
     assert_int_equal(poll_calls, 1);
 }
 
 static void interrupted_poll_is_retried(void **state)
 {
-    loop_fixture_t *f = *state;
+    static const int errors[] = {EINTR, EINTR, EBADF};
 
-    poll_errors[0] = EINTR;
-    poll_errors[1] = EINTR;
-    poll_errors[2] = EBADF;
-    poll_error_count = 3;
-    f->agent.poll = failing_poll;
-    assert_int_equal(tether_agent_loop(&f->agent), 1);
+    assert_int_equal(loop_with_poll_errors(*state, errors, 3), 1);
     assert_int_equal(poll_calls, 3);
 }
 

@@ -195,6 +195,19 @@ static void answer(int fd, char *buf, size_t size)
     buf[len] = '\0';
 }
 
+/* Sends text on fd, runs a round at now_ms and reads the whole answer into
+ * buf, which must hold `expected`. */
+static void ask(server_fixture_t *f, int fd, const char *text, int64_t now_ms,
+                const char *expected)
+{
+    char buf[512];
+
+    send_text(fd, text);
+    serve_round(f, now_ms);
+    answer(fd, buf, sizeof(buf));
+    assert_non_null(strstr(buf, expected));
+}
+
 static void silent_caller_delays_no_other(void **state)
 {
     server_fixture_t *f = *state;
@@ -203,11 +216,7 @@ static void silent_caller_delays_no_other(void **state)
 
     serve_round(f, 0); /* both accepted, neither has sent */
     assert_int_equal(f->server.count, 2);
-    send_text(normal, "GET /v1/token HTTP/1.1\r\n\r\n");
-    serve_round(f, 10);
-    answer(normal, buf, sizeof(buf));
-    assert_non_null(strstr(buf, "HTTP/1.1 200"));
-    assert_non_null(strstr(buf, "\"token\""));
+    ask(f, normal, "GET /v1/token HTTP/1.1\r\n\r\n", 10, "{\"route\":\"token\"}");
     assert_int_equal(f->server.count, 1); /* the silent one waits */
     assert_int_equal(tether_local_server_deadline(&f->server), TETHER_LOCAL_REQUEST_TIMEOUT_MS);
 
@@ -226,16 +235,12 @@ static void request_in_pieces(void **state)
 {
     server_fixture_t *f = *state;
     int fd = caller(f);
-    char buf[512];
 
     send_text(fd, "GET /v1/st");
     serve_round(f, 0);
     serve_round(f, 0);
     assert_int_equal(f->handled, 0);
-    send_text(fd, "atus HTTP/1.1\r\nHost: x\r\n\r\n");
-    serve_round(f, 5);
-    answer(fd, buf, sizeof(buf));
-    assert_non_null(strstr(buf, "\"status\""));
+    ask(f, fd, "atus HTTP/1.1\r\nHost: x\r\n\r\n", 5, "{\"route\":\"status\"}");
     assert_int_equal(f->handled, 1);
     close(fd);
 }
@@ -244,21 +249,13 @@ static void beyond_the_bound_busy(void **state)
 {
     server_fixture_t *f = *state;
     int first, second;
-    char buf[512];
 
     f->server.max_connections = 1;
     first = caller(f);
     second = caller(f);
-    send_text(second, "GET /v1/token HTTP/1.1\r\n\r\n");
-    serve_round(f, 0);
-    answer(second, buf, sizeof(buf));
-    assert_non_null(strstr(buf, "HTTP/1.1 503"));
-    assert_non_null(strstr(buf, "\"busy\""));
+    ask(f, second, "GET /v1/token HTTP/1.1\r\n\r\n", 0, "{\"error\":\"busy\"");
     assert_int_equal(f->server.count, 1);
-    send_text(first, "GET /v1/status HTTP/1.1\r\n\r\n");
-    serve_round(f, 1);
-    answer(first, buf, sizeof(buf));
-    assert_non_null(strstr(buf, "HTTP/1.1 200"));
+    ask(f, first, "GET /v1/status HTTP/1.1\r\n\r\n", 1, "HTTP/1.1 200");
     assert_int_equal(f->handled, 1);
     close(first);
     close(second);
