@@ -11,10 +11,10 @@
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
-#include <pthread.h>
-#include <stddef.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -416,13 +416,15 @@ static tether_status_t agent_setup(tether_agent_t *a)
     memset(&worker_token, 0, sizeof(worker_token));
     if (tether_secure_process_setup() != TETHER_OK)
         tether_warn("agent", "could not disable core dumps and ptrace attach");
-    if (acl_load(&a->opts, &a->acl) != 0)
-        return TETHER_ERR_PARSE;
+    if (acl_load(&a->opts, &a->acl) != 0) {
+        rc = TETHER_ERR_PARSE;
+        goto out;
+    }
     rc = tether_agent_state_load(a->opts.state_dir, &a->state, why, sizeof(why));
     if (rc != TETHER_OK) {
         tether_error("agent", "%s: %s; enrol first with 'tether-agent enroll'", a->opts.state_dir,
                      rc == TETHER_ERR_NOT_FOUND ? "not enrolled" : why);
-        return rc;
+        goto out;
     }
     snprintf(ca_path, sizeof(ca_path), "%s/%s", a->opts.state_dir, TETHER_STATE_CA_FILE);
     /* An exchange holds up no local caller (it runs on the worker); these
@@ -432,16 +434,13 @@ static tether_status_t agent_setup(tether_agent_t *a)
     a->client.request_timeout_ms = 20000;
     if ((rc = tether_https_client_setup(&a->client, a->state.fleet_url, ca_path)) != TETHER_OK) {
         tether_error("agent", "%s", a->client.error);
-        return rc;
+        goto out;
     }
-    if ((rc = token_buffers_alloc(&a->token, &worker_token)) != TETHER_OK) {
-        tether_secure_buffer_free(&worker_token);
-        return rc;
-    }
+    if ((rc = token_buffers_alloc(&a->token, &worker_token)) != TETHER_OK)
+        goto out;
     if ((rc = tether_agent_tpm_open(&a->tpm, a->opts.tcti, why, sizeof(why))) != TETHER_OK) {
-        tether_secure_buffer_free(&worker_token);
         tether_error("agent", "%s", why);
-        return rc;
+        goto out;
     }
     /* Blocked before the worker starts, so that it inherits the mask and
      * every one of these signals comes through the signalfd. */
@@ -452,24 +451,26 @@ static tether_status_t agent_setup(tether_agent_t *a)
     signal(SIGPIPE, SIG_IGN);
     if (pthread_sigmask(SIG_BLOCK, &mask, NULL) != 0 ||
         (a->signal_fd = signalfd(-1, &mask, SFD_CLOEXEC)) < 0) {
-        tether_secure_buffer_free(&worker_token);
         tether_error("agent", "cannot set up signal handling: %s", strerror(errno));
-        return TETHER_ERR_IO;
+        rc = TETHER_ERR_IO;
+        goto out;
     }
-    /* The worker owns worker_token from here, whatever the outcome. */
+    /* The worker takes worker_token, whatever the outcome. */
     if ((rc = tether_exchange_worker_start(&a->worker, &a->client, &a->tpm, &a->state,
                                            &worker_token, why, sizeof(why))) != TETHER_OK) {
         tether_error("agent", "%s", why);
-        return rc;
+        goto out;
     }
     if ((rc = tether_local_server_open(&a->server, a->opts.socket_path, why, sizeof(why))) !=
         TETHER_OK) {
         tether_error("agent", "%s", why);
-        return rc;
+        goto out;
     }
     tether_info("agent", "device %s, fleet %s, serving on %s", a->state.device_id,
                 a->state.fleet_url, a->opts.socket_path);
-    return TETHER_OK;
+out:
+    tether_secure_buffer_free(&worker_token); /* emptied if the worker took it */
+    return rc;
 }
 
 void tether_agent_init(tether_agent_t *a)
