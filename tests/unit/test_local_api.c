@@ -104,8 +104,8 @@ static void peer_credentials(void **state)
 /* ---- the local server: many callers, each with its own state ---------- */
 
 typedef struct server_fixture {
-    char dir[64];
-    char path[96];
+    char dir[80];
+    char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
     tether_local_acl_t acl;
     int handled;
     tether_local_server_t server; /* last: its table is large */
@@ -124,11 +124,12 @@ static void fake_route(void *context, int fd, tether_local_route_t route)
 static int server_setup(void **state)
 {
     server_fixture_t *f = calloc(1, sizeof(*f));
+    const char *tmp = getenv("TMPDIR");
     char why[128];
 
     if (f == NULL)
         return -1;
-    snprintf(f->dir, sizeof(f->dir), "/tmp/tether-local-test.XXXXXX");
+    snprintf(f->dir, sizeof(f->dir), "%s/tether-local-test.XXXXXX", tmp != NULL ? tmp : "/tmp");
     if (mkdtemp(f->dir) == NULL)
         return -1;
     snprintf(f->path, sizeof(f->path), "%s/agent.sock", f->dir);
