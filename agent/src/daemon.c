@@ -1,8 +1,10 @@
 /*
  * tether-agent run: keeps a fresh access token in locked memory and hands it
- * to local applications (DESIGN.md, "Agent"). One process, one poll loop:
- * signals through a signalfd, the local socket, and a deadline for the next
- * refresh or the token's expiry. No busy waiting, no threads.
+ * to local applications (DESIGN.md, "Agent"). One poll loop serves local
+ * callers, signals (through a signalfd) and the deadlines of the next
+ * refresh and of the token's expiry; the exchanges with the fleet run on a
+ * worker thread (exchange_worker.c), so that a fleet that stalls delays no
+ * caller. No busy waiting.
  */
 #include "daemon.h"
 
@@ -10,12 +12,13 @@
 #include <getopt.h>
 #include <limits.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
-#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -32,45 +35,7 @@
 #include "tether/random.h"
 #include "tether/secure_memory.h"
 
-#define CLIENT_TIMEOUT_MS 1000
-
-typedef enum agent_phase {
-    PHASE_STARTING, /* no token yet */
-    PHASE_OK,       /* holds a valid token */
-    PHASE_BACKOFF,  /* the last exchange failed; retrying later */
-    PHASE_REFUSED,  /* the fleet refused for good; not asking until SIGHUP */
-} agent_phase_t;
-
 static const char *const phase_names[] = {"starting", "ok", "backoff", "refused"};
-
-/* The command line of `tether-agent run`. */
-typedef struct run_options {
-    const char *state_dir;
-    const char *socket_path;
-    const char *config_path;
-    const char *tcti;
-    tether_local_acl_t acl; /* the ids of --allow-uid and --allow-gid */
-} run_options_t;
-
-typedef struct agent {
-    run_options_t opts;
-    tether_local_acl_t acl;
-    tether_agent_state_t state;
-    tether_https_client_t client;
-    tether_tpm_t tpm;
-    tether_secure_buffer_t token;
-    int has_token;
-    int64_t token_issued_ms;  /* monotonic: when the exchange that gave it began */
-    int64_t token_expiry_ms;  /* monotonic */
-    int64_t drop_token_ms;    /* monotonic: when the held token must go (fail closed) */
-    int64_t next_exchange_ms; /* monotonic; TETHER_REFRESH_NEVER when refused */
-    unsigned failures;        /* consecutive failed exchanges */
-    agent_phase_t phase;
-    tether_usage_t usage;
-    char last_error[256];
-    int listen_fd;
-    int signal_fd;
-} agent_t;
 
 static int64_t now_ms(void)
 {
@@ -162,11 +127,11 @@ static int load_config(const char *path, tether_local_acl_t *acl)
     return rc;
 }
 
-static void drop_token(agent_t *a)
+static void drop_token(tether_agent_t *a)
 {
     if (a->has_token)
         tether_wipe(a->token.data, a->token.size);
-    a->has_token = 0;
+    a->has_token = false;
 }
 
 /* A uniform 32-bit draw for the scheduler's jitter; 0 (no jitter) if the
@@ -180,25 +145,49 @@ static uint32_t random_draw(void)
     return r;
 }
 
-static void do_exchange(agent_t *a)
+/* Hands one exchange to the worker; its result comes through
+ * exchange_done. */
+static void start_exchange(tether_agent_t *a)
+{
+    a->exchange_started_ms = now_ms();
+    a->exchanging = true;
+    tether_exchange_worker_request(&a->worker, &a->usage);
+}
+
+/* SIGHUP's request for a token now: after an operator resolved a refusal,
+ * or to pick up a changed policy. */
+static void refresh_now(tether_agent_t *a)
+{
+    if (a->phase == TETHER_AGENT_REFUSED)
+        a->phase = TETHER_AGENT_STARTING;
+    tether_info("agent", "SIGHUP: asking the fleet for a token now");
+    a->next_exchange_ms = now_ms();
+    a->failures = 0;
+}
+
+/* The worker's result: the token it brought, or the failure, and when to
+ * ask next. */
+static void exchange_done(tether_agent_t *a)
 {
     tether_exchange_result_t r;
     tether_refresh_input_t in;
     tether_refresh_plan_t plan;
-    int64_t start = now_ms();
+    int64_t start = a->exchange_started_ms;
 
-    tether_agent_exchange(&a->client, &a->tpm, &a->state, &a->usage, &a->token, &r);
+    if (!tether_exchange_worker_collect(&a->worker, &a->token, &r))
+        return;
+    a->exchanging = false;
     memset(&in, 0, sizeof(in));
     in.now_ms = now_ms();
     in.random = random_draw();
     switch (r.outcome) {
     case TETHER_EXCHANGE_OK:
-        a->has_token = 1;
+        a->has_token = true;
         a->usage.exchanges++;
         a->token_issued_ms = start;
         a->token_expiry_ms = start + (int64_t)r.expires_in * 1000;
         a->failures = 0;
-        a->phase = PHASE_OK;
+        a->phase = TETHER_AGENT_OK;
         a->last_error[0] = '\0';
         in.last_outcome = TETHER_REFRESH_TOKEN;
         break;
@@ -206,8 +195,8 @@ static void do_exchange(agent_t *a)
         snprintf(a->last_error, sizeof(a->last_error), "%s", r.reason);
         if (a->failures < UINT_MAX)
             a->failures++;
-        if (a->phase != PHASE_OK || !a->has_token)
-            a->phase = PHASE_BACKOFF;
+        if (a->phase != TETHER_AGENT_OK || !a->has_token)
+            a->phase = TETHER_AGENT_BACKOFF;
         in.last_outcome = TETHER_REFRESH_RETRY;
         in.failures = a->failures;
         break;
@@ -215,11 +204,11 @@ static void do_exchange(agent_t *a)
     case TETHER_EXCHANGE_FAILED:
     default:
         snprintf(a->last_error, sizeof(a->last_error), "%.60s: %.180s", r.code, r.reason);
-        a->phase = PHASE_REFUSED;
+        a->phase = TETHER_AGENT_REFUSED;
         in.last_outcome = TETHER_REFRESH_REFUSED;
         break;
     }
-    in.has_token = a->has_token != 0;
+    in.has_token = a->has_token;
     in.issued_ms = a->token_issued_ms;
     in.expiry_ms = a->token_expiry_ms;
     tether_refresh_schedule(&in, &plan);
@@ -239,9 +228,13 @@ static void do_exchange(agent_t *a)
                                                           : "the TPM refuses to work",
                      r.code, r.reason);
     }
+    if (a->refresh_after_exchange) {
+        a->refresh_after_exchange = false;
+        refresh_now(a);
+    }
 }
 
-static char *status_json(const agent_t *a)
+static char *status_json(const tether_agent_t *a)
 {
     cJSON *obj = cJSON_CreateObject();
     int64_t left = a->has_token ? (a->token_expiry_ms - now_ms()) / 1000 : 0;
@@ -253,6 +246,7 @@ static char *status_json(const agent_t *a)
     cJSON_AddStringToObject(obj, "fleet", a->state.fleet_url);
     cJSON_AddStringToObject(obj, "state", phase_names[a->phase]);
     cJSON_AddBoolToObject(obj, "has_token", a->has_token);
+    cJSON_AddBoolToObject(obj, "exchanging", a->exchanging);
     cJSON_AddNumberToObject(obj, "expires_in", (double)(left > 0 ? left : 0));
     cJSON_AddNumberToObject(obj, "exchanges", (double)a->usage.exchanges);
     cJSON_AddNumberToObject(obj, "token_requests", (double)a->usage.token_requests);
@@ -264,7 +258,7 @@ static char *status_json(const agent_t *a)
 }
 
 /* The token response is built in locked memory and wiped after sending. */
-static void respond_token(agent_t *a, int fd)
+static void respond_token(tether_agent_t *a, int fd)
 {
     static const char fmt[] = "{\"access_token\":\"%s\",\"token_type\":\"Bearer\",\"expires_in\":%lld}";
     tether_secure_buffer_t body;
@@ -286,76 +280,32 @@ static void respond_token(agent_t *a, int fd)
     tether_secure_buffer_free(&body);
 }
 
-static void serve_client(agent_t *a)
+/* The local server's handler for the two routes (local_api.c admitted the
+ * caller and checked the request). */
+static void serve_route(void *context, int fd, tether_local_route_t route)
 {
-    char buf[TETHER_LOCAL_MAX_REQUEST];
-    size_t len = 0;
-    uid_t uid;
-    gid_t gid;
-    char why[128];
-    bool known;
-    tether_local_route_t route = TETHER_LOCAL_NOT_FOUND;
-    tether_status_t rc = TETHER_ERR_STATE;
-    int64_t deadline;
-    int fd = accept4(a->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+    tether_agent_t *a = context;
+    char *json;
 
-    if (fd < 0)
-        return;
-    /* The request is read before any answer, refusals included, so that the
-     * caller is never cut off while it is still sending. A slow client gets
-     * one second in all, so it cannot stall the loop. */
-    deadline = now_ms() + CLIENT_TIMEOUT_MS;
-    while (rc == TETHER_ERR_STATE && len < sizeof(buf)) {
-        struct pollfd p = {.fd = fd, .events = POLLIN};
-        int64_t wait = deadline - now_ms();
-        ssize_t n;
-        if (wait <= 0 || poll(&p, 1, (int)wait) <= 0)
-            break;
-        n = recv(fd, buf + len, sizeof(buf) - len, 0);
-        if (n <= 0)
-            break;
-        len += (size_t)n;
-        rc = tether_local_request_parse(buf, len, &route);
-    }
-    if (rc == TETHER_ERR_STATE && len == sizeof(buf))
-        rc = TETHER_ERR_TOO_LARGE;
-    known = tether_local_peer_credentials(fd, &uid, &gid, why, sizeof(why)) == TETHER_OK;
-    if (!known || !tether_local_acl_allows(&a->acl, uid, gid)) {
-        if (!known)
-            tether_warn("agent", "refused a local caller: %s", why);
-        else
-            tether_warn("agent", "refused a local caller (uid %u, gid %u) not in the allowed lists",
-                        (unsigned)uid, (unsigned)gid);
-        tether_local_respond(fd, 403,
-                             "{\"error\":\"forbidden\",\"error_description\":\"this user may not "
-                             "ask the agent for tokens\"}");
-    } else if (rc == TETHER_ERR_TOO_LARGE)
-        tether_local_respond(fd, 413, "{\"error\":\"request_too_large\"}");
-    else if (rc != TETHER_OK)
-        tether_local_respond(fd, 400, "{\"error\":\"bad_request\"}");
-    else if (route == TETHER_LOCAL_TOKEN)
+    if (route == TETHER_LOCAL_TOKEN) {
         respond_token(a, fd);
-    else if (route == TETHER_LOCAL_STATUS) {
-        char *json = status_json(a);
-        tether_local_respond(fd, json != NULL ? 200 : 503, json != NULL ? json : "{}");
-        free(json);
-    } else if (route == TETHER_LOCAL_BAD_METHOD)
-        tether_local_respond(fd, 405, "{\"error\":\"method_not_allowed\"}");
-    else
-        tether_local_respond(fd, 404, "{\"error\":\"not_found\"}");
-    close(fd);
+        return;
+    }
+    json = status_json(a);
+    tether_local_respond(fd, json != NULL ? 200 : 503, json != NULL ? json : "{}");
+    free(json);
 }
 
 /* The access list from the command line and the config file: what the
  * agent starts with and what SIGHUP reloads. 0, or -1 after logging. */
-static int acl_load(const run_options_t *o, tether_local_acl_t *acl)
+static int acl_load(const tether_agent_options_t *o, tether_local_acl_t *acl)
 {
     *acl = o->acl;
     return o->config_path == NULL ? 0 : load_config(o->config_path, acl);
 }
 
 /* Returns 1 to go on, 0 to stop. */
-static int handle_signal(agent_t *a)
+static int handle_signal(tether_agent_t *a)
 {
     struct signalfd_siginfo si;
 
@@ -370,13 +320,14 @@ static int handle_signal(agent_t *a)
         } else {
             tether_error("agent", "SIGHUP: the configuration has errors; keeping the old one");
         }
-        /* A reload also asks the fleet at once: after an operator resolved
-         * a refusal, or to pick up a changed policy. */
-        if (a->phase == PHASE_REFUSED)
-            a->phase = PHASE_STARTING;
-        tether_info("agent", "SIGHUP: asking the fleet for a token now");
-        a->next_exchange_ms = now_ms();
-        a->failures = 0;
+        /* A reload also asks the fleet at once; during an exchange, as
+         * soon as it ends, as when the exchange held up the signal. */
+        if (a->exchanging) {
+            a->refresh_after_exchange = true;
+            tether_info("agent", "SIGHUP: an exchange is under way; asking again when it ends");
+        } else {
+            refresh_now(a);
+        }
         return 1;
     }
     tether_info("agent", "stopping on signal %u", si.ssi_signo);
@@ -385,7 +336,7 @@ static int handle_signal(agent_t *a)
 
 /* Parses the command line into o (zeroed first). -1 to go on, else the exit
  * code (0 after --help, 2 for bad usage). */
-static int parse_options(int argc, char **argv, run_options_t *o)
+static int parse_options(int argc, char **argv, tether_agent_options_t *o)
 {
     static const struct option long_options[] = {
         {"state-dir", required_argument, NULL, 's'}, {"socket", required_argument, NULL, 'S'},
@@ -430,90 +381,137 @@ static int parse_options(int argc, char **argv, run_options_t *o)
     return -1;
 }
 
+/* The loop's token buffer and the worker's, which are swapped: both locked
+ * if the memlock limit allows, else both unlocked (with a warning); never
+ * in a core dump, wiped when freed. */
+static tether_status_t token_buffers_alloc(tether_secure_buffer_t *held,
+                                           tether_secure_buffer_t *incoming)
+{
+    tether_status_t rc;
+
+    if (tether_secure_buffer_alloc(held, TETHER_TOKEN_MAX + 1, 0) == TETHER_OK &&
+        tether_secure_buffer_alloc(incoming, TETHER_TOKEN_MAX + 1, 0) == TETHER_OK)
+        return TETHER_OK;
+    tether_secure_buffer_free(held);
+    tether_secure_buffer_free(incoming);
+    tether_warn("agent", "cannot lock memory for the token (RLIMIT_MEMLOCK); using "
+                         "unlocked memory");
+    if ((rc = tether_secure_buffer_alloc(held, TETHER_TOKEN_MAX + 1, 1)) != TETHER_OK ||
+        (rc = tether_secure_buffer_alloc(incoming, TETHER_TOKEN_MAX + 1, 1)) != TETHER_OK)
+        tether_error("agent", "cannot allocate memory for the token: %s", tether_strerror(rc));
+    return rc;
+}
+
 /* Everything the loop needs: state, fleet client, locked token memory, TPM,
- * signals and the listening socket. TETHER_OK, or an error already logged;
- * what was set up is released by agent_free either way. */
-static tether_status_t agent_setup(agent_t *a)
+ * signals, the exchange worker and the listening socket. TETHER_OK, or an
+ * error already logged; what was set up is released by tether_agent_free
+ * either way. */
+static tether_status_t agent_setup(tether_agent_t *a)
 {
     char ca_path[PATH_MAX], why[256];
+    tether_secure_buffer_t worker_token;
     sigset_t mask;
     tether_status_t rc;
 
+    memset(&worker_token, 0, sizeof(worker_token));
     if (tether_secure_process_setup() != TETHER_OK)
         tether_warn("agent", "could not disable core dumps and ptrace attach");
-    if (acl_load(&a->opts, &a->acl) != 0)
-        return TETHER_ERR_PARSE;
+    if (acl_load(&a->opts, &a->acl) != 0) {
+        rc = TETHER_ERR_PARSE;
+        goto out;
+    }
     rc = tether_agent_state_load(a->opts.state_dir, &a->state, why, sizeof(why));
     if (rc != TETHER_OK) {
         tether_error("agent", "%s: %s; enrol first with 'tether-agent enroll'", a->opts.state_dir,
                      rc == TETHER_ERR_NOT_FOUND ? "not enrolled" : why);
-        return rc;
+        goto out;
     }
     snprintf(ca_path, sizeof(ca_path), "%s/%s", a->opts.state_dir, TETHER_STATE_CA_FILE);
-    /* Short network timeouts: the loop serves local callers in between. */
+    /* An exchange holds up no local caller (it runs on the worker); these
+     * bound how long a stalled fleet delays the next try and a stop. */
     a->client.connect_timeout_ms = 5000;
     a->client.io_timeout_ms = 10000;
     a->client.request_timeout_ms = 20000;
     if ((rc = tether_https_client_setup(&a->client, a->state.fleet_url, ca_path)) != TETHER_OK) {
         tether_error("agent", "%s", a->client.error);
-        return rc;
+        goto out;
     }
-    if (tether_secure_buffer_alloc(&a->token, TETHER_TOKEN_MAX + 1, 0) != TETHER_OK) {
-        tether_warn("agent", "cannot lock memory for the token (RLIMIT_MEMLOCK); using "
-                             "unlocked memory");
-        if ((rc = tether_secure_buffer_alloc(&a->token, TETHER_TOKEN_MAX + 1, 1)) != TETHER_OK) {
-            tether_error("agent", "cannot allocate memory for the token: %s", tether_strerror(rc));
-            return rc;
-        }
-    }
+    if ((rc = token_buffers_alloc(&a->token, &worker_token)) != TETHER_OK)
+        goto out;
     if ((rc = tether_agent_tpm_open(&a->tpm, a->opts.tcti, why, sizeof(why))) != TETHER_OK) {
         tether_error("agent", "%s", why);
-        return rc;
+        goto out;
     }
+    /* Blocked before the worker starts, so that it inherits the mask and
+     * every one of these signals comes through the signalfd. */
     sigemptyset(&mask);
     sigaddset(&mask, SIGTERM);
     sigaddset(&mask, SIGINT);
     sigaddset(&mask, SIGHUP);
     signal(SIGPIPE, SIG_IGN);
-    if (sigprocmask(SIG_BLOCK, &mask, NULL) != 0 ||
+    if (pthread_sigmask(SIG_BLOCK, &mask, NULL) != 0 ||
         (a->signal_fd = signalfd(-1, &mask, SFD_CLOEXEC)) < 0) {
         tether_error("agent", "cannot set up signal handling: %s", strerror(errno));
-        return TETHER_ERR_IO;
+        rc = TETHER_ERR_IO;
+        goto out;
     }
-    if ((a->listen_fd = tether_local_listen(a->opts.socket_path, why, sizeof(why))) < 0) {
+    /* The worker takes worker_token, whatever the outcome. */
+    if ((rc = tether_exchange_worker_start(&a->worker, &a->client, &a->tpm, &a->state,
+                                           &worker_token, why, sizeof(why))) != TETHER_OK) {
         tether_error("agent", "%s", why);
-        return TETHER_ERR_IO;
+        goto out;
+    }
+    if ((rc = tether_local_server_open(&a->server, a->opts.socket_path, why, sizeof(why))) !=
+        TETHER_OK) {
+        tether_error("agent", "%s", why);
+        goto out;
     }
     tether_info("agent", "device %s, fleet %s, serving on %s", a->state.device_id,
                 a->state.fleet_url, a->opts.socket_path);
-    return TETHER_OK;
+out:
+    tether_secure_buffer_free(&worker_token); /* emptied if the worker took it */
+    return rc;
 }
 
-/* Runs until SIGTERM or SIGINT (exit code 0) or until poll fails (1). */
-static int agent_loop(agent_t *a)
+void tether_agent_init(tether_agent_t *a)
+{
+    memset(a, 0, offsetof(tether_agent_t, server));
+    a->signal_fd = -1;
+    a->poll = poll;
+    tether_https_client_init(&a->client);
+    tether_tpm_init(&a->tpm);
+    tether_exchange_worker_init(&a->worker);
+    tether_local_server_init(&a->server, &a->acl, serve_route, a);
+}
+
+int tether_agent_loop(tether_agent_t *a)
 {
     a->next_exchange_ms = now_ms();
     for (;;) {
-        struct pollfd fds[2] = {{.fd = a->signal_fd, .events = POLLIN},
-                                {.fd = a->listen_fd, .events = POLLIN}};
-        int64_t now = now_ms(), deadline = a->next_exchange_ms, wait;
+        struct pollfd *fds = a->pollfds;
+        int64_t now = now_ms(), deadline, wait;
+        size_t nfds;
 
-        if (now >= a->next_exchange_ms) {
-            do_exchange(a);
-            continue;
-        }
+        if (!a->exchanging && now >= a->next_exchange_ms)
+            start_exchange(a);
         if (a->has_token && now >= a->drop_token_ms) {
             drop_token(a);
-            if (a->phase == PHASE_OK)
-                a->phase = PHASE_BACKOFF;
+            if (a->phase == TETHER_AGENT_OK)
+                a->phase = TETHER_AGENT_BACKOFF;
             tether_warn("agent", "the access token expired before a new one came; failing closed");
         }
+        deadline = a->exchanging ? TETHER_REFRESH_NEVER : a->next_exchange_ms;
         if (a->has_token && a->drop_token_ms < deadline)
             deadline = a->drop_token_ms;
-        wait = deadline == TETHER_REFRESH_NEVER ? -1 : deadline - now;
+        if (tether_local_server_deadline(&a->server) < deadline)
+            deadline = tether_local_server_deadline(&a->server);
+        wait = deadline == TETHER_REFRESH_NEVER ? -1 : deadline > now ? deadline - now : 0;
         if (wait > INT_MAX)
             wait = INT_MAX;
-        if (poll(fds, 2, (int)wait) < 0) {
+        fds[0] = (struct pollfd){.fd = a->signal_fd, .events = POLLIN};
+        fds[1] = (struct pollfd){.fd = tether_exchange_worker_fd(&a->worker), .events = POLLIN};
+        nfds = 2 + tether_local_server_pollfds(&a->server, fds + 2);
+        if (a->poll(fds, (nfds_t)nfds, (int)wait) < 0) {
             if (errno == EINTR)
                 continue;
             tether_error("agent", "poll failed: %s; stopping", strerror(errno));
@@ -522,45 +520,48 @@ static int agent_loop(agent_t *a)
         if ((fds[0].revents & POLLIN) && !handle_signal(a))
             return 0;
         if (fds[1].revents & POLLIN)
-            serve_client(a);
+            exchange_done(a);
+        tether_local_server_serve(&a->server, fds + 2, nfds - 2, now_ms());
     }
 }
 
-static void agent_free(agent_t *a)
+void tether_agent_free(tether_agent_t *a)
 {
+    /* Callers first: no one is served once stopping has begun. */
+    tether_local_server_close(&a->server, a->opts.socket_path);
     drop_token(a);
     tether_secure_buffer_free(&a->token);
-    if (a->listen_fd >= 0) {
-        close(a->listen_fd);
-        unlink(a->opts.socket_path);
-    }
+    if (a->exchanging)
+        tether_info("agent", "waiting for the exchange under way to end (its request times "
+                             "out after %u s)", a->client.request_timeout_ms / 1000);
+    tether_exchange_worker_free(&a->worker);
     if (a->signal_fd >= 0)
         close(a->signal_fd);
     tether_https_client_free(&a->client);
     tether_tpm_close(&a->tpm);
-    tether_wipe(a, sizeof(*a));
-    free(a);
+    /* The server's table holds no secret (requests for a token, not
+     * tokens) and is large: left as it is. */
+    tether_wipe(a, offsetof(tether_agent_t, server));
 }
 
 int tether_agent_run_main(int argc, char **argv)
 {
-    agent_t *a = calloc(1, sizeof(*a));
+    tether_agent_t *a = calloc(1, sizeof(*a));
     int code = 1;
 
     if (a == NULL) {
         fprintf(stderr, "tether-agent run: out of memory\n");
         return 1;
     }
-    a->listen_fd = a->signal_fd = -1;
-    tether_https_client_init(&a->client);
-    tether_tpm_init(&a->tpm);
+    tether_agent_init(a);
     if ((code = parse_options(argc, argv, &a->opts)) >= 0)
         goto out;
     code = 1;
     if (agent_setup(a) != TETHER_OK)
         goto out;
-    code = agent_loop(a);
+    code = tether_agent_loop(a);
 out:
-    agent_free(a);
+    tether_agent_free(a);
+    free(a);
     return code;
 }

@@ -8,6 +8,12 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "tether/log.h"
+
+/* New connections taken per round, so that a burst of callers does not
+ * hold up those already connected. */
+#define ACCEPT_BATCH 64
+
 tether_status_t tether_local_request_parse(const char *buf, size_t len, tether_local_route_t *route)
 {
     const char *end, *sp1, *sp2, *line_end;
@@ -121,7 +127,7 @@ int tether_local_listen(const char *path, char *why, size_t why_size)
         mode_t old = umask(0177);
         int rc = bind(fd, (struct sockaddr *)&addr, sizeof(addr));
         umask(old);
-        if (rc != 0 || chmod(path, 0660) != 0 || listen(fd, 16) != 0) {
+        if (rc != 0 || chmod(path, 0660) != 0 || listen(fd, SOMAXCONN) != 0) {
             snprintf(why, why_size, "cannot listen on %s: %s", path, strerror(errno));
             close(fd);
             return -1;
@@ -169,4 +175,181 @@ int tether_local_respond(int fd, int status, const char *json)
         }
     }
     return 0;
+}
+
+void tether_local_server_init(tether_local_server_t *s, const tether_local_acl_t *acl,
+                              tether_local_handler_t handler, void *context)
+{
+    /* connections[] is left as it is: only [0..count) is ever read, and the
+     * pages of a large table stay untouched until callers come. */
+    s->listen_fd = -1;
+    s->max_connections = TETHER_LOCAL_MAX_CONNECTIONS;
+    s->acl = acl;
+    s->handler = handler;
+    s->context = context;
+    s->count = 0;
+}
+
+tether_status_t tether_local_server_open(tether_local_server_t *s, const char *path, char *why,
+                                         size_t why_size)
+{
+    s->listen_fd = tether_local_listen(path, why, why_size);
+    return s->listen_fd >= 0 ? TETHER_OK : TETHER_ERR_IO;
+}
+
+size_t tether_local_server_pollfds(const tether_local_server_t *s, struct pollfd *fds)
+{
+    size_t n = 0;
+
+    if (s->listen_fd >= 0)
+        fds[n++] = (struct pollfd){.fd = s->listen_fd, .events = POLLIN};
+    for (size_t i = 0; i < s->count; i++)
+        fds[n++] = (struct pollfd){.fd = s->connections[i].fd, .events = POLLIN};
+    return n;
+}
+
+int64_t tether_local_server_deadline(const tether_local_server_t *s)
+{
+    int64_t deadline = INT64_MAX;
+
+    for (size_t i = 0; i < s->count; i++)
+        if (s->connections[i].deadline_ms < deadline)
+            deadline = s->connections[i].deadline_ms;
+    return deadline;
+}
+
+/* Answers what connection i sent so far (a request cut short or late is a
+ * bad request) and closes it; the last connection takes its place. */
+static void finish_connection(tether_local_server_t *s, size_t i)
+{
+    tether_local_connection_t *c = &s->connections[i], *last;
+    tether_local_route_t route = TETHER_LOCAL_NOT_FOUND;
+    tether_status_t rc = tether_local_request_parse(c->buf, c->len, &route);
+    uid_t uid;
+    gid_t gid;
+    char why[128];
+    bool known;
+
+    if (rc == TETHER_ERR_STATE && c->len == sizeof(c->buf))
+        rc = TETHER_ERR_TOO_LARGE;
+    known = tether_local_peer_credentials(c->fd, &uid, &gid, why, sizeof(why)) == TETHER_OK;
+    if (!known || !tether_local_acl_allows(s->acl, uid, gid)) {
+        if (!known)
+            tether_warn("agent", "refused a local caller: %s", why);
+        else
+            tether_warn("agent", "refused a local caller (uid %u, gid %u) not in the allowed lists",
+                        (unsigned)uid, (unsigned)gid);
+        tether_local_respond(c->fd, 403,
+                             "{\"error\":\"forbidden\",\"error_description\":\"this user may not "
+                             "ask the agent for tokens\"}");
+    } else if (rc == TETHER_ERR_TOO_LARGE)
+        tether_local_respond(c->fd, 413, "{\"error\":\"request_too_large\"}");
+    else if (rc != TETHER_OK)
+        tether_local_respond(c->fd, 400, "{\"error\":\"bad_request\"}");
+    else if (route == TETHER_LOCAL_TOKEN || route == TETHER_LOCAL_STATUS)
+        s->handler(s->context, c->fd, route);
+    else if (route == TETHER_LOCAL_BAD_METHOD)
+        tether_local_respond(c->fd, 405, "{\"error\":\"method_not_allowed\"}");
+    else
+        tether_local_respond(c->fd, 404, "{\"error\":\"not_found\"}");
+    close(c->fd);
+    last = &s->connections[--s->count];
+    if (c != last) {
+        c->fd = last->fd;
+        c->deadline_ms = last->deadline_ms;
+        c->len = last->len;
+        memcpy(c->buf, last->buf, last->len);
+    }
+}
+
+/* Reads what connection c has sent. True when the request is complete,
+ * malformed, over the bound, or will not come (end of stream, error). */
+static bool read_connection(tether_local_connection_t *c)
+{
+    tether_local_route_t route;
+    ssize_t n = recv(c->fd, c->buf + c->len, sizeof(c->buf) - c->len, 0);
+
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        return false;
+    if (n <= 0)
+        return true;
+    c->len += (size_t)n;
+    return c->len == sizeof(c->buf) ||
+           tether_local_request_parse(c->buf, c->len, &route) != TETHER_ERR_STATE;
+}
+
+/* A caller beyond max_connections: answered at once, without a slot. What
+ * it has already sent is read first, so that the close does not turn into
+ * a reset before it reads the answer. */
+static void refuse_busy(int fd)
+{
+    char drained[TETHER_LOCAL_MAX_REQUEST];
+    ssize_t n = recv(fd, drained, sizeof(drained), MSG_DONTWAIT);
+
+    (void)n;
+    tether_local_respond(fd, 503,
+                         "{\"error\":\"busy\",\"error_description\":\"the agent is serving "
+                         "too many local connections; try again shortly\"}");
+    close(fd);
+}
+
+static void accept_connections(tether_local_server_t *s, int64_t now_ms)
+{
+    size_t refused = 0;
+
+    for (int i = 0; i < ACCEPT_BATCH; i++) {
+        int fd = accept4(s->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+        tether_local_connection_t *c;
+
+        if (fd < 0) {
+            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
+                errno != ECONNABORTED)
+                tether_warn("agent", "cannot accept a local connection: %s", strerror(errno));
+            break;
+        }
+        if (s->count >= s->max_connections) {
+            refuse_busy(fd);
+            refused++;
+            continue;
+        }
+        c = &s->connections[s->count++];
+        c->fd = fd;
+        c->len = 0;
+        c->deadline_ms = now_ms + TETHER_LOCAL_REQUEST_TIMEOUT_MS;
+    }
+    if (refused > 0)
+        tether_warn("agent", "refused %zu local connections with 503: %zu are open, the most "
+                             "allowed", refused, s->count);
+}
+
+void tether_local_server_serve(tether_local_server_t *s, const struct pollfd *fds, size_t nfds,
+                               int64_t now_ms)
+{
+    size_t first = s->listen_fd >= 0 ? 1 : 0;
+    size_t polled = nfds > first ? nfds - first : 0;
+
+    if (polled > s->count)
+        polled = s->count;
+    /* Backwards: finishing connection i moves the last one into its place,
+     * one already seen. Connections not polled this round are newer. */
+    for (size_t i = polled; i-- > 0;) {
+        tether_local_connection_t *c = &s->connections[i];
+        if ((fds[first + i].revents != 0 && read_connection(c)) || now_ms >= c->deadline_ms)
+            finish_connection(s, i);
+    }
+    if (first == 1 && nfds > 0 && (fds[0].revents & POLLIN))
+        accept_connections(s, now_ms);
+}
+
+void tether_local_server_close(tether_local_server_t *s, const char *path)
+{
+    for (size_t i = 0; i < s->count; i++)
+        close(s->connections[i].fd);
+    s->count = 0;
+    if (s->listen_fd >= 0) {
+        close(s->listen_fd);
+        s->listen_fd = -1;
+        if (path != NULL)
+            unlink(path);
+    }
 }

@@ -10,18 +10,31 @@
  * Callers are admitted by SO_PEERCRED: their uid or gid must be in the
  * configured lists (the agent's own uid always is). The socket file is
  * created with mode 0660. One request per connection; requests are bounded.
+ *
+ * tether_local_server_t serves many callers at once from one poll loop:
+ * each connection has its own state (bytes read so far, a deadline), reads
+ * are non-blocking, and a caller that sends slowly or not at all delays no
+ * other. At most max_connections are open; a caller beyond them gets an
+ * immediate 503 "busy" rather than a wait.
  */
 #ifndef TETHER_AGENT_LOCAL_API_H
 #define TETHER_AGENT_LOCAL_API_H
 
+#include <poll.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "tether/error.h"
 
 #define TETHER_LOCAL_MAX_REQUEST 4096
 #define TETHER_LOCAL_MAX_IDS 32
+/* Open connections at once: room for bursts of callers and for a hundred
+ * that stall, without refusing the next one. */
+#define TETHER_LOCAL_MAX_CONNECTIONS 256
+/* How long a caller has, from its connection, to send its request. */
+#define TETHER_LOCAL_REQUEST_TIMEOUT_MS 1000
 
 typedef enum tether_local_route {
     TETHER_LOCAL_TOKEN,
@@ -59,7 +72,66 @@ bool tether_local_acl_allows(const tether_local_acl_t *acl, uid_t uid, gid_t gid
  * reason in why. */
 int tether_local_listen(const char *path, char *why, size_t why_size);
 
-/* Writes a whole HTTP/1.1 response with a JSON body and closes nothing. */
+/* Writes a whole HTTP/1.1 response with a JSON body and closes nothing.
+ * 0, or -1 when the socket did not take it all (never waits on a
+ * non-blocking socket whose buffer is full). */
 int tether_local_respond(int fd, int status, const char *json);
+
+/* Answers an admitted, well-formed request for route TETHER_LOCAL_TOKEN or
+ * TETHER_LOCAL_STATUS with one tether_local_respond on fd (closed after). */
+typedef void (*tether_local_handler_t)(void *context, int fd, tether_local_route_t route);
+
+typedef struct tether_local_connection {
+    int fd;              /* non-blocking, owned */
+    int64_t deadline_ms; /* monotonic: when the request must be complete */
+    size_t len;          /* bytes of buf read */
+    char buf[TETHER_LOCAL_MAX_REQUEST];
+} tether_local_connection_t;
+
+typedef struct tether_local_server {
+    int listen_fd;          /* -1 when closed */
+    size_t max_connections; /* at most TETHER_LOCAL_MAX_CONNECTIONS */
+    /* Read at each request: the owner may change *acl between calls. */
+    const tether_local_acl_t *acl;
+    tether_local_handler_t handler;
+    void *context;          /* passed to handler */
+    size_t count;           /* connections[0..count) are open */
+    tether_local_connection_t connections[TETHER_LOCAL_MAX_CONNECTIONS];
+} tether_local_server_t;
+
+/* No socket yet, TETHER_LOCAL_MAX_CONNECTIONS allowed. acl, handler and
+ * context must outlive the server. Cannot fail. */
+void tether_local_server_init(tether_local_server_t *s, const tether_local_acl_t *acl,
+                              tether_local_handler_t handler, void *context);
+
+/* tether_local_listen on path. TETHER_ERR_IO with the reason in why. */
+TETHER_MUST_CHECK tether_status_t tether_local_server_open(tether_local_server_t *s,
+                                                           const char *path, char *why,
+                                                           size_t why_size);
+
+/* How many pollfd entries tether_local_server_pollfds may fill. */
+#define TETHER_LOCAL_POLLFDS (1 + TETHER_LOCAL_MAX_CONNECTIONS)
+
+/* Fills fds (room for TETHER_LOCAL_POLLFDS) with what the server waits for:
+ * the listening socket, then each open connection. Returns the count. */
+size_t tether_local_server_pollfds(const tether_local_server_t *s, struct pollfd *fds);
+
+/* The earliest deadline of an open connection, INT64_MAX when none. */
+int64_t tether_local_server_deadline(const tether_local_server_t *s);
+
+/*
+ * After poll on the entries of tether_local_server_pollfds (nfds of them,
+ * unchanged but for revents): reads what callers sent, answers each
+ * complete request (403 to a caller the acl refuses, 400/404/405/413 to a
+ * bad request, the handler for the rest) and each caller past its deadline,
+ * and accepts new connections, refusing with 503 those beyond
+ * max_connections. now_ms is CLOCK_MONOTONIC milliseconds.
+ */
+void tether_local_server_serve(tether_local_server_t *s, const struct pollfd *fds, size_t nfds,
+                               int64_t now_ms);
+
+/* Closes every connection and the listening socket and removes path (when
+ * not NULL and the server had opened it); the server may be opened again. */
+void tether_local_server_close(tether_local_server_t *s, const char *path);
 
 #endif

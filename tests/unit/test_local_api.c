@@ -1,9 +1,15 @@
+#include <errno.h>
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -95,6 +101,182 @@ static void peer_credentials(void **state)
     close(pipe_fds[1]);
 }
 
+/* ---- the local server: many callers, each with its own state ---------- */
+
+typedef struct server_fixture {
+    char dir[80];
+    char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+    tether_local_acl_t acl;
+    int handled;
+    tether_local_server_t server; /* last: its table is large */
+} server_fixture_t;
+
+/* The routes' stand-in: names the route it was asked for. */
+static void fake_route(void *context, int fd, tether_local_route_t route)
+{
+    server_fixture_t *f = context;
+
+    f->handled++;
+    tether_local_respond(fd, 200, route == TETHER_LOCAL_TOKEN ? "{\"route\":\"token\"}"
+                                                               : "{\"route\":\"status\"}");
+}
+
+static int server_setup(void **state)
+{
+    server_fixture_t *f = calloc(1, sizeof(*f));
+    const char *tmp = getenv("TMPDIR");
+    char why[128];
+
+    if (f == NULL)
+        return -1;
+    snprintf(f->dir, sizeof(f->dir), "%s/tether-local-test.XXXXXX", tmp != NULL ? tmp : "/tmp");
+    if (mkdtemp(f->dir) == NULL)
+        return -1;
+    snprintf(f->path, sizeof(f->path), "%s/agent.sock", f->dir);
+    tether_local_server_init(&f->server, &f->acl, fake_route, f);
+    if (tether_local_server_open(&f->server, f->path, why, sizeof(why)) != TETHER_OK)
+        return -1;
+    *state = f;
+    return 0;
+}
+
+static int server_teardown(void **state)
+{
+    server_fixture_t *f = *state;
+
+    tether_local_server_close(&f->server, f->path);
+    rmdir(f->dir);
+    free(f);
+    return 0;
+}
+
+/* A caller: connected without waiting (the backlog takes it), reads time
+ * out after 2 s so that no test can hang. */
+static int caller(const server_fixture_t *f)
+{
+    struct sockaddr_un addr = {.sun_family = AF_UNIX};
+    struct timeval two = {.tv_sec = 2};
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0);
+
+    assert_true(fd >= 0);
+    strcpy(addr.sun_path, f->path);
+    if (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) != 0) {
+        close(fd);
+        return -1;
+    }
+    assert_int_equal(fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK), 0);
+    assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &two, sizeof(two)), 0);
+    return fd;
+}
+
+static void send_text(int fd, const char *text)
+{
+    assert_int_equal(send(fd, text, strlen(text), MSG_NOSIGNAL), (ssize_t)strlen(text));
+}
+
+/* One round of the agent's loop for the server: poll (at most 50 ms), serve
+ * as if the clock read now_ms. */
+static void serve_round(server_fixture_t *f, int64_t now_ms)
+{
+    struct pollfd fds[TETHER_LOCAL_POLLFDS];
+    size_t n = tether_local_server_pollfds(&f->server, fds);
+
+    assert_true(poll(fds, n, 50) >= 0);
+    tether_local_server_serve(&f->server, fds, n, now_ms);
+}
+
+/* The whole answer on fd, NUL-terminated in buf (the server closes after). */
+static void answer(int fd, char *buf, size_t size)
+{
+    size_t len = 0;
+    ssize_t n;
+
+    while (len < size - 1 && (n = recv(fd, buf + len, size - 1 - len, 0)) > 0)
+        len += (size_t)n;
+    buf[len] = '\0';
+}
+
+/* Sends text on fd, runs a round at now_ms and reads the whole answer into
+ * buf, which must hold `expected`. */
+static void ask(server_fixture_t *f, int fd, const char *text, int64_t now_ms,
+                const char *expected)
+{
+    char buf[512];
+
+    send_text(fd, text);
+    serve_round(f, now_ms);
+    answer(fd, buf, sizeof(buf));
+    assert_non_null(strstr(buf, expected));
+}
+
+static void silent_caller_delays_no_other(void **state)
+{
+    server_fixture_t *f = *state;
+    int silent = caller(f), normal = caller(f);
+    char buf[512];
+
+    serve_round(f, 0); /* both accepted, neither has sent */
+    assert_int_equal(f->server.count, 2);
+    ask(f, normal, "GET /v1/token HTTP/1.1\r\n\r\n", 10, "{\"route\":\"token\"}");
+    assert_int_equal(f->server.count, 1); /* the silent one waits */
+    assert_int_equal(tether_local_server_deadline(&f->server), TETHER_LOCAL_REQUEST_TIMEOUT_MS);
+
+    /* At its deadline the silent caller gets its answer, a bad request. */
+    serve_round(f, TETHER_LOCAL_REQUEST_TIMEOUT_MS);
+    answer(silent, buf, sizeof(buf));
+    assert_non_null(strstr(buf, "HTTP/1.1 400"));
+    assert_int_equal(f->server.count, 0);
+    assert_int_equal(tether_local_server_deadline(&f->server), INT64_MAX);
+    assert_int_equal(f->handled, 1);
+    close(silent);
+    close(normal);
+}
+
+static void request_in_pieces(void **state)
+{
+    server_fixture_t *f = *state;
+    int fd = caller(f);
+
+    send_text(fd, "GET /v1/st");
+    serve_round(f, 0);
+    serve_round(f, 0);
+    assert_int_equal(f->handled, 0);
+    ask(f, fd, "atus HTTP/1.1\r\nHost: x\r\n\r\n", 5, "{\"route\":\"status\"}");
+    assert_int_equal(f->handled, 1);
+    close(fd);
+}
+
+static void beyond_the_bound_busy(void **state)
+{
+    server_fixture_t *f = *state;
+    int first, second;
+
+    f->server.max_connections = 1;
+    first = caller(f);
+    second = caller(f);
+    ask(f, second, "GET /v1/token HTTP/1.1\r\n\r\n", 0, "{\"error\":\"busy\"");
+    assert_int_equal(f->server.count, 1);
+    ask(f, first, "GET /v1/status HTTP/1.1\r\n\r\n", 1, "HTTP/1.1 200");
+    assert_int_equal(f->handled, 1);
+    close(first);
+    close(second);
+}
+
+/* A burst of callers waits in the backlog while the loop is busy: far more
+ * than the 16 the agent once allowed, none refused by the kernel. */
+static void backlog_takes_a_burst(void **state)
+{
+    server_fixture_t *f = *state;
+    int fds[100];
+
+    for (size_t i = 0; i < 100; i++) {
+        fds[i] = caller(f);
+        assert_true(fds[i] >= 0);
+    }
+    for (size_t i = 0; i < 100; i++)
+        close(fds[i]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -102,6 +284,11 @@ int main(void)
         cmocka_unit_test(incomplete_and_malformed),
         cmocka_unit_test(acl),
         cmocka_unit_test(peer_credentials),
+        cmocka_unit_test_setup_teardown(silent_caller_delays_no_other, server_setup,
+                                        server_teardown),
+        cmocka_unit_test_setup_teardown(request_in_pieces, server_setup, server_teardown),
+        cmocka_unit_test_setup_teardown(beyond_the_bound_busy, server_setup, server_teardown),
+        cmocka_unit_test_setup_teardown(backlog_takes_a_burst, server_setup, server_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

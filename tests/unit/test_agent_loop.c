@@ -1,0 +1,168 @@
+/*
+ * tether-agent run's loop (daemon.c) with poll injected: how it ends, and
+ * SIGHUP during an exchange. A failed poll once ended the agent with exit
+ * status 0, as if it had been asked to stop, so that its supervisor never
+ * restarted it.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdbool.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "daemon.h"
+
+/* What the fake poll answers: -1 with these errno values in turn, the last
+ * one for every later call. */
+static int poll_errors[4];
+static size_t poll_error_count;
+static size_t poll_calls;
+
+static int failing_poll(struct pollfd *fds, nfds_t nfds, int timeout_ms)
+{
+    size_t i = poll_calls < poll_error_count ? poll_calls : poll_error_count - 1;
+
+    (void)fds;
+    (void)nfds;
+    (void)timeout_ms;
+    poll_calls++;
+    errno = poll_errors[i];
+    return -1;
+}
+
+typedef struct loop_fixture {
+    int signal_pipe[2]; /* stands in for the signalfd: siginfo records */
+    tether_agent_t agent; /* last: its connection table is large */
+} loop_fixture_t;
+
+/* An agent with a running worker and no socket: the worker's client is
+ * not set up, so an exchange fails at once without network or TPM. */
+static int loop_setup(void **state)
+{
+    loop_fixture_t *f = calloc(1, sizeof(*f));
+    tether_secure_buffer_t token;
+    char why[128];
+
+    if (f == NULL || pipe(f->signal_pipe) != 0)
+        return -1;
+    tether_agent_init(&f->agent);
+    f->agent.signal_fd = f->signal_pipe[0];
+    if (tether_secure_buffer_alloc(&f->agent.token, TETHER_TOKEN_MAX + 1, 1) != TETHER_OK ||
+        tether_secure_buffer_alloc(&token, TETHER_TOKEN_MAX + 1, 1) != TETHER_OK ||
+        tether_exchange_worker_start(&f->agent.worker, &f->agent.client, &f->agent.tpm,
+                                     &f->agent.state, &token, why, sizeof(why)) != TETHER_OK)
+        return -1;
+    poll_calls = 0;
+    *state = f;
+    return 0;
+}
+
+static int loop_teardown(void **state)
+{
+    loop_fixture_t *f = *state;
+
+    tether_agent_free(&f->agent); /* closes signal_pipe[0] */
+    close(f->signal_pipe[1]);
+    free(f);
+    return 0;
+}
+
+static void send_signal(loop_fixture_t *f, uint32_t signo)
+{
+    struct signalfd_siginfo si;
+
+    memset(&si, 0, sizeof(si));
+    si.ssi_signo = signo;
+    assert_int_equal(write(f->signal_pipe[1], &si, sizeof(si)), (ssize_t)sizeof(si));
+}
+
+/* Runs the loop with a poll failing with errors[0..count) in turn; the
+ * loop's exit code. */
+static int loop_with_poll_errors(loop_fixture_t *f, const int *errors, size_t count)
+{
+    memcpy(poll_errors, errors, count * sizeof(*errors));
+    poll_error_count = count;
+    f->agent.poll = failing_poll;
+    return tether_agent_loop(&f->agent);
+}
+
+static void failed_poll_exits_1(void **state)
+{
+    static const int errors[] = {ENOMEM};
+
+    assert_int_equal(loop_with_poll_errors(*state, errors, 1), 1);
+    assert_int_equal(poll_calls, 1);
+}
+
+static void interrupted_poll_is_retried(void **state)
+{
+    static const int errors[] = {EINTR, EINTR, EBADF};
+
+    assert_int_equal(loop_with_poll_errors(*state, errors, 3), 1);
+    assert_int_equal(poll_calls, 3);
+}
+
+static void sigterm_exits_0(void **state)
+{
+    loop_fixture_t *f = *state;
+
+    send_signal(f, SIGTERM);
+    assert_int_equal(tether_agent_loop(&f->agent), 0);
+}
+
+/* poll(2), watching the agent: at the first poll after the first result
+ * came (the failure's reason is set), notes whether an exchange runs and
+ * the failure count, then asks the loop to stop. */
+static loop_fixture_t *watched;
+static bool seen_after_result, exchanging_after_result;
+static unsigned failures_after_result;
+
+static int watching_poll(struct pollfd *fds, nfds_t nfds, int timeout_ms)
+{
+    if (!seen_after_result && watched->agent.last_error[0] != '\0') {
+        seen_after_result = true;
+        exchanging_after_result = watched->agent.exchanging;
+        failures_after_result = watched->agent.failures;
+        send_signal(watched, SIGTERM);
+    }
+    return poll(fds, nfds, timeout_ms);
+}
+
+/* SIGHUP while an exchange runs: once it has failed, the next one starts at
+ * once with the failure count reset, rather than after a backoff (what a
+ * SIGHUP applied at once would get, the result overriding it). */
+static void sighup_during_an_exchange_asks_again_after_it(void **state)
+{
+    loop_fixture_t *f = *state;
+
+    watched = f;
+    seen_after_result = exchanging_after_result = false;
+    failures_after_result = 99;
+    send_signal(f, SIGHUP); /* read after the first exchange has started */
+    f->agent.poll = watching_poll;
+    assert_int_equal(tether_agent_loop(&f->agent), 0);
+    assert_true(seen_after_result);
+    assert_true(exchanging_after_result);
+    assert_int_equal(failures_after_result, 0);
+    assert_false(f->agent.refresh_after_exchange);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(failed_poll_exits_1, loop_setup, loop_teardown),
+        cmocka_unit_test_setup_teardown(interrupted_poll_is_retried, loop_setup, loop_teardown),
+        cmocka_unit_test_setup_teardown(sigterm_exits_0, loop_setup, loop_teardown),
+        cmocka_unit_test_setup_teardown(sighup_during_an_exchange_asks_again_after_it, loop_setup,
+                                        loop_teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
