@@ -186,13 +186,16 @@ typedef struct tether_store_ops {
                                         tether_enroll_decision_t *decision,
                                         tether_store_device_t *device);
     tether_status_t (*enrollment_add)(void *impl, const tether_store_enrollment_t *enrollment,
-                                      int64_t now);
+                                      int64_t now, unsigned max_per_ek, int64_t protect_seconds,
+                                      int64_t *retry_after);
     tether_status_t (*enrollment_find)(void *impl, const char *id, int64_t now,
                                        tether_store_enrollment_t *enrollment);
     tether_status_t (*enrollment_delete)(void *impl, const char *id);
     tether_status_t (*enrollment_activate)(void *impl, const char *id, const char *new_device_id,
                                            int64_t now, tether_enroll_decision_t *decision,
                                            tether_store_device_t *device);
+    tether_status_t (*enrollment_completed)(void *impl, const char *id,
+                                            tether_store_device_t *device);
 
     tether_status_t (*alert_add)(void *impl, const char *device_id, const char *kind,
                                  const char *details_json, int64_t now);
@@ -320,11 +323,21 @@ TETHER_MUST_CHECK tether_status_t tether_store_enroll_authorize(
     tether_store_t *store, const char *ek_sha256, const uint8_t *bootstrap_hash, int64_t now,
     tether_enroll_decision_t *decision, tether_store_device_t *device);
 
-/* Records a started enrolment, in one transaction with the removal of every
- * expired one and of any other started for the same EK (a device has one
- * enrolment in flight; the table stays bounded by the allowed EKs). */
+/*
+ * Records a started enrolment, in one transaction with the removal of every
+ * expired one. Nothing is proven before activation (anyone may send a
+ * victim's public EK and certificate with an AK of their own), so a new
+ * enrolment never replaces one in flight: an EK holds up to max_per_ek
+ * enrolments side by side, each keyed by its own id, and the first to prove
+ * its secret wins. At the bound, the oldest of the EK's enrolments is
+ * dropped if it is at least protect_seconds old (a genuine device answers in
+ * seconds; one that old is abandoned or a forger's); otherwise the new one
+ * is refused with TETHER_ERR_TOO_LARGE and *retry_after (may be NULL) gets
+ * the seconds until the oldest may be dropped (at least 1).
+ */
 TETHER_MUST_CHECK tether_status_t tether_store_enrollment_add(
-    tether_store_t *store, const tether_store_enrollment_t *enrollment, int64_t now);
+    tether_store_t *store, const tether_store_enrollment_t *enrollment, int64_t now,
+    unsigned max_per_ek, int64_t protect_seconds, int64_t *retry_after);
 
 /* TETHER_ERR_NOT_FOUND for an unknown id; TETHER_ERR_EXPIRED for one past
  * its expires_at, which is deleted. Fills all but the blobs. */
@@ -344,14 +357,23 @@ TETHER_MUST_CHECK tether_status_t tether_store_enrollment_delete(tether_store_t 
  * - the device row is created (id new_device_id, the session's name or else
  *   the id) or updated (keeps its id and name) to status active, with the
  *   session's EK, AK, device key, certification and counter, allow_reenroll
- *   cleared, highest_counter 0 and the clockInfo fields reset;
- * - the session is deleted.
+ *   cleared, highest_counter 0 and the clockInfo fields reset, and the
+ *   enrolment's id recorded (tether_store_enrollment_completed);
+ * - every enrolment in flight for the EK is deleted (the others can only be
+ *   a forger's or abandoned: the device is active now).
  * A refusal is TETHER_OK with *decision saying why, and changes nothing.
  * device (may be NULL) gets the device row after a grant.
  */
 TETHER_MUST_CHECK tether_status_t tether_store_enrollment_activate(
     tether_store_t *store, const char *id, const char *new_device_id, int64_t now,
     tether_enroll_decision_t *decision, tether_store_device_t *device);
+
+/* The active device whose last completed enrolment is id, for an activation
+ * repeated after its answer was lost; TETHER_ERR_NOT_FOUND when there is
+ * none (unknown id, or the device was revoked, quarantined or enrolled
+ * again since). Changes nothing. */
+TETHER_MUST_CHECK tether_status_t tether_store_enrollment_completed(
+    tether_store_t *store, const char *id, tether_store_device_t *device);
 
 /* details_json must be a JSON text (not checked here). */
 TETHER_MUST_CHECK tether_status_t tether_store_alert_add(tether_store_t *store,
