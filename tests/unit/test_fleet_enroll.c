@@ -17,8 +17,6 @@
 
 #include <cjson/cJSON.h>
 #include <cmocka.h>
-#include <mbedtls/ecdsa.h>
-#include <mbedtls/md.h>
 #include <sqlite3.h>
 #include <tss2/tss2_mu.h>
 
@@ -38,7 +36,7 @@
 #include "tether/bytes.h"
 #include "tether/enroll.h"
 #include "tether/file.h"
-#include "tether/random.h"
+#include "tether/enroll_forgery.h"
 #include "tether/secret_token.h"
 #include "tether/tpm2_public.h"
 #include "tether/tpm_fake.h"
@@ -785,61 +783,23 @@ static void enrolments_in_flight_side_by_side(void **state)
     device_free(d);
 }
 
-/* What a forger can send: the victim's public EK and its certificate (both
- * public) with an AK of its own in software, posing as the EK's child: the
- * device key's certification says so (qualifiedSigner) and is signed by the
- * software key; device key and counter come from the forger's TPM. Every
- * check before activation passes; only the victim's TPM can activate. */
+/* A forged request against the victim's EK (tether/enroll_forgery.h): a
+ * new software AK each time. */
 static void forge(device_t *forger, const device_t *victim)
 {
-    mbedtls_ecp_keypair ak;
-    TPM2B_ATTEST *certify = &forger->req.device_key_certify;
-    TPMS_SIGNATURE_ECDSA *sig = &forger->req.device_key_signature.signature.ecdsa;
-    TPMT_PUBLIC *ak_public = &forger->req.ak_public.publicArea;
-    TPMS_ATTEST attest;
-    TPM2B_NAME ek_qn;
-    uint8_t hash[32];
-    size_t offset = 0;
-    mbedtls_mpi r, s;
-
-    forger->req.ek_public = victim->req.ek_public;
-    memcpy(forger->req.ek_cert, victim->req.ek_cert, victim->req.ek_cert_len);
-    forger->req.ek_cert_len = victim->req.ek_cert_len;
-    assert_int_equal(ak_public->type, TPM2_ALG_ECC);
-    mbedtls_ecp_keypair_init(&ak);
-    mbedtls_mpi_init(&r);
-    mbedtls_mpi_init(&s);
-    assert_int_equal(mbedtls_ecp_gen_key(MBEDTLS_ECP_DP_SECP256R1, &ak, tether_random_mbedtls,
-                                         NULL),
-                     0);
-    assert_int_equal(mbedtls_mpi_write_binary(&ak.Q.X, ak_public->unique.ecc.x.buffer, 32), 0);
-    assert_int_equal(mbedtls_mpi_write_binary(&ak.Q.Y, ak_public->unique.ecc.y.buffer, 32), 0);
-    memset(&attest, 0, sizeof(attest));
-    assert_int_equal(Tss2_MU_TPMS_ATTEST_Unmarshal(certify->attestationData, certify->size,
-                                                   &offset, &attest),
-                     TSS2_RC_SUCCESS);
-    assert_int_equal(tether_tpm2_qualified_name(NULL, TPM2_RH_ENDORSEMENT,
-                                                &victim->req.ek_public.publicArea, &ek_qn),
-                     TETHER_OK);
-    assert_int_equal(tether_tpm2_qualified_name(&ek_qn, 0, ak_public, &attest.qualifiedSigner),
-                     TETHER_OK);
-    offset = 0;
-    assert_int_equal(Tss2_MU_TPMS_ATTEST_Marshal(&attest, certify->attestationData,
-                                                 sizeof(certify->attestationData), &offset),
-                     TSS2_RC_SUCCESS);
-    certify->size = (uint16_t)offset;
-    assert_int_equal(mbedtls_md(mbedtls_md_info_from_type(MBEDTLS_MD_SHA256),
-                                certify->attestationData, certify->size, hash),
-                     0);
-    assert_int_equal(mbedtls_ecdsa_sign(&ak.grp, &r, &s, &ak.d, hash, sizeof(hash),
-                                        tether_random_mbedtls, NULL),
-                     0);
-    assert_int_equal(mbedtls_mpi_write_binary(&r, sig->signatureR.buffer, 32), 0);
-    assert_int_equal(mbedtls_mpi_write_binary(&s, sig->signatureS.buffer, 32), 0);
-    mbedtls_mpi_free(&r);
-    mbedtls_mpi_free(&s);
-    mbedtls_ecp_keypair_free(&ak);
+    assert_int_equal(tether_enroll_forge(&forger->req, &victim->req), TETHER_OK);
     device_body(forger, "forged", NULL);
+}
+
+/* POST /v1/enroll with the device's request, from address (its source). */
+static unsigned enroll_from(fixture_t *f, const device_t *d, const char *address)
+{
+    unsigned status;
+
+    f->remote = address;
+    status = enroll(f, d);
+    f->remote = NULL;
+    return status;
 }
 
 /* The displacement attack: forged enrolments of the victim's EK before,
@@ -856,11 +816,11 @@ static void forged_enrolments_do_not_displace(void **state)
 
     allow(f, victim, "victim", id);
     forge(forger, victim);
-    assert_int_equal(enroll(f, forger), 200);
-    assert_int_equal(enroll(f, victim), 200);
+    assert_int_equal(enroll_from(f, forger, "198.51.100.7"), 200);
+    assert_int_equal(enroll_from(f, victim, "192.0.2.1"), 200);
     body = answer(f, victim);
     forge(forger, victim); /* another software AK each time */
-    assert_int_equal(enroll(f, forger), 200);
+    assert_int_equal(enroll_from(f, forger, "198.51.100.7"), 200);
     snprintf(forged_id, sizeof(forged_id), "%s", f->enrollment_id);
     assert_int_equal(pending(f), 3);
     /* The forger cannot answer its credential: it was made for the victim's EK. */
@@ -873,7 +833,7 @@ static void forged_enrolments_do_not_displace(void **state)
     assert_int_equal(activate(f, forged_body), 403);
     assert_string_equal(text(f, "error"), "activation_failed");
     assert_int_equal(pending(f), 2); /* the forger's own try is dropped, not the victim's */
-    assert_int_equal(enroll(f, forger), 200);
+    assert_int_equal(enroll_from(f, forger, "198.51.100.7"), 200);
 
     assert_int_equal(activate(f, body), 200);
     assert_string_equal(text(f, "device_id"), id);
@@ -887,44 +847,59 @@ static void forged_enrolments_do_not_displace(void **state)
     device_free(forger);
 }
 
-/* At enroll_max_pending_per_ek the EK's oldest enrolment is displaced only
- * once it is a minute old; before that a new one is refused with 429 and
- * Retry-After, and the refusal changes nothing. */
-static void pending_enrolments_per_ek_bounded(void **state)
+/* Enrolments in flight are bounded per EK and source (2) and per EK
+ * (enroll_max_pending_per_ek). At a bound the oldest within it is displaced
+ * only once it is a minute old; before that a new one is refused with 429
+ * and Retry-After, and the refusal changes nothing. One forger's address
+ * cannot take the victim's place. */
+static void pending_enrolments_bounded(void **state)
 {
+    static const char *const forgers[] = {"198.51.100.1", "198.51.100.2", "198.51.100.3",
+                                          "198.51.100.4", "198.51.100.5", "198.51.100.6",
+                                          "198.51.100.7", "198.51.100.8"};
     fixture_t *f = *state;
     device_t *victim = device_new(f, 15, ECC_AND_RSA, true);
     device_t *forger = device_new(f, 16, ECC_AND_RSA, false);
     char id[TETHER_STORE_DEVICE_ID_SIZE];
-    char first[TETHER_STORE_ENROLLMENT_ID_SIZE];
     char *body;
+    unsigned i;
 
+    _Static_assert(TETHER_CONFIG_DEFAULT_ENROLL_MAX_PENDING_PER_EK == 8, "forgers[] fills it");
     allow(f, victim, "victim", id);
-    assert_int_equal(enroll(f, victim), 200);
-    snprintf(first, sizeof(first), "%s", f->enrollment_id);
-    body = answer(f, victim);
     forge(forger, victim);
-    for (unsigned i = 1; i < TETHER_CONFIG_DEFAULT_ENROLL_MAX_PENDING_PER_EK; i++)
-        assert_int_equal(enroll(f, forger), 200);
-    assert_int_equal(pending(f), TETHER_CONFIG_DEFAULT_ENROLL_MAX_PENDING_PER_EK);
+    assert_int_equal(enroll_from(f, victim, "192.0.2.1"), 200);
+    body = answer(f, victim);
+    /* Per source: two. */
+    assert_int_equal(enroll_from(f, forger, forgers[0]), 200);
+    assert_int_equal(enroll_from(f, forger, forgers[0]), 200);
     test_now = T0 + 20;
+    f->remote = forgers[0];
     expect_refusal(f, "/v1/enroll", forger->json, 429, "too_many_enrolments");
     assert_string_equal(f->response.retry_after, "40");
-    /* The victim's enrolment, still in flight within the minute, completes. */
+    /* Per EK: eight, whatever the sources. */
+    for (i = 1; i < 6; i++)
+        assert_int_equal(enroll_from(f, forger, forgers[i]), 200);
+    assert_int_equal(pending(f), TETHER_CONFIG_DEFAULT_ENROLL_MAX_PENDING_PER_EK);
+    f->remote = forgers[6];
+    expect_refusal(f, "/v1/enroll", forger->json, 429, "too_many_enrolments");
+    assert_string_equal(f->response.retry_after, "40");
+    f->remote = NULL;
+    /* The victim's enrolment, in flight all along, completes. */
     assert_int_equal(activate(f, body), 200);
     assert_string_equal(text(f, "device_id"), id);
+    assert_int_equal(pending(f), 0);
     free(body);
 
-    /* Another EK, filled up: after a minute the oldest makes room. */
+    /* After a minute, the oldest makes room: an enrolment left that long
+     * is abandoned (or a forger's). */
     fleet_db_exec(f->path, "UPDATE devices SET status = 'revoked', allow_reenroll = 1");
     test_now = T0 + 100;
-    assert_int_equal(enroll(f, victim), 200);
-    snprintf(first, sizeof(first), "%s", f->enrollment_id);
+    assert_int_equal(enroll_from(f, victim, "192.0.2.1"), 200);
     body = answer(f, victim);
-    for (unsigned i = 1; i < TETHER_CONFIG_DEFAULT_ENROLL_MAX_PENDING_PER_EK; i++)
-        assert_int_equal(enroll(f, forger), 200);
+    for (i = 0; i < 7; i++)
+        assert_int_equal(enroll_from(f, forger, forgers[i]), 200);
     test_now = T0 + 100 + TETHER_ENROLL_PROTECTED_SECONDS;
-    assert_int_equal(enroll(f, forger), 200);
+    assert_int_equal(enroll_from(f, forger, forgers[7]), 200);
     assert_int_equal(pending(f), TETHER_CONFIG_DEFAULT_ENROLL_MAX_PENDING_PER_EK);
     expect_refusal(f, "/v1/enroll/activate", body, 400, "invalid_enrollment");
     free(body);
@@ -1191,7 +1166,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(reenrolment_only_after_reinstate, setup, teardown),
         cmocka_unit_test_setup_teardown(enrolments_in_flight_side_by_side, setup, teardown),
         cmocka_unit_test_setup_teardown(forged_enrolments_do_not_displace, setup, teardown),
-        cmocka_unit_test_setup_teardown(pending_enrolments_per_ek_bounded, setup, teardown),
+        cmocka_unit_test_setup_teardown(pending_enrolments_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(enrolment_attempts_per_source_bounded, setup, teardown),
         cmocka_unit_test(source_limit_buckets),
         cmocka_unit_test_setup_teardown(activation_repeated_is_idempotent, setup, teardown),

@@ -299,6 +299,8 @@ static tether_status_t fill_session(enroll_call_t *call, enroll_work_t *w)
     e->ak_name.len = w->ak_name.size;
     e->counter_index = req->counter_public.nvPublic.nvIndex;
     memcpy(e->name, req->name, sizeof(e->name));
+    _Static_assert(TETHER_STORE_SOURCE_SIZE == TETHER_SOURCE_KEY_SIZE, "one size of a source");
+    tether_source_key(call->request->remote, e->source);
     if (req->bootstrap_token[0] != '\0') {
         e->has_bootstrap = true;
         memcpy(e->bootstrap_hash, w->token_hash, sizeof(e->bootstrap_hash));
@@ -370,12 +372,16 @@ static void challenge(enroll_call_t *call, enroll_work_t *w, tether_enroll_decis
         goto out;
     }
     rc = tether_store_enrollment_add(call->api->store, &w->session, call->now,
-                                     call->api->max_pending_per_ek,
-                                     TETHER_ENROLL_PROTECTED_SECONDS, &retry_after);
+                                     &(tether_store_enrollment_bounds_t){
+                                         call->api->max_pending_per_ek,
+                                         TETHER_ENROLL_MAX_PENDING_PER_SOURCE,
+                                         TETHER_ENROLL_PROTECTED_SECONDS},
+                                     &retry_after);
     if (rc == TETHER_ERR_TOO_LARGE) {
         refuse_busy(call, "too_many_enrolments",
-                    "this EK has as many enrolments in flight as the fleet allows, all started "
-                    "within the last minute; try again after Retry-After seconds",
+                    "this EK has as many enrolments in flight as the fleet allows (from this "
+                    "address or in all), all started within the last minute; try again after "
+                    "Retry-After seconds",
                     subject, retry_after);
         goto out;
     }

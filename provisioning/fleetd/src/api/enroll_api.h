@@ -33,6 +33,10 @@
  * one of its EK (store.h, tether_store_enrollment_add): far more than a
  * genuine device needs to activate, far less than the enrolment's life. */
 #define TETHER_ENROLL_PROTECTED_SECONDS 60
+/* Enrolments in flight of one EK from one source (IPv4 address, IPv6 /64):
+ * a device that restarted has two; a forger at one address can never take
+ * all of an EK's places. */
+#define TETHER_ENROLL_MAX_PENDING_PER_SOURCE 2
 
 typedef struct tether_enroll_api {
     tether_store_t *store;    /* borrowed: must outlive every request */

@@ -57,9 +57,7 @@ void tether_source_limit_free(tether_source_limit_t *limit)
     tether_wipe(limit, sizeof(*limit));
 }
 
-/* The bucket's key for source: an IPv4 address as is, an IPv6 address cut
- * to its /64 (an IPv4-mapped one read as IPv4), anything else "unknown". */
-static void source_key(const char *source, char key[TETHER_SOURCE_KEY_SIZE])
+void tether_source_key(const char *source, char key[TETHER_SOURCE_KEY_SIZE])
 {
     struct in_addr v4;
     struct in6_addr v6;
@@ -121,7 +119,7 @@ bool tether_source_limit_take(tether_source_limit_t *limit, const char *source, 
         return false;
     capacity = (int64_t)limit->burst * UNITS_PER_ATTEMPT;
     rate = limit->rate_per_minute;
-    source_key(source, key);
+    tether_source_key(source, key);
     pthread_mutex_lock(&limit->lock);
     b = find_slot(limit, key, now, capacity);
     if (strcmp(b->key, key) != 0) {

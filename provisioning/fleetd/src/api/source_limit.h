@@ -37,6 +37,11 @@ typedef struct tether_source_limit {
     tether_source_bucket_t *buckets; /* TETHER_SOURCE_LIMIT_SLOTS, owned */
 } tether_source_limit_t;
 
+/* The source of a client address as text: an IPv4 address as is, an IPv6
+ * address cut to its /64 (an IPv4-mapped one read as IPv4), NULL or
+ * anything else "unknown". */
+void tether_source_key(const char *address, char key[TETHER_SOURCE_KEY_SIZE]);
+
 /* Cannot fail; the limit admits nothing until it is set up. */
 void tether_source_limit_init(tether_source_limit_t *limit);
 

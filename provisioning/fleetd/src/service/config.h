@@ -14,7 +14,7 @@
  *   bootstrap_max_ttl_seconds = 86400
  *
  * Enrolment (DESIGN.md, "Enrolment"), against callers that prove nothing yet:
- *   enroll_max_pending_per_ek = 4    enrolments in flight for one EK, 1-64
+ *   enroll_max_pending_per_ek = 8    enrolments in flight for one EK, 1-64
  *   enroll_rate_per_minute = 6       POST /v1/enroll attempts one source
  *   enroll_burst = 20                (IPv4 address, IPv6 /64) may make: a
  *                                    token bucket of enroll_burst refilled at
@@ -53,7 +53,7 @@
 #define TETHER_CONFIG_DEFAULT_PCR_SELECTION "sha256:0,1,2,3,4,5,6,7"
 #define TETHER_CONFIG_TOKEN_LIFETIME_MIN 30
 #define TETHER_CONFIG_TOKEN_LIFETIME_MAX 3600
-#define TETHER_CONFIG_DEFAULT_ENROLL_MAX_PENDING_PER_EK 4
+#define TETHER_CONFIG_DEFAULT_ENROLL_MAX_PENDING_PER_EK 8
 #define TETHER_CONFIG_DEFAULT_ENROLL_RATE_PER_MINUTE 6
 #define TETHER_CONFIG_DEFAULT_ENROLL_BURST 20
 

@@ -111,11 +111,11 @@ tether_status_t tether_store_enroll_authorize(tether_store_t *store, const char 
 
 tether_status_t tether_store_enrollment_add(tether_store_t *store,
                                             const tether_store_enrollment_t *enrollment,
-                                            int64_t now, unsigned max_per_ek,
-                                            int64_t protect_seconds, int64_t *retry_after)
+                                            int64_t now,
+                                            const tether_store_enrollment_bounds_t *bounds,
+                                            int64_t *retry_after)
 {
-    return STORE_CALL(store, enrollment_add, enrollment, now, max_per_ek, protect_seconds,
-                      retry_after);
+    return STORE_CALL(store, enrollment_add, enrollment, now, bounds, retry_after);
 }
 
 tether_status_t tether_store_enrollment_find(tether_store_t *store, const char *id, int64_t now,

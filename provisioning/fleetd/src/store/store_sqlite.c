@@ -789,7 +789,8 @@ static tether_status_t op_enroll_authorize(void *impl, const char *ek_sha256,
     return rc;
 }
 
-/* How many enrolments of one EK are in flight, and since when the oldest. */
+/* How many enrolments of one EK (from one source, or any) are in flight,
+ * and since when the oldest. */
 typedef struct ek_sessions {
     int64_t count;
     int64_t oldest;
@@ -804,40 +805,47 @@ static tether_status_t ek_sessions_read(void *arg, sqlite3_stmt *row)
     return TETHER_OK;
 }
 
+/* source NULL: from any source. */
 static tether_status_t ek_sessions_select(sqlite_store_t *s, const char *ek_sha256,
-                                          ek_sessions_t *sessions)
+                                          const char *source, ek_sessions_t *sessions)
 {
     static const char sql[] = "SELECT count(*), coalesce(min(created_at), 0) "
-                              "FROM enrolment_sessions WHERE ek_sha256 = ?";
+                              "FROM enrolment_sessions WHERE ek_sha256 = ?1 "
+                              "AND (?2 IS NULL OR source = ?2)";
 
     memset(sessions, 0, sizeof(*sessions));
     /* An aggregate: always one row. */
     return tether_sqlite_query_one(s, "count enrolments of an EK", sql,
-                                   SQL_ARGS(SQL_TEXT(ek_sha256)), ek_sessions_read, sessions);
+                                   SQL_ARGS(SQL_TEXT(ek_sha256), SQL_TEXT(source)),
+                                   ek_sessions_read, sessions);
 }
 
-/* Makes room for one more enrolment of the EK (store.h): drops its oldest
- * ones that are at least protect_seconds old, as many as the bound needs;
- * TETHER_ERR_TOO_LARGE with *retry_after when that is not enough. Inside
- * the caller's transaction. */
+/* Makes room for one more enrolment of the EK (from source; NULL: from any)
+ * under max (store.h): drops its oldest ones that are at least
+ * protect_seconds old, as many as the bound needs; TETHER_ERR_TOO_LARGE
+ * with *retry_after when that is not enough. Inside the caller's
+ * transaction. */
 static tether_status_t ek_sessions_make_room(sqlite_store_t *s, const char *ek_sha256,
-                                             int64_t now, unsigned max_per_ek,
+                                             const char *source, unsigned max, int64_t now,
                                              int64_t protect_seconds, int64_t *retry_after)
 {
     static const char evict_sql[] =
         "DELETE FROM enrolment_sessions WHERE id IN (SELECT id FROM enrolment_sessions "
-        "WHERE ek_sha256 = ?1 AND created_at <= ?2 ORDER BY created_at, rowid LIMIT ?3)";
+        "WHERE ek_sha256 = ?1 AND (?2 IS NULL OR source = ?2) AND created_at <= ?3 "
+        "ORDER BY created_at, rowid LIMIT ?4)";
     ek_sessions_t sessions;
     tether_status_t rc;
 
-    if ((rc = ek_sessions_select(s, ek_sha256, &sessions)) != TETHER_OK ||
-        sessions.count < (int64_t)max_per_ek)
+    if ((rc = ek_sessions_select(s, ek_sha256, source, &sessions)) != TETHER_OK ||
+        sessions.count < (int64_t)max)
         return rc;
     rc = tether_sqlite_run(s, "drop stale enrolments of an EK", evict_sql,
-                           SQL_ARGS(SQL_TEXT(ek_sha256), SQL_INT(now - protect_seconds),
-                                    SQL_INT(sessions.count - (int64_t)max_per_ek + 1)));
-    if (rc != TETHER_OK || (rc = ek_sessions_select(s, ek_sha256, &sessions)) != TETHER_OK ||
-        sessions.count < (int64_t)max_per_ek)
+                           SQL_ARGS(SQL_TEXT(ek_sha256), SQL_TEXT(source),
+                                    SQL_INT(now - protect_seconds),
+                                    SQL_INT(sessions.count - (int64_t)max + 1)));
+    if (rc != TETHER_OK ||
+        (rc = ek_sessions_select(s, ek_sha256, source, &sessions)) != TETHER_OK ||
+        sessions.count < (int64_t)max)
         return rc;
     *retry_after = sessions.oldest + protect_seconds - now;
     if (*retry_after < 1)
@@ -846,32 +854,38 @@ static tether_status_t ek_sessions_make_room(sqlite_store_t *s, const char *ek_s
 }
 
 static tether_status_t op_enrollment_add(void *impl, const tether_store_enrollment_t *e,
-                                         int64_t now, unsigned max_per_ek,
-                                         int64_t protect_seconds, int64_t *retry_after)
+                                         int64_t now,
+                                         const tether_store_enrollment_bounds_t *bounds,
+                                         int64_t *retry_after)
 {
     static const char sweep_sql[] = "DELETE FROM enrolment_sessions WHERE expires_at <= ?";
     static const char insert_sql[] =
         "INSERT INTO enrolment_sessions (id, ek_sha256, ek_public, ek_cert, ak_public, ak_name, "
         "device_key_public, device_key_certify_attest, device_key_certify_signature, "
-        "counter_nv_index, counter_nv_public, name, bootstrap_hash, created_at, expires_at) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+        "counter_nv_index, counter_nv_public, name, bootstrap_hash, created_at, expires_at, "
+        "source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
     sqlite_store_t *s = impl;
     int64_t wait = 0;
     tether_status_t rc;
 
     if (retry_after != NULL)
         *retry_after = 0;
-    if (e == NULL || max_per_ek == 0 || protect_seconds < 0 || !blob_ok(&e->ek_public) ||
-        !blob_ok(&e->ek_cert) || !blob_ok(&e->ak_public) || !blob_ok(&e->ak_name) ||
-        !blob_ok(&e->device_key_public) || !blob_ok(&e->certify_attest) ||
-        !blob_ok(&e->certify_signature) || !blob_ok(&e->counter_public))
+    if (e == NULL || bounds == NULL || bounds->max_per_ek == 0 || bounds->max_per_source == 0 ||
+        bounds->protect_seconds < 0 || !blob_ok(&e->ek_public) || !blob_ok(&e->ek_cert) ||
+        !blob_ok(&e->ak_public) || !blob_ok(&e->ak_name) || !blob_ok(&e->device_key_public) ||
+        !blob_ok(&e->certify_attest) || !blob_ok(&e->certify_signature) ||
+        !blob_ok(&e->counter_public))
         return TETHER_ERR_INVALID_ARGUMENT;
     pthread_mutex_lock(&s->lock);
     if ((rc = tether_sqlite_begin(s)) != TETHER_OK)
         goto out;
     rc = tether_sqlite_run(s, "remove expired enrolments", sweep_sql, SQL_ARGS(SQL_INT(now)));
     if (rc == TETHER_OK)
-        rc = ek_sessions_make_room(s, e->ek_sha256, now, max_per_ek, protect_seconds, &wait);
+        rc = ek_sessions_make_room(s, e->ek_sha256, e->source, bounds->max_per_source, now,
+                                   bounds->protect_seconds, &wait);
+    if (rc == TETHER_OK)
+        rc = ek_sessions_make_room(s, e->ek_sha256, NULL, bounds->max_per_ek, now,
+                                   bounds->protect_seconds, &wait);
     if (rc == TETHER_OK)
         rc = tether_sqlite_run(
             s, "record enrolment", insert_sql,
@@ -883,17 +897,12 @@ static tether_status_t op_enrollment_add(void *impl, const tether_store_enrollme
                      e->name[0] != '\0' ? SQL_TEXT(e->name) : SQL_NULL,
                      e->has_bootstrap ? SQL_BLOB(e->bootstrap_hash, TETHER_STORE_HASH_SIZE)
                                       : SQL_NULL,
-                     SQL_INT(e->created_at), SQL_INT(e->expires_at)));
+                     SQL_INT(e->created_at), SQL_INT(e->expires_at), SQL_TEXT(e->source)));
 out:
-    if (rc == TETHER_ERR_TOO_LARGE) {
-        /* Refused at the bound: keep the sweep of expired enrolments. */
-        rc = tether_sqlite_finish(s, TETHER_OK) == TETHER_OK ? TETHER_ERR_TOO_LARGE
-                                                             : TETHER_ERR_STORE;
-        if (retry_after != NULL)
-            *retry_after = wait;
-    } else {
-        rc = tether_sqlite_finish(s, rc);
-    }
+    /* Refused at a bound: rolled back, so a refusal changes nothing. */
+    rc = tether_sqlite_finish(s, rc);
+    if (rc == TETHER_ERR_TOO_LARGE && retry_after != NULL)
+        *retry_after = wait;
     pthread_mutex_unlock(&s->lock);
     return rc;
 }
