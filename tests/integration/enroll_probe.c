@@ -124,15 +124,16 @@ int main(int argc, char **argv)
     const char *mode;
     int rc = 1;
 
-    if (argc < 3 || (strcmp(argv[1], "request") != 0 && strcmp(argv[1], "forge") != 0) ||
-        tcti == NULL) {
+    if (argc < 3 || tcti == NULL ||
+        (strcmp(argv[1], "request") != 0 && strcmp(argv[1], "forge") != 0 &&
+         !(strcmp(argv[1], "die-after-activation") == 0 && argc == 5))) {
         fprintf(stderr, "usage: enroll_probe request MODE [any|p384|rsa] | forge VICTIM-FILE | "
                         "die-after-activation STATE-DIR FLEET-URL CA (TETHER_TEST_TCTI set)\n");
         return 2;
     }
     if (strcmp(argv[1], "forge") == 0)
         return forge(tcti, argv[2]);
-    if (strcmp(argv[1], "die-after-activation") == 0 && argc == 5)
+    if (strcmp(argv[1], "die-after-activation") == 0)
         return die_after_activation(tcti, argv[2], argv[3], argv[4]);
     mode = argv[2];
     if (argc > 3 && strcmp(argv[3], "any") != 0 && tether_ek_type_parse(argv[3], &ek_type) != 0)
