@@ -47,16 +47,6 @@ new_tpm() {
     eval "TCTI_$1=\$SWTPM_TCTI EK_$1=\$ek"
 }
 
-# enroll NAME TCTI STATE-DIR [AGENT-OPTIONS...]: runs the agent, keeps its
-# output in $WORK/NAME.out/.err and its status in RC.
-enroll() {
-    local name=$1 tcti=$2 state=$3
-    shift 3
-    RC=0
-    "$AGENT" enroll --tcti "$tcti" --state-dir "$state" --fleet "$URL" --ca "$DIR/ca.pem" "$@" \
-        >"$WORK/$name.out" 2>"$WORK/$name.err" || RC=$?
-}
-
 # forged_post FILE: POST /v1/enroll from the forger's address; prints the
 # HTTP status, keeps the body in $WORK/forged-body and the head in
 # $WORK/forged-head.
