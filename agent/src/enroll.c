@@ -49,7 +49,10 @@ static void enroll_usage(FILE *out)
           "Enrols this device with its fleet, once: creates the attestation key, the\n"
           "device key and the exchange counter in the TPM, proves the TPM's identity\n"
           "with its EK certificate and TPM2_ActivateCredential, and writes the state\n"
-          "directory (public data and TPM-wrapped key blobs only).\n"
+          "directory (public data and TPM-wrapped key blobs only). If a run stopped\n"
+          "after the fleet's challenge (a crash, a power loss), running it again\n"
+          "resumes that enrolment from DIR/enrolment.json, or starts over when the\n"
+          "fleet no longer holds it.\n"
           "\n"
           "  --tcti TCTI                 tpm2-tss TCTI, e.g. device:/dev/tpmrm0 or\n"
           "                              swtpm:host=127.0.0.1,port=2321 (default: the TSS default)\n"
@@ -277,7 +280,11 @@ static int activate(tether_https_client_t *client, const char *enrollment_id,
 out:
     cJSON_Delete(body);
     cJSON_Delete(req);
-    free(json);
+    if (json != NULL) {
+        tether_wipe(json, strlen(json)); /* the proof */
+        free(json);
+    }
+    tether_wipe(proof_b64, sizeof(proof_b64));
     tether_https_response_free(&resp);
     return rc;
 }

@@ -439,8 +439,9 @@ static void handle_enroll(enroll_call_t *call)
 static void invalid_enrollment(enroll_call_t *call, const char *subject)
 {
     refuse(call, 400, TETHER_ENROLL_ERROR_INVALID_ENROLLMENT,
-           "no enrolment in progress with this id (unknown, expired, completed or failed); "
-           "start again with POST /v1/enroll",
+           "no enrolment in progress with this id (unknown, expired, displaced, dropped, or "
+           "completed by a device that is no longer active with it); start again with POST "
+           "/v1/enroll",
            "activation", subject);
 }
 
