@@ -27,6 +27,10 @@
 #include "tether/secret_token.h"
 #include "tether/tpm2_public.h"
 
+/* A step's outcome besides 0 (done) and -1 (failed, reason printed): the
+ * fleet has no enrolment to finish, start over with POST /v1/enroll. */
+#define ENROLL_START_OVER 1
+
 typedef struct enroll_options {
     const char *tcti;
     const char *state_dir;
@@ -45,7 +49,10 @@ static void enroll_usage(FILE *out)
           "Enrols this device with its fleet, once: creates the attestation key, the\n"
           "device key and the exchange counter in the TPM, proves the TPM's identity\n"
           "with its EK certificate and TPM2_ActivateCredential, and writes the state\n"
-          "directory (public data and TPM-wrapped key blobs only).\n"
+          "directory (public data and TPM-wrapped key blobs only). If a run stopped\n"
+          "after the fleet's challenge (a crash, a power loss), running it again\n"
+          "resumes that enrolment from DIR/enrolment.json, or starts over when the\n"
+          "fleet no longer holds it.\n"
           "\n"
           "  --tcti TCTI                 tpm2-tss TCTI, e.g. device:/dev/tpmrm0 or\n"
           "                              swtpm:host=127.0.0.1,port=2321 (default: the TSS default)\n"
@@ -175,13 +182,9 @@ static void print_refusal(const char *step, const tether_https_response_t *resp)
             tether_fleet_refusal_description(&refusal));
 }
 
-typedef struct challenge {
-    char enrollment_id[72];
-    TPM2B_ID_OBJECT credential_blob;
-    TPM2B_ENCRYPTED_SECRET encrypted_secret;
-} challenge_t;
-
-static tether_status_t parse_challenge(const tether_https_response_t *resp, challenge_t *ch)
+/* The challenge of a 200 from POST /v1/enroll into pending. */
+static tether_status_t parse_challenge(const tether_https_response_t *resp,
+                                       tether_agent_pending_t *pending)
 {
     uint8_t buf[1024];
     size_t len = 0, offset = 0;
@@ -193,19 +196,19 @@ static tether_status_t parse_challenge(const tether_https_response_t *resp, chal
         return TETHER_ERR_PARSE;
     id = cJSON_GetObjectItemCaseSensitive(body, "enrollment_id");
     if (!cJSON_IsString(id) || strlen(id->valuestring) == 0 ||
-        strlen(id->valuestring) >= sizeof(ch->enrollment_id))
+        strlen(id->valuestring) >= sizeof(pending->enrollment_id))
         goto out;
-    strcpy(ch->enrollment_id, id->valuestring);
+    strcpy(pending->enrollment_id, id->valuestring);
     if (tether_base64url_get_member(body, "credential_blob", buf, sizeof(buf), &len, NULL, 0) !=
             TETHER_OK ||
-        Tss2_MU_TPM2B_ID_OBJECT_Unmarshal(buf, len, &offset, &ch->credential_blob) !=
+        Tss2_MU_TPM2B_ID_OBJECT_Unmarshal(buf, len, &offset, &pending->credential_blob) !=
             TSS2_RC_SUCCESS ||
         offset != len)
         goto out;
     offset = 0;
     if (tether_base64url_get_member(body, "encrypted_secret", buf, sizeof(buf), &len, NULL, 0) !=
             TETHER_OK ||
-        Tss2_MU_TPM2B_ENCRYPTED_SECRET_Unmarshal(buf, len, &offset, &ch->encrypted_secret) !=
+        Tss2_MU_TPM2B_ENCRYPTED_SECRET_Unmarshal(buf, len, &offset, &pending->encrypted_secret) !=
             TSS2_RC_SUCCESS ||
         offset != len)
         goto out;
@@ -225,7 +228,20 @@ static tether_status_t post_json(tether_https_client_t *client, const char *path
     return rc;
 }
 
-/* POST /v1/enroll/activate with the proof; fills the device id. */
+/* The fleet holds no enrolment for this activation any more (unknown,
+ * expired, displaced, or dropped after a proof that did not match): the
+ * only way on is to start over. */
+static bool fleet_has_no_session(const tether_https_response_t *resp)
+{
+    tether_fleet_refusal_t refusal;
+
+    tether_fleet_refusal_parse(resp, &refusal);
+    return strcmp(refusal.error, TETHER_ENROLL_ERROR_INVALID_ENROLLMENT) == 0 ||
+           strcmp(refusal.error, TETHER_ENROLL_ERROR_ACTIVATION_FAILED) == 0;
+}
+
+/* POST /v1/enroll/activate with the proof; fills the device id. 0, -1, or
+ * ENROLL_START_OVER. */
 static int activate(tether_https_client_t *client, const char *enrollment_id,
                     const uint8_t proof[32], char *device_id, size_t device_id_size)
 {
@@ -249,6 +265,8 @@ static int activate(tether_https_client_t *client, const char *enrollment_id,
         goto out;
     if (resp.status != 200) {
         print_refusal("activation", &resp);
+        if (fleet_has_no_session(&resp))
+            rc = ENROLL_START_OVER;
         goto out;
     }
     if (tether_json_parse_object((const char *)resp.body, resp.body_len, &body) != TETHER_OK ||
@@ -262,7 +280,11 @@ static int activate(tether_https_client_t *client, const char *enrollment_id,
 out:
     cJSON_Delete(body);
     cJSON_Delete(req);
-    free(json);
+    if (json != NULL) {
+        tether_wipe(json, strlen(json)); /* the proof */
+        free(json);
+    }
+    tether_wipe(proof_b64, sizeof(proof_b64));
     tether_https_response_free(&resp);
     return rc;
 }
@@ -285,31 +307,33 @@ static int copy_ca(const char *ca, const char *state_dir)
     return rc;
 }
 
-int tether_agent_enroll_with(tether_tpm_t *tpm, tether_https_client_t *client,
-                             tether_ek_type_t ek_type, TPM2_HANDLE counter_index,
-                             const char *name, const char *bootstrap_token,
-                             tether_agent_state_t *state)
+/* Keys and counter in the TPM, POST /v1/enroll, the challenge into pending
+ * (all but fleet_url). 0 or -1. */
+static int enroll_start(tether_tpm_t *tpm, tether_https_client_t *client,
+                        const tether_agent_enroll_params_t *params,
+                        tether_agent_pending_t *pending)
 {
     tether_enroll_request_t *req = calloc(1, sizeof(*req));
     tether_https_response_t resp;
-    challenge_t ch;
-    uint8_t proof[32];
     char *json = NULL;
     tether_status_t rc;
     int code = -1;
 
     tether_https_response_init(&resp);
-    memset(&ch, 0, sizeof(ch));
-    if (req == NULL)
+    memset(pending, 0, sizeof(*pending));
+    if (req == NULL) {
+        fprintf(stderr, "tether-agent enroll: out of memory\n");
         return -1;
-    if ((rc = tether_agent_enroll_prepare(tpm, ek_type, counter_index, req, state)) != TETHER_OK) {
+    }
+    if ((rc = tether_agent_enroll_prepare(tpm, params->ek_type, params->counter_index, req,
+                                          &pending->state)) != TETHER_OK) {
         fprintf(stderr, "tether-agent enroll: %s: %s\n", tether_strerror(rc), tpm->last_error);
         goto out;
     }
-    if (name != NULL)
-        strcpy(req->name, name);
-    if (bootstrap_token != NULL)
-        strcpy(req->bootstrap_token, bootstrap_token);
+    if (params->name != NULL)
+        strcpy(req->name, params->name);
+    if (params->bootstrap_token != NULL)
+        strcpy(req->bootstrap_token, params->bootstrap_token);
     if (tether_enroll_request_to_json(req, &json) != TETHER_OK) {
         fprintf(stderr, "tether-agent enroll: cannot encode the enrolment request\n");
         goto out;
@@ -320,24 +344,12 @@ int tether_agent_enroll_with(tether_tpm_t *tpm, tether_https_client_t *client,
         print_refusal("enrolment", &resp);
         goto out;
     }
-    if (parse_challenge(&resp, &ch) != TETHER_OK) {
+    if (parse_challenge(&resp, pending) != TETHER_OK) {
         fprintf(stderr, "tether-agent enroll: the fleet's answer is not a credential challenge\n");
         goto out;
     }
-    if ((rc = tether_agent_enroll_activate(tpm, state, &ch.credential_blob, &ch.encrypted_secret,
-                                           ch.enrollment_id, proof)) != TETHER_OK) {
-        fprintf(stderr,
-                "tether-agent enroll: TPM2_ActivateCredential failed (%s: %s): the fleet's "
-                "challenge was not made for this TPM's EK and AK\n",
-                tether_strerror(rc), tpm->last_error);
-        goto out;
-    }
-    if (activate(client, ch.enrollment_id, proof, state->device_id, sizeof(state->device_id)) != 0)
-        goto out;
     code = 0;
 out:
-    tether_wipe(proof, sizeof(proof));
-    tether_wipe(&ch, sizeof(ch));
     if (json != NULL) {
         tether_wipe(json, strlen(json));
         free(json);
@@ -348,12 +360,137 @@ out:
     return code;
 }
 
+/* TPM2_ActivateCredential on pending's challenge and POST /v1/enroll/activate
+ * with the proof; state gets pending's state and the device id. 0, -1 or
+ * ENROLL_START_OVER. */
+static int enroll_finish(tether_tpm_t *tpm, tether_https_client_t *client,
+                         const tether_agent_pending_t *pending, tether_agent_state_t *state)
+{
+    uint8_t proof[32];
+    tether_status_t rc;
+    int code;
+
+    *state = pending->state;
+    if ((rc = tether_agent_enroll_activate(tpm, state, &pending->credential_blob,
+                                           &pending->encrypted_secret, pending->enrollment_id,
+                                           proof)) != TETHER_OK) {
+        fprintf(stderr,
+                "tether-agent enroll: TPM2_ActivateCredential failed (%s: %s): the fleet's "
+                "challenge was not made for this TPM's EK and AK\n",
+                tether_strerror(rc), tpm->last_error);
+        code = -1;
+    } else {
+        code = activate(client, pending->enrollment_id, proof, state->device_id,
+                        sizeof(state->device_id));
+    }
+    tether_wipe(proof, sizeof(proof));
+    return code;
+}
+
+int tether_agent_enroll_with(tether_tpm_t *tpm, tether_https_client_t *client,
+                             tether_ek_type_t ek_type, TPM2_HANDLE counter_index,
+                             const char *name, const char *bootstrap_token,
+                             tether_agent_state_t *state)
+{
+    tether_agent_enroll_params_t params = {NULL, ek_type, counter_index, name, bootstrap_token};
+    tether_agent_pending_t *pending = calloc(1, sizeof(*pending));
+    int code = -1;
+
+    if (pending == NULL)
+        return -1;
+    if (enroll_start(tpm, client, &params, pending) == 0 &&
+        enroll_finish(tpm, client, pending, state) == 0)
+        code = 0;
+    tether_wipe(pending, sizeof(*pending));
+    free(pending);
+    return code;
+}
+
+/* Finishes the enrolment pending in state_dir, if there is one for this
+ * fleet. 0 done, -1 failed (the file is kept, to try again),
+ * ENROLL_START_OVER when there is none or the fleet has forgotten it (the
+ * file is removed). */
+static int resume(tether_tpm_t *tpm, tether_https_client_t *client,
+                  const tether_agent_enroll_params_t *params, const char *state_dir,
+                  tether_agent_pending_t *pending, tether_agent_state_t *state)
+{
+    char why[256];
+    tether_status_t rc = tether_agent_pending_load(state_dir, pending, why, sizeof(why));
+    int code;
+
+    if (rc == TETHER_ERR_NOT_FOUND)
+        return ENROLL_START_OVER;
+    if (rc != TETHER_OK) {
+        fprintf(stderr, "tether-agent enroll: %s/%s is damaged (%s); move it away to start over\n",
+                state_dir, TETHER_STATE_PENDING_FILE,
+                rc == TETHER_ERR_PARSE ? why : tether_strerror(rc));
+        return -1;
+    }
+    if (strcmp(pending->state.fleet_url, params->fleet) != 0) {
+        fprintf(stderr,
+                "tether-agent enroll: %s holds an enrolment in progress with %s; finish it with "
+                "--fleet %s, or move %s away to enrol with another fleet\n",
+                state_dir, pending->state.fleet_url, pending->state.fleet_url,
+                TETHER_STATE_PENDING_FILE);
+        return -1;
+    }
+    fprintf(stderr, "tether-agent enroll: resuming the enrolment started earlier (%.12s...)\n",
+            pending->enrollment_id);
+    code = enroll_finish(tpm, client, pending, state);
+    if (code != ENROLL_START_OVER)
+        return code;
+    fprintf(stderr, "tether-agent enroll: the fleet has no such enrolment any more; starting "
+                    "over\n");
+    if ((rc = tether_agent_pending_remove(state_dir)) != TETHER_OK) {
+        fprintf(stderr, "tether-agent enroll: cannot remove %s/%s: %s\n", state_dir,
+                TETHER_STATE_PENDING_FILE, tether_strerror(rc));
+        return -1;
+    }
+    return ENROLL_START_OVER;
+}
+
+int tether_agent_enroll_to_active(tether_tpm_t *tpm, tether_https_client_t *client,
+                                  const tether_agent_enroll_params_t *params,
+                                  const char *state_dir, tether_agent_state_t *state)
+{
+    tether_agent_pending_t *pending = calloc(1, sizeof(*pending));
+    tether_status_t rc;
+    int code = -1;
+
+    memset(state, 0, sizeof(*state));
+    if (pending == NULL) {
+        fprintf(stderr, "tether-agent enroll: out of memory\n");
+        return -1;
+    }
+    if ((code = resume(tpm, client, params, state_dir, pending, state)) != ENROLL_START_OVER)
+        goto out;
+    code = -1;
+    if (enroll_start(tpm, client, params, pending) != 0)
+        goto out;
+    strcpy(pending->state.fleet_url, params->fleet);
+    /* Saved before activating: once the fleet has activated the device,
+     * this file is what lets a new run finish if this one dies. */
+    if ((rc = tether_agent_pending_save(state_dir, pending)) != TETHER_OK) {
+        fprintf(stderr, "tether-agent enroll: cannot write %s/%s: %s\n", state_dir,
+                TETHER_STATE_PENDING_FILE, tether_strerror(rc));
+        goto out;
+    }
+    code = enroll_finish(tpm, client, pending, state) == 0 ? 0 : -1;
+out:
+    if (code == 0)
+        strcpy(state->fleet_url, params->fleet);
+    tether_wipe(pending, sizeof(*pending));
+    free(pending);
+    return code;
+}
+
 int tether_agent_enroll_main(int argc, char **argv)
 {
     enroll_options_t o;
     tether_tpm_t tpm;
     tether_https_client_t client;
     tether_agent_state_t *state = NULL;
+    tether_agent_enroll_params_t params;
     char bootstrap_token[TETHER_ENROLL_MAX_BOOTSTRAP + 1] = "";
     char why[256];
     tether_status_t rc;
@@ -361,6 +498,7 @@ int tether_agent_enroll_main(int argc, char **argv)
 
     if ((code = parse_options(argc, argv, &o)) >= 0)
         return code;
+    memset(&params, 0, sizeof(params));
     tether_tpm_init(&tpm);
     tether_https_client_init(&client);
     code = 1;
@@ -399,18 +537,23 @@ int tether_agent_enroll_main(int argc, char **argv)
         fprintf(stderr, "tether-agent enroll: %s\n", why);
         goto out;
     }
-    if (tether_agent_enroll_with(&tpm, &client, o.ek_type, o.counter_index, o.name,
-                                 o.bootstrap_token_file != NULL ? bootstrap_token : NULL,
-                                 state) != 0)
+    params.fleet = o.fleet;
+    params.ek_type = o.ek_type;
+    params.counter_index = o.counter_index;
+    params.name = o.name;
+    params.bootstrap_token = o.bootstrap_token_file != NULL ? bootstrap_token : NULL;
+    if (tether_agent_enroll_to_active(&tpm, &client, &params, o.state_dir, state) != 0)
         goto out;
-    strcpy(state->fleet_url, o.fleet);
     if (copy_ca(o.ca, o.state_dir) != 0)
         goto out;
     if ((rc = tether_agent_state_save(o.state_dir, state)) != TETHER_OK) {
-        fprintf(stderr, "tether-agent enroll: cannot write %s/%s: %s\n", o.state_dir,
-                TETHER_STATE_FILE, tether_strerror(rc));
+        fprintf(stderr, "tether-agent enroll: cannot write %s/%s: %s; run this command again to "
+                        "finish\n", o.state_dir, TETHER_STATE_FILE, tether_strerror(rc));
         goto out;
     }
+    if (tether_agent_pending_remove(o.state_dir) != TETHER_OK)
+        fprintf(stderr, "tether-agent enroll: warning: could not remove %s/%s; remove it by "
+                        "hand\n", o.state_dir, TETHER_STATE_PENDING_FILE);
     if (o.bootstrap_token_file != NULL && tether_file_wipe_remove(o.bootstrap_token_file) != TETHER_OK)
         fprintf(stderr, "tether-agent enroll: warning: could not remove the bootstrap token file "
                         "%s; remove it by hand\n", o.bootstrap_token_file);

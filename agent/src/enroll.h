@@ -14,6 +14,30 @@ int tether_agent_enroll_with(tether_tpm_t *tpm, tether_https_client_t *client,
                              const char *name, const char *bootstrap_token,
                              tether_agent_state_t *state);
 
+/* What an enrolment is started with (borrowed for the call). */
+typedef struct tether_agent_enroll_params {
+    const char *fleet;           /* the fleet's URL, as given to the client */
+    tether_ek_type_t ek_type;
+    TPM2_HANDLE counter_index;
+    const char *name;            /* NULL: the fleet's choice */
+    const char *bootstrap_token; /* NULL: none (allow list) */
+} tether_agent_enroll_params_t;
+
+/*
+ * Brings the device to active with the fleet, crash-safe: an enrolment
+ * pending in state_dir (enrolment.json, for this fleet) is resumed at
+ * activation; when there is none, or the fleet no longer holds it, a new
+ * one starts, and enrolment.json is written (atomically) before activating.
+ * The fleet answers a repeated activation again, so a run that died after
+ * the fleet activated the device but before device.json was written is
+ * finished by the next. Fills state (fleet_url included); enrolment.json
+ * stays until the caller has saved device.json and removes it. Prints the
+ * reason of a failure on stderr. 0 on success.
+ */
+int tether_agent_enroll_to_active(tether_tpm_t *tpm, tether_https_client_t *client,
+                                  const tether_agent_enroll_params_t *params,
+                                  const char *state_dir, tether_agent_state_t *state);
+
 /* `tether-agent enroll`: returns a process exit code. */
 int tether_agent_enroll_main(int argc, char **argv);
 

@@ -3,7 +3,11 @@
  * (DESIGN.md, "Keys on the device"). One file, device.json, written
  * atomically, holds the device id, the fleet URL, the EK type, the counter's
  * NV index and the AK and device key blobs; fleet-ca.pem is the fleet's CA.
- * No token and no private key in the clear is ever written here.
+ * While an enrolment is in progress, enrolment.json (written atomically
+ * before the agent activates, removed once device.json is written) holds
+ * what is needed to finish it: the same keys and counter, and the fleet's
+ * challenge. No token, no secret and no private key in the clear is ever
+ * written here.
  */
 #ifndef TETHER_AGENT_STATE_H
 #define TETHER_AGENT_STATE_H
@@ -14,6 +18,8 @@
 
 #define TETHER_STATE_FILE "device.json"
 #define TETHER_STATE_CA_FILE "fleet-ca.pem"
+#define TETHER_STATE_PENDING_FILE "enrolment.json"
+#define TETHER_ENROLLMENT_ID_MAX 64
 #define TETHER_DEVICE_ID_MAX 64
 #define TETHER_URL_MAX 256
 #define TETHER_DEFAULT_COUNTER_INDEX 0x01000100u
@@ -26,6 +32,15 @@ typedef struct tether_agent_state {
     tether_tpm_key_blob_t ak;
     tether_tpm_key_blob_t device_key;
 } tether_agent_state_t;
+
+/* An enrolment the fleet challenged and the agent has not finished: what
+ * `tether-agent enroll` needs to resume at activation after a crash. */
+typedef struct tether_agent_pending {
+    tether_agent_state_t state; /* all but device_id */
+    char enrollment_id[TETHER_ENROLLMENT_ID_MAX + 1];
+    TPM2B_ID_OBJECT credential_blob;
+    TPM2B_ENCRYPTED_SECRET encrypted_secret;
+} tether_agent_pending_t;
 
 /* "p256", "p384", "rsa"; parse returns -1 for anything else. */
 const char *tether_ek_type_short_name(tether_ek_type_t type);
@@ -46,5 +61,21 @@ TETHER_MUST_CHECK tether_status_t tether_agent_state_save(const char *dir,
 TETHER_MUST_CHECK tether_status_t tether_agent_state_load(const char *dir,
                                                           tether_agent_state_t *state, char *why,
                                                           size_t why_size);
+
+/* The enrolment in progress: enrolment.json, the same way (strict, bounded
+ * parser; atomic write, mode 0600; TETHER_ERR_NOT_FOUND when there is none;
+ * TETHER_ERR_PARSE with the reason for a damaged file). remove succeeds when
+ * the file is already gone. */
+TETHER_MUST_CHECK tether_status_t tether_agent_pending_to_json(
+    const tether_agent_pending_t *pending, char **json);
+TETHER_MUST_CHECK tether_status_t tether_agent_pending_from_json(const char *text, size_t len,
+                                                                 tether_agent_pending_t *pending,
+                                                                 char *why, size_t why_size);
+TETHER_MUST_CHECK tether_status_t tether_agent_pending_save(const char *dir,
+                                                            const tether_agent_pending_t *pending);
+TETHER_MUST_CHECK tether_status_t tether_agent_pending_load(const char *dir,
+                                                            tether_agent_pending_t *pending,
+                                                            char *why, size_t why_size);
+TETHER_MUST_CHECK tether_status_t tether_agent_pending_remove(const char *dir);
 
 #endif

@@ -39,16 +39,6 @@ stop_fleetd() {
     PID=
 }
 
-# enroll NAME TCTI STATE-DIR [AGENT-OPTIONS...]: runs the agent, keeps its
-# output in $WORK/NAME.out/.err and its status in RC.
-enroll() {
-    local name=$1 tcti=$2 state=$3
-    shift 3
-    RC=0
-    "$AGENT" enroll --tcti "$tcti" --state-dir "$state" --fleet "$URL" --ca "$DIR/ca.pem" "$@" \
-        >"$WORK/$name.out" 2>"$WORK/$name.err" || RC=$?
-}
-
 expect_refusal() { # NAME TEXT BEFORE-SNAPSHOT
     [ "$RC" -eq 1 ] || fail "$1: agent exit status $RC, expected 1"
     grep -q "$2" "$WORK/$1.err" || fail "$1: no '$2' in: $(cat "$WORK/$1.err")"

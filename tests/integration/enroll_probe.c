@@ -4,6 +4,17 @@
  * would, so that enroll.sh can check fleetd's refusals end to end.
  *
  *   enroll_probe request MODE [EK]   prints the request JSON on stdout
+ *   enroll_probe forge VICTIM        prints a forged request against the EK of
+ *                                    VICTIM (a file holding a request): this
+ *                                    TPM's device key and counter, a software
+ *                                    AK posing as the victim EK's child
+ *   enroll_probe die-after-activation STATE-DIR FLEET-URL CA
+ *                                    runs tether-agent enroll's steps up to the
+ *                                    fleet's answer to the activation
+ *                                    (tether_agent_enroll_to_active), then
+ *                                    SIGKILLs itself before device.json is
+ *                                    written: the crash the pending state
+ *                                    file is for
  *
  * MODE: ok | ak-unrestricted (the device key presented as the AK) |
  *       ak-exportable (the AK's fixedTPM cleared) |
@@ -11,12 +22,17 @@
  *       certify-other-key (the certification of another key)
  * EK: any (default), p384 or rsa. The TPM is TETHER_TEST_TCTI.
  */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "enroll.h"
+
 #include "enroll_device.h"
 #include "tether/enroll.h"
+#include "tether/enroll_forgery.h"
+#include "tether/file.h"
 #include "tether/tpm.h"
 
 #define COUNTER 0x01000100u
@@ -27,6 +43,77 @@ static int die(tether_tpm_t *tpm, const char *what)
     return 1;
 }
 
+/* Prints json (freed here) and a newline. */
+static int print_request(const tether_enroll_request_t *req)
+{
+    char *json = NULL;
+
+    if (tether_enroll_request_to_json(req, &json) != TETHER_OK) {
+        fprintf(stderr, "enroll_probe: cannot encode\n");
+        return 1;
+    }
+    fputs(json, stdout);
+    fputc('\n', stdout);
+    free(json);
+    return 0;
+}
+
+static int forge(const char *tcti, const char *victim_file)
+{
+    static tether_enroll_request_t req, victim;
+    tether_agent_state_t state;
+    tether_tpm_t tpm;
+    uint8_t *data = NULL;
+    size_t len = 0;
+    char why[256];
+    int rc = 1;
+
+    if (tether_file_read(victim_file, TETHER_ENROLL_MAX_JSON, &data, &len) != TETHER_OK ||
+        tether_enroll_request_from_json((const char *)data, len, &victim, why, sizeof(why)) !=
+            TETHER_OK) {
+        fprintf(stderr, "enroll_probe: %s is not an enrolment request\n", victim_file);
+        free(data);
+        return 1;
+    }
+    free(data);
+    tether_tpm_init(&tpm);
+    if (tether_tpm_open_esapi(&tpm, tcti) != TETHER_OK)
+        return die(&tpm, "open TPM");
+    if (tether_agent_enroll_prepare(&tpm, TETHER_EK_ANY, COUNTER, &req, &state) != TETHER_OK)
+        rc = die(&tpm, "prepare");
+    else if (tether_enroll_forge(&req, &victim) != TETHER_OK)
+        fprintf(stderr, "enroll_probe: cannot forge the request\n");
+    else
+        rc = print_request(&req);
+    tether_tpm_close(&tpm);
+    return rc;
+}
+
+static int die_after_activation(const char *tcti, const char *state_dir, const char *fleet,
+                                const char *ca)
+{
+    static tether_agent_state_t state;
+    tether_agent_enroll_params_t params = {fleet, TETHER_EK_ANY, COUNTER, NULL, NULL};
+    tether_https_client_t client;
+    tether_tpm_t tpm;
+
+    tether_tpm_init(&tpm);
+    tether_https_client_init(&client);
+    if (tether_tpm_open_esapi(&tpm, tcti) != TETHER_OK)
+        return die(&tpm, "open TPM");
+    if (tether_https_client_setup(&client, fleet, ca) != TETHER_OK ||
+        tether_dir_ensure_private(state_dir) != TETHER_OK) {
+        fprintf(stderr, "enroll_probe: cannot set up the client or %s\n", state_dir);
+        return 1;
+    }
+    if (tether_agent_enroll_to_active(&tpm, &client, &params, state_dir, &state) != 0)
+        return 1;
+    printf("activated: device %s\n", state.device_id);
+    fflush(stdout);
+    raise(SIGKILL);
+    return 1;
+}
+
 int main(int argc, char **argv)
 {
     const char *tcti = getenv("TETHER_TEST_TCTI");
@@ -34,14 +121,20 @@ int main(int argc, char **argv)
     tether_tpm_t tpm;
     tether_enroll_request_t req;
     tether_agent_state_t state;
-    char *json = NULL;
     const char *mode;
     int rc = 1;
 
-    if (argc < 3 || strcmp(argv[1], "request") != 0 || tcti == NULL) {
-        fprintf(stderr, "usage: enroll_probe request MODE [any|p384|rsa] (TETHER_TEST_TCTI set)\n");
+    if (argc < 3 || tcti == NULL ||
+        (strcmp(argv[1], "request") != 0 && strcmp(argv[1], "forge") != 0 &&
+         !(strcmp(argv[1], "die-after-activation") == 0 && argc == 5))) {
+        fprintf(stderr, "usage: enroll_probe request MODE [any|p384|rsa] | forge VICTIM-FILE | "
+                        "die-after-activation STATE-DIR FLEET-URL CA (TETHER_TEST_TCTI set)\n");
         return 2;
     }
+    if (strcmp(argv[1], "forge") == 0)
+        return forge(tcti, argv[2]);
+    if (strcmp(argv[1], "die-after-activation") == 0)
+        return die_after_activation(tcti, argv[2], argv[3], argv[4]);
     mode = argv[2];
     if (argc > 3 && strcmp(argv[3], "any") != 0 && tether_ek_type_parse(argv[3], &ek_type) != 0)
         return 2;
@@ -78,14 +171,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "enroll_probe: unknown mode %s\n", mode);
         goto out;
     }
-    if (tether_enroll_request_to_json(&req, &json) != TETHER_OK) {
-        fprintf(stderr, "enroll_probe: cannot encode\n");
-        goto out;
-    }
-    fputs(json, stdout);
-    fputc('\n', stdout);
-    free(json);
-    rc = 0;
+    rc = print_request(&req);
 out:
     tether_tpm_close(&tpm);
     return rc;

@@ -19,6 +19,10 @@
 #   start_fleetd [DIR PORT LOG PIDVAR]
 #                            starts tether-fleetd, waits for /v1/health
 #   sigterm_wait PID         SIGTERM, then up to 10 s for PID to exit
+#   enroll NAME TCTI STATE-DIR [AGENT-OPTIONS...]
+#                            tether-agent enroll ($AGENT) with $URL and
+#                            $DIR/ca.pem; output in $WORK/NAME.out/.err, its
+#                            exit status in RC
 
 require_tools() {
     local tool
@@ -98,4 +102,12 @@ sigterm_wait() {
         kill -0 "$1" 2>/dev/null || break
         sleep 0.1
     done
+}
+
+enroll() {
+    local name=$1 tcti=$2 state=$3
+    shift 3
+    RC=0
+    "$AGENT" enroll --tcti "$tcti" --state-dir "$state" --fleet "$URL" --ca "$DIR/ca.pem" "$@" \
+        >"$WORK/$name.out" 2>"$WORK/$name.err" || RC=$?
 }

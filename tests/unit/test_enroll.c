@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <mbedtls/sha256.h>
@@ -433,6 +435,76 @@ static void state_round_trip_and_refusals(void **state)
     free(json);
 }
 
+/* The enrolment in progress survives the process: saved atomically with
+ * mode 0600, read back whole, and enough alone to activate (the AK blob and
+ * the challenge); device.json's members are not accepted in it, nor it in
+ * device.json. */
+static void pending_round_trip_and_resume(void **state)
+{
+    fixture_t *f = *state;
+    uint8_t secret[TETHER_ENROLL_SECRET_SIZE], expected[32], proof[32];
+    tether_agent_pending_t pending, loaded;
+    tether_agent_state_t as_state;
+    TPM2B_NAME ak_name;
+    char dir[] = "/tmp/tether-pending-XXXXXX";
+    char path[64], why[128];
+    char *json = NULL, *bad;
+    struct stat st;
+
+    assert_non_null(mkdtemp(dir));
+    memset(secret, 0x3c, sizeof(secret));
+    memset(&pending, 0, sizeof(pending));
+    pending.state = f->state;
+    strcpy(pending.state.fleet_url, "https://127.0.0.1:8443");
+    strcpy(pending.enrollment_id, "enr_0123456789abcdef0123456789abcdef");
+    assert_int_equal(tether_tpm2_public_name(&f->req.ak_public.publicArea, &ak_name), TETHER_OK);
+    assert_int_equal(tether_credential_make(&f->req.ek_public, &ak_name, secret, sizeof(secret),
+                                            &pending.credential_blob, &pending.encrypted_secret),
+                     TETHER_OK);
+
+    assert_int_equal(tether_agent_pending_load(dir, &loaded, why, sizeof(why)),
+                     TETHER_ERR_NOT_FOUND);
+    assert_int_equal(tether_agent_pending_save(dir, &pending), TETHER_OK);
+    snprintf(path, sizeof(path), "%s/%s", dir, TETHER_STATE_PENDING_FILE);
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    assert_int_equal(tether_agent_pending_load(dir, &loaded, why, sizeof(why)), TETHER_OK);
+    assert_memory_equal(&loaded, &pending, sizeof(loaded));
+    assert_int_equal(tether_agent_enroll_activate(&f->tpm, &loaded.state, &loaded.credential_blob,
+                                                  &loaded.encrypted_secret, loaded.enrollment_id,
+                                                  proof),
+                     TETHER_OK);
+    assert_int_equal(tether_enroll_activation_proof(secret, sizeof(secret), loaded.enrollment_id,
+                                                    expected),
+                     TETHER_OK);
+    assert_memory_equal(proof, expected, sizeof(proof));
+
+    assert_int_equal(tether_agent_pending_to_json(&pending, &json), TETHER_OK);
+    assert_null(strstr(json, "device_id"));
+    assert_int_equal(tether_agent_state_from_json(json, strlen(json), &as_state, why, sizeof(why)),
+                     TETHER_ERR_PARSE);
+    bad = strdup(json);
+    memcpy(strstr(bad, "\"enrollment_id\""), "\"device_id\"    ", 15);
+    assert_int_equal(tether_agent_pending_from_json(bad, strlen(bad), &loaded, why, sizeof(why)),
+                     TETHER_ERR_PARSE);
+    assert_string_equal(why, "unknown member");
+    assert_int_equal(loaded.enrollment_id[0], '\0');
+    free(bad);
+    bad = strdup(json);
+    *(strchr(strstr(bad, "\"credential_blob\":") + 18, '"') + 5) = '!';
+    assert_int_equal(tether_agent_pending_from_json(bad, strlen(bad), &loaded, why, sizeof(why)),
+                     TETHER_ERR_PARSE);
+    assert_non_null(strstr(why, "credential_blob"));
+    free(bad);
+    free(json);
+
+    assert_int_equal(tether_agent_pending_remove(dir), TETHER_OK);
+    assert_int_equal(tether_agent_pending_remove(dir), TETHER_OK);
+    assert_int_equal(tether_agent_pending_load(dir, &loaded, why, sizeof(why)),
+                     TETHER_ERR_NOT_FOUND);
+    assert_int_equal(rmdir(dir), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -447,6 +519,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(ek_chain_and_hash, setup, teardown),
         cmocka_unit_test_setup_teardown(credential_activation, setup, teardown),
         cmocka_unit_test_setup_teardown(state_round_trip_and_refusals, setup, teardown),
+        cmocka_unit_test_setup_teardown(pending_round_trip_and_resume, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

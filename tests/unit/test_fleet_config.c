@@ -53,7 +53,10 @@ static void every_key(void **state)
                            "max_connections_per_source = 3\n"
                            "request_head_timeout_seconds = 4\n"
                            "threads = 2\n"
-                           "bootstrap_max_ttl_seconds = 600\n",
+                           "bootstrap_max_ttl_seconds = 600\n"
+                           "enroll_max_pending_per_ek = 2\n"
+                           "enroll_rate_per_minute = 120\n"
+                           "enroll_burst = 7\n",
                            &config, &error),
                      TETHER_OK);
     assert_int_equal(config.listen_port, 9000);
@@ -66,6 +69,9 @@ static void every_key(void **state)
     assert_int_equal(config.request_head_timeout_seconds, 4);
     assert_int_equal(config.threads, 2);
     assert_int_equal(config.bootstrap_max_ttl_seconds, 600);
+    assert_int_equal(config.enroll_max_pending_per_ek, 2);
+    assert_int_equal(config.enroll_rate_per_minute, 120);
+    assert_int_equal(config.enroll_burst, 7);
 }
 
 static void errors_name_the_line(void **state)
@@ -78,6 +84,10 @@ static void errors_name_the_line(void **state)
         {"\n\nthreads\n", 3},                             /* no '=' */
         {"threads = 0\n", 1},                             /* below minimum */
         {"threads = 65\n", 1},                            /* above maximum */
+        {"enroll_max_pending_per_ek = 0\n", 1},           /* no enrolment could start */
+        {"enroll_max_pending_per_ek = 65\n", 1},
+        {"enroll_rate_per_minute = 0\n", 1},
+        {"enroll_burst = 0\n", 1},
         {"threads = 4x\n", 1},                            /* not a number */
         {"threads = -1\n", 1},                            /* sign */
         {"max_connections_per_source = 0\n", 1},         /* below minimum */
@@ -156,6 +166,9 @@ static void format_round_trip(void **state)
     config.threads = 8;
     config.max_connections_per_source = 7;
     config.request_head_timeout_seconds = 5;
+    config.enroll_max_pending_per_ek = 3;
+    config.enroll_rate_per_minute = 90;
+    config.enroll_burst = 11;
     assert_int_equal(tether_fleet_config_format(&config, &text), TETHER_OK);
     assert_int_equal(parse(text, &again, &error), TETHER_OK);
     assert_memory_equal(&config, &again, sizeof(config));

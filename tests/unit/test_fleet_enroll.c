@@ -21,18 +21,21 @@
 #include <tss2/tss2_mu.h>
 
 #include "admin_internal.h"
+#include "config.h"
 #include "enroll_api.h"
 #include "enroll_device.h"
 #include "enroll_request.h"
 #include "files.h"
 #include "fleet_fixture.h"
 #include "route.h"
+#include "source_limit.h"
 #include "fleet.h"
 #include "store.h"
 #include "store_schema.h"
 #include "tether/base64url.h"
 #include "tether/bytes.h"
 #include "tether/enroll.h"
+#include "tether/enroll_forgery.h"
 #include "tether/file.h"
 #include "tether/secret_token.h"
 #include "tether/tpm2_public.h"
@@ -68,6 +71,7 @@ typedef struct fixture {
     tether_http_response_t response;
     cJSON *json;
     char enrollment_id[TETHER_STORE_ENROLLMENT_ID_SIZE]; /* from the last 200 of /v1/enroll */
+    const char *remote; /* the requests' source address; NULL: unknown */
 } fixture_t;
 
 /* ---- fixture ---- */
@@ -87,6 +91,10 @@ static int setup(void **state)
     tether_enroll_api_init(&f->api, &f->store, &f->cas, key);
     f->api.clock = test_clock;
     tether_wipe(key, sizeof(key));
+    if (tether_enroll_api_set_limits(&f->api, TETHER_CONFIG_DEFAULT_ENROLL_MAX_PENDING_PER_EK,
+                                     TETHER_CONFIG_DEFAULT_ENROLL_RATE_PER_MINUTE,
+                                     TETHER_CONFIG_DEFAULT_ENROLL_BURST) != TETHER_OK)
+        return -1;
     *state = f;
     return 0;
 }
@@ -204,6 +212,7 @@ static unsigned call(fixture_t *f, const char *method, const char *path, const c
     request.content_type = content_type;
     request.body = (const uint8_t *)body;
     request.body_len = body != NULL ? strlen(body) : 0;
+    request.remote = f->remote;
     assert_true(strcmp(path, TETHER_FLEET_PATH_ENROLL) == 0 ||
                 strcmp(path, TETHER_FLEET_PATH_ACTIVATE) == 0);
     return fleet_fixture_route(&(tether_router_t){.store = &f->store, .enroll = &f->api},
@@ -309,6 +318,21 @@ static void expect_refusal(fixture_t *f, const char *path, const char *body, uns
     free(after);
 }
 
+/* An activation repeated: 200 with the same device, and nothing changes. */
+static void expect_repeat(fixture_t *f, const char *body, const char *device_id)
+{
+    char *before = fleet_db_snapshot(f->path);
+    char *after;
+
+    assert_int_equal(activate(f, body), 200);
+    assert_string_equal(text(f, "device_id"), device_id);
+    assert_string_equal(text(f, "status"), "active");
+    after = fleet_db_snapshot(f->path);
+    assert_string_equal(before, after);
+    free(before);
+    free(after);
+}
+
 static tether_store_device_t device_row(fixture_t *f, const char *ek_sha256)
 {
     tether_store_device_t device;
@@ -392,8 +416,9 @@ static void allow_list_enrolment(void **state)
     assert_string_equal(cJSON_GetObjectItemCaseSensitive(json, "status")->valuestring, "active");
     cJSON_Delete(json);
 
-    /* The same proof again: the enrolment is over. */
-    expect_refusal(f, "/v1/enroll/activate", body, 400, "invalid_enrollment");
+    /* The same proof again (the answer was lost): the same answer, and
+     * nothing changes. */
+    expect_repeat(f, body, id);
     free(body);
     device_free(d);
 }
@@ -730,7 +755,9 @@ static void reenrolment_only_after_reinstate(void **state)
     device_free(d);
 }
 
-static void one_enrolment_in_flight_per_ek(void **state)
+/* An agent that restarted starts a second enrolment beside its first: the
+ * first to prove its secret wins, and the other is gone with it. */
+static void enrolments_in_flight_side_by_side(void **state)
 {
     fixture_t *f = *state;
     device_t *d = device_new(f, 12, ECC_AND_RSA, true);
@@ -745,12 +772,253 @@ static void one_enrolment_in_flight_per_ek(void **state)
     device_prepare(d, TETHER_EK_ANY); /* the agent restarted: new keys */
     assert_int_equal(enroll(f, d), 200);
     assert_string_not_equal(first, f->enrollment_id);
-    assert_int_equal(pending(f), 1);
+    assert_int_equal(pending(f), 2);
     body = answer(f, d);
-    expect_refusal(f, "/v1/enroll/activate", old_body, 400, "invalid_enrollment");
     assert_int_equal(activate(f, body), 200);
     assert_string_equal(text(f, "device_id"), id);
+    assert_int_equal(pending(f), 0);
+    expect_refusal(f, "/v1/enroll/activate", old_body, 400, "invalid_enrollment");
     free(old_body);
+    free(body);
+    device_free(d);
+}
+
+/* A forged request against the victim's EK (tether/enroll_forgery.h): a
+ * new software AK each time. */
+static void forge(device_t *forger, const device_t *victim)
+{
+    assert_int_equal(tether_enroll_forge(&forger->req, &victim->req), TETHER_OK);
+    device_body(forger, "forged", NULL);
+}
+
+/* POST /v1/enroll with the device's request, from address (its source). */
+static unsigned enroll_from(fixture_t *f, const device_t *d, const char *address)
+{
+    unsigned status;
+
+    f->remote = address;
+    status = enroll(f, d);
+    f->remote = NULL;
+    return status;
+}
+
+/* The displacement attack: forged enrolments of the victim's EK before,
+ * between and after the victim's own steps. The victim's enrolment is never
+ * replaced and completes; the forger's go with it. */
+static void forged_enrolments_do_not_displace(void **state)
+{
+    fixture_t *f = *state;
+    device_t *victim = device_new(f, 13, ECC_AND_RSA, true);
+    device_t *forger = device_new(f, 14, ECC_AND_RSA, false);
+    char id[TETHER_STORE_DEVICE_ID_SIZE];
+    char forged_id[TETHER_STORE_ENROLLMENT_ID_SIZE];
+    char *body, *forged_body;
+
+    allow(f, victim, "victim", id);
+    forge(forger, victim);
+    assert_int_equal(enroll_from(f, forger, "198.51.100.7"), 200);
+    assert_int_equal(enroll_from(f, victim, "192.0.2.1"), 200);
+    body = answer(f, victim);
+    forge(forger, victim); /* another software AK each time */
+    assert_int_equal(enroll_from(f, forger, "198.51.100.7"), 200);
+    snprintf(forged_id, sizeof(forged_id), "%s", f->enrollment_id);
+    assert_int_equal(pending(f), 3);
+    /* The forger cannot answer its credential: it was made for the victim's EK. */
+    forged_body = malloc(256);
+    assert_non_null(forged_body);
+    snprintf(forged_body, 256,
+             "{\"enrollment_id\": \"%s\", \"proof\": "
+             "\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\"}",
+             forged_id);
+    assert_int_equal(activate(f, forged_body), 403);
+    assert_string_equal(text(f, "error"), "activation_failed");
+    assert_int_equal(pending(f), 2); /* the forger's own try is dropped, not the victim's */
+    assert_int_equal(enroll_from(f, forger, "198.51.100.7"), 200);
+
+    assert_int_equal(activate(f, body), 200);
+    assert_string_equal(text(f, "device_id"), id);
+    assert_int_equal(device_row(f, victim->ek_sha256).status, TETHER_DEVICE_ACTIVE);
+    assert_int_equal(pending(f), 0);
+    /* Once active, a forged request is refused like any second enrolment. */
+    expect_refusal(f, "/v1/enroll", forger->json, 409, "already_enrolled");
+    free(body);
+    free(forged_body);
+    device_free(victim);
+    device_free(forger);
+}
+
+/* Enrolments in flight are bounded per EK and source (2) and per EK
+ * (enroll_max_pending_per_ek). At a bound the oldest within it is displaced
+ * only once it is a minute old; before that a new one is refused with 429
+ * and Retry-After, and the refusal changes nothing. One forger's address
+ * cannot take the victim's place. */
+static void pending_enrolments_bounded(void **state)
+{
+    static const char *const forgers[] = {"198.51.100.1", "198.51.100.2", "198.51.100.3",
+                                          "198.51.100.4", "198.51.100.5", "198.51.100.6",
+                                          "198.51.100.7", "198.51.100.8"};
+    fixture_t *f = *state;
+    device_t *victim = device_new(f, 15, ECC_AND_RSA, true);
+    device_t *forger = device_new(f, 16, ECC_AND_RSA, false);
+    char id[TETHER_STORE_DEVICE_ID_SIZE];
+    char *body;
+    unsigned i;
+
+    _Static_assert(TETHER_CONFIG_DEFAULT_ENROLL_MAX_PENDING_PER_EK == 8, "forgers[] fills it");
+    allow(f, victim, "victim", id);
+    forge(forger, victim);
+    assert_int_equal(enroll_from(f, victim, "192.0.2.1"), 200);
+    body = answer(f, victim);
+    /* Per source: two. */
+    assert_int_equal(enroll_from(f, forger, forgers[0]), 200);
+    assert_int_equal(enroll_from(f, forger, forgers[0]), 200);
+    test_now = T0 + 20;
+    f->remote = forgers[0];
+    expect_refusal(f, "/v1/enroll", forger->json, 429, "too_many_enrolments");
+    assert_string_equal(f->response.retry_after, "40");
+    /* Per EK: eight, whatever the sources. */
+    for (i = 1; i < 6; i++)
+        assert_int_equal(enroll_from(f, forger, forgers[i]), 200);
+    assert_int_equal(pending(f), TETHER_CONFIG_DEFAULT_ENROLL_MAX_PENDING_PER_EK);
+    f->remote = forgers[6];
+    expect_refusal(f, "/v1/enroll", forger->json, 429, "too_many_enrolments");
+    assert_string_equal(f->response.retry_after, "40");
+    f->remote = NULL;
+    /* The victim's enrolment, in flight all along, completes. */
+    assert_int_equal(activate(f, body), 200);
+    assert_string_equal(text(f, "device_id"), id);
+    assert_int_equal(pending(f), 0);
+    free(body);
+
+    /* After a minute, the oldest makes room: an enrolment left that long
+     * is abandoned (or a forger's). */
+    fleet_db_exec(f->path, "UPDATE devices SET status = 'revoked', allow_reenroll = 1");
+    test_now = T0 + 100;
+    assert_int_equal(enroll_from(f, victim, "192.0.2.1"), 200);
+    body = answer(f, victim);
+    for (i = 0; i < 7; i++)
+        assert_int_equal(enroll_from(f, forger, forgers[i]), 200);
+    test_now = T0 + 100 + TETHER_ENROLL_PROTECTED_SECONDS;
+    assert_int_equal(enroll_from(f, forger, forgers[7]), 200);
+    assert_int_equal(pending(f), TETHER_CONFIG_DEFAULT_ENROLL_MAX_PENDING_PER_EK);
+    expect_refusal(f, "/v1/enroll/activate", body, 400, "invalid_enrollment");
+    free(body);
+    device_free(victim);
+    device_free(forger);
+}
+
+/* POST /v1/enroll attempts per source: a bucket of enroll_burst refilled at
+ * enroll_rate_per_minute, counted before any work (a malformed body counts
+ * too); 429 rate_limited with Retry-After beyond it; other sources are not
+ * affected, an IPv6 /64 is one source. */
+static void enrolment_attempts_per_source_bounded(void **state)
+{
+    fixture_t *f = *state;
+    char *before;
+
+    f->remote = "192.0.2.10";
+    for (unsigned i = 0; i < TETHER_CONFIG_DEFAULT_ENROLL_BURST; i++)
+        assert_int_equal(call(f, "POST", "/v1/enroll", "application/json", "{}"), 400);
+    before = fleet_db_snapshot(f->path);
+    expect_refusal(f, "/v1/enroll", "{}", 429, "rate_limited");
+    assert_string_equal(f->response.retry_after, "10"); /* one attempt at 6 a minute */
+    f->remote = "192.0.2.11";
+    assert_int_equal(call(f, "POST", "/v1/enroll", "application/json", "{}"), 400);
+    f->remote = "::ffff:192.0.2.10"; /* the same IPv4 client through an IPv6 socket */
+    expect_refusal(f, "/v1/enroll", "{}", 429, "rate_limited");
+    test_now = T0 + 10;
+    f->remote = "192.0.2.10";
+    assert_int_equal(call(f, "POST", "/v1/enroll", "application/json", "{}"), 400);
+    expect_refusal(f, "/v1/enroll", "{}", 429, "rate_limited");
+
+    f->remote = "2001:db8:1:2::1";
+    for (unsigned i = 0; i < TETHER_CONFIG_DEFAULT_ENROLL_BURST; i++)
+        assert_int_equal(call(f, "POST", "/v1/enroll", "application/json", "{}"), 400);
+    f->remote = "2001:db8:1:2:ffff::99"; /* the same /64 */
+    expect_refusal(f, "/v1/enroll", "{}", 429, "rate_limited");
+    f->remote = "2001:db8:1:3::1"; /* the next /64 */
+    assert_int_equal(call(f, "POST", "/v1/enroll", "application/json", "{}"), 400);
+    /* Activation is not an attempt: it costs no bucket and is not refused. */
+    f->remote = "192.0.2.10";
+    expect_refusal(f, "/v1/enroll/activate", "{}", 400, "invalid_request");
+    free(before);
+}
+
+/* The buckets alone: refill, cap, the slot table's bound, and a limit that
+ * was never set up admits nothing. */
+static void source_limit_buckets(void **state)
+{
+    tether_source_limit_t limit;
+    char source[64];
+    int64_t retry = -1;
+
+    (void)state;
+    tether_source_limit_init(&limit);
+    assert_false(tether_source_limit_take(&limit, "192.0.2.1", T0, &retry));
+    assert_int_equal(tether_source_limit_setup(&limit, 0, 1), TETHER_ERR_INVALID_ARGUMENT);
+    assert_int_equal(tether_source_limit_setup(&limit, 30, 2), TETHER_OK);
+    assert_true(tether_source_limit_take(&limit, "192.0.2.1", T0, &retry));
+    assert_true(tether_source_limit_take(&limit, "192.0.2.1", T0, &retry));
+    assert_false(tether_source_limit_take(&limit, "192.0.2.1", T0, &retry));
+    assert_int_equal(retry, 2); /* 30 a minute: one every 2 s */
+    assert_false(tether_source_limit_take(&limit, "192.0.2.1", T0 + 1, &retry));
+    assert_int_equal(retry, 1);
+    assert_true(tether_source_limit_take(&limit, "192.0.2.1", T0 + 2, &retry));
+    /* A long pause fills the bucket to its burst, no more; a clock that
+     * steps back adds nothing. */
+    assert_true(tether_source_limit_take(&limit, "192.0.2.1", T0 + 100000, &retry));
+    assert_true(tether_source_limit_take(&limit, "192.0.2.1", T0 + 100000, &retry));
+    assert_false(tether_source_limit_take(&limit, "192.0.2.1", T0 + 50, &retry));
+    /* Unknown and unparsable sources share one bucket. */
+    assert_true(tether_source_limit_take(&limit, NULL, T0, &retry));
+    assert_true(tether_source_limit_take(&limit, "not an address", T0, &retry));
+    assert_false(tether_source_limit_take(&limit, NULL, T0, &retry));
+    /* More sources than slots: the table stays bounded and every new source
+     * still gets its burst; 192.0.2.1, emptied, is the one kept longest. */
+    for (unsigned i = 0; i < TETHER_SOURCE_LIMIT_SLOTS + 10; i++) {
+        snprintf(source, sizeof(source), "10.%u.%u.%u", (i >> 16) & 255, (i >> 8) & 255, i & 255);
+        assert_true(tether_source_limit_take(&limit, source, T0 + 100000, &retry));
+    }
+    tether_source_limit_free(&limit);
+    tether_source_limit_free(NULL);
+}
+
+/* A device whose agent died after the fleet activated it asks again with
+ * the same proof: the same answer, nothing changes, the bootstrap token is
+ * used once. A wrong proof is refused and changes nothing; once the device
+ * is revoked, or enrolled again, the old enrolment is no longer answered. */
+static void activation_repeated_is_idempotent(void **state)
+{
+    fixture_t *f = *state;
+    device_t *d = device_new(f, 17, ECC_AND_RSA, true);
+    char token[TETHER_SECRET_TOKEN_SIZE];
+    char id[TETHER_STORE_DEVICE_ID_SIZE];
+    char wrong[256];
+    char *body;
+
+    bootstrap_token(f, 2, T0 + 600, token);
+    device_body(d, "gw", token);
+    assert_int_equal(enroll(f, d), 200);
+    body = answer(f, d);
+    assert_int_equal(activate(f, body), 200);
+    snprintf(id, sizeof(id), "%s", text(f, "device_id"));
+    assert_int_equal(fleet_db_count(f->path, "SELECT uses_left FROM bootstrap_tokens"), 1);
+    expect_repeat(f, body, id);
+    test_now = T0 + 10 * TETHER_ENROLL_PENDING_SECONDS; /* long after: still answered */
+    expect_repeat(f, body, id);
+    assert_int_equal(fleet_db_count(f->path, "SELECT uses_left FROM bootstrap_tokens"), 1);
+    assert_int_equal(fleet_db_count(f->path, "SELECT count(*) FROM devices"), 1);
+    snprintf(wrong, sizeof(wrong),
+             "{\"enrollment_id\": \"%s\", \"proof\": "
+             "\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\"}",
+             f->enrollment_id);
+    expect_refusal(f, "/v1/enroll/activate", wrong, 403, "activation_failed");
+    expect_repeat(f, body, id);
+
+    assert_int_equal(tether_store_device_change_status(&f->store, id, TETHER_DEVICE_REVOKE,
+                                                       "stolen", test_now, NULL),
+                     TETHER_OK);
+    expect_refusal(f, "/v1/enroll/activate", body, 400, "invalid_enrollment");
     free(body);
     device_free(d);
 }
@@ -896,7 +1164,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(activation_refusals, setup, teardown),
         cmocka_unit_test_setup_teardown(authorization_rechecked_at_activation, setup, teardown),
         cmocka_unit_test_setup_teardown(reenrolment_only_after_reinstate, setup, teardown),
-        cmocka_unit_test_setup_teardown(one_enrolment_in_flight_per_ek, setup, teardown),
+        cmocka_unit_test_setup_teardown(enrolments_in_flight_side_by_side, setup, teardown),
+        cmocka_unit_test_setup_teardown(forged_enrolments_do_not_displace, setup, teardown),
+        cmocka_unit_test_setup_teardown(pending_enrolments_bounded, setup, teardown),
+        cmocka_unit_test_setup_teardown(enrolment_attempts_per_source_bounded, setup, teardown),
+        cmocka_unit_test(source_limit_buckets),
+        cmocka_unit_test_setup_teardown(activation_repeated_is_idempotent, setup, teardown),
         cmocka_unit_test(activate_body_parser),
         cmocka_unit_test_setup_teardown(enroll_key_file, setup, teardown),
         cmocka_unit_test_setup_teardown(init_makes_enroll_key, setup, teardown),

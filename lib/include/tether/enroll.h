@@ -21,6 +21,13 @@
 #define TETHER_ENROLL_MAX_JSON 32768     /* request body */
 #define TETHER_ENROLL_SECRET_SIZE 32     /* activation secret */
 
+/* The fleet's refusals of POST /v1/enroll/activate that tell the agent to
+ * start over with POST /v1/enroll: no such enrolment in flight (unknown,
+ * expired or displaced), and a proof that did not match (the enrolment was
+ * dropped). */
+#define TETHER_ENROLL_ERROR_INVALID_ENROLLMENT "invalid_enrollment"
+#define TETHER_ENROLL_ERROR_ACTIVATION_FAILED "activation_failed"
+
 /* Qualifying data of the device key's TPM2_Certify at enrolment. The AK is
  * proven by ActivateCredential; this certification only shows that the
  * device key lives in the same TPM as the AK. */

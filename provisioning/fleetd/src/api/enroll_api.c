@@ -61,16 +61,31 @@ void tether_enroll_api_init(tether_enroll_api_t *api, tether_store_t *store,
     if (api == NULL)
         return;
     memset(api, 0, sizeof(*api));
+    tether_source_limit_init(&api->sources);
     api->store = store;
     api->ek_cas = ek_cas;
     if (key != NULL)
         memcpy(api->key, key, sizeof(api->key));
 }
 
+tether_status_t tether_enroll_api_set_limits(tether_enroll_api_t *api, unsigned max_pending_per_ek,
+                                             unsigned rate_per_minute, unsigned burst)
+{
+    tether_status_t rc;
+
+    if (api == NULL || max_pending_per_ek == 0)
+        return TETHER_ERR_INVALID_ARGUMENT;
+    if ((rc = tether_source_limit_setup(&api->sources, rate_per_minute, burst)) == TETHER_OK)
+        api->max_pending_per_ek = max_pending_per_ek;
+    return rc;
+}
+
 void tether_enroll_api_free(tether_enroll_api_t *api)
 {
-    if (api != NULL)
-        tether_wipe(api, sizeof(*api));
+    if (api == NULL)
+        return;
+    tether_source_limit_free(&api->sources);
+    tether_wipe(api, sizeof(*api));
 }
 
 /* ---- answers and log lines ---- */
@@ -84,6 +99,19 @@ static void refuse(enroll_call_t *call, unsigned status, const char *code, const
                 subject != NULL ? " " : "", subject != NULL ? subject : "", code, status,
                 description);
     tether_http_respond_error(call->response, status, code, description);
+}
+
+/* 429 with Retry-After. The header's text must outlive the handler: the
+ * server copies it into the answer on this thread before this thread
+ * handles another request, so a per-thread buffer holds it. */
+static void refuse_busy(enroll_call_t *call, const char *code, const char *description,
+                        const char *subject, int64_t retry_after)
+{
+    static _Thread_local char retry_text[24];
+
+    refuse(call, 429, code, description, "enrolment", subject);
+    snprintf(retry_text, sizeof(retry_text), "%lld", (long long)retry_after);
+    call->response->retry_after = retry_text;
 }
 
 static void server_error(enroll_call_t *call, const char *what, tether_status_t rc)
@@ -271,6 +299,8 @@ static tether_status_t fill_session(enroll_call_t *call, enroll_work_t *w)
     e->ak_name.len = w->ak_name.size;
     e->counter_index = req->counter_public.nvPublic.nvIndex;
     memcpy(e->name, req->name, sizeof(e->name));
+    _Static_assert(TETHER_STORE_SOURCE_SIZE == TETHER_SOURCE_KEY_SIZE, "one size of a source");
+    tether_source_key(call->request->remote, e->source);
     if (req->bootstrap_token[0] != '\0') {
         e->has_bootstrap = true;
         memcpy(e->bootstrap_hash, w->token_hash, sizeof(e->bootstrap_hash));
@@ -316,6 +346,7 @@ static void challenge(enroll_call_t *call, enroll_work_t *w, tether_enroll_decis
 {
     uint8_t secret[TETHER_ENROLL_SECRET_SIZE];
     char subject[64];
+    int64_t retry_after = 0;
     tether_status_t rc;
     cJSON *json;
 
@@ -340,8 +371,21 @@ static void challenge(enroll_call_t *call, enroll_work_t *w, tether_enroll_decis
         server_error(call, "making the credential", rc);
         goto out;
     }
-    if ((rc = tether_store_enrollment_add(call->api->store, &w->session, call->now)) !=
-        TETHER_OK) {
+    rc = tether_store_enrollment_add(call->api->store, &w->session, call->now,
+                                     &(tether_store_enrollment_bounds_t){
+                                         call->api->max_pending_per_ek,
+                                         TETHER_ENROLL_MAX_PENDING_PER_SOURCE,
+                                         TETHER_ENROLL_PROTECTED_SECONDS},
+                                     &retry_after);
+    if (rc == TETHER_ERR_TOO_LARGE) {
+        refuse_busy(call, "too_many_enrolments",
+                    "this EK has as many enrolments in flight as the fleet allows (from this "
+                    "address or in all), all started within the last minute; try again after "
+                    "Retry-After seconds",
+                    subject, retry_after);
+        goto out;
+    }
+    if (rc != TETHER_OK) {
         server_error(call, "recording the enrolment", rc);
         goto out;
     }
@@ -364,10 +408,23 @@ out:
 
 static void handle_enroll(enroll_call_t *call)
 {
-    enroll_work_t *w = calloc(1, sizeof(*w));
+    enroll_work_t *w = NULL;
     tether_enroll_decision_t decision = TETHER_ENROLL_NOT_ALLOWED;
+    int64_t retry_after = 0;
+    char subject[64];
 
-    if (w == NULL) {
+    /* Before any work: the attempt itself is what a source is limited in. */
+    if (!tether_source_limit_take(&call->api->sources, call->request->remote, call->now,
+                                  &retry_after)) {
+        snprintf(subject, sizeof(subject), "remote=%s",
+                 call->request->remote != NULL ? call->request->remote : "unknown");
+        refuse_busy(call, "rate_limited",
+                    "too many enrolment attempts from this address; try again after "
+                    "Retry-After seconds",
+                    subject, retry_after);
+        return;
+    }
+    if ((w = calloc(1, sizeof(*w))) == NULL) {
         server_error(call, "enrolment", TETHER_ERR_NO_MEMORY);
         return;
     }
@@ -381,9 +438,10 @@ static void handle_enroll(enroll_call_t *call)
 
 static void invalid_enrollment(enroll_call_t *call, const char *subject)
 {
-    refuse(call, 400, "invalid_enrollment",
-           "no enrolment in progress with this id (unknown, expired, completed or failed); "
-           "start again with POST /v1/enroll",
+    refuse(call, 400, TETHER_ENROLL_ERROR_INVALID_ENROLLMENT,
+           "no enrolment in progress with this id (unknown, expired, displaced, dropped, or "
+           "completed by a device that is no longer active with it); start again with POST "
+           "/v1/enroll",
            "activation", subject);
 }
 
@@ -406,6 +464,21 @@ static tether_status_t proof_matches(enroll_call_t *call,
     return rc;
 }
 
+/* 200 {"device_id", "status"}. */
+static void answer_active(enroll_call_t *call, const tether_store_device_t *device)
+{
+    cJSON *json = cJSON_CreateObject();
+
+    if (json == NULL || cJSON_AddStringToObject(json, "device_id", device->id) == NULL ||
+        cJSON_AddStringToObject(json, "status", tether_device_status_name(device->status)) ==
+            NULL) {
+        cJSON_Delete(json);
+        server_error(call, "answering", TETHER_ERR_NO_MEMORY);
+        return;
+    }
+    tether_http_respond_json(call->response, 200, json);
+}
+
 static void complete(enroll_call_t *call, const tether_enroll_activate_request_t *req,
                      const char *subject)
 {
@@ -413,7 +486,6 @@ static void complete(enroll_call_t *call, const tether_enroll_activate_request_t
     tether_enroll_decision_t decision = TETHER_ENROLL_NOT_ALLOWED;
     tether_store_device_t device;
     tether_status_t rc;
-    cJSON *json;
 
     if ((rc = tether_fleet_device_id_new(new_id)) != TETHER_OK) {
         server_error(call, "activation", rc);
@@ -433,17 +505,40 @@ static void complete(enroll_call_t *call, const tether_enroll_activate_request_t
         refuse_decision(call, decision, "activation", subject);
         return;
     }
-    json = cJSON_CreateObject();
-    if (json == NULL || cJSON_AddStringToObject(json, "device_id", device.id) == NULL ||
-        cJSON_AddStringToObject(json, "status", tether_device_status_name(device.status)) ==
-            NULL) {
-        cJSON_Delete(json);
-        server_error(call, "answering", TETHER_ERR_NO_MEMORY);
-        return;
-    }
     tether_info("enroll", "device enrolled: device=%s %s via=%s name=%s", device.id, subject,
                 grant_name(decision), device.name);
-    tether_http_respond_json(call->response, 200, json);
+    answer_active(call, &device);
+}
+
+/* An activation whose enrolment is no longer in flight: the one its device
+ * completed last, repeated because the answer was lost (the agent died
+ * before saving it). With the right proof it is answered as before and
+ * nothing changes: no second bootstrap use, no new device. */
+static void completed_again(enroll_call_t *call, const tether_enroll_activate_request_t *req,
+                            const char *subject)
+{
+    tether_store_device_t device;
+    bool matches = false;
+    tether_status_t rc;
+
+    rc = tether_store_enrollment_completed(call->api->store, req->enrollment_id, &device);
+    if (rc == TETHER_ERR_NOT_FOUND) {
+        invalid_enrollment(call, subject);
+        return;
+    }
+    if (rc != TETHER_OK || (rc = proof_matches(call, req, &matches)) != TETHER_OK) {
+        server_error(call, "activation", rc);
+        return;
+    }
+    if (!matches) {
+        refuse(call, 403, TETHER_ENROLL_ERROR_ACTIVATION_FAILED,
+               "the proof does not match the credential of this enrolment", "activation",
+               subject);
+        return;
+    }
+    tether_info("enroll", "activation repeated: device=%s %s ek_sha256=%.*s", device.id, subject,
+                LOG_EK_HEX, device.ek_sha256);
+    answer_active(call, &device);
 }
 
 static void handle_activate(enroll_call_t *call)
@@ -462,7 +557,11 @@ static void handle_activate(enroll_call_t *call)
     }
     snprintf(subject, sizeof(subject), "enrollment=%.*s", LOG_ENR_CHARS, req.enrollment_id);
     rc = tether_store_enrollment_find(call->api->store, req.enrollment_id, call->now, &session);
-    if (rc == TETHER_ERR_NOT_FOUND || rc == TETHER_ERR_EXPIRED) {
+    if (rc == TETHER_ERR_NOT_FOUND) {
+        completed_again(call, &req, subject);
+        goto out;
+    }
+    if (rc == TETHER_ERR_EXPIRED) {
         invalid_enrollment(call, subject);
         goto out;
     }
@@ -484,7 +583,7 @@ static void handle_activate(enroll_call_t *call)
             server_error(call, "activation", rc);
             goto out;
         }
-        refuse(call, 403, "activation_failed",
+        refuse(call, 403, TETHER_ENROLL_ERROR_ACTIVATION_FAILED,
                "the proof does not match the credential: this TPM could not activate it; the "
                "enrolment is dropped, start again with POST /v1/enroll",
                "activation", subject);

@@ -23,6 +23,9 @@ static const config_limit_t limits[] = {
     {"request_head_timeout_seconds", 1, 60},
     {"threads", 1, 64},
     {"bootstrap_max_ttl_seconds", 60, 30 * 86400},
+    {"enroll_max_pending_per_ek", 1, 64},
+    {"enroll_rate_per_minute", 1, 60000},
+    {"enroll_burst", 1, 10000},
     /* Any positive number; tokens use it clamped (config.h). */
     {"token_lifetime_seconds", 1, 366 * 86400},
 };
@@ -66,6 +69,9 @@ void tether_fleet_config_init(tether_fleet_config_t *config)
     config->request_head_timeout_seconds = 10;
     config->threads = 4;
     config->bootstrap_max_ttl_seconds = 86400;
+    config->enroll_max_pending_per_ek = TETHER_CONFIG_DEFAULT_ENROLL_MAX_PENDING_PER_EK;
+    config->enroll_rate_per_minute = TETHER_CONFIG_DEFAULT_ENROLL_RATE_PER_MINUTE;
+    config->enroll_burst = TETHER_CONFIG_DEFAULT_ENROLL_BURST;
     strcpy(config->pcr_selection, TETHER_CONFIG_DEFAULT_PCR_SELECTION);
     strcpy(config->audience, "tether");
     strcpy(config->scope, "ai.inference");
@@ -309,6 +315,12 @@ static tether_status_t set_number(tether_fleet_config_t *config, const config_li
         config->threads = (unsigned)value;
     else if (strcmp(limit->key, "token_lifetime_seconds") == 0)
         config->token_lifetime_seconds = (unsigned)value;
+    else if (strcmp(limit->key, "enroll_max_pending_per_ek") == 0)
+        config->enroll_max_pending_per_ek = (unsigned)value;
+    else if (strcmp(limit->key, "enroll_rate_per_minute") == 0)
+        config->enroll_rate_per_minute = (unsigned)value;
+    else if (strcmp(limit->key, "enroll_burst") == 0)
+        config->enroll_burst = (unsigned)value;
     else
         config->bootstrap_max_ttl_seconds = (unsigned)value;
     return TETHER_OK;
@@ -484,6 +496,14 @@ tether_status_t tether_fleet_config_format(const tether_fleet_config_t *config, 
             config->max_body_bytes, config->max_connections, config->max_connections_per_source,
             config->connection_timeout_seconds, config->request_head_timeout_seconds,
             config->threads, config->bootstrap_max_ttl_seconds);
+    fprintf(f, "\n# Enrolment (provisioning/fleetd/README.md). Enrolments in flight for one\n"
+               "# EK, side by side until one proves its secret; POST /v1/enroll attempts\n"
+               "# from one IP address (IPv6: one /64): a bucket of enroll_burst refilled\n"
+               "# at enroll_rate_per_minute, 429 beyond it. Raise both for a site whose\n"
+               "# devices enrol through one NAT.\n"
+               "enroll_max_pending_per_ek = %u\nenroll_rate_per_minute = %u\nenroll_burst = %u\n",
+            config->enroll_max_pending_per_ek, config->enroll_rate_per_minute,
+            config->enroll_burst);
     fprintf(f, "\n# Attested token exchange (provisioning/fleetd/README.md).\n"
                "# PCRs every quote must cover; the first accepted quote's digest is the\n"
                "# device's reference from then on.\n"

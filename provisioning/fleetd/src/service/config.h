@@ -13,6 +13,13 @@
  *   threads = 4                      HTTP worker threads
  *   bootstrap_max_ttl_seconds = 86400
  *
+ * Enrolment (DESIGN.md, "Enrolment"), against callers that prove nothing yet:
+ *   enroll_max_pending_per_ek = 8    enrolments in flight for one EK, 1-64
+ *   enroll_rate_per_minute = 6       POST /v1/enroll attempts one source
+ *   enroll_burst = 20                (IPv4 address, IPv6 /64) may make: a
+ *                                    token bucket of enroll_burst refilled at
+ *                                    the rate; 429 beyond it
+ *
  * The attested token exchange (DESIGN.md, "Attested token exchange"):
  *   pcr_selection = sha256:0,1,2,3,4,5,6,7  PCRs every quote must cover:
  *                                    "sha256:" and ascending PCR numbers 0-23
@@ -46,6 +53,9 @@
 #define TETHER_CONFIG_DEFAULT_PCR_SELECTION "sha256:0,1,2,3,4,5,6,7"
 #define TETHER_CONFIG_TOKEN_LIFETIME_MIN 30
 #define TETHER_CONFIG_TOKEN_LIFETIME_MAX 3600
+#define TETHER_CONFIG_DEFAULT_ENROLL_MAX_PENDING_PER_EK 8
+#define TETHER_CONFIG_DEFAULT_ENROLL_RATE_PER_MINUTE 6
+#define TETHER_CONFIG_DEFAULT_ENROLL_BURST 20
 
 typedef struct tether_fleet_config {
     char listen_host[TETHER_CONFIG_HOST_MAX]; /* without brackets */
@@ -60,6 +70,9 @@ typedef struct tether_fleet_config {
     unsigned request_head_timeout_seconds;
     unsigned threads;
     unsigned bootstrap_max_ttl_seconds;
+    unsigned enroll_max_pending_per_ek;
+    unsigned enroll_rate_per_minute;
+    unsigned enroll_burst;
     /* The exchange: validated text, "" for issuer means the default. */
     char pcr_selection[TETHER_CONFIG_VALUE_MAX];
     char issuer[TETHER_CONFIG_VALUE_MAX];

@@ -103,9 +103,14 @@ static tether_status_t load_enroll_key(tether_fleet_service_t *service, const ch
     tether_status_t rc =
         tether_fleet_key_file_load(dir, TETHER_FLEET_ENROLL_KEY_FILE, key, sizeof(key), true);
 
-    if (rc == TETHER_OK)
+    if (rc == TETHER_OK) {
         tether_enroll_api_init(&service->enroll, &service->store,
                                service->config.ek_ca_count > 0 ? &service->ek_cas : NULL, key);
+        rc = tether_enroll_api_set_limits(&service->enroll,
+                                          service->config.enroll_max_pending_per_ek,
+                                          service->config.enroll_rate_per_minute,
+                                          service->config.enroll_burst);
+    }
     tether_wipe(key, sizeof(key));
     return rc;
 }

@@ -111,9 +111,11 @@ tether_status_t tether_store_enroll_authorize(tether_store_t *store, const char 
 
 tether_status_t tether_store_enrollment_add(tether_store_t *store,
                                             const tether_store_enrollment_t *enrollment,
-                                            int64_t now)
+                                            int64_t now,
+                                            const tether_store_enrollment_bounds_t *bounds,
+                                            int64_t *retry_after)
 {
-    return STORE_CALL(store, enrollment_add, enrollment, now);
+    return STORE_CALL(store, enrollment_add, enrollment, now, bounds, retry_after);
 }
 
 tether_status_t tether_store_enrollment_find(tether_store_t *store, const char *id, int64_t now,
@@ -133,6 +135,12 @@ tether_status_t tether_store_enrollment_activate(tether_store_t *store, const ch
                                                  tether_store_device_t *device)
 {
     return STORE_CALL(store, enrollment_activate, id, new_device_id, now, decision, device);
+}
+
+tether_status_t tether_store_enrollment_completed(tether_store_t *store, const char *id,
+                                                  tether_store_device_t *device)
+{
+    return STORE_CALL(store, enrollment_completed, id, device);
 }
 
 tether_enroll_decision_t tether_enroll_decide(const tether_store_device_t *device,

@@ -26,6 +26,7 @@
 #define TETHER_STORE_REASON_MAX 256                /* status reasons, bytes */
 #define TETHER_STORE_ENROLLMENT_ID_SIZE 37         /* "enr_" + 32 hex digits + NUL */
 #define TETHER_STORE_AK_NAME_MAX 68                /* bytes: the largest TPM2B_NAME */
+#define TETHER_STORE_SOURCE_SIZE 46                /* a source address, text (INET6_ADDRSTRLEN) */
 
 /* Operator actions on a device's status. */
 typedef enum tether_device_action {
@@ -81,11 +82,19 @@ typedef struct tether_store_enrollment {
     tether_store_blob_t counter_public;    /* TPM2B_NV_PUBLIC, marshalled */
     uint32_t counter_index;
     char name[TETHER_STORE_NAME_MAX + 1]; /* "" when the device sent none */
+    char source[TETHER_STORE_SOURCE_SIZE]; /* who sent it (IPv4 address or IPv6 /64) */
     bool has_bootstrap;
     uint8_t bootstrap_hash[TETHER_STORE_HASH_SIZE];
     int64_t created_at;
     int64_t expires_at;
 } tether_store_enrollment_t;
+
+/* The bounds on enrolments in flight (tether_store_enrollment_add). */
+typedef struct tether_store_enrollment_bounds {
+    unsigned max_per_ek;        /* of one EK, from any source; at least 1 */
+    unsigned max_per_source;    /* of one EK from one source; at least 1 */
+    int64_t protect_seconds;    /* one younger than this is never displaced */
+} tether_store_enrollment_bounds_t;
 
 /* A bootstrap token's state, for the enrolment decision. */
 typedef struct tether_store_bootstrap {
@@ -186,13 +195,16 @@ typedef struct tether_store_ops {
                                         tether_enroll_decision_t *decision,
                                         tether_store_device_t *device);
     tether_status_t (*enrollment_add)(void *impl, const tether_store_enrollment_t *enrollment,
-                                      int64_t now);
+                                      int64_t now, const tether_store_enrollment_bounds_t *bounds,
+                                      int64_t *retry_after);
     tether_status_t (*enrollment_find)(void *impl, const char *id, int64_t now,
                                        tether_store_enrollment_t *enrollment);
     tether_status_t (*enrollment_delete)(void *impl, const char *id);
     tether_status_t (*enrollment_activate)(void *impl, const char *id, const char *new_device_id,
                                            int64_t now, tether_enroll_decision_t *decision,
                                            tether_store_device_t *device);
+    tether_status_t (*enrollment_completed)(void *impl, const char *id,
+                                            tether_store_device_t *device);
 
     tether_status_t (*alert_add)(void *impl, const char *device_id, const char *kind,
                                  const char *details_json, int64_t now);
@@ -320,11 +332,24 @@ TETHER_MUST_CHECK tether_status_t tether_store_enroll_authorize(
     tether_store_t *store, const char *ek_sha256, const uint8_t *bootstrap_hash, int64_t now,
     tether_enroll_decision_t *decision, tether_store_device_t *device);
 
-/* Records a started enrolment, in one transaction with the removal of every
- * expired one and of any other started for the same EK (a device has one
- * enrolment in flight; the table stays bounded by the allowed EKs). */
+/*
+ * Records a started enrolment, in one transaction with the removal of every
+ * expired one. Nothing is proven before activation (anyone may send a
+ * victim's public EK and certificate with an AK of their own), so a new
+ * enrolment never replaces one in flight: an EK holds several side by side,
+ * each keyed by its own id, and the first to prove its secret wins. Two
+ * bounds, checked in this order: max_per_source of the EK from the
+ * enrolment's source (one forger's address cannot take every place), then
+ * max_per_ek. At a bound, the oldest enrolment within it is dropped if it is
+ * at least protect_seconds old (a genuine device answers in seconds; one
+ * that old is abandoned or a forger's); otherwise the new one is refused
+ * with TETHER_ERR_TOO_LARGE, nothing changes but the sweep, and
+ * *retry_after (may be NULL) gets the seconds until the oldest may be
+ * dropped (at least 1).
+ */
 TETHER_MUST_CHECK tether_status_t tether_store_enrollment_add(
-    tether_store_t *store, const tether_store_enrollment_t *enrollment, int64_t now);
+    tether_store_t *store, const tether_store_enrollment_t *enrollment, int64_t now,
+    const tether_store_enrollment_bounds_t *bounds, int64_t *retry_after);
 
 /* TETHER_ERR_NOT_FOUND for an unknown id; TETHER_ERR_EXPIRED for one past
  * its expires_at, which is deleted. Fills all but the blobs. */
@@ -344,14 +369,23 @@ TETHER_MUST_CHECK tether_status_t tether_store_enrollment_delete(tether_store_t 
  * - the device row is created (id new_device_id, the session's name or else
  *   the id) or updated (keeps its id and name) to status active, with the
  *   session's EK, AK, device key, certification and counter, allow_reenroll
- *   cleared, highest_counter 0 and the clockInfo fields reset;
- * - the session is deleted.
+ *   cleared, highest_counter 0 and the clockInfo fields reset, and the
+ *   enrolment's id recorded (tether_store_enrollment_completed);
+ * - every enrolment in flight for the EK is deleted (the others can only be
+ *   a forger's or abandoned: the device is active now).
  * A refusal is TETHER_OK with *decision saying why, and changes nothing.
  * device (may be NULL) gets the device row after a grant.
  */
 TETHER_MUST_CHECK tether_status_t tether_store_enrollment_activate(
     tether_store_t *store, const char *id, const char *new_device_id, int64_t now,
     tether_enroll_decision_t *decision, tether_store_device_t *device);
+
+/* The active device whose last completed enrolment is id, for an activation
+ * repeated after its answer was lost; TETHER_ERR_NOT_FOUND when there is
+ * none (unknown id, or the device was revoked, quarantined or enrolled
+ * again since). Changes nothing. */
+TETHER_MUST_CHECK tether_status_t tether_store_enrollment_completed(
+    tether_store_t *store, const char *id, tether_store_device_t *device);
 
 /* details_json must be a JSON text (not checked here). */
 TETHER_MUST_CHECK tether_status_t tether_store_alert_add(tether_store_t *store,

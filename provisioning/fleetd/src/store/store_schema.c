@@ -153,10 +153,32 @@ static const char migration_3[] =
     "CREATE UNIQUE INDEX issuer_keys_one_active ON issuer_keys (retired_at IS NULL)"
     " WHERE retired_at IS NULL;";
 
+/*
+ * Version 4: enrolment that a forger cannot disturb and a crash cannot break
+ * (DESIGN.md, "Enrolment").
+ * - devices: enrollment_id, the id of the enrolment the device completed
+ *   last, so that an activation repeated with its proof (the device lost
+ *   the answer) is answered again without changing anything. Cleared by
+ *   nothing but the next enrolment; only an active device is matched.
+ * - enrolment_sessions: several per EK now (bounded per EK, fleetd.conf's
+ *   enroll_max_pending_per_ek, and per EK and source), looked up by EK,
+ *   source and age when one is added. source is the sender's IPv4 address
+ *   or IPv6 /64 ('' in rows from before).
+ */
+static const char migration_4[] =
+    "ALTER TABLE devices ADD COLUMN enrollment_id TEXT"
+    " CHECK (enrollment_id IS NULL OR length(enrollment_id) = 36);"
+    "CREATE UNIQUE INDEX devices_enrollment_id ON devices (enrollment_id);"
+    "ALTER TABLE enrolment_sessions ADD COLUMN source TEXT NOT NULL DEFAULT '';"
+    "DROP INDEX enrolment_sessions_ek;"
+    "CREATE INDEX enrolment_sessions_ek_source ON enrolment_sessions"
+    " (ek_sha256, source, created_at);";
+
 const char *const tether_store_migrations[] = {
     migration_1,
     migration_2,
     migration_3,
+    migration_4,
 };
 
 const size_t tether_store_migration_count =

@@ -789,20 +789,89 @@ static tether_status_t op_enroll_authorize(void *impl, const char *ek_sha256,
     return rc;
 }
 
-static tether_status_t op_enrollment_add(void *impl, const tether_store_enrollment_t *e,
-                                         int64_t now)
+/* How many enrolments of one EK (from one source, or any) are in flight,
+ * and since when the oldest. */
+typedef struct ek_sessions {
+    int64_t count;
+    int64_t oldest;
+} ek_sessions_t;
+
+static tether_status_t ek_sessions_read(void *arg, sqlite3_stmt *row)
 {
-    static const char sweep_sql[] =
-        "DELETE FROM enrolment_sessions WHERE expires_at <= ? OR ek_sha256 = ?";
+    ek_sessions_t *sessions = arg;
+
+    sessions->count = sqlite3_column_int64(row, 0);
+    sessions->oldest = sqlite3_column_int64(row, 1);
+    return TETHER_OK;
+}
+
+/* source NULL: from any source. */
+static tether_status_t ek_sessions_select(sqlite_store_t *s, const char *ek_sha256,
+                                          const char *source, ek_sessions_t *sessions)
+{
+    static const char sql[] = "SELECT count(*), coalesce(min(created_at), 0) "
+                              "FROM enrolment_sessions WHERE ek_sha256 = ?1 "
+                              "AND (?2 IS NULL OR source = ?2)";
+
+    memset(sessions, 0, sizeof(*sessions));
+    /* An aggregate: always one row. */
+    return tether_sqlite_query_one(s, "count enrolments of an EK", sql,
+                                   SQL_ARGS(SQL_TEXT(ek_sha256), SQL_TEXT(source)),
+                                   ek_sessions_read, sessions);
+}
+
+/* Makes room for one more enrolment of the EK (from source; NULL: from any)
+ * under max (store.h): drops its oldest ones that are at least
+ * protect_seconds old, as many as the bound needs; TETHER_ERR_TOO_LARGE
+ * with *retry_after when that is not enough. Inside the caller's
+ * transaction. */
+static tether_status_t ek_sessions_make_room(sqlite_store_t *s, const char *ek_sha256,
+                                             const char *source, unsigned max, int64_t now,
+                                             int64_t protect_seconds, int64_t *retry_after)
+{
+    static const char evict_sql[] =
+        "DELETE FROM enrolment_sessions WHERE id IN (SELECT id FROM enrolment_sessions "
+        "WHERE ek_sha256 = ?1 AND (?2 IS NULL OR source = ?2) AND created_at <= ?3 "
+        "ORDER BY created_at, rowid LIMIT ?4)";
+    ek_sessions_t sessions;
+    tether_status_t rc;
+
+    if ((rc = ek_sessions_select(s, ek_sha256, source, &sessions)) != TETHER_OK ||
+        sessions.count < (int64_t)max)
+        return rc;
+    rc = tether_sqlite_run(s, "drop stale enrolments of an EK", evict_sql,
+                           SQL_ARGS(SQL_TEXT(ek_sha256), SQL_TEXT(source),
+                                    SQL_INT(now - protect_seconds),
+                                    SQL_INT(sessions.count - (int64_t)max + 1)));
+    if (rc != TETHER_OK ||
+        (rc = ek_sessions_select(s, ek_sha256, source, &sessions)) != TETHER_OK ||
+        sessions.count < (int64_t)max)
+        return rc;
+    *retry_after = sessions.oldest + protect_seconds - now;
+    if (*retry_after < 1)
+        *retry_after = 1;
+    return TETHER_ERR_TOO_LARGE;
+}
+
+static tether_status_t op_enrollment_add(void *impl, const tether_store_enrollment_t *e,
+                                         int64_t now,
+                                         const tether_store_enrollment_bounds_t *bounds,
+                                         int64_t *retry_after)
+{
+    static const char sweep_sql[] = "DELETE FROM enrolment_sessions WHERE expires_at <= ?";
     static const char insert_sql[] =
         "INSERT INTO enrolment_sessions (id, ek_sha256, ek_public, ek_cert, ak_public, ak_name, "
         "device_key_public, device_key_certify_attest, device_key_certify_signature, "
-        "counter_nv_index, counter_nv_public, name, bootstrap_hash, created_at, expires_at) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+        "counter_nv_index, counter_nv_public, name, bootstrap_hash, created_at, expires_at, "
+        "source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
     sqlite_store_t *s = impl;
+    int64_t wait = 0;
     tether_status_t rc;
 
-    if (e == NULL || !blob_ok(&e->ek_public) || !blob_ok(&e->ek_cert) ||
+    if (retry_after != NULL)
+        *retry_after = 0;
+    if (e == NULL || bounds == NULL || bounds->max_per_ek == 0 || bounds->max_per_source == 0 ||
+        bounds->protect_seconds < 0 || !blob_ok(&e->ek_public) || !blob_ok(&e->ek_cert) ||
         !blob_ok(&e->ak_public) || !blob_ok(&e->ak_name) || !blob_ok(&e->device_key_public) ||
         !blob_ok(&e->certify_attest) || !blob_ok(&e->certify_signature) ||
         !blob_ok(&e->counter_public))
@@ -810,8 +879,13 @@ static tether_status_t op_enrollment_add(void *impl, const tether_store_enrollme
     pthread_mutex_lock(&s->lock);
     if ((rc = tether_sqlite_begin(s)) != TETHER_OK)
         goto out;
-    rc = tether_sqlite_run(s, "remove old enrolments", sweep_sql,
-                           SQL_ARGS(SQL_INT(now), SQL_TEXT(e->ek_sha256)));
+    rc = tether_sqlite_run(s, "remove expired enrolments", sweep_sql, SQL_ARGS(SQL_INT(now)));
+    if (rc == TETHER_OK)
+        rc = ek_sessions_make_room(s, e->ek_sha256, e->source, bounds->max_per_source, now,
+                                   bounds->protect_seconds, &wait);
+    if (rc == TETHER_OK)
+        rc = ek_sessions_make_room(s, e->ek_sha256, NULL, bounds->max_per_ek, now,
+                                   bounds->protect_seconds, &wait);
     if (rc == TETHER_OK)
         rc = tether_sqlite_run(
             s, "record enrolment", insert_sql,
@@ -823,9 +897,12 @@ static tether_status_t op_enrollment_add(void *impl, const tether_store_enrollme
                      e->name[0] != '\0' ? SQL_TEXT(e->name) : SQL_NULL,
                      e->has_bootstrap ? SQL_BLOB(e->bootstrap_hash, TETHER_STORE_HASH_SIZE)
                                       : SQL_NULL,
-                     SQL_INT(e->created_at), SQL_INT(e->expires_at)));
+                     SQL_INT(e->created_at), SQL_INT(e->expires_at), SQL_TEXT(e->source)));
 out:
+    /* Refused at a bound: rolled back, so a refusal changes nothing. */
     rc = tether_sqlite_finish(s, rc);
+    if (rc == TETHER_ERR_TOO_LARGE && retry_after != NULL)
+        *retry_after = wait;
     pthread_mutex_unlock(&s->lock);
     return rc;
 }
@@ -926,7 +1003,7 @@ static tether_status_t op_enrollment_delete(void *impl, const char *id)
     "status = 'active', status_reason = '', allow_reenroll = 0, highest_counter = 0, "       \
     "last_clock = NULL, last_reset_count = NULL, last_restart_count = NULL, "                \
     "last_clock_safe = NULL, pcr_digest = NULL, last_fingerprint = NULL, "                    \
-    "last_address = NULL, last_seen_at = NULL, updated_at = ?3"
+    "last_address = NULL, last_seen_at = NULL, enrollment_id = ?1, updated_at = ?3"
 
 /* Runs a statement that must change exactly one row; otherwise missing. */
 static tether_status_t run_one(sqlite_store_t *s, const char *what, const char *sql,
@@ -951,6 +1028,9 @@ static tether_status_t activate_tx(sqlite_store_t *s, const char *id, const char
         "INSERT INTO devices (id, name, ek_sha256, status, created_at, updated_at) "
         "SELECT ?2, coalesce(name, ?2), ek_sha256, 'allowed', ?3, ?3 "
         "FROM enrolment_sessions WHERE id = ?1";
+    static const char delete_sql[] =
+        "DELETE FROM enrolment_sessions WHERE ek_sha256 = (SELECT ek_sha256 FROM devices "
+        "WHERE id = ?)";
     const char *device_id = device->id[0] != '\0' ? device->id : new_device_id;
     tether_status_t rc = TETHER_OK;
 
@@ -968,7 +1048,8 @@ static tether_status_t activate_tx(sqlite_store_t *s, const char *id, const char
                      SQL_ARGS(SQL_TEXT(id), SQL_TEXT(device_id), SQL_INT(now)),
                      TETHER_ERR_NOT_FOUND);
     if (rc == TETHER_OK)
-        rc = tether_sqlite_run(s, "delete enrolment", DELETE_SESSION, SQL_ARGS(SQL_TEXT(id)));
+        rc = tether_sqlite_run(s, "delete enrolments of the EK", delete_sql,
+                               SQL_ARGS(SQL_TEXT(device_id)));
     return rc;
 }
 
@@ -1014,6 +1095,22 @@ static tether_status_t op_enrollment_activate(void *impl, const char *id,
 out:
     pthread_mutex_unlock(&s->lock);
     tether_wipe(&session, sizeof(session));
+    return rc;
+}
+
+static tether_status_t op_enrollment_completed(void *impl, const char *id,
+                                               tether_store_device_t *device)
+{
+    static const char sql[] =
+        "SELECT " DEVICE_COLUMNS " FROM devices WHERE enrollment_id = ? AND status = 'active'";
+    sqlite_store_t *s = impl;
+    tether_status_t rc;
+
+    if (id == NULL || device == NULL)
+        return TETHER_ERR_INVALID_ARGUMENT;
+    pthread_mutex_lock(&s->lock);
+    rc = device_select(s, sql, id, device);
+    pthread_mutex_unlock(&s->lock);
     return rc;
 }
 
@@ -1063,6 +1160,7 @@ static const tether_store_ops_t sqlite_ops = {
     .enrollment_find = op_enrollment_find,
     .enrollment_delete = op_enrollment_delete,
     .enrollment_activate = op_enrollment_activate,
+    .enrollment_completed = op_enrollment_completed,
     .alert_add = op_alert_add,
     .alert_list = op_alert_list,
     .issued_token_add = op_issued_token_add,
