@@ -164,7 +164,8 @@ typedef struct tether_store_ops {
                                           int64_t *id);
     tether_status_t (*admin_token_find)(void *impl, const uint8_t hash[TETHER_STORE_HASH_SIZE],
                                         tether_store_admin_token_t *token);
-    tether_status_t (*admin_token_revoke)(void *impl, int64_t id, int64_t now);
+    tether_status_t (*admin_token_revoke)(void *impl, int64_t id, int64_t now,
+                                          unsigned *last_roles);
     tether_status_t (*admin_token_list)(void *impl, tether_store_admin_token_cb cb, void *arg);
 
     tether_status_t (*device_import)(void *impl, const tether_store_allow_t *rows, size_t count,
@@ -259,9 +260,14 @@ TETHER_MUST_CHECK tether_status_t tether_store_admin_token_create(
 TETHER_MUST_CHECK tether_status_t tether_store_admin_token_find(
     tether_store_t *store, const uint8_t hash[TETHER_STORE_HASH_SIZE],
     tether_store_admin_token_t *token);
-/* TETHER_ERR_NOT_FOUND for an unknown id, TETHER_ERR_CONFLICT if already revoked. */
+/* TETHER_ERR_NOT_FOUND for an unknown id, TETHER_ERR_CONFLICT if already
+ * revoked. The fleet must stay administrable: TETHER_ERR_STATE, with
+ * nothing changed, when no other unrevoked token would hold the security
+ * role or the fleet role that this one holds; *last_roles gets those roles
+ * (0 otherwise). The check and the revocation are one transaction. */
 TETHER_MUST_CHECK tether_status_t tether_store_admin_token_revoke(tether_store_t *store,
-                                                                  int64_t id, int64_t now);
+                                                                  int64_t id, int64_t now,
+                                                                  unsigned *last_roles);
 TETHER_MUST_CHECK tether_status_t tether_store_admin_token_list(tether_store_t *store,
                                                                 tether_store_admin_token_cb cb,
                                                                 void *arg);

@@ -8,6 +8,7 @@
 #include "store.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -187,24 +188,70 @@ static tether_status_t op_admin_token_find(void *impl, const uint8_t hash[TETHER
     return rc;
 }
 
-static tether_status_t op_admin_token_revoke(void *impl, int64_t id, int64_t now)
+/* Whether an unrevoked admin token holds role (one bit): the roles column
+ * is tether_roles_format's canonical "read,fleet,security". */
+static tether_status_t role_still_held(sqlite_store_t *s, unsigned role, bool *held)
+{
+    static const char sql[] = "SELECT 1 FROM admin_tokens WHERE revoked_at IS NULL "
+                              "AND instr(',' || roles || ',', ?) > 0 LIMIT 1";
+    char needle[32]; /* ",relying-party," and its NUL fit */
+    tether_status_t rc;
+
+    *held = false;
+    snprintf(needle, sizeof(needle), ",%s,", tether_role_name(role));
+    rc = tether_sqlite_query_one(s, "find an admin token with a role", sql,
+                                 SQL_ARGS(SQL_TEXT(needle)), NULL, NULL);
+    *held = rc == TETHER_OK;
+    return rc == TETHER_ERR_NOT_FOUND ? TETHER_OK : rc;
+}
+
+static tether_status_t read_roles(void *arg, sqlite3_stmt *row)
+{
+    return tether_roles_parse((const char *)sqlite3_column_text(row, 0), arg);
+}
+
+/* The revocation and the last-token rule in one transaction: no other
+ * writer can revoke the other holder of a role between the check and the
+ * commit. */
+static tether_status_t op_admin_token_revoke(void *impl, int64_t id, int64_t now,
+                                             unsigned *last_roles)
 {
     static const char sql[] =
         "UPDATE admin_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL";
+    static const unsigned kept[] = {TETHER_ROLE_SECURITY, TETHER_ROLE_FLEET};
     sqlite_store_t *s = impl;
+    unsigned roles = 0;
+    bool held = false;
     tether_status_t rc;
 
+    if (last_roles == NULL)
+        return TETHER_ERR_INVALID_ARGUMENT;
+    *last_roles = 0;
     pthread_mutex_lock(&s->lock);
     if ((rc = tether_sqlite_begin(s)) != TETHER_OK)
         goto out;
-    rc = tether_sqlite_run(s, "revoke admin token", sql, SQL_ARGS(SQL_INT(now), SQL_INT(id)));
-    if (rc == TETHER_OK && sqlite3_changes(s->db) == 0) {
+    rc = tether_sqlite_query_one(s, "read admin token",
+                                 "SELECT roles FROM admin_tokens WHERE id = ? AND revoked_at IS NULL",
+                                 SQL_ARGS(SQL_INT(id)), read_roles, &roles);
+    if (rc == TETHER_ERR_NOT_FOUND) {
         /* Revoked already, or never made. */
         rc = tether_sqlite_query_one(s, "lookup", "SELECT 1 FROM admin_tokens WHERE id = ?",
                                      SQL_ARGS(SQL_INT(id)), NULL, NULL);
         if (rc == TETHER_OK)
             rc = TETHER_ERR_CONFLICT;
+        goto out;
     }
+    if (rc == TETHER_OK)
+        rc = tether_sqlite_run(s, "revoke admin token", sql, SQL_ARGS(SQL_INT(now), SQL_INT(id)));
+    for (size_t i = 0; rc == TETHER_OK && i < sizeof(kept) / sizeof(kept[0]); i++) {
+        if ((roles & kept[i]) == 0)
+            continue;
+        rc = role_still_held(s, kept[i], &held);
+        if (rc == TETHER_OK && !held)
+            *last_roles |= kept[i];
+    }
+    if (rc == TETHER_OK && *last_roles != 0)
+        rc = TETHER_ERR_STATE;
 out:
     rc = tether_sqlite_finish(s, rc);
     pthread_mutex_unlock(&s->lock);
