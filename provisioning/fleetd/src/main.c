@@ -102,6 +102,15 @@ static void protect_process(void)
     (void)setrlimit(RLIMIT_CORE, &none);
 }
 
+/* A new admin token as the only line on stdout (init, admin-token); the
+ * token is wiped. */
+static int print_token(char token[TETHER_SECRET_TOKEN_SIZE])
+{
+    printf("%s\n", token);
+    tether_wipe(token, TETHER_SECRET_TOKEN_SIZE);
+    return fflush(stdout) == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
+
 static int command_init(int argc, char **argv)
 {
     static const struct option options[] = {
@@ -149,11 +158,7 @@ static int command_init(int argc, char **argv)
         fprintf(stderr, PROGRAM ": init failed: %s; nothing was created\n", tether_strerror(rc));
         return EXIT_FAILURE;
     }
-    printf("%s\n", token);
-    tether_wipe(token, sizeof(token));
-    if (fflush(stdout) != 0)
-        return EXIT_FAILURE;
-    return EXIT_SUCCESS;
+    return print_token(token);
 }
 
 static int command_admin_token(int argc, char **argv)
@@ -207,11 +212,7 @@ static int command_admin_token(int argc, char **argv)
                 tether_strerror(rc));
         return EXIT_FAILURE;
     }
-    printf("%s\n", token);
-    tether_wipe(token, sizeof(token));
-    if (fflush(stdout) != 0)
-        return EXIT_FAILURE;
-    return EXIT_SUCCESS;
+    return print_token(token);
 }
 
 /* Waits in the main thread for SIGTERM or SIGINT, which every thread blocks
