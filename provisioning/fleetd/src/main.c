@@ -29,11 +29,9 @@ static const char usage_main[] =
     "revokes them.\n"
     "\n"
     "commands:\n"
-    "  init   create a new fleet directory (keys, certificates, database)\n"
-    "  run    serve a fleet directory over HTTPS\n"
-    "  admin-token\n"
-    "         mint an admin token on the fleet's host (recovery when no token\n"
-    "         can administer the fleet)\n"
+    "  init          create a new fleet directory (keys, certificates, database)\n"
+    "  run           serve a fleet directory over HTTPS\n"
+    "  admin-token   mint an admin token on the fleet's host (recovery)\n"
     "\n"
     "'" PROGRAM " COMMAND --help' describes a command.\n";
 

@@ -25,10 +25,12 @@ static tether_status_t check_owned(const char *path, mode_t want, mode_t forbidd
     struct passwd *owner;
 
     if (lstat(path, &st) != 0) {
-        tether_error("admin-token", "%s: %s%s", path, strerror(errno),
-                     errno == ENOENT ? " (no fleet here? make one with 'tether-fleetd init')"
+        int error = errno; /* before logging can change it */
+
+        tether_error("admin-token", "%s: %s%s", path, strerror(error),
+                     error == ENOENT ? " (no fleet here? make one with 'tether-fleetd init')"
                                      : "");
-        return errno == ENOENT ? TETHER_ERR_NOT_FOUND : TETHER_ERR_IO;
+        return error == ENOENT ? TETHER_ERR_NOT_FOUND : TETHER_ERR_IO;
     }
     if ((st.st_mode & S_IFMT) != want) {
         tether_error("admin-token", "%s is not a %s (a symbolic link is refused)", path,
