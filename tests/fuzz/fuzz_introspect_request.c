@@ -29,8 +29,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         /* A token comes from "token=" in the body. */
         if (size < 6)
             abort();
+        /* Client credentials, when sent, within their bounds. */
+        if (strlen(req.client.id) > TETHER_CLIENT_ID_MAX ||
+            strlen(req.client.secret) != req.client.secret_len ||
+            (req.has_client_secret ? req.client.secret_len == 0 : req.client.secret_len != 0) ||
+            (!req.has_client_id && req.client.id[0] != '\0'))
+            abort();
     } else if (rc != TETHER_ERR_PARSE || message[0] == '\0' || req.token_len != 0 ||
-               req.too_long || req.token[0] != '\0') {
+               req.too_long || req.token[0] != '\0' || req.client.secret_len != 0 ||
+               req.client.secret[0] != '\0' || req.has_client_secret) {
         abort();
     }
     tether_introspect_request_clear(&req);

@@ -83,42 +83,9 @@ stop_fleetd() {
 }
 
 # mkjwt KEY.pem KID CLAIMS_JSON: an ES256 at+jwt signed with openssl.
-cat >"$WORK/mkjwt.py" <<'EOF'
-import base64, json, subprocess, sys
-
-def b64(data):
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-def der_ints(der):
-    # SEQUENCE { INTEGER r, INTEGER s }
-    i = 2 if der[1] < 0x80 else 2 + (der[1] & 0x7F)
-    out = []
-    for _ in range(2):
-        assert der[i] == 2
-        n = der[i + 1]
-        out.append(int.from_bytes(der[i + 2:i + 2 + n], "big"))
-        i += 2 + n
-    return out
-
-key, kid, claims = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
-header = {"alg": "ES256", "typ": "at+jwt", "kid": kid}
-signing_input = (b64(json.dumps(header, separators=(",", ":")).encode()) + "." +
-                 b64(json.dumps(claims, separators=(",", ":")).encode()))
-der = subprocess.run(["openssl", "dgst", "-sha256", "-sign", key],
-                     input=signing_input.encode(), capture_output=True, check=True).stdout
-r, s = der_ints(der)
-print(signing_input + "." + b64(r.to_bytes(32, "big") + s.to_bytes(32, "big")))
-EOF
-mkjwt() { python3 "$WORK/mkjwt.py" "$@"; }
-claims() { # SUB JTI EXP: the claims fleetd issues, with the fleet's issuer
-    python3 -c 'import json, sys, time
-sub, jti, exp, iss = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
-now = int(time.time())
-print(json.dumps({"iss": iss, "sub": sub, "aud": "tether", "client_id": sub, "scope": "models",
-                  "iat": min(now, exp - 60), "nbf": min(now, exp - 60), "exp": exp, "jti": jti,
-                  "cnf": {"jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"},
-                  "tether": {"counter": 1}}))' "$1" "$2" "$3" "$ISSUER"
-}
+mkjwt() { python3 "$here/jwt_tool.py" sign "$@"; }
+# claims SUB JTI EXP: the claims fleetd issues, with the fleet's issuer.
+claims() { python3 "$here/jwt_tool.py" claims "$ISSUER" "$@"; }
 
 # --- help, usage (no fleet needed) ---------------------------------------------------
 for verb in revocations revoke-leaked; do

@@ -285,6 +285,34 @@ expect 0 "alerts --after 1"
 ctl "${R[@]}" alerts
 expect 1 "alerts with a revoked read token"
 
+# --- the last-token rule; the offline recovery beside the running fleetd -----------
+ctl "${G[@]}" token list --json
+ADMIN_ID=$(json '[t["id"] for t in j["tokens"] if t["name"] == "initial admin"][0]')
+ctl "${S[@]}" token revoke "$ADMIN_ID"
+expect 1 "revoking the last active token with the fleet role"
+err_has "HTTP 409 conflict: this is the last active admin token with the fleet role"
+ctl "${G[@]}" device list
+expect 0 "the token kept works"
+RC=0
+OUT=$("$FLEETD" admin-token --dir "$DIR" --roles fleet,security --name recovered 2>"$WORK/err") || RC=$?
+ERR=$(cat "$WORK/err")
+expect 0 "tether-fleetd admin-token while fleetd runs"
+grep -qE '^tthr_adm_[0-9A-Za-z]{38}$' <<<"$OUT" || fail "admin-token: not a tthr_adm_ token"
+err_has "minted on the fleet host"
+printf '%s\n' "$OUT" >"$WORK/recovered.token"
+chmod 600 "$WORK/recovered.token"
+SECRETS+=("$OUT")
+ctl --fleet "$URL" --ca "$DIR/ca.pem" --token-file "$WORK/recovered.token" token list
+expect 0 "the minted token administers the running fleet"
+ctl "${S[@]}" alerts --json
+[ "$(json '(lambda a: (a["kind"], a["device_id"], a["details"]["name"], a["details"]["roles"]))(j["alerts"][-1])')" = \
+    "('admin_token_minted', None, 'recovered', 'fleet,security')" ] || fail "admin-token: no audit alert"
+RECOVERED_ID=$(json 'j["alerts"][-1]["details"]["token_id"]')
+ctl "${S[@]}" alerts
+out_has "admin_token_minted"
+ctl "${S[@]}" token revoke "$RECOVERED_ID"
+expect 0 "a token with a twin for each role may be revoked"
+
 # --- configuration: environment, precedence, token files ----------------------------
 RC=0
 OUT=$(TETHER_FLEET_URL=$URL TETHER_CA=$DIR/ca.pem TETHER_ADMIN_TOKEN_FILE=$WORK/admin.token \

@@ -254,6 +254,33 @@ static void secrets(void **state)
     assert_int_equal(call(f, "GET", "/v1/admin/tokens?x=1", f->security, NULL, NULL), 400);
 }
 
+/* Revoking the last token with the fleet role (or security) is a 409 that
+ * names the role, and the token keeps working. */
+static void last_token_refused(void **state)
+{
+    fixture_t *f = *state;
+    char path[64];
+
+    assert_int_equal(call(f, "GET", "/v1/admin/tokens", f->security, NULL, NULL), 200);
+    /* Tokens are made in setup's order: all (1), read (2), security (3). */
+    assert_int_equal(call(f, "DELETE", "/v1/admin/tokens/1", f->security, NULL, NULL), 409);
+    assert_string_equal(text(f, "error"), "conflict");
+    assert_non_null(strstr(text(f, "error_description"), "last active admin token with the fleet"));
+    assert_int_equal(call(f, "GET", "/v1/admin/devices", f->all, NULL, NULL), 200);
+    /* The security token may go (all still holds security); then all is the
+     * last holder of both roles and may not revoke itself. */
+    assert_int_equal(call(f, "DELETE", "/v1/admin/tokens/3", f->all, NULL, NULL), 200);
+    assert_int_equal(call(f, "DELETE", "/v1/admin/tokens/1", f->all, NULL, NULL), 409);
+    assert_non_null(strstr(text(f, "error_description"), "fleet,security roles"));
+    assert_int_equal(call(f, "POST", "/v1/admin/tokens", f->all, "application/json",
+                          "{\"name\": \"spare\", \"roles\": [\"fleet\", \"security\"]}"),
+                     201);
+    snprintf(path, sizeof(path), "/v1/admin/tokens/%d",
+             cJSON_GetObjectItemCaseSensitive(f->json, "id")->valueint);
+    assert_int_equal(call(f, "DELETE", "/v1/admin/tokens/1", f->all, NULL, NULL), 200);
+    assert_int_equal(call(f, "DELETE", path, f->read, NULL, NULL), 403);
+}
+
 /* The route table's own checks (router.c), answered before any handler. */
 static void route_table_checks(void **state)
 {
@@ -309,6 +336,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(devices_and_refusals, setup, teardown),
         cmocka_unit_test_setup_teardown(status_changes, setup, teardown),
         cmocka_unit_test_setup_teardown(secrets, setup, teardown),
+        cmocka_unit_test_setup_teardown(last_token_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(route_table_checks, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

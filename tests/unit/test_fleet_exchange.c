@@ -727,7 +727,7 @@ static void happy_path(void **state)
 static void discovery(void **state)
 {
     fixture_t *f = *state;
-    const cJSON *grants;
+    const cJSON *grants, *methods;
 
     assert_int_equal(call(f, "GET", TETHER_FLEET_PATH_METADATA, NULL, NULL), 200);
     assert_string_equal(text(f, "issuer"), ISSUER);
@@ -745,6 +745,11 @@ static void discovery(void **state)
                            0)
             ->valuestring,
         "none");
+    methods = cJSON_GetObjectItemCaseSensitive(f->json,
+                                               "introspection_endpoint_auth_methods_supported");
+    assert_int_equal(cJSON_GetArraySize(methods), 2);
+    assert_string_equal(cJSON_GetArrayItem(methods, 0)->valuestring, "client_secret_basic");
+    assert_string_equal(cJSON_GetArrayItem(methods, 1)->valuestring, "client_secret_post");
     assert_int_equal(call(f, "POST", TETHER_FLEET_PATH_JWKS, "application/json", "{}"), 405);
     assert_string_equal(f->response.allow, "GET");
     /* The exchange endpoints: POST, the right media type, no query. */

@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include "admin_api.h"
+#include "client_auth.h"
 #include "fleet_fixture.h"
 #include "route.h"
 #include "introspect.h"
@@ -23,6 +24,7 @@
 #include "revocation_feed.h"
 #include "store.h"
 #include "tetherctl.h"
+#include "tether/base64url.h"
 #include "tether/jose.h"
 #include "tether/random.h"
 #include "tether/secret_token.h"
@@ -518,6 +520,168 @@ static void form_parser(void **state)
     tether_introspect_request_clear(&req);
 }
 
+/* ---- OAuth client authentication (RFC 6749 section 2.3.1) ------------------------- */
+
+/* "Basic " and the padded base64 (RFC 4648 section 4) of text into out. */
+static void basic_header(const char *text, char *out, size_t out_size)
+{
+    char encoded[512];
+    size_t len = 0;
+
+    assert_int_equal(tether_base64url_encode((const uint8_t *)text, strlen(text), encoded,
+                                             sizeof(encoded), &len),
+                     TETHER_OK);
+    for (size_t i = 0; i < len; i++)
+        encoded[i] = encoded[i] == '-' ? '+' : encoded[i] == '_' ? '/' : encoded[i];
+    while (len % 4 != 0)
+        encoded[len++] = '=';
+    encoded[len] = '\0';
+    assert_true((size_t)snprintf(out, out_size, "Basic %s", encoded) < out_size);
+}
+
+static void client_auth_parser(void **state)
+{
+    tether_client_credentials_t creds;
+    char message[TETHER_CLIENT_MESSAGE_SIZE];
+    char header[600];
+    char long_secret[TETHER_CLIENT_SECRET_MAX + 8];
+
+    (void)state;
+#define BASIC(text) (basic_header((text), header, sizeof(header)), header + 6)
+#define PARSE(value) tether_client_auth_parse_basic((value), &creds, message, sizeof(message))
+    assert_int_equal(PARSE(BASIC("12:tthr_adm_secret")), TETHER_OK);
+    assert_string_equal(creds.id, "12");
+    assert_string_equal(creds.secret, "tthr_adm_secret");
+    assert_int_equal(creds.secret_len, 15);
+    /* Each part is form-urlencoded (RFC 6749 section 2.3.1); the password
+     * may hold ':' (RFC 7617 section 2). */
+    assert_int_equal(PARSE(BASIC("1%32:a%3Ab+c:d")), TETHER_OK);
+    assert_string_equal(creds.id, "12");
+    assert_string_equal(creds.secret, "a:b c:d");
+    /* The three paddings. */
+    assert_int_equal(PARSE(BASIC("1:a")), TETHER_OK);
+    assert_int_equal(PARSE(BASIC("1:ab")), TETHER_OK);
+    assert_int_equal(PARSE(BASIC("1:abc")), TETHER_OK);
+    assert_int_equal(PARSE("MTphYg=="), TETHER_OK);
+    assert_string_equal(creds.secret, "ab");
+    assert_int_equal(PARSE("MTphYg"), TETHER_ERR_PARSE);    /* unpadded */
+    assert_int_equal(PARSE("MTphYg="), TETHER_ERR_PARSE);   /* short of padding */
+    assert_int_equal(PARSE("MTph===="), TETHER_ERR_PARSE);  /* padding where none belongs */
+    assert_int_equal(PARSE("MTphYh=="), TETHER_ERR_PARSE);  /* unused bits set */
+    assert_string_equal(creds.secret, ""); /* wiped */
+    /* base64's '+' and '/', not base64url's '-' and '_'. */
+    assert_int_equal(PARSE("MTI6Pj4+Pz8/"), TETHER_OK);
+    assert_string_equal(creds.secret, ">>>???");
+    assert_int_equal(PARSE("MTI6Pj4-Pz8_"), TETHER_ERR_PARSE);
+    assert_int_equal(PARSE(""), TETHER_ERR_PARSE);
+    assert_int_equal(PARSE("===="), TETHER_ERR_PARSE);
+    assert_int_equal(PARSE("MT phYg=="), TETHER_ERR_PARSE);
+    assert_int_equal(PARSE(BASIC("12")), TETHER_ERR_PARSE);       /* no ':' */
+    assert_int_equal(PARSE(BASIC(":secret")), TETHER_ERR_PARSE);  /* no id */
+    assert_int_equal(PARSE(BASIC("12:")), TETHER_ERR_PARSE);      /* no secret */
+    assert_int_equal(PARSE(BASIC("12:a%00b")), TETHER_ERR_PARSE); /* a NUL */
+    assert_int_equal(PARSE(BASIC("12:a%zz")), TETHER_ERR_PARSE);
+    assert_int_equal(PARSE(BASIC("12345678901234567:s")), TETHER_ERR_PARSE); /* id too long */
+    memset(long_secret, 'a', sizeof(long_secret));
+    memcpy(long_secret, "1:", 2);
+    long_secret[TETHER_CLIENT_SECRET_MAX + 2] = '\0';
+    assert_int_equal(PARSE(BASIC(long_secret)), TETHER_OK);
+    long_secret[TETHER_CLIENT_SECRET_MAX + 2] = 'a';
+    long_secret[TETHER_CLIENT_SECRET_MAX + 3] = '\0';
+    assert_int_equal(PARSE(BASIC(long_secret)), TETHER_ERR_PARSE);
+    assert_non_null(strstr(message, "too long"));
+#undef PARSE
+#undef BASIC
+    tether_client_credentials_clear(&creds);
+}
+
+/* An introspection request with this Authorization header (NULL: none). */
+static unsigned introspect_as(fixture_t *f, const char *authorization, const char *body)
+{
+    tether_http_request_t request;
+
+    memset(&request, 0, sizeof(request));
+    request.method = "POST";
+    request.path = "/v1/introspect";
+    request.authorization = authorization;
+    request.content_type = "application/x-www-form-urlencoded";
+    request.body = (const uint8_t *)body;
+    request.body_len = strlen(body);
+    return fleet_fixture_route(&f->router, &request, &f->response, &f->json, false);
+}
+
+static long long token_id(fixture_t *f, const char *token)
+{
+    uint8_t hash[TETHER_SECRET_HASH_SIZE];
+    tether_store_admin_token_t row;
+
+    assert_int_equal(tether_secret_token_hash(token, strlen(token), hash), TETHER_OK);
+    assert_int_equal(tether_store_admin_token_find(&f->store, hash, &row), TETHER_OK);
+    return (long long)row.id;
+}
+
+/* A stock relying party (mod_auth_openidc, ...) authenticates as an OAuth
+ * client: Basic or client_secret_post, id = the admin token's id, secret
+ * = the token; the relying-party role is still required. */
+static void introspect_client_auth(void **state)
+{
+    fixture_t *f = *state;
+    char credentials[128], header[256], body[TETHER_JWS_MAX_LEN + 256];
+    const char *bad = "Basic realm=\"tether-fleetd\"";
+    long long rp = token_id(f, f->rp_token);
+    char token[TETHER_JWS_MAX_LEN + 1];
+
+    assert_int_equal(tether_store_issued_token_add(&f->store, JTI1, DEV1, time(NULL) + 300,
+                                                   time(NULL)),
+                     TETHER_OK);
+    sign(f, claims_for(DEV1, JTI1, time(NULL) - 1, time(NULL) + 300), &f->key, KID);
+    strcpy(token, f->token);
+    snprintf(body, sizeof(body), "token=%s", token);
+    /* client_secret_basic */
+    snprintf(credentials, sizeof(credentials), "%lld:%s", rp, f->rp_token);
+    basic_header(credentials, header, sizeof(header));
+    assert_int_equal(introspect_as(f, header, body), 200);
+    assert_true(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(f->json, "active")));
+    header[0] = 'b'; /* the scheme is case-insensitive (RFC 7235 section 2.1) */
+    assert_int_equal(introspect_as(f, header, body), 200);
+    /* client_secret_post */
+    snprintf(body, sizeof(body), "client_id=%lld&token=%s&client_secret=%s", rp, token,
+             f->rp_token);
+    assert_int_equal(introspect_as(f, NULL, body), 200);
+    assert_true(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(f->json, "active")));
+    /* One method per request. */
+    assert_int_equal(introspect_as(f, header, body), 400);
+    assert_string_equal(error_of(f), "invalid_request");
+    snprintf(header, sizeof(header), "Bearer %s", f->rp_token);
+    assert_int_equal(introspect_as(f, header, body), 400);
+    /* Another token's id, no id, a revoked or unknown token: invalid_client. */
+    snprintf(body, sizeof(body), "client_id=%lld&token=x&client_secret=%s", rp + 1, f->rp_token);
+    assert_int_equal(introspect_as(f, NULL, body), 401);
+    assert_string_equal(error_of(f), "invalid_client");
+    assert_string_equal(f->response.www_authenticate, bad);
+    snprintf(body, sizeof(body), "token=x&client_secret=%s", f->rp_token);
+    assert_int_equal(introspect_as(f, NULL, body), 401);
+    snprintf(credentials, sizeof(credentials), "%lld:tthr_adm_nope", rp);
+    basic_header(credentials, header, sizeof(header));
+    assert_int_equal(introspect_as(f, header, "token=x"), 401);
+    assert_string_equal(error_of(f), "invalid_client");
+    assert_int_equal(introspect_as(f, "Basic !!!!", "token=x"), 401);
+    assert_string_equal(f->response.www_authenticate, bad);
+    /* The role is checked as for a bearer token. */
+    snprintf(credentials, sizeof(credentials), "%lld:%s", token_id(f, f->all), f->all);
+    basic_header(credentials, header, sizeof(header));
+    assert_int_equal(introspect_as(f, header, "token=x"), 403);
+    assert_string_equal(error_of(f), "insufficient_scope");
+    snprintf(credentials, sizeof(credentials), "%lld:%s", rp, f->rp_token);
+    basic_header(credentials, header, sizeof(header));
+    assert_int_equal(tether_store_admin_token_revoke(&f->store, rp, NOW, &(unsigned){0}),
+                     TETHER_OK);
+    assert_int_equal(introspect_as(f, header, "token=x"), 401);
+    /* The body's client_id alone is no authentication. */
+    assert_int_equal(introspect_as(f, NULL, "token=x&client_id=2"), 401);
+    assert_string_equal(error_of(f), "unauthorized");
+}
+
 /* ---- the revocation feed ---------------------------------------------------------------- */
 
 static void feed_page(void **state)
@@ -881,6 +1045,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(introspect_endpoint, setup, teardown),
         cmocka_unit_test_setup_teardown(introspect_refusals, setup, teardown),
         cmocka_unit_test(form_parser),
+        cmocka_unit_test(client_auth_parser),
+        cmocka_unit_test_setup_teardown(introspect_client_auth, setup, teardown),
         cmocka_unit_test_setup_teardown(feed_page, setup, teardown),
         cmocka_unit_test_setup_teardown(feed_pages_of_500, setup, teardown),
         cmocka_unit_test_setup_teardown(feed_head_cache, setup, teardown),

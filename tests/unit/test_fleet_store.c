@@ -94,6 +94,7 @@ static void admin_tokens(void **state)
     fixture_t *f = *state;
     uint8_t hash[32], other[32];
     tether_store_admin_token_t token;
+    unsigned last = 1;
     int64_t id = 0;
 
     memset(hash, 0x11, sizeof(hash));
@@ -112,12 +113,71 @@ static void admin_tokens(void **state)
     assert_int_equal(token.roles, TETHER_ROLE_READ | TETHER_ROLE_SECURITY);
     assert_string_equal(token.name, "ops");
     assert_int_equal(tether_store_admin_token_find(&f->store, other, &token), TETHER_ERR_NOT_FOUND);
-    assert_int_equal(tether_store_admin_token_revoke(&f->store, id, 200), TETHER_OK);
+    /* Another security token, so that this one is not the last. */
+    assert_int_equal(tether_store_admin_token_create(&f->store, other, TETHER_ROLE_SECURITY,
+                                                     "spare", 100, NULL),
+                     TETHER_OK);
+    assert_int_equal(tether_store_admin_token_revoke(&f->store, id, 200, &last), TETHER_OK);
+    assert_int_equal(last, 0);
     assert_int_equal(tether_store_admin_token_find(&f->store, hash, &token), TETHER_ERR_NOT_FOUND);
-    assert_int_equal(tether_store_admin_token_revoke(&f->store, id, 300), TETHER_ERR_CONFLICT);
-    assert_int_equal(tether_store_admin_token_revoke(&f->store, id + 100, 300),
+    assert_int_equal(tether_store_admin_token_revoke(&f->store, id, 300, &last),
+                     TETHER_ERR_CONFLICT);
+    assert_int_equal(tether_store_admin_token_revoke(&f->store, id + 100, 300, &last),
                      TETHER_ERR_NOT_FOUND);
     assert_int_equal(fleet_db_count(f->path, "SELECT revoked_at FROM admin_tokens"), 200);
+}
+
+/* The fleet stays administrable: the last unrevoked holder of the security
+ * role or of the fleet role cannot be revoked, whatever other roles other
+ * tokens hold; a holder with a twin can. */
+static void last_admin_token_kept(void **state)
+{
+    fixture_t *f = *state;
+    uint8_t hash[32];
+    int64_t all = 0, security = 0, reader = 0, fleet = 0;
+    unsigned last = 0;
+
+    memset(hash, 0x31, sizeof(hash));
+    assert_int_equal(tether_store_admin_token_create(&f->store, hash, TETHER_ROLE_ALL, "first", 100,
+                                                     &all),
+                     TETHER_OK);
+    hash[0]++;
+    assert_int_equal(tether_store_admin_token_create(&f->store, hash,
+                                                     TETHER_ROLE_READ | TETHER_ROLE_RELYING_PARTY,
+                                                     "reader", 100, &reader),
+                     TETHER_OK);
+    /* The only token with security and fleet: refused, naming both. */
+    assert_int_equal(tether_store_admin_token_revoke(&f->store, all, 200, &last), TETHER_ERR_STATE);
+    assert_int_equal(last, TETHER_ROLE_SECURITY | TETHER_ROLE_FLEET);
+    assert_int_equal(fleet_db_count(f->path, "SELECT count(*) FROM admin_tokens "
+                                             "WHERE revoked_at IS NULL"),
+                     2);
+    /* A token with neither role goes at once. */
+    assert_int_equal(tether_store_admin_token_revoke(&f->store, reader, 200, &last), TETHER_OK);
+    assert_int_equal(last, 0);
+    /* A second security holder: the fleet role is still the first's alone. */
+    hash[0]++;
+    assert_int_equal(tether_store_admin_token_create(&f->store, hash, TETHER_ROLE_SECURITY,
+                                                     "security", 100, &security),
+                     TETHER_OK);
+    assert_int_equal(tether_store_admin_token_revoke(&f->store, all, 200, &last), TETHER_ERR_STATE);
+    assert_int_equal(last, TETHER_ROLE_FLEET);
+    hash[0]++;
+    assert_int_equal(tether_store_admin_token_create(&f->store, hash, TETHER_ROLE_FLEET, "fleet",
+                                                     100, &fleet),
+                     TETHER_OK);
+    assert_int_equal(tether_store_admin_token_revoke(&f->store, all, 300, &last), TETHER_OK);
+    assert_int_equal(last, 0);
+    /* Now each role has one holder left. */
+    assert_int_equal(tether_store_admin_token_revoke(&f->store, security, 400, &last),
+                     TETHER_ERR_STATE);
+    assert_int_equal(last, TETHER_ROLE_SECURITY);
+    assert_int_equal(tether_store_admin_token_revoke(&f->store, fleet, 400, &last),
+                     TETHER_ERR_STATE);
+    assert_int_equal(last, TETHER_ROLE_FLEET);
+    assert_int_equal(fleet_db_count(f->path, "SELECT count(*) FROM admin_tokens "
+                                             "WHERE revoked_at IS NULL"),
+                     2);
 }
 
 static int count_token(void *arg, const tether_store_admin_token_t *token)
@@ -414,6 +474,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(wal_and_durability, setup, teardown),
         cmocka_unit_test_setup_teardown(newer_schema_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(admin_tokens, setup, teardown),
+        cmocka_unit_test_setup_teardown(last_admin_token_kept, setup, teardown),
         cmocka_unit_test_setup_teardown(admin_token_list, setup, teardown),
         cmocka_unit_test_setup_teardown(import_is_idempotent, setup, teardown),
         cmocka_unit_test_setup_teardown(import_rolls_back_on_conflict, setup, teardown),

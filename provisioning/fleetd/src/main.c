@@ -2,6 +2,7 @@
  * tether-fleetd: the fleet service.
  *   tether-fleetd init --dir DIR [--listen ADDR:PORT] [--ek-ca FILE]...
  *   tether-fleetd run --dir DIR
+ *   tether-fleetd admin-token --dir DIR --roles ROLES [--name NAME]
  */
 #include <getopt.h>
 #include <signal.h>
@@ -16,6 +17,7 @@
 #include "fleet.h"
 #include "tether/bytes.h"
 #include "tether/log.h"
+#include "validate.h"
 
 #define PROGRAM "tether-fleetd"
 #define EXIT_USAGE 2
@@ -27,8 +29,9 @@ static const char usage_main[] =
     "revokes them.\n"
     "\n"
     "commands:\n"
-    "  init   create a new fleet directory (keys, certificates, database)\n"
-    "  run    serve a fleet directory over HTTPS\n"
+    "  init          create a new fleet directory (keys, certificates, database)\n"
+    "  run           serve a fleet directory over HTTPS\n"
+    "  admin-token   mint an admin token on the fleet's host (recovery)\n"
     "\n"
     "'" PROGRAM " COMMAND --help' describes a command.\n";
 
@@ -58,6 +61,30 @@ static const char usage_run[] =
     "  --dir DIR   the fleet directory (made by '" PROGRAM " init')\n"
     "  --help      this text\n";
 
+static const char usage_admin_token[] =
+    "usage: " PROGRAM " admin-token --dir DIR --roles ROLES [--name NAME]\n"
+    "\n"
+    "Mints a new admin token straight into the fleet's database, without the\n"
+    "admin API: the recovery when the tokens with the security or fleet role\n"
+    "are lost (or leaked: mint one, then revoke them with it). Prints the\n"
+    "token as the only line on standard output: it is shown once and stored\n"
+    "only as a hash. Works while '" PROGRAM " run' serves the same directory.\n"
+    "\n"
+    "Every use is recorded: an alert of kind admin_token_minted (with the\n"
+    "token's id, name, roles and the uid that ran it), which 'tetherctl\n"
+    "alerts' lists, and a log line on standard error.\n"
+    "\n"
+    "Run it as the user that owns DIR (the service's user, e.g. 'runuser -u\n"
+    "tether-fleetd -- " PROGRAM " admin-token ...'): a directory owned by\n"
+    "another user, open to group or others, or a database that group or\n"
+    "others may write is refused.\n"
+    "\n"
+    "  --dir DIR       the fleet directory (made by '" PROGRAM " init')\n"
+    "  --roles ROLES   comma-separated: read, fleet, security, relying-party\n"
+    "  --name NAME     the token's name (default \"recovery\"); 1-64 of\n"
+    "                  A-Z a-z 0-9 . _ : @ + - and inner spaces\n"
+    "  --help          this text\n";
+
 static int usage_error(const char *usage, const char *message)
 {
     fprintf(stderr, PROGRAM ": %s\n\n%s", message, usage);
@@ -71,6 +98,15 @@ static void protect_process(void)
 
     (void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     (void)setrlimit(RLIMIT_CORE, &none);
+}
+
+/* A new admin token as the only line on stdout (init, admin-token); the
+ * token is wiped. */
+static int print_token(char token[TETHER_SECRET_TOKEN_SIZE])
+{
+    printf("%s\n", token);
+    tether_wipe(token, TETHER_SECRET_TOKEN_SIZE);
+    return fflush(stdout) == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }
 
 static int command_init(int argc, char **argv)
@@ -120,11 +156,61 @@ static int command_init(int argc, char **argv)
         fprintf(stderr, PROGRAM ": init failed: %s; nothing was created\n", tether_strerror(rc));
         return EXIT_FAILURE;
     }
-    printf("%s\n", token);
-    tether_wipe(token, sizeof(token));
-    if (fflush(stdout) != 0)
+    return print_token(token);
+}
+
+static int command_admin_token(int argc, char **argv)
+{
+    static const struct option options[] = {
+        {"dir", required_argument, NULL, 'd'},
+        {"roles", required_argument, NULL, 'r'},
+        {"name", required_argument, NULL, 'n'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *dir = NULL, *role_list = NULL, *name = "recovery";
+    char token[TETHER_SECRET_TOKEN_SIZE];
+    unsigned roles = 0;
+    int64_t id = 0;
+    tether_status_t rc;
+    int c;
+
+    while ((c = getopt_long(argc, argv, "", options, NULL)) != -1) {
+        switch (c) {
+        case 'd':
+            dir = optarg;
+            break;
+        case 'r':
+            role_list = optarg;
+            break;
+        case 'n':
+            name = optarg;
+            break;
+        case 'h':
+            fputs(usage_admin_token, stdout);
+            return EXIT_SUCCESS;
+        default:
+            return usage_error(usage_admin_token, "unknown option");
+        }
+    }
+    if (optind < argc)
+        return usage_error(usage_admin_token, "unexpected argument");
+    if (dir == NULL || role_list == NULL)
+        return usage_error(usage_admin_token, "--dir and --roles are required");
+    if (tether_roles_parse(role_list, &roles) != TETHER_OK)
+        return usage_error(usage_admin_token,
+                           "--roles: comma-separated read, fleet, security, relying-party");
+    if (!tether_fleet_name_valid(name, strlen(name)))
+        return usage_error(usage_admin_token,
+                           "--name: 1-64 of A-Z a-z 0-9 . _ : @ + - and inner spaces");
+    tether_log_setup(PROGRAM, TETHER_LOG_TEXT, TETHER_LOG_WARN);
+    rc = tether_fleet_admin_token_mint(dir, roles, name, token, &id);
+    if (rc != TETHER_OK) {
+        fprintf(stderr, PROGRAM ": admin-token failed: %s; no token was made\n",
+                tether_strerror(rc));
         return EXIT_FAILURE;
-    return EXIT_SUCCESS;
+    }
+    return print_token(token);
 }
 
 /* Waits in the main thread for SIGTERM or SIGINT, which every thread blocks
@@ -204,5 +290,7 @@ int main(int argc, char **argv)
         return command_init(argc - 1, argv + 1);
     if (strcmp(argv[1], "run") == 0)
         return command_run(argc - 1, argv + 1);
+    if (strcmp(argv[1], "admin-token") == 0)
+        return command_admin_token(argc - 1, argv + 1);
     return usage_error(usage_main, "unknown command");
 }

@@ -113,7 +113,7 @@ static const ctl_verb_t verbs[] = {
      "key is published.\n"
      "Needs an admin token with the security role.\n"},
     {"alerts", NULL, NULL, B(AFTER), 0, ctl_alerts, "alerts [--after ID]",
-     "list security alerts (clones, clock regressions)",
+     "list security alerts (clones, clock regressions, tokens minted on the host)",
      "  --after ID  only alerts after this one (to read on, or to poll)\n"
      "\n"
      "Prints ID, DEVICE, KIND, CREATED (UTC) and DETAILS, oldest first, at most\n"

@@ -55,6 +55,7 @@ TETHER_MUST_CHECK tether_status_t tether_device_status_parse(const char *name,
 #define TETHER_FLEET_ERROR_INVALID_REQUEST "invalid_request"       /* 400 */
 #define TETHER_FLEET_ERROR_UNAUTHORIZED "unauthorized"             /* 401, no token */
 #define TETHER_FLEET_ERROR_INVALID_TOKEN "invalid_token"           /* 401, bad token */
+#define TETHER_FLEET_ERROR_INVALID_CLIENT "invalid_client" /* 401, bad client credentials */
 #define TETHER_FLEET_ERROR_INSUFFICIENT_SCOPE "insufficient_scope" /* 403 */
 #define TETHER_FLEET_ERROR_NOT_FOUND "not_found"                   /* 404 */
 #define TETHER_FLEET_ERROR_METHOD_NOT_ALLOWED "method_not_allowed" /* 405 */

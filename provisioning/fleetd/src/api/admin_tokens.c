@@ -1,5 +1,6 @@
 /* Admin handlers for secrets (bootstrap and admin tokens) and alerts. New
  * tokens are shown once, in the response, and stored only as hashes. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -165,14 +166,41 @@ static bool parse_id(const char *text, int64_t *id)
     return ok;
 }
 
+/* 409 for the last holder of the security or fleet role: without one the
+ * fleet could no longer be administered (device revoke included) short of
+ * the offline recovery. */
+static void refuse_last_token(tether_route_call_t *call, int64_t id, unsigned last_roles)
+{
+    char roles[64];
+    char message[384];
+
+    if (tether_roles_format(last_roles, roles, sizeof(roles)) != TETHER_OK)
+        snprintf(roles, sizeof(roles), "security or fleet");
+    tether_warn("admin", "admin token %lld not revoked: the last active one with %s (asked by "
+                         "admin token %lld)",
+                (long long)id, roles, (long long)call->caller.id);
+    snprintf(message, sizeof(message),
+             "this is the last active admin token with the %s role%s: create another token "
+             "with %s first (an operator on the fleet's host can also use "
+             "'tether-fleetd admin-token')",
+             roles, strchr(roles, ',') != NULL ? "s" : "", roles);
+    tether_http_respond_error(call->response, 409, "conflict", message);
+}
+
 void admin_token_revoke(tether_route_call_t *call)
 {
     int64_t id = 0;
+    unsigned last_roles = 0;
     tether_status_t rc = TETHER_ERR_NOT_FOUND;
     cJSON *json;
 
     if (parse_id(call->param, &id))
-        rc = tether_store_admin_token_revoke(call->router->admin->store, id, call->now);
+        rc = tether_store_admin_token_revoke(call->router->admin->store, id, call->now,
+                                             &last_roles);
+    if (rc == TETHER_ERR_STATE) {
+        refuse_last_token(call, id, last_roles);
+        return;
+    }
     if (rc != TETHER_OK) {
         admin_store_error(call, rc, "no admin token with this id",
                           "the admin token is already revoked");

@@ -63,6 +63,9 @@ cJSON *tether_discovery_metadata(const tether_token_policy_t *policy)
         add_url(json, "tether_challenge_endpoint", iss, TETHER_FLEET_PATH_CHALLENGE) == NULL ||
         add_strings(json, "grant_types_supported", TETHER_GRANT_TOKEN_EXCHANGE, ' ') == NULL ||
         add_strings(json, "token_endpoint_auth_methods_supported", "none", ' ') == NULL ||
+        /* RFC 8414 section 2; a bearer admin token is accepted too. */
+        add_strings(json, "introspection_endpoint_auth_methods_supported",
+                    "client_secret_basic client_secret_post", ' ') == NULL ||
         add_strings(json, "response_types_supported", "", ' ') == NULL ||
         add_strings(json, "scopes_supported", policy->scopes, ' ') == NULL ||
         add_strings(json, "tether_subject_token_types_supported", TETHER_EVIDENCE_TOKEN_TYPE,

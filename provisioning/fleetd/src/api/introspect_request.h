@@ -2,13 +2,13 @@
  * The body of POST /v1/introspect (RFC 7662 section 2.1): an
  * application/x-www-form-urlencoded form with "token" (required) and
  * "token_type_hint" (optional, ignored: tether has one kind of token).
- * Pure (no I/O): the input is untrusted and fuzzed.
+ * A relying party that authenticates as an OAuth client in the body (RFC
+ * 6749 section 2.3.1, client_secret_post) adds "client_id" and
+ * "client_secret" (client_auth.h says what they are). Pure (no I/O): the
+ * input is untrusted and fuzzed.
  *
- * Form decoding as HTML's application/x-www-form-urlencoded parser does it:
- * pairs separated by '&' (empty ones skipped), name and value split at the
- * first '=', '+' is a space, %XX a byte. Stricter where a lenient reading
- * could let two parsers disagree: a '%' not followed by two hex digits is an
- * error, not a literal, and so is a decoded NUL. As OAuth asks (RFC 6749
+ * Pairs separated by '&' (empty ones skipped), name and value split at the
+ * first '=', each decoded as form_urlencoded.h says. As OAuth asks (RFC 6749
  * section 3.2), a parameter without a value counts as absent, tether's
  * parameters may appear once only, and unknown ones are ignored.
  */
@@ -18,6 +18,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "client_auth.h"
 #include "tether/error.h"
 #include "tether/jose.h"
 
@@ -31,6 +32,10 @@ typedef struct tether_introspect_request {
     char token[TETHER_JWS_MAX_LEN + 1];
     size_t token_len;
     bool too_long;
+    /* client_id and client_secret, when sent (a longer one is refused) */
+    tether_client_credentials_t client;
+    bool has_client_id;
+    bool has_client_secret;
 } tether_introspect_request_t;
 
 /* Parses body[0..len) (need not be NUL-terminated) into req. On
@@ -39,6 +44,14 @@ typedef struct tether_introspect_request {
 TETHER_MUST_CHECK tether_status_t tether_introspect_request_parse(
     const char *body, size_t len, tether_introspect_request_t *req, char *message,
     size_t message_size);
+
+/* The client credentials of an introspection body, for the route table's
+ * client authentication: TETHER_OK with client_secret sent (creds->id is
+ * "" without client_id), TETHER_ERR_NOT_FOUND without one, and the
+ * parser's status for a body that does not parse (the handler answers it).
+ * creds is wiped unless TETHER_OK. */
+TETHER_MUST_CHECK tether_status_t tether_introspect_request_client(
+    const char *body, size_t len, tether_client_credentials_t *creds);
 
 /* Wipes req. */
 void tether_introspect_request_clear(tether_introspect_request_t *req);

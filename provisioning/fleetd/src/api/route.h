@@ -39,7 +39,7 @@ typedef struct tether_route_call {
     const tether_router_t *router;
     const tether_http_request_t *request;
     tether_http_response_t *response;
-    tether_store_admin_token_t caller;    /* admin routes: the authenticated token */
+    tether_store_admin_token_t caller;    /* admin and client routes: the authenticated token */
     char param[TETHER_ROUTE_PARAM_SIZE]; /* the path segment matched by '*'; "" */
     int64_t now;                          /* Unix seconds when routing began */
 } tether_route_call_t;
@@ -52,6 +52,9 @@ typedef enum tether_route_access {
     TETHER_ROUTE_DEVICE, /* a device, which proves itself in the body (enrolment, exchange) */
     TETHER_ROUTE_ADMIN,  /* an admin token holding one of the route's roles (relying
                             parties hold the relying-party role) */
+    TETHER_ROUTE_CLIENT, /* the same, presented as a bearer token or as OAuth client
+                            credentials (RFC 6749 section 2.3.1; client_auth.h), for
+                            stock relying parties: introspection */
 } tether_route_access_t;
 
 /* Answers request through the route table (the HTTP server's handler;

@@ -13,15 +13,18 @@
 #include "enroll_api.h"
 #include "enroll_request.h"
 #include "exchange_api.h"
+#include "introspect_request.h"
 #include "relying_party_api.h"
 #include "tether/bytes.h"
 #include "tether/enroll.h"
 #include "tether/fleet_vocabulary.h"
 #include "tether/secret_token.h"
 #include "token_form.h"
+#include "validate.h"
 
 #define BEARER_CHALLENGE "Bearer realm=\"tether-fleetd\""
 #define BEARER_INVALID "Bearer realm=\"tether-fleetd\", error=\"invalid_token\""
+#define BASIC_CHALLENGE "Basic realm=\"tether-fleetd\""
 #define CHALLENGE_MAX_BODY 1024 /* {"device_id": "..."} */
 #define FEED_ROLES (TETHER_ROLE_RELYING_PARTY | TETHER_ROLE_SECURITY | TETHER_ROLE_READ)
 
@@ -55,6 +58,7 @@ typedef struct route {
 #define PUBLIC TETHER_ROUTE_PUBLIC, 0
 #define DEVICE TETHER_ROUTE_DEVICE, 0
 #define ADMIN(roles) TETHER_ROUTE_ADMIN, (roles)
+#define CLIENT(roles) TETHER_ROUTE_CLIENT, (roles)
 #define DEVICES TETHER_FLEET_PATH_DEVICES
 
 static void health(tether_route_call_t *call);
@@ -76,7 +80,7 @@ static const route_t routes[] = {
      tether_discovery_api_jwks},
     {"GET", TETHER_FLEET_PATH_METADATA, "GET", PUBLIC, NULL, 0, NULL, false, API_DISCOVERY,
      tether_discovery_api_metadata},
-    {"POST", TETHER_FLEET_PATH_INTROSPECT, "POST", ADMIN(TETHER_ROLE_RELYING_PARTY), FORM, 0,
+    {"POST", TETHER_FLEET_PATH_INTROSPECT, "POST", CLIENT(TETHER_ROLE_RELYING_PARTY), FORM, 0,
      NULL, false, API_RELYING_PARTY, tether_rp_api_introspect},
     {"GET", TETHER_FLEET_PATH_REVOCATIONS, "GET", ADMIN(FEED_ROLES), NULL, 0, "after wait",
      false, API_RELYING_PARTY, tether_rp_api_feed},
@@ -207,14 +211,32 @@ static const route_t *find_route(tether_route_call_t *call, const route_t **path
     return NULL;
 }
 
-/* Who is calling: 401 unless a valid, unrevoked admin token is presented.
- * The token itself is never logged or kept. */
+/* The admin token token[0..len) into call->caller: TETHER_ERR_NOT_FOUND
+ * for a malformed, unknown or revoked one. The hash is compared in
+ * constant time (store.h); the token itself is never logged or kept. */
+static tether_status_t find_caller(tether_route_call_t *call, const char *token, size_t len)
+{
+    uint8_t hash[TETHER_SECRET_HASH_SIZE];
+    tether_status_t rc = tether_secret_token_check_format(token, len, TETHER_SECRET_ADMIN);
+
+    if (rc == TETHER_OK)
+        rc = tether_secret_token_hash(token, len, hash);
+    if (rc == TETHER_OK)
+        rc = tether_store_admin_token_find(call->router->store, hash, &call->caller);
+    tether_wipe(hash, sizeof(hash));
+    return rc == TETHER_OK || rc == TETHER_ERR_STORE ? rc : TETHER_ERR_NOT_FOUND;
+}
+
+static void store_failed(tether_route_call_t *call)
+{
+    tether_http_respond_error(call->response, 500, TETHER_FLEET_ERROR_SERVER_ERROR,
+                              "the fleet database failed; see the server log");
+}
+
+/* Who is calling: 401 unless a valid, unrevoked admin token is presented. */
 static bool authenticate(tether_route_call_t *call)
 {
     const char *header = call->request->authorization;
-    uint8_t hash[TETHER_SECRET_HASH_SIZE];
-    const char *token;
-    size_t len;
     tether_status_t rc;
 
     if (header == NULL || strncasecmp(header, "Bearer ", 7) != 0) {
@@ -223,19 +245,11 @@ static bool authenticate(tether_route_call_t *call)
                                   "send an admin token: Authorization: Bearer tthr_adm_...");
         return false;
     }
-    token = header + 7;
-    len = strlen(token);
-    rc = tether_secret_token_check_format(token, len, TETHER_SECRET_ADMIN);
-    if (rc == TETHER_OK)
-        rc = tether_secret_token_hash(token, len, hash);
-    if (rc == TETHER_OK)
-        rc = tether_store_admin_token_find(call->router->store, hash, &call->caller);
-    tether_wipe(hash, sizeof(hash));
+    rc = find_caller(call, header + 7, strlen(header + 7));
     if (rc == TETHER_OK)
         return true;
     if (rc == TETHER_ERR_STORE) {
-        tether_http_respond_error(call->response, 500, TETHER_FLEET_ERROR_SERVER_ERROR,
-                                  "the fleet database failed; see the server log");
+        store_failed(call);
         return false;
     }
     call->response->www_authenticate = BEARER_INVALID;
@@ -356,6 +370,67 @@ static bool under_admin(const char *path)
     return strncmp(path, TETHER_FLEET_PATH_ADMIN, sizeof(TETHER_FLEET_PATH_ADMIN) - 1) == 0;
 }
 
+/* RFC 6749 section 2.3.1, on client routes: 401 invalid_client (RFC 6749
+ * section 5.2) with a Basic challenge. */
+static void refuse_client(tether_route_call_t *call, const char *message)
+{
+    call->response->www_authenticate = BASIC_CHALLENGE;
+    tether_http_respond_error(call->response, 401, TETHER_FLEET_ERROR_INVALID_CLIENT, message);
+}
+
+/* Who is calling a client route: a bearer admin token as on admin routes,
+ * or OAuth client credentials, in an "Authorization: Basic" header or as
+ * client_id and client_secret in the body (the introspection form, the one
+ * body of a client route). The client id is the admin token's id and the
+ * secret the token; one method per request (RFC 6749 section 2.3.1). */
+static bool authenticate_client(tether_route_call_t *call)
+{
+    const tether_http_request_t *request = call->request;
+    const char *header = request->authorization;
+    bool basic = header != NULL && strncasecmp(header, "Basic ", 6) == 0;
+    bool in_body = false, ok = false;
+    char message[TETHER_CLIENT_MESSAGE_SIZE];
+    tether_client_credentials_t creds;
+    uint64_t id = 0;
+    tether_status_t rc;
+
+    memset(&creds, 0, sizeof(creds));
+    if (media_type_is(request->content_type, FORM))
+        in_body = tether_introspect_request_client((const char *)request->body,
+                                                   request->body_len, &creds) == TETHER_OK;
+    if (in_body && header != NULL) {
+        tether_http_respond_error(call->response, 400, TETHER_FLEET_ERROR_INVALID_REQUEST,
+                                  "use one way of authenticating: the Authorization header or "
+                                  "client_secret in the body, not both");
+        goto out;
+    }
+    if (!basic && !in_body) {
+        ok = authenticate(call);
+        goto out;
+    }
+    if (basic && tether_client_auth_parse_basic(header + 6, &creds, message, sizeof(message)) !=
+                     TETHER_OK) {
+        refuse_client(call, message);
+        goto out;
+    }
+    rc = find_caller(call, creds.secret, creds.secret_len);
+    /* The id names the token the secret is; it is no secret itself. */
+    if (rc == TETHER_OK && (!tether_fleet_decimal_parse(creds.id, 1ULL << 53, &id) ||
+                            (uint64_t)call->caller.id != id)) {
+        tether_wipe(&call->caller, sizeof(call->caller));
+        rc = TETHER_ERR_NOT_FOUND;
+    }
+    if (rc == TETHER_ERR_STORE)
+        store_failed(call);
+    else if (rc != TETHER_OK)
+        refuse_client(call, "the client id and secret are not an active admin token's id and "
+                            "the token itself");
+    ok = rc == TETHER_OK;
+out:
+    tether_client_credentials_clear(&creds);
+    return ok;
+}
+
 static void dispatch(tether_route_call_t *call)
 {
     const route_t *known = NULL;
@@ -379,8 +454,12 @@ static void dispatch(tether_route_call_t *call)
         refuse(call, known, 405, TETHER_FLEET_ERROR_METHOD_NOT_ALLOWED, message);
         return;
     }
-    if (route->access == TETHER_ROUTE_ADMIN &&
-        ((!authenticated && !authenticate(call)) || !authorize(call, route)))
+    if (route->access == TETHER_ROUTE_CLIENT && !authenticate_client(call))
+        return;
+    if (route->access == TETHER_ROUTE_ADMIN && !authenticated && !authenticate(call))
+        return;
+    if ((route->access == TETHER_ROUTE_ADMIN || route->access == TETHER_ROUTE_CLIENT) &&
+        !authorize(call, route))
         return;
     if (query_ok(call, route) && body_ok(call, route))
         route->handle(call);

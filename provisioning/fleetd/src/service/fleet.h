@@ -63,6 +63,20 @@ typedef struct tether_fleet_init_options {
 TETHER_MUST_CHECK tether_status_t tether_fleet_init(const tether_fleet_init_options_t *opts,
                                                     char token[TETHER_SECRET_TOKEN_SIZE]);
 
+/* The offline recovery (tether-fleetd admin-token): mints an admin token
+ * with roles (a non-empty set of known roles) and name (validated by the
+ * caller) straight into DIR's store, with an audit alert in the same
+ * transaction (tether_store_admin_token_recover) and a log line; it works
+ * beside a running fleetd (WAL, busy timeout). DIR must be a directory and
+ * DIR/fleet.db a regular file, both owned by the user running this, DIR
+ * closed to group and others and the database not writable by them:
+ * TETHER_ERR_STATE otherwise, TETHER_ERR_NOT_FOUND without a database (none
+ * is created), each with a log line saying what to do. token gets the
+ * token (the caller prints and wipes it; wiped on error), *id its id. */
+TETHER_MUST_CHECK tether_status_t tether_fleet_admin_token_mint(
+    const char *dir, unsigned roles, const char *name, char token[TETHER_SECRET_TOKEN_SIZE],
+    int64_t *id);
+
 /* A running fleetd: init / open / free. */
 typedef struct tether_fleet_service {
     tether_fleet_config_t config;

@@ -45,9 +45,18 @@ tether_status_t tether_store_admin_token_find(tether_store_t *store,
     return STORE_CALL(store, admin_token_find, hash, token);
 }
 
-tether_status_t tether_store_admin_token_revoke(tether_store_t *store, int64_t id, int64_t now)
+tether_status_t tether_store_admin_token_recover(tether_store_t *store,
+                                                 const uint8_t hash[TETHER_STORE_HASH_SIZE],
+                                                 unsigned roles, const char *name, int64_t uid,
+                                                 int64_t now, int64_t *id)
 {
-    return STORE_CALL(store, admin_token_revoke, id, now);
+    return STORE_CALL(store, admin_token_recover, hash, roles, name, uid, now, id);
+}
+
+tether_status_t tether_store_admin_token_revoke(tether_store_t *store, int64_t id, int64_t now,
+                                                unsigned *last_roles)
+{
+    return STORE_CALL(store, admin_token_revoke, id, now, last_roles);
 }
 
 tether_status_t tether_store_admin_token_list(tether_store_t *store,

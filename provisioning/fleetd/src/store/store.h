@@ -27,6 +27,8 @@
 #define TETHER_STORE_ENROLLMENT_ID_SIZE 37         /* "enr_" + 32 hex digits + NUL */
 #define TETHER_STORE_AK_NAME_MAX 68                /* bytes: the largest TPM2B_NAME */
 #define TETHER_STORE_SOURCE_SIZE 46                /* a source address, text (INET6_ADDRSTRLEN) */
+/* The alert kind of an admin token minted on the fleet's host. */
+#define TETHER_STORE_ALERT_ADMIN_TOKEN_MINTED "admin_token_minted"
 
 /* Operator actions on a device's status. */
 typedef enum tether_device_action {
@@ -173,7 +175,11 @@ typedef struct tether_store_ops {
                                           int64_t *id);
     tether_status_t (*admin_token_find)(void *impl, const uint8_t hash[TETHER_STORE_HASH_SIZE],
                                         tether_store_admin_token_t *token);
-    tether_status_t (*admin_token_revoke)(void *impl, int64_t id, int64_t now);
+    tether_status_t (*admin_token_recover)(void *impl, const uint8_t hash[TETHER_STORE_HASH_SIZE],
+                                           unsigned roles, const char *name, int64_t uid,
+                                           int64_t now, int64_t *id);
+    tether_status_t (*admin_token_revoke)(void *impl, int64_t id, int64_t now,
+                                          unsigned *last_roles);
     tether_status_t (*admin_token_list)(void *impl, tether_store_admin_token_cb cb, void *arg);
 
     tether_status_t (*device_import)(void *impl, const tether_store_allow_t *rows, size_t count,
@@ -271,9 +277,22 @@ TETHER_MUST_CHECK tether_status_t tether_store_admin_token_create(
 TETHER_MUST_CHECK tether_status_t tether_store_admin_token_find(
     tether_store_t *store, const uint8_t hash[TETHER_STORE_HASH_SIZE],
     tether_store_admin_token_t *token);
-/* TETHER_ERR_NOT_FOUND for an unknown id, TETHER_ERR_CONFLICT if already revoked. */
+/* The offline recovery (tether-fleetd admin-token): creates the token as
+ * admin_token_create does and, in the same transaction, an alert of kind
+ * TETHER_STORE_ALERT_ADMIN_TOKEN_MINTED without a device, details
+ * {"reason", "token_id", "name", "roles", "uid"} (uid: who ran it). *id
+ * gets the new token's id. */
+TETHER_MUST_CHECK tether_status_t tether_store_admin_token_recover(
+    tether_store_t *store, const uint8_t hash[TETHER_STORE_HASH_SIZE], unsigned roles,
+    const char *name, int64_t uid, int64_t now, int64_t *id);
+/* TETHER_ERR_NOT_FOUND for an unknown id, TETHER_ERR_CONFLICT if already
+ * revoked. The fleet must stay administrable: TETHER_ERR_STATE, with
+ * nothing changed, when no other unrevoked token would hold the security
+ * role or the fleet role that this one holds; *last_roles gets those roles
+ * (0 otherwise). The check and the revocation are one transaction. */
 TETHER_MUST_CHECK tether_status_t tether_store_admin_token_revoke(tether_store_t *store,
-                                                                  int64_t id, int64_t now);
+                                                                  int64_t id, int64_t now,
+                                                                  unsigned *last_roles);
 TETHER_MUST_CHECK tether_status_t tether_store_admin_token_list(tether_store_t *store,
                                                                 tether_store_admin_token_cb cb,
                                                                 void *arg);
