@@ -307,6 +307,10 @@ static void format_number(char out[NUMBER_SIZE], double d)
         snprintf(out, NUMBER_SIZE, "%s", d > 0 ? "+Inf" : "-Inf");
         return;
     }
+    if (d == floor(d) && fabs(d) < 1e15) { /* "10", not "1e+01" */
+        snprintf(out, NUMBER_SIZE, "%.0f", d);
+        return;
+    }
     for (int precision = 1; precision <= 17; precision++) {
         snprintf(out, NUMBER_SIZE, "%.*g", precision, d);
         if (strtod(out, NULL) == d)

@@ -104,10 +104,10 @@ static void escaping(void **state)
 static void histogram(void **state)
 {
     tether_metrics_t *metrics = *state;
-    static const double bounds[] = {0.125, 0.5, 1};
+    static const double bounds[] = {0.125, 0.5, 1, 10};
     tether_metric_t *m = add(metrics, (tether_metric_def_t){"t_seconds", "Durations.",
                                                             TETHER_METRIC_HISTOGRAM, {"route"},
-                                                            bounds, 3, 4});
+                                                            bounds, 4, 4});
     tether_metric_series_t *s = tether_metric_series(m, "/x", NULL);
     char *text;
 
@@ -123,6 +123,7 @@ static void histogram(void **state)
                               "t_seconds_bucket{route=\"/x\",le=\"0.125\"} 2\n"
                               "t_seconds_bucket{route=\"/x\",le=\"0.5\"} 3\n"
                               "t_seconds_bucket{route=\"/x\",le=\"1\"} 3\n"
+                              "t_seconds_bucket{route=\"/x\",le=\"10\"} 4\n"
                               "t_seconds_bucket{route=\"/x\",le=\"+Inf\"} 5\n"
                               "t_seconds_sum{route=\"/x\"} 19.9375\n"
                               "t_seconds_count{route=\"/x\"} 5\n");
