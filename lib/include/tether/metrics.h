@@ -86,8 +86,9 @@ TETHER_MUST_CHECK tether_status_t tether_metrics_add(tether_metrics_t *metrics,
 /* The series of metric for these label values (as many as the metric has
  * labels; NULL for none), made at the first use. Values longer than
  * TETHER_METRICS_VALUE_SIZE - 1 bytes, and label sets past max_series, give
- * the overflow series. NULL only when metric is NULL (an unregistered
- * metric counts nothing), or out of memory at the first use. */
+ * the overflow series. Every series is allocated with its metric, so this
+ * never fails: NULL only when metric is NULL (an unregistered metric
+ * counts nothing). */
 tether_metric_series_t *tether_metric_series(tether_metric_t *metric, const char *value0,
                                              const char *value1);
 

@@ -45,8 +45,6 @@ tether_status_t tether_http_server_metrics_add(tether_metrics_t *registry,
     /* Both reasons from the start, so that a dashboard sees zeros. */
     out->refused_per_source = tether_metric_series(refused_metric, "per_source", NULL);
     out->closed_head_deadline = tether_metric_series(refused_metric, "head_deadline", NULL);
-    if (out->refused_per_source == NULL || out->closed_head_deadline == NULL)
-        rc = TETHER_ERR_NO_MEMORY;
 out:
     if (rc != TETHER_OK)
         memset(out, 0, sizeof(*out));

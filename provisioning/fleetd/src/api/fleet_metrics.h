@@ -23,9 +23,10 @@
 #ifndef TETHER_FLEET_METRICS_H
 #define TETHER_FLEET_METRICS_H
 
+#include <stdint.h>
+
 #include "route.h"
 #include "tether/error.h"
-#include "tether/http_server.h"
 #include "tether/metrics.h"
 
 typedef struct tether_fleet_metrics {
