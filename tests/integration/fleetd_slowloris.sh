@@ -22,7 +22,7 @@ PORT=$(free_port)
 HEAD_TIMEOUT=3
 COUNT=40 # of each kind: more than the default share of one source
 
-"$FLEETD" init --dir "$DIR" --listen "127.0.0.1:$PORT" >/dev/null
+"$FLEETD" init --dir "$DIR" --listen "127.0.0.1:$PORT" >"$WORK/admin.token"
 for setting in "max_connections = 1024" "max_connections_per_source = 32" \
                "connection_timeout_seconds = 30" "request_head_timeout_seconds = 10"; do
     grep -qx "$setting" "$DIR/fleetd.conf" || fail "init did not write the default \"$setting\""
@@ -38,6 +38,14 @@ python3 "$here/slow_clients.py" "$PORT" "$DIR/ca.pem" "$COUNT" "$PER_SOURCE" "$H
 pass "slow clients: health answered, one source held its share, stalled heads closed"
 grep -q "sent no complete request head" "$WORK/fleetd.log" || fail "no log line for the closed connections"
 pass "the closed connections are logged"
+# Both refusals counted in the server layer's metrics.
+curl -s --cacert "$DIR/ca.pem" -H "Authorization: Bearer $(cat "$WORK/admin.token")" \
+    "https://127.0.0.1:$PORT/metrics" >"$WORK/scrape.txt" || fail "no /metrics"
+for reason in per_source head_deadline; do
+    grep -qx "tether_http_connections_refused_total{reason=\"$reason\"} [1-9][0-9]*" \
+        "$WORK/scrape.txt" || fail "no $reason refusal counted: $(grep refused "$WORK/scrape.txt")"
+done
+pass "the refusals are counted (per_source, head_deadline)"
 
 sed -i "s/^max_connections = .*/max_connections = 10000/" "$DIR/fleetd.conf"
 rc=0

@@ -32,6 +32,7 @@
 #include "enroll_device.h"
 #include "exchange_api.h"
 #include "files.h"
+#include "fleet_metrics.h"
 #include "fleet_fixture.h"
 #include "route.h"
 #include "fleet.h"
@@ -90,6 +91,7 @@ typedef struct fixture {
     tether_exchange_api_t api;
     tether_discovery_api_t discovery;
     tether_admin_api_t admin;
+    tether_fleet_metrics_t metrics;
     tether_router_t router;
     char admin_token[TETHER_SECRET_TOKEN_SIZE];
     tether_http_response_t response;
@@ -158,8 +160,13 @@ static int setup(void **state)
     f->discovery.clock = test_clock;
     tether_admin_api_init(&f->admin, &f->store, 86400);
     f->admin.issuer_keys = &f->keys;
+    tether_fleet_metrics_init(&f->metrics);
+    if (tether_fleet_metrics_open(&f->metrics, T0) != TETHER_OK)
+        return -1;
+    tether_store_set_metrics(&f->store, f->metrics.store_transaction_seconds);
     f->router = (tether_router_t){.store = &f->store, .admin = &f->admin, .enroll = &f->enroll,
-                                  .exchange = &f->api, .discovery = &f->discovery};
+                                  .exchange = &f->api, .discovery = &f->discovery,
+                                  .metrics = &f->metrics};
     fleet_fixture_admin_token(&f->store, f->admin_token, TETHER_ROLE_ALL);
     tether_wipe(key, sizeof(key));
     *state = f;
@@ -177,6 +184,7 @@ static int teardown(void **state)
     tether_enroll_api_free(&f->enroll);
     tether_cert_set_free(&f->cas);
     fleet_fixture_close(f->dir, &f->store);
+    tether_fleet_metrics_free(&f->metrics);
     free(f);
     return 0;
 }
@@ -217,6 +225,19 @@ static unsigned admin_call(fixture_t *f, const char *method, const char *path)
 
     snprintf(authorization, sizeof(authorization), "Bearer %s", f->admin_token);
     return call_handler(f, method, path, NULL, authorization, NULL);
+}
+
+/* The line "name{labels} value" is in fleetd's metrics text. */
+static void expect_sample(fixture_t *f, const char *sample)
+{
+    char *all = NULL, line[256];
+    size_t len = 0;
+
+    assert_int_equal(tether_metrics_write(&f->metrics.registry, &all, &len), TETHER_OK);
+    snprintf(line, sizeof(line), "\n%s\n", sample);
+    if (strstr(all, line) == NULL)
+        fail_msg("no \"%s\" in the metrics:\n%s", sample, all);
+    free(all);
 }
 
 static const char *text(const fixture_t *f, const char *name)
@@ -1224,6 +1245,15 @@ static void byte_identical_retry(void **state)
     /* Once its nonce has expired, the evidence is refused like any other. */
     test_now += TETHER_CHALLENGE_TTL;
     expect_refusal(f, ev, 400, "invalid_grant", "nonce_expired");
+    /* Counted: one token signed, answered twice, then a refusal; both
+     * answers went through the store's transaction. */
+    expect_sample(f, "tether_fleetd_exchanges_total{outcome=\"issued\"} 1");
+    expect_sample(f, "tether_fleetd_exchanges_total{outcome=\"retry\"} 1");
+    expect_sample(f, "tether_fleetd_exchanges_total{outcome=\"nonce_expired\"} 1");
+    expect_sample(f, "tether_fleetd_tokens_issued_total 1");
+    expect_sample(f, "tether_fleetd_store_transaction_duration_seconds_count"
+                     "{operation=\"exchange\"} 2");
+    expect_sample(f, "tether_fleetd_enrolments_total{step=\"activate\",outcome=\"ok\"} 1");
     cJSON_Delete(a);
     cJSON_Delete(b);
     free(before);
@@ -1404,6 +1434,9 @@ static void clock_regression(void **state)
     expect_clone_refused(f, ev);
     assert_non_null(strstr(text(f, "error_description"), "clock"));
     expect_contained(f, &d, "clock_regression", 2, 11, NULL);
+    expect_sample(f, "tether_fleetd_clone_alerts_total{signal=\"clock_regression\"} 1");
+    expect_sample(f, "tether_fleetd_clone_alerts_total{signal=\"counter_not_increasing\"} 0");
+    expect_sample(f, "tether_fleetd_exchanges_total{outcome=\"clone_detected\"} 1");
     free(ev);
     free(token);
     device_close(&clone);
@@ -1657,6 +1690,48 @@ static void retry_after_rotation(void **state)
 
 /* ---- tests: pure parts ---- */
 
+/* GET /metrics: the read role's, never public; the exposition text under
+ * its media type, the route's pattern as the HTTP layer's label. */
+static void metrics_endpoint(void **state)
+{
+    fixture_t *f = *state;
+    char fleet_only[TETHER_SECRET_TOKEN_SIZE], authorization[32 + TETHER_SECRET_TOKEN_SIZE];
+    tether_http_request_t request;
+    tether_http_response_t response;
+
+    memset(&request, 0, sizeof(request));
+    memset(&response, 0, sizeof(response));
+    request.method = "GET";
+    request.path = TETHER_FLEET_PATH_METRICS;
+    tether_router_handle(&f->router, &request, &response);
+    assert_int_equal(response.status, 401);
+    assert_string_equal(response.route, TETHER_FLEET_PATH_METRICS);
+    tether_http_response_clear(&response);
+
+    fleet_fixture_admin_token(&f->store, fleet_only, TETHER_ROLE_FLEET);
+    snprintf(authorization, sizeof(authorization), "Bearer %s", fleet_only);
+    request.authorization = authorization;
+    tether_router_handle(&f->router, &request, &response);
+    assert_int_equal(response.status, 403);
+    tether_http_response_clear(&response);
+
+    snprintf(authorization, sizeof(authorization), "Bearer %s", f->admin_token);
+    tether_router_handle(&f->router, &request, &response);
+    assert_int_equal(response.status, 200);
+    assert_string_equal(response.content_type, "text/plain; version=0.0.4; charset=utf-8");
+    assert_non_null(strstr(response.body, "# TYPE tether_fleetd_exchanges_total counter\n"));
+    assert_non_null(strstr(response.body, "\nprocess_start_time_seconds 1700000000\n"));
+    assert_non_null(strstr(response.body, "\ntether_fleetd_build_info{version=\""));
+    tether_http_response_clear(&response);
+
+    /* A path with an id is labelled by its pattern: one series for all ids. */
+    assert_int_equal(admin_call(f, "GET", TETHER_FLEET_PATH_DEVICES "/no-such-device"), 404);
+    assert_string_equal(f->response.route, TETHER_FLEET_PATH_DEVICES "/*");
+    assert_int_equal(admin_call(f, "GET", "/v1/admin/no-such-endpoint"), 404);
+    assert_null(f->response.route);
+    tether_wipe(fleet_only, sizeof(fleet_only));
+}
+
 static void clone_rule(void **state)
 {
     tether_store_exchange_device_t *row = calloc(1, sizeof(*row));
@@ -1817,6 +1892,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(happy_path, setup, teardown),
         cmocka_unit_test_setup_teardown(discovery, setup, teardown),
+        cmocka_unit_test_setup_teardown(metrics_endpoint, setup, teardown),
         cmocka_unit_test_setup_teardown(every_evidence_refusal, setup, teardown),
         cmocka_unit_test_setup_teardown(clock_and_consistency_refusals, setup, teardown),
         cmocka_unit_test_setup_teardown(form_refusals, setup, teardown),

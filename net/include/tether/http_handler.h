@@ -55,7 +55,11 @@ typedef struct tether_http_park {
 
 typedef struct tether_http_response {
     unsigned status;
-    char *body;                   /* malloc'd JSON text; wiped and freed by the server */
+    char *body;                   /* malloc'd text (JSON unless content_type says); wiped
+                                     and freed by the server */
+    const char *content_type;     /* static string; NULL: application/json */
+    const char *route;            /* static string naming the endpoint in the server's
+                                     metrics (a pattern, never the raw path); NULL: none */
     const char *www_authenticate; /* static string or NULL */
     const char *allow;            /* static string or NULL (for 405) */
     const char *retry_after;      /* static string or NULL (for 503) */

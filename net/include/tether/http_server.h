@@ -24,6 +24,17 @@
  * max_parked wait at once (503 beyond), and stopping the server answers
  * every one of them first (libmicrohttpd cannot stop with a suspended
  * connection).
+ *
+ * With a metrics registry (tether/metrics.h), the server counts into it,
+ * for every server built on this layer alike:
+ *   tether_http_requests_total{route,status_class}   answered requests
+ *   tether_http_request_duration_seconds{route}      from request line to sent
+ *   tether_http_connections_open                     open connections
+ *   tether_http_connections_refused_total{reason}    per_source: over
+ *       max_connections_per_source; head_deadline: closed without a
+ *       complete request head in time
+ *   tether_http_long_polls_waiting                   parked requests
+ * route is the handler's response->route ("unmatched" without one).
  */
 #ifndef TETHER_HTTP_SERVER_H
 #define TETHER_HTTP_SERVER_H
@@ -36,6 +47,7 @@
 
 #include "tether/http_handler.h"
 #include "tether/error.h"
+#include "tether/metrics.h"
 
 #define TETHER_HTTP_MAX_URI_BYTES 4096   /* the request target, raw (414 above) */
 #define TETHER_HTTP_MAX_HEAD_BYTES 16384 /* header names and values (431 above) */
@@ -58,7 +70,23 @@ typedef struct tether_http_server_options {
     unsigned max_parked;            /* long polls waiting at once; 0: none (503) */
     tether_http_handler_fn handler; /* called from the server's threads */
     void *handler_arg;              /* must outlive the server */
+    tether_metrics_t *metrics;      /* NULL: none; else must outlive the server */
 } tether_http_server_options_t;
+
+/* The server's metrics (above), each NULL when it has no registry. */
+typedef struct tether_http_server_metrics {
+    tether_metric_t *requests;
+    tether_metric_t *duration;
+    tether_metric_series_t *connections_open;
+    tether_metric_series_t *refused_per_source;
+    tether_metric_series_t *closed_head_deadline;
+    tether_metric_series_t *long_polls_waiting;
+} tether_http_server_metrics_t;
+
+/* Registers the server's metrics in registry and fills out (zeroed on
+ * entry). Exposed so that tests and other servers get the same names. */
+TETHER_MUST_CHECK tether_status_t tether_http_server_metrics_add(
+    tether_metrics_t *registry, tether_http_server_metrics_t *out);
 
 struct request_state;
 struct tether_http_reaper;
@@ -81,6 +109,7 @@ typedef struct tether_http_server {
     unsigned max_parked;
     atomic_uint resumed; /* answered long polls not yet sent (a leaf: no lock) */
     struct tether_http_reaper *reaper; /* request-head deadlines (http_connections.h) */
+    tether_http_server_metrics_t metrics;
 } tether_http_server_t;
 
 void tether_http_server_init(tether_http_server_t *server);

@@ -1,6 +1,7 @@
 #include "http_connections.h"
 
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -100,13 +101,15 @@ static void *reaper_main(void *arg)
     return NULL;
 }
 
-tether_status_t tether_http_reaper_open(tether_http_reaper_t *reaper, unsigned head_timeout_ms)
+tether_status_t tether_http_reaper_open(tether_http_reaper_t *reaper, unsigned head_timeout_ms,
+                                        unsigned max_per_source)
 {
     tether_status_t rc;
 
-    if (reaper == NULL || head_timeout_ms == 0 || reaper->ready)
+    if (reaper == NULL || head_timeout_ms == 0 || max_per_source == 0 || reaper->ready)
         return TETHER_ERR_INVALID_ARGUMENT;
     reaper->head_timeout_ms = head_timeout_ms;
+    reaper->max_per_source = max_per_source;
     if ((rc = tether_http_lock_init(&reaper->lock, &reaper->cond)) != TETHER_OK)
         return rc;
     reaper->ready = true;
@@ -118,22 +121,62 @@ tether_status_t tether_http_reaper_open(tether_http_reaper_t *reaper, unsigned h
     return TETHER_OK;
 }
 
-tether_http_watched_t *tether_http_reaper_watch(tether_http_reaper_t *reaper, int fd)
+void tether_http_source_from(const struct sockaddr *sa, tether_http_source_t *source)
 {
-    tether_http_watched_t *watched = calloc(1, sizeof(*watched));
+    memset(source, 0, sizeof(*source));
+    if (sa != NULL && sa->sa_family == AF_INET) {
+        source->family = AF_INET;
+        memcpy(source->address, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, 4);
+    } else if (sa != NULL && sa->sa_family == AF_INET6) {
+        source->family = AF_INET6;
+        memcpy(source->address, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, 16);
+    }
+}
 
-    if (watched == NULL)
-        return NULL;
-    watched->fd = fd;
-    clock_gettime(CLOCK_MONOTONIC, &watched->deadline);
-    tether_http_timespec_add_ms(&watched->deadline, reaper->head_timeout_ms);
+static bool same_source(const tether_http_source_t *a, const tether_http_source_t *b)
+{
+    return a->family != 0 && a->family == b->family &&
+           memcmp(a->address, b->address, sizeof(a->address)) == 0;
+}
+
+tether_status_t tether_http_reaper_watch(tether_http_reaper_t *reaper, int fd,
+                                         const tether_http_source_t *source,
+                                         tether_http_watched_t **watched)
+{
+    tether_http_watched_t *entry;
+    unsigned held = 0;
+    tether_status_t rc = TETHER_OK;
+
+    *watched = NULL;
+    if ((entry = calloc(1, sizeof(*entry))) == NULL)
+        return TETHER_ERR_NO_MEMORY;
+    entry->fd = fd;
+    if (source != NULL)
+        entry->source = *source;
+    clock_gettime(CLOCK_MONOTONIC, &entry->deadline);
+    tether_http_timespec_add_ms(&entry->deadline, reaper->head_timeout_ms);
+    /* Counted and added under one lock: two connections from one source
+     * accepted at once by two threads cannot both take the last place. */
     pthread_mutex_lock(&reaper->lock);
-    watched->next = reaper->watched;
-    if (reaper->watched != NULL)
-        reaper->watched->prev = watched;
-    reaper->watched = watched;
+    for (const tether_http_watched_t *w = reaper->watched; w != NULL; w = w->next)
+        if (same_source(&w->source, &entry->source))
+            held++;
+    if (held >= reaper->max_per_source) {
+        rc = TETHER_ERR_TOO_LARGE;
+    } else {
+        entry->next = reaper->watched;
+        if (reaper->watched != NULL)
+            reaper->watched->prev = entry;
+        reaper->watched = entry;
+    }
     pthread_mutex_unlock(&reaper->lock);
-    return watched;
+    if (rc != TETHER_OK) {
+        tether_metric_add(reaper->refused_per_source, 1);
+        free(entry);
+        return rc;
+    }
+    *watched = entry;
+    return TETHER_OK;
 }
 
 void tether_http_reaper_head_received(tether_http_reaper_t *reaper,
@@ -190,6 +233,7 @@ unsigned tether_http_reaper_sweep(tether_http_reaper_t *reaper, const struct tim
             stalled++;
     }
     pthread_mutex_unlock(&reaper->lock);
+    tether_metric_add(reaper->closed_head_deadline, stalled);
     if (stalled > 0)
         tether_warn("http", "closed %u connection(s) that sent no complete request head within "
                             "%u ms", stalled, reaper->head_timeout_ms);

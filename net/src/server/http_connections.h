@@ -10,26 +10,42 @@
  * its accept (TLS handshake included), and from the end of each request on
  * a kept-alive connection, to deliver a complete request head; past it the
  * socket is shut down, which libmicrohttpd sees as the peer leaving.
+ *
+ * It also holds each source address to its share of the connections
+ * (max_per_source) itself, rather than leaving that to libmicrohttpd,
+ * which refuses silently: so each refusal can be counted. A connection
+ * over the share is shut down at once, before its TLS handshake.
  */
 #ifndef TETHER_HTTP_CONNECTIONS_H
 #define TETHER_HTTP_CONNECTIONS_H
 
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include "tether/error.h"
+#include "tether/metrics.h"
 
 /* Descriptors the process needs besides its connections: the listening
  * socket, each thread's event and wake-up descriptors, the store, logs,
  * files read at start. */
 #define TETHER_HTTP_FD_RESERVE 64
 
+/* Where a connection comes from: an IPv4 or IPv6 address (family 0:
+ * unknown, never limited). */
+typedef struct tether_http_source {
+    int family; /* AF_INET, AF_INET6 or 0 */
+    uint8_t address[16];
+} tether_http_source_t;
+
 /* One open connection (libmicrohttpd's socket context). */
 typedef struct tether_http_watched {
     struct tether_http_watched *prev;
     struct tether_http_watched *next;
     int fd;
+    tether_http_source_t source;
     struct timespec deadline; /* CLOCK_MONOTONIC; for the head awaited */
     bool in_request;          /* its head arrived: the request is being served */
     bool reaped;              /* shut down already */
@@ -44,7 +60,12 @@ typedef struct tether_http_reaper {
     bool running;
     bool stopping;
     unsigned head_timeout_ms;
+    unsigned max_per_source;        /* open connections from one source address */
     tether_http_watched_t *watched; /* every open connection */
+    /* Counted refusals, each NULL (not counted) or a series the caller
+     * owns, set before the reaper opens. */
+    tether_metric_series_t *refused_per_source; /* over max_per_source */
+    tether_metric_series_t *closed_head_deadline; /* no complete head in time, never served */
 } tether_http_reaper_t;
 
 /* Initialises a mutex and a condition variable on CLOCK_MONOTONIC: both,
@@ -64,14 +85,23 @@ TETHER_MUST_CHECK tether_status_t tether_http_fd_limit_check(unsigned max_connec
 
 void tether_http_reaper_init(tether_http_reaper_t *reaper);
 
-/* Starts the thread that sweeps the connections a few times a second. */
+/* Starts the thread that sweeps the connections a few times a second.
+ * max_per_source must not be 0. */
 TETHER_MUST_CHECK tether_status_t tether_http_reaper_open(tether_http_reaper_t *reaper,
-                                                          unsigned head_timeout_ms);
+                                                          unsigned head_timeout_ms,
+                                                          unsigned max_per_source);
 
-/* A connection was accepted on fd: its head is due head_timeout from now.
- * Returns the entry (the caller's until tether_http_reaper_forget), or NULL
- * when out of memory. Any thread. */
-tether_http_watched_t *tether_http_reaper_watch(tether_http_reaper_t *reaper, int fd);
+/* The source of a peer address (sa may be NULL: unknown). */
+void tether_http_source_from(const struct sockaddr *sa, tether_http_source_t *source);
+
+/* A connection was accepted on fd from source (NULL: unknown): its head is
+ * due head_timeout from now. *watched (NULL on entry) gets the entry, the
+ * caller's until tether_http_reaper_forget. TETHER_ERR_TOO_LARGE (counted
+ * in refused_per_source) when the source holds max_per_source connections
+ * already: the caller closes it. TETHER_ERR_NO_MEMORY. Any thread. */
+TETHER_MUST_CHECK tether_status_t tether_http_reaper_watch(tether_http_reaper_t *reaper, int fd,
+                                                           const tether_http_source_t *source,
+                                                           tether_http_watched_t **watched);
 
 /* A complete request head arrived on the connection: no deadline while the
  * request is served. */

@@ -36,6 +36,7 @@ typedef struct request_state {
     size_t body_capacity;
     bool too_large;
     unsigned status;
+    const char *route; /* the handler's response->route, for the metrics */
     tether_http_request_t request;
     char remote[INET6_ADDRSTRLEN]; /* request.remote */
     /* While parked (suspended): owned by the waker thread, in server->parked
@@ -103,7 +104,9 @@ static enum MHD_Result send_response(struct MHD_Connection *connection, request_
         free_response_body(body);
         return MHD_NO;
     }
-    MHD_add_response_header(mhd, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    MHD_add_response_header(mhd, MHD_HTTP_HEADER_CONTENT_TYPE,
+                            response->content_type != NULL ? response->content_type
+                                                           : "application/json");
     MHD_add_response_header(mhd, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
     MHD_add_response_header(mhd, "X-Content-Type-Options", "nosniff");
     if (response->www_authenticate != NULL)
@@ -350,6 +353,7 @@ static void *waker_main(void *arg)
             batch = next;
         }
         server->parked_count -= answered;
+        tether_metric_gauge_add(server->metrics.long_polls_waiting, -(int64_t)answered);
     }
     pthread_mutex_unlock(&server->park_lock);
     return NULL;
@@ -392,6 +396,7 @@ static enum MHD_Result park_request(tether_http_server_t *server,
     state->park_next = server->parked;
     server->parked = state;
     server->parked_count++;
+    tether_metric_gauge_add(server->metrics.long_polls_waiting, 1);
     server->wakeups++; /* a first poll at once closes the race with a wake-up just before */
     pthread_cond_broadcast(&server->park_cond);
     pthread_mutex_unlock(&server->park_lock);
@@ -417,6 +422,7 @@ static enum MHD_Result dispatch(tether_http_server_t *server, struct MHD_Connect
     request->remote = state->remote;
     memset(&response, 0, sizeof(response));
     server->handler(server->handler_arg, request, &response);
+    state->route = response.route;
     if (response.park.poll != NULL && response.park.release != NULL && response.body == NULL)
         ret = park_request(server, connection, state, &response);
     else
@@ -477,6 +483,23 @@ static void peer_address(struct MHD_Connection *connection, char *out, size_t ou
                   (socklen_t)out_size);
 }
 
+/* One answered request in the metrics: by route and status class. */
+static void observe_request(tether_http_server_t *server, const request_state_t *state,
+                            long long micros)
+{
+    static const char *const classes[] = {"none", "1xx", "2xx", "3xx", "4xx", "5xx"};
+    const char *route = state->route != NULL ? state->route : "unmatched";
+    unsigned class = state->status / 100;
+
+    if (server->metrics.requests == NULL)
+        return;
+    tether_metric_add(tether_metric_series(server->metrics.requests, route,
+                                           classes[class <= 5 ? class : 0]),
+                      1);
+    tether_metric_observe(tether_metric_series(server->metrics.duration, route, NULL),
+                          (double)micros / 1e6);
+}
+
 static void on_completed(void *cls, struct MHD_Connection *connection, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
@@ -496,6 +519,7 @@ static void on_completed(void *cls, struct MHD_Connection *connection, void **co
     clock_gettime(CLOCK_MONOTONIC, &end);
     micros = (long long)(end.tv_sec - state->start.tv_sec) * 1000000LL +
              (end.tv_nsec - state->start.tv_nsec) / 1000;
+    observe_request(server, state, micros);
     peer_address(connection, peer, sizeof(peer));
     tether_info("http", "method=%s path=%s status=%u duration_ms=%lld.%03lld remote=%s%s",
                 state->method, state->path, state->status, micros / 1000, micros % 1000, peer,
@@ -508,15 +532,21 @@ static void on_completed(void *cls, struct MHD_Connection *connection, void **co
 }
 
 /* libmicrohttpd's connection callback: every accepted connection is
- * watched for its head deadline until it closes (before its descriptor is
- * closed). */
+ * held to its source's share and watched for its head deadline until it
+ * closes (before its descriptor is closed). */
 static void on_connection(void *cls, struct MHD_Connection *connection, void **socket_context,
                           enum MHD_ConnectionNotificationCode code)
 {
     tether_http_server_t *server = cls;
     const union MHD_ConnectionInfo *info;
+    int fd;
+    tether_http_source_t source;
+    tether_http_watched_t *watched = NULL;
+    tether_status_t rc;
 
     if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+        if (*socket_context != NULL)
+            tether_metric_gauge_add(server->metrics.connections_open, -1);
         tether_http_reaper_forget(server->reaper, *socket_context);
         *socket_context = NULL;
         return;
@@ -525,12 +555,20 @@ static void on_connection(void *cls, struct MHD_Connection *connection, void **s
     info = MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CONNECTION_FD);
     if (info == NULL)
         return;
-    *socket_context = tether_http_reaper_watch(server->reaper, info->connect_fd);
-    if (*socket_context == NULL) {
-        /* Unwatched, it could be held open for good: refuse it. */
-        tether_warn("http", "out of memory: refused a connection");
-        (void)shutdown(info->connect_fd, SHUT_RDWR);
+    fd = info->connect_fd;
+    info = MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    tether_http_source_from(info != NULL ? info->client_addr : NULL, &source);
+    rc = tether_http_reaper_watch(server->reaper, fd, &source, &watched);
+    if (rc == TETHER_OK) {
+        *socket_context = watched;
+        tether_metric_gauge_add(server->metrics.connections_open, 1);
+        return;
     }
+    /* Over its source's share (counted by the reaper), or unwatched and
+     * so able to stay open for good: refused. */
+    if (rc == TETHER_ERR_NO_MEMORY)
+        tether_warn("http", "out of memory: refused a connection");
+    (void)shutdown(fd, SHUT_RDWR);
 }
 
 static void log_mhd(void *cls, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
@@ -580,11 +618,16 @@ tether_status_t tether_http_server_open(tether_http_server_t *server,
     if ((rc = bind_address(opts, &addr)) != TETHER_OK ||
         (rc = tether_http_fd_limit_check(opts->max_connections)) != TETHER_OK)
         return rc;
+    if (opts->metrics != NULL &&
+        (rc = tether_http_server_metrics_add(opts->metrics, &server->metrics)) != TETHER_OK)
+        return rc;
     if ((server->reaper = malloc(sizeof(*server->reaper))) == NULL)
         return TETHER_ERR_NO_MEMORY;
     tether_http_reaper_init(server->reaper);
-    if ((rc = tether_http_reaper_open(server->reaper,
-                                      opts->request_head_timeout_seconds * 1000u)) != TETHER_OK)
+    server->reaper->refused_per_source = server->metrics.refused_per_source;
+    server->reaper->closed_head_deadline = server->metrics.closed_head_deadline;
+    if ((rc = tether_http_reaper_open(server->reaper, opts->request_head_timeout_seconds * 1000u,
+                                      opts->max_connections_per_source)) != TETHER_OK)
         return rc;
     if (opts->ipv6)
         flags |= MHD_USE_IPv6;
@@ -607,8 +650,8 @@ tether_status_t tether_http_server_open(tether_http_server_t *server,
         MHD_OPTION_HTTPS_MEM_CERT, opts->cert_pem,
         MHD_OPTION_HTTPS_MEM_KEY, opts->key_pem,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)opts->threads,
+        /* The per-source share is the reaper's (counted), not libmicrohttpd's. */
         MHD_OPTION_CONNECTION_LIMIT, (unsigned int)opts->max_connections,
-        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int)opts->max_connections_per_source,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)opts->connection_timeout_seconds,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)TETHER_HTTP_CONNECTION_MEMORY,
         MHD_OPTION_NOTIFY_CONNECTION, on_connection, server,

@@ -80,6 +80,7 @@ TETHER_MUST_CHECK tether_status_t tether_device_status_parse(const char *name,
 #define TETHER_FLEET_PATH_REVOCATIONS "/v1/revocations"
 #define TETHER_FLEET_PATH_JWKS "/.well-known/jwks.json"
 #define TETHER_FLEET_PATH_METADATA "/.well-known/oauth-authorization-server"
+#define TETHER_FLEET_PATH_METRICS "/metrics" /* Prometheus text format */
 #define TETHER_FLEET_PATH_ADMIN "/v1/admin/" /* the prefix of the admin API */
 #define TETHER_FLEET_PATH_DEVICES "/v1/admin/devices" /* + "/<id>", "/<id>/revoke", ... */
 #define TETHER_FLEET_PATH_DEVICES_IMPORT "/v1/admin/devices/import"

@@ -1,5 +1,6 @@
 /* POST /v1/enroll and POST /v1/enroll/activate (enroll_api.h). */
 #include "enroll_api.h"
+#include "fleet_metrics.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +29,7 @@ typedef struct enroll_call {
     const tether_http_request_t *request;
     tether_http_response_t *response;
     int64_t now;
+    const char *outcome; /* a refusal's code, for the metrics; NULL: answered */
 } enroll_call_t;
 
 /* What POST /v1/enroll works with, on the heap (about 20 KiB) and wiped:
@@ -98,6 +100,7 @@ static void refuse(enroll_call_t *call, unsigned status, const char *code, const
     tether_warn("enroll", "%s refused:%s%s outcome=%s status=%u reason=%s", what,
                 subject != NULL ? " " : "", subject != NULL ? subject : "", code, status,
                 description);
+    call->outcome = code;
     tether_http_respond_error(call->response, status, code, description);
 }
 
@@ -117,6 +120,7 @@ static void refuse_busy(enroll_call_t *call, const char *code, const char *descr
 static void server_error(enroll_call_t *call, const char *what, tether_status_t rc)
 {
     tether_error("enroll", "%s failed: %s", what, tether_strerror(rc));
+    call->outcome = "server_error";
     tether_http_respond_error(call->response, 500, "server_error",
                               "the fleet could not complete the enrolment; see the server log");
 }
@@ -597,7 +601,8 @@ out:
 
 /* ---- entry points (router.c has checked method, media type and size) ---- */
 
-static void run(tether_route_call_t *route, void (*handle)(enroll_call_t *call))
+static void run(tether_route_call_t *route, void (*handle)(enroll_call_t *call),
+                const char *step)
 {
     enroll_call_t call;
 
@@ -607,15 +612,20 @@ static void run(tether_route_call_t *route, void (*handle)(enroll_call_t *call))
     call.response = route->response;
     call.now = call.api->clock != NULL ? call.api->clock() : (int64_t)time(NULL);
     handle(&call);
+    if (route->router->metrics != NULL)
+        tether_fleet_metrics_count(route->router->metrics->enrolments, step,
+                                   call.outcome != NULL             ? call.outcome
+                                   : route->response->status < 300 ? "ok"
+                                                                   : "server_error");
     tether_wipe(&call, sizeof(call));
 }
 
 void tether_enroll_api_enroll(tether_route_call_t *call)
 {
-    run(call, handle_enroll);
+    run(call, handle_enroll, "enroll");
 }
 
 void tether_enroll_api_activate(tether_route_call_t *call)
 {
-    run(call, handle_activate);
+    run(call, handle_activate, "activate");
 }

@@ -1,5 +1,6 @@
 /* POST /v1/challenge and POST /v1/token (exchange_api.h). */
 #include "exchange_api.h"
+#include "fleet_metrics.h"
 
 #include <inttypes.h>
 #include <stdarg.h>
@@ -27,6 +28,8 @@ typedef struct exchange_call {
     tether_http_response_t *response;
     const char *remote; /* for log lines and the sighting */
     int64_t now;
+    tether_fleet_metrics_t *metrics; /* NULL: not counted */
+    const char *outcome; /* retry, or a refusal's tether_error; NULL: issued */
 } exchange_call_t;
 
 /* What POST /v1/token works with, on the heap (about 40 KiB) and wiped:
@@ -117,12 +120,14 @@ static void refuse(exchange_call_t *call, const char *what, const char *device_i
     tether_warn("exchange", "%s refused: device=%s outcome=%s status=%u remote=%s reason=%s", what,
                 device_id != NULL && device_id[0] != '\0' ? device_id : "-", tether_error, status,
                 call->remote, description);
+    call->outcome = tether_error;
     respond(call, status, error, tether_error, description);
 }
 
 static void server_error(exchange_call_t *call, const char *what, tether_status_t rc)
 {
     tether_error("exchange", "%s failed: %s", what, tether_strerror(rc));
+    call->outcome = "server_error";
     respond(call, 500, "server_error", "server_error",
             "the fleet could not complete the exchange; see the server log");
 }
@@ -491,15 +496,16 @@ static void clone_detected(exchange_call_t *call, token_work_t *w)
     const tether_store_exchange_result_t *r = &w->recorded;
     const char *id = w->ev.device_id;
     uint64_t highest = r->has_last ? r->last.counter : 0;
+    const char *signal = r->decision == TETHER_STORE_EXCHANGE_CLONE ? "counter_not_increasing"
+                                                                    : "clock_regression";
 
     tether_error("exchange", "clone detected: device=%s signal=%s counter=%" PRIu64
                              " highest_accepted=%" PRIu64 " remote=%s last_remote=%s: device "
                              "quarantined, its tokens revoked",
-                 id,
-                 r->decision == TETHER_STORE_EXCHANGE_CLONE ? "counter_not_increasing"
-                                                            : "clock_regression",
-                 w->exchange.sighting.counter, highest, call->remote,
+                 id, signal, w->exchange.sighting.counter, highest, call->remote,
                  r->has_last ? r->last.address : "-");
+    if (call->metrics != NULL)
+        tether_fleet_metrics_count(call->metrics->clone_alerts, signal, NULL);
     if (r->decision == TETHER_STORE_EXCHANGE_CLONE)
         refuse(call, "exchange", id, 403, "invalid_grant", "clone_detected",
                "clone detected: this evidence's counter (%" PRIu64 ") is not above the highest "
@@ -589,6 +595,7 @@ static void record_and_issue(exchange_call_t *call, token_work_t *w, bool clock_
         facts.iat = r->token.issued_at;
         facts.exp = r->token.exp;
         facts.counter = r->token.counter;
+        call->outcome = "retry"; /* a failure in issue() says server_error */
         issue(call, w, &facts, r->token.kid[0] != '\0' ? r->token.kid : NULL,
               "token issued again for a retry");
         break;
@@ -621,6 +628,22 @@ static void handle_token(exchange_call_t *call)
 
 /* ---- entry points (router.c has checked method, query, media type and size) ---- */
 
+/* Counts the answer: a token endpoint's "issued" is a new token signed. */
+static void count(exchange_call_t *call, bool token_endpoint)
+{
+    const char *outcome = call->outcome;
+
+    if (call->metrics == NULL)
+        return;
+    if (outcome == NULL)
+        outcome = call->response->status < 300 ? "issued" : "server_error";
+    tether_fleet_metrics_count(token_endpoint ? call->metrics->exchanges
+                                              : call->metrics->challenges,
+                               outcome, NULL);
+    if (token_endpoint && strcmp(outcome, "issued") == 0)
+        tether_metric_add(call->metrics->tokens_issued, 1);
+}
+
 static void run(tether_route_call_t *route, void (*handle)(exchange_call_t *call))
 {
     exchange_call_t call;
@@ -632,7 +655,9 @@ static void run(tether_route_call_t *route, void (*handle)(exchange_call_t *call
     call.response = route->response;
     call.remote = remote != NULL && remote[0] != '\0' ? remote : "-";
     call.now = call.api->clock != NULL ? call.api->clock() : (int64_t)time(NULL);
+    call.metrics = route->router->metrics;
     handle(&call);
+    count(&call, handle == handle_token);
     tether_wipe(&call, sizeof(call));
 }
 

@@ -20,6 +20,7 @@ struct tether_enroll_api;
 struct tether_exchange_api;
 struct tether_discovery_api;
 struct tether_rp_api;
+struct tether_fleet_metrics;
 
 /* The APIs one router serves, all borrowed: each must outlive every
  * request. An API left NULL is not served (its paths answer 404), so a
@@ -31,6 +32,7 @@ typedef struct tether_router {
     struct tether_exchange_api *exchange;
     struct tether_discovery_api *discovery;
     struct tether_rp_api *relying_party;
+    struct tether_fleet_metrics *metrics; /* GET /metrics, and what handlers count */
 } tether_router_t;
 
 /* A request that passed its route's checks, as its handler sees it. Lives

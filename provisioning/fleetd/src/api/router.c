@@ -13,6 +13,7 @@
 #include "enroll_api.h"
 #include "enroll_request.h"
 #include "exchange_api.h"
+#include "fleet_metrics.h"
 #include "introspect_request.h"
 #include "relying_party_api.h"
 #include "tether/bytes.h"
@@ -36,6 +37,7 @@ typedef enum route_api {
     API_EXCHANGE,
     API_DISCOVERY,
     API_RELYING_PARTY,
+    API_METRICS,
 } route_api_t;
 
 typedef struct route {
@@ -84,6 +86,10 @@ static const route_t routes[] = {
      NULL, false, API_RELYING_PARTY, tether_rp_api_introspect},
     {"GET", TETHER_FLEET_PATH_REVOCATIONS, "GET", ADMIN(FEED_ROLES), NULL, 0, "after wait",
      false, API_RELYING_PARTY, tether_rp_api_feed},
+    /* Monitoring: what fleetd counts tells about its fleet (exchange rates
+     * and refusals, clone alerts), so never public. */
+    {"GET", TETHER_FLEET_PATH_METRICS, "GET", ADMIN(TETHER_ROLE_READ), NULL, 0, NULL, false,
+     API_METRICS, tether_fleet_metrics_handle},
     /* Operators. */
     {"GET", DEVICES, "GET, POST", ADMIN(TETHER_ROLE_READ), NULL, 0, NULL, false, API_ADMIN,
      admin_devices_list},
@@ -166,6 +172,8 @@ static bool served(const tether_router_t *router, const route_t *route)
         return router->discovery != NULL;
     case API_RELYING_PARTY:
         return router->relying_party != NULL;
+    case API_METRICS:
+        return router->metrics != NULL;
     }
     return false;
 }
@@ -438,6 +446,8 @@ static void dispatch(tether_route_call_t *call)
     bool authenticated = false;
     char message[64];
 
+    /* The metrics name the endpoint by its pattern, never by the raw path. */
+    call->response->route = route != NULL ? route->pattern : known != NULL ? known->pattern : NULL;
     if (under_admin(call->request->path)) {
         if (!authenticate(call))
             return;

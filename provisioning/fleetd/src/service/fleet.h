@@ -29,6 +29,7 @@
 #include "discovery_api.h"
 #include "enroll_api.h"
 #include "exchange_api.h"
+#include "fleet_metrics.h"
 #include "tether/http_server.h"
 #include "issuer_keys.h"
 #include "pki.h"
@@ -89,6 +90,7 @@ typedef struct tether_fleet_service {
     tether_exchange_api_t exchange;   /* /v1/challenge, /v1/token */
     tether_discovery_api_t discovery; /* /.well-known/ */
     tether_rp_api_t relying_party; /* introspection and the revocation feed */
+    tether_fleet_metrics_t metrics; /* GET /metrics; the server and handlers count into it */
     tether_router_t router;        /* the route table over the APIs above */
     tether_http_server_t server;
     tether_fleet_pem_t tls_cert;

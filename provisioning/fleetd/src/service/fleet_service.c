@@ -26,6 +26,7 @@ void tether_fleet_service_init(tether_fleet_service_t *service)
     tether_issuer_keys_init(&service->issuer_keys);
     tether_cert_set_init(&service->ek_cas);
     tether_http_server_init(&service->server);
+    tether_fleet_metrics_init(&service->metrics);
 }
 
 static tether_status_t load_config(tether_fleet_service_t *service, const char *dir)
@@ -164,11 +165,12 @@ static tether_status_t open_exchange(tether_fleet_service_t *service, const char
 }
 
 /* The store's hook: a revocation was committed here; waiting feed requests
- * look at once. */
+ * look at once, and it is counted. */
 static void on_revocation(void *arg)
 {
     tether_fleet_service_t *service = arg;
 
+    tether_metric_add(service->metrics.revocations, 1);
     tether_rp_api_revoked(&service->relying_party);
     tether_http_server_wake(&service->server);
 }
@@ -209,8 +211,10 @@ tether_status_t tether_fleet_service_open(tether_fleet_service_t *service, const
         (rc = load_pem(dir, TETHER_FLEET_TLS_KEY_FILE, &service->tls_key)) != TETHER_OK ||
         (rc = load_ek_cas(service, dir)) != TETHER_OK ||
         (rc = load_enroll_key(service, dir)) != TETHER_OK ||
-        (rc = open_store(service, dir)) != TETHER_OK)
+        (rc = open_store(service, dir)) != TETHER_OK ||
+        (rc = tether_fleet_metrics_open(&service->metrics, (int64_t)time(NULL))) != TETHER_OK)
         return rc;
+    tether_store_set_metrics(&service->store, service->metrics.store_transaction_seconds);
     tether_admin_api_init(&service->api, &service->store,
                           service->config.bootstrap_max_ttl_seconds);
     tether_rp_api_init(&service->relying_party, &service->store);
@@ -237,9 +241,11 @@ tether_status_t tether_fleet_service_open(tether_fleet_service_t *service, const
         .exchange = &service->exchange,
         .discovery = &service->discovery,
         .relying_party = &service->relying_party,
+        .metrics = &service->metrics,
     };
     opts.handler = tether_router_handle;
     opts.handler_arg = &service->router;
+    opts.metrics = &service->metrics.registry;
     return tether_http_server_open(&service->server, &opts);
 }
 
@@ -257,5 +263,6 @@ void tether_fleet_service_free(tether_fleet_service_t *service)
     tether_cert_set_free(&service->ek_cas);
     tether_fleet_pem_free(&service->tls_cert);
     tether_fleet_pem_free(&service->tls_key);
+    tether_fleet_metrics_free(&service->metrics);
     tether_wipe(service, sizeof(*service));
 }

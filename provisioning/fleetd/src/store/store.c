@@ -3,6 +3,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "tether/bytes.h"
 
@@ -95,8 +96,12 @@ tether_status_t tether_store_device_change_status(tether_store_t *store, const c
                                                   const char *reason, int64_t now,
                                                   tether_store_device_t *device)
 {
-    tether_status_t rc = STORE_CALL(store, device_change_status, id, action, reason, now, device);
+    struct timespec start;
+    tether_status_t rc;
 
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    rc = STORE_CALL(store, device_change_status, id, action, reason, now, device);
+    tether_store_observe_since(store, "device_status", &start);
     /* Revoke and quarantine append to the feed in their transaction. */
     if (rc == TETHER_OK && action != TETHER_DEVICE_REINSTATE && store->revocation_hook != NULL)
         store->revocation_hook(store->revocation_hook_arg);
@@ -143,7 +148,13 @@ tether_status_t tether_store_enrollment_activate(tether_store_t *store, const ch
                                                  tether_enroll_decision_t *decision,
                                                  tether_store_device_t *device)
 {
-    return STORE_CALL(store, enrollment_activate, id, new_device_id, now, decision, device);
+    struct timespec start;
+    tether_status_t rc;
+
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    rc = STORE_CALL(store, enrollment_activate, id, new_device_id, now, decision, device);
+    tether_store_observe_since(store, "enrollment_activate", &start);
+    return rc;
 }
 
 tether_status_t tether_store_enrollment_completed(tether_store_t *store, const char *id,
@@ -231,4 +242,23 @@ void tether_store_set_revocation_hook(tether_store_t *store, tether_store_revoca
         return;
     store->revocation_hook = fn;
     store->revocation_hook_arg = arg;
+}
+
+void tether_store_set_metrics(tether_store_t *store, tether_metric_t *histogram)
+{
+    if (store != NULL)
+        store->transaction_seconds = histogram;
+}
+
+void tether_store_observe_since(tether_store_t *store, const char *operation,
+                                const struct timespec *start)
+{
+    struct timespec end;
+
+    if (store == NULL || store->transaction_seconds == NULL)
+        return;
+    clock_gettime(CLOCK_MONOTONIC, &end);
+    tether_metric_observe(tether_metric_series(store->transaction_seconds, operation, NULL),
+                          (double)(end.tv_sec - start->tv_sec) +
+                              (double)(end.tv_nsec - start->tv_nsec) / 1e9);
 }

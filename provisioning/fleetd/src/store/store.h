@@ -15,8 +15,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "tether/error.h"
+#include "tether/metrics.h"
 #include "tether/fleet_vocabulary.h"
 
 #define TETHER_STORE_HASH_SIZE 32                  /* SHA-256 of a secret token */
@@ -251,6 +253,8 @@ typedef struct tether_store {
     void *impl;
     tether_store_revocation_hook_fn revocation_hook; /* NULL: none */
     void *revocation_hook_arg;
+    tether_metric_t *transaction_seconds; /* NULL: not timed; else a histogram
+                                             labelled by operation, outliving the store */
 } tether_store_t;
 
 void tether_store_init(tether_store_t *store);
@@ -445,6 +449,15 @@ TETHER_MUST_CHECK tether_status_t tether_store_revocation_head(tether_store_t *s
  * tether_store_revocation_head for those. */
 void tether_store_set_revocation_hook(tether_store_t *store, tether_store_revocation_hook_fn fn,
                                       void *arg);
+
+/* Times the write transactions (exchange, device_status,
+ * enrollment_activate) into histogram, whatever the implementation. */
+void tether_store_set_metrics(tether_store_t *store, tether_metric_t *histogram);
+
+/* Since start (CLOCK_MONOTONIC), one transaction of operation in the
+ * store's histogram; for the dispatch layer. */
+void tether_store_observe_since(tether_store_t *store, const char *operation,
+                                const struct timespec *start);
 
 /* ---- attested token exchange (DESIGN.md, "Attested token exchange",
  * "Clone detection"; store_sqlite_exchange.c, schema version 3) ---- */

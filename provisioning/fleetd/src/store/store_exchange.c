@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cjson/cJSON.h>
 
@@ -109,7 +110,12 @@ tether_status_t tether_store_exchange_record(tether_store_t *store,
                                              const tether_store_exchange_t *exchange, int64_t now,
                                              tether_store_exchange_result_t *result)
 {
-    tether_status_t rc = EXCHANGE_CALL(store, exchange_record, exchange, now, result);
+    struct timespec start;
+    tether_status_t rc;
+
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    rc = EXCHANGE_CALL(store, exchange_record, exchange, now, result);
+    tether_store_observe_since(store, "exchange", &start);
 
     /* A quarantine appended to the revocation feed in its transaction. */
     if (rc == TETHER_OK &&

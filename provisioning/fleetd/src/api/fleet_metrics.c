@@ -1,0 +1,135 @@
+/* tether-fleetd's metrics (fleet_metrics.h). */
+#include "fleet_metrics.h"
+
+#include <string.h>
+
+#include "tether/fleet_vocabulary.h"
+
+#ifndef TETHER_VERSION
+#error "TETHER_VERSION is defined by the build"
+#endif
+
+/* The exposition format's media type (Prometheus text format 0.0.4). */
+#define METRICS_MEDIA_TYPE "text/plain; version=0.0.4; charset=utf-8"
+/* Label sets: tether_error codes of the exchange are a fixed list (about
+ * 25); enrolment codes likewise. The bound only guards against a mistake. */
+#define OUTCOMES_MAX 48
+
+void tether_fleet_metrics_init(tether_fleet_metrics_t *metrics)
+{
+    if (metrics == NULL)
+        return;
+    memset(metrics, 0, sizeof(*metrics));
+    tether_metrics_init(&metrics->registry);
+}
+
+/* A metric without labels, and its one series. */
+static tether_status_t add_series(tether_metrics_t *registry, const tether_metric_def_t *def,
+                                  tether_metric_series_t **series)
+{
+    tether_metric_t *metric = NULL;
+    tether_status_t rc = tether_metrics_add(registry, def, &metric);
+
+    *series = tether_metric_series(metric, NULL, NULL);
+    return rc;
+}
+
+tether_status_t tether_fleet_metrics_open(tether_fleet_metrics_t *metrics, int64_t start_time)
+{
+    const tether_metric_def_t exchanges = {
+        "tether_fleetd_exchanges_total",
+        "Token exchanges (POST /v1/token) by outcome: issued, retry, or the tether_error of "
+        "the refusal.",
+        TETHER_METRIC_COUNTER, {"outcome", NULL}, NULL, 0, OUTCOMES_MAX};
+    const tether_metric_def_t challenges = {
+        "tether_fleetd_challenges_total",
+        "Challenges (POST /v1/challenge) by outcome: issued, or the tether_error of the "
+        "refusal.",
+        TETHER_METRIC_COUNTER, {"outcome", NULL}, NULL, 0, OUTCOMES_MAX};
+    const tether_metric_def_t enrolments = {
+        "tether_fleetd_enrolments_total",
+        "Enrolment requests by step (enroll, activate) and outcome: ok, or the error code of "
+        "the refusal.",
+        TETHER_METRIC_COUNTER, {"step", "outcome"}, NULL, 0, OUTCOMES_MAX};
+    const tether_metric_def_t tokens = {"tether_fleetd_tokens_issued_total",
+                                        "New access tokens signed (retries not included).",
+                                        TETHER_METRIC_COUNTER, {NULL}, NULL, 0, 1};
+    const tether_metric_def_t clones = {
+        "tether_fleetd_clone_alerts_total",
+        "Clone alerts raised by the exchange (the device quarantined), by signal.",
+        TETHER_METRIC_COUNTER, {"signal", NULL}, NULL, 0, 3};
+    const tether_metric_def_t revocations = {
+        "tether_fleetd_revocations_total",
+        "Revocation feed entries committed by this fleetd (revoke, quarantine, clone).",
+        TETHER_METRIC_COUNTER, {NULL}, NULL, 0, 1};
+    const tether_metric_def_t store = {
+        "tether_fleetd_store_transaction_duration_seconds",
+        "Duration of the store's write transactions, commit included, by operation.",
+        TETHER_METRIC_HISTOGRAM, {"operation", NULL}, tether_metrics_duration_buckets,
+        tether_metrics_duration_bucket_count, 8};
+    const tether_metric_def_t start = {"process_start_time_seconds",
+                                       "Start time of the process since the Unix epoch, in "
+                                       "seconds.",
+                                       TETHER_METRIC_GAUGE, {NULL}, NULL, 0, 1};
+    const tether_metric_def_t build = {"tether_fleetd_build_info",
+                                       "The running tether-fleetd's version; always 1.",
+                                       TETHER_METRIC_GAUGE, {"version", NULL}, NULL, 0, 2};
+    tether_metric_t *build_metric = NULL;
+    tether_metric_series_t *series = NULL;
+    tether_status_t rc;
+
+    if (metrics == NULL)
+        return TETHER_ERR_INVALID_ARGUMENT;
+    if ((rc = tether_metrics_add(&metrics->registry, &exchanges, &metrics->exchanges)) !=
+            TETHER_OK ||
+        (rc = tether_metrics_add(&metrics->registry, &challenges, &metrics->challenges)) !=
+            TETHER_OK ||
+        (rc = tether_metrics_add(&metrics->registry, &enrolments, &metrics->enrolments)) !=
+            TETHER_OK ||
+        (rc = add_series(&metrics->registry, &tokens, &metrics->tokens_issued)) != TETHER_OK ||
+        (rc = tether_metrics_add(&metrics->registry, &clones, &metrics->clone_alerts)) !=
+            TETHER_OK ||
+        (rc = add_series(&metrics->registry, &revocations, &metrics->revocations)) !=
+            TETHER_OK ||
+        (rc = tether_metrics_add(&metrics->registry, &store,
+                                 &metrics->store_transaction_seconds)) != TETHER_OK ||
+        (rc = add_series(&metrics->registry, &start, &series)) != TETHER_OK ||
+        (rc = tether_metrics_add(&metrics->registry, &build, &build_metric)) != TETHER_OK)
+        return rc;
+    tether_metric_gauge_set(series, start_time);
+    tether_metric_gauge_set(tether_metric_series(build_metric, TETHER_VERSION, NULL), 1);
+    /* Series appear at their first use; these from the start, so that
+     * rates and alerts see zeros rather than nothing. */
+    (void)tether_metric_series(metrics->exchanges, "issued", NULL);
+    (void)tether_metric_series(metrics->clone_alerts, "counter_not_increasing", NULL);
+    (void)tether_metric_series(metrics->clone_alerts, "clock_regression", NULL);
+    return TETHER_OK;
+}
+
+void tether_fleet_metrics_free(tether_fleet_metrics_t *metrics)
+{
+    if (metrics == NULL)
+        return;
+    tether_metrics_free(&metrics->registry);
+    memset(metrics, 0, sizeof(*metrics));
+}
+
+void tether_fleet_metrics_count(tether_metric_t *metric, const char *value0, const char *value1)
+{
+    tether_metric_add(tether_metric_series(metric, value0, value1), 1);
+}
+
+void tether_fleet_metrics_handle(tether_route_call_t *call)
+{
+    char *text = NULL;
+    size_t len = 0;
+
+    if (tether_metrics_write(&call->router->metrics->registry, &text, &len) != TETHER_OK) {
+        tether_http_respond_error(call->response, 500, TETHER_FLEET_ERROR_SERVER_ERROR,
+                                  "out of memory");
+        return;
+    }
+    call->response->status = 200;
+    call->response->body = text;
+    call->response->content_type = METRICS_MEDIA_TYPE;
+}

@@ -1,0 +1,60 @@
+/*
+ * tether-fleetd's metrics and GET /metrics (Prometheus text format 0.0.4).
+ * One registry per running fleetd: the HTTP layer's own metrics
+ * (tether/http_server.h) and the fleet's:
+ *
+ *   tether_fleetd_exchanges_total{outcome}     POST /v1/token answers: issued,
+ *       retry (the same token again), or the refusal's tether_error
+ *   tether_fleetd_challenges_total{outcome}    POST /v1/challenge: issued or
+ *       the refusal's tether_error
+ *   tether_fleetd_enrolments_total{step,outcome}  step enroll or activate;
+ *       outcome ok or the refusal's error code
+ *   tether_fleetd_tokens_issued_total          new access tokens signed
+ *   tether_fleetd_clone_alerts_total{signal}   counter_not_increasing,
+ *       clock_regression
+ *   tether_fleetd_revocations_total            revocation feed entries
+ *       committed by this fleetd (revoke, quarantine, clone)
+ *   tether_fleetd_store_transaction_duration_seconds{operation}
+ *   process_start_time_seconds, tether_fleetd_build_info{version}
+ *
+ * Who may read them: the route table's entry (an admin token with the read
+ * role), never the public.
+ */
+#ifndef TETHER_FLEET_METRICS_H
+#define TETHER_FLEET_METRICS_H
+
+#include <stdint.h>
+
+#include "route.h"
+#include "tether/error.h"
+#include "tether/metrics.h"
+
+typedef struct tether_fleet_metrics {
+    tether_metrics_t registry;
+    tether_metric_t *exchanges;
+    tether_metric_t *challenges;
+    tether_metric_t *enrolments;
+    tether_metric_t *clone_alerts;
+    tether_metric_series_t *tokens_issued;
+    tether_metric_series_t *revocations;
+    tether_metric_t *store_transaction_seconds; /* also the store's (store.h) */
+} tether_fleet_metrics_t;
+
+/* Cannot fail. */
+void tether_fleet_metrics_init(tether_fleet_metrics_t *metrics);
+
+/* Registers every fleet metric; start_time is the process's (Unix
+ * seconds). The HTTP layer registers its own when the server opens. */
+TETHER_MUST_CHECK tether_status_t tether_fleet_metrics_open(tether_fleet_metrics_t *metrics,
+                                                            int64_t start_time);
+
+/* Accepts NULL. */
+void tether_fleet_metrics_free(tether_fleet_metrics_t *metrics);
+
+/* Counts one answer of metric (a NULL metrics or metric counts nothing). */
+void tether_fleet_metrics_count(tether_metric_t *metric, const char *value0, const char *value1);
+
+/* GET /metrics, routed by router.c; the registry is call->router->metrics. */
+void tether_fleet_metrics_handle(tether_route_call_t *call);
+
+#endif
