@@ -50,55 +50,11 @@ if [ ! -f "$node_dir/node_modules/openai/package.json" ]; then
 fi
 export NODE_PATH=$node_dir/node_modules
 
-# ---- a throwaway CA and the probe's certificate for 127.0.0.1
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
-    -subj "/CN=tether gate test CA" -keyout "$work/ca.key" -out "$work/ca.pem" \
-    -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign \
-    >/dev/null 2>&1 &&
-    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=127.0.0.1" \
-        -keyout "$work/gate.key" -out "$work/gate.csr" >/dev/null 2>&1 &&
-    printf 'subjectAltName=DNS:127.0.0.1,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' \
-        >"$work/gate.ext" &&
-    openssl x509 -req -in "$work/gate.csr" -CA "$work/ca.pem" -CAkey "$work/ca.key" \
-        -CAcreateserial -days 2 -extfile "$work/gate.ext" -out "$work/gate.pem" >/dev/null 2>&1 ||
-    { echo "cannot make the test PKI"; exit 1; }
+. "$here/gate_env.sh"
+gate_pki || { echo "cannot make the test PKI"; exit 1; }
 export NODE_EXTRA_CA_CERTS=$work/ca.pem
-
-printf 'sk-provider-test-key\n' >"$work/provider.key"
-chmod 600 "$work/provider.key"
-
-wait_for_file() { # FILE
-    local i
-    for i in $(seq 100); do
-        [ -s "$1" ] && return 0
-        sleep 0.05
-    done
-    return 1
-}
-
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
-# ---- the stand-in upstream: 0.2 s between stream chunks
-python3 "$here/openai_upstream.py" "$work/upstream.port" "$work/received.jsonl" \
-    --chunk-pause 0.2 2>"$work/upstream.log" &
-pids+=($!)
-wait_for_file "$work/upstream.port" || { echo "the stand-in did not start"; exit 1; }
-upstream=http://127.0.0.1:$(cat "$work/upstream.port")/v1
-
-start_probe() { # NAME SPEND_PER_DAY; sets gate_url
-    local port
-    port=$(free_port)
-    "$probe" "$work/gate.pem" "$work/gate.key" "$port" "$upstream" "$work/provider.key" "$2" \
-        >/dev/null 2>"$work/$1.log" &
-    pids+=($!)
-    for _ in $(seq 100); do
-        grep -q '^listening' "$work/$1.log" 2>/dev/null && break
-        sleep 0.05
-    done
-    gate_url=https://127.0.0.1:$port/v1
-}
+# the stand-in pauses 0.2 s between stream chunks
+start_upstream 0.2 || { echo "the stand-in did not start"; exit 1; }
 
 client() { # BASE MODE [MODEL]
     node "$here/gate_openai_client.cjs" "$@"
@@ -108,7 +64,7 @@ json_get() { # JSON EXPRESSION (python, on the parsed object j)
     python3 -c 'import json,sys; j=json.loads(sys.argv[1]); print(eval(sys.argv[2]))' "$1" "$2"
 }
 
-start_probe probe 0
+start_probe "$probe" probe 0
 gate=$gate_url
 answer="Tether keeps the key on the device."
 
@@ -202,7 +158,7 @@ check "the provider key is never logged" \
 # 60, its real usage 6: requests pass until less than the worst case is
 # left, then 429.
 ceiling=100
-start_probe ceiling $ceiling
+start_probe "$probe" ceiling $ceiling
 gate2=$gate_url
 refused=""
 for i in $(seq 30); do
