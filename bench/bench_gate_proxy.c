@@ -7,8 +7,9 @@
  *
  * Prints the p50 and p99 of a non-streamed chat completion and of a
  * stream's time to its first event, each direct and through the proxy,
- * the p50 added, and the requests per second through the proxy with
- * THREADS clients for SECONDS. Each client keeps its connection alive.
+ * the p50 added, and the requests per second directly and through the
+ * proxy with THREADS clients for SECONDS each. Each client keeps its
+ * connection alive.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -185,18 +186,22 @@ int main(int argc, char **argv)
                "%.3f ms to a stream's first event (goal <= 0.5)\n",
                p50[1] - p50[0], p50[3] - p50[2]);
     }
-    memset(&load, 0, sizeof(load));
-    load.base = argv[2];
-    load.ca_file = argv[3];
-    load.headers = headers;
-    load.until = now_s() + seconds;
-    for (unsigned t = 0; t < threads; t++)
-        pthread_create(&tids[t], NULL, load_main, &load);
-    for (unsigned t = 0; t < threads; t++)
-        pthread_join(tids[t], NULL);
-    printf("through the proxy: %.0f requests/s with %u clients for %.0f s (%lu failed)\n",
-           (double)atomic_load(&load.done) / seconds, threads, seconds,
-           atomic_load(&load.failed));
+    /* the same load directly, then through the proxy */
+    for (int k = 0; k < 2; k++) {
+        memset(&load, 0, sizeof(load));
+        load.base = argv[1 + k];
+        load.ca_file = argv[3];
+        load.headers = headers;
+        load.until = now_s() + seconds;
+        for (unsigned t = 0; t < threads; t++)
+            pthread_create(&tids[t], NULL, load_main, &load);
+        for (unsigned t = 0; t < threads; t++)
+            pthread_join(tids[t], NULL);
+        printf("%s: %.0f requests/s with %u clients for %.0f s (%lu failed)\n",
+               k == 0 ? "directly         " : "through the proxy",
+               (double)atomic_load(&load.done) / seconds, threads, seconds,
+               atomic_load(&load.failed));
+    }
     curl_easy_cleanup(direct);
     curl_easy_cleanup(proxied);
     curl_slist_free_all(headers);

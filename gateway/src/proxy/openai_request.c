@@ -1,11 +1,11 @@
 #include "tether/gate/openai_request.h"
 
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <cjson/cJSON.h>
 
+#include "json_integer.h"
 #include "tether/bytes.h"
 #include "tether/json_strict.h"
 
@@ -55,19 +55,9 @@ static bool read_count(const cJSON *object, const char *name, uint64_t max, uint
                        bool *present)
 {
     const cJSON *item = cJSON_GetObjectItemCaseSensitive(object, name);
-    double v;
 
-    *present = false;
-    if (item == NULL || cJSON_IsNull(item))
-        return true;
-    if (!cJSON_IsNumber(item))
-        return false;
-    v = item->valuedouble;
-    if (!(v >= 1.0 && v <= (double)max) || floor(v) != v)
-        return false;
-    *value = (uint64_t)v;
-    *present = true;
-    return true;
+    *present = item != NULL && !cJSON_IsNull(item);
+    return !*present || tether_gate_json_integer(item, 1, max, value);
 }
 
 /* Chat content whose token count its bytes do not bound is refused: only

@@ -1,27 +1,19 @@
 #include "tether/gate/usage.h"
 
-#include <math.h>
 #include <string.h>
 
 #include <cjson/cJSON.h>
 
+#include "json_integer.h"
 #include "tether/json_strict.h"
 
+/* An absent count is 0 (embeddings report no completion_tokens). */
 static bool read_tokens(const cJSON *usage, const char *name, uint64_t *value)
 {
     const cJSON *item = cJSON_GetObjectItemCaseSensitive(usage, name);
-    double v;
 
     *value = 0;
-    if (item == NULL)
-        return true;
-    if (!cJSON_IsNumber(item))
-        return false;
-    v = item->valuedouble;
-    if (!(v >= 0.0 && v <= (double)TETHER_GATE_MAX_USAGE_TOKENS) || floor(v) != v)
-        return false;
-    *value = (uint64_t)v;
-    return true;
+    return item == NULL || tether_gate_json_integer(item, 0, TETHER_GATE_MAX_USAGE_TOKENS, value);
 }
 
 tether_status_t tether_gate_usage_read(const char *text, size_t len, tether_gate_usage_t *usage)

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "http_connections.h"
 #include "http_stream_server.h"
 #include "tether/bytes.h"
 
@@ -274,12 +275,7 @@ void tether_http_stream_stop_all(tether_http_server_t *server, unsigned drain_ms
         drop_hold(stream);
     }
     clock_gettime(CLOCK_MONOTONIC, &until);
-    until.tv_sec += drain_ms / 1000u;
-    until.tv_nsec += (long)(drain_ms % 1000u) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    tether_http_timespec_add_ms(&until, drain_ms);
     pthread_mutex_lock(&server->park_lock);
     while (server->streams != NULL &&
            pthread_cond_timedwait(&server->park_cond, &server->park_lock, &until) == 0)
