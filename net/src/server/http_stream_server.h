@@ -17,6 +17,13 @@ struct MHD_Response *tether_http_stream_attach(tether_http_stream_t *stream,
                                                tether_http_server_t *server,
                                                struct MHD_Connection *connection);
 
+/* The consumer's read, as libmicrohttpd's content reader: up to max queued
+ * bytes; MHD_CONTENT_READER_END_OF_STREAM after a complete body,
+ * MHD_CONTENT_READER_END_WITH_ERROR after a cut one or once the stream was
+ * stopped; 0 when the queue is empty, with the connection suspended until
+ * the producer writes or finishes (not when no connection is attached). */
+ssize_t tether_http_stream_read(tether_http_stream_t *stream, char *buf, size_t max);
+
 /* The consumer gives up a stream it never sent (the producer sees the
  * client gone) and drops the response's hold. */
 void tether_http_stream_abandon(tether_http_stream_t *stream);
