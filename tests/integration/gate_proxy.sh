@@ -174,5 +174,21 @@ charged=$(awk '/settled=1/ { for (i = 1; i <= NF; i++) if ($i ~ /^cost=/) { sub(
 check "spend stays at or under the ceiling and equals the settled usage ($spend, charged $charged)" \
     test "$(json_get "$spend" "j['spent'] <= $ceiling and j['spent'] == $charged and j['reserved'] == 0 and j['spent'] > 0")" = True
 
+# ---- an upstream that is not there: 502, and the reservation given back
+live_upstream=$upstream
+upstream=http://127.0.0.1:$(free_port)/v1
+start_probe "$probe" nowhere 1000
+gate3=$gate_url
+upstream=$live_upstream
+out=$(client "$gate3" chat)
+check "no upstream: 502 upstream_unavailable" \
+    test "$(json_get "$out" 'j["error"], j["code"]')" = "(502, 'upstream_unavailable')"
+out=$(client "$gate3" stream)
+check "no upstream, streaming: 502 upstream_unavailable" \
+    test "$(json_get "$out" 'j["error"], j["code"]')" = "(502, 'upstream_unavailable')"
+spend=$(curl -sS --cacert "$work/ca.pem" "${gate3%/v1}/probe/spend")
+check "no upstream: nothing charged, nothing left reserved ($spend)" \
+    test "$(json_get "$spend" "j['spent'] == 0 and j['reserved'] == 0")" = True
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -24,7 +24,7 @@
 
 #include "tether/error.h"
 
-#define TETHER_SSE_MAX_EVENT_BYTES (256u * 1024u)
+#define TETHER_SSE_MAX_EVENT_BYTES (64u * 1024u) /* a chunk of a completion is far smaller */
 
 /* Called once per event with data (data_len bytes plus a NUL, valid until
  * the call returns). A non-OK status fails the stream with it. */
