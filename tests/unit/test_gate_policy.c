@@ -64,6 +64,18 @@ static tether_gate_demand_t demand(const char *device, const char *model, uint64
     return d;
 }
 
+/* Asserts a known device's standing at now. */
+static void assert_standing(tether_gate_policy_t *policy, const char *device, int64_t now,
+                            uint64_t spent, uint64_t reserved)
+{
+    uint64_t got_spent = 1, got_reserved = 1;
+
+    assert_int_equal(tether_gate_policy_spend(policy, device, now, &got_spent, &got_reserved),
+                     TETHER_OK);
+    assert_int_equal(got_spent, spent);
+    assert_int_equal(got_reserved, reserved);
+}
+
 /* ---- globs and prices ------------------------------------------------------- */
 
 static void glob_matching(void **state)
@@ -270,7 +282,7 @@ static void spend_reserve_settle_release(void **state)
     tether_gate_refusal_t why;
     /* worst case: 1000 x 2500 + 1000 x 10000 = 12500 micro-units */
     tether_gate_demand_t d = demand("dev-1", "gpt-4o", 1000, 1000);
-    uint64_t cost, spent, reserved;
+    uint64_t cost;
 
     (void)state;
     opts.spend_per_day = 30000;
@@ -278,10 +290,7 @@ static void spend_reserve_settle_release(void **state)
     assert_int_equal(tether_gate_policy_reserve(&policy, &d, NOON_MS, &a, &why), TETHER_OK);
     assert_int_equal(a.cost, 12500);
     assert_int_equal(tether_gate_policy_reserve(&policy, &d, NOON_MS, &b, &why), TETHER_OK);
-    assert_int_equal(tether_gate_policy_spend(&policy, "dev-1", NOON_MS, &spent, &reserved),
-                     TETHER_OK);
-    assert_int_equal(spent, 0);
-    assert_int_equal(reserved, 25000);
+    assert_standing(&policy, "dev-1", NOON_MS, 0, 25000);
     /* a third worst case would pass 30000 while two are in flight; settled
      * spend leaves room, so the wait is short */
     {
@@ -303,10 +312,7 @@ static void spend_reserve_settle_release(void **state)
                      TETHER_ERR_INVALID_ARGUMENT);
     tether_gate_policy_release(&policy, &b);
     tether_gate_policy_release(&policy, &b);
-    assert_int_equal(tether_gate_policy_spend(&policy, "dev-1", NOON_MS, &spent, &reserved),
-                     TETHER_OK);
-    assert_int_equal(spent, 3500);
-    assert_int_equal(reserved, 0);
+    assert_standing(&policy, "dev-1", NOON_MS, 3500, 0);
     tether_gate_policy_free(&policy);
 }
 
@@ -317,7 +323,7 @@ static void spend_waits_for_the_next_utc_day(void **state)
     tether_gate_reservation_t r;
     tether_gate_refusal_t why;
     tether_gate_demand_t d = demand("dev-1", "gpt-4o", 1000, 1000);
-    uint64_t cost, spent, reserved;
+    uint64_t cost;
 
     (void)state;
     opts.spend_per_day = 20000;
@@ -334,10 +340,7 @@ static void spend_waits_for_the_next_utc_day(void **state)
     assert_int_equal(tether_gate_policy_reserve(&policy, &d, NOON_MS + DAY_MS / 2, &r, &why),
                      TETHER_OK);
     tether_gate_policy_release(&policy, &r);
-    assert_int_equal(
-        tether_gate_policy_spend(&policy, "dev-1", NOON_MS + DAY_MS / 2, &spent, &reserved),
-        TETHER_OK);
-    assert_int_equal(spent, 0);
+    assert_standing(&policy, "dev-1", NOON_MS + DAY_MS / 2, 0, 0);
     /* a worst case over the day's ceiling can never fit */
     d.completion_bound = 2000;
     assert_int_equal(tether_gate_policy_reserve(&policy, &d, NOON_MS + DAY_MS / 2, &r, &why),
@@ -353,7 +356,7 @@ static void overrun_is_charged_and_reported(void **state)
     tether_gate_reservation_t r;
     tether_gate_refusal_t why;
     tether_gate_demand_t d = demand("dev-1", "gpt-4o", 100, 100);
-    uint64_t cost, spent, reserved;
+    uint64_t cost;
 
     (void)state;
     opts.spend_per_day = 1000000;
@@ -363,10 +366,7 @@ static void overrun_is_charged_and_reported(void **state)
     assert_int_equal(tether_gate_policy_settle(&policy, &r, 100, 500, NOON_MS, &cost),
                      TETHER_ERR_TOO_LARGE);
     assert_int_equal(cost, 5250);
-    assert_int_equal(tether_gate_policy_spend(&policy, "dev-1", NOON_MS, &spent, &reserved),
-                     TETHER_OK);
-    assert_int_equal(spent, 5250);
-    assert_int_equal(reserved, 0);
+    assert_standing(&policy, "dev-1", NOON_MS, 5250, 0);
     tether_gate_policy_free(&policy);
 }
 

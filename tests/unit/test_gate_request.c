@@ -124,35 +124,32 @@ static void streams_ask_for_usage(void **state)
     }
 }
 
-static void completions_count_every_choice_and_prompt(void **state)
+/* The completion bound of a completions request that must be accepted. */
+static uint64_t completion_bound(const char *body)
 {
     tether_gate_request_t r;
     char why[200] = "";
+    uint64_t bound;
 
+    assert_int_equal(inspect(TETHER_GATE_COMPLETIONS, body, &r, why, sizeof(why)), TETHER_OK);
+    bound = r.completion_bound;
+    tether_gate_request_free(&r);
+    return bound;
+}
+
+static void completions_count_every_choice_and_prompt(void **state)
+{
     (void)state;
-    assert_int_equal(inspect(TETHER_GATE_COMPLETIONS,
-                             "{\"model\":\"m\",\"prompt\":[\"a\",\"b\",\"c\"],\"max_tokens\":10,"
-                             "\"n\":2,\"best_of\":4}",
-                             &r, why, sizeof(why)),
-                     TETHER_OK);
     /* 10 tokens x best_of 4 x 3 prompts */
-    assert_int_equal(r.completion_bound, 120);
-    tether_gate_request_free(&r);
+    assert_int_equal(completion_bound("{\"model\":\"m\",\"prompt\":[\"a\",\"b\",\"c\"],"
+                                      "\"max_tokens\":10,\"n\":2,\"best_of\":4}"),
+                     120);
     /* one prompt as token ids */
-    assert_int_equal(inspect(TETHER_GATE_COMPLETIONS,
-                             "{\"model\":\"m\",\"prompt\":[1,2,3],\"max_tokens\":10}", &r, why,
-                             sizeof(why)),
-                     TETHER_OK);
-    assert_int_equal(r.completion_bound, 10);
-    tether_gate_request_free(&r);
+    assert_int_equal(completion_bound("{\"model\":\"m\",\"prompt\":[1,2,3],\"max_tokens\":10}"), 10);
     /* both limits: the larger bounds it */
-    assert_int_equal(inspect(TETHER_GATE_COMPLETIONS,
-                             "{\"model\":\"m\",\"prompt\":\"x\",\"max_tokens\":10,"
-                             "\"max_completion_tokens\":30}",
-                             &r, why, sizeof(why)),
-                     TETHER_OK);
-    assert_int_equal(r.completion_bound, 30);
-    tether_gate_request_free(&r);
+    assert_int_equal(completion_bound("{\"model\":\"m\",\"prompt\":\"x\",\"max_tokens\":10,"
+                                      "\"max_completion_tokens\":30}"),
+                     30);
 }
 
 static void embeddings_have_no_completion(void **state)
