@@ -231,6 +231,12 @@ struct MHD_Response *tether_http_stream_attach(tether_http_stream_t *stream,
         return NULL;
     }
     pthread_mutex_lock(&server->park_lock);
+    if (server->closing) {
+        /* Stopping already: never suspended, so libmicrohttpd can stop. */
+        pthread_mutex_lock(&stream->lock);
+        stream->gone = true;
+        pthread_mutex_unlock(&stream->lock);
+    }
     stream->server = server;
     stream->prev = NULL;
     stream->next = server->streams;
