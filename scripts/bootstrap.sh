@@ -6,9 +6,9 @@ set -euo pipefail
 packages=(
     build-essential cmake pkg-config clang llvm libclang-rt-14-dev
     libtss2-dev libmbedtls-dev libcjson-dev libcmocka-dev libsqlite3-dev
-    libmicrohttpd-dev
+    libmicrohttpd-dev libcurl4-openssl-dev
     swtpm swtpm-tools tpm2-tools openssl sqlite3 curl python3 valgrind
-    help2man man-db systemd
+    help2man man-db systemd nodejs npm
     apache2 libapache2-mod-auth-openidc
 )
 

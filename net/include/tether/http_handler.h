@@ -1,5 +1,5 @@
 /*
- * What fleetd's request handlers see and produce, with no HTTP library in
+ * What the servers' request handlers see and produce, with no HTTP library in
  * sight: the server (http_server.c) fills a request, a handler fills a
  * response. Handlers are called from several threads at once.
  */
@@ -53,6 +53,14 @@ typedef struct tether_http_park {
     unsigned timeout_ms;
 } tether_http_park_t;
 
+/*
+ * A streamed body (tether/http_stream.h): bytes a producer thread writes
+ * while the server sends them, never held whole. The handler creates it,
+ * hands its producer side to a thread, and sets response->stream; the
+ * server then owns the consumer side.
+ */
+struct tether_http_stream;
+
 typedef struct tether_http_response {
     unsigned status;
     char *body;                   /* malloc'd text (JSON unless content_type says); wiped
@@ -63,7 +71,11 @@ typedef struct tether_http_response {
     const char *www_authenticate; /* static string or NULL */
     const char *allow;            /* static string or NULL (for 405) */
     const char *retry_after;      /* static string or NULL (for 503) */
+    uint64_t retry_after_seconds; /* when retry_after is NULL: sent when > 0 (for 429) */
     tether_http_park_t park;      /* poll set: answer later (no body) */
+    /* Set instead of a body: the body comes from the stream, with the
+     * media type content_type. */
+    struct tether_http_stream *stream;
 } tether_http_response_t;
 
 typedef void (*tether_http_handler_fn)(void *arg, const tether_http_request_t *request,
@@ -77,8 +89,9 @@ void tether_http_respond_json(tether_http_response_t *response, unsigned status,
 void tether_http_respond_error(tether_http_response_t *response, unsigned status,
                                const char *code, const char *description);
 
-/* Wipes and frees the body, releases a park that was not taken over;
- * leaves the response empty. */
+/* Wipes and frees the body, releases a park that was not taken over, and
+ * gives up a stream that was not taken over (its producer sees the client
+ * gone); leaves the response empty. */
 void tether_http_response_clear(tether_http_response_t *response);
 
 #endif

@@ -110,6 +110,7 @@ typedef struct tether_http_server {
     atomic_uint resumed; /* answered long polls not yet sent (a leaf: no lock) */
     struct tether_http_reaper *reaper; /* request-head deadlines (http_connections.h) */
     tether_http_server_metrics_t metrics;
+    struct tether_http_stream *streams; /* streamed responses being sent (park_lock) */
 } tether_http_server_t;
 
 void tether_http_server_init(tether_http_server_t *server);

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "http_stream_server.h"
 #include "tether/bytes.h"
 
 /* Used when even the error cannot be built (out of memory). */
@@ -25,6 +26,7 @@ void tether_http_response_clear(tether_http_response_t *response)
     free_body(response);
     if (response->park.release != NULL)
         response->park.release(response->park.arg);
+    tether_http_stream_abandon(response->stream);
     memset(response, 0, sizeof(*response));
 }
 

@@ -13,6 +13,7 @@
 #include <microhttpd.h>
 
 #include "http_connections.h"
+#include "http_stream_server.h"
 #include "tether/bytes.h"
 #include "tether/log.h"
 
@@ -25,6 +26,7 @@
 /* Per-request state, from the request line (on_request_line) to the
  * completion callback. */
 typedef struct request_state {
+    tether_http_server_t *server;
     struct timespec start;
     bool head_seen;   /* on_request has been called */
     bool uri_too_long; /* over TETHER_HTTP_MAX_URI_BYTES */
@@ -93,16 +95,23 @@ static enum MHD_Result send_response(struct MHD_Connection *connection, request_
     struct MHD_Response *mhd;
     enum MHD_Result ret;
     char *body = response->body;
+    if (response->stream != NULL && body == NULL) {
+        tether_http_stream_t *stream = response->stream;
 
-    if (body == NULL)
-        tether_http_respond_error(response, 500, "server_error", "no response");
-    body = response->body;
-    response->body = NULL;
-    mhd = MHD_create_response_from_buffer_with_free_callback(body != NULL ? strlen(body) : 0, body,
-                                                             free_response_body);
-    if (mhd == NULL) {
-        free_response_body(body);
-        return MHD_NO;
+        response->stream = NULL;
+        if ((mhd = tether_http_stream_attach(stream, state->server, connection)) == NULL)
+            return MHD_NO;
+    } else {
+        if (body == NULL)
+            tether_http_respond_error(response, 500, "server_error", "no response");
+        body = response->body;
+        response->body = NULL;
+        mhd = MHD_create_response_from_buffer_with_free_callback(
+            body != NULL ? strlen(body) : 0, body, free_response_body);
+        if (mhd == NULL) {
+            free_response_body(body);
+            return MHD_NO;
+        }
     }
     MHD_add_response_header(mhd, MHD_HTTP_HEADER_CONTENT_TYPE,
                             response->content_type != NULL ? response->content_type
@@ -113,8 +122,15 @@ static enum MHD_Result send_response(struct MHD_Connection *connection, request_
         MHD_add_response_header(mhd, MHD_HTTP_HEADER_WWW_AUTHENTICATE, response->www_authenticate);
     if (response->allow != NULL)
         MHD_add_response_header(mhd, MHD_HTTP_HEADER_ALLOW, response->allow);
-    if (response->retry_after != NULL)
+    if (response->retry_after != NULL) {
         MHD_add_response_header(mhd, MHD_HTTP_HEADER_RETRY_AFTER, response->retry_after);
+    } else if (response->retry_after_seconds > 0) {
+        char seconds[24];
+
+        snprintf(seconds, sizeof(seconds), "%llu",
+                 (unsigned long long)response->retry_after_seconds);
+        MHD_add_response_header(mhd, MHD_HTTP_HEADER_RETRY_AFTER, seconds);
+    }
     state->status = response->status;
     ret = MHD_queue_response(connection, response->status, mhd);
     MHD_destroy_response(mhd);
@@ -215,10 +231,10 @@ static void *on_request_line(void *cls, const char *uri, struct MHD_Connection *
 {
     request_state_t *state = calloc(1, sizeof(*state));
 
-    (void)cls;
     (void)connection;
     if (state == NULL)
         return NULL;
+    state->server = cls;
     clock_gettime(CLOCK_MONOTONIC, &state->start);
     state->uri_too_long = strlen(uri) > TETHER_HTTP_MAX_URI_BYTES;
     state->uri_has_nul = strstr(uri, "%00") != NULL;
@@ -698,6 +714,8 @@ void tether_http_server_free(tether_http_server_t *server)
         server->parked = NULL;
         pthread_mutex_unlock(&server->park_lock);
         (void)poll_parked(server, batch, true, &answered);
+        /* Streams end cut short; their connections are resumed to say so. */
+        tether_http_stream_stop_all(server, DRAIN_MS);
         /* Let the answers go out before the connections are closed. */
         for (unsigned waited = 0; atomic_load(&server->resumed) > 0 && waited < DRAIN_MS;
              waited += 10) {
