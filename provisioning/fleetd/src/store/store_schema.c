@@ -153,10 +153,25 @@ static const char migration_3[] =
     "CREATE UNIQUE INDEX issuer_keys_one_active ON issuer_keys (retired_at IS NULL)"
     " WHERE retired_at IS NULL;";
 
+/*
+ * Version 4: single-use challenge nonces (DESIGN.md, "Attested token
+ * exchange"). used_nonces holds the SHA-256 of each nonce an accepted
+ * exchange answered, until the nonce's own expiry (then it is refused as
+ * expired anyway, and purged), so evidence replayed within its nonce's life
+ * is refused as nonce_reused by every replica sharing the store.
+ */
+static const char migration_4[] =
+    "CREATE TABLE used_nonces ("
+    " hash BLOB PRIMARY KEY NOT NULL CHECK (length(hash) = 32),"
+    " expires_at INTEGER NOT NULL"
+    ") WITHOUT ROWID;"
+    "CREATE INDEX used_nonces_expires ON used_nonces (expires_at);";
+
 const char *const tether_store_migrations[] = {
     migration_1,
     migration_2,
     migration_3,
+    migration_4,
 };
 
 const size_t tether_store_migration_count =

@@ -1,6 +1,6 @@
 /*
  * The attested token exchange and the issuer keys on SQLite (store.h,
- * schema version 3). The exchange's decision is made inside one BEGIN
+ * schema versions 3 and 4). The exchange's decision is made inside one BEGIN
  * IMMEDIATE transaction from the device row read again there, so two
  * requests of one device (or of a device and its clone) are decided one
  * after the other; with synchronous FULL the commit is durable before the
@@ -159,6 +159,40 @@ tether_status_t tether_sqlite_issued_token_get(void *impl, const char *jti,
 
 /* ---- the exchange's transaction ---- */
 
+/* Whether an accepted exchange used this nonce. An expired entry counts
+ * until it is purged: its nonce is refused as expired before it gets here. */
+static tether_status_t nonce_used_tx(sqlite_store_t *s, const tether_store_exchange_t *ex,
+                                     bool *used)
+{
+    int64_t count = 0;
+    tether_status_t rc;
+
+    *used = false;
+    rc = tether_sqlite_query_one(
+        s, "look up nonce", "SELECT count(*) FROM used_nonces WHERE hash = ?",
+        SQL_ARGS(SQL_BLOB(ex->nonce_hash, TETHER_STORE_NONCE_HASH_SIZE)),
+        tether_sqlite_read_int64, &count);
+    *used = rc == TETHER_OK && count > 0;
+    return rc;
+}
+
+/* Uses the nonce up until it expires, and drops the entries of expired
+ * nonces (there are as many live ones as exchanges in a nonce's life). */
+static tether_status_t use_nonce_tx(sqlite_store_t *s, const tether_store_exchange_t *ex,
+                                    int64_t now)
+{
+    tether_status_t rc;
+
+    rc = tether_sqlite_run(s, "purge expired nonces",
+                           "DELETE FROM used_nonces WHERE expires_at <= ?", SQL_ARGS(SQL_INT(now)));
+    if (rc == TETHER_OK)
+        rc = tether_sqlite_run(
+            s, "use nonce", "INSERT INTO used_nonces (hash, expires_at) VALUES (?, ?)",
+            SQL_ARGS(SQL_BLOB(ex->nonce_hash, TETHER_STORE_NONCE_HASH_SIZE),
+                     SQL_INT(ex->nonce_expires_at)));
+    return rc;
+}
+
 static tether_status_t accept_tx(sqlite_store_t *s, const tether_store_exchange_t *ex,
                                  const tether_store_exchange_device_t *row)
 {
@@ -186,13 +220,15 @@ static tether_status_t accept_tx(sqlite_store_t *s, const tether_store_exchange_
                  SQL_TEXT(now->address[0] != '\0' ? now->address : "-"), SQL_INT(now->at)));
     if (rc == TETHER_OK && sqlite3_changes(s->db) != 1)
         rc = TETHER_ERR_NOT_FOUND;
-    if (rc != TETHER_OK)
-        return rc;
-    return tether_sqlite_run(s, "record issued token", token_sql,
-                             SQL_ARGS(SQL_TEXT(ex->jti), SQL_TEXT(ex->device_id),
-                                      SQL_INT(now->counter), SQL_INT(now->at), SQL_INT(ex->exp),
-                                      SQL_TEXT(ex->kid), SQL_TEXT(ex->scope),
-                                      SQL_TEXT(ex->audience)));
+    if (rc == TETHER_OK)
+        rc = tether_sqlite_run(s, "record issued token", token_sql,
+                               SQL_ARGS(SQL_TEXT(ex->jti), SQL_TEXT(ex->device_id),
+                                        SQL_INT(now->counter), SQL_INT(now->at),
+                                        SQL_INT(ex->exp), SQL_TEXT(ex->kid), SQL_TEXT(ex->scope),
+                                        SQL_TEXT(ex->audience)));
+    if (rc == TETHER_OK)
+        rc = use_nonce_tx(s, ex, now->at);
+    return rc;
 }
 
 static tether_status_t retry_tx(sqlite_store_t *s, const tether_store_exchange_t *ex,
@@ -263,6 +299,7 @@ tether_status_t tether_sqlite_exchange_record(void *impl, const tether_store_exc
 {
     sqlite_store_t *s = impl;
     tether_store_exchange_device_t *row = NULL;
+    bool nonce_used = false;
     tether_status_t rc;
 
     if (ex == NULL || result == NULL || !exchange_ok(ex))
@@ -273,8 +310,9 @@ tether_status_t tether_sqlite_exchange_record(void *impl, const tether_store_exc
     pthread_mutex_lock(&s->lock);
     if ((rc = tether_sqlite_begin(s)) != TETHER_OK)
         goto out;
-    if ((rc = exchange_select(s, ex->device_id, row)) == TETHER_OK) {
-        result->decision = tether_store_exchange_decide(row, ex);
+    if ((rc = exchange_select(s, ex->device_id, row)) == TETHER_OK &&
+        (rc = nonce_used_tx(s, ex, &nonce_used)) == TETHER_OK) {
+        result->decision = tether_store_exchange_decide(row, ex, nonce_used);
         result->status = row->device.status;
         result->has_last = row->has_last;
         result->last = row->last;
@@ -291,6 +329,7 @@ tether_status_t tether_sqlite_exchange_record(void *impl, const tether_store_exc
             result->status = TETHER_DEVICE_QUARANTINED;
             break;
         case TETHER_STORE_EXCHANGE_NOT_ACTIVE:
+        case TETHER_STORE_EXCHANGE_NONCE_REUSED:
             break;
         }
     }
