@@ -1571,6 +1571,29 @@ static void nonce_reused_with_other_evidence(void **state)
     device_close(&d);
 }
 
+/* Evidence that never reached the fleet (withheld by whoever sat on the
+ * path, or lost after the counter went up) and is sent after a newer
+ * exchange: its nonce is fresh, but older than the newer exchange's. Once
+ * that was a clone sighting: anyone on the path could hold one exchange
+ * back and take the device down. */
+static void withheld_evidence(void **state)
+{
+    fixture_t *f = *state;
+    device_t d;
+    char *withheld, *tokens[1];
+
+    enrol(f, &d, 17);
+    withheld = evidence(f, &d); /* counter 2, never delivered */
+    test_now += 5;
+    tokens[0] = exchange_ok(f, &d); /* counter 3 */
+    test_now += 5;
+    expect_refusal(f, withheld, 400, "invalid_grant", "nonce_expired");
+    expect_unharmed(f, &d, tokens, 1);
+    free(withheld);
+    free_all(tokens, 1);
+    device_close(&d);
+}
+
 /* A power loss: the TPM restarts without TPM2_Shutdown, so its clock is not
  * safe until it next writes Clock to NV (up to about 70 minutes on a real
  * chip). resetCount went up since the last accepted exchange: the device
@@ -1901,6 +1924,32 @@ static void clone_rule(void **state)
      * by a concurrent request) is still a retry. */
     ex.clock_regression = true;
     assert_int_equal(tether_store_exchange_decide(row, &ex, false), TETHER_STORE_EXCHANGE_RETRY);
+    /* A fresh nonce issued before the last accepted exchange's (it expires
+     * earlier): evidence older than that exchange, whatever its clock. */
+    memset(ex.fingerprint, 0xbb, 32);
+    row->last_nonce_expires_at = T0 + 60;
+    ex.nonce_expires_at = T0 + 59;
+    for (uint64_t counter = 6; counter <= 7; counter++) {
+        ex.sighting.counter = counter;
+        ex.clock_regression = true;
+        assert_int_equal(tether_store_exchange_decide(row, &ex, false),
+                         TETHER_STORE_EXCHANGE_NONCE_SUPERSEDED);
+        ex.clock_regression = false;
+        assert_int_equal(tether_store_exchange_decide(row, &ex, false),
+                         TETHER_STORE_EXCHANGE_NONCE_SUPERSEDED);
+        assert_int_equal(tether_store_exchange_decide(row, &ex, true),
+                         TETHER_STORE_EXCHANGE_NONCE_REUSED);
+    }
+    ex.sighting.counter = 8; /* above the highest: in order */
+    assert_int_equal(tether_store_exchange_decide(row, &ex, false), TETHER_STORE_EXCHANGE_ACCEPT);
+    /* Issued in the same second as the last accepted one: fresh. */
+    ex.sighting.counter = 7;
+    ex.nonce_expires_at = T0 + 60;
+    assert_int_equal(tether_store_exchange_decide(row, &ex, false), TETHER_STORE_EXCHANGE_CLONE);
+    /* Unknown (the last exchange was accepted before schema 4): fresh. */
+    row->last_nonce_expires_at = 0;
+    ex.nonce_expires_at = T0 + 59;
+    assert_int_equal(tether_store_exchange_decide(row, &ex, false), TETHER_STORE_EXCHANGE_CLONE);
     row->device.status = TETHER_DEVICE_QUARANTINED;
     assert_int_equal(tether_store_exchange_decide(row, &ex, false), TETHER_STORE_EXCHANGE_NOT_ACTIVE);
     assert_int_equal(tether_store_exchange_decide(row, &ex, true), TETHER_STORE_EXCHANGE_NOT_ACTIVE);
@@ -2047,6 +2096,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(replayed_evidence, setup, teardown),
         cmocka_unit_test_setup_teardown(malleated_evidence, setup, teardown),
         cmocka_unit_test_setup_teardown(nonce_reused_with_other_evidence, setup, teardown),
+        cmocka_unit_test_setup_teardown(withheld_evidence, setup, teardown),
         cmocka_unit_test_setup_teardown(power_loss, setup, teardown),
         cmocka_unit_test_setup_teardown(unsafe_clock_on_first_exchange, setup, teardown),
         cmocka_unit_test_setup_teardown(reenrolment_starts_over, setup, teardown),

@@ -612,6 +612,13 @@ static void record_and_issue(exchange_call_t *call, token_work_t *w, bool clock_
                "this nonce was used by an accepted exchange already (a replayed evidence); "
                "start a new exchange with POST /v1/challenge");
         break;
+    case TETHER_STORE_EXCHANGE_NONCE_SUPERSEDED:
+        refuse(call, "exchange", id, 400, "invalid_grant",
+               tether_evidence_code_name(TETHER_EVIDENCE_NONCE_EXPIRED),
+               "this evidence answers a nonce issued before the device's last accepted "
+               "exchange, so it is older than that exchange; start a new exchange with POST "
+               "/v1/challenge");
+        break;
     }
 out:
     tether_issuer_keys_unlock(api->keys);

@@ -439,6 +439,7 @@ typedef struct tether_store_exchange_device {
     bool has_last;                  /* an exchange was accepted since the enrolment */
     tether_store_sighting_t last;   /* the last accepted exchange */
     uint8_t last_fingerprint[TETHER_STORE_FINGERPRINT_SIZE];
+    int64_t last_nonce_expires_at;  /* its nonce's expiry; 0: unknown (before schema 4) */
 } tether_store_exchange_device_t;
 
 /* An issued access token (table issued_tokens). */
@@ -463,7 +464,7 @@ typedef struct tether_store_exchange {
     /* The challenge nonce the evidence answers (SHA-256 of its bytes) and
      * its expiry: an accepted exchange uses it up until then. */
     uint8_t nonce_hash[TETHER_STORE_NONCE_HASH_SIZE];
-    int64_t nonce_expires_at;
+    int64_t nonce_expires_at;    /* unix seconds, from the checked nonce */
     const uint8_t *pcr_digest; /* the quote's digest: kept if the device has none yet */
     size_t pcr_digest_len;
     /* Set when tether_evidence_verify() refused the evidence as
@@ -485,6 +486,9 @@ typedef enum tether_store_exchange_decision {
     TETHER_STORE_EXCHANGE_CLOCK_REGRESSION, /* the clock went back: quarantined */
     TETHER_STORE_EXCHANGE_NOT_ACTIVE,       /* the device is no longer active: nothing changed */
     TETHER_STORE_EXCHANGE_NONCE_REUSED,     /* the nonce was used up: a replay, nothing changed */
+    TETHER_STORE_EXCHANGE_NONCE_SUPERSEDED, /* counter not above the highest over a nonce issued
+                                               before the last accepted one: older evidence
+                                               (lost, withheld, replayed), nothing changed */
 } tether_store_exchange_decision_t;
 
 typedef struct tether_store_exchange_result {
@@ -500,10 +504,14 @@ typedef struct tether_store_exchange_result {
  * read inside the transaction. In this order: a device not active is
  * NOT_ACTIVE; the same counter with the fingerprint of the last accepted
  * exchange is a retry (its nonce is used, by that exchange); any other
- * evidence over a used nonce is a replay, NONCE_REUSED (a clone answers a
- * fresh nonce: a replay proves nothing about a second TPM state); a clock
- * that went back is CLOCK_REGRESSION; a counter strictly above the highest
- * accepted one is accepted (gaps are normal); anything else is a clone. */
+ * evidence over a used nonce is a replay, NONCE_REUSED; a counter not above
+ * the highest over a nonce that expires before the last accepted exchange's
+ * (so was issued before it, in an earlier second: one TTL for all) is older
+ * evidence, NONCE_SUPERSEDED. A clone answers a fresh nonce: a replay or a late copy
+ * of an exchange proves nothing about a second TPM state, and anyone who
+ * saw one must not take the device down. Then a clock that went back is
+ * CLOCK_REGRESSION; a counter strictly above the highest accepted one is
+ * accepted (gaps are normal); anything else is a clone. */
 tether_store_exchange_decision_t tether_store_exchange_decide(
     const tether_store_exchange_device_t *row, const tether_store_exchange_t *exchange,
     bool nonce_used);
@@ -535,7 +543,7 @@ TETHER_MUST_CHECK tether_status_t tether_store_exchange_device_get(
  *   reason naming the sighting, every unexpired token of it is revoked, the
  *   revocation feed gets an entry and an alert ("clone_detected" or
  *   "clock_regression", details from tether_store_sighting_details) is added;
- * - NOT_ACTIVE and NONCE_REUSED: nothing changes.
+ * - NOT_ACTIVE, NONCE_REUSED and NONCE_SUPERSEDED: nothing changes.
  */
 TETHER_MUST_CHECK tether_status_t tether_store_exchange_record(
     tether_store_t *store, const tether_store_exchange_t *exchange, int64_t now,

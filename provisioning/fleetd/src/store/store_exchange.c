@@ -33,6 +33,12 @@ tether_store_exchange_decision_t tether_store_exchange_decide(
      * second TPM state, and it must not take the device down. */
     if (nonce_used)
         return TETHER_STORE_EXCHANGE_NONCE_REUSED;
+    /* Evidence made before the last accepted exchange was asked for (its
+     * request lost, or withheld and sent now): no second TPM state either. */
+    if (row->has_last && row->last_nonce_expires_at > 0 && row->device.has_counter &&
+        exchange->sighting.counter <= row->device.highest_counter &&
+        exchange->nonce_expires_at < row->last_nonce_expires_at)
+        return TETHER_STORE_EXCHANGE_NONCE_SUPERSEDED;
     if (exchange->clock_regression)
         return TETHER_STORE_EXCHANGE_CLOCK_REGRESSION;
     /* A real TPM's counter only goes up: strictly above is the one way in.

@@ -159,8 +159,12 @@ static const char migration_3[] =
  * exchange answered, until the nonce's own expiry (then it is refused as
  * expired anyway, and purged), so evidence replayed within its nonce's life
  * is refused as nonce_reused by every replica sharing the store.
+ * devices.last_nonce_expires_at is the expiry of the last accepted
+ * exchange's nonce: evidence over a nonce issued before that one is older
+ * than the last accepted exchange, not a clone's answer to a fresh nonce. Enrolment resets it with the other last_* columns.
  */
 static const char migration_4[] =
+    "ALTER TABLE devices ADD COLUMN last_nonce_expires_at INTEGER;"
     "CREATE TABLE used_nonces ("
     " hash BLOB PRIMARY KEY NOT NULL CHECK (length(hash) = 32),"
     " expires_at INTEGER NOT NULL"

@@ -21,7 +21,8 @@
 #define EXCHANGE_COLUMNS                                                                      \
     DEVICE_COLUMNS ", ek_public, ak_public, device_key_public, counter_nv_public, "           \
                    "pcr_digest, last_fingerprint, last_clock, last_reset_count, "             \
-                   "last_restart_count, last_clock_safe, last_address, last_seen_at"
+                   "last_restart_count, last_clock_safe, last_address, last_seen_at, "        \
+                   "last_nonce_expires_at"
 #define COL_BLOBS 12 /* the first column after DEVICE_COLUMNS */
 
 #define TOKEN_COLUMNS "jti, device_id, counter, issued_at, exp, revoked, kid, scope, audience"
@@ -77,6 +78,7 @@ static tether_status_t exchange_row(sqlite3_stmt *stmt, tether_store_exchange_de
         rc = tether_sqlite_copy_text(d->last.address, sizeof(d->last.address),
                                      sqlite3_column_text(stmt, c + 10));
         d->last.at = sqlite3_column_int64(stmt, c + 11);
+        d->last_nonce_expires_at = sqlite3_column_int64(stmt, c + 12);
     } else if (fingerprint_len != 0) {
         rc = TETHER_ERR_PARSE;
     }
@@ -199,8 +201,8 @@ static tether_status_t accept_tx(sqlite_store_t *s, const tether_store_exchange_
     static const char update_sql[] =
         "UPDATE devices SET highest_counter = ?2, last_clock = ?3, last_reset_count = ?4, "
         "last_restart_count = ?5, last_clock_safe = ?6, pcr_digest = coalesce(pcr_digest, ?7), "
-        "last_fingerprint = ?8, last_address = ?9, last_seen_at = ?10 "
-        "WHERE id = ?1 AND status = 'active'";
+        "last_fingerprint = ?8, last_address = ?9, last_seen_at = ?10, "
+        "last_nonce_expires_at = ?11 WHERE id = ?1 AND status = 'active'";
     static const char token_sql[] =
         "INSERT INTO issued_tokens (jti, device_id, counter, issued_at, exp, kid, scope, "
         "audience) VALUES (?, ?, ?, ?, ?, ?, ?, ?)";
@@ -217,7 +219,8 @@ static tether_status_t accept_tx(sqlite_store_t *s, const tether_store_exchange_
                  SQL_INT(now->clock.safe ? 1 : 0),
                  first_digest ? SQL_BLOB(ex->pcr_digest, ex->pcr_digest_len) : SQL_NULL,
                  SQL_BLOB(ex->fingerprint, TETHER_STORE_FINGERPRINT_SIZE),
-                 SQL_TEXT(now->address[0] != '\0' ? now->address : "-"), SQL_INT(now->at)));
+                 SQL_TEXT(now->address[0] != '\0' ? now->address : "-"), SQL_INT(now->at),
+                 SQL_INT(ex->nonce_expires_at)));
     if (rc == TETHER_OK && sqlite3_changes(s->db) != 1)
         rc = TETHER_ERR_NOT_FOUND;
     if (rc == TETHER_OK)
@@ -330,6 +333,7 @@ tether_status_t tether_sqlite_exchange_record(void *impl, const tether_store_exc
             break;
         case TETHER_STORE_EXCHANGE_NOT_ACTIVE:
         case TETHER_STORE_EXCHANGE_NONCE_REUSED:
+        case TETHER_STORE_EXCHANGE_NONCE_SUPERSEDED:
             break;
         }
     }
