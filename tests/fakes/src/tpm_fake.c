@@ -1415,6 +1415,36 @@ void tether_tpm_fake_power_loss(tether_tpm_t *tpm)
     memset(impl->pcrs, 0, sizeof(impl->pcrs));
 }
 
+tether_status_t tether_tpm_fake_negate_s(TPMT_SIGNATURE *sig)
+{
+    TPMS_SIGNATURE_ECC *ecc;
+    mbedtls_ecp_group grp;
+    mbedtls_mpi s;
+    tether_status_t rc = TETHER_ERR_INVALID_ARGUMENT;
+
+    if (sig == NULL || sig->sigAlg != TPM2_ALG_ECDSA)
+        return TETHER_ERR_INVALID_ARGUMENT;
+    ecc = &sig->signature.ecdsa;
+    if (ecc->signatureS.size > sizeof(ecc->signatureS.buffer))
+        return TETHER_ERR_INVALID_ARGUMENT;
+    mbedtls_ecp_group_init(&grp);
+    mbedtls_mpi_init(&s);
+    if (mbedtls_ecp_group_load(&grp, MBEDTLS_ECP_DP_SECP256R1) != 0 ||
+        mbedtls_mpi_read_binary(&s, ecc->signatureS.buffer, ecc->signatureS.size) != 0)
+        goto out;
+    if (mbedtls_mpi_cmp_int(&s, 0) <= 0 || mbedtls_mpi_cmp_mpi(&s, &grp.N) >= 0)
+        goto out;
+    if (mbedtls_mpi_sub_mpi(&s, &grp.N, &s) != 0 ||
+        mbedtls_mpi_write_binary(&s, ecc->signatureS.buffer, 32) != 0)
+        goto out;
+    ecc->signatureS.size = 32;
+    rc = TETHER_OK;
+out:
+    mbedtls_mpi_free(&s);
+    mbedtls_ecp_group_free(&grp);
+    return rc;
+}
+
 unsigned tether_tpm_fake_loaded_objects(const tether_tpm_t *tpm)
 {
     const fake_impl_t *impl = fake_of(tpm);
