@@ -1932,8 +1932,10 @@ static void clone_rule(void **state)
     ex.nonce_expires_at = T0 + 59;
     assert_int_equal(tether_store_exchange_decide(row, &ex, false), TETHER_STORE_EXCHANGE_CLONE);
     row->device.status = TETHER_DEVICE_QUARANTINED;
-    assert_int_equal(tether_store_exchange_decide(row, &ex, false), TETHER_STORE_EXCHANGE_NOT_ACTIVE);
-    assert_int_equal(tether_store_exchange_decide(row, &ex, true), TETHER_STORE_EXCHANGE_NOT_ACTIVE);
+    assert_int_equal(tether_store_exchange_decide(row, &ex, false),
+                     TETHER_STORE_EXCHANGE_NOT_ACTIVE);
+    assert_int_equal(tether_store_exchange_decide(row, &ex, true),
+                     TETHER_STORE_EXCHANGE_NOT_ACTIVE);
     free(row);
 }
 

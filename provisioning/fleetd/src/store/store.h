@@ -507,11 +507,11 @@ typedef struct tether_store_exchange_result {
  * evidence over a used nonce is a replay, NONCE_REUSED; a counter not above
  * the highest over a nonce that expires before the last accepted exchange's
  * (so was issued before it, in an earlier second: one TTL for all) is older
- * evidence, NONCE_SUPERSEDED. A clone answers a fresh nonce: a replay or a late copy
- * of an exchange proves nothing about a second TPM state, and anyone who
- * saw one must not take the device down. Then a clock that went back is
- * CLOCK_REGRESSION; a counter strictly above the highest accepted one is
- * accepted (gaps are normal); anything else is a clone. */
+ * evidence, NONCE_SUPERSEDED. A clone answers a fresh nonce: a replay or a
+ * late copy of an exchange proves nothing about a second TPM state, and
+ * anyone who saw one must not take the device down. Then a clock that went
+ * back is CLOCK_REGRESSION; a counter strictly above the highest accepted
+ * one is accepted (gaps are normal); anything else is a clone. */
 tether_store_exchange_decision_t tether_store_exchange_decide(
     const tether_store_exchange_device_t *row, const tether_store_exchange_t *exchange,
     bool nonce_used);

@@ -161,7 +161,8 @@ static const char migration_3[] =
  * is refused as nonce_reused by every replica sharing the store.
  * devices.last_nonce_expires_at is the expiry of the last accepted
  * exchange's nonce: evidence over a nonce issued before that one is older
- * than the last accepted exchange, not a clone's answer to a fresh nonce. Enrolment resets it with the other last_* columns.
+ * than the last accepted exchange, not a clone's answer to a fresh nonce.
+ * Enrolment resets it with the other last_* columns.
  */
 static const char migration_4[] =
     "ALTER TABLE devices ADD COLUMN last_nonce_expires_at INTEGER;"
