@@ -2061,6 +2061,59 @@ static void migration_from_version_2(void **state)
     tether_store_free(&store);
 }
 
+/* A fleet at schema version 3 migrates: the last accepted exchange gets a
+ * nonce expiry (last_seen_at + 61), so a retry of it across the upgrade
+ * (its fingerprint was computed otherwise) is older evidence, not a clone,
+ * while a nonce issued after that exchange is still fresh. */
+static void migration_from_version_3(void **state)
+{
+    fixture_t *f = *state;
+    char path[320];
+    sqlite3 *db = NULL;
+    tether_store_t store;
+    tether_store_exchange_device_t *row = calloc(1, sizeof(*row));
+    tether_store_exchange_t ex;
+    int version = 0;
+
+    assert_non_null(row);
+    snprintf(path, sizeof(path), "%s/v3.db", f->dir);
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    for (int v = 0; v < 3; v++)
+        assert_int_equal(sqlite3_exec(db, tether_store_migrations[v], NULL, NULL, NULL),
+                         SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db,
+                                  "CREATE TABLE schema_version (version INTEGER NOT NULL);"
+                                  "INSERT INTO schema_version VALUES (3);"
+                                  "INSERT INTO devices (id, name, ek_sha256, status, "
+                                  "highest_counter, last_clock, last_reset_count, "
+                                  "last_restart_count, last_clock_safe, last_fingerprint, "
+                                  "last_address, last_seen_at, created_at, updated_at) VALUES "
+                                  "('dev_000000000000000000000003', 'old', "
+                                  "'0000000000000000000000000000000000000000000000000000000000000003',"
+                                  " 'active', 5, 1000, 1, 0, 1, randomblob(32), '192.0.2.7', "
+                                  "1700000000, 1, 2)",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    tether_store_init(&store);
+    assert_int_equal(tether_store_open_sqlite(&store, path), TETHER_OK);
+    assert_int_equal(tether_store_schema_version(&store, &version), TETHER_OK);
+    assert_int_equal(version, 4);
+    assert_int_equal(tether_store_exchange_device_get(&store, "dev_000000000000000000000003", row),
+                     TETHER_OK);
+    assert_true(row->has_last);
+    assert_int_equal(row->last_nonce_expires_at, T0 + 61);
+    memset(&ex, 0, sizeof(ex));
+    ex.sighting.counter = 5;
+    ex.nonce_expires_at = T0 + 60; /* issued when that exchange was accepted */
+    assert_int_equal(tether_store_exchange_decide(row, &ex, false),
+                     TETHER_STORE_EXCHANGE_NONCE_SUPERSEDED);
+    ex.nonce_expires_at = T0 + 61; /* issued a second later */
+    assert_int_equal(tether_store_exchange_decide(row, &ex, false), TETHER_STORE_EXCHANGE_CLONE);
+    free(row);
+    tether_store_free(&store);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -2090,6 +2143,7 @@ int main(void)
         cmocka_unit_test(exchange_config_keys),
         cmocka_unit_test_setup_teardown(init_makes_exchange_keys, setup, teardown),
         cmocka_unit_test_setup_teardown(migration_from_version_2, setup, teardown),
+        cmocka_unit_test_setup_teardown(migration_from_version_3, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -453,8 +453,8 @@ static void verify_tampered_signature(void **state)
 }
 
 /* Signs the quote's attestation with the software key of the same AK
- * template until r is below 2^248 (its first byte zero in the 32-byte form
- * a TPM writes), returning the signature in that 32-byte form. */
+ * template until r is in [2^240, 2^248) (exactly one zero byte in front in
+ * the 32-byte form a TPM writes), returning the signature in that form. */
 static void sign_small_r(world_t *w, mbedtls_ecp_keypair *key, TPMT_SIGNATURE *sig)
 {
     uint8_t hash[32];
@@ -469,7 +469,7 @@ static void sign_small_r(world_t *w, mbedtls_ecp_keypair *key, TPMT_SIGNATURE *s
         assert_int_equal(mbedtls_ecdsa_sign(&key->grp, &r, &s, &key->d, hash, sizeof(hash),
                                             tether_random_mbedtls, NULL),
                          0);
-    } while (mbedtls_mpi_bitlen(&r) > 248);
+    } while (mbedtls_mpi_bitlen(&r) > 248 || mbedtls_mpi_bitlen(&r) <= 240);
     *sig = w->quote.signature;
     sig->signature.ecdsa.signatureR.size = 32;
     sig->signature.ecdsa.signatureS.size = 32;

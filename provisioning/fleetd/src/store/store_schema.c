@@ -162,10 +162,16 @@ static const char migration_3[] =
  * devices.last_nonce_expires_at is the expiry of the last accepted
  * exchange's nonce: evidence over a nonce issued before that one is older
  * than the last accepted exchange, not a clone's answer to a fresh nonce.
- * Enrolment resets it with the other last_* columns.
+ * Enrolment resets it with the other last_* columns. For an exchange
+ * accepted before this version it is last_seen_at + 61: its nonce was
+ * issued at or before last_seen_at and lived 60 s (TETHER_CHALLENGE_TTL),
+ * so a retry of it, whose fingerprint was computed another way then, is
+ * refused as older evidence instead of being taken for a clone.
  */
 static const char migration_4[] =
     "ALTER TABLE devices ADD COLUMN last_nonce_expires_at INTEGER;"
+    "UPDATE devices SET last_nonce_expires_at = last_seen_at + 61"
+    " WHERE last_fingerprint IS NOT NULL AND last_seen_at IS NOT NULL;"
     "CREATE TABLE used_nonces ("
     " hash BLOB PRIMARY KEY NOT NULL CHECK (length(hash) = 32),"
     " expires_at INTEGER NOT NULL"
