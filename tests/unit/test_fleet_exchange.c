@@ -1460,10 +1460,13 @@ static void replayed_evidence(void **state)
 /* A zero byte put in front of a signature scalar (r or s). */
 static void prepend_zero(TPM2B_ECC_PARAMETER *p)
 {
+    TPM2B_ECC_PARAMETER padded;
+
     assert_true(p->size < sizeof(p->buffer));
-    memmove(p->buffer + 1, p->buffer, p->size);
-    p->buffer[0] = 0;
-    p->size++;
+    memset(&padded, 0, sizeof(padded));
+    padded.size = (UINT16)(p->size + 1);
+    memcpy(padded.buffer + 1, p->buffer, p->size);
+    *p = padded;
 }
 
 /* An accepted evidence re-encoded by whoever saw it (a TLS-terminating
