@@ -829,6 +829,7 @@ static void nonce_issue_and_check(void **state)
         for (int i = 0; i < 8; i++)
             expiry = expiry << 8 | nonce[TETHER_NONCE_RANDOM_SIZE + i];
         assert_int_equal(expiry, NOW + 60);
+        assert_int_equal(tether_nonce_expiry(nonce), NOW + 60);
     }
     /* Any changed byte: random part, expiry (a longer life) or MAC. */
     for (size_t i = 0; i < TETHER_NONCE_SIZE; i++) {
