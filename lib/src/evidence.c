@@ -290,25 +290,26 @@ out:
 
 tether_status_t tether_evidence_fingerprint(const tether_evidence_t *ev, uint8_t out[32])
 {
-    uint8_t sig[2][MAX_SIGNATURE];
-    size_t sig_len[2];
     const uint8_t *part[4];
     size_t part_len[4];
     mbedtls_sha256_context ctx;
     int ok;
 
     if (ev == NULL || out == NULL || ev->nv_certify.size > MAX_ATTEST ||
-        ev->quote.size > MAX_ATTEST || !signature_marshal(&ev->nv_signature, sig[0], &sig_len[0]) ||
-        !signature_marshal(&ev->quote_signature, sig[1], &sig_len[1]))
+        ev->quote.size > MAX_ATTEST || ev->usage_len > sizeof(ev->usage))
         return TETHER_ERR_INVALID_ARGUMENT;
+    /* What the TPM attested and what it was asked to cover; never the
+     * signatures: ECDSA signatures are malleable (s and n - s both verify,
+     * and a TPM signs with a fresh k each time), so two spellings of one
+     * exchange must not look like two exchanges. */
     part[0] = ev->nv_certify.attestationData;
     part_len[0] = ev->nv_certify.size;
-    part[1] = sig[0];
-    part_len[1] = sig_len[0];
-    part[2] = ev->quote.attestationData;
-    part_len[2] = ev->quote.size;
-    part[3] = sig[1];
-    part_len[3] = sig_len[1];
+    part[1] = ev->quote.attestationData;
+    part_len[1] = ev->quote.size;
+    part[2] = ev->nonce;
+    part_len[2] = sizeof(ev->nonce);
+    part[3] = ev->usage;
+    part_len[3] = ev->usage_len;
     mbedtls_sha256_init(&ctx);
     ok = mbedtls_sha256_starts_ret(&ctx, 0) == 0;
     /* Each part with its length, so no two splits of one byte string agree. */
@@ -459,6 +460,25 @@ static bool clock_regressed(const TPMS_CLOCK_INFO *now, const TPMS_CLOCK_INFO *l
     return now->clock <= last->clock;
 }
 
+/* TPM2 Part 1, 36 (Clock): a TPM Reset without an orderly TPM2_Shutdown
+ * (a power loss) sets safe to NO until the TPM next writes Clock to NV,
+ * which may take over an hour; within one Reset safe only goes from NO to
+ * YES. So an unsafe clock is what a power loss looks like when resetCount
+ * went up since the last accepted exchange, or when that exchange was on
+ * the same Reset with its clock unsafe already. Called after
+ * clock_regressed() held, so resetCount is not below last's. Without a
+ * last exchange nothing shows a Reset: refused. */
+static bool clock_safe_enough(const TPMS_CLOCK_INFO *now, const TPMS_CLOCK_INFO *last)
+{
+    if (now->safe == TPM2_YES)
+        return true;
+    if (last == NULL)
+        return false;
+    if (now->resetCount != last->resetCount)
+        return now->resetCount > last->resetCount;
+    return last->safe != TPM2_YES;
+}
+
 static uint64_t get_be64(const uint8_t *p)
 {
     uint64_t v = 0;
@@ -484,6 +504,7 @@ tether_status_t tether_evidence_verify(const tether_evidence_t *ev,
     TPMS_ATTEST nv, quote;
     const TPMS_ATTEST *both[2] = {&nv, &quote};
     static const char *const what[2] = {"NV certification", "quote"};
+    bool retry;
     tether_status_t rc;
 
     if (result == NULL || code == NULL)
@@ -561,13 +582,6 @@ tether_status_t tether_evidence_verify(const tether_evidence_t *ev,
                "software",
                policy->pcr_digest_count);
 
-    for (int i = 0; i < 2; i++) {
-        if (both[i]->clockInfo.safe != TPM2_YES)
-            REFUSE(TETHER_EVIDENCE_CLOCK_UNSAFE,
-                   "the %s's clock is not safe (it may have gone back after a power loss)",
-                   what[i]);
-    }
-
     /* Both were made between one nonce and one request: the same boot of the
      * same firmware. */
     if (nv.clockInfo.resetCount != quote.clockInfo.resetCount ||
@@ -584,7 +598,10 @@ tether_status_t tether_evidence_verify(const tether_evidence_t *ev,
     result->pcr_digest = quote.attested.quote.pcrDigest;
     result->firmware_version = quote.firmwareVersion;
 
-    if (policy->last_clock != NULL) {
+    /* A retry carries the clock of the exchange last_clock came from: both
+     * clock rules held when that exchange was accepted. */
+    retry = policy->last_clock != NULL && policy->retry_of_last;
+    if (policy->last_clock != NULL && !retry) {
         for (int i = 0; i < 2; i++) {
             const TPMS_CLOCK_INFO *c = &both[i]->clockInfo;
 
@@ -596,6 +613,13 @@ tether_status_t tether_evidence_verify(const tether_evidence_t *ev,
                        policy->last_clock->resetCount, policy->last_clock->restartCount,
                        (unsigned long long)policy->last_clock->clock);
         }
+    }
+    for (int i = 0; i < 2 && !retry; i++) {
+        if (!clock_safe_enough(&both[i]->clockInfo, policy->last_clock))
+            REFUSE(TETHER_EVIDENCE_CLOCK_UNSAFE,
+                   "the %s's clock is not safe and no TPM Reset since the last accepted "
+                   "exchange explains it (a clock that went back?)",
+                   what[i]);
     }
 
     *code = TETHER_EVIDENCE_OK;

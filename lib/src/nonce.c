@@ -78,12 +78,20 @@ tether_status_t tether_nonce_check_rotating(const uint8_t *current, const uint8_
         rc = TETHER_ERR_VERIFY;
         goto out;
     }
-    for (unsigned i = 0; i < TETHER_NONCE_EXPIRY_SIZE; i++)
-        expiry = expiry << 8 | nonce[EXPIRY_OFFSET + i];
+    expiry = tether_nonce_expiry(nonce);
     rc = now < expiry ? TETHER_OK : TETHER_ERR_EXPIRED;
 out:
     tether_wipe(mac, sizeof(mac));
     return rc;
+}
+
+uint64_t tether_nonce_expiry(const uint8_t nonce[TETHER_NONCE_SIZE])
+{
+    uint64_t expiry = 0;
+
+    for (unsigned i = 0; i < TETHER_NONCE_EXPIRY_SIZE; i++)
+        expiry = expiry << 8 | nonce[EXPIRY_OFFSET + i];
+    return expiry;
 }
 
 tether_status_t tether_nonce_check(const uint8_t *key, size_t key_len, const uint8_t *nonce,

@@ -156,11 +156,25 @@ tether_status_t tether_tpm2_public_matches_cert(const TPMT_PUBLIC *pub, const ui
     return rc;
 }
 
+/* One scalar of an ECDSA signature written the one way a TPM writes it:
+ * 1 to order_bytes bytes, either the full width (TPM2 Part 4,
+ * CryptEccSign pads r and s to the order's size, so 1 in 256 starts with
+ * 0x00) or without a leading zero byte. Anything else (a 0x00 put in front,
+ * a shorter value padded) is another encoding of the same number: refused,
+ * so one signature has no second spelling. The range [1, n-1] is
+ * mbedtls_ecdsa_verify's check (SEC 1, 4.1.4). */
+static bool ecdsa_scalar_canonical(const TPM2B_ECC_PARAMETER *p, size_t order_bytes)
+{
+    return p->size >= 1 && p->size <= order_bytes && p->size <= sizeof(p->buffer) &&
+           (p->size == order_bytes || p->buffer[0] != 0);
+}
+
 static tether_status_t verify_ecdsa(const TPMT_PUBLIC *pub, const uint8_t *hash, size_t hash_len,
                                     const TPMS_SIGNATURE_ECC *ecc)
 {
     mbedtls_pk_context pk;
     mbedtls_mpi r, s;
+    size_t order_bytes;
     tether_status_t rc;
 
     mbedtls_pk_init(&pk);
@@ -172,8 +186,9 @@ static tether_status_t verify_ecdsa(const TPMT_PUBLIC *pub, const uint8_t *hash,
     }
     if ((rc = tether_tpm2_public_to_pk(pub, &pk)) != TETHER_OK)
         goto out;
-    if (ecc->signatureR.size > sizeof(ecc->signatureR.buffer) ||
-        ecc->signatureS.size > sizeof(ecc->signatureS.buffer) ||
+    order_bytes = (mbedtls_mpi_bitlen(&mbedtls_pk_ec(pk)->grp.N) + 7) / 8;
+    if (!ecdsa_scalar_canonical(&ecc->signatureR, order_bytes) ||
+        !ecdsa_scalar_canonical(&ecc->signatureS, order_bytes) ||
         mbedtls_mpi_read_binary(&r, ecc->signatureR.buffer, ecc->signatureR.size) != 0 ||
         mbedtls_mpi_read_binary(&s, ecc->signatureS.buffer, ecc->signatureS.size) != 0) {
         rc = TETHER_ERR_VERIFY;

@@ -356,6 +356,26 @@ static void fingerprint_tells_retries_from_exchanges(void **state)
     assert_memory_not_equal(a, c, 32);
 }
 
+/* Two spellings of one exchange's signatures are one exchange: s replaced
+ * by n - s, or a new signature altogether (a TPM signs with a fresh k). */
+static void fingerprint_ignores_signature_encoding(void **state)
+{
+    fixture_t *f = *state;
+    tether_evidence_t other = f->ev;
+    uint8_t a[32], b[32];
+
+    assert_int_equal(tether_tpm_fake_negate_s(&other.quote_signature), TETHER_OK);
+    other.quote_signature.signature.ecdsa.signatureR.buffer[3] ^= 0x40;
+    other.nv_signature.signature.ecdsa.signatureR.buffer[7] ^= 0x01;
+    assert_int_equal(tether_evidence_fingerprint(&f->ev, a), TETHER_OK);
+    assert_int_equal(tether_evidence_fingerprint(&other, b), TETHER_OK);
+    assert_memory_equal(a, b, 32);
+    /* What the TPM was asked to cover counts: another usage report. */
+    other.usage[0] ^= 0x01;
+    assert_int_equal(tether_evidence_fingerprint(&other, b), TETHER_OK);
+    assert_memory_not_equal(a, b, 32);
+}
+
 /* --- refusals -------------------------------------------------------------------- */
 
 static void tampered_bytes_break_the_signature(void **state)
@@ -648,6 +668,67 @@ static void resigned_edits_are_refused(void **state)
     }
 }
 
+/* The clock rule after a power loss (TPM2 Part 1, 36): a TPM Reset without
+ * TPM2_Shutdown leaves clockInfo.safe NO until the TPM next writes Clock to
+ * NV. Edited and re-signed: the fake TPM's clock is always safe here. */
+static void edit_unsafe_later(TPMS_ATTEST *a)
+{
+    a->clockInfo.safe = TPM2_NO;
+    a->clockInfo.clock += 1000;
+}
+
+static void unsafe_clock_after_power_loss(void **state)
+{
+    fixture_t *f = *state;
+    tether_evidence_policy_t policy = f->policy;
+    tether_evidence_result_t result;
+    tether_evidence_t ev;
+    TPMS_CLOCK_INFO last;
+
+    assert_int_equal(verify_code(&f->ev, &f->policy, &result), TETHER_EVIDENCE_OK);
+    policy.ak = &f->soft_public;
+    policy.last_clock = &last;
+    ev = f->ev;
+    resign(f, &ev, 2, edit_unsafe_later);
+
+    /* A Reset since the last accepted exchange (resetCount went up): what a
+     * power loss looks like, whatever the clock. */
+    last = result.clock;
+    last.resetCount = result.clock.resetCount - 1;
+    last.clock = result.clock.clock + 1000000;
+    assert_int_equal(verify_code(&ev, &policy, NULL), TETHER_EVIDENCE_OK);
+    last.safe = TPM2_NO;
+    assert_int_equal(verify_code(&ev, &policy, NULL), TETHER_EVIDENCE_OK);
+    /* The same Reset as a last exchange that was unsafe already, the clock
+     * gone on: the same boot, Clock not yet written to NV. */
+    last = result.clock;
+    last.safe = TPM2_NO;
+    assert_int_equal(verify_code(&ev, &policy, NULL), TETHER_EVIDENCE_OK);
+    /* The same Reset as a safe last exchange: safe never goes back to NO
+     * within one Reset. */
+    last = result.clock;
+    assert_refused(&ev, &policy, TETHER_EVIDENCE_CLOCK_UNSAFE);
+    /* An unsafe clock that went back within the same Reset and Restart is
+     * no power loss: the clone signal, unsafe or not. */
+    last = result.clock;
+    last.safe = TPM2_NO;
+    last.clock = result.clock.clock + 5000;
+    assert_refused(&ev, &policy, TETHER_EVIDENCE_CLOCK_REGRESSION);
+    /* No last exchange: nothing shows a Reset. */
+    policy.last_clock = NULL;
+    assert_refused(&ev, &policy, TETHER_EVIDENCE_CLOCK_UNSAFE);
+    /* The retry of the accepted exchange itself: its clock is last_clock,
+     * and both rules held when it was accepted. */
+    policy.last_clock = &last;
+    last.resetCount = result.clock.resetCount - 1;
+    assert_int_equal(verify_code(&ev, &policy, &result), TETHER_EVIDENCE_OK);
+    assert_int_equal(result.clock.safe, TPM2_NO);
+    last = result.clock;
+    assert_refused(&ev, &policy, TETHER_EVIDENCE_CLOCK_REGRESSION);
+    policy.retry_of_last = true;
+    assert_int_equal(verify_code(&ev, &policy, NULL), TETHER_EVIDENCE_OK);
+}
+
 static void bad_arguments_are_internal_errors(void **state)
 {
     fixture_t *f = *state;
@@ -748,6 +829,7 @@ static void nonce_issue_and_check(void **state)
         for (int i = 0; i < 8; i++)
             expiry = expiry << 8 | nonce[TETHER_NONCE_RANDOM_SIZE + i];
         assert_int_equal(expiry, NOW + 60);
+        assert_int_equal(tether_nonce_expiry(nonce), NOW + 60);
     }
     /* Any changed byte: random part, expiry (a longer life) or MAC. */
     for (size_t i = 0; i < TETHER_NONCE_SIZE; i++) {
@@ -1117,6 +1199,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(genuine_evidence_verifies, setup, teardown),
         cmocka_unit_test_setup_teardown(first_use_accepts_any_digest, setup, teardown),
         cmocka_unit_test_setup_teardown(fingerprint_tells_retries_from_exchanges, setup, teardown),
+        cmocka_unit_test_setup_teardown(fingerprint_ignores_signature_encoding, setup, teardown),
+        cmocka_unit_test_setup_teardown(unsafe_clock_after_power_loss, setup, teardown),
         cmocka_unit_test_setup_teardown(tampered_bytes_break_the_signature, setup, teardown),
         cmocka_unit_test_setup_teardown(swapped_attestations_are_the_wrong_type, setup, teardown),
         cmocka_unit_test_setup_teardown(another_tpm_is_refused, setup, teardown),

@@ -1443,24 +1443,246 @@ static void clock_regression(void **state)
     device_close(&d);
 }
 
-/* Evidence replayed after a newer exchange: not the last accepted one, so
- * not a retry; its clock is behind the newer one's. */
+/* What a replay or a malleated copy must leave: the device active, no
+ * alert, nothing on the revocation feed, and every token it was issued
+ * still valid (not revoked, verifying with the published keys). */
+static void expect_unharmed(fixture_t *f, const device_t *d, char *const *tokens, size_t count)
+{
+    char sql[256];
+
+    assert_int_equal(device_row(f, d->id).status, TETHER_DEVICE_ACTIVE);
+    assert_int_equal(fleet_db_count(f->path, "SELECT count(*) FROM alerts"), 0);
+    assert_int_equal(fleet_db_count(f->path, "SELECT count(*) FROM revocations"), 0);
+    assert_int_equal(f->feed_hooks, 0);
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM issued_tokens WHERE device_id = '%s' AND revoked = 1", d->id);
+    assert_int_equal(fleet_db_count(f->path, sql), 0);
+    for (size_t i = 0; i < count; i++) {
+        cJSON *claims = NULL;
+
+        assert_int_equal(verify_token(f, tokens[i], test_now, &claims), TETHER_OK);
+        cJSON_Delete(claims);
+    }
+}
+
+static void free_all(char **list, size_t count)
+{
+    for (size_t i = 0; i < count; i++)
+        free(list[i]);
+}
+
+/* Evidence replayed after a newer exchange, within its nonce's life: its
+ * nonce was used up by its own exchange, so it is a replay, not a clone
+ * (a clone answers a fresh nonce). Refused as nonce_reused; nothing changes.
+ * Before nonces were single-use its clock, behind the newer one's, had the
+ * device quarantined: anyone who saw one exchange could take it down. */
 static void replayed_evidence(void **state)
 {
     fixture_t *f = *state;
     device_t d;
-    char *first, *token;
+    char *first, *tokens[3];
 
     enrol(f, &d, 12);
     first = evidence(f, &d);
     assert_int_equal(post_token(f, first), 200);
+    tokens[0] = strdup(text(f, "access_token"));
     test_now += 5;
-    token = exchange_ok(f, &d);
+    tokens[1] = exchange_ok(f, &d);
     test_now += 5; /* within the first nonce's minute */
-    expect_clone_refused(f, first);
-    expect_contained(f, &d, "clock_regression", 3, 2, NULL);
-    free(token);
+    expect_refusal(f, first, 400, "invalid_grant", "nonce_reused");
+    expect_unharmed(f, &d, tokens, 2);
+    /* The device goes on as before. */
+    tokens[2] = exchange_ok(f, &d);
+    assert_int_equal(device_row(f, d.id).highest_counter, 4);
+    free_all(tokens, 3);
     free(first);
+    device_close(&d);
+}
+
+/* Posts evidence that must be accepted; its access token (malloc'd). */
+static char *post_accepted(fixture_t *f, const tether_evidence_t *ev)
+{
+    char *subject_token = encode(ev);
+    char *access_token;
+
+    if (post_token(f, subject_token) != 200)
+        fail_msg("evidence refused: %s", f->response.body);
+    free(subject_token);
+    access_token = strdup(text(f, "access_token"));
+    assert_non_null(access_token);
+    return access_token;
+}
+
+/* A zero byte put in front of a signature scalar (r or s). */
+static void prepend_zero(TPM2B_ECC_PARAMETER *p)
+{
+    TPM2B_ECC_PARAMETER padded;
+
+    assert_true(p->size < sizeof(p->buffer));
+    memset(&padded, 0, sizeof(padded));
+    padded.size = (UINT16)(p->size + 1);
+    memcpy(padded.buffer + 1, p->buffer, p->size);
+    *p = padded;
+}
+
+/* An accepted evidence re-encoded by whoever saw it (a TLS-terminating
+ * proxy, a logging middlebox) and posted again within its nonce's life.
+ * Once that quarantined the device: the retry fingerprint hashed the
+ * signature bytes, and verification took other encodings. */
+static void malleated_evidence(void **state)
+{
+    fixture_t *f = *state;
+    device_t d;
+    challenge_t ch;
+    tether_evidence_t ev, tmp;
+    char *token, *before, *after, *tokens[2];
+
+    enrol(f, &d, 13);
+    get_challenge(f, d.id, &ch);
+    attest(&d, &ch, &ev);
+    tokens[0] = post_accepted(f, &ev);
+    /* r or s with a leading zero byte: no TPM writes that; refused as a bad
+     * signature, nothing changes. */
+    tmp = ev;
+    prepend_zero(&tmp.quote_signature.signature.ecdsa.signatureR);
+    expect_evidence_refusal(f, &tmp, "bad_signature");
+    tmp = ev;
+    prepend_zero(&tmp.nv_signature.signature.ecdsa.signatureS);
+    expect_evidence_refusal(f, &tmp, "bad_signature");
+    /* s replaced by n - s in both signatures: valid (a TPM may sign with a
+     * high s), the same attested content, so a retry: the same token. */
+    tmp = ev;
+    assert_int_equal(tether_tpm_fake_negate_s(&tmp.quote_signature), TETHER_OK);
+    assert_int_equal(tether_tpm_fake_negate_s(&tmp.nv_signature), TETHER_OK);
+    token = encode(&tmp);
+    before = fleet_db_snapshot(f->path);
+    test_now += 5;
+    assert_int_equal(post_token(f, token), 200);
+    assert_string_equal(text(f, "access_token"), tokens[0]);
+    after = fleet_db_snapshot(f->path);
+    assert_string_equal(before, after);
+    /* After a newer exchange the malleated copy is a replay. */
+    tokens[1] = exchange_ok(f, &d);
+    test_now += 5;
+    expect_refusal(f, token, 400, "invalid_grant", "nonce_reused");
+    expect_unharmed(f, &d, tokens, 2);
+    free(before);
+    free(after);
+    free(token);
+    free_all(tokens, 2);
+    device_close(&d);
+}
+
+/* One nonce answered twice by the TPM (each with its own counter): the
+ * first accepted uses the nonce up, and any other evidence over it is a
+ * replay, whatever its counter: one below the highest (which on a fresh
+ * nonce is the clone signal) or one above. */
+static void nonce_reused_with_other_evidence(void **state)
+{
+    fixture_t *f = *state;
+    device_t d;
+    challenge_t ch;
+    tether_evidence_t lower, accepted, higher;
+    char *token, *tokens[1];
+
+    enrol(f, &d, 14);
+    get_challenge(f, d.id, &ch);
+    attest(&d, &ch, &lower);    /* counter 2 */
+    attest(&d, &ch, &accepted); /* counter 3 */
+    attest(&d, &ch, &higher);   /* counter 4 */
+    tokens[0] = post_accepted(f, &accepted);
+    expect_evidence_refusal(f, &lower, "nonce_reused");
+    expect_evidence_refusal(f, &higher, "nonce_reused");
+    assert_int_equal(device_row(f, d.id).highest_counter, 3);
+    expect_unharmed(f, &d, tokens, 1);
+    /* The rows of used nonces go once their nonce has expired. */
+    assert_int_equal(fleet_db_count(f->path, "SELECT count(*) FROM used_nonces"), 1);
+    test_now += TETHER_CHALLENGE_TTL;
+    token = exchange_ok(f, &d);
+    assert_int_equal(fleet_db_count(f->path, "SELECT count(*) FROM used_nonces"), 1);
+    free(token);
+    free_all(tokens, 1);
+    device_close(&d);
+}
+
+/* Evidence that never reached the fleet (withheld by whoever sat on the
+ * path, or lost after the counter went up) and is sent after a newer
+ * exchange: its nonce is fresh, but older than the newer exchange's. Once
+ * that was a clone sighting: anyone on the path could hold one exchange
+ * back and take the device down. */
+static void withheld_evidence(void **state)
+{
+    fixture_t *f = *state;
+    device_t d;
+    char *withheld, *tokens[1];
+
+    enrol(f, &d, 17);
+    withheld = evidence(f, &d); /* counter 2, never delivered */
+    test_now += 5;
+    tokens[0] = exchange_ok(f, &d); /* counter 3 */
+    test_now += 5;
+    expect_refusal(f, withheld, 400, "invalid_grant", "nonce_expired");
+    expect_unharmed(f, &d, tokens, 1);
+    free(withheld);
+    free_all(tokens, 1);
+    device_close(&d);
+}
+
+/* A power loss: the TPM restarts without TPM2_Shutdown, so its clock is not
+ * safe until it next writes Clock to NV (up to about 70 minutes on a real
+ * chip). resetCount went up since the last accepted exchange: the device
+ * gets its token at once, and on the same boot again. */
+static void power_loss(void **state)
+{
+    fixture_t *f = *state;
+    device_t d, clone;
+    char *tokens[3], *ev, sql[256];
+
+    enrol(f, &d, 15);
+    clone_of(f, &d, 15, 10, &clone);
+    tokens[0] = exchange_ok(f, &d);
+    tether_tpm_fake_power_loss(&d.tpm);
+    test_now += 30;
+    tokens[1] = exchange_ok(f, &d);
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM devices WHERE id = '%s' AND last_clock_safe = 0 AND "
+             "last_reset_count = 2 AND last_restart_count = 0",
+             d.id);
+    assert_int_equal(fleet_db_count(f->path, sql), 1);
+    test_now += 30;
+    tokens[2] = exchange_ok(f, &d);
+    expect_unharmed(f, &d, tokens, 3);
+    /* An unsafe clock that went back on that same boot is no power loss:
+     * a second TPM state (its counter ahead, its clock behind). */
+    tether_tpm_fake_power_loss(&clone.tpm);
+    test_now += 30;
+    ev = evidence(f, &clone);
+    expect_clone_refused(f, ev);
+    assert_int_equal(device_row(f, d.id).status, TETHER_DEVICE_QUARANTINED);
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM alerts WHERE device_id = '%s' AND kind = 'clock_regression'",
+             d.id);
+    assert_int_equal(fleet_db_count(f->path, sql), 1);
+    free(ev);
+    free_all(tokens, 3);
+    device_close(&clone);
+    device_close(&d);
+}
+
+/* Right after enrolment nothing shows a TPM Reset: an unsafe clock on the
+ * first exchange is refused (the agent tries again once the TPM has
+ * written its clock), and nothing changes. */
+static void unsafe_clock_on_first_exchange(void **state)
+{
+    fixture_t *f = *state;
+    device_t d;
+    char *ev;
+
+    enrol(f, &d, 16);
+    tether_tpm_fake_power_loss(&d.tpm);
+    ev = evidence(f, &d);
+    expect_refusal(f, ev, 400, "invalid_grant", "clock_unsafe");
+    free(ev);
     device_close(&d);
 }
 
@@ -1747,21 +1969,68 @@ static void clone_rule(void **state)
     memset(row->last_fingerprint, 0xaa, 32);
     memset(ex.fingerprint, 0xbb, 32);
     ex.sighting.counter = 8;
-    assert_int_equal(tether_store_exchange_decide(row, &ex), TETHER_STORE_EXCHANGE_ACCEPT);
+    assert_int_equal(tether_store_exchange_decide(row, &ex, false), TETHER_STORE_EXCHANGE_ACCEPT);
     ex.sighting.counter = 100; /* gaps are normal */
-    assert_int_equal(tether_store_exchange_decide(row, &ex), TETHER_STORE_EXCHANGE_ACCEPT);
+    assert_int_equal(tether_store_exchange_decide(row, &ex, false), TETHER_STORE_EXCHANGE_ACCEPT);
     ex.sighting.counter = 7;
-    assert_int_equal(tether_store_exchange_decide(row, &ex), TETHER_STORE_EXCHANGE_CLONE);
+    assert_int_equal(tether_store_exchange_decide(row, &ex, false), TETHER_STORE_EXCHANGE_CLONE);
     memset(ex.fingerprint, 0xaa, 32);
-    assert_int_equal(tether_store_exchange_decide(row, &ex), TETHER_STORE_EXCHANGE_RETRY);
+    assert_int_equal(tether_store_exchange_decide(row, &ex, false), TETHER_STORE_EXCHANGE_RETRY);
     ex.sighting.counter = 6; /* the fingerprint of the last, a lower counter: impossible */
-    assert_int_equal(tether_store_exchange_decide(row, &ex), TETHER_STORE_EXCHANGE_CLONE);
+    assert_int_equal(tether_store_exchange_decide(row, &ex, false), TETHER_STORE_EXCHANGE_CLONE);
     ex.sighting.counter = 8;
     ex.clock_regression = true;
-    assert_int_equal(tether_store_exchange_decide(row, &ex),
+    assert_int_equal(tether_store_exchange_decide(row, &ex, false),
                      TETHER_STORE_EXCHANGE_CLOCK_REGRESSION);
+    /* A used nonce: a replay, whatever the counter or clock; never an alarm. */
+    assert_int_equal(tether_store_exchange_decide(row, &ex, true),
+                     TETHER_STORE_EXCHANGE_NONCE_REUSED);
+    ex.clock_regression = false;
+    memset(ex.fingerprint, 0xbb, 32);
+    for (uint64_t counter = 6; counter <= 8; counter++) {
+        ex.sighting.counter = counter;
+        assert_int_equal(tether_store_exchange_decide(row, &ex, true),
+                         TETHER_STORE_EXCHANGE_NONCE_REUSED);
+    }
+    /* ... but the retry of the last accepted exchange used it itself. */
+    memset(ex.fingerprint, 0xaa, 32);
+    ex.sighting.counter = 7;
+    assert_int_equal(tether_store_exchange_decide(row, &ex, true), TETHER_STORE_EXCHANGE_RETRY);
+    /* A retry whose clock is flagged (the same evidence accepted meanwhile
+     * by a concurrent request) is still a retry. */
+    ex.clock_regression = true;
+    assert_int_equal(tether_store_exchange_decide(row, &ex, false), TETHER_STORE_EXCHANGE_RETRY);
+    /* A fresh nonce issued before the last accepted exchange's (it expires
+     * earlier): evidence older than that exchange, whatever its clock. */
+    memset(ex.fingerprint, 0xbb, 32);
+    row->last_nonce_expires_at = T0 + 60;
+    ex.nonce_expires_at = T0 + 59;
+    for (uint64_t counter = 6; counter <= 7; counter++) {
+        ex.sighting.counter = counter;
+        ex.clock_regression = true;
+        assert_int_equal(tether_store_exchange_decide(row, &ex, false),
+                         TETHER_STORE_EXCHANGE_NONCE_SUPERSEDED);
+        ex.clock_regression = false;
+        assert_int_equal(tether_store_exchange_decide(row, &ex, false),
+                         TETHER_STORE_EXCHANGE_NONCE_SUPERSEDED);
+        assert_int_equal(tether_store_exchange_decide(row, &ex, true),
+                         TETHER_STORE_EXCHANGE_NONCE_REUSED);
+    }
+    ex.sighting.counter = 8; /* above the highest: in order */
+    assert_int_equal(tether_store_exchange_decide(row, &ex, false), TETHER_STORE_EXCHANGE_ACCEPT);
+    /* Issued in the same second as the last accepted one: fresh. */
+    ex.sighting.counter = 7;
+    ex.nonce_expires_at = T0 + 60;
+    assert_int_equal(tether_store_exchange_decide(row, &ex, false), TETHER_STORE_EXCHANGE_CLONE);
+    /* Unknown (the last exchange was accepted before schema 5): fresh. */
+    row->last_nonce_expires_at = 0;
+    ex.nonce_expires_at = T0 + 59;
+    assert_int_equal(tether_store_exchange_decide(row, &ex, false), TETHER_STORE_EXCHANGE_CLONE);
     row->device.status = TETHER_DEVICE_QUARANTINED;
-    assert_int_equal(tether_store_exchange_decide(row, &ex), TETHER_STORE_EXCHANGE_NOT_ACTIVE);
+    assert_int_equal(tether_store_exchange_decide(row, &ex, false),
+                     TETHER_STORE_EXCHANGE_NOT_ACTIVE);
+    assert_int_equal(tether_store_exchange_decide(row, &ex, true),
+                     TETHER_STORE_EXCHANGE_NOT_ACTIVE);
     free(row);
 }
 
@@ -1887,6 +2156,59 @@ static void migration_from_version_2(void **state)
     tether_store_free(&store);
 }
 
+/* A fleet at schema version 3 migrates: the last accepted exchange gets a
+ * nonce expiry (last_seen_at + 61), so a retry of it across the upgrade
+ * (its fingerprint was computed otherwise) is older evidence, not a clone,
+ * while a nonce issued after that exchange is still fresh. */
+static void migration_from_version_3(void **state)
+{
+    fixture_t *f = *state;
+    char path[320];
+    sqlite3 *db = NULL;
+    tether_store_t store;
+    tether_store_exchange_device_t *row = calloc(1, sizeof(*row));
+    tether_store_exchange_t ex;
+    int version = 0;
+
+    assert_non_null(row);
+    snprintf(path, sizeof(path), "%s/v3.db", f->dir);
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    for (int v = 0; v < 3; v++)
+        assert_int_equal(sqlite3_exec(db, tether_store_migrations[v], NULL, NULL, NULL),
+                         SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db,
+                                  "CREATE TABLE schema_version (version INTEGER NOT NULL);"
+                                  "INSERT INTO schema_version VALUES (3);"
+                                  "INSERT INTO devices (id, name, ek_sha256, status, "
+                                  "highest_counter, last_clock, last_reset_count, "
+                                  "last_restart_count, last_clock_safe, last_fingerprint, "
+                                  "last_address, last_seen_at, created_at, updated_at) VALUES "
+                                  "('dev_000000000000000000000003', 'old', "
+                                  "'0000000000000000000000000000000000000000000000000000000000000003',"
+                                  " 'active', 5, 1000, 1, 0, 1, randomblob(32), '192.0.2.7', "
+                                  "1700000000, 1, 2)",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    tether_store_init(&store);
+    assert_int_equal(tether_store_open_sqlite(&store, path), TETHER_OK);
+    assert_int_equal(tether_store_schema_version(&store, &version), TETHER_OK);
+    assert_int_equal(version, tether_store_latest_version());
+    assert_int_equal(tether_store_exchange_device_get(&store, "dev_000000000000000000000003", row),
+                     TETHER_OK);
+    assert_true(row->has_last);
+    assert_int_equal(row->last_nonce_expires_at, T0 + 61);
+    memset(&ex, 0, sizeof(ex));
+    ex.sighting.counter = 5;
+    ex.nonce_expires_at = T0 + 60; /* issued when that exchange was accepted */
+    assert_int_equal(tether_store_exchange_decide(row, &ex, false),
+                     TETHER_STORE_EXCHANGE_NONCE_SUPERSEDED);
+    ex.nonce_expires_at = T0 + 61; /* issued a second later */
+    assert_int_equal(tether_store_exchange_decide(row, &ex, false), TETHER_STORE_EXCHANGE_CLONE);
+    free(row);
+    tether_store_free(&store);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1904,6 +2226,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(tpm_state_rolled_back, setup, teardown),
         cmocka_unit_test_setup_teardown(clock_regression, setup, teardown),
         cmocka_unit_test_setup_teardown(replayed_evidence, setup, teardown),
+        cmocka_unit_test_setup_teardown(malleated_evidence, setup, teardown),
+        cmocka_unit_test_setup_teardown(nonce_reused_with_other_evidence, setup, teardown),
+        cmocka_unit_test_setup_teardown(withheld_evidence, setup, teardown),
+        cmocka_unit_test_setup_teardown(power_loss, setup, teardown),
+        cmocka_unit_test_setup_teardown(unsafe_clock_on_first_exchange, setup, teardown),
         cmocka_unit_test_setup_teardown(reenrolment_starts_over, setup, teardown),
         cmocka_unit_test_setup_teardown(lifetime_clamped, setup, teardown),
         cmocka_unit_test_setup_teardown(key_rotation, setup, teardown),
@@ -1912,6 +2239,7 @@ int main(void)
         cmocka_unit_test(exchange_config_keys),
         cmocka_unit_test_setup_teardown(init_makes_exchange_keys, setup, teardown),
         cmocka_unit_test_setup_teardown(migration_from_version_2, setup, teardown),
+        cmocka_unit_test_setup_teardown(migration_from_version_3, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -437,12 +437,93 @@ static void verify_tampered_signature(void **state)
     sig = w->quote.signature;
     ecc->signatureS.size = sizeof(ecc->signatureS.buffer) + 1;
     assert_int_equal(verify(ak_pub(w), &w->quote, &sig), TETHER_ERR_VERIFY);
-    /* Leading zeros are the same integer. */
+    /* A leading zero put in front is the same integer spelt another way:
+     * refused, so a signature has one encoding (the fingerprint of evidence
+     * must not be all that tells two spellings apart). */
     sig = w->quote.signature;
     memmove(ecc->signatureR.buffer + 1, ecc->signatureR.buffer, 32);
     ecc->signatureR.buffer[0] = 0;
     ecc->signatureR.size = 33;
-    assert_int_equal(verify(ak_pub(w), &w->quote, &sig), TETHER_OK);
+    assert_int_equal(verify(ak_pub(w), &w->quote, &sig), TETHER_ERR_VERIFY);
+    sig = w->quote.signature;
+    memmove(ecc->signatureS.buffer + 1, ecc->signatureS.buffer, 32);
+    ecc->signatureS.buffer[0] = 0;
+    ecc->signatureS.size = 33;
+    assert_int_equal(verify(ak_pub(w), &w->quote, &sig), TETHER_ERR_VERIFY);
+}
+
+/* Signs the quote's attestation with the software key of the same AK
+ * template until r is in [2^240, 2^248) (exactly one zero byte in front in
+ * the 32-byte form a TPM writes), returning the signature in that form. */
+static void sign_small_r(world_t *w, mbedtls_ecp_keypair *key, TPMT_SIGNATURE *sig)
+{
+    uint8_t hash[32];
+    mbedtls_mpi r, s;
+
+    assert_int_equal(mbedtls_md(mbedtls_md_info_from_type(MBEDTLS_MD_SHA256),
+                                w->quote.attest.attestationData, w->quote.attest.size, hash),
+                     0);
+    mbedtls_mpi_init(&r);
+    mbedtls_mpi_init(&s);
+    do {
+        assert_int_equal(mbedtls_ecdsa_sign(&key->grp, &r, &s, &key->d, hash, sizeof(hash),
+                                            tether_random_mbedtls, NULL),
+                         0);
+    } while (mbedtls_mpi_bitlen(&r) > 248 || mbedtls_mpi_bitlen(&r) <= 240);
+    *sig = w->quote.signature;
+    sig->signature.ecdsa.signatureR.size = 32;
+    sig->signature.ecdsa.signatureS.size = 32;
+    assert_int_equal(mbedtls_mpi_write_binary(&r, sig->signature.ecdsa.signatureR.buffer, 32), 0);
+    assert_int_equal(mbedtls_mpi_write_binary(&s, sig->signature.ecdsa.signatureS.buffer, 32), 0);
+    mbedtls_mpi_free(&r);
+    mbedtls_mpi_free(&s);
+}
+
+/* The encodings a TPM writes verify: r and s padded to the order's 32 bytes
+ * (TPM2 Part 4, CryptEccSign; 1 signature in 128 has a leading zero byte
+ * there), or minimal; a high s (n - s) too, since TPMs produce it. What no
+ * TPM writes does not: a zero byte in front of those, 0, n. */
+static void verify_signature_encodings(void **state)
+{
+    world_t *w = *state;
+    mbedtls_ecp_keypair key;
+    TPMT_PUBLIC pub = *ak_pub(w);
+    TPMT_SIGNATURE sig, other;
+    TPMS_SIGNATURE_ECC *ecc = &other.signature.ecdsa;
+
+    mbedtls_ecp_keypair_init(&key);
+    assert_int_equal(mbedtls_ecp_gen_key(MBEDTLS_ECP_DP_SECP256R1, &key, tether_random_mbedtls,
+                                         NULL),
+                     0);
+    assert_int_equal(mbedtls_mpi_write_binary(&key.Q.X, pub.unique.ecc.x.buffer, 32), 0);
+    assert_int_equal(mbedtls_mpi_write_binary(&key.Q.Y, pub.unique.ecc.y.buffer, 32), 0);
+    sign_small_r(w, &key, &sig);
+    assert_int_equal(sig.signature.ecdsa.signatureR.buffer[0], 0);
+    assert_int_equal(verify(&pub, &w->quote, &sig), TETHER_OK);
+    /* The minimal form of the same r. */
+    other = sig;
+    memmove(ecc->signatureR.buffer, ecc->signatureR.buffer + 1, 31);
+    ecc->signatureR.size = 31;
+    assert_int_equal(verify(&pub, &w->quote, &other), TETHER_OK);
+    /* A zero byte in front of the 32-byte form: no TPM's encoding. */
+    other = sig;
+    memmove(ecc->signatureR.buffer + 1, ecc->signatureR.buffer, 32);
+    ecc->signatureR.size = 33;
+    assert_int_equal(verify(&pub, &w->quote, &other), TETHER_ERR_VERIFY);
+    /* s replaced by n - s: the same signature, high or low; accepted. */
+    other = sig;
+    assert_int_equal(tether_tpm_fake_negate_s(&other), TETHER_OK);
+    assert_memory_not_equal(ecc->signatureS.buffer, sig.signature.ecdsa.signatureS.buffer, 32);
+    assert_int_equal(verify(&pub, &w->quote, &other), TETHER_OK);
+    /* r = n (as 32 bytes), s = 0 (one zero byte): out of range. */
+    other = sig;
+    assert_int_equal(mbedtls_mpi_write_binary(&key.grp.N, ecc->signatureR.buffer, 32), 0);
+    assert_int_equal(verify(&pub, &w->quote, &other), TETHER_ERR_VERIFY);
+    other = sig;
+    ecc->signatureS.size = 1;
+    ecc->signatureS.buffer[0] = 0;
+    assert_int_equal(verify(&pub, &w->quote, &other), TETHER_ERR_VERIFY);
+    mbedtls_ecp_keypair_free(&key);
 }
 
 static void verify_wrong_key_or_algorithm(void **state)
@@ -828,6 +909,7 @@ int main(void)
         cmocka_unit_test(verify_tpm_signatures),
         cmocka_unit_test(verify_tampered_data),
         cmocka_unit_test(verify_tampered_signature),
+        cmocka_unit_test(verify_signature_encodings),
         cmocka_unit_test(verify_wrong_key_or_algorithm),
         cmocka_unit_test(verify_rsassa),
         cmocka_unit_test(verify_ecdsa_sha384),

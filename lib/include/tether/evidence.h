@@ -38,21 +38,26 @@
  *   4. tether_evidence_verify() against what was stored at enrolment
  *   5. the checks that need the database, which this module cannot make:
  *      - the device is active (not revoked, not quarantined);
+ *      - the nonce was not used by an accepted exchange yet (nonces are
+ *        single-use: a used one is a replay, refused without an alarm);
  *      - result.counter is strictly greater than the highest counter value
- *        accepted for the device. Not greater, and not a byte-identical retry
- *        of the last accepted exchange: two TPM states hold the same keys, a
- *        clone (DESIGN.md, "Clone detection"); refuse and quarantine. Gaps are
- *        normal (a request lost after the increment), never an alarm;
+ *        accepted for the device. Not greater with a fresh nonce, and not a
+ *        retry of the last accepted exchange: two TPM states hold the same
+ *        keys, a clone (DESIGN.md, "Clone detection"); refuse and
+ *        quarantine. Gaps are normal (a request lost after the increment),
+ *        never an alarm;
  *      - store result.counter and result.clock (the next exchange's
- *        last_clock) durably, with the issued token id, before answering.
- *      A byte-identical retry of the last accepted exchange carries the same
- *      clock as the stored last_clock, so recognise it (compare
- *      tether_evidence_fingerprint() with the stored one) before calling
- *      tether_evidence_verify() with that last_clock.
+ *        last_clock) and the used nonce durably, with the issued token id,
+ *        before answering.
+ *      A retry of the last accepted exchange carries the same clock as the
+ *      stored last_clock, so recognise it (compare
+ *      tether_evidence_fingerprint() with the stored one) and set the
+ *      policy's retry_of_last before calling tether_evidence_verify().
  */
 #ifndef TETHER_EVIDENCE_H
 #define TETHER_EVIDENCE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -137,9 +142,13 @@ TETHER_MUST_CHECK tether_status_t tether_evidence_parse(const char *token, size_
                                                         tether_evidence_t *ev, char *why,
                                                         size_t why_size);
 
-/* SHA-256 over both attestations and both signatures: equal for a
- * byte-identical retry of one exchange, different for any two exchanges
- * (each carries its own counter value, clock and signatures). */
+/* SHA-256 over what the TPM attested and what it was asked to cover: both
+ * attestations as signed, the nonce and the usage report. Not over the
+ * signatures: an ECDSA signature has other spellings that verify (s and
+ * n - s; tether_tpm2_verify_signature refuses other encodings of r and s),
+ * so evidence is the same exchange when its attested content is. Equal for
+ * a retry of one exchange, different for any two exchanges (each carries
+ * its own counter value, clock and nonce). */
 TETHER_MUST_CHECK tether_status_t tether_evidence_fingerprint(const tether_evidence_t *ev,
                                                               uint8_t out[32]);
 
@@ -185,6 +194,11 @@ typedef struct tether_evidence_policy {
                                               deliberate trust on first use only */
     const TPMS_CLOCK_INFO *last_clock;     /* result.clock of the last accepted exchange;
                                               NULL on the first exchange */
+    bool retry_of_last;                    /* the evidence is that last exchange sent again
+                                              (same tether_evidence_fingerprint): its clock
+                                              is last_clock itself, so neither clock rule
+                                              applies (both held when it was accepted);
+                                              ignored without last_clock */
 } tether_evidence_policy_t;
 
 typedef struct tether_evidence_result {
@@ -209,7 +223,6 @@ typedef struct tether_evidence_result {
  *   pcr_mismatch            the quote's selection is pcr_selection (same
  *                           banks in the same order, same PCRs) and its
  *                           digest one of pcr_digests (if any)
- *   clock_unsafe            both clockInfo.safe are YES
  *   inconsistent_attestations  both have the same resetCount, restartCount
  *                           and firmwareVersion
  *   clock_regression        both clockInfos against last_clock (if any):
@@ -219,6 +232,14 @@ typedef struct tether_evidence_result {
  *                           Reset sets restartCount back to 0 (TPM2 Part 2,
  *                           TPMS_CLOCK_INFO), so a higher resetCount accepts
  *                           any restartCount and clock.
+ *   clock_unsafe            both clockInfo.safe are YES, or the clock is
+ *                           unsafe the way a power loss leaves it: a TPM
+ *                           Reset since last_clock (resetCount went up), or
+ *                           the same Reset as last_clock with last_clock
+ *                           unsafe too. Without last_clock an unsafe clock
+ *                           is refused: nothing shows a Reset. An unsafe
+ *                           clock that went back is clock_regression above.
+ * (With retry_of_last, neither clock rule is applied.)
  * (Evidence that did not come from tether_evidence_parse() and whose
  * attestations do not unmarshal is refused as malformed_evidence.)
  * TETHER_OK fills *result. TETHER_ERR_VERIFY sets *code to the refusal and

@@ -8,9 +8,10 @@
  *           || HMAC-SHA256(key, "tether nonce v1" || random || expiry)
  *
  * 72 bytes, carried as base64url (TETHER_NONCE_TEXT_LEN characters). A nonce
- * is not a secret and may be used more than once before it expires: replays
- * of evidence are stopped by the exchange counter, which must go up with
- * every accepted exchange (tether/evidence.h).
+ * is not a secret. These functions check only its MAC and expiry: making it
+ * single-use is the verifier's (fleetd records each nonce an accepted
+ * exchange used, until it expires, in the store every replica shares; see
+ * tether/evidence.h).
  */
 #ifndef TETHER_NONCE_H
 #define TETHER_NONCE_H
@@ -56,5 +57,10 @@ TETHER_MUST_CHECK tether_status_t tether_nonce_check_rotating(const uint8_t *cur
                                                               size_t key_len,
                                                               const uint8_t *nonce, size_t len,
                                                               uint64_t now);
+
+/* The expiry written into a nonce (unix seconds). Only a nonce that
+ * tether_nonce_check() accepted says when it expires: before that, the
+ * bytes are the sender's word. nonce is TETHER_NONCE_SIZE bytes. */
+uint64_t tether_nonce_expiry(const uint8_t nonce[TETHER_NONCE_SIZE]);
 
 #endif

@@ -32,7 +32,12 @@ TETHER_MUST_CHECK tether_status_t tether_tpm2_public_matches_cert(const TPMT_PUB
                                                                   size_t cert_len);
 
 /* Verifies a TPM signature (ECDSA or RSASSA, SHA-256/384/512) over data with
- * the key in pub. TETHER_ERR_VERIFY if it does not verify. */
+ * the key in pub. TETHER_ERR_VERIFY if it does not verify, or if an ECDSA r
+ * or s is not written as a TPM writes it: 1 to the order's byte size (32 for
+ * P-256), either that full width or without a leading zero byte, and in
+ * [1, n-1]. A high s (above n/2) is accepted: TPMs produce it, and neither
+ * form of s is canonical for them (a caller that must tell two signatures of
+ * one message apart compares what was signed, not the signature). */
 TETHER_MUST_CHECK tether_status_t tether_tpm2_verify_signature(const TPMT_PUBLIC *pub,
                                                                const uint8_t *data, size_t len,
                                                                const TPMT_SIGNATURE *sig);

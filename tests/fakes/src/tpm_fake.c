@@ -60,6 +60,7 @@
 #define FAKE_CLOCK_STEP 250u /* ms per command */
 #define FAKE_RESET_COUNT 1u
 #define FAKE_RESTART_COUNT 0u
+#define FAKE_CLOCK_LOST 60000u /* ms of Clock a power loss takes back (not yet in NV) */
 
 /* The private part of a key blob: IV || AES-256-GCM(d) || tag. */
 #define WRAP_IV_LEN 12
@@ -116,6 +117,8 @@ typedef struct fake_impl {
     uint64_t highest_counter; /* highest value any NV counter on this TPM has had */
     uint8_t pcrs[FAKE_PCRS][32];
     uint64_t clock_ms;
+    uint32_t reset_count;       /* FAKE_RESET_COUNT, + 1 per power loss */
+    bool clock_safe;            /* NO after a power loss (never written back to NV here) */
     fake_fault_t faults[TETHER_FAKE_OP_PCR_EXTEND + 1];
     mbedtls_pk_context ca_key;
     uint8_t ca_cert[1024];
@@ -592,9 +595,9 @@ static tether_status_t attest_sign(tether_tpm_t *tpm, const char *command, fake_
     /* The AK is in the endorsement hierarchy, so clockInfo is not
      * obfuscated (TPM2 Part 1, 36.6). */
     attest->clockInfo.clock = impl->clock_ms;
-    attest->clockInfo.resetCount = FAKE_RESET_COUNT;
+    attest->clockInfo.resetCount = impl->reset_count;
     attest->clockInfo.restartCount = FAKE_RESTART_COUNT;
-    attest->clockInfo.safe = TPM2_YES;
+    attest->clockInfo.safe = impl->clock_safe ? TPM2_YES : TPM2_NO;
     attest->firmwareVersion = ((uint64_t)FAKE_FIRMWARE_1 << 32) | FAKE_FIRMWARE_2;
 
     memset(out, 0, sizeof(*out));
@@ -1358,6 +1361,8 @@ tether_status_t tether_tpm_open_fake(tether_tpm_t *tpm, const tether_tpm_fake_co
     put_be64(impl->seed, config->seed);
     put_be64(impl->manufacturer, config->manufacturer != 0 ? config->manufacturer : config->seed);
     impl->clock_ms = FAKE_CLOCK_START;
+    impl->reset_count = FAKE_RESET_COUNT;
+    impl->clock_safe = true;
     {
         mbedtls_hmac_drbg_context drbg;
         int ret;
@@ -1394,6 +1399,50 @@ void tether_tpm_fake_inject(tether_tpm_t *tpm, tether_tpm_fake_op_t op, uint32_t
         return;
     impl->faults[op].rc = rc;
     impl->faults[op].count = count;
+}
+
+void tether_tpm_fake_power_loss(tether_tpm_t *tpm)
+{
+    fake_impl_t *impl = fake_of(tpm);
+
+    if (impl == NULL)
+        return;
+    impl->reset_count++;
+    impl->clock_safe = false;
+    impl->clock_ms = impl->clock_ms > FAKE_CLOCK_START + FAKE_CLOCK_LOST
+                         ? impl->clock_ms - FAKE_CLOCK_LOST
+                         : FAKE_CLOCK_START;
+    memset(impl->pcrs, 0, sizeof(impl->pcrs));
+}
+
+tether_status_t tether_tpm_fake_negate_s(TPMT_SIGNATURE *sig)
+{
+    TPMS_SIGNATURE_ECC *ecc;
+    mbedtls_ecp_group grp;
+    mbedtls_mpi s;
+    tether_status_t rc = TETHER_ERR_INVALID_ARGUMENT;
+
+    if (sig == NULL || sig->sigAlg != TPM2_ALG_ECDSA)
+        return TETHER_ERR_INVALID_ARGUMENT;
+    ecc = &sig->signature.ecdsa;
+    if (ecc->signatureS.size > sizeof(ecc->signatureS.buffer))
+        return TETHER_ERR_INVALID_ARGUMENT;
+    mbedtls_ecp_group_init(&grp);
+    mbedtls_mpi_init(&s);
+    if (mbedtls_ecp_group_load(&grp, MBEDTLS_ECP_DP_SECP256R1) != 0 ||
+        mbedtls_mpi_read_binary(&s, ecc->signatureS.buffer, ecc->signatureS.size) != 0)
+        goto out;
+    if (mbedtls_mpi_cmp_int(&s, 0) <= 0 || mbedtls_mpi_cmp_mpi(&s, &grp.N) >= 0)
+        goto out;
+    if (mbedtls_mpi_sub_mpi(&s, &grp.N, &s) != 0 ||
+        mbedtls_mpi_write_binary(&s, ecc->signatureS.buffer, 32) != 0)
+        goto out;
+    ecc->signatureS.size = 32;
+    rc = TETHER_OK;
+out:
+    mbedtls_mpi_free(&s);
+    mbedtls_ecp_group_free(&grp);
+    return rc;
 }
 
 unsigned tether_tpm_fake_loaded_objects(const tether_tpm_t *tpm)

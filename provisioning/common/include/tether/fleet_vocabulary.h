@@ -63,6 +63,12 @@ TETHER_MUST_CHECK tether_status_t tether_device_status_parse(const char *name,
 #define TETHER_FLEET_ERROR_UNSUPPORTED_MEDIA_TYPE "unsupported_media_type" /* 415 */
 #define TETHER_FLEET_ERROR_SERVER_ERROR "server_error"             /* 500 */
 
+/* The "tether_error" of POST /v1/token that only the fleet's store can
+ * decide (the evidence's own codes are tether_evidence_code_name()'s):
+ * evidence over a nonce an accepted exchange used already, a replay. 400,
+ * "error" invalid_grant; nothing changes; a new challenge starts over. */
+#define TETHER_FLEET_EXCHANGE_NONCE_REUSED "nonce_reused"
+
 /* Bounds a client checks before it asks: the pages and waits of the lists
  * (it pages on after a full page) and the uses of a bootstrap token. */
 #define TETHER_FLEET_ALERTS_PAGE 500  /* alerts per answer at most */

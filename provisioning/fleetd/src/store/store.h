@@ -460,11 +460,12 @@ void tether_store_observe_since(tether_store_t *store, const char *operation,
                                 const struct timespec *start);
 
 /* ---- attested token exchange (DESIGN.md, "Attested token exchange",
- * "Clone detection"; store_sqlite_exchange.c, schema version 3) ---- */
+ * "Clone detection"; store_sqlite_exchange.c, schema versions 3 and 5) ---- */
 
 #define TETHER_STORE_BLOB_MAX 2048      /* a marshalled TPM structure of the device row */
 #define TETHER_STORE_DIGEST_MAX 64      /* the PCR reference digest */
 #define TETHER_STORE_FINGERPRINT_SIZE 32 /* tether_evidence_fingerprint() */
+#define TETHER_STORE_NONCE_HASH_SIZE 32  /* SHA-256 of a challenge nonce */
 #define TETHER_STORE_ADDRESS_SIZE 46    /* INET6_ADDRSTRLEN */
 #define TETHER_STORE_JTI_SIZE 33        /* 32 lowercase hex digits + NUL */
 #define TETHER_STORE_KID_SIZE 44        /* an RFC 7638 thumbprint (43 characters) + NUL */
@@ -504,6 +505,7 @@ typedef struct tether_store_exchange_device {
     bool has_last;                  /* an exchange was accepted since the enrolment */
     tether_store_sighting_t last;   /* the last accepted exchange */
     uint8_t last_fingerprint[TETHER_STORE_FINGERPRINT_SIZE];
+    int64_t last_nonce_expires_at;  /* its nonce's expiry; 0: unknown (before schema 5) */
 } tether_store_exchange_device_t;
 
 /* An issued access token (table issued_tokens). */
@@ -525,6 +527,10 @@ typedef struct tether_store_exchange {
     const char *device_id;
     tether_store_sighting_t sighting;
     uint8_t fingerprint[TETHER_STORE_FINGERPRINT_SIZE];
+    /* The challenge nonce the evidence answers (SHA-256 of its bytes) and
+     * its expiry: an accepted exchange uses it up until then. */
+    uint8_t nonce_hash[TETHER_STORE_NONCE_HASH_SIZE];
+    int64_t nonce_expires_at;    /* unix seconds, from the checked nonce */
     const uint8_t *pcr_digest; /* the quote's digest: kept if the device has none yet */
     size_t pcr_digest_len;
     /* Set when tether_evidence_verify() refused the evidence as
@@ -541,10 +547,14 @@ typedef struct tether_store_exchange {
 
 typedef enum tether_store_exchange_decision {
     TETHER_STORE_EXCHANGE_ACCEPT = 0,       /* counter above the highest: recorded */
-    TETHER_STORE_EXCHANGE_RETRY,            /* byte-identical retry of the last accepted one */
+    TETHER_STORE_EXCHANGE_RETRY,            /* retry of the last accepted one (same fingerprint) */
     TETHER_STORE_EXCHANGE_CLONE,            /* counter not above the highest: quarantined */
     TETHER_STORE_EXCHANGE_CLOCK_REGRESSION, /* the clock went back: quarantined */
     TETHER_STORE_EXCHANGE_NOT_ACTIVE,       /* the device is no longer active: nothing changed */
+    TETHER_STORE_EXCHANGE_NONCE_REUSED,     /* the nonce was used up: a replay, nothing changed */
+    TETHER_STORE_EXCHANGE_NONCE_SUPERSEDED, /* counter not above the highest over a nonce issued
+                                               before the last accepted one: older evidence
+                                               (lost, withheld, replayed), nothing changed */
 } tether_store_exchange_decision_t;
 
 typedef struct tether_store_exchange_result {
@@ -555,12 +565,22 @@ typedef struct tether_store_exchange_result {
     tether_store_issued_token_t token; /* RETRY: the token issued for the retried exchange */
 } tether_store_exchange_result_t;
 
-/* The clone rule, pure (DESIGN.md, "Clone detection"): row is the device as
- * read inside the transaction. A counter strictly above the highest accepted
- * one is accepted (gaps are normal); the same counter with the fingerprint of
- * the last accepted exchange is a retry; anything else is a clone. */
+/* The clone rule, pure (DESIGN.md, "Clone detection"): row is the device and
+ * nonce_used whether an accepted exchange used the evidence's nonce, both as
+ * read inside the transaction. In this order: a device not active is
+ * NOT_ACTIVE; the same counter with the fingerprint of the last accepted
+ * exchange is a retry (its nonce is used, by that exchange); any other
+ * evidence over a used nonce is a replay, NONCE_REUSED; a counter not above
+ * the highest over a nonce that expires before the last accepted exchange's
+ * (so was issued before it, in an earlier second: one TTL for all) is older
+ * evidence, NONCE_SUPERSEDED. A clone answers a fresh nonce: a replay or a
+ * late copy of an exchange proves nothing about a second TPM state, and
+ * anyone who saw one must not take the device down. Then a clock that went
+ * back is CLOCK_REGRESSION; a counter strictly above the highest accepted
+ * one is accepted (gaps are normal); anything else is a clone. */
 tether_store_exchange_decision_t tether_store_exchange_decide(
-    const tether_store_exchange_device_t *row, const tether_store_exchange_t *exchange);
+    const tether_store_exchange_device_t *row, const tether_store_exchange_t *exchange,
+    bool nonce_used);
 
 /* The alert details of a clone sighting, a malloc'd JSON text:
  * {"reason", "last_accepted": sighting|null, "this": sighting} with each
@@ -577,18 +597,19 @@ TETHER_MUST_CHECK tether_status_t tether_store_exchange_device_get(
 
 /*
  * Records a verified exchange in one transaction (BEGIN IMMEDIATE; committed
- * durably before the caller answers): the device row is read again and
- * tether_store_exchange_decide()d on.
+ * durably before the caller answers): the device row and whether the nonce
+ * was used are read again and tether_store_exchange_decide()d on.
  * - ACCEPT: highest_counter, the clock, the PCR reference (if none yet), the
- *   fingerprint, address and time of this sighting are stored and the token
- *   is recorded in issued_tokens;
+ *   fingerprint, address and time of this sighting are stored, the token
+ *   is recorded in issued_tokens, and the nonce is used up (table
+ *   used_nonces, until it expires; expired entries are purged);
  * - RETRY: nothing changes; result->token is the token issued for it
  *   (TETHER_ERR_NOT_FOUND if that row is gone);
  * - CLONE and CLOCK_REGRESSION: the device is quarantined with a status
  *   reason naming the sighting, every unexpired token of it is revoked, the
  *   revocation feed gets an entry and an alert ("clone_detected" or
  *   "clock_regression", details from tether_store_sighting_details) is added;
- * - NOT_ACTIVE: nothing changes.
+ * - NOT_ACTIVE, NONCE_REUSED and NONCE_SUPERSEDED: nothing changes.
  */
 TETHER_MUST_CHECK tether_status_t tether_store_exchange_record(
     tether_store_t *store, const tether_store_exchange_t *exchange, int64_t now,

@@ -18,22 +18,35 @@
          : (store)->ops->op((store)->impl, __VA_ARGS__))
 
 tether_store_exchange_decision_t tether_store_exchange_decide(
-    const tether_store_exchange_device_t *row, const tether_store_exchange_t *exchange)
+    const tether_store_exchange_device_t *row, const tether_store_exchange_t *exchange,
+    bool nonce_used)
 {
     if (row->device.status != TETHER_DEVICE_ACTIVE)
         return TETHER_STORE_EXCHANGE_NOT_ACTIVE;
-    if (exchange->clock_regression)
-        return TETHER_STORE_EXCHANGE_CLOCK_REGRESSION;
-    /* A real TPM's counter only goes up: strictly above is the one way in. */
-    if (!row->device.has_counter || exchange->sighting.counter > row->device.highest_counter)
-        return TETHER_STORE_EXCHANGE_ACCEPT;
     /* The same exchange again (the answer was lost): same counter, same
-     * attestations and signatures. Any other evidence at or below the
-     * highest counter means a second TPM state with this device's keys. */
-    if (row->has_last && exchange->sighting.counter == row->device.highest_counter &&
+     * attested content. */
+    if (row->has_last && row->device.has_counter &&
+        exchange->sighting.counter == row->device.highest_counter &&
         tether_ct_equal(row->last_fingerprint, exchange->fingerprint,
                         TETHER_STORE_FINGERPRINT_SIZE))
         return TETHER_STORE_EXCHANGE_RETRY;
+    /* Anyone who saw an exchange can send it again: that is no sign of a
+     * second TPM state, and it must not take the device down. */
+    if (nonce_used)
+        return TETHER_STORE_EXCHANGE_NONCE_REUSED;
+    /* Evidence made before the last accepted exchange was asked for (its
+     * request lost, or withheld and sent now): no second TPM state either. */
+    if (row->has_last && row->last_nonce_expires_at > 0 && row->device.has_counter &&
+        exchange->sighting.counter <= row->device.highest_counter &&
+        exchange->nonce_expires_at < row->last_nonce_expires_at)
+        return TETHER_STORE_EXCHANGE_NONCE_SUPERSEDED;
+    if (exchange->clock_regression)
+        return TETHER_STORE_EXCHANGE_CLOCK_REGRESSION;
+    /* A real TPM's counter only goes up: strictly above is the one way in.
+     * Any other evidence over a fresh nonce at or below the highest counter
+     * means a second TPM state with this device's keys. */
+    if (!row->device.has_counter || exchange->sighting.counter > row->device.highest_counter)
+        return TETHER_STORE_EXCHANGE_ACCEPT;
     return TETHER_STORE_EXCHANGE_CLONE;
 }
 

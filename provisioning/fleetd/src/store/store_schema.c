@@ -174,11 +174,37 @@ static const char migration_4[] =
     "CREATE INDEX enrolment_sessions_ek_source ON enrolment_sessions"
     " (ek_sha256, source, created_at);";
 
+/*
+ * Version 5: single-use challenge nonces (DESIGN.md, "Attested token
+ * exchange"). used_nonces holds the SHA-256 of each nonce an accepted
+ * exchange answered, until the nonce's own expiry (then it is refused as
+ * expired anyway, and purged), so evidence replayed within its nonce's life
+ * is refused as nonce_reused by every replica sharing the store.
+ * devices.last_nonce_expires_at is the expiry of the last accepted
+ * exchange's nonce: evidence over a nonce issued before that one is older
+ * than the last accepted exchange, not a clone's answer to a fresh nonce.
+ * Enrolment resets it with the other last_* columns. For an exchange
+ * accepted before this version it is last_seen_at + 61: its nonce was
+ * issued at or before last_seen_at and lived 60 s (TETHER_CHALLENGE_TTL),
+ * so a retry of it, whose fingerprint was computed another way then, is
+ * refused as older evidence instead of being taken for a clone.
+ */
+static const char migration_5[] =
+    "ALTER TABLE devices ADD COLUMN last_nonce_expires_at INTEGER;"
+    "UPDATE devices SET last_nonce_expires_at = last_seen_at + 61"
+    " WHERE last_fingerprint IS NOT NULL AND last_seen_at IS NOT NULL;"
+    "CREATE TABLE used_nonces ("
+    " hash BLOB PRIMARY KEY NOT NULL CHECK (length(hash) = 32),"
+    " expires_at INTEGER NOT NULL"
+    ") WITHOUT ROWID;"
+    "CREATE INDEX used_nonces_expires ON used_nonces (expires_at);";
+
 const char *const tether_store_migrations[] = {
     migration_1,
     migration_2,
     migration_3,
     migration_4,
+    migration_5,
 };
 
 const size_t tether_store_migration_count =

@@ -1109,7 +1109,8 @@ static tether_status_t op_enrollment_delete(void *impl, const char *id)
     "status = 'active', status_reason = '', allow_reenroll = 0, highest_counter = 0, "       \
     "last_clock = NULL, last_reset_count = NULL, last_restart_count = NULL, "                \
     "last_clock_safe = NULL, pcr_digest = NULL, last_fingerprint = NULL, "                    \
-    "last_address = NULL, last_seen_at = NULL, enrollment_id = ?1, updated_at = ?3"
+    "last_address = NULL, last_seen_at = NULL, last_nonce_expires_at = NULL, "                \
+    "enrollment_id = ?1, updated_at = ?3"
 
 /* Runs a statement that must change exactly one row; otherwise missing. */
 static tether_status_t run_one(sqlite_store_t *s, const char *what, const char *sql,

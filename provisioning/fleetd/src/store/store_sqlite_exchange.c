@@ -1,6 +1,6 @@
 /*
  * The attested token exchange and the issuer keys on SQLite (store.h,
- * schema version 3). The exchange's decision is made inside one BEGIN
+ * schema versions 3 and 5). The exchange's decision is made inside one BEGIN
  * IMMEDIATE transaction from the device row read again there, so two
  * requests of one device (or of a device and its clone) are decided one
  * after the other; with synchronous FULL the commit is durable before the
@@ -21,7 +21,8 @@
 #define EXCHANGE_COLUMNS                                                                      \
     DEVICE_COLUMNS ", ek_public, ak_public, device_key_public, counter_nv_public, "           \
                    "pcr_digest, last_fingerprint, last_clock, last_reset_count, "             \
-                   "last_restart_count, last_clock_safe, last_address, last_seen_at"
+                   "last_restart_count, last_clock_safe, last_address, last_seen_at, "        \
+                   "last_nonce_expires_at"
 #define COL_BLOBS 12 /* the first column after DEVICE_COLUMNS */
 
 #define TOKEN_COLUMNS "jti, device_id, counter, issued_at, exp, revoked, kid, scope, audience"
@@ -77,6 +78,7 @@ static tether_status_t exchange_row(sqlite3_stmt *stmt, tether_store_exchange_de
         rc = tether_sqlite_copy_text(d->last.address, sizeof(d->last.address),
                                      sqlite3_column_text(stmt, c + 10));
         d->last.at = sqlite3_column_int64(stmt, c + 11);
+        d->last_nonce_expires_at = sqlite3_column_int64(stmt, c + 12);
     } else if (fingerprint_len != 0) {
         rc = TETHER_ERR_PARSE;
     }
@@ -159,14 +161,48 @@ tether_status_t tether_sqlite_issued_token_get(void *impl, const char *jti,
 
 /* ---- the exchange's transaction ---- */
 
+/* Whether an accepted exchange used this nonce. An expired entry counts
+ * until it is purged: its nonce is refused as expired before it gets here. */
+static tether_status_t nonce_used_tx(sqlite_store_t *s, const tether_store_exchange_t *ex,
+                                     bool *used)
+{
+    int64_t count = 0;
+    tether_status_t rc;
+
+    *used = false;
+    rc = tether_sqlite_query_one(
+        s, "look up nonce", "SELECT count(*) FROM used_nonces WHERE hash = ?",
+        SQL_ARGS(SQL_BLOB(ex->nonce_hash, TETHER_STORE_NONCE_HASH_SIZE)),
+        tether_sqlite_read_int64, &count);
+    *used = rc == TETHER_OK && count > 0;
+    return rc;
+}
+
+/* Uses the nonce up until it expires, and drops the entries of expired
+ * nonces (there are as many live ones as exchanges in a nonce's life). */
+static tether_status_t use_nonce_tx(sqlite_store_t *s, const tether_store_exchange_t *ex,
+                                    int64_t now)
+{
+    tether_status_t rc;
+
+    rc = tether_sqlite_run(s, "purge expired nonces",
+                           "DELETE FROM used_nonces WHERE expires_at <= ?", SQL_ARGS(SQL_INT(now)));
+    if (rc == TETHER_OK)
+        rc = tether_sqlite_run(
+            s, "use nonce", "INSERT INTO used_nonces (hash, expires_at) VALUES (?, ?)",
+            SQL_ARGS(SQL_BLOB(ex->nonce_hash, TETHER_STORE_NONCE_HASH_SIZE),
+                     SQL_INT(ex->nonce_expires_at)));
+    return rc;
+}
+
 static tether_status_t accept_tx(sqlite_store_t *s, const tether_store_exchange_t *ex,
                                  const tether_store_exchange_device_t *row)
 {
     static const char update_sql[] =
         "UPDATE devices SET highest_counter = ?2, last_clock = ?3, last_reset_count = ?4, "
         "last_restart_count = ?5, last_clock_safe = ?6, pcr_digest = coalesce(pcr_digest, ?7), "
-        "last_fingerprint = ?8, last_address = ?9, last_seen_at = ?10 "
-        "WHERE id = ?1 AND status = 'active'";
+        "last_fingerprint = ?8, last_address = ?9, last_seen_at = ?10, "
+        "last_nonce_expires_at = ?11 WHERE id = ?1 AND status = 'active'";
     static const char token_sql[] =
         "INSERT INTO issued_tokens (jti, device_id, counter, issued_at, exp, kid, scope, "
         "audience) VALUES (?, ?, ?, ?, ?, ?, ?, ?)";
@@ -183,16 +219,19 @@ static tether_status_t accept_tx(sqlite_store_t *s, const tether_store_exchange_
                  SQL_INT(now->clock.safe ? 1 : 0),
                  first_digest ? SQL_BLOB(ex->pcr_digest, ex->pcr_digest_len) : SQL_NULL,
                  SQL_BLOB(ex->fingerprint, TETHER_STORE_FINGERPRINT_SIZE),
-                 SQL_TEXT(now->address[0] != '\0' ? now->address : "-"), SQL_INT(now->at)));
+                 SQL_TEXT(now->address[0] != '\0' ? now->address : "-"), SQL_INT(now->at),
+                 SQL_INT(ex->nonce_expires_at)));
     if (rc == TETHER_OK && sqlite3_changes(s->db) != 1)
         rc = TETHER_ERR_NOT_FOUND;
-    if (rc != TETHER_OK)
-        return rc;
-    return tether_sqlite_run(s, "record issued token", token_sql,
-                             SQL_ARGS(SQL_TEXT(ex->jti), SQL_TEXT(ex->device_id),
-                                      SQL_INT(now->counter), SQL_INT(now->at), SQL_INT(ex->exp),
-                                      SQL_TEXT(ex->kid), SQL_TEXT(ex->scope),
-                                      SQL_TEXT(ex->audience)));
+    if (rc == TETHER_OK)
+        rc = tether_sqlite_run(s, "record issued token", token_sql,
+                               SQL_ARGS(SQL_TEXT(ex->jti), SQL_TEXT(ex->device_id),
+                                        SQL_INT(now->counter), SQL_INT(now->at),
+                                        SQL_INT(ex->exp), SQL_TEXT(ex->kid), SQL_TEXT(ex->scope),
+                                        SQL_TEXT(ex->audience)));
+    if (rc == TETHER_OK)
+        rc = use_nonce_tx(s, ex, now->at);
+    return rc;
 }
 
 static tether_status_t retry_tx(sqlite_store_t *s, const tether_store_exchange_t *ex,
@@ -263,6 +302,7 @@ tether_status_t tether_sqlite_exchange_record(void *impl, const tether_store_exc
 {
     sqlite_store_t *s = impl;
     tether_store_exchange_device_t *row = NULL;
+    bool nonce_used = false;
     tether_status_t rc;
 
     if (ex == NULL || result == NULL || !exchange_ok(ex))
@@ -273,8 +313,9 @@ tether_status_t tether_sqlite_exchange_record(void *impl, const tether_store_exc
     pthread_mutex_lock(&s->lock);
     if ((rc = tether_sqlite_begin(s)) != TETHER_OK)
         goto out;
-    if ((rc = exchange_select(s, ex->device_id, row)) == TETHER_OK) {
-        result->decision = tether_store_exchange_decide(row, ex);
+    if ((rc = exchange_select(s, ex->device_id, row)) == TETHER_OK &&
+        (rc = nonce_used_tx(s, ex, &nonce_used)) == TETHER_OK) {
+        result->decision = tether_store_exchange_decide(row, ex, nonce_used);
         result->status = row->device.status;
         result->has_last = row->has_last;
         result->last = row->last;
@@ -291,6 +332,8 @@ tether_status_t tether_sqlite_exchange_record(void *impl, const tether_store_exc
             result->status = TETHER_DEVICE_QUARANTINED;
             break;
         case TETHER_STORE_EXCHANGE_NOT_ACTIVE:
+        case TETHER_STORE_EXCHANGE_NONCE_REUSED:
+        case TETHER_STORE_EXCHANGE_NONCE_SUPERSEDED:
             break;
         }
     }

@@ -51,6 +51,18 @@ TETHER_MUST_CHECK tether_status_t tether_tpm_open_fake(tether_tpm_t *tpm,
  * (e.g. TPM2_RC_RETRY, TPM2_RC_LOCKOUT) before doing anything. */
 void tether_tpm_fake_inject(tether_tpm_t *tpm, tether_tpm_fake_op_t op, uint32_t rc, unsigned count);
 
+/* Power lost without TPM2_Shutdown, then TPM2_Startup(CLEAR): a TPM Reset
+ * (resetCount + 1, restartCount 0, PCRs back to zero), Clock back to its
+ * last value in NV (a minute earlier) and clockInfo.safe NO from then on
+ * (TPM2 Part 1, 36). NV indices and loaded objects are kept. */
+void tether_tpm_fake_power_loss(tether_tpm_t *tpm);
+
+/* Rewrites an ECDSA P-256 signature into its other valid spelling, s
+ * replaced by n - s (written as 32 bytes), as anyone who sees a signature
+ * can. TETHER_ERR_INVALID_ARGUMENT for anything but an ECDSA signature with
+ * s in [1, n-1]. */
+TETHER_MUST_CHECK tether_status_t tether_tpm_fake_negate_s(TPMT_SIGNATURE *sig);
+
 /* Transient objects currently loaded (to test that callers flush). */
 unsigned tether_tpm_fake_loaded_objects(const tether_tpm_t *tpm);
 

@@ -13,7 +13,9 @@
 
 #include "tether/base64url.h"
 #include "tether/bytes.h"
+#include "tether/crypto.h"
 #include "tether/evidence.h"
+#include "tether/fleet_vocabulary.h"
 #include "tether/json_strict.h"
 #include "tether/log.h"
 #include "tether/tpm2_public.h"
@@ -51,6 +53,7 @@ typedef struct token_work {
     tether_evidence_result_t result;
     tether_evidence_code_t code;
     uint8_t fingerprint[TETHER_STORE_FINGERPRINT_SIZE];
+    uint8_t nonce_hash[TETHER_STORE_NONCE_HASH_SIZE];
     bool retry;
     char jkt[TETHER_JWK_THUMBPRINT_SIZE];
     char scope[TETHER_TOKEN_FORM_VALUE_MAX + 1];
@@ -371,14 +374,15 @@ static tether_status_t build_policy(exchange_call_t *call, token_work_t *w)
         p->pcr_digests = &w->reference;
         p->pcr_digest_count = 1;
     }
-    /* A byte-identical retry of the last accepted exchange carries that
-     * exchange's clock: it is not checked against itself (evidence.h). */
-    if (d->has_last && !w->retry) {
+    /* A retry of the last accepted exchange carries that exchange's clock:
+     * it is not checked against itself (evidence.h). */
+    if (d->has_last) {
         w->last_clock.clock = d->last.clock.clock;
         w->last_clock.resetCount = d->last.clock.reset_count;
         w->last_clock.restartCount = d->last.clock.restart_count;
         w->last_clock.safe = d->last.clock.safe ? TPM2_YES : TPM2_NO;
         p->last_clock = &w->last_clock;
+        p->retry_of_last = w->retry;
     }
     return TETHER_OK;
 }
@@ -421,7 +425,8 @@ static bool evidence_ok(exchange_call_t *call, token_work_t *w, bool *clock_regr
                "%s; ask POST /v1/challenge for a new nonce", w->why);
         return false;
     }
-    if (tether_evidence_fingerprint(&w->ev, w->fingerprint) != TETHER_OK) {
+    if (tether_evidence_fingerprint(&w->ev, w->fingerprint) != TETHER_OK ||
+        tether_sha256(w->ev.nonce, sizeof(w->ev.nonce), w->nonce_hash) != TETHER_OK) {
         server_error(call, "fingerprinting the evidence", TETHER_ERR_CRYPTO);
         return false;
     }
@@ -533,6 +538,9 @@ static void record_and_issue(exchange_call_t *call, token_work_t *w, bool clock_
     memset(&facts, 0, sizeof(facts));
     ex->device_id = id;
     memcpy(ex->fingerprint, w->fingerprint, sizeof(ex->fingerprint));
+    memcpy(ex->nonce_hash, w->nonce_hash, sizeof(ex->nonce_hash));
+    /* Checked by tether_evidence_check_nonce: the fleet's own word. */
+    ex->nonce_expires_at = (int64_t)tether_nonce_expiry(w->ev.nonce);
     set_sighting_origin(call, &ex->sighting);
     sighting_from_result(&w->result, &ex->sighting);
     ex->clock_regression = clock_regression;
@@ -605,6 +613,18 @@ static void record_and_issue(exchange_call_t *call, token_work_t *w, bool clock_
         break;
     case TETHER_STORE_EXCHANGE_NOT_ACTIVE:
         refuse_status(call, "exchange", id, r->status);
+        break;
+    case TETHER_STORE_EXCHANGE_NONCE_REUSED:
+        refuse(call, "exchange", id, 400, "invalid_grant", TETHER_FLEET_EXCHANGE_NONCE_REUSED,
+               "this nonce was used by an accepted exchange already (a replayed evidence); "
+               "start a new exchange with POST /v1/challenge");
+        break;
+    case TETHER_STORE_EXCHANGE_NONCE_SUPERSEDED:
+        refuse(call, "exchange", id, 400, "invalid_grant",
+               tether_evidence_code_name(TETHER_EVIDENCE_NONCE_EXPIRED),
+               "this evidence answers a nonce issued before the device's last accepted "
+               "exchange, so it is older than that exchange; start a new exchange with POST "
+               "/v1/challenge");
         break;
     }
 out:
