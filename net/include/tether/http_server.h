@@ -45,7 +45,7 @@ typedef struct tether_http_server_options {
     const char *host; /* IP literal to bind */
     bool ipv6;
     uint16_t port;
-    const char *cert_pem; /* server certificate chain, PEM */
+    const char *cert_pem; /* server certificate chain, PEM; NULL (with key_pem): plain HTTP */
     const char *key_pem;  /* its private key, PEM (copied by the TLS library) */
     size_t max_body_bytes;
     /* Connection limits; every one but connection_timeout_seconds must be

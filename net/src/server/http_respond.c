@@ -23,6 +23,11 @@ void tether_http_response_clear(tether_http_response_t *response)
     if (response == NULL)
         return;
     free_body(response);
+    for (size_t i = 0; i < response->header_count && i < TETHER_HTTP_MAX_RESPONSE_HEADERS; i++) {
+        if (response->headers[i].value != NULL)
+            tether_wipe(response->headers[i].value, strlen(response->headers[i].value));
+        free(response->headers[i].value);
+    }
     if (response->park.release != NULL)
         response->park.release(response->park.arg);
     memset(response, 0, sizeof(*response));
@@ -70,4 +75,31 @@ void tether_http_respond_error(tether_http_response_t *response, unsigned status
         return;
     }
     tether_http_respond_json(response, status, json);
+}
+
+tether_status_t tether_http_response_add_header(tether_http_response_t *response, const char *name,
+                                                const char *value)
+{
+    size_t len;
+
+    if (response == NULL || name == NULL || value == NULL)
+        return TETHER_ERR_INVALID_ARGUMENT;
+    len = strlen(value);
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)value[i] < 0x20 || (unsigned char)value[i] == 0x7f)
+            return TETHER_ERR_INVALID_ARGUMENT;
+    if (response->header_count >= TETHER_HTTP_MAX_RESPONSE_HEADERS)
+        return TETHER_ERR_TOO_LARGE;
+    if ((response->headers[response->header_count].value = malloc(len + 1)) == NULL)
+        return TETHER_ERR_NO_MEMORY;
+    memcpy(response->headers[response->header_count].value, value, len + 1);
+    response->headers[response->header_count++].name = name;
+    return TETHER_OK;
+}
+
+const char *tether_http_request_header(const tether_http_request_t *request, const char *name)
+{
+    if (request == NULL || name == NULL || request->header == NULL)
+        return NULL;
+    return request->header(request, name);
 }
