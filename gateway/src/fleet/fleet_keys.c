@@ -18,12 +18,11 @@ void tether_gate_fleet_keys_init(tether_gate_fleet_keys_t *keys)
     tether_gate_fleet_client_init(&keys->client);
 }
 
-tether_status_t tether_gate_fleet_keys_open(tether_gate_fleet_keys_t *keys, const char *fleet_url,
-                                            const char *ca_file)
+tether_status_t tether_gate_fleet_keys_open(tether_gate_fleet_keys_t *keys, const char *fleet_url)
 {
     int n;
 
-    if (keys == NULL || fleet_url == NULL || ca_file == NULL || keys->locks_ready)
+    if (keys == NULL || fleet_url == NULL || keys->locks_ready)
         return TETHER_ERR_INVALID_ARGUMENT;
     n = snprintf(keys->issuer, sizeof(keys->issuer), "%s", fleet_url);
     if (n < 0 || (size_t)n >= sizeof(keys->issuer))
@@ -35,8 +34,19 @@ tether_status_t tether_gate_fleet_keys_open(tether_gate_fleet_keys_t *keys, cons
         return TETHER_ERR_NO_MEMORY;
     }
     keys->locks_ready = true;
-    return tether_gate_fleet_client_open(&keys->client, fleet_url, ca_file,
-                                         TETHER_HTTPS_DEFAULT_IO_TIMEOUT_MS);
+    return TETHER_OK;
+}
+
+tether_status_t tether_gate_fleet_keys_connect(tether_gate_fleet_keys_t *keys, const char *ca_file)
+{
+    tether_status_t rc;
+
+    if (keys == NULL || ca_file == NULL || !keys->locks_ready || keys->connected)
+        return TETHER_ERR_INVALID_ARGUMENT;
+    rc = tether_gate_fleet_client_open(&keys->client, keys->issuer, ca_file,
+                                       TETHER_HTTPS_DEFAULT_IO_TIMEOUT_MS);
+    keys->connected = rc == TETHER_OK;
+    return rc;
 }
 
 static void release_keys(tether_gate_fleet_keys_t *keys)
@@ -154,7 +164,8 @@ tether_status_t tether_gate_fleet_keys_refresh(tether_gate_fleet_keys_t *keys, i
     if (keys == NULL || !keys->locks_ready)
         return TETHER_ERR_INVALID_ARGUMENT;
     pthread_mutex_lock(&keys->refresh_lock);
-    if (keys->last_fetch != 0 && mono_now - keys->last_fetch < TETHER_GATE_KEYS_REFRESH_SECONDS) {
+    if (!keys->connected ||
+        (keys->last_fetch != 0 && mono_now - keys->last_fetch < TETHER_GATE_KEYS_REFRESH_SECONDS)) {
         rc = TETHER_ERR_STATE;
     } else {
         keys->last_fetch = mono_now;

@@ -35,21 +35,27 @@ typedef struct tether_gate_fleet_keys {
     char feed_path[256]; /* the revocation feed's path under the fleet URL */
     int64_t last_fetch;  /* monotonic seconds of the last fetch attempt; 0: none */
     tether_gate_fleet_client_t client; /* under refresh_lock */
+    bool connected;                    /* client set up */
     char issuer[256];
 } tether_gate_fleet_keys_t;
 
 void tether_gate_fleet_keys_init(tether_gate_fleet_keys_t *keys);
 
-/* Prepares the client (fleet_url, ca_file); fetches nothing yet. */
+/* Prepares an empty key set for the issuer fleet_url; fetches nothing. */
 TETHER_MUST_CHECK tether_status_t tether_gate_fleet_keys_open(tether_gate_fleet_keys_t *keys,
-                                                              const char *fleet_url,
-                                                              const char *ca_file);
+                                                              const char *fleet_url);
+
+/* Pins ca_file for the fleet's calls (see tether_https_client_setup; the
+ * client's error explains a failure). Until then a refresh is
+ * TETHER_ERR_STATE. */
+TETHER_MUST_CHECK tether_status_t tether_gate_fleet_keys_connect(tether_gate_fleet_keys_t *keys,
+                                                                 const char *ca_file);
 
 void tether_gate_fleet_keys_free(tether_gate_fleet_keys_t *keys);
 
 /* Fetches the metadata and the JWKS now unless the last attempt was less
  * than TETHER_GATE_KEYS_REFRESH_SECONDS ago (mono_now: monotonic seconds);
- * TETHER_ERR_STATE when it was. On failure the keys held stay. */
+ * TETHER_ERR_STATE when it was, or before tether_gate_fleet_keys_connect. On failure the keys held stay. */
 TETHER_MUST_CHECK tether_status_t tether_gate_fleet_keys_refresh(tether_gate_fleet_keys_t *keys,
                                                                  int64_t mono_now);
 

@@ -115,8 +115,8 @@ tether_status_t tether_gate_service_load(tether_gate_service_t *service, const c
                                        sizeof(service->fleet_ca))) != TETHER_OK)
         return load_fail(error, rc, "%s: fleet_ca: path too long", path);
     /* The CA must load as the fleet client will load it. */
-    if ((rc = tether_gate_fleet_keys_open(&service->keys, config->fleet, service->fleet_ca)) !=
-        TETHER_OK)
+    if ((rc = tether_gate_fleet_keys_open(&service->keys, config->fleet)) != TETHER_OK ||
+        (rc = tether_gate_fleet_keys_connect(&service->keys, service->fleet_ca)) != TETHER_OK)
         return load_fail(error, rc, "%s: fleet %s with fleet_ca %s: %s", path, config->fleet,
                          service->fleet_ca,
                          service->keys.client.https.error[0] != '\0'
