@@ -9,6 +9,7 @@ packages=(
     libmicrohttpd-dev
     swtpm swtpm-tools tpm2-tools openssl sqlite3 curl python3 valgrind
     help2man man-db systemd
+    nodejs npm nginx
 )
 
 missing=()

@@ -132,6 +132,7 @@ static const char *init_config(const init_args_t *a, tether_gate_config_t *confi
 
     if (tether_gate_config_set_listen(config, a->listen) != TETHER_OK)
         return "--listen must be IPv4:PORT or [IPv6]:PORT";
+    tether_gate_config_default_public_url(config);
     if (!tether_gate_config_url_valid(a->fleet) || strncmp(a->fleet, "https://", 8) != 0)
         return "--fleet must be an https:// URL without query, fragment or final '/'";
     if (!tether_gate_config_url_valid(a->upstream))

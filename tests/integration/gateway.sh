@@ -2,7 +2,8 @@
 # Integration test of tether-gate against a real tether-fleetd (real TLS on
 # loopback, real SQLite; no TPM): init, check, run; every refusal of a
 # request with its status and tether error code; /authz for nginx
-# auth_request and Envoy ext_authz; key rotation without a restart; a
+# auth_request (gateway/examples/nginx.conf, with Debian's nginx in front of
+# a tiny backend) and Envoy ext_authz; key rotation without a restart; a
 # revocation seen within a second; server nonces; a stale feed.
 #
 # Access tokens are signed here with the fleet's own issuer key file (a
@@ -18,15 +19,26 @@ GATE=${3:?usage: gateway.sh tether-fleetd tetherctl tether-gate NODE_DIR}
 NODE_DIR=${4:?usage: gateway.sh tether-fleetd tetherctl tether-gate NODE_DIR}
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/fleet.sh"
-require_tools curl python3 node npm timeout
+require_tools curl python3 node npm nginx timeout
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/tether-gateway-test.XXXXXX")
 DIR=$WORK/fleet
 GDIR=$WORK/gate
 PID=
 GPID=
+NGINX_PID=
+BPID=
+# nginx's workers outlive a master killed with SIGKILL: it is asked to stop.
+stop_nginx() {
+    if [ -n "$NGINX_PID" ]; then
+        kill -TERM "$NGINX_PID" 2>/dev/null || true
+        wait "$NGINX_PID" 2>/dev/null || true
+        NGINX_PID=
+    fi
+}
 cleanup() {
-    kill_pids "$GPID" "$PID"
+    stop_nginx
+    kill_pids "$GPID" "$PID" "$BPID"
     rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -255,8 +267,68 @@ done
 refused 401 device_revoked "device B after tetherctl device revoke"
 python3 -c 'import sys, time; print("# revoke -> refused at the gateway: %.0f ms (bound 2000)" % ((time.time() - float(sys.argv[1])) * 1000))' "$START"
 
+# --- nginx auth_request in front (gateway/examples/nginx.conf) -------------------------------
+stop_gate
+NPORT=$(free_port)
+BPORT=$(free_port)
+NURL=http://127.0.0.1:$NPORT
+sed -i "s|^public_url = .*|public_url = $NURL|" "$GDIR/gate.conf"
+start_gate
+# A tiny backend that answers with the request headers it received.
+python3 -c 'import http.server, json, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = json.dumps({k.lower(): v for k, v in self.headers.items()}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()' "$BPORT" &
+BPID=$!
+for _ in $(seq 1 50); do
+    curl -s --max-time 1 -o /dev/null -X POST "http://127.0.0.1:$BPORT/" && break
+    sleep 0.1
+done
+mkdir -p "$WORK/nginx/logs"
+sed -e "s/127.0.0.1:8480/127.0.0.1:$GPORT/; s/127.0.0.1:8000/127.0.0.1:$BPORT/; s/listen 127.0.0.1:8080/listen 127.0.0.1:$NPORT/" \
+    "$here/../../gateway/examples/nginx.conf" >"$WORK/nginx/nginx.conf"
+nginx -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -e "$WORK/nginx/logs/error.log" \
+    -g "daemon off; pid $WORK/nginx/nginx.pid; error_log $WORK/nginx/logs/error.log;" \
+    </dev/null >/dev/null 2>&1 &
+NGINX_PID=$!
+for _ in $(seq 1 50); do
+    curl -s --max-time 1 -o /dev/null "$NURL/v1/" && break
+    sleep 0.1
+done
+# via_nginx TOKEN PROOF: POST /v1/chat/completions through nginx.
+via_nginx() {
+    RC=$(curl -sS --max-time 10 -X POST -D "$WORK/headers" -o "$WORK/body" -w '%{http_code}' \
+        -H "Authorization: DPoP $1" ${2:+-H "DPoP: $2"} "$NURL$chat") || RC=curl-failed
+    OUT=$(cat "$WORK/body")
+    HEADERS=$(tr -d '\r' <"$WORK/headers")
+}
+via_nginx "$TOKEN_A" "$(proof "$WORK/device.jwk" POST "$NURL$chat" "$TOKEN_A")"
+[ "$RC" = 200 ] || { tail -n 5 "$WORK/nginx/logs/error.log" >&2; fail "through nginx: HTTP $RC"; }
+[ "$(json_get "$OUT" 'j.get("x-tether-device")')" = "$DEV_A" ] || fail "the backend got no X-Tether-Device: $OUT"
+[ "$(json_get "$OUT" '"authorization" in j or "dpop" in j')" = False ] ||
+    fail "the device's credentials reached the backend: $OUT"
+pass "nginx auth_request: the backend answers, sees X-Tether-Device, never the token or proof"
+via_nginx "$TOKEN_A" ""
+[ "$RC" = 401 ] || fail "through nginx without a proof: HTTP $RC"
+grep -q '^WWW-Authenticate: DPoP error="invalid_dpop_proof"' <<<"$HEADERS" ||
+    fail "nginx did not pass the DPoP challenge on: $HEADERS"
+via_nginx "$TOKEN_B" "$(proof "$WORK/device.jwk" POST "$NURL$chat" "$TOKEN_B")"
+[ "$RC" = 401 ] || fail "a revoked device through nginx: HTTP $RC"
+pass "nginx auth_request: 401 with the DPoP challenge without a proof, and for a revoked device"
+stop_nginx
+kill_pids "$BPID"
+
 # --- server nonces -----------------------------------------------------------------------------
 stop_gate
+sed -i "s|^public_url = .*|public_url = $GURL|" "$GDIR/gate.conf"
 sed -i 's/^dpop_nonce = no$/dpop_nonce = yes/; s/^feed_staleness_seconds = 60$/feed_staleness_seconds = 5/' "$GDIR/gate.conf"
 start_gate
 for _ in $(seq 1 50); do

@@ -541,10 +541,16 @@ static tether_status_t check_whole(parse_state_t *st)
     if (tether_gate_config_policy(config, TETHER_GATE_DEFAULT_POLICY) == NULL)
         return fail(st, "a [policy " TETHER_GATE_DEFAULT_POLICY "] section is required");
     if (config->public_url[0] == '\0')
-        snprintf(config->public_url, sizeof(config->public_url),
-                 config->listen_ipv6 ? "%s://[%s]:%u" : "%s://%s:%u", tls ? "https" : "http",
-                 config->listen_host, (unsigned)config->listen_port);
+        tether_gate_config_default_public_url(config);
     return TETHER_OK;
+}
+
+void tether_gate_config_default_public_url(tether_gate_config_t *config)
+{
+    snprintf(config->public_url, sizeof(config->public_url),
+             config->listen_ipv6 ? "%s://[%s]:%u" : "%s://%s:%u",
+             config->tls_cert[0] != '\0' ? "https" : "http", config->listen_host,
+             (unsigned)config->listen_port);
 }
 
 tether_status_t tether_gate_config_parse(const char *text, size_t len,

@@ -153,6 +153,10 @@ const tether_gate_policy_t *tether_gate_config_policy(const tether_gate_config_t
  * matches any run of characters, everything else itself). */
 bool tether_gate_models_allow(const char *models, const char *model);
 
+/* Sets public_url to the listen address: http:// (https:// with tls_cert)
+ * and the address. */
+void tether_gate_config_default_public_url(tether_gate_config_t *config);
+
 /* Whether the listen address is a loopback address (127.0.0.0/8, ::1). */
 bool tether_gate_config_listen_is_loopback(const tether_gate_config_t *config);
 
