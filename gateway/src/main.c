@@ -40,12 +40,14 @@ static const char usage_main[] =
     "'" PROGRAM " COMMAND --help' describes a command.\n";
 
 static const char usage_init[] =
-    "usage: " PROGRAM " init --dir DIR --listen ADDR:PORT --fleet URL --fleet-ca FILE\n"
-    "                   --rp-token-file FILE --upstream URL [OPTIONS]\n"
+    "usage: " PROGRAM " init --dir DIR --listen ADDR:PORT --fleet URL [OPTIONS]\n"
     "\n"
     "Writes DIR/" TETHER_GATE_CONFIG_FILE " (DIR is created if needed; an existing\n"
     "configuration is never overwritten), documented, with safe defaults. The\n"
     "flags set the default policy; edit the file for other policies.\n"
+    "\n"
+    "--dir, --listen, --fleet, --fleet-ca, --rp-token-file and --upstream are\n"
+    "required.\n"
     "\n"
     "  --dir DIR                 the gateway directory\n"
     "  --listen ADDR:PORT        IPv4:PORT or [IPv6]:PORT (plain HTTP only on\n"

@@ -177,13 +177,18 @@ refused() {
 }
 chat=/v1/chat/completions
 
+# first_answer: a request of device A once the gateway has the fleet's keys
+# and the feed's first answer (503 until then, right after its start).
+first_answer() {
+    for _ in $(seq 1 50); do
+        authz POST $chat "$TOKEN_A" "$(proof "$WORK/device.jwk" POST "$GURL$chat" "$TOKEN_A")"
+        [ "$RC" = 503 ] || break
+        sleep 0.2
+    done
+}
+
 start_gate
-# The feed's first answer and the keys arrive right after the start.
-for _ in $(seq 1 50); do
-    authz POST $chat "$TOKEN_A" "$(proof "$WORK/device.jwk" POST "$GURL$chat" "$TOKEN_A")"
-    [ "$RC" = 503 ] || break
-    sleep 0.2
-done
+first_answer
 [ "$RC" = 200 ] || fail "a valid token and proof: HTTP $RC"
 grep -qi "^X-Tether-Device: $DEV_A$" <<<"$HEADERS" && grep -qi "^X-Tether-Policy: default$" <<<"$HEADERS" ||
     fail "the allowed answer lacks X-Tether-Device or X-Tether-Policy"
@@ -331,11 +336,7 @@ stop_gate
 sed -i "s|^public_url = .*|public_url = $GURL|" "$GDIR/gate.conf"
 sed -i 's/^dpop_nonce = no$/dpop_nonce = yes/; s/^feed_staleness_seconds = 60$/feed_staleness_seconds = 5/' "$GDIR/gate.conf"
 start_gate
-for _ in $(seq 1 50); do
-    authz POST $chat "$TOKEN_A" "$(proof "$WORK/device.jwk" POST "$GURL$chat" "$TOKEN_A")"
-    [ "$RC" = 503 ] || break
-    sleep 0.2
-done
+first_answer
 [ "$RC" = 401 ] && [ "$(json_get "$OUT" 'j["error"]')" = use_dpop_nonce ] || fail "no nonce: HTTP $RC $OUT"
 refused 401 dpop_nonce_required "a proof without the server's nonce"
 NONCE=$(sed -n 's/^DPoP-Nonce: //Ip' <<<"$HEADERS")

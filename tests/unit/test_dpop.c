@@ -15,16 +15,7 @@
 #include "tether/dpop.h"
 #include "tether/jose.h"
 
-/* RFC 9449 section 4.1 (figure 3) and its key's thumbprint (section 6.1). */
-#define RFC9449_PROOF                                                                              \
-    "eyJ0eXAiOiJkcG9wK2p3dCIsImFsZyI6IkVTMjU2IiwiandrIjp7Imt0eSI6IkVDIiwieCI6Imw4dEZyaHgtMzR0VjNo" \
-    "UklDUkRZOXpDa0RscEJoRjQyVVFVZldWQVdCRnMiLCJ5IjoiOVZFNGpmX09rX282NHpiVFRsY3VOSmFqSG10NnY5VERW" \
-    "clUwQ2R2R1JEQSIsImNydiI6IlAtMjU2In19"                                                         \
-    ".eyJqdGkiOiItQndDM0VTYzZhY2MybFRjIiwiaHRtIjoiUE9TVCIsImh0dSI6Imh0dHBzOi8vc2VydmVyLmV4YW1wbGU" \
-    "uY29tL3Rva2VuIiwiaWF0IjoxNTYyMjYyNjE2fQ"                                                      \
-    ".2-GxA6T8lP4vfrg8v-FdWP0A0zdrj8igiMLvqRMUvwnQg4PtFLbdLXiOSsX0x7NVY-FNyJK70nfbV37xRZT3Lg"
-#define RFC9449_JKT "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"
-#define RFC9449_IAT 1562262616
+#include "rfc9449_vectors.h"
 
 #define NOW 1700000000
 #define TOKEN "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJkZXYifQ.c2ln"
@@ -142,23 +133,23 @@ static void test_rfc9449_proof_verifies(void **state)
         .htm = "POST",
         .htu = "https://server.example.com/token",
         .access_token = NULL,
-        .jkt = RFC9449_JKT,
-        .now = RFC9449_IAT,
+        .jkt = DPOP_JKT,
+        .now = DPOP_IAT,
         .max_age = 60,
         .leeway = 5,
     };
 
-    assert_int_equal(tether_dpop_verify(RFC9449_PROOF, strlen(RFC9449_PROOF), &expect,
+    assert_int_equal(tether_dpop_verify(DPOP_PROOF, strlen(DPOP_PROOF), &expect,
                                         &f->result, &f->failure, NULL, 0),
                      TETHER_OK);
     assert_int_equal(f->failure, TETHER_DPOP_OK);
     assert_string_equal(f->result.jti, "-BwC3ESc6acc2lTc");
-    assert_int_equal(f->result.iat, RFC9449_IAT);
+    assert_int_equal(f->result.iat, DPOP_IAT);
     assert_string_equal(f->result.nonce, "");
     /* The same proof presented with a token: it carries no ath. */
     expect.access_token = TOKEN;
     expect.access_token_len = strlen(TOKEN);
-    assert_int_equal(tether_dpop_verify(RFC9449_PROOF, strlen(RFC9449_PROOF), &expect,
+    assert_int_equal(tether_dpop_verify(DPOP_PROOF, strlen(DPOP_PROOF), &expect,
                                         &f->result, &f->failure, NULL, 0),
                      TETHER_ERR_VERIFY);
     assert_int_equal(f->failure, TETHER_DPOP_WRONG_ATH);

@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tether/http_server.h"
+
 #define LINE_MAX_BYTES 512
 #define AMOUNT_MAX_UNITS 1000000000000ULL /* 12 digits before the point */
 
@@ -162,41 +164,10 @@ tether_status_t tether_gate_config_parse_amount(const char *text, uint64_t *micr
 
 tether_status_t tether_gate_config_set_listen(tether_gate_config_t *config, const char *text)
 {
-    char host[TETHER_GATE_CONFIG_HOST_MAX];
-    unsigned char addr[16];
-    const char *port;
-    size_t host_len;
-    uint32_t port_value;
-    bool ipv6;
-
     if (config == NULL || text == NULL)
         return TETHER_ERR_INVALID_ARGUMENT;
-    ipv6 = text[0] == '[';
-    if (ipv6) {
-        const char *close = strchr(text, ']');
-        if (close == NULL || close[1] != ':')
-            return TETHER_ERR_PARSE;
-        host_len = (size_t)(close - text - 1);
-        port = close + 2;
-        text++;
-    } else {
-        const char *colon = strrchr(text, ':');
-        if (colon == NULL)
-            return TETHER_ERR_PARSE;
-        host_len = (size_t)(colon - text);
-        port = colon + 1;
-    }
-    if (host_len == 0 || host_len >= sizeof(host))
-        return TETHER_ERR_PARSE;
-    memcpy(host, text, host_len);
-    host[host_len] = '\0';
-    if (inet_pton(ipv6 ? AF_INET6 : AF_INET, host, addr) != 1 ||
-        !parse_uint(port, 1, 65535, &port_value))
-        return TETHER_ERR_PARSE;
-    memcpy(config->listen_host, host, host_len + 1);
-    config->listen_port = (uint16_t)port_value;
-    config->listen_ipv6 = ipv6;
-    return TETHER_OK;
+    return tether_http_listen_parse(text, config->listen_host, sizeof(config->listen_host),
+                                    &config->listen_port, &config->listen_ipv6);
 }
 
 bool tether_gate_config_listen_is_loopback(const tether_gate_config_t *config)

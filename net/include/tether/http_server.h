@@ -83,6 +83,15 @@ typedef struct tether_http_server {
     struct tether_http_reaper *reaper; /* request-head deadlines (http_connections.h) */
 } tether_http_server_t;
 
+/* Parses a listen address, "HOST:PORT" (an IPv4 literal) or "[HOST]:PORT"
+ * (an IPv6 literal), for the servers' configurations: host names are
+ * refused, since the address is bound and certified. host (host_size bytes,
+ * at least INET6_ADDRSTRLEN) gets the literal without brackets. TETHER_ERR_PARSE
+ * otherwise; nothing is written then. */
+TETHER_MUST_CHECK tether_status_t tether_http_listen_parse(const char *text, char *host,
+                                                           size_t host_size, uint16_t *port,
+                                                           bool *ipv6);
+
 void tether_http_server_init(tether_http_server_t *server);
 
 /* Binds and starts serving. The server struct must stay at its address

@@ -1,9 +1,11 @@
 #include "tether/http_handler.h"
 
+#include <arpa/inet.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "tether/bytes.h"
+#include "tether/http_server.h"
 
 /* Used when even the error cannot be built (out of memory). */
 static const char fallback_error[] =
@@ -102,4 +104,55 @@ const char *tether_http_request_header(const tether_http_request_t *request, con
     if (request == NULL || name == NULL || request->header == NULL)
         return NULL;
     return request->header(request, name);
+}
+
+tether_status_t tether_http_listen_parse(const char *text, char *host, size_t host_size,
+                                         uint16_t *port, bool *ipv6)
+{
+    char literal[INET6_ADDRSTRLEN];
+    unsigned char addr[16];
+    unsigned long value = 0;
+    const char *port_text;
+    size_t host_len, digits;
+    bool v6;
+
+    if (text == NULL || host == NULL || port == NULL || ipv6 == NULL)
+        return TETHER_ERR_INVALID_ARGUMENT;
+    v6 = text[0] == '[';
+    if (v6) {
+        const char *close = strchr(text, ']');
+        if (close == NULL || close[1] != ':')
+            return TETHER_ERR_PARSE;
+        host_len = (size_t)(close - text - 1);
+        port_text = close + 2;
+        text++;
+    } else {
+        const char *colon = strrchr(text, ':');
+        if (colon == NULL)
+            return TETHER_ERR_PARSE;
+        host_len = (size_t)(colon - text);
+        port_text = colon + 1;
+    }
+    if (host_len == 0 || host_len >= sizeof(literal) || host_len >= host_size)
+        return TETHER_ERR_PARSE;
+    memcpy(literal, text, host_len);
+    literal[host_len] = '\0';
+    if (inet_pton(v6 ? AF_INET6 : AF_INET, literal, addr) != 1)
+        return TETHER_ERR_PARSE;
+    digits = strlen(port_text);
+    if (digits == 0)
+        return TETHER_ERR_PARSE;
+    for (size_t i = 0; i < digits; i++) {
+        if (port_text[i] < '0' || port_text[i] > '9')
+            return TETHER_ERR_PARSE;
+        value = value * 10 + (unsigned long)(port_text[i] - '0');
+        if (value > 65535)
+            return TETHER_ERR_PARSE;
+    }
+    if (value == 0)
+        return TETHER_ERR_PARSE;
+    memcpy(host, literal, host_len + 1);
+    *port = (uint16_t)value;
+    *ipv6 = v6;
+    return TETHER_OK;
 }
