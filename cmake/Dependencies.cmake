@@ -6,6 +6,8 @@ pkg_check_modules(CJSON REQUIRED IMPORTED_TARGET libcjson)
 # fleetd (provisioning/): the store and the HTTPS server.
 pkg_check_modules(SQLITE3 REQUIRED IMPORTED_TARGET sqlite3)
 pkg_check_modules(MHD REQUIRED IMPORTED_TARGET libmicrohttpd)
+# OpenSSL's libcrypto: ECDSA verification on servers (lib's tether_crypto_openssl).
+pkg_check_modules(LIBCRYPTO REQUIRED IMPORTED_TARGET libcrypto)
 
 # Debian's mbedTLS 2.28 ships no pkg-config file.
 find_path(MBEDTLS_INCLUDE_DIR mbedtls/ssl.h REQUIRED)
