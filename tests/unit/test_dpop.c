@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -392,6 +393,16 @@ static void test_htu_normalize(void **state)
     }
     assert_int_equal(tether_dpop_htu_normalize("https://gate.example/v1/models", 30, out, 20),
                      TETHER_ERR_TOO_LARGE);
+    /* An empty authority at the very end of a text that is not
+     * NUL-terminated: nothing past it is read (found by fuzz_dpop_proof;
+     * ASan reports the read past the buffer). */
+    {
+        char *exact = malloc(8);
+        assert_non_null(exact);
+        memcpy(exact, "https://", 8);
+        assert_int_equal(tether_dpop_htu_normalize(exact, 8, out, sizeof(out)), TETHER_ERR_PARSE);
+        free(exact);
+    }
 }
 
 static void test_failure_names(void **state)
