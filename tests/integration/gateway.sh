@@ -4,7 +4,7 @@
 # request with its status and tether error code; /authz for nginx
 # auth_request (gateway/examples/nginx.conf, with Debian's nginx in front of
 # a tiny backend) and Envoy ext_authz; key rotation without a restart; a
-# revocation seen within a second; server nonces; a stale feed.
+# revocation seen within a second; server nonces; a stale feed; HTTPS.
 #
 # Access tokens are signed here with the fleet's own issuer key file (a
 # stand-in for the attested exchange, which needs a TPM), carrying a cnf.jkt
@@ -105,6 +105,7 @@ FORGED=$(jose token "$WORK/forger.pem" "$KID" "$(claims "$DEV_A" aaaa0005 "$EXP"
 # --- init, check --------------------------------------------------------------------
 GPORT=$(free_port)
 GURL=http://127.0.0.1:$GPORT
+GATE_TLS=() # curl's options for the gateway: none while it serves plain HTTP
 "$GATE" --help | grep -q "usage: tether-gate COMMAND" || fail "tether-gate --help"
 for cmd in init run check; do
     "$GATE" "$cmd" --help | grep -q "usage: tether-gate $cmd" || fail "tether-gate $cmd --help"
@@ -142,7 +143,7 @@ start_gate() {
     "$GATE" run --dir "$GDIR" 2>>"$WORK/gate.log" &
     GPID=$!
     for _ in $(seq 1 100); do
-        curl -s --max-time 1 -o /dev/null "$GURL/authz" && return 0
+        curl -s --max-time 1 "${GATE_TLS[@]}" -o /dev/null "$GURL/authz" && return 0
         kill -0 "$GPID" 2>/dev/null || fail "tether-gate exited at start"
         sleep 0.1
     done
@@ -163,7 +164,7 @@ authz() {
     local args=()
     [ -n "$token" ] && args+=(-H "Authorization: DPoP $token")
     [ -n "$proof" ] && args+=(-H "DPoP: $proof")
-    RC=$(curl -sS --max-time 10 -X "$method" -D "$WORK/headers" -o "$WORK/body" -w '%{http_code}' \
+    RC=$(curl -sS --max-time 10 "${GATE_TLS[@]}" -X "$method" -D "$WORK/headers" -o "$WORK/body" -w '%{http_code}' \
         "${args[@]}" "$@" "$GURL/authz$path") || RC=curl-failed
     OUT=$(cat "$WORK/body")
     HEADERS=$(tr -d '\r' <"$WORK/headers")
@@ -356,6 +357,19 @@ sleep 7
 authz POST $chat "$TOKEN_A" "$(proof "$WORK/device.jwk" POST "$GURL$chat" "$TOKEN_A" 0 "$NONCE")"
 refused 503 revocation_feed_stale "fleetd unreachable beyond feed_staleness_seconds"
 grep -qi '^Retry-After: ' <<<"$HEADERS" || fail "503 without Retry-After"
+
+# --- HTTPS with a certificate and key ---------------------------------------------------------
+stop_gate
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=127.0.0.1 \
+    -addext subjectAltName=IP:127.0.0.1 -keyout "$GDIR/gate-key.pem" -out "$GDIR/gate-cert.pem" 2>/dev/null
+GURL=https://127.0.0.1:$GPORT
+GATE_TLS=(--cacert "$GDIR/gate-cert.pem")
+sed -i "s|^# tls_cert = .*|tls_cert = gate-cert.pem|; s|^# tls_key = .*|tls_key = gate-key.pem|; s|^public_url = .*|public_url = $GURL|" \
+    "$GDIR/gate.conf"
+"$GATE" check --dir "$GDIR" | grep -q ": ok$" || fail "check with tls_cert and tls_key"
+start_gate
+authz POST $chat "$TOKEN_A" "$(proof "$WORK/device.jwk" POST "$GURL$chat" "$TOKEN_A" 0 "$NONCE")"
+refused 503 fleet_keys_unavailable "over HTTPS (tls_cert, tls_key), started while the fleet is down"
 stop_gate
 pass "tether-gate stops on SIGTERM"
 echo "# $passed checks passed"
