@@ -8,6 +8,8 @@ pkg_check_modules(SQLITE3 REQUIRED IMPORTED_TARGET sqlite3)
 pkg_check_modules(MHD REQUIRED IMPORTED_TARGET libmicrohttpd)
 # tether-gate (gateway/): its client of the upstream AI endpoint.
 pkg_check_modules(CURL REQUIRED IMPORTED_TARGET libcurl)
+# OpenSSL's libcrypto: ECDSA verification on servers (lib's tether_crypto_openssl).
+pkg_check_modules(LIBCRYPTO REQUIRED IMPORTED_TARGET libcrypto)
 
 # Debian's mbedTLS 2.28 ships no pkg-config file.
 find_path(MBEDTLS_INCLUDE_DIR mbedtls/ssl.h REQUIRED)

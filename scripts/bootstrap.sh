@@ -6,9 +6,10 @@ set -euo pipefail
 packages=(
     build-essential cmake pkg-config clang llvm libclang-rt-14-dev
     libtss2-dev libmbedtls-dev libcjson-dev libcmocka-dev libsqlite3-dev
-    libmicrohttpd-dev libcurl4-openssl-dev
+    libmicrohttpd-dev libcurl4-openssl-dev libssl-dev
     swtpm swtpm-tools tpm2-tools openssl sqlite3 curl python3 valgrind
-    help2man man-db systemd nodejs npm
+    help2man man-db systemd
+    nodejs npm nginx
     apache2 libapache2-mod-auth-openidc
 )
 

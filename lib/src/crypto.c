@@ -10,6 +10,7 @@
 #include <mbedtls/sha256.h>
 #include <mbedtls/x509_crt.h>
 
+#include "crypto_internal.h"
 #include "tether/bytes.h"
 #include "tether/mbedtls_bridge.h"
 #include "tether/random.h"
@@ -17,9 +18,6 @@
 /* Longest PEM text read, as for any PEM file the fleet reads. */
 #define PEM_INPUT_MAX (16 * 1024)
 
-struct tether_ec_key_impl {
-    mbedtls_pk_context pk; /* always an MBEDTLS_PK_ECKEY on P-256 */
-};
 
 void tether_ec_key_init(tether_ec_key_t *key)
 {
@@ -42,15 +40,14 @@ bool tether_ec_key_is_set(const tether_ec_key_t *key)
     return key != NULL && key->impl != NULL;
 }
 
-/* The key pair inside key, or NULL for an empty key. */
-static mbedtls_ecp_keypair *keypair(const tether_ec_key_t *key)
+mbedtls_ecp_keypair *tether_ec_key_keypair(const tether_ec_key_t *key)
 {
     return tether_ec_key_is_set(key) ? mbedtls_pk_ec(key->impl->pk) : NULL;
 }
 
 bool tether_ec_key_has_private(const tether_ec_key_t *key)
 {
-    const mbedtls_ecp_keypair *ec = keypair(key);
+    const mbedtls_ecp_keypair *ec = tether_ec_key_keypair(key);
 
     return ec != NULL && mbedtls_mpi_cmp_int(&ec->d, 0) != 0;
 }
@@ -74,7 +71,7 @@ static tether_status_t key_open(tether_ec_key_t *key)
         rc = TETHER_ERR_NO_MEMORY;
         goto out;
     }
-    rc = mbedtls_ecp_group_load(&keypair(key)->grp, MBEDTLS_ECP_DP_SECP256R1) == 0
+    rc = mbedtls_ecp_group_load(&tether_ec_key_keypair(key)->grp, MBEDTLS_ECP_DP_SECP256R1) == 0
              ? TETHER_OK
              : TETHER_ERR_CRYPTO;
 out:
@@ -111,7 +108,7 @@ tether_status_t tether_ec_key_parse_pem(tether_ec_key_t *key, const char *pem, s
         rc = TETHER_ERR_PARSE;
         goto out;
     }
-    if (mbedtls_pk_get_type(&key->impl->pk) != MBEDTLS_PK_ECKEY || (ec = keypair(key)) == NULL ||
+    if (mbedtls_pk_get_type(&key->impl->pk) != MBEDTLS_PK_ECKEY || (ec = tether_ec_key_keypair(key)) == NULL ||
         ec->grp.id != MBEDTLS_ECP_DP_SECP256R1) {
         rc = TETHER_ERR_UNSUPPORTED;
         goto out;
@@ -142,7 +139,7 @@ tether_status_t tether_ec_key_parse_point(tether_ec_key_t *key,
     point[0] = 0x04; /* uncompressed point, SEC 1 2.3.3 */
     memcpy(point + 1, x, TETHER_EC_COORDINATE_SIZE);
     memcpy(point + 1 + TETHER_EC_COORDINATE_SIZE, y, TETHER_EC_COORDINATE_SIZE);
-    ec = keypair(key);
+    ec = tether_ec_key_keypair(key);
     rc = mbedtls_ecp_point_read_binary(&ec->grp, &ec->Q, point, sizeof(point)) == 0 &&
                  mbedtls_ecp_check_pubkey(&ec->grp, &ec->Q) == 0
              ? TETHER_OK
@@ -162,7 +159,7 @@ tether_status_t tether_ec_key_parse_private(tether_ec_key_t *key,
         return TETHER_ERR_INVALID_ARGUMENT;
     if ((rc = key_open(key)) != TETHER_OK)
         return rc;
-    ec = keypair(key);
+    ec = tether_ec_key_keypair(key);
     if (mbedtls_mpi_read_binary(&ec->d, d, TETHER_EC_COORDINATE_SIZE) != 0) {
         rc = TETHER_ERR_NO_MEMORY;
         goto out;
@@ -187,7 +184,7 @@ tether_status_t tether_ec_key_generate(tether_ec_key_t *key)
 
     if ((rc = key_open(key)) != TETHER_OK)
         return rc;
-    ret = mbedtls_ecp_gen_key(MBEDTLS_ECP_DP_SECP256R1, keypair(key), tether_random_mbedtls, NULL);
+    ret = mbedtls_ecp_gen_key(MBEDTLS_ECP_DP_SECP256R1, tether_ec_key_keypair(key), tether_random_mbedtls, NULL);
     if (ret != 0) {
         tether_ec_key_free(key);
         rc = TETHER_ERR_CRYPTO;
@@ -220,7 +217,7 @@ tether_status_t tether_ec_key_public_point(const tether_ec_key_t *key,
                                            uint8_t x[TETHER_EC_COORDINATE_SIZE],
                                            uint8_t y[TETHER_EC_COORDINATE_SIZE])
 {
-    const mbedtls_ecp_keypair *ec = keypair(key);
+    const mbedtls_ecp_keypair *ec = tether_ec_key_keypair(key);
 
     if (x != NULL)
         memset(x, 0, TETHER_EC_COORDINATE_SIZE);
@@ -238,7 +235,7 @@ tether_status_t tether_ec_sign_digest(const tether_ec_key_t *key,
                                       const uint8_t digest[TETHER_SHA256_SIZE],
                                       uint8_t sig[TETHER_EC_SIGNATURE_SIZE])
 {
-    mbedtls_ecp_keypair *ec = keypair(key);
+    mbedtls_ecp_keypair *ec = tether_ec_key_keypair(key);
     mbedtls_mpi r, s;
     tether_status_t rc;
 
@@ -259,34 +256,6 @@ tether_status_t tether_ec_sign_digest(const tether_ec_key_t *key,
         goto out;
     }
     rc = TETHER_OK;
-out:
-    mbedtls_mpi_free(&r);
-    mbedtls_mpi_free(&s);
-    return rc;
-}
-
-tether_status_t tether_ec_verify_digest(const tether_ec_key_t *key,
-                                        const uint8_t digest[TETHER_SHA256_SIZE],
-                                        const uint8_t sig[TETHER_EC_SIGNATURE_SIZE])
-{
-    mbedtls_ecp_keypair *ec = keypair(key);
-    mbedtls_mpi r, s;
-    tether_status_t rc;
-
-    if (ec == NULL || digest == NULL || sig == NULL)
-        return TETHER_ERR_INVALID_ARGUMENT;
-    mbedtls_mpi_init(&r);
-    mbedtls_mpi_init(&s);
-    if (mbedtls_mpi_read_binary(&r, sig, TETHER_EC_COORDINATE_SIZE) != 0 ||
-        mbedtls_mpi_read_binary(&s, sig + TETHER_EC_COORDINATE_SIZE, TETHER_EC_COORDINATE_SIZE) !=
-            0) {
-        rc = TETHER_ERR_NO_MEMORY;
-        goto out;
-    }
-    /* mbedtls_ecdsa_verify rejects r or s outside [1, n-1] (SEC 1, 4.1.4). */
-    rc = mbedtls_ecdsa_verify(&ec->grp, digest, TETHER_SHA256_SIZE, &ec->Q, &r, &s) == 0
-             ? TETHER_OK
-             : TETHER_ERR_VERIFY;
 out:
     mbedtls_mpi_free(&r);
     mbedtls_mpi_free(&s);

@@ -33,19 +33,7 @@
 /* RFC 7515 A.1.1: the payload's octets, CRLF line breaks included. */
 #define A3_PAYLOAD "{\"iss\":\"joe\",\r\n \"exp\":1300819380,\r\n \"http://example.com/is_root\":true}"
 
-/* RFC 9449 section 4.1 (figure 3): a DPoP proof, an ES256 JWS whose header
- * carries the signer's JWK; section 6.1 gives that key's thumbprint. */
-#define DPOP_PROOF                                                                                 \
-    "eyJ0eXAiOiJkcG9wK2p3dCIsImFsZyI6IkVTMjU2IiwiandrIjp7Imt0eSI6IkVDIiwieCI6Imw4dEZyaHgtMzR0VjNo" \
-    "UklDUkRZOXpDa0RscEJoRjQyVVFVZldWQVdCRnMiLCJ5IjoiOVZFNGpmX09rX282NHpiVFRsY3VOSmFqSG10NnY5VERW" \
-    "clUwQ2R2R1JEQSIsImNydiI6IlAtMjU2In19"                                                         \
-    ".eyJqdGkiOiItQndDM0VTYzZhY2MybFRjIiwiaHRtIjoiUE9TVCIsImh0dSI6Imh0dHBzOi8vc2VydmVyLmV4YW1wbGU" \
-    "uY29tL3Rva2VuIiwiaWF0IjoxNTYyMjYyNjE2fQ"                                                      \
-    ".2-GxA6T8lP4vfrg8v-FdWP0A0zdrj8igiMLvqRMUvwnQg4PtFLbdLXiOSsX0x7NVY-FNyJK70nfbV37xRZT3Lg"
-#define DPOP_JWK                                                                                   \
-    "{\"kty\":\"EC\",\"x\":\"l8tFrhx-34tV3hRICRDY9zCkDlpBhF42UQUfWVAWBFs\",\"y\":"                 \
-    "\"9VE4jf_Ok_o64zbTTlcuNJajHmt6v9TDVrU0CdvGRDA\",\"crv\":\"P-256\"}"
-#define DPOP_JKT "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"
+#include "rfc9449_vectors.h"
 
 /* RFC 7638 section 3.1: RSA JWK and its SHA-256 thumbprint. */
 #define RFC7638_N                                                                                  \

@@ -12,12 +12,22 @@
 
 #include <cjson/cJSON.h>
 
+#include "tether/error.h"
+
 #define TETHER_HTTP_MAX_QUERY 4
 
 typedef struct tether_http_query {
     const char *key;
     const char *value; /* "" when absent */
 } tether_http_query_t;
+
+struct tether_http_request;
+
+/* Looks up a request header field by name (case-insensitive): its value, or
+ * NULL when absent. The server sets one over its connection; a test may set
+ * its own. */
+typedef const char *(*tether_http_header_fn)(const struct tether_http_request *request,
+                                             const char *name);
 
 /* Every pointer lives until the handler returns. */
 typedef struct tether_http_request {
@@ -31,7 +41,13 @@ typedef struct tether_http_request {
     tether_http_query_t query[TETHER_HTTP_MAX_QUERY];
     size_t query_count;
     bool query_overflow; /* more parameters than TETHER_HTTP_MAX_QUERY */
+    tether_http_header_fn header; /* other header fields (tether_http_request_header) */
+    void *header_ctx;             /* for header: the server's connection */
 } tether_http_request_t;
+
+/* The value of the header field name, or NULL when absent or when request
+ * has no header function. */
+const char *tether_http_request_header(const tether_http_request_t *request, const char *name);
 
 struct tether_http_response;
 
@@ -60,6 +76,14 @@ typedef struct tether_http_park {
  * server then owns the consumer side.
  */
 struct tether_http_stream;
+/* Header fields a handler adds to its response (DPoP-Nonce, a relying
+ * party's answers to an auth_request). */
+#define TETHER_HTTP_MAX_RESPONSE_HEADERS 4
+
+typedef struct tether_http_header {
+    const char *name; /* static string */
+    char *value;      /* malloc'd; freed by tether_http_response_clear */
+} tether_http_header_t;
 
 typedef struct tether_http_response {
     unsigned status;
@@ -76,6 +100,8 @@ typedef struct tether_http_response {
     /* Set instead of a body: the body comes from the stream, with the
      * media type content_type. */
     struct tether_http_stream *stream;
+    tether_http_header_t headers[TETHER_HTTP_MAX_RESPONSE_HEADERS];
+    size_t header_count;
 } tether_http_response_t;
 
 typedef void (*tether_http_handler_fn)(void *arg, const tether_http_request_t *request,
@@ -89,9 +115,16 @@ void tether_http_respond_json(tether_http_response_t *response, unsigned status,
 void tether_http_respond_error(tether_http_response_t *response, unsigned status,
                                const char *code, const char *description);
 
-/* Wipes and frees the body, releases a park that was not taken over, and
- * gives up a stream that was not taken over (its producer sees the client
- * gone); leaves the response empty. */
+/* Adds the header field name (a static string) with a copy of value: a
+ * visible character string (RFC 9110 field-value, no CR, LF or NUL).
+ * TETHER_ERR_INVALID_ARGUMENT for another value, TETHER_ERR_TOO_LARGE past
+ * TETHER_HTTP_MAX_RESPONSE_HEADERS, TETHER_ERR_NO_MEMORY. */
+TETHER_MUST_CHECK tether_status_t tether_http_response_add_header(
+    tether_http_response_t *response, const char *name, const char *value);
+
+/* Wipes and frees the body and the added header values, releases a park
+ * that was not taken over, and gives up a stream that was not taken over
+ * (its producer sees the client gone); leaves the response empty. */
 void tether_http_response_clear(tether_http_response_t *response);
 
 #endif

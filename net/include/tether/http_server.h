@@ -57,7 +57,7 @@ typedef struct tether_http_server_options {
     const char *host; /* IP literal to bind */
     bool ipv6;
     uint16_t port;
-    const char *cert_pem; /* server certificate chain, PEM */
+    const char *cert_pem; /* server certificate chain, PEM; NULL (with key_pem): plain HTTP */
     const char *key_pem;  /* its private key, PEM (copied by the TLS library) */
     size_t max_body_bytes;
     /* Connection limits; every one but connection_timeout_seconds must be
@@ -112,6 +112,15 @@ typedef struct tether_http_server {
     tether_http_server_metrics_t metrics;
     struct tether_http_stream *streams; /* streamed responses being sent (park_lock) */
 } tether_http_server_t;
+
+/* Parses a listen address, "HOST:PORT" (an IPv4 literal) or "[HOST]:PORT"
+ * (an IPv6 literal), for the servers' configurations: host names are
+ * refused, since the address is bound and certified. host (host_size bytes,
+ * at least INET6_ADDRSTRLEN) gets the literal without brackets. TETHER_ERR_PARSE
+ * otherwise; nothing is written then. */
+TETHER_MUST_CHECK tether_status_t tether_http_listen_parse(const char *text, char *host,
+                                                           size_t host_size, uint16_t *port,
+                                                           bool *ipv6);
 
 void tether_http_server_init(tether_http_server_t *server);
 

@@ -131,6 +131,8 @@ static enum MHD_Result send_response(struct MHD_Connection *connection, request_
                  (unsigned long long)response->retry_after_seconds);
         MHD_add_response_header(mhd, MHD_HTTP_HEADER_RETRY_AFTER, seconds);
     }
+    for (size_t i = 0; i < response->header_count && i < TETHER_HTTP_MAX_RESPONSE_HEADERS; i++)
+        MHD_add_response_header(mhd, response->headers[i].name, response->headers[i].value);
     state->status = response->status;
     ret = MHD_queue_response(connection, response->status, mhd);
     MHD_destroy_response(mhd);
@@ -421,6 +423,13 @@ static enum MHD_Result park_request(tether_http_server_t *server,
 
 static void peer_address(struct MHD_Connection *connection, char *out, size_t out_size);
 
+/* tether_http_header_fn over the request's libmicrohttpd connection. */
+static const char *connection_header(const tether_http_request_t *request, const char *name)
+{
+    return MHD_lookup_connection_value((struct MHD_Connection *)request->header_ctx,
+                                       MHD_HEADER_KIND, name);
+}
+
 static enum MHD_Result dispatch(tether_http_server_t *server, struct MHD_Connection *connection,
                                 request_state_t *state)
 {
@@ -432,6 +441,8 @@ static enum MHD_Result dispatch(tether_http_server_t *server, struct MHD_Connect
         MHD_lookup_connection_value(connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
     request->content_type =
         MHD_lookup_connection_value(connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+    request->header = connection_header;
+    request->header_ctx = connection;
     request->body = state->body;
     request->body_len = state->body_len;
     peer_address(connection, state->remote, sizeof(state->remote));
@@ -626,8 +637,15 @@ tether_status_t tether_http_server_open(tether_http_server_t *server,
                          MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME;
     tether_status_t rc;
 
-    if (server == NULL || opts == NULL || opts->handler == NULL || opts->cert_pem == NULL ||
-        opts->key_pem == NULL || opts->max_body_bytes == 0 || opts->threads == 0 ||
+    /* TLS with both a certificate and a key; plain HTTP with neither. */
+    struct MHD_OptionItem tls[] = {
+        {MHD_OPTION_HTTPS_MEM_CERT, 0, (void *)(uintptr_t)opts->cert_pem},
+        {MHD_OPTION_HTTPS_MEM_KEY, 0, (void *)(uintptr_t)opts->key_pem},
+        {MHD_OPTION_END, 0, NULL},
+    };
+
+    if (server == NULL || opts == NULL || opts->handler == NULL ||
+        (opts->cert_pem == NULL) != (opts->key_pem == NULL) || opts->max_body_bytes == 0 || opts->threads == 0 ||
         opts->max_connections == 0 || opts->max_connections_per_source == 0 ||
         opts->request_head_timeout_seconds == 0 || server->park_ready || server->reaper != NULL)
         return TETHER_ERR_INVALID_ARGUMENT;
@@ -647,6 +665,10 @@ tether_status_t tether_http_server_open(tether_http_server_t *server,
         return rc;
     if (opts->ipv6)
         flags |= MHD_USE_IPv6;
+    if (opts->cert_pem == NULL) {
+        flags &= ~(unsigned int)MHD_USE_TLS;
+        tls[0].option = MHD_OPTION_END;
+    }
     server->max_body_bytes = opts->max_body_bytes;
     server->handler = opts->handler;
     server->handler_arg = opts->handler_arg;
@@ -663,8 +685,7 @@ tether_status_t tether_http_server_open(tether_http_server_t *server,
         flags, opts->port, NULL, NULL, on_request, server,
         MHD_OPTION_EXTERNAL_LOGGER, log_mhd, NULL, /* first, so every message goes through it */
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
-        MHD_OPTION_HTTPS_MEM_CERT, opts->cert_pem,
-        MHD_OPTION_HTTPS_MEM_KEY, opts->key_pem,
+        MHD_OPTION_ARRAY, tls,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)opts->threads,
         /* The per-source share is the reaper's (counted), not libmicrohttpd's. */
         MHD_OPTION_CONNECTION_LIMIT, (unsigned int)opts->max_connections,
@@ -675,8 +696,9 @@ tether_status_t tether_http_server_open(tether_http_server_t *server,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, server,
         MHD_OPTION_END);
     if (server->daemon == NULL) {
-        tether_error("http", "cannot serve HTTPS on %s port %u (address in use, or a bad "
-                             "certificate or key?)", opts->host, (unsigned)opts->port);
+        tether_error("http", "cannot serve %s on %s port %u (address in use, or a bad "
+                             "certificate or key?)", opts->cert_pem != NULL ? "HTTPS" : "HTTP",
+                     opts->host, (unsigned)opts->port);
         return TETHER_ERR_IO;
     }
     return TETHER_OK;

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tether/http_server.h"
+
 #define LINE_MAX_BYTES 512
 
 typedef struct config_limit {
@@ -80,57 +82,12 @@ void tether_fleet_config_init(tether_fleet_config_t *config)
     strcpy(config->cost_ceiling, "0");
 }
 
-static tether_status_t parse_port(const char *text, uint16_t *port)
-{
-    char *end = NULL;
-    unsigned long value;
-
-    if (text[0] < '0' || text[0] > '9')
-        return TETHER_ERR_PARSE;
-    errno = 0;
-    value = strtoul(text, &end, 10);
-    if (errno != 0 || *end != '\0' || value == 0 || value > 65535)
-        return TETHER_ERR_PARSE;
-    *port = (uint16_t)value;
-    return TETHER_OK;
-}
-
 tether_status_t tether_fleet_config_set_listen(tether_fleet_config_t *config, const char *text)
 {
-    char host[TETHER_CONFIG_HOST_MAX];
-    unsigned char addr[16];
-    const char *port;
-    size_t host_len;
-    bool ipv6;
-
     if (config == NULL || text == NULL)
         return TETHER_ERR_INVALID_ARGUMENT;
-    ipv6 = text[0] == '[';
-    if (ipv6) {
-        const char *close = strchr(text, ']');
-        if (close == NULL || close[1] != ':')
-            return TETHER_ERR_PARSE;
-        host_len = (size_t)(close - text - 1);
-        port = close + 2;
-        text++;
-    } else {
-        const char *colon = strrchr(text, ':');
-        if (colon == NULL)
-            return TETHER_ERR_PARSE;
-        host_len = (size_t)(colon - text);
-        port = colon + 1;
-    }
-    if (host_len == 0 || host_len >= sizeof(host))
-        return TETHER_ERR_PARSE;
-    memcpy(host, text, host_len);
-    host[host_len] = '\0';
-    if (inet_pton(ipv6 ? AF_INET6 : AF_INET, host, addr) != 1)
-        return TETHER_ERR_PARSE;
-    if (parse_port(port, &config->listen_port) != TETHER_OK)
-        return TETHER_ERR_PARSE;
-    memcpy(config->listen_host, host, host_len + 1);
-    config->listen_ipv6 = ipv6;
-    return TETHER_OK;
+    return tether_http_listen_parse(text, config->listen_host, sizeof(config->listen_host),
+                                    &config->listen_port, &config->listen_ipv6);
 }
 
 tether_status_t tether_fleet_config_listen_text(const tether_fleet_config_t *config, char *out,
