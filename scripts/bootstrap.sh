@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs every Debian package that tether's build, tests and demo need.
-# Idempotent: when everything is present it only checks and returns.
+# Idempotent: when everything is present it only checks and returns. Services
+# that packages bring (apache2, nginx) are installed, never started: the
+# tests start their own on loopback.
 set -euo pipefail
 
 packages=(
@@ -9,9 +11,17 @@ packages=(
     libmicrohttpd-dev libcurl4-openssl-dev libssl-dev
     swtpm swtpm-tools tpm2-tools openssl sqlite3 curl python3 valgrind
     help2man man-db systemd
-    nodejs npm nginx
-    apache2 libapache2-mod-auth-openidc
+    nginx apache2 libapache2-mod-auth-openidc
 )
+
+# Node.js and npm run the stock client libraries of the tests (the openai
+# and jose npm packages). A machine may already have them from elsewhere
+# than Debian (whose npm then conflicts with that nodejs): the commands are
+# what counts, and Debian's packages are installed only when they are
+# missing.
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    packages+=(nodejs npm)
+fi
 
 missing=()
 for p in "${packages[@]}"; do
@@ -33,6 +43,15 @@ fi
 
 echo "bootstrap: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
+# No service is started by a package's install script while this runs
+# (policy-rc.d, exit 101: "action forbidden"), unless the machine has its own
+# policy already.
+policy=/usr/sbin/policy-rc.d
+if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' >"$policy"
+    chmod 0755 "$policy"
+    trap 'rm -f "$policy"' EXIT
+fi
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 echo "bootstrap: done"
