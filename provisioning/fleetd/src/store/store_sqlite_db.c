@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "store_sqlite_internal.h"
+#include "tether/bytes.h"
 #include "tether/log.h"
 
 tether_status_t tether_sqlite_fail(sqlite_store_t *s, const char *what)
@@ -161,4 +162,12 @@ tether_status_t tether_sqlite_copy_text(char *out, size_t out_size, const unsign
         memcpy(out, text, len);
     out[len] = '\0';
     return TETHER_OK;
+}
+
+/* Whether the hash in column is hash. The index lookup that found the row
+ * is not constant-time; this final comparison is. */
+bool tether_sqlite_hash_matches(sqlite3_stmt *row, int column, const uint8_t *hash)
+{
+    return sqlite3_column_bytes(row, column) == TETHER_STORE_HASH_SIZE &&
+           tether_ct_equal(sqlite3_column_blob(row, column), hash, TETHER_STORE_HASH_SIZE);
 }

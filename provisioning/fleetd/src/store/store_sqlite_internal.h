@@ -1,7 +1,8 @@
 /*
- * Internal to the SQLite store: what store_sqlite.c shares with
- * store_sqlite_exchange.c (the exchange and issuer-key operations). Not for
- * any other file: everything else goes through store.h.
+ * Internal to the SQLite store: what its files share. store_sqlite.c (the
+ * schema, open and close, the table of operations) takes every operation
+ * from the file of its subject; store_sqlite_db.c runs every statement. Not
+ * for any other file: everything else goes through store.h.
  */
 #ifndef TETHER_FLEET_STORE_SQLITE_INTERNAL_H
 #define TETHER_FLEET_STORE_SQLITE_INTERNAL_H
@@ -25,6 +26,8 @@ typedef struct sqlite_store {
 #define DEVICE_COLUMNS                                                                        \
     "id, name, ek_sha256, status, status_reason, allow_reenroll, ak_public IS NOT NULL, "    \
     "highest_counter, created_at, updated_at, ak_name, counter_nv_index"
+#define SELECT_DEVICE_BY_ID "SELECT " DEVICE_COLUMNS " FROM devices WHERE id = ?"
+#define SELECT_DEVICE_BY_EK "SELECT " DEVICE_COLUMNS " FROM devices WHERE ek_sha256 = ?"
 
 /* ---- store_sqlite_db.c: every statement goes through these, with
  * s->lock held ---- */
@@ -112,16 +115,91 @@ tether_status_t tether_sqlite_list(sqlite_store_t *s, const char *what, const ch
 
 tether_status_t tether_sqlite_copy_text(char *out, size_t out_size, const unsigned char *text);
 
-/* ---- store_sqlite.c, shared with store_sqlite_exchange.c ---- */
+/* Whether the hash in column is hash, compared in constant time (the index
+ * lookup that found the row is not). */
+bool tether_sqlite_hash_matches(sqlite3_stmt *row, int column, const uint8_t *hash);
+
+/* ---- store_sqlite_devices.c, shared with the other files ---- */
 
 /* A devices row selected with DEVICE_COLUMNS. */
 tether_status_t tether_sqlite_device_row(sqlite3_stmt *stmt, tether_store_device_t *device);
+/* The device whose id (SELECT_DEVICE_BY_ID), EK (SELECT_DEVICE_BY_EK) or
+ * other key sql selects; TETHER_ERR_NOT_FOUND without one. */
+tether_status_t tether_sqlite_device_select(sqlite_store_t *s, const char *sql, const char *key,
+                                            tether_store_device_t *device);
 /* Marks every unexpired token of the device revoked and appends to the
  * revocation feed (inside the caller's transaction). */
 tether_status_t tether_sqlite_revoke_tokens(sqlite_store_t *s, const char *id, const char *reason,
                                             int64_t now);
 
-/* store_sqlite_exchange.c: the tether_store_ops_t entries of the exchange. */
+/* ---- the tether_store_ops_t entries, by file ---- */
+
+/* store_sqlite_admin_tokens.c */
+tether_status_t tether_sqlite_admin_token_create(void *impl,
+                                                 const uint8_t hash[TETHER_STORE_HASH_SIZE],
+                                                 unsigned roles, const char *name, int64_t now,
+                                                 int64_t *id);
+tether_status_t tether_sqlite_admin_token_recover(void *impl,
+                                                  const uint8_t hash[TETHER_STORE_HASH_SIZE],
+                                                  unsigned roles, const char *name, int64_t uid,
+                                                  int64_t now, int64_t *id);
+tether_status_t tether_sqlite_admin_token_find(void *impl,
+                                               const uint8_t hash[TETHER_STORE_HASH_SIZE],
+                                               tether_store_admin_token_t *token);
+tether_status_t tether_sqlite_admin_token_revoke(void *impl, int64_t id, int64_t now,
+                                                 unsigned *last_roles);
+tether_status_t tether_sqlite_admin_token_list(void *impl, tether_store_admin_token_cb cb,
+                                               void *arg);
+
+/* store_sqlite_devices.c: devices, bootstrap tokens, alerts, issued tokens
+ * and the revocation feed. */
+tether_status_t tether_sqlite_device_get(void *impl, const char *id, tether_store_device_t *device);
+tether_status_t tether_sqlite_device_find_ek(void *impl, const char *ek_sha256,
+                                             tether_store_device_t *device);
+tether_status_t tether_sqlite_device_list(void *impl, tether_store_device_cb cb, void *arg);
+tether_status_t tether_sqlite_device_import(void *impl, const tether_store_allow_t *rows,
+                                            size_t count, int64_t now, size_t *created,
+                                            size_t *conflict_index);
+tether_status_t tether_sqlite_device_change_status(void *impl, const char *id,
+                                                   tether_device_action_t action,
+                                                   const char *reason, int64_t now,
+                                                   tether_store_device_t *device);
+tether_status_t tether_sqlite_bootstrap_token_create(void *impl,
+                                                     const uint8_t hash[TETHER_STORE_HASH_SIZE],
+                                                     int64_t expires_at, unsigned uses, int64_t now);
+tether_status_t tether_sqlite_alert_add(void *impl, const char *device_id, const char *kind,
+                                        const char *details_json, int64_t now);
+tether_status_t tether_sqlite_alert_list(void *impl, int64_t after_id, unsigned limit,
+                                         tether_store_alert_cb cb, void *arg);
+tether_status_t tether_sqlite_issued_token_add(void *impl, const char *jti, const char *device_id,
+                                               int64_t exp, int64_t now);
+tether_status_t tether_sqlite_issued_token_revoked(void *impl, const char *jti, bool *revoked);
+tether_status_t tether_sqlite_revocation_list(void *impl, int64_t after_seq, unsigned limit,
+                                              tether_store_revocation_cb cb, void *arg);
+tether_status_t tether_sqlite_token_state(void *impl, const char *jti,
+                                          tether_store_token_state_t *state);
+tether_status_t tether_sqlite_revocation_head(void *impl, int64_t *seq);
+
+/* store_sqlite_enrollment.c */
+tether_status_t tether_sqlite_enroll_authorize(void *impl, const char *ek_sha256,
+                                               const uint8_t *bootstrap_hash, int64_t now,
+                                               tether_enroll_decision_t *decision,
+                                               tether_store_device_t *device);
+tether_status_t tether_sqlite_enrollment_add(void *impl, const tether_store_enrollment_t *e,
+                                             int64_t now,
+                                             const tether_store_enrollment_bounds_t *bounds,
+                                             int64_t *retry_after);
+tether_status_t tether_sqlite_enrollment_find(void *impl, const char *id, int64_t now,
+                                              tether_store_enrollment_t *e);
+tether_status_t tether_sqlite_enrollment_delete(void *impl, const char *id);
+tether_status_t tether_sqlite_enrollment_activate(void *impl, const char *id,
+                                                  const char *new_device_id, int64_t now,
+                                                  tether_enroll_decision_t *decision,
+                                                  tether_store_device_t *device);
+tether_status_t tether_sqlite_enrollment_completed(void *impl, const char *id,
+                                                   tether_store_device_t *device);
+
+/* store_sqlite_exchange.c: the exchange and the issuer keys. */
 tether_status_t tether_sqlite_exchange_device_get(void *impl, const char *id,
                                                   tether_store_exchange_device_t *device);
 tether_status_t tether_sqlite_exchange_record(void *impl, const tether_store_exchange_t *exchange,
