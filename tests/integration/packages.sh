@@ -6,7 +6,8 @@
 # systemd-analyze security --offline=true on the installed units (the exposure
 # must stay at or below the score recorded in packaging/README.md), boots a
 # systemd in namespaces of its own to start, use and stop both units
-# (packages_units.sh), and purges the packages again.
+# and to meet the maintainer scripts (packages_units.sh), and purges the
+# packages again.
 #
 # It needs root, and refuses to touch a machine where a tether package is
 # installed or where any file the packages ship already exists: it would
@@ -277,7 +278,7 @@ done
 pass "systemd-analyze security: exposure at or below the recorded scores"
 
 # --- the units started by systemd ----------------------------------------------------
-units_check
+units_check "${DEB[@]}"
 
 # --- purge -------------------------------------------------------------------------
 dpkg -P "${PACKAGES[@]}" >"$WORK/purge.log" 2>&1 || { cat "$WORK/purge.log" >&2; fail "dpkg -P failed"; }

@@ -11,7 +11,9 @@
 # from the installed packages, as their users, with their state in the real
 # /var/lib, on loopback. The agent's TPM is a swtpm on a loopback port, named
 # by a drop-in the way packaging/README.md tells an administrator to
-# (Environment=TETHER_TCTI=...).
+# (Environment=TETHER_TCTI=...). Then the maintainer scripts meet a running
+# systemd: an upgrade must restart the running services, a removal must stop
+# its service.
 #
 # units_cleanup (called from packages.sh's cleanup) kills the namespaces' PID
 # 1, which ends every process in them and their mounts, and unshare, removes
@@ -139,10 +141,39 @@ stop_unit() {
     [ "$(unit_show "$1" Result)" = success ] || unit_failed "$1" "did not stop cleanly"
 }
 
-# units_check: tether-fleetd and tether-agent started, used and stopped by
-# systemd, from the installed units.
+# wait_health UNIT URL CA: waits until URL/v1/health answers while UNIT is
+# active.
+wait_health() {
+    for _ in $(seq 1 100); do
+        curl -sSf --max-time 5 --cacert "$3" -o /dev/null "$2/v1/health" 2>/dev/null && return 0
+        [ "$(unit_show "$1" ActiveState)" = active ] || unit_failed "$1" "not active"
+        sleep 0.1
+    done
+    unit_failed "$1" "/v1/health does not answer on $2"
+}
+
+# wait_token UNIT: waits until the agent serves a token on its socket to its
+# own user while UNIT is active.
+wait_token() {
+    local token
+    for _ in $(seq 1 100); do
+        if token=$(in_ns runuser -u tether-agent -- /usr/bin/tether-agent token \
+            --socket /run/tether/agent.sock 2>/dev/null); then
+            [[ "$token" =~ ^eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$ ]] ||
+                fail "the agent's socket served no token: $token"
+            return 0
+        fi
+        [ "$(unit_show "$1" ActiveState)" = active ] || unit_failed "$1" "not active"
+        sleep 0.1
+    done
+    unit_failed "$1" "no token on /run/tether/agent.sock"
+}
+
+# units_check DEB...: tether-fleetd and tether-agent started, used and
+# stopped by systemd, from the installed units; then the packages DEB...
+# installed again over the running services, and tether-agent's removed.
 units_check() {
-    local port url ca token ek
+    local port url ca ek fleetd_pid agent_pid
     swtpm_start "$WORK/tpm" >/dev/null || fail "swtpm"
     port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
     url=https://127.0.0.1:$port
@@ -162,14 +193,7 @@ units_check() {
 
     # --- tether-fleetd ---
     in_ns systemctl start tether-fleetd.service || unit_failed tether-fleetd.service "systemctl start failed"
-    for _ in $(seq 1 100); do
-        curl -sSf --max-time 5 --cacert "$ca" -o /dev/null "$url/v1/health" 2>/dev/null && break
-        [ "$(unit_show tether-fleetd.service ActiveState)" = active ] ||
-            unit_failed tether-fleetd.service "not active"
-        sleep 0.1
-    done
-    curl -sSf --max-time 5 --cacert "$ca" -o /dev/null "$url/v1/health" ||
-        unit_failed tether-fleetd.service "/v1/health does not answer on $url"
+    wait_health tether-fleetd.service "$url" "$ca"
     expect_confined tether-fleetd.service tether-fleetd
     pass "tether-fleetd.service started: active, /v1/health answers, confined"
 
@@ -187,25 +211,37 @@ units_check() {
         in_ns tee /run/systemd/system/tether-agent.service.d/tcti.conf >/dev/null
     in_ns systemctl daemon-reload || fail "systemctl daemon-reload"
     in_ns systemctl start tether-agent.service || unit_failed tether-agent.service "systemctl start failed"
-    token=
-    for _ in $(seq 1 100); do
-        token=$(in_ns runuser -u tether-agent -- /usr/bin/tether-agent token \
-            --socket /run/tether/agent.sock 2>/dev/null) && break
-        token=
-        [ "$(unit_show tether-agent.service ActiveState)" = active ] ||
-            unit_failed tether-agent.service "not active"
-        sleep 0.1
-    done
-    [[ "$token" =~ ^eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$ ]] ||
-        unit_failed tether-agent.service "no token on /run/tether/agent.sock"
+    wait_token tether-agent.service
     expect_confined tether-agent.service tether-agent
     in_ns systemctl reload tether-agent.service || unit_failed tether-agent.service "systemctl reload failed"
     in_ns runuser -u tether-agent -- /usr/bin/tether-agent token --socket /run/tether/agent.sock >/dev/null ||
         unit_failed tether-agent.service "no token after reload"
     pass "tether-agent.service started: a token on its socket, confined, reloads"
 
-    stop_unit tether-agent.service
+    # --- the maintainer scripts, now that systemd runs ---
+    # An upgrade (here the same packages again) restarts a running service.
+    fleetd_pid=$(unit_show tether-fleetd.service MainPID)
+    agent_pid=$(unit_show tether-agent.service MainPID)
+    in_ns dpkg -i "$@" >"$WORK/units-upgrade.log" 2>&1 ||
+        { cat "$WORK/units-upgrade.log" >&2; fail "dpkg -i over the running services"; }
+    [ "$(unit_show tether-fleetd.service MainPID)" != "$fleetd_pid" ] ||
+        unit_failed tether-fleetd.service "not restarted by the upgrade"
+    [ "$(unit_show tether-agent.service MainPID)" != "$agent_pid" ] ||
+        unit_failed tether-agent.service "not restarted by the upgrade"
+    wait_health tether-fleetd.service "$url" "$ca"
+    wait_token tether-agent.service
+    pass "an upgrade restarted both running services, which serve again"
+
     stop_unit tether-fleetd.service
-    pass "both units stopped cleanly"
+    pass "tether-fleetd.service stopped cleanly"
+    # Removing a package stops its service (the prerm).
+    in_ns dpkg -r tether-agent >"$WORK/units-remove.log" 2>&1 ||
+        { cat "$WORK/units-remove.log" >&2; fail "dpkg -r tether-agent"; }
+    [ "$(unit_show tether-agent.service ActiveState)" = inactive ] ||
+        unit_failed tether-agent.service "still active after dpkg -r"
+    if in_ns pgrep -u tether-agent >/dev/null; then
+        fail "a tether-agent process is left after dpkg -r"
+    fi
+    pass "dpkg -r tether-agent stopped its service"
     units_cleanup
 }
