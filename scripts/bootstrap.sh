@@ -10,7 +10,7 @@ packages=(
     libtss2-dev libmbedtls-dev libcjson-dev libcmocka-dev libsqlite3-dev
     libmicrohttpd-dev libcurl4-openssl-dev libssl-dev
     swtpm swtpm-tools tpm2-tools openssl sqlite3 curl python3 valgrind
-    help2man man-db systemd
+    help2man man-db systemd util-linux
     nginx apache2 libapache2-mod-auth-openidc
 )
 

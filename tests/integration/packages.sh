@@ -4,9 +4,10 @@
 # machine with dpkg, runs the installed programs, checks that every verb in
 # each program's --help has its man page, runs systemd-analyze verify and
 # systemd-analyze security --offline=true on the installed units (the exposure
-# must stay at or below the score recorded in packaging/README.md), and
-# purges the packages again. The units are never started: there is no
-# running systemd here.
+# must stay at or below the score recorded in packaging/README.md), boots a
+# systemd in namespaces of its own to start, use and stop both units
+# and to meet the maintainer scripts (packages_units.sh), and purges the
+# packages again.
 #
 # It needs root, and refuses to touch a machine where a tether package is
 # installed or where any file the packages ship already exists: it would
@@ -43,7 +44,8 @@ pass() {
 }
 
 [ "$(id -u)" -eq 0 ] || refuse "installing packages needs root"
-for tool in cpack dpkg dpkg-deb systemd-analyze systemd-sysusers systemd-tmpfiles man runuser flock; do
+for tool in cpack dpkg dpkg-deb systemd-analyze systemd-sysusers systemd-tmpfiles man runuser flock \
+    unshare nsenter setpriv findmnt curl swtpm swtpm_setup; do
     command -v "$tool" >/dev/null || fail "$tool is not installed (scripts/bootstrap.sh installs it)"
 done
 
@@ -68,8 +70,11 @@ for u in "${USERS[@]}"; do getent passwd "$u" >/dev/null || made_users+=("$u"); 
 for g in "${GROUPS_MADE[@]}"; do getent group "$g" >/dev/null || made_groups+=("$g"); done
 for d in "${STATE_DIRS[@]}"; do [ -e "$d" ] || made_dirs+=("$d"); done
 
+. "$SOURCE/tests/integration/packages_units.sh"
+
 cleanup() {
     local x
+    units_cleanup
     if [ "$INSTALLED" = 1 ]; then
         dpkg -P "${PACKAGES[@]}" >"$WORK/purge.log" 2>&1 || cat "$WORK/purge.log" >&2
     fi
@@ -80,6 +85,7 @@ cleanup() {
     rm -rf "$WORK"
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM
 
 # --- build ------------------------------------------------------------------------
 cpack --config "$BUILD/CPackConfig.cmake" -B "$WORK/out" >"$WORK/cpack.log" 2>&1 ||
@@ -270,6 +276,9 @@ for unit in "${UNITS[@]}"; do
     echo "   $unit: exposure $have (recorded $want)"
 done
 pass "systemd-analyze security: exposure at or below the recorded scores"
+
+# --- the units started by systemd ----------------------------------------------------
+units_check "${DEB[@]}"
 
 # --- purge -------------------------------------------------------------------------
 dpkg -P "${PACKAGES[@]}" >"$WORK/purge.log" 2>&1 || { cat "$WORK/purge.log" >&2; fail "dpkg -P failed"; }
