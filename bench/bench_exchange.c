@@ -112,7 +112,7 @@ static int latency(const char *tcti, const char *state_dir, size_t count, int pr
     for (size_t i = 0; i < count; i++) {
         tether_exchange_result_t r;
         double t0 = now_s();
-        tether_agent_exchange(&client, &tpm, &state, &usage, &token, &r);
+        tether_agent_exchange(&client, &tpm, NULL, &state, &usage, &token, &r);
         if (r.outcome != TETHER_EXCHANGE_OK) {
             fprintf(stderr, "bench: exchange %zu: %s %s\n", i, r.code, r.reason);
             continue;
@@ -185,7 +185,7 @@ static void *device_loop(void *arg)
     while (now_s() < d->until) {
         tether_exchange_result_t r;
         double t0 = now_s();
-        tether_agent_exchange(&d->client, &d->tpm, &d->state, &usage, &d->token, &r);
+        tether_agent_exchange(&d->client, &d->tpm, NULL, &d->state, &usage, &d->token, &r);
         if (r.outcome != TETHER_EXCHANGE_OK) {
             d->failed++;
             continue;

@@ -14,6 +14,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -132,6 +133,7 @@ static void drop_token(tether_agent_t *a)
     if (a->has_token)
         tether_wipe(a->token.data, a->token.size);
     a->has_token = false;
+    a->token_jti[0] = '\0';
 }
 
 /* A uniform 32-bit draw for the scheduler's jitter; 0 (no jitter) if the
@@ -183,6 +185,11 @@ static void exchange_done(tether_agent_t *a)
     switch (r.outcome) {
     case TETHER_EXCHANGE_OK:
         a->has_token = true;
+        /* Only names the token in the counts: a token without a jti is
+         * still served, and its proofs go uncounted (logged). */
+        if (tether_token_jti((const char *)a->token.data, strlen((const char *)a->token.data),
+                             a->token_jti) != TETHER_OK)
+            tether_warn("agent", "the new token has no jti; its DPoP proofs are not counted");
         a->usage.exchanges++;
         a->token_issued_ms = start;
         a->token_expiry_ms = start + (int64_t)r.expires_in * 1000;
@@ -252,43 +259,122 @@ static char *status_json(const tether_agent_t *a)
     cJSON_AddNumberToObject(obj, "token_requests", (double)a->usage.token_requests);
     if (a->last_error[0] != '\0')
         cJSON_AddStringToObject(obj, "last_error", a->last_error);
-    json = cJSON_PrintUnformatted(obj);
+    json = tether_token_counts_to_json(&a->counts, obj, "tokens") == TETHER_OK
+               ? cJSON_PrintUnformatted(obj)
+               : NULL;
     cJSON_Delete(obj);
     return json;
 }
 
-/* The token response is built in locked memory and wiped after sending. */
-static void respond_token(tether_agent_t *a, int fd)
+/* An error answer {"error","error_description"}, the description escaped. */
+static void respond_error(int fd, int status, const char *error, const char *description)
 {
-    static const char fmt[] = "{\"access_token\":\"%s\",\"token_type\":\"Bearer\",\"expires_in\":%lld}";
-    tether_secure_buffer_t body;
-    int64_t left = (a->token_expiry_ms - now_ms()) / 1000;
+    cJSON *obj = cJSON_CreateObject();
+    char *json = NULL;
 
-    if (!a->has_token || left <= 0) {
-        tether_local_respond(fd, 503,
-                             "{\"error\":\"no_token\",\"error_description\":\"the agent holds no "
-                             "valid token; see GET /v1/status\"}");
-        return;
-    }
-    if (tether_secure_buffer_alloc(&body, TETHER_TOKEN_MAX + 128, 1) != TETHER_OK) {
-        tether_local_respond(fd, 503, "{\"error\":\"no_memory\"}");
-        return;
-    }
-    snprintf((char *)body.data, body.size, fmt, (const char *)a->token.data, (long long)left);
-    if (tether_local_respond(fd, 200, (const char *)body.data) == 0)
-        a->usage.token_requests++;
-    tether_secure_buffer_free(&body);
+    if (obj != NULL && cJSON_AddStringToObject(obj, "error", error) != NULL &&
+        cJSON_AddStringToObject(obj, "error_description", description) != NULL)
+        json = cJSON_PrintUnformatted(obj);
+    tether_local_respond(fd, status, json != NULL ? json : "{\"error\":\"no_memory\"}");
+    cJSON_free(json);
+    cJSON_Delete(obj);
 }
 
-/* The local server's handler for the two routes (local_api.c admitted the
+/* Seconds the held token has left; 0 after answering 503 no_token (the
+ * agent fails closed: no token, no proof). */
+static int64_t token_left(const tether_agent_t *a, int fd)
+{
+    int64_t left = (a->token_expiry_ms - now_ms()) / 1000;
+
+    if (a->has_token && left > 0)
+        return left;
+    respond_error(fd, 503, "no_token", "the agent holds no valid token; see GET /v1/status");
+    return 0;
+}
+
+/* Sends fmt's answer, built in locked memory (it holds the token) and wiped
+ * after sending. 0 when the caller took it all. */
+static int respond_secret(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int respond_secret(int fd, const char *fmt, ...)
+{
+    tether_secure_buffer_t body;
+    va_list ap;
+    int n, rc;
+
+    if (tether_secure_buffer_alloc(&body, TETHER_TOKEN_MAX + TETHER_DPOP_MAX_LEN + 256, 1) !=
+        TETHER_OK) {
+        tether_local_respond(fd, 503, "{\"error\":\"no_memory\"}");
+        return -1;
+    }
+    va_start(ap, fmt);
+    n = vsnprintf((char *)body.data, body.size, fmt, ap);
+    va_end(ap);
+    rc = n >= 0 && (size_t)n < body.size ? tether_local_respond(fd, 200, (const char *)body.data)
+                                         : -1;
+    tether_secure_buffer_free(&body);
+    return rc;
+}
+
+static void respond_token(tether_agent_t *a, int fd)
+{
+    int64_t left = token_left(a, fd);
+
+    if (left > 0 &&
+        respond_secret(fd, "{\"access_token\":\"%s\",\"token_type\":\"Bearer\",\"expires_in\":%lld}",
+                       (const char *)a->token.data, (long long)left) == 0)
+        a->usage.token_requests++;
+}
+
+/* POST /v1/dpop: a proof signed by the TPM device key for the caller's
+ * request, with the token it is bound to (ath), so that a refresh between
+ * two calls can never pair a proof with another token. */
+static void respond_dpop(tether_agent_t *a, int fd, const char *body, size_t body_len)
+{
+    tether_local_dpop_request_t req;
+    char proof[TETHER_DPOP_MAX_LEN + 1], why[256];
+    size_t proof_len;
+    int64_t left;
+    tether_status_t rc;
+
+    if (tether_local_dpop_request_parse(body, body_len, &req, why, sizeof(why)) != TETHER_OK) {
+        respond_error(fd, 400, "bad_request", why);
+        return;
+    }
+    if ((left = token_left(a, fd)) == 0)
+        return;
+    rc = tether_dpop_signer_sign(&a->signer, req.method, req.url,
+                                 req.nonce[0] != '\0' ? req.nonce : NULL,
+                                 (const char *)a->token.data, strlen((const char *)a->token.data),
+                                 (int64_t)time(NULL), proof, sizeof(proof), &proof_len, why,
+                                 sizeof(why));
+    if (rc != TETHER_OK) {
+        tether_error("agent", "cannot sign a DPoP proof: %s%s%s", tether_strerror(rc),
+                     why[0] != '\0' ? ": " : "", why);
+        respond_error(fd, 503, "tpm_error", "the TPM could not sign the proof; see the agent's log");
+        return;
+    }
+    if (a->token_jti[0] != '\0')
+        tether_token_counts_add(&a->counts, a->token_jti, TETHER_TOKEN_COUNT_PROOF);
+    (void)respond_secret(fd,
+                         "{\"proof\":\"%s\",\"access_token\":\"%s\",\"token_type\":\"DPoP\","
+                         "\"expires_in\":%lld}",
+                         proof, (const char *)a->token.data, (long long)left);
+}
+
+/* The local server's handler for its routes (local_api.c admitted the
  * caller and checked the request). */
-static void serve_route(void *context, int fd, tether_local_route_t route)
+static void serve_route(void *context, int fd, tether_local_route_t route, const char *body,
+                        size_t body_len)
 {
     tether_agent_t *a = context;
     char *json;
 
     if (route == TETHER_LOCAL_TOKEN) {
         respond_token(a, fd);
+        return;
+    }
+    if (route == TETHER_LOCAL_DPOP) {
+        respond_dpop(a, fd, body, body_len);
         return;
     }
     json = status_json(a);
@@ -442,6 +528,12 @@ static tether_status_t agent_setup(tether_agent_t *a)
         tether_error("agent", "%s", why);
         goto out;
     }
+    if ((rc = tether_dpop_signer_setup(&a->signer, &a->tpm, &a->tpm_lock, &a->state)) !=
+        TETHER_OK) {
+        tether_error("agent", "the enrolled device key is not a P-256 key (%s); enrol again",
+                     tether_strerror(rc));
+        goto out;
+    }
     /* Blocked before the worker starts, so that it inherits the mask and
      * every one of these signals comes through the signalfd. */
     sigemptyset(&mask);
@@ -456,7 +548,7 @@ static tether_status_t agent_setup(tether_agent_t *a)
         goto out;
     }
     /* The worker takes worker_token, whatever the outcome. */
-    if ((rc = tether_exchange_worker_start(&a->worker, &a->client, &a->tpm, &a->state,
+    if ((rc = tether_exchange_worker_start(&a->worker, &a->client, &a->tpm, &a->tpm_lock, &a->state,
                                            &worker_token, why, sizeof(why))) != TETHER_OK) {
         tether_error("agent", "%s", why);
         goto out;
@@ -480,6 +572,9 @@ void tether_agent_init(tether_agent_t *a)
     a->poll = poll;
     tether_https_client_init(&a->client);
     tether_tpm_init(&a->tpm);
+    a->tpm_lock = (pthread_mutex_t)PTHREAD_MUTEX_INITIALIZER;
+    tether_dpop_signer_init(&a->signer);
+    tether_token_counts_init(&a->counts);
     tether_exchange_worker_init(&a->worker);
     tether_local_server_init(&a->server, &a->acl, serve_route, a);
 }
@@ -538,7 +633,9 @@ void tether_agent_free(tether_agent_t *a)
     if (a->signal_fd >= 0)
         close(a->signal_fd);
     tether_https_client_free(&a->client);
+    tether_dpop_signer_free(&a->signer); /* flushes the device key: the TPM is still open */
     tether_tpm_close(&a->tpm);
+    pthread_mutex_destroy(&a->tpm_lock);
     /* The server's table holds no secret (requests for a token, not
      * tokens) and is large: left as it is. */
     tether_wipe(a, offsetof(tether_agent_t, server));

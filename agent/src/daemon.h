@@ -9,9 +9,11 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "dpop_signer.h"
 #include "exchange_worker.h"
 #include "local_api.h"
 #include "state.h"
+#include "token_counts.h"
 
 /* `tether-agent run`: returns a process exit code. */
 int tether_agent_run_main(int argc, char **argv);
@@ -39,9 +41,13 @@ typedef struct tether_agent {
     tether_local_acl_t acl;
     tether_agent_state_t state;
     tether_https_client_t client; /* the worker's while it runs */
-    tether_tpm_t tpm;             /* the worker's while it runs */
+    tether_tpm_t tpm;             /* shared by the worker and the signer, under tpm_lock */
+    pthread_mutex_t tpm_lock;     /* held around every sequence of TPM commands */
+    tether_dpop_signer_t signer;  /* DPoP proofs with the TPM device key */
     tether_secure_buffer_t token; /* locked; the held token, NUL-terminated */
     bool has_token;
+    char token_jti[TETHER_TOKEN_JTI_MAX + 1]; /* the held token's jti, "" when unknown */
+    tether_token_counts_t counts; /* proofs signed per token */
     int64_t token_issued_ms;  /* monotonic: when the exchange that gave it began */
     int64_t token_expiry_ms;  /* monotonic */
     int64_t drop_token_ms;    /* monotonic: when the held token must go (fail closed) */
