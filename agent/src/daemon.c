@@ -65,6 +65,13 @@ static void run_usage(FILE *out)
           "  --allow-gid GID     a group id that may ask for the token (repeatable)\n"
           "  --config FILE       'allow_uid = N' and 'allow_gid = N' lines, read at start\n"
           "                      and on SIGHUP, added to the options above\n"
+          "  --ai-listen ADDR:PORT  serve an OpenAI-compatible endpoint on this loopback\n"
+          "                      address: apps set their base URL to http://ADDR:PORT\n"
+          "                      followed by the upstream's path, with any API key\n"
+          "  --ai-upstream URL   the AI gateway (tether-gate), https://HOST[:PORT]/PATH;\n"
+          "                      http:// only for a gateway on a loopback address\n"
+          "  --ai-ca FILE        the CA certificate (PEM) of the gateway, the only one\n"
+          "                      trusted for it (required with https)\n"
           "  --log-format F      text (default) or json\n"
           "  -h, --help          show this help\n",
           out);
@@ -130,10 +137,39 @@ static int load_config(const char *path, tether_local_acl_t *acl)
 
 static void drop_token(tether_agent_t *a)
 {
+    pthread_mutex_lock(&a->token_lock);
     if (a->has_token)
         tether_wipe(a->token.data, a->token.size);
     a->has_token = false;
     a->token_jti[0] = '\0';
+    pthread_mutex_unlock(&a->token_lock);
+}
+
+static void count_for_token(void *ctx, const char *jti, tether_token_count_kind_t kind)
+{
+    tether_agent_t *a = ctx;
+
+    pthread_mutex_lock(&a->token_lock);
+    if (jti[0] != '\0')
+        tether_token_counts_add(&a->counts, jti, kind);
+    pthread_mutex_unlock(&a->token_lock);
+}
+
+/* The AI endpoint's copy of the held token, taken under the lock. */
+static bool copy_token(void *ctx, tether_secure_buffer_t *token,
+                       char jti[TETHER_TOKEN_JTI_MAX + 1])
+{
+    tether_agent_t *a = ctx;
+    bool valid;
+
+    pthread_mutex_lock(&a->token_lock);
+    valid = a->has_token && a->token_expiry_ms > now_ms();
+    if (valid) {
+        memcpy(token->data, a->token.data, TETHER_TOKEN_MAX + 1);
+        memcpy(jti, a->token_jti, TETHER_TOKEN_JTI_MAX + 1);
+    }
+    pthread_mutex_unlock(&a->token_lock);
+    return valid;
 }
 
 /* A uniform 32-bit draw for the scheduler's jitter; 0 (no jitter) if the
@@ -176,8 +212,11 @@ static void exchange_done(tether_agent_t *a)
     tether_refresh_plan_t plan;
     int64_t start = a->exchange_started_ms;
 
-    if (!tether_exchange_worker_collect(&a->worker, &a->token, &r))
+    pthread_mutex_lock(&a->token_lock);
+    if (!tether_exchange_worker_collect(&a->worker, &a->token, &r)) {
+        pthread_mutex_unlock(&a->token_lock);
         return;
+    }
     a->exchanging = false;
     memset(&in, 0, sizeof(in));
     in.now_ms = now_ms();
@@ -215,6 +254,7 @@ static void exchange_done(tether_agent_t *a)
         in.last_outcome = TETHER_REFRESH_REFUSED;
         break;
     }
+    pthread_mutex_unlock(&a->token_lock);
     in.has_token = a->has_token;
     in.issued_ms = a->token_issued_ms;
     in.expiry_ms = a->token_expiry_ms;
@@ -241,8 +281,9 @@ static void exchange_done(tether_agent_t *a)
     }
 }
 
-static char *status_json(const tether_agent_t *a)
+static char *status_json(tether_agent_t *a)
 {
+    tether_status_t counted;
     cJSON *obj = cJSON_CreateObject();
     int64_t left = a->has_token ? (a->token_expiry_ms - now_ms()) / 1000 : 0;
     char *json;
@@ -259,9 +300,10 @@ static char *status_json(const tether_agent_t *a)
     cJSON_AddNumberToObject(obj, "token_requests", (double)a->usage.token_requests);
     if (a->last_error[0] != '\0')
         cJSON_AddStringToObject(obj, "last_error", a->last_error);
-    json = tether_token_counts_to_json(&a->counts, obj, "tokens") == TETHER_OK
-               ? cJSON_PrintUnformatted(obj)
-               : NULL;
+    pthread_mutex_lock(&a->token_lock);
+    counted = tether_token_counts_to_json(&a->counts, obj, "tokens");
+    pthread_mutex_unlock(&a->token_lock);
+    json = counted == TETHER_OK ? cJSON_PrintUnformatted(obj) : NULL;
     cJSON_Delete(obj);
     return json;
 }
@@ -353,8 +395,7 @@ static void respond_dpop(tether_agent_t *a, int fd, const char *body, size_t bod
         respond_error(fd, 503, "tpm_error", "the TPM could not sign the proof; see the agent's log");
         return;
     }
-    if (a->token_jti[0] != '\0')
-        tether_token_counts_add(&a->counts, a->token_jti, TETHER_TOKEN_COUNT_PROOF);
+    count_for_token(a, a->token_jti, TETHER_TOKEN_COUNT_PROOF);
     (void)respond_secret(fd,
                          "{\"proof\":\"%s\",\"access_token\":\"%s\",\"token_type\":\"DPoP\","
                          "\"expires_in\":%lld}",
@@ -429,6 +470,8 @@ static int parse_options(int argc, char **argv, tether_agent_options_t *o)
         TETHER_AGENT_TCTI_LONG_OPTION,               {"allow-uid", required_argument, NULL, 'u'},
         {"allow-gid", required_argument, NULL, 'g'}, {"config", required_argument, NULL, 'c'},
         {"log-format", required_argument, NULL, 'l'}, {"help", no_argument, NULL, 'h'},
+        {"ai-listen", required_argument, NULL, 'A'}, {"ai-upstream", required_argument, NULL, 'U'},
+        {"ai-ca", required_argument, NULL, 'C'},
         {NULL, 0, NULL, 0},
     };
     int c;
@@ -441,6 +484,9 @@ static int parse_options(int argc, char **argv, tether_agent_options_t *o)
         case 'S': o->socket_path = optarg; break;
         case TETHER_AGENT_TCTI_OPTION: o->tcti = optarg; break;
         case 'c': o->config_path = optarg; break;
+        case 'A': o->ai_listen = optarg; break;
+        case 'U': o->ai_upstream = optarg; break;
+        case 'C': o->ai_ca = optarg; break;
         case 'u':
         case 'g':
             if (acl_add(&o->acl, c == 'g', optarg) != 0) {
@@ -462,6 +508,10 @@ static int parse_options(int argc, char **argv, tether_agent_options_t *o)
     }
     if (optind != argc || o->state_dir == NULL || o->socket_path == NULL) {
         fprintf(stderr, "tether-agent run: --state-dir and --socket are required\n");
+        return 2;
+    }
+    if ((o->ai_listen == NULL) != (o->ai_upstream == NULL)) {
+        fprintf(stderr, "tether-agent run: --ai-listen and --ai-upstream go together\n");
         return 2;
     }
     return -1;
@@ -553,6 +603,16 @@ static tether_status_t agent_setup(tether_agent_t *a)
         tether_error("agent", "%s", why);
         goto out;
     }
+    if (a->opts.ai_listen != NULL) {
+        const tether_ai_agent_t agent = {.get_token = copy_token, .count = count_for_token,
+                                         .ctx = a};
+        if ((rc = tether_ai_proxy_open(&a->ai, a->opts.ai_listen, a->opts.ai_upstream,
+                                       a->opts.ai_ca, &a->signer, &agent, why, sizeof(why))) !=
+            TETHER_OK) {
+            tether_error("agent", "%s", why);
+            goto out;
+        }
+    }
     if ((rc = tether_local_server_open(&a->server, a->opts.socket_path, why, sizeof(why))) !=
         TETHER_OK) {
         tether_error("agent", "%s", why);
@@ -573,6 +633,8 @@ void tether_agent_init(tether_agent_t *a)
     tether_https_client_init(&a->client);
     tether_tpm_init(&a->tpm);
     a->tpm_lock = (pthread_mutex_t)PTHREAD_MUTEX_INITIALIZER;
+    a->token_lock = (pthread_mutex_t)PTHREAD_MUTEX_INITIALIZER;
+    tether_ai_proxy_init(&a->ai);
     tether_dpop_signer_init(&a->signer);
     tether_token_counts_init(&a->counts);
     tether_exchange_worker_init(&a->worker);
@@ -623,6 +685,7 @@ int tether_agent_loop(tether_agent_t *a)
 void tether_agent_free(tether_agent_t *a)
 {
     /* Callers first: no one is served once stopping has begun. */
+    tether_ai_proxy_close(&a->ai);
     tether_local_server_close(&a->server, a->opts.socket_path);
     drop_token(a);
     tether_secure_buffer_free(&a->token);
@@ -636,6 +699,7 @@ void tether_agent_free(tether_agent_t *a)
     tether_dpop_signer_free(&a->signer); /* flushes the device key: the TPM is still open */
     tether_tpm_close(&a->tpm);
     pthread_mutex_destroy(&a->tpm_lock);
+    pthread_mutex_destroy(&a->token_lock);
     /* The server's table holds no secret (requests for a token, not
      * tokens) and is large: left as it is. */
     tether_wipe(a, offsetof(tether_agent_t, server));

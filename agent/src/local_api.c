@@ -18,10 +18,8 @@
  * hold up those already connected. */
 #define ACCEPT_BATCH 64
 
-/* Whether the header line [line, end) is named name (case-insensitive),
- * and if so where its value (spaces around it trimmed) lies. */
-static bool header_is(const char *line, const char *end, const char *name, const char **value,
-                      size_t *value_len)
+bool tether_local_header_is(const char *line, const char *end, const char *name,
+                            const char **value, size_t *value_len)
 {
     size_t n = strlen(name);
     const char *v, *v_end = end;
@@ -37,35 +35,43 @@ static bool header_is(const char *line, const char *end, const char *name, const
     return true;
 }
 
-/* The body length a POST announces in the header lines [lines, head_end):
- * exactly one Content-Length of decimal digits, no Transfer-Encoding (a
- * local caller has no reason to chunk; refusing it leaves one framing). */
-static tether_status_t content_length(const char *lines, const char *head_end, size_t *length)
+tether_status_t tether_local_content_length(const char *lines, const char *head_end,
+                                            size_t *length, bool *seen)
 {
     const char *line = lines, *value;
     size_t value_len;
-    bool seen = false;
 
     *length = 0;
+    *seen = false;
     while (line < head_end) {
         const char *end = memmem(line, (size_t)(head_end - line), "\r\n", 2);
         if (end == NULL)
             end = head_end;
-        if (header_is(line, end, "Transfer-Encoding", &value, &value_len))
+        if (tether_local_header_is(line, end, "Transfer-Encoding", &value, &value_len))
             return TETHER_ERR_PARSE;
-        if (header_is(line, end, "Content-Length", &value, &value_len)) {
-            if (seen || value_len == 0 || value_len > 5)
-                return value_len > 5 ? TETHER_ERR_TOO_LARGE : TETHER_ERR_PARSE;
+        if (tether_local_header_is(line, end, "Content-Length", &value, &value_len)) {
+            if (*seen || value_len == 0 || value_len > 7)
+                return value_len > 7 ? TETHER_ERR_TOO_LARGE : TETHER_ERR_PARSE;
             for (size_t i = 0; i < value_len; i++) {
                 if (value[i] < '0' || value[i] > '9')
                     return TETHER_ERR_PARSE;
                 *length = *length * 10 + (size_t)(value[i] - '0');
             }
-            seen = true;
+            *seen = true;
         }
         line = end + 2;
     }
-    return seen ? TETHER_OK : TETHER_ERR_PARSE;
+    return TETHER_OK;
+}
+
+tether_status_t tether_local_head_check(const char *head, size_t head_len)
+{
+    for (size_t i = 0; i < head_len; i++) {
+        if (head[i] == '\0' || (head[i] == '\r' && (i + 1 >= head_len || head[i + 1] != '\n')) ||
+            (head[i] == '\n' && (i == 0 || head[i - 1] != '\r')))
+            return TETHER_ERR_PARSE;
+    }
+    return TETHER_OK;
 }
 
 tether_status_t tether_local_request_parse_body(const char *buf, size_t len,
@@ -74,6 +80,7 @@ tether_status_t tether_local_request_parse_body(const char *buf, size_t len,
 {
     const char *end, *sp1, *sp2, *line_end;
     size_t head_len, length;
+    bool has_length;
     tether_status_t rc;
 
     if (route != NULL)
@@ -90,12 +97,8 @@ tether_status_t tether_local_request_parse_body(const char *buf, size_t len,
     head_len = (size_t)(end - buf) + 4;
     if (head_len > TETHER_LOCAL_MAX_REQUEST)
         return TETHER_ERR_TOO_LARGE;
-    /* No NUL and no bare CR or LF anywhere in the head. */
-    for (size_t i = 0; i < head_len; i++) {
-        if (buf[i] == '\0' || (buf[i] == '\r' && (i + 1 >= head_len || buf[i + 1] != '\n')) ||
-            (buf[i] == '\n' && (i == 0 || buf[i - 1] != '\r')))
-            return TETHER_ERR_PARSE;
-    }
+    if ((rc = tether_local_head_check(buf, head_len)) != TETHER_OK)
+        return rc;
     line_end = memmem(buf, head_len, "\r\n", 2);
     sp1 = memchr(buf, ' ', (size_t)(line_end - buf));
     if (sp1 == NULL)
@@ -122,8 +125,12 @@ tether_status_t tether_local_request_parse_body(const char *buf, size_t len,
 #undef PATH_IS
     if (*route != TETHER_LOCAL_DPOP)
         return TETHER_OK;
-    if ((rc = content_length(line_end + 2, end + 2, &length)) != TETHER_OK)
+    /* A local caller has no reason to chunk: one framing, a length. */
+    if ((rc = tether_local_content_length(line_end + 2, end + 2, &length, &has_length)) !=
+        TETHER_OK)
         return rc;
+    if (!has_length)
+        return TETHER_ERR_PARSE;
     if (length > TETHER_LOCAL_MAX_REQUEST - head_len)
         return TETHER_ERR_TOO_LARGE;
     if (len < head_len + length)

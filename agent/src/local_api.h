@@ -67,6 +67,26 @@ TETHER_MUST_CHECK tether_status_t tether_local_request_parse_body(const char *bu
                                                                   const char **body,
                                                                   size_t *body_len);
 
+/* HTTP/1.1 head helpers, shared with the AI endpoint's parser (pure). */
+
+/* TETHER_ERR_PARSE when head[0..head_len) holds a NUL or a bare CR or LF. */
+TETHER_MUST_CHECK tether_status_t tether_local_head_check(const char *head, size_t head_len);
+
+/* Whether the header line [line, end) (no CRLF) is named name
+ * (case-insensitive), and if so where its value lies, spaces around it
+ * trimmed. */
+bool tether_local_header_is(const char *line, const char *end, const char *name,
+                            const char **value, size_t *value_len);
+
+/* The body length announced in the header lines [lines, head_end) (each
+ * ending in CRLF): at most one Content-Length of at most 7 decimal digits
+ * (*seen says whether there was one; *length is 0 without), and no
+ * Transfer-Encoding, which is refused (TETHER_ERR_PARSE) so that one
+ * framing is left. TETHER_ERR_TOO_LARGE for a longer number. */
+TETHER_MUST_CHECK tether_status_t tether_local_content_length(const char *lines,
+                                                              const char *head_end,
+                                                              size_t *length, bool *seen);
+
 /* The body of POST /v1/dpop, decoded. */
 typedef struct tether_local_dpop_request {
     char method[TETHER_DPOP_HTM_MAX + 1]; /* upper-case letters */
