@@ -6,8 +6,8 @@ set -euo pipefail
 packages=(
     build-essential cmake pkg-config clang llvm libclang-rt-14-dev
     libtss2-dev libmbedtls-dev libcjson-dev libcmocka-dev libsqlite3-dev
-    libmicrohttpd-dev
-    swtpm swtpm-tools tpm2-tools openssl sqlite3 curl python3 valgrind
+    libmicrohttpd-dev libcurl4-openssl-dev
+    swtpm swtpm-tools tpm2-tools openssl sqlite3 curl python3 valgrind nodejs npm
     help2man man-db systemd
 )
 
