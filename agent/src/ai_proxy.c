@@ -684,6 +684,7 @@ tether_status_t tether_ai_proxy_open(tether_ai_proxy_t *p, const char *listen,
         snprintf(why, why_size, "cannot initialise libcurl");
         return TETHER_ERR_IO;
     }
+    p->curl_ready = true;
     if ((p->listen_fd = listen_loopback(listen, why, why_size)) < 0)
         return TETHER_ERR_IO;
     if ((p->stop_fd = eventfd(0, EFD_CLOEXEC)) < 0) {
@@ -722,4 +723,7 @@ void tether_ai_proxy_close(tether_ai_proxy_t *p)
     if (p->stop_fd >= 0)
         close(p->stop_fd);
     p->listen_fd = p->stop_fd = -1;
+    if (p->curl_ready)
+        curl_global_cleanup();
+    p->curl_ready = false;
 }

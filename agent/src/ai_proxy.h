@@ -113,7 +113,8 @@ typedef struct tether_ai_proxy {
     bool stopping;
 
     pthread_t listener;
-    bool listening; /* the listener thread was started */
+    bool listening;  /* the listener thread was started */
+    bool curl_ready; /* curl_global_init succeeded: cleaned up at close */
 } tether_ai_proxy_t;
 
 /* Nothing open. Cannot fail. */

@@ -50,18 +50,7 @@ run_agent() {
 }
 
 # --- a real fleet and one enrolled device -------------------------------------------
-PORT=$(free_port)
-URL=https://127.0.0.1:$PORT
-"$FLEETD" init --dir "$DIR" --listen "127.0.0.1:$PORT" \
-    --ek-ca "$TETHER_TEST_SWTPM_CA/swtpm-localca-rootca-cert.pem" \
-    --ek-ca "$TETHER_TEST_SWTPM_CA/issuercert.pem" >"$WORK/admin.token"
-chmod 600 "$WORK/admin.token"
-export TETHER_FLEET_URL=$URL TETHER_CA=$DIR/ca.pem TETHER_ADMIN_TOKEN_FILE=$WORK/admin.token
-start_fleetd
-ek=$("$AGENT" selftest --tcti "$TETHER_TEST_TCTI" | sed -n 's/^EK SHA-256: *//p')
-"$CTL" device allow --ek-sha256 "$ek" --name device >/dev/null
-"$AGENT" enroll --tcti "$TETHER_TEST_TCTI" --state-dir "$WORK/state" --fleet "$URL" \
-    --ca "$DIR/ca.pem" >"$WORK/enroll.out" 2>&1 || fail "enrol: $(cat "$WORK/enroll.out")"
+fleet_with_device
 
 # --- what the agent refuses at start -----------------------------------------------
 AI_PORT=$(free_port)
@@ -84,17 +73,8 @@ pass "refused at start: plain http to a non-loopback gateway, https without --ai
     --ai-listen "127.0.0.1:$AI_PORT" --ai-upstream "http://127.0.0.1:$GATE_PORT/v1" \
     2>"$WORK/agent.log" &
 AGENT_PID=$!
-for _ in $(seq 1 100); do
-    TOKEN=$("$AGENT" token --socket "$SOCK" 2>/dev/null) && break
-    kill -0 "$AGENT_PID" 2>/dev/null || fail "the agent exited"
-    sleep 0.1
-done
-[ -n "${TOKEN:-}" ] || fail "no token from the agent within 10 s"
-curl -sS --cacert "$DIR/ca.pem" "$URL/.well-known/jwks.json" >"$WORK/jwks.json"
-claims=$(python3 "$here/jwt_tool.py" verify "$WORK/jwks.json" "$TOKEN") ||
-    fail "the token's signature does not verify with the fleet's JWKS: $claims"
-JKT=$(json_get "$claims" 'd["claims"]["cnf"]["jkt"]')
-JTI=$(json_get "$claims" 'd["claims"]["jti"]')
+wait_agent_token "$SOCK"
+token_binding
 GATE_LOG=$WORK/gate.jsonl
 python3 -u "$here/gate_standin.py" "$GATE_PORT" "$JKT" "$PROBE" "$GATE_LOG" >"$WORK/gate.out" 2>&1 &
 GATE_PID=$!

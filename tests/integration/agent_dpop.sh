@@ -37,33 +37,13 @@ dpop() { "$AGENT" dpop --socket "$SOCK" "$@"; }
 status() { "$AGENT" token --socket "$SOCK" --status; }
 
 # --- a real fleet, one enrolled device, the agent holding a token ------------------
-PORT=$(free_port)
-URL=https://127.0.0.1:$PORT
-"$FLEETD" init --dir "$DIR" --listen "127.0.0.1:$PORT" \
-    --ek-ca "$TETHER_TEST_SWTPM_CA/swtpm-localca-rootca-cert.pem" \
-    --ek-ca "$TETHER_TEST_SWTPM_CA/issuercert.pem" >"$WORK/admin.token"
-chmod 600 "$WORK/admin.token"
-export TETHER_FLEET_URL=$URL TETHER_CA=$DIR/ca.pem TETHER_ADMIN_TOKEN_FILE=$WORK/admin.token
-start_fleetd
-ek=$("$AGENT" selftest --tcti "$TETHER_TEST_TCTI" | sed -n 's/^EK SHA-256: *//p')
-"$CTL" device allow --ek-sha256 "$ek" --name device >/dev/null
-"$AGENT" enroll --tcti "$TETHER_TEST_TCTI" --state-dir "$WORK/state" --fleet "$URL" \
-    --ca "$DIR/ca.pem" >"$WORK/enroll.out" 2>&1 || fail "enrol: $(cat "$WORK/enroll.out")"
+fleet_with_device
 
 "$AGENT" run --tcti "$TETHER_TEST_TCTI" --state-dir "$WORK/state" --socket "$SOCK" \
     2>"$WORK/agent.log" &
 AGENT_PID=$!
-for _ in $(seq 1 100); do
-    TOKEN=$("$AGENT" token --socket "$SOCK" 2>/dev/null) && break
-    kill -0 "$AGENT_PID" 2>/dev/null || fail "the agent exited"
-    sleep 0.1
-done
-[ -n "${TOKEN:-}" ] || fail "no token from the agent within 10 s"
-curl -sS --cacert "$DIR/ca.pem" "$URL/.well-known/jwks.json" >"$WORK/jwks.json"
-claims=$(python3 "$here/jwt_tool.py" verify "$WORK/jwks.json" "$TOKEN") ||
-    fail "the token's signature does not verify with the fleet's JWKS: $claims"
-JKT=$(json_get "$claims" 'd["claims"]["cnf"]["jkt"]')
-JTI=$(json_get "$claims" 'd["claims"]["jti"]')
+wait_agent_token "$SOCK"
+token_binding
 pass "the agent holds a token from the real fleet, bound to the device key ($JKT)"
 
 # --- a proof from the CLI verifies against the token's cnf.jkt ---------------------
