@@ -212,17 +212,28 @@ static void respond_app_error(int fd, int status, const char *code, const char *
 }
 
 /* The state of one upstream attempt, shared by curl's callbacks. */
-typedef struct transfer {
+typedef struct transfer transfer_t;
+
+/* Whether the response so far is a nonce challenge the agent answers
+ * itself (its body is for the agent, not the app). */
+static bool answer_challenge(const transfer_t *t);
+
+struct transfer {
     tether_ai_proxy_t *proxy;
     int fd;               /* the app */
     bool may_retry;       /* a nonce challenge may still be answered */
     int status;           /* of the final response so far */
     char content_type[128];
     tether_ai_challenge_t challenge;
-    bool retry;           /* the answer was a nonce challenge: discarded */
+    bool unsigned_proof;  /* the TPM could not sign: nothing was sent */
     bool head_sent;       /* the app has the response head */
     bool app_gone;
-} transfer_t;
+};
+
+static bool answer_challenge(const transfer_t *t)
+{
+    return t->may_retry && !t->head_sent && tether_ai_challenge_retry(t->status, &t->challenge);
+}
 
 static size_t on_header(char *data, size_t size, size_t count, void *ctx)
 {
@@ -273,10 +284,8 @@ static size_t on_body(char *data, size_t size, size_t count, void *ctx)
     char chunk_head[24];
     int n;
 
-    if (t->may_retry && tether_ai_challenge_retry(t->status, &t->challenge)) {
-        t->retry = true; /* the challenge's body is for the agent, not the app */
+    if (answer_challenge(t))
         return len;
-    }
     if (len == 0)
         return 0;
     n = snprintf(chunk_head, sizeof(chunk_head), "%zx\r\n", len);
@@ -344,19 +353,21 @@ static CURLcode forward_once(transfer_t *t, const tether_ai_request_t *req, cons
                                 token, strlen(token), (int64_t)time(NULL), proof, sizeof(proof),
                                 &proof_len, why, sizeof(why)) != TETHER_OK) {
         tether_error("agent", "AI endpoint: cannot sign a DPoP proof: %s", why);
+        t->unsigned_proof = true;
         return CURLE_ABORTED_BY_CALLBACK;
     }
     p->agent.count(p->agent.ctx, jti, TETHER_TOKEN_COUNT_PROOF);
+    /* "Expect:" with no value stops libcurl's 100-continue wait. */
     ok = add_header(&headers, (char *)scratch->data, scratch->size, "Authorization", token,
-                    "DPoP ");
-    ok = ok && add_header(&headers, (char *)scratch->data, scratch->size, "DPoP", proof, "") &&
+                    "DPoP ") &&
+         add_header(&headers, (char *)scratch->data, scratch->size, "DPoP", proof, "") &&
          (req->content_type[0] == '\0' ||
           add_header(&headers, (char *)scratch->data, scratch->size, "Content-Type",
                      req->content_type, "")) &&
          (req->accept[0] == '\0' ||
           add_header(&headers, (char *)scratch->data, scratch->size, "Accept", req->accept,
                      "")) &&
-         (headers = curl_slist_append(headers, "Expect:")) != NULL;
+         add_header(&headers, (char *)scratch->data, scratch->size, "Expect", "", "");
     tether_wipe(proof, sizeof(proof));
     if (!ok || (curl = curl_easy_init()) == NULL)
         goto out;
@@ -492,10 +503,12 @@ static void proxy_request(tether_ai_proxy_t *p, int fd, const tether_ai_request_
             memcpy(p->nonce.value, t.challenge.nonce, sizeof(p->nonce.value));
             pthread_mutex_unlock(&p->nonce.lock);
         }
-        if (!t.retry)
+        if (rc != CURLE_OK || !answer_challenge(&t))
             break;
     }
-    if (rc != CURLE_OK && !t.head_sent) {
+    if (t.unsigned_proof) {
+        respond_app_error(fd, 503, "tpm_error", "the TPM could not sign the proof; see the agent's log");
+    } else if (rc != CURLE_OK && !t.head_sent) {
         if (!t.app_gone)
             tether_warn("agent", "AI endpoint: %s %s: %s", req->method, url,
                         curl_easy_strerror(rc));

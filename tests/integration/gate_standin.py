@@ -64,9 +64,13 @@ class Gate(BaseHTTPRequestHandler):
                         [("WWW-Authenticate", 'DPoP error="invalid_token"')])
             return False
         if entry["verdict"] == "dpop_wrong_nonce":
-            self.answer(401, {"error": {"code": "use_dpop_nonce"}},
-                        [("WWW-Authenticate", 'DPoP error="use_dpop_nonce"'),
-                         ("DPoP-Nonce", NONCE)])
+            # As RFC 9449 section 8's example: the challenge in the headers
+            # alone, no body for the client to read it from.
+            self.send_response(401)
+            self.send_header("WWW-Authenticate", 'DPoP error="use_dpop_nonce"')
+            self.send_header("DPoP-Nonce", NONCE)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
             return False
         if entry["verdict"] != "ok":
             self.answer(401, {"error": {"code": entry["verdict"], "message": out.stdout}},
