@@ -38,7 +38,6 @@ status() { "$AGENT" token --socket "$SOCK" --status; }
 
 # --- a real fleet, one enrolled device, the agent holding a token ------------------
 fleet_with_device
-
 "$AGENT" run --tcti "$TETHER_TEST_TCTI" --state-dir "$WORK/state" --socket "$SOCK" \
     2>"$WORK/agent.log" &
 AGENT_PID=$!
