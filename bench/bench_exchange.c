@@ -6,6 +6,10 @@
  *       N exchanges of an enrolled device against its fleet over loopback
  *       TLS: p50/p99 of the whole exchange, and of the TPM's part alone
  *       (EK, AK load, counter increment, NV_Certify, Quote, flush).
+ *   bench_exchange dpop --tcti TCTI --state-dir DIR [--count N]
+ *       N DPoP proofs signed with the device key as the agent signs them
+ *       (tether_dpop_signer_sign): the first, which loads the key, and
+ *       p50/p99 of the rest (one TPM2_Sign each).
  *   bench_exchange token --tcti TCTI --state-dir DIR
  *       one exchange; prints the access token (for the revocation timing).
  *   bench_exchange fake-ca OUT.pem
@@ -25,6 +29,7 @@
 
 #include <mbedtls/pem.h>
 
+#include "dpop_signer.h"
 #include "enroll.h"
 #include "exchange.h"
 #include "state.h"
@@ -112,7 +117,7 @@ static int latency(const char *tcti, const char *state_dir, size_t count, int pr
     for (size_t i = 0; i < count; i++) {
         tether_exchange_result_t r;
         double t0 = now_s();
-        tether_agent_exchange(&client, &tpm, &state, &usage, &token, &r);
+        tether_agent_exchange(&client, &tpm, NULL, &state, &usage, &token, &r);
         if (r.outcome != TETHER_EXCHANGE_OK) {
             fprintf(stderr, "bench: exchange %zu: %s %s\n", i, r.code, r.reason);
             continue;
@@ -185,7 +190,7 @@ static void *device_loop(void *arg)
     while (now_s() < d->until) {
         tether_exchange_result_t r;
         double t0 = now_s();
-        tether_agent_exchange(&d->client, &d->tpm, &d->state, &usage, &d->token, &r);
+        tether_agent_exchange(&d->client, &d->tpm, NULL, &d->state, &usage, &d->token, &r);
         if (r.outcome != TETHER_EXCHANGE_OK) {
             d->failed++;
             continue;
@@ -262,6 +267,48 @@ out:
     return rc;
 }
 
+static int dpop(const char *tcti, const char *state_dir, size_t count)
+{
+    static const char token[] = "eyJhbGciOiJFUzI1NiJ9.eyJqdGkiOiJiZW5jaCJ9.c2ln";
+    tether_agent_state_t state;
+    tether_tpm_t tpm;
+    pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+    tether_dpop_signer_t signer;
+    double *ms = calloc(count, sizeof(double)), first = 0;
+    char proof[TETHER_DPOP_MAX_LEN + 1], why[256];
+    size_t len, ok = 0;
+    int rc = 1;
+
+    tether_tpm_init(&tpm);
+    tether_dpop_signer_init(&signer);
+    if (ms == NULL || tether_agent_state_load(state_dir, &state, why, sizeof(why)) != TETHER_OK ||
+        tether_tpm_open_esapi(&tpm, tcti) != TETHER_OK ||
+        tether_dpop_signer_setup(&signer, &tpm, &lock, &state) != TETHER_OK)
+        goto out;
+    for (size_t i = 0; i <= count; i++) {
+        double t0 = now_s();
+        if (tether_dpop_signer_sign(&signer, "POST", "https://gate.example/v1/chat/completions",
+                                    NULL, token, sizeof(token) - 1, (int64_t)time(NULL), proof,
+                                    sizeof(proof), &len, why, sizeof(why)) != TETHER_OK) {
+            fprintf(stderr, "bench: proof %zu: %s\n", i, why);
+            continue;
+        }
+        if (i == 0)
+            first = (now_s() - t0) * 1000;
+        else
+            ms[ok++] = (now_s() - t0) * 1000;
+    }
+    printf("DPoP proof signed by the TPM device key on swtpm (%zu of %zu succeeded)\n", ok, count);
+    printf("  first proof, loading the key       %7.2f ms\n", first);
+    print_percentiles("  each proof after (TPM2_Sign)", ms, ok);
+    rc = ok == count ? 0 : 1;
+out:
+    tether_dpop_signer_free(&signer);
+    tether_tpm_close(&tpm);
+    free(ms);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     static const struct option options[] = {
@@ -300,6 +347,9 @@ int main(int argc, char **argv)
     if (strcmp(argv[1], "latency") == 0 && tcti != NULL && state_dir != NULL && count > 0 &&
         count <= 100000)
         return latency(tcti, state_dir, count, 0);
+    if (strcmp(argv[1], "dpop") == 0 && tcti != NULL && state_dir != NULL && count > 0 &&
+        count <= 100000)
+        return dpop(tcti, state_dir, count);
     if (strcmp(argv[1], "token") == 0 && tcti != NULL && state_dir != NULL)
         return latency(tcti, state_dir, 1, 1);
     if (strcmp(argv[1], "load") == 0 && fleet != NULL && ca != NULL && bootstrap != NULL &&

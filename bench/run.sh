@@ -48,6 +48,25 @@ EK=$("$BIN/tether-agent" selftest --tcti "$SWTPM_TCTI" | sed -n 's/^EK SHA-256: 
 
 echo "== tether benchmarks ($(nproc) cores; $(date -u +%Y-%m-%dT%H:%MZ))"
 "$BENCH" latency --tcti "$SWTPM_TCTI" --state-dir "$WORK/device" --count "$COUNT"
+"$BENCH" dpop --tcti "$SWTPM_TCTI" --state-dir "$WORK/device" --count "$COUNT"
+
+# The agent's added latency through its AI endpoint (token, a TPM-signed
+# proof per request, libcurl), against the same upstream called directly.
+UP_PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+AI_PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+python3 -u "$top/bench/ai_latency.py" upstream "$UP_PORT" >"$WORK/upstream.log" 2>&1 &
+UP_PID=$!
+"$BIN/tether-agent" run --tcti "$SWTPM_TCTI" --state-dir "$WORK/device" --socket "$WORK/agent.sock" \
+    --ai-listen "127.0.0.1:$AI_PORT" --ai-upstream "http://127.0.0.1:$UP_PORT/v1" 2>"$WORK/agent.log" &
+AGENT_PID=$!
+for _ in $(seq 1 100); do
+    "$BIN/tether-agent" token --socket "$WORK/agent.sock" >/dev/null 2>&1 && break
+    sleep 0.1
+done
+python3 "$top/bench/ai_latency.py" measure "http://127.0.0.1:$UP_PORT/v1" \
+    "http://127.0.0.1:$AI_PORT/v1" "$COUNT"
+kill "$AGENT_PID" "$UP_PID"
+wait "$AGENT_PID" "$UP_PID" 2>/dev/null || true
 
 BOOT=$("$BIN/tetherctl" bootstrap create --ttl 1h --uses "$DEVICES")
 "$BENCH" load --fleet "$URL" --ca "$WORK/fleet/ca.pem" --bootstrap-token "$BOOT" \

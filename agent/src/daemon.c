@@ -14,6 +14,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,7 +50,10 @@ static void run_usage(FILE *out)
     fputs("Usage: tether-agent run --state-dir DIR --socket PATH [OPTIONS]\n"
           "\n"
           "Keeps a fresh access token for this enrolled device in locked memory and\n"
-          "serves it over HTTP on a Unix socket: GET /v1/token, GET /v1/status.\n"
+          "serves it over HTTP on a Unix socket: GET /v1/token, GET /v1/status, and\n"
+          "POST /v1/dpop (a DPoP proof signed by the TPM, with the token it is bound\n"
+          "to). With --ai-listen, also serves apps an OpenAI-compatible endpoint that\n"
+          "adds the token and a proof to each request and forwards it to the gateway.\n"
           "Refreshes at about 2/3 of the token's lifetime, backs off (up to 60 s) while\n"
           "the fleet is unreachable, holds no token once it has expired, and stops\n"
           "asking when the fleet refuses the device for good (clone, revocation) until\n"
@@ -64,6 +68,13 @@ static void run_usage(FILE *out)
           "  --allow-gid GID     a group id that may ask for the token (repeatable)\n"
           "  --config FILE       'allow_uid = N' and 'allow_gid = N' lines, read at start\n"
           "                      and on SIGHUP, added to the options above\n"
+          "  --ai-listen ADDR:PORT  serve an OpenAI-compatible endpoint on this loopback\n"
+          "                      address: apps set their base URL to http://ADDR:PORT\n"
+          "                      followed by the upstream's path, with any API key\n"
+          "  --ai-upstream URL   the AI gateway (tether-gate), https://HOST[:PORT]/PATH;\n"
+          "                      http:// only for a gateway on a loopback address\n"
+          "  --ai-ca FILE        the CA certificate (PEM) of the gateway, the only one\n"
+          "                      trusted for it (required with https)\n"
           "  --log-format F      text (default) or json\n"
           "  -h, --help          show this help\n",
           out);
@@ -129,9 +140,39 @@ static int load_config(const char *path, tether_local_acl_t *acl)
 
 static void drop_token(tether_agent_t *a)
 {
+    pthread_mutex_lock(&a->token_lock);
     if (a->has_token)
         tether_wipe(a->token.data, a->token.size);
     a->has_token = false;
+    a->token_jti[0] = '\0';
+    pthread_mutex_unlock(&a->token_lock);
+}
+
+static void count_for_token(void *ctx, const char *jti, tether_token_count_kind_t kind)
+{
+    tether_agent_t *a = ctx;
+
+    pthread_mutex_lock(&a->token_lock);
+    if (jti[0] != '\0')
+        tether_token_counts_add(&a->counts, jti, kind);
+    pthread_mutex_unlock(&a->token_lock);
+}
+
+/* The AI endpoint's copy of the held token, taken under the lock. */
+static bool copy_token(void *ctx, tether_secure_buffer_t *token,
+                       char jti[TETHER_TOKEN_JTI_MAX + 1])
+{
+    tether_agent_t *a = ctx;
+    bool valid;
+
+    pthread_mutex_lock(&a->token_lock);
+    valid = a->has_token && a->token_expiry_ms > now_ms();
+    if (valid) {
+        memcpy(token->data, a->token.data, TETHER_TOKEN_MAX + 1);
+        memcpy(jti, a->token_jti, TETHER_TOKEN_JTI_MAX + 1);
+    }
+    pthread_mutex_unlock(&a->token_lock);
+    return valid;
 }
 
 /* A uniform 32-bit draw for the scheduler's jitter; 0 (no jitter) if the
@@ -174,8 +215,11 @@ static void exchange_done(tether_agent_t *a)
     tether_refresh_plan_t plan;
     int64_t start = a->exchange_started_ms;
 
-    if (!tether_exchange_worker_collect(&a->worker, &a->token, &r))
+    pthread_mutex_lock(&a->token_lock);
+    if (!tether_exchange_worker_collect(&a->worker, &a->token, &r)) {
+        pthread_mutex_unlock(&a->token_lock);
         return;
+    }
     a->exchanging = false;
     memset(&in, 0, sizeof(in));
     in.now_ms = now_ms();
@@ -183,6 +227,11 @@ static void exchange_done(tether_agent_t *a)
     switch (r.outcome) {
     case TETHER_EXCHANGE_OK:
         a->has_token = true;
+        /* Only names the token in the counts: a token without a jti is
+         * still served, and its proofs go uncounted (logged). */
+        if (tether_token_jti((const char *)a->token.data, strlen((const char *)a->token.data),
+                             a->token_jti) != TETHER_OK)
+            tether_warn("agent", "the new token has no jti; its DPoP proofs are not counted");
         a->usage.exchanges++;
         a->token_issued_ms = start;
         a->token_expiry_ms = start + (int64_t)r.expires_in * 1000;
@@ -208,6 +257,7 @@ static void exchange_done(tether_agent_t *a)
         in.last_outcome = TETHER_REFRESH_REFUSED;
         break;
     }
+    pthread_mutex_unlock(&a->token_lock);
     in.has_token = a->has_token;
     in.issued_ms = a->token_issued_ms;
     in.expiry_ms = a->token_expiry_ms;
@@ -234,8 +284,9 @@ static void exchange_done(tether_agent_t *a)
     }
 }
 
-static char *status_json(const tether_agent_t *a)
+static char *status_json(tether_agent_t *a)
 {
+    tether_status_t counted;
     cJSON *obj = cJSON_CreateObject();
     int64_t left = a->has_token ? (a->token_expiry_ms - now_ms()) / 1000 : 0;
     char *json;
@@ -252,43 +303,122 @@ static char *status_json(const tether_agent_t *a)
     cJSON_AddNumberToObject(obj, "token_requests", (double)a->usage.token_requests);
     if (a->last_error[0] != '\0')
         cJSON_AddStringToObject(obj, "last_error", a->last_error);
-    json = cJSON_PrintUnformatted(obj);
+    pthread_mutex_lock(&a->token_lock);
+    counted = tether_token_counts_to_json(&a->counts, obj, "tokens");
+    pthread_mutex_unlock(&a->token_lock);
+    json = counted == TETHER_OK ? cJSON_PrintUnformatted(obj) : NULL;
     cJSON_Delete(obj);
     return json;
 }
 
-/* The token response is built in locked memory and wiped after sending. */
-static void respond_token(tether_agent_t *a, int fd)
+/* An error answer {"error","error_description"}, the description escaped. */
+static void respond_error(int fd, int status, const char *error, const char *description)
 {
-    static const char fmt[] = "{\"access_token\":\"%s\",\"token_type\":\"Bearer\",\"expires_in\":%lld}";
-    tether_secure_buffer_t body;
-    int64_t left = (a->token_expiry_ms - now_ms()) / 1000;
+    cJSON *obj = cJSON_CreateObject();
+    char *json = NULL;
 
-    if (!a->has_token || left <= 0) {
-        tether_local_respond(fd, 503,
-                             "{\"error\":\"no_token\",\"error_description\":\"the agent holds no "
-                             "valid token; see GET /v1/status\"}");
-        return;
-    }
-    if (tether_secure_buffer_alloc(&body, TETHER_TOKEN_MAX + 128, 1) != TETHER_OK) {
-        tether_local_respond(fd, 503, "{\"error\":\"no_memory\"}");
-        return;
-    }
-    snprintf((char *)body.data, body.size, fmt, (const char *)a->token.data, (long long)left);
-    if (tether_local_respond(fd, 200, (const char *)body.data) == 0)
-        a->usage.token_requests++;
-    tether_secure_buffer_free(&body);
+    if (obj != NULL && cJSON_AddStringToObject(obj, "error", error) != NULL &&
+        cJSON_AddStringToObject(obj, "error_description", description) != NULL)
+        json = cJSON_PrintUnformatted(obj);
+    tether_local_respond(fd, status, json != NULL ? json : "{\"error\":\"no_memory\"}");
+    cJSON_free(json);
+    cJSON_Delete(obj);
 }
 
-/* The local server's handler for the two routes (local_api.c admitted the
+/* Seconds the held token has left; 0 after answering 503 no_token (the
+ * agent fails closed: no token, no proof). */
+static int64_t token_left(const tether_agent_t *a, int fd)
+{
+    int64_t left = (a->token_expiry_ms - now_ms()) / 1000;
+
+    if (a->has_token && left > 0)
+        return left;
+    respond_error(fd, 503, "no_token", "the agent holds no valid token; see GET /v1/status");
+    return 0;
+}
+
+/* Sends fmt's answer, built in locked memory (it holds the token) and wiped
+ * after sending. 0 when the caller took it all. */
+static int respond_secret(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int respond_secret(int fd, const char *fmt, ...)
+{
+    tether_secure_buffer_t body;
+    va_list ap;
+    int n, rc;
+
+    if (tether_secure_buffer_alloc(&body, TETHER_TOKEN_MAX + TETHER_DPOP_MAX_LEN + 256, 1) !=
+        TETHER_OK) {
+        tether_local_respond(fd, 503, "{\"error\":\"no_memory\"}");
+        return -1;
+    }
+    va_start(ap, fmt);
+    n = vsnprintf((char *)body.data, body.size, fmt, ap);
+    va_end(ap);
+    rc = n >= 0 && (size_t)n < body.size ? tether_local_respond(fd, 200, (const char *)body.data)
+                                         : -1;
+    tether_secure_buffer_free(&body);
+    return rc;
+}
+
+static void respond_token(tether_agent_t *a, int fd)
+{
+    int64_t left = token_left(a, fd);
+
+    if (left > 0 &&
+        respond_secret(fd, "{\"access_token\":\"%s\",\"token_type\":\"Bearer\",\"expires_in\":%lld}",
+                       (const char *)a->token.data, (long long)left) == 0)
+        a->usage.token_requests++;
+}
+
+/* POST /v1/dpop: a proof signed by the TPM device key for the caller's
+ * request, with the token it is bound to (ath), so that a refresh between
+ * two calls can never pair a proof with another token. */
+static void respond_dpop(tether_agent_t *a, int fd, const char *body, size_t body_len)
+{
+    tether_local_dpop_request_t req;
+    char proof[TETHER_DPOP_MAX_LEN + 1], why[256];
+    size_t proof_len;
+    int64_t left;
+    tether_status_t rc;
+
+    if (tether_local_dpop_request_parse(body, body_len, &req, why, sizeof(why)) != TETHER_OK) {
+        respond_error(fd, 400, "bad_request", why);
+        return;
+    }
+    if ((left = token_left(a, fd)) == 0)
+        return;
+    rc = tether_dpop_signer_sign(&a->signer, req.method, req.url,
+                                 req.nonce[0] != '\0' ? req.nonce : NULL,
+                                 (const char *)a->token.data, strlen((const char *)a->token.data),
+                                 (int64_t)time(NULL), proof, sizeof(proof), &proof_len, why,
+                                 sizeof(why));
+    if (rc != TETHER_OK) {
+        tether_error("agent", "cannot sign a DPoP proof: %s%s%s", tether_strerror(rc),
+                     why[0] != '\0' ? ": " : "", why);
+        respond_error(fd, 503, "tpm_error", "the TPM could not sign the proof; see the agent's log");
+        return;
+    }
+    count_for_token(a, a->token_jti, TETHER_TOKEN_COUNT_PROOF);
+    (void)respond_secret(fd,
+                         "{\"proof\":\"%s\",\"access_token\":\"%s\",\"token_type\":\"DPoP\","
+                         "\"expires_in\":%lld}",
+                         proof, (const char *)a->token.data, (long long)left);
+}
+
+/* The local server's handler for its routes (local_api.c admitted the
  * caller and checked the request). */
-static void serve_route(void *context, int fd, tether_local_route_t route)
+static void serve_route(void *context, int fd, tether_local_route_t route, const char *body,
+                        size_t body_len)
 {
     tether_agent_t *a = context;
     char *json;
 
     if (route == TETHER_LOCAL_TOKEN) {
         respond_token(a, fd);
+        return;
+    }
+    if (route == TETHER_LOCAL_DPOP) {
+        respond_dpop(a, fd, body, body_len);
         return;
     }
     json = status_json(a);
@@ -343,6 +473,8 @@ static int parse_options(int argc, char **argv, tether_agent_options_t *o)
         TETHER_AGENT_TCTI_LONG_OPTION,               {"allow-uid", required_argument, NULL, 'u'},
         {"allow-gid", required_argument, NULL, 'g'}, {"config", required_argument, NULL, 'c'},
         {"log-format", required_argument, NULL, 'l'}, {"help", no_argument, NULL, 'h'},
+        {"ai-listen", required_argument, NULL, 'A'}, {"ai-upstream", required_argument, NULL, 'U'},
+        {"ai-ca", required_argument, NULL, 'C'},
         {NULL, 0, NULL, 0},
     };
     int c;
@@ -355,6 +487,9 @@ static int parse_options(int argc, char **argv, tether_agent_options_t *o)
         case 'S': o->socket_path = optarg; break;
         case TETHER_AGENT_TCTI_OPTION: o->tcti = optarg; break;
         case 'c': o->config_path = optarg; break;
+        case 'A': o->ai_listen = optarg; break;
+        case 'U': o->ai_upstream = optarg; break;
+        case 'C': o->ai_ca = optarg; break;
         case 'u':
         case 'g':
             if (acl_add(&o->acl, c == 'g', optarg) != 0) {
@@ -376,6 +511,10 @@ static int parse_options(int argc, char **argv, tether_agent_options_t *o)
     }
     if (optind != argc || o->state_dir == NULL || o->socket_path == NULL) {
         fprintf(stderr, "tether-agent run: --state-dir and --socket are required\n");
+        return 2;
+    }
+    if ((o->ai_listen == NULL) != (o->ai_upstream == NULL)) {
+        fprintf(stderr, "tether-agent run: --ai-listen and --ai-upstream go together\n");
         return 2;
     }
     return -1;
@@ -442,6 +581,12 @@ static tether_status_t agent_setup(tether_agent_t *a)
         tether_error("agent", "%s", why);
         goto out;
     }
+    if ((rc = tether_dpop_signer_setup(&a->signer, &a->tpm, &a->tpm_lock, &a->state)) !=
+        TETHER_OK) {
+        tether_error("agent", "the enrolled device key is not a P-256 key (%s); enrol again",
+                     tether_strerror(rc));
+        goto out;
+    }
     /* Blocked before the worker starts, so that it inherits the mask and
      * every one of these signals comes through the signalfd. */
     sigemptyset(&mask);
@@ -456,10 +601,20 @@ static tether_status_t agent_setup(tether_agent_t *a)
         goto out;
     }
     /* The worker takes worker_token, whatever the outcome. */
-    if ((rc = tether_exchange_worker_start(&a->worker, &a->client, &a->tpm, &a->state,
+    if ((rc = tether_exchange_worker_start(&a->worker, &a->client, &a->tpm, &a->tpm_lock, &a->state,
                                            &worker_token, why, sizeof(why))) != TETHER_OK) {
         tether_error("agent", "%s", why);
         goto out;
+    }
+    if (a->opts.ai_listen != NULL) {
+        const tether_ai_agent_t agent = {.get_token = copy_token, .count = count_for_token,
+                                         .ctx = a};
+        if ((rc = tether_ai_proxy_open(&a->ai, a->opts.ai_listen, a->opts.ai_upstream,
+                                       a->opts.ai_ca, &a->signer, &agent, why, sizeof(why))) !=
+            TETHER_OK) {
+            tether_error("agent", "%s", why);
+            goto out;
+        }
     }
     if ((rc = tether_local_server_open(&a->server, a->opts.socket_path, why, sizeof(why))) !=
         TETHER_OK) {
@@ -480,6 +635,11 @@ void tether_agent_init(tether_agent_t *a)
     a->poll = poll;
     tether_https_client_init(&a->client);
     tether_tpm_init(&a->tpm);
+    a->tpm_lock = (pthread_mutex_t)PTHREAD_MUTEX_INITIALIZER;
+    a->token_lock = (pthread_mutex_t)PTHREAD_MUTEX_INITIALIZER;
+    tether_ai_proxy_init(&a->ai);
+    tether_dpop_signer_init(&a->signer);
+    tether_token_counts_init(&a->counts);
     tether_exchange_worker_init(&a->worker);
     tether_local_server_init(&a->server, &a->acl, serve_route, a);
 }
@@ -528,6 +688,7 @@ int tether_agent_loop(tether_agent_t *a)
 void tether_agent_free(tether_agent_t *a)
 {
     /* Callers first: no one is served once stopping has begun. */
+    tether_ai_proxy_close(&a->ai);
     tether_local_server_close(&a->server, a->opts.socket_path);
     drop_token(a);
     tether_secure_buffer_free(&a->token);
@@ -538,7 +699,10 @@ void tether_agent_free(tether_agent_t *a)
     if (a->signal_fd >= 0)
         close(a->signal_fd);
     tether_https_client_free(&a->client);
+    tether_dpop_signer_free(&a->signer); /* flushes the device key: the TPM is still open */
     tether_tpm_close(&a->tpm);
+    pthread_mutex_destroy(&a->tpm_lock);
+    pthread_mutex_destroy(&a->token_lock);
     /* The server's table holds no secret (requests for a token, not
      * tokens) and is large: left as it is. */
     tether_wipe(a, offsetof(tether_agent_t, server));

@@ -9,9 +9,12 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "ai_proxy.h"
+#include "dpop_signer.h"
 #include "exchange_worker.h"
 #include "local_api.h"
 #include "state.h"
+#include "token_counts.h"
 
 /* `tether-agent run`: returns a process exit code. */
 int tether_agent_run_main(int argc, char **argv);
@@ -29,6 +32,9 @@ typedef struct tether_agent_options {
     const char *socket_path;
     const char *config_path;
     const char *tcti;
+    const char *ai_listen;   /* --ai-listen, or NULL: no AI endpoint */
+    const char *ai_upstream; /* --ai-upstream */
+    const char *ai_ca;       /* --ai-ca */
     tether_local_acl_t acl; /* the ids of --allow-uid and --allow-gid */
 } tether_agent_options_t;
 
@@ -39,9 +45,18 @@ typedef struct tether_agent {
     tether_local_acl_t acl;
     tether_agent_state_t state;
     tether_https_client_t client; /* the worker's while it runs */
-    tether_tpm_t tpm;             /* the worker's while it runs */
+    tether_tpm_t tpm;             /* shared by the worker and the signer, under tpm_lock */
+    pthread_mutex_t tpm_lock;     /* held around every sequence of TPM commands */
+    tether_dpop_signer_t signer;  /* DPoP proofs with the TPM device key */
+    /* token_lock guards token, has_token, token_expiry_ms, token_jti and
+     * counts: the loop writes them, the AI endpoint's threads read the
+     * token and count. The loop's own reads need no lock. */
+    pthread_mutex_t token_lock;
     tether_secure_buffer_t token; /* locked; the held token, NUL-terminated */
     bool has_token;
+    char token_jti[TETHER_TOKEN_JTI_MAX + 1]; /* the held token's jti, "" when unknown */
+    tether_token_counts_t counts; /* proofs signed and requests proxied per token */
+    tether_ai_proxy_t ai;         /* the AI endpoint, with --ai-listen */
     int64_t token_issued_ms;  /* monotonic: when the exchange that gave it began */
     int64_t token_expiry_ms;  /* monotonic */
     int64_t drop_token_ms;    /* monotonic: when the held token must go (fail closed) */

@@ -134,8 +134,8 @@ out:
 
 /* The TPM part: counter incremented and certified, PCRs quoted, both over
  * SHA-256(nonce || SHA-256(usage)). */
-static int attest(tether_tpm_t *tpm, const tether_agent_state_t *state, const challenge_t *ch,
-                  tether_evidence_t *ev, tether_exchange_result_t *r)
+static int attest(tether_tpm_t *tpm, pthread_mutex_t *tpm_lock, const tether_agent_state_t *state,
+                  const challenge_t *ch, tether_evidence_t *ev, tether_exchange_result_t *r)
 {
     tether_ek_t ek;
     tether_tpm_handle_t ak = TETHER_TPM_HANDLE_NONE;
@@ -144,6 +144,8 @@ static int attest(tether_tpm_t *tpm, const tether_agent_state_t *state, const ch
     tether_status_t rc;
 
     memset(&ek, 0, sizeof(ek));
+    if (tpm_lock != NULL)
+        pthread_mutex_lock(tpm_lock);
     if ((rc = tether_evidence_qualifying(ch->nonce, ev->usage, ev->usage_len, qualifying)) !=
             TETHER_OK ||
         (rc = tether_ek_open(tpm, state->ek_type, &ek)) != TETHER_OK ||
@@ -161,6 +163,8 @@ static int attest(tether_tpm_t *tpm, const tether_agent_state_t *state, const ch
 out:
     (void)tether_tpm_flush(tpm, ak);
     tether_ek_free(tpm, &ek);
+    if (tpm_lock != NULL)
+        pthread_mutex_unlock(tpm_lock);
     if (rc == TETHER_OK)
         return 0;
     /* Lockout and authorisation failures do not heal by retrying. */
@@ -243,6 +247,7 @@ out:
 }
 
 int tether_agent_exchange_evidence(tether_https_client_t *client, tether_tpm_t *tpm,
+                                   pthread_mutex_t *tpm_lock,
                                    const tether_agent_state_t *state, const tether_usage_t *usage,
                                    char **subject_token, tether_exchange_result_t *result)
 {
@@ -265,7 +270,7 @@ int tether_agent_exchange_evidence(tether_https_client_t *client, tether_tpm_t *
                  "{\"token_requests\":%llu,\"exchanges\":%llu}",
                  (unsigned long long)usage->token_requests, (unsigned long long)usage->exchanges);
     ev->usage_len = (size_t)n;
-    if (attest(tpm, state, &ch, ev, result) != 0)
+    if (attest(tpm, tpm_lock, state, &ch, ev, result) != 0)
         goto out;
     if (tether_evidence_encode(ev, subject_token) != TETHER_OK) {
         set_result(result, TETHER_EXCHANGE_RETRY, "encode", "cannot encode the evidence");
@@ -278,12 +283,13 @@ out:
 }
 
 void tether_agent_exchange(tether_https_client_t *client, tether_tpm_t *tpm,
+                           pthread_mutex_t *tpm_lock,
                            const tether_agent_state_t *state, const tether_usage_t *usage,
                            tether_secure_buffer_t *token, tether_exchange_result_t *result)
 {
     char *subject_token = NULL;
 
-    if (tether_agent_exchange_evidence(client, tpm, state, usage, &subject_token, result) == 0)
+    if (tether_agent_exchange_evidence(client, tpm, tpm_lock, state, usage, &subject_token, result) == 0)
         (void)tether_agent_exchange_token(client, subject_token, token, result);
     free(subject_token);
 }

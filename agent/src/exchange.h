@@ -7,6 +7,7 @@
 #ifndef TETHER_AGENT_EXCHANGE_H
 #define TETHER_AGENT_EXCHANGE_H
 
+#include <pthread.h>
 #include <stdint.h>
 
 #include "state.h"
@@ -39,8 +40,11 @@ typedef struct tether_exchange_result {
 
 /* The first half of an exchange: a nonce from the fleet, then the TPM's
  * evidence over it, encoded as the subject_token (*subject_token is heap,
- * freed by the caller). 0 on success; otherwise result says why. */
+ * freed by the caller). 0 on success; otherwise result says why. tpm_lock,
+ * when not NULL, is held around the TPM commands only (never while the
+ * fleet is asked); NULL when the caller is the TPM's only user. */
 int tether_agent_exchange_evidence(tether_https_client_t *client, tether_tpm_t *tpm,
+                                   pthread_mutex_t *tpm_lock,
                                    const tether_agent_state_t *state, const tether_usage_t *usage,
                                    char **subject_token, tether_exchange_result_t *result);
 
@@ -53,6 +57,7 @@ int tether_agent_exchange_token(tether_https_client_t *client, const char *subje
  * into token (a locked buffer of at least TETHER_TOKEN_MAX + 1 bytes); it is
  * never copied anywhere else. */
 void tether_agent_exchange(tether_https_client_t *client, tether_tpm_t *tpm,
+                           pthread_mutex_t *tpm_lock,
                            const tether_agent_state_t *state, const tether_usage_t *usage,
                            tether_secure_buffer_t *token, tether_exchange_result_t *result);
 

@@ -36,7 +36,7 @@ static void run_exchange(tether_exchange_worker_t *w, const tether_usage_t *usag
     char *subject_token = NULL;
 
     tether_wipe(w->token.data, w->token.size);
-    if (tether_agent_exchange_evidence(w->client, w->tpm, w->state, usage, &subject_token,
+    if (tether_agent_exchange_evidence(w->client, w->tpm, w->tpm_lock, w->state, usage, &subject_token,
                                        result) == 0) {
         if (stop_requested(w)) {
             result->outcome = TETHER_EXCHANGE_RETRY;
@@ -84,6 +84,7 @@ static void *worker_main(void *arg)
 
 tether_status_t tether_exchange_worker_start(tether_exchange_worker_t *w,
                                              tether_https_client_t *client, tether_tpm_t *tpm,
+                                             pthread_mutex_t *tpm_lock,
                                              const tether_agent_state_t *state,
                                              tether_secure_buffer_t *token, char *why,
                                              size_t why_size)
@@ -92,6 +93,7 @@ tether_status_t tether_exchange_worker_start(tether_exchange_worker_t *w,
 
     w->client = client;
     w->tpm = tpm;
+    w->tpm_lock = tpm_lock;
     w->state = state;
     w->token = *token;
     memset(token, 0, sizeof(*token));

@@ -10,9 +10,10 @@
  * swapping the two buffers under the worker's mutex: the token is never
  * copied, and the one it replaces is wiped at once.
  *
- * The worker is the only thread that uses the TPM, the fleet's HTTPS client
- * and the state while it runs; the loop must not touch them until
- * tether_exchange_worker_free has returned.
+ * The worker is the only thread that uses the fleet's HTTPS client while it
+ * runs; the TPM it shares with the loop's DPoP signer, each holding
+ * tpm_lock around its TPM commands. The loop must not touch the client
+ * until tether_exchange_worker_free has returned.
  */
 #ifndef TETHER_AGENT_EXCHANGE_WORKER_H
 #define TETHER_AGENT_EXCHANGE_WORKER_H
@@ -26,6 +27,7 @@ typedef struct tether_exchange_worker {
     /* Set by _start, then only read, by the worker thread. */
     tether_https_client_t *client;
     tether_tpm_t *tpm;
+    pthread_mutex_t *tpm_lock; /* held around the exchange's TPM commands */
     const tether_agent_state_t *state;
 
     pthread_mutex_t lock; /* guards everything below but thread and running */
@@ -47,8 +49,9 @@ typedef struct tether_exchange_worker {
 void tether_exchange_worker_init(tether_exchange_worker_t *w);
 
 /*
- * Starts the thread. client, tpm and state must stay valid (and untouched
- * by the caller) until _free. token is a buffer of at least
+ * Starts the thread. client, tpm, tpm_lock and state must stay valid until
+ * _free; the caller uses tpm only with tpm_lock held, and leaves client
+ * untouched. token is a buffer of at least
  * TETHER_TOKEN_MAX + 1 bytes, allocated like the caller's own token buffer
  * (the two are swapped): the worker owns it from now on, whatever the
  * result. The caller must have blocked the signals it handles (the thread
@@ -58,6 +61,7 @@ void tether_exchange_worker_init(tether_exchange_worker_t *w);
 TETHER_MUST_CHECK tether_status_t tether_exchange_worker_start(tether_exchange_worker_t *w,
                                                                tether_https_client_t *client,
                                                                tether_tpm_t *tpm,
+                                                               pthread_mutex_t *tpm_lock,
                                                                const tether_agent_state_t *state,
                                                                tether_secure_buffer_t *token,
                                                                char *why, size_t why_size);

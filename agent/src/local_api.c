@@ -1,6 +1,7 @@
 #include "local_api.h"
 
 #include <errno.h>
+#include <strings.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -8,18 +9,87 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <cjson/cJSON.h>
+
+#include "tether/json_strict.h"
 #include "tether/log.h"
 
 /* New connections taken per round, so that a burst of callers does not
  * hold up those already connected. */
 #define ACCEPT_BATCH 64
 
-tether_status_t tether_local_request_parse(const char *buf, size_t len, tether_local_route_t *route)
+bool tether_local_header_is(const char *line, const char *end, const char *name,
+                            const char **value, size_t *value_len)
+{
+    size_t n = strlen(name);
+    const char *v, *v_end = end;
+
+    if ((size_t)(end - line) <= n || strncasecmp(line, name, n) != 0 || line[n] != ':')
+        return false;
+    for (v = line + n + 1; v < v_end && (*v == ' ' || *v == '\t'); v++)
+        ;
+    while (v_end > v && (v_end[-1] == ' ' || v_end[-1] == '\t'))
+        v_end--;
+    *value = v;
+    *value_len = (size_t)(v_end - v);
+    return true;
+}
+
+tether_status_t tether_local_content_length(const char *lines, const char *head_end,
+                                            size_t *length, bool *seen)
+{
+    const char *line = lines, *value;
+    size_t value_len;
+
+    *length = 0;
+    *seen = false;
+    while (line < head_end) {
+        const char *end = memmem(line, (size_t)(head_end - line), "\r\n", 2);
+        if (end == NULL)
+            end = head_end;
+        if (tether_local_header_is(line, end, "Transfer-Encoding", &value, &value_len))
+            return TETHER_ERR_PARSE;
+        if (tether_local_header_is(line, end, "Content-Length", &value, &value_len)) {
+            if (*seen || value_len == 0 || value_len > 7)
+                return value_len > 7 ? TETHER_ERR_TOO_LARGE : TETHER_ERR_PARSE;
+            for (size_t i = 0; i < value_len; i++) {
+                if (value[i] < '0' || value[i] > '9')
+                    return TETHER_ERR_PARSE;
+                *length = *length * 10 + (size_t)(value[i] - '0');
+            }
+            *seen = true;
+        }
+        line = end + 2;
+    }
+    return TETHER_OK;
+}
+
+tether_status_t tether_local_head_check(const char *head, size_t head_len)
+{
+    for (size_t i = 0; i < head_len; i++) {
+        if (head[i] == '\0' || (head[i] == '\r' && (i + 1 >= head_len || head[i + 1] != '\n')) ||
+            (head[i] == '\n' && (i == 0 || head[i - 1] != '\r')))
+            return TETHER_ERR_PARSE;
+    }
+    return TETHER_OK;
+}
+
+tether_status_t tether_local_request_parse_body(const char *buf, size_t len,
+                                                tether_local_route_t *route, const char **body,
+                                                size_t *body_len)
 {
     const char *end, *sp1, *sp2, *line_end;
-    size_t head_len;
+    size_t head_len, length;
+    bool has_length;
+    tether_status_t rc;
 
-    if (buf == NULL || route == NULL)
+    if (route != NULL)
+        *route = TETHER_LOCAL_NOT_FOUND;
+    if (body != NULL)
+        *body = NULL;
+    if (body_len != NULL)
+        *body_len = 0;
+    if (buf == NULL || route == NULL || body == NULL || body_len == NULL)
         return TETHER_ERR_INVALID_ARGUMENT;
     end = len >= 4 ? memmem(buf, len, "\r\n\r\n", 4) : NULL;
     if (end == NULL)
@@ -27,12 +97,8 @@ tether_status_t tether_local_request_parse(const char *buf, size_t len, tether_l
     head_len = (size_t)(end - buf) + 4;
     if (head_len > TETHER_LOCAL_MAX_REQUEST)
         return TETHER_ERR_TOO_LARGE;
-    /* No NUL and no bare CR or LF anywhere in the head. */
-    for (size_t i = 0; i < head_len; i++) {
-        if (buf[i] == '\0' || (buf[i] == '\r' && (i + 1 >= head_len || buf[i + 1] != '\n')) ||
-            (buf[i] == '\n' && (i == 0 || buf[i - 1] != '\r')))
-            return TETHER_ERR_PARSE;
-    }
+    if ((rc = tether_local_head_check(buf, head_len)) != TETHER_OK)
+        return rc;
     line_end = memmem(buf, head_len, "\r\n", 2);
     sp1 = memchr(buf, ' ', (size_t)(line_end - buf));
     if (sp1 == NULL)
@@ -48,16 +114,119 @@ tether_status_t tether_local_request_parse(const char *buf, size_t len, tether_l
             return TETHER_ERR_PARSE;
     }
 #define PATH_IS(s) ((size_t)(sp2 - sp1 - 1) == sizeof(s) - 1 && memcmp(sp1 + 1, s, sizeof(s) - 1) == 0)
+#define METHOD_IS(s) ((size_t)(sp1 - buf) == sizeof(s) - 1 && memcmp(buf, s, sizeof(s) - 1) == 0)
     if (PATH_IS("/v1/token"))
-        *route = TETHER_LOCAL_TOKEN;
+        *route = METHOD_IS("GET") ? TETHER_LOCAL_TOKEN : TETHER_LOCAL_BAD_METHOD;
     else if (PATH_IS("/v1/status"))
-        *route = TETHER_LOCAL_STATUS;
-    else
-        *route = TETHER_LOCAL_NOT_FOUND;
+        *route = METHOD_IS("GET") ? TETHER_LOCAL_STATUS : TETHER_LOCAL_BAD_METHOD;
+    else if (PATH_IS("/v1/dpop"))
+        *route = METHOD_IS("POST") ? TETHER_LOCAL_DPOP : TETHER_LOCAL_BAD_METHOD;
+#undef METHOD_IS
 #undef PATH_IS
-    if (*route != TETHER_LOCAL_NOT_FOUND && !((size_t)(sp1 - buf) == 3 && memcmp(buf, "GET", 3) == 0))
-        *route = TETHER_LOCAL_BAD_METHOD;
+    if (*route != TETHER_LOCAL_DPOP)
+        return TETHER_OK;
+    /* A local caller has no reason to chunk: one framing, a length. */
+    if ((rc = tether_local_content_length(line_end + 2, end + 2, &length, &has_length)) !=
+        TETHER_OK)
+        return rc;
+    if (!has_length)
+        return TETHER_ERR_PARSE;
+    if (length > TETHER_LOCAL_MAX_REQUEST - head_len)
+        return TETHER_ERR_TOO_LARGE;
+    if (len < head_len + length)
+        return TETHER_ERR_STATE;
+    if (len > head_len + length) /* one request per connection: nothing may follow */
+        return TETHER_ERR_PARSE;
+    *body = buf + head_len;
+    *body_len = length;
     return TETHER_OK;
+}
+
+tether_status_t tether_local_request_parse(const char *buf, size_t len, tether_local_route_t *route)
+{
+    const char *body;
+    size_t body_len;
+
+    return tether_local_request_parse_body(buf, len, route, &body, &body_len);
+}
+
+/* RFC 9449 section 8.1: a nonce is 1*NQCHAR, %x21 / %x23-5B / %x5D-7E. */
+static bool is_nonce(const char *s)
+{
+    if (*s == '\0')
+        return false;
+    for (; *s != '\0'; s++)
+        if (*s < 0x21 || *s > 0x7e || *s == '"' || *s == '\\')
+            return false;
+    return true;
+}
+
+static bool is_method(const char *s)
+{
+    if (*s == '\0')
+        return false;
+    for (; *s != '\0'; s++)
+        if (*s < 'A' || *s > 'Z')
+            return false;
+    return true;
+}
+
+/* Copies obj's string member name (at most max characters) into out;
+ * false when it is absent, not a string or too long. */
+static bool copy_member(const cJSON *obj, const char *name, char *out, size_t max)
+{
+    const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, name);
+    size_t n;
+
+    if (!cJSON_IsString(item))
+        return false;
+    n = strlen(item->valuestring);
+    if (n > max)
+        return false;
+    memcpy(out, item->valuestring, n + 1);
+    return true;
+}
+
+tether_status_t tether_local_dpop_request_parse(const char *body, size_t len,
+                                                tether_local_dpop_request_t *req, char *why,
+                                                size_t why_size)
+{
+    char normalized[TETHER_DPOP_HTU_MAX + 1];
+    cJSON *obj = NULL;
+    const cJSON *member;
+    const char *problem = NULL;
+
+    memset(req, 0, sizeof(*req));
+    if (why_size > 0)
+        why[0] = '\0';
+    if (body == NULL || tether_json_parse_object(body, len, &obj) != TETHER_OK) {
+        problem = "the body is not one JSON object";
+        goto out;
+    }
+    cJSON_ArrayForEach(member, obj) {
+        if (strcmp(member->string, "method") != 0 && strcmp(member->string, "url") != 0 &&
+            strcmp(member->string, "nonce") != 0) {
+            problem = "only \"method\", \"url\" and \"nonce\" may be sent";
+            goto out;
+        }
+    }
+    if (!copy_member(obj, "method", req->method, TETHER_DPOP_HTM_MAX) || !is_method(req->method))
+        problem = "\"method\" must be an HTTP method in upper case, such as \"POST\"";
+    else if (!copy_member(obj, "url", req->url, TETHER_DPOP_HTU_MAX) ||
+             tether_dpop_htu_normalize(req->url, strlen(req->url), normalized,
+                                       sizeof(normalized)) != TETHER_OK)
+        problem = "\"url\" must be the absolute http or https URL of the request";
+    else if (cJSON_GetObjectItemCaseSensitive(obj, "nonce") != NULL &&
+             (!copy_member(obj, "nonce", req->nonce, TETHER_DPOP_NONCE_MAX) ||
+              !is_nonce(req->nonce)))
+        problem = "\"nonce\" must be the server's DPoP-Nonce value as sent";
+out:
+    cJSON_Delete(obj);
+    if (problem == NULL)
+        return TETHER_OK;
+    memset(req, 0, sizeof(*req));
+    snprintf(why, why_size, "%s", problem);
+    return TETHER_ERR_PARSE;
 }
 
 tether_status_t tether_local_peer_credentials(int fd, uid_t *uid, gid_t *gid, char *why,
@@ -223,8 +392,10 @@ int64_t tether_local_server_deadline(const tether_local_server_t *s)
 static void finish_connection(tether_local_server_t *s, size_t i)
 {
     tether_local_connection_t *c = &s->connections[i], *last;
-    tether_local_route_t route = TETHER_LOCAL_NOT_FOUND;
-    tether_status_t rc = tether_local_request_parse(c->buf, c->len, &route);
+    tether_local_route_t route;
+    const char *body;
+    size_t body_len;
+    tether_status_t rc = tether_local_request_parse_body(c->buf, c->len, &route, &body, &body_len);
     uid_t uid;
     gid_t gid;
     char why[128];
@@ -246,8 +417,9 @@ static void finish_connection(tether_local_server_t *s, size_t i)
         tether_local_respond(c->fd, 413, "{\"error\":\"request_too_large\"}");
     else if (rc != TETHER_OK)
         tether_local_respond(c->fd, 400, "{\"error\":\"bad_request\"}");
-    else if (route == TETHER_LOCAL_TOKEN || route == TETHER_LOCAL_STATUS)
-        s->handler(s->context, c->fd, route);
+    else if (route == TETHER_LOCAL_TOKEN || route == TETHER_LOCAL_STATUS ||
+             route == TETHER_LOCAL_DPOP)
+        s->handler(s->context, c->fd, route, body, body_len);
     else if (route == TETHER_LOCAL_BAD_METHOD)
         tether_local_respond(c->fd, 405, "{\"error\":\"method_not_allowed\"}");
     else

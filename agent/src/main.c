@@ -19,6 +19,7 @@ static void usage(FILE *out)
           "  enroll     enrol this device with its fleet (once)\n"
           "  run        keep a fresh access token and serve it on a Unix socket\n"
           "  token      print the token held by a running agent\n"
+          "  dpop       print a DPoP proof signed by this device's TPM for one request\n"
           "  selftest   report the TPM's identity and run a quote round trip\n"
           "\n"
           "Run 'tether-agent COMMAND --help' for a command's options.\n",
@@ -43,6 +44,8 @@ int main(int argc, char **argv)
         return tether_agent_run_main(argc - 1, argv + 1);
     if (strcmp(argv[1], "token") == 0)
         return tether_agent_token_main(argc - 1, argv + 1);
+    if (strcmp(argv[1], "dpop") == 0)
+        return tether_agent_dpop_main(argc - 1, argv + 1);
     if (strcmp(argv[1], "selftest") == 0)
         return tether_agent_selftest_main(argc - 1, argv + 1);
     fprintf(stderr, "tether-agent: unknown command '%s'\n", argv[1]);

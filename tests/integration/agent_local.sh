@@ -37,27 +37,11 @@ token() { "$AGENT" token --socket "$WORK/agent.sock"; }
 status() { "$AGENT" token --socket "$WORK/agent.sock" --status; }
 
 # --- a real fleet, one enrolled device, the agent holding a token ------------------
-PORT=$(free_port)
-URL=https://127.0.0.1:$PORT
-"$FLEETD" init --dir "$DIR" --listen "127.0.0.1:$PORT" \
-    --ek-ca "$TETHER_TEST_SWTPM_CA/swtpm-localca-rootca-cert.pem" \
-    --ek-ca "$TETHER_TEST_SWTPM_CA/issuercert.pem" >"$WORK/admin.token"
-chmod 600 "$WORK/admin.token"
-export TETHER_FLEET_URL=$URL TETHER_CA=$DIR/ca.pem TETHER_ADMIN_TOKEN_FILE=$WORK/admin.token
-start_fleetd
-ek=$("$AGENT" selftest --tcti "$TETHER_TEST_TCTI" | sed -n 's/^EK SHA-256: *//p')
-"$CTL" device allow --ek-sha256 "$ek" --name device >/dev/null
-"$AGENT" enroll --tcti "$TETHER_TEST_TCTI" --state-dir "$WORK/state" --fleet "$URL" \
-    --ca "$DIR/ca.pem" >"$WORK/enroll.out" 2>&1 || fail "enrol: $(cat "$WORK/enroll.out")"
+fleet_with_device
 "$AGENT" run --tcti "$TETHER_TEST_TCTI" --state-dir "$WORK/state" --socket "$WORK/agent.sock" \
     2>"$WORK/agent.log" &
 AGENT_PID=$!
-for _ in $(seq 1 100); do
-    TOKEN=$(token 2>/dev/null) && break
-    kill -0 "$AGENT_PID" 2>/dev/null || fail "the agent exited"
-    sleep 0.1
-done
-[ -n "${TOKEN:-}" ] || fail "no token from the agent within 10 s"
+wait_agent_token "$WORK/agent.sock"
 pass "the agent holds a token from the real fleet"
 
 # --- the fleet replaced by one that stalls; the agent asked to refresh -------------

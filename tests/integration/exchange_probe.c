@@ -48,7 +48,7 @@ int main(int argc, char **argv)
         goto out;
     }
     if (strcmp(argv[2], "evidence") == 0) {
-        if (tether_agent_exchange_evidence(&client, &tpm, &state, &usage, &subject_token,
+        if (tether_agent_exchange_evidence(&client, &tpm, NULL, &state, &usage, &subject_token,
                                            &result) != 0) {
             printf("%s %s %s\n", outcomes[result.outcome], result.code, result.reason);
             goto out;
@@ -57,7 +57,7 @@ int main(int argc, char **argv)
         rc = 0;
         goto out;
     }
-    tether_agent_exchange(&client, &tpm, &state, &usage, &token, &result);
+    tether_agent_exchange(&client, &tpm, NULL, &state, &usage, &token, &result);
     if (result.outcome == TETHER_EXCHANGE_OK) {
         printf("ok %u %s\n", result.expires_in, (const char *)token.data);
         rc = 0;

@@ -111,3 +111,45 @@ enroll() {
     "$AGENT" enroll --tcti "$tcti" --state-dir "$state" --fleet "$URL" --ca "$DIR/ca.pem" "$@" \
         >"$WORK/$name.out" 2>"$WORK/$name.err" || RC=$?
 }
+
+# fleet_with_device: a fresh fleet in $DIR on a free port (PORT, URL, PID
+# set; its admin token exported as tetherctl reads it) and the test's swtpm
+# allowed and enrolled into $WORK/state. Needs FLEETD, CTL, AGENT.
+fleet_with_device() {
+    PORT=$(free_port)
+    URL=https://127.0.0.1:$PORT
+    "$FLEETD" init --dir "$DIR" --listen "127.0.0.1:$PORT" \
+        --ek-ca "$TETHER_TEST_SWTPM_CA/swtpm-localca-rootca-cert.pem" \
+        --ek-ca "$TETHER_TEST_SWTPM_CA/issuercert.pem" >"$WORK/admin.token"
+    chmod 600 "$WORK/admin.token"
+    export TETHER_FLEET_URL=$URL TETHER_CA=$DIR/ca.pem TETHER_ADMIN_TOKEN_FILE=$WORK/admin.token
+    start_fleetd
+    local ek
+    ek=$("$AGENT" selftest --tcti "$TETHER_TEST_TCTI" | sed -n 's/^EK SHA-256: *//p')
+    "$CTL" device allow --ek-sha256 "$ek" --name device >/dev/null
+    "$AGENT" enroll --tcti "$TETHER_TEST_TCTI" --state-dir "$WORK/state" --fleet "$URL" \
+        --ca "$DIR/ca.pem" >"$WORK/enroll.out" 2>&1 || fail "enrol: $(cat "$WORK/enroll.out")"
+}
+
+# wait_agent_token SOCKET: sets TOKEN to the token the agent AGENT_PID
+# serves on SOCKET, within 10 s.
+wait_agent_token() {
+    TOKEN=
+    for _ in $(seq 1 100); do
+        TOKEN=$("$AGENT" token --socket "$1" 2>/dev/null) && break
+        kill -0 "$AGENT_PID" 2>/dev/null || fail "the agent exited"
+        sleep 0.1
+    done
+    [ -n "$TOKEN" ] || fail "no token from the agent within 10 s"
+}
+
+# token_binding: JKT and JTI of $TOKEN, from its claims once its signature
+# verified with the fleet's JWKS (jwt_tool.py, through openssl).
+token_binding() {
+    local claims
+    curl -sS --cacert "$DIR/ca.pem" "$URL/.well-known/jwks.json" >"$WORK/jwks.json"
+    claims=$(python3 "$here/jwt_tool.py" verify "$WORK/jwks.json" "$TOKEN") ||
+        fail "the token's signature does not verify with the fleet's JWKS: $claims"
+    JKT=$(json_get "$claims" 'd["claims"]["cnf"]["jkt"]')
+    JTI=$(json_get "$claims" 'd["claims"]["jti"]')
+}

@@ -58,7 +58,7 @@ static int loop_setup(void **state)
     if (tether_secure_buffer_alloc(&f->agent.token, TETHER_TOKEN_MAX + 1, 1) != TETHER_OK ||
         tether_secure_buffer_alloc(&token, TETHER_TOKEN_MAX + 1, 1) != TETHER_OK ||
         tether_exchange_worker_start(&f->agent.worker, &f->agent.client, &f->agent.tpm,
-                                     &f->agent.state, &token, why, sizeof(why)) != TETHER_OK)
+                                     &f->agent.tpm_lock, &f->agent.state, &token, why, sizeof(why)) != TETHER_OK)
         return -1;
     poll_calls = 0;
     *state = f;

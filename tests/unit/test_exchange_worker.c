@@ -83,7 +83,7 @@ static void failure_wakes_the_loop_and_keeps_the_token(void **state)
     tether_exchange_worker_init(&w);
     alloc_token(&held, "held-token");
     alloc_token(&incoming, "");
-    assert_int_equal(tether_exchange_worker_start(&w, &client, &tpm, &agent_state, &incoming, why,
+    assert_int_equal(tether_exchange_worker_start(&w, &client, &tpm, NULL, &agent_state, &incoming, why,
                                                   sizeof(why)),
                      TETHER_OK);
     assert_null(incoming.data); /* the worker's now */

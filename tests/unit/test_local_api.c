@@ -101,6 +101,123 @@ static void peer_credentials(void **state)
     close(pipe_fds[1]);
 }
 
+
+/* POST /v1/dpop is whole only with the body its Content-Length names. */
+static void dpop_request_framing(void **state)
+{
+    static const char head[] = "POST /v1/dpop HTTP/1.1\r\ncontent-length:  7 \r\n\r\n";
+    char text[256], big[TETHER_LOCAL_MAX_REQUEST + 64];
+    tether_local_route_t r;
+    const char *body;
+    size_t body_len;
+
+    (void)state;
+    snprintf(text, sizeof(text), "%s{\"a\":1}", head);
+    assert_int_equal(tether_local_request_parse_body(text, strlen(text), &r, &body, &body_len),
+                     TETHER_OK);
+    assert_int_equal(r, TETHER_LOCAL_DPOP);
+    assert_int_equal(body_len, 7);
+    assert_memory_equal(body, "{\"a\":1}", 7);
+    /* Head alone, or part of the body: more is needed. */
+    assert_int_equal(parse(head, &r), TETHER_ERR_STATE);
+    snprintf(text, sizeof(text), "%s{\"a\"", head);
+    assert_int_equal(parse(text, &r), TETHER_ERR_STATE);
+    /* Bytes after the body, no length, two lengths, a length that is not
+     * a number, chunked framing: refused. */
+    snprintf(text, sizeof(text), "%s{\"a\":1}GET", head);
+    assert_int_equal(parse(text, &r), TETHER_ERR_PARSE);
+    assert_int_equal(parse("POST /v1/dpop HTTP/1.1\r\n\r\n{}", &r), TETHER_ERR_PARSE);
+    assert_int_equal(parse("POST /v1/dpop HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 2"
+                           "\r\n\r\n{}", &r),
+                     TETHER_ERR_PARSE);
+    assert_int_equal(parse("POST /v1/dpop HTTP/1.1\r\nContent-Length: +2\r\n\r\n{}", &r),
+                     TETHER_ERR_PARSE);
+    assert_int_equal(parse("POST /v1/dpop HTTP/1.1\r\nContent-Length: 2\r\n"
+                           "Transfer-Encoding: chunked\r\n\r\n{}", &r),
+                     TETHER_ERR_PARSE);
+    /* A body that cannot fit the request's bound is refused at once. */
+    assert_int_equal(parse("POST /v1/dpop HTTP/1.1\r\nContent-Length: 4096\r\n\r\n", &r),
+                     TETHER_ERR_TOO_LARGE);
+    assert_int_equal(parse("POST /v1/dpop HTTP/1.1\r\nContent-Length: 100000\r\n\r\n", &r),
+                     TETHER_ERR_TOO_LARGE);
+    /* Head and body filling the bound exactly, and one byte more. */
+    memset(big, 'a', sizeof(big));
+    memcpy(big, "POST /v1/dpop HTTP/1.1\r\nContent-Length: 4048\r\n\r\n", 48);
+    assert_int_equal(tether_local_request_parse(big, TETHER_LOCAL_MAX_REQUEST, &r), TETHER_OK);
+    memcpy(big, "POST /v1/dpop HTTP/1.1\r\nContent-Length: 4049\r\n\r\n", 48);
+    assert_int_equal(tether_local_request_parse(big, TETHER_LOCAL_MAX_REQUEST, &r),
+                     TETHER_ERR_TOO_LARGE);
+    /* Other methods on the route; the body of a GET is not read. */
+    assert_int_equal(parse("GET /v1/dpop HTTP/1.1\r\n\r\n", &r), TETHER_OK);
+    assert_int_equal(r, TETHER_LOCAL_BAD_METHOD);
+    assert_int_equal(tether_local_request_parse_body("GET /v1/token HTTP/1.1\r\n\r\n", 26, &r,
+                                                     &body, &body_len),
+                     TETHER_OK);
+    assert_null(body);
+    assert_int_equal(body_len, 0);
+}
+
+static tether_status_t dpop_body(const char *json, tether_local_dpop_request_t *req)
+{
+    char why[128];
+
+    return tether_local_dpop_request_parse(json, strlen(json), req, why, sizeof(why));
+}
+
+static void dpop_body_fields(void **state)
+{
+    tether_local_dpop_request_t req;
+    char long_url[TETHER_DPOP_HTU_MAX + 64], json[TETHER_DPOP_HTU_MAX + 128];
+
+    (void)state;
+    assert_int_equal(dpop_body("{\"method\":\"POST\",\"url\":\"https://gate.example/v1/chat/"
+                               "completions\"}", &req),
+                     TETHER_OK);
+    assert_string_equal(req.method, "POST");
+    assert_string_equal(req.url, "https://gate.example/v1/chat/completions");
+    assert_string_equal(req.nonce, "");
+    assert_int_equal(dpop_body("{\"nonce\":\"n-1_x\",\"url\":\"http://127.0.0.1:8080/v1/models\","
+                               "\"method\":\"GET\"}", &req),
+                     TETHER_OK);
+    assert_string_equal(req.nonce, "n-1_x");
+
+    /* Each refusal leaves req empty. */
+    const char *bad[] = {
+        "",
+        "[]",
+        "{\"method\":\"POST\"}",
+        "{\"url\":\"https://g/\"}",
+        "{\"method\":\"post\",\"url\":\"https://g/\"}",
+        "{\"method\":\"\",\"url\":\"https://g/\"}",
+        "{\"method\":\"POSTPOSTPOSTPOSTP\",\"url\":\"https://g/\"}",
+        "{\"method\":\"POST\",\"url\":\"ftp://g/\"}",
+        "{\"method\":\"POST\",\"url\":\"/v1/chat\"}",
+        "{\"method\":\"POST\",\"url\":\"https://u@g/\"}",
+        "{\"method\":\"POST\",\"url\":1}",
+        "{\"method\":\"POST\",\"url\":\"https://g/\",\"nonce\":\"\"}",
+        "{\"method\":\"POST\",\"url\":\"https://g/\",\"nonce\":\"a b\"}",
+        "{\"method\":\"POST\",\"url\":\"https://g/\",\"nonce\":\"a\\\"b\"}",
+        "{\"method\":\"POST\",\"url\":\"https://g/\",\"nonce\":null}",
+        "{\"method\":\"POST\",\"url\":\"https://g/\",\"extra\":1}",
+        "{\"method\":\"POST\",\"method\":\"GET\",\"url\":\"https://g/\"}",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_int_equal(dpop_body(bad[i], &req), TETHER_ERR_PARSE);
+        assert_string_equal(req.method, "");
+        assert_string_equal(req.url, "");
+    }
+    /* The URL's bound. */
+    memset(long_url, 'a', sizeof(long_url));
+    memcpy(long_url, "https://g/", 10);
+    long_url[TETHER_DPOP_HTU_MAX] = '\0';
+    snprintf(json, sizeof(json), "{\"method\":\"GET\",\"url\":\"%s\"}", long_url);
+    assert_int_equal(dpop_body(json, &req), TETHER_OK);
+    long_url[TETHER_DPOP_HTU_MAX] = 'a';
+    long_url[TETHER_DPOP_HTU_MAX + 1] = '\0';
+    snprintf(json, sizeof(json), "{\"method\":\"GET\",\"url\":\"%s\"}", long_url);
+    assert_int_equal(dpop_body(json, &req), TETHER_ERR_PARSE);
+}
+
 /* ---- the local server: many callers, each with its own state ---------- */
 
 typedef struct server_fixture {
@@ -108,16 +225,20 @@ typedef struct server_fixture {
     char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
     tether_local_acl_t acl;
     int handled;
+    char body[64]; /* the body the last request handed to the route */
     tether_local_server_t server; /* last: its table is large */
 } server_fixture_t;
 
 /* The routes' stand-in: names the route it was asked for. */
-static void fake_route(void *context, int fd, tether_local_route_t route)
+static void fake_route(void *context, int fd, tether_local_route_t route, const char *body,
+                       size_t body_len)
 {
     server_fixture_t *f = context;
 
     f->handled++;
-    tether_local_respond(fd, 200, route == TETHER_LOCAL_TOKEN ? "{\"route\":\"token\"}"
+    snprintf(f->body, sizeof(f->body), "%.*s", (int)body_len, body != NULL ? body : "");
+    tether_local_respond(fd, 200, route == TETHER_LOCAL_TOKEN  ? "{\"route\":\"token\"}"
+                                  : route == TETHER_LOCAL_DPOP ? "{\"route\":\"dpop\"}"
                                                                : "{\"route\":\"status\"}");
 }
 
@@ -246,6 +367,22 @@ static void request_in_pieces(void **state)
     close(fd);
 }
 
+/* The route gets the body; a request for the route sent in pieces waits
+ * for all of it. */
+static void dpop_body_reaches_the_route(void **state)
+{
+    server_fixture_t *f = *state;
+    int fd = caller(f);
+
+    send_text(fd, "POST /v1/dpop HTTP/1.1\r\nContent-Length: 9\r\n\r\n{\"a\"");
+    serve_round(f, 0);
+    assert_int_equal(f->handled, 0);
+    ask(f, fd, ":\"b\"}", 5, "{\"route\":\"dpop\"}");
+    assert_int_equal(f->handled, 1);
+    assert_string_equal(f->body, "{\"a\":\"b\"}");
+    close(fd);
+}
+
 static void beyond_the_bound_busy(void **state)
 {
     server_fixture_t *f = *state;
@@ -282,11 +419,15 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(routes),
         cmocka_unit_test(incomplete_and_malformed),
+        cmocka_unit_test(dpop_request_framing),
+        cmocka_unit_test(dpop_body_fields),
         cmocka_unit_test(acl),
         cmocka_unit_test(peer_credentials),
         cmocka_unit_test_setup_teardown(silent_caller_delays_no_other, server_setup,
                                         server_teardown),
         cmocka_unit_test_setup_teardown(request_in_pieces, server_setup, server_teardown),
+        cmocka_unit_test_setup_teardown(dpop_body_reaches_the_route, server_setup,
+                                        server_teardown),
         cmocka_unit_test_setup_teardown(beyond_the_bound_busy, server_setup, server_teardown),
         cmocka_unit_test_setup_teardown(backlog_takes_a_burst, server_setup, server_teardown),
     };
