@@ -29,7 +29,7 @@ static void test_minimal_and_defaults(void **state)
 {
     static tether_gate_config_t config;
     tether_gate_config_error_t error;
-    const tether_gate_policy_t *policy;
+    const tether_gate_config_policy_t *policy;
 
     (void)state;
     assert_int_equal(parse(REQUIRED DEFAULT_POLICY, &config, &error), TETHER_OK);
