@@ -48,7 +48,7 @@ tether_status_t tether_gate_monitor_open(tether_gate_monitor_t *monitor,
         TETHER_METRIC_COUNTER, {NULL}, NULL, 0, 1};
     const tether_metric_def_t tokens = {
         "tether_gate_tokens_total", "Tokens charged, by kind (prompt, completion).",
-        TETHER_METRIC_COUNTER, {"kind", NULL}, NULL, 0, 2};
+        TETHER_METRIC_COUNTER, {"kind", NULL}, NULL, 0, 3}; /* the overflow series too */
     const tether_metric_def_t authorization = {
         "tether_gate_authorization_duration_seconds",
         "Time to authorize a request (access token, revocation, DPoP proof).",
@@ -75,10 +75,9 @@ tether_status_t tether_gate_monitor_open(tether_gate_monitor_t *monitor,
         (rc = add_series(&monitor->registry, &authorization, &monitor->authorization_seconds)) !=
             TETHER_OK ||
         (rc = add_series(&monitor->registry, &upstream, &monitor->upstream_seconds)) !=
-            TETHER_OK ||
-        (rc = add_series(&monitor->registry, &feed_age, &monitor->feed_age)) != TETHER_OK)
+            TETHER_OK)
         return rc;
-    return tether_http_server_metrics_add(&monitor->registry, &monitor->server);
+    return add_series(&monitor->registry, &feed_age, &monitor->feed_age);
 }
 
 void tether_gate_monitor_free(tether_gate_monitor_t *monitor)

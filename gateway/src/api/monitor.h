@@ -21,8 +21,7 @@
 #include "tether/metrics.h"
 
 typedef struct tether_gate_monitor {
-    tether_metrics_t registry;
-    tether_http_server_metrics_t server; /* registered for the HTTP server */
+    tether_metrics_t registry; /* the HTTP server adds its own metrics to it */
     tether_metric_t *requests;           /* {outcome, code} */
     tether_metric_series_t *spend;
     tether_metric_t *tokens;             /* {kind} */
@@ -34,7 +33,9 @@ typedef struct tether_gate_monitor {
 
 void tether_gate_monitor_init(tether_gate_monitor_t *monitor);
 
-/* Registers the metrics. revocations must outlive the monitor. */
+/* Registers tether-gate's metrics; the HTTP server registers its own
+ * (tether_http_server_metrics_add) when it opens with this registry.
+ * revocations must outlive the monitor. */
 TETHER_MUST_CHECK tether_status_t tether_gate_monitor_open(tether_gate_monitor_t *monitor,
                                                            tether_gate_revocations_t *revocations);
 

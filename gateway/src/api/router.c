@@ -183,6 +183,7 @@ void tether_gate_router_handle(void *arg, const tether_http_request_t *request,
                        "no such endpoint on tether-gate");
         return;
     }
+    response->route = route->path; /* the server's metrics: the pattern, never the path */
     if (route->target == TETHER_GATE_TARGET_LOCAL) {
         if (remote_is_loopback(request->remote))
             route->stage(router, NULL, request, response);

@@ -382,9 +382,11 @@ static void forward_stream(tether_gate_proxy_t *proxy, const char *path,
 
 /* ---- /v1/models ------------------------------------------------------------------- */
 
-static void list_models(tether_gate_proxy_t *proxy, const tether_gate_caller_t *who,
-                        tether_http_response_t *response)
+/* Answers the list; returns NULL, or the code of a failure. */
+static const char *list_models(tether_gate_proxy_t *proxy, const tether_gate_caller_t *who,
+                               tether_http_response_t *response)
 {
+    const char *code = "upstream_unavailable";
     char why[256] = "";
     char *answer = NULL;
     size_t answer_len = 0;
@@ -395,7 +397,7 @@ static void list_models(tether_gate_proxy_t *proxy, const tether_gate_caller_t *
     rc = tether_gate_upstream_fetch(proxy->opts.upstream, "GET", "/models", NULL, 0, &status,
                                     &answer, &answer_len, why, sizeof(why));
     if (rc != TETHER_OK) {
-        (void)upstream_failed(response, rc, why);
+        code = upstream_failed(response, rc, why);
         goto out;
     }
     if (status != 200 || tether_json_parse_object(answer, answer_len, &root) != TETHER_OK ||
@@ -422,6 +424,7 @@ static void list_models(tether_gate_proxy_t *proxy, const tether_gate_caller_t *
     kept = NULL;
     tether_http_respond_json(response, 200, root);
     root = NULL;
+    code = NULL;
 out:
     cJSON_Delete(kept);
     cJSON_Delete(root);
@@ -429,6 +432,7 @@ out:
         tether_wipe(answer, answer_len);
         free(answer);
     }
+    return code;
 }
 
 /* ---- the stage ---------------------------------------------------------------------- */
@@ -457,36 +461,37 @@ void tether_gate_proxy_handle(tether_gate_proxy_t *proxy, const tether_gate_call
         return;
     }
     path = request->path;
+    outcome.device = who->device;
+    outcome.jti = who->jti;
+    outcome.path = path;
     if (strcmp(path, API_PREFIX "/models") == 0) {
         if (strcmp(request->method, "GET") != 0) {
             tether_http_respond_error(response, 405, "method_not_allowed", "use GET");
             response->allow = "GET";
+            outcome.code = "method_not_allowed";
         } else {
-            list_models(proxy, who, response);
+            outcome.code = list_models(proxy, who, response);
         }
-        return;
+        goto answered;
     }
     if (!tether_gate_endpoint_from_path(path, &endpoint)) {
         tether_http_respond_error(response, 404, "not_found", "no such endpoint");
-        return;
+        outcome.code = "not_found";
+        goto answered;
     }
     if (strcmp(request->method, "POST") != 0) {
         tether_http_respond_error(response, 405, "method_not_allowed", "use POST");
         response->allow = "POST";
-        return;
+        outcome.code = "method_not_allowed";
+        goto answered;
     }
     if (tether_gate_request_inspect(endpoint, request->body, request->body_len,
                                     proxy->opts.policy->default_max_tokens, &inspected, why,
                                     sizeof(why)) != TETHER_OK) {
         tether_http_respond_error(response, 400, "invalid_request",
                                   why[0] != '\0' ? why : "the request could not be read");
-        outcome.device = who->device;
-        outcome.jti = who->jti;
-        outcome.path = path;
-        outcome.status = response->status;
         outcome.code = "invalid_request";
-        report(proxy, &outcome, started);
-        goto out;
+        goto answered;
     }
     memset(&demand, 0, sizeof(demand));
     demand.device = who->device;
@@ -495,10 +500,7 @@ void tether_gate_proxy_handle(tether_gate_proxy_t *proxy, const tether_gate_call
     demand.token_model_count = who->model_count;
     demand.prompt_bound = inspected.prompt_bound;
     demand.completion_bound = inspected.completion_bound;
-    outcome.device = who->device;
-    outcome.jti = who->jti;
     outcome.model = inspected.model;
-    outcome.path = path;
     outcome.stream = inspected.stream;
     if (tether_gate_policy_reserve(proxy->opts.policy, &demand, now_ms(), &reservation,
                                    &refusal) != TETHER_OK) {
@@ -509,11 +511,10 @@ void tether_gate_proxy_handle(tether_gate_proxy_t *proxy, const tether_gate_call
             tether_http_respond_error(response, 400, "invalid_request", "unusable request");
             outcome.code = "invalid_request";
         }
-        outcome.status = response->status;
-        report(proxy, &outcome, started);
-        goto out;
+        goto answered;
     }
     if (inspected.stream) {
+        /* The stream's thread reports it, unless it never started. */
         forward_stream(proxy, path, who, started, &inspected, &reservation, &outcome, response);
         if (outcome.status != 0)
             report(proxy, &outcome, started);
@@ -521,6 +522,10 @@ void tether_gate_proxy_handle(tether_gate_proxy_t *proxy, const tether_gate_call
         forward_whole(proxy, path + strlen(API_PREFIX), &inspected, &reservation, &outcome, response);
         report(proxy, &outcome, started);
     }
+    goto out;
+answered: /* answered in this call, reported here */
+    outcome.status = response->status;
+    report(proxy, &outcome, started);
 out:
     tether_gate_request_free(&inspected);
 }
