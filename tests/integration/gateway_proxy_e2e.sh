@@ -218,7 +218,8 @@ pass "one usage line per request: usage as the stand-in's, nothing counted for r
 # --- /metrics -----------------------------------------------------------------------------
 curl -sS --max-time 5 -o "$WORK/metrics.txt" "$GURL/metrics" || fail "GET /metrics"
 python3 "$here/metrics_check.py" exposition "$WORK/metrics.txt" >/dev/null || fail "the scrape does not parse"
-python3 - "$WORK/metrics.txt" "$WORK/usage.jsonl" <<'PY' || fail "what /metrics counts"
+python3 - "$WORK/metrics.txt" "$WORK/usage.jsonl" "$here/../../packaging/monitoring/prometheus.yml" \
+    <<'PY' || fail "what /metrics counts"
 import json, re, sys
 samples = {}
 for line in open(sys.argv[1]):
@@ -238,6 +239,10 @@ assert samples["tether_gate_authorization_duration_seconds_count"] == len(lines)
 assert samples["tether_gate_upstream_duration_seconds_count"] == len(answered)
 assert 0 <= samples["tether_gate_revocation_feed_age_seconds"] < 60
 assert any(k.startswith("tether_http_requests_total") for k in samples), "the server's own metrics"
+# Every tether-gate metric that the Prometheus example names exists.
+names = set(re.findall(r"tether_gate_[a-z_]+", open(sys.argv[3]).read()))
+families = {k.split("{")[0] for k in samples}
+assert names and all(n in families or n + "_count" in families for n in names), names - families
 PY
 pass "/metrics parses and counts requests by outcome and code, spend, tokens, durations, the feed's age"
 
