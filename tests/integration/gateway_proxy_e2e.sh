@@ -44,22 +44,11 @@ fail() {
     exit 1
 }
 
-if [ ! -f "$NODE_DIR/node_modules/jose/package.json" ]; then
-    mkdir -p "$NODE_DIR"
-    (cd "$NODE_DIR" && npm install --no-audit --no-fund --silent jose >/dev/null) ||
-        fail "npm could not install jose into $NODE_DIR"
-fi
-cp "$here/gate_client.mjs" "$here/gate_dpop_client.mjs" "$NODE_DIR/"
+. "$here/gate_fleet.sh"
+gate_install_jose "$here/gate_client.mjs" "$here/gate_dpop_client.mjs"
 
 # --- the fleet, two devices, their tokens -----------------------------------------
-PORT=$(free_port)
-URL=https://127.0.0.1:$PORT
-"$FLEETD" init --dir "$DIR" --listen "127.0.0.1:$PORT" >"$WORK/admin.token"
-chmod 600 "$WORK/admin.token"
-export TETHER_FLEET_URL=$URL TETHER_CA=$DIR/ca.pem TETHER_ADMIN_TOKEN_FILE=$WORK/admin.token
-start_fleetd
-"$CTL" token create --role relying-party --name gateway >"$WORK/rp.token"
-chmod 600 "$WORK/rp.token"
+gate_start_fleet
 for name in device-a device-b; do
     "$CTL" device allow --ek-sha256 "$(python3 -c 'import hashlib, sys; print(hashlib.sha256(sys.argv[1].encode()).hexdigest())' "$name")" \
         --name "$name" >/dev/null
