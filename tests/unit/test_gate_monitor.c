@@ -106,6 +106,9 @@ static void report_requests(fixture_t *f)
     tether_gate_outcome_t failed = {
         .device = "dev_a", .jti = "jti-1", .model = "gpt-4o-mini", .path = "/v1/chat/completions",
         .status = 502, .code = "upstream_unavailable", .seconds = 0.5};
+    tether_gate_outcome_t table_full = {
+        .device = "dev_b", .jti = "jti-2", .model = "gpt-4o-mini", .path = "/v1/chat/completions",
+        .status = 503, .code = "too_many_devices", .seconds = 0.001};
     tether_gate_refusal_t revoked = {.status = 401, .error = "invalid_token",
                                      .tether_error = "device_revoked"};
 
@@ -115,6 +118,8 @@ static void report_requests(fixture_t *f)
     tether_gate_monitor_outcome(&f->monitor, &spend);
     tether_gate_monitor_authorized(&f->monitor, 0.0001);
     tether_gate_monitor_outcome(&f->monitor, &failed);
+    tether_gate_monitor_authorized(&f->monitor, 0.0001);
+    tether_gate_monitor_outcome(&f->monitor, &table_full);
     tether_gate_monitor_refused(&f->monitor, "/v1/chat/completions", &revoked, 0.0002);
 }
 
@@ -123,7 +128,8 @@ static void test_counts_and_usage_lines(void **state)
     fixture_t *f = *state;
     char *lines = capture_stdout(report_requests, f);
     char *text = scrape(f);
-    char *second, *third, *fourth;
+    char *second;
+    size_t count = 0;
 
     assert_sample(text, "tether_gate_requests_total{outcome=\"answered\",code=\"2xx\"} 1");
     assert_sample(text,
@@ -131,21 +137,20 @@ static void test_counts_and_usage_lines(void **state)
     assert_sample(text,
                   "tether_gate_requests_total{outcome=\"failed\",code=\"upstream_unavailable\"} 1");
     assert_sample(text, "tether_gate_requests_total{outcome=\"refused\",code=\"device_revoked\"} 1");
+    /* a 503 that is a decision, not a failure */
+    assert_sample(text, "tether_gate_requests_total{outcome=\"refused\",code=\"too_many_devices\"} 1");
     assert_sample(text, "tether_gate_spend_micros_total 5850");
     assert_sample(text, "tether_gate_tokens_total{kind=\"prompt\"} 11");
     assert_sample(text, "tether_gate_tokens_total{kind=\"completion\"} 7");
-    assert_sample(text, "tether_gate_authorization_duration_seconds_count 4");
+    assert_sample(text, "tether_gate_authorization_duration_seconds_count 5");
     /* the answer and the upstream failure, not the ceiling's refusal */
     assert_sample(text, "tether_gate_upstream_duration_seconds_count 2");
     assert_sample(text, "tether_gate_revocation_feed_age_seconds -1");
     /* One line per request, nothing charged for a refusal. */
-    second = strchr(lines, '\n');
-    assert_non_null(second);
-    third = strchr(second + 1, '\n');
-    assert_non_null(third);
-    fourth = strchr(third + 1, '\n');
-    assert_non_null(fourth);
-    assert_string_equal(strchr(fourth + 1, '\n'), "\n");
+    for (const char *p = lines; (p = strchr(p, '\n')) != NULL; p++)
+        count++;
+    assert_int_equal(count, 5);
+    second = strchr(lines, '\n') + 1;
     assert_non_null(strstr(lines, "\"device\":\"dev_a\",\"jti\":\"jti-1\",\"model\":\"gpt-4o-mini\","
                                   "\"path\":\"/v1/chat/completions\",\"status\":200,"
                                   "\"prompt_tokens\":11,\"completion_tokens\":7,"
@@ -153,8 +158,9 @@ static void test_counts_and_usage_lines(void **state)
     assert_non_null(strstr(second, "\"status\":429,\"prompt_tokens\":0,\"completion_tokens\":0,"
                                    "\"cost_micros\":0,"));
     assert_non_null(strstr(second, "\"refusal\":\"spend_limit_reached\"}"));
-    assert_non_null(strstr(fourth, "\"device\":null,\"jti\":null,\"model\":null,"));
-    assert_non_null(strstr(fourth, "\"refusal\":\"device_revoked\"}"));
+    /* the last line: authorization's refusal, nothing of the token logged */
+    assert_non_null(strstr(strrchr(lines, '{'), "\"device\":null,\"jti\":null,\"model\":null,"));
+    assert_non_null(strstr(strrchr(lines, '{'), "\"refusal\":\"device_revoked\"}"));
     free(text);
     free(lines);
 }

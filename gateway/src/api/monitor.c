@@ -165,10 +165,15 @@ void tether_gate_monitor_outcome(void *arg, const tether_gate_outcome_t *outcome
     if (monitor == NULL || outcome == NULL)
         return;
     charged = outcome->settled;
-    if (outcome->code != NULL)
-        kind = outcome->status >= 500 ? "failed" : "refused";
-    else
+    /* failed: the gateway could not reach upstream or answer; refused: a
+     * decision about the request (a ceiling, its body, its method). */
+    if (outcome->code == NULL)
         kind = "answered";
+    else if (strncmp(outcome->code, "upstream_", 9) == 0 ||
+             strcmp(outcome->code, "server_error") == 0)
+        kind = "failed";
+    else
+        kind = "refused";
     tether_metric_add(tether_metric_series(monitor->requests, kind,
                                            outcome->code != NULL ? outcome->code
                                                                  : status_class(outcome->status)),
