@@ -173,7 +173,6 @@ PY
 pass "the stand-in saw only the provider key: never the client's Authorization, DPoP or token"
 
 # --- usage lines ------------------------------------------------------------------------
-sleep 0.3 # the last stream's line is written when it ends
 python3 - "$WORK/usage.jsonl" "$DEV_A" "$DEV_B" "$SPEND_CEILING" <<'PY' || fail "the usage lines"
 import json, sys
 lines = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
