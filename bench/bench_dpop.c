@@ -142,7 +142,7 @@ int main(int argc, char **argv)
     tether_gate_config_init(&config);
     snprintf(config.fleet, sizeof(config.fleet), "%s", FLEET);
     config.policy_count = 1;
-    tether_gate_policy_init(&config.policies[0], "default");
+    tether_gate_config_policy_init(&config.policies[0], "default");
     tether_gate_fleet_keys_init(&keys);
     tether_gate_revocations_init(&revocations);
     tether_gate_access_init(&access);

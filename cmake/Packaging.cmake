@@ -72,5 +72,12 @@ tether_deb_package(fleetd tether-fleetd tether-fleetd.service /var/lib/tether-fl
 tether-fleetd enrols devices, issues attested access tokens, detects cloned
 TPM states and revokes devices and tokens; tetherctl administers it."
     "systemd")
+tether_deb_package(gate tether-gate tether-gate.service /var/lib/tether-gate
+    "tether gateway in front of AI endpoints
+tether-gate lets a request reach an OpenAI-compatible endpoint only with a
+tether access token and a DPoP proof of the device's key, follows the
+fleet's revocation feed, enforces model, rate and spend ceilings and keeps
+the provider's key off the devices."
+    "systemd")
 
 include(CPack)

@@ -121,7 +121,7 @@ typedef struct init_args {
 
 /* Applies the flags to config and its default policy; a message on error. */
 static const char *init_config(const init_args_t *a, tether_gate_config_t *config,
-                               tether_gate_policy_t *policy)
+                               tether_gate_config_policy_t *policy)
 {
     char secret[TETHER_GATE_SECRET_MAX + 1], why[300];
     static char message[360];
@@ -248,7 +248,7 @@ static int command_init(int argc, char **argv)
     if (strlen(a.dir) >= TETHER_GATE_DIR_MAX)
         return usage_error(usage_init, "--dir is too long");
     config.policy_count = 1;
-    tether_gate_policy_init(&config.policies[0], TETHER_GATE_DEFAULT_POLICY);
+    tether_gate_config_policy_init(&config.policies[0], TETHER_GATE_DEFAULT_POLICY);
     if ((message = init_config(&a, &config, &config.policies[0])) != NULL)
         return usage_error(usage_init, message);
     /* What init writes, check accepts: parse it back before writing. */

@@ -55,7 +55,7 @@ static void handle(void *arg, const tether_http_request_t *request,
                    tether_http_response_t *response)
 {
     probe_t *probe = arg;
-    tether_gate_identity_t who = {DEVICE, every_model, 1};
+    tether_gate_caller_t who = {DEVICE, NULL, every_model, 1};
 
     if (strcmp(request->path, "/probe/spend") == 0) {
         struct timespec ts;

@@ -55,23 +55,12 @@ fail() {
 }
 
 # --- the JOSE library -------------------------------------------------------------
-if [ ! -f "$NODE_DIR/node_modules/jose/package.json" ]; then
-    mkdir -p "$NODE_DIR"
-    (cd "$NODE_DIR" && npm install --no-audit --no-fund --silent jose >/dev/null) ||
-        fail "npm could not install jose into $NODE_DIR"
-fi
-cp "$here/gate_client.mjs" "$NODE_DIR/gate_client.mjs"
+. "$here/gate_fleet.sh"
+gate_install_jose "$here/gate_client.mjs"
 jose() { node "$NODE_DIR/gate_client.mjs" "$@"; }
 
 # --- the fleet --------------------------------------------------------------------
-PORT=$(free_port)
-URL=https://127.0.0.1:$PORT
-"$FLEETD" init --dir "$DIR" --listen "127.0.0.1:$PORT" >"$WORK/admin.token"
-chmod 600 "$WORK/admin.token"
-export TETHER_FLEET_URL=$URL TETHER_CA=$DIR/ca.pem TETHER_ADMIN_TOKEN_FILE=$WORK/admin.token
-start_fleetd
-"$CTL" token create --role relying-party --name gateway >"$WORK/rp.token"
-chmod 600 "$WORK/rp.token"
+gate_start_fleet
 "$CTL" device allow --ek-sha256 "$(printf 'a%.0s' $(seq 64))" --name device-a >/dev/null
 "$CTL" device allow --ek-sha256 "$(printf 'b%.0s' $(seq 64))" --name device-b >/dev/null
 DEVICES=$("$CTL" --json device list)

@@ -15,17 +15,17 @@
 # refusal is a failure, not a skip: the suite passes only where this test
 # ran. Users, groups and directories it creates are removed at exit; one that
 # existed before is left alone. A run killed half-way leaves the packages
-# installed: `dpkg -P tether-agent tether-fleetd` lets it run again.
+# installed: `dpkg -P tether-agent tether-fleetd tether-gate` lets it run again.
 # usage: packages.sh BUILD-DIR SOURCE-DIR
 set -euo pipefail
 
 BUILD=${1:?usage: packages.sh BUILD-DIR SOURCE-DIR}
 SOURCE=${2:?usage: packages.sh BUILD-DIR SOURCE-DIR}
-PACKAGES=(tether-agent tether-fleetd)
-USERS=(tether-agent tether-fleetd)
-GROUPS_MADE=(tether-agent tether-fleetd tss)
-STATE_DIRS=(/var/lib/tether /var/lib/tether-fleetd)
-UNITS=(tether-agent.service tether-fleetd.service)
+PACKAGES=(tether-agent tether-fleetd tether-gate)
+USERS=(tether-agent tether-fleetd tether-gate)
+GROUPS_MADE=(tether-agent tether-fleetd tether-gate tss)
+STATE_DIRS=(/var/lib/tether /var/lib/tether-fleetd /var/lib/tether-gate)
+UNITS=(tether-agent.service tether-fleetd.service tether-gate.service)
 
 refuse() {
     echo "packages: cannot run here: $*" >&2
@@ -119,9 +119,13 @@ expect_depends tether-agent systemd tpm-udev procps libtss2-esys-3.0.2-0 libtss2
     libtss2-tcti-device0 libtss2-mu0 libmbedtls14 libmbedcrypto7 libmbedx509-1 libcjson1
 expect_depends tether-fleetd systemd libmicrohttpd12 libsqlite3-0 libtss2-mu0 libmbedtls14 \
     libmbedcrypto7 libmbedx509-1 libcjson1
-if grep -qE 'libtss2-(esys|tctildr|tcti)' <<<"$(field tether-fleetd Depends)"; then
-    fail "tether-fleetd depends on the TPM stack: the fleet side never touches a TPM"
-fi
+expect_depends tether-gate systemd libmicrohttpd12 libcurl4 libssl3 libmbedtls14 libmbedcrypto7 \
+    libmbedx509-1 libcjson1
+for p in tether-fleetd tether-gate; do
+    if grep -qE 'libtss2-(esys|tctildr|tcti)' <<<"$(field "$p" Depends)"; then
+        fail "$p depends on the TPM stack: the fleet side never touches a TPM"
+    fi
+done
 pass "package names and dependencies"
 
 dpkg-deb --ctrl-tarfile "${DEB[tether-agent]}" | tar -xO ./conffiles >"$WORK/conffiles"
@@ -161,6 +165,7 @@ mapfile -t ctl_pages < <(man_pages 1 tetherctl \
     tetherctl-device-{list,show,allow,import,revoke,quarantine,reinstate} \
     tetherctl-bootstrap-create tetherctl-token-{create,list,revoke} tetherctl-key-{list,rotate} \
     tetherctl-alerts tetherctl-revocations tetherctl-revoke-leaked)
+mapfile -t gate_pages < <(man_pages 8 tether-gate tether-gate-{init,run,check})
 expect_contents tether-agent \
     "-rwxr-xr-x /usr/bin/tether-agent" \
     "-rw-r--r-- /usr/lib/systemd/system/tether-agent.service" \
@@ -175,6 +180,12 @@ expect_contents tether-fleetd \
     "-rw-r--r-- /usr/lib/sysusers.d/tether-fleetd.conf" \
     "-rw-r--r-- /usr/lib/tmpfiles.d/tether-fleetd.conf" \
     "${fleetd_pages[@]}" "${ctl_pages[@]}"
+expect_contents tether-gate \
+    "-rwxr-xr-x /usr/bin/tether-gate" \
+    "-rw-r--r-- /usr/lib/systemd/system/tether-gate.service" \
+    "-rw-r--r-- /usr/lib/sysusers.d/tether-gate.conf" \
+    "-rw-r--r-- /usr/lib/tmpfiles.d/tether-gate.conf" \
+    "${gate_pages[@]}"
 pass "package contents and modes"
 
 # Nothing of an installation made by other means is overwritten.
@@ -187,17 +198,21 @@ done
 # --- install --------------------------------------------------------------------
 INSTALLED=1
 dpkg -i "${DEB[@]}" >"$WORK/install.log" 2>&1 || { cat "$WORK/install.log" >&2; fail "dpkg -i failed"; }
-pass "dpkg -i installed both packages"
+pass "dpkg -i installed the packages"
 
 for u in "${USERS[@]}"; do
     getent passwd "$u" | grep -q ':/usr/sbin/nologin$' || fail "$u is not a system user without a shell"
 done
 [[ " $(id -nG tether-agent) " == *" tss "* ]] || fail "tether-agent is not in the tss group"
-[[ " $(id -nG tether-fleetd) " != *" tss "* ]] || fail "tether-fleetd is in the tss group"
+for u in tether-fleetd tether-gate; do
+    [[ " $(id -nG "$u") " != *" tss "* ]] || fail "$u is in the tss group"
+done
 [ "$(stat -c '%a %U %G' /var/lib/tether)" = "700 tether-agent tether-agent" ] ||
     fail "/var/lib/tether is $(stat -c '%a %U %G' /var/lib/tether)"
 [ "$(stat -c '%a %U %G' /var/lib/tether-fleetd)" = "700 tether-fleetd tether-fleetd" ] ||
     fail "/var/lib/tether-fleetd is $(stat -c '%a %U %G' /var/lib/tether-fleetd)"
+[ "$(stat -c '%a %U %G' /var/lib/tether-gate)" = "700 tether-gate tether-gate" ] ||
+    fail "/var/lib/tether-gate is $(stat -c '%a %U %G' /var/lib/tether-gate)"
 pass "postinst made the users and the state directories"
 
 # The packages enable nothing: that is the administrator's decision.
@@ -212,6 +227,7 @@ pass "no unit enabled"
 /usr/bin/tether-agent --help >"$WORK/agent.help" || fail "tether-agent --help"
 /usr/bin/tether-fleetd --help >"$WORK/fleetd.help" || fail "tether-fleetd --help"
 /usr/bin/tetherctl --help >"$WORK/ctl.help" || fail "tetherctl --help"
+/usr/bin/tether-gate --help >"$WORK/gate.help" || fail "tether-gate --help"
 # As packaging/README.md says to: the fleet made as the service's user, in
 # a directory of its own (a stand-in for /var/lib/tether-fleetd).
 install -d -m 0700 -o tether-fleetd -g tether-fleetd "$WORK/state"
@@ -248,6 +264,7 @@ check_pages() { # HELP-FILE PROGRAM SECTION
 check_pages "$WORK/agent.help" tether-agent 8
 check_pages "$WORK/fleetd.help" tether-fleetd 8
 check_pages "$WORK/ctl.help" tetherctl 1
+check_pages "$WORK/gate.help" tether-gate 8
 pass "a man page for every program and every verb"
 
 # --- the installed units --------------------------------------------------------------

@@ -198,8 +198,8 @@ static int setup(void **state)
     tether_gate_config_init(&f.config);
     strcpy(f.config.fleet, FLEET);
     f.config.policy_count = 2;
-    tether_gate_policy_init(&f.config.policies[0], "default");
-    tether_gate_policy_init(&f.config.policies[1], "scripts");
+    tether_gate_config_policy_init(&f.config.policies[0], "default");
+    tether_gate_config_policy_init(&f.config.policies[1], "scripts");
     f.config.policies[1].allow_bearer = true;
     tether_gate_fleet_keys_init(&f.keys);
     tether_gate_revocations_init(&f.revocations);

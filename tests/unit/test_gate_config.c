@@ -29,7 +29,7 @@ static void test_minimal_and_defaults(void **state)
 {
     static tether_gate_config_t config;
     tether_gate_config_error_t error;
-    const tether_gate_policy_t *policy;
+    const tether_gate_config_policy_t *policy;
 
     (void)state;
     assert_int_equal(parse(REQUIRED DEFAULT_POLICY, &config, &error), TETHER_OK);
@@ -39,6 +39,11 @@ static void test_minimal_and_defaults(void **state)
     assert_string_equal(config.audience, "tether-gate");
     assert_false(config.dpop_nonce);
     assert_int_equal(config.feed_staleness_seconds, 60);
+    assert_string_equal(config.upstream_ca, "");
+    assert_int_equal(config.upstream_max_transfers, 64);
+    assert_int_equal(config.upstream_timeout_seconds, 300);
+    assert_int_equal(config.upstream_idle_timeout_seconds, 60);
+    assert_int_equal(config.max_devices, 65536);
     policy = tether_gate_config_policy(&config, "default");
     assert_non_null(policy);
     assert_string_equal(policy->models, "*");
@@ -55,6 +60,11 @@ static void test_round_trip(void **state)
     (void)state;
     assert_int_equal(parse(REQUIRED "listen = [::1]:9000\n"
                                     "dpop_nonce = yes\n"
+                                    "upstream_ca = upstream-ca.pem\n"
+                                    "upstream_max_transfers = 8\n"
+                                    "upstream_timeout_seconds = 30\n"
+                                    "upstream_idle_timeout_seconds = 10\n"
+                                    "max_devices = 100\n"
                                     "price = gpt-4o-mini=0.15:0.6\n"
                                     "price = llama-3=0:0.000001\n" DEFAULT_POLICY
                                     "models = gpt-4o*,llama-*\n"
@@ -66,6 +76,11 @@ static void test_round_trip(void **state)
                            &config, &error),
                      TETHER_OK);
     assert_string_equal(config.public_url, "http://[::1]:9000");
+    assert_string_equal(config.upstream_ca, "upstream-ca.pem");
+    assert_int_equal(config.upstream_max_transfers, 8);
+    assert_int_equal(config.upstream_timeout_seconds, 30);
+    assert_int_equal(config.upstream_idle_timeout_seconds, 10);
+    assert_int_equal(config.max_devices, 100);
     assert_int_equal(config.price_count, 2);
     assert_int_equal(config.prices[0].prompt_per_1k_micros, 150000);
     assert_int_equal(config.prices[1].completion_per_1k_micros, 1);
@@ -89,6 +104,9 @@ static void test_errors_name_the_line(void **state)
         {REQUIRED "listen = localhost:80\n", 5, "listen must be IPv4:PORT or [IPv6]:PORT"},
         {REQUIRED "threads = 0\n", 5, "threads must be a whole number from 1 to 256"},
         {REQUIRED "dpop_nonce = true\n", 5, "dpop_nonce must be yes or no"},
+        {REQUIRED "upstream_max_transfers = 0\n", 5, "upstream_max_transfers must be a whole"},
+        {REQUIRED "upstream_timeout_seconds = 3601\n", 5, "upstream_timeout_seconds must be"},
+        {REQUIRED "max_devices = 15\n", 5, "max_devices must be a whole number from 16"},
         {REQUIRED "public_url = ftp://gate\n", 5, "public_url must be an http:// or"},
         {REQUIRED "public_url = https://gate.example/\n", 5, "public_url must be an http:// or"},
         {REQUIRED "price = m=1\n", 5, "a price is MODEL=PROMPT_PER_1K:COMPLETION_PER_1K"},

@@ -183,7 +183,7 @@ static void refuses_models_and_unpriced(void **state)
     tether_gate_policy_t policy;
     tether_gate_policy_options_t opts = options();
     tether_gate_reservation_t r;
-    tether_gate_refusal_t why;
+    tether_gate_policy_refusal_t why;
     tether_gate_demand_t d = demand("dev-1", "llama3", 10, 10);
     uint64_t spent, reserved;
 
@@ -216,7 +216,7 @@ static void requests_per_minute_bucket(void **state)
     tether_gate_policy_t policy;
     tether_gate_policy_options_t opts = options();
     tether_gate_reservation_t r;
-    tether_gate_refusal_t why;
+    tether_gate_policy_refusal_t why;
     tether_gate_demand_t d = demand("dev-1", "gpt-4o-mini", 10, 10);
 
     (void)state;
@@ -249,7 +249,7 @@ static void tokens_per_minute_refunds_unused(void **state)
     tether_gate_policy_t policy;
     tether_gate_policy_options_t opts = options();
     tether_gate_reservation_t a, b;
-    tether_gate_refusal_t why;
+    tether_gate_policy_refusal_t why;
     tether_gate_demand_t d = demand("dev-1", "gpt-4o-mini", 400, 500);
     uint64_t cost;
 
@@ -279,7 +279,7 @@ static void spend_reserve_settle_release(void **state)
     tether_gate_policy_t policy;
     tether_gate_policy_options_t opts = options();
     tether_gate_reservation_t a, b;
-    tether_gate_refusal_t why;
+    tether_gate_policy_refusal_t why;
     /* worst case: 1000 x 2500 + 1000 x 10000 = 12500 micro-units */
     tether_gate_demand_t d = demand("dev-1", "gpt-4o", 1000, 1000);
     uint64_t cost;
@@ -321,7 +321,7 @@ static void spend_waits_for_the_next_utc_day(void **state)
     tether_gate_policy_t policy;
     tether_gate_policy_options_t opts = options();
     tether_gate_reservation_t r;
-    tether_gate_refusal_t why;
+    tether_gate_policy_refusal_t why;
     tether_gate_demand_t d = demand("dev-1", "gpt-4o", 1000, 1000);
     uint64_t cost;
 
@@ -354,7 +354,7 @@ static void overrun_is_charged_and_reported(void **state)
     tether_gate_policy_t policy;
     tether_gate_policy_options_t opts = options();
     tether_gate_reservation_t r;
-    tether_gate_refusal_t why;
+    tether_gate_policy_refusal_t why;
     tether_gate_demand_t d = demand("dev-1", "gpt-4o", 100, 100);
     uint64_t cost;
 
@@ -375,7 +375,7 @@ static void device_table_is_bounded(void **state)
     tether_gate_policy_t policy;
     tether_gate_policy_options_t opts = options();
     tether_gate_reservation_t r;
-    tether_gate_refusal_t why;
+    tether_gate_policy_refusal_t why;
     tether_gate_demand_t d = demand("dev-a", "gpt-4o-mini", 10, 10);
     uint64_t cost, spent, reserved;
 
@@ -443,7 +443,7 @@ static void *reserve_and_settle(void *arg)
         /* prompt and completion bounds equal: half the tokens is either bound */
         tether_gate_demand_t d = demand(roll % 2 ? "dev-x" : "dev-y", "gpt-4o", 1 + roll % 500,
                                         1 + roll % 500);
-        tether_gate_refusal_t why;
+        tether_gate_policy_refusal_t why;
         uint64_t spent, reserved, cost;
 
         if (count < 4 && tether_gate_policy_reserve(w->policy, &d, NOON_MS, &held[count], &why) ==

@@ -3,13 +3,14 @@
 
 #include "tether/log.h"
 
-void tether_gate_authz_allow(void *ctx, const tether_gate_identity_t *identity,
+void tether_gate_authz_allow(struct tether_gate_router *router,
+                             const tether_gate_identity_t *identity,
                              const tether_http_request_t *request,
                              tether_http_response_t *response)
 {
     cJSON *body = cJSON_CreateObject();
 
-    (void)ctx;
+    (void)router;
     (void)request;
     if (body == NULL || cJSON_AddStringToObject(body, "device", identity->device) == NULL ||
         cJSON_AddStringToObject(body, "policy", identity->policy) == NULL ||

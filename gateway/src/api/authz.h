@@ -10,8 +10,11 @@
 #include "access.h"
 #include "tether/http_handler.h"
 
+struct tether_gate_router;
+
 /* tether_gate_stage_fn: the request passed authorization. */
-void tether_gate_authz_allow(void *ctx, const tether_gate_identity_t *identity,
+void tether_gate_authz_allow(struct tether_gate_router *router,
+                             const tether_gate_identity_t *identity,
                              const tether_http_request_t *request,
                              tether_http_response_t *response);
 

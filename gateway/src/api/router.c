@@ -3,18 +3,43 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "authz.h"
+#include "forward.h"
 #include "tether/http_server.h"
 #include "tether/log.h"
 
 #define AUTHZ_PATH "/authz"
 
-/* The one route table. The proxy's routes (/v1/chat/completions, ...) join
- * it with their stages. */
+static void forward_stage(tether_gate_router_t *router, const tether_gate_identity_t *identity,
+                          const tether_http_request_t *request, tether_http_response_t *response)
+{
+    tether_gate_forward_handle(router->forward, identity, request, response);
+}
+
+static void metrics_stage(tether_gate_router_t *router, const tether_gate_identity_t *identity,
+                          const tether_http_request_t *request, tether_http_response_t *response)
+{
+    (void)identity;
+    if (strcmp(request->method, "GET") != 0) {
+        tether_http_respond_error(response, 405, "method_not_allowed", "use GET");
+        response->allow = "GET";
+        return;
+    }
+    tether_gate_monitor_handle(router->monitor, response);
+}
+
+/* The one route table. The proxy's endpoints check their methods
+ * themselves (proxy.h). */
 static const tether_gate_route_t routes[] = {
     {AUTHZ_PATH, false, TETHER_GATE_TARGET_NGINX, tether_gate_authz_allow},
     {AUTHZ_PATH "/", true, TETHER_GATE_TARGET_ENVOY, tether_gate_authz_allow},
+    {"/v1/chat/completions", false, TETHER_GATE_TARGET_SELF, forward_stage},
+    {"/v1/completions", false, TETHER_GATE_TARGET_SELF, forward_stage},
+    {"/v1/embeddings", false, TETHER_GATE_TARGET_SELF, forward_stage},
+    {"/v1/models", false, TETHER_GATE_TARGET_SELF, forward_stage},
+    {"/metrics", false, TETHER_GATE_TARGET_LOCAL, metrics_stage},
 };
 
 const tether_gate_route_t *tether_gate_route_find(const char *path)
@@ -100,6 +125,23 @@ static void refuse_request(tether_http_response_t *response, unsigned status, co
     tether_http_respond_json(response, status, body);
 }
 
+/* Whether the client is on this host: the only callers of LOCAL routes
+ * (the metrics say how the gateway is used; no token protects them). */
+static bool remote_is_loopback(const char *remote)
+{
+    return remote != NULL && (strncmp(remote, "127.", 4) == 0 || strcmp(remote, "::1") == 0 ||
+                              strncmp(remote, "::ffff:127.", 11) == 0);
+}
+
+/* Monotonic seconds, for the authorization's duration. */
+static double mono_seconds(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 /* The method and normalised URL the request's proof must name. */
 static bool find_target(const tether_gate_config_t *config, const tether_gate_route_t *route,
                         const tether_http_request_t *request, const char **htm, char *htu,
@@ -133,11 +175,21 @@ void tether_gate_router_handle(void *arg, const tether_http_request_t *request,
     tether_gate_identity_t identity;
     tether_gate_refusal_t refusal;
     int64_t now = tether_gate_wall_seconds();
+    double started = mono_seconds();
     tether_status_t rc;
 
     if (route == NULL) {
         refuse_request(response, 404, TETHER_GATE_NOT_FOUND, TETHER_GATE_NOT_FOUND,
                        "no such endpoint on tether-gate");
+        return;
+    }
+    response->route = route->path; /* the server's metrics: the pattern, never the path */
+    if (route->target == TETHER_GATE_TARGET_LOCAL) {
+        if (remote_is_loopback(request->remote))
+            route->stage(router, NULL, request, response);
+        else
+            refuse_request(response, 403, TETHER_GATE_OAUTH_INSUFFICIENT_SCOPE,
+                           TETHER_GATE_NOT_LOCAL, "this endpoint answers loopback clients only");
         return;
     }
     memset(&access_request, 0, sizeof(access_request));
@@ -155,6 +207,8 @@ void tether_gate_router_handle(void *arg, const tether_http_request_t *request,
                                   tether_gate_mono_seconds(), &identity, &refusal);
     if (rc == TETHER_ERR_VERIFY) {
         tether_info("access", "refused %s %s: %s", access_request.htm, htu, refusal.tether_error);
+        tether_gate_monitor_refused(router->monitor, route->path, &refusal,
+                                    mono_seconds() - started);
         tether_gate_respond_refusal(router->access, &refusal, now, response);
         return;
     }
@@ -163,7 +217,8 @@ void tether_gate_router_handle(void *arg, const tether_http_request_t *request,
         tether_http_respond_error(response, 500, "server_error", "authorization failed");
         return;
     }
-    route->stage(router->stage_ctx, &identity, request, response);
+    tether_gate_monitor_authorized(router->monitor, mono_seconds() - started);
+    route->stage(router, &identity, request, response);
     if (router->config->dpop_nonce)
         add_nonce(router->access, now, response);
 }

@@ -6,9 +6,9 @@
  * and only then the route's stage gets the verified identity and the
  * request and produces the response.
  *
- * The stage is the seam for what comes next: the proxy to the upstream
- * (ceilings, SSE, usage) adds its routes with their own stages here; it
- * never sees a request that authorization refused.
+ * The proxy's routes (forward.h: ceilings, upstream, usage) never see a
+ * request that authorization refused. One route needs no token: GET
+ * /metrics, answered to loopback clients only (TETHER_GATE_TARGET_LOCAL).
  */
 #ifndef TETHER_GATE_ROUTER_H
 #define TETHER_GATE_ROUTER_H
@@ -16,10 +16,16 @@
 #include <stdbool.h>
 
 #include "access.h"
+#include "monitor.h"
 #include "tether/http_handler.h"
 
-/* After authorization: identity is verified; the stage fills response. */
-typedef void (*tether_gate_stage_fn)(void *ctx, const tether_gate_identity_t *identity,
+struct tether_gate_router;
+struct tether_gate_forward;
+
+/* After authorization: identity is verified (NULL for a LOCAL route); the
+ * stage fills response. */
+typedef void (*tether_gate_stage_fn)(struct tether_gate_router *router,
+                                     const tether_gate_identity_t *identity,
                                      const tether_http_request_t *request,
                                      tether_http_response_t *response);
 
@@ -28,6 +34,7 @@ typedef enum tether_gate_target {
     TETHER_GATE_TARGET_SELF,  /* this request: method, public_url + path */
     TETHER_GATE_TARGET_NGINX, /* X-Original-Method, public_url + X-Original-URI */
     TETHER_GATE_TARGET_ENVOY, /* this method, public_url + the path after the route's */
+    TETHER_GATE_TARGET_LOCAL, /* no token: answered to a loopback client only */
 } tether_gate_target_t;
 
 typedef struct tether_gate_route {
@@ -38,9 +45,10 @@ typedef struct tether_gate_route {
 } tether_gate_route_t;
 
 typedef struct tether_gate_router {
-    tether_gate_access_t *access;       /* borrowed */
-    const tether_gate_config_t *config; /* borrowed */
-    void *stage_ctx;                    /* passed to every stage */
+    tether_gate_access_t *access;         /* borrowed */
+    const tether_gate_config_t *config;   /* borrowed */
+    struct tether_gate_forward *forward;  /* borrowed: the proxy's stage */
+    tether_gate_monitor_t *monitor;       /* borrowed: usage lines, metrics */
 } tether_gate_router_t;
 
 /* tether_http_handler_fn over a tether_gate_router_t. */

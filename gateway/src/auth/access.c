@@ -367,7 +367,7 @@ tether_status_t tether_gate_access_check(tether_gate_access_t *access,
                                          tether_gate_refusal_t *refusal)
 {
     uint8_t hash[TETHER_SHA256_SIZE];
-    const tether_gate_policy_t *policy;
+    const tether_gate_config_policy_t *policy;
     const char *token;
     size_t token_len;
     bool bearer;

@@ -43,6 +43,7 @@
 #define TETHER_GATE_FLEET_KEYS_UNAVAILABLE "fleet_keys_unavailable"
 #define TETHER_GATE_AUTHZ_NO_TARGET "authz_no_original_request"
 #define TETHER_GATE_NOT_FOUND "not_found"
+#define TETHER_GATE_NOT_LOCAL "not_loopback" /* a loopback-only route (/metrics) */
 
 typedef struct tether_gate_refusal {
     unsigned status;          /* 400, 401, 403 or 503 */

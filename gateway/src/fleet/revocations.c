@@ -145,6 +145,18 @@ uint64_t tether_gate_revocations_last_seq(tether_gate_revocations_t *revocations
     return seq;
 }
 
+int64_t tether_gate_revocations_age(tether_gate_revocations_t *revocations, int64_t mono_now)
+{
+    int64_t last_contact = 0;
+
+    if (revocations != NULL && revocations->lock_ready) {
+        pthread_mutex_lock(&revocations->lock);
+        last_contact = revocations->last_contact;
+        pthread_mutex_unlock(&revocations->lock);
+    }
+    return last_contact == 0 ? -1 : mono_now - last_contact;
+}
+
 tether_gate_revocation_state_t tether_gate_revocations_check(
     tether_gate_revocations_t *revocations, const char *device, const char *jti, int64_t now,
     int64_t mono_now)

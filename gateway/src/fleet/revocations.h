@@ -65,6 +65,10 @@ TETHER_MUST_CHECK tether_status_t tether_gate_revocations_apply(
 /* The next after= value. */
 uint64_t tether_gate_revocations_last_seq(tether_gate_revocations_t *revocations);
 
+/* Seconds since the feed was last reached at mono_now, or -1 before the
+ * first contact (for /metrics). */
+int64_t tether_gate_revocations_age(tether_gate_revocations_t *revocations, int64_t mono_now);
+
 /* Whether a request of device with token jti may pass, at wall-clock now
  * and monotonic mono_now. */
 tether_gate_revocation_state_t tether_gate_revocations_check(

@@ -385,11 +385,11 @@ static uint64_t seconds_until(const bucket_t *bucket, int64_t need, uint64_t per
     return ms < 1000u ? 1u : (ms + 999u) / 1000u;
 }
 
-static void refuse(tether_gate_refusal_t *refusal, tether_gate_refusal_kind_t kind,
+static void refuse(tether_gate_policy_refusal_t *refusal, tether_gate_refusal_kind_t kind,
                    unsigned status, const char *code, uint64_t retry_after, const char *fmt, ...)
     __attribute__((format(printf, 6, 7)));
 
-static void refuse(tether_gate_refusal_t *refusal, tether_gate_refusal_kind_t kind,
+static void refuse(tether_gate_policy_refusal_t *refusal, tether_gate_refusal_kind_t kind,
                    unsigned status, const char *code, uint64_t retry_after, const char *fmt, ...)
 {
     va_list ap;
@@ -406,7 +406,7 @@ static void refuse(tether_gate_refusal_t *refusal, tether_gate_refusal_kind_t ki
 /* The checks that need no device state: the model, its price, and whether
  * the worst case could ever fit a ceiling. */
 static bool admissible(const tether_gate_policy_t *policy, const tether_gate_demand_t *demand,
-                       tether_gate_reservation_t *reservation, tether_gate_refusal_t *refusal)
+                       tether_gate_reservation_t *reservation, tether_gate_policy_refusal_t *refusal)
 {
     const tether_gate_price_t *price;
 
@@ -443,7 +443,7 @@ static bool admissible(const tether_gate_policy_t *policy, const tether_gate_dem
  * request and its worst case. */
 static bool fits_device(const tether_gate_policy_t *policy, tether_gate_device_t *d,
                         int64_t now_ms, const tether_gate_reservation_t *reservation,
-                        tether_gate_refusal_t *refusal)
+                        tether_gate_policy_refusal_t *refusal)
 {
     int64_t one_request = MS_PER_MINUTE;
     /* Bounded by tokens_per_minute (admissible) whenever it is used. */
@@ -493,7 +493,7 @@ static bool fits_device(const tether_gate_policy_t *policy, tether_gate_device_t
 tether_status_t tether_gate_policy_reserve(tether_gate_policy_t *policy,
                                            const tether_gate_demand_t *demand, int64_t now_ms,
                                            tether_gate_reservation_t *reservation,
-                                           tether_gate_refusal_t *refusal)
+                                           tether_gate_policy_refusal_t *refusal)
 {
     tether_status_t rc = TETHER_ERR_INVALID_ARGUMENT;
     tether_gate_device_t *d;

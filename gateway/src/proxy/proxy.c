@@ -70,8 +70,19 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void report(const tether_gate_proxy_t *proxy, tether_gate_outcome_t *outcome)
+/* Monotonic seconds, for the outcome's duration. */
+static double mono_seconds(void)
 {
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void report(const tether_gate_proxy_t *proxy, tether_gate_outcome_t *outcome,
+                   double started)
+{
+    outcome->seconds = mono_seconds() - started;
     if (proxy->opts.on_outcome != NULL)
         proxy->opts.on_outcome(proxy->opts.outcome_arg, outcome);
 }
@@ -97,21 +108,23 @@ static void settle(tether_gate_proxy_t *proxy, tether_gate_reservation_t *reserv
                             "(max_tokens ignored?); charged in full", outcome->device);
 }
 
-static void refuse(tether_http_response_t *response, const tether_gate_refusal_t *refusal)
+static void refuse(tether_http_response_t *response, const tether_gate_policy_refusal_t *refusal)
 {
     tether_http_respond_error(response, refusal->status, refusal->code, refusal->description);
     response->retry_after_seconds = refusal->retry_after_seconds;
 }
 
-static void upstream_failed(tether_http_response_t *response, tether_status_t rc,
-                            const char *why)
+/* Answers a transfer that got no answer from upstream; returns the code. */
+static const char *upstream_failed(tether_http_response_t *response, tether_status_t rc,
+                                   const char *why)
 {
     if (rc == TETHER_ERR_STATE) {
         tether_http_respond_error(response, 503, "upstream_busy", why);
         response->retry_after = "1";
-    } else {
-        tether_http_respond_error(response, 502, "upstream_unavailable", why);
+        return "upstream_busy";
     }
+    tether_http_respond_error(response, 502, "upstream_unavailable", why);
+    return "upstream_unavailable";
 }
 
 /* ---- JSON answers ------------------------------------------------------------ */
@@ -134,7 +147,7 @@ static void forward_whole(tether_gate_proxy_t *proxy, const char *path,
     if (rc != TETHER_OK || status < 200 || status > 299) {
         tether_gate_policy_release(proxy->opts.policy, reservation);
         if (rc != TETHER_OK) {
-            upstream_failed(response, rc, why);
+            outcome->code = upstream_failed(response, rc, why);
         } else {
             /* upstream's own refusal (its JSON error), passed on */
             response->status = status;
@@ -167,6 +180,8 @@ typedef struct stream_job {
     tether_gate_reservation_t reservation;
     char path[32]; /* the client's */
     char device[TETHER_GATE_MAX_DEVICE_BYTES + 1];
+    char jti[TETHER_GATE_MAX_DEVICE_BYTES + 1]; /* "" when the caller gave none */
+    double started;                             /* mono_seconds() at the stage's start */
     tether_http_stream_t *stream;
     tether_sse_parser_t sse;
     tether_gate_usage_t usage;
@@ -241,10 +256,13 @@ static void *run_stream(void *arg)
     pthread_mutex_unlock(&job->lock);
     memset(&outcome, 0, sizeof(outcome));
     outcome.device = job->device;
+    outcome.jti = job->jti[0] != '\0' ? job->jti : NULL;
     outcome.model = job->request.model;
     outcome.path = job->path;
     outcome.stream = true;
     outcome.status = job->head ? job->status : 502;
+    if (!job->head)
+        outcome.code = rc == TETHER_ERR_STATE ? "upstream_busy" : "upstream_unavailable";
     /* Settled before the client sees the end: whoever reads the spend
      * after the stream finds it charged. A stream cut after its head may
      * have cost upstream anything up to the worst case. */
@@ -258,7 +276,7 @@ static void *run_stream(void *arg)
         tether_gate_policy_release(proxy->opts.policy, &job->reservation);
     }
     tether_http_stream_finish(job->stream, rc == TETHER_OK);
-    report(proxy, &outcome);
+    report(proxy, &outcome, job->started);
     drop_job(job);
     pthread_mutex_lock(&proxy->lock);
     proxy->streams--;
@@ -267,7 +285,8 @@ static void *run_stream(void *arg)
     return NULL;
 }
 
-static stream_job_t *make_job(tether_gate_proxy_t *proxy, const char *path, const char *device,
+static stream_job_t *make_job(tether_gate_proxy_t *proxy, const char *path,
+                              const tether_gate_caller_t *who, double started,
                               tether_gate_request_t *request,
                               tether_gate_reservation_t *reservation)
 {
@@ -287,7 +306,9 @@ static stream_job_t *make_job(tether_gate_proxy_t *proxy, const char *path, cons
         job->reservation = *reservation;
         memset(reservation, 0, sizeof(*reservation));
         snprintf(job->path, sizeof(job->path), "%s", path);
-        snprintf(job->device, sizeof(job->device), "%s", device);
+        snprintf(job->device, sizeof(job->device), "%s", who->device);
+        snprintf(job->jti, sizeof(job->jti), "%s", who->jti != NULL ? who->jti : "");
+        job->started = started;
         job->holders = 2; /* the handler and the thread */
         return job;
     }
@@ -300,11 +321,12 @@ static stream_job_t *make_job(tether_gate_proxy_t *proxy, const char *path, cons
     return NULL;
 }
 
-static void forward_stream(tether_gate_proxy_t *proxy, const char *path, const char *device,
+static void forward_stream(tether_gate_proxy_t *proxy, const char *path,
+                           const tether_gate_caller_t *who, double stage_start,
                            tether_gate_request_t *request, tether_gate_reservation_t *reservation,
                            tether_gate_outcome_t *outcome, tether_http_response_t *response)
 {
-    stream_job_t *job = make_job(proxy, path, device, request, reservation);
+    stream_job_t *job = make_job(proxy, path, who, stage_start, request, reservation);
     pthread_attr_t attr;
     pthread_t thread;
     bool started = false;
@@ -313,6 +335,7 @@ static void forward_stream(tether_gate_proxy_t *proxy, const char *path, const c
         tether_gate_policy_release(proxy->opts.policy, reservation);
         tether_http_respond_error(response, 503, "server_error", "out of memory");
         outcome->status = response->status;
+        outcome->code = "server_error";
         return;
     }
     /* The response holds the stream from here on, whatever happens. */
@@ -336,6 +359,7 @@ static void forward_stream(tether_gate_proxy_t *proxy, const char *path, const c
         tether_http_respond_error(response, 503, "upstream_busy", "cannot start a stream");
         response->retry_after = "1";
         outcome->status = response->status;
+        outcome->code = "upstream_busy";
         return;
     }
     /* The thread reports the outcome; here only the answer's head. */
@@ -350,7 +374,7 @@ static void forward_stream(tether_gate_proxy_t *proxy, const char *path, const c
     } else {
         /* No answer at all: the stream, still in the response, is given up
          * when the server sends this error instead. */
-        upstream_failed(response, job->result, job->why);
+        (void)upstream_failed(response, job->result, job->why);
     }
     pthread_mutex_unlock(&job->lock);
     drop_job(job);
@@ -358,9 +382,11 @@ static void forward_stream(tether_gate_proxy_t *proxy, const char *path, const c
 
 /* ---- /v1/models ------------------------------------------------------------------- */
 
-static void list_models(tether_gate_proxy_t *proxy, const tether_gate_identity_t *who,
-                        tether_http_response_t *response)
+/* Answers the list; returns NULL, or the code of a failure. */
+static const char *list_models(tether_gate_proxy_t *proxy, const tether_gate_caller_t *who,
+                               tether_http_response_t *response)
 {
+    const char *code = "upstream_unavailable";
     char why[256] = "";
     char *answer = NULL;
     size_t answer_len = 0;
@@ -371,7 +397,7 @@ static void list_models(tether_gate_proxy_t *proxy, const tether_gate_identity_t
     rc = tether_gate_upstream_fetch(proxy->opts.upstream, "GET", "/models", NULL, 0, &status,
                                     &answer, &answer_len, why, sizeof(why));
     if (rc != TETHER_OK) {
-        upstream_failed(response, rc, why);
+        code = upstream_failed(response, rc, why);
         goto out;
     }
     if (status != 200 || tether_json_parse_object(answer, answer_len, &root) != TETHER_OK ||
@@ -398,6 +424,7 @@ static void list_models(tether_gate_proxy_t *proxy, const tether_gate_identity_t
     kept = NULL;
     tether_http_respond_json(response, 200, root);
     root = NULL;
+    code = NULL;
 out:
     cJSON_Delete(kept);
     cJSON_Delete(root);
@@ -405,22 +432,24 @@ out:
         tether_wipe(answer, answer_len);
         free(answer);
     }
+    return code;
 }
 
 /* ---- the stage ---------------------------------------------------------------------- */
 
-void tether_gate_proxy_handle(tether_gate_proxy_t *proxy, const tether_gate_identity_t *who,
+void tether_gate_proxy_handle(tether_gate_proxy_t *proxy, const tether_gate_caller_t *who,
                               const tether_http_request_t *request,
                               tether_http_response_t *response)
 {
     tether_gate_endpoint_t endpoint;
     tether_gate_request_t inspected;
     tether_gate_reservation_t reservation;
-    tether_gate_refusal_t refusal;
+    tether_gate_policy_refusal_t refusal;
     tether_gate_demand_t demand;
     tether_gate_outcome_t outcome;
     char why[256] = "";
     const char *path;
+    double started = mono_seconds();
 
     tether_gate_request_init(&inspected);
     memset(&reservation, 0, sizeof(reservation));
@@ -432,30 +461,37 @@ void tether_gate_proxy_handle(tether_gate_proxy_t *proxy, const tether_gate_iden
         return;
     }
     path = request->path;
+    outcome.device = who->device;
+    outcome.jti = who->jti;
+    outcome.path = path;
     if (strcmp(path, API_PREFIX "/models") == 0) {
         if (strcmp(request->method, "GET") != 0) {
             tether_http_respond_error(response, 405, "method_not_allowed", "use GET");
             response->allow = "GET";
+            outcome.code = "method_not_allowed";
         } else {
-            list_models(proxy, who, response);
+            outcome.code = list_models(proxy, who, response);
         }
-        return;
+        goto answered;
     }
     if (!tether_gate_endpoint_from_path(path, &endpoint)) {
         tether_http_respond_error(response, 404, "not_found", "no such endpoint");
-        return;
+        outcome.code = "not_found";
+        goto answered;
     }
     if (strcmp(request->method, "POST") != 0) {
         tether_http_respond_error(response, 405, "method_not_allowed", "use POST");
         response->allow = "POST";
-        return;
+        outcome.code = "method_not_allowed";
+        goto answered;
     }
     if (tether_gate_request_inspect(endpoint, request->body, request->body_len,
                                     proxy->opts.policy->default_max_tokens, &inspected, why,
                                     sizeof(why)) != TETHER_OK) {
         tether_http_respond_error(response, 400, "invalid_request",
                                   why[0] != '\0' ? why : "the request could not be read");
-        goto out;
+        outcome.code = "invalid_request";
+        goto answered;
     }
     memset(&demand, 0, sizeof(demand));
     demand.device = who->device;
@@ -464,28 +500,32 @@ void tether_gate_proxy_handle(tether_gate_proxy_t *proxy, const tether_gate_iden
     demand.token_model_count = who->model_count;
     demand.prompt_bound = inspected.prompt_bound;
     demand.completion_bound = inspected.completion_bound;
-    outcome.device = who->device;
     outcome.model = inspected.model;
-    outcome.path = path;
     outcome.stream = inspected.stream;
     if (tether_gate_policy_reserve(proxy->opts.policy, &demand, now_ms(), &reservation,
                                    &refusal) != TETHER_OK) {
-        if (refusal.status != 0)
+        if (refusal.status != 0) {
             refuse(response, &refusal);
-        else
+            outcome.code = refusal.code;
+        } else {
             tether_http_respond_error(response, 400, "invalid_request", "unusable request");
-        outcome.status = response->status;
-        report(proxy, &outcome);
-        goto out;
+            outcome.code = "invalid_request";
+        }
+        goto answered;
     }
     if (inspected.stream) {
-        forward_stream(proxy, path, who->device, &inspected, &reservation, &outcome, response);
+        /* The stream's thread reports it, unless it never started. */
+        forward_stream(proxy, path, who, started, &inspected, &reservation, &outcome, response);
         if (outcome.status != 0)
-            report(proxy, &outcome);
+            report(proxy, &outcome, started);
     } else {
         forward_whole(proxy, path + strlen(API_PREFIX), &inspected, &reservation, &outcome, response);
-        report(proxy, &outcome);
+        report(proxy, &outcome, started);
     }
+    goto out;
+answered: /* answered in this call, reported here */
+    outcome.status = response->status;
+    report(proxy, &outcome, started);
 out:
     tether_gate_request_free(&inspected);
 }

@@ -184,7 +184,7 @@ tether_status_t tether_gate_config_add_price(tether_gate_config_t *config, const
 {
     const char *eq, *colon;
     char number[32];
-    tether_gate_price_t price;
+    tether_gate_config_price_t price;
     size_t n;
 
     if (config == NULL || text == NULL)
@@ -217,7 +217,7 @@ tether_status_t tether_gate_config_add_price(tether_gate_config_t *config, const
     return TETHER_OK;
 }
 
-const tether_gate_policy_t *tether_gate_config_policy(const tether_gate_config_t *config,
+const tether_gate_config_policy_t *tether_gate_config_policy(const tether_gate_config_t *config,
                                                       const char *name)
 {
     if (config == NULL || name == NULL)
@@ -230,7 +230,7 @@ const tether_gate_policy_t *tether_gate_config_policy(const tether_gate_config_t
 
 /* ---- defaults --------------------------------------------------------- */
 
-void tether_gate_policy_init(tether_gate_policy_t *policy, const char *name)
+void tether_gate_config_policy_init(tether_gate_config_policy_t *policy, const char *name)
 {
     memset(policy, 0, sizeof(*policy));
     snprintf(policy->name, sizeof(policy->name), "%s", name);
@@ -257,6 +257,10 @@ void tether_gate_config_init(tether_gate_config_t *config)
     config->connection_timeout_seconds = 60;
     config->request_head_timeout_seconds = 10;
     config->threads = 4;
+    config->upstream_max_transfers = 64;
+    config->upstream_timeout_seconds = 300;
+    config->upstream_idle_timeout_seconds = 60;
+    config->max_devices = 65536;
 }
 
 /* ---- the file --------------------------------------------------------- */
@@ -265,7 +269,7 @@ typedef enum value_kind { KIND_UINT, KIND_BOOL, KIND_PATH, KIND_URL, KIND_NAME }
 
 /* One key of the top level or of a policy: where its value goes and its
  * bounds. offset is into tether_gate_config_t (top level) or
- * tether_gate_policy_t (policy). */
+ * tether_gate_config_policy_t (policy). */
 typedef struct config_key {
     const char *key;
     value_kind_t kind;
@@ -287,6 +291,11 @@ static const config_key_t top_keys[] = {
     TEXT(rp_token_file, KIND_PATH),
     TEXT(upstream, KIND_URL),
     TEXT(upstream_key_file, KIND_PATH),
+    TEXT(upstream_ca, KIND_PATH),
+    UINT(upstream_max_transfers, 1, 4096),
+    UINT(upstream_timeout_seconds, 1, 3600),
+    UINT(upstream_idle_timeout_seconds, 1, 3600),
+    UINT(max_devices, 16, 10000000),
     TEXT(audience, KIND_NAME),
     {"dpop_nonce", KIND_BOOL, offsetof(tether_gate_config_t, dpop_nonce), 0, 0, 0},
     UINT(dpop_max_age_seconds, 5, 300),
@@ -302,19 +311,22 @@ static const config_key_t top_keys[] = {
     UINT(threads, 1, 256),
 };
 
-#define POLICY_UINT(name, lo, hi) {#name, KIND_UINT, offsetof(tether_gate_policy_t, name), 0, lo, hi}
+#define POLICY_UINT(name, lo, hi) {#name, KIND_UINT, offsetof(tether_gate_config_policy_t, name), 0, lo, hi}
+
+/* seen_top has a bit per top key below the SEEN_ flags. */
+_Static_assert(sizeof(top_keys) / sizeof(top_keys[0]) <= 29, "too many top-level keys");
 
 static const config_key_t policy_keys[] = {
     POLICY_UINT(requests_per_minute, 0, 1000000),
     POLICY_UINT(tokens_per_minute, 0, 100000000),
     POLICY_UINT(max_tokens, 1, 1000000),
-    {"allow_bearer", KIND_BOOL, offsetof(tether_gate_policy_t, allow_bearer), 0, 0, 0},
+    {"allow_bearer", KIND_BOOL, offsetof(tether_gate_config_policy_t, allow_bearer), 0, 0, 0},
 };
 
 /* Parser state: which keys were seen in the current scope. */
 typedef struct parse_state {
     tether_gate_config_t *config;
-    tether_gate_policy_t *policy; /* NULL at the top level */
+    tether_gate_config_policy_t *policy; /* NULL at the top level */
     uint32_t seen_top;            /* bit per top_keys entry, +listen */
     uint32_t seen_policy;         /* bit per policy key (policy_keys, models, spend) */
     tether_gate_config_error_t *error;
@@ -377,7 +389,7 @@ static tether_status_t set_value(parse_state_t *st, const config_key_t *k, void 
 
 static tether_status_t parse_policy_key(parse_state_t *st, const char *key, const char *value)
 {
-    tether_gate_policy_t *policy = st->policy;
+    tether_gate_config_policy_t *policy = st->policy;
 
     if (strcmp(key, "models") == 0) {
         if (st->seen_policy & SEEN_MODELS)
@@ -453,7 +465,7 @@ static tether_status_t parse_section(parse_state_t *st, char *line)
     if (config->policy_count >= TETHER_GATE_CONFIG_MAX_POLICIES)
         return fail(st, "more than %d policies", TETHER_GATE_CONFIG_MAX_POLICIES);
     st->policy = &config->policies[config->policy_count++];
-    tether_gate_policy_init(st->policy, name);
+    tether_gate_config_policy_init(st->policy, name);
     st->seen_policy = 0;
     return TETHER_OK;
 }
@@ -577,7 +589,7 @@ static void format_amount(uint64_t micros, char *out, size_t out_size)
              decimals, (unsigned long long)fraction);
 }
 
-static void format_policy(FILE *f, const tether_gate_policy_t *p)
+static void format_policy(FILE *f, const tether_gate_config_policy_t *p)
 {
     char spend[32];
 
@@ -644,6 +656,17 @@ tether_status_t tether_gate_config_format(const tether_gate_config_t *config, ch
                "# never sent to clients).\nupstream = %s\n",
             config->upstream);
     format_optional(f, "upstream_key_file", config->upstream_key_file, "upstream.key");
+    format_optional(f, "upstream_ca", config->upstream_ca, "upstream-ca.pem");
+    fprintf(f,
+            "# Upstream requests at once, streams included (503 beyond); the time a\n"
+            "# whole answer may take; a stream silent this long is cut.\n"
+            "upstream_max_transfers = %u\nupstream_timeout_seconds = %u\n"
+            "upstream_idle_timeout_seconds = %u\n"
+            "# Devices the ceilings track. Spend is never forgotten early: size it\n"
+            "# for the devices active in one day (beyond: 503 too_many_devices).\n"
+            "max_devices = %u\n",
+            config->upstream_max_transfers, config->upstream_timeout_seconds,
+            config->upstream_idle_timeout_seconds, config->max_devices);
     fprintf(f,
             "\n# DPoP (RFC 9449): ask every client for a server nonce (yes/no), the\n"
             "# oldest proof accepted, and the clock skew tolerated for iat, exp, nbf.\n"

@@ -17,6 +17,15 @@
  *                                   role (mode 0600 or 0400, owned by the user)
  *   upstream = URL                  the AI endpoint (http or https)
  *   upstream_key_file = FILE        its API key (same mode rule), optional
+ *   upstream_ca = FILE              the CA for an https upstream (default:
+ *                                   the system's trust store)
+ *   upstream_max_transfers = 64     upstream requests at once, streams
+ *                                   included (503 upstream_busy beyond)
+ *   upstream_timeout_seconds = 300  a whole answer that does not stream
+ *   upstream_idle_timeout_seconds = 60  a stream silent this long is cut
+ *   max_devices = 65536             devices the ceilings track; spend is
+ *                                   never forgotten early: size for the
+ *                                   devices active in one day
  *   audience = tether-gate          the aud tokens must carry
  *   dpop_nonce = no                 ask every client for a server nonce
  *   dpop_max_age_seconds = 60       oldest proof iat accepted
@@ -60,7 +69,7 @@
 /* Money in millionths of the price table's currency unit. */
 #define TETHER_GATE_MICROS 1000000ULL
 
-typedef struct tether_gate_policy {
+typedef struct tether_gate_config_policy {
     char name[TETHER_GATE_CONFIG_NAME_MAX + 1];
     char models[TETHER_GATE_CONFIG_MODELS_MAX + 1]; /* comma-separated globs */
     uint32_t requests_per_minute;
@@ -68,13 +77,13 @@ typedef struct tether_gate_policy {
     uint64_t spend_per_day_micros;
     uint32_t max_tokens;
     bool allow_bearer;
-} tether_gate_policy_t;
+} tether_gate_config_policy_t;
 
-typedef struct tether_gate_price {
+typedef struct tether_gate_config_price {
     char model[TETHER_GATE_CONFIG_NAME_MAX + 1];
     uint64_t prompt_per_1k_micros;
     uint64_t completion_per_1k_micros;
-} tether_gate_price_t;
+} tether_gate_config_price_t;
 
 typedef struct tether_gate_config {
     char listen_host[TETHER_GATE_CONFIG_HOST_MAX]; /* without brackets */
@@ -88,6 +97,11 @@ typedef struct tether_gate_config {
     char rp_token_file[TETHER_GATE_CONFIG_PATH_MAX];
     char upstream[TETHER_GATE_CONFIG_URL_MAX];
     char upstream_key_file[TETHER_GATE_CONFIG_PATH_MAX];
+    char upstream_ca[TETHER_GATE_CONFIG_PATH_MAX]; /* "" : the system's trust store */
+    uint32_t upstream_max_transfers;
+    uint32_t upstream_timeout_seconds;
+    uint32_t upstream_idle_timeout_seconds;
+    uint32_t max_devices;
     char audience[TETHER_GATE_CONFIG_NAME_MAX + 1];
     bool dpop_nonce;
     uint32_t dpop_max_age_seconds;
@@ -101,9 +115,9 @@ typedef struct tether_gate_config {
     uint32_t connection_timeout_seconds;
     uint32_t request_head_timeout_seconds;
     uint32_t threads;
-    tether_gate_price_t prices[TETHER_GATE_CONFIG_MAX_PRICES];
+    tether_gate_config_price_t prices[TETHER_GATE_CONFIG_MAX_PRICES];
     size_t price_count;
-    tether_gate_policy_t policies[TETHER_GATE_CONFIG_MAX_POLICIES];
+    tether_gate_config_policy_t policies[TETHER_GATE_CONFIG_MAX_POLICIES];
     size_t policy_count;
 } tether_gate_config_t;
 
@@ -117,7 +131,7 @@ void tether_gate_config_init(tether_gate_config_t *config);
 
 /* Defaults of a new policy named name (no ceilings but the ones written by
  * init: models "*", max_tokens 1024, no bearer). */
-void tether_gate_policy_init(tether_gate_policy_t *policy, const char *name);
+void tether_gate_config_policy_init(tether_gate_config_policy_t *policy, const char *name);
 
 /* Parses len bytes over the defaults in config (tether_gate_config_init
  * first), then checks the whole: fleet, fleet_ca, rp_token_file and upstream
@@ -146,7 +160,7 @@ bool tether_gate_config_models_valid(const char *text);
 bool tether_gate_config_url_valid(const char *text);
 
 /* The policy named name, or NULL. */
-const tether_gate_policy_t *tether_gate_config_policy(const tether_gate_config_t *config,
+const tether_gate_config_policy_t *tether_gate_config_policy(const tether_gate_config_t *config,
                                                       const char *name);
 
 /* Whether model matches one of the comma-separated globs of models ('*'

@@ -22,6 +22,8 @@ void tether_gate_service_init(tether_gate_service_t *service)
     tether_gate_revocations_init(&service->revocations);
     tether_gate_feed_follower_init(&service->follower);
     tether_gate_access_init(&service->access);
+    tether_gate_monitor_init(&service->monitor);
+    tether_gate_forward_init(&service->forward);
     tether_http_server_init(&service->server);
 }
 
@@ -125,10 +127,26 @@ tether_status_t tether_gate_service_load(tether_gate_service_t *service, const c
     if ((rc = read_secret(dir, config->rp_token_file, service->rp_token,
                           sizeof(service->rp_token), error)) != TETHER_OK)
         return rc;
-    if (config->upstream_key_file[0] != '\0' &&
-        (rc = read_secret(dir, config->upstream_key_file, service->upstream_key,
-                          sizeof(service->upstream_key), error)) != TETHER_OK)
-        return rc;
+    if (config->upstream_key_file[0] != '\0') {
+        if ((rc = tether_gate_file_resolve(dir, config->upstream_key_file,
+                                           service->upstream_key_path,
+                                           sizeof(service->upstream_key_path))) != TETHER_OK)
+            return load_fail(error, rc, "%s: upstream_key_file: path too long", path);
+        if ((rc = read_secret(dir, config->upstream_key_file, service->upstream_key,
+                              sizeof(service->upstream_key), error)) != TETHER_OK)
+            return rc;
+    }
+    if (config->upstream_ca[0] != '\0') {
+        char *ca_pem = NULL;
+
+        if ((rc = tether_gate_file_resolve(dir, config->upstream_ca, service->upstream_ca_path,
+                                           sizeof(service->upstream_ca_path))) != TETHER_OK)
+            return load_fail(error, rc, "%s: upstream_ca: path too long", path);
+        /* Read once here so that check names a missing or unreadable CA. */
+        if ((rc = read_pem(dir, config->upstream_ca, &ca_pem, error)) != TETHER_OK)
+            return rc;
+        free(ca_pem);
+    }
     if (config->tls_cert[0] != '\0' &&
         ((rc = read_pem(dir, config->tls_cert, &service->tls_cert_pem, error)) != TETHER_OK ||
          (rc = read_pem(dir, config->tls_key, &service->tls_key_pem, error)) != TETHER_OK))
@@ -138,6 +156,7 @@ tether_status_t tether_gate_service_load(tether_gate_service_t *service, const c
 
 tether_status_t tether_gate_service_start(tether_gate_service_t *service)
 {
+    char why[256] = "";
     tether_gate_config_t *config;
     tether_http_server_options_t opts;
     tether_status_t rc;
@@ -145,6 +164,17 @@ tether_status_t tether_gate_service_start(tether_gate_service_t *service)
     if (service == NULL)
         return TETHER_ERR_INVALID_ARGUMENT;
     config = &service->config;
+    if ((rc = tether_gate_upstream_global_init()) != TETHER_OK ||
+        (rc = tether_gate_monitor_open(&service->monitor, &service->revocations)) != TETHER_OK)
+        return rc;
+    if ((rc = tether_gate_forward_open(
+             &service->forward, config,
+             service->upstream_key_path[0] != '\0' ? service->upstream_key_path : NULL,
+             service->upstream_ca_path[0] != '\0' ? service->upstream_ca_path : NULL,
+             &service->monitor, why, sizeof(why))) != TETHER_OK) {
+        tether_error("run", "upstream %s: %s", config->upstream, why);
+        return rc;
+    }
     /* Both the feed follower and the token checks use the revocation lists;
      * they are as large as the replay cache. */
     if ((rc = tether_gate_revocations_open(&service->revocations, config->replay_cache_entries,
@@ -160,7 +190,8 @@ tether_status_t tether_gate_service_start(tether_gate_service_t *service)
         return rc;
     service->router.access = &service->access;
     service->router.config = config;
-    service->router.stage_ctx = service;
+    service->router.forward = &service->forward;
+    service->router.monitor = &service->monitor;
     memset(&opts, 0, sizeof(opts));
     opts.host = config->listen_host;
     opts.ipv6 = config->listen_ipv6;
@@ -176,6 +207,7 @@ tether_status_t tether_gate_service_start(tether_gate_service_t *service)
     opts.max_parked = 0;
     opts.handler = tether_gate_router_handle;
     opts.handler_arg = &service->router;
+    opts.metrics = &service->monitor.registry;
     return tether_http_server_open(&service->server, &opts);
 }
 
@@ -192,10 +224,12 @@ void tether_gate_service_free(tether_gate_service_t *service)
     if (service == NULL)
         return;
     tether_http_server_free(&service->server);
+    tether_gate_forward_free(&service->forward);
     tether_gate_feed_follower_stop(&service->follower);
     tether_gate_access_free(&service->access);
     tether_gate_revocations_free(&service->revocations);
     tether_gate_fleet_keys_free(&service->keys);
+    tether_gate_monitor_free(&service->monitor);
     free_secret_text(service->tls_cert_pem);
     free_secret_text(service->tls_key_pem);
     tether_wipe(service->rp_token, sizeof(service->rp_token));

@@ -9,8 +9,10 @@
 
 #include "access.h"
 #include "fleet_keys.h"
+#include "forward.h"
 #include "gate_config.h"
 #include "gate_files.h"
+#include "monitor.h"
 #include "revocations.h"
 #include "router.h"
 #include "tether/http_server.h"
@@ -22,13 +24,18 @@ typedef struct tether_gate_service {
     tether_gate_config_t config;
     char fleet_ca[TETHER_GATE_DIR_MAX + TETHER_GATE_CONFIG_PATH_MAX];
     char rp_token[TETHER_GATE_RP_TOKEN_MAX + 1];   /* secret */
-    char upstream_key[TETHER_GATE_SECRET_MAX + 1]; /* secret; "" when none: for the proxy */
+    char upstream_key[TETHER_GATE_SECRET_MAX + 1]; /* secret; "" when none: checked here,
+                                                      read again by the upstream pool */
+    char upstream_key_path[TETHER_GATE_DIR_MAX + TETHER_GATE_CONFIG_PATH_MAX]; /* "" : none */
+    char upstream_ca_path[TETHER_GATE_DIR_MAX + TETHER_GATE_CONFIG_PATH_MAX];  /* "" : system */
     char *tls_cert_pem;                            /* NUL-terminated, or NULL */
     char *tls_key_pem;                             /* secret, or NULL */
     tether_gate_fleet_keys_t keys;
     tether_gate_revocations_t revocations;
     tether_gate_feed_follower_t follower;
     tether_gate_access_t access;
+    tether_gate_monitor_t monitor;
+    tether_gate_forward_t forward;
     tether_gate_router_t router;
     tether_http_server_t server;
 } tether_gate_service_t;

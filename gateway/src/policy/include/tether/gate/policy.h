@@ -101,13 +101,13 @@ typedef enum tether_gate_refusal_kind {
 } tether_gate_refusal_kind_t;
 
 /* A decision as data: the caller turns it into the HTTP answer. */
-typedef struct tether_gate_refusal {
+typedef struct tether_gate_policy_refusal {
     tether_gate_refusal_kind_t kind;
     unsigned status;              /* 0 when allowed */
     const char *code;             /* static; NULL when allowed */
     uint64_t retry_after_seconds; /* for 429 and 503: when a request would fit */
     char description[192];        /* a sentence for the client */
-} tether_gate_refusal_t;
+} tether_gate_policy_refusal_t;
 
 /* A held reservation; caller-owned, settled or released exactly once
  * (further calls do nothing). The policy must outlive it. */
@@ -151,7 +151,7 @@ TETHER_MUST_CHECK tether_status_t tether_gate_policy_reserve(tether_gate_policy_
                                                              const tether_gate_demand_t *demand,
                                                              int64_t now_ms,
                                                              tether_gate_reservation_t *reservation,
-                                                             tether_gate_refusal_t *refusal);
+                                                             tether_gate_policy_refusal_t *refusal);
 
 /* Charges the real usage (prompt and completion tokens from the response)
  * to the device's day and minute, and returns the reservation. *cost gets

@@ -36,19 +36,23 @@
 #include "tether/http_handler.h"
 
 /* Who is asking, as authorization verified it; lives for the call. */
-typedef struct tether_gate_identity {
+typedef struct tether_gate_caller {
     const char *device;
+    const char *jti;           /* the access token's jti: usage per token; may be NULL */
     const char *const *models; /* the token's tether.models claim */
     size_t model_count;
-} tether_gate_identity_t;
+} tether_gate_caller_t;
 
 /* What one forwarded request came to, for the usage log and reports: never
  * prompt text, never a token. Pointers live for the callback only. */
 typedef struct tether_gate_outcome {
     const char *device;
-    const char *model;
+    const char *jti;         /* NULL when the caller gave none */
+    const char *model;       /* NULL when the body could not be read */
     const char *path;
     unsigned status;         /* what the client was answered */
+    const char *code;        /* static: why the gateway refused or failed; NULL otherwise */
+    double seconds;          /* from the stage's start to the answer's end */
     bool stream;
     bool settled;            /* charged (false: released, nothing charged) */
     bool usage_reported;     /* upstream reported the usage (false: worst case charged) */
@@ -84,7 +88,7 @@ TETHER_MUST_CHECK tether_status_t tether_gate_proxy_open(tether_gate_proxy_t *pr
 void tether_gate_proxy_free(tether_gate_proxy_t *proxy);
 
 /* The stage itself; from the server's threads. */
-void tether_gate_proxy_handle(tether_gate_proxy_t *proxy, const tether_gate_identity_t *who,
+void tether_gate_proxy_handle(tether_gate_proxy_t *proxy, const tether_gate_caller_t *who,
                               const tether_http_request_t *request,
                               tether_http_response_t *response);
 
