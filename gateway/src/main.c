@@ -12,8 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 
 #include "gate_config.h"
@@ -22,6 +20,7 @@
 #include "tether/bytes.h"
 #include "tether/file.h"
 #include "tether/log.h"
+#include "tether/process.h"
 
 #define PROGRAM "tether-gate"
 #define EXIT_USAGE 2
@@ -90,15 +89,6 @@ static int usage_error(const char *usage, const char *message)
 {
     fprintf(stderr, PROGRAM ": %s\n\n%s", message, usage);
     return EXIT_USAGE;
-}
-
-/* Core dumps and ptrace would expose the keys and tokens the gateway holds. */
-static void protect_process(void)
-{
-    struct rlimit none = {0, 0};
-
-    (void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
-    (void)setrlimit(RLIMIT_CORE, &none);
 }
 
 /* Copies an absolute form of path (made against the working directory) into
@@ -337,15 +327,6 @@ static int command_check(int argc, char **argv)
 }
 
 /* Waits in the main thread for SIGTERM or SIGINT, which every thread blocks. */
-static int wait_for_stop(const sigset_t *stop)
-{
-    int sig = 0;
-
-    while (sigwait(stop, &sig) != 0)
-        ;
-    return sig;
-}
-
 static int command_run(int argc, char **argv)
 {
     static tether_gate_service_t service;
@@ -358,11 +339,7 @@ static int command_run(int argc, char **argv)
     if ((dir = dir_option(argc, argv, usage_run, &code)) == NULL)
         return code;
     tether_log_setup(PROGRAM, TETHER_LOG_JSON, TETHER_LOG_INFO);
-    sigemptyset(&stop);
-    sigaddset(&stop, SIGTERM);
-    sigaddset(&stop, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &stop, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    tether_process_block_stop_signals(&stop);
     tether_gate_service_init(&service);
     if (tether_gate_service_load(&service, dir, &error) != TETHER_OK) {
         tether_error("run", "cannot start: %s", error.message);
@@ -375,8 +352,8 @@ static int command_run(int argc, char **argv)
         return EXIT_FAILURE;
     }
     tether_info("run", "serving %s on %s", dir, service.config.public_url);
-    sig = wait_for_stop(&stop);
-    tether_info("run", "stopping on %s", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    sig = tether_process_wait_stop(&stop);
+    tether_info("run", "stopping on %s", tether_process_signal_name(sig));
     tether_gate_service_free(&service);
     tether_info("run", "stopped");
     return EXIT_SUCCESS;
@@ -385,7 +362,9 @@ static int command_run(int argc, char **argv)
 int main(int argc, char **argv)
 {
     umask(077);
-    protect_process();
+    /* Core dumps and ptrace would expose the keys and tokens it holds. */
+    if (tether_process_protect() != TETHER_OK)
+        fprintf(stderr, PROGRAM ": warning: cannot turn off core dumps and ptrace\n");
     if (argc < 2)
         return usage_error(usage_main, "a command is required");
     if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||

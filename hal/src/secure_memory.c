@@ -2,20 +2,9 @@
 
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/prctl.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
 #include "tether/bytes.h"
-
-tether_status_t tether_secure_process_setup(void)
-{
-    struct rlimit none = {0, 0};
-
-    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0 || setrlimit(RLIMIT_CORE, &none) != 0)
-        return TETHER_ERR_IO;
-    return TETHER_OK;
-}
 
 tether_status_t tether_secure_buffer_alloc(tether_secure_buffer_t *buf, size_t size,
                                            int allow_unlocked)

@@ -3,7 +3,6 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -54,24 +53,11 @@ static void locked_when_the_limit_allows(void **state)
     }
 }
 
-static void process_hardening(void **state)
-{
-    struct rlimit core;
-
-    (void)state;
-    assert_int_equal(tether_secure_process_setup(), TETHER_OK);
-    assert_int_equal(prctl(PR_GET_DUMPABLE, 0, 0, 0, 0), 0);
-    assert_int_equal(getrlimit(RLIMIT_CORE, &core), 0);
-    assert_int_equal(core.rlim_cur, 0);
-    assert_int_equal(core.rlim_max, 0);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(buffer_life),
         cmocka_unit_test(locked_when_the_limit_allows),
-        cmocka_unit_test(process_hardening),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -33,6 +33,7 @@
 #include "tether/bytes.h"
 #include "tether/file.h"
 #include "tether/log.h"
+#include "tether/process.h"
 #include "tether/random.h"
 #include "tether/secure_memory.h"
 
@@ -553,7 +554,7 @@ static tether_status_t agent_setup(tether_agent_t *a)
     tether_status_t rc;
 
     memset(&worker_token, 0, sizeof(worker_token));
-    if (tether_secure_process_setup() != TETHER_OK)
+    if (tether_process_protect() != TETHER_OK)
         tether_warn("agent", "could not disable core dumps and ptrace attach");
     if (acl_load(&a->opts, &a->acl) != 0) {
         rc = TETHER_ERR_PARSE;

@@ -1,8 +1,8 @@
 /*
- * Process hardening and locked memory for secrets on the device
- * (DESIGN.md, "Keys on the device"): no core dumps, no ptrace attach by
- * other processes of the same user, and buffers that are never swapped out,
- * never written into a core dump, and wiped when released.
+ * Locked memory for secrets on the device (DESIGN.md, "Keys on the
+ * device"): buffers that are never swapped out, never written into a core
+ * dump, and wiped when released. The process itself is protected with lib's
+ * tether_process_protect (tether/process.h).
  */
 #ifndef TETHER_SECURE_MEMORY_H
 #define TETHER_SECURE_MEMORY_H
@@ -10,10 +10,6 @@
 #include <stddef.h>
 
 #include "tether/error.h"
-
-/* prctl(PR_SET_DUMPABLE, 0) (which also refuses ptrace attach from
- * non-root processes) and RLIMIT_CORE 0. Call first thing in a daemon. */
-TETHER_MUST_CHECK tether_status_t tether_secure_process_setup(void);
 
 typedef struct tether_secure_buffer {
     unsigned char *data; /* size bytes, zeroed at allocation */

@@ -9,14 +9,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 
 #include "config.h"
 #include "fleet.h"
 #include "tether/bytes.h"
 #include "tether/log.h"
+#include "tether/process.h"
 #include "validate.h"
 
 #define PROGRAM "tether-fleetd"
@@ -89,15 +88,6 @@ static int usage_error(const char *usage, const char *message)
 {
     fprintf(stderr, PROGRAM ": %s\n\n%s", message, usage);
     return EXIT_USAGE;
-}
-
-/* Core dumps and ptrace would expose the keys fleetd holds. */
-static void protect_process(void)
-{
-    struct rlimit none = {0, 0};
-
-    (void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
-    (void)setrlimit(RLIMIT_CORE, &none);
 }
 
 /* A new admin token as the only line on stdout (init, admin-token); the
@@ -215,15 +205,6 @@ static int command_admin_token(int argc, char **argv)
 
 /* Waits in the main thread for SIGTERM or SIGINT, which every thread blocks
  * (so the server's threads never take them). */
-static int wait_for_stop(const sigset_t *stop)
-{
-    int sig = 0;
-
-    while (sigwait(stop, &sig) != 0)
-        ;
-    return sig;
-}
-
 static int command_run(int argc, char **argv)
 {
     static const struct option options[] = {
@@ -254,11 +235,7 @@ static int command_run(int argc, char **argv)
     if (dir == NULL)
         return usage_error(usage_run, "--dir is required");
     tether_log_setup(PROGRAM, TETHER_LOG_JSON, TETHER_LOG_INFO);
-    sigemptyset(&stop);
-    sigaddset(&stop, SIGTERM);
-    sigaddset(&stop, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &stop, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    tether_process_block_stop_signals(&stop);
     tether_fleet_service_init(&service);
     if ((rc = tether_fleet_service_open(&service, dir)) != TETHER_OK) {
         tether_error("run", "cannot start: %s", tether_strerror(rc));
@@ -268,8 +245,8 @@ static int command_run(int argc, char **argv)
     tether_info("run", "serving fleet %s on https://%s%s%s:%u", dir,
                 service.config.listen_ipv6 ? "[" : "", service.config.listen_host,
                 service.config.listen_ipv6 ? "]" : "", (unsigned)service.config.listen_port);
-    sig = wait_for_stop(&stop);
-    tether_info("run", "stopping on %s", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    sig = tether_process_wait_stop(&stop);
+    tether_info("run", "stopping on %s", tether_process_signal_name(sig));
     tether_fleet_service_free(&service);
     tether_info("run", "stopped");
     return EXIT_SUCCESS;
@@ -278,7 +255,9 @@ static int command_run(int argc, char **argv)
 int main(int argc, char **argv)
 {
     umask(077);
-    protect_process();
+    /* Core dumps and ptrace would expose the keys and tokens it holds. */
+    if (tether_process_protect() != TETHER_OK)
+        fprintf(stderr, PROGRAM ": warning: cannot turn off core dumps and ptrace\n");
     if (argc < 2)
         return usage_error(usage_main, "a command is required");
     if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||

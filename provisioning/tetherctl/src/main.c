@@ -5,9 +5,8 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <sys/prctl.h>
-#include <sys/resource.h>
 
+#include "tether/process.h"
 #include "tetherctl.h"
 
 static const char *env_lookup(const char *name)
@@ -18,11 +17,10 @@ static const char *env_lookup(const char *name)
 int main(int argc, char **argv)
 {
     const ctl_io_t io = {env_lookup, stdout, stderr};
-    struct rlimit none = {0, 0};
 
     /* tetherctl holds an admin token: no core dump or ptrace shows it. */
-    (void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
-    (void)setrlimit(RLIMIT_CORE, &none);
+    if (tether_process_protect() != TETHER_OK)
+        fputs("tetherctl: warning: cannot turn off core dumps and ptrace\n", stderr);
     /* A closed output pipe is an error to report, not a silent death. */
     signal(SIGPIPE, SIG_IGN);
     tether_log_setup(CTL_PROGRAM, TETHER_LOG_TEXT, TETHER_LOG_WARN);
