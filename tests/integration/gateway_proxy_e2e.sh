@@ -233,6 +233,14 @@ families = {k.split("{")[0] for k in samples}
 assert names and all(n in families or n + "_count" in families for n in names), names - families
 PY
 pass "/metrics parses and counts requests by outcome and code, spend, tokens, durations, the feed's age"
+python3 "$here/metrics_check.py" references "$WORK/metrics.txt" \
+    "$here/../../packaging/monitoring/grafana-tether-gate.json" ||
+    fail "the Grafana dashboard names a metric tether-gate does not export"
+python3 -c 'import json, sys
+job = [v for v in json.load(open(sys.argv[1]))["templating"]["list"] if v["name"] == "job"][0]
+sys.exit(job["current"]["value"] != "tether-gate")' "$here/../../packaging/monitoring/grafana-tether-gate.json" ||
+    fail "the dashboard's default job is not the scrape example's job"
+pass "the Grafana dashboard refers only to metrics tether-gate exports"
 
 sigterm_wait "$GPID"
 wait "$GPID" || fail "tether-gate exited with status $?"
