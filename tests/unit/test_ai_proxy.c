@@ -1,6 +1,7 @@
 /*
  * The AI endpoint's pure parts: the app's request head, the upstream URL
- * rule (plain http only to loopback), and the DPoP nonce challenge.
+ * rule (plain http only to loopback), the DPoP nonce challenge, and the
+ * gateway's Retry-After passed on to the app.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -149,6 +150,34 @@ static void no_retry_without_a_usable_nonce(void **state)
     assert_true(tether_ai_challenge_retry(401, &c));
 }
 
+static bool retry_after(const char *line, char value[TETHER_AI_RETRY_AFTER_MAX + 1])
+{
+    return tether_ai_retry_after_header(line, strlen(line), value);
+}
+
+static void retry_after_passed_on(void **state)
+{
+    char value[TETHER_AI_RETRY_AFTER_MAX + 1] = "";
+    char long_line[TETHER_AI_RETRY_AFTER_MAX + 32];
+
+    (void)state;
+    /* A gateway's 429 or 503: delta-seconds or an HTTP-date, any case. */
+    assert_true(retry_after("Retry-After: 3600\r\n", value));
+    assert_string_equal(value, "3600");
+    assert_true(retry_after("retry-after: Sun, 06 Nov 1994 08:49:37 GMT\r\n", value));
+    assert_string_equal(value, "Sun, 06 Nov 1994 08:49:37 GMT");
+    /* Other headers, and values the agent must not write into its own
+     * response head (line breaks, quotes, empty, too long), leave it alone. */
+    strcpy(value, "7");
+    assert_false(retry_after("Content-Type: text/plain\r\n", value));
+    assert_false(retry_after("Retry-After: 1\rSet-Cookie: a=b", value));
+    assert_false(retry_after("Retry-After: \"1\"", value));
+    assert_false(retry_after("Retry-After: \r\n", value));
+    snprintf(long_line, sizeof(long_line), "Retry-After: %0*d", TETHER_AI_RETRY_AFTER_MAX + 1, 5);
+    assert_false(retry_after(long_line, value));
+    assert_string_equal(value, "7");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -157,6 +186,7 @@ int main(void)
         cmocka_unit_test(upstream_plain_only_to_loopback),
         cmocka_unit_test(nonce_challenge),
         cmocka_unit_test(no_retry_without_a_usable_nonce),
+        cmocka_unit_test(retry_after_passed_on),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,6 +1,7 @@
 #include "ai_proxy.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -176,6 +177,28 @@ bool tether_ai_challenge_retry(int status, const tether_ai_challenge_t *c)
     return status == 401 && c->use_dpop_nonce && c->nonce[0] != '\0';
 }
 
+bool tether_ai_retry_after_header(const char *line, size_t len,
+                                  char out[TETHER_AI_RETRY_AFTER_MAX + 1])
+{
+    const char *end = line + len, *value;
+    size_t value_len;
+    bool ok;
+
+    while (end > line && (end[-1] == '\r' || end[-1] == '\n'))
+        end--;
+    if (!tether_local_header_is(line, end, "Retry-After", &value, &value_len))
+        return false;
+    ok = value_len > 0 && value_len <= TETHER_AI_RETRY_AFTER_MAX;
+    for (size_t i = 0; ok && i < value_len; i++)
+        ok = isalnum((unsigned char)value[i]) || value[i] == ' ' || value[i] == ',' ||
+             value[i] == ':';
+    if (ok) {
+        memcpy(out, value, value_len);
+        out[value_len] = '\0';
+    }
+    return ok;
+}
+
 /* ---- one app connection ------------------------------------------------- */
 
 /* A whole buffer to the app; false when it stopped reading. */
@@ -224,6 +247,7 @@ struct transfer {
     bool may_retry;       /* a nonce challenge may still be answered */
     int status;           /* of the final response so far */
     char content_type[128];
+    char retry_after[TETHER_AI_RETRY_AFTER_MAX + 1]; /* "" when the gateway sent none */
     tether_ai_challenge_t challenge;
     bool unsigned_proof;  /* the TPM could not sign: nothing was sent */
     bool head_sent;       /* the app has the response head */
@@ -248,10 +272,12 @@ static size_t on_header(char *data, size_t size, size_t count, void *ctx)
         const char *sp = memchr(data, ' ', len);
         t->status = sp != NULL && end - sp > 3 ? atoi(sp + 1) : 0;
         t->content_type[0] = '\0';
+        t->retry_after[0] = '\0';
         memset(&t->challenge, 0, sizeof(t->challenge));
         return len;
     }
     tether_ai_challenge_header(&t->challenge, data, len);
+    (void)tether_ai_retry_after_header(data, len, t->retry_after);
     while (end > data && (end[-1] == '\r' || end[-1] == '\n'))
         end--;
     if (tether_local_header_is(data, end, "Content-Type", &value, &value_len) &&
@@ -262,16 +288,19 @@ static size_t on_header(char *data, size_t size, size_t count, void *ctx)
     return len;
 }
 
-/* The response head to the app: the gateway's status and media type, the
- * body re-framed in chunks as it comes (an SSE stream is never held). */
+/* The response head to the app: the gateway's status, media type and
+ * Retry-After, the body re-framed in chunks as it comes (an SSE stream is
+ * never held). */
 static bool send_head(transfer_t *t)
 {
     char head[512];
     int n = snprintf(head, sizeof(head),
-                     "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nTransfer-Encoding: chunked\r\n"
+                     "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n%s%s%sTransfer-Encoding: chunked\r\n"
                      "Cache-Control: no-store\r\nConnection: close\r\n\r\n",
                      t->status, t->status < 400 ? "OK" : "Error",
-                     t->content_type[0] != '\0' ? t->content_type : "application/json");
+                     t->content_type[0] != '\0' ? t->content_type : "application/json",
+                     t->retry_after[0] != '\0' ? "Retry-After: " : "", t->retry_after,
+                     t->retry_after[0] != '\0' ? "\r\n" : "");
 
     t->head_sent = true;
     return n > 0 && (size_t)n < sizeof(head) && send_all(t->fd, head, (size_t)n);

@@ -96,6 +96,19 @@ void tether_ai_challenge_header(tether_ai_challenge_t *c, const char *line, size
  * c->nonce: a 401 asking for use_dpop_nonce with a well-formed nonce. */
 bool tether_ai_challenge_retry(int status, const tether_ai_challenge_t *c);
 
+/* A gateway's Retry-After (RFC 9110 section 10.2.3: delta-seconds or an
+ * HTTP-date), passed on to the app with a 429 or 503 so that its client
+ * waits as long as the gateway asked. */
+#define TETHER_AI_RETRY_AFTER_MAX 31
+
+/* Reads one response header line [line, line + len) (CRLF optional): when
+ * it is Retry-After with a value of 1 to TETHER_AI_RETRY_AFTER_MAX letters,
+ * digits, spaces, commas and colons (nothing that could end the header
+ * line the agent writes), copies the value into out and returns true;
+ * otherwise returns false and leaves out alone. Pure. */
+bool tether_ai_retry_after_header(const char *line, size_t len,
+                                  char out[TETHER_AI_RETRY_AFTER_MAX + 1]);
+
 typedef struct tether_ai_proxy {
     /* Set by _open, read by every thread. */
     char origin[TETHER_AI_URL_MAX + 1];
