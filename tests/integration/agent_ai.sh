@@ -35,11 +35,8 @@ fail() {
 }
 
 # The stock OpenAI client, installed once into the build tree.
-if [ ! -d "$NODE_DIR/node_modules/openai" ]; then
-    mkdir -p "$NODE_DIR"
-    (cd "$NODE_DIR" && npm install --no-audit --no-fund openai >/dev/null 2>&1) ||
-        fail "cannot install the openai npm package into $NODE_DIR"
-fi
+. "$here/node_packages.sh"
+node_install "$NODE_DIR" openai || fail "cannot install the openai npm package into $NODE_DIR"
 cp "$here/openai_app.mjs" "$NODE_DIR/openai_app.mjs"
 app() { node "$NODE_DIR/openai_app.mjs" "http://127.0.0.1:$AI_PORT/v1"; }
 

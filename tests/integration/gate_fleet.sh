@@ -6,12 +6,10 @@
 #                              tetherctl set up by the environment, and a
 #                              relying-party token in $WORK/rp.token
 
+. "$here/node_packages.sh"
+
 gate_install_jose() {
-    if [ ! -f "$NODE_DIR/node_modules/jose/package.json" ]; then
-        mkdir -p "$NODE_DIR"
-        (cd "$NODE_DIR" && npm install --no-audit --no-fund --silent jose >/dev/null) ||
-            fail "npm could not install jose into $NODE_DIR"
-    fi
+    node_install "$NODE_DIR" jose || fail "npm could not install jose into $NODE_DIR"
     cp "$@" "$NODE_DIR/"
 }
 

@@ -40,14 +40,12 @@ check() {
 }
 
 # ---- the stock client, installed once under the build tree
-if [ ! -f "$node_dir/node_modules/openai/package.json" ]; then
-    mkdir -p "$node_dir" &&
-        npm install --prefix "$node_dir" --no-audit --no-fund openai >"$work/npm.log" 2>&1 || {
-        echo "FAIL: cannot install the openai npm package" >&2
-        sed 's/^/    /' "$work/npm.log" >&2
-        exit 1
-    }
-fi
+. "$here/node_packages.sh"
+node_install "$node_dir" openai || {
+    echo "FAIL: cannot install the openai npm package" >&2
+    sed 's/^/    /' "$node_dir/npm.log" >&2
+    exit 1
+}
 export NODE_PATH=$node_dir/node_modules
 
 . "$here/gate_env.sh"

@@ -1,0 +1,16 @@
+# The stock client libraries the tests and the demo run (sourced):
+#   node_install DIR PACKAGE...  the npm PACKAGEs that DIR/node_modules lacks,
+#                                installed there (npm's output in DIR/npm.log);
+#                                returns npm's status
+# Scripts that import them (.mjs) are copied into DIR, since Node resolves
+# an import from the importing file's folder.
+node_install() {
+    local dir=$1 package missing=()
+    shift
+    for package in "$@"; do
+        [ -f "$dir/node_modules/$package/package.json" ] || missing+=("$package")
+    done
+    [ "${#missing[@]}" -eq 0 ] && return 0
+    mkdir -p "$dir" &&
+        npm install --prefix "$dir" --no-audit --no-fund "${missing[@]}" >"$dir/npm.log" 2>&1
+}
