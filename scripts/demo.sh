@@ -3,10 +3,16 @@
 #
 # Installs what is missing, builds, starts a software TPM (swtpm, with EK
 # certificates from a private local CA) and tether-fleetd on 127.0.0.1,
-# enrols the device, runs tether-agent, shows a token obtained and decoded,
-# revokes the device and shows introspection flip to inactive, then clones
-# the TPM and agent state to a second swtpm and agent and shows the clone
-# caught and the device quarantined. Everything is removed at the end.
+# enrols the device, runs tether-agent, shows a token obtained and decoded.
+# Then an app on the device uses an AI endpoint: tether-gate in front of an
+# OpenAI-compatible stand-in, reached through the agent's local endpoint
+# with the stock OpenAI client (the answer streamed); the token copied off
+# the device and replayed without its key is refused; a spend ceiling stops
+# the app; the device is revoked and the gateway refuses it within a second
+# (introspection flips to inactive too). The device is reinstated and enrols
+# again, then its TPM and agent state are cloned to a second swtpm and agent
+# and the clone is caught and the device quarantined. Everything is removed
+# at the end.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 . "$top/scripts/swtpm.sh"
@@ -26,15 +32,23 @@ say "Installing the Debian packages tether needs (if any are missing)"
 say "Building tether"
 cmake -S "$top" -B "$top/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$top/build" -j "$(nproc 2>/dev/null || echo 2)" \
-    --target tether-agent tether-fleetd tetherctl >/dev/null
+    --target tether-agent tether-fleetd tetherctl tether-gate >/dev/null
 BIN=$top/build/bin
-note "built tether-agent, tether-fleetd and tetherctl in $BIN"
+note "built tether-agent, tether-fleetd, tetherctl and tether-gate in $BIN"
+# The stock client libraries the app and the attacker use (the tests' own).
+NODE_DIR=$top/build/tests/node
+. "$top/tests/integration/node_packages.sh"
+node_install "$NODE_DIR" openai jose ||
+    { echo "demo: npm could not install openai and jose (see $NODE_DIR/npm.log)" >&2; exit 1; }
+cp "$top/tests/integration/device_app.mjs" "$top/tests/integration/gate_client.mjs" "$NODE_DIR/"
+note "the app's OpenAI client and the attacker's JOSE library: npm's openai and jose in $NODE_DIR"
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/tether-demo.XXXXXX")
-FLEETD_PID= AGENT_PID= CLONE_TPM_PID=
+FLEETD_PID= AGENT_PID= CLONE_TPM_PID= GATE_PID= UPSTREAM_PID=
 cleanup() {
-    for p in "$AGENT_PID" "$FLEETD_PID" "$CLONE_TPM_PID"; do
-        [ -n "$p" ] && kill "$p" 2>/dev/null && wait "$p" 2>/dev/null
+    for p in "$AGENT_PID" "$GATE_PID" "$UPSTREAM_PID" "$FLEETD_PID" "$CLONE_TPM_PID"; do
+        # A process stopped by the signal makes wait fail: no reason to stop cleaning.
+        [ -n "$p" ] && kill "$p" 2>/dev/null && { wait "$p" 2>/dev/null || true; }
     done
     swtpm_stop
     rm -rf "$WORK"
@@ -104,12 +118,115 @@ note "it lives $(printf '%s' "$TOKEN" | claims | json 'd["claims"]["exp"] - d["c
 say "A relying party (an AI gateway) asks the fleet about the token: RFC 7662 introspection"
 note "active: $(introspect "$TOKEN")"
 
-say "The security team revokes the device: tetherctl device revoke"
+say "An AI gateway: tether-gate in front of an OpenAI-compatible endpoint"
+python3 "$top/tests/integration/openai_upstream.py" "$WORK/upstream.port" "$WORK/upstream.jsonl" \
+    --chunk-pause 0.15 2>"$WORK/upstream.log" &
+UPSTREAM_PID=$!
+for _ in $(seq 1 100); do [ -s "$WORK/upstream.port" ] && break; sleep 0.05; done
+UPSTREAM=http://127.0.0.1:$(cat "$WORK/upstream.port")/v1
+printf 'sk-provider-demo-key\n' >"$WORK/provider.key"
+chmod 600 "$WORK/provider.key" "$WORK/gateway.token"
+GATE_PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+GATE=http://127.0.0.1:$GATE_PORT
+"$BIN/tether-gate" init --dir "$WORK/gate" --listen "127.0.0.1:$GATE_PORT" --fleet "$URL" \
+    --fleet-ca "$WORK/fleet/ca.pem" --rp-token-file "$WORK/gateway.token" --upstream "$UPSTREAM" \
+    --upstream-key-file "$WORK/provider.key" --audience tether --models 'gpt-4o*' \
+    --price gpt-4o-mini=0.15:0.6 --spend-per-day 0.05 >/dev/null
+# Every proof must answer a server nonce; a request without max_tokens may
+# cost at most 16 completion tokens.
+sed -i -e 's/^dpop_nonce = no$/dpop_nonce = yes/' -e 's/^max_tokens = .*/max_tokens = 16/' \
+    "$WORK/gate/gate.conf"
+"$BIN/tether-gate" check --dir "$WORK/gate" | show
+"$BIN/tether-gate" run --dir "$WORK/gate" >"$WORK/usage.jsonl" 2>"$WORK/gate.log" &
+GATE_PID=$!
+note "tether-gate on $GATE, in front of a stand-in upstream speaking the OpenAI wire"
+note "format on $UPSTREAM (tests/integration/openai_upstream.py); the provider's API key"
+note "lives in the gateway's directory only. What the gateway asks of every request:"
+grep -E '^(audience|dpop_nonce|price|models|spend_per_day|max_tokens) ' "$WORK/gate/gate.conf" | show
+
+say "The device's agent serves apps a local OpenAI-compatible endpoint"
+kill "$AGENT_PID"; wait "$AGENT_PID" 2>/dev/null || true; AGENT_PID=
+AI_PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+"$BIN/tether-agent" run --tcti "$DEVICE_TPM" --state-dir "$WORK/device" --socket "$WORK/agent.sock" \
+    --ai-listen "127.0.0.1:$AI_PORT" --ai-upstream "$GATE/v1" 2>"$WORK/agent.log" &
+AGENT_PID=$!
+for _ in $(seq 1 100); do
+    TOKEN=$("$BIN/tether-agent" token --socket "$WORK/agent.sock" 2>/dev/null) && break
+    sleep 0.1
+done
+# The gateway answers 503 until it holds the fleet's keys and revocation feed.
+for _ in $(seq 1 100); do
+    [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$AI_PORT/v1/models")" = 200 ] && break
+    sleep 0.1
+done
+note "tether-agent run ... --ai-listen 127.0.0.1:$AI_PORT --ai-upstream $GATE/v1"
+note "an app sets its base URL to http://127.0.0.1:$AI_PORT/v1 and any API key; the agent"
+note "drops the app's key, adds the token and a DPoP proof signed by the TPM for each request"
+note "(answering the gateway's nonce challenge), and streams the answer back"
+
+say "An app on the device asks a question with the stock OpenAI client (npm openai)"
+APP=http://127.0.0.1:$AI_PORT/v1
+show 'new OpenAI({ baseURL: "'"$APP"'", apiKey: "sk-app-secret-never-forwarded" })'
+show '  .chat.completions.create({ model: "gpt-4o-mini", stream: true, messages: [...] })'
+note "the answer, as it arrives:"
+printf '   %s' "$dim"
+node "$NODE_DIR/device_app.mjs" "$APP" print 2>"$WORK/stream.txt" ||
+    { printf '%s\n' "$off"; echo "demo: the app got no answer: $(cat "$WORK/stream.txt")" >&2; exit 1; }
+printf '%s' "$off"
+note "$(cat "$WORK/stream.txt")"
+note "the gateway's usage line for it (no prompt, no answer, no token):"
+for _ in $(seq 1 50); do
+    grep -q '"path":"/v1/chat/completions".*"refusal":null' "$WORK/usage.jsonl" && break
+    sleep 0.05
+done
+grep '"path":"/v1/chat/completions".*"refusal":null' "$WORK/usage.jsonl" | tail -n 1 | show
+note "what the upstream received as credentials: $(python3 -c 'import json, sys
+seen = {json.loads(l)["headers"].get("authorization") for l in open(sys.argv[1])}
+print(", ".join(sorted(seen)))' "$WORK/upstream.jsonl") (the gateway's provider key, nothing else)"
+
+say "An attacker copies the token off the device and replays it without the device's key"
+node "$NODE_DIR/gate_client.mjs" keygen "$WORK/attacker.jwk" >/dev/null
+replay() { # replay AUTHORIZATION [DPOP_PROOF]: the token sent straight to the gateway
+    curl -s -D "$WORK/replay.head" -o "$WORK/replay.body" -H "Authorization: $1" ${2:+-H "DPoP: $2"} \
+        -H 'Content-Type: application/json' --data '{"model":"gpt-4o-mini","messages":[]}' \
+        "$GATE/v1/chat/completions" >/dev/null
+    tr -d '\r' <"$WORK/replay.head" | grep -E '^(HTTP/|WWW-Authenticate)' | show
+    show "$(json 'd["tether_error"]' <"$WORK/replay.body")"
+}
+note "with a DPoP proof signed by the attacker's own key (npm jose):"
+replay "DPoP $TOKEN" "$(node "$NODE_DIR/gate_client.mjs" proof "$WORK/attacker.jwk" POST \
+    "$GATE/v1/chat/completions" "$TOKEN")"
+note "as a plain Bearer token:"
+replay "Bearer $TOKEN"
+note "the token names the device key's thumbprint (cnf.jkt); only the TPM can sign with it"
+
+say "A spend ceiling: 0.05 a day for this device, in the price table's currency"
+OUT=$(node "$NODE_DIR/device_app.mjs" "$APP" until-refused)
+note "the app asked until refused: $(printf '%s' "$OUT" | json '"%d answers, then HTTP %s %s, Retry-After %s s" % (d["answered"], d["status"], d["error"], d["retry_after"])')"
+spend() { python3 -c 'import json, sys
+lines = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
+print("%.6f" % (sum(l["cost_micros"] for l in lines) / 1e6))' "$WORK/usage.jsonl"; }
+note "spent $(spend) of 0.050000: each request reserves its worst case (its body, max_tokens)"
+note "before it goes upstream and settles at the usage the upstream reports; refusals cost 0"
+[ "$(printf '%s' "$OUT" | json 'd.get("status")')" = 429 ] || { echo "demo: the ceiling did not stop the app" >&2; exit 1; }
+
+
+say "The security team revokes the device: the gateway refuses it within a second"
+DEV=$("$BIN/tetherctl" --json device list | json 'd["devices"][0]["id"]')
 start_ns=$(date +%s%N)
-"$BIN/tetherctl" device revoke "$("$BIN/tetherctl" --json device list | json 'd["devices"][0]["id"]')" \
-    --reason "demo: credential leak suspected" | show
+"$BIN/tetherctl" device revoke "$DEV" --reason "demo: credential leak suspected" | show
+for _ in $(seq 1 200); do
+    status=$(curl -s -o "$WORK/revoked.body" -w '%{http_code}' "$APP/models")
+    [ "$status" = 401 ] && break
+    sleep 0.02
+done
+took_ms=$(( ($(date +%s%N) - start_ns) / 1000000 ))
+note "the app's next request through the agent: HTTP $status $(json 'd["tether_error"]' <"$WORK/revoked.body"), $took_ms ms after the command"
+[ "$status" = 401 ] || { echo "demo: the revoked device still passes the gateway" >&2; exit 1; }
+note "tether-gate follows the fleet's revocation feed (a long poll): no token has to expire,"
+note "and the gateway asks the fleet nothing per request"
 active=$(introspect "$TOKEN")
-note "introspection now says active: $active ($(( ($(date +%s%N) - start_ns) / 1000000 )) ms after the command)"
+note "a relying party that introspects the token (RFC 7662) is told active: $active"
 [ "$active" = false ] || { echo "demo: the revoked token is still active" >&2; exit 1; }
 
 say "The operator reinstates the device and it enrols again"
