@@ -55,6 +55,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 json() { python3 -c 'import json, sys; d = json.load(sys.stdin); print(eval(sys.argv[1]))' "$1"; }
 claims() { python3 -c 'import base64, json, sys; t = sys.stdin.read().strip().split("."); dec = lambda s: json.loads(base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))); print(json.dumps({"header": dec(t[0]), "claims": dec(t[1])}, indent=2))'; }
 introspect() {
@@ -68,7 +69,7 @@ DEVICE_TPM=$SWTPM_TCTI
 note "the device's TPM listens on 127.0.0.1:$SWTPM_PORT; its manufacturer CA is a throwaway local CA"
 
 say "Creating the fleet: tether-fleetd init, trusting that TPM manufacturer"
-PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+PORT=$(free_port)
 URL=https://127.0.0.1:$PORT
 cp "$SWTPM_CA_DIR/swtpm-localca-rootca-cert.pem" "$WORK/vendor-root.pem"
 cp "$SWTPM_CA_DIR/issuercert.pem" "$WORK/vendor-issuer.pem"
@@ -126,7 +127,7 @@ for _ in $(seq 1 100); do [ -s "$WORK/upstream.port" ] && break; sleep 0.05; don
 UPSTREAM=http://127.0.0.1:$(cat "$WORK/upstream.port")/v1
 printf 'sk-provider-demo-key\n' >"$WORK/provider.key"
 chmod 600 "$WORK/provider.key" "$WORK/gateway.token"
-GATE_PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+GATE_PORT=$(free_port)
 GATE=http://127.0.0.1:$GATE_PORT
 "$BIN/tether-gate" init --dir "$WORK/gate" --listen "127.0.0.1:$GATE_PORT" --fleet "$URL" \
     --fleet-ca "$WORK/fleet/ca.pem" --rp-token-file "$WORK/gateway.token" --upstream "$UPSTREAM" \
@@ -146,7 +147,7 @@ grep -E '^(audience|dpop_nonce|price|models|spend_per_day|max_tokens) ' "$WORK/g
 
 say "The device's agent serves apps a local OpenAI-compatible endpoint"
 kill "$AGENT_PID"; wait "$AGENT_PID" 2>/dev/null || true; AGENT_PID=
-AI_PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+AI_PORT=$(free_port)
 "$BIN/tether-agent" run --tcti "$DEVICE_TPM" --state-dir "$WORK/device" --socket "$WORK/agent.sock" \
     --ai-listen "127.0.0.1:$AI_PORT" --ai-upstream "$GATE/v1" 2>"$WORK/agent.log" &
 AGENT_PID=$!
@@ -187,11 +188,13 @@ print(", ".join(sorted(seen)))' "$WORK/upstream.jsonl") (the gateway's provider 
 say "An attacker copies the token off the device and replays it without the device's key"
 node "$NODE_DIR/gate_client.mjs" keygen "$WORK/attacker.jwk" >/dev/null
 replay() { # replay AUTHORIZATION [DPOP_PROOF]: the token sent straight to the gateway
-    curl -s -D "$WORK/replay.head" -o "$WORK/replay.body" -H "Authorization: $1" ${2:+-H "DPoP: $2"} \
-        -H 'Content-Type: application/json' --data '{"model":"gpt-4o-mini","messages":[]}' \
-        "$GATE/v1/chat/completions" >/dev/null
+    local status
+    status=$(curl -s -D "$WORK/replay.head" -o "$WORK/replay.body" -w '%{http_code}' \
+        -H "Authorization: $1" ${2:+-H "DPoP: $2"} -H 'Content-Type: application/json' \
+        --data '{"model":"gpt-4o-mini","messages":[]}' "$GATE/v1/chat/completions")
     tr -d '\r' <"$WORK/replay.head" | grep -E '^(HTTP/|WWW-Authenticate)' | show
     show "$(json 'd["tether_error"]' <"$WORK/replay.body")"
+    [ "$status" = 401 ] || { echo "demo: the replayed token was not refused (HTTP $status)" >&2; exit 1; }
 }
 note "with a DPoP proof signed by the attacker's own key (npm jose):"
 replay "DPoP $TOKEN" "$(node "$NODE_DIR/gate_client.mjs" proof "$WORK/attacker.jwk" POST \
@@ -202,14 +205,13 @@ note "the token names the device key's thumbprint (cnf.jkt); only the TPM can si
 
 say "A spend ceiling: 0.05 a day for this device, in the price table's currency"
 OUT=$(node "$NODE_DIR/device_app.mjs" "$APP" until-refused)
-note "the app asked until refused: $(printf '%s' "$OUT" | json '"%d answers, then HTTP %s %s, Retry-After %s s" % (d["answered"], d["status"], d["error"], d["retry_after"])')"
+note "the app asked until refused: $(printf '%s' "$OUT" | json '"%d answers, then HTTP %s %s, Retry-After %s s (the end of the day, UTC)" % (d["answered"], d["status"], d["error"], d["retry_after"])')"
 spend() { python3 -c 'import json, sys
 lines = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
 print("%.6f" % (sum(l["cost_micros"] for l in lines) / 1e6))' "$WORK/usage.jsonl"; }
 note "spent $(spend) of 0.050000: each request reserves its worst case (its body, max_tokens)"
 note "before it goes upstream and settles at the usage the upstream reports; refusals cost 0"
 [ "$(printf '%s' "$OUT" | json 'd.get("status")')" = 429 ] || { echo "demo: the ceiling did not stop the app" >&2; exit 1; }
-
 
 say "The security team revokes the device: the gateway refuses it within a second"
 DEV=$("$BIN/tetherctl" --json device list | json 'd["devices"][0]["id"]')
@@ -230,7 +232,6 @@ note "a relying party that introspects the token (RFC 7662) is told active: $act
 [ "$active" = false ] || { echo "demo: the revoked token is still active" >&2; exit 1; }
 
 say "The operator reinstates the device and it enrols again"
-DEV=$("$BIN/tetherctl" --json device list | json 'd["devices"][0]["id"]')
 "$BIN/tetherctl" device reinstate "$DEV" --reason "demo: investigated, cleared" | show
 kill "$AGENT_PID"; wait "$AGENT_PID" 2>/dev/null || true; AGENT_PID=
 rm -rf "$WORK/device"
