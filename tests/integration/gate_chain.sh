@@ -141,8 +141,9 @@ for i in $(seq "$STREAMS"); do
     OUT=$(cat "$WORK/app$i.out")
     [ "$(json_get "$OUT" 'j["content"]')" = "$answer" ] || fail "stream $i of $STREAMS at once"
 done
-# One stream takes 1.4 s at the stand-in: one after another they would take 5.6 s.
-[ "$ok" = "$STREAMS" ] && [ "$took" -lt 4000 ] || fail "$STREAMS streams at once took $took ms"
+# One stream takes 1.4 s at the stand-in: one after another they would take at
+# least 5.6 s (node starting four clients at once on a loaded machine takes 1-2 s).
+[ "$ok" = "$STREAMS" ] && [ "$took" -lt 5000 ] || fail "$STREAMS streams at once took $took ms"
 pass "$STREAMS streams at once through the agent in $took ms"
 
 app chat gpt-3.5-turbo
