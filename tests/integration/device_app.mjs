@@ -11,6 +11,9 @@
 //                  line; how many chunks came and when, on standard error
 //   until-refused  answers until one is refused (at most 200); prints
 //                  {"answered"} and the refusal
+//   streams-4      four streamed answers started together; prints
+//                  {"contents", "first", "last"} (for each stream, the
+//                  clock time in ms of its first and its last chunk)
 // A refused call prints {"status", "error", "retry_after"} (and with
 // print, exits 1): the status, the error code of the answer's body and its
 // Retry-After header.
@@ -60,6 +63,19 @@ try {
     console.error(`${arrivals.length} chunks, the first ${arrivals[0]} ms and the last ` +
                   `${arrivals[arrivals.length - 1]} ms after the question`);
     process.exit(0);
+  } else if (mode === "streams-4") {
+    const one = async () => {
+      const r = { content: "", first: null, last: null };
+      await stream((text) => {
+        r.content += text;
+        r.first ??= Date.now();
+        r.last = Date.now();
+      });
+      return r;
+    };
+    const all = await Promise.all([one(), one(), one(), one()]);
+    out = { contents: all.map((r) => r.content), first: all.map((r) => r.first),
+            last: all.map((r) => r.last) };
   } else if (mode === "until-refused") {
     let answered = 0;
     out = null;
@@ -73,7 +89,7 @@ try {
     }
     out ??= { answered };
   } else {
-    console.error("usage: device_app.mjs BASE_URL chat|stream|print|until-refused [MODEL]");
+    console.error("usage: device_app.mjs BASE_URL chat|stream|print|streams-4|until-refused [MODEL]");
     process.exit(2);
   }
 } catch (e) {
