@@ -161,12 +161,15 @@ int tether_agent_eventlog_main(int argc, char **argv)
         goto out;
     }
     if ((rc = tether_eventlog_parse(&log, bytes, len, &failure)) != TETHER_OK) {
-        fprintf(stderr,
-                "tether-agent eventlog: %s is not a valid firmware event log: %s at event %zu "
-                "(byte %zu): %s (%s)\n",
-                path, tether_firmware_error_name(failure.error), failure.event, failure.offset,
-                failure.text[0] != '\0' ? failure.text : tether_strerror(rc),
-                tether_strerror(rc));
+        if (failure.error == TETHER_FIRMWARE_OK) /* not the log's fault: memory, say */
+            fprintf(stderr, "tether-agent eventlog: cannot parse %s: %s\n", path,
+                    tether_strerror(rc));
+        else
+            fprintf(stderr,
+                    "tether-agent eventlog: %s is not a valid firmware event log: %s at event "
+                    "%zu (byte %zu): %s\n",
+                    path, tether_firmware_error_name(failure.error), failure.event,
+                    failure.offset, failure.text);
         goto out;
     }
     if ((rc = tether_eventlog_replay(&log, &pcrs)) != TETHER_OK ||
