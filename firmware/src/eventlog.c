@@ -5,15 +5,13 @@
  */
 #include "tether/eventlog.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "eventlog_text.h"
+#include "tether/file.h"
 
 /* PFP section 10.2.1, TCG_PCR_EVENT: pcrIndex, eventType, SHA-1 digest,
  * eventDataSize. */
@@ -40,7 +38,6 @@
 #define GPT_ENTRY_SIZE_OFFSET 84u
 #define GPT_ENTRY_SIZE_MIN 128u /* UEFI 2.x section 5.3.2: 128 x 2^n */
 #define UEFI_PLATFORM_FIRMWARE_BLOB_SIZE 16u
-#define READ_FILE_STEP 65536u
 
 /* EFI_GLOBAL_VARIABLE, 8be4df61-93ca-11d2-aa0d-00e098032b8c, as stored. */
 static const uint8_t efi_global_variable[16] = {0x61, 0xdf, 0xe4, 0x8b, 0xca, 0x93, 0xd2, 0x11,
@@ -644,59 +641,5 @@ out:
 
 tether_status_t tether_eventlog_read_file(const char *path, uint8_t **data, size_t *len)
 {
-    uint8_t *buf = NULL;
-    size_t got = 0, capacity = 0;
-    int fd = -1;
-    tether_status_t rc = TETHER_ERR_IO;
-
-    if (data != NULL)
-        *data = NULL;
-    if (len != NULL)
-        *len = 0;
-    if (path == NULL || data == NULL || len == NULL)
-        return TETHER_ERR_INVALID_ARGUMENT;
-    if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
-        rc = errno == ENOENT ? TETHER_ERR_NOT_FOUND : TETHER_ERR_IO;
-        goto out;
-    }
-    /* One byte past the bound tells a log over it from one exactly at it. */
-    for (;;) {
-        ssize_t n;
-
-        if (got == capacity) {
-            uint8_t *grown;
-
-            if (capacity > TETHER_EVENTLOG_MAX_SIZE) {
-                rc = TETHER_ERR_TOO_LARGE;
-                goto out;
-            }
-            capacity += READ_FILE_STEP;
-            if ((grown = realloc(buf, capacity)) == NULL) {
-                rc = TETHER_ERR_NO_MEMORY;
-                goto out;
-            }
-            buf = grown;
-        }
-        n = read(fd, buf + got, capacity - got);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            goto out;
-        if (n == 0)
-            break;
-        got += (size_t)n;
-    }
-    if (got > TETHER_EVENTLOG_MAX_SIZE) {
-        rc = TETHER_ERR_TOO_LARGE;
-        goto out;
-    }
-    *data = buf;
-    *len = got;
-    buf = NULL;
-    rc = TETHER_OK;
-out:
-    free(buf);
-    if (fd >= 0)
-        close(fd);
-    return rc;
+    return tether_file_read_to_end(path, TETHER_EVENTLOG_MAX_SIZE, data, len);
 }

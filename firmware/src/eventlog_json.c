@@ -62,14 +62,18 @@ static bool add_guid(cJSON *obj, const char *name, const uint8_t *guid)
     return cJSON_AddStringToObject(obj, name, text) != NULL;
 }
 
-static bool add_name(cJSON *obj, const char *member, const char *name, unsigned value)
+/* A new {"algorithm": name} at the end of array (the TPM_ALG_ID in hex for
+ * an algorithm without a name), or NULL when out of memory. */
+static cJSON *append_algorithm(cJSON *array, uint16_t algorithm)
 {
+    const char *name = tether_eventlog_algorithm_name(algorithm);
+    cJSON *obj = append_object(array);
     char text[16];
 
-    if (name != NULL)
-        return cJSON_AddStringToObject(obj, member, name) != NULL;
-    snprintf(text, sizeof(text), "0x%04x", value);
-    return cJSON_AddStringToObject(obj, member, text) != NULL;
+    snprintf(text, sizeof(text), "0x%04x", (unsigned)algorithm);
+    if (obj != NULL && cJSON_AddStringToObject(obj, "algorithm", name != NULL ? name : text) == NULL)
+        obj = NULL; /* deleted with the array */
+    return obj;
 }
 
 static const char *secure_boot_name(tether_eventlog_secure_boot_t value)
@@ -155,12 +159,9 @@ static bool add_event(cJSON *events, const tether_eventlog_event_t *ev)
         (digests = cJSON_AddArrayToObject(obj, "digests")) == NULL)
         return false;
     for (uint32_t i = 0; i < ev->digest_count; i++) {
-        cJSON *d = append_object(digests);
+        cJSON *d = append_algorithm(digests, ev->digests[i].algorithm);
 
-        if (d == NULL ||
-            !add_name(d, "algorithm", tether_eventlog_algorithm_name(ev->digests[i].algorithm),
-                      ev->digests[i].algorithm) ||
-            !add_hex(d, "digest", ev->digests[i].value, ev->digests[i].size))
+        if (d == NULL || !add_hex(d, "digest", ev->digests[i].value, ev->digests[i].size))
             return false;
     }
     return cJSON_AddNumberToObject(obj, "data_size", ev->data_size) != NULL &&
@@ -182,11 +183,9 @@ static bool add_spec_id(cJSON *root, const tether_eventlog_t *log)
         (algs = cJSON_AddArrayToObject(spec, "algorithms")) == NULL)
         return false;
     for (uint32_t i = 0; i < log->algorithm_count; i++) {
-        cJSON *a = append_object(algs);
+        cJSON *a = append_algorithm(algs, log->algorithms[i].id);
 
         if (a == NULL ||
-            !add_name(a, "algorithm", tether_eventlog_algorithm_name(log->algorithms[i].id),
-                      log->algorithms[i].id) ||
             cJSON_AddNumberToObject(a, "digest_size", log->algorithms[i].size) == NULL)
             return false;
     }

@@ -258,9 +258,9 @@ TETHER_MUST_CHECK tether_status_t tether_eventlog_parse(tether_eventlog_t *log, 
                                                         tether_eventlog_failure_t *failure);
 
 /* Reads a log file of at most TETHER_EVENTLOG_MAX_SIZE bytes into a heap
- * buffer the caller frees. Reads to the end rather than trusting the size
- * the file reports (securityfs reports 0). TETHER_ERR_NOT_FOUND,
- * TETHER_ERR_TOO_LARGE, TETHER_ERR_IO. */
+ * buffer the caller frees (tether_file_read_to_end: to the end rather than
+ * to the size the file reports, which securityfs gives as 0).
+ * TETHER_ERR_NOT_FOUND, TETHER_ERR_TOO_LARGE, TETHER_ERR_IO. */
 TETHER_MUST_CHECK tether_status_t tether_eventlog_read_file(const char *path, uint8_t **data,
                                                             size_t *len);
 
