@@ -561,25 +561,29 @@ static tether_status_t parse_event(parser_t *p)
 
     p->event_offset = p->pos;
     if ((rc = next_slot(p, &ev)) != TETHER_OK)
-        return rc;
+        goto out;
     rc = first || p->log->format == TETHER_EVENTLOG_FORMAT_SHA1 ? read_sha1_event(p, ev)
                                                                  : read_agile_event(p, ev);
     if (rc != TETHER_OK)
-        return rc;
-    if (ev->pcr >= TETHER_EVENTLOG_PCR_COUNT)
-        return refuse(p, TETHER_FIRMWARE_BAD_PCR, "an event in PCR %lu (0 to %u)",
-                      (unsigned long)ev->pcr, TETHER_EVENTLOG_PCR_COUNT - 1);
-    if (first && is_spec_id(ev)) {
-        if ((rc = read_spec_id(p, ev)) != TETHER_OK)
-            return rc;
-        ev->decoded = TETHER_EVENTLOG_DECODED_SPEC_ID;
-    } else if ((rc = decode_event(p, ev)) != TETHER_OK) {
-        return rc;
+        goto out;
+    if (ev->pcr >= TETHER_EVENTLOG_PCR_COUNT) {
+        rc = refuse(p, TETHER_FIRMWARE_BAD_PCR, "an event in PCR %lu (0 to %u)",
+                    (unsigned long)ev->pcr, TETHER_EVENTLOG_PCR_COUNT - 1);
+        goto out;
     }
+    if (first && is_spec_id(ev)) {
+        rc = read_spec_id(p, ev);
+        ev->decoded = TETHER_EVENTLOG_DECODED_SPEC_ID;
+    } else {
+        rc = decode_event(p, ev);
+    }
+    if (rc != TETHER_OK)
+        goto out;
     if (ev->pcr == 0 && ev->type != TETHER_EV_NO_ACTION)
         p->pcr0_extended = true;
     p->log->event_count++;
-    return TETHER_OK;
+out:
+    return rc;
 }
 
 void tether_eventlog_init(tether_eventlog_t *log)

@@ -3,7 +3,6 @@
 
 #include <string.h>
 
-
 /* PC Client Platform TPM Profile: PCRs 17 to 22 (the DRTM's) start as all
  * ones at TPM2_Startup, every other PCR as zeros. */
 #define DRTM_PCR_FIRST 17u

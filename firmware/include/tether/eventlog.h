@@ -294,10 +294,12 @@ typedef struct tether_eventlog_pcrs {
     uint8_t startup_locality; /* PCR 0's starting locality (0 without the event) */
 } tether_eventlog_pcrs_t;
 
-/* Replays log into *pcrs (zeroed first): every PCR starts as the TPM sets
- * it at TPM2_Startup (zeros; PCRs 17 to 22 all ones; PCR 0's last byte the
- * StartupLocality), then each event but EV_NO_ACTION extends its PCR in
- * every bank with its digest: PCR = H(PCR || digest). */
+/* Replays log, as tether_eventlog_parse filled it (the PCR indexes and
+ * digest sizes are the ones it checked), into *pcrs (zeroed first): every
+ * PCR starts as the TPM sets it at TPM2_Startup (zeros; PCRs 17 to 22 all
+ * ones; PCR 0's last byte the StartupLocality), then each event but
+ * EV_NO_ACTION extends its PCR in every bank with its digest:
+ * PCR = H(PCR || digest). */
 TETHER_MUST_CHECK tether_status_t tether_eventlog_replay(const tether_eventlog_t *log,
                                                          tether_eventlog_pcrs_t *pcrs);
 
