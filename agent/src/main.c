@@ -7,6 +7,7 @@
 
 #include "daemon.h"
 #include "enroll.h"
+#include "eventlog_cmd.h"
 #include "selftest.h"
 #include "token_cmd.h"
 #include "tether/log.h"
@@ -21,6 +22,7 @@ static void usage(FILE *out)
           "  token      print the token held by a running agent\n"
           "  dpop       print a DPoP proof signed by this device's TPM for one request\n"
           "  selftest   report the TPM's identity and run a quote round trip\n"
+          "  eventlog   print a firmware event log's events and the PCRs it replays to\n"
           "\n"
           "Run 'tether-agent COMMAND --help' for a command's options.\n",
           out);
@@ -48,6 +50,8 @@ int main(int argc, char **argv)
         return tether_agent_dpop_main(argc - 1, argv + 1);
     if (strcmp(argv[1], "selftest") == 0)
         return tether_agent_selftest_main(argc - 1, argv + 1);
+    if (strcmp(argv[1], "eventlog") == 0)
+        return tether_agent_eventlog_main(argc - 1, argv + 1);
     fprintf(stderr, "tether-agent: unknown command '%s'\n", argv[1]);
     usage(stderr);
     return 2;

@@ -7,7 +7,9 @@
 #include <mbedtls/base64.h>
 #include <mbedtls/ecdsa.h>
 #include <mbedtls/pk.h>
+#include <mbedtls/sha1.h>
 #include <mbedtls/sha256.h>
+#include <mbedtls/sha512.h>
 #include <mbedtls/x509_crt.h>
 
 #include "crypto_internal.h"
@@ -327,4 +329,30 @@ tether_status_t tether_sha256(const void *data, size_t len, uint8_t out[TETHER_S
     if (out == NULL || (data == NULL && len > 0))
         return TETHER_ERR_INVALID_ARGUMENT;
     return mbedtls_sha256_ret(data, len, out, 0) == 0 ? TETHER_OK : TETHER_ERR_CRYPTO;
+}
+
+size_t tether_hash_size(tether_hash_alg_t alg)
+{
+    switch (alg) {
+    case TETHER_HASH_SHA1: return 20;
+    case TETHER_HASH_SHA256: return TETHER_SHA256_SIZE;
+    case TETHER_HASH_SHA384: return 48;
+    }
+    return 0;
+}
+
+tether_status_t tether_hash(tether_hash_alg_t alg, const void *data, size_t len, uint8_t *out,
+                            size_t out_size)
+{
+    size_t size = tether_hash_size(alg);
+    int ret = -1;
+
+    if (size == 0 || out == NULL || out_size < size || (data == NULL && len > 0))
+        return TETHER_ERR_INVALID_ARGUMENT;
+    switch (alg) {
+    case TETHER_HASH_SHA1: ret = mbedtls_sha1_ret(data, len, out); break;
+    case TETHER_HASH_SHA256: ret = mbedtls_sha256_ret(data, len, out, 0); break;
+    case TETHER_HASH_SHA384: ret = mbedtls_sha512_ret(data, len, out, 1); break;
+    }
+    return ret == 0 ? TETHER_OK : TETHER_ERR_CRYPTO;
 }

@@ -12,6 +12,9 @@
 
 #include "tether/bytes.h"
 
+/* tether_file_read_to_end's buffer grows by this much at a time. */
+#define READ_TO_END_STEP 65536u
+
 static int write_all(int fd, const uint8_t *p, size_t len)
 {
     while (len > 0) {
@@ -102,6 +105,18 @@ tether_status_t tether_file_create_once(const char *path, const void *data, size
     return write_beside(path, data, len, mode, 0);
 }
 
+/* read() into buf[0..len), again when a signal interrupts it: the bytes
+ * read (0 at the end of the file), or -1 with errno set. */
+static ssize_t read_retrying(int fd, void *buf, size_t len)
+{
+    ssize_t n;
+
+    do
+        n = read(fd, buf, len);
+    while (n < 0 && errno == EINTR);
+    return n;
+}
+
 tether_status_t tether_file_read(const char *path, size_t max, uint8_t **data, size_t *len)
 {
     struct stat st;
@@ -129,9 +144,7 @@ tether_status_t tether_file_read(const char *path, size_t max, uint8_t **data, s
     }
     /* Read up to the size seen; a file that grows meanwhile is cut there. */
     while (got < (size_t)st.st_size) {
-        ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
-        if (n < 0 && errno == EINTR)
-            continue;
+        ssize_t n = read_retrying(fd, buf + got, (size_t)st.st_size - got);
         if (n < 0)
             goto out;
         if (n == 0)
@@ -149,6 +162,65 @@ out:
         free(buf);
     }
     close(fd);
+    return rc;
+}
+
+tether_status_t tether_file_read_to_end(const char *path, size_t max, uint8_t **data,
+                                        size_t *len)
+{
+    uint8_t *buf = NULL;
+    size_t got = 0, capacity = 0;
+    int fd = -1;
+    tether_status_t rc = TETHER_ERR_IO;
+
+    if (data != NULL)
+        *data = NULL;
+    if (len != NULL)
+        *len = 0;
+    if (path == NULL || data == NULL || len == NULL)
+        return TETHER_ERR_INVALID_ARGUMENT;
+    if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0) {
+        rc = errno == ENOENT ? TETHER_ERR_NOT_FOUND : TETHER_ERR_IO;
+        goto out;
+    }
+    /* Grows by READ_TO_END_STEP; reading one byte past max tells a file
+     * over the bound from one exactly at it. */
+    for (;;) {
+        ssize_t n;
+
+        if (got == capacity) {
+            uint8_t *grown;
+
+            if (capacity > max) {
+                rc = TETHER_ERR_TOO_LARGE;
+                goto out;
+            }
+            capacity += READ_TO_END_STEP;
+            if ((grown = realloc(buf, capacity + 1)) == NULL) {
+                rc = TETHER_ERR_NO_MEMORY;
+                goto out;
+            }
+            buf = grown;
+        }
+        if ((n = read_retrying(fd, buf + got, capacity - got)) < 0)
+            goto out;
+        if (n == 0)
+            break;
+        got += (size_t)n;
+    }
+    if (got > max) {
+        rc = TETHER_ERR_TOO_LARGE;
+        goto out;
+    }
+    buf[got] = '\0';
+    *data = buf;
+    *len = got;
+    buf = NULL;
+    rc = TETHER_OK;
+out:
+    free(buf);
+    if (fd >= 0)
+        close(fd);
     return rc;
 }
 

@@ -159,7 +159,7 @@ man_pages() { # SECTION PAGE...: "-rw-r--r-- /usr/share/man/manS/PAGE.S.gz" line
     shift
     printf -- "-rw-r--r-- /usr/share/man/man$s/%s.$s.gz\n" "$@"
 }
-mapfile -t agent_pages < <(man_pages 8 tether-agent tether-agent-{enroll,run,token,dpop,selftest})
+mapfile -t agent_pages < <(man_pages 8 tether-agent tether-agent-{enroll,run,token,dpop,selftest,eventlog})
 mapfile -t fleetd_pages < <(man_pages 8 tether-fleetd tether-fleetd-{init,run,admin-token})
 mapfile -t ctl_pages < <(man_pages 1 tetherctl \
     tetherctl-device-{list,show,allow,import,revoke,quarantine,reinstate} \

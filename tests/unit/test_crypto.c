@@ -167,6 +167,35 @@ static void sha256_known_answer(void **state)
     assert_int_equal(tether_sha256("abc", 3, NULL), TETHER_ERR_INVALID_ARGUMENT);
 }
 
+/* FIPS 180-2's "abc" vectors for the PCR banks' hashes. */
+static void hash_known_answers(void **state)
+{
+    static const struct {
+        tether_hash_alg_t alg;
+        const char *hex;
+    } vectors[] = {
+        {TETHER_HASH_SHA1, "a9993e364706816aba3e25717850c26c9cd0d89d"},
+        {TETHER_HASH_SHA256, SHA256_ABC},
+        {TETHER_HASH_SHA384, "cb00753f45a35e8bb5a03d699ac65007272c32ab0eded1631a8b605a43ff5bed"
+                             "8086072ba1e7cc2358baeca134c825a7"},
+    };
+    uint8_t expected[TETHER_HASH_MAX_SIZE], digest[TETHER_HASH_MAX_SIZE];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(vectors) / sizeof(vectors[0]); i++) {
+        size_t size = tether_hash_size(vectors[i].alg);
+        assert_int_equal(size * 2, strlen(vectors[i].hex));
+        hex_to_bytes(vectors[i].hex, expected, size);
+        assert_int_equal(tether_hash(vectors[i].alg, "abc", 3, digest, sizeof(digest)), TETHER_OK);
+        assert_memory_equal(digest, expected, size);
+        assert_int_equal(tether_hash(vectors[i].alg, "abc", 3, digest, size - 1),
+                         TETHER_ERR_INVALID_ARGUMENT);
+    }
+    assert_int_equal(tether_hash_size((tether_hash_alg_t)99), 0);
+    assert_int_equal(tether_hash((tether_hash_alg_t)99, "abc", 3, digest, sizeof(digest)),
+                     TETHER_ERR_INVALID_ARGUMENT);
+}
+
 static void sign_verify_round_trip(void **state)
 {
     uint8_t digest[32], sig[64];
@@ -297,6 +326,7 @@ int main(void)
         cmocka_unit_test(es256_rejects_out_of_range_signatures),
         cmocka_unit_test(es256_key_checks),
         cmocka_unit_test(sha256_known_answer),
+        cmocka_unit_test(hash_known_answers),
         cmocka_unit_test(sign_verify_round_trip),
         cmocka_unit_test(pem_round_trip),
         cmocka_unit_test(pem_rejects),

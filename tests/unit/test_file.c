@@ -73,22 +73,47 @@ static void write_read_replace(void **state)
     assert_null(data);
 }
 
+/* Both readers, tether_file_read and tether_file_read_to_end. */
 static void read_errors(void **state)
 {
-    char path[128];
+    static tether_status_t (*const readers[])(const char *, size_t, uint8_t **, size_t *) = {
+        tether_file_read, tether_file_read_to_end};
+    char missing[128], link[128];
     uint8_t *data = NULL;
     size_t len = 0;
 
     (void)state;
-    path_in_dir(path, sizeof(path), "missing");
-    assert_int_equal(tether_file_read(path, 100, &data, &len), TETHER_ERR_NOT_FOUND);
-    /* A folder is not a file. */
-    assert_int_equal(tether_file_read(dir, 100, &data, &len), TETHER_ERR_IO);
-    /* Symbolic links are not followed. */
-    path_in_dir(path, sizeof(path), "link");
-    assert_int_equal(symlink("/etc/hostname", path), 0);
-    assert_int_equal(tether_file_read(path, 100, &data, &len), TETHER_ERR_IO);
+    path_in_dir(missing, sizeof(missing), "missing");
+    path_in_dir(link, sizeof(link), "link");
+    assert_int_equal(symlink("/etc/hostname", link), 0);
+    for (size_t i = 0; i < sizeof(readers) / sizeof(readers[0]); i++) {
+        assert_int_equal(readers[i](missing, 100, &data, &len), TETHER_ERR_NOT_FOUND);
+        /* A folder is not a file. */
+        assert_int_equal(readers[i](dir, 100, &data, &len), TETHER_ERR_IO);
+        /* Symbolic links are not followed. */
+        assert_int_equal(readers[i](link, 100, &data, &len), TETHER_ERR_IO);
+    }
     assert_int_equal(tether_file_write_atomic("/nonexistent-folder/x", "a", 1, 0600), TETHER_ERR_IO);
+}
+
+/* A procfs file reports size 0: read to its end, within the bound. */
+static void read_to_end(void **state)
+{
+    uint8_t *data = NULL;
+    size_t len = 0;
+
+    (void)state;
+    assert_int_equal(tether_file_read("/proc/self/status", 65536, &data, &len), TETHER_OK);
+    assert_int_equal(len, 0);
+    free(data);
+    assert_int_equal(tether_file_read_to_end("/proc/self/status", 65536, &data, &len), TETHER_OK);
+    assert_true(len > 0 && strncmp((const char *)data, "Name:", 5) == 0);
+    assert_int_equal(data[len], '\0');
+    free(data);
+    assert_int_equal(tether_file_read_to_end("/proc/self/status", 10, &data, &len),
+                     TETHER_ERR_TOO_LARGE);
+    assert_null(data);
+    assert_int_equal(len, 0);
 }
 
 static void create_once_never_replaces(void **state)
@@ -149,6 +174,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(write_read_replace, make_dir, remove_dir),
         cmocka_unit_test_setup_teardown(read_errors, make_dir, remove_dir),
+        cmocka_unit_test(read_to_end),
         cmocka_unit_test_setup_teardown(create_once_never_replaces, make_dir, remove_dir),
         cmocka_unit_test_setup_teardown(wipe_remove, make_dir, remove_dir),
         cmocka_unit_test_setup_teardown(private_dir, make_dir, remove_dir),

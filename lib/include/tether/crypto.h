@@ -128,4 +128,23 @@ TETHER_MUST_CHECK tether_status_t tether_cert_set_add_file(tether_cert_set_t *se
 TETHER_MUST_CHECK tether_status_t tether_sha256(const void *data, size_t len,
                                                 uint8_t out[TETHER_SHA256_SIZE]);
 
+/* The hashes of a TPM's PCR banks that lib computes (the firmware event
+ * log's replay). */
+typedef enum tether_hash_alg {
+    TETHER_HASH_SHA1,
+    TETHER_HASH_SHA256,
+    TETHER_HASH_SHA384,
+} tether_hash_alg_t;
+
+#define TETHER_HASH_MAX_SIZE 48 /* SHA-384 */
+
+/* The digest size of alg in bytes; 0 for a value outside the enum. */
+size_t tether_hash_size(tether_hash_alg_t alg);
+
+/* out = alg(data[0..len)), tether_hash_size(alg) bytes into out (out_size
+ * bytes). TETHER_ERR_INVALID_ARGUMENT for an unknown alg or an out too
+ * small. */
+TETHER_MUST_CHECK tether_status_t tether_hash(tether_hash_alg_t alg, const void *data, size_t len,
+                                              uint8_t *out, size_t out_size);
+
 #endif

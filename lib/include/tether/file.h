@@ -38,6 +38,14 @@ TETHER_MUST_CHECK tether_status_t tether_dir_sync(const char *dir);
 TETHER_MUST_CHECK tether_status_t tether_file_read(const char *path, size_t max, uint8_t **data,
                                                    size_t *len);
 
+/* Like tether_file_read, for files whose size cannot be known beforehand
+ * (securityfs and procfs report 0, a pipe none): reads to the end of the
+ * file, any kind of file but a symbolic link, and stops with
+ * TETHER_ERR_TOO_LARGE once more than max bytes come. Not for secret files: the buffer grows by realloc,
+ * which leaves copies unwiped. */
+TETHER_MUST_CHECK tether_status_t tether_file_read_to_end(const char *path, size_t max,
+                                                          uint8_t **data, size_t *len);
+
 /* Overwrites a file's content with zeros, syncs it and removes it: for files
  * that held a secret (bootstrap tokens). A missing file is not an error. */
 TETHER_MUST_CHECK tether_status_t tether_file_wipe_remove(const char *path);
