@@ -48,4 +48,14 @@ TETHER_MUST_CHECK tether_status_t tether_gate_fleet_get_json(tether_gate_fleet_c
                                                              const char *path, const char *bearer,
                                                              cJSON **out);
 
+/* POST path with a JSON body (and the bearer token, as for GET). TETHER_OK
+ * when the fleet answered, whatever the status: *status gets it and *out
+ * the answer's JSON object (NULL when the body is none; freed by the
+ * caller). The client's errors otherwise. */
+TETHER_MUST_CHECK tether_status_t tether_gate_fleet_post_json(tether_gate_fleet_client_t *client,
+                                                              const char *path,
+                                                              const char *bearer,
+                                                              const char *body, size_t body_len,
+                                                              int *status, cJSON **out);
+
 #endif
