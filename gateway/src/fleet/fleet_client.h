@@ -1,7 +1,8 @@
 /*
  * tether-gate's calls to tether-fleetd: JSON over HTTPS with the fleet's CA
  * pinned, on net's client (tether_https_client_t, mbedTLS). net's client and
- * not libcurl: the fleet calls are two GETs on one pinned origin, and net's
+ * not libcurl: the fleet calls are a few GETs and the usage reports' POST on
+ * one pinned origin, and net's
  * client already pins a CA without the system store, checks the host and
  * bounds every wait and every response; libcurl is kept for the upstream
  * side, where keep-alive pools and streaming matter. A client is used by

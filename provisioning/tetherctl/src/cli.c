@@ -87,8 +87,8 @@ static const ctl_verb_t verbs[] = {
      "\n"
      "Prints only the new tthr_adm_ token on standard output. It is shown once\n"
      "and stored by the fleet only as a hash: put it in a file with mode 0600.\n"
-     "relying-party is for AI gateways: token introspection and the revocation\n"
-     "feed, nothing else.\n"
+     "relying-party is for AI gateways: token introspection, the revocation\n"
+     "feed and usage reports, nothing else.\n"
      "Needs an admin token with the security role.\n"},
     {"token", "list", NULL, 0, 0, ctl_token_list, "token list", "list admin tokens",
      "Prints ID, NAME, ROLES, CREATED and REVOKED (UTC) for every admin token,\n"

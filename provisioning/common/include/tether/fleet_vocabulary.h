@@ -12,8 +12,8 @@
 
 /* Admin roles, a bit set; role i is bit 1u << i. TETHER_ROLE_ALL is the
  * operators' set (the first token of a fleet); relying-party is the narrow
- * role of relying parties (AI gateways): introspection and the revocation
- * feed, nothing else. */
+ * role of relying parties (AI gateways): introspection, the revocation
+ * feed and usage reports, nothing else. */
 #define TETHER_ROLE_READ 0x1u
 #define TETHER_ROLE_FLEET 0x2u
 #define TETHER_ROLE_SECURITY 0x4u
