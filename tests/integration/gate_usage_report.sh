@@ -56,51 +56,25 @@ gate_install_jose "$here/gate_client.mjs" "$here/gate_dpop_client.mjs"
 
 # --- the fleet, two devices, three tokens ---------------------------------------------
 gate_start_fleet
-for name in device-a device-b; do
-    "$CTL" device allow --ek-sha256 "$(python3 -c 'import hashlib, sys; print(hashlib.sha256(sys.argv[1].encode()).hexdigest())' "$name")" \
-        --name "$name" >/dev/null
-done
-DEVICES=$("$CTL" --json device list)
-DEV_A=$(json_get "$DEVICES" '[d["id"] for d in j["devices"] if d["name"] == "device-a"][0]')
-DEV_B=$(json_get "$DEVICES" '[d["id"] for d in j["devices"] if d["name"] == "device-b"][0]')
+DEV_A=$(gate_allow device-a)
+DEV_B=$(gate_allow device-b)
 KID=$(json_get "$(curl -sS --cacert "$DIR/ca.pem" "$URL/.well-known/jwks.json")" 'j["keys"][0]["kid"]')
 JKT=$(node "$NODE_DIR/gate_client.mjs" keygen "$WORK/device.jwk")
-token() { # DEVICE JTI
-    node "$NODE_DIR/gate_client.mjs" token "$DIR/issuer-key.pem" "$KID" "$(python3 -c '
-import json, sys, time
-now = int(time.time())
-sub, jti, iss, jkt = sys.argv[1:5]
-print(json.dumps({"iss": iss, "sub": sub, "aud": "tether-gate", "client_id": sub,
-                  "scope": "ai.inference", "iat": now, "nbf": now, "exp": now + 600,
-                  "jti": jti, "cnf": {"jkt": jkt},
-                  "tether": {"counter": 1, "policy": "default",
-                             "models": ["gpt-4o*", "llama3", "text-embedding-*"]}}))' \
-        "$1" "$2" "$URL" "$JKT")"
-}
 JA=aaaaaaaaaaaaaaaaaaaaaaaaaaaa0001
 JA2=aaaaaaaaaaaaaaaaaaaaaaaaaaaa0002
 JB=bbbbbbbbbbbbbbbbbbbbbbbbbbbb0001 # never issued by the fleet
-TOKEN_A=$(token "$DEV_A" "$JA")
-TOKEN_A2=$(token "$DEV_A" "$JA2")
-TOKEN_B=$(token "$DEV_B" "$JB")
+TOKEN_A=$(gate_token "$DEV_A" "$JA" default)
+TOKEN_A2=$(gate_token "$DEV_A" "$JA2" default)
+TOKEN_B=$(gate_token "$DEV_B" "$JB" default)
 now=$(date +%s)
 sql "INSERT INTO issued_tokens (jti, device_id, issued_at, exp) VALUES
      ('$JA', '$DEV_A', $now, $((now + 600))), ('$JA2', '$DEV_A', $now, $((now + 600)))"
 
 # --- the stand-in and the gateway (a report every second) -------------------------------
-python3 "$here/openai_upstream.py" "$WORK/upstream.port" "$WORK/received.jsonl" \
-    --chunk-pause 0 2>"$WORK/upstream.log" &
-UPID=$!
-for _ in $(seq 100); do [ -s "$WORK/upstream.port" ] && break; sleep 0.05; done
-[ -s "$WORK/upstream.port" ] || fail "the stand-in did not start"
-printf 'sk-provider-test-key\n' >"$WORK/provider.key"
-chmod 600 "$WORK/provider.key"
+gate_start_upstream 0
 GPORT=$(free_port)
 GURL=http://127.0.0.1:$GPORT
-"$GATE" init --dir "$GDIR" --listen "127.0.0.1:$GPORT" --fleet "$URL" --fleet-ca "$DIR/ca.pem" \
-    --rp-token-file "$WORK/rp.token" --upstream "http://127.0.0.1:$(cat "$WORK/upstream.port")/v1" \
-    --upstream-key-file "$WORK/provider.key" --models 'gpt-4o*,text-embedding-*' \
-    --price gpt-4o-mini=0.15:0.6 --price 'text-embedding-3-small=0.02:0' >/dev/null || fail "init"
+gate_init "$GPORT"
 grep -q '^usage_report_seconds = 5$' "$GDIR/gate.conf" || fail "init does not write usage_report_seconds"
 sed -i 's/^usage_report_seconds = 5$/usage_report_seconds = 1/' "$GDIR/gate.conf"
 "$GATE" check --dir "$GDIR" | grep -q ": ok$" || fail "check"

@@ -4,7 +4,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <cjson/cJSON.h>
 
@@ -21,6 +20,7 @@ void tether_gate_usage_reporter_init(tether_gate_usage_reporter_t *reporter)
         return;
     memset(reporter, 0, sizeof(*reporter));
     tether_gate_fleet_client_init(&reporter->client);
+    atomic_init(&reporter->stop, false);
 }
 
 static void clear_slots(tether_gate_usage_reporter_t *reporter)
@@ -343,14 +343,6 @@ static void report_dropped(tether_gate_usage_reporter_t *reporter)
                     reporter->pending_n);
 }
 
-static void pause_unless_stopped(tether_gate_usage_reporter_t *reporter, unsigned seconds)
-{
-    struct timespec step = {0, 100 * 1000 * 1000};
-
-    for (unsigned i = 0; i < seconds * 10 && !atomic_load(&reporter->stop); i++)
-        nanosleep(&step, NULL);
-}
-
 static void *report_loop(void *arg)
 {
     tether_gate_usage_reporter_t *reporter = arg;
@@ -358,7 +350,7 @@ static void *report_loop(void *arg)
     bool failing = false;
 
     while (!atomic_load(&reporter->stop)) {
-        pause_unless_stopped(reporter, reporter->interval_seconds);
+        tether_gate_pause_unless_stopped(&reporter->stop, reporter->interval_seconds);
         if (atomic_load(&reporter->stop))
             break;
         report_dropped(reporter);
