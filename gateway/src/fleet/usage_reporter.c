@@ -281,19 +281,25 @@ static bool refused_for_good(int status)
 }
 
 /* Sends the waiting reports in order; stops at the first not delivered
- * (TETHER_ERR_NETWORK or the client's error; why explains). */
-static tether_status_t send_pending(tether_gate_usage_reporter_t *reporter, char *why,
-                                    size_t why_size)
+ * (TETHER_ERR_NETWORK or the client's error; why explains), or before a
+ * report once the monotonic clock passed deadline (seconds; 0: none), with
+ * TETHER_ERR_TIMEOUT. */
+static tether_status_t send_pending(tether_gate_usage_reporter_t *reporter, int64_t deadline,
+                                    char *why, size_t why_size)
 {
     while (reporter->pending_n > 0) {
         tether_gate_usage_batch_t *b = &reporter->pending[0];
         const cJSON *description;
         cJSON *answer = NULL;
         int status = 0;
-        tether_status_t rc = tether_gate_fleet_post_json(&reporter->client, TETHER_GATE_USAGE_PATH,
-                                                         reporter->rp_token, b->body, b->len,
-                                                         &status, &answer);
+        tether_status_t rc;
 
+        if (deadline != 0 && tether_gate_mono_seconds() >= deadline) {
+            snprintf(why, why_size, "the deadline passed");
+            return TETHER_ERR_TIMEOUT;
+        }
+        rc = tether_gate_fleet_post_json(&reporter->client, TETHER_GATE_USAGE_PATH,
+                                         reporter->rp_token, b->body, b->len, &status, &answer);
         description = cJSON_GetObjectItemCaseSensitive(answer, "error_description");
         if (rc == TETHER_OK && status == 200) {
             tether_metric_add(tether_metric_series(reporter->reports, "sent", NULL), 1);
@@ -355,7 +361,7 @@ static void *report_loop(void *arg)
             break;
         report_dropped(reporter);
         tether_gate_usage_reporter_batch(reporter);
-        if (send_pending(reporter, why, sizeof(why)) == TETHER_OK) {
+        if (send_pending(reporter, 0, why, sizeof(why)) == TETHER_OK) {
             if (failing)
                 tether_info("usage", "usage reports reach the fleet again");
             failing = false;
@@ -393,10 +399,12 @@ tether_status_t tether_gate_usage_reporter_start(tether_gate_usage_reporter_t *r
     return TETHER_OK;
 }
 
-/* The last delivery at stop: the table and the waiting reports, once,
- * each request within TETHER_GATE_USAGE_FLUSH_MS. */
+/* The last delivery at stop: the table and the waiting reports, once: no
+ * report is started after TETHER_GATE_USAGE_FLUSH_MS, and each request
+ * takes at most that long. */
 static void flush(tether_gate_usage_reporter_t *reporter)
 {
+    int64_t deadline = tether_gate_mono_seconds() + (TETHER_GATE_USAGE_FLUSH_MS + 999) / 1000;
     char why[300] = "";
     tether_status_t rc;
 
@@ -407,7 +415,7 @@ static void flush(tether_gate_usage_reporter_t *reporter)
      * fits once they are delivered. */
     do {
         tether_gate_usage_reporter_batch(reporter);
-        rc = send_pending(reporter, why, sizeof(why));
+        rc = send_pending(reporter, deadline, why, sizeof(why));
     } while (rc == TETHER_OK && reporter->count_n > 0);
     report_dropped(reporter);
     if (reporter->pending_n > 0 || reporter->count_n > 0)

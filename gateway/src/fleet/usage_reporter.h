@@ -14,7 +14,9 @@
  * while they do the table keeps counting; a token that finds the table full
  * is not counted (said in the log and in tether_gate_usage_dropped_total),
  * and no request ever waits for the fleet. On stop the thread ends and the
- * table and the waiting reports are sent once with a short deadline.
+ * table and the waiting reports are sent once with a short deadline (no
+ * report started after TETHER_GATE_USAGE_FLUSH_MS, each request bounded by
+ * it: at most twice that in all).
  */
 #ifndef TETHER_GATE_USAGE_REPORTER_H
 #define TETHER_GATE_USAGE_REPORTER_H
@@ -33,7 +35,7 @@
 #define TETHER_GATE_USAGE_TOKENS_MAX 4096   /* tokens counted between two reports */
 #define TETHER_GATE_USAGE_REPORT_ENTRIES 256 /* fleetd's bound per report */
 #define TETHER_GATE_USAGE_PENDING_MAX 16    /* reports kept while the fleet is unreachable */
-#define TETHER_GATE_USAGE_FLUSH_MS 3000     /* each request of the flush at stop */
+#define TETHER_GATE_USAGE_FLUSH_MS 3000     /* the flush at stop (see above) */
 #define TETHER_GATE_USAGE_JTI_SIZE 33       /* fleetd's jti: 32 hex digits + NUL */
 #define TETHER_GATE_USAGE_DEVICE_SIZE 29    /* fleetd's device id + NUL */
 #define TETHER_GATE_USAGE_ID_SIZE 40        /* report ids: 16 hex, '-', 20 digits + NUL */
@@ -121,7 +123,7 @@ TETHER_MUST_CHECK tether_status_t tether_gate_usage_reporter_start(
     tether_gate_usage_reporter_t *reporter, const char *fleet_url, const char *ca_file,
     const char *rp_token, unsigned interval_seconds);
 
-/* Stops the thread, sends what is left once (each request within
+/* Stops the thread, sends what is left once (within about twice
  * TETHER_GATE_USAGE_FLUSH_MS), frees and wipes. Accepts a reporter never
  * opened or started. */
 void tether_gate_usage_reporter_stop(tether_gate_usage_reporter_t *reporter);

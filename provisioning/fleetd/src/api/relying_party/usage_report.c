@@ -151,12 +151,13 @@ tether_status_t tether_usage_report_parse(const char *body, size_t len,
     }
     if ((rc = members_exact(json, report_members, COUNT(report_members), "the report", message,
                             message_size)) != TETHER_OK ||
-        (rc = integer_of(json, "version", TETHER_USAGE_REPORT_VERSION, &version, "the report",
+        (rc = integer_of(json, "version", TETHER_USAGE_MAX_REQUESTS, &version, "the report",
                          message, message_size)) != TETHER_OK)
         goto out;
     if (version != TETHER_USAGE_REPORT_VERSION) {
         rc = tether_explain(TETHER_ERR_PARSE, message, message_size,
-                            "the report: version must be %d", TETHER_USAGE_REPORT_VERSION);
+                            "the report: version must be %d (the only version this fleet reads)",
+                            TETHER_USAGE_REPORT_VERSION);
         goto out;
     }
     if ((rc = string_of(json, "gateway", tether_fleet_name_valid, report->gateway,
