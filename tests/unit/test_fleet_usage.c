@@ -114,6 +114,14 @@ static void report_json(char *out, size_t size, const char *report_id, const cha
 
 /* ---- the parser ---- */
 
+#define ENVELOPE "\"version\":1,\"gateway\":\"g\",\"report_id\":\"" RID1 "\""
+#define ENTRY_HEAD "{\"jti\":\"" JTI1 "\",\"device\":\"" DEV1 "\","
+#define ENTRY_TAIL                                                                            \
+    "\"prompt_tokens\":1,\"completion_tokens\":1,\"cost_micros\":1,\"first_seen\":1,"        \
+    "\"last_seen\":2}"
+#define ONE(entry) "{" ENVELOPE ",\"entries\":[" entry "]}"
+#define GOOD_ENTRY ENTRY_HEAD "\"requests\":1,\"refused\":0," ENTRY_TAIL
+
 static void parser_reads_a_report(void **state)
 {
     tether_usage_report_t *report = malloc(sizeof(*report));
@@ -139,6 +147,14 @@ static void parser_reads_a_report(void **state)
     assert_int_equal(report->entries[0].last_seen, NOW);
     assert_string_equal(report->entries[1].jti, JTI2);
     assert_int_equal(report->entries[1].cost_micros, 40);
+    /* tether-gate names itself by its audience, which may be a URL. */
+    snprintf(body, sizeof(body),
+             "{\"version\":1,\"gateway\":\"https://gate.example:8443\",\"report_id\":\"" RID2
+             "\",\"entries\":[" GOOD_ENTRY "]}");
+    assert_int_equal(tether_usage_report_parse(body, strlen(body), report, message,
+                                               sizeof(message)),
+                     TETHER_OK);
+    assert_string_equal(report->gateway, "https://gate.example:8443");
     free(report);
 }
 
@@ -160,13 +176,6 @@ static void refused(const char *body, size_t len, const char *expect)
     free(report);
 }
 
-#define ENVELOPE "\"version\":1,\"gateway\":\"g\",\"report_id\":\"" RID1 "\""
-#define ENTRY_HEAD "{\"jti\":\"" JTI1 "\",\"device\":\"" DEV1 "\","
-#define ENTRY_TAIL                                                                            \
-    "\"prompt_tokens\":1,\"completion_tokens\":1,\"cost_micros\":1,\"first_seen\":1,"        \
-    "\"last_seen\":2}"
-#define ONE(entry) "{" ENVELOPE ",\"entries\":[" entry "]}"
-#define GOOD_ENTRY ENTRY_HEAD "\"requests\":1,\"refused\":0," ENTRY_TAIL
 
 static void parser_refusals(void **state)
 {
@@ -192,6 +201,11 @@ static void parser_refusals(void **state)
         {"{\"version\":1,\"gateway\":\"\",\"report_id\":\"" RID1 "\",\"entries\":[]}",
          "\"gateway\" must be a name"},
         {"{\"version\":1,\"gateway\":\"a\\nb\",\"report_id\":\"" RID1 "\",\"entries\":[]}",
+         "\"gateway\" must be a name"},
+        {"{\"version\":1,\"gateway\":\"gate one\",\"report_id\":\"" RID1 "\",\"entries\":[]}",
+         "\"gateway\" must be a name"},
+        {"{\"version\":1,\"gateway\":\"g12345678901234567890123456789012345678901234567890123456789012345\","
+         "\"report_id\":\"" RID1 "\",\"entries\":[]}",
          "\"gateway\" must be a name"},
         {"{\"version\":1,\"gateway\":\"g\",\"report_id\":\"short\",\"entries\":[]}",
          "\"report_id\" must be 16-64"},

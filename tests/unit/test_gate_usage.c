@@ -35,7 +35,8 @@ static int setup(void **state)
         return -1;
     tether_metrics_init(&f->registry);
     tether_gate_usage_reporter_init(&f->reporter);
-    if (tether_gate_usage_reporter_open(&f->reporter, &f->registry, "gate-1") != TETHER_OK)
+    if (tether_gate_usage_reporter_open(&f->reporter, &f->registry,
+                                        "https://gate.example:8480") != TETHER_OK)
         return -1;
     *state = f;
     return 0;
@@ -94,7 +95,7 @@ static void counts_per_token(void **state)
     assert_int_equal(tether_gate_usage_reporter_batch(r), 1);
     assert_int_equal(r->count_n, 0);
     read_pending(f, 0);
-    assert_string_equal(f->report.gateway, "gate-1");
+    assert_string_equal(f->report.gateway, "https://gate.example:8480");
     assert_int_equal(f->report.entry_count, 2);
     assert_string_equal(f->report.entries[0].jti, JTI1);
     assert_string_equal(f->report.entries[0].device_id, DEV1);

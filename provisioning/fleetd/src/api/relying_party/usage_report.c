@@ -79,6 +79,15 @@ static tether_status_t string_of(const cJSON *object, const char *name,
     return TETHER_OK;
 }
 
+/* A relying party's name for itself: its audience (tether-gate's
+ * "tether-gate", "https://gate.example") or a fleet name without spaces. */
+static bool gateway_valid(const char *name, size_t len)
+{
+    return len >= 1 && len <= TETHER_STORE_NAME_MAX &&
+           strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:/@+-") ==
+               len;
+}
+
 static bool report_id_valid(const char *id, size_t len)
 {
     if (len < TETHER_USAGE_REPORT_ID_MIN || len >= TETHER_USAGE_REPORT_ID_SIZE)
@@ -160,8 +169,8 @@ tether_status_t tether_usage_report_parse(const char *body, size_t len,
                             TETHER_USAGE_REPORT_VERSION);
         goto out;
     }
-    if ((rc = string_of(json, "gateway", tether_fleet_name_valid, report->gateway,
-                        sizeof(report->gateway), "a name (1-64 of A-Z a-z 0-9 . _ : @ + -)",
+    if ((rc = string_of(json, "gateway", gateway_valid, report->gateway,
+                        sizeof(report->gateway), "a name (1-64 of A-Z a-z 0-9 . _ : / @ + -)",
                         "the report", message, message_size)) != TETHER_OK ||
         (rc = string_of(json, "report_id", report_id_valid, report->report_id,
                         sizeof(report->report_id), "16-64 characters of A-Z a-z 0-9 _ -",

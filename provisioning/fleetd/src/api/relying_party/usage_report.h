@@ -10,7 +10,8 @@
  *                 "completion_tokens", "cost_micros", "first_seen",
  *                 "last_seen"}, ...]}
  *
- * NAME as a fleet name (validate.h), ID 16 to 64 of [A-Za-z0-9_-], 1 to
+ * NAME 1 to 64 of [A-Za-z0-9._:/@+-] (tether-gate sends its audience),
+ * ID 16 to 64 of [A-Za-z0-9_-], 1 to
  * TETHER_USAGE_REPORT_MAX_ENTRIES entries with distinct jtis. A jti is 32
  * lowercase hex digits (what fleetd issues), a device "dev_" and 24
  * lowercase hex digits; counts are integers from 0 to their bound below
