@@ -143,10 +143,17 @@ wait_usage() { # DEVICE WHAT
     fail "$2: the fleet's usage of $1 is not the gateway's within 15 s"
 }
 wait_usage "$DEV_A" "usage per token"
+# The stand-in answers every chat with 11 + 7 tokens and an embedding with
+# 5 (0.15 and 0.6 per 1000 for gpt-4o-mini, 0.02 for the embedding): A's
+# first token made GET /v1/models, 2 chats and a stream, and had llama3
+# refused.
 VIEW=$("$CTL" --json usage --device "$DEV_A")
-[ "$(json_get "$VIEW" '[(u["jti"], u["refused"], u["flagged"]) for u in j["usage"]]')" = \
-    "[('$JA', 1, False), ('$JA2', 0, False)]" ] || fail "device A's tokens: $VIEW"
-pass "tetherctl usage --json: per jti, the requests, refusals, tokens and cost of the usage lines"
+[ "$(json_get "$VIEW" '[(u["jti"], u["requests"], u["refused"], u["prompt_tokens"], u["completion_tokens"], u["cost_micros"], u["flagged"]) for u in j["usage"]]')" = \
+    "[('$JA', 4, 1, 33, 21, 17550, False), ('$JA2', 1, 0, 5, 0, 100, False)]" ] ||
+    fail "device A's tokens: $VIEW"
+[ "$(json_get "$("$CTL" --json usage)" 'sum(u["requests"] for u in j["usage"])')" = \
+    "$(wc -l <"$WORK/received.jsonl")" ] || fail "the requests counted are not those the stand-in received"
+pass "tetherctl usage --json: per jti, exactly the requests, refusals, tokens and cost the stand-in reported"
 wait_usage "$DEV_B" "a token the fleet never issued"
 VIEW=$("$CTL" --json usage)
 [ "$(json_get "$VIEW" '[(u["device_id"], u["tokens"], u["flagged"]) for u in j["usage"]]')" = \
