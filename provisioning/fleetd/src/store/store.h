@@ -463,7 +463,8 @@ void tether_store_set_revocation_hook(tether_store_t *store, tether_store_revoca
                                       void *arg);
 
 /* Times the write transactions (exchange, device_status,
- * enrollment_activate) into histogram, whatever the implementation. */
+ * enrollment_activate, usage_report) into histogram, whatever the
+ * implementation. */
 void tether_store_set_metrics(tether_store_t *store, tether_metric_t *histogram);
 
 /* Since start (CLOCK_MONOTONIC), one transaction of operation in the
