@@ -15,6 +15,12 @@
 #   gate_init PORT             tether-gate init in GDIR on 127.0.0.1:PORT in front
 #                              of it: models gpt-4o* and text-embedding-*, their
 #                              prices, the provider key $WORK/provider.key
+#   gate_client TOKEN BASE MODE [MODEL]  one request of the device's client
+#                              (gate_dpop_client.mjs, key $WORK/device.jwk); its
+#                              JSON line in OUT
+#   gate_wait_ready TOKEN      until tether-gate (GPID) at GURL has the fleet's
+#                              keys and feed: GET /v1/models answered other
+#                              than 503 (that answer in OUT); fails after 10 s
 
 gate_install_jose() {
     if [ ! -f "$NODE_DIR/node_modules/jose/package.json" ]; then
@@ -72,4 +78,16 @@ gate_init() {
         --rp-token-file "$WORK/rp.token" --upstream "http://127.0.0.1:$(cat "$WORK/upstream.port")/v1" \
         --upstream-key-file "$WORK/provider.key" --models 'gpt-4o*,text-embedding-*' \
         --price gpt-4o-mini=0.15:0.6 --price 'text-embedding-3-small=0.02:0' >/dev/null || fail "init"
+}
+
+gate_client() { OUT=$(node "$NODE_DIR/gate_dpop_client.mjs" "$WORK/device.jwk" "$@"); }
+
+gate_wait_ready() {
+    for _ in $(seq 100); do
+        gate_client "$1" "$GURL" models || fail "the client failed"
+        [ "$(json_get "$OUT" 'j["status"]')" = 503 ] || return 0
+        kill -0 "$GPID" 2>/dev/null || fail "tether-gate exited at start"
+        sleep 0.1
+    done
+    fail "tether-gate did not serve within 10 s"
 }

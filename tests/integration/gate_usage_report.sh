@@ -84,27 +84,16 @@ start_gate() {
 }
 start_gate
 
-client() { OUT=$(node "$NODE_DIR/gate_dpop_client.mjs" "$WORK/device.jwk" "$@"); }
-# The gateway answers 503 until it has the fleet's keys and the feed.
-wait_gate() {
-    for _ in $(seq 100); do
-        client "$TOKEN_A" "$GURL" models || fail "the client failed"
-        [ "$(json_get "$OUT" 'j["status"]')" = 503 ] || return 0
-        kill -0 "$GPID" 2>/dev/null || fail "tether-gate exited at start"
-        sleep 0.1
-    done
-    fail "tether-gate did not serve within 10 s"
-}
-wait_gate
+gate_wait_ready "$TOKEN_A"
 
 # --- requests, and what the fleet shows ------------------------------------------------
-client "$TOKEN_A" "$GURL" chat
-client "$TOKEN_A" "$GURL" chat
-client "$TOKEN_A" "$GURL" stream
-client "$TOKEN_A" "$GURL" chat llama3 # refused by the policy: counted as refused
+gate_client "$TOKEN_A" "$GURL" chat
+gate_client "$TOKEN_A" "$GURL" chat
+gate_client "$TOKEN_A" "$GURL" stream
+gate_client "$TOKEN_A" "$GURL" chat llama3 # refused by the policy: counted as refused
 [ "$(json_get "$OUT" 'j["status"]')" = 403 ] || fail "llama3 is not refused"
-client "$TOKEN_A2" "$GURL" embeddings
-client "$TOKEN_B" "$GURL" chat
+gate_client "$TOKEN_A2" "$GURL" embeddings
+gate_client "$TOKEN_B" "$GURL" chat
 [ "$(json_get "$OUT" 'j["status"]')" = 200 ] || fail "a chat request of device B"
 
 # The fleet's view against the gateway's usage lines (and EXTRA: reports
@@ -208,9 +197,9 @@ pass "an id reused (409), a malformed (400) and an oversized (413) report, and o
 sigterm_wait "$PID"
 wait "$PID" || fail "tether-fleetd exited with status $?"
 PID=
-client "$TOKEN_A" "$GURL" chat
+gate_client "$TOKEN_A" "$GURL" chat
 [ "$(json_get "$OUT" 'j["status"]')" = 200 ] || fail "a request while the fleet is away"
-client "$TOKEN_A2" "$GURL" chat
+gate_client "$TOKEN_A2" "$GURL" chat
 failed=0
 for _ in $(seq 100); do
     failed=$(curl -sS --max-time 5 "$GURL/metrics" |
@@ -242,8 +231,8 @@ wait "$GPID" || fail "tether-gate exited with status $?"
 GPID=
 sed -i 's/^usage_report_seconds = 1$/usage_report_seconds = 60/' "$GDIR/gate.conf"
 start_gate
-wait_gate
-client "$TOKEN_A" "$GURL" chat
+gate_wait_ready "$TOKEN_A"
+gate_client "$TOKEN_A" "$GURL" chat
 sigterm_wait "$GPID"
 wait "$GPID" || fail "tether-gate exited with status $?"
 GPID=

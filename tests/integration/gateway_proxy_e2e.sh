@@ -70,26 +70,20 @@ SPEND_CEILING=100000 # micro-units
 "$GATE" run --dir "$GDIR" >"$WORK/usage.jsonl" 2>"$WORK/gate.log" &
 GPID=$!
 
-client() { OUT=$(node "$NODE_DIR/gate_dpop_client.mjs" "$WORK/device.jwk" "$@"); }
 # The gateway answers 503 until it has the fleet's keys and the feed.
-for _ in $(seq 100); do
-    client "$TOKEN_A" "$GURL" models || fail "the client failed"
-    [ "$(json_get "$OUT" 'j["status"]')" = 503 ] || break
-    kill -0 "$GPID" 2>/dev/null || fail "tether-gate exited at start"
-    sleep 0.1
-done
+gate_wait_ready "$TOKEN_A"
 [ "$(json_get "$OUT" 'j["status"], j["models"]')" = "(200, ['gpt-4o', 'gpt-4o-mini', 'text-embedding-3-small'])" ] ||
     fail "models: the stand-in's list filtered by the token's and the policy's globs"
 pass "GET /v1/models through the gateway lists only the models both allow"
 
 # --- answers ------------------------------------------------------------------------
 answer="Tether keeps the key on the device."
-client "$TOKEN_A" "$GURL" chat
+gate_client "$TOKEN_A" "$GURL" chat
 [ "$(json_get "$OUT" 'j["status"], j["content"], j["usage"]')" = \
     "(200, '$answer', {'prompt_tokens': 11, 'completion_tokens': 7, 'total_tokens': 18})" ] ||
     fail "chat through the gateway"
 pass "chat: the stand-in's answer and usage"
-client "$TOKEN_A" "$GURL" stream
+gate_client "$TOKEN_A" "$GURL" stream
 [ "$(json_get "$OUT" 'j["status"], j["content"], j["usage"]["completion_tokens"], j["chunks"] >= 7')" = \
     "(200, '$answer', 7, True)" ] || fail "stream through the gateway"
 # The stand-in pauses 0.2 s after each of 7 chunks: a buffered stream would
@@ -97,12 +91,12 @@ client "$TOKEN_A" "$GURL" stream
 [ "$(json_get "$OUT" 'j["first_ms"] + 900 < j["end_ms"]')" = True ] ||
     fail "the stream's first chunk came at its end"
 pass "stream: chunk by chunk (first at $(json_get "$OUT" 'j["first_ms"]') ms, end at $(json_get "$OUT" 'j["end_ms"]') ms), usage chunk passed on"
-client "$TOKEN_A" "$GURL" embeddings
+gate_client "$TOKEN_A" "$GURL" embeddings
 [ "$(json_get "$OUT" 'j["status"], j["usage"]["prompt_tokens"]')" = "(200, 5)" ] || fail "embeddings"
 pass "embeddings: answer and usage"
 
 # --- refusals -----------------------------------------------------------------------
-client "$TOKEN_A" "$GURL" chat llama3
+gate_client "$TOKEN_A" "$GURL" chat llama3
 [ "$(json_get "$OUT" 'j["status"], j["code"]')" = "(403, 'model_not_allowed')" ] ||
     fail "a model the policy does not allow"
 pass "a model outside the policy's allow list: 403 model_not_allowed"
@@ -113,7 +107,7 @@ pass "a token without its DPoP proof: 401 dpop_missing"
 
 refused=
 for _ in $(seq 30); do
-    client "$TOKEN_B" "$GURL" chat
+    gate_client "$TOKEN_B" "$GURL" chat
     [ "$(json_get "$OUT" 'j["status"]')" = 200 ] || { refused=$OUT; break; }
 done
 [ "$(json_get "${refused:-{\}}" 'j.get("status"), j.get("code"), int(j.get("retry_after") or 0) > 0')" = \
@@ -122,7 +116,7 @@ pass "the spend ceiling: 429 spend_limit_reached with Retry-After"
 
 "$CTL" device revoke "$DEV_A" --reason "gateway e2e test" >/dev/null || fail "device revoke"
 for _ in $(seq 30); do
-    client "$TOKEN_A" "$GURL" chat
+    gate_client "$TOKEN_A" "$GURL" chat
     [ "$(json_get "$OUT" 'j["status"]')" = 401 ] && break
     sleep 0.1
 done
