@@ -49,46 +49,19 @@ gate_install_jose "$here/gate_client.mjs" "$here/gate_dpop_client.mjs"
 
 # --- the fleet, two devices, their tokens -----------------------------------------
 gate_start_fleet
-for name in device-a device-b; do
-    "$CTL" device allow --ek-sha256 "$(python3 -c 'import hashlib, sys; print(hashlib.sha256(sys.argv[1].encode()).hexdigest())' "$name")" \
-        --name "$name" >/dev/null
-done
-DEVICES=$("$CTL" --json device list)
-DEV_A=$(json_get "$DEVICES" '[d["id"] for d in j["devices"] if d["name"] == "device-a"][0]')
-DEV_B=$(json_get "$DEVICES" '[d["id"] for d in j["devices"] if d["name"] == "device-b"][0]')
+DEV_A=$(gate_allow device-a)
+DEV_B=$(gate_allow device-b)
 KID=$(json_get "$(curl -sS --cacert "$DIR/ca.pem" "$URL/.well-known/jwks.json")" 'j["keys"][0]["kid"]')
 JKT=$(node "$NODE_DIR/gate_client.mjs" keygen "$WORK/device.jwk")
-# token DEVICE JTI POLICY: a token as fleetd issues it, models "gpt-4o*",
-# "llama3" and "text-embedding-*" (the gateway's policy allows no llama).
-token() {
-    node "$NODE_DIR/gate_client.mjs" token "$DIR/issuer-key.pem" "$KID" "$(python3 -c '
-import json, sys, time
-now = int(time.time())
-sub, jti, policy, iss, jkt = sys.argv[1:6]
-print(json.dumps({"iss": iss, "sub": sub, "aud": "tether-gate", "client_id": sub,
-                  "scope": "ai.inference", "iat": now, "nbf": now, "exp": now + 600,
-                  "jti": jti, "cnf": {"jkt": jkt},
-                  "tether": {"counter": 1, "policy": policy,
-                             "models": ["gpt-4o*", "llama3", "text-embedding-*"]}}))' \
-        "$1" "$2" "$3" "$URL" "$JKT")"
-}
-TOKEN_A=$(token "$DEV_A" jti-a-0001 default)
-TOKEN_B=$(token "$DEV_B" jti-b-0001 tight)
+# The gateway's policy allows no llama.
+TOKEN_A=$(gate_token "$DEV_A" jti-a-0001 default)
+TOKEN_B=$(gate_token "$DEV_B" jti-b-0001 tight)
 
 # --- the stand-in and the gateway -------------------------------------------------
-python3 "$here/openai_upstream.py" "$WORK/upstream.port" "$WORK/received.jsonl" \
-    --chunk-pause 0.2 2>"$WORK/upstream.log" &
-UPID=$!
-for _ in $(seq 100); do [ -s "$WORK/upstream.port" ] && break; sleep 0.05; done
-[ -s "$WORK/upstream.port" ] || fail "the stand-in did not start"
-printf 'sk-provider-test-key\n' >"$WORK/provider.key"
-chmod 600 "$WORK/provider.key"
+gate_start_upstream 0.2
 GPORT=$(free_port)
 GURL=http://127.0.0.1:$GPORT
-"$GATE" init --dir "$GDIR" --listen "127.0.0.1:$GPORT" --fleet "$URL" --fleet-ca "$DIR/ca.pem" \
-    --rp-token-file "$WORK/rp.token" --upstream "http://127.0.0.1:$(cat "$WORK/upstream.port")/v1" \
-    --upstream-key-file "$WORK/provider.key" --models 'gpt-4o*,text-embedding-*' \
-    --price gpt-4o-mini=0.15:0.6 --price 'text-embedding-3-small=0.02:0' >/dev/null || fail "init"
+gate_init "$GPORT"
 # A second policy: 0.1 a day. A chat request's worst case (its body's
 # bytes and 64 tokens) is about 0.056, its usage (11 + 7 tokens) 0.00585.
 printf '\n[policy tight]\nmodels = gpt-4o*\nspend_per_day = 0.1\nmax_tokens = 64\n' >>"$GDIR/gate.conf"
@@ -97,26 +70,20 @@ SPEND_CEILING=100000 # micro-units
 "$GATE" run --dir "$GDIR" >"$WORK/usage.jsonl" 2>"$WORK/gate.log" &
 GPID=$!
 
-client() { OUT=$(node "$NODE_DIR/gate_dpop_client.mjs" "$WORK/device.jwk" "$@"); }
 # The gateway answers 503 until it has the fleet's keys and the feed.
-for _ in $(seq 100); do
-    client "$TOKEN_A" "$GURL" models || fail "the client failed"
-    [ "$(json_get "$OUT" 'j["status"]')" = 503 ] || break
-    kill -0 "$GPID" 2>/dev/null || fail "tether-gate exited at start"
-    sleep 0.1
-done
+gate_wait_ready "$TOKEN_A"
 [ "$(json_get "$OUT" 'j["status"], j["models"]')" = "(200, ['gpt-4o', 'gpt-4o-mini', 'text-embedding-3-small'])" ] ||
     fail "models: the stand-in's list filtered by the token's and the policy's globs"
 pass "GET /v1/models through the gateway lists only the models both allow"
 
 # --- answers ------------------------------------------------------------------------
 answer="Tether keeps the key on the device."
-client "$TOKEN_A" "$GURL" chat
+gate_client "$TOKEN_A" "$GURL" chat
 [ "$(json_get "$OUT" 'j["status"], j["content"], j["usage"]')" = \
     "(200, '$answer', {'prompt_tokens': 11, 'completion_tokens': 7, 'total_tokens': 18})" ] ||
     fail "chat through the gateway"
 pass "chat: the stand-in's answer and usage"
-client "$TOKEN_A" "$GURL" stream
+gate_client "$TOKEN_A" "$GURL" stream
 [ "$(json_get "$OUT" 'j["status"], j["content"], j["usage"]["completion_tokens"], j["chunks"] >= 7')" = \
     "(200, '$answer', 7, True)" ] || fail "stream through the gateway"
 # The stand-in pauses 0.2 s after each of 7 chunks: a buffered stream would
@@ -124,12 +91,12 @@ client "$TOKEN_A" "$GURL" stream
 [ "$(json_get "$OUT" 'j["first_ms"] + 900 < j["end_ms"]')" = True ] ||
     fail "the stream's first chunk came at its end"
 pass "stream: chunk by chunk (first at $(json_get "$OUT" 'j["first_ms"]') ms, end at $(json_get "$OUT" 'j["end_ms"]') ms), usage chunk passed on"
-client "$TOKEN_A" "$GURL" embeddings
+gate_client "$TOKEN_A" "$GURL" embeddings
 [ "$(json_get "$OUT" 'j["status"], j["usage"]["prompt_tokens"]')" = "(200, 5)" ] || fail "embeddings"
 pass "embeddings: answer and usage"
 
 # --- refusals -----------------------------------------------------------------------
-client "$TOKEN_A" "$GURL" chat llama3
+gate_client "$TOKEN_A" "$GURL" chat llama3
 [ "$(json_get "$OUT" 'j["status"], j["code"]')" = "(403, 'model_not_allowed')" ] ||
     fail "a model the policy does not allow"
 pass "a model outside the policy's allow list: 403 model_not_allowed"
@@ -140,7 +107,7 @@ pass "a token without its DPoP proof: 401 dpop_missing"
 
 refused=
 for _ in $(seq 30); do
-    client "$TOKEN_B" "$GURL" chat
+    gate_client "$TOKEN_B" "$GURL" chat
     [ "$(json_get "$OUT" 'j["status"]')" = 200 ] || { refused=$OUT; break; }
 done
 [ "$(json_get "${refused:-{\}}" 'j.get("status"), j.get("code"), int(j.get("retry_after") or 0) > 0')" = \
@@ -149,7 +116,7 @@ pass "the spend ceiling: 429 spend_limit_reached with Retry-After"
 
 "$CTL" device revoke "$DEV_A" --reason "gateway e2e test" >/dev/null || fail "device revoke"
 for _ in $(seq 30); do
-    client "$TOKEN_A" "$GURL" chat
+    gate_client "$TOKEN_A" "$GURL" chat
     [ "$(json_get "$OUT" 'j["status"]')" = 401 ] && break
     sleep 0.1
 done

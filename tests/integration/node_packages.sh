@@ -11,6 +11,15 @@ node_install() {
         [ -f "$dir/node_modules/$package/package.json" ] || missing+=("$package")
     done
     [ "${#missing[@]}" -eq 0 ] && return 0
-    mkdir -p "$dir" &&
-        npm install --prefix "$dir" --no-audit --no-fund "${missing[@]}" >"$dir/npm.log" 2>&1
+    # Tests run in parallel and share DIR: one npm at a time in it, and the
+    # ones that waited find the packages there.
+    mkdir -p "$dir" && (
+        flock 9 || exit 1
+        missing=()
+        for package in "$@"; do
+            [ -f "$dir/node_modules/$package/package.json" ] || missing+=("$package")
+        done
+        [ "${#missing[@]}" -eq 0 ] ||
+            npm install --prefix "$dir" --no-audit --no-fund "${missing[@]}" >"$dir/npm.log" 2>&1
+    ) 9>"$dir/.install.lock"
 }

@@ -39,6 +39,7 @@ static void test_minimal_and_defaults(void **state)
     assert_string_equal(config.audience, "tether-gate");
     assert_false(config.dpop_nonce);
     assert_int_equal(config.feed_staleness_seconds, 60);
+    assert_int_equal(config.usage_report_seconds, 5);
     assert_string_equal(config.upstream_ca, "");
     assert_int_equal(config.upstream_max_transfers, 64);
     assert_int_equal(config.upstream_timeout_seconds, 300);
@@ -65,6 +66,7 @@ static void test_round_trip(void **state)
                                     "upstream_timeout_seconds = 30\n"
                                     "upstream_idle_timeout_seconds = 10\n"
                                     "max_devices = 100\n"
+                                    "usage_report_seconds = 2\n"
                                     "price = gpt-4o-mini=0.15:0.6\n"
                                     "price = llama-3=0:0.000001\n" DEFAULT_POLICY
                                     "models = gpt-4o*,llama-*\n"
@@ -81,6 +83,7 @@ static void test_round_trip(void **state)
     assert_int_equal(config.upstream_timeout_seconds, 30);
     assert_int_equal(config.upstream_idle_timeout_seconds, 10);
     assert_int_equal(config.max_devices, 100);
+    assert_int_equal(config.usage_report_seconds, 2);
     assert_int_equal(config.price_count, 2);
     assert_int_equal(config.prices[0].prompt_per_1k_micros, 150000);
     assert_int_equal(config.prices[1].completion_per_1k_micros, 1);
@@ -107,6 +110,10 @@ static void test_errors_name_the_line(void **state)
         {REQUIRED "upstream_max_transfers = 0\n", 5, "upstream_max_transfers must be a whole"},
         {REQUIRED "upstream_timeout_seconds = 3601\n", 5, "upstream_timeout_seconds must be"},
         {REQUIRED "max_devices = 15\n", 5, "max_devices must be a whole number from 16"},
+        {REQUIRED "usage_report_seconds = 0\n", 5, "usage_report_seconds must be a whole number "
+                                                   "from 1 to 60"},
+        {REQUIRED "usage_report_seconds = 61\n", 5, "usage_report_seconds must be a whole number "
+                                                    "from 1 to 60"},
         {REQUIRED "public_url = ftp://gate\n", 5, "public_url must be an http:// or"},
         {REQUIRED "public_url = https://gate.example/\n", 5, "public_url must be an http:// or"},
         {REQUIRED "price = m=1\n", 5, "a price is MODEL=PROMPT_PER_1K:COMPLETION_PER_1K"},

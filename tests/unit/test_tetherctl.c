@@ -178,6 +178,26 @@ static void durations(void **state)
     assert_int_equal(ctl_duration_parse(NULL, &s), TETHER_ERR_INVALID_ARGUMENT);
 }
 
+static void since_times(void **state)
+{
+    int64_t since = -1;
+
+    (void)state;
+    assert_int_equal(ctl_since_parse("1h", 1700000000, &since), TETHER_OK);
+    assert_int_equal(since, 1700000000 - 3600);
+    assert_int_equal(ctl_since_parse("2d", 1000, &since), TETHER_OK);
+    assert_int_equal(since, 0);
+    assert_int_equal(ctl_since_parse("2023-11-14T22:13:20Z", 0, &since), TETHER_OK);
+    assert_int_equal(since, 1700000000);
+    assert_int_equal(ctl_since_parse("2023-11-14T22:13:20", 0, &since), TETHER_ERR_PARSE);
+    assert_int_equal(ctl_since_parse("2023-11-14T22:13:20Zx", 0, &since), TETHER_ERR_PARSE);
+    assert_int_equal(ctl_since_parse("1960-01-01T00:00:00Z", 0, &since), TETHER_ERR_PARSE);
+    assert_int_equal(ctl_since_parse("yesterday", 0, &since), TETHER_ERR_PARSE);
+    assert_int_equal(ctl_since_parse("", 0, &since), TETHER_ERR_PARSE);
+    assert_int_equal(since, 0);
+    assert_int_equal(ctl_since_parse(NULL, 0, &since), TETHER_ERR_INVALID_ARGUMENT);
+}
+
 static void numbers_roles_ids(void **state)
 {
     const char *roles[TETHER_ROLE_COUNT];
@@ -616,6 +636,18 @@ static void run_usage_errors(void **state)
     assert_int_equal(r.code, CTL_EXIT_USAGE);
     assert_one_error_line(&r, "--after must be");
     run_free(&r);
+    r = run_with(no_env, 3, "usage", "--device", "../admin");
+    assert_int_equal(r.code, CTL_EXIT_USAGE);
+    assert_one_error_line(&r, "--device must be a device id");
+    run_free(&r);
+    r = run_with(no_env, 3, "usage", "--since", "yesterday");
+    assert_int_equal(r.code, CTL_EXIT_USAGE);
+    assert_one_error_line(&r, "--since must be a duration");
+    run_free(&r);
+    r = run_with(no_env, 3, "usage", "--after", "1");
+    assert_int_equal(r.code, CTL_EXIT_USAGE);
+    assert_one_error_line(&r, "--after does not apply to 'usage'");
+    run_free(&r);
     /* Settings missing, then a missing token file: exit 2, nothing sent. */
     r = run_with(no_env, 2, "device", "list");
     assert_int_equal(r.code, CTL_EXIT_USAGE);
@@ -666,6 +698,10 @@ static void run_help_and_version(void **state)
     assert_int_equal(r.code, CTL_EXIT_OK);
     assert_non_null(strstr(r.out, "usage: tetherctl alerts [--after ID]"));
     run_free(&r);
+    r = run_with(no_env, 2, "usage", "--help");
+    assert_int_equal(r.code, CTL_EXIT_OK);
+    assert_non_null(strstr(r.out, "usage: tetherctl usage [--device ID] [--since T]"));
+    run_free(&r);
     r = run_with(no_env, 2, "token", "--help");
     assert_int_equal(r.code, CTL_EXIT_OK);
     assert_non_null(strstr(r.out, "token revoke ID"));
@@ -684,6 +720,7 @@ int main(void)
         cmocka_unit_test(args_errors),
         cmocka_unit_test(settings_precedence),
         cmocka_unit_test(durations),
+        cmocka_unit_test(since_times),
         cmocka_unit_test(numbers_roles_ids),
         cmocka_unit_test(table_widths),
         cmocka_unit_test(table_header_only_and_hostile_cells),

@@ -187,6 +187,15 @@ void tether_gate_monitor_outcome(void *arg, const tether_gate_outcome_t *outcome
     }
     if (outcome->code == NULL || strncmp(outcome->code, "upstream_", 9) == 0)
         tether_metric_observe(monitor->upstream_seconds, outcome->seconds);
+    /* The fleet's usage per token: passed the ceilings (answered or
+     * failed) or refused by one, with what was charged. */
+    if (outcome->device != NULL && outcome->jti != NULL)
+        tether_gate_usage_reporter_count(monitor->usage, outcome->device, outcome->jti,
+                                         strcmp(kind, "refused") != 0,
+                                         charged ? outcome->prompt_tokens : 0,
+                                         charged ? outcome->completion_tokens : 0,
+                                         charged ? outcome->cost : 0,
+                                         tether_gate_wall_seconds());
     usage_line(outcome->device, outcome->jti, outcome->model, outcome->path, outcome->status,
                outcome->code, charged ? outcome->prompt_tokens : 0,
                charged ? outcome->completion_tokens : 0, charged ? outcome->cost : 0,

@@ -19,6 +19,7 @@
 #include "tether/gate/proxy.h"
 #include "tether/http_server.h"
 #include "tether/metrics.h"
+#include "usage_reporter.h"
 
 typedef struct tether_gate_monitor {
     tether_metrics_t registry; /* the HTTP server adds its own metrics to it */
@@ -29,6 +30,8 @@ typedef struct tether_gate_monitor {
     tether_metric_series_t *upstream_seconds;
     tether_metric_series_t *feed_age;
     tether_gate_revocations_t *revocations; /* borrowed: the feed's age at each scrape */
+    tether_gate_usage_reporter_t *usage;    /* borrowed, may be NULL: counts each request of
+                                               a token for the fleet's usage reports */
 } tether_gate_monitor_t;
 
 void tether_gate_monitor_init(tether_gate_monitor_t *monitor);
@@ -49,7 +52,8 @@ void tether_gate_monitor_authorized(tether_gate_monitor_t *monitor, double secon
 void tether_gate_monitor_refused(tether_gate_monitor_t *monitor, const char *path,
                                  const tether_gate_refusal_t *refusal, double seconds);
 
-/* A request the proxy handled: tether_gate_outcome_fn over a monitor. */
+/* A request the proxy handled: tether_gate_outcome_fn over a monitor. It
+ * is counted for the usage reports too (monitor->usage). */
 void tether_gate_monitor_outcome(void *monitor, const tether_gate_outcome_t *outcome);
 
 /* GET /metrics: the exposition text. */

@@ -52,8 +52,12 @@ const char *tether_gate_fleet_path(const tether_gate_fleet_client_t *client, con
     return url + n;
 }
 
-tether_status_t tether_gate_fleet_get_json(tether_gate_fleet_client_t *client, const char *path,
-                                           const char *bearer, cJSON **out)
+/* One request with the bearer token (when not NULL; wiped from the
+ * request buffer afterwards) and an optional JSON body; *status gets the
+ * answer's status, *out its body when that is a JSON object (else NULL). */
+static tether_status_t request_json(tether_gate_fleet_client_t *client, const char *method,
+                                    const char *path, const char *bearer, const char *body,
+                                    size_t body_len, int *status, cJSON **out)
 {
     char authorization[TETHER_HTTPS_MAX_HEADER_LINE];
     const char *headers[2] = {NULL, NULL};
@@ -61,10 +65,8 @@ tether_status_t tether_gate_fleet_get_json(tether_gate_fleet_client_t *client, c
     tether_status_t rc;
     int n;
 
-    if (out != NULL)
-        *out = NULL;
-    if (client == NULL || path == NULL || out == NULL)
-        return TETHER_ERR_INVALID_ARGUMENT;
+    *status = 0;
+    *out = NULL;
     tether_https_response_init(&resp);
     authorization[0] = '\0';
     if (bearer != NULL) {
@@ -75,22 +77,57 @@ tether_status_t tether_gate_fleet_get_json(tether_gate_fleet_client_t *client, c
         }
         headers[0] = authorization;
     }
-    rc = tether_https_request(&client->https, "GET", path, NULL, NULL, 0, headers, &resp);
+    rc = tether_https_request(&client->https, method, path,
+                              body != NULL ? "application/json" : NULL,
+                              (const uint8_t *)body, body != NULL ? body_len : 0, headers, &resp);
     if (rc != TETHER_OK)
         goto out;
-    if (resp.status != 200) {
-        snprintf(client->https.error, sizeof(client->https.error),
-                 "the fleet answered GET %s with status %d", path, resp.status);
-        rc = TETHER_ERR_PROTOCOL;
-        goto out;
-    }
-    if (tether_json_parse_object((const char *)resp.body, resp.body_len, out) != TETHER_OK) {
-        snprintf(client->https.error, sizeof(client->https.error),
-                 "the fleet's answer to GET %s is not a JSON object", path);
-        rc = TETHER_ERR_PROTOCOL;
-    }
+    *status = resp.status;
+    if (tether_json_parse_object((const char *)resp.body, resp.body_len, out) != TETHER_OK)
+        *out = NULL;
 out:
     tether_wipe(authorization, sizeof(authorization));
     tether_https_response_free(&resp);
     return rc;
+}
+
+tether_status_t tether_gate_fleet_get_json(tether_gate_fleet_client_t *client, const char *path,
+                                           const char *bearer, cJSON **out)
+{
+    tether_status_t rc;
+    int status = 0;
+
+    if (out != NULL)
+        *out = NULL;
+    if (client == NULL || path == NULL || out == NULL)
+        return TETHER_ERR_INVALID_ARGUMENT;
+    if ((rc = request_json(client, "GET", path, bearer, NULL, 0, &status, out)) != TETHER_OK)
+        return rc;
+    if (status != 200) {
+        snprintf(client->https.error, sizeof(client->https.error),
+                 "the fleet answered GET %s with status %d", path, status);
+        rc = TETHER_ERR_PROTOCOL;
+    } else if (*out == NULL) {
+        snprintf(client->https.error, sizeof(client->https.error),
+                 "the fleet's answer to GET %s is not a JSON object", path);
+        rc = TETHER_ERR_PROTOCOL;
+    }
+    if (rc != TETHER_OK) {
+        cJSON_Delete(*out);
+        *out = NULL;
+    }
+    return rc;
+}
+
+tether_status_t tether_gate_fleet_post_json(tether_gate_fleet_client_t *client, const char *path,
+                                            const char *bearer, const char *body,
+                                            size_t body_len, int *status, cJSON **out)
+{
+    if (status != NULL)
+        *status = 0;
+    if (out != NULL)
+        *out = NULL;
+    if (client == NULL || path == NULL || body == NULL || status == NULL || out == NULL)
+        return TETHER_ERR_INVALID_ARGUMENT;
+    return request_json(client, "POST", path, bearer, body, body_len, status, out);
 }

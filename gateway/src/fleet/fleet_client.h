@@ -1,7 +1,8 @@
 /*
  * tether-gate's calls to tether-fleetd: JSON over HTTPS with the fleet's CA
  * pinned, on net's client (tether_https_client_t, mbedTLS). net's client and
- * not libcurl: the fleet calls are two GETs on one pinned origin, and net's
+ * not libcurl: the fleet calls are a few GETs and the usage reports' POST on
+ * one pinned origin, and net's
  * client already pins a CA without the system store, checks the host and
  * bounds every wait and every response; libcurl is kept for the upstream
  * side, where keep-alive pools and streaming matter. A client is used by
@@ -47,5 +48,15 @@ const char *tether_gate_fleet_path(const tether_gate_fleet_client_t *client, con
 TETHER_MUST_CHECK tether_status_t tether_gate_fleet_get_json(tether_gate_fleet_client_t *client,
                                                              const char *path, const char *bearer,
                                                              cJSON **out);
+
+/* POST path with a JSON body (and the bearer token, as for GET). TETHER_OK
+ * when the fleet answered, whatever the status: *status gets it and *out
+ * the answer's JSON object (NULL when the body is none; freed by the
+ * caller). The client's errors otherwise. */
+TETHER_MUST_CHECK tether_status_t tether_gate_fleet_post_json(tether_gate_fleet_client_t *client,
+                                                              const char *path,
+                                                              const char *bearer,
+                                                              const char *body, size_t body_len,
+                                                              int *status, cJSON **out);
 
 #endif

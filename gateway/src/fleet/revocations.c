@@ -194,12 +194,11 @@ void tether_gate_feed_follower_init(tether_gate_feed_follower_t *follower)
     atomic_init(&follower->stop, false);
 }
 
-/* Sleeps up to seconds, waking early on stop. */
-static void pause_unless_stopped(tether_gate_feed_follower_t *follower, unsigned seconds)
+void tether_gate_pause_unless_stopped(atomic_bool *stop, unsigned seconds)
 {
     struct timespec step = {0, 100 * 1000 * 1000};
 
-    for (unsigned i = 0; i < seconds * 10 && !atomic_load(&follower->stop); i++)
+    for (unsigned i = 0; i < seconds * 10 && !atomic_load(stop); i++)
         nanosleep(&step, NULL);
 }
 
@@ -252,7 +251,7 @@ static void *follow(void *arg)
                         follower->client.https.error[0] != '\0' ? follower->client.https.error
                                                                 : "no feed path yet");
         failing = true;
-        pause_unless_stopped(follower, 1);
+        tether_gate_pause_unless_stopped(&follower->stop, 1);
     }
     return NULL;
 }

@@ -97,6 +97,10 @@ TETHER_MUST_CHECK tether_status_t tether_gate_feed_follower_start(
 /* Stops (within one long poll) and wipes; accepts a follower never started. */
 void tether_gate_feed_follower_stop(tether_gate_feed_follower_t *follower);
 
+/* Sleeps up to seconds, waking early (within 0.1 s) once *stop is set:
+ * the fleet threads' wait between two rounds. */
+void tether_gate_pause_unless_stopped(atomic_bool *stop, unsigned seconds);
+
 /* Monotonic and wall-clock seconds. */
 int64_t tether_gate_mono_seconds(void);
 int64_t tether_gate_wall_seconds(void);

@@ -249,6 +249,7 @@ void tether_gate_config_init(tether_gate_config_t *config)
     config->dpop_max_age_seconds = 60;
     config->clock_leeway_seconds = 5;
     config->feed_staleness_seconds = 60;
+    config->usage_report_seconds = 5;
     config->replay_cache_entries = 65536;
     config->token_cache_entries = 8192;
     config->max_body_bytes = 1024 * 1024;
@@ -301,6 +302,7 @@ static const config_key_t top_keys[] = {
     UINT(dpop_max_age_seconds, 5, 300),
     UINT(clock_leeway_seconds, 0, 60),
     UINT(feed_staleness_seconds, 5, 3600),
+    UINT(usage_report_seconds, 1, 60),
     UINT(replay_cache_entries, 1024, 4194304),
     UINT(token_cache_entries, 64, 1048576),
     UINT(max_body_bytes, 1024, 64 * 1024 * 1024),
@@ -673,11 +675,14 @@ tether_status_t tether_gate_config_format(const tether_gate_config_t *config, ch
             "dpop_nonce = %s\ndpop_max_age_seconds = %u\nclock_leeway_seconds = %u\n"
             "# Refuse everything (503) when the revocation feed was not reached for\n"
             "# this long.\nfeed_staleness_seconds = %u\n"
+            "# How often the usage per token is reported to the fleet (seconds).\n"
+            "usage_report_seconds = %u\n"
             "# Bounded caches: proofs seen (replay), verified access tokens. A full\n"
             "# replay cache refuses new proofs (503) rather than forget one early.\n"
             "replay_cache_entries = %u\ntoken_cache_entries = %u\n",
             config->dpop_nonce ? "yes" : "no", config->dpop_max_age_seconds,
             config->clock_leeway_seconds, config->feed_staleness_seconds,
+            config->usage_report_seconds,
             config->replay_cache_entries, config->token_cache_entries);
     fprintf(f,
             "\n# Limits.\nmax_body_bytes = %u\nmax_connections = %u\n"

@@ -32,6 +32,8 @@
  *   clock_leeway_seconds = 5        skew tolerated for iat, exp, nbf
  *   feed_staleness_seconds = 60     refuse everything when the revocation
  *                                   feed was not reached for this long
+ *   usage_report_seconds = 5        how often usage per token is reported
+ *                                   to the fleet (1-60; the issue asks 5 at most)
  *   replay_cache_entries, token_cache_entries, max_body_bytes,
  *   max_connections, max_connections_per_source, connection_timeout_seconds,
  *   request_head_timeout_seconds, threads
@@ -107,6 +109,7 @@ typedef struct tether_gate_config {
     uint32_t dpop_max_age_seconds;
     uint32_t clock_leeway_seconds;
     uint32_t feed_staleness_seconds;
+    uint32_t usage_report_seconds;
     uint32_t replay_cache_entries;
     uint32_t token_cache_entries;
     uint32_t max_body_bytes;

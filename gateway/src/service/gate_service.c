@@ -21,6 +21,7 @@ void tether_gate_service_init(tether_gate_service_t *service)
     tether_gate_fleet_keys_init(&service->keys);
     tether_gate_revocations_init(&service->revocations);
     tether_gate_feed_follower_init(&service->follower);
+    tether_gate_usage_reporter_init(&service->usage);
     tether_gate_access_init(&service->access);
     tether_gate_monitor_init(&service->monitor);
     tether_gate_forward_init(&service->forward);
@@ -165,8 +166,11 @@ tether_status_t tether_gate_service_start(tether_gate_service_t *service)
         return TETHER_ERR_INVALID_ARGUMENT;
     config = &service->config;
     if ((rc = tether_gate_upstream_global_init()) != TETHER_OK ||
-        (rc = tether_gate_monitor_open(&service->monitor, &service->revocations)) != TETHER_OK)
+        (rc = tether_gate_monitor_open(&service->monitor, &service->revocations)) != TETHER_OK ||
+        (rc = tether_gate_usage_reporter_open(&service->usage, &service->monitor.registry,
+                                              config->audience)) != TETHER_OK)
         return rc;
+    service->monitor.usage = &service->usage;
     if ((rc = tether_gate_forward_open(
              &service->forward, config,
              service->upstream_key_path[0] != '\0' ? service->upstream_key_path : NULL,
@@ -186,7 +190,10 @@ tether_status_t tether_gate_service_start(tether_gate_service_t *service)
         tether_warn("run", "the fleet's keys are not fetched yet: requests get 503 until they are");
     if ((rc = tether_gate_feed_follower_start(&service->follower, &service->revocations,
                                               &service->keys, config->fleet, service->fleet_ca,
-                                              service->rp_token)) != TETHER_OK)
+                                              service->rp_token)) != TETHER_OK ||
+        (rc = tether_gate_usage_reporter_start(&service->usage, config->fleet, service->fleet_ca,
+                                               service->rp_token,
+                                               config->usage_report_seconds)) != TETHER_OK)
         return rc;
     service->router.access = &service->access;
     service->router.config = config;
@@ -225,6 +232,8 @@ void tether_gate_service_free(tether_gate_service_t *service)
         return;
     tether_http_server_free(&service->server);
     tether_gate_forward_free(&service->forward);
+    /* No request counts any more: the last usage report. */
+    tether_gate_usage_reporter_stop(&service->usage);
     tether_gate_feed_follower_stop(&service->follower);
     tether_gate_access_free(&service->access);
     tether_gate_revocations_free(&service->revocations);

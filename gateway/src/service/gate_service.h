@@ -16,6 +16,7 @@
 #include "revocations.h"
 #include "router.h"
 #include "tether/http_server.h"
+#include "usage_reporter.h"
 
 #define TETHER_GATE_DIR_MAX 200
 
@@ -33,6 +34,7 @@ typedef struct tether_gate_service {
     tether_gate_fleet_keys_t keys;
     tether_gate_revocations_t revocations;
     tether_gate_feed_follower_t follower;
+    tether_gate_usage_reporter_t usage;
     tether_gate_access_t access;
     tether_gate_monitor_t monitor;
     tether_gate_forward_t forward;
@@ -54,10 +56,12 @@ TETHER_MUST_CHECK tether_status_t tether_gate_service_load(tether_gate_service_t
                                                            const char *dir,
                                                            tether_gate_load_error_t *error);
 
-/* After a load: starts the feed's thread and the server. */
+/* After a load: starts the feed's thread, the usage reporter's and the
+ * server. */
 TETHER_MUST_CHECK tether_status_t tether_gate_service_start(tether_gate_service_t *service);
 
-/* Stops everything and wipes the secrets; accepts NULL. */
+/* Stops everything (the server first; the usage reports are sent a last
+ * time then) and wipes the secrets; accepts NULL. */
 void tether_gate_service_free(tether_gate_service_t *service);
 
 #endif

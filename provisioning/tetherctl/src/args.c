@@ -2,6 +2,7 @@
  * take (durations, numbers, roles, ids). Pure: no I/O. */
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "tetherctl.h"
 #include "tether/bytes.h"
@@ -25,6 +26,8 @@ static const struct {
     [CTL_OPT_AFTER] = {"after", true},
     [CTL_OPT_WAIT] = {"wait", true},
     [CTL_OPT_DRY_RUN] = {"dry-run", false},
+    [CTL_OPT_DEVICE] = {"device", true},
+    [CTL_OPT_SINCE] = {"since", true},
 };
 
 const char *ctl_option_name(ctl_option_t option)
@@ -254,4 +257,25 @@ bool ctl_path_id_valid(const char *text)
             return false;
     }
     return true;
+}
+
+tether_status_t ctl_since_parse(const char *text, int64_t now, int64_t *since)
+{
+    unsigned seconds = 0;
+    struct tm tm;
+    const char *end;
+
+    if (text == NULL || since == NULL)
+        return TETHER_ERR_INVALID_ARGUMENT;
+    *since = 0;
+    if (ctl_duration_parse(text, &seconds) == TETHER_OK) {
+        *since = now > (int64_t)seconds ? now - (int64_t)seconds : 0;
+        return TETHER_OK;
+    }
+    memset(&tm, 0, sizeof(tm));
+    end = strptime(text, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    if (end == NULL || *end != '\0' || strlen(text) != 20 || tm.tm_year < 70)
+        return TETHER_ERR_PARSE;
+    *since = (int64_t)timegm(&tm);
+    return TETHER_OK;
 }

@@ -87,8 +87,8 @@ static const ctl_verb_t verbs[] = {
      "\n"
      "Prints only the new tthr_adm_ token on standard output. It is shown once\n"
      "and stored by the fleet only as a hash: put it in a file with mode 0600.\n"
-     "relying-party is for AI gateways: token introspection and the revocation\n"
-     "feed, nothing else.\n"
+     "relying-party is for AI gateways: token introspection, the revocation\n"
+     "feed and usage reports, nothing else.\n"
      "Needs an admin token with the security role.\n"},
     {"token", "list", NULL, 0, 0, ctl_token_list, "token list", "list admin tokens",
      "Prints ID, NAME, ROLES, CREATED and REVOKED (UTC) for every admin token,\n"
@@ -142,6 +142,20 @@ static const ctl_verb_t verbs[] = {
      "characters, JTI, DEVICE, RESULT), never a whole token; --json prints\n"
      "{\"tokens\": [...], \"devices_revoked\": N}.\n"
      "Needs an admin token with the security role (--dry-run: the read role).\n"},
+    {"usage", NULL, NULL, B(DEVICE) | B(SINCE), 0, ctl_usage,
+     "usage [--device ID] [--since T]", "usage and spend as AI gateways reported them",
+     "  --device ID  that device's tokens, one line each (default: one line per device)\n"
+     "  --since T    only usage seen since T: a duration back from now (1h, 2d) or\n"
+     "               a UTC time YYYY-MM-DDTHH:MM:SSZ (default: all)\n"
+     "\n"
+     "Prints DEVICE, TOKENS, REQUESTS (passed the gateways' ceilings), REFUSED (by a\n"
+     "ceiling), PROMPT and COMPLETION tokens, COST (in the gateways' price-table\n"
+     "currency), LAST SEEN (UTC) and FLAGGED (yes: a gateway reported a token under\n"
+     "another device than the fleet issued it to, or a token the fleet never\n"
+     "issued; see 'tetherctl alerts'); with --device, JTI and FIRST SEEN instead of\n"
+     "DEVICE and TOKENS. At most 1000 lines; with --json the fleet's\n"
+     "{\"usage\": [...], \"truncated\": BOOL} (cost as cost_micros, millionths).\n"
+     "Needs an admin token with the read role.\n"},
 };
 
 #define VERB_COUNT (sizeof(verbs) / sizeof(verbs[0]))

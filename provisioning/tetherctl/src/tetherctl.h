@@ -11,6 +11,7 @@
  *   tetherctl_devices.c  device verbs
  *   tetherctl_tokens.c   bootstrap tokens, admin tokens, alerts
  *   tetherctl_revocation.c  the revocation feed, revoke-leaked
+ *   tetherctl_usage.c    usage and spend as relying parties reported them
  *   tetherctl_main.c     main()
  */
 #ifndef TETHER_TETHERCTL_H
@@ -62,6 +63,8 @@ typedef enum ctl_option {
     CTL_OPT_AFTER,
     CTL_OPT_WAIT,
     CTL_OPT_DRY_RUN,
+    CTL_OPT_DEVICE,
+    CTL_OPT_SINCE,
     CTL_OPT__COUNT
 } ctl_option_t;
 
@@ -114,6 +117,12 @@ void ctl_settings_resolve(const ctl_args_t *args, ctl_getenv_fn getenv_fn,
  * number is seconds. Zero and anything over CTL_DURATION_MAX are refused.
  * TETHER_ERR_PARSE or TETHER_ERR_TOO_LARGE. */
 TETHER_MUST_CHECK tether_status_t ctl_duration_parse(const char *text, unsigned *seconds);
+
+/* A start time for --since: a duration (as ctl_duration_parse: "1h",
+ * "2d") counts back from now; "YYYY-MM-DDTHH:MM:SSZ" is that UTC time.
+ * *since gets Unix seconds (never before 0). TETHER_ERR_PARSE otherwise. */
+TETHER_MUST_CHECK tether_status_t ctl_since_parse(const char *text, int64_t now,
+                                                  int64_t *since);
 
 /* A decimal number from min to max without sign, spaces or leading zeros
  * (beyond "0" itself). */
@@ -316,6 +325,7 @@ int ctl_key_list(ctl_context_t *ctx, const char *arg);   /* tetherctl_keys.c */
 int ctl_key_rotate(ctl_context_t *ctx, const char *arg); /* tetherctl_keys.c */
 int ctl_revocations(ctl_context_t *ctx, const char *arg);
 int ctl_revoke_leaked(ctl_context_t *ctx, const char *arg);
+int ctl_usage(ctl_context_t *ctx, const char *arg); /* tetherctl_usage.c */
 
 /* ---- revoke-leaked (tetherctl_revocation.c) ------------------------------ */
 

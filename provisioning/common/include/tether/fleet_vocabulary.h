@@ -12,8 +12,8 @@
 
 /* Admin roles, a bit set; role i is bit 1u << i. TETHER_ROLE_ALL is the
  * operators' set (the first token of a fleet); relying-party is the narrow
- * role of relying parties (AI gateways): introspection and the revocation
- * feed, nothing else. */
+ * role of relying parties (AI gateways): introspection, the revocation
+ * feed and usage reports, nothing else. */
 #define TETHER_ROLE_READ 0x1u
 #define TETHER_ROLE_FLEET 0x2u
 #define TETHER_ROLE_SECURITY 0x4u
@@ -69,12 +69,20 @@ TETHER_MUST_CHECK tether_status_t tether_device_status_parse(const char *name,
  * "error" invalid_grant; nothing changes; a new challenge starts over. */
 #define TETHER_FLEET_EXCHANGE_NONCE_REUSED "nonce_reused"
 
+/* Refusals of POST /v1/usage/reports beyond invalid_request (a malformed
+ * report, 400) and payload_too_large (413); nothing changes. 409: the
+ * report_id names another report this relying party sent (a retry must be
+ * byte-identical). 422: a token's totals would pass 2^53 - 1. */
+#define TETHER_FLEET_ERROR_REPORT_ID_REUSED "report_id_reused"
+#define TETHER_FLEET_ERROR_USAGE_TOO_LARGE "usage_total_too_large"
+
 /* Bounds a client checks before it asks: the pages and waits of the lists
  * (it pages on after a full page) and the uses of a bootstrap token. */
 #define TETHER_FLEET_ALERTS_PAGE 500  /* alerts per answer at most */
 #define TETHER_FLEET_FEED_PAGE 500    /* revocation feed entries per answer at most */
 #define TETHER_FLEET_FEED_MAX_WAIT 30 /* seconds a feed request may wait (longer is capped) */
 #define TETHER_FLEET_BOOTSTRAP_MAX_USES 1000 /* uses of one bootstrap token at most */
+#define TETHER_FLEET_USAGE_PAGE 1000  /* lines of GET /v1/usage at most ("truncated" past it) */
 
 /* Well-known paths of tether-fleetd. */
 #define TETHER_FLEET_PATH_HEALTH "/v1/health"
@@ -87,6 +95,8 @@ TETHER_MUST_CHECK tether_status_t tether_device_status_parse(const char *name,
 #define TETHER_FLEET_PATH_JWKS "/.well-known/jwks.json"
 #define TETHER_FLEET_PATH_METADATA "/.well-known/oauth-authorization-server"
 #define TETHER_FLEET_PATH_METRICS "/metrics" /* Prometheus text format */
+#define TETHER_FLEET_PATH_USAGE "/v1/usage" /* ?device=ID&since=T: what relying parties saw */
+#define TETHER_FLEET_PATH_USAGE_REPORTS "/v1/usage/reports" /* relying parties report usage */
 #define TETHER_FLEET_PATH_ADMIN "/v1/admin/" /* the prefix of the admin API */
 #define TETHER_FLEET_PATH_DEVICES "/v1/admin/devices" /* + "/<id>", "/<id>/revoke", ... */
 #define TETHER_FLEET_PATH_DEVICES_IMPORT "/v1/admin/devices/import"

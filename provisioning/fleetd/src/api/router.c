@@ -21,6 +21,8 @@
 #include "tether/fleet_vocabulary.h"
 #include "tether/secret_token.h"
 #include "token_form.h"
+#include "usage_api.h"
+#include "usage_report.h"
 #include "validate.h"
 
 #define BEARER_CHALLENGE "Bearer realm=\"tether-fleetd\""
@@ -86,6 +88,8 @@ static const route_t routes[] = {
      NULL, false, API_RELYING_PARTY, tether_rp_api_introspect},
     {"GET", TETHER_FLEET_PATH_REVOCATIONS, "GET", ADMIN(FEED_ROLES), NULL, 0, "after wait",
      false, API_RELYING_PARTY, tether_rp_api_feed},
+    {"POST", TETHER_FLEET_PATH_USAGE_REPORTS, "POST", ADMIN(TETHER_ROLE_RELYING_PARTY), JSON,
+     TETHER_USAGE_REPORT_MAX_BODY, NULL, false, API_RELYING_PARTY, tether_usage_api_report},
     /* Monitoring: what fleetd counts tells about its fleet (exchange rates
      * and refusals, clone alerts), so never public. */
     {"GET", TETHER_FLEET_PATH_METRICS, "GET", ADMIN(TETHER_ROLE_READ), NULL, 0, NULL, false,
@@ -117,6 +121,8 @@ static const route_t routes[] = {
      API_ADMIN, admin_alerts_list},
     {"GET", TETHER_FLEET_PATH_KEYS, "GET", ADMIN(TETHER_ROLE_READ), NULL, 0, NULL, false,
      API_ADMIN, admin_keys_list},
+    {"GET", TETHER_FLEET_PATH_USAGE, "GET", ADMIN(TETHER_ROLE_READ), NULL, 0, "device since",
+     false, API_ADMIN, tether_usage_api_list},
     {"POST", TETHER_FLEET_PATH_KEYS_ROTATE, "POST", ADMIN(TETHER_ROLE_SECURITY), NULL, 0, NULL,
      false, API_ADMIN, admin_keys_rotate},
 };

@@ -235,6 +235,26 @@ tether_status_t tether_store_revocation_head(tether_store_t *store, int64_t *seq
     return STORE_CALL(store, revocation_head, seq);
 }
 
+tether_status_t tether_store_usage_report_record(tether_store_t *store,
+                                                const tether_store_usage_report_t *report,
+                                                int64_t now, tether_store_usage_result_t *result)
+{
+    struct timespec start;
+    tether_status_t rc;
+
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    rc = STORE_CALL(store, usage_report_record, report, now, result);
+    tether_store_observe_since(store, "usage_report", &start);
+    return rc;
+}
+
+tether_status_t tether_store_usage_list(tether_store_t *store, const char *device_id,
+                                        int64_t since, unsigned limit, tether_store_usage_cb cb,
+                                        void *arg)
+{
+    return STORE_CALL(store, usage_list, device_id, since, limit, cb, arg);
+}
+
 void tether_store_set_revocation_hook(tether_store_t *store, tether_store_revocation_hook_fn fn,
                                       void *arg)
 {

@@ -166,6 +166,9 @@ struct tether_store_exchange;
 struct tether_store_exchange_result;
 struct tether_store_issued_token;
 struct tether_store_issuer_key;
+struct tether_store_usage_report;
+struct tether_store_usage_result;
+struct tether_store_usage_row;
 
 /* What an implementation provides. impl is its private state. */
 typedef struct tether_store_ops {
@@ -241,6 +244,15 @@ typedef struct tether_store_ops {
     tether_status_t (*issuer_key_add_first)(void *impl, const struct tether_store_issuer_key *key);
     tether_status_t (*issuer_key_rotate)(void *impl, const struct tether_store_issuer_key *key,
                                          int64_t now, struct tether_store_issuer_key *retired);
+
+    /* Usage reports of relying parties (store_sqlite_usage.c). */
+    tether_status_t (*usage_report_record)(void *impl,
+                                           const struct tether_store_usage_report *report,
+                                           int64_t now, struct tether_store_usage_result *result);
+    tether_status_t (*usage_list)(void *impl, const char *device_id, int64_t since,
+                                  unsigned limit,
+                                  int (*cb)(void *arg, const struct tether_store_usage_row *row),
+                                  void *arg);
 } tether_store_ops_t;
 
 /* Called after a change that appended to the revocation feed was committed
@@ -451,7 +463,8 @@ void tether_store_set_revocation_hook(tether_store_t *store, tether_store_revoca
                                       void *arg);
 
 /* Times the write transactions (exchange, device_status,
- * enrollment_activate) into histogram, whatever the implementation. */
+ * enrollment_activate, usage_report) into histogram, whatever the
+ * implementation. */
 void tether_store_set_metrics(tether_store_t *store, tether_metric_t *histogram);
 
 /* Since start (CLOCK_MONOTONIC), one transaction of operation in the
@@ -651,5 +664,97 @@ TETHER_MUST_CHECK tether_status_t tether_store_issuer_key_add_first(
 TETHER_MUST_CHECK tether_status_t tether_store_issuer_key_rotate(
     tether_store_t *store, const tether_store_issuer_key_t *key, int64_t now,
     tether_store_issuer_key_t *retired);
+
+/* ---- usage reports of relying parties (table token_usage, usage_reports;
+ * schema version 6, store_sqlite_usage.c) ---- */
+
+#define TETHER_STORE_USAGE_REPORT_ID_SIZE 65 /* 16 to 64 characters + NUL */
+/* How long a report id is remembered: a relying party's retry of a report
+ * whose answer it lost (within seconds or minutes) is counted once. */
+#define TETHER_STORE_USAGE_REPORT_RETENTION (7 * 24 * 3600)
+/* A total of token_usage stays a number a JSON double carries exactly. */
+#define TETHER_STORE_USAGE_TOTAL_MAX 9007199254740991LL /* 2^53 - 1 */
+
+/* What a relying party counted for one token since its last report. */
+typedef struct tether_store_usage_entry {
+    char jti[TETHER_STORE_JTI_SIZE];
+    char device_id[TETHER_STORE_DEVICE_ID_SIZE]; /* as the relying party read it in the token */
+    int64_t requests;          /* forwarded (answered or failed upstream) */
+    int64_t refused;           /* refused by a ceiling after authorization */
+    int64_t prompt_tokens;
+    int64_t completion_tokens;
+    int64_t cost_micros;       /* millionths of the relying party's currency */
+    int64_t first_seen;        /* Unix seconds */
+    int64_t last_seen;
+} tether_store_usage_entry_t;
+
+/* One report, borrowed for the call. */
+typedef struct tether_store_usage_report {
+    int64_t relying_party;  /* the admin token id of the caller */
+    const char *gateway;    /* the name it gives itself */
+    const char *report_id;
+    uint8_t body_sha256[TETHER_STORE_HASH_SIZE]; /* tells a retry from another report */
+    const tether_store_usage_entry_t *entries;
+    size_t entry_count;
+} tether_store_usage_report_t;
+
+typedef enum tether_store_usage_decision {
+    TETHER_STORE_USAGE_ACCEPTED = 0, /* counted */
+    TETHER_STORE_USAGE_DUPLICATE,    /* this report (same id, same body) was counted already */
+    TETHER_STORE_USAGE_ID_REUSED,    /* the id names another report of this relying party:
+                                        nothing changed */
+} tether_store_usage_decision_t;
+
+typedef struct tether_store_usage_result {
+    tether_store_usage_decision_t decision;
+    size_t flagged; /* ACCEPTED: entries whose jti the fleet did not issue to that device */
+} tether_store_usage_result_t;
+
+/* A line of tether_store_usage_list: one device (device_id NULL), or one
+ * token of a device. Strings live until the callback returns. */
+typedef struct tether_store_usage_row {
+    const char *device_id;
+    const char *jti;       /* per-token lines; NULL for a device's line */
+    int64_t tokens;        /* distinct tokens (per-device lines) */
+    int64_t requests;
+    int64_t refused;
+    int64_t prompt_tokens;
+    int64_t completion_tokens;
+    int64_t cost_micros;
+    int64_t first_seen;
+    int64_t last_seen;
+    bool flagged;          /* some usage reported under another device or an unknown jti */
+} tether_store_usage_row_t;
+
+typedef int (*tether_store_usage_cb)(void *arg, const tether_store_usage_row_t *row);
+
+/*
+ * Counts a report in one transaction, or nothing of it:
+ * - a report id this relying party sent within the retention is not
+ *   counted again: DUPLICATE when the body is the same (a retry after a
+ *   lost answer), ID_REUSED otherwise;
+ * - else each entry is added to its token's totals for this relying party
+ *   (first_seen the earliest, last_seen the latest). The usage belongs to
+ *   the device the fleet issued the jti to; an entry whose jti the fleet
+ *   never issued, or issued to another device than the entry names, is
+ *   counted too (under the fleet's device, or the named one when the jti
+ *   is unknown), flagged, and raises an alert "usage_device_mismatch":
+ *   the relying party served those requests, and hiding them would hide
+ *   a token used where it should not be. result->flagged counts them;
+ * - report ids older than TETHER_STORE_USAGE_REPORT_RETENTION are purged.
+ * A total past TETHER_STORE_USAGE_TOTAL_MAX is TETHER_ERR_TOO_LARGE with
+ * nothing changed.
+ */
+TETHER_MUST_CHECK tether_status_t tether_store_usage_report_record(
+    tether_store_t *store, const tether_store_usage_report_t *report, int64_t now,
+    tether_store_usage_result_t *result);
+
+/* Usage with last_seen >= since, summed over relying parties, at most
+ * limit lines: per device (device_id NULL; ordered by device), or per token
+ * of device_id (ordered by first_seen). */
+TETHER_MUST_CHECK tether_status_t tether_store_usage_list(tether_store_t *store,
+                                                          const char *device_id, int64_t since,
+                                                          unsigned limit,
+                                                          tether_store_usage_cb cb, void *arg);
 
 #endif

@@ -199,12 +199,55 @@ static const char migration_5[] =
     ") WITHOUT ROWID;"
     "CREATE INDEX used_nonces_expires ON used_nonces (expires_at);";
 
+/*
+ * Version 6: usage reports of relying parties (POST /v1/usage/reports;
+ * DESIGN.md, "AI endpoint access").
+ * - token_usage: per relying party (its admin token id) and token, the
+ *   totals it reported. device_id is the device the fleet issued the jti
+ *   to (the one the relying party named when the fleet never issued it);
+ *   reported_device_id what the relying party named first; flagged is 1
+ *   once an entry did not match the fleet's record (usage_device_mismatch
+ *   alert). Totals are bounded to 2^53 - 1 so a JSON number carries them.
+ * - usage_reports: the report ids counted, with the SHA-256 of the body
+ *   (a retry is the same body), kept TETHER_STORE_USAGE_REPORT_RETENTION.
+ */
+static const char migration_6[] =
+    "CREATE TABLE token_usage ("
+    " relying_party INTEGER NOT NULL,"
+    " jti TEXT NOT NULL CHECK (length(jti) = 32),"
+    " device_id TEXT NOT NULL,"
+    " reported_device_id TEXT NOT NULL,"
+    " flagged INTEGER NOT NULL CHECK (flagged IN (0, 1)),"
+    " gateway TEXT NOT NULL,"
+    " requests INTEGER NOT NULL CHECK (requests BETWEEN 0 AND 9007199254740991),"
+    " refused INTEGER NOT NULL CHECK (refused BETWEEN 0 AND 9007199254740991),"
+    " prompt_tokens INTEGER NOT NULL CHECK (prompt_tokens BETWEEN 0 AND 9007199254740991),"
+    " completion_tokens INTEGER NOT NULL"
+    "  CHECK (completion_tokens BETWEEN 0 AND 9007199254740991),"
+    " cost_micros INTEGER NOT NULL CHECK (cost_micros BETWEEN 0 AND 9007199254740991),"
+    " first_seen INTEGER NOT NULL,"
+    " last_seen INTEGER NOT NULL,"
+    " PRIMARY KEY (relying_party, jti)"
+    ") WITHOUT ROWID;"
+    "CREATE INDEX token_usage_device ON token_usage (device_id, last_seen);"
+    "CREATE INDEX token_usage_last_seen ON token_usage (last_seen);"
+    "CREATE TABLE usage_reports ("
+    " relying_party INTEGER NOT NULL,"
+    " report_id TEXT NOT NULL,"
+    " body_sha256 BLOB NOT NULL CHECK (length(body_sha256) = 32),"
+    " entries INTEGER NOT NULL,"
+    " received_at INTEGER NOT NULL,"
+    " PRIMARY KEY (relying_party, report_id)"
+    ") WITHOUT ROWID;"
+    "CREATE INDEX usage_reports_received ON usage_reports (received_at);";
+
 const char *const tether_store_migrations[] = {
     migration_1,
     migration_2,
     migration_3,
     migration_4,
     migration_5,
+    migration_6,
 };
 
 const size_t tether_store_migration_count =

@@ -149,6 +149,8 @@ static const tether_store_ops_t sqlite_ops = {
     .issuer_key_list = tether_sqlite_issuer_key_list,
     .issuer_key_add_first = tether_sqlite_issuer_key_add_first,
     .issuer_key_rotate = tether_sqlite_issuer_key_rotate,
+    .usage_report_record = tether_sqlite_usage_report_record,
+    .usage_list = tether_sqlite_usage_list,
 };
 
 static tether_status_t wal_read(void *arg, sqlite3_stmt *row)

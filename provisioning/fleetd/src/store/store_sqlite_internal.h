@@ -104,6 +104,7 @@ typedef struct tether_sqlite_list {
         tether_store_alert_cb alert;
         tether_store_revocation_cb revocation;
         tether_store_issuer_key_cb issuer_key;
+        tether_store_usage_cb usage;
     } cb;
     void *arg;
 } tether_sqlite_list_t;
@@ -212,5 +213,13 @@ tether_status_t tether_sqlite_issuer_key_add_first(void *impl,
                                                    const tether_store_issuer_key_t *key);
 tether_status_t tether_sqlite_issuer_key_rotate(void *impl, const tether_store_issuer_key_t *key,
                                                 int64_t now, tether_store_issuer_key_t *retired);
+
+/* store_sqlite_usage.c: usage reports of relying parties. */
+tether_status_t tether_sqlite_usage_report_record(void *impl,
+                                                  const tether_store_usage_report_t *report,
+                                                  int64_t now,
+                                                  tether_store_usage_result_t *result);
+tether_status_t tether_sqlite_usage_list(void *impl, const char *device_id, int64_t since,
+                                         unsigned limit, tether_store_usage_cb cb, void *arg);
 
 #endif
