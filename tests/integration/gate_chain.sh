@@ -56,6 +56,29 @@ cp "$here/device_app.mjs" "$here/gate_client.mjs" "$NODE_DIR/"
 APP_KEY=sk-app-secret-never-forwarded # device_app.mjs's API key
 app() { OUT=$(node "$NODE_DIR/device_app.mjs" "http://127.0.0.1:$AI_PORT/v1" "$@"); }
 
+# models_when_ready: GET /v1/models through the agent into RC and
+# $WORK/body, once the gateway answers other than 503 (it does until it
+# holds the fleet's keys and the feed), within 10 s.
+models_when_ready() {
+    for _ in $(seq 100); do
+        RC=$(curl -sS --max-time 5 -o "$WORK/body" -w '%{http_code}' "http://127.0.0.1:$AI_PORT/v1/models") ||
+            RC=curl-failed
+        [ "$RC" = 503 ] || [ "$RC" = curl-failed ] || break
+        kill -0 "$GPID" 2>/dev/null || fail "tether-gate exited at start"
+        sleep 0.1
+    done
+}
+start_gate() {
+    "$GATE" run --dir "$WORK/gate" >>"$WORK/usage.jsonl" 2>>"$WORK/gate.log" &
+    GPID=$!
+}
+start_agent() {
+    "$AGENT" run --tcti "$TETHER_TEST_TCTI" --state-dir "$WORK/state" --socket "$SOCK" \
+        --ai-listen "127.0.0.1:$AI_PORT" --ai-upstream "$GURL/v1" 2>>"$WORK/agent.log" &
+    AGENT_PID=$!
+    wait_agent_token "$SOCK"
+}
+
 # --- the fleet, the device, the upstream, the gateway, the agent -------------------------
 fleet_with_device
 "$CTL" token create --role relying-party --name gateway >"$WORK/rp.token"
@@ -89,25 +112,14 @@ sed -i -e "s|^public_url = .*|public_url = $GURL|" -e 's/^dpop_nonce = no$/dpop_
     -e 's/^max_tokens = .*/max_tokens = 16/' "$WORK/gate/gate.conf"
 grep -q '^dpop_nonce = yes$' "$WORK/gate/gate.conf" || fail "gate.conf has no dpop_nonce to turn on"
 "$GATE" check --dir "$WORK/gate" >"$WORK/check.out" 2>&1 || fail "tether-gate check: $(cat "$WORK/check.out")"
-"$GATE" run --dir "$WORK/gate" >"$WORK/usage.jsonl" 2>"$WORK/gate.log" &
-GPID=$!
+start_gate
 
 AI_PORT=$(free_port)
 SOCK=$WORK/agent.sock
-"$AGENT" run --tcti "$TETHER_TEST_TCTI" --state-dir "$WORK/state" --socket "$SOCK" \
-    --ai-listen "127.0.0.1:$AI_PORT" --ai-upstream "$GURL/v1" 2>"$WORK/agent.log" &
-AGENT_PID=$!
-wait_agent_token "$SOCK"
+start_agent
 token_binding
 
-# The gateway answers 503 until it holds the fleet's keys and the feed.
-for _ in $(seq 100); do
-    RC=$(curl -sS --max-time 5 -o "$WORK/body" -w '%{http_code}' "http://127.0.0.1:$AI_PORT/v1/models") ||
-        RC=curl-failed
-    [ "$RC" = 503 ] || [ "$RC" = curl-failed ] || break
-    kill -0 "$GPID" 2>/dev/null || fail "tether-gate exited at start"
-    sleep 0.1
-done
+models_when_ready
 OUT=$(cat "$WORK/body")
 [ "$RC" = 200 ] && [ "$(json_get "$OUT" 'sorted(m["id"] for m in j["data"])')" = "['gpt-4o', 'gpt-4o-mini']" ] ||
     fail "GET /v1/models through the agent: HTTP $RC"
@@ -244,4 +256,24 @@ sigterm_wait "$GPID"
 wait "$GPID" || fail "tether-gate's exit status after SIGTERM is not 0"
 GPID=
 pass "no token in the logs; the agent and tether-gate stop on SIGTERM"
+
+# --- reinstated ----------------------------------------------------------------------------
+# The feed lists the revocation for good and has no reinstatement: a device
+# the fleet reinstated passes again with the tokens issued after it, also
+# through a gateway started afresh that reads the whole feed from the start.
+"$CTL" device reinstate "$DEV" --reason "gate chain test: cleared" >/dev/null || fail "tetherctl device reinstate"
+rm -rf "$WORK/state"
+"$AGENT" enroll --tcti "$TETHER_TEST_TCTI" --state-dir "$WORK/state" --fleet "$URL" \
+    --ca "$DIR/ca.pem" >"$WORK/enroll.out" 2>&1 || fail "enrol again: $(cat "$WORK/enroll.out")"
+OLD_TOKEN=$TOKEN
+start_gate
+start_agent
+[ "$TOKEN" != "$OLD_TOKEN" ] || fail "the agent serves the token of before the revocation"
+models_when_ready
+[ "$RC" = 200 ] || fail "the reinstated device's new token refused through a fresh gateway: HTTP $RC $(cat "$WORK/body")"
+pass "reinstated and enrolled again: its new token passes a gateway that read the revocation from the feed"
+sigterm_wait "$AGENT_PID"
+AGENT_PID=
+sigterm_wait "$GPID"
+GPID=
 echo "gate_chain: $passed passed, 0 failed"

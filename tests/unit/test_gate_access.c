@@ -118,6 +118,10 @@ static tether_status_t apply_page(tether_gate_revocations_t *r, const char *json
     return rc;
 }
 
+/* When the entries below were written, and a token issued before. */
+#define REVOKED_AT 1700000000
+#define ISSUED (REVOKED_AT - 10)
+
 static void test_revocations(void **state)
 {
     tether_gate_revocations_t r;
@@ -126,39 +130,72 @@ static void test_revocations(void **state)
     tether_gate_revocations_init(&r);
     assert_int_equal(tether_gate_revocations_open(&r, 1024, 60), TETHER_OK);
     /* Never reached: stale. */
-    assert_int_equal(tether_gate_revocations_check(&r, "dev_a", "j1", NOW, MONO),
+    assert_int_equal(tether_gate_revocations_check(&r, "dev_a", "j1", ISSUED, NOW, MONO),
                      TETHER_GATE_FEED_STALE);
     assert_int_equal(apply_page(&r, "{\"revocations\":[],\"last_seq\":0}", MONO), TETHER_OK);
-    assert_int_equal(tether_gate_revocations_check(&r, "dev_a", "j1", NOW, MONO),
+    assert_int_equal(tether_gate_revocations_check(&r, "dev_a", "j1", ISSUED, NOW, MONO),
                      TETHER_GATE_NOT_REVOKED);
     assert_int_equal(apply_page(&r,
-                                "{\"revocations\":[{\"seq\":1,\"device_id\":\"dev_a\",\"jti\":null},"
-                                "{\"seq\":2,\"device_id\":\"dev_b\",\"jti\":\"j2\"}],\"last_seq\":2}",
+                                "{\"revocations\":[{\"seq\":1,\"device_id\":\"dev_a\",\"jti\":null,"
+                                "\"created_at\":1700000000},{\"seq\":2,\"device_id\":\"dev_b\","
+                                "\"jti\":\"j2\",\"created_at\":1700000000}],\"last_seq\":2}",
                                 MONO + 1),
                      TETHER_OK);
     assert_int_equal(tether_gate_revocations_last_seq(&r), 2);
-    assert_int_equal(tether_gate_revocations_check(&r, "dev_a", "j9", NOW, MONO + 1),
+    assert_int_equal(tether_gate_revocations_check(&r, "dev_a", "j9", ISSUED, NOW, MONO + 1),
                      TETHER_GATE_REVOKED_DEVICE);
-    assert_int_equal(tether_gate_revocations_check(&r, "dev_b", "j2", NOW, MONO + 1),
+    assert_int_equal(tether_gate_revocations_check(&r, "dev_b", "j2", ISSUED, NOW, MONO + 1),
                      TETHER_GATE_REVOKED_TOKEN);
-    assert_int_equal(tether_gate_revocations_check(&r, "dev_b", "j3", NOW, MONO + 1),
+    assert_int_equal(tether_gate_revocations_check(&r, "dev_b", "j3", ISSUED, NOW, MONO + 1),
                      TETHER_GATE_NOT_REVOKED);
     /* A revoked token stays listed longer than any token lives. */
-    assert_int_equal(tether_gate_revocations_check(&r, "dev_b", "j2",
+    assert_int_equal(tether_gate_revocations_check(&r, "dev_b", "j2", ISSUED,
                                                    NOW + TETHER_GATE_REVOKED_TOKEN_SECONDS - 1,
                                                    MONO + 1),
                      TETHER_GATE_REVOKED_TOKEN);
-    /* Malformed pages, and a last_seq going back, apply nothing. */
-    assert_int_equal(apply_page(&r, "{\"revocations\":[{\"seq\":3,\"jti\":null}],\"last_seq\":3}",
+    /* A device revoked at T refuses the tokens issued at or before T, and
+     * passes those the fleet issued after (it reinstated the device), also
+     * when the same entries are read again from the start. */
+    assert_int_equal(tether_gate_revocations_check(&r, "dev_a", "j8", REVOKED_AT, NOW, MONO + 1),
+                     TETHER_GATE_REVOKED_DEVICE);
+    assert_int_equal(
+        tether_gate_revocations_check(&r, "dev_a", "j8", REVOKED_AT + 1, NOW, MONO + 1),
+        TETHER_GATE_NOT_REVOKED);
+    /* Revoked again later: the latest time counts, an older entry read
+     * after it does not bring the time back. */
+    assert_int_equal(apply_page(&r,
+                                "{\"revocations\":[{\"seq\":3,\"device_id\":\"dev_a\",\"jti\":null,"
+                                "\"created_at\":1700000100},{\"seq\":4,\"device_id\":\"dev_a\","
+                                "\"jti\":null,\"created_at\":1700000000}],\"last_seq\":4}",
+                                MONO + 1),
+                     TETHER_OK);
+    assert_int_equal(
+        tether_gate_revocations_check(&r, "dev_a", "j8", REVOKED_AT + 100, NOW, MONO + 1),
+        TETHER_GATE_REVOKED_DEVICE);
+    assert_int_equal(
+        tether_gate_revocations_check(&r, "dev_a", "j8", REVOKED_AT + 101, NOW, MONO + 1),
+        TETHER_GATE_NOT_REVOKED);
+    /* Malformed pages (no device, no created_at), and a last_seq going
+     * back, apply nothing. */
+    assert_int_equal(apply_page(&r,
+                                "{\"revocations\":[{\"seq\":5,\"jti\":null,\"created_at\":1}],"
+                                "\"last_seq\":5}",
                                 MONO + 2),
                      TETHER_ERR_PARSE);
-    assert_int_equal(apply_page(&r, "{\"revocations\":[],\"last_seq\":1}", MONO + 2),
+    assert_int_equal(apply_page(&r,
+                                "{\"revocations\":[{\"seq\":5,\"device_id\":\"dev_c\",\"jti\":null}],"
+                                "\"last_seq\":5}",
+                                MONO + 2),
                      TETHER_ERR_PARSE);
-    assert_int_equal(tether_gate_revocations_last_seq(&r), 2);
-    /* No contact for longer than the staleness: everything is refused. */
-    assert_int_equal(tether_gate_revocations_check(&r, "dev_c", "j4", NOW, MONO + 61),
+    assert_int_equal(tether_gate_revocations_check(&r, "dev_c", "j4", ISSUED, NOW, MONO + 2),
                      TETHER_GATE_NOT_REVOKED);
-    assert_int_equal(tether_gate_revocations_check(&r, "dev_c", "j4", NOW, MONO + 62),
+    assert_int_equal(apply_page(&r, "{\"revocations\":[],\"last_seq\":3}", MONO + 2),
+                     TETHER_ERR_PARSE);
+    assert_int_equal(tether_gate_revocations_last_seq(&r), 4);
+    /* No contact for longer than the staleness: everything is refused. */
+    assert_int_equal(tether_gate_revocations_check(&r, "dev_c", "j4", ISSUED, NOW, MONO + 61),
+                     TETHER_GATE_NOT_REVOKED);
+    assert_int_equal(tether_gate_revocations_check(&r, "dev_c", "j4", ISSUED, NOW, MONO + 62),
                      TETHER_GATE_FEED_STALE);
     tether_gate_revocations_free(&r);
 }
@@ -216,8 +253,9 @@ static int setup(void **state)
         tether_gate_access_open(&f.access, &f.config, &f.keys, &f.revocations) != TETHER_OK)
         return -1;
     set_issuer_jwks(&f, &f.issuer);
-    page = cJSON_Parse("{\"revocations\":[{\"seq\":1,\"device_id\":\"dev_revoked\",\"jti\":null},"
-                       "{\"seq\":2,\"device_id\":\"dev_a\",\"jti\":\"revoked-jti\"}],"
+    page = cJSON_Parse("{\"revocations\":[{\"seq\":1,\"device_id\":\"dev_revoked\",\"jti\":null,"
+                       "\"created_at\":1700000000},{\"seq\":2,\"device_id\":\"dev_a\","
+                       "\"jti\":\"revoked-jti\",\"created_at\":1700000000}],"
                        "\"last_seq\":2}");
     if (page == NULL ||
         tether_gate_revocations_apply(&f.revocations, page, NOW, MONO) != TETHER_OK)

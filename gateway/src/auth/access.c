@@ -166,6 +166,13 @@ static bool copy_string(const cJSON *item, char *out, size_t out_size)
     return true;
 }
 
+/* A NumericDate an int64_t holds exactly. */
+static bool is_time(const cJSON *item)
+{
+    return cJSON_IsNumber(item) && item->valuedouble >= 0 &&
+           item->valuedouble <= 9007199254740991.0;
+}
+
 /* The identity a verified token's claims give; false when a claim the
  * gateway needs is missing or over its bound. */
 static bool identity_from_claims(const cJSON *claims, tether_gate_identity_t *identity)
@@ -174,6 +181,7 @@ static bool identity_from_claims(const cJSON *claims, tether_gate_identity_t *id
     const cJSON *tether = cJSON_GetObjectItemCaseSensitive(claims, "tether");
     const cJSON *models = cJSON_GetObjectItemCaseSensitive(tether, "models"), *model;
     const cJSON *exp = cJSON_GetObjectItemCaseSensitive(claims, "exp");
+    const cJSON *iat = cJSON_GetObjectItemCaseSensitive(claims, "iat");
     size_t o = 0;
 
     if (!copy_string(cJSON_GetObjectItemCaseSensitive(claims, "sub"), identity->device,
@@ -182,9 +190,10 @@ static bool identity_from_claims(const cJSON *claims, tether_gate_identity_t *id
                      sizeof(identity->jti)) ||
         !copy_string(cJSON_GetObjectItemCaseSensitive(tether, "policy"), identity->policy,
                      sizeof(identity->policy)) ||
-        !cJSON_IsNumber(exp))
+        !is_time(exp) || !is_time(iat))
         return false;
     identity->exp = (int64_t)exp->valuedouble;
+    identity->iat = (int64_t)iat->valuedouble;
     /* cnf.jkt is checked when a proof is (a bearer-only policy needs none). */
     if (cnf != NULL &&
         !copy_string(cJSON_GetObjectItemCaseSensitive(cnf, "jkt"), identity->jkt,
@@ -237,7 +246,8 @@ static tether_status_t verify_token(tether_gate_access_t *access, const char *to
     }
     if (!identity_from_claims(claims, identity)) {
         rc = refuse(refusal, 401, TETHER_GATE_OAUTH_INVALID_TOKEN, TETHER_GATE_TOKEN_INVALID,
-                    "the access token lacks sub, jti or tether.policy, or a claim is too long");
+                    "the access token lacks sub, jti, iat, exp or tether.policy, or a claim is "
+                    "too long");
         goto out;
     }
     /* Full: the token is verified again next time, which costs time only. */
@@ -256,7 +266,7 @@ static tether_status_t check_revocation(tether_gate_access_t *access,
                                         int64_t mono_now, tether_gate_refusal_t *refusal)
 {
     switch (tether_gate_revocations_check(access->revocations, identity->device, identity->jti,
-                                          now, mono_now)) {
+                                          identity->iat, now, mono_now)) {
     case TETHER_GATE_NOT_REVOKED:
         return TETHER_OK;
     case TETHER_GATE_REVOKED_DEVICE:

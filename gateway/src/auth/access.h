@@ -43,6 +43,7 @@ typedef struct tether_gate_identity {
     char jkt[TETHER_JWK_THUMBPRINT_SIZE];
     char policy[TETHER_GATE_CONFIG_NAME_MAX + 1];
     char models[TETHER_GATE_CONFIG_MODELS_MAX + 1]; /* the token's tether.models, comma-separated */
+    int64_t iat; /* fleetd's clock: a device revoked later refuses it */
     int64_t exp;
     bool bearer; /* passed without a proof (its policy allows bearer tokens) */
 } tether_gate_identity_t;

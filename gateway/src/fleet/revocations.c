@@ -40,7 +40,9 @@ tether_status_t tether_gate_revocations_open(tether_gate_revocations_t *revocati
 
     if (revocations == NULL || staleness_seconds == 0 || revocations->lock_ready)
         return TETHER_ERR_INVALID_ARGUMENT;
-    if ((rc = tether_gate_table_open(&revocations->devices, entries, 0)) != TETHER_OK ||
+    /* A device's value: the latest created_at of its entries. */
+    if ((rc = tether_gate_table_open(&revocations->devices, entries, sizeof(int64_t))) !=
+            TETHER_OK ||
         (rc = tether_gate_table_open(&revocations->tokens, entries, 0)) != TETHER_OK)
         return rc;
     if (pthread_mutex_init(&revocations->lock, NULL) != 0)
@@ -82,6 +84,22 @@ static bool is_seq(const cJSON *item)
            (double)(uint64_t)item->valuedouble == item->valuedouble;
 }
 
+/* Lists the device as revoked at revoked_at, keeping the latest time when
+ * it is listed already (revoked, reinstated, revoked again). */
+static tether_gate_table_result_t revoke_device(tether_gate_table_t *devices,
+                                               const uint8_t key[TETHER_GATE_TABLE_KEY_SIZE],
+                                               int64_t revoked_at, int64_t now)
+{
+    int64_t known = 0;
+
+    if (tether_gate_table_get(devices, key, now, &known) && known >= revoked_at)
+        return TETHER_GATE_TABLE_HELD;
+    return tether_gate_table_put(devices, key, TETHER_GATE_TABLE_FOREVER, now, &revoked_at) ==
+                   TETHER_OK
+               ? TETHER_GATE_TABLE_ADDED
+               : TETHER_GATE_TABLE_FULL;
+}
+
 tether_status_t tether_gate_revocations_apply(tether_gate_revocations_t *revocations,
                                               const cJSON *page, int64_t now, int64_t mono_now)
 {
@@ -98,7 +116,8 @@ tether_status_t tether_gate_revocations_apply(tether_gate_revocations_t *revocat
     {
         const cJSON *device = cJSON_GetObjectItemCaseSensitive(entry, "device_id");
         const cJSON *jti = cJSON_GetObjectItemCaseSensitive(entry, "jti");
-        if (!is_id(device) || !(cJSON_IsNull(jti) || is_id(jti)))
+        if (!is_id(device) || !(cJSON_IsNull(jti) || is_id(jti)) ||
+            !is_seq(cJSON_GetObjectItemCaseSensitive(entry, "created_at")))
             return TETHER_ERR_PARSE;
     }
     cJSON_ArrayForEach(entry, list)
@@ -109,8 +128,10 @@ tether_status_t tether_gate_revocations_apply(tether_gate_revocations_t *revocat
 
         if (cJSON_IsNull(jti)) {
             result = entry_key("device", device->valuestring, key)
-                         ? tether_gate_table_add(&revocations->devices, key,
-                                                 TETHER_GATE_TABLE_FOREVER, now, NULL)
+                         ? revoke_device(&revocations->devices, key,
+                                         (int64_t)cJSON_GetObjectItemCaseSensitive(
+                                             entry, "created_at")->valuedouble,
+                                         now)
                          : TETHER_GATE_TABLE_FULL;
         } else {
             result = entry_key("token", jti->valuestring, key)
@@ -158,11 +179,11 @@ int64_t tether_gate_revocations_age(tether_gate_revocations_t *revocations, int6
 }
 
 tether_gate_revocation_state_t tether_gate_revocations_check(
-    tether_gate_revocations_t *revocations, const char *device, const char *jti, int64_t now,
-    int64_t mono_now)
+    tether_gate_revocations_t *revocations, const char *device, const char *jti,
+    int64_t issued_at, int64_t now, int64_t mono_now)
 {
     uint8_t key[TETHER_GATE_TABLE_KEY_SIZE];
-    int64_t last_contact;
+    int64_t last_contact, revoked_at = 0;
     bool overflow;
 
     if (revocations == NULL || !revocations->lock_ready || device == NULL || jti == NULL)
@@ -176,7 +197,8 @@ tether_gate_revocation_state_t tether_gate_revocations_check(
     if (last_contact == 0 || mono_now - last_contact > (int64_t)revocations->staleness_seconds)
         return TETHER_GATE_FEED_STALE;
     if (!entry_key("device", device, key) ||
-        tether_gate_table_get(&revocations->devices, key, now, NULL))
+        (tether_gate_table_get(&revocations->devices, key, now, &revoked_at) &&
+         issued_at <= revoked_at))
         return TETHER_GATE_REVOKED_DEVICE;
     if (!entry_key("token", jti, key) || tether_gate_table_get(&revocations->tokens, key, now, NULL))
         return TETHER_GATE_REVOKED_TOKEN;

@@ -3,8 +3,13 @@
  * follows fleetd's revocation feed (GET /v1/revocations?after=SEQ&wait=N,
  * a long poll with the relying-party token; provisioning/fleetd/README.md).
  *
- * A device listed is refused from then on; a token (jti) listed is refused
- * for TETHER_GATE_REVOKED_TOKEN_SECONDS, longer than any token of the fleet
+ * A device listed is refused for every token issued at or before the
+ * revocation (the token's iat against the entry's created_at, both fleetd's
+ * clock): a device the fleet reinstated later gets new tokens that pass,
+ * while every token it held when it was revoked stays refused. The feed has
+ * no reinstatement entries, so this holds when the gateway restarts and
+ * reads the feed from the start. A token (jti) listed is refused for
+ * TETHER_GATE_REVOKED_TOKEN_SECONDS, longer than any token of the fleet
  * lives. The lists are bounded: an entry that cannot be stored makes every
  * request refused (fail closed) rather than let a revoked one pass. Every
  * answer of the feed, even an empty one, is contact; without contact for
@@ -56,7 +61,7 @@ TETHER_MUST_CHECK tether_status_t tether_gate_revocations_open(
 void tether_gate_revocations_free(tether_gate_revocations_t *revocations);
 
 /* Applies one page of the feed ({"revocations": [{"seq", "device_id",
- * "jti"|null, ...}], "last_seq"}) at wall-clock time now, and counts it as
+ * "jti"|null, "created_at", ...}], "last_seq"}) at wall-clock time now, and counts it as
  * contact at mono_now. TETHER_ERR_PARSE (nothing applied, no contact) for a
  * page that is not of that shape, or whose last_seq goes backwards. */
 TETHER_MUST_CHECK tether_status_t tether_gate_revocations_apply(
@@ -69,11 +74,11 @@ uint64_t tether_gate_revocations_last_seq(tether_gate_revocations_t *revocations
  * first contact (for /metrics). */
 int64_t tether_gate_revocations_age(tether_gate_revocations_t *revocations, int64_t mono_now);
 
-/* Whether a request of device with token jti may pass, at wall-clock now
- * and monotonic mono_now. */
+/* Whether a request of device with token jti, issued at issued_at (its
+ * iat), may pass at wall-clock now and monotonic mono_now. */
 tether_gate_revocation_state_t tether_gate_revocations_check(
-    tether_gate_revocations_t *revocations, const char *device, const char *jti, int64_t now,
-    int64_t mono_now);
+    tether_gate_revocations_t *revocations, const char *device, const char *jti,
+    int64_t issued_at, int64_t now, int64_t mono_now);
 
 /* The thread that follows the feed. */
 typedef struct tether_gate_feed_follower {
