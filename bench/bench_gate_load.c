@@ -47,6 +47,7 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 
+#include "bench_chat.h"
 #include "tether/bytes.h"
 #include "tether/dpop.h"
 #include "tether/file.h"
@@ -62,13 +63,6 @@
 #define AUTHORIZATION "Authorization: DPoP "
 
 extern char **environ;
-
-static const char chat_body[] =
-    "{\"model\":\"gpt-4o-mini\",\"max_tokens\":16,"
-    "\"messages\":[{\"role\":\"user\",\"content\":\"Who holds the key?\"}]}";
-static const char stream_body[] =
-    "{\"model\":\"gpt-4o-mini\",\"max_tokens\":16,\"stream\":true,"
-    "\"messages\":[{\"role\":\"user\",\"content\":\"Who holds the key?\"}]}";
 
 typedef struct device {
     char id[DEVICE_ID_MAX];
