@@ -9,8 +9,9 @@
 # Options through the environment: BENCH_COUNT (requests per kind for the
 # latency, default 300), BENCH_SECONDS (each load, default 5),
 # BENCH_CLIENTS (default 8), BENCH_DEVICES (devices loading, default 16),
-# BENCH_REVOCATIONS (devices revoked, default 50). The upstream is
-# tests/integration/openai_upstream.py without pauses.
+# BENCH_REVOCATIONS (devices revoked, default 50), BENCH_UPSTREAM (c:
+# bench_upstream, the default; python: tests/integration/openai_upstream.py
+# without pauses, which takes a core at about 5,000 requests/s).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 COUNT=${BENCH_COUNT:-300}
@@ -18,10 +19,11 @@ SECONDS_LOAD=${BENCH_SECONDS:-5}
 CLIENTS=${BENCH_CLIENTS:-8}
 DEVICES=${BENCH_DEVICES:-16}
 REVOCATIONS=${BENCH_REVOCATIONS:-50}
+UPSTREAM=${BENCH_UPSTREAM:-c}
 
 cmake -S "$top" -B "$top/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$top/build" -j 2 --target tether-fleetd tetherctl tether-gate bench_gate_load \
-    >/dev/null
+    bench_upstream >/dev/null
 FLEETD=$top/build/bin/tether-fleetd
 CTL=$top/build/bin/tetherctl
 GATE=$top/build/bin/tether-gate
@@ -60,8 +62,14 @@ KID=$(curl -sS --cacert "$DIR/ca.pem" "$URL/.well-known/jwks.json" |
     python3 -c 'import json, sys; print(json.load(sys.stdin)["keys"][0]["kid"])')
 
 # The upstream.
-python3 "$top/tests/integration/openai_upstream.py" "$WORK/upstream.port" /dev/null \
-    --chunk-pause 0 2>"$WORK/upstream.log" &
+case $UPSTREAM in
+python)
+    python3 "$top/tests/integration/openai_upstream.py" "$WORK/upstream.port" /dev/null \
+        --chunk-pause 0 2>"$WORK/upstream.log" &
+    ;;
+c) "$top/build/bench/bench_upstream" "$WORK/upstream.port" 2>"$WORK/upstream.log" & ;;
+*) fail "BENCH_UPSTREAM must be c or python" ;;
+esac
 UPID=$!
 for _ in $(seq 100); do [ -s "$WORK/upstream.port" ] && break; sleep 0.05; done
 [ -s "$WORK/upstream.port" ] || fail "the upstream did not start"
@@ -89,7 +97,7 @@ for _ in $(seq 100); do
     sleep 0.1
 done
 
-echo "== tether-gate ($(nproc) cores; upstream: openai_upstream.py; $(date -u +%Y-%m-%dT%H:%MZ))"
+echo "== tether-gate ($(nproc) cores; upstream: $UPSTREAM; $(date -u +%Y-%m-%dT%H:%MZ))"
 "$top/build/bench/bench_gate_load" --gate "http://127.0.0.1:$GPORT/v1" \
     --direct "$UPSTREAM_URL" --fleet "$URL" --issuer-key "$DIR/issuer-key.pem" --kid "$KID" \
     --devices "$WORK/devices" --gate-pid "$GPID" --upstream-pid "$UPID" \
