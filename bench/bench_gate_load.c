@@ -16,7 +16,8 @@
  * fleet named by the environment as for tetherctl) while the load goes on.
  * Prints, from one run:
  *   1. latency on one kept-alive connection each, calls interleaved: p50 and
- *      p99 of a non-streamed chat completion and of a stream's first event, directly and through tether-gate, and the p50 it adds;
+ *      p99 of a non-streamed chat completion and of a stream's first event,
+ *      directly and through tether-gate, and the p50 it adds;
  *   2. load with C clients (keep-alive) for S seconds, directly and then
  *      through tether-gate: requests/s, p50/p99, the CPU seconds of the
  *      upstream and of tether-gate (/proc/PID/stat utime + stime), and the
