@@ -21,12 +21,7 @@
 
 #include <curl/curl.h>
 
-static const char chat_body[] =
-    "{\"model\":\"gpt-4o-mini\",\"max_tokens\":16,"
-    "\"messages\":[{\"role\":\"user\",\"content\":\"Who holds the key?\"}]}";
-static const char stream_body[] =
-    "{\"model\":\"gpt-4o-mini\",\"max_tokens\":16,\"stream\":true,"
-    "\"messages\":[{\"role\":\"user\",\"content\":\"Who holds the key?\"}]}";
+#include "bench_chat.h"
 
 static double now_s(void)
 {

@@ -100,3 +100,7 @@ echo "revocation (tetherctl device revoke; its process start is included)"
 echo "  command returned after              $(ms "$start" "$revoked") ms"
 echo "  introspection inactive after        $(ms "$start" "$inactive") ms"
 echo "  waiting feed client answered after  $(ms "$start" "$(cat "$WORK/feed.done")") ms"
+
+# tether-gate with full authorization, against its upstream directly, and
+# revoke to refused at the gateway (bench/gate.sh).
+"$top/bench/gate.sh"

@@ -7,6 +7,10 @@
  * (never linked beside it); everything else of lib's crypto stays mbedTLS,
  * and the device never links it.
  */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
 #include <openssl/ecdsa.h>
@@ -15,23 +19,21 @@
 
 #include "tether/crypto.h"
 
-/* The public key as an OpenSSL key: the uncompressed point 04 || x || y on
- * prime256v1 (OpenSSL checks it is on the curve). */
-static EVP_PKEY *public_key(const tether_ec_key_t *key)
+#define POINT_SIZE (1 + 2 * TETHER_EC_COORDINATE_SIZE)
+#define KEY_CACHE_SLOTS 16
+
+/* The uncompressed point 04 || x || y as an OpenSSL key on prime256v1
+ * (OpenSSL checks it is on the curve). */
+static EVP_PKEY *build_key(const uint8_t point[POINT_SIZE])
 {
-    uint8_t point[1 + 2 * TETHER_EC_COORDINATE_SIZE];
     OSSL_PARAM_BLD *bld = NULL;
     OSSL_PARAM *params = NULL;
     EVP_PKEY_CTX *ctx = NULL;
     EVP_PKEY *pkey = NULL;
 
-    point[0] = 0x04;
-    if (tether_ec_key_public_point(key, point + 1, point + 1 + TETHER_EC_COORDINATE_SIZE) !=
-        TETHER_OK)
-        return NULL;
     if ((bld = OSSL_PARAM_BLD_new()) == NULL ||
         !OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME, "prime256v1", 0) ||
-        !OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, point, sizeof(point)) ||
+        !OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, point, POINT_SIZE) ||
         (params = OSSL_PARAM_BLD_to_param(bld)) == NULL ||
         (ctx = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL)) == NULL ||
         EVP_PKEY_fromdata_init(ctx) != 1 ||
@@ -40,6 +42,81 @@ static EVP_PKEY *public_key(const tether_ec_key_t *key)
     EVP_PKEY_CTX_free(ctx);
     OSSL_PARAM_free(params);
     OSSL_PARAM_BLD_free(bld);
+    return pkey;
+}
+
+/* The keys this thread built last. Building an OpenSSL key from a point
+ * costs about a quarter of a verification (OpenSSL 3 fetches the key
+ * manager and decodes parameters each time), and a DPoP client signs every
+ * proof with the same key. A slot is used only when its whole point is
+ * equal (public data: no constant-time need). Per thread, so no lock;
+ * freed when the thread exits. */
+typedef struct key_cache {
+    uint8_t points[KEY_CACHE_SLOTS][POINT_SIZE];
+    EVP_PKEY *keys[KEY_CACHE_SLOTS];
+    unsigned next; /* the slot replaced next, round robin */
+} key_cache_t;
+
+static pthread_key_t cache_key;
+static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
+static int cache_usable; /* pthread_key_create succeeded */
+
+static void cache_free(void *arg)
+{
+    key_cache_t *cache = arg;
+
+    for (unsigned i = 0; i < KEY_CACHE_SLOTS; i++)
+        EVP_PKEY_free(cache->keys[i]);
+    free(cache);
+}
+
+static void cache_create(void)
+{
+    cache_usable = pthread_key_create(&cache_key, cache_free) == 0;
+}
+
+/* This thread's cache, made on first use; NULL when none can be had (keys
+ * are then built every time). */
+static key_cache_t *thread_cache(void)
+{
+    key_cache_t *cache;
+
+    if (pthread_once(&cache_once, cache_create) != 0 || !cache_usable)
+        return NULL;
+    if ((cache = pthread_getspecific(cache_key)) == NULL &&
+        (cache = calloc(1, sizeof(*cache))) != NULL &&
+        pthread_setspecific(cache_key, cache) != 0) {
+        free(cache);
+        cache = NULL;
+    }
+    return cache;
+}
+
+/* key as an OpenSSL key, with a reference of the caller's own (freed with
+ * EVP_PKEY_free), from this thread's cache or built now. */
+static EVP_PKEY *public_key(const tether_ec_key_t *key)
+{
+    uint8_t point[POINT_SIZE];
+    key_cache_t *cache = thread_cache();
+    EVP_PKEY *pkey;
+    unsigned slot;
+
+    point[0] = 0x04;
+    if (tether_ec_key_public_point(key, point + 1, point + 1 + TETHER_EC_COORDINATE_SIZE) !=
+        TETHER_OK)
+        return NULL;
+    for (unsigned i = 0; cache != NULL && i < KEY_CACHE_SLOTS; i++)
+        if (cache->keys[i] != NULL && memcmp(cache->points[i], point, POINT_SIZE) == 0)
+            return EVP_PKEY_up_ref(cache->keys[i]) == 1 ? cache->keys[i] : NULL;
+    if ((pkey = build_key(point)) == NULL || cache == NULL)
+        return pkey;
+    if (EVP_PKEY_up_ref(pkey) != 1)
+        return pkey; /* not cached: the caller's reference is the only one */
+    slot = cache->next;
+    cache->next = (slot + 1) % KEY_CACHE_SLOTS;
+    EVP_PKEY_free(cache->keys[slot]);
+    cache->keys[slot] = pkey;
+    memcpy(cache->points[slot], point, POINT_SIZE);
     return pkey;
 }
 

@@ -3,6 +3,7 @@
  * SHA-256 digest as R || S, SHA-256. Known answers from RFC 6979 and FIPS
  * 180-2; a key's life (init, parse, free); what each function refuses.
  */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -226,6 +227,57 @@ static void sign_verify_round_trip(void **state)
     tether_ec_key_free(&key);
 }
 
+/* More keys than a verifier keeps built (OpenSSL's per-thread cache holds
+ * 16): each signature verifies with its own key only, the keys cycled
+ * twice so that slots are replaced, and from another thread too (its cache
+ * is freed when it exits). */
+#define MANY_KEYS 40
+
+typedef struct many_keys {
+    tether_ec_key_t keys[MANY_KEYS];
+    uint8_t digest[32];
+    uint8_t sigs[MANY_KEYS][64];
+} many_keys_t;
+
+static void verify_each_with_its_own_key_only(const many_keys_t *m)
+{
+    for (int round = 0; round < 2; round++) {
+        for (int i = 0; i < MANY_KEYS; i++) {
+            const tether_ec_key_t *next = &m->keys[(i + 1) % MANY_KEYS];
+            assert_int_equal(tether_ec_verify_digest(&m->keys[i], m->digest, m->sigs[i]),
+                             TETHER_OK);
+            assert_int_equal(tether_ec_verify_digest(next, m->digest, m->sigs[i]),
+                             TETHER_ERR_VERIFY);
+        }
+    }
+}
+
+static void *verify_in_a_thread(void *arg)
+{
+    verify_each_with_its_own_key_only(arg);
+    return NULL;
+}
+
+static void many_keys_never_mixed(void **state)
+{
+    many_keys_t *m = calloc(1, sizeof(*m));
+    pthread_t thread;
+
+    (void)state;
+    assert_non_null(m);
+    assert_int_equal(tether_random_bytes(m->digest, sizeof(m->digest)), TETHER_OK);
+    for (int i = 0; i < MANY_KEYS; i++) {
+        new_key(&m->keys[i]);
+        assert_int_equal(tether_ec_sign_digest(&m->keys[i], m->digest, m->sigs[i]), TETHER_OK);
+    }
+    verify_each_with_its_own_key_only(m);
+    assert_int_equal(pthread_create(&thread, NULL, verify_in_a_thread, m), 0);
+    assert_int_equal(pthread_join(thread, NULL), 0);
+    for (int i = 0; i < MANY_KEYS; i++)
+        tether_ec_key_free(&m->keys[i]);
+    free(m);
+}
+
 static void pem_round_trip(void **state)
 {
     char pem[TETHER_EC_KEY_PEM_MAX];
@@ -328,6 +380,7 @@ int main(void)
         cmocka_unit_test(sha256_known_answer),
         cmocka_unit_test(hash_known_answers),
         cmocka_unit_test(sign_verify_round_trip),
+        cmocka_unit_test(many_keys_never_mixed),
         cmocka_unit_test(pem_round_trip),
         cmocka_unit_test(pem_rejects),
         cmocka_unit_test(point_and_scalar_checks),

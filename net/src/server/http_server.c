@@ -20,6 +20,7 @@
 #define LOG_PATH_MAX 128
 #define PARK_POLL_INTERVAL_MS 1000 /* parked requests are polled at least this often */
 #define DRAIN_MS 2000              /* at stop, how long answered long polls may take to go out */
+#define BODY_FIRST_CAPACITY 16384  /* a request body's first buffer; it doubles up to the limit */
 #define STRINGIFY_(x) #x
 #define STRINGIFY(x) STRINGIFY_(x)
 
@@ -69,10 +70,12 @@ static void sanitise(char *out, size_t out_size, const char *in)
     out[i] = '\0';
 }
 
+/* Only body[0..body_len) was ever written: that is what holds the
+ * client's bytes (tokens, prompts) and is wiped. */
 static void free_body(request_state_t *state)
 {
     if (state->body != NULL) {
-        tether_wipe(state->body, state->body_capacity);
+        tether_wipe(state->body, state->body_len);
         free(state->body);
     }
     state->body = NULL;
@@ -168,6 +171,34 @@ static enum MHD_Result collect_query(void *cls, enum MHD_ValueKind kind, const c
     return MHD_YES;
 }
 
+/* Makes room for need bytes of body (need <= the server's limit): the
+ * buffer doubles from BODY_FIRST_CAPACITY up to the limit, so a small
+ * request neither allocates nor wipes the whole limit. The old buffer is
+ * copied, then wiped and freed, never left to realloc unwiped. false when
+ * out of memory (the body is freed then). */
+static bool grow_body(const tether_http_server_t *server, request_state_t *state, size_t need)
+{
+    size_t capacity = state->body_capacity > 0 ? state->body_capacity : BODY_FIRST_CAPACITY;
+    size_t len = state->body_len;
+    uint8_t *body;
+
+    while (capacity < need)
+        capacity = capacity > server->max_body_bytes / 2 ? server->max_body_bytes : capacity * 2;
+    if (capacity > server->max_body_bytes)
+        capacity = server->max_body_bytes;
+    if ((body = malloc(capacity)) == NULL) {
+        free_body(state);
+        return false;
+    }
+    if (len > 0)
+        memcpy(body, state->body, len);
+    free_body(state);
+    state->body = body;
+    state->body_len = len;
+    state->body_capacity = capacity;
+    return true;
+}
+
 /* Appends a chunk of the body; past the limit the body is dropped (and the
  * rest of the upload discarded) so that memory stays bounded. */
 static void append_body(tether_http_server_t *server, request_state_t *state, const char *data,
@@ -180,13 +211,10 @@ static void append_body(tether_http_server_t *server, request_state_t *state, co
         free_body(state);
         return;
     }
-    if (state->body == NULL) {
-        state->body_capacity = server->max_body_bytes;
-        if ((state->body = malloc(state->body_capacity)) == NULL) {
-            state->too_large = true;
-            state->body_capacity = 0;
-            return;
-        }
+    if (len > state->body_capacity - state->body_len &&
+        !grow_body(server, state, state->body_len + len)) {
+        state->too_large = true;
+        return;
     }
     memcpy(state->body + state->body_len, data, len);
     state->body_len += len;
