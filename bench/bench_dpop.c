@@ -111,7 +111,14 @@ int main(int argc, char **argv)
 
     /* 1. The proof alone. */
     for (size_t i = 0; i < count; i++) {
-        tether_dpop_expect_t e = {"POST", HTU, token, strlen(token), jkt, NOW, 60, 5};
+        tether_dpop_expect_t e = {.htm = "POST",
+                                  .htu = HTU,
+                                  .access_token = token,
+                                  .access_token_len = strlen(token),
+                                  .jkt = jkt,
+                                  .now = NOW,
+                                  .max_age = 60,
+                                  .leeway = 5};
         tether_dpop_result_t result;
         tether_dpop_failure_t failure;
         double t0 = now_ms();

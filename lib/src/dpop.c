@@ -298,8 +298,12 @@ static tether_status_t check_claims(const cJSON *claims, const tether_dpop_expec
             return refuse(TETHER_DPOP_WRONG_ATH, failure, why, why_size,
                           "the proof carries ath but no access token was presented");
     } else {
-        if ((rc = tether_dpop_ath(expect->access_token, expect->access_token_len, ath,
-                                  sizeof(ath))) != TETHER_OK)
+        rc = expect->access_token_sha256 != NULL
+                 ? tether_base64url_encode(expect->access_token_sha256, TETHER_SHA256_SIZE, ath,
+                                           sizeof(ath), NULL)
+                 : tether_dpop_ath(expect->access_token, expect->access_token_len, ath,
+                                   sizeof(ath));
+        if (rc != TETHER_OK)
             return rc;
         if (ath_claim == NULL || strlen(ath_claim) != ATH_SIZE - 1 ||
             !tether_ct_equal(ath_claim, ath, ATH_SIZE - 1))

@@ -13,6 +13,7 @@
 #include <cjson/cJSON.h>
 
 #include "tether/base64url.h"
+#include "tether/crypto.h"
 #include "tether/dpop.h"
 #include "tether/jose.h"
 
@@ -361,6 +362,23 @@ static void test_wrong_ath(void **state)
     assert_refused(f, TETHER_DPOP_WRONG_ATH);
 }
 
+/* The token's hash given by the caller stands for hashing the token: the
+ * same answers, and a wrong hash refuses the proof. */
+static void test_ath_from_given_hash(void **state)
+{
+    fixture_t *f = *state;
+    tether_dpop_claims_t c = good_claims();
+    uint8_t hash[TETHER_SHA256_SIZE];
+
+    assert_int_equal(tether_sha256(TOKEN, strlen(TOKEN), hash), TETHER_OK);
+    f->expect.access_token_sha256 = hash;
+    assert_int_equal(sign_claims(f, &c, &f->key), TETHER_OK);
+    assert_int_equal(verify(f), TETHER_OK);
+    hash[0] ^= 1;
+    assert_refused(f, TETHER_DPOP_WRONG_ATH);
+    f->expect.access_token_sha256 = NULL;
+}
+
 static void test_htu_normalize(void **state)
 {
     static const struct {
@@ -430,6 +448,7 @@ int main(void)
         cmocka_unit_test(test_wrong_htu),
         cmocka_unit_test(test_iat_window),
         cmocka_unit_test(test_wrong_ath),
+        cmocka_unit_test(test_ath_from_given_hash),
         cmocka_unit_test(test_htu_normalize),
         cmocka_unit_test(test_failure_names),
     };

@@ -61,6 +61,9 @@ typedef struct tether_dpop_expect {
                                  NULL only for a proof sent without a token, which must
                                  then carry no ath (RFC 9449 section 5) */
     size_t access_token_len;
+    const uint8_t *access_token_sha256; /* SHA-256 of the token when the caller has it
+                                           already (32 bytes), or NULL: saves hashing it
+                                           again */
     const char *jkt;          /* the token's cnf.jkt */
     int64_t now;              /* seconds since the Unix epoch, the caller's clock */
     uint32_t max_age;         /* iat >= now - max_age */
