@@ -468,6 +468,82 @@ tether_status_t tether_cel_replay(const tether_cel_t *log, size_t count, const u
     return rc;
 }
 
+/* ---- standing against the TPM ---------------------------------------- */
+
+/* Whether the first count records replay to tpm's values in every bank. */
+static tether_status_t replays_to(const tether_cel_t *log, size_t count,
+                                  const tether_eventlog_pcrs_t *tpm, bool *equal)
+{
+    uint16_t algorithms[TETHER_CEL_MAX_BANKS];
+    tether_eventlog_pcrs_t replay;
+    tether_status_t rc;
+
+    *equal = false;
+    for (size_t b = 0; b < tpm->bank_count && b < TETHER_CEL_MAX_BANKS; b++)
+        algorithms[b] = tpm->banks[b].algorithm;
+    if ((rc = tether_cel_replay(log, count, algorithms, tpm->bank_count, &replay)) != TETHER_OK)
+        return rc;
+    if (replay.bank_count != tpm->bank_count)
+        return TETHER_ERR_INVALID_ARGUMENT;
+    *equal = true;
+    for (size_t b = 0; b < replay.bank_count; b++) {
+        if (replay.banks[b].algorithm != tpm->banks[b].algorithm)
+            return TETHER_ERR_INVALID_ARGUMENT;
+        *equal = *equal && memcmp(replay.banks[b].pcrs[TETHER_CEL_PCR],
+                                  tpm->banks[b].pcrs[TETHER_CEL_PCR], replay.banks[b].size) == 0;
+    }
+    return TETHER_OK;
+}
+
+tether_status_t tether_cel_assess(const tether_cel_t *log, const tether_eventlog_pcrs_t *tpm,
+                                  tether_cel_standing_t *standing, size_t *covered)
+{
+    size_t n;
+    bool equal = false;
+    tether_status_t rc;
+
+    if (standing != NULL)
+        *standing = TETHER_CEL_OUT_OF_STEP;
+    if (covered != NULL)
+        *covered = 0;
+    if (log == NULL || tpm == NULL || standing == NULL || covered == NULL ||
+        log->records == NULL || tpm->bank_count > TETHER_CEL_MAX_BANKS)
+        return TETHER_ERR_INVALID_ARGUMENT;
+    n = log->record_count;
+    if ((rc = replays_to(log, n, tpm, &equal)) != TETHER_OK)
+        goto out;
+    if (equal) {
+        *standing = TETHER_CEL_IN_STEP;
+        *covered = n;
+        goto out;
+    }
+    if (n >= 1) {
+        if ((rc = replays_to(log, n - 1, tpm, &equal)) != TETHER_OK)
+            goto out;
+        if (equal) {
+            *standing = TETHER_CEL_LAST_PENDING;
+            *covered = n - 1;
+            goto out;
+        }
+    }
+    if ((rc = replays_to(log, 0, tpm, &equal)) != TETHER_OK)
+        goto out;
+    *standing = equal ? TETHER_CEL_EARLIER_BOOT : TETHER_CEL_OUT_OF_STEP;
+out:
+    return rc;
+}
+
+const char *tether_cel_standing_name(tether_cel_standing_t standing)
+{
+    switch (standing) {
+    case TETHER_CEL_IN_STEP: return "in_step";
+    case TETHER_CEL_LAST_PENDING: return "last_pending";
+    case TETHER_CEL_EARLIER_BOOT: return "earlier_boot";
+    case TETHER_CEL_OUT_OF_STEP: return "out_of_step";
+    }
+    return "internal_error";
+}
+
 /* ---- JSON ------------------------------------------------------------ */
 
 static bool add_digest_list(cJSON *obj, const char *name, const tether_cel_record_t *rec,

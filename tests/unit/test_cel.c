@@ -306,6 +306,68 @@ static void encode_refuses_what_no_record_holds(void **state)
                      TETHER_ERR_INVALID_ARGUMENT);
 }
 
+/* The standing of a log against the TPM's PCR: the TPM's values stand in
+ * as replays of a prefix of the log. */
+static void standing_against_the_pcr(void **state)
+{
+    built_t *b = malloc(sizeof(*b));
+    tether_cel_t log, one;
+    tether_eventlog_pcrs_t tpm;
+    tether_cel_standing_t standing;
+    size_t covered;
+
+    (void)state;
+    assert_non_null(b);
+    build(b, 2);
+    tether_cel_init(&log);
+    tether_cel_init(&one);
+    assert_int_equal(tether_cel_parse(&log, b->bytes, b->len, NULL), TETHER_OK);
+    assert_int_equal(tether_cel_parse(&one, b->bytes, b->ends[0], NULL), TETHER_OK);
+
+    assert_int_equal(tether_cel_replay(&log, RECORDS, NULL, 0, &tpm), TETHER_OK);
+    assert_int_equal(tether_cel_assess(&log, &tpm, &standing, &covered), TETHER_OK);
+    assert_int_equal(standing, TETHER_CEL_IN_STEP);
+    assert_int_equal(covered, RECORDS);
+
+    /* Stopped between writing the last record and extending it. */
+    assert_int_equal(tether_cel_replay(&log, RECORDS - 1, NULL, 0, &tpm), TETHER_OK);
+    assert_int_equal(tether_cel_assess(&log, &tpm, &standing, &covered), TETHER_OK);
+    assert_int_equal(standing, TETHER_CEL_LAST_PENDING);
+    assert_int_equal(covered, RECORDS - 1);
+    assert_string_equal(tether_cel_standing_name(standing), "last_pending");
+
+    /* PCR reset under a log of three: an earlier boot's; under a log of
+     * one, the first record pending (both mean: none is in the PCR). */
+    assert_int_equal(tether_cel_replay(&log, 0, NULL, 0, &tpm), TETHER_OK);
+    assert_int_equal(tether_cel_assess(&log, &tpm, &standing, &covered), TETHER_OK);
+    assert_int_equal(standing, TETHER_CEL_EARLIER_BOOT);
+    assert_int_equal(covered, 0);
+    assert_int_equal(tether_cel_assess(&one, &tpm, &standing, &covered), TETHER_OK);
+    assert_int_equal(standing, TETHER_CEL_LAST_PENDING);
+
+    /* Two records the PCR lacks: no interrupted run does that. */
+    assert_int_equal(tether_cel_replay(&log, 1, NULL, 0, &tpm), TETHER_OK);
+    assert_int_equal(tether_cel_assess(&log, &tpm, &standing, &covered), TETHER_OK);
+    assert_int_equal(standing, TETHER_CEL_OUT_OF_STEP);
+
+    /* Something else extended the PCR. */
+    assert_int_equal(tether_cel_replay(&log, RECORDS, NULL, 0, &tpm), TETHER_OK);
+    tpm.banks[1].pcrs[TETHER_CEL_PCR][0] ^= 1;
+    assert_int_equal(tether_cel_assess(&log, &tpm, &standing, &covered), TETHER_OK);
+    assert_int_equal(standing, TETHER_CEL_OUT_OF_STEP);
+
+    /* The TPM's banks are not the log's. */
+    tpm.banks[1].algorithm = TETHER_TPM_ALG_SHA384;
+    assert_int_equal(tether_cel_assess(&log, &tpm, &standing, &covered),
+                     TETHER_ERR_INVALID_ARGUMENT);
+    tpm.bank_count = 1;
+    assert_int_equal(tether_cel_assess(&log, &tpm, &standing, &covered),
+                     TETHER_ERR_INVALID_ARGUMENT);
+    tether_cel_free(&one);
+    tether_cel_free(&log);
+    free(b);
+}
+
 /* A firmware event log (crypto-agile: PCR 0, EV_NO_ACTION) is not taken
  * for tether's log. */
 static void firmware_log_not_recognised(void **state)
@@ -327,6 +389,7 @@ int main(void)
         cmocka_unit_test(refusals_name_their_rule),
         cmocka_unit_test(too_many_records),
         cmocka_unit_test(encode_refuses_what_no_record_holds),
+        cmocka_unit_test(standing_against_the_pcr),
         cmocka_unit_test(firmware_log_not_recognised),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -149,6 +149,34 @@ TETHER_MUST_CHECK tether_status_t tether_cel_replay(const tether_cel_t *log, siz
                                                     size_t bank_count,
                                                     tether_eventlog_pcrs_t *pcrs);
 
+/* Where the log stands against the TPM's PCR, record by record. tether
+ * writes a record (and syncs it) before it extends the PCR, so a run that
+ * stops between the two leaves exactly one record the PCR lacks; the PCR
+ * itself is the mark that a record is done, since a mark written after the
+ * extend could be lost the same way. */
+typedef enum tether_cel_standing {
+    TETHER_CEL_IN_STEP,       /* the whole log replays to the PCR */
+    TETHER_CEL_LAST_PENDING,  /* all but the last record do: it was written, never extended */
+    TETHER_CEL_EARLIER_BOOT,  /* two records or more and the PCR at zeros: the PCR was reset
+                                 (a reboot) since the log was written */
+    TETHER_CEL_OUT_OF_STEP,   /* no interrupted run explains it: something else extended
+                                 the PCR, or the log is not this boot's */
+} tether_cel_standing_t;
+
+/* Compares the replay of log with tpm, the TPM's values of TETHER_CEL_PCR
+ * in the same banks, in the same order (bank_count and algorithm of each,
+ * as tether_cel_replay fills them). *covered gets the records the PCR
+ * holds (record_count, record_count - 1, or 0 for the last two
+ * standings). TETHER_ERR_INVALID_ARGUMENT when tpm's banks are not the
+ * log's. */
+TETHER_MUST_CHECK tether_status_t tether_cel_assess(const tether_cel_t *log,
+                                                    const tether_eventlog_pcrs_t *tpm,
+                                                    tether_cel_standing_t *standing,
+                                                    size_t *covered);
+
+/* "in_step", "last_pending", "earlier_boot", "out_of_step". */
+const char *tether_cel_standing_name(tether_cel_standing_t standing);
+
 /* The log and (pcrs not NULL) its replay as a new cJSON object the caller
  * deletes: {"format": "tcg_cel_tlv", "records": [{"recnum", "pcr",
  * "content_type": "tether", "name", "path", "digests": [...],
