@@ -17,6 +17,11 @@
 #include <cmocka.h>
 
 #include "tether/cel.h"
+#include "tether/file.h"
+
+#ifndef CEL_SEED_DIR
+#error "CEL_SEED_DIR must name tests/fuzz/corpus/fuzz_cel"
+#endif
 
 #define RECORDS 3
 
@@ -368,6 +373,32 @@ static void standing_against_the_pcr(void **state)
     free(b);
 }
 
+/* The fuzz seeds come from a second writer (Python, hashlib): this parser
+ * reads them, and the file digests are what that writer hashed. */
+static void second_writer_logs_parse(void **state)
+{
+    uint8_t *bytes = NULL, expected[32];
+    size_t len = 0;
+    tether_cel_t log;
+
+    (void)state;
+    assert_int_equal(tether_file_read(CEL_SEED_DIR "/three-records-three-banks.cel",
+                                      TETHER_CEL_MAX_SIZE, &bytes, &len),
+                     TETHER_OK);
+    tether_cel_init(&log);
+    assert_int_equal(tether_cel_parse(&log, bytes, len, NULL), TETHER_OK);
+    assert_int_equal(log.record_count, RECORDS);
+    for (size_t r = 0; r < RECORDS; r++) {
+        assert_string_equal(log.records[r].name, names[r]);
+        assert_string_equal(log.records[r].path, paths[r]);
+        assert_int_equal(log.records[r].bank_count, 3);
+        assert_int_equal(tether_sha256(paths[r], strlen(paths[r]), expected), TETHER_OK);
+        assert_memory_equal(log.records[r].file_digests[1], expected, 32);
+    }
+    tether_cel_free(&log);
+    free(bytes);
+}
+
 /* A firmware event log (crypto-agile: PCR 0, EV_NO_ACTION) is not taken
  * for tether's log. */
 static void firmware_log_not_recognised(void **state)
@@ -390,6 +421,7 @@ int main(void)
         cmocka_unit_test(too_many_records),
         cmocka_unit_test(encode_refuses_what_no_record_holds),
         cmocka_unit_test(standing_against_the_pcr),
+        cmocka_unit_test(second_writer_logs_parse),
         cmocka_unit_test(firmware_log_not_recognised),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
