@@ -598,11 +598,8 @@ tether_status_t tether_cel_to_json(const tether_cel_t *log, const tether_eventlo
     for (size_t r = 0; r < log->record_count; r++)
         if (!add_record(records, &log->records[r]))
             goto out;
-    if (pcrs != NULL && !tether_eventlog_json_add_replay(root, pcrs))
-        goto out;
-    *out = root;
+    rc = tether_eventlog_json_finish(root, pcrs, out);
     root = NULL;
-    rc = TETHER_OK;
 out:
     cJSON_Delete(root);
     return rc;

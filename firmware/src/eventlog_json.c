@@ -227,6 +227,17 @@ bool tether_eventlog_json_add_replay(cJSON *root, const tether_eventlog_pcrs_t *
     return true;
 }
 
+tether_status_t tether_eventlog_json_finish(cJSON *root, const tether_eventlog_pcrs_t *pcrs,
+                                            cJSON **out)
+{
+    if (pcrs != NULL && !tether_eventlog_json_add_replay(root, pcrs)) {
+        cJSON_Delete(root);
+        return TETHER_ERR_NO_MEMORY;
+    }
+    *out = root;
+    return TETHER_OK;
+}
+
 tether_status_t tether_eventlog_to_json(const tether_eventlog_t *log,
                                         const tether_eventlog_pcrs_t *pcrs, cJSON **out)
 {
@@ -246,11 +257,8 @@ tether_status_t tether_eventlog_to_json(const tether_eventlog_t *log,
     for (size_t e = 0; e < log->event_count; e++)
         if (!add_event(events, &log->events[e]))
             goto out;
-    if (pcrs != NULL && !tether_eventlog_json_add_replay(root, pcrs))
-        goto out;
-    *out = root;
+    rc = tether_eventlog_json_finish(root, pcrs, out);
     root = NULL;
-    rc = TETHER_OK;
 out:
     cJSON_Delete(root);
     return rc;

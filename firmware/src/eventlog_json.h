@@ -24,4 +24,9 @@ cJSON *tether_eventlog_json_append_algorithm(cJSON *array, uint16_t algorithm);
  * in root; false when out of memory. */
 bool tether_eventlog_json_add_replay(cJSON *root, const tether_eventlog_pcrs_t *pcrs);
 
+/* Adds the replay (when pcrs is not NULL) to root and hands root to *out;
+ * on failure deletes root. The last step of both logs' JSON. */
+tether_status_t tether_eventlog_json_finish(cJSON *root, const tether_eventlog_pcrs_t *pcrs,
+                                            cJSON **out);
+
 #endif
