@@ -87,6 +87,26 @@ PY
 
 standing() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["check"]["standing"])' "$WORK/check.json"; }
 
+# --- configs refused before the TPM is touched ----------------------------
+"$AGENT" measure --help >"$WORK/out" 2>&1 || fail "measure --help failed"
+refused_config() {
+    printf '%b' "$1" >"$WORK/bad.conf"
+    if "$AGENT" measure --tcti "$SWTPM_TCTI" --config "$WORK/bad.conf" --log "$LOG" \
+        >"$WORK/out" 2>&1; then
+        fail "measure accepted the config: $2"
+    fi
+    grep -q "$3" "$WORK/out" || fail "measure did not say why it refused $2"
+    [ ! -s "$LOG" ] || fail "measure wrote to the log with $2"
+}
+refused_config 'agent relative/path\n' "a relative path" "expected 'NAME /absolute/path'"
+refused_config 'agent /a\nagent /b\n' "a name used twice" "the name 'agent' is used twice"
+refused_config 'agent config /a\n' "a line of three words" "expected 'NAME /absolute/path'"
+refused_config '# nothing\n' "no file" "names no file to measure"
+refused_config "$(for i in $(seq 1 17); do printf 'f%d /f%d\\n' "$i" "$i"; done)" \
+    "seventeen files" "names more than 16 files"
+refused_config 'gone /nonexistent/file\n' "a missing file" "cannot read /nonexistent/file"
+ok "configs with a relative path, a name twice, three words, no file, 17 files, a missing file are refused"
+
 # --- three files, every bank ---------------------------------------------
 measure || fail "measure failed"
 [ "$(grep -c '^measured ' "$WORK/out")" = 3 ] || fail "measure did not measure three files"
@@ -134,6 +154,31 @@ grep -q "record 2 (ai-app, $WORK/app/run) was written but never extended" "$WORK
 [ "$(grep -c '^measured ' "$WORK/out")" = 1 ] || fail "measure did not measure the pending file again"
 replay_equals_tpm || fail "after resolving, the replay is not PCR 13"
 ok "a run killed between the log write and the extend is reported and resolved"
+
+# --- the TPM gone between the log write and the extend --------------------
+# gdb holds the run at its third extend while swtpm is killed: the extend
+# fails, and measure says the record is logged but not extended. (swtpm is
+# disowned so that bash does not report its death as an error.)
+reboot
+disown "$SWTPM_PID"
+gdb -q -batch -ex 'set breakpoint pending on' -ex 'break tether_tpm_pcr_extend' \
+    -ex 'run' -ex 'continue' -ex 'continue' -ex "shell kill -9 $SWTPM_PID" -ex 'continue' \
+    --args "$AGENT" measure --tcti "$SWTPM_TCTI" --config "$CONF" --log "$LOG" \
+    >"$WORK/gdb.out" 2>&1 || true
+for _ in $(seq 1 100); do
+    kill -0 "$SWTPM_PID" 2>/dev/null || break
+    sleep 0.05
+done
+SWTPM_PID=
+cp "$WORK/gdb.out" "$WORK/out"
+grep -q "record 2 (ai-app) is in $LOG but PCR 13 was not extended" "$WORK/out" ||
+    fail "measure did not report an extend that failed after the log write"
+grep -q "exited with code 01" "$WORK/out" || fail "measure did not exit 1 after a failed extend"
+swtpm_launch "$WORK/tpm" || fail "swtpm did not restart"
+measure || fail "measure after the TPM came back failed"
+grep -q "starting the log over" "$WORK/out" || fail "measure did not start over on the reset PCR"
+replay_equals_tpm || fail "after the TPM came back, the replay is not PCR 13"
+ok "an extend that fails after the log write is reported; the next boot's run starts over"
 
 # --- killed while writing a record: its bytes cut short -------------------
 head -c 30 "$WORK/first.cel" >>"$LOG"

@@ -110,8 +110,8 @@ typedef struct tether_cel_measurement {
 bool tether_cel_hash_of(uint16_t algorithm, tether_hash_alg_t *hash);
 
 /* Whether a name and a path are ones a record may hold (the rules above). */
-bool tether_cel_name_valid(const char *name);
-bool tether_cel_path_valid(const char *path);
+TETHER_MUST_CHECK bool tether_cel_name_valid(const char *name);
+TETHER_MUST_CHECK bool tether_cel_path_valid(const char *path);
 
 /* Encodes record recnum of m into out (out_size bytes; TETHER_CEL_RECORD_MAX
  * is always enough), its length in *len, and the digest each bank is to be
