@@ -258,20 +258,21 @@ static int log_read(measure_log_t *log, uint8_t **data)
     struct stat st;
     size_t done = 0;
     ssize_t n;
+    int code = -1;
 
     *data = NULL;
     if (fstat(log->fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         fprintf(stderr, PREFIX "%s is not a regular file\n", log->path);
-        return -1;
+        goto out;
     }
     if ((uint64_t)st.st_size > TETHER_CEL_MAX_SIZE) {
         fprintf(stderr, PREFIX "%s is over the %u bytes a log may hold; move it away\n",
                 log->path, (unsigned)TETHER_CEL_MAX_SIZE);
-        return -1;
+        goto out;
     }
     if ((*data = malloc((size_t)st.st_size + 1)) == NULL) {
         fprintf(stderr, PREFIX "out of memory\n");
-        return -1;
+        goto out;
     }
     while (done < (size_t)st.st_size) {
         n = pread(log->fd, *data + done, (size_t)st.st_size - done, (off_t)done);
@@ -280,14 +281,18 @@ static int log_read(measure_log_t *log, uint8_t **data)
         if (n <= 0) {
             fprintf(stderr, PREFIX "cannot read %s: %s\n", log->path,
                     n < 0 ? strerror(errno) : "it shrank while read");
-            free(*data);
-            *data = NULL;
-            return -1;
+            goto out;
         }
         done += (size_t)n;
     }
     log->size = done;
-    return 0;
+    code = 0;
+out:
+    if (code != 0) {
+        free(*data);
+        *data = NULL;
+    }
+    return code;
 }
 
 /* Cuts the log to size bytes, durably. */
@@ -527,17 +532,18 @@ static int measure_one(measure_log_t *log, tether_tpm_t *tpm, size_t recnum,
     TPML_DIGEST_VALUES values;
     size_t len = 0;
     tether_status_t rc;
+    int code = -1;
 
     memset(&values, 0, sizeof(values));
     if (hash_file(file, algorithms, bank_count, &m) != 0)
-        return -1;
+        goto out;
     if ((rc = tether_cel_encode(recnum, &m, record, sizeof(record), &len, digests)) != TETHER_OK) {
         fprintf(stderr, PREFIX "cannot encode the record of %s: %s\n", file->path,
                 tether_strerror(rc));
-        return -1;
+        goto out;
     }
     if (log_append(log, record, len) != 0)
-        return -1;
+        goto out;
     values.count = (uint32_t)bank_count;
     for (size_t b = 0; b < bank_count; b++) {
         tether_hash_alg_t hash;
@@ -554,10 +560,12 @@ static int measure_one(measure_log_t *log, tether_tpm_t *tpm, size_t recnum,
                        "run drops the record and measures %s again\n",
                 recnum, file->name, log->path, TETHER_CEL_PCR, tether_strerror(rc),
                 tpm->last_error, file->path);
-        return -1;
+        goto out;
     }
     printf("measured %s %s%s%s\n", file->name, file->path, hex[0] != '\0' ? " sha256:" : "", hex);
-    return 0;
+    code = 0;
+out:
+    return code;
 }
 
 int tether_agent_measure_main(int argc, char **argv)
