@@ -27,18 +27,19 @@ CONF
 create_certs_tool = swtpm_localca
 create_certs_tool_config = $dir/ca/swtpm-localca.conf
 create_certs_tool_options = $dir/ca/swtpm-localca.options
-active_pcr_banks = sha256
+active_pcr_banks = ${SWTPM_PCR_BANKS:-sha256}
 CONF
 }
 
 # swtpm_manufacture DIR: a fresh TPM state in DIR/state with RSA-2048 and
-# ECC P-384 EK certificates in NV.
+# ECC P-384 EK certificates in NV, and the PCR banks SWTPM_PCR_BANKS names
+# (comma-separated; sha256 when unset).
 swtpm_manufacture() {
     local dir=$1
     mkdir -p "$dir/state"
     swtpm_write_ca_config "$dir"
     if ! swtpm_setup --tpm2 --tpm-state "$dir/state" --create-ek-cert \
-        --config "$dir/swtpm_setup.conf" --pcr-banks sha256 \
+        --config "$dir/swtpm_setup.conf" --pcr-banks "${SWTPM_PCR_BANKS:-sha256}" \
         --logfile "$dir/swtpm_setup.log" >/dev/null 2>&1; then
         echo "swtpm.sh: swtpm_setup failed; its log:" >&2
         cat "$dir/swtpm_setup.log" >&2

@@ -8,6 +8,7 @@
 #include "daemon.h"
 #include "enroll.h"
 #include "eventlog_cmd.h"
+#include "measure_cmd.h"
 #include "selftest.h"
 #include "token_cmd.h"
 #include "tether/log.h"
@@ -22,7 +23,9 @@ static void usage(FILE *out)
           "  token      print the token held by a running agent\n"
           "  dpop       print a DPoP proof signed by this device's TPM for one request\n"
           "  selftest   report the TPM's identity and run a quote round trip\n"
-          "  eventlog   print a firmware event log's events and the PCRs it replays to\n"
+          "  eventlog   print a firmware or tether event log's events and the PCRs it\n"
+          "             replays to; --check compares tether's log with the TPM\n"
+          "  measure    measure tether's own files into PCR 13 and its log (once a boot)\n"
           "\n"
           "Run 'tether-agent COMMAND --help' for a command's options.\n",
           out);
@@ -52,6 +55,8 @@ int main(int argc, char **argv)
         return tether_agent_selftest_main(argc - 1, argv + 1);
     if (strcmp(argv[1], "eventlog") == 0)
         return tether_agent_eventlog_main(argc - 1, argv + 1);
+    if (strcmp(argv[1], "measure") == 0)
+        return tether_agent_measure_main(argc - 1, argv + 1);
     fprintf(stderr, "tether-agent: unknown command '%s'\n", argv[1]);
     usage(stderr);
     return 2;

@@ -56,6 +56,8 @@ static const char *const error_names[TETHER_FIRMWARE_ERROR_COUNT] = {
     [TETHER_FIRMWARE_BAD_EVENT_DATA] = "bad_event_data",
     [TETHER_FIRMWARE_BAD_LOCALITY] = "bad_startup_locality",
     [TETHER_FIRMWARE_EMPTY] = "empty_log",
+    [TETHER_FIRMWARE_BAD_RECORD] = "bad_record",
+    [TETHER_FIRMWARE_DIGEST_MISMATCH] = "digest_mismatch",
 };
 
 const char *tether_firmware_error_name(tether_firmware_error_t error)

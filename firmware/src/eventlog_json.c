@@ -8,6 +8,7 @@
 #include <stdlib.h>
 
 #include "tether/bytes.h"
+#include "eventlog_json.h"
 
 /* EFI_GUID (UEFI 2.x appendix A): Data1, Data2, Data3 little-endian, then
  * Data4's eight bytes as stored. */
@@ -21,7 +22,7 @@ static void guid_text(const uint8_t *g, char out[GUID_TEXT_SIZE])
 }
 
 /* name: the hex of b[0..n) in obj; false when out of memory. */
-static bool add_hex(cJSON *obj, const char *name, const uint8_t *b, size_t n)
+bool tether_eventlog_json_add_hex(cJSON *obj, const char *name, const uint8_t *b, size_t n)
 {
     char *hex = malloc(2 * n + 1);
     bool ok;
@@ -64,7 +65,7 @@ static bool add_guid(cJSON *obj, const char *name, const uint8_t *guid)
 
 /* A new {"algorithm": name} at the end of array (the TPM_ALG_ID in hex for
  * an algorithm without a name), or NULL when out of memory. */
-static cJSON *append_algorithm(cJSON *array, uint16_t algorithm)
+cJSON *tether_eventlog_json_append_algorithm(cJSON *array, uint16_t algorithm)
 {
     const char *name = tether_eventlog_algorithm_name(algorithm);
     cJSON *obj = append_object(array);
@@ -94,7 +95,7 @@ static bool add_variable(cJSON *obj, const tether_eventlog_event_t *ev)
 
     return var != NULL && add_guid(var, "guid", ev->fields.variable.guid) &&
            cJSON_AddStringToObject(var, "name", ev->fields.variable.name) != NULL &&
-           add_hex(var, "data", ev->fields.variable.value,
+           tether_eventlog_json_add_hex(var, "data", ev->fields.variable.value,
                    (size_t)ev->fields.variable.value_size) &&
            (secure_boot == NULL ||
             cJSON_AddStringToObject(var, "secure_boot", secure_boot) != NULL);
@@ -107,7 +108,7 @@ static bool add_image(cJSON *obj, const tether_eventlog_event_t *ev)
     return image != NULL && add_u64(image, "location", ev->fields.image.location) &&
            add_u64(image, "length", ev->fields.image.length) &&
            add_u64(image, "link_time_address", ev->fields.image.link_time_address) &&
-           add_hex(image, "device_path", ev->fields.image.device_path,
+           tether_eventlog_json_add_hex(image, "device_path", ev->fields.image.device_path,
                    (size_t)ev->fields.image.device_path_size);
 }
 
@@ -159,13 +160,13 @@ static bool add_event(cJSON *events, const tether_eventlog_event_t *ev)
         (digests = cJSON_AddArrayToObject(obj, "digests")) == NULL)
         return false;
     for (uint32_t i = 0; i < ev->digest_count; i++) {
-        cJSON *d = append_algorithm(digests, ev->digests[i].algorithm);
+        cJSON *d = tether_eventlog_json_append_algorithm(digests, ev->digests[i].algorithm);
 
-        if (d == NULL || !add_hex(d, "digest", ev->digests[i].value, ev->digests[i].size))
+        if (d == NULL || !tether_eventlog_json_add_hex(d, "digest", ev->digests[i].value, ev->digests[i].size))
             return false;
     }
     return cJSON_AddNumberToObject(obj, "data_size", ev->data_size) != NULL &&
-           add_hex(obj, "data", ev->data, ev->data_size) && add_decoded(obj, ev);
+           tether_eventlog_json_add_hex(obj, "data", ev->data, ev->data_size) && add_decoded(obj, ev);
 }
 
 static bool add_spec_id(cJSON *root, const tether_eventlog_t *log)
@@ -183,7 +184,7 @@ static bool add_spec_id(cJSON *root, const tether_eventlog_t *log)
         (algs = cJSON_AddArrayToObject(spec, "algorithms")) == NULL)
         return false;
     for (uint32_t i = 0; i < log->algorithm_count; i++) {
-        cJSON *a = append_algorithm(algs, log->algorithms[i].id);
+        cJSON *a = tether_eventlog_json_append_algorithm(algs, log->algorithms[i].id);
 
         if (a == NULL ||
             cJSON_AddNumberToObject(a, "digest_size", log->algorithms[i].size) == NULL)
@@ -194,7 +195,7 @@ static bool add_spec_id(cJSON *root, const tether_eventlog_t *log)
 
 /* "replay": {bank: {"complete", "events_without_digest", "pcrs": {"N": hex}}},
  * the PCRs the log extended. */
-static bool add_replay(cJSON *root, const tether_eventlog_pcrs_t *pcrs)
+bool tether_eventlog_json_add_replay(cJSON *root, const tether_eventlog_pcrs_t *pcrs)
 {
     cJSON *replay = cJSON_AddObjectToObject(root, "replay");
 
@@ -219,11 +220,22 @@ static bool add_replay(cJSON *root, const tether_eventlog_pcrs_t *pcrs)
             if ((bank->extended & UINT32_C(1) << pcr) == 0)
                 continue;
             snprintf(index, sizeof(index), "%u", (unsigned)pcr);
-            if (!add_hex(values, index, bank->pcrs[pcr], bank->size))
+            if (!tether_eventlog_json_add_hex(values, index, bank->pcrs[pcr], bank->size))
                 return false;
         }
     }
     return true;
+}
+
+tether_status_t tether_eventlog_json_finish(cJSON *root, const tether_eventlog_pcrs_t *pcrs,
+                                            cJSON **out)
+{
+    if (pcrs != NULL && !tether_eventlog_json_add_replay(root, pcrs)) {
+        cJSON_Delete(root);
+        return TETHER_ERR_NO_MEMORY;
+    }
+    *out = root;
+    return TETHER_OK;
 }
 
 tether_status_t tether_eventlog_to_json(const tether_eventlog_t *log,
@@ -245,11 +257,8 @@ tether_status_t tether_eventlog_to_json(const tether_eventlog_t *log,
     for (size_t e = 0; e < log->event_count; e++)
         if (!add_event(events, &log->events[e]))
             goto out;
-    if (pcrs != NULL && !add_replay(root, pcrs))
-        goto out;
-    *out = root;
+    rc = tether_eventlog_json_finish(root, pcrs, out);
     root = NULL;
-    rc = TETHER_OK;
 out:
     cJSON_Delete(root);
     return rc;

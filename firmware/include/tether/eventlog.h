@@ -136,6 +136,10 @@ typedef enum tether_firmware_error {
     TETHER_FIRMWARE_BAD_EVENT_DATA,    /* "bad_event_data": a decoded type's data does not parse */
     TETHER_FIRMWARE_BAD_LOCALITY,      /* "bad_startup_locality": repeated, late, or not 0, 3, 4 */
     TETHER_FIRMWARE_EMPTY,             /* "empty_log": no event at all */
+    TETHER_FIRMWARE_BAD_RECORD,        /* "bad_record": a CEL record's field missing, out of
+                                          order, of the wrong size, or numbered out of turn */
+    TETHER_FIRMWARE_DIGEST_MISMATCH,   /* "digest_mismatch": a CEL record's digest is not the
+                                          hash of its content */
     TETHER_FIRMWARE_ERROR_COUNT
 } tether_firmware_error_t;
 
