@@ -9,7 +9,7 @@ packages=(
     build-essential cmake pkg-config clang llvm libclang-rt-14-dev
     libtss2-dev libmbedtls-dev libcjson-dev libcmocka-dev libsqlite3-dev
     libmicrohttpd-dev libcurl4-openssl-dev libssl-dev
-    swtpm swtpm-tools tpm2-tools openssl sqlite3 curl python3 valgrind
+    swtpm swtpm-tools tpm2-tools openssl sqlite3 curl python3 valgrind gdb
     help2man man-db systemd util-linux
     nginx apache2 libapache2-mod-auth-openidc
 )

@@ -14,6 +14,9 @@ set -euo pipefail
 AGENT=$1
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../../scripts/swtpm.sh"
+for tool in gdb tpm2_pcrread; do
+    command -v "$tool" >/dev/null || { echo "measure: $tool is missing (scripts/bootstrap.sh installs it)" >&2; exit 1; }
+done
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/tether-measure-test.XXXXXX")
 cleanup() {
