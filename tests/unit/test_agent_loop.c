@@ -181,35 +181,33 @@ static void config_lists_uids_and_gids(void **state)
     assert_int_equal(acl.gids[0], 1001);
 }
 
-static void config_refuses_the_first_bad_line(void **state)
+/* Asserts text is refused at line; returns how many ids it listed before. */
+static size_t assert_refused_at(const char *text, size_t line)
 {
     tether_local_acl_t acl;
     size_t bad_line = 0;
 
+    assert_int_equal(parse_config(text, &acl, &bad_line), TETHER_ERR_PARSE);
+    assert_int_equal(bad_line, line);
+    return acl.uid_count + acl.gid_count;
+}
+
+static void config_refuses_the_first_bad_line(void **state)
+{
     (void)state;
-    assert_int_equal(parse_config("allow_uid = 1000\nallow_user = 7\n", &acl, &bad_line),
-                     TETHER_ERR_PARSE);
-    assert_int_equal(bad_line, 2);
-    assert_int_equal(parse_config("allow_uid = 1000 1001\n", &acl, &bad_line), TETHER_ERR_PARSE);
-    assert_int_equal(bad_line, 1);
-    assert_int_equal(parse_config("allow_gid = 4294967295\n", &acl, &bad_line), TETHER_ERR_PARSE);
-    assert_int_equal(parse_config("allow_gid = 12x\n", &acl, &bad_line), TETHER_ERR_PARSE);
+    assert_int_equal(assert_refused_at("allow_uid = 1000\nallow_user = 7\nallow_uid = x\n", 2), 1);
+    assert_refused_at("allow_uid = 1000 1001\n", 1);
+    assert_refused_at("allow_gid = 4294967295\n", 1);
+    assert_refused_at("allow_gid = 12x\n", 1);
 }
 
 /* strtoul takes a sign: "-18446744073709551615" wrapped around to uid 1,
  * and "+0" to root. An id is decimal digits only. */
 static void config_refuses_signed_ids(void **state)
 {
-    tether_local_acl_t acl;
-    size_t bad_line = 0;
-
     (void)state;
-    assert_int_equal(parse_config("allow_uid = -18446744073709551615\n", &acl, &bad_line),
-                     TETHER_ERR_PARSE);
-    assert_int_equal(bad_line, 1);
-    assert_int_equal(acl.uid_count, 0);
-    assert_int_equal(parse_config("allow_gid = +0\n", &acl, &bad_line), TETHER_ERR_PARSE);
-    assert_int_equal(acl.gid_count, 0);
+    assert_int_equal(assert_refused_at("allow_uid = -18446744073709551615\n", 1), 0);
+    assert_int_equal(assert_refused_at("allow_gid = +0\n", 1), 0);
 }
 
 int main(void)
