@@ -10,7 +10,7 @@
 #      the unit tests,
 #   6. builds with clang and runs the unit tests,
 #   7. builds the libFuzzer targets with clang and runs each one for a bounded
-#      time on its seed corpus.
+#      time on its seed corpus: TETHER_FUZZ_SECONDS per target (default 20).
 # Build trees go to build/, build-asan/, build-release/, build-clang/ and
 # build-fuzz/ at the top of the repository. TETHER_TEST_STAGES limits the
 # stages (e.g. "default asan").
@@ -64,7 +64,8 @@ for stage in $stages; do
         unit_tests build-clang
         ;;
     fuzz)
-        build build-fuzz RelWithDebInfo -DCMAKE_C_COMPILER=clang -DTETHER_FUZZ=ON
+        build build-fuzz RelWithDebInfo -DCMAKE_C_COMPILER=clang -DTETHER_FUZZ=ON \
+            -DTETHER_FUZZ_SECONDS="${TETHER_FUZZ_SECONDS:-20}"
         ctest --test-dir "$top/build-fuzz" --output-on-failure -L fuzz
         ;;
     *)

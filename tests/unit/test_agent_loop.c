@@ -155,6 +155,61 @@ static void sighup_during_an_exchange_asks_again_after_it(void **state)
     assert_false(f->agent.refresh_after_exchange);
 }
 
+/* ---- the config file (tether_agent_config_parse) ------------------------ */
+
+static tether_status_t parse_config(const char *text, tether_local_acl_t *acl, size_t *bad_line)
+{
+    memset(acl, 0, sizeof(*acl));
+    return tether_agent_config_parse(text, strlen(text), acl, bad_line);
+}
+
+static void config_lists_uids_and_gids(void **state)
+{
+    tether_local_acl_t acl;
+    size_t bad_line = 99;
+
+    (void)state;
+    assert_int_equal(parse_config("# who may ask\n\n  allow_uid = 1000\nallow_gid = 1001\n"
+                                  "\tallow_uid = 0\n",
+                                  &acl, &bad_line),
+                     TETHER_OK);
+    assert_int_equal(bad_line, 0);
+    assert_int_equal(acl.uid_count, 2);
+    assert_int_equal(acl.uids[0], 1000);
+    assert_int_equal(acl.uids[1], 0);
+    assert_int_equal(acl.gid_count, 1);
+    assert_int_equal(acl.gids[0], 1001);
+}
+
+/* Asserts text is refused at line; returns how many ids it listed before. */
+static size_t assert_refused_at(const char *text, size_t line)
+{
+    tether_local_acl_t acl;
+    size_t bad_line = 0;
+
+    assert_int_equal(parse_config(text, &acl, &bad_line), TETHER_ERR_PARSE);
+    assert_int_equal(bad_line, line);
+    return acl.uid_count + acl.gid_count;
+}
+
+static void config_refuses_the_first_bad_line(void **state)
+{
+    (void)state;
+    assert_int_equal(assert_refused_at("allow_uid = 1000\nallow_user = 7\nallow_uid = x\n", 2), 1);
+    assert_refused_at("allow_uid = 1000 1001\n", 1);
+    assert_refused_at("allow_gid = 4294967295\n", 1);
+    assert_refused_at("allow_gid = 12x\n", 1);
+}
+
+/* strtoul takes a sign: "-18446744073709551615" wrapped around to uid 1,
+ * and "+0" to root. An id is decimal digits only. */
+static void config_refuses_signed_ids(void **state)
+{
+    (void)state;
+    assert_int_equal(assert_refused_at("allow_uid = -18446744073709551615\n", 1), 0);
+    assert_int_equal(assert_refused_at("allow_gid = +0\n", 1), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -163,6 +218,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(sigterm_exits_0, loop_setup, loop_teardown),
         cmocka_unit_test_setup_teardown(sighup_during_an_exchange_asks_again_after_it, loop_setup,
                                         loop_teardown),
+        cmocka_unit_test(config_lists_uids_and_gids),
+        cmocka_unit_test(config_refuses_the_first_bad_line),
+        cmocka_unit_test(config_refuses_signed_ids),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

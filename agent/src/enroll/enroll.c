@@ -182,9 +182,8 @@ static void print_refusal(const char *step, const tether_https_response_t *resp)
             tether_fleet_refusal_description(&refusal));
 }
 
-/* The challenge of a 200 from POST /v1/enroll into pending. */
-static tether_status_t parse_challenge(const tether_https_response_t *resp,
-                                       tether_agent_pending_t *pending)
+tether_status_t tether_agent_enroll_read_challenge(const uint8_t *body_text, size_t body_len,
+                                                  tether_agent_pending_t *pending)
 {
     uint8_t buf[1024];
     size_t len = 0, offset = 0;
@@ -192,7 +191,7 @@ static tether_status_t parse_challenge(const tether_https_response_t *resp,
     const cJSON *id;
     tether_status_t rc = TETHER_ERR_PARSE;
 
-    if (tether_json_parse_object((const char *)resp->body, resp->body_len, &body) != TETHER_OK)
+    if (tether_json_parse_object((const char *)body_text, body_len, &body) != TETHER_OK)
         return TETHER_ERR_PARSE;
     id = cJSON_GetObjectItemCaseSensitive(body, "enrollment_id");
     if (!cJSON_IsString(id) || strlen(id->valuestring) == 0 ||
@@ -344,7 +343,7 @@ static int enroll_start(tether_tpm_t *tpm, tether_https_client_t *client,
         print_refusal("enrolment", &resp);
         goto out;
     }
-    if (parse_challenge(&resp, pending) != TETHER_OK) {
+    if (tether_agent_enroll_read_challenge(resp.body, resp.body_len, pending) != TETHER_OK) {
         fprintf(stderr, "tether-agent enroll: the fleet's answer is not a credential challenge\n");
         goto out;
     }

@@ -38,6 +38,14 @@ int tether_agent_enroll_to_active(tether_tpm_t *tpm, tether_https_client_t *clie
                                   const tether_agent_enroll_params_t *params,
                                   const char *state_dir, tether_agent_state_t *state);
 
+/* Reads the fleet's 200 answer to POST /v1/enroll ({"enrollment_id",
+ * "credential_blob", "encrypted_secret", the last two base64url of TPM2B
+ * structures, each exactly one) into pending's enrollment_id,
+ * credential_blob and encrypted_secret. Pure. TETHER_ERR_PARSE for any
+ * other answer. */
+TETHER_MUST_CHECK tether_status_t tether_agent_enroll_read_challenge(
+    const uint8_t *body, size_t body_len, tether_agent_pending_t *pending);
+
 /* `tether-agent enroll`: returns a process exit code. */
 int tether_agent_enroll_main(int argc, char **argv);
 

@@ -81,9 +81,15 @@ static void run_usage(FILE *out)
           out);
 }
 
+/* Decimal digits only: strtoul would also take a sign and wrap a negative
+ * number around ("-18446744073709551615" is 1). */
 static int parse_id(const char *text, unsigned long *out)
 {
     char *end;
+
+    *out = 0;
+    if (text[0] < '0' || text[0] > '9')
+        return -1;
     errno = 0;
     *out = strtoul(text, &end, 10);
     return (end != text && *end == '\0' && errno == 0 && *out < 0xffffffffUL) ? 0 : -1;
@@ -107,19 +113,19 @@ static int acl_add(tether_local_acl_t *acl, int is_gid, const char *text)
     return 0;
 }
 
-/* Reads the config file's allow_uid / allow_gid lines into acl. */
-static int load_config(const char *path, tether_local_acl_t *acl)
+tether_status_t tether_agent_config_parse(const char *text, size_t len, tether_local_acl_t *acl,
+                                          size_t *bad_line)
 {
-    uint8_t *data = NULL;
-    size_t len = 0, line_no = 0;
-    char *line, *save = NULL;
-    int rc = 0;
+    char *copy, *line, *save = NULL;
+    size_t line_no = 0;
+    tether_status_t rc = TETHER_OK;
 
-    if (tether_file_read(path, 65536, &data, &len) != TETHER_OK) {
-        tether_error("agent", "cannot read the config file %s", path);
-        return -1;
-    }
-    for (line = strtok_r((char *)data, "\n", &save); line != NULL && rc == 0;
+    *bad_line = 0;
+    if ((copy = malloc(len + 1)) == NULL)
+        return TETHER_ERR_NO_MEMORY;
+    memcpy(copy, text, len);
+    copy[len] = '\0';
+    for (line = strtok_r(copy, "\n", &save); line != NULL && rc == TETHER_OK;
          line = strtok_r(NULL, "\n", &save)) {
         char key[32], value[32], extra;
         line_no++;
@@ -130,13 +136,33 @@ static int load_config(const char *path, tether_local_acl_t *acl)
         if (sscanf(line, "%31[a-z_] = %31s %c", key, value, &extra) != 2 ||
             (strcmp(key, "allow_uid") != 0 && strcmp(key, "allow_gid") != 0) ||
             acl_add(acl, strcmp(key, "allow_gid") == 0, value) != 0) {
-            tether_error("agent", "%s line %zu: expected 'allow_uid = N' or 'allow_gid = N'", path,
-                         line_no);
-            rc = -1;
+            *bad_line = line_no;
+            rc = TETHER_ERR_PARSE;
         }
     }
-    free(data);
+    free(copy);
     return rc;
+}
+
+/* Reads the config file's allow_uid / allow_gid lines into acl. */
+static int load_config(const char *path, tether_local_acl_t *acl)
+{
+    uint8_t *data = NULL;
+    size_t len = 0, bad_line = 0;
+    tether_status_t rc;
+
+    if (tether_file_read(path, 65536, &data, &len) != TETHER_OK) {
+        tether_error("agent", "cannot read the config file %s", path);
+        return -1;
+    }
+    rc = tether_agent_config_parse((const char *)data, len, acl, &bad_line);
+    free(data);
+    if (rc == TETHER_ERR_PARSE)
+        tether_error("agent", "%s line %zu: expected 'allow_uid = N' or 'allow_gid = N'", path,
+                     bad_line);
+    else if (rc != TETHER_OK)
+        tether_error("agent", "cannot read the config file %s: %s", path, tether_strerror(rc));
+    return rc == TETHER_OK ? 0 : -1;
 }
 
 static void drop_token(tether_agent_t *a)

@@ -81,6 +81,31 @@ static int parse_pcr_selection(const char *text, TPML_PCR_SELECTION *sel)
     return 0;
 }
 
+tether_status_t tether_agent_exchange_read_challenge(const uint8_t *body, size_t len,
+                                                     uint8_t nonce[TETHER_NONCE_SIZE],
+                                                     TPML_PCR_SELECTION *pcrs)
+{
+    cJSON *json = NULL;
+    const cJSON *nonce_item, *pcrs_item;
+    size_t nonce_len = 0;
+    tether_status_t rc = TETHER_ERR_PARSE;
+
+    memset(nonce, 0, TETHER_NONCE_SIZE);
+    memset(pcrs, 0, sizeof(*pcrs));
+    if (tether_json_parse_object((const char *)body, len, &json) != TETHER_OK ||
+        !cJSON_IsString(nonce_item = cJSON_GetObjectItemCaseSensitive(json, "nonce")) ||
+        tether_base64url_decode(nonce_item->valuestring, strlen(nonce_item->valuestring), nonce,
+                                TETHER_NONCE_SIZE, &nonce_len) != TETHER_OK ||
+        nonce_len != TETHER_NONCE_SIZE ||
+        !cJSON_IsString(pcrs_item = cJSON_GetObjectItemCaseSensitive(json, "pcr_selection")) ||
+        parse_pcr_selection(pcrs_item->valuestring, pcrs) != 0)
+        goto out;
+    rc = TETHER_OK;
+out:
+    cJSON_Delete(json);
+    return rc;
+}
+
 typedef struct challenge {
     uint8_t nonce[TETHER_NONCE_SIZE];
     TPML_PCR_SELECTION pcrs;
@@ -90,10 +115,8 @@ static int get_challenge(tether_https_client_t *client, const tether_agent_state
                          challenge_t *ch, tether_exchange_result_t *r)
 {
     tether_https_response_t resp;
-    cJSON *req = NULL, *body = NULL;
-    const cJSON *nonce, *pcrs;
+    cJSON *req = NULL;
     char *json = NULL;
-    size_t len = 0;
     int rc = -1;
 
     tether_https_response_init(&resp);
@@ -112,20 +135,14 @@ static int get_challenge(tether_https_client_t *client, const tether_agent_state
         fleet_refused(r, "challenge", &resp);
         goto out;
     }
-    if (tether_json_parse_object((const char *)resp.body, resp.body_len, &body) != TETHER_OK ||
-        !cJSON_IsString(nonce = cJSON_GetObjectItemCaseSensitive(body, "nonce")) ||
-        tether_base64url_decode(nonce->valuestring, strlen(nonce->valuestring), ch->nonce,
-                                sizeof(ch->nonce), &len) != TETHER_OK ||
-        len != sizeof(ch->nonce) ||
-        !cJSON_IsString(pcrs = cJSON_GetObjectItemCaseSensitive(body, "pcr_selection")) ||
-        parse_pcr_selection(pcrs->valuestring, &ch->pcrs) != 0) {
+    if (tether_agent_exchange_read_challenge(resp.body, resp.body_len, ch->nonce, &ch->pcrs) !=
+        TETHER_OK) {
         set_result(r, TETHER_EXCHANGE_RETRY, "bad_challenge",
                    "challenge: the fleet's answer is not a nonce and a PCR selection");
         goto out;
     }
     rc = 0;
 out:
-    cJSON_Delete(body);
     cJSON_Delete(req);
     free(json);
     tether_https_response_free(&resp);
@@ -175,6 +192,36 @@ out:
     return -1;
 }
 
+tether_status_t tether_agent_exchange_read_token(const uint8_t *body, size_t len,
+                                                 tether_secure_buffer_t *token,
+                                                 unsigned *expires_in)
+{
+    cJSON *json = NULL;
+    const cJSON *access, *expires;
+    tether_status_t rc = TETHER_ERR_PARSE;
+
+    *expires_in = 0;
+    if (tether_json_parse_object((const char *)body, len, &json) != TETHER_OK ||
+        !cJSON_IsString(access = cJSON_GetObjectItemCaseSensitive(json, "access_token")) ||
+        !cJSON_IsNumber(expires = cJSON_GetObjectItemCaseSensitive(json, "expires_in")) ||
+        strlen(access->valuestring) == 0 || strlen(access->valuestring) > TETHER_TOKEN_MAX ||
+        token->size < TETHER_TOKEN_MAX + 1 || expires->valuedouble < 1 ||
+        expires->valuedouble > 86400)
+        goto out;
+    tether_wipe(token->data, token->size);
+    memcpy(token->data, access->valuestring, strlen(access->valuestring) + 1);
+    *expires_in = (unsigned)expires->valuedouble;
+    rc = TETHER_OK;
+out:
+    /* The parsed copy of the token is wiped; the response buffer is the
+     * caller's. */
+    access = cJSON_GetObjectItemCaseSensitive(json, "access_token");
+    if (cJSON_IsString(access))
+        tether_wipe(access->valuestring, strlen(access->valuestring));
+    cJSON_Delete(json);
+    return rc;
+}
+
 int tether_agent_exchange_token(tether_https_client_t *client, const char *subject_token,
                                 tether_secure_buffer_t *token, tether_exchange_result_t *r)
 {
@@ -182,8 +229,6 @@ int tether_agent_exchange_token(tether_https_client_t *client, const char *subje
         "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Atoken-exchange"
         "&subject_token_type=";
     tether_https_response_t resp;
-    cJSON *body = NULL;
-    const cJSON *access, *expires;
     size_t type_len = strlen(TETHER_EVIDENCE_TOKEN_TYPE), len;
     char *form;
     int rc = -1;
@@ -219,28 +264,15 @@ int tether_agent_exchange_token(tether_https_client_t *client, const char *subje
         fleet_refused(r, "token", &resp);
         goto out;
     }
-    if (tether_json_parse_object((const char *)resp.body, resp.body_len, &body) != TETHER_OK ||
-        !cJSON_IsString(access = cJSON_GetObjectItemCaseSensitive(body, "access_token")) ||
-        !cJSON_IsNumber(expires = cJSON_GetObjectItemCaseSensitive(body, "expires_in")) ||
-        strlen(access->valuestring) == 0 || strlen(access->valuestring) > TETHER_TOKEN_MAX ||
-        token->size < TETHER_TOKEN_MAX + 1 || expires->valuedouble < 1 ||
-        expires->valuedouble > 86400) {
+    if (tether_agent_exchange_read_token(resp.body, resp.body_len, token, &r->expires_in) !=
+        TETHER_OK) {
         set_result(r, TETHER_EXCHANGE_RETRY, "bad_token_response",
                    "token: the fleet's answer holds no usable access token");
         goto out;
     }
-    tether_wipe(token->data, token->size);
-    memcpy(token->data, access->valuestring, strlen(access->valuestring) + 1);
-    r->expires_in = (unsigned)expires->valuedouble;
     set_result(r, TETHER_EXCHANGE_OK, "ok", "token issued");
     rc = 0;
 out:
-    if (body != NULL) {
-        access = cJSON_GetObjectItemCaseSensitive(body, "access_token");
-        if (cJSON_IsString(access))
-            tether_wipe(access->valuestring, strlen(access->valuestring));
-        cJSON_Delete(body);
-    }
     free(form);
     tether_https_response_free(&resp);
     return rc;

@@ -12,6 +12,7 @@
 
 #include "state.h"
 #include "tether/https_client.h"
+#include "tether/nonce.h"
 #include "tether/secure_memory.h"
 #include "tether/tpm.h"
 
@@ -52,6 +53,21 @@ int tether_agent_exchange_evidence(tether_https_client_t *client, tether_tpm_t *
  * into token as for tether_agent_exchange(). 0 on success. */
 int tether_agent_exchange_token(tether_https_client_t *client, const char *subject_token,
                                 tether_secure_buffer_t *token, tether_exchange_result_t *result);
+
+/* Reads the fleet's answer to POST /v1/challenge ({"nonce": base64url of
+ * TETHER_NONCE_SIZE bytes, "pcr_selection": "sha256:0,1,..."}). Pure; the
+ * outputs are zeroed first. TETHER_ERR_PARSE for any other answer. */
+TETHER_MUST_CHECK tether_status_t tether_agent_exchange_read_challenge(
+    const uint8_t *body, size_t len, uint8_t nonce[TETHER_NONCE_SIZE], TPML_PCR_SELECTION *pcrs);
+
+/* Reads the fleet's 200 answer to POST /v1/token: the access token goes
+ * into token (as for tether_agent_exchange()), its lifetime into
+ * *expires_in (0 first). Pure; the parsed copy of the token is wiped.
+ * TETHER_ERR_PARSE for an answer without a usable token (token untouched). */
+TETHER_MUST_CHECK tether_status_t tether_agent_exchange_read_token(const uint8_t *body,
+                                                                   size_t len,
+                                                                   tether_secure_buffer_t *token,
+                                                                   unsigned *expires_in);
 
 /* Runs one exchange. On success the access token is written NUL-terminated
  * into token (a locked buffer of at least TETHER_TOKEN_MAX + 1 bytes); it is

@@ -109,36 +109,53 @@ tether_status_t tether_gate_fleet_keys_set(tether_gate_fleet_keys_t *keys, const
     return TETHER_OK;
 }
 
+tether_status_t tether_gate_fleet_keys_read_metadata(const tether_gate_fleet_keys_t *keys,
+                                                     const cJSON *metadata,
+                                                     const char **jwks_path,
+                                                     const char **feed_path)
+{
+    const char *issuer;
+
+    *jwks_path = NULL;
+    *feed_path = NULL;
+    if (keys == NULL)
+        return TETHER_ERR_INVALID_ARGUMENT;
+    issuer = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(metadata, "issuer"));
+    if (issuer == NULL || strcmp(issuer, keys->issuer) != 0) {
+        tether_error("fleet", "the fleet's metadata names issuer %s, not %s: set fleet to the "
+                              "fleet's issuer URL",
+                     issuer != NULL ? issuer : "(none)", keys->issuer);
+        return TETHER_ERR_WRONG_ISSUER;
+    }
+    *jwks_path = tether_gate_fleet_path(
+        &keys->client, cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(metadata, "jwks_uri")));
+    *feed_path = tether_gate_fleet_path(
+        &keys->client, cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(
+                           metadata, "tether_revocation_feed_endpoint")));
+    if (*jwks_path == NULL || *feed_path == NULL ||
+        strlen(*feed_path) >= sizeof(keys->feed_path)) {
+        tether_error("fleet", "the fleet's metadata lacks jwks_uri or "
+                              "tether_revocation_feed_endpoint under %s", keys->issuer);
+        *jwks_path = NULL;
+        *feed_path = NULL;
+        return TETHER_ERR_PROTOCOL;
+    }
+    return TETHER_OK;
+}
+
 /* Under refresh_lock: the metadata (issuer check, jwks_uri, feed) and the
  * JWKS. */
 static tether_status_t fetch(tether_gate_fleet_keys_t *keys)
 {
     cJSON *metadata = NULL, *jwks = NULL;
-    const char *issuer, *jwks_path, *feed_path;
+    const char *jwks_path, *feed_path;
     tether_status_t rc;
 
     if ((rc = tether_gate_fleet_get_json(&keys->client, METADATA_PATH, NULL, &metadata)) !=
-        TETHER_OK)
+            TETHER_OK ||
+        (rc = tether_gate_fleet_keys_read_metadata(keys, metadata, &jwks_path, &feed_path)) !=
+            TETHER_OK)
         goto out;
-    issuer = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(metadata, "issuer"));
-    jwks_path = tether_gate_fleet_path(
-        &keys->client, cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(metadata, "jwks_uri")));
-    feed_path = tether_gate_fleet_path(
-        &keys->client, cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(
-                           metadata, "tether_revocation_feed_endpoint")));
-    if (issuer == NULL || strcmp(issuer, keys->issuer) != 0) {
-        tether_error("fleet", "the fleet's metadata names issuer %s, not %s: set fleet to the "
-                              "fleet's issuer URL",
-                     issuer != NULL ? issuer : "(none)", keys->issuer);
-        rc = TETHER_ERR_WRONG_ISSUER;
-        goto out;
-    }
-    if (jwks_path == NULL || feed_path == NULL || strlen(feed_path) >= sizeof(keys->feed_path)) {
-        tether_error("fleet", "the fleet's metadata lacks jwks_uri or "
-                              "tether_revocation_feed_endpoint under %s", keys->issuer);
-        rc = TETHER_ERR_PROTOCOL;
-        goto out;
-    }
     if ((rc = tether_gate_fleet_get_json(&keys->client, jwks_path, NULL, &jwks)) != TETHER_OK)
         goto out;
     if ((rc = tether_gate_fleet_keys_set(keys, jwks)) != TETHER_OK) {

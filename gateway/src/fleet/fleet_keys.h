@@ -65,6 +65,15 @@ TETHER_MUST_CHECK tether_status_t tether_gate_fleet_keys_refresh(tether_gate_fle
 TETHER_MUST_CHECK tether_status_t tether_gate_fleet_keys_set(tether_gate_fleet_keys_t *keys,
                                                              const cJSON *jwks);
 
+/* Reads the fleet's RFC 8414 metadata: it must name the issuer the keys
+ * were opened for, and jwks_uri and tether_revocation_feed_endpoint under
+ * the client's base URL (the gateway follows no link to another origin).
+ * Pure; *jwks_path and *feed_path (NULL on failure) point into metadata.
+ * TETHER_ERR_WRONG_ISSUER or TETHER_ERR_PROTOCOL, logged. */
+TETHER_MUST_CHECK tether_status_t tether_gate_fleet_keys_read_metadata(
+    const tether_gate_fleet_keys_t *keys, const cJSON *metadata, const char **jwks_path,
+    const char **feed_path);
+
 /* tether_jwt_verify against the keys held; on TETHER_ERR_UNKNOWN_KEY (and
  * before any key is held) refreshes (rate-limited) and tries once more. */
 TETHER_MUST_CHECK tether_status_t tether_gate_fleet_keys_verify(tether_gate_fleet_keys_t *keys,

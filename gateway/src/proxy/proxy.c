@@ -382,29 +382,20 @@ static void forward_stream(tether_gate_proxy_t *proxy, const char *path,
 
 /* ---- /v1/models ------------------------------------------------------------------- */
 
-/* Answers the list; returns NULL, or the code of a failure. */
-static const char *list_models(tether_gate_proxy_t *proxy, const tether_gate_caller_t *who,
-                               tether_http_response_t *response)
+tether_status_t tether_gate_models_filter(const tether_gate_policy_t *policy,
+                                          const char *const *token_models,
+                                          size_t token_model_count, const char *answer,
+                                          size_t answer_len, cJSON **out)
 {
-    const char *code = "upstream_unavailable";
-    char why[256] = "";
-    char *answer = NULL;
-    size_t answer_len = 0;
-    unsigned status = 0;
     cJSON *root = NULL, *data, *kept = NULL, *entry, *next;
-    tether_status_t rc;
+    tether_status_t rc = TETHER_ERR_PARSE;
 
-    rc = tether_gate_upstream_fetch(proxy->opts.upstream, "GET", "/models", NULL, 0, &status,
-                                    &answer, &answer_len, why, sizeof(why));
-    if (rc != TETHER_OK) {
-        code = upstream_failed(response, rc, why);
+    *out = NULL;
+    if (tether_json_parse_object(answer, answer_len, &root) != TETHER_OK ||
+        !cJSON_IsArray(data = cJSON_GetObjectItemCaseSensitive(root, "data")))
         goto out;
-    }
-    if (status != 200 || tether_json_parse_object(answer, answer_len, &root) != TETHER_OK ||
-        !cJSON_IsArray(data = cJSON_GetObjectItemCaseSensitive(root, "data")) ||
-        (kept = cJSON_CreateArray()) == NULL) {
-        tether_http_respond_error(response, 502, "upstream_unavailable",
-                                  "the upstream's model list could not be read");
+    if ((kept = cJSON_CreateArray()) == NULL) {
+        rc = TETHER_ERR_NO_MEMORY;
         goto out;
     }
     /* Entries move from data to kept; the others are deleted. */
@@ -414,19 +405,52 @@ static const char *list_models(tether_gate_proxy_t *proxy, const tether_gate_cal
         next = entry->next;
         cJSON_DetachItemViaPointer(data, entry);
         if (cJSON_IsString(id) &&
-            tether_gate_policy_model_allowed(proxy->opts.policy, id->valuestring, who->models,
-                                             who->model_count))
+            tether_gate_policy_model_allowed(policy, id->valuestring, token_models,
+                                             token_model_count))
             cJSON_AddItemToArray(kept, entry);
         else
             cJSON_Delete(entry);
     }
     cJSON_ReplaceItemInObjectCaseSensitive(root, "data", kept);
     kept = NULL;
+    *out = root;
+    root = NULL;
+    rc = TETHER_OK;
+out:
+    cJSON_Delete(kept);
+    cJSON_Delete(root);
+    return rc;
+}
+
+/* Answers the list; returns NULL, or the code of a failure. */
+static const char *list_models(tether_gate_proxy_t *proxy, const tether_gate_caller_t *who,
+                               tether_http_response_t *response)
+{
+    const char *code = "upstream_unavailable";
+    char why[256] = "";
+    char *answer = NULL;
+    size_t answer_len = 0;
+    unsigned status = 0;
+    cJSON *root = NULL;
+    tether_status_t rc;
+
+    rc = tether_gate_upstream_fetch(proxy->opts.upstream, "GET", "/models", NULL, 0, &status,
+                                    &answer, &answer_len, why, sizeof(why));
+    if (rc != TETHER_OK) {
+        code = upstream_failed(response, rc, why);
+        goto out;
+    }
+    if (status != 200 ||
+        tether_gate_models_filter(proxy->opts.policy, who->models, who->model_count, answer,
+                                  answer_len, &root) != TETHER_OK) {
+        tether_http_respond_error(response, 502, "upstream_unavailable",
+                                  "the upstream's model list could not be read");
+        goto out;
+    }
     tether_http_respond_json(response, 200, root);
     root = NULL;
     code = NULL;
 out:
-    cJSON_Delete(kept);
     cJSON_Delete(root);
     if (answer != NULL) {
         tether_wipe(answer, answer_len);

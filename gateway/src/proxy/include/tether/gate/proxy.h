@@ -30,6 +30,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <cjson/cJSON.h>
+
 #include "tether/error.h"
 #include "tether/gate/policy.h"
 #include "tether/gate/upstream.h"
@@ -86,6 +88,17 @@ TETHER_MUST_CHECK tether_status_t tether_gate_proxy_open(tether_gate_proxy_t *pr
 /* Waits for the running streams to end; accepts NULL. Stop the HTTP
  * server first, so that every stream's client side is gone. */
 void tether_gate_proxy_free(tether_gate_proxy_t *proxy);
+
+/* Reads an upstream's GET /models answer ({"data": [{"id": ...}, ...]})
+ * and keeps in data the entries whose id the policy and the token's model
+ * globs both allow. Pure: *out (NULL first; freed by the caller) is the
+ * answer with data filtered. TETHER_ERR_PARSE for an answer of another
+ * shape, TETHER_ERR_NO_MEMORY. */
+TETHER_MUST_CHECK tether_status_t tether_gate_models_filter(const tether_gate_policy_t *policy,
+                                                            const char *const *token_models,
+                                                            size_t token_model_count,
+                                                            const char *answer, size_t answer_len,
+                                                            cJSON **out);
 
 /* The stage itself; from the server's threads. */
 void tether_gate_proxy_handle(tether_gate_proxy_t *proxy, const tether_gate_caller_t *who,
