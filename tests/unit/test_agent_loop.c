@@ -210,6 +210,28 @@ static void config_refuses_signed_ids(void **state)
     assert_int_equal(assert_refused_at("allow_gid = +0\n", 1), 0);
 }
 
+/* Blank lines count as lines (strtok_r skipped them, naming a later line
+ * than the bad one); a NUL byte ended the text, so the lines after it were
+ * never read; a line longer than any valid one is refused whole. */
+static void config_counts_every_line_and_refuses_nul(void **state)
+{
+    static const char with_nul[] = "allow_uid = 1000\nallow_uid = 1\0001\nallow_uid = x\n";
+    tether_local_acl_t acl;
+    size_t bad_line = 0;
+    char long_line[200];
+
+    (void)state;
+    assert_int_equal(assert_refused_at("allow_uid = 1000\n\n\nallow_uid = x\n", 4), 1);
+    memset(&acl, 0, sizeof(acl));
+    assert_int_equal(tether_agent_config_parse(with_nul, sizeof(with_nul) - 1, &acl, &bad_line),
+                     TETHER_ERR_PARSE);
+    assert_int_equal(bad_line, 2);
+    memset(long_line, ' ', sizeof(long_line) - 1);
+    long_line[sizeof(long_line) - 1] = '\0';
+    memcpy(long_line + 150, "allow_uid = 7", 13);
+    assert_int_equal(assert_refused_at(long_line, 1), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -221,6 +243,7 @@ int main(void)
         cmocka_unit_test(config_lists_uids_and_gids),
         cmocka_unit_test(config_refuses_the_first_bad_line),
         cmocka_unit_test(config_refuses_signed_ids),
+        cmocka_unit_test(config_counts_every_line_and_refuses_nul),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -116,32 +116,36 @@ static int acl_add(tether_local_acl_t *acl, int is_gid, const char *text)
 tether_status_t tether_agent_config_parse(const char *text, size_t len, tether_local_acl_t *acl,
                                           size_t *bad_line)
 {
-    char *copy, *line, *save = NULL;
-    size_t line_no = 0;
-    tether_status_t rc = TETHER_OK;
+    size_t at = 0, line_no = 0;
 
     *bad_line = 0;
-    if ((copy = malloc(len + 1)) == NULL)
-        return TETHER_ERR_NO_MEMORY;
-    memcpy(copy, text, len);
-    copy[len] = '\0';
-    for (line = strtok_r(copy, "\n", &save); line != NULL && rc == TETHER_OK;
-         line = strtok_r(NULL, "\n", &save)) {
-        char key[32], value[32], extra;
+    while (at < len) {
+        const char *end = memchr(text + at, '\n', len - at);
+        size_t n = end != NULL ? (size_t)(end - (text + at)) : len - at;
+        char line[96], key[32], value[32], extra;
+        const char *p = line;
+
         line_no++;
-        while (*line == ' ' || *line == '\t')
-            line++;
-        if (*line == '#' || *line == '\0')
+        /* A NUL in a line (a config file is text) or a line longer than any
+         * valid one is refused, never cut short. */
+        if (n >= sizeof(line) || memchr(text + at, '\0', n) != NULL)
+            goto bad;
+        memcpy(line, text + at, n);
+        line[n] = '\0';
+        at += n + 1;
+        while (*p == ' ' || *p == '\t')
+            p++;
+        if (*p == '#' || *p == '\0')
             continue;
-        if (sscanf(line, "%31[a-z_] = %31s %c", key, value, &extra) != 2 ||
+        if (sscanf(p, "%31[a-z_] = %31s %c", key, value, &extra) != 2 ||
             (strcmp(key, "allow_uid") != 0 && strcmp(key, "allow_gid") != 0) ||
-            acl_add(acl, strcmp(key, "allow_gid") == 0, value) != 0) {
-            *bad_line = line_no;
-            rc = TETHER_ERR_PARSE;
-        }
+            acl_add(acl, strcmp(key, "allow_gid") == 0, value) != 0)
+            goto bad;
     }
-    free(copy);
-    return rc;
+    return TETHER_OK;
+bad:
+    *bad_line = line_no;
+    return TETHER_ERR_PARSE;
 }
 
 /* Reads the config file's allow_uid / allow_gid lines into acl. */

@@ -19,11 +19,11 @@
 /* `tether-agent run`: returns a process exit code. */
 int tether_agent_run_main(int argc, char **argv);
 
-/* Reads the config file's text (len bytes; it ends at a NUL byte, as the
- * agent read it so far): lines "allow_uid = N" or "allow_gid = N", comments
- * from '#', blank lines. The ids are added to acl. Pure. TETHER_ERR_PARSE
- * with *bad_line (0 first) the first line that is none of these, or whose
- * id is not a decimal below 2^32 - 1, or when acl is full. */
+/* Reads the config file's text (len bytes): lines "allow_uid = N" or
+ * "allow_gid = N", comments from '#', blank lines. The ids are added to
+ * acl. Pure. TETHER_ERR_PARSE with *bad_line (1 for the first line) the
+ * first line that is none of these, holds a NUL byte or is over 95 bytes,
+ * or whose id is not a decimal below 2^32 - 1, or when acl is full. */
 TETHER_MUST_CHECK tether_status_t tether_agent_config_parse(const char *text, size_t len,
                                                             tether_local_acl_t *acl,
                                                             size_t *bad_line);
