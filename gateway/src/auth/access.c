@@ -123,11 +123,13 @@ static tether_status_t parse_authorization(const char *header, bool *bearer, con
     else
         return refuse(refusal, 401, TETHER_GATE_OAUTH_INVALID_REQUEST, TETHER_GATE_TOKEN_MALFORMED,
                       "the Authorization scheme must be DPoP");
-    *token = header + scheme_len + 1;
-    *token_len = header[scheme_len] == ' ' ? strlen(*token) : 0;
-    if (*token_len == 0 || *token_len > TETHER_JWS_MAX_LEN || !is_token68(*token, *token_len))
+    if (header[scheme_len] != ' ' || (*token_len = strlen(header + scheme_len + 1)) == 0 ||
+        *token_len > TETHER_JWS_MAX_LEN || !is_token68(header + scheme_len + 1, *token_len)) {
+        *token_len = 0;
         return refuse(refusal, 401, TETHER_GATE_OAUTH_INVALID_REQUEST, TETHER_GATE_TOKEN_MALFORMED,
                       "the Authorization header is not \"DPoP <token>\"");
+    }
+    *token = header + scheme_len + 1;
     return TETHER_OK;
 }
 
