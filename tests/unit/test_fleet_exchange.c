@@ -1097,6 +1097,7 @@ static void usage_document_refusals(void **state)
     /* The device goes on. */
     ok = exchange_ok(f, &d);
     free(ok);
+    device_close(&d);
 }
 
 /* A token that a relying party accepted more requests on than the device
@@ -1143,6 +1144,7 @@ static void usage_mismatch_quarantines(void **state)
                      1);
     assert_int_equal(fleet_db_count(f->path, "SELECT count(*) FROM revocations"), 1);
     free(token);
+    device_close(&d);
 }
 
 static void clock_and_consistency_refusals(void **state)
