@@ -808,7 +808,9 @@ TETHER_MUST_CHECK tether_status_t tether_store_usage_report_record(
 /* The usage_unreported check (fleetd's service loop): every token that
  * gateways reported requests on, of an active device that has made no
  * exchange since the token expired, now more than grace seconds after its
- * exp (plus TETHER_STORE_USAGE_LEEWAY), gets one alert "usage_unreported"
+ * exp (plus TETHER_STORE_USAGE_LEEWAY; tokens expired within
+ * TETHER_STORE_USAGE_REPORT_RETENTION, at most 100 per call), gets one
+ * alert "usage_unreported"
  * {"jti", "gateway_accepted", "exp", "last_exchange"}: the device stopped
  * reporting while its tokens were in use. Alert only: a device switched off
  * is no thief. *alerted counts the new alerts. */

@@ -30,6 +30,19 @@ static tether_status_t read_comparison(void *arg, sqlite3_stmt *row)
                                    sqlite3_column_text(row, 0));
 }
 
+/* One alert of kind about a token: the token marked (each is alerted once
+ * per kind) and the alert added. */
+static tether_status_t alert_token_tx(sqlite_store_t *s, const char *jti, const char *kind,
+                                      const char *device_id, const char *details, int64_t now)
+{
+    tether_status_t rc;
+
+    rc = tether_sqlite_run(s, "mark usage alerted",
+                           "INSERT INTO usage_alerts (jti, kind, created_at) VALUES (?, ?, ?)",
+                           SQL_ARGS(SQL_TEXT(jti), SQL_TEXT(kind), SQL_INT(now)));
+    return rc == TETHER_OK ? tether_sqlite_alert_insert(s, device_id, kind, details, now) : rc;
+}
+
 /* The alert, the token marked alerted, and with action quarantine the
  * containment of the clone path: an active device quarantined, its live
  * tokens revoked, the feed appended. */
@@ -55,13 +68,8 @@ static tether_status_t mismatch_tx(sqlite_store_t *s, const tether_store_usage_c
              reason, c->jti, c->gateway_accepted, c->device_made, c->bearer,
              c->final ? "true" : "false",
              action == TETHER_STORE_USAGE_QUARANTINE ? "quarantine" : "alert");
-    rc = tether_sqlite_run(s, "mark usage alerted",
-                           "INSERT INTO usage_alerts (jti, kind, created_at) VALUES (?, '"
-                           TETHER_FLEET_ALERT_USAGE_MISMATCH "', ?)",
-                           SQL_ARGS(SQL_TEXT(c->jti), SQL_INT(now)));
-    if (rc == TETHER_OK)
-        rc = tether_sqlite_alert_insert(s, c->device_id, TETHER_FLEET_ALERT_USAGE_MISMATCH,
-                                        details, now);
+    rc = alert_token_tx(s, c->jti, TETHER_FLEET_ALERT_USAGE_MISMATCH, c->device_id, details,
+                        now);
     if (rc != TETHER_OK || action != TETHER_STORE_USAGE_QUARANTINE)
         return rc;
     rc = tether_sqlite_run(s, "quarantine device", status_sql,
@@ -108,12 +116,6 @@ static tether_status_t compare_tx(sqlite_store_t *s, const char *jti,
     return mismatch_tx(s, cmp, action, now, quarantined);
 }
 
-static tether_status_t read_exp(void *arg, sqlite3_stmt *row)
-{
-    *(int64_t *)arg = sqlite3_column_int64(row, 0);
-    return TETHER_OK;
-}
-
 /* Keeps one token's counts; tokens the fleet did not issue to the device
  * are left out (*kept false). Counts only grow. */
 static tether_status_t record_tx(sqlite_store_t *s, const tether_store_exchange_t *ex,
@@ -132,8 +134,8 @@ static tether_status_t record_tx(sqlite_store_t *s, const tether_store_exchange_
     *kept = false;
     rc = tether_sqlite_query_one(s, "read issued token",
                                  "SELECT exp FROM issued_tokens WHERE jti = ? AND device_id = ?",
-                                 SQL_ARGS(SQL_TEXT(u->jti), SQL_TEXT(ex->device_id)), read_exp,
-                                 &exp);
+                                 SQL_ARGS(SQL_TEXT(u->jti), SQL_TEXT(ex->device_id)),
+                                 tether_sqlite_read_int64, &exp);
     if (rc == TETHER_ERR_NOT_FOUND)
         return TETHER_OK;
     if (rc == TETHER_OK)
@@ -201,12 +203,14 @@ static tether_status_t unreported_find(sqlite_store_t *s, int64_t now, int64_t g
                                        unreported_t *found, size_t *count)
 {
     /* Tokens expired (plus leeway and grace) of active devices whose last
-     * exchange came before that expiry: their final count never came. */
+     * exchange came before that expiry: their final count never came.
+     * Only tokens expired within the usage reports' retention: the scan
+     * stays bounded as history grows. */
     static const char sql[] =
         "SELECT t.jti, t.device_id, t.exp, coalesce(d.last_seen_at, 0), sum(u.requests)"
         " FROM issued_tokens t JOIN token_usage u ON u.jti = t.jti"
         " JOIN devices d ON d.id = t.device_id"
-        " WHERE d.status = 'active' AND t.exp < ?1 - ?2 - ?3"
+        " WHERE d.status = 'active' AND t.exp < ?1 - ?2 - ?3 AND t.exp >= ?1 - ?5"
         " AND coalesce(d.last_seen_at, 0) <= t.exp + ?3"
         " AND NOT EXISTS (SELECT 1 FROM usage_alerts a WHERE a.jti = t.jti"
         "  AND a.kind = '" TETHER_FLEET_ALERT_USAGE_UNREPORTED "')"
@@ -220,7 +224,9 @@ static tether_status_t unreported_find(sqlite_store_t *s, int64_t now, int64_t g
         (rc = tether_sqlite_bind(s, stmt,
                                  SQL_ARGS(SQL_INT(now), SQL_INT(grace),
                                           SQL_INT(TETHER_STORE_USAGE_LEEWAY),
-                                          SQL_INT(UNREPORTED_BATCH)))) != TETHER_OK)
+                                          SQL_INT(UNREPORTED_BATCH),
+                                          SQL_INT(TETHER_STORE_USAGE_REPORT_RETENTION)))) !=
+            TETHER_OK)
         goto out;
     while (rc == TETHER_OK && (step = sqlite3_step(stmt)) == SQLITE_ROW) {
         unreported_t *u = &found[*count];
@@ -264,13 +270,8 @@ tether_status_t tether_sqlite_usage_unreported_check(void *impl, int64_t now, in
                  "{\"jti\":\"%.32s\",\"gateway_accepted\":%" PRId64 ",\"exp\":%" PRId64
                  ",\"last_exchange\":%" PRId64 "}",
                  found[i].jti, found[i].gateway_accepted, found[i].exp, found[i].last_exchange);
-        rc = tether_sqlite_run(s, "mark usage alerted",
-                               "INSERT INTO usage_alerts (jti, kind, created_at) VALUES (?, '"
-                               TETHER_FLEET_ALERT_USAGE_UNREPORTED "', ?)",
-                               SQL_ARGS(SQL_TEXT(found[i].jti), SQL_INT(now)));
-        if (rc == TETHER_OK)
-            rc = tether_sqlite_alert_insert(s, found[i].device_id,
-                                            TETHER_FLEET_ALERT_USAGE_UNREPORTED, details, now);
+        rc = alert_token_tx(s, found[i].jti, TETHER_FLEET_ALERT_USAGE_UNREPORTED,
+                            found[i].device_id, details, now);
     }
     rc = tether_sqlite_finish(s, rc);
     if (rc == TETHER_OK)

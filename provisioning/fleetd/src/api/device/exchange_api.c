@@ -467,9 +467,9 @@ static bool usage_ok(exchange_call_t *call, token_work_t *w)
     if (rc != TETHER_OK) {
         refuse(call, "exchange", w->ev.device_id, 400, "invalid_grant",
                TETHER_FLEET_EXCHANGE_USAGE_INVALID,
-               "%s; the usage document must be the canonical form of version %d "
+               "%s; the usage document must be the canonical form of version 1 "
                "(agent/README.md)",
-               w->why, 1);
+               w->why);
         return false;
     }
     for (size_t i = 0; i < w->usage.token_count; i++) {
