@@ -101,6 +101,7 @@ static tether_status_t compare_tx(sqlite_store_t *s, const char *jti,
     comparison_row_t row;
     tether_status_t rc;
 
+    memset(cmp, 0, sizeof(*cmp));
     *found = false;
     *quarantined = false;
     memset(&row, 0, sizeof(row));
@@ -166,8 +167,9 @@ tether_status_t tether_sqlite_usage_exchange_tx(sqlite_store_t *s,
             continue;
         rc = compare_tx(s, ex->usage[i].jti, ex->usage_action, now, &cmp, &found,
                         &now_quarantined);
-        if (found && result->usage_mismatches++ == 0)
+        if (found && result->usage_mismatches == 0)
             result->mismatch = cmp;
+        result->usage_mismatches += found ? 1 : 0;
         *quarantined = *quarantined || now_quarantined;
     }
     return rc;
