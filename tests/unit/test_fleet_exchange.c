@@ -2193,6 +2193,7 @@ static void exchange_config_keys(void **state)
         "scope = a\"b\n",               "models = \n",
         "cost_ceiling = -1\n",          "cost_ceiling = 1.\n",
         "cost_ceiling = 01\n",          "cost_ceiling = 1e3\n",
+        "usage_mismatch_action = block\n", "usage_mismatch_action = Alert\n",
     };
     tether_fleet_config_t config, again;
     tether_fleet_config_error_t error;
@@ -2200,9 +2201,13 @@ static void exchange_config_keys(void **state)
     char *text = NULL;
     static const char good[] = "pcr_selection = sha256:0,2,7,23\nissuer = https://fleet.example\n"
                                "audience = a,b\nscope = x y\nmodels = m1\ncost_ceiling = 0.25\n"
-                               "token_lifetime_seconds = 600\n";
+                               "token_lifetime_seconds = 600\nusage_mismatch_action = alert\n";
 
     (void)state;
+    /* A usage mismatch quarantines unless the fleet says alert. */
+    tether_fleet_config_init(&config);
+    assert_int_equal(tether_token_policy_from_config(&config, &policy), TETHER_OK);
+    assert_int_equal(policy.usage_mismatch_action, TETHER_STORE_USAGE_QUARANTINE);
     for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
         tether_fleet_config_init(&config);
         if (tether_fleet_config_parse(refused[i], strlen(refused[i]), &config, &error) !=
@@ -2217,6 +2222,7 @@ static void exchange_config_keys(void **state)
     assert_int_equal(policy.lifetime_seconds, 600);
     assert_int_equal(policy.pcr_selection.pcrSelections[0].pcrSelect[0], 0x85);
     assert_int_equal(policy.pcr_selection.pcrSelections[0].pcrSelect[2], 0x80);
+    assert_int_equal(policy.usage_mismatch_action, TETHER_STORE_USAGE_ALERT);
     /* The file init writes reads back the same. */
     assert_int_equal(tether_fleet_config_format(&config, &text), TETHER_OK);
     tether_fleet_config_init(&again);

@@ -14,10 +14,8 @@
 
 #include <cmocka.h>
 
-#include "config.h"
 #include "fleet_fixture.h"
 #include "store.h"
-#include "token_issuer.h"
 #include "tether/evidence.h"
 #include "token_counts.h"
 #include "usage_document.h"
@@ -262,41 +260,6 @@ static void document_refusals(void **state)
     free(big);
 }
 
-/* fleetd.conf's usage_mismatch_action: quarantine by default, alert when
- * asked, nothing else; init writes it. */
-static void mismatch_action_key(void **state)
-{
-    static const char *const refused[] = {
-        "usage_mismatch_action = block\n",
-        "usage_mismatch_action = Alert\n",
-        "usage_mismatch_action = \n",
-        "usage_mismatch_action = alert quarantine\n",
-    };
-    static const char alert[] = "usage_mismatch_action = alert\n";
-    tether_fleet_config_t config;
-    tether_fleet_config_error_t error;
-    tether_token_policy_t policy;
-    char *text = NULL;
-
-    (void)state;
-    for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
-        tether_fleet_config_init(&config);
-        if (tether_fleet_config_parse(refused[i], strlen(refused[i]), &config, &error) !=
-            TETHER_ERR_PARSE)
-            fail_msg("accepted: %s", refused[i]);
-        assert_int_equal(error.line, 1);
-    }
-    tether_fleet_config_init(&config);
-    assert_int_equal(tether_token_policy_from_config(&config, &policy), TETHER_OK);
-    assert_int_equal(policy.usage_mismatch_action, TETHER_STORE_USAGE_QUARANTINE);
-    assert_int_equal(tether_fleet_config_format(&config, &text), TETHER_OK);
-    assert_non_null(strstr(text, "\nusage_mismatch_action = quarantine\n"));
-    free(text);
-    assert_int_equal(tether_fleet_config_parse(alert, strlen(alert), &config, &error), TETHER_OK);
-    assert_int_equal(tether_token_policy_from_config(&config, &policy), TETHER_OK);
-    assert_int_equal(policy.usage_mismatch_action, TETHER_STORE_USAGE_ALERT);
-}
-
 /* ---- the store ---- */
 
 /* Steady use with reports late and in pieces, the device's counts as it
@@ -460,7 +423,6 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(document_round_trip),
         cmocka_unit_test(document_refusals),
-        cmocka_unit_test(mismatch_action_key),
         cmocka_unit_test_setup_teardown(honest_device_never_flagged, setup, teardown),
         cmocka_unit_test_setup_teardown(late_report_above_final_count, setup, teardown),
         cmocka_unit_test_setup_teardown(alert_only, setup, teardown),
