@@ -22,7 +22,7 @@ int main(int argc, char **argv)
     tether_agent_state_t state;
     tether_https_client_t client;
     tether_tpm_t tpm;
-    tether_usage_t usage = {0, 0};
+    tether_usage_t usage = {0, 0, NULL, NULL};
     tether_exchange_result_t result;
     tether_secure_buffer_t token;
     char ca[PATH_MAX], why[256];

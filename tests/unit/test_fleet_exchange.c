@@ -63,6 +63,8 @@
 #define EVIDENCE_TYPE "urn%3Atether%3Aparams%3Aoauth%3Atoken-type%3Atpm-evidence-v1"
 
 static int64_t test_now = T0;
+/* The usage document attest() has the TPM sign; NULL: a version 0 one. */
+static const char *usage_document;
 
 static int64_t test_clock(void)
 {
@@ -136,6 +138,7 @@ static int setup(void **state)
     if (f == NULL)
         return -1;
     test_now = T0;
+    usage_document = NULL;
     if (fleet_fixture_open("exchange", f->dir, f->path, &f->store) != 0 ||
         tether_fleet_key_file_load(f->dir, "enroll.key", key, sizeof(key), true) != TETHER_OK)
         return -1;
@@ -464,9 +467,13 @@ static void attest(device_t *d, const challenge_t *ch, tether_evidence_t *ev)
     memset(&ek, 0, sizeof(ek));
     snprintf(ev->device_id, sizeof(ev->device_id), "%s", d->id);
     memcpy(ev->nonce, ch->nonce, sizeof(ev->nonce));
-    n = snprintf((char *)ev->usage, sizeof(ev->usage),
-                 "{\"token_requests\":%llu,\"exchanges\":%llu}", 0ULL,
-                 (unsigned long long)d->exchanges++);
+    if (usage_document != NULL)
+        n = snprintf((char *)ev->usage, sizeof(ev->usage), "%s", usage_document);
+    else
+        n = snprintf((char *)ev->usage, sizeof(ev->usage),
+                     "{\"token_requests\":%llu,\"exchanges\":%llu}", 0ULL,
+                     (unsigned long long)d->exchanges);
+    d->exchanges++;
     ev->usage_len = (size_t)n;
     assert_int_equal(tether_evidence_qualifying(ev->nonce, ev->usage, ev->usage_len, q),
                      TETHER_OK);
@@ -640,6 +647,41 @@ static const cJSON *claim(const cJSON *claims, const char *name)
     if (item == NULL)
         fail_msg("no claim %s", name);
     return item;
+}
+
+/* The jti of a token this fleet issued (verified). */
+static void token_jti(fixture_t *f, const char *token, char jti[TETHER_STORE_JTI_SIZE])
+{
+    cJSON *claims = NULL;
+
+    assert_int_equal(verify_token(f, token, test_now, &claims), TETHER_OK);
+    snprintf(jti, TETHER_STORE_JTI_SIZE, "%s", claim(claims, "jti")->valuestring);
+    cJSON_Delete(claims);
+}
+
+/* A relying party's report of requests on jti of d, counted now. */
+static void gateway_report(fixture_t *f, const device_t *d, const char *jti, int64_t requests,
+                           const char *report_id)
+{
+    tether_store_usage_entry_t entry;
+    tether_store_usage_report_t report;
+    tether_store_usage_result_t result;
+
+    memset(&entry, 0, sizeof(entry));
+    memset(&report, 0, sizeof(report));
+    snprintf(entry.jti, sizeof(entry.jti), "%s", jti);
+    snprintf(entry.device_id, sizeof(entry.device_id), "%s", d->id);
+    entry.requests = requests;
+    entry.first_seen = entry.last_seen = test_now;
+    report.relying_party = 1;
+    report.gateway = "gate-b";
+    report.report_id = report_id;
+    report.entries = &entry;
+    report.entry_count = 1;
+    report.usage_action = TETHER_STORE_USAGE_QUARANTINE;
+    assert_int_equal(tether_store_usage_report_record(&f->store, &report, test_now, &result),
+                     TETHER_OK);
+    assert_int_equal(result.decision, TETHER_STORE_USAGE_ACCEPTED);
 }
 
 /* ---- tests: the genuine exchange ---- */
@@ -1000,6 +1042,111 @@ static void every_evidence_refusal(void **state)
 }
 
 /* The checks after the PCRs, on a device whose PCRs are untouched. */
+/* Usage documents that are not the canonical form of a known version,
+ * signed by the TPM all the same: refused, nothing changes. */
+static void usage_document_refusals(void **state)
+{
+    static const char *const bad[] = {
+        "{}",
+        "{\"version\":2,\"exchanges\":0,\"token_requests\":0,\"tokens\":[]}",
+        "{\"version\":1, \"exchanges\":0,\"token_requests\":0,\"tokens\":[]}",
+        "{\"version\":1,\"exchanges\":01,\"token_requests\":0,\"tokens\":[]}",
+        "{\"version\":1,\"exchanges\":1.0,\"token_requests\":0,\"tokens\":[]}",
+        "{\"version\":1,\"exchanges\":-1,\"token_requests\":0,\"tokens\":[]}",
+        "{\"version\":1,\"token_requests\":0,\"exchanges\":0,\"tokens\":[]}",
+        "{\"version\":1,\"exchanges\":9007199254740992,\"token_requests\":0,\"tokens\":[]}",
+        "{\"version\":1,\"exchanges\":0,\"token_requests\":0,\"tokens\":[]} ",
+        "{\"version\":1,\"exchanges\":0,\"token_requests\":0,\"tokens\":[{\"jti\":\"a\","
+        "\"proofs\":1,\"requests\":0,\"bearer\":0},{\"jti\":\"a\",\"proofs\":1,"
+        "\"requests\":0,\"bearer\":0}]}",
+        "{\"version\":1,\"exchanges\":0,\"token_requests\":0,\"tokens\":[{\"jti\":\"a\","
+        "\"requests\":0,\"proofs\":1,\"bearer\":0}]}",
+    };
+    fixture_t *f = *state;
+    device_t d;
+    challenge_t ch;
+    tether_evidence_t ev;
+    char *ok, *many;
+    size_t used;
+
+    enrol(f, &d, 2);
+    ok = exchange_ok(f, &d);
+    free(ok);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        usage_document = bad[i];
+        get_challenge(f, d.id, &ch);
+        attest(&d, &ch, &ev);
+        expect_evidence_refusal(f, &ev, "usage_document_invalid");
+    }
+    /* Oversized: 17 tokens, one more than a document may hold. */
+    many = malloc(TETHER_EVIDENCE_MAX_USAGE);
+    assert_non_null(many);
+    used = (size_t)snprintf(many, TETHER_EVIDENCE_MAX_USAGE,
+                            "{\"version\":1,\"exchanges\":0,\"token_requests\":0,\"tokens\":[");
+    for (int i = 0; i < 17; i++)
+        used += (size_t)snprintf(many + used, TETHER_EVIDENCE_MAX_USAGE - used,
+                                 "%s{\"jti\":\"t%d\",\"proofs\":0,\"requests\":0,\"bearer\":0}",
+                                 i == 0 ? "" : ",", i);
+    snprintf(many + used, TETHER_EVIDENCE_MAX_USAGE - used, "]}");
+    usage_document = many;
+    get_challenge(f, d.id, &ch);
+    attest(&d, &ch, &ev);
+    expect_evidence_refusal(f, &ev, "usage_document_invalid");
+    usage_document = NULL;
+    free(many);
+    /* The device goes on. */
+    ok = exchange_ok(f, &d);
+    free(ok);
+    device_close(&d);
+}
+
+/* A token that a relying party accepted more requests on than the device
+ * made (a stolen bearer token): the device's next exchange quarantines it,
+ * in the clone path's transaction; the device's own figure passes. */
+static void usage_mismatch_quarantines(void **state)
+{
+    fixture_t *f = *state;
+    device_t d;
+    char *token, *again, doc[256], jti[TETHER_STORE_JTI_SIZE], sql[256];
+
+    enrol(f, &d, 2);
+    token = exchange_ok(f, &d);
+    token_jti(f, token, jti);
+    /* The device made 3 requests; a gateway reports 3 of them. */
+    test_now += 5;
+    gateway_report(f, &d, jti, 3, "r-honest-000000001");
+    test_now += 2; /* the report came before the next nonce */
+    snprintf(doc, sizeof(doc),
+             "{\"version\":1,\"exchanges\":1,\"token_requests\":1,\"tokens\":[{\"jti\":\"%s\","
+             "\"proofs\":3,\"requests\":3,\"bearer\":1}]}",
+             jti);
+    usage_document = doc;
+    again = exchange_ok(f, &d);
+    free(again);
+    assert_int_equal(fleet_db_count(f->path, "SELECT count(*) FROM alerts"), 0);
+    /* Someone else sends 4 more with the bearer token. */
+    gateway_report(f, &d, jti, 4, "r-stolen-000000001");
+    test_now += 2;
+    again = evidence(f, &d);
+    assert_int_equal(post_token(f, again), 403);
+    assert_string_equal(text(f, "tether_error"), "usage_mismatch");
+    free(again);
+    usage_document = NULL;
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM devices WHERE id = '%s' AND status = 'quarantined'", d.id);
+    assert_int_equal(fleet_db_count(f->path, sql), 1);
+    snprintf(sql, sizeof(sql), "SELECT revoked FROM issued_tokens WHERE jti = '%s'", jti);
+    assert_int_equal(fleet_db_count(f->path, sql), 1);
+    assert_int_equal(fleet_db_count(f->path, "SELECT count(*) FROM alerts WHERE kind = "
+                                             "'usage_mismatch' AND json_extract(details, "
+                                             "'$.gateway_accepted') = 7 AND json_extract("
+                                             "details, '$.device_made') = 3"),
+                     1);
+    assert_int_equal(fleet_db_count(f->path, "SELECT count(*) FROM revocations"), 1);
+    free(token);
+    device_close(&d);
+}
+
 static void clock_and_consistency_refusals(void **state)
 {
     fixture_t *f = *state;
@@ -2046,6 +2193,7 @@ static void exchange_config_keys(void **state)
         "scope = a\"b\n",               "models = \n",
         "cost_ceiling = -1\n",          "cost_ceiling = 1.\n",
         "cost_ceiling = 01\n",          "cost_ceiling = 1e3\n",
+        "usage_mismatch_action = block\n", "usage_mismatch_action = Alert\n",
     };
     tether_fleet_config_t config, again;
     tether_fleet_config_error_t error;
@@ -2053,9 +2201,13 @@ static void exchange_config_keys(void **state)
     char *text = NULL;
     static const char good[] = "pcr_selection = sha256:0,2,7,23\nissuer = https://fleet.example\n"
                                "audience = a,b\nscope = x y\nmodels = m1\ncost_ceiling = 0.25\n"
-                               "token_lifetime_seconds = 600\n";
+                               "token_lifetime_seconds = 600\nusage_mismatch_action = alert\n";
 
     (void)state;
+    /* A usage mismatch quarantines unless the fleet says alert. */
+    tether_fleet_config_init(&config);
+    assert_int_equal(tether_token_policy_from_config(&config, &policy), TETHER_OK);
+    assert_int_equal(policy.usage_mismatch_action, TETHER_STORE_USAGE_QUARANTINE);
     for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
         tether_fleet_config_init(&config);
         if (tether_fleet_config_parse(refused[i], strlen(refused[i]), &config, &error) !=
@@ -2070,6 +2222,7 @@ static void exchange_config_keys(void **state)
     assert_int_equal(policy.lifetime_seconds, 600);
     assert_int_equal(policy.pcr_selection.pcrSelections[0].pcrSelect[0], 0x85);
     assert_int_equal(policy.pcr_selection.pcrSelections[0].pcrSelect[2], 0x80);
+    assert_int_equal(policy.usage_mismatch_action, TETHER_STORE_USAGE_ALERT);
     /* The file init writes reads back the same. */
     assert_int_equal(tether_fleet_config_format(&config, &text), TETHER_OK);
     tether_fleet_config_init(&again);
@@ -2216,6 +2369,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(discovery, setup, teardown),
         cmocka_unit_test_setup_teardown(metrics_endpoint, setup, teardown),
         cmocka_unit_test_setup_teardown(every_evidence_refusal, setup, teardown),
+        cmocka_unit_test_setup_teardown(usage_document_refusals, setup, teardown),
+        cmocka_unit_test_setup_teardown(usage_mismatch_quarantines, setup, teardown),
         cmocka_unit_test_setup_teardown(clock_and_consistency_refusals, setup, teardown),
         cmocka_unit_test_setup_teardown(form_refusals, setup, teardown),
         cmocka_unit_test_setup_teardown(scope_and_audience, setup, teardown),

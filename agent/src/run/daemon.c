@@ -189,6 +189,16 @@ static void count_for_token(void *ctx, const char *jti, tether_token_count_kind_
     pthread_mutex_unlock(&a->token_lock);
 }
 
+/* The exchange worker's copy of the counts, for the usage document. */
+static void copy_counts(void *ctx, tether_token_counts_t *out)
+{
+    tether_agent_t *a = ctx;
+
+    pthread_mutex_lock(&a->token_lock);
+    *out = a->counts;
+    pthread_mutex_unlock(&a->token_lock);
+}
+
 /* The AI endpoint's copy of the held token, taken under the lock. */
 static bool copy_token(void *ctx, tether_secure_buffer_t *token,
                        char jti[TETHER_TOKEN_JTI_MAX + 1])
@@ -263,6 +273,8 @@ static void exchange_done(tether_agent_t *a)
         if (tether_token_jti((const char *)a->token.data, strlen((const char *)a->token.data),
                              a->token_jti) != TETHER_OK)
             tether_warn("agent", "the new token has no jti; its DPoP proofs are not counted");
+        else /* listed from now on, used or not: a copy used elsewhere shows */
+            (void)tether_token_counts_add(&a->counts, a->token_jti, TETHER_TOKEN_COUNT_ISSUED);
         a->usage.exchanges++;
         a->token_issued_ms = start;
         a->token_expiry_ms = start + (int64_t)r.expires_in * 1000;
@@ -397,8 +409,10 @@ static void respond_token(tether_agent_t *a, int fd)
 
     if (left > 0 &&
         respond_secret(fd, "{\"access_token\":\"%s\",\"token_type\":\"Bearer\",\"expires_in\":%lld}",
-                       (const char *)a->token.data, (long long)left) == 0)
+                       (const char *)a->token.data, (long long)left) == 0) {
         a->usage.token_requests++;
+        count_for_token(a, a->token_jti, TETHER_TOKEN_COUNT_BEARER);
+    }
 }
 
 /* POST /v1/dpop: a proof signed by the TPM device key for the caller's
@@ -671,6 +685,8 @@ void tether_agent_init(tether_agent_t *a)
     tether_ai_proxy_init(&a->ai);
     tether_dpop_signer_init(&a->signer);
     tether_token_counts_init(&a->counts);
+    a->usage.counts = copy_counts;
+    a->usage.counts_ctx = a;
     tether_exchange_worker_init(&a->worker);
     tether_local_server_init(&a->server, &a->acl, serve_route, a);
 }

@@ -14,10 +14,14 @@
 #include "tether/json_strict.h"
 #include "tether/log.h"
 
+_Static_assert(TETHER_USAGE_DOCUMENT_MAX <= TETHER_EVIDENCE_MAX_USAGE,
+               "the usage document fits the evidence");
+
 /* Fleet answers that mean the device must stop asking until an operator
  * acts (DESIGN.md, "Clone detection", "Revocation and containment"). */
 static const char *const final_codes[] = {
     "clone_detected", "device_revoked", "device_quarantined", "device_not_active", "unknown_device",
+    "usage_mismatch",
 };
 
 int tether_exchange_code_is_final(const char *code)
@@ -285,7 +289,8 @@ int tether_agent_exchange_evidence(tether_https_client_t *client, tether_tpm_t *
 {
     tether_evidence_t *ev = calloc(1, sizeof(*ev));
     challenge_t ch;
-    int n, rc = -1;
+    tether_token_counts_t counts;
+    int rc = -1;
 
     *subject_token = NULL;
     memset(result, 0, sizeof(*result));
@@ -298,10 +303,15 @@ int tether_agent_exchange_evidence(tether_https_client_t *client, tether_tpm_t *
         goto out;
     strcpy(ev->device_id, state->device_id);
     memcpy(ev->nonce, ch.nonce, sizeof(ev->nonce));
-    n = snprintf((char *)ev->usage, sizeof(ev->usage),
-                 "{\"token_requests\":%llu,\"exchanges\":%llu}",
-                 (unsigned long long)usage->token_requests, (unsigned long long)usage->exchanges);
-    ev->usage_len = (size_t)n;
+    /* After the nonce: see tether_usage_t. */
+    tether_token_counts_init(&counts);
+    if (usage->counts != NULL)
+        usage->counts(usage->counts_ctx, &counts);
+    if (tether_usage_document(&counts, usage->exchanges, usage->token_requests, ev->usage,
+                              sizeof(ev->usage), &ev->usage_len) != TETHER_OK) {
+        set_result(result, TETHER_EXCHANGE_RETRY, "encode", "cannot encode the usage document");
+        goto out;
+    }
     if (attest(tpm, tpm_lock, state, &ch, ev, result) != 0)
         goto out;
     if (tether_evidence_encode(ev, subject_token) != TETHER_OK) {

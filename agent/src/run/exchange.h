@@ -15,6 +15,7 @@
 #include "tether/nonce.h"
 #include "tether/secure_memory.h"
 #include "tether/tpm.h"
+#include "token_counts.h"
 
 #define TETHER_TOKEN_MAX 8192 /* bytes of an access token */
 
@@ -26,10 +27,17 @@ typedef enum tether_exchange_outcome {
 } tether_exchange_outcome_t;
 
 /* What the agent reports with each exchange, signed by the TPM through the
- * qualifying data. */
+ * qualifying data: the usage document (token_counts.h). */
 typedef struct tether_usage {
     uint64_t token_requests; /* tokens handed to local applications */
     uint64_t exchanges;      /* exchanges completed */
+    /* Copies the per-token counts into *out; NULL: none are reported. Called
+     * on the exchange's thread once the fleet's nonce has come and before
+     * the TPM signs, so that every request a gateway accepted and reported
+     * before the fleet issued that nonce is in the copy (the fleet compares
+     * on that ground). counts_ctx must outlive the exchange. */
+    void (*counts)(void *counts_ctx, tether_token_counts_t *out);
+    void *counts_ctx;
 } tether_usage_t;
 
 typedef struct tether_exchange_result {

@@ -1,5 +1,8 @@
 #include "token_counts.h"
 
+#include <ctype.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -43,6 +46,8 @@ tether_status_t tether_token_counts_add(tether_token_counts_t *c, const char *jt
         entry.proofs++;
     else if (kind == TETHER_TOKEN_COUNT_REQUEST && entry.requests < UINT64_MAX)
         entry.requests++;
+    else if (kind == TETHER_TOKEN_COUNT_BEARER && entry.bearer < UINT64_MAX)
+        entry.bearer++;
     c->entries[c->count - 1] = entry;
     return TETHER_OK;
 }
@@ -71,6 +76,62 @@ tether_status_t tether_token_counts_to_json(const tether_token_counts_t *c, cJSO
             cJSON_AddNumberToObject(item, "requests", (double)c->entries[i].requests) == NULL)
             return TETHER_ERR_NO_MEMORY;
     }
+    return TETHER_OK;
+}
+
+/* Whether jti goes into a JSON string as it is, and the fleet's parser
+ * takes it. */
+static bool jti_plain(const char *jti)
+{
+    size_t n = jti_length(jti);
+
+    if (n == 0 || n > TETHER_TOKEN_JTI_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)jti[i]) && jti[i] != '-' && jti[i] != '_')
+            return false;
+    return true;
+}
+
+static unsigned long long capped(uint64_t n)
+{
+    return n > TETHER_USAGE_COUNT_MAX ? TETHER_USAGE_COUNT_MAX : (unsigned long long)n;
+}
+
+tether_status_t tether_usage_document(const tether_token_counts_t *c, uint64_t exchanges,
+                                      uint64_t token_requests, uint8_t *out, size_t size,
+                                      size_t *len)
+{
+    char *text = (char *)out;
+    size_t used;
+    int n;
+    bool first = true;
+
+    *len = 0;
+    n = snprintf(text, size, "{\"version\":%d,\"exchanges\":%llu,\"token_requests\":%llu,"
+                             "\"tokens\":[",
+                 TETHER_USAGE_DOCUMENT_VERSION, capped(exchanges), capped(token_requests));
+    if (n < 0 || (size_t)n >= size)
+        return TETHER_ERR_TOO_LARGE;
+    used = (size_t)n;
+    for (size_t i = 0; i < c->count; i++) {
+        const tether_token_count_t *e = &c->entries[i];
+
+        if (!jti_plain(e->jti))
+            continue;
+        n = snprintf(text + used, size - used,
+                     "%s{\"jti\":\"%s\",\"proofs\":%llu,\"requests\":%llu,\"bearer\":%llu}",
+                     first ? "" : ",", e->jti, capped(e->proofs), capped(e->requests),
+                     capped(e->bearer));
+        if (n < 0 || (size_t)n >= size - used)
+            return TETHER_ERR_TOO_LARGE;
+        used += (size_t)n;
+        first = false;
+    }
+    if (size - used < 3)
+        return TETHER_ERR_TOO_LARGE;
+    memcpy(text + used, "]}", 2);
+    *len = used + 2;
     return TETHER_OK;
 }
 

@@ -69,6 +69,20 @@ TETHER_MUST_CHECK tether_status_t tether_device_status_parse(const char *name,
  * "error" invalid_grant; nothing changes; a new challenge starts over. */
 #define TETHER_FLEET_EXCHANGE_NONCE_REUSED "nonce_reused"
 
+/* The "tether_error" of POST /v1/token for a usage document (the bytes the
+ * TPM signed beside the nonce) that is not the canonical form of a known
+ * version, or is too large: 400 invalid_grant, nothing changes. */
+#define TETHER_FLEET_EXCHANGE_USAGE_INVALID "usage_document_invalid"
+/* ... and for a device quarantined at this exchange because gateways
+ * accepted more requests on one of its tokens than it made (403). */
+#define TETHER_FLEET_EXCHANGE_USAGE_MISMATCH "usage_mismatch"
+
+/* Alert kinds of usage reconciliation (DESIGN.md, "Usage counters and
+ * reconciliation"): gateways accepted more requests on a token than its
+ * device made; a device stopped reporting while gateways saw its tokens. */
+#define TETHER_FLEET_ALERT_USAGE_MISMATCH "usage_mismatch"
+#define TETHER_FLEET_ALERT_USAGE_UNREPORTED "usage_unreported"
+
 /* Refusals of POST /v1/usage/reports beyond invalid_request (a malformed
  * report, 400) and payload_too_large (413); nothing changes. 409: the
  * report_id names another report this relying party sent (a retry must be

@@ -56,6 +56,9 @@ tether_status_t tether_token_policy_from_config(const tether_fleet_config_t *con
     snprintf(policy->scopes, sizeof(policy->scopes), "%s", config->scope);
     snprintf(policy->models, sizeof(policy->models), "%s", config->models);
     snprintf(policy->cost_ceiling, sizeof(policy->cost_ceiling), "%s", config->cost_ceiling);
+    policy->usage_mismatch_action = strcmp(config->usage_mismatch_action, "alert") == 0
+                                        ? TETHER_STORE_USAGE_ALERT
+                                        : TETHER_STORE_USAGE_QUARANTINE;
     snprintf(policy->pcr_selection_text, sizeof(policy->pcr_selection_text), "%s",
              config->pcr_selection);
     policy->lifetime_seconds = tether_fleet_config_token_lifetime(config);

@@ -36,6 +36,8 @@ typedef struct tether_token_policy {
     char cost_ceiling[32];                   /* a JSON number as written */
     char pcr_selection_text[TETHER_CONFIG_VALUE_MAX];
     TPML_PCR_SELECTION pcr_selection;
+    /* What a token found used by someone else does (usage_mismatch_action). */
+    tether_store_usage_action_t usage_mismatch_action;
 } tether_token_policy_t;
 
 /* Fills policy from a parsed configuration. TETHER_ERR_PARSE for values

@@ -55,6 +55,8 @@ static const config_text_t texts[] = {
      tether_fleet_config_list_valid, "comma-separated model names of printable ASCII"},
     {"cost_ceiling", offsetof(tether_fleet_config_t, cost_ceiling), 32,
      tether_fleet_config_decimal_valid, "a non-negative number such as 0, 25 or 12.50"},
+    {"usage_mismatch_action", offsetof(tether_fleet_config_t, usage_mismatch_action), 16,
+     tether_fleet_config_usage_action_valid, "alert or quarantine"},
 };
 
 void tether_fleet_config_init(tether_fleet_config_t *config)
@@ -80,6 +82,7 @@ void tether_fleet_config_init(tether_fleet_config_t *config)
     config->token_lifetime_seconds = 300;
     strcpy(config->models, "*");
     strcpy(config->cost_ceiling, "0");
+    strcpy(config->usage_mismatch_action, "quarantine");
 }
 
 tether_status_t tether_fleet_config_set_listen(tether_fleet_config_t *config, const char *text)
@@ -237,6 +240,11 @@ bool tether_fleet_config_scope_valid(const char *text)
             return false;
         token++;
     }
+}
+
+bool tether_fleet_config_usage_action_valid(const char *text)
+{
+    return text != NULL && (strcmp(text, "alert") == 0 || strcmp(text, "quarantine") == 0);
 }
 
 bool tether_fleet_config_decimal_valid(const char *text)
@@ -473,11 +481,15 @@ tether_status_t tether_fleet_config_format(const tether_fleet_config_t *config, 
                "# Seconds a token lives (clamped to %d-%d).\n"
                "token_lifetime_seconds = %u\n"
                "# The tether claim: allowed models (comma-separated) and cost ceiling (0: none).\n"
-               "models = %s\ncost_ceiling = %s\n",
+               "models = %s\ncost_ceiling = %s\n"
+               "# A token that relying parties accepted more requests on than its device\n"
+               "# made (usage reconciliation): alert, or quarantine the device as well.\n"
+               "usage_mismatch_action = %s\n",
             config->pcr_selection, config->issuer[0] == '\0' ? "# " : "",
             config->issuer[0] == '\0' ? "https://HOST:PORT" : config->issuer, config->audience,
             config->scope, TETHER_CONFIG_TOKEN_LIFETIME_MIN, TETHER_CONFIG_TOKEN_LIFETIME_MAX,
-            config->token_lifetime_seconds, config->models, config->cost_ceiling);
+            config->token_lifetime_seconds, config->models, config->cost_ceiling,
+            config->usage_mismatch_action);
     if (fclose(f) != 0) {
         free(buf);
         return TETHER_ERR_NO_MEMORY;

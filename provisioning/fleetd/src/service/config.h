@@ -34,6 +34,8 @@
  *   token_lifetime_seconds = 300     clamped to 30..3600
  *   models = *                       the "tether.models" claim: comma-separated
  *   cost_ceiling = 0                 the "tether.cost_ceiling" claim (0: none)
+ *   usage_mismatch_action = quarantine  alert or quarantine: what a token found
+ *                                    used by someone else does to its device
  */
 #ifndef TETHER_FLEET_CONFIG_H
 #define TETHER_FLEET_CONFIG_H
@@ -81,6 +83,7 @@ typedef struct tether_fleet_config {
     unsigned token_lifetime_seconds; /* as written; tether_fleet_config_token_lifetime() clamps */
     char models[TETHER_CONFIG_VALUE_MAX];
     char cost_ceiling[32];
+    char usage_mismatch_action[16]; /* "alert" or "quarantine" */
 } tether_fleet_config_t;
 
 typedef struct tether_fleet_config_error {
@@ -129,6 +132,8 @@ bool tether_fleet_config_issuer_valid(const char *text);
 bool tether_fleet_config_list_valid(const char *text);
 bool tether_fleet_config_scope_valid(const char *text);
 bool tether_fleet_config_decimal_valid(const char *text);
+/* "alert" or "quarantine". */
+bool tether_fleet_config_usage_action_valid(const char *text);
 
 /* A relative path inside the fleet directory: [A-Za-z0-9._/-], no "..", not
  * absolute, at most TETHER_CONFIG_PATH_MAX - 1 bytes. */

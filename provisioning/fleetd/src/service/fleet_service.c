@@ -23,6 +23,7 @@ void tether_fleet_service_init(tether_fleet_service_t *service)
     memset(service, 0, sizeof(*service));
     tether_fleet_config_init(&service->config);
     tether_store_init(&service->store);
+    tether_usage_check_init(&service->usage_check);
     tether_issuer_keys_init(&service->issuer_keys);
     tether_cert_set_init(&service->ek_cas);
     tether_http_server_init(&service->server);
@@ -246,15 +247,21 @@ tether_status_t tether_fleet_service_open(tether_fleet_service_t *service, const
     opts.handler = tether_router_handle;
     opts.handler_arg = &service->router;
     opts.metrics = &service->metrics.registry;
-    return tether_http_server_open(&service->server, &opts);
+    if ((rc = tether_http_server_open(&service->server, &opts)) != TETHER_OK)
+        return rc;
+    /* Grace: one token lifetime, within which an honest device's next
+     * exchange after a token's expiry comes (it refreshes at 2/3 of it). */
+    return tether_usage_check_start(&service->usage_check, &service->store,
+                                    (int64_t)service->token_policy.lifetime_seconds);
 }
 
 void tether_fleet_service_free(tether_fleet_service_t *service)
 {
     if (service == NULL)
         return;
-    /* The server first: no request may reach a closed store. */
+    /* The server and the check first: nothing may reach a closed store. */
     tether_http_server_free(&service->server);
+    tether_usage_check_free(&service->usage_check);
     tether_rp_api_free(&service->relying_party);
     tether_exchange_api_free(&service->exchange);
     tether_issuer_keys_free(&service->issuer_keys);

@@ -245,7 +245,16 @@ tether_status_t tether_store_usage_report_record(tether_store_t *store,
     clock_gettime(CLOCK_MONOTONIC, &start);
     rc = STORE_CALL(store, usage_report_record, report, now, result);
     tether_store_observe_since(store, "usage_report", &start);
+    /* A quarantine for a token used by someone else appended to the feed. */
+    if (rc == TETHER_OK && result->quarantined && store->revocation_hook != NULL)
+        store->revocation_hook(store->revocation_hook_arg);
     return rc;
+}
+
+tether_status_t tether_store_usage_unreported_check(tether_store_t *store, int64_t now,
+                                                    int64_t grace, size_t *alerted)
+{
+    return STORE_CALL(store, usage_unreported_check, now, grace, alerted);
 }
 
 tether_status_t tether_store_usage_list(tether_store_t *store, const char *device_id,

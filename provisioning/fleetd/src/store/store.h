@@ -249,6 +249,8 @@ typedef struct tether_store_ops {
     tether_status_t (*usage_report_record)(void *impl,
                                            const struct tether_store_usage_report *report,
                                            int64_t now, struct tether_store_usage_result *result);
+    tether_status_t (*usage_unreported_check)(void *impl, int64_t now, int64_t grace,
+                                              size_t *alerted);
     tether_status_t (*usage_list)(void *impl, const char *device_id, int64_t since,
                                   unsigned limit,
                                   int (*cb)(void *arg, const struct tether_store_usage_row *row),
@@ -485,6 +487,47 @@ void tether_store_observe_since(tether_store_t *store, const char *operation,
 #define TETHER_STORE_CLAIM_MAX 512      /* scope and audience of an issued token, bytes */
 #define TETHER_STORE_KEY_FILE_MAX 128   /* an issuer key's file, relative to the fleet dir */
 
+/* ---- usage reconciliation (DESIGN.md, "Usage counters and
+ * reconciliation"; schema version 7, store_sqlite_reconcile.c) ----
+ *
+ * Each exchange carries the device's counts per recent token (its usage
+ * document). Gateways only accept a request the device signed a proof for
+ * (or proxied) first, so the requests gateways reported before the fleet
+ * issued an exchange's nonce are at most what the device counted at that
+ * exchange (the agent copies its counts after the nonce came): that is the
+ * comparison made at the exchange. Once a token has expired (plus
+ * TETHER_STORE_USAGE_LEEWAY, the longest clock leeway a gateway allows)
+ * before the nonce, the device's count is final, and every gateway report,
+ * however late, is compared with it when it arrives. More accepted than
+ * made: someone else holds the token. */
+
+/* Seconds a gateway may accept a token past its exp (tether-gate's
+ * clock_leeway_seconds is at most 60). */
+#define TETHER_STORE_USAGE_LEEWAY 60
+
+typedef enum tether_store_usage_action {
+    TETHER_STORE_USAGE_QUARANTINE = 0, /* alert, and quarantine the device (the clone path) */
+    TETHER_STORE_USAGE_ALERT,          /* alert only */
+} tether_store_usage_action_t;
+
+/* One token of a usage document. */
+typedef struct tether_store_device_usage {
+    const char *jti; /* tokens the fleet did not issue to the device are ignored */
+    int64_t proofs;
+    int64_t requests;
+    int64_t bearer;
+} tether_store_device_usage_t;
+
+/* A comparison that found more accepted than made. */
+typedef struct tether_store_usage_comparison {
+    char jti[TETHER_STORE_JTI_SIZE];
+    char device_id[TETHER_STORE_DEVICE_ID_SIZE];
+    int64_t device_made;      /* max(proofs, requests): each request carries its own proof */
+    int64_t gateway_accepted; /* requests the gateways reported, as compared */
+    int64_t bearer;           /* times the device handed the token out as a bearer token */
+    bool final;               /* the device's count came after the token expired */
+} tether_store_usage_comparison_t;
+
 /* A TPMS_CLOCK_INFO as the fleet keeps it. */
 typedef struct tether_store_clock {
     uint64_t clock;         /* milliseconds */
@@ -556,6 +599,12 @@ typedef struct tether_store_exchange {
     const char *scope;
     const char *audience;
     int64_t exp; /* iat is sighting.at */
+    /* The device's usage document (store.h, "usage reconciliation"): its
+     * counts per token, reconciled before the exchange is accepted. */
+    const struct tether_store_device_usage *usage;
+    size_t usage_count;
+    int64_t nonce_issued_at; /* when the fleet issued the evidence's nonce */
+    tether_store_usage_action_t usage_action;
 } tether_store_exchange_t;
 
 typedef enum tether_store_exchange_decision {
@@ -568,6 +617,8 @@ typedef enum tether_store_exchange_decision {
     TETHER_STORE_EXCHANGE_NONCE_SUPERSEDED, /* counter not above the highest over a nonce issued
                                                before the last accepted one: older evidence
                                                (lost, withheld, replayed), nothing changed */
+    TETHER_STORE_EXCHANGE_USAGE_MISMATCH,   /* gateways accepted more on a token than the
+                                               device made, action quarantine: quarantined */
 } tether_store_exchange_decision_t;
 
 typedef struct tether_store_exchange_result {
@@ -576,6 +627,8 @@ typedef struct tether_store_exchange_result {
     bool has_last;                 /* the last accepted sighting, as read in the transaction */
     tether_store_sighting_t last;
     tether_store_issued_token_t token; /* RETRY: the token issued for the retried exchange */
+    size_t usage_mismatches; /* tokens found used by someone else (alerted) */
+    tether_store_usage_comparison_t mismatch; /* the first of them */
 } tether_store_exchange_result_t;
 
 /* The clone rule, pure (DESIGN.md, "Clone detection"): row is the device and
@@ -696,6 +749,7 @@ typedef struct tether_store_usage_report {
     uint8_t body_sha256[TETHER_STORE_HASH_SIZE]; /* tells a retry from another report */
     const tether_store_usage_entry_t *entries;
     size_t entry_count;
+    tether_store_usage_action_t usage_action; /* for a token found used by someone else */
 } tether_store_usage_report_t;
 
 typedef enum tether_store_usage_decision {
@@ -708,6 +762,8 @@ typedef enum tether_store_usage_decision {
 typedef struct tether_store_usage_result {
     tether_store_usage_decision_t decision;
     size_t flagged; /* ACCEPTED: entries whose jti the fleet did not issue to that device */
+    size_t mismatches; /* ACCEPTED: tokens now above their device's final count (alerted) */
+    bool quarantined;  /* a device was quarantined for one (usage_action quarantine) */
 } tether_store_usage_result_t;
 
 /* A line of tether_store_usage_list: one device (device_id NULL), or one
@@ -748,6 +804,19 @@ typedef int (*tether_store_usage_cb)(void *arg, const tether_store_usage_row_t *
 TETHER_MUST_CHECK tether_status_t tether_store_usage_report_record(
     tether_store_t *store, const tether_store_usage_report_t *report, int64_t now,
     tether_store_usage_result_t *result);
+
+/* The usage_unreported check (fleetd's service loop): every token that
+ * gateways reported requests on, of an active device that has made no
+ * exchange since the token expired, now more than grace seconds after its
+ * exp (plus TETHER_STORE_USAGE_LEEWAY; tokens expired within
+ * TETHER_STORE_USAGE_REPORT_RETENTION, at most 100 per call), gets one
+ * alert "usage_unreported"
+ * {"jti", "gateway_accepted", "exp", "last_exchange"}: the device stopped
+ * reporting while its tokens were in use. Alert only: a device switched off
+ * is no thief. *alerted counts the new alerts. */
+TETHER_MUST_CHECK tether_status_t tether_store_usage_unreported_check(tether_store_t *store,
+                                                                     int64_t now, int64_t grace,
+                                                                     size_t *alerted);
 
 /* Usage with last_seen >= since, summed over relying parties, at most
  * limit lines: per device (device_id NULL; ordered by device), or per token

@@ -133,7 +133,8 @@ tether_status_t tether_store_exchange_record(tether_store_t *store,
     /* A quarantine appended to the revocation feed in its transaction. */
     if (rc == TETHER_OK &&
         (result->decision == TETHER_STORE_EXCHANGE_CLONE ||
-         result->decision == TETHER_STORE_EXCHANGE_CLOCK_REGRESSION) &&
+         result->decision == TETHER_STORE_EXCHANGE_CLOCK_REGRESSION ||
+         result->decision == TETHER_STORE_EXCHANGE_USAGE_MISMATCH) &&
         store->revocation_hook != NULL)
         store->revocation_hook(store->revocation_hook_arg);
     return rc;

@@ -241,6 +241,42 @@ static const char migration_6[] =
     ") WITHOUT ROWID;"
     "CREATE INDEX usage_reports_received ON usage_reports (received_at);";
 
+/*
+ * Version 7: usage reconciliation (DESIGN.md, "Usage counters and
+ * reconciliation"; store.h).
+ * - device_usage: per token, the counts its device reported in the usage
+ *   document of its last exchange (only tokens the fleet issued to that
+ *   device): DPoP proofs signed, requests proxied, bearer hand-outs; the
+ *   time the fleet issued that exchange's nonce (gateway reports received
+ *   before it are covered by the counts), and final once a document came
+ *   after the token expired (plus the gateways' leeway). Counts only grow.
+ * - token_usage.received_at: when a relying party last reported the token,
+ *   to tell the reports an exchange's counts cover. NULL in rows from
+ *   before: those reports are older than any exchange from now on.
+ * - usage_alerts: the tokens alerted (usage_mismatch, usage_unreported),
+ *   so each is alerted once.
+ */
+static const char migration_7[] =
+    "CREATE TABLE device_usage ("
+    " jti TEXT PRIMARY KEY NOT NULL REFERENCES issued_tokens (jti),"
+    " device_id TEXT NOT NULL REFERENCES devices (id),"
+    " proofs INTEGER NOT NULL CHECK (proofs BETWEEN 0 AND 9007199254740991),"
+    " requests INTEGER NOT NULL CHECK (requests BETWEEN 0 AND 9007199254740991),"
+    " bearer INTEGER NOT NULL CHECK (bearer BETWEEN 0 AND 9007199254740991),"
+    " nonce_issued_at INTEGER NOT NULL,"
+    " final INTEGER NOT NULL CHECK (final IN (0, 1)),"
+    " reported_at INTEGER NOT NULL"
+    ") WITHOUT ROWID;"
+    "CREATE INDEX device_usage_device ON device_usage (device_id);"
+    "ALTER TABLE token_usage ADD COLUMN received_at INTEGER;"
+    "CREATE INDEX token_usage_jti ON token_usage (jti);"
+    "CREATE TABLE usage_alerts ("
+    " jti TEXT NOT NULL,"
+    " kind TEXT NOT NULL,"
+    " created_at INTEGER NOT NULL,"
+    " PRIMARY KEY (jti, kind)"
+    ") WITHOUT ROWID;";
+
 const char *const tether_store_migrations[] = {
     migration_1,
     migration_2,
@@ -248,6 +284,7 @@ const char *const tether_store_migrations[] = {
     migration_4,
     migration_5,
     migration_6,
+    migration_7,
 };
 
 const size_t tether_store_migration_count =

@@ -150,6 +150,7 @@ static const tether_store_ops_t sqlite_ops = {
     .issuer_key_add_first = tether_sqlite_issuer_key_add_first,
     .issuer_key_rotate = tether_sqlite_issuer_key_rotate,
     .usage_report_record = tether_sqlite_usage_report_record,
+    .usage_unreported_check = tether_sqlite_usage_unreported_check,
     .usage_list = tether_sqlite_usage_list,
 };
 

@@ -296,20 +296,28 @@ tether_status_t tether_sqlite_bootstrap_token_create(void *impl,
     return rc;
 }
 
-tether_status_t tether_sqlite_alert_add(void *impl, const char *device_id, const char *kind,
-                                        const char *details_json, int64_t now)
+tether_status_t tether_sqlite_alert_insert(sqlite_store_t *s, const char *device_id,
+                                           const char *kind, const char *details_json,
+                                           int64_t now)
 {
     static const char sql[] =
         "INSERT INTO alerts (device_id, kind, details, created_at) VALUES (?, ?, ?, ?)";
+
+    return tether_sqlite_run(s, "add alert", sql,
+                             SQL_ARGS(SQL_TEXT(device_id), SQL_TEXT(kind), SQL_TEXT(details_json),
+                                      SQL_INT(now)));
+}
+
+tether_status_t tether_sqlite_alert_add(void *impl, const char *device_id, const char *kind,
+                                        const char *details_json, int64_t now)
+{
     sqlite_store_t *s = impl;
     tether_status_t rc;
 
     if (kind == NULL || details_json == NULL)
         return TETHER_ERR_INVALID_ARGUMENT;
     pthread_mutex_lock(&s->lock);
-    rc = tether_sqlite_run(s, "add alert", sql,
-                           SQL_ARGS(SQL_TEXT(device_id), SQL_TEXT(kind), SQL_TEXT(details_json),
-                                    SQL_INT(now)));
+    rc = tether_sqlite_alert_insert(s, device_id, kind, details_json, now);
     pthread_mutex_unlock(&s->lock);
     return rc;
 }

@@ -293,6 +293,12 @@ static bool exchange_ok(const tether_store_exchange_t *ex)
         return false;
     if (ex->clock_regression)
         return true;
+    if (ex->usage == NULL && ex->usage_count > 0)
+        return false;
+    for (size_t i = 0; i < ex->usage_count; i++)
+        if (ex->usage[i].jti == NULL || ex->usage[i].proofs < 0 || ex->usage[i].requests < 0 ||
+            ex->usage[i].bearer < 0)
+            return false;
     return ex->jti != NULL && ex->kid != NULL && ex->scope != NULL && ex->audience != NULL &&
            ex->pcr_digest_len <= TETHER_STORE_DIGEST_MAX;
 }
@@ -302,7 +308,7 @@ tether_status_t tether_sqlite_exchange_record(void *impl, const tether_store_exc
 {
     sqlite_store_t *s = impl;
     tether_store_exchange_device_t *row = NULL;
-    bool nonce_used = false;
+    bool nonce_used = false, quarantined = false;
     tether_status_t rc;
 
     if (ex == NULL || result == NULL || !exchange_ok(ex))
@@ -321,8 +327,18 @@ tether_status_t tether_sqlite_exchange_record(void *impl, const tether_store_exc
         result->last = row->last;
         switch (result->decision) {
         case TETHER_STORE_EXCHANGE_ACCEPT:
-            rc = accept_tx(s, ex, row);
+            /* The device's usage document first: a token of it found used
+             * by someone else quarantines the device instead (action
+             * quarantine), and no token is issued. */
+            rc = tether_sqlite_usage_exchange_tx(s, ex, now, result, &quarantined);
+            if (rc == TETHER_OK && quarantined) {
+                result->decision = TETHER_STORE_EXCHANGE_USAGE_MISMATCH;
+                result->status = TETHER_DEVICE_QUARANTINED;
+            } else if (rc == TETHER_OK) {
+                rc = accept_tx(s, ex, row);
+            }
             break;
+        case TETHER_STORE_EXCHANGE_USAGE_MISMATCH: /* decided above, never by the rule */
         case TETHER_STORE_EXCHANGE_RETRY:
             rc = retry_tx(s, ex, &result->token);
             break;

@@ -133,6 +133,27 @@ tether_status_t tether_sqlite_device_select(sqlite_store_t *s, const char *sql, 
 tether_status_t tether_sqlite_revoke_tokens(sqlite_store_t *s, const char *id, const char *reason,
                                             int64_t now);
 
+/* Adds an alert (inside the caller's transaction): the one place alerts
+ * are written, tether_store_alert_add's too. */
+tether_status_t tether_sqlite_alert_insert(sqlite_store_t *s, const char *device_id,
+                                           const char *kind, const char *details_json,
+                                           int64_t now);
+
+/* ---- store_sqlite_reconcile.c, inside the caller's transaction ---- */
+
+/* Records the exchange's usage document (ex->usage) and compares each of
+ * its tokens; result->usage_mismatches and ->mismatch say what was found,
+ * *quarantined whether the device was quarantined for it. */
+tether_status_t tether_sqlite_usage_exchange_tx(sqlite_store_t *s,
+                                                const tether_store_exchange_t *ex, int64_t now,
+                                                tether_store_exchange_result_t *result,
+                                                bool *quarantined);
+/* Compares the token's gateway count with its device's (when the device
+ * reported it) after a usage report counted it. */
+tether_status_t tether_sqlite_usage_report_tx(sqlite_store_t *s, const char *jti,
+                                              tether_store_usage_action_t action, int64_t now,
+                                              tether_store_usage_result_t *result);
+
 /* ---- the tether_store_ops_t entries, by file ---- */
 
 /* store_sqlite_admin_tokens.c */
@@ -219,6 +240,9 @@ tether_status_t tether_sqlite_usage_report_record(void *impl,
                                                   const tether_store_usage_report_t *report,
                                                   int64_t now,
                                                   tether_store_usage_result_t *result);
+/* store_sqlite_reconcile.c */
+tether_status_t tether_sqlite_usage_unreported_check(void *impl, int64_t now, int64_t grace,
+                                                     size_t *alerted);
 tether_status_t tether_sqlite_usage_list(void *impl, const char *device_id, int64_t since,
                                          unsigned limit, tether_store_usage_cb cb, void *arg);
 

@@ -49,7 +49,7 @@ static tether_status_t add_entry(sqlite_store_t *s, const tether_store_usage_rep
     static const char upsert[] =
         "INSERT INTO token_usage (relying_party, jti, device_id, reported_device_id, flagged,"
         " gateway, requests, refused, prompt_tokens, completion_tokens, cost_micros,"
-        " first_seen, last_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " first_seen, last_seen, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         " ON CONFLICT (relying_party, jti) DO UPDATE SET"
         " flagged = max(flagged, excluded.flagged), gateway = excluded.gateway,"
         " requests = requests + excluded.requests, refused = refused + excluded.refused,"
@@ -57,7 +57,7 @@ static tether_status_t add_entry(sqlite_store_t *s, const tether_store_usage_rep
         " completion_tokens = completion_tokens + excluded.completion_tokens,"
         " cost_micros = cost_micros + excluded.cost_micros,"
         " first_seen = min(first_seen, excluded.first_seen),"
-        " last_seen = max(last_seen, excluded.last_seen)";
+        " last_seen = max(last_seen, excluded.last_seen), received_at = excluded.received_at";
     static const char alert[] =
         "INSERT INTO alerts (device_id, kind, details, created_at) VALUES (?, '"
         ALERT_USAGE_DEVICE_MISMATCH "', json_object('relying_party', ?, 'gateway', ?,"
@@ -80,7 +80,7 @@ static tether_status_t add_entry(sqlite_store_t *s, const tether_store_usage_rep
                                     SQL_TEXT(report->gateway), SQL_INT(e->requests),
                                     SQL_INT(e->refused), SQL_INT(e->prompt_tokens),
                                     SQL_INT(e->completion_tokens), SQL_INT(e->cost_micros),
-                                    SQL_INT(e->first_seen), SQL_INT(e->last_seen)));
+                                    SQL_INT(e->first_seen), SQL_INT(e->last_seen), SQL_INT(now)));
     /* The only constraint an upsert can break: a total past 2^53 - 1. */
     if (rc == TETHER_ERR_CONFLICT)
         return TETHER_ERR_TOO_LARGE;
@@ -133,6 +133,9 @@ tether_status_t tether_sqlite_usage_report_record(void *impl,
 
         rc = add_entry(s, report, &report->entries[i], now, &flagged);
         result->flagged += flagged ? 1 : 0;
+        if (rc == TETHER_OK)
+            rc = tether_sqlite_usage_report_tx(s, report->entries[i].jti, report->usage_action,
+                                               now, result);
     }
 finish:
     rc = tether_sqlite_finish(s, rc);

@@ -20,6 +20,7 @@
 #include "tether/log.h"
 #include "tether/tpm2_public.h"
 #include "token_form.h"
+#include "usage_document.h"
 #include "validate.h"
 
 #define WHY_SIZE 256
@@ -59,6 +60,8 @@ typedef struct token_work {
     char scope[TETHER_TOKEN_FORM_VALUE_MAX + 1];
     char audience[TETHER_TOKEN_FORM_VALUE_MAX + 1];
     char jti[TETHER_STORE_JTI_SIZE];
+    tether_usage_document_t usage;
+    tether_store_device_usage_t usage_tokens[TETHER_USAGE_DOCUMENT_MAX_TOKENS];
     tether_store_exchange_t exchange;
     tether_store_exchange_result_t recorded;
     char token[TETHER_JWS_MAX_LEN + 1];
@@ -452,6 +455,51 @@ static bool evidence_ok(exchange_call_t *call, token_work_t *w, bool *clock_regr
     return false;
 }
 
+/* The usage document the TPM signed with the nonce (usage_document.h):
+ * strictly parsed, its tokens handed to the exchange's transaction. */
+static bool usage_ok(exchange_call_t *call, token_work_t *w)
+{
+    tether_store_exchange_t *ex = &w->exchange;
+    tether_status_t rc;
+
+    rc = tether_usage_document_parse(w->ev.usage, w->ev.usage_len, &w->usage, w->why,
+                                     sizeof(w->why));
+    if (rc != TETHER_OK) {
+        refuse(call, "exchange", w->ev.device_id, 400, "invalid_grant",
+               TETHER_FLEET_EXCHANGE_USAGE_INVALID,
+               "%s; the usage document must be the canonical form of version 1 "
+               "(agent/README.md)",
+               w->why);
+        return false;
+    }
+    for (size_t i = 0; i < w->usage.token_count; i++) {
+        const tether_usage_document_token_t *t = &w->usage.tokens[i];
+
+        w->usage_tokens[i] = (tether_store_device_usage_t){
+            .jti = t->jti, .proofs = t->proofs, .requests = t->requests, .bearer = t->bearer};
+    }
+    ex->usage = w->usage_tokens;
+    ex->usage_count = w->usage.token_count;
+    ex->usage_action = call->api->policy->usage_mismatch_action;
+    return true;
+}
+
+/* A token of the device used by someone else: the device is quarantined
+ * (usage_mismatch_action quarantine) or only alerted. */
+static void log_usage_mismatch(exchange_call_t *call, const token_work_t *w)
+{
+    const tether_store_usage_comparison_t *m = &w->recorded.mismatch;
+
+    tether_error("exchange", "usage mismatch: device=%s jti=%.8s gateway_accepted=%" PRId64
+                             " device_made=%" PRId64 " bearer_handouts=%" PRId64 " tokens=%zu "
+                             "remote=%s: %s",
+                 w->ev.device_id, m->jti, m->gateway_accepted, m->device_made, m->bearer,
+                 w->recorded.usage_mismatches, call->remote,
+                 w->recorded.decision == TETHER_STORE_EXCHANGE_USAGE_MISMATCH
+                     ? "device quarantined, its tokens revoked"
+                     : "alert only (usage_mismatch_action = alert)");
+}
+
 /* The 200 answer with a signed token. Called with the keys locked. */
 static void issue(exchange_call_t *call, token_work_t *w, const tether_token_facts_t *facts,
                   const char *kid, const char *what)
@@ -541,6 +589,7 @@ static void record_and_issue(exchange_call_t *call, token_work_t *w, bool clock_
     memcpy(ex->nonce_hash, w->nonce_hash, sizeof(ex->nonce_hash));
     /* Checked by tether_evidence_check_nonce: the fleet's own word. */
     ex->nonce_expires_at = (int64_t)tether_nonce_expiry(w->ev.nonce);
+    ex->nonce_issued_at = ex->nonce_expires_at - TETHER_CHALLENGE_TTL;
     set_sighting_origin(call, &ex->sighting);
     sighting_from_result(&w->result, &ex->sighting);
     ex->clock_regression = clock_regression;
@@ -576,7 +625,16 @@ static void record_and_issue(exchange_call_t *call, token_work_t *w, bool clock_
     }
     facts.device_id = id;
     facts.jkt = w->jkt;
+    if (r->usage_mismatches > 0)
+        log_usage_mismatch(call, w);
     switch (r->decision) {
+    case TETHER_STORE_EXCHANGE_USAGE_MISMATCH:
+        refuse(call, "exchange", id, 403, "invalid_grant", TETHER_FLEET_EXCHANGE_USAGE_MISMATCH,
+               "relying parties accepted %" PRId64 " requests on token %.8s..., this device "
+               "made %" PRId64 ": another party holds its token; the device is quarantined and "
+               "its tokens revoked",
+               r->mismatch.gateway_accepted, r->mismatch.jti, r->mismatch.device_made);
+        break;
     case TETHER_STORE_EXCHANGE_ACCEPT:
         facts.jti = ex->jti;
         facts.scope = ex->scope;
@@ -640,7 +698,8 @@ static void handle_token(exchange_call_t *call)
         server_error(call, "exchange", TETHER_ERR_NO_MEMORY);
         return;
     }
-    if (form_ok(call, w) && device_ok(call, w) && evidence_ok(call, w, &clock_regression))
+    if (form_ok(call, w) && device_ok(call, w) && evidence_ok(call, w, &clock_regression) &&
+        (clock_regression || usage_ok(call, w)))
         record_and_issue(call, w, clock_regression);
     tether_wipe(w, sizeof(*w));
     free(w);

@@ -10,6 +10,7 @@
 #include "tether/crypto.h"
 #include "tether/fleet_vocabulary.h"
 #include "tether/log.h"
+#include "exchange_api.h"
 #include "usage_report.h"
 #include "validate.h"
 
@@ -72,6 +73,10 @@ void tether_usage_api_report(tether_route_call_t *call)
     record.report_id = report->report_id;
     record.entries = report->entries;
     record.entry_count = report->entry_count;
+    /* Until policies live in the store: fleetd.conf's, as for exchanges. */
+    record.usage_action = call->router->exchange != NULL && call->router->exchange->policy != NULL
+                              ? call->router->exchange->policy->usage_mismatch_action
+                              : TETHER_STORE_USAGE_QUARANTINE;
     if ((rc = tether_sha256(request->body, request->body_len, record.body_sha256)) != TETHER_OK ||
         (rc = tether_store_usage_report_record(call->router->store, &record, call->now,
                                                &result)) != TETHER_OK) {
@@ -97,6 +102,13 @@ void tether_usage_api_report(tether_route_call_t *call)
                                   "a retry must send the same body, a new report a new id");
         goto out;
     }
+    if (result.mismatches > 0)
+        tether_error("usage", "usage mismatch: report=%s from caller=%lld puts %zu token(s) above "
+                              "their device's final count: %s",
+                     report->report_id, (long long)call->caller.id, result.mismatches,
+                     result.quarantined ? "device quarantined, its tokens revoked"
+                                        : "alerted (usage_mismatch_action = alert, or the "
+                                          "device was not active)");
     if (result.flagged > 0)
         tether_warn("usage", "usage report with tokens the fleet did not issue to the devices "
                              "named: caller=%lld gateway=%s report=%s flagged=%zu (alerts added)",

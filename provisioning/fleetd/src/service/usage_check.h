@@ -1,0 +1,41 @@
+/*
+ * The usage_unreported check on a thread of fleetd's (store.h,
+ * tether_store_usage_unreported_check): every TETHER_USAGE_CHECK_SECONDS,
+ * tokens that gateways used and whose device stopped exchanging before
+ * they expired are alerted once the grace period (one token lifetime) has
+ * passed. Caller-owned: init / start / free.
+ */
+#ifndef TETHER_FLEET_USAGE_CHECK_H
+#define TETHER_FLEET_USAGE_CHECK_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "store.h"
+
+#define TETHER_USAGE_CHECK_SECONDS 15
+
+typedef struct tether_usage_check {
+    tether_store_t *store; /* outlives the check */
+    int64_t grace;         /* seconds after a token's exp (and the gateways' leeway) */
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    bool stopping;
+    bool running; /* the thread was created and not yet joined */
+    pthread_t thread;
+} tether_usage_check_t;
+
+/* Cannot fail; leaves a check that _free accepts. */
+void tether_usage_check_init(tether_usage_check_t *check);
+
+/* Starts the thread (the caller has blocked the signals it handles).
+ * TETHER_ERR_IO when the thread cannot be made. */
+TETHER_MUST_CHECK tether_status_t tether_usage_check_start(tether_usage_check_t *check,
+                                                           tether_store_t *store, int64_t grace);
+
+/* Stops the thread (a check under way ends first) and waits for it; accepts
+ * a check that was only initialised. */
+void tether_usage_check_free(tether_usage_check_t *check);
+
+#endif
