@@ -39,6 +39,7 @@
 #include "tether/crypto.h"
 #include "tether/error.h"
 #include "tether/secret_token.h"
+#include "webhook.h"
 
 #define TETHER_FLEET_DB_FILE "fleet.db"
 #define TETHER_FLEET_ISSUER_KEY_FILE "issuer-key.pem"
@@ -95,6 +96,7 @@ typedef struct tether_fleet_service {
     tether_http_server_t server;
     tether_fleet_pem_t tls_cert;
     tether_fleet_pem_t tls_key;
+    tether_webhook_sender_t webhooks; /* alerts to the configured webhooks */
 } tether_fleet_service_t;
 
 void tether_fleet_service_init(tether_fleet_service_t *service);

@@ -27,6 +27,7 @@ void tether_fleet_service_init(tether_fleet_service_t *service)
     tether_cert_set_init(&service->ek_cas);
     tether_http_server_init(&service->server);
     tether_fleet_metrics_init(&service->metrics);
+    tether_webhook_sender_init(&service->webhooks);
 }
 
 static tether_status_t load_config(tether_fleet_service_t *service, const char *dir)
@@ -221,6 +222,9 @@ tether_status_t tether_fleet_service_open(tether_fleet_service_t *service, const
     if ((rc = open_exchange(service, dir)) != TETHER_OK)
         return rc;
     tether_store_set_revocation_hook(&service->store, on_revocation, service);
+    if ((rc = tether_webhook_sender_start(&service->webhooks, dir, &service->config,
+                                          &service->store, &service->metrics)) != TETHER_OK)
+        return rc;
     memset(&opts, 0, sizeof(opts));
     opts.host = service->config.listen_host;
     opts.ipv6 = service->config.listen_ipv6;
@@ -255,6 +259,7 @@ void tether_fleet_service_free(tether_fleet_service_t *service)
         return;
     /* The server first: no request may reach a closed store. */
     tether_http_server_free(&service->server);
+    tether_webhook_sender_free(&service->webhooks);
     tether_rp_api_free(&service->relying_party);
     tether_exchange_api_free(&service->exchange);
     tether_issuer_keys_free(&service->issuer_keys);

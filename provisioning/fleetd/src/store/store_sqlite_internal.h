@@ -214,6 +214,15 @@ tether_status_t tether_sqlite_issuer_key_add_first(void *impl,
 tether_status_t tether_sqlite_issuer_key_rotate(void *impl, const tether_store_issuer_key_t *key,
                                                 int64_t now, tether_store_issuer_key_t *retired);
 
+/* store_sqlite_webhooks.c: the webhook outbox. */
+tether_status_t tether_sqlite_webhook_sync(void *impl, const char *const *names, size_t count,
+                                           int64_t now, uint64_t *dropped);
+tether_status_t tether_sqlite_webhook_next(void *impl, const char *webhook,
+                                           tether_store_delivery_cb cb, void *arg);
+tether_status_t tether_sqlite_webhook_delivered(void *impl, const char *webhook, int64_t alert_id);
+tether_status_t tether_sqlite_webhook_pending(void *impl, const char *webhook,
+                                              tether_store_webhook_pending_t *pending);
+
 /* store_sqlite_usage.c: usage reports of relying parties. */
 tether_status_t tether_sqlite_usage_report_record(void *impl,
                                                   const tether_store_usage_report_t *report,

@@ -214,14 +214,14 @@ void admin_token_revoke(tether_route_call_t *call)
     tether_http_respond_json(call->response, 200, json);
 }
 
-static int add_alert(void *arg, const tether_store_alert_t *alert)
+cJSON *tether_admin_alert_json(const tether_store_alert_t *alert)
 {
     cJSON *item = cJSON_CreateObject();
     cJSON *details = alert->details_json != NULL ? cJSON_Parse(alert->details_json) : NULL;
 
     if (item == NULL) {
         cJSON_Delete(details);
-        return 1;
+        return NULL;
     }
     cJSON_AddNumberToObject(item, "id", (double)alert->id);
     if (alert->device_id[0] != '\0')
@@ -231,6 +231,15 @@ static int add_alert(void *arg, const tether_store_alert_t *alert)
     cJSON_AddStringToObject(item, "kind", alert->kind != NULL ? alert->kind : "");
     cJSON_AddItemToObject(item, "details", details != NULL ? details : cJSON_CreateNull());
     cJSON_AddNumberToObject(item, "created_at", (double)alert->created_at);
+    return item;
+}
+
+static int add_alert(void *arg, const tether_store_alert_t *alert)
+{
+    cJSON *item = tether_admin_alert_json(alert);
+
+    if (item == NULL)
+        return 1;
     cJSON_AddItemToArray(arg, item);
     return 0;
 }

@@ -1,0 +1,181 @@
+#!/usr/bin/env bash
+# Integration test of alert delivery to webhooks: a real tether-fleetd, real
+# SQLite, alerts written by `tether-fleetd admin-token` (another process), a
+# Python receiver that verifies the signature (webhook_receiver.py).
+# Delivered signed within a bounded wait; retried with backoff after 500s
+# and delivered once; none lost across a SIGKILL with the receiver down;
+# `tetherctl alerts --follow` sees an alert written after it started.
+# usage: webhooks.sh PATH/TO/tether-fleetd PATH/TO/tetherctl
+set -euo pipefail
+
+FLEETD=${1:?usage: webhooks.sh PATH/TO/tether-fleetd PATH/TO/tetherctl}
+TETHERCTL=${2:?usage: webhooks.sh PATH/TO/tether-fleetd PATH/TO/tetherctl}
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/fleet.sh"
+require_tools curl sqlite3 python3 openssl
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/tether-webhooks-test.XXXXXX")
+DIR=$WORK/fleet
+PID=
+RECEIVER=
+FOLLOW=
+cleanup() {
+    kill_pids "$PID" "$RECEIVER" "$FOLLOW"
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+fail() {
+    echo "FAIL: $*" >&2
+    log_tail fleetd "$WORK/fleetd.log" 30
+    log_tail receiver "$WORK/received.jsonl" 30
+    exit 1
+}
+
+PORT=$(free_port)
+URL=https://127.0.0.1:$PORT
+RPORT=$(free_port)
+
+# start_receiver [OPTIONS...]: the receiver on RPORT, its lines appended to
+# $WORK/received.jsonl; returns once it listens.
+start_receiver() {
+    rm -f "$WORK/receiver.port"
+    python3 "$here/webhook_receiver.py" --secret "$DIR/webhook.key" --log "$WORK/received.jsonl" \
+        --port-file "$WORK/receiver.port" --port "$RPORT" "$@" 2>>"$WORK/receiver.err" &
+    RECEIVER=$!
+    for _ in $(seq 1 50); do
+        [ -s "$WORK/receiver.port" ] && return 0
+        sleep 0.1
+    done
+    fail "the webhook receiver did not start"
+}
+stop_receiver() {
+    kill -TERM "$RECEIVER"
+    wait "$RECEIVER" || true
+    RECEIVER=
+}
+
+# mint: an admin token minted on the host, which writes an alert; prints
+# the alert's id.
+mint() {
+    "$FLEETD" admin-token --dir "$DIR" --roles read --name "probe-$1" >/dev/null 2>>"$WORK/mint.err"
+    sql "SELECT max(id) FROM alerts"
+}
+
+# received ID [STATUS]: how many requests for delivery ID were answered
+# STATUS (default 200).
+received() {
+    python3 - "$WORK/received.jsonl" "$1" "${2:-200}" <<'EOF'
+import json, sys
+path, delivery, status = sys.argv[1], sys.argv[2], int(sys.argv[3])
+try:
+    lines = [json.loads(l) for l in open(path)]
+except FileNotFoundError:
+    lines = []
+print(sum(1 for l in lines if l["delivery_id"] == delivery and l["status"] == status))
+EOF
+}
+
+# wait_delivered ID SECONDS: polls until delivery ID was answered 200.
+wait_delivered() {
+    for _ in $(seq 1 $(($2 * 10))); do
+        [ "$(received "$1")" -ge 1 ] && return 0
+        sleep 0.1
+    done
+    fail "delivery $1 did not arrive within $2 s"
+}
+
+"$FLEETD" init --dir "$DIR" --listen "127.0.0.1:$PORT" >"$WORK/init.out"
+ADMIN=$(cat "$WORK/init.out")
+grep -q "^# webhook = name=" "$DIR/fleetd.conf" || fail "init does not document the webhook key"
+pass "init documents webhook lines"
+
+# --- the configuration is checked before anything is served -----------------
+cp "$DIR/fleetd.conf" "$WORK/fleetd.conf.orig"
+echo "webhook = name=x url=http://10.0.0.1:80/ secret=webhook.key" >>"$DIR/fleetd.conf"
+if "$FLEETD" run --dir "$DIR" 2>"$WORK/bad.log"; then fail "http to another host accepted"; fi
+grep -q "loopback" "$WORK/bad.log" || fail "no reason for the refused http url: $(cat "$WORK/bad.log")"
+pass "http:// to another host than loopback refused"
+
+cp "$WORK/fleetd.conf.orig" "$DIR/fleetd.conf"
+echo "webhook = name=security url=http://127.0.0.1:$RPORT/hooks/tether secret=webhook.key timeout=5" \
+    >>"$DIR/fleetd.conf"
+openssl rand -hex 32 >"$DIR/webhook.key"
+chmod 644 "$DIR/webhook.key"
+if "$FLEETD" run --dir "$DIR" 2>"$WORK/bad.log"; then fail "a secret open to others accepted"; fi
+grep -q "chmod 600" "$WORK/bad.log" || fail "no fix named for the secret's mode: $(cat "$WORK/bad.log")"
+grep -q "$(head -c 16 "$DIR/webhook.key")" "$WORK/bad.log" "$WORK/fleetd.log" 2>/dev/null &&
+    fail "the secret was logged"
+chmod 600 "$DIR/webhook.key"
+pass "a webhook secret readable by others is refused, with the fix"
+
+# --- an alert arrives signed -------------------------------------------------
+start_receiver
+start_fleetd
+# The receiver's check is real: a wrong signature is refused.
+status=$(curl -s -o /dev/null -w '%{http_code}' -H "Tether-Signature: t=$(date +%s),v1=00" \
+    -H "Tether-Delivery: forged:1" --data-binary '{}' "http://127.0.0.1:$RPORT/hooks/tether")
+[ "$status" = 401 ] || fail "the receiver accepted a bad signature ($status)"
+first=$(mint first)
+wait_delivered "security:$first" 5
+python3 - "$WORK/received.jsonl" "security:$first" <<'EOF' || fail "the delivery is not the alert"
+import json, sys
+line = [json.loads(l) for l in open(sys.argv[1]) if json.loads(l)["delivery_id"] == sys.argv[2]][0]
+assert line["verified"] and line["kind"] == "admin_token_minted", line
+EOF
+pass "alert $first delivered, signed, within 5 s"
+metrics=$(curl -s --cacert "$DIR/ca.pem" -H "Authorization: Bearer $ADMIN" "$URL/metrics")
+grep -q 'tether_fleetd_webhook_deliveries_total{webhook="security",outcome="delivered"} 1' \
+    <<<"$metrics" || fail "delivered not counted: $(grep webhook <<<"$metrics")"
+grep -q 'tether_fleetd_webhook_delivery_latency_seconds_count{webhook="security"} 1' \
+    <<<"$metrics" || fail "latency not observed"
+pass "metrics count the delivery and its latency"
+
+# --- 500 three times, then 200: delivered once, with growing waits -----------
+stop_receiver
+start_receiver --fail 3
+second=$(mint second)
+wait_delivered "security:$second" 15
+[ "$(received "security:$second" 500)" = 3 ] || fail "expected 3 refused attempts"
+[ "$(received "security:$second")" = 1 ] || fail "delivered more than once"
+python3 - "$WORK/received.jsonl" "security:$second" <<'EOF' || fail "attempts not backed off"
+import json, sys
+times = [json.loads(l)["received_at"] for l in open(sys.argv[1])
+         if json.loads(l)["delivery_id"] == sys.argv[2]]
+gaps = [b - a for a, b in zip(times, times[1:])]
+# 0.5 s, 1 s, 2 s: each wait at least about double the one before.
+assert len(gaps) == 3 and gaps[0] >= 0.4 and gaps[1] >= 1.6 * gaps[0] and gaps[2] >= 1.6 * gaps[1], gaps
+EOF
+grep -q "security: delivery security:$second answered 500" "$WORK/fleetd.log" ||
+    fail "no log line for the failing webhook"
+pass "refused 3 times, retried with backoff, delivered once"
+
+# --- none lost across a SIGKILL with the receiver down ------------------------
+stop_receiver
+ids=()
+for i in 1 2 3 4 5; do ids+=("$(mint "kill-$i")"); done
+sleep 1
+[ "$(sql "SELECT count(*) FROM webhook_outbox")" = 5 ] || fail "the outbox does not hold 5 deliveries"
+kill -KILL "$PID"
+wait "$PID" 2>/dev/null || true
+PID=
+[ "$(sql "SELECT count(*) FROM webhook_outbox")" = 5 ] || fail "deliveries lost with fleetd"
+start_receiver
+start_fleetd
+for id in "${ids[@]}"; do wait_delivered "security:$id" 10; done
+for id in "${ids[@]}"; do
+    [ "$(received "security:$id")" = 1 ] || fail "security:$id delivered more than once"
+done
+[ "$(sql "SELECT count(*) FROM webhook_outbox")" = 0 ] || fail "the outbox is not empty"
+pass "5 alerts written while the receiver was down survive a SIGKILL, each delivered once"
+
+stop_fleetd() {
+    local rc=0
+    sigterm_wait "$PID"
+    wait "$PID" || rc=$?
+    PID=
+    [ "$rc" -eq 0 ] || fail "tether-fleetd exited with $rc on SIGTERM"
+}
+stop_fleetd
+pass "SIGTERM: clean exit with the sender running"
+echo "# $passed checks passed"
