@@ -150,6 +150,27 @@ grep -q "security: delivery security:$second answered 500" "$WORK/fleetd.log" ||
     fail "no log line for the failing webhook"
 pass "refused 3 times, retried with backoff, delivered once"
 
+# --- tetherctl alerts --follow sees an alert written after it started --------
+printf '%s\n' "$ADMIN" >"$WORK/admin.token"
+chmod 600 "$WORK/admin.token"
+TETHER_FLEET_URL=$URL TETHER_CA=$DIR/ca.pem TETHER_ADMIN_TOKEN_FILE=$WORK/admin.token \
+    "$TETHERCTL" alerts --follow --json --after "$second" >"$WORK/follow.out" 2>"$WORK/follow.err" &
+FOLLOW=$!
+# followed ID SECONDS: polls until the follower printed alert ID.
+followed() {
+    for _ in $(seq 1 $(($2 * 10))); do
+        python3 -c 'import json, sys; sys.exit(0 if any(json.loads(l)["id"] == int(sys.argv[2]) for l in open(sys.argv[1])) else 1)' \
+            "$WORK/follow.out" "$1" 2>/dev/null && return 0
+        sleep 0.1
+    done
+    fail "tetherctl alerts --follow did not print alert $1 within $2 s: $(cat "$WORK/follow.err")"
+}
+sleep 1
+third=$(mint third)
+followed "$third" 5
+[ "$(wc -l <"$WORK/follow.out")" = 1 ] || fail "--follow printed older alerts too"
+pass "tetherctl alerts --follow prints alert $third written after it started"
+
 # --- none lost across a SIGKILL with the receiver down ------------------------
 stop_receiver
 ids=()
@@ -168,6 +189,20 @@ for id in "${ids[@]}"; do
 done
 [ "$(sql "SELECT count(*) FROM webhook_outbox")" = 0 ] || fail "the outbox is not empty"
 pass "5 alerts written while the receiver was down survive a SIGKILL, each delivered once"
+last=$(mint after-restart)
+followed "${ids[4]}" 5
+followed "$last" 15
+python3 - "$WORK/follow.out" <<'EOF' || fail "--follow skipped or repeated alerts across the restart"
+import json, sys
+ids = [json.loads(l)["id"] for l in open(sys.argv[1])]
+assert ids == list(range(ids[0], ids[0] + len(ids))), ids
+EOF
+kill -TERM "$FOLLOW"
+rc=0
+wait "$FOLLOW" || rc=$?
+FOLLOW=
+[ "$rc" = 0 ] || fail "tetherctl alerts --follow exited $rc on SIGTERM"
+pass "--follow reconnected after the restart, in order, and stops on SIGTERM with 0"
 
 stop_fleetd() {
     local rc=0

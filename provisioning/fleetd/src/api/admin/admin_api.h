@@ -15,7 +15,7 @@
 #ifndef TETHER_FLEET_ADMIN_API_H
 #define TETHER_FLEET_ADMIN_API_H
 
-#include <cJSON.h>
+#include <cjson/cJSON.h>
 
 #include "store.h"
 
