@@ -4,9 +4,9 @@ README tells receivers to, drops duplicate deliveries by their id, and
 records every request as one JSON line.
 
     webhook_receiver.py --secret FILE --log FILE --port-file FILE [--port N]
-                        [--fail N] [--tolerance SECONDS]
+                        [--fail N] [--tolerance SECONDS] [--tls-cert PEM --tls-key PEM]
 
---fail N answers 500 to the first N correctly signed requests. Each log line
+With --tls-cert and --tls-key it serves HTTPS. --fail N answers 500 to the first N correctly signed requests. Each log line
 is {"delivery_id", "alert_id", "kind", "received_at", "verified",
 "duplicate", "status"}. Stops on SIGTERM.
 """
@@ -16,6 +16,7 @@ import hmac
 import json
 import os
 import signal
+import ssl
 import sys
 import threading
 import time
@@ -42,6 +43,8 @@ def main():
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--fail", type=int, default=0)
     parser.add_argument("--tolerance", type=int, default=300)
+    parser.add_argument("--tls-cert")
+    parser.add_argument("--tls-key")
     args = parser.parse_args()
     with open(args.secret, "rb") as f:
         secret = f.read()
@@ -86,6 +89,10 @@ def main():
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
+    if args.tls_cert:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(args.tls_cert, args.tls_key)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
     signal.signal(signal.SIGTERM, lambda *unused: threading.Thread(target=server.shutdown).start())
     with open(args.port_file + ".tmp", "w") as f:
         f.write(str(server.server_address[1]))

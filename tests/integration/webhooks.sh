@@ -19,8 +19,9 @@ DIR=$WORK/fleet
 PID=
 RECEIVER=
 FOLLOW=
+TLS_RECEIVER=
 cleanup() {
-    kill_pids "$PID" "$RECEIVER" "$FOLLOW"
+    kill_pids "$PID" "$RECEIVER" "$FOLLOW" "$TLS_RECEIVER"
     rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -130,6 +131,54 @@ grep -q 'tether_fleetd_webhook_deliveries_total{webhook="security",outcome="deli
 grep -q 'tether_fleetd_webhook_delivery_latency_seconds_count{webhook="security"} 1' \
     <<<"$metrics" || fail "latency not observed"
 pass "metrics count the delivery and its latency"
+
+# --- https: the receiver's certificate checked against the webhook's CA ------
+# The receiver serves the fleet's own TLS certificate (127.0.0.1, under
+# ca.pem): a second webhook pins that CA. One with another CA gets nothing.
+"$FLEETD" init --dir "$WORK/other" --listen "127.0.0.1:1" >/dev/null
+cp "$WORK/other/ca.pem" "$DIR/wrong-ca.pem"
+TPORT=$(free_port)
+WPORT=$(free_port)
+python3 "$here/webhook_receiver.py" --secret "$DIR/webhook.key" --log "$WORK/tls.jsonl" \
+    --port-file "$WORK/tls.port" --port "$TPORT" --tls-cert "$DIR/tls-cert.pem" \
+    --tls-key "$DIR/tls-key.pem" 2>>"$WORK/receiver.err" &
+TLS_RECEIVER=$!
+for _ in $(seq 1 50); do [ -s "$WORK/tls.port" ] && break; sleep 0.1; done
+cat >>"$DIR/fleetd.conf" <<EOF
+webhook = name=tls url=https://127.0.0.1:$TPORT/hook ca=ca.pem secret=webhook.key
+webhook = name=wrong-ca url=https://127.0.0.1:$TPORT/hook ca=wrong-ca.pem secret=webhook.key
+EOF
+stop_fleetd_quietly() {
+    sigterm_wait "$PID"
+    wait "$PID" || fail "tether-fleetd did not stop cleanly"
+    PID=
+}
+stop_fleetd_quietly
+start_fleetd
+tls_id=$(mint tls)
+for _ in $(seq 1 50); do
+    grep -q "\"tls:$tls_id\".*\"status\": 200" "$WORK/tls.jsonl" 2>/dev/null && break
+    sleep 0.1
+done
+grep -q "\"tls:$tls_id\".*\"verified\": true.*\"status\": 200" "$WORK/tls.jsonl" ||
+    fail "no verified delivery over https: $(cat "$WORK/tls.jsonl" 2>/dev/null)"
+wait_delivered "security:$tls_id" 5
+sleep 1
+grep -q "wrong-ca:" "$WORK/tls.jsonl" && fail "a receiver outside the webhook's CA got an alert"
+grep -q "wrong-ca: delivery wrong-ca:$tls_id failed" "$WORK/fleetd.log" ||
+    fail "no log line for the certificate refused"
+kill -TERM "$TLS_RECEIVER"
+wait "$TLS_RECEIVER" || true
+# Back to one webhook: the others' waiting deliveries are dropped, with a warning.
+cp "$WORK/fleetd.conf.orig" "$DIR/fleetd.conf"
+echo "webhook = name=security url=http://127.0.0.1:$RPORT/hooks/tether secret=webhook.key timeout=5" \
+    >>"$DIR/fleetd.conf"
+stop_fleetd_quietly
+start_fleetd
+grep -q "deliveries to webhooks no longer configured were dropped" "$WORK/fleetd.log" ||
+    fail "no warning for the dropped deliveries"
+[ "$(sql "SELECT count(*) FROM webhook_outbox")" = 0 ] || fail "rows of removed webhooks kept"
+pass "https with the webhook's CA delivered; another CA refused; removed webhooks dropped"
 
 # --- 500 three times, then 200: delivered once, with growing waits -----------
 stop_receiver
