@@ -148,12 +148,13 @@ cat >>"$DIR/fleetd.conf" <<EOF
 webhook = name=tls url=https://127.0.0.1:$TPORT/hook ca=ca.pem secret=webhook.key
 webhook = name=wrong-ca url=https://127.0.0.1:$TPORT/hook ca=wrong-ca.pem secret=webhook.key
 EOF
-stop_fleetd_quietly() {
+# stop_fleetd: SIGTERM, and a clean exit 0 (the senders stop too).
+stop_fleetd() {
     sigterm_wait "$PID"
-    wait "$PID" || fail "tether-fleetd did not stop cleanly"
+    wait "$PID" || fail "tether-fleetd did not exit 0 on SIGTERM"
     PID=
 }
-stop_fleetd_quietly
+stop_fleetd
 start_fleetd
 tls_id=$(mint tls)
 for _ in $(seq 1 50); do
@@ -173,7 +174,7 @@ wait "$TLS_RECEIVER" || true
 cp "$WORK/fleetd.conf.orig" "$DIR/fleetd.conf"
 echo "webhook = name=security url=http://127.0.0.1:$RPORT/hooks/tether secret=webhook.key timeout=5" \
     >>"$DIR/fleetd.conf"
-stop_fleetd_quietly
+stop_fleetd
 start_fleetd
 grep -q "deliveries to webhooks no longer configured were dropped" "$WORK/fleetd.log" ||
     fail "no warning for the dropped deliveries"
@@ -253,13 +254,6 @@ FOLLOW=
 [ "$rc" = 0 ] || fail "tetherctl alerts --follow exited $rc on SIGTERM"
 pass "--follow reconnected after the restart, in order, and stops on SIGTERM with 0"
 
-stop_fleetd() {
-    local rc=0
-    sigterm_wait "$PID"
-    wait "$PID" || rc=$?
-    PID=
-    [ "$rc" -eq 0 ] || fail "tether-fleetd exited with $rc on SIGTERM"
-}
 stop_fleetd
 pass "SIGTERM: clean exit with the sender running"
 echo "# $passed checks passed"

@@ -356,6 +356,31 @@ static int alert_count(const char *body)
     return count;
 }
 
+/* The parked request's park, taken over as the server does. */
+static tether_http_park_t take_park(fixture_t *f)
+{
+    tether_http_park_t park = f->response.park;
+
+    memset(&f->response.park, 0, sizeof(f->response.park));
+    return park;
+}
+
+/* A poll that answers (final or not): the alerts in its 200; the park is
+ * then released, as the server does. */
+static int poll_answer(tether_http_park_t *park, bool final)
+{
+    tether_http_response_t answer;
+    int count;
+
+    memset(&answer, 0, sizeof(answer));
+    assert_true(park->poll(park->arg, final, &answer));
+    assert_int_equal(answer.status, 200);
+    count = alert_count(answer.body);
+    tether_http_response_clear(&answer);
+    park->release(park->arg);
+    return count;
+}
+
 /* The alerts' long poll as the server drives it (tetherctl alerts
  * --follow): park, poll until an alert is written, final poll. */
 static void alerts_long_poll(void **state)
@@ -373,28 +398,18 @@ static void alerts_long_poll(void **state)
     tether_http_response_clear(&f->response); /* releases the park (ASan checks) */
 
     assert_int_equal(alerts_wait(f, "0", "5"), 0);
-    park = f->response.park;
-    memset(&f->response.park, 0, sizeof(f->response.park)); /* the server takes it over */
+    park = take_park(f);
     assert_false(park.poll(park.arg, false, &answer));
     /* Written by any store user (no hook): the next poll finds it. */
     assert_int_equal(tether_store_alert_add(&f->store, NULL, "clone_detected", "{}", 1700000000),
                      TETHER_OK);
-    assert_true(park.poll(park.arg, false, &answer));
-    assert_int_equal(answer.status, 200);
-    assert_int_equal(alert_count(answer.body), 1);
-    tether_http_response_clear(&answer);
-    park.release(park.arg);
+    assert_int_equal(poll_answer(&park, false), 1);
 
     /* After the last one: the wait ends with an empty list. */
     assert_int_equal(alerts_wait(f, "1", "1"), 0);
-    park = f->response.park;
-    memset(&f->response.park, 0, sizeof(f->response.park));
+    park = take_park(f);
     assert_false(park.poll(park.arg, false, &answer));
-    assert_true(park.poll(park.arg, true, &answer));
-    assert_int_equal(answer.status, 200);
-    assert_int_equal(alert_count(answer.body), 0);
-    tether_http_response_clear(&answer);
-    park.release(park.arg);
+    assert_int_equal(poll_answer(&park, true), 0);
 
     /* Something newer already, or no wait: answered at once. */
     assert_int_equal(alerts_wait(f, "0", "30"), 200);
