@@ -11,6 +11,14 @@
 #include "tether/bytes.h"
 #include "tether/log.h"
 
+/* Whoever else could write the directory or the database could swap the
+ * database under the token this mints; and the store's files, made by
+ * another user than fleetd's (root, say), would lock fleetd out. */
+#define NO_FLEET " (no fleet here? make one with 'tether-fleetd init')"
+#define AS_OWNER "run it as its owner, e.g. 'runuser -u OWNER -- tether-fleetd admin-token ...'"
+static const tether_fleet_owned_hints_t dir_hints = {NO_FLEET, AS_OWNER, "chmod 700 it"};
+static const tether_fleet_owned_hints_t db_hints = {NO_FLEET, AS_OWNER, "chmod 600 it"};
+
 tether_status_t tether_fleet_admin_token_mint(const char *dir, unsigned roles, const char *name,
                                               char token[TETHER_SECRET_TOKEN_SIZE], int64_t *id)
 {
@@ -34,9 +42,10 @@ tether_status_t tether_fleet_admin_token_mint(const char *dir, unsigned roles, c
         (rc = tether_fleet_path(path, sizeof(path), dir, TETHER_FLEET_DB_FILE)) != TETHER_OK)
         goto out;
     /* The directory holds the fleet's keys: init makes it 0700. */
-    if ((rc = tether_fleet_check_owned("admin-token", dir, S_IFDIR, 0077, "chmod 700 it")) != TETHER_OK ||
-        (rc = tether_fleet_check_owned("admin-token", path, S_IFREG, 0022,
-                                              "chmod 600 it")) != TETHER_OK ||
+    if ((rc = tether_fleet_check_owned("admin-token", dir, S_IFDIR, 0077, &dir_hints)) !=
+            TETHER_OK ||
+        (rc = tether_fleet_check_owned("admin-token", path, S_IFREG, 0022, &db_hints)) !=
+            TETHER_OK ||
         (rc = tether_store_open_sqlite(&store, path)) != TETHER_OK ||
         (rc = tether_secret_token_generate(TETHER_SECRET_ADMIN, token,
                                            TETHER_SECRET_TOKEN_SIZE)) != TETHER_OK ||

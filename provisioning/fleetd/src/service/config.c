@@ -355,10 +355,16 @@ static bool webhook_attribute(char *attribute, tether_fleet_webhook_config_t *we
     switch (key) {
     case 0:
         *problem = "name must be 1-32 of a-z 0-9 _ -";
-        return webhook_name_valid(value) && strcpy(webhook->name, value) != NULL;
+        if (!webhook_name_valid(value))
+            return false;
+        strcpy(webhook->name, value);
+        return true;
     case 1:
         *problem = "the url is too long";
-        return strlen(value) < sizeof(webhook->url) && strcpy(webhook->url, value) != NULL;
+        if (strlen(value) >= sizeof(webhook->url))
+            return false;
+        strcpy(webhook->url, value);
+        return true;
     case 2:
     case 3:
         *problem = "ca and secret must be relative paths inside the fleet directory";

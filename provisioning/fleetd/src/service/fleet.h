@@ -18,6 +18,8 @@
  *     tls-cert.pem     HTTPS server certificate for the listen address
  *     tls-key.pem      its key (0600)
  *     ek-ca/           TPM manufacturer CAs copied at init
+ *     (webhooks)       the secret (0600) and CA files that fleetd.conf's
+ *                      webhook lines name, made by the operator (webhook.h)
  */
 #ifndef TETHER_FLEET_FLEET_H
 #define TETHER_FLEET_FLEET_H

@@ -406,6 +406,10 @@ void tether_webhook_sender_init(tether_webhook_sender_t *sender)
     pthread_condattr_destroy(&attr);
 }
 
+static const tether_fleet_owned_hints_t secret_hints = {
+    " (make it: 'openssl rand -hex 32 > FILE', mode 600, and give the receiver a copy)",
+    "give it to the user tether-fleetd runs as (chown)", "chmod 600 it"};
+
 /* The secret file: owned by this user, closed to group and others, 32-256
  * bytes once one final newline is dropped (a key written by `openssl rand
  * -hex 32 > FILE` is its 64 hex characters). */
@@ -417,7 +421,7 @@ static tether_status_t load_secret(tether_webhook_worker_t *w, const char *dir)
     tether_status_t rc;
 
     if ((rc = tether_fleet_path(path, sizeof(path), dir, w->config->secret)) != TETHER_OK ||
-        (rc = tether_fleet_check_owned(COMPONENT, path, S_IFREG, 0077, "chmod 600 it")) !=
+        (rc = tether_fleet_check_owned(COMPONENT, path, S_IFREG, 0077, &secret_hints)) !=
             TETHER_OK)
         return rc;
     if ((rc = tether_file_read(path, TETHER_WEBHOOK_SECRET_MAX + 1, &data, &len)) != TETHER_OK) {
