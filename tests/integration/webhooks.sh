@@ -107,8 +107,15 @@ if "$FLEETD" run --dir "$DIR" 2>"$WORK/bad.log"; then fail "a secret open to oth
 grep -q "chmod 600" "$WORK/bad.log" || fail "no fix named for the secret's mode: $(cat "$WORK/bad.log")"
 grep -q "$(head -c 16 "$DIR/webhook.key")" "$WORK/bad.log" "$WORK/fleetd.log" 2>/dev/null &&
     fail "the secret was logged"
+if "$FLEETD" check --dir "$DIR" >"$WORK/check.out" 2>"$WORK/check.err"; then
+    fail "check passed a secret open to others"
+fi
+grep -q "chmod 600" "$WORK/check.err" || fail "check does not name the fix: $(cat "$WORK/check.err")"
 chmod 600 "$DIR/webhook.key"
-pass "a webhook secret readable by others is refused, with the fix"
+"$FLEETD" check --dir "$DIR" >"$WORK/check.out" 2>"$WORK/check.err" ||
+    fail "check refused a good configuration: $(cat "$WORK/check.err")"
+[ "$(cat "$WORK/check.out")" = "$DIR/fleetd.conf: ok" ] || fail "check printed $(cat "$WORK/check.out")"
+pass "a webhook secret readable by others is refused by run and check, with the fix"
 
 # --- an alert arrives signed -------------------------------------------------
 start_receiver

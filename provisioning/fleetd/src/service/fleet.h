@@ -108,6 +108,13 @@ void tether_fleet_service_init(tether_fleet_service_t *service);
 TETHER_MUST_CHECK tether_status_t tether_fleet_service_open(tether_fleet_service_t *service,
                                                             const char *dir);
 
+/* tether-fleetd check: reads DIR's configuration and every file it names
+ * as open does (the TLS certificate and key, the EK CAs, the webhooks'
+ * secrets and CAs) without opening the store or serving; each problem is
+ * logged. Free the service after. */
+TETHER_MUST_CHECK tether_status_t tether_fleet_service_check(tether_fleet_service_t *service,
+                                                             const char *dir);
+
 /* Stops serving and closes everything; accepts NULL. */
 void tether_fleet_service_free(tether_fleet_service_t *service);
 

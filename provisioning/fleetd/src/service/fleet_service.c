@@ -253,6 +253,20 @@ tether_status_t tether_fleet_service_open(tether_fleet_service_t *service, const
     return tether_http_server_open(&service->server, &opts);
 }
 
+tether_status_t tether_fleet_service_check(tether_fleet_service_t *service, const char *dir)
+{
+    tether_status_t rc;
+
+    if (service == NULL || dir == NULL)
+        return TETHER_ERR_INVALID_ARGUMENT;
+    if ((rc = load_config(service, dir)) != TETHER_OK ||
+        (rc = load_pem(dir, TETHER_FLEET_TLS_CERT_FILE, &service->tls_cert)) != TETHER_OK ||
+        (rc = load_pem(dir, TETHER_FLEET_TLS_KEY_FILE, &service->tls_key)) != TETHER_OK ||
+        (rc = load_ek_cas(service, dir)) != TETHER_OK)
+        return rc;
+    return tether_webhook_sender_open(&service->webhooks, dir, &service->config, NULL);
+}
+
 void tether_fleet_service_free(tether_fleet_service_t *service)
 {
     if (service == NULL)

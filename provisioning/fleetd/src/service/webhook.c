@@ -445,7 +445,8 @@ static tether_status_t load_secret(tether_webhook_worker_t *w, const char *dir)
     return rc;
 }
 
-/* The URL, the HTTPS client with its CA, the secret and the metrics. */
+/* The URL, the HTTPS client with its CA, the secret and the metrics (none
+ * when metrics is NULL). */
 static tether_status_t worker_open(tether_webhook_worker_t *w, const char *dir,
                                    tether_fleet_metrics_t *metrics)
 {
@@ -478,11 +479,15 @@ static tether_status_t worker_open(tether_webhook_worker_t *w, const char *dir,
             return rc;
         }
     }
-    w->delivered = tether_metric_series(metrics->webhook_deliveries, w->config->name, "delivered");
-    w->refused = tether_metric_series(metrics->webhook_deliveries, w->config->name, "refused");
-    w->failed = tether_metric_series(metrics->webhook_deliveries, w->config->name, "failed");
-    w->depth = tether_metric_series(metrics->webhook_outbox, w->config->name, NULL);
-    w->latency = tether_metric_series(metrics->webhook_latency, w->config->name, NULL);
+    if (metrics != NULL) {
+        const char *name = w->config->name;
+
+        w->delivered = tether_metric_series(metrics->webhook_deliveries, name, "delivered");
+        w->refused = tether_metric_series(metrics->webhook_deliveries, name, "refused");
+        w->failed = tether_metric_series(metrics->webhook_deliveries, name, "failed");
+        w->depth = tether_metric_series(metrics->webhook_outbox, name, NULL);
+        w->latency = tether_metric_series(metrics->webhook_latency, name, NULL);
+    }
     return TETHER_OK;
 }
 
@@ -504,18 +509,16 @@ static tether_status_t sync_store(const tether_fleet_config_t *config, tether_st
     return rc;
 }
 
-tether_status_t tether_webhook_sender_start(tether_webhook_sender_t *sender, const char *dir,
-                                            const tether_fleet_config_t *config,
-                                            tether_store_t *store,
-                                            tether_fleet_metrics_t *metrics)
+tether_status_t tether_webhook_sender_open(tether_webhook_sender_t *sender, const char *dir,
+                                           const tether_fleet_config_t *config,
+                                           tether_fleet_metrics_t *metrics)
 {
-    tether_status_t rc;
+    tether_status_t rc = TETHER_OK;
 
-    if (sender == NULL || dir == NULL || config == NULL || store == NULL || metrics == NULL ||
-        sender->workers != NULL)
+    if (sender == NULL || dir == NULL || config == NULL || sender->workers != NULL)
         return TETHER_ERR_INVALID_ARGUMENT;
-    if ((rc = sync_store(config, store)) != TETHER_OK || config->webhook_count == 0)
-        return rc;
+    if (config->webhook_count == 0)
+        return TETHER_OK;
     if ((sender->workers = calloc(config->webhook_count, sizeof(*sender->workers))) == NULL)
         return TETHER_ERR_NO_MEMORY;
     sender->count = config->webhook_count;
@@ -526,18 +529,33 @@ tether_status_t tether_webhook_sender_start(tether_webhook_sender_t *sender, con
 
         w->sender = sender;
         w->config = &config->webhooks[i];
-        w->store = store;
         rc = worker_open(w, dir, metrics);
     }
+    return rc;
+}
+
+tether_status_t tether_webhook_sender_start(tether_webhook_sender_t *sender, const char *dir,
+                                            const tether_fleet_config_t *config,
+                                            tether_store_t *store,
+                                            tether_fleet_metrics_t *metrics)
+{
+    tether_status_t rc;
+
+    if (sender == NULL || dir == NULL || config == NULL || store == NULL || metrics == NULL)
+        return TETHER_ERR_INVALID_ARGUMENT;
+    if ((rc = sync_store(config, store)) != TETHER_OK ||
+        (rc = tether_webhook_sender_open(sender, dir, config, metrics)) != TETHER_OK)
+        return rc;
     for (size_t i = 0; rc == TETHER_OK && i < sender->count; i++) {
         tether_webhook_worker_t *w = &sender->workers[i];
 
+        w->store = store;
         if (pthread_create(&w->thread, NULL, worker_main, w) != 0)
             rc = TETHER_ERR_NO_MEMORY;
         else
             w->running = true;
     }
-    if (rc == TETHER_OK)
+    if (rc == TETHER_OK && sender->count > 0)
         tether_info(COMPONENT, "delivering alerts to %zu webhook(s)", sender->count);
     return rc;
 }

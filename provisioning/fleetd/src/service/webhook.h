@@ -78,12 +78,22 @@ typedef struct tether_webhook_sender {
 void tether_webhook_sender_init(tether_webhook_sender_t *sender);
 
 /*
+ * Checks and reads each webhook's secret file (DIR/secret: a regular file
+ * of TETHER_WEBHOOK_SECRET_MIN to _MAX bytes once a final newline is
+ * dropped, yours, mode 0600 or stricter) and CA file, logging what is
+ * wrong; starts nothing (tether-fleetd check). metrics may be NULL.
+ */
+TETHER_MUST_CHECK tether_status_t tether_webhook_sender_open(tether_webhook_sender_t *sender,
+                                                             const char *dir,
+                                                             const tether_fleet_config_t *config,
+                                                             tether_fleet_metrics_t *metrics);
+
+/*
  * Makes the configured webhooks the store's (tether_store_webhook_sync:
  * a webhook removed from the configuration loses its waiting deliveries,
- * with a warning), checks and reads each secret file (DIR/secret: a
- * regular file of TETHER_WEBHOOK_SECRET_MIN to _MAX bytes, yours, mode
- * 0600 or stricter) and CA file, and starts one thread per webhook.
- * Without webhooks it only syncs. The secrets are never logged.
+ * with a warning), opens them as tether_webhook_sender_open does and
+ * starts one thread per webhook. Without webhooks it only syncs. The
+ * secrets are never logged.
  */
 TETHER_MUST_CHECK tether_status_t tether_webhook_sender_start(
     tether_webhook_sender_t *sender, const char *dir, const tether_fleet_config_t *config,
