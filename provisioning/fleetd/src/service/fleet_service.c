@@ -98,6 +98,19 @@ static tether_status_t load_ek_cas(tether_fleet_service_t *service, const char *
     return rc;
 }
 
+/* What open and check read first: the configuration, the TLS certificate
+ * and key, the EK CAs. */
+static tether_status_t load_files(tether_fleet_service_t *service, const char *dir)
+{
+    tether_status_t rc;
+
+    if ((rc = load_config(service, dir)) != TETHER_OK ||
+        (rc = load_pem(dir, TETHER_FLEET_TLS_CERT_FILE, &service->tls_cert)) != TETHER_OK ||
+        (rc = load_pem(dir, TETHER_FLEET_TLS_KEY_FILE, &service->tls_key)) != TETHER_OK)
+        return rc;
+    return load_ek_cas(service, dir);
+}
+
 /* The enrolment key; a fleet made before enrolment existed gets one now. */
 static tether_status_t load_enroll_key(tether_fleet_service_t *service, const char *dir)
 {
@@ -207,10 +220,7 @@ tether_status_t tether_fleet_service_open(tether_fleet_service_t *service, const
 
     if (service == NULL || dir == NULL)
         return TETHER_ERR_INVALID_ARGUMENT;
-    if ((rc = load_config(service, dir)) != TETHER_OK ||
-        (rc = load_pem(dir, TETHER_FLEET_TLS_CERT_FILE, &service->tls_cert)) != TETHER_OK ||
-        (rc = load_pem(dir, TETHER_FLEET_TLS_KEY_FILE, &service->tls_key)) != TETHER_OK ||
-        (rc = load_ek_cas(service, dir)) != TETHER_OK ||
+    if ((rc = load_files(service, dir)) != TETHER_OK ||
         (rc = load_enroll_key(service, dir)) != TETHER_OK ||
         (rc = open_store(service, dir)) != TETHER_OK ||
         (rc = tether_fleet_metrics_open(&service->metrics, (int64_t)time(NULL))) != TETHER_OK)
@@ -259,10 +269,7 @@ tether_status_t tether_fleet_service_check(tether_fleet_service_t *service, cons
 
     if (service == NULL || dir == NULL)
         return TETHER_ERR_INVALID_ARGUMENT;
-    if ((rc = load_config(service, dir)) != TETHER_OK ||
-        (rc = load_pem(dir, TETHER_FLEET_TLS_CERT_FILE, &service->tls_cert)) != TETHER_OK ||
-        (rc = load_pem(dir, TETHER_FLEET_TLS_KEY_FILE, &service->tls_key)) != TETHER_OK ||
-        (rc = load_ek_cas(service, dir)) != TETHER_OK)
+    if ((rc = load_files(service, dir)) != TETHER_OK)
         return rc;
     return tether_webhook_sender_open(&service->webhooks, dir, &service->config, NULL);
 }
