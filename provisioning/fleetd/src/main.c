@@ -244,7 +244,8 @@ static const char *dir_option(int argc, char **argv, const char *usage, int *exi
         }
     }
     if (optind < argc || dir == NULL) {
-        *exit_code = usage_error(usage, optind < argc ? "unexpected argument" : "--dir is required");
+        *exit_code =
+            usage_error(usage, optind < argc ? "unexpected argument" : "--dir is required");
         return NULL;
     }
     return dir;

@@ -55,7 +55,8 @@ tether_status_t tether_webhook_sign(const uint8_t *secret, size_t secret_len, in
     if (md == NULL || mbedtls_md_setup(&ctx, md, 1) != 0 ||
         mbedtls_md_hmac_starts(&ctx, secret, secret_len) != 0 ||
         mbedtls_md_hmac_update(&ctx, (const unsigned char *)prefix, (size_t)n) != 0 ||
-        (body_len > 0 && mbedtls_md_hmac_update(&ctx, (const unsigned char *)body, body_len) != 0) ||
+        (body_len > 0 &&
+         mbedtls_md_hmac_update(&ctx, (const unsigned char *)body, body_len) != 0) ||
         mbedtls_md_hmac_finish(&ctx, mac) != 0)
         rc = TETHER_ERR_CRYPTO;
     if (rc == TETHER_OK)
@@ -215,8 +216,11 @@ static tether_status_t connect_loopback(tether_socket_t *s, const tether_url_t *
 static tether_status_t post(tether_webhook_worker_t *w, const char *body, const char *id,
                             const char *signature, int *status, char *why, size_t why_size)
 {
-    char delivery_header[sizeof(TETHER_WEBHOOK_DELIVERY_HEADER) + TETHER_WEBHOOK_DELIVERY_ID_SIZE + 2];
-    char signature_header[sizeof(TETHER_WEBHOOK_SIGNATURE_HEADER) + TETHER_WEBHOOK_SIGNATURE_SIZE + 2];
+    /* "Name: value" */
+    char delivery_header[sizeof(TETHER_WEBHOOK_DELIVERY_HEADER) + 2 +
+                         TETHER_WEBHOOK_DELIVERY_ID_SIZE];
+    char signature_header[sizeof(TETHER_WEBHOOK_SIGNATURE_HEADER) + 2 +
+                          TETHER_WEBHOOK_SIGNATURE_SIZE];
     const char *headers[] = {delivery_header, signature_header, NULL};
     unsigned timeout_ms = w->config->timeout_seconds * 1000u;
     tether_https_response_t resp;

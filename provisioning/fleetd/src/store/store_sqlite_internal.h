@@ -128,6 +128,12 @@ tether_status_t tether_sqlite_device_row(sqlite3_stmt *stmt, tether_store_device
  * other key sql selects; TETHER_ERR_NOT_FOUND without one. */
 tether_status_t tether_sqlite_device_select(sqlite_store_t *s, const char *sql, const char *key,
                                             tether_store_device_t *device);
+/* The columns alerts and feed entries share, 0 to 4: cursor (id, seq),
+ * device id, two texts (living until the next step) and the time. */
+tether_status_t tether_sqlite_page_columns(sqlite3_stmt *row, int64_t *cursor,
+                                          char device_id[TETHER_STORE_DEVICE_ID_SIZE],
+                                          const char **first, const char **second,
+                                          int64_t *created_at);
 /* Marks every unexpired token of the device revoked and appends to the
  * revocation feed (inside the caller's transaction). */
 tether_status_t tether_sqlite_revoke_tokens(sqlite_store_t *s, const char *id, const char *reason,

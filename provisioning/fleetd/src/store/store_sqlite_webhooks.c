@@ -86,13 +86,9 @@ static tether_status_t next_row(void *arg, sqlite3_stmt *row)
     tether_status_t rc;
 
     memset(&d, 0, sizeof(d));
-    d.alert.id = sqlite3_column_int64(row, 0);
-    d.alert.kind = (const char *)sqlite3_column_text(row, 2);
-    d.alert.details_json = (const char *)sqlite3_column_text(row, 3);
-    d.alert.created_at = sqlite3_column_int64(row, 4);
+    rc = tether_sqlite_page_columns(row, &d.alert.id, d.alert.device_id, &d.alert.kind,
+                                    &d.alert.details_json, &d.alert.created_at);
     d.created_ms = sqlite3_column_int64(row, 5);
-    rc = tether_sqlite_copy_text(d.alert.device_id, sizeof(d.alert.device_id),
-                                 sqlite3_column_text(row, 1));
     if (rc == TETHER_OK)
         call->cb(call->arg, &d);
     return rc;
