@@ -571,6 +571,41 @@ static void sync_refuses_bad_names(void **state)
     assert_int_equal(fleet_db_count(f->path, "SELECT count(*) FROM webhooks"), 0);
 }
 
+static void count_alert(void *arg)
+{
+    (*(int *)arg)++;
+}
+
+/* The alert hook sees every alert this connection inserts, through any
+ * operation, and nothing else. */
+static void alert_hook_sees_alerts_only(void **state)
+{
+    fixture_t *f = *state;
+    uint8_t hash[TETHER_STORE_HASH_SIZE];
+    int64_t id = 0;
+    int count = 0;
+
+    memset(hash, 7, sizeof(hash));
+    tether_store_set_alert_hook(&f->store, count_alert, &count);
+    assert_int_equal(tether_store_alert_add(&f->store, NULL, "a", "{}", 100), TETHER_OK);
+    assert_int_equal(count, 1);
+    /* admin_token_recover writes its audit alert in its own SQL. */
+    assert_int_equal(tether_store_admin_token_recover(&f->store, hash, TETHER_ROLE_READ, "r", 0,
+                                                      101, &id),
+                     TETHER_OK);
+    assert_int_equal(count, 2);
+    assert_int_equal(tether_store_bootstrap_token_create(&f->store, hash, 4000, 1, 102),
+                     TETHER_OK);
+    assert_int_equal(count, 2);
+    /* Another connection's alert is not seen (the senders poll for it). */
+    fleet_db_exec(f->path, "INSERT INTO alerts (device_id, kind, details, created_at) "
+                           "VALUES (NULL, 'raw', '{}', 103)");
+    assert_int_equal(count, 2);
+    tether_store_set_alert_hook(&f->store, NULL, NULL);
+    assert_int_equal(tether_store_alert_add(&f->store, NULL, "b", "{}", 104), TETHER_OK);
+    assert_int_equal(count, 2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -578,6 +613,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(every_alert_gets_a_row_per_webhook, setup, teardown),
         cmocka_unit_test_setup_teardown(a_removed_webhook_loses_its_rows, setup, teardown),
         cmocka_unit_test_setup_teardown(sync_refuses_bad_names, setup, teardown),
+        cmocka_unit_test_setup_teardown(alert_hook_sees_alerts_only, setup, teardown),
         cmocka_unit_test_setup_teardown(wal_and_durability, setup, teardown),
         cmocka_unit_test_setup_teardown(newer_schema_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(admin_tokens, setup, teardown),

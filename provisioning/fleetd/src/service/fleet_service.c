@@ -235,6 +235,9 @@ tether_status_t tether_fleet_service_open(tether_fleet_service_t *service, const
     if ((rc = tether_webhook_sender_start(&service->webhooks, dir, &service->config,
                                           &service->store, &service->metrics)) != TETHER_OK)
         return rc;
+    if (service->webhooks.count > 0)
+        tether_store_set_alert_hook(&service->store, tether_webhook_sender_notify,
+                                    &service->webhooks);
     memset(&opts, 0, sizeof(opts));
     opts.host = service->config.listen_host;
     opts.ipv6 = service->config.listen_ipv6;
@@ -280,6 +283,7 @@ void tether_fleet_service_free(tether_fleet_service_t *service)
         return;
     /* The server first: no request may reach a closed store. */
     tether_http_server_free(&service->server);
+    tether_store_set_alert_hook(&service->store, NULL, NULL);
     tether_webhook_sender_free(&service->webhooks);
     tether_rp_api_free(&service->relying_party);
     tether_exchange_api_free(&service->exchange);

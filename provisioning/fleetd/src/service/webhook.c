@@ -309,8 +309,9 @@ static uint64_t attempt_failed(tether_webhook_worker_t *w, const head_t *head, i
     return wait;
 }
 
-/* Sends the head of the outbox once; the wait before looking again. */
-static uint64_t deliver_next(tether_webhook_worker_t *w)
+/* Sends the head of the outbox once; the wait before looking again, and
+ * *idle when the outbox was empty (a new alert may end that wait). */
+static uint64_t deliver_next(tether_webhook_worker_t *w, bool *idle)
 {
     head_t head;
     char signature[TETHER_WEBHOOK_SIGNATURE_SIZE];
@@ -324,6 +325,7 @@ static uint64_t deliver_next(tether_webhook_worker_t *w)
     rc = tether_store_webhook_next(w->store, w->config->name, take_head, &head);
     if (rc == TETHER_ERR_NOT_FOUND) {
         tether_metric_gauge_set(w->depth, 0);
+        *idle = true;
         return TETHER_WEBHOOK_IDLE_POLL_MS;
     }
     if (rc == TETHER_OK)
@@ -371,11 +373,14 @@ static void *worker_main(void *arg)
 
     pthread_mutex_lock(&sender->lock);
     while (!sender->stopping) {
+        /* Read before looking: an alert written after the look moves it. */
+        uint64_t seen = sender->alerts_written;
         uint64_t wait;
+        bool idle = false;
         struct timespec until;
 
         pthread_mutex_unlock(&sender->lock);
-        wait = deliver_next(w);
+        wait = deliver_next(w, &idle);
         pthread_mutex_lock(&sender->lock);
         if (wait == 0 || sender->stopping)
             continue;
@@ -386,7 +391,9 @@ static void *worker_main(void *arg)
             until.tv_sec++;
             until.tv_nsec -= 1000000000L;
         }
-        while (!sender->stopping &&
+        /* Idle: until an alert is written here or the poll is due (other
+         * processes' alerts). After a failure: the whole backoff. */
+        while (!sender->stopping && !(idle && sender->alerts_written != seen) &&
                pthread_cond_timedwait(&sender->wake, &sender->lock, &until) == 0)
             ;
     }
@@ -395,6 +402,16 @@ static void *worker_main(void *arg)
 }
 
 /* ---- the senders ---- */
+
+void tether_webhook_sender_notify(void *arg)
+{
+    tether_webhook_sender_t *sender = arg;
+
+    pthread_mutex_lock(&sender->lock);
+    sender->alerts_written++;
+    pthread_cond_broadcast(&sender->wake);
+    pthread_mutex_unlock(&sender->lock);
+}
 
 void tether_webhook_sender_init(tether_webhook_sender_t *sender)
 {

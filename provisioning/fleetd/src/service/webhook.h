@@ -36,8 +36,9 @@
 /* Retries: 0.5 s after the first failure, doubling, at most 5 minutes. */
 #define TETHER_WEBHOOK_BACKOFF_FIRST_MS 500u
 #define TETHER_WEBHOOK_BACKOFF_CAP_MS (300u * 1000u)
-/* How often an idle sender looks for new rows: alerts are written by this
- * process and by others (tether-fleetd admin-token) alike. */
+/* How often an idle sender looks for new rows: alerts written by this
+ * process wake it at once (tether_webhook_sender_notify), those of other
+ * processes (tether-fleetd admin-token) are found by this poll. */
 #define TETHER_WEBHOOK_IDLE_POLL_MS 100u
 /* While a webhook keeps failing, a warning at most this often. */
 #define TETHER_WEBHOOK_DOWN_LOG_INTERVAL_MS (3600u * 1000u)
@@ -72,6 +73,7 @@ typedef struct tether_webhook_sender {
     size_t count;
     pthread_mutex_t lock;
     pthread_cond_t wake;
+    uint64_t alerts_written; /* counted by tether_webhook_sender_notify */
     bool stopping;
 } tether_webhook_sender_t;
 
@@ -98,6 +100,10 @@ TETHER_MUST_CHECK tether_status_t tether_webhook_sender_open(tether_webhook_send
 TETHER_MUST_CHECK tether_status_t tether_webhook_sender_start(
     tether_webhook_sender_t *sender, const char *dir, const tether_fleet_config_t *config,
     tether_store_t *store, tether_fleet_metrics_t *metrics);
+
+/* An alert was written by this process (the store's alert hook; arg is the
+ * sender): idle senders look at once instead of at their next poll. */
+void tether_webhook_sender_notify(void *arg);
 
 /* Stops and joins the threads (an attempt in flight ends within its
  * timeout), wipes the secrets; accepts NULL and a sender never started. */

@@ -288,6 +288,12 @@ void tether_store_set_revocation_hook(tether_store_t *store, tether_store_revoca
     store->revocation_hook_arg = arg;
 }
 
+void tether_store_set_alert_hook(tether_store_t *store, void (*fn)(void *arg), void *arg)
+{
+    if (store != NULL && store->ops != NULL)
+        store->ops->set_alert_hook(store->impl, fn, arg);
+}
+
 void tether_store_set_metrics(tether_store_t *store, tether_metric_t *histogram)
 {
     if (store != NULL)

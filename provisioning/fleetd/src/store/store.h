@@ -246,6 +246,7 @@ typedef struct tether_store_ops {
     tether_status_t (*webhook_delivered)(void *impl, const char *webhook, int64_t alert_id);
     tether_status_t (*webhook_pending)(void *impl, const char *webhook,
                                        tether_store_webhook_pending_t *pending);
+    void (*set_alert_hook)(void *impl, void (*fn)(void *arg), void *arg);
 
     tether_status_t (*issued_token_add)(void *impl, const char *jti, const char *device_id,
                                         int64_t exp, int64_t now);
@@ -514,6 +515,13 @@ TETHER_MUST_CHECK tether_status_t tether_store_revocation_head(tether_store_t *s
  * tether_store_revocation_head for those. */
 void tether_store_set_revocation_hook(tether_store_t *store, tether_store_revocation_hook_fn fn,
                                       void *arg);
+
+/* Sets the function called when this process inserts an alert, whichever
+ * operation does (inside its transaction, with the store locked: it must
+ * only signal, e.g. wake the webhook senders, which then wait for the store
+ * and so for the commit). NULL clears it. Other processes' alerts are not
+ * seen here: poll for those. */
+void tether_store_set_alert_hook(tether_store_t *store, void (*fn)(void *arg), void *arg);
 
 /* Times the write transactions (exchange, device_status,
  * enrollment_activate, usage_report) into histogram, whatever the

@@ -143,6 +143,7 @@ static const tether_store_ops_t sqlite_ops = {
     .webhook_next = tether_sqlite_webhook_next,
     .webhook_delivered = tether_sqlite_webhook_delivered,
     .webhook_pending = tether_sqlite_webhook_pending,
+    .set_alert_hook = tether_sqlite_set_alert_hook,
     .issued_token_add = tether_sqlite_issued_token_add,
     .issued_token_revoked = tether_sqlite_issued_token_revoked,
     .revocation_list = tether_sqlite_revocation_list,

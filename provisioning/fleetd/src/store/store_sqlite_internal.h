@@ -20,6 +20,8 @@
 typedef struct sqlite_store {
     sqlite3 *db;
     pthread_mutex_t lock;
+    void (*alert_hook)(void *arg); /* tether_store_set_alert_hook */
+    void *alert_hook_arg;
 } sqlite_store_t;
 
 /* The columns tether_sqlite_device_row reads, in its order. */
@@ -228,6 +230,7 @@ tether_status_t tether_sqlite_webhook_next(void *impl, const char *webhook,
 tether_status_t tether_sqlite_webhook_delivered(void *impl, const char *webhook, int64_t alert_id);
 tether_status_t tether_sqlite_webhook_pending(void *impl, const char *webhook,
                                               tether_store_webhook_pending_t *pending);
+void tether_sqlite_set_alert_hook(void *impl, void (*fn)(void *arg), void *arg);
 
 /* store_sqlite_usage.c: usage reports of relying parties. */
 tether_status_t tether_sqlite_usage_report_record(void *impl,

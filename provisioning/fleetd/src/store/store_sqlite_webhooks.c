@@ -160,3 +160,29 @@ tether_status_t tether_sqlite_webhook_pending(void *impl, const char *webhook,
     pthread_mutex_unlock(&s->lock);
     return rc;
 }
+
+/* SQLite's update hook: every row this connection inserts, updated or
+ * deleted, from inside the statement. Only an alert's insertion is passed
+ * on (its outbox rows come from the same statement's trigger; the outbox
+ * itself is WITHOUT ROWID, which the hook does not report). */
+static void update_hook(void *arg, int op, const char *database, const char *table,
+                        sqlite3_int64 rowid)
+{
+    sqlite_store_t *s = arg;
+
+    (void)database;
+    (void)rowid;
+    if (op == SQLITE_INSERT && s->alert_hook != NULL && strcmp(table, "alerts") == 0)
+        s->alert_hook(s->alert_hook_arg);
+}
+
+void tether_sqlite_set_alert_hook(void *impl, void (*fn)(void *arg), void *arg)
+{
+    sqlite_store_t *s = impl;
+
+    pthread_mutex_lock(&s->lock);
+    s->alert_hook = fn;
+    s->alert_hook_arg = arg;
+    (void)sqlite3_update_hook(s->db, fn != NULL ? update_hook : NULL, s);
+    pthread_mutex_unlock(&s->lock);
+}
