@@ -132,10 +132,26 @@ line = [json.loads(l) for l in open(sys.argv[1]) if json.loads(l)["delivery_id"]
 assert line["verified"] and line["kind"] == "admin_token_minted", line
 EOF
 pass "alert $first delivered, signed, within 5 s"
-metrics=$(curl -s --cacert "$DIR/ca.pem" -H "Authorization: Bearer $ADMIN" "$URL/metrics")
-grep -q 'tether_fleetd_webhook_deliveries_total{webhook="security",outcome="delivered"} 1' \
+# An alert fleetd writes itself (a usage report naming a token it never
+# issued) wakes the sender at once.
+rp=$("$FLEETD" admin-token --dir "$DIR" --roles relying-party --name gate 2>/dev/null)
+report='{"version": 1, "gateway": "test", "report_id": "webhooks-test-0001", "entries": [{"jti": "0123456789abcdef0123456789abcdef", "device": "dev_000000000000000000000000", "requests": 1, "refused": 0, "prompt_tokens": 1, "completion_tokens": 1, "cost_micros": 1, "first_seen": 1700000000, "last_seen": 1700000000}]}'
+curl -sS --cacert "$DIR/ca.pem" -H "Authorization: Bearer $rp" -H "Content-Type: application/json" \
+    --data-binary "$report" "$URL/v1/usage/reports" | grep -q '"flagged":1' ||
+    fail "the usage report raised no alert"
+mismatch=$(sql "SELECT max(id) FROM alerts WHERE kind = 'usage_device_mismatch'")
+wait_delivered "security:$mismatch" 2
+pass "an alert fleetd writes itself (usage_device_mismatch) delivered within 2 s"
+# Counted right after the receiver's 2xx: a scrape may come a moment early.
+for _ in $(seq 1 20); do
+    metrics=$(curl -s --cacert "$DIR/ca.pem" -H "Authorization: Bearer $ADMIN" "$URL/metrics")
+    grep -q 'tether_fleetd_webhook_deliveries_total{webhook="security",outcome="delivered"} 3' \
+        <<<"$metrics" && break
+    sleep 0.1
+done
+grep -q 'tether_fleetd_webhook_deliveries_total{webhook="security",outcome="delivered"} 3' \
     <<<"$metrics" || fail "delivered not counted: $(grep webhook <<<"$metrics")"
-grep -q 'tether_fleetd_webhook_delivery_latency_seconds_count{webhook="security"} 1' \
+grep -q 'tether_fleetd_webhook_delivery_latency_seconds_count{webhook="security"} 3' \
     <<<"$metrics" || fail "latency not observed"
 pass "metrics count the delivery and its latency"
 
