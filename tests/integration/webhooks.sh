@@ -216,8 +216,9 @@ import json, sys
 times = [json.loads(l)["received_at"] for l in open(sys.argv[1])
          if json.loads(l)["delivery_id"] == sys.argv[2]]
 gaps = [b - a for a, b in zip(times, times[1:])]
-# 0.5 s, 1 s, 2 s: each wait at least about double the one before.
-assert len(gaps) == 3 and gaps[0] >= 0.4 and gaps[1] >= 1.6 * gaps[0] and gaps[2] >= 1.6 * gaps[1], gaps
+# The schedule's waits, 0.5 s, 1 s, 2 s, are lower bounds (a busy machine
+# only adds to them).
+assert len(gaps) == 3 and gaps[0] >= 0.45 and gaps[1] >= 0.95 and gaps[2] >= 1.95, gaps
 EOF
 grep -q "security: delivery security:$second answered 500" "$WORK/fleetd.log" ||
     fail "no log line for the failing webhook"
