@@ -327,6 +327,97 @@ static void route_table_checks(void **state)
     assert_int_equal(f->response.status, 400);
 }
 
+/* GET /v1/admin/alerts?after=AFTER&wait=WAIT; 0 when the request was
+ * parked (the server would then hold it). */
+static unsigned alerts_wait(fixture_t *f, const char *after, const char *wait)
+{
+    tether_http_request_t request;
+
+    memset(&request, 0, sizeof(request));
+    request.method = "GET";
+    request.path = "/v1/admin/alerts";
+    request.query[0].key = "after";
+    request.query[0].value = after;
+    request.query[1].key = "wait";
+    request.query[1].value = wait;
+    request.query_count = 2;
+    snprintf(f->authorization, sizeof(f->authorization), "Bearer %s", f->security);
+    request.authorization = f->authorization;
+    return fleet_fixture_route(&(tether_router_t){.store = &f->store, .admin = &f->api}, &request,
+                               &f->response, &f->json, true);
+}
+
+static int alert_count(const char *body)
+{
+    cJSON *json = cJSON_Parse(body);
+    int count = cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(json, "alerts"));
+
+    cJSON_Delete(json);
+    return count;
+}
+
+/* The parked request's park, taken over as the server does. */
+static tether_http_park_t take_park(fixture_t *f)
+{
+    tether_http_park_t park = f->response.park;
+
+    memset(&f->response.park, 0, sizeof(f->response.park));
+    return park;
+}
+
+/* A poll that answers (final or not): the alerts in its 200; the park is
+ * then released, as the server does. */
+static int poll_answer(tether_http_park_t *park, bool final)
+{
+    tether_http_response_t answer;
+    int count;
+
+    memset(&answer, 0, sizeof(answer));
+    assert_true(park->poll(park->arg, final, &answer));
+    assert_int_equal(answer.status, 200);
+    count = alert_count(answer.body);
+    tether_http_response_clear(&answer);
+    park->release(park->arg);
+    return count;
+}
+
+/* The alerts' long poll as the server drives it (tetherctl alerts
+ * --follow): park, poll until an alert is written, final poll. */
+static void alerts_long_poll(void **state)
+{
+    fixture_t *f = *state;
+    tether_http_park_t park;
+    tether_http_response_t answer;
+
+    memset(&answer, 0, sizeof(answer));
+    assert_int_equal(alerts_wait(f, "0", "x"), 400);
+    /* Nothing yet: parked, the wait capped at 30 s. */
+    assert_int_equal(alerts_wait(f, "0", "3600"), 0);
+    assert_non_null(f->response.park.poll);
+    assert_int_equal(f->response.park.timeout_ms, 30000);
+    tether_http_response_clear(&f->response); /* releases the park (ASan checks) */
+
+    assert_int_equal(alerts_wait(f, "0", "5"), 0);
+    park = take_park(f);
+    assert_false(park.poll(park.arg, false, &answer));
+    /* Written by any store user (no hook): the next poll finds it. */
+    assert_int_equal(tether_store_alert_add(&f->store, NULL, "clone_detected", "{}", 1700000000),
+                     TETHER_OK);
+    assert_int_equal(poll_answer(&park, false), 1);
+
+    /* After the last one: the wait ends with an empty list. */
+    assert_int_equal(alerts_wait(f, "1", "1"), 0);
+    park = take_park(f);
+    assert_false(park.poll(park.arg, false, &answer));
+    assert_int_equal(poll_answer(&park, true), 0);
+
+    /* Something newer already, or no wait: answered at once. */
+    assert_int_equal(alerts_wait(f, "0", "30"), 200);
+    assert_null(f->response.park.poll);
+    assert_int_equal(alerts_wait(f, "1", "0"), 200);
+    assert_null(f->response.park.poll);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -338,6 +429,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(secrets, setup, teardown),
         cmocka_unit_test_setup_teardown(last_token_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(route_table_checks, setup, teardown),
+        cmocka_unit_test_setup_teardown(alerts_long_poll, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

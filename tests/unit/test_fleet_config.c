@@ -169,10 +169,101 @@ static void format_round_trip(void **state)
     config.enroll_max_pending_per_ek = 3;
     config.enroll_rate_per_minute = 90;
     config.enroll_burst = 11;
+    assert_true(tether_fleet_config_webhook_parse(
+        "name=soc url=https://hooks.example/tether ca=soc-ca.pem secret=soc.key",
+        &config.webhooks[0], &(const char *){NULL}));
+    assert_true(tether_fleet_config_webhook_parse(
+        "name=local url=http://127.0.0.1:9000 secret=local.key timeout=3", &config.webhooks[1],
+        &(const char *){NULL}));
+    config.webhook_count = 2;
     assert_int_equal(tether_fleet_config_format(&config, &text), TETHER_OK);
     assert_int_equal(parse(text, &again, &error), TETHER_OK);
     assert_memory_equal(&config, &again, sizeof(config));
     free(text);
+}
+
+static void webhooks(void **state)
+{
+    tether_fleet_config_t config;
+    tether_fleet_config_error_t error;
+    static const struct {
+        const char *line;
+        const char *problem; /* a part of the message */
+    } refused[] = {
+        {"webhook = url=https://h/x ca=c.pem secret=s.key", "needs name="},
+        {"webhook = name=a url=https://h/x secret=s.key", "needs ca="},
+        {"webhook = name=a url=http://127.0.0.1:1/ ca=c.pem secret=s.key", "https webhooks only"},
+        {"webhook = name=a url=http://10.1.2.3/ secret=s.key", "loopback"},
+        {"webhook = name=a url=http://localhost:80/ secret=s.key", "loopback"},
+        {"webhook = name=a url=ftp://h/ secret=s.key", "https://"},
+        {"webhook = name=a url=https://h/?q=1 ca=c.pem secret=s.key", ""},
+        {"webhook = name=A url=http://127.0.0.1/ secret=s.key", "name must be"},
+        {"webhook = name=a url=http://127.0.0.1/ secret=../s.key", "inside the fleet"},
+        {"webhook = name=a url=http://127.0.0.1/ secret=s.key timeout=0", "timeout"},
+        {"webhook = name=a url=http://127.0.0.1/ secret=s.key timeout=61", "timeout"},
+        {"webhook = name=a name=b url=http://127.0.0.1/ secret=s.key", "twice"},
+        {"webhook = name=a url=http://127.0.0.1/ secret=s.key colour=red", "unknown attribute"},
+        {"webhook = name=a url=http://127.0.0.1/ secret", "key=value"},
+    };
+    tether_url_t url;
+    bool https = true;
+    const char *problem = NULL;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+        assert_int_equal(parse(refused[i].line, &config, &error), TETHER_ERR_PARSE);
+        assert_int_equal(error.line, 1);
+        if (strstr(error.message, refused[i].problem) == NULL)
+            fail_msg("%s: %s", refused[i].line, error.message);
+        assert_int_equal(config.webhook_count, 0);
+    }
+    assert_int_equal(parse("webhook = name=a url=http://127.0.0.1/ secret=s.key\n"
+                           "webhook = name=a url=http://127.0.0.1:81/ secret=t.key\n",
+                           &config, &error),
+                     TETHER_ERR_PARSE);
+    assert_int_equal(error.line, 2);
+    assert_int_equal(parse("webhook = name=soc url=https://hooks.example:8443/a/b ca=c.pem "
+                           "secret=s.key\n"
+                           "webhook  =  name=local\turl=http://[::1]/x secret=l.key timeout=60\n",
+                           &config, &error),
+                     TETHER_OK);
+    assert_int_equal(config.webhook_count, 2);
+    assert_true(config.webhooks[0].https);
+    assert_int_equal(config.webhooks[0].timeout_seconds, 10);
+    assert_string_equal(config.webhooks[0].ca, "c.pem");
+    assert_false(config.webhooks[1].https);
+    assert_int_equal(config.webhooks[1].timeout_seconds, 60);
+    /* Plain HTTP defaults to port 80, https to 443. */
+    assert_int_equal(tether_fleet_config_webhook_url("http://[::1]/x", &url, &https, &problem),
+                     TETHER_OK);
+    assert_false(https);
+    assert_int_equal(url.port, 80);
+    assert_string_equal(url.authority, "[::1]:80");
+    assert_string_equal(url.prefix, "/x");
+    assert_int_equal(tether_fleet_config_webhook_url("http://127.0.0.9:8080", &url, &https,
+                                                     &problem),
+                     TETHER_OK);
+    assert_int_equal(url.port, 8080);
+    assert_int_equal(tether_fleet_config_webhook_url("https://h.example/y", &url, &https,
+                                                     &problem),
+                     TETHER_OK);
+    assert_true(https);
+    assert_int_equal(url.port, 443);
+}
+
+static void at_most_eight_webhooks(void **state)
+{
+    tether_fleet_config_t config;
+    tether_fleet_config_error_t error;
+    char text[2048];
+    size_t used = 0;
+
+    (void)state;
+    for (int i = 0; i <= TETHER_CONFIG_MAX_WEBHOOKS; i++)
+        used += (size_t)snprintf(text + used, sizeof(text) - used,
+                                 "webhook = name=w%d url=http://127.0.0.1/ secret=s.key\n", i);
+    assert_int_equal(parse(text, &config, &error), TETHER_ERR_PARSE);
+    assert_int_equal(error.line, TETHER_CONFIG_MAX_WEBHOOKS + 1);
 }
 
 int main(void)
@@ -181,6 +272,7 @@ int main(void)
         cmocka_unit_test(defaults),    cmocka_unit_test(every_key),
         cmocka_unit_test(errors_name_the_line), cmocka_unit_test(ipv6_listen),
         cmocka_unit_test(limits),      cmocka_unit_test(format_round_trip),
+        cmocka_unit_test(webhooks),    cmocka_unit_test(at_most_eight_webhooks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -467,10 +467,153 @@ static void unopened_store(void **state)
     tether_store_free(NULL);
 }
 
+/* ---- the webhook outbox (schema version 8) ---- */
+
+static void take(void *arg, const tether_store_delivery_t *delivery)
+{
+    *(tether_store_delivery_t *)arg = *delivery;
+    ((tether_store_delivery_t *)arg)->alert.kind = NULL; /* lives only in the callback */
+    ((tether_store_delivery_t *)arg)->alert.details_json = NULL;
+}
+
+static int64_t next_id(tether_store_t *store, const char *webhook)
+{
+    tether_store_delivery_t d;
+    tether_status_t rc;
+
+    memset(&d, 0, sizeof(d));
+    rc = tether_store_webhook_next(store, webhook, take, &d);
+    return rc == TETHER_OK ? d.alert.id : rc == TETHER_ERR_NOT_FOUND ? 0 : -1;
+}
+
+static uint64_t pending(tether_store_t *store, const char *webhook)
+{
+    tether_store_webhook_pending_t p;
+
+    assert_int_equal(tether_store_webhook_pending(store, webhook, &p), TETHER_OK);
+    return p.count;
+}
+
+static void every_alert_gets_a_row_per_webhook(void **state)
+{
+    fixture_t *f = *state;
+    const char *names[] = {"security", "oncall"};
+    uint64_t dropped = 1;
+
+    /* Written before any webhook: nobody to deliver to. */
+    assert_int_equal(tether_store_alert_add(&f->store, NULL, "early", "{}", 100), TETHER_OK);
+    assert_int_equal(tether_store_webhook_sync(&f->store, names, 2, 100, &dropped), TETHER_OK);
+    assert_int_equal(dropped, 0);
+    assert_int_equal(next_id(&f->store, "security"), 0);
+    assert_int_equal(tether_store_alert_add(&f->store, NULL, "first", "{}", 101), TETHER_OK);
+    assert_int_equal(tether_store_alert_add(&f->store, NULL, "second", "{\"a\":1}", 102),
+                     TETHER_OK);
+    /* An alert inserted by other SQL than alert_add (another process, a
+     * store operation of its own) is covered by the trigger all the same. */
+    fleet_db_exec(f->path, "INSERT INTO alerts (device_id, kind, details, created_at) "
+                           "VALUES (NULL, 'raw', '{}', 103)");
+    assert_int_equal(pending(&f->store, "security"), 3);
+    assert_int_equal(pending(&f->store, "oncall"), 3);
+    assert_int_equal(fleet_db_count(f->path, "SELECT count(*) FROM webhook_outbox "
+                                             "WHERE created_ms > 1600000000000"),
+                     6);
+    /* In alert order, per webhook; delivered rows go, once. */
+    assert_int_equal(next_id(&f->store, "security"), 2);
+    assert_int_equal(tether_store_webhook_delivered(&f->store, "security", 2), TETHER_OK);
+    assert_int_equal(tether_store_webhook_delivered(&f->store, "security", 2),
+                     TETHER_ERR_NOT_FOUND);
+    assert_int_equal(next_id(&f->store, "security"), 3);
+    assert_int_equal(next_id(&f->store, "oncall"), 2);
+    assert_int_equal(pending(&f->store, "security"), 2);
+    assert_int_equal(pending(&f->store, "oncall"), 3);
+}
+
+static void a_removed_webhook_loses_its_rows(void **state)
+{
+    fixture_t *f = *state;
+    const char *both[] = {"security", "oncall"};
+    const char *one[] = {"security"};
+    uint64_t dropped = 0;
+
+    assert_int_equal(tether_store_webhook_sync(&f->store, both, 2, 100, &dropped), TETHER_OK);
+    assert_int_equal(tether_store_alert_add(&f->store, NULL, "a", "{}", 101), TETHER_OK);
+    assert_int_equal(tether_store_alert_add(&f->store, NULL, "b", "{}", 102), TETHER_OK);
+    /* Syncing the same set again changes nothing. */
+    assert_int_equal(tether_store_webhook_sync(&f->store, both, 2, 104, &dropped), TETHER_OK);
+    assert_int_equal(dropped, 0);
+    assert_int_equal(pending(&f->store, "oncall"), 2);
+    assert_int_equal(tether_store_webhook_sync(&f->store, one, 1, 105, &dropped), TETHER_OK);
+    assert_int_equal(dropped, 2);
+    assert_int_equal(pending(&f->store, "oncall"), 0);
+    assert_int_equal(pending(&f->store, "security"), 2);
+    assert_int_equal(tether_store_alert_add(&f->store, NULL, "c", "{}", 106), TETHER_OK);
+    assert_int_equal(pending(&f->store, "oncall"), 0);
+    assert_int_equal(pending(&f->store, "security"), 3);
+    /* None at all: alerts are only stored. */
+    assert_int_equal(tether_store_webhook_sync(&f->store, NULL, 0, 107, &dropped), TETHER_OK);
+    assert_int_equal(dropped, 3);
+    assert_int_equal(tether_store_alert_add(&f->store, NULL, "d", "{}", 108), TETHER_OK);
+    assert_int_equal(fleet_db_count(f->path, "SELECT count(*) FROM webhook_outbox"), 0);
+}
+
+static void sync_refuses_bad_names(void **state)
+{
+    fixture_t *f = *state;
+    const char *empty[] = {""};
+    const char *long_name[] = {"a23456789012345678901234567890123"};
+    uint64_t dropped = 7;
+
+    assert_int_equal(tether_store_webhook_sync(&f->store, empty, 1, 100, &dropped),
+                     TETHER_ERR_INVALID_ARGUMENT);
+    assert_int_equal(dropped, 0);
+    assert_int_equal(tether_store_webhook_sync(&f->store, long_name, 1, 100, &dropped),
+                     TETHER_ERR_INVALID_ARGUMENT);
+    assert_int_equal(fleet_db_count(f->path, "SELECT count(*) FROM webhooks"), 0);
+}
+
+static void count_alert(void *arg)
+{
+    (*(int *)arg)++;
+}
+
+/* The alert hook sees every alert this connection inserts, through any
+ * operation, and nothing else. */
+static void alert_hook_sees_alerts_only(void **state)
+{
+    fixture_t *f = *state;
+    uint8_t hash[TETHER_STORE_HASH_SIZE];
+    int64_t id = 0;
+    int count = 0;
+
+    memset(hash, 7, sizeof(hash));
+    tether_store_set_alert_hook(&f->store, count_alert, &count);
+    assert_int_equal(tether_store_alert_add(&f->store, NULL, "a", "{}", 100), TETHER_OK);
+    assert_int_equal(count, 1);
+    /* admin_token_recover writes its audit alert in its own SQL. */
+    assert_int_equal(tether_store_admin_token_recover(&f->store, hash, TETHER_ROLE_READ, "r", 0,
+                                                      101, &id),
+                     TETHER_OK);
+    assert_int_equal(count, 2);
+    assert_int_equal(tether_store_bootstrap_token_create(&f->store, hash, 4000, 1, 102),
+                     TETHER_OK);
+    assert_int_equal(count, 2);
+    /* Another connection's alert is not seen (the senders poll for it). */
+    fleet_db_exec(f->path, "INSERT INTO alerts (device_id, kind, details, created_at) "
+                           "VALUES (NULL, 'raw', '{}', 103)");
+    assert_int_equal(count, 2);
+    tether_store_set_alert_hook(&f->store, NULL, NULL);
+    assert_int_equal(tether_store_alert_add(&f->store, NULL, "b", "{}", 104), TETHER_OK);
+    assert_int_equal(count, 2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(migrations_applied_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(every_alert_gets_a_row_per_webhook, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_removed_webhook_loses_its_rows, setup, teardown),
+        cmocka_unit_test_setup_teardown(sync_refuses_bad_names, setup, teardown),
+        cmocka_unit_test_setup_teardown(alert_hook_sees_alerts_only, setup, teardown),
         cmocka_unit_test_setup_teardown(wal_and_durability, setup, teardown),
         cmocka_unit_test_setup_teardown(newer_schema_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(admin_tokens, setup, teardown),

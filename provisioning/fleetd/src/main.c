@@ -2,6 +2,7 @@
  * tether-fleetd: the fleet service.
  *   tether-fleetd init --dir DIR [--listen ADDR:PORT] [--ek-ca FILE]...
  *   tether-fleetd run --dir DIR
+ *   tether-fleetd check --dir DIR
  *   tether-fleetd admin-token --dir DIR --roles ROLES [--name NAME]
  */
 #include <getopt.h>
@@ -30,6 +31,7 @@ static const char usage_main[] =
     "commands:\n"
     "  init          create a new fleet directory (keys, certificates, database)\n"
     "  run           serve a fleet directory over HTTPS\n"
+    "  check         check a fleet directory's configuration and the files it names\n"
     "  admin-token   mint an admin token on the fleet's host (recovery)\n"
     "\n"
     "'" PROGRAM " COMMAND --help' describes a command.\n";
@@ -58,6 +60,18 @@ static const char usage_run[] =
     "object per line on standard error. All state is in DIR/fleet.db.\n"
     "\n"
     "  --dir DIR   the fleet directory (made by '" PROGRAM " init')\n"
+    "  --help      this text\n";
+
+static const char usage_check[] =
+    "usage: " PROGRAM " check --dir DIR\n"
+    "\n"
+    "Checks DIR/" TETHER_CONFIG_FILE " and every file it names as 'run' would,\n"
+    "without serving or opening the database: the TLS certificate and key,\n"
+    "the EK CAs, each webhook's secret (owner, mode, size) and CA. Prints\n"
+    "'DIR/" TETHER_CONFIG_FILE ": ok', or the problems on standard error and\n"
+    "exits 1.\n"
+    "\n"
+    "  --dir DIR   the fleet directory\n"
     "  --help      this text\n";
 
 static const char usage_admin_token[] =
@@ -203,20 +217,17 @@ static int command_admin_token(int argc, char **argv)
     return print_token(token);
 }
 
-/* Waits in the main thread for SIGTERM or SIGINT, which every thread blocks
- * (so the server's threads never take them). */
-static int command_run(int argc, char **argv)
+/* The --dir (and --help) of run and check: the directory, or NULL with
+ * *exit_code set (usage printed). */
+static const char *dir_option(int argc, char **argv, const char *usage, int *exit_code)
 {
     static const struct option options[] = {
         {"dir", required_argument, NULL, 'd'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    static tether_fleet_service_t service;
     const char *dir = NULL;
-    sigset_t stop;
-    tether_status_t rc;
-    int c, sig;
+    int c;
 
     while ((c = getopt_long(argc, argv, "", options, NULL)) != -1) {
         switch (c) {
@@ -224,16 +235,52 @@ static int command_run(int argc, char **argv)
             dir = optarg;
             break;
         case 'h':
-            fputs(usage_run, stdout);
-            return EXIT_SUCCESS;
+            fputs(usage, stdout);
+            *exit_code = EXIT_SUCCESS;
+            return NULL;
         default:
-            return usage_error(usage_run, "unknown option");
+            *exit_code = usage_error(usage, "unknown option");
+            return NULL;
         }
     }
-    if (optind < argc)
-        return usage_error(usage_run, "unexpected argument");
-    if (dir == NULL)
-        return usage_error(usage_run, "--dir is required");
+    if (optind < argc || dir == NULL) {
+        *exit_code =
+            usage_error(usage, optind < argc ? "unexpected argument" : "--dir is required");
+        return NULL;
+    }
+    return dir;
+}
+
+static int command_check(int argc, char **argv)
+{
+    static tether_fleet_service_t service;
+    const char *dir;
+    int code = EXIT_FAILURE;
+
+    if ((dir = dir_option(argc, argv, usage_check, &code)) == NULL)
+        return code;
+    tether_log_setup(PROGRAM, TETHER_LOG_TEXT, TETHER_LOG_WARN);
+    tether_fleet_service_init(&service);
+    if (tether_fleet_service_check(&service, dir) == TETHER_OK) {
+        printf("%s/%s: ok\n", dir, TETHER_CONFIG_FILE);
+        code = EXIT_SUCCESS;
+    }
+    tether_fleet_service_free(&service);
+    return code;
+}
+
+/* Waits in the main thread for SIGTERM or SIGINT, which every thread blocks
+ * (so the server's threads never take them). */
+static int command_run(int argc, char **argv)
+{
+    static tether_fleet_service_t service;
+    const char *dir;
+    sigset_t stop;
+    tether_status_t rc;
+    int code = EXIT_FAILURE, sig;
+
+    if ((dir = dir_option(argc, argv, usage_run, &code)) == NULL)
+        return code;
     tether_log_setup(PROGRAM, TETHER_LOG_JSON, TETHER_LOG_INFO);
     tether_process_block_stop_signals(&stop);
     tether_fleet_service_init(&service);
@@ -269,6 +316,8 @@ int main(int argc, char **argv)
         return command_init(argc - 1, argv + 1);
     if (strcmp(argv[1], "run") == 0)
         return command_run(argc - 1, argv + 1);
+    if (strcmp(argv[1], "check") == 0)
+        return command_check(argc - 1, argv + 1);
     if (strcmp(argv[1], "admin-token") == 0)
         return command_admin_token(argc - 1, argv + 1);
     return usage_error(usage_main, "unknown command");

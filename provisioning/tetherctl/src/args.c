@@ -28,6 +28,7 @@ static const struct {
     [CTL_OPT_DRY_RUN] = {"dry-run", false},
     [CTL_OPT_DEVICE] = {"device", true},
     [CTL_OPT_SINCE] = {"since", true},
+    [CTL_OPT_FOLLOW] = {"follow", false},
 };
 
 const char *ctl_option_name(ctl_option_t option)

@@ -112,12 +112,15 @@ static const ctl_verb_t verbs[] = {
      "parties keep accepting those. Prints the new kid and until when the old\n"
      "key is published.\n"
      "Needs an admin token with the security role.\n"},
-    {"alerts", NULL, NULL, B(AFTER), 0, ctl_alerts, "alerts [--after ID]",
+    {"alerts", NULL, NULL, B(AFTER) | B(FOLLOW), 0, ctl_alerts, "alerts [--after ID] [--follow]",
      "list security alerts (clones, clock regressions, tokens minted on the host)",
      "  --after ID  only alerts after this one (to read on, or to poll)\n"
+     "  --follow    then print each new alert as it is written, until Ctrl-C or\n"
+     "              SIGTERM; waits and reconnects while the fleet restarts\n"
      "\n"
      "Prints ID, DEVICE, KIND, CREATED (UTC) and DETAILS, oldest first, at most\n"
-     "500 at a time.\n"
+     "500 at a time; with --follow every alert, one line each (with --json one\n"
+     "alert object per line).\n"
      "Needs an admin token with the security role.\n"},
     {"revocations", NULL, NULL, B(AFTER) | B(WAIT), 0, ctl_revocations,
      "revocations [--after SEQ] [--wait S]", "read the revocation feed",

@@ -65,6 +65,7 @@ typedef enum ctl_option {
     CTL_OPT_DRY_RUN,
     CTL_OPT_DEVICE,
     CTL_OPT_SINCE,
+    CTL_OPT_FOLLOW,
     CTL_OPT__COUNT
 } ctl_option_t;
 

@@ -95,6 +95,7 @@ TETHER_MUST_CHECK tether_status_t tether_device_status_parse(const char *name,
 #define TETHER_FLEET_ALERTS_PAGE 500  /* alerts per answer at most */
 #define TETHER_FLEET_FEED_PAGE 500    /* revocation feed entries per answer at most */
 #define TETHER_FLEET_FEED_MAX_WAIT 30 /* seconds a feed request may wait (longer is capped) */
+#define TETHER_FLEET_ALERTS_MAX_WAIT 30 /* seconds GET /v1/admin/alerts may wait (capped) */
 #define TETHER_FLEET_BOOTSTRAP_MAX_USES 1000 /* uses of one bootstrap token at most */
 #define TETHER_FLEET_USAGE_PAGE 1000  /* lines of GET /v1/usage at most ("truncated" past it) */
 

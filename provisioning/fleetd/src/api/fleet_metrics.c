@@ -14,6 +14,8 @@
 /* Label sets: tether_error codes of the exchange are a fixed list (about
  * 25); enrolment codes likewise. The bound only guards against a mistake. */
 #define OUTCOMES_MAX 48
+/* Webhooks: at most fleetd.conf's TETHER_CONFIG_MAX_WEBHOOKS. */
+#define WEBHOOKS_MAX 8
 
 void tether_fleet_metrics_init(tether_fleet_metrics_t *metrics)
 {
@@ -67,6 +69,20 @@ tether_status_t tether_fleet_metrics_open(tether_fleet_metrics_t *metrics, int64
         "Duration of the store's write transactions, commit included, by operation.",
         TETHER_METRIC_HISTOGRAM, {"operation", NULL}, tether_metrics_duration_buckets,
         tether_metrics_duration_bucket_count, 8};
+    const tether_metric_def_t deliveries = {
+        "tether_fleetd_webhook_deliveries_total",
+        "Alert delivery attempts to webhooks, by webhook and outcome: delivered (2xx), "
+        "refused (another status), failed (no answer: network, TLS, timeout).",
+        TETHER_METRIC_COUNTER, {"webhook", "outcome"}, NULL, 0, 3 * WEBHOOKS_MAX};
+    const tether_metric_def_t outbox = {
+        "tether_fleetd_webhook_outbox_deliveries",
+        "Alert deliveries waiting in the outbox, by webhook: it grows while a webhook is down.",
+        TETHER_METRIC_GAUGE, {"webhook", NULL}, NULL, 0, WEBHOOKS_MAX};
+    const tether_metric_def_t latency = {
+        "tether_fleetd_webhook_delivery_latency_seconds",
+        "From an alert's write to its webhook's 2xx answer, by webhook.",
+        TETHER_METRIC_HISTOGRAM, {"webhook", NULL}, tether_metrics_duration_buckets,
+        tether_metrics_duration_bucket_count, WEBHOOKS_MAX};
     const tether_metric_def_t start = {"process_start_time_seconds",
                                        "Start time of the process since the Unix epoch, in "
                                        "seconds.",
@@ -93,6 +109,12 @@ tether_status_t tether_fleet_metrics_open(tether_fleet_metrics_t *metrics, int64
             TETHER_OK ||
         (rc = tether_metrics_add(&metrics->registry, &store,
                                  &metrics->store_transaction_seconds)) != TETHER_OK ||
+        (rc = tether_metrics_add(&metrics->registry, &deliveries,
+                                 &metrics->webhook_deliveries)) != TETHER_OK ||
+        (rc = tether_metrics_add(&metrics->registry, &outbox, &metrics->webhook_outbox)) !=
+            TETHER_OK ||
+        (rc = tether_metrics_add(&metrics->registry, &latency, &metrics->webhook_latency)) !=
+            TETHER_OK ||
         (rc = add_series(&metrics->registry, &start, &series)) != TETHER_OK ||
         (rc = tether_metrics_add(&metrics->registry, &build, &build_metric)) != TETHER_OK)
         return rc;

@@ -15,6 +15,11 @@
  *   tether_fleetd_revocations_total            revocation feed entries
  *       committed by this fleetd (revoke, quarantine, clone)
  *   tether_fleetd_store_transaction_duration_seconds{operation}
+ *   tether_fleetd_webhook_deliveries_total{webhook,outcome}  delivery attempts:
+ *       delivered (2xx), refused (another status), failed (no answer)
+ *   tether_fleetd_webhook_outbox_deliveries{webhook}  deliveries waiting
+ *   tether_fleetd_webhook_delivery_latency_seconds{webhook}  from the
+ *       alert's write to its 2xx
  *   process_start_time_seconds, tether_fleetd_build_info{version}
  *
  * Who may read them: the route table's entry (an admin token with the read
@@ -38,6 +43,9 @@ typedef struct tether_fleet_metrics {
     tether_metric_series_t *tokens_issued;
     tether_metric_series_t *revocations;
     tether_metric_t *store_transaction_seconds; /* also the store's (store.h) */
+    tether_metric_t *webhook_deliveries;        /* webhook.h counts into these */
+    tether_metric_t *webhook_outbox;
+    tether_metric_t *webhook_latency;
 } tether_fleet_metrics_t;
 
 /* Cannot fail. */

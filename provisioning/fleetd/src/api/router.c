@@ -117,8 +117,9 @@ static const route_t routes[] = {
      NULL, false, API_ADMIN, admin_token_create},
     {"DELETE", TETHER_FLEET_PATH_ADMIN_TOKENS "/*", "DELETE", ADMIN(TETHER_ROLE_SECURITY), NULL,
      0, NULL, false, API_ADMIN, admin_token_revoke},
-    {"GET", TETHER_FLEET_PATH_ALERTS, "GET", ADMIN(TETHER_ROLE_SECURITY), NULL, 0, "after", false,
-     API_ADMIN, admin_alerts_list},
+    /* A long poll with wait (tetherctl alerts --follow). */
+    {"GET", TETHER_FLEET_PATH_ALERTS, "GET", ADMIN(TETHER_ROLE_SECURITY), NULL, 0, "after wait",
+     false, API_ADMIN, admin_alerts_list},
     {"GET", TETHER_FLEET_PATH_KEYS, "GET", ADMIN(TETHER_ROLE_READ), NULL, 0, NULL, false,
      API_ADMIN, admin_keys_list},
     {"GET", TETHER_FLEET_PATH_USAGE, "GET", ADMIN(TETHER_ROLE_READ), NULL, 0, "device since",

@@ -263,6 +263,170 @@ bool tether_fleet_config_decimal_valid(const char *text)
            (p[-1] != '.') && (whole == 1 || text[0] != '0');
 }
 
+tether_status_t tether_fleet_config_webhook_url(const char *text, tether_url_t *url, bool *https,
+                                               const char **problem)
+{
+    static const char secure[] = "https://", plain[] = "http://";
+    char as_https[TETHER_CONFIG_WEBHOOK_URL_MAX + 1];
+    const char *authority, *bracket;
+    size_t authority_len;
+    tether_status_t rc;
+    int n;
+
+    *problem = "the url must be https://HOST[:PORT][/path] or http:// to a loopback address";
+    if (url != NULL)
+        memset(url, 0, sizeof(*url));
+    if (https != NULL)
+        *https = false;
+    if (text == NULL || url == NULL || https == NULL)
+        return TETHER_ERR_INVALID_ARGUMENT;
+    if (strlen(text) >= TETHER_CONFIG_WEBHOOK_URL_MAX) {
+        *problem = "the url is too long";
+        return TETHER_ERR_TOO_LARGE;
+    }
+    if (strncmp(text, secure, sizeof(secure) - 1) == 0) {
+        *https = true;
+        return tether_url_parse(text, strlen(text), url, problem);
+    }
+    if (strncmp(text, plain, sizeof(plain) - 1) != 0)
+        return TETHER_ERR_PARSE;
+    /* The same grammar over plain HTTP: parsed as https, port 80 when none
+     * is written. */
+    n = snprintf(as_https, sizeof(as_https), "https://%s", text + sizeof(plain) - 1);
+    if (n < 0 || (size_t)n >= sizeof(as_https))
+        return TETHER_ERR_TOO_LARGE;
+    if ((rc = tether_url_parse(as_https, (size_t)n, url, problem)) != TETHER_OK)
+        return rc;
+    authority = text + sizeof(plain) - 1;
+    authority_len = strcspn(authority, "/");
+    bracket = memchr(authority, ']', authority_len);
+    if (bracket != NULL ? bracket + 1 == authority + authority_len
+                        : memchr(authority, ':', authority_len) == NULL) {
+        url->port = 80;
+        strcpy(url->port_text, "80");
+        n = snprintf(url->authority, sizeof(url->authority),
+                     url->host_type == TETHER_URL_HOST_IPV6 ? "[%s]:80" : "%s:80", url->host);
+        if (n < 0 || (size_t)n >= sizeof(url->authority))
+            return TETHER_ERR_TOO_LARGE;
+    }
+    /* Plain HTTP never leaves the host: the body and its signature would
+     * cross the network in clear. */
+    if (!(url->host_type == TETHER_URL_HOST_IPV4 && strncmp(url->host, "127.", 4) == 0) &&
+        !(url->host_type == TETHER_URL_HOST_IPV6 && strcmp(url->host, "::1") == 0)) {
+        *problem = "http:// is only for a loopback address (127.0.0.0/8 or [::1]); "
+                   "use https:// with a ca file";
+        memset(url, 0, sizeof(*url));
+        return TETHER_ERR_PARSE;
+    }
+    return TETHER_OK;
+}
+
+static bool webhook_name_valid(const char *name)
+{
+    size_t len = strlen(name);
+
+    if (len == 0 || len > TETHER_CONFIG_WEBHOOK_NAME_MAX)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (!((name[i] >= 'a' && name[i] <= 'z') || (name[i] >= '0' && name[i] <= '9') ||
+              name[i] == '_' || name[i] == '-'))
+            return false;
+    return true;
+}
+
+/* One "key=value" attribute of a webhook line into webhook; seen counts
+ * each key so that none is given twice. */
+static bool webhook_attribute(char *attribute, tether_fleet_webhook_config_t *webhook,
+                              unsigned seen[5], const char **problem)
+{
+    static const char *const keys[] = {"name", "url", "ca", "secret", "timeout"};
+    char *equals = strchr(attribute, '=');
+    const char *value;
+    size_t key = 0;
+
+    if (equals == NULL) {
+        *problem = "each attribute is key=value (name, url, ca, secret, timeout)";
+        return false;
+    }
+    *equals = '\0';
+    value = equals + 1;
+    while (key < 5 && strcmp(attribute, keys[key]) != 0)
+        key++;
+    if (key == 5) {
+        *problem = "unknown attribute: a webhook takes name, url, ca, secret and timeout";
+        return false;
+    }
+    if (seen[key]++ > 0) {
+        *problem = "an attribute is given twice";
+        return false;
+    }
+    switch (key) {
+    case 0:
+        *problem = "name must be 1-32 of a-z 0-9 _ -";
+        if (!webhook_name_valid(value))
+            return false;
+        strcpy(webhook->name, value);
+        return true;
+    case 1:
+        *problem = "the url is too long";
+        if (strlen(value) >= sizeof(webhook->url))
+            return false;
+        strcpy(webhook->url, value);
+        return true;
+    case 2:
+    case 3:
+        *problem = "ca and secret must be relative paths inside the fleet directory";
+        if (!tether_fleet_config_path_valid(value))
+            return false;
+        strcpy(key == 2 ? webhook->ca : webhook->secret, value);
+        return true;
+    default: {
+        char *end = NULL;
+        unsigned long timeout = value[0] >= '1' && value[0] <= '9' ? strtoul(value, &end, 10) : 0;
+
+        *problem = "timeout must be a number of seconds from 1 to 60";
+        webhook->timeout_seconds = (unsigned)timeout;
+        return end != NULL && *end == '\0' && timeout <= TETHER_CONFIG_WEBHOOK_TIMEOUT_MAX;
+    }
+    }
+}
+
+bool tether_fleet_config_webhook_parse(const char *text, tether_fleet_webhook_config_t *webhook,
+                                       const char **problem)
+{
+    char copy[LINE_MAX_BYTES + 1];
+    unsigned seen[5] = {0, 0, 0, 0, 0};
+    tether_url_t url;
+    bool ok = true;
+
+    *problem = "";
+    memset(webhook, 0, sizeof(*webhook));
+    webhook->timeout_seconds = TETHER_CONFIG_WEBHOOK_TIMEOUT_DEFAULT;
+    if (strlen(text) >= sizeof(copy)) {
+        *problem = "the line is too long";
+        return false;
+    }
+    strcpy(copy, text);
+    for (char *save = NULL, *a = strtok_r(copy, " \t", &save); ok && a != NULL;
+         a = strtok_r(NULL, " \t", &save))
+        ok = webhook_attribute(a, webhook, seen, problem);
+    if (ok && (seen[0] == 0 || seen[1] == 0 || seen[3] == 0)) {
+        *problem = "a webhook needs name=, url= and secret=";
+        ok = false;
+    }
+    if (ok && tether_fleet_config_webhook_url(webhook->url, &url, &webhook->https, problem) !=
+                  TETHER_OK)
+        ok = false;
+    if (ok && webhook->https != (webhook->ca[0] != '\0')) {
+        *problem = webhook->https ? "an https webhook needs ca= (the receiver's CA file)"
+                                  : "ca= is for https webhooks only";
+        ok = false;
+    }
+    if (!ok)
+        memset(webhook, 0, sizeof(*webhook));
+    return ok;
+}
+
 static tether_status_t set_number(tether_fleet_config_t *config, const config_limit_t *limit,
                                   unsigned long long value)
 {
@@ -343,6 +507,28 @@ static tether_status_t parse_pair(tether_fleet_config_t *config, const char *key
             return TETHER_ERR_PARSE;
         }
         strcpy(config->ek_ca[config->ek_ca_count++], value);
+        return TETHER_OK;
+    }
+    if (strcmp(key, "webhook") == 0) {
+        tether_fleet_webhook_config_t *webhook = &config->webhooks[config->webhook_count];
+        const char *problem = NULL;
+
+        if (config->webhook_count >= TETHER_CONFIG_MAX_WEBHOOKS) {
+            set_error(error, line, "more than %d webhook lines", TETHER_CONFIG_MAX_WEBHOOKS);
+            return TETHER_ERR_PARSE;
+        }
+        if (!tether_fleet_config_webhook_parse(value, webhook, &problem)) {
+            set_error(error, line, "webhook: %s", problem);
+            return TETHER_ERR_PARSE;
+        }
+        for (size_t i = 0; i < config->webhook_count; i++) {
+            if (strcmp(config->webhooks[i].name, webhook->name) == 0) {
+                set_error(error, line, "webhook: another webhook is named %s", webhook->name);
+                memset(webhook, 0, sizeof(*webhook));
+                return TETHER_ERR_PARSE;
+            }
+        }
+        config->webhook_count++;
         return TETHER_OK;
     }
     for (size_t i = 0; i < sizeof(limits) / sizeof(limits[0]); i++) {
@@ -490,6 +676,19 @@ tether_status_t tether_fleet_config_format(const tether_fleet_config_t *config, 
             config->scope, TETHER_CONFIG_TOKEN_LIFETIME_MIN, TETHER_CONFIG_TOKEN_LIFETIME_MAX,
             config->token_lifetime_seconds, config->models, config->cost_ceiling,
             config->usage_mismatch_action);
+    fprintf(f, "\n# Webhooks that get every alert, signed (provisioning/fleetd/README.md,\n"
+               "# \"Webhooks\"); repeatable, at most %d. secret is a file of 32-256 bytes\n"
+               "# (mode 0600, yours) that the receiver shares; ca the receiver's CA\n"
+               "# (https only); http:// only to a loopback address; timeout 1-60 s.\n"
+               "# webhook = name=security url=https://hooks.example:8443/tether"
+               " ca=webhook-ca.pem secret=webhook-security.key timeout=10\n",
+            TETHER_CONFIG_MAX_WEBHOOKS);
+    for (size_t i = 0; i < config->webhook_count; i++) {
+        const tether_fleet_webhook_config_t *w = &config->webhooks[i];
+
+        fprintf(f, "webhook = name=%s url=%s%s%s secret=%s timeout=%u\n", w->name, w->url,
+                w->ca[0] != '\0' ? " ca=" : "", w->ca, w->secret, w->timeout_seconds);
+    }
     if (fclose(f) != 0) {
         free(buf);
         return TETHER_ERR_NO_MEMORY;

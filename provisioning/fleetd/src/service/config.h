@@ -36,6 +36,20 @@
  *   cost_ceiling = 0                 the "tether.cost_ceiling" claim (0: none)
  *   usage_mismatch_action = quarantine  alert or quarantine: what a token found
  *                                    used by someone else does to its device
+ *
+ * Webhooks that get every alert (README, "Webhooks"), repeatable, one line
+ * each with space-separated attributes:
+ *   webhook = name=security url=https://hooks.example:8443/tether
+ *             ca=webhook-ca.pem secret=webhook-security.key timeout=10
+ *     name     1-32 of a-z 0-9 _ -, unique: the outbox rows and delivery
+ *              ids carry it (renaming makes another webhook)
+ *     url      https://HOST[:PORT][/path], or http:// to a loopback address
+ *              literal (127.0.0.0/8, [::1]) only
+ *     ca       PEM CA file the receiver's certificate must chain to
+ *              (https only, required there); relative to the directory
+ *     secret   the HMAC key file (relative to the directory; checked and
+ *              read by the delivery, webhook.h)
+ *     timeout  seconds for one delivery attempt, 1-60 (default 10)
  */
 #ifndef TETHER_FLEET_CONFIG_H
 #define TETHER_FLEET_CONFIG_H
@@ -45,6 +59,7 @@
 #include <stdint.h>
 
 #include "tether/error.h"
+#include "tether/url.h"
 
 #define TETHER_CONFIG_FILE "fleetd.conf"
 #define TETHER_CONFIG_MAX_SIZE 16384
@@ -58,6 +73,21 @@
 #define TETHER_CONFIG_DEFAULT_ENROLL_MAX_PENDING_PER_EK 8
 #define TETHER_CONFIG_DEFAULT_ENROLL_RATE_PER_MINUTE 6
 #define TETHER_CONFIG_DEFAULT_ENROLL_BURST 20
+#define TETHER_CONFIG_MAX_WEBHOOKS 8
+#define TETHER_CONFIG_WEBHOOK_NAME_MAX 32 /* bytes, as the store's */
+#define TETHER_CONFIG_WEBHOOK_URL_MAX 384
+#define TETHER_CONFIG_WEBHOOK_TIMEOUT_DEFAULT 10
+#define TETHER_CONFIG_WEBHOOK_TIMEOUT_MAX 60
+
+/* One webhook line, validated. */
+typedef struct tether_fleet_webhook_config {
+    char name[TETHER_CONFIG_WEBHOOK_NAME_MAX + 1];
+    char url[TETHER_CONFIG_WEBHOOK_URL_MAX];
+    bool https;                         /* else http to a loopback address */
+    char ca[TETHER_CONFIG_PATH_MAX];     /* https: required; http: "" */
+    char secret[TETHER_CONFIG_PATH_MAX];
+    unsigned timeout_seconds;
+} tether_fleet_webhook_config_t;
 
 typedef struct tether_fleet_config {
     char listen_host[TETHER_CONFIG_HOST_MAX]; /* without brackets */
@@ -84,6 +114,8 @@ typedef struct tether_fleet_config {
     char models[TETHER_CONFIG_VALUE_MAX];
     char cost_ceiling[32];
     char usage_mismatch_action[16]; /* "alert" or "quarantine" */
+    tether_fleet_webhook_config_t webhooks[TETHER_CONFIG_MAX_WEBHOOKS];
+    size_t webhook_count;
 } tether_fleet_config_t;
 
 typedef struct tether_fleet_config_error {
@@ -134,6 +166,19 @@ bool tether_fleet_config_scope_valid(const char *text);
 bool tether_fleet_config_decimal_valid(const char *text);
 /* "alert" or "quarantine". */
 bool tether_fleet_config_usage_action_valid(const char *text);
+
+/* A webhook's URL: https://HOST[:PORT][/path] (port 443 by default), or
+ * http:// to 127.0.0.0/8 or [::1] (port 80 by default), as tether_url_parse
+ * reads a base URL. *https says which. */
+TETHER_MUST_CHECK tether_status_t tether_fleet_config_webhook_url(const char *text,
+                                                                  tether_url_t *url, bool *https,
+                                                                  const char **problem);
+
+/* Parses one webhook line's value into webhook; false with a static
+ * sentence in *problem when it is not valid. */
+bool tether_fleet_config_webhook_parse(const char *text,
+                                       tether_fleet_webhook_config_t *webhook,
+                                       const char **problem);
 
 /* A relative path inside the fleet directory: [A-Za-z0-9._/-], no "..", not
  * absolute, at most TETHER_CONFIG_PATH_MAX - 1 bytes. */

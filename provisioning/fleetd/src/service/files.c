@@ -1,9 +1,12 @@
 #include "files.h"
 
+#include <errno.h>
 #include <ftw.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "tether/bytes.h"
@@ -101,4 +104,40 @@ tether_status_t tether_fleet_key_file_load(const char *dir, const char *name, ui
         free(data);
     }
     return rc;
+}
+
+/* path must be what want says (a directory or a regular file, not a
+ * symbolic link), owned by the user running this, and closed to group and
+ * others as far as forbidden says (files.h). */
+tether_status_t tether_fleet_check_owned(const char *component, const char *path, mode_t want,
+                                         mode_t forbidden, const tether_fleet_owned_hints_t *hints)
+{
+    struct stat st;
+    struct passwd *owner;
+
+    if (lstat(path, &st) != 0) {
+        int error = errno; /* before logging can change it */
+
+        tether_error(component, "%s: %s%s", path, strerror(error),
+                     error == ENOENT ? hints->missing : "");
+        return error == ENOENT ? TETHER_ERR_NOT_FOUND : TETHER_ERR_IO;
+    }
+    if ((st.st_mode & S_IFMT) != want) {
+        tether_error(component, "%s is not a %s (a symbolic link is refused)", path,
+                     want == S_IFDIR ? "directory" : "regular file");
+        return TETHER_ERR_STATE;
+    }
+    if (st.st_uid != geteuid()) {
+        owner = getpwuid(st.st_uid);
+        tether_error(component, "%s belongs to %s (uid %lu), not to the user running this (uid "
+                     "%lu): %s", path, owner != NULL ? owner->pw_name : "another user",
+                     (unsigned long)st.st_uid, (unsigned long)geteuid(), hints->owner);
+        return TETHER_ERR_STATE;
+    }
+    if ((st.st_mode & forbidden) != 0) {
+        tether_error(component, "%s has mode %04o, open to group or others: %s", path,
+                     (unsigned)(st.st_mode & 07777), hints->mode);
+        return TETHER_ERR_STATE;
+    }
+    return TETHER_OK;
 }

@@ -32,6 +32,25 @@ TETHER_MUST_CHECK tether_status_t tether_fleet_key_file_load(const char *dir, co
                                                              uint8_t *out, size_t size,
                                                              bool create);
 
+/* What to do, for the messages of tether_fleet_check_owned. */
+typedef struct tether_fleet_owned_hints {
+    const char *missing; /* appended to "PATH: No such file or directory" ("" for none) */
+    const char *owner;   /* another user owns it */
+    const char *mode;    /* it is open to group or others, e.g. "chmod 600 it" */
+} tether_fleet_owned_hints_t;
+
+/* path must be of the type want (S_IFDIR or S_IFREG; a symbolic link is
+ * refused), owned by the user running this and without any mode bit of
+ * forbidden; otherwise a log line under component says what is wrong and
+ * what to do (hints), and TETHER_ERR_STATE (TETHER_ERR_NOT_FOUND, _IO when
+ * it cannot be read). Whoever else could write such a file could swap it
+ * (the database under a minted token, a webhook's key); files made by
+ * another user than fleetd's (root, say) would lock fleetd out. */
+TETHER_MUST_CHECK tether_status_t tether_fleet_check_owned(const char *component,
+                                                           const char *path, mode_t want,
+                                                           mode_t forbidden,
+                                                           const tether_fleet_owned_hints_t *hints);
+
 /* Joins dir and name into out ("dir/name"). */
 TETHER_MUST_CHECK tether_status_t tether_fleet_path(char *out, size_t out_size, const char *dir,
                                                     const char *name);

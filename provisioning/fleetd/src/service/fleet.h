@@ -18,6 +18,8 @@
  *     tls-cert.pem     HTTPS server certificate for the listen address
  *     tls-key.pem      its key (0600)
  *     ek-ca/           TPM manufacturer CAs copied at init
+ *     (webhooks)       the secret (0600) and CA files that fleetd.conf's
+ *                      webhook lines name, made by the operator (webhook.h)
  */
 #ifndef TETHER_FLEET_FLEET_H
 #define TETHER_FLEET_FLEET_H
@@ -40,6 +42,7 @@
 #include "tether/error.h"
 #include "tether/secret_token.h"
 #include "usage_check.h"
+#include "webhook.h"
 
 #define TETHER_FLEET_DB_FILE "fleet.db"
 #define TETHER_FLEET_ISSUER_KEY_FILE "issuer-key.pem"
@@ -97,6 +100,7 @@ typedef struct tether_fleet_service {
     tether_fleet_pem_t tls_cert;
     tether_fleet_pem_t tls_key;
     tether_usage_check_t usage_check; /* the periodic usage_unreported check */
+    tether_webhook_sender_t webhooks; /* alerts to the configured webhooks */
 } tether_fleet_service_t;
 
 void tether_fleet_service_init(tether_fleet_service_t *service);
@@ -105,6 +109,13 @@ void tether_fleet_service_init(tether_fleet_service_t *service);
  * migrations) and starts serving. service must not move until freed. */
 TETHER_MUST_CHECK tether_status_t tether_fleet_service_open(tether_fleet_service_t *service,
                                                             const char *dir);
+
+/* tether-fleetd check: reads DIR's configuration and every file it names
+ * as open does (the TLS certificate and key, the EK CAs, the webhooks'
+ * secrets and CAs) without opening the store or serving; each problem is
+ * logged. Free the service after. */
+TETHER_MUST_CHECK tether_status_t tether_fleet_service_check(tether_fleet_service_t *service,
+                                                             const char *dir);
 
 /* Stops serving and closes everything; accepts NULL. */
 void tether_fleet_service_free(tether_fleet_service_t *service);

@@ -28,6 +28,7 @@ void tether_fleet_service_init(tether_fleet_service_t *service)
     tether_cert_set_init(&service->ek_cas);
     tether_http_server_init(&service->server);
     tether_fleet_metrics_init(&service->metrics);
+    tether_webhook_sender_init(&service->webhooks);
 }
 
 static tether_status_t load_config(tether_fleet_service_t *service, const char *dir)
@@ -96,6 +97,19 @@ static tether_status_t load_ek_cas(tether_fleet_service_t *service, const char *
     if (rc == TETHER_OK && service->config.ek_ca_count == 0)
         tether_warn("run", "no ek_ca in %s: every enrolment will be refused", TETHER_CONFIG_FILE);
     return rc;
+}
+
+/* What open and check read first: the configuration, the TLS certificate
+ * and key, the EK CAs. */
+static tether_status_t load_files(tether_fleet_service_t *service, const char *dir)
+{
+    tether_status_t rc;
+
+    if ((rc = load_config(service, dir)) != TETHER_OK ||
+        (rc = load_pem(dir, TETHER_FLEET_TLS_CERT_FILE, &service->tls_cert)) != TETHER_OK ||
+        (rc = load_pem(dir, TETHER_FLEET_TLS_KEY_FILE, &service->tls_key)) != TETHER_OK)
+        return rc;
+    return load_ek_cas(service, dir);
 }
 
 /* The enrolment key; a fleet made before enrolment existed gets one now. */
@@ -207,10 +221,7 @@ tether_status_t tether_fleet_service_open(tether_fleet_service_t *service, const
 
     if (service == NULL || dir == NULL)
         return TETHER_ERR_INVALID_ARGUMENT;
-    if ((rc = load_config(service, dir)) != TETHER_OK ||
-        (rc = load_pem(dir, TETHER_FLEET_TLS_CERT_FILE, &service->tls_cert)) != TETHER_OK ||
-        (rc = load_pem(dir, TETHER_FLEET_TLS_KEY_FILE, &service->tls_key)) != TETHER_OK ||
-        (rc = load_ek_cas(service, dir)) != TETHER_OK ||
+    if ((rc = load_files(service, dir)) != TETHER_OK ||
         (rc = load_enroll_key(service, dir)) != TETHER_OK ||
         (rc = open_store(service, dir)) != TETHER_OK ||
         (rc = tether_fleet_metrics_open(&service->metrics, (int64_t)time(NULL))) != TETHER_OK)
@@ -222,6 +233,12 @@ tether_status_t tether_fleet_service_open(tether_fleet_service_t *service, const
     if ((rc = open_exchange(service, dir)) != TETHER_OK)
         return rc;
     tether_store_set_revocation_hook(&service->store, on_revocation, service);
+    if ((rc = tether_webhook_sender_start(&service->webhooks, dir, &service->config,
+                                          &service->store, &service->metrics)) != TETHER_OK)
+        return rc;
+    if (service->webhooks.count > 0)
+        tether_store_set_alert_hook(&service->store, tether_webhook_sender_notify,
+                                    &service->webhooks);
     memset(&opts, 0, sizeof(opts));
     opts.host = service->config.listen_host;
     opts.ipv6 = service->config.listen_ipv6;
@@ -255,6 +272,17 @@ tether_status_t tether_fleet_service_open(tether_fleet_service_t *service, const
                                     (int64_t)service->token_policy.lifetime_seconds);
 }
 
+tether_status_t tether_fleet_service_check(tether_fleet_service_t *service, const char *dir)
+{
+    tether_status_t rc;
+
+    if (service == NULL || dir == NULL)
+        return TETHER_ERR_INVALID_ARGUMENT;
+    if ((rc = load_files(service, dir)) != TETHER_OK)
+        return rc;
+    return tether_webhook_sender_open(&service->webhooks, dir, &service->config, NULL);
+}
+
 void tether_fleet_service_free(tether_fleet_service_t *service)
 {
     if (service == NULL)
@@ -262,6 +290,8 @@ void tether_fleet_service_free(tether_fleet_service_t *service)
     /* The server and the check first: nothing may reach a closed store. */
     tether_http_server_free(&service->server);
     tether_usage_check_free(&service->usage_check);
+    tether_store_set_alert_hook(&service->store, NULL, NULL);
+    tether_webhook_sender_free(&service->webhooks);
     tether_rp_api_free(&service->relying_party);
     tether_exchange_api_free(&service->exchange);
     tether_issuer_keys_free(&service->issuer_keys);

@@ -205,6 +205,30 @@ tether_status_t tether_store_alert_list(tether_store_t *store, int64_t after_id,
     return STORE_CALL(store, alert_list, after_id, limit, cb, arg);
 }
 
+tether_status_t tether_store_webhook_sync(tether_store_t *store, const char *const *names,
+                                          size_t count, int64_t now, uint64_t *dropped)
+{
+    return STORE_CALL(store, webhook_sync, names, count, now, dropped);
+}
+
+tether_status_t tether_store_webhook_next(tether_store_t *store, const char *webhook,
+                                          tether_store_delivery_cb cb, void *arg)
+{
+    return STORE_CALL(store, webhook_next, webhook, cb, arg);
+}
+
+tether_status_t tether_store_webhook_delivered(tether_store_t *store, const char *webhook,
+                                               int64_t alert_id)
+{
+    return STORE_CALL(store, webhook_delivered, webhook, alert_id);
+}
+
+tether_status_t tether_store_webhook_pending(tether_store_t *store, const char *webhook,
+                                             tether_store_webhook_pending_t *pending)
+{
+    return STORE_CALL(store, webhook_pending, webhook, pending);
+}
+
 tether_status_t tether_store_issued_token_add(tether_store_t *store, const char *jti,
                                               const char *device_id, int64_t exp, int64_t now)
 {
@@ -271,6 +295,12 @@ void tether_store_set_revocation_hook(tether_store_t *store, tether_store_revoca
         return;
     store->revocation_hook = fn;
     store->revocation_hook_arg = arg;
+}
+
+void tether_store_set_alert_hook(tether_store_t *store, void (*fn)(void *arg), void *arg)
+{
+    if (store != NULL && store->ops != NULL)
+        store->ops->set_alert_hook(store->impl, fn, arg);
 }
 
 void tether_store_set_metrics(tether_store_t *store, tether_metric_t *histogram)

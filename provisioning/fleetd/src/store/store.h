@@ -160,6 +160,22 @@ typedef int (*tether_store_admin_token_cb)(void *arg, const tether_store_admin_t
 typedef int (*tether_store_alert_cb)(void *arg, const tether_store_alert_t *alert);
 typedef int (*tether_store_revocation_cb)(void *arg, const tether_store_revocation_t *rev);
 
+/* A webhook delivery waiting in the outbox: its alert, and when the alert
+ * was written (Unix milliseconds). Strings live as for a listing. */
+#define TETHER_STORE_WEBHOOK_NAME_MAX 32 /* bytes of a webhook's name */
+typedef struct tether_store_delivery {
+    tether_store_alert_t alert;
+    int64_t created_ms;
+} tether_store_delivery_t;
+typedef void (*tether_store_delivery_cb)(void *arg, const tether_store_delivery_t *delivery);
+
+/* A webhook's outbox: deliveries waiting, and when the oldest's alert was
+ * written (Unix milliseconds; 0 when none waits). */
+typedef struct tether_store_webhook_pending {
+    uint64_t count;
+    int64_t oldest_ms;
+} tether_store_webhook_pending_t;
+
 /* Defined with the exchange's functions below. */
 struct tether_store_exchange_device;
 struct tether_store_exchange;
@@ -221,6 +237,16 @@ typedef struct tether_store_ops {
                                  const char *details_json, int64_t now);
     tether_status_t (*alert_list)(void *impl, int64_t after_id, unsigned limit,
                                   tether_store_alert_cb cb, void *arg);
+
+    /* The webhook outbox (store_sqlite_webhooks.c). */
+    tether_status_t (*webhook_sync)(void *impl, const char *const *names, size_t count,
+                                    int64_t now, uint64_t *dropped);
+    tether_status_t (*webhook_next)(void *impl, const char *webhook,
+                                    tether_store_delivery_cb cb, void *arg);
+    tether_status_t (*webhook_delivered)(void *impl, const char *webhook, int64_t alert_id);
+    tether_status_t (*webhook_pending)(void *impl, const char *webhook,
+                                       tether_store_webhook_pending_t *pending);
+    void (*set_alert_hook)(void *impl, void (*fn)(void *arg), void *arg);
 
     tether_status_t (*issued_token_add)(void *impl, const char *jti, const char *device_id,
                                         int64_t exp, int64_t now);
@@ -433,6 +459,34 @@ TETHER_MUST_CHECK tether_status_t tether_store_alert_list(tether_store_t *store,
                                                           unsigned limit, tether_store_alert_cb cb,
                                                           void *arg);
 
+/*
+ * The webhook outbox (schema version 8). Every alert written, by any
+ * operation or process, gets one delivery per webhook in the store, in the
+ * alert's own transaction; a delivery stays until it is marked delivered.
+ */
+
+/* Makes names (count of them, each 1 to TETHER_STORE_WEBHOOK_NAME_MAX
+ * bytes) the store's webhooks, in one transaction: new ones are added (they
+ * get the alerts written from now on) and every other one is removed with
+ * the deliveries it still had, counted in *dropped. */
+TETHER_MUST_CHECK tether_status_t tether_store_webhook_sync(tether_store_t *store,
+                                                            const char *const *names,
+                                                            size_t count, int64_t now,
+                                                            uint64_t *dropped);
+/* The oldest delivery waiting for webhook (by alert id) to cb, which runs
+ * with the store locked; TETHER_ERR_NOT_FOUND when none waits. */
+TETHER_MUST_CHECK tether_status_t tether_store_webhook_next(tether_store_t *store,
+                                                            const char *webhook,
+                                                            tether_store_delivery_cb cb,
+                                                            void *arg);
+/* The delivery of alert_id to webhook is done: its row goes.
+ * TETHER_ERR_NOT_FOUND when there was none. */
+TETHER_MUST_CHECK tether_status_t tether_store_webhook_delivered(tether_store_t *store,
+                                                                 const char *webhook,
+                                                                 int64_t alert_id);
+TETHER_MUST_CHECK tether_status_t tether_store_webhook_pending(
+    tether_store_t *store, const char *webhook, tether_store_webhook_pending_t *pending);
+
 /* Records an issued access token (its jti) for later revocation. */
 TETHER_MUST_CHECK tether_status_t tether_store_issued_token_add(tether_store_t *store,
                                                                 const char *jti,
@@ -463,6 +517,13 @@ TETHER_MUST_CHECK tether_status_t tether_store_revocation_head(tether_store_t *s
  * tether_store_revocation_head for those. */
 void tether_store_set_revocation_hook(tether_store_t *store, tether_store_revocation_hook_fn fn,
                                       void *arg);
+
+/* Sets the function called when this process inserts an alert, whichever
+ * operation does (inside its transaction, with the store locked: it must
+ * only signal, e.g. wake the webhook senders, which then wait for the store
+ * and so for the commit). NULL clears it. Other processes' alerts are not
+ * seen here: poll for those. */
+void tether_store_set_alert_hook(tether_store_t *store, void (*fn)(void *arg), void *arg);
 
 /* Times the write transactions (exchange, device_status,
  * enrollment_activate, usage_report) into histogram, whatever the

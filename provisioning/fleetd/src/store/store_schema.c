@@ -277,6 +277,35 @@ static const char migration_7[] =
     " PRIMARY KEY (jti, kind)"
     ") WITHOUT ROWID;";
 
+/*
+ * Version 8: alerts delivered to webhooks from a durable outbox (README,
+ * "Webhooks").
+ * - webhooks: the webhooks fleetd.conf configures, by name, written by
+ *   tether-fleetd run at start (tether_store_webhook_sync).
+ * - webhook_outbox: one row per alert and webhook still to deliver; the
+ *   row goes when the webhook answered 2xx. created_ms is when the alert
+ *   was written (Unix milliseconds, for the delivery latency).
+ * - the trigger makes the rows in the transaction that inserts the alert,
+ *   whoever inserts it (every store operation, tether-fleetd admin-token
+ *   in another process): no alert is written without its deliveries.
+ */
+static const char migration_8[] =
+    "CREATE TABLE webhooks ("
+    " name TEXT PRIMARY KEY NOT NULL CHECK (length(name) BETWEEN 1 AND 32),"
+    " created_at INTEGER NOT NULL"
+    ") WITHOUT ROWID;"
+    "CREATE TABLE webhook_outbox ("
+    " webhook TEXT NOT NULL,"
+    " alert_id INTEGER NOT NULL,"
+    " created_ms INTEGER NOT NULL,"
+    " PRIMARY KEY (webhook, alert_id)"
+    ") WITHOUT ROWID;"
+    "CREATE TRIGGER alerts_webhook_outbox AFTER INSERT ON alerts BEGIN"
+    " INSERT INTO webhook_outbox (webhook, alert_id, created_ms)"
+    "  SELECT name, NEW.id,"
+    "   CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER) FROM webhooks;"
+    " END;";
+
 const char *const tether_store_migrations[] = {
     migration_1,
     migration_2,
@@ -285,6 +314,7 @@ const char *const tether_store_migrations[] = {
     migration_5,
     migration_6,
     migration_7,
+    migration_8,
 };
 
 const size_t tether_store_migration_count =

@@ -8,7 +8,8 @@
  * This file is the schema and the life cycle (open, WAL, the table of
  * operations, close); the operations are in a file per subject:
  * store_sqlite_admin_tokens.c, store_sqlite_devices.c,
- * store_sqlite_enrollment.c and store_sqlite_exchange.c.
+ * store_sqlite_enrollment.c, store_sqlite_exchange.c, store_sqlite_usage.c
+ * and store_sqlite_webhooks.c.
  */
 #include "store.h"
 
@@ -138,6 +139,11 @@ static const tether_store_ops_t sqlite_ops = {
     .enrollment_completed = tether_sqlite_enrollment_completed,
     .alert_add = tether_sqlite_alert_add,
     .alert_list = tether_sqlite_alert_list,
+    .webhook_sync = tether_sqlite_webhook_sync,
+    .webhook_next = tether_sqlite_webhook_next,
+    .webhook_delivered = tether_sqlite_webhook_delivered,
+    .webhook_pending = tether_sqlite_webhook_pending,
+    .set_alert_hook = tether_sqlite_set_alert_hook,
     .issued_token_add = tether_sqlite_issued_token_add,
     .issued_token_revoked = tether_sqlite_issued_token_revoked,
     .revocation_list = tether_sqlite_revocation_list,

@@ -330,11 +330,10 @@ static tether_status_t list_page(sqlite_store_t *s, const char *what, const char
     return tether_sqlite_list(s, what, sql, SQL_ARGS(SQL_INT(after), SQL_INT(limit)), list);
 }
 
-/* The columns alerts and feed entries share: cursor, device id, two texts
- * (living until the next step) and the time. */
-static tether_status_t page_columns(sqlite3_stmt *row, int64_t *cursor,
-                                    char device_id[TETHER_STORE_DEVICE_ID_SIZE],
-                                    const char **first, const char **second, int64_t *created_at)
+tether_status_t tether_sqlite_page_columns(sqlite3_stmt *row, int64_t *cursor,
+                                          char device_id[TETHER_STORE_DEVICE_ID_SIZE],
+                                          const char **first, const char **second,
+                                          int64_t *created_at)
 {
     *cursor = sqlite3_column_int64(row, 0);
     *first = (const char *)sqlite3_column_text(row, 2);
@@ -350,7 +349,8 @@ static tether_status_t alert_item(tether_sqlite_list_t *list, sqlite3_stmt *row,
     tether_status_t rc;
 
     memset(&a, 0, sizeof(a));
-    rc = page_columns(row, &a.id, a.device_id, &a.kind, &a.details_json, &a.created_at);
+    rc = tether_sqlite_page_columns(row, &a.id, a.device_id, &a.kind, &a.details_json,
+                                    &a.created_at);
     if (rc == TETHER_OK)
         *stop = list->cb.alert(list->arg, &a) != 0;
     return rc;
@@ -413,7 +413,7 @@ static tether_status_t revocation_item(tether_sqlite_list_t *list, sqlite3_stmt 
     tether_status_t rc;
 
     memset(&r, 0, sizeof(r));
-    rc = page_columns(row, &r.seq, r.device_id, &r.jti, &r.reason, &r.created_at);
+    rc = tether_sqlite_page_columns(row, &r.seq, r.device_id, &r.jti, &r.reason, &r.created_at);
     if (rc == TETHER_OK)
         *stop = list->cb.revocation(list->arg, &r) != 0;
     return rc;

@@ -20,6 +20,8 @@
 typedef struct sqlite_store {
     sqlite3 *db;
     pthread_mutex_t lock;
+    void (*alert_hook)(void *arg); /* tether_store_set_alert_hook */
+    void *alert_hook_arg;
 } sqlite_store_t;
 
 /* The columns tether_sqlite_device_row reads, in its order. */
@@ -128,6 +130,12 @@ tether_status_t tether_sqlite_device_row(sqlite3_stmt *stmt, tether_store_device
  * other key sql selects; TETHER_ERR_NOT_FOUND without one. */
 tether_status_t tether_sqlite_device_select(sqlite_store_t *s, const char *sql, const char *key,
                                             tether_store_device_t *device);
+/* The columns alerts and feed entries share, 0 to 4: cursor (id, seq),
+ * device id, two texts (living until the next step) and the time. */
+tether_status_t tether_sqlite_page_columns(sqlite3_stmt *row, int64_t *cursor,
+                                          char device_id[TETHER_STORE_DEVICE_ID_SIZE],
+                                          const char **first, const char **second,
+                                          int64_t *created_at);
 /* Marks every unexpired token of the device revoked and appends to the
  * revocation feed (inside the caller's transaction). */
 tether_status_t tether_sqlite_revoke_tokens(sqlite_store_t *s, const char *id, const char *reason,
@@ -234,6 +242,16 @@ tether_status_t tether_sqlite_issuer_key_add_first(void *impl,
                                                    const tether_store_issuer_key_t *key);
 tether_status_t tether_sqlite_issuer_key_rotate(void *impl, const tether_store_issuer_key_t *key,
                                                 int64_t now, tether_store_issuer_key_t *retired);
+
+/* store_sqlite_webhooks.c: the webhook outbox. */
+tether_status_t tether_sqlite_webhook_sync(void *impl, const char *const *names, size_t count,
+                                           int64_t now, uint64_t *dropped);
+tether_status_t tether_sqlite_webhook_next(void *impl, const char *webhook,
+                                           tether_store_delivery_cb cb, void *arg);
+tether_status_t tether_sqlite_webhook_delivered(void *impl, const char *webhook, int64_t alert_id);
+tether_status_t tether_sqlite_webhook_pending(void *impl, const char *webhook,
+                                              tether_store_webhook_pending_t *pending);
+void tether_sqlite_set_alert_hook(void *impl, void (*fn)(void *arg), void *arg);
 
 /* store_sqlite_usage.c: usage reports of relying parties. */
 tether_status_t tether_sqlite_usage_report_record(void *impl,

@@ -15,6 +15,8 @@
 #ifndef TETHER_FLEET_ADMIN_API_H
 #define TETHER_FLEET_ADMIN_API_H
 
+#include <cjson/cJSON.h>
+
 #include "store.h"
 
 struct tether_issuer_keys;
@@ -29,5 +31,10 @@ typedef struct tether_admin_api {
 
 void tether_admin_api_init(tether_admin_api_t *api, tether_store_t *store,
                            unsigned bootstrap_max_ttl_seconds);
+
+/* An alert as the API and the webhooks show it: {"id", "device_id" (null
+ * without a device), "kind", "details" (the JSON as stored), "created_at"}.
+ * The caller deletes it; NULL when out of memory. */
+cJSON *tether_admin_alert_json(const tether_store_alert_t *alert);
 
 #endif

@@ -214,14 +214,14 @@ void admin_token_revoke(tether_route_call_t *call)
     tether_http_respond_json(call->response, 200, json);
 }
 
-static int add_alert(void *arg, const tether_store_alert_t *alert)
+cJSON *tether_admin_alert_json(const tether_store_alert_t *alert)
 {
     cJSON *item = cJSON_CreateObject();
     cJSON *details = alert->details_json != NULL ? cJSON_Parse(alert->details_json) : NULL;
 
     if (item == NULL) {
         cJSON_Delete(details);
-        return 1;
+        return NULL;
     }
     cJSON_AddNumberToObject(item, "id", (double)alert->id);
     if (alert->device_id[0] != '\0')
@@ -231,31 +231,114 @@ static int add_alert(void *arg, const tether_store_alert_t *alert)
     cJSON_AddStringToObject(item, "kind", alert->kind != NULL ? alert->kind : "");
     cJSON_AddItemToObject(item, "details", details != NULL ? details : cJSON_CreateNull());
     cJSON_AddNumberToObject(item, "created_at", (double)alert->created_at);
+    return item;
+}
+
+static int add_alert(void *arg, const tether_store_alert_t *alert)
+{
+    cJSON *item = tether_admin_alert_json(alert);
+
+    if (item == NULL)
+        return 1;
     cJSON_AddItemToArray(arg, item);
     return 0;
+}
+
+/* Fills response with the alerts after after; *count gets how many (0 on
+ * a failure, which the response reports). */
+static void respond_alerts(tether_store_t *store, int64_t after, tether_http_response_t *response,
+                           int *count)
+{
+    cJSON *json = cJSON_CreateObject();
+    cJSON *alerts = cJSON_AddArrayToObject(json, "alerts");
+    tether_status_t rc = alerts != NULL ? tether_store_alert_list(store, after,
+                                                                  TETHER_FLEET_ALERTS_PAGE,
+                                                                  add_alert, alerts)
+                                        : TETHER_ERR_NO_MEMORY;
+
+    *count = 0;
+    if (rc != TETHER_OK) {
+        cJSON_Delete(json);
+        tether_error("admin", "cannot list alerts: %s", tether_strerror(rc));
+        tether_http_respond_error(response, 500, TETHER_FLEET_ERROR_SERVER_ERROR,
+                                  "the alerts could not be read; see the server log");
+        return;
+    }
+    *count = cJSON_GetArraySize(alerts);
+    tether_http_respond_json(response, 200, json);
+}
+
+/* A waiting GET /v1/admin/alerts?wait=N. Alerts have no hook (another
+ * process writes some: tether-fleetd admin-token), so each poll, about once
+ * a second, looks for one after the cursor. */
+typedef struct alerts_wait {
+    tether_store_t *store;
+    int64_t after;
+} alerts_wait_t;
+
+static int found_alert(void *arg, const tether_store_alert_t *alert)
+{
+    (void)alert;
+    *(bool *)arg = true;
+    return 1;
+}
+
+static bool alerts_poll(void *arg, bool final, tether_http_response_t *response)
+{
+    alerts_wait_t *wait = arg;
+    bool found = false;
+    int count = 0;
+
+    if (!final && tether_store_alert_list(wait->store, wait->after, 1, found_alert, &found) ==
+                      TETHER_OK &&
+        !found)
+        return false;
+    respond_alerts(wait->store, wait->after, response, &count);
+    return true;
+}
+
+static void alerts_release(void *arg)
+{
+    free(arg);
 }
 
 void admin_alerts_list(tether_route_call_t *call)
 {
     const tether_http_request_t *request = call->request;
-    int64_t after = 0;
-    cJSON *json;
-    cJSON *alerts;
-    tether_status_t rc;
+    tether_store_t *store = call->router->admin->store;
+    int64_t after = 0, wait = 0;
+    alerts_wait_t *waiting;
+    int count = 0;
 
-    if (request->query_count == 1 && !parse_id(request->query[0].value, &after)) {
-        admin_bad_request(call, "after must be an alert id (a non-negative integer)");
+    /* The route allows after and wait, each once. */
+    for (size_t i = 0; i < request->query_count; i++) {
+        const tether_http_query_t *q = &request->query[i];
+
+        if (strcmp(q->key, "after") == 0 && !parse_id(q->value, &after)) {
+            admin_bad_request(call, "after must be an alert id (a non-negative integer)");
+            return;
+        }
+        if (strcmp(q->key, "wait") == 0 && !parse_id(q->value, &wait)) {
+            admin_bad_request(call, "wait must be a number of seconds (0 to 30)");
+            return;
+        }
+    }
+    if (wait > TETHER_FLEET_ALERTS_MAX_WAIT)
+        wait = TETHER_FLEET_ALERTS_MAX_WAIT;
+    respond_alerts(store, after, call->response, &count);
+    if (call->response->status != 200 || count > 0 || wait == 0)
+        return;
+    /* Nothing newer yet: wait for an alert or the end of wait. */
+    tether_http_response_clear(call->response);
+    if ((waiting = calloc(1, sizeof(*waiting))) == NULL) {
+        tether_http_respond_error(call->response, 500, TETHER_FLEET_ERROR_SERVER_ERROR,
+                                  "out of memory");
         return;
     }
-    json = cJSON_CreateObject();
-    alerts = cJSON_AddArrayToObject(json, "alerts");
-    rc = alerts != NULL ? tether_store_alert_list(call->router->admin->store, after,
-                                                  TETHER_FLEET_ALERTS_PAGE, add_alert, alerts)
-                        : TETHER_ERR_NO_MEMORY;
-    if (rc != TETHER_OK) {
-        cJSON_Delete(json);
-        admin_store_error(call, rc, NULL, NULL);
-        return;
-    }
-    tether_http_respond_json(call->response, 200, json);
+    waiting->store = store;
+    waiting->after = after;
+    call->response->park.poll = alerts_poll;
+    call->response->park.release = alerts_release;
+    call->response->park.arg = waiting;
+    call->response->park.timeout_ms = (unsigned)wait * 1000u;
 }
