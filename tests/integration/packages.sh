@@ -159,8 +159,8 @@ man_pages() { # SECTION PAGE...: "-rw-r--r-- /usr/share/man/manS/PAGE.S.gz" line
     shift
     printf -- "-rw-r--r-- /usr/share/man/man$s/%s.$s.gz\n" "$@"
 }
-mapfile -t agent_pages < <(man_pages 8 tether-agent tether-agent-{enroll,run,token,dpop,selftest,eventlog})
-mapfile -t fleetd_pages < <(man_pages 8 tether-fleetd tether-fleetd-{init,run,admin-token})
+mapfile -t agent_pages < <(man_pages 8 tether-agent tether-agent-{enroll,run,token,dpop,selftest,eventlog,measure})
+mapfile -t fleetd_pages < <(man_pages 8 tether-fleetd tether-fleetd-{init,run,check,admin-token})
 mapfile -t ctl_pages < <(man_pages 1 tetherctl \
     tetherctl-device-{list,show,allow,import,revoke,quarantine,reinstate} \
     tetherctl-bootstrap-create tetherctl-token-{create,list,revoke} tetherctl-key-{list,rotate} \
@@ -243,11 +243,12 @@ pass "installed programs run; tether-fleetd init as tether-fleetd"
 # --help, so a verb without a page is the only way for them to drift).
 # verbs FILE: the leading lowercase words of each line of the help's command
 # list, e.g. "device list", "alerts".
-# The description starts after two spaces.
+# The description starts after two spaces; a line indented deeper goes on
+# with the description above it.
 verbs() {
     awk 'tolower($0) ~ /^commands:$/ { on = 1; next }
          on && /^$/ { on = 0 }
-         on { s = $0; sub(/^ +/, "", s); sub(/  .*/, "", s); n = split(s, w, " "); v = ""
+         on && /^  [a-z]/ { s = $0; sub(/^ +/, "", s); sub(/  .*/, "", s); n = split(s, w, " "); v = ""
               for (i = 1; i <= n && w[i] ~ /^[a-z][a-z-]*$/; i++) v = v (v == "" ? "" : "-") w[i]
               print v }' "$1"
 }
