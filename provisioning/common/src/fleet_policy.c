@@ -36,6 +36,18 @@ tether_status_t tether_policy_threshold_kind_parse(const char *name, size_t len,
     return TETHER_ERR_NOT_FOUND;
 }
 
+bool tether_policy_name_valid(const char *name)
+{
+    size_t n;
+
+    if (name == NULL)
+        return false;
+    n = strlen(name);
+    return n >= 1 && n <= TETHER_POLICY_NAME_MAX &&
+           strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789._-") == n &&
+           strchr("._-", name[0]) == NULL;
+}
+
 const char *tether_policy_action_name(tether_policy_action_t action)
 {
     return action == TETHER_POLICY_ACTION_QUARANTINE ? "quarantine" : "alert";
@@ -136,9 +148,24 @@ static tether_status_t decimal(reader_t *r, const char *name, bool whole_only,
     return TETHER_OK;
 }
 
-/* A JSON string of up to max bytes from charset (no escapes: none of the
- * characters a policy string may hold needs one). */
-static tether_status_t string(reader_t *r, const char *name, const char *charset, size_t max,
+static bool model_byte(uint8_t c)
+{
+    return c > 0x20 && c < 0x7f && c != '"' && c != '\\' && c != ',';
+}
+
+static bool kind_byte(uint8_t c)
+{
+    return (c >= 'a' && c <= 'z') || c == '_';
+}
+
+static bool cidr_byte(uint8_t c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || c == '.' || c == ':' || c == '/';
+}
+
+/* A JSON string of up to max bytes that allowed admits (no escapes: none
+ * of the bytes a policy string may hold needs one). */
+static tether_status_t string(reader_t *r, const char *name, bool (*allowed)(uint8_t), size_t max,
                               char *out)
 {
     size_t n = 0;
@@ -147,8 +174,8 @@ static tether_status_t string(reader_t *r, const char *name, const char *charset
     if (!take(r, "\""))
         return fail(r, "%s is not a string", name);
     for (; r->pos < r->len && r->data[r->pos] != '"'; r->pos++, n++) {
-        if (r->data[r->pos] == '\0' || strchr(charset, r->data[r->pos]) == NULL)
-            return fail(r, "%s holds a character outside %s", name, charset);
+        if (!allowed(r->data[r->pos]))
+            return fail(r, "%s holds a character it may not", name);
         if (n == max)
             return fail(r, "%s is longer than %zu bytes", name, max);
         out[n] = (char)r->data[r->pos];
@@ -158,9 +185,6 @@ static tether_status_t string(reader_t *r, const char *name, const char *charset
         return fail(r, "%s is empty", name);
     return expect(r, "\"");
 }
-
-#define MODEL_CHARSET "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:/-*?"
-#define CIDR_CHARSET "0123456789abcdef.:/"
 
 static tether_status_t tokens(reader_t *r, tether_policy_document_t *doc)
 {
@@ -173,7 +197,7 @@ static tether_status_t tokens(reader_t *r, tether_policy_document_t *doc)
     do {
         if (doc->model_count == TETHER_POLICY_MAX_MODELS)
             return too_large(r, "models", TETHER_POLICY_MAX_MODELS);
-        if ((rc = string(r, "a model", MODEL_CHARSET, TETHER_POLICY_MODEL_MAX,
+        if ((rc = string(r, "a model", model_byte, TETHER_POLICY_MODEL_MAX,
                          doc->models[doc->model_count])) != TETHER_OK)
             return rc;
         if (doc->model_count > 0 &&
@@ -202,7 +226,7 @@ static tether_status_t threshold(reader_t *r, tether_policy_document_t *doc, int
     tether_status_t rc;
 
     if ((rc = expect(r, "{\"kind\":")) != TETHER_OK ||
-        (rc = string(r, "kind", "abcdefghijklmnopqrstuvwxyz_", sizeof(name) - 1, name)) !=
+        (rc = string(r, "kind", kind_byte, sizeof(name) - 1, name)) !=
             TETHER_OK)
         return rc;
     if (tether_policy_threshold_kind_parse(name, strlen(name), &kind) != TETHER_OK)
@@ -265,7 +289,7 @@ static tether_status_t source(reader_t *r, tether_policy_document_t *doc)
     if (doc->source_count == TETHER_POLICY_MAX_SOURCES)
         return too_large(r, "sources", TETHER_POLICY_MAX_SOURCES);
     c = &doc->sources[doc->source_count];
-    if ((rc = string(r, "a source", CIDR_CHARSET, sizeof(text) - 1, text)) != TETHER_OK)
+    if ((rc = string(r, "a source", cidr_byte, sizeof(text) - 1, text)) != TETHER_OK)
         return rc;
     if ((slash = strchr(text, '/')) == NULL)
         return fail(r, "source %s has no /prefix", text);

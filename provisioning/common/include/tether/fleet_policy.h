@@ -16,9 +16,10 @@
  * "sources" as an optional member, and a document naming a section this
  * reader does not know is refused, so an older fleetd never enforces half a
  * policy.
- * - models: 1 to TETHER_POLICY_MAX_MODELS globs of A-Z a-z 0-9 . _ : / - *
- *   ?, at most TETHER_POLICY_MODEL_MAX bytes each, in strictly ascending
- *   byte order (so each once).
+ * - models: 1 to TETHER_POLICY_MAX_MODELS model names or globs of
+ *   printable ASCII but space " \ and comma (the config file's models
+ *   key), at most TETHER_POLICY_MODEL_MAX bytes each, in strictly
+ *   ascending byte order (so each once).
  * - cost_ceiling and threshold values: decimals (1 to 12 digits, an
  *   optional fraction of 1 to 6 digits not ending in 0, no leading zero);
  *   0 as cost_ceiling means none. Count kinds (requests, tokens, refused
@@ -40,15 +41,16 @@
 
 #include "tether/error.h"
 
-#define TETHER_POLICY_DOCUMENT_MAX 4096 /* bytes */
+#define TETHER_POLICY_DOCUMENT_MAX 8192 /* bytes */
 #define TETHER_POLICY_MAX_MODELS 32
-#define TETHER_POLICY_MODEL_MAX 64
+#define TETHER_POLICY_MODEL_MAX 128
 #define TETHER_POLICY_MAX_SOURCES 32
 #define TETHER_POLICY_DECIMAL_MAX 20 /* 12 digits, '.', 6 digits, NUL */
 #define TETHER_POLICY_LIFETIME_MIN 30
 #define TETHER_POLICY_LIFETIME_MAX 3600
 /* The name a device has until an operator gives it another. */
 #define TETHER_POLICY_DEFAULT_NAME "default"
+#define TETHER_POLICY_NAME_MAX 64 /* bytes */
 
 /* In the order a document lists them. */
 typedef enum tether_policy_threshold_kind {
@@ -94,6 +96,11 @@ const char *tether_policy_threshold_kind_name(tether_policy_threshold_kind_t kin
 /* The kind named by the len bytes at name: TETHER_ERR_NOT_FOUND if none. */
 TETHER_MUST_CHECK tether_status_t tether_policy_threshold_kind_parse(
     const char *name, size_t len, tether_policy_threshold_kind_t *kind);
+/* Whether name is a policy name: 1 to TETHER_POLICY_NAME_MAX bytes of
+ * a-z 0-9 . _ -, starting with a letter or digit (it appears in tokens,
+ * URLs and command lines unquoted). */
+bool tether_policy_name_valid(const char *name);
+
 /* "alert" or "quarantine". */
 const char *tether_policy_action_name(tether_policy_action_t action);
 

@@ -277,6 +277,26 @@ static const char migration_7[] =
     " PRIMARY KEY (jti, kind)"
     ") WITHOUT ROWID;";
 
+/*
+ * Version 9 (8 is the webhook outbox's; on this branch the array holds it
+ * at the eighth place until the two are merged): fleet policies.
+ * - policies: every version of every named policy (fleet_policy.h's
+ *   canonical document), none ever changed or dropped; a name's current
+ *   version is its highest.
+ * - devices.policy: the name of the policy a device follows. No foreign
+ *   key (SQLite cannot add one with a default); the store checks the name
+ *   exists when it is set, and fleetd creates "default" at start.
+ */
+static const char migration_9[] =
+    "CREATE TABLE policies ("
+    " name TEXT NOT NULL CHECK (length(name) BETWEEN 1 AND 64),"
+    " version INTEGER NOT NULL CHECK (version >= 1),"
+    " document TEXT NOT NULL CHECK (length(document) BETWEEN 1 AND 8192),"
+    " created_at INTEGER NOT NULL,"
+    " PRIMARY KEY (name, version)"
+    ") WITHOUT ROWID;"
+    "ALTER TABLE devices ADD COLUMN policy TEXT NOT NULL DEFAULT 'default';";
+
 const char *const tether_store_migrations[] = {
     migration_1,
     migration_2,
@@ -285,6 +305,7 @@ const char *const tether_store_migrations[] = {
     migration_5,
     migration_6,
     migration_7,
+    migration_9,
 };
 
 const size_t tether_store_migration_count =
