@@ -189,6 +189,33 @@ tether_status_t tether_admin_parse_reason(const char *body, size_t len,
     return rc;
 }
 
+tether_status_t tether_admin_parse_policy(const char *body, size_t len,
+                                          tether_admin_policy_request_t *req, char *message,
+                                          size_t message_size)
+{
+    static const field_spec_t specs[] = {{"policy", FIELD_STRING, true}};
+    cJSON *json = NULL;
+    const char *name;
+    size_t name_len;
+    tether_status_t rc;
+
+    if (req == NULL)
+        return TETHER_ERR_INVALID_ARGUMENT;
+    memset(req, 0, sizeof(*req));
+    if ((rc = parse_object(body, len, specs, 1, &json, message, message_size)) != TETHER_OK)
+        return rc;
+    name = string_of(json, "policy", &name_len);
+    if (name == NULL || name_len > TETHER_POLICY_NAME_MAX || !tether_policy_name_valid(name))
+        rc = tether_explain(TETHER_ERR_PARSE, message, message_size,
+                            "policy must be a policy name: 1-%d of a-z 0-9 . _ -, starting with "
+                            "a letter or digit",
+                            TETHER_POLICY_NAME_MAX);
+    else
+        memcpy(req->policy, name, name_len + 1);
+    cJSON_Delete(json);
+    return rc;
+}
+
 tether_status_t tether_admin_parse_bootstrap(const char *body, size_t len, unsigned max_ttl,
                                              tether_admin_bootstrap_request_t *req,
                                              char *message, size_t message_size)
