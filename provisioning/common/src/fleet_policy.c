@@ -8,6 +8,8 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "tether/canonical_reader.h"
+
 static const char *const kind_names[TETHER_THRESHOLD_KIND_COUNT] = {
     [TETHER_THRESHOLD_REQUESTS_PER_MINUTE] = "requests_per_minute",
     [TETHER_THRESHOLD_TOKENS_PER_MINUTE] = "tokens_per_minute",
@@ -62,48 +64,13 @@ static bool kind_is_count(tether_policy_threshold_kind_t kind)
 
 /* ---- reader ---- */
 
-typedef struct reader {
-    const uint8_t *data;
-    size_t len;
-    size_t pos;
-    char *why;
-    size_t why_size;
-} reader_t;
-
-static tether_status_t fail(reader_t *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static tether_status_t fail(reader_t *r, const char *fmt, ...)
-{
-    char what[160];
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(what, sizeof(what), fmt, ap);
-    va_end(ap);
-    if (r->why_size > 0)
-        snprintf(r->why, r->why_size, "policy document, byte %zu: %s", r->pos, what);
-    return TETHER_ERR_PARSE;
-}
+/* The shared cursor (tether/canonical_reader.h). */
+typedef tether_canonical_reader_t reader_t;
 
 static tether_status_t too_large(reader_t *r, const char *what, unsigned max)
 {
-    fail(r, "more than %u %s", max, what);
+    tether_canonical_fail(r, "more than %u %s", max, what);
     return TETHER_ERR_TOO_LARGE;
-}
-
-/* Whether the bytes at the position are text (consumed if so). */
-static bool take(reader_t *r, const char *text)
-{
-    size_t n = strlen(text);
-
-    if (r->len - r->pos < n || memcmp(r->data + r->pos, text, n) != 0)
-        return false;
-    r->pos += n;
-    return true;
-}
-
-static tether_status_t expect(reader_t *r, const char *text)
-{
-    return take(r, text) ? TETHER_OK : fail(r, "expected %s", text);
 }
 
 static bool is_digit(reader_t *r)
@@ -122,23 +89,23 @@ static tether_status_t decimal(reader_t *r, const char *name, bool whole_only,
     *micros = 0;
     for (; is_digit(r); r->pos++, whole++) {
         if (whole == 12)
-            return fail(r, "%s has more than 12 digits", name);
+            return tether_canonical_fail(r, "%s has more than 12 digits", name);
         if (whole == 1 && r->data[start] == '0')
-            return fail(r, "%s has a leading zero", name);
+            return tether_canonical_fail(r, "%s has a leading zero", name);
         units = units * 10 + (r->data[r->pos] - '0');
     }
     if (whole == 0)
-        return fail(r, "%s is not a non-negative number", name);
-    if (take(r, ".")) {
+        return tether_canonical_fail(r, "%s is not a non-negative number", name);
+    if (tether_canonical_take(r, ".")) {
         if (whole_only)
-            return fail(r, "%s is a whole number", name);
+            return tether_canonical_fail(r, "%s is a whole number", name);
         for (; is_digit(r); r->pos++, fraction++) {
             if (fraction == 6)
-                return fail(r, "%s has more than 6 decimals", name);
+                return tether_canonical_fail(r, "%s has more than 6 decimals", name);
             part = part * 10 + (r->data[r->pos] - '0');
         }
         if (fraction == 0 || r->data[r->pos - 1] == '0')
-            return fail(r, "%s has a fraction that is empty or ends in 0", name);
+            return tether_canonical_fail(r, "%s has a fraction that is empty or ends in 0", name);
     }
     for (size_t i = fraction; i < 6; i++)
         part *= 10;
@@ -171,19 +138,19 @@ static tether_status_t string(reader_t *r, const char *name, bool (*allowed)(uin
     size_t n = 0;
 
     out[0] = '\0';
-    if (!take(r, "\""))
-        return fail(r, "%s is not a string", name);
+    if (!tether_canonical_take(r, "\""))
+        return tether_canonical_fail(r, "%s is not a string", name);
     for (; r->pos < r->len && r->data[r->pos] != '"'; r->pos++, n++) {
         if (!allowed(r->data[r->pos]))
-            return fail(r, "%s holds a character it may not", name);
+            return tether_canonical_fail(r, "%s holds a character it may not", name);
         if (n == max)
-            return fail(r, "%s is longer than %zu bytes", name, max);
+            return tether_canonical_fail(r, "%s is longer than %zu bytes", name, max);
         out[n] = (char)r->data[r->pos];
     }
     out[n] = '\0';
     if (n == 0)
-        return fail(r, "%s is empty", name);
-    return expect(r, "\"");
+        return tether_canonical_fail(r, "%s is empty", name);
+    return tether_canonical_expect(r, "\"");
 }
 
 static tether_status_t tokens(reader_t *r, tether_policy_document_t *doc)
@@ -192,7 +159,7 @@ static tether_status_t tokens(reader_t *r, tether_policy_document_t *doc)
     char text[TETHER_POLICY_DECIMAL_MAX];
     tether_status_t rc;
 
-    if ((rc = expect(r, "\"tokens\":{\"models\":[")) != TETHER_OK)
+    if ((rc = tether_canonical_expect(r, "\"tokens\":{\"models\":[")) != TETHER_OK)
         return rc;
     do {
         if (doc->model_count == TETHER_POLICY_MAX_MODELS)
@@ -202,20 +169,20 @@ static tether_status_t tokens(reader_t *r, tether_policy_document_t *doc)
             return rc;
         if (doc->model_count > 0 &&
             strcmp(doc->models[doc->model_count - 1], doc->models[doc->model_count]) >= 0)
-            return fail(r, "models are not in strictly ascending order");
+            return tether_canonical_fail(r, "models are not in strictly ascending order");
         doc->model_count++;
-    } while (take(r, ","));
-    if ((rc = expect(r, "],\"cost_ceiling\":")) != TETHER_OK ||
+    } while (tether_canonical_take(r, ","));
+    if ((rc = tether_canonical_expect(r, "],\"cost_ceiling\":")) != TETHER_OK ||
         (rc = decimal(r, "cost_ceiling", false, doc->cost_ceiling, &ignored)) != TETHER_OK ||
-        (rc = expect(r, ",\"lifetime_seconds\":")) != TETHER_OK ||
+        (rc = tether_canonical_expect(r, ",\"lifetime_seconds\":")) != TETHER_OK ||
         (rc = decimal(r, "lifetime_seconds", true, text, &lifetime)) != TETHER_OK)
         return rc;
     if (lifetime < (int64_t)TETHER_POLICY_LIFETIME_MIN * 1000000 ||
         lifetime > (int64_t)TETHER_POLICY_LIFETIME_MAX * 1000000)
-        return fail(r, "lifetime_seconds is outside %d..%d", TETHER_POLICY_LIFETIME_MIN,
-                    TETHER_POLICY_LIFETIME_MAX);
+        return tether_canonical_fail(r, "lifetime_seconds is outside %d..%d",
+                                     TETHER_POLICY_LIFETIME_MIN, TETHER_POLICY_LIFETIME_MAX);
     doc->lifetime_seconds = (unsigned)(lifetime / 1000000);
-    return expect(r, "}");
+    return tether_canonical_expect(r, "}");
 }
 
 static tether_status_t threshold(reader_t *r, tether_policy_document_t *doc, int *last)
@@ -225,30 +192,30 @@ static tether_status_t threshold(reader_t *r, tether_policy_document_t *doc, int
     tether_policy_threshold_t *t;
     tether_status_t rc;
 
-    if ((rc = expect(r, "{\"kind\":")) != TETHER_OK ||
+    if ((rc = tether_canonical_expect(r, "{\"kind\":")) != TETHER_OK ||
         (rc = string(r, "kind", kind_byte, sizeof(name) - 1, name)) !=
             TETHER_OK)
         return rc;
     if (tether_policy_threshold_kind_parse(name, strlen(name), &kind) != TETHER_OK)
-        return fail(r, "unknown threshold kind %s", name);
+        return tether_canonical_fail(r, "unknown threshold kind %s", name);
     if ((int)kind <= *last)
-        return fail(r, "threshold %s is repeated or out of order", name);
+        return tether_canonical_fail(r, "threshold %s is repeated or out of order", name);
     *last = (int)kind;
     t = &doc->thresholds[kind];
-    if ((rc = expect(r, ",\"value\":")) != TETHER_OK ||
+    if ((rc = tether_canonical_expect(r, ",\"value\":")) != TETHER_OK ||
         (rc = decimal(r, "value", kind_is_count(kind), t->value, &t->micros)) != TETHER_OK ||
-        (rc = expect(r, ",\"action\":\"")) != TETHER_OK)
+        (rc = tether_canonical_expect(r, ",\"action\":\"")) != TETHER_OK)
         return rc;
     if (t->micros == 0)
-        return fail(r, "threshold %s is 0", name);
-    if (take(r, "quarantine\""))
+        return tether_canonical_fail(r, "threshold %s is 0", name);
+    if (tether_canonical_take(r, "quarantine\""))
         t->action = TETHER_POLICY_ACTION_QUARANTINE;
-    else if (take(r, "alert\""))
+    else if (tether_canonical_take(r, "alert\""))
         t->action = TETHER_POLICY_ACTION_ALERT;
     else
-        return fail(r, "an action is \"alert\" or \"quarantine\"");
+        return tether_canonical_fail(r, "an action is \"alert\" or \"quarantine\"");
     t->set = true;
-    return expect(r, "}");
+    return tether_canonical_expect(r, "}");
 }
 
 /* -1, 0 or 1 as a sorts before, with or after b. */
@@ -292,27 +259,27 @@ static tether_status_t source(reader_t *r, tether_policy_document_t *doc)
     if ((rc = string(r, "a source", cidr_byte, sizeof(text) - 1, text)) != TETHER_OK)
         return rc;
     if ((slash = strchr(text, '/')) == NULL)
-        return fail(r, "source %s has no /prefix", text);
+        return tether_canonical_fail(r, "source %s has no /prefix", text);
     *slash = '\0';
     c->family = strchr(text, ':') != NULL ? AF_INET6 : AF_INET;
     max = c->family == AF_INET ? 32 : 128;
     if (inet_pton(c->family, text, c->address) != 1 ||
         inet_ntop(c->family, c->address, again, sizeof(again)) == NULL ||
         strcmp(again, text) != 0)
-        return fail(r, "source %s is not an address in its canonical form", text);
+        return tether_canonical_fail(r, "source %s is not an address in its canonical form", text);
     digits = slash + 1;
     if (digits[0] == '\0' || strspn(digits, "0123456789") != strlen(digits) ||
         strlen(digits) > 3 || (digits[0] == '0' && digits[1] != '\0'))
-        return fail(r, "source %s has a prefix that is not a plain number", text);
+        return tether_canonical_fail(r, "source %s has a prefix that is not a plain number", text);
     for (; *digits != '\0'; digits++)
         prefix = prefix * 10 + (unsigned)(*digits - '0');
     if (prefix > max)
-        return fail(r, "source %s has a prefix above %u", text, max);
+        return tether_canonical_fail(r, "source %s has a prefix above %u", text, max);
     c->prefix = prefix;
     if (!host_bits_zero(c))
-        return fail(r, "source %s/%u has host bits set", text, prefix);
+        return tether_canonical_fail(r, "source %s/%u has host bits set", text, prefix);
     if (doc->source_count > 0 && cidr_compare(&doc->sources[doc->source_count - 1], c) >= 0)
-        return fail(r, "sources are not in strictly ascending order");
+        return tether_canonical_fail(r, "sources are not in strictly ascending order");
     doc->source_count++;
     return TETHER_OK;
 }
@@ -322,55 +289,58 @@ static tether_status_t document(reader_t *r, tether_policy_document_t *doc)
     int last = -1;
     tether_status_t rc;
 
-    if (!take(r, "{\"version\":1,"))
-        return fail(r, "not the canonical form of version 1 ({\"version\":1,\"tokens\":...)");
-    if ((rc = tokens(r, doc)) != TETHER_OK || (rc = expect(r, ",\"thresholds\":[")) != TETHER_OK)
+    if (!tether_canonical_take(r, "{\"version\":1,"))
+        return tether_canonical_fail(
+            r, "not the canonical form of version 1 ({\"version\":1,\"tokens\":...)");
+    if ((rc = tokens(r, doc)) != TETHER_OK ||
+        (rc = tether_canonical_expect(r, ",\"thresholds\":[")) != TETHER_OK)
         return rc;
-    if (!take(r, "]")) {
+    if (!tether_canonical_take(r, "]")) {
         do {
             if ((rc = threshold(r, doc, &last)) != TETHER_OK)
                 return rc;
-        } while (take(r, ","));
-        if ((rc = expect(r, "]")) != TETHER_OK)
+        } while (tether_canonical_take(r, ","));
+        if ((rc = tether_canonical_expect(r, "]")) != TETHER_OK)
             return rc;
     }
-    if ((rc = expect(r, ",\"sources\":[")) != TETHER_OK)
+    if ((rc = tether_canonical_expect(r, ",\"sources\":[")) != TETHER_OK)
         return rc;
-    if (!take(r, "]")) {
+    if (!tether_canonical_take(r, "]")) {
         do {
             if ((rc = source(r, doc)) != TETHER_OK)
                 return rc;
-        } while (take(r, ","));
-        if ((rc = expect(r, "]")) != TETHER_OK)
+        } while (tether_canonical_take(r, ","));
+        if ((rc = tether_canonical_expect(r, "]")) != TETHER_OK)
             return rc;
     }
     if (doc->thresholds[TETHER_THRESHOLD_SOURCE_NETWORKS].set && doc->source_count == 0)
-        return fail(r, "a source_networks threshold needs at least one source");
-    if (take(r, ",\""))
-        return fail(r, "a section this fleetd does not know");
-    return expect(r, "}");
+        return tether_canonical_fail(r, "a source_networks threshold needs at least one source");
+    if (tether_canonical_take(r, ",\""))
+        return tether_canonical_fail(r, "a section this fleetd does not know");
+    return tether_canonical_expect(r, "}");
 }
 
 tether_status_t tether_policy_document_parse(const uint8_t *data, size_t len,
                                              tether_policy_document_t *doc, char *why,
                                              size_t why_size)
 {
-    reader_t r = {.data = data, .len = len, .why = why, .why_size = why_size};
+    reader_t r = {
+        .data = data, .len = len, .what = "policy document", .why = why, .why_size = why_size};
     tether_status_t rc;
 
     memset(doc, 0, sizeof(*doc));
     if (why_size > 0)
         why[0] = '\0';
     if (len > TETHER_POLICY_DOCUMENT_MAX) {
-        fail(&r, "%zu bytes, more than %d", len, TETHER_POLICY_DOCUMENT_MAX);
+        tether_canonical_fail(&r, "%zu bytes, more than %d", len, TETHER_POLICY_DOCUMENT_MAX);
         return TETHER_ERR_TOO_LARGE;
     }
     if (data == NULL)
-        rc = fail(&r, "empty");
+        rc = tether_canonical_fail(&r, "empty");
     else
         rc = document(&r, doc);
     if (rc == TETHER_OK && r.pos != len)
-        rc = fail(&r, "bytes after the document");
+        rc = tether_canonical_fail(&r, "bytes after the document");
     if (rc != TETHER_OK) /* no half-read document */
         memset(doc, 0, sizeof(*doc));
     return rc;
