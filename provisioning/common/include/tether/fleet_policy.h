@@ -1,8 +1,8 @@
 /*
  * A fleet policy document: what a device on the policy may do and what its
  * use may not cross. fleetd stores it (one row per name and version) and
- * reads it back at each exchange; tetherctl writes it from its options and
- * prints it. Untrusted (an admin request body, a database row), so it is
+ * reads it back; tetherctl, which shares this library, is to write it from
+ * its options. Untrusted (an admin request body, a database row), so it is
  * read strictly: only the one canonical byte form is accepted, so a policy
  * version has one meaning and one hash.
  *
