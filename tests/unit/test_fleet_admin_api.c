@@ -418,6 +418,89 @@ static void alerts_long_poll(void **state)
     assert_null(f->response.park.poll);
 }
 
+#define DOC(models)                                                                           \
+    "{\"version\":1,\"tokens\":{\"models\":[" models "],\"cost_ceiling\":0,"                  \
+    "\"lifetime_seconds\":300},\"thresholds\":[{\"kind\":\"requests_per_minute\","            \
+    "\"value\":20,\"action\":\"quarantine\"}],\"sources\":[]}"
+
+static int64_t number(const fixture_t *f, const char *name)
+{
+    const cJSON *item = cJSON_GetObjectItemCaseSensitive(f->json, name);
+
+    return cJSON_IsNumber(item) ? (int64_t)item->valuedouble : -1;
+}
+
+/* Policies: the fleet role writes, each write a new version; read-only
+ * reads any version; a device follows a policy that exists. */
+static void policies(void **state)
+{
+    fixture_t *f = *state;
+    char path[128], id[64];
+
+    assert_int_equal(call(f, "POST", "/v1/admin/policies/edge", f->read, "application/json",
+                          DOC("\"*\"")),
+                     403);
+    assert_int_equal(call(f, "POST", "/v1/admin/policies/edge", f->all, "application/json",
+                          DOC("\"*\"")),
+                     201);
+    assert_int_equal(number(f, "version"), 1);
+    assert_int_equal(call(f, "POST", "/v1/admin/policies/edge", f->all, "application/json",
+                          DOC("\"*\"")),
+                     409);
+    assert_int_equal(call(f, "POST", "/v1/admin/policies/other/versions", f->all,
+                          "application/json", DOC("\"*\"")),
+                     404);
+    /* The one strict reader refuses, and says why. */
+    assert_int_equal(call(f, "POST", "/v1/admin/policies/edge/versions", f->all,
+                          "application/json", DOC("\"b\",\"a\"")),
+                     400);
+    assert_non_null(strstr(text(f, "error_description"), "ascending"));
+    assert_int_equal(call(f, "POST", "/v1/admin/policies/Edge", f->all, "application/json",
+                          DOC("\"*\"")),
+                     400);
+    assert_int_equal(call(f, "POST", "/v1/admin/policies/edge/versions", f->all,
+                          "application/json", DOC("\"gpt-4o*\"")),
+                     201);
+    assert_int_equal(number(f, "version"), 2);
+    assert_int_equal(call(f, "GET", "/v1/admin/policies/edge", f->read, NULL, NULL), 200);
+    assert_int_equal(number(f, "version"), 2);
+    assert_string_equal(cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(
+                                               cJSON_GetObjectItemCaseSensitive(
+                                                   cJSON_GetObjectItemCaseSensitive(f->json,
+                                                                                    "policy"),
+                                                   "tokens"),
+                                               "models"),
+                                           0)
+                            ->valuestring,
+                        "gpt-4o*");
+    assert_int_equal(call(f, "GET", "/v1/admin/policies/edge?version=1", f->read, NULL, NULL),
+                     200);
+    assert_int_equal(number(f, "version"), 1);
+    assert_int_equal(call(f, "GET", "/v1/admin/policies/edge?version=3", f->read, NULL, NULL),
+                     404);
+    assert_int_equal(call(f, "GET", "/v1/admin/policies/edge?version=0", f->read, NULL, NULL),
+                     400);
+    assert_int_equal(call(f, "GET", "/v1/admin/policies", f->read, NULL, NULL), 200);
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(f->json, "policies")),
+                     1);
+    /* A device names a policy. */
+    assert_int_equal(call(f, "POST", "/v1/admin/devices", f->all, "application/json",
+                          "{\"ek_sha256\":\"" EK1 "\",\"name\":\"cam\"}"),
+                     201);
+    snprintf(id, sizeof(id), "%s", text(f, "id"));
+    snprintf(path, sizeof(path), "/v1/admin/devices/%s/policy", id);
+    assert_int_equal(call(f, "POST", path, f->read, "application/json", "{\"policy\":\"edge\"}"),
+                     403);
+    assert_int_equal(call(f, "POST", path, f->all, "application/json", "{\"policy\":\"none\"}"),
+                     404);
+    assert_int_equal(call(f, "POST", path, f->all, "application/json", "{\"policy\":\"-x\"}"),
+                     400);
+    assert_int_equal(call(f, "POST", path, f->all, "application/json", "{\"policy\":\"edge\"}"),
+                     200);
+    assert_string_equal(text(f, "policy"), "edge");
+    assert_int_equal(number(f, "version"), 2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -430,6 +513,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(last_token_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(route_table_checks, setup, teardown),
         cmocka_unit_test_setup_teardown(alerts_long_poll, setup, teardown),
+        cmocka_unit_test_setup_teardown(policies, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "fleet_fixture.h"
+#include "fleet_policies.h"
 #include "store.h"
 
 typedef struct fixture {
@@ -606,6 +607,128 @@ static void alert_hook_sees_alerts_only(void **state)
     assert_int_equal(count, 2);
 }
 
+#define POLICY_V1                                                                             \
+    "{\"version\":1,\"tokens\":{\"models\":[\"*\"],\"cost_ceiling\":0,"                       \
+    "\"lifetime_seconds\":300},\"thresholds\":[],\"sources\":[]}"
+#define POLICY_V2                                                                             \
+    "{\"version\":1,\"tokens\":{\"models\":[\"gpt-4o*\"],\"cost_ceiling\":5,"                 \
+    "\"lifetime_seconds\":120},\"thresholds\":[],\"sources\":[]}"
+
+static int count_policy(void *arg, const tether_store_policy_t *policy)
+{
+    int *seen = arg;
+
+    /* the list gives each name's current version only */
+    assert_int_equal(policy->version, *seen == 0 ? 2 : 1);
+    assert_string_equal(policy->name, *seen == 0 ? "default" : "edge");
+    assert_string_equal(policy->document, *seen == 0 ? POLICY_V2 : POLICY_V1);
+    (*seen)++;
+    return 0;
+}
+
+static void policy_versions(void **state)
+{
+    fixture_t *f = *state;
+    tether_store_allow_t row;
+    tether_store_policy_t policy;
+    size_t created = 0, conflict = 0;
+    int64_t version = -1;
+    int seen = 0;
+
+    /* A device is on "default" from its first day; the policy itself
+     * exists once fleetd wrote it. */
+    make_row(&row, "dev_000000000000000000000001", 'a', "one");
+    assert_int_equal(tether_store_device_import(&f->store, &row, 1, 100, &created, &conflict),
+                     TETHER_OK);
+    assert_int_equal(tether_store_device_policy(&f->store, row.id, &policy), TETHER_ERR_NOT_FOUND);
+    assert_int_equal(tether_store_policy_write(&f->store, "default", POLICY_V1, false, 100,
+                                               &version),
+                     TETHER_ERR_NOT_FOUND);
+    assert_int_equal(version, 0);
+    assert_int_equal(tether_store_policy_write(&f->store, "default", POLICY_V1, true, 100,
+                                               &version),
+                     TETHER_OK);
+    assert_int_equal(version, 1);
+    assert_int_equal(tether_store_policy_write(&f->store, "default", POLICY_V1, true, 101,
+                                               &version),
+                     TETHER_ERR_CONFLICT);
+    assert_int_equal(version, 0);
+    assert_int_equal(tether_store_device_policy(&f->store, row.id, &policy), TETHER_OK);
+    assert_int_equal(policy.version, 1);
+    /* An update is a new version; the device follows it, the old one stays. */
+    assert_int_equal(tether_store_policy_write(&f->store, "default", POLICY_V2, false, 200,
+                                               &version),
+                     TETHER_OK);
+    assert_int_equal(version, 2);
+    assert_int_equal(tether_store_device_policy(&f->store, row.id, &policy), TETHER_OK);
+    assert_int_equal(policy.version, 2);
+    assert_int_equal(policy.created_at, 200);
+    assert_string_equal(policy.document, POLICY_V2);
+    assert_int_equal(tether_store_policy_get(&f->store, "default", 1, &policy), TETHER_OK);
+    assert_string_equal(policy.document, POLICY_V1);
+    assert_int_equal(policy.created_at, 100);
+    assert_int_equal(tether_store_policy_get(&f->store, "default", 3, &policy),
+                     TETHER_ERR_NOT_FOUND);
+    assert_string_equal(policy.name, "");
+    /* A device moves only to a policy that exists, and only if it exists. */
+    assert_int_equal(tether_store_device_set_policy(&f->store, row.id, "edge", 300),
+                     TETHER_ERR_NOT_FOUND);
+    assert_int_equal(tether_store_policy_write(&f->store, "edge", POLICY_V1, true, 300, &version),
+                     TETHER_OK);
+    assert_int_equal(tether_store_device_set_policy(&f->store, "dev_000000000000000000000009",
+                                                    "edge", 300),
+                     TETHER_ERR_NOT_FOUND);
+    assert_int_equal(tether_store_device_set_policy(&f->store, row.id, "edge", 300), TETHER_OK);
+    assert_int_equal(tether_store_device_policy(&f->store, row.id, &policy), TETHER_OK);
+    assert_string_equal(policy.name, "edge");
+    assert_int_equal(policy.version, 1);
+    /* Names outside the rule never reach the database. */
+    assert_int_equal(tether_store_policy_write(&f->store, "Edge", POLICY_V1, true, 300, &version),
+                     TETHER_ERR_INVALID_ARGUMENT);
+    assert_int_equal(tether_store_device_set_policy(&f->store, row.id, "-x", 300),
+                     TETHER_ERR_INVALID_ARGUMENT);
+    assert_int_equal(tether_store_policy_list(&f->store, count_policy, &seen), TETHER_OK);
+    assert_int_equal(seen, 2);
+    assert_int_equal(fleet_db_count(f->path, "SELECT count(*) FROM policies"), 3);
+}
+
+/* The "default" policy is the configuration's token keys, written once:
+ * a restart with other keys does not overwrite what operators changed. */
+static void default_policy_from_config(void **state)
+{
+    fixture_t *f = *state;
+    tether_token_policy_t config = {.lifetime_seconds = 600};
+    tether_policy_document_t doc;
+    tether_store_policy_t policy;
+    char why[256];
+
+    snprintf(config.models, sizeof(config.models), "%s", "llama3,gpt-4o*,llama3");
+    snprintf(config.cost_ceiling, sizeof(config.cost_ceiling), "%s", "12.50");
+    assert_int_equal(tether_fleet_policy_from_token_policy(&config, &doc, why, sizeof(why)),
+                     TETHER_OK);
+    assert_int_equal(doc.model_count, 2);
+    assert_string_equal(doc.models[0], "gpt-4o*");
+    assert_string_equal(doc.models[1], "llama3");
+    assert_string_equal(doc.cost_ceiling, "12.5");
+    snprintf(config.cost_ceiling, sizeof(config.cost_ceiling), "%s", "3.000");
+    assert_int_equal(tether_fleet_policy_from_token_policy(&config, &doc, why, sizeof(why)),
+                     TETHER_OK);
+    assert_string_equal(doc.cost_ceiling, "3");
+    assert_int_equal(tether_fleet_policy_default_ensure(&f->store, &config, 100), TETHER_OK);
+    assert_int_equal(tether_store_policy_get(&f->store, "default", 0, &policy), TETHER_OK);
+    assert_int_equal(policy.version, 1);
+    assert_string_equal(policy.document,
+                        "{\"version\":1,\"tokens\":{\"models\":[\"gpt-4o*\",\"llama3\"],"
+                        "\"cost_ceiling\":3,\"lifetime_seconds\":600},\"thresholds\":[],"
+                        "\"sources\":[]}");
+    snprintf(config.models, sizeof(config.models), "%s", "*");
+    assert_int_equal(tether_fleet_policy_default_ensure(&f->store, &config, 200), TETHER_OK);
+    assert_int_equal(tether_store_policy_get(&f->store, "default", 0, &policy), TETHER_OK);
+    assert_int_equal(policy.version, 1);
+    assert_int_equal(policy.created_at, 100);
+    assert_int_equal(fleet_db_count(f->path, "SELECT count(*) FROM policies"), 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -626,6 +749,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(quarantine_and_reinstate, setup, teardown),
         cmocka_unit_test_setup_teardown(status_change_rolls_back, setup, teardown),
         cmocka_unit_test_setup_teardown(bootstrap_and_alerts, setup, teardown),
+        cmocka_unit_test_setup_teardown(policy_versions, setup, teardown),
+        cmocka_unit_test_setup_teardown(default_policy_from_config, setup, teardown),
         cmocka_unit_test(names_and_roles),
         cmocka_unit_test(role_names),
         cmocka_unit_test(unopened_store),

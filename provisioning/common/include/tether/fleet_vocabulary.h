@@ -118,6 +118,7 @@ TETHER_MUST_CHECK tether_status_t tether_device_status_parse(const char *name,
 #define TETHER_FLEET_PATH_BOOTSTRAP_TOKENS "/v1/admin/bootstrap-tokens"
 #define TETHER_FLEET_PATH_ADMIN_TOKENS "/v1/admin/tokens" /* + "/<id>" */
 #define TETHER_FLEET_PATH_ALERTS "/v1/admin/alerts"
+#define TETHER_FLEET_PATH_POLICIES "/v1/admin/policies" /* + "/<name>", "/<name>/versions" */
 #define TETHER_FLEET_PATH_KEYS "/v1/admin/keys"
 #define TETHER_FLEET_PATH_KEYS_ROTATE "/v1/admin/keys/rotate"
 

@@ -109,6 +109,18 @@ static const route_t routes[] = {
      API_ADMIN, admin_device_quarantine},
     {"POST", DEVICES "/*/reinstate", "POST", ADMIN(TETHER_ROLE_SECURITY), JSON, 0, NULL, false,
      API_ADMIN, admin_device_reinstate},
+    /* Policies: the fleet role writes (each write a new version), read-only
+     * reads; the body is the policy document itself (fleet_policy.h). */
+    {"POST", DEVICES "/*/policy", "POST", ADMIN(TETHER_ROLE_FLEET), JSON, 0, NULL, false,
+     API_ADMIN, admin_device_set_policy},
+    {"GET", TETHER_FLEET_PATH_POLICIES, "GET", ADMIN(TETHER_ROLE_READ), NULL, 0, NULL, false,
+     API_ADMIN, admin_policies_list},
+    {"GET", TETHER_FLEET_PATH_POLICIES "/*", "GET, POST", ADMIN(TETHER_ROLE_READ), NULL, 0,
+     "version", false, API_ADMIN, admin_policy_show},
+    {"POST", TETHER_FLEET_PATH_POLICIES "/*", "GET, POST", ADMIN(TETHER_ROLE_FLEET), JSON,
+     TETHER_POLICY_DOCUMENT_MAX, NULL, false, API_ADMIN, admin_policy_create},
+    {"POST", TETHER_FLEET_PATH_POLICIES "/*/versions", "POST", ADMIN(TETHER_ROLE_FLEET), JSON,
+     TETHER_POLICY_DOCUMENT_MAX, NULL, false, API_ADMIN, admin_policy_update},
     {"POST", TETHER_FLEET_PATH_BOOTSTRAP_TOKENS, "POST", ADMIN(TETHER_ROLE_FLEET), JSON, 0, NULL,
      false, API_ADMIN, admin_bootstrap_create},
     {"GET", TETHER_FLEET_PATH_ADMIN_TOKENS, "GET, POST", ADMIN(TETHER_ROLE_SECURITY), NULL, 0,

@@ -7,6 +7,7 @@
 
 #include "files.h"
 #include "fleet.h"
+#include "fleet_policies.h"
 #include "tether/bytes.h"
 #include "tether/file.h"
 #include "tether/log.h"
@@ -160,7 +161,9 @@ static tether_status_t open_exchange(tether_fleet_service_t *service, const char
         tether_warn("run", "token_lifetime_seconds = %u is outside %d-%d: tokens live %u s",
                     service->config.token_lifetime_seconds, TETHER_CONFIG_TOKEN_LIFETIME_MIN,
                     TETHER_CONFIG_TOKEN_LIFETIME_MAX, service->token_policy.lifetime_seconds);
-    if ((rc = tether_fleet_key_file_load(dir, TETHER_FLEET_NONCE_KEY_FILE, key, sizeof(key),
+    if ((rc = tether_fleet_policy_default_ensure(&service->store, &service->token_policy,
+                                                 (int64_t)time(NULL))) != TETHER_OK ||
+        (rc = tether_fleet_key_file_load(dir, TETHER_FLEET_NONCE_KEY_FILE, key, sizeof(key),
                                          true)) != TETHER_OK)
         return rc;
     rc = tether_issuer_keys_open(&service->issuer_keys, dir, &service->store,

@@ -288,6 +288,37 @@ tether_status_t tether_store_usage_list(tether_store_t *store, const char *devic
     return STORE_CALL(store, usage_list, device_id, since, limit, cb, arg);
 }
 
+tether_status_t tether_store_policy_write(tether_store_t *store, const char *name,
+                                          const char *document, bool create, int64_t now,
+                                          int64_t *version)
+{
+    return STORE_CALL(store, policy_write, name, document, create, now, version);
+}
+
+tether_status_t tether_store_policy_get(tether_store_t *store, const char *name, int64_t version,
+                                        tether_store_policy_t *policy)
+{
+    return STORE_CALL(store, policy_get, name, version, policy);
+}
+
+tether_status_t tether_store_policy_list(tether_store_t *store, tether_store_policy_cb cb,
+                                         void *arg)
+{
+    return STORE_CALL(store, policy_list, cb, arg);
+}
+
+tether_status_t tether_store_device_set_policy(tether_store_t *store, const char *id,
+                                               const char *name, int64_t now)
+{
+    return STORE_CALL(store, device_set_policy, id, name, now);
+}
+
+tether_status_t tether_store_device_policy(tether_store_t *store, const char *id,
+                                           tether_store_policy_t *policy)
+{
+    return STORE_CALL(store, device_policy, id, policy);
+}
+
 void tether_store_set_revocation_hook(tether_store_t *store, tether_store_revocation_hook_fn fn,
                                       void *arg)
 {

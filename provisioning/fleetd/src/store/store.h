@@ -19,6 +19,7 @@
 
 #include "tether/error.h"
 #include "tether/metrics.h"
+#include "tether/fleet_policy.h"
 #include "tether/fleet_vocabulary.h"
 
 #define TETHER_STORE_HASH_SIZE 32                  /* SHA-256 of a secret token */
@@ -185,6 +186,7 @@ struct tether_store_issuer_key;
 struct tether_store_usage_report;
 struct tether_store_usage_result;
 struct tether_store_usage_row;
+struct tether_store_policy;
 
 /* What an implementation provides. impl is its private state. */
 typedef struct tether_store_ops {
@@ -281,6 +283,19 @@ typedef struct tether_store_ops {
                                   unsigned limit,
                                   int (*cb)(void *arg, const struct tether_store_usage_row *row),
                                   void *arg);
+
+    /* Fleet policies (store_sqlite_policies.c). */
+    tether_status_t (*policy_write)(void *impl, const char *name, const char *document,
+                                    bool create, int64_t now, int64_t *version);
+    tether_status_t (*policy_get)(void *impl, const char *name, int64_t version,
+                                  struct tether_store_policy *policy);
+    tether_status_t (*policy_list)(void *impl,
+                                   int (*cb)(void *arg, const struct tether_store_policy *policy),
+                                   void *arg);
+    tether_status_t (*device_set_policy)(void *impl, const char *id, const char *name,
+                                         int64_t now);
+    tether_status_t (*device_policy)(void *impl, const char *id,
+                                     struct tether_store_policy *policy);
 } tether_store_ops_t;
 
 /* Called after a change that appended to the revocation feed was committed
@@ -886,5 +901,51 @@ TETHER_MUST_CHECK tether_status_t tether_store_usage_list(tether_store_t *store,
                                                           const char *device_id, int64_t since,
                                                           unsigned limit,
                                                           tether_store_usage_cb cb, void *arg);
+
+/* ---- fleet policies (store_sqlite_policies.c; schema version 9) ---- */
+
+/* One version of a named policy. The document is fleet_policy.h's
+ * canonical form, checked by the caller before it is written. */
+typedef struct tether_store_policy {
+    char name[TETHER_POLICY_NAME_MAX + 1];
+    int64_t version;
+    int64_t created_at;
+    char document[TETHER_POLICY_DOCUMENT_MAX + 1];
+} tether_store_policy_t;
+
+typedef int (*tether_store_policy_cb)(void *arg, const tether_store_policy_t *policy);
+
+/* Writes a new version of the policy name (tether_policy_name_valid) in
+ * one transaction: version 1 when create (TETHER_ERR_CONFLICT if the name
+ * exists), else the current version + 1 (TETHER_ERR_NOT_FOUND if it does
+ * not). Earlier versions are kept. *version gets the new version (0 on
+ * entry). */
+TETHER_MUST_CHECK tether_status_t tether_store_policy_write(tether_store_t *store,
+                                                           const char *name,
+                                                           const char *document, bool create,
+                                                           int64_t now, int64_t *version);
+
+/* Version version of the policy name, or its current one when version is
+ * 0; TETHER_ERR_NOT_FOUND without it. *policy is zeroed on entry. */
+TETHER_MUST_CHECK tether_status_t tether_store_policy_get(tether_store_t *store,
+                                                         const char *name, int64_t version,
+                                                         tether_store_policy_t *policy);
+
+/* The current version of each policy, by name, to cb until it returns
+ * non-zero. */
+TETHER_MUST_CHECK tether_status_t tether_store_policy_list(tether_store_t *store,
+                                                          tether_store_policy_cb cb, void *arg);
+
+/* Makes device id follow the policy name: TETHER_ERR_NOT_FOUND when the
+ * device or the policy does not exist (nothing changed then). */
+TETHER_MUST_CHECK tether_status_t tether_store_device_set_policy(tether_store_t *store,
+                                                                const char *id,
+                                                                const char *name, int64_t now);
+
+/* The current version of the policy device id follows;
+ * TETHER_ERR_NOT_FOUND without the device (or its policy). */
+TETHER_MUST_CHECK tether_status_t tether_store_device_policy(tether_store_t *store,
+                                                            const char *id,
+                                                            tether_store_policy_t *policy);
 
 #endif

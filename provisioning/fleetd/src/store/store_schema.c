@@ -306,6 +306,25 @@ static const char migration_8[] =
     "   CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER) FROM webhooks;"
     " END;";
 
+/*
+ * Version 9: fleet policies.
+ * - policies: every version of every named policy (fleet_policy.h's
+ *   canonical document), none ever changed or dropped; a name's current
+ *   version is its highest.
+ * - devices.policy: the name of the policy a device follows. No foreign
+ *   key (SQLite cannot add one with a default); the store checks the name
+ *   exists when it is set, and fleetd creates "default" at start.
+ */
+static const char migration_9[] =
+    "CREATE TABLE policies ("
+    " name TEXT NOT NULL CHECK (length(name) BETWEEN 1 AND 64),"
+    " version INTEGER NOT NULL CHECK (version >= 1),"
+    " document TEXT NOT NULL CHECK (length(document) BETWEEN 1 AND 8192),"
+    " created_at INTEGER NOT NULL,"
+    " PRIMARY KEY (name, version)"
+    ") WITHOUT ROWID;"
+    "ALTER TABLE devices ADD COLUMN policy TEXT NOT NULL DEFAULT 'default';";
+
 const char *const tether_store_migrations[] = {
     migration_1,
     migration_2,
@@ -315,6 +334,7 @@ const char *const tether_store_migrations[] = {
     migration_6,
     migration_7,
     migration_8,
+    migration_9,
 };
 
 const size_t tether_store_migration_count =

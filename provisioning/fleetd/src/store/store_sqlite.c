@@ -158,6 +158,11 @@ static const tether_store_ops_t sqlite_ops = {
     .usage_report_record = tether_sqlite_usage_report_record,
     .usage_unreported_check = tether_sqlite_usage_unreported_check,
     .usage_list = tether_sqlite_usage_list,
+    .policy_write = tether_sqlite_policy_write,
+    .policy_get = tether_sqlite_policy_get,
+    .policy_list = tether_sqlite_policy_list,
+    .device_set_policy = tether_sqlite_device_set_policy,
+    .device_policy = tether_sqlite_device_policy,
 };
 
 static tether_status_t wal_read(void *arg, sqlite3_stmt *row)

@@ -107,6 +107,7 @@ typedef struct tether_sqlite_list {
         tether_store_revocation_cb revocation;
         tether_store_issuer_key_cb issuer_key;
         tether_store_usage_cb usage;
+        tether_store_policy_cb policy;
     } cb;
     void *arg;
 } tether_sqlite_list_t;
@@ -263,5 +264,15 @@ tether_status_t tether_sqlite_usage_unreported_check(void *impl, int64_t now, in
                                                      size_t *alerted);
 tether_status_t tether_sqlite_usage_list(void *impl, const char *device_id, int64_t since,
                                          unsigned limit, tether_store_usage_cb cb, void *arg);
+/* store_sqlite_policies.c */
+tether_status_t tether_sqlite_policy_write(void *impl, const char *name, const char *document,
+                                           bool create, int64_t now, int64_t *version);
+tether_status_t tether_sqlite_policy_get(void *impl, const char *name, int64_t version,
+                                         tether_store_policy_t *policy);
+tether_status_t tether_sqlite_policy_list(void *impl, tether_store_policy_cb cb, void *arg);
+tether_status_t tether_sqlite_device_set_policy(void *impl, const char *id, const char *name,
+                                                int64_t now);
+tether_status_t tether_sqlite_device_policy(void *impl, const char *id,
+                                            tether_store_policy_t *policy);
 
 #endif

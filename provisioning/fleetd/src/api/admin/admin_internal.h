@@ -35,6 +35,13 @@ void admin_tokens_list(tether_route_call_t *call);
 void admin_token_create(tether_route_call_t *call);
 void admin_token_revoke(tether_route_call_t *call);
 void admin_alerts_list(tether_route_call_t *call);
+/* Fleet policies (admin_policies.c). */
+void admin_policies_list(tether_route_call_t *call);
+void admin_policy_create(tether_route_call_t *call);
+void admin_policy_update(tether_route_call_t *call);
+void admin_policy_show(tether_route_call_t *call);
+void admin_device_set_policy(tether_route_call_t *call);
+
 /* Issuer keys (admin_keys.c). */
 void admin_keys_list(tether_route_call_t *call);
 void admin_keys_rotate(tether_route_call_t *call);

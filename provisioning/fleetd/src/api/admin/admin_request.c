@@ -163,30 +163,61 @@ tether_status_t tether_admin_parse_allow(const char *body, size_t len,
     return rc;
 }
 
+/* A body of one required string member, name, that valid accepts, copied
+ * into out (out_size bytes, zeroed on entry); rule says what valid wants. */
+static tether_status_t one_string(const char *body, size_t len, const char *name,
+                                  bool (*valid)(const char *text, size_t len), const char *rule,
+                                  char *out, size_t out_size, char *message, size_t message_size)
+{
+    const field_spec_t specs[] = {{name, FIELD_STRING, true}};
+    cJSON *json = NULL;
+    const char *text;
+    size_t text_len;
+    tether_status_t rc;
+
+    memset(out, 0, out_size);
+    if ((rc = parse_object(body, len, specs, 1, &json, message, message_size)) != TETHER_OK)
+        return rc;
+    text = string_of(json, name, &text_len);
+    if (text == NULL || text_len >= out_size || !valid(text, text_len))
+        rc = tether_explain(TETHER_ERR_PARSE, message, message_size, "%s must be %s", name, rule);
+    else
+        memcpy(out, text, text_len + 1);
+    cJSON_Delete(json);
+    return rc;
+}
+
 tether_status_t tether_admin_parse_reason(const char *body, size_t len,
                                           tether_admin_reason_request_t *req, char *message,
                                           size_t message_size)
 {
-    static const field_spec_t specs[] = {{"reason", FIELD_STRING, true}};
-    cJSON *json = NULL;
-    const char *reason;
-    size_t reason_len;
-    tether_status_t rc;
+    char rule[64];
 
     if (req == NULL)
         return TETHER_ERR_INVALID_ARGUMENT;
-    memset(req, 0, sizeof(*req));
-    if ((rc = parse_object(body, len, specs, 1, &json, message, message_size)) != TETHER_OK)
-        return rc;
-    reason = string_of(json, "reason", &reason_len);
-    if (!tether_fleet_reason_valid(reason, reason_len))
-        rc = tether_explain(TETHER_ERR_PARSE, message, message_size,
-                            "reason must be 1-%d printable ASCII characters",
-                            TETHER_STORE_REASON_MAX);
-    else
-        memcpy(req->reason, reason, reason_len + 1);
-    cJSON_Delete(json);
-    return rc;
+    snprintf(rule, sizeof(rule), "1-%d printable ASCII characters", TETHER_STORE_REASON_MAX);
+    return one_string(body, len, "reason", tether_fleet_reason_valid, rule, req->reason,
+                      sizeof(req->reason), message, message_size);
+}
+
+static bool policy_name_valid(const char *text, size_t len)
+{
+    return len <= TETHER_POLICY_NAME_MAX && tether_policy_name_valid(text);
+}
+
+tether_status_t tether_admin_parse_policy(const char *body, size_t len,
+                                          tether_admin_policy_request_t *req, char *message,
+                                          size_t message_size)
+{
+    char rule[96];
+
+    if (req == NULL)
+        return TETHER_ERR_INVALID_ARGUMENT;
+    snprintf(rule, sizeof(rule),
+             "a policy name: 1-%d of a-z 0-9 . _ -, starting with a letter or digit",
+             TETHER_POLICY_NAME_MAX);
+    return one_string(body, len, "policy", policy_name_valid, rule, req->policy,
+                      sizeof(req->policy), message, message_size);
 }
 
 tether_status_t tether_admin_parse_bootstrap(const char *body, size_t len, unsigned max_ttl,

@@ -25,6 +25,11 @@ typedef struct tether_admin_reason_request {
     char reason[TETHER_STORE_REASON_MAX + 1];
 } tether_admin_reason_request_t;
 
+/* {"policy": NAME}: the policy a device is to follow. */
+typedef struct tether_admin_policy_request {
+    char policy[TETHER_POLICY_NAME_MAX + 1];
+} tether_admin_policy_request_t;
+
 typedef struct tether_admin_bootstrap_request {
     unsigned ttl_seconds;
     unsigned uses;
@@ -46,6 +51,11 @@ TETHER_MUST_CHECK tether_status_t tether_admin_parse_reason(const char *body, si
                                                             char *message, size_t message_size);
 
 /* {"ttl_seconds": 60..max_ttl, "uses": 1..1000 (default 1)} */
+/* {"policy"}: a name tether_policy_name_valid accepts. */
+TETHER_MUST_CHECK tether_status_t tether_admin_parse_policy(const char *body, size_t len,
+                                                            tether_admin_policy_request_t *req,
+                                                            char *message, size_t message_size);
+
 TETHER_MUST_CHECK tether_status_t tether_admin_parse_bootstrap(
     const char *body, size_t len, unsigned max_ttl, tether_admin_bootstrap_request_t *req,
     char *message, size_t message_size);

@@ -3,50 +3,15 @@
 #include "usage_document.h"
 
 #include <ctype.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "tether/canonical_reader.h"
 #include "tether/evidence.h"
 
-typedef struct reader {
-    const uint8_t *data;
-    size_t len;
-    size_t pos;
-    char *why;
-    size_t why_size;
-} reader_t;
-
-static tether_status_t fail(reader_t *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static tether_status_t fail(reader_t *r, const char *fmt, ...)
-{
-    char what[160];
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(what, sizeof(what), fmt, ap);
-    va_end(ap);
-    if (r->why_size > 0)
-        snprintf(r->why, r->why_size, "usage document, byte %zu: %s", r->pos, what);
-    return TETHER_ERR_PARSE;
-}
-
-/* Whether the bytes at the position are text (consumed if so). */
-static bool take(reader_t *r, const char *text)
-{
-    size_t n = strlen(text);
-
-    if (r->len - r->pos < n || memcmp(r->data + r->pos, text, n) != 0)
-        return false;
-    r->pos += n;
-    return true;
-}
-
-static tether_status_t expect(reader_t *r, const char *text)
-{
-    return take(r, text) ? TETHER_OK : fail(r, "expected %s", text);
-}
+/* The shared cursor (tether/canonical_reader.h). */
+typedef tether_canonical_reader_t reader_t;
 
 /* A canonical decimal integer, 0 to TETHER_USAGE_DOCUMENT_COUNT_MAX. */
 static tether_status_t integer(reader_t *r, const char *name, int64_t *out)
@@ -57,14 +22,14 @@ static tether_status_t integer(reader_t *r, const char *name, int64_t *out)
     *out = 0;
     while (r->pos < r->len && isdigit(r->data[r->pos])) {
         if (r->pos > start && r->data[start] == '0')
-            return fail(r, "%s has a leading zero", name);
+            return tether_canonical_fail(r, "%s has a leading zero", name);
         if (n > (TETHER_USAGE_DOCUMENT_COUNT_MAX - (r->data[r->pos] - '0')) / 10)
-            return fail(r, "%s is above 2^53 - 1", name);
+            return tether_canonical_fail(r, "%s is above 2^53 - 1", name);
         n = n * 10 + (r->data[r->pos] - '0');
         r->pos++;
     }
     if (r->pos == start)
-        return fail(r, "%s is not a non-negative integer", name);
+        return tether_canonical_fail(r, "%s is not a non-negative integer", name);
     *out = n;
     return TETHER_OK;
 }
@@ -78,14 +43,15 @@ static tether_status_t jti(reader_t *r, char out[TETHER_USAGE_DOCUMENT_JTI_MAX +
         uint8_t c = r->data[r->pos];
 
         if (!isalnum(c) && c != '-' && c != '_')
-            return fail(r, "a jti holds only A-Z a-z 0-9 - _");
+            return tether_canonical_fail(r, "a jti holds only A-Z a-z 0-9 - _");
         if (n == TETHER_USAGE_DOCUMENT_JTI_MAX)
-            return fail(r, "a jti is at most %d characters", TETHER_USAGE_DOCUMENT_JTI_MAX);
+            return tether_canonical_fail(r, "a jti is at most %d characters",
+                                         TETHER_USAGE_DOCUMENT_JTI_MAX);
         out[n++] = (char)c;
         r->pos++;
     }
     out[n] = '\0';
-    return n == 0 ? fail(r, "a jti is empty") : TETHER_OK;
+    return n == 0 ? tether_canonical_fail(r, "a jti is empty") : TETHER_OK;
 }
 
 static tether_status_t token(reader_t *r, tether_usage_document_t *doc)
@@ -94,21 +60,23 @@ static tether_status_t token(reader_t *r, tether_usage_document_t *doc)
     tether_status_t rc;
 
     if (doc->token_count == TETHER_USAGE_DOCUMENT_MAX_TOKENS) {
-        fail(r, "more than %d tokens", TETHER_USAGE_DOCUMENT_MAX_TOKENS);
+        tether_canonical_fail(r, "more than %d tokens", TETHER_USAGE_DOCUMENT_MAX_TOKENS);
         return TETHER_ERR_TOO_LARGE;
     }
     t = &doc->tokens[doc->token_count];
-    if ((rc = expect(r, "{\"jti\":\"")) != TETHER_OK || (rc = jti(r, t->jti)) != TETHER_OK ||
-        (rc = expect(r, "\",\"proofs\":")) != TETHER_OK ||
+    if ((rc = tether_canonical_expect(r, "{\"jti\":\"")) != TETHER_OK ||
+        (rc = jti(r, t->jti)) != TETHER_OK ||
+        (rc = tether_canonical_expect(r, "\",\"proofs\":")) != TETHER_OK ||
         (rc = integer(r, "proofs", &t->proofs)) != TETHER_OK ||
-        (rc = expect(r, ",\"requests\":")) != TETHER_OK ||
+        (rc = tether_canonical_expect(r, ",\"requests\":")) != TETHER_OK ||
         (rc = integer(r, "requests", &t->requests)) != TETHER_OK ||
-        (rc = expect(r, ",\"bearer\":")) != TETHER_OK ||
-        (rc = integer(r, "bearer", &t->bearer)) != TETHER_OK || (rc = expect(r, "}")) != TETHER_OK)
+        (rc = tether_canonical_expect(r, ",\"bearer\":")) != TETHER_OK ||
+        (rc = integer(r, "bearer", &t->bearer)) != TETHER_OK ||
+        (rc = tether_canonical_expect(r, "}")) != TETHER_OK)
         return rc;
     for (size_t i = 0; i < doc->token_count; i++)
         if (strcmp(doc->tokens[i].jti, t->jti) == 0)
-            return fail(r, "jti %s is listed twice", t->jti);
+            return tether_canonical_fail(r, "jti %s is listed twice", t->jti);
     doc->token_count++;
     return TETHER_OK;
 }
@@ -119,17 +87,17 @@ static tether_status_t version_1(reader_t *r, tether_usage_document_t *doc)
 
     doc->version = 1;
     if ((rc = integer(r, "exchanges", &doc->exchanges)) != TETHER_OK ||
-        (rc = expect(r, ",\"token_requests\":")) != TETHER_OK ||
+        (rc = tether_canonical_expect(r, ",\"token_requests\":")) != TETHER_OK ||
         (rc = integer(r, "token_requests", &doc->token_requests)) != TETHER_OK ||
-        (rc = expect(r, ",\"tokens\":[")) != TETHER_OK)
+        (rc = tether_canonical_expect(r, ",\"tokens\":[")) != TETHER_OK)
         return rc;
-    if (take(r, "]"))
+    if (tether_canonical_take(r, "]"))
         return TETHER_OK;
     do {
         if ((rc = token(r, doc)) != TETHER_OK)
             return rc;
-    } while (take(r, ","));
-    return expect(r, "]");
+    } while (tether_canonical_take(r, ","));
+    return tether_canonical_expect(r, "]");
 }
 
 static tether_status_t version_0(reader_t *r, tether_usage_document_t *doc)
@@ -138,7 +106,7 @@ static tether_status_t version_0(reader_t *r, tether_usage_document_t *doc)
 
     doc->version = 0;
     if ((rc = integer(r, "token_requests", &doc->token_requests)) != TETHER_OK ||
-        (rc = expect(r, ",\"exchanges\":")) != TETHER_OK)
+        (rc = tether_canonical_expect(r, ",\"exchanges\":")) != TETHER_OK)
         return rc;
     return integer(r, "exchanges", &doc->exchanges);
 }
@@ -147,28 +115,30 @@ tether_status_t tether_usage_document_parse(const uint8_t *data, size_t len,
                                             tether_usage_document_t *doc, char *why,
                                             size_t why_size)
 {
-    reader_t r = {.data = data, .len = len, .why = why, .why_size = why_size};
+    reader_t r = {
+        .data = data, .len = len, .what = "usage document", .why = why, .why_size = why_size};
     tether_status_t rc;
 
     memset(doc, 0, sizeof(*doc));
     if (why_size > 0)
         why[0] = '\0';
     if (len > TETHER_EVIDENCE_MAX_USAGE) {
-        fail(&r, "%zu bytes, more than %d", len, TETHER_EVIDENCE_MAX_USAGE);
+        tether_canonical_fail(&r, "%zu bytes, more than %d", len, TETHER_EVIDENCE_MAX_USAGE);
         return TETHER_ERR_TOO_LARGE;
     }
     if (data == NULL)
-        return fail(&r, "empty");
-    if (take(&r, "{\"version\":1,\"exchanges\":"))
+        return tether_canonical_fail(&r, "empty");
+    if (tether_canonical_take(&r, "{\"version\":1,\"exchanges\":"))
         rc = version_1(&r, doc);
-    else if (take(&r, "{\"token_requests\":"))
+    else if (tether_canonical_take(&r, "{\"token_requests\":"))
         rc = version_0(&r, doc);
     else
-        rc = fail(&r, "not the canonical form of version 1 ({\"version\":1,\"exchanges\":...)");
+        rc = tether_canonical_fail(
+            &r, "not the canonical form of version 1 ({\"version\":1,\"exchanges\":...)");
     if (rc == TETHER_OK)
-        rc = expect(&r, "}");
+        rc = tether_canonical_expect(&r, "}");
     if (rc == TETHER_OK && r.pos != len)
-        rc = fail(&r, "bytes after the document");
+        rc = tether_canonical_fail(&r, "bytes after the document");
     if (rc != TETHER_OK) /* no half-read document */
         memset(doc, 0, sizeof(*doc));
     return rc;

@@ -1,0 +1,430 @@
+/* The policy document's strict reader and its one writer (fleet_policy.h):
+ * the reader takes only the canonical byte form the writer produces. */
+#include "tether/fleet_policy.h"
+
+#include <arpa/inet.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "tether/canonical_reader.h"
+
+static const char *const kind_names[TETHER_THRESHOLD_KIND_COUNT] = {
+    [TETHER_THRESHOLD_REQUESTS_PER_MINUTE] = "requests_per_minute",
+    [TETHER_THRESHOLD_TOKENS_PER_MINUTE] = "tokens_per_minute",
+    [TETHER_THRESHOLD_SPEND_PER_HOUR] = "spend_per_hour",
+    [TETHER_THRESHOLD_SPEND_PER_DAY] = "spend_per_day",
+    [TETHER_THRESHOLD_REFUSED_MODELS] = "refused_models",
+    [TETHER_THRESHOLD_SOURCE_NETWORKS] = "source_networks",
+};
+
+const char *tether_policy_threshold_kind_name(tether_policy_threshold_kind_t kind)
+{
+    if ((unsigned)kind >= TETHER_THRESHOLD_KIND_COUNT)
+        return NULL;
+    return kind_names[kind];
+}
+
+tether_status_t tether_policy_threshold_kind_parse(const char *name, size_t len,
+                                                   tether_policy_threshold_kind_t *kind)
+{
+    *kind = TETHER_THRESHOLD_KIND_COUNT;
+    for (unsigned i = 0; i < TETHER_THRESHOLD_KIND_COUNT; i++)
+        if (strlen(kind_names[i]) == len && memcmp(kind_names[i], name, len) == 0) {
+            *kind = (tether_policy_threshold_kind_t)i;
+            return TETHER_OK;
+        }
+    return TETHER_ERR_NOT_FOUND;
+}
+
+bool tether_policy_name_valid(const char *name)
+{
+    size_t n;
+
+    if (name == NULL)
+        return false;
+    n = strlen(name);
+    return n >= 1 && n <= TETHER_POLICY_NAME_MAX &&
+           strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789._-") == n &&
+           strchr("._-", name[0]) == NULL;
+}
+
+const char *tether_policy_action_name(tether_policy_action_t action)
+{
+    return action == TETHER_POLICY_ACTION_QUARANTINE ? "quarantine" : "alert";
+}
+
+/* Whether a threshold of kind counts events (a whole number) rather than
+ * money. */
+static bool kind_is_count(tether_policy_threshold_kind_t kind)
+{
+    return kind != TETHER_THRESHOLD_SPEND_PER_HOUR && kind != TETHER_THRESHOLD_SPEND_PER_DAY;
+}
+
+/* ---- reader ---- */
+
+/* The shared cursor (tether/canonical_reader.h). */
+typedef tether_canonical_reader_t reader_t;
+
+static tether_status_t too_large(reader_t *r, const char *what, unsigned max)
+{
+    tether_canonical_fail(r, "more than %u %s", max, what);
+    return TETHER_ERR_TOO_LARGE;
+}
+
+static bool is_digit(reader_t *r)
+{
+    return r->pos < r->len && r->data[r->pos] >= '0' && r->data[r->pos] <= '9';
+}
+
+/* A canonical decimal (see fleet_policy.h) into text and *micros. */
+static tether_status_t decimal(reader_t *r, const char *name, bool whole_only,
+                               char text[TETHER_POLICY_DECIMAL_MAX], int64_t *micros)
+{
+    size_t start = r->pos, whole = 0, fraction = 0;
+    int64_t units = 0, part = 0;
+
+    text[0] = '\0';
+    *micros = 0;
+    for (; is_digit(r); r->pos++, whole++) {
+        if (whole == 12)
+            return tether_canonical_fail(r, "%s has more than 12 digits", name);
+        if (whole == 1 && r->data[start] == '0')
+            return tether_canonical_fail(r, "%s has a leading zero", name);
+        units = units * 10 + (r->data[r->pos] - '0');
+    }
+    if (whole == 0)
+        return tether_canonical_fail(r, "%s is not a non-negative number", name);
+    if (tether_canonical_take(r, ".")) {
+        if (whole_only)
+            return tether_canonical_fail(r, "%s is a whole number", name);
+        for (; is_digit(r); r->pos++, fraction++) {
+            if (fraction == 6)
+                return tether_canonical_fail(r, "%s has more than 6 decimals", name);
+            part = part * 10 + (r->data[r->pos] - '0');
+        }
+        if (fraction == 0 || r->data[r->pos - 1] == '0')
+            return tether_canonical_fail(r, "%s has a fraction that is empty or ends in 0", name);
+    }
+    for (size_t i = fraction; i < 6; i++)
+        part *= 10;
+    memcpy(text, r->data + start, r->pos - start);
+    text[r->pos - start] = '\0';
+    *micros = units * 1000000 + part;
+    return TETHER_OK;
+}
+
+static bool model_byte(uint8_t c)
+{
+    return c > 0x20 && c < 0x7f && c != '"' && c != '\\' && c != ',';
+}
+
+static bool kind_byte(uint8_t c)
+{
+    return (c >= 'a' && c <= 'z') || c == '_';
+}
+
+static bool cidr_byte(uint8_t c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || c == '.' || c == ':' || c == '/';
+}
+
+/* A JSON string of up to max bytes that allowed admits (no escapes: none
+ * of the bytes a policy string may hold needs one). */
+static tether_status_t string(reader_t *r, const char *name, bool (*allowed)(uint8_t), size_t max,
+                              char *out)
+{
+    size_t n = 0;
+
+    out[0] = '\0';
+    if (!tether_canonical_take(r, "\""))
+        return tether_canonical_fail(r, "%s is not a string", name);
+    for (; r->pos < r->len && r->data[r->pos] != '"'; r->pos++, n++) {
+        if (!allowed(r->data[r->pos]))
+            return tether_canonical_fail(r, "%s holds a character it may not", name);
+        if (n == max)
+            return tether_canonical_fail(r, "%s is longer than %zu bytes", name, max);
+        out[n] = (char)r->data[r->pos];
+    }
+    out[n] = '\0';
+    if (n == 0)
+        return tether_canonical_fail(r, "%s is empty", name);
+    return tether_canonical_expect(r, "\"");
+}
+
+static tether_status_t tokens(reader_t *r, tether_policy_document_t *doc)
+{
+    int64_t lifetime = 0, ignored = 0;
+    char text[TETHER_POLICY_DECIMAL_MAX];
+    tether_status_t rc;
+
+    if ((rc = tether_canonical_expect(r, "\"tokens\":{\"models\":[")) != TETHER_OK)
+        return rc;
+    do {
+        if (doc->model_count == TETHER_POLICY_MAX_MODELS)
+            return too_large(r, "models", TETHER_POLICY_MAX_MODELS);
+        if ((rc = string(r, "a model", model_byte, TETHER_POLICY_MODEL_MAX,
+                         doc->models[doc->model_count])) != TETHER_OK)
+            return rc;
+        if (doc->model_count > 0 &&
+            strcmp(doc->models[doc->model_count - 1], doc->models[doc->model_count]) >= 0)
+            return tether_canonical_fail(r, "models are not in strictly ascending order");
+        doc->model_count++;
+    } while (tether_canonical_take(r, ","));
+    if ((rc = tether_canonical_expect(r, "],\"cost_ceiling\":")) != TETHER_OK ||
+        (rc = decimal(r, "cost_ceiling", false, doc->cost_ceiling, &ignored)) != TETHER_OK ||
+        (rc = tether_canonical_expect(r, ",\"lifetime_seconds\":")) != TETHER_OK ||
+        (rc = decimal(r, "lifetime_seconds", true, text, &lifetime)) != TETHER_OK)
+        return rc;
+    if (lifetime < (int64_t)TETHER_POLICY_LIFETIME_MIN * 1000000 ||
+        lifetime > (int64_t)TETHER_POLICY_LIFETIME_MAX * 1000000)
+        return tether_canonical_fail(r, "lifetime_seconds is outside %d..%d",
+                                     TETHER_POLICY_LIFETIME_MIN, TETHER_POLICY_LIFETIME_MAX);
+    doc->lifetime_seconds = (unsigned)(lifetime / 1000000);
+    return tether_canonical_expect(r, "}");
+}
+
+static tether_status_t threshold(reader_t *r, tether_policy_document_t *doc, int *last)
+{
+    char name[32];
+    tether_policy_threshold_kind_t kind;
+    tether_policy_threshold_t *t;
+    tether_status_t rc;
+
+    if ((rc = tether_canonical_expect(r, "{\"kind\":")) != TETHER_OK ||
+        (rc = string(r, "kind", kind_byte, sizeof(name) - 1, name)) !=
+            TETHER_OK)
+        return rc;
+    if (tether_policy_threshold_kind_parse(name, strlen(name), &kind) != TETHER_OK)
+        return tether_canonical_fail(r, "unknown threshold kind %s", name);
+    if ((int)kind <= *last)
+        return tether_canonical_fail(r, "threshold %s is repeated or out of order", name);
+    *last = (int)kind;
+    t = &doc->thresholds[kind];
+    if ((rc = tether_canonical_expect(r, ",\"value\":")) != TETHER_OK ||
+        (rc = decimal(r, "value", kind_is_count(kind), t->value, &t->micros)) != TETHER_OK ||
+        (rc = tether_canonical_expect(r, ",\"action\":\"")) != TETHER_OK)
+        return rc;
+    if (t->micros == 0)
+        return tether_canonical_fail(r, "threshold %s is 0", name);
+    if (tether_canonical_take(r, "quarantine\""))
+        t->action = TETHER_POLICY_ACTION_QUARANTINE;
+    else if (tether_canonical_take(r, "alert\""))
+        t->action = TETHER_POLICY_ACTION_ALERT;
+    else
+        return tether_canonical_fail(r, "an action is \"alert\" or \"quarantine\"");
+    t->set = true;
+    return tether_canonical_expect(r, "}");
+}
+
+/* -1, 0 or 1 as a sorts before, with or after b. */
+static int cidr_compare(const tether_policy_cidr_t *a, const tether_policy_cidr_t *b)
+{
+    int c;
+
+    if (a->family != b->family)
+        return a->family == AF_INET ? -1 : 1;
+    if ((c = memcmp(a->address, b->address, sizeof(a->address))) != 0)
+        return c < 0 ? -1 : 1;
+    return a->prefix < b->prefix ? -1 : a->prefix > b->prefix;
+}
+
+static bool host_bits_zero(const tether_policy_cidr_t *c)
+{
+    unsigned bytes = c->family == AF_INET ? 4 : 16;
+
+    for (unsigned i = 0; i < bytes; i++) {
+        unsigned bit = i * 8;
+        unsigned keep = c->prefix >= bit + 8 ? 8 : c->prefix > bit ? c->prefix - bit : 0;
+
+        if (keep < 8 && (c->address[i] & (0xffu >> keep)) != 0)
+            return false;
+    }
+    return true;
+}
+
+static tether_status_t source(reader_t *r, tether_policy_document_t *doc)
+{
+    char text[INET6_ADDRSTRLEN + 5], again[INET6_ADDRSTRLEN];
+    tether_policy_cidr_t *c;
+    const char *digits;
+    char *slash;
+    unsigned prefix = 0, max;
+    tether_status_t rc;
+
+    if (doc->source_count == TETHER_POLICY_MAX_SOURCES)
+        return too_large(r, "sources", TETHER_POLICY_MAX_SOURCES);
+    c = &doc->sources[doc->source_count];
+    if ((rc = string(r, "a source", cidr_byte, sizeof(text) - 1, text)) != TETHER_OK)
+        return rc;
+    if ((slash = strchr(text, '/')) == NULL)
+        return tether_canonical_fail(r, "source %s has no /prefix", text);
+    *slash = '\0';
+    c->family = strchr(text, ':') != NULL ? AF_INET6 : AF_INET;
+    max = c->family == AF_INET ? 32 : 128;
+    if (inet_pton(c->family, text, c->address) != 1 ||
+        inet_ntop(c->family, c->address, again, sizeof(again)) == NULL ||
+        strcmp(again, text) != 0)
+        return tether_canonical_fail(r, "source %s is not an address in its canonical form", text);
+    digits = slash + 1;
+    if (digits[0] == '\0' || strspn(digits, "0123456789") != strlen(digits) ||
+        strlen(digits) > 3 || (digits[0] == '0' && digits[1] != '\0'))
+        return tether_canonical_fail(r, "source %s has a prefix that is not a plain number", text);
+    for (; *digits != '\0'; digits++)
+        prefix = prefix * 10 + (unsigned)(*digits - '0');
+    if (prefix > max)
+        return tether_canonical_fail(r, "source %s has a prefix above %u", text, max);
+    c->prefix = prefix;
+    if (!host_bits_zero(c))
+        return tether_canonical_fail(r, "source %s/%u has host bits set", text, prefix);
+    if (doc->source_count > 0 && cidr_compare(&doc->sources[doc->source_count - 1], c) >= 0)
+        return tether_canonical_fail(r, "sources are not in strictly ascending order");
+    doc->source_count++;
+    return TETHER_OK;
+}
+
+static tether_status_t document(reader_t *r, tether_policy_document_t *doc)
+{
+    int last = -1;
+    tether_status_t rc;
+
+    if (!tether_canonical_take(r, "{\"version\":1,"))
+        return tether_canonical_fail(
+            r, "not the canonical form of version 1 ({\"version\":1,\"tokens\":...)");
+    if ((rc = tokens(r, doc)) != TETHER_OK ||
+        (rc = tether_canonical_expect(r, ",\"thresholds\":[")) != TETHER_OK)
+        return rc;
+    if (!tether_canonical_take(r, "]")) {
+        do {
+            if ((rc = threshold(r, doc, &last)) != TETHER_OK)
+                return rc;
+        } while (tether_canonical_take(r, ","));
+        if ((rc = tether_canonical_expect(r, "]")) != TETHER_OK)
+            return rc;
+    }
+    if ((rc = tether_canonical_expect(r, ",\"sources\":[")) != TETHER_OK)
+        return rc;
+    if (!tether_canonical_take(r, "]")) {
+        do {
+            if ((rc = source(r, doc)) != TETHER_OK)
+                return rc;
+        } while (tether_canonical_take(r, ","));
+        if ((rc = tether_canonical_expect(r, "]")) != TETHER_OK)
+            return rc;
+    }
+    if (doc->thresholds[TETHER_THRESHOLD_SOURCE_NETWORKS].set && doc->source_count == 0)
+        return tether_canonical_fail(r, "a source_networks threshold needs at least one source");
+    if (tether_canonical_take(r, ",\""))
+        return tether_canonical_fail(r, "a section this fleetd does not know");
+    return tether_canonical_expect(r, "}");
+}
+
+tether_status_t tether_policy_document_parse(const uint8_t *data, size_t len,
+                                             tether_policy_document_t *doc, char *why,
+                                             size_t why_size)
+{
+    reader_t r = {
+        .data = data, .len = len, .what = "policy document", .why = why, .why_size = why_size};
+    tether_status_t rc;
+
+    memset(doc, 0, sizeof(*doc));
+    if (why_size > 0)
+        why[0] = '\0';
+    if (len > TETHER_POLICY_DOCUMENT_MAX) {
+        tether_canonical_fail(&r, "%zu bytes, more than %d", len, TETHER_POLICY_DOCUMENT_MAX);
+        return TETHER_ERR_TOO_LARGE;
+    }
+    if (data == NULL)
+        rc = tether_canonical_fail(&r, "empty");
+    else
+        rc = document(&r, doc);
+    if (rc == TETHER_OK && r.pos != len)
+        rc = tether_canonical_fail(&r, "bytes after the document");
+    if (rc != TETHER_OK) /* no half-read document */
+        memset(doc, 0, sizeof(*doc));
+    return rc;
+}
+
+/* ---- writer ---- */
+
+typedef struct writer {
+    char *out;
+    size_t size;
+    size_t used;
+    bool overflow;
+} writer_t;
+
+static void put(writer_t *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void put(writer_t *w, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    if (w->overflow)
+        return;
+    va_start(ap, fmt);
+    n = vsnprintf(w->out + w->used, w->size - w->used, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= w->size - w->used)
+        w->overflow = true;
+    else
+        w->used += (size_t)n;
+}
+
+tether_status_t tether_policy_document_write(const tether_policy_document_t *doc, char *out,
+                                             size_t size, size_t *len)
+{
+    writer_t w = {.out = out, .size = size};
+    char address[INET6_ADDRSTRLEN];
+    bool first = true;
+
+    *len = 0;
+    if (size == 0)
+        return TETHER_ERR_TOO_LARGE;
+    out[0] = '\0';
+    put(&w, "{\"version\":1,\"tokens\":{\"models\":[");
+    for (size_t i = 0; i < doc->model_count; i++)
+        put(&w, "%s\"%s\"", i == 0 ? "" : ",", doc->models[i]);
+    put(&w, "],\"cost_ceiling\":%s,\"lifetime_seconds\":%u},\"thresholds\":[", doc->cost_ceiling,
+        doc->lifetime_seconds);
+    for (unsigned k = 0; k < TETHER_THRESHOLD_KIND_COUNT; k++) {
+        const tether_policy_threshold_t *t = &doc->thresholds[k];
+
+        if (!t->set)
+            continue;
+        put(&w, "%s{\"kind\":\"%s\",\"value\":%s,\"action\":\"%s\"}", first ? "" : ",",
+            kind_names[k], t->value, tether_policy_action_name(t->action));
+        first = false;
+    }
+    put(&w, "],\"sources\":[");
+    for (size_t i = 0; i < doc->source_count; i++) {
+        const tether_policy_cidr_t *c = &doc->sources[i];
+
+        if (inet_ntop(c->family, c->address, address, sizeof(address)) == NULL)
+            w.overflow = true;
+        put(&w, "%s\"%s/%u\"", i == 0 ? "" : ",", address, c->prefix);
+    }
+    put(&w, "]}");
+    if (w.overflow) {
+        out[0] = '\0';
+        return TETHER_ERR_TOO_LARGE;
+    }
+    *len = w.used;
+    return TETHER_OK;
+}
+
+bool tether_policy_cidr_contains(const tether_policy_cidr_t *network, int family,
+                                 const uint8_t *address)
+{
+    unsigned full, rest;
+
+    if (family != network->family)
+        return false;
+    full = network->prefix / 8;
+    rest = network->prefix % 8;
+    if (memcmp(network->address, address, full) != 0)
+        return false;
+    return rest == 0 ||
+           ((network->address[full] ^ address[full]) & (uint8_t)(0xffu << (8 - rest))) == 0;
+}

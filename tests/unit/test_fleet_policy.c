@@ -1,0 +1,295 @@
+/* The policy document's strict reader and its writer: canonical documents
+ * round-trip byte for byte, and every refusal is named. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <arpa/inet.h>
+#include <sys/socket.h>
+
+#include <cmocka.h>
+
+#include "tether/fleet_policy.h"
+
+#define HEAD "{\"version\":1,\"tokens\":{\"models\":[\"gpt-4o*\",\"llama3:8b\"],"
+#define TOKENS HEAD "\"cost_ceiling\":12.5,\"lifetime_seconds\":300}"
+#define FULL                                                                                  \
+    TOKENS ",\"thresholds\":[{\"kind\":\"requests_per_minute\",\"value\":20,"                 \
+           "\"action\":\"quarantine\"},{\"kind\":\"spend_per_day\",\"value\":0.75,"           \
+           "\"action\":\"alert\"},{\"kind\":\"source_networks\",\"value\":1,"                 \
+           "\"action\":\"quarantine\"}],\"sources\":[\"10.0.0.0/8\",\"192.168.1.0/24\","      \
+           "\"fd00::/8\"]}"
+#define MINIMAL TOKENS ",\"thresholds\":[],\"sources\":[]}"
+
+static tether_status_t parse(const char *text, tether_policy_document_t *doc, char *why,
+                             size_t why_size)
+{
+    return tether_policy_document_parse((const uint8_t *)text, strlen(text), doc, why, why_size);
+}
+
+/* Parses text, writes it back and expects the same bytes. */
+static void round_trip(const char *text, tether_policy_document_t *doc)
+{
+    char why[256], again[TETHER_POLICY_DOCUMENT_MAX + 1];
+    size_t len = 1;
+
+    assert_int_equal(parse(text, doc, why, sizeof(why)), TETHER_OK);
+    assert_string_equal(why, "");
+    assert_int_equal(tether_policy_document_write(doc, again, sizeof(again), &len), TETHER_OK);
+    assert_int_equal(len, strlen(text));
+    assert_string_equal(again, text);
+}
+
+static void full_document_read(void **state)
+{
+    tether_policy_document_t doc;
+    const tether_policy_threshold_t *t;
+
+    (void)state;
+    round_trip(FULL, &doc);
+    assert_int_equal(doc.model_count, 2);
+    assert_string_equal(doc.models[0], "gpt-4o*");
+    assert_string_equal(doc.models[1], "llama3:8b");
+    assert_string_equal(doc.cost_ceiling, "12.5");
+    assert_int_equal(doc.lifetime_seconds, 300);
+    t = &doc.thresholds[TETHER_THRESHOLD_REQUESTS_PER_MINUTE];
+    assert_true(t->set);
+    assert_int_equal(t->micros, 20000000);
+    assert_int_equal(t->action, TETHER_POLICY_ACTION_QUARANTINE);
+    t = &doc.thresholds[TETHER_THRESHOLD_SPEND_PER_DAY];
+    assert_true(t->set);
+    assert_string_equal(t->value, "0.75");
+    assert_int_equal(t->micros, 750000);
+    assert_int_equal(t->action, TETHER_POLICY_ACTION_ALERT);
+    assert_false(doc.thresholds[TETHER_THRESHOLD_TOKENS_PER_MINUTE].set);
+    assert_int_equal(doc.source_count, 3);
+    assert_int_equal(doc.sources[0].family, AF_INET);
+    assert_int_equal(doc.sources[0].prefix, 8);
+    assert_int_equal(doc.sources[2].family, AF_INET6);
+}
+
+static void minimal_document_read(void **state)
+{
+    tether_policy_document_t doc;
+
+    (void)state;
+    round_trip(MINIMAL, &doc);
+    for (unsigned k = 0; k < TETHER_THRESHOLD_KIND_COUNT; k++)
+        assert_false(doc.thresholds[k].set);
+    assert_int_equal(doc.source_count, 0);
+}
+
+/* Each refusal with the words its sentence must carry. */
+static const struct {
+    const char *text;
+    tether_status_t rc;
+    const char *why;
+} refusals[] = {
+    {"", TETHER_ERR_PARSE, "canonical form of version 1"},
+    {"{\"version\":2,\"tokens\":{}}", TETHER_ERR_PARSE, "canonical form of version 1"},
+    {"{ \"version\":1}", TETHER_ERR_PARSE, "canonical form"},
+    {"{\"version\":1,\"thresholds\":[]}", TETHER_ERR_PARSE, "expected \"tokens\""},
+    {"{\"version\":1,\"tokens\":{\"models\":[],", TETHER_ERR_PARSE, "a model is not a string"},
+    {HEAD "\"cost_ceiling\":1,\"lifetime_seconds\":300}}", TETHER_ERR_PARSE,
+     "expected ,\"thresholds\":["},
+    {"{\"version\":1,\"tokens\":{\"models\":[\"b\",\"a\"]", TETHER_ERR_PARSE, "ascending"},
+    {"{\"version\":1,\"tokens\":{\"models\":[\"a\",\"a\"]", TETHER_ERR_PARSE, "ascending"},
+    {"{\"version\":1,\"tokens\":{\"models\":[\"\"]", TETHER_ERR_PARSE, "a model is empty"},
+    {"{\"version\":1,\"tokens\":{\"models\":[\"a b\"]", TETHER_ERR_PARSE, "a character it may not"},
+    {"{\"version\":1,\"tokens\":{\"models\":[\"a\\u0041\"]", TETHER_ERR_PARSE,
+     "a character it may not"},
+    {"{\"version\":1,\"tokens\":{\"models\":[\"" /* 129 bytes */
+     "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+     "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"]",
+     TETHER_ERR_PARSE, "longer than 128 bytes"},
+    {"{\"version\":1,\"tokens\":{\"models\":[\"a,b\"]", TETHER_ERR_PARSE,
+     "a character it may not"},
+    {"{\"version\":1,\"tokens\":{\"models\":[\"a\"],\"cost_ceiling\":01,", TETHER_ERR_PARSE,
+     "leading zero"},
+    {"{\"version\":1,\"tokens\":{\"models\":[\"a\"],\"cost_ceiling\":-1,", TETHER_ERR_PARSE,
+     "not a non-negative number"},
+    {"{\"version\":1,\"tokens\":{\"models\":[\"a\"],\"cost_ceiling\":1.50,", TETHER_ERR_PARSE,
+     "ends in 0"},
+    {"{\"version\":1,\"tokens\":{\"models\":[\"a\"],\"cost_ceiling\":1.,", TETHER_ERR_PARSE,
+     "empty or ends in 0"},
+    {"{\"version\":1,\"tokens\":{\"models\":[\"a\"],\"cost_ceiling\":1.1234567,",
+     TETHER_ERR_PARSE, "more than 6 decimals"},
+    {"{\"version\":1,\"tokens\":{\"models\":[\"a\"],\"cost_ceiling\":1234567890123,",
+     TETHER_ERR_PARSE, "more than 12 digits"},
+    {"{\"version\":1,\"tokens\":{\"models\":[\"a\"],\"cost_ceiling\":0,\"lifetime_seconds\":29}",
+     TETHER_ERR_PARSE, "outside 30..3600"},
+    {"{\"version\":1,\"tokens\":{\"models\":[\"a\"],\"cost_ceiling\":0,"
+     "\"lifetime_seconds\":3601}",
+     TETHER_ERR_PARSE, "outside 30..3600"},
+    {"{\"version\":1,\"tokens\":{\"models\":[\"a\"],\"cost_ceiling\":0,"
+     "\"lifetime_seconds\":60.5}",
+     TETHER_ERR_PARSE, "lifetime_seconds is a whole number"},
+    {TOKENS ",\"thresholds\":[{\"kind\":\"requests_per_hour\",\"value\":1,\"action\":\"alert\"}]",
+     TETHER_ERR_PARSE, "unknown threshold kind requests_per_hour"},
+    {TOKENS ",\"thresholds\":[{\"kind\":\"spend_per_day\",\"value\":1,\"action\":\"alert\"},"
+            "{\"kind\":\"spend_per_hour\",\"value\":1,\"action\":\"alert\"}]",
+     TETHER_ERR_PARSE, "threshold spend_per_hour is repeated or out of order"},
+    {TOKENS ",\"thresholds\":[{\"kind\":\"spend_per_day\",\"value\":1,\"action\":\"alert\"},"
+            "{\"kind\":\"spend_per_day\",\"value\":2,\"action\":\"alert\"}]",
+     TETHER_ERR_PARSE, "repeated or out of order"},
+    {TOKENS ",\"thresholds\":[{\"kind\":\"requests_per_minute\",\"value\":1.5,",
+     TETHER_ERR_PARSE, "value is a whole number"},
+    {TOKENS ",\"thresholds\":[{\"kind\":\"requests_per_minute\",\"value\":0,"
+            "\"action\":\"alert\"}]",
+     TETHER_ERR_PARSE, "threshold requests_per_minute is 0"},
+    {TOKENS ",\"thresholds\":[{\"kind\":\"requests_per_minute\",\"value\":5,"
+            "\"action\":\"block\"}]",
+     TETHER_ERR_PARSE, "\"alert\" or \"quarantine\""},
+    {TOKENS ",\"thresholds\":[{\"value\":5}]", TETHER_ERR_PARSE, "expected {\"kind\":"},
+    {TOKENS ",\"thresholds\":[],\"sources\":[\"10.0.0.0\"]}", TETHER_ERR_PARSE, "no /prefix"},
+    {TOKENS ",\"thresholds\":[],\"sources\":[\"10.0.0.1/8\"]}", TETHER_ERR_PARSE,
+     "host bits set"},
+    {TOKENS ",\"thresholds\":[],\"sources\":[\"10.0.0.0/33\"]}", TETHER_ERR_PARSE,
+     "prefix above 32"},
+    {TOKENS ",\"thresholds\":[],\"sources\":[\"10.0.0.0/08\"]}", TETHER_ERR_PARSE,
+     "not a plain number"},
+    {TOKENS ",\"thresholds\":[],\"sources\":[\"10.0.0.0/\"]}", TETHER_ERR_PARSE,
+     "not a plain number"},
+    {TOKENS ",\"thresholds\":[],\"sources\":[\"010.0.0.0/8\"]}", TETHER_ERR_PARSE,
+     "canonical form"},
+    {TOKENS ",\"thresholds\":[],\"sources\":[\"fd00:0::/8\"]}", TETHER_ERR_PARSE,
+     "canonical form"},
+    {TOKENS ",\"thresholds\":[],\"sources\":[\"FD00::/8\"]}", TETHER_ERR_PARSE,
+     "a character it may not"},
+    {TOKENS ",\"thresholds\":[],\"sources\":[\"fd00::/129\"]}", TETHER_ERR_PARSE,
+     "prefix above 128"},
+    {TOKENS ",\"thresholds\":[],\"sources\":[\"fd00::/8\",\"10.0.0.0/8\"]}", TETHER_ERR_PARSE,
+     "ascending"},
+    {TOKENS ",\"thresholds\":[],\"sources\":[\"10.0.0.0/8\",\"10.0.0.0/8\"]}", TETHER_ERR_PARSE,
+     "ascending"},
+    {TOKENS ",\"thresholds\":[{\"kind\":\"source_networks\",\"value\":1,"
+            "\"action\":\"alert\"}],\"sources\":[]}",
+     TETHER_ERR_PARSE, "needs at least one source"},
+    {MINIMAL " ", TETHER_ERR_PARSE, "bytes after the document"},
+    {TOKENS ",\"thresholds\":[],\"sources\":[],\"measured_boot\":{}}", TETHER_ERR_PARSE,
+     "a section this fleetd does not know"},
+    {TOKENS ",\"thresholds\":[],\"sources\":[]", TETHER_ERR_PARSE, "expected }"},
+};
+
+static void refusals_named(void **state)
+{
+    tether_policy_document_t doc;
+    static const tether_policy_document_t zero;
+    char why[256];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(refusals) / sizeof(refusals[0]); i++) {
+        tether_status_t rc = parse(refusals[i].text, &doc, why, sizeof(why));
+
+        if (rc != refusals[i].rc || strstr(why, refusals[i].why) == NULL)
+            fail_msg("case %zu (%s): rc %d, why \"%s\"", i, refusals[i].text, rc, why);
+        assert_memory_equal(&doc, &zero, sizeof(doc));
+    }
+}
+
+static void bounds_refused_as_too_large(void **state)
+{
+    char text[TETHER_POLICY_DOCUMENT_MAX + 64], why[256];
+    tether_policy_document_t doc;
+    size_t used;
+
+    (void)state;
+    /* 33 models */
+    used = (size_t)snprintf(text, sizeof(text), "{\"version\":1,\"tokens\":{\"models\":[");
+    for (int i = 0; i < TETHER_POLICY_MAX_MODELS + 1; i++)
+        used += (size_t)snprintf(text + used, sizeof(text) - used, "%s\"m%02d\"", i ? "," : "", i);
+    assert_int_equal(parse(text, &doc, why, sizeof(why)), TETHER_ERR_TOO_LARGE);
+    assert_non_null(strstr(why, "more than 32 models"));
+    /* 33 sources */
+    used = (size_t)snprintf(text, sizeof(text), "%s", TOKENS ",\"thresholds\":[],\"sources\":[");
+    for (int i = 0; i < TETHER_POLICY_MAX_SOURCES + 1; i++)
+        used += (size_t)snprintf(text + used, sizeof(text) - used, "%s\"10.%d.0.0/16\"",
+                                 i ? "," : "", i);
+    snprintf(text + used, sizeof(text) - used, "]}");
+    assert_int_equal(parse(text, &doc, why, sizeof(why)), TETHER_ERR_TOO_LARGE);
+    assert_non_null(strstr(why, "more than 32 sources"));
+    /* more bytes than a document may have, even with a valid start */
+    memset(text, ' ', sizeof(text));
+    memcpy(text, MINIMAL, strlen(MINIMAL));
+    assert_int_equal(tether_policy_document_parse((const uint8_t *)text,
+                                                  TETHER_POLICY_DOCUMENT_MAX + 1, &doc, why,
+                                                  sizeof(why)),
+                     TETHER_ERR_TOO_LARGE);
+    assert_non_null(strstr(why, "more than 8192"));
+}
+
+static void writer_refuses_short_buffer(void **state)
+{
+    tether_policy_document_t doc;
+    char out[64];
+    size_t len = 7;
+
+    (void)state;
+    assert_int_equal(parse(FULL, &doc, NULL, 0), TETHER_OK);
+    assert_int_equal(tether_policy_document_write(&doc, out, sizeof(out), &len),
+                     TETHER_ERR_TOO_LARGE);
+    assert_int_equal(len, 0);
+    assert_string_equal(out, "");
+}
+
+static void cidr_contains(void **state)
+{
+    tether_policy_document_t doc;
+    uint8_t v4[4], v6[16];
+
+    (void)state;
+    assert_int_equal(parse(TOKENS ",\"thresholds\":[],\"sources\":[\"10.0.0.0/8\","
+                                  "\"192.168.1.128/25\",\"fc00::/7\"]}",
+                           &doc, NULL, 0),
+                     TETHER_OK);
+    assert_int_equal(inet_pton(AF_INET, "10.200.3.4", v4), 1);
+    assert_true(tether_policy_cidr_contains(&doc.sources[0], AF_INET, v4));
+    assert_false(tether_policy_cidr_contains(&doc.sources[1], AF_INET, v4));
+    assert_int_equal(inet_pton(AF_INET, "192.168.1.200", v4), 1);
+    assert_true(tether_policy_cidr_contains(&doc.sources[1], AF_INET, v4));
+    assert_int_equal(inet_pton(AF_INET, "192.168.1.127", v4), 1);
+    assert_false(tether_policy_cidr_contains(&doc.sources[1], AF_INET, v4));
+    assert_int_equal(inet_pton(AF_INET, "127.0.0.1", v4), 1);
+    assert_false(tether_policy_cidr_contains(&doc.sources[0], AF_INET, v4));
+    assert_int_equal(inet_pton(AF_INET6, "fdff::1", v6), 1);
+    assert_true(tether_policy_cidr_contains(&doc.sources[2], AF_INET6, v6));
+    assert_false(tether_policy_cidr_contains(&doc.sources[0], AF_INET6, v6));
+    assert_int_equal(inet_pton(AF_INET6, "fe00::1", v6), 1);
+    assert_false(tether_policy_cidr_contains(&doc.sources[2], AF_INET6, v6));
+}
+
+static void kind_names(void **state)
+{
+    tether_policy_threshold_kind_t kind;
+
+    (void)state;
+    for (unsigned k = 0; k < TETHER_THRESHOLD_KIND_COUNT; k++) {
+        const char *name = tether_policy_threshold_kind_name((tether_policy_threshold_kind_t)k);
+
+        assert_non_null(name);
+        assert_int_equal(tether_policy_threshold_kind_parse(name, strlen(name), &kind), TETHER_OK);
+        assert_int_equal(kind, k);
+    }
+    assert_null(tether_policy_threshold_kind_name(TETHER_THRESHOLD_KIND_COUNT));
+    assert_int_equal(tether_policy_threshold_kind_parse("spend_per", 9, &kind),
+                     TETHER_ERR_NOT_FOUND);
+    assert_int_equal(kind, TETHER_THRESHOLD_KIND_COUNT);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(full_document_read),
+        cmocka_unit_test(minimal_document_read),
+        cmocka_unit_test(refusals_named),
+        cmocka_unit_test(bounds_refused_as_too_large),
+        cmocka_unit_test(writer_refuses_short_buffer),
+        cmocka_unit_test(cidr_contains),
+        cmocka_unit_test(kind_names),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
