@@ -15,10 +15,12 @@
  *   bench_exchange fake-ca OUT.pem
  *       writes the manufacturer CA of the simulated devices' TPMs.
  *   bench_exchange load --fleet URL --ca FILE --bootstrap-token TOKEN
- *                       [--devices N] [--seconds S]
+ *                       [--devices N] [--seconds S] [--server-pid PID]
  *       enrols N simulated devices (software TPMs sharing one manufacturer)
  *       with the bootstrap token, then runs them concurrently for S seconds:
- *       exchanges per second the fleet sustains, and latency percentiles.
+ *       exchanges per second the fleet sustains, and latency percentiles;
+ *       with --server-pid, fleetd's CPU time (utime + stime) over those S
+ *       seconds per exchange, and its resident set size after them.
  */
 #include <getopt.h>
 #include <pthread.h>
@@ -29,6 +31,7 @@
 
 #include <mbedtls/pem.h>
 
+#include "bench_proc.h"
 #include "dpop_signer.h"
 #include "enroll.h"
 #include "exchange.h"
@@ -203,11 +206,32 @@ static void *device_loop(void *arg)
     return NULL;
 }
 
-static int load(const char *fleet, const char *ca, const char *bootstrap, size_t n, double seconds)
+/* The server's CPU per exchange over the load phase (cpu_start read as it
+ * began) and its memory after it. */
+static int print_server_use(pid_t pid, double cpu_start, size_t exchanges)
+{
+    double cpu_end;
+    unsigned long rss, peak;
+
+    if (bench_proc_cpu_seconds(pid, &cpu_end) != 0 || bench_proc_rss_kib(pid, &rss, &peak) != 0) {
+        fprintf(stderr, "bench: cannot read fleetd's /proc/%ld (is it running?)\n", (long)pid);
+        return -1;
+    }
+    printf("  fleetd CPU over the load          %.2f s (utime + stime)\n", cpu_end - cpu_start);
+    if (exchanges > 0)
+        printf("  fleetd CPU per exchange           %.3f ms\n",
+               (cpu_end - cpu_start) * 1000 / (double)exchanges);
+    printf("  fleetd RSS after the load         %.1f MiB (peak %.1f MiB)\n", (double)rss / 1024,
+           (double)peak / 1024);
+    return 0;
+}
+
+static int load(const char *fleet, const char *ca, const char *bootstrap, size_t n, double seconds,
+                pid_t server)
 {
     device_t *devs = calloc(n, sizeof(*devs));
     pthread_t threads[MAX_DEVICES];
-    double *all = NULL, start, elapsed;
+    double *all = NULL, start, elapsed, server_cpu = 0;
     size_t total = 0, failed = 0, samples = 0;
     int rc = 1;
 
@@ -229,6 +253,11 @@ static int load(const char *fleet, const char *ca, const char *bootstrap, size_t
             fprintf(stderr, "bench: simulated device %zu could not enrol\n", i);
             goto out;
         }
+    }
+    if (server > 0 && bench_proc_cpu_seconds(server, &server_cpu) != 0) {
+        fprintf(stderr, "bench: cannot read fleetd's /proc/%ld/stat (is it running?)\n",
+                (long)server);
+        goto out;
     }
     start = now_s();
     for (size_t i = 0; i < n; i++) {
@@ -254,6 +283,8 @@ static int load(const char *fleet, const char *ca, const char *bootstrap, size_t
     printf("  exchanges per second              %.1f (%zu done, %zu failed)\n",
            (double)total / elapsed, total, failed);
     print_percentiles("  exchange latency under load", all, samples);
+    if (server > 0 && print_server_use(server, server_cpu, total) != 0)
+        goto out;
     rc = failed == 0 ? 0 : 1;
 out:
     free(all);
@@ -316,10 +347,12 @@ int main(int argc, char **argv)
         {"count", required_argument, NULL, 'n'},     {"fleet", required_argument, NULL, 'f'},
         {"ca", required_argument, NULL, 'c'},        {"bootstrap-token", required_argument, NULL, 'b'},
         {"devices", required_argument, NULL, 'd'},   {"seconds", required_argument, NULL, 'S'},
+        {"server-pid", required_argument, NULL, 'p'},
         {NULL, 0, NULL, 0},
     };
     const char *tcti = NULL, *state_dir = NULL, *fleet = NULL, *ca = NULL, *bootstrap = NULL;
     unsigned long count = 100, devices = 8;
+    long server = 0;
     double seconds = 10;
     int c;
 
@@ -341,6 +374,7 @@ int main(int argc, char **argv)
         case 'b': bootstrap = optarg; break;
         case 'd': devices = strtoul(optarg, NULL, 10); break;
         case 'S': seconds = strtod(optarg, NULL); break;
+        case 'p': server = strtol(optarg, NULL, 10); break;
         default: return 2;
         }
     }
@@ -353,8 +387,8 @@ int main(int argc, char **argv)
     if (strcmp(argv[1], "token") == 0 && tcti != NULL && state_dir != NULL)
         return latency(tcti, state_dir, 1, 1);
     if (strcmp(argv[1], "load") == 0 && fleet != NULL && ca != NULL && bootstrap != NULL &&
-        devices > 0 && devices <= MAX_DEVICES && seconds > 0 && seconds <= 600)
-        return load(fleet, ca, bootstrap, devices, seconds);
+        devices > 0 && devices <= MAX_DEVICES && seconds > 0 && seconds <= 600 && server >= 0)
+        return load(fleet, ca, bootstrap, devices, seconds, (pid_t)server);
     fprintf(stderr, "bench_exchange: bad command line\n");
     return 2;
 }

@@ -49,6 +49,7 @@
 #include <openssl/pem.h>
 
 #include "bench_chat.h"
+#include "bench_proc.h"
 #include "tether/bytes.h"
 #include "tether/dpop.h"
 #include "tether/file.h"
@@ -331,26 +332,14 @@ static double percentile_ms(double *v, size_t n, double p)
     return v[(size_t)(p * (double)(n - 1) + 0.5)] * 1e3;
 }
 
-/* utime + stime of pid in seconds, from /proc/PID/stat (fields 14 and 15,
- * counted after the parenthesised command name). */
+/* utime + stime of pid in seconds (bench_proc.h); the run cannot go on without it. */
 static double cpu_seconds(pid_t pid)
 {
-    char path[64], text[1024], *p;
-    unsigned long long utime = 0, stime = 0;
-    size_t n;
-    FILE *f;
+    double seconds;
 
-    snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
-    if ((f = fopen(path, "r")) == NULL)
-        die("cannot read a process's CPU time (is it running?)");
-    n = fread(text, 1, sizeof(text) - 1, f);
-    fclose(f);
-    text[n] = '\0';
-    if ((p = strrchr(text, ')')) == NULL ||
-        sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &utime, &stime) !=
-            2)
-        die("cannot parse /proc/PID/stat");
-    return (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
+    if (bench_proc_cpu_seconds(pid, &seconds) != 0)
+        die("cannot read a process's CPU time from /proc/PID/stat (is it running?)");
+    return seconds;
 }
 
 /* ---- 1. latency, interleaved ------------------------------------------- */

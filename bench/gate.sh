@@ -44,6 +44,8 @@ cleanup() {
     rm -rf "$WORK"
 }
 trap cleanup EXIT
+# gate_fleet.sh sources its neighbours through $here, as the tests set it.
+here=$top/tests/integration
 . "$top/tests/integration/gate_fleet.sh"
 
 # The fleet and its devices (allowed, as the gateway needs nothing more of

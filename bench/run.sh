@@ -70,7 +70,7 @@ wait "$AGENT_PID" "$UP_PID" 2>/dev/null || true
 
 BOOT=$("$BIN/tetherctl" bootstrap create --ttl 1h --uses "$DEVICES")
 "$BENCH" load --fleet "$URL" --ca "$WORK/fleet/ca.pem" --bootstrap-token "$BOOT" \
-    --devices "$DEVICES" --seconds "$SECONDS_LOAD"
+    --devices "$DEVICES" --seconds "$SECONDS_LOAD" --server-pid "$FLEETD_PID"
 
 # Revocation: from the command to introspection answering false, and to a
 # waiting feed client receiving the entry.

@@ -149,6 +149,13 @@ get_hello() {
 }
 check "GET with the pinned CA (TLS 1.2, read-to-close body)" get_hello
 
+# The client offers ECDHE over P-256 only (the fleet's keys are P-256, and a
+# P-521 key exchange cost fleetd most of an exchange's CPU): a server that
+# takes P-521 alone finds no group in common.
+start_server p521 fleet -WWW -groups P-521 || exit 1
+check "the key exchange is over P-256 only: a server with only P-521 is refused" \
+    fails_with "TLS handshake" "$get" -t 5000 "$pki/fleet-ca.pem" "https://127.0.0.1:$PORT" /hello.txt
+
 get_prefix() {
     "$get" -t 5000 "$pki/fleet-ca.pem" "https://127.0.0.1:$fleet_port/prefix/" /hello.txt \
         >"$work/out" && [ "$(cat "$work/out")" = "under a prefix" ]

@@ -45,6 +45,15 @@ static const int ciphersuites[] = {
     0,
 };
 
+/* ECDHE over P-256 only: fleetd's CA and TLS keys are P-256 (fleetd's pki),
+ * and mbedTLS's default list offers P-521 first, whose key exchange cost
+ * fleetd most of an exchange's CPU. In mbedTLS 2.28 this list also bounds
+ * the curve of the server's certificate key, which for a fleet is P-256. */
+static const mbedtls_ecp_group_id curves[] = {
+    MBEDTLS_ECP_DP_SECP256R1,
+    MBEDTLS_ECP_DP_NONE,
+};
+
 static tether_status_t client_fail(tether_https_client_t *client, tether_status_t rc,
                                    const char *fmt, ...) TETHER_PRINTF(3, 4);
 
@@ -473,6 +482,7 @@ tether_status_t tether_https_client_setup(tether_https_client_t *client, const c
                                  MBEDTLS_SSL_MINOR_VERSION_3);
     mbedtls_ssl_conf_authmode(&client->tls, MBEDTLS_SSL_VERIFY_REQUIRED);
     mbedtls_ssl_conf_ciphersuites(&client->tls, ciphersuites);
+    mbedtls_ssl_conf_curves(&client->tls, curves);
     mbedtls_ssl_conf_ca_chain(&client->tls, &client->ca, NULL);
     mbedtls_ssl_conf_rng(&client->tls, tether_random_mbedtls, NULL);
     client->ready = true;
