@@ -843,33 +843,30 @@ static void policy_document_refusals(void **state)
 /* The policy verbs' command lines are checked before anything is sent. */
 static void run_policy_usage_errors(void **state)
 {
-    run_result_t r;
+    static const struct {
+        int argc;
+        char *argv[6];
+        const char *message;
+    } cases[] = {
+        {4, {"device", "set-policy", "dev_1", "--json"}, "device set-policy: ID NAME is missing"},
+        {3, {"policy", "create", "edge"}, "policy create: --models is required"},
+        {5, {"policy", "list", "--version", "2", "--json"},
+         "--version takes no value with 'policy list'"},
+        {5, {"policy", "create", "edge", "--models", "x,,y"},
+         "policy create: --models: each model is 1 to 128 bytes"},
+        {5, {"policy", "update", "Edge!", "--models", "x"}, "\"Edge!\" is not a policy name"},
+        {5, {"policy", "show", "edge", "--version", "0"}, "--version \"0\" is not a version"},
+    };
 
     (void)state;
-    r = run_with(no_env, 4, "device", "set-policy", "dev_1", "--json");
-    assert_int_equal(r.code, CTL_EXIT_USAGE);
-    assert_one_error_line(&r, "device set-policy: ID NAME is missing");
-    run_free(&r);
-    r = run_with(no_env, 3, "policy", "create", "edge");
-    assert_int_equal(r.code, CTL_EXIT_USAGE);
-    assert_one_error_line(&r, "policy create: --models is required");
-    run_free(&r);
-    r = run_with(no_env, 5, "policy", "list", "--version", "2", "--json");
-    assert_int_equal(r.code, CTL_EXIT_USAGE);
-    assert_one_error_line(&r, "--version takes no value with 'policy list'");
-    run_free(&r);
-    r = run_with(no_env, 5, "policy", "create", "edge", "--models", "x,,y");
-    assert_int_equal(r.code, CTL_EXIT_USAGE);
-    assert_one_error_line(&r, "policy create: --models: each model is 1 to 128 bytes");
-    run_free(&r);
-    r = run_with(no_env, 5, "policy", "update", "Edge!", "--models", "x");
-    assert_int_equal(r.code, CTL_EXIT_USAGE);
-    assert_one_error_line(&r, "\"Edge!\" is not a policy name");
-    run_free(&r);
-    r = run_with(no_env, 5, "policy", "show", "edge", "--version", "0");
-    assert_int_equal(r.code, CTL_EXIT_USAGE);
-    assert_one_error_line(&r, "--version \"0\" is not a version");
-    run_free(&r);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char *const *v = cases[i].argv;
+        run_result_t r = run_with(no_env, cases[i].argc, v[0], v[1], v[2], v[3], v[4], v[5]);
+
+        assert_int_equal(r.code, CTL_EXIT_USAGE);
+        assert_one_error_line(&r, cases[i].message);
+        run_free(&r);
+    }
 }
 
 int main(void)

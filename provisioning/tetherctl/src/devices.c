@@ -1,10 +1,11 @@
 /* tetherctl device verbs: list, show, allow, import, revoke, quarantine,
- * reinstate. Checks what it can before connecting (exit 2), leaves every
+ * reinstate, set-policy. Checks what it can before connecting (exit 2), leaves every
  * other judgement to fleetd. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "tether/fleet_policy.h"
 #include "tetherctl.h"
 
 #define PATH_SIZE 160
@@ -234,4 +235,37 @@ int ctl_device_quarantine(ctl_context_t *ctx, const char *arg)
 int ctl_device_reinstate(ctl_context_t *ctx, const char *arg)
 {
     return change_status(ctx, arg, "/reinstate", "reinstated with tetherctl (no reason given)");
+}
+
+int ctl_device_set_policy(ctl_context_t *ctx, const char *arg)
+{
+    const char *name = ctx->second_arg;
+    char path[PATH_SIZE], clean_id[80], clean_policy[80], version[24];
+    cJSON *request, *json = NULL;
+    int code;
+
+    if ((code = device_path(ctx, arg, "/policy", path, sizeof(path))) != CTL_EXIT_OK)
+        return code;
+    if (!tether_policy_name_valid(name))
+        return ctl_fail(ctx, CTL_EXIT_USAGE, "\"%.80s\" is not a policy name",
+                        name != NULL ? name : "");
+    request = cJSON_CreateObject();
+    if (cJSON_AddStringToObject(request, "policy", name) == NULL) {
+        cJSON_Delete(request);
+        return ctl_fail(ctx, CTL_EXIT_REMOTE, "out of memory");
+    }
+    if ((code = ctl_post_json(ctx, path, request, &json)) != CTL_EXIT_OK)
+        goto out;
+    if (ctx->json) {
+        code = ctl_print_raw_body(ctx);
+        goto out;
+    }
+    ctl_text_shorten(ctl_json_string(json, "device_id"), 0, clean_id, sizeof(clean_id));
+    ctl_text_shorten(ctl_json_string(json, "policy"), 0, clean_policy, sizeof(clean_policy));
+    ctl_format_value(cJSON_GetObjectItemCaseSensitive(json, "version"), version, sizeof(version));
+    fprintf(ctx->io->out, "device %s follows policy %s (version %s from its next exchange)\n",
+            clean_id, clean_policy, version);
+out:
+    ctl_json_free(json);
+    return code;
 }

@@ -1,5 +1,5 @@
-/* tetherctl verbs for fleet policies: policy create, update, show, list,
- * and device set-policy. */
+/* tetherctl verbs for fleet policies: policy create, update, show, list
+ * (device set-policy is in devices.c). */
 #include <arpa/inet.h>
 #include <limits.h>
 #include <stdio.h>
@@ -317,43 +317,6 @@ int ctl_policy_list(ctl_context_t *ctx, const char *arg)
     ctl_table_print(&table, ctx->io->out);
 out:
     ctl_table_free(&table);
-    ctl_json_free(json);
-    return code;
-}
-
-int ctl_device_set_policy(ctl_context_t *ctx, const char *arg)
-{
-    const char *name = ctx->second_arg;
-    char path[PATH_SIZE], clean_id[80], clean_policy[80], version[24];
-    cJSON *request, *json = NULL;
-    int code;
-
-    if (!ctl_path_id_valid(arg))
-        return ctl_fail(ctx, CTL_EXIT_USAGE,
-                        "\"%.80s\" is not a device id (dev_ and 24 hex digits, as in "
-                        "'tetherctl device list')",
-                        arg != NULL ? arg : "");
-    if (!tether_policy_name_valid(name))
-        return ctl_fail(ctx, CTL_EXIT_USAGE, "\"%.80s\" is not a policy name",
-                        name != NULL ? name : "");
-    snprintf(path, sizeof(path), TETHER_FLEET_PATH_DEVICES "/%s/policy", arg);
-    request = cJSON_CreateObject();
-    if (cJSON_AddStringToObject(request, "policy", name) == NULL) {
-        cJSON_Delete(request);
-        return ctl_fail(ctx, CTL_EXIT_REMOTE, "out of memory");
-    }
-    if ((code = ctl_post_json(ctx, path, request, &json)) != CTL_EXIT_OK)
-        goto out;
-    if (ctx->json) {
-        code = ctl_print_raw_body(ctx);
-        goto out;
-    }
-    ctl_text_shorten(ctl_json_string(json, "device_id"), 0, clean_id, sizeof(clean_id));
-    ctl_text_shorten(ctl_json_string(json, "policy"), 0, clean_policy, sizeof(clean_policy));
-    ctl_format_value(cJSON_GetObjectItemCaseSensitive(json, "version"), version, sizeof(version));
-    fprintf(ctx->io->out, "device %s follows policy %s (version %s from its next exchange)\n",
-            clean_id, clean_policy, version);
-out:
     ctl_json_free(json);
     return code;
 }

@@ -332,6 +332,7 @@ int ctl_device_import(ctl_context_t *ctx, const char *arg);
 int ctl_device_revoke(ctl_context_t *ctx, const char *arg);
 int ctl_device_quarantine(ctl_context_t *ctx, const char *arg);
 int ctl_device_reinstate(ctl_context_t *ctx, const char *arg);
+int ctl_device_set_policy(ctl_context_t *ctx, const char *arg);
 int ctl_bootstrap_create(ctl_context_t *ctx, const char *arg);
 int ctl_token_create(ctl_context_t *ctx, const char *arg);
 int ctl_token_list(ctl_context_t *ctx, const char *arg);
@@ -346,7 +347,6 @@ int ctl_policy_create(ctl_context_t *ctx, const char *arg); /* policies.c */
 int ctl_policy_update(ctl_context_t *ctx, const char *arg);
 int ctl_policy_show(ctl_context_t *ctx, const char *arg);
 int ctl_policy_list(ctl_context_t *ctx, const char *arg);
-int ctl_device_set_policy(ctl_context_t *ctx, const char *arg);
 
 /* ---- Fleet policies (policies.c) ----------------------------------------- */
 
