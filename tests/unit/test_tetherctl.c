@@ -749,22 +749,12 @@ static void args_repeats_and_version(void **state)
     assert_string_equal(m, "--models is given twice");
 }
 
-static tether_status_t build(char *out, size_t size, char *m, int argc, ...)
+/* ctl_policy_document_build on a parsed command line; *len matches out. */
+static tether_status_t build(const ctl_args_t *a, char *out, size_t size, char *m)
 {
-    char *argv[16] = {"tetherctl"};
-    ctl_args_t a;
     size_t len = 0;
-    tether_status_t rc;
-    va_list ap;
+    tether_status_t rc = ctl_policy_document_build(a, out, size, &len, m, CTL_MESSAGE_SIZE);
 
-    assert_true(argc < 16);
-    va_start(ap, argc);
-    for (int i = 1; i <= argc; i++)
-        argv[i] = va_arg(ap, char *);
-    va_end(ap);
-    if (ctl_args_parse(argc + 1, argv, &a, m, CTL_MESSAGE_SIZE) != TETHER_OK)
-        fail_msg("%s", m);
-    rc = ctl_policy_document_build(&a, out, size, &len, m, CTL_MESSAGE_SIZE);
     assert_int_equal(len, rc == TETHER_OK ? strlen(out) : 0);
     return rc;
 }
@@ -775,18 +765,21 @@ static void policy_document_from_options(void **state)
 {
     char out[TETHER_POLICY_DOCUMENT_MAX + 1], m[CTL_MESSAGE_SIZE], why[256];
     tether_policy_document_t doc;
+    ctl_args_t a;
 
     (void)state;
-    assert_int_equal(build(out, sizeof(out), m, 1, "--models=llama3:8b,gpt-4o*,llama3:8b"),
+    assert_int_equal(parse(&a, m, sizeof(m), 1, "--models=llama3:8b,gpt-4o*,llama3:8b"),
                      TETHER_OK);
+    assert_int_equal(build(&a, out, sizeof(out), m), TETHER_OK);
     assert_string_equal(out, "{\"version\":1,\"tokens\":{\"models\":[\"gpt-4o*\",\"llama3:8b\"],"
                              "\"cost_ceiling\":0,\"lifetime_seconds\":300},\"thresholds\":[],"
                              "\"sources\":[]}");
-    assert_int_equal(build(out, sizeof(out), m, 12, "--models", "*", "--cost-ceiling", "12.5",
+    assert_int_equal(parse(&a, m, sizeof(m), 12, "--models", "*", "--cost-ceiling", "12.5",
                            "--token-lifetime", "60", "--threshold",
                            "spend_per_day=5:quarantine", "--threshold",
                            "requests_per_minute=20:alert", "--source-cidr", "fd00::/8"),
                      TETHER_OK);
+    assert_int_equal(build(&a, out, sizeof(out), m), TETHER_OK);
     assert_string_equal(out, "{\"version\":1,\"tokens\":{\"models\":[\"*\"],\"cost_ceiling\":12.5,"
                              "\"lifetime_seconds\":60},\"thresholds\":[{\"kind\":"
                              "\"requests_per_minute\",\"value\":20,\"action\":\"alert\"},"
@@ -802,6 +795,7 @@ static void policy_document_from_options(void **state)
 static void policy_document_refusals(void **state)
 {
     char out[TETHER_POLICY_DOCUMENT_MAX + 1], small[16], m[CTL_MESSAGE_SIZE];
+    ctl_args_t a;
     static const struct {
         const char *option;
         const char *value;
@@ -824,20 +818,26 @@ static void policy_document_refusals(void **state)
         /* --models once: the case's own, or a good one before the case. */
         bool models = strcmp(cases[i].option, "--models") == 0;
 
-        assert_int_equal(build(out, sizeof(out), m, models ? 2 : 4, cases[i].option,
+        assert_int_equal(parse(&a, m, sizeof(m), models ? 2 : 4, cases[i].option,
                                cases[i].value, "--models", "x"),
-                         TETHER_ERR_PARSE);
+                         TETHER_OK);
+        assert_int_equal(build(&a, out, sizeof(out), m), TETHER_ERR_PARSE);
         if (strstr(m, cases[i].message) == NULL)
             fail_msg("%s %s: \"%s\" not in: %s", cases[i].option, cases[i].value,
                      cases[i].message, m);
     }
-    assert_int_equal(build(out, sizeof(out), m, 0), TETHER_ERR_PARSE);
+    assert_int_equal(parse(&a, m, sizeof(m), 0),
+                     TETHER_OK);
+    assert_int_equal(build(&a, out, sizeof(out), m), TETHER_ERR_PARSE);
     assert_string_equal(m, "--models is required");
-    assert_int_equal(build(out, sizeof(out), m, 6, "--models", "x", "--threshold",
+    assert_int_equal(parse(&a, m, sizeof(m), 6, "--models", "x", "--threshold",
                            "spend_per_day=1:alert", "--threshold", "spend_per_day=2:alert"),
-                     TETHER_ERR_PARSE);
+                     TETHER_OK);
+    assert_int_equal(build(&a, out, sizeof(out), m), TETHER_ERR_PARSE);
     assert_string_equal(m, "--threshold: spend_per_day is given twice");
-    assert_int_equal(build(small, sizeof(small), m, 2, "--models", "x"), TETHER_ERR_TOO_LARGE);
+    assert_int_equal(parse(&a, m, sizeof(m), 2, "--models", "x"),
+                     TETHER_OK);
+    assert_int_equal(build(&a, small, sizeof(small), m), TETHER_ERR_TOO_LARGE);
 }
 
 /* The policy verbs' command lines are checked before anything is sent. */

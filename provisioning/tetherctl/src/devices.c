@@ -1,6 +1,6 @@
 /* tetherctl device verbs: list, show, allow, import, revoke, quarantine,
- * reinstate, set-policy. Checks what it can before connecting (exit 2), leaves every
- * other judgement to fleetd. */
+ * reinstate, set-policy. Checks what it can before connecting (exit 2),
+ * leaves every other judgement to fleetd. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -187,12 +187,24 @@ out:
     return code;
 }
 
+/* POSTs {member: value} to path (ctl_post_json's exit code and answer). */
+static int post_string(ctl_context_t *ctx, const char *path, const char *member,
+                       const char *value, cJSON **json)
+{
+    cJSON *request = cJSON_CreateObject();
+
+    if (cJSON_AddStringToObject(request, member, value) == NULL) {
+        cJSON_Delete(request);
+        return ctl_fail(ctx, CTL_EXIT_REMOTE, "out of memory");
+    }
+    return ctl_post_json(ctx, path, request, json);
+}
+
 static int change_status(ctl_context_t *ctx, const char *id, const char *action,
                          const char *default_reason)
 {
     const char *reason = ctx->args->value[CTL_OPT_REASON];
     char path[PATH_SIZE], clean_id[80], clean_name[80], clean_status[40];
-    cJSON *request;
     cJSON *json = NULL;
     int code;
 
@@ -202,12 +214,7 @@ static int change_status(ctl_context_t *ctx, const char *id, const char *action,
         reason = default_reason;
     if (reason == NULL || reason[0] == '\0')
         return ctl_fail(ctx, CTL_EXIT_USAGE, "--reason TEXT is required");
-    request = cJSON_CreateObject();
-    if (cJSON_AddStringToObject(request, "reason", reason) == NULL) {
-        cJSON_Delete(request);
-        return ctl_fail(ctx, CTL_EXIT_REMOTE, "out of memory");
-    }
-    if ((code = ctl_post_json(ctx, path, request, &json)) != CTL_EXIT_OK)
+    if ((code = post_string(ctx, path, "reason", reason, &json)) != CTL_EXIT_OK)
         goto out;
     if (ctx->json) {
         code = ctl_print_raw_body(ctx);
@@ -241,7 +248,7 @@ int ctl_device_set_policy(ctl_context_t *ctx, const char *arg)
 {
     const char *name = ctx->second_arg;
     char path[PATH_SIZE], clean_id[80], clean_policy[80], version[24];
-    cJSON *request, *json = NULL;
+    cJSON *json = NULL;
     int code;
 
     if ((code = device_path(ctx, arg, "/policy", path, sizeof(path))) != CTL_EXIT_OK)
@@ -249,12 +256,7 @@ int ctl_device_set_policy(ctl_context_t *ctx, const char *arg)
     if (!tether_policy_name_valid(name))
         return ctl_fail(ctx, CTL_EXIT_USAGE, "\"%.80s\" is not a policy name",
                         name != NULL ? name : "");
-    request = cJSON_CreateObject();
-    if (cJSON_AddStringToObject(request, "policy", name) == NULL) {
-        cJSON_Delete(request);
-        return ctl_fail(ctx, CTL_EXIT_REMOTE, "out of memory");
-    }
-    if ((code = ctl_post_json(ctx, path, request, &json)) != CTL_EXIT_OK)
+    if ((code = post_string(ctx, path, "policy", name, &json)) != CTL_EXIT_OK)
         goto out;
     if (ctx->json) {
         code = ctl_print_raw_body(ctx);
