@@ -1542,6 +1542,26 @@ static void retry_keeps_policy(void **state)
     device_close(&d);
 }
 
+/* A token issued before its policy version was recorded (schema 10) cannot
+ * be issued again with the same claims: its retry is refused, and the
+ * agent starts over. */
+static void retry_of_token_without_policy(void **state)
+{
+    fixture_t *f = *state;
+    device_t d;
+    char *ev;
+
+    enrol(f, &d, 23);
+    ev = evidence(f, &d);
+    assert_int_equal(post_token(f, ev), 200);
+    fleet_db_exec(f->path, "UPDATE issued_tokens SET policy = NULL, policy_version = NULL");
+    test_now += 5;
+    expect_refusal(f, ev, 400, "invalid_grant", "nonce_expired");
+    free(ev);
+    free(exchange_ok(f, &d));
+    device_close(&d);
+}
+
 /* The containment every clone signal must leave: the device quarantined
  * naming the clone, every unexpired token revoked, a feed entry, one alert
  * of kind with both sightings, and nothing more for either TPM. */
@@ -2510,6 +2530,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(byte_identical_retry, setup, teardown),
         cmocka_unit_test_setup_teardown(token_follows_policy, setup, teardown),
         cmocka_unit_test_setup_teardown(retry_keeps_policy, setup, teardown),
+        cmocka_unit_test_setup_teardown(retry_of_token_without_policy, setup, teardown),
         cmocka_unit_test_setup_teardown(clone_first_then_original, setup, teardown),
         cmocka_unit_test_setup_teardown(original_first_then_clone, setup, teardown),
         cmocka_unit_test_setup_teardown(tpm_state_rolled_back, setup, teardown),
