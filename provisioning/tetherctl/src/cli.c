@@ -40,7 +40,8 @@ typedef struct ctl_verb {
     "                            (canonical, ascending; none: any)\n"                       \
     "\n"                                                                                    \
     "tetherctl writes the canonical policy document; fleetd's strict reader refuses\n"     \
-    "anything else with its reason (exit 1).\n"
+    "anything else with its reason (exit 1).\n"                                            \
+    "\n"
 
 static const ctl_verb_t verbs[] = {
     {"device", "list", NULL, 0, 0, ctl_device_list, "device list", "list the fleet's devices",
@@ -180,7 +181,8 @@ static const ctl_verb_t verbs[] = {
     {"policy", "create", "NAME", POLICY_OPTIONS, B(MODELS), ctl_policy_create,
      "policy create NAME --models GLOB,... [...]", "create a fleet policy (version 1)",
      POLICY_OPTIONS_HELP "NAME: 1-64 of a-z 0-9 . _ -, starting with a letter or digit.\n"
-                         "Prints the name and version; with --json the fleet's answer.\n"
+                         "Prints the new version as 'policy show' does; with --json the\n"
+                         "fleet's answer.\n"
                          "Needs an admin token with the fleet role.\n"},
     {"policy", "update", "NAME", POLICY_OPTIONS, B(MODELS), ctl_policy_update,
      "policy update NAME --models GLOB,... [...]", "write a fleet policy's next version",
