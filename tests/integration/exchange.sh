@@ -187,16 +187,33 @@ curl -sS --cacert "$DIR/ca.pem" "$URL/.well-known/jwks.json" >"$WORK/jwks2.json"
 python3 "$here/jwt_tool.py" verify "$WORK/jwks2.json" "$OLD_TOKEN" >/dev/null ||
     fail "a token of the old key no longer verifies with the published keys"
 [ "$(introspect "$OLD_TOKEN")" = true ] || fail "introspection of an old-key token"
-before=$(json_get "$("$AGENT" token --socket "$WORK/agent.sock" --status)" 'd["exchanges"]')
-kill -HUP "$AGENT_PID"
-for _ in $(seq 1 100); do
-    [ "$(json_get "$("$AGENT" token --socket "$WORK/agent.sock" --status)" 'd["exchanges"]')" -gt "$before" ] && break
-    sleep 0.1
-done
-TOKEN=$("$AGENT" token --socket "$WORK/agent.sock")
+# refresh: SIGHUP makes the agent exchange; waits (10 s at most) for that
+# exchange and sets TOKEN to the agent's token.
+refresh() {
+    local before
+    before=$(json_get "$("$AGENT" token --socket "$WORK/agent.sock" --status)" 'd["exchanges"]')
+    kill -HUP "$AGENT_PID"
+    for _ in $(seq 1 100); do
+        [ "$(json_get "$("$AGENT" token --socket "$WORK/agent.sock" --status)" 'd["exchanges"]')" -gt "$before" ] && break
+        sleep 0.1
+    done
+    TOKEN=$("$AGENT" token --socket "$WORK/agent.sock")
+}
+refresh
 new_kid=$(kid "$WORK/jwks2.json" "$TOKEN")
 [ -n "$new_kid" ] && [ "$new_kid" != "$old_kid" ] || fail "the new token is not signed by the new key"
 pass "key rotation: new tokens use the new key, old-key tokens verify until they expire"
+
+# --- fleet policies: the agent's next token carries its device's policy -------------
+# (lifetime 30 as the fleet's default, which the checks below rely on)
+"$CTL" policy create agents --models 'llama3:8b' --token-lifetime 30 >/dev/null
+"$CTL" policy update agents --models 'gpt-4o*,llama3:8b' --cost-ceiling 5 --token-lifetime 30 >/dev/null
+"$CTL" device set-policy "$DEV_A" agents >/dev/null
+refresh
+claims=$(python3 "$here/jwt_tool.py" verify "$WORK/jwks2.json" "$TOKEN") || fail "policy token: $claims"
+[ "$(json_get "$claims" 'd["claims"]["tether"]["policy"], d["claims"]["tether"]["policy_version"], d["claims"]["tether"]["models"], d["claims"]["tether"]["cost_ceiling"]')" = \
+    "('agents', 2, ['gpt-4o*', 'llama3:8b'], 5)" ] || fail "the token does not carry policy agents version 2: $claims"
+pass "tetherctl device set-policy: the agent's next token carries the policy's name, version 2 and models"
 
 
 # --- fleetd killed in the middle of exchanges; nothing accepted is lost ----------

@@ -164,7 +164,8 @@ mapfile -t fleetd_pages < <(man_pages 8 tether-fleetd tether-fleetd-{init,run,ch
 mapfile -t ctl_pages < <(man_pages 1 tetherctl \
     tetherctl-device-{list,show,allow,import,revoke,quarantine,reinstate} \
     tetherctl-bootstrap-create tetherctl-token-{create,list,revoke} tetherctl-key-{list,rotate} \
-    tetherctl-alerts tetherctl-revocations tetherctl-revoke-leaked tetherctl-usage)
+    tetherctl-alerts tetherctl-revocations tetherctl-revoke-leaked tetherctl-usage \
+    tetherctl-policy-{create,update,show,list} tetherctl-device-set-policy)
 mapfile -t gate_pages < <(man_pages 8 tether-gate tether-gate-{init,run,check})
 expect_contents tether-agent \
     "-rwxr-xr-x /usr/bin/tether-agent" \

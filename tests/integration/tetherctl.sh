@@ -74,7 +74,8 @@ expect 0 "--help"
 out_has "usage: tetherctl"
 for verb in "device list" "device show" "device allow" "device import" "device revoke" \
     "device quarantine" "device reinstate" "bootstrap create" "token create" "token list" \
-    "token revoke" "alerts" "device" "token" "bootstrap"; do
+    "token revoke" "alerts" "device" "token" "bootstrap" "policy create" "policy update" \
+    "policy show" "policy list" "device set-policy" "policy"; do
     # shellcheck disable=SC2086
     ctl $verb --help
     [ "$RC" = 0 ] || fail "$verb --help exited $RC"
@@ -125,6 +126,49 @@ expect 0 "device list --json"
 [ "$(json 'len(j["devices"])')" = 1 ] || fail "device list --json: one device expected"
 [ "$(json 'j["devices"][0]["ek_sha256"]')" = "$EK1" ] || fail "device list --json: full EK"
 DEV1=$(json 'j["devices"][0]["id"]')
+
+# --- fleet policies ------------------------------------------------------------------
+ctl "${G[@]}" policy create edge --models 'llama3:8b,gpt-4o*' --cost-ceiling 2.5 \
+    --token-lifetime 120 --threshold requests_per_minute=20:quarantine --source-cidr 10.0.0.0/8
+expect 0 "policy create"
+out_has "version: 1"
+out_has '"models":["gpt-4o*","llama3:8b"]'
+ctl "${G[@]}" policy create edge --models x
+expect 1 "policy create twice"
+err_has "HTTP 409"
+ctl "${G[@]}" policy update edge --models 'llama3:8b' --json
+expect 0 "policy update"
+[ "$(json 'j["version"], j["policy"]["tokens"]["models"]')" = "(2, ['llama3:8b'])" ] ||
+    fail "policy update: version 2 with its models expected"
+ctl "${G[@]}" policy show edge --version 1 --json
+expect 0 "policy show --version 1"
+[ "$(json 'j["version"], j["policy"]["tokens"]["lifetime_seconds"]')" = "(1, 120)" ] ||
+    fail "policy show --version 1: the first version expected"
+ctl "${G[@]}" policy show edge
+expect 0 "policy show (current)"
+out_has "version: 2"
+ctl "${G[@]}" policy list
+expect 0 "policy list"
+out_has "NAME"
+grep -qE '^edge +2 ' <<<"$OUT" || fail "policy list: edge at version 2 expected"
+grep -qE '^default +1 ' <<<"$OUT" || fail "policy list: default at version 1 expected"
+ctl "${G[@]}" device set-policy "$DEV1" edge
+expect 0 "device set-policy"
+out_has "follows policy edge (version 2"
+ctl "${G[@]}" device set-policy "$DEV1" nosuch
+expect 1 "device set-policy to an unknown policy"
+err_has "HTTP 404"
+ctl "${G[@]}" policy create bad --models x --frobnicate 1
+expect 2 "policy create with a bad flag"
+ctl "${G[@]}" policy create bad --models x --threshold requests_per_minute=20:explode
+expect 2 "policy create with a bad threshold action"
+err_has "ACTION is alert or quarantine"
+ctl "${G[@]}" policy create bad --models x --token-lifetime 5
+expect 1 "policy create with a document fleetd refuses"
+err_has "HTTP 400"
+err_has "lifetime_seconds"
+ctl "${G[@]}" policy show bad
+expect 1 "a refused policy was not written"
 
 printf 'ek_sha256,name\n%s,gw2\n%s,gw3\n%s,gw1\n' "$EK2" "$EK3" "$EK1" >"$WORK/good.csv"
 ctl "${G[@]}" device import "$WORK/good.csv"

@@ -34,6 +34,7 @@
 #include "files.h"
 #include "fleet_metrics.h"
 #include "fleet_fixture.h"
+#include "fleet_policies.h"
 #include "route.h"
 #include "fleet.h"
 #include "issuer_keys.h"
@@ -151,7 +152,8 @@ static int setup(void **state)
                                      TETHER_CONFIG_DEFAULT_ENROLL_BURST) != TETHER_OK)
         return -1;
     tether_fleet_config_init(&f->config);
-    if (tether_token_policy_from_config(&f->config, &f->policy) != TETHER_OK)
+    if (tether_token_policy_from_config(&f->config, &f->policy) != TETHER_OK ||
+        tether_fleet_policy_default_ensure(&f->store, &f->policy, T0) != TETHER_OK)
         return -1;
     write_first_issuer_key(f->dir);
     open_keys(f);
@@ -647,6 +649,42 @@ static const cJSON *claim(const cJSON *claims, const char *name)
     if (item == NULL)
         fail_msg("no claim %s", name);
     return item;
+}
+
+/* Writes f->policy's token keys as the next version of the default policy,
+ * as an operator changing them would after the first start. */
+static void default_policy_update(fixture_t *f)
+{
+    tether_policy_document_t doc;
+    char text[TETHER_POLICY_DOCUMENT_MAX + 1], why[256];
+    size_t len = 0;
+    int64_t version = 0;
+
+    assert_int_equal(tether_fleet_policy_from_token_policy(&f->policy, &doc, why, sizeof(why)),
+                     TETHER_OK);
+    assert_int_equal(tether_policy_document_write(&doc, text, sizeof(text), &len), TETHER_OK);
+    assert_int_equal(tether_store_policy_write(&f->store, TETHER_POLICY_DEFAULT_NAME, text, false,
+                                               test_now, &version),
+                     TETHER_OK);
+}
+
+/* The tether claim's policy, version and models ("a,b"). */
+static void expect_policy_claims(const cJSON *claims, const char *name, double version,
+                                 const char *models)
+{
+    const cJSON *tether = claim(claims, "tether");
+    const cJSON *item;
+    char joined[256] = "";
+
+    assert_string_equal(claim(tether, "policy")->valuestring, name);
+    assert_true(number(tether, "policy_version") == version);
+    cJSON_ArrayForEach(item, claim(tether, "models"))
+    {
+        assert_true(cJSON_IsString(item));
+        snprintf(joined + strlen(joined), sizeof(joined) - strlen(joined), "%s%s",
+                 joined[0] != '\0' ? "," : "", item->valuestring);
+    }
+    assert_string_equal(joined, models);
 }
 
 /* The jti of a token this fleet issued (verified). */
@@ -1258,6 +1296,7 @@ static void scope_and_audience(void **state)
 
     assert_int_equal(tether_fleet_config_parse(conf, strlen(conf), &f->config, &error), TETHER_OK);
     assert_int_equal(tether_token_policy_from_config(&f->config, &f->policy), TETHER_OK);
+    default_policy_update(f);
     enrol(f, &d, 5);
     ev = evidence(f, &d);
     body = malloc(strlen(ev) + 512);
@@ -1408,6 +1447,118 @@ static void byte_identical_retry(void **state)
     free(first);
     free(second);
     free(ev);
+    device_close(&d);
+}
+
+#define EDGE_V1                                                                               \
+    "{\"version\":1,\"tokens\":{\"models\":[\"llama3:8b\"],\"cost_ceiling\":2.5,"              \
+    "\"lifetime_seconds\":60},\"thresholds\":[],\"sources\":[]}"
+#define EDGE_V2                                                                               \
+    "{\"version\":1,\"tokens\":{\"models\":[\"gpt-4o*\",\"llama3:8b\"],\"cost_ceiling\":0,"   \
+    "\"lifetime_seconds\":120},\"thresholds\":[],\"sources\":[]}"
+
+/* A token carries the current version of the policy its device follows:
+ * its name, version, models and cost ceiling, and lives its lifetime. */
+static void token_follows_policy(void **state)
+{
+    fixture_t *f = *state;
+    device_t d;
+    char *token;
+    cJSON *claims = NULL;
+    int64_t version = 0;
+
+    enrol(f, &d, 21);
+    token = exchange_ok(f, &d);
+    assert_int_equal(verify_token(f, token, test_now, &claims), TETHER_OK);
+    expect_policy_claims(claims, "default", 1, "*");
+    assert_int_equal(number(claims, "exp") - number(claims, "iat"), 300);
+    cJSON_Delete(claims);
+    free(token);
+    /* Moved to another policy: its claims at the next exchange. */
+    assert_int_equal(tether_store_policy_write(&f->store, "edge", EDGE_V1, true, test_now,
+                                               &version),
+                     TETHER_OK);
+    assert_int_equal(tether_store_device_set_policy(&f->store, d.id, "edge", test_now), TETHER_OK);
+    test_now += 10;
+    token = exchange_ok(f, &d);
+    assert_int_equal(number(f->json, "expires_in"), 60);
+    assert_int_equal(verify_token(f, token, test_now, &claims), TETHER_OK);
+    expect_policy_claims(claims, "edge", 1, "llama3:8b");
+    assert_true(number(claim(claims, "tether"), "cost_ceiling") == 2.5);
+    assert_int_equal(number(claims, "exp") - number(claims, "iat"), 60);
+    cJSON_Delete(claims);
+    free(token);
+    /* The policy updated: the next token carries version 2. */
+    assert_int_equal(tether_store_policy_write(&f->store, "edge", EDGE_V2, false, test_now,
+                                               &version),
+                     TETHER_OK);
+    assert_int_equal(version, 2);
+    test_now += 10;
+    token = exchange_ok(f, &d);
+    assert_int_equal(verify_token(f, token, test_now, &claims), TETHER_OK);
+    expect_policy_claims(claims, "edge", 2, "gpt-4o*,llama3:8b");
+    assert_true(number(claim(claims, "tether"), "cost_ceiling") == 0);
+    assert_int_equal(number(claims, "exp") - number(claims, "iat"), 120);
+    assert_int_equal(fleet_db_count(f->path, "SELECT count(*) FROM issued_tokens WHERE "
+                                             "policy = 'edge' AND policy_version = 2"),
+                     1);
+    cJSON_Delete(claims);
+    free(token);
+    device_close(&d);
+}
+
+/* A byte-identical retry gets the same token even when the device's
+ * policy changed between the two: the claims of the version recorded with
+ * the token, not the current one. */
+static void retry_keeps_policy(void **state)
+{
+    fixture_t *f = *state;
+    device_t d;
+    char *ev, *first;
+    int64_t version = 0;
+
+    enrol(f, &d, 22);
+    ev = evidence(f, &d);
+    assert_int_equal(post_token(f, ev), 200);
+    first = strdup(text(f, "access_token"));
+    assert_non_null(first);
+    assert_int_equal(tether_store_policy_write(&f->store, "edge", EDGE_V1, true, test_now,
+                                               &version),
+                     TETHER_OK);
+    assert_int_equal(tether_store_device_set_policy(&f->store, d.id, "edge", test_now), TETHER_OK);
+    test_now += 5;
+    assert_int_equal(post_token(f, ev), 200);
+    assert_string_equal(text(f, "access_token"), first);
+    /* And after the policy it was issued under got a new version. */
+    assert_int_equal(tether_store_policy_write(&f->store, "default", EDGE_V2, false, test_now,
+                                               &version),
+                     TETHER_OK);
+    test_now += 5;
+    assert_int_equal(post_token(f, ev), 200);
+    assert_string_equal(text(f, "access_token"), first);
+    expect_sample(f, "tether_fleetd_exchanges_total{outcome=\"retry\"} 2");
+    free(first);
+    free(ev);
+    device_close(&d);
+}
+
+/* A token issued before its policy version was recorded (schema 10) cannot
+ * be issued again with the same claims: its retry is refused, and the
+ * agent starts over. */
+static void retry_of_token_without_policy(void **state)
+{
+    fixture_t *f = *state;
+    device_t d;
+    char *ev;
+
+    enrol(f, &d, 23);
+    ev = evidence(f, &d);
+    assert_int_equal(post_token(f, ev), 200);
+    fleet_db_exec(f->path, "UPDATE issued_tokens SET policy = NULL, policy_version = NULL");
+    test_now += 5;
+    expect_refusal(f, ev, 400, "invalid_grant", "nonce_expired");
+    free(ev);
+    free(exchange_ok(f, &d));
     device_close(&d);
 }
 
@@ -1907,6 +2058,7 @@ static void lifetime_clamped(void **state)
                          TETHER_OK);
         assert_int_equal(tether_fleet_config_token_lifetime(&f->config), cases[i].lifetime);
         assert_int_equal(tether_token_policy_from_config(&f->config, &f->policy), TETHER_OK);
+        default_policy_update(f);
         test_now += 10;
         token = exchange_ok(f, &d);
         assert_int_equal(number(f->json, "expires_in"), cases[i].lifetime);
@@ -2376,6 +2528,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(scope_and_audience, setup, teardown),
         cmocka_unit_test_setup_teardown(device_state_refusals, setup, teardown),
         cmocka_unit_test_setup_teardown(byte_identical_retry, setup, teardown),
+        cmocka_unit_test_setup_teardown(token_follows_policy, setup, teardown),
+        cmocka_unit_test_setup_teardown(retry_keeps_policy, setup, teardown),
+        cmocka_unit_test_setup_teardown(retry_of_token_without_policy, setup, teardown),
         cmocka_unit_test_setup_teardown(clone_first_then_original, setup, teardown),
         cmocka_unit_test_setup_teardown(original_first_then_clone, setup, teardown),
         cmocka_unit_test_setup_teardown(tpm_state_rolled_back, setup, teardown),

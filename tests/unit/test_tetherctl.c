@@ -4,6 +4,7 @@
  * admin token file, and the usage errors of the whole program.
  */
 #include <setjmp.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -15,6 +16,7 @@
 
 #include <cmocka.h>
 
+#include "tether/fleet_policy.h"
 #include "tetherctl.h"
 #include "tether/secret_token.h"
 
@@ -713,6 +715,160 @@ static void run_help_and_version(void **state)
     run_free(&r);
 }
 
+/* ---- Fleet policies ---------------------------------------------------- */
+
+/* Repeatable options keep every value in order; --version is a flag or
+ * takes the number after it. */
+static void args_repeats_and_version(void **state)
+{
+    ctl_args_t a;
+    char m[CTL_MESSAGE_SIZE];
+
+    (void)state;
+    assert_int_equal(parse(&a, m, sizeof(m), 9, "policy", "create", "p", "--threshold",
+                           "requests_per_minute=1:alert", "--source-cidr=10.0.0.0/8",
+                           "--threshold", "spend_per_day=5:quarantine", "--json"),
+                     TETHER_OK);
+    assert_int_equal(a.repeat_count, 3);
+    assert_int_equal(a.repeat_options[0], CTL_OPT_THRESHOLD);
+    assert_string_equal(a.repeats[0], "requests_per_minute=1:alert");
+    assert_int_equal(a.repeat_options[1], CTL_OPT_SOURCE_CIDR);
+    assert_string_equal(a.repeats[1], "10.0.0.0/8");
+    assert_string_equal(a.repeats[2], "spend_per_day=5:quarantine");
+    assert_string_equal(a.value[CTL_OPT_THRESHOLD], "requests_per_minute=1:alert");
+    assert_int_equal(a.word_count, 3);
+    assert_int_equal(parse(&a, m, sizeof(m), 4, "policy", "show", "--version", "2"), TETHER_OK);
+    assert_string_equal(a.value[CTL_OPT_VERSION], "2");
+    assert_int_equal(a.word_count, 2);
+    assert_int_equal(parse(&a, m, sizeof(m), 3, "--version", "policy", "list"), TETHER_OK);
+    assert_string_equal(a.value[CTL_OPT_VERSION], "");
+    assert_int_equal(a.word_count, 2);
+    /* Non-repeatable options are still refused twice. */
+    assert_int_equal(parse(&a, m, sizeof(m), 4, "--models", "a", "--models", "b"),
+                     TETHER_ERR_PARSE);
+    assert_string_equal(m, "--models is given twice");
+}
+
+/* ctl_policy_document_build on a parsed command line; *len matches out. */
+static tether_status_t build(const ctl_args_t *a, char *out, size_t size, char *m)
+{
+    size_t len = 0;
+    tether_status_t rc = ctl_policy_document_build(a, out, size, &len, m, CTL_MESSAGE_SIZE);
+
+    assert_int_equal(len, rc == TETHER_OK ? strlen(out) : 0);
+    return rc;
+}
+
+/* The options make fleet_policy.h's canonical document, which its strict
+ * reader accepts as it is. */
+static void policy_document_from_options(void **state)
+{
+    char out[TETHER_POLICY_DOCUMENT_MAX + 1], m[CTL_MESSAGE_SIZE], why[256];
+    tether_policy_document_t doc;
+    ctl_args_t a;
+
+    (void)state;
+    assert_int_equal(parse(&a, m, sizeof(m), 1, "--models=llama3:8b,gpt-4o*,llama3:8b"),
+                     TETHER_OK);
+    assert_int_equal(build(&a, out, sizeof(out), m), TETHER_OK);
+    assert_string_equal(out, "{\"version\":1,\"tokens\":{\"models\":[\"gpt-4o*\",\"llama3:8b\"],"
+                             "\"cost_ceiling\":0,\"lifetime_seconds\":300},\"thresholds\":[],"
+                             "\"sources\":[]}");
+    assert_int_equal(parse(&a, m, sizeof(m), 12, "--models", "*", "--cost-ceiling", "12.5",
+                           "--token-lifetime", "60", "--threshold",
+                           "spend_per_day=5:quarantine", "--threshold",
+                           "requests_per_minute=20:alert", "--source-cidr", "fd00::/8"),
+                     TETHER_OK);
+    assert_int_equal(build(&a, out, sizeof(out), m), TETHER_OK);
+    assert_string_equal(out, "{\"version\":1,\"tokens\":{\"models\":[\"*\"],\"cost_ceiling\":12.5,"
+                             "\"lifetime_seconds\":60},\"thresholds\":[{\"kind\":"
+                             "\"requests_per_minute\",\"value\":20,\"action\":\"alert\"},"
+                             "{\"kind\":\"spend_per_day\",\"value\":5,\"action\":\"quarantine\"}],"
+                             "\"sources\":[\"fd00::/8\"]}");
+    assert_int_equal(tether_policy_document_parse((const uint8_t *)out, strlen(out), &doc, why,
+                                                  sizeof(why)),
+                     TETHER_OK);
+    assert_int_equal(doc.lifetime_seconds, 60);
+    assert_int_equal(doc.source_count, 1);
+}
+
+static void policy_document_refusals(void **state)
+{
+    char out[TETHER_POLICY_DOCUMENT_MAX + 1], small[16], m[CTL_MESSAGE_SIZE];
+    ctl_args_t a;
+    static const struct {
+        const char *option;
+        const char *value;
+        const char *message;
+    } cases[] = {
+        {"--models", "a,,b", "each model is 1 to 128 bytes"},
+        {"--cost-ceiling", "-1", "--cost-ceiling: \"-1\" is not a decimal"},
+        {"--token-lifetime", "5m", "--token-lifetime \"5m\" is not a number of seconds"},
+        {"--threshold", "requests_per_minute:1", "KIND=VALUE:ACTION"},
+        {"--threshold", "bogus=1:alert", "KIND=VALUE:ACTION"},
+        {"--threshold", "spend_per_day=5:explode", "ACTION is alert or quarantine"},
+        {"--threshold", "spend_per_day=123456789012345678901:alert", "is not a decimal"},
+        {"--source-cidr", "10.0.0.0", "is not ADDRESS/PREFIX"},
+        {"--source-cidr", "10.0.0.0/33", "is not ADDRESS/PREFIX"},
+        {"--source-cidr", "host.example/8", "is not ADDRESS/PREFIX"},
+    };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        /* --models once: the case's own, or a good one before the case. */
+        bool models = strcmp(cases[i].option, "--models") == 0;
+
+        assert_int_equal(parse(&a, m, sizeof(m), models ? 2 : 4, cases[i].option,
+                               cases[i].value, "--models", "x"),
+                         TETHER_OK);
+        assert_int_equal(build(&a, out, sizeof(out), m), TETHER_ERR_PARSE);
+        if (strstr(m, cases[i].message) == NULL)
+            fail_msg("%s %s: \"%s\" not in: %s", cases[i].option, cases[i].value,
+                     cases[i].message, m);
+    }
+    assert_int_equal(parse(&a, m, sizeof(m), 0),
+                     TETHER_OK);
+    assert_int_equal(build(&a, out, sizeof(out), m), TETHER_ERR_PARSE);
+    assert_string_equal(m, "--models is required");
+    assert_int_equal(parse(&a, m, sizeof(m), 6, "--models", "x", "--threshold",
+                           "spend_per_day=1:alert", "--threshold", "spend_per_day=2:alert"),
+                     TETHER_OK);
+    assert_int_equal(build(&a, out, sizeof(out), m), TETHER_ERR_PARSE);
+    assert_string_equal(m, "--threshold: spend_per_day is given twice");
+    assert_int_equal(parse(&a, m, sizeof(m), 2, "--models", "x"),
+                     TETHER_OK);
+    assert_int_equal(build(&a, small, sizeof(small), m), TETHER_ERR_TOO_LARGE);
+}
+
+/* The policy verbs' command lines are checked before anything is sent. */
+static void run_policy_usage_errors(void **state)
+{
+    static const struct {
+        int argc;
+        char *argv[6];
+        const char *message;
+    } cases[] = {
+        {4, {"device", "set-policy", "dev_1", "--json"}, "device set-policy: ID NAME is missing"},
+        {3, {"policy", "create", "edge"}, "policy create: --models is required"},
+        {5, {"policy", "list", "--version", "2", "--json"},
+         "--version takes no value with 'policy list'"},
+        {5, {"policy", "create", "edge", "--models", "x,,y"},
+         "policy create: --models: each model is 1 to 128 bytes"},
+        {5, {"policy", "update", "Edge!", "--models", "x"}, "\"Edge!\" is not a policy name"},
+        {5, {"policy", "show", "edge", "--version", "0"}, "--version \"0\" is not a version"},
+    };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char *const *v = cases[i].argv;
+        run_result_t r = run_with(no_env, cases[i].argc, v[0], v[1], v[2], v[3], v[4], v[5]);
+
+        assert_int_equal(r.code, CTL_EXIT_USAGE);
+        assert_one_error_line(&r, cases[i].message);
+        run_free(&r);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -731,6 +887,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(input_file, make_dir, remove_dir),
         cmocka_unit_test(run_usage_errors),
         cmocka_unit_test(run_help_and_version),
+        cmocka_unit_test(args_repeats_and_version),
+        cmocka_unit_test(policy_document_from_options),
+        cmocka_unit_test(policy_document_refusals),
+        cmocka_unit_test(run_policy_usage_errors),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -10,6 +10,7 @@
 static const struct {
     const char *name;
     bool takes_value;
+    bool repeatable;
 } options[CTL_OPT__COUNT] = {
     [CTL_OPT_FLEET] = {"fleet", true},
     [CTL_OPT_CA] = {"ca", true},
@@ -29,7 +30,18 @@ static const struct {
     [CTL_OPT_DEVICE] = {"device", true},
     [CTL_OPT_SINCE] = {"since", true},
     [CTL_OPT_FOLLOW] = {"follow", false},
+    [CTL_OPT_MODELS] = {"models", true},
+    [CTL_OPT_COST_CEILING] = {"cost-ceiling", true},
+    [CTL_OPT_TOKEN_LIFETIME] = {"token-lifetime", true},
+    [CTL_OPT_THRESHOLD] = {"threshold", true, true},
+    [CTL_OPT_SOURCE_CIDR] = {"source-cidr", true, true},
 };
+
+/* Whether text is one or more decimal digits. */
+static bool all_digits(const char *text)
+{
+    return text[0] != '\0' && strspn(text, "0123456789") == strlen(text);
+}
 
 const char *ctl_option_name(ctl_option_t option)
 {
@@ -62,7 +74,7 @@ tether_status_t ctl_args_parse(int argc, char *const *argv, ctl_args_t *args, ch
     memset(args, 0, sizeof(*args));
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
-        const char *inline_value = NULL;
+        const char *inline_value = NULL, *value;
         ctl_option_t option;
 
         if (arg == NULL)
@@ -88,22 +100,40 @@ tether_status_t ctl_args_parse(int argc, char *const *argv, ctl_args_t *args, ch
             return tether_explain(TETHER_ERR_PARSE, message, message_size, "unknown option %.60s",
                                   arg);
         }
-        if (args->given & CTL_OPT_BIT(option))
+        if ((args->given & CTL_OPT_BIT(option)) && !options[option].repeatable)
             return tether_explain(TETHER_ERR_PARSE, message, message_size, "--%s is given twice",
                                   options[option].name);
-        if (!options[option].takes_value) {
+        if (option == CTL_OPT_VERSION) {
+            /* A flag, or a policy version: "--version=2", "--version 2". */
+            if (inline_value != NULL)
+                value = inline_value;
+            else if (i + 1 < argc && argv[i + 1] != NULL && all_digits(argv[i + 1]))
+                value = argv[++i];
+            else
+                value = "";
+        } else if (!options[option].takes_value) {
             if (inline_value != NULL)
                 return tether_explain(TETHER_ERR_PARSE, message, message_size,
                                       "--%s takes no value", options[option].name);
-            args->value[option] = "";
+            value = "";
         } else if (inline_value != NULL) {
-            args->value[option] = inline_value;
+            value = inline_value;
         } else if (i + 1 < argc && argv[i + 1] != NULL) {
-            args->value[option] = argv[++i];
+            value = argv[++i];
         } else {
             return tether_explain(TETHER_ERR_PARSE, message, message_size, "--%s needs a value",
                                   options[option].name);
         }
+        if (options[option].repeatable) {
+            if (args->repeat_count >= CTL_MAX_REPEATS)
+                return tether_explain(TETHER_ERR_PARSE, message, message_size,
+                                      "more than %d --threshold and --source-cidr values",
+                                      CTL_MAX_REPEATS);
+            args->repeat_options[args->repeat_count] = option;
+            args->repeats[args->repeat_count++] = value;
+        }
+        if (args->value[option] == NULL)
+            args->value[option] = value;
         args->given |= CTL_OPT_BIT(option);
     }
     return TETHER_OK;

@@ -15,7 +15,7 @@
 typedef struct ctl_verb {
     const char *group;
     const char *name; /* NULL: the group is the verb (alerts) */
-    const char *arg;  /* the positional argument's name, or NULL */
+    const char *arg;  /* the positional arguments' names ("ID", "ID NAME"), or NULL */
     unsigned allowed; /* verb options beyond the global ones */
     unsigned required;
     ctl_verb_fn run;
@@ -23,6 +23,25 @@ typedef struct ctl_verb {
     const char *summary;
     const char *details; /* the verb's own options, the role it needs */
 } ctl_verb_t;
+
+#define POLICY_OPTIONS                                                                       \
+    (B(MODELS) | B(COST_CEILING) | B(TOKEN_LIFETIME) | B(THRESHOLD) | B(SOURCE_CIDR))
+#define POLICY_OPTIONS_HELP                                                                  \
+    "  --models GLOB,...         the models its tokens allow: names or globs, comma-\n"      \
+    "                            separated (sorted, each once, by tetherctl)\n"             \
+    "  --cost-ceiling X          the tokens' cost ceiling, a decimal (default 0: none)\n"   \
+    "  --token-lifetime S        the tokens' lifetime in seconds, 30-3600 (default 300)\n" \
+    "  --threshold KIND=VALUE:ACTION\n"                                                     \
+    "                            repeatable: KIND requests_per_minute,\n"                   \
+    "                            tokens_per_minute, spend_per_hour, spend_per_day,\n"       \
+    "                            refused_models or source_networks; ACTION alert or\n"      \
+    "                            quarantine (thresholds are stored, not yet acted on)\n"    \
+    "  --source-cidr CIDR        repeatable: a network its devices may be seen from\n"      \
+    "                            (canonical, ascending; none: any)\n"                       \
+    "\n"                                                                                    \
+    "tetherctl writes the canonical policy document; fleetd's strict reader refuses\n"     \
+    "anything else with its reason (exit 1).\n"                                            \
+    "\n"
 
 static const ctl_verb_t verbs[] = {
     {"device", "list", NULL, 0, 0, ctl_device_list, "device list", "list the fleet's devices",
@@ -159,6 +178,32 @@ static const ctl_verb_t verbs[] = {
      "DEVICE and TOKENS. At most 1000 lines; with --json the fleet's\n"
      "{\"usage\": [...], \"truncated\": BOOL} (cost as cost_micros, millionths).\n"
      "Needs an admin token with the read role.\n"},
+    {"policy", "create", "NAME", POLICY_OPTIONS, B(MODELS), ctl_policy_create,
+     "policy create NAME --models GLOB,... [...]", "create a fleet policy (version 1)",
+     POLICY_OPTIONS_HELP "NAME: 1-64 of a-z 0-9 . _ -, starting with a letter or digit.\n"
+                         "Prints the new version as 'policy show' does; with --json the\n"
+                         "fleet's answer.\n"
+                         "Needs an admin token with the fleet role.\n"},
+    {"policy", "update", "NAME", POLICY_OPTIONS, B(MODELS), ctl_policy_update,
+     "policy update NAME --models GLOB,... [...]", "write a fleet policy's next version",
+     POLICY_OPTIONS_HELP "The options make the whole new version (earlier versions stay\n"
+                         "readable). Devices that follow NAME get it at their next exchange.\n"
+                         "Needs an admin token with the fleet role.\n"},
+    {"policy", "show", "NAME", B(VERSION), 0, ctl_policy_show, "policy show NAME [--version N]",
+     "show a fleet policy",
+     "  --version N  that version (default: the current one)\n"
+     "\n"
+     "Prints the name, version, creation time (UTC) and document; with --json the\n"
+     "fleet's {\"name\", \"version\", \"created_at\", \"policy\"}.\n"
+     "Needs an admin token with the read role.\n"},
+    {"policy", "list", NULL, 0, 0, ctl_policy_list, "policy list", "list the fleet's policies",
+     "Prints NAME, VERSION (the current one), CREATED (UTC), MODELS and LIFETIME for\n"
+     "every policy; with --json the fleet's {\"policies\": [...]}.\n"
+     "Needs an admin token with the read role.\n"},
+    {"device", "set-policy", "ID NAME", 0, 0, ctl_device_set_policy, "device set-policy ID NAME",
+     "make a device follow a fleet policy",
+     "The device's next token carries the current version of policy NAME.\n"
+     "Needs an admin token with the fleet role.\n"},
 };
 
 #define VERB_COUNT (sizeof(verbs) / sizeof(verbs[0]))
@@ -279,10 +324,21 @@ static void verb_label(const ctl_verb_t *verb, char *out, size_t size)
              verb->name != NULL ? verb->name : "");
 }
 
+/* How many positional arguments the verb takes: the words of its arg. */
+static size_t arg_count(const ctl_verb_t *verb)
+{
+    size_t n = 0;
+
+    for (const char *p = verb->arg; p != NULL; p = strchr(p + 1, ' '))
+        n++;
+    return n;
+}
+
 static int check_verb_line(const ctl_io_t *io, const ctl_args_t *args, const ctl_verb_t *verb,
                            const char *label, size_t words)
 {
-    size_t expected = verb->arg != NULL ? 1 : 0;
+    size_t expected = arg_count(verb);
+    const char *version = args->value[CTL_OPT_VERSION];
 
     for (unsigned o = 0; o < CTL_OPT__COUNT; o++) {
         unsigned bit = CTL_OPT_BIT(o);
@@ -293,6 +349,8 @@ static int check_verb_line(const ctl_io_t *io, const ctl_args_t *args, const ctl
             return usage_error(io, label, "%s: --%s is required", label,
                                ctl_option_name((ctl_option_t)o));
     }
+    if (version != NULL && version[0] != '\0' && !(verb->allowed & B(VERSION)))
+        return usage_error(io, label, "--version takes no value with '%s'", label);
     if (args->word_count - words < expected)
         return usage_error(io, label, "%s: %s is missing", label, verb->arg);
     if (args->word_count - words > expected)
@@ -310,7 +368,7 @@ static int run(const ctl_io_t *io, const ctl_args_t *args)
     bool help = (args->given & CTL_OPT_BIT(CTL_OPT_HELP)) != 0;
     int code;
 
-    if (args->given & CTL_OPT_BIT(CTL_OPT_VERSION)) {
+    if (args->value[CTL_OPT_VERSION] != NULL && args->value[CTL_OPT_VERSION][0] == '\0') {
         fputs(CTL_PROGRAM " " TETHERCTL_VERSION "\n", io->out);
         return CTL_EXIT_OK;
     }
@@ -337,6 +395,8 @@ static int run(const ctl_io_t *io, const ctl_args_t *args)
         return code;
 
     ctl_context_init(&ctx, io, args, label);
+    if (arg_count(verb) == 2)
+        ctx.second_arg = args->words[words + 1];
     code = verb->run(&ctx, verb->arg != NULL ? args->words[words] : NULL);
     ctl_context_free(&ctx);
     return code;

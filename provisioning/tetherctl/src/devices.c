@@ -1,10 +1,11 @@
 /* tetherctl device verbs: list, show, allow, import, revoke, quarantine,
- * reinstate. Checks what it can before connecting (exit 2), leaves every
- * other judgement to fleetd. */
+ * reinstate, set-policy. Checks what it can before connecting (exit 2),
+ * leaves every other judgement to fleetd. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "tether/fleet_policy.h"
 #include "tetherctl.h"
 
 #define PATH_SIZE 160
@@ -186,12 +187,24 @@ out:
     return code;
 }
 
+/* POSTs {member: value} to path (ctl_post_json's exit code and answer). */
+static int post_string(ctl_context_t *ctx, const char *path, const char *member,
+                       const char *value, cJSON **json)
+{
+    cJSON *request = cJSON_CreateObject();
+
+    if (cJSON_AddStringToObject(request, member, value) == NULL) {
+        cJSON_Delete(request);
+        return ctl_fail(ctx, CTL_EXIT_REMOTE, "out of memory");
+    }
+    return ctl_post_json(ctx, path, request, json);
+}
+
 static int change_status(ctl_context_t *ctx, const char *id, const char *action,
                          const char *default_reason)
 {
     const char *reason = ctx->args->value[CTL_OPT_REASON];
     char path[PATH_SIZE], clean_id[80], clean_name[80], clean_status[40];
-    cJSON *request;
     cJSON *json = NULL;
     int code;
 
@@ -201,12 +214,7 @@ static int change_status(ctl_context_t *ctx, const char *id, const char *action,
         reason = default_reason;
     if (reason == NULL || reason[0] == '\0')
         return ctl_fail(ctx, CTL_EXIT_USAGE, "--reason TEXT is required");
-    request = cJSON_CreateObject();
-    if (cJSON_AddStringToObject(request, "reason", reason) == NULL) {
-        cJSON_Delete(request);
-        return ctl_fail(ctx, CTL_EXIT_REMOTE, "out of memory");
-    }
-    if ((code = ctl_post_json(ctx, path, request, &json)) != CTL_EXIT_OK)
+    if ((code = post_string(ctx, path, "reason", reason, &json)) != CTL_EXIT_OK)
         goto out;
     if (ctx->json) {
         code = ctl_print_raw_body(ctx);
@@ -234,4 +242,32 @@ int ctl_device_quarantine(ctl_context_t *ctx, const char *arg)
 int ctl_device_reinstate(ctl_context_t *ctx, const char *arg)
 {
     return change_status(ctx, arg, "/reinstate", "reinstated with tetherctl (no reason given)");
+}
+
+int ctl_device_set_policy(ctl_context_t *ctx, const char *arg)
+{
+    const char *name = ctx->second_arg;
+    char path[PATH_SIZE], clean_id[80], clean_policy[80], version[24];
+    cJSON *json = NULL;
+    int code;
+
+    if ((code = device_path(ctx, arg, "/policy", path, sizeof(path))) != CTL_EXIT_OK)
+        return code;
+    if (!tether_policy_name_valid(name))
+        return ctl_fail(ctx, CTL_EXIT_USAGE, "\"%.80s\" is not a policy name",
+                        name != NULL ? name : "");
+    if ((code = post_string(ctx, path, "policy", name, &json)) != CTL_EXIT_OK)
+        goto out;
+    if (ctx->json) {
+        code = ctl_print_raw_body(ctx);
+        goto out;
+    }
+    ctl_text_shorten(ctl_json_string(json, "device_id"), 0, clean_id, sizeof(clean_id));
+    ctl_text_shorten(ctl_json_string(json, "policy"), 0, clean_policy, sizeof(clean_policy));
+    ctl_format_value(cJSON_GetObjectItemCaseSensitive(json, "version"), version, sizeof(version));
+    fprintf(ctx->io->out, "device %s follows policy %s (version %s from its next exchange)\n",
+            clean_id, clean_policy, version);
+out:
+    ctl_json_free(json);
+    return code;
 }

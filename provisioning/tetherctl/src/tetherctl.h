@@ -12,6 +12,7 @@
  *   tetherctl_tokens.c   bootstrap tokens, admin tokens, alerts
  *   tetherctl_revocation.c  the revocation feed, revoke-leaked
  *   tetherctl_usage.c    usage and spend as relying parties reported them
+ *   policies.c           fleet policies and a device's policy
  *   tetherctl_main.c     main()
  */
 #ifndef TETHER_TETHERCTL_H
@@ -66,6 +67,11 @@ typedef enum ctl_option {
     CTL_OPT_DEVICE,
     CTL_OPT_SINCE,
     CTL_OPT_FOLLOW,
+    CTL_OPT_MODELS,
+    CTL_OPT_COST_CEILING,
+    CTL_OPT_TOKEN_LIFETIME,
+    CTL_OPT_THRESHOLD,   /* repeatable */
+    CTL_OPT_SOURCE_CIDR, /* repeatable */
     CTL_OPT__COUNT
 } ctl_option_t;
 
@@ -75,16 +81,24 @@ typedef enum ctl_option {
      CTL_OPT_BIT(CTL_OPT_JSON) | CTL_OPT_BIT(CTL_OPT_HELP) | CTL_OPT_BIT(CTL_OPT_VERSION))
 
 #define CTL_MAX_WORDS 8
+#define CTL_MAX_REPEATS 64 /* values of repeatable options, all together */
 #define CTL_MESSAGE_SIZE 512
 
 /* The command line split into options and words. Pointers point into argv
  * and live as long as it. Options may appear anywhere, before or after the
- * verb, as "--name value" or "--name=value"; "--" ends them. */
+ * verb, as "--name value" or "--name=value"; "--" ends them. A repeatable
+ * option (--threshold, --source-cidr) may be given again: value holds its
+ * first value, repeats every value of every repeatable option in order.
+ * --version is a flag, or takes a number when one follows it ("policy show
+ * NAME --version 2"). */
 typedef struct ctl_args {
     const char *value[CTL_OPT__COUNT]; /* NULL when absent; "" for a flag given */
     unsigned given;                    /* CTL_OPT_BIT of every option given */
     const char *words[CTL_MAX_WORDS];  /* verb words and arguments, in order */
     size_t word_count;
+    const char *repeats[CTL_MAX_REPEATS];
+    ctl_option_t repeat_options[CTL_MAX_REPEATS]; /* whose value repeats[i] is */
+    size_t repeat_count;
 } ctl_args_t;
 
 /* The name of an option without dashes ("token-file"). */
@@ -240,6 +254,7 @@ typedef struct ctl_context {
     const ctl_io_t *io;
     const ctl_args_t *args;
     const char *verb; /* "device revoke": the start of every message */
+    const char *second_arg; /* the verb's second positional argument, or NULL */
     bool json;
     ctl_settings_t settings;
     bool connected; /* token read and client set up */
@@ -317,6 +332,7 @@ int ctl_device_import(ctl_context_t *ctx, const char *arg);
 int ctl_device_revoke(ctl_context_t *ctx, const char *arg);
 int ctl_device_quarantine(ctl_context_t *ctx, const char *arg);
 int ctl_device_reinstate(ctl_context_t *ctx, const char *arg);
+int ctl_device_set_policy(ctl_context_t *ctx, const char *arg);
 int ctl_bootstrap_create(ctl_context_t *ctx, const char *arg);
 int ctl_token_create(ctl_context_t *ctx, const char *arg);
 int ctl_token_list(ctl_context_t *ctx, const char *arg);
@@ -327,6 +343,24 @@ int ctl_key_rotate(ctl_context_t *ctx, const char *arg); /* tetherctl_keys.c */
 int ctl_revocations(ctl_context_t *ctx, const char *arg);
 int ctl_revoke_leaked(ctl_context_t *ctx, const char *arg);
 int ctl_usage(ctl_context_t *ctx, const char *arg); /* tetherctl_usage.c */
+int ctl_policy_create(ctl_context_t *ctx, const char *arg); /* policies.c */
+int ctl_policy_update(ctl_context_t *ctx, const char *arg);
+int ctl_policy_show(ctl_context_t *ctx, const char *arg);
+int ctl_policy_list(ctl_context_t *ctx, const char *arg);
+
+/* ---- Fleet policies (policies.c) ----------------------------------------- */
+
+/* The canonical policy document (fleet_policy.h) the policy options of
+ * args say, written into out (NUL-terminated, *len its length): --models
+ * GLOB,... (sorted, each once), --cost-ceiling X (default 0: none),
+ * --token-lifetime S (default 300), each --threshold KIND=VALUE:ACTION,
+ * each --source-cidr CIDR. Only the syntax of each option is checked here;
+ * fleetd's strict reader decides the rest and says why it refuses.
+ * TETHER_ERR_PARSE with message set. */
+TETHER_MUST_CHECK tether_status_t ctl_policy_document_build(const ctl_args_t *args, char *out,
+                                                            size_t size, size_t *len,
+                                                            char *message,
+                                                            size_t message_size);
 
 /* ---- revoke-leaked (tetherctl_revocation.c) ------------------------------ */
 

@@ -132,35 +132,33 @@ tether_status_t tether_token_jti_new(char out[TETHER_STORE_JTI_SIZE])
     return rc;
 }
 
-/* The tether claim: {"counter", "policy", "models", "cost_ceiling"}. */
-static cJSON *tether_claim(const tether_token_policy_t *policy, uint64_t counter)
+/* The tether claim: {"counter", "policy", "policy_version", "models",
+ * "cost_ceiling"}. */
+static cJSON *tether_claim(const tether_token_facts_t *facts)
 {
+    const tether_policy_document_t *doc = facts->policy_document;
     cJSON *claim = cJSON_CreateObject();
     cJSON *models = NULL;
-    char number[24];
+    char counter[24], version[24];
 
-    snprintf(number, sizeof(number), "%" PRIu64, counter);
+    snprintf(counter, sizeof(counter), "%" PRIu64, facts->counter);
+    snprintf(version, sizeof(version), "%" PRId64, facts->policy_version);
     /* Counters are exact integers (a double would round above 2^53); the
-     * cost ceiling is the operator's decimal as written. Both texts were
-     * checked to be JSON numbers. */
-    if (claim == NULL || cJSON_AddRawToObject(claim, "counter", number) == NULL ||
-        cJSON_AddStringToObject(claim, "policy", TETHER_TOKEN_POLICY_NAME) == NULL ||
+     * cost ceiling is the policy's decimal as written, which the policy
+     * reader checked to be a JSON number. */
+    if (claim == NULL || cJSON_AddRawToObject(claim, "counter", counter) == NULL ||
+        cJSON_AddStringToObject(claim, "policy", facts->policy_name) == NULL ||
+        cJSON_AddRawToObject(claim, "policy_version", version) == NULL ||
         (models = cJSON_AddArrayToObject(claim, "models")) == NULL ||
-        cJSON_AddRawToObject(claim, "cost_ceiling", policy->cost_ceiling) == NULL)
+        cJSON_AddRawToObject(claim, "cost_ceiling", doc->cost_ceiling) == NULL)
         goto fail;
-    for (const char *p = policy->models; *p != '\0';) {
-        size_t n = strcspn(p, ",");
-        char name[TETHER_CONFIG_VALUE_MAX];
-        cJSON *item;
+    for (size_t i = 0; i < doc->model_count; i++) {
+        cJSON *item = cJSON_CreateString(doc->models[i]);
 
-        snprintf(name, sizeof(name), "%.*s", (int)n, p);
-        if ((item = cJSON_CreateString(name)) == NULL || !cJSON_AddItemToArray(models, item)) {
+        if (item == NULL || !cJSON_AddItemToArray(models, item)) {
             cJSON_Delete(item);
             goto fail;
         }
-        p += n;
-        if (*p == ',')
-            p++;
     }
     return claim;
 fail:
@@ -173,7 +171,9 @@ cJSON *tether_token_claims(const tether_token_policy_t *policy, const tether_tok
     cJSON *claims, *cnf = NULL, *tether = NULL;
 
     if (policy == NULL || facts == NULL || facts->device_id == NULL || facts->jkt == NULL ||
-        facts->jti == NULL || facts->scope == NULL || facts->audience == NULL)
+        facts->jti == NULL || facts->scope == NULL || facts->audience == NULL ||
+        facts->policy_name == NULL || facts->policy_version < 1 ||
+        facts->policy_document == NULL)
         return NULL;
     if ((claims = cJSON_CreateObject()) == NULL ||
         cJSON_AddStringToObject(claims, "iss", policy->issuer) == NULL ||
@@ -187,7 +187,7 @@ cJSON *tether_token_claims(const tether_token_policy_t *policy, const tether_tok
         cJSON_AddStringToObject(claims, "scope", facts->scope) == NULL ||
         (cnf = cJSON_AddObjectToObject(claims, "cnf")) == NULL ||
         cJSON_AddStringToObject(cnf, "jkt", facts->jkt) == NULL ||
-        (tether = tether_claim(policy, facts->counter)) == NULL ||
+        (tether = tether_claim(facts)) == NULL ||
         !cJSON_AddItemToObject(claims, "tether", tether)) {
         cJSON_Delete(tether);
         cJSON_Delete(claims);

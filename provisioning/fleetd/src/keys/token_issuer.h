@@ -6,8 +6,10 @@
  *
  * Claims: iss, sub (device id), aud, client_id (device id), iat, nbf (= iat),
  * exp, jti (16 random bytes, hex), scope, cnf {"jkt": RFC 7638 thumbprint of
- * the enrolled device key}, and tether {"counter", "policy": "default",
- * "models": [...], "cost_ceiling"}.
+ * the enrolled device key}, and tether {"counter", "policy", "policy_version",
+ * "models": [...], "cost_ceiling"} from the version of the fleet policy
+ * (fleet_policy.h) the device followed when the token was issued; exp is
+ * iat + that policy's lifetime_seconds.
  */
 #ifndef TETHER_FLEET_TOKEN_ISSUER_H
 #define TETHER_FLEET_TOKEN_ISSUER_H
@@ -21,10 +23,10 @@
 #include "config.h"
 #include "store.h"
 #include "tether/error.h"
+#include "tether/fleet_policy.h"
 
 #define TETHER_GRANT_TOKEN_EXCHANGE "urn:ietf:params:oauth:grant-type:token-exchange"
 #define TETHER_TOKEN_TYPE_ACCESS_TOKEN "urn:ietf:params:oauth:token-type:access_token"
-#define TETHER_TOKEN_POLICY_NAME "default"
 
 /* The fleet's token policy, from fleetd.conf. */
 typedef struct tether_token_policy {
@@ -77,6 +79,10 @@ typedef struct tether_token_facts {
     int64_t iat;
     int64_t exp;
     uint64_t counter;
+    /* The fleet policy version the tether claim is made from. */
+    const char *policy_name;
+    int64_t policy_version;
+    const tether_policy_document_t *policy_document;
 } tether_token_facts_t;
 
 /* The claims object (the caller deletes it), or NULL when out of memory. */

@@ -652,6 +652,10 @@ typedef struct tether_store_issued_token {
     char kid[TETHER_STORE_KID_SIZE];        /* "" for tokens from before schema 3 */
     char scope[TETHER_STORE_CLAIM_MAX + 1];
     char audience[TETHER_STORE_CLAIM_MAX + 1];
+    /* The policy version its tether claim was made from; "" and 0 for
+     * tokens from before schema 10. */
+    char policy[TETHER_POLICY_NAME_MAX + 1];
+    int64_t policy_version;
 } tether_store_issued_token_t;
 
 /* One verified exchange to record. Strings are borrowed for the call. */
@@ -675,6 +679,8 @@ typedef struct tether_store_exchange {
     const char *scope;
     const char *audience;
     int64_t exp; /* iat is sighting.at */
+    const char *policy; /* the policy version its claims come from; NULL */
+    int64_t policy_version; /* and 0: none recorded (its retry is refused) */
     /* The device's usage document (store.h, "usage reconciliation"): its
      * counts per token, reconciled before the exchange is accepted. */
     const struct tether_store_device_usage *usage;

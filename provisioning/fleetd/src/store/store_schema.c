@@ -325,6 +325,15 @@ static const char migration_9[] =
     ") WITHOUT ROWID;"
     "ALTER TABLE devices ADD COLUMN policy TEXT NOT NULL DEFAULT 'default';";
 
+/*
+ * Version 10: the policy version each issued token's tether claim was made
+ * from, so a byte-identical retry gets the same claims after the device's
+ * policy changed. NULL for tokens issued before.
+ */
+static const char migration_10[] =
+    "ALTER TABLE issued_tokens ADD COLUMN policy TEXT;"
+    "ALTER TABLE issued_tokens ADD COLUMN policy_version INTEGER;";
+
 const char *const tether_store_migrations[] = {
     migration_1,
     migration_2,
@@ -335,6 +344,7 @@ const char *const tether_store_migrations[] = {
     migration_7,
     migration_8,
     migration_9,
+    migration_10,
 };
 
 const size_t tether_store_migration_count =

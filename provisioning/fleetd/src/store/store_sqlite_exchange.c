@@ -25,7 +25,9 @@
                    "last_nonce_expires_at"
 #define COL_BLOBS 12 /* the first column after DEVICE_COLUMNS */
 
-#define TOKEN_COLUMNS "jti, device_id, counter, issued_at, exp, revoked, kid, scope, audience"
+#define TOKEN_COLUMNS                                                                             \
+    "jti, device_id, counter, issued_at, exp, revoked, kid, scope, audience, policy, "           \
+    "policy_version"
 
 /* ---- reading rows ---- */
 
@@ -127,8 +129,11 @@ static tether_status_t token_row(sqlite3_stmt *stmt, tether_store_issued_token_t
         (rc = tether_sqlite_copy_text(t->scope, sizeof(t->scope), sqlite3_column_text(stmt, 7))) !=
             TETHER_OK ||
         (rc = tether_sqlite_copy_text(t->audience, sizeof(t->audience),
-                                      sqlite3_column_text(stmt, 8))) != TETHER_OK)
+                                      sqlite3_column_text(stmt, 8))) != TETHER_OK ||
+        (rc = tether_sqlite_copy_text(t->policy, sizeof(t->policy),
+                                      sqlite3_column_text(stmt, 9))) != TETHER_OK)
         return rc;
+    t->policy_version = sqlite3_column_int64(stmt, 10); /* NULL reads as 0 */
     t->has_counter = sqlite3_column_type(stmt, 2) != SQLITE_NULL;
     t->counter = (uint64_t)sqlite3_column_int64(stmt, 2);
     t->issued_at = sqlite3_column_int64(stmt, 3);
@@ -205,7 +210,7 @@ static tether_status_t accept_tx(sqlite_store_t *s, const tether_store_exchange_
         "last_nonce_expires_at = ?11 WHERE id = ?1 AND status = 'active'";
     static const char token_sql[] =
         "INSERT INTO issued_tokens (jti, device_id, counter, issued_at, exp, kid, scope, "
-        "audience) VALUES (?, ?, ?, ?, ?, ?, ?, ?)";
+        "audience, policy, policy_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
     const tether_store_sighting_t *now = &ex->sighting;
     /* The reference digest is kept from the first exchange on. */
     bool first_digest =
@@ -228,7 +233,8 @@ static tether_status_t accept_tx(sqlite_store_t *s, const tether_store_exchange_
                                SQL_ARGS(SQL_TEXT(ex->jti), SQL_TEXT(ex->device_id),
                                         SQL_INT(now->counter), SQL_INT(now->at),
                                         SQL_INT(ex->exp), SQL_TEXT(ex->kid), SQL_TEXT(ex->scope),
-                                        SQL_TEXT(ex->audience)));
+                                        SQL_TEXT(ex->audience), SQL_TEXT(ex->policy),
+                                        SQL_INT(ex->policy_version)));
     if (rc == TETHER_OK)
         rc = use_nonce_tx(s, ex, now->at);
     return rc;

@@ -15,6 +15,7 @@
 #include "tether/bytes.h"
 #include "tether/crypto.h"
 #include "tether/evidence.h"
+#include "tether/fleet_policy.h"
 #include "tether/fleet_vocabulary.h"
 #include "tether/json_strict.h"
 #include "tether/log.h"
@@ -64,6 +65,9 @@ typedef struct token_work {
     tether_store_device_usage_t usage_tokens[TETHER_USAGE_DOCUMENT_MAX_TOKENS];
     tether_store_exchange_t exchange;
     tether_store_exchange_result_t recorded;
+    /* The fleet policy version the token's tether claim is made from. */
+    tether_store_policy_t stored_policy;
+    tether_policy_document_t policy_document;
     char token[TETHER_JWS_MAX_LEN + 1];
     char why[WHY_SIZE];
 } token_work_t;
@@ -500,6 +504,31 @@ static void log_usage_mismatch(exchange_call_t *call, const token_work_t *w)
                      : "alert only (usage_mismatch_action = alert)");
 }
 
+/* Loads into w the version version of the policy name, or the current
+ * version of the policy the device follows when name is NULL, and reads
+ * its document (a database row: read strictly). Answers 500 on failure. */
+static bool policy_load(exchange_call_t *call, token_work_t *w, const char *name,
+                        int64_t version)
+{
+    tether_store_policy_t *p = &w->stored_policy;
+    tether_status_t rc;
+
+    rc = name == NULL ? tether_store_device_policy(call->api->store, w->ev.device_id, p)
+                      : tether_store_policy_get(call->api->store, name, version, p);
+    if (rc == TETHER_OK)
+        rc = tether_policy_document_parse((const uint8_t *)p->document, strlen(p->document),
+                                          &w->policy_document, w->why, sizeof(w->why));
+    if (rc != TETHER_OK) {
+        tether_error("exchange", "policy %s version %lld of device %s: %s",
+                     name != NULL ? name : "(current)", (long long)version, w->ev.device_id,
+                     rc == TETHER_ERR_PARSE || rc == TETHER_ERR_TOO_LARGE ? w->why
+                                                                           : tether_strerror(rc));
+        server_error(call, "reading the device's policy", rc);
+        return false;
+    }
+    return true;
+}
+
 /* The 200 answer with a signed token. Called with the keys locked. */
 static void issue(exchange_call_t *call, token_work_t *w, const tether_token_facts_t *facts,
                   const char *kid, const char *what)
@@ -609,10 +638,14 @@ static void record_and_issue(exchange_call_t *call, token_work_t *w, bool clock_
             server_error(call, "preparing the token", jkt_rc != TETHER_OK ? jkt_rc : rc);
             return;
         }
+        if (!policy_load(call, w, NULL, 0))
+            return;
         ex->jti = w->jti;
         ex->scope = w->scope;
         ex->audience = w->audience;
-        ex->exp = call->now + (int64_t)api->policy->lifetime_seconds;
+        ex->policy = w->stored_policy.name;
+        ex->policy_version = w->stored_policy.version;
+        ex->exp = call->now + (int64_t)w->policy_document.lifetime_seconds;
     }
     /* From the kid's choice to the signature: a rotation meanwhile would
      * not see this token when it computes the old key's not_after. */
@@ -625,6 +658,9 @@ static void record_and_issue(exchange_call_t *call, token_work_t *w, bool clock_
     }
     facts.device_id = id;
     facts.jkt = w->jkt;
+    facts.policy_name = w->stored_policy.name;
+    facts.policy_version = w->stored_policy.version;
+    facts.policy_document = &w->policy_document;
     if (r->usage_mismatches > 0)
         log_usage_mismatch(call, w);
     switch (r->decision) {
@@ -655,6 +691,19 @@ static void record_and_issue(exchange_call_t *call, token_work_t *w, bool clock_
                    r->token.revoked ? "revoked" : "expired");
             break;
         }
+        if (r->token.policy_version == 0) {
+            refuse(call, "exchange", id, 400, "invalid_grant",
+                   tether_evidence_code_name(TETHER_EVIDENCE_NONCE_EXPIRED),
+                   "the token issued for this evidence predates the record of its policy, so "
+                   "it cannot be issued again; start a new exchange with POST /v1/challenge");
+            break;
+        }
+        /* The claims of the policy version it was issued under, even if
+         * the device has been moved or its policy updated since. */
+        if ((strcmp(r->token.policy, w->stored_policy.name) != 0 ||
+             r->token.policy_version != w->stored_policy.version) &&
+            !policy_load(call, w, r->token.policy, r->token.policy_version))
+            break;
         facts.jti = r->token.jti;
         facts.scope = r->token.scope;
         facts.audience = r->token.audience;
