@@ -82,6 +82,9 @@ TETHER_MUST_CHECK tether_status_t tether_device_status_parse(const char *name,
  * device made; a device stopped reporting while gateways saw its tokens. */
 #define TETHER_FLEET_ALERT_USAGE_MISMATCH "usage_mismatch"
 #define TETHER_FLEET_ALERT_USAGE_UNREPORTED "usage_unreported"
+/* A policy threshold crossed (provisioning/fleetd/README.md, "Anomaly
+ * thresholds"). */
+#define TETHER_FLEET_ALERT_THRESHOLD_EXCEEDED "threshold_exceeded"
 
 /* Refusals of POST /v1/usage/reports beyond invalid_request (a malformed
  * report, 400) and payload_too_large (413); nothing changes. 409: the

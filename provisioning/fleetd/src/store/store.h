@@ -845,7 +845,9 @@ typedef struct tether_store_usage_result {
     tether_store_usage_decision_t decision;
     size_t flagged; /* ACCEPTED: entries whose jti the fleet did not issue to that device */
     size_t mismatches; /* ACCEPTED: tokens now above their device's final count (alerted) */
-    bool quarantined;  /* a device was quarantined for one (usage_action quarantine) */
+    bool quarantined;  /* a device was quarantined for one (usage_action quarantine) or
+                          for a threshold with action quarantine */
+    size_t thresholds; /* ACCEPTED: rate thresholds newly crossed (alerted) */
 } tether_store_usage_result_t;
 
 /* A line of tether_store_usage_list: one device (device_id NULL), or one

@@ -334,6 +334,30 @@ static const char migration_10[] =
     "ALTER TABLE issued_tokens ADD COLUMN policy TEXT;"
     "ALTER TABLE issued_tokens ADD COLUMN policy_version INTEGER;";
 
+/*
+ * Version 11: anomaly thresholds (store_sqlite_thresholds.c).
+ * - usage_seconds: what gateways reported per device, by the second of an
+ *   entry's last_seen (a day and a margin kept), the sliding windows'
+ *   source.
+ * - threshold_alerts: per device and threshold kind, the end of the
+ *   window that last alerted: one alert per crossing window.
+ */
+static const char migration_11[] =
+    "CREATE TABLE usage_seconds ("
+    " device_id TEXT NOT NULL,"
+    " second INTEGER NOT NULL,"
+    " requests INTEGER NOT NULL DEFAULT 0,"
+    " tokens INTEGER NOT NULL DEFAULT 0,"
+    " cost_micros INTEGER NOT NULL DEFAULT 0,"
+    " PRIMARY KEY (device_id, second)"
+    ") WITHOUT ROWID;"
+    "CREATE TABLE threshold_alerts ("
+    " device_id TEXT NOT NULL,"
+    " kind TEXT NOT NULL,"
+    " window_end INTEGER NOT NULL,"
+    " PRIMARY KEY (device_id, kind)"
+    ") WITHOUT ROWID;";
+
 const char *const tether_store_migrations[] = {
     migration_1,
     migration_2,
@@ -345,6 +369,7 @@ const char *const tether_store_migrations[] = {
     migration_8,
     migration_9,
     migration_10,
+    migration_11,
 };
 
 const size_t tether_store_migration_count =

@@ -150,6 +150,12 @@ tether_status_t tether_sqlite_alert_insert(sqlite_store_t *s, const char *device
 
 /* ---- store_sqlite_reconcile.c, inside the caller's transaction ---- */
 
+/* The containment of the clone path: an active device quarantined with
+ * reason, its live tokens revoked, the feed appended. *quarantined: the
+ * device was active and is now quarantined. */
+tether_status_t tether_sqlite_quarantine_tx(sqlite_store_t *s, const char *device_id,
+                                            const char *reason, int64_t now, bool *quarantined);
+
 /* Records the exchange's usage document (ex->usage) and compares each of
  * its tokens; result->usage_mismatches and ->mismatch say what was found,
  * *quarantined whether the device was quarantined for it. */
@@ -162,6 +168,15 @@ tether_status_t tether_sqlite_usage_exchange_tx(sqlite_store_t *s,
 tether_status_t tether_sqlite_usage_report_tx(sqlite_store_t *s, const char *jti,
                                               tether_store_usage_action_t action, int64_t now,
                                               tether_store_usage_result_t *result);
+
+/* ---- store_sqlite_thresholds.c, inside the caller's transaction ---- */
+
+/* Counts a usage entry of device_id into its per-second usage and
+ * evaluates the rate thresholds of the device's policy at the entry's
+ * last second; result->thresholds and ->quarantined say what crossed. */
+tether_status_t tether_sqlite_thresholds_tx(sqlite_store_t *s, const char *device_id,
+                                            const tether_store_usage_entry_t *e, int64_t now,
+                                            tether_store_usage_result_t *result);
 
 /* ---- the tether_store_ops_t entries, by file ---- */
 

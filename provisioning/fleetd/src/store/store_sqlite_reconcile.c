@@ -43,16 +43,30 @@ static tether_status_t alert_token_tx(sqlite_store_t *s, const char *jti, const 
     return rc == TETHER_OK ? tether_sqlite_alert_insert(s, device_id, kind, details, now) : rc;
 }
 
-/* The alert, the token marked alerted, and with action quarantine the
- * containment of the clone path: an active device quarantined, its live
- * tokens revoked, the feed appended. */
-static tether_status_t mismatch_tx(sqlite_store_t *s, const tether_store_usage_comparison_t *c,
-                                   tether_store_usage_action_t action, int64_t now,
-                                   bool *quarantined)
+tether_status_t tether_sqlite_quarantine_tx(sqlite_store_t *s, const char *device_id,
+                                            const char *reason, int64_t now, bool *quarantined)
 {
     static const char status_sql[] = "UPDATE devices SET status = 'quarantined', "
                                      "status_reason = ?2, updated_at = ?3 "
                                      "WHERE id = ?1 AND status = 'active'";
+    tether_status_t rc;
+
+    *quarantined = false;
+    rc = tether_sqlite_run(s, "quarantine device", status_sql,
+                           SQL_ARGS(SQL_TEXT(device_id), SQL_TEXT(reason), SQL_INT(now)));
+    if (rc == TETHER_OK && sqlite3_changes(s->db) == 1) {
+        *quarantined = true;
+        rc = tether_sqlite_revoke_tokens(s, device_id, reason, now);
+    }
+    return rc;
+}
+
+/* The alert, the token marked alerted, and with action quarantine the
+ * containment of the clone path. */
+static tether_status_t mismatch_tx(sqlite_store_t *s, const tether_store_usage_comparison_t *c,
+                                   tether_store_usage_action_t action, int64_t now,
+                                   bool *quarantined)
+{
     char reason[TETHER_STORE_REASON_MAX + 1], details[512];
     tether_status_t rc;
 
@@ -72,13 +86,7 @@ static tether_status_t mismatch_tx(sqlite_store_t *s, const tether_store_usage_c
                         now);
     if (rc != TETHER_OK || action != TETHER_STORE_USAGE_QUARANTINE)
         return rc;
-    rc = tether_sqlite_run(s, "quarantine device", status_sql,
-                           SQL_ARGS(SQL_TEXT(c->device_id), SQL_TEXT(reason), SQL_INT(now)));
-    if (rc == TETHER_OK && sqlite3_changes(s->db) == 1) {
-        *quarantined = true;
-        rc = tether_sqlite_revoke_tokens(s, c->device_id, reason, now);
-    }
-    return rc;
+    return tether_sqlite_quarantine_tx(s, c->device_id, reason, now, quarantined);
 }
 
 /* Compares one token that its device reported. *found: a mismatch not

@@ -42,9 +42,11 @@ out:
 }
 
 /* Adds one entry to its token's totals; *flagged when the fleet did not
- * issue the jti to the device the entry names (an alert is added). */
+ * issue the jti to the device the entry names (an alert is added), else
+ * the device's thresholds are evaluated with it. */
 static tether_status_t add_entry(sqlite_store_t *s, const tether_store_usage_report_t *report,
-                                 const tether_store_usage_entry_t *e, int64_t now, bool *flagged)
+                                 const tether_store_usage_entry_t *e, int64_t now,
+                                 tether_store_usage_result_t *result, bool *flagged)
 {
     static const char upsert[] =
         "INSERT INTO token_usage (relying_party, jti, device_id, reported_device_id, flagged,"
@@ -84,7 +86,9 @@ static tether_status_t add_entry(sqlite_store_t *s, const tether_store_usage_rep
     /* The only constraint an upsert can break: a total past 2^53 - 1. */
     if (rc == TETHER_ERR_CONFLICT)
         return TETHER_ERR_TOO_LARGE;
-    if (rc == TETHER_OK && *flagged)
+    if (rc == TETHER_OK && !*flagged)
+        rc = tether_sqlite_thresholds_tx(s, issued, e, now, result);
+    else if (rc == TETHER_OK)
         rc = tether_sqlite_run(s, "add usage alert", alert,
                                SQL_ARGS(issued[0] != '\0' ? SQL_TEXT(issued) : SQL_NULL,
                                         SQL_INT(report->relying_party),
@@ -131,7 +135,7 @@ tether_status_t tether_sqlite_usage_report_record(void *impl,
     for (size_t i = 0; rc == TETHER_OK && i < report->entry_count; i++) {
         bool flagged = false;
 
-        rc = add_entry(s, report, &report->entries[i], now, &flagged);
+        rc = add_entry(s, report, &report->entries[i], now, result, &flagged);
         result->flagged += flagged ? 1 : 0;
         if (rc == TETHER_OK)
             rc = tether_sqlite_usage_report_tx(s, report->entries[i].jti, report->usage_action,

@@ -1,0 +1,146 @@
+/*
+ * Anomaly thresholds on SQLite (schema version 11; provisioning/fleetd
+ * README, "Anomaly thresholds"): inside a usage report's transaction, each
+ * entry's figures are added to its device's second of last_seen, and the
+ * rate thresholds of the device's policy are evaluated over the window
+ * that ends at that second.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "store_sqlite_internal.h"
+#include "tether/fleet_vocabulary.h"
+
+/* A day's window plus a margin for late reports. */
+#define USAGE_SECONDS_KEPT (2 * 24 * 3600)
+
+typedef struct rate_kind {
+    tether_policy_threshold_kind_t kind;
+    const char *column; /* of usage_seconds */
+    int64_t window;     /* seconds */
+    bool money;         /* the value is in millionths (spend) */
+} rate_kind_t;
+
+static const rate_kind_t rate_kinds[] = {
+    {TETHER_THRESHOLD_REQUESTS_PER_MINUTE, "requests", 60, false},
+    {TETHER_THRESHOLD_TOKENS_PER_MINUTE, "tokens", 60, false},
+    {TETHER_THRESHOLD_SPEND_PER_HOUR, "cost_micros", 3600, true},
+    {TETHER_THRESHOLD_SPEND_PER_DAY, "cost_micros", 86400, true},
+};
+
+/* The observed figure over (end - window, end] of one column. */
+static tether_status_t window_sum(sqlite_store_t *s, const char *device_id,
+                                  const rate_kind_t *k, int64_t end, int64_t *observed)
+{
+    char sql[160];
+
+    *observed = 0;
+    snprintf(sql, sizeof(sql),
+             "SELECT coalesce(sum(%s), 0) FROM usage_seconds"
+             " WHERE device_id = ?1 AND second > ?2 AND second <= ?3",
+             k->column);
+    return tether_sqlite_query_one(s, "sum usage window", sql,
+                                   SQL_ARGS(SQL_TEXT(device_id), SQL_INT(end - k->window),
+                                            SQL_INT(end)),
+                                   tether_sqlite_read_int64, observed);
+}
+
+/* The alert (once per device, kind and window: a window overlapping the
+ * one that last alerted does not alert again) and the action. */
+static tether_status_t crossed_tx(sqlite_store_t *s, const char *device_id,
+                                  const rate_kind_t *k, const tether_policy_threshold_t *t,
+                                  int64_t observed, int64_t end, int64_t now,
+                                  tether_store_usage_result_t *result)
+{
+    static const char mark[] =
+        "INSERT INTO threshold_alerts (device_id, kind, window_end) VALUES (?1, ?2, ?3)"
+        " ON CONFLICT (device_id, kind) DO UPDATE SET window_end = excluded.window_end"
+        " WHERE threshold_alerts.window_end <= excluded.window_end - ?4";
+    const char *name = tether_policy_threshold_kind_name(k->kind);
+    const char *action = tether_policy_action_name(t->action);
+    char reason[TETHER_STORE_REASON_MAX + 1], details[512], figure[32];
+    bool quarantined = false;
+    tether_status_t rc;
+
+    rc = tether_sqlite_run(s, "mark threshold alerted", mark,
+                           SQL_ARGS(SQL_TEXT(device_id), SQL_TEXT(name), SQL_INT(end),
+                                    SQL_INT(k->window)));
+    if (rc != TETHER_OK || sqlite3_changes(s->db) == 0)
+        return rc;
+    if (k->money)
+        snprintf(figure, sizeof(figure), "%" PRId64 ".%06" PRId64, observed / 1000000,
+                 observed % 1000000);
+    else
+        snprintf(figure, sizeof(figure), "%" PRId64, observed);
+    snprintf(reason, sizeof(reason), "threshold %s exceeded: %s over %" PRId64
+             " s ending at %" PRId64 ", the policy allows %s",
+             name, figure, k->window, end, t->value);
+    snprintf(details, sizeof(details),
+             "{\"reason\":\"%s\",\"kind\":\"%s\",\"value\":%s,\"observed\":%s,"
+             "\"window_seconds\":%" PRId64 ",\"window_end\":%" PRId64 ",\"action\":\"%s\"}",
+             reason, name, t->value, figure, k->window, end, action);
+    rc = tether_sqlite_alert_insert(s, device_id, TETHER_FLEET_ALERT_THRESHOLD_EXCEEDED,
+                                    details, now);
+    result->thresholds += rc == TETHER_OK ? 1 : 0;
+    if (rc == TETHER_OK && t->action == TETHER_POLICY_ACTION_QUARANTINE)
+        rc = tether_sqlite_quarantine_tx(s, device_id, reason, now, &quarantined);
+    result->quarantined = result->quarantined || quarantined;
+    return rc;
+}
+
+static tether_status_t read_policy_document(void *arg, sqlite3_stmt *row)
+{
+    const void *text = sqlite3_column_text(row, 0);
+    char why[128];
+
+    if (text == NULL)
+        return TETHER_ERR_STORE;
+    return tether_policy_document_parse(text, (size_t)sqlite3_column_bytes(row, 0), arg, why,
+                                        sizeof(why));
+}
+
+tether_status_t tether_sqlite_thresholds_tx(sqlite_store_t *s, const char *device_id,
+                                            const tether_store_usage_entry_t *e, int64_t now,
+                                            tether_store_usage_result_t *result)
+{
+    static const char add[] =
+        "INSERT INTO usage_seconds (device_id, second, requests, tokens, cost_micros)"
+        " VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (device_id, second) DO UPDATE SET"
+        " requests = requests + excluded.requests, tokens = tokens + excluded.tokens,"
+        " cost_micros = cost_micros + excluded.cost_micros";
+    static const char policy[] =
+        "SELECT p.document FROM devices d JOIN policies p ON p.name = d.policy"
+        " WHERE d.id = ? ORDER BY p.version DESC LIMIT 1";
+    tether_policy_document_t doc;
+    tether_status_t rc;
+
+    memset(&doc, 0, sizeof(doc));
+    rc = tether_sqlite_run(s, "purge usage seconds",
+                           "DELETE FROM usage_seconds WHERE device_id = ? AND second < ?",
+                           SQL_ARGS(SQL_TEXT(device_id), SQL_INT(now - USAGE_SECONDS_KEPT)));
+    if (rc == TETHER_OK)
+        rc = tether_sqlite_run(s, "count usage second", add,
+                               SQL_ARGS(SQL_TEXT(device_id), SQL_INT(e->last_seen),
+                                        SQL_INT(e->requests),
+                                        SQL_INT(e->prompt_tokens + e->completion_tokens),
+                                        SQL_INT(e->cost_micros)));
+    if (rc == TETHER_OK)
+        rc = tether_sqlite_query_one(s, "read device policy", policy, SQL_ARGS(SQL_TEXT(device_id)),
+                                     read_policy_document, &doc);
+    if (rc == TETHER_ERR_NOT_FOUND) /* a device without a policy row: no threshold */
+        rc = TETHER_OK;
+    for (size_t i = 0; rc == TETHER_OK && i < sizeof(rate_kinds) / sizeof(rate_kinds[0]); i++) {
+        const rate_kind_t *k = &rate_kinds[i];
+        const tether_policy_threshold_t *t = &doc.thresholds[k->kind];
+        int64_t observed = 0;
+
+        if (!t->set)
+            continue;
+        rc = window_sum(s, device_id, k, e->last_seen, &observed);
+        /* A count kind's value is a whole number: its micros / 10^6. */
+        if (rc == TETHER_OK && observed > (k->money ? t->micros : t->micros / 1000000))
+            rc = crossed_tx(s, device_id, k, t, observed, e->last_seen, now, result);
+    }
+    return rc;
+}

@@ -1,0 +1,232 @@
+/* Anomaly thresholds at usage reports: each rate kind crossing and not
+ * crossing over its sliding window, one alert per crossing window, alert
+ * keeping the device active, quarantine revoking its tokens and appending
+ * the feed, over a real SQLite store. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "fleet_fixture.h"
+#include "store.h"
+
+#define NOW 1700000000
+#define DEV1 "dev_111111111111111111111111"
+#define JTI1 "0123456789abcdef0123456789abcdef"
+
+#define POLICY(kind, value, action)                                                           \
+    "{\"version\":1,\"tokens\":{\"models\":[\"gpt-4o\"],\"cost_ceiling\":0,"                  \
+    "\"lifetime_seconds\":300},\"thresholds\":[{\"kind\":\"" kind "\",\"value\":" value       \
+    ",\"action\":\"" action "\"}],\"sources\":[]}"
+
+typedef struct fixture {
+    char dir[FLEET_FIXTURE_DIR_SIZE];
+    char db[FLEET_FIXTURE_PATH_SIZE];
+    tether_store_t store;
+    unsigned reports;
+} fixture_t;
+
+static int setup(void **state)
+{
+    fixture_t *f = calloc(1, sizeof(*f));
+    tether_store_allow_t row;
+
+    if (f == NULL || fleet_fixture_open("thresholds", f->dir, f->db, &f->store) != 0)
+        return -1;
+    memset(&row, 0, sizeof(row));
+    strcpy(row.id, DEV1);
+    memset(row.ek_sha256, '1', 64);
+    strcpy(row.name, "one");
+    if (tether_store_device_import(&f->store, &row, 1, NOW - 1000, NULL, NULL) != TETHER_OK ||
+        tether_store_issued_token_add(&f->store, JTI1, DEV1, NOW + 3600, NOW - 60) != TETHER_OK)
+        return -1;
+    fleet_db_exec(f->db, "UPDATE devices SET status = 'active'");
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture_t *f = *state;
+
+    fleet_fixture_close(f->dir, &f->store);
+    free(f);
+    return 0;
+}
+
+static void follow(fixture_t *f, const char *document)
+{
+    int64_t version = 0;
+
+    assert_int_equal(tether_store_policy_write(&f->store, "limits", document, true, NOW - 500,
+                                               &version),
+                     TETHER_OK);
+    assert_int_equal(tether_store_device_set_policy(&f->store, DEV1, "limits", NOW - 500),
+                     TETHER_OK);
+}
+
+/* One report of one entry of DEV1's token, seen over [at - 1, at]. */
+static void report(fixture_t *f, int64_t at, int64_t requests, int64_t tokens, int64_t cost,
+                   tether_store_usage_result_t *result)
+{
+    tether_store_usage_entry_t entry = {.requests = requests, .prompt_tokens = tokens / 2,
+                                        .completion_tokens = tokens - tokens / 2,
+                                        .cost_micros = cost, .first_seen = at - 1,
+                                        .last_seen = at};
+    char id[32];
+    tether_store_usage_report_t r = {.relying_party = 1, .gateway = "gate-1", .report_id = id,
+                                     .entries = &entry, .entry_count = 1};
+
+    snprintf(entry.jti, sizeof(entry.jti), "%s", JTI1);
+    snprintf(entry.device_id, sizeof(entry.device_id), "%s", DEV1);
+    snprintf(id, sizeof(id), "r-%016u", ++f->reports);
+    memset(r.body_sha256, (int)f->reports, sizeof(r.body_sha256));
+    assert_int_equal(tether_store_usage_report_record(&f->store, &r, at + 1, result), TETHER_OK);
+    assert_int_equal(result->decision, TETHER_STORE_USAGE_ACCEPTED);
+}
+
+static long long alerts(fixture_t *f)
+{
+    return fleet_db_count(f->db,
+                          "SELECT count(*) FROM alerts WHERE kind = 'threshold_exceeded'");
+}
+
+static void assert_status(fixture_t *f, tether_device_status_t status)
+{
+    tether_store_device_t device;
+
+    assert_int_equal(tether_store_device_get(&f->store, DEV1, &device), TETHER_OK);
+    assert_int_equal(device.status, status);
+}
+
+/* One kind: reports up to the value do not alert, the one past it does,
+ * with the figures. */
+typedef struct kind_case {
+    const char *document;
+    const char *kind;
+    int64_t window;
+    int64_t requests, tokens, cost; /* per report; two stay at the value, three cross */
+    const char *observed;
+} kind_case_t;
+
+static void each_kind_crosses_past_its_value(void **state)
+{
+    static const kind_case_t cases[] = {
+        {POLICY("requests_per_minute", "20", "alert"), "requests_per_minute", 60, 10, 0, 0,
+         "30"},
+        {POLICY("tokens_per_minute", "1000", "alert"), "tokens_per_minute", 60, 1, 500, 0,
+         "1500"},
+        {POLICY("spend_per_hour", "1.5", "alert"), "spend_per_hour", 3600, 1, 0, 750000,
+         "2.25"},
+        {POLICY("spend_per_day", "10", "alert"), "spend_per_day", 86400, 1, 0, 5000000, "15"},
+    };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const kind_case_t *c = &cases[i];
+        tether_store_usage_result_t result;
+        char sql[512];
+
+        assert_int_equal(setup(state), 0);
+        fixture_t *f = *state;
+        follow(f, c->document);
+        /* The window's start is open: usage one window back does not count. */
+        report(f, NOW - c->window, c->requests, c->tokens, c->cost, &result);
+        report(f, NOW - c->window / 2, c->requests, c->tokens, c->cost, &result);
+        report(f, NOW, c->requests, c->tokens, c->cost, &result);
+        assert_int_equal(result.thresholds, 0);
+        assert_int_equal(alerts(f), 0);
+        report(f, NOW + 1, c->requests, c->tokens, c->cost, &result);
+        assert_int_equal(result.thresholds, 1);
+        assert_false(result.quarantined);
+        snprintf(sql, sizeof(sql),
+                 "SELECT count(*) FROM alerts WHERE kind = 'threshold_exceeded' AND device_id "
+                 "= '" DEV1 "' AND details ->> 'kind' = '%s' AND details ->> 'observed' = %s"
+                 " AND details ->> 'window_seconds' = %lld AND details ->> 'window_end' = %d"
+                 " AND details ->> 'action' = 'alert'",
+                 c->kind, c->observed, (long long)c->window, NOW + 1);
+        assert_int_equal(fleet_db_count(f->db, sql), 1);
+        assert_int_equal(teardown(state), 0);
+    }
+}
+
+static void alerts_once_per_window_and_keeps_serving(void **state)
+{
+    fixture_t *f = *state;
+    tether_store_usage_result_t result;
+
+    follow(f, POLICY("requests_per_minute", "20", "alert"));
+    report(f, NOW, 25, 0, 0, &result);
+    assert_int_equal(result.thresholds, 1);
+    /* Still above the value within the window that alerted: no new alert. */
+    report(f, NOW + 30, 5, 0, 0, &result);
+    report(f, NOW + 59, 5, 0, 0, &result);
+    assert_int_equal(result.thresholds, 0);
+    assert_int_equal(alerts(f), 1);
+    /* Alert only: the device and its token stay as they were. */
+    assert_status(f, TETHER_DEVICE_ACTIVE);
+    assert_int_equal(fleet_db_count(f->db, "SELECT count(*) FROM revocations"), 0);
+    assert_int_equal(fleet_db_count(f->db, "SELECT revoked FROM issued_tokens"), 0);
+    /* A window after the one that alerted crosses again: a second alert. */
+    report(f, NOW + 60, 30, 0, 0, &result);
+    assert_int_equal(result.thresholds, 1);
+    assert_int_equal(alerts(f), 2);
+}
+
+static void a_slow_pace_never_crosses(void **state)
+{
+    fixture_t *f = *state;
+    tether_store_usage_result_t result;
+
+    follow(f, POLICY("requests_per_minute", "20", "quarantine"));
+    /* 20 requests a minute, reported every 15 s, for ten minutes. */
+    for (int64_t t = 0; t < 600; t += 15) {
+        report(f, NOW + t, 5, 0, 0, &result);
+        assert_int_equal(result.thresholds, 0);
+    }
+    assert_int_equal(alerts(f), 0);
+    assert_status(f, TETHER_DEVICE_ACTIVE);
+}
+
+static void quarantine_revokes_and_appends_the_feed(void **state)
+{
+    fixture_t *f = *state;
+    tether_store_usage_result_t result;
+
+    follow(f, POLICY("requests_per_minute", "20", "quarantine"));
+    report(f, NOW, 20, 0, 0, &result);
+    assert_false(result.quarantined);
+    assert_status(f, TETHER_DEVICE_ACTIVE);
+    report(f, NOW + 1, 20, 0, 0, &result);
+    assert_int_equal(result.thresholds, 1);
+    assert_true(result.quarantined);
+    assert_status(f, TETHER_DEVICE_QUARANTINED);
+    assert_int_equal(fleet_db_count(f->db, "SELECT revoked FROM issued_tokens WHERE jti = '" JTI1
+                                           "'"),
+                     1);
+    assert_int_equal(fleet_db_count(f->db, "SELECT count(*) FROM revocations WHERE device_id = '"
+                                           DEV1 "' AND reason LIKE 'threshold requests_per_minute%'"),
+                     1);
+    assert_int_equal(fleet_db_count(f->db, "SELECT count(*) FROM alerts WHERE kind = "
+                                           "'threshold_exceeded' AND details ->> 'observed' = 40"
+                                           " AND details ->> 'value' = 20 AND details ->> "
+                                           "'action' = 'quarantine'"),
+                     1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(each_kind_crosses_past_its_value),
+        cmocka_unit_test_setup_teardown(alerts_once_per_window_and_keeps_serving, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(a_slow_pace_never_crosses, setup, teardown),
+        cmocka_unit_test_setup_teardown(quarantine_revokes_and_appends_the_feed, setup, teardown),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
