@@ -1,7 +1,9 @@
-/* Anomaly thresholds at usage reports: each rate kind crossing and not
+/* Anomaly thresholds: at usage reports, each rate kind crossing and not
  * crossing over its sliding window, one alert per crossing window, alert
  * keeping the device active, quarantine revoking its tokens and appending
- * the feed, over a real SQLite store. */
+ * the feed; at the exchange, the source networks (inside, outside with
+ * alert served, outside with quarantine refused); over a real SQLite
+ * store. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -218,6 +220,127 @@ static void quarantine_revokes_and_appends_the_feed(void **state)
                      1);
 }
 
+/* An exchange of DEV1 from address, its policy's source_networks threshold
+ * passed when the address is outside the sources (as exchange_api.c
+ * decides with tether_policy_source_allowed). */
+static tether_store_exchange_decision_t exchange(fixture_t *f, const char *address,
+                                                 const tether_policy_document_t *doc,
+                                                 tether_store_exchange_result_t *result)
+{
+    tether_store_exchange_t ex;
+    char jti[TETHER_STORE_JTI_SIZE];
+
+    memset(&ex, 0, sizeof(ex));
+    snprintf(jti, sizeof(jti), "e%031u", ++f->reports);
+    ex.device_id = DEV1;
+    ex.sighting.counter = f->reports;
+    ex.sighting.at = NOW;
+    snprintf(ex.sighting.address, sizeof(ex.sighting.address), "%s", address);
+    memset(ex.fingerprint, (int)f->reports, sizeof(ex.fingerprint));
+    memset(ex.nonce_hash, (int)f->reports, sizeof(ex.nonce_hash));
+    ex.nonce_expires_at = NOW + 59;
+    ex.nonce_issued_at = NOW - 1;
+    ex.jti = jti;
+    ex.kid = "kid";
+    ex.scope = "ai.inference";
+    ex.audience = "tether";
+    ex.exp = NOW + 300;
+    if (!tether_policy_source_allowed(doc, address))
+        ex.source_threshold = &doc->thresholds[TETHER_THRESHOLD_SOURCE_NETWORKS];
+    assert_int_equal(tether_store_exchange_record(&f->store, &ex, NOW, result), TETHER_OK);
+    return result->decision;
+}
+
+#define SOURCES(action)                                                                       \
+    "{\"version\":1,\"tokens\":{\"models\":[\"gpt-4o\"],\"cost_ceiling\":0,"                  \
+    "\"lifetime_seconds\":300},\"thresholds\":[{\"kind\":\"source_networks\",\"value\":1,"   \
+    "\"action\":\"" action "\"}],\"sources\":[\"10.1.0.0/16\",\"fd00::/8\"]}"
+
+static void parse(const char *text, tether_policy_document_t *doc)
+{
+    char why[128];
+
+    assert_int_equal(tether_policy_document_parse((const uint8_t *)text, strlen(text), doc, why,
+                                                  sizeof(why)),
+                     TETHER_OK);
+}
+
+static long long source_alerts(fixture_t *f)
+{
+    return fleet_db_count(f->db, "SELECT count(*) FROM alerts WHERE kind = 'threshold_exceeded'"
+                                 " AND details ->> 'kind' = 'source_networks'");
+}
+
+static void sources_match_by_network(void **state)
+{
+    tether_policy_document_t doc;
+
+    (void)state;
+    parse(SOURCES("alert"), &doc);
+    assert_true(tether_policy_source_allowed(&doc, "10.1.0.1"));
+    assert_true(tether_policy_source_allowed(&doc, "10.1.255.255"));
+    assert_true(tether_policy_source_allowed(&doc, "fd12::1"));
+    assert_false(tether_policy_source_allowed(&doc, "10.2.0.1"));
+    assert_false(tether_policy_source_allowed(&doc, "fe80::1"));
+    assert_false(tether_policy_source_allowed(&doc, "::ffff:10.1.0.1"));
+    assert_false(tether_policy_source_allowed(&doc, "-"));
+    assert_false(tether_policy_source_allowed(&doc, NULL));
+    /* No sources: any address. */
+    parse(POLICY("requests_per_minute", "20", "alert"), &doc);
+    assert_true(tether_policy_source_allowed(&doc, "192.0.2.1"));
+}
+
+static void source_alert_serves(void **state)
+{
+    fixture_t *f = *state;
+    tether_store_exchange_result_t r;
+    tether_policy_document_t doc;
+
+    parse(SOURCES("alert"), &doc);
+    assert_int_equal(exchange(f, "10.1.2.3", &doc, &r), TETHER_STORE_EXCHANGE_ACCEPT);
+    assert_false(r.source_alerted);
+    assert_int_equal(source_alerts(f), 0);
+    assert_int_equal(exchange(f, "192.0.2.7", &doc, &r), TETHER_STORE_EXCHANGE_ACCEPT);
+    assert_true(r.source_alerted);
+    assert_int_equal(fleet_db_count(f->db, "SELECT count(*) FROM alerts WHERE details ->> "
+                                           "'observed' = '192.0.2.7' AND details ->> 'action' = "
+                                           "'alert' AND details ->> 'value' = 1"),
+                     1);
+    /* Within the hour: served, not alerted again. */
+    assert_int_equal(exchange(f, "192.0.2.8", &doc, &r), TETHER_STORE_EXCHANGE_ACCEPT);
+    assert_false(r.source_alerted);
+    assert_int_equal(source_alerts(f), 1);
+    assert_status(f, TETHER_DEVICE_ACTIVE);
+    assert_int_equal(fleet_db_count(f->db, "SELECT count(*) FROM revocations"), 0);
+}
+
+static void source_quarantine_refuses(void **state)
+{
+    fixture_t *f = *state;
+    tether_store_exchange_result_t r;
+    tether_policy_document_t doc;
+
+    parse(SOURCES("quarantine"), &doc);
+    assert_int_equal(exchange(f, "fd00::5", &doc, &r), TETHER_STORE_EXCHANGE_ACCEPT);
+    assert_int_equal(exchange(f, "192.0.2.7", &doc, &r), TETHER_STORE_EXCHANGE_SOURCE_REFUSED);
+    assert_true(r.source_alerted);
+    assert_int_equal(r.status, TETHER_DEVICE_QUARANTINED);
+    assert_status(f, TETHER_DEVICE_QUARANTINED);
+    /* No token recorded for the refused exchange; the live ones revoked. */
+    assert_int_equal(fleet_db_count(f->db, "SELECT count(*) FROM issued_tokens"), 2);
+    assert_int_equal(fleet_db_count(f->db, "SELECT count(*) FROM issued_tokens WHERE revoked = 0"),
+                     0);
+    assert_int_equal(fleet_db_count(f->db, "SELECT count(*) FROM revocations WHERE device_id = '"
+                                           DEV1 "' AND reason LIKE '%192.0.2.7%'"),
+                     1);
+    /* Put back to active by an operator, outside again within the hour:
+     * refused again, though not alerted twice. */
+    fleet_db_exec(f->db, "UPDATE devices SET status = 'active'");
+    assert_int_equal(exchange(f, "192.0.2.7", &doc, &r), TETHER_STORE_EXCHANGE_SOURCE_REFUSED);
+    assert_false(r.source_alerted);
+    assert_int_equal(source_alerts(f), 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -226,6 +349,9 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(a_slow_pace_never_crosses, setup, teardown),
         cmocka_unit_test_setup_teardown(quarantine_revokes_and_appends_the_feed, setup, teardown),
+        cmocka_unit_test(sources_match_by_network),
+        cmocka_unit_test_setup_teardown(source_alert_serves, setup, teardown),
+        cmocka_unit_test_setup_teardown(source_quarantine_refuses, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -428,3 +428,23 @@ bool tether_policy_cidr_contains(const tether_policy_cidr_t *network, int family
     return rest == 0 ||
            ((network->address[full] ^ address[full]) & (uint8_t)(0xffu << (8 - rest))) == 0;
 }
+
+bool tether_policy_source_allowed(const tether_policy_document_t *doc, const char *address)
+{
+    uint8_t bytes[16];
+    int family = AF_INET;
+
+    if (doc->source_count == 0)
+        return true;
+    if (address == NULL)
+        return false;
+    if (inet_pton(AF_INET, address, bytes) != 1) {
+        family = AF_INET6;
+        if (inet_pton(AF_INET6, address, bytes) != 1)
+            return false;
+    }
+    for (size_t i = 0; i < doc->source_count; i++)
+        if (tether_policy_cidr_contains(&doc->sources[i], family, bytes))
+            return true;
+    return false;
+}

@@ -124,4 +124,9 @@ TETHER_MUST_CHECK tether_status_t tether_policy_document_write(const tether_poli
 bool tether_policy_cidr_contains(const tether_policy_cidr_t *network, int family,
                                  const uint8_t *address);
 
+/* Whether the text address (IPv4 or IPv6, inet_pton's forms) lies in one
+ * of doc's sources; any address when it lists none. An address that does
+ * not parse, or NULL (unknown), lies in none. */
+bool tether_policy_source_allowed(const tether_policy_document_t *doc, const char *address);
+
 #endif

@@ -76,6 +76,10 @@ TETHER_MUST_CHECK tether_status_t tether_device_status_parse(const char *name,
 /* ... and for a device quarantined at this exchange because gateways
  * accepted more requests on one of its tokens than it made (403). */
 #define TETHER_FLEET_EXCHANGE_USAGE_MISMATCH "usage_mismatch"
+/* ... and for a device quarantined at this exchange because it came from
+ * outside its policy's sources (source_networks threshold, action
+ * quarantine; 403). */
+#define TETHER_FLEET_EXCHANGE_SOURCE_REFUSED "source_network_refused"
 
 /* Alert kinds of usage reconciliation (DESIGN.md, "Usage counters and
  * reconciliation"): gateways accepted more requests on a token than its

@@ -687,6 +687,11 @@ typedef struct tether_store_exchange {
     size_t usage_count;
     int64_t nonce_issued_at; /* when the fleet issued the evidence's nonce */
     tether_store_usage_action_t usage_action;
+    /* The policy's source_networks threshold when the exchange comes from
+     * an address (sighting.address) outside the policy's sources; NULL
+     * otherwise. Alerted; with action quarantine the device is
+     * quarantined instead of the token issued. */
+    const tether_policy_threshold_t *source_threshold;
 } tether_store_exchange_t;
 
 typedef enum tether_store_exchange_decision {
@@ -701,6 +706,8 @@ typedef enum tether_store_exchange_decision {
                                                (lost, withheld, replayed), nothing changed */
     TETHER_STORE_EXCHANGE_USAGE_MISMATCH,   /* gateways accepted more on a token than the
                                                device made, action quarantine: quarantined */
+    TETHER_STORE_EXCHANGE_SOURCE_REFUSED,   /* from outside the policy's sources, action
+                                               quarantine: quarantined */
 } tether_store_exchange_decision_t;
 
 typedef struct tether_store_exchange_result {
@@ -711,6 +718,7 @@ typedef struct tether_store_exchange_result {
     tether_store_issued_token_t token; /* RETRY: the token issued for the retried exchange */
     size_t usage_mismatches; /* tokens found used by someone else (alerted) */
     tether_store_usage_comparison_t mismatch; /* the first of them */
+    bool source_alerted; /* a source_networks alert was added (not repeated within an hour) */
 } tether_store_exchange_result_t;
 
 /* The clone rule, pure (DESIGN.md, "Clone detection"): row is the device and

@@ -134,7 +134,8 @@ tether_status_t tether_store_exchange_record(tether_store_t *store,
     if (rc == TETHER_OK &&
         (result->decision == TETHER_STORE_EXCHANGE_CLONE ||
          result->decision == TETHER_STORE_EXCHANGE_CLOCK_REGRESSION ||
-         result->decision == TETHER_STORE_EXCHANGE_USAGE_MISMATCH) &&
+         result->decision == TETHER_STORE_EXCHANGE_USAGE_MISMATCH ||
+         result->decision == TETHER_STORE_EXCHANGE_SOURCE_REFUSED) &&
         store->revocation_hook != NULL)
         store->revocation_hook(store->revocation_hook_arg);
     return rc;

@@ -333,10 +333,19 @@ tether_status_t tether_sqlite_exchange_record(void *impl, const tether_store_exc
         result->last = row->last;
         switch (result->decision) {
         case TETHER_STORE_EXCHANGE_ACCEPT:
-            /* The device's usage document first: a token of it found used
-             * by someone else quarantines the device instead (action
+            /* The source first, then the device's usage document: an
+             * address outside the policy's sources or a token of it found
+             * used by someone else quarantines the device instead (action
              * quarantine), and no token is issued. */
-            rc = tether_sqlite_usage_exchange_tx(s, ex, now, result, &quarantined);
+            if (ex->source_threshold != NULL)
+                rc = tether_sqlite_source_tx(s, ex, now, result, &quarantined);
+            if (rc == TETHER_OK && quarantined) {
+                result->decision = TETHER_STORE_EXCHANGE_SOURCE_REFUSED;
+                result->status = TETHER_DEVICE_QUARANTINED;
+                break;
+            }
+            if (rc == TETHER_OK)
+                rc = tether_sqlite_usage_exchange_tx(s, ex, now, result, &quarantined);
             if (rc == TETHER_OK && quarantined) {
                 result->decision = TETHER_STORE_EXCHANGE_USAGE_MISMATCH;
                 result->status = TETHER_DEVICE_QUARANTINED;
@@ -345,6 +354,7 @@ tether_status_t tether_sqlite_exchange_record(void *impl, const tether_store_exc
             }
             break;
         case TETHER_STORE_EXCHANGE_USAGE_MISMATCH: /* decided above, never by the rule */
+        case TETHER_STORE_EXCHANGE_SOURCE_REFUSED:
         case TETHER_STORE_EXCHANGE_RETRY:
             rc = retry_tx(s, ex, &result->token);
             break;

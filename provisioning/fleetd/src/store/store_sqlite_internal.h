@@ -178,6 +178,13 @@ tether_status_t tether_sqlite_thresholds_tx(sqlite_store_t *s, const char *devic
                                             const tether_store_usage_entry_t *e, int64_t now,
                                             tether_store_usage_result_t *result);
 
+/* An exchange from outside its policy's sources (ex->source_threshold
+ * set): the alert (once an hour per device) and with action quarantine
+ * the containment, *quarantined then. */
+tether_status_t tether_sqlite_source_tx(sqlite_store_t *s, const tether_store_exchange_t *ex,
+                                        int64_t now, tether_store_exchange_result_t *result,
+                                        bool *quarantined);
+
 /* ---- the tether_store_ops_t entries, by file ---- */
 
 /* store_sqlite_admin_tokens.c */

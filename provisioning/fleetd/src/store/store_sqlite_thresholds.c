@@ -46,47 +46,101 @@ static tether_status_t window_sum(sqlite_store_t *s, const char *device_id,
                                    tether_sqlite_read_int64, observed);
 }
 
+/* What crossed: the threshold, the observed figure (JSON), the window
+ * and the sentence that becomes the alert's and the quarantine's reason. */
+typedef struct crossing {
+    const char *device_id;
+    tether_policy_threshold_kind_t kind;
+    const tether_policy_threshold_t *threshold;
+    const char *observed; /* a JSON value */
+    int64_t window;       /* seconds */
+    int64_t end;          /* the window's last second */
+    const char *reason;
+} crossing_t;
+
 /* The alert (once per device, kind and window: a window overlapping the
- * one that last alerted does not alert again) and the action. */
-static tether_status_t crossed_tx(sqlite_store_t *s, const char *device_id,
-                                  const rate_kind_t *k, const tether_policy_threshold_t *t,
-                                  int64_t observed, int64_t end, int64_t now,
-                                  tether_store_usage_result_t *result)
+ * one that last alerted does not alert again) and, at every crossing, the
+ * action quarantine through the clone path's containment (a device put
+ * back to active within the window is quarantined again). */
+static tether_status_t crossed_tx(sqlite_store_t *s, const crossing_t *c, int64_t now,
+                                  bool *alerted, bool *quarantined)
 {
     static const char mark[] =
         "INSERT INTO threshold_alerts (device_id, kind, window_end) VALUES (?1, ?2, ?3)"
         " ON CONFLICT (device_id, kind) DO UPDATE SET window_end = excluded.window_end"
         " WHERE threshold_alerts.window_end <= excluded.window_end - ?4";
-    const char *name = tether_policy_threshold_kind_name(k->kind);
-    const char *action = tether_policy_action_name(t->action);
-    char reason[TETHER_STORE_REASON_MAX + 1], details[512], figure[32];
-    bool quarantined = false;
+    const char *name = tether_policy_threshold_kind_name(c->kind);
+    const char *action = tether_policy_action_name(c->threshold->action);
+    char details[768];
     tether_status_t rc;
 
+    *alerted = false;
+    *quarantined = false;
     rc = tether_sqlite_run(s, "mark threshold alerted", mark,
-                           SQL_ARGS(SQL_TEXT(device_id), SQL_TEXT(name), SQL_INT(end),
-                                    SQL_INT(k->window)));
-    if (rc != TETHER_OK || sqlite3_changes(s->db) == 0)
-        return rc;
+                           SQL_ARGS(SQL_TEXT(c->device_id), SQL_TEXT(name), SQL_INT(c->end),
+                                    SQL_INT(c->window)));
+    if (rc == TETHER_OK && sqlite3_changes(s->db) == 1) {
+        snprintf(details, sizeof(details),
+                 "{\"reason\":\"%s\",\"kind\":\"%s\",\"value\":%s,\"observed\":%s,"
+                 "\"window_seconds\":%" PRId64 ",\"window_end\":%" PRId64
+                 ",\"action\":\"%s\"}",
+                 c->reason, name, c->threshold->value, c->observed, c->window, c->end, action);
+        rc = tether_sqlite_alert_insert(s, c->device_id, TETHER_FLEET_ALERT_THRESHOLD_EXCEEDED,
+                                        details, now);
+        *alerted = rc == TETHER_OK;
+    }
+    if (rc == TETHER_OK && c->threshold->action == TETHER_POLICY_ACTION_QUARANTINE)
+        rc = tether_sqlite_quarantine_tx(s, c->device_id, c->reason, now, quarantined);
+    return rc;
+}
+
+/* A rate over its window crossed. */
+static tether_status_t rate_crossed_tx(sqlite_store_t *s, const char *device_id,
+                                       const rate_kind_t *k, const tether_policy_threshold_t *t,
+                                       int64_t observed, int64_t end, int64_t now,
+                                       tether_store_usage_result_t *result)
+{
+    char reason[TETHER_STORE_REASON_MAX + 1], figure[32];
+    crossing_t c = {.device_id = device_id, .kind = k->kind, .threshold = t,
+                    .observed = figure, .window = k->window, .end = end, .reason = reason};
+    bool alerted = false, quarantined = false;
+    tether_status_t rc;
+
     if (k->money)
         snprintf(figure, sizeof(figure), "%" PRId64 ".%06" PRId64, observed / 1000000,
                  observed % 1000000);
     else
         snprintf(figure, sizeof(figure), "%" PRId64, observed);
-    snprintf(reason, sizeof(reason), "threshold %s exceeded: %s over %" PRId64
-             " s ending at %" PRId64 ", the policy allows %s",
-             name, figure, k->window, end, t->value);
-    snprintf(details, sizeof(details),
-             "{\"reason\":\"%s\",\"kind\":\"%s\",\"value\":%s,\"observed\":%s,"
-             "\"window_seconds\":%" PRId64 ",\"window_end\":%" PRId64 ",\"action\":\"%s\"}",
-             reason, name, t->value, figure, k->window, end, action);
-    rc = tether_sqlite_alert_insert(s, device_id, TETHER_FLEET_ALERT_THRESHOLD_EXCEEDED,
-                                    details, now);
-    result->thresholds += rc == TETHER_OK ? 1 : 0;
-    if (rc == TETHER_OK && t->action == TETHER_POLICY_ACTION_QUARANTINE)
-        rc = tether_sqlite_quarantine_tx(s, device_id, reason, now, &quarantined);
+    snprintf(reason, sizeof(reason),
+             "threshold %s exceeded: %s over the %" PRId64 " s ending at %" PRId64
+             ", the policy allows %s",
+             tether_policy_threshold_kind_name(k->kind), figure, k->window, end, t->value);
+    rc = crossed_tx(s, &c, now, &alerted, &quarantined);
+    result->thresholds += alerted ? 1 : 0;
     result->quarantined = result->quarantined || quarantined;
     return rc;
+}
+
+/* How long an exchange from outside the policy's sources is not alerted
+ * again (a device exchanges every few minutes). */
+#define SOURCE_ALERT_WINDOW 3600
+
+tether_status_t tether_sqlite_source_tx(sqlite_store_t *s, const tether_store_exchange_t *ex,
+                                        int64_t now, tether_store_exchange_result_t *result,
+                                        bool *quarantined)
+{
+    char reason[TETHER_STORE_REASON_MAX + 1], address[TETHER_STORE_ADDRESS_SIZE + 2];
+    crossing_t c = {.device_id = ex->device_id, .kind = TETHER_THRESHOLD_SOURCE_NETWORKS,
+                    .threshold = ex->source_threshold, .observed = address,
+                    .window = SOURCE_ALERT_WINDOW, .end = now, .reason = reason};
+
+    /* inet_ntop's text or "-": nothing to escape. */
+    snprintf(address, sizeof(address), "\"%s\"", ex->sighting.address);
+    snprintf(reason, sizeof(reason),
+             "threshold source_networks exceeded: an exchange from %s, outside the policy's "
+             "sources",
+             ex->sighting.address);
+    return crossed_tx(s, &c, now, &result->source_alerted, quarantined);
 }
 
 static tether_status_t read_policy_document(void *arg, sqlite3_stmt *row)
@@ -140,7 +194,7 @@ tether_status_t tether_sqlite_thresholds_tx(sqlite_store_t *s, const char *devic
         rc = window_sum(s, device_id, k, e->last_seen, &observed);
         /* A count kind's value is a whole number: its micros / 10^6. */
         if (rc == TETHER_OK && observed > (k->money ? t->micros : t->micros / 1000000))
-            rc = crossed_tx(s, device_id, k, t, observed, e->last_seen, now, result);
+            rc = rate_crossed_tx(s, device_id, k, t, observed, e->last_seen, now, result);
     }
     return rc;
 }

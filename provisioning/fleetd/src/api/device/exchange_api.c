@@ -646,6 +646,10 @@ static void record_and_issue(exchange_call_t *call, token_work_t *w, bool clock_
         ex->policy = w->stored_policy.name;
         ex->policy_version = w->stored_policy.version;
         ex->exp = call->now + (int64_t)w->policy_document.lifetime_seconds;
+        if (w->policy_document.thresholds[TETHER_THRESHOLD_SOURCE_NETWORKS].set &&
+            !tether_policy_source_allowed(&w->policy_document, call->remote))
+            ex->source_threshold =
+                &w->policy_document.thresholds[TETHER_THRESHOLD_SOURCE_NETWORKS];
     }
     /* From the kid's choice to the signature: a rotation meanwhile would
      * not see this token when it computes the old key's not_after. */
@@ -663,7 +667,22 @@ static void record_and_issue(exchange_call_t *call, token_work_t *w, bool clock_
     facts.policy_document = &w->policy_document;
     if (r->usage_mismatches > 0)
         log_usage_mismatch(call, w);
+    if (r->source_alerted)
+        tether_warn("exchange", "source outside the policy: device=%s remote=%s policy=%s "
+                                "version=%lld: %s",
+                    id, call->remote, w->stored_policy.name,
+                    (long long)w->stored_policy.version,
+                    r->decision == TETHER_STORE_EXCHANGE_SOURCE_REFUSED
+                        ? "device quarantined, its tokens revoked"
+                        : "alert only, token issued");
     switch (r->decision) {
+    case TETHER_STORE_EXCHANGE_SOURCE_REFUSED:
+        refuse(call, "exchange", id, 403, "invalid_grant", TETHER_FLEET_EXCHANGE_SOURCE_REFUSED,
+               "this exchange comes from %s, outside the sources of policy %s: the device is "
+               "quarantined and its tokens revoked",
+               call->remote != NULL ? call->remote : "an unknown address",
+               w->stored_policy.name);
+        break;
     case TETHER_STORE_EXCHANGE_USAGE_MISMATCH:
         refuse(call, "exchange", id, 403, "invalid_grant", TETHER_FLEET_EXCHANGE_USAGE_MISMATCH,
                "relying parties accepted %" PRId64 " requests on token %.8s..., this device "
