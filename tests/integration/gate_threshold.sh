@@ -1,0 +1,128 @@
+#!/usr/bin/env bash
+# Anomaly thresholds with real processes (issue 9, "Anomaly thresholds"):
+# swtpm, tether-fleetd, a device enrolled by tether-agent with its AI
+# endpoint in front of tether-gate (usage reported every second) in front
+# of openai_upstream.py. The device follows a policy with
+# requests_per_minute=20:quarantine and sends 40 requests. Asserts:
+# - the device is quarantined (tetherctl device show), once, with one
+#   threshold_exceeded alert carrying the kind, value, observed figure,
+#   window and action;
+# - the gateway refuses the device within 1 s of the quarantine (printed).
+#   gate_threshold.sh FLEETD TETHERCTL AGENT GATE   (through run_with_swtpm.sh)
+set -euo pipefail
+
+usage="usage: gate_threshold.sh tether-fleetd tetherctl tether-agent tether-gate"
+FLEETD=${1:?$usage}
+CTL=${2:?$usage}
+AGENT=${3:?$usage}
+GATE=${4:?$usage}
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/fleet.sh"
+require_tools python3 curl openssl
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/tether-threshold-test.XXXXXX")
+DIR=$WORK/fleet
+PID= AGENT_PID= GPID= UPID=
+cleanup() {
+    kill_pids "$AGENT_PID" "$GPID" "$UPID" "$PID"
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+OUT=
+fail() {
+    echo "not ok - $*" >&2
+    echo "--- last: $OUT" >&2
+    log_tail fleetd "$WORK/fleetd.log" 15
+    log_tail agent "$WORK/agent.log" 15
+    log_tail tether-gate "$WORK/gate.log" 10
+    echo "gate_threshold: $passed passed, 1 failed"
+    exit 1
+}
+
+# --- the fleet, the device on its policy, the upstream, the gateway, the agent --------------
+fleet_with_device
+DEV=$(json_get "$("$CTL" --json device list)" 'j["devices"][0]["id"]')
+"$CTL" policy create spiky --models 'gpt-4o*' --threshold requests_per_minute=20:quarantine \
+    >/dev/null || fail "tetherctl policy create"
+"$CTL" device set-policy "$DEV" spiky >/dev/null || fail "tetherctl device set-policy"
+"$CTL" token create --role relying-party --name gateway >"$WORK/rp.token"
+chmod 600 "$WORK/rp.token"
+python3 "$here/openai_upstream.py" "$WORK/upstream.port" "$WORK/received.jsonl" \
+    2>"$WORK/upstream.log" &
+UPID=$!
+for _ in $(seq 100); do [ -s "$WORK/upstream.port" ] && break; sleep 0.05; done
+[ -s "$WORK/upstream.port" ] || fail "the stand-in upstream did not start"
+printf 'sk-provider-test-key\n' >"$WORK/provider.key"
+chmod 600 "$WORK/provider.key"
+GPORT=$(free_port)
+"$GATE" init --dir "$WORK/gate" --listen "127.0.0.1:$GPORT" --fleet "$URL" \
+    --fleet-ca "$DIR/ca.pem" --rp-token-file "$WORK/rp.token" \
+    --upstream "http://127.0.0.1:$(cat "$WORK/upstream.port")/v1" \
+    --upstream-key-file "$WORK/provider.key" --audience tether --models 'gpt-4o*' \
+    --price gpt-4o-mini=0.15:0.6 >/dev/null || fail "tether-gate init"
+sed -i -e "s/^usage_report_seconds = .*/usage_report_seconds = 1/" \
+    -e "s|^public_url = .*|public_url = http://127.0.0.1:$GPORT|" "$WORK/gate/gate.conf"
+grep -q '^usage_report_seconds = 1$' "$WORK/gate/gate.conf" || fail "gate.conf: usage_report_seconds"
+# The gateway serves the fleet policy's name, without a ceiling of its own.
+printf '\n[policy spiky]\nmodels = gpt-4o*\n' >>"$WORK/gate/gate.conf"
+"$GATE" run --dir "$WORK/gate" >>"$WORK/usage.jsonl" 2>>"$WORK/gate.log" &
+GPID=$!
+
+AI_PORT=$(free_port)
+SOCK=$WORK/agent.sock
+"$AGENT" run --tcti "$TETHER_TEST_TCTI" --state-dir "$WORK/state" --socket "$SOCK" \
+    --ai-listen "127.0.0.1:$AI_PORT" --ai-upstream "http://127.0.0.1:$GPORT/v1" \
+    2>>"$WORK/agent.log" &
+AGENT_PID=$!
+wait_agent_token "$SOCK"
+BODY='{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}'
+ai_chat() { # through the agent's AI endpoint: the HTTP status
+    curl -sS --max-time 10 -o /dev/null -w '%{http_code}' -H 'Content-Type: application/json' \
+        --data-binary "$BODY" "http://127.0.0.1:$AI_PORT/v1/chat/completions" || echo curl-failed
+}
+for _ in $(seq 100); do
+    RC=$(ai_chat)
+    [ "$RC" = 503 ] || [ "$RC" = curl-failed ] || break
+    sleep 0.1
+done
+[ "$RC" = 200 ] || fail "a chat through the agent and the gateway: HTTP $RC"
+pass "swtpm, fleetd, the device on policy spiky (requests_per_minute=20:quarantine), the agent's AI endpoint, tether-gate reporting every second"
+
+# --- 40 requests within a minute ----------------------------------------------------------
+served=1
+for i in $(seq 2 40); do
+    RC=$(ai_chat)
+    [ "$RC" = 200 ] && served=$((served + 1))
+done
+[ "$served" -gt 20 ] || fail "only $served of 40 requests served before the reports could count them"
+device_status() { json_get "$("$CTL" --json device show "$DEV")" 'j["status"]'; }
+# The quarantine comes with the gateway's next report (every second).
+quarantined_ns=
+for _ in $(seq 100); do
+    if [ "$(device_status)" = quarantined ]; then
+        quarantined_ns=$(date +%s%N)
+        break
+    fi
+    sleep 0.05
+done
+[ -n "$quarantined_ns" ] || fail "the device is not quarantined 5 s after 40 requests: $(device_status)"
+refused_ms=
+for _ in $(seq 200); do
+    RC=$(ai_chat)
+    if [ "$RC" != 200 ]; then
+        refused_ms=$((($(date +%s%N) - quarantined_ns) / 1000000))
+        break
+    fi
+    sleep 0.02
+done
+[ -n "$refused_ms" ] && [ "$refused_ms" -le 1000 ] ||
+    fail "the gateway still serves the device ${refused_ms:-4000+} ms after its quarantine: HTTP $RC"
+pass "40 requests ($served served): quarantined"
+OUT=$("$CTL" --json alerts)
+[ "$(json_get "$OUT" "[(a['details']['kind'], a['details']['value'], a['details']['observed'] > 20, a['details']['window_seconds'], a['details']['action']) for a in j['alerts'] if a['kind'] == 'threshold_exceeded']")" = \
+    "[('requests_per_minute', 20, True, 60, 'quarantine')]" ] || fail "the threshold_exceeded alert"
+observed=$(json_get "$OUT" "[a['details']['observed'] for a in j['alerts'] if a['kind'] == 'threshold_exceeded'][0]")
+pass "one threshold_exceeded alert: requests_per_minute observed $observed over 60 s, value 20, action quarantine"
+pass "the gateway refuses the device $refused_ms ms after tetherctl sees it quarantined"
+echo "gate_threshold: $passed passed"
