@@ -153,3 +153,48 @@ token_binding() {
     JKT=$(json_get "$claims" 'd["claims"]["cnf"]["jkt"]')
     JTI=$(json_get "$claims" 'd["claims"]["jti"]')
 }
+
+# --- a device behind tether-gate (gate_usage_mismatch.sh, gate_threshold.sh) ----------------
+
+# start_upstream: openai_upstream.py in the background (UPID), its port in
+# $WORK/upstream.port, and the provider key file $WORK/provider.key.
+start_upstream() {
+    python3 "$here/openai_upstream.py" "$WORK/upstream.port" "$WORK/received.jsonl" \
+        2>"$WORK/upstream.log" &
+    UPID=$!
+    for _ in $(seq 100); do [ -s "$WORK/upstream.port" ] && break; sleep 0.05; done
+    [ -s "$WORK/upstream.port" ] || fail "the stand-in upstream did not start"
+    printf 'sk-provider-test-key\n' >"$WORK/provider.key"
+    chmod 600 "$WORK/provider.key"
+}
+
+# gate_init DIR PORT REPORT_SECONDS: a tether-gate directory in front of
+# the upstream, on 127.0.0.1:PORT, reporting usage every REPORT_SECONDS
+# with the relying-party token in $WORK/rp.token.
+gate_init() {
+    "$GATE" init --dir "$1" --listen "127.0.0.1:$2" --fleet "$URL" \
+        --fleet-ca "$DIR/ca.pem" --rp-token-file "$WORK/rp.token" \
+        --upstream "http://127.0.0.1:$(cat "$WORK/upstream.port")/v1" \
+        --upstream-key-file "$WORK/provider.key" --audience tether --models 'gpt-4o*' \
+        --price gpt-4o-mini=0.15:0.6 >/dev/null || fail "tether-gate init $1"
+    sed -i -e "s/^usage_report_seconds = .*/usage_report_seconds = $3/" \
+        -e "s|^public_url = .*|public_url = http://127.0.0.1:$2|" "$1/gate.conf"
+    grep -q "^usage_report_seconds = $3$" "$1/gate.conf" || fail "gate.conf: usage_report_seconds"
+}
+
+CHAT_BODY='{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}'
+# ai_chat: a chat through the agent's AI endpoint on $AI_PORT: the HTTP status.
+ai_chat() {
+    curl -sS --max-time 10 -o /dev/null -w '%{http_code}' -H 'Content-Type: application/json' \
+        --data-binary "$CHAT_BODY" "http://127.0.0.1:$AI_PORT/v1/chat/completions" ||
+        echo curl-failed
+}
+# ai_ready: ai_chat until the chain answers (the gateway has the fleet's
+# keys and feed); the last status in RC.
+ai_ready() {
+    for _ in $(seq 100); do
+        RC=$(ai_chat)
+        [ "$RC" = 503 ] || [ "$RC" = curl-failed ] || break
+        sleep 0.1
+    done
+}

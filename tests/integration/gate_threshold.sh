@@ -48,22 +48,9 @@ DEV=$(json_get "$("$CTL" --json device list)" 'j["devices"][0]["id"]')
 "$CTL" device set-policy "$DEV" spiky >/dev/null || fail "tetherctl device set-policy"
 "$CTL" token create --role relying-party --name gateway >"$WORK/rp.token"
 chmod 600 "$WORK/rp.token"
-python3 "$here/openai_upstream.py" "$WORK/upstream.port" "$WORK/received.jsonl" \
-    2>"$WORK/upstream.log" &
-UPID=$!
-for _ in $(seq 100); do [ -s "$WORK/upstream.port" ] && break; sleep 0.05; done
-[ -s "$WORK/upstream.port" ] || fail "the stand-in upstream did not start"
-printf 'sk-provider-test-key\n' >"$WORK/provider.key"
-chmod 600 "$WORK/provider.key"
+start_upstream
 GPORT=$(free_port)
-"$GATE" init --dir "$WORK/gate" --listen "127.0.0.1:$GPORT" --fleet "$URL" \
-    --fleet-ca "$DIR/ca.pem" --rp-token-file "$WORK/rp.token" \
-    --upstream "http://127.0.0.1:$(cat "$WORK/upstream.port")/v1" \
-    --upstream-key-file "$WORK/provider.key" --audience tether --models 'gpt-4o*' \
-    --price gpt-4o-mini=0.15:0.6 >/dev/null || fail "tether-gate init"
-sed -i -e "s/^usage_report_seconds = .*/usage_report_seconds = 1/" \
-    -e "s|^public_url = .*|public_url = http://127.0.0.1:$GPORT|" "$WORK/gate/gate.conf"
-grep -q '^usage_report_seconds = 1$' "$WORK/gate/gate.conf" || fail "gate.conf: usage_report_seconds"
+gate_init "$WORK/gate" "$GPORT" 1
 # The gateway serves the fleet policy's name, without a ceiling of its own.
 printf '\n[policy spiky]\nmodels = gpt-4o*\n' >>"$WORK/gate/gate.conf"
 "$GATE" run --dir "$WORK/gate" >>"$WORK/usage.jsonl" 2>>"$WORK/gate.log" &
@@ -76,16 +63,7 @@ SOCK=$WORK/agent.sock
     2>>"$WORK/agent.log" &
 AGENT_PID=$!
 wait_agent_token "$SOCK"
-BODY='{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}'
-ai_chat() { # through the agent's AI endpoint: the HTTP status
-    curl -sS --max-time 10 -o /dev/null -w '%{http_code}' -H 'Content-Type: application/json' \
-        --data-binary "$BODY" "http://127.0.0.1:$AI_PORT/v1/chat/completions" || echo curl-failed
-}
-for _ in $(seq 100); do
-    RC=$(ai_chat)
-    [ "$RC" = 503 ] || [ "$RC" = curl-failed ] || break
-    sleep 0.1
-done
+ai_ready
 [ "$RC" = 200 ] || fail "a chat through the agent and the gateway: HTTP $RC"
 pass "swtpm, fleetd, the device on policy spiky (requests_per_minute=20:quarantine), the agent's AI endpoint, tether-gate reporting every second"
 

@@ -53,27 +53,15 @@ grep -q '^usage_mismatch_action = quarantine$' "$DIR/fleetd.conf" ||
 DEV=$(json_get "$("$CTL" --json device list)" 'j["devices"][0]["id"]')
 "$CTL" token create --role relying-party --name gateway >"$WORK/rp.token"
 chmod 600 "$WORK/rp.token"
-python3 "$here/openai_upstream.py" "$WORK/upstream.port" "$WORK/received.jsonl" \
-    2>"$WORK/upstream.log" &
-UPID=$!
-for _ in $(seq 100); do [ -s "$WORK/upstream.port" ] && break; sleep 0.05; done
-[ -s "$WORK/upstream.port" ] || fail "the stand-in upstream did not start"
-printf 'sk-provider-test-key\n' >"$WORK/provider.key"
-chmod 600 "$WORK/provider.key"
+start_upstream
 
 # gate NAME REPORT_SECONDS ALLOW_BEARER: a gateway in $WORK/gate-NAME on
 # GPORT_NAME, started (GPID_NAME).
 gate() {
     local port
     port=$(free_port)
-    "$GATE" init --dir "$WORK/gate-$1" --listen "127.0.0.1:$port" --fleet "$URL" \
-        --fleet-ca "$DIR/ca.pem" --rp-token-file "$WORK/rp.token" \
-        --upstream "http://127.0.0.1:$(cat "$WORK/upstream.port")/v1" \
-        --upstream-key-file "$WORK/provider.key" --audience tether --models 'gpt-4o*' \
-        --price gpt-4o-mini=0.15:0.6 >/dev/null || fail "tether-gate init $1"
-    sed -i -e "s/^usage_report_seconds = .*/usage_report_seconds = $2/" \
-        -e "s/^allow_bearer = .*/allow_bearer = $3/" \
-        -e "s|^public_url = .*|public_url = http://127.0.0.1:$port|" "$WORK/gate-$1/gate.conf"
+    gate_init "$WORK/gate-$1" "$port" "$2"
+    sed -i -e "s/^allow_bearer = .*/allow_bearer = $3/" "$WORK/gate-$1/gate.conf"
     grep -q "^allow_bearer = $3$" "$WORK/gate-$1/gate.conf" || fail "gate.conf has no allow_bearer"
     "$GATE" run --dir "$WORK/gate-$1" >>"$WORK/usage-$1.jsonl" 2>>"$WORK/gate-$1.log" &
     eval "GPID_$1=$! GPORT_$1=$port"
@@ -92,16 +80,7 @@ start_agent() {
 }
 start_agent
 status() { "$AGENT" token --socket "$SOCK" --status; }
-BODY='{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}'
-ai_chat() { # through the agent's AI endpoint: the HTTP status
-    curl -sS --max-time 10 -o /dev/null -w '%{http_code}' -H 'Content-Type: application/json' \
-        --data-binary "$BODY" "http://127.0.0.1:$AI_PORT/v1/chat/completions" || echo curl-failed
-}
-for _ in $(seq 100); do
-    RC=$(ai_chat)
-    [ "$RC" = 503 ] || [ "$RC" = curl-failed ] || break
-    sleep 0.1
-done
+ai_ready
 [ "$RC" = 200 ] || fail "a chat through the agent and gateway A: HTTP $RC"
 pass "swtpm, fleetd, the agent's AI endpoint, gateways A (DPoP) and B (bearer allowed), the stand-in"
 
@@ -156,7 +135,7 @@ STOLEN=$TOKEN
 JTI=$(python3 -c 'import base64, json, sys; p = sys.argv[1].split(".")[1]; print(json.loads(base64.urlsafe_b64decode(p + "=" * (-len(p) % 4)))["jti"])' "$STOLEN")
 gate_b() { # the stolen token at gateway B: the HTTP status
     curl -sS --max-time 10 -o "$WORK/body" -w '%{http_code}' -H "Authorization: Bearer $STOLEN" \
-        -H 'Content-Type: application/json' --data-binary "$BODY" \
+        -H 'Content-Type: application/json' --data-binary "$CHAT_BODY" \
         "http://127.0.0.1:$GPORT_B/v1/chat/completions" || echo curl-failed
 }
 for _ in $(seq 100); do
