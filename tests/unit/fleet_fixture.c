@@ -128,3 +128,23 @@ char *fleet_db_snapshot(const char *path)
     assert_int_equal(fclose(mem), 0);
     return out;
 }
+
+void fleet_fixture_exchange(tether_store_exchange_t *ex, const char *device_id, uint64_t n,
+                            const char *address, int64_t now, const char *jti,
+                            int64_t lifetime)
+{
+    memset(ex, 0, sizeof(*ex));
+    ex->device_id = device_id;
+    ex->sighting.counter = n;
+    ex->sighting.at = now;
+    snprintf(ex->sighting.address, sizeof(ex->sighting.address), "%s", address);
+    memset(ex->fingerprint, (int)n, sizeof(ex->fingerprint));
+    memset(ex->nonce_hash, (int)n, sizeof(ex->nonce_hash));
+    ex->nonce_expires_at = now + 59;
+    ex->nonce_issued_at = now - 1;
+    ex->jti = jti;
+    ex->kid = "kid";
+    ex->scope = "ai.inference";
+    ex->audience = "tether";
+    ex->exp = now + lifetime;
+}

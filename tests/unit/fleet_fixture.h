@@ -46,4 +46,12 @@ long long fleet_db_count(const char *path, const char *sql);
 /* Every row of every table, as text (malloc'd): a refusal must not change it. */
 char *fleet_db_snapshot(const char *path);
 
+/* An exchange of device_id at now, its counter and its bytes (fingerprint,
+ * nonce hash) from n, from address, over a nonce issued at now - 1, that
+ * records token jti (kept by the caller) valid for lifetime seconds; no
+ * usage document. */
+void fleet_fixture_exchange(tether_store_exchange_t *ex, const char *device_id, uint64_t n,
+                            const char *address, int64_t now, const char *jti,
+                            int64_t lifetime);
+
 #endif

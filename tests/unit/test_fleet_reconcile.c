@@ -78,21 +78,8 @@ static tether_store_exchange_decision_t exchange(fixture_t *f, int64_t now, int6
     tether_store_exchange_t ex;
     char jti[TETHER_STORE_JTI_SIZE];
 
-    memset(&ex, 0, sizeof(ex));
     snprintf(jti, sizeof(jti), "e%031llu", (unsigned long long)++f->counter);
-    ex.device_id = DEV1;
-    ex.sighting.counter = f->counter;
-    ex.sighting.at = now;
-    snprintf(ex.sighting.address, sizeof(ex.sighting.address), "127.0.0.1");
-    memset(ex.fingerprint, (int)f->counter, sizeof(ex.fingerprint));
-    memset(ex.nonce_hash, (int)f->counter, sizeof(ex.nonce_hash));
-    ex.nonce_expires_at = now + 59;
-    ex.nonce_issued_at = now - 1;
-    ex.jti = jti;
-    ex.kid = "kid";
-    ex.scope = "ai.inference";
-    ex.audience = "tether";
-    ex.exp = now + LIFE;
+    fleet_fixture_exchange(&ex, DEV1, f->counter, "127.0.0.1", now, jti, LIFE);
     ex.usage = proofs >= 0 ? &usage : NULL;
     ex.usage_count = proofs >= 0 ? 1 : 0;
     ex.usage_action = action;

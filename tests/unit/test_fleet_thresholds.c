@@ -230,21 +230,8 @@ static tether_store_exchange_decision_t exchange(fixture_t *f, const char *addre
     tether_store_exchange_t ex;
     char jti[TETHER_STORE_JTI_SIZE];
 
-    memset(&ex, 0, sizeof(ex));
     snprintf(jti, sizeof(jti), "e%031u", ++f->reports);
-    ex.device_id = DEV1;
-    ex.sighting.counter = f->reports;
-    ex.sighting.at = NOW;
-    snprintf(ex.sighting.address, sizeof(ex.sighting.address), "%s", address);
-    memset(ex.fingerprint, (int)f->reports, sizeof(ex.fingerprint));
-    memset(ex.nonce_hash, (int)f->reports, sizeof(ex.nonce_hash));
-    ex.nonce_expires_at = NOW + 59;
-    ex.nonce_issued_at = NOW - 1;
-    ex.jti = jti;
-    ex.kid = "kid";
-    ex.scope = "ai.inference";
-    ex.audience = "tether";
-    ex.exp = NOW + 300;
+    fleet_fixture_exchange(&ex, DEV1, f->reports, address, NOW, jti, 300);
     if (!tether_policy_source_allowed(doc, address))
         ex.source_threshold = &doc->thresholds[TETHER_THRESHOLD_SOURCE_NETWORKS];
     assert_int_equal(tether_store_exchange_record(&f->store, &ex, NOW, result), TETHER_OK);
