@@ -1507,6 +1507,65 @@ static void token_follows_policy(void **state)
     device_close(&d);
 }
 
+#define SOURCES(network, action)                                                              \
+    "{\"version\":1,\"tokens\":{\"models\":[\"*\"],\"cost_ceiling\":0,"                         \
+    "\"lifetime_seconds\":300},\"thresholds\":[{\"kind\":\"source_networks\",\"value\":1,"   \
+    "\"action\":\"" action "\"}],\"sources\":[\"" network "\"]}"
+
+/* The exchange's address (192.0.2.7 here) against the policy's sources:
+ * inside, served; outside with alert, served and alerted once; outside
+ * with quarantine, 403 source_network_refused, the device quarantined and
+ * its tokens revoked in the exchange's transaction. */
+static void source_networks_at_exchange(void **state)
+{
+    fixture_t *f = *state;
+    device_t d;
+    char *token, *ev, sql[256];
+    int64_t version = 0;
+
+    enrol(f, &d, 23);
+    assert_int_equal(tether_store_policy_write(&f->store, "site", SOURCES("192.0.2.0/24",
+                                                                          "quarantine"),
+                                               true, test_now, &version),
+                     TETHER_OK);
+    assert_int_equal(tether_store_device_set_policy(&f->store, d.id, "site", test_now), TETHER_OK);
+    token = exchange_ok(f, &d);
+    free(token);
+    assert_int_equal(fleet_db_count(f->path, "SELECT count(*) FROM alerts"), 0);
+    assert_int_equal(tether_store_policy_write(&f->store, "site", SOURCES("10.0.0.0/8", "alert"),
+                                               false, test_now, &version),
+                     TETHER_OK);
+    test_now += 10;
+    token = exchange_ok(f, &d);
+    free(token);
+    test_now += 10;
+    token = exchange_ok(f, &d);
+    assert_int_equal(fleet_db_count(f->path, "SELECT count(*) FROM alerts WHERE kind = "
+                                             "'threshold_exceeded' AND details ->> 'kind' = "
+                                             "'source_networks' AND details ->> 'observed' = "
+                                             "'192.0.2.7' AND details ->> 'action' = 'alert'"),
+                     1);
+    assert_int_equal(tether_store_policy_write(&f->store, "site",
+                                               SOURCES("10.0.0.0/8", "quarantine"), false,
+                                               test_now, &version),
+                     TETHER_OK);
+    test_now += 10;
+    ev = evidence(f, &d);
+    assert_int_equal(post_token(f, ev), 403);
+    assert_string_equal(text(f, "error"), "invalid_grant");
+    assert_string_equal(text(f, "tether_error"), "source_network_refused");
+    free(ev);
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM devices WHERE id = '%s' AND status = 'quarantined'", d.id);
+    assert_int_equal(fleet_db_count(f->path, sql), 1);
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM issued_tokens WHERE device_id = '%s' AND revoked = 0", d.id);
+    assert_int_equal(fleet_db_count(f->path, sql), 0);
+    assert_int_equal(fleet_db_count(f->path, "SELECT count(*) FROM revocations"), 1);
+    free(token);
+    device_close(&d);
+}
+
 /* A byte-identical retry gets the same token even when the device's
  * policy changed between the two: the claims of the version recorded with
  * the token, not the current one. */
@@ -2529,6 +2588,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(device_state_refusals, setup, teardown),
         cmocka_unit_test_setup_teardown(byte_identical_retry, setup, teardown),
         cmocka_unit_test_setup_teardown(token_follows_policy, setup, teardown),
+        cmocka_unit_test_setup_teardown(source_networks_at_exchange, setup, teardown),
         cmocka_unit_test_setup_teardown(retry_keeps_policy, setup, teardown),
         cmocka_unit_test_setup_teardown(retry_of_token_without_policy, setup, teardown),
         cmocka_unit_test_setup_teardown(clone_first_then_original, setup, teardown),
