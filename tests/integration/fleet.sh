@@ -182,6 +182,17 @@ gate_init() {
     grep -q "^usage_report_seconds = $3$" "$1/gate.conf" || fail "gate.conf: usage_report_seconds"
 }
 
+# start_ai_agent GATE_PORT: tether-agent in the background (AGENT_PID) on
+# the socket $SOCK with its AI endpoint on $AI_PORT in front of the gateway
+# on GATE_PORT, until it holds a token.
+start_ai_agent() {
+    "$AGENT" run --tcti "$TETHER_TEST_TCTI" --state-dir "$WORK/state" --socket "$SOCK" \
+        --ai-listen "127.0.0.1:$AI_PORT" --ai-upstream "http://127.0.0.1:$1/v1" \
+        2>>"$WORK/agent.log" &
+    AGENT_PID=$!
+    wait_agent_token "$SOCK"
+}
+
 CHAT_BODY='{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}'
 # ai_chat: a chat through the agent's AI endpoint on $AI_PORT: the HTTP status.
 ai_chat() {

@@ -58,11 +58,7 @@ GPID=$!
 
 AI_PORT=$(free_port)
 SOCK=$WORK/agent.sock
-"$AGENT" run --tcti "$TETHER_TEST_TCTI" --state-dir "$WORK/state" --socket "$SOCK" \
-    --ai-listen "127.0.0.1:$AI_PORT" --ai-upstream "http://127.0.0.1:$GPORT/v1" \
-    2>>"$WORK/agent.log" &
-AGENT_PID=$!
-wait_agent_token "$SOCK"
+start_ai_agent "$GPORT"
 ai_ready
 [ "$RC" = 200 ] || fail "a chat through the agent and the gateway: HTTP $RC"
 pass "swtpm, fleetd, the device on policy spiky (requests_per_minute=20:quarantine), the agent's AI endpoint, tether-gate reporting every second"

@@ -71,14 +71,7 @@ gate B 1 yes
 
 AI_PORT=$(free_port)
 SOCK=$WORK/agent.sock
-start_agent() {
-    "$AGENT" run --tcti "$TETHER_TEST_TCTI" --state-dir "$WORK/state" --socket "$SOCK" \
-        --ai-listen "127.0.0.1:$AI_PORT" --ai-upstream "http://127.0.0.1:$GPORT_A/v1" \
-        2>>"$WORK/agent.log" &
-    AGENT_PID=$!
-    wait_agent_token "$SOCK"
-}
-start_agent
+start_ai_agent "$GPORT_A"
 status() { "$AGENT" token --socket "$SOCK" --status; }
 ai_ready
 [ "$RC" = 200 ] || fail "a chat through the agent and gateway A: HTTP $RC"
@@ -113,7 +106,7 @@ for i in $(seq 200); do
     100)                       # a restart: the held token's last counts are lost
         sigterm_wait "$AGENT_PID"
         wait "$AGENT_PID" || fail "the agent exited with status $?"
-        start_agent
+        start_ai_agent "$GPORT_A"
         ;;
     esac
 done
