@@ -109,6 +109,11 @@ void tether_usage_api_report(tether_route_call_t *call)
                      result.quarantined ? "device quarantined, its tokens revoked"
                                         : "alerted (usage_mismatch_action = alert, or the "
                                           "device was not active)");
+    if (result.thresholds > 0)
+        tether_error("usage", "threshold crossed: report=%s from caller=%lld: %zu "
+                              "threshold_exceeded alert(s)%s",
+                     report->report_id, (long long)call->caller.id, result.thresholds,
+                     result.quarantined ? "; a device quarantined by this report" : "");
     if (result.flagged > 0)
         tether_warn("usage", "usage report with tokens the fleet did not issue to the devices "
                              "named: caller=%lld gateway=%s report=%s flagged=%zu (alerts added)",
