@@ -89,7 +89,7 @@ typedef struct bench {
     atomic_uint_fast64_t jti_counter;
 } bench_t;
 
-static void die(const char *what)
+_Noreturn static void die(const char *what)
 {
     fprintf(stderr, "bench_gate_load: %s\n", what);
     exit(1);
