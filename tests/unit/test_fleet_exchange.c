@@ -1094,11 +1094,11 @@ static void usage_document_refusals(void **state)
         "{\"version\":1,\"token_requests\":0,\"exchanges\":0,\"tokens\":[]}",
         "{\"version\":1,\"exchanges\":9007199254740992,\"token_requests\":0,\"tokens\":[]}",
         "{\"version\":1,\"exchanges\":0,\"token_requests\":0,\"tokens\":[]} ",
-        "{\"version\":1,\"exchanges\":0,\"token_requests\":0,\"tokens\":[{\"jti\":\"a\","
-        "\"proofs\":1,\"requests\":0,\"bearer\":0},{\"jti\":\"a\",\"proofs\":1,"
-        "\"requests\":0,\"bearer\":0}]}",
-        "{\"version\":1,\"exchanges\":0,\"token_requests\":0,\"tokens\":[{\"jti\":\"a\","
-        "\"requests\":0,\"proofs\":1,\"bearer\":0}]}",
+        ("{\"version\":1,\"exchanges\":0,\"token_requests\":0,\"tokens\":[{\"jti\":\"a\","
+         "\"proofs\":1,\"requests\":0,\"bearer\":0},{\"jti\":\"a\",\"proofs\":1,"
+         "\"requests\":0,\"bearer\":0}]}"),
+        ("{\"version\":1,\"exchanges\":0,\"token_requests\":0,\"tokens\":[{\"jti\":\"a\","
+         "\"requests\":0,\"proofs\":1,\"bearer\":0}]}"),
     };
     fixture_t *f = *state;
     device_t d;
