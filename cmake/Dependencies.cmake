@@ -5,6 +5,7 @@ pkg_check_modules(TSS2_MU REQUIRED IMPORTED_TARGET tss2-mu)
 pkg_check_modules(CJSON REQUIRED IMPORTED_TARGET libcjson)
 # fleetd (provisioning/): the store and the HTTPS server.
 pkg_check_modules(SQLITE3 REQUIRED IMPORTED_TARGET sqlite3)
+pkg_check_modules(LIBPQ REQUIRED IMPORTED_TARGET libpq)
 pkg_check_modules(MHD REQUIRED IMPORTED_TARGET libmicrohttpd)
 # tether-gate (gateway/): its client of the upstream AI endpoint.
 pkg_check_modules(CURL REQUIRED IMPORTED_TARGET libcurl)

@@ -7,9 +7,9 @@ set -euo pipefail
 
 packages=(
     build-essential cmake pkg-config clang llvm libclang-rt-14-dev
-    libtss2-dev libmbedtls-dev libcjson-dev libcmocka-dev libsqlite3-dev
+    libtss2-dev libmbedtls-dev libcjson-dev libcmocka-dev libsqlite3-dev libpq-dev
     libmicrohttpd-dev libcurl4-openssl-dev libssl-dev
-    swtpm swtpm-tools tpm2-tools openssl sqlite3 curl python3 valgrind gdb
+    swtpm swtpm-tools tpm2-tools openssl sqlite3 postgresql curl python3 valgrind gdb
     help2man man-db systemd util-linux
     nginx apache2 libapache2-mod-auth-openidc
 )

@@ -10,22 +10,59 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <libpq-fe.h>
 #include <sqlite3.h>
 
 #include "files.h"
+
+const char *fleet_fixture_pg_url(void)
+{
+    const char *url = getenv("TETHER_TEST_PG_URL");
+
+    return url != NULL && url[0] != '\0' ? url : NULL;
+}
+
+/* The test's PostgreSQL database emptied (every table, sequence and
+ * function of the schema), so each test starts from migration 1. */
+static int pg_reset(const char *url)
+{
+    PGconn *conn = PQconnectdb(url);
+    PGresult *res = NULL;
+    int ok = 0;
+
+    if (PQstatus(conn) == CONNECTION_OK) {
+        res = PQexec(conn, "SET client_min_messages = warning; "
+                           "DROP SCHEMA public CASCADE; CREATE SCHEMA public");
+        ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+        if (!ok)
+            fprintf(stderr, "resetting the test database: %s", PQerrorMessage(conn));
+    } else {
+        fprintf(stderr, "connecting to the test database: %s", PQerrorMessage(conn));
+    }
+    PQclear(res);
+    PQfinish(conn);
+    return ok ? 0 : -1;
+}
 
 int fleet_fixture_open(const char *name, char dir[FLEET_FIXTURE_DIR_SIZE],
                        char path[FLEET_FIXTURE_PATH_SIZE], tether_store_t *store)
 {
     const char *tmp = getenv("TMPDIR");
+    const char *url = fleet_fixture_pg_url();
 
     tether_store_init(store);
     snprintf(dir, FLEET_FIXTURE_DIR_SIZE, "%s/tether-%s-XXXXXX", tmp != NULL ? tmp : "/tmp",
              name);
     if (mkdtemp(dir) == NULL)
         return -1;
-    snprintf(path, FLEET_FIXTURE_PATH_SIZE, "%s/fleet.db", dir);
-    return tether_store_open_sqlite(store, path) == TETHER_OK ? 0 : -1;
+    if (url != NULL) {
+        if (pg_reset(url) != 0)
+            return -1;
+        snprintf(path, FLEET_FIXTURE_PATH_SIZE, "%s", url);
+    } else {
+        snprintf(path, FLEET_FIXTURE_PATH_SIZE, "%s/fleet.db", dir);
+    }
+    return tether_store_open(store, path, FLEET_FIXTURE_CONNECTIONS) == TETHER_OK ? 0 : -1;
 }
 
 void fleet_fixture_close(const char *dir, tether_store_t *store)
@@ -62,9 +99,36 @@ unsigned fleet_fixture_route(const tether_router_t *router, const tether_http_re
     return response->status;
 }
 
+/* sql on the PostgreSQL database at url: the first column of the first
+ * row as a number (-1 without a row or for NULL). */
+static long long pg_count(const char *url, const char *sql)
+{
+    PGconn *conn = PQconnectdb(url);
+    PGresult *res = NULL;
+    ExecStatusType status;
+    long long n = -1;
+
+    if (PQstatus(conn) != CONNECTION_OK)
+        fail_msg("connecting to the test database: %s", PQerrorMessage(conn));
+    res = PQexec(conn, sql);
+    status = PQresultStatus(res);
+    if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK)
+        fail_msg("%s: %s", sql, PQerrorMessage(conn));
+    if (status == PGRES_TUPLES_OK && PQntuples(res) > 0 && !PQgetisnull(res, 0, 0))
+        n = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    PQclear(res);
+    PQfinish(conn);
+    return n;
+}
+
 void fleet_db_exec(const char *path, const char *sql)
 {
     sqlite3 *db = NULL;
+
+    if (tether_store_is_postgresql(path)) {
+        (void)pg_count(path, sql);
+        return;
+    }
 
     assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
     sqlite3_busy_timeout(db, 5000);
@@ -78,6 +142,8 @@ long long fleet_db_count(const char *path, const char *sql)
     sqlite3_stmt *stmt = NULL;
     long long n = -1;
 
+    if (tether_store_is_postgresql(path))
+        return pg_count(path, sql);
     assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
     if (sqlite3_prepare_v2(db, sql, -1, &stmt, NULL) != SQLITE_OK)
         fail_msg("%s: %s", sql, sqlite3_errmsg(db));

@@ -19,9 +19,18 @@
 #define FLEET_FIXTURE_DIR_SIZE 256
 #define FLEET_FIXTURE_PATH_SIZE 300
 
+/* The connections of a PostgreSQL store the fixture opens. */
+#define FLEET_FIXTURE_CONNECTIONS 4
+
+/* The PostgreSQL database the tests run against (TETHER_TEST_PG_URL, set
+ * by tests/integration/postgres.sh run), or NULL: SQLite. */
+const char *fleet_fixture_pg_url(void);
+
 /* A new directory $TMPDIR/tether-<name>-XXXXXX (/tmp without TMPDIR) into
- * dir, its database path into path, and store opened on it. 0, or -1 when
- * any step fails. */
+ * dir, and store opened: on the SQLite file dir/fleet.db, or with
+ * TETHER_TEST_PG_URL on that PostgreSQL database, emptied first. path gets
+ * the file or the URL (what fleet_db_* take). 0, or -1 when any step
+ * fails. */
 int fleet_fixture_open(const char *name, char dir[FLEET_FIXTURE_DIR_SIZE],
                        char path[FLEET_FIXTURE_PATH_SIZE], tether_store_t *store);
 
@@ -38,8 +47,9 @@ void fleet_fixture_admin_token(tether_store_t *store, char token[TETHER_SECRET_T
 unsigned fleet_fixture_route(const tether_router_t *router, const tether_http_request_t *request,
                              tether_http_response_t *response, cJSON **json, bool may_park);
 
-/* On the database at path through a second connection: runs sql; the
- * first column of the first row as a number (-1 without a row). */
+/* On the database at path (a file, or a PostgreSQL URL) through a second
+ * connection: runs sql; the first column of the first row as a number (-1
+ * without a row). */
 void fleet_db_exec(const char *path, const char *sql);
 long long fleet_db_count(const char *path, const char *sql);
 

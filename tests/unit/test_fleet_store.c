@@ -1,4 +1,7 @@
-/* The SQLite store against a real database file in a temporary directory. */
+/* The store against a real database: a SQLite file in a temporary
+ * directory, or with TETHER_TEST_PG_URL (tests/integration/postgres.sh run)
+ * a PostgreSQL server, with the tests of the operations the PostgreSQL
+ * store has so far. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -55,16 +58,22 @@ static void migrations_applied_once(void **state)
     assert_int_equal(tether_store_schema_version(&f->store, &version), TETHER_OK);
     assert_int_equal(version, tether_store_latest_version());
     assert_true(version >= 1);
+#define FOUNDATION_TABLES                                                                     \
+    "('devices', 'admin_tokens', 'bootstrap_tokens', 'alerts', 'revocations', "               \
+    "'issued_tokens', 'schema_version')"
     assert_int_equal(fleet_db_count(f->path,
-                                    "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND "
-                                    "name IN ('devices', 'admin_tokens', 'bootstrap_tokens', "
-                                    "'alerts', 'revocations', 'issued_tokens', 'schema_version')"),
+                                    fleet_fixture_pg_url() != NULL
+                                        ? "SELECT count(*) FROM information_schema.tables WHERE "
+                                          "table_schema = 'public' AND table_name IN "
+                                          FOUNDATION_TABLES
+                                        : "SELECT count(*) FROM sqlite_master WHERE type = "
+                                          "'table' AND name IN " FOUNDATION_TABLES),
                      7);
     assert_int_equal(fleet_db_count(f->path, "SELECT count(*) FROM schema_version"), 1);
     /* Reopening applies nothing and keeps the data. */
     tether_store_free(&f->store);
     tether_store_init(&f->store);
-    assert_int_equal(tether_store_open_sqlite(&f->store, f->path), TETHER_OK);
+    assert_int_equal(tether_store_open(&f->store, f->path, FLEET_FIXTURE_CONNECTIONS), TETHER_OK);
     assert_int_equal(tether_store_schema_version(&f->store, &version), TETHER_OK);
     assert_int_equal(version, tether_store_latest_version());
     assert_int_equal(fleet_db_count(f->path, "SELECT count(*) FROM schema_version"), 1);
@@ -85,7 +94,8 @@ static void newer_schema_refused(void **state)
 
     fleet_db_exec(f->path, "UPDATE schema_version SET version = 9999");
     tether_store_init(&other);
-    assert_int_equal(tether_store_open_sqlite(&other, f->path), TETHER_ERR_UNSUPPORTED);
+    assert_int_equal(tether_store_open(&other, f->path, FLEET_FIXTURE_CONNECTIONS),
+                     TETHER_ERR_UNSUPPORTED);
     tether_store_free(&other);
     fleet_db_exec(f->path, "UPDATE schema_version SET version = 1");
 }
@@ -125,7 +135,8 @@ static void admin_tokens(void **state)
                      TETHER_ERR_CONFLICT);
     assert_int_equal(tether_store_admin_token_revoke(&f->store, id + 100, 300, &last),
                      TETHER_ERR_NOT_FOUND);
-    assert_int_equal(fleet_db_count(f->path, "SELECT revoked_at FROM admin_tokens"), 200);
+    assert_int_equal(
+        fleet_db_count(f->path, "SELECT revoked_at FROM admin_tokens ORDER BY id"), 200);
 }
 
 /* The fleet stays administrable: the last unrevoked holder of the security
@@ -729,31 +740,42 @@ static void default_policy_from_config(void **state)
     assert_int_equal(fleet_db_count(f->path, "SELECT count(*) FROM policies"), 1);
 }
 
+/* The tests of the operations both stores have. */
+static const struct CMUnitTest both_stores[] = {
+    cmocka_unit_test_setup_teardown(migrations_applied_once, setup, teardown),
+    cmocka_unit_test_setup_teardown(newer_schema_refused, setup, teardown),
+    cmocka_unit_test_setup_teardown(admin_tokens, setup, teardown),
+    cmocka_unit_test_setup_teardown(last_admin_token_kept, setup, teardown),
+    cmocka_unit_test_setup_teardown(admin_token_list, setup, teardown),
+    cmocka_unit_test(names_and_roles),
+    cmocka_unit_test(role_names),
+    cmocka_unit_test(unopened_store),
+};
+
+/* The tests of the operations only SQLite has so far, and of SQLite
+ * itself (WAL). */
+static const struct CMUnitTest sqlite_only[] = {
+    cmocka_unit_test_setup_teardown(every_alert_gets_a_row_per_webhook, setup, teardown),
+    cmocka_unit_test_setup_teardown(a_removed_webhook_loses_its_rows, setup, teardown),
+    cmocka_unit_test_setup_teardown(sync_refuses_bad_names, setup, teardown),
+    cmocka_unit_test_setup_teardown(alert_hook_sees_alerts_only, setup, teardown),
+    cmocka_unit_test_setup_teardown(wal_and_durability, setup, teardown),
+    cmocka_unit_test_setup_teardown(import_is_idempotent, setup, teardown),
+    cmocka_unit_test_setup_teardown(import_rolls_back_on_conflict, setup, teardown),
+    cmocka_unit_test_setup_teardown(device_list, setup, teardown),
+    cmocka_unit_test_setup_teardown(revoke_marks_tokens_and_feed, setup, teardown),
+    cmocka_unit_test_setup_teardown(quarantine_and_reinstate, setup, teardown),
+    cmocka_unit_test_setup_teardown(status_change_rolls_back, setup, teardown),
+    cmocka_unit_test_setup_teardown(bootstrap_and_alerts, setup, teardown),
+    cmocka_unit_test_setup_teardown(policy_versions, setup, teardown),
+    cmocka_unit_test_setup_teardown(default_policy_from_config, setup, teardown),
+};
+
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(migrations_applied_once, setup, teardown),
-        cmocka_unit_test_setup_teardown(every_alert_gets_a_row_per_webhook, setup, teardown),
-        cmocka_unit_test_setup_teardown(a_removed_webhook_loses_its_rows, setup, teardown),
-        cmocka_unit_test_setup_teardown(sync_refuses_bad_names, setup, teardown),
-        cmocka_unit_test_setup_teardown(alert_hook_sees_alerts_only, setup, teardown),
-        cmocka_unit_test_setup_teardown(wal_and_durability, setup, teardown),
-        cmocka_unit_test_setup_teardown(newer_schema_refused, setup, teardown),
-        cmocka_unit_test_setup_teardown(admin_tokens, setup, teardown),
-        cmocka_unit_test_setup_teardown(last_admin_token_kept, setup, teardown),
-        cmocka_unit_test_setup_teardown(admin_token_list, setup, teardown),
-        cmocka_unit_test_setup_teardown(import_is_idempotent, setup, teardown),
-        cmocka_unit_test_setup_teardown(import_rolls_back_on_conflict, setup, teardown),
-        cmocka_unit_test_setup_teardown(device_list, setup, teardown),
-        cmocka_unit_test_setup_teardown(revoke_marks_tokens_and_feed, setup, teardown),
-        cmocka_unit_test_setup_teardown(quarantine_and_reinstate, setup, teardown),
-        cmocka_unit_test_setup_teardown(status_change_rolls_back, setup, teardown),
-        cmocka_unit_test_setup_teardown(bootstrap_and_alerts, setup, teardown),
-        cmocka_unit_test_setup_teardown(policy_versions, setup, teardown),
-        cmocka_unit_test_setup_teardown(default_policy_from_config, setup, teardown),
-        cmocka_unit_test(names_and_roles),
-        cmocka_unit_test(role_names),
-        cmocka_unit_test(unopened_store),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    int failed = cmocka_run_group_tests_name("both stores", both_stores, NULL, NULL);
+
+    if (fleet_fixture_pg_url() == NULL)
+        failed += cmocka_run_group_tests_name("SQLite", sqlite_only, NULL, NULL);
+    return failed;
 }

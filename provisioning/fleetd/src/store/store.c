@@ -1,16 +1,26 @@
 /* The store's dispatch layer: each call to its implementation's operation. */
 #include "store.h"
+#include "store_backend.h"
 
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 
 #include "tether/bytes.h"
+#include "tether/log.h"
 
 void tether_store_init(tether_store_t *store)
 {
     if (store != NULL)
         memset(store, 0, sizeof(*store));
+}
+
+tether_status_t tether_store_open(tether_store_t *store, const char *location,
+                                  unsigned connections)
+{
+    return tether_store_is_postgresql(location)
+               ? tether_store_open_postgresql(store, location, connections)
+               : tether_store_open_sqlite(store, location);
 }
 
 void tether_store_free(tether_store_t *store)
@@ -21,10 +31,6 @@ void tether_store_free(tether_store_t *store)
         store->ops->close(store->impl);
     tether_wipe(store, sizeof(*store));
 }
-
-#define STORE_CALL(store, op, ...)                                                            \
-    (((store) == NULL || (store)->ops == NULL) ? TETHER_ERR_STATE                             \
-                                               : (store)->ops->op((store)->impl, __VA_ARGS__))
 
 tether_status_t tether_store_schema_version(tether_store_t *store, int *version)
 {
@@ -351,4 +357,45 @@ void tether_store_observe_since(tether_store_t *store, const char *operation,
     tether_metric_observe(tether_metric_series(store->transaction_seconds, operation, NULL),
                           (double)(end.tv_sec - start->tv_sec) +
                               (double)(end.tv_nsec - start->tv_nsec) / 1e9);
+}
+
+/* ---- shared by the implementations (store_backend.h) ---- */
+
+tether_status_t tether_store_unsupported(const char *op)
+{
+    tether_error("store", "%s is not available on this store yet: use the SQLite store for it",
+                 op);
+    return TETHER_ERR_UNSUPPORTED;
+}
+
+/* The roles column's text for a valid, non-empty set of known roles. */
+tether_status_t tether_store_admin_token_roles(const uint8_t *hash, unsigned roles,
+                                               const char *name, char role_text[64])
+{
+    if (hash == NULL || name == NULL || (roles & ~TETHER_ROLE_KNOWN) != 0 || roles == 0)
+        return TETHER_ERR_INVALID_ARGUMENT;
+    return tether_roles_format(roles, role_text, 64);
+}
+
+/* Which status an action leads to, or TETHER_ERR_CONFLICT from this one. */
+tether_status_t tether_store_status_after(tether_device_action_t action,
+                                          tether_device_status_t from,
+                                          tether_device_status_t *to)
+{
+    switch (action) {
+    case TETHER_DEVICE_REVOKE:
+        *to = TETHER_DEVICE_REVOKED;
+        return from == TETHER_DEVICE_REVOKED ? TETHER_ERR_CONFLICT : TETHER_OK;
+    case TETHER_DEVICE_QUARANTINE:
+        *to = TETHER_DEVICE_QUARANTINED;
+        return from == TETHER_DEVICE_REVOKED || from == TETHER_DEVICE_QUARANTINED
+                   ? TETHER_ERR_CONFLICT
+                   : TETHER_OK;
+    case TETHER_DEVICE_REINSTATE:
+        *to = TETHER_DEVICE_ALLOWED;
+        return from == TETHER_DEVICE_REVOKED || from == TETHER_DEVICE_QUARANTINED
+                   ? TETHER_OK
+                   : TETHER_ERR_CONFLICT;
+    }
+    return TETHER_ERR_INVALID_ARGUMENT;
 }

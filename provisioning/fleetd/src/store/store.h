@@ -319,6 +319,25 @@ void tether_store_init(tether_store_t *store);
  * applied in one transaction. path must live only for the call. */
 TETHER_MUST_CHECK tether_status_t tether_store_open_sqlite(tether_store_t *store, const char *path);
 
+/* Whether location names a PostgreSQL database (a postgresql:// or
+ * postgres:// URL) rather than a SQLite file. */
+bool tether_store_is_postgresql(const char *location);
+
+/* Opens the PostgreSQL database url names (libpq's URL syntax; a password
+ * may come from the URL, ~/.pgpass or PGPASSFILE, a service file): a pool
+ * of connections, each used by one operation at a time, and every pending
+ * migration applied (store_pg_schema.c). Several fleetd replicas may open
+ * the same database. url must live only for the call and is never logged. */
+TETHER_MUST_CHECK tether_status_t tether_store_open_postgresql(tether_store_t *store,
+                                                               const char *url,
+                                                               unsigned connections);
+
+/* tether_store_open_postgresql for a PostgreSQL URL, else
+ * tether_store_open_sqlite on the file location names (connections is
+ * then unused: SQLite has one). */
+TETHER_MUST_CHECK tether_status_t tether_store_open(tether_store_t *store, const char *location,
+                                                   unsigned connections);
+
 /* Closes the store and wipes the handle; NULL and never-opened are fine. */
 void tether_store_free(tether_store_t *store);
 

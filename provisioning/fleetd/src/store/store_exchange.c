@@ -1,6 +1,7 @@
 /* The store's exchange and issuer-key operations: dispatch, and the rules
  * every implementation shares (the clone decision, the alert details). */
 #include "store.h"
+#include "store_backend.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -11,11 +12,6 @@
 #include <cjson/cJSON.h>
 
 #include "tether/bytes.h"
-
-#define EXCHANGE_CALL(store, op, ...)                                                         \
-    (((store) == NULL || (store)->ops == NULL || (store)->ops->op == NULL)                   \
-         ? TETHER_ERR_STATE                                                                   \
-         : (store)->ops->op((store)->impl, __VA_ARGS__))
 
 tether_store_exchange_decision_t tether_store_exchange_decide(
     const tether_store_exchange_device_t *row, const tether_store_exchange_t *exchange,
@@ -116,7 +112,7 @@ out:
 tether_status_t tether_store_exchange_device_get(tether_store_t *store, const char *id,
                                                  tether_store_exchange_device_t *device)
 {
-    return EXCHANGE_CALL(store, exchange_device_get, id, device);
+    return STORE_CALL(store, exchange_device_get, id, device);
 }
 
 tether_status_t tether_store_exchange_record(tether_store_t *store,
@@ -127,7 +123,7 @@ tether_status_t tether_store_exchange_record(tether_store_t *store,
     tether_status_t rc;
 
     clock_gettime(CLOCK_MONOTONIC, &start);
-    rc = EXCHANGE_CALL(store, exchange_record, exchange, now, result);
+    rc = STORE_CALL(store, exchange_record, exchange, now, result);
     tether_store_observe_since(store, "exchange", &start);
 
     /* A quarantine appended to the revocation feed in its transaction. */
@@ -144,24 +140,24 @@ tether_status_t tether_store_exchange_record(tether_store_t *store,
 tether_status_t tether_store_issued_token_get(tether_store_t *store, const char *jti,
                                               tether_store_issued_token_t *token)
 {
-    return EXCHANGE_CALL(store, issued_token_get, jti, token);
+    return STORE_CALL(store, issued_token_get, jti, token);
 }
 
 tether_status_t tether_store_issuer_key_list(tether_store_t *store, tether_store_issuer_key_cb cb,
                                              void *arg)
 {
-    return EXCHANGE_CALL(store, issuer_key_list, cb, arg);
+    return STORE_CALL(store, issuer_key_list, cb, arg);
 }
 
 tether_status_t tether_store_issuer_key_add_first(tether_store_t *store,
                                                   const tether_store_issuer_key_t *key)
 {
-    return EXCHANGE_CALL(store, issuer_key_add_first, key);
+    return STORE_CALL(store, issuer_key_add_first, key);
 }
 
 tether_status_t tether_store_issuer_key_rotate(tether_store_t *store,
                                                const tether_store_issuer_key_t *key, int64_t now,
                                                tether_store_issuer_key_t *retired)
 {
-    return EXCHANGE_CALL(store, issuer_key_rotate, key, now, retired);
+    return STORE_CALL(store, issuer_key_rotate, key, now, retired);
 }

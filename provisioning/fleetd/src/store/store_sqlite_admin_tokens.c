@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "store_backend.h"
 #include "store_sqlite_internal.h"
 
 /* With s->lock held; *id gets the new row's id. */
@@ -25,15 +26,6 @@ static tether_status_t insert_admin_token(sqlite_store_t *s,
     return rc;
 }
 
-/* The roles column's text for a valid, non-empty set of known roles. */
-static tether_status_t admin_token_roles(const uint8_t *hash, unsigned roles, const char *name,
-                                         char role_text[64])
-{
-    if (hash == NULL || name == NULL || (roles & ~TETHER_ROLE_KNOWN) != 0 || roles == 0)
-        return TETHER_ERR_INVALID_ARGUMENT;
-    return tether_roles_format(roles, role_text, 64);
-}
-
 tether_status_t tether_sqlite_admin_token_create(void *impl,
                                                  const uint8_t hash[TETHER_STORE_HASH_SIZE],
                                                  unsigned roles, const char *name, int64_t now,
@@ -44,7 +36,7 @@ tether_status_t tether_sqlite_admin_token_create(void *impl,
     int64_t new_id = 0;
     tether_status_t rc;
 
-    if ((rc = admin_token_roles(hash, roles, name, role_text)) != TETHER_OK)
+    if ((rc = tether_store_admin_token_roles(hash, roles, name, role_text)) != TETHER_OK)
         return rc;
     pthread_mutex_lock(&s->lock);
     rc = insert_admin_token(s, hash, role_text, name, now, &new_id);
@@ -73,7 +65,7 @@ tether_status_t tether_sqlite_admin_token_recover(void *impl,
     if (id == NULL)
         return TETHER_ERR_INVALID_ARGUMENT;
     *id = 0;
-    if ((rc = admin_token_roles(hash, roles, name, role_text)) != TETHER_OK)
+    if ((rc = tether_store_admin_token_roles(hash, roles, name, role_text)) != TETHER_OK)
         return rc;
     pthread_mutex_lock(&s->lock);
     if ((rc = tether_sqlite_begin(s)) != TETHER_OK)

@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <string.h>
 
+#include "store_backend.h"
 #include "store_sqlite_internal.h"
 #include "tether/bytes.h"
 
@@ -193,28 +194,6 @@ out:
     return rc;
 }
 
-/* Which status an action leads to, or TETHER_ERR_CONFLICT from this one. */
-static tether_status_t status_after(tether_device_action_t action, tether_device_status_t from,
-                                    tether_device_status_t *to)
-{
-    switch (action) {
-    case TETHER_DEVICE_REVOKE:
-        *to = TETHER_DEVICE_REVOKED;
-        return from == TETHER_DEVICE_REVOKED ? TETHER_ERR_CONFLICT : TETHER_OK;
-    case TETHER_DEVICE_QUARANTINE:
-        *to = TETHER_DEVICE_QUARANTINED;
-        return from == TETHER_DEVICE_REVOKED || from == TETHER_DEVICE_QUARANTINED
-                   ? TETHER_ERR_CONFLICT
-                   : TETHER_OK;
-    case TETHER_DEVICE_REINSTATE:
-        *to = TETHER_DEVICE_ALLOWED;
-        return from == TETHER_DEVICE_REVOKED || from == TETHER_DEVICE_QUARANTINED
-                   ? TETHER_OK
-                   : TETHER_ERR_CONFLICT;
-    }
-    return TETHER_ERR_INVALID_ARGUMENT;
-}
-
 /* Marks every unexpired token of the device revoked and appends to the feed. */
 tether_status_t tether_sqlite_revoke_tokens(sqlite_store_t *s, const char *id, const char *reason,
                                             int64_t now)
@@ -245,7 +224,7 @@ static tether_status_t change_status_tx(sqlite_store_t *s, const char *id,
     tether_status_t rc;
 
     if ((rc = tether_sqlite_device_select(s, SELECT_DEVICE_BY_ID, id, &current)) != TETHER_OK ||
-        (rc = status_after(action, current.status, &next)) != TETHER_OK)
+        (rc = tether_store_status_after(action, current.status, &next)) != TETHER_OK)
         return rc;
     rc = tether_sqlite_run(s, "change device status", update_sql,
                            SQL_ARGS(SQL_TEXT(id), SQL_TEXT(reason), SQL_INT(now),

@@ -1,0 +1,101 @@
+/*
+ * The store on PostgreSQL, for several fleetd replicas sharing one
+ * database: a pool of connections (one per HTTP worker thread and the
+ * background tasks), every change in a SERIALIZABLE transaction retried on
+ * a serialization failure or deadlock (store_pg_db.c), the schema as
+ * numbered migrations mirroring SQLite's (store_pg_schema.c).
+ *
+ * This file is the life cycle (open, close, the table of operations); the
+ * operations are in a file per subject, as for SQLite:
+ * store_pg_admin_tokens.c, store_pg_devices.c. An operation not yet
+ * written for PostgreSQL is absent from the table: the store answers it
+ * with TETHER_ERR_UNSUPPORTED and a log line naming it (store.c).
+ */
+#include "store.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store_pg_internal.h"
+#include "tether/bytes.h"
+#include "tether/log.h"
+
+static tether_status_t op_schema_version(void *impl, int *version)
+{
+    tether_pg_t db;
+    tether_status_t rc;
+
+    if (version == NULL)
+        return TETHER_ERR_INVALID_ARGUMENT;
+    *version = 0;
+    if ((rc = tether_pg_acquire(impl, &db)) != TETHER_OK)
+        return rc;
+    rc = tether_pg_read_version(&db, version);
+    tether_pg_release(&db);
+    return rc;
+}
+
+static void op_set_alert_hook(void *impl, void (*fn)(void *arg), void *arg)
+{
+    pg_store_t *s = impl;
+
+    pthread_mutex_lock(&s->lock);
+    s->alert_hook = fn;
+    s->alert_hook_arg = arg;
+    pthread_mutex_unlock(&s->lock);
+}
+
+static void op_close(void *impl)
+{
+    pg_store_t *s = impl;
+
+    if (s == NULL)
+        return;
+    tether_pg_pool_close(s);
+    pthread_cond_destroy(&s->released);
+    pthread_mutex_destroy(&s->lock);
+    tether_wipe(s, sizeof(*s));
+    free(s);
+}
+
+static const tether_store_ops_t pg_ops = {
+    .close = op_close,
+    .schema_version = op_schema_version,
+    .set_alert_hook = op_set_alert_hook,
+    .admin_token_create = tether_pg_admin_token_create,
+    .admin_token_find = tether_pg_admin_token_find,
+    .admin_token_recover = tether_pg_admin_token_recover,
+    .admin_token_revoke = tether_pg_admin_token_revoke,
+    .admin_token_list = tether_pg_admin_token_list,
+};
+
+bool tether_store_is_postgresql(const char *location)
+{
+    return location != NULL && (strncmp(location, "postgresql://", 13) == 0 ||
+                                strncmp(location, "postgres://", 11) == 0);
+}
+
+tether_status_t tether_store_open_postgresql(tether_store_t *store, const char *url,
+                                             unsigned connections)
+{
+    pg_store_t *s = NULL;
+    tether_status_t rc;
+
+    if (store == NULL || !tether_store_is_postgresql(url) || connections == 0 ||
+        store->ops != NULL)
+        return TETHER_ERR_INVALID_ARGUMENT;
+    if ((s = calloc(1, sizeof(*s))) == NULL)
+        return TETHER_ERR_NO_MEMORY;
+    pthread_mutex_init(&s->lock, NULL);
+    pthread_cond_init(&s->released, NULL);
+    if ((rc = tether_pg_pool_open(s, url, connections)) != TETHER_OK ||
+        (rc = tether_pg_migrate(s)) != TETHER_OK)
+        goto out;
+    store->ops = &pg_ops;
+    store->impl = s;
+    s = NULL;
+out:
+    op_close(s);
+    return rc;
+}

@@ -1,0 +1,198 @@
+/*
+ * Internal to the PostgreSQL store: what its files share. store_pg.c (open,
+ * close, the table of operations) takes every operation from the file of
+ * its subject; store_pg_db.c owns the connection pool and runs every
+ * statement; store_pg_schema.c holds the schema. Not for any other file:
+ * everything else goes through store.h.
+ *
+ * Several fleetd replicas may share one database, so nothing here relies on
+ * a lock in this process: every change runs in a SERIALIZABLE transaction
+ * (tether_pg_transaction), retried when PostgreSQL reports a serialization
+ * failure or a deadlock, and the reads that decide a change are made inside
+ * that transaction.
+ */
+#ifndef TETHER_FLEET_STORE_PG_INTERNAL_H
+#define TETHER_FLEET_STORE_PG_INTERNAL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <libpq-fe.h>
+
+#include "store.h"
+
+/* How many times a transaction is tried when PostgreSQL aborts it for a
+ * serialization failure (40001) or a deadlock (40P01). */
+#define TETHER_PG_TRANSACTION_ATTEMPTS 8
+
+/* The pool: count connections opened at tether_store_open_postgresql, each
+ * used by one operation at a time. */
+typedef struct pg_store {
+    PGconn **conns;
+    bool *busy;
+    size_t count;
+    pthread_mutex_t lock; /* guards busy and the hook */
+    pthread_cond_t released;
+    void (*alert_hook)(void *arg); /* tether_store_set_alert_hook */
+    void *alert_hook_arg;
+} pg_store_t;
+
+/* One connection taken from the pool for one operation (or one attempt of
+ * a transaction). */
+typedef struct tether_pg {
+    pg_store_t *s;
+    PGconn *conn;
+    size_t slot;
+    bool retry;    /* a statement failed with 40001 or 40P01: the attempt is lost */
+    bool alerted;  /* an alert was inserted: the hook runs after the commit */
+} tether_pg_t;
+
+/* ---- store_pg_db.c ---- */
+
+/* A statement parameter ($1, $2, ...). Text and blobs are borrowed for the
+ * call. Integers and text go as text, blobs as binary (bytea). */
+typedef struct tether_pg_value {
+    enum {
+        TETHER_PG_NULL,
+        TETHER_PG_TEXT, /* NUL-terminated; NULL binds NULL */
+        TETHER_PG_INT64,
+        TETHER_PG_BLOB,
+    } type;
+    const void *data;
+    size_t len; /* blob bytes */
+    int64_t number;
+} tether_pg_value_t;
+
+#define PG_NULL ((tether_pg_value_t){.type = TETHER_PG_NULL})
+#define PG_TEXT(text) ((tether_pg_value_t){.type = TETHER_PG_TEXT, .data = (text)})
+#define PG_INT(n) ((tether_pg_value_t){.type = TETHER_PG_INT64, .number = (int64_t)(n)})
+#define PG_BLOB(bytes, size)                                                                  \
+    ((tether_pg_value_t){.type = TETHER_PG_BLOB, .data = (bytes), .len = (size)})
+#define PG_ARGS(...)                                                                          \
+    (const tether_pg_value_t[]){__VA_ARGS__},                                                \
+        sizeof((const tether_pg_value_t[]){__VA_ARGS__}) / sizeof(tether_pg_value_t)
+#define PG_NO_ARGS NULL, 0
+
+/* A row of a result, read with the accessors below (text format). */
+typedef struct tether_pg_row {
+    const PGresult *res;
+    int row;
+} tether_pg_row_t;
+
+bool tether_pg_is_null(const tether_pg_row_t *row, int column);
+/* The column's text; NULL for SQL NULL. Lives as long as the row. */
+const char *tether_pg_text(const tether_pg_row_t *row, int column);
+/* The column as an integer; 0 for NULL (as sqlite3_column_int64). */
+int64_t tether_pg_int64(const tether_pg_row_t *row, int column);
+/* A bytea column into out (at most size bytes); *len its length, 0 for
+ * NULL. TETHER_ERR_TOO_LARGE when it does not fit. */
+tether_status_t tether_pg_blob(const tether_pg_row_t *row, int column, uint8_t *out,
+                               size_t size, size_t *len);
+/* Copies the column's text (NULL: "") into out. */
+tether_status_t tether_pg_copy_text(const tether_pg_row_t *row, int column, char *out,
+                                    size_t out_size);
+/* Whether the bytea in column is hash, compared in constant time (the
+ * index lookup that found the row is not). */
+bool tether_pg_hash_matches(const tether_pg_row_t *row, int column, const uint8_t *hash);
+
+typedef tether_status_t (*tether_pg_row_fn)(void *arg, const tether_pg_row_t *row);
+/* A row_fn for one integer column: arg is an int64_t. */
+tether_status_t tether_pg_read_int64(void *arg, const tether_pg_row_t *row);
+
+/* Runs sql (what names it in log lines) with args and reads its first
+ * row through read (NULL: whether there is a row is the answer).
+ * TETHER_ERR_NOT_FOUND without a row, TETHER_ERR_CONFLICT on a constraint
+ * violation (SQLSTATE class 23), TETHER_ERR_STORE on any other failure,
+ * logged without parameters. */
+tether_status_t tether_pg_query_one(tether_pg_t *db, const char *what, const char *sql,
+                                    const tether_pg_value_t *args, size_t count,
+                                    tether_pg_row_fn read, void *arg);
+/* A statement that returns no row; *changed (may be NULL) gets the number
+ * of rows it inserted, updated or deleted. */
+tether_status_t tether_pg_run(tether_pg_t *db, const char *what, const char *sql,
+                              const tether_pg_value_t *args, size_t count, uint64_t *changed);
+
+/* Every row of a query through read, until it returns a status other than
+ * TETHER_OK or sets *stop. */
+typedef struct tether_pg_list {
+    tether_status_t (*read)(struct tether_pg_list *list, const tether_pg_row_t *row, bool *stop);
+    union {
+        tether_store_admin_token_cb admin_token;
+        tether_store_device_cb device;
+        tether_store_alert_cb alert;
+        tether_store_revocation_cb revocation;
+    } cb;
+    void *arg;
+} tether_pg_list_t;
+
+/* Takes a connection for the one statement. */
+tether_status_t tether_pg_list(pg_store_t *s, const char *what, const char *sql,
+                               const tether_pg_value_t *args, size_t count,
+                               tether_pg_list_t *list);
+
+/* tether_pg_query_one on a connection of its own, outside a transaction
+ * (one statement is atomic by itself). */
+tether_status_t tether_pg_query_once(pg_store_t *s, const char *what, const char *sql,
+                                     const tether_pg_value_t *args, size_t count,
+                                     tether_pg_row_fn read, void *arg);
+/* tether_pg_run likewise. */
+tether_status_t tether_pg_run_once(pg_store_t *s, const char *what, const char *sql,
+                                   const tether_pg_value_t *args, size_t count);
+
+/* The body of a transaction: it may run several times (a retried attempt
+ * starts from nothing), so it sets its outputs afresh each time. */
+typedef tether_status_t (*tether_pg_body_fn)(tether_pg_t *db, void *arg);
+
+/* Runs body in a SERIALIZABLE transaction, committed when it returns
+ * TETHER_OK and rolled back otherwise; an attempt lost to a serialization
+ * failure or deadlock is tried again, up to TETHER_PG_TRANSACTION_ATTEMPTS
+ * times. Runs the alert hook after a commit that inserted an alert. */
+tether_status_t tether_pg_transaction(pg_store_t *s, const char *what, tether_pg_body_fn body,
+                                      void *arg);
+
+/* The same at READ COMMITTED: each statement sees what was committed
+ * before it, so one that waited on a lock reads what its holder wrote
+ * (the schema migrations, serialized by an advisory lock). */
+tether_status_t tether_pg_transaction_read_committed(pg_store_t *s, const char *what,
+                                                     tether_pg_body_fn body, void *arg);
+
+/* Takes a free connection from the pool (waiting for one), reconnecting a
+ * broken one; release gives it back. */
+tether_status_t tether_pg_acquire(pg_store_t *s, tether_pg_t *db);
+void tether_pg_release(tether_pg_t *db);
+
+/* Opens count connections to the database conninfo names (a postgresql://
+ * URL or key=value words); the URL is never logged. */
+tether_status_t tether_pg_pool_open(pg_store_t *s, const char *conninfo, size_t count);
+void tether_pg_pool_close(pg_store_t *s);
+
+/* ---- store_pg_schema.c ---- */
+
+extern const char *const tether_pg_migrations[];
+extern const size_t tether_pg_migration_count;
+
+/* Applies every pending migration, each in its own transaction under an
+ * advisory lock, so replicas starting together migrate once. */
+tether_status_t tether_pg_migrate(pg_store_t *s);
+tether_status_t tether_pg_read_version(tether_pg_t *db, int *version);
+
+/* ---- the tether_store_ops_t entries, by file ---- */
+
+/* store_pg_admin_tokens.c */
+tether_status_t tether_pg_admin_token_create(void *impl,
+                                             const uint8_t hash[TETHER_STORE_HASH_SIZE],
+                                             unsigned roles, const char *name, int64_t now,
+                                             int64_t *id);
+tether_status_t tether_pg_admin_token_recover(void *impl,
+                                              const uint8_t hash[TETHER_STORE_HASH_SIZE],
+                                              unsigned roles, const char *name, int64_t uid,
+                                              int64_t now, int64_t *id);
+tether_status_t tether_pg_admin_token_find(void *impl, const uint8_t hash[TETHER_STORE_HASH_SIZE],
+                                           tether_store_admin_token_t *token);
+tether_status_t tether_pg_admin_token_revoke(void *impl, int64_t id, int64_t now,
+                                             unsigned *last_roles);
+tether_status_t tether_pg_admin_token_list(void *impl, tether_store_admin_token_cb cb, void *arg);
+
+#endif
