@@ -182,6 +182,34 @@ static void format_round_trip(void **state)
     free(text);
 }
 
+/* The store line: a PostgreSQL URL only, written back as read; without
+ * it, SQLite. */
+static void store_url(void **state)
+{
+    tether_fleet_config_t config, again;
+    tether_fleet_config_error_t error;
+    char *text = NULL;
+
+    (void)state;
+    assert_int_equal(parse("", &config, &error), TETHER_OK);
+    assert_string_equal(config.store, "");
+    assert_int_equal(parse("store = postgresql://fleet@db.example:5432/tether\n", &config, &error),
+                     TETHER_OK);
+    assert_string_equal(config.store, "postgresql://fleet@db.example:5432/tether");
+    assert_int_equal(tether_fleet_config_format(&config, &text), TETHER_OK);
+    assert_non_null(strstr(text, "\nstore = postgresql://fleet@db.example:5432/tether\n"));
+    assert_int_equal(parse(text, &again, &error), TETHER_OK);
+    assert_memory_equal(&config, &again, sizeof(config));
+    free(text);
+    assert_int_equal(parse("store = postgres://h/db\n", &config, &error), TETHER_OK);
+    assert_int_equal(parse("store = /var/lib/fleet.db\n", &config, &error), TETHER_ERR_PARSE);
+    assert_int_equal(error.line, 1);
+    /* The message names the key, never the value (it may hold a password). */
+    assert_null(strstr(error.message, "/var/lib"));
+    assert_int_equal(parse("store = postgresql://a b@h/db\n", &config, &error), TETHER_ERR_PARSE);
+    assert_int_equal(parse("store = mysql://h/db\n", &config, &error), TETHER_ERR_PARSE);
+}
+
 static void webhooks(void **state)
 {
     tether_fleet_config_t config;
@@ -273,6 +301,7 @@ int main(void)
         cmocka_unit_test(errors_name_the_line), cmocka_unit_test(ipv6_listen),
         cmocka_unit_test(limits),      cmocka_unit_test(format_round_trip),
         cmocka_unit_test(webhooks),    cmocka_unit_test(at_most_eight_webhooks),
+        cmocka_unit_test(store_url),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

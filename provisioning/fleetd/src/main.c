@@ -38,6 +38,7 @@ static const char usage_main[] =
 
 static const char usage_init[] =
     "usage: " PROGRAM " init --dir DIR [--listen ADDR:PORT] [--ek-ca FILE]...\n"
+    "                    [--store postgresql://...]\n"
     "\n"
     "Creates a fleet in DIR (new, or an empty directory; an existing fleet is\n"
     "never overwritten): the database, the token issuer key, a TLS CA\n"
@@ -51,13 +52,19 @@ static const char usage_init[] =
     "                       127.0.0.1:8443); the server certificate names it\n"
     "  --ek-ca FILE         a TPM manufacturer CA certificate (PEM or DER) that\n"
     "                       EK certificates must chain to; repeatable\n"
+    "  --store URL          keep the fleet's state in this PostgreSQL database\n"
+    "                       (postgresql://USER@HOST:PORT/DB; an empty one), which\n"
+    "                       several replicas may serve; default: SQLite in\n"
+    "                       DIR/fleet.db. Keep the password in ~/.pgpass or\n"
+    "                       PGPASSFILE rather than in the URL\n"
     "  --help               this text\n";
 
 static const char usage_run[] =
     "usage: " PROGRAM " run --dir DIR\n"
     "\n"
     "Serves the fleet in DIR over HTTPS until SIGTERM or SIGINT. Logs one JSON\n"
-    "object per line on standard error. All state is in DIR/fleet.db.\n"
+    "object per line on standard error. All state is in DIR/fleet.db, or in\n"
+    "the PostgreSQL database that DIR/" TETHER_CONFIG_FILE "'s store line names.\n"
     "\n"
     "  --dir DIR   the fleet directory (made by '" PROGRAM " init')\n"
     "  --help      this text\n";
@@ -119,6 +126,7 @@ static int command_init(int argc, char **argv)
         {"dir", required_argument, NULL, 'd'},
         {"listen", required_argument, NULL, 'l'},
         {"ek-ca", required_argument, NULL, 'e'},
+        {"store", required_argument, NULL, 's'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -142,6 +150,9 @@ static int command_init(int argc, char **argv)
             if (opts.ek_ca_count >= TETHER_CONFIG_MAX_EK_CA)
                 return usage_error(usage_init, "too many --ek-ca files");
             ek_ca[opts.ek_ca_count++] = optarg;
+            break;
+        case 's':
+            opts.store = optarg;
             break;
         case 'h':
             fputs(usage_init, stdout);

@@ -57,6 +57,8 @@ static const config_text_t texts[] = {
      tether_fleet_config_decimal_valid, "a non-negative number such as 0, 25 or 12.50"},
     {"usage_mismatch_action", offsetof(tether_fleet_config_t, usage_mismatch_action), 16,
      tether_fleet_config_usage_action_valid, "alert or quarantine"},
+    {"store", offsetof(tether_fleet_config_t, store), TETHER_CONFIG_VALUE_MAX,
+     tether_fleet_config_store_valid, "a postgresql:// URL without spaces"},
 };
 
 void tether_fleet_config_init(tether_fleet_config_t *config)
@@ -245,6 +247,18 @@ bool tether_fleet_config_scope_valid(const char *text)
 bool tether_fleet_config_usage_action_valid(const char *text)
 {
     return text != NULL && (strcmp(text, "alert") == 0 || strcmp(text, "quarantine") == 0);
+}
+
+bool tether_fleet_config_store_valid(const char *text)
+{
+    if (text == NULL ||
+        (strncmp(text, "postgresql://", 13) != 0 && strncmp(text, "postgres://", 11) != 0))
+        return false;
+    for (const char *p = text; *p != '\0'; p++) {
+        if (*p <= ' ' || *p > '~')
+            return false;
+    }
+    return true;
 }
 
 bool tether_fleet_config_decimal_valid(const char *text)
@@ -676,6 +690,13 @@ tether_status_t tether_fleet_config_format(const tether_fleet_config_t *config, 
             config->scope, TETHER_CONFIG_TOKEN_LIFETIME_MIN, TETHER_CONFIG_TOKEN_LIFETIME_MAX,
             config->token_lifetime_seconds, config->models, config->cost_ceiling,
             config->usage_mismatch_action);
+    fprintf(f, "\n# The store: a PostgreSQL URL, which several fleetd replicas may share;\n"
+               "# without it, SQLite in fleet.db here. Keep a password out of the URL:\n"
+               "# libpq reads it from ~/.pgpass (or PGPASSFILE) or a service file\n"
+               "# (provisioning/fleetd/README.md, \"The store\").\n"
+               "%sstore = %s\n",
+            config->store[0] == '\0' ? "# " : "",
+            config->store[0] == '\0' ? "postgresql://fleet@db.example:5432/tether" : config->store);
     fprintf(f, "\n# Webhooks that get every alert, signed (provisioning/fleetd/README.md,\n"
                "# \"Webhooks\"); repeatable, at most %d. secret is a file of 32-256 bytes\n"
                "# (mode 0600, yours) that the receiver shares; ca the receiver's CA\n"

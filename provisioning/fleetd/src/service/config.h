@@ -37,6 +37,14 @@
  *   usage_mismatch_action = quarantine  alert or quarantine: what a token found
  *                                    used by someone else does to its device
  *
+ * The store (README, "The store"):
+ *   store = postgresql://fleet@db.example:5432/tether   PostgreSQL, which
+ *                                    several fleetd replicas may share; without
+ *                                    it, SQLite in DIR/fleet.db. A password in
+ *                                    the URL requires this file to be 0600;
+ *                                    better, libpq's ~/.pgpass (PGPASSFILE) or
+ *                                    a service file (PGSERVICEFILE) holds it
+ *
  * Webhooks that get every alert (README, "Webhooks"), repeatable, one line
  * each with space-separated attributes:
  *   webhook = name=security url=https://hooks.example:8443/tether
@@ -114,6 +122,7 @@ typedef struct tether_fleet_config {
     char models[TETHER_CONFIG_VALUE_MAX];
     char cost_ceiling[32];
     char usage_mismatch_action[16]; /* "alert" or "quarantine" */
+    char store[TETHER_CONFIG_VALUE_MAX]; /* a PostgreSQL URL; "": SQLite, DIR/fleet.db */
     tether_fleet_webhook_config_t webhooks[TETHER_CONFIG_MAX_WEBHOOKS];
     size_t webhook_count;
 } tether_fleet_config_t;
@@ -166,6 +175,9 @@ bool tether_fleet_config_scope_valid(const char *text);
 bool tether_fleet_config_decimal_valid(const char *text);
 /* "alert" or "quarantine". */
 bool tether_fleet_config_usage_action_valid(const char *text);
+/* The store key: a postgresql:// or postgres:// URL of printable ASCII
+ * without spaces (libpq checks the rest when it connects). */
+bool tether_fleet_config_store_valid(const char *text);
 
 /* A webhook's URL: https://HOST[:PORT][/path] (port 443 by default), or
  * http:// to 127.0.0.0/8 or [::1] (port 80 by default), as tether_url_parse

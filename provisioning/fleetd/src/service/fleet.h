@@ -4,7 +4,8 @@
  *
  *   DIR/               0700
  *     fleetd.conf      the configuration (config.h)
- *     fleet.db         the SQLite store (WAL)
+ *     fleet.db         the SQLite store (WAL), unless fleetd.conf names a
+ *                      PostgreSQL store
  *     issuer-key.pem   ES256 key that signs access tokens (0600)
  *     ca.pem           TLS CA that devices and tetherctl pin
  *     ca-key.pem       its key (0600)
@@ -59,6 +60,7 @@ typedef struct tether_fleet_init_options {
     const char *listen;             /* NULL: 127.0.0.1:8443 */
     const char *const *ek_ca_files; /* certificates to copy into DIR/ek-ca/ */
     size_t ek_ca_count;
+    const char *store; /* NULL: SQLite in DIR/fleet.db; else a PostgreSQL URL */
 } tether_fleet_init_options_t;
 
 /* Creates a fleet in a sibling staging directory and renames it into place,

@@ -183,25 +183,52 @@ static tether_status_t write_config(const char *staging, const tether_fleet_conf
 {
     char *text = NULL;
     tether_status_t rc = tether_fleet_config_format(config, &text);
+    /* A database password in the file keeps it from group and others. */
+    mode_t mode = config->store[0] != '\0' && tether_store_url_has_password(config->store) ? 0600
+                                                                                          : 0644;
 
     if (rc == TETHER_OK)
-        rc = tether_fleet_file_write(staging, TETHER_CONFIG_FILE, text, strlen(text), 0644);
+        rc = tether_fleet_file_write(staging, TETHER_CONFIG_FILE, text, strlen(text), mode);
     free(text);
     return rc;
 }
 
-/* Creates the database and the first admin token (only its hash is kept). */
-static tether_status_t write_store(const char *staging, char token[TETHER_SECRET_TOKEN_SIZE])
+static int count_token(void *arg, const tether_store_admin_token_t *token)
+{
+    (void)token;
+    (*(size_t *)arg)++;
+    return 1; /* one is enough */
+}
+
+/* Creates the database (SQLite in the staging directory, or the schema in
+ * the PostgreSQL database store names) and the first admin token (only
+ * its hash is kept). A PostgreSQL database that holds a fleet already is
+ * left alone: TETHER_ERR_CONFLICT. */
+static tether_status_t write_store(const char *staging, const char *store_url,
+                                   char token[TETHER_SECRET_TOKEN_SIZE])
 {
     char path[4096];
     uint8_t hash[TETHER_SECRET_HASH_SIZE];
     tether_store_t store;
+    size_t tokens = 0;
     tether_status_t rc;
 
     tether_store_init(&store);
-    if ((rc = tether_fleet_path(path, sizeof(path), staging, TETHER_FLEET_DB_FILE)) != TETHER_OK ||
-        (rc = tether_store_open_sqlite(&store, path)) != TETHER_OK ||
-        (rc = tether_secret_token_generate(TETHER_SECRET_ADMIN, token, TETHER_SECRET_TOKEN_SIZE)) !=
+    if (store_url != NULL)
+        rc = tether_store_open_postgresql(&store, store_url, 1);
+    else if ((rc = tether_fleet_path(path, sizeof(path), staging, TETHER_FLEET_DB_FILE)) ==
+             TETHER_OK)
+        rc = tether_store_open_sqlite(&store, path);
+    if (rc != TETHER_OK ||
+        (rc = tether_store_admin_token_list(&store, count_token, &tokens)) != TETHER_OK)
+        goto out;
+    if (tokens > 0) {
+        tether_error("init", "the PostgreSQL database already holds a fleet (it has admin "
+                             "tokens): give --store an empty database");
+        rc = TETHER_ERR_CONFLICT;
+        goto out;
+    }
+    if ((rc = tether_secret_token_generate(TETHER_SECRET_ADMIN, token, TETHER_SECRET_TOKEN_SIZE)) !=
             TETHER_OK ||
         (rc = tether_secret_token_hash(token, strlen(token), hash)) != TETHER_OK)
         goto out;
@@ -238,12 +265,23 @@ static tether_status_t populate(const char *staging, const tether_fleet_init_opt
         tether_error("init", "--listen %s: expected IPv4:PORT or [IPv6]:PORT", opts->listen);
         return TETHER_ERR_INVALID_ARGUMENT;
     }
+    if (opts->store != NULL) {
+        /* The URL is not repeated: it may hold a password. */
+        if (strlen(opts->store) >= sizeof(config.store) ||
+            !tether_fleet_config_store_valid(opts->store)) {
+            tether_error("init", "--store: expected a postgresql:// URL without spaces, at "
+                                 "most %zu bytes",
+                         sizeof(config.store) - 1);
+            return TETHER_ERR_INVALID_ARGUMENT;
+        }
+        snprintf(config.store, sizeof(config.store), "%s", opts->store);
+    }
     if ((rc = write_ek_cas(staging, opts, &config)) != TETHER_OK ||
         (rc = write_pki(staging, &config)) != TETHER_OK ||
         (rc = write_secret_key(staging, TETHER_FLEET_ENROLL_KEY_FILE)) != TETHER_OK ||
         (rc = write_secret_key(staging, TETHER_FLEET_NONCE_KEY_FILE)) != TETHER_OK ||
         (rc = write_config(staging, &config)) != TETHER_OK ||
-        (rc = write_store(staging, token)) != TETHER_OK)
+        (rc = write_store(staging, opts->store, token)) != TETHER_OK)
         return rc;
     return tether_dir_sync(staging);
 }

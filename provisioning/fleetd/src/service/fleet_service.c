@@ -200,14 +200,37 @@ static unsigned feed_waiters_max(unsigned max_connections)
     return half == 0 ? 1 : half > FEED_WAITERS_MAX ? FEED_WAITERS_MAX : half;
 }
 
+/* The connections of a PostgreSQL store: one per HTTP worker thread, and
+ * one each for the background tasks (webhook deliveries, the usage check). */
+#define STORE_BACKGROUND_CONNECTIONS 2
+
 /* Opens the existing database only: a mistyped --dir must not start an
- * empty fleet. */
+ * empty fleet. A PostgreSQL store was made by init (its schema is migrated
+ * as SQLite's is); a URL with a password needs fleetd.conf closed to group
+ * and others. */
 static tether_status_t open_store(tether_fleet_service_t *service, const char *dir)
 {
+    static const tether_fleet_owned_hints_t config_hints = {
+        .missing = "",
+        .owner = "chown it to the user running tether-fleetd",
+        .mode = "it holds the database password: chmod 600 it, or move the password to "
+                "~/.pgpass (PGPASSFILE)",
+    };
+    const char *url = service->config.store;
     char path[4096];
     struct stat st;
     tether_status_t rc;
 
+    if (url[0] != '\0') {
+        if (tether_store_url_has_password(url) &&
+            ((rc = tether_fleet_path(path, sizeof(path), dir, TETHER_CONFIG_FILE)) != TETHER_OK ||
+             (rc = tether_fleet_check_owned("run", path, S_IFREG, 0077, &config_hints)) !=
+                 TETHER_OK))
+            return rc;
+        return tether_store_open_postgresql(&service->store, url,
+                                            service->config.threads +
+                                                STORE_BACKGROUND_CONNECTIONS);
+    }
     if ((rc = tether_fleet_path(path, sizeof(path), dir, TETHER_FLEET_DB_FILE)) != TETHER_OK)
         return rc;
     if (stat(path, &st) != 0) {

@@ -332,6 +332,11 @@ TETHER_MUST_CHECK tether_status_t tether_store_open_postgresql(tether_store_t *s
                                                                const char *url,
                                                                unsigned connections);
 
+/* Whether a PostgreSQL URL carries a password (in its user part or a
+ * password parameter): the file that holds it must then be closed to
+ * group and others. */
+bool tether_store_url_has_password(const char *url);
+
 /* tether_store_open_postgresql for a PostgreSQL URL, else
  * tether_store_open_sqlite on the file location names (connections is
  * then unused: SQLite has one). */

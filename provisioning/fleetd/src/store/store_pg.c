@@ -68,12 +68,42 @@ static const tether_store_ops_t pg_ops = {
     .admin_token_recover = tether_pg_admin_token_recover,
     .admin_token_revoke = tether_pg_admin_token_revoke,
     .admin_token_list = tether_pg_admin_token_list,
+    .device_import = tether_pg_device_import,
+    .device_get = tether_pg_device_get,
+    .device_find_ek = tether_pg_device_find_ek,
+    .device_list = tether_pg_device_list,
+    .device_change_status = tether_pg_device_change_status,
+    .bootstrap_token_create = tether_pg_bootstrap_token_create,
+    .alert_add = tether_pg_alert_add,
+    .alert_list = tether_pg_alert_list,
+    .issued_token_add = tether_pg_issued_token_add,
+    .issued_token_revoked = tether_pg_issued_token_revoked,
+    .revocation_list = tether_pg_revocation_list,
+    .token_state = tether_pg_token_state,
+    .revocation_head = tether_pg_revocation_head,
 };
 
 bool tether_store_is_postgresql(const char *location)
 {
     return location != NULL && (strncmp(location, "postgresql://", 13) == 0 ||
                                 strncmp(location, "postgres://", 11) == 0);
+}
+
+bool tether_store_url_has_password(const char *url)
+{
+    PQconninfoOption *options = PQconninfoParse(url, NULL);
+    bool found = false;
+
+    /* Unparseable: libpq will refuse it, so it carries nothing usable, but
+     * the caller treats it as secret to be safe. */
+    if (options == NULL)
+        return true;
+    for (PQconninfoOption *o = options; o->keyword != NULL; o++) {
+        if (strcmp(o->keyword, "password") == 0 && o->val != NULL && o->val[0] != '\0')
+            found = true;
+    }
+    PQconninfoFree(options);
+    return found;
 }
 
 tether_status_t tether_store_open_postgresql(tether_store_t *store, const char *url,

@@ -27,6 +27,19 @@
  * serialization failure (40001) or a deadlock (40P01). */
 #define TETHER_PG_TRANSACTION_ATTEMPTS 8
 
+/* Advisory lock keys (any constants, distinct): the schema migrations, and
+ * appends to the revocation feed (tether_pg_revoke_tokens). */
+#define TETHER_PG_MIGRATION_LOCK 7426531
+#define TETHER_PG_FEED_LOCK 7426532
+
+/* The columns tether_pg_device_row reads, in its order. */
+#define PG_DEVICE_COLUMNS                                                                     \
+    "id, name, ek_sha256, status, status_reason, allow_reenroll, "                            \
+    "(ak_public IS NOT NULL)::int, highest_counter, created_at, updated_at, ak_name, "        \
+    "counter_nv_index"
+#define PG_SELECT_DEVICE_BY_ID "SELECT " PG_DEVICE_COLUMNS " FROM devices WHERE id = $1"
+#define PG_SELECT_DEVICE_BY_EK "SELECT " PG_DEVICE_COLUMNS " FROM devices WHERE ek_sha256 = $1"
+
 /* The pool: count connections opened at tether_store_open_postgresql, each
  * used by one operation at a time. */
 typedef struct pg_store {
@@ -178,6 +191,23 @@ extern const size_t tether_pg_migration_count;
 tether_status_t tether_pg_migrate(pg_store_t *s);
 tether_status_t tether_pg_read_version(tether_pg_t *db, int *version);
 
+/* ---- store_pg_devices.c, shared with the other files ---- */
+
+/* A devices row selected with PG_DEVICE_COLUMNS. */
+tether_status_t tether_pg_device_row(const tether_pg_row_t *row, tether_store_device_t *device);
+/* The device whose id (PG_SELECT_DEVICE_BY_ID), EK (PG_SELECT_DEVICE_BY_EK)
+ * or other key sql selects; TETHER_ERR_NOT_FOUND without one. */
+tether_status_t tether_pg_device_select(tether_pg_t *db, const char *sql, const char *key,
+                                        tether_store_device_t *device);
+/* Marks every unexpired token of the device revoked and appends to the
+ * revocation feed (inside the caller's transaction). */
+tether_status_t tether_pg_revoke_tokens(tether_pg_t *db, const char *id, const char *reason,
+                                        int64_t now);
+/* Adds an alert (inside the caller's transaction); the alert hook runs
+ * after the commit. */
+tether_status_t tether_pg_alert_insert(tether_pg_t *db, const char *device_id, const char *kind,
+                                       const char *details_json, int64_t now);
+
 /* ---- the tether_store_ops_t entries, by file ---- */
 
 /* store_pg_admin_tokens.c */
@@ -194,5 +224,32 @@ tether_status_t tether_pg_admin_token_find(void *impl, const uint8_t hash[TETHER
 tether_status_t tether_pg_admin_token_revoke(void *impl, int64_t id, int64_t now,
                                              unsigned *last_roles);
 tether_status_t tether_pg_admin_token_list(void *impl, tether_store_admin_token_cb cb, void *arg);
+
+/* store_pg_devices.c: devices, bootstrap tokens, alerts, issued tokens and
+ * the revocation feed. */
+tether_status_t tether_pg_device_get(void *impl, const char *id, tether_store_device_t *device);
+tether_status_t tether_pg_device_find_ek(void *impl, const char *ek_sha256,
+                                         tether_store_device_t *device);
+tether_status_t tether_pg_device_list(void *impl, tether_store_device_cb cb, void *arg);
+tether_status_t tether_pg_device_import(void *impl, const tether_store_allow_t *rows, size_t count,
+                                        int64_t now, size_t *created, size_t *conflict_index);
+tether_status_t tether_pg_device_change_status(void *impl, const char *id,
+                                               tether_device_action_t action, const char *reason,
+                                               int64_t now, tether_store_device_t *device);
+tether_status_t tether_pg_bootstrap_token_create(void *impl,
+                                                 const uint8_t hash[TETHER_STORE_HASH_SIZE],
+                                                 int64_t expires_at, unsigned uses, int64_t now);
+tether_status_t tether_pg_alert_add(void *impl, const char *device_id, const char *kind,
+                                    const char *details_json, int64_t now);
+tether_status_t tether_pg_alert_list(void *impl, int64_t after_id, unsigned limit,
+                                     tether_store_alert_cb cb, void *arg);
+tether_status_t tether_pg_issued_token_add(void *impl, const char *jti, const char *device_id,
+                                           int64_t exp, int64_t now);
+tether_status_t tether_pg_issued_token_revoked(void *impl, const char *jti, bool *revoked);
+tether_status_t tether_pg_revocation_list(void *impl, int64_t after_seq, unsigned limit,
+                                          tether_store_revocation_cb cb, void *arg);
+tether_status_t tether_pg_token_state(void *impl, const char *jti,
+                                      tether_store_token_state_t *state);
+tether_status_t tether_pg_revocation_head(void *impl, int64_t *seq);
 
 #endif

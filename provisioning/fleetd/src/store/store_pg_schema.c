@@ -22,9 +22,6 @@
 #include "store_schema.h"
 #include "tether/log.h"
 
-/* Any constant: the advisory lock replicas take to migrate one at a time. */
-#define MIGRATION_LOCK 7426531
-
 static const char pg_migration_1[] =
     "CREATE TABLE devices ("
     " id TEXT PRIMARY KEY NOT NULL,"
@@ -307,7 +304,7 @@ static tether_status_t migrate_one(tether_pg_t *db, void *arg)
     /* Replicas starting together take turns; the lock ends with the
      * transaction. */
     if ((rc = tether_pg_run(db, "lock the schema", "SELECT pg_advisory_xact_lock($1)",
-                            PG_ARGS(PG_INT(MIGRATION_LOCK)), NULL)) != TETHER_OK ||
+                            PG_ARGS(PG_INT(TETHER_PG_MIGRATION_LOCK)), NULL)) != TETHER_OK ||
         (rc = tether_pg_run(db, "create the schema version table",
                             "CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)",
                             PG_NO_ARGS, NULL)) != TETHER_OK ||
