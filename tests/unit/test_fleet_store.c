@@ -774,22 +774,21 @@ static const struct CMUnitTest both_stores[] = {
     cmocka_unit_test_setup_teardown(quarantine_and_reinstate, setup, teardown),
     cmocka_unit_test_setup_teardown(status_change_rolls_back, setup, teardown),
     cmocka_unit_test_setup_teardown(bootstrap_and_alerts, setup, teardown),
+    cmocka_unit_test_setup_teardown(every_alert_gets_a_row_per_webhook, setup, teardown),
+    cmocka_unit_test_setup_teardown(a_removed_webhook_loses_its_rows, setup, teardown),
+    cmocka_unit_test_setup_teardown(sync_refuses_bad_names, setup, teardown),
+    cmocka_unit_test_setup_teardown(alert_hook_sees_alerts_only, setup, teardown),
+    cmocka_unit_test_setup_teardown(policy_versions, setup, teardown),
+    cmocka_unit_test_setup_teardown(default_policy_from_config, setup, teardown),
     cmocka_unit_test(names_and_roles),
     cmocka_unit_test(role_names),
     cmocka_unit_test(unopened_store),
     cmocka_unit_test(url_passwords),
 };
 
-/* The tests of the operations only SQLite has so far, and of SQLite
- * itself (WAL). */
+/* The tests of SQLite itself. */
 static const struct CMUnitTest sqlite_only[] = {
-    cmocka_unit_test_setup_teardown(every_alert_gets_a_row_per_webhook, setup, teardown),
-    cmocka_unit_test_setup_teardown(a_removed_webhook_loses_its_rows, setup, teardown),
-    cmocka_unit_test_setup_teardown(sync_refuses_bad_names, setup, teardown),
-    cmocka_unit_test_setup_teardown(alert_hook_sees_alerts_only, setup, teardown),
     cmocka_unit_test_setup_teardown(wal_and_durability, setup, teardown),
-    cmocka_unit_test_setup_teardown(policy_versions, setup, teardown),
-    cmocka_unit_test_setup_teardown(default_policy_from_config, setup, teardown),
 };
 
 int main(void)

@@ -6,6 +6,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <cJSON.h>
+
 #include "tether/bytes.h"
 #include "tether/log.h"
 
@@ -398,4 +400,26 @@ tether_status_t tether_store_status_after(tether_device_action_t action,
                    : TETHER_ERR_CONFLICT;
     }
     return TETHER_ERR_INVALID_ARGUMENT;
+}
+
+/* names as a JSON array: one statement takes the set. */
+tether_status_t tether_store_webhook_names_json(const char *const *names, size_t count,
+                                               char **out)
+{
+    cJSON *array = cJSON_CreateArray();
+    tether_status_t rc = array != NULL ? TETHER_OK : TETHER_ERR_NO_MEMORY;
+
+    *out = NULL;
+    for (size_t i = 0; rc == TETHER_OK && i < count; i++) {
+        size_t len = names[i] != NULL ? strlen(names[i]) : 0;
+
+        if (len == 0 || len > TETHER_STORE_WEBHOOK_NAME_MAX)
+            rc = TETHER_ERR_INVALID_ARGUMENT;
+        else if (!cJSON_AddItemToArray(array, cJSON_CreateString(names[i])))
+            rc = TETHER_ERR_NO_MEMORY;
+    }
+    if (rc == TETHER_OK && (*out = cJSON_PrintUnformatted(array)) == NULL)
+        rc = TETHER_ERR_NO_MEMORY;
+    cJSON_Delete(array);
+    return rc;
 }

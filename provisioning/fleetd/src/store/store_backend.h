@@ -21,6 +21,12 @@ tether_status_t tether_store_status_after(tether_device_action_t action,
                                           tether_device_status_t from,
                                           tether_device_status_t *to);
 
+/* The webhook names (each 1 to TETHER_STORE_WEBHOOK_NAME_MAX bytes) as a
+ * JSON array, into *out (malloc'd; the caller frees it), for the one
+ * statement of each store that takes the set. */
+tether_status_t tether_store_webhook_names_json(const char *const *names, size_t count,
+                                                char **out);
+
 /* Logs that the store's implementation does not provide op (an operation
  * not yet written for PostgreSQL); TETHER_ERR_UNSUPPORTED. */
 tether_status_t tether_store_unsupported(const char *op);

@@ -7,7 +7,8 @@
  *
  * This file is the life cycle (open, close, the table of operations); the
  * operations are in a file per subject, as for SQLite:
- * store_pg_admin_tokens.c, store_pg_devices.c. An operation not yet
+ * store_pg_admin_tokens.c, store_pg_devices.c, store_pg_policies.c,
+ * store_pg_webhooks.c. An operation not yet
  * written for PostgreSQL is absent from the table: the store answers it
  * with TETHER_ERR_UNSUPPORTED and a log line naming it (store.c).
  */
@@ -81,6 +82,15 @@ static const tether_store_ops_t pg_ops = {
     .revocation_list = tether_pg_revocation_list,
     .token_state = tether_pg_token_state,
     .revocation_head = tether_pg_revocation_head,
+    .policy_write = tether_pg_policy_write,
+    .policy_get = tether_pg_policy_get,
+    .policy_list = tether_pg_policy_list,
+    .device_set_policy = tether_pg_device_set_policy,
+    .device_policy = tether_pg_device_policy,
+    .webhook_sync = tether_pg_webhook_sync,
+    .webhook_next = tether_pg_webhook_next,
+    .webhook_delivered = tether_pg_webhook_delivered,
+    .webhook_pending = tether_pg_webhook_pending,
 };
 
 bool tether_store_is_postgresql(const char *location)

@@ -250,14 +250,16 @@ tether_status_t tether_pg_query_once(pg_store_t *s, const char *what, const char
 }
 
 tether_status_t tether_pg_run_once(pg_store_t *s, const char *what, const char *sql,
-                                   const tether_pg_value_t *args, size_t count)
+                                   const tether_pg_value_t *args, size_t count, uint64_t *changed)
 {
     tether_pg_t db;
     tether_status_t rc;
 
+    if (changed != NULL)
+        *changed = 0;
     if ((rc = tether_pg_acquire(s, &db)) != TETHER_OK)
         return rc;
-    rc = tether_pg_run(&db, what, sql, args, count, NULL);
+    rc = tether_pg_run(&db, what, sql, args, count, changed);
     tether_pg_release(&db);
     return rc;
 }

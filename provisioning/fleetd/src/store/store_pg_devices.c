@@ -246,7 +246,8 @@ tether_status_t tether_pg_bootstrap_token_create(void *impl,
         return TETHER_ERR_INVALID_ARGUMENT;
     return tether_pg_run_once(impl, "create bootstrap token", sql,
                               PG_ARGS(PG_BLOB(hash, TETHER_STORE_HASH_SIZE), PG_INT(expires_at),
-                                      PG_INT(uses), PG_INT(now)));
+                                      PG_INT(uses), PG_INT(now)),
+                              NULL);
 }
 
 tether_status_t tether_pg_alert_insert(tether_pg_t *db, const char *device_id, const char *kind,
@@ -288,11 +289,10 @@ tether_status_t tether_pg_alert_add(void *impl, const char *device_id, const cha
     return tether_pg_transaction(impl, "add alert", alert_add_tx, &a);
 }
 
-/* The columns alerts and feed entries share, 0 to 4: cursor (id, seq),
- * device id, two texts (living as long as the row) and the time. */
-static tether_status_t page_columns(const tether_pg_row_t *row, int64_t *cursor,
-                                    char device_id[TETHER_STORE_DEVICE_ID_SIZE],
-                                    const char **first, const char **second, int64_t *created_at)
+tether_status_t tether_pg_page_columns(const tether_pg_row_t *row, int64_t *cursor,
+                                      char device_id[TETHER_STORE_DEVICE_ID_SIZE],
+                                      const char **first, const char **second,
+                                      int64_t *created_at)
 {
     *cursor = tether_pg_int64(row, 0);
     *first = tether_pg_text(row, 2);
@@ -307,7 +307,7 @@ static tether_status_t alert_item(tether_pg_list_t *list, const tether_pg_row_t 
     tether_status_t rc;
 
     memset(&a, 0, sizeof(a));
-    rc = page_columns(row, &a.id, a.device_id, &a.kind, &a.details_json, &a.created_at);
+    rc = tether_pg_page_columns(row, &a.id, a.device_id, &a.kind, &a.details_json, &a.created_at);
     if (rc == TETHER_OK)
         *stop = list->cb.alert(list->arg, &a) != 0;
     return rc;
@@ -336,7 +336,8 @@ tether_status_t tether_pg_issued_token_add(void *impl, const char *jti, const ch
         return TETHER_ERR_INVALID_ARGUMENT;
     return tether_pg_run_once(impl, "record issued token", sql,
                               PG_ARGS(PG_TEXT(jti), PG_TEXT(device_id), PG_INT(exp),
-                                      PG_INT(now)));
+                                      PG_INT(now)),
+                              NULL);
 }
 
 static tether_status_t revoked_read(void *arg, const tether_pg_row_t *row)
@@ -361,7 +362,7 @@ static tether_status_t revocation_item(tether_pg_list_t *list, const tether_pg_r
     tether_status_t rc;
 
     memset(&r, 0, sizeof(r));
-    rc = page_columns(row, &r.seq, r.device_id, &r.jti, &r.reason, &r.created_at);
+    rc = tether_pg_page_columns(row, &r.seq, r.device_id, &r.jti, &r.reason, &r.created_at);
     if (rc == TETHER_OK)
         *stop = list->cb.revocation(list->arg, &r) != 0;
     return rc;

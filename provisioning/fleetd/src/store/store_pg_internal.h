@@ -136,6 +136,7 @@ typedef struct tether_pg_list {
         tether_store_device_cb device;
         tether_store_alert_cb alert;
         tether_store_revocation_cb revocation;
+        tether_store_policy_cb policy;
     } cb;
     void *arg;
 } tether_pg_list_t;
@@ -152,7 +153,7 @@ tether_status_t tether_pg_query_once(pg_store_t *s, const char *what, const char
                                      tether_pg_row_fn read, void *arg);
 /* tether_pg_run likewise. */
 tether_status_t tether_pg_run_once(pg_store_t *s, const char *what, const char *sql,
-                                   const tether_pg_value_t *args, size_t count);
+                                   const tether_pg_value_t *args, size_t count, uint64_t *changed);
 
 /* The body of a transaction: it may run several times (a retried attempt
  * starts from nothing), so it sets its outputs afresh each time. */
@@ -199,6 +200,12 @@ tether_status_t tether_pg_device_row(const tether_pg_row_t *row, tether_store_de
  * or other key sql selects; TETHER_ERR_NOT_FOUND without one. */
 tether_status_t tether_pg_device_select(tether_pg_t *db, const char *sql, const char *key,
                                         tether_store_device_t *device);
+/* The columns alerts and feed entries share, 0 to 4: cursor (id, seq),
+ * device id, two texts (living as long as the row) and the time. */
+tether_status_t tether_pg_page_columns(const tether_pg_row_t *row, int64_t *cursor,
+                                      char device_id[TETHER_STORE_DEVICE_ID_SIZE],
+                                      const char **first, const char **second,
+                                      int64_t *created_at);
 /* Marks every unexpired token of the device revoked and appends to the
  * revocation feed (inside the caller's transaction). */
 tether_status_t tether_pg_revoke_tokens(tether_pg_t *db, const char *id, const char *reason,
@@ -251,5 +258,24 @@ tether_status_t tether_pg_revocation_list(void *impl, int64_t after_seq, unsigne
 tether_status_t tether_pg_token_state(void *impl, const char *jti,
                                       tether_store_token_state_t *state);
 tether_status_t tether_pg_revocation_head(void *impl, int64_t *seq);
+
+/* store_pg_policies.c */
+tether_status_t tether_pg_policy_write(void *impl, const char *name, const char *document,
+                                       bool create, int64_t now, int64_t *version);
+tether_status_t tether_pg_policy_get(void *impl, const char *name, int64_t version,
+                                     tether_store_policy_t *policy);
+tether_status_t tether_pg_policy_list(void *impl, tether_store_policy_cb cb, void *arg);
+tether_status_t tether_pg_device_set_policy(void *impl, const char *id, const char *name,
+                                            int64_t now);
+tether_status_t tether_pg_device_policy(void *impl, const char *id, tether_store_policy_t *policy);
+
+/* store_pg_webhooks.c: the webhook outbox. */
+tether_status_t tether_pg_webhook_sync(void *impl, const char *const *names, size_t count,
+                                       int64_t now, uint64_t *dropped);
+tether_status_t tether_pg_webhook_next(void *impl, const char *webhook,
+                                       tether_store_delivery_cb cb, void *arg);
+tether_status_t tether_pg_webhook_delivered(void *impl, const char *webhook, int64_t alert_id);
+tether_status_t tether_pg_webhook_pending(void *impl, const char *webhook,
+                                          tether_store_webhook_pending_t *pending);
 
 #endif

@@ -7,30 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <cJSON.h>
-
+#include "store_backend.h"
 #include "store_sqlite_internal.h"
-
-/* names as a JSON array, for json_each: one statement takes the set. */
-static tether_status_t names_json(const char *const *names, size_t count, char **out)
-{
-    cJSON *array = cJSON_CreateArray();
-    tether_status_t rc = array != NULL ? TETHER_OK : TETHER_ERR_NO_MEMORY;
-
-    *out = NULL;
-    for (size_t i = 0; rc == TETHER_OK && i < count; i++) {
-        size_t len = names[i] != NULL ? strlen(names[i]) : 0;
-
-        if (len == 0 || len > TETHER_STORE_WEBHOOK_NAME_MAX)
-            rc = TETHER_ERR_INVALID_ARGUMENT;
-        else if (!cJSON_AddItemToArray(array, cJSON_CreateString(names[i])))
-            rc = TETHER_ERR_NO_MEMORY;
-    }
-    if (rc == TETHER_OK && (*out = cJSON_PrintUnformatted(array)) == NULL)
-        rc = TETHER_ERR_NO_MEMORY;
-    cJSON_Delete(array);
-    return rc;
-}
 
 tether_status_t tether_sqlite_webhook_sync(void *impl, const char *const *names, size_t count,
                                            int64_t now, uint64_t *dropped)
@@ -49,7 +27,7 @@ tether_status_t tether_sqlite_webhook_sync(void *impl, const char *const *names,
         *dropped = 0;
     if (dropped == NULL || (names == NULL && count > 0))
         return TETHER_ERR_INVALID_ARGUMENT;
-    if ((rc = names_json(names, count, &json)) != TETHER_OK)
+    if ((rc = tether_store_webhook_names_json(names, count, &json)) != TETHER_OK)
         return rc;
     pthread_mutex_lock(&s->lock);
     if ((rc = tether_sqlite_begin(s)) != TETHER_OK)
