@@ -27,6 +27,92 @@ tether_status_t tether_store_status_after(tether_device_action_t action,
 tether_status_t tether_store_webhook_names_json(const char *const *names, size_t count,
                                                 char **out);
 
+/* Whether an exchange to record is complete and within its bounds. */
+bool tether_store_exchange_valid(const tether_store_exchange_t *ex);
+/* The alert kind of a clone decision (CLONE or CLOCK_REGRESSION). */
+const char *tether_store_clone_alert_kind(tether_store_exchange_decision_t decision);
+/* The quarantine's status reason of a clone decision, and its alert's
+ * details (malloc'd JSON; the caller frees it). */
+tether_status_t tether_store_clone_reason(const tether_store_exchange_t *ex,
+                                          const tether_store_exchange_device_t *row,
+                                          tether_store_exchange_decision_t decision,
+                                          char reason[TETHER_STORE_REASON_MAX + 1],
+                                          char **details);
+/* Whether an issuer key to record has a thumbprint kid and a file. */
+bool tether_store_issuer_key_valid(const tether_store_issuer_key_t *key);
+
+/* ---- usage reconciliation and thresholds (store_usage_rules.c) ---- */
+
+/* Bytes of an alert's details JSON that the rules below write. */
+#define TETHER_STORE_DETAILS_MAX 768
+
+/* The usage_mismatch quarantine's status reason and its alert's details,
+ * for a comparison that found more accepted than made under action. */
+void tether_store_usage_mismatch_text(const tether_store_usage_comparison_t *c,
+                                      tether_store_usage_action_t action,
+                                      char reason[TETHER_STORE_REASON_MAX + 1],
+                                      char details[TETHER_STORE_DETAILS_MAX]);
+
+/* Tokens the usage_unreported check alerts per call at most; the next
+ * check goes on. */
+#define TETHER_STORE_UNREPORTED_BATCH 100
+
+/* A token whose final usage count never came (usage_unreported). */
+typedef struct tether_store_unreported {
+    char jti[TETHER_STORE_JTI_SIZE];
+    char device_id[TETHER_STORE_DEVICE_ID_SIZE];
+    int64_t exp;
+    int64_t last_exchange;
+    int64_t gateway_accepted;
+} tether_store_unreported_t;
+
+void tether_store_unreported_details(const tether_store_unreported_t *u,
+                                     char details[TETHER_STORE_DETAILS_MAX]);
+
+/* Per-second usage is kept a day's window plus a margin for late reports. */
+#define TETHER_STORE_USAGE_SECONDS_KEPT (2 * 24 * 3600)
+
+/* A rate threshold: the usage_seconds column it sums over its window. */
+typedef struct tether_store_rate_kind {
+    tether_policy_threshold_kind_t kind;
+    const char *column; /* of usage_seconds, a constant */
+    int64_t window;     /* seconds */
+    bool money;         /* the value is in millionths (spend) */
+} tether_store_rate_kind_t;
+
+#define TETHER_STORE_RATE_KIND_COUNT 4
+extern const tether_store_rate_kind_t tether_store_rate_kinds[TETHER_STORE_RATE_KIND_COUNT];
+
+/* What crossed: the threshold, the observed figure (JSON), the window
+ * and the sentence that becomes the alert's and the quarantine's reason. */
+typedef struct tether_store_crossing {
+    const char *device_id;
+    tether_policy_threshold_kind_t kind;
+    const tether_policy_threshold_t *threshold;
+    const char *observed; /* a JSON value */
+    int64_t window;       /* seconds */
+    int64_t end;          /* the window's last second */
+    const char *reason;
+} tether_store_crossing_t;
+
+/* How long an exchange from outside the policy's sources is not alerted
+ * again (a device exchanges every few minutes). */
+#define TETHER_STORE_SOURCE_ALERT_WINDOW 3600
+
+/* The crossing of rate k over its window ending at end: figure (32 bytes)
+ * and reason get its texts, which c points to. */
+void tether_store_rate_crossing(tether_store_crossing_t *c, const char *device_id,
+                                const tether_store_rate_kind_t *k,
+                                const tether_policy_threshold_t *t, int64_t observed, int64_t end,
+                                char figure[32], char reason[TETHER_STORE_REASON_MAX + 1]);
+/* The crossing of an exchange from outside the policy's sources. */
+void tether_store_source_crossing(tether_store_crossing_t *c, const tether_store_exchange_t *ex,
+                                  int64_t now, char address[TETHER_STORE_ADDRESS_SIZE + 2],
+                                  char reason[TETHER_STORE_REASON_MAX + 1]);
+/* The threshold_exceeded alert's details of a crossing. */
+void tether_store_crossing_details(const tether_store_crossing_t *c,
+                                   char details[TETHER_STORE_DETAILS_MAX]);
+
 /* Logs that the store's implementation does not provide op (an operation
  * not yet written for PostgreSQL); TETHER_ERR_UNSUPPORTED. */
 tether_status_t tether_store_unsupported(const char *op);

@@ -161,3 +161,54 @@ tether_status_t tether_store_issuer_key_rotate(tether_store_t *store,
 {
     return STORE_CALL(store, issuer_key_rotate, key, now, retired);
 }
+
+/* ---- shared by the implementations (store_backend.h) ---- */
+
+bool tether_store_exchange_valid(const tether_store_exchange_t *ex)
+{
+    if (ex->device_id == NULL)
+        return false;
+    if (ex->clock_regression)
+        return true;
+    if (ex->usage == NULL && ex->usage_count > 0)
+        return false;
+    for (size_t i = 0; i < ex->usage_count; i++)
+        if (ex->usage[i].jti == NULL || ex->usage[i].proofs < 0 || ex->usage[i].requests < 0 ||
+            ex->usage[i].bearer < 0)
+            return false;
+    return ex->jti != NULL && ex->kid != NULL && ex->scope != NULL && ex->audience != NULL &&
+           ex->pcr_digest_len <= TETHER_STORE_DIGEST_MAX;
+}
+
+const char *tether_store_clone_alert_kind(tether_store_exchange_decision_t decision)
+{
+    return decision == TETHER_STORE_EXCHANGE_CLONE ? "clone_detected" : "clock_regression";
+}
+
+tether_status_t tether_store_clone_reason(const tether_store_exchange_t *ex,
+                                          const tether_store_exchange_device_t *row,
+                                          tether_store_exchange_decision_t decision,
+                                          char reason[TETHER_STORE_REASON_MAX + 1],
+                                          char **details)
+{
+    if (decision == TETHER_STORE_EXCHANGE_CLONE)
+        snprintf(reason, TETHER_STORE_REASON_MAX + 1,
+                 "clone detected: exchange counter %" PRIu64
+                 " is not above the highest accepted %" PRIu64
+                 " (a second TPM state holds this device's keys)",
+                 ex->sighting.counter, row->device.highest_counter);
+    else
+        snprintf(reason, TETHER_STORE_REASON_MAX + 1,
+                 "clone suspected: the TPM clock went back (clock_regression) at exchange "
+                 "counter %" PRIu64 " (a second TPM state holds this device's keys)",
+                 ex->sighting.counter);
+    return tether_store_sighting_details(reason, row->has_last ? &row->last : NULL,
+                                         &ex->sighting, details);
+}
+
+bool tether_store_issuer_key_valid(const tether_store_issuer_key_t *key)
+{
+    return key != NULL && memchr(key->kid, '\0', sizeof(key->kid)) != NULL &&
+           strlen(key->kid) == TETHER_STORE_KID_SIZE - 1 &&
+           memchr(key->file, '\0', sizeof(key->file)) != NULL && key->file[0] != '\0';
+}

@@ -11,12 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "store_backend.h"
 #include "store_sqlite_internal.h"
 #include "tether/bytes.h"
 #include "tether/log.h"
-
-#define ALERT_CLONE "clone_detected"
-#define ALERT_CLOCK "clock_regression"
 
 #define EXCHANGE_COLUMNS                                                                      \
     DEVICE_COLUMNS ", ek_public, ak_public, device_key_public, counter_nv_public, "           \
@@ -265,19 +263,7 @@ static tether_status_t quarantine_tx(sqlite_store_t *s, const tether_store_excha
     char *details = NULL;
     tether_status_t rc;
 
-    if (decision == TETHER_STORE_EXCHANGE_CLONE)
-        snprintf(reason, sizeof(reason),
-                 "clone detected: exchange counter %" PRIu64
-                 " is not above the highest accepted %" PRIu64
-                 " (a second TPM state holds this device's keys)",
-                 ex->sighting.counter, row->device.highest_counter);
-    else
-        snprintf(reason, sizeof(reason),
-                 "clone suspected: the TPM clock went back (clock_regression) at exchange "
-                 "counter %" PRIu64 " (a second TPM state holds this device's keys)",
-                 ex->sighting.counter);
-    rc = tether_store_sighting_details(reason, row->has_last ? &row->last : NULL, &ex->sighting,
-                                       &details);
+    rc = tether_store_clone_reason(ex, row, decision, reason, &details);
     if (rc == TETHER_OK)
         rc = tether_sqlite_run(s, "quarantine device", status_sql,
                                SQL_ARGS(SQL_TEXT(ex->device_id), SQL_TEXT(reason), SQL_INT(now)));
@@ -286,27 +272,10 @@ static tether_status_t quarantine_tx(sqlite_store_t *s, const tether_store_excha
     if (rc == TETHER_OK)
         rc = tether_sqlite_run(
             s, "add clone alert", alert_sql,
-            SQL_ARGS(SQL_TEXT(ex->device_id),
-                     SQL_TEXT(decision == TETHER_STORE_EXCHANGE_CLONE ? ALERT_CLONE : ALERT_CLOCK),
+            SQL_ARGS(SQL_TEXT(ex->device_id), SQL_TEXT(tether_store_clone_alert_kind(decision)),
                      SQL_TEXT(details), SQL_INT(now)));
     free(details);
     return rc;
-}
-
-static bool exchange_ok(const tether_store_exchange_t *ex)
-{
-    if (ex->device_id == NULL)
-        return false;
-    if (ex->clock_regression)
-        return true;
-    if (ex->usage == NULL && ex->usage_count > 0)
-        return false;
-    for (size_t i = 0; i < ex->usage_count; i++)
-        if (ex->usage[i].jti == NULL || ex->usage[i].proofs < 0 || ex->usage[i].requests < 0 ||
-            ex->usage[i].bearer < 0)
-            return false;
-    return ex->jti != NULL && ex->kid != NULL && ex->scope != NULL && ex->audience != NULL &&
-           ex->pcr_digest_len <= TETHER_STORE_DIGEST_MAX;
 }
 
 tether_status_t tether_sqlite_exchange_record(void *impl, const tether_store_exchange_t *ex,
@@ -317,7 +286,7 @@ tether_status_t tether_sqlite_exchange_record(void *impl, const tether_store_exc
     bool nonce_used = false, quarantined = false;
     tether_status_t rc;
 
-    if (ex == NULL || result == NULL || !exchange_ok(ex))
+    if (ex == NULL || result == NULL || !tether_store_exchange_valid(ex))
         return TETHER_ERR_INVALID_ARGUMENT;
     memset(result, 0, sizeof(*result));
     if ((row = malloc(sizeof(*row))) == NULL)
@@ -425,13 +394,6 @@ tether_status_t tether_sqlite_issuer_key_list(void *impl, tether_store_issuer_ke
                               SQL_NO_ARGS, &list);
 }
 
-static bool key_ok(const tether_store_issuer_key_t *key)
-{
-    return key != NULL && memchr(key->kid, '\0', sizeof(key->kid)) != NULL &&
-           strlen(key->kid) == TETHER_STORE_KID_SIZE - 1 &&
-           memchr(key->file, '\0', sizeof(key->file)) != NULL && key->file[0] != '\0';
-}
-
 static tether_status_t insert_key(sqlite_store_t *s, const tether_store_issuer_key_t *key)
 {
     static const char sql[] =
@@ -448,7 +410,7 @@ tether_status_t tether_sqlite_issuer_key_add_first(void *impl, const tether_stor
     int64_t count = 0;
     tether_status_t rc;
 
-    if (!key_ok(key))
+    if (!tether_store_issuer_key_valid(key))
         return TETHER_ERR_INVALID_ARGUMENT;
     pthread_mutex_lock(&s->lock);
     if ((rc = tether_sqlite_begin(s)) != TETHER_OK)
@@ -501,7 +463,7 @@ tether_status_t tether_sqlite_issuer_key_rotate(void *impl, const tether_store_i
     tether_store_issuer_key_t old;
     tether_status_t rc;
 
-    if (!key_ok(key))
+    if (!tether_store_issuer_key_valid(key))
         return TETHER_ERR_INVALID_ARGUMENT;
     memset(&old, 0, sizeof(old));
     pthread_mutex_lock(&s->lock);

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "store_backend.h"
 #include "store_sqlite_internal.h"
 
 /* What one comparison read: the device's row and the gateways' sum. */
@@ -67,21 +68,11 @@ static tether_status_t mismatch_tx(sqlite_store_t *s, const tether_store_usage_c
                                    tether_store_usage_action_t action, int64_t now,
                                    bool *quarantined)
 {
-    char reason[TETHER_STORE_REASON_MAX + 1], details[512];
+    char reason[TETHER_STORE_REASON_MAX + 1], details[TETHER_STORE_DETAILS_MAX];
     tether_status_t rc;
 
     *quarantined = false;
-    snprintf(reason, sizeof(reason),
-             "usage mismatch: gateways accepted %" PRId64 " requests on token %.32s, the device "
-             "made %" PRId64 " (another party holds the token)",
-             c->gateway_accepted, c->jti, c->device_made);
-    snprintf(details, sizeof(details),
-             "{\"reason\":\"%s\",\"jti\":\"%s\",\"gateway_accepted\":%" PRId64
-             ",\"device_made\":%" PRId64 ",\"bearer_handouts\":%" PRId64
-             ",\"final\":%s,\"action\":\"%s\"}",
-             reason, c->jti, c->gateway_accepted, c->device_made, c->bearer,
-             c->final ? "true" : "false",
-             action == TETHER_STORE_USAGE_QUARANTINE ? "quarantine" : "alert");
+    tether_store_usage_mismatch_text(c, action, reason, details);
     rc = alert_token_tx(s, c->jti, TETHER_FLEET_ALERT_USAGE_MISMATCH, c->device_id, details,
                         now);
     if (rc != TETHER_OK || action != TETHER_STORE_USAGE_QUARANTINE)
@@ -199,18 +190,8 @@ tether_status_t tether_sqlite_usage_report_tx(sqlite_store_t *s, const char *jti
 
 /* ---- the usage_unreported check ---- */
 
-#define UNREPORTED_BATCH 100 /* tokens alerted per check at most; the next check goes on */
-
-typedef struct unreported {
-    char jti[TETHER_STORE_JTI_SIZE];
-    char device_id[TETHER_STORE_DEVICE_ID_SIZE];
-    int64_t exp;
-    int64_t last_exchange;
-    int64_t gateway_accepted;
-} unreported_t;
-
 static tether_status_t unreported_find(sqlite_store_t *s, int64_t now, int64_t grace,
-                                       unreported_t *found, size_t *count)
+                                       tether_store_unreported_t *found, size_t *count)
 {
     /* Tokens expired (plus leeway and grace) of active devices whose last
      * exchange came before that expiry: their final count never came.
@@ -234,12 +215,12 @@ static tether_status_t unreported_find(sqlite_store_t *s, int64_t now, int64_t g
         (rc = tether_sqlite_bind(s, stmt,
                                  SQL_ARGS(SQL_INT(now), SQL_INT(grace),
                                           SQL_INT(TETHER_STORE_USAGE_LEEWAY),
-                                          SQL_INT(UNREPORTED_BATCH),
+                                          SQL_INT(TETHER_STORE_UNREPORTED_BATCH),
                                           SQL_INT(TETHER_STORE_USAGE_REPORT_RETENTION)))) !=
             TETHER_OK)
         goto out;
     while (rc == TETHER_OK && (step = sqlite3_step(stmt)) == SQLITE_ROW) {
-        unreported_t *u = &found[*count];
+        tether_store_unreported_t *u = &found[*count];
 
         if ((rc = tether_sqlite_copy_text(u->jti, sizeof(u->jti),
                                           sqlite3_column_text(stmt, 0))) != TETHER_OK ||
@@ -262,7 +243,7 @@ tether_status_t tether_sqlite_usage_unreported_check(void *impl, int64_t now, in
                                                      size_t *alerted)
 {
     sqlite_store_t *s = impl;
-    unreported_t found[UNREPORTED_BATCH];
+    tether_store_unreported_t found[TETHER_STORE_UNREPORTED_BATCH];
     size_t count = 0;
     tether_status_t rc;
 
@@ -274,12 +255,9 @@ tether_status_t tether_sqlite_usage_unreported_check(void *impl, int64_t now, in
         goto unlock;
     rc = unreported_find(s, now, grace, found, &count);
     for (size_t i = 0; rc == TETHER_OK && i < count; i++) {
-        char details[256];
+        char details[TETHER_STORE_DETAILS_MAX];
 
-        snprintf(details, sizeof(details),
-                 "{\"jti\":\"%.32s\",\"gateway_accepted\":%" PRId64 ",\"exp\":%" PRId64
-                 ",\"last_exchange\":%" PRId64 "}",
-                 found[i].jti, found[i].gateway_accepted, found[i].exp, found[i].last_exchange);
+        tether_store_unreported_details(&found[i], details);
         rc = alert_token_tx(s, found[i].jti, TETHER_FLEET_ALERT_USAGE_UNREPORTED,
                             found[i].device_id, details, now);
     }

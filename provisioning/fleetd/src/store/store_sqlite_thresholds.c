@@ -9,29 +9,13 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "store_backend.h"
 #include "store_sqlite_internal.h"
 #include "tether/fleet_vocabulary.h"
 
-/* A day's window plus a margin for late reports. */
-#define USAGE_SECONDS_KEPT (2 * 24 * 3600)
-
-typedef struct rate_kind {
-    tether_policy_threshold_kind_t kind;
-    const char *column; /* of usage_seconds */
-    int64_t window;     /* seconds */
-    bool money;         /* the value is in millionths (spend) */
-} rate_kind_t;
-
-static const rate_kind_t rate_kinds[] = {
-    {TETHER_THRESHOLD_REQUESTS_PER_MINUTE, "requests", 60, false},
-    {TETHER_THRESHOLD_TOKENS_PER_MINUTE, "tokens", 60, false},
-    {TETHER_THRESHOLD_SPEND_PER_HOUR, "cost_micros", 3600, true},
-    {TETHER_THRESHOLD_SPEND_PER_DAY, "cost_micros", 86400, true},
-};
-
 /* The observed figure over (end - window, end] of one column. */
 static tether_status_t window_sum(sqlite_store_t *s, const char *device_id,
-                                  const rate_kind_t *k, int64_t end, int64_t *observed)
+                                  const tether_store_rate_kind_t *k, int64_t end, int64_t *observed)
 {
     char sql[160];
 
@@ -46,45 +30,29 @@ static tether_status_t window_sum(sqlite_store_t *s, const char *device_id,
                                    tether_sqlite_read_int64, observed);
 }
 
-/* What crossed: the threshold, the observed figure (JSON), the window
- * and the sentence that becomes the alert's and the quarantine's reason. */
-typedef struct crossing {
-    const char *device_id;
-    tether_policy_threshold_kind_t kind;
-    const tether_policy_threshold_t *threshold;
-    const char *observed; /* a JSON value */
-    int64_t window;       /* seconds */
-    int64_t end;          /* the window's last second */
-    const char *reason;
-} crossing_t;
-
 /* The alert (once per device, kind and window: a window overlapping the
  * one that last alerted does not alert again) and, at every crossing, the
  * action quarantine through the clone path's containment (a device put
  * back to active within the window is quarantined again). */
-static tether_status_t crossed_tx(sqlite_store_t *s, const crossing_t *c, int64_t now,
+static tether_status_t crossed_tx(sqlite_store_t *s, const tether_store_crossing_t *c, int64_t now,
                                   bool *alerted, bool *quarantined)
 {
     static const char mark[] =
         "INSERT INTO threshold_alerts (device_id, kind, window_end) VALUES (?1, ?2, ?3)"
         " ON CONFLICT (device_id, kind) DO UPDATE SET window_end = excluded.window_end"
         " WHERE threshold_alerts.window_end <= excluded.window_end - ?4";
-    const char *name = tether_policy_threshold_kind_name(c->kind);
-    const char *action = tether_policy_action_name(c->threshold->action);
-    char details[768];
+    char details[TETHER_STORE_DETAILS_MAX];
     tether_status_t rc;
 
     *alerted = false;
     *quarantined = false;
     rc = tether_sqlite_run(s, "mark threshold alerted", mark,
-                           SQL_ARGS(SQL_TEXT(c->device_id), SQL_TEXT(name), SQL_INT(c->end),
+                           SQL_ARGS(SQL_TEXT(c->device_id),
+                                    SQL_TEXT(tether_policy_threshold_kind_name(c->kind)),
+                                    SQL_INT(c->end),
                                     SQL_INT(c->window)));
     if (rc == TETHER_OK && sqlite3_changes(s->db) == 1) {
-        snprintf(details, sizeof(details),
-                 "{\"reason\":\"%s\",\"kind\":\"%s\",\"value\":%s,\"observed\":%s,"
-                 "\"window_seconds\":%" PRId64 ",\"window_end\":%" PRId64
-                 ",\"action\":\"%s\"}",
-                 c->reason, name, c->threshold->value, c->observed, c->window, c->end, action);
+        tether_store_crossing_details(c, details);
         rc = tether_sqlite_alert_insert(s, c->device_id, TETHER_FLEET_ALERT_THRESHOLD_EXCEEDED,
                                         details, now);
         *alerted = rc == TETHER_OK;
@@ -96,50 +64,30 @@ static tether_status_t crossed_tx(sqlite_store_t *s, const crossing_t *c, int64_
 
 /* A rate over its window crossed. */
 static tether_status_t rate_crossed_tx(sqlite_store_t *s, const char *device_id,
-                                       const rate_kind_t *k, const tether_policy_threshold_t *t,
+                                       const tether_store_rate_kind_t *k, const tether_policy_threshold_t *t,
                                        int64_t observed, int64_t end, int64_t now,
                                        tether_store_usage_result_t *result)
 {
     char reason[TETHER_STORE_REASON_MAX + 1], figure[32];
-    crossing_t c = {.device_id = device_id, .kind = k->kind, .threshold = t,
-                    .observed = figure, .window = k->window, .end = end, .reason = reason};
+    tether_store_crossing_t c;
     bool alerted = false, quarantined = false;
     tether_status_t rc;
 
-    if (k->money)
-        snprintf(figure, sizeof(figure), "%" PRId64 ".%06" PRId64, observed / 1000000,
-                 observed % 1000000);
-    else
-        snprintf(figure, sizeof(figure), "%" PRId64, observed);
-    snprintf(reason, sizeof(reason),
-             "threshold %s exceeded: %s over the %" PRId64 " s ending at %" PRId64
-             ", the policy allows %s",
-             tether_policy_threshold_kind_name(k->kind), figure, k->window, end, t->value);
+    tether_store_rate_crossing(&c, device_id, k, t, observed, end, figure, reason);
     rc = crossed_tx(s, &c, now, &alerted, &quarantined);
     result->thresholds += alerted ? 1 : 0;
     result->quarantined = result->quarantined || quarantined;
     return rc;
 }
 
-/* How long an exchange from outside the policy's sources is not alerted
- * again (a device exchanges every few minutes). */
-#define SOURCE_ALERT_WINDOW 3600
-
 tether_status_t tether_sqlite_source_tx(sqlite_store_t *s, const tether_store_exchange_t *ex,
                                         int64_t now, tether_store_exchange_result_t *result,
                                         bool *quarantined)
 {
     char reason[TETHER_STORE_REASON_MAX + 1], address[TETHER_STORE_ADDRESS_SIZE + 2];
-    crossing_t c = {.device_id = ex->device_id, .kind = TETHER_THRESHOLD_SOURCE_NETWORKS,
-                    .threshold = ex->source_threshold, .observed = address,
-                    .window = SOURCE_ALERT_WINDOW, .end = now, .reason = reason};
+    tether_store_crossing_t c;
 
-    /* inet_ntop's text or "-": nothing to escape. */
-    snprintf(address, sizeof(address), "\"%s\"", ex->sighting.address);
-    snprintf(reason, sizeof(reason),
-             "threshold source_networks exceeded: an exchange from %s, outside the policy's "
-             "sources",
-             ex->sighting.address);
+    tether_store_source_crossing(&c, ex, now, address, reason);
     return crossed_tx(s, &c, now, &result->source_alerted, quarantined);
 }
 
@@ -172,7 +120,7 @@ tether_status_t tether_sqlite_thresholds_tx(sqlite_store_t *s, const char *devic
     memset(&doc, 0, sizeof(doc));
     rc = tether_sqlite_run(s, "purge usage seconds",
                            "DELETE FROM usage_seconds WHERE device_id = ? AND second < ?",
-                           SQL_ARGS(SQL_TEXT(device_id), SQL_INT(now - USAGE_SECONDS_KEPT)));
+                           SQL_ARGS(SQL_TEXT(device_id), SQL_INT(now - TETHER_STORE_USAGE_SECONDS_KEPT)));
     if (rc == TETHER_OK)
         rc = tether_sqlite_run(s, "count usage second", add,
                                SQL_ARGS(SQL_TEXT(device_id), SQL_INT(e->last_seen),
@@ -184,8 +132,8 @@ tether_status_t tether_sqlite_thresholds_tx(sqlite_store_t *s, const char *devic
                                      read_policy_document, &doc);
     if (rc == TETHER_ERR_NOT_FOUND) /* a device without a policy row: no threshold */
         rc = TETHER_OK;
-    for (size_t i = 0; rc == TETHER_OK && i < sizeof(rate_kinds) / sizeof(rate_kinds[0]); i++) {
-        const rate_kind_t *k = &rate_kinds[i];
+    for (size_t i = 0; rc == TETHER_OK && i < TETHER_STORE_RATE_KIND_COUNT; i++) {
+        const tether_store_rate_kind_t *k = &tether_store_rate_kinds[i];
         const tether_policy_threshold_t *t = &doc.thresholds[k->kind];
         int64_t observed = 0;
 
