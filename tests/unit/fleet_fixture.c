@@ -154,6 +154,35 @@ long long fleet_db_count(const char *path, const char *sql)
     return n;
 }
 
+/* Every row of every table of the PostgreSQL database at url, each table's
+ * rows as text in sorted order (a heap's order is not the data's). */
+static void pg_snapshot(const char *url, FILE *mem)
+{
+    PGconn *conn = PQconnectdb(url);
+    PGresult *tables = NULL;
+
+    if (PQstatus(conn) != CONNECTION_OK)
+        fail_msg("connecting to the test database: %s", PQerrorMessage(conn));
+    tables = PQexec(conn, "SELECT table_name FROM information_schema.tables "
+                          "WHERE table_schema = 'public' ORDER BY table_name");
+    assert_int_equal(PQresultStatus(tables), PGRES_TUPLES_OK);
+    for (int t = 0; t < PQntuples(tables); t++) {
+        char sql[160];
+        PGresult *rows = NULL;
+
+        snprintf(sql, sizeof(sql), "SELECT r::text FROM \"%s\" r ORDER BY 1",
+                 PQgetvalue(tables, t, 0));
+        fprintf(mem, "[%s]\n", PQgetvalue(tables, t, 0));
+        rows = PQexec(conn, sql);
+        assert_int_equal(PQresultStatus(rows), PGRES_TUPLES_OK);
+        for (int r = 0; r < PQntuples(rows); r++)
+            fprintf(mem, "%s\n", PQgetvalue(rows, r, 0));
+        PQclear(rows);
+    }
+    PQclear(tables);
+    PQfinish(conn);
+}
+
 char *fleet_db_snapshot(const char *path)
 {
     sqlite3 *db = NULL;
@@ -163,6 +192,11 @@ char *fleet_db_snapshot(const char *path)
     FILE *mem = open_memstream(&out, &size);
 
     assert_non_null(mem);
+    if (tether_store_is_postgresql(path)) {
+        pg_snapshot(path, mem);
+        assert_int_equal(fclose(mem), 0);
+        return out;
+    }
     assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
     assert_int_equal(sqlite3_prepare_v2(db,
                                         "SELECT name FROM sqlite_master WHERE type = 'table' "

@@ -9,7 +9,6 @@
 #include <cJSON.h>
 
 #include "tether/bytes.h"
-#include "tether/log.h"
 
 void tether_store_init(tether_store_t *store)
 {
@@ -362,13 +361,6 @@ void tether_store_observe_since(tether_store_t *store, const char *operation,
 }
 
 /* ---- shared by the implementations (store_backend.h) ---- */
-
-tether_status_t tether_store_unsupported(const char *op)
-{
-    tether_error("store", "%s is not available on this store yet: use the SQLite store for it",
-                 op);
-    return TETHER_ERR_UNSUPPORTED;
-}
 
 /* The roles column's text for a valid, non-empty set of known roles. */
 tether_status_t tether_store_admin_token_roles(const uint8_t *hash, unsigned roles,

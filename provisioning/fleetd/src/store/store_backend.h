@@ -113,14 +113,10 @@ void tether_store_source_crossing(tether_store_crossing_t *c, const tether_store
 void tether_store_crossing_details(const tether_store_crossing_t *c,
                                    char details[TETHER_STORE_DETAILS_MAX]);
 
-/* Logs that the store's implementation does not provide op (an operation
- * not yet written for PostgreSQL); TETHER_ERR_UNSUPPORTED. */
-tether_status_t tether_store_unsupported(const char *op);
-
 /* Every dispatch: TETHER_ERR_STATE on a store never opened. */
 #define STORE_CALL(store, op, ...)                                                            \
-    (((store) == NULL || (store)->ops == NULL) ? TETHER_ERR_STATE                             \
-     : (store)->ops->op == NULL               ? tether_store_unsupported(#op)                 \
-                                              : (store)->ops->op((store)->impl, __VA_ARGS__))
+    (((store) == NULL || (store)->ops == NULL || (store)->ops->op == NULL)                   \
+         ? TETHER_ERR_STATE                                                                   \
+         : (store)->ops->op((store)->impl, __VA_ARGS__))
 
 #endif

@@ -7,10 +7,11 @@
  *
  * This file is the life cycle (open, close, the table of operations); the
  * operations are in a file per subject, as for SQLite:
- * store_pg_admin_tokens.c, store_pg_devices.c, store_pg_policies.c,
- * store_pg_webhooks.c. An operation not yet
- * written for PostgreSQL is absent from the table: the store answers it
- * with TETHER_ERR_UNSUPPORTED and a log line naming it (store.c).
+ * store_pg_admin_tokens.c, store_pg_devices.c, store_pg_enrollment.c,
+ * store_pg_exchange.c,
+ * store_pg_policies.c, store_pg_reconcile.c, store_pg_thresholds.c,
+ * store_pg_usage.c, store_pg_webhooks.c, each following the rules of its
+ * SQLite counterpart (what is not SQL is shared: store_backend.h).
  */
 #include "store.h"
 
@@ -75,6 +76,12 @@ static const tether_store_ops_t pg_ops = {
     .device_list = tether_pg_device_list,
     .device_change_status = tether_pg_device_change_status,
     .bootstrap_token_create = tether_pg_bootstrap_token_create,
+    .enroll_authorize = tether_pg_enroll_authorize,
+    .enrollment_add = tether_pg_enrollment_add,
+    .enrollment_find = tether_pg_enrollment_find,
+    .enrollment_delete = tether_pg_enrollment_delete,
+    .enrollment_activate = tether_pg_enrollment_activate,
+    .enrollment_completed = tether_pg_enrollment_completed,
     .alert_add = tether_pg_alert_add,
     .alert_list = tether_pg_alert_list,
     .issued_token_add = tether_pg_issued_token_add,
@@ -91,6 +98,15 @@ static const tether_store_ops_t pg_ops = {
     .webhook_next = tether_pg_webhook_next,
     .webhook_delivered = tether_pg_webhook_delivered,
     .webhook_pending = tether_pg_webhook_pending,
+    .exchange_device_get = tether_pg_exchange_device_get,
+    .exchange_record = tether_pg_exchange_record,
+    .issued_token_get = tether_pg_issued_token_get,
+    .issuer_key_list = tether_pg_issuer_key_list,
+    .issuer_key_add_first = tether_pg_issuer_key_add_first,
+    .issuer_key_rotate = tether_pg_issuer_key_rotate,
+    .usage_report_record = tether_pg_usage_report_record,
+    .usage_unreported_check = tether_pg_usage_unreported_check,
+    .usage_list = tether_pg_usage_list,
 };
 
 bool tether_store_is_postgresql(const char *location)

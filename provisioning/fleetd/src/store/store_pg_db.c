@@ -214,23 +214,32 @@ tether_status_t tether_pg_run(tether_pg_t *db, const char *what, const char *sql
     return rc;
 }
 
-tether_status_t tether_pg_list(pg_store_t *s, const char *what, const char *sql,
-                               const tether_pg_value_t *args, size_t count,
-                               tether_pg_list_t *list)
+tether_status_t tether_pg_list_in(tether_pg_t *db, const char *what, const char *sql,
+                                  const tether_pg_value_t *args, size_t count,
+                                  tether_pg_list_t *list)
 {
-    tether_pg_t db;
     PGresult *res = NULL;
     bool stop = false;
-    tether_status_t rc;
+    tether_status_t rc = execute(db, what, sql, args, count, &res);
 
-    if ((rc = tether_pg_acquire(s, &db)) != TETHER_OK)
-        return rc;
-    rc = execute(&db, what, sql, args, count, &res);
     for (int i = 0; rc == TETHER_OK && !stop && i < PQntuples(res); i++) {
         tether_pg_row_t row = {res, i};
         rc = list->read(list, &row, &stop);
     }
     PQclear(res);
+    return rc;
+}
+
+tether_status_t tether_pg_list(pg_store_t *s, const char *what, const char *sql,
+                               const tether_pg_value_t *args, size_t count,
+                               tether_pg_list_t *list)
+{
+    tether_pg_t db;
+    tether_status_t rc;
+
+    if ((rc = tether_pg_acquire(s, &db)) != TETHER_OK)
+        return rc;
+    rc = tether_pg_list_in(&db, what, sql, args, count, list);
     tether_pg_release(&db);
     return rc;
 }

@@ -137,10 +137,16 @@ typedef struct tether_pg_list {
         tether_store_alert_cb alert;
         tether_store_revocation_cb revocation;
         tether_store_policy_cb policy;
+        tether_store_issuer_key_cb issuer_key;
+        tether_store_usage_cb usage;
     } cb;
     void *arg;
 } tether_pg_list_t;
 
+/* On db (inside its transaction). */
+tether_status_t tether_pg_list_in(tether_pg_t *db, const char *what, const char *sql,
+                                  const tether_pg_value_t *args, size_t count,
+                                  tether_pg_list_t *list);
 /* Takes a connection for the one statement. */
 tether_status_t tether_pg_list(pg_store_t *s, const char *what, const char *sql,
                                const tether_pg_value_t *args, size_t count,
@@ -215,6 +221,26 @@ tether_status_t tether_pg_revoke_tokens(tether_pg_t *db, const char *id, const c
 tether_status_t tether_pg_alert_insert(tether_pg_t *db, const char *device_id, const char *kind,
                                        const char *details_json, int64_t now);
 
+/* ---- store_pg_reconcile.c and store_pg_thresholds.c, inside the
+ * caller's transaction (the rules of their SQLite counterparts) ---- */
+
+/* An active device quarantined with reason, its live tokens revoked, the
+ * feed appended; *quarantined: it was active and now is quarantined. */
+tether_status_t tether_pg_quarantine_tx(tether_pg_t *db, const char *device_id,
+                                        const char *reason, int64_t now, bool *quarantined);
+tether_status_t tether_pg_usage_exchange_tx(tether_pg_t *db, const tether_store_exchange_t *ex,
+                                            int64_t now, tether_store_exchange_result_t *result,
+                                            bool *quarantined);
+tether_status_t tether_pg_usage_report_tx(tether_pg_t *db, const char *jti,
+                                          tether_store_usage_action_t action, int64_t now,
+                                          tether_store_usage_result_t *result);
+tether_status_t tether_pg_thresholds_tx(tether_pg_t *db, const char *device_id,
+                                        const tether_store_usage_entry_t *e, int64_t now,
+                                        tether_store_usage_result_t *result);
+tether_status_t tether_pg_source_tx(tether_pg_t *db, const tether_store_exchange_t *ex,
+                                    int64_t now, tether_store_exchange_result_t *result,
+                                    bool *quarantined);
+
 /* ---- the tether_store_ops_t entries, by file ---- */
 
 /* store_pg_admin_tokens.c */
@@ -277,5 +303,44 @@ tether_status_t tether_pg_webhook_next(void *impl, const char *webhook,
 tether_status_t tether_pg_webhook_delivered(void *impl, const char *webhook, int64_t alert_id);
 tether_status_t tether_pg_webhook_pending(void *impl, const char *webhook,
                                           tether_store_webhook_pending_t *pending);
+
+/* store_pg_enrollment.c */
+tether_status_t tether_pg_enroll_authorize(void *impl, const char *ek_sha256,
+                                           const uint8_t *bootstrap_hash, int64_t now,
+                                           tether_enroll_decision_t *decision,
+                                           tether_store_device_t *device);
+tether_status_t tether_pg_enrollment_add(void *impl, const tether_store_enrollment_t *e,
+                                         int64_t now,
+                                         const tether_store_enrollment_bounds_t *bounds,
+                                         int64_t *retry_after);
+tether_status_t tether_pg_enrollment_find(void *impl, const char *id, int64_t now,
+                                          tether_store_enrollment_t *e);
+tether_status_t tether_pg_enrollment_delete(void *impl, const char *id);
+tether_status_t tether_pg_enrollment_activate(void *impl, const char *id,
+                                              const char *new_device_id, int64_t now,
+                                              tether_enroll_decision_t *decision,
+                                              tether_store_device_t *device);
+tether_status_t tether_pg_enrollment_completed(void *impl, const char *id,
+                                               tether_store_device_t *device);
+
+/* store_pg_exchange.c: the exchange and the issuer keys. */
+tether_status_t tether_pg_exchange_device_get(void *impl, const char *id,
+                                              tether_store_exchange_device_t *device);
+tether_status_t tether_pg_exchange_record(void *impl, const tether_store_exchange_t *exchange,
+                                          int64_t now, tether_store_exchange_result_t *result);
+tether_status_t tether_pg_issued_token_get(void *impl, const char *jti,
+                                           tether_store_issued_token_t *token);
+tether_status_t tether_pg_issuer_key_list(void *impl, tether_store_issuer_key_cb cb, void *arg);
+tether_status_t tether_pg_issuer_key_add_first(void *impl, const tether_store_issuer_key_t *key);
+tether_status_t tether_pg_issuer_key_rotate(void *impl, const tether_store_issuer_key_t *key,
+                                            int64_t now, tether_store_issuer_key_t *retired);
+
+/* store_pg_usage.c and store_pg_reconcile.c: usage reports. */
+tether_status_t tether_pg_usage_report_record(void *impl, const tether_store_usage_report_t *report,
+                                              int64_t now, tether_store_usage_result_t *result);
+tether_status_t tether_pg_usage_unreported_check(void *impl, int64_t now, int64_t grace,
+                                                 size_t *alerted);
+tether_status_t tether_pg_usage_list(void *impl, const char *device_id, int64_t since,
+                                     unsigned limit, tether_store_usage_cb cb, void *arg);
 
 #endif

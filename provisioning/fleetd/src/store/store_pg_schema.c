@@ -10,7 +10,10 @@
  * - the 0/1 columns stay integers with their CHECK, so the operations'
  *   SQL reads the same on both stores;
  * - json_valid() is a cast to jsonb; WITHOUT ROWID has no counterpart;
- *   the webhook outbox trigger is a PL/pgSQL function.
+ *   the webhook outbox trigger is a PL/pgSQL function;
+ * - where SQLite's operations order ties by rowid (devices, issued_tokens,
+ *   enrolment_sessions, issuer_keys), a row_order identity column gives
+ *   the same insertion order.
  *
  * A later migration N is added to both files: migration_N in
  * store_schema.c and pg_migration_N here, each appended to its array
@@ -47,7 +50,6 @@ static const char pg_migration_1[] =
     " last_clock_safe BIGINT,"
     " created_at BIGINT NOT NULL,"
     " updated_at BIGINT NOT NULL,"
-    /* device_list's order after created_at, as SQLite's rowid */
     " row_order BIGINT GENERATED ALWAYS AS IDENTITY"
     ");"
     "CREATE TABLE admin_tokens ("
@@ -86,7 +88,8 @@ static const char pg_migration_1[] =
     " counter BIGINT,"
     " issued_at BIGINT NOT NULL,"
     " exp BIGINT NOT NULL,"
-    " revoked BIGINT NOT NULL DEFAULT 0 CHECK (revoked IN (0, 1))"
+    " revoked BIGINT NOT NULL DEFAULT 0 CHECK (revoked IN (0, 1)),"
+    " row_order BIGINT GENERATED ALWAYS AS IDENTITY"
     ");"
     "CREATE INDEX issued_tokens_device_exp ON issued_tokens (device_id, exp);";
 
@@ -106,7 +109,8 @@ static const char pg_migration_2[] =
     " name TEXT,"
     " bootstrap_hash BYTEA CHECK (bootstrap_hash IS NULL OR octet_length(bootstrap_hash) = 32),"
     " created_at BIGINT NOT NULL,"
-    " expires_at BIGINT NOT NULL"
+    " expires_at BIGINT NOT NULL,"
+    " row_order BIGINT GENERATED ALWAYS AS IDENTITY"
     ");"
     "CREATE INDEX enrolment_sessions_ek ON enrolment_sessions (ek_sha256);"
     "CREATE INDEX enrolment_sessions_expires ON enrolment_sessions (expires_at);";
@@ -128,6 +132,7 @@ static const char pg_migration_3[] =
     " created_at BIGINT NOT NULL,"
     " retired_at BIGINT,"
     " not_after BIGINT,"
+    " row_order BIGINT GENERATED ALWAYS AS IDENTITY,"
     " CHECK ((retired_at IS NULL) = (not_after IS NULL))"
     ");"
     "CREATE UNIQUE INDEX issuer_keys_one_active ON issuer_keys ((retired_at IS NULL))"
