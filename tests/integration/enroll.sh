@@ -31,7 +31,7 @@ fail() {
 }
 
 # The fleet's whole database as text: a refusal must leave it unchanged.
-snapshot() { sql .dump; }
+snapshot() { db_snapshot; }
 
 stop_fleetd() {
     kill -TERM "$PID"
@@ -137,7 +137,7 @@ STATUS=$(curl -sS --max-time 10 --cacert "$WORK/other-fleet/ca.pem" -o "$WORK/bo
     "https://127.0.0.1:$OTHER_PORT/v1/enroll")
 [ "$STATUS" = 403 ] && grep -q untrusted_ek_certificate "$WORK/body" ||
     fail "unknown manufacturer CA: HTTP $STATUS $(cat "$WORK/body")"
-[ "$(sqlite3 "$WORK/other-fleet/fleet.db" 'SELECT count(*) FROM devices')" = 0 ] ||
+[ "$(sql_in "$WORK/other-fleet" 'SELECT count(*) FROM devices')" = 0 ] ||
     fail "the other fleet created a device"
 kill -TERM "$OTHER_PID"
 wait "$OTHER_PID" || true

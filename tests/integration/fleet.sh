@@ -15,7 +15,10 @@
 #   pass MESSAGE             "ok - MESSAGE", counted in passed
 #   log_tail NAME FILE N     the last N lines of a log, on stderr
 #   json_get JSON EXPR       a Python expression on JSON parsed (as d and j)
-#   sql SQL...               sqlite3 on the fleet's database
+#   sql SQL                  sqlite3 on the fleet's database (psql on its
+#                            PostgreSQL store, the same '|'-separated rows)
+#   sql_in DIR SQL           the same on the fleet in DIR
+#   db_snapshot              every row of the fleet's store, as text
 #   start_fleetd [DIR PORT LOG PIDVAR]
 #                            starts tether-fleetd, waits for /v1/health
 #   sigterm_wait PID         SIGTERM, then up to 10 s for PID to exit
@@ -23,6 +26,18 @@
 #                            tether-agent enroll ($AGENT) with $URL and
 #                            $DIR/ca.pem; output in $WORK/NAME.out/.err, its
 #                            exit status in RC
+
+# TETHER_TEST_STORE=postgresql (the *_pg tests, run under postgres.sh run):
+# FLEETD becomes fleetd_pg.sh, which gives every fleet the test inits a
+# fresh database on the test's PostgreSQL server.
+if [ "${TETHER_TEST_STORE:-sqlite}" = postgresql ]; then
+    if [ -z "${TETHER_TEST_PG_URL:-}" ]; then
+        echo "FAIL: TETHER_TEST_STORE=postgresql runs under tests/integration/postgres.sh run"
+        exit 1
+    fi
+    export TETHER_TEST_FLEETD_BIN=$FLEETD
+    FLEETD=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/fleetd_pg.sh
+fi
 
 require_tools() {
     local tool
@@ -72,7 +87,33 @@ log_tail() {
 # bound to both d and j.
 json_get() { python3 -c 'import json, sys; d = j = json.loads(sys.argv[1]); print(eval(sys.argv[2]))' "$1" "$2"; }
 
-sql() { sqlite3 -cmd ".timeout 5000" "$DIR/fleet.db" "$@"; }
+sql() { sql_in "$DIR" "$@"; }
+
+# sql_in FLEET-DIR SQL: sql on another fleet's store.
+sql_in() {
+    if [ "${TETHER_TEST_STORE:-sqlite}" = postgresql ]; then
+        psql -X -q -A -t -v ON_ERROR_STOP=1 -d "$(sed -n 's/^store = //p' "$1/fleetd.conf")" \
+            -c "$2"
+    else
+        sqlite3 -cmd ".timeout 5000" "$1/fleet.db" "$2"
+    fi
+}
+
+# db_snapshot: every row of the fleet's store as text, to compare before
+# and after a refusal (on PostgreSQL each table's rows sorted, without the
+# sequences, which a rolled-back insert advances).
+db_snapshot() {
+    if [ "${TETHER_TEST_STORE:-sqlite}" = postgresql ]; then
+        local table
+        for table in $(sql "SELECT table_name FROM information_schema.tables
+                            WHERE table_schema = 'public' ORDER BY table_name"); do
+            echo "[$table]"
+            sql "SELECT r::text FROM \"$table\" r ORDER BY 1"
+        done
+    else
+        sql .dump
+    fi
+}
 
 # start_fleetd [DIR PORT LOG PIDVAR]: runs tether-fleetd on DIR (default
 # $DIR) with its stderr appended to LOG (default $WORK/fleetd.log), stores
