@@ -5,9 +5,10 @@
  * one device without per-token counts (a version 0 usage document) and N
  * with a document of 8 tokens, interleaved, while a relying party reports
  * the device's last two tokens before each exchange. Prints p50/p99 of
- * both; asserts nothing.
+ * both; asserts nothing. With --store, the same on that PostgreSQL
+ * database (an empty one: the bench makes its schema and device).
  *
- *   bench_reconcile [--count N] [--dir PARENT]
+ *   bench_reconcile [--count N] [--dir PARENT] [--store postgresql://...]
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -16,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <libpq-fe.h>
 #include <sqlite3.h>
 
 #include "files.h"
@@ -119,17 +121,29 @@ static int exchange(tether_store_t *store, uint64_t counter, int64_t now, int wi
 }
 
 /* The device active, as enrolment leaves it (no store operation does
- * that without an enrolment). */
-static int activate(const char *path)
+ * that without an enrolment), through a second connection to location (a
+ * SQLite file or a PostgreSQL URL). */
+static int activate(const char *location)
 {
-    sqlite3 *db = NULL;
-    int rc = sqlite3_open(path, &db) == SQLITE_OK &&
-                     sqlite3_exec(db, "UPDATE devices SET status = 'active'", NULL, NULL, NULL) ==
-                         SQLITE_OK
+    static const char sql[] = "UPDATE devices SET status = 'active'";
+    int rc = -1;
+
+    if (tether_store_is_postgresql(location)) {
+        PGconn *conn = PQconnectdb(location);
+        PGresult *res = PQstatus(conn) == CONNECTION_OK ? PQexec(conn, sql) : NULL;
+
+        rc = res != NULL && PQresultStatus(res) == PGRES_COMMAND_OK ? 0 : -1;
+        PQclear(res);
+        PQfinish(conn);
+    } else {
+        sqlite3 *db = NULL;
+
+        rc = sqlite3_open(location, &db) == SQLITE_OK &&
+                     sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK
                  ? 0
                  : -1;
-
-    sqlite3_close(db);
+        sqlite3_close(db);
+    }
     return rc;
 }
 
@@ -138,9 +152,11 @@ int main(int argc, char **argv)
     static const struct option options[] = {
         {"count", required_argument, NULL, 'n'},
         {"dir", required_argument, NULL, 'd'},
+        {"store", required_argument, NULL, 's'},
         {NULL, 0, NULL, 0},
     };
     const char *parent = getenv("TMPDIR") != NULL ? getenv("TMPDIR") : "/tmp";
+    const char *url = NULL;
     size_t count = 500;
     char dir[512], path[600];
     tether_store_t store;
@@ -155,8 +171,11 @@ int main(int argc, char **argv)
             count = (size_t)atoi(optarg);
         else if (c == 'd')
             parent = optarg;
+        else if (c == 's' && tether_store_is_postgresql(optarg))
+            url = optarg;
         else {
-            fprintf(stderr, "usage: bench_reconcile [--count N] [--dir PARENT]\n");
+            fprintf(stderr, "usage: bench_reconcile [--count N] [--dir PARENT] "
+                            "[--store postgresql://...]\n");
             return 2;
         }
     }
@@ -166,12 +185,15 @@ int main(int argc, char **argv)
     tether_store_init(&store);
     if (plain == NULL || reconciled == NULL || mkdtemp(dir) == NULL)
         goto out;
-    snprintf(path, sizeof(path), "%s/fleet.db", dir);
+    if (url != NULL)
+        snprintf(path, sizeof(path), "%s", url);
+    else
+        snprintf(path, sizeof(path), "%s/fleet.db", dir);
     memset(&row, 0, sizeof(row));
     snprintf(row.id, sizeof(row.id), DEVICE);
     memset(row.ek_sha256, '1', 64);
     snprintf(row.name, sizeof(row.name), "bench");
-    if (tether_store_open_sqlite(&store, path) != TETHER_OK ||
+    if (tether_store_open(&store, path, 1) != TETHER_OK ||
         tether_store_device_import(&store, &row, 1, now, NULL, NULL) != TETHER_OK ||
         activate(path) != 0)
         goto out;
@@ -189,6 +211,7 @@ int main(int argc, char **argv)
             goto out;
         }
     }
+    printf("store: %s\n", url != NULL ? "PostgreSQL" : "SQLite");
     print("exchange transaction, no per-token counts", plain, count);
     print("exchange transaction, 8 tokens reconciled", reconciled, count);
     rc = 0;
