@@ -9,6 +9,8 @@
 #   - a revocation made on replica A answers a long poll waiting on replica B;
 #   - a one-use bootstrap token presented on both replicas at once enrols
 #     one device only;
+#   - an issuer key rotated on A is published and signs on B within a few
+#     seconds (the replicas share the fleet directory's keys);
 #   - replica B SIGKILLed while devices exchange through both: no accepted
 #     counter is lost (the store's highest counter of each device is the one
 #     its last accepted exchange got) and the devices carry on through A.
@@ -185,6 +187,35 @@ done
 [ "$(sql "SELECT count(*) FROM devices WHERE status = 'active'")" = 1 ] ||
     fail "not one active device after the bootstrap race"
 pass "a one-use bootstrap token used on both replicas at once enrols one device"
+
+# --- an issuer key rotated on A signs on B ---------------------------------------------
+winner=F
+[ "$(cat "$WORK/boot-F")" = 0 ] || winner=G
+"$CTL" key rotate >/dev/null
+kid=$(sql "SELECT kid FROM issuer_keys WHERE retired_at IS NULL")
+# The fleet directory's keys are shared by the replicas (here: copied).
+cp -a "$DIR/issuer-keys" "$DIR_B/"
+jwks_b() { curl -sS --max-time 10 --cacert "$DIR/ca.pem" "$URL_B/.well-known/jwks.json"; }
+seen=
+for _ in $(seq 1 150); do
+    if jwks_b | grep -q "\"$kid\""; then
+        seen=1
+        break
+    fi
+    sleep 0.1
+done
+[ -n "$seen" ] || fail "replica B never published the key rotated on A: $(jwks_b)"
+cp -a "$WORK/state-$winner" "$WORK/state-$winner-b"
+point "$WORK/state-$winner-b" "$URL_B"
+exchange $winner "$WORK/state-$winner-b"
+[ "${OUT%% *}" = ok ] || fail "an exchange on B after the rotation: $OUT"
+header=$(echo "$OUT" | cut -d' ' -f3 | cut -d. -f1)
+python3 - "$header" "$kid" <<'PY' || fail "B signed with another key than the one rotated on A"
+import base64, json, sys
+header = sys.argv[1] + "=" * (-len(sys.argv[1]) % 4)
+sys.exit(0 if json.loads(base64.urlsafe_b64decode(header))["kid"] == sys.argv[2] else 1)
+PY
+pass "an issuer key rotated on replica A is published and signs on replica B"
 
 # --- replica B killed while devices exchange through both --------------------------------
 # Devices H and I each exchange in a loop, one exchange at a time (a device

@@ -28,14 +28,22 @@ static void key_free(tether_issuer_key_t *key)
     free(key);
 }
 
-void tether_issuer_keys_free(tether_issuer_keys_t *keys)
+static void keys_clear(tether_issuer_keys_t *keys)
 {
-    if (keys == NULL)
-        return;
     for (size_t i = 0; i < keys->count; i++)
         key_free(keys->keys[i]);
     free(keys->keys);
     free(keys->jwt);
+    keys->keys = NULL;
+    keys->jwt = NULL;
+    keys->count = 0;
+}
+
+void tether_issuer_keys_free(tether_issuer_keys_t *keys)
+{
+    if (keys == NULL)
+        return;
+    keys_clear(keys);
     free(keys->dir);
     if (keys->lock_ready)
         pthread_mutex_destroy(&keys->lock);
@@ -197,6 +205,60 @@ static tether_status_t load_rows(tether_issuer_keys_t *keys, const rows_t *r, in
     return TETHER_OK;
 }
 
+/* The keys' arrays, moved from one set to another. */
+static void keys_move(tether_issuer_keys_t *to, tether_issuer_keys_t *from)
+{
+    to->keys = from->keys;
+    to->jwt = from->jwt;
+    to->count = from->count;
+    to->active = from->active;
+    from->keys = NULL;
+    from->jwt = NULL;
+    from->count = 0;
+}
+
+/* With the lock held: another replica's rotation. The store's rows are
+ * read at most every TETHER_ISSUER_KEYS_REFRESH_SECONDS; when its active
+ * kid is not the loaded one, every key is loaded again, or, when that
+ * fails (the new file is not in this directory), the loaded keys stay and
+ * the log says what to copy. */
+static void refresh_locked(tether_issuer_keys_t *keys, int64_t now)
+{
+    tether_issuer_keys_t next;
+    rows_t r = {NULL, 0, false};
+    struct timespec mono;
+    const tether_store_issuer_key_t *active = NULL;
+
+    clock_gettime(CLOCK_MONOTONIC, &mono);
+    if (mono.tv_sec - keys->checked_at.tv_sec < TETHER_ISSUER_KEYS_REFRESH_SECONDS)
+        return;
+    keys->checked_at = mono;
+    if (tether_store_issuer_key_list(keys->store, collect_row, &r) != TETHER_OK || r.failed)
+        goto out;
+    for (size_t i = 0; i < r.count; i++)
+        active = r.rows[i].retired_at == 0 ? &r.rows[i] : active;
+    if (active == NULL || keys->count == 0 ||
+        strcmp(active->kid, keys->keys[keys->active]->row.kid) == 0)
+        goto out;
+    memset(&next, 0, sizeof(next));
+    next.dir = keys->dir;
+    next.store = keys->store;
+    if (load_rows(&next, &r, now) != TETHER_OK) {
+        tether_error("keys", "issuer key %s (%s) signs on another replica and is not in this "
+                             "fleet directory: copy its issuer-keys/ here; signing goes on "
+                             "with %s",
+                     active->kid, active->file, keys->keys[keys->active]->row.kid);
+        keys_clear(&next);
+        goto out;
+    }
+    tether_warn("keys", "issuer key %s is the signing key now (rotated on another replica)",
+                active->kid);
+    keys_clear(keys);
+    keys_move(keys, &next);
+out:
+    free(r.rows);
+}
+
 tether_status_t tether_issuer_keys_open(tether_issuer_keys_t *keys, const char *dir,
                                         tether_store_t *store, const char *issuer, int64_t now)
 {
@@ -224,6 +286,7 @@ tether_status_t tether_issuer_keys_open(tether_issuer_keys_t *keys, const char *
     }
     if (rc == TETHER_OK)
         rc = load_rows(keys, &r, now);
+    clock_gettime(CLOCK_MONOTONIC, &keys->checked_at);
     free(r.rows);
     return rc;
 }
@@ -313,6 +376,7 @@ out:
 void tether_issuer_keys_lock(tether_issuer_keys_t *keys)
 {
     pthread_mutex_lock(&keys->lock);
+    refresh_locked(keys, (int64_t)time(NULL));
 }
 
 void tether_issuer_keys_unlock(tether_issuer_keys_t *keys)
@@ -355,6 +419,7 @@ tether_status_t tether_issuer_keys_acquire(tether_issuer_keys_t *keys, int64_t n
     if (keys == NULL || set == NULL || keys->dir == NULL)
         return TETHER_ERR_STATE;
     pthread_mutex_lock(&keys->lock);
+    refresh_locked(keys, now);
     for (size_t i = 0; i < keys->count; i++) {
         if (!published(&keys->keys[i]->row, now))
             continue;

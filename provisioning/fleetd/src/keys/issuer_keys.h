@@ -11,6 +11,13 @@
  * signed). The store is the truth; this module loads the keys a live token
  * may need and signs with the active one.
  *
+ * Several fleetd replicas may share one store (PostgreSQL): a rotation on
+ * one is seen by the others, which read the store's active kid again at
+ * most every TETHER_ISSUER_KEYS_REFRESH_SECONDS (when they lock the keys)
+ * and load the keys again when it changed; the new key's file must be in
+ * their fleet directory too (a shared issuer-keys/), else they keep the
+ * keys they have and log what to copy.
+ *
  * Thread safety: one mutex guards the keys and every use of them (mbedTLS
  * contexts are not to be used from two threads at once). Lock order: this
  * mutex, then the store's; never the other way round.
@@ -27,6 +34,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include <cjson/cJSON.h>
 
@@ -37,6 +45,7 @@
 
 #define TETHER_ISSUER_KEYS_DIR "issuer-keys"
 #define TETHER_ISSUER_FIRST_KEY_FILE "issuer-key.pem" /* fleet.h's TETHER_FLEET_ISSUER_KEY_FILE */
+#define TETHER_ISSUER_KEYS_REFRESH_SECONDS 5 /* how often another replica's rotation is looked for */
 
 typedef struct tether_issuer_key {
     tether_store_issuer_key_t row;
@@ -53,6 +62,7 @@ typedef struct tether_issuer_keys {
     size_t count;
     size_t active;              /* index of the signing key */
     tether_jwt_key_t *jwt;      /* keyset storage for acquire, count entries */
+    struct timespec checked_at; /* CLOCK_MONOTONIC: the store's active kid last read */
 } tether_issuer_keys_t;
 
 void tether_issuer_keys_init(tether_issuer_keys_t *keys);
