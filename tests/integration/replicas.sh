@@ -114,6 +114,16 @@ start_fleetd "$DIR_B" "$PORT_B" "$WORK/fleetd-b.log" PID_B
 "$CTL" token create --role relying-party --name gateway >"$WORK/rp.token"
 pass "two replicas on one PostgreSQL store"
 
+# The offline recovery finds the store through fleetd.conf.
+"$FLEETD" admin-token --dir "$DIR" --roles read --name recovery >"$WORK/recovery.token" ||
+    fail "admin-token on a PostgreSQL fleet"
+grep -q '^tthr_adm_' "$WORK/recovery.token" || fail "admin-token printed no token"
+[ "$(sql "SELECT count(*) FROM alerts WHERE kind = 'admin_token_minted'")" = 1 ] ||
+    fail "the recovery token's audit alert is not in the store"
+[ "$(sql "SELECT roles FROM admin_tokens WHERE name = 'recovery'")" = read ] ||
+    fail "the recovery token is not in the store"
+pass "tether-fleetd admin-token mints into the PostgreSQL store"
+
 # --- a device and its clone at the same moment, one on each replica ----------------
 allow D
 enrol D "$URL"

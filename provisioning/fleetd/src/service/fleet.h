@@ -78,11 +78,18 @@ TETHER_MUST_CHECK tether_status_t tether_fleet_init(const tether_fleet_init_opti
  * DIR/fleet.db a regular file, both owned by the user running this, DIR
  * closed to group and others and the database not writable by them:
  * TETHER_ERR_STATE otherwise, TETHER_ERR_NOT_FOUND without a database (none
- * is created), each with a log line saying what to do. token gets the
+ * is created), each with a log line saying what to do. A fleet without
+ * DIR/fleet.db whose fleetd.conf names a PostgreSQL store gets the token
+ * there (DIR's checks the same). token gets the
  * token (the caller prints and wipes it; wiped on error), *id its id. */
 TETHER_MUST_CHECK tether_status_t tether_fleet_admin_token_mint(
     const char *dir, unsigned roles, const char *name, char token[TETHER_SECRET_TOKEN_SIZE],
     int64_t *id);
+
+/* Reads DIR/fleetd.conf over the defaults already in config
+ * (tether_fleet_config_init first); problems are logged under component. */
+TETHER_MUST_CHECK tether_status_t tether_fleet_config_load(const char *component, const char *dir,
+                                                           tether_fleet_config_t *config);
 
 /* A running fleetd: init / open / free. */
 typedef struct tether_fleet_service {

@@ -32,7 +32,8 @@ void tether_fleet_service_init(tether_fleet_service_t *service)
     tether_webhook_sender_init(&service->webhooks);
 }
 
-static tether_status_t load_config(tether_fleet_service_t *service, const char *dir)
+tether_status_t tether_fleet_config_load(const char *component, const char *dir,
+                                         tether_fleet_config_t *config)
 {
     char path[4096];
     tether_fleet_config_error_t error;
@@ -44,17 +45,17 @@ static tether_status_t load_config(tether_fleet_service_t *service, const char *
         return rc;
     rc = tether_file_read(path, TETHER_CONFIG_MAX_SIZE, &text, &len);
     if (rc == TETHER_ERR_NOT_FOUND) {
-        tether_error("run", "%s not found: is %s a fleet directory? "
-                            "(tether-fleetd init creates one)", path, dir);
+        tether_error(component, "%s not found: is %s a fleet directory? "
+                                "(tether-fleetd init creates one)", path, dir);
         return rc;
     }
     if (rc != TETHER_OK) {
-        tether_error("run", "cannot read %s: %s", path, tether_strerror(rc));
+        tether_error(component, "cannot read %s: %s", path, tether_strerror(rc));
         return rc;
     }
-    rc = tether_fleet_config_parse((const char *)text, len, &service->config, &error);
+    rc = tether_fleet_config_parse((const char *)text, len, config, &error);
     if (rc != TETHER_OK)
-        tether_error("run", "%s line %zu: %s", path, error.line, error.message);
+        tether_error(component, "%s line %zu: %s", path, error.line, error.message);
     free(text);
     return rc;
 }
@@ -106,7 +107,7 @@ static tether_status_t load_files(tether_fleet_service_t *service, const char *d
 {
     tether_status_t rc;
 
-    if ((rc = load_config(service, dir)) != TETHER_OK ||
+    if ((rc = tether_fleet_config_load("run", dir, &service->config)) != TETHER_OK ||
         (rc = load_pem(dir, TETHER_FLEET_TLS_CERT_FILE, &service->tls_cert)) != TETHER_OK ||
         (rc = load_pem(dir, TETHER_FLEET_TLS_KEY_FILE, &service->tls_key)) != TETHER_OK)
         return rc;
