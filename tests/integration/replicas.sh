@@ -157,8 +157,12 @@ for out in "$original" "$clone"; do
 done
 [ "$accepted" = 1 ] || fail "the race accepted $accepted exchanges: A: $original / B: $clone"
 [ "$(device_status "$DEV_D")" = quarantined ] || fail "device D not quarantined after the race"
-[ "$(sql "SELECT count(*) FROM alerts WHERE device_id = '$DEV_D' AND kind = 'clone_detected'")" \
-    = 1 ] || fail "not one clone alert for D"
+# The loser is refused as a clone: its counter is not above the winner's
+# (clone_detected), or its TPM clock is behind the winner's
+# (clock_regression), whichever its evidence shows first.
+[ "$(sql "SELECT count(*) FROM alerts WHERE device_id = '$DEV_D'
+          AND kind IN ('clone_detected', 'clock_regression')")" = 1 ] ||
+    fail "not one clone alert for D: $(sql "SELECT kind FROM alerts WHERE device_id = '$DEV_D'")"
 pass "original and clone at once on two replicas: one accepted, the device quarantined"
 
 # --- a revocation on A is in B's feed -------------------------------------------------
