@@ -2,6 +2,7 @@
  * directory, or with TETHER_TEST_PG_URL (tests/integration/postgres.sh run)
  * a PostgreSQL server, with the tests of the operations the PostgreSQL
  * store has so far. */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -745,6 +746,75 @@ static void default_policy_from_config(void **state)
     assert_int_equal(fleet_db_count(f->path, "SELECT count(*) FROM policies"), 1);
 }
 
+/* One side of concurrent_exchanges_one_winner: its own store handle (a
+ * replica) records its exchange. */
+typedef struct racer {
+    tether_store_t *store;
+    tether_store_exchange_t ex;
+    tether_store_exchange_result_t result;
+    tether_status_t rc;
+} racer_t;
+
+static void *race(void *arg)
+{
+    racer_t *r = arg;
+
+    r->rc = tether_store_exchange_record(r->store, &r->ex, 1000, &r->result);
+    return NULL;
+}
+
+/* A device and its clone exchange at the same moment through two handles
+ * on one store (two replicas): the same counter, other evidence. Exactly
+ * one is accepted, the other is decided a clone from what the first wrote,
+ * and the device ends quarantined; repeated, so the two overlap. */
+static void concurrent_exchanges_one_winner(void **state)
+{
+    fixture_t *f = *state;
+    tether_store_t replica;
+    tether_store_allow_t row;
+    tether_store_device_t device;
+    char jti[2][TETHER_STORE_JTI_SIZE];
+
+    tether_store_init(&replica);
+    assert_int_equal(tether_store_open(&replica, f->path, FLEET_FIXTURE_CONNECTIONS), TETHER_OK);
+    for (int round = 0; round < 5; round++) {
+        racer_t racers[2];
+        pthread_t threads[2];
+        int accepted = 0, clones = 0;
+
+        snprintf(row.id, sizeof(row.id), "dev_%024d", round + 1);
+        memset(row.ek_sha256, 'a' + round, 64);
+        row.ek_sha256[64] = '\0';
+        snprintf(row.name, sizeof(row.name), "race-%d", round);
+        assert_int_equal(tether_store_device_import(&f->store, &row, 1, 10, NULL, NULL), TETHER_OK);
+        fleet_db_exec(f->path, "UPDATE devices SET status = 'active', highest_counter = 0");
+        for (int i = 0; i < 2; i++) {
+            snprintf(jti[i], sizeof(jti[i]), "%030d%02d", round, i);
+            racers[i].store = i == 0 ? &f->store : &replica;
+            fleet_fixture_exchange(&racers[i].ex, row.id, 7, "192.0.2.1", 1000, jti[i], 300);
+            /* The clone's evidence differs, over a nonce of its own; its
+             * counter does not. */
+            memset(racers[i].ex.fingerprint, 0x10 + i, sizeof(racers[i].ex.fingerprint));
+            memset(racers[i].ex.nonce_hash, 0x20 + 2 * round + i,
+                   sizeof(racers[i].ex.nonce_hash));
+        }
+        for (int i = 0; i < 2; i++)
+            assert_int_equal(pthread_create(&threads[i], NULL, race, &racers[i]), 0);
+        for (int i = 0; i < 2; i++) {
+            assert_int_equal(pthread_join(threads[i], NULL), 0);
+            assert_int_equal(racers[i].rc, TETHER_OK);
+            accepted += racers[i].result.decision == TETHER_STORE_EXCHANGE_ACCEPT;
+            clones += racers[i].result.decision == TETHER_STORE_EXCHANGE_CLONE;
+        }
+        assert_int_equal(accepted, 1);
+        assert_int_equal(clones, 1);
+        assert_int_equal(tether_store_device_get(&f->store, row.id, &device), TETHER_OK);
+        assert_int_equal(device.status, TETHER_DEVICE_QUARANTINED);
+        assert_int_equal(device.highest_counter, 7);
+    }
+    tether_store_free(&replica);
+}
+
 /* A URL that carries a password, wherever in it, is told apart: the file
  * that names it must be closed (fleetd run, init). */
 static void url_passwords(void **state)
@@ -784,6 +854,7 @@ static const struct CMUnitTest both_stores[] = {
     cmocka_unit_test(role_names),
     cmocka_unit_test(unopened_store),
     cmocka_unit_test(url_passwords),
+    cmocka_unit_test_setup_teardown(concurrent_exchanges_one_winner, setup, teardown),
 };
 
 /* The tests of SQLite itself. */

@@ -45,7 +45,8 @@
 
 #define TETHER_ISSUER_KEYS_DIR "issuer-keys"
 #define TETHER_ISSUER_FIRST_KEY_FILE "issuer-key.pem" /* fleet.h's TETHER_FLEET_ISSUER_KEY_FILE */
-#define TETHER_ISSUER_KEYS_REFRESH_SECONDS 5 /* how often another replica's rotation is looked for */
+/* How often a rotation on another replica is looked for, seconds. */
+#define TETHER_ISSUER_KEYS_REFRESH_SECONDS 5
 
 typedef struct tether_issuer_key {
     tether_store_issuer_key_t row;

@@ -98,9 +98,10 @@ tether_status_t tether_pg_device_list(void *impl, tether_store_device_cb cb, voi
 
     if (cb == NULL)
         return TETHER_ERR_INVALID_ARGUMENT;
-    return tether_pg_list(impl, "list devices",
-                          "SELECT " PG_DEVICE_COLUMNS " FROM devices ORDER BY created_at, row_order",
-                          PG_NO_ARGS, &list);
+    return tether_pg_list(
+        impl, "list devices",
+        "SELECT " PG_DEVICE_COLUMNS " FROM devices ORDER BY created_at, row_order", PG_NO_ARGS,
+        &list);
 }
 
 typedef struct import {

@@ -152,7 +152,8 @@ static tether_status_t ek_sessions_make_room(tether_pg_t *db, const char *ek_sha
                        PG_ARGS(PG_TEXT(ek_sha256), PG_TEXT(source), PG_INT(now - protect_seconds),
                                PG_INT(sessions.count - (int64_t)max + 1)),
                        NULL);
-    if (rc != TETHER_OK || (rc = ek_sessions_select(db, ek_sha256, source, &sessions)) != TETHER_OK ||
+    if (rc != TETHER_OK ||
+        (rc = ek_sessions_select(db, ek_sha256, source, &sessions)) != TETHER_OK ||
         sessions.count < (int64_t)max)
         return rc;
     *retry_after = sessions.oldest + protect_seconds - now;

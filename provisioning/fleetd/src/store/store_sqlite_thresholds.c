@@ -64,7 +64,8 @@ static tether_status_t crossed_tx(sqlite_store_t *s, const tether_store_crossing
 
 /* A rate over its window crossed. */
 static tether_status_t rate_crossed_tx(sqlite_store_t *s, const char *device_id,
-                                       const tether_store_rate_kind_t *k, const tether_policy_threshold_t *t,
+                                       const tether_store_rate_kind_t *k,
+                                       const tether_policy_threshold_t *t,
                                        int64_t observed, int64_t end, int64_t now,
                                        tether_store_usage_result_t *result)
 {
@@ -120,7 +121,8 @@ tether_status_t tether_sqlite_thresholds_tx(sqlite_store_t *s, const char *devic
     memset(&doc, 0, sizeof(doc));
     rc = tether_sqlite_run(s, "purge usage seconds",
                            "DELETE FROM usage_seconds WHERE device_id = ? AND second < ?",
-                           SQL_ARGS(SQL_TEXT(device_id), SQL_INT(now - TETHER_STORE_USAGE_SECONDS_KEPT)));
+                           SQL_ARGS(SQL_TEXT(device_id),
+                                    SQL_INT(now - TETHER_STORE_USAGE_SECONDS_KEPT)));
     if (rc == TETHER_OK)
         rc = tether_sqlite_run(s, "count usage second", add,
                                SQL_ARGS(SQL_TEXT(device_id), SQL_INT(e->last_seen),
