@@ -9,8 +9,12 @@
 
 void tether_store_init(tether_store_t *store)
 {
-    if (store != NULL)
-        memset(store, 0, sizeof(*store));
+    if (store == NULL)
+        return;
+    memset(store, 0, sizeof(*store));
+    /* Default attributes: neither can fail on Linux (no resources taken). */
+    (void)pthread_mutex_init(&store->group_commit.lock, NULL);
+    (void)pthread_cond_init(&store->group_commit.finished, NULL);
 }
 
 void tether_store_free(tether_store_t *store)
@@ -19,6 +23,8 @@ void tether_store_free(tether_store_t *store)
         return;
     if (store->ops != NULL && store->impl != NULL)
         store->ops->close(store->impl);
+    pthread_cond_destroy(&store->group_commit.finished);
+    pthread_mutex_destroy(&store->group_commit.lock);
     tether_wipe(store, sizeof(*store));
 }
 

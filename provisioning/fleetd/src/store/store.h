@@ -12,6 +12,7 @@
 #ifndef TETHER_FLEET_STORE_H
 #define TETHER_FLEET_STORE_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -188,6 +189,14 @@ struct tether_store_usage_result;
 struct tether_store_usage_row;
 struct tether_store_policy;
 
+/* One exchange of a group commit (tether_store_ops_t.exchange_batch). */
+typedef struct tether_store_exchange_item {
+    const struct tether_store_exchange *exchange; /* borrowed for the call */
+    int64_t now;
+    struct tether_store_exchange_result *result; /* meaningful when status is TETHER_OK */
+    tether_status_t status;                      /* set by exchange_batch */
+} tether_store_exchange_item_t;
+
 /* What an implementation provides. impl is its private state. */
 typedef struct tether_store_ops {
     void (*close)(void *impl);
@@ -261,8 +270,12 @@ typedef struct tether_store_ops {
     /* Attested token exchange and issuer keys (store_sqlite_exchange.c). */
     tether_status_t (*exchange_device_get)(void *impl, const char *id,
                                            struct tether_store_exchange_device *device);
-    tether_status_t (*exchange_record)(void *impl, const struct tether_store_exchange *exchange,
-                                       int64_t now, struct tether_store_exchange_result *result);
+    /* count exchanges (1 or more), in one transaction with one durable
+     * commit: in order, each decided on what the ones before it wrote, each
+     * inside a savepoint of its own so that one failing (status not
+     * TETHER_OK) is undone alone. When the transaction cannot begin or
+     * commit, nothing is recorded and every status is that error. */
+    void (*exchange_batch)(void *impl, tether_store_exchange_item_t *items, size_t count);
     tether_status_t (*issued_token_get)(void *impl, const char *jti,
                                         struct tether_store_issued_token *token);
     tether_status_t (*issuer_key_list)(void *impl,
@@ -302,6 +315,18 @@ typedef struct tether_store_ops {
  * (from the thread that made it; it must not block). */
 typedef void (*tether_store_revocation_hook_fn)(void *arg);
 
+/* Exchanges waiting for a group commit (store_exchange.c). */
+struct tether_store_exchange_waiter;
+typedef struct tether_store_group_commit {
+    pthread_mutex_t lock;
+    pthread_cond_t finished;                   /* a batch was committed (or failed) */
+    struct tether_store_exchange_waiter *head; /* waiting, in arrival order */
+    struct tether_store_exchange_waiter *tail;
+    size_t waiting;  /* in the queue */
+    bool committing; /* a thread is running a batch */
+    uint64_t batches, exchanges; /* counted since the store was initialised */
+} tether_store_group_commit_t;
+
 /* A store handle: caller-owned, init / open / free. */
 typedef struct tether_store {
     const tether_store_ops_t *ops;
@@ -310,6 +335,7 @@ typedef struct tether_store {
     void *revocation_hook_arg;
     tether_metric_t *transaction_seconds; /* NULL: not timed; else a histogram
                                              labelled by operation, outliving the store */
+    tether_store_group_commit_t group_commit;
 } tether_store_t;
 
 void tether_store_init(tether_store_t *store);
@@ -321,6 +347,11 @@ TETHER_MUST_CHECK tether_status_t tether_store_open_sqlite(tether_store_t *store
 
 /* Closes the store and wipes the handle; NULL and never-opened are fine. */
 void tether_store_free(tether_store_t *store);
+
+/* How many group commits recorded how many exchanges since the store was
+ * initialised (their ratio is the mean batch size). */
+void tether_store_group_commit_counts(tether_store_t *store, uint64_t *batches,
+                                      uint64_t *exchanges);
 
 /* The newest schema version this build knows. */
 int tether_store_latest_version(void);
@@ -766,7 +797,19 @@ TETHER_MUST_CHECK tether_status_t tether_store_exchange_device_get(
  *   revocation feed gets an entry and an alert ("clone_detected" or
  *   "clock_regression", details from tether_store_sighting_details) is added;
  * - NOT_ACTIVE, NONCE_REUSED and NONCE_SUPERSEDED: nothing changes.
+ *
+ * Group commit: exchanges recorded from several threads while a commit is
+ * in flight wait for it to end, then the first of them records all that
+ * are waiting (up to TETHER_STORE_GROUP_COMMIT_MAX, in arrival order) in
+ * one transaction and one durable commit, each in a savepoint of its own
+ * (exchange_batch): every exchange is decided as if alone and in that
+ * order, one failing or quarantining never undoes another, and no caller
+ * returns before the commit that holds its exchange (a failed commit fails
+ * every exchange in it). No exchange waits for company: one alone is
+ * committed at once.
  */
+#define TETHER_STORE_GROUP_COMMIT_MAX 64
+
 TETHER_MUST_CHECK tether_status_t tether_store_exchange_record(
     tether_store_t *store, const tether_store_exchange_t *exchange, int64_t now,
     tether_store_exchange_result_t *result);

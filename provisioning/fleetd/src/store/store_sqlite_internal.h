@@ -255,8 +255,7 @@ tether_status_t tether_sqlite_enrollment_completed(void *impl, const char *id,
 /* store_sqlite_exchange.c: the exchange and the issuer keys. */
 tether_status_t tether_sqlite_exchange_device_get(void *impl, const char *id,
                                                   tether_store_exchange_device_t *device);
-tether_status_t tether_sqlite_exchange_record(void *impl, const tether_store_exchange_t *exchange,
-                                              int64_t now, tether_store_exchange_result_t *result);
+void tether_sqlite_exchange_batch(void *impl, tether_store_exchange_item_t *items, size_t count);
 tether_status_t tether_sqlite_issued_token_get(void *impl, const char *jti,
                                                tether_store_issued_token_t *token);
 tether_status_t tether_sqlite_issuer_key_list(void *impl, tether_store_issuer_key_cb cb,
