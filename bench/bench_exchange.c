@@ -15,12 +15,16 @@
  *   bench_exchange fake-ca OUT.pem
  *       writes the manufacturer CA of the simulated devices' TPMs.
  *   bench_exchange load --fleet URL --ca FILE --bootstrap-token TOKEN
- *                       [--devices N] [--seconds S] [--server-pid PID]
+ *                       [--devices N] [--workers W] [--seconds S] [--server-pid PID]
  *       enrols N simulated devices (software TPMs sharing one manufacturer)
- *       with the bootstrap token, then runs them concurrently for S seconds:
- *       exchanges per second the fleet sustains, and latency percentiles;
- *       with --server-pid, fleetd's CPU time (utime + stime) over those S
- *       seconds per exchange, and its resident set size after them.
+ *       with the bootstrap token, then runs them for S seconds from W
+ *       worker threads (default min(N, 16)), each driving its share of the
+ *       devices round robin, one exchange at a time: exchanges per second
+ *       the fleet sustains, latency percentiles, and this process's own CPU
+ *       per exchange and memory per device (so that a load generator that
+ *       is the bottleneck shows); with --server-pid, fleetd's CPU time
+ *       (utime + stime) over those S seconds per exchange, and its resident
+ *       set size after them.
  */
 #include <getopt.h>
 #include <pthread.h>
@@ -42,7 +46,9 @@
 
 #define MANUFACTURER 7
 #define COUNTER 0x01000100u
-#define MAX_DEVICES 64
+#define MAX_DEVICES 100000
+#define MAX_WORKERS 256
+#define DEFAULT_WORKERS 16
 
 static double now_s(void)
 {
@@ -175,125 +181,210 @@ static int fake_ca(const char *out)
     return rc;
 }
 
+/* A simulated device: its software TPM and what enrolment gave it. The
+ * TLS client and the token buffer belong to the worker that drives it. */
 typedef struct device {
     tether_tpm_t tpm;
-    tether_https_client_t client;
     tether_agent_state_t state;
-    tether_secure_buffer_t token;
-    double *ms;
-    size_t capacity, done, failed;
-    double until;
+    tether_usage_t usage;
 } device_t;
 
-static void *device_loop(void *arg)
-{
-    device_t *d = arg;
-    tether_usage_t usage = {0, 0, NULL, NULL};
+/* One of the few threads that drive every device: worker w owns devices
+ * w, w + workers, w + 2 * workers, ... and runs one exchange at a time,
+ * round robin over them. */
+typedef struct worker {
+    pthread_t thread;
+    tether_https_client_t client;
+    tether_secure_buffer_t token;
+    device_t *devices;
+    size_t first, stride, n; /* its devices: first, first + stride, ... below n */
+    const char *bootstrap;   /* set for the enrolment phase */
+    double until;            /* end of the load phase */
+    double *ms;              /* latency of each exchange done, up to capacity */
+    size_t capacity, done, failed;
+} worker_t;
 
-    while (now_s() < d->until) {
-        tether_exchange_result_t r;
-        double t0 = now_s();
-        tether_agent_exchange(&d->client, &d->tpm, NULL, &d->state, &usage, &d->token, &r);
-        if (r.outcome != TETHER_EXCHANGE_OK) {
-            d->failed++;
-            continue;
+static void record_latency(worker_t *w, double ms)
+{
+    if (w->done == w->capacity) {
+        size_t capacity = w->capacity > 0 ? w->capacity * 2 : 4096;
+        double *grown = realloc(w->ms, capacity * sizeof(double));
+        if (grown == NULL)
+            return; /* counted in done, not sampled */
+        w->ms = grown;
+        w->capacity = capacity;
+    }
+    w->ms[w->done] = ms;
+}
+
+static void *worker_enrol(void *arg)
+{
+    worker_t *w = arg;
+
+    for (size_t i = w->first; i < w->n; i += w->stride) {
+        tether_tpm_fake_config_t config = {.ek_cert_types = 1u << TETHER_EK_ECC_P256,
+                                           .seed = 1000 + i, .manufacturer = MANUFACTURER};
+        device_t *d = &w->devices[i];
+
+        if (tether_tpm_open_fake(&d->tpm, &config) != TETHER_OK ||
+            tether_agent_enroll_with(&d->tpm, &w->client, TETHER_EK_ECC_P256, COUNTER, NULL,
+                                     w->bootstrap, &d->state) != 0) {
+            fprintf(stderr, "bench: simulated device %zu could not enrol\n", i);
+            w->failed++;
         }
-        if (d->done < d->capacity)
-            d->ms[d->done] = (now_s() - t0) * 1000;
-        d->done++;
-        usage.exchanges++;
     }
     return NULL;
 }
 
-/* The server's CPU per exchange over the load phase (cpu_start read as it
- * began) and its memory after it. */
-static int print_server_use(pid_t pid, double cpu_start, size_t exchanges)
+static void *worker_load(void *arg)
 {
-    double cpu_end;
+    worker_t *w = arg;
+
+    while (now_s() < w->until) {
+        for (size_t i = w->first; i < w->n && now_s() < w->until; i += w->stride) {
+            device_t *d = &w->devices[i];
+            tether_exchange_result_t r;
+            double t0 = now_s();
+
+            tether_agent_exchange(&w->client, &d->tpm, NULL, &d->state, &d->usage, &w->token,
+                                  &r);
+            if (r.outcome != TETHER_EXCHANGE_OK) {
+                w->failed++;
+                continue;
+            }
+            record_latency(w, (now_s() - t0) * 1000);
+            w->done++;
+            d->usage.exchanges++;
+        }
+    }
+    return NULL;
+}
+
+/* Runs fn on every worker and waits for them; -1 when a thread cannot be
+ * started (those started are joined). */
+static int run_workers(worker_t *workers, size_t count, void *(*fn)(void *))
+{
+    size_t started = 0;
+
+    while (started < count && pthread_create(&workers[started].thread, NULL, fn,
+                                             &workers[started]) == 0)
+        started++;
+    for (size_t i = 0; i < started; i++)
+        pthread_join(workers[i].thread, NULL);
+    return started == count ? 0 : -1;
+}
+
+/* A process's CPU time over the load phase, per exchange and as a share of
+ * one core. */
+static void print_cpu(const char *who, double cpu, double elapsed, size_t exchanges)
+{
+    printf("  %-10s CPU over the load       %.2f s (%.0f%% of a core)\n", who, cpu,
+           100 * cpu / elapsed);
+    if (exchanges > 0)
+        printf("  %-10s CPU per exchange        %.3f ms\n", who, cpu * 1000 / (double)exchanges);
+}
+
+/* The server's memory after the load. */
+static int print_server_memory(pid_t pid)
+{
     unsigned long rss, peak;
 
-    if (bench_proc_cpu_seconds(pid, &cpu_end) != 0 || bench_proc_rss_kib(pid, &rss, &peak) != 0) {
+    if (bench_proc_rss_kib(pid, &rss, &peak) != 0) {
         fprintf(stderr, "bench: cannot read fleetd's /proc/%ld (is it running?)\n", (long)pid);
         return -1;
     }
-    printf("  fleetd CPU over the load          %.2f s (utime + stime)\n", cpu_end - cpu_start);
-    if (exchanges > 0)
-        printf("  fleetd CPU per exchange           %.3f ms\n",
-               (cpu_end - cpu_start) * 1000 / (double)exchanges);
     printf("  fleetd RSS after the load         %.1f MiB (peak %.1f MiB)\n", (double)rss / 1024,
            (double)peak / 1024);
     return 0;
 }
 
-static int load(const char *fleet, const char *ca, const char *bootstrap, size_t n, double seconds,
-                pid_t server)
+static int load(const char *fleet, const char *ca, const char *bootstrap, size_t n,
+                size_t nworkers, double seconds, pid_t server)
 {
     device_t *devs = calloc(n, sizeof(*devs));
-    pthread_t threads[MAX_DEVICES];
-    double *all = NULL, start, elapsed, server_cpu = 0;
+    worker_t *workers = calloc(nworkers, sizeof(*workers));
+    double *all = NULL, start, elapsed = 0, server_cpu[2] = {0, 0}, own_cpu[2] = {0, 0};
     size_t total = 0, failed = 0, samples = 0;
+    unsigned long rss, peak;
     int rc = 1;
 
-    if (devs == NULL)
-        return 1;
-    for (size_t i = 0; i < n; i++) {
-        tether_tpm_fake_config_t config = {.ek_cert_types = 1u << TETHER_EK_ECC_P256,
-                                           .seed = 1000 + i, .manufacturer = MANUFACTURER};
-        device_t *d = &devs[i];
-        tether_tpm_init(&d->tpm);
-        tether_https_client_init(&d->client);
-        d->capacity = 100000;
-        if ((d->ms = calloc(d->capacity, sizeof(double))) == NULL ||
-            tether_tpm_open_fake(&d->tpm, &config) != TETHER_OK ||
-            tether_https_client_setup(&d->client, fleet, ca) != TETHER_OK ||
-            tether_secure_buffer_alloc(&d->token, TETHER_TOKEN_MAX + 1, 1) != TETHER_OK ||
-            tether_agent_enroll_with(&d->tpm, &d->client, TETHER_EK_ECC_P256, COUNTER, NULL,
-                                     bootstrap, &d->state) != 0) {
-            fprintf(stderr, "bench: simulated device %zu could not enrol\n", i);
+    if (devs == NULL || workers == NULL)
+        goto out;
+    for (size_t i = 0; i < n; i++)
+        tether_tpm_init(&devs[i].tpm);
+    for (size_t w = 0; w < nworkers; w++) {
+        worker_t *k = &workers[w];
+        *k = (worker_t){.devices = devs, .first = w, .stride = nworkers, .n = n,
+                        .bootstrap = bootstrap};
+        tether_https_client_init(&k->client);
+        if (tether_https_client_setup(&k->client, fleet, ca) != TETHER_OK ||
+            tether_secure_buffer_alloc(&k->token, TETHER_TOKEN_MAX + 1, 1) != TETHER_OK) {
+            fprintf(stderr, "bench: worker %zu: no TLS client or token buffer\n", w);
             goto out;
         }
     }
-    if (server > 0 && bench_proc_cpu_seconds(server, &server_cpu) != 0) {
-        fprintf(stderr, "bench: cannot read fleetd's /proc/%ld/stat (is it running?)\n",
-                (long)server);
+    start = now_s();
+    if (run_workers(workers, nworkers, worker_enrol) != 0)
+        goto out;
+    for (size_t w = 0; w < nworkers; w++)
+        failed += workers[w].failed;
+    if (failed > 0)
+        goto out;
+    printf("%zu simulated devices enrolled by %zu workers in %.1f s\n", n, nworkers,
+           now_s() - start);
+    if ((server > 0 && bench_proc_cpu_seconds(server, &server_cpu[0]) != 0) ||
+        bench_proc_cpu_seconds(getpid(), &own_cpu[0]) != 0) {
+        fprintf(stderr, "bench: cannot read /proc/PID/stat (is fleetd running?)\n");
         goto out;
     }
     start = now_s();
-    for (size_t i = 0; i < n; i++) {
-        devs[i].until = start + seconds;
-        if (pthread_create(&threads[i], NULL, device_loop, &devs[i]) != 0)
-            goto out;
-    }
-    for (size_t i = 0; i < n; i++)
-        pthread_join(threads[i], NULL);
+    for (size_t w = 0; w < nworkers; w++)
+        workers[w].until = start + seconds;
+    if (run_workers(workers, nworkers, worker_load) != 0)
+        goto out;
     elapsed = now_s() - start;
-    for (size_t i = 0; i < n; i++) {
-        total += devs[i].done;
-        failed += devs[i].failed;
+    if ((server > 0 && bench_proc_cpu_seconds(server, &server_cpu[1]) != 0) ||
+        bench_proc_cpu_seconds(getpid(), &own_cpu[1]) != 0) {
+        fprintf(stderr, "bench: cannot read /proc/PID/stat (is fleetd running?)\n");
+        goto out;
+    }
+    for (size_t w = 0; w < nworkers; w++) {
+        total += workers[w].done;
+        failed += workers[w].failed;
     }
     if ((all = calloc(total + 1, sizeof(double))) == NULL)
         goto out;
-    for (size_t i = 0; i < n; i++) {
-        size_t k = devs[i].done < devs[i].capacity ? devs[i].done : devs[i].capacity;
-        memcpy(all + samples, devs[i].ms, k * sizeof(double));
+    for (size_t w = 0; w < nworkers; w++) {
+        size_t k = workers[w].done < workers[w].capacity ? workers[w].done : workers[w].capacity;
+        memcpy(all + samples, workers[w].ms, k * sizeof(double));
         samples += k;
     }
-    printf("fleetd with %zu concurrent simulated devices for %.1f s\n", n, elapsed);
+    printf("fleetd with %zu simulated devices, %zu exchanging at a time, for %.1f s\n", n,
+           nworkers, elapsed);
     printf("  exchanges per second              %.1f (%zu done, %zu failed)\n",
            (double)total / elapsed, total, failed);
     print_percentiles("  exchange latency under load", all, samples);
-    if (server > 0 && print_server_use(server, server_cpu, total) != 0)
+    if (server > 0)
+        print_cpu("fleetd", server_cpu[1] - server_cpu[0], elapsed, total);
+    /* The load generator's own share: if it takes the cores, the figures
+     * above measure it, not fleetd. */
+    print_cpu("load", own_cpu[1] - own_cpu[0], elapsed, total);
+    if (bench_proc_rss_kib(getpid(), &rss, &peak) == 0)
+        printf("  load RSS                          %.1f MiB (%.1f KiB per device)\n",
+               (double)rss / 1024, (double)rss / (double)n);
+    if (server > 0 && print_server_memory(server) != 0)
         goto out;
     rc = failed == 0 ? 0 : 1;
 out:
     free(all);
-    for (size_t i = 0; i < n; i++) {
-        free(devs[i].ms);
-        tether_secure_buffer_free(&devs[i].token);
-        tether_https_client_free(&devs[i].client);
-        tether_tpm_close(&devs[i].tpm);
+    for (size_t w = 0; workers != NULL && w < nworkers; w++) {
+        free(workers[w].ms);
+        tether_secure_buffer_free(&workers[w].token);
+        tether_https_client_free(&workers[w].client);
     }
+    for (size_t i = 0; devs != NULL && i < n; i++)
+        tether_tpm_close(&devs[i].tpm);
+    free(workers);
     free(devs);
     return rc;
 }
@@ -347,11 +438,11 @@ int main(int argc, char **argv)
         {"count", required_argument, NULL, 'n'},     {"fleet", required_argument, NULL, 'f'},
         {"ca", required_argument, NULL, 'c'},        {"bootstrap-token", required_argument, NULL, 'b'},
         {"devices", required_argument, NULL, 'd'},   {"seconds", required_argument, NULL, 'S'},
-        {"server-pid", required_argument, NULL, 'p'},
+        {"server-pid", required_argument, NULL, 'p'}, {"workers", required_argument, NULL, 'w'},
         {NULL, 0, NULL, 0},
     };
     const char *tcti = NULL, *state_dir = NULL, *fleet = NULL, *ca = NULL, *bootstrap = NULL;
-    unsigned long count = 100, devices = 8;
+    unsigned long count = 100, devices = 8, workers = 0;
     long server = 0;
     double seconds = 10;
     int c;
@@ -375,6 +466,7 @@ int main(int argc, char **argv)
         case 'd': devices = strtoul(optarg, NULL, 10); break;
         case 'S': seconds = strtod(optarg, NULL); break;
         case 'p': server = strtol(optarg, NULL, 10); break;
+        case 'w': workers = strtoul(optarg, NULL, 10); break;
         default: return 2;
         }
     }
@@ -386,9 +478,12 @@ int main(int argc, char **argv)
         return dpop(tcti, state_dir, count);
     if (strcmp(argv[1], "token") == 0 && tcti != NULL && state_dir != NULL)
         return latency(tcti, state_dir, 1, 1);
+    if (workers == 0) /* by default a thread per device up to DEFAULT_WORKERS */
+        workers = devices < DEFAULT_WORKERS ? devices : DEFAULT_WORKERS;
     if (strcmp(argv[1], "load") == 0 && fleet != NULL && ca != NULL && bootstrap != NULL &&
-        devices > 0 && devices <= MAX_DEVICES && seconds > 0 && seconds <= 600 && server >= 0)
-        return load(fleet, ca, bootstrap, devices, seconds, (pid_t)server);
+        devices > 0 && devices <= MAX_DEVICES && workers <= devices && workers <= MAX_WORKERS &&
+        seconds > 0 && seconds <= 3600 && server >= 0)
+        return load(fleet, ca, bootstrap, devices, workers, seconds, (pid_t)server);
     fprintf(stderr, "bench_exchange: bad command line\n");
     return 2;
 }

@@ -6,12 +6,14 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 . "$top/scripts/swtpm.sh"
 COUNT=${BENCH_COUNT:-200}
 DEVICES=${BENCH_DEVICES:-8}
+MANY_DEVICES=${BENCH_MANY_DEVICES:-1000}
+WORKERS=${BENCH_WORKERS:-16}
 SECONDS_LOAD=${BENCH_SECONDS:-10}
 
 "$top/scripts/bootstrap.sh" >/dev/null
 cmake -S "$top" -B "$top/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$top/build" -j "$(nproc 2>/dev/null || echo 2)" \
-    --target tether-agent tether-fleetd tetherctl bench_exchange >/dev/null
+    --target tether-agent tether-fleetd tetherctl bench_exchange bench_bulk_devices >/dev/null
 BIN=$top/build/bin
 BENCH=$top/build/bench/bench_exchange
 
@@ -34,6 +36,9 @@ cp "$SWTPM_CA_DIR/issuercert.pem" "$WORK/vendor-issuer.pem"
     --ek-ca "$WORK/vendor-root.pem" --ek-ca "$WORK/vendor-issuer.pem" \
     --ek-ca "$WORK/simulated-vendor.pem" >"$WORK/admin.token"
 chmod 600 "$WORK/admin.token"
+# The simulated devices all enrol from 127.0.0.1: one source, many devices.
+sed -i 's/^enroll_rate_per_minute = .*/enroll_rate_per_minute = 60000/; s/^enroll_burst = .*/enroll_burst = 10000/' \
+    "$WORK/fleet/fleetd.conf"
 "$BIN/tether-fleetd" run --dir "$WORK/fleet" 2>"$WORK/fleetd.log" &
 FLEETD_PID=$!
 for _ in $(seq 1 100); do
@@ -68,9 +73,14 @@ python3 "$top/bench/ai_latency.py" measure "http://127.0.0.1:$UP_PORT/v1" \
 kill "$AGENT_PID" "$UP_PID"
 wait "$AGENT_PID" "$UP_PID" 2>/dev/null || true
 
-BOOT=$("$BIN/tetherctl" bootstrap create --ttl 1h --uses "$DEVICES")
-"$BENCH" load --fleet "$URL" --ca "$WORK/fleet/ca.pem" --bootstrap-token "$BOOT" \
-    --devices "$DEVICES" --seconds "$SECONDS_LOAD" --server-pid "$FLEETD_PID"
+# A few devices, a thread each; then many, driven by a few worker threads.
+for n in "$DEVICES" "$MANY_DEVICES"; do
+    [ "$n" -gt 0 ] || continue
+    BOOT=$("$BIN/tetherctl" bootstrap create --ttl 1h --uses "$n")
+    "$BENCH" load --fleet "$URL" --ca "$WORK/fleet/ca.pem" --bootstrap-token "$BOOT" \
+        --devices "$n" --workers "$((n < WORKERS ? n : WORKERS))" --seconds "$SECONDS_LOAD" \
+        --server-pid "$FLEETD_PID"
+done
 
 # Revocation: from the command to introspection answering false, and to a
 # waiting feed client receiving the entry.
@@ -100,6 +110,9 @@ echo "revocation (tetherctl device revoke; its process start is included)"
 echo "  command returned after              $(ms "$start" "$revoked") ms"
 echo "  introspection inactive after        $(ms "$start" "$inactive") ms"
 echo "  waiting feed client answered after  $(ms "$start" "$(cat "$WORK/feed.done")") ms"
+
+# Exchange latency against a store of many enrolled devices (bench/bulk.sh).
+"$top/bench/bulk.sh"
 
 # tether-gate with full authorization, against its upstream directly, and
 # revoke to refused at the gateway (bench/gate.sh).
