@@ -13,7 +13,8 @@ SECONDS_LOAD=${BENCH_SECONDS:-10}
 "$top/scripts/bootstrap.sh" >/dev/null
 cmake -S "$top" -B "$top/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$top/build" -j "$(nproc 2>/dev/null || echo 2)" \
-    --target tether-agent tether-fleetd tetherctl bench_exchange bench_bulk_devices >/dev/null
+    --target tether-agent tether-fleetd tetherctl bench_exchange bench_bulk_devices \
+    bench_group_commit >/dev/null
 BIN=$top/build/bin
 BENCH=$top/build/bench/bench_exchange
 
@@ -110,6 +111,10 @@ echo "revocation (tetherctl device revoke; its process start is included)"
 echo "  command returned after              $(ms "$start" "$revoked") ms"
 echo "  introspection inactive after        $(ms "$start" "$inactive") ms"
 echo "  waiting feed client answered after  $(ms "$start" "$(cat "$WORK/feed.done")") ms"
+
+# The exchange's store transaction from 1 and from 16 threads: the group
+# commit's batches.
+"$top/build/bench/bench_group_commit" --threads 16 --seconds 5
 
 # Exchange latency against a store of many enrolled devices (bench/bulk.sh).
 "$top/bench/bulk.sh"
