@@ -16,8 +16,10 @@
  *       writes the manufacturer CA of the simulated devices' TPMs.
  *   bench_exchange load --fleet URL --ca FILE --bootstrap-token TOKEN
  *                       [--devices N] [--workers W] [--seconds S] [--server-pid PID]
- *       enrols N simulated devices (software TPMs sharing one manufacturer)
- *       with the bootstrap token, then runs them for S seconds from W
+ *                       [--seed K]
+ *       enrols N simulated devices (software TPMs sharing one manufacturer,
+ *       made from seeds K to K + N - 1, default K 1000: another K for
+ *       other devices in the same fleet) with the bootstrap token, then runs them for S seconds from W
  *       worker threads (default min(N, 16)), each driving its share of the
  *       devices round robin, one exchange at a time: exchanges per second
  *       the fleet sustains, latency percentiles, and this process's own CPU
@@ -199,6 +201,7 @@ typedef struct worker {
     device_t *devices;
     size_t first, stride, n; /* its devices: first, first + stride, ... below n */
     const char *bootstrap;   /* set for the enrolment phase */
+    unsigned long seed;      /* device i's software TPM is made from seed + i */
     double until;            /* end of the load phase */
     double *ms;              /* latency of each exchange done, up to capacity */
     size_t capacity, done, failed;
@@ -223,7 +226,7 @@ static void *worker_enrol(void *arg)
 
     for (size_t i = w->first; i < w->n; i += w->stride) {
         tether_tpm_fake_config_t config = {.ek_cert_types = 1u << TETHER_EK_ECC_P256,
-                                           .seed = 1000 + i, .manufacturer = MANUFACTURER};
+                                           .seed = w->seed + i, .manufacturer = MANUFACTURER};
         device_t *d = &w->devices[i];
 
         if (tether_tpm_open_fake(&d->tpm, &config) != TETHER_OK ||
@@ -298,8 +301,8 @@ static int print_server_memory(pid_t pid)
     return 0;
 }
 
-static int load(const char *fleet, const char *ca, const char *bootstrap, size_t n,
-                size_t nworkers, double seconds, pid_t server)
+static int load(const char *fleet, const char *ca, const char *bootstrap, unsigned long seed,
+                size_t n, size_t nworkers, double seconds, pid_t server)
 {
     device_t *devs = calloc(n, sizeof(*devs));
     worker_t *workers = calloc(nworkers, sizeof(*workers));
@@ -315,7 +318,7 @@ static int load(const char *fleet, const char *ca, const char *bootstrap, size_t
     for (size_t w = 0; w < nworkers; w++) {
         worker_t *k = &workers[w];
         *k = (worker_t){.devices = devs, .first = w, .stride = nworkers, .n = n,
-                        .bootstrap = bootstrap};
+                        .bootstrap = bootstrap, .seed = seed};
         tether_https_client_init(&k->client);
         if (tether_https_client_setup(&k->client, fleet, ca) != TETHER_OK ||
             tether_secure_buffer_alloc(&k->token, TETHER_TOKEN_MAX + 1, 1) != TETHER_OK) {
@@ -439,10 +442,11 @@ int main(int argc, char **argv)
         {"ca", required_argument, NULL, 'c'},        {"bootstrap-token", required_argument, NULL, 'b'},
         {"devices", required_argument, NULL, 'd'},   {"seconds", required_argument, NULL, 'S'},
         {"server-pid", required_argument, NULL, 'p'}, {"workers", required_argument, NULL, 'w'},
+        {"seed", required_argument, NULL, 'e'},
         {NULL, 0, NULL, 0},
     };
     const char *tcti = NULL, *state_dir = NULL, *fleet = NULL, *ca = NULL, *bootstrap = NULL;
-    unsigned long count = 100, devices = 8, workers = 0;
+    unsigned long count = 100, devices = 8, workers = 0, seed = 1000;
     long server = 0;
     double seconds = 10;
     int c;
@@ -467,6 +471,7 @@ int main(int argc, char **argv)
         case 'S': seconds = strtod(optarg, NULL); break;
         case 'p': server = strtol(optarg, NULL, 10); break;
         case 'w': workers = strtoul(optarg, NULL, 10); break;
+        case 'e': seed = strtoul(optarg, NULL, 10); break;
         default: return 2;
         }
     }
@@ -483,7 +488,7 @@ int main(int argc, char **argv)
     if (strcmp(argv[1], "load") == 0 && fleet != NULL && ca != NULL && bootstrap != NULL &&
         devices > 0 && devices <= MAX_DEVICES && workers <= devices && workers <= MAX_WORKERS &&
         seconds > 0 && seconds <= 3600 && server >= 0)
-        return load(fleet, ca, bootstrap, devices, workers, seconds, (pid_t)server);
+        return load(fleet, ca, bootstrap, seed, devices, workers, seconds, (pid_t)server);
     fprintf(stderr, "bench_exchange: bad command line\n");
     return 2;
 }

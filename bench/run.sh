@@ -74,13 +74,16 @@ python3 "$top/bench/ai_latency.py" measure "http://127.0.0.1:$UP_PORT/v1" \
 kill "$AGENT_PID" "$UP_PID"
 wait "$AGENT_PID" "$UP_PID" 2>/dev/null || true
 
-# A few devices, a thread each; then many, driven by a few worker threads.
+# A few devices, a thread each; then many, driven by a few worker threads
+# (other software TPMs: seeds from 100000).
+seed=1000
 for n in "$DEVICES" "$MANY_DEVICES"; do
     [ "$n" -gt 0 ] || continue
     BOOT=$("$BIN/tetherctl" bootstrap create --ttl 1h --uses "$n")
     "$BENCH" load --fleet "$URL" --ca "$WORK/fleet/ca.pem" --bootstrap-token "$BOOT" \
         --devices "$n" --workers "$((n < WORKERS ? n : WORKERS))" --seconds "$SECONDS_LOAD" \
-        --server-pid "$FLEETD_PID"
+        --server-pid "$FLEETD_PID" --seed "$seed"
+    seed=100000
 done
 
 # Revocation: from the command to introspection answering false, and to a

@@ -806,7 +806,8 @@ TETHER_MUST_CHECK tether_status_t tether_store_exchange_device_get(
  * order, one failing or quarantining never undoes another, and no caller
  * returns before the commit that holds its exchange (a failed commit fails
  * every exchange in it). No exchange waits for company: one alone is
- * committed at once.
+ * committed at once. The store's "exchange" duration is timed from the
+ * call, so it includes the wait for the commit in flight.
  */
 #define TETHER_STORE_GROUP_COMMIT_MAX 64
 
