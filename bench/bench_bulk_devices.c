@@ -22,6 +22,8 @@
 
 #include <sqlite3.h>
 
+#include "bench_time.h"
+
 #define MAX_COUNT 10000000ul
 
 /* Column sizes of an enrolled simulated device, in bytes. */
@@ -53,13 +55,6 @@ static void fill(uint64_t *state, uint8_t *out, size_t len)
         uint64_t r = next_random(state);
         memcpy(out + i, &r, len - i < 8 ? len - i : 8);
     }
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 /* Binds every column of device i; SQLITE_OK or the first error. */
@@ -126,7 +121,7 @@ int main(int argc, char **argv)
         return 2;
     }
     snprintf(wal, sizeof(wal), "%s-wal", argv[1]);
-    start = now_s();
+    start = bench_now_s();
     if (sqlite3_open_v2(argv[1], &db, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK ||
         sqlite3_busy_timeout(db, 10000) != SQLITE_OK ||
         sqlite3_exec(db, "PRAGMA synchronous = FULL; BEGIN IMMEDIATE", NULL, NULL, NULL) !=
@@ -140,13 +135,13 @@ int main(int argc, char **argv)
     }
     if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
         goto out;
-    inserted = now_s() - start;
+    inserted = bench_now_s() - start;
     /* Into the main file, so that its size is the store's. */
     if (sqlite3_exec(db, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL) != SQLITE_OK)
         goto out;
     printf("bulk store: %lu enrolled devices added in one transaction in %.1f s "
            "(%.0f per second; %.1f s with the checkpoint); store %.1f MiB\n",
-           count, inserted, (double)count / inserted, now_s() - start,
+           count, inserted, (double)count / inserted, bench_now_s() - start,
            (double)(file_size(argv[1]) + file_size(wal)) / (1024.0 * 1024.0));
     rc = 0;
 out:

@@ -38,6 +38,7 @@
 #include <mbedtls/pem.h>
 
 #include "bench_proc.h"
+#include "bench_time.h"
 #include "dpop_signer.h"
 #include "enroll.h"
 #include "exchange.h"
@@ -52,26 +53,13 @@
 #define MAX_WORKERS 256
 #define DEFAULT_WORKERS 16
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static int compare_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
 static void print_percentiles(const char *what, double *ms, size_t n)
 {
     if (n == 0) {
         printf("%-34s no samples\n", what);
         return;
     }
-    qsort(ms, n, sizeof(*ms), compare_double);
+    qsort(ms, n, sizeof(*ms), bench_compare_double);
     printf("%-34s p50 %7.2f ms  p99 %7.2f ms  (n=%zu, min %.2f, max %.2f)\n", what,
            ms[n / 2], ms[n * 99 / 100 < n ? n * 99 / 100 : n - 1], n, ms[0], ms[n - 1]);
 }
@@ -127,13 +115,13 @@ static int latency(const char *tcti, const char *state_dir, size_t count, int pr
         goto out;
     for (size_t i = 0; i < count; i++) {
         tether_exchange_result_t r;
-        double t0 = now_s();
+        double t0 = bench_now_s();
         tether_agent_exchange(&client, &tpm, NULL, &state, &usage, &token, &r);
         if (r.outcome != TETHER_EXCHANGE_OK) {
             fprintf(stderr, "bench: exchange %zu: %s %s\n", i, r.code, r.reason);
             continue;
         }
-        total[ok++] = (now_s() - t0) * 1000;
+        total[ok++] = (bench_now_s() - t0) * 1000;
         usage.exchanges++;
     }
     if (print_token) {
@@ -142,9 +130,9 @@ static int latency(const char *tcti, const char *state_dir, size_t count, int pr
         goto out;
     }
     for (size_t i = 0; i < count; i++) {
-        double t0 = now_s();
+        double t0 = bench_now_s();
         if (tpm_part(&tpm, &state) == 0)
-            tpm_ms[tpm_ok++] = (now_s() - t0) * 1000;
+            tpm_ms[tpm_ok++] = (bench_now_s() - t0) * 1000;
     }
     printf("token exchange on swtpm over loopback TLS (%zu of %zu succeeded)\n", ok, count);
     print_percentiles("  whole exchange", total, ok);
@@ -243,11 +231,11 @@ static void *worker_load(void *arg)
 {
     worker_t *w = arg;
 
-    while (now_s() < w->until) {
-        for (size_t i = w->first; i < w->n && now_s() < w->until; i += w->stride) {
+    while (bench_now_s() < w->until) {
+        for (size_t i = w->first; i < w->n && bench_now_s() < w->until; i += w->stride) {
             device_t *d = &w->devices[i];
             tether_exchange_result_t r;
-            double t0 = now_s();
+            double t0 = bench_now_s();
 
             tether_agent_exchange(&w->client, &d->tpm, NULL, &d->state, &d->usage, &w->token,
                                   &r);
@@ -255,7 +243,7 @@ static void *worker_load(void *arg)
                 w->failed++;
                 continue;
             }
-            record_latency(w, (now_s() - t0) * 1000);
+            record_latency(w, (bench_now_s() - t0) * 1000);
             w->done++;
             d->usage.exchanges++;
         }
@@ -326,7 +314,7 @@ static int load(const char *fleet, const char *ca, const char *bootstrap, unsign
             goto out;
         }
     }
-    start = now_s();
+    start = bench_now_s();
     if (run_workers(workers, nworkers, worker_enrol) != 0)
         goto out;
     for (size_t w = 0; w < nworkers; w++)
@@ -334,18 +322,18 @@ static int load(const char *fleet, const char *ca, const char *bootstrap, unsign
     if (failed > 0)
         goto out;
     printf("%zu simulated devices enrolled by %zu workers in %.1f s\n", n, nworkers,
-           now_s() - start);
+           bench_now_s() - start);
     if ((server > 0 && bench_proc_cpu_seconds(server, &server_cpu[0]) != 0) ||
         bench_proc_cpu_seconds(getpid(), &own_cpu[0]) != 0) {
         fprintf(stderr, "bench: cannot read /proc/PID/stat (is fleetd running?)\n");
         goto out;
     }
-    start = now_s();
+    start = bench_now_s();
     for (size_t w = 0; w < nworkers; w++)
         workers[w].until = start + seconds;
     if (run_workers(workers, nworkers, worker_load) != 0)
         goto out;
-    elapsed = now_s() - start;
+    elapsed = bench_now_s() - start;
     if ((server > 0 && bench_proc_cpu_seconds(server, &server_cpu[1]) != 0) ||
         bench_proc_cpu_seconds(getpid(), &own_cpu[1]) != 0) {
         fprintf(stderr, "bench: cannot read /proc/PID/stat (is fleetd running?)\n");
@@ -411,7 +399,7 @@ static int dpop(const char *tcti, const char *state_dir, size_t count)
         tether_dpop_signer_setup(&signer, &tpm, &lock, &state) != TETHER_OK)
         goto out;
     for (size_t i = 0; i <= count; i++) {
-        double t0 = now_s();
+        double t0 = bench_now_s();
         if (tether_dpop_signer_sign(&signer, "POST", "https://gate.example/v1/chat/completions",
                                     NULL, token, sizeof(token) - 1, (int64_t)time(NULL), proof,
                                     sizeof(proof), &len, why, sizeof(why)) != TETHER_OK) {
@@ -419,9 +407,9 @@ static int dpop(const char *tcti, const char *state_dir, size_t count)
             continue;
         }
         if (i == 0)
-            first = (now_s() - t0) * 1000;
+            first = (bench_now_s() - t0) * 1000;
         else
-            ms[ok++] = (now_s() - t0) * 1000;
+            ms[ok++] = (bench_now_s() - t0) * 1000;
     }
     printf("DPoP proof signed by the TPM device key on swtpm (%zu of %zu succeeded)\n", ok, count);
     printf("  first proof, loading the key       %7.2f ms\n", first);

@@ -16,11 +16,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <sqlite3.h>
 
+#include "bench_time.h"
 #include "files.h"
 #include "store.h"
 #include "tether/log.h"
@@ -39,21 +39,6 @@ typedef struct writer {
     int failed;
 } writer_t;
 
-static double now_s(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static int compare_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-
-    return x < y ? -1 : x > y;
-}
-
 /* Accepted exchanges of the writer's device until its time is up: counter
  * 1, 2, ...; fingerprint and nonce unique per writer and counter. */
 static void *write_exchanges(void *arg)
@@ -63,7 +48,7 @@ static void *write_exchanges(void *arg)
     tether_store_exchange_t ex;
     char jti[TETHER_STORE_JTI_SIZE];
 
-    for (uint64_t counter = 1; now_s() < w->until && w->done < w->capacity; counter++) {
+    for (uint64_t counter = 1; bench_now_s() < w->until && w->done < w->capacity; counter++) {
         double t0;
 
         memset(&ex, 0, sizeof(ex));
@@ -81,13 +66,13 @@ static void *write_exchanges(void *arg)
         ex.scope = "ai.inference";
         ex.audience = "tether";
         ex.exp = NOW + 300;
-        t0 = now_s();
+        t0 = bench_now_s();
         if (tether_store_exchange_record(w->store, &ex, NOW, &result) != TETHER_OK ||
             result.decision != TETHER_STORE_EXCHANGE_ACCEPT) {
             w->failed = 1;
             break;
         }
-        w->ms[w->done++] = (now_s() - t0) * 1000;
+        w->ms[w->done++] = (bench_now_s() - t0) * 1000;
     }
     return NULL;
 }
@@ -123,7 +108,7 @@ static int run(const char *parent, size_t threads, double seconds)
         sqlite3_open(path, &db) != SQLITE_OK ||
         sqlite3_exec(db, "UPDATE devices SET status = 'active'", NULL, NULL, NULL) != SQLITE_OK)
         goto out;
-    start = now_s();
+    start = bench_now_s();
     for (; started < threads; started++) {
         writer_t *w = &writers[started];
 
@@ -138,7 +123,7 @@ static int run(const char *parent, size_t threads, double seconds)
     }
     for (size_t i = 0; i < started; i++)
         pthread_join(writers[i].thread, NULL);
-    elapsed = now_s() - start;
+    elapsed = bench_now_s() - start;
     if (started < threads)
         goto out;
     for (size_t i = 0; i < threads; i++) {
@@ -153,7 +138,7 @@ static int run(const char *parent, size_t threads, double seconds)
         memcpy(all + total, writers[i].ms, writers[i].done * sizeof(double));
         total += writers[i].done;
     }
-    qsort(all, total, sizeof(double), compare_double);
+    qsort(all, total, sizeof(double), bench_compare_double);
     tether_store_group_commit_counts(&store, &batches, &exchanges);
     printf("%3zu threads: %7.0f exchanges/s, %5.1f per commit, call p50 %6.2f ms p99 %6.2f ms\n",
            threads, (double)total / elapsed, batches > 0 ? (double)exchanges / (double)batches : 0,
