@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "tether/bytes.h"
+#include "tether/cidr.h"
 #include "tether/random.h"
 
 #define JTI_BYTES 16
@@ -132,8 +133,33 @@ tether_status_t tether_token_jti_new(char out[TETHER_STORE_JTI_SIZE])
     return rc;
 }
 
+/* "sources": the policy's networks in their canonical text and order, so
+ * gateways refuse requests from elsewhere (at most
+ * TETHER_POLICY_MAX_SOURCES, about 1.5 KiB at worst); absent when the
+ * policy names none (any source). */
+static bool add_sources(cJSON *claim, const tether_policy_document_t *doc)
+{
+    char network[TETHER_CIDR_TEXT_SIZE];
+    cJSON *sources;
+
+    if (doc->source_count == 0)
+        return true;
+    if ((sources = cJSON_AddArrayToObject(claim, "sources")) == NULL)
+        return false;
+    for (size_t i = 0; i < doc->source_count; i++) {
+        cJSON *item = NULL;
+
+        if (tether_cidr_format(&doc->sources[i], network, sizeof(network)) != TETHER_OK ||
+            (item = cJSON_CreateString(network)) == NULL || !cJSON_AddItemToArray(sources, item)) {
+            cJSON_Delete(item);
+            return false;
+        }
+    }
+    return true;
+}
+
 /* The tether claim: {"counter", "policy", "policy_version", "models",
- * "cost_ceiling"}. */
+ * "cost_ceiling"[, "sources"]}. */
 static cJSON *tether_claim(const tether_token_facts_t *facts)
 {
     const tether_policy_document_t *doc = facts->policy_document;
@@ -160,6 +186,8 @@ static cJSON *tether_claim(const tether_token_facts_t *facts)
             goto fail;
         }
     }
+    if (!add_sources(claim, doc))
+        goto fail;
     return claim;
 fail:
     cJSON_Delete(claim);

@@ -7,9 +7,10 @@
  * Claims: iss, sub (device id), aud, client_id (device id), iat, nbf (= iat),
  * exp, jti (16 random bytes, hex), scope, cnf {"jkt": RFC 7638 thumbprint of
  * the enrolled device key}, and tether {"counter", "policy", "policy_version",
- * "models": [...], "cost_ceiling"} from the version of the fleet policy
- * (fleet_policy.h) the device followed when the token was issued; exp is
- * iat + that policy's lifetime_seconds.
+ * "models": [...], "cost_ceiling", "sources": [...]} from the version of the
+ * fleet policy (fleet_policy.h) the device followed when the token was
+ * issued ("sources" only when the policy lists networks: gateways refuse
+ * requests from outside them); exp is iat + that policy's lifetime_seconds.
  */
 #ifndef TETHER_FLEET_TOKEN_ISSUER_H
 #define TETHER_FLEET_TOKEN_ISSUER_H
