@@ -77,20 +77,6 @@ ai_ready
 [ "$RC" = 200 ] || fail "a chat through the agent and gateway A: HTTP $RC"
 pass "swtpm, fleetd, the agent's AI endpoint, gateways A (DPoP) and B (bearer allowed), the stand-in"
 
-# exchange_now: SIGHUP, then until the agent holds a token other than TOKEN
-# (or is refused): its state in STATE.
-exchange_now() {
-    local old=$TOKEN
-    kill -HUP "$AGENT_PID"
-    for _ in $(seq 100); do
-        STATE=$(json_get "$(status)" 'j["state"]')
-        [ "$STATE" = refused ] && return 0
-        TOKEN=$("$AGENT" token --socket "$SOCK" 2>/dev/null || true)
-        [ -n "$TOKEN" ] && [ "$TOKEN" != "$old" ] && return 0
-        sleep 0.1
-    done
-    fail "no new token 10 s after SIGHUP"
-}
 mismatch_alerts() {
     json_get "$("$CTL" --json alerts)" 'len([a for a in j["alerts"] if a["kind"].startswith("usage_")])'
 }

@@ -392,7 +392,15 @@ static void source_refusals_at_gateways_alert(void **state)
     fixture_t *f = *state;
     tether_store_usage_result_t result;
 
+    tether_store_exchange_result_t r;
+    tether_policy_document_t doc;
+
     follow(f, SOURCES("alert"));
+    /* An exchange from outside alerted within the hour: the gateways'
+     * sightings alert on their own all the same. */
+    parse(SOURCES("alert"), &doc);
+    assert_int_equal(exchange(f, "192.0.2.7", &doc, &r), TETHER_STORE_EXCHANGE_ACCEPT);
+    assert_true(r.source_alerted);
     /* Refused models count for no source threshold. */
     report_refusals(f, NOW - 10, 4, 0, &result);
     assert_int_equal(result.thresholds, 0);
@@ -406,7 +414,7 @@ static void source_refusals_at_gateways_alert(void **state)
     /* Within the hour that alerted: not again. */
     report_refusals(f, NOW + 60, 0, 1, &result);
     assert_int_equal(result.thresholds, 0);
-    assert_int_equal(source_alerts(f), 1);
+    assert_int_equal(source_alerts(f), 2);
     assert_status(f, TETHER_DEVICE_ACTIVE);
 }
 

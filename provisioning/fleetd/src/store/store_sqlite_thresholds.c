@@ -26,17 +26,22 @@ typedef struct rate_kind {
      * one in the alert's reason. NULL for rates (above the value, at
      * every entry). */
     const char *tries;
+    /* The key of threshold_alerts when not the kind's name: gateways'
+     * source refusals alert apart from the exchange's (an exchange from
+     * outside must not hide a gateway's sightings within its hour). */
+    const char *mark;
 } rate_kind_t;
 
 static const rate_kind_t rate_kinds[] = {
-    {TETHER_THRESHOLD_REQUESTS_PER_MINUTE, "requests", 60, false, NULL},
-    {TETHER_THRESHOLD_TOKENS_PER_MINUTE, "tokens", 60, false, NULL},
-    {TETHER_THRESHOLD_SPEND_PER_HOUR, "cost_micros", 3600, true, NULL},
-    {TETHER_THRESHOLD_SPEND_PER_DAY, "cost_micros", 86400, true, NULL},
+    {TETHER_THRESHOLD_REQUESTS_PER_MINUTE, "requests", 60, false, NULL, NULL},
+    {TETHER_THRESHOLD_TOKENS_PER_MINUTE, "tokens", 60, false, NULL, NULL},
+    {TETHER_THRESHOLD_SPEND_PER_HOUR, "cost_micros", 3600, true, NULL, NULL},
+    {TETHER_THRESHOLD_SPEND_PER_DAY, "cost_micros", 86400, true, NULL, NULL},
     {TETHER_THRESHOLD_REFUSED_MODELS, "refused_models", 3600, false,
-     "requests for a model outside the allow lists refused by gateways"},
+     "requests for a model outside the allow lists refused by gateways", NULL},
     {TETHER_THRESHOLD_SOURCE_NETWORKS, "refused_sources", 3600, false,
-     "requests from outside the policy's sources refused by gateways"},
+     "requests from outside the policy's sources refused by gateways",
+     "source_networks_gateway"},
 };
 
 /* What the entry adds to a tries kind's figure. */
@@ -81,6 +86,7 @@ typedef struct crossing {
     int64_t window;       /* seconds */
     int64_t end;          /* the window's last second */
     const char *reason;
+    const char *mark;     /* threshold_alerts' key; NULL: the kind's name */
 } crossing_t;
 
 /* The alert (once per device, kind and window: a window overlapping the
@@ -102,7 +108,8 @@ static tether_status_t crossed_tx(sqlite_store_t *s, const crossing_t *c, int64_
     *alerted = false;
     *quarantined = false;
     rc = tether_sqlite_run(s, "mark threshold alerted", mark,
-                           SQL_ARGS(SQL_TEXT(c->device_id), SQL_TEXT(name), SQL_INT(c->end),
+                           SQL_ARGS(SQL_TEXT(c->device_id),
+                                    SQL_TEXT(c->mark != NULL ? c->mark : name), SQL_INT(c->end),
                                     SQL_INT(c->window)));
     if (rc == TETHER_OK && sqlite3_changes(s->db) == 1) {
         snprintf(details, sizeof(details),
@@ -127,7 +134,8 @@ static tether_status_t rate_crossed_tx(sqlite_store_t *s, const char *device_id,
 {
     char reason[TETHER_STORE_REASON_MAX + 1], figure[32];
     crossing_t c = {.device_id = device_id, .kind = k->kind, .threshold = t,
-                    .observed = figure, .window = k->window, .end = end, .reason = reason};
+                    .observed = figure, .window = k->window, .end = end, .reason = reason,
+                    .mark = k->mark};
     bool alerted = false, quarantined = false;
     tether_status_t rc;
 
