@@ -82,15 +82,17 @@ static void counts_per_token(void **state)
     fixture_t *f = *state;
     tether_gate_usage_reporter_t *r = &f->reporter;
 
-    tether_gate_usage_reporter_count(r, DEV1, JTI1, TETHER_GATE_USAGE_FORWARDED, 100, 20, 2500, NOW);
-    tether_gate_usage_reporter_count(r, DEV1, JTI1, TETHER_GATE_USAGE_FORWARDED, 50, 5, 1000, NOW + 3);
+    tether_gate_usage_reporter_count(r, DEV1, JTI1, TETHER_GATE_USAGE_FORWARDED, 100, 20, 2500,
+                                     NOW);
+    tether_gate_usage_reporter_count(r, DEV1, JTI1, TETHER_GATE_USAGE_FORWARDED, 50, 5, 1000,
+                                     NOW + 3);
     tether_gate_usage_reporter_count(r, DEV1, JTI1, TETHER_GATE_USAGE_REFUSED, 0, 0, 0, NOW + 1);
     tether_gate_usage_reporter_count(r, DEV2, JTI2, TETHER_GATE_USAGE_FORWARDED, 1, 2, 3, NOW + 2);
     /* Not fleetd's syntax: never reported (fleetd would refuse the report). */
     tether_gate_usage_reporter_count(r, DEV1, "0123", TETHER_GATE_USAGE_FORWARDED, 1, 1, 1, NOW);
     tether_gate_usage_reporter_count(r, "dev_1", JTI1, TETHER_GATE_USAGE_FORWARDED, 1, 1, 1, NOW);
-    tether_gate_usage_reporter_count(r, DEV1, "0123456789ABCDEF0123456789abcdef", TETHER_GATE_USAGE_FORWARDED, 1, 1,
-                                     1, NOW);
+    tether_gate_usage_reporter_count(r, DEV1, "0123456789ABCDEF0123456789abcdef",
+                                     TETHER_GATE_USAGE_FORWARDED, 1, 1, 1, NOW);
     metric_is(f, "tether_gate_usage_entries_pending 2\n");
     assert_int_equal(tether_gate_usage_reporter_batch(r), 1);
     assert_int_equal(r->count_n, 0);
@@ -161,8 +163,8 @@ static void bounded_while_the_fleet_is_away(void **state)
     }
     /* One token more finds no room; a known one still counts. */
     tether_gate_usage_reporter_count(r, DEV1, JTI1, TETHER_GATE_USAGE_FORWARDED, 1, 1, 1, NOW);
-    tether_gate_usage_reporter_count(r, DEV1, "00000000000000000000000000000000", TETHER_GATE_USAGE_FORWARDED, 1, 1, 1,
-                                     NOW);
+    tether_gate_usage_reporter_count(r, DEV1, "00000000000000000000000000000000",
+                                     TETHER_GATE_USAGE_FORWARDED, 1, 1, 1, NOW);
     metric_is(f, "tether_gate_usage_dropped_total 1\n");
     assert_int_equal(tether_gate_usage_reporter_batch(r), TETHER_GATE_USAGE_PENDING_MAX);
     for (size_t i = 0; i < TETHER_GATE_USAGE_PENDING_MAX; i++)
@@ -182,8 +184,9 @@ static void an_entry_stops_at_fleetd_bounds(void **state)
     fixture_t *f = *state;
     tether_gate_usage_reporter_t *r = &f->reporter;
 
-    tether_gate_usage_reporter_count(r, DEV1, JTI1, TETHER_GATE_USAGE_FORWARDED, TETHER_GATE_USAGE_MAX_TOKENS, 0,
-                                     TETHER_GATE_USAGE_MAX_COST, NOW);
+    tether_gate_usage_reporter_count(r, DEV1, JTI1, TETHER_GATE_USAGE_FORWARDED,
+                                     TETHER_GATE_USAGE_MAX_TOKENS, 0, TETHER_GATE_USAGE_MAX_COST,
+                                     NOW);
     /* Past the bounds: not added (and said), so fleetd accepts the report. */
     tether_gate_usage_reporter_count(r, DEV1, JTI1, TETHER_GATE_USAGE_FORWARDED, 1, 0, 0, NOW);
     tether_gate_usage_reporter_count(r, DEV1, JTI1, TETHER_GATE_USAGE_FORWARDED, 0, 0, 1, NOW);
