@@ -17,34 +17,9 @@
 #   gate_refusals.sh FLEETD TETHERCTL AGENT GATE   (through run_with_swtpm.sh)
 set -euo pipefail
 
-usage="usage: gate_refusals.sh tether-fleetd tetherctl tether-agent tether-gate"
-FLEETD=${1:?$usage}
-CTL=${2:?$usage}
-AGENT=${3:?$usage}
-GATE=${4:?$usage}
 here=$(cd "$(dirname "$0")" && pwd)
-. "$here/fleet.sh"
-require_tools python3 curl openssl
+. "$here/gate_device.sh" gate_refusals "$@"
 
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/tether-refusals-test.XXXXXX")
-DIR=$WORK/fleet
-PID= AGENT_PID= GPID= UPID=
-cleanup() {
-    kill_pids "$AGENT_PID" "$GPID" "$UPID" "$PID"
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-OUT=
-fail() {
-    echo "not ok - $*" >&2
-    echo "--- last: $OUT" >&2
-    log_tail fleetd "$WORK/fleetd.log" 15
-    log_tail agent "$WORK/agent.log" 15
-    log_tail tether-gate "$WORK/gate.log" 10
-    echo "gate_refusals: $passed passed, 1 failed"
-    exit 1
-}
 # alerts_of KIND PYTHON: the threshold_exceeded alerts of KIND, as PYTHON
 # over each alert a (a list, sorted by its text).
 alerts_of() {
@@ -60,18 +35,7 @@ DEV=$(json_get "$("$CTL" --json device list)" 'j["devices"][0]["id"]')
 "$CTL" policy create picky --models 'gpt-4o*' --threshold refused_models=3:quarantine \
     >/dev/null || fail "tetherctl policy create picky"
 "$CTL" device set-policy "$DEV" fenced >/dev/null || fail "tetherctl device set-policy"
-"$CTL" token create --role relying-party --name gateway >"$WORK/rp.token"
-chmod 600 "$WORK/rp.token"
-start_upstream
-GPORT=$(free_port)
-gate_init "$WORK/gate" "$GPORT" 1
-printf '\n[policy fenced]\nmodels = gpt-4o*\n\n[policy picky]\nmodels = gpt-4o*\n' \
-    >>"$WORK/gate/gate.conf"
-"$GATE" run --dir "$WORK/gate" >>"$WORK/usage.jsonl" 2>>"$WORK/gate.log" &
-GPID=$!
-AI_PORT=$(free_port)
-SOCK=$WORK/agent.sock
-start_ai_agent "$GPORT"
+start_gate fenced picky
 pass "swtpm, fleetd, the device on policy fenced, the agent's AI endpoint, tether-gate reporting every second"
 
 # --- a source network outside the token's sources, at the gateway -------------------------

@@ -11,34 +11,8 @@
 #   gate_threshold.sh FLEETD TETHERCTL AGENT GATE   (through run_with_swtpm.sh)
 set -euo pipefail
 
-usage="usage: gate_threshold.sh tether-fleetd tetherctl tether-agent tether-gate"
-FLEETD=${1:?$usage}
-CTL=${2:?$usage}
-AGENT=${3:?$usage}
-GATE=${4:?$usage}
 here=$(cd "$(dirname "$0")" && pwd)
-. "$here/fleet.sh"
-require_tools python3 curl openssl
-
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/tether-threshold-test.XXXXXX")
-DIR=$WORK/fleet
-PID= AGENT_PID= GPID= UPID=
-cleanup() {
-    kill_pids "$AGENT_PID" "$GPID" "$UPID" "$PID"
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-OUT=
-fail() {
-    echo "not ok - $*" >&2
-    echo "--- last: $OUT" >&2
-    log_tail fleetd "$WORK/fleetd.log" 15
-    log_tail agent "$WORK/agent.log" 15
-    log_tail tether-gate "$WORK/gate.log" 10
-    echo "gate_threshold: $passed passed, 1 failed"
-    exit 1
-}
+. "$here/gate_device.sh" gate_threshold "$@"
 
 # --- the fleet, the device on its policy, the upstream, the gateway, the agent --------------
 fleet_with_device
@@ -46,19 +20,8 @@ DEV=$(json_get "$("$CTL" --json device list)" 'j["devices"][0]["id"]')
 "$CTL" policy create spiky --models 'gpt-4o*' --threshold requests_per_minute=20:quarantine \
     >/dev/null || fail "tetherctl policy create"
 "$CTL" device set-policy "$DEV" spiky >/dev/null || fail "tetherctl device set-policy"
-"$CTL" token create --role relying-party --name gateway >"$WORK/rp.token"
-chmod 600 "$WORK/rp.token"
-start_upstream
-GPORT=$(free_port)
-gate_init "$WORK/gate" "$GPORT" 1
 # The gateway serves the fleet policy's name, without a ceiling of its own.
-printf '\n[policy spiky]\nmodels = gpt-4o*\n' >>"$WORK/gate/gate.conf"
-"$GATE" run --dir "$WORK/gate" >>"$WORK/usage.jsonl" 2>>"$WORK/gate.log" &
-GPID=$!
-
-AI_PORT=$(free_port)
-SOCK=$WORK/agent.sock
-start_ai_agent "$GPORT"
+start_gate spiky
 ai_ready
 [ "$RC" = 200 ] || fail "a chat through the agent and the gateway: HTTP $RC"
 pass "swtpm, fleetd, the device on policy spiky (requests_per_minute=20:quarantine), the agent's AI endpoint, tether-gate reporting every second"

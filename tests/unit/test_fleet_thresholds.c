@@ -72,6 +72,24 @@ static void follow(fixture_t *f, const char *document)
                      TETHER_OK);
 }
 
+/* One report of entry, for DEV1's token, received a second after its
+ * last_seen. */
+static void record(fixture_t *f, tether_store_usage_entry_t *entry,
+                   tether_store_usage_result_t *result)
+{
+    char id[32];
+    tether_store_usage_report_t r = {.relying_party = 1, .gateway = "gate-1", .report_id = id,
+                                     .entries = entry, .entry_count = 1};
+
+    snprintf(entry->jti, sizeof(entry->jti), "%s", JTI1);
+    snprintf(entry->device_id, sizeof(entry->device_id), "%s", DEV1);
+    snprintf(id, sizeof(id), "r-%016u", ++f->reports);
+    memset(r.body_sha256, (int)f->reports, sizeof(r.body_sha256));
+    assert_int_equal(tether_store_usage_report_record(&f->store, &r, entry->last_seen + 1, result),
+                     TETHER_OK);
+    assert_int_equal(result->decision, TETHER_STORE_USAGE_ACCEPTED);
+}
+
 /* One report of one entry of DEV1's token, seen over [at - 1, at]. */
 static void report(fixture_t *f, int64_t at, int64_t requests, int64_t tokens, int64_t cost,
                    tether_store_usage_result_t *result)
@@ -80,16 +98,8 @@ static void report(fixture_t *f, int64_t at, int64_t requests, int64_t tokens, i
                                         .completion_tokens = tokens - tokens / 2,
                                         .cost_micros = cost, .first_seen = at - 1,
                                         .last_seen = at};
-    char id[32];
-    tether_store_usage_report_t r = {.relying_party = 1, .gateway = "gate-1", .report_id = id,
-                                     .entries = &entry, .entry_count = 1};
 
-    snprintf(entry.jti, sizeof(entry.jti), "%s", JTI1);
-    snprintf(entry.device_id, sizeof(entry.device_id), "%s", DEV1);
-    snprintf(id, sizeof(id), "r-%016u", ++f->reports);
-    memset(r.body_sha256, (int)f->reports, sizeof(r.body_sha256));
-    assert_int_equal(tether_store_usage_report_record(&f->store, &r, at + 1, result), TETHER_OK);
-    assert_int_equal(result->decision, TETHER_STORE_USAGE_ACCEPTED);
+    record(f, &entry, result);
 }
 
 static long long alerts(fixture_t *f)
@@ -337,16 +347,8 @@ static void report_refusals(fixture_t *f, int64_t at, int64_t models, int64_t so
     tether_store_usage_entry_t entry = {.refused = models + sources, .refused_models = models,
                                         .refused_sources = sources, .first_seen = at,
                                         .last_seen = at};
-    char id[32];
-    tether_store_usage_report_t r = {.relying_party = 1, .gateway = "gate-1", .report_id = id,
-                                     .entries = &entry, .entry_count = 1};
 
-    snprintf(entry.jti, sizeof(entry.jti), "%s", JTI1);
-    snprintf(entry.device_id, sizeof(entry.device_id), "%s", DEV1);
-    snprintf(id, sizeof(id), "r-%016u", ++f->reports);
-    memset(r.body_sha256, (int)f->reports, sizeof(r.body_sha256));
-    assert_int_equal(tether_store_usage_report_record(&f->store, &r, at + 1, result), TETHER_OK);
-    assert_int_equal(result->decision, TETHER_STORE_USAGE_ACCEPTED);
+    record(f, &entry, result);
 }
 
 /* refused_models: tried value times within the hour reaches it (not
