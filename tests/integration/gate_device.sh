@@ -1,12 +1,13 @@
-# The start of a test of one enrolled device behind one tether-gate
-# (gate_threshold.sh, gate_refusals.sh), sourced with the test's name and
-# its command line:
+# The start of a test of one enrolled device behind tether-gate
+# (gate_threshold.sh, gate_refusals.sh, gate_usage_mismatch.sh), sourced
+# with the test's name and its command line:
 #   . "$here/gate_device.sh" NAME "$@"
 # Sets FLEETD CTL AGENT GATE from the command line (tether-fleetd tetherctl
 # tether-agent tether-gate), sources fleet.sh, makes WORK (and DIR in it),
-# and defines fail (the fleet's, the agent's and the gateway's logs, then
-# "NAME: N passed, 1 failed") and the cleanup of PID AGENT_PID GPID UPID
-# and WORK at exit.
+# and defines fail (the fleet's, the agent's and each gateway's
+# $WORK/gate*.log, then "NAME: N passed, 1 failed") and the cleanup of PID
+# AGENT_PID UPID, the gateways GPID (or GPID_A and GPID_B) and WORK at
+# exit.
 gate_device_name=$1
 shift
 usage="usage: $gate_device_name.sh tether-fleetd tetherctl tether-agent tether-gate"
@@ -19,9 +20,9 @@ require_tools python3 curl openssl
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/tether-$gate_device_name-test.XXXXXX")
 DIR=$WORK/fleet
-PID= AGENT_PID= GPID= UPID=
+PID= AGENT_PID= GPID= GPID_A= GPID_B= UPID=
 cleanup() {
-    kill_pids "$AGENT_PID" "$GPID" "$UPID" "$PID"
+    kill_pids "$AGENT_PID" "$GPID" "$GPID_A" "$GPID_B" "$UPID" "$PID"
     rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -32,7 +33,9 @@ fail() {
     echo "--- last: $OUT" >&2
     log_tail fleetd "$WORK/fleetd.log" 15
     log_tail agent "$WORK/agent.log" 15
-    log_tail tether-gate "$WORK/gate.log" 10
+    for log in "$WORK"/gate*.log; do
+        [ -e "$log" ] && log_tail "tether-gate ($(basename "$log"))" "$log" 10
+    done
     echo "$gate_device_name: $passed passed, 1 failed"
     exit 1
 }
