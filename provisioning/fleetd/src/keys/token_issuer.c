@@ -8,6 +8,7 @@
 
 #include "tether/bytes.h"
 #include "tether/cidr.h"
+#include "tether/jose.h"
 #include "tether/random.h"
 
 #define JTI_BYTES 16
@@ -222,4 +223,32 @@ cJSON *tether_token_claims(const tether_token_policy_t *policy, const tether_tok
         return NULL;
     }
     return claims;
+}
+
+tether_status_t tether_token_policy_fits(const tether_policy_document_t *doc, char *why,
+                                         size_t why_size)
+{
+    char network[TETHER_CIDR_TEXT_SIZE];
+    size_t bytes = sizeof("\"models\":[]") - 1;
+
+    if (doc == NULL)
+        return TETHER_ERR_INVALID_ARGUMENT;
+    /* Each name quoted and separated; a policy's names and networks hold
+     * nothing JSON escapes. */
+    for (size_t i = 0; i < doc->model_count; i++)
+        bytes += strlen(doc->models[i]) + 3;
+    if (doc->source_count > 0)
+        bytes += sizeof(",\"sources\":[]") - 1;
+    for (size_t i = 0; i < doc->source_count; i++) {
+        if (tether_cidr_format(&doc->sources[i], network, sizeof(network)) != TETHER_OK)
+            return TETHER_ERR_INVALID_ARGUMENT;
+        bytes += strlen(network) + 3;
+    }
+    if (bytes > TETHER_TOKEN_POLICY_CLAIMS_MAX)
+        return tether_explain(TETHER_ERR_TOO_LARGE, why, why_size,
+                              "the policy's models and sources would take %zu bytes of each "
+                              "token, above %d (a token must stay within %d bytes): name fewer "
+                              "or shorter models (globs) or fewer networks",
+                              bytes, TETHER_TOKEN_POLICY_CLAIMS_MAX, TETHER_JWS_MAX_LEN);
+    return TETHER_OK;
 }
