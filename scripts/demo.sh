@@ -298,7 +298,8 @@ note "cleared: the operator reinstates the device and it enrols again"
 "$BIN/tetherctl" device reinstate "$DEV" --reason "demo: bearer token revoked, app fixed" >/dev/null
 rm -rf "$WORK/device"
 "$BIN/tether-agent" enroll --tcti "$DEVICE_TPM" --state-dir "$WORK/device" --fleet "$URL" \
-    --ca "$WORK/fleet/ca.pem" >/dev/null
+    --ca "$WORK/fleet/ca.pem" >"$WORK/enroll.log" 2>&1 ||
+    { cat "$WORK/enroll.log" >&2; echo "demo: the device could not enrol again" >&2; exit 1; }
 # --- end of usage reconciliation --------------------------------------------------------------
 
 say "An attacker copies the device: the TPM state and the agent state, to a second machine"
