@@ -6,6 +6,12 @@
  *       N exchanges of an enrolled device against its fleet over loopback
  *       TLS: p50/p99 of the whole exchange, and of the TPM's part alone
  *       (EK, AK load, counter increment, NV_Certify, Quote, flush).
+ *   bench_exchange reconcile --tcti TCTI --state-dir DIR [--count N]
+ *       N exchanges, every other one (once the device has 8 tokens)
+ *       reporting the per-token counts of its last 8 tokens in its usage
+ *       document, which fleetd reconciles with the gateways' reports; the
+ *       others report none: p50/p99 of both (reconciliation's cost in a
+ *       whole exchange).
  *   bench_exchange dpop --tcti TCTI --state-dir DIR [--count N]
  *       N DPoP proofs signed with the device key as the agent signs them
  *       (tether_dpop_signer_sign): the first, which loads the key, and
@@ -43,6 +49,7 @@
 #include "enroll.h"
 #include "exchange.h"
 #include "state.h"
+#include "token_counts.h"
 #include "tether/log.h"
 #include "tether/secure_memory.h"
 #include "tether/tpm_fake.h"
@@ -90,22 +97,52 @@ static int tpm_part(tether_tpm_t *tpm, const tether_agent_state_t *state)
     return rc;
 }
 
-static int latency(const char *tcti, const char *state_dir, size_t count, int print_token)
+/* The per-token counts the device reports (tether_usage_t.counts). */
+static void copy_counts(void *ctx, tether_token_counts_t *out)
+{
+    *out = *(const tether_token_counts_t *)ctx;
+}
+
+/* The token just received counted as used PER_TOKEN_USES times (a proof
+ * and a proxied request each), so that the usage document names the
+ * device's last TETHER_TOKEN_COUNTS_MAX tokens, all issued to it. */
+#define PER_TOKEN_USES 5
+static void count_token(tether_token_counts_t *counts, const tether_secure_buffer_t *token)
+{
+    char jti[TETHER_TOKEN_JTI_MAX + 1];
+
+    if (tether_token_jti((const char *)token->data, strlen((const char *)token->data), jti) !=
+        TETHER_OK)
+        return;
+    for (int i = 0; i < PER_TOKEN_USES; i++)
+        if (tether_token_counts_add(counts, jti, TETHER_TOKEN_COUNT_PROOF) != TETHER_OK ||
+            tether_token_counts_add(counts, jti, TETHER_TOKEN_COUNT_REQUEST) != TETHER_OK)
+            return;
+}
+
+/* count exchanges; with_counts: every other one reports the counts of the
+ * device's last tokens (reconciliation at fleetd), the others none, and
+ * both are printed. */
+static int latency(const char *tcti, const char *state_dir, size_t count, int print_token,
+                   int with_counts)
 {
     tether_agent_state_t state;
     tether_https_client_t client;
     tether_tpm_t tpm;
     tether_secure_buffer_t token;
     tether_usage_t usage = {0, 0, NULL, NULL};
+    tether_token_counts_t counts;
     double *total = calloc(count, sizeof(double)), *tpm_ms = calloc(count, sizeof(double));
+    double *counted = calloc(count, sizeof(double));
     char ca[4096], why[256];
-    size_t ok = 0, tpm_ok = 0;
+    size_t ok = 0, tpm_ok = 0, counted_ok = 0;
     int rc = 1;
 
     tether_https_client_init(&client);
     tether_tpm_init(&tpm);
     memset(&token, 0, sizeof(token));
-    if (total == NULL || tpm_ms == NULL ||
+    tether_token_counts_init(&counts);
+    if (total == NULL || tpm_ms == NULL || counted == NULL ||
         tether_agent_state_load(state_dir, &state, why, sizeof(why)) != TETHER_OK)
         goto out;
     snprintf(ca, sizeof(ca), "%s/%s", state_dir, TETHER_STATE_CA_FILE);
@@ -115,14 +152,33 @@ static int latency(const char *tcti, const char *state_dir, size_t count, int pr
         goto out;
     for (size_t i = 0; i < count; i++) {
         tether_exchange_result_t r;
-        double t0 = bench_now_s();
+        int reports = with_counts && i % 2 == 1 && counts.count == TETHER_TOKEN_COUNTS_MAX;
+        double t0;
+
+        usage.counts = reports ? copy_counts : NULL;
+        usage.counts_ctx = reports ? &counts : NULL;
+        t0 = bench_now_s();
         tether_agent_exchange(&client, &tpm, NULL, &state, &usage, &token, &r);
         if (r.outcome != TETHER_EXCHANGE_OK) {
             fprintf(stderr, "bench: exchange %zu: %s %s\n", i, r.code, r.reason);
             continue;
         }
-        total[ok++] = (bench_now_s() - t0) * 1000;
+        if (reports)
+            counted[counted_ok++] = (bench_now_s() - t0) * 1000;
+        else
+            total[ok++] = (bench_now_s() - t0) * 1000;
         usage.exchanges++;
+        if (with_counts)
+            count_token(&counts, &token);
+    }
+    if (with_counts) {
+        printf("token exchange on swtpm, interleaved: without per-token counts, and with the "
+               "counts of the device's last %d tokens\n",
+               TETHER_TOKEN_COUNTS_MAX);
+        print_percentiles("  without counts", total, ok);
+        print_percentiles("  with 8 tokens' counts", counted, counted_ok);
+        rc = ok + counted_ok == count ? 0 : 1;
+        goto out;
     }
     if (print_token) {
         printf("%s\n", ok == 1 ? (const char *)token.data : "");
@@ -141,6 +197,7 @@ static int latency(const char *tcti, const char *state_dir, size_t count, int pr
 out:
     free(total);
     free(tpm_ms);
+    free(counted);
     tether_secure_buffer_free(&token);
     tether_https_client_free(&client);
     tether_tpm_close(&tpm);
@@ -465,12 +522,15 @@ int main(int argc, char **argv)
     }
     if (strcmp(argv[1], "latency") == 0 && tcti != NULL && state_dir != NULL && count > 0 &&
         count <= 100000)
-        return latency(tcti, state_dir, count, 0);
+        return latency(tcti, state_dir, count, 0, 0);
+    if (strcmp(argv[1], "reconcile") == 0 && tcti != NULL && state_dir != NULL && count > 1 &&
+        count <= 100000)
+        return latency(tcti, state_dir, count, 0, 1);
     if (strcmp(argv[1], "dpop") == 0 && tcti != NULL && state_dir != NULL && count > 0 &&
         count <= 100000)
         return dpop(tcti, state_dir, count);
     if (strcmp(argv[1], "token") == 0 && tcti != NULL && state_dir != NULL)
-        return latency(tcti, state_dir, 1, 1);
+        return latency(tcti, state_dir, 1, 1, 0);
     if (workers == 0) /* by default a thread per device up to DEFAULT_WORKERS */
         workers = devices < DEFAULT_WORKERS ? devices : DEFAULT_WORKERS;
     if (strcmp(argv[1], "load") == 0 && fleet != NULL && ca != NULL && bootstrap != NULL &&

@@ -54,6 +54,7 @@ EK=$("$BIN/tether-agent" selftest --tcti "$SWTPM_TCTI" | sed -n 's/^EK SHA-256: 
 
 echo "== tether benchmarks ($(nproc) cores; $(date -u +%Y-%m-%dT%H:%MZ))"
 "$BENCH" latency --tcti "$SWTPM_TCTI" --state-dir "$WORK/device" --count "$COUNT"
+"$BENCH" reconcile --tcti "$SWTPM_TCTI" --state-dir "$WORK/device" --count "$COUNT"
 "$BENCH" dpop --tcti "$SWTPM_TCTI" --state-dir "$WORK/device" --count "$COUNT"
 
 # The agent's added latency through its AI endpoint (token, a TPM-signed

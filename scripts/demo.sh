@@ -10,7 +10,10 @@
 # the device and replayed without its key is refused; a spend ceiling stops
 # the app; the device is revoked and the gateway refuses it within a second
 # (introspection flips to inactive too). The device is reinstated and enrols
-# again, then its TPM and agent state are cloned to a second swtpm and agent
+# again; its token, handed out as a bearer token and used through a second
+# gateway that accepts bearer tokens more times than the device made, gets
+# it quarantined at its next exchange (usage reconciliation), and it is
+# reinstated again; then its TPM and agent state are cloned to a second swtpm and agent
 # and the clone is caught and the device quarantined. Everything is removed
 # at the end.
 set -euo pipefail
@@ -237,6 +240,67 @@ kill "$AGENT_PID"; wait "$AGENT_PID" 2>/dev/null || true; AGENT_PID=
 rm -rf "$WORK/device"
 "$BIN/tether-agent" enroll --tcti "$DEVICE_TPM" --state-dir "$WORK/device" --fleet "$URL" \
     --ca "$WORK/fleet/ca.pem" | show
+
+# --- usage reconciliation (issue 9): a stolen bearer token, caught by the counts -----------
+say "A bearer token stolen from the device, used where DPoP is not checked"
+"$BIN/tether-agent" run --tcti "$DEVICE_TPM" --state-dir "$WORK/device" --socket "$WORK/agent.sock" \
+    2>"$WORK/agent.log" &
+AGENT_PID=$!
+for _ in $(seq 1 100); do
+    TOKEN=$("$BIN/tether-agent" token --socket "$WORK/agent.sock" 2>/dev/null) && break
+    sleep 0.1
+done
+# A second gateway whose policy accepts bearer tokens, as a stock JWT gateway
+# does, reporting its usage to the fleet every second.
+BEARER_PORT=$(free_port)
+"$BIN/tether-gate" init --dir "$WORK/gate-bearer" --listen "127.0.0.1:$BEARER_PORT" --fleet "$URL" \
+    --fleet-ca "$WORK/fleet/ca.pem" --rp-token-file "$WORK/gateway.token" --upstream "$UPSTREAM" \
+    --upstream-key-file "$WORK/provider.key" --audience tether --models 'gpt-4o*' \
+    --price gpt-4o-mini=0.15:0.6 >/dev/null
+sed -i -e 's/^allow_bearer = no$/allow_bearer = yes/' \
+    -e 's/^usage_report_seconds = .*/usage_report_seconds = 1/' "$WORK/gate-bearer/gate.conf"
+"$BIN/tether-gate" run --dir "$WORK/gate-bearer" >/dev/null 2>"$WORK/gate-bearer.log" &
+BEARER_GATE_PID=$!
+trap 'kill "$BEARER_GATE_PID" 2>/dev/null; cleanup' EXIT
+stolen() { # the copied token as a bearer token at the second gateway: the HTTP status
+    curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $TOKEN" \
+        -H 'Content-Type: application/json' "http://127.0.0.1:$BEARER_PORT/v1/chat/completions" \
+        --data '{"model":"gpt-4o-mini","max_tokens":8,"messages":[{"role":"user","content":"hi"}]}'
+}
+uses=0
+for _ in $(seq 1 100); do [ "$(stolen)" = 200 ] && uses=1 && break; sleep 0.1; done
+for _ in 2 3 4; do [ "$(stolen)" = 200 ] && uses=$((uses + 1)); done
+[ "$uses" = 4 ] || { echo "demo: the second gateway did not accept the copied token" >&2; exit 1; }
+note "the token handed out on the device (tether-agent token), used $uses times through a gateway"
+note "that accepts bearer tokens: every request passes, the device itself made none"
+JTI=$(printf '%s' "$TOKEN" | claims | json 'd["claims"]["jti"]')
+for _ in $(seq 1 50); do
+    [ "$("$BIN/tetherctl" --json usage --device "$DEV" | json "sum(u['requests'] for u in d['usage'] if u['jti'] == '$JTI')")" = "$uses" ] && break
+    sleep 0.1
+done
+sleep 1.1 # the report lands strictly before the next exchange's nonce (a second's resolution)
+note "the gateway reported $uses requests on the token; the device's next exchange carries its"
+note "own counts, signed by its TPM (here now: SIGHUP asks the agent to refresh)"
+kill -HUP "$AGENT_PID"
+for _ in $(seq 1 50); do
+    state=$("$BIN/tether-agent" token --socket "$WORK/agent.sock" --status | json 'd["state"]')
+    [ "$state" = refused ] && break
+    sleep 0.1
+done
+note "device agent: $("$BIN/tether-agent" token --socket "$WORK/agent.sock" --status | json 'd["last_error"]')"
+"$BIN/tetherctl" --json alerts | json '"\n".join("%s: %s, token %s: gateways accepted %s, the device made %s (bearer hand-outs %s), action %s" % (a["kind"], a["device_id"], a["details"]["jti"], a["details"]["gateway_accepted"], a["details"]["device_made"], a["details"]["bearer_handouts"], a["details"]["action"]) for a in d["alerts"] if a["kind"] == "usage_mismatch")' | show
+"$BIN/tetherctl" --json device show "$DEV" | json '"device %s: %s (%s)" % (d["id"], d["status"], d["status_reason"])' | show
+[ "$state" = refused ] || { echo "demo: the stolen token's device was not quarantined" >&2; exit 1; }
+kill "$BEARER_GATE_PID" "$AGENT_PID"; wait "$BEARER_GATE_PID" "$AGENT_PID" 2>/dev/null || true
+trap cleanup EXIT
+AGENT_PID=
+note "cleared: the operator reinstates the device and it enrols again"
+"$BIN/tetherctl" device reinstate "$DEV" --reason "demo: bearer token revoked, app fixed" >/dev/null
+rm -rf "$WORK/device"
+"$BIN/tether-agent" enroll --tcti "$DEVICE_TPM" --state-dir "$WORK/device" --fleet "$URL" \
+    --ca "$WORK/fleet/ca.pem" >"$WORK/enroll.log" 2>&1 ||
+    { cat "$WORK/enroll.log" >&2; echo "demo: the device could not enrol again" >&2; exit 1; }
+# --- end of usage reconciliation --------------------------------------------------------------
 
 say "An attacker copies the device: the TPM state and the agent state, to a second machine"
 swtpm_stop

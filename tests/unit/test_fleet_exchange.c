@@ -1485,6 +1485,8 @@ static void token_follows_policy(void **state)
     assert_int_equal(verify_token(f, token, test_now, &claims), TETHER_OK);
     expect_policy_claims(claims, "edge", 1, "llama3:8b");
     assert_true(number(claim(claims, "tether"), "cost_ceiling") == 2.5);
+    /* No sources in the policy: no claim (any source). */
+    assert_null(cJSON_GetObjectItemCaseSensitive(claim(claims, "tether"), "sources"));
     assert_int_equal(number(claims, "exp") - number(claims, "iat"), 60);
     cJSON_Delete(claims);
     free(token);
@@ -1520,7 +1522,8 @@ static void source_networks_at_exchange(void **state)
 {
     fixture_t *f = *state;
     device_t d;
-    char *token, *ev, sql[256];
+    char *token, *ev, *sources, sql[256];
+    cJSON *claims = NULL;
     int64_t version = 0;
 
     enrol(f, &d, 23);
@@ -1530,6 +1533,14 @@ static void source_networks_at_exchange(void **state)
                      TETHER_OK);
     assert_int_equal(tether_store_device_set_policy(&f->store, d.id, "site", test_now), TETHER_OK);
     token = exchange_ok(f, &d);
+    /* The token carries the policy's sources, canonical, for gateways. */
+    assert_int_equal(verify_token(f, token, test_now, &claims), TETHER_OK);
+    sources = cJSON_PrintUnformatted(
+        cJSON_GetObjectItemCaseSensitive(claim(claims, "tether"), "sources"));
+    assert_non_null(sources);
+    assert_string_equal(sources, "[\"192.0.2.0/24\"]");
+    cJSON_free(sources);
+    cJSON_Delete(claims);
     free(token);
     assert_int_equal(fleet_db_count(f->path, "SELECT count(*) FROM alerts"), 0);
     assert_int_equal(tether_store_policy_write(&f->store, "site", SOURCES("10.0.0.0/8", "alert"),

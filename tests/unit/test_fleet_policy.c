@@ -247,19 +247,19 @@ static void cidr_contains(void **state)
                            &doc, NULL, 0),
                      TETHER_OK);
     assert_int_equal(inet_pton(AF_INET, "10.200.3.4", v4), 1);
-    assert_true(tether_policy_cidr_contains(&doc.sources[0], AF_INET, v4));
-    assert_false(tether_policy_cidr_contains(&doc.sources[1], AF_INET, v4));
+    assert_true(tether_cidr_contains(&doc.sources[0], AF_INET, v4));
+    assert_false(tether_cidr_contains(&doc.sources[1], AF_INET, v4));
     assert_int_equal(inet_pton(AF_INET, "192.168.1.200", v4), 1);
-    assert_true(tether_policy_cidr_contains(&doc.sources[1], AF_INET, v4));
+    assert_true(tether_cidr_contains(&doc.sources[1], AF_INET, v4));
     assert_int_equal(inet_pton(AF_INET, "192.168.1.127", v4), 1);
-    assert_false(tether_policy_cidr_contains(&doc.sources[1], AF_INET, v4));
+    assert_false(tether_cidr_contains(&doc.sources[1], AF_INET, v4));
     assert_int_equal(inet_pton(AF_INET, "127.0.0.1", v4), 1);
-    assert_false(tether_policy_cidr_contains(&doc.sources[0], AF_INET, v4));
+    assert_false(tether_cidr_contains(&doc.sources[0], AF_INET, v4));
     assert_int_equal(inet_pton(AF_INET6, "fdff::1", v6), 1);
-    assert_true(tether_policy_cidr_contains(&doc.sources[2], AF_INET6, v6));
-    assert_false(tether_policy_cidr_contains(&doc.sources[0], AF_INET6, v6));
+    assert_true(tether_cidr_contains(&doc.sources[2], AF_INET6, v6));
+    assert_false(tether_cidr_contains(&doc.sources[0], AF_INET6, v6));
     assert_int_equal(inet_pton(AF_INET6, "fe00::1", v6), 1);
-    assert_false(tether_policy_cidr_contains(&doc.sources[2], AF_INET6, v6));
+    assert_false(tether_cidr_contains(&doc.sources[2], AF_INET6, v6));
 }
 
 static void kind_names(void **state)

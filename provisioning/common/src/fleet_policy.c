@@ -2,13 +2,12 @@
  * the reader takes only the canonical byte form the writer produces. */
 #include "tether/fleet_policy.h"
 
-#include <arpa/inet.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/socket.h>
 
 #include "tether/canonical_reader.h"
+#include "tether/cidr.h"
 
 static const char *const kind_names[TETHER_THRESHOLD_KIND_COUNT] = {
     [TETHER_THRESHOLD_REQUESTS_PER_MINUTE] = "requests_per_minute",
@@ -218,39 +217,10 @@ static tether_status_t threshold(reader_t *r, tether_policy_document_t *doc, int
     return tether_canonical_expect(r, "}");
 }
 
-/* -1, 0 or 1 as a sorts before, with or after b. */
-static int cidr_compare(const tether_policy_cidr_t *a, const tether_policy_cidr_t *b)
-{
-    int c;
-
-    if (a->family != b->family)
-        return a->family == AF_INET ? -1 : 1;
-    if ((c = memcmp(a->address, b->address, sizeof(a->address))) != 0)
-        return c < 0 ? -1 : 1;
-    return a->prefix < b->prefix ? -1 : a->prefix > b->prefix;
-}
-
-static bool host_bits_zero(const tether_policy_cidr_t *c)
-{
-    unsigned bytes = c->family == AF_INET ? 4 : 16;
-
-    for (unsigned i = 0; i < bytes; i++) {
-        unsigned bit = i * 8;
-        unsigned keep = c->prefix >= bit + 8 ? 8 : c->prefix > bit ? c->prefix - bit : 0;
-
-        if (keep < 8 && (c->address[i] & (0xffu >> keep)) != 0)
-            return false;
-    }
-    return true;
-}
-
 static tether_status_t source(reader_t *r, tether_policy_document_t *doc)
 {
-    char text[INET6_ADDRSTRLEN + 5], again[INET6_ADDRSTRLEN];
+    char text[TETHER_CIDR_TEXT_SIZE], why[128];
     tether_policy_cidr_t *c;
-    const char *digits;
-    char *slash;
-    unsigned prefix = 0, max;
     tether_status_t rc;
 
     if (doc->source_count == TETHER_POLICY_MAX_SOURCES)
@@ -258,27 +228,9 @@ static tether_status_t source(reader_t *r, tether_policy_document_t *doc)
     c = &doc->sources[doc->source_count];
     if ((rc = string(r, "a source", cidr_byte, sizeof(text) - 1, text)) != TETHER_OK)
         return rc;
-    if ((slash = strchr(text, '/')) == NULL)
-        return tether_canonical_fail(r, "source %s has no /prefix", text);
-    *slash = '\0';
-    c->family = strchr(text, ':') != NULL ? AF_INET6 : AF_INET;
-    max = c->family == AF_INET ? 32 : 128;
-    if (inet_pton(c->family, text, c->address) != 1 ||
-        inet_ntop(c->family, c->address, again, sizeof(again)) == NULL ||
-        strcmp(again, text) != 0)
-        return tether_canonical_fail(r, "source %s is not an address in its canonical form", text);
-    digits = slash + 1;
-    if (digits[0] == '\0' || strspn(digits, "0123456789") != strlen(digits) ||
-        strlen(digits) > 3 || (digits[0] == '0' && digits[1] != '\0'))
-        return tether_canonical_fail(r, "source %s has a prefix that is not a plain number", text);
-    for (; *digits != '\0'; digits++)
-        prefix = prefix * 10 + (unsigned)(*digits - '0');
-    if (prefix > max)
-        return tether_canonical_fail(r, "source %s has a prefix above %u", text, max);
-    c->prefix = prefix;
-    if (!host_bits_zero(c))
-        return tether_canonical_fail(r, "source %s/%u has host bits set", text, prefix);
-    if (doc->source_count > 0 && cidr_compare(&doc->sources[doc->source_count - 1], c) >= 0)
+    if (tether_cidr_parse(text, c, why, sizeof(why)) != TETHER_OK)
+        return tether_canonical_fail(r, "source %s", why);
+    if (doc->source_count > 0 && tether_cidr_compare(&doc->sources[doc->source_count - 1], c) >= 0)
         return tether_canonical_fail(r, "sources are not in strictly ascending order");
     doc->source_count++;
     return TETHER_OK;
@@ -376,7 +328,7 @@ tether_status_t tether_policy_document_write(const tether_policy_document_t *doc
                                              size_t size, size_t *len)
 {
     writer_t w = {.out = out, .size = size};
-    char address[INET6_ADDRSTRLEN];
+    char network[TETHER_CIDR_TEXT_SIZE];
     bool first = true;
 
     *len = 0;
@@ -399,11 +351,9 @@ tether_status_t tether_policy_document_write(const tether_policy_document_t *doc
     }
     put(&w, "],\"sources\":[");
     for (size_t i = 0; i < doc->source_count; i++) {
-        const tether_policy_cidr_t *c = &doc->sources[i];
-
-        if (inet_ntop(c->family, c->address, address, sizeof(address)) == NULL)
+        if (tether_cidr_format(&doc->sources[i], network, sizeof(network)) != TETHER_OK)
             w.overflow = true;
-        put(&w, "%s\"%s/%u\"", i == 0 ? "" : ",", address, c->prefix);
+        put(&w, "%s\"%s\"", i == 0 ? "" : ",", network);
     }
     put(&w, "]}");
     if (w.overflow) {
@@ -414,37 +364,7 @@ tether_status_t tether_policy_document_write(const tether_policy_document_t *doc
     return TETHER_OK;
 }
 
-bool tether_policy_cidr_contains(const tether_policy_cidr_t *network, int family,
-                                 const uint8_t *address)
-{
-    unsigned full, rest;
-
-    if (family != network->family)
-        return false;
-    full = network->prefix / 8;
-    rest = network->prefix % 8;
-    if (memcmp(network->address, address, full) != 0)
-        return false;
-    return rest == 0 ||
-           ((network->address[full] ^ address[full]) & (uint8_t)(0xffu << (8 - rest))) == 0;
-}
-
 bool tether_policy_source_allowed(const tether_policy_document_t *doc, const char *address)
 {
-    uint8_t bytes[16];
-    int family = AF_INET;
-
-    if (doc->source_count == 0)
-        return true;
-    if (address == NULL)
-        return false;
-    if (inet_pton(AF_INET, address, bytes) != 1) {
-        family = AF_INET6;
-        if (inet_pton(AF_INET6, address, bytes) != 1)
-            return false;
-    }
-    for (size_t i = 0; i < doc->source_count; i++)
-        if (tether_policy_cidr_contains(&doc->sources[i], family, bytes))
-            return true;
-    return false;
+    return tether_cidr_list_allows(doc->sources, doc->source_count, address);
 }

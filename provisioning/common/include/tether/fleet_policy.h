@@ -39,6 +39,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "tether/cidr.h"
 #include "tether/error.h"
 
 #define TETHER_POLICY_DOCUMENT_MAX 8192 /* bytes */
@@ -75,11 +76,7 @@ typedef struct tether_policy_threshold {
     tether_policy_action_t action;
 } tether_policy_threshold_t;
 
-typedef struct tether_policy_cidr {
-    int family;          /* AF_INET or AF_INET6 */
-    uint8_t address[16]; /* network byte order; 4 bytes used for AF_INET */
-    unsigned prefix;
-} tether_policy_cidr_t;
+typedef tether_cidr_t tether_policy_cidr_t; /* lib's canonical networks (cidr.h) */
 
 typedef struct tether_policy_document {
     char models[TETHER_POLICY_MAX_MODELS][TETHER_POLICY_MODEL_MAX + 1];
@@ -118,11 +115,6 @@ TETHER_MUST_CHECK tether_status_t tether_policy_document_parse(const uint8_t *da
 TETHER_MUST_CHECK tether_status_t tether_policy_document_write(const tether_policy_document_t *doc,
                                                                char *out, size_t size,
                                                                size_t *len);
-
-/* Whether address (network byte order, 4 or 16 bytes per family) lies in
- * network. */
-bool tether_policy_cidr_contains(const tether_policy_cidr_t *network, int family,
-                                 const uint8_t *address);
 
 /* Whether the text address (IPv4 or IPv6, inet_pton's forms) lies in one
  * of doc's sources; any address when it lists none. An address that does

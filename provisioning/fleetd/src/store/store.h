@@ -868,6 +868,8 @@ typedef struct tether_store_usage_entry {
     char device_id[TETHER_STORE_DEVICE_ID_SIZE]; /* as the relying party read it in the token */
     int64_t requests;          /* forwarded (answered or failed upstream) */
     int64_t refused;           /* refused by a ceiling after authorization */
+    int64_t refused_models;    /* of refused: a model outside the allow lists */
+    int64_t refused_sources;   /* of refused: a client outside the token's sources */
     int64_t prompt_tokens;
     int64_t completion_tokens;
     int64_t cost_micros;       /* millionths of the relying party's currency */

@@ -358,6 +358,15 @@ static const char migration_11[] =
     " PRIMARY KEY (device_id, kind)"
     ") WITHOUT ROWID;";
 
+/*
+ * Version 12: what gateways refused per device and second, for the
+ * refused_models threshold and the source_networks threshold at gateways
+ * (a usage report entry's refused_models and refused_sources).
+ */
+static const char migration_12[] =
+    "ALTER TABLE usage_seconds ADD COLUMN refused_models INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE usage_seconds ADD COLUMN refused_sources INTEGER NOT NULL DEFAULT 0;";
+
 const char *const tether_store_migrations[] = {
     migration_1,
     migration_2,
@@ -370,6 +379,7 @@ const char *const tether_store_migrations[] = {
     migration_9,
     migration_10,
     migration_11,
+    migration_12,
 };
 
 const size_t tether_store_migration_count =

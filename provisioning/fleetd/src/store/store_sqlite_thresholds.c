@@ -1,9 +1,10 @@
 /*
- * Anomaly thresholds on SQLite (schema version 11; provisioning/fleetd
- * README, "Anomaly thresholds"): inside a usage report's transaction, each
- * entry's figures are added to its device's second of last_seen, and the
- * rate thresholds of the device's policy are evaluated over the window
- * that ends at that second.
+ * Anomaly thresholds on SQLite (schema versions 11 and 12;
+ * provisioning/fleetd README, "Anomaly thresholds"): inside a usage
+ * report's transaction, each entry's figures are added to its device's
+ * second of last_seen, and the thresholds of the device's policy are
+ * evaluated over the window that ends at that second: the rates, and the
+ * refusals gateways counted (refused_models, source_networks).
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -20,14 +21,43 @@ typedef struct rate_kind {
     const char *column; /* of usage_seconds */
     int64_t window;     /* seconds */
     bool money;         /* the value is in millionths (spend) */
+    /* A count of refusals ("tried N times"): crosses when the figure
+     * reaches the value, and only at an entry that adds to it; what names
+     * one in the alert's reason. NULL for rates (above the value, at
+     * every entry). */
+    const char *tries;
+    /* The key of threshold_alerts when not the kind's name: gateways'
+     * source refusals alert apart from the exchange's (an exchange from
+     * outside must not hide a gateway's sightings within its hour). */
+    const char *mark;
 } rate_kind_t;
 
 static const rate_kind_t rate_kinds[] = {
-    {TETHER_THRESHOLD_REQUESTS_PER_MINUTE, "requests", 60, false},
-    {TETHER_THRESHOLD_TOKENS_PER_MINUTE, "tokens", 60, false},
-    {TETHER_THRESHOLD_SPEND_PER_HOUR, "cost_micros", 3600, true},
-    {TETHER_THRESHOLD_SPEND_PER_DAY, "cost_micros", 86400, true},
+    {TETHER_THRESHOLD_REQUESTS_PER_MINUTE, "requests", 60, false, NULL, NULL},
+    {TETHER_THRESHOLD_TOKENS_PER_MINUTE, "tokens", 60, false, NULL, NULL},
+    {TETHER_THRESHOLD_SPEND_PER_HOUR, "cost_micros", 3600, true, NULL, NULL},
+    {TETHER_THRESHOLD_SPEND_PER_DAY, "cost_micros", 86400, true, NULL, NULL},
+    {TETHER_THRESHOLD_REFUSED_MODELS, "refused_models", 3600, false,
+     "requests for a model outside the allow lists refused by gateways", NULL},
+    {TETHER_THRESHOLD_SOURCE_NETWORKS, "refused_sources", 3600, false,
+     "requests from outside the policy's sources refused by gateways",
+     "source_networks_gateway"},
 };
+
+/* What the entry adds to a tries kind's figure. */
+static int64_t entry_tries(const tether_store_usage_entry_t *e, const rate_kind_t *k)
+{
+    return k->kind == TETHER_THRESHOLD_REFUSED_MODELS ? e->refused_models : e->refused_sources;
+}
+
+/* Whether observed crosses t. A count kind's value is a whole number: its
+ * micros / 10^6. */
+static bool crosses(const rate_kind_t *k, const tether_policy_threshold_t *t, int64_t observed)
+{
+    int64_t value = k->money ? t->micros : t->micros / 1000000;
+
+    return k->tries != NULL ? observed >= value : observed > value;
+}
 
 /* The observed figure over (end - window, end] of one column. */
 static tether_status_t window_sum(sqlite_store_t *s, const char *device_id,
@@ -56,6 +86,7 @@ typedef struct crossing {
     int64_t window;       /* seconds */
     int64_t end;          /* the window's last second */
     const char *reason;
+    const char *mark;     /* threshold_alerts' key; NULL: the kind's name */
 } crossing_t;
 
 /* The alert (once per device, kind and window: a window overlapping the
@@ -77,7 +108,8 @@ static tether_status_t crossed_tx(sqlite_store_t *s, const crossing_t *c, int64_
     *alerted = false;
     *quarantined = false;
     rc = tether_sqlite_run(s, "mark threshold alerted", mark,
-                           SQL_ARGS(SQL_TEXT(c->device_id), SQL_TEXT(name), SQL_INT(c->end),
+                           SQL_ARGS(SQL_TEXT(c->device_id),
+                                    SQL_TEXT(c->mark != NULL ? c->mark : name), SQL_INT(c->end),
                                     SQL_INT(c->window)));
     if (rc == TETHER_OK && sqlite3_changes(s->db) == 1) {
         snprintf(details, sizeof(details),
@@ -102,7 +134,8 @@ static tether_status_t rate_crossed_tx(sqlite_store_t *s, const char *device_id,
 {
     char reason[TETHER_STORE_REASON_MAX + 1], figure[32];
     crossing_t c = {.device_id = device_id, .kind = k->kind, .threshold = t,
-                    .observed = figure, .window = k->window, .end = end, .reason = reason};
+                    .observed = figure, .window = k->window, .end = end, .reason = reason,
+                    .mark = k->mark};
     bool alerted = false, quarantined = false;
     tether_status_t rc;
 
@@ -111,10 +144,17 @@ static tether_status_t rate_crossed_tx(sqlite_store_t *s, const char *device_id,
                  observed % 1000000);
     else
         snprintf(figure, sizeof(figure), "%" PRId64, observed);
-    snprintf(reason, sizeof(reason),
-             "threshold %s exceeded: %s over the %" PRId64 " s ending at %" PRId64
-             ", the policy allows %s",
-             tether_policy_threshold_kind_name(k->kind), figure, k->window, end, t->value);
+    if (k->tries != NULL)
+        snprintf(reason, sizeof(reason),
+                 "threshold %s reached: %s %s over the %" PRId64 " s ending at %" PRId64
+                 ", the policy's value is %s",
+                 tether_policy_threshold_kind_name(k->kind), figure, k->tries, k->window, end,
+                 t->value);
+    else
+        snprintf(reason, sizeof(reason),
+                 "threshold %s exceeded: %s over the %" PRId64 " s ending at %" PRId64
+                 ", the policy allows %s",
+                 tether_policy_threshold_kind_name(k->kind), figure, k->window, end, t->value);
     rc = crossed_tx(s, &c, now, &alerted, &quarantined);
     result->thresholds += alerted ? 1 : 0;
     result->quarantined = result->quarantined || quarantined;
@@ -159,10 +199,13 @@ tether_status_t tether_sqlite_thresholds_tx(sqlite_store_t *s, const char *devic
                                             tether_store_usage_result_t *result)
 {
     static const char add[] =
-        "INSERT INTO usage_seconds (device_id, second, requests, tokens, cost_micros)"
-        " VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (device_id, second) DO UPDATE SET"
+        "INSERT INTO usage_seconds (device_id, second, requests, tokens, cost_micros,"
+        " refused_models, refused_sources)"
+        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (device_id, second) DO UPDATE SET"
         " requests = requests + excluded.requests, tokens = tokens + excluded.tokens,"
-        " cost_micros = cost_micros + excluded.cost_micros";
+        " cost_micros = cost_micros + excluded.cost_micros,"
+        " refused_models = refused_models + excluded.refused_models,"
+        " refused_sources = refused_sources + excluded.refused_sources";
     static const char policy[] =
         "SELECT p.document FROM devices d JOIN policies p ON p.name = d.policy"
         " WHERE d.id = ? ORDER BY p.version DESC LIMIT 1";
@@ -178,7 +221,8 @@ tether_status_t tether_sqlite_thresholds_tx(sqlite_store_t *s, const char *devic
                                SQL_ARGS(SQL_TEXT(device_id), SQL_INT(e->last_seen),
                                         SQL_INT(e->requests),
                                         SQL_INT(e->prompt_tokens + e->completion_tokens),
-                                        SQL_INT(e->cost_micros)));
+                                        SQL_INT(e->cost_micros), SQL_INT(e->refused_models),
+                                        SQL_INT(e->refused_sources)));
     if (rc == TETHER_OK)
         rc = tether_sqlite_query_one(s, "read device policy", policy, SQL_ARGS(SQL_TEXT(device_id)),
                                      read_policy_document, &doc);
@@ -189,11 +233,10 @@ tether_status_t tether_sqlite_thresholds_tx(sqlite_store_t *s, const char *devic
         const tether_policy_threshold_t *t = &doc.thresholds[k->kind];
         int64_t observed = 0;
 
-        if (!t->set)
+        if (!t->set || (k->tries != NULL && entry_tries(e, k) == 0))
             continue;
         rc = window_sum(s, device_id, k, e->last_seen, &observed);
-        /* A count kind's value is a whole number: its micros / 10^6. */
-        if (rc == TETHER_OK && observed > (k->money ? t->micros : t->micros / 1000000))
+        if (rc == TETHER_OK && crosses(k, t, observed))
             rc = rate_crossed_tx(s, device_id, k, t, observed, e->last_seen, now, result);
     }
     return rc;
