@@ -358,6 +358,23 @@ static const char migration_11[] =
     " PRIMARY KEY (device_id, kind)"
     ") WITHOUT ROWID;";
 
+/*
+ * Version 13: measured boot (firmware/, DESIGN.md "Measured boot").
+ * - device_eventlogs: per device, the last accepted event log of each kind
+ *   (the platform's TCG PC Client log, tether's CEL) and its SHA-256, so a
+ *   device sends an unchanged log's hash only. A cache of what a verified
+ *   quote's PCRs explained: every exchange replays it again.
+ */
+static const char migration_13[] =
+    "CREATE TABLE device_eventlogs ("
+    " device_id TEXT NOT NULL REFERENCES devices (id),"
+    " log TEXT NOT NULL CHECK (log IN ('platform', 'tether')),"
+    " sha256 BLOB NOT NULL CHECK (length(sha256) = 32),"
+    " bytes BLOB NOT NULL,"
+    " updated_at INTEGER NOT NULL,"
+    " PRIMARY KEY (device_id, log)"
+    ");";
+
 const char *const tether_store_migrations[] = {
     migration_1,
     migration_2,
@@ -370,6 +387,9 @@ const char *const tether_store_migrations[] = {
     migration_9,
     migration_10,
     migration_11,
+    /* migration_12 is written in parallel on another branch: it goes
+     * before migration_13 when both are merged. */
+    migration_13,
 };
 
 const size_t tether_store_migration_count =
