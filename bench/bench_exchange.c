@@ -100,7 +100,7 @@ static int latency(const char *tcti, const char *state_dir, size_t count, int pr
     tether_https_client_t client;
     tether_tpm_t tpm;
     tether_secure_buffer_t token;
-    tether_usage_t usage = {0, 0, NULL, NULL};
+    tether_usage_t usage = {0, 0, NULL, NULL, {NULL, NULL}};
     double *total = calloc(count, sizeof(double)), *tpm_ms = calloc(count, sizeof(double));
     char ca[4096], why[256];
     size_t ok = 0, tpm_ok = 0;
@@ -188,7 +188,7 @@ typedef struct device {
 static void *device_loop(void *arg)
 {
     device_t *d = arg;
-    tether_usage_t usage = {0, 0, NULL, NULL};
+    tether_usage_t usage = {0, 0, NULL, NULL, {NULL, NULL}};
 
     while (now_s() < d->until) {
         tether_exchange_result_t r;
