@@ -98,6 +98,11 @@ TETHER_MUST_CHECK tether_status_t tether_device_status_parse(const char *name,
 #define TETHER_FLEET_EXCHANGE_SECURE_BOOT_DISABLED TETHER_MEASURED_BOOT_SECURE_BOOT_DISABLED
 #define TETHER_FLEET_EXCHANGE_VARIABLE_NOT_ALLOWED TETHER_MEASURED_BOOT_VARIABLE_NOT_ALLOWED
 #define TETHER_FLEET_EXCHANGE_PCR_VALUE_NOT_ALLOWED TETHER_MEASURED_BOOT_PCR_VALUE_NOT_ALLOWED
+/* ... and for a request of such a device that names no event logs, or a
+ * log by a hash the fleet does not hold (it holds the last accepted one):
+ * 400 invalid_grant, nothing changes; the challenge says which logs the
+ * fleet holds, so the agent's next exchange sends the bytes. */
+#define TETHER_FLEET_EXCHANGE_EVENTLOG_UNKNOWN "eventlog_unknown"
 
 /* Alert kinds of usage reconciliation (DESIGN.md, "Usage counters and
  * reconciliation"): gateways accepted more requests on a token than its
@@ -107,6 +112,9 @@ TETHER_MUST_CHECK tether_status_t tether_device_status_parse(const char *name,
 /* A policy threshold crossed (provisioning/fleetd/README.md, "Anomaly
  * thresholds"). */
 #define TETHER_FLEET_ALERT_THRESHOLD_EXCEEDED "threshold_exceeded"
+/* An exchange refused by measured boot (the refusal's code, log, PCR,
+ * event, type and digest in its details). */
+#define TETHER_FLEET_ALERT_MEASURED_BOOT_REFUSED "measured_boot_refused"
 
 /* Refusals of POST /v1/usage/reports beyond invalid_request (a malformed
  * report, 400) and payload_too_large (413); nothing changes. 409: the
