@@ -345,7 +345,8 @@ static void measured_boot_read(void **state)
     assert_int_equal(ref->exact[0][0], 0x11);
     assert_int_equal(ref->exact[13][31], 0x22);
     assert_true(ref->require_secure_boot);
-    assert_int_equal(ref->variable_mask, 1u << TETHER_MEASURED_BOOT_PK | 1u << TETHER_MEASURED_BOOT_DBX);
+    assert_int_equal(ref->variable_mask,
+                     1u << TETHER_MEASURED_BOOT_PK | 1u << TETHER_MEASURED_BOOT_DBX);
     assert_int_equal(ref->variables[TETHER_MEASURED_BOOT_DBX][0], 0x22);
     assert_int_equal(ref->application_count, 2);
     assert_int_equal(ref->ipl_count, 1);
