@@ -96,7 +96,7 @@ boot
 pass "swtpm's PCRs hold the golden log's extends and tether's measurement of one file"
 
 # --- the policy from the golden logs; the first exchange sends both logs ------
-"$CTL" policy create golden --models '*' --from-eventlog "$GOLDEN" "$CEL" >"$WORK/ctl.out" 2>&1 ||
+"$CTL" policy create golden --models '*' --from-eventlog "$GOLDEN" --from-eventlog "$CEL" >"$WORK/ctl.out" 2>&1 ||
     fail "policy create --from-eventlog: $(cat "$WORK/ctl.out")"
 "$CTL" device set-policy "$DEVICE" golden >"$WORK/ctl.out" 2>&1 ||
     fail "device set-policy: $(cat "$WORK/ctl.out")"
@@ -159,7 +159,7 @@ case $line in *"tether log, PCR 13"*) ;; *) fail "the refusal does not name teth
 "$AGENT" token --socket "$WORK/agent.sock" >/dev/null 2>&1 && fail "the agent holds a token"
 pass "after a reboot with a measured file changed: refused measurement_not_allowed naming tether's log"
 
-"$CTL" policy update golden --models '*' --from-eventlog "$GOLDEN" "$CEL" >"$WORK/ctl.out" 2>&1 ||
+"$CTL" policy update golden --from-eventlog "$CEL" >"$WORK/ctl.out" 2>&1 ||
     fail "policy update --from-eventlog: $(cat "$WORK/ctl.out")"
 issued=$(count "token issued: device=$DEVICE")
 kill -HUP "$AGENT_PID"
