@@ -126,7 +126,7 @@ wait_count "outcome=eventlog_replay_mismatch" 1
 line=$(grep -m1 "outcome=eventlog_replay_mismatch" "$WORK/fleetd.log")
 # The quote proves one digest over the selection (the fleet's PCRs 0-7, the
 # policy's 0-8 and 13): the refusal names that selection.
-case $line in *"status=403"*"PCRs 0x0021ff"*) ;; *) fail "the refusal does not name the quoted PCRs: $line" ;; esac
+case $line in *"status=400"*"PCRs 0x0021ff"*) ;; *) fail "the refusal does not name the quoted PCRs: $line" ;; esac
 [ "$(sql "SELECT count(*) FROM alerts WHERE kind = 'measured_boot_refused' AND device_id = '$DEVICE' AND json_extract(details, '\$.code') = 'eventlog_replay_mismatch' AND json_extract(details, '\$.policy') = 'golden'")" = 1 ] ||
     fail "no measured_boot_refused alert: $(sql "SELECT kind, details FROM alerts")"
 [ "$(sql "SELECT status, highest_counter FROM devices WHERE id = '$DEVICE'")" = "$before" ] ||

@@ -2788,10 +2788,10 @@ static void expect_measured_alert(fixture_t *f, const device_t *d, const char *c
 }
 
 /* Refusals: a hash the fleet does not hold, bytes that are not their hash's
- * and no logs at all (400, nothing changes); a file of tether's changed
+ * and no logs at all (nothing changes); a file of tether's changed
  * (measurement_not_allowed, until the policy admits it) and a log the PCRs
- * do not back (eventlog_replay_mismatch): 403, an alert, no device state
- * changed, the log the fleet holds kept. */
+ * do not back (eventlog_replay_mismatch): an alert, no device state
+ * changed, the log the fleet holds kept. All 400, as pcr_mismatch. */
 static void measured_boot_refusals(void **state)
 {
     fixture_t *f = *state;
@@ -2835,7 +2835,7 @@ static void measured_boot_refusals(void **state)
     measure_file(&d, &m, "app", "app version 2", true);
     before = device_row(f, d.id);
     test_now += 10;
-    assert_int_equal(measured_exchange(f, &d, &m, &sent), 403);
+    assert_int_equal(measured_exchange(f, &d, &m, &sent), 400);
     assert_string_equal(text(f, "tether_error"), TETHER_FLEET_EXCHANGE_MEASUREMENT_NOT_ALLOWED);
     assert_non_null(strstr(text(f, "error_description"), "tether log, PCR 13, event 1"));
     expect_measured_alert(f, &d, TETHER_FLEET_EXCHANGE_MEASUREMENT_NOT_ALLOWED, "tether", 1);
@@ -2857,7 +2857,7 @@ static void measured_boot_refusals(void **state)
     measure_file(&d, &m, "app", "app version 1", false);
     before = device_row(f, d.id);
     test_now += 10;
-    assert_int_equal(measured_exchange(f, &d, &m, &sent), 403);
+    assert_int_equal(measured_exchange(f, &d, &m, &sent), 400);
     assert_string_equal(text(f, "tether_error"), TETHER_FLEET_EXCHANGE_EVENTLOG_REPLAY_MISMATCH);
     assert_int_equal(device_row(f, d.id).highest_counter, before.highest_counter);
     expect_sample(f, "tether_fleetd_exchanges_total{outcome=\"eventlog_replay_mismatch\"} 1");

@@ -547,9 +547,10 @@ static bool usage_ok(exchange_call_t *call, token_work_t *w)
 
 /* Measured boot (exchange_measured_boot.h), for a device whose policy has
  * it: the logs named by the form replay to the verified quote's PCRs and
- * keep to the reference values. A refusal changes no device state (as a
- * pcr_mismatch: the counter the device incremented stays unaccepted, a
- * gap) and is written as an alert. */
+ * keep to the reference values. A refusal is answered as a pcr_mismatch
+ * (400 invalid_grant: what the evidence proves is not what the policy
+ * allows), changes no device state (the counter the device incremented
+ * stays unaccepted, a gap) and is written as an alert. */
 static bool measured_boot_ok(exchange_call_t *call, token_work_t *w)
 {
     const char *id = w->ev.device_id;
@@ -607,14 +608,14 @@ static bool measured_boot_ok(exchange_call_t *call, token_work_t *w)
     }
     cJSON_free(details);
     if (refusal->has_event)
-        refuse(call, "exchange", id, 403, "invalid_grant", refusal->code,
+        refuse(call, "exchange", id, 400, "invalid_grant", refusal->code,
                "measured boot: %s (%s log, PCR %u, event %zu, type 0x%" PRIx32 ", digest %s); "
                "policy %s version %lld",
                refusal->text, refusal->log, refusal->pcr, refusal->event, refusal->type,
                refusal->digest_hex[0] != '\0' ? refusal->digest_hex : "-", w->stored_policy.name,
                (long long)w->stored_policy.version);
     else
-        refuse(call, "exchange", id, 403, "invalid_grant", refusal->code,
+        refuse(call, "exchange", id, 400, "invalid_grant", refusal->code,
                "measured boot: %s; policy %s version %lld", refusal->text, w->stored_policy.name,
                (long long)w->stored_policy.version);
     return false;
