@@ -3,9 +3,13 @@
  * nothing (run.sh starts the fleet and the TPM and calls these modes).
  *
  *   bench_exchange latency --tcti TCTI --state-dir DIR [--count N]
+ *                          [--platform-eventlog FILE --tether-eventlog FILE]
  *       N exchanges of an enrolled device against its fleet over loopback
  *       TLS: p50/p99 of the whole exchange, and of the TPM's part alone
- *       (EK, AK load, counter increment, NV_Certify, Quote, flush).
+ *       (EK, AK load, counter increment, NV_Certify, Quote, flush); the
+ *       token request's variable part (subject_token and, when the
+ *       device's policy has measured boot, the event-log parameters made
+ *       from the two files) in bytes, of the first exchange and the last.
  *   bench_exchange dpop --tcti TCTI --state-dir DIR [--count N]
  *       N DPoP proofs signed with the device key as the agent signs them
  *       (tether_dpop_signer_sign): the first, which loads the key, and
@@ -94,16 +98,37 @@ static int tpm_part(tether_tpm_t *tpm, const tether_agent_state_t *state)
     return rc;
 }
 
-static int latency(const char *tcti, const char *state_dir, size_t count, int print_token)
+/* One exchange as tether_agent_exchange makes it, in its two halves so
+ * that the token request's variable part can be counted (*form_bytes). */
+static void exchange_counted(tether_https_client_t *client, tether_tpm_t *tpm,
+                             const tether_agent_state_t *state, const tether_usage_t *usage,
+                             tether_secure_buffer_t *token, tether_exchange_result_t *r,
+                             size_t *form_bytes)
+{
+    char *subject_token = NULL, *eventlog_params = NULL;
+
+    *form_bytes = 0;
+    if (tether_agent_exchange_evidence(client, tpm, NULL, state, usage, &subject_token,
+                                       &eventlog_params, r) == 0) {
+        *form_bytes = strlen(subject_token) +
+                      (eventlog_params != NULL ? strlen(eventlog_params) : 0);
+        (void)tether_agent_exchange_token(client, subject_token, eventlog_params, token, r);
+    }
+    free(subject_token);
+    free(eventlog_params);
+}
+
+static int latency(const char *tcti, const char *state_dir, size_t count, int print_token,
+                   const tether_agent_eventlog_paths_t *eventlogs)
 {
     tether_agent_state_t state;
     tether_https_client_t client;
     tether_tpm_t tpm;
     tether_secure_buffer_t token;
-    tether_usage_t usage = {0, 0, NULL, NULL, {NULL, NULL}};
+    tether_usage_t usage = {0, 0, NULL, NULL, *eventlogs};
     double *total = calloc(count, sizeof(double)), *tpm_ms = calloc(count, sizeof(double));
     char ca[4096], why[256];
-    size_t ok = 0, tpm_ok = 0;
+    size_t ok = 0, tpm_ok = 0, first_bytes = 0, last_bytes = 0;
     int rc = 1;
 
     tether_https_client_init(&client);
@@ -120,12 +145,16 @@ static int latency(const char *tcti, const char *state_dir, size_t count, int pr
     for (size_t i = 0; i < count; i++) {
         tether_exchange_result_t r;
         double t0 = now_s();
-        tether_agent_exchange(&client, &tpm, NULL, &state, &usage, &token, &r);
+        size_t bytes = 0;
+        exchange_counted(&client, &tpm, &state, &usage, &token, &r, &bytes);
         if (r.outcome != TETHER_EXCHANGE_OK) {
             fprintf(stderr, "bench: exchange %zu: %s %s\n", i, r.code, r.reason);
             continue;
         }
         total[ok++] = (now_s() - t0) * 1000;
+        if (i == 0)
+            first_bytes = bytes;
+        last_bytes = bytes;
         usage.exchanges++;
     }
     if (print_token) {
@@ -141,6 +170,8 @@ static int latency(const char *tcti, const char *state_dir, size_t count, int pr
     printf("token exchange on swtpm over loopback TLS (%zu of %zu succeeded)\n", ok, count);
     print_percentiles("  whole exchange", total, ok);
     print_percentiles("  TPM part (swtpm)", tpm_ms, tpm_ok);
+    printf("  token request's variable part     first %zu bytes, last %zu bytes\n", first_bytes,
+           last_bytes);
     rc = ok == count ? 0 : 1;
 out:
     free(total);
@@ -348,12 +379,15 @@ int main(int argc, char **argv)
         {"ca", required_argument, NULL, 'c'},        {"bootstrap-token", required_argument, NULL, 'b'},
         {"devices", required_argument, NULL, 'd'},   {"seconds", required_argument, NULL, 'S'},
         {"server-pid", required_argument, NULL, 'p'},
+        {"platform-eventlog", required_argument, NULL, 'P'},
+        {"tether-eventlog", required_argument, NULL, 'T'},
         {NULL, 0, NULL, 0},
     };
     const char *tcti = NULL, *state_dir = NULL, *fleet = NULL, *ca = NULL, *bootstrap = NULL;
     unsigned long count = 100, devices = 8;
     long server = 0;
     double seconds = 10;
+    tether_agent_eventlog_paths_t eventlogs = {NULL, NULL};
     int c;
 
     tether_log_setup("bench", TETHER_LOG_TEXT, TETHER_LOG_WARN);
@@ -375,17 +409,19 @@ int main(int argc, char **argv)
         case 'd': devices = strtoul(optarg, NULL, 10); break;
         case 'S': seconds = strtod(optarg, NULL); break;
         case 'p': server = strtol(optarg, NULL, 10); break;
+        case 'P': eventlogs.platform = optarg; break;
+        case 'T': eventlogs.tether = optarg; break;
         default: return 2;
         }
     }
     if (strcmp(argv[1], "latency") == 0 && tcti != NULL && state_dir != NULL && count > 0 &&
         count <= 100000)
-        return latency(tcti, state_dir, count, 0);
+        return latency(tcti, state_dir, count, 0, &eventlogs);
     if (strcmp(argv[1], "dpop") == 0 && tcti != NULL && state_dir != NULL && count > 0 &&
         count <= 100000)
         return dpop(tcti, state_dir, count);
     if (strcmp(argv[1], "token") == 0 && tcti != NULL && state_dir != NULL)
-        return latency(tcti, state_dir, 1, 1);
+        return latency(tcti, state_dir, 1, 1, &eventlogs);
     if (strcmp(argv[1], "load") == 0 && fleet != NULL && ca != NULL && bootstrap != NULL &&
         devices > 0 && devices <= MAX_DEVICES && seconds > 0 && seconds <= 600 && server >= 0)
         return load(fleet, ca, bootstrap, devices, seconds, (pid_t)server);

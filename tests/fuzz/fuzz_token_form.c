@@ -14,51 +14,6 @@
 
 #include "token_form.h"
 
-/* Appends "&name=" and a span as it is. */
-static size_t append_span(size_t o, const char *name, const tether_token_form_span_t *span)
-{
-    if (span->len == 0)
-        return o;
-    o += (size_t)snprintf(encoded + o, sizeof(encoded) - o, "%s%s=", o > 0 ? "&" : "", name);
-    memcpy(encoded + o, span->data, span->len);
-    o += span->len;
-    encoded[o] = '\0';
-    return o;
-}
-
-/* A log hash: "" or 64 lowercase hex digits. */
-static bool hash_ok(const char *hash)
-{
-    size_t len = strlen(hash);
-    return len == 0 || (len == TETHER_EVENTLOG_WIRE_SHA256_HEX &&
-                        strspn(hash, "0123456789abcdef") == TETHER_EVENTLOG_WIRE_SHA256_HEX);
-}
-
-/* A log span: inside the body, base64url without padding, beside its hash. */
-static bool span_ok(const tether_token_form_span_t *span, const char *hash, size_t max,
-                    const uint8_t *data, size_t size)
-{
-    const char *body = (const char *)data;
-
-    if (span->len == 0)
-        return span->data == NULL;
-    if (hash[0] == '\0' || span->len > max || span->len % 4 == 1 || span->data < body ||
-        span->len > size || span->data > body + (size - span->len))
-        return false;
-    /* The body is not NUL-terminated: every character by count. */
-    for (size_t i = 0; i < span->len; i++)
-        if (strchr("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_",
-                   span->data[i]) == NULL ||
-            span->data[i] == '\0')
-            return false;
-    return true;
-}
-
-static bool same_span(const tether_token_form_span_t *a, const tether_token_form_span_t *b)
-{
-    return a->len == b->len && (a->len == 0 || memcmp(a->data, b->data, a->len) == 0);
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static tether_token_form_t form, again;

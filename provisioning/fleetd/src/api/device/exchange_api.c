@@ -284,7 +284,7 @@ static void handle_challenge(exchange_call_t *call)
     }
     /* pcr_selection, and measured boot's member when the policy has it. */
     if ((rc = tether_exchange_measured_boot_challenge(api->store, id, &policy->document,
-                                                      &api->policy->pcr_selection, json)) !=
+                                                      api->policy, json)) !=
         TETHER_OK) {
         server_error(call, "answering", rc);
         goto out;

@@ -78,24 +78,24 @@ static tether_status_t held_hash(tether_store_t *store, const char *device_id,
 tether_status_t tether_exchange_measured_boot_challenge(tether_store_t *store,
                                                         const char *device_id,
                                                         const tether_policy_document_t *doc,
-                                                        const TPML_PCR_SELECTION *fleet_selection,
+                                                        const tether_token_policy_t *fleet,
                                                         cJSON *answer)
 {
     char selection[8 + 3 * TETHER_MEASURED_BOOT_PCR_COUNT];
     char platform[TETHER_EVENTLOG_WIRE_SHA256_HEX + 1], tether[TETHER_EVENTLOG_WIRE_SHA256_HEX + 1];
-    uint32_t mask = tether_exchange_pcr_mask(fleet_selection);
     cJSON *member;
     tether_status_t rc;
 
-    if (doc->has_measured_boot)
-        mask |= doc->measured_boot.pcr_mask;
-    if ((rc = tether_exchange_pcr_selection_text(mask, selection, sizeof(selection))) !=
-        TETHER_OK)
+    if (!doc->has_measured_boot)
+        return cJSON_AddStringToObject(answer, "pcr_selection", fleet->pcr_selection_text) != NULL
+                   ? TETHER_OK
+                   : TETHER_ERR_NO_MEMORY;
+    if ((rc = tether_exchange_pcr_selection_text(tether_exchange_pcr_mask(&fleet->pcr_selection) |
+                                                     doc->measured_boot.pcr_mask,
+                                                 selection, sizeof(selection))) != TETHER_OK)
         return rc;
     if (cJSON_AddStringToObject(answer, "pcr_selection", selection) == NULL)
         return TETHER_ERR_NO_MEMORY;
-    if (!doc->has_measured_boot)
-        return TETHER_OK;
     if ((rc = held_hash(store, device_id, TETHER_STORE_EVENTLOG_PLATFORM, platform)) !=
             TETHER_OK ||
         (rc = held_hash(store, device_id, TETHER_STORE_EVENTLOG_TETHER, tether)) != TETHER_OK)

@@ -26,6 +26,7 @@
 #include "tether/fleet_policy.h"
 #include "tether/measured_boot.h"
 #include "token_form.h"
+#include "token_issuer.h"
 
 /* The PCRs of sel's SHA-256 bank as a mask (bit i: PCR i). */
 uint32_t tether_exchange_pcr_mask(const TPML_PCR_SELECTION *sel);
@@ -38,14 +39,14 @@ void tether_exchange_pcr_selection(uint32_t mask, TPML_PCR_SELECTION *sel);
 TETHER_MUST_CHECK tether_status_t tether_exchange_pcr_selection_text(uint32_t mask, char *out,
                                                                      size_t out_size);
 
-/* Adds the challenge's "pcr_selection" to answer: fleet_selection, or with
- * doc's measured boot its union with the policy's pcr_mask, and then the
- * "measured_boot" member with the hashes of the logs the store holds for
- * device_id ("" for none). TETHER_ERR_STORE, TETHER_ERR_NO_MEMORY: the
- * fleet's fault. */
+/* Adds the challenge's "pcr_selection" to answer: the fleet's configured
+ * text as it is, or with doc's measured boot the union of the fleet's
+ * selection with the policy's pcr_mask, and then the "measured_boot"
+ * member with the hashes of the logs the store holds for device_id (""
+ * for none). TETHER_ERR_STORE, TETHER_ERR_NO_MEMORY: the fleet's fault. */
 TETHER_MUST_CHECK tether_status_t tether_exchange_measured_boot_challenge(
     tether_store_t *store, const char *device_id, const tether_policy_document_t *doc,
-    const TPML_PCR_SELECTION *fleet_selection, cJSON *answer);
+    const tether_token_policy_t *fleet, cJSON *answer);
 
 /* The two logs of one exchange, resolved from the form and the store. */
 typedef struct tether_exchange_eventlog {
