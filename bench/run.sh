@@ -11,7 +11,7 @@ SECONDS_LOAD=${BENCH_SECONDS:-10}
 "$top/scripts/bootstrap.sh" >/dev/null
 cmake -S "$top" -B "$top/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$top/build" -j "$(nproc 2>/dev/null || echo 2)" \
-    --target tether-agent tether-fleetd tetherctl bench_exchange >/dev/null
+    --target tether-agent tether-fleetd tetherctl bench_exchange bench_measured_boot >/dev/null
 BIN=$top/build/bin
 BENCH=$top/build/bench/bench_exchange
 
@@ -48,6 +48,8 @@ EK=$("$BIN/tether-agent" selftest --tcti "$SWTPM_TCTI" | sed -n 's/^EK SHA-256: 
 
 echo "== tether benchmarks ($(nproc) cores; $(date -u +%Y-%m-%dT%H:%MZ))"
 "$BENCH" latency --tcti "$SWTPM_TCTI" --state-dir "$WORK/device" --count "$COUNT"
+# Measured boot at fleetd: parse, replay and check of the largest real log.
+"$top/build/bench/bench_measured_boot" --count "$((COUNT * 5))"
 "$BENCH" dpop --tcti "$SWTPM_TCTI" --state-dir "$WORK/device" --count "$COUNT"
 
 # The agent's added latency through its AI endpoint (token, a TPM-signed
