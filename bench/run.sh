@@ -11,7 +11,7 @@ SECONDS_LOAD=${BENCH_SECONDS:-10}
 "$top/scripts/bootstrap.sh" >/dev/null
 cmake -S "$top" -B "$top/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$top/build" -j "$(nproc 2>/dev/null || echo 2)" \
-    --target tether-agent tether-fleetd tetherctl bench_exchange >/dev/null
+    --target tether-agent tether-fleetd tetherctl bench_exchange bench_measured_boot >/dev/null
 BIN=$top/build/bin
 BENCH=$top/build/bench/bench_exchange
 
@@ -62,6 +62,8 @@ printf 'agent %s\n' "$BIN/tether-agent" >"$WORK/boot/measure.conf"
 
 echo "== tether benchmarks ($(nproc) cores; $(date -u +%Y-%m-%dT%H:%MZ))"
 "$BENCH" latency --tcti "$SWTPM_TCTI" --state-dir "$WORK/device" --count "$COUNT"
+# Measured boot at fleetd: parse, replay and check of the largest real log.
+"$top/build/bench/bench_measured_boot" --count "$((COUNT * 5))"
 "$BENCH" dpop --tcti "$SWTPM_TCTI" --state-dir "$WORK/device" --count "$COUNT"
 
 # The exchange of a device whose policy has a measured_boot section, its

@@ -483,15 +483,29 @@ static const char *type_text(uint32_t type)
     return name != NULL ? name : "an event of unnamed type";
 }
 
+/* SHA-256 over the replayed values of the PCRs of mask, in ascending order:
+ * the pcrDigest TPM2_Quote computes (TPM2 Part 3, TPM2_Quote). mask has no
+ * bit above 23. */
+static tether_status_t composite(const logs_t *logs, uint32_t mask, uint8_t digest[DIGEST])
+{
+    uint8_t selected[TETHER_MEASURED_BOOT_PCR_COUNT * DIGEST];
+    size_t len = 0;
+
+    for (uint32_t pcr = 0; pcr < TETHER_MEASURED_BOOT_PCR_COUNT; pcr++)
+        if ((mask & (UINT32_C(1) << pcr)) != 0) {
+            memcpy(selected + len, logs->pcrs[pcr], DIGEST);
+            len += DIGEST;
+        }
+    return tether_sha256(selected, len, digest);
+}
+
 /* The quote against the logs' replay: it must cover ref's PCRs and its
- * pcrDigest must be the SHA-256 of the replayed values of the PCRs it
- * selects, in ascending order (TPM2 Part 3, TPM2_Quote). */
+ * pcrDigest must be the replay's over the PCRs it selects. */
 static tether_status_t check_replay(const tether_measured_boot_reference_t *ref,
                                     const logs_t *logs, const tether_measured_boot_quote_t *quote,
                                     tether_measured_boot_refusal_t *refusal)
 {
-    uint8_t selected[TETHER_MEASURED_BOOT_PCR_COUNT * DIGEST], digest[DIGEST];
-    size_t len = 0;
+    uint8_t digest[DIGEST];
     tether_status_t rc;
 
     if ((quote->pcr_mask & ref->pcr_mask) != ref->pcr_mask) {
@@ -506,12 +520,7 @@ static tether_status_t check_replay(const tether_measured_boot_reference_t *ref,
                "the quote selects a PCR above 23, which no log replays");
         return TETHER_ERR_VERIFY;
     }
-    for (uint32_t pcr = 0; pcr < TETHER_MEASURED_BOOT_PCR_COUNT; pcr++)
-        if ((quote->pcr_mask & (UINT32_C(1) << pcr)) != 0) {
-            memcpy(selected + len, logs->pcrs[pcr], DIGEST);
-            len += DIGEST;
-        }
-    if ((rc = tether_sha256(selected, len, digest)) != TETHER_OK)
+    if ((rc = composite(logs, quote->pcr_mask, digest)) != TETHER_OK)
         return rc;
     if (!tether_ct_equal(digest, quote->pcr_digest, DIGEST)) {
         refuse(refusal, TETHER_MEASURED_BOOT_REPLAY_MISMATCH, NULL, 0,
@@ -521,6 +530,42 @@ static tether_status_t check_replay(const tether_measured_boot_reference_t *ref,
         return TETHER_ERR_VERIFY;
     }
     return TETHER_OK;
+}
+
+tether_status_t tether_measured_boot_quote_digest(const uint8_t *platform_log,
+                                                  size_t platform_len,
+                                                  const uint8_t *tether_log, size_t tether_len,
+                                                  uint32_t pcr_mask,
+                                                  uint8_t digest[TETHER_MEASURED_BOOT_DIGEST_SIZE],
+                                                  char *why, size_t why_size)
+{
+    const char *log_name = NULL;
+    logs_t *logs = NULL;
+    tether_status_t rc;
+
+    if (why_size > 0)
+        why[0] = '\0';
+    if (digest != NULL)
+        memset(digest, 0, DIGEST);
+    if (digest == NULL || pcr_mask >> TETHER_MEASURED_BOOT_PCR_COUNT != 0 ||
+        (platform_log == NULL && platform_len > 0) || (tether_log == NULL && tether_len > 0)) {
+        rc = TETHER_ERR_INVALID_ARGUMENT;
+        goto out;
+    }
+    if ((logs = malloc(sizeof(*logs))) == NULL) {
+        rc = TETHER_ERR_NO_MEMORY;
+        goto out;
+    }
+    logs_init(logs);
+    if ((rc = logs_open(logs, platform_log, platform_len, tether_log, tether_len, &log_name, why,
+                        why_size)) == TETHER_OK)
+        rc = composite(logs, pcr_mask, digest);
+out:
+    if (logs != NULL) {
+        logs_free(logs);
+        free(logs);
+    }
+    return rc;
 }
 
 /* What the platform log's events have shown so far. */

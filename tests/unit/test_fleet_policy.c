@@ -444,6 +444,44 @@ static void largest_document_fits(void **state)
     assert_non_null(strstr(why, "more than 256 ipl"));
 }
 
+/* One past each measured_boot list's bound: refused as too large. */
+static void measured_boot_bounds(void **state)
+{
+    static char text[TETHER_POLICY_DOCUMENT_MAX];
+    static const struct {
+        const char *before; /* the section up to the list */
+        unsigned count;     /* items written */
+        bool files;         /* items are files, not digests */
+        const char *why;
+    } cases[] = {
+        {MB_LISTS "\"applications\":[", TETHER_MEASURED_BOOT_MAX_APPLICATIONS + 1, false,
+         "more than 64 applications"},
+        {MB_LISTS "\"applications\":[],\"ipl\":[],\"files\":[{\"name\":\"a\",\"digests\":[",
+         TETHER_MEASURED_BOOT_MAX_FILE_DIGESTS + 1, false, "more than 8 a file's digests"},
+        {MB_LISTS "\"applications\":[],\"ipl\":[],\"files\":[", TETHER_MEASURED_BOOT_MAX_FILES + 1,
+         true, "more than 16 files"},
+    };
+    tether_policy_document_t doc;
+    char why[256];
+
+    (void)state;
+    for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+        size_t used = (size_t)snprintf(text, sizeof(text), "%s", cases[c].before);
+
+        for (unsigned i = 0; i < cases[c].count; i++) {
+            used += (size_t)snprintf(text + used, sizeof(text) - used, "%s", i ? "," : "");
+            if (cases[c].files)
+                used += (size_t)snprintf(text + used, sizeof(text) - used,
+                                         "{\"name\":\"f%02u\",\"digests\":[" D1 "]}", i);
+            else
+                used += (size_t)snprintf(text + used, sizeof(text) - used, "\"%064x\"", i + 1);
+        }
+        assert_int_equal(parse(text, &doc, why, sizeof(why)), TETHER_ERR_TOO_LARGE);
+        if (strstr(why, cases[c].why) == NULL)
+            fail_msg("case %zu: \"%s\" not in \"%s\"", c, cases[c].why, why);
+    }
+}
+
 static void kind_names(void **state)
 {
     tether_policy_threshold_kind_t kind;
@@ -474,6 +512,7 @@ int main(void)
         cmocka_unit_test(kind_names),
         cmocka_unit_test(measured_boot_read),
         cmocka_unit_test(largest_document_fits),
+        cmocka_unit_test(measured_boot_bounds),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -159,6 +159,9 @@ static bool is_checked_event(const tether_eventlog_event_t *ev)
            ev->type == TETHER_EV_EVENT_TAG;
 }
 
+static bytes_t cel_of(const char *const *names, const uint8_t *fills, size_t count,
+                      bool sha256);
+
 /* ---- the real logs ---------------------------------------------------- */
 
 static void test_reference_accepts_its_log(void **state)
@@ -174,6 +177,40 @@ static void test_reference_accepts_its_log(void **state)
         free(ref);
         free(log.data);
     }
+}
+
+/* tether_measured_boot_quote_digest gives the digest computed here from
+ * the parsers' replays, for every log and a CEL; a log the check would call
+ * malformed is refused with the reason. */
+static void test_quote_digest(void **state)
+{
+    static const char *const names[] = {"tether-agent"};
+    static const uint8_t fill[] = {0x5a};
+    bytes_t sha1 = read_log("event-uefi-sha1-log.bin");
+    uint8_t digest[32];
+    char why[256];
+
+    (void)state;
+    for (size_t i = 0; i < SHA256_LOG_COUNT; i++) {
+        bytes_t log = read_log(sha256_logs[i]), cel = cel_of(names, fill, 1, true);
+        uint32_t mask = 0xffffff;
+        tether_measured_boot_quote_t quote = quote_of(&log, &cel, mask);
+
+        assert_int_equal(tether_measured_boot_quote_digest(log.data, log.len, cel.data, cel.len,
+                                                           mask, digest, why, sizeof(why)),
+                         TETHER_OK);
+        assert_memory_equal(digest, quote.pcr_digest, 32);
+        free(log.data);
+        free(cel.data);
+    }
+    assert_int_equal(tether_measured_boot_quote_digest(sha1.data, sha1.len, NULL, 0, 0x1, digest,
+                                                       why, sizeof(why)),
+                     TETHER_ERR_PARSE);
+    assert_non_null(strstr(why, "SHA-256"));
+    assert_int_equal(tether_measured_boot_quote_digest(NULL, 0, NULL, 0, 1u << 24, digest, why,
+                                                       sizeof(why)),
+                     TETHER_ERR_INVALID_ARGUMENT);
+    free(sha1.data);
 }
 
 /* A checked event's digest changed (the TPM extended the changed digest
@@ -681,6 +718,7 @@ int main(void)
         cmocka_unit_test(test_reference_accepts_its_log),
         cmocka_unit_test(test_event_changed_is_named),
         cmocka_unit_test(test_sha1_log_refused),
+        cmocka_unit_test(test_quote_digest),
         cmocka_unit_test(test_kernel_not_allowed_then_allowed),
         cmocka_unit_test(test_secure_boot_required),
         cmocka_unit_test(test_secure_boot_value_not_covered),

@@ -181,4 +181,14 @@ TETHER_MUST_CHECK tether_status_t tether_measured_boot_check(
     size_t platform_len, const uint8_t *tether_log, size_t tether_len,
     const tether_measured_boot_quote_t *quote, tether_measured_boot_refusal_t *refusal);
 
+/* The pcrDigest a TPM that went through both logs would quote over
+ * pcr_mask (SHA-256 bank; PCR 13 from tether's log, every other PCR from
+ * the platform's, as the check replays them) into digest: what a golden
+ * device's or a test's quote is to hold. TETHER_ERR_PARSE, with the reason
+ * in why, for logs the check would refuse as eventlog_malformed. */
+TETHER_MUST_CHECK tether_status_t tether_measured_boot_quote_digest(
+    const uint8_t *platform_log, size_t platform_len, const uint8_t *tether_log,
+    size_t tether_len, uint32_t pcr_mask, uint8_t digest[TETHER_MEASURED_BOOT_DIGEST_SIZE],
+    char *why, size_t why_size);
+
 #endif

@@ -359,6 +359,26 @@ static const char migration_11[] =
     ") WITHOUT ROWID;";
 
 /*
+ * Version 12: policy documents up to 49152 bytes (TETHER_POLICY_DOCUMENT_MAX
+ * since the measured_boot section: its allow lists at their bounds make a
+ * document of some 40 KiB). SQLite cannot change a CHECK in place, so the
+ * table is built again with the new bound and its rows copied; nothing
+ * refers to it.
+ */
+static const char migration_12[] =
+    "CREATE TABLE policies_next ("
+    " name TEXT NOT NULL CHECK (length(name) BETWEEN 1 AND 64),"
+    " version INTEGER NOT NULL CHECK (version >= 1),"
+    " document TEXT NOT NULL CHECK (length(document) BETWEEN 1 AND 49152),"
+    " created_at INTEGER NOT NULL,"
+    " PRIMARY KEY (name, version)"
+    ") WITHOUT ROWID;"
+    "INSERT INTO policies_next (name, version, document, created_at)"
+    " SELECT name, version, document, created_at FROM policies;"
+    "DROP TABLE policies;"
+    "ALTER TABLE policies_next RENAME TO policies;";
+
+/*
  * Version 13: measured boot (firmware/, DESIGN.md "Measured boot").
  * - device_eventlogs: per device, the last accepted event log of each kind
  *   (the platform's TCG PC Client log, tether's CEL) and its SHA-256, so a
@@ -387,8 +407,7 @@ const char *const tether_store_migrations[] = {
     migration_9,
     migration_10,
     migration_11,
-    /* migration_12 is written in parallel on another branch: it goes
-     * before migration_13 when both are merged. */
+    migration_12,
     migration_13,
 };
 
