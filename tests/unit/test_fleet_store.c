@@ -777,6 +777,63 @@ static void policies_migrated_to_larger_documents(void **state)
     tether_store_free(&store);
 }
 
+/* Measured boot's event logs (schema version 13): one per device and kind,
+ * replaced by the next accepted one, read with or without its bytes. */
+static void eventlogs_by_device(void **state)
+{
+    static const uint8_t first[] = {1, 2, 3}, second[] = {4, 5, 6, 7};
+    static const uint8_t hash_a[32] = {0xaa}, hash_b[32] = {0xbb}, hash_c[32] = {0xcc};
+    fixture_t *f = *state;
+    tether_store_allow_t row;
+    tether_store_eventlog_t log;
+    const char *id = "dev_000000000000000000000001";
+
+    make_row(&row, id, 'a', "one");
+    assert_int_equal(tether_store_device_import(&f->store, &row, 1, 10, NULL, NULL), TETHER_OK);
+    assert_int_equal(tether_store_eventlog_get(&f->store, id, TETHER_STORE_EVENTLOG_TETHER, true,
+                                               &log),
+                     TETHER_ERR_NOT_FOUND);
+    assert_null(log.bytes);
+    assert_int_equal(tether_store_eventlog_put(&f->store, id, TETHER_STORE_EVENTLOG_TETHER, hash_a,
+                                               first, sizeof(first), 20),
+                     TETHER_OK);
+    assert_int_equal(tether_store_eventlog_put(&f->store, id, TETHER_STORE_EVENTLOG_PLATFORM,
+                                               hash_c, NULL, 0, 20),
+                     TETHER_OK);
+    assert_int_equal(tether_store_eventlog_put(&f->store, id, TETHER_STORE_EVENTLOG_TETHER, hash_b,
+                                               second, sizeof(second), 30),
+                     TETHER_OK);
+    /* The hash alone (the challenge's), then the bytes (the exchange's). */
+    assert_int_equal(tether_store_eventlog_get(&f->store, id, TETHER_STORE_EVENTLOG_TETHER, false,
+                                               &log),
+                     TETHER_OK);
+    assert_memory_equal(log.sha256, hash_b, 32);
+    assert_null(log.bytes);
+    assert_int_equal(tether_store_eventlog_get(&f->store, id, TETHER_STORE_EVENTLOG_TETHER, true,
+                                               &log),
+                     TETHER_OK);
+    assert_int_equal(log.len, sizeof(second));
+    assert_memory_equal(log.bytes, second, sizeof(second));
+    tether_store_eventlog_free(&log);
+    assert_null(log.bytes);
+    /* An empty log is kept as zero bytes. */
+    assert_int_equal(tether_store_eventlog_get(&f->store, id, TETHER_STORE_EVENTLOG_PLATFORM,
+                                               true, &log),
+                     TETHER_OK);
+    assert_memory_equal(log.sha256, hash_c, 32);
+    assert_int_equal(log.len, 0);
+    assert_null(log.bytes);
+    assert_int_equal(fleet_db_count(f->path, "SELECT count(*) FROM device_eventlogs"), 2);
+    /* Another kind, or a device that does not exist, is refused. */
+    assert_int_equal(tether_store_eventlog_put(&f->store, id, (tether_store_eventlog_kind_t)2,
+                                               hash_a, first, sizeof(first), 40),
+                     TETHER_ERR_INVALID_ARGUMENT);
+    assert_int_equal(tether_store_eventlog_put(&f->store, "dev_000000000000000000000009",
+                                               TETHER_STORE_EVENTLOG_TETHER, hash_a, first,
+                                               sizeof(first), 40),
+                     TETHER_ERR_CONFLICT);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -800,6 +857,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(policy_versions, setup, teardown),
         cmocka_unit_test_setup_teardown(default_policy_from_config, setup, teardown),
         cmocka_unit_test_setup_teardown(policies_migrated_to_larger_documents, setup, teardown),
+        cmocka_unit_test_setup_teardown(eventlogs_by_device, setup, teardown),
         cmocka_unit_test(names_and_roles),
         cmocka_unit_test(role_names),
         cmocka_unit_test(unopened_store),
