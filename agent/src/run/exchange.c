@@ -295,8 +295,8 @@ out:
     return rc;
 }
 
-/* The event logs the fleet asked for (before the TPM quotes, so that the
- * quote is never waited for by a slow read). */
+/* The event logs the fleet asked for, read before the TPM part so that
+ * the TPM lock is never held while files are read. */
 static int eventlogs(const challenge_t *ch, const tether_usage_t *usage, char **params,
                      tether_exchange_result_t *r)
 {
