@@ -193,10 +193,10 @@ static const uint8_t *event_sha256(const tether_eventlog_event_t *ev)
     return NULL;
 }
 
-/* Parses and replays both logs into *logs (logs_init'ed). TETHER_ERR_PARSE
- * with the reason in why for a log that does not parse, lacks SHA-256
- * digests, or (the platform's) extends tether's PCR; *log_name then names
- * the log at fault. */
+/* Parses and replays both logs into *logs (logs_init'ed): the SHA-256 value
+ * of every PCR, PCR 13 from tether's log. TETHER_ERR_PARSE with the reason
+ * in why for a log that does not parse or lacks SHA-256 digests; *log_name
+ * then names the log at fault. */
 static tether_status_t logs_open(logs_t *logs, const uint8_t *platform_log, size_t platform_len,
                                  const uint8_t *tether_log, size_t tether_len,
                                  const char **log_name, char *why, size_t why_size)
