@@ -939,6 +939,17 @@ static void policy_document_from_eventlogs(void **state)
     assert_int_equal(ref->application_count, 0);
     assert_int_equal(ref->files[0].digest_count, 1);
     assert_int_equal(ref->files[0].digests[0][0], 0xbb);
+    /* --models alone keeps the current measured_boot section as it is */
+    assert_int_equal(parse(&a, m, sizeof(m), 2, "--models", "z"), TETHER_OK);
+    build_over(&a, &doc, &next);
+    assert_string_equal(next.models[0], "z");
+    assert_true(next.has_measured_boot);
+    assert_memory_equal(ref, &doc.measured_boot, sizeof(*ref));
+    /* ... and with --replace-reference, no section */
+    assert_int_equal(parse(&a, m, sizeof(m), 3, "--models", "z", "--replace-reference"),
+                     TETHER_OK);
+    build_over(&a, &doc, &next);
+    assert_false(next.has_measured_boot);
 
     assert_int_equal(parse(&a, m, sizeof(m), 4, "--models", "x", "--from-eventlog",
                            "/nonexistent/log.bin"),
