@@ -193,10 +193,10 @@ static const uint8_t *event_sha256(const tether_eventlog_event_t *ev)
     return NULL;
 }
 
-/* Parses and replays both logs into *logs (logs_init'ed). TETHER_ERR_PARSE
- * with the reason in why for a log that does not parse, lacks SHA-256
- * digests, or (the platform's) extends tether's PCR; *log_name then names
- * the log at fault. */
+/* Parses and replays both logs into *logs (logs_init'ed): the SHA-256 value
+ * of every PCR, PCR 13 from tether's log. TETHER_ERR_PARSE with the reason
+ * in why for a log that does not parse or lacks SHA-256 digests; *log_name
+ * then names the log at fault. */
 static tether_status_t logs_open(logs_t *logs, const uint8_t *platform_log, size_t platform_len,
                                  const uint8_t *tether_log, size_t tether_len,
                                  const char **log_name, char *why, size_t why_size)
@@ -275,6 +275,30 @@ out:
     return rc;
 }
 
+/* A new logs_t with both logs opened (logs_open) in *out; free it with
+ * logs_delete. TETHER_ERR_NO_MEMORY, or logs_open's result (*out is set
+ * whenever it was allocated, so the caller frees it on every path). */
+static tether_status_t logs_new(logs_t **out, const uint8_t *platform_log, size_t platform_len,
+                                const uint8_t *tether_log, size_t tether_len,
+                                const char **log_name, char *why, size_t why_size)
+{
+    *log_name = NULL;
+    if ((*out = malloc(sizeof(**out))) == NULL)
+        return TETHER_ERR_NO_MEMORY;
+    logs_init(*out);
+    return logs_open(*out, platform_log, platform_len, tether_log, tether_len, log_name, why,
+                     why_size);
+}
+
+/* Frees what logs_new made (NULL accepted). */
+static void logs_delete(logs_t *logs)
+{
+    if (logs == NULL)
+        return;
+    logs_free(logs);
+    free(logs);
+}
+
 /* The first platform event that extends tether's PCR, or NULL. */
 static const tether_eventlog_event_t *platform_in_tether_pcr(const tether_eventlog_t *log)
 {
@@ -351,12 +375,11 @@ tether_status_t tether_measured_boot_reference_add_logs(tether_measured_boot_ref
     tether_measured_boot_reference_t *next = NULL;
     const tether_eventlog_event_t *in_tether_pcr;
     const char *log_name = NULL;
-    logs_t logs;
+    logs_t *logs = NULL;
     tether_status_t rc;
 
     if (why_size > 0)
         why[0] = '\0';
-    logs_init(&logs);
     if (ref == NULL || (platform_log == NULL && platform_len > 0) ||
         (tether_log == NULL && tether_len > 0)) {
         rc = TETHER_ERR_INVALID_ARGUMENT;
@@ -367,17 +390,17 @@ tether_status_t tether_measured_boot_reference_add_logs(tether_measured_boot_ref
         goto out;
     }
     memcpy(next, ref, sizeof(*next));
-    if ((rc = logs_open(&logs, platform_log, platform_len, tether_log, tether_len, &log_name, why,
-                        why_size)) != TETHER_OK)
+    if ((rc = logs_new(&logs, platform_log, platform_len, tether_log, tether_len, &log_name, why,
+                       why_size)) != TETHER_OK)
         goto out;
-    if ((in_tether_pcr = platform_in_tether_pcr(&logs.platform)) != NULL) {
+    if ((in_tether_pcr = platform_in_tether_pcr(&logs->platform)) != NULL) {
         say(why, why_size, "the platform log's event %zu extends PCR %u, tether's",
             in_tether_pcr->number, TETHER_CEL_PCR);
         rc = TETHER_ERR_PARSE;
         goto out;
     }
-    for (size_t e = 0; e < logs.platform.event_count && rc == TETHER_OK; e++) {
-        const tether_eventlog_event_t *ev = &logs.platform.events[e];
+    for (size_t e = 0; e < logs->platform.event_count && rc == TETHER_OK; e++) {
+        const tether_eventlog_event_t *ev = &logs->platform.events[e];
         const uint8_t *digest = event_sha256(ev);
         tether_measured_boot_variable_t v = key_database(ev);
         bool enabled = false;
@@ -403,8 +426,8 @@ tether_status_t tether_measured_boot_reference_add_logs(tether_measured_boot_ref
                                          : TETHER_MEASURED_BOOT_MAX_IPL,
                 is_application(ev->type) ? "boot application" : "IPL");
     }
-    for (size_t r = 0; r < logs.tether.record_count && rc == TETHER_OK; r++) {
-        const tether_cel_record_t *record = &logs.tether.records[r];
+    for (size_t r = 0; r < logs->tether.record_count && rc == TETHER_OK; r++) {
+        const tether_cel_record_t *record = &logs->tether.records[r];
         size_t at = file_index(next, record->name);
         tether_measured_boot_file_t *f = &next->files[at];
 
@@ -429,7 +452,7 @@ tether_status_t tether_measured_boot_reference_add_logs(tether_measured_boot_ref
         }
         rc = tether_measured_boot_digest_add(f->digests, &f->digest_count,
                                              TETHER_MEASURED_BOOT_MAX_FILE_DIGESTS,
-                                             record->file_digests[logs.tether_bank]);
+                                             record->file_digests[logs->tether_bank]);
         if (rc == TETHER_ERR_TOO_LARGE)
             say(why, why_size, "tether's log: file %s would have more than %u digests allowed",
                 record->name, TETHER_MEASURED_BOOT_MAX_FILE_DIGESTS);
@@ -442,7 +465,7 @@ tether_status_t tether_measured_boot_reference_add_logs(tether_measured_boot_ref
         memcpy(ref, next, sizeof(*ref));
 out:
     free(next);
-    logs_free(&logs);
+    logs_delete(logs);
     return rc;
 }
 
@@ -552,19 +575,11 @@ tether_status_t tether_measured_boot_quote_digest(const uint8_t *platform_log,
         rc = TETHER_ERR_INVALID_ARGUMENT;
         goto out;
     }
-    if ((logs = malloc(sizeof(*logs))) == NULL) {
-        rc = TETHER_ERR_NO_MEMORY;
-        goto out;
-    }
-    logs_init(logs);
-    if ((rc = logs_open(logs, platform_log, platform_len, tether_log, tether_len, &log_name, why,
-                        why_size)) == TETHER_OK)
+    if ((rc = logs_new(&logs, platform_log, platform_len, tether_log, tether_len, &log_name, why,
+                       why_size)) == TETHER_OK)
         rc = composite(logs, pcr_mask, digest);
 out:
-    if (logs != NULL) {
-        logs_free(logs);
-        free(logs);
-    }
+    logs_delete(logs);
     return rc;
 }
 
@@ -716,13 +731,8 @@ tether_status_t tether_measured_boot_check(const tether_measured_boot_reference_
         rc = TETHER_ERR_INVALID_ARGUMENT;
         goto out;
     }
-    if ((logs = malloc(sizeof(*logs))) == NULL) {
-        rc = TETHER_ERR_NO_MEMORY;
-        goto out;
-    }
-    logs_init(logs);
-    rc = logs_open(logs, platform_log, platform_len, tether_log, tether_len, &log_name,
-                   refusal->text, sizeof(refusal->text));
+    rc = logs_new(&logs, platform_log, platform_len, tether_log, tether_len, &log_name,
+                  refusal->text, sizeof(refusal->text));
     if (rc == TETHER_ERR_PARSE) {
         refusal->code = TETHER_MEASURED_BOOT_EVENTLOG_MALFORMED;
         refusal->log = log_name;
@@ -739,10 +749,7 @@ tether_status_t tether_measured_boot_check(const tether_measured_boot_reference_
     if (rc == TETHER_OK)
         rc = check_complete(ref, logs, &seen, files_seen, refusal);
 out:
-    if (logs != NULL) {
-        logs_free(logs);
-        free(logs);
-    }
+    logs_delete(logs);
     if (rc != TETHER_OK && rc != TETHER_ERR_VERIFY && refusal != NULL)
         memset(refusal, 0, sizeof(*refusal));
     return rc;

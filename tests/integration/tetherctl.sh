@@ -178,6 +178,15 @@ ctl "${G[@]}" policy update golden --from-eventlog "$LOGS/event-moklisttrusted.b
 expect 0 "policy update --from-eventlog --replace-reference"
 [ "$(json 'j["version"], len(j["policy"]["measured_boot"]["ipl"])')" = "(3, 55)" ] ||
     fail "policy update --replace-reference: the new log's 55 IPL digests alone expected"
+# a new models list keeps the measured_boot section; --replace-reference alone drops it
+ctl "${G[@]}" policy update golden --models y --json
+expect 0 "policy update --models keeps measured_boot"
+[ "$(json 'j["version"], j["policy"]["tokens"]["models"], len(j["policy"]["measured_boot"]["ipl"])')" = \
+    "(4, ['y'], 55)" ] || fail "policy update --models: the measured_boot section kept expected"
+ctl "${G[@]}" policy update golden --models y --replace-reference --json
+expect 0 "policy update --models --replace-reference"
+[ "$(json 'j["version"], "measured_boot" in j["policy"]')" = "(5, False)" ] ||
+    fail "policy update --replace-reference: no measured_boot section expected"
 ctl "${G[@]}" policy update golden --from-eventlog "$LOGS/event-uefi-sha1-log.bin"
 expect 2 "policy update --from-eventlog with a SHA-1-only log"
 err_has "does not carry a SHA-256 digest"

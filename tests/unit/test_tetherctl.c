@@ -863,6 +863,22 @@ static void write_cel(char *path, size_t size, uint8_t fill)
     assert_int_equal(fclose(f), 0);
 }
 
+/* The document a's options make over current (policy update), read back
+ * into *next by the strict reader. */
+static void build_over(const ctl_args_t *a, const tether_policy_document_t *current,
+                       tether_policy_document_t *next)
+{
+    static char out[TETHER_POLICY_DOCUMENT_MAX + 1];
+    char m[CTL_MESSAGE_SIZE], why[256];
+    size_t len = 0;
+
+    if (ctl_policy_document_build(a, current, out, sizeof(out), &len, m, sizeof(m)) != TETHER_OK)
+        fail_msg("build: %s", m);
+    if (tether_policy_document_parse((const uint8_t *)out, len, next, why, sizeof(why)) !=
+        TETHER_OK)
+        fail_msg("read back: %s", why);
+}
+
 /* --from-eventlog: a platform log and tether's log make a measured_boot
  * section the strict reader accepts; an update adds to the current one,
  * --replace-reference starts over; unreadable and SHA-1-only logs are
@@ -874,7 +890,6 @@ static void policy_document_from_eventlogs(void **state)
     char m[CTL_MESSAGE_SIZE], why[256], cel_a[128], cel_b[128];
     const tether_measured_boot_reference_t *ref = &next.measured_boot;
     ctl_args_t a;
-    size_t len = 0;
 
     (void)state;
     write_cel(cel_a, sizeof(cel_a), 0xaa);
@@ -899,11 +914,7 @@ static void policy_document_from_eventlogs(void **state)
     assert_int_equal(parse(&a, m, sizeof(m), 4, "--from-eventlog", LOG_MOK, "--from-eventlog",
                            cel_b),
                      TETHER_OK);
-    assert_int_equal(ctl_policy_document_build(&a, &doc, out, sizeof(out), &len, m, sizeof(m)),
-                     TETHER_OK);
-    assert_int_equal(tether_policy_document_parse((const uint8_t *)out, len, &next, why,
-                                                  sizeof(why)),
-                     TETHER_OK);
+    build_over(&a, &doc, &next);
     assert_string_equal(next.models[0], "x"); /* the rest as it stood */
     assert_int_equal(ref->file_count, 1);
     assert_int_equal(ref->files[0].digest_count, 2);
@@ -922,16 +933,23 @@ static void policy_document_from_eventlogs(void **state)
     assert_int_equal(parse(&a, m, sizeof(m), 5, "--models", "y", "--from-eventlog", cel_b,
                            "--replace-reference"),
                      TETHER_OK);
-    assert_int_equal(ctl_policy_document_build(&a, &doc, out, sizeof(out), &len, m, sizeof(m)),
-                     TETHER_OK);
-    assert_int_equal(tether_policy_document_parse((const uint8_t *)out, len, &next, why,
-                                                  sizeof(why)),
-                     TETHER_OK);
+    build_over(&a, &doc, &next);
     assert_string_equal(next.models[0], "y");
     assert_int_equal(ref->pcr_mask, 1u << 13);
     assert_int_equal(ref->application_count, 0);
     assert_int_equal(ref->files[0].digest_count, 1);
     assert_int_equal(ref->files[0].digests[0][0], 0xbb);
+    /* --models alone keeps the current measured_boot section as it is */
+    assert_int_equal(parse(&a, m, sizeof(m), 2, "--models", "z"), TETHER_OK);
+    build_over(&a, &doc, &next);
+    assert_string_equal(next.models[0], "z");
+    assert_true(next.has_measured_boot);
+    assert_memory_equal(ref, &doc.measured_boot, sizeof(*ref));
+    /* ... and with --replace-reference, no section */
+    assert_int_equal(parse(&a, m, sizeof(m), 3, "--models", "z", "--replace-reference"),
+                     TETHER_OK);
+    build_over(&a, &doc, &next);
+    assert_false(next.has_measured_boot);
 
     assert_int_equal(parse(&a, m, sizeof(m), 4, "--models", "x", "--from-eventlog",
                            "/nonexistent/log.bin"),

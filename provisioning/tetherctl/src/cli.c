@@ -197,19 +197,19 @@ static const ctl_verb_t verbs[] = {
      "policy update NAME {--models GLOB,... | --from-eventlog FILE} [...]",
      "write a fleet policy's next version",
      POLICY_OPTIONS_HELP
-     "  --replace-reference       the new logs' reference values replace the current\n"
-     "                            ones instead of adding to them (without\n"
-     "                            --from-eventlog: the version has no measured_boot)\n"
+     "  --replace-reference       the measured_boot section comes from the given\n"
+     "                            --from-eventlog logs alone (none given: the\n"
+     "                            version has no measured_boot section)\n"
      "\n"
-     "The options make the whole new version (earlier versions stay readable).\n"
-     "With --from-eventlog the current version's measured_boot section is kept and\n"
-     "the logs' digests are added to its allow lists (PK/KEK/db/dbx take the new\n"
-     "logs' values), so a fleet admits a new kernel before its devices boot it;\n"
-     "without --models the rest of the current version is kept too (this reads\n"
-     "the current version: the read role as well). Without --from-eventlog the new\n"
-     "version has no measured_boot section. Devices that follow NAME get it at\n"
-     "their next exchange.\n"
-     "Needs an admin token with the fleet role.\n"},
+     "The options make the new version's tokens, thresholds and sources (earlier\n"
+     "versions stay readable); without --models those of the current version are\n"
+     "kept. The current version's measured_boot section is kept, and each\n"
+     "--from-eventlog log's digests are added to its allow lists (PK/KEK/db/dbx\n"
+     "take the new log's values), so a fleet admits a new kernel before its\n"
+     "devices boot it. Devices that follow NAME get the version at their next\n"
+     "exchange.\n"
+     "Needs an admin token with the fleet and read roles (the current version is\n"
+     "read first; with --models and --replace-reference, the fleet role alone).\n"},
     {"policy", "show", "NAME", B(VERSION), 0, ctl_policy_show, "policy show NAME [--version N]",
      "show a fleet policy",
      "  --version N  that version (default: the current one)\n"

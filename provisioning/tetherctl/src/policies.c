@@ -283,7 +283,7 @@ static void print_policy(FILE *out, const cJSON *policy)
 }
 
 /* The current version of policy name (path its URL) read into *current
- * with the strict reader, for policy update --from-eventlog. */
+ * with the strict reader, for policy update. */
 static int policy_current(ctl_context_t *ctx, const char *path,
                           tether_policy_document_t *current)
 {
@@ -331,14 +331,19 @@ static int policy_write(ctl_context_t *ctx, const char *name, bool create)
         return ctl_fail(ctx, CTL_EXIT_USAGE,
                         "without --models, --from-eventlog changes only the measured_boot "
                         "section: give --models to rewrite the rest");
+    /* An update keeps the current version's measured_boot section (and
+     * --from-eventlog adds to it, so a fleet admits a new kernel while
+     * devices still boot the old one): a new models list must not turn
+     * measured boot off unsaid. --replace-reference writes the section from
+     * the given logs alone, so it needs the current version only for what
+     * --models does not give. */
     if ((document = malloc(TETHER_POLICY_DOCUMENT_MAX + 1)) == NULL ||
-        (!create && args->value[CTL_OPT_FROM_EVENTLOG] != NULL &&
+        (!create &&
+         (args->value[CTL_OPT_REPLACE_REFERENCE] == NULL || args->value[CTL_OPT_MODELS] == NULL) &&
          (current = malloc(sizeof(*current))) == NULL)) {
         code = ctl_fail(ctx, CTL_EXIT_REMOTE, "out of memory");
         goto out;
     }
-    /* update --from-eventlog adds to the current reference values, so a
-     * fleet admits a new kernel while devices still boot the old one */
     if (current != NULL && (code = policy_current(ctx, current_path, current)) != CTL_EXIT_OK)
         goto out;
     if (ctl_policy_document_build(args, current, document, TETHER_POLICY_DOCUMENT_MAX + 1, &len,
