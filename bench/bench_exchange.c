@@ -3,9 +3,13 @@
  * nothing (run.sh starts the fleet and the TPM and calls these modes).
  *
  *   bench_exchange latency --tcti TCTI --state-dir DIR [--count N]
+ *                          [--platform-eventlog FILE --tether-eventlog FILE]
  *       N exchanges of an enrolled device against its fleet over loopback
  *       TLS: p50/p99 of the whole exchange, and of the TPM's part alone
- *       (EK, AK load, counter increment, NV_Certify, Quote, flush).
+ *       (EK, AK load, counter increment, NV_Certify, Quote, flush); the
+ *       token request's variable part (subject_token and, when the
+ *       device's policy has measured boot, the event-log parameters made
+ *       from the two files) in bytes, of the first exchange and the last.
  *   bench_exchange reconcile --tcti TCTI --state-dir DIR [--count N]
  *       N exchanges, every other one (once the device has 8 tokens)
  *       reporting the per-token counts of its last 8 tokens in its usage
@@ -97,6 +101,26 @@ static int tpm_part(tether_tpm_t *tpm, const tether_agent_state_t *state)
     return rc;
 }
 
+/* One exchange as tether_agent_exchange makes it, in its two halves so
+ * that the token request's variable part can be counted (*form_bytes). */
+static void exchange_counted(tether_https_client_t *client, tether_tpm_t *tpm,
+                             const tether_agent_state_t *state, const tether_usage_t *usage,
+                             tether_secure_buffer_t *token, tether_exchange_result_t *r,
+                             size_t *form_bytes)
+{
+    char *subject_token = NULL, *eventlog_params = NULL;
+
+    *form_bytes = 0;
+    if (tether_agent_exchange_evidence(client, tpm, NULL, state, usage, &subject_token,
+                                       &eventlog_params, r) == 0) {
+        *form_bytes = strlen(subject_token) +
+                      (eventlog_params != NULL ? strlen(eventlog_params) : 0);
+        (void)tether_agent_exchange_token(client, subject_token, eventlog_params, token, r);
+    }
+    free(subject_token);
+    free(eventlog_params);
+}
+
 /* The per-token counts the device reports (tether_usage_t.counts). */
 static void copy_counts(void *ctx, tether_token_counts_t *out)
 {
@@ -124,18 +148,18 @@ static void count_token(tether_token_counts_t *counts, const tether_secure_buffe
  * device's last tokens (reconciliation at fleetd), the others none, and
  * both are printed. */
 static int latency(const char *tcti, const char *state_dir, size_t count, int print_token,
-                   int with_counts)
+                   int with_counts, const tether_agent_eventlog_paths_t *eventlogs)
 {
     tether_agent_state_t state;
     tether_https_client_t client;
     tether_tpm_t tpm;
     tether_secure_buffer_t token;
-    tether_usage_t usage = {0, 0, NULL, NULL};
+    tether_usage_t usage = {0, 0, NULL, NULL, *eventlogs};
     tether_token_counts_t counts;
     double *total = calloc(count, sizeof(double)), *tpm_ms = calloc(count, sizeof(double));
     double *counted = calloc(count, sizeof(double));
     char ca[4096], why[256];
-    size_t ok = 0, tpm_ok = 0, counted_ok = 0;
+    size_t ok = 0, tpm_ok = 0, counted_ok = 0, first_bytes = 0, last_bytes = 0;
     int rc = 1;
 
     tether_https_client_init(&client);
@@ -153,12 +177,13 @@ static int latency(const char *tcti, const char *state_dir, size_t count, int pr
     for (size_t i = 0; i < count; i++) {
         tether_exchange_result_t r;
         int reports = with_counts && i % 2 == 1 && counts.count == TETHER_TOKEN_COUNTS_MAX;
+        size_t bytes = 0;
         double t0;
 
         usage.counts = reports ? copy_counts : NULL;
         usage.counts_ctx = reports ? &counts : NULL;
         t0 = bench_now_s();
-        tether_agent_exchange(&client, &tpm, NULL, &state, &usage, &token, &r);
+        exchange_counted(&client, &tpm, &state, &usage, &token, &r, &bytes);
         if (r.outcome != TETHER_EXCHANGE_OK) {
             fprintf(stderr, "bench: exchange %zu: %s %s\n", i, r.code, r.reason);
             continue;
@@ -167,6 +192,9 @@ static int latency(const char *tcti, const char *state_dir, size_t count, int pr
             counted[counted_ok++] = (bench_now_s() - t0) * 1000;
         else
             total[ok++] = (bench_now_s() - t0) * 1000;
+        if (i == 0)
+            first_bytes = bytes;
+        last_bytes = bytes;
         usage.exchanges++;
         if (with_counts)
             count_token(&counts, &token);
@@ -193,6 +221,8 @@ static int latency(const char *tcti, const char *state_dir, size_t count, int pr
     printf("token exchange on swtpm over loopback TLS (%zu of %zu succeeded)\n", ok, count);
     print_percentiles("  whole exchange", total, ok);
     print_percentiles("  TPM part (swtpm)", tpm_ms, tpm_ok);
+    printf("  token request's variable part     first %zu bytes, last %zu bytes\n", first_bytes,
+           last_bytes);
     rc = ok == count ? 0 : 1;
 out:
     free(total);
@@ -487,11 +517,14 @@ int main(int argc, char **argv)
         {"ca", required_argument, NULL, 'c'},        {"bootstrap-token", required_argument, NULL, 'b'},
         {"devices", required_argument, NULL, 'd'},   {"seconds", required_argument, NULL, 'S'},
         {"server-pid", required_argument, NULL, 'p'}, {"workers", required_argument, NULL, 'w'},
+        {"platform-eventlog", required_argument, NULL, 'P'},
+        {"tether-eventlog", required_argument, NULL, 'T'},
         {"seed", required_argument, NULL, 'e'},
         {NULL, 0, NULL, 0},
     };
     const char *tcti = NULL, *state_dir = NULL, *fleet = NULL, *ca = NULL, *bootstrap = NULL;
     unsigned long count = 100, devices = 8, workers = 0, seed = 1000;
+    tether_agent_eventlog_paths_t eventlogs = {NULL, NULL};
     long server = 0;
     double seconds = 10;
     int c;
@@ -515,6 +548,8 @@ int main(int argc, char **argv)
         case 'd': devices = strtoul(optarg, NULL, 10); break;
         case 'S': seconds = strtod(optarg, NULL); break;
         case 'p': server = strtol(optarg, NULL, 10); break;
+        case 'P': eventlogs.platform = optarg; break;
+        case 'T': eventlogs.tether = optarg; break;
         case 'w': workers = strtoul(optarg, NULL, 10); break;
         case 'e': seed = strtoul(optarg, NULL, 10); break;
         default: return 2;
@@ -522,15 +557,15 @@ int main(int argc, char **argv)
     }
     if (strcmp(argv[1], "latency") == 0 && tcti != NULL && state_dir != NULL && count > 0 &&
         count <= 100000)
-        return latency(tcti, state_dir, count, 0, 0);
+        return latency(tcti, state_dir, count, 0, 0, &eventlogs);
     if (strcmp(argv[1], "reconcile") == 0 && tcti != NULL && state_dir != NULL && count > 1 &&
         count <= 100000)
-        return latency(tcti, state_dir, count, 0, 1);
+        return latency(tcti, state_dir, count, 0, 1, &eventlogs);
     if (strcmp(argv[1], "dpop") == 0 && tcti != NULL && state_dir != NULL && count > 0 &&
         count <= 100000)
         return dpop(tcti, state_dir, count);
     if (strcmp(argv[1], "token") == 0 && tcti != NULL && state_dir != NULL)
-        return latency(tcti, state_dir, 1, 1, 0);
+        return latency(tcti, state_dir, 1, 1, 0, &eventlogs);
     if (workers == 0) /* by default a thread per device up to DEFAULT_WORKERS */
         workers = devices < DEFAULT_WORKERS ? devices : DEFAULT_WORKERS;
     if (strcmp(argv[1], "load") == 0 && fleet != NULL && ca != NULL && bootstrap != NULL &&

@@ -14,7 +14,7 @@ SECONDS_LOAD=${BENCH_SECONDS:-10}
 cmake -S "$top" -B "$top/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$top/build" -j "$(nproc 2>/dev/null || echo 2)" \
     --target tether-agent tether-fleetd tetherctl bench_exchange bench_bulk_devices \
-    bench_group_commit >/dev/null
+    bench_group_commit bench_measured_boot >/dev/null
 BIN=$top/build/bin
 BENCH=$top/build/bench/bench_exchange
 
@@ -52,10 +52,43 @@ EK=$("$BIN/tether-agent" selftest --tcti "$SWTPM_TCTI" | sed -n 's/^EK SHA-256: 
 "$BIN/tether-agent" enroll --tcti "$SWTPM_TCTI" --state-dir "$WORK/device" --fleet "$URL" \
     --ca "$WORK/fleet/ca.pem" >/dev/null
 
+# Measured boot (issue 10), below: the swtpm's PCRs get what firmware and
+# tether-agent measure would have extended at boot (a real platform log's
+# digests, tether's own measurement), before the device's first exchange
+# fixes its reference digest.
+mkdir -p "$WORK/boot"
+cp "$top/firmware/tests/data/event-arch-linux.bin" "$WORK/boot/platform.bin"
+"$BIN/tether-agent" eventlog --json "$WORK/boot/platform.bin" >"$WORK/boot/platform.json"
+# shellcheck disable=SC2046 # one argument per event
+TPM2TOOLS_TCTI=$SWTPM_TCTI tpm2_pcrextend \
+    $(python3 "$top/tests/integration/eventlog_extend.py" args "$WORK/boot/platform.json")
+printf 'agent %s\n' "$BIN/tether-agent" >"$WORK/boot/measure.conf"
+"$BIN/tether-agent" measure --tcti "$SWTPM_TCTI" --config "$WORK/boot/measure.conf" \
+    --log "$WORK/boot/tether.cel" >/dev/null
+
 echo "== tether benchmarks ($(nproc) cores; $(date -u +%Y-%m-%dT%H:%MZ))"
 "$BENCH" latency --tcti "$SWTPM_TCTI" --state-dir "$WORK/device" --count "$COUNT"
 "$BENCH" reconcile --tcti "$SWTPM_TCTI" --state-dir "$WORK/device" --count "$COUNT"
+# Measured boot at fleetd: parse, replay and check of the largest real log.
+"$top/build/bench/bench_measured_boot" --count "$((COUNT * 5))"
 "$BENCH" dpop --tcti "$SWTPM_TCTI" --state-dir "$WORK/device" --count "$COUNT"
+
+# The exchange of a device whose policy has a measured_boot section, its
+# logs unchanged (the fleet holds them: hashes only after the first),
+# alternated with the plain exchange.
+"$BIN/tetherctl" policy create measured --models '*' --from-eventlog "$WORK/boot/platform.bin" \
+    --from-eventlog "$WORK/boot/tether.cel" >/dev/null
+DEV=$("$BIN/tetherctl" --json device list | python3 -c 'import json, sys; print(json.load(sys.stdin)["devices"][0]["id"])')
+for round in 1 2; do
+    "$BIN/tetherctl" device set-policy "$DEV" default >/dev/null
+    echo "-- without measured boot (round $round)"
+    "$BENCH" latency --tcti "$SWTPM_TCTI" --state-dir "$WORK/device" --count "$COUNT"
+    "$BIN/tetherctl" device set-policy "$DEV" measured >/dev/null
+    echo "-- with measured boot, logs unchanged (round $round)"
+    "$BENCH" latency --tcti "$SWTPM_TCTI" --state-dir "$WORK/device" --count "$COUNT" \
+        --platform-eventlog "$WORK/boot/platform.bin" --tether-eventlog "$WORK/boot/tether.cel"
+done
+"$BIN/tetherctl" device set-policy "$DEV" default >/dev/null
 
 # The agent's added latency through its AI endpoint (token, a TPM-signed
 # proof per request, libcurl), against the same upstream called directly.

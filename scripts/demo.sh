@@ -8,12 +8,15 @@
 # OpenAI-compatible stand-in, reached through the agent's local endpoint
 # with the stock OpenAI client (the answer streamed); the token copied off
 # the device and replayed without its key is refused; a spend ceiling stops
-# the app; the device is revoked and the gateway refuses it within a second
-# (introspection flips to inactive too). The device is reinstated and enrols
-# again; its token, handed out as a bearer token and used through a second
-# gateway that accepts bearer tokens more times than the device made, gets
-# it quarantined at its next exchange (usage reconciliation), and it is
-# reinstated again; then its TPM and agent state are cloned to a second swtpm and agent
+# the app; the device's policy gets measured boot from its golden boot logs,
+# its AI app changes and its exchange is refused naming the file until the
+# policy admits the new digest; the device is revoked and the gateway
+# refuses it within a second (introspection flips to inactive too). The
+# device is reinstated and enrols again; its token, handed out as a bearer
+# token and used through a second gateway that accepts bearer tokens more
+# times than the device made, gets it quarantined at its next exchange
+# (usage reconciliation), and it is reinstated again; then its TPM and
+# agent state are cloned to a second swtpm and agent
 # and the clone is caught and the device quarantined. Everything is removed
 # at the end.
 set -euo pipefail
@@ -151,9 +154,18 @@ grep -E '^(audience|dpop_nonce|price|models|spend_per_day|max_tokens) ' "$WORK/g
 say "The device's agent serves apps a local OpenAI-compatible endpoint"
 kill "$AGENT_PID"; wait "$AGENT_PID" 2>/dev/null || true; AGENT_PID=
 AI_PORT=$(free_port)
-"$BIN/tether-agent" run --tcti "$DEVICE_TPM" --state-dir "$WORK/device" --socket "$WORK/agent.sock" \
-    --ai-listen "127.0.0.1:$AI_PORT" --ai-upstream "$GATE/v1" 2>"$WORK/agent.log" &
-AGENT_PID=$!
+# Where the device's boot logs are (read only when its policy asks for
+# measured boot, below).
+BOOT=$WORK/boot
+mkdir -p "$BOOT"
+run_ai_agent() {
+    "$BIN/tether-agent" run --tcti "$DEVICE_TPM" --state-dir "$WORK/device" --socket "$WORK/agent.sock" \
+        --ai-listen "127.0.0.1:$AI_PORT" --ai-upstream "$GATE/v1" \
+        --platform-eventlog "$BOOT/binary_bios_measurements" --tether-eventlog "$BOOT/measurements.cel" \
+        2>>"$WORK/agent.log" &
+    AGENT_PID=$!
+}
+run_ai_agent
 for _ in $(seq 1 100); do
     TOKEN=$("$BIN/tether-agent" token --socket "$WORK/agent.sock" 2>/dev/null) && break
     sleep 0.1
@@ -215,6 +227,74 @@ print("%.6f" % (sum(l["cost_micros"] for l in lines) / 1e6))' "$WORK/usage.jsonl
 note "spent $(spend) of 0.050000: each request reserves its worst case (its body, max_tokens)"
 note "before it goes upstream and settles at the usage the upstream reports; refusals cost 0"
 [ "$(printf '%s' "$OUT" | json 'd.get("status")')" = 429 ] || { echo "demo: the ceiling did not stop the app" >&2; exit 1; }
+
+say "Measured boot: the device's policy gets reference values from its golden boot logs"
+mb_start=$(date +%s%N)
+DEV=$("$BIN/tetherctl" --json device list | json 'd["devices"][0]["id"]')
+# What the firmware and tether-agent measure do at boot: a real platform log's
+# digests extended into the TPM's PCRs, and the AI app measured into PCR 13.
+boot_device() {
+    cp "$top/firmware/tests/data/event-arch-linux.bin" "$BOOT/binary_bios_measurements"
+    "$BIN/tether-agent" eventlog --json "$BOOT/binary_bios_measurements" >"$BOOT/platform.json"
+    # shellcheck disable=SC2046 # one argument per event
+    TPM2TOOLS_TCTI=$DEVICE_TPM tpm2_pcrextend \
+        $(python3 "$top/tests/integration/eventlog_extend.py" args "$BOOT/platform.json")
+    rm -f "$BOOT/measurements.cel"
+    "$BIN/tether-agent" measure --tcti "$DEVICE_TPM" --config "$BOOT/measure.conf" \
+        --log "$BOOT/measurements.cel" >/dev/null
+}
+agent_exchanged() { # agent_exchanged N: until fleetd has answered N token requests
+    for _ in $(seq 1 100); do
+        [ "$(grep -c 'exchange refused\|token issued' "$WORK/fleetd.log")" -ge "$1" ] && return 0
+        sleep 0.1
+    done
+    echo "demo: the agent's exchange did not come" >&2
+    exit 1
+}
+printf '#!/bin/sh\necho ai app 1.0\n' >"$BOOT/ai-app"
+printf 'ai-app %s\n' "$BOOT/ai-app" >"$BOOT/measure.conf"
+boot_device
+"$BIN/tetherctl" policy create edge-measured --models '*' \
+    --from-eventlog "$BOOT/binary_bios_measurements" --from-eventlog "$BOOT/measurements.cel" |
+    grep -E '^(name|version|measured_boot|  )' | head -n 8 | show
+"$BIN/tetherctl" device set-policy "$DEV" edge-measured | show
+seen=$(grep -c 'exchange refused\|token issued' "$WORK/fleetd.log")
+kill -HUP "$AGENT_PID"
+agent_exchanged $((seen + 1))
+note "the next exchange quotes PCRs 0-8 and 13 and sends both logs; fleetd replays them:"
+grep 'measured boot: device=' "$WORK/fleetd.log" | tail -n 1 | sed 's/.*measured boot: //; s/"}$//' | show
+
+say "The AI app on the device is replaced, and the device reboots: the exchange is refused"
+kill "$AGENT_PID"; wait "$AGENT_PID" 2>/dev/null || true; AGENT_PID=
+swtpm_stop
+swtpm_launch "$WORK/tpm"
+DEVICE_TPM=$SWTPM_TCTI
+printf '#!/bin/sh\necho ai app 1.1, or something else\n' >"$BOOT/ai-app"
+boot_device
+seen=$(grep -c 'exchange refused\|token issued' "$WORK/fleetd.log")
+run_ai_agent
+agent_exchanged $((seen + 1))
+grep 'outcome=measurement_not_allowed' "$WORK/fleetd.log" | tail -n 1 |
+    sed 's/.*outcome=\([a-z_]*\).*reason=measured boot: /\1: /; s/"}$//' | fold -s -w 90 | show
+"$BIN/tetherctl" alerts | tail -n 1 | cut -c1-110 | show
+note "no token: the app's requests stop at the agent until the fleet admits the new digest"
+
+say "The fleet admits the new version: tetherctl policy update --from-eventlog"
+"$BIN/tetherctl" policy update edge-measured --from-eventlog "$BOOT/measurements.cel" |
+    grep -E '^(name|version)' | show
+seen=$(grep -c 'exchange refused\|token issued' "$WORK/fleetd.log")
+kill -HUP "$AGENT_PID"
+agent_exchanged $((seen + 1))
+grep -q "token issued: device=$DEV" <(tail -n 3 "$WORK/fleetd.log") ||
+    { echo "demo: the admitted device got no token" >&2; exit 1; }
+note "accepted: $(grep 'measured boot: device=' "$WORK/fleetd.log" | tail -n 1 | sed 's/.*measured boot: //; s/"}$//')"
+note "(the platform log was unchanged: only its hash was sent)"
+"$BIN/tetherctl" device set-policy "$DEV" default >/dev/null
+for _ in $(seq 1 100); do
+    "$BIN/tether-agent" token --socket "$WORK/agent.sock" >/dev/null 2>&1 && break
+    sleep 0.1
+done
+note "measured boot took $(( ($(date +%s%N) - mb_start) / 1000000 )) ms of the demo; the device is back on the default policy"
 
 say "The security team revokes the device: the gateway refuses it within a second"
 DEV=$("$BIN/tetherctl" --json device list | json 'd["devices"][0]["id"]')

@@ -23,11 +23,23 @@ static void challenge(const uint8_t *body, size_t len)
 {
     uint8_t nonce[TETHER_NONCE_SIZE];
     TPML_PCR_SELECTION pcrs;
+    tether_agent_measured_boot_t mb;
 
-    if (tether_agent_exchange_read_challenge(body, len, nonce, &pcrs) != TETHER_OK)
+    if (tether_agent_exchange_read_challenge(body, len, nonce, &pcrs, &mb) != TETHER_OK) {
+        if (mb.asked || mb.platform_held[0] != '\0' || mb.tether_held[0] != '\0')
+            abort();
         return;
+    }
     if (pcrs.count != 1 || pcrs.pcrSelections[0].hash != TPM2_ALG_SHA256 ||
         pcrs.pcrSelections[0].sizeofSelect != 3)
+        abort();
+    /* The hashes the fleet holds: "" or 64 lowercase hex digits, only when
+     * it asked. */
+    if ((!mb.asked && (mb.platform_held[0] != '\0' || mb.tether_held[0] != '\0')) ||
+        (strlen(mb.platform_held) != 0 &&
+         strspn(mb.platform_held, "0123456789abcdef") != TETHER_EVENTLOG_WIRE_SHA256_HEX) ||
+        (strlen(mb.tether_held) != 0 &&
+         strspn(mb.tether_held, "0123456789abcdef") != TETHER_EVENTLOG_WIRE_SHA256_HEX))
         abort();
 }
 

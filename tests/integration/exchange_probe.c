@@ -22,11 +22,11 @@ int main(int argc, char **argv)
     tether_agent_state_t state;
     tether_https_client_t client;
     tether_tpm_t tpm;
-    tether_usage_t usage = {0, 0, NULL, NULL};
+    tether_usage_t usage = {0, 0, NULL, NULL, {NULL, NULL}};
     tether_exchange_result_t result;
     tether_secure_buffer_t token;
     char ca[PATH_MAX], why[256];
-    char *subject_token = NULL;
+    char *subject_token = NULL, *eventlog_params = NULL;
     int rc = 1;
 
     if (argc != 4 || (strcmp(argv[2], "evidence") != 0 && strcmp(argv[2], "exchange") != 0)) {
@@ -49,7 +49,7 @@ int main(int argc, char **argv)
     }
     if (strcmp(argv[2], "evidence") == 0) {
         if (tether_agent_exchange_evidence(&client, &tpm, NULL, &state, &usage, &subject_token,
-                                           &result) != 0) {
+                                           &eventlog_params, &result) != 0) {
             printf("%s %s %s\n", outcomes[result.outcome], result.code, result.reason);
             goto out;
         }
@@ -66,6 +66,7 @@ int main(int argc, char **argv)
     }
 out:
     free(subject_token);
+    free(eventlog_params);
     tether_secure_buffer_free(&token);
     tether_https_client_free(&client);
     tether_tpm_close(&tpm);

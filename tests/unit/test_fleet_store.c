@@ -9,10 +9,12 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <sqlite3.h>
 
 #include "fleet_fixture.h"
 #include "fleet_policies.h"
 #include "store.h"
+#include "store_schema.h"
 
 typedef struct fixture {
     char dir[FLEET_FIXTURE_DIR_SIZE];
@@ -729,6 +731,109 @@ static void default_policy_from_config(void **state)
     assert_int_equal(fleet_db_count(f->path, "SELECT count(*) FROM policies"), 1);
 }
 
+/* A fleet at schema version 11 (policy documents of at most 8192 bytes)
+ * migrates with its policies intact, and then holds a document of
+ * TETHER_POLICY_DOCUMENT_MAX bytes (a measured_boot section's size). */
+static void policies_migrated_to_larger_documents(void **state)
+{
+    fixture_t *f = *state;
+    static char large[TETHER_POLICY_DOCUMENT_MAX + 2];
+    char path[FLEET_FIXTURE_PATH_SIZE + 16];
+    tether_store_policy_t policy;
+    tether_store_t store;
+    int64_t version = 0;
+    sqlite3 *db = NULL;
+    int schema = 0;
+
+    snprintf(path, sizeof(path), "%s/v11.db", f->dir);
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    for (size_t i = 0; i < 11; i++)
+        assert_int_equal(sqlite3_exec(db, tether_store_migrations[i], NULL, NULL, NULL),
+                         SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db,
+                                  "CREATE TABLE schema_version (version INTEGER NOT NULL);"
+                                  "INSERT INTO schema_version VALUES (11);"
+                                  "INSERT INTO policies VALUES ('edge', 1, '" POLICY_V1 "', 5);",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+
+    tether_store_init(&store);
+    assert_int_equal(tether_store_open_sqlite(&store, path), TETHER_OK);
+    assert_int_equal(tether_store_schema_version(&store, &schema), TETHER_OK);
+    assert_int_equal(schema, tether_store_latest_version());
+    assert_int_equal(tether_store_policy_get(&store, "edge", 1, &policy), TETHER_OK);
+    assert_string_equal(policy.document, POLICY_V1);
+    assert_int_equal(policy.created_at, 5);
+    memset(large, 'x', TETHER_POLICY_DOCUMENT_MAX);
+    assert_int_equal(tether_store_policy_write(&store, "edge", large, false, 6, &version),
+                     TETHER_OK);
+    assert_int_equal(version, 2);
+    assert_int_equal(tether_store_policy_get(&store, "edge", 2, &policy), TETHER_OK);
+    assert_int_equal(strlen(policy.document), TETHER_POLICY_DOCUMENT_MAX);
+    large[TETHER_POLICY_DOCUMENT_MAX] = 'x';
+    assert_int_equal(tether_store_policy_write(&store, "edge", large, false, 7, &version),
+                     TETHER_ERR_INVALID_ARGUMENT);
+    tether_store_free(&store);
+}
+
+/* Measured boot's event logs (schema version 14): one per device and kind,
+ * replaced by the next accepted one, read with or without its bytes. */
+static void eventlogs_by_device(void **state)
+{
+    static const uint8_t first[] = {1, 2, 3}, second[] = {4, 5, 6, 7};
+    static const uint8_t hash_a[32] = {0xaa}, hash_b[32] = {0xbb}, hash_c[32] = {0xcc};
+    fixture_t *f = *state;
+    tether_store_allow_t row;
+    tether_store_eventlog_t log;
+    const char *id = "dev_000000000000000000000001";
+
+    make_row(&row, id, 'a', "one");
+    assert_int_equal(tether_store_device_import(&f->store, &row, 1, 10, NULL, NULL), TETHER_OK);
+    assert_int_equal(tether_store_eventlog_get(&f->store, id, TETHER_STORE_EVENTLOG_TETHER, true,
+                                               &log),
+                     TETHER_ERR_NOT_FOUND);
+    assert_null(log.bytes);
+    assert_int_equal(tether_store_eventlog_put(&f->store, id, TETHER_STORE_EVENTLOG_TETHER, hash_a,
+                                               first, sizeof(first), 20),
+                     TETHER_OK);
+    assert_int_equal(tether_store_eventlog_put(&f->store, id, TETHER_STORE_EVENTLOG_PLATFORM,
+                                               hash_c, NULL, 0, 20),
+                     TETHER_OK);
+    assert_int_equal(tether_store_eventlog_put(&f->store, id, TETHER_STORE_EVENTLOG_TETHER, hash_b,
+                                               second, sizeof(second), 30),
+                     TETHER_OK);
+    /* The hash alone (the challenge's), then the bytes (the exchange's). */
+    assert_int_equal(tether_store_eventlog_get(&f->store, id, TETHER_STORE_EVENTLOG_TETHER, false,
+                                               &log),
+                     TETHER_OK);
+    assert_memory_equal(log.sha256, hash_b, 32);
+    assert_null(log.bytes);
+    assert_int_equal(tether_store_eventlog_get(&f->store, id, TETHER_STORE_EVENTLOG_TETHER, true,
+                                               &log),
+                     TETHER_OK);
+    assert_int_equal(log.len, sizeof(second));
+    assert_memory_equal(log.bytes, second, sizeof(second));
+    tether_store_eventlog_free(&log);
+    assert_null(log.bytes);
+    /* An empty log is kept as zero bytes. */
+    assert_int_equal(tether_store_eventlog_get(&f->store, id, TETHER_STORE_EVENTLOG_PLATFORM,
+                                               true, &log),
+                     TETHER_OK);
+    assert_memory_equal(log.sha256, hash_c, 32);
+    assert_int_equal(log.len, 0);
+    assert_null(log.bytes);
+    assert_int_equal(fleet_db_count(f->path, "SELECT count(*) FROM device_eventlogs"), 2);
+    /* Another kind, or a device that does not exist, is refused. */
+    assert_int_equal(tether_store_eventlog_put(&f->store, id, (tether_store_eventlog_kind_t)2,
+                                               hash_a, first, sizeof(first), 40),
+                     TETHER_ERR_INVALID_ARGUMENT);
+    assert_int_equal(tether_store_eventlog_put(&f->store, "dev_000000000000000000000009",
+                                               TETHER_STORE_EVENTLOG_TETHER, hash_a, first,
+                                               sizeof(first), 40),
+                     TETHER_ERR_CONFLICT);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -751,6 +856,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(bootstrap_and_alerts, setup, teardown),
         cmocka_unit_test_setup_teardown(policy_versions, setup, teardown),
         cmocka_unit_test_setup_teardown(default_policy_from_config, setup, teardown),
+        cmocka_unit_test_setup_teardown(policies_migrated_to_larger_documents, setup, teardown),
+        cmocka_unit_test_setup_teardown(eventlogs_by_device, setup, teardown),
         cmocka_unit_test(names_and_roles),
         cmocka_unit_test(role_names),
         cmocka_unit_test(unopened_store),

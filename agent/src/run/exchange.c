@@ -87,7 +87,8 @@ static int parse_pcr_selection(const char *text, TPML_PCR_SELECTION *sel)
 
 tether_status_t tether_agent_exchange_read_challenge(const uint8_t *body, size_t len,
                                                      uint8_t nonce[TETHER_NONCE_SIZE],
-                                                     TPML_PCR_SELECTION *pcrs)
+                                                     TPML_PCR_SELECTION *pcrs,
+                                                     tether_agent_measured_boot_t *mb)
 {
     cJSON *json = NULL;
     const cJSON *nonce_item, *pcrs_item;
@@ -96,16 +97,22 @@ tether_status_t tether_agent_exchange_read_challenge(const uint8_t *body, size_t
 
     memset(nonce, 0, TETHER_NONCE_SIZE);
     memset(pcrs, 0, sizeof(*pcrs));
+    memset(mb, 0, sizeof(*mb));
     if (tether_json_parse_object((const char *)body, len, &json) != TETHER_OK ||
         !cJSON_IsString(nonce_item = cJSON_GetObjectItemCaseSensitive(json, "nonce")) ||
         tether_base64url_decode(nonce_item->valuestring, strlen(nonce_item->valuestring), nonce,
                                 TETHER_NONCE_SIZE, &nonce_len) != TETHER_OK ||
         nonce_len != TETHER_NONCE_SIZE ||
         !cJSON_IsString(pcrs_item = cJSON_GetObjectItemCaseSensitive(json, "pcr_selection")) ||
-        parse_pcr_selection(pcrs_item->valuestring, pcrs) != 0)
+        parse_pcr_selection(pcrs_item->valuestring, pcrs) != 0 ||
+        tether_agent_measured_boot_read(json, mb) != TETHER_OK)
         goto out;
     rc = TETHER_OK;
 out:
+    if (rc != TETHER_OK) {
+        memset(nonce, 0, TETHER_NONCE_SIZE);
+        memset(pcrs, 0, sizeof(*pcrs));
+    }
     cJSON_Delete(json);
     return rc;
 }
@@ -113,6 +120,7 @@ out:
 typedef struct challenge {
     uint8_t nonce[TETHER_NONCE_SIZE];
     TPML_PCR_SELECTION pcrs;
+    tether_agent_measured_boot_t measured_boot;
 } challenge_t;
 
 static int get_challenge(tether_https_client_t *client, const tether_agent_state_t *state,
@@ -139,10 +147,11 @@ static int get_challenge(tether_https_client_t *client, const tether_agent_state
         fleet_refused(r, "challenge", &resp);
         goto out;
     }
-    if (tether_agent_exchange_read_challenge(resp.body, resp.body_len, ch->nonce, &ch->pcrs) !=
-        TETHER_OK) {
+    if (tether_agent_exchange_read_challenge(resp.body, resp.body_len, ch->nonce, &ch->pcrs,
+                                             &ch->measured_boot) != TETHER_OK) {
         set_result(r, TETHER_EXCHANGE_RETRY, "bad_challenge",
-                   "challenge: the fleet's answer is not a nonce and a PCR selection");
+                   "challenge: the fleet's answer is not a nonce, a PCR selection and an "
+                   "optional measured_boot member");
         goto out;
     }
     rc = 0;
@@ -227,7 +236,8 @@ out:
 }
 
 int tether_agent_exchange_token(tether_https_client_t *client, const char *subject_token,
-                                tether_secure_buffer_t *token, tether_exchange_result_t *r)
+                                const char *eventlog_params, tether_secure_buffer_t *token,
+                                tether_exchange_result_t *r)
 {
     static const char prefix[] =
         "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Atoken-exchange"
@@ -239,7 +249,8 @@ int tether_agent_exchange_token(tether_https_client_t *client, const char *subje
 
     tether_https_response_init(&resp);
     /* base64url and the token type's characters need no escaping but ':'. */
-    len = sizeof(prefix) + 3 * type_len + strlen("&subject_token=") + strlen(subject_token) + 1;
+    len = sizeof(prefix) + 3 * type_len + strlen("&subject_token=") + strlen(subject_token) +
+          (eventlog_params != NULL ? strlen(eventlog_params) : 0) + 1;
     if ((form = malloc(len)) == NULL) {
         set_result(r, TETHER_EXCHANGE_RETRY, "no_memory", "out of memory");
         return -1;
@@ -258,6 +269,8 @@ int tether_agent_exchange_token(tether_https_client_t *client, const char *subje
         form[o] = '\0';
         strcat(form, "&subject_token=");
         strcat(form, subject_token);
+        if (eventlog_params != NULL)
+            strcat(form, eventlog_params);
     }
     if (tether_https_request(client, "POST", "/v1/token", "application/x-www-form-urlencoded",
                              (const uint8_t *)form, strlen(form), NULL, &resp) != TETHER_OK) {
@@ -282,10 +295,31 @@ out:
     return rc;
 }
 
+/* The event logs the fleet asked for, read before the TPM part so that
+ * the TPM lock is never held while files are read. */
+static int eventlogs(const challenge_t *ch, const tether_usage_t *usage, char **params,
+                     tether_exchange_result_t *r)
+{
+    char why[sizeof(r->reason)];
+    size_t sent = 0;
+
+    if (!ch->measured_boot.asked)
+        return 0;
+    if (tether_agent_eventlog_params(&ch->measured_boot, &usage->eventlogs, params, &sent, why,
+                                     sizeof(why)) != TETHER_OK) {
+        set_result(r, TETHER_EXCHANGE_RETRY, "eventlog", "measured boot: %s", why);
+        return -1;
+    }
+    tether_info("exchange", "measured boot: the fleet asked for the event logs: %s",
+                sent > 0 ? "sending the ones it does not hold" : "it holds both, hashes only");
+    return 0;
+}
+
 int tether_agent_exchange_evidence(tether_https_client_t *client, tether_tpm_t *tpm,
                                    pthread_mutex_t *tpm_lock,
                                    const tether_agent_state_t *state, const tether_usage_t *usage,
-                                   char **subject_token, tether_exchange_result_t *result)
+                                   char **subject_token, char **eventlog_params,
+                                   tether_exchange_result_t *result)
 {
     tether_evidence_t *ev = calloc(1, sizeof(*ev));
     challenge_t ch;
@@ -293,6 +327,7 @@ int tether_agent_exchange_evidence(tether_https_client_t *client, tether_tpm_t *
     int rc = -1;
 
     *subject_token = NULL;
+    *eventlog_params = NULL;
     memset(result, 0, sizeof(*result));
     memset(&ch, 0, sizeof(ch));
     if (ev == NULL) {
@@ -312,7 +347,8 @@ int tether_agent_exchange_evidence(tether_https_client_t *client, tether_tpm_t *
         set_result(result, TETHER_EXCHANGE_RETRY, "encode", "cannot encode the usage document");
         goto out;
     }
-    if (attest(tpm, tpm_lock, state, &ch, ev, result) != 0)
+    if (eventlogs(&ch, usage, eventlog_params, result) != 0 ||
+        attest(tpm, tpm_lock, state, &ch, ev, result) != 0)
         goto out;
     if (tether_evidence_encode(ev, subject_token) != TETHER_OK) {
         set_result(result, TETHER_EXCHANGE_RETRY, "encode", "cannot encode the evidence");
@@ -320,6 +356,10 @@ int tether_agent_exchange_evidence(tether_https_client_t *client, tether_tpm_t *
     }
     rc = 0;
 out:
+    if (rc != 0) {
+        free(*eventlog_params);
+        *eventlog_params = NULL;
+    }
     free(ev);
     return rc;
 }
@@ -329,9 +369,11 @@ void tether_agent_exchange(tether_https_client_t *client, tether_tpm_t *tpm,
                            const tether_agent_state_t *state, const tether_usage_t *usage,
                            tether_secure_buffer_t *token, tether_exchange_result_t *result)
 {
-    char *subject_token = NULL;
+    char *subject_token = NULL, *eventlog_params = NULL;
 
-    if (tether_agent_exchange_evidence(client, tpm, tpm_lock, state, usage, &subject_token, result) == 0)
-        (void)tether_agent_exchange_token(client, subject_token, token, result);
+    if (tether_agent_exchange_evidence(client, tpm, tpm_lock, state, usage, &subject_token,
+                                       &eventlog_params, result) == 0)
+        (void)tether_agent_exchange_token(client, subject_token, eventlog_params, token, result);
     free(subject_token);
+    free(eventlog_params);
 }

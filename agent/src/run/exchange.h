@@ -10,6 +10,7 @@
 #include <pthread.h>
 #include <stdint.h>
 
+#include "exchange_eventlogs.h"
 #include "state.h"
 #include "tether/https_client.h"
 #include "tether/nonce.h"
@@ -38,6 +39,10 @@ typedef struct tether_usage {
      * on that ground). counts_ctx must outlive the exchange. */
     void (*counts)(void *counts_ctx, tether_token_counts_t *out);
     void *counts_ctx;
+    /* Where the device's event logs are: read and sent (or their hashes)
+     * when the fleet's challenge asks for measured boot. The paths must
+     * outlive the exchange. */
+    tether_agent_eventlog_paths_t eventlogs;
 } tether_usage_t;
 
 typedef struct tether_exchange_result {
@@ -49,24 +54,33 @@ typedef struct tether_exchange_result {
 
 /* The first half of an exchange: a nonce from the fleet, then the TPM's
  * evidence over it, encoded as the subject_token (*subject_token is heap,
- * freed by the caller). 0 on success; otherwise result says why. tpm_lock,
- * when not NULL, is held around the TPM commands only (never while the
- * fleet is asked); NULL when the caller is the TPM's only user. */
+ * freed by the caller). When the challenge asks for measured boot,
+ * *eventlog_params gets the form's event-log parameters
+ * (exchange_eventlogs.h; heap, freed by the caller), else NULL. 0 on
+ * success; otherwise result says why. tpm_lock, when not NULL, is held
+ * around the TPM commands only (never while the fleet is asked); NULL when
+ * the caller is the TPM's only user. */
 int tether_agent_exchange_evidence(tether_https_client_t *client, tether_tpm_t *tpm,
                                    pthread_mutex_t *tpm_lock,
                                    const tether_agent_state_t *state, const tether_usage_t *usage,
-                                   char **subject_token, tether_exchange_result_t *result);
+                                   char **subject_token, char **eventlog_params,
+                                   tether_exchange_result_t *result);
 
-/* The second half: POST /v1/token with the evidence; the access token goes
- * into token as for tether_agent_exchange(). 0 on success. */
+/* The second half: POST /v1/token with the evidence and the event-log
+ * parameters (NULL: none); the access token goes into token as for
+ * tether_agent_exchange(). 0 on success. */
 int tether_agent_exchange_token(tether_https_client_t *client, const char *subject_token,
-                                tether_secure_buffer_t *token, tether_exchange_result_t *result);
+                                const char *eventlog_params, tether_secure_buffer_t *token,
+                                tether_exchange_result_t *result);
 
 /* Reads the fleet's answer to POST /v1/challenge ({"nonce": base64url of
- * TETHER_NONCE_SIZE bytes, "pcr_selection": "sha256:0,1,..."}). Pure; the
- * outputs are zeroed first. TETHER_ERR_PARSE for any other answer. */
+ * TETHER_NONCE_SIZE bytes, "pcr_selection": "sha256:0,1,...", and for a
+ * device whose policy has measured boot "measured_boot": {...}
+ * (exchange_eventlogs.h)}). Pure; the outputs are zeroed first, and again on
+ * error. TETHER_ERR_PARSE for any other answer. */
 TETHER_MUST_CHECK tether_status_t tether_agent_exchange_read_challenge(
-    const uint8_t *body, size_t len, uint8_t nonce[TETHER_NONCE_SIZE], TPML_PCR_SELECTION *pcrs);
+    const uint8_t *body, size_t len, uint8_t nonce[TETHER_NONCE_SIZE], TPML_PCR_SELECTION *pcrs,
+    tether_agent_measured_boot_t *mb);
 
 /* Reads the fleet's 200 answer to POST /v1/token: the access token goes
  * into token (as for tether_agent_exchange()), its lifetime into

@@ -33,20 +33,22 @@ static bool stop_requested(tether_exchange_worker_t *w)
 static void run_exchange(tether_exchange_worker_t *w, const tether_usage_t *usage,
                          tether_exchange_result_t *result)
 {
-    char *subject_token = NULL;
+    char *subject_token = NULL, *eventlog_params = NULL;
 
     tether_wipe(w->token.data, w->token.size);
-    if (tether_agent_exchange_evidence(w->client, w->tpm, w->tpm_lock, w->state, usage, &subject_token,
-                                       result) == 0) {
+    if (tether_agent_exchange_evidence(w->client, w->tpm, w->tpm_lock, w->state, usage,
+                                       &subject_token, &eventlog_params, result) == 0) {
         if (stop_requested(w)) {
             result->outcome = TETHER_EXCHANGE_RETRY;
             snprintf(result->code, sizeof(result->code), "stopping");
             snprintf(result->reason, sizeof(result->reason), "the agent is stopping");
         } else {
-            (void)tether_agent_exchange_token(w->client, subject_token, &w->token, result);
+            (void)tether_agent_exchange_token(w->client, subject_token, eventlog_params,
+                                              &w->token, result);
         }
     }
     free(subject_token);
+    free(eventlog_params);
 }
 
 static void *worker_main(void *arg)

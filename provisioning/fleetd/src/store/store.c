@@ -2,6 +2,7 @@
 #include "store.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -323,6 +324,29 @@ tether_status_t tether_store_device_policy(tether_store_t *store, const char *id
                                            tether_store_policy_t *policy)
 {
     return STORE_CALL(store, device_policy, id, policy);
+}
+
+tether_status_t tether_store_eventlog_get(tether_store_t *store, const char *device_id,
+                                          tether_store_eventlog_kind_t kind, bool with_bytes,
+                                          tether_store_eventlog_t *log)
+{
+    return STORE_CALL(store, eventlog_get, device_id, (int)kind, with_bytes, log);
+}
+
+tether_status_t tether_store_eventlog_put(tether_store_t *store, const char *device_id,
+                                          tether_store_eventlog_kind_t kind,
+                                          const uint8_t sha256[32], const uint8_t *bytes,
+                                          size_t len, int64_t now)
+{
+    return STORE_CALL(store, eventlog_put, device_id, (int)kind, sha256, bytes, len, now);
+}
+
+void tether_store_eventlog_free(tether_store_eventlog_t *log)
+{
+    if (log == NULL)
+        return;
+    free(log->bytes);
+    memset(log, 0, sizeof(*log));
 }
 
 void tether_store_set_revocation_hook(tether_store_t *store, tether_store_revocation_hook_fn fn,

@@ -188,6 +188,7 @@ struct tether_store_usage_report;
 struct tether_store_usage_result;
 struct tether_store_usage_row;
 struct tether_store_policy;
+struct tether_store_eventlog;
 
 /* One exchange of a group commit (tether_store_ops_t.exchange_batch). */
 typedef struct tether_store_exchange_item {
@@ -309,6 +310,13 @@ typedef struct tether_store_ops {
                                          int64_t now);
     tether_status_t (*device_policy)(void *impl, const char *id,
                                      struct tether_store_policy *policy);
+
+    /* Measured boot's event logs (store_sqlite_eventlogs.c). */
+    tether_status_t (*eventlog_get)(void *impl, const char *device_id, int kind,
+                                    bool with_bytes, struct tether_store_eventlog *log);
+    tether_status_t (*eventlog_put)(void *impl, const char *device_id, int kind,
+                                    const uint8_t *sha256, const uint8_t *bytes, size_t len,
+                                    int64_t now);
 } tether_store_ops_t;
 
 /* Called after a change that appended to the revocation feed was committed
@@ -1009,5 +1017,42 @@ TETHER_MUST_CHECK tether_status_t tether_store_device_set_policy(tether_store_t 
 TETHER_MUST_CHECK tether_status_t tether_store_device_policy(tether_store_t *store,
                                                             const char *id,
                                                             tether_store_policy_t *policy);
+
+/* ---- measured boot's event logs (store_sqlite_eventlogs.c; schema version
+ * 13) ---- */
+
+/* The logs a device sends when its policy has a measured_boot section. */
+typedef enum tether_store_eventlog_kind {
+    TETHER_STORE_EVENTLOG_PLATFORM = 0, /* the platform's TCG PC Client log */
+    TETHER_STORE_EVENTLOG_TETHER = 1,   /* tether's Canonical Event Log */
+} tether_store_eventlog_kind_t;
+
+/* The last accepted log of one kind of a device. */
+typedef struct tether_store_eventlog {
+    uint8_t sha256[32]; /* SHA-256 of bytes */
+    uint8_t *bytes;     /* heap (tether_store_eventlog_free); NULL when not asked or empty */
+    size_t len;
+} tether_store_eventlog_t;
+
+/* The device's last accepted log of kind, with its bytes when with_bytes;
+ * TETHER_ERR_NOT_FOUND without one. *log is zeroed on entry; release it
+ * with tether_store_eventlog_free. */
+TETHER_MUST_CHECK tether_status_t tether_store_eventlog_get(tether_store_t *store,
+                                                           const char *device_id,
+                                                           tether_store_eventlog_kind_t kind,
+                                                           bool with_bytes,
+                                                           tether_store_eventlog_t *log);
+
+/* Keeps bytes[0..len) (sha256 its SHA-256, which the caller computed) as
+ * the device's last accepted log of kind, replacing the one before. */
+TETHER_MUST_CHECK tether_status_t tether_store_eventlog_put(tether_store_t *store,
+                                                           const char *device_id,
+                                                           tether_store_eventlog_kind_t kind,
+                                                           const uint8_t sha256[32],
+                                                           const uint8_t *bytes, size_t len,
+                                                           int64_t now);
+
+/* Frees log->bytes and zeroes *log; accepts NULL. */
+void tether_store_eventlog_free(tether_store_eventlog_t *log);
 
 #endif

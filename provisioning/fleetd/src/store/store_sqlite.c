@@ -163,6 +163,8 @@ static const tether_store_ops_t sqlite_ops = {
     .policy_list = tether_sqlite_policy_list,
     .device_set_policy = tether_sqlite_device_set_policy,
     .device_policy = tether_sqlite_device_policy,
+    .eventlog_get = tether_sqlite_eventlog_get,
+    .eventlog_put = tether_sqlite_eventlog_put,
 };
 
 static tether_status_t wal_read(void *arg, sqlite3_stmt *row)

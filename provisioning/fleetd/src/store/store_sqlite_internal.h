@@ -296,4 +296,11 @@ tether_status_t tether_sqlite_device_set_policy(void *impl, const char *id, cons
 tether_status_t tether_sqlite_device_policy(void *impl, const char *id,
                                             tether_store_policy_t *policy);
 
+/* store_sqlite_eventlogs.c */
+tether_status_t tether_sqlite_eventlog_get(void *impl, const char *device_id, int kind,
+                                           bool with_bytes, tether_store_eventlog_t *log);
+tether_status_t tether_sqlite_eventlog_put(void *impl, const char *device_id, int kind,
+                                           const uint8_t *sha256, const uint8_t *bytes,
+                                           size_t len, int64_t now);
+
 #endif

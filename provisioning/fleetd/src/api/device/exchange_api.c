@@ -1,5 +1,6 @@
 /* POST /v1/challenge and POST /v1/token (exchange_api.h). */
 #include "exchange_api.h"
+#include "exchange_measured_boot.h"
 #include "fleet_metrics.h"
 
 #include <inttypes.h>
@@ -68,6 +69,9 @@ typedef struct token_work {
     /* The fleet policy version the token's tether claim is made from. */
     tether_store_policy_t stored_policy;
     tether_policy_document_t policy_document;
+    /* Measured boot: the device's logs, and why they were refused. */
+    tether_exchange_eventlogs_t eventlogs;
+    tether_measured_boot_refusal_t refusal;
     char token[TETHER_JWS_MAX_LEN + 1];
     char why[WHY_SIZE];
 } token_work_t;
@@ -207,13 +211,36 @@ static bool challenge_body(exchange_call_t *call, cJSON **json, const char **id)
     return true;
 }
 
+/* The device's policy document (a database row: read strictly), for the
+ * challenge's PCR selection and measured boot. */
+typedef struct challenge_policy {
+    tether_store_policy_t stored;
+    tether_policy_document_t document;
+    char why[WHY_SIZE];
+} challenge_policy_t;
+
+static tether_status_t challenge_policy_load(exchange_call_t *call, const char *id,
+                                             challenge_policy_t *p)
+{
+    tether_status_t rc = tether_store_device_policy(call->api->store, id, &p->stored);
+
+    if (rc == TETHER_OK)
+        rc = tether_policy_document_parse((const uint8_t *)p->stored.document,
+                                          strlen(p->stored.document), &p->document, p->why,
+                                          sizeof(p->why));
+    if (rc == TETHER_ERR_PARSE || rc == TETHER_ERR_TOO_LARGE)
+        tether_error("exchange", "policy %s of device %s: %s", p->stored.name, id, p->why);
+    return rc;
+}
+
 static void handle_challenge(exchange_call_t *call)
 {
     tether_exchange_api_t *api = call->api;
     uint8_t nonce[TETHER_NONCE_SIZE];
     char nonce_text[TETHER_NONCE_TEXT_LEN + 1];
     tether_store_device_t device;
-    cJSON *body = NULL, *json;
+    challenge_policy_t *policy = NULL;
+    cJSON *body = NULL, *json = NULL;
     const char *id = NULL;
     tether_status_t rc;
 
@@ -241,17 +268,32 @@ static void handle_challenge(exchange_call_t *call)
         server_error(call, "issuing a nonce", rc);
         goto out;
     }
+    if ((policy = calloc(1, sizeof(*policy))) == NULL) {
+        server_error(call, "challenge", TETHER_ERR_NO_MEMORY);
+        goto out;
+    }
+    if ((rc = challenge_policy_load(call, id, policy)) != TETHER_OK) {
+        server_error(call, "reading the device's policy", rc);
+        goto out;
+    }
     json = cJSON_CreateObject();
     if (json == NULL || cJSON_AddStringToObject(json, "nonce", nonce_text) == NULL ||
-        cJSON_AddNumberToObject(json, "expires_in", TETHER_CHALLENGE_TTL) == NULL ||
-        cJSON_AddStringToObject(json, "pcr_selection", api->policy->pcr_selection_text) ==
-            NULL) {
-        cJSON_Delete(json);
+        cJSON_AddNumberToObject(json, "expires_in", TETHER_CHALLENGE_TTL) == NULL) {
         server_error(call, "answering", TETHER_ERR_NO_MEMORY);
         goto out;
     }
+    /* pcr_selection, and measured boot's member when the policy has it. */
+    if ((rc = tether_exchange_measured_boot_challenge(api->store, id, &policy->document,
+                                                      api->policy, json)) !=
+        TETHER_OK) {
+        server_error(call, "answering", rc);
+        goto out;
+    }
     tether_http_respond_json(call->response, 200, json);
+    json = NULL;
 out:
+    cJSON_Delete(json);
+    free(policy);
     cJSON_Delete(body);
 }
 
@@ -371,9 +413,18 @@ static tether_status_t build_policy(exchange_call_t *call, token_work_t *w)
     p->ak_qualified_name = &w->ak_qualified_name;
     p->counter_name = &w->counter_name;
     p->pcr_selection = call->api->policy->pcr_selection;
-    /* Trust on first use: with no reference yet, any digest is accepted
-     * and the first accepted one becomes the device's reference. */
-    if (d->pcr_digest_len > 0) {
+    /* Measured boot: the quote covers the policy's PCRs too, and the
+     * reference values take the place of the first digest's (the logs
+     * say why the PCRs hold what they hold: a kernel the policy admits
+     * changes them). */
+    if (w->policy_document.has_measured_boot) {
+        tether_exchange_pcr_selection(tether_exchange_pcr_mask(&p->pcr_selection) |
+                                          w->policy_document.measured_boot.pcr_mask,
+                                      &p->pcr_selection);
+    } else if (d->pcr_digest_len > 0) {
+        /* Trust on first use: with no reference yet, any digest is
+         * accepted and the first accepted one becomes the device's
+         * reference. */
         if (d->pcr_digest_len > sizeof(w->reference.buffer))
             return TETHER_ERR_PARSE;
         w->reference.size = (UINT16)d->pcr_digest_len;
@@ -412,7 +463,11 @@ static void set_sighting_origin(exchange_call_t *call, tether_store_sighting_t *
     s->at = call->now;
 }
 
-/* Steps 6-7: the nonce, then the TPM's evidence against the enrolment. A
+static bool policy_load(exchange_call_t *call, token_work_t *w, const char *name,
+                        int64_t version);
+
+/* Steps 6-7: the nonce, then the TPM's evidence against the enrolment and
+ * the device's policy (its measured boot decides the PCR selection). A
  * clock regression goes on to the store (the second clone signal). */
 static bool evidence_ok(exchange_call_t *call, token_work_t *w, bool *clock_regression)
 {
@@ -439,6 +494,8 @@ static bool evidence_ok(exchange_call_t *call, token_work_t *w, bool *clock_regr
     }
     w->retry = w->device.has_last &&
                tether_ct_equal(w->device.last_fingerprint, w->fingerprint, sizeof(w->fingerprint));
+    if (!policy_load(call, w, NULL, 0))
+        return false;
     if ((rc = build_policy(call, w)) != TETHER_OK) {
         server_error(call, "reading the enrolment of the device", rc);
         return false;
@@ -486,6 +543,82 @@ static bool usage_ok(exchange_call_t *call, token_work_t *w)
     ex->usage_count = w->usage.token_count;
     ex->usage_action = call->api->policy->usage_mismatch_action;
     return true;
+}
+
+/* Measured boot (exchange_measured_boot.h), for a device whose policy has
+ * it: the logs named by the form replay to the verified quote's PCRs and
+ * keep to the reference values. A refusal is answered as a pcr_mismatch
+ * (400 invalid_grant: what the evidence proves is not what the policy
+ * allows), changes no device state (the counter the device incremented
+ * stays unaccepted, a gap) and is written as an alert. */
+static bool measured_boot_ok(exchange_call_t *call, token_work_t *w)
+{
+    const char *id = w->ev.device_id;
+    tether_measured_boot_quote_t quote;
+    tether_exchange_eventlogs_fault_t fault;
+    tether_measured_boot_refusal_t *refusal = &w->refusal;
+    char *details;
+    tether_status_t rc;
+
+    if (!w->policy_document.has_measured_boot)
+        return true;
+    rc = tether_exchange_eventlogs_resolve(call->api->store, id, &w->form, &w->eventlogs, &fault,
+                                           w->why, sizeof(w->why));
+    if (fault == TETHER_EXCHANGE_EVENTLOGS_SERVER) {
+        server_error(call, w->why, rc);
+        return false;
+    }
+    if (fault == TETHER_EXCHANGE_EVENTLOGS_MALFORMED) {
+        refuse(call, "exchange", id, 400, "invalid_request", "malformed_request", "%s", w->why);
+        return false;
+    }
+    if (fault == TETHER_EXCHANGE_EVENTLOGS_UNKNOWN) {
+        refuse(call, "exchange", id, 400, "invalid_grant", TETHER_FLEET_EXCHANGE_EVENTLOG_UNKNOWN,
+               "%s", w->why);
+        return false;
+    }
+    /* The selection lib verified the quote against, and its digest. */
+    memset(&quote, 0, sizeof(quote));
+    quote.pcr_mask = tether_exchange_pcr_mask(&w->policy.pcr_selection);
+    if (w->result.pcr_digest.size != sizeof(quote.pcr_digest)) {
+        refuse(call, "exchange", id, 400, "invalid_grant",
+               tether_evidence_code_name(TETHER_EVIDENCE_PCR_MISMATCH),
+               "the quote's PCR digest is not a SHA-256");
+        return false;
+    }
+    memcpy(quote.pcr_digest, w->result.pcr_digest.buffer, sizeof(quote.pcr_digest));
+    rc = tether_measured_boot_check(&w->policy_document.measured_boot, w->eventlogs.platform.bytes,
+                                    w->eventlogs.platform.len, w->eventlogs.tether.bytes,
+                                    w->eventlogs.tether.len, &quote, refusal);
+    if (rc == TETHER_OK)
+        return true;
+    if (rc != TETHER_ERR_VERIFY || refusal->code == NULL) {
+        server_error(call, "checking the event logs", rc);
+        return false;
+    }
+    details = tether_exchange_measured_boot_alert(refusal, w->stored_policy.name,
+                                                  w->stored_policy.version);
+    if (details == NULL ||
+        (rc = tether_store_alert_add(call->api->store, id, TETHER_FLEET_ALERT_MEASURED_BOOT_REFUSED,
+                                     details, call->now)) != TETHER_OK) {
+        cJSON_free(details);
+        server_error(call, "recording the measured-boot alert",
+                     details == NULL ? TETHER_ERR_NO_MEMORY : rc);
+        return false;
+    }
+    cJSON_free(details);
+    if (refusal->has_event)
+        refuse(call, "exchange", id, 400, "invalid_grant", refusal->code,
+               "measured boot: %s (%s log, PCR %u, event %zu, type 0x%" PRIx32 ", digest %s); "
+               "policy %s version %lld",
+               refusal->text, refusal->log, refusal->pcr, refusal->event, refusal->type,
+               refusal->digest_hex[0] != '\0' ? refusal->digest_hex : "-", w->stored_policy.name,
+               (long long)w->stored_policy.version);
+    else
+        refuse(call, "exchange", id, 400, "invalid_grant", refusal->code,
+               "measured boot: %s; policy %s version %lld", refusal->text, w->stored_policy.name,
+               (long long)w->stored_policy.version);
+    return false;
 }
 
 /* A token of the device used by someone else: the device is quarantined
@@ -602,6 +735,29 @@ static void clone_detected(exchange_call_t *call, token_work_t *w)
                w->why);
 }
 
+/* The logs whose bytes an accepted exchange brought become the ones the
+ * challenge names. A failure costs the device its next exchange's bytes
+ * again (the challenge names the older log), never a token. */
+static void keep_eventlogs(exchange_call_t *call, const token_work_t *w)
+{
+    const tether_exchange_eventlogs_t *logs = &w->eventlogs;
+    tether_status_t rc;
+
+    if (!w->policy_document.has_measured_boot)
+        return;
+    rc = tether_exchange_eventlogs_keep(call->api->store, w->ev.device_id, logs, call->now);
+    if (rc != TETHER_OK)
+        tether_warn("exchange", "measured boot: device=%s: keeping its event logs failed (%s); "
+                                "its next exchange sends them again",
+                    w->ev.device_id, tether_strerror(rc));
+    else
+        tether_info("exchange", "measured boot: device=%s platform_log=%s (%zu bytes) "
+                                "tether_log=%s (%zu bytes)",
+                    w->ev.device_id, logs->platform.sent ? "received" : "held",
+                    logs->platform.len, logs->tether.sent ? "received" : "held",
+                    logs->tether.len);
+}
+
 /* Steps 8-9: one transaction decides, then the token is signed. */
 static void record_and_issue(exchange_call_t *call, token_work_t *w, bool clock_regression)
 {
@@ -626,8 +782,12 @@ static void record_and_issue(exchange_call_t *call, token_work_t *w, bool clock_
         tether_status_t jkt_rc;
         tether_ec_key_t pk;
 
-        ex->pcr_digest = w->result.pcr_digest.buffer;
-        ex->pcr_digest_len = w->result.pcr_digest.size;
+        /* A device under measured boot keeps no first digest: its
+         * reference values decide (build_policy). */
+        if (!w->policy_document.has_measured_boot) {
+            ex->pcr_digest = w->result.pcr_digest.buffer;
+            ex->pcr_digest_len = w->result.pcr_digest.size;
+        }
         /* cnf.jkt: the device key enrolment certified with the AK. */
         tether_ec_key_init(&pk);
         jkt_rc = tether_tpm2_public_to_ec_key(&w->device_key.publicArea, &pk);
@@ -638,8 +798,6 @@ static void record_and_issue(exchange_call_t *call, token_work_t *w, bool clock_
             server_error(call, "preparing the token", jkt_rc != TETHER_OK ? jkt_rc : rc);
             return;
         }
-        if (!policy_load(call, w, NULL, 0))
-            return;
         ex->jti = w->jti;
         ex->scope = w->scope;
         ex->audience = w->audience;
@@ -755,6 +913,10 @@ static void record_and_issue(exchange_call_t *call, token_work_t *w, bool clock_
     }
 out:
     tether_issuer_keys_unlock(api->keys);
+    /* Outside the keys' lock; before the answer leaves (the handler's
+     * return sends it), so the device's next challenge names these logs. */
+    if (rc == TETHER_OK && r->decision == TETHER_STORE_EXCHANGE_ACCEPT)
+        keep_eventlogs(call, w);
 }
 
 static void handle_token(exchange_call_t *call)
@@ -767,8 +929,9 @@ static void handle_token(exchange_call_t *call)
         return;
     }
     if (form_ok(call, w) && device_ok(call, w) && evidence_ok(call, w, &clock_regression) &&
-        (clock_regression || usage_ok(call, w)))
+        (clock_regression || (usage_ok(call, w) && measured_boot_ok(call, w))))
         record_and_issue(call, w, clock_regression);
+    tether_exchange_eventlogs_free(&w->eventlogs);
     tether_wipe(w, sizeof(*w));
     free(w);
 }
