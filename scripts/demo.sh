@@ -109,13 +109,21 @@ ls -l "$WORK/device" | tail -n +2 | show
 "$BIN/tetherctl" device list | show
 
 say "Running the agent: it proves itself with a TPM quote and counter, gets a token"
-"$BIN/tether-agent" run --tcti "$DEVICE_TPM" --state-dir "$WORK/device" --socket "$WORK/agent.sock" \
-    2>"$WORK/agent.log" &
-AGENT_PID=$!
-for _ in $(seq 1 100); do
-    TOKEN=$("$BIN/tether-agent" token --socket "$WORK/agent.sock" 2>/dev/null) && break
-    sleep 0.1
-done
+# The device's agent with any options beyond its TPM, state and socket (its
+# log appended to agent.log), and the wait for its first token (in TOKEN).
+start_agent() {
+    "$BIN/tether-agent" run --tcti "$DEVICE_TPM" --state-dir "$WORK/device" --socket "$WORK/agent.sock" \
+        "$@" 2>>"$WORK/agent.log" &
+    AGENT_PID=$!
+}
+wait_token() {
+    for _ in $(seq 1 100); do
+        TOKEN=$("$BIN/tether-agent" token --socket "$WORK/agent.sock" 2>/dev/null) && return 0
+        sleep 0.1
+    done
+}
+start_agent
+wait_token
 note "a local app asks the agent over its Unix socket (tether-agent token --socket ...):"
 show "${TOKEN:0:60}..."
 note "the token, decoded (RFC 9068: ES256, typ at+jwt, bound to the device key by cnf.jkt):"
@@ -159,17 +167,11 @@ AI_PORT=$(free_port)
 BOOT=$WORK/boot
 mkdir -p "$BOOT"
 run_ai_agent() {
-    "$BIN/tether-agent" run --tcti "$DEVICE_TPM" --state-dir "$WORK/device" --socket "$WORK/agent.sock" \
-        --ai-listen "127.0.0.1:$AI_PORT" --ai-upstream "$GATE/v1" \
-        --platform-eventlog "$BOOT/binary_bios_measurements" --tether-eventlog "$BOOT/measurements.cel" \
-        2>>"$WORK/agent.log" &
-    AGENT_PID=$!
+    start_agent --ai-listen "127.0.0.1:$AI_PORT" --ai-upstream "$GATE/v1" \
+        --platform-eventlog "$BOOT/binary_bios_measurements" --tether-eventlog "$BOOT/measurements.cel"
 }
 run_ai_agent
-for _ in $(seq 1 100); do
-    TOKEN=$("$BIN/tether-agent" token --socket "$WORK/agent.sock" 2>/dev/null) && break
-    sleep 0.1
-done
+wait_token
 # The gateway answers 503 until it holds the fleet's keys and revocation feed.
 for _ in $(seq 1 100); do
     [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$AI_PORT/v1/models")" = 200 ] && break
@@ -323,13 +325,8 @@ rm -rf "$WORK/device"
 
 # --- usage reconciliation (issue 9): a stolen bearer token, caught by the counts -----------
 say "A bearer token stolen from the device, used where DPoP is not checked"
-"$BIN/tether-agent" run --tcti "$DEVICE_TPM" --state-dir "$WORK/device" --socket "$WORK/agent.sock" \
-    2>"$WORK/agent.log" &
-AGENT_PID=$!
-for _ in $(seq 1 100); do
-    TOKEN=$("$BIN/tether-agent" token --socket "$WORK/agent.sock" 2>/dev/null) && break
-    sleep 0.1
-done
+start_agent
+wait_token
 # A second gateway whose policy accepts bearer tokens, as a stock JWT gateway
 # does, reporting its usage to the fleet every second.
 BEARER_PORT=$(free_port)
@@ -406,9 +403,7 @@ done
 note "clone: $("$BIN/tether-agent" token --socket "$WORK/clone.sock" --status | json 'd["state"]')"
 
 say "The real device asks next: its counter is not above what the fleet accepted"
-"$BIN/tether-agent" run --tcti "$DEVICE_TPM" --state-dir "$WORK/device" --socket "$WORK/agent.sock" \
-    2>"$WORK/agent.log" &
-AGENT_PID=$!
+start_agent
 for _ in $(seq 1 100); do
     state=$("$BIN/tether-agent" token --socket "$WORK/agent.sock" --status 2>/dev/null | json 'd["state"]' 2>/dev/null) || true
     [ "$state" = refused ] && break
