@@ -113,6 +113,7 @@ static int latency(const char *tcti, const char *state_dir, size_t count, int pr
         tether_agent_state_load(state_dir, &state, why, sizeof(why)) != TETHER_OK)
         goto out;
     snprintf(ca, sizeof(ca), "%s/%s", state_dir, TETHER_STATE_CA_FILE);
+    client.keep_alive = true; /* as the agent: one connection per exchange */
     if (tether_https_client_setup(&client, state.fleet_url, ca) != TETHER_OK ||
         tether_tpm_open_esapi(&tpm, tcti) != TETHER_OK ||
         tether_secure_buffer_alloc(&token, TETHER_TOKEN_MAX + 1, 1) != TETHER_OK)
@@ -243,6 +244,7 @@ static int load(const char *fleet, const char *ca, const char *bootstrap, size_t
         device_t *d = &devs[i];
         tether_tpm_init(&d->tpm);
         tether_https_client_init(&d->client);
+        d->client.keep_alive = true; /* as the agent: one connection per exchange */
         d->capacity = 100000;
         if ((d->ms = calloc(d->capacity, sizeof(double))) == NULL ||
             tether_tpm_open_fake(&d->tpm, &config) != TETHER_OK ||

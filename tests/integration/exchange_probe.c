@@ -41,6 +41,7 @@ int main(int argc, char **argv)
         return 1;
     }
     snprintf(ca, sizeof(ca), "%s/%s", argv[3], TETHER_STATE_CA_FILE);
+    client.keep_alive = true; /* as the agent */
     if (tether_https_client_setup(&client, state.fleet_url, ca) != TETHER_OK ||
         tether_tpm_open_esapi(&tpm, argv[1]) != TETHER_OK ||
         tether_secure_buffer_alloc(&token, TETHER_TOKEN_MAX + 1, 1) != TETHER_OK) {

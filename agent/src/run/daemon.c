@@ -616,6 +616,9 @@ static tether_status_t agent_setup(tether_agent_t *a)
     a->client.connect_timeout_ms = 5000;
     a->client.io_timeout_ms = 10000;
     a->client.request_timeout_ms = 20000;
+    /* An exchange's challenge and token share one connection (closed after
+     * the exchange). */
+    a->client.keep_alive = true;
     if ((rc = tether_https_client_setup(&a->client, a->state.fleet_url, ca_path)) != TETHER_OK) {
         tether_error("agent", "%s", a->client.error);
         goto out;

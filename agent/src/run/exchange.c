@@ -130,8 +130,11 @@ static int get_challenge(tether_https_client_t *client, const tether_agent_state
         set_result(r, TETHER_EXCHANGE_RETRY, "no_memory", "out of memory");
         goto out;
     }
-    if (tether_https_request(client, "POST", "/v1/challenge", "application/json",
-                             (const uint8_t *)json, strlen(json), NULL, &resp) != TETHER_OK) {
+    /* A challenge changes nothing at the fleet (the nonce is stateless):
+     * sending it twice is harmless. */
+    if (tether_https_request_resendable(client, "POST", "/v1/challenge", "application/json",
+                                        (const uint8_t *)json, strlen(json), NULL,
+                                        &resp) != TETHER_OK) {
         set_result(r, TETHER_EXCHANGE_RETRY, "unreachable", "challenge: %s", client->error);
         goto out;
     }
@@ -259,8 +262,14 @@ int tether_agent_exchange_token(tether_https_client_t *client, const char *subje
         strcat(form, "&subject_token=");
         strcat(form, subject_token);
     }
-    if (tether_https_request(client, "POST", "/v1/token", "application/x-www-form-urlencoded",
-                             (const uint8_t *)form, strlen(form), NULL, &resp) != TETHER_OK) {
+    /* The same evidence sent twice is one exchange: fleetd answers the
+     * retry of the device's last accepted exchange (same fingerprint, same
+     * counter) with the token it issued for it, and evidence it never
+     * recorded is simply checked then. */
+    if (tether_https_request_resendable(client, "POST", "/v1/token",
+                                        "application/x-www-form-urlencoded",
+                                        (const uint8_t *)form, strlen(form), NULL,
+                                        &resp) != TETHER_OK) {
         set_result(r, TETHER_EXCHANGE_RETRY, "unreachable", "token: %s", client->error);
         goto out;
     }
@@ -333,5 +342,6 @@ void tether_agent_exchange(tether_https_client_t *client, tether_tpm_t *tpm,
 
     if (tether_agent_exchange_evidence(client, tpm, tpm_lock, state, usage, &subject_token, result) == 0)
         (void)tether_agent_exchange_token(client, subject_token, token, result);
+    tether_https_client_close(client);
     free(subject_token);
 }

@@ -46,6 +46,8 @@ static void run_exchange(tether_exchange_worker_t *w, const tether_usage_t *usag
             (void)tether_agent_exchange_token(w->client, subject_token, &w->token, result);
         }
     }
+    /* The connection served this exchange; the next is minutes away. */
+    tether_https_client_close(w->client);
     free(subject_token);
 }
 

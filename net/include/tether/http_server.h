@@ -7,8 +7,10 @@
  * Against clients that hold connections (slowloris): a total and a
  * per-source connection limit, a deadline for the TLS handshake and request
  * head (counted from the accept, and from the end of the previous request
- * on a kept-alive connection) and an idle timeout while a request is read
- * or answered. The process's open-file limit is checked (and raised to the
+ * on a kept-alive connection: so a kept connection idles at most that long)
+ * and an idle timeout while a request is read or answered. Connections are
+ * kept alive (HTTP/1.1) for at most max_requests_per_connection requests:
+ * the last one is answered with "Connection: close". The process's open-file limit is checked (and raised to the
  * hard limit if needed) for max_connections at open.
  *
  * Requests are refused with JSON errors before any handler sees them: a
@@ -66,6 +68,7 @@ typedef struct tether_http_server_options {
     unsigned max_connections_per_source;   /* from one IP address */
     unsigned connection_timeout_seconds;   /* idle, while a request is read or answered */
     unsigned request_head_timeout_seconds; /* TLS handshake and request head */
+    unsigned max_requests_per_connection;  /* 0: no bound */
     unsigned threads;
     unsigned max_parked;            /* long polls waiting at once; 0: none (503) */
     tether_http_handler_fn handler; /* called from the server's threads */
@@ -94,6 +97,7 @@ struct tether_http_reaper;
 typedef struct tether_http_server {
     struct MHD_Daemon *daemon;
     size_t max_body_bytes;
+    unsigned max_requests_per_connection;
     tether_http_handler_fn handler;
     void *handler_arg;
     /* Parked requests, guarded by park_lock. */

@@ -38,6 +38,7 @@ typedef struct request_state {
     size_t body_len;
     size_t body_capacity;
     bool too_large;
+    bool last_on_connection; /* the connection's bound on requests: answered with close */
     unsigned status;
     const char *route; /* the handler's response->route, for the metrics */
     tether_http_request_t request;
@@ -125,6 +126,9 @@ static enum MHD_Result send_response(struct MHD_Connection *connection, request_
         MHD_add_response_header(mhd, MHD_HTTP_HEADER_WWW_AUTHENTICATE, response->www_authenticate);
     if (response->allow != NULL)
         MHD_add_response_header(mhd, MHD_HTTP_HEADER_ALLOW, response->allow);
+    /* libmicrohttpd closes the connection after a response that says so. */
+    if (state->last_on_connection)
+        MHD_add_response_header(mhd, MHD_HTTP_HEADER_CONNECTION, "close");
     if (response->retry_after != NULL) {
         MHD_add_response_header(mhd, MHD_HTTP_HEADER_RETRY_AFTER, response->retry_after);
     } else if (response->retry_after_seconds > 0) {
@@ -287,8 +291,13 @@ static enum MHD_Result start_request(tether_http_server_t *server,
 {
     tether_http_watched_t *watched = watched_of(connection);
 
-    if (watched != NULL)
-        tether_http_reaper_head_received(server->reaper, watched);
+    if (watched != NULL) {
+        unsigned requests = tether_http_reaper_head_received(server->reaper, watched);
+
+
+        state->last_on_connection = server->max_requests_per_connection != 0 &&
+                                    requests >= server->max_requests_per_connection;
+    }
     state->head_seen = true;
     sanitise(state->method, sizeof(state->method), method);
     sanitise(state->path, sizeof(state->path), url);
@@ -698,6 +707,7 @@ tether_status_t tether_http_server_open(tether_http_server_t *server,
         tls[0].option = MHD_OPTION_END;
     }
     server->max_body_bytes = opts->max_body_bytes;
+    server->max_requests_per_connection = opts->max_requests_per_connection;
     server->handler = opts->handler;
     server->handler_arg = opts->handler_arg;
     server->max_parked = opts->max_parked;

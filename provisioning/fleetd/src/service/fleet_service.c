@@ -253,6 +253,7 @@ tether_status_t tether_fleet_service_open(tether_fleet_service_t *service, const
     opts.max_connections_per_source = service->config.max_connections_per_source;
     opts.connection_timeout_seconds = service->config.connection_timeout_seconds;
     opts.request_head_timeout_seconds = service->config.request_head_timeout_seconds;
+    opts.max_requests_per_connection = service->config.max_requests_per_connection;
     opts.threads = service->config.threads;
     opts.max_parked = feed_waiters_max(service->config.max_connections);
     service->router = (tether_router_t){
