@@ -19,6 +19,7 @@
 #include "tether/fleet_vocabulary.h"
 #include "tether/json_strict.h"
 #include "tether/log.h"
+#include "tether/random.h"
 #include "tether/tpm2_public.h"
 #include "token_form.h"
 #include "usage_document.h"
@@ -207,13 +208,47 @@ static bool challenge_body(exchange_call_t *call, cJSON **json, const char **id)
     return true;
 }
 
+/*
+ * The members of a challenge, in one place for the answer of POST
+ * /v1/challenge and for the next challenge that comes with each token:
+ * "nonce" (tether/nonce.h), "expires_in" (seconds from now), "pcr_selection"
+ * (what the quote must cover), and for a window that opens later
+ * "valid_in" (seconds from now to opens_at).
+ *
+ * Every nonce lives TETHER_CHALLENGE_TTL seconds from the opening of its
+ * window: a challenge's opens now, the next challenge's at the device's
+ * scheduled refresh. So the expiry minus the TTL is always when the nonce
+ * became usable, which the clone rule (store.h, NONCE_SUPERSEDED) and
+ * usage reconciliation take as its issue time, and evidence_ok refuses a
+ * nonce used before its window (nonce_not_yet_valid).
+ */
+static tether_status_t challenge_members(exchange_call_t *call, int64_t opens_at, cJSON *json)
+{
+    uint8_t nonce[TETHER_NONCE_SIZE];
+    char nonce_text[TETHER_NONCE_TEXT_LEN + 1];
+    tether_status_t rc;
+
+    if ((rc = tether_nonce_issue(call->api->nonce_key, sizeof(call->api->nonce_key),
+                                 (uint64_t)opens_at, TETHER_CHALLENGE_TTL, nonce)) != TETHER_OK ||
+        (rc = tether_base64url_encode(nonce, sizeof(nonce), nonce_text, sizeof(nonce_text),
+                                      NULL)) != TETHER_OK)
+        return rc;
+    if (cJSON_AddStringToObject(json, "nonce", nonce_text) == NULL ||
+        cJSON_AddNumberToObject(json, "expires_in",
+                                (double)(opens_at + TETHER_CHALLENGE_TTL - call->now)) == NULL ||
+        cJSON_AddStringToObject(json, "pcr_selection", call->api->policy->pcr_selection_text) ==
+            NULL ||
+        (opens_at > call->now &&
+         cJSON_AddNumberToObject(json, "valid_in", (double)(opens_at - call->now)) == NULL))
+        return TETHER_ERR_NO_MEMORY;
+    return TETHER_OK;
+}
+
 static void handle_challenge(exchange_call_t *call)
 {
     tether_exchange_api_t *api = call->api;
-    uint8_t nonce[TETHER_NONCE_SIZE];
-    char nonce_text[TETHER_NONCE_TEXT_LEN + 1];
     tether_store_device_t device;
-    cJSON *body = NULL, *json;
+    cJSON *body = NULL, *json = NULL;
     const char *id = NULL;
     tether_status_t rc;
 
@@ -234,24 +269,16 @@ static void handle_challenge(exchange_call_t *call)
         refuse_status(call, "challenge", id, device.status);
         goto out;
     }
-    if ((rc = tether_nonce_issue(api->nonce_key, sizeof(api->nonce_key), (uint64_t)call->now,
-                                 TETHER_CHALLENGE_TTL, nonce)) != TETHER_OK ||
-        (rc = tether_base64url_encode(nonce, sizeof(nonce), nonce_text, sizeof(nonce_text),
-                                      NULL)) != TETHER_OK) {
+    json = cJSON_CreateObject();
+    rc = json != NULL ? challenge_members(call, call->now, json) : TETHER_ERR_NO_MEMORY;
+    if (rc != TETHER_OK) {
         server_error(call, "issuing a nonce", rc);
         goto out;
     }
-    json = cJSON_CreateObject();
-    if (json == NULL || cJSON_AddStringToObject(json, "nonce", nonce_text) == NULL ||
-        cJSON_AddNumberToObject(json, "expires_in", TETHER_CHALLENGE_TTL) == NULL ||
-        cJSON_AddStringToObject(json, "pcr_selection", api->policy->pcr_selection_text) ==
-            NULL) {
-        cJSON_Delete(json);
-        server_error(call, "answering", TETHER_ERR_NO_MEMORY);
-        goto out;
-    }
     tether_http_respond_json(call->response, 200, json);
+    json = NULL;
 out:
+    cJSON_Delete(json);
     cJSON_Delete(body);
 }
 
@@ -432,6 +459,17 @@ static bool evidence_ok(exchange_call_t *call, token_work_t *w, bool *clock_regr
                "%s; ask POST /v1/challenge for a new nonce", w->why);
         return false;
     }
+    /* The MAC holds, so the expiry is the fleet's own (challenge_members). */
+    if (tether_nonce_expiry(w->ev.nonce) >
+        (uint64_t)call->now + TETHER_CHALLENGE_TTL + TETHER_NONCE_WINDOW_LEEWAY) {
+        refuse(call, "exchange", id, 400, "invalid_grant",
+               TETHER_FLEET_EXCHANGE_NONCE_NOT_YET_VALID,
+               "this evidence answers a next challenge whose window opens in %" PRIu64 " s, at "
+               "the device's scheduled refresh; use it then, or ask POST /v1/challenge for a "
+               "nonce to use now",
+               tether_nonce_expiry(w->ev.nonce) - TETHER_CHALLENGE_TTL - (uint64_t)call->now);
+        return false;
+    }
     if (tether_evidence_fingerprint(&w->ev, w->fingerprint) != TETHER_OK ||
         tether_sha256(w->ev.nonce, sizeof(w->ev.nonce), w->nonce_hash) != TETHER_OK) {
         server_error(call, "fingerprinting the evidence", TETHER_ERR_CRYPTO);
@@ -529,6 +567,42 @@ static bool policy_load(exchange_call_t *call, token_work_t *w, const char *name
     return true;
 }
 
+/*
+ * When the next challenge's window opens: where the agent refreshes, at
+ * 2/3 of the token's remaining life, give or take 5 % (fleetd draws the
+ * jitter that spreads a fleet's refreshes; the agent refreshes when the
+ * window opens: agent/README.md).
+ */
+static tether_status_t next_window_opens(const exchange_call_t *call, int64_t exp,
+                                         int64_t *opens_at)
+{
+    int64_t remaining = exp > call->now ? exp - call->now : 1;
+    uint32_t draw = 0;
+    tether_status_t rc;
+
+    *opens_at = 0;
+    if ((rc = tether_random_bytes(&draw, sizeof(draw))) != TETHER_OK)
+        return rc;
+    *opens_at = call->now + remaining * 2 / 3 - remaining / 20 +
+                (int64_t)(draw % (uint64_t)(remaining / 10 + 1));
+    return TETHER_OK;
+}
+
+/* The answer's "next_challenge": the nonce for the device's next exchange,
+ * so that its refresh is one request (POST /v1/token only). */
+static tether_status_t add_next_challenge(exchange_call_t *call, int64_t exp, cJSON *json)
+{
+    cJSON *next = cJSON_AddObjectToObject(json, "next_challenge");
+    int64_t opens_at;
+    tether_status_t rc;
+
+    if (next == NULL)
+        return TETHER_ERR_NO_MEMORY;
+    if ((rc = next_window_opens(call, exp, &opens_at)) != TETHER_OK)
+        return rc;
+    return challenge_members(call, opens_at, next);
+}
+
 /* The 200 answer with a signed token. Called with the keys locked. */
 static void issue(exchange_call_t *call, token_work_t *w, const tether_token_facts_t *facts,
                   const char *kid, const char *what)
@@ -557,7 +631,8 @@ static void issue(exchange_call_t *call, token_work_t *w, const tether_token_fac
             NULL ||
         cJSON_AddStringToObject(json, "token_type", "Bearer") == NULL ||
         cJSON_AddNumberToObject(json, "expires_in", (double)(facts->exp - call->now)) == NULL ||
-        cJSON_AddStringToObject(json, "scope", facts->scope) == NULL) {
+        cJSON_AddStringToObject(json, "scope", facts->scope) == NULL ||
+        add_next_challenge(call, facts->exp, json) != TETHER_OK) {
         /* It may hold a copy of the token. */
         for (cJSON *item = json != NULL ? json->child : NULL; item != NULL; item = item->next)
             if (cJSON_IsString(item) && item->valuestring != NULL)
