@@ -304,6 +304,7 @@ static void exchange_done(tether_agent_t *a)
     in.has_token = a->has_token;
     in.issued_ms = a->token_issued_ms;
     in.expiry_ms = a->token_expiry_ms;
+    in.next_challenge_ms = r.next_refresh_ms;
     tether_refresh_schedule(&in, &plan);
     a->next_exchange_ms = plan.next_exchange_ms;
     a->drop_token_ms = plan.drop_token_ms;
