@@ -3,7 +3,8 @@
  * over real TLS on loopback: two requests on one connection, the server's
  * bound on requests per connection ("Connection: close" on the last), an
  * idle connection closed by the server's head deadline and replaced by the
- * client, and a kept connection still counted against its source's share.
+ * client, a kept connection still counted against its source's share, and
+ * the TLS session resumed from a session ticket on the next connection.
  * Which connection a request went over is read from the client's local
  * port.
  */
@@ -108,8 +109,9 @@ static int teardown(void **state)
     return 0;
 }
 
-static void serve(fixture_t *f, unsigned max_requests, unsigned head_timeout_seconds,
-                  unsigned max_per_source)
+static void serve_with(fixture_t *f, unsigned max_requests, unsigned head_timeout_seconds,
+                       unsigned max_per_source, unsigned ticket_seconds,
+                       tether_metrics_t *metrics)
 {
     tether_http_server_options_t opts = {
         .host = "127.0.0.1",
@@ -121,13 +123,21 @@ static void serve(fixture_t *f, unsigned max_requests, unsigned head_timeout_sec
         .connection_timeout_seconds = 10,
         .request_head_timeout_seconds = head_timeout_seconds,
         .max_requests_per_connection = max_requests,
+        .session_ticket_seconds = ticket_seconds,
         .threads = 2,
-        .handler = answer};
+        .handler = answer,
+        .metrics = metrics};
 
     f->port = free_port();
     opts.port = f->port;
     tether_http_server_init(&f->server);
     assert_int_equal(tether_http_server_open(&f->server, &opts), TETHER_OK);
+}
+
+static void serve(fixture_t *f, unsigned max_requests, unsigned head_timeout_seconds,
+                  unsigned max_per_source)
+{
+    serve_with(f, max_requests, head_timeout_seconds, max_per_source, 0, NULL);
 }
 
 static void client_open(fixture_t *f, tether_https_client_t *client, bool keep_alive)
@@ -292,6 +302,47 @@ static void kept_connection_holds_its_source_share(void **state)
     tether_http_server_free(&f->server);
 }
 
+/* The metrics' text has this sample line. */
+static void expect_sample(tether_metrics_t *metrics, const char *line)
+{
+    char *text = NULL;
+    size_t len = 0;
+
+    assert_int_equal(tether_metrics_write(metrics, &text, &len), TETHER_OK);
+    if (strstr(text, line) == NULL)
+        fail_msg("no \"%s\" in:\n%s", line, text);
+    free(text);
+}
+
+/* With session tickets, the client's next connection resumes the TLS
+ * session of its last one (an abbreviated handshake), as a refresh does
+ * minutes after the last. */
+static void session_resumed_on_next_connection(void **state)
+{
+    fixture_t *f = *state;
+    tether_https_client_t client;
+    tether_https_response_t resp;
+    tether_metrics_t metrics;
+
+    tether_metrics_init(&metrics);
+    serve_with(f, 0, 5, 16, 3600, &metrics);
+    tether_https_response_init(&resp);
+    client_open(f, &client, true);
+    assert_int_equal(get(&client, "/1", &resp), 200);
+    assert_true(client.has_session);
+    tether_https_client_close(&client);
+    assert_int_equal(get(&client, "/2", &resp), 200);
+    tether_https_client_close(&client);
+    assert_int_equal(get(&client, "/3", &resp), 200);
+    expect_sample(&metrics, "tether_http_tls_sessions_total{handshake=\"full\"} 1\n");
+    expect_sample(&metrics, "tether_http_tls_sessions_total{handshake=\"resumed\"} 2\n");
+
+    tether_https_response_free(&resp);
+    tether_https_client_free(&client);
+    tether_http_server_free(&f->server);
+    tether_metrics_free(&metrics);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -299,6 +350,7 @@ int main(void)
         cmocka_unit_test(bound_on_requests_per_connection),
         cmocka_unit_test(idle_connection_closed_by_server),
         cmocka_unit_test(kept_connection_holds_its_source_share),
+        cmocka_unit_test(session_resumed_on_next_connection),
     };
 
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -73,6 +73,12 @@ typedef struct tether_https_client {
     tether_socket_t sock;
     mbedtls_ssl_context ssl;
     bool connected;
+    /* The last handshake's TLS session (its master secret and the server's
+     * session ticket), offered at the next connection for an abbreviated
+     * handshake; the server decides whether it resumes. Internal; wiped by
+     * _free. */
+    mbedtls_ssl_session session;
+    bool has_session;
 
     /* The last failure of _setup() or a request; cleared when one starts. */
     int tls_error;         /* mbedTLS error code of a TLS failure, else 0 */

@@ -332,6 +332,21 @@ static tether_status_t request_check(tether_https_client_t *client,
 
 /* ---- The connection, kept between requests with keep_alive ------------ */
 
+/* Drops the session kept for resumption (mbedTLS wipes its secrets). */
+static void session_forget(tether_https_client_t *client)
+{
+    mbedtls_ssl_session_free(&client->session);
+    mbedtls_ssl_session_init(&client->session);
+    client->has_session = false;
+}
+
+/* Keeps the session of the handshake just made, for the next connection. */
+static void session_keep(tether_https_client_t *client)
+{
+    session_forget(client);
+    client->has_session = mbedtls_ssl_get_session(&client->ssl, &client->session) == 0;
+}
+
 /* Ends the connection: a close_notify when the last response was complete
  * (a courtesy; nothing depends on it), then the socket. */
 static void connection_close(tether_https_client_t *client, bool notify)
@@ -359,6 +374,10 @@ static tether_status_t connection_open(tether_https_client_t *client)
         goto out;
     }
     mbedtls_ssl_set_bio(&client->ssl, &client->sock, bio_send, bio_recv, NULL);
+    /* A session the server may resume (RFC 5077 ticket); refused or
+     * unknown, the handshake is a full one. */
+    if (client->has_session && mbedtls_ssl_set_session(&client->ssl, &client->session) != 0)
+        session_forget(client);
     do {
         ret = mbedtls_ssl_handshake(&client->ssl);
     } while (ret == MBEDTLS_ERR_SSL_WANT_READ || ret == MBEDTLS_ERR_SSL_WANT_WRITE);
@@ -372,10 +391,13 @@ static tether_status_t connection_open(tether_https_client_t *client)
         goto out;
     }
     client->connected = true;
+    session_keep(client);
     rc = TETHER_OK;
 out:
-    if (rc != TETHER_OK)
+    if (rc != TETHER_OK) {
+        session_forget(client);
         connection_close(client, false);
+    }
     return rc;
 }
 
@@ -535,6 +557,7 @@ void tether_https_client_init(tether_https_client_t *client)
     mbedtls_x509_crt_init(&client->ca);
     mbedtls_ssl_config_init(&client->tls);
     mbedtls_ssl_init(&client->ssl);
+    mbedtls_ssl_session_init(&client->session);
     tether_socket_init(&client->sock, 0, 0);
 }
 
@@ -595,6 +618,7 @@ tether_status_t tether_https_client_setup(tether_https_client_t *client, const c
     mbedtls_ssl_conf_curves(&client->tls, curves);
     mbedtls_ssl_conf_ca_chain(&client->tls, &client->ca, NULL);
     mbedtls_ssl_conf_rng(&client->tls, tether_random_mbedtls, NULL);
+    mbedtls_ssl_conf_session_tickets(&client->tls, MBEDTLS_SSL_SESSION_TICKETS_ENABLED);
     client->ready = true;
     rc = TETHER_OK;
 
@@ -615,6 +639,7 @@ void tether_https_client_free(tether_https_client_t *client)
     if (client == NULL)
         return;
     connection_close(client, client->connected);
+    session_forget(client);
     mbedtls_ssl_config_free(&client->tls);
     mbedtls_x509_crt_free(&client->ca);
     tether_wipe(client, sizeof(*client));
