@@ -27,6 +27,7 @@
 #include <mbedtls/pk.h>
 
 #include "pki.h"
+#include "loopback_port.h"
 #include "tether/http_server.h"
 #include "tether/https_client.h"
 
@@ -47,19 +48,6 @@ static void answer(void *arg, const tether_http_request_t *request,
     (void)arg;
     cJSON_AddStringToObject(body, "path", request->path);
     tether_http_respond_json(response, 200, body);
-}
-
-static uint16_t free_port(void)
-{
-    struct sockaddr_in in4 = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(in4);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-    assert_true(fd >= 0);
-    assert_int_equal(bind(fd, (struct sockaddr *)&in4, sizeof(in4)), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&in4, &len), 0);
-    close(fd);
-    return ntohs(in4.sin_port);
 }
 
 /* A CA, and a server certificate for 127.0.0.1 it issued. */
@@ -128,7 +116,7 @@ static void serve_with(fixture_t *f, unsigned max_requests, unsigned head_timeou
         .handler = answer,
         .metrics = metrics};
 
-    f->port = free_port();
+    f->port = loopback_port_free();
     opts.port = f->port;
     tether_http_server_init(&f->server);
     assert_int_equal(tether_http_server_open(&f->server, &opts), TETHER_OK);
