@@ -1,7 +1,7 @@
 /*
  * The agent's reading of tether-fleetd's answers: the exchange's challenge
  * (POST /v1/challenge) and token (POST /v1/token, with the jti the agent
- * takes from the token it got), enrolment's credential
+ * takes from the token it got, and the next challenge), enrolment's credential
  * challenge (POST /v1/enroll) and the refusals both read
  * (fleet_refusal.c). The first byte picks the refusal's status (400..655,
  * any status a peer may send), the rest is the body every reader gets, as
@@ -81,6 +81,23 @@ static void token_answer(const uint8_t *body, size_t len)
     token_jti((const char *)storage, strlen((const char *)storage));
 }
 
+/* The next challenge: held only with a window that opens before it closes,
+ * its PCR selection as a challenge's. */
+static void next_challenge(const uint8_t *body, size_t len)
+{
+    tether_next_challenge_t next;
+    tether_status_t rc = tether_agent_exchange_read_next(body, len, 1000000, &next);
+
+    if (rc != TETHER_OK) {
+        if (next.held)
+            abort();
+        return;
+    }
+    if (!next.held || next.opens_ms < 1000000 || next.closes_ms <= next.opens_ms ||
+        next.pcrs.count != 1 || next.pcrs.pcrSelections[0].hash != TPM2_ALG_SHA256)
+        abort();
+}
+
 static void enrolment_challenge(const uint8_t *body, size_t len)
 {
     static tether_agent_pending_t pending;
@@ -128,6 +145,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     body[len] = '\0';
     challenge(body, len);
     token_answer(body, len);
+    next_challenge(body, len);
     token_jti((const char *)body, len);
     enrolment_challenge(body, len);
     refusal(400 + data[0], body, len);

@@ -2014,6 +2014,105 @@ static void withheld_evidence(void **state)
     device_close(&d);
 }
 
+/* The next challenge of the last token answer, as the agent reads it;
+ * returns its valid_in. */
+static int64_t next_challenge(fixture_t *f, challenge_t *ch)
+{
+    const cJSON *next = cJSON_GetObjectItemCaseSensitive(f->json, "next_challenge");
+    const cJSON *nonce = cJSON_GetObjectItemCaseSensitive(next, "nonce");
+    const cJSON *pcrs = cJSON_GetObjectItemCaseSensitive(next, "pcr_selection");
+    size_t len = 0;
+    int64_t valid_in;
+
+    assert_true(cJSON_IsObject(next));
+    assert_int_equal(cJSON_GetArraySize(next), 4);
+    assert_true(cJSON_IsString(nonce) && cJSON_IsString(pcrs));
+    valid_in = (int64_t)number(next, "valid_in");
+    /* Open for one challenge's life from the window's opening. */
+    assert_int_equal(number(next, "expires_in"), valid_in + TETHER_CHALLENGE_TTL);
+    assert_int_equal(tether_base64url_decode(nonce->valuestring, strlen(nonce->valuestring),
+                                             ch->nonce, sizeof(ch->nonce), &len),
+                     TETHER_OK);
+    assert_int_equal(len, TETHER_NONCE_SIZE);
+    assert_string_equal(pcrs->valuestring, "sha256:0,1,2,3,4,5,6,7");
+    assert_int_equal(tether_token_pcr_selection_parse(pcrs->valuestring, &ch->pcrs), TETHER_OK);
+    return valid_in;
+}
+
+/* One round trip per refresh: each token comes with the nonce of the next
+ * exchange, usable from the scheduled refresh (2/3 of the token's life,
+ * give or take 5 %) for one challenge's life, once. */
+static void next_challenge_per_token(void **state)
+{
+    fixture_t *f = *state;
+    device_t d;
+    challenge_t next, later;
+    tether_evidence_t early, ev, again;
+    char *tokens[2];
+    int64_t issued = T0 + 10, valid_in;
+
+    enrol(f, &d, 21);
+    test_now = issued;
+    tokens[0] = exchange_ok(f, &d);
+    valid_in = next_challenge(f, &next);
+    assert_true(valid_in >= 300 * 2 / 3 - 15 && valid_in <= 300 * 2 / 3 - 15 + 30);
+
+    /* Before its window (beyond the replicas' leeway): refused, nothing
+     * recorded; the agent then asks POST /v1/challenge. */
+    test_now = issued + valid_in - TETHER_NONCE_WINDOW_LEEWAY - 1;
+    attest(&d, &next, &early);
+    expect_evidence_refusal(f, &early, "nonce_not_yet_valid");
+    assert_int_equal(device_row(f, d.id).highest_counter, 2);
+
+    /* At the scheduled refresh: one request, accepted, and a next one. */
+    test_now = issued + valid_in;
+    attest(&d, &next, &ev);
+    tokens[1] = post_accepted(f, &ev);
+    assert_int_equal(device_row(f, d.id).highest_counter, 4);
+    valid_in = next_challenge(f, &later);
+
+    /* Used once: other evidence over it is a replay, as for any nonce. */
+    attest(&d, &next, &again);
+    expect_evidence_refusal(f, &again, "nonce_reused");
+    expect_unharmed(f, &d, tokens, 2);
+
+    /* Past its window it is expired like a challenge. */
+    test_now += valid_in + TETHER_CHALLENGE_TTL;
+    attest(&d, &later, &ev);
+    expect_evidence_refusal(f, &ev, "nonce_expired");
+    assert_int_equal(device_row(f, d.id).status, TETHER_DEVICE_ACTIVE);
+    free_all(tokens, 2);
+    device_close(&d);
+}
+
+/* Evidence over a next challenge that never reached the fleet, then an
+ * exchange over a challenge a few seconds later: the first is older
+ * evidence, not a clone's, because every nonce expires one challenge life
+ * after its window opens (the clone rule orders nonces by expiry). */
+static void withheld_next_challenge_evidence(void **state)
+{
+    fixture_t *f = *state;
+    device_t d;
+    challenge_t next;
+    tether_evidence_t withheld;
+    char *tokens[2];
+    int64_t valid_in;
+
+    enrol(f, &d, 22);
+    test_now = T0 + 10;
+    tokens[0] = exchange_ok(f, &d);
+    valid_in = next_challenge(f, &next);
+    test_now += valid_in;
+    attest(&d, &next, &withheld); /* counter 3, never delivered */
+    test_now += 5;
+    tokens[1] = exchange_ok(f, &d); /* counter 4, over a challenge */
+    expect_evidence_refusal(f, &withheld, "nonce_expired");
+    assert_int_equal(device_row(f, d.id).highest_counter, 4);
+    expect_unharmed(f, &d, tokens, 2);
+    free_all(tokens, 2);
+    device_close(&d);
+}
+
 /* A power loss: the TPM restarts without TPM2_Shutdown, so its clock is not
  * safe until it next writes Clock to NV (up to about 70 minutes on a real
  * chip). resetCount went up since the last accepted exchange: the device
@@ -2893,6 +2992,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(scope_and_audience, setup, teardown),
         cmocka_unit_test_setup_teardown(device_state_refusals, setup, teardown),
         cmocka_unit_test_setup_teardown(byte_identical_retry, setup, teardown),
+        cmocka_unit_test_setup_teardown(next_challenge_per_token, setup, teardown),
+        cmocka_unit_test_setup_teardown(withheld_next_challenge_evidence, setup, teardown),
         cmocka_unit_test_setup_teardown(token_follows_policy, setup, teardown),
         cmocka_unit_test_setup_teardown(source_networks_at_exchange, setup, teardown),
         cmocka_unit_test_setup_teardown(retry_keeps_policy, setup, teardown),
