@@ -1,7 +1,8 @@
 /*
  * The agent's side of one request per refresh (agent/src/run/exchange.c):
- * reading the next challenge of a token answer, when a held one may be
- * used, and which refusals send the refresh back to POST /v1/challenge.
+ * reading the next challenge of a token answer (its measured-boot member
+ * included), when a held one may be used, and which refusals send the
+ * refresh back to POST /v1/challenge.
  * Pure functions; the requests themselves run in integration
  * (agent_refresh.sh).
  */
@@ -19,6 +20,10 @@
 #define RECEIVED 1000000 /* any monotonic time */
 
 /* 72 bytes, base64url: the size of a nonce. */
+/* A log's SHA-256 as the fleet names it, and the same in capitals. */
+#define HELD "abababababababababababababababababababababababababababababababab"
+#define HELD_UPPER "ABABABABABABABABABABABABABABABABABABABABABABABABABABABABABABABAB"
+
 #define NONCE "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8AAAAAZVPxAAABAgMEBQYHCAkKCwwNDg8QERITFBUWFxgZGhscHR4f"
 
 static tether_status_t read_next(const char *next_json, tether_next_challenge_t *next)
@@ -51,6 +56,33 @@ static void next_challenge_read(void **state)
     assert_int_equal(next.closes_ms, RECEIVED + 253000 - TETHER_NEXT_CHALLENGE_MARGIN_MS);
 }
 
+/* A next challenge carries a challenge's measured_boot member, read as
+ * strictly as in a challenge. */
+static void next_challenge_measured_boot(void **state)
+{
+    tether_next_challenge_t next;
+
+    (void)state;
+    assert_int_equal(read_next("{\"nonce\":\"" NONCE "\",\"expires_in\":253,"
+                               "\"pcr_selection\":\"sha256:0,7,13\",\"valid_in\":193,"
+                               "\"measured_boot\":{\"platform_log_sha256\":\"\","
+                               "\"tether_log_sha256\":\"" HELD "\"}}",
+                               &next),
+                     TETHER_OK);
+    assert_true(next.held);
+    assert_true(next.measured_boot.asked);
+    assert_string_equal(next.measured_boot.platform_held, "");
+    assert_string_equal(next.measured_boot.tether_held, HELD);
+    assert_int_equal(next.pcrs.pcrSelections[0].pcrSelect[1], 0x20);
+    /* Without it: a device whose policy has no measured boot. */
+    assert_int_equal(read_next("{\"nonce\":\"" NONCE "\",\"expires_in\":253,"
+                               "\"pcr_selection\":\"sha256:0\",\"valid_in\":193}",
+                               &next),
+                     TETHER_OK);
+    assert_false(next.measured_boot.asked);
+    assert_string_equal(next.measured_boot.tether_held, "");
+}
+
 static void next_challenge_refused(void **state)
 {
     static const char *const bad[] = {
@@ -68,6 +100,17 @@ static void next_challenge_refused(void **state)
         "\"valid_in\":193}",
         "{\"nonce\":\"" NONCE "\",\"expires_in\":90000,\"pcr_selection\":\"sha256:0\","
         "\"valid_in\":193}",
+        /* A measured_boot member that a challenge could not carry either. */
+        "{\"nonce\":\"" NONCE "\",\"expires_in\":253,\"pcr_selection\":\"sha256:0\","
+        "\"valid_in\":193,\"measured_boot\":true}",
+        "{\"nonce\":\"" NONCE "\",\"expires_in\":253,\"pcr_selection\":\"sha256:0\","
+        "\"valid_in\":193,\"measured_boot\":{\"platform_log_sha256\":\"\"}}",
+        "{\"nonce\":\"" NONCE "\",\"expires_in\":253,\"pcr_selection\":\"sha256:0\","
+        "\"valid_in\":193,\"measured_boot\":{\"platform_log_sha256\":\"\","
+        "\"tether_log_sha256\":\"" HELD_UPPER "\"}}",
+        "{\"nonce\":\"" NONCE "\",\"expires_in\":253,\"pcr_selection\":\"sha256:0\","
+        "\"valid_in\":193,\"measured_boot\":{\"platform_log_sha256\":\"\","
+        "\"tether_log_sha256\":\"\",\"extra\":\"\"}}",
     };
     tether_next_challenge_t next;
 
@@ -76,6 +119,8 @@ static void next_challenge_refused(void **state)
         if (read_next(bad[i], &next) != TETHER_ERR_PARSE || next.held)
             fail_msg("case %zu taken", i);
         assert_int_equal(next.opens_ms, 0);
+        assert_false(next.measured_boot.asked);
+        assert_int_equal(next.measured_boot.tether_held[0], 0);
     }
     /* An answer without one (an older fleet): nothing held. */
     assert_int_equal(read_next(NULL, &next), TETHER_ERR_NOT_FOUND);
@@ -125,6 +170,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(next_challenge_read),
+        cmocka_unit_test(next_challenge_measured_boot),
         cmocka_unit_test(next_challenge_refused),
         cmocka_unit_test(next_challenge_window),
         cmocka_unit_test(nonce_refusals_fall_back),

@@ -2872,6 +2872,65 @@ static void measured_boot_exchange(void **state)
     device_close(&d);
 }
 
+/* The next challenge a token under measured boot brings carries what a
+ * challenge does: the policy's wider selection and the hashes of the logs
+ * the fleet holds once this exchange's are kept, so that the refresh over
+ * it is one request with hashes only (read and answered with the agent's
+ * own functions). */
+static void measured_boot_next_challenge(void **state)
+{
+    fixture_t *f = *state;
+    const cJSON *member;
+    device_t d;
+    measured_t m;
+    challenge_t ch;
+    tether_next_challenge_t next;
+    tether_evidence_t ev;
+    size_t sent = 0;
+    char *answer, *held, *token, *params = NULL, why[256];
+
+    enrol(f, &d, 33);
+    free(exchange_ok(f, &d));
+    measured_open(f, &m);
+    measure_file(&d, &m, "app", "app version 1", true);
+    measured_policy(f, &d, &m, true);
+    test_now += 10;
+    assert_int_equal(measured_exchange(f, &d, &m, &sent), 200);
+    assert_true(sent > 0);
+    member = cJSON_GetObjectItemCaseSensitive(f->json, "next_challenge");
+    assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(member,
+                                                                               "pcr_selection")),
+                        MEASURED_SELECTION);
+    assert_non_null(answer = cJSON_PrintUnformatted(f->json));
+    assert_int_equal(tether_agent_exchange_read_next((const uint8_t *)answer, strlen(answer), 0,
+                                                     &next),
+                     TETHER_OK);
+    cJSON_free(answer);
+    held = query_text(f, "SELECT lower(hex(sha256)) FROM device_eventlogs");
+    assert_true(next.measured_boot.asked);
+    assert_string_equal(next.measured_boot.tether_held, held);
+    assert_string_equal(next.measured_boot.platform_held, "");
+    /* In its window: the logs did not change, their hashes go alone. */
+    test_now += next.opens_ms / 1000;
+    memcpy(ch.nonce, next.nonce, sizeof(ch.nonce));
+    ch.pcrs = next.pcrs;
+    attest(&d, &ch, &ev);
+    token = encode(&ev);
+    assert_int_equal(tether_agent_eventlog_params(&next.measured_boot,
+                                                  &(tether_agent_eventlog_paths_t){
+                                                      .platform = m.platform, .tether = m.tether},
+                                                  &params, &sent, why, sizeof(why)),
+                     TETHER_OK);
+    assert_int_equal(sent, 0);
+    assert_int_equal(post_token_with(f, token, params), 200);
+    expect_sample(f, "tether_fleetd_exchanges_total{outcome=\"issued\"} 3");
+    tether_next_challenge_forget(&next);
+    free(params);
+    free(token);
+    free(held);
+    device_close(&d);
+}
+
 /* The SHA-256 of data in lowercase hex. */
 static void sha256_hex(const void *data, size_t len, char out[65])
 {
@@ -2999,6 +3058,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(retry_keeps_policy, setup, teardown),
         cmocka_unit_test_setup_teardown(retry_of_token_without_policy, setup, teardown),
         cmocka_unit_test_setup_teardown(measured_boot_exchange, setup, teardown),
+        cmocka_unit_test_setup_teardown(measured_boot_next_challenge, setup, teardown),
         cmocka_unit_test_setup_teardown(measured_boot_refusals, setup, teardown),
         cmocka_unit_test_setup_teardown(clone_first_then_original, setup, teardown),
         cmocka_unit_test_setup_teardown(original_first_then_clone, setup, teardown),
