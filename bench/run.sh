@@ -6,12 +6,15 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 . "$top/scripts/swtpm.sh"
 COUNT=${BENCH_COUNT:-200}
 DEVICES=${BENCH_DEVICES:-8}
+MANY_DEVICES=${BENCH_MANY_DEVICES:-1000}
+WORKERS=${BENCH_WORKERS:-16}
 SECONDS_LOAD=${BENCH_SECONDS:-10}
 
 "$top/scripts/bootstrap.sh" >/dev/null
 cmake -S "$top" -B "$top/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$top/build" -j "$(nproc 2>/dev/null || echo 2)" \
-    --target tether-agent tether-fleetd tetherctl bench_exchange >/dev/null
+    --target tether-agent tether-fleetd tetherctl bench_exchange bench_bulk_devices \
+    bench_group_commit bench_measured_boot >/dev/null
 BIN=$top/build/bin
 BENCH=$top/build/bench/bench_exchange
 
@@ -34,6 +37,9 @@ cp "$SWTPM_CA_DIR/issuercert.pem" "$WORK/vendor-issuer.pem"
     --ek-ca "$WORK/vendor-root.pem" --ek-ca "$WORK/vendor-issuer.pem" \
     --ek-ca "$WORK/simulated-vendor.pem" >"$WORK/admin.token"
 chmod 600 "$WORK/admin.token"
+# The simulated devices all enrol from 127.0.0.1: one source, many devices.
+sed -i 's/^enroll_rate_per_minute = .*/enroll_rate_per_minute = 60000/; s/^enroll_burst = .*/enroll_burst = 10000/' \
+    "$WORK/fleet/fleetd.conf"
 "$BIN/tether-fleetd" run --dir "$WORK/fleet" 2>"$WORK/fleetd.log" &
 FLEETD_PID=$!
 for _ in $(seq 1 100); do
@@ -46,9 +52,43 @@ EK=$("$BIN/tether-agent" selftest --tcti "$SWTPM_TCTI" | sed -n 's/^EK SHA-256: 
 "$BIN/tether-agent" enroll --tcti "$SWTPM_TCTI" --state-dir "$WORK/device" --fleet "$URL" \
     --ca "$WORK/fleet/ca.pem" >/dev/null
 
+# Measured boot (issue 10), below: the swtpm's PCRs get what firmware and
+# tether-agent measure would have extended at boot (a real platform log's
+# digests, tether's own measurement), before the device's first exchange
+# fixes its reference digest.
+mkdir -p "$WORK/boot"
+cp "$top/firmware/tests/data/event-arch-linux.bin" "$WORK/boot/platform.bin"
+"$BIN/tether-agent" eventlog --json "$WORK/boot/platform.bin" >"$WORK/boot/platform.json"
+# shellcheck disable=SC2046 # one argument per event
+TPM2TOOLS_TCTI=$SWTPM_TCTI tpm2_pcrextend \
+    $(python3 "$top/tests/integration/eventlog_extend.py" args "$WORK/boot/platform.json")
+printf 'agent %s\n' "$BIN/tether-agent" >"$WORK/boot/measure.conf"
+"$BIN/tether-agent" measure --tcti "$SWTPM_TCTI" --config "$WORK/boot/measure.conf" \
+    --log "$WORK/boot/tether.cel" >/dev/null
+
 echo "== tether benchmarks ($(nproc) cores; $(date -u +%Y-%m-%dT%H:%MZ))"
 "$BENCH" latency --tcti "$SWTPM_TCTI" --state-dir "$WORK/device" --count "$COUNT"
+"$BENCH" reconcile --tcti "$SWTPM_TCTI" --state-dir "$WORK/device" --count "$COUNT"
+# Measured boot at fleetd: parse, replay and check of the largest real log.
+"$top/build/bench/bench_measured_boot" --count "$((COUNT * 5))"
 "$BENCH" dpop --tcti "$SWTPM_TCTI" --state-dir "$WORK/device" --count "$COUNT"
+
+# The exchange of a device whose policy has a measured_boot section, its
+# logs unchanged (the fleet holds them: hashes only after the first),
+# alternated with the plain exchange.
+"$BIN/tetherctl" policy create measured --models '*' --from-eventlog "$WORK/boot/platform.bin" \
+    --from-eventlog "$WORK/boot/tether.cel" >/dev/null
+DEV=$("$BIN/tetherctl" --json device list | python3 -c 'import json, sys; print(json.load(sys.stdin)["devices"][0]["id"])')
+for round in 1 2; do
+    "$BIN/tetherctl" device set-policy "$DEV" default >/dev/null
+    echo "-- without measured boot (round $round)"
+    "$BENCH" latency --tcti "$SWTPM_TCTI" --state-dir "$WORK/device" --count "$COUNT"
+    "$BIN/tetherctl" device set-policy "$DEV" measured >/dev/null
+    echo "-- with measured boot, logs unchanged (round $round)"
+    "$BENCH" latency --tcti "$SWTPM_TCTI" --state-dir "$WORK/device" --count "$COUNT" \
+        --platform-eventlog "$WORK/boot/platform.bin" --tether-eventlog "$WORK/boot/tether.cel"
+done
+"$BIN/tetherctl" device set-policy "$DEV" default >/dev/null
 
 # The agent's added latency through its AI endpoint (token, a TPM-signed
 # proof per request, libcurl), against the same upstream called directly.
@@ -68,9 +108,17 @@ python3 "$top/bench/ai_latency.py" measure "http://127.0.0.1:$UP_PORT/v1" \
 kill "$AGENT_PID" "$UP_PID"
 wait "$AGENT_PID" "$UP_PID" 2>/dev/null || true
 
-BOOT=$("$BIN/tetherctl" bootstrap create --ttl 1h --uses "$DEVICES")
-"$BENCH" load --fleet "$URL" --ca "$WORK/fleet/ca.pem" --bootstrap-token "$BOOT" \
-    --devices "$DEVICES" --seconds "$SECONDS_LOAD" --server-pid "$FLEETD_PID"
+# A few devices, a thread each; then many, driven by a few worker threads
+# (other software TPMs: seeds from 100000).
+seed=1000
+for n in "$DEVICES" "$MANY_DEVICES"; do
+    [ "$n" -gt 0 ] || continue
+    BOOT=$("$BIN/tetherctl" bootstrap create --ttl 1h --uses "$n")
+    "$BENCH" load --fleet "$URL" --ca "$WORK/fleet/ca.pem" --bootstrap-token "$BOOT" \
+        --devices "$n" --workers "$((n < WORKERS ? n : WORKERS))" --seconds "$SECONDS_LOAD" \
+        --server-pid "$FLEETD_PID" --seed "$seed"
+    seed=100000
+done
 
 # Revocation: from the command to introspection answering false, and to a
 # waiting feed client receiving the entry.
@@ -100,6 +148,13 @@ echo "revocation (tetherctl device revoke; its process start is included)"
 echo "  command returned after              $(ms "$start" "$revoked") ms"
 echo "  introspection inactive after        $(ms "$start" "$inactive") ms"
 echo "  waiting feed client answered after  $(ms "$start" "$(cat "$WORK/feed.done")") ms"
+
+# The exchange's store transaction from 1 and from 16 threads: the group
+# commit's batches.
+"$top/build/bench/bench_group_commit" --threads 16 --seconds 5
+
+# Exchange latency against a store of many enrolled devices (bench/bulk.sh).
+"$top/bench/bulk.sh"
 
 # tether-gate with full authorization, against its upstream directly, and
 # revoke to refused at the gateway (bench/gate.sh).

@@ -7,6 +7,8 @@ pkg_check_modules(CJSON REQUIRED IMPORTED_TARGET libcjson)
 pkg_check_modules(SQLITE3 REQUIRED IMPORTED_TARGET sqlite3)
 pkg_check_modules(LIBPQ REQUIRED IMPORTED_TARGET libpq)
 pkg_check_modules(MHD REQUIRED IMPORTED_TARGET libmicrohttpd)
+# libmicrohttpd's TLS library: the server layer enables session tickets on it.
+pkg_check_modules(GNUTLS REQUIRED IMPORTED_TARGET gnutls)
 # tether-gate (gateway/): its client of the upstream AI endpoint.
 pkg_check_modules(CURL REQUIRED IMPORTED_TARGET libcurl)
 # OpenSSL's libcrypto: ECDSA verification on servers (lib's tether_crypto_openssl).

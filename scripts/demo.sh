@@ -8,9 +8,15 @@
 # OpenAI-compatible stand-in, reached through the agent's local endpoint
 # with the stock OpenAI client (the answer streamed); the token copied off
 # the device and replayed without its key is refused; a spend ceiling stops
-# the app; the device is revoked and the gateway refuses it within a second
-# (introspection flips to inactive too). The device is reinstated and enrols
-# again, then its TPM and agent state are cloned to a second swtpm and agent
+# the app; the device's policy gets measured boot from its golden boot logs,
+# its AI app changes and its exchange is refused naming the file until the
+# policy admits the new digest; the device is revoked and the gateway
+# refuses it within a second (introspection flips to inactive too). The
+# device is reinstated and enrols again; its token, handed out as a bearer
+# token and used through a second gateway that accepts bearer tokens more
+# times than the device made, gets it quarantined at its next exchange
+# (usage reconciliation), and it is reinstated again; then its TPM and
+# agent state are cloned to a second swtpm and agent
 # and the clone is caught and the device quarantined. Everything is removed
 # at the end.
 set -euo pipefail
@@ -103,13 +109,21 @@ ls -l "$WORK/device" | tail -n +2 | show
 "$BIN/tetherctl" device list | show
 
 say "Running the agent: it proves itself with a TPM quote and counter, gets a token"
-"$BIN/tether-agent" run --tcti "$DEVICE_TPM" --state-dir "$WORK/device" --socket "$WORK/agent.sock" \
-    2>"$WORK/agent.log" &
-AGENT_PID=$!
-for _ in $(seq 1 100); do
-    TOKEN=$("$BIN/tether-agent" token --socket "$WORK/agent.sock" 2>/dev/null) && break
-    sleep 0.1
-done
+# The device's agent with any options beyond its TPM, state and socket (its
+# log appended to agent.log), and the wait for its first token (in TOKEN).
+start_agent() {
+    "$BIN/tether-agent" run --tcti "$DEVICE_TPM" --state-dir "$WORK/device" --socket "$WORK/agent.sock" \
+        "$@" 2>>"$WORK/agent.log" &
+    AGENT_PID=$!
+}
+wait_token() {
+    for _ in $(seq 1 100); do
+        TOKEN=$("$BIN/tether-agent" token --socket "$WORK/agent.sock" 2>/dev/null) && return 0
+        sleep 0.1
+    done
+}
+start_agent
+wait_token
 note "a local app asks the agent over its Unix socket (tether-agent token --socket ...):"
 show "${TOKEN:0:60}..."
 note "the token, decoded (RFC 9068: ES256, typ at+jwt, bound to the device key by cnf.jkt):"
@@ -148,13 +162,16 @@ grep -E '^(audience|dpop_nonce|price|models|spend_per_day|max_tokens) ' "$WORK/g
 say "The device's agent serves apps a local OpenAI-compatible endpoint"
 kill "$AGENT_PID"; wait "$AGENT_PID" 2>/dev/null || true; AGENT_PID=
 AI_PORT=$(free_port)
-"$BIN/tether-agent" run --tcti "$DEVICE_TPM" --state-dir "$WORK/device" --socket "$WORK/agent.sock" \
-    --ai-listen "127.0.0.1:$AI_PORT" --ai-upstream "$GATE/v1" 2>"$WORK/agent.log" &
-AGENT_PID=$!
-for _ in $(seq 1 100); do
-    TOKEN=$("$BIN/tether-agent" token --socket "$WORK/agent.sock" 2>/dev/null) && break
-    sleep 0.1
-done
+# Where the device's boot logs are (read only when its policy asks for
+# measured boot, below).
+BOOT=$WORK/boot
+mkdir -p "$BOOT"
+run_ai_agent() {
+    start_agent --ai-listen "127.0.0.1:$AI_PORT" --ai-upstream "$GATE/v1" \
+        --platform-eventlog "$BOOT/binary_bios_measurements" --tether-eventlog "$BOOT/measurements.cel"
+}
+run_ai_agent
+wait_token
 # The gateway answers 503 until it holds the fleet's keys and revocation feed.
 for _ in $(seq 1 100); do
     [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$AI_PORT/v1/models")" = 200 ] && break
@@ -213,6 +230,74 @@ note "spent $(spend) of 0.050000: each request reserves its worst case (its body
 note "before it goes upstream and settles at the usage the upstream reports; refusals cost 0"
 [ "$(printf '%s' "$OUT" | json 'd.get("status")')" = 429 ] || { echo "demo: the ceiling did not stop the app" >&2; exit 1; }
 
+say "Measured boot: the device's policy gets reference values from its golden boot logs"
+mb_start=$(date +%s%N)
+DEV=$("$BIN/tetherctl" --json device list | json 'd["devices"][0]["id"]')
+# What the firmware and tether-agent measure do at boot: a real platform log's
+# digests extended into the TPM's PCRs, and the AI app measured into PCR 13.
+boot_device() {
+    cp "$top/firmware/tests/data/event-arch-linux.bin" "$BOOT/binary_bios_measurements"
+    "$BIN/tether-agent" eventlog --json "$BOOT/binary_bios_measurements" >"$BOOT/platform.json"
+    # shellcheck disable=SC2046 # one argument per event
+    TPM2TOOLS_TCTI=$DEVICE_TPM tpm2_pcrextend \
+        $(python3 "$top/tests/integration/eventlog_extend.py" args "$BOOT/platform.json")
+    rm -f "$BOOT/measurements.cel"
+    "$BIN/tether-agent" measure --tcti "$DEVICE_TPM" --config "$BOOT/measure.conf" \
+        --log "$BOOT/measurements.cel" >/dev/null
+}
+agent_exchanged() { # agent_exchanged N: until fleetd has answered N token requests
+    for _ in $(seq 1 100); do
+        [ "$(grep -c 'exchange refused\|token issued' "$WORK/fleetd.log")" -ge "$1" ] && return 0
+        sleep 0.1
+    done
+    echo "demo: the agent's exchange did not come" >&2
+    exit 1
+}
+printf '#!/bin/sh\necho ai app 1.0\n' >"$BOOT/ai-app"
+printf 'ai-app %s\n' "$BOOT/ai-app" >"$BOOT/measure.conf"
+boot_device
+"$BIN/tetherctl" policy create edge-measured --models '*' \
+    --from-eventlog "$BOOT/binary_bios_measurements" --from-eventlog "$BOOT/measurements.cel" |
+    grep -E '^(name|version|measured_boot|  )' | head -n 8 | show
+"$BIN/tetherctl" device set-policy "$DEV" edge-measured | show
+seen=$(grep -c 'exchange refused\|token issued' "$WORK/fleetd.log")
+kill -HUP "$AGENT_PID"
+agent_exchanged $((seen + 1))
+note "the next exchange quotes PCRs 0-8 and 13 and sends both logs; fleetd replays them:"
+grep 'measured boot: device=' "$WORK/fleetd.log" | tail -n 1 | sed 's/.*measured boot: //; s/"}$//' | show
+
+say "The AI app on the device is replaced, and the device reboots: the exchange is refused"
+kill "$AGENT_PID"; wait "$AGENT_PID" 2>/dev/null || true; AGENT_PID=
+swtpm_stop
+swtpm_launch "$WORK/tpm"
+DEVICE_TPM=$SWTPM_TCTI
+printf '#!/bin/sh\necho ai app 1.1, or something else\n' >"$BOOT/ai-app"
+boot_device
+seen=$(grep -c 'exchange refused\|token issued' "$WORK/fleetd.log")
+run_ai_agent
+agent_exchanged $((seen + 1))
+grep 'outcome=measurement_not_allowed' "$WORK/fleetd.log" | tail -n 1 |
+    sed 's/.*outcome=\([a-z_]*\).*reason=measured boot: /\1: /; s/"}$//' | fold -s -w 90 | show
+"$BIN/tetherctl" alerts | tail -n 1 | cut -c1-110 | show
+note "no token: the app's requests stop at the agent until the fleet admits the new digest"
+
+say "The fleet admits the new version: tetherctl policy update --from-eventlog"
+"$BIN/tetherctl" policy update edge-measured --from-eventlog "$BOOT/measurements.cel" |
+    grep -E '^(name|version)' | show
+seen=$(grep -c 'exchange refused\|token issued' "$WORK/fleetd.log")
+kill -HUP "$AGENT_PID"
+agent_exchanged $((seen + 1))
+grep -q "token issued: device=$DEV" <(tail -n 3 "$WORK/fleetd.log") ||
+    { echo "demo: the admitted device got no token" >&2; exit 1; }
+note "accepted: $(grep 'measured boot: device=' "$WORK/fleetd.log" | tail -n 1 | sed 's/.*measured boot: //; s/"}$//')"
+note "(the platform log was unchanged: only its hash was sent)"
+"$BIN/tetherctl" device set-policy "$DEV" default >/dev/null
+for _ in $(seq 1 100); do
+    "$BIN/tether-agent" token --socket "$WORK/agent.sock" >/dev/null 2>&1 && break
+    sleep 0.1
+done
+note "measured boot took $(( ($(date +%s%N) - mb_start) / 1000000 )) ms of the demo; the device is back on the default policy"
+
 say "The security team revokes the device: the gateway refuses it within a second"
 DEV=$("$BIN/tetherctl" --json device list | json 'd["devices"][0]["id"]')
 start_ns=$(date +%s%N)
@@ -238,6 +323,62 @@ rm -rf "$WORK/device"
 "$BIN/tether-agent" enroll --tcti "$DEVICE_TPM" --state-dir "$WORK/device" --fleet "$URL" \
     --ca "$WORK/fleet/ca.pem" | show
 
+# --- usage reconciliation (issue 9): a stolen bearer token, caught by the counts -----------
+say "A bearer token stolen from the device, used where DPoP is not checked"
+start_agent
+wait_token
+# A second gateway whose policy accepts bearer tokens, as a stock JWT gateway
+# does, reporting its usage to the fleet every second.
+BEARER_PORT=$(free_port)
+"$BIN/tether-gate" init --dir "$WORK/gate-bearer" --listen "127.0.0.1:$BEARER_PORT" --fleet "$URL" \
+    --fleet-ca "$WORK/fleet/ca.pem" --rp-token-file "$WORK/gateway.token" --upstream "$UPSTREAM" \
+    --upstream-key-file "$WORK/provider.key" --audience tether --models 'gpt-4o*' \
+    --price gpt-4o-mini=0.15:0.6 >/dev/null
+sed -i -e 's/^allow_bearer = no$/allow_bearer = yes/' \
+    -e 's/^usage_report_seconds = .*/usage_report_seconds = 1/' "$WORK/gate-bearer/gate.conf"
+"$BIN/tether-gate" run --dir "$WORK/gate-bearer" >/dev/null 2>"$WORK/gate-bearer.log" &
+BEARER_GATE_PID=$!
+trap 'kill "$BEARER_GATE_PID" 2>/dev/null; cleanup' EXIT
+stolen() { # the copied token as a bearer token at the second gateway: the HTTP status
+    curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $TOKEN" \
+        -H 'Content-Type: application/json' "http://127.0.0.1:$BEARER_PORT/v1/chat/completions" \
+        --data '{"model":"gpt-4o-mini","max_tokens":8,"messages":[{"role":"user","content":"hi"}]}'
+}
+uses=0
+for _ in $(seq 1 100); do [ "$(stolen)" = 200 ] && uses=1 && break; sleep 0.1; done
+for _ in 2 3 4; do [ "$(stolen)" = 200 ] && uses=$((uses + 1)); done
+[ "$uses" = 4 ] || { echo "demo: the second gateway did not accept the copied token" >&2; exit 1; }
+note "the token handed out on the device (tether-agent token), used $uses times through a gateway"
+note "that accepts bearer tokens: every request passes, the device itself made none"
+JTI=$(printf '%s' "$TOKEN" | claims | json 'd["claims"]["jti"]')
+for _ in $(seq 1 50); do
+    [ "$("$BIN/tetherctl" --json usage --device "$DEV" | json "sum(u['requests'] for u in d['usage'] if u['jti'] == '$JTI')")" = "$uses" ] && break
+    sleep 0.1
+done
+sleep 1.1 # the report lands strictly before the next exchange's nonce (a second's resolution)
+note "the gateway reported $uses requests on the token; the device's next exchange carries its"
+note "own counts, signed by its TPM (here now: SIGHUP asks the agent to refresh)"
+kill -HUP "$AGENT_PID"
+for _ in $(seq 1 50); do
+    state=$("$BIN/tether-agent" token --socket "$WORK/agent.sock" --status | json 'd["state"]')
+    [ "$state" = refused ] && break
+    sleep 0.1
+done
+note "device agent: $("$BIN/tether-agent" token --socket "$WORK/agent.sock" --status | json 'd["last_error"]')"
+"$BIN/tetherctl" --json alerts | json '"\n".join("%s: %s, token %s: gateways accepted %s, the device made %s (bearer hand-outs %s), action %s" % (a["kind"], a["device_id"], a["details"]["jti"], a["details"]["gateway_accepted"], a["details"]["device_made"], a["details"]["bearer_handouts"], a["details"]["action"]) for a in d["alerts"] if a["kind"] == "usage_mismatch")' | show
+"$BIN/tetherctl" --json device show "$DEV" | json '"device %s: %s (%s)" % (d["id"], d["status"], d["status_reason"])' | show
+[ "$state" = refused ] || { echo "demo: the stolen token's device was not quarantined" >&2; exit 1; }
+kill "$BEARER_GATE_PID" "$AGENT_PID"; wait "$BEARER_GATE_PID" "$AGENT_PID" 2>/dev/null || true
+trap cleanup EXIT
+AGENT_PID=
+note "cleared: the operator reinstates the device and it enrols again"
+"$BIN/tetherctl" device reinstate "$DEV" --reason "demo: bearer token revoked, app fixed" >/dev/null
+rm -rf "$WORK/device"
+"$BIN/tether-agent" enroll --tcti "$DEVICE_TPM" --state-dir "$WORK/device" --fleet "$URL" \
+    --ca "$WORK/fleet/ca.pem" >"$WORK/enroll.log" 2>&1 ||
+    { cat "$WORK/enroll.log" >&2; echo "demo: the device could not enrol again" >&2; exit 1; }
+# --- end of usage reconciliation --------------------------------------------------------------
+
 say "An attacker copies the device: the TPM state and the agent state, to a second machine"
 swtpm_stop
 cp -a "$WORK/tpm" "$WORK/clone-tpm"
@@ -262,9 +403,7 @@ done
 note "clone: $("$BIN/tether-agent" token --socket "$WORK/clone.sock" --status | json 'd["state"]')"
 
 say "The real device asks next: its counter is not above what the fleet accepted"
-"$BIN/tether-agent" run --tcti "$DEVICE_TPM" --state-dir "$WORK/device" --socket "$WORK/agent.sock" \
-    2>"$WORK/agent.log" &
-AGENT_PID=$!
+start_agent
 for _ in $(seq 1 100); do
     state=$("$BIN/tether-agent" token --socket "$WORK/agent.sock" --status 2>/dev/null | json 'd["state"]' 2>/dev/null) || true
     [ "$state" = refused ] && break

@@ -161,18 +161,48 @@ tether_status_t tether_tpm2_public_matches_cert(const TPMT_PUBLIC *pub, const ui
  * CryptEccSign pads r and s to the order's size, so 1 in 256 starts with
  * 0x00) or without a leading zero byte. Anything else (a 0x00 put in front,
  * a shorter value padded) is another encoding of the same number: refused,
- * so one signature has no second spelling. The range [1, n-1] is
- * mbedtls_ecdsa_verify's check (SEC 1, 4.1.4). */
+ * so one signature has no second spelling. The range [1, n-1] is the
+ * verification's check (SEC 1, 4.1.4), in mbedTLS and in libcrypto alike. */
 static bool ecdsa_scalar_canonical(const TPM2B_ECC_PARAMETER *p, size_t order_bytes)
 {
     return p->size >= 1 && p->size <= order_bytes && p->size <= sizeof(p->buffer) &&
            (p->size == order_bytes || p->buffer[0] != 0);
 }
 
+/* P-256 over a SHA-256 digest (every AK's NV_Certify and quote) goes through
+ * lib's crypto interface (crypto.h): a server that links
+ * tether_crypto_openssl verifies it with libcrypto, the device with mbedTLS.
+ * ec is the checked public key, r and s are in [0, 2^256). */
+static tether_status_t verify_p256(const mbedtls_ecp_keypair *ec, const uint8_t *hash,
+                                   const mbedtls_mpi *r, const mbedtls_mpi *s)
+{
+    uint8_t x[TETHER_EC_COORDINATE_SIZE], y[TETHER_EC_COORDINATE_SIZE];
+    uint8_t sig[TETHER_EC_SIGNATURE_SIZE];
+    tether_ec_key_t key;
+    tether_status_t rc;
+
+    tether_ec_key_init(&key);
+    if (mbedtls_mpi_write_binary(&ec->Q.X, x, sizeof(x)) != 0 ||
+        mbedtls_mpi_write_binary(&ec->Q.Y, y, sizeof(y)) != 0 ||
+        mbedtls_mpi_write_binary(r, sig, TETHER_EC_COORDINATE_SIZE) != 0 ||
+        mbedtls_mpi_write_binary(s, sig + TETHER_EC_COORDINATE_SIZE,
+                                 TETHER_EC_COORDINATE_SIZE) != 0) {
+        rc = TETHER_ERR_VERIFY;
+        goto out;
+    }
+    if ((rc = tether_ec_key_parse_point(&key, x, y)) != TETHER_OK)
+        goto out;
+    rc = tether_ec_verify_digest(&key, hash, sig);
+out:
+    tether_ec_key_free(&key);
+    return rc;
+}
+
 static tether_status_t verify_ecdsa(const TPMT_PUBLIC *pub, const uint8_t *hash, size_t hash_len,
                                     const TPMS_SIGNATURE_ECC *ecc)
 {
     mbedtls_pk_context pk;
+    mbedtls_ecp_keypair *ec;
     mbedtls_mpi r, s;
     size_t order_bytes;
     tether_status_t rc;
@@ -186,7 +216,8 @@ static tether_status_t verify_ecdsa(const TPMT_PUBLIC *pub, const uint8_t *hash,
     }
     if ((rc = tether_tpm2_public_to_pk(pub, &pk)) != TETHER_OK)
         goto out;
-    order_bytes = (mbedtls_mpi_bitlen(&mbedtls_pk_ec(pk)->grp.N) + 7) / 8;
+    ec = mbedtls_pk_ec(pk);
+    order_bytes = (mbedtls_mpi_bitlen(&ec->grp.N) + 7) / 8;
     if (!ecdsa_scalar_canonical(&ecc->signatureR, order_bytes) ||
         !ecdsa_scalar_canonical(&ecc->signatureS, order_bytes) ||
         mbedtls_mpi_read_binary(&r, ecc->signatureR.buffer, ecc->signatureR.size) != 0 ||
@@ -194,10 +225,12 @@ static tether_status_t verify_ecdsa(const TPMT_PUBLIC *pub, const uint8_t *hash,
         rc = TETHER_ERR_VERIFY;
         goto out;
     }
-    rc = mbedtls_ecdsa_verify(&mbedtls_pk_ec(pk)->grp, hash, hash_len, &mbedtls_pk_ec(pk)->Q, &r,
-                              &s) == 0
-             ? TETHER_OK
-             : TETHER_ERR_VERIFY;
+    if (ec->grp.id == MBEDTLS_ECP_DP_SECP256R1 && hash_len == TETHER_SHA256_SIZE)
+        rc = verify_p256(ec, hash, &r, &s);
+    else
+        rc = mbedtls_ecdsa_verify(&ec->grp, hash, hash_len, &ec->Q, &r, &s) == 0
+                 ? TETHER_OK
+                 : TETHER_ERR_VERIFY;
 out:
     mbedtls_mpi_free(&r);
     mbedtls_mpi_free(&s);

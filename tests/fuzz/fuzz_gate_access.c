@@ -2,8 +2,9 @@
  * tether-gate's authorization of a request (tether_gate_access_check): the
  * Authorization header any client sends, the claims of a token the fleet
  * signed (so the checks behind the signature are reached: the identity
- * copied from sub, jti, tether.policy and tether.models into bounded
- * fields, revocation, the policy's bearer rule) and the DPoP header.
+ * copied from sub, jti, tether.policy, tether.models and tether.sources
+ * into bounded fields, revocation, the policy's bearer rule, the source
+ * check) and the DPoP header.
  *
  * Input: one flags byte, then the claims up to the first NUL byte, then
  * the DPoP header (none when absent). Flags bit 0: the "Bearer" scheme
@@ -140,8 +141,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             !terminated(identity.policy, sizeof(identity.policy)) ||
             !terminated(identity.models, sizeof(identity.models)) ||
             (strcmp(identity.device, "dev_revoked") == 0 && identity.iat <= 1700000000) ||
-            strcmp(identity.jti, "revoked-jti") == 0 || refusal.status != 0)
+            strcmp(identity.jti, "revoked-jti") == 0 || refusal.status != 0 ||
+            identity.source_count > TETHER_GATE_SOURCES_MAX)
             abort();
+        /* tether.sources as read: canonical networks, strictly ascending;
+         * the check against a client answers or refuses with 403. */
+        for (size_t i = 1; i < identity.source_count; i++)
+            if (tether_cidr_compare(&identity.sources[i - 1], &identity.sources[i]) >= 0)
+                abort();
+        switch (tether_gate_access_check_source(&identity, "10.1.2.3", &refusal)) {
+        case TETHER_OK:
+            break;
+        case TETHER_ERR_VERIFY:
+            if (refusal.status != 403 || identity.source_count == 0)
+                abort();
+            break;
+        default:
+            abort();
+        }
     } else if ((refusal.status != 400 && refusal.status != 401 && refusal.status != 403 &&
                 refusal.status != 503) ||
                refusal.error == NULL || refusal.tether_error == NULL ||

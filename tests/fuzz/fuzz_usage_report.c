@@ -2,8 +2,8 @@
  * The body of POST /v1/usage/reports (fleetd, from relying parties) on
  * arbitrary bytes. An accepted report holds what the store may count: ids
  * in their syntax, 1 to 256 entries with distinct jtis, every count within
- * its bound, first_seen <= last_seen. A refusal comes with a message and
- * leaves the report zeroed.
+ * its bound, first_seen <= last_seen, the optional refusal counts part of
+ * refused. A refusal comes with a message and leaves the report zeroed.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -25,7 +25,9 @@ static int entry_ok(const tether_store_usage_entry_t *e)
            e->prompt_tokens <= TETHER_USAGE_MAX_TOKENS && e->completion_tokens >= 0 &&
            e->completion_tokens <= TETHER_USAGE_MAX_TOKENS && e->cost_micros >= 0 &&
            e->cost_micros <= TETHER_USAGE_MAX_COST && e->first_seen >= 0 &&
-           e->first_seen <= e->last_seen && e->last_seen <= TETHER_USAGE_MAX_TIME;
+           e->first_seen <= e->last_seen && e->last_seen <= TETHER_USAGE_MAX_TIME &&
+           e->refused_models >= 0 && e->refused_sources >= 0 &&
+           e->refused_models + e->refused_sources <= e->refused;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

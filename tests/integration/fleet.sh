@@ -241,6 +241,47 @@ ai_chat() {
         --data-binary "$CHAT_BODY" "http://127.0.0.1:$AI_PORT/v1/chat/completions" ||
         echo curl-failed
 }
+# exchange_now: SIGHUP to the agent AGENT_PID, then until it holds a token
+# other than TOKEN (or is refused): its state in STATE, the token in TOKEN.
+exchange_now() {
+    local old=$TOKEN
+    kill -HUP "$AGENT_PID"
+    for _ in $(seq 100); do
+        STATE=$(json_get "$("$AGENT" token --socket "$SOCK" --status)" 'j["state"]')
+        [ "$STATE" = refused ] && return 0
+        TOKEN=$("$AGENT" token --socket "$SOCK" 2>/dev/null || true)
+        [ -n "$TOKEN" ] && [ "$TOKEN" != "$old" ] && return 0
+        sleep 0.1
+    done
+    fail "no new token 10 s after SIGHUP"
+}
+
+# await_quarantine_refused WHAT: device DEV quarantined within 5 s (after
+# WHAT, for the message), then ai_chat until the gateway refuses it:
+# refused_ms, from tetherctl seeing the quarantine, at most 1000.
+await_quarantine_refused() {
+    local quarantined_ns=
+    for _ in $(seq 100); do
+        if [ "$(json_get "$("$CTL" --json device show "$DEV")" 'j["status"]')" = quarantined ]; then
+            quarantined_ns=$(date +%s%N)
+            break
+        fi
+        sleep 0.05
+    done
+    [ -n "$quarantined_ns" ] || fail "the device is not quarantined 5 s after $1: $("$CTL" --json device show "$DEV")"
+    refused_ms=
+    for _ in $(seq 200); do
+        RC=$(ai_chat)
+        if [ "$RC" != 200 ]; then
+            refused_ms=$((($(date +%s%N) - quarantined_ns) / 1000000))
+            break
+        fi
+        sleep 0.02
+    done
+    [ -n "$refused_ms" ] && [ "$refused_ms" -le 1000 ] ||
+        fail "the gateway still serves the device ${refused_ms:-4000+} ms after its quarantine: HTTP $RC"
+}
+
 # ai_ready: ai_chat until the chain answers (the gateway has the fleet's
 # keys and feed); the last status in RC.
 ai_ready() {

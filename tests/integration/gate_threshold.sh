@@ -11,34 +11,8 @@
 #   gate_threshold.sh FLEETD TETHERCTL AGENT GATE   (through run_with_swtpm.sh)
 set -euo pipefail
 
-usage="usage: gate_threshold.sh tether-fleetd tetherctl tether-agent tether-gate"
-FLEETD=${1:?$usage}
-CTL=${2:?$usage}
-AGENT=${3:?$usage}
-GATE=${4:?$usage}
 here=$(cd "$(dirname "$0")" && pwd)
-. "$here/fleet.sh"
-require_tools python3 curl openssl
-
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/tether-threshold-test.XXXXXX")
-DIR=$WORK/fleet
-PID= AGENT_PID= GPID= UPID=
-cleanup() {
-    kill_pids "$AGENT_PID" "$GPID" "$UPID" "$PID"
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-OUT=
-fail() {
-    echo "not ok - $*" >&2
-    echo "--- last: $OUT" >&2
-    log_tail fleetd "$WORK/fleetd.log" 15
-    log_tail agent "$WORK/agent.log" 15
-    log_tail tether-gate "$WORK/gate.log" 10
-    echo "gate_threshold: $passed passed, 1 failed"
-    exit 1
-}
+. "$here/gate_device.sh" gate_threshold "$@"
 
 # --- the fleet, the device on its policy, the upstream, the gateway, the agent --------------
 fleet_with_device
@@ -46,19 +20,8 @@ DEV=$(json_get "$("$CTL" --json device list)" 'j["devices"][0]["id"]')
 "$CTL" policy create spiky --models 'gpt-4o*' --threshold requests_per_minute=20:quarantine \
     >/dev/null || fail "tetherctl policy create"
 "$CTL" device set-policy "$DEV" spiky >/dev/null || fail "tetherctl device set-policy"
-"$CTL" token create --role relying-party --name gateway >"$WORK/rp.token"
-chmod 600 "$WORK/rp.token"
-start_upstream
-GPORT=$(free_port)
-gate_init "$WORK/gate" "$GPORT" 1
 # The gateway serves the fleet policy's name, without a ceiling of its own.
-printf '\n[policy spiky]\nmodels = gpt-4o*\n' >>"$WORK/gate/gate.conf"
-"$GATE" run --dir "$WORK/gate" >>"$WORK/usage.jsonl" 2>>"$WORK/gate.log" &
-GPID=$!
-
-AI_PORT=$(free_port)
-SOCK=$WORK/agent.sock
-start_ai_agent "$GPORT"
+start_gate spiky
 ai_ready
 [ "$RC" = 200 ] || fail "a chat through the agent and the gateway: HTTP $RC"
 pass "swtpm, fleetd, the device on policy spiky (requests_per_minute=20:quarantine), the agent's AI endpoint, tether-gate reporting every second"
@@ -70,28 +33,8 @@ for i in $(seq 2 40); do
     [ "$RC" = 200 ] && served=$((served + 1))
 done
 [ "$served" -gt 20 ] || fail "only $served of 40 requests served before the reports could count them"
-device_status() { json_get "$("$CTL" --json device show "$DEV")" 'j["status"]'; }
 # The quarantine comes with the gateway's next report (every second).
-quarantined_ns=
-for _ in $(seq 100); do
-    if [ "$(device_status)" = quarantined ]; then
-        quarantined_ns=$(date +%s%N)
-        break
-    fi
-    sleep 0.05
-done
-[ -n "$quarantined_ns" ] || fail "the device is not quarantined 5 s after 40 requests: $(device_status)"
-refused_ms=
-for _ in $(seq 200); do
-    RC=$(ai_chat)
-    if [ "$RC" != 200 ]; then
-        refused_ms=$((($(date +%s%N) - quarantined_ns) / 1000000))
-        break
-    fi
-    sleep 0.02
-done
-[ -n "$refused_ms" ] && [ "$refused_ms" -le 1000 ] ||
-    fail "the gateway still serves the device ${refused_ms:-4000+} ms after its quarantine: HTTP $RC"
+await_quarantine_refused "40 requests"
 pass "40 requests ($served served): quarantined"
 OUT=$("$CTL" --json alerts)
 [ "$(json_get "$OUT" "[(a['details']['kind'], a['details']['value'], a['details']['observed'] > 20, a['details']['window_seconds'], a['details']['action']) for a in j['alerts'] if a['kind'] == 'threshold_exceeded']")" = \

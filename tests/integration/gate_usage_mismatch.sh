@@ -16,35 +16,8 @@
 #   gate_usage_mismatch.sh FLEETD TETHERCTL AGENT GATE   (through run_with_swtpm.sh)
 set -euo pipefail
 
-usage="usage: gate_usage_mismatch.sh tether-fleetd tetherctl tether-agent tether-gate"
-FLEETD=${1:?$usage}
-CTL=${2:?$usage}
-AGENT=${3:?$usage}
-GATE=${4:?$usage}
 here=$(cd "$(dirname "$0")" && pwd)
-. "$here/fleet.sh"
-require_tools python3 curl openssl
-
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/tether-usage-mismatch-test.XXXXXX")
-DIR=$WORK/fleet
-PID= AGENT_PID= GPID_A= GPID_B= UPID=
-cleanup() {
-    kill_pids "$AGENT_PID" "$GPID_A" "$GPID_B" "$UPID" "$PID"
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-OUT=
-fail() {
-    echo "not ok - $*" >&2
-    echo "--- last: $OUT" >&2
-    log_tail fleetd "$WORK/fleetd.log" 15
-    log_tail agent "$WORK/agent.log" 15
-    log_tail "tether-gate A" "$WORK/gate-a.log" 10
-    log_tail "tether-gate B" "$WORK/gate-b.log" 10
-    echo "gate_usage_mismatch: $passed passed, 1 failed"
-    exit 1
-}
+. "$here/gate_device.sh" gate_usage_mismatch "$@"
 
 # --- the fleet, the device, the upstream, two gateways, the agent ---------------------------
 fleet_with_device
@@ -77,20 +50,6 @@ ai_ready
 [ "$RC" = 200 ] || fail "a chat through the agent and gateway A: HTTP $RC"
 pass "swtpm, fleetd, the agent's AI endpoint, gateways A (DPoP) and B (bearer allowed), the stand-in"
 
-# exchange_now: SIGHUP, then until the agent holds a token other than TOKEN
-# (or is refused): its state in STATE.
-exchange_now() {
-    local old=$TOKEN
-    kill -HUP "$AGENT_PID"
-    for _ in $(seq 100); do
-        STATE=$(json_get "$(status)" 'j["state"]')
-        [ "$STATE" = refused ] && return 0
-        TOKEN=$("$AGENT" token --socket "$SOCK" 2>/dev/null || true)
-        [ -n "$TOKEN" ] && [ "$TOKEN" != "$old" ] && return 0
-        sleep 0.1
-    done
-    fail "no new token 10 s after SIGHUP"
-}
 mismatch_alerts() {
     json_get "$("$CTL" --json alerts)" 'len([a for a in j["alerts"] if a["kind"].startswith("usage_")])'
 }

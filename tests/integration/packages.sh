@@ -117,7 +117,7 @@ expect_depends() { # PACKAGE DEPENDENCY...
 }
 expect_depends tether-agent systemd tpm-udev procps libtss2-esys-3.0.2-0 libtss2-tctildr0 \
     libtss2-tcti-device0 libtss2-mu0 libmbedtls14 libmbedcrypto7 libmbedx509-1 libcjson1
-expect_depends tether-fleetd systemd libmicrohttpd12 libsqlite3-0 libtss2-mu0 libmbedtls14 \
+expect_depends tether-fleetd systemd libmicrohttpd12 libsqlite3-0 libssl3 libtss2-mu0 libmbedtls14 \
     libmbedcrypto7 libmbedx509-1 libcjson1
 expect_depends tether-gate systemd libmicrohttpd12 libcurl4 libssl3 libmbedtls14 libmbedcrypto7 \
     libmbedx509-1 libcjson1

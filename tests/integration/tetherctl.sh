@@ -158,6 +158,41 @@ out_has "follows policy edge (version 2"
 ctl "${G[@]}" device set-policy "$DEV1" nosuch
 expect 1 "device set-policy to an unknown policy"
 err_has "HTTP 404"
+
+# --- measured boot: reference values from a golden device's logs ---------------------
+LOGS=$here/../../firmware/tests/data
+ctl "${G[@]}" policy create golden --models x --from-eventlog "$LOGS/event-gce-ubuntu-2104-log.bin" \
+    --json
+expect 0 "policy create --from-eventlog"
+[ "$(json 'len(j["policy"]["measured_boot"]["ipl"]), j["policy"]["measured_boot"]["pcrs"]')" = \
+    "(73, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 14])" ] ||
+    fail "policy create --from-eventlog: the GCE log's 73 IPL digests and PCRs expected"
+# a rollout: the new golden log's digests added, the rest of the version kept
+ctl "${G[@]}" policy update golden --from-eventlog "$LOGS/event-moklisttrusted.bin" --json
+expect 0 "policy update --from-eventlog"
+[ "$(json 'j["version"], j["policy"]["tokens"]["models"], len(j["policy"]["measured_boot"]["ipl"]) > 73, j["policy"]["measured_boot"]["secure_boot"]')" = \
+    "(2, ['x'], True, True)" ] ||
+    fail "policy update --from-eventlog: version 2, models kept, IPL digests added expected"
+ctl "${G[@]}" policy update golden --from-eventlog "$LOGS/event-moklisttrusted.bin" \
+    --replace-reference --json
+expect 0 "policy update --from-eventlog --replace-reference"
+[ "$(json 'j["version"], len(j["policy"]["measured_boot"]["ipl"])')" = "(3, 55)" ] ||
+    fail "policy update --replace-reference: the new log's 55 IPL digests alone expected"
+# a new models list keeps the measured_boot section; --replace-reference alone drops it
+ctl "${G[@]}" policy update golden --models y --json
+expect 0 "policy update --models keeps measured_boot"
+[ "$(json 'j["version"], j["policy"]["tokens"]["models"], len(j["policy"]["measured_boot"]["ipl"])')" = \
+    "(4, ['y'], 55)" ] || fail "policy update --models: the measured_boot section kept expected"
+ctl "${G[@]}" policy update golden --models y --replace-reference --json
+expect 0 "policy update --models --replace-reference"
+[ "$(json 'j["version"], "measured_boot" in j["policy"]')" = "(5, False)" ] ||
+    fail "policy update --replace-reference: no measured_boot section expected"
+ctl "${G[@]}" policy update golden --from-eventlog "$LOGS/event-uefi-sha1-log.bin"
+expect 2 "policy update --from-eventlog with a SHA-1-only log"
+err_has "does not carry a SHA-256 digest"
+ctl "${G[@]}" policy update golden
+expect 2 "policy update without --models or --from-eventlog"
+err_has "--models or --from-eventlog is required"
 ctl "${G[@]}" policy create bad --models x --frobnicate 1
 expect 2 "policy create with a bad flag"
 ctl "${G[@]}" policy create bad --models x --threshold requests_per_minute=20:explode

@@ -501,6 +501,40 @@ static void policies(void **state)
     assert_int_equal(number(f, "version"), 2);
 }
 
+/* A policy whose tokens could not be signed (its models and sources past
+ * TETHER_TOKEN_POLICY_CLAIMS_MAX bytes of each token) is refused when
+ * written, saying why; the same models without the networks fit. */
+static void policies_fit_a_token(void **state)
+{
+    fixture_t *f = *state;
+    char doc[TETHER_POLICY_DOCUMENT_MAX + 1], models[32 * 131 + 1] = "", sources[32 * 46 + 1] = "";
+
+    for (unsigned i = 0; i < TETHER_POLICY_MAX_MODELS; i++) {
+        size_t n = strlen(models);
+
+        snprintf(models + n, sizeof(models) - n, "%s\"m%03u%0124d\"", i == 0 ? "" : ",", i, 0);
+    }
+    for (unsigned i = 0; i < TETHER_POLICY_MAX_SOURCES; i++) {
+        size_t n = strlen(sources);
+
+        snprintf(sources + n, sizeof(sources) - n,
+                 "%s\"ffff:ffff:ffff:ffff:ffff:ffff:ffff:f%03x/128\"", i == 0 ? "" : ",", i);
+    }
+    snprintf(doc, sizeof(doc),
+             "{\"version\":1,\"tokens\":{\"models\":[%s],\"cost_ceiling\":0,"
+             "\"lifetime_seconds\":300},\"thresholds\":[],\"sources\":[%s]}",
+             models, sources);
+    assert_int_equal(call(f, "POST", "/v1/admin/policies/wide", f->all, "application/json", doc),
+                     400);
+    assert_non_null(strstr(text(f, "error_description"), "bytes of each token"));
+    snprintf(doc, sizeof(doc),
+             "{\"version\":1,\"tokens\":{\"models\":[%s],\"cost_ceiling\":0,"
+             "\"lifetime_seconds\":300},\"thresholds\":[],\"sources\":[]}",
+             models);
+    assert_int_equal(call(f, "POST", "/v1/admin/policies/wide", f->all, "application/json", doc),
+                     201);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -514,6 +548,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(route_table_checks, setup, teardown),
         cmocka_unit_test_setup_teardown(alerts_long_poll, setup, teardown),
         cmocka_unit_test_setup_teardown(policies, setup, teardown),
+        cmocka_unit_test_setup_teardown(policies_fit_a_token, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -30,6 +30,7 @@
 #include "discovery_api.h"
 #include "enroll_api.h"
 #include "enroll_device.h"
+#include "exchange.h"
 #include "exchange_api.h"
 #include "files.h"
 #include "fleet_metrics.h"
@@ -43,6 +44,10 @@
 #include "store_schema.h"
 #include "tether/base64url.h"
 #include "tether/bytes.h"
+#include "tether/cel.h"
+#include "tether/crypto.h"
+#include "tether/file.h"
+#include "tether/measured_boot.h"
 #include "tether/enroll.h"
 #include "tether/evidence.h"
 #include "tether/jose.h"
@@ -512,20 +517,26 @@ static char *evidence(fixture_t *f, device_t *d)
     return encode(&ev);
 }
 
-/* POST /v1/token with the form the agent sends. */
-static unsigned post_token(fixture_t *f, const char *subject_token)
+/* POST /v1/token with the form the agent sends, and extra parameters
+ * ("&name=value...", "" for none). */
+static unsigned post_token_with(fixture_t *f, const char *subject_token, const char *extra)
 {
-    size_t size = strlen(subject_token) + 512;
+    size_t size = strlen(subject_token) + strlen(extra) + 512;
     char *body = malloc(size);
     unsigned status;
 
     assert_non_null(body);
-    snprintf(body, size, "%s%s",
+    snprintf(body, size, "%s%s%s",
              "grant_type=" EXCHANGE_GRANT "&subject_token_type=" EVIDENCE_TYPE "&subject_token=",
-             subject_token);
+             subject_token, extra);
     status = call(f, "POST", "/v1/token", "application/x-www-form-urlencoded", body);
     free(body);
     return status;
+}
+
+static unsigned post_token(fixture_t *f, const char *subject_token)
+{
+    return post_token_with(f, subject_token, "");
 }
 
 /* One whole exchange that must succeed; the access token (malloc'd). */
@@ -542,14 +553,15 @@ static char *exchange_ok(fixture_t *f, device_t *d)
     return token;
 }
 
-/* Sends subject_token and expects a refusal that changes nothing at all. */
-static void expect_refusal(fixture_t *f, const char *subject_token, unsigned status,
-                           const char *error, const char *tether_error)
+/* Sends subject_token with extra parameters and expects a refusal that
+ * changes nothing at all. */
+static void expect_refusal_with(fixture_t *f, const char *subject_token, const char *extra,
+                                unsigned status, const char *error, const char *tether_error)
 {
     char *before = fleet_db_snapshot(f->path);
     char *after;
 
-    if (post_token(f, subject_token) != status)
+    if (post_token_with(f, subject_token, extra) != status)
         fail_msg("expected HTTP %u %s, got %u: %s", status, tether_error, f->response.status,
                  f->response.body);
     assert_string_equal(text(f, "error"), error);
@@ -560,6 +572,12 @@ static void expect_refusal(fixture_t *f, const char *subject_token, unsigned sta
     assert_string_equal(before, after);
     free(before);
     free(after);
+}
+
+static void expect_refusal(fixture_t *f, const char *subject_token, unsigned status,
+                           const char *error, const char *tether_error)
+{
+    expect_refusal_with(f, subject_token, "", status, error, tether_error);
 }
 
 /* ---- the published keys ---- */
@@ -1485,6 +1503,8 @@ static void token_follows_policy(void **state)
     assert_int_equal(verify_token(f, token, test_now, &claims), TETHER_OK);
     expect_policy_claims(claims, "edge", 1, "llama3:8b");
     assert_true(number(claim(claims, "tether"), "cost_ceiling") == 2.5);
+    /* No sources in the policy: no claim (any source). */
+    assert_null(cJSON_GetObjectItemCaseSensitive(claim(claims, "tether"), "sources"));
     assert_int_equal(number(claims, "exp") - number(claims, "iat"), 60);
     cJSON_Delete(claims);
     free(token);
@@ -1520,7 +1540,8 @@ static void source_networks_at_exchange(void **state)
 {
     fixture_t *f = *state;
     device_t d;
-    char *token, *ev, sql[256];
+    char *token, *ev, *sources, sql[256];
+    cJSON *claims = NULL;
     int64_t version = 0;
 
     enrol(f, &d, 23);
@@ -1530,6 +1551,14 @@ static void source_networks_at_exchange(void **state)
                      TETHER_OK);
     assert_int_equal(tether_store_device_set_policy(&f->store, d.id, "site", test_now), TETHER_OK);
     token = exchange_ok(f, &d);
+    /* The token carries the policy's sources, canonical, for gateways. */
+    assert_int_equal(verify_token(f, token, test_now, &claims), TETHER_OK);
+    sources = cJSON_PrintUnformatted(
+        cJSON_GetObjectItemCaseSensitive(claim(claims, "tether"), "sources"));
+    assert_non_null(sources);
+    assert_string_equal(sources, "[\"192.0.2.0/24\"]");
+    cJSON_free(sources);
+    cJSON_Delete(claims);
     free(token);
     assert_int_equal(fleet_db_count(f->path, "SELECT count(*) FROM alerts"), 0);
     assert_int_equal(tether_store_policy_write(&f->store, "site", SOURCES("10.0.0.0/8", "alert"),
@@ -1982,6 +2011,105 @@ static void withheld_evidence(void **state)
     expect_unharmed(f, &d, tokens, 1);
     free(withheld);
     free_all(tokens, 1);
+    device_close(&d);
+}
+
+/* The next challenge of the last token answer, as the agent reads it;
+ * returns its valid_in. */
+static int64_t next_challenge(fixture_t *f, challenge_t *ch)
+{
+    const cJSON *next = cJSON_GetObjectItemCaseSensitive(f->json, "next_challenge");
+    const cJSON *nonce = cJSON_GetObjectItemCaseSensitive(next, "nonce");
+    const cJSON *pcrs = cJSON_GetObjectItemCaseSensitive(next, "pcr_selection");
+    size_t len = 0;
+    int64_t valid_in;
+
+    assert_true(cJSON_IsObject(next));
+    assert_int_equal(cJSON_GetArraySize(next), 4);
+    assert_true(cJSON_IsString(nonce) && cJSON_IsString(pcrs));
+    valid_in = (int64_t)number(next, "valid_in");
+    /* Open for one challenge's life from the window's opening. */
+    assert_int_equal(number(next, "expires_in"), valid_in + TETHER_CHALLENGE_TTL);
+    assert_int_equal(tether_base64url_decode(nonce->valuestring, strlen(nonce->valuestring),
+                                             ch->nonce, sizeof(ch->nonce), &len),
+                     TETHER_OK);
+    assert_int_equal(len, TETHER_NONCE_SIZE);
+    assert_string_equal(pcrs->valuestring, "sha256:0,1,2,3,4,5,6,7");
+    assert_int_equal(tether_token_pcr_selection_parse(pcrs->valuestring, &ch->pcrs), TETHER_OK);
+    return valid_in;
+}
+
+/* One round trip per refresh: each token comes with the nonce of the next
+ * exchange, usable from the scheduled refresh (2/3 of the token's life,
+ * give or take 5 %) for one challenge's life, once. */
+static void next_challenge_per_token(void **state)
+{
+    fixture_t *f = *state;
+    device_t d;
+    challenge_t next, later;
+    tether_evidence_t early, ev, again;
+    char *tokens[2];
+    int64_t issued = T0 + 10, valid_in;
+
+    enrol(f, &d, 21);
+    test_now = issued;
+    tokens[0] = exchange_ok(f, &d);
+    valid_in = next_challenge(f, &next);
+    assert_true(valid_in >= 300 * 2 / 3 - 15 && valid_in <= 300 * 2 / 3 - 15 + 30);
+
+    /* Before its window (beyond the replicas' leeway): refused, nothing
+     * recorded; the agent then asks POST /v1/challenge. */
+    test_now = issued + valid_in - TETHER_NONCE_WINDOW_LEEWAY - 1;
+    attest(&d, &next, &early);
+    expect_evidence_refusal(f, &early, "nonce_not_yet_valid");
+    assert_int_equal(device_row(f, d.id).highest_counter, 2);
+
+    /* At the scheduled refresh: one request, accepted, and a next one. */
+    test_now = issued + valid_in;
+    attest(&d, &next, &ev);
+    tokens[1] = post_accepted(f, &ev);
+    assert_int_equal(device_row(f, d.id).highest_counter, 4);
+    valid_in = next_challenge(f, &later);
+
+    /* Used once: other evidence over it is a replay, as for any nonce. */
+    attest(&d, &next, &again);
+    expect_evidence_refusal(f, &again, "nonce_reused");
+    expect_unharmed(f, &d, tokens, 2);
+
+    /* Past its window it is expired like a challenge. */
+    test_now += valid_in + TETHER_CHALLENGE_TTL;
+    attest(&d, &later, &ev);
+    expect_evidence_refusal(f, &ev, "nonce_expired");
+    assert_int_equal(device_row(f, d.id).status, TETHER_DEVICE_ACTIVE);
+    free_all(tokens, 2);
+    device_close(&d);
+}
+
+/* Evidence over a next challenge that never reached the fleet, then an
+ * exchange over a challenge a few seconds later: the first is older
+ * evidence, not a clone's, because every nonce expires one challenge life
+ * after its window opens (the clone rule orders nonces by expiry). */
+static void withheld_next_challenge_evidence(void **state)
+{
+    fixture_t *f = *state;
+    device_t d;
+    challenge_t next;
+    tether_evidence_t withheld;
+    char *tokens[2];
+    int64_t valid_in;
+
+    enrol(f, &d, 22);
+    test_now = T0 + 10;
+    tokens[0] = exchange_ok(f, &d);
+    valid_in = next_challenge(f, &next);
+    test_now += valid_in;
+    attest(&d, &next, &withheld); /* counter 3, never delivered */
+    test_now += 5;
+    tokens[1] = exchange_ok(f, &d); /* counter 4, over a challenge */
+    expect_evidence_refusal(f, &withheld, "nonce_expired");
+    assert_int_equal(device_row(f, d.id).highest_counter, 4);
+    expect_unharmed(f, &d, tokens, 2);
+    free_all(tokens, 2);
     device_close(&d);
 }
 
@@ -2573,6 +2701,342 @@ static void migration_from_version_3(void **state)
     tether_store_free(&store);
 }
 
+/* ---- measured boot (exchange_measured_boot.h), the agent's side included ---- */
+
+/* The fleet's PCRs and tether's (a policy made from tether's log alone). */
+#define MEASURED_SELECTION "sha256:0,1,2,3,4,5,6,7,13"
+
+typedef struct measured {
+    char platform[FLEET_FIXTURE_PATH_SIZE + 16]; /* the platform's log: absent here */
+    char tether[FLEET_FIXTURE_PATH_SIZE + 16];   /* tether's CEL */
+    uint64_t records;
+} measured_t;
+
+static void measured_open(fixture_t *f, measured_t *m)
+{
+    memset(m, 0, sizeof(*m));
+    snprintf(m->platform, sizeof(m->platform), "%s/platform.bin", f->dir);
+    snprintf(m->tether, sizeof(m->tether), "%s/tether.cel", f->dir);
+}
+
+/* tether-agent measure's record of the file name holding content, appended
+ * to tether's log, and PCR 13 extended with it when extend (as measure
+ * does; a log changed behind the TPM's back when not). */
+static void measure_file(device_t *d, measured_t *m, const char *name, const char *content,
+                         bool extend)
+{
+    tether_cel_measurement_t cel = {.name = name, .path = "/opt/app/run", .bank_count = 1,
+                                    .algorithms = {TPM2_ALG_SHA256}};
+    uint8_t record[TETHER_CEL_RECORD_MAX], digests[1][TETHER_HASH_MAX_SIZE];
+    TPML_DIGEST_VALUES values;
+    size_t len = 0;
+    FILE *file;
+
+    assert_int_equal(tether_sha256(content, strlen(content), cel.file_digests[0]), TETHER_OK);
+    assert_int_equal(tether_cel_encode(m->records++, &cel, record, sizeof(record), &len, digests),
+                     TETHER_OK);
+    assert_non_null(file = fopen(m->tether, "ab"));
+    assert_int_equal(fwrite(record, 1, len, file), len);
+    assert_int_equal(fclose(file), 0);
+    if (!extend)
+        return;
+    memset(&values, 0, sizeof(values));
+    values.count = 1;
+    values.digests[0].hashAlg = TPM2_ALG_SHA256;
+    memcpy(values.digests[0].digest.sha256, digests[0], 32);
+    assert_int_equal(tether_tpm_pcr_extend(&d->tpm, TETHER_CEL_PCR, &values), TETHER_OK);
+}
+
+/* Writes the policy "measured" (create: version 1, else the next) with the
+ * reference values of tether's log as it is, and puts the device on it. */
+static void measured_policy(fixture_t *f, const device_t *d, const measured_t *m, bool create)
+{
+    tether_policy_document_t *doc = calloc(1, sizeof(*doc));
+    char *text = malloc(TETHER_POLICY_DOCUMENT_MAX + 1), why[256];
+    uint8_t *log = NULL;
+    size_t log_len = 0, len = 0;
+    int64_t version = 0;
+
+    assert_non_null(doc);
+    assert_non_null(text);
+    assert_int_equal(tether_file_read(m->tether, TETHER_CEL_MAX_SIZE, &log, &log_len), TETHER_OK);
+    assert_int_equal(tether_fleet_policy_from_token_policy(&f->policy, doc, why, sizeof(why)),
+                     TETHER_OK);
+    doc->has_measured_boot = true;
+    assert_int_equal(tether_measured_boot_reference_add_logs(&doc->measured_boot, NULL, 0, log,
+                                                             log_len, why, sizeof(why)),
+                     TETHER_OK);
+    assert_int_equal(tether_policy_document_write(doc, text, TETHER_POLICY_DOCUMENT_MAX + 1, &len),
+                     TETHER_OK);
+    assert_int_equal(
+        tether_store_policy_write(&f->store, "measured", text, create, test_now, &version),
+        TETHER_OK);
+    assert_int_equal(tether_store_device_set_policy(&f->store, d->id, "measured", test_now),
+                     TETHER_OK);
+    free(log);
+    free(text);
+    free(doc);
+}
+
+/* The challenge of a device under measured boot, read by the agent's own
+ * reader: the nonce, the selection and the hashes the fleet holds. */
+static void measured_challenge(fixture_t *f, const device_t *d, challenge_t *ch,
+                               tether_agent_measured_boot_t *mb)
+{
+    char body[128], *answer;
+
+    snprintf(body, sizeof(body), "{\"device_id\":\"%s\"}", d->id);
+    assert_int_equal(call(f, "POST", "/v1/challenge", "application/json", body), 200);
+    assert_string_equal(text(f, "pcr_selection"), MEASURED_SELECTION);
+    assert_non_null(answer = cJSON_PrintUnformatted(f->json));
+    assert_int_equal(tether_agent_exchange_read_challenge((const uint8_t *)answer, strlen(answer),
+                                                          ch->nonce, &ch->pcrs, mb),
+                     TETHER_OK);
+    assert_true(mb->asked);
+    cJSON_free(answer);
+}
+
+/* The challenge under measured boot and the TPM's evidence over it (the
+ * subject_token, malloc'd). */
+static char *measured_evidence(fixture_t *f, device_t *d, tether_agent_measured_boot_t *mb)
+{
+    tether_evidence_t ev;
+    challenge_t ch;
+
+    measured_challenge(f, d, &ch, mb);
+    attest(d, &ch, &ev);
+    return encode(&ev);
+}
+
+/* One exchange under measured boot as tether-agent makes it: the challenge,
+ * the event-log parameters from m's files, the TPM's evidence, POST
+ * /v1/token. The HTTP status; *sent: the log bytes the agent sent. */
+static unsigned measured_exchange(fixture_t *f, device_t *d, const measured_t *m, size_t *sent)
+{
+    const tether_agent_eventlog_paths_t paths = {.platform = m->platform, .tether = m->tether};
+    tether_agent_measured_boot_t mb;
+    char *params = NULL, *token, why[256];
+    unsigned status;
+
+    token = measured_evidence(f, d, &mb);
+    assert_int_equal(tether_agent_eventlog_params(&mb, &paths, &params, sent, why, sizeof(why)),
+                     TETHER_OK);
+    status = post_token_with(f, token, params);
+    free(token);
+    free(params);
+    return status;
+}
+
+/* The first exchange sends tether's log, the next ones its hash only; the
+ * challenge names what the fleet holds; a device on another policy
+ * exchanges as before (get_challenge: exactly three members). */
+static void measured_boot_exchange(void **state)
+{
+    fixture_t *f = *state;
+    device_t d;
+    measured_t m;
+    challenge_t ch;
+    tether_agent_measured_boot_t mb;
+    size_t sent = 0;
+    char *held;
+
+    enrol(f, &d, 31);
+    free(exchange_ok(f, &d));
+    measured_open(f, &m);
+    measure_file(&d, &m, "app", "app version 1", true);
+    measured_policy(f, &d, &m, true);
+    test_now += 10;
+    assert_int_equal(measured_exchange(f, &d, &m, &sent), 200);
+    assert_int_equal(sent, fleet_db_count(f->path, "SELECT length(bytes) FROM device_eventlogs "
+                                                   "WHERE log = 'tether'"));
+    assert_true(sent > 0);
+    /* The platform's log is absent on this device: the empty log, whose
+     * hash says it all, so nothing is kept for it. */
+    assert_int_equal(fleet_db_count(f->path, "SELECT count(*) FROM device_eventlogs"), 1);
+    /* Next: the challenge names tether's log, the agent sends hashes only. */
+    test_now += 10;
+    assert_int_equal(measured_exchange(f, &d, &m, &sent), 200);
+    assert_int_equal(sent, 0);
+    held = query_text(f, "SELECT lower(hex(sha256)) FROM device_eventlogs");
+    measured_challenge(f, &d, &ch, &mb);
+    assert_string_equal(mb.tether_held, held);
+    assert_string_equal(mb.platform_held, "");
+    free(held);
+    expect_sample(f, "tether_fleetd_exchanges_total{outcome=\"issued\"} 3");
+    /* Back on the default policy: no measured_boot member, no logs. */
+    assert_int_equal(
+        tether_store_device_set_policy(&f->store, d.id, TETHER_POLICY_DEFAULT_NAME, test_now),
+        TETHER_OK);
+    test_now += 10;
+    free(exchange_ok(f, &d));
+    device_close(&d);
+}
+
+/* The next challenge a token under measured boot brings carries what a
+ * challenge does: the policy's wider selection and the hashes of the logs
+ * the fleet holds once this exchange's are kept, so that the refresh over
+ * it is one request with hashes only (read and answered with the agent's
+ * own functions). */
+static void measured_boot_next_challenge(void **state)
+{
+    fixture_t *f = *state;
+    const cJSON *member;
+    device_t d;
+    measured_t m;
+    challenge_t ch;
+    tether_next_challenge_t next;
+    tether_evidence_t ev;
+    size_t sent = 0;
+    char *answer, *held, *token, *params = NULL, why[256];
+
+    enrol(f, &d, 33);
+    free(exchange_ok(f, &d));
+    measured_open(f, &m);
+    measure_file(&d, &m, "app", "app version 1", true);
+    measured_policy(f, &d, &m, true);
+    test_now += 10;
+    assert_int_equal(measured_exchange(f, &d, &m, &sent), 200);
+    assert_true(sent > 0);
+    member = cJSON_GetObjectItemCaseSensitive(f->json, "next_challenge");
+    assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(member,
+                                                                               "pcr_selection")),
+                        MEASURED_SELECTION);
+    assert_non_null(answer = cJSON_PrintUnformatted(f->json));
+    assert_int_equal(tether_agent_exchange_read_next((const uint8_t *)answer, strlen(answer), 0,
+                                                     &next),
+                     TETHER_OK);
+    cJSON_free(answer);
+    held = query_text(f, "SELECT lower(hex(sha256)) FROM device_eventlogs");
+    assert_true(next.measured_boot.asked);
+    assert_string_equal(next.measured_boot.tether_held, held);
+    assert_string_equal(next.measured_boot.platform_held, "");
+    /* In its window: the logs did not change, their hashes go alone. */
+    test_now += next.opens_ms / 1000;
+    memcpy(ch.nonce, next.nonce, sizeof(ch.nonce));
+    ch.pcrs = next.pcrs;
+    attest(&d, &ch, &ev);
+    token = encode(&ev);
+    assert_int_equal(tether_agent_eventlog_params(&next.measured_boot,
+                                                  &(tether_agent_eventlog_paths_t){
+                                                      .platform = m.platform, .tether = m.tether},
+                                                  &params, &sent, why, sizeof(why)),
+                     TETHER_OK);
+    assert_int_equal(sent, 0);
+    assert_int_equal(post_token_with(f, token, params), 200);
+    expect_sample(f, "tether_fleetd_exchanges_total{outcome=\"issued\"} 3");
+    tether_next_challenge_forget(&next);
+    free(params);
+    free(token);
+    free(held);
+    device_close(&d);
+}
+
+/* The SHA-256 of data in lowercase hex. */
+static void sha256_hex(const void *data, size_t len, char out[65])
+{
+    uint8_t digest[32];
+
+    assert_int_equal(tether_sha256(data, len, digest), TETHER_OK);
+    assert_int_equal(tether_hex_encode(digest, sizeof(digest), out, 65), TETHER_OK);
+}
+
+/* The refusal's alert: one measured_boot_refused of the device whose
+ * details name code, log and event. */
+static void expect_measured_alert(fixture_t *f, const device_t *d, const char *code,
+                                  const char *log, long long event)
+{
+    char sql[512];
+
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM alerts WHERE kind = '%s' AND device_id = '%s' AND "
+             "json_extract(details, '$.code') = '%s' AND json_extract(details, '$.log') = '%s' "
+             "AND json_extract(details, '$.event') = %lld AND "
+             "json_extract(details, '$.policy') = 'measured'",
+             TETHER_FLEET_ALERT_MEASURED_BOOT_REFUSED, d->id, code, log, event);
+    assert_int_equal(fleet_db_count(f->path, sql), 1);
+}
+
+/* Refusals: a hash the fleet does not hold, bytes that are not their hash's
+ * and no logs at all (nothing changes); a file of tether's changed
+ * (measurement_not_allowed, until the policy admits it) and a log the PCRs
+ * do not back (eventlog_replay_mismatch): an alert, no device state
+ * changed, the log the fleet holds kept. All 400, as pcr_mismatch. */
+static void measured_boot_refusals(void **state)
+{
+    fixture_t *f = *state;
+    device_t d;
+    measured_t m;
+    tether_agent_measured_boot_t mb;
+    tether_store_device_t before;
+    uint8_t *log = NULL;
+    size_t sent = 0, log_len = 0;
+    char empty[65], other[65], extra[1024], *token, *held, *b64;
+
+    enrol(f, &d, 32);
+    measured_open(f, &m);
+    measure_file(&d, &m, "app", "app version 1", true);
+    measured_policy(f, &d, &m, true);
+    assert_int_equal(measured_exchange(f, &d, &m, &sent), 200);
+    held = query_text(f, "SELECT lower(hex(sha256)) FROM device_eventlogs");
+    sha256_hex("", 0, empty);
+    sha256_hex("other", 5, other);
+    test_now += 10;
+    /* A hash the fleet does not hold, without bytes. */
+    token = measured_evidence(f, &d, &mb);
+    snprintf(extra, sizeof(extra), "&platform_log_sha256=%s&tether_log_sha256=%s", empty, other);
+    expect_refusal_with(f, token, extra, 400, "invalid_grant",
+                        TETHER_FLEET_EXCHANGE_EVENTLOG_UNKNOWN);
+    /* No logs named at all. */
+    expect_refusal_with(f, token, "", 400, "invalid_grant", TETHER_FLEET_EXCHANGE_EVENTLOG_UNKNOWN);
+    /* Bytes that do not hash to their hash. */
+    assert_int_equal(tether_file_read(m.tether, TETHER_CEL_MAX_SIZE, &log, &log_len), TETHER_OK);
+    assert_non_null(b64 = malloc(TETHER_BASE64URL_ENCODED_LEN(log_len) + 1));
+    assert_int_equal(tether_base64url_encode(log, log_len, b64,
+                                             TETHER_BASE64URL_ENCODED_LEN(log_len) + 1, NULL),
+                     TETHER_OK);
+    snprintf(extra, sizeof(extra), "&platform_log_sha256=%s&tether_log_sha256=%s&tether_log=%s",
+             empty, other, b64);
+    expect_refusal_with(f, token, extra, 400, "invalid_request", "malformed_request");
+    free(b64);
+    free(log);
+    free(token);
+    /* A file of tether's changed: its new digest is not the policy's. */
+    measure_file(&d, &m, "app", "app version 2", true);
+    before = device_row(f, d.id);
+    test_now += 10;
+    assert_int_equal(measured_exchange(f, &d, &m, &sent), 400);
+    assert_string_equal(text(f, "tether_error"), TETHER_FLEET_EXCHANGE_MEASUREMENT_NOT_ALLOWED);
+    assert_non_null(strstr(text(f, "error_description"), "tether log, PCR 13, event 1"));
+    expect_measured_alert(f, &d, TETHER_FLEET_EXCHANGE_MEASUREMENT_NOT_ALLOWED, "tether", 1);
+    assert_int_equal(device_row(f, d.id).highest_counter, before.highest_counter);
+    assert_int_equal(device_row(f, d.id).status, TETHER_DEVICE_ACTIVE);
+    expect_sample(f, "tether_fleetd_exchanges_total{outcome=\"measurement_not_allowed\"} 1");
+    {
+        char *now_held = query_text(f, "SELECT lower(hex(sha256)) FROM device_eventlogs");
+        assert_string_equal(now_held, held);
+        free(now_held);
+    }
+    /* The policy admits it: accepted, and the new log is kept. */
+    measured_policy(f, &d, &m, false);
+    test_now += 10;
+    assert_int_equal(measured_exchange(f, &d, &m, &sent), 200);
+    assert_true(sent > 0);
+    assert_true(device_row(f, d.id).highest_counter > before.highest_counter);
+    /* A record the PCR never saw: the replay is not the quote's. */
+    measure_file(&d, &m, "app", "app version 1", false);
+    before = device_row(f, d.id);
+    test_now += 10;
+    assert_int_equal(measured_exchange(f, &d, &m, &sent), 400);
+    assert_string_equal(text(f, "tether_error"), TETHER_FLEET_EXCHANGE_EVENTLOG_REPLAY_MISMATCH);
+    assert_int_equal(device_row(f, d.id).highest_counter, before.highest_counter);
+    expect_sample(f, "tether_fleetd_exchanges_total{outcome=\"eventlog_replay_mismatch\"} 1");
+    assert_int_equal(fleet_db_count(f->path, "SELECT count(*) FROM alerts WHERE kind = "
+                                             "'" TETHER_FLEET_ALERT_MEASURED_BOOT_REFUSED "'"),
+                     2);
+    free(held);
+    device_close(&d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -2587,10 +3051,15 @@ int main(void)
         cmocka_unit_test_setup_teardown(scope_and_audience, setup, teardown),
         cmocka_unit_test_setup_teardown(device_state_refusals, setup, teardown),
         cmocka_unit_test_setup_teardown(byte_identical_retry, setup, teardown),
+        cmocka_unit_test_setup_teardown(next_challenge_per_token, setup, teardown),
+        cmocka_unit_test_setup_teardown(withheld_next_challenge_evidence, setup, teardown),
         cmocka_unit_test_setup_teardown(token_follows_policy, setup, teardown),
         cmocka_unit_test_setup_teardown(source_networks_at_exchange, setup, teardown),
         cmocka_unit_test_setup_teardown(retry_keeps_policy, setup, teardown),
         cmocka_unit_test_setup_teardown(retry_of_token_without_policy, setup, teardown),
+        cmocka_unit_test_setup_teardown(measured_boot_exchange, setup, teardown),
+        cmocka_unit_test_setup_teardown(measured_boot_next_challenge, setup, teardown),
+        cmocka_unit_test_setup_teardown(measured_boot_refusals, setup, teardown),
         cmocka_unit_test_setup_teardown(clone_first_then_original, setup, teardown),
         cmocka_unit_test_setup_teardown(original_first_then_clone, setup, teardown),
         cmocka_unit_test_setup_teardown(tpm_state_rolled_back, setup, teardown),

@@ -13,10 +13,12 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <sqlite3.h>
 
 #include "fleet_fixture.h"
 #include "fleet_policies.h"
 #include "store.h"
+#include "store_schema.h"
 
 typedef struct fixture {
     char dir[FLEET_FIXTURE_DIR_SIZE];
@@ -283,6 +285,33 @@ static void device_list(void **state)
     assert_int_equal(tether_store_device_import(&f->store, rows, 3, 10, NULL, NULL), TETHER_OK);
     assert_int_equal(tether_store_device_list(&f->store, count_device, &count), TETHER_OK);
     assert_int_equal(count, 3);
+}
+
+/* The gauge's counts: every status, zeros included, following changes. */
+static void device_counts_by_status(void **state)
+{
+    fixture_t *f = *state;
+    tether_store_allow_t rows[3];
+    tether_store_device_t device;
+    uint64_t counts[TETHER_STORE_DEVICE_STATUSES];
+
+    memset(counts, 0xff, sizeof(counts));
+    assert_int_equal(tether_store_device_counts(&f->store, counts), TETHER_OK);
+    for (int i = 0; i < TETHER_STORE_DEVICE_STATUSES; i++)
+        assert_int_equal(counts[i], 0);
+    make_row(&rows[0], "dev_000000000000000000000001", 'a', "one");
+    make_row(&rows[1], "dev_000000000000000000000002", 'b', "two");
+    make_row(&rows[2], "dev_000000000000000000000003", 'c', "three");
+    assert_int_equal(tether_store_device_import(&f->store, rows, 3, 10, NULL, NULL), TETHER_OK);
+    assert_int_equal(tether_store_device_change_status(&f->store, rows[1].id,
+                                                       TETHER_DEVICE_REVOKE, "test", 20, &device),
+                     TETHER_OK);
+    assert_int_equal(tether_store_device_counts(&f->store, counts), TETHER_OK);
+    assert_int_equal(counts[TETHER_DEVICE_ALLOWED], 2);
+    assert_int_equal(counts[TETHER_DEVICE_REVOKED], 1);
+    assert_int_equal(counts[TETHER_DEVICE_ACTIVE], 0);
+    assert_int_equal(counts[TETHER_DEVICE_PENDING], 0);
+    assert_int_equal(counts[TETHER_DEVICE_QUARANTINED], 0);
 }
 
 static void add_device_with_tokens(fixture_t *f)
@@ -830,6 +859,109 @@ static void url_passwords(void **state)
     assert_true(tether_store_url_has_password("postgresql://fleet@db.example/t?nonsense=1"));
 }
 
+/* A fleet at schema version 11 (policy documents of at most 8192 bytes)
+ * migrates with its policies intact, and then holds a document of
+ * TETHER_POLICY_DOCUMENT_MAX bytes (a measured_boot section's size). */
+static void policies_migrated_to_larger_documents(void **state)
+{
+    fixture_t *f = *state;
+    static char large[TETHER_POLICY_DOCUMENT_MAX + 2];
+    char path[FLEET_FIXTURE_PATH_SIZE + 16];
+    tether_store_policy_t policy;
+    tether_store_t store;
+    int64_t version = 0;
+    sqlite3 *db = NULL;
+    int schema = 0;
+
+    snprintf(path, sizeof(path), "%s/v11.db", f->dir);
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    for (size_t i = 0; i < 11; i++)
+        assert_int_equal(sqlite3_exec(db, tether_store_migrations[i], NULL, NULL, NULL),
+                         SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db,
+                                  "CREATE TABLE schema_version (version INTEGER NOT NULL);"
+                                  "INSERT INTO schema_version VALUES (11);"
+                                  "INSERT INTO policies VALUES ('edge', 1, '" POLICY_V1 "', 5);",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+
+    tether_store_init(&store);
+    assert_int_equal(tether_store_open_sqlite(&store, path), TETHER_OK);
+    assert_int_equal(tether_store_schema_version(&store, &schema), TETHER_OK);
+    assert_int_equal(schema, tether_store_latest_version());
+    assert_int_equal(tether_store_policy_get(&store, "edge", 1, &policy), TETHER_OK);
+    assert_string_equal(policy.document, POLICY_V1);
+    assert_int_equal(policy.created_at, 5);
+    memset(large, 'x', TETHER_POLICY_DOCUMENT_MAX);
+    assert_int_equal(tether_store_policy_write(&store, "edge", large, false, 6, &version),
+                     TETHER_OK);
+    assert_int_equal(version, 2);
+    assert_int_equal(tether_store_policy_get(&store, "edge", 2, &policy), TETHER_OK);
+    assert_int_equal(strlen(policy.document), TETHER_POLICY_DOCUMENT_MAX);
+    large[TETHER_POLICY_DOCUMENT_MAX] = 'x';
+    assert_int_equal(tether_store_policy_write(&store, "edge", large, false, 7, &version),
+                     TETHER_ERR_INVALID_ARGUMENT);
+    tether_store_free(&store);
+}
+
+/* Measured boot's event logs (schema version 14): one per device and kind,
+ * replaced by the next accepted one, read with or without its bytes. */
+static void eventlogs_by_device(void **state)
+{
+    static const uint8_t first[] = {1, 2, 3}, second[] = {4, 5, 6, 7};
+    static const uint8_t hash_a[32] = {0xaa}, hash_b[32] = {0xbb}, hash_c[32] = {0xcc};
+    fixture_t *f = *state;
+    tether_store_allow_t row;
+    tether_store_eventlog_t log;
+    const char *id = "dev_000000000000000000000001";
+
+    make_row(&row, id, 'a', "one");
+    assert_int_equal(tether_store_device_import(&f->store, &row, 1, 10, NULL, NULL), TETHER_OK);
+    assert_int_equal(tether_store_eventlog_get(&f->store, id, TETHER_STORE_EVENTLOG_TETHER, true,
+                                               &log),
+                     TETHER_ERR_NOT_FOUND);
+    assert_null(log.bytes);
+    assert_int_equal(tether_store_eventlog_put(&f->store, id, TETHER_STORE_EVENTLOG_TETHER, hash_a,
+                                               first, sizeof(first), 20),
+                     TETHER_OK);
+    assert_int_equal(tether_store_eventlog_put(&f->store, id, TETHER_STORE_EVENTLOG_PLATFORM,
+                                               hash_c, NULL, 0, 20),
+                     TETHER_OK);
+    assert_int_equal(tether_store_eventlog_put(&f->store, id, TETHER_STORE_EVENTLOG_TETHER, hash_b,
+                                               second, sizeof(second), 30),
+                     TETHER_OK);
+    /* The hash alone (the challenge's), then the bytes (the exchange's). */
+    assert_int_equal(tether_store_eventlog_get(&f->store, id, TETHER_STORE_EVENTLOG_TETHER, false,
+                                               &log),
+                     TETHER_OK);
+    assert_memory_equal(log.sha256, hash_b, 32);
+    assert_null(log.bytes);
+    assert_int_equal(tether_store_eventlog_get(&f->store, id, TETHER_STORE_EVENTLOG_TETHER, true,
+                                               &log),
+                     TETHER_OK);
+    assert_int_equal(log.len, sizeof(second));
+    assert_memory_equal(log.bytes, second, sizeof(second));
+    tether_store_eventlog_free(&log);
+    assert_null(log.bytes);
+    /* An empty log is kept as zero bytes. */
+    assert_int_equal(tether_store_eventlog_get(&f->store, id, TETHER_STORE_EVENTLOG_PLATFORM,
+                                               true, &log),
+                     TETHER_OK);
+    assert_memory_equal(log.sha256, hash_c, 32);
+    assert_int_equal(log.len, 0);
+    assert_null(log.bytes);
+    assert_int_equal(fleet_db_count(f->path, "SELECT count(*) FROM device_eventlogs"), 2);
+    /* Another kind, or a device that does not exist, is refused. */
+    assert_int_equal(tether_store_eventlog_put(&f->store, id, (tether_store_eventlog_kind_t)2,
+                                               hash_a, first, sizeof(first), 40),
+                     TETHER_ERR_INVALID_ARGUMENT);
+    assert_int_equal(tether_store_eventlog_put(&f->store, "dev_000000000000000000000009",
+                                               TETHER_STORE_EVENTLOG_TETHER, hash_a, first,
+                                               sizeof(first), 40),
+                     TETHER_ERR_CONFLICT);
+}
+
 /* The tests of the operations both stores have. */
 static const struct CMUnitTest both_stores[] = {
     cmocka_unit_test_setup_teardown(migrations_applied_once, setup, teardown),
@@ -840,6 +972,7 @@ static const struct CMUnitTest both_stores[] = {
     cmocka_unit_test_setup_teardown(import_is_idempotent, setup, teardown),
     cmocka_unit_test_setup_teardown(import_rolls_back_on_conflict, setup, teardown),
     cmocka_unit_test_setup_teardown(device_list, setup, teardown),
+    cmocka_unit_test_setup_teardown(device_counts_by_status, setup, teardown),
     cmocka_unit_test_setup_teardown(revoke_marks_tokens_and_feed, setup, teardown),
     cmocka_unit_test_setup_teardown(quarantine_and_reinstate, setup, teardown),
     cmocka_unit_test_setup_teardown(status_change_rolls_back, setup, teardown),
@@ -850,6 +983,7 @@ static const struct CMUnitTest both_stores[] = {
     cmocka_unit_test_setup_teardown(alert_hook_sees_alerts_only, setup, teardown),
     cmocka_unit_test_setup_teardown(policy_versions, setup, teardown),
     cmocka_unit_test_setup_teardown(default_policy_from_config, setup, teardown),
+    cmocka_unit_test_setup_teardown(eventlogs_by_device, setup, teardown),
     cmocka_unit_test(names_and_roles),
     cmocka_unit_test(role_names),
     cmocka_unit_test(unopened_store),
@@ -860,6 +994,7 @@ static const struct CMUnitTest both_stores[] = {
 /* The tests of SQLite itself. */
 static const struct CMUnitTest sqlite_only[] = {
     cmocka_unit_test_setup_teardown(wal_and_durability, setup, teardown),
+    cmocka_unit_test_setup_teardown(policies_migrated_to_larger_documents, setup, teardown),
 };
 
 int main(void)

@@ -72,6 +72,24 @@ static void follow(fixture_t *f, const char *document)
                      TETHER_OK);
 }
 
+/* One report of entry, for DEV1's token, received a second after its
+ * last_seen. */
+static void record(fixture_t *f, tether_store_usage_entry_t *entry,
+                   tether_store_usage_result_t *result)
+{
+    char id[32];
+    tether_store_usage_report_t r = {.relying_party = 1, .gateway = "gate-1", .report_id = id,
+                                     .entries = entry, .entry_count = 1};
+
+    snprintf(entry->jti, sizeof(entry->jti), "%s", JTI1);
+    snprintf(entry->device_id, sizeof(entry->device_id), "%s", DEV1);
+    snprintf(id, sizeof(id), "r-%016u", ++f->reports);
+    memset(r.body_sha256, (int)f->reports, sizeof(r.body_sha256));
+    assert_int_equal(tether_store_usage_report_record(&f->store, &r, entry->last_seen + 1, result),
+                     TETHER_OK);
+    assert_int_equal(result->decision, TETHER_STORE_USAGE_ACCEPTED);
+}
+
 /* One report of one entry of DEV1's token, seen over [at - 1, at]. */
 static void report(fixture_t *f, int64_t at, int64_t requests, int64_t tokens, int64_t cost,
                    tether_store_usage_result_t *result)
@@ -80,16 +98,8 @@ static void report(fixture_t *f, int64_t at, int64_t requests, int64_t tokens, i
                                         .completion_tokens = tokens - tokens / 2,
                                         .cost_micros = cost, .first_seen = at - 1,
                                         .last_seen = at};
-    char id[32];
-    tether_store_usage_report_t r = {.relying_party = 1, .gateway = "gate-1", .report_id = id,
-                                     .entries = &entry, .entry_count = 1};
 
-    snprintf(entry.jti, sizeof(entry.jti), "%s", JTI1);
-    snprintf(entry.device_id, sizeof(entry.device_id), "%s", DEV1);
-    snprintf(id, sizeof(id), "r-%016u", ++f->reports);
-    memset(r.body_sha256, (int)f->reports, sizeof(r.body_sha256));
-    assert_int_equal(tether_store_usage_report_record(&f->store, &r, at + 1, result), TETHER_OK);
-    assert_int_equal(result->decision, TETHER_STORE_USAGE_ACCEPTED);
+    record(f, &entry, result);
 }
 
 static long long alerts(fixture_t *f)
@@ -328,6 +338,88 @@ static void source_quarantine_refuses(void **state)
     assert_int_equal(source_alerts(f), 1);
 }
 
+/* One report of one entry of DEV1's token at at, with what the gateway
+ * refused for a model outside the allow lists and for the client's
+ * address (both counted in refused too). */
+static void report_refusals(fixture_t *f, int64_t at, int64_t models, int64_t sources,
+                            tether_store_usage_result_t *result)
+{
+    tether_store_usage_entry_t entry = {.refused = models + sources, .refused_models = models,
+                                        .refused_sources = sources, .first_seen = at,
+                                        .last_seen = at};
+
+    record(f, &entry, result);
+}
+
+/* refused_models: tried value times within the hour reaches it (not
+ * "past" it: "models outside the allow list tried N times"); tries an hour
+ * apart do not add up; with quarantine, the clone path's containment. */
+static void refused_models_reach_their_value(void **state)
+{
+    fixture_t *f = *state;
+    tether_store_usage_result_t result;
+
+    follow(f, POLICY("refused_models", "3", "quarantine"));
+    report_refusals(f, NOW - 4000, 2, 0, &result);
+    report_refusals(f, NOW - 100, 1, 0, &result);
+    assert_int_equal(result.thresholds, 0);
+    /* Requests without such a refusal never act, whatever the window holds. */
+    report(f, NOW - 1, 5, 0, 0, &result);
+    assert_int_equal(result.thresholds, 0);
+    assert_status(f, TETHER_DEVICE_ACTIVE);
+    report_refusals(f, NOW, 2, 0, &result);
+    assert_int_equal(result.thresholds, 1);
+    assert_true(result.quarantined);
+    assert_status(f, TETHER_DEVICE_QUARANTINED);
+    assert_int_equal(fleet_db_count(f->db, "SELECT count(*) FROM alerts WHERE kind = "
+                                           "'threshold_exceeded' AND details ->> 'kind' = "
+                                           "'refused_models' AND details ->> 'observed' = 3 AND "
+                                           "details ->> 'value' = 3 AND details ->> "
+                                           "'window_seconds' = 3600 AND details ->> 'action' = "
+                                           "'quarantine'"),
+                     1);
+    assert_int_equal(fleet_db_count(f->db, "SELECT count(*) FROM revocations WHERE device_id = '"
+                                           DEV1 "' AND reason LIKE 'threshold refused_models "
+                                           "reached: 3 requests for a model%'"),
+                     1);
+    assert_int_equal(fleet_db_count(f->db, "SELECT revoked FROM issued_tokens WHERE jti = '" JTI1
+                                           "'"),
+                     1);
+}
+
+/* source_networks at gateways: requests refused for their address add up
+ * per hour like refused_models; with alert, the device is served on. */
+static void source_refusals_at_gateways_alert(void **state)
+{
+    fixture_t *f = *state;
+    tether_store_usage_result_t result;
+
+    tether_store_exchange_result_t r;
+    tether_policy_document_t doc;
+
+    follow(f, SOURCES("alert"));
+    /* An exchange from outside alerted within the hour: the gateways'
+     * sightings alert on their own all the same. */
+    parse(SOURCES("alert"), &doc);
+    assert_int_equal(exchange(f, "192.0.2.7", &doc, &r), TETHER_STORE_EXCHANGE_ACCEPT);
+    assert_true(r.source_alerted);
+    /* Refused models count for no source threshold. */
+    report_refusals(f, NOW - 10, 4, 0, &result);
+    assert_int_equal(result.thresholds, 0);
+    report_refusals(f, NOW, 0, 2, &result);
+    assert_int_equal(result.thresholds, 1);
+    assert_false(result.quarantined);
+    assert_int_equal(fleet_db_count(f->db, "SELECT count(*) FROM alerts WHERE details ->> 'kind' "
+                                           "= 'source_networks' AND details ->> 'observed' = 2 "
+                                           "AND details ->> 'action' = 'alert'"),
+                     1);
+    /* Within the hour that alerted: not again. */
+    report_refusals(f, NOW + 60, 0, 1, &result);
+    assert_int_equal(result.thresholds, 0);
+    assert_int_equal(source_alerts(f), 2);
+    assert_status(f, TETHER_DEVICE_ACTIVE);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -339,6 +431,8 @@ int main(void)
         cmocka_unit_test(sources_match_by_network),
         cmocka_unit_test_setup_teardown(source_alert_serves, setup, teardown),
         cmocka_unit_test_setup_teardown(source_quarantine_refuses, setup, teardown),
+        cmocka_unit_test_setup_teardown(refused_models_reach_their_value, setup, teardown),
+        cmocka_unit_test_setup_teardown(source_refusals_at_gateways_alert, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

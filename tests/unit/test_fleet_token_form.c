@@ -175,6 +175,117 @@ static void reasons_hold_no_values(void **state)
     }
 }
 
+#define HASH_A "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+#define HASH_B "fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210"
+#define HASHES "&platform_log_sha256=" HASH_A "&tether_log_sha256=" HASH_B
+
+/* The measured-boot parameters: hashes alone, or with the logs that
+ * changed; the logs are spans of the body. */
+static void measured_boot_parameters(void **state)
+{
+    char why[TETHER_TOKEN_FORM_WHY_SIZE];
+    static const char with_log[] = BASE HASHES "&tether_log=AQID";
+    tether_token_form_t *form;
+
+    (void)state;
+    form = parse(BASE HASHES, TETHER_OK, why, sizeof(why));
+    assert_string_equal(form->platform_log_sha256, HASH_A);
+    assert_string_equal(form->tether_log_sha256, HASH_B);
+    assert_null(form->platform_log.data);
+    assert_int_equal(form->platform_log.len, 0);
+    assert_null(form->tether_log.data);
+    free(form);
+    form = parse(with_log, TETHER_OK, why, sizeof(why));
+    assert_ptr_equal(form->tether_log.data, with_log + strlen(with_log) - 4);
+    assert_int_equal(form->tether_log.len, 4);
+    assert_int_equal(form->platform_log.len, 0);
+    free(form);
+    form = parse(BASE "&platform_log=AQ" HASHES "&tether_log=AQI", TETHER_OK, why, sizeof(why));
+    assert_int_equal(form->platform_log.len, 2);
+    assert_int_equal(form->tether_log.len, 3);
+    free(form);
+    /* Without them: a device whose policy has no measured boot. */
+    form = parse(BASE, TETHER_OK, why, sizeof(why));
+    assert_string_equal(form->platform_log_sha256, "");
+    assert_null(form->tether_log.data);
+    free(form);
+}
+
+static void measured_boot_refusals(void **state)
+{
+    static const struct {
+        const char *body;
+        const char *why;
+    } refused[] = {
+        /* Both hashes or neither. */
+        {BASE "&platform_log_sha256=" HASH_A, "come together"},
+        {BASE "&tether_log_sha256=" HASH_B, "come together"},
+        /* A log only beside its hash. */
+        {BASE "&tether_log=AQID", "comes only with"},
+        {BASE "&platform_log=AQID", "comes only with"},
+        /* A hash is 64 lowercase hex digits. */
+        {BASE "&platform_log_sha256=" HASH_A "0&tether_log_sha256=" HASH_B, "longer than"},
+        {BASE "&platform_log_sha256=0123&tether_log_sha256=" HASH_B, "characters"},
+        {BASE "&platform_log_sha256=0123456789ABCDEF0123456789abcdef0123456789abcdef0123456789"
+              "abcdef&tether_log_sha256=" HASH_B,
+         "characters"},
+        /* A log is raw base64url without padding: never escaped. */
+        {BASE HASHES "&tether_log=AQ%49D", "base64url"},
+        {BASE HASHES "&tether_log=AQ==", "base64url"},
+        {BASE HASHES "&tether_log=AQ+D", "base64url"},
+        {BASE HASHES "&tether_log=AQIDB", "base64url"},
+        {BASE HASHES "&tether_log=AQID&tether_log=AQID", "more than once"},
+        {BASE HASHES HASHES, "more than once"},
+    };
+    char why[TETHER_TOKEN_FORM_WHY_SIZE];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+        tether_token_form_t *form = parse(refused[i].body, TETHER_ERR_PARSE, why, sizeof(why));
+
+        if (strstr(why, refused[i].why) == NULL)
+            fail_msg("\"%.300s\": \"%s\" does not say \"%s\"", refused[i].body, why,
+                     refused[i].why);
+        assert_null(form->tether_log.data);
+        assert_int_equal(form->platform_log_sha256[0], '\0');
+        free(form);
+    }
+}
+
+/* Each log up to the encoding of its wire bound, and the largest body
+ * within TETHER_TOKEN_FORM_MAX_BODY. */
+static void measured_boot_bounds(void **state)
+{
+    char why[TETHER_TOKEN_FORM_WHY_SIZE];
+    size_t size = TETHER_TOKEN_FORM_MAX_BODY + 64, used;
+    char *body = malloc(size);
+    tether_token_form_t *form;
+
+    (void)state;
+    assert_non_null(body);
+    used = (size_t)snprintf(body, size, "%s", BASE HASHES "&platform_log=");
+    memset(body + used, 'A', TETHER_TOKEN_FORM_PLATFORM_LOG_MAX);
+    used += TETHER_TOKEN_FORM_PLATFORM_LOG_MAX;
+    used += (size_t)snprintf(body + used, size - used, "&tether_log=");
+    memset(body + used, 'A', TETHER_TOKEN_FORM_TETHER_LOG_MAX);
+    body[used + TETHER_TOKEN_FORM_TETHER_LOG_MAX] = '\0';
+    assert_true(strlen(body) <= TETHER_TOKEN_FORM_MAX_BODY);
+    form = parse(body, TETHER_OK, why, sizeof(why));
+    assert_int_equal(form->platform_log.len, TETHER_TOKEN_FORM_PLATFORM_LOG_MAX);
+    assert_int_equal(form->tether_log.len, TETHER_TOKEN_FORM_TETHER_LOG_MAX);
+    free(form);
+    /* One character more in either: refused, naming it. */
+    strcat(body, "A");
+    free(parse(body, TETHER_ERR_PARSE, why, sizeof(why)));
+    assert_non_null(strstr(why, "tether_log is longer"));
+    used = (size_t)snprintf(body, size, "%s", BASE HASHES "&platform_log=");
+    memset(body + used, 'A', TETHER_TOKEN_FORM_PLATFORM_LOG_MAX + 1);
+    body[used + TETHER_TOKEN_FORM_PLATFORM_LOG_MAX + 1] = '\0';
+    free(parse(body, TETHER_ERR_PARSE, why, sizeof(why)));
+    assert_non_null(strstr(why, "platform_log is longer"));
+    free(body);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -182,6 +293,9 @@ int main(void)
         cmocka_unit_test(refusals),
         cmocka_unit_test(bounds),
         cmocka_unit_test(reasons_hold_no_values),
+        cmocka_unit_test(measured_boot_parameters),
+        cmocka_unit_test(measured_boot_refusals),
+        cmocka_unit_test(measured_boot_bounds),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -155,6 +155,19 @@ static void parser_reads_a_report(void **state)
                                                sizeof(message)),
                      TETHER_OK);
     assert_string_equal(report->gateway, "https://gate.example:8443");
+    /* Without the optional refusal counts they are 0 (above); with them,
+     * read (tether-gate sends them when not 0). */
+    assert_int_equal(report->entries[0].refused_models, 0);
+    assert_int_equal(report->entries[0].refused_sources, 0);
+    snprintf(body, sizeof(body),
+             ONE(ENTRY_HEAD "\"requests\":1,\"refused\":5,\"refused_models\":3,"
+                            "\"refused_sources\":2," ENTRY_TAIL));
+    assert_int_equal(tether_usage_report_parse(body, strlen(body), report, message,
+                                               sizeof(message)),
+                     TETHER_OK);
+    assert_int_equal(report->entries[0].refused, 5);
+    assert_int_equal(report->entries[0].refused_models, 3);
+    assert_int_equal(report->entries[0].refused_sources, 2);
     free(report);
 }
 
@@ -263,6 +276,24 @@ static void parser_refusals(void **state)
                         "\"last_seen\":2}"),
          "entry 0: first_seen is after last_seen"},
         {ONE(GOOD_ENTRY "," GOOD_ENTRY), "entry 1: jti repeats entry 0"},
+        /* The optional refusal counts: integers within the bound, part of
+         * refused. */
+        {ONE(ENTRY_HEAD "\"requests\":1,\"refused\":2,\"refused_models\":1.5,"
+                        ENTRY_TAIL),
+         "entry 0: \"refused_models\" must be an integer"},
+        {ONE(ENTRY_HEAD "\"requests\":1,\"refused\":2,\"refused_sources\":-1,"
+                        ENTRY_TAIL),
+         "entry 0: \"refused_sources\" must be an integer"},
+        {ONE(ENTRY_HEAD "\"requests\":1,\"refused\":2,\"refused_models\":2,"
+                        "\"refused_sources\":1," ENTRY_TAIL),
+         "entry 0: refused_models and refused_sources add up to more than refused"},
+        {ONE(ENTRY_HEAD "\"requests\":1,\"refused\":0,\"refused_models\":1," ENTRY_TAIL),
+         "add up to more than refused"},
+        {ONE(ENTRY_HEAD "\"requests\":1,\"refused\":2,\"refused_models\":1,"
+                        "\"refused_models\":1," ENTRY_TAIL),
+         "repeated fields"},
+        {ONE(ENTRY_HEAD "\"requests\":1,\"refused\":2,\"refused_model\":1," ENTRY_TAIL),
+         "entry 0: unknown field \"refused_model\""},
     };
     char *many;
     size_t used;

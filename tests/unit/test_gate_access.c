@@ -279,9 +279,10 @@ static int teardown(void **state)
 }
 
 /* A token of the fleet for sub/jti with the given policy and audience,
- * bound to the device key, in f->token and f->authorization. */
-static void make_token(fixture_t *f, const char *sub, const char *jti, const char *policy,
-                       const char *scheme)
+ * bound to the device key, in f->token and f->authorization; sources, when
+ * not NULL, is the JSON of its tether.sources claim. */
+static void make_token_with_sources(fixture_t *f, const char *sub, const char *jti,
+                                    const char *policy, const char *scheme, const char *sources)
 {
     cJSON *claims = cJSON_CreateObject(), *cnf, *tether, *models;
 
@@ -299,10 +300,18 @@ static void make_token(fixture_t *f, const char *sub, const char *jti, const cha
     models = cJSON_AddArrayToObject(tether, "models");
     cJSON_AddItemToArray(models, cJSON_CreateString("gpt-4o-mini"));
     cJSON_AddItemToArray(models, cJSON_CreateString("llama-*"));
+    if (sources != NULL)
+        cJSON_AddItemToObject(tether, "sources", cJSON_Parse(sources));
     assert_int_equal(tether_jwt_sign("k1", claims, &f->issuer, f->token, sizeof(f->token), NULL),
                      TETHER_OK);
     cJSON_Delete(claims);
     snprintf(f->authorization, sizeof(f->authorization), "%s %s", scheme, f->token);
+}
+
+static void make_token(fixture_t *f, const char *sub, const char *jti, const char *policy,
+                       const char *scheme)
+{
+    make_token_with_sources(f, sub, jti, policy, scheme, NULL);
 }
 
 static void make_proof(fixture_t *f, const tether_ec_key_t *key, const char *jti,
@@ -464,6 +473,116 @@ static void test_access_nonce(void **state)
     f->config.dpop_nonce = false;
 }
 
+/* tether.sources is read strictly: 1 to 32 canonical networks, ascending;
+ * anything else makes the token invalid (never half read). */
+static void test_access_sources_claim(void **state)
+{
+    static const char *const malformed[] = {
+        "[]",                              /* present but empty */
+        "\"10.0.0.0/8\"",                  /* not an array */
+        "[\"10.0.0.0\"]",                  /* no prefix */
+        "[\"10.0.0.1/8\"]",                /* host bits */
+        "[\"10.0.0.0/08\"]",               /* not canonical */
+        "[\"10.0.0.0/33\"]",               /* prefix above 32 */
+        "[\"FD00::/8\"]",                  /* not inet_ntop's text */
+        "[\"fd00::/8\",\"10.0.0.0/8\"]",   /* not ascending (IPv4 first) */
+        "[\"10.0.0.0/8\",\"10.0.0.0/8\"]", /* twice */
+        "[7]",
+    };
+    fixture_t *f = *state;
+    char jti[32], many[40 * 34] = "[";
+
+    make_token_with_sources(f, "dev_a", "jti-s1", "default", "DPoP",
+                            "[\"10.0.0.0/8\",\"192.0.2.0/24\",\"fd00::/8\"]");
+    make_proof(f, &f->device, "p1", NULL);
+    assert_int_equal(check(f, f->proof), TETHER_OK);
+    assert_int_equal(f->identity.source_count, 3);
+    assert_int_equal(f->identity.sources[2].prefix, 8);
+    for (size_t i = 0; i < sizeof(malformed) / sizeof(malformed[0]); i++) {
+        snprintf(jti, sizeof(jti), "jti-s-bad-%zu", i);
+        make_token_with_sources(f, "dev_a", jti, "default", "DPoP", malformed[i]);
+        make_proof(f, &f->device, "p1", NULL);
+        assert_refused(f, check(f, f->proof), 401, "token_invalid");
+    }
+    /* 32 networks pass; 33 do not. */
+    for (unsigned i = 0; i < 33; i++) {
+        size_t n = strlen(many);
+
+        snprintf(many + n, sizeof(many) - n, "%s\"10.%u.0.0/16\"", i == 0 ? "" : ",", i);
+        if (i == 31 || i == 32) {
+            snprintf(jti, sizeof(jti), "jti-s-many-%u", i);
+            strcat(many, "]");
+            make_token_with_sources(f, "dev_a", jti, "default", "DPoP", many);
+            make_proof(f, &f->device, "p1", NULL);
+            if (i == 31)
+                assert_int_equal(check(f, f->proof), TETHER_OK);
+            else
+                assert_refused(f, check(f, f->proof), 401, "token_invalid");
+            many[strlen(many) - 1] = '\0';
+        }
+    }
+}
+
+/* The client's address against the token's sources: IPv4 and IPv6, the
+ * edges of a prefix, /0 and full-length networks, IPv4-mapped addresses
+ * (IPv6: they match IPv6 networks only) and an unknown address. */
+static void test_access_source_check(void **state)
+{
+    static const struct {
+        const char *sources, *remote;
+        bool allowed;
+    } cases[] = {
+        {NULL, "203.0.113.9", true},
+        {NULL, NULL, true},
+        {"[\"10.1.0.0/16\"]", "10.1.0.0", true},
+        {"[\"10.1.0.0/16\"]", "10.1.255.255", true},
+        {"[\"10.1.0.0/16\"]", "10.0.255.255", false},
+        {"[\"10.1.0.0/16\"]", "10.2.0.0", false},
+        {"[\"10.1.2.128/25\"]", "10.1.2.127", false},
+        {"[\"10.1.2.128/25\"]", "10.1.2.128", true},
+        {"[\"127.0.0.1/32\"]", "127.0.0.1", true},
+        {"[\"127.0.0.1/32\"]", "127.0.0.2", false},
+        {"[\"0.0.0.0/0\"]", "203.0.113.9", true},
+        {"[\"0.0.0.0/0\"]", "::1", false},
+        {"[\"::/0\"]", "::1", true},
+        {"[\"fd00::/8\"]", "fd12:3456::1", true},
+        {"[\"fd00::/8\"]", "fe80::1", false},
+        {"[\"2001:db8::/127\"]", "2001:db8::1", true},
+        {"[\"2001:db8::/127\"]", "2001:db8::2", false},
+        {"[\"::1/128\"]", "::1", true},
+        {"[\"10.0.0.0/8\"]", "::ffff:10.1.2.3", false},
+        {"[\"::ffff:10.0.0.0/104\"]", "::ffff:10.1.2.3", true},
+        {"[\"10.0.0.0/8\",\"fd00::/8\"]", "fd00::1", true},
+        {"[\"10.0.0.0/8\"]", NULL, false},
+        {"[\"10.0.0.0/8\"]", "not-an-address", false},
+    };
+    fixture_t *f = *state;
+    char jti[32];
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        snprintf(jti, sizeof(jti), "jti-src-%zu", i);
+        make_token_with_sources(f, "dev_a", jti, "default", "DPoP", cases[i].sources);
+        make_proof(f, &f->device, "p1", NULL);
+        assert_int_equal(check(f, f->proof), TETHER_OK);
+        memset(&f->refusal, 0x5a, sizeof(f->refusal));
+        if (cases[i].allowed) {
+            assert_int_equal(tether_gate_access_check_source(&f->identity, cases[i].remote,
+                                                             &f->refusal),
+                             TETHER_OK);
+            assert_int_equal(f->refusal.status, 0);
+            continue;
+        }
+        assert_int_equal(
+            tether_gate_access_check_source(&f->identity, cases[i].remote, &f->refusal),
+            TETHER_ERR_VERIFY);
+        assert_int_equal(f->refusal.status, 403);
+        assert_string_equal(f->refusal.error, "insufficient_scope");
+        assert_string_equal(f->refusal.tether_error, "source_network_refused");
+        assert_non_null(strstr(f->refusal.description,
+                               cases[i].remote != NULL ? cases[i].remote : "unknown address"));
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest table_tests[] = {
@@ -479,6 +598,8 @@ int main(void)
         cmocka_unit_test(test_access_bearer_where_allowed),
         cmocka_unit_test(test_access_revocation),
         cmocka_unit_test(test_access_nonce),
+        cmocka_unit_test(test_access_sources_claim),
+        cmocka_unit_test(test_access_source_check),
     };
     int failed = cmocka_run_group_tests_name("table", table_tests, NULL, NULL);
 

@@ -82,15 +82,17 @@ static void counts_per_token(void **state)
     fixture_t *f = *state;
     tether_gate_usage_reporter_t *r = &f->reporter;
 
-    tether_gate_usage_reporter_count(r, DEV1, JTI1, true, 100, 20, 2500, NOW);
-    tether_gate_usage_reporter_count(r, DEV1, JTI1, true, 50, 5, 1000, NOW + 3);
-    tether_gate_usage_reporter_count(r, DEV1, JTI1, false, 0, 0, 0, NOW + 1);
-    tether_gate_usage_reporter_count(r, DEV2, JTI2, true, 1, 2, 3, NOW + 2);
+    tether_gate_usage_reporter_count(r, DEV1, JTI1, TETHER_GATE_USAGE_FORWARDED, 100, 20, 2500,
+                                     NOW);
+    tether_gate_usage_reporter_count(r, DEV1, JTI1, TETHER_GATE_USAGE_FORWARDED, 50, 5, 1000,
+                                     NOW + 3);
+    tether_gate_usage_reporter_count(r, DEV1, JTI1, TETHER_GATE_USAGE_REFUSED, 0, 0, 0, NOW + 1);
+    tether_gate_usage_reporter_count(r, DEV2, JTI2, TETHER_GATE_USAGE_FORWARDED, 1, 2, 3, NOW + 2);
     /* Not fleetd's syntax: never reported (fleetd would refuse the report). */
-    tether_gate_usage_reporter_count(r, DEV1, "0123", true, 1, 1, 1, NOW);
-    tether_gate_usage_reporter_count(r, "dev_1", JTI1, true, 1, 1, 1, NOW);
-    tether_gate_usage_reporter_count(r, DEV1, "0123456789ABCDEF0123456789abcdef", true, 1, 1,
-                                     1, NOW);
+    tether_gate_usage_reporter_count(r, DEV1, "0123", TETHER_GATE_USAGE_FORWARDED, 1, 1, 1, NOW);
+    tether_gate_usage_reporter_count(r, "dev_1", JTI1, TETHER_GATE_USAGE_FORWARDED, 1, 1, 1, NOW);
+    tether_gate_usage_reporter_count(r, DEV1, "0123456789ABCDEF0123456789abcdef",
+                                     TETHER_GATE_USAGE_FORWARDED, 1, 1, 1, NOW);
     metric_is(f, "tether_gate_usage_entries_pending 2\n");
     assert_int_equal(tether_gate_usage_reporter_batch(r), 1);
     assert_int_equal(r->count_n, 0);
@@ -110,7 +112,7 @@ static void counts_per_token(void **state)
     assert_int_equal(f->report.entries[1].cost_micros, 3);
     /* Nothing counted since: no report. A new one gets a new id. */
     assert_int_equal(tether_gate_usage_reporter_batch(r), 0);
-    tether_gate_usage_reporter_count(r, DEV1, JTI1, true, 1, 1, 1, NOW + 10);
+    tether_gate_usage_reporter_count(r, DEV1, JTI1, TETHER_GATE_USAGE_FORWARDED, 1, 1, 1, NOW + 10);
     assert_int_equal(tether_gate_usage_reporter_batch(r), 1);
     assert_int_equal(r->pending_n, 2);
     assert_string_not_equal(r->pending[0].report_id, r->pending[1].report_id);
@@ -119,6 +121,35 @@ static void counts_per_token(void **state)
     metric_is(f, "tether_gate_usage_entries_pending 3\n");
 }
 
+
+/* The refusals the fleet's thresholds watch: counted in refused and in
+ * their own figure, sent only when not 0 (a fleetd before them reads such
+ * a report), and read back by fleetd's parser. */
+static void refusals_for_the_thresholds(void **state)
+{
+    fixture_t *f = *state;
+    tether_gate_usage_reporter_t *r = &f->reporter;
+
+    tether_gate_usage_reporter_count(r, DEV1, JTI1, TETHER_GATE_USAGE_REFUSED_MODEL, 0, 0, 0, NOW);
+    tether_gate_usage_reporter_count(r, DEV1, JTI1, TETHER_GATE_USAGE_REFUSED_MODEL, 0, 0, 0, NOW);
+    tether_gate_usage_reporter_count(r, DEV1, JTI1, TETHER_GATE_USAGE_REFUSED_SOURCE, 0, 0, 0,
+                                     NOW + 1);
+    tether_gate_usage_reporter_count(r, DEV1, JTI1, TETHER_GATE_USAGE_REFUSED, 0, 0, 0, NOW + 1);
+    tether_gate_usage_reporter_count(r, DEV2, JTI2, TETHER_GATE_USAGE_FORWARDED, 1, 2, 3, NOW);
+    assert_int_equal(tether_gate_usage_reporter_batch(r), 1);
+    read_pending(f, 0);
+    assert_int_equal(f->report.entries[0].requests, 0);
+    assert_int_equal(f->report.entries[0].refused, 4);
+    assert_int_equal(f->report.entries[0].refused_models, 2);
+    assert_int_equal(f->report.entries[0].refused_sources, 1);
+    assert_int_equal(f->report.entries[1].refused_models, 0);
+    assert_int_equal(f->report.entries[1].refused_sources, 0);
+    assert_non_null(strstr(r->pending[0].body, "\"refused_models\":2,\"refused_sources\":1"));
+    /* Entry 1 refused nothing: neither member. */
+    assert_null(strstr(strstr(r->pending[0].body, "\"refused_sources\":1") +
+                           strlen("\"refused_sources\""),
+                       "refused_"));
+}
 static void bounded_while_the_fleet_is_away(void **state)
 {
     fixture_t *f = *state;
@@ -128,12 +159,12 @@ static void bounded_while_the_fleet_is_away(void **state)
     /* A full table: 16 reports of 256 entries. */
     for (unsigned i = 0; i < TETHER_GATE_USAGE_TOKENS_MAX; i++) {
         snprintf(jti, sizeof(jti), "%032x", i);
-        tether_gate_usage_reporter_count(r, DEV1, jti, true, 1, 1, 1, NOW);
+        tether_gate_usage_reporter_count(r, DEV1, jti, TETHER_GATE_USAGE_FORWARDED, 1, 1, 1, NOW);
     }
     /* One token more finds no room; a known one still counts. */
-    tether_gate_usage_reporter_count(r, DEV1, JTI1, true, 1, 1, 1, NOW);
-    tether_gate_usage_reporter_count(r, DEV1, "00000000000000000000000000000000", true, 1, 1, 1,
-                                     NOW);
+    tether_gate_usage_reporter_count(r, DEV1, JTI1, TETHER_GATE_USAGE_FORWARDED, 1, 1, 1, NOW);
+    tether_gate_usage_reporter_count(r, DEV1, "00000000000000000000000000000000",
+                                     TETHER_GATE_USAGE_FORWARDED, 1, 1, 1, NOW);
     metric_is(f, "tether_gate_usage_dropped_total 1\n");
     assert_int_equal(tether_gate_usage_reporter_batch(r), TETHER_GATE_USAGE_PENDING_MAX);
     for (size_t i = 0; i < TETHER_GATE_USAGE_PENDING_MAX; i++)
@@ -142,7 +173,7 @@ static void bounded_while_the_fleet_is_away(void **state)
     read_pending(f, 0);
     assert_int_equal(f->report.entries[0].requests, 2);
     /* Every report waits: the table counts on, and is not taken. */
-    tether_gate_usage_reporter_count(r, DEV1, JTI1, true, 1, 1, 1, NOW);
+    tether_gate_usage_reporter_count(r, DEV1, JTI1, TETHER_GATE_USAGE_FORWARDED, 1, 1, 1, NOW);
     assert_int_equal(tether_gate_usage_reporter_batch(r), 0);
     assert_int_equal(r->count_n, 1);
     metric_is(f, "tether_gate_usage_entries_pending 4097\n");
@@ -153,11 +184,12 @@ static void an_entry_stops_at_fleetd_bounds(void **state)
     fixture_t *f = *state;
     tether_gate_usage_reporter_t *r = &f->reporter;
 
-    tether_gate_usage_reporter_count(r, DEV1, JTI1, true, TETHER_GATE_USAGE_MAX_TOKENS, 0,
-                                     TETHER_GATE_USAGE_MAX_COST, NOW);
+    tether_gate_usage_reporter_count(r, DEV1, JTI1, TETHER_GATE_USAGE_FORWARDED,
+                                     TETHER_GATE_USAGE_MAX_TOKENS, 0, TETHER_GATE_USAGE_MAX_COST,
+                                     NOW);
     /* Past the bounds: not added (and said), so fleetd accepts the report. */
-    tether_gate_usage_reporter_count(r, DEV1, JTI1, true, 1, 0, 0, NOW);
-    tether_gate_usage_reporter_count(r, DEV1, JTI1, true, 0, 0, 1, NOW);
+    tether_gate_usage_reporter_count(r, DEV1, JTI1, TETHER_GATE_USAGE_FORWARDED, 1, 0, 0, NOW);
+    tether_gate_usage_reporter_count(r, DEV1, JTI1, TETHER_GATE_USAGE_FORWARDED, 0, 0, 1, NOW);
     metric_is(f, "tether_gate_usage_dropped_total 2\n");
     assert_int_equal(tether_gate_usage_reporter_batch(r), 1);
     read_pending(f, 0);
@@ -172,8 +204,8 @@ static void unopened_reporter(void **state)
 
     (void)state;
     tether_gate_usage_reporter_init(&r);
-    tether_gate_usage_reporter_count(&r, DEV1, JTI1, true, 1, 1, 1, NOW);
-    tether_gate_usage_reporter_count(NULL, DEV1, JTI1, true, 1, 1, 1, NOW);
+    tether_gate_usage_reporter_count(&r, DEV1, JTI1, TETHER_GATE_USAGE_FORWARDED, 1, 1, 1, NOW);
+    tether_gate_usage_reporter_count(NULL, DEV1, JTI1, TETHER_GATE_USAGE_FORWARDED, 1, 1, 1, NOW);
     assert_int_equal(tether_gate_usage_reporter_batch(&r), 0);
     assert_int_equal(tether_gate_usage_reporter_start(&r, "https://fleet.example", "ca.pem",
                                                       "tthr_adm_x", 5),
@@ -186,6 +218,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(counts_per_token, setup, teardown),
+        cmocka_unit_test_setup_teardown(refusals_for_the_thresholds, setup, teardown),
         cmocka_unit_test_setup_teardown(bounded_while_the_fleet_is_away, setup, teardown),
         cmocka_unit_test_setup_teardown(an_entry_stops_at_fleetd_bounds, setup, teardown),
         cmocka_unit_test(unopened_reporter),

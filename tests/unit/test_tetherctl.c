@@ -16,6 +16,8 @@
 
 #include <cmocka.h>
 
+#include "tether/cel.h"
+#include "tether/eventlog.h"
 #include "tether/fleet_policy.h"
 #include "tetherctl.h"
 #include "tether/secret_token.h"
@@ -753,7 +755,7 @@ static void args_repeats_and_version(void **state)
 static tether_status_t build(const ctl_args_t *a, char *out, size_t size, char *m)
 {
     size_t len = 0;
-    tether_status_t rc = ctl_policy_document_build(a, out, size, &len, m, CTL_MESSAGE_SIZE);
+    tether_status_t rc = ctl_policy_document_build(a, NULL, out, size, &len, m, CTL_MESSAGE_SIZE);
 
     assert_int_equal(len, rc == TETHER_OK ? strlen(out) : 0);
     return rc;
@@ -840,6 +842,128 @@ static void policy_document_refusals(void **state)
     assert_int_equal(build(&a, small, sizeof(small), m), TETHER_ERR_TOO_LARGE);
 }
 
+#define LOG_GCE EVENTLOG_DATA_DIR "/event-gce-ubuntu-2104-log.bin"
+#define LOG_MOK EVENTLOG_DATA_DIR "/event-moklisttrusted.bin"
+
+/* Writes tether's log of one file, "agent", whose bytes hash to fill
+ * repeated, into dir; its path into path. */
+static void write_cel(char *path, size_t size, uint8_t fill)
+{
+    tether_cel_measurement_t m = {.name = "agent", .path = "/usr/bin/tether-agent",
+                                  .bank_count = 1, .algorithms = {TETHER_TPM_ALG_SHA256}};
+    uint8_t record[TETHER_CEL_RECORD_MAX], digests[1][TETHER_HASH_MAX_SIZE];
+    size_t len = 0;
+    FILE *f;
+
+    memset(m.file_digests[0], fill, 32);
+    assert_int_equal(tether_cel_encode(0, &m, record, sizeof(record), &len, digests), TETHER_OK);
+    snprintf(path, size, "%s/measurements-%02x.cel", dir, fill);
+    assert_non_null(f = fopen(path, "wb"));
+    assert_int_equal(fwrite(record, 1, len, f), len);
+    assert_int_equal(fclose(f), 0);
+}
+
+/* The document a's options make over current (policy update), read back
+ * into *next by the strict reader. */
+static void build_over(const ctl_args_t *a, const tether_policy_document_t *current,
+                       tether_policy_document_t *next)
+{
+    static char out[TETHER_POLICY_DOCUMENT_MAX + 1];
+    char m[CTL_MESSAGE_SIZE], why[256];
+    size_t len = 0;
+
+    if (ctl_policy_document_build(a, current, out, sizeof(out), &len, m, sizeof(m)) != TETHER_OK)
+        fail_msg("build: %s", m);
+    if (tether_policy_document_parse((const uint8_t *)out, len, next, why, sizeof(why)) !=
+        TETHER_OK)
+        fail_msg("read back: %s", why);
+}
+
+/* --from-eventlog: a platform log and tether's log make a measured_boot
+ * section the strict reader accepts; an update adds to the current one,
+ * --replace-reference starts over; unreadable and SHA-1-only logs are
+ * refused with the file named. */
+static void policy_document_from_eventlogs(void **state)
+{
+    static char out[TETHER_POLICY_DOCUMENT_MAX + 1];
+    static tether_policy_document_t doc, next;
+    char m[CTL_MESSAGE_SIZE], why[256], cel_a[128], cel_b[128];
+    const tether_measured_boot_reference_t *ref = &next.measured_boot;
+    ctl_args_t a;
+
+    (void)state;
+    write_cel(cel_a, sizeof(cel_a), 0xaa);
+    write_cel(cel_b, sizeof(cel_b), 0xbb);
+    assert_int_equal(parse(&a, m, sizeof(m), 6, "--models", "x", "--from-eventlog", LOG_GCE,
+                           "--from-eventlog", cel_a),
+                     TETHER_OK);
+    assert_int_equal(build(&a, out, sizeof(out), m), TETHER_OK);
+    assert_int_equal(tether_policy_document_parse((const uint8_t *)out, strlen(out), &doc, why,
+                                                  sizeof(why)),
+                     TETHER_OK);
+    assert_true(doc.has_measured_boot);
+    assert_int_equal(doc.measured_boot.pcr_mask, 0x43ff | 1u << 13);
+    assert_int_equal(doc.measured_boot.application_count, 2);
+    assert_int_equal(doc.measured_boot.ipl_count, 73);
+    assert_false(doc.measured_boot.require_secure_boot); /* disabled in that log */
+    assert_int_equal(doc.measured_boot.variable_mask, 0xf);
+    assert_int_equal(doc.measured_boot.file_count, 1);
+    assert_string_equal(doc.measured_boot.files[0].name, "agent");
+
+    /* update: another golden log and a new version of the agent, added */
+    assert_int_equal(parse(&a, m, sizeof(m), 4, "--from-eventlog", LOG_MOK, "--from-eventlog",
+                           cel_b),
+                     TETHER_OK);
+    build_over(&a, &doc, &next);
+    assert_string_equal(next.models[0], "x"); /* the rest as it stood */
+    assert_int_equal(ref->file_count, 1);
+    assert_int_equal(ref->files[0].digest_count, 2);
+    assert_true(ref->application_count > doc.measured_boot.application_count);
+    assert_true(ref->ipl_count > doc.measured_boot.ipl_count);
+    for (size_t i = 0; i < doc.measured_boot.ipl_count; i++) {
+        bool kept = false;
+
+        for (size_t j = 0; j < ref->ipl_count; j++)
+            kept = kept || memcmp(ref->ipl[j], doc.measured_boot.ipl[i], 32) == 0;
+        assert_true(kept);
+    }
+    assert_true(ref->require_secure_boot); /* enabled in the new log */
+
+    /* --replace-reference: the new logs' values alone */
+    assert_int_equal(parse(&a, m, sizeof(m), 5, "--models", "y", "--from-eventlog", cel_b,
+                           "--replace-reference"),
+                     TETHER_OK);
+    build_over(&a, &doc, &next);
+    assert_string_equal(next.models[0], "y");
+    assert_int_equal(ref->pcr_mask, 1u << 13);
+    assert_int_equal(ref->application_count, 0);
+    assert_int_equal(ref->files[0].digest_count, 1);
+    assert_int_equal(ref->files[0].digests[0][0], 0xbb);
+    /* --models alone keeps the current measured_boot section as it is */
+    assert_int_equal(parse(&a, m, sizeof(m), 2, "--models", "z"), TETHER_OK);
+    build_over(&a, &doc, &next);
+    assert_string_equal(next.models[0], "z");
+    assert_true(next.has_measured_boot);
+    assert_memory_equal(ref, &doc.measured_boot, sizeof(*ref));
+    /* ... and with --replace-reference, no section */
+    assert_int_equal(parse(&a, m, sizeof(m), 3, "--models", "z", "--replace-reference"),
+                     TETHER_OK);
+    build_over(&a, &doc, &next);
+    assert_false(next.has_measured_boot);
+
+    assert_int_equal(parse(&a, m, sizeof(m), 4, "--models", "x", "--from-eventlog",
+                           "/nonexistent/log.bin"),
+                     TETHER_OK);
+    assert_int_equal(build(&a, out, sizeof(out), m), TETHER_ERR_PARSE);
+    assert_non_null(strstr(m, "--from-eventlog /nonexistent/log.bin: "));
+    assert_int_equal(parse(&a, m, sizeof(m), 4, "--models", "x", "--from-eventlog",
+                           EVENTLOG_DATA_DIR "/event-uefi-sha1-log.bin"),
+                     TETHER_OK);
+    assert_int_equal(build(&a, out, sizeof(out), m), TETHER_ERR_PARSE);
+    assert_non_null(strstr(m, "event-uefi-sha1-log.bin: the platform log does not carry a "
+                              "SHA-256 digest"));
+}
+
 /* The policy verbs' command lines are checked before anything is sent. */
 static void run_policy_usage_errors(void **state)
 {
@@ -856,6 +980,12 @@ static void run_policy_usage_errors(void **state)
          "policy create: --models: each model is 1 to 128 bytes"},
         {5, {"policy", "update", "Edge!", "--models", "x"}, "\"Edge!\" is not a policy name"},
         {5, {"policy", "show", "edge", "--version", "0"}, "--version \"0\" is not a version"},
+        {3, {"policy", "update", "edge"}, "policy update: --models or --from-eventlog is required"},
+        {6, {"policy", "update", "edge", "--from-eventlog", "log.bin", "--cost-ceiling=1"},
+         "policy update: without --models, --from-eventlog changes only the measured_boot "
+         "section"},
+        {6, {"policy", "create", "edge", "--models", "x", "--replace-reference"},
+         "--replace-reference does not apply to 'policy create'"},
     };
 
     (void)state;
@@ -890,6 +1020,7 @@ int main(void)
         cmocka_unit_test(args_repeats_and_version),
         cmocka_unit_test(policy_document_from_options),
         cmocka_unit_test(policy_document_refusals),
+        cmocka_unit_test_setup_teardown(policy_document_from_eventlogs, make_dir, remove_dir),
         cmocka_unit_test(run_policy_usage_errors),
     };
 

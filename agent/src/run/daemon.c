@@ -27,6 +27,7 @@
 
 #include "exchange.h"
 #include "local_api.h"
+#include "measure_cmd.h"
 #include "options.h"
 #include "refresh_schedule.h"
 #include "state.h"
@@ -76,6 +77,11 @@ static void run_usage(FILE *out)
           "                      http:// only for a gateway on a loopback address\n"
           "  --ai-ca FILE        the CA certificate (PEM) of the gateway, the only one\n"
           "                      trusted for it (required with https)\n"
+          "  --platform-eventlog FILE  the platform's TCG event log, sent when the\n"
+          "                      fleet's policy for this device has measured boot (default\n"
+          "                      " TETHER_AGENT_DEFAULT_PLATFORM_EVENTLOG ")\n"
+          "  --tether-eventlog FILE  tether's own log, as 'tether-agent measure --log'\n"
+          "                      writes it (default " TETHER_MEASURE_DEFAULT_LOG ")\n"
           "  --log-format F      text (default) or json\n"
           "  -h, --help          show this help\n",
           out);
@@ -304,6 +310,7 @@ static void exchange_done(tether_agent_t *a)
     in.has_token = a->has_token;
     in.issued_ms = a->token_issued_ms;
     in.expiry_ms = a->token_expiry_ms;
+    in.next_challenge_ms = r.next_refresh_ms;
     tether_refresh_schedule(&in, &plan);
     a->next_exchange_ms = plan.next_exchange_ms;
     a->drop_token_ms = plan.drop_token_ms;
@@ -520,6 +527,8 @@ static int parse_options(int argc, char **argv, tether_agent_options_t *o)
         {"log-format", required_argument, NULL, 'l'}, {"help", no_argument, NULL, 'h'},
         {"ai-listen", required_argument, NULL, 'A'}, {"ai-upstream", required_argument, NULL, 'U'},
         {"ai-ca", required_argument, NULL, 'C'},
+        {"platform-eventlog", required_argument, NULL, 'P'},
+        {"tether-eventlog", required_argument, NULL, 'T'},
         {NULL, 0, NULL, 0},
     };
     int c;
@@ -535,6 +544,8 @@ static int parse_options(int argc, char **argv, tether_agent_options_t *o)
         case 'A': o->ai_listen = optarg; break;
         case 'U': o->ai_upstream = optarg; break;
         case 'C': o->ai_ca = optarg; break;
+        case 'P': o->eventlogs.platform = optarg; break;
+        case 'T': o->eventlogs.tether = optarg; break;
         case 'u':
         case 'g':
             if (acl_add(&o->acl, c == 'g', optarg) != 0) {
@@ -600,6 +611,7 @@ static tether_status_t agent_setup(tether_agent_t *a)
     memset(&worker_token, 0, sizeof(worker_token));
     if (tether_process_protect() != TETHER_OK)
         tether_warn("agent", "could not disable core dumps and ptrace attach");
+    a->usage.eventlogs = a->opts.eventlogs;
     if (acl_load(&a->opts, &a->acl) != 0) {
         rc = TETHER_ERR_PARSE;
         goto out;
@@ -616,6 +628,9 @@ static tether_status_t agent_setup(tether_agent_t *a)
     a->client.connect_timeout_ms = 5000;
     a->client.io_timeout_ms = 10000;
     a->client.request_timeout_ms = 20000;
+    /* An exchange's challenge and token share one connection (closed after
+     * the exchange). */
+    a->client.keep_alive = true;
     if ((rc = tether_https_client_setup(&a->client, a->state.fleet_url, ca_path)) != TETHER_OK) {
         tether_error("agent", "%s", a->client.error);
         goto out;

@@ -44,6 +44,8 @@ typedef struct tether_agent_options {
     const char *ai_listen;   /* --ai-listen, or NULL: no AI endpoint */
     const char *ai_upstream; /* --ai-upstream */
     const char *ai_ca;       /* --ai-ca */
+    /* --platform-eventlog, --tether-eventlog (NULL: the defaults) */
+    tether_agent_eventlog_paths_t eventlogs;
     tether_local_acl_t acl; /* the ids of --allow-uid and --allow-gid */
 } tether_agent_options_t;
 

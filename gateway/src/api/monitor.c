@@ -7,6 +7,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "tether/gate/policy.h"
 #include "tether/log.h"
 
 #define METRICS_MEDIA_TYPE "text/plain; version=0.0.4; charset=utf-8"
@@ -159,6 +160,7 @@ static const char *status_class(unsigned status)
 void tether_gate_monitor_outcome(void *arg, const tether_gate_outcome_t *outcome)
 {
     tether_gate_monitor_t *monitor = arg;
+    tether_gate_usage_kind_t usage;
     const char *kind;
     bool charged;
 
@@ -188,10 +190,16 @@ void tether_gate_monitor_outcome(void *arg, const tether_gate_outcome_t *outcome
     if (outcome->code == NULL || strncmp(outcome->code, "upstream_", 9) == 0)
         tether_metric_observe(monitor->upstream_seconds, outcome->seconds);
     /* The fleet's usage per token: passed the ceilings (answered or
-     * failed) or refused by one, with what was charged. */
+     * failed) or refused by one, with what was charged; a model outside
+     * the allow lists is counted on its own too. */
+    if (strcmp(kind, "refused") != 0)
+        usage = TETHER_GATE_USAGE_FORWARDED;
+    else if (strcmp(outcome->code, TETHER_GATE_CODE_MODEL_NOT_ALLOWED) == 0)
+        usage = TETHER_GATE_USAGE_REFUSED_MODEL;
+    else
+        usage = TETHER_GATE_USAGE_REFUSED;
     if (outcome->device != NULL && outcome->jti != NULL)
-        tether_gate_usage_reporter_count(monitor->usage, outcome->device, outcome->jti,
-                                         strcmp(kind, "refused") != 0,
+        tether_gate_usage_reporter_count(monitor->usage, outcome->device, outcome->jti, usage,
                                          charged ? outcome->prompt_tokens : 0,
                                          charged ? outcome->completion_tokens : 0,
                                          charged ? outcome->cost : 0,

@@ -205,6 +205,13 @@ void tether_gate_router_handle(void *arg, const tether_http_request_t *request,
     access_request.dpop = tether_http_request_header(request, "DPoP");
     rc = tether_gate_access_check(router->access, &access_request, now,
                                   tether_gate_mono_seconds(), &identity, &refusal);
+    /* After the whole check, so that only the token's holder is counted
+     * (the fleet's source_networks threshold acts on it). */
+    if (rc == TETHER_OK &&
+        (rc = tether_gate_access_check_source(&identity, request->remote, &refusal)) ==
+            TETHER_ERR_VERIFY)
+        tether_gate_usage_reporter_count(router->monitor->usage, identity.device, identity.jti,
+                                         TETHER_GATE_USAGE_REFUSED_SOURCE, 0, 0, 0, now);
     if (rc == TETHER_ERR_VERIFY) {
         tether_info("access", "refused %s %s: %s", access_request.htm, htu, refusal.tether_error);
         tether_gate_monitor_refused(router->monitor, route->path, &refusal,

@@ -175,6 +175,32 @@ static bool is_time(const cJSON *item)
            item->valuedouble <= 9007199254740991.0;
 }
 
+/* tether.sources, when present: 1 to TETHER_GATE_SOURCES_MAX networks in
+ * their canonical text, strictly ascending, as the fleet writes them from
+ * its policy. Anything else makes the token invalid here: a claim that
+ * narrows where the token may be used is never half read. */
+static bool sources_from_claim(const cJSON *sources, tether_gate_identity_t *identity)
+{
+    const cJSON *item;
+
+    if (sources == NULL)
+        return true;
+    if (!cJSON_IsArray(sources) || sources->child == NULL)
+        return false;
+    cJSON_ArrayForEach(item, sources)
+    {
+        tether_cidr_t *c = &identity->sources[identity->source_count];
+        const char *text = cJSON_GetStringValue(item);
+
+        if (text == NULL || identity->source_count == TETHER_GATE_SOURCES_MAX ||
+            tether_cidr_parse(text, c, NULL, 0) != TETHER_OK ||
+            (identity->source_count > 0 && tether_cidr_compare(c - 1, c) >= 0))
+            return false;
+        identity->source_count++;
+    }
+    return true;
+}
+
 /* The identity a verified token's claims give; false when a claim the
  * gateway needs is missing or over its bound. */
 static bool identity_from_claims(const cJSON *claims, tether_gate_identity_t *identity)
@@ -200,6 +226,8 @@ static bool identity_from_claims(const cJSON *claims, tether_gate_identity_t *id
     if (cnf != NULL &&
         !copy_string(cJSON_GetObjectItemCaseSensitive(cnf, "jkt"), identity->jkt,
                      sizeof(identity->jkt)))
+        return false;
+    if (!sources_from_claim(cJSON_GetObjectItemCaseSensitive(tether, "sources"), identity))
         return false;
     if (models == NULL)
         return true;
@@ -249,7 +277,7 @@ static tether_status_t verify_token(tether_gate_access_t *access, const char *to
     if (!identity_from_claims(claims, identity)) {
         rc = refuse(refusal, 401, TETHER_GATE_OAUTH_INVALID_TOKEN, TETHER_GATE_TOKEN_INVALID,
                     "the access token lacks sub, jti, iat, exp or tether.policy, or a claim is "
-                    "too long");
+                    "too long or malformed");
         goto out;
     }
     /* Full: the token is verified again next time, which costs time only. */
@@ -420,4 +448,20 @@ out:
     if (rc != TETHER_OK && identity != NULL)
         memset(identity, 0, sizeof(*identity));
     return rc;
+}
+
+tether_status_t tether_gate_access_check_source(const tether_gate_identity_t *identity,
+                                                const char *remote,
+                                                tether_gate_refusal_t *refusal)
+{
+    if (refusal != NULL)
+        memset(refusal, 0, sizeof(*refusal));
+    if (identity == NULL || refusal == NULL)
+        return TETHER_ERR_INVALID_ARGUMENT;
+    if (tether_cidr_list_allows(identity->sources, identity->source_count, remote))
+        return TETHER_OK;
+    return refuse(refusal, 403, TETHER_GATE_OAUTH_INSUFFICIENT_SCOPE, TETHER_GATE_SOURCE_REFUSED,
+                  "this token may be used only from its policy's source networks, and %s is "
+                  "outside them",
+                  remote != NULL ? remote : "an unknown address");
 }

@@ -29,11 +29,13 @@
 #include "gate_table.h"
 #include "refusal.h"
 #include "revocations.h"
+#include "tether/cidr.h"
 #include "tether/dpop.h"
 #include "tether/jose.h"
 #include "tether/nonce.h"
 
 #define TETHER_GATE_ID_MAX 128 /* bytes of a device id or token jti */
+#define TETHER_GATE_SOURCES_MAX 32 /* networks in tether.sources: the fleet policy's bound */
 #define TETHER_GATE_NONCE_TTL 300
 
 /* What a verified request carries to the next stage. */
@@ -46,6 +48,10 @@ typedef struct tether_gate_identity {
     int64_t iat; /* fleetd's clock: a device revoked later refuses it */
     int64_t exp;
     bool bearer; /* passed without a proof (its policy allows bearer tokens) */
+    /* The token's tether.sources: the networks its requests may come from
+     * (canonical, ascending); none: any. */
+    tether_cidr_t sources[TETHER_GATE_SOURCES_MAX];
+    size_t source_count;
 } tether_gate_identity_t;
 
 /* The request as authorization sees it. Strings are borrowed for the call. */
@@ -86,6 +92,15 @@ TETHER_MUST_CHECK tether_status_t tether_gate_access_check(tether_gate_access_t 
                                                            int64_t now, int64_t mono_now,
                                                            tether_gate_identity_t *identity,
                                                            tether_gate_refusal_t *refusal);
+
+/* The token's sources against the request's TCP peer, remote (the HTTP
+ * layer's text address; NULL when unknown), after tether_gate_access_check
+ * passed: TETHER_OK inside them (or when the token names none), or
+ * TETHER_ERR_VERIFY with *refusal (zeroed on entry) 403
+ * source_network_refused. The peer is the socket's, never a header: behind
+ * a reverse proxy (the /authz routes) it is the proxy's address. */
+TETHER_MUST_CHECK tether_status_t tether_gate_access_check_source(
+    const tether_gate_identity_t *identity, const char *remote, tether_gate_refusal_t *refusal);
 
 /* A fresh server nonce (base64url, NUL-terminated in out, at least
  * TETHER_NONCE_TEXT_LEN + 1 bytes) valid for TETHER_GATE_NONCE_TTL. */

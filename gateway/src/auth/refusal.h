@@ -35,6 +35,7 @@
 #define TETHER_GATE_DEVICE_REVOKED "device_revoked"
 #define TETHER_GATE_BEARER_NOT_ALLOWED "bearer_not_allowed"
 #define TETHER_GATE_POLICY_UNKNOWN "policy_unknown"
+#define TETHER_GATE_SOURCE_REFUSED "source_network_refused" /* outside tether.sources */
 #define TETHER_GATE_DPOP_MISSING "dpop_missing"
 #define TETHER_GATE_DPOP_REPLAYED "dpop_replayed"
 #define TETHER_GATE_DPOP_NONCE_REQUIRED "dpop_nonce_required"

@@ -116,7 +116,8 @@ static bool add_within(uint64_t *a, uint64_t b, uint64_t max)
 }
 
 void tether_gate_usage_reporter_count(tether_gate_usage_reporter_t *reporter, const char *device,
-                                      const char *jti, bool forwarded, uint64_t prompt_tokens,
+                                      const char *jti, tether_gate_usage_kind_t kind,
+                                      uint64_t prompt_tokens,
                                       uint64_t completion_tokens, uint64_t cost_micros,
                                       int64_t now)
 {
@@ -145,8 +146,12 @@ void tether_gate_usage_reporter_count(tether_gate_usage_reporter_t *reporter, co
     if (c == NULL)
         goto dropped;
     next = *c;
-    if (!add_within(forwarded ? &next.requests : &next.refused, 1,
+    if (!add_within(kind == TETHER_GATE_USAGE_FORWARDED ? &next.requests : &next.refused, 1,
                     TETHER_GATE_USAGE_MAX_REQUESTS) ||
+        (kind == TETHER_GATE_USAGE_REFUSED_MODEL &&
+         !add_within(&next.refused_models, 1, TETHER_GATE_USAGE_MAX_REQUESTS)) ||
+        (kind == TETHER_GATE_USAGE_REFUSED_SOURCE &&
+         !add_within(&next.refused_sources, 1, TETHER_GATE_USAGE_MAX_REQUESTS)) ||
         !add_within(&next.prompt_tokens, prompt_tokens, TETHER_GATE_USAGE_MAX_TOKENS) ||
         !add_within(&next.completion_tokens, completion_tokens, TETHER_GATE_USAGE_MAX_TOKENS) ||
         !add_within(&next.cost_micros, cost_micros, TETHER_GATE_USAGE_MAX_COST))
@@ -164,6 +169,14 @@ dropped:
     reporter->dropped++;
     tether_metric_add(reporter->dropped_total, 1);
     pthread_mutex_unlock(&reporter->lock);
+}
+
+/* refused_models and refused_sources are optional members of an entry:
+ * sent only when not 0, so a report without such refusals is what a
+ * fleetd that predates them reads too. */
+static bool add_optional_count(cJSON *item, const char *name, uint64_t value)
+{
+    return value == 0 || cJSON_AddNumberToObject(item, name, (double)value) != NULL;
 }
 
 /* The JSON text of one report of entries[0..n). */
@@ -193,6 +206,8 @@ static tether_status_t report_body(const tether_gate_usage_reporter_t *reporter,
             cJSON_AddStringToObject(item, "device", e->device) == NULL ||
             cJSON_AddNumberToObject(item, "requests", (double)e->requests) == NULL ||
             cJSON_AddNumberToObject(item, "refused", (double)e->refused) == NULL ||
+            !add_optional_count(item, "refused_models", e->refused_models) ||
+            !add_optional_count(item, "refused_sources", e->refused_sources) ||
             cJSON_AddNumberToObject(item, "prompt_tokens", (double)e->prompt_tokens) == NULL ||
             cJSON_AddNumberToObject(item, "completion_tokens", (double)e->completion_tokens) ==
                 NULL ||

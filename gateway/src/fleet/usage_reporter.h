@@ -45,12 +45,25 @@
 #define TETHER_GATE_USAGE_MAX_TOKENS 1000000000000ULL
 #define TETHER_GATE_USAGE_MAX_COST 1000000000000000ULL
 
+/* What became of one request of a token after authorization. The two
+ * refusals the fleet's thresholds watch (provisioning/fleetd/README.md,
+ * "Anomaly thresholds") are counted in refused too, and in their own
+ * figure. */
+typedef enum tether_gate_usage_kind {
+    TETHER_GATE_USAGE_FORWARDED = 0,  /* passed the ceilings: answered, or failed upstream */
+    TETHER_GATE_USAGE_REFUSED,        /* refused by a ceiling or its body */
+    TETHER_GATE_USAGE_REFUSED_MODEL,  /* the model outside the allow lists (model_not_allowed) */
+    TETHER_GATE_USAGE_REFUSED_SOURCE, /* the client outside the token's sources */
+} tether_gate_usage_kind_t;
+
 /* One token's counts since the last report. */
 typedef struct tether_gate_usage_count {
     char jti[TETHER_GATE_USAGE_JTI_SIZE];
     char device[TETHER_GATE_USAGE_DEVICE_SIZE];
     uint64_t requests;
     uint64_t refused;
+    uint64_t refused_models;  /* of refused */
+    uint64_t refused_sources; /* of refused */
     uint64_t prompt_tokens;
     uint64_t completion_tokens;
     uint64_t cost_micros;
@@ -104,11 +117,12 @@ void tether_gate_usage_reporter_init(tether_gate_usage_reporter_t *reporter);
 TETHER_MUST_CHECK tether_status_t tether_gate_usage_reporter_open(
     tether_gate_usage_reporter_t *reporter, tether_metrics_t *registry, const char *gateway);
 
-/* One request of a token after authorization, at wall-clock now:
- * forwarded (answered or failed upstream) or refused by a ceiling, with
- * what it was charged. Never blocks on I/O; accepts a NULL reporter. */
+/* One request of a token after authorization, at wall-clock now, by what
+ * became of it, with what it was charged. Never blocks on I/O; accepts a
+ * NULL reporter. */
 void tether_gate_usage_reporter_count(tether_gate_usage_reporter_t *reporter, const char *device,
-                                      const char *jti, bool forwarded, uint64_t prompt_tokens,
+                                      const char *jti, tether_gate_usage_kind_t kind,
+                                      uint64_t prompt_tokens,
                                       uint64_t completion_tokens, uint64_t cost_micros,
                                       int64_t now);
 

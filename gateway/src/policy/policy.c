@@ -412,7 +412,7 @@ static bool admissible(const tether_gate_policy_t *policy, const tether_gate_dem
 
     if (!tether_gate_policy_model_allowed(policy, demand->model, demand->token_models,
                                           demand->token_model_count)) {
-        refuse(refusal, TETHER_GATE_MODEL_NOT_ALLOWED, 403, "model_not_allowed", 0,
+        refuse(refusal, TETHER_GATE_MODEL_NOT_ALLOWED, 403, TETHER_GATE_CODE_MODEL_NOT_ALLOWED, 0,
                "this device may not use the model named in the request");
         return false;
     }

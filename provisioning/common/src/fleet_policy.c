@@ -2,13 +2,13 @@
  * the reader takes only the canonical byte form the writer produces. */
 #include "tether/fleet_policy.h"
 
-#include <arpa/inet.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/socket.h>
 
+#include "tether/bytes.h"
 #include "tether/canonical_reader.h"
+#include "tether/cidr.h"
 
 static const char *const kind_names[TETHER_THRESHOLD_KIND_COUNT] = {
     [TETHER_THRESHOLD_REQUESTS_PER_MINUTE] = "requests_per_minute",
@@ -218,39 +218,10 @@ static tether_status_t threshold(reader_t *r, tether_policy_document_t *doc, int
     return tether_canonical_expect(r, "}");
 }
 
-/* -1, 0 or 1 as a sorts before, with or after b. */
-static int cidr_compare(const tether_policy_cidr_t *a, const tether_policy_cidr_t *b)
-{
-    int c;
-
-    if (a->family != b->family)
-        return a->family == AF_INET ? -1 : 1;
-    if ((c = memcmp(a->address, b->address, sizeof(a->address))) != 0)
-        return c < 0 ? -1 : 1;
-    return a->prefix < b->prefix ? -1 : a->prefix > b->prefix;
-}
-
-static bool host_bits_zero(const tether_policy_cidr_t *c)
-{
-    unsigned bytes = c->family == AF_INET ? 4 : 16;
-
-    for (unsigned i = 0; i < bytes; i++) {
-        unsigned bit = i * 8;
-        unsigned keep = c->prefix >= bit + 8 ? 8 : c->prefix > bit ? c->prefix - bit : 0;
-
-        if (keep < 8 && (c->address[i] & (0xffu >> keep)) != 0)
-            return false;
-    }
-    return true;
-}
-
 static tether_status_t source(reader_t *r, tether_policy_document_t *doc)
 {
-    char text[INET6_ADDRSTRLEN + 5], again[INET6_ADDRSTRLEN];
+    char text[TETHER_CIDR_TEXT_SIZE], why[128];
     tether_policy_cidr_t *c;
-    const char *digits;
-    char *slash;
-    unsigned prefix = 0, max;
     tether_status_t rc;
 
     if (doc->source_count == TETHER_POLICY_MAX_SOURCES)
@@ -258,30 +229,199 @@ static tether_status_t source(reader_t *r, tether_policy_document_t *doc)
     c = &doc->sources[doc->source_count];
     if ((rc = string(r, "a source", cidr_byte, sizeof(text) - 1, text)) != TETHER_OK)
         return rc;
-    if ((slash = strchr(text, '/')) == NULL)
-        return tether_canonical_fail(r, "source %s has no /prefix", text);
-    *slash = '\0';
-    c->family = strchr(text, ':') != NULL ? AF_INET6 : AF_INET;
-    max = c->family == AF_INET ? 32 : 128;
-    if (inet_pton(c->family, text, c->address) != 1 ||
-        inet_ntop(c->family, c->address, again, sizeof(again)) == NULL ||
-        strcmp(again, text) != 0)
-        return tether_canonical_fail(r, "source %s is not an address in its canonical form", text);
-    digits = slash + 1;
-    if (digits[0] == '\0' || strspn(digits, "0123456789") != strlen(digits) ||
-        strlen(digits) > 3 || (digits[0] == '0' && digits[1] != '\0'))
-        return tether_canonical_fail(r, "source %s has a prefix that is not a plain number", text);
-    for (; *digits != '\0'; digits++)
-        prefix = prefix * 10 + (unsigned)(*digits - '0');
-    if (prefix > max)
-        return tether_canonical_fail(r, "source %s has a prefix above %u", text, max);
-    c->prefix = prefix;
-    if (!host_bits_zero(c))
-        return tether_canonical_fail(r, "source %s/%u has host bits set", text, prefix);
-    if (doc->source_count > 0 && cidr_compare(&doc->sources[doc->source_count - 1], c) >= 0)
+    if (tether_cidr_parse(text, c, why, sizeof(why)) != TETHER_OK)
+        return tether_canonical_fail(r, "source %s", why);
+    if (doc->source_count > 0 && tether_cidr_compare(&doc->sources[doc->source_count - 1], c) >= 0)
         return tether_canonical_fail(r, "sources are not in strictly ascending order");
     doc->source_count++;
     return TETHER_OK;
+}
+
+/* ---- the measured_boot section ---- */
+
+static bool hex_byte(uint8_t c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+}
+
+static bool file_name_byte(uint8_t c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           c == '.' || c == '_' || c == '-';
+}
+
+/* A SHA-256 digest: 64 lowercase hex digits in a string. */
+static tether_status_t digest(reader_t *r, const char *name,
+                              uint8_t out[TETHER_MEASURED_BOOT_DIGEST_SIZE])
+{
+    char hex[2 * TETHER_MEASURED_BOOT_DIGEST_SIZE + 1];
+    size_t len = 0;
+    tether_status_t rc;
+
+    if ((rc = string(r, name, hex_byte, sizeof(hex) - 1, hex)) != TETHER_OK)
+        return rc;
+    if (strlen(hex) != sizeof(hex) - 1 ||
+        tether_hex_decode(hex, sizeof(hex) - 1, out, TETHER_MEASURED_BOOT_DIGEST_SIZE, &len) !=
+            TETHER_OK)
+        return tether_canonical_fail(r, "%s is not a SHA-256 digest (64 lowercase hex digits)",
+                                     name);
+    return TETHER_OK;
+}
+
+/* A PCR index, 0 to 23, in plain digits. */
+static tether_status_t pcr_index(reader_t *r, uint32_t *pcr)
+{
+    char text[TETHER_POLICY_DECIMAL_MAX];
+    int64_t micros = 0;
+    tether_status_t rc;
+
+    *pcr = 0;
+    if ((rc = decimal(r, "a PCR", true, text, &micros)) != TETHER_OK)
+        return rc;
+    if (micros >= (int64_t)TETHER_MEASURED_BOOT_PCR_COUNT * 1000000)
+        return tether_canonical_fail(r, "PCR %s is not one of 0 to 23", text);
+    *pcr = (uint32_t)(micros / 1000000);
+    return TETHER_OK;
+}
+
+/* ["hex",...]: 0 to max digests, strictly ascending. */
+static tether_status_t digest_list(reader_t *r, const char *name,
+                                   uint8_t (*list)[TETHER_MEASURED_BOOT_DIGEST_SIZE],
+                                   size_t *count, unsigned max)
+{
+    tether_status_t rc;
+
+    if ((rc = tether_canonical_expect(r, "[")) != TETHER_OK || tether_canonical_take(r, "]"))
+        return rc;
+    do {
+        if (*count == max)
+            return too_large(r, name, max);
+        if ((rc = digest(r, name, list[*count])) != TETHER_OK)
+            return rc;
+        if (*count > 0 &&
+            memcmp(list[*count - 1], list[*count], TETHER_MEASURED_BOOT_DIGEST_SIZE) >= 0)
+            return tether_canonical_fail(r, "%s are not in strictly ascending order", name);
+        (*count)++;
+    } while (tether_canonical_take(r, ","));
+    return tether_canonical_expect(r, "]");
+}
+
+/* "pcrs":[N,...],"exact":[{"pcr":N,"value":"hex"},...] */
+static tether_status_t pcr_lists(reader_t *r, tether_measured_boot_reference_t *ref)
+{
+    uint32_t pcr = 0;
+    int last = -1;
+    tether_status_t rc;
+
+    if ((rc = tether_canonical_expect(r, "\"pcrs\":[")) != TETHER_OK)
+        return rc;
+    do {
+        if ((rc = pcr_index(r, &pcr)) != TETHER_OK)
+            return rc;
+        if ((int)pcr <= last)
+            return tether_canonical_fail(r, "pcrs are not in strictly ascending order");
+        last = (int)pcr;
+        ref->pcr_mask |= UINT32_C(1) << pcr;
+    } while (tether_canonical_take(r, ","));
+    if ((rc = tether_canonical_expect(r, "],\"exact\":[")) != TETHER_OK ||
+        tether_canonical_take(r, "]"))
+        return rc;
+    last = -1;
+    do {
+        if ((rc = tether_canonical_expect(r, "{\"pcr\":")) != TETHER_OK ||
+            (rc = pcr_index(r, &pcr)) != TETHER_OK)
+            return rc;
+        if ((int)pcr <= last)
+            return tether_canonical_fail(r, "exact PCRs are not in strictly ascending order");
+        last = (int)pcr;
+        ref->exact_mask |= UINT32_C(1) << pcr;
+        if ((rc = tether_canonical_expect(r, ",\"value\":")) != TETHER_OK ||
+            (rc = digest(r, "an exact PCR's value", ref->exact[pcr])) != TETHER_OK ||
+            (rc = tether_canonical_expect(r, "}")) != TETHER_OK)
+            return rc;
+    } while (tether_canonical_take(r, ","));
+    return tether_canonical_expect(r, "]");
+}
+
+/* "variables":{"PK":"hex","KEK":"hex","db":"hex","dbx":"hex"}, each
+ * member optional, in that order. */
+static tether_status_t variables(reader_t *r, tether_measured_boot_reference_t *ref)
+{
+    char member[16];
+    bool first = true;
+    tether_status_t rc;
+
+    if ((rc = tether_canonical_expect(r, "\"variables\":{")) != TETHER_OK)
+        return rc;
+    for (unsigned v = 0; v < TETHER_MEASURED_BOOT_VARIABLE_COUNT; v++) {
+        snprintf(member, sizeof(member), "%s\"%s\":", first ? "" : ",",
+                 tether_measured_boot_variable_name((tether_measured_boot_variable_t)v));
+        if (!tether_canonical_take(r, member))
+            continue;
+        if ((rc = digest(r, "a variable's digest", ref->variables[v])) != TETHER_OK)
+            return rc;
+        ref->variable_mask |= 1u << v;
+        first = false;
+    }
+    return tether_canonical_expect(r, "}");
+}
+
+/* "files":[{"name":"N","digests":["hex",...]},...] */
+static tether_status_t files(reader_t *r, tether_measured_boot_reference_t *ref)
+{
+    tether_status_t rc;
+
+    if ((rc = tether_canonical_expect(r, "\"files\":[")) != TETHER_OK ||
+        tether_canonical_take(r, "]"))
+        return rc;
+    do {
+        tether_measured_boot_file_t *f = &ref->files[ref->file_count];
+
+        if (ref->file_count == TETHER_MEASURED_BOOT_MAX_FILES)
+            return too_large(r, "files", TETHER_MEASURED_BOOT_MAX_FILES);
+        if ((rc = tether_canonical_expect(r, "{\"name\":")) != TETHER_OK ||
+            (rc = string(r, "a file's name", file_name_byte, TETHER_MEASURED_BOOT_FILE_NAME_MAX,
+                         f->name)) != TETHER_OK)
+            return rc;
+        if (ref->file_count > 0 && strcmp(ref->files[ref->file_count - 1].name, f->name) >= 0)
+            return tether_canonical_fail(r, "files are not in strictly ascending order of name");
+        if ((rc = tether_canonical_expect(r, ",\"digests\":")) != TETHER_OK ||
+            (rc = digest_list(r, "a file's digests", f->digests, &f->digest_count,
+                              TETHER_MEASURED_BOOT_MAX_FILE_DIGESTS)) != TETHER_OK ||
+            (rc = tether_canonical_expect(r, "}")) != TETHER_OK)
+            return rc;
+        if (f->digest_count == 0)
+            return tether_canonical_fail(r, "file %s allows no digest", f->name);
+        ref->file_count++;
+    } while (tether_canonical_take(r, ","));
+    return tether_canonical_expect(r, "]");
+}
+
+static tether_status_t measured_boot(reader_t *r, tether_measured_boot_reference_t *ref)
+{
+    char why[128];
+    tether_status_t rc;
+
+    if ((rc = pcr_lists(r, ref)) != TETHER_OK ||
+        (rc = tether_canonical_expect(r, ",\"secure_boot\":")) != TETHER_OK)
+        return rc;
+    if (tether_canonical_take(r, "true"))
+        ref->require_secure_boot = true;
+    else if (!tether_canonical_take(r, "false"))
+        return tether_canonical_fail(r, "secure_boot is true or false");
+    if ((rc = tether_canonical_expect(r, ",")) != TETHER_OK ||
+        (rc = variables(r, ref)) != TETHER_OK ||
+        (rc = tether_canonical_expect(r, ",\"applications\":")) != TETHER_OK ||
+        (rc = digest_list(r, "applications", ref->applications, &ref->application_count,
+                          TETHER_MEASURED_BOOT_MAX_APPLICATIONS)) != TETHER_OK ||
+        (rc = tether_canonical_expect(r, ",\"ipl\":")) != TETHER_OK ||
+        (rc = digest_list(r, "ipl", ref->ipl, &ref->ipl_count, TETHER_MEASURED_BOOT_MAX_IPL)) !=
+            TETHER_OK ||
+        (rc = tether_canonical_expect(r, ",")) != TETHER_OK || (rc = files(r, ref)) != TETHER_OK)
+        return rc;
+    if (!tether_measured_boot_reference_valid(ref, why, sizeof(why)))
+        return tether_canonical_fail(r, "measured_boot: %s", why);
+    return tether_canonical_expect(r, "}");
 }
 
 static tether_status_t document(reader_t *r, tether_policy_document_t *doc)
@@ -315,6 +455,11 @@ static tether_status_t document(reader_t *r, tether_policy_document_t *doc)
     }
     if (doc->thresholds[TETHER_THRESHOLD_SOURCE_NETWORKS].set && doc->source_count == 0)
         return tether_canonical_fail(r, "a source_networks threshold needs at least one source");
+    if (tether_canonical_take(r, ",\"measured_boot\":{")) {
+        if ((rc = measured_boot(r, &doc->measured_boot)) != TETHER_OK)
+            return rc;
+        doc->has_measured_boot = true;
+    }
     if (tether_canonical_take(r, ",\""))
         return tether_canonical_fail(r, "a section this fleetd does not know");
     return tether_canonical_expect(r, "}");
@@ -372,11 +517,71 @@ static void put(writer_t *w, const char *fmt, ...)
         w->used += (size_t)n;
 }
 
+static void put_digest(writer_t *w, const char *before, const uint8_t *digest)
+{
+    char hex[2 * TETHER_MEASURED_BOOT_DIGEST_SIZE + 1];
+
+    if (tether_hex_encode(digest, TETHER_MEASURED_BOOT_DIGEST_SIZE, hex, sizeof(hex)) !=
+        TETHER_OK)
+        w->overflow = true;
+    put(w, "%s\"%s\"", before, hex);
+}
+
+static void put_digest_list(writer_t *w, const uint8_t (*list)[TETHER_MEASURED_BOOT_DIGEST_SIZE],
+                            size_t count)
+{
+    put(w, "[");
+    for (size_t i = 0; i < count; i++)
+        put_digest(w, i == 0 ? "" : ",", list[i]);
+    put(w, "]");
+}
+
+static void put_measured_boot(writer_t *w, const tether_measured_boot_reference_t *ref)
+{
+    bool first = true;
+
+    put(w, ",\"measured_boot\":{\"pcrs\":[");
+    for (uint32_t pcr = 0; pcr < TETHER_MEASURED_BOOT_PCR_COUNT; pcr++)
+        if ((ref->pcr_mask & (UINT32_C(1) << pcr)) != 0) {
+            put(w, "%s%u", first ? "" : ",", (unsigned)pcr);
+            first = false;
+        }
+    put(w, "],\"exact\":[");
+    first = true;
+    for (uint32_t pcr = 0; pcr < TETHER_MEASURED_BOOT_PCR_COUNT; pcr++)
+        if ((ref->exact_mask & (UINT32_C(1) << pcr)) != 0) {
+            put(w, "%s{\"pcr\":%u,\"value\":", first ? "" : ",", (unsigned)pcr);
+            put_digest(w, "", ref->exact[pcr]);
+            put(w, "}");
+            first = false;
+        }
+    put(w, "],\"secure_boot\":%s,\"variables\":{", ref->require_secure_boot ? "true" : "false");
+    first = true;
+    for (unsigned v = 0; v < TETHER_MEASURED_BOOT_VARIABLE_COUNT; v++)
+        if ((ref->variable_mask & (1u << v)) != 0) {
+            put(w, "%s\"%s\":", first ? "" : ",",
+                tether_measured_boot_variable_name((tether_measured_boot_variable_t)v));
+            put_digest(w, "", ref->variables[v]);
+            first = false;
+        }
+    put(w, "},\"applications\":");
+    put_digest_list(w, ref->applications, ref->application_count);
+    put(w, ",\"ipl\":");
+    put_digest_list(w, ref->ipl, ref->ipl_count);
+    put(w, ",\"files\":[");
+    for (size_t i = 0; i < ref->file_count; i++) {
+        put(w, "%s{\"name\":\"%s\",\"digests\":", i == 0 ? "" : ",", ref->files[i].name);
+        put_digest_list(w, ref->files[i].digests, ref->files[i].digest_count);
+        put(w, "}");
+    }
+    put(w, "]}");
+}
+
 tether_status_t tether_policy_document_write(const tether_policy_document_t *doc, char *out,
                                              size_t size, size_t *len)
 {
     writer_t w = {.out = out, .size = size};
-    char address[INET6_ADDRSTRLEN];
+    char network[TETHER_CIDR_TEXT_SIZE];
     bool first = true;
 
     *len = 0;
@@ -399,13 +604,14 @@ tether_status_t tether_policy_document_write(const tether_policy_document_t *doc
     }
     put(&w, "],\"sources\":[");
     for (size_t i = 0; i < doc->source_count; i++) {
-        const tether_policy_cidr_t *c = &doc->sources[i];
-
-        if (inet_ntop(c->family, c->address, address, sizeof(address)) == NULL)
+        if (tether_cidr_format(&doc->sources[i], network, sizeof(network)) != TETHER_OK)
             w.overflow = true;
-        put(&w, "%s\"%s/%u\"", i == 0 ? "" : ",", address, c->prefix);
+        put(&w, "%s\"%s\"", i == 0 ? "" : ",", network);
     }
-    put(&w, "]}");
+    put(&w, "]");
+    if (doc->has_measured_boot)
+        put_measured_boot(&w, &doc->measured_boot);
+    put(&w, "}");
     if (w.overflow) {
         out[0] = '\0';
         return TETHER_ERR_TOO_LARGE;
@@ -414,37 +620,7 @@ tether_status_t tether_policy_document_write(const tether_policy_document_t *doc
     return TETHER_OK;
 }
 
-bool tether_policy_cidr_contains(const tether_policy_cidr_t *network, int family,
-                                 const uint8_t *address)
-{
-    unsigned full, rest;
-
-    if (family != network->family)
-        return false;
-    full = network->prefix / 8;
-    rest = network->prefix % 8;
-    if (memcmp(network->address, address, full) != 0)
-        return false;
-    return rest == 0 ||
-           ((network->address[full] ^ address[full]) & (uint8_t)(0xffu << (8 - rest))) == 0;
-}
-
 bool tether_policy_source_allowed(const tether_policy_document_t *doc, const char *address)
 {
-    uint8_t bytes[16];
-    int family = AF_INET;
-
-    if (doc->source_count == 0)
-        return true;
-    if (address == NULL)
-        return false;
-    if (inet_pton(AF_INET, address, bytes) != 1) {
-        family = AF_INET6;
-        if (inet_pton(AF_INET6, address, bytes) != 1)
-            return false;
-    }
-    for (size_t i = 0; i < doc->source_count; i++)
-        if (tether_policy_cidr_contains(&doc->sources[i], family, bytes))
-            return true;
-    return false;
+    return tether_cidr_list_allows(doc->sources, doc->source_count, address);
 }

@@ -35,6 +35,8 @@ static const struct {
     [CTL_OPT_TOKEN_LIFETIME] = {"token-lifetime", true, false},
     [CTL_OPT_THRESHOLD] = {"threshold", true, true},
     [CTL_OPT_SOURCE_CIDR] = {"source-cidr", true, true},
+    [CTL_OPT_FROM_EVENTLOG] = {"from-eventlog", true, true},
+    [CTL_OPT_REPLACE_REFERENCE] = {"replace-reference", false, false},
 };
 
 /* Whether text is one or more decimal digits. */
@@ -127,7 +129,8 @@ tether_status_t ctl_args_parse(int argc, char *const *argv, ctl_args_t *args, ch
         if (options[option].repeatable) {
             if (args->repeat_count >= CTL_MAX_REPEATS)
                 return tether_explain(TETHER_ERR_PARSE, message, message_size,
-                                      "more than %d --threshold and --source-cidr values",
+                                      "more than %d --threshold, --source-cidr and "
+                                      "--from-eventlog values",
                                       CTL_MAX_REPEATS);
             args->repeat_options[args->repeat_count] = option;
             args->repeats[args->repeat_count++] = value;

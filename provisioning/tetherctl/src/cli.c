@@ -25,7 +25,8 @@ typedef struct ctl_verb {
 } ctl_verb_t;
 
 #define POLICY_OPTIONS                                                                       \
-    (B(MODELS) | B(COST_CEILING) | B(TOKEN_LIFETIME) | B(THRESHOLD) | B(SOURCE_CIDR))
+    (B(MODELS) | B(COST_CEILING) | B(TOKEN_LIFETIME) | B(THRESHOLD) | B(SOURCE_CIDR) |          \
+     B(FROM_EVENTLOG))
 #define POLICY_OPTIONS_HELP                                                                  \
     "  --models GLOB,...         the models its tokens allow: names or globs, comma-\n"      \
     "                            separated (sorted, each once, by tetherctl)\n"             \
@@ -38,6 +39,14 @@ typedef struct ctl_verb {
     "                            quarantine (thresholds are stored, not yet acted on)\n"    \
     "  --source-cidr CIDR        repeatable: a network its devices may be seen from\n"      \
     "                            (canonical, ascending; none: any)\n"                       \
+    "  --from-eventlog FILE      repeatable: a golden device's event log (its\n"            \
+    "                            binary_bios_measurements, or tether's own log of\n"       \
+    "                            'tether-agent measure'); the policy's measured_boot\n"    \
+    "                            section then checks devices' logs against it: the PCRs\n" \
+    "                            the logs extend, the digests of the boot applications\n"  \
+    "                            and IPL events (kernel, initrd, boot loader commands)\n"  \
+    "                            seen, SecureBoot required when enabled, PK/KEK/db/dbx\n"  \
+    "                            as measured, and tether's files by name\n"                \
     "\n"                                                                                    \
     "tetherctl writes the canonical policy document; fleetd's strict reader refuses\n"     \
     "anything else with its reason (exit 1).\n"                                            \
@@ -184,11 +193,23 @@ static const ctl_verb_t verbs[] = {
                          "Prints the new version as 'policy show' does; with --json the\n"
                          "fleet's answer.\n"
                          "Needs an admin token with the fleet role.\n"},
-    {"policy", "update", "NAME", POLICY_OPTIONS, B(MODELS), ctl_policy_update,
-     "policy update NAME --models GLOB,... [...]", "write a fleet policy's next version",
-     POLICY_OPTIONS_HELP "The options make the whole new version (earlier versions stay\n"
-                         "readable). Devices that follow NAME get it at their next exchange.\n"
-                         "Needs an admin token with the fleet role.\n"},
+    {"policy", "update", "NAME", POLICY_OPTIONS | B(REPLACE_REFERENCE), 0, ctl_policy_update,
+     "policy update NAME {--models GLOB,... | --from-eventlog FILE} [...]",
+     "write a fleet policy's next version",
+     POLICY_OPTIONS_HELP
+     "  --replace-reference       the measured_boot section comes from the given\n"
+     "                            --from-eventlog logs alone (none given: the\n"
+     "                            version has no measured_boot section)\n"
+     "\n"
+     "The options make the new version's tokens, thresholds and sources (earlier\n"
+     "versions stay readable); without --models those of the current version are\n"
+     "kept. The current version's measured_boot section is kept, and each\n"
+     "--from-eventlog log's digests are added to its allow lists (PK/KEK/db/dbx\n"
+     "take the new log's values), so a fleet admits a new kernel before its\n"
+     "devices boot it. Devices that follow NAME get the version at their next\n"
+     "exchange.\n"
+     "Needs an admin token with the fleet and read roles (the current version is\n"
+     "read first; with --models and --replace-reference, the fleet role alone).\n"},
     {"policy", "show", "NAME", B(VERSION), 0, ctl_policy_show, "policy show NAME [--version N]",
      "show a fleet policy",
      "  --version N  that version (default: the current one)\n"

@@ -7,7 +7,10 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "tether/cel.h"
+#include "tether/eventlog.h"
 #include "tether/fleet_policy.h"
+#include "tether/measured_boot.h"
 #include "tetherctl.h"
 
 #define PATH_SIZE 256
@@ -134,20 +137,90 @@ static tether_status_t build_source(const char *text, tether_policy_document_t *
     return TETHER_OK;
 }
 
-tether_status_t ctl_policy_document_build(const ctl_args_t *args, char *out, size_t size,
-                                          size_t *len, char *message, size_t message_size)
+/* --models, --cost-ceiling, --token-lifetime. */
+static tether_status_t build_tokens(const ctl_args_t *args, tether_policy_document_t *doc,
+                                    char *message, size_t message_size)
 {
     const char *cost = args->value[CTL_OPT_COST_CEILING];
     const char *lifetime = args->value[CTL_OPT_TOKEN_LIFETIME];
-    tether_policy_document_t *doc = NULL;
     uint64_t seconds = DEFAULT_LIFETIME;
+    tether_status_t rc;
+
+    if ((rc = build_models(args->value[CTL_OPT_MODELS], doc, message, message_size)) !=
+            TETHER_OK ||
+        (rc = copy_decimal("--cost-ceiling", cost != NULL ? cost : DEFAULT_COST_CEILING,
+                           doc->cost_ceiling, message, message_size)) != TETHER_OK)
+        return rc;
+    if (lifetime != NULL && ctl_uint_parse(lifetime, 1, UINT_MAX, &seconds) != TETHER_OK)
+        return tether_explain(TETHER_ERR_PARSE, message, message_size,
+                              "--token-lifetime \"%.40s\" is not a number of seconds", lifetime);
+    doc->lifetime_seconds = (unsigned)seconds;
+    return TETHER_OK;
+}
+
+/* The tokens, thresholds and sources of current, as they stand. */
+static void keep_current(tether_policy_document_t *doc, const tether_policy_document_t *current)
+{
+    memcpy(doc->models, current->models, sizeof(doc->models));
+    doc->model_count = current->model_count;
+    memcpy(doc->cost_ceiling, current->cost_ceiling, sizeof(doc->cost_ceiling));
+    doc->lifetime_seconds = current->lifetime_seconds;
+    memcpy(doc->thresholds, current->thresholds, sizeof(doc->thresholds));
+    memcpy(doc->sources, current->sources, sizeof(doc->sources));
+    doc->source_count = current->source_count;
+}
+
+/* Each --from-eventlog FILE's reference values added to doc's
+ * measured_boot section. */
+static tether_status_t add_eventlogs(const ctl_args_t *args, tether_policy_document_t *doc,
+                                     char *message, size_t message_size)
+{
+    tether_measured_boot_reference_t *ref = &doc->measured_boot;
+    char why[256];
+    tether_status_t rc = TETHER_OK;
+
+    for (size_t i = 0; i < args->repeat_count && rc == TETHER_OK; i++) {
+        const char *file = args->repeats[i];
+        uint8_t *data = NULL;
+        size_t len = 0;
+
+        if (args->repeat_options[i] != CTL_OPT_FROM_EVENTLOG)
+            continue;
+        if ((rc = tether_eventlog_read_file(file, &data, &len)) != TETHER_OK) {
+            rc = tether_explain(TETHER_ERR_PARSE, message, message_size,
+                                "--from-eventlog %.200s: %s (at most %u bytes)", file,
+                                tether_strerror(rc), TETHER_EVENTLOG_MAX_SIZE);
+            break;
+        }
+        if (tether_cel_recognise(data, len))
+            rc = tether_measured_boot_reference_add_logs(ref, NULL, 0, data, len, why,
+                                                         sizeof(why));
+        else
+            rc = tether_measured_boot_reference_add_logs(ref, data, len, NULL, 0, why,
+                                                         sizeof(why));
+        free(data);
+        if (rc != TETHER_OK)
+            rc = tether_explain(TETHER_ERR_PARSE, message, message_size,
+                                "--from-eventlog %.200s: %s", file, why);
+        else
+            doc->has_measured_boot = true;
+    }
+    return rc;
+}
+
+tether_status_t ctl_policy_document_build(const ctl_args_t *args,
+                                          const tether_policy_document_t *current, char *out,
+                                          size_t size, size_t *len, char *message,
+                                          size_t message_size)
+{
+    tether_policy_document_t *doc = NULL;
     tether_status_t rc;
 
     if (len != NULL)
         *len = 0;
     if (args == NULL || out == NULL || len == NULL || message == NULL)
         return TETHER_ERR_INVALID_ARGUMENT;
-    if (args->value[CTL_OPT_MODELS] == NULL) {
+    if (args->value[CTL_OPT_MODELS] == NULL && current == NULL) {
         rc = tether_explain(TETHER_ERR_PARSE, message, message_size, "--models is required");
         goto out;
     }
@@ -155,23 +228,23 @@ tether_status_t ctl_policy_document_build(const ctl_args_t *args, char *out, siz
         rc = tether_explain(TETHER_ERR_NO_MEMORY, message, message_size, "out of memory");
         goto out;
     }
-    if ((rc = build_models(args->value[CTL_OPT_MODELS], doc, message, message_size)) !=
-            TETHER_OK ||
-        (rc = copy_decimal("--cost-ceiling", cost != NULL ? cost : DEFAULT_COST_CEILING,
-                           doc->cost_ceiling, message, message_size)) != TETHER_OK)
-        goto out;
-    if (lifetime != NULL && ctl_uint_parse(lifetime, 1, UINT_MAX, &seconds) != TETHER_OK) {
-        rc = tether_explain(TETHER_ERR_PARSE, message, message_size,
-                            "--token-lifetime \"%.40s\" is not a number of seconds", lifetime);
-        goto out;
+    rc = TETHER_OK;
+    if (current != NULL && args->value[CTL_OPT_REPLACE_REFERENCE] == NULL) {
+        doc->has_measured_boot = current->has_measured_boot;
+        doc->measured_boot = current->measured_boot;
     }
-    doc->lifetime_seconds = (unsigned)seconds;
+    if (args->value[CTL_OPT_MODELS] == NULL) /* policy update --from-eventlog alone */
+        keep_current(doc, current);
+    else
+        rc = build_tokens(args, doc, message, message_size);
     for (size_t i = 0; i < args->repeat_count && rc == TETHER_OK; i++) {
         if (args->repeat_options[i] == CTL_OPT_THRESHOLD)
             rc = build_threshold(args->repeats[i], doc, message, message_size);
         else if (args->repeat_options[i] == CTL_OPT_SOURCE_CIDR)
             rc = build_source(args->repeats[i], doc, message, message_size);
     }
+    if (rc == TETHER_OK)
+        rc = add_eventlogs(args, doc, message, message_size);
     if (rc == TETHER_OK && (rc = tether_policy_document_write(doc, out, size, len)) != TETHER_OK)
         tether_explain(rc, message, message_size, "the policy does not fit in %zu bytes",
                        size - 1);
@@ -209,20 +282,71 @@ static void print_policy(FILE *out, const cJSON *policy)
     cJSON_free(document);
 }
 
+/* The current version of policy name (path its URL) read into *current
+ * with the strict reader, for policy update. */
+static int policy_current(ctl_context_t *ctx, const char *path,
+                          tether_policy_document_t *current)
+{
+    char why[256];
+    char *document = NULL;
+    cJSON *json = NULL;
+    int code;
+
+    if ((code = ctl_call(ctx, "GET", path, NULL, NULL, 0, &json)) != CTL_EXIT_OK)
+        goto out;
+    document = cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(json, "policy"));
+    if (document == NULL ||
+        tether_policy_document_parse((const uint8_t *)document, strlen(document), current, why,
+                                     sizeof(why)) != TETHER_OK)
+        code = ctl_fail(ctx, CTL_EXIT_REMOTE,
+                        "the current version of %s does not read back as a policy document "
+                        "(%s); give the whole version with --models and the other options",
+                        path, document == NULL ? "no policy in the answer" : why);
+out:
+    cJSON_free(document);
+    ctl_json_free(json);
+    return code;
+}
+
 static int policy_write(ctl_context_t *ctx, const char *name, bool create)
 {
-    char path[PATH_SIZE], message[CTL_MESSAGE_SIZE];
+    char path[PATH_SIZE], current_path[PATH_SIZE], message[CTL_MESSAGE_SIZE];
+    const ctl_args_t *args = ctx->args;
+    tether_policy_document_t *current = NULL;
     char *document = NULL;
     cJSON *json = NULL;
     size_t len = 0;
     int code;
 
     if ((code = policy_path(ctx, name, create ? "" : "/versions", path, sizeof(path))) !=
-        CTL_EXIT_OK)
+            CTL_EXIT_OK ||
+        (code = policy_path(ctx, name, "", current_path, sizeof(current_path))) != CTL_EXIT_OK)
         return code;
-    if ((document = malloc(TETHER_POLICY_DOCUMENT_MAX + 1)) == NULL)
-        return ctl_fail(ctx, CTL_EXIT_REMOTE, "out of memory");
-    if (ctl_policy_document_build(ctx->args, document, TETHER_POLICY_DOCUMENT_MAX + 1, &len,
+    if (!create && args->value[CTL_OPT_FROM_EVENTLOG] == NULL &&
+        args->value[CTL_OPT_MODELS] == NULL)
+        return ctl_fail(ctx, CTL_EXIT_USAGE, "--models or --from-eventlog is required");
+    if (!create && args->value[CTL_OPT_MODELS] == NULL &&
+        (args->given & (CTL_OPT_BIT(CTL_OPT_COST_CEILING) | CTL_OPT_BIT(CTL_OPT_TOKEN_LIFETIME) |
+                        CTL_OPT_BIT(CTL_OPT_THRESHOLD) | CTL_OPT_BIT(CTL_OPT_SOURCE_CIDR))) != 0)
+        return ctl_fail(ctx, CTL_EXIT_USAGE,
+                        "without --models, --from-eventlog changes only the measured_boot "
+                        "section: give --models to rewrite the rest");
+    /* An update keeps the current version's measured_boot section (and
+     * --from-eventlog adds to it, so a fleet admits a new kernel while
+     * devices still boot the old one): a new models list must not turn
+     * measured boot off unsaid. --replace-reference writes the section from
+     * the given logs alone, so it needs the current version only for what
+     * --models does not give. */
+    if ((document = malloc(TETHER_POLICY_DOCUMENT_MAX + 1)) == NULL ||
+        (!create &&
+         (args->value[CTL_OPT_REPLACE_REFERENCE] == NULL || args->value[CTL_OPT_MODELS] == NULL) &&
+         (current = malloc(sizeof(*current))) == NULL)) {
+        code = ctl_fail(ctx, CTL_EXIT_REMOTE, "out of memory");
+        goto out;
+    }
+    if (current != NULL && (code = policy_current(ctx, current_path, current)) != CTL_EXIT_OK)
+        goto out;
+    if (ctl_policy_document_build(args, current, document, TETHER_POLICY_DOCUMENT_MAX + 1, &len,
                                   message, sizeof(message)) != TETHER_OK) {
         code = ctl_fail(ctx, CTL_EXIT_USAGE, "%s", message);
         goto out;
@@ -236,6 +360,7 @@ static int policy_write(ctl_context_t *ctx, const char *name, bool create)
         print_policy(ctx->io->out, json);
 out:
     ctl_json_free(json);
+    free(current);
     free(document);
     return code;
 }

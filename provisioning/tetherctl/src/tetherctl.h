@@ -26,6 +26,7 @@
 #include <cjson/cJSON.h>
 
 #include "tether/error.h"
+#include "tether/fleet_policy.h"
 #include "tether/fleet_vocabulary.h"
 #include "tether/https_client.h"
 #include "tether/jose.h"
@@ -72,6 +73,8 @@ typedef enum ctl_option {
     CTL_OPT_TOKEN_LIFETIME,
     CTL_OPT_THRESHOLD,   /* repeatable */
     CTL_OPT_SOURCE_CIDR, /* repeatable */
+    CTL_OPT_FROM_EVENTLOG, /* repeatable */
+    CTL_OPT_REPLACE_REFERENCE,
     CTL_OPT__COUNT
 } ctl_option_t;
 
@@ -87,7 +90,7 @@ typedef enum ctl_option {
 /* The command line split into options and words. Pointers point into argv
  * and live as long as it. Options may appear anywhere, before or after the
  * verb, as "--name value" or "--name=value"; "--" ends them. A repeatable
- * option (--threshold, --source-cidr) may be given again: value holds its
+ * option (--threshold, --source-cidr, --from-eventlog) may be given again: value holds its
  * first value, repeats every value of every repeatable option in order.
  * --version is a flag, or takes a number when one follows it ("policy show
  * NAME --version 2"). */
@@ -354,13 +357,18 @@ int ctl_policy_list(ctl_context_t *ctx, const char *arg);
  * args say, written into out (NUL-terminated, *len its length): --models
  * GLOB,... (sorted, each once), --cost-ceiling X (default 0: none),
  * --token-lifetime S (default 300), each --threshold KIND=VALUE:ACTION,
- * each --source-cidr CIDR. Only the syntax of each option is checked here;
- * fleetd's strict reader decides the rest and says why it refuses.
- * TETHER_ERR_PARSE with message set. */
-TETHER_MUST_CHECK tether_status_t ctl_policy_document_build(const ctl_args_t *args, char *out,
-                                                            size_t size, size_t *len,
-                                                            char *message,
-                                                            size_t message_size);
+ * each --source-cidr CIDR, and a measured_boot section with the reference
+ * values of each --from-eventlog FILE (a platform event log, or tether's
+ * log, told apart by tether_cel_recognise). With current (a policy's
+ * current version, for policy update; NULL for create), the section starts
+ * from current's unless --replace-reference is given, and without --models
+ * the tokens, thresholds and sources are current's. Only the syntax of each
+ * option is checked here; fleetd's strict reader decides the rest and says
+ * why it refuses. TETHER_ERR_PARSE with message set. */
+TETHER_MUST_CHECK tether_status_t ctl_policy_document_build(const ctl_args_t *args,
+                                                            const tether_policy_document_t *current,
+                                                            char *out, size_t size, size_t *len,
+                                                            char *message, size_t message_size);
 
 /* ---- revoke-leaked (tetherctl_revocation.c) ------------------------------ */
 

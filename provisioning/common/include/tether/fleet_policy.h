@@ -9,13 +9,17 @@
  *   {"version":1,
  *    "tokens":{"models":["M",...],"cost_ceiling":C,"lifetime_seconds":L},
  *    "thresholds":[{"kind":"K","value":V,"action":"alert"|"quarantine"},...],
- *    "sources":["CIDR",...]}
+ *    "sources":["CIDR",...],
+ *    "measured_boot":{"pcrs":[N,...],"exact":[{"pcr":N,"value":"D"},...],
+ *                     "secure_boot":true|false,
+ *                     "variables":{"PK":"D","KEK":"D","db":"D","dbx":"D"},
+ *                     "applications":["D",...],"ipl":["D",...],
+ *                     "files":[{"name":"F","digests":["D",...]},...]}}
  *
- * (one line, no whitespace). Sections come in this order, each once; a
- * later section (measured_boot reference values) is appended after
- * "sources" as an optional member, and a document naming a section this
- * reader does not know is refused, so an older fleetd never enforces half a
- * policy.
+ * (one line, no whitespace). Sections come in this order, each once;
+ * measured_boot is optional (a device on a policy without it sends no event
+ * log), and a document naming a section this reader does not know is
+ * refused, so an older fleetd never enforces half a policy.
  * - models: 1 to TETHER_POLICY_MAX_MODELS model names or globs of
  *   printable ASCII but space " \ and comma (the config file's models
  *   key), at most TETHER_POLICY_MODEL_MAX bytes each, in strictly
@@ -31,6 +35,16 @@
  *   canonical text (inet_ntop's), host bits zero, strictly ascending by
  *   family then address then prefix. Empty: any source. A source_networks
  *   threshold needs at least one.
+ * - measured_boot: the reference values of tether_measured_boot_check
+ *   (firmware measured_boot.h, which says what each means). D is a SHA-256
+ *   digest in 64 lowercase hex digits. pcrs: 1 to 24 PCRs of 0 to 23,
+ *   strictly ascending; exact: PCRs of pcrs, strictly ascending; variables:
+ *   each member optional, in that order; applications (at most
+ *   TETHER_MEASURED_BOOT_MAX_APPLICATIONS), ipl (_MAX_IPL) and each file's
+ *   digests (1 to _MAX_FILE_DIGESTS): strictly ascending, so each once;
+ *   files: at most _MAX_FILES, names as tether's log has them
+ *   ([A-Za-z0-9._-]{1,64}), strictly ascending. secure_boot and variables
+ *   need PCR 7 in pcrs, files PCR 13.
  */
 #ifndef TETHER_FLEET_POLICY_H
 #define TETHER_FLEET_POLICY_H
@@ -39,9 +53,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "tether/cidr.h"
 #include "tether/error.h"
+#include "tether/measured_boot.h"
 
-#define TETHER_POLICY_DOCUMENT_MAX 8192 /* bytes */
+/* Bytes. The largest document every bound admits is 40,142 bytes, some 34
+ * KiB of them a measured_boot section at its bounds (test_fleet_policy
+ * writes it). */
+#define TETHER_POLICY_DOCUMENT_MAX 49152
 #define TETHER_POLICY_MAX_MODELS 32
 #define TETHER_POLICY_MODEL_MAX 128
 #define TETHER_POLICY_MAX_SOURCES 32
@@ -75,11 +94,7 @@ typedef struct tether_policy_threshold {
     tether_policy_action_t action;
 } tether_policy_threshold_t;
 
-typedef struct tether_policy_cidr {
-    int family;          /* AF_INET or AF_INET6 */
-    uint8_t address[16]; /* network byte order; 4 bytes used for AF_INET */
-    unsigned prefix;
-} tether_policy_cidr_t;
+typedef tether_cidr_t tether_policy_cidr_t; /* lib's canonical networks (cidr.h) */
 
 typedef struct tether_policy_document {
     char models[TETHER_POLICY_MAX_MODELS][TETHER_POLICY_MODEL_MAX + 1];
@@ -89,6 +104,8 @@ typedef struct tether_policy_document {
     tether_policy_threshold_t thresholds[TETHER_THRESHOLD_KIND_COUNT]; /* by kind */
     tether_policy_cidr_t sources[TETHER_POLICY_MAX_SOURCES];
     size_t source_count;
+    bool has_measured_boot; /* the optional "measured_boot" section */
+    tether_measured_boot_reference_t measured_boot;
 } tether_policy_document_t;
 
 /* "requests_per_minute", ...; NULL for a value outside the enum. */
@@ -118,11 +135,6 @@ TETHER_MUST_CHECK tether_status_t tether_policy_document_parse(const uint8_t *da
 TETHER_MUST_CHECK tether_status_t tether_policy_document_write(const tether_policy_document_t *doc,
                                                                char *out, size_t size,
                                                                size_t *len);
-
-/* Whether address (network byte order, 4 or 16 bytes per family) lies in
- * network. */
-bool tether_policy_cidr_contains(const tether_policy_cidr_t *network, int family,
-                                 const uint8_t *address);
 
 /* Whether the text address (IPv4 or IPv6, inet_pton's forms) lies in one
  * of doc's sources; any address when it lists none. An address that does

@@ -9,6 +9,7 @@
 #include <stddef.h>
 
 #include "tether/error.h"
+#include "tether/measured_boot.h"
 
 /* Admin roles, a bit set; role i is bit 1u << i. TETHER_ROLE_ALL is the
  * operators' set (the first token of a fleet); relying-party is the narrow
@@ -68,6 +69,10 @@ TETHER_MUST_CHECK tether_status_t tether_device_status_parse(const char *name,
  * evidence over a nonce an accepted exchange used already, a replay. 400,
  * "error" invalid_grant; nothing changes; a new challenge starts over. */
 #define TETHER_FLEET_EXCHANGE_NONCE_REUSED "nonce_reused"
+/* ... and for evidence over a next challenge (the nonce that comes with a
+ * token) used before its window opens at the device's scheduled refresh:
+ * 400 invalid_grant, nothing changes; the agent asks POST /v1/challenge. */
+#define TETHER_FLEET_EXCHANGE_NONCE_NOT_YET_VALID "nonce_not_yet_valid"
 
 /* The "tether_error" of POST /v1/token for a usage document (the bytes the
  * TPM signed beside the nonce) that is not the canonical form of a known
@@ -81,6 +86,28 @@ TETHER_MUST_CHECK tether_status_t tether_device_status_parse(const char *name,
  * quarantine; 403). */
 #define TETHER_FLEET_EXCHANGE_SOURCE_REFUSED "source_network_refused"
 
+/* The "tether_error" of POST /v1/token for a device whose policy has a
+ * measured_boot section and whose event logs its reference values refuse
+ * (tether_measured_boot_check; the strings are firmware's, named once in
+ * measured_boot.h): a log that does not parse or lacks SHA-256 digests; a
+ * replay other than the quoted PCRs, or a quote that does not cover the
+ * policy's; a boot application, IPL event or file of tether's whose digest
+ * no allow list holds; a file of the policy's not measured; SecureBoot not
+ * enabled; PK, KEK, db or dbx with another digest; a pinned PCR with
+ * another value. Nothing changes. */
+#define TETHER_FLEET_EXCHANGE_EVENTLOG_MALFORMED TETHER_MEASURED_BOOT_EVENTLOG_MALFORMED
+#define TETHER_FLEET_EXCHANGE_EVENTLOG_REPLAY_MISMATCH TETHER_MEASURED_BOOT_REPLAY_MISMATCH
+#define TETHER_FLEET_EXCHANGE_MEASUREMENT_NOT_ALLOWED TETHER_MEASURED_BOOT_MEASUREMENT_NOT_ALLOWED
+#define TETHER_FLEET_EXCHANGE_MEASUREMENT_MISSING TETHER_MEASURED_BOOT_MEASUREMENT_MISSING
+#define TETHER_FLEET_EXCHANGE_SECURE_BOOT_DISABLED TETHER_MEASURED_BOOT_SECURE_BOOT_DISABLED
+#define TETHER_FLEET_EXCHANGE_VARIABLE_NOT_ALLOWED TETHER_MEASURED_BOOT_VARIABLE_NOT_ALLOWED
+#define TETHER_FLEET_EXCHANGE_PCR_VALUE_NOT_ALLOWED TETHER_MEASURED_BOOT_PCR_VALUE_NOT_ALLOWED
+/* ... and for a request of such a device that names no event logs, or a
+ * log by a hash the fleet does not hold (it holds the last accepted one):
+ * 400 invalid_grant, nothing changes; the challenge says which logs the
+ * fleet holds, so the agent's next exchange sends the bytes. */
+#define TETHER_FLEET_EXCHANGE_EVENTLOG_UNKNOWN "eventlog_unknown"
+
 /* Alert kinds of usage reconciliation (DESIGN.md, "Usage counters and
  * reconciliation"): gateways accepted more requests on a token than its
  * device made; a device stopped reporting while gateways saw its tokens. */
@@ -89,6 +116,9 @@ TETHER_MUST_CHECK tether_status_t tether_device_status_parse(const char *name,
 /* A policy threshold crossed (provisioning/fleetd/README.md, "Anomaly
  * thresholds"). */
 #define TETHER_FLEET_ALERT_THRESHOLD_EXCEEDED "threshold_exceeded"
+/* An exchange refused by measured boot (the refusal's code, log, PCR,
+ * event, type and digest in its details). */
+#define TETHER_FLEET_ALERT_MEASURED_BOOT_REFUSED "measured_boot_refused"
 
 /* Refusals of POST /v1/usage/reports beyond invalid_request (a malformed
  * report, 400) and payload_too_large (413); nothing changes. 409: the

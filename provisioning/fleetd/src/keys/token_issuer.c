@@ -7,6 +7,8 @@
 #include <string.h>
 
 #include "tether/bytes.h"
+#include "tether/cidr.h"
+#include "tether/jose.h"
 #include "tether/random.h"
 
 #define JTI_BYTES 16
@@ -132,8 +134,33 @@ tether_status_t tether_token_jti_new(char out[TETHER_STORE_JTI_SIZE])
     return rc;
 }
 
+/* "sources": the policy's networks in their canonical text and order, so
+ * gateways refuse requests from elsewhere (at most
+ * TETHER_POLICY_MAX_SOURCES, about 1.5 KiB at worst); absent when the
+ * policy names none (any source). */
+static bool add_sources(cJSON *claim, const tether_policy_document_t *doc)
+{
+    char network[TETHER_CIDR_TEXT_SIZE];
+    cJSON *sources;
+
+    if (doc->source_count == 0)
+        return true;
+    if ((sources = cJSON_AddArrayToObject(claim, "sources")) == NULL)
+        return false;
+    for (size_t i = 0; i < doc->source_count; i++) {
+        cJSON *item = NULL;
+
+        if (tether_cidr_format(&doc->sources[i], network, sizeof(network)) != TETHER_OK ||
+            (item = cJSON_CreateString(network)) == NULL || !cJSON_AddItemToArray(sources, item)) {
+            cJSON_Delete(item);
+            return false;
+        }
+    }
+    return true;
+}
+
 /* The tether claim: {"counter", "policy", "policy_version", "models",
- * "cost_ceiling"}. */
+ * "cost_ceiling"[, "sources"]}. */
 static cJSON *tether_claim(const tether_token_facts_t *facts)
 {
     const tether_policy_document_t *doc = facts->policy_document;
@@ -160,6 +187,8 @@ static cJSON *tether_claim(const tether_token_facts_t *facts)
             goto fail;
         }
     }
+    if (!add_sources(claim, doc))
+        goto fail;
     return claim;
 fail:
     cJSON_Delete(claim);
@@ -194,4 +223,32 @@ cJSON *tether_token_claims(const tether_token_policy_t *policy, const tether_tok
         return NULL;
     }
     return claims;
+}
+
+tether_status_t tether_token_policy_fits(const tether_policy_document_t *doc, char *why,
+                                         size_t why_size)
+{
+    char network[TETHER_CIDR_TEXT_SIZE];
+    size_t bytes = sizeof("\"models\":[]") - 1;
+
+    if (doc == NULL)
+        return TETHER_ERR_INVALID_ARGUMENT;
+    /* Each name quoted and separated; a policy's names and networks hold
+     * nothing JSON escapes. */
+    for (size_t i = 0; i < doc->model_count; i++)
+        bytes += strlen(doc->models[i]) + 3;
+    if (doc->source_count > 0)
+        bytes += sizeof(",\"sources\":[]") - 1;
+    for (size_t i = 0; i < doc->source_count; i++) {
+        if (tether_cidr_format(&doc->sources[i], network, sizeof(network)) != TETHER_OK)
+            return TETHER_ERR_INVALID_ARGUMENT;
+        bytes += strlen(network) + 3;
+    }
+    if (bytes > TETHER_TOKEN_POLICY_CLAIMS_MAX)
+        return tether_explain(TETHER_ERR_TOO_LARGE, why, why_size,
+                              "the policy's models and sources would take %zu bytes of each "
+                              "token, above %d (a token must stay within %d bytes): name fewer "
+                              "or shorter models (globs) or fewer networks",
+                              bytes, TETHER_TOKEN_POLICY_CLAIMS_MAX, TETHER_JWS_MAX_LEN);
+    return TETHER_OK;
 }

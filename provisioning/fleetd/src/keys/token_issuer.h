@@ -7,9 +7,10 @@
  * Claims: iss, sub (device id), aud, client_id (device id), iat, nbf (= iat),
  * exp, jti (16 random bytes, hex), scope, cnf {"jkt": RFC 7638 thumbprint of
  * the enrolled device key}, and tether {"counter", "policy", "policy_version",
- * "models": [...], "cost_ceiling"} from the version of the fleet policy
- * (fleet_policy.h) the device followed when the token was issued; exp is
- * iat + that policy's lifetime_seconds.
+ * "models": [...], "cost_ceiling", "sources": [...]} from the version of the
+ * fleet policy (fleet_policy.h) the device followed when the token was
+ * issued ("sources" only when the policy lists networks: gateways refuse
+ * requests from outside them); exp is iat + that policy's lifetime_seconds.
  */
 #ifndef TETHER_FLEET_TOKEN_ISSUER_H
 #define TETHER_FLEET_TOKEN_ISSUER_H
@@ -87,5 +88,18 @@ typedef struct tether_token_facts {
 
 /* The claims object (the caller deletes it), or NULL when out of memory. */
 cJSON *tether_token_claims(const tether_token_policy_t *policy, const tether_token_facts_t *facts);
+
+/* The JSON text a policy's models and sources take in each token's tether
+ * claim, at most: with the rest of the claims (about 600 bytes with a
+ * 64-byte issuer) the signed token stays within TETHER_JWS_MAX_LEN. */
+#define TETHER_TOKEN_POLICY_CLAIMS_MAX 5000
+
+/* Whether the tokens of a policy could be signed: TETHER_ERR_TOO_LARGE
+ * with a sentence in why when its models and sources would take more than
+ * TETHER_TOKEN_POLICY_CLAIMS_MAX bytes of each token (32 models of 128
+ * bytes and 32 IPv6 networks would not fit). Checked when a policy is
+ * written, so no exchange fails on it. */
+TETHER_MUST_CHECK tether_status_t tether_token_policy_fits(const tether_policy_document_t *doc,
+                                                           char *why, size_t why_size);
 
 #endif

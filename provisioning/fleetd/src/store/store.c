@@ -3,6 +3,7 @@
 #include "store_backend.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -12,8 +13,12 @@
 
 void tether_store_init(tether_store_t *store)
 {
-    if (store != NULL)
-        memset(store, 0, sizeof(*store));
+    if (store == NULL)
+        return;
+    memset(store, 0, sizeof(*store));
+    /* Default attributes: neither can fail on Linux (no resources taken). */
+    (void)pthread_mutex_init(&store->group_commit.lock, NULL);
+    (void)pthread_cond_init(&store->group_commit.finished, NULL);
 }
 
 tether_status_t tether_store_open(tether_store_t *store, const char *location,
@@ -30,6 +35,8 @@ void tether_store_free(tether_store_t *store)
         return;
     if (store->ops != NULL && store->impl != NULL)
         store->ops->close(store->impl);
+    pthread_cond_destroy(&store->group_commit.finished);
+    pthread_mutex_destroy(&store->group_commit.lock);
     tether_wipe(store, sizeof(*store));
 }
 
@@ -96,6 +103,14 @@ tether_status_t tether_store_device_list(tether_store_t *store, tether_store_dev
                                          void *arg)
 {
     return STORE_CALL(store, device_list, cb, arg);
+}
+
+tether_status_t tether_store_device_counts(tether_store_t *store,
+                                           uint64_t counts[TETHER_STORE_DEVICE_STATUSES])
+{
+    if (counts != NULL)
+        memset(counts, 0, TETHER_STORE_DEVICE_STATUSES * sizeof(counts[0]));
+    return STORE_CALL(store, device_counts, counts);
 }
 
 tether_status_t tether_store_device_change_status(tether_store_t *store, const char *id,
@@ -324,6 +339,41 @@ tether_status_t tether_store_device_policy(tether_store_t *store, const char *id
                                            tether_store_policy_t *policy)
 {
     return STORE_CALL(store, device_policy, id, policy);
+}
+
+tether_status_t tether_store_eventlog_get(tether_store_t *store, const char *device_id,
+                                          tether_store_eventlog_kind_t kind, bool with_bytes,
+                                          tether_store_eventlog_t *log)
+{
+    return STORE_CALL(store, eventlog_get, device_id, (int)kind, with_bytes, log);
+}
+
+tether_status_t tether_store_eventlog_put(tether_store_t *store, const char *device_id,
+                                          tether_store_eventlog_kind_t kind,
+                                          const uint8_t sha256[32], const uint8_t *bytes,
+                                          size_t len, int64_t now)
+{
+    return STORE_CALL(store, eventlog_put, device_id, (int)kind, sha256, bytes, len, now);
+}
+
+const char *tether_store_eventlog_kind_name(int kind)
+{
+    switch (kind) {
+    case TETHER_STORE_EVENTLOG_PLATFORM:
+        return "platform";
+    case TETHER_STORE_EVENTLOG_TETHER:
+        return "tether";
+    default:
+        return NULL;
+    }
+}
+
+void tether_store_eventlog_free(tether_store_eventlog_t *log)
+{
+    if (log == NULL)
+        return;
+    free(log->bytes);
+    memset(log, 0, sizeof(*log));
 }
 
 void tether_store_set_revocation_hook(tether_store_t *store, tether_store_revocation_hook_fn fn,

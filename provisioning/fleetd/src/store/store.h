@@ -12,6 +12,7 @@
 #ifndef TETHER_FLEET_STORE_H
 #define TETHER_FLEET_STORE_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -187,6 +188,15 @@ struct tether_store_usage_report;
 struct tether_store_usage_result;
 struct tether_store_usage_row;
 struct tether_store_policy;
+struct tether_store_eventlog;
+
+/* One exchange of a group commit (tether_store_ops_t.exchange_batch). */
+typedef struct tether_store_exchange_item {
+    const struct tether_store_exchange *exchange; /* borrowed for the call */
+    int64_t now;
+    struct tether_store_exchange_result *result; /* meaningful when status is TETHER_OK */
+    tether_status_t status;                      /* set by exchange_batch */
+} tether_store_exchange_item_t;
 
 /* What an implementation provides. impl is its private state. */
 typedef struct tether_store_ops {
@@ -211,6 +221,7 @@ typedef struct tether_store_ops {
     tether_status_t (*device_find_ek)(void *impl, const char *ek_sha256,
                                       tether_store_device_t *device);
     tether_status_t (*device_list)(void *impl, tether_store_device_cb cb, void *arg);
+    tether_status_t (*device_counts)(void *impl, uint64_t counts[]);
     tether_status_t (*device_change_status)(void *impl, const char *id,
                                             tether_device_action_t action, const char *reason,
                                             int64_t now, tether_store_device_t *device);
@@ -261,8 +272,12 @@ typedef struct tether_store_ops {
     /* Attested token exchange and issuer keys (store_sqlite_exchange.c). */
     tether_status_t (*exchange_device_get)(void *impl, const char *id,
                                            struct tether_store_exchange_device *device);
-    tether_status_t (*exchange_record)(void *impl, const struct tether_store_exchange *exchange,
-                                       int64_t now, struct tether_store_exchange_result *result);
+    /* count exchanges (1 or more), in one transaction with one durable
+     * commit: in order, each decided on what the ones before it wrote, each
+     * inside a savepoint of its own so that one failing (status not
+     * TETHER_OK) is undone alone. When the transaction cannot begin or
+     * commit, nothing is recorded and every status is that error. */
+    void (*exchange_batch)(void *impl, tether_store_exchange_item_t *items, size_t count);
     tether_status_t (*issued_token_get)(void *impl, const char *jti,
                                         struct tether_store_issued_token *token);
     tether_status_t (*issuer_key_list)(void *impl,
@@ -296,11 +311,30 @@ typedef struct tether_store_ops {
                                          int64_t now);
     tether_status_t (*device_policy)(void *impl, const char *id,
                                      struct tether_store_policy *policy);
+
+    /* Measured boot's event logs (store_sqlite_eventlogs.c, store_pg_eventlogs.c). */
+    tether_status_t (*eventlog_get)(void *impl, const char *device_id, int kind,
+                                    bool with_bytes, struct tether_store_eventlog *log);
+    tether_status_t (*eventlog_put)(void *impl, const char *device_id, int kind,
+                                    const uint8_t *sha256, const uint8_t *bytes, size_t len,
+                                    int64_t now);
 } tether_store_ops_t;
 
 /* Called after a change that appended to the revocation feed was committed
  * (from the thread that made it; it must not block). */
 typedef void (*tether_store_revocation_hook_fn)(void *arg);
+
+/* Exchanges waiting for a group commit (store_exchange.c). */
+struct tether_store_exchange_waiter;
+typedef struct tether_store_group_commit {
+    pthread_mutex_t lock;
+    pthread_cond_t finished;                   /* a batch was committed (or failed) */
+    struct tether_store_exchange_waiter *head; /* waiting, in arrival order */
+    struct tether_store_exchange_waiter *tail;
+    size_t waiting;  /* in the queue */
+    bool committing; /* a thread is running a batch */
+    uint64_t batches, exchanges; /* counted since the store was initialised */
+} tether_store_group_commit_t;
 
 /* A store handle: caller-owned, init / open / free. */
 typedef struct tether_store {
@@ -310,6 +344,7 @@ typedef struct tether_store {
     void *revocation_hook_arg;
     tether_metric_t *transaction_seconds; /* NULL: not timed; else a histogram
                                              labelled by operation, outliving the store */
+    tether_store_group_commit_t group_commit;
 } tether_store_t;
 
 void tether_store_init(tether_store_t *store);
@@ -345,6 +380,11 @@ TETHER_MUST_CHECK tether_status_t tether_store_open(tether_store_t *store, const
 
 /* Closes the store and wipes the handle; NULL and never-opened are fine. */
 void tether_store_free(tether_store_t *store);
+
+/* How many group commits recorded how many exchanges since the store was
+ * initialised (their ratio is the mean batch size). */
+void tether_store_group_commit_counts(tether_store_t *store, uint64_t *batches,
+                                      uint64_t *exchanges);
 
 /* The newest schema version this build knows. */
 int tether_store_latest_version(void);
@@ -396,6 +436,13 @@ TETHER_MUST_CHECK tether_status_t tether_store_device_find_ek(tether_store_t *st
                                                               tether_store_device_t *device);
 TETHER_MUST_CHECK tether_status_t tether_store_device_list(tether_store_t *store,
                                                            tether_store_device_cb cb, void *arg);
+
+/* The devices of each status: counts[status] for every tether_device_status_t
+ * (TETHER_STORE_DEVICE_STATUSES entries, zeroed first). One pass over the
+ * devices: for a periodic gauge, not for every request. */
+#define TETHER_STORE_DEVICE_STATUSES (TETHER_DEVICE_QUARANTINED + 1)
+TETHER_MUST_CHECK tether_status_t tether_store_device_counts(
+    tether_store_t *store, uint64_t counts[TETHER_STORE_DEVICE_STATUSES]);
 
 /* Revoke, quarantine or reinstate, in one transaction:
  * - revoke / quarantine: the status changes, every unexpired token issued to
@@ -790,7 +837,20 @@ TETHER_MUST_CHECK tether_status_t tether_store_exchange_device_get(
  *   revocation feed gets an entry and an alert ("clone_detected" or
  *   "clock_regression", details from tether_store_sighting_details) is added;
  * - NOT_ACTIVE, NONCE_REUSED and NONCE_SUPERSEDED: nothing changes.
+ *
+ * Group commit: exchanges recorded from several threads while a commit is
+ * in flight wait for it to end, then the first of them records all that
+ * are waiting (up to TETHER_STORE_GROUP_COMMIT_MAX, in arrival order) in
+ * one transaction and one durable commit, each in a savepoint of its own
+ * (exchange_batch): every exchange is decided as if alone and in that
+ * order, one failing or quarantining never undoes another, and no caller
+ * returns before the commit that holds its exchange (a failed commit fails
+ * every exchange in it). No exchange waits for company: one alone is
+ * committed at once. The store's "exchange" duration is timed from the
+ * call, so it includes the wait for the commit in flight.
  */
+#define TETHER_STORE_GROUP_COMMIT_MAX 64
+
 TETHER_MUST_CHECK tether_status_t tether_store_exchange_record(
     tether_store_t *store, const tether_store_exchange_t *exchange, int64_t now,
     tether_store_exchange_result_t *result);
@@ -848,6 +908,8 @@ typedef struct tether_store_usage_entry {
     char device_id[TETHER_STORE_DEVICE_ID_SIZE]; /* as the relying party read it in the token */
     int64_t requests;          /* forwarded (answered or failed upstream) */
     int64_t refused;           /* refused by a ceiling after authorization */
+    int64_t refused_models;    /* of refused: a model outside the allow lists */
+    int64_t refused_sources;   /* of refused: a client outside the token's sources */
     int64_t prompt_tokens;
     int64_t completion_tokens;
     int64_t cost_micros;       /* millionths of the relying party's currency */
@@ -987,5 +1049,42 @@ TETHER_MUST_CHECK tether_status_t tether_store_device_set_policy(tether_store_t 
 TETHER_MUST_CHECK tether_status_t tether_store_device_policy(tether_store_t *store,
                                                             const char *id,
                                                             tether_store_policy_t *policy);
+
+/* ---- measured boot's event logs (store_sqlite_eventlogs.c,
+ * store_pg_eventlogs.c; schema version 14) ---- */
+
+/* The logs a device sends when its policy has a measured_boot section. */
+typedef enum tether_store_eventlog_kind {
+    TETHER_STORE_EVENTLOG_PLATFORM = 0, /* the platform's TCG PC Client log */
+    TETHER_STORE_EVENTLOG_TETHER = 1,   /* tether's Canonical Event Log */
+} tether_store_eventlog_kind_t;
+
+/* The last accepted log of one kind of a device. */
+typedef struct tether_store_eventlog {
+    uint8_t sha256[32]; /* SHA-256 of bytes */
+    uint8_t *bytes;     /* heap (tether_store_eventlog_free); NULL when not asked or empty */
+    size_t len;
+} tether_store_eventlog_t;
+
+/* The device's last accepted log of kind, with its bytes when with_bytes;
+ * TETHER_ERR_NOT_FOUND without one. *log is zeroed on entry; release it
+ * with tether_store_eventlog_free. */
+TETHER_MUST_CHECK tether_status_t tether_store_eventlog_get(tether_store_t *store,
+                                                           const char *device_id,
+                                                           tether_store_eventlog_kind_t kind,
+                                                           bool with_bytes,
+                                                           tether_store_eventlog_t *log);
+
+/* Keeps bytes[0..len) (sha256 its SHA-256, which the caller computed) as
+ * the device's last accepted log of kind, replacing the one before. */
+TETHER_MUST_CHECK tether_status_t tether_store_eventlog_put(tether_store_t *store,
+                                                           const char *device_id,
+                                                           tether_store_eventlog_kind_t kind,
+                                                           const uint8_t sha256[32],
+                                                           const uint8_t *bytes, size_t len,
+                                                           int64_t now);
+
+/* Frees log->bytes and zeroes *log; accepts NULL. */
+void tether_store_eventlog_free(tether_store_eventlog_t *log);
 
 #endif

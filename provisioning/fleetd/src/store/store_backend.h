@@ -78,10 +78,28 @@ typedef struct tether_store_rate_kind {
     const char *column; /* of usage_seconds, a constant */
     int64_t window;     /* seconds */
     bool money;         /* the value is in millionths (spend) */
+    /* A count of refusals ("tried N times"): crosses when the figure
+     * reaches the value, and only at an entry that adds to it; what names
+     * one in the alert's reason. NULL for rates (above the value, at
+     * every entry). */
+    const char *tries;
+    /* The key of threshold_alerts when not the kind's name: gateways'
+     * source refusals alert apart from the exchange's (an exchange from
+     * outside must not hide a gateway's sightings within its hour). */
+    const char *mark;
 } tether_store_rate_kind_t;
 
-#define TETHER_STORE_RATE_KIND_COUNT 4
+#define TETHER_STORE_RATE_KIND_COUNT 6
 extern const tether_store_rate_kind_t tether_store_rate_kinds[TETHER_STORE_RATE_KIND_COUNT];
+
+/* Whether kind k is evaluated at entry e: rates at every entry, a tries
+ * kind only at an entry that adds to its figure. */
+bool tether_store_rate_applies(const tether_store_rate_kind_t *k,
+                               const tether_store_usage_entry_t *e);
+/* Whether observed crosses t. A count kind's value is a whole number: its
+ * micros / 10^6. */
+bool tether_store_rate_crosses(const tether_store_rate_kind_t *k,
+                               const tether_policy_threshold_t *t, int64_t observed);
 
 /* What crossed: the threshold, the observed figure (JSON), the window
  * and the sentence that becomes the alert's and the quarantine's reason. */
@@ -93,7 +111,11 @@ typedef struct tether_store_crossing {
     int64_t window;       /* seconds */
     int64_t end;          /* the window's last second */
     const char *reason;
+    const char *mark;     /* threshold_alerts' key; NULL: the kind's name */
 } tether_store_crossing_t;
+
+/* The key of threshold_alerts that a crossing marks. */
+const char *tether_store_crossing_mark(const tether_store_crossing_t *c);
 
 /* How long an exchange from outside the policy's sources is not alerted
  * again (a device exchanges every few minutes). */
@@ -112,6 +134,10 @@ void tether_store_source_crossing(tether_store_crossing_t *c, const tether_store
 /* The threshold_exceeded alert's details of a crossing. */
 void tether_store_crossing_details(const tether_store_crossing_t *c,
                                    char details[TETHER_STORE_DETAILS_MAX]);
+
+/* device_eventlogs' name of an event log kind (tether_store_eventlog_kind_t);
+ * NULL for any other value. */
+const char *tether_store_eventlog_kind_name(int kind);
 
 /* Every dispatch: TETHER_ERR_STATE on a store never opened. */
 #define STORE_CALL(store, op, ...)                                                            \

@@ -1,5 +1,7 @@
-/* The store's exchange and issuer-key operations: dispatch, and the rules
- * every implementation shares (the clone decision, the alert details). */
+/* The store's exchange and issuer-key operations: dispatch, the group
+ * commit of exchanges (above every implementation, which runs a batch with
+ * exchange_batch), and the rules every implementation shares (the clone
+ * decision, the alert details). */
 #include "store.h"
 #include "store_backend.h"
 
@@ -115,26 +117,105 @@ tether_status_t tether_store_exchange_device_get(tether_store_t *store, const ch
     return STORE_CALL(store, exchange_device_get, id, device);
 }
 
+/* One caller of tether_store_exchange_record, queued for a group commit;
+ * on its own stack until its batch has been committed. */
+struct tether_store_exchange_waiter {
+    tether_store_exchange_item_t item;
+    struct tether_store_exchange_waiter *next;
+    bool done; /* item.status is final: its batch was committed or failed */
+};
+
+/* Takes up to TETHER_STORE_GROUP_COMMIT_MAX waiters off the queue's head
+ * into batch (arrival order) and runs them as one transaction, without the
+ * queue's lock held, so that exchanges arriving meanwhile queue for the next
+ * one. Called and returns with g->lock held. */
+static void run_batch(tether_store_t *store, tether_store_group_commit_t *g)
+{
+    struct tether_store_exchange_waiter *batch[TETHER_STORE_GROUP_COMMIT_MAX];
+    tether_store_exchange_item_t items[TETHER_STORE_GROUP_COMMIT_MAX];
+    size_t count = 0;
+
+    while (g->head != NULL && count < TETHER_STORE_GROUP_COMMIT_MAX) {
+        batch[count] = g->head;
+        items[count] = g->head->item;
+        g->head = g->head->next;
+        count++;
+    }
+    if (g->head == NULL)
+        g->tail = NULL;
+    g->waiting -= count;
+    g->committing = true;
+    pthread_mutex_unlock(&g->lock);
+
+    store->ops->exchange_batch(store->impl, items, count);
+
+    pthread_mutex_lock(&g->lock);
+    for (size_t i = 0; i < count; i++) {
+        batch[i]->item.status = items[i].status;
+        batch[i]->done = true;
+    }
+    g->batches++;
+    g->exchanges += count;
+    g->committing = false;
+    pthread_cond_broadcast(&g->finished);
+}
+
 tether_status_t tether_store_exchange_record(tether_store_t *store,
                                              const tether_store_exchange_t *exchange, int64_t now,
                                              tether_store_exchange_result_t *result)
 {
+    struct tether_store_exchange_waiter self = {
+        .item = {.exchange = exchange, .now = now, .result = result, .status = TETHER_ERR_STORE},
+    };
+    tether_store_group_commit_t *g;
     struct timespec start;
-    tether_status_t rc;
 
+    if (store == NULL || store->ops == NULL || store->ops->exchange_batch == NULL)
+        return TETHER_ERR_STATE;
+    if (exchange == NULL || result == NULL)
+        return TETHER_ERR_INVALID_ARGUMENT;
+    g = &store->group_commit;
     clock_gettime(CLOCK_MONOTONIC, &start);
-    rc = STORE_CALL(store, exchange_record, exchange, now, result);
+    pthread_mutex_lock(&g->lock);
+    if (g->tail != NULL)
+        g->tail->next = &self;
+    else
+        g->head = &self;
+    g->tail = &self;
+    g->waiting++;
+    /* The thread that finds no commit running leads the next one, with
+     * every exchange queued by then; the others wait for theirs. */
+    while (!self.done) {
+        if (!g->committing)
+            run_batch(store, g);
+        else
+            pthread_cond_wait(&g->finished, &g->lock);
+    }
+    pthread_mutex_unlock(&g->lock);
     tether_store_observe_since(store, "exchange", &start);
 
     /* A quarantine appended to the revocation feed in its transaction. */
-    if (rc == TETHER_OK &&
+    if (self.item.status == TETHER_OK &&
         (result->decision == TETHER_STORE_EXCHANGE_CLONE ||
          result->decision == TETHER_STORE_EXCHANGE_CLOCK_REGRESSION ||
          result->decision == TETHER_STORE_EXCHANGE_USAGE_MISMATCH ||
          result->decision == TETHER_STORE_EXCHANGE_SOURCE_REFUSED) &&
         store->revocation_hook != NULL)
         store->revocation_hook(store->revocation_hook_arg);
-    return rc;
+    return self.item.status;
+}
+
+void tether_store_group_commit_counts(tether_store_t *store, uint64_t *batches,
+                                      uint64_t *exchanges)
+{
+    *batches = 0;
+    *exchanges = 0;
+    if (store == NULL)
+        return;
+    pthread_mutex_lock(&store->group_commit.lock);
+    *batches = store->group_commit.batches;
+    *exchanges = store->group_commit.exchanges;
+    pthread_mutex_unlock(&store->group_commit.lock);
 }
 
 tether_status_t tether_store_issued_token_get(tether_store_t *store, const char *jti,

@@ -104,6 +104,31 @@ tether_status_t tether_pg_device_list(void *impl, tether_store_device_cb cb, voi
         &list);
 }
 
+/* One row of the count by status: its status's entry of the counts. */
+static tether_status_t count_item(tether_pg_list_t *list, const tether_pg_row_t *row, bool *stop)
+{
+    uint64_t *counts = list->arg;
+    tether_device_status_t status;
+    tether_status_t rc;
+
+    *stop = false;
+    rc = tether_device_status_parse(tether_pg_text(row, 0), &status);
+    if (rc == TETHER_OK)
+        counts[status] = (uint64_t)tether_pg_int64(row, 1);
+    return rc;
+}
+
+tether_status_t tether_pg_device_counts(void *impl, uint64_t counts[])
+{
+    tether_pg_list_t list = {.read = count_item, .arg = counts};
+
+    if (counts == NULL)
+        return TETHER_ERR_INVALID_ARGUMENT;
+    return tether_pg_list(impl, "count devices",
+                          "SELECT status, count(*) FROM devices GROUP BY status", PG_NO_ARGS,
+                          &list);
+}
+
 typedef struct import {
     const tether_store_allow_t *rows;
     size_t count;

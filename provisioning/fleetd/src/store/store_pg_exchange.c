@@ -242,24 +242,16 @@ static tether_status_t quarantine_tx(tether_pg_t *db, const tether_store_exchang
     return rc;
 }
 
-typedef struct exchange_call {
-    const tether_store_exchange_t *ex;
-    int64_t now;
-    tether_store_exchange_device_t *row;
-    tether_store_exchange_result_t *result;
-} exchange_call_t;
-
-static tether_status_t exchange_tx(tether_pg_t *db, void *arg)
+/* One exchange's checks and writes, inside the batch's transaction; row is
+ * scratch space for the device row. */
+static tether_status_t exchange_tx(tether_pg_t *db, const tether_store_exchange_t *ex,
+                                   int64_t now, tether_store_exchange_device_t *row,
+                                   tether_store_exchange_result_t *result)
 {
-    exchange_call_t *call = arg;
-    const tether_store_exchange_t *ex = call->ex;
-    tether_store_exchange_result_t *result = call->result;
-    const tether_store_exchange_device_t *row = call->row;
     bool nonce_used = false, quarantined = false;
     tether_status_t rc;
 
-    memset(result, 0, sizeof(*result));
-    if ((rc = exchange_select(db, ex->device_id, call->row)) != TETHER_OK ||
+    if ((rc = exchange_select(db, ex->device_id, row)) != TETHER_OK ||
         (rc = nonce_used_tx(db, ex, &nonce_used)) != TETHER_OK)
         return rc;
     result->decision = tether_store_exchange_decide(row, ex, nonce_used);
@@ -271,14 +263,14 @@ static tether_status_t exchange_tx(tether_pg_t *db, void *arg)
         /* As on SQLite: the source first, then the usage document; either
          * may quarantine the device instead of issuing a token. */
         if (ex->source_threshold != NULL)
-            rc = tether_pg_source_tx(db, ex, call->now, result, &quarantined);
+            rc = tether_pg_source_tx(db, ex, now, result, &quarantined);
         if (rc == TETHER_OK && quarantined) {
             result->decision = TETHER_STORE_EXCHANGE_SOURCE_REFUSED;
             result->status = TETHER_DEVICE_QUARANTINED;
             break;
         }
         if (rc == TETHER_OK)
-            rc = tether_pg_usage_exchange_tx(db, ex, call->now, result, &quarantined);
+            rc = tether_pg_usage_exchange_tx(db, ex, now, result, &quarantined);
         if (rc == TETHER_OK && quarantined) {
             result->decision = TETHER_STORE_EXCHANGE_USAGE_MISMATCH;
             result->status = TETHER_DEVICE_QUARANTINED;
@@ -293,7 +285,7 @@ static tether_status_t exchange_tx(tether_pg_t *db, void *arg)
         break;
     case TETHER_STORE_EXCHANGE_CLONE:
     case TETHER_STORE_EXCHANGE_CLOCK_REGRESSION:
-        rc = quarantine_tx(db, ex, row, result->decision, call->now);
+        rc = quarantine_tx(db, ex, row, result->decision, now);
         result->status = TETHER_DEVICE_QUARANTINED;
         break;
     case TETHER_STORE_EXCHANGE_NOT_ACTIVE:
@@ -304,23 +296,75 @@ static tether_status_t exchange_tx(tether_pg_t *db, void *arg)
     return rc;
 }
 
-tether_status_t tether_pg_exchange_record(void *impl, const tether_store_exchange_t *ex,
-                                          int64_t now, tether_store_exchange_result_t *result)
+/* One batch member in its savepoint: kept when it succeeds, undone alone
+ * when it fails. *batch_rc is set when the batch's transaction is lost: the
+ * savepoint cannot be taken or undone, or the member lost its attempt to a
+ * concurrent transaction (db->retry: a serialization failure, a deadlock or
+ * the counter's compare-and-set changing no row), which rolling back to the
+ * savepoint would not mend, since the batch's reads are part of the
+ * conflict too. */
+static tether_status_t member_tx(tether_pg_t *db, tether_store_exchange_item_t *item,
+                                 tether_store_exchange_device_t *row, tether_status_t *batch_rc)
 {
-    exchange_call_t call = {ex, now, NULL, result};
     tether_status_t rc;
 
-    if (ex == NULL || result == NULL || !tether_store_exchange_valid(ex))
+    memset(item->result, 0, sizeof(*item->result));
+    if (!tether_store_exchange_valid(item->exchange))
         return TETHER_ERR_INVALID_ARGUMENT;
-    memset(result, 0, sizeof(*result));
-    if ((call.row = malloc(sizeof(*call.row))) == NULL)
-        return TETHER_ERR_NO_MEMORY;
-    rc = tether_pg_transaction(impl, "record exchange", exchange_tx, &call);
-    tether_wipe(call.row, sizeof(*call.row));
-    free(call.row);
-    if (rc != TETHER_OK)
-        tether_wipe(result, sizeof(*result));
+    if ((*batch_rc = tether_pg_run(db, "open exchange savepoint", "SAVEPOINT exchange",
+                                   PG_NO_ARGS, NULL)) != TETHER_OK)
+        return *batch_rc;
+    rc = exchange_tx(db, item->exchange, item->now, row, item->result);
+    if (rc != TETHER_OK && db->retry)
+        *batch_rc = rc;
+    else if (rc != TETHER_OK)
+        *batch_rc = tether_pg_run(db, "undo exchange", "ROLLBACK TO SAVEPOINT exchange",
+                                  PG_NO_ARGS, NULL);
+    if (*batch_rc == TETHER_OK)
+        *batch_rc = tether_pg_run(db, "release exchange savepoint", "RELEASE SAVEPOINT exchange",
+                                  PG_NO_ARGS, NULL);
+    return *batch_rc == TETHER_OK ? rc : *batch_rc;
+}
+
+typedef struct batch_call {
+    tether_store_exchange_item_t *items;
+    size_t count;
+    tether_store_exchange_device_t *row;
+} batch_call_t;
+
+/* Every member, in order. A retried attempt runs them all again from the
+ * start and sets every status and result afresh, so what the caller reads
+ * is the attempt that committed: an item decided ACCEPT in a lost attempt
+ * may be a CLONE or RETRY in the next, decided from what the other
+ * replica committed meanwhile. */
+static tether_status_t batch_tx(tether_pg_t *db, void *arg)
+{
+    batch_call_t *call = arg;
+    tether_status_t rc = TETHER_OK;
+
+    for (size_t i = 0; i < call->count && rc == TETHER_OK; i++)
+        call->items[i].status = member_tx(db, &call->items[i], call->row, &rc);
     return rc;
+}
+
+void tether_pg_exchange_batch(void *impl, tether_store_exchange_item_t *items, size_t count)
+{
+    batch_call_t call = {items, count, malloc(sizeof(*call.row))};
+    tether_status_t rc = call.row != NULL ? TETHER_OK : TETHER_ERR_NO_MEMORY;
+
+    if (rc == TETHER_OK)
+        rc = tether_pg_transaction(impl, "record exchanges", batch_tx, &call);
+    for (size_t i = 0; i < count; i++) {
+        /* Nothing was recorded when the transaction failed. */
+        if (rc != TETHER_OK)
+            items[i].status = rc;
+        if (items[i].status != TETHER_OK && items[i].result != NULL)
+            tether_wipe(items[i].result, sizeof(*items[i].result));
+    }
+    if (call.row != NULL) {
+        tether_wipe(call.row, sizeof(*call.row));
+        free(call.row);
+    }
 }
 
 /* ---- issuer keys ---- */

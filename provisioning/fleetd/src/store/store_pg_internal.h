@@ -264,6 +264,7 @@ tether_status_t tether_pg_device_get(void *impl, const char *id, tether_store_de
 tether_status_t tether_pg_device_find_ek(void *impl, const char *ek_sha256,
                                          tether_store_device_t *device);
 tether_status_t tether_pg_device_list(void *impl, tether_store_device_cb cb, void *arg);
+tether_status_t tether_pg_device_counts(void *impl, uint64_t counts[]);
 tether_status_t tether_pg_device_import(void *impl, const tether_store_allow_t *rows, size_t count,
                                         int64_t now, size_t *created, size_t *conflict_index);
 tether_status_t tether_pg_device_change_status(void *impl, const char *id,
@@ -326,8 +327,7 @@ tether_status_t tether_pg_enrollment_completed(void *impl, const char *id,
 /* store_pg_exchange.c: the exchange and the issuer keys. */
 tether_status_t tether_pg_exchange_device_get(void *impl, const char *id,
                                               tether_store_exchange_device_t *device);
-tether_status_t tether_pg_exchange_record(void *impl, const tether_store_exchange_t *exchange,
-                                          int64_t now, tether_store_exchange_result_t *result);
+void tether_pg_exchange_batch(void *impl, tether_store_exchange_item_t *items, size_t count);
 tether_status_t tether_pg_issued_token_get(void *impl, const char *jti,
                                            tether_store_issued_token_t *token);
 tether_status_t tether_pg_issuer_key_list(void *impl, tether_store_issuer_key_cb cb, void *arg);
@@ -342,5 +342,12 @@ tether_status_t tether_pg_usage_unreported_check(void *impl, int64_t now, int64_
                                                  size_t *alerted);
 tether_status_t tether_pg_usage_list(void *impl, const char *device_id, int64_t since,
                                      unsigned limit, tether_store_usage_cb cb, void *arg);
+
+/* store_pg_eventlogs.c */
+tether_status_t tether_pg_eventlog_get(void *impl, const char *device_id, int kind,
+                                       bool with_bytes, tether_store_eventlog_t *log);
+tether_status_t tether_pg_eventlog_put(void *impl, const char *device_id, int kind,
+                                       const uint8_t *sha256, const uint8_t *bytes, size_t len,
+                                       int64_t now);
 
 #endif

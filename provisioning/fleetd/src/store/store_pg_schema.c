@@ -259,6 +259,27 @@ static const char pg_migration_11[] =
     " PRIMARY KEY (device_id, kind)"
     ");";
 
+static const char pg_migration_12[] =
+    "ALTER TABLE usage_seconds ADD COLUMN refused_models BIGINT NOT NULL DEFAULT 0;"
+    "ALTER TABLE usage_seconds ADD COLUMN refused_sources BIGINT NOT NULL DEFAULT 0;";
+
+/* PostgreSQL changes the CHECK in place (pg_migration_9's, named by
+ * PostgreSQL's rule for a column's constraint). */
+static const char pg_migration_13[] =
+    "ALTER TABLE policies DROP CONSTRAINT policies_document_check;"
+    "ALTER TABLE policies ADD CONSTRAINT policies_document_check"
+    " CHECK (length(document) BETWEEN 1 AND 49152);";
+
+static const char pg_migration_14[] =
+    "CREATE TABLE device_eventlogs ("
+    " device_id TEXT NOT NULL REFERENCES devices (id),"
+    " log TEXT NOT NULL CHECK (log IN ('platform', 'tether')),"
+    " sha256 BYTEA NOT NULL CHECK (octet_length(sha256) = 32),"
+    " bytes BYTEA NOT NULL,"
+    " updated_at BIGINT NOT NULL,"
+    " PRIMARY KEY (device_id, log)"
+    ");";
+
 const char *const tether_pg_migrations[] = {
     pg_migration_1,
     pg_migration_2,
@@ -271,6 +292,9 @@ const char *const tether_pg_migrations[] = {
     pg_migration_9,
     pg_migration_10,
     pg_migration_11,
+    pg_migration_12,
+    pg_migration_13,
+    pg_migration_14,
 };
 
 const size_t tether_pg_migration_count =

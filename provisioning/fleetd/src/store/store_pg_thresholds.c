@@ -1,5 +1,5 @@
 /*
- * Anomaly thresholds on PostgreSQL (schema version 11): the rules of
+ * Anomaly thresholds on PostgreSQL (schema version 12): the rules of
  * store_sqlite_thresholds.c, inside a usage report's transaction. Replicas
  * counting reports of one device at once serialize on its usage_seconds
  * and threshold_alerts rows, so a window alerts once.
@@ -45,8 +45,7 @@ static tether_status_t crossed_tx(tether_pg_t *db, const tether_store_crossing_t
     *alerted = false;
     *quarantined = false;
     rc = tether_pg_run(db, "mark threshold alerted", mark,
-                       PG_ARGS(PG_TEXT(c->device_id),
-                               PG_TEXT(tether_policy_threshold_kind_name(c->kind)),
+                       PG_ARGS(PG_TEXT(c->device_id), PG_TEXT(tether_store_crossing_mark(c)),
                                PG_INT(c->end), PG_INT(c->window)),
                        &changed);
     if (rc == TETHER_OK && changed == 1) {
@@ -87,11 +86,14 @@ tether_status_t tether_pg_thresholds_tx(tether_pg_t *db, const char *device_id,
                                         tether_store_usage_result_t *result)
 {
     static const char add[] =
-        "INSERT INTO usage_seconds (device_id, second, requests, tokens, cost_micros)"
-        " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (device_id, second) DO UPDATE SET"
+        "INSERT INTO usage_seconds (device_id, second, requests, tokens, cost_micros,"
+        " refused_models, refused_sources)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (device_id, second) DO UPDATE SET"
         " requests = usage_seconds.requests + excluded.requests,"
         " tokens = usage_seconds.tokens + excluded.tokens,"
-        " cost_micros = usage_seconds.cost_micros + excluded.cost_micros";
+        " cost_micros = usage_seconds.cost_micros + excluded.cost_micros,"
+        " refused_models = usage_seconds.refused_models + excluded.refused_models,"
+        " refused_sources = usage_seconds.refused_sources + excluded.refused_sources";
     static const char policy[] =
         "SELECT p.document FROM devices d JOIN policies p ON p.name = d.policy"
         " WHERE d.id = $1 ORDER BY p.version DESC LIMIT 1";
@@ -107,7 +109,8 @@ tether_status_t tether_pg_thresholds_tx(tether_pg_t *db, const char *device_id,
         rc = tether_pg_run(db, "count usage second", add,
                            PG_ARGS(PG_TEXT(device_id), PG_INT(e->last_seen), PG_INT(e->requests),
                                    PG_INT(e->prompt_tokens + e->completion_tokens),
-                                   PG_INT(e->cost_micros)),
+                                   PG_INT(e->cost_micros), PG_INT(e->refused_models),
+                                   PG_INT(e->refused_sources)),
                            NULL);
     if (rc == TETHER_OK)
         rc = tether_pg_query_one(db, "read device policy", policy, PG_ARGS(PG_TEXT(device_id)),
@@ -122,11 +125,10 @@ tether_status_t tether_pg_thresholds_tx(tether_pg_t *db, const char *device_id,
         bool alerted = false, quarantined = false;
         int64_t observed = 0;
 
-        if (!t->set)
+        if (!t->set || !tether_store_rate_applies(k, e))
             continue;
         rc = window_sum(db, device_id, k, e->last_seen, &observed);
-        /* A count kind's value is a whole number: its micros / 10^6. */
-        if (rc != TETHER_OK || observed <= (k->money ? t->micros : t->micros / 1000000))
+        if (rc != TETHER_OK || !tether_store_rate_crosses(k, t, observed))
             continue;
         tether_store_rate_crossing(&c, device_id, k, t, observed, e->last_seen, figure, reason);
         rc = crossed_tx(db, &c, now, &alerted, &quarantined);

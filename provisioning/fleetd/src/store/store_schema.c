@@ -358,6 +358,52 @@ static const char migration_11[] =
     " PRIMARY KEY (device_id, kind)"
     ") WITHOUT ROWID;";
 
+/*
+ * Version 12: what gateways refused per device and second, for the
+ * refused_models threshold and the source_networks threshold at gateways
+ * (a usage report entry's refused_models and refused_sources).
+ */
+static const char migration_12[] =
+    "ALTER TABLE usage_seconds ADD COLUMN refused_models INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE usage_seconds ADD COLUMN refused_sources INTEGER NOT NULL DEFAULT 0;";
+
+/*
+ * Version 13: policy documents up to 49152 bytes (TETHER_POLICY_DOCUMENT_MAX
+ * since the measured_boot section: its allow lists at their bounds make a
+ * document of some 40 KiB). SQLite cannot change a CHECK in place, so the
+ * table is built again with the new bound and its rows copied; nothing
+ * refers to it.
+ */
+static const char migration_13[] =
+    "CREATE TABLE policies_next ("
+    " name TEXT NOT NULL CHECK (length(name) BETWEEN 1 AND 64),"
+    " version INTEGER NOT NULL CHECK (version >= 1),"
+    " document TEXT NOT NULL CHECK (length(document) BETWEEN 1 AND 49152),"
+    " created_at INTEGER NOT NULL,"
+    " PRIMARY KEY (name, version)"
+    ") WITHOUT ROWID;"
+    "INSERT INTO policies_next (name, version, document, created_at)"
+    " SELECT name, version, document, created_at FROM policies;"
+    "DROP TABLE policies;"
+    "ALTER TABLE policies_next RENAME TO policies;";
+
+/*
+ * Version 14: measured boot (firmware/, DESIGN.md "Measured boot").
+ * - device_eventlogs: per device, the last accepted event log of each kind
+ *   (the platform's TCG PC Client log, tether's CEL) and its SHA-256, so a
+ *   device sends an unchanged log's hash only. A cache of what a verified
+ *   quote's PCRs explained: every exchange replays it again.
+ */
+static const char migration_14[] =
+    "CREATE TABLE device_eventlogs ("
+    " device_id TEXT NOT NULL REFERENCES devices (id),"
+    " log TEXT NOT NULL CHECK (log IN ('platform', 'tether')),"
+    " sha256 BLOB NOT NULL CHECK (length(sha256) = 32),"
+    " bytes BLOB NOT NULL,"
+    " updated_at INTEGER NOT NULL,"
+    " PRIMARY KEY (device_id, log)"
+    ");";
+
 const char *const tether_store_migrations[] = {
     migration_1,
     migration_2,
@@ -370,6 +416,9 @@ const char *const tether_store_migrations[] = {
     migration_9,
     migration_10,
     migration_11,
+    migration_12,
+    migration_13,
+    migration_14,
 };
 
 const size_t tether_store_migration_count =

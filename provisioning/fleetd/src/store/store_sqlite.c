@@ -129,6 +129,7 @@ static const tether_store_ops_t sqlite_ops = {
     .device_get = tether_sqlite_device_get,
     .device_find_ek = tether_sqlite_device_find_ek,
     .device_list = tether_sqlite_device_list,
+    .device_counts = tether_sqlite_device_counts,
     .device_change_status = tether_sqlite_device_change_status,
     .bootstrap_token_create = tether_sqlite_bootstrap_token_create,
     .enroll_authorize = tether_sqlite_enroll_authorize,
@@ -150,7 +151,7 @@ static const tether_store_ops_t sqlite_ops = {
     .token_state = tether_sqlite_token_state,
     .revocation_head = tether_sqlite_revocation_head,
     .exchange_device_get = tether_sqlite_exchange_device_get,
-    .exchange_record = tether_sqlite_exchange_record,
+    .exchange_batch = tether_sqlite_exchange_batch,
     .issued_token_get = tether_sqlite_issued_token_get,
     .issuer_key_list = tether_sqlite_issuer_key_list,
     .issuer_key_add_first = tether_sqlite_issuer_key_add_first,
@@ -163,6 +164,8 @@ static const tether_store_ops_t sqlite_ops = {
     .policy_list = tether_sqlite_policy_list,
     .device_set_policy = tether_sqlite_device_set_policy,
     .device_policy = tether_sqlite_device_policy,
+    .eventlog_get = tether_sqlite_eventlog_get,
+    .eventlog_put = tether_sqlite_eventlog_put,
 };
 
 static tether_status_t wal_read(void *arg, sqlite3_stmt *row)

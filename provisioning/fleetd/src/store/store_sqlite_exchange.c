@@ -278,74 +278,107 @@ static tether_status_t quarantine_tx(sqlite_store_t *s, const tether_store_excha
     return rc;
 }
 
-tether_status_t tether_sqlite_exchange_record(void *impl, const tether_store_exchange_t *ex,
-                                              int64_t now, tether_store_exchange_result_t *result)
+/* One exchange's checks and writes, inside the batch's transaction; row is
+ * scratch space for the device row. */
+static tether_status_t exchange_tx(sqlite_store_t *s, const tether_store_exchange_t *ex,
+                                   int64_t now, tether_store_exchange_device_t *row,
+                                   tether_store_exchange_result_t *result)
 {
-    sqlite_store_t *s = impl;
-    tether_store_exchange_device_t *row = NULL;
     bool nonce_used = false, quarantined = false;
     tether_status_t rc;
 
-    if (ex == NULL || result == NULL || !tether_store_exchange_valid(ex))
-        return TETHER_ERR_INVALID_ARGUMENT;
-    memset(result, 0, sizeof(*result));
-    if ((row = malloc(sizeof(*row))) == NULL)
-        return TETHER_ERR_NO_MEMORY;
-    pthread_mutex_lock(&s->lock);
-    if ((rc = tether_sqlite_begin(s)) != TETHER_OK)
-        goto out;
-    if ((rc = exchange_select(s, ex->device_id, row)) == TETHER_OK &&
-        (rc = nonce_used_tx(s, ex, &nonce_used)) == TETHER_OK) {
-        result->decision = tether_store_exchange_decide(row, ex, nonce_used);
-        result->status = row->device.status;
-        result->has_last = row->has_last;
-        result->last = row->last;
-        switch (result->decision) {
-        case TETHER_STORE_EXCHANGE_ACCEPT:
-            /* The source first, then the device's usage document: an
-             * address outside the policy's sources or a token of it found
-             * used by someone else quarantines the device instead (action
-             * quarantine), and no token is issued. */
-            if (ex->source_threshold != NULL)
-                rc = tether_sqlite_source_tx(s, ex, now, result, &quarantined);
-            if (rc == TETHER_OK && quarantined) {
-                result->decision = TETHER_STORE_EXCHANGE_SOURCE_REFUSED;
-                result->status = TETHER_DEVICE_QUARANTINED;
-                break;
-            }
-            if (rc == TETHER_OK)
-                rc = tether_sqlite_usage_exchange_tx(s, ex, now, result, &quarantined);
-            if (rc == TETHER_OK && quarantined) {
-                result->decision = TETHER_STORE_EXCHANGE_USAGE_MISMATCH;
-                result->status = TETHER_DEVICE_QUARANTINED;
-            } else if (rc == TETHER_OK) {
-                rc = accept_tx(s, ex, row);
-            }
-            break;
-        case TETHER_STORE_EXCHANGE_USAGE_MISMATCH: /* decided above, never by the rule */
-        case TETHER_STORE_EXCHANGE_SOURCE_REFUSED:
-        case TETHER_STORE_EXCHANGE_RETRY:
-            rc = retry_tx(s, ex, &result->token);
-            break;
-        case TETHER_STORE_EXCHANGE_CLONE:
-        case TETHER_STORE_EXCHANGE_CLOCK_REGRESSION:
-            rc = quarantine_tx(s, ex, row, result->decision, now);
+    if ((rc = exchange_select(s, ex->device_id, row)) != TETHER_OK ||
+        (rc = nonce_used_tx(s, ex, &nonce_used)) != TETHER_OK)
+        return rc;
+    result->decision = tether_store_exchange_decide(row, ex, nonce_used);
+    result->status = row->device.status;
+    result->has_last = row->has_last;
+    result->last = row->last;
+    switch (result->decision) {
+    case TETHER_STORE_EXCHANGE_ACCEPT:
+        /* The source first, then the device's usage document: an address
+         * outside the policy's sources or a token of it found used by
+         * someone else quarantines the device instead (action quarantine),
+         * and no token is issued. */
+        if (ex->source_threshold != NULL)
+            rc = tether_sqlite_source_tx(s, ex, now, result, &quarantined);
+        if (rc == TETHER_OK && quarantined) {
+            result->decision = TETHER_STORE_EXCHANGE_SOURCE_REFUSED;
             result->status = TETHER_DEVICE_QUARANTINED;
             break;
-        case TETHER_STORE_EXCHANGE_NOT_ACTIVE:
-        case TETHER_STORE_EXCHANGE_NONCE_REUSED:
-        case TETHER_STORE_EXCHANGE_NONCE_SUPERSEDED:
-            break;
         }
+        if (rc == TETHER_OK)
+            rc = tether_sqlite_usage_exchange_tx(s, ex, now, result, &quarantined);
+        if (rc == TETHER_OK && quarantined) {
+            result->decision = TETHER_STORE_EXCHANGE_USAGE_MISMATCH;
+            result->status = TETHER_DEVICE_QUARANTINED;
+        } else if (rc == TETHER_OK) {
+            rc = accept_tx(s, ex, row);
+        }
+        break;
+    case TETHER_STORE_EXCHANGE_USAGE_MISMATCH: /* decided above, never by the rule */
+    case TETHER_STORE_EXCHANGE_SOURCE_REFUSED:
+    case TETHER_STORE_EXCHANGE_RETRY:
+        rc = retry_tx(s, ex, &result->token);
+        break;
+    case TETHER_STORE_EXCHANGE_CLONE:
+    case TETHER_STORE_EXCHANGE_CLOCK_REGRESSION:
+        rc = quarantine_tx(s, ex, row, result->decision, now);
+        result->status = TETHER_DEVICE_QUARANTINED;
+        break;
+    case TETHER_STORE_EXCHANGE_NOT_ACTIVE:
+    case TETHER_STORE_EXCHANGE_NONCE_REUSED:
+    case TETHER_STORE_EXCHANGE_NONCE_SUPERSEDED:
+        break;
     }
-    rc = tether_sqlite_finish(s, rc);
-out:
-    pthread_mutex_unlock(&s->lock);
-    tether_wipe(row, sizeof(*row));
-    free(row);
-    if (rc != TETHER_OK)
-        tether_wipe(result, sizeof(*result));
     return rc;
+}
+
+/* One batch member in its savepoint: kept when it succeeds, undone alone
+ * when it fails. TETHER_ERR_STORE from *batch_rc when the savepoint itself
+ * cannot be taken or undone (the batch's transaction is then failed). */
+static tether_status_t member_tx(sqlite_store_t *s, tether_store_exchange_item_t *item,
+                                 tether_store_exchange_device_t *row, tether_status_t *batch_rc)
+{
+    tether_status_t rc;
+
+    memset(item->result, 0, sizeof(*item->result));
+    if (!tether_store_exchange_valid(item->exchange))
+        return TETHER_ERR_INVALID_ARGUMENT;
+    if ((*batch_rc = tether_sqlite_exec(s, "SAVEPOINT exchange")) != TETHER_OK)
+        return *batch_rc;
+    rc = exchange_tx(s, item->exchange, item->now, row, item->result);
+    if (rc != TETHER_OK)
+        *batch_rc = tether_sqlite_exec(s, "ROLLBACK TO exchange");
+    if (*batch_rc == TETHER_OK)
+        *batch_rc = tether_sqlite_exec(s, "RELEASE exchange");
+    return *batch_rc == TETHER_OK ? rc : *batch_rc;
+}
+
+void tether_sqlite_exchange_batch(void *impl, tether_store_exchange_item_t *items, size_t count)
+{
+    sqlite_store_t *s = impl;
+    tether_store_exchange_device_t *row = malloc(sizeof(*row));
+    tether_status_t rc = row != NULL ? TETHER_OK : TETHER_ERR_NO_MEMORY;
+
+    pthread_mutex_lock(&s->lock);
+    if (rc == TETHER_OK)
+        rc = tether_sqlite_begin(s);
+    for (size_t i = 0; i < count && rc == TETHER_OK; i++)
+        items[i].status = member_tx(s, &items[i], row, &rc);
+    rc = tether_sqlite_finish(s, rc);
+    pthread_mutex_unlock(&s->lock);
+    for (size_t i = 0; i < count; i++) {
+        /* Nothing was recorded when the transaction failed. */
+        if (rc != TETHER_OK)
+            items[i].status = rc;
+        if (items[i].status != TETHER_OK && items[i].result != NULL)
+            tether_wipe(items[i].result, sizeof(*items[i].result));
+    }
+    if (row != NULL) {
+        tether_wipe(row, sizeof(*row));
+        free(row);
+    }
 }
 
 /* ---- issuer keys ---- */

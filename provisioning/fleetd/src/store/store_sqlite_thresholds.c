@@ -1,9 +1,10 @@
 /*
- * Anomaly thresholds on SQLite (schema version 11; provisioning/fleetd
- * README, "Anomaly thresholds"): inside a usage report's transaction, each
- * entry's figures are added to its device's second of last_seen, and the
- * rate thresholds of the device's policy are evaluated over the window
- * that ends at that second.
+ * Anomaly thresholds on SQLite (schema versions 11 and 12;
+ * provisioning/fleetd README, "Anomaly thresholds"): inside a usage
+ * report's transaction, each entry's figures are added to its device's
+ * second of last_seen, and the thresholds of the device's policy are
+ * evaluated over the window that ends at that second: the rates, and the
+ * refusals gateways counted (refused_models, source_networks).
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -47,10 +48,8 @@ static tether_status_t crossed_tx(sqlite_store_t *s, const tether_store_crossing
     *alerted = false;
     *quarantined = false;
     rc = tether_sqlite_run(s, "mark threshold alerted", mark,
-                           SQL_ARGS(SQL_TEXT(c->device_id),
-                                    SQL_TEXT(tether_policy_threshold_kind_name(c->kind)),
-                                    SQL_INT(c->end),
-                                    SQL_INT(c->window)));
+                           SQL_ARGS(SQL_TEXT(c->device_id), SQL_TEXT(tether_store_crossing_mark(c)),
+                                    SQL_INT(c->end), SQL_INT(c->window)));
     if (rc == TETHER_OK && sqlite3_changes(s->db) == 1) {
         tether_store_crossing_details(c, details);
         rc = tether_sqlite_alert_insert(s, c->device_id, TETHER_FLEET_ALERT_THRESHOLD_EXCEEDED,
@@ -108,10 +107,13 @@ tether_status_t tether_sqlite_thresholds_tx(sqlite_store_t *s, const char *devic
                                             tether_store_usage_result_t *result)
 {
     static const char add[] =
-        "INSERT INTO usage_seconds (device_id, second, requests, tokens, cost_micros)"
-        " VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (device_id, second) DO UPDATE SET"
+        "INSERT INTO usage_seconds (device_id, second, requests, tokens, cost_micros,"
+        " refused_models, refused_sources)"
+        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (device_id, second) DO UPDATE SET"
         " requests = requests + excluded.requests, tokens = tokens + excluded.tokens,"
-        " cost_micros = cost_micros + excluded.cost_micros";
+        " cost_micros = cost_micros + excluded.cost_micros,"
+        " refused_models = refused_models + excluded.refused_models,"
+        " refused_sources = refused_sources + excluded.refused_sources";
     static const char policy[] =
         "SELECT p.document FROM devices d JOIN policies p ON p.name = d.policy"
         " WHERE d.id = ? ORDER BY p.version DESC LIMIT 1";
@@ -128,7 +130,8 @@ tether_status_t tether_sqlite_thresholds_tx(sqlite_store_t *s, const char *devic
                                SQL_ARGS(SQL_TEXT(device_id), SQL_INT(e->last_seen),
                                         SQL_INT(e->requests),
                                         SQL_INT(e->prompt_tokens + e->completion_tokens),
-                                        SQL_INT(e->cost_micros)));
+                                        SQL_INT(e->cost_micros), SQL_INT(e->refused_models),
+                                        SQL_INT(e->refused_sources)));
     if (rc == TETHER_OK)
         rc = tether_sqlite_query_one(s, "read device policy", policy, SQL_ARGS(SQL_TEXT(device_id)),
                                      read_policy_document, &doc);
@@ -139,11 +142,10 @@ tether_status_t tether_sqlite_thresholds_tx(sqlite_store_t *s, const char *devic
         const tether_policy_threshold_t *t = &doc.thresholds[k->kind];
         int64_t observed = 0;
 
-        if (!t->set)
+        if (!t->set || !tether_store_rate_applies(k, e))
             continue;
         rc = window_sum(s, device_id, k, e->last_seen, &observed);
-        /* A count kind's value is a whole number: its micros / 10^6. */
-        if (rc == TETHER_OK && observed > (k->money ? t->micros : t->micros / 1000000))
+        if (rc == TETHER_OK && tether_store_rate_crosses(k, t, observed))
             rc = rate_crossed_tx(s, device_id, k, t, observed, e->last_seen, now, result);
     }
     return rc;

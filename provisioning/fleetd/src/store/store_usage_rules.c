@@ -8,11 +8,38 @@
 #include "tether/fleet_vocabulary.h"
 
 const tether_store_rate_kind_t tether_store_rate_kinds[TETHER_STORE_RATE_KIND_COUNT] = {
-    {TETHER_THRESHOLD_REQUESTS_PER_MINUTE, "requests", 60, false},
-    {TETHER_THRESHOLD_TOKENS_PER_MINUTE, "tokens", 60, false},
-    {TETHER_THRESHOLD_SPEND_PER_HOUR, "cost_micros", 3600, true},
-    {TETHER_THRESHOLD_SPEND_PER_DAY, "cost_micros", 86400, true},
+    {TETHER_THRESHOLD_REQUESTS_PER_MINUTE, "requests", 60, false, NULL, NULL},
+    {TETHER_THRESHOLD_TOKENS_PER_MINUTE, "tokens", 60, false, NULL, NULL},
+    {TETHER_THRESHOLD_SPEND_PER_HOUR, "cost_micros", 3600, true, NULL, NULL},
+    {TETHER_THRESHOLD_SPEND_PER_DAY, "cost_micros", 86400, true, NULL, NULL},
+    {TETHER_THRESHOLD_REFUSED_MODELS, "refused_models", 3600, false,
+     "requests for a model outside the allow lists refused by gateways", NULL},
+    {TETHER_THRESHOLD_SOURCE_NETWORKS, "refused_sources", 3600, false,
+     "requests from outside the policy's sources refused by gateways",
+     "source_networks_gateway"},
 };
+
+bool tether_store_rate_applies(const tether_store_rate_kind_t *k,
+                               const tether_store_usage_entry_t *e)
+{
+    if (k->tries == NULL)
+        return true;
+    return (k->kind == TETHER_THRESHOLD_REFUSED_MODELS ? e->refused_models : e->refused_sources) >
+           0;
+}
+
+bool tether_store_rate_crosses(const tether_store_rate_kind_t *k,
+                               const tether_policy_threshold_t *t, int64_t observed)
+{
+    int64_t value = k->money ? t->micros : t->micros / 1000000;
+
+    return k->tries != NULL ? observed >= value : observed > value;
+}
+
+const char *tether_store_crossing_mark(const tether_store_crossing_t *c)
+{
+    return c->mark != NULL ? c->mark : tether_policy_threshold_kind_name(c->kind);
+}
 
 void tether_store_usage_mismatch_text(const tether_store_usage_comparison_t *c,
                                       tether_store_usage_action_t action,
@@ -50,13 +77,20 @@ void tether_store_rate_crossing(tether_store_crossing_t *c, const char *device_i
         snprintf(figure, 32, "%" PRId64 ".%06" PRId64, observed / 1000000, observed % 1000000);
     else
         snprintf(figure, 32, "%" PRId64, observed);
-    snprintf(reason, TETHER_STORE_REASON_MAX + 1,
-             "threshold %s exceeded: %s over the %" PRId64 " s ending at %" PRId64
-             ", the policy allows %s",
-             tether_policy_threshold_kind_name(k->kind), figure, k->window, end, t->value);
+    if (k->tries != NULL)
+        snprintf(reason, TETHER_STORE_REASON_MAX + 1,
+                 "threshold %s reached: %s %s over the %" PRId64 " s ending at %" PRId64
+                 ", the policy's value is %s",
+                 tether_policy_threshold_kind_name(k->kind), figure, k->tries, k->window, end,
+                 t->value);
+    else
+        snprintf(reason, TETHER_STORE_REASON_MAX + 1,
+                 "threshold %s exceeded: %s over the %" PRId64 " s ending at %" PRId64
+                 ", the policy allows %s",
+                 tether_policy_threshold_kind_name(k->kind), figure, k->window, end, t->value);
     *c = (tether_store_crossing_t){.device_id = device_id, .kind = k->kind, .threshold = t,
                                    .observed = figure, .window = k->window, .end = end,
-                                   .reason = reason};
+                                   .reason = reason, .mark = k->mark};
 }
 
 void tether_store_source_crossing(tether_store_crossing_t *c, const tether_store_exchange_t *ex,

@@ -8,6 +8,7 @@
 
 #include "admin_internal.h"
 #include "tether/fleet_policy.h"
+#include "token_issuer.h"
 #include "validate.h"
 
 #define NO_POLICY "no policy with this name (tetherctl policy list shows them)"
@@ -83,7 +84,8 @@ static void write_policy(tether_route_call_t *call, bool create)
         return;
     }
     if (tether_policy_document_parse(call->request->body, call->request->body_len, &doc, why,
-                                     sizeof(why)) != TETHER_OK) {
+                                     sizeof(why)) != TETHER_OK ||
+        tether_token_policy_fits(&doc, why, sizeof(why)) != TETHER_OK) {
         admin_bad_request(call, why);
         return;
     }

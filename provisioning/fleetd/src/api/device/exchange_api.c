@@ -1,5 +1,6 @@
 /* POST /v1/challenge and POST /v1/token (exchange_api.h). */
 #include "exchange_api.h"
+#include "exchange_measured_boot.h"
 #include "fleet_metrics.h"
 
 #include <inttypes.h>
@@ -19,6 +20,7 @@
 #include "tether/fleet_vocabulary.h"
 #include "tether/json_strict.h"
 #include "tether/log.h"
+#include "tether/random.h"
 #include "tether/tpm2_public.h"
 #include "token_form.h"
 #include "usage_document.h"
@@ -68,7 +70,14 @@ typedef struct token_work {
     /* The fleet policy version the token's tether claim is made from. */
     tether_store_policy_t stored_policy;
     tether_policy_document_t policy_document;
+    bool policy_current; /* policy_document is the device's policy now */
+    /* Measured boot: the device's logs, and why they were refused. */
+    tether_exchange_eventlogs_t eventlogs;
+    tether_measured_boot_refusal_t refusal;
     char token[TETHER_JWS_MAX_LEN + 1];
+    /* The 200 answer issue() made, sent by answer_send(). */
+    cJSON *answer;
+    int64_t answer_exp;
     char why[WHY_SIZE];
 } token_work_t;
 
@@ -207,13 +216,73 @@ static bool challenge_body(exchange_call_t *call, cJSON **json, const char **id)
     return true;
 }
 
+/* The device's policy document (a database row: read strictly), for the
+ * challenge's PCR selection and measured boot. */
+typedef struct challenge_policy {
+    tether_store_policy_t stored;
+    tether_policy_document_t document;
+    char why[WHY_SIZE];
+} challenge_policy_t;
+
+static tether_status_t challenge_policy_load(exchange_call_t *call, const char *id,
+                                             challenge_policy_t *p)
+{
+    tether_status_t rc = tether_store_device_policy(call->api->store, id, &p->stored);
+
+    if (rc == TETHER_OK)
+        rc = tether_policy_document_parse((const uint8_t *)p->stored.document,
+                                          strlen(p->stored.document), &p->document, p->why,
+                                          sizeof(p->why));
+    if (rc == TETHER_ERR_PARSE || rc == TETHER_ERR_TOO_LARGE)
+        tether_error("exchange", "policy %s of device %s: %s", p->stored.name, id, p->why);
+    return rc;
+}
+
+/*
+ * The members of a challenge, in one place for the answer of POST
+ * /v1/challenge and for the next challenge that comes with each token:
+ * "nonce" (tether/nonce.h), "expires_in" (seconds from now),
+ * "pcr_selection" (what the quote must cover) and, for a device whose
+ * policy doc has measured boot, "measured_boot" with the hashes of the
+ * logs the store holds for it (exchange_measured_boot.h), and for a
+ * window that opens later "valid_in" (seconds from now to opens_at).
+ *
+ * Every nonce lives TETHER_CHALLENGE_TTL seconds from the opening of its
+ * window: a challenge's opens now, the next challenge's at the device's
+ * scheduled refresh. So the expiry minus the TTL is always when the nonce
+ * became usable, which the clone rule (store.h, NONCE_SUPERSEDED) and
+ * usage reconciliation take as its issue time, and evidence_ok refuses a
+ * nonce used before its window (nonce_not_yet_valid).
+ */
+static tether_status_t challenge_members(exchange_call_t *call, const char *device_id,
+                                         const tether_policy_document_t *doc, int64_t opens_at,
+                                         cJSON *json)
+{
+    uint8_t nonce[TETHER_NONCE_SIZE];
+    char nonce_text[TETHER_NONCE_TEXT_LEN + 1];
+    tether_status_t rc;
+
+    if ((rc = tether_nonce_issue(call->api->nonce_key, sizeof(call->api->nonce_key),
+                                 (uint64_t)opens_at, TETHER_CHALLENGE_TTL, nonce)) != TETHER_OK ||
+        (rc = tether_base64url_encode(nonce, sizeof(nonce), nonce_text, sizeof(nonce_text),
+                                      NULL)) != TETHER_OK)
+        return rc;
+    if (cJSON_AddStringToObject(json, "nonce", nonce_text) == NULL ||
+        cJSON_AddNumberToObject(json, "expires_in",
+                                (double)(opens_at + TETHER_CHALLENGE_TTL - call->now)) == NULL ||
+        (opens_at > call->now &&
+         cJSON_AddNumberToObject(json, "valid_in", (double)(opens_at - call->now)) == NULL))
+        return TETHER_ERR_NO_MEMORY;
+    return tether_exchange_measured_boot_challenge(call->api->store, device_id, doc,
+                                                   call->api->policy, json);
+}
+
 static void handle_challenge(exchange_call_t *call)
 {
     tether_exchange_api_t *api = call->api;
-    uint8_t nonce[TETHER_NONCE_SIZE];
-    char nonce_text[TETHER_NONCE_TEXT_LEN + 1];
     tether_store_device_t device;
-    cJSON *body = NULL, *json;
+    challenge_policy_t *policy = NULL;
+    cJSON *body = NULL, *json = NULL;
     const char *id = NULL;
     tether_status_t rc;
 
@@ -234,24 +303,26 @@ static void handle_challenge(exchange_call_t *call)
         refuse_status(call, "challenge", id, device.status);
         goto out;
     }
-    if ((rc = tether_nonce_issue(api->nonce_key, sizeof(api->nonce_key), (uint64_t)call->now,
-                                 TETHER_CHALLENGE_TTL, nonce)) != TETHER_OK ||
-        (rc = tether_base64url_encode(nonce, sizeof(nonce), nonce_text, sizeof(nonce_text),
-                                      NULL)) != TETHER_OK) {
-        server_error(call, "issuing a nonce", rc);
+    if ((policy = calloc(1, sizeof(*policy))) == NULL) {
+        server_error(call, "challenge", TETHER_ERR_NO_MEMORY);
+        goto out;
+    }
+    if ((rc = challenge_policy_load(call, id, policy)) != TETHER_OK) {
+        server_error(call, "reading the device's policy", rc);
         goto out;
     }
     json = cJSON_CreateObject();
-    if (json == NULL || cJSON_AddStringToObject(json, "nonce", nonce_text) == NULL ||
-        cJSON_AddNumberToObject(json, "expires_in", TETHER_CHALLENGE_TTL) == NULL ||
-        cJSON_AddStringToObject(json, "pcr_selection", api->policy->pcr_selection_text) ==
-            NULL) {
-        cJSON_Delete(json);
-        server_error(call, "answering", TETHER_ERR_NO_MEMORY);
+    rc = json != NULL ? challenge_members(call, id, &policy->document, call->now, json)
+                      : TETHER_ERR_NO_MEMORY;
+    if (rc != TETHER_OK) {
+        server_error(call, "issuing a challenge", rc);
         goto out;
     }
     tether_http_respond_json(call->response, 200, json);
+    json = NULL;
 out:
+    cJSON_Delete(json);
+    free(policy);
     cJSON_Delete(body);
 }
 
@@ -371,9 +442,18 @@ static tether_status_t build_policy(exchange_call_t *call, token_work_t *w)
     p->ak_qualified_name = &w->ak_qualified_name;
     p->counter_name = &w->counter_name;
     p->pcr_selection = call->api->policy->pcr_selection;
-    /* Trust on first use: with no reference yet, any digest is accepted
-     * and the first accepted one becomes the device's reference. */
-    if (d->pcr_digest_len > 0) {
+    /* Measured boot: the quote covers the policy's PCRs too, and the
+     * reference values take the place of the first digest's (the logs
+     * say why the PCRs hold what they hold: a kernel the policy admits
+     * changes them). */
+    if (w->policy_document.has_measured_boot) {
+        tether_exchange_pcr_selection(tether_exchange_pcr_mask(&p->pcr_selection) |
+                                          w->policy_document.measured_boot.pcr_mask,
+                                      &p->pcr_selection);
+    } else if (d->pcr_digest_len > 0) {
+        /* Trust on first use: with no reference yet, any digest is
+         * accepted and the first accepted one becomes the device's
+         * reference. */
         if (d->pcr_digest_len > sizeof(w->reference.buffer))
             return TETHER_ERR_PARSE;
         w->reference.size = (UINT16)d->pcr_digest_len;
@@ -412,7 +492,11 @@ static void set_sighting_origin(exchange_call_t *call, tether_store_sighting_t *
     s->at = call->now;
 }
 
-/* Steps 6-7: the nonce, then the TPM's evidence against the enrolment. A
+static bool policy_load(exchange_call_t *call, token_work_t *w, const char *name,
+                        int64_t version);
+
+/* Steps 6-7: the nonce, then the TPM's evidence against the enrolment and
+ * the device's policy (its measured boot decides the PCR selection). A
  * clock regression goes on to the store (the second clone signal). */
 static bool evidence_ok(exchange_call_t *call, token_work_t *w, bool *clock_regression)
 {
@@ -432,6 +516,17 @@ static bool evidence_ok(exchange_call_t *call, token_work_t *w, bool *clock_regr
                "%s; ask POST /v1/challenge for a new nonce", w->why);
         return false;
     }
+    /* The MAC holds, so the expiry is the fleet's own (challenge_members). */
+    if (tether_nonce_expiry(w->ev.nonce) >
+        (uint64_t)call->now + TETHER_CHALLENGE_TTL + TETHER_NONCE_WINDOW_LEEWAY) {
+        refuse(call, "exchange", id, 400, "invalid_grant",
+               TETHER_FLEET_EXCHANGE_NONCE_NOT_YET_VALID,
+               "this evidence answers a next challenge whose window opens in %" PRIu64 " s, at "
+               "the device's scheduled refresh; use it then, or ask POST /v1/challenge for a "
+               "nonce to use now",
+               tether_nonce_expiry(w->ev.nonce) - TETHER_CHALLENGE_TTL - (uint64_t)call->now);
+        return false;
+    }
     if (tether_evidence_fingerprint(&w->ev, w->fingerprint) != TETHER_OK ||
         tether_sha256(w->ev.nonce, sizeof(w->ev.nonce), w->nonce_hash) != TETHER_OK) {
         server_error(call, "fingerprinting the evidence", TETHER_ERR_CRYPTO);
@@ -439,6 +534,8 @@ static bool evidence_ok(exchange_call_t *call, token_work_t *w, bool *clock_regr
     }
     w->retry = w->device.has_last &&
                tether_ct_equal(w->device.last_fingerprint, w->fingerprint, sizeof(w->fingerprint));
+    if (!policy_load(call, w, NULL, 0))
+        return false;
     if ((rc = build_policy(call, w)) != TETHER_OK) {
         server_error(call, "reading the enrolment of the device", rc);
         return false;
@@ -488,6 +585,82 @@ static bool usage_ok(exchange_call_t *call, token_work_t *w)
     return true;
 }
 
+/* Measured boot (exchange_measured_boot.h), for a device whose policy has
+ * it: the logs named by the form replay to the verified quote's PCRs and
+ * keep to the reference values. A refusal is answered as a pcr_mismatch
+ * (400 invalid_grant: what the evidence proves is not what the policy
+ * allows), changes no device state (the counter the device incremented
+ * stays unaccepted, a gap) and is written as an alert. */
+static bool measured_boot_ok(exchange_call_t *call, token_work_t *w)
+{
+    const char *id = w->ev.device_id;
+    tether_measured_boot_quote_t quote;
+    tether_exchange_eventlogs_fault_t fault;
+    tether_measured_boot_refusal_t *refusal = &w->refusal;
+    char *details;
+    tether_status_t rc;
+
+    if (!w->policy_document.has_measured_boot)
+        return true;
+    rc = tether_exchange_eventlogs_resolve(call->api->store, id, &w->form, &w->eventlogs, &fault,
+                                           w->why, sizeof(w->why));
+    if (fault == TETHER_EXCHANGE_EVENTLOGS_SERVER) {
+        server_error(call, w->why, rc);
+        return false;
+    }
+    if (fault == TETHER_EXCHANGE_EVENTLOGS_MALFORMED) {
+        refuse(call, "exchange", id, 400, "invalid_request", "malformed_request", "%s", w->why);
+        return false;
+    }
+    if (fault == TETHER_EXCHANGE_EVENTLOGS_UNKNOWN) {
+        refuse(call, "exchange", id, 400, "invalid_grant", TETHER_FLEET_EXCHANGE_EVENTLOG_UNKNOWN,
+               "%s", w->why);
+        return false;
+    }
+    /* The selection lib verified the quote against, and its digest. */
+    memset(&quote, 0, sizeof(quote));
+    quote.pcr_mask = tether_exchange_pcr_mask(&w->policy.pcr_selection);
+    if (w->result.pcr_digest.size != sizeof(quote.pcr_digest)) {
+        refuse(call, "exchange", id, 400, "invalid_grant",
+               tether_evidence_code_name(TETHER_EVIDENCE_PCR_MISMATCH),
+               "the quote's PCR digest is not a SHA-256");
+        return false;
+    }
+    memcpy(quote.pcr_digest, w->result.pcr_digest.buffer, sizeof(quote.pcr_digest));
+    rc = tether_measured_boot_check(&w->policy_document.measured_boot, w->eventlogs.platform.bytes,
+                                    w->eventlogs.platform.len, w->eventlogs.tether.bytes,
+                                    w->eventlogs.tether.len, &quote, refusal);
+    if (rc == TETHER_OK)
+        return true;
+    if (rc != TETHER_ERR_VERIFY || refusal->code == NULL) {
+        server_error(call, "checking the event logs", rc);
+        return false;
+    }
+    details = tether_exchange_measured_boot_alert(refusal, w->stored_policy.name,
+                                                  w->stored_policy.version);
+    if (details == NULL ||
+        (rc = tether_store_alert_add(call->api->store, id, TETHER_FLEET_ALERT_MEASURED_BOOT_REFUSED,
+                                     details, call->now)) != TETHER_OK) {
+        cJSON_free(details);
+        server_error(call, "recording the measured-boot alert",
+                     details == NULL ? TETHER_ERR_NO_MEMORY : rc);
+        return false;
+    }
+    cJSON_free(details);
+    if (refusal->has_event)
+        refuse(call, "exchange", id, 400, "invalid_grant", refusal->code,
+               "measured boot: %s (%s log, PCR %u, event %zu, type 0x%" PRIx32 ", digest %s); "
+               "policy %s version %lld",
+               refusal->text, refusal->log, refusal->pcr, refusal->event, refusal->type,
+               refusal->digest_hex[0] != '\0' ? refusal->digest_hex : "-", w->stored_policy.name,
+               (long long)w->stored_policy.version);
+    else
+        refuse(call, "exchange", id, 400, "invalid_grant", refusal->code,
+               "measured boot: %s; policy %s version %lld", refusal->text, w->stored_policy.name,
+               (long long)w->stored_policy.version);
+    return false;
+}
+
 /* A token of the device used by someone else: the device is quarantined
  * (usage_mismatch_action quarantine) or only alerted. */
 static void log_usage_mismatch(exchange_call_t *call, const token_work_t *w)
@@ -526,10 +699,61 @@ static bool policy_load(exchange_call_t *call, token_work_t *w, const char *name
         server_error(call, "reading the device's policy", rc);
         return false;
     }
+    w->policy_current = name == NULL;
     return true;
 }
 
-/* The 200 answer with a signed token. Called with the keys locked. */
+/*
+ * When the next challenge's window opens: where the agent refreshes, at
+ * 2/3 of the token's remaining life, give or take 5 % (fleetd draws the
+ * jitter that spreads a fleet's refreshes; the agent refreshes when the
+ * window opens: agent/README.md).
+ */
+static tether_status_t next_window_opens(const exchange_call_t *call, int64_t exp,
+                                         int64_t *opens_at)
+{
+    int64_t remaining = exp > call->now ? exp - call->now : 1;
+    uint32_t draw = 0;
+    tether_status_t rc;
+
+    *opens_at = 0;
+    if ((rc = tether_random_bytes(&draw, sizeof(draw))) != TETHER_OK)
+        return rc;
+    *opens_at = call->now + remaining * 2 / 3 - remaining / 20 +
+                (int64_t)(draw % (uint64_t)(remaining / 10 + 1));
+    return TETHER_OK;
+}
+
+/* The answer's "next_challenge": the nonce for the device's next exchange,
+ * so that its refresh is one request (POST /v1/token only), with what a
+ * challenge for doc would carry. */
+static tether_status_t add_next_challenge(exchange_call_t *call, const char *device_id,
+                                          const tether_policy_document_t *doc, int64_t exp,
+                                          cJSON *json)
+{
+    cJSON *next = cJSON_AddObjectToObject(json, "next_challenge");
+    int64_t opens_at;
+    tether_status_t rc;
+
+    if (next == NULL)
+        return TETHER_ERR_NO_MEMORY;
+    if ((rc = next_window_opens(call, exp, &opens_at)) != TETHER_OK)
+        return rc;
+    return challenge_members(call, device_id, doc, opens_at, next);
+}
+
+/* A token answer that is not sent: its strings may hold a copy of the
+ * token. */
+static void answer_discard(cJSON *json)
+{
+    for (cJSON *item = json != NULL ? json->child : NULL; item != NULL; item = item->next)
+        if (cJSON_IsString(item) && item->valuestring != NULL)
+            tether_wipe(item->valuestring, strlen(item->valuestring));
+    cJSON_Delete(json);
+}
+
+/* The 200 answer with a signed token into w->answer, which answer_send()
+ * completes and sends. Called with the keys locked. */
 static void issue(exchange_call_t *call, token_work_t *w, const tether_token_facts_t *facts,
                   const char *kid, const char *what)
 {
@@ -558,11 +782,7 @@ static void issue(exchange_call_t *call, token_work_t *w, const tether_token_fac
         cJSON_AddStringToObject(json, "token_type", "Bearer") == NULL ||
         cJSON_AddNumberToObject(json, "expires_in", (double)(facts->exp - call->now)) == NULL ||
         cJSON_AddStringToObject(json, "scope", facts->scope) == NULL) {
-        /* It may hold a copy of the token. */
-        for (cJSON *item = json != NULL ? json->child : NULL; item != NULL; item = item->next)
-            if (cJSON_IsString(item) && item->valuestring != NULL)
-                tether_wipe(item->valuestring, strlen(item->valuestring));
-        cJSON_Delete(json);
+        answer_discard(json);
         server_error(call, "answering", TETHER_ERR_NO_MEMORY);
         return;
     }
@@ -570,7 +790,40 @@ static void issue(exchange_call_t *call, token_work_t *w, const tether_token_fac
                             "remote=%s",
                 what, facts->device_id, facts->counter, facts->jti, kid_used,
                 (long long)(facts->exp - call->now), call->remote);
-    tether_http_respond_json(call->response, 200, json);
+    w->answer = json;
+    w->answer_exp = facts->exp;
+}
+
+/* Sends w->answer with its next challenge, made as a challenge asked for
+ * now would be: from the device's policy now, and after the accepted
+ * exchange's event logs are kept (keep_eventlogs), so that it names them
+ * and the device's next refresh sends their hashes only. Called without
+ * the keys' lock. */
+static void answer_send(exchange_call_t *call, token_work_t *w)
+{
+    challenge_policy_t *current = NULL;
+    const tether_policy_document_t *doc = &w->policy_document;
+    tether_status_t rc = TETHER_OK;
+
+    /* A retry's token is issued again under the policy version it was
+     * issued under; the next exchange is checked against today's. */
+    if (!w->policy_current) {
+        current = calloc(1, sizeof(*current));
+        rc = current != NULL ? challenge_policy_load(call, w->ev.device_id, current)
+                             : TETHER_ERR_NO_MEMORY;
+        if (current != NULL)
+            doc = &current->document;
+    }
+    if (rc == TETHER_OK)
+        rc = add_next_challenge(call, w->ev.device_id, doc, w->answer_exp, w->answer);
+    if (rc == TETHER_OK) {
+        tether_http_respond_json(call->response, 200, w->answer);
+    } else {
+        answer_discard(w->answer);
+        server_error(call, "answering", rc);
+    }
+    w->answer = NULL;
+    free(current);
 }
 
 static void clone_detected(exchange_call_t *call, token_work_t *w)
@@ -602,6 +855,29 @@ static void clone_detected(exchange_call_t *call, token_work_t *w)
                w->why);
 }
 
+/* The logs whose bytes an accepted exchange brought become the ones the
+ * challenge names. A failure costs the device its next exchange's bytes
+ * again (the challenge names the older log), never a token. */
+static void keep_eventlogs(exchange_call_t *call, const token_work_t *w)
+{
+    const tether_exchange_eventlogs_t *logs = &w->eventlogs;
+    tether_status_t rc;
+
+    if (!w->policy_document.has_measured_boot)
+        return;
+    rc = tether_exchange_eventlogs_keep(call->api->store, w->ev.device_id, logs, call->now);
+    if (rc != TETHER_OK)
+        tether_warn("exchange", "measured boot: device=%s: keeping its event logs failed (%s); "
+                                "its next exchange sends them again",
+                    w->ev.device_id, tether_strerror(rc));
+    else
+        tether_info("exchange", "measured boot: device=%s platform_log=%s (%zu bytes) "
+                                "tether_log=%s (%zu bytes)",
+                    w->ev.device_id, logs->platform.sent ? "received" : "held",
+                    logs->platform.len, logs->tether.sent ? "received" : "held",
+                    logs->tether.len);
+}
+
 /* Steps 8-9: one transaction decides, then the token is signed. */
 static void record_and_issue(exchange_call_t *call, token_work_t *w, bool clock_regression)
 {
@@ -626,8 +902,12 @@ static void record_and_issue(exchange_call_t *call, token_work_t *w, bool clock_
         tether_status_t jkt_rc;
         tether_ec_key_t pk;
 
-        ex->pcr_digest = w->result.pcr_digest.buffer;
-        ex->pcr_digest_len = w->result.pcr_digest.size;
+        /* A device under measured boot keeps no first digest: its
+         * reference values decide (build_policy). */
+        if (!w->policy_document.has_measured_boot) {
+            ex->pcr_digest = w->result.pcr_digest.buffer;
+            ex->pcr_digest_len = w->result.pcr_digest.size;
+        }
         /* cnf.jkt: the device key enrolment certified with the AK. */
         tether_ec_key_init(&pk);
         jkt_rc = tether_tpm2_public_to_ec_key(&w->device_key.publicArea, &pk);
@@ -638,8 +918,6 @@ static void record_and_issue(exchange_call_t *call, token_work_t *w, bool clock_
             server_error(call, "preparing the token", jkt_rc != TETHER_OK ? jkt_rc : rc);
             return;
         }
-        if (!policy_load(call, w, NULL, 0))
-            return;
         ex->jti = w->jti;
         ex->scope = w->scope;
         ex->audience = w->audience;
@@ -755,6 +1033,13 @@ static void record_and_issue(exchange_call_t *call, token_work_t *w, bool clock_
     }
 out:
     tether_issuer_keys_unlock(api->keys);
+    /* Outside the keys' lock; before the answer's next challenge is made
+     * (answer_send), so that it names these logs, as the device's next
+     * challenge asked for would. */
+    if (rc == TETHER_OK && r->decision == TETHER_STORE_EXCHANGE_ACCEPT)
+        keep_eventlogs(call, w);
+    if (w->answer != NULL)
+        answer_send(call, w);
 }
 
 static void handle_token(exchange_call_t *call)
@@ -767,8 +1052,9 @@ static void handle_token(exchange_call_t *call)
         return;
     }
     if (form_ok(call, w) && device_ok(call, w) && evidence_ok(call, w, &clock_regression) &&
-        (clock_regression || usage_ok(call, w)))
+        (clock_regression || (usage_ok(call, w) && measured_boot_ok(call, w))))
         record_and_issue(call, w, clock_regression);
+    tether_exchange_eventlogs_free(&w->eventlogs);
     tether_wipe(w, sizeof(*w));
     free(w);
 }

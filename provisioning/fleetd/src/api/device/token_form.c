@@ -12,10 +12,14 @@
 
 typedef struct field {
     const char *name;
-    size_t offset; /* of the value's buffer in tether_token_form_t */
-    size_t size;   /* of that buffer, NUL included */
+    size_t offset; /* of the value's buffer (or span) in tether_token_form_t */
+    size_t size;   /* of that buffer, NUL included (of a span: its most characters + 1) */
     bool (*valid)(const char *value, size_t len);
     bool required;
+    /* A span: the raw value is kept in place, never percent-decoded (an
+     * event log's base64url needs no escape; copying up to half a
+     * megabyte per exchange would buy nothing). */
+    bool span;
 } field_t;
 
 /* Visible ASCII without quotes or backslashes: URIs and names. */
@@ -38,6 +42,26 @@ static bool base64url_chars(const char *value, size_t len)
             return false;
     }
     return true;
+}
+
+/* A SHA-256 in lowercase hex: one spelling per hash, so the fleet compares
+ * them as text. */
+static bool sha256_hex(const char *value, size_t len)
+{
+    if (len != TETHER_EVENTLOG_WIRE_SHA256_HEX)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        char c = value[i];
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
+            return false;
+    }
+    return true;
+}
+
+/* base64url without padding: 4n + 1 characters encode no byte count. */
+static bool base64url_bytes(const char *value, size_t len)
+{
+    return len % 4 != 1 && base64url_chars(value, len);
 }
 
 /* scope = scope-token *( SP scope-token ), scope-token = 1*( %x21 / %x23-5B
@@ -63,15 +87,23 @@ static bool scope_syntax(const char *value, size_t len)
 
 static const field_t fields[] = {
     {"grant_type", offsetof(tether_token_form_t, grant_type), TETHER_TOKEN_FORM_VALUE_MAX + 1,
-     visible, true},
+     visible, true, false},
     {"subject_token", offsetof(tether_token_form_t, subject_token),
-     TETHER_EVIDENCE_MAX_TOKEN + 1, base64url_chars, true},
+     TETHER_EVIDENCE_MAX_TOKEN + 1, base64url_chars, true, false},
     {"subject_token_type", offsetof(tether_token_form_t, subject_token_type),
-     TETHER_TOKEN_FORM_VALUE_MAX + 1, visible, true},
+     TETHER_TOKEN_FORM_VALUE_MAX + 1, visible, true, false},
     {"scope", offsetof(tether_token_form_t, scope), TETHER_TOKEN_FORM_VALUE_MAX + 1, scope_syntax,
-     false},
+     false, false},
     {"audience", offsetof(tether_token_form_t, audience), TETHER_TOKEN_FORM_VALUE_MAX + 1, visible,
-     false},
+     false, false},
+    {TETHER_EVENTLOG_WIRE_PLATFORM_SHA256, offsetof(tether_token_form_t, platform_log_sha256),
+     TETHER_EVENTLOG_WIRE_SHA256_HEX + 1, sha256_hex, false, false},
+    {TETHER_EVENTLOG_WIRE_TETHER_SHA256, offsetof(tether_token_form_t, tether_log_sha256),
+     TETHER_EVENTLOG_WIRE_SHA256_HEX + 1, sha256_hex, false, false},
+    {TETHER_EVENTLOG_WIRE_PLATFORM_LOG, offsetof(tether_token_form_t, platform_log),
+     TETHER_TOKEN_FORM_PLATFORM_LOG_MAX + 1, base64url_bytes, false, true},
+    {TETHER_EVENTLOG_WIRE_TETHER_LOG, offsetof(tether_token_form_t, tether_log),
+     TETHER_TOKEN_FORM_TETHER_LOG_MAX + 1, base64url_bytes, false, true},
 };
 
 #define FIELD_COUNT (sizeof(fields) / sizeof(fields[0]))
@@ -132,6 +164,46 @@ static const field_t *find_field(const char *name)
     return NULL;
 }
 
+/* A span's value, raw: base64url characters only (so no escape). */
+static tether_status_t parse_span(const field_t *field, const char *value, size_t len,
+                                  tether_token_form_span_t *span, char *why, size_t why_size)
+{
+    if (len > field->size - 1)
+        return tether_explain(TETHER_ERR_PARSE, why, why_size,
+                              "%s is longer than %zu characters", field->name, field->size - 1);
+    if (len > 0 && !field->valid(value, len))
+        return tether_explain(TETHER_ERR_PARSE, why, why_size,
+                              "%s is not base64url without padding (and is never "
+                              "percent-encoded)",
+                              field->name);
+    span->data = len > 0 ? value : NULL;
+    span->len = len;
+    return TETHER_OK;
+}
+
+/* Measured boot's parameters come as a set: both hashes or neither, and a
+ * log only beside its hash (the fleet checks the bytes against it). */
+static tether_status_t check_measured_boot(const tether_token_form_t *form, char *why,
+                                           size_t why_size)
+{
+    bool platform = form->platform_log_sha256[0] != '\0';
+    bool tether = form->tether_log_sha256[0] != '\0';
+
+    if (platform != tether)
+        return tether_explain(TETHER_ERR_PARSE, why, why_size,
+                              TETHER_EVENTLOG_WIRE_PLATFORM_SHA256
+                              " and " TETHER_EVENTLOG_WIRE_TETHER_SHA256 " come together");
+    if (form->platform_log.len > 0 && !platform)
+        return tether_explain(TETHER_ERR_PARSE, why, why_size,
+                              TETHER_EVENTLOG_WIRE_PLATFORM_LOG
+                              " comes only with " TETHER_EVENTLOG_WIRE_PLATFORM_SHA256);
+    if (form->tether_log.len > 0 && !tether)
+        return tether_explain(TETHER_ERR_PARSE, why, why_size,
+                              TETHER_EVENTLOG_WIRE_TETHER_LOG
+                              " comes only with " TETHER_EVENTLOG_WIRE_TETHER_SHA256);
+    return TETHER_OK;
+}
+
 /* One "name=value" pair. */
 static tether_status_t parse_pair(const char *pair, size_t len, tether_token_form_t *form,
                                   unsigned *seen, char *why, size_t why_size)
@@ -155,12 +227,18 @@ static tether_status_t parse_pair(const char *pair, size_t len, tether_token_for
         (field = find_field(name)) == NULL)
         return tether_explain(TETHER_ERR_PARSE, why, why_size,
                               "the form has an unknown parameter: this endpoint takes grant_type, "
-                              "subject_token, subject_token_type, scope and audience");
+                              "subject_token, subject_token_type, scope, audience and the "
+                              "measured-boot parameters (platform_log_sha256, "
+                              "tether_log_sha256, platform_log, tether_log)");
     bit = 1u << (unsigned)(field - fields);
     if (*seen & bit)
         return tether_explain(TETHER_ERR_PARSE, why, why_size, "%s appears more than once",
                               field->name);
     *seen |= bit;
+    if (field->span)
+        return parse_span(field, equals + 1, len - (size_t)(equals - pair) - 1,
+                          (tether_token_form_span_t *)(void *)((char *)form + field->offset), why,
+                          why_size);
     value = (char *)form + field->offset;
     d = decode(equals + 1, len - (size_t)(equals - pair) - 1, value, field->size - 1, &value_len);
     if (d == -2)
@@ -212,6 +290,7 @@ tether_status_t tether_token_form_parse(const char *body, size_t len, tether_tok
             goto out;
         }
     }
+    rc = check_measured_boot(form, why, why_size);
 out:
     if (rc != TETHER_OK)
         tether_wipe(form, sizeof(*form));

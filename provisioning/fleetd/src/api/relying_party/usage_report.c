@@ -12,17 +12,21 @@
 #include "validate.h"
 
 static const char *const report_members[] = {"version", "gateway", "report_id", "entries"};
+/* The required members first, then the optional ones. */
 static const char *const entry_members[] = {
     "jti",           "device",      "requests",  "refused",  "prompt_tokens",
-    "completion_tokens", "cost_micros", "first_seen", "last_seen"};
+    "completion_tokens", "cost_micros", "first_seen", "last_seen",
+    "refused_models", "refused_sources"};
+#define ENTRY_REQUIRED 9
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
-/* Every member of object is one of names, and each name is there (the
- * strict parser refused repeated ones). where names the object in the
- * message ("the report", "entry 3"). */
+/* Every member of object is one of names[0..n), and each of the first
+ * required is there (the strict parser refused repeated ones). where names
+ * the object in the message ("the report", "entry 3"). */
 static tether_status_t members_exact(const cJSON *object, const char *const *names, size_t n,
-                                     const char *where, char *message, size_t size)
+                                     size_t required, const char *where, char *message,
+                                     size_t size)
 {
     size_t seen = 0;
 
@@ -39,7 +43,7 @@ static tether_status_t members_exact(const cJSON *object, const char *const *nam
                                   "%s: unknown field \"%.40s\"", where, item->string);
         seen++;
     }
-    for (size_t i = 0; seen < n && i < n; i++) {
+    for (size_t i = 0; seen < n && i < required; i++) {
         if (cJSON_GetObjectItemCaseSensitive(object, names[i]) == NULL)
             return tether_explain(TETHER_ERR_PARSE, message, size,
                                   "%s: field \"%s\" is required", where, names[i]);
@@ -60,6 +64,16 @@ static tether_status_t integer_of(const cJSON *object, const char *name, int64_t
                               (long long)max);
     *value = (int64_t)d;
     return TETHER_OK;
+}
+
+/* An optional count (0 when absent; present, as integer_of). */
+static tether_status_t optional_count(const cJSON *object, const char *name, int64_t *value,
+                                      const char *where, char *message, size_t size)
+{
+    *value = 0;
+    if (cJSON_GetObjectItemCaseSensitive(object, name) == NULL)
+        return TETHER_OK;
+    return integer_of(object, name, TETHER_USAGE_MAX_REQUESTS, value, where, message, size);
 }
 
 /* A string member into out (out_size with its NUL) when valid says so. */
@@ -108,8 +122,8 @@ static tether_status_t parse_entry(const cJSON *item, size_t index, tether_store
     tether_status_t rc;
 
     snprintf(where, sizeof(where), "entry %zu", index);
-    if ((rc = members_exact(item, entry_members, COUNT(entry_members), where, message, size)) !=
-            TETHER_OK ||
+    if ((rc = members_exact(item, entry_members, COUNT(entry_members), ENTRY_REQUIRED, where,
+                            message, size)) != TETHER_OK ||
         (rc = string_of(item, "jti", jti_valid, entry->jti, sizeof(entry->jti),
                         "a token id of this fleet (32 lowercase hex digits)", where, message,
                         size)) != TETHER_OK ||
@@ -134,6 +148,17 @@ static tether_status_t parse_entry(const cJSON *item, size_t index, tether_store
     if (entry->first_seen > entry->last_seen)
         return tether_explain(TETHER_ERR_PARSE, message, size,
                               "%s: first_seen is after last_seen", where);
+    if ((rc = optional_count(item, "refused_models", &entry->refused_models, where, message,
+                             size)) != TETHER_OK ||
+        (rc = optional_count(item, "refused_sources", &entry->refused_sources, where, message,
+                             size)) != TETHER_OK)
+        return rc;
+    /* Both are refusals the relying party counted in refused too. */
+    if (entry->refused_models + entry->refused_sources > entry->refused)
+        return tether_explain(TETHER_ERR_PARSE, message, size,
+                              "%s: refused_models and refused_sources add up to more than "
+                              "refused",
+                              where);
     return TETHER_OK;
 }
 
@@ -158,8 +183,9 @@ tether_status_t tether_usage_report_parse(const char *body, size_t len,
                             TETHER_USAGE_REPORT_MAX_BODY);
         goto out;
     }
-    if ((rc = members_exact(json, report_members, COUNT(report_members), "the report", message,
-                            message_size)) != TETHER_OK ||
+    if ((rc = members_exact(json, report_members, COUNT(report_members),
+                            COUNT(report_members), "the report", message, message_size)) !=
+            TETHER_OK ||
         (rc = integer_of(json, "version", TETHER_USAGE_MAX_REQUESTS, &version, "the report",
                          message, message_size)) != TETHER_OK)
         goto out;

@@ -8,7 +8,7 @@
  *   {"version": 1, "gateway": NAME, "report_id": ID,
  *    "entries": [{"jti", "device", "requests", "refused", "prompt_tokens",
  *                 "completion_tokens", "cost_micros", "first_seen",
- *                 "last_seen"}, ...]}
+ *                 "last_seen"[, "refused_models"][, "refused_sources"]}, ...]}
  *
  * NAME 1 to 64 of [A-Za-z0-9._:/@+-] (tether-gate sends its audience),
  * ID 16 to 64 of [A-Za-z0-9_-], 1 to
@@ -16,7 +16,11 @@
  * lowercase hex digits (what fleetd issues), a device "dev_" and 24
  * lowercase hex digits; counts are integers from 0 to their bound below
  * (cost in millionths of the gateway's price-table currency: one integer
- * unit, never a fraction); first_seen <= last_seen, Unix seconds.
+ * unit, never a fraction); first_seen <= last_seen, Unix seconds. The
+ * optional refused_models (a model outside the allow lists) and
+ * refused_sources (a client outside the token's sources) are 0 when
+ * absent, 0 to TETHER_USAGE_MAX_REQUESTS, and part of refused: their sum
+ * is at most refused. A relying party that predates them sends neither.
  */
 #ifndef TETHER_FLEET_USAGE_REPORT_H
 #define TETHER_FLEET_USAGE_REPORT_H

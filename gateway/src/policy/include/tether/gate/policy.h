@@ -89,6 +89,10 @@ typedef struct tether_gate_demand {
     uint64_t completion_bound; /* max_tokens x choices; 0 for embeddings */
 } tether_gate_demand_t;
 
+/* The code of TETHER_GATE_MODEL_NOT_ALLOWED, which the fleet's usage
+ * reports count on their own (refused_models). */
+#define TETHER_GATE_CODE_MODEL_NOT_ALLOWED "model_not_allowed"
+
 typedef enum tether_gate_refusal_kind {
     TETHER_GATE_ALLOWED = 0,
     TETHER_GATE_MODEL_NOT_ALLOWED,  /* 403 model_not_allowed */
