@@ -54,6 +54,19 @@ printf 'ai-app %s\n' "$WORK/app/run" >"$WORK/measure.conf"
 cp "$GOLDEN" "$PLATFORM"
 "$AGENT" eventlog --json "$GOLDEN" >"$WORK/golden.json" || fail "eventlog --json of the golden log"
 
+# held_logs: the logs the fleet holds for the device, as KIND:BYTES,...
+# (the SQL reads the same on SQLite and PostgreSQL).
+held_logs() {
+    sql "SELECT log || ':' || length(bytes) FROM device_eventlogs ORDER BY log" | paste -sd, -
+}
+
+# refused_alerts CODE POLICY: how many measured_boot_refused alerts of the
+# device name CODE and POLICY.
+refused_alerts() {
+    sql "SELECT details FROM alerts WHERE kind = 'measured_boot_refused' AND device_id = '$DEVICE'" |
+        python3 -c 'import json, sys; ds = [json.loads(l) for l in sys.stdin]; print(sum(d.get("code") == sys.argv[1] and d.get("policy") == sys.argv[2] for d in ds))' "$1" "$2"
+}
+
 # boot: the firmware's extends (the golden log) and tether's measurements.
 boot() {
     # shellcheck disable=SC2046 # one argument per event
@@ -107,7 +120,7 @@ start_agent
 wait_agent_token "$WORK/agent.sock"
 [ "$(count "measured boot: device=$DEVICE platform_log=received ([0-9]* bytes) tether_log=received")" = 1 ] ||
     fail "the first exchange did not bring both logs"
-[ "$(sql "SELECT group_concat(log || ':' || length(bytes), ',') FROM device_eventlogs ORDER BY log")" = \
+[ "$(held_logs)" = \
     "platform:$(stat -c %s "$GOLDEN"),tether:$(stat -c %s "$CEL")" ] ||
     fail "the fleet does not hold the device's two logs"
 pass "policy from the golden logs: the exchange is accepted, the fleet keeps both logs"
@@ -130,7 +143,7 @@ line=$(grep -m1 "outcome=eventlog_replay_mismatch" "$WORK/fleetd.log")
 # The quote proves one digest over the selection (the fleet's PCRs 0-7, the
 # policy's 0-8 and 13): the refusal names that selection.
 case $line in *"status=400"*"PCRs 0x0021ff"*) ;; *) fail "the refusal does not name the quoted PCRs: $line" ;; esac
-[ "$(sql "SELECT count(*) FROM alerts WHERE kind = 'measured_boot_refused' AND device_id = '$DEVICE' AND json_extract(details, '\$.code') = 'eventlog_replay_mismatch' AND json_extract(details, '\$.policy') = 'golden'")" = 1 ] ||
+[ "$(refused_alerts eventlog_replay_mismatch golden)" = 1 ] ||
     fail "no measured_boot_refused alert: $(sql "SELECT kind, details FROM alerts")"
 [ "$(sql "SELECT status, highest_counter FROM devices WHERE id = '$DEVICE'")" = "$before" ] ||
     fail "the refusal changed the device's state"
@@ -138,7 +151,7 @@ curl -s --cacert "$DIR/ca.pem" -H "Authorization: Bearer $(cat "$WORK/admin.toke
     "$URL/metrics" >"$WORK/metrics.txt"
 grep -q '^tether_fleetd_exchanges_total{outcome="eventlog_replay_mismatch"} [1-9]' "$WORK/metrics.txt" ||
     fail "/metrics does not count the refusal: $(grep exchanges_total "$WORK/metrics.txt")"
-[ "$(sql "SELECT group_concat(log || ':' || length(bytes), ',') FROM device_eventlogs ORDER BY log")" = \
+[ "$(held_logs)" = \
     "platform:$(stat -c %s "$GOLDEN"),tether:$(stat -c %s "$CEL")" ] ||
     fail "a refused log replaced the one the fleet holds"
 pass "a platform log with one event's digest changed: refused eventlog_replay_mismatch, alerted, counted, nothing else changed"

@@ -3,8 +3,12 @@
  * recorded as one batch, with the results serial execution gives; a clone
  * in a batch quarantines its device only; a member that fails is undone
  * alone; a commit that fails fails every member and records nothing.
- * Real SQLite; the first commit is held (an SQLite commit hook) until the
- * others have queued, so the batch is made by order, never by timing. */
+ * On both stores: the first commit is held until the others have queued,
+ * so the batch is made by order, never by timing. On SQLite a commit hook
+ * holds it (and fails the later ones); on PostgreSQL (integration
+ * .fleet_group_commit_pg) a second connection holds device 0's row, which
+ * the first exchange must update, until the others have queued, and a
+ * deferred constraint trigger fails the commit of any other token. */
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -16,6 +20,7 @@
 #include <time.h>
 
 #include <cmocka.h>
+#include <libpq-fe.h>
 
 #include "fleet_fixture.h"
 #include "store.h"
@@ -50,9 +55,21 @@ typedef struct gate {
     tether_store_t *store;
     pthread_mutex_t lock;
     size_t queued;
-    unsigned commits;
+    unsigned commits; /* SQLite's, counted by its commit hook */
     bool fail_after_first;
 } gate_t;
+
+/* PostgreSQL: the commit of any token but the first exchange's fails (a
+ * deferred constraint trigger runs at COMMIT). */
+#define PG_FAIL_LATER_COMMITS                                                                 \
+    "CREATE FUNCTION refuse_commit() RETURNS trigger LANGUAGE plpgsql AS $$"                  \
+    " BEGIN RAISE EXCEPTION 'commit refused by the test'; END $$;"                            \
+    "CREATE CONSTRAINT TRIGGER refuse_commit AFTER INSERT ON issued_tokens"                   \
+    " DEFERRABLE INITIALLY DEFERRED FOR EACH ROW"                                             \
+    " WHEN (NEW.jti <> '00000000000000000000000000001000')"                                   \
+    " EXECUTE FUNCTION refuse_commit()"
+#define PG_COMMITS_AGAIN                                                                      \
+    "DROP TRIGGER refuse_commit ON issued_tokens; DROP FUNCTION refuse_commit()"
 
 static void device_id(unsigned i, char id[TETHER_STORE_DEVICE_ID_SIZE])
 {
@@ -138,17 +155,12 @@ static void calls_set(call_t *first, call_t queued[QUEUED], tether_store_t *stor
     call_set(&queued[DEVICES], store, 3, 30, 30, 1000);
 }
 
-static int commit_hook(void *arg)
+/* Waits (bounded) until `queued` exchanges wait behind the commit in
+ * flight. */
+static void wait_queued(gate_t *g)
 {
-    gate_t *g = arg;
-    unsigned commit;
     size_t waiting = 0;
 
-    pthread_mutex_lock(&g->lock);
-    commit = ++g->commits;
-    pthread_mutex_unlock(&g->lock);
-    if (commit > 1)
-        return g->fail_after_first ? 1 : 0; /* non-zero: the commit fails */
     for (long ms = 0; ms < WAIT_MS && waiting < g->queued; ms++) {
         pthread_mutex_lock(&g->store->group_commit.lock);
         waiting = g->store->group_commit.waiting;
@@ -156,6 +168,19 @@ static int commit_hook(void *arg)
         if (waiting < g->queued)
             sleep_ms(1);
     }
+}
+
+static int commit_hook(void *arg)
+{
+    gate_t *g = arg;
+    unsigned commit;
+
+    pthread_mutex_lock(&g->lock);
+    commit = ++g->commits;
+    pthread_mutex_unlock(&g->lock);
+    if (commit > 1)
+        return g->fail_after_first ? 1 : 0; /* non-zero: the commit fails */
+    wait_queued(g);
     return 0;
 }
 
@@ -169,27 +194,73 @@ static unsigned gate_commits(gate_t *g)
     return n;
 }
 
+static bool group_committing(tether_store_t *store)
+{
+    bool committing;
+
+    pthread_mutex_lock(&store->group_commit.lock);
+    committing = store->group_commit.committing;
+    pthread_mutex_unlock(&store->group_commit.lock);
+    return committing;
+}
+
+static void pg_exec(PGconn *conn, const char *sql)
+{
+    PGresult *res = PQexec(conn, sql);
+
+    if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK)
+        fail_msg("%s: %s", sql, PQerrorMessage(conn));
+    PQclear(res);
+}
+
 /* Runs first alone and queued behind its commit, from threads, under the
- * gate; the hook is removed again before returning. */
+ * gate, which is removed again before returning. */
 static void run_batched(fixture_t *f, gate_t *g, call_t *first, call_t *queued)
 {
-    sqlite3 *db = ((sqlite_store_t *)f->store.impl)->db;
+    const char *url = fleet_fixture_pg_url();
+    sqlite3 *db = url == NULL ? ((sqlite_store_t *)f->store.impl)->db : NULL;
+    PGconn *holder = NULL;
     pthread_t threads[1 + QUEUED];
 
     g->store = &f->store;
     g->queued = QUEUED;
     g->commits = 0;
     pthread_mutex_init(&g->lock, NULL);
-    sqlite3_commit_hook(db, commit_hook, g);
+    if (db != NULL) {
+        sqlite3_commit_hook(db, commit_hook, g);
+    } else {
+        if (g->fail_after_first)
+            fleet_db_exec(f->db, PG_FAIL_LATER_COMMITS);
+        holder = PQconnectdb(url);
+        assert_int_equal(PQstatus(holder), CONNECTION_OK);
+        pg_exec(holder, "BEGIN");
+        pg_exec(holder,
+                "SELECT 1 FROM devices WHERE id = 'dev_000000000000000000000000' FOR UPDATE");
+    }
     assert_int_equal(pthread_create(&threads[0], NULL, record, first), 0);
-    for (long ms = 0; ms < WAIT_MS && gate_commits(g) == 0; ms++)
-        sleep_ms(1);
-    assert_int_equal(gate_commits(g), 1); /* the first commit is held */
+    if (db != NULL) {
+        for (long ms = 0; ms < WAIT_MS && gate_commits(g) == 0; ms++)
+            sleep_ms(1);
+        assert_int_equal(gate_commits(g), 1); /* the first commit is held */
+    } else {
+        /* Its batch is in flight, held at device 0's row. */
+        for (long ms = 0; ms < WAIT_MS && !group_committing(&f->store); ms++)
+            sleep_ms(1);
+        assert_true(group_committing(&f->store));
+    }
     for (size_t i = 0; i < QUEUED; i++)
         assert_int_equal(pthread_create(&threads[1 + i], NULL, record, &queued[i]), 0);
+    if (holder != NULL) {
+        wait_queued(g);
+        pg_exec(holder, "ROLLBACK");
+        PQfinish(holder);
+    }
     for (size_t i = 0; i < 1 + QUEUED; i++)
         pthread_join(threads[i], NULL);
-    sqlite3_commit_hook(db, NULL, NULL);
+    if (db != NULL)
+        sqlite3_commit_hook(db, NULL, NULL);
+    else if (g->fail_after_first)
+        fleet_db_exec(f->db, PG_COMMITS_AGAIN);
     pthread_mutex_destroy(&g->lock);
 }
 
@@ -207,6 +278,18 @@ static void assert_device(tether_store_t *store, unsigned i, tether_device_statu
         assert_int_equal(row.device.highest_counter, highest);
 }
 
+/* The devices, alerts and tokens the exchanges of calls_set leave. */
+static void assert_outcome(tether_store_t *store, const char *db)
+{
+    assert_device(store, 0, TETHER_DEVICE_QUARANTINED, true, 1);
+    assert_device(store, 1, TETHER_DEVICE_ACTIVE, true, 11);
+    assert_device(store, 2, TETHER_DEVICE_ACTIVE, true, 12);
+    assert_device(store, 3, TETHER_DEVICE_ACTIVE, true, 13);
+    assert_device(store, 4, TETHER_DEVICE_ACTIVE, true, 14);
+    assert_int_equal(fleet_db_count(db, "SELECT count(*) FROM alerts"), 1);
+    assert_int_equal(fleet_db_count(db, "SELECT count(*) FROM issued_tokens"), DEVICES);
+}
+
 static void batch_equals_serial(void **state)
 {
     fixture_t *f = *state, serial;
@@ -220,7 +303,16 @@ static void batch_equals_serial(void **state)
     tether_store_group_commit_counts(&f->store, &batches, &exchanges);
     assert_int_equal(batches, 2);
     assert_int_equal(exchanges, 1 + QUEUED);
-    assert_int_equal(gate.commits, 2);
+    if (fleet_fixture_pg_url() == NULL)
+        assert_int_equal(gate.commits, 2);
+    /* What that is: device 0 accepted, then its clone quarantines it and
+     * only it; devices 1 to 4 accepted; the exchange naming a token id
+     * already issued fails alone, its device row write undone. Read
+     * before the second fleet opens: on PostgreSQL it empties the same
+     * database. */
+    assert_outcome(&f->store, f->db);
+    assert_int_equal(
+        fleet_db_count(f->db, "SELECT count(*) FROM issued_tokens WHERE revoked = 1"), 1);
 
     /* The same exchanges one after the other, in a second fleet. */
     assert_int_equal(open_fleet(&serial), 0);
@@ -238,9 +330,6 @@ static void batch_equals_serial(void **state)
         }
     }
 
-    /* What that is: device 0 accepted, then its clone quarantines it and
-     * only it; devices 1 to 4 accepted; the exchange naming a token id
-     * already issued fails alone, its device row write undone. */
     assert_int_equal(first.status, TETHER_OK);
     assert_int_equal(first.result.decision, TETHER_STORE_EXCHANGE_ACCEPT);
     for (unsigned i = 0; i < DEVICES - 1; i++) {
@@ -250,21 +339,7 @@ static void batch_equals_serial(void **state)
     assert_int_equal(queued[DEVICES - 1].status, TETHER_OK);
     assert_int_equal(queued[DEVICES - 1].result.decision, TETHER_STORE_EXCHANGE_CLONE);
     assert_int_equal(queued[DEVICES].status, TETHER_ERR_CONFLICT);
-    for (tether_store_t *store = &f->store;; store = &serial.store) {
-        assert_device(store, 0, TETHER_DEVICE_QUARANTINED, true, 1);
-        assert_device(store, 1, TETHER_DEVICE_ACTIVE, true, 11);
-        assert_device(store, 2, TETHER_DEVICE_ACTIVE, true, 12);
-        assert_device(store, 3, TETHER_DEVICE_ACTIVE, true, 13);
-        assert_device(store, 4, TETHER_DEVICE_ACTIVE, true, 14);
-        if (store == &serial.store)
-            break;
-    }
-    assert_int_equal(fleet_db_count(f->db, "SELECT count(*) FROM alerts"), 1);
-    assert_int_equal(fleet_db_count(f->db, "SELECT count(*) FROM issued_tokens WHERE revoked"),
-                     1);
-    assert_int_equal(fleet_db_count(f->db, "SELECT count(*) FROM issued_tokens"), DEVICES);
-    assert_int_equal(fleet_db_count(serial.db, "SELECT count(*) FROM alerts"), 1);
-    assert_int_equal(fleet_db_count(serial.db, "SELECT count(*) FROM issued_tokens"), DEVICES);
+    assert_outcome(&serial.store, serial.db);
     fleet_fixture_close(serial.dir, &serial.store);
 }
 
