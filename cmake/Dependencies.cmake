@@ -6,6 +6,8 @@ pkg_check_modules(CJSON REQUIRED IMPORTED_TARGET libcjson)
 # fleetd (provisioning/): the store and the HTTPS server.
 pkg_check_modules(SQLITE3 REQUIRED IMPORTED_TARGET sqlite3)
 pkg_check_modules(MHD REQUIRED IMPORTED_TARGET libmicrohttpd)
+# libmicrohttpd's TLS library: the server layer enables session tickets on it.
+pkg_check_modules(GNUTLS REQUIRED IMPORTED_TARGET gnutls)
 # tether-gate (gateway/): its client of the upstream AI endpoint.
 pkg_check_modules(CURL REQUIRED IMPORTED_TARGET libcurl)
 # OpenSSL's libcrypto: ECDSA verification on servers (lib's tether_crypto_openssl).

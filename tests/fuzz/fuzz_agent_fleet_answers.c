@@ -1,7 +1,7 @@
 /*
  * The agent's reading of tether-fleetd's answers: the exchange's challenge
  * (POST /v1/challenge) and token (POST /v1/token, with the jti the agent
- * takes from the token it got), enrolment's credential
+ * takes from the token it got, and the next challenge), enrolment's credential
  * challenge (POST /v1/enroll) and the refusals both read
  * (fleet_refusal.c). The first byte picks the refusal's status (400..655,
  * any status a peer may send), the rest is the body every reader gets, as
@@ -19,6 +19,22 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+/* What a challenge (asked for, or the next one a token brings) says once
+ * read: one SHA-256 selection, and the hashes the fleet holds, "" or 64
+ * lowercase hex digits, only when it asked for measured boot. */
+static void challenge_check(const TPML_PCR_SELECTION *pcrs, const tether_agent_measured_boot_t *mb)
+{
+    if (pcrs->count != 1 || pcrs->pcrSelections[0].hash != TPM2_ALG_SHA256 ||
+        pcrs->pcrSelections[0].sizeofSelect != 3)
+        abort();
+    if ((!mb->asked && (mb->platform_held[0] != '\0' || mb->tether_held[0] != '\0')) ||
+        (strlen(mb->platform_held) != 0 &&
+         strspn(mb->platform_held, "0123456789abcdef") != TETHER_EVENTLOG_WIRE_SHA256_HEX) ||
+        (strlen(mb->tether_held) != 0 &&
+         strspn(mb->tether_held, "0123456789abcdef") != TETHER_EVENTLOG_WIRE_SHA256_HEX))
+        abort();
+}
+
 static void challenge(const uint8_t *body, size_t len)
 {
     uint8_t nonce[TETHER_NONCE_SIZE];
@@ -30,17 +46,7 @@ static void challenge(const uint8_t *body, size_t len)
             abort();
         return;
     }
-    if (pcrs.count != 1 || pcrs.pcrSelections[0].hash != TPM2_ALG_SHA256 ||
-        pcrs.pcrSelections[0].sizeofSelect != 3)
-        abort();
-    /* The hashes the fleet holds: "" or 64 lowercase hex digits, only when
-     * it asked. */
-    if ((!mb.asked && (mb.platform_held[0] != '\0' || mb.tether_held[0] != '\0')) ||
-        (strlen(mb.platform_held) != 0 &&
-         strspn(mb.platform_held, "0123456789abcdef") != TETHER_EVENTLOG_WIRE_SHA256_HEX) ||
-        (strlen(mb.tether_held) != 0 &&
-         strspn(mb.tether_held, "0123456789abcdef") != TETHER_EVENTLOG_WIRE_SHA256_HEX))
-        abort();
+    challenge_check(&pcrs, &mb);
 }
 
 /* The jti of a token the fleet handed over: printable, within its bound. */
@@ -79,6 +85,25 @@ static void token_answer(const uint8_t *body, size_t len)
         expires_in > 86400)
         abort();
     token_jti((const char *)storage, strlen((const char *)storage));
+}
+
+/* The next challenge: held only with a window that opens before it closes,
+ * its selection and measured-boot member as a challenge's; nothing of it
+ * kept when it is not held. */
+static void next_challenge(const uint8_t *body, size_t len)
+{
+    tether_next_challenge_t next;
+    tether_status_t rc = tether_agent_exchange_read_next(body, len, 1000000, &next);
+
+    if (rc != TETHER_OK) {
+        if (next.held || next.measured_boot.asked || next.measured_boot.platform_held[0] != '\0' ||
+            next.measured_boot.tether_held[0] != '\0')
+            abort();
+        return;
+    }
+    if (!next.held || next.opens_ms < 1000000 || next.closes_ms <= next.opens_ms)
+        abort();
+    challenge_check(&next.pcrs, &next.measured_boot);
 }
 
 static void enrolment_challenge(const uint8_t *body, size_t len)
@@ -128,6 +153,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     body[len] = '\0';
     challenge(body, len);
     token_answer(body, len);
+    next_challenge(body, len);
     token_jti((const char *)body, len);
     enrolment_challenge(body, len);
     refusal(400 + data[0], body, len);

@@ -7,6 +7,13 @@
  *   exchange_probe TCTI exchange STATE_DIR   a whole exchange; prints
  *                                            "ok EXPIRES_IN TOKEN" or
  *                                            "refused|retry|failed CODE REASON"
+ *   exchange_probe TCTI refresh-early STATE_DIR
+ *                                            an exchange, then a refresh over
+ *                                            the next challenge it brought as
+ *                                            if its window were open (fleetd
+ *                                            refuses it as not yet valid and
+ *                                            the refresh asks for a
+ *                                            challenge); prints as exchange
  */
 #include <limits.h>
 #include <stdio.h>
@@ -29,8 +36,9 @@ int main(int argc, char **argv)
     char *subject_token = NULL, *eventlog_params = NULL;
     int rc = 1;
 
-    if (argc != 4 || (strcmp(argv[2], "evidence") != 0 && strcmp(argv[2], "exchange") != 0)) {
-        fprintf(stderr, "usage: exchange_probe TCTI evidence|exchange STATE_DIR\n");
+    if (argc != 4 || (strcmp(argv[2], "evidence") != 0 && strcmp(argv[2], "exchange") != 0 &&
+                      strcmp(argv[2], "refresh-early") != 0)) {
+        fprintf(stderr, "usage: exchange_probe TCTI evidence|exchange|refresh-early STATE_DIR\n");
         return 2;
     }
     tether_tpm_init(&tpm);
@@ -41,6 +49,7 @@ int main(int argc, char **argv)
         return 1;
     }
     snprintf(ca, sizeof(ca), "%s/%s", argv[3], TETHER_STATE_CA_FILE);
+    client.keep_alive = true; /* as the agent */
     if (tether_https_client_setup(&client, state.fleet_url, ca) != TETHER_OK ||
         tether_tpm_open_esapi(&tpm, argv[1]) != TETHER_OK ||
         tether_secure_buffer_alloc(&token, TETHER_TOKEN_MAX + 1, 1) != TETHER_OK) {
@@ -57,7 +66,24 @@ int main(int argc, char **argv)
         rc = 0;
         goto out;
     }
-    tether_agent_exchange(&client, &tpm, NULL, &state, &usage, &token, &result);
+    if (strcmp(argv[2], "refresh-early") == 0) {
+        tether_next_challenge_t next;
+        const tether_exchange_context_t ctx = {
+            .client = &client, .tpm = &tpm, .state = &state, .next = &next};
+
+        memset(&next, 0, sizeof(next));
+        tether_agent_refresh(&ctx, &usage, &token, &result);
+        if (result.outcome != TETHER_EXCHANGE_OK || !next.held) {
+            printf("%s %s %s (first exchange, next challenge %s)\n", outcomes[result.outcome],
+                   result.code, result.reason, next.held ? "held" : "missing");
+            goto out;
+        }
+        next.opens_ms = (int64_t)tether_socket_now_ms();
+        tether_agent_refresh(&ctx, &usage, &token, &result);
+        tether_next_challenge_forget(&next);
+    } else {
+        tether_agent_exchange(&client, &tpm, NULL, &state, &usage, &token, &result);
+    }
     if (result.outcome == TETHER_EXCHANGE_OK) {
         printf("ok %u %s\n", result.expires_in, (const char *)token.data);
         rc = 0;

@@ -45,7 +45,15 @@ FLEET_ONLY=$(json_get "$FLEET_ONLY" 'd["token"]')
 [ "$(get /metrics "$FLEET_ONLY")" = 403 ] || fail "/metrics answered a token without the read role"
 pass "/metrics: 401 without a token, 403 without the read role"
 
-# Requests whose counts the scrape must show.
+# Requests whose counts the scrape must show, and two devices allowed (the
+# gauge of devices by status is counted at the first scrape).
+for ek in 01 02; do
+    curl -s --cacert "$DIR/ca.pem" -H "Authorization: Bearer $ADMIN" \
+        -H 'Content-Type: application/json' \
+        -d "{\"ek_sha256\": \"$(printf "$ek%.0s" $(seq 1 32))\", \"name\": \"device-$ek\"}" \
+        -o /dev/null -w '%{http_code}' "$URL/v1/admin/devices" | grep -qx 201 ||
+        fail "allowing device $ek"
+done
 [ "$(get /v1/health)" = 200 ] || fail "health"
 [ "$(get /no/such/path)" = 404 ] || fail "404"
 curl -s --cacert "$DIR/ca.pem" -H 'Content-Type: application/json' -d '{"device_id": "nobody"}' \
@@ -77,6 +85,9 @@ sample 'tether_http_requests_total{route="/metrics",status_class="4xx"} 2'
 sample 'tether_http_request_duration_seconds_count{route="/v1/challenge"} 1'
 sample 'tether_http_connections_refused_total{reason="per_source"} 0'
 sample 'tether_fleetd_clone_alerts_total{signal="counter_not_increasing"} 0'
+sample 'tether_fleetd_devices{status="allowed"} 2'
+sample 'tether_fleetd_devices{status="active"} 0'
+sample 'tether_fleetd_devices{status="quarantined"} 0'
 grep -qx 'tether_http_connections_open [1-9][0-9]*' "$WORK/scrape.txt" ||
     fail "no open connection counted while scraping"
 grep -qx "tether_fleetd_build_info{version=\"[0-9.]*\"} 1" "$WORK/scrape.txt" || fail "no build info"

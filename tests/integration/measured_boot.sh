@@ -14,7 +14,10 @@
 #   - after a reboot (swtpm restarted: PCRs reset) with a file tether
 #     measures changed: refused measurement_not_allowed naming tether's log,
 #     until tetherctl policy update --from-eventlog admits the new digest;
-#     then accepted.
+#     then accepted;
+#   - with unchanged logs, the scheduled refresh over the next challenge the
+#     last token brought (its measured_boot member names the logs the fleet
+#     holds) is one request, POST /v1/token with the logs' hashes only.
 #   measured_boot.sh FLEETD TETHERCTL AGENT   (it runs its own swtpm, to restart it)
 set -euo pipefail
 
@@ -171,5 +174,24 @@ kill -HUP "$AGENT_PID"
 wait_count "token issued: device=$DEVICE" $((issued + 1))
 wait_agent_token "$WORK/agent.sock"
 pass "policy update --from-eventlog admits the new digest: accepted"
+
+# --- the scheduled refresh: one request, hashes only --------------------------
+# The shortest token life the fleet allows: the refresh comes at about 20 s.
+"$CTL" policy update golden --models '*' --token-lifetime 30 >"$WORK/ctl.out" 2>&1 ||
+    fail "policy update --token-lifetime: $(cat "$WORK/ctl.out")"
+tokens=$(count 'path=/v1/token status=200')
+kill -HUP "$AGENT_PID"
+wait_count 'path=/v1/token status=200' $((tokens + 1))
+before=$(wc -l <"$WORK/fleetd.log")
+hashes_only=$(grep -c "it holds both, hashes only" "$WORK/agent.log" || true)
+wait_count 'path=/v1/token status=200' $((tokens + 2))
+refresh=$(tail -n "+$((before + 1))" "$WORK/fleetd.log")
+[ "$(grep -c 'path=' <<<"$refresh")" = 1 ] || fail "the refresh made more than one request"
+[ "$(grep -c 'path=/v1/challenge' <<<"$refresh")" = 0 ] || fail "the refresh asked for a challenge"
+[ "$(grep -c "measured boot: device=$DEVICE platform_log=held ([0-9]* bytes) tether_log=held" <<<"$refresh")" = 1 ] ||
+    fail "the refresh sent a log's bytes"
+[ "$(grep -c "it holds both, hashes only" "$WORK/agent.log")" = $((hashes_only + 1)) ] ||
+    fail "the agent did not send the hashes only"
+pass "the scheduled refresh over the next challenge: one request (POST /v1/token), the logs' hashes only"
 
 echo "measured_boot: $passed passed"

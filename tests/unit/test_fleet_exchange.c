@@ -2014,6 +2014,105 @@ static void withheld_evidence(void **state)
     device_close(&d);
 }
 
+/* The next challenge of the last token answer, as the agent reads it;
+ * returns its valid_in. */
+static int64_t next_challenge(fixture_t *f, challenge_t *ch)
+{
+    const cJSON *next = cJSON_GetObjectItemCaseSensitive(f->json, "next_challenge");
+    const cJSON *nonce = cJSON_GetObjectItemCaseSensitive(next, "nonce");
+    const cJSON *pcrs = cJSON_GetObjectItemCaseSensitive(next, "pcr_selection");
+    size_t len = 0;
+    int64_t valid_in;
+
+    assert_true(cJSON_IsObject(next));
+    assert_int_equal(cJSON_GetArraySize(next), 4);
+    assert_true(cJSON_IsString(nonce) && cJSON_IsString(pcrs));
+    valid_in = (int64_t)number(next, "valid_in");
+    /* Open for one challenge's life from the window's opening. */
+    assert_int_equal(number(next, "expires_in"), valid_in + TETHER_CHALLENGE_TTL);
+    assert_int_equal(tether_base64url_decode(nonce->valuestring, strlen(nonce->valuestring),
+                                             ch->nonce, sizeof(ch->nonce), &len),
+                     TETHER_OK);
+    assert_int_equal(len, TETHER_NONCE_SIZE);
+    assert_string_equal(pcrs->valuestring, "sha256:0,1,2,3,4,5,6,7");
+    assert_int_equal(tether_token_pcr_selection_parse(pcrs->valuestring, &ch->pcrs), TETHER_OK);
+    return valid_in;
+}
+
+/* One round trip per refresh: each token comes with the nonce of the next
+ * exchange, usable from the scheduled refresh (2/3 of the token's life,
+ * give or take 5 %) for one challenge's life, once. */
+static void next_challenge_per_token(void **state)
+{
+    fixture_t *f = *state;
+    device_t d;
+    challenge_t next, later;
+    tether_evidence_t early, ev, again;
+    char *tokens[2];
+    int64_t issued = T0 + 10, valid_in;
+
+    enrol(f, &d, 21);
+    test_now = issued;
+    tokens[0] = exchange_ok(f, &d);
+    valid_in = next_challenge(f, &next);
+    assert_true(valid_in >= 300 * 2 / 3 - 15 && valid_in <= 300 * 2 / 3 - 15 + 30);
+
+    /* Before its window (beyond the replicas' leeway): refused, nothing
+     * recorded; the agent then asks POST /v1/challenge. */
+    test_now = issued + valid_in - TETHER_NONCE_WINDOW_LEEWAY - 1;
+    attest(&d, &next, &early);
+    expect_evidence_refusal(f, &early, "nonce_not_yet_valid");
+    assert_int_equal(device_row(f, d.id).highest_counter, 2);
+
+    /* At the scheduled refresh: one request, accepted, and a next one. */
+    test_now = issued + valid_in;
+    attest(&d, &next, &ev);
+    tokens[1] = post_accepted(f, &ev);
+    assert_int_equal(device_row(f, d.id).highest_counter, 4);
+    valid_in = next_challenge(f, &later);
+
+    /* Used once: other evidence over it is a replay, as for any nonce. */
+    attest(&d, &next, &again);
+    expect_evidence_refusal(f, &again, "nonce_reused");
+    expect_unharmed(f, &d, tokens, 2);
+
+    /* Past its window it is expired like a challenge. */
+    test_now += valid_in + TETHER_CHALLENGE_TTL;
+    attest(&d, &later, &ev);
+    expect_evidence_refusal(f, &ev, "nonce_expired");
+    assert_int_equal(device_row(f, d.id).status, TETHER_DEVICE_ACTIVE);
+    free_all(tokens, 2);
+    device_close(&d);
+}
+
+/* Evidence over a next challenge that never reached the fleet, then an
+ * exchange over a challenge a few seconds later: the first is older
+ * evidence, not a clone's, because every nonce expires one challenge life
+ * after its window opens (the clone rule orders nonces by expiry). */
+static void withheld_next_challenge_evidence(void **state)
+{
+    fixture_t *f = *state;
+    device_t d;
+    challenge_t next;
+    tether_evidence_t withheld;
+    char *tokens[2];
+    int64_t valid_in;
+
+    enrol(f, &d, 22);
+    test_now = T0 + 10;
+    tokens[0] = exchange_ok(f, &d);
+    valid_in = next_challenge(f, &next);
+    test_now += valid_in;
+    attest(&d, &next, &withheld); /* counter 3, never delivered */
+    test_now += 5;
+    tokens[1] = exchange_ok(f, &d); /* counter 4, over a challenge */
+    expect_evidence_refusal(f, &withheld, "nonce_expired");
+    assert_int_equal(device_row(f, d.id).highest_counter, 4);
+    expect_unharmed(f, &d, tokens, 2);
+    free_all(tokens, 2);
+    device_close(&d);
+}
+
 /* A power loss: the TPM restarts without TPM2_Shutdown, so its clock is not
  * safe until it next writes Clock to NV (up to about 70 minutes on a real
  * chip). resetCount went up since the last accepted exchange: the device
@@ -2773,6 +2872,118 @@ static void measured_boot_exchange(void **state)
     device_close(&d);
 }
 
+/* The next challenge a token under measured boot brings carries what a
+ * challenge does: the policy's wider selection and the hashes of the logs
+ * the fleet holds once this exchange's are kept, so that the refresh over
+ * it is one request with hashes only (read and answered with the agent's
+ * own functions). */
+static void measured_boot_next_challenge(void **state)
+{
+    fixture_t *f = *state;
+    const cJSON *member;
+    device_t d;
+    measured_t m;
+    challenge_t ch;
+    tether_next_challenge_t next;
+    tether_evidence_t ev;
+    size_t sent = 0;
+    char *answer, *held, *token, *params = NULL, why[256];
+
+    enrol(f, &d, 33);
+    free(exchange_ok(f, &d));
+    measured_open(f, &m);
+    measure_file(&d, &m, "app", "app version 1", true);
+    measured_policy(f, &d, &m, true);
+    test_now += 10;
+    assert_int_equal(measured_exchange(f, &d, &m, &sent), 200);
+    assert_true(sent > 0);
+    member = cJSON_GetObjectItemCaseSensitive(f->json, "next_challenge");
+    assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(member,
+                                                                               "pcr_selection")),
+                        MEASURED_SELECTION);
+    assert_non_null(answer = cJSON_PrintUnformatted(f->json));
+    assert_int_equal(tether_agent_exchange_read_next((const uint8_t *)answer, strlen(answer), 0,
+                                                     &next),
+                     TETHER_OK);
+    cJSON_free(answer);
+    held = query_text(f, "SELECT lower(hex(sha256)) FROM device_eventlogs");
+    assert_true(next.measured_boot.asked);
+    assert_string_equal(next.measured_boot.tether_held, held);
+    assert_string_equal(next.measured_boot.platform_held, "");
+    /* In its window: the logs did not change, their hashes go alone. */
+    test_now += next.opens_ms / 1000;
+    memcpy(ch.nonce, next.nonce, sizeof(ch.nonce));
+    ch.pcrs = next.pcrs;
+    attest(&d, &ch, &ev);
+    token = encode(&ev);
+    assert_int_equal(tether_agent_eventlog_params(&next.measured_boot,
+                                                  &(tether_agent_eventlog_paths_t){
+                                                      .platform = m.platform, .tether = m.tether},
+                                                  &params, &sent, why, sizeof(why)),
+                     TETHER_OK);
+    assert_int_equal(sent, 0);
+    assert_int_equal(post_token_with(f, token, params), 200);
+    expect_sample(f, "tether_fleetd_exchanges_total{outcome=\"issued\"} 3");
+    tether_next_challenge_forget(&next);
+    free(params);
+    free(token);
+    free(held);
+    device_close(&d);
+}
+
+/* A retry's token is issued again under the policy version it was issued
+ * under, but the next challenge that comes with it is for the device's
+ * policy now. A fleet whose selection holds PCR 13 already: the retry's
+ * quote fits both policies, the one with measured boot the token was
+ * issued under and the default the device is on now, whose next challenge
+ * has no measured_boot member. */
+static void retry_next_challenge_follows_policy(void **state)
+{
+    fixture_t *f = *state;
+    tether_agent_measured_boot_t mb;
+    const cJSON *next;
+    device_t d;
+    measured_t m;
+    size_t sent = 0;
+    char *token, *params = NULL, *first, why[256];
+
+    snprintf(f->policy.pcr_selection_text, sizeof(f->policy.pcr_selection_text), "%s",
+             MEASURED_SELECTION);
+    assert_int_equal(tether_token_pcr_selection_parse(MEASURED_SELECTION, &f->policy.pcr_selection),
+                     TETHER_OK);
+    enrol(f, &d, 34);
+    measured_open(f, &m);
+    measure_file(&d, &m, "app", "app version 1", true);
+    measured_policy(f, &d, &m, true);
+    token = measured_evidence(f, &d, &mb);
+    assert_int_equal(tether_agent_eventlog_params(
+                         &mb, &(tether_agent_eventlog_paths_t){.platform = m.platform,
+                                                               .tether = m.tether},
+                         &params, &sent, why, sizeof(why)),
+                     TETHER_OK);
+    assert_int_equal(post_token_with(f, token, params), 200);
+    next = cJSON_GetObjectItemCaseSensitive(f->json, "next_challenge");
+    assert_true(cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(next, "measured_boot")));
+    first = strdup(text(f, "access_token"));
+    assert_non_null(first);
+    assert_int_equal(
+        tether_store_device_set_policy(&f->store, d.id, TETHER_POLICY_DEFAULT_NAME, test_now),
+        TETHER_OK);
+    test_now += 5;
+    assert_int_equal(post_token_with(f, token, params), 200);
+    assert_string_equal(text(f, "access_token"), first);
+    next = cJSON_GetObjectItemCaseSensitive(f->json, "next_challenge");
+    assert_string_equal(
+        cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(next, "pcr_selection")),
+        MEASURED_SELECTION);
+    assert_null(cJSON_GetObjectItemCaseSensitive(next, "measured_boot"));
+    expect_sample(f, "tether_fleetd_exchanges_total{outcome=\"retry\"} 1");
+    free(first);
+    free(params);
+    free(token);
+    device_close(&d);
+}
+
 /* The SHA-256 of data in lowercase hex. */
 static void sha256_hex(const void *data, size_t len, char out[65])
 {
@@ -2893,11 +3104,15 @@ int main(void)
         cmocka_unit_test_setup_teardown(scope_and_audience, setup, teardown),
         cmocka_unit_test_setup_teardown(device_state_refusals, setup, teardown),
         cmocka_unit_test_setup_teardown(byte_identical_retry, setup, teardown),
+        cmocka_unit_test_setup_teardown(next_challenge_per_token, setup, teardown),
+        cmocka_unit_test_setup_teardown(withheld_next_challenge_evidence, setup, teardown),
         cmocka_unit_test_setup_teardown(token_follows_policy, setup, teardown),
         cmocka_unit_test_setup_teardown(source_networks_at_exchange, setup, teardown),
         cmocka_unit_test_setup_teardown(retry_keeps_policy, setup, teardown),
         cmocka_unit_test_setup_teardown(retry_of_token_without_policy, setup, teardown),
         cmocka_unit_test_setup_teardown(measured_boot_exchange, setup, teardown),
+        cmocka_unit_test_setup_teardown(measured_boot_next_challenge, setup, teardown),
+        cmocka_unit_test_setup_teardown(retry_next_challenge_follows_policy, setup, teardown),
         cmocka_unit_test_setup_teardown(measured_boot_refusals, setup, teardown),
         cmocka_unit_test_setup_teardown(clone_first_then_original, setup, teardown),
         cmocka_unit_test_setup_teardown(original_first_then_clone, setup, teardown),

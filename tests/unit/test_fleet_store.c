@@ -275,6 +275,33 @@ static void device_list(void **state)
     assert_int_equal(count, 3);
 }
 
+/* The gauge's counts: every status, zeros included, following changes. */
+static void device_counts_by_status(void **state)
+{
+    fixture_t *f = *state;
+    tether_store_allow_t rows[3];
+    tether_store_device_t device;
+    uint64_t counts[TETHER_STORE_DEVICE_STATUSES];
+
+    memset(counts, 0xff, sizeof(counts));
+    assert_int_equal(tether_store_device_counts(&f->store, counts), TETHER_OK);
+    for (int i = 0; i < TETHER_STORE_DEVICE_STATUSES; i++)
+        assert_int_equal(counts[i], 0);
+    make_row(&rows[0], "dev_000000000000000000000001", 'a', "one");
+    make_row(&rows[1], "dev_000000000000000000000002", 'b', "two");
+    make_row(&rows[2], "dev_000000000000000000000003", 'c', "three");
+    assert_int_equal(tether_store_device_import(&f->store, rows, 3, 10, NULL, NULL), TETHER_OK);
+    assert_int_equal(tether_store_device_change_status(&f->store, rows[1].id,
+                                                       TETHER_DEVICE_REVOKE, "test", 20, &device),
+                     TETHER_OK);
+    assert_int_equal(tether_store_device_counts(&f->store, counts), TETHER_OK);
+    assert_int_equal(counts[TETHER_DEVICE_ALLOWED], 2);
+    assert_int_equal(counts[TETHER_DEVICE_REVOKED], 1);
+    assert_int_equal(counts[TETHER_DEVICE_ACTIVE], 0);
+    assert_int_equal(counts[TETHER_DEVICE_PENDING], 0);
+    assert_int_equal(counts[TETHER_DEVICE_QUARANTINED], 0);
+}
+
 static void add_device_with_tokens(fixture_t *f)
 {
     tether_store_allow_t row;
@@ -850,6 +877,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(import_is_idempotent, setup, teardown),
         cmocka_unit_test_setup_teardown(import_rolls_back_on_conflict, setup, teardown),
         cmocka_unit_test_setup_teardown(device_list, setup, teardown),
+        cmocka_unit_test_setup_teardown(device_counts_by_status, setup, teardown),
         cmocka_unit_test_setup_teardown(revoke_marks_tokens_and_feed, setup, teardown),
         cmocka_unit_test_setup_teardown(quarantine_and_reinstate, setup, teardown),
         cmocka_unit_test_setup_teardown(status_change_rolls_back, setup, teardown),

@@ -21,6 +21,7 @@
 #include <cmocka.h>
 #include <cjson/cJSON.h>
 
+#include "loopback_port.h"
 #include "tether/http_server.h"
 
 #define LIMIT 100000
@@ -43,19 +44,6 @@ static void echo(void *arg, const tether_http_request_t *request, tether_http_re
     cJSON_AddNumberToObject(body, "len", (double)request->body_len);
     cJSON_AddBoolToObject(body, "intact", intact);
     tether_http_respond_json(response, 200, body);
-}
-
-static uint16_t free_port(void)
-{
-    struct sockaddr_in in4 = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(in4);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-    assert_true(fd >= 0);
-    assert_int_equal(bind(fd, (struct sockaddr *)&in4, sizeof(in4)), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&in4, &len), 0);
-    close(fd);
-    return ntohs(in4.sin_port);
 }
 
 static void send_all(int fd, const void *data, size_t len)
@@ -127,7 +115,7 @@ static void bodies_around_each_step(void **state)
 {
     static const size_t sizes[] = {1, 16383, 16384, 16385, 32769, 65537, LIMIT - 1, LIMIT};
     tether_http_server_t server;
-    uint16_t port = free_port();
+    uint16_t port = loopback_port_free();
     tether_http_server_options_t opts = {
         .host = "127.0.0.1", .port = port, .max_body_bytes = LIMIT, .max_connections = 16,
         .max_connections_per_source = 16, .connection_timeout_seconds = 5,

@@ -96,6 +96,17 @@ static void request_on_the_wire(void **state)
                                    "User-Agent: tether\r\nConnection: close\r\n"
                                    "Content-Type: application/json\r\nContent-Length: 2\r\n"
                                    "Authorization: Bearer x\r\n\r\n{}");
+
+    /* Kept alive: HTTP/1.1's default, no Connection field. */
+    req.keep_alive = true;
+    peer.sent_len = 0;
+    peer.answered = 0;
+    assert_int_equal(exchange_with(&peer, &req, &resp, &failure), TETHER_OK);
+    peer.sent[peer.sent_len] = '\0';
+    assert_string_equal(peer.sent, "POST /base/v1/token?a=1 HTTP/1.1\r\nHost: fleet:8443\r\n"
+                                   "User-Agent: tether\r\n"
+                                   "Content-Type: application/json\r\nContent-Length: 2\r\n"
+                                   "Authorization: Bearer x\r\n\r\n{}");
     tether_https_response_free(&resp);
 }
 
@@ -115,11 +126,14 @@ static void end_of_stream(void **state)
     peer = (memory_peer_t){.answer = "HTTP/1.1 200 OK\r\n\r\nhello", .end = TETHER_TRANSPORT_CUT};
     assert_int_equal(exchange_with(&peer, &get_token, &resp, &failure), TETHER_ERR_PROTOCOL);
     assert_non_null(strstr(failure.text, "before the end of the response"));
+    assert_false(failure.nothing_received);
     assert_null(resp.body);
 
     peer = (memory_peer_t){.answer = "", .end = TETHER_TRANSPORT_CUT};
     assert_int_equal(exchange_with(&peer, &get_token, &resp, &failure), TETHER_ERR_PROTOCOL);
     assert_non_null(strstr(failure.text, "without answering"));
+    /* Nothing came: on a kept connection, a close racing the request. */
+    assert_true(failure.nothing_received);
 
     peer = (memory_peer_t){.answer = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
                            .end = TETHER_TRANSPORT_CUT};
@@ -143,10 +157,16 @@ static void transport_failures(void **state)
     assert_int_equal(exchange_with(&peer, &get_token, &resp, &failure), TETHER_ERR_IO);
     assert_int_equal(failure.transport_error, -42);
     assert_false(failure.while_sending);
+    assert_false(failure.nothing_received);
+
+    peer = (memory_peer_t){.answer = "", .end = -42};
+    assert_int_equal(exchange_with(&peer, &get_token, &resp, &failure), TETHER_ERR_IO);
+    assert_true(failure.nothing_received);
 
     peer = (memory_peer_t){.answer = "HTTP/1.1 200 OK\r\n\r\n", .send_error = -7};
     assert_int_equal(exchange_with(&peer, &get_token, &resp, &failure), TETHER_ERR_IO);
     assert_int_equal(failure.transport_error, -7);
+    assert_true(failure.nothing_received);
     assert_true(failure.while_sending);
     assert_null(resp.body);
 }

@@ -727,6 +727,45 @@ static void response_arguments(void **state)
     tether_https_response_free(NULL);
 }
 
+/* RFC 9112 9.3: only an HTTP/1.1 response framed by itself, without
+ * "Connection: close", leaves the connection open for another request. */
+static void response_persistence(void **state)
+{
+    static const struct {
+        const char *text;
+        bool persistent;
+    } cases[] = {
+        {"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", true},
+        {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n", true},
+        {"HTTP/1.1 204 No Content\r\n\r\n", true},
+        {"HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nContent-Length: 0\r\n\r\n", true},
+        {"HTTP/1.1 200 OK\r\nConnection: closed\r\nContent-Length: 0\r\n\r\n", true},
+        {"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok", false},
+        {"HTTP/1.1 200 OK\r\nconnection: Keep-Alive , CLOSE\r\nContent-Length: 0\r\n\r\n",
+         false},
+        {"HTTP/1.1 200 OK\r\nConnection: Upgrade\r\nConnection: close\r\n"
+         "Content-Length: 0\r\n\r\n",
+         false},
+        {"HTTP/1.1 200 OK\r\n\r\nread to the close", false},
+        {"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok", false},
+        /* An interim response's fields are not the final response's. */
+        {"HTTP/1.1 100 Continue\r\nConnection: close\r\n\r\n"
+         "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+         true},
+    };
+    tether_https_response_t resp;
+
+    (void)state;
+    tether_https_response_init(&resp);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        assert_int_equal(parse_closed(cases[i].text, &resp), TETHER_OK);
+        if (resp.persistent != cases[i].persistent)
+            fail_msg("case %zu: persistent %d, expected %d", i, resp.persistent,
+                     cases[i].persistent);
+    }
+    tether_https_response_free(&resp);
+}
+
 /* ---- Client without a server ------------------------------------------ */
 
 /* Self-signed, P-256, valid 2026-2126; only parsed here, never used. */
@@ -951,6 +990,7 @@ int main(void)
         cmocka_unit_test(response_header_lines),
         cmocka_unit_test(response_header_limits),
         cmocka_unit_test(response_arguments),
+        cmocka_unit_test(response_persistence),
         cmocka_unit_test_setup_teardown(client_life_cycle, files_setup, files_teardown),
         cmocka_unit_test_setup_teardown(client_setup_errors, files_setup, files_teardown),
         cmocka_unit_test_setup_teardown(client_request_checks, files_setup, files_teardown),

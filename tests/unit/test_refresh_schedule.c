@@ -147,6 +147,32 @@ static void refusal_stops(void **state)
     assert_int_equal(plan.backoff_ms, 0);
 }
 
+/* With a next challenge held, the refresh is when its window opens (the
+ * fleet's schedule); a time outside the token's life is not followed. */
+static void next_challenge_sets_the_refresh(void **state)
+{
+    tether_refresh_input_t in = {.last_outcome = TETHER_REFRESH_TOKEN,
+                                 .has_token = true,
+                                 .issued_ms = NOW,
+                                 .expiry_ms = NOW + 300000,
+                                 .next_challenge_ms = NOW + 190123,
+                                 .now_ms = NOW + 120,
+                                 .random = 7};
+    tether_refresh_plan_t plan, own = after_token(NOW, 300, 7);
+
+    (void)state;
+    tether_refresh_schedule(&in, &plan);
+    assert_int_equal(plan.next_exchange_ms, NOW + 190123);
+    assert_int_equal(plan.drop_token_ms, NOW + 300000);
+    /* After the token's expiry, or before the request: the agent's own. */
+    in.next_challenge_ms = NOW + 300000;
+    tether_refresh_schedule(&in, &plan);
+    assert_int_equal(plan.next_exchange_ms, own.next_exchange_ms);
+    in.next_challenge_ms = NOW;
+    tether_refresh_schedule(&in, &plan);
+    assert_int_equal(plan.next_exchange_ms, own.next_exchange_ms);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -154,6 +180,7 @@ int main(void)
         cmocka_unit_test(backoff_cap),
         cmocka_unit_test(retry_jitter_bounds),
         cmocka_unit_test(token_jitter_bounds),
+        cmocka_unit_test(next_challenge_sets_the_refresh),
         cmocka_unit_test(fail_closed_at_expiry),
         cmocka_unit_test(refusal_stops),
     };

@@ -310,6 +310,7 @@ static void exchange_done(tether_agent_t *a)
     in.has_token = a->has_token;
     in.issued_ms = a->token_issued_ms;
     in.expiry_ms = a->token_expiry_ms;
+    in.next_challenge_ms = r.next_refresh_ms;
     tether_refresh_schedule(&in, &plan);
     a->next_exchange_ms = plan.next_exchange_ms;
     a->drop_token_ms = plan.drop_token_ms;
@@ -627,6 +628,9 @@ static tether_status_t agent_setup(tether_agent_t *a)
     a->client.connect_timeout_ms = 5000;
     a->client.io_timeout_ms = 10000;
     a->client.request_timeout_ms = 20000;
+    /* An exchange's challenge and token share one connection (closed after
+     * the exchange). */
+    a->client.keep_alive = true;
     if ((rc = tether_https_client_setup(&a->client, a->state.fleet_url, ca_path)) != TETHER_OK) {
         tether_error("agent", "%s", a->client.error);
         goto out;

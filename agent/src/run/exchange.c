@@ -85,27 +85,36 @@ static int parse_pcr_selection(const char *text, TPML_PCR_SELECTION *sel)
     return 0;
 }
 
+/* A challenge's "nonce", "pcr_selection" and optional "measured_boot", in
+ * the challenge answer or in a token answer's next challenge. */
+static bool challenge_read(const cJSON *json, uint8_t nonce[TETHER_NONCE_SIZE],
+                           TPML_PCR_SELECTION *pcrs, tether_agent_measured_boot_t *mb)
+{
+    const cJSON *nonce_item, *pcrs_item;
+    size_t nonce_len = 0;
+
+    return cJSON_IsString(nonce_item = cJSON_GetObjectItemCaseSensitive(json, "nonce")) &&
+           tether_base64url_decode(nonce_item->valuestring, strlen(nonce_item->valuestring),
+                                   nonce, TETHER_NONCE_SIZE, &nonce_len) == TETHER_OK &&
+           nonce_len == TETHER_NONCE_SIZE &&
+           cJSON_IsString(pcrs_item = cJSON_GetObjectItemCaseSensitive(json, "pcr_selection")) &&
+           parse_pcr_selection(pcrs_item->valuestring, pcrs) == 0 &&
+           tether_agent_measured_boot_read(json, mb) == TETHER_OK;
+}
+
 tether_status_t tether_agent_exchange_read_challenge(const uint8_t *body, size_t len,
                                                      uint8_t nonce[TETHER_NONCE_SIZE],
                                                      TPML_PCR_SELECTION *pcrs,
                                                      tether_agent_measured_boot_t *mb)
 {
     cJSON *json = NULL;
-    const cJSON *nonce_item, *pcrs_item;
-    size_t nonce_len = 0;
     tether_status_t rc = TETHER_ERR_PARSE;
 
     memset(nonce, 0, TETHER_NONCE_SIZE);
     memset(pcrs, 0, sizeof(*pcrs));
     memset(mb, 0, sizeof(*mb));
     if (tether_json_parse_object((const char *)body, len, &json) != TETHER_OK ||
-        !cJSON_IsString(nonce_item = cJSON_GetObjectItemCaseSensitive(json, "nonce")) ||
-        tether_base64url_decode(nonce_item->valuestring, strlen(nonce_item->valuestring), nonce,
-                                TETHER_NONCE_SIZE, &nonce_len) != TETHER_OK ||
-        nonce_len != TETHER_NONCE_SIZE ||
-        !cJSON_IsString(pcrs_item = cJSON_GetObjectItemCaseSensitive(json, "pcr_selection")) ||
-        parse_pcr_selection(pcrs_item->valuestring, pcrs) != 0 ||
-        tether_agent_measured_boot_read(json, mb) != TETHER_OK)
+        !challenge_read(json, nonce, pcrs, mb))
         goto out;
     rc = TETHER_OK;
 out:
@@ -113,6 +122,62 @@ out:
         memset(nonce, 0, TETHER_NONCE_SIZE);
         memset(pcrs, 0, sizeof(*pcrs));
     }
+    cJSON_Delete(json);
+    return rc;
+}
+
+bool tether_next_challenge_usable(const tether_next_challenge_t *next, int64_t now_ms)
+{
+    return next != NULL && next->held && now_ms >= next->opens_ms && now_ms < next->closes_ms;
+}
+
+void tether_next_challenge_forget(tether_next_challenge_t *next)
+{
+    if (next != NULL)
+        tether_wipe(next, sizeof(*next));
+}
+
+/* Seconds in a next challenge: whole, within a day. */
+static bool seconds_read(const cJSON *json, const char *name, int64_t *seconds)
+{
+    const cJSON *item = cJSON_GetObjectItemCaseSensitive(json, name);
+
+    if (!cJSON_IsNumber(item) || item->valuedouble < 0 || item->valuedouble > 86400 ||
+        item->valuedouble != (double)(int64_t)item->valuedouble)
+        return false;
+    *seconds = (int64_t)item->valuedouble;
+    return true;
+}
+
+tether_status_t tether_agent_exchange_read_next(const uint8_t *body, size_t len,
+                                                int64_t received_ms,
+                                                tether_next_challenge_t *next)
+{
+    cJSON *json = NULL;
+    const cJSON *item;
+    int64_t valid_in = 0, expires_in = 0;
+    tether_status_t rc = TETHER_ERR_PARSE;
+
+    tether_next_challenge_forget(next);
+    if (tether_json_parse_object((const char *)body, len, &json) != TETHER_OK)
+        goto out;
+    if ((item = cJSON_GetObjectItemCaseSensitive(json, "next_challenge")) == NULL) {
+        rc = TETHER_ERR_NOT_FOUND;
+        goto out;
+    }
+    if (!cJSON_IsObject(item) ||
+        !challenge_read(item, next->nonce, &next->pcrs, &next->measured_boot) ||
+        !seconds_read(item, "valid_in", &valid_in) ||
+        !seconds_read(item, "expires_in", &expires_in) ||
+        expires_in * 1000 - TETHER_NEXT_CHALLENGE_MARGIN_MS <= valid_in * 1000)
+        goto out;
+    next->opens_ms = received_ms + valid_in * 1000;
+    next->closes_ms = received_ms + expires_in * 1000 - TETHER_NEXT_CHALLENGE_MARGIN_MS;
+    next->held = true;
+    rc = TETHER_OK;
+out:
+    if (rc != TETHER_OK)
+        tether_next_challenge_forget(next);
     cJSON_Delete(json);
     return rc;
 }
@@ -138,8 +203,11 @@ static int get_challenge(tether_https_client_t *client, const tether_agent_state
         set_result(r, TETHER_EXCHANGE_RETRY, "no_memory", "out of memory");
         goto out;
     }
-    if (tether_https_request(client, "POST", "/v1/challenge", "application/json",
-                             (const uint8_t *)json, strlen(json), NULL, &resp) != TETHER_OK) {
+    /* A challenge changes nothing at the fleet (the nonce is stateless):
+     * sending it twice is harmless. */
+    if (tether_https_request_resendable(client, "POST", "/v1/challenge", "application/json",
+                                        (const uint8_t *)json, strlen(json), NULL,
+                                        &resp) != TETHER_OK) {
         set_result(r, TETHER_EXCHANGE_RETRY, "unreachable", "challenge: %s", client->error);
         goto out;
     }
@@ -236,7 +304,8 @@ out:
 }
 
 int tether_agent_exchange_token(tether_https_client_t *client, const char *subject_token,
-                                const char *eventlog_params, tether_secure_buffer_t *token,
+                                const char *eventlog_params, tether_next_challenge_t *next,
+                                tether_secure_buffer_t *token,
                                 tether_exchange_result_t *r)
 {
     static const char prefix[] =
@@ -272,8 +341,14 @@ int tether_agent_exchange_token(tether_https_client_t *client, const char *subje
         if (eventlog_params != NULL)
             strcat(form, eventlog_params);
     }
-    if (tether_https_request(client, "POST", "/v1/token", "application/x-www-form-urlencoded",
-                             (const uint8_t *)form, strlen(form), NULL, &resp) != TETHER_OK) {
+    /* The same evidence sent twice is one exchange: fleetd answers the
+     * retry of the device's last accepted exchange (same fingerprint, same
+     * counter) with the token it issued for it, and evidence it never
+     * recorded is simply checked then. */
+    if (tether_https_request_resendable(client, "POST", "/v1/token",
+                                        "application/x-www-form-urlencoded",
+                                        (const uint8_t *)form, strlen(form), NULL,
+                                        &resp) != TETHER_OK) {
         set_result(r, TETHER_EXCHANGE_RETRY, "unreachable", "token: %s", client->error);
         goto out;
     }
@@ -286,6 +361,15 @@ int tether_agent_exchange_token(tether_https_client_t *client, const char *subje
         set_result(r, TETHER_EXCHANGE_RETRY, "bad_token_response",
                    "token: the fleet's answer holds no usable access token");
         goto out;
+    }
+    if (next != NULL) {
+        /* Without one (an older fleet) or with a malformed one, the next
+         * refresh asks POST /v1/challenge: nothing is lost. */
+        if (tether_agent_exchange_read_next(resp.body, resp.body_len,
+                                            (int64_t)tether_socket_now_ms(), next) == TETHER_OK)
+            r->next_refresh_ms = next->opens_ms;
+        else
+            tether_debug("exchange", "the token answer holds no usable next challenge");
     }
     set_result(r, TETHER_EXCHANGE_OK, "ok", "token issued");
     rc = 0;
@@ -315,29 +399,24 @@ static int eventlogs(const challenge_t *ch, const tether_usage_t *usage, char **
     return 0;
 }
 
-int tether_agent_exchange_evidence(tether_https_client_t *client, tether_tpm_t *tpm,
-                                   pthread_mutex_t *tpm_lock,
-                                   const tether_agent_state_t *state, const tether_usage_t *usage,
-                                   char **subject_token, char **eventlog_params,
-                                   tether_exchange_result_t *result)
+/* The TPM's evidence over ch, encoded as the subject_token, and the event
+ * logs ch asks for as the form's parameters (*eventlog_params, NULL when
+ * it asks for none). */
+static int evidence_over(tether_tpm_t *tpm, pthread_mutex_t *tpm_lock,
+                         const tether_agent_state_t *state, const tether_usage_t *usage,
+                         const challenge_t *ch, char **subject_token, char **eventlog_params,
+                         tether_exchange_result_t *result)
 {
     tether_evidence_t *ev = calloc(1, sizeof(*ev));
-    challenge_t ch;
     tether_token_counts_t counts;
     int rc = -1;
 
-    *subject_token = NULL;
-    *eventlog_params = NULL;
-    memset(result, 0, sizeof(*result));
-    memset(&ch, 0, sizeof(ch));
     if (ev == NULL) {
         set_result(result, TETHER_EXCHANGE_RETRY, "no_memory", "out of memory");
         return -1;
     }
-    if (get_challenge(client, state, &ch, result) != 0)
-        goto out;
     strcpy(ev->device_id, state->device_id);
-    memcpy(ev->nonce, ch.nonce, sizeof(ev->nonce));
+    memcpy(ev->nonce, ch->nonce, sizeof(ev->nonce));
     /* After the nonce: see tether_usage_t. */
     tether_token_counts_init(&counts);
     if (usage->counts != NULL)
@@ -347,8 +426,8 @@ int tether_agent_exchange_evidence(tether_https_client_t *client, tether_tpm_t *
         set_result(result, TETHER_EXCHANGE_RETRY, "encode", "cannot encode the usage document");
         goto out;
     }
-    if (eventlogs(&ch, usage, eventlog_params, result) != 0 ||
-        attest(tpm, tpm_lock, state, &ch, ev, result) != 0)
+    if (eventlogs(ch, usage, eventlog_params, result) != 0 ||
+        attest(tpm, tpm_lock, state, ch, ev, result) != 0)
         goto out;
     if (tether_evidence_encode(ev, subject_token) != TETHER_OK) {
         set_result(result, TETHER_EXCHANGE_RETRY, "encode", "cannot encode the evidence");
@@ -364,16 +443,125 @@ out:
     return rc;
 }
 
+int tether_agent_exchange_evidence(tether_https_client_t *client, tether_tpm_t *tpm,
+                                   pthread_mutex_t *tpm_lock,
+                                   const tether_agent_state_t *state, const tether_usage_t *usage,
+                                   char **subject_token, char **eventlog_params,
+                                   tether_exchange_result_t *result)
+{
+    challenge_t ch;
+    int rc;
+
+    *subject_token = NULL;
+    *eventlog_params = NULL;
+    memset(result, 0, sizeof(*result));
+    memset(&ch, 0, sizeof(ch));
+    rc = get_challenge(client, state, &ch, result) == 0
+             ? evidence_over(tpm, tpm_lock, state, usage, &ch, subject_token, eventlog_params,
+                             result)
+             : -1;
+    tether_wipe(&ch, sizeof(ch));
+    return rc;
+}
+
+int tether_agent_exchange_evidence_next(tether_tpm_t *tpm, pthread_mutex_t *tpm_lock,
+                                        const tether_agent_state_t *state,
+                                        const tether_usage_t *usage,
+                                        const tether_next_challenge_t *next, char **subject_token,
+                                        char **eventlog_params, tether_exchange_result_t *result)
+{
+    challenge_t ch;
+    int rc;
+
+    *subject_token = NULL;
+    *eventlog_params = NULL;
+    memset(result, 0, sizeof(*result));
+    memcpy(ch.nonce, next->nonce, sizeof(ch.nonce));
+    ch.pcrs = next->pcrs;
+    ch.measured_boot = next->measured_boot;
+    rc = evidence_over(tpm, tpm_lock, state, usage, &ch, subject_token, eventlog_params, result);
+    tether_wipe(&ch, sizeof(ch));
+    return rc;
+}
+
+/* The fleet's codes for a nonce it will not take (the evidence's own and
+ * the store's: provisioning/fleetd/README.md, "POST /v1/token"). */
+static const char *const nonce_codes[] = {
+    "nonce_expired",
+    "nonce_invalid",
+    "nonce_not_yet_valid",
+    "nonce_reused",
+};
+
+bool tether_exchange_code_is_nonce(const char *code)
+{
+    for (size_t i = 0; i < sizeof(nonce_codes) / sizeof(nonce_codes[0]); i++)
+        if (strcmp(code, nonce_codes[i]) == 0)
+            return true;
+    return false;
+}
+
+/* Evidence over the held next challenge or a new one, and its token
+ * request. */
+static void refresh_once(const tether_exchange_context_t *ctx, const tether_usage_t *usage,
+                         const tether_next_challenge_t *held, tether_secure_buffer_t *token,
+                         tether_exchange_result_t *result)
+{
+    char *subject_token = NULL, *eventlog_params = NULL;
+    int rc;
+
+    rc = held != NULL
+             ? tether_agent_exchange_evidence_next(ctx->tpm, ctx->tpm_lock, ctx->state, usage, held,
+                                                   &subject_token, &eventlog_params, result)
+             : tether_agent_exchange_evidence(ctx->client, ctx->tpm, ctx->tpm_lock, ctx->state,
+                                              usage, &subject_token, &eventlog_params, result);
+    if (rc != 0)
+        goto out;
+    if (ctx->stopping != NULL && ctx->stopping(ctx->stopping_arg)) {
+        set_result(result, TETHER_EXCHANGE_RETRY, "stopping", "the agent is stopping");
+        goto out;
+    }
+    (void)tether_agent_exchange_token(ctx->client, subject_token, eventlog_params, ctx->next,
+                                      token, result);
+out:
+    free(subject_token);
+    free(eventlog_params);
+}
+
+void tether_agent_refresh(const tether_exchange_context_t *ctx, const tether_usage_t *usage,
+                          tether_secure_buffer_t *token, tether_exchange_result_t *result)
+{
+    tether_next_challenge_t held;
+
+    memset(&held, 0, sizeof(held));
+    /* Used once whatever happens: taken out of ctx->next, which the answer
+     * refills. */
+    if (tether_next_challenge_usable(ctx->next, (int64_t)tether_socket_now_ms()))
+        held = *ctx->next;
+    tether_next_challenge_forget(ctx->next);
+    refresh_once(ctx, usage, held.held ? &held : NULL, token, result);
+    if (held.held && result->outcome == TETHER_EXCHANGE_RETRY &&
+        tether_exchange_code_is_nonce(result->code)) {
+        tether_info("exchange", "the fleet refused the next challenge (%s); asking for a new one",
+                    result->code);
+        refresh_once(ctx, usage, NULL, token, result);
+    }
+    tether_next_challenge_forget(&held);
+    tether_https_client_close(ctx->client);
+}
+
 void tether_agent_exchange(tether_https_client_t *client, tether_tpm_t *tpm,
                            pthread_mutex_t *tpm_lock,
                            const tether_agent_state_t *state, const tether_usage_t *usage,
                            tether_secure_buffer_t *token, tether_exchange_result_t *result)
 {
-    char *subject_token = NULL, *eventlog_params = NULL;
+    const tether_exchange_context_t ctx = {.client = client,
+                                           .tpm = tpm,
+                                           .tpm_lock = tpm_lock,
+                                           .state = state,
+                                           .next = NULL,
+                                           .stopping = NULL,
+                                           .stopping_arg = NULL};
 
-    if (tether_agent_exchange_evidence(client, tpm, tpm_lock, state, usage, &subject_token,
-                                       &eventlog_params, result) == 0)
-        (void)tether_agent_exchange_token(client, subject_token, eventlog_params, token, result);
-    free(subject_token);
-    free(eventlog_params);
+    tether_agent_refresh(&ctx, usage, token, result);
 }

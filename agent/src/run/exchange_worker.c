@@ -18,8 +18,9 @@ void tether_exchange_worker_init(tether_exchange_worker_t *w)
     w->event_fd = -1;
 }
 
-static bool stop_requested(tether_exchange_worker_t *w)
+static bool stop_requested(void *arg)
 {
+    tether_exchange_worker_t *w = arg;
     bool stop;
 
     pthread_mutex_lock(&w->lock);
@@ -28,27 +29,22 @@ static bool stop_requested(tether_exchange_worker_t *w)
     return stop;
 }
 
-/* One exchange into the worker's own buffer; the token request is not sent
- * when the agent is stopping by the time the evidence is ready. */
+/* One refresh into the worker's own buffer, over its next challenge when
+ * one is held; the token request is not sent when the agent is stopping by
+ * the time the evidence is ready. */
 static void run_exchange(tether_exchange_worker_t *w, const tether_usage_t *usage,
                          tether_exchange_result_t *result)
 {
-    char *subject_token = NULL, *eventlog_params = NULL;
+    const tether_exchange_context_t ctx = {.client = w->client,
+                                           .tpm = w->tpm,
+                                           .tpm_lock = w->tpm_lock,
+                                           .state = w->state,
+                                           .next = &w->next,
+                                           .stopping = stop_requested,
+                                           .stopping_arg = w};
 
     tether_wipe(w->token.data, w->token.size);
-    if (tether_agent_exchange_evidence(w->client, w->tpm, w->tpm_lock, w->state, usage,
-                                       &subject_token, &eventlog_params, result) == 0) {
-        if (stop_requested(w)) {
-            result->outcome = TETHER_EXCHANGE_RETRY;
-            snprintf(result->code, sizeof(result->code), "stopping");
-            snprintf(result->reason, sizeof(result->reason), "the agent is stopping");
-        } else {
-            (void)tether_agent_exchange_token(w->client, subject_token, eventlog_params,
-                                              &w->token, result);
-        }
-    }
-    free(subject_token);
-    free(eventlog_params);
+    tether_agent_refresh(&ctx, usage, &w->token, result);
 }
 
 static void *worker_main(void *arg)

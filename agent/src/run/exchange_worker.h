@@ -29,6 +29,9 @@ typedef struct tether_exchange_worker {
     tether_tpm_t *tpm;
     pthread_mutex_t *tpm_lock; /* held around the exchange's TPM commands */
     const tether_agent_state_t *state;
+    /* The worker thread's own: the nonce of the next refresh, from the
+     * last token answer (exchange.h). */
+    tether_next_challenge_t next;
 
     pthread_mutex_t lock; /* guards everything below but thread and running */
     pthread_cond_t wake;  /* a request came, or stopping */

@@ -22,6 +22,12 @@ void tether_refresh_schedule(const tether_refresh_input_t *in, tether_refresh_pl
         int64_t lifetime = in->expiry_ms - in->issued_ms;
         if (lifetime < 0)
             lifetime = 0;
+        /* The fleet's schedule, when it sent one that makes sense: its
+         * nonce cannot be used earlier, and a refresh then is one request. */
+        if (in->next_challenge_ms > in->issued_ms && in->next_challenge_ms < in->expiry_ms) {
+            plan->next_exchange_ms = in->next_challenge_ms;
+            break;
+        }
         plan->next_exchange_ms = in->issued_ms + lifetime * 2 / 3 - lifetime / 20 +
                                  (int64_t)(in->random % (uint64_t)(lifetime / 10 + 1));
         break;

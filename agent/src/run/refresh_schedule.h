@@ -3,9 +3,11 @@
  * token exchange": every ~2/3 of the token lifetime). Pure: no clock, no
  * randomness of its own, so every branch is unit-tested with chosen inputs.
  *
- *   after a token:      about 2/3 of its lifetime after the request began,
- *                       give or take 5 % (jitter, so a fleet's devices spread
- *                       out);
+ *   after a token:      when the next challenge that came with it opens (the
+ *                       fleet scheduled it: 2/3 of the token's life, give or
+ *                       take 5 %); without one, about 2/3 of its lifetime
+ *                       after the request began, give or take 5 % (jitter,
+ *                       so a fleet's devices spread out);
  *   after a failure:    a backoff of 1 s doubling per consecutive failure up
  *                       to 60 s, with full jitter in its upper half;
  *   after a refusal:    never (until an operator acts and sends SIGHUP);
@@ -36,6 +38,9 @@ typedef struct tether_refresh_input {
     bool has_token;
     int64_t issued_ms;
     int64_t expiry_ms;
+    /* When the next challenge held with the token opens; 0: none held.
+     * Followed only between the request's start and the token's expiry. */
+    int64_t next_challenge_ms;
     int64_t now_ms;
     /* Consecutive failed exchanges, the last one included (read after a
      * retry only; 0 is taken as 1). */

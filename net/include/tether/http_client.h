@@ -1,7 +1,8 @@
 /*
  * The client's request path, one for every transport: checks a request,
- * writes it ("Connection: close", one request per connection) and reads one
- * bounded response (tether/http_response.h) over any tether_transport_t.
+ * writes it ("Connection: close", one request per connection, unless the
+ * caller keeps the connection) and reads one bounded response
+ * (tether/http_response.h) over any tether_transport_t.
  * tether_https_request() runs it over TLS to the fleet; the agent's `token`
  * command over its Unix socket.
  *
@@ -44,6 +45,10 @@ typedef struct tether_http_client_request {
      * that frame the message (Host, Content-Length, Transfer-Encoding,
      * Connection, ...) are set by the request path and refused here. */
     const char *const *extra_headers;
+    /* false: "Connection: close" is sent; true: the connection may carry
+     * another request after this one (HTTP/1.1 persistence: the response's
+     * `persistent` says whether the server agrees). */
+    bool keep_alive;
 } tether_http_client_request_t;
 
 /* Why a request failed, for the caller's own message. */
@@ -52,6 +57,10 @@ typedef struct tether_http_client_failure {
      * while_sending says which. */
     int transport_error;
     bool while_sending;
+    /* The stream ended or failed before any byte of the response arrived:
+     * on a kept connection, the server may have closed it before it read
+     * the request. */
+    bool nothing_received;
     char text[256]; /* a sentence for people: what failed */
 } tether_http_client_failure_t;
 

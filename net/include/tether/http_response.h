@@ -43,6 +43,10 @@ typedef struct tether_https_response {
     char *headers;
     size_t headers_size;
     size_t header_count;
+    /* After a successful parse: the connection may carry another request
+     * (RFC 9112 9.3): an HTTP/1.1 response framed by its own length (or
+     * without a body) and without "Connection: close". */
+    bool persistent;
     /* After a failed parse: a static sentence naming what was wrong. */
     const char *problem;
 } tether_https_response_t;

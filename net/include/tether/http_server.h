@@ -7,8 +7,10 @@
  * Against clients that hold connections (slowloris): a total and a
  * per-source connection limit, a deadline for the TLS handshake and request
  * head (counted from the accept, and from the end of the previous request
- * on a kept-alive connection) and an idle timeout while a request is read
- * or answered. The process's open-file limit is checked (and raised to the
+ * on a kept-alive connection: so a kept connection idles at most that long)
+ * and an idle timeout while a request is read or answered. Connections are
+ * kept alive (HTTP/1.1) for at most max_requests_per_connection requests:
+ * the last one is answered with "Connection: close". The process's open-file limit is checked (and raised to the
  * hard limit if needed) for max_connections at open.
  *
  * Requests are refused with JSON errors before any handler sees them: a
@@ -34,6 +36,8 @@
  *       max_connections_per_source; head_deadline: closed without a
  *       complete request head in time
  *   tether_http_long_polls_waiting                   parked requests
+ *   tether_http_tls_sessions_total{handshake}        TLS connections that carried a
+ *       request: full handshake, or resumed (a session ticket)
  * route is the handler's response->route ("unmatched" without one).
  */
 #ifndef TETHER_HTTP_SERVER_H
@@ -66,6 +70,14 @@ typedef struct tether_http_server_options {
     unsigned max_connections_per_source;   /* from one IP address */
     unsigned connection_timeout_seconds;   /* idle, while a request is read or answered */
     unsigned request_head_timeout_seconds; /* TLS handshake and request head */
+    unsigned max_requests_per_connection;  /* 0: no bound */
+    /* TLS session resumption by session tickets (RFC 5077), so that a
+     * client's next connection is an abbreviated handshake: tickets are
+     * accepted this many seconds; 0: none. The ticket master key is made
+     * at open and lives in memory only (a restart invalidates every
+     * ticket); GnuTLS derives the keys that encrypt tickets from it and
+     * rotates them with this period. */
+    unsigned session_ticket_seconds;
     unsigned threads;
     unsigned max_parked;            /* long polls waiting at once; 0: none (503) */
     tether_http_handler_fn handler; /* called from the server's threads */
@@ -81,6 +93,8 @@ typedef struct tether_http_server_metrics {
     tether_metric_series_t *refused_per_source;
     tether_metric_series_t *closed_head_deadline;
     tether_metric_series_t *long_polls_waiting;
+    tether_metric_series_t *tls_full;
+    tether_metric_series_t *tls_resumed;
 } tether_http_server_metrics_t;
 
 /* Registers the server's metrics in registry and fills out (zeroed on
@@ -90,10 +104,12 @@ TETHER_MUST_CHECK tether_status_t tether_http_server_metrics_add(
 
 struct request_state;
 struct tether_http_reaper;
+struct tether_http_tickets;
 
 typedef struct tether_http_server {
     struct MHD_Daemon *daemon;
     size_t max_body_bytes;
+    unsigned max_requests_per_connection;
     tether_http_handler_fn handler;
     void *handler_arg;
     /* Parked requests, guarded by park_lock. */
@@ -109,6 +125,7 @@ typedef struct tether_http_server {
     unsigned max_parked;
     atomic_uint resumed; /* answered long polls not yet sent (a leaf: no lock) */
     struct tether_http_reaper *reaper; /* request-head deadlines (http_connections.h) */
+    struct tether_http_tickets *tickets; /* session ticket key; NULL: no resumption */
     tether_http_server_metrics_t metrics;
     struct tether_http_stream *streams; /* streamed responses being sent (park_lock) */
 } tether_http_server_t;

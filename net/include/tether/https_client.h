@@ -3,8 +3,9 @@
  * reach tether-fleetd.
  *
  * tether_https_client_t connects, runs the TLS 1.2 handshake against the
- * pinned CA and sends one request per connection ("Connection: close") over
- * the shared request path (tether/http_client.h) with bounded reads. The
+ * pinned CA and sends one request per connection ("Connection: close"), or
+ * with keep_alive keeps the connection for the next requests, over the
+ * shared request path (tether/http_client.h) with bounded reads. The
  * pure parsers it relies on have their own headers: tether/url.h for the
  * base URL, tether/http_response.h for the response.
  */
@@ -40,7 +41,16 @@
  * tether_https_request() calls (one at a time: a client is not shared
  * between threads), tether_https_client_free(). After setup the client must
  * stay where it is (not copied or moved): its TLS configuration points to
- * its own CA chain.
+ * its own CA chain, its kept connection to its socket.
+ *
+ * With keep_alive, a connection whose response allows it (HTTP/1.1, framed
+ * by its length, no "Connection: close") stays open for the next request
+ * until tether_https_client_close(), a failure, or the server closes it. A
+ * kept connection the server has closed is seen before the request is
+ * written (it is readable while idle) and replaced; when the close races
+ * the request and no byte of an answer came, the request is sent once more
+ * on a new connection only if resending it is harmless: GET, PUT and DELETE
+ * (RFC 9110 9.2.2), or a request sent with tether_https_request_resendable.
  */
 typedef struct tether_https_client {
     /* Settings: defaults from _init(), may be changed before any request. */
@@ -49,6 +59,7 @@ typedef struct tether_https_client {
                                     (TLS handshake, request, each read) */
     unsigned request_timeout_ms; /* the whole request, connect to last byte */
     tether_http_limits_t limits; /* bounds on each response */
+    bool keep_alive;             /* keep the connection for the next request (above) */
 
     /* Set by _setup(); read-only for callers. */
     tether_url_t url;
@@ -56,6 +67,18 @@ typedef struct tether_https_client {
     mbedtls_x509_crt ca;
     mbedtls_ssl_config tls;
     bool ready;
+
+    /* The connection: open during a request, and between requests while
+     * kept (keep_alive). Internal. */
+    tether_socket_t sock;
+    mbedtls_ssl_context ssl;
+    bool connected;
+    /* The last handshake's TLS session (its master secret and the server's
+     * session ticket), offered at the next connection for an abbreviated
+     * handshake; the server decides whether it resumes. Internal; wiped by
+     * _free. */
+    mbedtls_ssl_session session;
+    bool has_session;
 
     /* The last failure of _setup() or a request; cleared when one starts. */
     int tls_error;         /* mbedTLS error code of a TLS failure, else 0 */
@@ -87,7 +110,8 @@ TETHER_MUST_CHECK tether_status_t tether_https_client_setup(tether_https_client_
 void tether_https_client_free(tether_https_client_t *client);
 
 /*
- * Sends one request on a new connection and reads the whole response.
+ * Sends one request, on a new connection or the kept one (keep_alive), and
+ * reads the whole response.
  *   method: "GET", "POST", "PUT", "PATCH" or "DELETE";
  *   path: starts with '/', may hold a query; sent after the URL's prefix;
  *   content_type: the Content-Type of body, or NULL;
@@ -117,5 +141,22 @@ TETHER_MUST_CHECK tether_status_t tether_https_request(tether_https_client_t *cl
                                                        const uint8_t *body, size_t body_len,
                                                        const char *const *extra_headers,
                                                        tether_https_response_t *resp);
+
+/*
+ * The same, for a request that the caller knows has the effect of one when
+ * the server receives it twice (a POST fleetd answers again with the same
+ * result, as POST /v1/token for the same evidence): it may be sent once more
+ * on a new connection when a kept connection is found closed under it (see
+ * keep_alive above).
+ */
+TETHER_MUST_CHECK tether_status_t tether_https_request_resendable(
+    tether_https_client_t *client, const char *method, const char *path,
+    const char *content_type, const uint8_t *body, size_t body_len,
+    const char *const *extra_headers, tether_https_response_t *resp);
+
+/* Closes the kept connection, if any (the client stays set up); accepts
+ * NULL. The agent closes it after each exchange: refreshes are minutes
+ * apart, and an open connection would hold a place at the server. */
+void tether_https_client_close(tether_https_client_t *client);
 
 #endif

@@ -158,7 +158,8 @@ static tether_status_t request_head(const tether_http_client_request_t *req, tex
     text_add(head, req->path);
     text_add(head, " HTTP/1.1\r\nHost: ");
     text_add(head, req->authority);
-    text_add(head, "\r\nUser-Agent: tether\r\nConnection: close\r\n");
+    text_add(head, req->keep_alive ? "\r\nUser-Agent: tether\r\n"
+                                   : "\r\nUser-Agent: tether\r\nConnection: close\r\n");
     if (req->content_type != NULL) {
         text_add(head, "Content-Type: ");
         text_add(head, req->content_type);
@@ -288,6 +289,7 @@ static tether_status_t read_response(const tether_transport_t *transport,
     for (;;) {
         int n;
 
+        failure->nothing_received = used == 0;
         if (used == size && !buffer_grow(&raw, &size, used, cap)) {
             rc = size >= cap ? fail(failure, TETHER_ERR_TOO_LARGE,
                                     "the response from %s is too large", req->authority)
@@ -369,6 +371,7 @@ tether_status_t tether_http_client_exchange(const tether_transport_t *transport,
         (ret = send_all(transport, req->body, req->body_len)) != 0) {
         failure->transport_error = ret;
         failure->while_sending = true;
+        failure->nothing_received = true;
         rc = fail(failure, TETHER_ERR_IO, "sending the request to %s failed", req->authority);
         goto out;
     }

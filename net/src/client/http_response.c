@@ -44,6 +44,7 @@ typedef struct scan {
     size_t header_count;
     framing_t framing;
     uint64_t content_length;
+    bool connection_close; /* the final response's Connection field names "close" */
     /* Found by scan_body(). */
     size_t body_len;
     size_t message_end;
@@ -152,6 +153,28 @@ static bool field_is(const field_t *f, const char *name)
     return f->name_len == n && syntax_equal_nocase((const char *)f->name, name, n);
 }
 
+/* RFC 9110 7.6.1: Connection = #connection-option, compared without regard
+ * to case; only "close" matters to a client that sends one request at a
+ * time. */
+static bool names_close(const uint8_t *value, size_t len)
+{
+    size_t i = 0;
+
+    while (i < len) {
+        size_t start, end;
+
+        while (i < len && (value[i] == ' ' || value[i] == '\t' || value[i] == ','))
+            i++;
+        for (start = i; i < len && value[i] != ','; i++)
+            ;
+        for (end = i; end > start && (value[end - 1] == ' ' || value[end - 1] == '\t'); end--)
+            ;
+        if (end - start == 5 && syntax_equal_nocase((const char *)value + start, "close", 5))
+            return true;
+    }
+    return false;
+}
+
 /* Applies the framing fields of the final response (RFC 9112 6). */
 static tether_status_t framing_field(scan_t *s, const field_t *f, bool *seen_length,
                                      bool *seen_encoding)
@@ -183,6 +206,8 @@ static tether_status_t framing_field(scan_t *s, const field_t *f, bool *seen_len
         if (f->value_len != 7 || !syntax_equal_nocase((const char *)f->value, "chunked", 7))
             return scan_fail(s, TETHER_ERR_PROTOCOL,
                              "the response uses a Transfer-Encoding other than chunked");
+    } else if (field_is(f, "Connection") && names_close(f->value, f->value_len)) {
+        s->connection_close = true;
     }
     return TETHER_OK;
 }
@@ -206,6 +231,7 @@ static tether_status_t scan_head(scan_t *s, char *store)
         s->headers_size = 0;
         s->header_count = 0;
         s->content_length = 0;
+        s->connection_close = false;
         if ((rc = find_line(s, pos, limit, too_long, &end)) != TETHER_OK || s->more)
             return rc;
         if ((rc = parse_status_line(s, s->buf + pos, end - pos)) != TETHER_OK)
@@ -531,6 +557,7 @@ tether_status_t tether_http_response_parse(const uint8_t *buf, size_t len, bool 
     resp->headers = headers;
     resp->headers_size = s.headers_size;
     resp->header_count = s.header_count;
+    resp->persistent = !s.http10 && !s.connection_close && s.framing != FRAMING_CLOSE;
     body = NULL;
     headers = NULL;
 

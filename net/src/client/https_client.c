@@ -1,5 +1,6 @@
 /*
- * The HTTPS client: one request per TLS connection to the fleet.
+ * The HTTPS client: one TLS connection per request to the fleet, or one
+ * kept for the next request (keep_alive).
  *
  * The socket layer is ours (tether_socket_t, socket_transport.c) rather than
  * mbedtls_net_*: mbedtls_net_connect has no timeout, mbedtls_net_recv_timeout
@@ -329,69 +330,173 @@ static tether_status_t request_check(tether_https_client_t *client,
     return TETHER_OK;
 }
 
-tether_status_t tether_https_request(tether_https_client_t *client, const char *method,
-                                     const char *path, const char *content_type,
-                                     const uint8_t *body, size_t body_len,
-                                     const char *const *extra_headers,
-                                     tether_https_response_t *resp)
+/* ---- The connection, kept between requests with keep_alive ------------ */
+
+/* Drops the session kept for resumption (mbedTLS wipes its secrets). */
+static void session_forget(tether_https_client_t *client)
 {
-    tether_http_client_request_t req;
-    tether_http_client_failure_t failure;
-    tether_socket_t sock;
-    tether_transport_t tls;
-    mbedtls_ssl_context ssl;
+    mbedtls_ssl_session_free(&client->session);
+    mbedtls_ssl_session_init(&client->session);
+    client->has_session = false;
+}
+
+/* Keeps the session of the handshake just made, for the next connection. */
+static void session_keep(tether_https_client_t *client)
+{
+    session_forget(client);
+    client->has_session = mbedtls_ssl_get_session(&client->ssl, &client->session) == 0;
+}
+
+/* Ends the connection: a close_notify when the last response was complete
+ * (a courtesy; nothing depends on it), then the socket. */
+static void connection_close(tether_https_client_t *client, bool notify)
+{
+    if (client->connected && notify)
+        (void)mbedtls_ssl_close_notify(&client->ssl);
+    mbedtls_ssl_free(&client->ssl);
+    mbedtls_ssl_init(&client->ssl);
+    tether_socket_close(&client->sock);
+    client->connected = false;
+}
+
+/* Connects and runs the TLS handshake; the request's deadline starts here. */
+static tether_status_t connection_open(tether_https_client_t *client)
+{
     tether_status_t rc;
     int ret;
 
-    tether_socket_init(&sock, 0, 0);
-    mbedtls_ssl_init(&ssl);
+    tether_socket_init(&client->sock, client->io_timeout_ms, client->request_timeout_ms);
+    if ((rc = tcp_connect(client, &client->sock)) != TETHER_OK)
+        goto out;
+    if ((ret = mbedtls_ssl_setup(&client->ssl, &client->tls)) != 0 ||
+        (ret = mbedtls_ssl_set_hostname(&client->ssl, client->url.host)) != 0) {
+        rc = tls_fail(client, &client->sock, ret, "setting up TLS for", false);
+        goto out;
+    }
+    mbedtls_ssl_set_bio(&client->ssl, &client->sock, bio_send, bio_recv, NULL);
+    /* A session the server may resume (RFC 5077 ticket); refused or
+     * unknown, the handshake is a full one. */
+    if (client->has_session && mbedtls_ssl_set_session(&client->ssl, &client->session) != 0)
+        session_forget(client);
+    do {
+        ret = mbedtls_ssl_handshake(&client->ssl);
+    } while (ret == MBEDTLS_ERR_SSL_WANT_READ || ret == MBEDTLS_ERR_SSL_WANT_WRITE);
+    if (ret == MBEDTLS_ERR_X509_CERT_VERIFY_FAILED) {
+        client->tls_error = ret;
+        rc = certificate_fail(client, mbedtls_ssl_get_verify_result(&client->ssl));
+        goto out;
+    }
+    if (ret != 0) {
+        rc = tls_fail(client, &client->sock, ret, "TLS handshake with", true);
+        goto out;
+    }
+    client->connected = true;
+    session_keep(client);
+    rc = TETHER_OK;
+out:
+    if (rc != TETHER_OK) {
+        session_forget(client);
+        connection_close(client, false);
+    }
+    return rc;
+}
+
+/* A kept connection may take the next request: nothing is waiting to be
+ * read on it (an idle connection receives nothing; a readable one is the
+ * server's close_notify or end of stream) and nothing is left in TLS's
+ * buffer. The request's deadline starts again. */
+static bool connection_reusable(tether_https_client_t *client)
+{
+    struct pollfd pfd = {.fd = client->sock.fd, .events = POLLIN, .revents = 0};
+
+    if (!client->connected || mbedtls_ssl_get_bytes_avail(&client->ssl) > 0 ||
+        poll(&pfd, 1, 0) != 0)
+        return false;
+    client->sock.io_timeout_ms = client->io_timeout_ms;
+    client->sock.deadline_ms = tether_socket_now_ms() + client->request_timeout_ms;
+    client->sock.deadline_passed = false;
+    return true;
+}
+
+/* One request and its response over the open connection. */
+static tether_status_t exchange_once(tether_https_client_t *client,
+                                     const tether_http_client_request_t *req,
+                                     tether_https_response_t *resp,
+                                     tether_http_client_failure_t *failure)
+{
+    tether_transport_t tls = {.send = tls_send, .recv = tls_recv, .context = &client->ssl};
+
+    return tether_http_client_exchange(&tls, req, &client->limits, resp, failure);
+}
+
+/* RFC 9110 9.2.2: methods whose effect is the same sent once or twice. */
+static bool method_idempotent(const char *method)
+{
+    return strcmp(method, "GET") == 0 || strcmp(method, "PUT") == 0 ||
+           strcmp(method, "DELETE") == 0;
+}
+
+/* A request on a kept connection that got no byte of an answer, because
+ * the connection broke or ended (not because the server was slow): the
+ * server closed the idle connection before it read the request (its idle
+ * timeout, or its bound on requests per connection, racing ours). */
+static bool lost_on_kept_connection(tether_status_t rc,
+                                    const tether_http_client_failure_t *failure)
+{
+    return (rc == TETHER_ERR_IO || rc == TETHER_ERR_PROTOCOL) && failure->nothing_received &&
+           failure->transport_error != MBEDTLS_ERR_SSL_TIMEOUT;
+}
+
+static tether_status_t request_run(tether_https_client_t *client, const char *method,
+                                   const char *path, const char *content_type,
+                                   const uint8_t *body, size_t body_len,
+                                   const char *const *extra_headers, bool resendable,
+                                   tether_https_response_t *resp)
+{
+    tether_http_client_request_t req;
+    tether_http_client_failure_t failure;
+    bool reused;
+    tether_status_t rc;
+
     if (client == NULL || resp == NULL)
         return TETHER_ERR_INVALID_ARGUMENT;
     tether_https_response_free(resp);
     client->error[0] = '\0';
     client->tls_error = 0;
     client->verify_flags = 0;
+    memset(&failure, 0, sizeof(failure));
     req = (tether_http_client_request_t){.method = method,
-                                  .authority = client->url.authority,
-                                  .prefix = client->url.prefix,
-                                  .path = path,
-                                  .content_type = content_type,
-                                  .body = body,
-                                  .body_len = body_len,
-                                  .extra_headers = extra_headers};
+                                         .authority = client->url.authority,
+                                         .prefix = client->url.prefix,
+                                         .path = path,
+                                         .content_type = content_type,
+                                         .body = body,
+                                         .body_len = body_len,
+                                         .extra_headers = extra_headers,
+                                         .keep_alive = client->keep_alive};
     if ((rc = request_check(client, &req)) != TETHER_OK)
         goto out;
     tether_debug(LOG_COMPONENT, "%s https://%s%s%s", method, client->url.authority,
                  client->url.prefix, path);
 
-    tether_socket_init(&sock, client->io_timeout_ms, client->request_timeout_ms);
-    if ((rc = tcp_connect(client, &sock)) != TETHER_OK)
+    reused = connection_reusable(client);
+    if (!reused && client->connected)
+        connection_close(client, false);
+    if (!client->connected && (rc = connection_open(client)) != TETHER_OK)
         goto out;
-
-    if ((ret = mbedtls_ssl_setup(&ssl, &client->tls)) != 0 ||
-        (ret = mbedtls_ssl_set_hostname(&ssl, client->url.host)) != 0) {
-        rc = tls_fail(client, &sock, ret, "setting up TLS for", false);
-        goto out;
+    rc = exchange_once(client, &req, resp, &failure);
+    if (rc != TETHER_OK && reused && lost_on_kept_connection(rc, &failure) &&
+        (resendable || method_idempotent(method))) {
+        tether_debug(LOG_COMPONENT, "%s closed the kept connection; sending %s %s again on a new "
+                                    "one", client->url.authority, method, path);
+        connection_close(client, false);
+        if ((rc = connection_open(client)) != TETHER_OK)
+            goto out;
+        rc = exchange_once(client, &req, resp, &failure);
     }
-    mbedtls_ssl_set_bio(&ssl, &sock, bio_send, bio_recv, NULL);
-    do {
-        ret = mbedtls_ssl_handshake(&ssl);
-    } while (ret == MBEDTLS_ERR_SSL_WANT_READ || ret == MBEDTLS_ERR_SSL_WANT_WRITE);
-    if (ret == MBEDTLS_ERR_X509_CERT_VERIFY_FAILED) {
-        client->tls_error = ret;
-        rc = certificate_fail(client, mbedtls_ssl_get_verify_result(&ssl));
-        goto out;
-    }
-    if (ret != 0) {
-        rc = tls_fail(client, &sock, ret, "TLS handshake with", true);
-        goto out;
-    }
-
-    tls = (tether_transport_t){.send = tls_send, .recv = tls_recv, .context = &ssl};
-    rc = tether_http_client_exchange(&tls, &req, &client->limits, resp, &failure);
     if (rc != TETHER_OK) {
         if (failure.transport_error != 0)
-            rc = tls_fail(client, &sock, failure.transport_error,
+            rc = tls_fail(client, &client->sock, failure.transport_error,
                           failure.while_sending ? "sending the request to"
                                                 : "reading the response from",
                           false);
@@ -399,17 +504,42 @@ tether_status_t tether_https_request(tether_https_client_t *client, const char *
             rc = client_fail(client, rc, "%s", failure.text);
         goto out;
     }
-    (void)mbedtls_ssl_close_notify(&ssl); /* courtesy only; the response is complete */
     tether_debug(LOG_COMPONENT, "%s https://%s%s%s: HTTP %d, %zu body bytes", method,
                  client->url.authority, client->url.prefix, path, resp->status, resp->body_len);
     rc = TETHER_OK;
 
 out:
-    mbedtls_ssl_free(&ssl);
-    tether_socket_close(&sock);
+    if (rc != TETHER_OK || !client->keep_alive || !resp->persistent)
+        connection_close(client, rc == TETHER_OK);
     if (rc != TETHER_OK)
         tether_https_response_free(resp);
     return rc;
+}
+
+tether_status_t tether_https_request(tether_https_client_t *client, const char *method,
+                                     const char *path, const char *content_type,
+                                     const uint8_t *body, size_t body_len,
+                                     const char *const *extra_headers,
+                                     tether_https_response_t *resp)
+{
+    return request_run(client, method, path, content_type, body, body_len, extra_headers, false,
+                       resp);
+}
+
+tether_status_t tether_https_request_resendable(tether_https_client_t *client, const char *method,
+                                                const char *path, const char *content_type,
+                                                const uint8_t *body, size_t body_len,
+                                                const char *const *extra_headers,
+                                                tether_https_response_t *resp)
+{
+    return request_run(client, method, path, content_type, body, body_len, extra_headers, true,
+                       resp);
+}
+
+void tether_https_client_close(tether_https_client_t *client)
+{
+    if (client != NULL)
+        connection_close(client, client->connected);
 }
 
 /* ---- Life cycle ------------------------------------------------------- */
@@ -426,6 +556,9 @@ void tether_https_client_init(tether_https_client_t *client)
     client->limits.max_body_bytes = TETHER_HTTP_DEFAULT_MAX_BODY_BYTES;
     mbedtls_x509_crt_init(&client->ca);
     mbedtls_ssl_config_init(&client->tls);
+    mbedtls_ssl_init(&client->ssl);
+    mbedtls_ssl_session_init(&client->session);
+    tether_socket_init(&client->sock, 0, 0);
 }
 
 tether_status_t tether_https_client_setup(tether_https_client_t *client, const char *base_url,
@@ -485,6 +618,7 @@ tether_status_t tether_https_client_setup(tether_https_client_t *client, const c
     mbedtls_ssl_conf_curves(&client->tls, curves);
     mbedtls_ssl_conf_ca_chain(&client->tls, &client->ca, NULL);
     mbedtls_ssl_conf_rng(&client->tls, tether_random_mbedtls, NULL);
+    mbedtls_ssl_conf_session_tickets(&client->tls, MBEDTLS_SSL_SESSION_TICKETS_ENABLED);
     client->ready = true;
     rc = TETHER_OK;
 
@@ -504,6 +638,8 @@ void tether_https_client_free(tether_https_client_t *client)
 {
     if (client == NULL)
         return;
+    connection_close(client, client->connected);
+    session_forget(client);
     mbedtls_ssl_config_free(&client->tls);
     mbedtls_x509_crt_free(&client->ca);
     tether_wipe(client, sizeof(*client));

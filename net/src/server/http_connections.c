@@ -179,12 +179,16 @@ tether_status_t tether_http_reaper_watch(tether_http_reaper_t *reaper, int fd,
     return TETHER_OK;
 }
 
-void tether_http_reaper_head_received(tether_http_reaper_t *reaper,
-                                      tether_http_watched_t *watched)
+unsigned tether_http_reaper_head_received(tether_http_reaper_t *reaper,
+                                          tether_http_watched_t *watched)
 {
+    unsigned requests;
+
     pthread_mutex_lock(&reaper->lock);
     watched->in_request = true;
+    requests = ++watched->requests;
     pthread_mutex_unlock(&reaper->lock);
+    return requests;
 }
 
 void tether_http_reaper_request_done(tether_http_reaper_t *reaper,

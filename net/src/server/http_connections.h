@@ -50,6 +50,7 @@ typedef struct tether_http_watched {
     bool in_request;          /* its head arrived: the request is being served */
     bool reaped;              /* shut down already */
     bool served;              /* answered a request before: idle keep-alive, not an attack */
+    unsigned requests;        /* request heads received on this connection */
 } tether_http_watched_t;
 
 typedef struct tether_http_reaper {
@@ -104,9 +105,10 @@ TETHER_MUST_CHECK tether_status_t tether_http_reaper_watch(tether_http_reaper_t 
                                                            tether_http_watched_t **watched);
 
 /* A complete request head arrived on the connection: no deadline while the
- * request is served. */
-void tether_http_reaper_head_received(tether_http_reaper_t *reaper,
-                                      tether_http_watched_t *watched);
+ * request is served. Returns how many heads the connection has received,
+ * this one included. */
+unsigned tether_http_reaper_head_received(tether_http_reaper_t *reaper,
+                                          tether_http_watched_t *watched);
 
 /* The request was answered: the next head on this connection is due
  * head_timeout from now. */

@@ -27,7 +27,13 @@ tether_status_t tether_http_server_metrics_add(tether_metrics_t *registry,
     const tether_metric_def_t parked = {"tether_http_long_polls_waiting",
                                         "Long polls waiting for their answer.",
                                         TETHER_METRIC_GAUGE, {NULL}, NULL, 0, 1};
+    const tether_metric_def_t sessions = {
+        "tether_http_tls_sessions_total",
+        "TLS connections that carried a request, by handshake: full, or resumed from a "
+        "session ticket.",
+        TETHER_METRIC_COUNTER, {"handshake", NULL}, NULL, 0, 3};
     tether_metric_t *open_metric = NULL, *refused_metric = NULL, *parked_metric = NULL;
+    tether_metric_t *sessions_metric = NULL;
     tether_status_t rc;
 
     if (out != NULL)
@@ -38,13 +44,16 @@ tether_status_t tether_http_server_metrics_add(tether_metrics_t *registry,
         (rc = tether_metrics_add(registry, &duration, &out->duration)) != TETHER_OK ||
         (rc = tether_metrics_add(registry, &open, &open_metric)) != TETHER_OK ||
         (rc = tether_metrics_add(registry, &refused, &refused_metric)) != TETHER_OK ||
-        (rc = tether_metrics_add(registry, &parked, &parked_metric)) != TETHER_OK)
+        (rc = tether_metrics_add(registry, &parked, &parked_metric)) != TETHER_OK ||
+        (rc = tether_metrics_add(registry, &sessions, &sessions_metric)) != TETHER_OK)
         goto out;
     out->connections_open = tether_metric_series(open_metric, NULL, NULL);
     out->long_polls_waiting = tether_metric_series(parked_metric, NULL, NULL);
     /* Both reasons from the start, so that a dashboard sees zeros. */
     out->refused_per_source = tether_metric_series(refused_metric, "per_source", NULL);
     out->closed_head_deadline = tether_metric_series(refused_metric, "head_deadline", NULL);
+    out->tls_full = tether_metric_series(sessions_metric, "full", NULL);
+    out->tls_resumed = tether_metric_series(sessions_metric, "resumed", NULL);
 out:
     if (rc != TETHER_OK)
         memset(out, 0, sizeof(*out));

@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include <gnutls/gnutls.h>
 #include <microhttpd.h>
 
 #include "http_connections.h"
@@ -38,6 +39,7 @@ typedef struct request_state {
     size_t body_len;
     size_t body_capacity;
     bool too_large;
+    bool last_on_connection; /* the connection's bound on requests: answered with close */
     unsigned status;
     const char *route; /* the handler's response->route, for the metrics */
     tether_http_request_t request;
@@ -125,6 +127,9 @@ static enum MHD_Result send_response(struct MHD_Connection *connection, request_
         MHD_add_response_header(mhd, MHD_HTTP_HEADER_WWW_AUTHENTICATE, response->www_authenticate);
     if (response->allow != NULL)
         MHD_add_response_header(mhd, MHD_HTTP_HEADER_ALLOW, response->allow);
+    /* libmicrohttpd closes the connection after a response that says so. */
+    if (state->last_on_connection)
+        MHD_add_response_header(mhd, MHD_HTTP_HEADER_CONNECTION, "close");
     if (response->retry_after != NULL) {
         MHD_add_response_header(mhd, MHD_HTTP_HEADER_RETRY_AFTER, response->retry_after);
     } else if (response->retry_after_seconds > 0) {
@@ -279,6 +284,19 @@ static tether_http_watched_t *watched_of(struct MHD_Connection *connection)
     return info != NULL ? info->socket_context : NULL;
 }
 
+/* Counts the handshake of a TLS connection at its first request. */
+static void count_handshake(tether_http_server_t *server, struct MHD_Connection *connection)
+{
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(connection, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+
+    if (info == NULL || info->tls_session == NULL)
+        return;
+    tether_metric_add(gnutls_session_is_resumed(info->tls_session) ? server->metrics.tls_resumed
+                                                                   : server->metrics.tls_full,
+                      1);
+}
+
 /* The first call for a request: its head is complete. Records it, and
  * refuses what no handler may see. */
 static enum MHD_Result start_request(tether_http_server_t *server,
@@ -287,8 +305,14 @@ static enum MHD_Result start_request(tether_http_server_t *server,
 {
     tether_http_watched_t *watched = watched_of(connection);
 
-    if (watched != NULL)
-        tether_http_reaper_head_received(server->reaper, watched);
+    if (watched != NULL) {
+        unsigned requests = tether_http_reaper_head_received(server->reaper, watched);
+
+        state->last_on_connection = server->max_requests_per_connection != 0 &&
+                                    requests >= server->max_requests_per_connection;
+        if (requests == 1)
+            count_handshake(server, connection);
+    }
     state->head_seen = true;
     sanitise(state->method, sizeof(state->method), method);
     sanitise(state->path, sizeof(state->path), url);
@@ -586,6 +610,54 @@ static void on_completed(void *cls, struct MHD_Connection *connection, void **co
     *con_cls = NULL;
 }
 
+/* ---- TLS session tickets ---- */
+
+struct tether_http_tickets {
+    gnutls_datum_t key; /* gnutls_session_ticket_key_generate's; wiped at free */
+    unsigned seconds;
+};
+
+static tether_status_t tickets_open(tether_http_server_t *server, unsigned seconds)
+{
+    int ret;
+
+    if ((server->tickets = calloc(1, sizeof(*server->tickets))) == NULL)
+        return TETHER_ERR_NO_MEMORY;
+    server->tickets->seconds = seconds;
+    if ((ret = gnutls_session_ticket_key_generate(&server->tickets->key)) < 0) {
+        tether_error("http", "cannot make the TLS session ticket key: %s", gnutls_strerror(ret));
+        return TETHER_ERR_CRYPTO;
+    }
+    return TETHER_OK;
+}
+
+static void tickets_free(struct tether_http_tickets *tickets)
+{
+    if (tickets == NULL)
+        return;
+    if (tickets->key.data != NULL) {
+        gnutls_memset(tickets->key.data, 0, tickets->key.size);
+        gnutls_free(tickets->key.data);
+    }
+    free(tickets);
+}
+
+/* Before the connection's handshake (libmicrohttpd made its session and
+ * runs the handshake later, on the connection's first events). Without
+ * tickets the handshake is a full one: nothing fails. */
+static void tickets_enable(tether_http_server_t *server, struct MHD_Connection *connection)
+{
+    const union MHD_ConnectionInfo *info;
+    gnutls_session_t session;
+
+    if (server->tickets == NULL ||
+        (info = MHD_get_connection_info(connection, MHD_CONNECTION_INFO_GNUTLS_SESSION)) == NULL ||
+        (session = info->tls_session) == NULL)
+        return;
+    if (gnutls_session_ticket_enable_server(session, &server->tickets->key) == 0)
+        gnutls_db_set_cache_expiration(session, (int)server->tickets->seconds);
+}
+
 /* libmicrohttpd's connection callback: every accepted connection is
  * held to its source's share and watched for its head deadline until it
  * closes (before its descriptor is closed). */
@@ -617,6 +689,7 @@ static void on_connection(void *cls, struct MHD_Connection *connection, void **s
     if (rc == TETHER_OK) {
         *socket_context = watched;
         tether_metric_gauge_add(server->metrics.connections_open, 1);
+        tickets_enable(server, connection);
         return;
     }
     /* Over its source's share (counted by the reaper), or unwatched and
@@ -696,8 +769,12 @@ tether_status_t tether_http_server_open(tether_http_server_t *server,
     if (opts->cert_pem == NULL) {
         flags &= ~(unsigned int)MHD_USE_TLS;
         tls[0].option = MHD_OPTION_END;
+    } else if (opts->session_ticket_seconds > 0 &&
+               (rc = tickets_open(server, opts->session_ticket_seconds)) != TETHER_OK) {
+        return rc;
     }
     server->max_body_bytes = opts->max_body_bytes;
+    server->max_requests_per_connection = opts->max_requests_per_connection;
     server->handler = opts->handler;
     server->handler_arg = opts->handler_arg;
     server->max_parked = opts->max_parked;
@@ -778,6 +855,7 @@ void tether_http_server_free(tether_http_server_t *server)
     /* After the daemon: it closes (and forgets) every connection first. */
     tether_http_reaper_free(server->reaper);
     free(server->reaper);
+    tickets_free(server->tickets);
     if (server->park_ready) {
         pthread_cond_destroy(&server->park_cond);
         pthread_mutex_destroy(&server->park_lock);

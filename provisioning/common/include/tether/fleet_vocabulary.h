@@ -69,6 +69,10 @@ TETHER_MUST_CHECK tether_status_t tether_device_status_parse(const char *name,
  * evidence over a nonce an accepted exchange used already, a replay. 400,
  * "error" invalid_grant; nothing changes; a new challenge starts over. */
 #define TETHER_FLEET_EXCHANGE_NONCE_REUSED "nonce_reused"
+/* ... and for evidence over a next challenge (the nonce that comes with a
+ * token) used before its window opens at the device's scheduled refresh:
+ * 400 invalid_grant, nothing changes; the agent asks POST /v1/challenge. */
+#define TETHER_FLEET_EXCHANGE_NONCE_NOT_YET_VALID "nonce_not_yet_valid"
 
 /* The "tether_error" of POST /v1/token for a usage document (the bytes the
  * TPM signed beside the nonce) that is not the canonical form of a known

@@ -2,8 +2,10 @@
 #include "fleet_metrics.h"
 
 #include <string.h>
+#include <time.h>
 
 #include "tether/fleet_vocabulary.h"
+#include "tether/log.h"
 
 #ifndef TETHER_VERSION
 #error "TETHER_VERSION is defined by the build"
@@ -23,6 +25,7 @@ void tether_fleet_metrics_init(tether_fleet_metrics_t *metrics)
         return;
     memset(metrics, 0, sizeof(*metrics));
     tether_metrics_init(&metrics->registry);
+    metrics->devices_lock = (pthread_mutex_t)PTHREAD_MUTEX_INITIALIZER;
 }
 
 /* A metric without labels, and its one series. */
@@ -83,6 +86,11 @@ tether_status_t tether_fleet_metrics_open(tether_fleet_metrics_t *metrics, int64
         "From an alert's write to its webhook's 2xx answer, by webhook.",
         TETHER_METRIC_HISTOGRAM, {"webhook", NULL}, tether_metrics_duration_buckets,
         tether_metrics_duration_bucket_count, WEBHOOKS_MAX};
+    const tether_metric_def_t devices = {
+        "tether_fleetd_devices",
+        "Devices by status, as counted in the store at most once a minute (at a scrape).",
+        TETHER_METRIC_GAUGE, {"status", NULL}, NULL, 0,
+        TETHER_STORE_DEVICE_STATUSES + 1 /* the overflow series */};
     const tether_metric_def_t start = {"process_start_time_seconds",
                                        "Start time of the process since the Unix epoch, in "
                                        "seconds.",
@@ -115,6 +123,8 @@ tether_status_t tether_fleet_metrics_open(tether_fleet_metrics_t *metrics, int64
             TETHER_OK ||
         (rc = tether_metrics_add(&metrics->registry, &latency, &metrics->webhook_latency)) !=
             TETHER_OK ||
+        (rc = tether_metrics_add(&metrics->registry, &devices, &metrics->devices)) !=
+            TETHER_OK ||
         (rc = add_series(&metrics->registry, &start, &series)) != TETHER_OK ||
         (rc = tether_metrics_add(&metrics->registry, &build, &build_metric)) != TETHER_OK)
         return rc;
@@ -133,6 +143,7 @@ void tether_fleet_metrics_free(tether_fleet_metrics_t *metrics)
     if (metrics == NULL)
         return;
     tether_metrics_free(&metrics->registry);
+    pthread_mutex_destroy(&metrics->devices_lock);
     memset(metrics, 0, sizeof(*metrics));
 }
 
@@ -141,11 +152,49 @@ void tether_fleet_metrics_count(tether_metric_t *metric, const char *value0, con
     tether_metric_add(tether_metric_series(metric, value0, value1), 1);
 }
 
+static int64_t monotonic_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* tether_fleetd_devices, counted again when the last count is older than
+ * TETHER_FLEET_DEVICE_COUNT_SECONDS: a count reads every device, which a
+ * scrape every few seconds on a large fleet must not repeat. A failed
+ * count keeps the last values (logged); the scrape still answers. */
+static void devices_refresh(tether_fleet_metrics_t *metrics, tether_store_t *store)
+{
+    uint64_t counts[TETHER_STORE_DEVICE_STATUSES];
+    int64_t now = monotonic_ms();
+    tether_status_t rc;
+
+    pthread_mutex_lock(&metrics->devices_lock);
+    if (metrics->devices_counted_ms != 0 &&
+        now - metrics->devices_counted_ms < TETHER_FLEET_DEVICE_COUNT_SECONDS * 1000)
+        goto out;
+    if ((rc = tether_store_device_counts(store, counts)) != TETHER_OK) {
+        tether_error("metrics", "counting the devices by status failed: %s",
+                     tether_strerror(rc));
+        goto out;
+    }
+    for (int status = 0; status < TETHER_STORE_DEVICE_STATUSES; status++)
+        tether_metric_gauge_set(
+            tether_metric_series(metrics->devices,
+                                 tether_device_status_name((tether_device_status_t)status), NULL),
+            (int64_t)counts[status]);
+    metrics->devices_counted_ms = now;
+out:
+    pthread_mutex_unlock(&metrics->devices_lock);
+}
+
 void tether_fleet_metrics_handle(tether_route_call_t *call)
 {
     char *text = NULL;
     size_t len = 0;
 
+    devices_refresh(call->router->metrics, call->router->store);
     if (tether_metrics_write(&call->router->metrics->registry, &text, &len) != TETHER_OK) {
         tether_http_respond_error(call->response, 500, TETHER_FLEET_ERROR_SERVER_ERROR,
                                   "out of memory");

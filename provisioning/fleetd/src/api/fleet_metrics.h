@@ -20,6 +20,11 @@
  *   tether_fleetd_webhook_outbox_deliveries{webhook}  deliveries waiting
  *   tether_fleetd_webhook_delivery_latency_seconds{webhook}  from the
  *       alert's write to its 2xx
+ *   tether_fleetd_devices{status}              devices by status (allowed,
+ *       pending, active, revoked, quarantined): counted in the store at most
+ *       every TETHER_FLEET_DEVICE_COUNT_SECONDS, by the scrape that finds
+ *       the last count older (one pass over the devices a minute at most,
+ *       none while nobody scrapes)
  *   process_start_time_seconds, tether_fleetd_build_info{version}
  *
  * Who may read them: the route table's entry (an admin token with the read
@@ -28,6 +33,7 @@
 #ifndef TETHER_FLEET_METRICS_H
 #define TETHER_FLEET_METRICS_H
 
+#include <pthread.h>
 #include <stdint.h>
 
 #include "route.h"
@@ -46,7 +52,12 @@ typedef struct tether_fleet_metrics {
     tether_metric_t *webhook_deliveries;        /* webhook.h counts into these */
     tether_metric_t *webhook_outbox;
     tether_metric_t *webhook_latency;
+    tether_metric_t *devices;
+    pthread_mutex_t devices_lock; /* one count at a time; guards devices_counted_ms */
+    int64_t devices_counted_ms;   /* CLOCK_MONOTONIC ms of the last count; 0: none yet */
 } tether_fleet_metrics_t;
+
+#define TETHER_FLEET_DEVICE_COUNT_SECONDS 60
 
 /* Cannot fail. */
 void tether_fleet_metrics_init(tether_fleet_metrics_t *metrics);

@@ -23,6 +23,7 @@ static const config_limit_t limits[] = {
     {"max_connections_per_source", 1, 10000},
     {"connection_timeout_seconds", 1, 3600},
     {"request_head_timeout_seconds", 1, 60},
+    {"max_requests_per_connection", 1, 100000},
     {"threads", 1, 64},
     {"bootstrap_max_ttl_seconds", 60, 30 * 86400},
     {"enroll_max_pending_per_ek", 1, 64},
@@ -71,6 +72,7 @@ void tether_fleet_config_init(tether_fleet_config_t *config)
     config->max_connections_per_source = 32;
     config->connection_timeout_seconds = 30;
     config->request_head_timeout_seconds = 10;
+    config->max_requests_per_connection = 100;
     config->threads = 4;
     config->bootstrap_max_ttl_seconds = 86400;
     config->enroll_max_pending_per_ek = TETHER_CONFIG_DEFAULT_ENROLL_MAX_PENDING_PER_EK;
@@ -440,6 +442,8 @@ static tether_status_t set_number(tether_fleet_config_t *config, const config_li
         config->connection_timeout_seconds = (unsigned)value;
     else if (strcmp(limit->key, "request_head_timeout_seconds") == 0)
         config->request_head_timeout_seconds = (unsigned)value;
+    else if (strcmp(limit->key, "max_requests_per_connection") == 0)
+        config->max_requests_per_connection = (unsigned)value;
     else if (strcmp(limit->key, "threads") == 0)
         config->threads = (unsigned)value;
     else if (strcmp(limit->key, "token_lifetime_seconds") == 0)

@@ -9,7 +9,9 @@
  *   max_connections_per_source = 32  from one IP address
  *   connection_timeout_seconds = 30  idle while a request is read or answered
  *   request_head_timeout_seconds = 10  for the TLS handshake and the request
- *                                    head (slowloris); 1-60
+ *                                    head (slowloris); 1-60; also how long
+ *                                    a kept connection may idle
+ *   max_requests_per_connection = 100  requests on one kept connection
  *   threads = 4                      HTTP worker threads
  *   bootstrap_max_ttl_seconds = 86400
  *
@@ -100,6 +102,7 @@ typedef struct tether_fleet_config {
     unsigned max_connections_per_source;
     unsigned connection_timeout_seconds;
     unsigned request_head_timeout_seconds;
+    unsigned max_requests_per_connection;
     unsigned threads;
     unsigned bootstrap_max_ttl_seconds;
     unsigned enroll_max_pending_per_ek;

@@ -32,6 +32,12 @@ void tether_fleet_service_init(tether_fleet_service_t *service)
     tether_webhook_sender_init(&service->webhooks);
 }
 
+/* TLS session tickets are accepted for an hour: longer than the interval
+ * between a device's refreshes (2/3 of a token's life, at most 40 minutes),
+ * so each refresh resumes its TLS session; the ticket keys rotate with the
+ * same period (tether/http_server.h). */
+#define TETHER_FLEET_SESSION_TICKET_SECONDS 3600
+
 static tether_status_t load_config(tether_fleet_service_t *service, const char *dir)
 {
     char path[4096];
@@ -253,6 +259,8 @@ tether_status_t tether_fleet_service_open(tether_fleet_service_t *service, const
     opts.max_connections_per_source = service->config.max_connections_per_source;
     opts.connection_timeout_seconds = service->config.connection_timeout_seconds;
     opts.request_head_timeout_seconds = service->config.request_head_timeout_seconds;
+    opts.max_requests_per_connection = service->config.max_requests_per_connection;
+    opts.session_ticket_seconds = TETHER_FLEET_SESSION_TICKET_SECONDS;
     opts.threads = service->config.threads;
     opts.max_parked = feed_waiters_max(service->config.max_connections);
     service->router = (tether_router_t){

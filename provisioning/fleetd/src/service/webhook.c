@@ -240,7 +240,7 @@ static tether_status_t post(tether_webhook_worker_t *w, const char *body, const 
         const tether_http_limits_t limits = {RESPONSE_MAX_HEADER, RESPONSE_MAX_BODY};
         const tether_http_client_request_t req = {
             "POST", w->url.authority, "", w->path, MEDIA_TYPE, (const uint8_t *)body,
-            strlen(body), headers};
+            strlen(body), headers, false};
         tether_http_client_failure_t failure;
         tether_socket_t sock;
         tether_transport_t transport;

@@ -98,6 +98,14 @@ tether_status_t tether_store_device_list(tether_store_t *store, tether_store_dev
     return STORE_CALL(store, device_list, cb, arg);
 }
 
+tether_status_t tether_store_device_counts(tether_store_t *store,
+                                           uint64_t counts[TETHER_STORE_DEVICE_STATUSES])
+{
+    if (counts != NULL)
+        memset(counts, 0, TETHER_STORE_DEVICE_STATUSES * sizeof(counts[0]));
+    return STORE_CALL(store, device_counts, counts);
+}
+
 tether_status_t tether_store_device_change_status(tether_store_t *store, const char *id,
                                                   tether_device_action_t action,
                                                   const char *reason, int64_t now,

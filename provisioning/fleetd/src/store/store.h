@@ -221,6 +221,7 @@ typedef struct tether_store_ops {
     tether_status_t (*device_find_ek)(void *impl, const char *ek_sha256,
                                       tether_store_device_t *device);
     tether_status_t (*device_list)(void *impl, tether_store_device_cb cb, void *arg);
+    tether_status_t (*device_counts)(void *impl, uint64_t counts[]);
     tether_status_t (*device_change_status)(void *impl, const char *id,
                                             tether_device_action_t action, const char *reason,
                                             int64_t now, tether_store_device_t *device);
@@ -411,6 +412,13 @@ TETHER_MUST_CHECK tether_status_t tether_store_device_find_ek(tether_store_t *st
                                                               tether_store_device_t *device);
 TETHER_MUST_CHECK tether_status_t tether_store_device_list(tether_store_t *store,
                                                            tether_store_device_cb cb, void *arg);
+
+/* The devices of each status: counts[status] for every tether_device_status_t
+ * (TETHER_STORE_DEVICE_STATUSES entries, zeroed first). One pass over the
+ * devices: for a periodic gauge, not for every request. */
+#define TETHER_STORE_DEVICE_STATUSES (TETHER_DEVICE_QUARANTINED + 1)
+TETHER_MUST_CHECK tether_status_t tether_store_device_counts(
+    tether_store_t *store, uint64_t counts[TETHER_STORE_DEVICE_STATUSES]);
 
 /* Revoke, quarantine or reinstate, in one transaction:
  * - revoke / quarantine: the status changes, every unexpired token issued to

@@ -130,6 +130,7 @@ static const tether_store_ops_t sqlite_ops = {
     .device_get = tether_sqlite_device_get,
     .device_find_ek = tether_sqlite_device_find_ek,
     .device_list = tether_sqlite_device_list,
+    .device_counts = tether_sqlite_device_counts,
     .device_change_status = tether_sqlite_device_change_status,
     .bootstrap_token_create = tether_sqlite_bootstrap_token_create,
     .enroll_authorize = tether_sqlite_enroll_authorize,

@@ -119,6 +119,31 @@ tether_status_t tether_sqlite_device_list(void *impl, tether_store_device_cb cb,
                               SQL_NO_ARGS, &list);
 }
 
+/* One row of the count by status: its status's entry of the counts. */
+static tether_status_t count_item(tether_sqlite_list_t *list, sqlite3_stmt *row, bool *stop)
+{
+    uint64_t *counts = list->arg;
+    tether_device_status_t status;
+    tether_status_t rc;
+
+    *stop = false;
+    rc = tether_device_status_parse((const char *)sqlite3_column_text(row, 0), &status);
+    if (rc == TETHER_OK)
+        counts[status] = (uint64_t)sqlite3_column_int64(row, 1);
+    return rc;
+}
+
+tether_status_t tether_sqlite_device_counts(void *impl, uint64_t counts[])
+{
+    tether_sqlite_list_t list = {.read = count_item, .arg = counts};
+
+    if (counts == NULL)
+        return TETHER_ERR_INVALID_ARGUMENT;
+    return tether_sqlite_list(impl, "count devices",
+                              "SELECT status, count(*) FROM devices GROUP BY status", SQL_NO_ARGS,
+                              &list);
+}
+
 /* One import row inside the open transaction, with the import's two
  * statements prepared once: *created is set when new. */
 static tether_status_t import_row(sqlite_store_t *s, sqlite3_stmt *find, sqlite3_stmt *insert,

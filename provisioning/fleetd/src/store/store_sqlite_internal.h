@@ -224,6 +224,7 @@ tether_status_t tether_sqlite_device_get(void *impl, const char *id, tether_stor
 tether_status_t tether_sqlite_device_find_ek(void *impl, const char *ek_sha256,
                                              tether_store_device_t *device);
 tether_status_t tether_sqlite_device_list(void *impl, tether_store_device_cb cb, void *arg);
+tether_status_t tether_sqlite_device_counts(void *impl, uint64_t counts[]);
 tether_status_t tether_sqlite_device_import(void *impl, const tether_store_allow_t *rows,
                                             size_t count, int64_t now, size_t *created,
                                             size_t *conflict_index);

@@ -20,6 +20,7 @@
 #include "tether/fleet_vocabulary.h"
 #include "tether/json_strict.h"
 #include "tether/log.h"
+#include "tether/random.h"
 #include "tether/tpm2_public.h"
 #include "token_form.h"
 #include "usage_document.h"
@@ -69,10 +70,14 @@ typedef struct token_work {
     /* The fleet policy version the token's tether claim is made from. */
     tether_store_policy_t stored_policy;
     tether_policy_document_t policy_document;
+    bool policy_current; /* policy_document is the device's policy now */
     /* Measured boot: the device's logs, and why they were refused. */
     tether_exchange_eventlogs_t eventlogs;
     tether_measured_boot_refusal_t refusal;
     char token[TETHER_JWS_MAX_LEN + 1];
+    /* The 200 answer issue() made, sent by answer_send(). */
+    cJSON *answer;
+    int64_t answer_exp;
     char why[WHY_SIZE];
 } token_work_t;
 
@@ -233,11 +238,48 @@ static tether_status_t challenge_policy_load(exchange_call_t *call, const char *
     return rc;
 }
 
+/*
+ * The members of a challenge, in one place for the answer of POST
+ * /v1/challenge and for the next challenge that comes with each token:
+ * "nonce" (tether/nonce.h), "expires_in" (seconds from now),
+ * "pcr_selection" (what the quote must cover) and, for a device whose
+ * policy doc has measured boot, "measured_boot" with the hashes of the
+ * logs the store holds for it (exchange_measured_boot.h), and for a
+ * window that opens later "valid_in" (seconds from now to opens_at).
+ *
+ * Every nonce lives TETHER_CHALLENGE_TTL seconds from the opening of its
+ * window: a challenge's opens now, the next challenge's at the device's
+ * scheduled refresh. So the expiry minus the TTL is always when the nonce
+ * became usable, which the clone rule (store.h, NONCE_SUPERSEDED) and
+ * usage reconciliation take as its issue time, and evidence_ok refuses a
+ * nonce used before its window (nonce_not_yet_valid).
+ */
+static tether_status_t challenge_members(exchange_call_t *call, const char *device_id,
+                                         const tether_policy_document_t *doc, int64_t opens_at,
+                                         cJSON *json)
+{
+    uint8_t nonce[TETHER_NONCE_SIZE];
+    char nonce_text[TETHER_NONCE_TEXT_LEN + 1];
+    tether_status_t rc;
+
+    if ((rc = tether_nonce_issue(call->api->nonce_key, sizeof(call->api->nonce_key),
+                                 (uint64_t)opens_at, TETHER_CHALLENGE_TTL, nonce)) != TETHER_OK ||
+        (rc = tether_base64url_encode(nonce, sizeof(nonce), nonce_text, sizeof(nonce_text),
+                                      NULL)) != TETHER_OK)
+        return rc;
+    if (cJSON_AddStringToObject(json, "nonce", nonce_text) == NULL ||
+        cJSON_AddNumberToObject(json, "expires_in",
+                                (double)(opens_at + TETHER_CHALLENGE_TTL - call->now)) == NULL ||
+        (opens_at > call->now &&
+         cJSON_AddNumberToObject(json, "valid_in", (double)(opens_at - call->now)) == NULL))
+        return TETHER_ERR_NO_MEMORY;
+    return tether_exchange_measured_boot_challenge(call->api->store, device_id, doc,
+                                                   call->api->policy, json);
+}
+
 static void handle_challenge(exchange_call_t *call)
 {
     tether_exchange_api_t *api = call->api;
-    uint8_t nonce[TETHER_NONCE_SIZE];
-    char nonce_text[TETHER_NONCE_TEXT_LEN + 1];
     tether_store_device_t device;
     challenge_policy_t *policy = NULL;
     cJSON *body = NULL, *json = NULL;
@@ -261,13 +303,6 @@ static void handle_challenge(exchange_call_t *call)
         refuse_status(call, "challenge", id, device.status);
         goto out;
     }
-    if ((rc = tether_nonce_issue(api->nonce_key, sizeof(api->nonce_key), (uint64_t)call->now,
-                                 TETHER_CHALLENGE_TTL, nonce)) != TETHER_OK ||
-        (rc = tether_base64url_encode(nonce, sizeof(nonce), nonce_text, sizeof(nonce_text),
-                                      NULL)) != TETHER_OK) {
-        server_error(call, "issuing a nonce", rc);
-        goto out;
-    }
     if ((policy = calloc(1, sizeof(*policy))) == NULL) {
         server_error(call, "challenge", TETHER_ERR_NO_MEMORY);
         goto out;
@@ -277,16 +312,10 @@ static void handle_challenge(exchange_call_t *call)
         goto out;
     }
     json = cJSON_CreateObject();
-    if (json == NULL || cJSON_AddStringToObject(json, "nonce", nonce_text) == NULL ||
-        cJSON_AddNumberToObject(json, "expires_in", TETHER_CHALLENGE_TTL) == NULL) {
-        server_error(call, "answering", TETHER_ERR_NO_MEMORY);
-        goto out;
-    }
-    /* pcr_selection, and measured boot's member when the policy has it. */
-    if ((rc = tether_exchange_measured_boot_challenge(api->store, id, &policy->document,
-                                                      api->policy, json)) !=
-        TETHER_OK) {
-        server_error(call, "answering", rc);
+    rc = json != NULL ? challenge_members(call, id, &policy->document, call->now, json)
+                      : TETHER_ERR_NO_MEMORY;
+    if (rc != TETHER_OK) {
+        server_error(call, "issuing a challenge", rc);
         goto out;
     }
     tether_http_respond_json(call->response, 200, json);
@@ -487,6 +516,17 @@ static bool evidence_ok(exchange_call_t *call, token_work_t *w, bool *clock_regr
                "%s; ask POST /v1/challenge for a new nonce", w->why);
         return false;
     }
+    /* The MAC holds, so the expiry is the fleet's own (challenge_members). */
+    if (tether_nonce_expiry(w->ev.nonce) >
+        (uint64_t)call->now + TETHER_CHALLENGE_TTL + TETHER_NONCE_WINDOW_LEEWAY) {
+        refuse(call, "exchange", id, 400, "invalid_grant",
+               TETHER_FLEET_EXCHANGE_NONCE_NOT_YET_VALID,
+               "this evidence answers a next challenge whose window opens in %" PRIu64 " s, at "
+               "the device's scheduled refresh; use it then, or ask POST /v1/challenge for a "
+               "nonce to use now",
+               tether_nonce_expiry(w->ev.nonce) - TETHER_CHALLENGE_TTL - (uint64_t)call->now);
+        return false;
+    }
     if (tether_evidence_fingerprint(&w->ev, w->fingerprint) != TETHER_OK ||
         tether_sha256(w->ev.nonce, sizeof(w->ev.nonce), w->nonce_hash) != TETHER_OK) {
         server_error(call, "fingerprinting the evidence", TETHER_ERR_CRYPTO);
@@ -661,10 +701,61 @@ static bool policy_load(exchange_call_t *call, token_work_t *w, const char *name
         server_error(call, "reading the device's policy", rc);
         return false;
     }
+    w->policy_current = name == NULL;
     return true;
 }
 
-/* The 200 answer with a signed token. Called with the keys locked. */
+/*
+ * When the next challenge's window opens: where the agent refreshes, at
+ * 2/3 of the token's remaining life, give or take 5 % (fleetd draws the
+ * jitter that spreads a fleet's refreshes; the agent refreshes when the
+ * window opens: agent/README.md).
+ */
+static tether_status_t next_window_opens(const exchange_call_t *call, int64_t exp,
+                                         int64_t *opens_at)
+{
+    int64_t remaining = exp > call->now ? exp - call->now : 1;
+    uint32_t draw = 0;
+    tether_status_t rc;
+
+    *opens_at = 0;
+    if ((rc = tether_random_bytes(&draw, sizeof(draw))) != TETHER_OK)
+        return rc;
+    *opens_at = call->now + remaining * 2 / 3 - remaining / 20 +
+                (int64_t)(draw % (uint64_t)(remaining / 10 + 1));
+    return TETHER_OK;
+}
+
+/* The answer's "next_challenge": the nonce for the device's next exchange,
+ * so that its refresh is one request (POST /v1/token only), with what a
+ * challenge for doc would carry. */
+static tether_status_t add_next_challenge(exchange_call_t *call, const char *device_id,
+                                          const tether_policy_document_t *doc, int64_t exp,
+                                          cJSON *json)
+{
+    cJSON *next = cJSON_AddObjectToObject(json, "next_challenge");
+    int64_t opens_at;
+    tether_status_t rc;
+
+    if (next == NULL)
+        return TETHER_ERR_NO_MEMORY;
+    if ((rc = next_window_opens(call, exp, &opens_at)) != TETHER_OK)
+        return rc;
+    return challenge_members(call, device_id, doc, opens_at, next);
+}
+
+/* A token answer that is not sent: its strings may hold a copy of the
+ * token. */
+static void answer_discard(cJSON *json)
+{
+    for (cJSON *item = json != NULL ? json->child : NULL; item != NULL; item = item->next)
+        if (cJSON_IsString(item) && item->valuestring != NULL)
+            tether_wipe(item->valuestring, strlen(item->valuestring));
+    cJSON_Delete(json);
+}
+
+/* The 200 answer with a signed token into w->answer, which answer_send()
+ * completes and sends. Called with the keys locked. */
 static void issue(exchange_call_t *call, token_work_t *w, const tether_token_facts_t *facts,
                   const char *kid, const char *what)
 {
@@ -693,11 +784,7 @@ static void issue(exchange_call_t *call, token_work_t *w, const tether_token_fac
         cJSON_AddStringToObject(json, "token_type", "Bearer") == NULL ||
         cJSON_AddNumberToObject(json, "expires_in", (double)(facts->exp - call->now)) == NULL ||
         cJSON_AddStringToObject(json, "scope", facts->scope) == NULL) {
-        /* It may hold a copy of the token. */
-        for (cJSON *item = json != NULL ? json->child : NULL; item != NULL; item = item->next)
-            if (cJSON_IsString(item) && item->valuestring != NULL)
-                tether_wipe(item->valuestring, strlen(item->valuestring));
-        cJSON_Delete(json);
+        answer_discard(json);
         server_error(call, "answering", TETHER_ERR_NO_MEMORY);
         return;
     }
@@ -705,7 +792,40 @@ static void issue(exchange_call_t *call, token_work_t *w, const tether_token_fac
                             "remote=%s",
                 what, facts->device_id, facts->counter, facts->jti, kid_used,
                 (long long)(facts->exp - call->now), call->remote);
-    tether_http_respond_json(call->response, 200, json);
+    w->answer = json;
+    w->answer_exp = facts->exp;
+}
+
+/* Sends w->answer with its next challenge, made as a challenge asked for
+ * now would be: from the device's policy now, and after the accepted
+ * exchange's event logs are kept (keep_eventlogs), so that it names them
+ * and the device's next refresh sends their hashes only. Called without
+ * the keys' lock. */
+static void answer_send(exchange_call_t *call, token_work_t *w)
+{
+    challenge_policy_t *current = NULL;
+    const tether_policy_document_t *doc = &w->policy_document;
+    tether_status_t rc = TETHER_OK;
+
+    /* A retry's token is issued again under the policy version it was
+     * issued under; the next exchange is checked against today's. */
+    if (!w->policy_current) {
+        current = calloc(1, sizeof(*current));
+        rc = current != NULL ? challenge_policy_load(call, w->ev.device_id, current)
+                             : TETHER_ERR_NO_MEMORY;
+        if (current != NULL)
+            doc = &current->document;
+    }
+    if (rc == TETHER_OK)
+        rc = add_next_challenge(call, w->ev.device_id, doc, w->answer_exp, w->answer);
+    if (rc == TETHER_OK) {
+        tether_http_respond_json(call->response, 200, w->answer);
+    } else {
+        answer_discard(w->answer);
+        server_error(call, "answering", rc);
+    }
+    w->answer = NULL;
+    free(current);
 }
 
 static void clone_detected(exchange_call_t *call, token_work_t *w)
@@ -915,10 +1035,13 @@ static void record_and_issue(exchange_call_t *call, token_work_t *w, bool clock_
     }
 out:
     tether_issuer_keys_unlock(api->keys);
-    /* Outside the keys' lock; before the answer leaves (the handler's
-     * return sends it), so the device's next challenge names these logs. */
+    /* Outside the keys' lock; before the answer's next challenge is made
+     * (answer_send), so that it names these logs, as the device's next
+     * challenge asked for would. */
     if (rc == TETHER_OK && r->decision == TETHER_STORE_EXCHANGE_ACCEPT)
         keep_eventlogs(call, w);
+    if (w->answer != NULL)
+        answer_send(call, w);
 }
 
 static void handle_token(exchange_call_t *call)

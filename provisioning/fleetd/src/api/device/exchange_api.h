@@ -6,7 +6,9 @@
  *   POST /v1/challenge  {"device_id"} -> {"nonce", "expires_in", "pcr_selection"}
  *   POST /v1/token      RFC 8693 token exchange (form) with the TPM evidence
  *                       (tether/evidence.h) as subject_token -> an RFC 9068
- *                       access token
+ *                       access token, and "next_challenge": the nonce of the
+ *                       device's next exchange, usable from its scheduled
+ *                       refresh ("valid_in"), so a refresh is one request
  *
  * Nonces are stateless (tether/nonce.h) under DIR/nonce.key. The token
  * endpoint checks, in this order: the form; the evidence parses; the device
@@ -31,7 +33,10 @@
 #include "tether/nonce.h"
 #include "token_issuer.h"
 
-#define TETHER_CHALLENGE_TTL 60 /* seconds a nonce is valid */
+#define TETHER_CHALLENGE_TTL 60 /* seconds a nonce is valid, from the opening of its window */
+/* Seconds a nonce may be used before its window opens: the clocks of
+ * replicas sharing one store differ by this much at most. */
+#define TETHER_NONCE_WINDOW_LEEWAY 5
 
 typedef struct tether_exchange_api {
     tether_store_t *store;               /* borrowed: must outlive every request */
