@@ -754,3 +754,84 @@ out:
         memset(refusal, 0, sizeof(*refusal));
     return rc;
 }
+
+/* ---- naming a change after a replay mismatch --------------------------- */
+
+/* The first platform event of sent that differs from held's event of the
+ * same number (PCR, type, SHA-256 digest), or NULL. */
+static const tether_eventlog_event_t *first_platform_change(const tether_eventlog_t *held,
+                                                            const tether_eventlog_t *sent)
+{
+    for (size_t e = 0; e < sent->event_count && e < held->event_count; e++) {
+        const tether_eventlog_event_t *a = &held->events[e], *b = &sent->events[e];
+        const uint8_t *da = event_sha256(a), *db = event_sha256(b);
+
+        if (a->pcr != b->pcr || a->type != b->type || (da == NULL) != (db == NULL) ||
+            (da != NULL && memcmp(da, db, DIGEST) != 0))
+            return b;
+    }
+    return NULL;
+}
+
+/* The number of tether's first record in sent that differs from held's of
+ * the same number (PCR, name, SHA-256 digest extended), or SIZE_MAX. */
+static size_t first_record_change(const logs_t *held, const logs_t *sent)
+{
+    for (size_t r = 0; r < sent->tether.record_count && r < held->tether.record_count; r++) {
+        const tether_cel_record_t *a = &held->tether.records[r], *b = &sent->tether.records[r];
+
+        if (a->pcr != b->pcr || strcmp(a->name, b->name) != 0 ||
+            memcmp(a->digests[held->tether_bank], b->digests[sent->tether_bank], DIGEST) != 0)
+            return r;
+    }
+    return SIZE_MAX;
+}
+
+/* Names the event and says in the text why it is named (the text stays
+ * short enough for the sentence before it: the event's fields are the
+ * caller's to print). */
+static void add_change(tether_measured_boot_refusal_t *refusal, const char *log, uint32_t pcr,
+                       size_t number, uint32_t type, const uint8_t *digest)
+{
+    size_t len = strlen(refusal->text);
+
+    refusal->log = log;
+    refusal->pcr = pcr;
+    name_event(refusal, number, type, digest);
+    (void)snprintf(refusal->text + len, sizeof(refusal->text) - len, "%s",
+                   "; first difference from the log accepted last");
+}
+
+bool tether_measured_boot_name_change(const uint8_t *held_platform, size_t held_platform_len,
+                                      const uint8_t *held_tether, size_t held_tether_len,
+                                      const uint8_t *platform_log, size_t platform_len,
+                                      const uint8_t *tether_log, size_t tether_len,
+                                      tether_measured_boot_refusal_t *refusal)
+{
+    logs_t *held = NULL, *sent = NULL;
+    const tether_eventlog_event_t *ev;
+    const char *log_name;
+    char why[8];
+    size_t record;
+    bool named = false;
+
+    if (refusal == NULL ||
+        logs_new(&held, held_platform, held_platform_len, held_tether, held_tether_len,
+                 &log_name, why, sizeof(why)) != TETHER_OK ||
+        logs_new(&sent, platform_log, platform_len, tether_log, tether_len, &log_name, why,
+                 sizeof(why)) != TETHER_OK)
+        goto out;
+    if ((ev = first_platform_change(&held->platform, &sent->platform)) != NULL) {
+        add_change(refusal, "platform", ev->pcr, ev->number, ev->type, event_sha256(ev));
+        named = true;
+    } else if ((record = first_record_change(held, sent)) != SIZE_MAX) {
+        const tether_cel_record_t *r = &sent->tether.records[record];
+
+        add_change(refusal, "tether", r->pcr, record, 0, r->digests[sent->tether_bank]);
+        named = true;
+    }
+out:
+    logs_delete(held);
+    logs_delete(sent);
+    return named;
+}

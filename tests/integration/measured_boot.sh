@@ -8,7 +8,8 @@
 #     --from-eventlog): the exchange is accepted, the fleet receives both
 #     logs; the next exchange sends hashes only (the fleet holds the logs);
 #   - the platform log with one event's digest changed: refused
-#     eventlog_replay_mismatch naming the quoted PCRs, an alert written, counted in
+#     eventlog_replay_mismatch naming the quoted PCRs and the event that differs
+#     from the log the fleet accepted last, an alert written, counted in
 #     /metrics, the device's state unchanged; the true log again: accepted;
 #   - after a reboot (swtpm restarted: PCRs reset) with a file tether
 #     measures changed: refused measurement_not_allowed naming tether's log,
@@ -143,6 +144,10 @@ line=$(grep -m1 "outcome=eventlog_replay_mismatch" "$WORK/fleetd.log")
 # The quote proves one digest over the selection (the fleet's PCRs 0-7, the
 # policy's 0-8 and 13): the refusal names that selection.
 case $line in *"status=400"*"PCRs 0x0021ff"*) ;; *) fail "the refusal does not name the quoted PCRs: $line" ;; esac
+# The fleet holds the log it accepted last: the refusal names the first
+# event that differs from it, the one changed.
+case $line in *"first difference from the log accepted last (platform log, PCR "*", event 22, "*) ;;
+*) fail "the refusal does not name the changed event: $line" ;; esac
 [ "$(refused_alerts eventlog_replay_mismatch golden)" = 1 ] ||
     fail "no measured_boot_refused alert: $(sql "SELECT kind, details FROM alerts")"
 [ "$(sql "SELECT status, highest_counter FROM devices WHERE id = '$DEVICE'")" = "$before" ] ||

@@ -154,16 +154,17 @@ static void next_challenge_window(void **state)
 }
 
 /* The refusals after which a new challenge helps, and no other. */
-static void nonce_refusals_fall_back(void **state)
+static void stale_challenge_falls_back(void **state)
 {
     (void)state;
-    assert_true(tether_exchange_code_is_nonce("nonce_expired"));
-    assert_true(tether_exchange_code_is_nonce("nonce_invalid"));
-    assert_true(tether_exchange_code_is_nonce("nonce_not_yet_valid"));
-    assert_true(tether_exchange_code_is_nonce("nonce_reused"));
-    assert_false(tether_exchange_code_is_nonce("clone_detected"));
-    assert_false(tether_exchange_code_is_nonce("unreachable"));
-    assert_false(tether_exchange_code_is_nonce(""));
+    assert_true(tether_exchange_code_wants_challenge("nonce_expired"));
+    assert_true(tether_exchange_code_wants_challenge("nonce_invalid"));
+    assert_true(tether_exchange_code_wants_challenge("nonce_not_yet_valid"));
+    assert_true(tether_exchange_code_wants_challenge("nonce_reused"));
+    assert_true(tether_exchange_code_wants_challenge("eventlog_unknown"));
+    assert_false(tether_exchange_code_wants_challenge("clone_detected"));
+    assert_false(tether_exchange_code_wants_challenge("unreachable"));
+    assert_false(tether_exchange_code_wants_challenge(""));
 }
 
 int main(void)
@@ -173,7 +174,7 @@ int main(void)
         cmocka_unit_test(next_challenge_measured_boot),
         cmocka_unit_test(next_challenge_refused),
         cmocka_unit_test(next_challenge_window),
-        cmocka_unit_test(nonce_refusals_fall_back),
+        cmocka_unit_test(stale_challenge_falls_back),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -2931,6 +2931,59 @@ static void measured_boot_next_challenge(void **state)
     device_close(&d);
 }
 
+/* A retry's token is issued again under the policy version it was issued
+ * under, but the next challenge that comes with it is for the device's
+ * policy now. A fleet whose selection holds PCR 13 already: the retry's
+ * quote fits both policies, the one with measured boot the token was
+ * issued under and the default the device is on now, whose next challenge
+ * has no measured_boot member. */
+static void retry_next_challenge_follows_policy(void **state)
+{
+    fixture_t *f = *state;
+    tether_agent_measured_boot_t mb;
+    const cJSON *next;
+    device_t d;
+    measured_t m;
+    size_t sent = 0;
+    char *token, *params = NULL, *first, why[256];
+
+    snprintf(f->policy.pcr_selection_text, sizeof(f->policy.pcr_selection_text), "%s",
+             MEASURED_SELECTION);
+    assert_int_equal(tether_token_pcr_selection_parse(MEASURED_SELECTION, &f->policy.pcr_selection),
+                     TETHER_OK);
+    enrol(f, &d, 34);
+    measured_open(f, &m);
+    measure_file(&d, &m, "app", "app version 1", true);
+    measured_policy(f, &d, &m, true);
+    token = measured_evidence(f, &d, &mb);
+    assert_int_equal(tether_agent_eventlog_params(
+                         &mb, &(tether_agent_eventlog_paths_t){.platform = m.platform,
+                                                               .tether = m.tether},
+                         &params, &sent, why, sizeof(why)),
+                     TETHER_OK);
+    assert_int_equal(post_token_with(f, token, params), 200);
+    next = cJSON_GetObjectItemCaseSensitive(f->json, "next_challenge");
+    assert_true(cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(next, "measured_boot")));
+    first = strdup(text(f, "access_token"));
+    assert_non_null(first);
+    assert_int_equal(
+        tether_store_device_set_policy(&f->store, d.id, TETHER_POLICY_DEFAULT_NAME, test_now),
+        TETHER_OK);
+    test_now += 5;
+    assert_int_equal(post_token_with(f, token, params), 200);
+    assert_string_equal(text(f, "access_token"), first);
+    next = cJSON_GetObjectItemCaseSensitive(f->json, "next_challenge");
+    assert_string_equal(
+        cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(next, "pcr_selection")),
+        MEASURED_SELECTION);
+    assert_null(cJSON_GetObjectItemCaseSensitive(next, "measured_boot"));
+    expect_sample(f, "tether_fleetd_exchanges_total{outcome=\"retry\"} 1");
+    free(first);
+    free(params);
+    free(token);
+    device_close(&d);
+}
+
 /* The SHA-256 of data in lowercase hex. */
 static void sha256_hex(const void *data, size_t len, char out[65])
 {
@@ -3059,6 +3112,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(retry_of_token_without_policy, setup, teardown),
         cmocka_unit_test_setup_teardown(measured_boot_exchange, setup, teardown),
         cmocka_unit_test_setup_teardown(measured_boot_next_challenge, setup, teardown),
+        cmocka_unit_test_setup_teardown(retry_next_challenge_follows_policy, setup, teardown),
         cmocka_unit_test_setup_teardown(measured_boot_refusals, setup, teardown),
         cmocka_unit_test_setup_teardown(clone_first_then_original, setup, teardown),
         cmocka_unit_test_setup_teardown(original_first_then_clone, setup, teardown),

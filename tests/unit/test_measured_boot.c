@@ -227,6 +227,7 @@ static void test_event_changed_is_named(void **state)
         tether_measured_boot_quote_t original = quote_of(&log, NULL, ref->pcr_mask);
         tether_measured_boot_refusal_t refusal;
         size_t offset = 0, event = find_event(&log, is_checked_event, &offset);
+        bytes_t held;
         char hex[65];
 
         if (event != SIZE_MAX) {
@@ -243,6 +244,22 @@ static void test_event_changed_is_named(void **state)
                                                         &original, &refusal),
                              TETHER_ERR_VERIFY);
             assert_string_equal(refusal.code, TETHER_MEASURED_BOOT_REPLAY_MISMATCH);
+            assert_false(refusal.has_event);
+            /* against the log accepted last, the change is named */
+            held = read_log(sha256_logs[i]);
+            assert_false(tether_measured_boot_name_change(held.data, held.len, NULL, 0,
+                                                          held.data, held.len, NULL, 0,
+                                                          &refusal));
+            assert_false(refusal.has_event);
+            assert_true(tether_measured_boot_name_change(held.data, held.len, NULL, 0, log.data,
+                                                         log.len, NULL, 0, &refusal));
+            assert_true(refusal.has_event);
+            assert_string_equal(refusal.code, TETHER_MEASURED_BOOT_REPLAY_MISMATCH);
+            assert_string_equal(refusal.log, "platform");
+            assert_int_equal(refusal.event, event);
+            assert_string_equal(refusal.digest_hex, hex);
+            assert_non_null(strstr(refusal.text, "; first difference from the log accepted last"));
+            free(held.data);
             tested++;
         }
         free(ref);
@@ -592,6 +609,18 @@ static void test_tether_files(void **state)
     assert_string_equal(refusal.digest_hex,
                         "4444444444444444444444444444444444444444444444444444444444444444");
     assert_non_null(strstr(refusal.text, "file app with a digest the policy does not allow"));
+    /* after a replay mismatch, the record that differs from the log held */
+    memset(&refusal, 0, sizeof(refusal));
+    assert_true(tether_measured_boot_name_change(platform.data, platform.len, cel.data, cel.len,
+                                                 platform.data, platform.len, next.data, next.len,
+                                                 &refusal));
+    assert_string_equal(refusal.log, "tether");
+    assert_int_equal(refusal.event, 2);
+    assert_int_equal(refusal.pcr, 13);
+    /* a log cut short differs in no record both hold: nothing to name */
+    assert_false(tether_measured_boot_name_change(platform.data, platform.len, cel.data, cel.len,
+                                                  platform.data, platform.len, two.data, two.len,
+                                                  &refusal));
     /* admitted by adding its new digest: both versions pass */
     assert_int_equal(tether_measured_boot_reference_add_logs(ref, NULL, 0, next.data, next.len,
                                                              why, sizeof(why)),

@@ -484,19 +484,23 @@ int tether_agent_exchange_evidence_next(tether_tpm_t *tpm, pthread_mutex_t *tpm_
     return rc;
 }
 
-/* The fleet's codes for a nonce it will not take (the evidence's own and
- * the store's: provisioning/fleetd/README.md, "POST /v1/token"). */
-static const char *const nonce_codes[] = {
+/* The fleet's codes that say a held next challenge went stale: a nonce it
+ * will not take (the evidence's own and the store's:
+ * provisioning/fleetd/README.md, "POST /v1/token"), or event logs it does
+ * not hold (the device's policy gained measured boot, or the fleet lost
+ * the logs, after the challenge was handed out). */
+static const char *const stale_challenge_codes[] = {
     "nonce_expired",
     "nonce_invalid",
     "nonce_not_yet_valid",
     "nonce_reused",
+    "eventlog_unknown",
 };
 
-bool tether_exchange_code_is_nonce(const char *code)
+bool tether_exchange_code_wants_challenge(const char *code)
 {
-    for (size_t i = 0; i < sizeof(nonce_codes) / sizeof(nonce_codes[0]); i++)
-        if (strcmp(code, nonce_codes[i]) == 0)
+    for (size_t i = 0; i < sizeof(stale_challenge_codes) / sizeof(stale_challenge_codes[0]); i++)
+        if (strcmp(code, stale_challenge_codes[i]) == 0)
             return true;
     return false;
 }
@@ -541,7 +545,7 @@ void tether_agent_refresh(const tether_exchange_context_t *ctx, const tether_usa
     tether_next_challenge_forget(ctx->next);
     refresh_once(ctx, usage, held.held ? &held : NULL, token, result);
     if (held.held && result->outcome == TETHER_EXCHANGE_RETRY &&
-        tether_exchange_code_is_nonce(result->code)) {
+        tether_exchange_code_wants_challenge(result->code)) {
         tether_info("exchange", "the fleet refused the next challenge (%s); asking for a new one",
                     result->code);
         refresh_once(ctx, usage, NULL, token, result);

@@ -83,10 +83,10 @@ bool tether_next_challenge_usable(const tether_next_challenge_t *next, int64_t n
 /* Wipes next (held false); accepts NULL. */
 void tether_next_challenge_forget(tether_next_challenge_t *next);
 
-/* Whether the fleet's refusal code says that the nonce was the problem
- * (expired, not yet valid, used, not the fleet's): a fresh challenge
- * helps. */
-bool tether_exchange_code_is_nonce(const char *code);
+/* Whether the fleet's refusal code says that the held next challenge was
+ * the problem (its nonce expired, not yet valid, used, not the fleet's; or
+ * event logs the fleet does not hold): a fresh challenge helps. */
+bool tether_exchange_code_wants_challenge(const char *code);
 
 /* The first half of an exchange: a nonce from the fleet, then the TPM's
  * evidence over it, encoded as the subject_token (*subject_token is heap,
@@ -166,7 +166,7 @@ typedef struct tether_exchange_context {
 /* One refresh: over the held next challenge when its window is open (it
  * is used once, whatever the outcome), else over a challenge asked for;
  * when the fleet refuses the next challenge's evidence as a nonce
- * (tether_exchange_code_is_nonce), once more over a challenge. The
+ * (tether_exchange_code_wants_challenge), once more over a challenge. The
  * connection is closed at the end. On success the access token is written
  * NUL-terminated into token (a locked buffer of at least TETHER_TOKEN_MAX
  * + 1 bytes); it is never copied anywhere else. */

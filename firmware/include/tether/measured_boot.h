@@ -191,4 +191,18 @@ TETHER_MUST_CHECK tether_status_t tether_measured_boot_quote_digest(
     size_t tether_len, uint32_t pcr_mask, uint8_t digest[TETHER_MEASURED_BOOT_DIGEST_SIZE],
     char *why, size_t why_size);
 
+/* After a refusal eventlog_replay_mismatch: the quote proves one digest over
+ * all its PCRs, so the replay alone cannot say which event is wrong. Given
+ * the logs the fleet accepted last for the device (held_*; empty when it
+ * holds none), names in *refusal (has_event, log, pcr, event, type,
+ * digest) the first event of the logs sent that differs from the held
+ * ones in PCR, type or SHA-256 digest, and adds it to refusal->text: the
+ * likely culprit. false, *refusal unchanged, when a log does not parse or
+ * none differs in the events both hold. */
+bool tether_measured_boot_name_change(const uint8_t *held_platform, size_t held_platform_len,
+                                      const uint8_t *held_tether, size_t held_tether_len,
+                                      const uint8_t *platform_log, size_t platform_len,
+                                      const uint8_t *tether_log, size_t tether_len,
+                                      tether_measured_boot_refusal_t *refusal);
+
 #endif

@@ -110,6 +110,7 @@ static void op_close(void *impl)
 
     if (s == NULL)
         return;
+    tether_sqlite_statements_free(s);
     if (s->db != NULL && sqlite3_close(s->db) != SQLITE_OK)
         tether_warn("store", "closing the database: %s", sqlite3_errmsg(s->db));
     pthread_mutex_destroy(&s->lock);

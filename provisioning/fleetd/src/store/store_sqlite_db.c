@@ -76,17 +76,68 @@ tether_status_t tether_sqlite_prepare(sqlite_store_t *s, const char *sql, sqlite
     return TETHER_OK;
 }
 
-/* A prepared statement with args bound; *stmt is NULL on failure. */
+/* Gives a statement from prepare() back: a cached one is reset, its
+ * bindings cleared (they point into the caller's memory), another is
+ * finalized. */
+static void release(sqlite_store_t *s, sqlite3_stmt *stmt)
+{
+    for (size_t i = 0; stmt != NULL && i < TETHER_SQLITE_CACHED_STATEMENTS; i++)
+        if (s->statements[i].stmt == stmt) {
+            (void)sqlite3_reset(stmt);
+            (void)sqlite3_clear_bindings(stmt);
+            s->statements[i].in_use = false;
+            return;
+        }
+    sqlite3_finalize(stmt);
+}
+
+void tether_sqlite_statements_free(sqlite_store_t *s)
+{
+    for (size_t i = 0; i < TETHER_SQLITE_CACHED_STATEMENTS; i++) {
+        sqlite3_finalize(s->statements[i].stmt);
+        s->statements[i].stmt = NULL;
+        s->statements[i].in_use = false;
+    }
+}
+
+/* FNV-1a of the SQL text: where a statement is kept. */
+static uint32_t sql_hash(const char *sql)
+{
+    uint32_t h = 2166136261u;
+
+    for (const unsigned char *p = (const unsigned char *)sql; *p != '\0'; p++)
+        h = (h ^ *p) * 16777619u;
+    return h;
+}
+
+/* A statement for sql with args bound, in *stmt (NULL on failure): the
+ * cached one when it is free, else a new one, kept in its slot when the
+ * slot is empty. Give it back with release(). */
 static tether_status_t prepare(sqlite_store_t *s, const char *sql,
                                const tether_sqlite_value_t *args, size_t count,
                                sqlite3_stmt **stmt)
 {
+    uint32_t hash = sql_hash(sql);
+    sqlite_cached_statement_t *slot = &s->statements[hash % TETHER_SQLITE_CACHED_STATEMENTS];
     tether_status_t rc;
 
-    if ((rc = tether_sqlite_prepare(s, sql, stmt)) != TETHER_OK)
-        return rc;
+    *stmt = NULL;
+    if (slot->stmt != NULL && !slot->in_use && slot->hash == hash &&
+        strcmp(sqlite3_sql(slot->stmt), sql) == 0) {
+        *stmt = slot->stmt;
+    } else if (slot->stmt == NULL) {
+        if (sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, stmt, NULL) !=
+            SQLITE_OK)
+            return tether_sqlite_fail(s, "prepare");
+        slot->stmt = *stmt;
+        slot->hash = hash;
+    } else if ((rc = tether_sqlite_prepare(s, sql, stmt)) != TETHER_OK) {
+        return rc; /* the slot holds another statement, or this one is busy */
+    }
+    if (*stmt == slot->stmt)
+        slot->in_use = true;
     if ((rc = tether_sqlite_bind(s, *stmt, args, count)) != TETHER_OK) {
-        sqlite3_finalize(*stmt);
+        release(s, *stmt);
         *stmt = NULL;
     }
     return rc;
@@ -111,7 +162,7 @@ tether_status_t tether_sqlite_query_one(sqlite_store_t *s, const char *what, con
         rc = TETHER_ERR_CONFLICT;
     else
         rc = tether_sqlite_fail(s, what);
-    sqlite3_finalize(stmt);
+    release(s, stmt);
     return rc;
 }
 
@@ -147,7 +198,7 @@ tether_status_t tether_sqlite_list(sqlite_store_t *s, const char *what, const ch
     if (rc == TETHER_OK && !stop && step != SQLITE_DONE)
         rc = tether_sqlite_fail(s, what);
 out:
-    sqlite3_finalize(stmt);
+    release(s, stmt);
     pthread_mutex_unlock(&s->lock);
     return rc;
 }

@@ -17,9 +17,21 @@
 #include "store.h"
 
 /* One connection; every operation holds lock (see store_sqlite.c). */
+/* Prepared statements kept for reuse, by their SQL text: the exchange runs
+ * the same few dozen statements every time, and preparing one costs more
+ * than running it. */
+#define TETHER_SQLITE_CACHED_STATEMENTS 64
+
+typedef struct sqlite_cached_statement {
+    sqlite3_stmt *stmt; /* NULL: an empty slot */
+    uint32_t hash;      /* of its SQL text */
+    bool in_use;        /* stepping now (a list's reader may run another statement) */
+} sqlite_cached_statement_t;
+
 typedef struct sqlite_store {
     sqlite3 *db;
     pthread_mutex_t lock;
+    sqlite_cached_statement_t statements[TETHER_SQLITE_CACHED_STATEMENTS];
     void (*alert_hook)(void *arg); /* tether_store_set_alert_hook */
     void *alert_hook_arg;
 } sqlite_store_t;
@@ -36,6 +48,8 @@ typedef struct sqlite_store {
 
 /* Logs what failed with SQLite's message; TETHER_ERR_STORE. */
 tether_status_t tether_sqlite_fail(sqlite_store_t *s, const char *what);
+/* Finalizes every cached statement (before the database closes). */
+void tether_sqlite_statements_free(sqlite_store_t *s);
 /* SQL without parameters or rows (pragmas, migrations, transactions). */
 tether_status_t tether_sqlite_exec(sqlite_store_t *s, const char *sql);
 /* BEGIN IMMEDIATE. */

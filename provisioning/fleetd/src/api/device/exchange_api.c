@@ -636,6 +636,8 @@ static bool measured_boot_ok(exchange_call_t *call, token_work_t *w)
         server_error(call, "checking the event logs", rc);
         return false;
     }
+    if (strcmp(refusal->code, TETHER_MEASURED_BOOT_REPLAY_MISMATCH) == 0)
+        tether_exchange_measured_boot_name_change(call->api->store, id, &w->eventlogs, refusal);
     details = tether_exchange_measured_boot_alert(refusal, w->stored_policy.name,
                                                   w->stored_policy.version);
     if (details == NULL ||

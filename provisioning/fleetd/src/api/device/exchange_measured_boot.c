@@ -240,6 +240,38 @@ void tether_exchange_eventlogs_free(tether_exchange_eventlogs_t *logs)
     memset(logs, 0, sizeof(*logs));
 }
 
+void tether_exchange_measured_boot_name_change(tether_store_t *store, const char *device_id,
+                                               const tether_exchange_eventlogs_t *logs,
+                                               tether_measured_boot_refusal_t *refusal)
+{
+    const tether_exchange_eventlog_t *sent[2] = {&logs->platform, &logs->tether};
+    const tether_store_eventlog_kind_t kinds[2] = {TETHER_STORE_EVENTLOG_PLATFORM,
+                                                   TETHER_STORE_EVENTLOG_TETHER};
+    tether_store_eventlog_t held[2];
+    bool found = false;
+
+    memset(held, 0, sizeof(held));
+    if (!logs->platform.sent && !logs->tether.sent)
+        return;
+    /* A log that came as a hash is the held one; one the store lacks is
+     * compared as empty. */
+    for (size_t i = 0; i < 2; i++) {
+        tether_status_t rc = tether_store_eventlog_get(store, device_id, kinds[i], true, &held[i]);
+
+        if (rc == TETHER_OK)
+            found = true;
+        else if (rc != TETHER_ERR_NOT_FOUND)
+            goto out;
+    }
+    if (found)
+        (void)tether_measured_boot_name_change(held[0].bytes, held[0].len, held[1].bytes,
+                                               held[1].len, sent[0]->bytes, sent[0]->len,
+                                               sent[1]->bytes, sent[1]->len, refusal);
+out:
+    tether_store_eventlog_free(&held[0]);
+    tether_store_eventlog_free(&held[1]);
+}
+
 char *tether_exchange_measured_boot_alert(const tether_measured_boot_refusal_t *refusal,
                                           const char *policy, int64_t policy_version)
 {

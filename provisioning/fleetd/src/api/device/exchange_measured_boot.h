@@ -88,6 +88,15 @@ TETHER_MUST_CHECK tether_status_t tether_exchange_eventlogs_keep(
 
 void tether_exchange_eventlogs_free(tether_exchange_eventlogs_t *logs);
 
+/* After a refusal eventlog_replay_mismatch of logs of which at least one
+ * came as bytes: names in *refusal the first event that differs from the
+ * logs the store holds for the device (tether_measured_boot_name_change).
+ * Does nothing when none came as bytes (the held logs are the ones
+ * replayed), the store holds none, or none differs. */
+void tether_exchange_measured_boot_name_change(tether_store_t *store, const char *device_id,
+                                               const tether_exchange_eventlogs_t *logs,
+                                               tether_measured_boot_refusal_t *refusal);
+
 /* The details of a measured_boot_refused alert: {"code", "text", "policy",
  * "policy_version", and when named "log", "pcr", and for an event "event",
  * "type", "digest"}. Heap (cJSON_free), NULL without memory. */
