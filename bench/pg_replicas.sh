@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# The exchange throughput with the fleet's store on PostgreSQL: bench_exchange
+# load against one tether-fleetd, then against two fleetd replicas on the
+# same database with the load split between them (half the devices each,
+# two load processes at once). Prints each load's figures (bench/README.md,
+# "PostgreSQL"). Runs under a throwaway server:
+#   tests/integration/postgres.sh run bench/pg_replicas.sh [BUILD-DIR]
+# BENCH_DEVICES (default 8, even) and BENCH_SECONDS (default 10) as run.sh.
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+BUILD=${1:-$top/build}
+BIN=$BUILD/bin
+BENCH=$BUILD/bench/bench_exchange
+DEVICES=${BENCH_DEVICES:-8}
+SECONDS_LOAD=${BENCH_SECONDS:-10}
+if [ -z "${TETHER_TEST_PG_URL:-}" ]; then
+    echo "pg_replicas.sh runs under tests/integration/postgres.sh run" >&2
+    exit 1
+fi
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/tether-bench-pg.XXXXXX")
+PIDS=()
+cleanup() {
+    local pid
+    for pid in "${PIDS[@]}"; do
+        kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+    done
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# start DIR PORT: tether-fleetd run on DIR, its pid appended to PIDS, once
+# it answers.
+start() {
+    "$BIN/tether-fleetd" run --dir "$1" 2>>"$WORK/fleetd-$2.log" &
+    PIDS+=("$!")
+    for _ in $(seq 1 100); do
+        curl -s --max-time 1 --cacert "$1/ca.pem" "https://127.0.0.1:$2/v1/health" >/dev/null 2>&1 &&
+            return 0
+        sleep 0.1
+    done
+    echo "fleetd on port $2 did not start: $(tail -5 "$WORK/fleetd-$2.log")" >&2
+    exit 1
+}
+
+# load PORT PID DEVICES SEED: bench_exchange load against the fleetd on PORT.
+load() {
+    local boot
+    boot=$("$BIN/tetherctl" bootstrap create --ttl 1h --uses "$3")
+    "$BENCH" load --fleet "https://127.0.0.1:$1" --ca "$WORK/a/ca.pem" --bootstrap-token "$boot" \
+        --devices "$3" --workers "$3" --seconds "$SECONDS_LOAD" --server-pid "$2" --seed "$4"
+}
+
+PORT_A=$(free_port)
+PORT_B=$(free_port)
+"$BENCH" fake-ca "$WORK/simulated-vendor.pem"
+"$BIN/tether-fleetd" init --dir "$WORK/a" --listen "127.0.0.1:$PORT_A" \
+    --store "$TETHER_TEST_PG_URL" --ek-ca "$WORK/simulated-vendor.pem" >"$WORK/admin.token"
+chmod 600 "$WORK/admin.token"
+# The simulated devices all enrol from 127.0.0.1; one issuer for both replicas.
+sed -i 's/^enroll_rate_per_minute = .*/enroll_rate_per_minute = 60000/; s/^enroll_burst = .*/enroll_burst = 10000/' \
+    "$WORK/a/fleetd.conf"
+echo "issuer = https://127.0.0.1:$PORT_A" >>"$WORK/a/fleetd.conf"
+cp -a "$WORK/a" "$WORK/b"
+sed -i "s/^listen = .*/listen = 127.0.0.1:$PORT_B/" "$WORK/b/fleetd.conf"
+export TETHER_FLEET_URL=https://127.0.0.1:$PORT_A TETHER_CA=$WORK/a/ca.pem
+export TETHER_ADMIN_TOKEN_FILE=$WORK/admin.token
+
+echo "== exchange throughput on PostgreSQL ($(nproc) cores; $(date -u +%Y-%m-%dT%H:%MZ))"
+start "$WORK/a" "$PORT_A"
+echo "-- one fleetd, $DEVICES devices"
+load "$PORT_A" "${PIDS[0]}" "$DEVICES" 1000
+start "$WORK/b" "$PORT_B"
+echo "-- two fleetd replicas, $((DEVICES / 2)) devices each"
+load "$PORT_A" "${PIDS[0]}" "$((DEVICES / 2))" 2000 >"$WORK/load-a.txt" &
+LOAD_A=$!
+load "$PORT_B" "${PIDS[1]}" "$((DEVICES / 2))" 3000 >"$WORK/load-b.txt" &
+LOAD_B=$!
+status=0
+wait "$LOAD_A" || status=$?
+wait "$LOAD_B" || status=$?
+echo "replica A:"
+cat "$WORK/load-a.txt"
+echo "replica B:"
+cat "$WORK/load-b.txt"
+if [ "$status" != 0 ]; then
+    echo "a load failed; the replicas' logs:" >&2
+    grep -h -i 'error\|warn' "$WORK"/fleetd-*.log | tail -20 >&2
+    exit 1
+fi
