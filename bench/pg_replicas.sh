@@ -3,7 +3,8 @@
 # load against one tether-fleetd, then against two fleetd replicas on the
 # same database with the load split between them (half the devices each,
 # two load processes at once). Prints each load's figures (bench/README.md,
-# "PostgreSQL"). Runs under a throwaway server:
+# "The store on PostgreSQL, one and two replicas"). Runs under a throwaway
+# server:
 #   tests/integration/postgres.sh run bench/pg_replicas.sh [BUILD-DIR]
 # BENCH_DEVICES (default 8, even) and BENCH_SECONDS (default 10) as run.sh.
 set -euo pipefail

@@ -9,6 +9,8 @@
  * commits and the other's transaction fails (serialization failure, or the
  * compare-and-set changing no row) and is decided again from the row the
  * first wrote, so it is refused as a retry, a clone or a used nonce.
+ * The group commit's batch (exchange_batch) is one such transaction, each
+ * exchange in a savepoint; a lost attempt decides the whole batch again.
  */
 #include <stdlib.h>
 #include <string.h>
