@@ -50,6 +50,9 @@ for stage in $stages; do
     valgrind)
         build build RelWithDebInfo
         for name in $(ctest --test-dir "$top/build" -N -L unit | sed -n 's/.* unit\.\([A-Za-z0-9_]*\)$/\1/p'); do
+            # Unit programs are test_*; crypto_backend_link is a script that
+            # reads the link lines of the programs (the other stages run it).
+            case $name in test_*) ;; *) continue ;; esac
             echo "valgrind: $name"
             valgrind --quiet --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
                 "$top/build/tests/$name" >/dev/null
