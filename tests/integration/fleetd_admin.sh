@@ -236,6 +236,11 @@ expect 409 "revoke twice"
 call POST "/v1/admin/devices/$DEV1/reinstate" "$SECURITY" application/json '{"reason": "found"}'
 expect 200 "reinstate"
 [ "$(field status)" = allowed ] && [ "$(field allow_reenroll)" = True ] || fail "reinstate: $BODY"
+# Gateways refuse tokens issued at or before the second of the device's
+# last feed entry: the reinstatement (and so every token after it) comes in
+# a later second than the revocation, however quickly it followed.
+[ "$(sql "SELECT d.updated_at > max(r.created_at) FROM devices d JOIN revocations r ON r.device_id = d.id WHERE d.id = '$DEV1'")" = 1 ] ||
+    fail "reinstated in the revocation's second: $(sql "SELECT updated_at FROM devices WHERE id = '$DEV1'") vs $(sql "SELECT created_at FROM revocations WHERE device_id = '$DEV1'")"
 call POST "/v1/admin/devices/$DEV1/quarantine" "$SECURITY" application/json '{"reason": "clone?"}'
 expect 200 "quarantine"
 [ "$(sql "SELECT count(*) FROM revocations")" = 2 ] || fail "quarantine: no feed entry"

@@ -1,6 +1,7 @@
 /* Admin handlers for devices: list, show, allow, import, status changes. */
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "admin_internal.h"
 #include "csv.h"
@@ -262,7 +263,31 @@ void admin_device_quarantine(tether_route_call_t *call)
     change_status(call, TETHER_DEVICE_QUARANTINE, "quarantined");
 }
 
+/* Gateways refuse a device's tokens issued at or before the second of its
+ * last revocation feed entry (a token's iat has whole seconds; the entry
+ * was written at or before this request's second). A device reinstated in
+ * that same second could get its next token in it too, refused until its
+ * next refresh. So a reinstatement waits until the clock has passed the
+ * request's second (at most one second, for an operator's action) and is
+ * recorded in the next: every token after it is newer than every entry
+ * before it. */
+static void pass_the_second(tether_route_call_t *call)
+{
+    struct timespec ts;
+
+    /* Bounded: a clock set back must not hold the request for longer. */
+    for (int round = 0; round < 3 && clock_gettime(CLOCK_REALTIME, &ts) == 0 &&
+                        (int64_t)ts.tv_sec <= call->now;
+         round++) {
+        struct timespec rest = {0, 1000000000L - ts.tv_nsec};
+
+        (void)nanosleep(&rest, NULL); /* a signal only shortens a round */
+    }
+    call->now += 1;
+}
+
 void admin_device_reinstate(tether_route_call_t *call)
 {
+    pass_the_second(call);
     change_status(call, TETHER_DEVICE_REINSTATE, "reinstated");
 }
