@@ -36,7 +36,8 @@ typedef struct ctl_verb {
     "                            repeatable: KIND requests_per_minute,\n"                   \
     "                            tokens_per_minute, spend_per_hour, spend_per_day,\n"       \
     "                            refused_models or source_networks; ACTION alert or\n"      \
-    "                            quarantine (thresholds are stored, not yet acted on)\n"    \
+    "                            quarantine, taken when fleetd sees the threshold\n"      \
+    "                            crossed (at exchanges and at gateways' usage reports)\n" \
     "  --source-cidr CIDR        repeatable: a network its devices may be seen from\n"      \
     "                            (canonical, ascending; none: any)\n"                       \
     "  --from-eventlog FILE      repeatable: a golden device's event log (its\n"            \
