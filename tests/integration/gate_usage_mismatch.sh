@@ -11,16 +11,28 @@
 # - its token handed out over the socket (tether-agent token) and used
 #   through gateway B more times than the device made: at the device's next
 #   exchange it is quarantined (the agent's state refused, tetherctl device
-#   show quarantined), the usage_mismatch alert has both figures, and
-#   gateway B refuses the token within 1 s.
+#   show quarantined), the usage_mismatch alert has both figures, a
+#   webhook receiver (webhook_receiver.py) gets that alert, signed, with
+#   both figures, and gateway B refuses the token within 1 s.
 #   gate_usage_mismatch.sh FLEETD TETHERCTL AGENT GATE   (through run_with_swtpm.sh)
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/gate_device.sh" gate_usage_mismatch "$@"
 
-# --- the fleet, the device, the upstream, two gateways, the agent ---------------------------
+# --- the fleet (with a webhook), the device, the upstream, two gateways, the agent ------------
 fleet_with_device
+sigterm_wait "$PID" # fleetd reads its webhooks at start
+openssl rand -hex 32 >"$DIR/webhook.key"
+chmod 600 "$DIR/webhook.key"
+RPORT=$(free_port)
+echo "webhook = name=security url=http://127.0.0.1:$RPORT/alerts secret=webhook.key timeout=5" \
+    >>"$DIR/fleetd.conf"
+python3 "$here/webhook_receiver.py" --secret "$DIR/webhook.key" --log "$WORK/webhooks.jsonl" \
+    --port-file "$WORK/receiver.port" --port "$RPORT" &
+UPID_RECEIVER=$!
+trap 'kill_pids "$UPID_RECEIVER"; cleanup' EXIT
+start_fleetd
 grep -q '^usage_mismatch_action = quarantine$' "$DIR/fleetd.conf" ||
     fail "init does not write usage_mismatch_action = quarantine"
 DEV=$(json_get "$("$CTL" --json device list)" 'j["devices"][0]["id"]')
@@ -135,5 +147,32 @@ OUT=$("$CTL" --json alerts)
 [ "$(json_get "$OUT" "[(a['details']['jti'], a['details']['gateway_accepted'], a['details']['device_made'], a['details']['bearer_handouts']) for a in j['alerts'] if a['kind'] == 'usage_mismatch']")" = \
     "[('$JTI', 5, 0, 1)]" ] || fail "the usage_mismatch alert"
 pass "a bearer token used 5 times through gateway B, made 0 times by the device: quarantined at its next exchange (agent refused, tetherctl device show quarantined), the alert with both figures"
+# The webhook: the same alert, signature verified, both figures.
+delivered() {
+    python3 - "$WORK/webhooks.jsonl" "$JTI" <<'PY'
+import json, sys
+found = 0
+try:
+    for line in open(sys.argv[1]):
+        r = json.loads(line)
+        d = r.get("details") or {}
+        if (r["kind"] == "usage_mismatch" and r["verified"] and r["status"] == 200 and
+                (d.get("jti"), d.get("gateway_accepted"), d.get("device_made")) == (sys.argv[2], 5, 0)):
+            found += 1
+except FileNotFoundError:
+    pass
+print(found)
+PY
+}
+for _ in $(seq 100); do
+    [ "$(delivered)" = 1 ] && break
+    sleep 0.1
+done
+[ "$(delivered)" = 1 ] || fail "the webhook receiver did not get the usage_mismatch alert: $(cat "$WORK/webhooks.jsonl" 2>/dev/null)"
+pass "the webhook receiver got the usage_mismatch alert, signed, with both figures (gateways 5, device 0)"
 pass "gateway B refuses the stolen token $refused_ms ms after the SIGHUP that started that exchange"
+# fleetd's periodic usage_unreported check ran (every 15 s) without failing.
+! grep -q 'usage_unreported check failed' "$WORK/fleetd.log" ||
+    fail "the usage_unreported check failed: $(grep -m1 -B2 'usage_unreported check failed' "$WORK/fleetd.log")"
+pass "fleetd's periodic usage_unreported check ran without an error"
 echo "gate_usage_mismatch: $passed passed"

@@ -7,8 +7,8 @@ records every request as one JSON line.
                         [--fail N] [--tolerance SECONDS] [--tls-cert PEM --tls-key PEM]
 
 With --tls-cert and --tls-key it serves HTTPS. --fail N answers 500 to the first N correctly signed requests. Each log line
-is {"delivery_id", "alert_id", "kind", "received_at", "verified",
-"duplicate", "status"}. Stops on SIGTERM.
+is {"delivery_id", "alert_id", "kind", "details", "received_at",
+"verified", "duplicate", "status"}. Stops on SIGTERM.
 """
 import argparse
 import hashlib
@@ -76,6 +76,7 @@ def main():
                         status = 400
                     record["alert_id"] = payload["alert"]["id"]
                     record["kind"] = payload["alert"]["kind"]
+                    record["details"] = payload["alert"].get("details")
                     record["duplicate"] = delivery_id in seen
                     seen.add(delivery_id)
                 record["status"] = status
