@@ -294,7 +294,7 @@ static void batch_equals_serial(void **state)
 {
     fixture_t *f = *state, serial;
     call_t first, queued[QUEUED], alone, one_by_one[QUEUED];
-    gate_t gate;
+    gate_t gate = {.fail_after_first = false};
     uint64_t batches = 0, exchanges = 0;
 
     calls_set(&first, queued, &f->store);
