@@ -24,7 +24,7 @@
 
 #include "fleet_fixture.h"
 #include "store.h"
-#include "store_sqlite_internal.h"
+#include "sqlite/store_sqlite_internal.h"
 
 #define NOW 1700000000
 #define LIFE 300

@@ -14,7 +14,7 @@
 
 #include "fleet_fixture.h"
 #include "store.h"
-#include "store_sqlite_internal.h"
+#include "sqlite/store_sqlite_internal.h"
 
 /* One row per value of a recursive count: 1 .. ?1. */
 #define COUNT_SQL                                                                             \
