@@ -1,4 +1,4 @@
-/* The group commit of exchanges (store.h, tether_store_exchange_record):
+/* The group commit of exchanges (store_exchange.h, tether_store_exchange_record):
  * exchanges from several threads queued behind a commit in flight are
  * recorded as one batch, with the results serial execution gives; a clone
  * in a batch quarantines its device only; a member that fails is undone

@@ -1,4 +1,4 @@
-/* Usage reconciliation (store.h, "usage reconciliation"): the usage
+/* Usage reconciliation (store_usage.h, "usage reconciliation"): the usage
  * document's parser (every refusal) and the agent's encoder that it must
  * read back; the store's comparisons at the exchange and at each usage
  * report (an honest device is never flagged, however late the gateways

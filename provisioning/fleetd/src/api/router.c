@@ -240,7 +240,7 @@ static const route_t *find_route(tether_route_call_t *call, const route_t **path
 
 /* The admin token token[0..len) into call->caller: TETHER_ERR_NOT_FOUND
  * for a malformed, unknown or revoked one. The hash is compared in
- * constant time (store.h); the token itself is never logged or kept. */
+ * constant time (store_admin_tokens.h); the token itself is never logged or kept. */
 static tether_status_t find_caller(tether_route_call_t *call, const char *token, size_t len)
 {
     uint8_t hash[TETHER_SECRET_HASH_SIZE];

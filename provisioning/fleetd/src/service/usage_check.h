@@ -1,5 +1,5 @@
 /*
- * The usage_unreported check on a thread of fleetd's (store.h,
+ * The usage_unreported check on a thread of fleetd's (store_usage.h,
  * tether_store_usage_unreported_check): every TETHER_USAGE_CHECK_SECONDS,
  * tokens that gateways used and whose device stopped exchanging before
  * they expired are alerted once the grace period (one token lifetime) has

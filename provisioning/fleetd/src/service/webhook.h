@@ -1,7 +1,7 @@
 /*
  * Alerts delivered to webhooks (README, "Webhooks"): every alert the store
  * holds gets a delivery row per configured webhook in the transaction that
- * writes it (store.h, the webhook outbox); one thread per webhook sends
+ * writes it (store_webhooks.h, the webhook outbox); one thread per webhook sends
  * them in alert order as signed JSON, retries with exponential backoff
  * and removes a row only after a 2xx answer.
  *

@@ -243,7 +243,7 @@ static const char migration_6[] =
 
 /*
  * Version 7: usage reconciliation (DESIGN.md, "Usage counters and
- * reconciliation"; store.h).
+ * reconciliation"; store_usage.h).
  * - device_usage: per token, the counts its device reported in the usage
  *   document of its last exchange (only tokens the fleet issued to that
  *   device): DPoP proofs signed, requests proxied, bearer hand-outs; the

@@ -1,5 +1,5 @@
 /*
- * Fleet policies through the admin API (store.h, "fleet policies"): each
+ * Fleet policies through the admin API (store_policies.h, "fleet policies"): each
  * write is a new version, checked by the one strict reader of policy
  * documents (fleet_policy.h) before the store sees it.
  */

@@ -30,7 +30,7 @@
 #define TETHER_ENROLL_KEY_SIZE 32
 #define TETHER_ENROLL_PENDING_SECONDS 300 /* from POST /v1/enroll to its activation */
 /* An enrolment in flight younger than this is never displaced by a newer
- * one of its EK (store.h, tether_store_enrollment_add): far more than a
+ * one of its EK (store_enrollment.h, tether_store_enrollment_add): far more than a
  * genuine device needs to activate, far less than the enrolment's life. */
 #define TETHER_ENROLL_PROTECTED_SECONDS 60
 /* Enrolments in flight of one EK from one source (IPv4 address, IPv6 /64):

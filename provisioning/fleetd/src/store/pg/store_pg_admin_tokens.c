@@ -1,5 +1,5 @@
 /*
- * Admin tokens on PostgreSQL (store.h): create, find by hash, the recovery
+ * Admin tokens on PostgreSQL (store_admin_tokens.h): create, find by hash, the recovery
  * token and its audit alert, revocation under the last-token rule, list.
  * The rules are SQLite's (store_sqlite_admin_tokens.c); the revocation's
  * check and change share one SERIALIZABLE transaction, so two replicas

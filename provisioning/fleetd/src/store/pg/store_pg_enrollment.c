@@ -1,5 +1,5 @@
 /*
- * Enrolment sessions on PostgreSQL (store.h): the rules of
+ * Enrolment sessions on PostgreSQL (store_enrollment.h): the rules of
  * store_sqlite_enrollment.c. A bootstrap token's use is consumed inside
  * the activation's transaction by an UPDATE that only succeeds while a use
  * is left, so two replicas activating with a one-use token at the same

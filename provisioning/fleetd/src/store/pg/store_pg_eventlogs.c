@@ -1,5 +1,5 @@
 /*
- * Measured boot's event logs on PostgreSQL (store.h, "measured boot's event
+ * Measured boot's event logs on PostgreSQL (store_eventlogs.h, "measured boot's event
  * logs"; table device_eventlogs, schema version 14): the rules of
  * store_sqlite_eventlogs.c. One statement each, atomic by itself: a put on
  * two replicas at once leaves one of the two logs, each accepted.

@@ -1,5 +1,5 @@
 /*
- * The attested token exchange and the issuer keys on PostgreSQL (store.h,
+ * The attested token exchange and the issuer keys on PostgreSQL (store_exchange.h, store_keys.h,
  * schema versions 3 and 5). The rules are SQLite's
  * (store_sqlite_exchange.c); what changes is how two replicas are kept
  * apart. The decision is made inside one SERIALIZABLE transaction from the

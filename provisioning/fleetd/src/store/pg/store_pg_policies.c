@@ -1,5 +1,5 @@
 /*
- * Fleet policies on PostgreSQL (store.h, "fleet policies"): versions
+ * Fleet policies on PostgreSQL (store_policies.h, "fleet policies"): versions
  * written, never changed, and the device's link to a name. The rules are
  * SQLite's (store_sqlite_policies.c); two replicas writing the same name at
  * once serialize on its primary key (name, version): one gets the next

@@ -1,4 +1,4 @@
-/* Usage reports of relying parties in the PostgreSQL store (store.h, "usage
+/* Usage reports of relying parties in the PostgreSQL store (store_usage.h, "usage
  * reports"; tables token_usage and usage_reports, schema version 6): the
  * rules of store_sqlite_usage.c. A report id is counted once across
  * replicas: the report's transaction reads it and inserts it, and of two

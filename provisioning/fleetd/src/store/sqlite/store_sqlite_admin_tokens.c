@@ -1,5 +1,5 @@
 /*
- * Admin tokens on SQLite (store.h): create, find by hash, the recovery
+ * Admin tokens on SQLite (store_admin_tokens.h): create, find by hash, the recovery
  * token and its audit alert, revocation under the last-token rule, list.
  */
 #include <pthread.h>

@@ -1,5 +1,5 @@
 /*
- * Enrolment sessions on SQLite (store.h): the enrolment decision from the
+ * Enrolment sessions on SQLite (store_enrollment.h): the enrolment decision from the
  * device and bootstrap token rows, sessions in flight per EK, and the
  * activation that turns a session into an enrolled device in one
  * transaction.
@@ -136,7 +136,7 @@ static tether_status_t ek_sessions_select(sqlite_store_t *s, const char *ek_sha2
 }
 
 /* Makes room for one more enrolment of the EK (from source; NULL: from any)
- * under max (store.h): drops its oldest ones that are at least
+ * under max (store_enrollment.h): drops its oldest ones that are at least
  * protect_seconds old, as many as the bound needs; TETHER_ERR_TOO_LARGE
  * with *retry_after when that is not enough. Inside the caller's
  * transaction. */

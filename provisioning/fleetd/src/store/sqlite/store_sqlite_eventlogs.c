@@ -1,5 +1,5 @@
 /*
- * Measured boot's event logs on SQLite (store.h, "measured boot's event
+ * Measured boot's event logs on SQLite (store_eventlogs.h, "measured boot's event
  * logs"; table device_eventlogs, schema version 14): one row per device and
  * kind, replaced when a log with another hash is accepted.
  */

@@ -1,5 +1,5 @@
 /*
- * The attested token exchange and the issuer keys on SQLite (store.h,
+ * The attested token exchange and the issuer keys on SQLite (store_exchange.h, store_keys.h,
  * schema versions 3 and 5). The exchange's decision is made inside one BEGIN
  * IMMEDIATE transaction from the device row read again there, so two
  * requests of one device (or of a device and its clone) are decided one

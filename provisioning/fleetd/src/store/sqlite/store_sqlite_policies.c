@@ -1,5 +1,5 @@
 /*
- * Fleet policies on SQLite (store.h, "fleet policies"; table policies and
+ * Fleet policies on SQLite (store_policies.h, "fleet policies"; table policies and
  * devices.policy, schema version 9): versions written, never changed, and
  * the device's link to a name (so a new version applies at its next
  * exchange without touching any device).

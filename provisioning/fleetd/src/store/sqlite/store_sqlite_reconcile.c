@@ -1,5 +1,5 @@
 /*
- * Usage reconciliation on SQLite (store.h, "usage reconciliation"; schema
+ * Usage reconciliation on SQLite (store_usage.h, "usage reconciliation"; schema
  * version 7): the device's counts per token from its exchanges, compared
  * with what gateways reported, inside the transaction of the exchange or
  * of the usage report that brought the newer figure.

@@ -1,4 +1,4 @@
-/* Usage reports of relying parties in the SQLite store (store.h, "usage
+/* Usage reports of relying parties in the SQLite store (store_usage.h, "usage
  * reports"; tables token_usage and usage_reports, schema version 6). */
 #include <string.h>
 
