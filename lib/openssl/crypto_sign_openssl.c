@@ -20,7 +20,6 @@
  * building it costs about as much as a signature.
  */
 #include <stdlib.h>
-#include <string.h>
 
 #include <openssl/bn.h>
 #include <openssl/ecdsa.h>
@@ -95,11 +94,8 @@ tether_status_t tether_ec_sign_digest(const tether_ec_key_t *key,
     EVP_PKEY *pkey;
     tether_status_t rc;
 
-    if (sig == NULL)
-        return TETHER_ERR_INVALID_ARGUMENT;
-    memset(sig, 0, TETHER_EC_SIGNATURE_SIZE);
-    if (digest == NULL || !tether_ec_key_has_private(key))
-        return TETHER_ERR_INVALID_ARGUMENT;
+    if ((rc = tether_ec_sign_begin(key, digest, sig)) != TETHER_OK)
+        return rc;
     /* Without a digest set on the context, EVP_PKEY_sign signs these 32
      * bytes as the digest. */
     if ((pkey = signing_key(key)) == NULL ||

@@ -57,6 +57,16 @@ bool tether_ec_key_has_private(const tether_ec_key_t *key)
     return ec != NULL && mbedtls_mpi_cmp_int(&ec->d, 0) != 0;
 }
 
+tether_status_t tether_ec_sign_begin(const tether_ec_key_t *key, const uint8_t *digest,
+                                     uint8_t *sig)
+{
+    if (sig == NULL)
+        return TETHER_ERR_INVALID_ARGUMENT;
+    memset(sig, 0, TETHER_EC_SIGNATURE_SIZE);
+    return digest != NULL && tether_ec_key_has_private(key) ? TETHER_OK
+                                                             : TETHER_ERR_INVALID_ARGUMENT;
+}
+
 tether_status_t tether_ec_key_private_scalar(const tether_ec_key_t *key,
                                             uint8_t d[TETHER_EC_COORDINATE_SIZE])
 {

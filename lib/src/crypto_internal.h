@@ -31,6 +31,12 @@ struct tether_ec_key_impl {
 /* The key pair inside key, or NULL for an empty key. */
 mbedtls_ecp_keypair *tether_ec_key_keypair(const tether_ec_key_t *key);
 
+/* What every tether_ec_sign_digest does first: sig zeroed (when not NULL),
+ * then TETHER_ERR_INVALID_ARGUMENT unless sig, digest and key's private
+ * part are there. */
+TETHER_MUST_CHECK tether_status_t tether_ec_sign_begin(const tether_ec_key_t *key,
+                                                       const uint8_t *digest, uint8_t *sig);
+
 /* Copies key's private scalar d (big-endian) into d, which the caller wipes.
  * TETHER_ERR_INVALID_ARGUMENT without a private part; d is zero on error. */
 TETHER_MUST_CHECK tether_status_t tether_ec_key_private_scalar(

@@ -1,8 +1,6 @@
 /* ECDSA P-256 signing (crypto.h) over mbedTLS: deterministic (RFC 6979),
  * the device's and the default. A server may link tether_crypto_openssl
  * instead (crypto_internal.h). */
-#include <string.h>
-
 #include <mbedtls/ecdsa.h>
 
 #include "crypto_internal.h"
@@ -17,11 +15,8 @@ tether_status_t tether_ec_sign_digest(const tether_ec_key_t *key,
     mbedtls_mpi r, s;
     tether_status_t rc;
 
-    if (sig == NULL)
-        return TETHER_ERR_INVALID_ARGUMENT;
-    memset(sig, 0, TETHER_EC_SIGNATURE_SIZE);
-    if (digest == NULL || !tether_ec_key_has_private(key))
-        return TETHER_ERR_INVALID_ARGUMENT;
+    if ((rc = tether_ec_sign_begin(key, digest, sig)) != TETHER_OK)
+        return rc;
     mbedtls_mpi_init(&r);
     mbedtls_mpi_init(&s);
     if (mbedtls_ecdsa_sign_det_ext(&ec->grp, &r, &s, &ec->d, digest, TETHER_SHA256_SIZE,
