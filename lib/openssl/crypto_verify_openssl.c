@@ -17,31 +17,37 @@
 #include <openssl/evp.h>
 #include <openssl/param_build.h>
 
-#include "tether/crypto.h"
+#include "crypto_openssl.h"
 
-#define POINT_SIZE (1 + 2 * TETHER_EC_COORDINATE_SIZE)
+#define POINT_SIZE TETHER_OPENSSL_POINT_SIZE
 #define KEY_CACHE_SLOTS 16
 
-/* The uncompressed point 04 || x || y as an OpenSSL key on prime256v1
- * (OpenSSL checks it is on the curve). */
-static EVP_PKEY *build_key(const uint8_t point[POINT_SIZE])
+EVP_PKEY *tether_openssl_ec_key(const uint8_t point[POINT_SIZE], const uint8_t *d)
 {
     OSSL_PARAM_BLD *bld = NULL;
     OSSL_PARAM *params = NULL;
     EVP_PKEY_CTX *ctx = NULL;
     EVP_PKEY *pkey = NULL;
+    BIGNUM *priv = NULL;
 
+    /* A secure BIGNUM puts d in the parameters' secure block, which
+     * OSSL_PARAM_free wipes (OPENSSL_secure_clear_free). */
     if ((bld = OSSL_PARAM_BLD_new()) == NULL ||
         !OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME, "prime256v1", 0) ||
         !OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, point, POINT_SIZE) ||
+        (d != NULL && ((priv = BN_secure_new()) == NULL ||
+                       BN_bin2bn(d, TETHER_EC_COORDINATE_SIZE, priv) == NULL ||
+                       !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_PRIV_KEY, priv))) ||
         (params = OSSL_PARAM_BLD_to_param(bld)) == NULL ||
         (ctx = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL)) == NULL ||
         EVP_PKEY_fromdata_init(ctx) != 1 ||
-        EVP_PKEY_fromdata(ctx, &pkey, EVP_PKEY_PUBLIC_KEY, params) != 1)
+        EVP_PKEY_fromdata(ctx, &pkey, d != NULL ? EVP_PKEY_KEYPAIR : EVP_PKEY_PUBLIC_KEY,
+                          params) != 1)
         pkey = NULL;
     EVP_PKEY_CTX_free(ctx);
     OSSL_PARAM_free(params);
     OSSL_PARAM_BLD_free(bld);
+    BN_clear_free(priv);
     return pkey;
 }
 
@@ -108,7 +114,7 @@ static EVP_PKEY *public_key(const tether_ec_key_t *key)
     for (unsigned i = 0; cache != NULL && i < KEY_CACHE_SLOTS; i++)
         if (cache->keys[i] != NULL && memcmp(cache->points[i], point, POINT_SIZE) == 0)
             return EVP_PKEY_up_ref(cache->keys[i]) == 1 ? cache->keys[i] : NULL;
-    if ((pkey = build_key(point)) == NULL || cache == NULL)
+    if ((pkey = tether_openssl_ec_key(point, NULL)) == NULL || cache == NULL)
         return pkey;
     if (EVP_PKEY_up_ref(pkey) != 1)
         return pkey; /* not cached: the caller's reference is the only one */

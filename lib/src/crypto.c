@@ -5,7 +5,6 @@
 #include <string.h>
 
 #include <mbedtls/base64.h>
-#include <mbedtls/ecdsa.h>
 #include <mbedtls/pk.h>
 #include <mbedtls/sha1.h>
 #include <mbedtls/sha256.h>
@@ -29,8 +28,12 @@ void tether_ec_key_init(tether_ec_key_t *key)
 
 void tether_ec_key_free(tether_ec_key_t *key)
 {
+    tether_ec_key_backend_t *backend;
+
     if (key == NULL || key->impl == NULL)
         return;
+    if ((backend = atomic_load(&key->impl->backend)) != NULL)
+        backend->release(backend);
     mbedtls_pk_free(&key->impl->pk); /* zeroizes the private scalar */
     tether_wipe(key->impl, sizeof(*key->impl));
     free(key->impl);
@@ -54,6 +57,32 @@ bool tether_ec_key_has_private(const tether_ec_key_t *key)
     return ec != NULL && mbedtls_mpi_cmp_int(&ec->d, 0) != 0;
 }
 
+tether_status_t tether_ec_sign_begin(const tether_ec_key_t *key, const uint8_t *digest,
+                                     uint8_t *sig)
+{
+    if (sig == NULL)
+        return TETHER_ERR_INVALID_ARGUMENT;
+    memset(sig, 0, TETHER_EC_SIGNATURE_SIZE);
+    return digest != NULL && tether_ec_key_has_private(key) ? TETHER_OK
+                                                             : TETHER_ERR_INVALID_ARGUMENT;
+}
+
+tether_status_t tether_ec_key_private_scalar(const tether_ec_key_t *key,
+                                            uint8_t d[TETHER_EC_COORDINATE_SIZE])
+{
+    if (d == NULL)
+        return TETHER_ERR_INVALID_ARGUMENT;
+    memset(d, 0, TETHER_EC_COORDINATE_SIZE);
+    if (!tether_ec_key_has_private(key))
+        return TETHER_ERR_INVALID_ARGUMENT;
+    if (mbedtls_mpi_write_binary(&tether_ec_key_keypair(key)->d, d, TETHER_EC_COORDINATE_SIZE) !=
+        0) {
+        tether_wipe(d, TETHER_EC_COORDINATE_SIZE);
+        return TETHER_ERR_CRYPTO;
+    }
+    return TETHER_OK;
+}
+
 const mbedtls_pk_context *tether_ec_key_pk(const tether_ec_key_t *key)
 {
     return tether_ec_key_is_set(key) ? &key->impl->pk : NULL;
@@ -69,6 +98,7 @@ static tether_status_t key_open(tether_ec_key_t *key)
     if ((key->impl = calloc(1, sizeof(*key->impl))) == NULL)
         return TETHER_ERR_NO_MEMORY;
     mbedtls_pk_init(&key->impl->pk);
+    atomic_init(&key->impl->backend, NULL);
     if (mbedtls_pk_setup(&key->impl->pk, mbedtls_pk_info_from_type(MBEDTLS_PK_ECKEY)) != 0) {
         rc = TETHER_ERR_NO_MEMORY;
         goto out;
@@ -106,6 +136,7 @@ tether_status_t tether_ec_key_parse_pem(tether_ec_key_t *key, const char *pem, s
         goto out;
     }
     mbedtls_pk_init(&key->impl->pk);
+    atomic_init(&key->impl->backend, NULL);
     if (mbedtls_pk_parse_key(&key->impl->pk, (const unsigned char *)text, len + 1, NULL, 0) != 0) {
         rc = TETHER_ERR_PARSE;
         goto out;
@@ -231,37 +262,6 @@ tether_status_t tether_ec_key_public_point(const tether_ec_key_t *key,
         mbedtls_mpi_write_binary(&ec->Q.Y, y, TETHER_EC_COORDINATE_SIZE) != 0)
         return TETHER_ERR_CRYPTO;
     return TETHER_OK;
-}
-
-tether_status_t tether_ec_sign_digest(const tether_ec_key_t *key,
-                                      const uint8_t digest[TETHER_SHA256_SIZE],
-                                      uint8_t sig[TETHER_EC_SIGNATURE_SIZE])
-{
-    mbedtls_ecp_keypair *ec = tether_ec_key_keypair(key);
-    mbedtls_mpi r, s;
-    tether_status_t rc;
-
-    if (sig == NULL)
-        return TETHER_ERR_INVALID_ARGUMENT;
-    memset(sig, 0, TETHER_EC_SIGNATURE_SIZE);
-    if (digest == NULL || !tether_ec_key_has_private(key))
-        return TETHER_ERR_INVALID_ARGUMENT;
-    mbedtls_mpi_init(&r);
-    mbedtls_mpi_init(&s);
-    if (mbedtls_ecdsa_sign_det_ext(&ec->grp, &r, &s, &ec->d, digest, TETHER_SHA256_SIZE,
-                                   MBEDTLS_MD_SHA256, tether_random_mbedtls, NULL) != 0 ||
-        mbedtls_mpi_write_binary(&r, sig, TETHER_EC_COORDINATE_SIZE) != 0 ||
-        mbedtls_mpi_write_binary(&s, sig + TETHER_EC_COORDINATE_SIZE, TETHER_EC_COORDINATE_SIZE) !=
-            0) {
-        tether_wipe(sig, TETHER_EC_SIGNATURE_SIZE);
-        rc = TETHER_ERR_CRYPTO;
-        goto out;
-    }
-    rc = TETHER_OK;
-out:
-    mbedtls_mpi_free(&r);
-    mbedtls_mpi_free(&s);
-    return rc;
 }
 
 struct tether_cert_set_impl {

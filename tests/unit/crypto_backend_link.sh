@@ -3,7 +3,7 @@
 # is not linked against OpenSSL's libcrypto (its own NEEDED entries and the
 # symbols it imports; ldd also lists the libcrypto that libcurl brings, which
 # the agent's code never calls), and each server imports libcrypto's ECDSA
-# verification (lib's tether_crypto_openssl).
+# verification and signing (lib's tether_crypto_openssl).
 set -eu
 agent=$1
 shift
@@ -27,6 +27,10 @@ for server in "$@"; do
         echo "FAIL: $server does not verify with libcrypto (tether_crypto_openssl)" >&2
         status=1
     fi
+    if ! nm -D --undefined-only "$server" | grep -E ' EVP_PKEY_sign(@|$)' >/dev/null; then
+        echo "FAIL: $server does not sign with libcrypto (tether_crypto_openssl)" >&2
+        status=1
+    fi
 done
-[ "$status" -eq 0 ] && echo "agent: mbedTLS only; servers: libcrypto's ECDSA verification"
+[ "$status" -eq 0 ] && echo "agent: mbedTLS only; servers: libcrypto's ECDSA verification and signing"
 exit "$status"

@@ -1,6 +1,7 @@
 /*
- * lib's crypto interface (lib/src/crypto.c): P-256 keys, ECDSA over a
- * SHA-256 digest as R || S, SHA-256. Known answers from RFC 6979 and FIPS
+ * lib's crypto interface (lib/src/crypto*.c; built a second time with
+ * tether_crypto_openssl's signing and verification): P-256 keys, ECDSA over
+ * a SHA-256 digest as R || S, SHA-256. Known answers from RFC 6979 and FIPS
  * 180-2; a key's life (init, parse, free); what each function refuses.
  */
 #include <pthread.h>
@@ -60,9 +61,30 @@ static void public_copy(const tether_ec_key_t *key, tether_ec_key_t *pub)
     assert_int_equal(tether_ec_key_parse_point(pub, x, y), TETHER_OK);
 }
 
+#ifdef TETHER_TEST_HEDGED_SIGNATURES
+/* The servers' signer (tether_crypto_openssl) draws a hedged k, not RFC
+ * 6979's: its signature of message verifies and differs from the vector's
+ * and from its own next one, and the vector's R || S verifies too. */
+static void assert_vector_signature(const tether_ec_key_t *key, const char *message,
+                                    const char *r_hex, const char *s_hex)
+{
+    uint8_t digest[32], sig[64], again[64], expected[64];
+
+    assert_int_equal(tether_sha256(message, strlen(message), digest), TETHER_OK);
+    assert_int_equal(tether_ec_sign_digest(key, digest, sig), TETHER_OK);
+    assert_int_equal(tether_ec_sign_digest(key, digest, again), TETHER_OK);
+    hex_to_bytes(r_hex, expected, 32);
+    hex_to_bytes(s_hex, expected + 32, 32);
+    assert_memory_not_equal(sig, expected, 64);
+    assert_memory_not_equal(sig, again, 64);
+    assert_int_equal(tether_ec_verify_digest(key, digest, sig), TETHER_OK);
+    assert_int_equal(tether_ec_verify_digest(key, digest, again), TETHER_OK);
+    assert_int_equal(tether_ec_verify_digest(key, digest, expected), TETHER_OK);
+}
+#else
 /* key's signature of SHA-256(message) is exactly R || S, and verifies. */
-static void assert_deterministic_signature(const tether_ec_key_t *key, const char *message,
-                                           const char *r_hex, const char *s_hex)
+static void assert_vector_signature(const tether_ec_key_t *key, const char *message,
+                                    const char *r_hex, const char *s_hex)
 {
     uint8_t digest[32], sig[64], expected[64];
 
@@ -73,6 +95,7 @@ static void assert_deterministic_signature(const tether_ec_key_t *key, const cha
     assert_memory_equal(sig, expected, 64);
     assert_int_equal(tether_ec_verify_digest(key, digest, sig), TETHER_OK);
 }
+#endif
 
 static void es256_rfc6979_vectors(void **state)
 {
@@ -91,9 +114,9 @@ static void es256_rfc6979_vectors(void **state)
     assert_memory_equal(y, uy, 32);
 
     /* R || S, in that order, each 32 bytes big-endian (RFC 7518 3.4) */
-    assert_deterministic_signature(&key, "sample", RFC6979_SAMPLE_R, RFC6979_SAMPLE_S);
+    assert_vector_signature(&key, "sample", RFC6979_SAMPLE_R, RFC6979_SAMPLE_S);
     /* "test": S has a leading zero byte, which must stay in its 32 bytes */
-    assert_deterministic_signature(&key, "test", RFC6979_TEST_R, RFC6979_TEST_S);
+    assert_vector_signature(&key, "test", RFC6979_TEST_R, RFC6979_TEST_S);
     assert_int_equal(tether_sha256("test", 4, digest), TETHER_OK);
 
     /* the "sample" signature does not verify over "test" */
@@ -278,6 +301,51 @@ static void many_keys_never_mixed(void **state)
     free(m);
 }
 
+/* Threads signing with one key at once, the key's first signatures among
+ * them (the libcrypto backend builds its copy of the key then, and one
+ * thread's copy wins): every signature verifies. */
+#define SIGNING_THREADS 4
+
+typedef struct signing_thread {
+    const tether_ec_key_t *key;
+    uint8_t digest[32];
+    uint8_t sig[64];
+    tether_status_t rc;
+} signing_thread_t;
+
+static void *sign_in_a_thread(void *arg)
+{
+    signing_thread_t *t = arg;
+
+    t->rc = tether_ec_sign_digest(t->key, t->digest, t->sig);
+    return NULL;
+}
+
+static void one_key_signs_in_many_threads(void **state)
+{
+    signing_thread_t threads[SIGNING_THREADS];
+    pthread_t ids[SIGNING_THREADS];
+    tether_ec_key_t key, pub;
+
+    (void)state;
+    new_key(&key);
+    public_copy(&key, &pub);
+    for (int i = 0; i < SIGNING_THREADS; i++) {
+        threads[i].key = &key;
+        threads[i].rc = TETHER_ERR_STATE; /* until the thread has signed */
+        assert_int_equal(tether_random_bytes(threads[i].digest, 32), TETHER_OK);
+        assert_int_equal(pthread_create(&ids[i], NULL, sign_in_a_thread, &threads[i]), 0);
+    }
+    for (int i = 0; i < SIGNING_THREADS; i++) {
+        assert_int_equal(pthread_join(ids[i], NULL), 0);
+        assert_int_equal(threads[i].rc, TETHER_OK);
+        assert_int_equal(tether_ec_verify_digest(&pub, threads[i].digest, threads[i].sig),
+                         TETHER_OK);
+    }
+    tether_ec_key_free(&pub);
+    tether_ec_key_free(&key);
+}
+
 static void pem_round_trip(void **state)
 {
     char pem[TETHER_EC_KEY_PEM_MAX];
@@ -381,6 +449,7 @@ int main(void)
         cmocka_unit_test(hash_known_answers),
         cmocka_unit_test(sign_verify_round_trip),
         cmocka_unit_test(many_keys_never_mixed),
+        cmocka_unit_test(one_key_signs_in_many_threads),
         cmocka_unit_test(pem_round_trip),
         cmocka_unit_test(pem_rejects),
         cmocka_unit_test(point_and_scalar_checks),

@@ -1,10 +1,11 @@
 /*
- * lib's ECDSA verification against a second implementation: signatures made
- * by OpenSSL's libcrypto verified by tether_ec_verify_digest, and signatures
- * made by tether_ec_sign_digest (mbedTLS) verified by libcrypto. Built twice
- * (tests/unit/CMakeLists.txt): with lib's mbedTLS verification and with
- * tether_crypto_openssl, so both backends are held to the same answers,
- * the high-s and out-of-range edge cases included.
+ * lib's ECDSA against second implementations: signatures made by OpenSSL's
+ * libcrypto verified by tether_ec_verify_digest, and signatures made by
+ * tether_ec_sign_digest verified by libcrypto and by mbedTLS, each called
+ * directly. Built twice (tests/unit/CMakeLists.txt): with lib's mbedTLS
+ * signing and verification and with tether_crypto_openssl's, so both
+ * backends are held to the same answers, the high-s and out-of-range edge
+ * cases included.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,6 +14,8 @@
 #include <string.h>
 
 #include <cmocka.h>
+
+#include <mbedtls/ecdsa.h>
 
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
@@ -104,6 +107,33 @@ static int openssl_verifies(const tether_ec_key_t *key, const uint8_t digest[32]
     return ok;
 }
 
+/* Whether mbedTLS accepts sig (R || S) over digest by key's public point. */
+static int mbedtls_verifies(const tether_ec_key_t *key, const uint8_t digest[32],
+                            const uint8_t sig[64])
+{
+    uint8_t point[65] = {0x04};
+    mbedtls_ecp_group grp;
+    mbedtls_ecp_point q;
+    mbedtls_mpi r, s;
+    int ok;
+
+    assert_int_equal(tether_ec_key_public_point(key, point + 1, point + 33), TETHER_OK);
+    mbedtls_ecp_group_init(&grp);
+    mbedtls_ecp_point_init(&q);
+    mbedtls_mpi_init(&r);
+    mbedtls_mpi_init(&s);
+    assert_int_equal(mbedtls_ecp_group_load(&grp, MBEDTLS_ECP_DP_SECP256R1), 0);
+    assert_int_equal(mbedtls_ecp_point_read_binary(&grp, &q, point, sizeof(point)), 0);
+    assert_int_equal(mbedtls_mpi_read_binary(&r, sig, 32), 0);
+    assert_int_equal(mbedtls_mpi_read_binary(&s, sig + 32, 32), 0);
+    ok = mbedtls_ecdsa_verify(&grp, digest, 32, &q, &r, &s) == 0;
+    mbedtls_mpi_free(&r);
+    mbedtls_mpi_free(&s);
+    mbedtls_ecp_point_free(&q);
+    mbedtls_ecp_group_free(&grp);
+    return ok;
+}
+
 /* s replaced by n - s: the other valid signature of the same message. */
 static void negate_s(uint8_t sig[64])
 {
@@ -150,12 +180,43 @@ static void tether_signs_openssl_verifies(void **state)
         assert_int_equal(tether_sha256(&i, sizeof(i), digest), TETHER_OK);
         assert_int_equal(tether_ec_sign_digest(&key, digest, sig), TETHER_OK);
         assert_true(openssl_verifies(&key, digest, sig));
+        assert_true(mbedtls_verifies(&key, digest, sig));
         assert_int_equal(tether_ec_verify_digest(&key, digest, sig), TETHER_OK);
         sig[63] ^= 0x01;
         assert_false(openssl_verifies(&key, digest, sig));
+        assert_false(mbedtls_verifies(&key, digest, sig));
         assert_int_equal(tether_ec_verify_digest(&key, digest, sig), TETHER_ERR_VERIFY);
         tether_ec_key_free(&key);
     }
+}
+
+/* A signature by one key is refused under another by every verifier, and
+ * a key signs with its own pair however many keys signed before it (the
+ * libcrypto backend keeps each key's OpenSSL copy with the key). */
+static void tether_signature_wrong_key_refused(void **state)
+{
+    tether_ec_key_t keys[4];
+    uint8_t digest[32], sig[64];
+
+    (void)state;
+    assert_int_equal(tether_sha256("wrong key", 9, digest), TETHER_OK);
+    for (size_t k = 0; k < 4; k++) {
+        tether_ec_key_init(&keys[k]);
+        assert_int_equal(tether_ec_key_generate(&keys[k]), TETHER_OK);
+    }
+    for (int round = 0; round < 2; round++) {
+        for (size_t k = 0; k < 4; k++) {
+            const tether_ec_key_t *other = &keys[(k + 1) % 4];
+
+            assert_int_equal(tether_ec_sign_digest(&keys[k], digest, sig), TETHER_OK);
+            assert_int_equal(tether_ec_verify_digest(&keys[k], digest, sig), TETHER_OK);
+            assert_int_equal(tether_ec_verify_digest(other, digest, sig), TETHER_ERR_VERIFY);
+            assert_false(openssl_verifies(other, digest, sig));
+            assert_false(mbedtls_verifies(other, digest, sig));
+        }
+    }
+    for (size_t k = 0; k < 4; k++)
+        tether_ec_key_free(&keys[k]);
 }
 
 /* r or s of 0, n, n + 1 or 2^256 - 1 (SEC 1, 4.1.4: both in [1, n-1]) is
@@ -191,6 +252,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(openssl_signs_tether_verifies),
         cmocka_unit_test(tether_signs_openssl_verifies),
+        cmocka_unit_test(tether_signature_wrong_key_refused),
         cmocka_unit_test(out_of_range_refused_alike),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,8 +1,8 @@
 /* The SQLite store's statement cache (store_sqlite_db.c): a statement is
  * prepared once and reused by its SQL text; one busy stepping (a list whose
- * reader runs the same statement) or two texts sharing a slot each get a
- * statement of their own; a reused statement runs with the new call's
- * arguments. Real SQLite. */
+ * reader runs the same statement) gets a statement of its own, and texts
+ * whose hashes name the same slot each keep one; a reused statement runs
+ * with the new call's arguments. Real SQLite. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -159,12 +159,44 @@ static void slot_shared_by_two_texts(void **state)
     pthread_mutex_unlock(&f->s->lock);
 }
 
+/* Whether a statement of text is kept in the cache. */
+static bool kept(const sqlite_store_t *s, const char *text)
+{
+    for (size_t i = 0; i < TETHER_SQLITE_CACHED_STATEMENTS; i++)
+        if (s->statements[i].stmt != NULL && strcmp(sqlite3_sql(s->statements[i].stmt), text) == 0)
+            return true;
+    return false;
+}
+
+/* Half as many texts as slots, some sharing the slot their hash names:
+ * each keeps a statement (the probe sequence), so none is prepared anew at
+ * each use. */
+static void texts_sharing_a_slot_all_kept(void **state)
+{
+    fixture_t *f = *state;
+    char texts[TETHER_SQLITE_CACHED_STATEMENTS / 2][32];
+    int64_t value = 0;
+
+    pthread_mutex_lock(&f->s->lock);
+    for (int i = 0; i < TETHER_SQLITE_CACHED_STATEMENTS / 2; i++) {
+        snprintf(texts[i], sizeof(texts[i]), "SELECT %d + ?", i * 1000);
+        assert_int_equal(tether_sqlite_query_one(f->s, "test", texts[i], SQL_ARGS(SQL_INT(1)),
+                                                 tether_sqlite_read_int64, &value),
+                         TETHER_OK);
+        assert_int_equal(value, i * 1000 + 1);
+    }
+    for (int i = 0; i < TETHER_SQLITE_CACHED_STATEMENTS / 2; i++)
+        assert_true(kept(f->s, texts[i]));
+    pthread_mutex_unlock(&f->s->lock);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(reused_with_new_bindings, setup, teardown),
         cmocka_unit_test_setup_teardown(busy_statement_not_shared, setup, teardown),
         cmocka_unit_test_setup_teardown(slot_shared_by_two_texts, setup, teardown),
+        cmocka_unit_test_setup_teardown(texts_sharing_a_slot_all_kept, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -2,12 +2,12 @@
  * lib's crypto interface: EC P-256 keys, ECDSA over a SHA-256 digest with the
  * signature as raw R || S (RFC 7518 section 3.4), and SHA-256.
  *
- * Callers never see the library underneath (mbedTLS today, on the device and
- * on servers), so a server can later verify with another one without any
- * caller changing. A key is a caller-owned context with a three-step life:
- * tether_ec_key_init (cannot fail), one of the _parse/_generate functions
- * (can fail; the key must be empty), tether_ec_key_free (accepts NULL and
- * empty keys, wipes the private part).
+ * Callers never see the library underneath (mbedTLS; servers that link
+ * tether_crypto_openssl sign and verify with OpenSSL's libcrypto), so no
+ * caller changes with it. A key is a caller-owned context with a three-step
+ * life: tether_ec_key_init (cannot fail), one of the _parse/_generate
+ * functions (can fail; the key must be empty), tether_ec_key_free (accepts
+ * NULL and empty keys, wipes the private part).
  */
 #ifndef TETHER_CRYPTO_H
 #define TETHER_CRYPTO_H
@@ -85,9 +85,11 @@ TETHER_MUST_CHECK tether_status_t tether_ec_key_public_point(const tether_ec_key
                                                              uint8_t x[TETHER_EC_COORDINATE_SIZE],
                                                              uint8_t y[TETHER_EC_COORDINATE_SIZE]);
 
-/* Signs a SHA-256 digest with key's private part: deterministic ECDSA (RFC
- * 6979) with blinding. sig gets R || S. TETHER_ERR_INVALID_ARGUMENT without a
- * private part; sig is wiped on error. */
+/* Signs a SHA-256 digest with key's private part; sig gets R || S. mbedTLS
+ * signs deterministically (RFC 6979, with blinding); tether_crypto_openssl's
+ * libcrypto with a hedged nonce, so the same digest signed twice gives two
+ * valid signatures. TETHER_ERR_INVALID_ARGUMENT without a private part;
+ * sig is wiped on error. */
 TETHER_MUST_CHECK tether_status_t tether_ec_sign_digest(const tether_ec_key_t *key,
                                                         const uint8_t digest[TETHER_SHA256_SIZE],
                                                         uint8_t sig[TETHER_EC_SIGNATURE_SIZE]);

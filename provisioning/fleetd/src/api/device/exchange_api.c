@@ -3,6 +3,7 @@
 #include "exchange_internal.h"
 
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -649,10 +650,45 @@ out:
         exchange_answer_send(call, w);
 }
 
+/* Each thread keeps its token_work_t (122 KiB) from its first POST
+ * /v1/token to its exit, zeroed between requests by the wipe that ends each
+ * one: a calloc and free per exchange zeroed it a second time, and glibc
+ * returned its pages to the kernel at each free, so every request faulted
+ * them in again. */
+static pthread_key_t work_key;
+static pthread_once_t work_once = PTHREAD_ONCE_INIT;
+static bool work_key_ready; /* pthread_key_create succeeded */
+
+static void work_release(void *arg)
+{
+    tether_wipe(arg, sizeof(token_work_t));
+    free(arg);
+}
+
+static void work_key_create(void)
+{
+    work_key_ready = pthread_key_create(&work_key, work_release) == 0;
+}
+
+/* A zeroed token_work_t for this request: this thread's, or (when no
+ * thread key can be had) one of its own, which *kept says the caller
+ * releases. NULL without memory. */
+static token_work_t *work_get(bool *kept)
+{
+    token_work_t *w;
+
+    *kept = pthread_once(&work_once, work_key_create) == 0 && work_key_ready;
+    if (*kept && (w = pthread_getspecific(work_key)) != NULL)
+        return w;
+    if ((w = calloc(1, sizeof(*w))) != NULL && *kept)
+        *kept = pthread_setspecific(work_key, w) == 0;
+    return w;
+}
+
 static void handle_token(exchange_call_t *call)
 {
-    token_work_t *w = calloc(1, sizeof(*w));
-    bool clock_regression = false;
+    bool clock_regression = false, kept;
+    token_work_t *w = work_get(&kept);
 
     if (w == NULL) {
         exchange_server_error(call, "exchange", TETHER_ERR_NO_MEMORY);
@@ -662,8 +698,10 @@ static void handle_token(exchange_call_t *call)
         (clock_regression || (usage_ok(call, w) && measured_boot_ok(call, w))))
         record_and_issue(call, w, clock_regression);
     tether_exchange_eventlogs_free(&w->eventlogs);
-    tether_wipe(w, sizeof(*w));
-    free(w);
+    if (kept)
+        tether_wipe(w, sizeof(*w)); /* and zeroed for this thread's next request */
+    else
+        work_release(w);
 }
 
 /* ---- entry points (router.c has checked method, query, media type and size) ---- */

@@ -41,9 +41,10 @@ typedef struct exchange_call {
     const char *outcome; /* retry, or a refusal's tether_error; NULL: issued */
 } exchange_call_t;
 
-/* What POST /v1/token works with, on the heap (about 40 KiB) and wiped:
- * the evidence is a bearer credential while its nonce lives, and the
- * answer a token. */
+/* What POST /v1/token works with, on the heap (about 122 KiB, kept per
+ * thread: exchange_api.c's work_get) and wiped after each request: the
+ * evidence is a bearer credential while its nonce lives, and the answer a
+ * token. */
 typedef struct token_work {
     tether_token_form_t form;
     tether_evidence_t ev;

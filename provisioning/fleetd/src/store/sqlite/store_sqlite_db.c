@@ -111,30 +111,45 @@ static uint32_t sql_hash(const char *sql)
 }
 
 /* A statement for sql with args bound, in *stmt (NULL on failure): the
- * cached one when it is free, else a new one, kept in its slot when the
- * slot is empty. Give it back with release(). */
+ * cached one when it is free, else a new one, kept in the first empty slot
+ * of its probe sequence (TETHER_SQLITE_STATEMENT_PROBES slots from the one
+ * its hash names: with one slot per text, the exchange's statements that
+ * shared a slot were prepared anew at every exchange). Give it back with
+ * release(). */
 static tether_status_t prepare(sqlite_store_t *s, const char *sql,
                                const tether_sqlite_value_t *args, size_t count,
                                sqlite3_stmt **stmt)
 {
     uint32_t hash = sql_hash(sql);
-    sqlite_cached_statement_t *slot = &s->statements[hash % TETHER_SQLITE_CACHED_STATEMENTS];
+    sqlite_cached_statement_t *slot = NULL;
     tether_status_t rc;
 
     *stmt = NULL;
-    if (slot->stmt != NULL && !slot->in_use && slot->hash == hash &&
-        strcmp(sqlite3_sql(slot->stmt), sql) == 0) {
-        *stmt = slot->stmt;
-    } else if (slot->stmt == NULL) {
-        if (sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, stmt, NULL) !=
-            SQLITE_OK)
-            return tether_sqlite_fail(s, "prepare");
-        slot->stmt = *stmt;
-        slot->hash = hash;
-    } else if ((rc = tether_sqlite_prepare(s, sql, stmt)) != TETHER_OK) {
-        return rc; /* the slot holds another statement, or this one is busy */
+    for (size_t i = 0; i < TETHER_SQLITE_STATEMENT_PROBES; i++) {
+        sqlite_cached_statement_t *probe =
+            &s->statements[(hash + i) % TETHER_SQLITE_CACHED_STATEMENTS];
+
+        if (probe->stmt == NULL) {
+            if (sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, stmt, NULL) !=
+                SQLITE_OK)
+                return tether_sqlite_fail(s, "prepare");
+            probe->stmt = *stmt;
+            probe->hash = hash;
+            slot = probe;
+            break;
+        }
+        if (probe->hash == hash && strcmp(sqlite3_sql(probe->stmt), sql) == 0) {
+            if (!probe->in_use) {
+                *stmt = probe->stmt;
+                slot = probe;
+            }
+            break; /* a text is kept in one slot only: busy, it gets its own */
+        }
     }
-    if (*stmt == slot->stmt)
+    /* Busy, or every slot probed holds another text. */
+    if (slot == NULL && (rc = tether_sqlite_prepare(s, sql, stmt)) != TETHER_OK)
+        return rc;
+    if (slot != NULL)
         slot->in_use = true;
     if ((rc = tether_sqlite_bind(s, *stmt, args, count)) != TETHER_OK) {
         release(s, *stmt);

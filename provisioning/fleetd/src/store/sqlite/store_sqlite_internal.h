@@ -20,7 +20,10 @@
 /* Prepared statements kept for reuse, by their SQL text: the exchange runs
  * the same few dozen statements every time, and preparing one costs more
  * than running it. */
-#define TETHER_SQLITE_CACHED_STATEMENTS 64
+#define TETHER_SQLITE_CACHED_STATEMENTS 128
+/* Slots a text may be kept in, from the one its hash names (open
+ * addressing: texts that share a slot each keep a statement). */
+#define TETHER_SQLITE_STATEMENT_PROBES 4
 
 typedef struct sqlite_cached_statement {
     sqlite3_stmt *stmt; /* NULL: an empty slot */
