@@ -1,6 +1,5 @@
 #include "http_tls_input.h"
 
-#include <errno.h>
 #include <limits.h>
 #include <poll.h>
 #include <string.h>
