@@ -55,7 +55,11 @@
 
 #define TETHER_HTTP_MAX_URI_BYTES 4096   /* the request target, raw (414 above) */
 #define TETHER_HTTP_MAX_HEAD_BYTES 16384 /* header names and values (431 above) */
-#define TETHER_HTTP_CONNECTION_MEMORY 65536 /* libmicrohttpd's buffer per connection */
+/* libmicrohttpd's buffer per connection: twice the head limit, so a head
+ * just over it still gets the JSON 431. At 32 KiB or less libmicrohttpd
+ * takes it from malloc; above, it maps fresh pages for every connection
+ * (an mmap, a munmap and a page fault per page touched). */
+#define TETHER_HTTP_CONNECTION_MEMORY 32768
 
 typedef struct tether_http_server_options {
     const char *host; /* IP literal to bind */

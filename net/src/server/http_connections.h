@@ -51,6 +51,9 @@ typedef struct tether_http_watched {
     bool reaped;              /* shut down already */
     bool served;              /* answered a request before: idle keep-alive, not an attack */
     unsigned requests;        /* request heads received on this connection */
+    /* The server's read-ahead under TLS (http_tls_input.h), NULL for plain
+     * HTTP; the server frees it when the connection closes, never the reaper. */
+    struct tether_http_tls_input *tls_input;
 } tether_http_watched_t;
 
 typedef struct tether_http_reaper {

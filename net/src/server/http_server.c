@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,7 @@
 
 #include "http_connections.h"
 #include "http_stream_server.h"
+#include "http_tls_input.h"
 #include "tether/bytes.h"
 #include "tether/log.h"
 
@@ -643,19 +645,28 @@ static void tickets_free(struct tether_http_tickets *tickets)
 }
 
 /* Before the connection's handshake (libmicrohttpd made its session and
- * runs the handshake later, on the connection's first events). Without
- * tickets the handshake is a full one: nothing fails. */
-static void tickets_enable(tether_http_server_t *server, struct MHD_Connection *connection)
+ * runs the handshake later, on the connection's first events): session
+ * tickets, and the read-ahead under GnuTLS's reads (http_tls_input.h; GnuTLS
+ * still writes to the descriptor itself). Without either the connection
+ * works as it would have: a full handshake, a read per record piece. */
+static void tls_setup(tether_http_server_t *server, struct MHD_Connection *connection,
+                      tether_http_watched_t *watched, int fd)
 {
-    const union MHD_ConnectionInfo *info;
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(connection, MHD_CONNECTION_INFO_GNUTLS_SESSION);
     gnutls_session_t session;
 
-    if (server->tickets == NULL ||
-        (info = MHD_get_connection_info(connection, MHD_CONNECTION_INFO_GNUTLS_SESSION)) == NULL ||
-        (session = info->tls_session) == NULL)
+    if (info == NULL || (session = info->tls_session) == NULL)
         return;
-    if (gnutls_session_ticket_enable_server(session, &server->tickets->key) == 0)
+    if (server->tickets != NULL &&
+        gnutls_session_ticket_enable_server(session, &server->tickets->key) == 0)
         gnutls_db_set_cache_expiration(session, (int)server->tickets->seconds);
+    if ((watched->tls_input = malloc(sizeof(*watched->tls_input))) == NULL)
+        return;
+    tether_http_tls_input_init(watched->tls_input, fd);
+    gnutls_transport_set_ptr2(session, watched->tls_input, (gnutls_transport_ptr_t)(intptr_t)fd);
+    gnutls_transport_set_pull_function(session, tether_http_tls_input_pull);
+    gnutls_transport_set_pull_timeout_function(session, tether_http_tls_input_pull_timeout);
 }
 
 /* libmicrohttpd's connection callback: every accepted connection is
@@ -672,9 +683,13 @@ static void on_connection(void *cls, struct MHD_Connection *connection, void **s
     tether_status_t rc;
 
     if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
-        if (*socket_context != NULL)
+        watched = *socket_context;
+        if (watched != NULL) {
             tether_metric_gauge_add(server->metrics.connections_open, -1);
-        tether_http_reaper_forget(server->reaper, *socket_context);
+            /* libmicrohttpd reads nothing more: it ends the TLS session next. */
+            free(watched->tls_input);
+        }
+        tether_http_reaper_forget(server->reaper, watched);
         *socket_context = NULL;
         return;
     }
@@ -689,7 +704,7 @@ static void on_connection(void *cls, struct MHD_Connection *connection, void **s
     if (rc == TETHER_OK) {
         *socket_context = watched;
         tether_metric_gauge_add(server->metrics.connections_open, 1);
-        tickets_enable(server, connection);
+        tls_setup(server, connection, watched, fd);
         return;
     }
     /* Over its source's share (counted by the reaper), or unwatched and
