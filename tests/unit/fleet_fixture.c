@@ -154,6 +154,63 @@ long long fleet_db_count(const char *path, const char *sql)
     return n;
 }
 
+/* details (an alert's, JSON text) has every member of want with an equal value. */
+static bool details_match(const char *details, const cJSON *want)
+{
+    cJSON *have = cJSON_Parse(details);
+    const cJSON *member = NULL;
+    bool match = cJSON_IsObject(have);
+
+    cJSON_ArrayForEach(member, want)
+    {
+        if (!match)
+            break;
+        match = cJSON_Compare(member, cJSON_GetObjectItemCaseSensitive(have, member->string),
+                              true);
+    }
+    cJSON_Delete(have);
+    return match;
+}
+
+long long fleet_db_alerts(const char *path, const char *where, const char *members)
+{
+    cJSON *want = cJSON_Parse(members);
+    char sql[1024];
+    long long n = 0;
+
+    if (!cJSON_IsObject(want))
+        fail_msg("not a JSON object: %s", members);
+    assert_true((size_t)snprintf(sql, sizeof(sql), "SELECT details FROM alerts WHERE %s", where) <
+                sizeof(sql));
+    if (tether_store_is_postgresql(path)) {
+        PGconn *conn = PQconnectdb(path);
+        PGresult *res = NULL;
+
+        if (PQstatus(conn) != CONNECTION_OK)
+            fail_msg("connecting to the test database: %s", PQerrorMessage(conn));
+        res = PQexec(conn, sql);
+        if (PQresultStatus(res) != PGRES_TUPLES_OK)
+            fail_msg("%s: %s", sql, PQerrorMessage(conn));
+        for (int r = 0; r < PQntuples(res); r++)
+            n += details_match(PQgetvalue(res, r, 0), want);
+        PQclear(res);
+        PQfinish(conn);
+    } else {
+        sqlite3 *db = NULL;
+        sqlite3_stmt *stmt = NULL;
+
+        assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+        if (sqlite3_prepare_v2(db, sql, -1, &stmt, NULL) != SQLITE_OK)
+            fail_msg("%s: %s", sql, sqlite3_errmsg(db));
+        while (sqlite3_step(stmt) == SQLITE_ROW)
+            n += details_match((const char *)sqlite3_column_text(stmt, 0), want);
+        sqlite3_finalize(stmt);
+        sqlite3_close(db);
+    }
+    cJSON_Delete(want);
+    return n;
+}
+
 /* Every row of every table of the PostgreSQL database at url, each table's
  * rows as text in sorted order (a heap's order is not the data's). */
 static void pg_snapshot(const char *url, FILE *mem)

@@ -53,6 +53,12 @@ unsigned fleet_fixture_route(const tether_router_t *router, const tether_http_re
 void fleet_db_exec(const char *path, const char *sql);
 long long fleet_db_count(const char *path, const char *sql);
 
+/* On the database at path: how many alerts match where (a condition on
+ * the alerts table in SQL both stores read alike) and have in their details
+ * every member of members (a JSON object) with an equal value. Alert
+ * details are JSON text, which the two stores' SQL reads differently. */
+long long fleet_db_alerts(const char *path, const char *where, const char *members);
+
 /* Every row of every table, as text (malloc'd): a refusal must not change it. */
 char *fleet_db_snapshot(const char *path);
 
