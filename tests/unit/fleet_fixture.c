@@ -15,6 +15,9 @@
 
 #include "files.h"
 
+/* PostgreSQL's type oid of bytea (catalog/pg_type.dat). */
+#define BYTEA_OID 17
+
 const char *fleet_fixture_pg_url(void)
 {
     const char *url = getenv("TETHER_TEST_PG_URL");
@@ -152,6 +155,100 @@ long long fleet_db_count(const char *path, const char *sql)
     sqlite3_finalize(stmt);
     sqlite3_close(db);
     return n;
+}
+
+/* data as lowercase hex (malloc'd). */
+static char *hex_text(const uint8_t *data, size_t len)
+{
+    char *out = malloc(2 * len + 1);
+
+    assert_non_null(out);
+    for (size_t i = 0; i < len; i++)
+        snprintf(out + 2 * i, 3, "%02x", data[i]);
+    out[2 * len] = '\0';
+    return out;
+}
+
+char *fleet_db_text(const char *path, const char *sql)
+{
+    char *out = NULL;
+
+    if (tether_store_is_postgresql(path)) {
+        PGconn *conn = PQconnectdb(path);
+        PGresult *res = NULL;
+        const char *value;
+
+        if (PQstatus(conn) != CONNECTION_OK)
+            fail_msg("connecting to the test database: %s", PQerrorMessage(conn));
+        res = PQexec(conn, sql);
+        if (PQresultStatus(res) != PGRES_TUPLES_OK)
+            fail_msg("%s: %s", sql, PQerrorMessage(conn));
+        assert_true(PQntuples(res) > 0);
+        value = PQgetvalue(res, 0, 0);
+        /* bytea's text form (bytea_output = hex) is \x and lowercase hex. */
+        if (PQftype(res, 0) == BYTEA_OID && strncmp(value, "\\x", 2) == 0)
+            value += 2;
+        out = strdup(value);
+        PQclear(res);
+        PQfinish(conn);
+    } else {
+        sqlite3 *db = NULL;
+        sqlite3_stmt *stmt = NULL;
+
+        assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+        if (sqlite3_prepare_v2(db, sql, -1, &stmt, NULL) != SQLITE_OK)
+            fail_msg("%s: %s", sql, sqlite3_errmsg(db));
+        assert_int_equal(sqlite3_step(stmt), SQLITE_ROW);
+        if (sqlite3_column_type(stmt, 0) == SQLITE_BLOB)
+            out = hex_text(sqlite3_column_blob(stmt, 0), (size_t)sqlite3_column_bytes(stmt, 0));
+        else
+            out = strdup(sqlite3_column_text(stmt, 0) != NULL
+                             ? (const char *)sqlite3_column_text(stmt, 0)
+                             : "");
+        sqlite3_finalize(stmt);
+        sqlite3_close(db);
+    }
+    assert_non_null(out);
+    return out;
+}
+
+void fleet_db_set_blob(const char *path, const char *table, const char *column, const char *id,
+                       const uint8_t *data, size_t len)
+{
+    char sql[160];
+    const bool pg = tether_store_is_postgresql(path);
+
+    assert_true((size_t)snprintf(sql, sizeof(sql), "UPDATE %s SET %s = %s WHERE id = %s", table,
+                                 column, pg ? "$1" : "?", pg ? "$2" : "?") < sizeof(sql));
+    if (pg) {
+        const char *values[2] = {(const char *)data, id};
+        const int lengths[2] = {(int)len, 0};
+        const int formats[2] = {1, 0}; /* the bytes as they are, the id as text */
+        PGconn *conn = PQconnectdb(path);
+        PGresult *res = NULL;
+
+        if (PQstatus(conn) != CONNECTION_OK)
+            fail_msg("connecting to the test database: %s", PQerrorMessage(conn));
+        res = PQexecParams(conn, sql, 2, NULL, values, lengths, formats, 0);
+        if (PQresultStatus(res) != PGRES_COMMAND_OK)
+            fail_msg("%s: %s", sql, PQerrorMessage(conn));
+        assert_string_equal(PQcmdTuples(res), "1");
+        PQclear(res);
+        PQfinish(conn);
+    } else {
+        sqlite3 *db = NULL;
+        sqlite3_stmt *stmt = NULL;
+
+        assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+        sqlite3_busy_timeout(db, 5000);
+        assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &stmt, NULL), SQLITE_OK);
+        assert_int_equal(sqlite3_bind_blob(stmt, 1, data, (int)len, SQLITE_STATIC), SQLITE_OK);
+        assert_int_equal(sqlite3_bind_text(stmt, 2, id, -1, SQLITE_STATIC), SQLITE_OK);
+        assert_int_equal(sqlite3_step(stmt), SQLITE_DONE);
+        assert_int_equal(sqlite3_changes(db), 1);
+        sqlite3_finalize(stmt);
+        sqlite3_close(db);
+    }
 }
 
 /* details (an alert's, JSON text) has every member of want with an equal value. */

@@ -59,6 +59,15 @@ long long fleet_db_count(const char *path, const char *sql);
  * details are JSON text, which the two stores' SQL reads differently. */
 long long fleet_db_alerts(const char *path, const char *where, const char *members);
 
+/* On the database at path: the first column of the first row of sql as
+ * text (malloc'd; "" for NULL), a blob (bytea) in lowercase hex; fails
+ * without a row. */
+char *fleet_db_text(const char *path, const char *sql);
+
+/* On the database at path: column of table's row id set to the bytes data. */
+void fleet_db_set_blob(const char *path, const char *table, const char *column, const char *id,
+                       const uint8_t *data, size_t len);
+
 /* Every row of every table, as text (malloc'd): a refusal must not change it. */
 char *fleet_db_snapshot(const char *path);
 
