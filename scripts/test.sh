@@ -4,7 +4,8 @@
 #   2. builds and runs the unit and integration tests (real swtpm, real
 #      processes on loopback),
 #   3. builds again with AddressSanitizer + UndefinedBehaviorSanitizer and runs
-#      the same tests,
+#      the same tests but the end-to-end suites on PostgreSQL (ctest label
+#      pg_end_to_end; the unit programs' PostgreSQL runs stay),
 #   4. runs the unit tests under valgrind,
 #   5. builds in Release with gcc (-O3, the optimiser's warnings) and runs
 #      the unit tests,
@@ -45,7 +46,7 @@ for stage in $stages; do
         build build-asan RelWithDebInfo -DTETHER_SANITIZE=ON
         ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
             UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-            ctest --test-dir "$top/build-asan" --output-on-failure -j "$jobs" -LE fuzz
+            ctest --test-dir "$top/build-asan" --output-on-failure -j "$jobs" -LE '^(fuzz|pg_end_to_end)$'
         ;;
     valgrind)
         build build RelWithDebInfo

@@ -19,6 +19,7 @@
 #                            PostgreSQL store, the same '|'-separated rows)
 #   sql_in DIR SQL           the same on the fleet in DIR
 #   db_snapshot              every row of the fleet's store, as text
+#   store_holds TEXT         whether TEXT is anywhere in the fleet's store
 #   start_fleetd [DIR PORT LOG PIDVAR]
 #                            starts tether-fleetd, waits for /v1/health
 #   sigterm_wait PID         SIGTERM, then up to 10 s for PID to exit
@@ -112,6 +113,16 @@ db_snapshot() {
         done
     else
         sql .dump
+    fi
+}
+
+# store_holds TEXT: whether TEXT is stored anywhere in the fleet's store
+# (the SQLite file and its WAL, or any row of the PostgreSQL database).
+store_holds() {
+    if [ "${TETHER_TEST_STORE:-sqlite}" = postgresql ]; then
+        db_snapshot | grep -qF "$1"
+    else
+        grep -qF "$1" "$DIR/fleet.db" "$DIR"/fleet.db-wal 2>/dev/null
     fi
 }
 

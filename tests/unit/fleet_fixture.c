@@ -15,6 +15,9 @@
 
 #include "files.h"
 
+/* PostgreSQL's type oid of bytea (catalog/pg_type.dat). */
+#define BYTEA_OID 17
+
 const char *fleet_fixture_pg_url(void)
 {
     const char *url = getenv("TETHER_TEST_PG_URL");
@@ -99,26 +102,52 @@ unsigned fleet_fixture_route(const tether_router_t *router, const tether_http_re
     return response->status;
 }
 
-/* sql on the PostgreSQL database at url: the first column of the first
- * row as a number (-1 without a row or for NULL). */
-static long long pg_count(const char *url, const char *sql)
+/* sql on the PostgreSQL database at url, through a connection of its own:
+ * with count parameters (values, lengths, formats as PQexecParams takes
+ * them), or none (then sql may hold several statements). Fails unless it
+ * succeeds; the result is the caller's to PQclear. */
+static PGresult *pg_exec(const char *url, const char *sql, int count, const char *const *values,
+                         const int *lengths, const int *formats)
 {
     PGconn *conn = PQconnectdb(url);
     PGresult *res = NULL;
     ExecStatusType status;
-    long long n = -1;
 
     if (PQstatus(conn) != CONNECTION_OK)
         fail_msg("connecting to the test database: %s", PQerrorMessage(conn));
-    res = PQexec(conn, sql);
+    res = count == 0 ? PQexec(conn, sql)
+                     : PQexecParams(conn, sql, count, NULL, values, lengths, formats, 0);
     status = PQresultStatus(res);
     if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK)
         fail_msg("%s: %s", sql, PQerrorMessage(conn));
-    if (status == PGRES_TUPLES_OK && PQntuples(res) > 0 && !PQgetisnull(res, 0, 0))
+    PQfinish(conn);
+    return res;
+}
+
+/* sql on the PostgreSQL database at url: the first column of the first
+ * row as a number (-1 without a row or for NULL). */
+static long long pg_count(const char *url, const char *sql)
+{
+    PGresult *res = pg_exec(url, sql, 0, NULL, NULL, NULL);
+    long long n = -1;
+
+    if (PQntuples(res) > 0 && !PQgetisnull(res, 0, 0))
         n = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
     PQclear(res);
-    PQfinish(conn);
     return n;
+}
+
+/* sql prepared on a connection of its own to the SQLite file at path, which
+ * *db gets (the caller finalizes the statement, then closes *db). */
+static sqlite3_stmt *sqlite_prepare(const char *path, const char *sql, sqlite3 **db)
+{
+    sqlite3_stmt *stmt = NULL;
+
+    assert_int_equal(sqlite3_open(path, db), SQLITE_OK);
+    sqlite3_busy_timeout(*db, 5000);
+    if (sqlite3_prepare_v2(*db, sql, -1, &stmt, NULL) != SQLITE_OK)
+        fail_msg("%s: %s", sql, sqlite3_errmsg(*db));
+    return stmt;
 }
 
 void fleet_db_exec(const char *path, const char *sql)
@@ -144,13 +173,132 @@ long long fleet_db_count(const char *path, const char *sql)
 
     if (tether_store_is_postgresql(path))
         return pg_count(path, sql);
-    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-    if (sqlite3_prepare_v2(db, sql, -1, &stmt, NULL) != SQLITE_OK)
-        fail_msg("%s: %s", sql, sqlite3_errmsg(db));
+    stmt = sqlite_prepare(path, sql, &db);
     if (sqlite3_step(stmt) == SQLITE_ROW)
         n = sqlite3_column_int64(stmt, 0);
     sqlite3_finalize(stmt);
     sqlite3_close(db);
+    return n;
+}
+
+/* data as lowercase hex (malloc'd). */
+static char *hex_text(const uint8_t *data, size_t len)
+{
+    char *out = malloc(2 * len + 1);
+
+    assert_non_null(out);
+    for (size_t i = 0; i < len; i++)
+        snprintf(out + 2 * i, 3, "%02x", data[i]);
+    out[2 * len] = '\0';
+    return out;
+}
+
+char *fleet_db_text(const char *path, const char *sql)
+{
+    char *out = NULL;
+
+    if (tether_store_is_postgresql(path)) {
+        PGresult *res = pg_exec(path, sql, 0, NULL, NULL, NULL);
+        const char *value;
+
+        assert_true(PQntuples(res) > 0);
+        value = PQgetvalue(res, 0, 0);
+        /* bytea's text form (bytea_output = hex) is \x and lowercase hex. */
+        if (PQftype(res, 0) == BYTEA_OID && strncmp(value, "\\x", 2) == 0)
+            value += 2;
+        out = strdup(value);
+        PQclear(res);
+    } else {
+        sqlite3 *db = NULL;
+        sqlite3_stmt *stmt = sqlite_prepare(path, sql, &db);
+
+        assert_int_equal(sqlite3_step(stmt), SQLITE_ROW);
+        if (sqlite3_column_type(stmt, 0) == SQLITE_BLOB)
+            out = hex_text(sqlite3_column_blob(stmt, 0), (size_t)sqlite3_column_bytes(stmt, 0));
+        else
+            out = strdup(sqlite3_column_text(stmt, 0) != NULL
+                             ? (const char *)sqlite3_column_text(stmt, 0)
+                             : "");
+        sqlite3_finalize(stmt);
+        sqlite3_close(db);
+    }
+    assert_non_null(out);
+    return out;
+}
+
+void fleet_db_set_blob(const char *path, const char *table, const char *column, const char *id,
+                       const uint8_t *data, size_t len)
+{
+    char sql[160];
+    const bool pg = tether_store_is_postgresql(path);
+
+    assert_true((size_t)snprintf(sql, sizeof(sql), "UPDATE %s SET %s = %s WHERE id = %s", table,
+                                 column, pg ? "$1" : "?", pg ? "$2" : "?") < sizeof(sql));
+    if (pg) {
+        const char *values[2] = {(const char *)data, id};
+        const int lengths[2] = {(int)len, 0};
+        const int formats[2] = {1, 0}; /* the bytes as they are, the id as text */
+        PGresult *res = pg_exec(path, sql, 2, values, lengths, formats);
+
+        assert_string_equal(PQcmdTuples(res), "1");
+        PQclear(res);
+    } else {
+        sqlite3 *db = NULL;
+        sqlite3_stmt *stmt = sqlite_prepare(path, sql, &db);
+
+        assert_int_equal(sqlite3_bind_blob(stmt, 1, data, (int)len, SQLITE_STATIC), SQLITE_OK);
+        assert_int_equal(sqlite3_bind_text(stmt, 2, id, -1, SQLITE_STATIC), SQLITE_OK);
+        assert_int_equal(sqlite3_step(stmt), SQLITE_DONE);
+        assert_int_equal(sqlite3_changes(db), 1);
+        sqlite3_finalize(stmt);
+        sqlite3_close(db);
+    }
+}
+
+/* details (an alert's, JSON text) has every member of want with an equal value. */
+static bool details_match(const char *details, const cJSON *want)
+{
+    cJSON *have = cJSON_Parse(details);
+    const cJSON *member = NULL;
+    bool match = cJSON_IsObject(have);
+
+    cJSON_ArrayForEach(member, want)
+    {
+        if (!match)
+            break;
+        match = cJSON_Compare(member, cJSON_GetObjectItemCaseSensitive(have, member->string),
+                              true);
+    }
+    cJSON_Delete(have);
+    return match;
+}
+
+long long fleet_db_alerts(const char *path, const char *where, const char *members)
+{
+    cJSON *want = cJSON_Parse(members);
+    char sql[1024];
+    long long n = 0;
+
+    if (!cJSON_IsObject(want))
+        fail_msg("not a JSON object: %s", members);
+    assert_true((size_t)snprintf(sql, sizeof(sql), "SELECT details FROM alerts WHERE %s", where) <
+                sizeof(sql));
+    if (tether_store_is_postgresql(path)) {
+        PGresult *res = pg_exec(path, sql, 0, NULL, NULL, NULL);
+
+        for (int r = 0; r < PQntuples(res); r++)
+            n += details_match(PQgetvalue(res, r, 0), want);
+        PQclear(res);
+    } else {
+        sqlite3 *db = NULL;
+        sqlite3_stmt *stmt = sqlite_prepare(path, sql, &db);
+
+        while (sqlite3_step(stmt) == SQLITE_ROW)
+            n += details_match((const char *)sqlite3_column_text(stmt, 0), want);
+        sqlite3_finalize(stmt);
+        sqlite3_close(db);
+    }
+    cJSON_Delete(want);
     return n;
 }
 

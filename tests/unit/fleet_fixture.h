@@ -53,6 +53,21 @@ unsigned fleet_fixture_route(const tether_router_t *router, const tether_http_re
 void fleet_db_exec(const char *path, const char *sql);
 long long fleet_db_count(const char *path, const char *sql);
 
+/* On the database at path: how many alerts match where (a condition on
+ * the alerts table in SQL both stores read alike) and have in their details
+ * every member of members (a JSON object) with an equal value. Alert
+ * details are JSON text, which the two stores' SQL reads differently. */
+long long fleet_db_alerts(const char *path, const char *where, const char *members);
+
+/* On the database at path: the first column of the first row of sql as
+ * text (malloc'd; "" for NULL), a blob (bytea) in lowercase hex; fails
+ * without a row. */
+char *fleet_db_text(const char *path, const char *sql);
+
+/* On the database at path: column of table's row id set to the bytes data. */
+void fleet_db_set_blob(const char *path, const char *table, const char *column, const char *id,
+                       const uint8_t *data, size_t len);
+
 /* Every row of every table, as text (malloc'd): a refusal must not change it. */
 char *fleet_db_snapshot(const char *path);
 

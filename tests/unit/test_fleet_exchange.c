@@ -267,43 +267,6 @@ static double number(const cJSON *json, const char *name)
 
 /* ---- the database, read beside the store ---- */
 
-/* The first column of the first row as text (malloc'd; "" when NULL). */
-static char *query_text(const fixture_t *f, const char *sql)
-{
-    sqlite3 *db = NULL;
-    sqlite3_stmt *stmt = NULL;
-    char *out;
-
-    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
-    if (sqlite3_prepare_v2(db, sql, -1, &stmt, NULL) != SQLITE_OK)
-        fail_msg("%s: %s", sql, sqlite3_errmsg(db));
-    assert_int_equal(sqlite3_step(stmt), SQLITE_ROW);
-    out = strdup(sqlite3_column_text(stmt, 0) != NULL ? (const char *)sqlite3_column_text(stmt, 0)
-                                                       : "");
-    sqlite3_finalize(stmt);
-    sqlite3_close(db);
-    assert_non_null(out);
-    return out;
-}
-
-static void set_device_blob(const fixture_t *f, const char *id, const char *column,
-                            const uint8_t *data, size_t len)
-{
-    sqlite3 *db = NULL;
-    sqlite3_stmt *stmt = NULL;
-    char sql[128];
-
-    snprintf(sql, sizeof(sql), "UPDATE devices SET %s = ? WHERE id = ?", column);
-    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
-    sqlite3_busy_timeout(db, 5000);
-    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &stmt, NULL), SQLITE_OK);
-    sqlite3_bind_blob(stmt, 1, data, (int)len, SQLITE_STATIC);
-    sqlite3_bind_text(stmt, 2, id, -1, SQLITE_STATIC);
-    assert_int_equal(sqlite3_step(stmt), SQLITE_DONE);
-    sqlite3_finalize(stmt);
-    sqlite3_close(db);
-}
-
 static tether_store_device_t device_row(fixture_t *f, const char *id)
 {
     tether_store_device_t device;
@@ -937,7 +900,7 @@ static void soft_ak_install(fixture_t *f, const device_t *d, soft_ak_t *soft)
     memset(&pub, 0, sizeof(pub));
     pub.publicArea = soft->public_area;
     assert_int_equal(Tss2_MU_TPM2B_PUBLIC_Marshal(&pub, raw, sizeof(raw), &len), TSS2_RC_SUCCESS);
-    set_device_blob(f, d->id, "ak_public", raw, len);
+    fleet_db_set_blob(f->path, "devices", "ak_public", d->id, raw, len);
 }
 
 /* Re-marshals both attestations of ev, with edit applied to which (0: the
@@ -1207,10 +1170,8 @@ static void usage_mismatch_quarantines(void **state)
     assert_int_equal(fleet_db_count(f->path, sql), 1);
     snprintf(sql, sizeof(sql), "SELECT revoked FROM issued_tokens WHERE jti = '%s'", jti);
     assert_int_equal(fleet_db_count(f->path, sql), 1);
-    assert_int_equal(fleet_db_count(f->path, "SELECT count(*) FROM alerts WHERE kind = "
-                                             "'usage_mismatch' AND json_extract(details, "
-                                             "'$.gateway_accepted') = 7 AND json_extract("
-                                             "details, '$.device_made') = 3"),
+    assert_int_equal(fleet_db_alerts(f->path, "kind = 'usage_mismatch'",
+                                     "{\"gateway_accepted\": 7, \"device_made\": 3}"),
                      1);
     assert_int_equal(fleet_db_count(f->path, "SELECT count(*) FROM revocations"), 1);
     free(token);
@@ -1582,10 +1543,9 @@ static void source_networks_at_exchange(void **state)
     free(token);
     test_now += 10;
     token = exchange_ok(f, &d);
-    assert_int_equal(fleet_db_count(f->path, "SELECT count(*) FROM alerts WHERE kind = "
-                                             "'threshold_exceeded' AND details ->> 'kind' = "
-                                             "'source_networks' AND details ->> 'observed' = "
-                                             "'192.0.2.7' AND details ->> 'action' = 'alert'"),
+    assert_int_equal(fleet_db_alerts(f->path, "kind = 'threshold_exceeded'",
+                                     "{\"kind\": \"source_networks\", "
+                                     "\"observed\": \"192.0.2.7\", \"action\": \"alert\"}"),
                      1);
     assert_int_equal(tether_store_policy_write(&f->store, "site",
                                                SOURCES("10.0.0.0/8", "quarantine"), false,
@@ -1693,7 +1653,7 @@ static void expect_contained(fixture_t *f, const device_t *d, const char *kind,
     assert_int_equal(fleet_db_count(f->path, sql), 1);
     assert_int_equal(fleet_db_count(f->path, "SELECT count(*) FROM alerts"), 1);
     snprintf(sql, sizeof(sql), "SELECT details FROM alerts WHERE device_id = '%s'", d->id);
-    details = query_text(f, sql);
+    details = fleet_db_text(f->path, sql);
     json = cJSON_Parse(details);
     assert_non_null(json);
     reason = cJSON_GetObjectItemCaseSensitive(json, "reason")->valuestring;
@@ -2197,8 +2157,8 @@ static void reenrolment_starts_over(void **state)
     enrol(f, &d, 16);
     token = exchange_ok(f, &d);
     free(token);
-    snprintf(sql, sizeof(sql), "SELECT hex(pcr_digest) FROM devices WHERE id = '%s'", d.id);
-    before_digest = query_text(f, sql);
+    snprintf(sql, sizeof(sql), "SELECT pcr_digest FROM devices WHERE id = '%s'", d.id);
+    before_digest = fleet_db_text(f->path, sql);
     /* New firmware: the old reference no longer matches. */
     memset(&extend, 0, sizeof(extend));
     extend.count = 1;
@@ -2223,7 +2183,7 @@ static void reenrolment_starts_over(void **state)
                                     "last_seen_at IS NULL AND highest_counter = 0"),
                      1);
     token = exchange_ok(f, &d);
-    after_digest = query_text(f, sql);
+    after_digest = fleet_db_text(f->path, sql);
     assert_string_not_equal(before_digest, after_digest);
     assert_true(device_row(f, d.id).highest_counter > 2);
     free(token);
@@ -2870,7 +2830,7 @@ static void measured_boot_exchange(void **state)
     test_now += 10;
     assert_int_equal(measured_exchange(f, &d, &m, &sent), 200);
     assert_int_equal(sent, 0);
-    held = query_text(f, "SELECT lower(hex(sha256)) FROM device_eventlogs");
+    held = fleet_db_text(f->path, "SELECT sha256 FROM device_eventlogs");
     measured_challenge(f, &d, &ch, &mb);
     assert_string_equal(mb.tether_held, held);
     assert_string_equal(mb.platform_held, "");
@@ -2919,7 +2879,7 @@ static void measured_boot_next_challenge(void **state)
                                                      &next),
                      TETHER_OK);
     cJSON_free(answer);
-    held = query_text(f, "SELECT lower(hex(sha256)) FROM device_eventlogs");
+    held = fleet_db_text(f->path, "SELECT sha256 FROM device_eventlogs");
     assert_true(next.measured_boot.asked);
     assert_string_equal(next.measured_boot.tether_held, held);
     assert_string_equal(next.measured_boot.platform_held, "");
@@ -3011,15 +2971,15 @@ static void sha256_hex(const void *data, size_t len, char out[65])
 static void expect_measured_alert(fixture_t *f, const device_t *d, const char *code,
                                   const char *log, long long event)
 {
-    char sql[512];
+    char where[160], members[256];
 
-    snprintf(sql, sizeof(sql),
-             "SELECT count(*) FROM alerts WHERE kind = '%s' AND device_id = '%s' AND "
-             "json_extract(details, '$.code') = '%s' AND json_extract(details, '$.log') = '%s' "
-             "AND json_extract(details, '$.event') = %lld AND "
-             "json_extract(details, '$.policy') = 'measured'",
-             TETHER_FLEET_ALERT_MEASURED_BOOT_REFUSED, d->id, code, log, event);
-    assert_int_equal(fleet_db_count(f->path, sql), 1);
+    snprintf(where, sizeof(where), "kind = '%s' AND device_id = '%s'",
+             TETHER_FLEET_ALERT_MEASURED_BOOT_REFUSED, d->id);
+    snprintf(members, sizeof(members),
+             "{\"code\": \"%s\", \"log\": \"%s\", \"event\": %lld, "
+             "\"policy\": \"measured\"}",
+             code, log, event);
+    assert_int_equal(fleet_db_alerts(f->path, where, members), 1);
 }
 
 /* Refusals: a hash the fleet does not hold, bytes that are not their hash's
@@ -3043,7 +3003,7 @@ static void measured_boot_refusals(void **state)
     measure_file(&d, &m, "app", "app version 1", true);
     measured_policy(f, &d, &m, true);
     assert_int_equal(measured_exchange(f, &d, &m, &sent), 200);
-    held = query_text(f, "SELECT lower(hex(sha256)) FROM device_eventlogs");
+    held = fleet_db_text(f->path, "SELECT sha256 FROM device_eventlogs");
     sha256_hex("", 0, empty);
     sha256_hex("other", 5, other);
     test_now += 10;
@@ -3078,7 +3038,7 @@ static void measured_boot_refusals(void **state)
     assert_int_equal(device_row(f, d.id).status, TETHER_DEVICE_ACTIVE);
     expect_sample(f, "tether_fleetd_exchanges_total{outcome=\"measurement_not_allowed\"} 1");
     {
-        char *now_held = query_text(f, "SELECT lower(hex(sha256)) FROM device_eventlogs");
+        char *now_held = fleet_db_text(f->path, "SELECT sha256 FROM device_eventlogs");
         assert_string_equal(now_held, held);
         free(now_held);
     }

@@ -736,6 +736,8 @@ static void feed_page(void **state)
     cJSON_Delete(answer);
 }
 
+#define ZEROS "00000000000000000000000000000000"
+
 static void feed_pages_of_500(void **state)
 {
     fixture_t *f = *state;
@@ -744,10 +746,12 @@ static void feed_pages_of_500(void **state)
     size_t count = 0;
     int64_t head = 0;
 
+    /* jti: i in 32 decimal digits, zero-padded (SQL both stores take). */
     fleet_db_exec(f->db,
                   "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 620) "
                   "INSERT INTO revocations (device_id, jti, reason, created_at) "
-                  "SELECT '" DEV1 "', printf('%032x', i), 'bulk', 1700000000 + i FROM n");
+                  "SELECT '" DEV1 "', substr('" ZEROS "' || i, length('" ZEROS "' || i) - 31), "
+                  "'bulk', 1700000000 + i FROM n");
     assert_int_equal(tether_revocation_feed_page(&f->store, 0, &answer, &count), TETHER_OK);
     assert_int_equal(count, TETHER_FLEET_FEED_PAGE);
     list = cJSON_GetObjectItemCaseSensitive(answer, "revocations");
@@ -779,7 +783,7 @@ static void feed_head_cache(void **state)
     int64_t head = -1;
 
     tether_store_init(&replica);
-    assert_int_equal(tether_store_open_sqlite(&replica, f->db), TETHER_OK);
+    assert_int_equal(tether_store_open(&replica, f->db, 1), TETHER_OK);
     assert_int_equal(tether_revocation_feed_head(&f->rp.feed, &head), TETHER_OK);
     assert_int_equal(head, 0);
     assert_int_equal(tether_store_device_change_status(&replica, DEV1, TETHER_DEVICE_REVOKE,

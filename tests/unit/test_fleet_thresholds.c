@@ -141,7 +141,7 @@ static void each_kind_crosses_past_its_value(void **state)
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         const kind_case_t *c = &cases[i];
         tether_store_usage_result_t result;
-        char sql[512];
+        char members[256];
 
         assert_int_equal(setup(state), 0);
         fixture_t *f = *state;
@@ -155,13 +155,14 @@ static void each_kind_crosses_past_its_value(void **state)
         report(f, NOW + 1, c->requests, c->tokens, c->cost, &result);
         assert_int_equal(result.thresholds, 1);
         assert_false(result.quarantined);
-        snprintf(sql, sizeof(sql),
-                 "SELECT count(*) FROM alerts WHERE kind = 'threshold_exceeded' AND device_id "
-                 "= '" DEV1 "' AND details ->> 'kind' = '%s' AND details ->> 'observed' = %s"
-                 " AND details ->> 'window_seconds' = %lld AND details ->> 'window_end' = %d"
-                 " AND details ->> 'action' = 'alert'",
+        snprintf(members, sizeof(members),
+                 "{\"kind\": \"%s\", \"observed\": %s, \"window_seconds\": %lld, "
+                 "\"window_end\": %d, \"action\": \"alert\"}",
                  c->kind, c->observed, (long long)c->window, NOW + 1);
-        assert_int_equal(fleet_db_count(f->db, sql), 1);
+        assert_int_equal(fleet_db_alerts(f->db,
+                                         "kind = 'threshold_exceeded' AND device_id = '" DEV1 "'",
+                                         members),
+                         1);
         assert_int_equal(teardown(state), 0);
     }
 }
@@ -223,10 +224,9 @@ static void quarantine_revokes_and_appends_the_feed(void **state)
     assert_int_equal(fleet_db_count(f->db, "SELECT count(*) FROM revocations WHERE device_id = '"
                                            DEV1 "' AND reason LIKE 'threshold requests_per_minute%'"),
                      1);
-    assert_int_equal(fleet_db_count(f->db, "SELECT count(*) FROM alerts WHERE kind = "
-                                           "'threshold_exceeded' AND details ->> 'observed' = 40"
-                                           " AND details ->> 'value' = 20 AND details ->> "
-                                           "'action' = 'quarantine'"),
+    assert_int_equal(fleet_db_alerts(f->db, "kind = 'threshold_exceeded'",
+                                     "{\"observed\": 40, \"value\": 20, "
+                                     "\"action\": \"quarantine\"}"),
                      1);
 }
 
@@ -264,8 +264,8 @@ static void parse(const char *text, tether_policy_document_t *doc)
 
 static long long source_alerts(fixture_t *f)
 {
-    return fleet_db_count(f->db, "SELECT count(*) FROM alerts WHERE kind = 'threshold_exceeded'"
-                                 " AND details ->> 'kind' = 'source_networks'");
+    return fleet_db_alerts(f->db, "kind = 'threshold_exceeded'",
+                           "{\"kind\": \"source_networks\"}");
 }
 
 static void sources_match_by_network(void **state)
@@ -299,9 +299,9 @@ static void source_alert_serves(void **state)
     assert_int_equal(source_alerts(f), 0);
     assert_int_equal(exchange(f, "192.0.2.7", &doc, &r), TETHER_STORE_EXCHANGE_ACCEPT);
     assert_true(r.source_alerted);
-    assert_int_equal(fleet_db_count(f->db, "SELECT count(*) FROM alerts WHERE details ->> "
-                                           "'observed' = '192.0.2.7' AND details ->> 'action' = "
-                                           "'alert' AND details ->> 'value' = 1"),
+    assert_int_equal(fleet_db_alerts(f->db, "TRUE",
+                                     "{\"observed\": \"192.0.2.7\", \"action\": \"alert\", "
+                                     "\"value\": 1}"),
                      1);
     /* Within the hour: served, not alerted again. */
     assert_int_equal(exchange(f, "192.0.2.8", &doc, &r), TETHER_STORE_EXCHANGE_ACCEPT);
@@ -371,12 +371,10 @@ static void refused_models_reach_their_value(void **state)
     assert_int_equal(result.thresholds, 1);
     assert_true(result.quarantined);
     assert_status(f, TETHER_DEVICE_QUARANTINED);
-    assert_int_equal(fleet_db_count(f->db, "SELECT count(*) FROM alerts WHERE kind = "
-                                           "'threshold_exceeded' AND details ->> 'kind' = "
-                                           "'refused_models' AND details ->> 'observed' = 3 AND "
-                                           "details ->> 'value' = 3 AND details ->> "
-                                           "'window_seconds' = 3600 AND details ->> 'action' = "
-                                           "'quarantine'"),
+    assert_int_equal(fleet_db_alerts(f->db, "kind = 'threshold_exceeded'",
+                                     "{\"kind\": \"refused_models\", \"observed\": 3, "
+                                     "\"value\": 3, \"window_seconds\": 3600, "
+                                     "\"action\": \"quarantine\"}"),
                      1);
     assert_int_equal(fleet_db_count(f->db, "SELECT count(*) FROM revocations WHERE device_id = '"
                                            DEV1 "' AND reason LIKE 'threshold refused_models "
@@ -409,9 +407,9 @@ static void source_refusals_at_gateways_alert(void **state)
     report_refusals(f, NOW, 0, 2, &result);
     assert_int_equal(result.thresholds, 1);
     assert_false(result.quarantined);
-    assert_int_equal(fleet_db_count(f->db, "SELECT count(*) FROM alerts WHERE details ->> 'kind' "
-                                           "= 'source_networks' AND details ->> 'observed' = 2 "
-                                           "AND details ->> 'action' = 'alert'"),
+    assert_int_equal(fleet_db_alerts(f->db, "TRUE",
+                                     "{\"kind\": \"source_networks\", \"observed\": 2, "
+                                     "\"action\": \"alert\"}"),
                      1);
     /* Within the hour that alerted: not again. */
     report_refusals(f, NOW + 60, 0, 1, &result);

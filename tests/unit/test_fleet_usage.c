@@ -437,13 +437,13 @@ static void store_flags_a_token_of_another_device(void **state)
     assert_true(lines.rows[0].flagged);
     assert_string_equal(lines.devices[1], DEV2);
     assert_true(lines.rows[1].flagged);
-    assert_int_equal(fleet_db_count(f->db, "SELECT count(*) FROM alerts WHERE kind = "
-                                           "'usage_device_mismatch' AND device_id = '" DEV1
-                                           "' AND details ->> 'reported_device' = '" DEV2 "'"),
+    assert_int_equal(fleet_db_alerts(f->db,
+                                     "kind = 'usage_device_mismatch' AND device_id = '" DEV1 "'",
+                                     "{\"reported_device\": \"" DEV2 "\"}"),
                      1);
-    assert_int_equal(fleet_db_count(f->db, "SELECT count(*) FROM alerts WHERE kind = "
-                                           "'usage_device_mismatch' AND device_id IS NULL AND "
-                                           "details ->> 'jti' = '" JTI3 "'"),
+    assert_int_equal(fleet_db_alerts(f->db,
+                                     "kind = 'usage_device_mismatch' AND device_id IS NULL",
+                                     "{\"jti\": \"" JTI3 "\"}"),
                      1);
 }
 
