@@ -1029,6 +1029,12 @@ static void purge_past_retention(void **state)
     add_token_rows(f, OLD2, 800, 600);
     add_token_rows(f, OLD3, 900, 450);
     add_token_rows(f, LIVE, 1300, 1100);
+    /* A second relying party saw OLD1 later: its row waits for its own cutoff. */
+    fleet_db_exec(f->path, "INSERT INTO token_usage (relying_party, jti, device_id,"
+                           " reported_device_id, flagged, gateway, requests, refused,"
+                           " prompt_tokens, completion_tokens, cost_micros, first_seen,"
+                           " last_seen, received_at) VALUES (2, '" OLD1 "', '" RETENTION_DEVICE
+                           "', '" RETENTION_DEVICE "', 0, 'other', 1, 0, 0, 0, 0, 650, 650, 650)");
     assert_int_equal(tether_store_webhook_sync(&f->store, hooks, 1, 100, &dropped), TETHER_OK);
     assert_int_equal(tether_store_alert_add(&f->store, NULL, "delivered", "{}", 1500), TETHER_OK);
     assert_int_equal(tether_store_webhook_delivered(&f->store, "security",
@@ -1049,6 +1055,9 @@ static void purge_past_retention(void **state)
     assert_int_equal(rows_of(f, "issued_tokens", OLD3), 1);
     /* OLD2's usage was last seen after the usage cutoff: it waits for that. */
     assert_int_equal(rows_of(f, "token_usage", OLD2), 1);
+    assert_int_equal(fleet_db_count(f->path, "SELECT relying_party FROM token_usage"
+                                             " WHERE jti = '" OLD1 "'"),
+                     2);
     /* The second: the last token past the cutoff; nothing else is. */
     assert_int_equal(tether_store_purge(&f->store, &purge, purged), TETHER_OK);
     assert_int_equal(purged[TETHER_STORE_PURGE_ISSUED_TOKENS], 1);

@@ -1,4 +1,4 @@
-/* The periodic usage_unreported check (usage_check.h). */
+/* The periodic usage_unreported check and the retention purge (usage_check.h). */
 #include "usage_check.h"
 
 #include <errno.h>
@@ -52,16 +52,27 @@ static bool pause_or_stop(tether_usage_check_t *check, unsigned ms)
     return check->stopping;
 }
 
+static int64_t monotonic_seconds(void)
+{
+    struct timespec now;
+
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (int64_t)now.tv_sec;
+}
+
 /* Purges batch after batch while a batch was full, pausing between two so
- * that the store's writers (exchanges) get their turns. Called and
+ * that the store's writers (exchanges) get their turns, for at most
+ * TETHER_USAGE_CHECK_SECONDS: a backlog does not hold up the next check.
+ * Whether the pass ended with rows left past their retention. Called and
  * returning with check->lock held. */
-static void run_purge(tether_usage_check_t *check)
+static bool run_purge(tether_usage_check_t *check)
 {
     uint64_t total[TETHER_STORE_PURGE_TABLES] = {0};
     uint64_t purged[TETHER_STORE_PURGE_TABLES];
+    int64_t until = monotonic_seconds() + TETHER_USAGE_CHECK_SECONDS;
     tether_store_purge_t batch;
     tether_status_t rc;
-    bool more;
+    bool more = false;
 
     do {
         pthread_mutex_unlock(&check->lock);
@@ -69,7 +80,9 @@ static void run_purge(tether_usage_check_t *check)
         rc = tether_store_purge(check->store, &batch, purged);
         pthread_mutex_lock(&check->lock);
         if (rc != TETHER_OK) {
-            tether_error("retention", "purge failed: %s", tether_strerror(rc));
+            tether_error("retention", "purge failed (tried again after the next check): %s",
+                         tether_strerror(rc));
+            more = false;
             break;
         }
         for (int t = 0; t < TETHER_STORE_PURGE_TABLES; t++) {
@@ -82,7 +95,8 @@ static void run_purge(tether_usage_check_t *check)
                     purged[t]);
         }
         more = tether_retention_more(&check->retention, purged);
-    } while (more && !pause_or_stop(check, check->retention.pause_ms));
+    } while (more && monotonic_seconds() < until &&
+             !pause_or_stop(check, check->retention.pause_ms));
     if (total[TETHER_STORE_PURGE_ISSUED_TOKENS] + total[TETHER_STORE_PURGE_TOKEN_USAGE] +
             total[TETHER_STORE_PURGE_ALERTS] > 0)
         tether_debug("retention", "purged %llu issued tokens (%llu device counts, %llu usage "
@@ -92,19 +106,22 @@ static void run_purge(tether_usage_check_t *check)
                      (unsigned long long)total[TETHER_STORE_PURGE_USAGE_ALERTS],
                      (unsigned long long)total[TETHER_STORE_PURGE_TOKEN_USAGE],
                      (unsigned long long)total[TETHER_STORE_PURGE_ALERTS]);
+    return more;
 }
 
 static void *check_main(void *arg)
 {
     tether_usage_check_t *check = arg;
+    bool backlog = false; /* the last purge pass ended with rows left */
 
     pthread_mutex_lock(&check->lock);
-    while (!pause_or_stop(check, TETHER_USAGE_CHECK_SECONDS * 1000)) {
+    /* After a pass cut short, the next check and pass come at once. */
+    while (backlog ? !check->stopping
+                   : !pause_or_stop(check, TETHER_USAGE_CHECK_SECONDS * 1000)) {
         pthread_mutex_unlock(&check->lock);
         run_check(check);
         pthread_mutex_lock(&check->lock);
-        if (!check->stopping)
-            run_purge(check);
+        backlog = !check->stopping && run_purge(check);
     }
     pthread_mutex_unlock(&check->lock);
     return NULL;

@@ -5,7 +5,9 @@
  * they expired are alerted once the grace period (one token lifetime) has
  * passed. Then, on the same thread and so always after the check, the
  * retention purge (retention.h): batches until nothing is past its
- * retention, a pause between two. Caller-owned: init / start / free.
+ * retention, a pause between two, for at most TETHER_USAGE_CHECK_SECONDS;
+ * a pass cut short with rows left is followed at once by the next check
+ * and pass. Caller-owned: init / start / free.
  */
 #ifndef TETHER_FLEET_USAGE_CHECK_H
 #define TETHER_FLEET_USAGE_CHECK_H

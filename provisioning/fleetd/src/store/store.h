@@ -1119,8 +1119,10 @@ typedef struct tether_store_purge {
     /* Alerts created before this go, except one a webhook's outbox still
      * holds (its delivery reads it). */
     int64_t alerts_before;
-    /* At most this many issued tokens (oldest exp first), token_usage rows
-     * and alerts (oldest first) per call; at least 1. */
+    /* At most this many issued tokens (oldest exp first), alerts (oldest
+     * first) and tokens' token_usage rows (oldest first: every relying
+     * party's row of such a token that is past the cutoff) per call; at
+     * least 1. */
     unsigned batch;
 } tether_store_purge_t;
 

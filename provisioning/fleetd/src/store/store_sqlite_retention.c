@@ -27,9 +27,13 @@ static const purge_statement_t statements[] = {
      "DELETE FROM usage_alerts WHERE jti IN (" TOKEN_BATCH ")", CUTOFF_TOKENS},
     {TETHER_STORE_PURGE_ISSUED_TOKENS, "purge issued tokens",
      "DELETE FROM issued_tokens WHERE jti IN (" TOKEN_BATCH ")", CUTOFF_TOKENS},
+    /* By jti (the index: the primary key's first column, the relying
+     * party, would scan all of its rows), each relying party's row only
+     * when it too is past the cutoff. */
     {TETHER_STORE_PURGE_TOKEN_USAGE, "purge token usage",
-     "DELETE FROM token_usage WHERE (relying_party, jti) IN (SELECT relying_party, jti"
-     " FROM token_usage WHERE last_seen < ?1 ORDER BY last_seen LIMIT ?2)", CUTOFF_USAGE},
+     "DELETE FROM token_usage INDEXED BY token_usage_jti WHERE jti IN (SELECT jti"
+     " FROM token_usage WHERE last_seen < ?1 ORDER BY last_seen LIMIT ?2) AND last_seen < ?1",
+     CUTOFF_USAGE},
     {TETHER_STORE_PURGE_ALERTS, "purge alerts",
      "DELETE FROM alerts WHERE id IN (SELECT id FROM alerts a WHERE created_at < ?1"
      " AND NOT EXISTS (SELECT 1 FROM webhook_outbox o WHERE o.alert_id = a.id)"
