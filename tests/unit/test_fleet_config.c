@@ -34,6 +34,11 @@ static void defaults(void **state)
     assert_int_equal(config.max_connections, 1024);
     assert_int_equal(config.max_connections_per_source, 32);
     assert_int_equal(config.request_head_timeout_seconds, 10);
+    /* Tokens kept as long as usage report ids, alerts a month. */
+    assert_int_equal(config.token_retention_hours, 168);
+    assert_int_equal(config.alert_retention_days, 30);
+    assert_int_equal(config.purge_batch_rows, 1000);
+    assert_int_equal(config.purge_pause_milliseconds, 20);
 }
 
 static void every_key(void **state)
@@ -56,7 +61,11 @@ static void every_key(void **state)
                            "bootstrap_max_ttl_seconds = 600\n"
                            "enroll_max_pending_per_ek = 2\n"
                            "enroll_rate_per_minute = 120\n"
-                           "enroll_burst = 7\n",
+                           "enroll_burst = 7\n"
+                           "token_retention_hours = 2\n"
+                           "alert_retention_days = 90\n"
+                           "purge_batch_rows = 500\n"
+                           "purge_pause_milliseconds = 0\n",
                            &config, &error),
                      TETHER_OK);
     assert_int_equal(config.listen_port, 9000);
@@ -72,6 +81,10 @@ static void every_key(void **state)
     assert_int_equal(config.enroll_max_pending_per_ek, 2);
     assert_int_equal(config.enroll_rate_per_minute, 120);
     assert_int_equal(config.enroll_burst, 7);
+    assert_int_equal(config.token_retention_hours, 2);
+    assert_int_equal(config.alert_retention_days, 90);
+    assert_int_equal(config.purge_batch_rows, 500);
+    assert_int_equal(config.purge_pause_milliseconds, 0);
 }
 
 static void errors_name_the_line(void **state)
@@ -88,6 +101,11 @@ static void errors_name_the_line(void **state)
         {"enroll_max_pending_per_ek = 65\n", 1},
         {"enroll_rate_per_minute = 0\n", 1},
         {"enroll_burst = 0\n", 1},
+        {"token_retention_hours = 0\n", 1},              /* inside the usage window */
+        {"alert_retention_days = 0\n", 1},
+        {"purge_batch_rows = 99\n", 1},
+        {"purge_batch_rows = 100001\n", 1},               /* one transaction too long */
+        {"purge_pause_milliseconds = 10001\n", 1},
         {"threads = 4x\n", 1},                            /* not a number */
         {"threads = -1\n", 1},                            /* sign */
         {"max_connections_per_source = 0\n", 1},         /* below minimum */
@@ -169,6 +187,10 @@ static void format_round_trip(void **state)
     config.enroll_max_pending_per_ek = 3;
     config.enroll_rate_per_minute = 90;
     config.enroll_burst = 11;
+    config.token_retention_hours = 24;
+    config.alert_retention_days = 365;
+    config.purge_batch_rows = 2000;
+    config.purge_pause_milliseconds = 50;
     assert_true(tether_fleet_config_webhook_parse(
         "name=soc url=https://hooks.example/tether ca=soc-ca.pem secret=soc.key",
         &config.webhooks[0], &(const char *){NULL}));

@@ -3,7 +3,9 @@
  * read back; the store's comparisons at the exchange and at each usage
  * report (an honest device is never flagged, however late the gateways
  * report and across a restart; a token used by someone else is, once, with
- * the action asked for); the usage_unreported check. Real SQLite. */
+ * the action asked for); the usage_unreported check; retention's cutoffs
+ * (a token's rows kept until its usage window closed and the retention
+ * passed). Real SQLite. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,6 +17,7 @@
 #include <cmocka.h>
 
 #include "fleet_fixture.h"
+#include "retention.h"
 #include "store.h"
 #include "tether/evidence.h"
 #include "token_counts.h"
@@ -401,6 +404,86 @@ static void unreported_after_grace(void **state)
     assert_int_equal(count(f, "SELECT count(*) FROM devices WHERE status = 'active'"), 2);
 }
 
+/* ---- retention (retention.h) ---- */
+
+#define RETAIN 3600
+
+static void purge_at(fixture_t *f, int64_t now, uint64_t purged[TETHER_STORE_PURGE_TABLES])
+{
+    const tether_retention_t retention = {.token_seconds = RETAIN, .alert_seconds = 86400,
+                                          .batch = 100, .pause_ms = 0};
+    tether_store_purge_t batch;
+
+    tether_retention_batch(&retention, now, LIFE, &batch);
+    assert_int_equal(tether_store_purge(&f->store, &batch, purged), TETHER_OK);
+}
+
+/* A token's rows are kept for the retention after its usage window
+ * (exp, the gateways' leeway, the usage_unreported check's grace); a
+ * relying party's usage row until a longest token life after that; a
+ * batch is followed by another only when one of its own tables was full. */
+static void retention_cutoffs(void **state)
+{
+    const tether_retention_t retention = {.token_seconds = RETAIN, .alert_seconds = 86400,
+                                          .batch = 10, .pause_ms = 5};
+    uint64_t full_tokens[TETHER_STORE_PURGE_TABLES] = {10, 3, 4, 0, 0};
+    uint64_t full_usage[TETHER_STORE_PURGE_TABLES] = {0, 0, 0, 10, 0};
+    uint64_t full_alerts[TETHER_STORE_PURGE_TABLES] = {0, 0, 0, 0, 10};
+    /* A token has several usage alerts and its counts: no sign of more. */
+    uint64_t partial[TETHER_STORE_PURGE_TABLES] = {9, 9, 12, 9, 9};
+    tether_store_purge_t batch;
+
+    (void)state;
+    tether_retention_batch(&retention, NOW, LIFE, &batch);
+    assert_int_equal(batch.tokens_before, NOW - TETHER_STORE_USAGE_LEEWAY - LIFE - RETAIN);
+    assert_int_equal(batch.usage_before, batch.tokens_before - TETHER_POLICY_LIFETIME_MAX -
+                                             2 * TETHER_STORE_USAGE_LEEWAY);
+    assert_int_equal(batch.alerts_before, NOW - 86400);
+    assert_int_equal(batch.batch, 10);
+    assert_true(tether_retention_more(&retention, full_tokens));
+    assert_true(tether_retention_more(&retention, full_usage));
+    assert_true(tether_retention_more(&retention, full_alerts));
+    assert_false(tether_retention_more(&retention, partial));
+}
+
+/* Until its retention ends a token keeps its counts: a late report is
+ * still compared with the device's final count. One second later its rows
+ * go (its usage alert too); a report naming it then is one about a token
+ * the fleet does not know: counted and flagged. */
+static void kept_until_retention_ends(void **state)
+{
+    fixture_t *f = *state;
+    int64_t last = NOW + LIFE + TETHER_STORE_USAGE_LEEWAY + LIFE + RETAIN;
+    uint64_t purged[TETHER_STORE_PURGE_TABLES];
+    tether_store_exchange_result_t r;
+    tether_store_usage_result_t u;
+
+    report(f, JTI1, 5, NOW + 100, TETHER_STORE_USAGE_ALERT, &u);
+    assert_int_equal(exchange(f, NOW + LIFE + TETHER_STORE_USAGE_LEEWAY + 2, 5,
+                              TETHER_STORE_USAGE_ALERT, &r),
+                     TETHER_STORE_EXCHANGE_ACCEPT);
+    purge_at(f, last, purged);
+    assert_int_equal(purged[TETHER_STORE_PURGE_ISSUED_TOKENS], 0);
+    assert_int_equal(count(f, "SELECT final FROM device_usage WHERE jti = '" JTI1 "'"), 1);
+    report(f, JTI1, 2, last, TETHER_STORE_USAGE_ALERT, &u);
+    assert_int_equal(u.mismatches, 1);
+    assert_int_equal(u.flagged, 0);
+
+    purge_at(f, last + 1, purged);
+    assert_int_equal(purged[TETHER_STORE_PURGE_ISSUED_TOKENS], 2); /* JTI1 and JTI2 */
+    assert_int_equal(purged[TETHER_STORE_PURGE_DEVICE_USAGE], 1);
+    assert_int_equal(purged[TETHER_STORE_PURGE_USAGE_ALERTS], 1);
+    assert_int_equal(count(f, "SELECT count(*) FROM issued_tokens WHERE jti = '" JTI1 "'"), 0);
+    assert_int_equal(count(f, "SELECT count(*) FROM usage_alerts"), 0);
+    /* The exchange's own token is younger. */
+    assert_int_equal(count(f, "SELECT count(*) FROM issued_tokens"), 1);
+    /* The relying party's row waits for its own cutoff. */
+    assert_int_equal(count(f, "SELECT count(*) FROM token_usage WHERE jti = '" JTI1 "'"), 1);
+    report(f, JTI1, 1, last + 2, TETHER_STORE_USAGE_ALERT, &u);
+    assert_int_equal(u.flagged, 1);
+    assert_int_equal(u.mismatches, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -411,6 +494,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(alert_only, setup, teardown),
         cmocka_unit_test_setup_teardown(quarantine_at_exchange, setup, teardown),
         cmocka_unit_test_setup_teardown(unreported_after_grace, setup, teardown),
+        cmocka_unit_test(retention_cutoffs),
+        cmocka_unit_test_setup_teardown(kept_until_retention_ends, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -963,6 +963,148 @@ static void eventlogs_by_device(void **state)
 }
 
 /* The tests of the operations both stores have. */
+/* ---- retention (schema version 15) ---- */
+
+#define RETENTION_DEVICE "dev_000000000000000000000007"
+#define OLD1 "0000000000000000000000000000000a" /* exp 700 */
+#define OLD2 "0000000000000000000000000000000b" /* exp 800 */
+#define OLD3 "0000000000000000000000000000000c" /* exp 900 */
+#define LIVE "0000000000000000000000000000000d" /* exp 1300 */
+
+/* A token of RETENTION_DEVICE with the device's counts, a usage alert and
+ * a relying party's usage last seen at seen. */
+static void add_token_rows(fixture_t *f, const char *jti, int64_t exp, int64_t seen)
+{
+    char sql[512];
+
+    assert_int_equal(tether_store_issued_token_add(&f->store, jti, RETENTION_DEVICE, exp, exp - 300),
+                     TETHER_OK);
+    snprintf(sql, sizeof(sql),
+             "INSERT INTO device_usage (jti, device_id, proofs, requests, bearer,"
+             " nonce_issued_at, final, reported_at) VALUES ('%s', '%s', 1, 1, 0, %lld, 0, %lld)",
+             jti, RETENTION_DEVICE, (long long)exp - 100, (long long)exp - 100);
+    fleet_db_exec(f->path, sql);
+    snprintf(sql, sizeof(sql),
+             "INSERT INTO usage_alerts (jti, kind, created_at) VALUES ('%s', 'usage_mismatch', %lld)",
+             jti, (long long)exp - 50);
+    fleet_db_exec(f->path, sql);
+    snprintf(sql, sizeof(sql),
+             "INSERT INTO token_usage (relying_party, jti, device_id, reported_device_id, flagged,"
+             " gateway, requests, refused, prompt_tokens, completion_tokens, cost_micros,"
+             " first_seen, last_seen, received_at) VALUES (1, '%s', '%s', '%s', 0, 'gate', 1, 0,"
+             " 0, 0, 0, %lld, %lld, %lld)",
+             jti, RETENTION_DEVICE, RETENTION_DEVICE, (long long)seen, (long long)seen,
+             (long long)seen);
+    fleet_db_exec(f->path, sql);
+}
+
+static long long rows_of(fixture_t *f, const char *table, const char *jti)
+{
+    char sql[160];
+
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM %s WHERE jti = '%s'", table, jti);
+    return fleet_db_count(f->path, sql);
+}
+
+/* Batches go oldest first and stop at the cutoffs: a token past its
+ * retention goes with its counts and usage alerts, a relying party's usage
+ * past its own cutoff goes, an alert past its retention goes unless a
+ * webhook still waits for it; what is inside stays and still answers
+ * (introspection's state, revocation). */
+static void purge_past_retention(void **state)
+{
+    fixture_t *f = *state;
+    const char *hooks[] = {"security"};
+    const tether_store_purge_t purge = {
+        .tokens_before = 1000, .usage_before = 500, .alerts_before = 2000, .batch = 2};
+    uint64_t purged[TETHER_STORE_PURGE_TABLES];
+    tether_store_token_state_t token;
+    tether_store_allow_t row;
+    uint64_t dropped = 0;
+    int64_t waiting;
+
+    make_row(&row, RETENTION_DEVICE, '7', "seven");
+    assert_int_equal(tether_store_device_import(&f->store, &row, 1, 10, NULL, NULL), TETHER_OK);
+    add_token_rows(f, OLD1, 700, 400);
+    add_token_rows(f, OLD2, 800, 600);
+    add_token_rows(f, OLD3, 900, 450);
+    add_token_rows(f, LIVE, 1300, 1100);
+    /* A second relying party saw OLD1 later: its row waits for its own cutoff. */
+    fleet_db_exec(f->path, "INSERT INTO token_usage (relying_party, jti, device_id,"
+                           " reported_device_id, flagged, gateway, requests, refused,"
+                           " prompt_tokens, completion_tokens, cost_micros, first_seen,"
+                           " last_seen, received_at) VALUES (2, '" OLD1 "', '" RETENTION_DEVICE
+                           "', '" RETENTION_DEVICE "', 0, 'other', 1, 0, 0, 0, 0, 650, 650, 650)");
+    assert_int_equal(tether_store_webhook_sync(&f->store, hooks, 1, 100, &dropped), TETHER_OK);
+    assert_int_equal(tether_store_alert_add(&f->store, NULL, "delivered", "{}", 1500), TETHER_OK);
+    assert_int_equal(tether_store_webhook_delivered(&f->store, "security",
+                                                    next_id(&f->store, "security")),
+                     TETHER_OK);
+    assert_int_equal(tether_store_alert_add(&f->store, NULL, "waiting", "{}", 1600), TETHER_OK);
+    waiting = next_id(&f->store, "security");
+    assert_int_equal(tether_store_alert_add(&f->store, NULL, "recent", "{}", 2500), TETHER_OK);
+
+    /* The first batch: the two oldest tokens and all of their rows. */
+    assert_int_equal(tether_store_purge(&f->store, &purge, purged), TETHER_OK);
+    assert_int_equal(purged[TETHER_STORE_PURGE_ISSUED_TOKENS], 2);
+    assert_int_equal(purged[TETHER_STORE_PURGE_DEVICE_USAGE], 2);
+    assert_int_equal(purged[TETHER_STORE_PURGE_USAGE_ALERTS], 2);
+    assert_int_equal(purged[TETHER_STORE_PURGE_TOKEN_USAGE], 2); /* last seen 400 and 450 */
+    assert_int_equal(purged[TETHER_STORE_PURGE_ALERTS], 1);
+    assert_int_equal(rows_of(f, "issued_tokens", OLD2), 0);
+    assert_int_equal(rows_of(f, "issued_tokens", OLD3), 1);
+    /* OLD2's usage was last seen after the usage cutoff: it waits for that. */
+    assert_int_equal(rows_of(f, "token_usage", OLD2), 1);
+    assert_int_equal(fleet_db_count(f->path, "SELECT relying_party FROM token_usage"
+                                             " WHERE jti = '" OLD1 "'"),
+                     2);
+    /* The second: the last token past the cutoff; nothing else is. */
+    assert_int_equal(tether_store_purge(&f->store, &purge, purged), TETHER_OK);
+    assert_int_equal(purged[TETHER_STORE_PURGE_ISSUED_TOKENS], 1);
+    assert_int_equal(purged[TETHER_STORE_PURGE_DEVICE_USAGE], 1);
+    assert_int_equal(purged[TETHER_STORE_PURGE_USAGE_ALERTS], 1);
+    assert_int_equal(purged[TETHER_STORE_PURGE_TOKEN_USAGE], 0);
+    assert_int_equal(purged[TETHER_STORE_PURGE_ALERTS], 0);
+    assert_int_equal(tether_store_purge(&f->store, &purge, purged), TETHER_OK);
+    for (int t = 0; t < TETHER_STORE_PURGE_TABLES; t++)
+        assert_int_equal(purged[t], 0);
+
+    assert_int_equal(fleet_db_count(f->path, "SELECT count(*) FROM issued_tokens"), 1);
+    assert_int_equal(rows_of(f, "device_usage", LIVE), 1);
+    assert_int_equal(rows_of(f, "usage_alerts", LIVE), 1);
+    assert_int_equal(rows_of(f, "token_usage", LIVE), 1);
+    assert_int_equal(fleet_db_count(f->path, "SELECT count(*) FROM alerts WHERE kind = 'waiting'"),
+                     1);
+    assert_int_equal(fleet_db_count(f->path, "SELECT count(*) FROM alerts WHERE kind = 'recent'"),
+                     1);
+    assert_int_equal(fleet_db_count(f->path, "SELECT count(*) FROM alerts"), 2);
+    assert_int_equal(next_id(&f->store, "security"), waiting);
+    assert_int_equal(tether_store_token_state(&f->store, OLD1, &token), TETHER_ERR_NOT_FOUND);
+    assert_int_equal(tether_store_token_state(&f->store, LIVE, &token), TETHER_OK);
+    assert_false(token.revoked);
+    /* Revocation marks the token that stayed. */
+    assert_int_equal(tether_store_device_change_status(&f->store, RETENTION_DEVICE,
+                                                       TETHER_DEVICE_REVOKE, "stolen", 1100, NULL),
+                     TETHER_OK);
+    assert_int_equal(tether_store_token_state(&f->store, LIVE, &token), TETHER_OK);
+    assert_true(token.revoked);
+    assert_int_equal(fleet_db_count(f->path, "SELECT count(*) FROM revocations"), 1);
+}
+
+static void purge_refuses_an_empty_batch(void **state)
+{
+    fixture_t *f = *state;
+    const tether_store_purge_t purge = {.tokens_before = 1000, .batch = 0};
+    uint64_t purged[TETHER_STORE_PURGE_TABLES] = {1, 1, 1, 1, 1};
+
+    assert_int_equal(tether_store_purge(&f->store, &purge, purged), TETHER_ERR_INVALID_ARGUMENT);
+    for (int t = 0; t < TETHER_STORE_PURGE_TABLES; t++)
+        assert_int_equal(purged[t], 0);
+    assert_null(tether_store_purge_table_name(TETHER_STORE_PURGE_TABLES));
+    assert_string_equal(tether_store_purge_table_name(TETHER_STORE_PURGE_ISSUED_TOKENS),
+                        "issued_tokens");
+}
+
 static const struct CMUnitTest both_stores[] = {
     cmocka_unit_test_setup_teardown(migrations_applied_once, setup, teardown),
     cmocka_unit_test_setup_teardown(newer_schema_refused, setup, teardown),
@@ -984,6 +1126,8 @@ static const struct CMUnitTest both_stores[] = {
     cmocka_unit_test_setup_teardown(policy_versions, setup, teardown),
     cmocka_unit_test_setup_teardown(default_policy_from_config, setup, teardown),
     cmocka_unit_test_setup_teardown(eventlogs_by_device, setup, teardown),
+    cmocka_unit_test_setup_teardown(purge_past_retention, setup, teardown),
+    cmocka_unit_test_setup_teardown(purge_refuses_an_empty_batch, setup, teardown),
     cmocka_unit_test(names_and_roles),
     cmocka_unit_test(role_names),
     cmocka_unit_test(unopened_store),

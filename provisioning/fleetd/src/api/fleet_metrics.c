@@ -91,6 +91,10 @@ tether_status_t tether_fleet_metrics_open(tether_fleet_metrics_t *metrics, int64
         "Devices by status, as counted in the store at most once a minute (at a scrape).",
         TETHER_METRIC_GAUGE, {"status", NULL}, NULL, 0,
         TETHER_STORE_DEVICE_STATUSES + 1 /* the overflow series */};
+    const tether_metric_def_t purged = {
+        "tether_fleetd_purged_rows_total",
+        "Rows the retention purge deleted, by table (README, \"Retention\").",
+        TETHER_METRIC_COUNTER, {"table", NULL}, NULL, 0, TETHER_STORE_PURGE_TABLES + 1};
     const tether_metric_def_t start = {"process_start_time_seconds",
                                        "Start time of the process since the Unix epoch, in "
                                        "seconds.",
@@ -125,6 +129,8 @@ tether_status_t tether_fleet_metrics_open(tether_fleet_metrics_t *metrics, int64
             TETHER_OK ||
         (rc = tether_metrics_add(&metrics->registry, &devices, &metrics->devices)) !=
             TETHER_OK ||
+        (rc = tether_metrics_add(&metrics->registry, &purged, &metrics->purged_rows)) !=
+            TETHER_OK ||
         (rc = add_series(&metrics->registry, &start, &series)) != TETHER_OK ||
         (rc = tether_metrics_add(&metrics->registry, &build, &build_metric)) != TETHER_OK)
         return rc;
@@ -135,6 +141,10 @@ tether_status_t tether_fleet_metrics_open(tether_fleet_metrics_t *metrics, int64
     (void)tether_metric_series(metrics->exchanges, "issued", NULL);
     (void)tether_metric_series(metrics->clone_alerts, "counter_not_increasing", NULL);
     (void)tether_metric_series(metrics->clone_alerts, "clock_regression", NULL);
+    for (int t = 0; t < TETHER_STORE_PURGE_TABLES; t++)
+        (void)tether_metric_series(metrics->purged_rows,
+                                   tether_store_purge_table_name((tether_store_purge_table_t)t),
+                                   NULL);
     return TETHER_OK;
 }
 

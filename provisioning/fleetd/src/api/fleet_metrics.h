@@ -53,6 +53,7 @@ typedef struct tether_fleet_metrics {
     tether_metric_t *webhook_outbox;
     tether_metric_t *webhook_latency;
     tether_metric_t *devices;
+    tether_metric_t *purged_rows; /* by table; the retention purge counts into it */
     pthread_mutex_t devices_lock; /* one count at a time; guards devices_counted_ms */
     int64_t devices_counted_ms;   /* CLOCK_MONOTONIC ms of the last count; 0: none yet */
 } tether_fleet_metrics_t;

@@ -29,6 +29,10 @@ static const config_limit_t limits[] = {
     {"enroll_max_pending_per_ek", 1, 64},
     {"enroll_rate_per_minute", 1, 60000},
     {"enroll_burst", 1, 10000},
+    {"token_retention_hours", 1, 87600},
+    {"alert_retention_days", 1, 36500},
+    {"purge_batch_rows", 100, 100000},
+    {"purge_pause_milliseconds", 0, 10000},
     /* Any positive number; tokens use it clamped (config.h). */
     {"token_lifetime_seconds", 1, 366 * 86400},
 };
@@ -80,6 +84,10 @@ void tether_fleet_config_init(tether_fleet_config_t *config)
     config->enroll_max_pending_per_ek = TETHER_CONFIG_DEFAULT_ENROLL_MAX_PENDING_PER_EK;
     config->enroll_rate_per_minute = TETHER_CONFIG_DEFAULT_ENROLL_RATE_PER_MINUTE;
     config->enroll_burst = TETHER_CONFIG_DEFAULT_ENROLL_BURST;
+    config->token_retention_hours = TETHER_CONFIG_DEFAULT_TOKEN_RETENTION_HOURS;
+    config->alert_retention_days = TETHER_CONFIG_DEFAULT_ALERT_RETENTION_DAYS;
+    config->purge_batch_rows = TETHER_CONFIG_DEFAULT_PURGE_BATCH_ROWS;
+    config->purge_pause_milliseconds = TETHER_CONFIG_DEFAULT_PURGE_PAUSE_MILLISECONDS;
     strcpy(config->pcr_selection, TETHER_CONFIG_DEFAULT_PCR_SELECTION);
     strcpy(config->audience, "tether");
     strcpy(config->scope, "ai.inference");
@@ -468,6 +476,14 @@ static tether_status_t set_number(tether_fleet_config_t *config, const config_li
         config->enroll_rate_per_minute = (unsigned)value;
     else if (strcmp(limit->key, "enroll_burst") == 0)
         config->enroll_burst = (unsigned)value;
+    else if (strcmp(limit->key, "token_retention_hours") == 0)
+        config->token_retention_hours = (unsigned)value;
+    else if (strcmp(limit->key, "alert_retention_days") == 0)
+        config->alert_retention_days = (unsigned)value;
+    else if (strcmp(limit->key, "purge_batch_rows") == 0)
+        config->purge_batch_rows = (unsigned)value;
+    else if (strcmp(limit->key, "purge_pause_milliseconds") == 0)
+        config->purge_pause_milliseconds = (unsigned)value;
     else
         config->bootstrap_max_ttl_seconds = (unsigned)value;
     return TETHER_OK;
@@ -694,6 +710,18 @@ tether_status_t tether_fleet_config_format(const tether_fleet_config_t *config, 
             config->scope, TETHER_CONFIG_TOKEN_LIFETIME_MIN, TETHER_CONFIG_TOKEN_LIFETIME_MAX,
             config->token_lifetime_seconds, config->models, config->cost_ceiling,
             config->usage_mismatch_action);
+    fprintf(f, "\n# Retention (provisioning/fleetd/README.md, \"Retention\"). Issued tokens,\n"
+               "# their device counts and usage alerts, and relying parties' usage per\n"
+               "# token are kept token_retention_hours after the token's usage window\n"
+               "# closed (exp + 60 s + one token lifetime); a usage report later than that\n"
+               "# names a token the fleet no longer knows (flagged). Alerts are kept\n"
+               "# alert_retention_days (one a webhook still waits for stays). The purge\n"
+               "# deletes purge_batch_rows per table per transaction, pausing\n"
+               "# purge_pause_milliseconds between them.\n"
+               "token_retention_hours = %u\nalert_retention_days = %u\n"
+               "purge_batch_rows = %u\npurge_pause_milliseconds = %u\n",
+            config->token_retention_hours, config->alert_retention_days,
+            config->purge_batch_rows, config->purge_pause_milliseconds);
     fprintf(f, "\n# The store: a PostgreSQL URL, which several fleetd replicas may share;\n"
                "# without it, SQLite in fleet.db here. Keep a password out of the URL:\n"
                "# libpq reads it from ~/.pgpass (or PGPASSFILE) or a service file\n"

@@ -39,6 +39,17 @@
  *   usage_mismatch_action = quarantine  alert or quarantine: what a token found
  *                                    used by someone else does to its device
  *
+ * Retention (README, "Retention"): the purge in fleetd's service loop
+ *   token_retention_hours = 168      issued tokens, their counts and usage
+ *                                    alerts, and relying parties' per-token
+ *                                    usage, kept this long after the token's
+ *                                    usage window closed; 1-87600
+ *   alert_retention_days = 30        alerts kept this long (one a webhook
+ *                                    still waits for stays); 1-36500
+ *   purge_batch_rows = 1000          rows per table per purge transaction
+ *   purge_pause_milliseconds = 20    between two purge transactions, so
+ *                                    exchanges are not held up; 0-10000
+ *
  * The store (README, "The store"):
  *   store = postgresql://fleet@db.example:5432/tether   PostgreSQL, which
  *                                    several fleetd replicas may share; without
@@ -83,6 +94,10 @@
 #define TETHER_CONFIG_DEFAULT_ENROLL_MAX_PENDING_PER_EK 8
 #define TETHER_CONFIG_DEFAULT_ENROLL_RATE_PER_MINUTE 6
 #define TETHER_CONFIG_DEFAULT_ENROLL_BURST 20
+#define TETHER_CONFIG_DEFAULT_TOKEN_RETENTION_HOURS 168 /* 7 days: as long as usage report ids */
+#define TETHER_CONFIG_DEFAULT_ALERT_RETENTION_DAYS 30
+#define TETHER_CONFIG_DEFAULT_PURGE_BATCH_ROWS 1000
+#define TETHER_CONFIG_DEFAULT_PURGE_PAUSE_MILLISECONDS 20
 #define TETHER_CONFIG_MAX_WEBHOOKS 8
 #define TETHER_CONFIG_WEBHOOK_NAME_MAX 32 /* bytes, as the store's */
 #define TETHER_CONFIG_WEBHOOK_URL_MAX 384
@@ -116,6 +131,10 @@ typedef struct tether_fleet_config {
     unsigned enroll_max_pending_per_ek;
     unsigned enroll_rate_per_minute;
     unsigned enroll_burst;
+    unsigned token_retention_hours; /* retention (README, "Retention") */
+    unsigned alert_retention_days;
+    unsigned purge_batch_rows;
+    unsigned purge_pause_milliseconds;
     /* The exchange: validated text, "" for issuer means the default. */
     char pcr_selection[TETHER_CONFIG_VALUE_MAX];
     char issuer[TETHER_CONFIG_VALUE_MAX];

@@ -250,6 +250,7 @@ static tether_status_t open_store(tether_fleet_service_t *service, const char *d
 tether_status_t tether_fleet_service_open(tether_fleet_service_t *service, const char *dir)
 {
     tether_http_server_options_t opts;
+    tether_retention_t retention;
     tether_status_t rc;
 
     if (service == NULL || dir == NULL)
@@ -301,10 +302,17 @@ tether_status_t tether_fleet_service_open(tether_fleet_service_t *service, const
     opts.metrics = &service->metrics.registry;
     if ((rc = tether_http_server_open(&service->server, &opts)) != TETHER_OK)
         return rc;
+    retention = (tether_retention_t){
+        .token_seconds = (int64_t)service->config.token_retention_hours * 3600,
+        .alert_seconds = (int64_t)service->config.alert_retention_days * 86400,
+        .batch = service->config.purge_batch_rows,
+        .pause_ms = service->config.purge_pause_milliseconds,
+    };
     /* Grace: one token lifetime, within which an honest device's next
      * exchange after a token's expiry comes (it refreshes at 2/3 of it). */
     return tether_usage_check_start(&service->usage_check, &service->store,
-                                    (int64_t)service->token_policy.lifetime_seconds);
+                                    (int64_t)service->token_policy.lifetime_seconds, &retention,
+                                    service->metrics.purged_rows);
 }
 
 tether_status_t tether_fleet_service_check(tether_fleet_service_t *service, const char *dir)

@@ -465,3 +465,32 @@ tether_status_t tether_store_webhook_names_json(const char *const *names, size_t
     cJSON_Delete(array);
     return rc;
 }
+
+const char *tether_store_purge_table_name(tether_store_purge_table_t table)
+{
+    static const char *const names[TETHER_STORE_PURGE_TABLES] = {
+        [TETHER_STORE_PURGE_ISSUED_TOKENS] = "issued_tokens",
+        [TETHER_STORE_PURGE_DEVICE_USAGE] = "device_usage",
+        [TETHER_STORE_PURGE_USAGE_ALERTS] = "usage_alerts",
+        [TETHER_STORE_PURGE_TOKEN_USAGE] = "token_usage",
+        [TETHER_STORE_PURGE_ALERTS] = "alerts",
+    };
+
+    return (unsigned)table < TETHER_STORE_PURGE_TABLES ? names[table] : NULL;
+}
+
+tether_status_t tether_store_purge(tether_store_t *store, const tether_store_purge_t *purge,
+                                   uint64_t purged[TETHER_STORE_PURGE_TABLES])
+{
+    struct timespec start;
+    tether_status_t rc;
+
+    if (purged != NULL)
+        memset(purged, 0, TETHER_STORE_PURGE_TABLES * sizeof(*purged));
+    if (purge == NULL || purged == NULL || purge->batch == 0)
+        return TETHER_ERR_INVALID_ARGUMENT;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    rc = STORE_CALL(store, purge, purge, purged);
+    tether_store_observe_since(store, "purge", &start);
+    return rc;
+}

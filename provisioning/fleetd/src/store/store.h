@@ -30,6 +30,7 @@
 #include "store_exchange.h"
 #include "store_keys.h"
 #include "store_policies.h"
+#include "store_retention.h"
 #include "store_revocations.h"
 #include "store_types.h"
 #include "store_usage.h"
@@ -155,6 +156,10 @@ typedef struct tether_store_ops {
     tether_status_t (*eventlog_put)(void *impl, const char *device_id, int kind,
                                     const uint8_t *sha256, const uint8_t *bytes, size_t len,
                                     int64_t now);
+
+    /* Retention (store_sqlite_retention.c, store_pg_retention.c). */
+    tether_status_t (*purge)(void *impl, const struct tether_store_purge *purge,
+                             uint64_t *purged);
 } tether_store_ops_t;
 
 /* Called after a change that appended to the revocation feed was committed

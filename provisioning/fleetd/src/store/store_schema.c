@@ -404,6 +404,19 @@ static const char migration_14[] =
     " PRIMARY KEY (device_id, log)"
     ");";
 
+/*
+ * Version 15: retention (README, "Retention"). The purge in fleetd's
+ * service loop deletes, in bounded batches, issued tokens past their
+ * retention (oldest exp first, with their device_usage and usage_alerts
+ * rows) and alerts past theirs (oldest first, never one a webhook still
+ * waits for); these indexes make each batch a range read. token_usage is
+ * purged by its last_seen index (version 6).
+ */
+static const char migration_15[] =
+    "CREATE INDEX issued_tokens_exp ON issued_tokens (exp);"
+    "CREATE INDEX alerts_created ON alerts (created_at);"
+    "CREATE INDEX webhook_outbox_alert ON webhook_outbox (alert_id);";
+
 const char *const tether_store_migrations[] = {
     migration_1,
     migration_2,
@@ -419,6 +432,7 @@ const char *const tether_store_migrations[] = {
     migration_12,
     migration_13,
     migration_14,
+    migration_15,
 };
 
 const size_t tether_store_migration_count =

@@ -110,6 +110,7 @@ static const tether_store_ops_t pg_ops = {
     .usage_report_record = tether_pg_usage_report_record,
     .usage_unreported_check = tether_pg_usage_unreported_check,
     .usage_list = tether_pg_usage_list,
+    .purge = tether_pg_purge,
 };
 
 bool tether_store_is_postgresql(const char *location)

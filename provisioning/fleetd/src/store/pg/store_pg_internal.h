@@ -350,4 +350,7 @@ tether_status_t tether_pg_eventlog_put(void *impl, const char *device_id, int ki
                                        const uint8_t *sha256, const uint8_t *bytes, size_t len,
                                        int64_t now);
 
+/* store_pg_retention.c */
+tether_status_t tether_pg_purge(void *impl, const tether_store_purge_t *purge, uint64_t *purged);
+
 #endif

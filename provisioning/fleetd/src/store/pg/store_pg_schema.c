@@ -280,6 +280,12 @@ static const char pg_migration_14[] =
     " PRIMARY KEY (device_id, log)"
     ");";
 
+/* Version 15: the retention purge's indexes (store_schema.c). */
+static const char pg_migration_15[] =
+    "CREATE INDEX issued_tokens_exp ON issued_tokens (exp);"
+    "CREATE INDEX alerts_created ON alerts (created_at);"
+    "CREATE INDEX webhook_outbox_alert ON webhook_outbox (alert_id);";
+
 const char *const tether_pg_migrations[] = {
     pg_migration_1,
     pg_migration_2,
@@ -295,6 +301,7 @@ const char *const tether_pg_migrations[] = {
     pg_migration_12,
     pg_migration_13,
     pg_migration_14,
+    pg_migration_15,
 };
 
 const size_t tether_pg_migration_count =

@@ -167,6 +167,7 @@ static const tether_store_ops_t sqlite_ops = {
     .device_policy = tether_sqlite_device_policy,
     .eventlog_get = tether_sqlite_eventlog_get,
     .eventlog_put = tether_sqlite_eventlog_put,
+    .purge = tether_sqlite_purge,
 };
 
 static tether_status_t wal_read(void *arg, sqlite3_stmt *row)

@@ -321,4 +321,8 @@ tether_status_t tether_sqlite_eventlog_put(void *impl, const char *device_id, in
                                            const uint8_t *sha256, const uint8_t *bytes,
                                            size_t len, int64_t now);
 
+/* store_sqlite_retention.c */
+tether_status_t tether_sqlite_purge(void *impl, const tether_store_purge_t *purge,
+                                    uint64_t *purged);
+
 #endif
