@@ -280,6 +280,9 @@ static const char pg_migration_14[] =
     " PRIMARY KEY (device_id, log)"
     ");";
 
+static const char pg_migration_16[] =
+    "ALTER TABLE webhook_outbox ADD COLUMN claimed_until BIGINT NOT NULL DEFAULT 0;";
+
 const char *const tether_pg_migrations[] = {
     pg_migration_1,
     pg_migration_2,
@@ -295,6 +298,7 @@ const char *const tether_pg_migrations[] = {
     pg_migration_12,
     pg_migration_13,
     pg_migration_14,
+    pg_migration_16,
 };
 
 const size_t tether_pg_migration_count =
