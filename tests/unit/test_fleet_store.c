@@ -954,6 +954,85 @@ static void concurrent_exchanges_one_winner(void **state)
     tether_store_free(&replica);
 }
 
+/* One new device enrolling with the fleet's bootstrap token: its
+ * enrolment recorded, then activated, through store (a replica). */
+typedef struct enroller {
+    tether_store_t *store;
+    const uint8_t *bootstrap_hash;
+    int n;
+    tether_status_t added, activated;
+    tether_enroll_decision_t decision;
+} enroller_t;
+
+#define ENROLLERS 16
+
+static void *enrol_new_device(void *arg)
+{
+    static const uint8_t blob[] = {1, 2, 3, 4};
+    const tether_store_blob_t b = {blob, sizeof(blob)};
+    const tether_store_enrollment_bounds_t bounds = {4, 2, 60};
+    enroller_t *r = arg;
+    tether_store_enrollment_t e;
+    char device_id[TETHER_STORE_DEVICE_ID_SIZE];
+
+    memset(&e, 0, sizeof(e));
+    snprintf(e.id, sizeof(e.id), "enr_%032d", r->n);
+    snprintf(e.ek_sha256, sizeof(e.ek_sha256), "%064d", r->n);
+    e.ek_public = e.ek_cert = e.ak_public = e.ak_name = e.device_key_public = b;
+    e.certify_attest = e.certify_signature = e.counter_public = b;
+    e.counter_index = 0x01c10000;
+    snprintf(e.source, sizeof(e.source), "127.0.0.1");
+    e.has_bootstrap = true;
+    memcpy(e.bootstrap_hash, r->bootstrap_hash, sizeof(e.bootstrap_hash));
+    e.created_at = 1000;
+    e.expires_at = 1300;
+    snprintf(device_id, sizeof(device_id), "dev_%024d", r->n);
+    r->added = tether_store_enrollment_add(r->store, &e, 1000, &bounds, NULL);
+    r->activated = r->added != TETHER_OK ? r->added
+                                         : tether_store_enrollment_activate(
+                                               r->store, e.id, device_id, 1001, &r->decision,
+                                               NULL);
+    return NULL;
+}
+
+/* New devices enrolling at once on two replicas (two handles on one store)
+ * with one bootstrap token, as a fleet's first boot does: every enrolment
+ * is recorded and activated. On PostgreSQL they used to conflict with each
+ * other (the token's row, and predicate locks on the small enrolment
+ * tables' index pages) until some ran out of attempts: HTTP 500. */
+static void concurrent_enrolments_all_complete(void **state)
+{
+    fixture_t *f = *state;
+    uint8_t hash[TETHER_STORE_HASH_SIZE];
+    tether_store_t replica;
+    enroller_t enrollers[ENROLLERS];
+    pthread_t threads[ENROLLERS];
+
+    memset(hash, 0x5a, sizeof(hash));
+    tether_store_init(&replica);
+    assert_int_equal(tether_store_open(&replica, f->path, FLEET_FIXTURE_CONNECTIONS), TETHER_OK);
+    assert_int_equal(tether_store_bootstrap_token_create(&f->store, hash, 4000, ENROLLERS, 999),
+                     TETHER_OK);
+    for (int i = 0; i < ENROLLERS; i++) {
+        enrollers[i] = (enroller_t){i % 2 == 0 ? &f->store : &replica, hash, i + 1,
+                                    TETHER_ERR_STATE, TETHER_ERR_STATE,
+                                    TETHER_ENROLL_NOT_ALLOWED};
+        assert_int_equal(pthread_create(&threads[i], NULL, enrol_new_device, &enrollers[i]), 0);
+    }
+    for (int i = 0; i < ENROLLERS; i++) {
+        assert_int_equal(pthread_join(threads[i], NULL), 0);
+        assert_int_equal(enrollers[i].added, TETHER_OK);
+        assert_int_equal(enrollers[i].activated, TETHER_OK);
+        assert_int_equal(enrollers[i].decision, TETHER_ENROLL_GRANT_BOOTSTRAP);
+    }
+    assert_int_equal(fleet_db_count(f->path, "SELECT count(*) FROM devices "
+                                             "WHERE status = 'active'"),
+                     ENROLLERS);
+    assert_int_equal(fleet_db_count(f->path, "SELECT uses_left FROM bootstrap_tokens"), 0);
+    assert_int_equal(fleet_db_count(f->path, "SELECT count(*) FROM enrolment_sessions"), 0);
+    tether_store_free(&replica);
+}
+
 /* A URL that carries a password, wherever in it, is told apart: the file
  * that names it must be closed (fleetd run, init). */
 static void url_passwords(void **state)
@@ -1101,6 +1180,7 @@ static const struct CMUnitTest both_stores[] = {
     cmocka_unit_test(unopened_store),
     cmocka_unit_test(url_passwords),
     cmocka_unit_test_setup_teardown(concurrent_exchanges_one_winner, setup, teardown),
+    cmocka_unit_test_setup_teardown(concurrent_enrolments_all_complete, setup, teardown),
 };
 
 /* The tests of SQLite itself. */

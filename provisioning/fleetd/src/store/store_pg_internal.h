@@ -27,10 +27,12 @@
  * serialization failure (40001) or a deadlock (40P01). */
 #define TETHER_PG_TRANSACTION_ATTEMPTS 8
 
-/* Advisory lock keys (any constants, distinct): the schema migrations, and
- * appends to the revocation feed (tether_pg_revoke_tokens). */
+/* Advisory lock keys (any constants, distinct): the schema migrations,
+ * appends to the revocation feed (tether_pg_revoke_tokens), and the
+ * enrolment transactions (tether_pg_transaction_serial). */
 #define TETHER_PG_MIGRATION_LOCK 7426531
 #define TETHER_PG_FEED_LOCK 7426532
+#define TETHER_PG_ENROLMENT_LOCK 7426533
 
 /* The columns tether_pg_device_row reads, in its order. */
 #define PG_DEVICE_COLUMNS                                                                     \
@@ -171,6 +173,17 @@ typedef tether_status_t (*tether_pg_body_fn)(tether_pg_t *db, void *arg);
  * times. Runs the alert hook after a commit that inserted an alert. */
 tether_status_t tether_pg_transaction(pg_store_t *s, const char *what, tether_pg_body_fn body,
                                       void *arg);
+
+/* tether_pg_transaction, every attempt run while this connection holds the
+ * session advisory lock lock_key, taken before BEGIN: the transactions of
+ * one key, in every process on the database, run one after another, each
+ * with a snapshot taken after the previous one's commit, so they never
+ * conflict with each other. For transactions that would (a shared row, or
+ * predicate locks on a small table's few index pages: PostgreSQL's are
+ * page-grained), which run concurrently would fail each other until some
+ * ran out of attempts. */
+tether_status_t tether_pg_transaction_serial(pg_store_t *s, const char *what, int64_t lock_key,
+                                             tether_pg_body_fn body, void *arg);
 
 /* The same at READ COMMITTED: each statement sees what was committed
  * before it, so one that waited on a lock reads what its holder wrote
