@@ -91,15 +91,24 @@ tether_status_t tether_sqlite_webhook_claim(void *impl, const char *webhook, int
         " WHERE o.webhook = ? ORDER BY o.alert_id LIMIT 1";
     sqlite_store_t *s = impl;
     next_call_t call = {cb, arg};
-    tether_status_t rc;
+    tether_status_t rc, durable;
 
     if (webhook == NULL || cb == NULL || lease_ms < 0 || now_ms > INT64_MAX - lease_ms)
         return TETHER_ERR_INVALID_ARGUMENT;
     pthread_mutex_lock(&s->lock);
-    rc = tether_sqlite_run(s, "claim a webhook delivery", claim,
-                           SQL_ARGS(SQL_TEXT(webhook), SQL_INT(now_ms), SQL_INT(now_ms + lease_ms)));
+    /* A claim needs no durability: one lost in a crash is taken again after
+     * the restart, as a dead sender's would be. So its commit skips the
+     * fsync (synchronous NORMAL: in WAL mode it becomes durable with the
+     * next FULL commit), which would double a delivery's cost. */
+    rc = tether_sqlite_exec(s, "PRAGMA synchronous = NORMAL");
+    if (rc == TETHER_OK)
+        rc = tether_sqlite_run(s, "claim a webhook delivery", claim,
+                               SQL_ARGS(SQL_TEXT(webhook), SQL_INT(now_ms),
+                                        SQL_INT(now_ms + lease_ms)));
     if (rc == TETHER_OK && sqlite3_changes(s->db) == 0)
         rc = TETHER_ERR_NOT_FOUND;
+    if ((durable = tether_sqlite_exec(s, "PRAGMA synchronous = FULL")) != TETHER_OK)
+        rc = durable;
     /* The row claimed is still the oldest: this process's lock is held, and
      * other processes only add alerts. */
     if (rc == TETHER_OK)
