@@ -11,6 +11,10 @@
 #     one device only;
 #   - an issuer key rotated on A is published and signs on B within a few
 #     seconds (the replicas share the fleet directory's keys);
+#   - one webhook receiver (webhook_receiver.py) and both replicas sending:
+#     every alert is delivered once; the replica whose delivery the
+#     receiver holds unanswered is SIGKILLed, and the other delivers it
+#     once the claim's lease ends;
 #   - replica B SIGKILLed while devices exchange through both: no accepted
 #     counter is lost (the store's highest counter of each device is the one
 #     its last accepted exchange got) and the devices carry on through A.
@@ -28,10 +32,11 @@ DIR=$WORK/fleet
 DIR_B=$WORK/fleet-b
 PID=
 PID_B=
+RECEIVER=
 SWTPM_PIDS=()
 BACKGROUND=()
 cleanup() {
-    kill_pids "$PID" "$PID_B" "${BACKGROUND[@]}" "${SWTPM_PIDS[@]}"
+    kill_pids "$PID" "$PID_B" "$RECEIVER" "${BACKGROUND[@]}" "${SWTPM_PIDS[@]}"
     rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -40,11 +45,12 @@ fail() {
     echo "not ok - $*" >&2
     log_tail "fleetd A" "$WORK/fleetd.log" 15
     log_tail "fleetd B" "$WORK/fleetd-b.log" 15
+    log_tail receiver "$WORK/received.jsonl" 15
     echo "replicas: $passed passed, 1 failed"
     exit 1
 }
 
-require_tools curl python3 psql
+require_tools curl python3 psql ss
 
 # new_tpm NAME: a fresh swtpm with its own manufacturer CA; sets TCTI_<NAME>.
 new_tpm() {
@@ -99,6 +105,7 @@ EK_CAS=()
 for name in D E F G H I; do new_tpm $name; done
 PORT=$(free_port)
 PORT_B=$(free_port)
+RPORT=$(free_port)
 URL=https://127.0.0.1:$PORT
 URL_B=https://127.0.0.1:$PORT_B
 "$FLEETD" init --dir "$DIR" --listen "127.0.0.1:$PORT" "${EK_CAS[@]}" >"$WORK/admin.token"
@@ -106,6 +113,12 @@ chmod 600 "$WORK/admin.token"
 grep -q '^store = postgresql://' "$DIR/fleetd.conf" || fail "init did not write the store line"
 # One issuer for both: a token from either replica is the fleet's.
 echo "issuer = $URL" >>"$DIR/fleetd.conf"
+# One webhook for both, every alert of the suite delivered to it.
+echo "webhook = name=security url=http://127.0.0.1:$RPORT/hook secret=webhook.key" \
+    >>"$DIR/fleetd.conf"
+openssl rand -hex 32 >"$DIR/webhook.key"
+chmod 600 "$DIR/webhook.key"
+start_receiver
 cp -a "$DIR" "$DIR_B"
 sed -i "s/^listen = .*/listen = 127.0.0.1:$PORT_B/" "$DIR_B/fleetd.conf"
 export TETHER_FLEET_URL=$URL TETHER_CA=$DIR/ca.pem TETHER_ADMIN_TOKEN_FILE=$WORK/admin.token
@@ -230,6 +243,64 @@ header = sys.argv[1] + "=" * (-len(sys.argv[1]) % 4)
 sys.exit(0 if json.loads(base64.urlsafe_b64decode(header))["kid"] == sys.argv[2] else 1)
 PY
 pass "an issuer key rotated on replica A is published and signs on replica B"
+
+# --- webhook deliveries, both replicas sending ------------------------------------------
+# Alerts written by another process (admin-token) are found by both
+# replicas' senders at their 0.1 s poll, about at once: each delivery is
+# claimed by one of them. Every alert of the suite is delivered once.
+for i in $(seq 1 20); do mint "both-$i" >/dev/null; done
+drained=
+for _ in $(seq 1 600); do
+    if [ "$(sql "SELECT count(*) FROM webhook_outbox")" = 0 ]; then
+        drained=1
+        break
+    fi
+    sleep 0.1
+done
+[ -n "$drained" ] || fail "the outbox did not drain: $(sql "SELECT count(*) FROM webhook_outbox") left"
+sql "SELECT id FROM alerts ORDER BY id" >"$WORK/alert-ids"
+python3 - "$WORK/received.jsonl" "$WORK/alert-ids" <<'PY' || fail "not every alert delivered once"
+import json, sys
+lines = [json.loads(l) for l in open(sys.argv[1])]
+alerts = sorted("security:" + l.strip() for l in open(sys.argv[2]) if l.strip())
+delivered = sorted(l["delivery_id"] for l in lines if l["status"] == 200)
+if len(alerts) < 20 or delivered != alerts or any(l["duplicate"] for l in lines):
+    sys.exit(f"{len(alerts)} alerts, {len(delivered)} deliveries answered 200, "
+             f"{sum(l['duplicate'] for l in lines)} duplicates")
+PY
+pass "both replicas sending to one webhook: each of $(wc -l <"$WORK/alert-ids") alerts delivered once"
+
+# --- a replica killed mid-delivery ------------------------------------------------------
+# The receiver holds its answer to the next delivery; the replica sending it
+# (the one connected to the receiver) holds the claim, and the other does not
+# send it meanwhile. Killed, its claim ends with the lease (the webhook's
+# timeout, 10 s, and 5 s) and the other replica delivers it.
+stop_receiver
+start_receiver --hold 1
+held=security:$(mint held)
+for _ in $(seq 1 300); do
+    [ "$(received "$held" held)" = 1 ] && break
+    sleep 0.1
+done
+[ "$(received "$held" held)" = 1 ] || fail "delivery $held never reached the receiver"
+holder=$(ss -Htnp state established dst "127.0.0.1:$RPORT" | grep -o 'pid=[0-9]*' | head -n 1)
+holder=${holder#pid=}
+[ -n "$holder" ] && { [ "$holder" = "$PID" ] || [ "$holder" = "$PID_B" ]; } ||
+    fail "no replica is connected to the receiver (${holder:-none})"
+sleep 2
+[ "$(received "$held")" = 0 ] || fail "delivery $held was sent again while its claim was held"
+kill -KILL "$holder"
+wait "$holder" 2>/dev/null || true
+wait_delivered "$held" 60
+[ "$(received "$held")" = 1 ] || fail "delivery $held answered 200 $(received "$held") times"
+if [ "$holder" = "$PID" ]; then
+    PID=
+    start_fleetd
+else
+    PID_B=
+    start_fleetd "$DIR_B" "$PORT_B" "$WORK/fleetd-b.log" PID_B
+fi
+pass "the replica sending a held delivery killed: the other delivered it once its claim ended"
 
 # --- replica B killed while devices exchange through both --------------------------------
 # Devices H and I each exchange in a loop, one exchange at a time (a device

@@ -4,11 +4,15 @@ README tells receivers to, drops duplicate deliveries by their id, and
 records every request as one JSON line.
 
     webhook_receiver.py --secret FILE --log FILE --port-file FILE [--port N]
-                        [--fail N] [--tolerance SECONDS] [--tls-cert PEM --tls-key PEM]
+                        [--fail N] [--hold N] [--tolerance SECONDS]
+                        [--tls-cert PEM --tls-key PEM]
 
-With --tls-cert and --tls-key it serves HTTPS. --fail N answers 500 to the first N correctly signed requests. Each log line
-is {"delivery_id", "alert_id", "kind", "details", "received_at",
-"verified", "duplicate", "status"}. Stops on SIGTERM.
+With --tls-cert and --tls-key it serves HTTPS. --fail N answers 500 to the first N correctly signed requests. --hold N answers
+nothing to the first N correctly signed requests (a receiver stuck
+mid-delivery): their lines have "held" true and status null, and each
+waits until the receiver stops or HOLD_SECONDS pass, then closes. Each
+log line is {"delivery_id", "alert_id", "kind", "details", "received_at",
+"verified", "duplicate", "status", "held"}. Stops on SIGTERM.
 """
 import argparse
 import hashlib
@@ -21,6 +25,8 @@ import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+HOLD_SECONDS = 120
 
 
 def verify(secret, header, body, now, tolerance):
@@ -42,6 +48,7 @@ def main():
     parser.add_argument("--port-file", required=True)
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--fail", type=int, default=0)
+    parser.add_argument("--hold", type=int, default=0)
     parser.add_argument("--tolerance", type=int, default=300)
     parser.add_argument("--tls-cert")
     parser.add_argument("--tls-key")
@@ -52,7 +59,8 @@ def main():
         secret = secret[:-1]
     lock = threading.Lock()
     seen = set()
-    state = {"fail": args.fail}
+    state = {"fail": args.fail, "hold": args.hold}
+    stopping = threading.Event()
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self):
@@ -62,10 +70,14 @@ def main():
                         int(received_at), args.tolerance)
             delivery_id = self.headers.get("Tether-Delivery", "")
             record = {"delivery_id": delivery_id, "received_at": received_at,
-                      "verified": ok, "duplicate": False}
+                      "verified": ok, "duplicate": False, "held": False}
             with lock:
                 if not ok:
                     status = 401
+                elif state["hold"] > 0:
+                    state["hold"] -= 1
+                    status = None
+                    record["held"] = True
                 elif state["fail"] > 0:
                     state["fail"] -= 1
                     status = 500
@@ -82,6 +94,10 @@ def main():
                 record["status"] = status
                 with open(args.log, "a") as log:
                     log.write(json.dumps(record) + "\n")
+            if record["held"]:
+                stopping.wait(HOLD_SECONDS)
+                self.close_connection = True
+                return
             self.send_response(status)
             self.send_header("Content-Length", "0")
             self.end_headers()
@@ -94,7 +110,11 @@ def main():
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(args.tls_cert, args.tls_key)
         server.socket = context.wrap_socket(server.socket, server_side=True)
-    signal.signal(signal.SIGTERM, lambda *unused: threading.Thread(target=server.shutdown).start())
+    def stop(*unused):
+        stopping.set()
+        threading.Thread(target=server.shutdown).start()
+
+    signal.signal(signal.SIGTERM, stop)
     with open(args.port_file + ".tmp", "w") as f:
         f.write(str(server.server_address[1]))
     os.replace(args.port_file + ".tmp", args.port_file)

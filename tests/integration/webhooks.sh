@@ -37,55 +37,6 @@ PORT=$(free_port)
 URL=https://127.0.0.1:$PORT
 RPORT=$(free_port)
 
-# start_receiver [OPTIONS...]: the receiver on RPORT, its lines appended to
-# $WORK/received.jsonl; returns once it listens.
-start_receiver() {
-    rm -f "$WORK/receiver.port"
-    python3 "$here/webhook_receiver.py" --secret "$DIR/webhook.key" --log "$WORK/received.jsonl" \
-        --port-file "$WORK/receiver.port" --port "$RPORT" "$@" 2>>"$WORK/receiver.err" &
-    RECEIVER=$!
-    for _ in $(seq 1 50); do
-        [ -s "$WORK/receiver.port" ] && return 0
-        sleep 0.1
-    done
-    fail "the webhook receiver did not start"
-}
-stop_receiver() {
-    kill -TERM "$RECEIVER"
-    wait "$RECEIVER" || true
-    RECEIVER=
-}
-
-# mint: an admin token minted on the host, which writes an alert; prints
-# the alert's id.
-mint() {
-    "$FLEETD" admin-token --dir "$DIR" --roles read --name "probe-$1" >/dev/null 2>>"$WORK/mint.err"
-    sql "SELECT max(id) FROM alerts"
-}
-
-# received ID [STATUS]: how many requests for delivery ID were answered
-# STATUS (default 200).
-received() {
-    python3 - "$WORK/received.jsonl" "$1" "${2:-200}" <<'EOF'
-import json, sys
-path, delivery, status = sys.argv[1], sys.argv[2], int(sys.argv[3])
-try:
-    lines = [json.loads(l) for l in open(path)]
-except FileNotFoundError:
-    lines = []
-print(sum(1 for l in lines if l["delivery_id"] == delivery and l["status"] == status))
-EOF
-}
-
-# wait_delivered ID SECONDS: polls until delivery ID was answered 200.
-wait_delivered() {
-    for _ in $(seq 1 $(($2 * 10))); do
-        [ "$(received "$1")" -ge 1 ] && return 0
-        sleep 0.1
-    done
-    fail "delivery $1 did not arrive within $2 s"
-}
-
 "$FLEETD" init --dir "$DIR" --listen "127.0.0.1:$PORT" >"$WORK/init.out"
 ADMIN=$(cat "$WORK/init.out")
 grep -q "^# webhook = name=" "$DIR/fleetd.conf" || fail "init does not document the webhook key"

@@ -523,14 +523,28 @@ static void take(void *arg, const tether_store_delivery_t *delivery)
     ((tether_store_delivery_t *)arg)->alert.details_json = NULL;
 }
 
-static int64_t next_id(tether_store_t *store, const char *webhook)
+#define CLAIMED (-2) /* claim's answer when the oldest delivery is claimed */
+
+/* Claims webhook's oldest delivery at now_ms for lease_ms: its alert id, 0
+ * when none waits, CLAIMED, or -1 on another error. */
+static int64_t claim(tether_store_t *store, const char *webhook, int64_t now_ms,
+                     int64_t lease_ms)
 {
     tether_store_delivery_t d;
     tether_status_t rc;
 
     memset(&d, 0, sizeof(d));
-    rc = tether_store_webhook_next(store, webhook, take, &d);
-    return rc == TETHER_OK ? d.alert.id : rc == TETHER_ERR_NOT_FOUND ? 0 : -1;
+    rc = tether_store_webhook_claim(store, webhook, now_ms, lease_ms, take, &d);
+    return rc == TETHER_OK              ? d.alert.id
+           : rc == TETHER_ERR_NOT_FOUND ? 0
+           : rc == TETHER_ERR_CONFLICT  ? CLAIMED
+                                        : -1;
+}
+
+/* The oldest delivery, by a claim that ends as it is taken. */
+static int64_t next_id(tether_store_t *store, const char *webhook)
+{
+    return claim(store, webhook, 1000, 0);
 }
 
 static uint64_t pending(tether_store_t *store, const char *webhook)
@@ -601,6 +615,102 @@ static void a_removed_webhook_loses_its_rows(void **state)
     assert_int_equal(dropped, 3);
     assert_int_equal(tether_store_alert_add(&f->store, NULL, "d", "{}", 108), TETHER_OK);
     assert_int_equal(fleet_db_count(f->path, "SELECT count(*) FROM webhook_outbox"), 0);
+}
+
+/* A claimed delivery is its sender's until the claim ends (a replica's
+ * attempt in flight), and so is every later one: a webhook's alerts go out
+ * in order, one at a time. A sender that died is taken over when its lease
+ * ends; a failed attempt holds the claim through its backoff. */
+static void a_claim_holds_the_outbox_until_it_ends(void **state)
+{
+    fixture_t *f = *state;
+    const char *names[] = {"security"};
+    uint64_t dropped = 0;
+    int64_t first, second;
+
+    assert_int_equal(tether_store_webhook_sync(&f->store, names, 1, 100, &dropped), TETHER_OK);
+    assert_int_equal(tether_store_alert_add(&f->store, NULL, "first", "{}", 101), TETHER_OK);
+    assert_int_equal(tether_store_alert_add(&f->store, NULL, "second", "{}", 102), TETHER_OK);
+    first = claim(&f->store, "security", 10000, 5000);
+    assert_true(first > 0);
+    assert_int_equal(claim(&f->store, "security", 10001, 5000), CLAIMED);
+    assert_int_equal(claim(&f->store, "security", 14999, 5000), CLAIMED);
+    assert_int_equal(pending(&f->store, "security"), 2);
+    /* Its sender died: another takes it over at the lease's end. */
+    assert_int_equal(claim(&f->store, "security", 15000, 5000), first);
+    /* A failed attempt: nobody tries again before its backoff ends. */
+    assert_int_equal(tether_store_webhook_retry_at(&f->store, "security", first, 20500),
+                     TETHER_OK);
+    assert_int_equal(claim(&f->store, "security", 20499, 5000), CLAIMED);
+    assert_int_equal(claim(&f->store, "security", 20500, 5000), first);
+    assert_int_equal(tether_store_webhook_delivered(&f->store, "security", first), TETHER_OK);
+    second = claim(&f->store, "security", 20501, 5000);
+    assert_true(second > first);
+    assert_int_equal(tether_store_webhook_delivered(&f->store, "security", second), TETHER_OK);
+    assert_int_equal(claim(&f->store, "security", 30000, 5000), 0);
+    assert_int_equal(tether_store_webhook_retry_at(&f->store, "security", second, 40000),
+                     TETHER_ERR_NOT_FOUND);
+    assert_int_equal(tether_store_webhook_claim(&f->store, "security", 30000, -1, take, NULL),
+                     TETHER_ERR_INVALID_ARGUMENT);
+    assert_int_equal(
+        tether_store_webhook_claim(&f->store, "security", INT64_MAX, 1, take, NULL),
+        TETHER_ERR_INVALID_ARGUMENT);
+}
+
+/* What one sender of claims_race got. */
+typedef struct claimer {
+    tether_store_t *store;
+    int64_t now_ms;
+    int64_t got;
+} claimer_t;
+
+static void *claim_race(void *arg)
+{
+    claimer_t *c = arg;
+
+    c->got = claim(c->store, "security", c->now_ms, 5000);
+    return NULL;
+}
+
+/* Senders of two replicas (two handles on one store, two threads each)
+ * claim the same delivery at the same moment: exactly one gets it, the
+ * others find it claimed; repeated, so that they overlap. */
+static void concurrent_claims_one_sender(void **state)
+{
+    fixture_t *f = *state;
+    const char *names[] = {"security"};
+    uint64_t dropped = 0;
+    tether_store_t replica;
+
+    tether_store_init(&replica);
+    assert_int_equal(tether_store_open(&replica, f->path, FLEET_FIXTURE_CONNECTIONS), TETHER_OK);
+    assert_int_equal(tether_store_webhook_sync(&f->store, names, 1, 100, &dropped), TETHER_OK);
+    for (int round = 0; round < 20; round++) {
+        claimer_t claimers[4];
+        pthread_t threads[4];
+        int64_t winner = 0;
+        int won = 0, refused = 0;
+
+        assert_int_equal(tether_store_alert_add(&f->store, NULL, "race", "{}", 200 + round),
+                         TETHER_OK);
+        for (int i = 0; i < 4; i++) {
+            claimers[i] = (claimer_t){i % 2 == 0 ? &f->store : &replica, 100000 * (round + 1), -1};
+            assert_int_equal(pthread_create(&threads[i], NULL, claim_race, &claimers[i]), 0);
+        }
+        for (int i = 0; i < 4; i++) {
+            assert_int_equal(pthread_join(threads[i], NULL), 0);
+            if (claimers[i].got > 0) {
+                winner = claimers[i].got;
+                won++;
+            }
+            refused += claimers[i].got == CLAIMED;
+        }
+        assert_int_equal(won, 1);
+        assert_int_equal(refused, 3);
+        assert_int_equal(tether_store_webhook_delivered(&replica, "security", winner), TETHER_OK);
+    }
+    assert_int_equal(pending(&f->store, "security"), 0);
+    tether_store_free(&replica);
 }
 
 static void sync_refuses_bad_names(void **state)
@@ -841,6 +951,85 @@ static void concurrent_exchanges_one_winner(void **state)
         assert_int_equal(device.status, TETHER_DEVICE_QUARANTINED);
         assert_int_equal(device.highest_counter, 7);
     }
+    tether_store_free(&replica);
+}
+
+/* One new device enrolling with the fleet's bootstrap token: its
+ * enrolment recorded, then activated, through store (a replica). */
+typedef struct enroller {
+    tether_store_t *store;
+    const uint8_t *bootstrap_hash;
+    int n;
+    tether_status_t added, activated;
+    tether_enroll_decision_t decision;
+} enroller_t;
+
+#define ENROLLERS 16
+
+static void *enrol_new_device(void *arg)
+{
+    static const uint8_t blob[] = {1, 2, 3, 4};
+    const tether_store_blob_t b = {blob, sizeof(blob)};
+    const tether_store_enrollment_bounds_t bounds = {4, 2, 60};
+    enroller_t *r = arg;
+    tether_store_enrollment_t e;
+    char device_id[TETHER_STORE_DEVICE_ID_SIZE];
+
+    memset(&e, 0, sizeof(e));
+    snprintf(e.id, sizeof(e.id), "enr_%032d", r->n);
+    snprintf(e.ek_sha256, sizeof(e.ek_sha256), "%064d", r->n);
+    e.ek_public = e.ek_cert = e.ak_public = e.ak_name = e.device_key_public = b;
+    e.certify_attest = e.certify_signature = e.counter_public = b;
+    e.counter_index = 0x01c10000;
+    snprintf(e.source, sizeof(e.source), "127.0.0.1");
+    e.has_bootstrap = true;
+    memcpy(e.bootstrap_hash, r->bootstrap_hash, sizeof(e.bootstrap_hash));
+    e.created_at = 1000;
+    e.expires_at = 1300;
+    snprintf(device_id, sizeof(device_id), "dev_%024d", r->n);
+    r->added = tether_store_enrollment_add(r->store, &e, 1000, &bounds, NULL);
+    r->activated = r->added != TETHER_OK ? r->added
+                                         : tether_store_enrollment_activate(
+                                               r->store, e.id, device_id, 1001, &r->decision,
+                                               NULL);
+    return NULL;
+}
+
+/* New devices enrolling at once on two replicas (two handles on one store)
+ * with one bootstrap token, as a fleet's first boot does: every enrolment
+ * is recorded and activated. On PostgreSQL they used to conflict with each
+ * other (the token's row, and predicate locks on the small enrolment
+ * tables' index pages) until some ran out of attempts: HTTP 500. */
+static void concurrent_enrolments_all_complete(void **state)
+{
+    fixture_t *f = *state;
+    uint8_t hash[TETHER_STORE_HASH_SIZE];
+    tether_store_t replica;
+    enroller_t enrollers[ENROLLERS];
+    pthread_t threads[ENROLLERS];
+
+    memset(hash, 0x5a, sizeof(hash));
+    tether_store_init(&replica);
+    assert_int_equal(tether_store_open(&replica, f->path, FLEET_FIXTURE_CONNECTIONS), TETHER_OK);
+    assert_int_equal(tether_store_bootstrap_token_create(&f->store, hash, 4000, ENROLLERS, 999),
+                     TETHER_OK);
+    for (int i = 0; i < ENROLLERS; i++) {
+        enrollers[i] = (enroller_t){i % 2 == 0 ? &f->store : &replica, hash, i + 1,
+                                    TETHER_ERR_STATE, TETHER_ERR_STATE,
+                                    TETHER_ENROLL_NOT_ALLOWED};
+        assert_int_equal(pthread_create(&threads[i], NULL, enrol_new_device, &enrollers[i]), 0);
+    }
+    for (int i = 0; i < ENROLLERS; i++) {
+        assert_int_equal(pthread_join(threads[i], NULL), 0);
+        assert_int_equal(enrollers[i].added, TETHER_OK);
+        assert_int_equal(enrollers[i].activated, TETHER_OK);
+        assert_int_equal(enrollers[i].decision, TETHER_ENROLL_GRANT_BOOTSTRAP);
+    }
+    assert_int_equal(fleet_db_count(f->path, "SELECT count(*) FROM devices "
+                                             "WHERE status = 'active'"),
+                     ENROLLERS);
+    assert_int_equal(fleet_db_count(f->path, "SELECT uses_left FROM bootstrap_tokens"), 0);
+    assert_int_equal(fleet_db_count(f->path, "SELECT count(*) FROM enrolment_sessions"), 0);
     tether_store_free(&replica);
 }
 
@@ -1121,6 +1310,8 @@ static const struct CMUnitTest both_stores[] = {
     cmocka_unit_test_setup_teardown(bootstrap_and_alerts, setup, teardown),
     cmocka_unit_test_setup_teardown(every_alert_gets_a_row_per_webhook, setup, teardown),
     cmocka_unit_test_setup_teardown(a_removed_webhook_loses_its_rows, setup, teardown),
+    cmocka_unit_test_setup_teardown(a_claim_holds_the_outbox_until_it_ends, setup, teardown),
+    cmocka_unit_test_setup_teardown(concurrent_claims_one_sender, setup, teardown),
     cmocka_unit_test_setup_teardown(sync_refuses_bad_names, setup, teardown),
     cmocka_unit_test_setup_teardown(alert_hook_sees_alerts_only, setup, teardown),
     cmocka_unit_test_setup_teardown(policy_versions, setup, teardown),
@@ -1133,6 +1324,7 @@ static const struct CMUnitTest both_stores[] = {
     cmocka_unit_test(unopened_store),
     cmocka_unit_test(url_passwords),
     cmocka_unit_test_setup_teardown(concurrent_exchanges_one_winner, setup, teardown),
+    cmocka_unit_test_setup_teardown(concurrent_enrolments_all_complete, setup, teardown),
 };
 
 /* The tests of SQLite itself. */

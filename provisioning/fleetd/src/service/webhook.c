@@ -269,7 +269,8 @@ static void update_depth(tether_webhook_worker_t *w)
         tether_metric_gauge_set(w->depth, (int64_t)pending.count);
 }
 
-/* A failed attempt: counted, logged when it starts an outage and then at
+/* A failed attempt: counted, its claim held through the backoff (no other
+ * replica tries it sooner), logged when it starts an outage and then at
  * most every TETHER_WEBHOOK_DOWN_LOG_INTERVAL_MS; the wait before the next. */
 static uint64_t attempt_failed(tether_webhook_worker_t *w, const head_t *head, int status,
                                const char *why)
@@ -277,11 +278,18 @@ static uint64_t attempt_failed(tether_webhook_worker_t *w, const head_t *head, i
     uint64_t now = tether_socket_now_ms();
     uint64_t wait;
     tether_store_webhook_pending_t pending;
+    tether_status_t rc;
 
     tether_metric_add(status != 0 ? w->refused : w->failed, 1);
     if (w->failures++ == 0)
         w->down_since_ms = now;
     wait = tether_webhook_backoff_ms(w->failures);
+    rc = tether_store_webhook_retry_at(w->store, w->config->name, head->alert_id,
+                                       wall_ms() + (int64_t)wait);
+    if (rc != TETHER_OK && rc != TETHER_ERR_NOT_FOUND)
+        tether_error(COMPONENT, "%s: cannot hold delivery %s for its retry (%s): another "
+                     "replica may try it before the backoff ends", w->config->name, head->id,
+                     tether_strerror(rc));
     if (tether_store_webhook_pending(w->store, w->config->name, &pending) != TETHER_OK)
         memset(&pending, 0, sizeof(pending));
     tether_metric_gauge_set(w->depth, (int64_t)pending.count);
@@ -309,10 +317,14 @@ static uint64_t attempt_failed(tether_webhook_worker_t *w, const head_t *head, i
     return wait;
 }
 
-/* Sends the head of the outbox once; the wait before looking again, and
- * *idle when the outbox was empty (a new alert may end that wait). */
+/* Claims the head of the outbox and sends it once; the wait before looking
+ * again, and *idle when there was nothing to send (a new alert may end that
+ * wait): the outbox was empty, or its head is claimed (another replica is
+ * sending it, or a failed attempt's backoff runs). */
 static uint64_t deliver_next(tether_webhook_worker_t *w, bool *idle)
 {
+    const int64_t lease_ms =
+        (int64_t)w->config->timeout_seconds * 1000 + TETHER_WEBHOOK_CLAIM_MARGIN_MS;
     head_t head;
     char signature[TETHER_WEBHOOK_SIGNATURE_SIZE];
     char why[256] = "";
@@ -322,9 +334,11 @@ static uint64_t deliver_next(tether_webhook_worker_t *w, bool *idle)
 
     memset(&head, 0, sizeof(head));
     head.webhook = w->config->name;
-    rc = tether_store_webhook_next(w->store, w->config->name, take_head, &head);
-    if (rc == TETHER_ERR_NOT_FOUND) {
+    rc = tether_store_webhook_claim(w->store, w->config->name, wall_ms(), lease_ms, take_head,
+                                    &head);
+    if (rc == TETHER_ERR_NOT_FOUND)
         tether_metric_gauge_set(w->depth, 0);
+    if (rc == TETHER_ERR_NOT_FOUND || rc == TETHER_ERR_CONFLICT) {
         *idle = true;
         return TETHER_WEBHOOK_IDLE_POLL_MS;
     }
@@ -345,7 +359,7 @@ static uint64_t deliver_next(tether_webhook_worker_t *w, bool *idle)
         goto out;
     }
     /* Marked at once: only a crash between the 2xx and this line sends the
-     * delivery again (same id). */
+     * delivery again (same id), after the claim's lease. */
     rc = tether_store_webhook_delivered(w->store, w->config->name, head.alert_id);
     if (rc != TETHER_OK && rc != TETHER_ERR_NOT_FOUND) {
         tether_error(COMPONENT, "%s: delivery %s answered %d but cannot be marked delivered "

@@ -3,7 +3,9 @@
  * holds gets a delivery row per configured webhook in the transaction that
  * writes it (store_webhooks.h, the webhook outbox); one thread per webhook sends
  * them in alert order as signed JSON, retries with exponential backoff
- * and removes a row only after a 2xx answer.
+ * and removes a row only after a 2xx answer. Each attempt is claimed in
+ * the store first, so fleetd replicas on one store take turns: one
+ * attempt at a time per webhook.
  *
  * The body: {"delivery_id": "WEBHOOK:ALERT_ID", "webhook", "alert": the
  * alert as GET /v1/admin/alerts shows it}. The headers:
@@ -40,6 +42,10 @@
  * process wake it at once (tether_webhook_sender_notify), those of other
  * processes (tether-fleetd admin-token) are found by this poll. */
 #define TETHER_WEBHOOK_IDLE_POLL_MS 100u
+/* A claim lasts one attempt (the webhook's timeout) and this much more for
+ * the store's statements around it; a claim whose replica died is taken
+ * over when it ends. */
+#define TETHER_WEBHOOK_CLAIM_MARGIN_MS 5000u
 /* While a webhook keeps failing, a warning at most this often. */
 #define TETHER_WEBHOOK_DOWN_LOG_INTERVAL_MS (3600u * 1000u)
 

@@ -233,10 +233,24 @@ tether_status_t tether_store_webhook_sync(tether_store_t *store, const char *con
     return STORE_CALL(store, webhook_sync, names, count, now, dropped);
 }
 
-tether_status_t tether_store_webhook_next(tether_store_t *store, const char *webhook,
-                                          tether_store_delivery_cb cb, void *arg)
+tether_status_t tether_store_webhook_claim(tether_store_t *store, const char *webhook,
+                                           int64_t now_ms, int64_t lease_ms,
+                                           tether_store_delivery_cb cb, void *arg)
 {
-    return STORE_CALL(store, webhook_next, webhook, cb, arg);
+    tether_store_webhook_pending_t waiting;
+    tether_status_t rc = STORE_CALL(store, webhook_claim, webhook, now_ms, lease_ms, cb, arg);
+
+    /* Nothing claimed: none waits, or the oldest is claimed. */
+    if (rc == TETHER_ERR_NOT_FOUND &&
+        (rc = tether_store_webhook_pending(store, webhook, &waiting)) == TETHER_OK)
+        rc = waiting.count > 0 ? TETHER_ERR_CONFLICT : TETHER_ERR_NOT_FOUND;
+    return rc;
+}
+
+tether_status_t tether_store_webhook_retry_at(tether_store_t *store, const char *webhook,
+                                              int64_t alert_id, int64_t until_ms)
+{
+    return STORE_CALL(store, webhook_retry_at, webhook, alert_id, until_ms);
 }
 
 tether_status_t tether_store_webhook_delivered(tether_store_t *store, const char *webhook,

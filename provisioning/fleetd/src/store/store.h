@@ -92,8 +92,10 @@ typedef struct tether_store_ops {
     /* The webhook outbox (store_sqlite_webhooks.c). */
     tether_status_t (*webhook_sync)(void *impl, const char *const *names, size_t count,
                                     int64_t now, uint64_t *dropped);
-    tether_status_t (*webhook_next)(void *impl, const char *webhook,
-                                    tether_store_delivery_cb cb, void *arg);
+    tether_status_t (*webhook_claim)(void *impl, const char *webhook, int64_t now_ms,
+                                     int64_t lease_ms, tether_store_delivery_cb cb, void *arg);
+    tether_status_t (*webhook_retry_at)(void *impl, const char *webhook, int64_t alert_id,
+                                        int64_t until_ms);
     tether_status_t (*webhook_delivered)(void *impl, const char *webhook, int64_t alert_id);
     tether_status_t (*webhook_pending)(void *impl, const char *webhook,
                                        tether_store_webhook_pending_t *pending);

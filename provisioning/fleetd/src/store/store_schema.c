@@ -417,6 +417,16 @@ static const char migration_15[] =
     "CREATE INDEX alerts_created ON alerts (created_at);"
     "CREATE INDEX webhook_outbox_alert ON webhook_outbox (alert_id);";
 
+/*
+ * Version 16: a webhook delivery is claimed before it is sent, so that
+ * fleetd replicas on one store send each alert once (README, "Webhooks").
+ * - webhook_outbox.claimed_until: Unix milliseconds until which the row is
+ *   one sender's (an attempt in flight, or a failed attempt's backoff); 0
+ *   for a row never claimed.
+ */
+static const char migration_16[] =
+    "ALTER TABLE webhook_outbox ADD COLUMN claimed_until INTEGER NOT NULL DEFAULT 0;";
+
 const char *const tether_store_migrations[] = {
     migration_1,
     migration_2,
@@ -433,6 +443,7 @@ const char *const tether_store_migrations[] = {
     migration_13,
     migration_14,
     migration_15,
+    migration_16,
 };
 
 const size_t tether_store_migration_count =

@@ -291,8 +291,27 @@ static tether_status_t simple(tether_pg_t *db, const char *sql)
     return tether_pg_run(db, sql, sql, PG_NO_ARGS, NULL);
 }
 
+/* Takes (lock) or gives back the session advisory lock key of db's
+ * connection. A lock that cannot be given back would stay with the pooled
+ * connection and stop every other holder of the key: the connection is
+ * reset instead, which ends its session and every lock of it. */
+static tether_status_t session_lock(tether_pg_t *db, int64_t key, bool lock)
+{
+    tether_status_t rc;
+
+    rc = tether_pg_run(db, lock ? "take an advisory lock" : "give back an advisory lock",
+                       lock ? "SELECT pg_advisory_lock($1::bigint)"
+                            : "SELECT pg_advisory_unlock($1::bigint)",
+                       PG_ARGS(PG_INT(key)), NULL);
+    if (rc != TETHER_OK && !lock)
+        PQreset(db->conn);
+    return rc;
+}
+
+/* serial: NULL, or the key of the session advisory lock held through every
+ * attempt (tether_pg_transaction_serial). */
 static tether_status_t transaction(pg_store_t *s, const char *what, const char *begin,
-                                   tether_pg_body_fn body, void *arg)
+                                   const int64_t *serial, tether_pg_body_fn body, void *arg)
 {
     tether_pg_t db;
     tether_status_t rc;
@@ -301,6 +320,10 @@ static tether_status_t transaction(pg_store_t *s, const char *what, const char *
 
     if ((rc = tether_pg_acquire(s, &db)) != TETHER_OK)
         return rc;
+    if (serial != NULL && (rc = session_lock(&db, *serial, true)) != TETHER_OK) {
+        tether_pg_release(&db);
+        return rc;
+    }
     for (;;) {
         db.retry = false;
         db.alerted = false;
@@ -325,6 +348,8 @@ static tether_status_t transaction(pg_store_t *s, const char *what, const char *
         }
         backoff(attempt);
     }
+    if (serial != NULL)
+        (void)session_lock(&db, *serial, false);
     tether_pg_release(&db);
     if (alerted) {
         void (*hook)(void *arg);
@@ -447,11 +472,17 @@ void tether_pg_pool_close(pg_store_t *s)
 tether_status_t tether_pg_transaction(pg_store_t *s, const char *what, tether_pg_body_fn body,
                                       void *arg)
 {
-    return transaction(s, what, "BEGIN ISOLATION LEVEL SERIALIZABLE", body, arg);
+    return transaction(s, what, "BEGIN ISOLATION LEVEL SERIALIZABLE", NULL, body, arg);
+}
+
+tether_status_t tether_pg_transaction_serial(pg_store_t *s, const char *what, int64_t lock_key,
+                                             tether_pg_body_fn body, void *arg)
+{
+    return transaction(s, what, "BEGIN ISOLATION LEVEL SERIALIZABLE", &lock_key, body, arg);
 }
 
 tether_status_t tether_pg_transaction_read_committed(pg_store_t *s, const char *what,
                                                      tether_pg_body_fn body, void *arg)
 {
-    return transaction(s, what, "BEGIN ISOLATION LEVEL READ COMMITTED", body, arg);
+    return transaction(s, what, "BEGIN ISOLATION LEVEL READ COMMITTED", NULL, body, arg);
 }

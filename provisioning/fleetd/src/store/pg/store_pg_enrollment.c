@@ -222,7 +222,8 @@ tether_status_t tether_pg_enrollment_add(void *impl, const tether_store_enrollme
         !blob_ok(&e->counter_public))
         return TETHER_ERR_INVALID_ARGUMENT;
     /* Refused at a bound: rolled back, so a refusal changes nothing. */
-    rc = tether_pg_transaction(impl, "record enrolment", enrollment_add_tx, &a);
+    rc = tether_pg_transaction_serial(impl, "record enrolment", TETHER_PG_ENROLMENT_LOCK,
+                                      enrollment_add_tx, &a);
     if (rc == TETHER_ERR_TOO_LARGE && retry_after != NULL)
         *retry_after = a.wait;
     return rc;
@@ -306,7 +307,8 @@ tether_status_t tether_pg_enrollment_find(void *impl, const char *id, int64_t no
     c->id = id;
     c->now = now;
     /* A transaction, because an expired session is deleted on the way. */
-    rc = tether_pg_transaction(impl, "read enrolment", find_tx, c);
+    rc = tether_pg_transaction_serial(impl, "read enrolment", TETHER_PG_ENROLMENT_LOCK, find_tx,
+                                      c);
     if (rc == TETHER_OK && c->expired)
         rc = TETHER_ERR_EXPIRED;
     if (rc == TETHER_OK)
@@ -420,7 +422,8 @@ tether_status_t tether_pg_enrollment_activate(void *impl, const char *id,
     c->new_device_id = new_device_id;
     c->now = now;
     c->device = device;
-    rc = tether_pg_transaction(impl, "activate enrolment", activate_tx, c);
+    rc = tether_pg_transaction_serial(impl, "activate enrolment", TETHER_PG_ENROLMENT_LOCK,
+                                      activate_tx, c);
     if (rc == TETHER_OK && c->expired)
         rc = TETHER_ERR_EXPIRED;
     if (rc == TETHER_OK || rc == TETHER_ERR_CONFLICT)

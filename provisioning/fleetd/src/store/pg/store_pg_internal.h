@@ -27,10 +27,12 @@
  * serialization failure (40001) or a deadlock (40P01). */
 #define TETHER_PG_TRANSACTION_ATTEMPTS 8
 
-/* Advisory lock keys (any constants, distinct): the schema migrations, and
- * appends to the revocation feed (tether_pg_revoke_tokens). */
+/* Advisory lock keys (any constants, distinct): the schema migrations,
+ * appends to the revocation feed (tether_pg_revoke_tokens), and the
+ * enrolment transactions (tether_pg_transaction_serial). */
 #define TETHER_PG_MIGRATION_LOCK 7426531
 #define TETHER_PG_FEED_LOCK 7426532
+#define TETHER_PG_ENROLMENT_LOCK 7426533
 
 /* The columns tether_pg_device_row reads, in its order. */
 #define PG_DEVICE_COLUMNS                                                                     \
@@ -172,6 +174,17 @@ typedef tether_status_t (*tether_pg_body_fn)(tether_pg_t *db, void *arg);
 tether_status_t tether_pg_transaction(pg_store_t *s, const char *what, tether_pg_body_fn body,
                                       void *arg);
 
+/* tether_pg_transaction, every attempt run while this connection holds the
+ * session advisory lock lock_key, taken before BEGIN: the transactions of
+ * one key, in every process on the database, run one after another, each
+ * with a snapshot taken after the previous one's commit, so they never
+ * conflict with each other. For transactions that would (a shared row, or
+ * predicate locks on a small table's few index pages: PostgreSQL's are
+ * page-grained), which run concurrently would fail each other until some
+ * ran out of attempts. */
+tether_status_t tether_pg_transaction_serial(pg_store_t *s, const char *what, int64_t lock_key,
+                                             tether_pg_body_fn body, void *arg);
+
 /* The same at READ COMMITTED: each statement sees what was committed
  * before it, so one that waited on a lock reads what its holder wrote
  * (the schema migrations, serialized by an advisory lock). */
@@ -299,8 +312,10 @@ tether_status_t tether_pg_device_policy(void *impl, const char *id, tether_store
 /* store_pg_webhooks.c: the webhook outbox. */
 tether_status_t tether_pg_webhook_sync(void *impl, const char *const *names, size_t count,
                                        int64_t now, uint64_t *dropped);
-tether_status_t tether_pg_webhook_next(void *impl, const char *webhook,
-                                       tether_store_delivery_cb cb, void *arg);
+tether_status_t tether_pg_webhook_claim(void *impl, const char *webhook, int64_t now_ms,
+                                        int64_t lease_ms, tether_store_delivery_cb cb, void *arg);
+tether_status_t tether_pg_webhook_retry_at(void *impl, const char *webhook, int64_t alert_id,
+                                           int64_t until_ms);
 tether_status_t tether_pg_webhook_delivered(void *impl, const char *webhook, int64_t alert_id);
 tether_status_t tether_pg_webhook_pending(void *impl, const char *webhook,
                                           tether_store_webhook_pending_t *pending);

@@ -285,6 +285,8 @@ static const char pg_migration_15[] =
     "CREATE INDEX issued_tokens_exp ON issued_tokens (exp);"
     "CREATE INDEX alerts_created ON alerts (created_at);"
     "CREATE INDEX webhook_outbox_alert ON webhook_outbox (alert_id);";
+static const char pg_migration_16[] =
+    "ALTER TABLE webhook_outbox ADD COLUMN claimed_until BIGINT NOT NULL DEFAULT 0;";
 
 const char *const tether_pg_migrations[] = {
     pg_migration_1,
@@ -302,6 +304,7 @@ const char *const tether_pg_migrations[] = {
     pg_migration_13,
     pg_migration_14,
     pg_migration_15,
+    pg_migration_16,
 };
 
 const size_t tether_pg_migration_count =

@@ -4,11 +4,15 @@
  * by the alerts table's trigger in the transaction that writes the alert.
  * The rules are SQLite's (store_sqlite_webhooks.c).
  *
- * Replicas share the outbox: each one's sender delivers the oldest row of
- * each webhook, so two replicas may deliver the same alert (the delivery
- * id lets the receiver drop the second, README "Webhooks"); a row goes once,
- * when the first answer is 2xx.
+ * Replicas share the outbox: a sender claims the oldest row of its webhook
+ * before sending it (schema version 16), in one UPDATE: PostgreSQL locks
+ * the row, and a replica whose UPDATE waited on another's claim finds the
+ * row claimed when it reads it again (READ COMMITTED), so it claims
+ * nothing. A claim ends when the row is delivered (it goes), at the
+ * failed attempt's backoff, or at its lease (its replica died: another one
+ * sends it again, with the same delivery id, README "Webhooks").
  */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -87,21 +91,42 @@ static tether_status_t next_row(void *arg, const tether_pg_row_t *row)
     return rc;
 }
 
-tether_status_t tether_pg_webhook_next(void *impl, const char *webhook,
-                                       tether_store_delivery_cb cb, void *arg)
+tether_status_t tether_pg_webhook_claim(void *impl, const char *webhook, int64_t now_ms,
+                                        int64_t lease_ms, tether_store_delivery_cb cb, void *arg)
 {
     /* In alert order: a receiver sees a webhook's alerts as they were
-     * written. */
+     * written, so only the oldest row is claimed, and only once its last
+     * claim has ended. Outside a transaction: the statement is READ
+     * COMMITTED, which re-checks claimed_until on a row another replica
+     * claimed while this one waited for its lock. */
     static const char sql[] =
-        "SELECT a.id, a.device_id, a.kind, a.details, a.created_at, o.created_ms"
-        " FROM webhook_outbox o JOIN alerts a ON a.id = o.alert_id"
-        " WHERE o.webhook = $1 ORDER BY o.alert_id LIMIT 1";
+        "UPDATE webhook_outbox o SET claimed_until = $3 FROM alerts a"
+        " WHERE o.webhook = $1 AND o.claimed_until <= $2 AND a.id = o.alert_id"
+        " AND o.alert_id = (SELECT min(alert_id) FROM webhook_outbox WHERE webhook = $1)"
+        " RETURNING a.id, a.device_id, a.kind, a.details, a.created_at, o.created_ms";
     next_call_t call = {cb, arg};
 
-    if (webhook == NULL || cb == NULL)
+    if (webhook == NULL || cb == NULL || lease_ms < 0 || now_ms > INT64_MAX - lease_ms)
         return TETHER_ERR_INVALID_ARGUMENT;
-    return tether_pg_query_once(impl, "read the webhook outbox", sql, PG_ARGS(PG_TEXT(webhook)),
+    return tether_pg_query_once(impl, "claim a webhook delivery", sql,
+                                PG_ARGS(PG_TEXT(webhook), PG_INT(now_ms), PG_INT(now_ms + lease_ms)),
                                 next_row, &call);
+}
+
+tether_status_t tether_pg_webhook_retry_at(void *impl, const char *webhook, int64_t alert_id,
+                                           int64_t until_ms)
+{
+    static const char sql[] =
+        "UPDATE webhook_outbox SET claimed_until = $1 WHERE webhook = $2 AND alert_id = $3";
+    uint64_t changed = 0;
+    tether_status_t rc;
+
+    if (webhook == NULL)
+        return TETHER_ERR_INVALID_ARGUMENT;
+    rc = tether_pg_run_once(impl, "hold a failed webhook delivery", sql,
+                            PG_ARGS(PG_INT(until_ms), PG_TEXT(webhook), PG_INT(alert_id)),
+                            &changed);
+    return rc == TETHER_OK && changed == 0 ? TETHER_ERR_NOT_FOUND : rc;
 }
 
 tether_status_t tether_pg_webhook_delivered(void *impl, const char *webhook, int64_t alert_id)

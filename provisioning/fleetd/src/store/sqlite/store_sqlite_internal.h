@@ -286,8 +286,11 @@ tether_status_t tether_sqlite_issuer_key_rotate(void *impl, const tether_store_i
 /* store_sqlite_webhooks.c: the webhook outbox. */
 tether_status_t tether_sqlite_webhook_sync(void *impl, const char *const *names, size_t count,
                                            int64_t now, uint64_t *dropped);
-tether_status_t tether_sqlite_webhook_next(void *impl, const char *webhook,
-                                           tether_store_delivery_cb cb, void *arg);
+tether_status_t tether_sqlite_webhook_claim(void *impl, const char *webhook, int64_t now_ms,
+                                            int64_t lease_ms, tether_store_delivery_cb cb,
+                                            void *arg);
+tether_status_t tether_sqlite_webhook_retry_at(void *impl, const char *webhook, int64_t alert_id,
+                                               int64_t until_ms);
 tether_status_t tether_sqlite_webhook_delivered(void *impl, const char *webhook, int64_t alert_id);
 tether_status_t tether_sqlite_webhook_pending(void *impl, const char *webhook,
                                               tether_store_webhook_pending_t *pending);

@@ -2,8 +2,10 @@
  * The SQLite store's webhook outbox (schema version 8): the configured
  * webhooks, and one row per alert and webhook until it is delivered. The
  * rows are made by the alerts table's trigger, in the transaction that
- * writes the alert; these operations only read and remove them.
+ * writes the alert; these operations claim (schema version 16), read and
+ * remove them.
  */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -72,24 +74,65 @@ static tether_status_t next_row(void *arg, sqlite3_stmt *row)
     return rc;
 }
 
-tether_status_t tether_sqlite_webhook_next(void *impl, const char *webhook,
-                                           tether_store_delivery_cb cb, void *arg)
+tether_status_t tether_sqlite_webhook_claim(void *impl, const char *webhook, int64_t now_ms,
+                                            int64_t lease_ms, tether_store_delivery_cb cb,
+                                            void *arg)
 {
     /* In alert order: a receiver sees a webhook's alerts as they were
-     * written. */
-    static const char sql[] =
+     * written, so only the oldest row is claimed, and only once its last
+     * claim has ended. One statement: the claim is whole or not at all. */
+    static const char claim[] =
+        "UPDATE webhook_outbox SET claimed_until = ?3"
+        " WHERE webhook = ?1 AND claimed_until <= ?2"
+        " AND alert_id = (SELECT min(alert_id) FROM webhook_outbox WHERE webhook = ?1)";
+    static const char read[] =
         "SELECT a.id, a.device_id, a.kind, a.details, a.created_at, o.created_ms"
         " FROM webhook_outbox o JOIN alerts a ON a.id = o.alert_id"
         " WHERE o.webhook = ? ORDER BY o.alert_id LIMIT 1";
     sqlite_store_t *s = impl;
     next_call_t call = {cb, arg};
-    tether_status_t rc;
+    tether_status_t rc, durable;
 
-    if (webhook == NULL || cb == NULL)
+    if (webhook == NULL || cb == NULL || lease_ms < 0 || now_ms > INT64_MAX - lease_ms)
         return TETHER_ERR_INVALID_ARGUMENT;
     pthread_mutex_lock(&s->lock);
-    rc = tether_sqlite_query_one(s, "read the webhook outbox", sql, SQL_ARGS(SQL_TEXT(webhook)),
-                                 next_row, &call);
+    /* A claim needs no durability: one lost in a crash is taken again after
+     * the restart, as a dead sender's would be. So its commit skips the
+     * fsync (synchronous NORMAL: in WAL mode it becomes durable with the
+     * next FULL commit), which would double a delivery's cost. */
+    rc = tether_sqlite_exec(s, "PRAGMA synchronous = NORMAL");
+    if (rc == TETHER_OK)
+        rc = tether_sqlite_run(s, "claim a webhook delivery", claim,
+                               SQL_ARGS(SQL_TEXT(webhook), SQL_INT(now_ms),
+                                        SQL_INT(now_ms + lease_ms)));
+    if (rc == TETHER_OK && sqlite3_changes(s->db) == 0)
+        rc = TETHER_ERR_NOT_FOUND;
+    if ((durable = tether_sqlite_exec(s, "PRAGMA synchronous = FULL")) != TETHER_OK)
+        rc = durable;
+    /* The row claimed is still the oldest: this process's lock is held, and
+     * other processes only add alerts. */
+    if (rc == TETHER_OK)
+        rc = tether_sqlite_query_one(s, "read the webhook outbox", read,
+                                     SQL_ARGS(SQL_TEXT(webhook)), next_row, &call);
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+tether_status_t tether_sqlite_webhook_retry_at(void *impl, const char *webhook, int64_t alert_id,
+                                               int64_t until_ms)
+{
+    static const char sql[] =
+        "UPDATE webhook_outbox SET claimed_until = ? WHERE webhook = ? AND alert_id = ?";
+    sqlite_store_t *s = impl;
+    tether_status_t rc;
+
+    if (webhook == NULL)
+        return TETHER_ERR_INVALID_ARGUMENT;
+    pthread_mutex_lock(&s->lock);
+    rc = tether_sqlite_run(s, "hold a failed webhook delivery", sql,
+                           SQL_ARGS(SQL_INT(until_ms), SQL_TEXT(webhook), SQL_INT(alert_id)));
+    if (rc == TETHER_OK && sqlite3_changes(s->db) == 0)
+        rc = TETHER_ERR_NOT_FOUND;
     pthread_mutex_unlock(&s->lock);
     return rc;
 }
