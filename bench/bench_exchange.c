@@ -29,7 +29,7 @@
  *       writes the manufacturer CA of the simulated devices' TPMs.
  *   bench_exchange load --fleet URL --ca FILE --bootstrap-token TOKEN
  *                       [--devices N] [--workers W] [--seconds S] [--server-pid PID]
- *                       [--seed K]
+ *                       [--seed K] [--enrol-workers E]
  *       enrols N simulated devices (software TPMs sharing one manufacturer,
  *       made from seeds K to K + N - 1, default K 1000: another K for
  *       other devices in the same fleet) with the bootstrap token, then runs them for S seconds from W
@@ -39,7 +39,9 @@
  *       per exchange and memory per device (so that a load generator that
  *       is the bottleneck shows); with --server-pid, fleetd's CPU time
  *       (utime + stime) over those S seconds per exchange, and its resident
- *       set size after them.
+ *       set size after them. The devices enrol from E of the workers (default
+ *       W): fewer enrolments at once for a store whose enrolments conflict
+ *       (PostgreSQL: every one uses the same bootstrap token).
  */
 #include <getopt.h>
 #include <pthread.h>
@@ -436,7 +438,7 @@ static int print_server_memory(pid_t pid)
 }
 
 static int load(const char *fleet, const char *ca, const char *bootstrap, unsigned long seed,
-                size_t n, size_t nworkers, double seconds, pid_t server)
+                size_t n, size_t nworkers, size_t nenrol, double seconds, pid_t server)
 {
     device_t *devs = calloc(n, sizeof(*devs));
     worker_t *workers = calloc(nworkers, sizeof(*workers));
@@ -451,7 +453,7 @@ static int load(const char *fleet, const char *ca, const char *bootstrap, unsign
         tether_tpm_init(&devs[i].tpm);
     for (size_t w = 0; w < nworkers; w++) {
         worker_t *k = &workers[w];
-        *k = (worker_t){.devices = devs, .first = w, .stride = nworkers, .n = n,
+        *k = (worker_t){.devices = devs, .first = w, .stride = nenrol, .n = n,
                         .bootstrap = bootstrap, .seed = seed};
         tether_https_client_init(&k->client);
         k->client.keep_alive = true; /* as the agent: one connection per exchange */
@@ -462,13 +464,15 @@ static int load(const char *fleet, const char *ca, const char *bootstrap, unsign
         }
     }
     start = bench_now_s();
-    if (run_workers(workers, nworkers, worker_enrol) != 0)
+    if (run_workers(workers, nenrol, worker_enrol) != 0)
         goto out;
-    for (size_t w = 0; w < nworkers; w++)
+    for (size_t w = 0; w < nworkers; w++) {
         failed += workers[w].failed;
+        workers[w].stride = nworkers; /* the load: every worker */
+    }
     if (failed > 0)
         goto out;
-    printf("%zu simulated devices enrolled by %zu workers in %.1f s\n", n, nworkers,
+    printf("%zu simulated devices enrolled by %zu workers in %.1f s\n", n, nenrol,
            bench_now_s() - start);
     if ((server > 0 && bench_proc_cpu_seconds(server, &server_cpu[0]) != 0) ||
         bench_proc_cpu_seconds(getpid(), &own_cpu[0]) != 0) {
@@ -580,10 +584,11 @@ int main(int argc, char **argv)
         {"platform-eventlog", required_argument, NULL, 'P'},
         {"tether-eventlog", required_argument, NULL, 'T'},
         {"seed", required_argument, NULL, 'e'},
+        {"enrol-workers", required_argument, NULL, 'E'},
         {NULL, 0, NULL, 0},
     };
     const char *tcti = NULL, *state_dir = NULL, *fleet = NULL, *ca = NULL, *bootstrap = NULL;
-    unsigned long count = 100, devices = 8, workers = 0, seed = 1000;
+    unsigned long count = 100, devices = 8, workers = 0, enrol_workers = 0, seed = 1000;
     tether_agent_eventlog_paths_t eventlogs = {NULL, NULL};
     long server = 0;
     double seconds = 10;
@@ -612,6 +617,7 @@ int main(int argc, char **argv)
         case 'T': eventlogs.tether = optarg; break;
         case 'w': workers = strtoul(optarg, NULL, 10); break;
         case 'e': seed = strtoul(optarg, NULL, 10); break;
+        case 'E': enrol_workers = strtoul(optarg, NULL, 10); break;
         default: return 2;
         }
     }
@@ -628,10 +634,14 @@ int main(int argc, char **argv)
         return latency(tcti, state_dir, 1, 1, 0, &eventlogs);
     if (workers == 0) /* by default a thread per device up to DEFAULT_WORKERS */
         workers = devices < DEFAULT_WORKERS ? devices : DEFAULT_WORKERS;
+    if (enrol_workers == 0)
+        enrol_workers = workers;
     if (strcmp(argv[1], "load") == 0 && fleet != NULL && ca != NULL && bootstrap != NULL &&
         devices > 0 && devices <= MAX_DEVICES && workers <= devices && workers <= MAX_WORKERS &&
+        enrol_workers <= workers &&
         seconds > 0 && seconds <= 3600 && server >= 0)
-        return load(fleet, ca, bootstrap, seed, devices, workers, seconds, (pid_t)server);
+        return load(fleet, ca, bootstrap, seed, devices, workers, enrol_workers, seconds,
+                    (pid_t)server);
     fprintf(stderr, "bench_exchange: bad command line\n");
     return 2;
 }
