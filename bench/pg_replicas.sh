@@ -9,9 +9,10 @@
 #   tests/integration/postgres.sh run bench/pg_replicas.sh [BUILD-DIR]
 # BENCH_DEVICES (default 8, even), BENCH_MANY_DEVICES (default 1000, even; 0
 # skips them), BENCH_WORKERS (default 16) and BENCH_SECONDS (default 10) as
-# run.sh. The devices enrol from BENCH_ENROL_WORKERS workers per load
-# (default 2): on PostgreSQL every enrolment uses the one bootstrap token's
-# row, and 16 at once lose their transaction past its 8 attempts (HTTP 500).
+# run.sh. The devices enrol BENCH_ENROL_WORKERS at a time (default 2; each
+# replica half of them): on PostgreSQL every enrolment uses the one
+# bootstrap token's row, and 16 at once lose their transaction past its 8
+# attempts (HTTP 500; bench_exchange tries a refused enrolment again).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${1:-$top/build}
@@ -56,16 +57,16 @@ start() {
     exit 1
 }
 
-# load PORT PID DEVICES WORKERS SEED: bench_exchange load against the
-# fleetd on PORT, DEVICES new devices (software TPMs from seed SEED) driven
-# by at most WORKERS threads; a load that fails prints the replicas' errors.
+# load PORT PID DEVICES WORKERS SEED ENROL: bench_exchange load against the
+# fleetd on PORT, DEVICES new devices (software TPMs from seed SEED) enrolled
+# ENROL at a time, then driven by at most WORKERS threads; a load that fails
+# prints the replicas' errors.
 load() {
     local boot workers=$(($3 < $4 ? $3 : $4))
     boot=$("$BIN/tetherctl" bootstrap create --ttl 1h --uses "$3")
     "$BENCH" load --fleet "https://127.0.0.1:$1" --ca "$WORK/a/ca.pem" --bootstrap-token "$boot" \
         --devices "$3" --workers "$workers" --seconds "$SECONDS_LOAD" --server-pid "$2" \
-        --seed "$5" --enrol-workers "$((workers < ENROL_WORKERS ? workers : ENROL_WORKERS))" &&
-        return 0
+        --seed "$5" --enrol-workers "$(($6 < workers ? $6 : workers))" && return 0
     echo "the load on port $1 failed; the replicas' logs:" >&2
     grep -h -i 'error\|warn' "$WORK"/fleetd-*.log | tail -20 >&2
     return 1
@@ -74,11 +75,12 @@ load() {
 # replicas DEVICES WORKERS SEED: both replicas at once, half of DEVICES and
 # of WORKERS each (seeds SEED and SEED + DEVICES).
 replicas() {
-    local half=$(($1 / 2)) workers=$((($2 + 1) / 2)) status=0 load_a load_b
+    local half=$(($1 / 2)) workers=$((($2 + 1) / 2)) enrol=$(((ENROL_WORKERS + 1) / 2))
+    local status=0 load_a load_b
     echo "-- two fleetd replicas, $half devices each"
-    load "$PORT_A" "${PIDS[0]}" "$half" "$workers" "$3" >"$WORK/load-a.txt" &
+    load "$PORT_A" "${PIDS[0]}" "$half" "$workers" "$3" "$enrol" >"$WORK/load-a.txt" &
     load_a=$!
-    load "$PORT_B" "${PIDS[1]}" "$half" "$workers" "$(($3 + $1))" >"$WORK/load-b.txt" &
+    load "$PORT_B" "${PIDS[1]}" "$half" "$workers" "$(($3 + $1))" "$enrol" >"$WORK/load-b.txt" &
     load_b=$!
     wait "$load_a" || status=$?
     wait "$load_b" || status=$?
@@ -107,10 +109,10 @@ export TETHER_ADMIN_TOKEN_FILE=$WORK/admin.token
 echo "== exchange throughput on PostgreSQL ($(nproc) cores; $(date -u +%Y-%m-%dT%H:%MZ))"
 start "$WORK/a" "$PORT_A"
 echo "-- one fleetd, $DEVICES devices"
-load "$PORT_A" "${PIDS[0]}" "$DEVICES" "$DEVICES" 1000
+load "$PORT_A" "${PIDS[0]}" "$DEVICES" "$DEVICES" 1000 "$ENROL_WORKERS"
 if [ "$MANY_DEVICES" -gt 0 ]; then
     echo "-- one fleetd, $MANY_DEVICES devices"
-    load "$PORT_A" "${PIDS[0]}" "$MANY_DEVICES" "$WORKERS" 100000
+    load "$PORT_A" "${PIDS[0]}" "$MANY_DEVICES" "$WORKERS" 100000 "$ENROL_WORKERS"
 fi
 start "$WORK/b" "$PORT_B"
 replicas "$DEVICES" "$DEVICES" 2000
