@@ -852,26 +852,12 @@ static void concurrent_exchanges_one_winner(void **state)
 #define JTI_D "dddddddddddddddddddddddddddddddd"
 static void report_requests(fixture_t *f, const char *jti, int64_t requests, int64_t now)
 {
-    tether_store_usage_entry_t entry;
-    tether_store_usage_report_t r;
     tether_store_usage_result_t result;
     char id[32];
 
-    memset(&entry, 0, sizeof(entry));
-    memset(&r, 0, sizeof(r));
-    snprintf(entry.jti, sizeof(entry.jti), "%s", jti);
-    snprintf(entry.device_id, sizeof(entry.device_id), DEVICE_MANY);
-    entry.requests = requests;
-    entry.first_seen = entry.last_seen = now;
     snprintf(id, sizeof(id), "report-%.8s", jti);
-    r.relying_party = 1;
-    r.gateway = "gate";
-    r.report_id = id;
-    r.entries = &entry;
-    r.entry_count = 1;
-    r.usage_action = TETHER_STORE_USAGE_ALERT;
-    assert_int_equal(tether_store_usage_report_record(&f->store, &r, now, &result), TETHER_OK);
-    assert_int_equal(result.decision, TETHER_STORE_USAGE_ACCEPTED);
+    fleet_fixture_usage_report(&f->store, "gate", id, jti, DEVICE_MANY, requests, now,
+                               TETHER_STORE_USAGE_ALERT, &result);
 }
 
 /* An exchange's usage document with many tokens (one statement for all on
