@@ -900,7 +900,8 @@ static void usage_counts_of_many_tokens(void **state)
     assert_int_equal(result.mismatch.gateway_accepted, 60);
     assert_int_equal(result.mismatch.device_made, 1);
     assert_int_equal(fleet_db_count(f->path, "SELECT count(*) FROM device_usage"), 3);
-    assert_int_equal(fleet_db_count(f->path, "SELECT proofs FROM device_usage WHERE jti = '" JTI_A "'"),
+    assert_int_equal(fleet_db_count(f->path,
+                                    "SELECT proofs FROM device_usage WHERE jti = '" JTI_A "'"),
                      7);
     assert_int_equal(fleet_db_count(f->path, "SELECT count(*) FROM alerts WHERE kind = "
                                              "'" TETHER_FLEET_ALERT_USAGE_MISMATCH "'"),

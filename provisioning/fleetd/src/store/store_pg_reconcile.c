@@ -102,7 +102,8 @@ static tether_status_t compare_tx(tether_pg_t *db, const char *jtis, const char 
     if (c->capacity == 0)
         return TETHER_OK;
     return tether_pg_list_in(db, "compare usage", sql,
-                             PG_ARGS(PG_TEXT(jtis), device_id != NULL ? PG_TEXT(device_id) : PG_NULL),
+                             PG_ARGS(PG_TEXT(jtis),
+                                     device_id != NULL ? PG_TEXT(device_id) : PG_NULL),
                              &list);
 }
 
