@@ -29,7 +29,7 @@
  *       writes the manufacturer CA of the simulated devices' TPMs.
  *   bench_exchange load --fleet URL --ca FILE --bootstrap-token TOKEN
  *                       [--devices N] [--workers W] [--seconds S] [--server-pid PID]
- *                       [--seed K]
+ *                       [--seed K] [--enrol-workers E]
  *       enrols N simulated devices (software TPMs sharing one manufacturer,
  *       made from seeds K to K + N - 1, default K 1000: another K for
  *       other devices in the same fleet) with the bootstrap token, then runs them for S seconds from W
@@ -39,7 +39,9 @@
  *       per exchange and memory per device (so that a load generator that
  *       is the bottleneck shows); with --server-pid, fleetd's CPU time
  *       (utime + stime) over those S seconds per exchange, and its resident
- *       set size after them.
+ *       set size after them. The devices enrol from E of the workers (default
+ *       W): fewer enrolments at once for a store whose enrolments conflict
+ *       (PostgreSQL: every one uses the same bootstrap token).
  */
 #include <getopt.h>
 #include <pthread.h>
@@ -339,6 +341,7 @@ typedef struct worker {
     double until;            /* end of the load phase */
     double *ms;              /* latency of each exchange done, up to capacity */
     size_t capacity, done, failed;
+    size_t enrol_retries;    /* enrolments tried again after a refusal */
 } worker_t;
 
 static void record_latency(worker_t *w, double ms)
@@ -354,6 +357,11 @@ static void record_latency(worker_t *w, double ms)
     w->ms[w->done] = ms;
 }
 
+/* Each device enrols as the agent does, tried again (as an agent's next
+ * start would) after a refusal, up to ENROL_ATTEMPTS times: on PostgreSQL
+ * enrolments at once conflict on the bootstrap token's row, and one that
+ * loses more than the store's attempts is answered 500. */
+#define ENROL_ATTEMPTS 5
 static void *worker_enrol(void *arg)
 {
     worker_t *w = arg;
@@ -362,10 +370,15 @@ static void *worker_enrol(void *arg)
         tether_tpm_fake_config_t config = {.ek_cert_types = 1u << TETHER_EK_ECC_P256,
                                            .seed = w->seed + i, .manufacturer = MANUFACTURER};
         device_t *d = &w->devices[i];
+        int enrolled = -1;
 
-        if (tether_tpm_open_fake(&d->tpm, &config) != TETHER_OK ||
-            tether_agent_enroll_with(&d->tpm, &w->client, TETHER_EK_ECC_P256, COUNTER, NULL,
-                                     w->bootstrap, &d->state) != 0) {
+        if (tether_tpm_open_fake(&d->tpm, &config) == TETHER_OK)
+            for (int attempt = 0; attempt < ENROL_ATTEMPTS && enrolled != 0; attempt++) {
+                w->enrol_retries += attempt > 0;
+                enrolled = tether_agent_enroll_with(&d->tpm, &w->client, TETHER_EK_ECC_P256,
+                                                    COUNTER, NULL, w->bootstrap, &d->state);
+            }
+        if (enrolled != 0) {
             fprintf(stderr, "bench: simulated device %zu could not enrol\n", i);
             w->failed++;
         }
@@ -436,12 +449,12 @@ static int print_server_memory(pid_t pid)
 }
 
 static int load(const char *fleet, const char *ca, const char *bootstrap, unsigned long seed,
-                size_t n, size_t nworkers, double seconds, pid_t server)
+                size_t n, size_t nworkers, size_t nenrol, double seconds, pid_t server)
 {
     device_t *devs = calloc(n, sizeof(*devs));
     worker_t *workers = calloc(nworkers, sizeof(*workers));
     double *all = NULL, start, elapsed = 0, server_cpu[2] = {0, 0}, own_cpu[2] = {0, 0};
-    size_t total = 0, failed = 0, samples = 0;
+    size_t total = 0, failed = 0, samples = 0, retries = 0;
     unsigned long rss, peak;
     int rc = 1;
 
@@ -451,7 +464,7 @@ static int load(const char *fleet, const char *ca, const char *bootstrap, unsign
         tether_tpm_init(&devs[i].tpm);
     for (size_t w = 0; w < nworkers; w++) {
         worker_t *k = &workers[w];
-        *k = (worker_t){.devices = devs, .first = w, .stride = nworkers, .n = n,
+        *k = (worker_t){.devices = devs, .first = w, .stride = nenrol, .n = n,
                         .bootstrap = bootstrap, .seed = seed};
         tether_https_client_init(&k->client);
         k->client.keep_alive = true; /* as the agent: one connection per exchange */
@@ -462,14 +475,18 @@ static int load(const char *fleet, const char *ca, const char *bootstrap, unsign
         }
     }
     start = bench_now_s();
-    if (run_workers(workers, nworkers, worker_enrol) != 0)
+    if (run_workers(workers, nenrol, worker_enrol) != 0)
         goto out;
-    for (size_t w = 0; w < nworkers; w++)
+    for (size_t w = 0; w < nworkers; w++) {
         failed += workers[w].failed;
+        retries += workers[w].enrol_retries;
+        workers[w].stride = nworkers; /* the load: every worker */
+    }
     if (failed > 0)
         goto out;
-    printf("%zu simulated devices enrolled by %zu workers in %.1f s\n", n, nworkers,
-           bench_now_s() - start);
+    printf("%zu simulated devices enrolled by %zu workers in %.1f s (%zu tried again after a "
+           "refusal)\n",
+           n, nenrol, bench_now_s() - start, retries);
     if ((server > 0 && bench_proc_cpu_seconds(server, &server_cpu[0]) != 0) ||
         bench_proc_cpu_seconds(getpid(), &own_cpu[0]) != 0) {
         fprintf(stderr, "bench: cannot read /proc/PID/stat (is fleetd running?)\n");
@@ -580,10 +597,11 @@ int main(int argc, char **argv)
         {"platform-eventlog", required_argument, NULL, 'P'},
         {"tether-eventlog", required_argument, NULL, 'T'},
         {"seed", required_argument, NULL, 'e'},
+        {"enrol-workers", required_argument, NULL, 'E'},
         {NULL, 0, NULL, 0},
     };
     const char *tcti = NULL, *state_dir = NULL, *fleet = NULL, *ca = NULL, *bootstrap = NULL;
-    unsigned long count = 100, devices = 8, workers = 0, seed = 1000;
+    unsigned long count = 100, devices = 8, workers = 0, enrol_workers = 0, seed = 1000;
     tether_agent_eventlog_paths_t eventlogs = {NULL, NULL};
     long server = 0;
     double seconds = 10;
@@ -612,6 +630,7 @@ int main(int argc, char **argv)
         case 'T': eventlogs.tether = optarg; break;
         case 'w': workers = strtoul(optarg, NULL, 10); break;
         case 'e': seed = strtoul(optarg, NULL, 10); break;
+        case 'E': enrol_workers = strtoul(optarg, NULL, 10); break;
         default: return 2;
         }
     }
@@ -628,10 +647,14 @@ int main(int argc, char **argv)
         return latency(tcti, state_dir, 1, 1, 0, &eventlogs);
     if (workers == 0) /* by default a thread per device up to DEFAULT_WORKERS */
         workers = devices < DEFAULT_WORKERS ? devices : DEFAULT_WORKERS;
+    if (enrol_workers == 0)
+        enrol_workers = workers;
     if (strcmp(argv[1], "load") == 0 && fleet != NULL && ca != NULL && bootstrap != NULL &&
         devices > 0 && devices <= MAX_DEVICES && workers <= devices && workers <= MAX_WORKERS &&
+        enrol_workers <= workers &&
         seconds > 0 && seconds <= 3600 && server >= 0)
-        return load(fleet, ca, bootstrap, seed, devices, workers, seconds, (pid_t)server);
+        return load(fleet, ca, bootstrap, seed, devices, workers, enrol_workers, seconds,
+                    (pid_t)server);
     fprintf(stderr, "bench_exchange: bad command line\n");
     return 2;
 }

@@ -7,9 +7,12 @@
  * commit's batches) and p50/p99 of a call, for 1 thread (one commit per
  * exchange, what every exchange paid before group commit, whatever the
  * number of threads: the store's lock serialised them) and for T threads.
- * Asserts nothing.
+ * With --store, the same on that PostgreSQL database (an empty one: the
+ * bench makes its schema and devices; a pool of T connections). Asserts
+ * nothing.
  *
  *   bench_group_commit [--threads T] [--seconds S] [--dir PARENT]
+ *                      [--store postgresql://...]
  */
 #include <getopt.h>
 #include <pthread.h>
@@ -17,8 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <sqlite3.h>
-
+#include "bench_store.h"
 #include "bench_time.h"
 #include "files.h"
 #include "store.h"
@@ -76,16 +78,17 @@ static void *write_exchanges(void *arg)
     return NULL;
 }
 
-/* A store in a new directory under parent with one active device per
- * writer, written to from every writer at once for seconds. */
-static int run(const char *parent, size_t threads, double seconds)
+/* A store in a new directory under parent (or the PostgreSQL database at
+ * url) with one active device per writer, written to from every writer at
+ * once for seconds. first numbers the run's devices: a database keeps the
+ * devices of the runs before. */
+static int run(const char *parent, const char *url, size_t first, size_t threads, double seconds)
 {
     writer_t *writers = calloc(threads, sizeof(*writers));
     tether_store_allow_t *rows = calloc(threads, sizeof(*rows));
     double *all = NULL, start, elapsed;
     char dir[512], path[600];
     tether_store_t store;
-    sqlite3 *db = NULL;
     uint64_t batches = 0, exchanges = 0;
     size_t started = 0, total = 0;
     int rc = -1;
@@ -94,18 +97,18 @@ static int run(const char *parent, size_t threads, double seconds)
     snprintf(dir, sizeof(dir), "%s/tether-bench-group-commit-XXXXXX", parent);
     if (writers == NULL || rows == NULL || mkdtemp(dir) == NULL)
         goto out;
-    snprintf(path, sizeof(path), "%s/fleet.db", dir);
+    if (url != NULL)
+        snprintf(path, sizeof(path), "%s", url);
+    else
+        snprintf(path, sizeof(path), "%s/fleet.db", dir);
     for (size_t i = 0; i < threads; i++) {
-        snprintf(rows[i].id, sizeof(rows[i].id), "dev_%024zu", i);
-        snprintf(rows[i].ek_sha256, sizeof(rows[i].ek_sha256), "%064zu", i);
-        snprintf(rows[i].name, sizeof(rows[i].name), "bench-%zu", i);
+        snprintf(rows[i].id, sizeof(rows[i].id), "dev_%024zu", first + i);
+        snprintf(rows[i].ek_sha256, sizeof(rows[i].ek_sha256), "%064zu", first + i);
+        snprintf(rows[i].name, sizeof(rows[i].name), "bench-%zu", first + i);
     }
-    /* Active, as enrolment leaves a device (no store operation does that
-     * without an enrolment). */
-    if (tether_store_open_sqlite(&store, path) != TETHER_OK ||
+    if (tether_store_open(&store, path, (unsigned)threads) != TETHER_OK ||
         tether_store_device_import(&store, rows, threads, NOW, NULL, NULL) != TETHER_OK ||
-        sqlite3_open(path, &db) != SQLITE_OK ||
-        sqlite3_exec(db, "UPDATE devices SET status = 'active'", NULL, NULL, NULL) != SQLITE_OK)
+        bench_store_activate(path) != 0)
         goto out;
     start = bench_now_s();
     for (; started < threads; started++) {
@@ -113,7 +116,7 @@ static int run(const char *parent, size_t threads, double seconds)
 
         memcpy(w->device, rows[started].id, sizeof(w->device));
         w->store = &store;
-        w->index = (unsigned)started;
+        w->index = (unsigned)(first + started);
         w->until = start + seconds;
         w->capacity = (size_t)(seconds * 20000);
         if ((w->ms = calloc(w->capacity, sizeof(double))) == NULL ||
@@ -146,7 +149,6 @@ static int run(const char *parent, size_t threads, double seconds)
 out:
     if (rc != 0)
         fprintf(stderr, "bench_group_commit: the run with %zu threads failed\n", threads);
-    sqlite3_close(db);
     tether_store_free(&store);
     tether_fleet_dir_remove(dir);
     for (size_t i = 0; writers != NULL && i < threads; i++)
@@ -163,9 +165,11 @@ int main(int argc, char **argv)
         {"threads", required_argument, NULL, 't'},
         {"seconds", required_argument, NULL, 's'},
         {"dir", required_argument, NULL, 'd'},
+        {"store", required_argument, NULL, 'u'},
         {NULL, 0, NULL, 0},
     };
     const char *parent = getenv("TMPDIR") != NULL ? getenv("TMPDIR") : "/tmp";
+    const char *url = NULL;
     size_t threads = 16;
     double seconds = 5;
     int c;
@@ -178,11 +182,16 @@ int main(int argc, char **argv)
             seconds = atof(optarg);
         else if (c == 'd')
             parent = optarg;
+        else if (c == 'u' && tether_store_is_postgresql(optarg))
+            url = optarg;
         else {
-            fprintf(stderr, "usage: bench_group_commit [--threads T] [--seconds S] [--dir PARENT]\n");
+            fprintf(stderr, "usage: bench_group_commit [--threads T] [--seconds S] [--dir PARENT] "
+                            "[--store postgresql://...]\n");
             return 2;
         }
     }
-    printf("exchange store transactions on SQLite (synchronous FULL), %.0f s each\n", seconds);
-    return run(parent, 1, seconds) == 0 && run(parent, threads, seconds) == 0 ? 0 : 1;
+    printf("exchange store transactions on %s, %.0f s each\n",
+           url != NULL ? "PostgreSQL" : "SQLite (synchronous FULL)", seconds);
+    return run(parent, url, 0, 1, seconds) == 0 && run(parent, url, 1, threads, seconds) == 0 ? 0
+                                                                                            : 1;
 }

@@ -17,9 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <libpq-fe.h>
-#include <sqlite3.h>
-
+#include "bench_store.h"
 #include "files.h"
 #include "store.h"
 
@@ -120,33 +118,6 @@ static int exchange(tether_store_t *store, uint64_t counter, int64_t now, int wi
     return rc == TETHER_OK && result.decision == TETHER_STORE_EXCHANGE_ACCEPT ? 0 : -1;
 }
 
-/* The device active, as enrolment leaves it (no store operation does
- * that without an enrolment), through a second connection to location (a
- * SQLite file or a PostgreSQL URL). */
-static int activate(const char *location)
-{
-    static const char sql[] = "UPDATE devices SET status = 'active'";
-    int rc = -1;
-
-    if (tether_store_is_postgresql(location)) {
-        PGconn *conn = PQconnectdb(location);
-        PGresult *res = PQstatus(conn) == CONNECTION_OK ? PQexec(conn, sql) : NULL;
-
-        rc = res != NULL && PQresultStatus(res) == PGRES_COMMAND_OK ? 0 : -1;
-        PQclear(res);
-        PQfinish(conn);
-    } else {
-        sqlite3 *db = NULL;
-
-        rc = sqlite3_open(location, &db) == SQLITE_OK &&
-                     sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK
-                 ? 0
-                 : -1;
-        sqlite3_close(db);
-    }
-    return rc;
-}
-
 int main(int argc, char **argv)
 {
     static const struct option options[] = {
@@ -195,7 +166,7 @@ int main(int argc, char **argv)
     snprintf(row.name, sizeof(row.name), "bench");
     if (tether_store_open(&store, path, 1) != TETHER_OK ||
         tether_store_device_import(&store, &row, 1, now, NULL, NULL) != TETHER_OK ||
-        activate(path) != 0)
+        bench_store_activate(path) != 0)
         goto out;
     /* Interleaved, so that a neighbour's load weighs on both alike. */
     for (size_t i = 0; i < 2 * count; i++) {

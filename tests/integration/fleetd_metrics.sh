@@ -4,6 +4,10 @@
 # where it is installed, by promtool), counts that follow the requests made,
 # and that every metric the monitoring examples (packaging/monitoring: the
 # Grafana dashboard and the Prometheus rules) refer to is one fleetd exports.
+# The store's own series: transaction latency by operation on both stores;
+# on PostgreSQL (TETHER_TEST_STORE=postgresql, fleetd_metrics_pg) the pool's
+# connections, waits and retried transactions, a retry made to happen by a
+# concurrent transaction holding the row the request changes.
 # usage: fleetd_metrics.sh PATH/TO/tether-fleetd
 set -euo pipefail
 
@@ -51,9 +55,10 @@ for ek in 01 02; do
     curl -s --cacert "$DIR/ca.pem" -H "Authorization: Bearer $ADMIN" \
         -H 'Content-Type: application/json' \
         -d "{\"ek_sha256\": \"$(printf "$ek%.0s" $(seq 1 32))\", \"name\": \"device-$ek\"}" \
-        -o /dev/null -w '%{http_code}' "$URL/v1/admin/devices" | grep -qx 201 ||
+        -o "$WORK/device-$ek.json" -w '%{http_code}' "$URL/v1/admin/devices" | grep -qx 201 ||
         fail "allowing device $ek"
 done
+DEVICE_01=$(json_get "$(cat "$WORK/device-01.json")" 'd["id"]')
 [ "$(get /v1/health)" = 200 ] || fail "health"
 [ "$(get /no/such/path)" = 404 ] || fail "404"
 curl -s --cacert "$DIR/ca.pem" -H 'Content-Type: application/json' -d '{"device_id": "nobody"}' \
@@ -96,6 +101,75 @@ now=$(date +%s)
 [ -n "$start" ] && [ "$start" -le "$now" ] && [ "$start" -gt $((now - 600)) ] ||
     fail "process_start_time_seconds $start is not this process's start"
 pass "the counts follow the requests made"
+
+# value NAME{LABELS}: the scrape's value of that series (empty: none).
+value() { awk -v s="$1" '$1 == s { print $2 }' "$WORK/scrape.txt"; }
+# revoke ID: the device revoked by the admin API (a timed store
+# transaction, device_status); its HTTP status.
+revoke() {
+    curl -s --cacert "$DIR/ca.pem" -H "Authorization: Bearer $ADMIN" \
+        -H 'Content-Type: application/json' -d '{"reason": "metrics test"}' -o /dev/null \
+        -w '%{http_code}' "$URL/v1/admin/devices/$1/revoke"
+}
+# scrape: GET /metrics into $WORK/scrape.txt.
+scrape() {
+    [ "$(get /metrics "$ADMIN")" = 200 ] || fail "/metrics: $(cat "$WORK/body")"
+    cp "$WORK/body" "$WORK/scrape.txt"
+}
+histogram=tether_fleetd_store_transaction_duration_seconds
+before=$(value "${histogram}_count{operation=\"device_status\"}")
+if [ "${TETHER_TEST_STORE:-sqlite}" = postgresql ]; then
+    # The pool: its size is the server's threads and the background
+    # connections; every connection is in use or idle.
+    size=$(value tether_fleetd_store_pool_size)
+    [ -n "$size" ] && [ "$size" -gt 0 ] || fail "no pool size: $(grep store_ "$WORK/scrape.txt")"
+    [ "$(($(value 'tether_fleetd_store_connections{state="in_use"}') +
+        $(value 'tether_fleetd_store_connections{state="idle"}')))" = "$size" ] ||
+        fail "connections in use and idle do not add up to the pool's $size"
+    [ "$(value tether_fleetd_store_connection_waits_total)" = 0 ] || fail "waits before any load"
+    sample 'tether_fleetd_store_retries_total{operation="record exchanges"} 0'
+    # A concurrent transaction (psql, fed through a pipe) updates device 01's
+    # row and holds it; the revocation's transaction read the row before and
+    # waits for it, and once psql commits PostgreSQL aborts it (40001): it is
+    # tried again and succeeds. No timing: psql commits only after fleetd's
+    # statement is seen waiting on the lock.
+    STORE_URL=$(sed -n 's/^store = //p' "$DIR/fleetd.conf")
+    mkfifo "$WORK/psql.in"
+    psql -X -q -v ON_ERROR_STOP=1 -d "$STORE_URL" <"$WORK/psql.in" >"$WORK/psql.out" 2>&1 &
+    PSQL=$!
+    exec 3>"$WORK/psql.in"
+    echo "BEGIN; UPDATE devices SET updated_at = updated_at + 1 WHERE id = '$DEVICE_01';
+          SELECT 'held';" >&3
+    for _ in $(seq 1 100); do grep -q held "$WORK/psql.out" && break; sleep 0.1; done
+    grep -q held "$WORK/psql.out" || fail "psql did not take the row: $(cat "$WORK/psql.out")"
+    revoke "$DEVICE_01" >"$WORK/revoke.status" &
+    REVOKE=$!
+    for _ in $(seq 1 200); do
+        [ "$(sql "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'
+                  AND datname = current_database()")" -gt 0 ] && break
+        sleep 0.1
+    done
+    scrape
+    in_use=$(value 'tether_fleetd_store_connections{state="in_use"}')
+    [ "$in_use" -ge 1 ] || fail "no connection in use while the revocation waits on the row"
+    echo "COMMIT;" >&3
+    exec 3>&-
+    wait "$PSQL" || fail "psql: $(cat "$WORK/psql.out")"
+    wait "$REVOKE"
+    [ "$(cat "$WORK/revoke.status")" = 200 ] || fail "the revocation: $(cat "$WORK/revoke.status")"
+    scrape
+    sample 'tether_fleetd_store_retries_total{operation="change device status"} 1'
+    pass "the pool: $size connections, $in_use in use while a request waited; the serialization failure retried and counted"
+else
+    [ "$(revoke "$DEVICE_01")" = 200 ] || fail "the revocation"
+    scrape
+    ! grep '^tether_fleetd_store_\(connections\|pool_size\|retries\)' "$WORK/scrape.txt" ||
+        fail "pool series on SQLite, which has no pool"
+    pass "no pool series on SQLite"
+fi
+[ "$(value "${histogram}_count{operation=\"device_status\"}")" = "$((${before:-0} + 1))" ] ||
+    fail "the revocation's store transaction was not timed: $(grep "^${histogram}_count" "$WORK/scrape.txt")"
+pass "the store's transactions are timed by operation"
 
 python3 "$here/metrics_check.py" references "$WORK/scrape.txt" \
     "$MONITORING/grafana-fleetd.json" "$MONITORING/tether-rules.yml" ||

@@ -377,6 +377,30 @@ char *fleet_db_snapshot(const char *path)
     return out;
 }
 
+void fleet_fixture_usage_report(tether_store_t *store, const char *gateway,
+                                const char *report_id, const char *jti, const char *device_id,
+                                int64_t requests, int64_t now, tether_store_usage_action_t action,
+                                tether_store_usage_result_t *result)
+{
+    tether_store_usage_entry_t entry;
+    tether_store_usage_report_t r;
+
+    memset(&entry, 0, sizeof(entry));
+    memset(&r, 0, sizeof(r));
+    snprintf(entry.jti, sizeof(entry.jti), "%s", jti);
+    snprintf(entry.device_id, sizeof(entry.device_id), "%s", device_id);
+    entry.requests = requests;
+    entry.first_seen = entry.last_seen = now;
+    r.relying_party = 1;
+    r.gateway = gateway;
+    r.report_id = report_id;
+    r.entries = &entry;
+    r.entry_count = 1;
+    r.usage_action = action;
+    assert_int_equal(tether_store_usage_report_record(store, &r, now, result), TETHER_OK);
+    assert_int_equal(result->decision, TETHER_STORE_USAGE_ACCEPTED);
+}
+
 void fleet_fixture_exchange(tether_store_exchange_t *ex, const char *device_id, uint64_t n,
                             const char *address, int64_t now, const char *jti,
                             int64_t lifetime)

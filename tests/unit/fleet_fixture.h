@@ -79,4 +79,12 @@ void fleet_fixture_exchange(tether_store_exchange_t *ex, const char *device_id, 
                             const char *address, int64_t now, const char *jti,
                             int64_t lifetime);
 
+/* A usage report of gateway (relying party 1), report id report_id, of
+ * requests on jti by device_id, received at now, recorded and accepted
+ * (asserted); its result into *result. */
+void fleet_fixture_usage_report(tether_store_t *store, const char *gateway,
+                                const char *report_id, const char *jti, const char *device_id,
+                                int64_t requests, int64_t now, tether_store_usage_action_t action,
+                                tether_store_usage_result_t *result);
+
 #endif

@@ -696,25 +696,10 @@ static void token_jti(fixture_t *f, const char *token, char jti[TETHER_STORE_JTI
 static void gateway_report(fixture_t *f, const device_t *d, const char *jti, int64_t requests,
                            const char *report_id)
 {
-    tether_store_usage_entry_t entry;
-    tether_store_usage_report_t report;
     tether_store_usage_result_t result;
 
-    memset(&entry, 0, sizeof(entry));
-    memset(&report, 0, sizeof(report));
-    snprintf(entry.jti, sizeof(entry.jti), "%s", jti);
-    snprintf(entry.device_id, sizeof(entry.device_id), "%s", d->id);
-    entry.requests = requests;
-    entry.first_seen = entry.last_seen = test_now;
-    report.relying_party = 1;
-    report.gateway = "gate-b";
-    report.report_id = report_id;
-    report.entries = &entry;
-    report.entry_count = 1;
-    report.usage_action = TETHER_STORE_USAGE_QUARANTINE;
-    assert_int_equal(tether_store_usage_report_record(&f->store, &report, test_now, &result),
-                     TETHER_OK);
-    assert_int_equal(result.decision, TETHER_STORE_USAGE_ACCEPTED);
+    fleet_fixture_usage_report(&f->store, "gate-b", report_id, jti, d->id, requests, test_now,
+                               TETHER_STORE_USAGE_QUARANTINE, &result);
 }
 
 /* ---- tests: the genuine exchange ---- */

@@ -94,25 +94,11 @@ static tether_store_exchange_decision_t exchange(fixture_t *f, int64_t now, int6
 static void report(fixture_t *f, const char *jti, int64_t requests, int64_t now,
                    tether_store_usage_action_t action, tether_store_usage_result_t *result)
 {
-    tether_store_usage_entry_t entry;
-    tether_store_usage_report_t r;
     char id[32];
 
-    memset(&entry, 0, sizeof(entry));
-    memset(&r, 0, sizeof(r));
-    snprintf(entry.jti, sizeof(entry.jti), "%s", jti);
-    snprintf(entry.device_id, sizeof(entry.device_id), "%s", strcmp(jti, JTI2) == 0 ? DEV2 : DEV1);
-    entry.requests = requests;
-    entry.first_seen = entry.last_seen = now;
     snprintf(id, sizeof(id), "report-%010u", ++f->reports);
-    r.relying_party = 1;
-    r.gateway = "gate";
-    r.report_id = id;
-    r.entries = &entry;
-    r.entry_count = 1;
-    r.usage_action = action;
-    assert_int_equal(tether_store_usage_report_record(&f->store, &r, now, result), TETHER_OK);
-    assert_int_equal(result->decision, TETHER_STORE_USAGE_ACCEPTED);
+    fleet_fixture_usage_report(&f->store, "gate", id, jti, strcmp(jti, JTI2) == 0 ? DEV2 : DEV1,
+                               requests, now, action, result);
 }
 
 static long long count(fixture_t *f, const char *sql)

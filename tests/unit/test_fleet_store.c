@@ -1033,6 +1033,70 @@ static void concurrent_enrolments_all_complete(void **state)
     tether_store_free(&replica);
 }
 
+/* A gateway's report of requests on a token of DEVICE_MANY, received at now. */
+#define DEVICE_MANY "dev_000000000000000000000009"
+#define JTI_A "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+#define JTI_B "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+#define JTI_C "cccccccccccccccccccccccccccccccc"
+#define JTI_D "dddddddddddddddddddddddddddddddd"
+static void report_requests(fixture_t *f, const char *jti, int64_t requests, int64_t now)
+{
+    tether_store_usage_result_t result;
+    char id[32];
+
+    snprintf(id, sizeof(id), "report-%.8s", jti);
+    fleet_fixture_usage_report(&f->store, "gate", id, jti, DEVICE_MANY, requests, now,
+                               TETHER_STORE_USAGE_ALERT, &result);
+}
+
+/* An exchange's usage document with many tokens (one statement for all on
+ * PostgreSQL): the counts of the tokens issued to the device are kept (a
+ * token listed twice keeps its highest), a token the fleet did not issue
+ * is ignored whatever its characters (quotes, a backslash, a comma and
+ * braces: an array literal's syntax), and the mismatches are alerted, the
+ * first named in the document's order. */
+static void usage_counts_of_many_tokens(void **state)
+{
+    static const char *const issued[] = {JTI_A, JTI_B, JTI_C};
+    fixture_t *f = *state;
+    tether_store_device_usage_t usage[] = {
+        {.jti = JTI_A, .proofs = 5},
+        {.jti = "\"odd\\\",{x}\"", .proofs = 999},
+        {.jti = JTI_C, .proofs = 1},
+        {.jti = JTI_B, .proofs = 2},
+        {.jti = JTI_A, .proofs = 7},
+    };
+    tether_store_exchange_result_t result;
+    tether_store_exchange_t ex;
+    tether_store_allow_t row;
+
+    make_row(&row, DEVICE_MANY, 'm', "many");
+    assert_int_equal(tether_store_device_import(&f->store, &row, 1, 10, NULL, NULL), TETHER_OK);
+    fleet_db_exec(f->path, "UPDATE devices SET status = 'active'");
+    for (size_t i = 0; i < 3; i++)
+        assert_int_equal(tether_store_issued_token_add(&f->store, issued[i], row.id, 2000, 500),
+                         TETHER_OK);
+    report_requests(f, JTI_B, 50, 900);
+    report_requests(f, JTI_C, 60, 900);
+    fleet_fixture_exchange(&ex, row.id, 1, "192.0.2.1", 1000, JTI_D, 300);
+    ex.usage = usage;
+    ex.usage_count = sizeof(usage) / sizeof(usage[0]);
+    ex.usage_action = TETHER_STORE_USAGE_ALERT;
+    assert_int_equal(tether_store_exchange_record(&f->store, &ex, 1000, &result), TETHER_OK);
+    assert_int_equal(result.decision, TETHER_STORE_EXCHANGE_ACCEPT);
+    assert_int_equal(result.usage_mismatches, 2);
+    assert_string_equal(result.mismatch.jti, JTI_C);
+    assert_int_equal(result.mismatch.gateway_accepted, 60);
+    assert_int_equal(result.mismatch.device_made, 1);
+    assert_int_equal(fleet_db_count(f->path, "SELECT count(*) FROM device_usage"), 3);
+    assert_int_equal(fleet_db_count(f->path,
+                                    "SELECT proofs FROM device_usage WHERE jti = '" JTI_A "'"),
+                     7);
+    assert_int_equal(fleet_db_count(f->path, "SELECT count(*) FROM alerts WHERE kind = "
+                                             "'" TETHER_FLEET_ALERT_USAGE_MISMATCH "'"),
+                     2);
+}
+
 /* A URL that carries a password, wherever in it, is told apart: the file
  * that names it must be closed (fleetd run, init). */
 static void url_passwords(void **state)
@@ -1325,6 +1389,7 @@ static const struct CMUnitTest both_stores[] = {
     cmocka_unit_test(url_passwords),
     cmocka_unit_test_setup_teardown(concurrent_exchanges_one_winner, setup, teardown),
     cmocka_unit_test_setup_teardown(concurrent_enrolments_all_complete, setup, teardown),
+    cmocka_unit_test_setup_teardown(usage_counts_of_many_tokens, setup, teardown),
 };
 
 /* The tests of SQLite itself. */

@@ -18,6 +18,8 @@
 #define OUTCOMES_MAX 48
 /* Webhooks: at most fleetd.conf's TETHER_CONFIG_MAX_WEBHOOKS. */
 #define WEBHOOKS_MAX 8
+/* The PostgreSQL store's transactions by name (about 20). */
+#define STORE_TRANSACTIONS_MAX 32
 
 void tether_fleet_metrics_init(tether_fleet_metrics_t *metrics)
 {
@@ -145,6 +147,51 @@ tether_status_t tether_fleet_metrics_open(tether_fleet_metrics_t *metrics, int64
         (void)tether_metric_series(metrics->purged_rows,
                                    tether_store_purge_table_name((tether_store_purge_table_t)t),
                                    NULL);
+    return TETHER_OK;
+}
+
+tether_status_t tether_fleet_metrics_store_pool(tether_fleet_metrics_t *metrics,
+                                                tether_store_pool_metrics_t *pool)
+{
+    const tether_metric_def_t connections = {
+        "tether_fleetd_store_connections",
+        "PostgreSQL store: the pool's connections by state, in_use (running an operation) or "
+        "idle.",
+        TETHER_METRIC_GAUGE, {"state", NULL}, NULL, 0, 2 + 1 /* the overflow series */};
+    const tether_metric_def_t pool_size = {
+        "tether_fleetd_store_pool_size",
+        "PostgreSQL store: connections the pool opened (server threads + background work).",
+        TETHER_METRIC_GAUGE, {NULL}, NULL, 0, 1};
+    const tether_metric_def_t waits = {
+        "tether_fleetd_store_connection_waits_total",
+        "PostgreSQL store: operations that found every connection in use and waited for one.",
+        TETHER_METRIC_COUNTER, {NULL}, NULL, 0, 1};
+    const tether_metric_def_t retries = {
+        "tether_fleetd_store_retries_total",
+        "PostgreSQL store: transaction attempts lost to a serialization failure or a deadlock "
+        "(a concurrent transaction, on this replica or another) and tried again, by "
+        "transaction.",
+        TETHER_METRIC_COUNTER, {"operation", NULL}, NULL, 0, STORE_TRANSACTIONS_MAX};
+    tether_metric_t *connections_metric = NULL, *size_metric = NULL, *waits_metric = NULL,
+                    *retries_metric = NULL;
+    tether_status_t rc;
+
+    memset(pool, 0, sizeof(*pool));
+    if (metrics == NULL)
+        return TETHER_ERR_INVALID_ARGUMENT;
+    if ((rc = tether_metrics_add(&metrics->registry, &connections, &connections_metric)) !=
+            TETHER_OK ||
+        (rc = tether_metrics_add(&metrics->registry, &pool_size, &size_metric)) != TETHER_OK ||
+        (rc = tether_metrics_add(&metrics->registry, &waits, &waits_metric)) != TETHER_OK ||
+        (rc = tether_metrics_add(&metrics->registry, &retries, &retries_metric)) != TETHER_OK)
+        return rc;
+    pool->in_use = tether_metric_series(connections_metric, "in_use", NULL);
+    pool->idle = tether_metric_series(connections_metric, "idle", NULL);
+    pool->size = tether_metric_series(size_metric, NULL, NULL);
+    pool->waits = tether_metric_series(waits_metric, NULL, NULL);
+    pool->retries = retries_metric;
+    /* From the start, so that a rate sees zeros rather than nothing. */
+    (void)tether_metric_series(retries_metric, "record exchanges", NULL);
     return TETHER_OK;
 }
 

@@ -37,6 +37,7 @@
 #include <stdint.h>
 
 #include "route.h"
+#include "store.h"
 #include "tether/error.h"
 #include "tether/metrics.h"
 
@@ -67,6 +68,12 @@ void tether_fleet_metrics_init(tether_fleet_metrics_t *metrics);
  * seconds). The HTTP layer registers its own when the server opens. */
 TETHER_MUST_CHECK tether_status_t tether_fleet_metrics_open(tether_fleet_metrics_t *metrics,
                                                             int64_t start_time);
+
+/* Registers the PostgreSQL store's pool metrics (after
+ * tether_fleet_metrics_open, so that only a fleetd with a pool exports
+ * them) and fills pool with them, for tether_store_set_pool_metrics. */
+TETHER_MUST_CHECK tether_status_t tether_fleet_metrics_store_pool(
+    tether_fleet_metrics_t *metrics, tether_store_pool_metrics_t *pool);
 
 /* Accepts NULL. */
 void tether_fleet_metrics_free(tether_fleet_metrics_t *metrics);

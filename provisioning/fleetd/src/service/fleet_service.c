@@ -261,6 +261,13 @@ tether_status_t tether_fleet_service_open(tether_fleet_service_t *service, const
         (rc = tether_fleet_metrics_open(&service->metrics, (int64_t)time(NULL))) != TETHER_OK)
         return rc;
     tether_store_set_metrics(&service->store, service->metrics.store_transaction_seconds);
+    if (service->config.store[0] != '\0') { /* PostgreSQL: its pool */
+        tether_store_pool_metrics_t pool;
+
+        if ((rc = tether_fleet_metrics_store_pool(&service->metrics, &pool)) != TETHER_OK)
+            return rc;
+        tether_store_set_pool_metrics(&service->store, &pool);
+    }
     tether_admin_api_init(&service->api, &service->store,
                           service->config.bootstrap_max_ttl_seconds);
     tether_rp_api_init(&service->relying_party, &service->store);

@@ -411,6 +411,14 @@ void tether_store_set_metrics(tether_store_t *store, tether_metric_t *histogram)
         store->transaction_seconds = histogram;
 }
 
+void tether_store_set_pool_metrics(tether_store_t *store,
+                                   const tether_store_pool_metrics_t *metrics)
+{
+    if (store != NULL && store->ops != NULL && store->ops->set_pool_metrics != NULL &&
+        metrics != NULL)
+        store->ops->set_pool_metrics(store->impl, metrics);
+}
+
 void tether_store_observe_since(tether_store_t *store, const char *operation,
                                 const struct timespec *start)
 {

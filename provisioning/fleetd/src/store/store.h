@@ -36,6 +36,18 @@
 #include "store_usage.h"
 #include "store_webhooks.h"
 
+/* The connection pool's metrics (tether_store_set_pool_metrics): series
+ * and metrics of the caller's registry that outlive the store; any may be
+ * NULL. */
+typedef struct tether_store_pool_metrics {
+    tether_metric_series_t *in_use; /* gauge: connections running an operation */
+    tether_metric_series_t *idle;   /* gauge: connections free */
+    tether_metric_series_t *size;   /* gauge: connections opened */
+    tether_metric_series_t *waits;  /* counter: operations that waited for a connection */
+    tether_metric_t *retries; /* counter by operation: attempts lost to a serialization
+                                 failure or a deadlock, tried again */
+} tether_store_pool_metrics_t;
+
 /* What an implementation provides. impl is its private state. */
 typedef struct tether_store_ops {
     void (*close)(void *impl);
@@ -100,6 +112,9 @@ typedef struct tether_store_ops {
     tether_status_t (*webhook_pending)(void *impl, const char *webhook,
                                        tether_store_webhook_pending_t *pending);
     void (*set_alert_hook)(void *impl, void (*fn)(void *arg), void *arg);
+    /* NULL for an implementation without a pool (SQLite: one connection,
+     * transactions serialised in the process, never retried). */
+    void (*set_pool_metrics)(void *impl, const tether_store_pool_metrics_t *metrics);
 
     tether_status_t (*issued_token_add)(void *impl, const char *jti, const char *device_id,
                                         int64_t exp, int64_t now);
@@ -254,6 +269,11 @@ void tether_store_set_alert_hook(tether_store_t *store, void (*fn)(void *arg), v
  * enrollment_activate, usage_report) into histogram, whatever the
  * implementation. */
 void tether_store_set_metrics(tether_store_t *store, tether_metric_t *histogram);
+
+/* Counts the pool's connections, waits and retried transactions into
+ * metrics (copied) when the implementation has a pool (PostgreSQL). */
+void tether_store_set_pool_metrics(tether_store_t *store,
+                                   const tether_store_pool_metrics_t *metrics);
 
 /* Since start (CLOCK_MONOTONIC), one transaction of operation in the
  * store's histogram; for the dispatch layer. */

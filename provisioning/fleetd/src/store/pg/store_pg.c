@@ -48,6 +48,20 @@ static void op_set_alert_hook(void *impl, void (*fn)(void *arg), void *arg)
     pthread_mutex_unlock(&s->lock);
 }
 
+/* The gauges start from the pool as it is; acquire and release move them
+ * (store_pg_db.c). */
+static void op_set_pool_metrics(void *impl, const tether_store_pool_metrics_t *metrics)
+{
+    pg_store_t *s = impl;
+
+    pthread_mutex_lock(&s->lock);
+    s->metrics = *metrics;
+    tether_metric_gauge_set(s->metrics.size, (int64_t)s->count);
+    tether_metric_gauge_set(s->metrics.in_use, (int64_t)s->in_use);
+    tether_metric_gauge_set(s->metrics.idle, (int64_t)(s->count - s->in_use));
+    pthread_mutex_unlock(&s->lock);
+}
+
 static void op_close(void *impl)
 {
     pg_store_t *s = impl;
@@ -65,6 +79,7 @@ static const tether_store_ops_t pg_ops = {
     .close = op_close,
     .schema_version = op_schema_version,
     .set_alert_hook = op_set_alert_hook,
+    .set_pool_metrics = op_set_pool_metrics,
     .admin_token_create = tether_pg_admin_token_create,
     .admin_token_find = tether_pg_admin_token_find,
     .admin_token_recover = tether_pg_admin_token_recover,

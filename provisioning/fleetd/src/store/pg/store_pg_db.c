@@ -105,6 +105,62 @@ tether_status_t tether_pg_read_int64(void *arg, const tether_pg_row_t *row)
     return TETHER_OK;
 }
 
+/* ---- array parameters ---- */
+
+tether_status_t tether_pg_text_array(const char *const *items, size_t count, char **out)
+{
+    size_t size = 3; /* the braces and the NUL */
+    char *p;
+
+    *out = NULL;
+    for (size_t i = 0; i < count; i++) {
+        size_t len = strlen(items[i]);
+
+        if (len > (SIZE_MAX - size) / 2 - 3)
+            return TETHER_ERR_TOO_LARGE;
+        size += 2 * len + 3; /* every byte escaped, the quotes and a comma */
+    }
+    if ((*out = malloc(size)) == NULL)
+        return TETHER_ERR_NO_MEMORY;
+    p = *out;
+    *p++ = '{';
+    for (size_t i = 0; i < count; i++) {
+        if (i > 0)
+            *p++ = ',';
+        /* Quoted, so that no element reads as NULL or splits at a comma;
+         * a quote or a backslash inside is escaped (PostgreSQL, "Array
+         * Value Input"). */
+        *p++ = '"';
+        for (const char *c = items[i]; *c != '\0'; c++) {
+            if (*c == '"' || *c == '\\')
+                *p++ = '\\';
+            *p++ = *c;
+        }
+        *p++ = '"';
+    }
+    *p++ = '}';
+    *p = '\0';
+    return TETHER_OK;
+}
+
+tether_status_t tether_pg_int_array(const int64_t *items, size_t count, char **out)
+{
+    size_t size = 3, used = 1;
+
+    *out = NULL;
+    if (count > (SIZE_MAX - size) / INT_TEXT_SIZE)
+        return TETHER_ERR_TOO_LARGE;
+    size += count * INT_TEXT_SIZE;
+    if ((*out = malloc(size)) == NULL)
+        return TETHER_ERR_NO_MEMORY;
+    (*out)[0] = '{';
+    for (size_t i = 0; i < count; i++)
+        used += (size_t)snprintf(*out + used, size - used, "%s%" PRId64, i > 0 ? "," : "",
+                                 items[i]);
+    snprintf(*out + used, size - used, "}");
+    return TETHER_OK;
+}
+
 /* ---- statements ---- */
 
 /* What a failed statement means: a constraint violation is the caller's
@@ -131,53 +187,210 @@ static tether_status_t statement_failed(tether_pg_t *db, const char *what, const
     return TETHER_ERR_STORE;
 }
 
-/* Runs sql with args; *res gets the result of a statement that succeeded
- * (the caller clears it), NULL otherwise. */
-static tether_status_t execute(tether_pg_t *db, const char *what, const char *sql,
-                               const tether_pg_value_t *args, size_t count, PGresult **res)
-{
+/* The parameters as libpq takes them; numbers holds the integers' text. */
+typedef struct bound {
     char numbers[MAX_PARAMS][INT_TEXT_SIZE];
     const char *values[MAX_PARAMS];
     int lengths[MAX_PARAMS];
     int formats[MAX_PARAMS];
-    tether_status_t rc = TETHER_OK;
-    ExecStatusType status;
+} bound_t;
 
-    *res = NULL;
+static tether_status_t bind(const tether_pg_value_t *args, size_t count, bound_t *b)
+{
     if (count > MAX_PARAMS)
         return TETHER_ERR_INVALID_ARGUMENT;
     for (size_t i = 0; i < count; i++) {
         const tether_pg_value_t *v = &args[i];
 
-        values[i] = NULL;
-        lengths[i] = 0;
-        formats[i] = 0;
+        b->values[i] = NULL;
+        b->lengths[i] = 0;
+        b->formats[i] = 0;
         switch (v->type) {
         case TETHER_PG_NULL:
             break;
         case TETHER_PG_TEXT:
-            values[i] = v->data;
+            b->values[i] = v->data;
             break;
         case TETHER_PG_INT64:
-            snprintf(numbers[i], sizeof(numbers[i]), "%" PRId64, v->number);
-            values[i] = numbers[i];
+            snprintf(b->numbers[i], sizeof(b->numbers[i]), "%" PRId64, v->number);
+            b->values[i] = b->numbers[i];
             break;
         case TETHER_PG_BLOB:
             if (v->len > (size_t)INT32_MAX)
                 return TETHER_ERR_TOO_LARGE;
-            values[i] = v->data;
-            lengths[i] = (int)v->len;
-            formats[i] = 1;
+            b->values[i] = v->data;
+            b->lengths[i] = (int)v->len;
+            b->formats[i] = 1;
             break;
         }
     }
+    return TETHER_OK;
+}
+
+/* Whether res is a statement that succeeded; else its failure, through
+ * statement_failed. */
+static tether_status_t result_status(tether_pg_t *db, const char *what, const PGresult *res)
+{
+    ExecStatusType status = res != NULL ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+
+    if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK)
+        return TETHER_OK;
+    return statement_failed(db, what, res);
+}
+
+/* Queues sql in pipeline mode, entering it first. */
+static tether_status_t send_one(tether_pg_t *db, const char *what, const char *sql,
+                                const tether_pg_value_t *args, size_t count)
+{
+    bound_t b;
+    tether_status_t rc = bind(args, count, &b);
+
+    if (rc != TETHER_OK)
+        return rc;
+    if (PQpipelineStatus(db->conn) == PQ_PIPELINE_OFF && PQenterPipelineMode(db->conn) != 1)
+        return statement_failed(db, what, NULL);
+    if (PQsendQueryParams(db->conn, sql, (int)count, NULL, b.values, b.lengths, b.formats, 0) !=
+        1)
+        return statement_failed(db, what, NULL);
+    return TETHER_OK;
+}
+
+/* The next statement's result in a pipeline: its one result (NULL when
+ * the connection failed), the NULL that ends it consumed. */
+static PGresult *next_result(tether_pg_t *db)
+{
+    PGresult *res = PQgetResult(db->conn);
+    PGresult *extra;
+
+    while (res != NULL && (extra = PQgetResult(db->conn)) != NULL)
+        PQclear(extra); /* one statement, one result: never more */
+    return res;
+}
+
+/* One held statement's outcome: its status (a skipped statement is
+ * TETHER_ERR_STORE, not logged again), and its first row through the
+ * reader it was sent with. */
+static tether_status_t pending_outcome(tether_pg_t *db, size_t i, PGresult *res)
+{
+    tether_pg_sent_t *sent = db->pending[i].sent;
+    tether_status_t rc;
+
+    if (res != NULL && PQresultStatus(res) == PGRES_PIPELINE_ABORTED)
+        rc = TETHER_ERR_STORE;
+    else
+        rc = result_status(db, db->pending[i].what, res);
+    if (rc == TETHER_OK && sent != NULL && sent->read != NULL) {
+        tether_pg_row_t row = {res, 0};
+
+        rc = PQntuples(res) == 0 ? TETHER_ERR_NOT_FOUND : sent->read(sent->arg, &row);
+    }
+    if (sent != NULL)
+        sent->status = rc;
+    return rc;
+}
+
+/* The round trip: a sync after what was sent, then every held statement's
+ * result in order, then (when last is not NULL) the result of the
+ * statement sent last, which the caller clears; the first failure is the
+ * status. Leaves pipeline mode; a connection that cannot is reset, as its
+ * state is unknown. */
+static tether_status_t round_trip(tether_pg_t *db, const char *what, PGresult **last)
+{
+    tether_status_t rc = TETHER_OK, one;
+    PGresult *res = NULL;
+    size_t held = db->pending_count;
+    /* Without the sync the server sends nothing back: no result to wait for. */
+    bool synced = PQpipelineSync(db->conn) == 1;
+
+    db->pending_count = 0;
+    if (!synced)
+        rc = statement_failed(db, what, NULL);
+    for (size_t i = 0; i < held; i++) {
+        res = synced ? next_result(db) : NULL;
+        one = pending_outcome(db, i, res);
+        rc = rc == TETHER_OK ? one : rc;
+        PQclear(res);
+    }
+    if (last != NULL) {
+        res = synced ? next_result(db) : NULL;
+        one = res != NULL && PQresultStatus(res) == PGRES_PIPELINE_ABORTED
+                  ? TETHER_ERR_STORE
+                  : result_status(db, what, res);
+        rc = rc == TETHER_OK ? one : rc;
+        if (rc == TETHER_OK)
+            *last = res;
+        else
+            PQclear(res);
+    }
+    res = synced ? PQgetResult(db->conn) : NULL;
+    if (res == NULL || PQresultStatus(res) != PGRES_PIPELINE_SYNC ||
+        PQexitPipelineMode(db->conn) != 1) {
+        tether_error("store", "%s: the connection left its pipeline in an unknown state (%s); "
+                              "reconnecting",
+                     what, PQerrorMessage(db->conn));
+        PQreset(db->conn);
+        rc = rc == TETHER_OK ? TETHER_ERR_STORE : rc;
+        if (last != NULL && *last != NULL) {
+            PQclear(*last);
+            *last = NULL;
+        }
+    }
+    PQclear(res);
+    return rc;
+}
+
+tether_status_t tether_pg_send(tether_pg_t *db, const char *what, const char *sql,
+                               const tether_pg_value_t *args, size_t count,
+                               tether_pg_sent_t *sent)
+{
+    tether_status_t rc = TETHER_OK;
+
+    if (sent != NULL)
+        sent->status = TETHER_ERR_STORE; /* until its round trip says */
+    if (db->pending_count == TETHER_PG_PIPELINE_MAX)
+        rc = tether_pg_flush(db);
+    if (rc == TETHER_OK)
+        rc = send_one(db, what, sql, args, count);
+    if (rc == TETHER_OK) {
+        db->pending[db->pending_count].what = what;
+        db->pending[db->pending_count].sent = sent;
+        db->pending_count++;
+    }
+    return rc;
+}
+
+tether_status_t tether_pg_flush(tether_pg_t *db)
+{
+    return db->pending_count == 0 ? TETHER_OK : round_trip(db, "send statements", NULL);
+}
+
+/* Runs sql with args; *res gets the result of a statement that succeeded
+ * (the caller clears it), NULL otherwise. Statements held by
+ * tether_pg_send go first, in the same round trip. */
+static tether_status_t execute(tether_pg_t *db, const char *what, const char *sql,
+                               const tether_pg_value_t *args, size_t count, PGresult **res)
+{
+    bound_t b;
+    tether_status_t rc;
+
+    *res = NULL;
+    if (db->pending_count > 0) {
+        rc = send_one(db, what, sql, args, count);
+        if (rc != TETHER_OK) {
+            (void)tether_pg_flush(db);
+            return rc;
+        }
+        return round_trip(db, what, res);
+    }
+    if ((rc = bind(args, count, &b)) != TETHER_OK)
+        return rc;
     /* Without parameters, PQexec: a migration is several statements in one
      * string (a constant of this program, never built from values). */
     *res = count == 0 ? PQexec(db->conn, sql)
-                      : PQexecParams(db->conn, sql, (int)count, NULL, values, lengths, formats, 0);
-    status = *res != NULL ? PQresultStatus(*res) : PGRES_FATAL_ERROR;
-    if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) {
-        rc = statement_failed(db, what, *res);
+                      : PQexecParams(db->conn, sql, (int)count, NULL, b.values, b.lengths,
+                                     b.formats, 0);
+    rc = result_status(db, what, *res);
+    if (rc != TETHER_OK) {
         PQclear(*res);
         *res = NULL;
     }
@@ -310,6 +523,14 @@ static tether_status_t session_lock(tether_pg_t *db, int64_t key, bool lock)
 
 /* serial: NULL, or the key of the session advisory lock held through every
  * attempt (tether_pg_transaction_serial). */
+/* One attempt of the transaction what lost and tried again, counted. */
+static void retried(pg_store_t *s, const char *what)
+{
+    pthread_mutex_lock(&s->lock);
+    tether_metric_add(tether_metric_series(s->metrics.retries, what, NULL), 1);
+    pthread_mutex_unlock(&s->lock);
+}
+
 static tether_status_t transaction(pg_store_t *s, const char *what, const char *begin,
                                    const int64_t *serial, tether_pg_body_fn body, void *arg)
 {
@@ -327,7 +548,8 @@ static tether_status_t transaction(pg_store_t *s, const char *what, const char *
     for (;;) {
         db.retry = false;
         db.alerted = false;
-        rc = simple(&db, begin);
+        /* BEGIN goes with the body's first statement, in its round trip. */
+        rc = tether_pg_send(&db, begin, begin, PG_NO_ARGS, NULL);
         if (rc == TETHER_OK)
             rc = body(&db, arg);
         if (rc == TETHER_OK)
@@ -336,10 +558,13 @@ static tether_status_t transaction(pg_store_t *s, const char *what, const char *
             alerted = db.alerted;
             break;
         }
+        /* What the body sent and no statement ran yet: run, then undone. */
+        (void)tether_pg_flush(&db);
         if (PQtransactionStatus(db.conn) != PQTRANS_IDLE)
             (void)simple(&db, "ROLLBACK");
         if (!db.retry)
             break;
+        retried(s, what);
         if (++attempt >= TETHER_PG_TRANSACTION_ATTEMPTS) {
             tether_error("store", "%s: still conflicting with concurrent transactions after %u "
                                   "attempts; try again",
@@ -383,9 +608,19 @@ static void log_connection_failure(PGconn *conn, const char *what)
                  conn != NULL && PQport(conn) != NULL ? PQport(conn) : "?", (int)len, message);
 }
 
+/* The pool's gauges after a connection was taken or given back; with
+ * s->lock held. */
+static void count_in_use(pg_store_t *s, bool taken)
+{
+    s->in_use = taken ? s->in_use + 1 : s->in_use - 1;
+    tether_metric_gauge_set(s->metrics.in_use, (int64_t)s->in_use);
+    tether_metric_gauge_set(s->metrics.idle, (int64_t)(s->count - s->in_use));
+}
+
 tether_status_t tether_pg_acquire(pg_store_t *s, tether_pg_t *db)
 {
     size_t slot = 0;
+    bool waited = false;
 
     memset(db, 0, sizeof(*db));
     pthread_mutex_lock(&s->lock);
@@ -394,9 +629,13 @@ tether_status_t tether_pg_acquire(pg_store_t *s, tether_pg_t *db)
             ;
         if (slot < s->count)
             break;
+        if (!waited)
+            tether_metric_add(s->metrics.waits, 1);
+        waited = true;
         pthread_cond_wait(&s->released, &s->lock);
     }
     s->busy[slot] = true;
+    count_in_use(s, true);
     pthread_mutex_unlock(&s->lock);
     db->s = s;
     db->slot = slot;
@@ -420,8 +659,17 @@ void tether_pg_release(tether_pg_t *db)
 
     if (s == NULL)
         return;
+    /* Every caller reads its statements' results before it gives the
+     * connection back; a statement still held is a mistake, run here so
+     * that the next user finds the connection out of pipeline mode. */
+    if (db->pending_count > 0) {
+        tether_error("store", "%s: sent, and the connection given back before its result",
+                     db->pending[0].what);
+        (void)tether_pg_flush(db);
+    }
     pthread_mutex_lock(&s->lock);
     s->busy[db->slot] = false;
+    count_in_use(s, false);
     pthread_cond_signal(&s->released);
     pthread_mutex_unlock(&s->lock);
     memset(db, 0, sizeof(*db));

@@ -130,36 +130,51 @@ tether_status_t tether_pg_issued_token_get(void *impl, const char *jti,
 
 /* ---- the exchange's transaction ---- */
 
-/* Whether an accepted exchange (on any replica) used this nonce. */
-static tether_status_t nonce_used_tx(tether_pg_t *db, const tether_store_exchange_t *ex,
-                                     bool *used)
+/* Whether an accepted exchange (on any replica) used this nonce: sent
+ * ahead of the device row's read, its count read with it. */
+static tether_status_t nonce_used_send(tether_pg_t *db, const tether_store_exchange_t *ex,
+                                       tether_pg_sent_t *sent)
 {
-    int64_t count = 0;
-    tether_status_t rc;
-
-    *used = false;
-    rc = tether_pg_query_one(db, "look up nonce",
-                             "SELECT count(*) FROM used_nonces WHERE hash = $1",
-                             PG_ARGS(PG_BLOB(ex->nonce_hash, TETHER_STORE_NONCE_HASH_SIZE)),
-                             tether_pg_read_int64, &count);
-    *used = rc == TETHER_OK && count > 0;
-    return rc;
+    return tether_pg_send(db, "look up nonce", "SELECT count(*) FROM used_nonces WHERE hash = $1",
+                          PG_ARGS(PG_BLOB(ex->nonce_hash, TETHER_STORE_NONCE_HASH_SIZE)), sent);
 }
 
-static tether_status_t use_nonce_tx(tether_pg_t *db, const tether_store_exchange_t *ex,
-                                    int64_t now)
+/* The nonce used up: sent, read at the member's end. Expired ones are
+ * purged after the batch (purge_nonces). */
+static tether_status_t use_nonce_send(tether_pg_t *db, const tether_store_exchange_t *ex)
 {
-    tether_status_t rc;
+    return tether_pg_send(db, "use nonce",
+                          "INSERT INTO used_nonces (hash, expires_at) VALUES ($1, $2)",
+                          PG_ARGS(PG_BLOB(ex->nonce_hash, TETHER_STORE_NONCE_HASH_SIZE),
+                                  PG_INT(ex->nonce_expires_at)),
+                          NULL);
+}
 
-    rc = tether_pg_run(db, "purge expired nonces", "DELETE FROM used_nonces WHERE expires_at <= $1",
-                       PG_ARGS(PG_INT(now)), NULL);
-    if (rc == TETHER_OK)
-        rc = tether_pg_run(db, "use nonce",
-                           "INSERT INTO used_nonces (hash, expires_at) VALUES ($1, $2)",
-                           PG_ARGS(PG_BLOB(ex->nonce_hash, TETHER_STORE_NONCE_HASH_SIZE),
-                                   PG_INT(ex->nonce_expires_at)),
-                           NULL);
-    return rc;
+/* The nonces expired by the latest accepted exchange of a committed batch
+ * deleted, in a statement of its own at READ COMMITTED. Inside the
+ * SERIALIZABLE transaction every replica's batch deleted the same expired
+ * rows and read the same index range, and so aborted the others' batches
+ * (the exchanges then failed past their 8 attempts, with two replicas under
+ * load); here a row another replica deleted first is skipped. No decision
+ * reads an expired nonce: an expired challenge is refused before the
+ * store. A purge that fails is logged and left to the next batch. */
+static void purge_nonces(pg_store_t *s, const tether_store_exchange_item_t *items, size_t count)
+{
+    int64_t at = 0;
+    bool accepted = false;
+
+    for (size_t i = 0; i < count; i++) {
+        if (items[i].status != TETHER_OK ||
+            items[i].result->decision != TETHER_STORE_EXCHANGE_ACCEPT)
+            continue;
+        accepted = true;
+        if (items[i].exchange->sighting.at > at)
+            at = items[i].exchange->sighting.at;
+    }
+    if (accepted)
+        (void)tether_pg_run_once(s, "purge expired nonces",
+                                 "DELETE FROM used_nonces WHERE expires_at <= $1",
+                                 PG_ARGS(PG_INT(at)), NULL);
 }
 
 static tether_status_t accept_tx(tether_pg_t *db, const tether_store_exchange_t *ex,
@@ -196,15 +211,17 @@ static tether_status_t accept_tx(tether_pg_t *db, const tether_store_exchange_t 
         db->retry = true;
         return TETHER_ERR_STORE;
     }
+    /* What is left decides nothing: sent, and read with the member's end
+     * (member_tx). */
     if (rc == TETHER_OK)
-        rc = tether_pg_run(db, "record issued token", token_sql,
-                           PG_ARGS(PG_TEXT(ex->jti), PG_TEXT(ex->device_id),
-                                   PG_INT(now->counter), PG_INT(now->at), PG_INT(ex->exp),
-                                   PG_TEXT(ex->kid), PG_TEXT(ex->scope), PG_TEXT(ex->audience),
-                                   PG_TEXT(ex->policy), PG_INT(ex->policy_version)),
-                           NULL);
+        rc = tether_pg_send(db, "record issued token", token_sql,
+                            PG_ARGS(PG_TEXT(ex->jti), PG_TEXT(ex->device_id),
+                                    PG_INT(now->counter), PG_INT(now->at), PG_INT(ex->exp),
+                                    PG_TEXT(ex->kid), PG_TEXT(ex->scope), PG_TEXT(ex->audience),
+                                    PG_TEXT(ex->policy), PG_INT(ex->policy_version)),
+                            NULL);
     if (rc == TETHER_OK)
-        rc = use_nonce_tx(db, ex, now->at);
+        rc = use_nonce_send(db, ex);
     return rc;
 }
 
@@ -250,13 +267,16 @@ static tether_status_t exchange_tx(tether_pg_t *db, const tether_store_exchange_
                                    int64_t now, tether_store_exchange_device_t *row,
                                    tether_store_exchange_result_t *result)
 {
-    bool nonce_used = false, quarantined = false;
+    int64_t nonce_uses = 0;
+    tether_pg_sent_t nonce = {tether_pg_read_int64, &nonce_uses, TETHER_OK};
+    bool quarantined = false;
     tether_status_t rc;
 
-    if ((rc = exchange_select(db, ex->device_id, row)) != TETHER_OK ||
-        (rc = nonce_used_tx(db, ex, &nonce_used)) != TETHER_OK)
+    /* One round trip: the nonce's uses and the device row. */
+    if ((rc = nonce_used_send(db, ex, &nonce)) != TETHER_OK ||
+        (rc = exchange_select(db, ex->device_id, row)) != TETHER_OK)
         return rc;
-    result->decision = tether_store_exchange_decide(row, ex, nonce_used);
+    result->decision = tether_store_exchange_decide(row, ex, nonce_uses > 0);
     result->status = row->device.status;
     result->has_last = row->has_last;
     result->last = row->last;
@@ -304,27 +324,35 @@ static tether_status_t exchange_tx(tether_pg_t *db, const tether_store_exchange_
  * concurrent transaction (db->retry: a serialization failure, a deadlock or
  * the counter's compare-and-set changing no row), which rolling back to the
  * savepoint would not mend, since the batch's reads are part of the
- * conflict too. */
+ * conflict too. The savepoint goes in the member's first round trip, and
+ * its release in the next member's or the commit's: a release that fails
+ * makes the next savepoint (or the commit) fail, and so the batch. */
 static tether_status_t member_tx(tether_pg_t *db, tether_store_exchange_item_t *item,
                                  tether_store_exchange_device_t *row, tether_status_t *batch_rc)
 {
-    tether_status_t rc;
+    tether_pg_sent_t savepoint = {NULL, NULL, TETHER_OK};
+    tether_status_t rc, sent;
 
     memset(item->result, 0, sizeof(*item->result));
     if (!tether_store_exchange_valid(item->exchange))
         return TETHER_ERR_INVALID_ARGUMENT;
-    if ((*batch_rc = tether_pg_run(db, "open exchange savepoint", "SAVEPOINT exchange",
-                                   PG_NO_ARGS, NULL)) != TETHER_OK)
+    if ((*batch_rc = tether_pg_send(db, "open exchange savepoint", "SAVEPOINT exchange",
+                                    PG_NO_ARGS, &savepoint)) != TETHER_OK)
         return *batch_rc;
     rc = exchange_tx(db, item->exchange, item->now, row, item->result);
-    if (rc != TETHER_OK && db->retry)
+    /* The member's writes still in flight are part of its outcome. */
+    sent = tether_pg_flush(db);
+    rc = rc == TETHER_OK ? sent : rc;
+    if (savepoint.status != TETHER_OK)
+        *batch_rc = rc != TETHER_OK ? rc : savepoint.status;
+    else if (rc != TETHER_OK && db->retry)
         *batch_rc = rc;
     else if (rc != TETHER_OK)
         *batch_rc = tether_pg_run(db, "undo exchange", "ROLLBACK TO SAVEPOINT exchange",
                                   PG_NO_ARGS, NULL);
     if (*batch_rc == TETHER_OK)
-        *batch_rc = tether_pg_run(db, "release exchange savepoint", "RELEASE SAVEPOINT exchange",
-                                  PG_NO_ARGS, NULL);
+        *batch_rc = tether_pg_send(db, "release exchange savepoint",
+                                   "RELEASE SAVEPOINT exchange", PG_NO_ARGS, NULL);
     return *batch_rc == TETHER_OK ? rc : *batch_rc;
 }
 
@@ -356,6 +384,8 @@ void tether_pg_exchange_batch(void *impl, tether_store_exchange_item_t *items, s
 
     if (rc == TETHER_OK)
         rc = tether_pg_transaction(impl, "record exchanges", batch_tx, &call);
+    if (rc == TETHER_OK)
+        purge_nonces(impl, items, count);
     for (size_t i = 0; i < count; i++) {
         /* Nothing was recorded when the transaction failed. */
         if (rc != TETHER_OK)

@@ -42,17 +42,37 @@
 #define PG_SELECT_DEVICE_BY_ID "SELECT " PG_DEVICE_COLUMNS " FROM devices WHERE id = $1"
 #define PG_SELECT_DEVICE_BY_EK "SELECT " PG_DEVICE_COLUMNS " FROM devices WHERE ek_sha256 = $1"
 
+/* How many statements tether_pg_send holds back before a round trip
+ * (more are sent by the same round trip's sync anyway). */
+#define TETHER_PG_PIPELINE_MAX 16
+
 /* The pool: count connections opened at tether_store_open_postgresql, each
  * used by one operation at a time. */
 typedef struct pg_store {
     PGconn **conns;
     bool *busy;
     size_t count;
-    pthread_mutex_t lock; /* guards busy and the hook */
+    size_t in_use;
+    pthread_mutex_t lock; /* guards busy, in_use, the hook and the metrics */
     pthread_cond_t released;
     void (*alert_hook)(void *arg); /* tether_store_set_alert_hook */
     void *alert_hook_arg;
+    tether_store_pool_metrics_t metrics; /* tether_store_set_pool_metrics; members may be NULL */
 } pg_store_t;
+
+typedef struct tether_pg_row tether_pg_row_t;
+typedef tether_status_t (*tether_pg_row_fn)(void *arg, const tether_pg_row_t *row);
+
+/* What became of a statement sent with tether_pg_send, filled in by the
+ * round trip that ran it: read (NULL: none) got its first row; status is
+ * TETHER_OK, its failure (as tether_pg_query_one's), TETHER_ERR_NOT_FOUND
+ * when read was given and there was no row, or TETHER_ERR_STORE when an
+ * earlier statement of the round trip failed and PostgreSQL skipped it. */
+typedef struct tether_pg_sent {
+    tether_pg_row_fn read;
+    void *arg;
+    tether_status_t status;
+} tether_pg_sent_t;
 
 /* One connection taken from the pool for one operation (or one attempt of
  * a transaction). */
@@ -62,6 +82,13 @@ typedef struct tether_pg {
     size_t slot;
     bool retry;    /* a statement failed with 40001 or 40P01: the attempt is lost */
     bool alerted;  /* an alert was inserted: the hook runs after the commit */
+    /* Statements sent in pipeline mode whose results are read at the next
+     * round trip, in order. */
+    struct {
+        const char *what;
+        tether_pg_sent_t *sent; /* NULL: only the round trip's status says */
+    } pending[TETHER_PG_PIPELINE_MAX];
+    size_t pending_count;
 } tether_pg_t;
 
 /* ---- store_pg_db.c ---- */
@@ -91,10 +118,10 @@ typedef struct tether_pg_value {
 #define PG_NO_ARGS NULL, 0
 
 /* A row of a result, read with the accessors below (text format). */
-typedef struct tether_pg_row {
+struct tether_pg_row {
     const PGresult *res;
     int row;
-} tether_pg_row_t;
+};
 
 bool tether_pg_is_null(const tether_pg_row_t *row, int column);
 /* The column's text; NULL for SQL NULL. Lives as long as the row. */
@@ -112,7 +139,6 @@ tether_status_t tether_pg_copy_text(const tether_pg_row_t *row, int column, char
  * index lookup that found the row is not). */
 bool tether_pg_hash_matches(const tether_pg_row_t *row, int column, const uint8_t *hash);
 
-typedef tether_status_t (*tether_pg_row_fn)(void *arg, const tether_pg_row_t *row);
 /* A row_fn for one integer column: arg is an int64_t. */
 tether_status_t tether_pg_read_int64(void *arg, const tether_pg_row_t *row);
 
@@ -128,6 +154,27 @@ tether_status_t tether_pg_query_one(tether_pg_t *db, const char *what, const cha
  * of rows it inserted, updated or deleted. */
 tether_status_t tether_pg_run(tether_pg_t *db, const char *what, const char *sql,
                               const tether_pg_value_t *args, size_t count, uint64_t *changed);
+
+/* PostgreSQL's text form of a one-dimensional array of items (text, each
+ * quoted and escaped; or integers), for a parameter cast to text[] or
+ * bigint[]: one statement for many rows. *out is the caller's to free. */
+tether_status_t tether_pg_text_array(const char *const *items, size_t count, char **out);
+tether_status_t tether_pg_int_array(const int64_t *items, size_t count, char **out);
+
+/* Pipeline mode (libpq 14+): sends a statement whose result decides no
+ * statement after it, without waiting for it. It runs, in order, with the
+ * next statement that waits for its result (tether_pg_query_one, _run,
+ * _list_in) or at tether_pg_flush, in one round trip; sent (may be NULL;
+ * it must live until then) gets its outcome. A failure aborts the
+ * statements after it in that round trip, as it aborts the transaction.
+ * sql is one statement. Returns TETHER_OK, or the status of the round trip
+ * it had to make first when TETHER_PG_PIPELINE_MAX statements wait. */
+tether_status_t tether_pg_send(tether_pg_t *db, const char *what, const char *sql,
+                               const tether_pg_value_t *args, size_t count,
+                               tether_pg_sent_t *sent);
+/* Runs what tether_pg_send holds: TETHER_OK, or the first failure among
+ * them (logged as their own). TETHER_OK when nothing waits. */
+tether_status_t tether_pg_flush(tether_pg_t *db);
 
 /* Every row of a query through read, until it returns a status other than
  * TETHER_OK or sets *stop. */

@@ -16,17 +16,34 @@ typedef struct comparison_row {
     bool alerted;
 } comparison_row_t;
 
-static tether_status_t read_comparison(void *arg, const tether_pg_row_t *row)
-{
-    comparison_row_t *r = arg;
-    int64_t proofs = tether_pg_int64(row, 1), requests = tether_pg_int64(row, 2);
+/* The comparisons of one statement, in the order of the tokens asked. */
+typedef struct comparisons {
+    comparison_row_t *rows;
+    size_t count, capacity;
+} comparisons_t;
 
+static tether_status_t read_comparison(tether_pg_list_t *list, const tether_pg_row_t *row,
+                                       bool *stop)
+{
+    comparisons_t *c = list->arg;
+    comparison_row_t *r = &c->rows[c->count];
+    int64_t proofs = tether_pg_int64(row, 1), requests = tether_pg_int64(row, 2);
+    tether_status_t rc;
+
+    /* One row per distinct token asked: capacity is the tokens asked. */
+    *stop = c->count + 1 >= c->capacity;
+    memset(r, 0, sizeof(*r));
     r->cmp.device_made = proofs > requests ? proofs : requests;
     r->cmp.bearer = tether_pg_int64(row, 3);
     r->cmp.final = tether_pg_int64(row, 4) != 0;
     r->cmp.gateway_accepted = tether_pg_int64(row, 5);
     r->alerted = tether_pg_int64(row, 6) != 0;
-    return tether_pg_copy_text(row, 0, r->cmp.device_id, sizeof(r->cmp.device_id));
+    if ((rc = tether_pg_copy_text(row, 0, r->cmp.device_id, sizeof(r->cmp.device_id))) !=
+            TETHER_OK ||
+        (rc = tether_pg_copy_text(row, 7, r->cmp.jti, sizeof(r->cmp.jti))) != TETHER_OK)
+        return rc;
+    c->count++;
+    return TETHER_OK;
 }
 
 /* One alert of kind about a token, which is marked (alerted once per kind). */
@@ -60,10 +77,11 @@ tether_status_t tether_pg_quarantine_tx(tether_pg_t *db, const char *device_id,
     return rc;
 }
 
-static tether_status_t compare_tx(tether_pg_t *db, const char *jti,
-                                  tether_store_usage_action_t action, int64_t now,
-                                  tether_store_usage_comparison_t *cmp, bool *found,
-                                  bool *quarantined)
+/* The device's and the gateways' counts of the tokens in jtis (an array
+ * literal; a token listed twice is compared once), in the order listed;
+ * with device_id, only the tokens the fleet issued to that device. */
+static tether_status_t compare_tx(tether_pg_t *db, const char *jtis, const char *device_id,
+                                  comparisons_t *c)
 {
     /* As on SQLite: gateway rows received before the nonce of the device's
      * last report; once the count is final, every row. */
@@ -72,90 +90,147 @@ static tether_status_t compare_tx(tether_pg_t *db, const char *jti,
         " (SELECT coalesce(sum(u.requests), 0) FROM token_usage u WHERE u.jti = d.jti"
         "  AND (d.final = 1 OR coalesce(u.received_at, 0) < d.nonce_issued_at)),"
         " (EXISTS (SELECT 1 FROM usage_alerts a WHERE a.jti = d.jti"
-        "  AND a.kind = '" TETHER_FLEET_ALERT_USAGE_MISMATCH "'))::int"
-        " FROM device_usage d WHERE d.jti = $1";
+        "  AND a.kind = '" TETHER_FLEET_ALERT_USAGE_MISMATCH "'))::int, d.jti"
+        " FROM (SELECT k.jti, min(k.n) AS n FROM unnest($1::text[]) WITH ORDINALITY AS k(jti, n)"
+        "  GROUP BY k.jti) k JOIN device_usage d ON d.jti = k.jti"
+        " WHERE $2::text IS NULL OR EXISTS (SELECT 1 FROM issued_tokens t"
+        "  WHERE t.jti = d.jti AND t.device_id = $2::text)"
+        " ORDER BY k.n";
+    tether_pg_list_t list = {.read = read_comparison, .arg = c};
+
+    c->count = 0;
+    if (c->capacity == 0)
+        return TETHER_OK;
+    return tether_pg_list_in(db, "compare usage", sql,
+                             PG_ARGS(PG_TEXT(jtis),
+                                     device_id != NULL ? PG_TEXT(device_id) : PG_NULL),
+                             &list);
+}
+
+/* A comparison's consequence: gateways accepted more than the device made
+ * and the token was not alerted yet: the alert, and with action
+ * quarantine the device quarantined. *found says whether it was so. */
+static tether_status_t mismatch_tx(tether_pg_t *db, const comparison_row_t *row,
+                                   tether_store_usage_action_t action, int64_t now, bool *found,
+                                   bool *quarantined)
+{
     char reason[TETHER_STORE_REASON_MAX + 1], details[TETHER_STORE_DETAILS_MAX];
-    comparison_row_t row;
     tether_status_t rc;
 
-    memset(cmp, 0, sizeof(*cmp));
     *found = false;
     *quarantined = false;
-    memset(&row, 0, sizeof(row));
-    rc = tether_pg_query_one(db, "compare usage", sql, PG_ARGS(PG_TEXT(jti)), read_comparison,
-                             &row);
-    if (rc == TETHER_ERR_NOT_FOUND) /* the device has not reported it */
+    if (row->alerted || row->cmp.gateway_accepted <= row->cmp.device_made)
         return TETHER_OK;
-    if (rc != TETHER_OK || row.alerted || row.cmp.gateway_accepted <= row.cmp.device_made)
-        return rc;
-    snprintf(row.cmp.jti, sizeof(row.cmp.jti), "%s", jti);
-    *cmp = row.cmp;
     *found = true;
-    tether_store_usage_mismatch_text(cmp, action, reason, details);
-    rc = alert_token_tx(db, cmp->jti, TETHER_FLEET_ALERT_USAGE_MISMATCH, cmp->device_id, details,
-                        now);
+    tether_store_usage_mismatch_text(&row->cmp, action, reason, details);
+    rc = alert_token_tx(db, row->cmp.jti, TETHER_FLEET_ALERT_USAGE_MISMATCH, row->cmp.device_id,
+                        details, now);
     if (rc == TETHER_OK && action == TETHER_STORE_USAGE_QUARANTINE)
-        rc = tether_pg_quarantine_tx(db, cmp->device_id, reason, now, quarantined);
+        rc = tether_pg_quarantine_tx(db, row->cmp.device_id, reason, now, quarantined);
     return rc;
 }
 
-/* Keeps one token's counts if the fleet issued it to the device; counts
- * only grow. */
+/* The usage document's counts as array literals: tokens, proofs, requests,
+ * bearer. */
+typedef struct usage_arrays {
+    char *jtis, *proofs, *requests, *bearer;
+} usage_arrays_t;
+
+static void usage_arrays_free(usage_arrays_t *a)
+{
+    free(a->jtis);
+    free(a->proofs);
+    free(a->requests);
+    free(a->bearer);
+    memset(a, 0, sizeof(*a));
+}
+
+static tether_status_t usage_arrays(const tether_store_exchange_t *ex, usage_arrays_t *a)
+{
+    size_t n = ex->usage_count;
+    const char **jtis = calloc(n, sizeof(*jtis));
+    int64_t *numbers = calloc(3 * n, sizeof(*numbers));
+    tether_status_t rc = jtis != NULL && numbers != NULL ? TETHER_OK : TETHER_ERR_NO_MEMORY;
+
+    memset(a, 0, sizeof(*a));
+    for (size_t i = 0; rc == TETHER_OK && i < n; i++) {
+        jtis[i] = ex->usage[i].jti;
+        numbers[i] = ex->usage[i].proofs;
+        numbers[n + i] = ex->usage[i].requests;
+        numbers[2 * n + i] = ex->usage[i].bearer;
+    }
+    if (rc == TETHER_OK && (rc = tether_pg_text_array(jtis, n, &a->jtis)) == TETHER_OK &&
+        (rc = tether_pg_int_array(numbers, n, &a->proofs)) == TETHER_OK &&
+        (rc = tether_pg_int_array(numbers + n, n, &a->requests)) == TETHER_OK)
+        rc = tether_pg_int_array(numbers + 2 * n, n, &a->bearer);
+    if (rc != TETHER_OK)
+        usage_arrays_free(a);
+    free(jtis);
+    free(numbers);
+    return rc;
+}
+
+/* Keeps the counts of the tokens the fleet issued to the device, all in
+ * one statement (counts only grow; a token listed twice keeps its highest
+ * counts), sent ahead of the comparison that reads them. */
 static tether_status_t record_tx(tether_pg_t *db, const tether_store_exchange_t *ex,
-                                 const tether_store_device_usage_t *u, int64_t now, bool *kept)
+                                 const usage_arrays_t *a, int64_t now)
 {
     static const char upsert[] =
         "INSERT INTO device_usage (jti, device_id, proofs, requests, bearer, nonce_issued_at,"
-        " final, reported_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (jti) DO UPDATE"
+        " final, reported_at)"
+        " SELECT r.jti, $5::text, r.proofs, r.requests, r.bearer, $6::bigint,"
+        "  ($6::bigint > t.exp + $7::bigint)::int, $8::bigint"
+        " FROM (SELECT jti, max(proofs) AS proofs, max(requests) AS requests,"
+        "  max(bearer) AS bearer, min(n) AS n"
+        "  FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[])"
+        "  WITH ORDINALITY AS u(jti, proofs, requests, bearer, n) GROUP BY jti) r"
+        " JOIN issued_tokens t ON t.jti = r.jti AND t.device_id = $5::text ORDER BY r.n"
+        " ON CONFLICT (jti) DO UPDATE"
         " SET proofs = greatest(device_usage.proofs, excluded.proofs),"
         " requests = greatest(device_usage.requests, excluded.requests),"
         " bearer = greatest(device_usage.bearer, excluded.bearer),"
         " nonce_issued_at = greatest(device_usage.nonce_issued_at, excluded.nonce_issued_at),"
         " final = greatest(device_usage.final, excluded.final),"
         " reported_at = excluded.reported_at";
-    int64_t exp = 0;
-    tether_status_t rc;
 
-    *kept = false;
-    rc = tether_pg_query_one(db, "read issued token",
-                             "SELECT exp FROM issued_tokens WHERE jti = $1 AND device_id = $2",
-                             PG_ARGS(PG_TEXT(u->jti), PG_TEXT(ex->device_id)),
-                             tether_pg_read_int64, &exp);
-    if (rc == TETHER_ERR_NOT_FOUND)
-        return TETHER_OK;
-    if (rc == TETHER_OK)
-        rc = tether_pg_run(db, "record device usage", upsert,
-                           PG_ARGS(PG_TEXT(u->jti), PG_TEXT(ex->device_id), PG_INT(u->proofs),
-                                   PG_INT(u->requests), PG_INT(u->bearer),
-                                   PG_INT(ex->nonce_issued_at),
-                                   PG_INT(ex->nonce_issued_at > exp + TETHER_STORE_USAGE_LEEWAY),
-                                   PG_INT(now)),
-                           NULL);
-    *kept = rc == TETHER_OK;
-    return rc;
+    return tether_pg_send(db, "record device usage", upsert,
+                          PG_ARGS(PG_TEXT(a->jtis), PG_TEXT(a->proofs), PG_TEXT(a->requests),
+                                  PG_TEXT(a->bearer), PG_TEXT(ex->device_id),
+                                  PG_INT(ex->nonce_issued_at),
+                                  PG_INT(TETHER_STORE_USAGE_LEEWAY), PG_INT(now)),
+                          NULL);
 }
 
 tether_status_t tether_pg_usage_exchange_tx(tether_pg_t *db, const tether_store_exchange_t *ex,
                                             int64_t now, tether_store_exchange_result_t *result,
                                             bool *quarantined)
 {
+    comparisons_t c = {NULL, 0, ex->usage_count};
+    usage_arrays_t a;
     tether_status_t rc = TETHER_OK;
 
     *quarantined = false;
-    for (size_t i = 0; rc == TETHER_OK && i < ex->usage_count; i++) {
-        tether_store_usage_comparison_t cmp;
-        bool kept = false, found = false, now_quarantined = false;
+    memset(&a, 0, sizeof(a));
+    if (ex->usage_count == 0)
+        return TETHER_OK;
+    /* Two statements, one round trip: the counts kept, then compared. */
+    if ((c.rows = calloc(c.capacity, sizeof(*c.rows))) == NULL)
+        rc = TETHER_ERR_NO_MEMORY;
+    if (rc == TETHER_OK && (rc = usage_arrays(ex, &a)) == TETHER_OK &&
+        (rc = record_tx(db, ex, &a, now)) == TETHER_OK)
+        rc = compare_tx(db, a.jtis, ex->device_id, &c);
+    for (size_t i = 0; rc == TETHER_OK && i < c.count; i++) {
+        bool found = false, now_quarantined = false;
 
-        rc = record_tx(db, ex, &ex->usage[i], now, &kept);
-        if (rc != TETHER_OK || !kept)
-            continue;
-        rc = compare_tx(db, ex->usage[i].jti, ex->usage_action, now, &cmp, &found,
-                        &now_quarantined);
+        rc = mismatch_tx(db, &c.rows[i], ex->usage_action, now, &found, &now_quarantined);
         if (found && result->usage_mismatches == 0)
-            result->mismatch = cmp;
+            result->mismatch = c.rows[i].cmp;
         result->usage_mismatches += found ? 1 : 0;
         *quarantined = *quarantined || now_quarantined;
     }
+    usage_arrays_free(&a);
+    free(c.rows);
     return rc;
 }
 
@@ -163,13 +238,19 @@ tether_status_t tether_pg_usage_report_tx(tether_pg_t *db, const char *jti,
                                           tether_store_usage_action_t action, int64_t now,
                                           tether_store_usage_result_t *result)
 {
-    tether_store_usage_comparison_t cmp;
+    comparison_row_t row;
+    comparisons_t c = {&row, 0, 1};
     bool found = false, quarantined = false;
+    char *jtis = NULL;
     tether_status_t rc;
 
-    rc = compare_tx(db, jti, action, now, &cmp, &found, &quarantined);
+    if ((rc = tether_pg_text_array(&jti, 1, &jtis)) == TETHER_OK)
+        rc = compare_tx(db, jtis, NULL, &c);
+    if (rc == TETHER_OK && c.count == 1) /* none: the device has not reported it */
+        rc = mismatch_tx(db, &row, action, now, &found, &quarantined);
     result->mismatches += found ? 1 : 0;
     result->quarantined = result->quarantined || quarantined;
+    free(jtis);
     return rc;
 }
 
