@@ -185,16 +185,18 @@ call GET "/v1/admin/devices?limit=5" "$READ"
 expect 400 "unknown query parameter"
 python3 -c 'import sys; sys.stdout.write("{\"name\": \"" + "x" * 70000 + "\"}")' >"$WORK/big.json"
 # With Expect: 100-continue the client waits for the verdict before sending
-# the body; without it, a 413 sent while the body is still in flight ends in
-# a connection reset on the client's side, which is a race, not a refusal.
+# the body (up to --max-time, however slow the loaded server); without it, a
+# 413 sent while the body is still in flight ends in a connection reset on
+# the client's side, which is a race, not a refusal.
 STATUS=$(curl -sS --max-time 10 --cacert "$DIR/ca.pem" -o "$WORK/body" -w '%{http_code}' \
     -H "Authorization: Bearer $FLEET" -H "Content-Type: application/json" \
-    -H "Expect: 100-continue" --data-binary "@$WORK/big.json" "$URL/v1/admin/devices") ||
+    -H "Expect: 100-continue" --expect100-timeout 60 \
+    --data-binary "@$WORK/big.json" "$URL/v1/admin/devices") ||
     STATUS=curl-failed
 expect 413 "oversized body (Content-Length)"
 STATUS=$(curl -sS --max-time 10 --cacert "$DIR/ca.pem" -o "$WORK/body" -w '%{http_code}' \
     -H "Authorization: Bearer $FLEET" -H "Content-Type: application/json" \
-    -H "Expect: 100-continue" \
+    -H "Expect: 100-continue" --expect100-timeout 60 \
     -H "Transfer-Encoding: chunked" --data-binary "@$WORK/big.json" "$URL/v1/admin/devices") ||
     STATUS=curl-failed
 expect 413 "oversized body (chunked)"
