@@ -14,7 +14,7 @@
 
 #include <sqlite3.h>
 
-#include "store.h"
+#include "store_backend.h"
 
 /* One connection; every operation holds lock (see store_sqlite.c). */
 /* Prepared statements kept for reuse, by their SQL text: the exchange runs
@@ -37,6 +37,7 @@ typedef struct sqlite_store {
     sqlite_cached_statement_t statements[TETHER_SQLITE_CACHED_STATEMENTS];
     void (*alert_hook)(void *arg); /* tether_store_set_alert_hook */
     void *alert_hook_arg;
+    tether_store_unreported_cursor_t unreported; /* the usage_unreported check's */
 } sqlite_store_t;
 
 /* The columns tether_sqlite_device_row reads, in its order. */
