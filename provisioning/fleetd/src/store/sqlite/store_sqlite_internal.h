@@ -302,7 +302,9 @@ tether_status_t tether_sqlite_usage_report_record(void *impl,
                                                   const tether_store_usage_report_t *report,
                                                   int64_t now,
                                                   tether_store_usage_result_t *result);
-/* store_sqlite_reconcile.c */
+/* store_sqlite_reconcile.c; the check's statement (?1, ?2: the window of
+ * exp, ?3 the leeway, ?4 the batch), which its test plans. */
+extern const char tether_sqlite_unreported_sql[];
 tether_status_t tether_sqlite_usage_unreported_check(void *impl, int64_t now, int64_t grace,
                                                      size_t *alerted);
 tether_status_t tether_sqlite_usage_list(void *impl, const char *device_id, int64_t since,

@@ -190,31 +190,32 @@ tether_status_t tether_sqlite_usage_report_tx(sqlite_store_t *s, const char *jti
 
 /* ---- the usage_unreported check ---- */
 
+/* Tokens of active devices whose exp (plus leeway and grace) passed in
+ * [from, to) and whose device's last exchange came before that expiry:
+ * their final count never came. Driven by issued_tokens_exp over the
+ * window, each token's usage by token_usage_jti: the check's cost
+ * follows the tokens expired since the last one, not the tables. */
+const char tether_sqlite_unreported_sql[] =
+    "SELECT jti, device_id, exp, last_seen, accepted FROM ("
+    " SELECT t.jti, t.device_id, t.exp, coalesce(d.last_seen_at, 0) AS last_seen,"
+    "  (SELECT coalesce(sum(u.requests), 0) FROM token_usage u WHERE u.jti = t.jti)"
+    "  AS accepted"
+    " FROM issued_tokens t CROSS JOIN devices d"
+    " WHERE t.exp >= ?1 AND t.exp < ?2 AND d.id = t.device_id AND d.status = 'active'"
+    " AND coalesce(d.last_seen_at, 0) <= t.exp + ?3"
+    " AND NOT EXISTS (SELECT 1 FROM usage_alerts a WHERE a.jti = t.jti"
+    "  AND a.kind = '" TETHER_FLEET_ALERT_USAGE_UNREPORTED "'))"
+    " WHERE accepted > 0 ORDER BY exp LIMIT ?4";
+
 static tether_status_t unreported_find(sqlite_store_t *s, int64_t from, int64_t to,
                                        tether_store_unreported_t *found, size_t *count)
 {
-    /* Tokens of active devices whose exp (plus leeway and grace) passed in
-     * [from, to) and whose device's last exchange came before that expiry:
-     * their final count never came. Driven by issued_tokens_exp over the
-     * window, each token's usage by token_usage_jti: the check's cost
-     * follows the tokens expired since the last one, not the tables. */
-    static const char sql[] =
-        "SELECT jti, device_id, exp, last_seen, accepted FROM ("
-        " SELECT t.jti, t.device_id, t.exp, coalesce(d.last_seen_at, 0) AS last_seen,"
-        "  (SELECT coalesce(sum(u.requests), 0) FROM token_usage u WHERE u.jti = t.jti)"
-        "  AS accepted"
-        " FROM issued_tokens t CROSS JOIN devices d"
-        " WHERE t.exp >= ?1 AND t.exp < ?2 AND d.id = t.device_id AND d.status = 'active'"
-        " AND coalesce(d.last_seen_at, 0) <= t.exp + ?3"
-        " AND NOT EXISTS (SELECT 1 FROM usage_alerts a WHERE a.jti = t.jti"
-        "  AND a.kind = '" TETHER_FLEET_ALERT_USAGE_UNREPORTED "'))"
-        " WHERE accepted > 0 ORDER BY exp LIMIT ?4";
     sqlite3_stmt *stmt = NULL;
     tether_status_t rc;
     int step;
 
     *count = 0;
-    if ((rc = tether_sqlite_prepare(s, sql, &stmt)) != TETHER_OK ||
+    if ((rc = tether_sqlite_prepare(s, tether_sqlite_unreported_sql, &stmt)) != TETHER_OK ||
         (rc = tether_sqlite_bind(s, stmt,
                                  SQL_ARGS(SQL_INT(from), SQL_INT(to),
                                           SQL_INT(TETHER_STORE_USAGE_LEEWAY),
