@@ -69,6 +69,27 @@ typedef struct tether_store_unreported {
 void tether_store_unreported_details(const tether_store_unreported_t *u,
                                      char details[TETHER_STORE_DETAILS_MAX]);
 
+/* Where the usage_unreported check goes on (in each store's memory, under
+ * its lock): the tokens whose exp is below from were examined. Unset (the
+ * first check after a start), the check begins at the report retention's
+ * start. */
+typedef struct tether_store_unreported_cursor {
+    int64_t from;
+    bool set;
+} tether_store_unreported_cursor_t;
+
+/* The window of exp the check at now examines: [*from, *to), the tokens
+ * expired since the last check by more than grace plus the leeway, within
+ * the report retention; empty when *from >= *to. */
+void tether_store_unreported_window(const tether_store_unreported_cursor_t *cursor, int64_t now,
+                                    int64_t grace, int64_t *from, int64_t *to);
+
+/* After a committed check of [from, to) that alerted count tokens (in
+ * order of exp, the last one's last_exp): a full batch goes on from
+ * last_exp (those alerted are not alerted again), else from to. */
+void tether_store_unreported_advance(tether_store_unreported_cursor_t *cursor, int64_t to,
+                                     size_t count, int64_t last_exp);
+
 /* Per-second usage is kept a day's window plus a margin for late reports. */
 #define TETHER_STORE_USAGE_SECONDS_KEPT (2 * 24 * 3600)
 

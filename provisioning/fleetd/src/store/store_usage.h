@@ -147,7 +147,13 @@ TETHER_MUST_CHECK tether_status_t tether_store_usage_report_record(
  * alert "usage_unreported"
  * {"jti", "gateway_accepted", "exp", "last_exchange"}: the device stopped
  * reporting while its tokens were in use. Alert only: a device switched off
- * is no thief. *alerted counts the new alerts. */
+ * is no thief. *alerted counts the new alerts. Each call examines the
+ * tokens whose window (exp + leeway + grace) closed since the store's last
+ * check (a cursor in the store's memory; after a start, the retention's
+ * window), by issued_tokens' exp index and token_usage's jti index, never
+ * a whole table: a token that did not qualify when its window closed (the
+ * device exchanged after exp, was not active, or no gateway had reported
+ * on it yet) is not examined again. */
 TETHER_MUST_CHECK tether_status_t tether_store_usage_unreported_check(tether_store_t *store,
                                                                      int64_t now, int64_t grace,
                                                                      size_t *alerted);

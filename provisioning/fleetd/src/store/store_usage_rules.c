@@ -68,6 +68,25 @@ void tether_store_unreported_details(const tether_store_unreported_t *u,
              u->jti, u->gateway_accepted, u->exp, u->last_exchange);
 }
 
+void tether_store_unreported_window(const tether_store_unreported_cursor_t *cursor, int64_t now,
+                                    int64_t grace, int64_t *from, int64_t *to)
+{
+    int64_t oldest = now - TETHER_STORE_USAGE_REPORT_RETENTION;
+
+    *from = cursor->set && cursor->from > oldest ? cursor->from : oldest;
+    *to = now - grace - TETHER_STORE_USAGE_LEEWAY;
+}
+
+void tether_store_unreported_advance(tether_store_unreported_cursor_t *cursor, int64_t to,
+                                     size_t count, int64_t last_exp)
+{
+    int64_t next = count == TETHER_STORE_UNREPORTED_BATCH ? last_exp : to;
+
+    if (!cursor->set || next > cursor->from)
+        cursor->from = next;
+    cursor->set = true;
+}
+
 void tether_store_rate_crossing(tether_store_crossing_t *c, const char *device_id,
                                 const tether_store_rate_kind_t *k,
                                 const tether_policy_threshold_t *t, int64_t observed, int64_t end,

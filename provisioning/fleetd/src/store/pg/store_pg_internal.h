@@ -21,7 +21,7 @@
 
 #include <libpq-fe.h>
 
-#include "store.h"
+#include "store_backend.h"
 
 /* How many times a transaction is tried when PostgreSQL aborts it for a
  * serialization failure (40001) or a deadlock (40P01). */
@@ -58,6 +58,7 @@ typedef struct pg_store {
     void (*alert_hook)(void *arg); /* tether_store_set_alert_hook */
     void *alert_hook_arg;
     tether_store_pool_metrics_t metrics; /* tether_store_set_pool_metrics; members may be NULL */
+    tether_store_unreported_cursor_t unreported; /* the usage_unreported check's; under lock */
 } pg_store_t;
 
 typedef struct tether_pg_row tether_pg_row_t;

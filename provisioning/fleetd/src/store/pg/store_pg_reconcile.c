@@ -258,7 +258,8 @@ tether_status_t tether_pg_usage_report_tx(tether_pg_t *db, const char *jti,
 
 typedef struct unreported_check {
     int64_t now;
-    int64_t grace;
+    int64_t from; /* the window of exp (tether_store_unreported_window) */
+    int64_t to;
     tether_store_unreported_t found[TETHER_STORE_UNREPORTED_BATCH];
     size_t count;
 } unreported_check_t;
@@ -284,30 +285,29 @@ static tether_status_t unreported_item(tether_pg_list_t *list, const tether_pg_r
 
 static tether_status_t unreported_tx(tether_pg_t *db, void *arg)
 {
-    /* As on SQLite: tokens expired (plus leeway and grace) of active
-     * devices whose last exchange came before that expiry, within the
-     * usage reports' retention. */
+    /* As on SQLite: tokens of active devices whose exp (plus leeway and
+     * grace) passed in the window and whose device's last exchange came
+     * before that expiry; by issued_tokens_exp and token_usage_jti. */
     static const char sql[] =
-        "SELECT t.jti, t.device_id, t.exp, coalesce(d.last_seen_at, 0), sum(u.requests)"
-        " FROM issued_tokens t JOIN token_usage u ON u.jti = t.jti"
-        " JOIN devices d ON d.id = t.device_id"
-        " WHERE d.status = 'active' AND t.exp < $1::bigint - $2::bigint - $3::bigint"
-        " AND t.exp >= $1::bigint - $5::bigint"
-        " AND coalesce(d.last_seen_at, 0) <= t.exp + $3"
+        "SELECT jti, device_id, exp, last_seen, accepted FROM ("
+        " SELECT t.jti, t.device_id, t.exp, coalesce(d.last_seen_at, 0) AS last_seen,"
+        "  (SELECT coalesce(sum(u.requests), 0) FROM token_usage u WHERE u.jti = t.jti)"
+        "  AS accepted"
+        " FROM issued_tokens t JOIN devices d ON d.id = t.device_id"
+        " WHERE t.exp >= $1::bigint AND t.exp < $2::bigint AND d.status = 'active'"
+        " AND coalesce(d.last_seen_at, 0) <= t.exp + $3::bigint"
         " AND NOT EXISTS (SELECT 1 FROM usage_alerts a WHERE a.jti = t.jti"
-        "  AND a.kind = '" TETHER_FLEET_ALERT_USAGE_UNREPORTED "')"
-        " GROUP BY t.jti, t.device_id, t.exp, d.last_seen_at HAVING sum(u.requests) > 0"
-        " ORDER BY t.exp LIMIT $4";
+        "  AND a.kind = '" TETHER_FLEET_ALERT_USAGE_UNREPORTED "')) w"
+        " WHERE accepted > 0 ORDER BY exp LIMIT $4";
     unreported_check_t *check = arg;
     tether_pg_list_t list = {.read = unreported_item, .arg = check};
     tether_status_t rc;
 
     check->count = 0;
     rc = tether_pg_list_in(db, "find unreported usage", sql,
-                           PG_ARGS(PG_INT(check->now), PG_INT(check->grace),
+                           PG_ARGS(PG_INT(check->from), PG_INT(check->to),
                                    PG_INT(TETHER_STORE_USAGE_LEEWAY),
-                                   PG_INT(TETHER_STORE_UNREPORTED_BATCH),
-                                   PG_INT(TETHER_STORE_USAGE_REPORT_RETENTION)),
+                                   PG_INT(TETHER_STORE_UNREPORTED_BATCH)),
                            &list);
     for (size_t i = 0; rc == TETHER_OK && i < check->count; i++) {
         char details[TETHER_STORE_DETAILS_MAX];
@@ -322,8 +322,9 @@ static tether_status_t unreported_tx(tether_pg_t *db, void *arg)
 tether_status_t tether_pg_usage_unreported_check(void *impl, int64_t now, int64_t grace,
                                                  size_t *alerted)
 {
+    pg_store_t *s = impl;
     unreported_check_t *check = NULL;
-    tether_status_t rc;
+    tether_status_t rc = TETHER_OK;
 
     if (alerted == NULL || grace < 0)
         return TETHER_ERR_INVALID_ARGUMENT;
@@ -331,10 +332,21 @@ tether_status_t tether_pg_usage_unreported_check(void *impl, int64_t now, int64_
     if ((check = calloc(1, sizeof(*check))) == NULL)
         return TETHER_ERR_NO_MEMORY;
     check->now = now;
-    check->grace = grace;
-    rc = tether_pg_transaction(impl, "check unreported usage", unreported_tx, check);
-    if (rc == TETHER_OK)
-        *alerted = check->count;
+    pthread_mutex_lock(&s->lock);
+    tether_store_unreported_window(&s->unreported, now, grace, &check->from, &check->to);
+    pthread_mutex_unlock(&s->lock);
+    if (check->from >= check->to) /* no token's window closed since the last check */
+        goto out;
+    if ((rc = tether_pg_transaction(s, "check unreported usage", unreported_tx, check)) !=
+        TETHER_OK)
+        goto out;
+    *alerted = check->count;
+    pthread_mutex_lock(&s->lock);
+    tether_store_unreported_advance(
+        &s->unreported, check->to, check->count,
+        check->count > 0 ? check->found[check->count - 1].exp : check->to);
+    pthread_mutex_unlock(&s->lock);
+out:
     free(check);
     return rc;
 }

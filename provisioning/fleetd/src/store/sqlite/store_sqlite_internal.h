@@ -14,7 +14,7 @@
 
 #include <sqlite3.h>
 
-#include "store.h"
+#include "store_backend.h"
 
 /* One connection; every operation holds lock (see store_sqlite.c). */
 /* Prepared statements kept for reuse, by their SQL text: the exchange runs
@@ -37,6 +37,7 @@ typedef struct sqlite_store {
     sqlite_cached_statement_t statements[TETHER_SQLITE_CACHED_STATEMENTS];
     void (*alert_hook)(void *arg); /* tether_store_set_alert_hook */
     void *alert_hook_arg;
+    tether_store_unreported_cursor_t unreported; /* the usage_unreported check's */
 } sqlite_store_t;
 
 /* The columns tether_sqlite_device_row reads, in its order. */
@@ -301,7 +302,9 @@ tether_status_t tether_sqlite_usage_report_record(void *impl,
                                                   const tether_store_usage_report_t *report,
                                                   int64_t now,
                                                   tether_store_usage_result_t *result);
-/* store_sqlite_reconcile.c */
+/* store_sqlite_reconcile.c; the check's statement (?1, ?2: the window of
+ * exp, ?3 the leeway, ?4 the batch), which its test plans. */
+extern const char tether_sqlite_unreported_sql[];
 tether_status_t tether_sqlite_usage_unreported_check(void *impl, int64_t now, int64_t grace,
                                                      size_t *alerted);
 tether_status_t tether_sqlite_usage_list(void *impl, const char *device_id, int64_t since,

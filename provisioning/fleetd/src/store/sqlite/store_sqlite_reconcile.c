@@ -190,33 +190,36 @@ tether_status_t tether_sqlite_usage_report_tx(sqlite_store_t *s, const char *jti
 
 /* ---- the usage_unreported check ---- */
 
-static tether_status_t unreported_find(sqlite_store_t *s, int64_t now, int64_t grace,
+/* Tokens of active devices whose exp (plus leeway and grace) passed in
+ * [from, to) and whose device's last exchange came before that expiry:
+ * their final count never came. Driven by issued_tokens_exp over the
+ * window, each token's usage by token_usage_jti: the check's cost
+ * follows the tokens expired since the last one, not the tables. */
+const char tether_sqlite_unreported_sql[] =
+    "SELECT jti, device_id, exp, last_seen, accepted FROM ("
+    " SELECT t.jti, t.device_id, t.exp, coalesce(d.last_seen_at, 0) AS last_seen,"
+    "  (SELECT coalesce(sum(u.requests), 0) FROM token_usage u WHERE u.jti = t.jti)"
+    "  AS accepted"
+    " FROM issued_tokens t CROSS JOIN devices d"
+    " WHERE t.exp >= ?1 AND t.exp < ?2 AND d.id = t.device_id AND d.status = 'active'"
+    " AND coalesce(d.last_seen_at, 0) <= t.exp + ?3"
+    " AND NOT EXISTS (SELECT 1 FROM usage_alerts a WHERE a.jti = t.jti"
+    "  AND a.kind = '" TETHER_FLEET_ALERT_USAGE_UNREPORTED "'))"
+    " WHERE accepted > 0 ORDER BY exp LIMIT ?4";
+
+static tether_status_t unreported_find(sqlite_store_t *s, int64_t from, int64_t to,
                                        tether_store_unreported_t *found, size_t *count)
 {
-    /* Tokens expired (plus leeway and grace) of active devices whose last
-     * exchange came before that expiry: their final count never came.
-     * Only tokens expired within the usage reports' retention: the scan
-     * stays bounded as history grows. */
-    static const char sql[] =
-        "SELECT t.jti, t.device_id, t.exp, coalesce(d.last_seen_at, 0), sum(u.requests)"
-        " FROM issued_tokens t JOIN token_usage u ON u.jti = t.jti"
-        " JOIN devices d ON d.id = t.device_id"
-        " WHERE d.status = 'active' AND t.exp < ?1 - ?2 - ?3 AND t.exp >= ?1 - ?5"
-        " AND coalesce(d.last_seen_at, 0) <= t.exp + ?3"
-        " AND NOT EXISTS (SELECT 1 FROM usage_alerts a WHERE a.jti = t.jti"
-        "  AND a.kind = '" TETHER_FLEET_ALERT_USAGE_UNREPORTED "')"
-        " GROUP BY t.jti HAVING sum(u.requests) > 0 ORDER BY t.exp LIMIT ?4";
     sqlite3_stmt *stmt = NULL;
     tether_status_t rc;
     int step;
 
     *count = 0;
-    if ((rc = tether_sqlite_prepare(s, sql, &stmt)) != TETHER_OK ||
+    if ((rc = tether_sqlite_prepare(s, tether_sqlite_unreported_sql, &stmt)) != TETHER_OK ||
         (rc = tether_sqlite_bind(s, stmt,
-                                 SQL_ARGS(SQL_INT(now), SQL_INT(grace),
+                                 SQL_ARGS(SQL_INT(from), SQL_INT(to),
                                           SQL_INT(TETHER_STORE_USAGE_LEEWAY),
-                                          SQL_INT(TETHER_STORE_UNREPORTED_BATCH),
-                                          SQL_INT(TETHER_STORE_USAGE_REPORT_RETENTION)))) !=
+                                          SQL_INT(TETHER_STORE_UNREPORTED_BATCH)))) !=
             TETHER_OK)
         goto out;
     while (rc == TETHER_OK && (step = sqlite3_step(stmt)) == SQLITE_ROW) {
@@ -245,15 +248,21 @@ tether_status_t tether_sqlite_usage_unreported_check(void *impl, int64_t now, in
     sqlite_store_t *s = impl;
     tether_store_unreported_t found[TETHER_STORE_UNREPORTED_BATCH];
     size_t count = 0;
+    int64_t from = 0, to = 0;
     tether_status_t rc;
 
     if (alerted == NULL || grace < 0)
         return TETHER_ERR_INVALID_ARGUMENT;
     *alerted = 0;
     pthread_mutex_lock(&s->lock);
+    tether_store_unreported_window(&s->unreported, now, grace, &from, &to);
+    if (from >= to) {
+        rc = TETHER_OK;
+        goto unlock;
+    }
     if ((rc = tether_sqlite_begin(s)) != TETHER_OK)
         goto unlock;
-    rc = unreported_find(s, now, grace, found, &count);
+    rc = unreported_find(s, from, to, found, &count);
     for (size_t i = 0; rc == TETHER_OK && i < count; i++) {
         char details[TETHER_STORE_DETAILS_MAX];
 
@@ -262,8 +271,11 @@ tether_status_t tether_sqlite_usage_unreported_check(void *impl, int64_t now, in
                             found[i].device_id, details, now);
     }
     rc = tether_sqlite_finish(s, rc);
-    if (rc == TETHER_OK)
+    if (rc == TETHER_OK) {
         *alerted = count;
+        tether_store_unreported_advance(&s->unreported, to, count,
+                                        count > 0 ? found[count - 1].exp : to);
+    }
 unlock:
     pthread_mutex_unlock(&s->lock);
     return rc;
