@@ -119,6 +119,14 @@ for _ in $(seq 100); do
 done
 [ "$n" = 5 ] || fail "gateway B's report of the stolen token: $n requests"
 sleep 1.1 # the report strictly before the next nonce's second
+# stolen_logs: on a failure from here, fleetd's exchange and usage lines,
+# the agent's log and the fleet's usage of the stolen token.
+stolen_logs() {
+    echo "--- fleetd's exchange and usage lines (tail):" >&2
+    grep -E 'exchange|usage' "$WORK/fleetd.log" | tail -n 20 >&2 || true
+    log_tail agent "$WORK/agent.log" 30
+    echo "--- tetherctl usage of $JTI: $("$CTL" --json usage --device "$DEV" | grep -o "[^{]*$JTI[^}]*")" >&2
+}
 # From the SIGHUP that starts the exchange to gateway B's first refusal:
 # the exchange, its quarantine, the revocation feed and the gateway.
 t0=$(date +%s%N)
@@ -132,14 +140,16 @@ for _ in $(seq 200); do
     fi
     sleep 0.02
 done
-[ -n "$refused_ms" ] && [ "$refused_ms" -le 1000 ] ||
+[ -n "$refused_ms" ] && [ "$refused_ms" -le 1000 ] || {
+    stolen_logs
     fail "gateway B still accepts the stolen token ${refused_ms:-4000+} ms after the SIGHUP: HTTP $RC"
+}
 for _ in $(seq 100); do
     STATE=$(json_get "$(status)" 'j["state"]')
     [ "$STATE" = refused ] && break
     sleep 0.1
 done
-[ "$STATE" = refused ] || fail "the device's next exchange was not refused: $(status)"
+[ "$STATE" = refused ] || { stolen_logs; fail "the device's next exchange was not refused: $(status)"; }
 json_get "$(status)" 'j["last_error"]' | grep -q usage_mismatch || fail "the refusal: $(status)"
 [ "$(json_get "$("$CTL" --json device show "$DEV")" 'j["status"]')" = quarantined ] ||
     fail "tetherctl device show: $("$CTL" --json device show "$DEV")"

@@ -366,6 +366,28 @@ static void quarantine_at_exchange(void **state)
     assert_int_equal(count(f, "SELECT count(*) FROM device_usage WHERE jti = '" JTI2 "'"), 0);
 }
 
+/* A stolen token still in use: a report before the nonce, then one during
+ * the exchange (after the nonce). The requests reported before the nonce
+ * are compared, though the token's latest report came after it. */
+static void report_during_exchange(void **state)
+{
+    fixture_t *f = *state;
+    tether_store_exchange_result_t r;
+    tether_store_usage_result_t u;
+
+    report(f, JTI1, 5, NOW + 100, TETHER_STORE_USAGE_QUARANTINE, &u);
+    report(f, JTI1, 3, NOW + 199, TETHER_STORE_USAGE_QUARANTINE, &u);
+    assert_int_equal(u.mismatches, 0); /* the device has not reported the token yet */
+    /* The nonce at NOW + 199: the second report is not covered. */
+    assert_int_equal(exchange(f, NOW + 200, 0, TETHER_STORE_USAGE_QUARANTINE, &r),
+                     TETHER_STORE_EXCHANGE_USAGE_MISMATCH);
+    assert_int_equal(r.usage_mismatches, 1);
+    assert_string_equal(r.mismatch.jti, JTI1);
+    assert_int_equal(r.mismatch.gateway_accepted, 5);
+    assert_int_equal(r.mismatch.device_made, 0);
+    assert_int_equal(r.status, TETHER_DEVICE_QUARANTINED);
+}
+
 /* A device that stops exchanging while gateways used its token: one
  * usage_unreported alert once the grace period has passed. */
 static void unreported_after_grace(void **state)
@@ -550,6 +572,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(late_report_above_final_count, setup, teardown),
         cmocka_unit_test_setup_teardown(alert_only, setup, teardown),
         cmocka_unit_test_setup_teardown(quarantine_at_exchange, setup, teardown),
+        cmocka_unit_test_setup_teardown(report_during_exchange, setup, teardown),
         cmocka_unit_test_setup_teardown(unreported_after_grace, setup, teardown),
         cmocka_unit_test_setup_teardown(unreported_backlog_once, setup, teardown),
         cmocka_unit_test_setup_teardown(unreported_plan_uses_indexes, setup, teardown),

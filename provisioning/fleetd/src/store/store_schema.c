@@ -427,6 +427,30 @@ static const char migration_15[] =
 static const char migration_16[] =
     "ALTER TABLE webhook_outbox ADD COLUMN claimed_until INTEGER NOT NULL DEFAULT 0;";
 
+/*
+ * Version 17: usage reconciliation compares the requests a relying party
+ * reported before an exchange's nonce (store_usage.h), which
+ * token_usage.received_at, the time of the token's latest report, cannot
+ * tell once a report came after the nonce: a token in use during the
+ * exchange went uncompared.
+ * - token_usage_received: per token and relying party, the requests
+ *   reported in each second; deleted with their token_usage row. Rows from
+ *   before count at their token's latest report, as they did.
+ */
+static const char migration_17[] =
+    "CREATE TABLE token_usage_received ("
+    " relying_party INTEGER NOT NULL,"
+    " jti TEXT NOT NULL,"
+    " received_at INTEGER NOT NULL,"
+    " requests INTEGER NOT NULL CHECK (requests BETWEEN 0 AND 9007199254740991),"
+    " PRIMARY KEY (relying_party, jti, received_at),"
+    " FOREIGN KEY (relying_party, jti) REFERENCES token_usage (relying_party, jti)"
+    "  ON DELETE CASCADE"
+    ") WITHOUT ROWID;"
+    "CREATE INDEX token_usage_received_jti ON token_usage_received (jti, received_at);"
+    "INSERT INTO token_usage_received (relying_party, jti, received_at, requests)"
+    " SELECT relying_party, jti, coalesce(received_at, 0), requests FROM token_usage;";
+
 const char *const tether_store_migrations[] = {
     migration_1,
     migration_2,
@@ -444,6 +468,7 @@ const char *const tether_store_migrations[] = {
     migration_14,
     migration_15,
     migration_16,
+    migration_17,
 };
 
 const size_t tether_store_migration_count =

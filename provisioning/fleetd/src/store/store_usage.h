@@ -15,7 +15,10 @@
  * (or proxied) first, so the requests gateways reported before the fleet
  * issued an exchange's nonce are at most what the device counted at that
  * exchange (the agent copies its counts after the nonce came): that is the
- * comparison made at the exchange. Once a token has expired (plus
+ * comparison made at the exchange. The requests are kept per second of
+ * receipt (token_usage_received, schema version 17), so a token reported
+ * again after the nonce, as a stolen token in use during the exchange is,
+ * keeps its earlier requests compared. Once a token has expired (plus
  * TETHER_STORE_USAGE_LEEWAY, the longest clock leeway a gateway allows)
  * before the nonce, the device's count is final, and every gateway report,
  * however late, is compared with it when it arrives. More accepted than

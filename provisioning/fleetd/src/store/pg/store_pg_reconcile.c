@@ -83,12 +83,12 @@ tether_status_t tether_pg_quarantine_tx(tether_pg_t *db, const char *device_id,
 static tether_status_t compare_tx(tether_pg_t *db, const char *jtis, const char *device_id,
                                   comparisons_t *c)
 {
-    /* As on SQLite: gateway rows received before the nonce of the device's
-     * last report; once the count is final, every row. */
+    /* As on SQLite: the requests reported before the nonce of the
+     * device's last report; once the count is final, all of them. */
     static const char sql[] =
         "SELECT d.device_id, d.proofs, d.requests, d.bearer, d.final,"
-        " (SELECT coalesce(sum(u.requests), 0) FROM token_usage u WHERE u.jti = d.jti"
-        "  AND (d.final = 1 OR coalesce(u.received_at, 0) < d.nonce_issued_at)),"
+        " (SELECT coalesce(sum(u.requests), 0) FROM token_usage_received u"
+        "  WHERE u.jti = d.jti AND (d.final = 1 OR u.received_at < d.nonce_issued_at)),"
         " (EXISTS (SELECT 1 FROM usage_alerts a WHERE a.jti = d.jti"
         "  AND a.kind = '" TETHER_FLEET_ALERT_USAGE_MISMATCH "'))::int, d.jti"
         " FROM (SELECT k.jti, min(k.n) AS n FROM unnest($1::text[]) WITH ORDINALITY AS k(jti, n)"

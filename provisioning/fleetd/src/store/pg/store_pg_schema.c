@@ -287,6 +287,20 @@ static const char pg_migration_15[] =
     "CREATE INDEX webhook_outbox_alert ON webhook_outbox (alert_id);";
 static const char pg_migration_16[] =
     "ALTER TABLE webhook_outbox ADD COLUMN claimed_until BIGINT NOT NULL DEFAULT 0;";
+/* Version 17: the requests reported per second (store_schema.c). */
+static const char pg_migration_17[] =
+    "CREATE TABLE token_usage_received ("
+    " relying_party BIGINT NOT NULL,"
+    " jti TEXT NOT NULL,"
+    " received_at BIGINT NOT NULL,"
+    " requests BIGINT NOT NULL CHECK (requests BETWEEN 0 AND 9007199254740991),"
+    " PRIMARY KEY (relying_party, jti, received_at),"
+    " FOREIGN KEY (relying_party, jti) REFERENCES token_usage (relying_party, jti)"
+    "  ON DELETE CASCADE"
+    ");"
+    "CREATE INDEX token_usage_received_jti ON token_usage_received (jti, received_at);"
+    "INSERT INTO token_usage_received (relying_party, jti, received_at, requests)"
+    " SELECT relying_party, jti, coalesce(received_at, 0), requests FROM token_usage;";
 
 const char *const tether_pg_migrations[] = {
     pg_migration_1,
@@ -305,6 +319,7 @@ const char *const tether_pg_migrations[] = {
     pg_migration_14,
     pg_migration_15,
     pg_migration_16,
+    pg_migration_17,
 };
 
 const size_t tether_pg_migration_count =

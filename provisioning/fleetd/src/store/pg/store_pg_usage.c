@@ -53,6 +53,11 @@ static tether_status_t add_entry(tether_pg_t *db, const tether_store_usage_repor
         " first_seen = least(token_usage.first_seen, excluded.first_seen),"
         " last_seen = greatest(token_usage.last_seen, excluded.last_seen),"
         " received_at = excluded.received_at";
+    /* Reconciliation compares the requests received before a nonce. */
+    static const char received[] =
+        "INSERT INTO token_usage_received (relying_party, jti, received_at, requests)"
+        " VALUES ($1, $2, $3, $4) ON CONFLICT (relying_party, jti, received_at) DO UPDATE SET"
+        " requests = token_usage_received.requests + excluded.requests";
     static const char alert[] =
         "INSERT INTO alerts (device_id, kind, details, created_at) VALUES ($1, '"
         ALERT_USAGE_DEVICE_MISMATCH "', json_build_object('relying_party', $2::bigint,"
@@ -77,6 +82,11 @@ static tether_status_t add_entry(tether_pg_t *db, const tether_store_usage_repor
                                PG_INT(e->completion_tokens), PG_INT(e->cost_micros),
                                PG_INT(e->first_seen), PG_INT(e->last_seen), PG_INT(now)),
                        NULL);
+    if (rc == TETHER_OK)
+        rc = tether_pg_run(db, "count token usage by second", received,
+                           PG_ARGS(PG_INT(report->relying_party), PG_TEXT(e->jti), PG_INT(now),
+                                   PG_INT(e->requests)),
+                           NULL);
     /* The only constraint an upsert can break: a total past 2^53 - 1. */
     if (rc == TETHER_ERR_CONFLICT)
         return TETHER_ERR_TOO_LARGE;

@@ -87,13 +87,15 @@ static tether_status_t compare_tx(sqlite_store_t *s, const char *jti,
                                   tether_store_usage_comparison_t *cmp, bool *found,
                                   bool *quarantined)
 {
-    /* Gateway rows last received before the nonce of the device's last
-     * report: their requests were signed before the device counted. Once
-     * the count is final, every row. */
+    /* The requests gateways reported before the nonce of the device's
+     * last report (token_usage_received, by second: a token reported
+     * again after the nonce keeps its earlier requests compared): they
+     * were signed before the device counted. Once the count is final,
+     * every report. */
     static const char sql[] =
         "SELECT d.device_id, d.proofs, d.requests, d.bearer, d.final,"
-        " (SELECT coalesce(sum(u.requests), 0) FROM token_usage u WHERE u.jti = d.jti"
-        "  AND (d.final = 1 OR coalesce(u.received_at, 0) < d.nonce_issued_at)),"
+        " (SELECT coalesce(sum(u.requests), 0) FROM token_usage_received u"
+        "  WHERE u.jti = d.jti AND (d.final = 1 OR u.received_at < d.nonce_issued_at)),"
         " EXISTS (SELECT 1 FROM usage_alerts a WHERE a.jti = d.jti"
         "  AND a.kind = '" TETHER_FLEET_ALERT_USAGE_MISMATCH "')"
         " FROM device_usage d WHERE d.jti = ?";

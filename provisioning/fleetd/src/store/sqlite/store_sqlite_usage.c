@@ -60,6 +60,11 @@ static tether_status_t add_entry(sqlite_store_t *s, const tether_store_usage_rep
         " cost_micros = cost_micros + excluded.cost_micros,"
         " first_seen = min(first_seen, excluded.first_seen),"
         " last_seen = max(last_seen, excluded.last_seen), received_at = excluded.received_at";
+    /* Reconciliation compares the requests received before a nonce. */
+    static const char received[] =
+        "INSERT INTO token_usage_received (relying_party, jti, received_at, requests)"
+        " VALUES (?, ?, ?, ?) ON CONFLICT (relying_party, jti, received_at) DO UPDATE SET"
+        " requests = requests + excluded.requests";
     static const char alert[] =
         "INSERT INTO alerts (device_id, kind, details, created_at) VALUES (?, '"
         ALERT_USAGE_DEVICE_MISMATCH "', json_object('relying_party', ?, 'gateway', ?,"
@@ -83,6 +88,10 @@ static tether_status_t add_entry(sqlite_store_t *s, const tether_store_usage_rep
                                     SQL_INT(e->refused), SQL_INT(e->prompt_tokens),
                                     SQL_INT(e->completion_tokens), SQL_INT(e->cost_micros),
                                     SQL_INT(e->first_seen), SQL_INT(e->last_seen), SQL_INT(now)));
+    if (rc == TETHER_OK)
+        rc = tether_sqlite_run(s, "count token usage by second", received,
+                               SQL_ARGS(SQL_INT(report->relying_party), SQL_TEXT(e->jti),
+                                        SQL_INT(now), SQL_INT(e->requests)));
     /* The only constraint an upsert can break: a total past 2^53 - 1. */
     if (rc == TETHER_ERR_CONFLICT)
         return TETHER_ERR_TOO_LARGE;
