@@ -166,9 +166,11 @@ report() { # ID REQUESTS: a report of JA2 on stdout
     printf '{"version":1,"gateway":"test","report_id":"%s","entries":[{"jti":"%s","device":"%s","requests":%s,"refused":0,"prompt_tokens":3,"completion_tokens":4,"cost_micros":5,"first_seen":%s,"last_seen":%s}]}' \
         "$1" "$JA2" "$DEV_A" "$2" "$(date +%s)" "$(date +%s)"
 }
-post_report() { # FILE: "STATUS BODY"
+post_report() { # FILE [CURL-ARGS...]: "STATUS BODY"
+    local file=$1
+    shift
     curl -sS --cacert "$DIR/ca.pem" -H "Authorization: Bearer $(cat "$WORK/rp.token")" \
-        -H 'Content-Type: application/json' --data-binary "@$1" -w ' %{http_code}' \
+        -H 'Content-Type: application/json' "$@" --data-binary "@$file" -w ' %{http_code}' \
         "$URL/v1/usage/reports"
 }
 report test-retry-0000000001 1 >"$WORK/report.json"
@@ -194,9 +196,7 @@ python3 -c 'import sys; sys.stdout.write("{\"version\":1,\"entries\":[" + " " * 
 # The client waits for the verdict before sending the body (Expect:
 # 100-continue, however long the loaded server takes): a 413 sent while the
 # body is still in flight ends in a connection reset, a race, not a refusal.
-OUT=$(curl -sS --cacert "$DIR/ca.pem" -H "Authorization: Bearer $(cat "$WORK/rp.token")" \
-    -H 'Content-Type: application/json' -H 'Expect: 100-continue' --expect100-timeout 60 \
-    --data-binary "@$WORK/big.json" -w ' %{http_code}' "$URL/v1/usage/reports")
+OUT=$(post_report "$WORK/big.json" -H 'Expect: 100-continue' --expect100-timeout 60)
 case $OUT in *'"error":"payload_too_large"'*' 413') ;; *) fail "an oversized report" ;; esac
 OUT=$(curl -sS --cacert "$DIR/ca.pem" -H "Authorization: Bearer $(cat "$WORK/admin.token")" \
     -H 'Content-Type: application/json' --data-binary "@$WORK/report.json" -w ' %{http_code}' \
